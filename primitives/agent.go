@@ -1,0 +1,202 @@
+package primitives
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"stepbox/primitives/step"
+)
+
+// Hidden entry points of the stepbox binary. main dispatches them before
+// anything else (see Reexec).
+const (
+	entryBox   = "__box"   // a box process, or the PID 1 it starts after `unshare pid`
+	entryTrue  = "__true"  // exits at once; runs Go's first-fork probe before `unshare pid`
+	entryEnter = "__enter" // joins a box's namespaces with setns(2), then runs a command
+)
+
+// agentFD is where a box process finds its end of the socketpair.
+const agentFD = 3
+
+func init() {
+	// A box process applies every step on its main thread, and
+	// /proc/PID/ns shows the main thread: lock it before main runs so the
+	// namespaces the learner sees are the ones the steps changed.
+	if len(os.Args) > 1 && strings.HasPrefix(os.Args[1], "__") {
+		runtime.LockOSThread()
+	}
+}
+
+// Reexec runs a hidden entry point when os.Args names one, and never
+// returns in that case. It returns false otherwise.
+func Reexec() bool {
+	if len(os.Args) < 2 {
+		return false
+	}
+	switch os.Args[1] {
+	case entryTrue:
+		os.Exit(0)
+	case entryBox:
+		os.Exit(runAgent())
+	case entryEnter:
+		os.Exit(runEnter(os.Args[2:]))
+	}
+	return false
+}
+
+// agent is the box-process side of the protocol: it owns one box's
+// kernel state and applies the session's requests on its locked thread.
+type agent struct {
+	conn   *conn
+	reaper *reaper
+	isInit bool // PID 1 of a PID namespace stepbox made
+	probed bool // Go's CLONE_PIDFD probe has run (see unsharePID)
+	log    io.Writer
+}
+
+// agentOp is one entry of the op switch. It runs on the locked main thread.
+type agentOp func(a *agent, args json.RawMessage, files []*os.File) (any, *step.Step, error)
+
+var agentOps = map[string]agentOp{
+	"hello":       opHello,
+	"unshare":     opUnshare,
+	"sethostname": opSethostname,
+}
+
+func runAgent() int {
+	a := &agent{log: os.Stderr, isInit: os.Getpid() == 1}
+	// Die with the parent: the session for a box process, the box process
+	// for a PID 1. The kernel sends the signal when the parent thread
+	// exits; the parent spawns from a thread that lives as long as it does.
+	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {
+		fmt.Fprintf(a.log, "prctl(PR_SET_PDEATHSIG): %v\n", err)
+		return 1
+	}
+	if !a.isInit {
+		// Orphans of container processes re-parent to the box process
+		// rather than the host's init, so teardown finds them.
+		if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+			fmt.Fprintf(a.log, "prctl(PR_SET_CHILD_SUBREAPER): %v\n", err)
+		}
+	} else {
+		// PID 1 ignores signals it has no handler for only when sent from
+		// inside its namespace; Go installs handlers, so catch and drop the
+		// polite ones. (Notify, not Ignore: ignored signals survive execve
+		// into the commands PID 1 starts.)
+		signal.Notify(make(chan os.Signal, 1), unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGQUIT)
+	}
+	c, err := newConn(os.NewFile(agentFD, "stepbox-sock"))
+	if err != nil {
+		fmt.Fprintf(a.log, "%v\n", err)
+		return 1
+	}
+	a.conn = c
+	a.reaper = newReaper()
+	for {
+		var req request
+		files, err := c.recv(&req)
+		if err != nil {
+			// The session is gone: nothing more to do.
+			return 0
+		}
+		if req.Op == "exec" {
+			a.exec(req.Args, files)
+			continue
+		}
+		op, ok := agentOps[req.Op]
+		if !ok {
+			closeAll(files)
+			c.send(response{Err: fmt.Sprintf("box process: unknown op %q", req.Op)})
+			continue
+		}
+		data, st, err := op(a, req.Args, files)
+		var resp response
+		if err != nil {
+			resp = errorResponse(err)
+		}
+		resp.Step = st
+		var out []*os.File
+		if err == nil && data != nil {
+			if ho, ok := data.(withFiles); ok {
+				out = ho.files()
+			}
+			resp.Data, _ = json.Marshal(data)
+		}
+		if err := c.send(resp, out...); err != nil {
+			fmt.Fprintf(a.log, "send: %v\n", err)
+		}
+		closeAll(out)
+	}
+}
+
+// withFiles is a result that carries file descriptors to the session.
+type withFiles interface{ files() []*os.File }
+
+// helloResult tells the session who the box process is.
+type helloResult struct {
+	PID    int  `json:"pid"` // as the process itself sees it
+	IsInit bool `json:"is_init"`
+}
+
+func opHello(a *agent, _ json.RawMessage, files []*os.File) (any, *step.Step, error) {
+	closeAll(files)
+	return helloResult{PID: os.Getpid(), IsInit: a.isInit}, nil, nil
+}
+
+type hostnameArgs struct {
+	Name string `json:"name"`
+}
+
+func opSethostname(a *agent, raw json.RawMessage, files []*os.File) (any, *step.Step, error) {
+	closeAll(files)
+	var args hostnameArgs
+	if err := json.Unmarshal(raw, &args); err != nil {
+		return nil, nil, err
+	}
+	st := &step.Step{
+		Command: "hostname " + args.Name,
+		Summary: "set the hostname of the box's UTS namespace",
+		Shell:   []string{"hostname " + args.Name},
+		Man:     []string{"sethostname(2)", "uts_namespaces(7)"},
+		Undo:    "the UTS namespace, and the name with it, is freed when its last process exits",
+	}
+	err := st.Do(fmt.Sprintf("sethostname(%s, %d)", step.Quote(args.Name), len(args.Name)), func() error {
+		return unix.Sethostname([]byte(args.Name))
+	})
+	return nil, st, err
+}
+
+// selfExe is the path a box process re-executes. /proc/self/exe is a magic
+// link: it reaches the binary even where the path to it is not visible.
+const selfExe = "/proc/self/exe"
+
+// probeFork makes Go's os package run its one-time CLONE_PIDFD probe now.
+// If the probe's throw-away child were the first process forked after
+// unshare(CLONE_NEWPID), it would become PID 1 and its exit would kill the
+// namespace: every later fork would fail with ENOMEM (pid_namespaces(7)).
+func (a *agent) probeFork() error {
+	if a.probed {
+		return nil
+	}
+	pid, wait, err := a.reaper.start(func() (int, error) {
+		p, err := os.StartProcess(selfExe, []string{"stepbox", entryTrue}, &os.ProcAttr{Files: []*os.File{nil, nil, nil}})
+		if err != nil {
+			return 0, err
+		}
+		defer p.Release()
+		return p.Pid, nil
+	})
+	if err != nil {
+		return fmt.Errorf("start probe process: %w", err)
+	}
+	<-wait
+	a.probed = pid > 0
+	return nil
+}

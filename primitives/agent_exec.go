@@ -1,0 +1,105 @@
+package primitives
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+type execArgs struct {
+	Argv []string `json:"argv"`
+	Env  []string `json:"env"`
+	TTY  bool     `json:"tty"` // stdin is the learner's terminal: make the command its foreground job
+}
+
+// execStarted is the first answer to exec; the pidfd travels with it so the
+// session can signal the command (Ctrl-C) and read its host PID.
+type execStarted struct {
+	PID int `json:"pid"` // as the box sees it
+}
+
+// ExitStatus is how a command inside a box ended.
+type ExitStatus struct {
+	Code   int    `json:"code"`             // exit code, or 128+signal
+	Signal string `json:"signal,omitempty"` // the signal that killed it
+}
+
+// exec starts a command inside the box and answers twice: once started
+// (with a pidfd), once it has exited. It forks from the locked main thread,
+// so the command inherits every namespace, root and cgroup the steps gave
+// this thread.
+func (a *agent) exec(raw json.RawMessage, files []*os.File) {
+	defer func() { closeAll(files) }()
+	var args execArgs
+	if err := json.Unmarshal(raw, &args); err != nil || len(args.Argv) == 0 || len(files) != 3 {
+		a.conn.send(response{Err: "exec: bad request"})
+		return
+	}
+	path, err := lookPath(args.Argv[0], args.Env)
+	if err != nil {
+		a.conn.send(errorResponse(err))
+		return
+	}
+	pidfd := -1
+	attr := &syscall.SysProcAttr{Setpgid: true, PidFD: &pidfd, Pdeathsig: syscall.SIGKILL}
+	if args.TTY {
+		// The shell becomes the terminal's foreground process group, so
+		// Ctrl-C and job control reach it, not the session.
+		attr.Foreground = true
+		attr.Ctty = 0
+	}
+	pid, wait, err := a.reaper.start(func() (int, error) {
+		p, err := os.StartProcess(path, args.Argv, &os.ProcAttr{Env: args.Env, Files: files, Sys: attr})
+		if err != nil {
+			return 0, err
+		}
+		defer p.Release()
+		return p.Pid, nil
+	})
+	if err != nil {
+		a.conn.send(response{Err: fmt.Sprintf("exec %s: %v", args.Argv[0], err)})
+		return
+	}
+	closeAll(files)
+	files = nil
+	fd := os.NewFile(uintptr(pidfd), "pidfd")
+	data, _ := json.Marshal(execStarted{PID: pid})
+	a.conn.send(response{More: true, Data: data}, fd)
+	fd.Close()
+	ws := <-wait
+	st := ExitStatus{Code: ws.ExitStatus()}
+	if ws.Signaled() {
+		st.Code = 128 + int(ws.Signal())
+		st.Signal = unix.SignalName(ws.Signal())
+	}
+	data, _ = json.Marshal(st)
+	a.conn.send(response{Data: data})
+}
+
+// lookPath finds a command in the PATH of the command's environment, as
+// the box sees its filesystem (this thread's root and mounts).
+func lookPath(name string, env []string) (string, error) {
+	if strings.Contains(name, "/") {
+		return name, nil
+	}
+	path := "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	for _, e := range env {
+		if v, ok := strings.CutPrefix(e, "PATH="); ok {
+			path = v
+		}
+	}
+	for _, dir := range filepath.SplitList(path) {
+		p := filepath.Join(dir, name)
+		if unix.Access(p, unix.X_OK) == nil {
+			if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
+				return p, nil
+			}
+		}
+	}
+	return "", fmt.Errorf("exec: %q: command not found in the box (PATH=%s)", name, path)
+}

@@ -1,0 +1,261 @@
+package primitives
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/prometheus/procfs"
+	"golang.org/x/sys/unix"
+)
+
+// The ledger is the box's on-disk list of what it owns: every resource is
+// written here before it is created, so that `rm`, `reset`, `exit`, a
+// signal, a panic and the sweep after a crash all undo the same list, in
+// reverse order.
+
+// Resource kinds in a ledger.
+const (
+	ResProcesses = "processes" // any process marked with this box's environment (written before the first)
+	ResProcess   = "process"   // one process, by PID and start time
+	ResDir       = "dir"       // a directory stepbox made, removed with its contents
+	ResCgroup    = "cgroup"    // a cgroup directory, removed children first
+)
+
+// Resource is one ledger line.
+type Resource struct {
+	Kind  string `json:"kind"`
+	PID   int    `json:"pid,omitempty"`
+	Start uint64 `json:"start,omitempty"` // start time in clock ticks since boot (/proc/PID/stat field 22)
+	Path  string `json:"path,omitempty"`
+	Box   string `json:"box,omitempty"`
+	Note  string `json:"note,omitempty"`
+}
+
+// Ledger appends resources to a box's ledger file.
+type Ledger struct {
+	path string
+}
+
+func openLedger(dir string) (*Ledger, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("mkdir %s: %w", dir, err)
+	}
+	return &Ledger{path: filepath.Join(dir, "ledger.jsonl")}, nil
+}
+
+// Add records r before the resource exists.
+func (l *Ledger) Add(r Resource) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(l.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("ledger: %w", err)
+	}
+	_, werr := f.Write(append(b, '\n'))
+	cerr := f.Close()
+	if werr != nil {
+		return fmt.Errorf("ledger: write %s: %w", l.path, werr)
+	}
+	return cerr
+}
+
+func readLedger(path string) ([]Resource, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []Resource
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var r Resource
+		// A line cut short by a crash is skipped: the resource it named
+		// was never created (lines are written before creation).
+		if json.Unmarshal(sc.Bytes(), &r) == nil {
+			out = append(out, r)
+		}
+	}
+	return out, sc.Err()
+}
+
+// CgroupRemover removes a cgroup stepbox made; the cgroups package provides it.
+var CgroupRemover func(path string) error
+
+// Teardown undoes every resource of the ledger in dir, in reverse order,
+// and removes the ledger itself. Errors are joined; teardown goes on past them.
+func teardownLedger(dir, session string) error {
+	res, err := readLedger(filepath.Join(dir, "ledger.jsonl"))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	var errs []error
+	// Processes go first, whatever their place: nothing else can be
+	// removed while they use it (a mount namespace, a cgroup).
+	var pids []pidStart
+	for i := len(res) - 1; i >= 0; i-- {
+		r := res[i]
+		switch r.Kind {
+		case ResProcess:
+			pids = append(pids, pidStart{r.PID, r.Start})
+		case ResProcesses:
+			pids = append(pids, markedProcesses(session, r.Box)...)
+		}
+	}
+	errs = append(errs, killAndWait(pids))
+	for i := len(res) - 1; i >= 0; i-- {
+		r := res[i]
+		switch r.Kind {
+		case ResDir:
+			errs = append(errs, removeDir(r.Path))
+		case ResCgroup:
+			if CgroupRemover != nil {
+				errs = append(errs, CgroupRemover(r.Path))
+			}
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	return os.RemoveAll(dir)
+}
+
+// removeDir removes a directory stepbox made, refusing if anything is
+// mounted at or below it in the host's mount table: removing files under
+// a mount would reach into whatever is mounted there.
+func removeDir(path string) error {
+	mounts, err := procfs.GetMounts()
+	if err == nil {
+		for _, m := range mounts {
+			if m.MountPoint == path || strings.HasPrefix(m.MountPoint, path+"/") {
+				return fmt.Errorf("remove %s: %s is mounted in the host's mount table; left in place", path, m.MountPoint)
+			}
+		}
+	}
+	if err := os.RemoveAll(path); err != nil {
+		return fmt.Errorf("remove %s: %w", path, err)
+	}
+	return nil
+}
+
+type pidStart struct {
+	pid   int
+	start uint64
+}
+
+// startTime reads a process's start time, which tells a PID from a later
+// reuse of it.
+func startTime(pid int) (uint64, error) {
+	p, err := procfs.NewProc(pid)
+	if err != nil {
+		return 0, err
+	}
+	st, err := p.Stat()
+	if err != nil {
+		return 0, err
+	}
+	return st.Starttime, nil
+}
+
+// killAndWait sends SIGKILL to each process that is still the one recorded
+// and waits until it is gone (pidfd_open(2) + poll: readable once it exits).
+func killAndWait(procs []pidStart) error {
+	var errs []error
+	var fds []int
+	for _, p := range procs {
+		if p.pid <= 1 {
+			continue
+		}
+		fd, err := unix.PidfdOpen(p.pid, 0)
+		if err != nil {
+			continue // already gone
+		}
+		// Compare the start time after opening the pidfd: from then on the
+		// PID cannot be reused behind our back.
+		if st, err := startTime(p.pid); err != nil || (p.start != 0 && st != p.start) {
+			unix.Close(fd)
+			continue
+		}
+		if err := unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0); err != nil && err != unix.ESRCH {
+			errs = append(errs, fmt.Errorf("pidfd_send_signal(%d, SIGKILL): %w", p.pid, err))
+		}
+		fds = append(fds, fd)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for _, fd := range fds {
+		for {
+			ms := int(time.Until(deadline) / time.Millisecond)
+			if ms <= 0 {
+				errs = append(errs, fmt.Errorf("a box process did not exit within 10s of SIGKILL"))
+				break
+			}
+			n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, ms)
+			if err == unix.EINTR {
+				continue
+			}
+			if n > 0 || err != nil {
+				break
+			}
+		}
+		unix.Close(fd)
+	}
+	return errors.Join(errs...)
+}
+
+// Environment markers every box process and container process carries, so
+// that teardown and the sweep find processes that re-parented away.
+const (
+	envSession = "STEPBOX_SESSION"
+	envBox     = "STEPBOX_BOX"
+)
+
+// markedProcesses lists the processes whose environment names the session
+// (and box, unless box is empty).
+func markedProcesses(session, box string) []pidStart {
+	var out []pidStart
+	for _, p := range markedProcessesAny() {
+		if p.session == session && (box == "" || p.box == box) {
+			out = append(out, p.pidStart)
+		}
+	}
+	return out
+}
+
+// markedProcessesAny lists every process carrying stepbox's markers.
+func markedProcessesAny() []markedProc {
+	procs, err := procfs.AllProcs()
+	if err != nil {
+		return nil
+	}
+	var out []markedProc
+	self := os.Getpid()
+	for _, p := range procs {
+		if p.PID == self {
+			continue
+		}
+		env, err := p.Environ()
+		if err != nil {
+			continue
+		}
+		var s, b string
+		for _, e := range env {
+			if v, ok := strings.CutPrefix(e, envSession+"="); ok {
+				s = v
+			} else if v, ok := strings.CutPrefix(e, envBox+"="); ok {
+				b = v
+			}
+		}
+		if s != "" {
+			st, _ := startTime(p.PID)
+			out = append(out, markedProc{pidStart{p.PID, st}, s, b})
+		}
+	}
+	return out
+}

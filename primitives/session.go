@@ -1,0 +1,237 @@
+package primitives
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// Dirs are where stepbox keeps its state: runtime state (sessions, boxes,
+// ledgers) and layers.
+type Dirs struct {
+	Run string // default /run/stepbox
+	Lib string // default /var/lib/stepbox
+}
+
+// DefaultDirs returns the state directories: $STEPBOX_STATE_DIR (or the
+// --state-dir flag, passed as stateDir) holds both when set; otherwise
+// /run/stepbox and /var/lib/stepbox for root, and a directory of the
+// user's own for anyone else.
+func DefaultDirs(stateDir string) Dirs {
+	if stateDir == "" {
+		stateDir = os.Getenv("STEPBOX_STATE_DIR")
+	}
+	if stateDir != "" {
+		return Dirs{Run: filepath.Join(stateDir, "run"), Lib: filepath.Join(stateDir, "lib")}
+	}
+	if os.Geteuid() == 0 {
+		return Dirs{Run: "/run/stepbox", Lib: "/var/lib/stepbox"}
+	}
+	base := os.Getenv("XDG_RUNTIME_DIR")
+	if base == "" {
+		base = filepath.Join(os.TempDir(), "stepbox-"+strconv.Itoa(os.Geteuid()))
+	}
+	return Dirs{Run: filepath.Join(base, "stepbox", "run"), Lib: filepath.Join(base, "stepbox", "lib")}
+}
+
+// Session is the stepbox process the learner runs: it stays in the host's
+// namespaces, owns the boxes and their ledgers, and tears them down.
+type Session struct {
+	Dirs Dirs
+	ID   string // "<pid>-<start time>": a PID alone could be reused after a crash
+	Dir  string // Dirs.Run/sessions/ID
+
+	mu    sync.Mutex
+	boxes map[string]*Box
+	order []string
+}
+
+type sessionFile struct {
+	PID   int    `json:"pid"`
+	Start uint64 `json:"start"`
+}
+
+// OpenSession creates the session's state directory and, first, sweeps
+// what crashed sessions left behind.
+func OpenSession(dirs Dirs) (*Session, error) {
+	pid := os.Getpid()
+	start, err := startTime(pid)
+	if err != nil {
+		return nil, fmt.Errorf("read own start time: %w", err)
+	}
+	s := &Session{Dirs: dirs, ID: fmt.Sprintf("%d-%d", pid, start), boxes: map[string]*Box{}}
+	s.Dir = filepath.Join(dirs.Run, "sessions", s.ID)
+	for _, d := range []string{dirs.Run, dirs.Lib, filepath.Join(dirs.Run, "sessions")} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("state dir: %w", err)
+		}
+	}
+	if _, err := Sweep(dirs); err != nil {
+		fmt.Fprintf(os.Stderr, "stepbox: cleaning up after a crashed session: %v\n", err)
+	}
+	if err := os.MkdirAll(filepath.Join(s.Dir, "boxes"), 0o700); err != nil {
+		return nil, fmt.Errorf("state dir: %w", err)
+	}
+	b, _ := json.Marshal(sessionFile{PID: pid, Start: start})
+	if err := os.WriteFile(filepath.Join(s.Dir, "session.json"), b, 0o600); err != nil {
+		return nil, fmt.Errorf("state dir: %w", err)
+	}
+	return s, nil
+}
+
+// SweepReport says what a sweep found and removed.
+type SweepReport struct {
+	Sessions  []string // dead sessions whose state was removed
+	Processes int      // stray box processes ended
+}
+
+// Sweep tears down every session whose process is gone (its ledgers in
+// reverse order) and ends stray processes marked with a dead session.
+func Sweep(dirs Dirs) (SweepReport, error) {
+	var rep SweepReport
+	var errs []error
+	root := filepath.Join(dirs.Run, "sessions")
+	ents, err := os.ReadDir(root)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return rep, err
+	}
+	for _, e := range ents {
+		dir := filepath.Join(root, e.Name())
+		if sessionAlive(e.Name()) {
+			continue
+		}
+		boxes, _ := os.ReadDir(filepath.Join(dir, "boxes"))
+		for _, b := range boxes {
+			errs = append(errs, teardownLedger(filepath.Join(dir, "boxes", b.Name()), e.Name()))
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			errs = append(errs, err)
+		}
+		rep.Sessions = append(rep.Sessions, e.Name())
+	}
+	// Processes marked with a session that no longer exists, whether or
+	// not its directory survived.
+	for _, p := range markedProcessesAny() {
+		if !sessionAlive(p.session) {
+			errs = append(errs, killAndWait([]pidStart{p.pidStart}))
+			rep.Processes++
+		}
+	}
+	return rep, errors.Join(errs...)
+}
+
+// sessionAlive reports whether the session named "<pid>-<start>" still runs.
+func sessionAlive(id string) bool {
+	pidS, startS, ok := strings.Cut(id, "-")
+	if !ok {
+		return false
+	}
+	pid, err1 := strconv.Atoi(pidS)
+	start, err2 := strconv.ParseUint(startS, 10, 64)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	st, err := startTime(pid)
+	return err == nil && st == start
+}
+
+type markedProc struct {
+	pidStart
+	session, box string
+}
+
+// BoxNameRule is what a box name may look like.
+var boxNameRule = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9_-]{0,31}$`)
+
+// ValidBoxName checks a box name and says what is allowed.
+func ValidBoxName(name string) error {
+	if !boxNameRule.MatchString(name) {
+		return fmt.Errorf("box name %q is not allowed: use a letter, then up to 31 letters, digits, '-' or '_' (no '/', spaces or dots)", name)
+	}
+	return nil
+}
+
+// Box returns the box called name.
+func (s *Session) Box(name string) (*Box, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b, ok := s.boxes[name]
+	if !ok {
+		return nil, fmt.Errorf("no box called %q: %s", name, s.namesLocked())
+	}
+	return b, nil
+}
+
+func (s *Session) namesLocked() string {
+	if len(s.order) == 0 {
+		return "there are no boxes yet; make one with `new NAME`"
+	}
+	return "the boxes are " + strings.Join(s.order, ", ")
+}
+
+// Boxes returns the boxes in the order they were made.
+func (s *Session) Boxes() []*Box {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*Box, 0, len(s.order))
+	for _, n := range s.order {
+		out = append(out, s.boxes[n])
+	}
+	return out
+}
+
+// BoxNames returns the names of the boxes, sorted.
+func (s *Session) BoxNames() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := append([]string(nil), s.order...)
+	sort.Strings(out)
+	return out
+}
+
+// Remove tears one box down.
+func (s *Session) Remove(name string) error {
+	s.mu.Lock()
+	b, ok := s.boxes[name]
+	if ok {
+		delete(s.boxes, name)
+		for i, n := range s.order {
+			if n == name {
+				s.order = append(s.order[:i], s.order[i+1:]...)
+				break
+			}
+		}
+	}
+	names := s.namesLocked()
+	s.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("no box called %q: %s", name, names)
+	}
+	return b.teardown()
+}
+
+// Close tears down every box, newest first, and removes the session's
+// state directory. It is safe to call more than once.
+func (s *Session) Close() error {
+	s.mu.Lock()
+	order := append([]string(nil), s.order...)
+	s.mu.Unlock()
+	var errs []error
+	for i := len(order) - 1; i >= 0; i-- {
+		errs = append(errs, s.Remove(order[i]))
+	}
+	// Anything still marked with this session (a process that escaped
+	// every ledger) ends too.
+	errs = append(errs, killAndWait(markedProcesses(s.ID, "")))
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	return os.RemoveAll(s.Dir)
+}

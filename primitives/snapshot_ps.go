@@ -1,0 +1,92 @@
+package primitives
+
+import (
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/prometheus/procfs"
+)
+
+// ProcessNode is one process of the tree under the session, with its PID
+// as the host sees it and as each nested PID namespace sees it.
+type ProcessNode struct {
+	PID      int
+	PPID     int
+	NSpid    []int  // the NSpid line of /proc/PID/status: host first, innermost last
+	Comm     string // the command name
+	Cmdline  string
+	Role     string // "session", "box process", "PID 1", or "" for a container process
+	Box      string // the box it belongs to, if any
+	Children []*ProcessNode
+}
+
+// BoxPID is the PID the process has in its innermost PID namespace.
+func (n *ProcessNode) BoxPID() int {
+	if len(n.NSpid) == 0 {
+		return n.PID
+	}
+	return n.NSpid[len(n.NSpid)-1]
+}
+
+// ProcessTree reads every process descending from the session and labels
+// the chain session → box process → PID 1 → container processes.
+func (s *Session) ProcessTree() (*ProcessNode, error) {
+	procs, err := procfs.AllProcs()
+	if err != nil {
+		return nil, err
+	}
+	roles := map[int]string{os.Getpid(): "session"}
+	boxOf := map[int]string{}
+	for _, b := range s.Boxes() {
+		if b == nil {
+			continue
+		}
+		roles[b.PID()] = "box process"
+		boxOf[b.PID()] = b.Name
+		if ip := b.InitPID(); ip != 0 {
+			roles[ip] = "PID 1"
+			boxOf[ip] = b.Name
+		}
+	}
+	nodes := map[int]*ProcessNode{}
+	for _, p := range procs {
+		st, err := p.Stat()
+		if err != nil {
+			continue
+		}
+		n := &ProcessNode{PID: p.PID, PPID: st.PPID, Comm: st.Comm, Role: roles[p.PID], Box: boxOf[p.PID]}
+		if status, err := p.NewStatus(); err == nil {
+			for _, v := range status.NSpids {
+				n.NSpid = append(n.NSpid, int(v))
+			}
+		}
+		if args, err := p.CmdLine(); err == nil {
+			n.Cmdline = strings.Join(args, " ")
+		}
+		nodes[p.PID] = n
+	}
+	root := nodes[os.Getpid()]
+	if root == nil {
+		return nil, os.ErrNotExist
+	}
+	for _, n := range nodes {
+		if parent := nodes[n.PPID]; parent != nil && n.PID != n.PPID {
+			parent.Children = append(parent.Children, n)
+		}
+	}
+	// Keep only the session's descendants, ordered by PID; container
+	// processes inherit their box's name.
+	var walk func(n *ProcessNode, box string)
+	walk = func(n *ProcessNode, box string) {
+		if n.Box == "" {
+			n.Box = box
+		}
+		sort.Slice(n.Children, func(i, j int) bool { return n.Children[i].PID < n.Children[j].PID })
+		for _, c := range n.Children {
+			walk(c, n.Box)
+		}
+	}
+	walk(root, "")
+	return root, nil
+}

@@ -1,0 +1,89 @@
+package primitives
+
+import (
+	"io"
+	"os"
+	"sync"
+	"time"
+)
+
+// boxStdio holds the three descriptors sent to the box process for a
+// command, and the pipes stepbox copies from when the caller's writers are
+// not files (tests, transcripts).
+type boxStdio struct {
+	send  []*os.File // stdin, stdout, stderr as the command gets them
+	owned []*os.File // those stepbox opened and must close once sent
+}
+
+func (s *boxStdio) closeSent() { closeAll(s.owned) }
+
+type pump struct {
+	wg    sync.WaitGroup
+	pipes []*os.File
+}
+
+// wait lets the copies finish; after grace, a pipe still held open by a
+// background process in the box is cut short.
+func (p *pump) wait(grace time.Duration) {
+	done := make(chan struct{})
+	go func() { p.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(grace):
+		for _, f := range p.pipes {
+			f.SetReadDeadline(time.Now())
+		}
+		<-done
+	}
+	closeAll(p.pipes)
+}
+
+func stdioFiles(std Stdio) (*boxStdio, *pump, error) {
+	s := &boxStdio{}
+	p := &pump{}
+	in := std.In
+	if in == nil {
+		f, err := os.Open(os.DevNull)
+		if err != nil {
+			return nil, nil, err
+		}
+		s.owned = append(s.owned, f)
+		in = f
+	}
+	s.send = append(s.send, in)
+	for _, w := range []io.Writer{std.Out, std.Err} {
+		f, err := s.output(w, p)
+		if err != nil {
+			s.closeSent()
+			closeAll(p.pipes)
+			return nil, nil, err
+		}
+		s.send = append(s.send, f)
+	}
+	return s, p, nil
+}
+
+func (s *boxStdio) output(w io.Writer, p *pump) (*os.File, error) {
+	if w == nil {
+		f, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+		if err == nil {
+			s.owned = append(s.owned, f)
+		}
+		return f, err
+	}
+	if f, ok := w.(*os.File); ok {
+		return f, nil
+	}
+	r, wf, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	s.owned = append(s.owned, wf)
+	p.pipes = append(p.pipes, r)
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		io.Copy(w, r)
+	}()
+	return wf, nil
+}

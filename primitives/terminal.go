@@ -1,0 +1,67 @@
+package primitives
+
+import (
+	"fmt"
+	"os"
+	"os/signal"
+
+	"golang.org/x/sys/unix"
+)
+
+// Terminal is the learner's terminal with the settings it had when
+// stepbox started. go-prompt v0.2.6 can leave a terminal in raw mode
+// (it restores what it saw, which may already be raw), so stepbox saves
+// the settings itself before go-prompt starts and puts them back before
+// `sh`, on exit, on signals and on a panic.
+type Terminal struct {
+	File  *os.File
+	saved *unix.Termios
+}
+
+// IsTerminal reports whether f is a terminal.
+func IsTerminal(f *os.File) bool {
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}
+
+// OpenTerminal saves f's settings.
+func OpenTerminal(f *os.File) (*Terminal, error) {
+	t, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	if err != nil {
+		return nil, fmt.Errorf("ioctl(TCGETS) on %s: %w", f.Name(), err)
+	}
+	return &Terminal{File: f, saved: t}, nil
+}
+
+// Restore puts back the settings saved at start.
+func (t *Terminal) Restore() error {
+	if t == nil {
+		return nil
+	}
+	return unix.IoctlSetTermios(int(t.File.Fd()), unix.TCSETS, t.saved)
+}
+
+// Reclaim makes stepbox's process group the terminal's foreground group
+// again after `sh` had it. A background process calling tcsetpgrp gets
+// SIGTTOU unless it ignores it (tcsetpgrp(3)).
+func (t *Terminal) Reclaim() error {
+	if t == nil {
+		return nil
+	}
+	signal.Ignore(unix.SIGTTOU)
+	defer signal.Reset(unix.SIGTTOU)
+	pgrp := unix.Getpgrp()
+	return unix.IoctlSetPointerInt(int(t.File.Fd()), unix.TIOCSPGRP, pgrp)
+}
+
+// Width returns the terminal's width in columns, or 0.
+func (t *Terminal) Width() int {
+	if t == nil {
+		return 0
+	}
+	ws, err := unix.IoctlGetWinsize(int(t.File.Fd()), unix.TIOCGWINSZ)
+	if err != nil {
+		return 0
+	}
+	return int(ws.Col)
+}

@@ -1,0 +1,137 @@
+package repl
+
+import (
+	"fmt"
+	"strings"
+
+	"stepbox/viz"
+)
+
+func init() {
+	register(
+		&Command{
+			Name: "new", Group: "box", Usage: "new [NAME] [--user]", MaxArgs: 1, Recorded: true,
+			Summary: "start a box: a process that will apply your steps",
+			Kernel:  "clone(2) and execve(2) start a copy of stepbox locked to one thread; with --user, clone(CLONE_NEWUSER) gives it a user namespace of its own, with uid 0 inside mapped to your uid outside",
+			Example: "new web", Man: "clone(2), user_namespaces(7)",
+			Flags: []Flag{{Name: "user", Help: "start in a new user namespace (the only moment one can be made)"}},
+			Run:   runNew,
+		},
+		&Command{
+			Name: "boxes", Group: "box", Usage: "boxes", Summary: "list the boxes, like `docker ps`",
+			Kernel: "reads /proc for each box's processes", Example: "boxes", Man: "proc(5)",
+			Run: func(sh *Shell, c *Call) error {
+				var rows []viz.BoxRow
+				for _, b := range sh.Session.Boxes() {
+					if b == nil {
+						continue
+					}
+					state := "running"
+					if err := b.Alive(); err != nil {
+						state = "exited"
+					}
+					rows = append(rows, viz.BoxRow{
+						Current: b.Name == sh.current, Name: b.Name, ID: b.ID, PID: b.PID(), InitPID: b.InitPID(),
+						Namespaces: b.Unshared(), Hostname: b.Hostname(), Created: b.Created, State: state,
+					})
+				}
+				fmt.Fprintln(sh.Out, viz.BoxesPanel(rows, sh.Width, sh.Theme))
+				return nil
+			},
+		},
+		&Command{
+			Name: "use", Group: "box", Usage: "use NAME", MinArgs: 1, MaxArgs: 1, Recorded: true,
+			Summary: "make another box the current one", Kernel: "nothing: stepbox only changes which box later steps apply to",
+			Example: "use db", Complete: completeBoxes,
+			Run: func(sh *Shell, c *Call) error {
+				if _, err := sh.Session.Box(c.Args[0]); err != nil {
+					return err
+				}
+				sh.current = c.Args[0]
+				sh.ok("box %s is current", c.Args[0])
+				return nil
+			},
+		},
+		&Command{
+			Name: "rm", Group: "box", Usage: "rm [NAME]", MaxArgs: 1, Recorded: true,
+			Summary: "tear a box down: its processes, mounts, cgroups and files",
+			Kernel:  "kill(2) ends the box's processes; each namespace, and every mount in the box's mount namespace, is freed with its last process; cgroups are removed with rmdir(2)",
+			Example: "rm web", Man: "kill(2), namespaces(7)", Complete: completeBoxes,
+			Run: func(sh *Shell, c *Call) error {
+				name := sh.current
+				if len(c.Args) == 1 {
+					name = c.Args[0]
+				}
+				if name == "" {
+					return fmt.Errorf("there is no box to remove")
+				}
+				if err := sh.Session.Remove(name); err != nil {
+					return err
+				}
+				if name == sh.current {
+					sh.current = ""
+					if bs := sh.Session.Boxes(); len(bs) > 0 {
+						sh.current = bs[len(bs)-1].Name
+					}
+				}
+				sh.ok("box %s removed: its processes ended, its namespaces and mounts went with them", name)
+				return nil
+			},
+		},
+		&Command{
+			Name: "reset", Group: "box", Usage: "reset", Recorded: true,
+			Summary: "tear down every box", Kernel: "the teardown of `rm`, for each box, newest first",
+			Example: "reset",
+			Run: func(sh *Shell, c *Call) error {
+				n := len(sh.Session.Boxes())
+				err := sh.Session.Close()
+				sh.current = ""
+				if err != nil {
+					return err
+				}
+				sh.ok("%d box(es) removed", n)
+				return nil
+			},
+		},
+	)
+}
+
+func runNew(sh *Shell, c *Call) error {
+	name := ""
+	if len(c.Args) == 1 {
+		name = c.Args[0]
+	} else {
+		for i := 1; ; i++ {
+			name = fmt.Sprintf("box%d", i)
+			if _, err := sh.Session.Box(name); err != nil {
+				break
+			}
+		}
+	}
+	b, st, err := sh.Session.NewBox(name, c.Has("user"))
+	if err != nil {
+		return err
+	}
+	st.Command = strings.TrimSpace("new " + name + map[bool]string{true: " --user"}[c.Has("user")])
+	sh.current = name
+	sh.printStep(st)
+	where := "in the host's namespaces: nothing is isolated yet"
+	if b.User {
+		where = "in a new user namespace (uid 0 inside is your uid outside); every other namespace is still the host's"
+	}
+	sh.ok("box %s (id %s): box process PID %d, %s", name, b.ID, b.PID(), where)
+	return nil
+}
+
+func completeBoxes(sh *Shell, args []string) []Suggestion {
+	if len(args) > 1 {
+		return nil
+	}
+	var out []Suggestion
+	for _, b := range sh.Session.Boxes() {
+		if b != nil {
+			out = append(out, Suggestion{Text: b.Name, Description: fmt.Sprintf("box %s, PID %d", b.ID, b.PID())})
+		}
+	}
+	return out
+}

@@ -1,0 +1,178 @@
+package repl
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"time"
+
+	"stepbox/primitives"
+	"stepbox/viz"
+)
+
+func init() {
+	register(
+		&Command{
+			Name: "exec", Group: "processes", Usage: "exec CMD [ARG…]", MinArgs: 1, MaxArgs: -1, RawArgs: true, NeedsBox: true, Recorded: true,
+			Summary: "run a command inside the box and show its output",
+			Kernel:  "the box's PID 1 (or box process) forks and execve(2)s the command: it inherits every namespace, the root and the cgroup the steps made",
+			Example: "exec sh -c 'echo $$; hostname'", Man: "execve(2)",
+			Run: func(sh *Shell, c *Call) error {
+				b := sh.Current()
+				es, err := b.Exec(sh.interrupt, c.Args, nil, primitives.Stdio{Out: sh.Out, Err: sh.Err}, false)
+				if err != nil {
+					return err
+				}
+				if es.Code != 0 {
+					return &ExitError{Cmd: "exec " + c.Args[0], Status: es}
+				}
+				return nil
+			},
+		},
+		&Command{
+			Name: "sh", Group: "processes", Usage: "sh", NeedsBox: true,
+			Summary: "an interactive shell inside the box, like `docker run -it`; `exit` comes back",
+			Kernel:  "as exec, with your terminal as the shell's controlling terminal and its process group in the foreground (tcsetpgrp(3))",
+			Example: "sh", Man: "credentials(7), tcsetpgrp(3)",
+			Run: func(sh *Shell, c *Call) error {
+				b := sh.Current()
+				if sh.Terminal == nil {
+					return errors.New("needs a terminal: stepbox is reading commands from a script or pipe; use `exec CMD` instead")
+				}
+				sh.Terminal.Restore()
+				prompt := fmt.Sprintf("PS1=[%s] \\w # ", b.Name)
+				es, err := b.Exec(context.Background(), []string{"sh"}, []string{prompt}, primitives.Stdio{In: sh.Terminal.File, Out: sh.Terminal.File, Err: sh.Terminal.File}, true)
+				sh.Terminal.Reclaim()
+				sh.Terminal.Restore()
+				if err != nil {
+					return err
+				}
+				sh.ok("back in stepbox (the shell exited with status %d)", es.Code)
+				return nil
+			},
+		},
+		&Command{
+			Name: "enter", Group: "processes", Usage: "enter [TYPE…] [-- CMD…]", MaxArgs: -1, RawArgs: true, NeedsBox: true,
+			Summary: "join the box's namespaces from the host, like `nsenter -t PID`",
+			Kernel:  "a new process opens /proc/PID/ns/* and calls setns(2) for each, then forks the command (joining a PID namespace affects only children)",
+			Example: "enter mnt pid uts -- /bin/sh -c hostname", Man: "setns(2), nsenter(1)",
+			Complete: completeEnter,
+			Run:      runEnter,
+		},
+		&Command{
+			Name: "ps", Group: "processes", Usage: "ps",
+			Summary: "the process tree: session → box process → PID 1 → …, with box PIDs",
+			Kernel:  "reads /proc/PID/stat and the NSpid line of /proc/PID/status: one PID per nested PID namespace",
+			Example: "ps", Man: "proc(5), pid_namespaces(7)",
+			Run: func(sh *Shell, c *Call) error {
+				root, err := sh.Session.ProcessTree()
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(sh.Out, viz.ProcessPanel(root, sh.Width, sh.Theme))
+				return nil
+			},
+		},
+	)
+}
+
+func runEnter(sh *Shell, c *Call) error {
+	b := sh.Current()
+	var types []primitives.NamespaceType
+	argv := []string{"/bin/sh"}
+	for i, a := range c.Args {
+		if a == "--" {
+			if rest := c.Args[i+1:]; len(rest) > 0 {
+				argv = rest
+			}
+			break
+		}
+		t, err := primitives.LookupNamespace(a)
+		if err != nil {
+			return err
+		}
+		if !b.Has(t.Name) {
+			return fmt.Errorf("box %s has no %s namespace of its own to join (it shares the host's); it has: %s", b.Name, t.Name, strings.Join(b.Unshared(), " "))
+		}
+		types = append(types, t)
+	}
+	if len(types) == 0 {
+		for _, t := range primitives.NamespaceTypes {
+			// A Go process cannot join a user or time namespace (both need
+			// a single-threaded caller); root on the host needs neither.
+			if b.Has(t.Name) && t.Name != "user" && t.Name != "time" {
+				types = append(types, t)
+			}
+		}
+	}
+	if len(types) == 0 {
+		return fmt.Errorf("box %s has no namespaces of its own yet: `unshare` some first", b.Name)
+	}
+	std := primitives.Stdio{Out: sh.Out, Err: sh.Err}
+	if sh.Terminal != nil {
+		sh.Terminal.Restore()
+		std = primitives.Stdio{In: sh.Terminal.File, Out: sh.Terminal.File, Err: sh.Terminal.File}
+	}
+	es, st, err := b.Enter(sh.interrupt, types, argv, std)
+	sh.printStep(st)
+	if err != nil {
+		return err
+	}
+	if es.Code != 0 {
+		return &ExitError{Cmd: "enter", Status: es}
+	}
+	return nil
+}
+
+func completeEnter(sh *Shell, args []string) []Suggestion {
+	b := sh.Current()
+	if b == nil {
+		return nil
+	}
+	for _, a := range args {
+		if a == "--" {
+			return nil
+		}
+	}
+	var out []Suggestion
+	for _, t := range primitives.NamespaceTypes {
+		if b.Has(t.Name) && t.Name != "user" {
+			out = append(out, Suggestion{Text: t.Name, Description: "join its " + t.Name + " namespace (" + t.Short + ")"})
+		}
+	}
+	return append(out, Suggestion{Text: "--", Description: "then the command to run (default /bin/sh)"})
+}
+
+// hostCommand runs `!CMD…` on the host with /bin/sh, with $BOX_PID and
+// $BOX_ROOT set for the current box.
+func (sh *Shell) hostCommand(ctx context.Context, line string) error {
+	line = strings.TrimSpace(line)
+	if line == "" {
+		return &CommandError{Cmd: "!", Err: errors.New("give a host command after '!', e.g. !ls -l /proc/$BOX_PID/ns")}
+	}
+	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", line)
+	cmd.Env = os.Environ()
+	for k, v := range sh.boxVars() {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	cmd.Stdout, cmd.Stderr = sh.Out, sh.Err
+	if sh.Terminal != nil {
+		cmd.Stdin = sh.Terminal.File
+		sh.Terminal.Restore()
+	}
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	// A background child of the command may keep the output open.
+	cmd.WaitDelay = time.Second
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return &ExitError{Cmd: "!" + firstWord(line), Status: primitives.ExitStatus{Code: ee.ExitCode()}}
+	}
+	if err != nil {
+		return &CommandError{Cmd: "!", Err: err}
+	}
+	return nil
+}

@@ -1,0 +1,169 @@
+package repl
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"stepbox/primitives"
+	"stepbox/viz"
+)
+
+// Version is stepbox's version, set at build time with -ldflags.
+var Version = "dev"
+
+const usage = `stepbox: build a real Linux container one kernel step at a time.
+
+usage:
+  stepbox [flags]              the interactive shell (reads commands from stdin without a terminal)
+  stepbox [flags] run FILE|-   run a script of stepbox commands; stop at the first failure (exit 1)
+  stepbox [flags] cleanup      remove what crashed sessions left behind
+  stepbox version
+
+flags:
+  --state-dir DIR   keep state under DIR (default /run/stepbox and /var/lib/stepbox; also $STEPBOX_STATE_DIR)
+  --plain           no colours or escape codes (also NO_COLOR=1, and whenever output is not a terminal)
+  --theme NAME      colour theme: default, or contrast for projectors
+
+Inside, 'help' lists the commands.
+`
+
+// Main runs stepbox with the given arguments and returns its exit code.
+func Main(args []string) int {
+	fs := flag.NewFlagSet("stepbox", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	stateDir := fs.String("state-dir", "", "")
+	plain := fs.Bool("plain", false, "")
+	theme := fs.String("theme", "default", "")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Print(usage)
+			return 0
+		}
+		fmt.Fprintf(os.Stderr, "stepbox: %v\n\n%s", err, usage)
+		return 2
+	}
+	rest := fs.Args()
+	sub := ""
+	if len(rest) > 0 {
+		sub = rest[0]
+	}
+	dirs := primitives.DefaultDirs(*stateDir)
+	switch sub {
+	case "version":
+		fmt.Println("stepbox", Version)
+		return 0
+	case "help":
+		fmt.Print(usage)
+		return 0
+	case "cleanup":
+		rep, err := primitives.Sweep(dirs)
+		fmt.Printf("stepbox cleanup: %d crashed session(s) cleaned, %d stray process(es) ended\n", len(rep.Sessions), rep.Processes)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "stepbox cleanup:", err)
+			return 1
+		}
+		return 0
+	case "run":
+		if len(rest) != 2 {
+			fmt.Fprintln(os.Stderr, "stepbox run: give one script file, or - for stdin")
+			return 2
+		}
+	case "":
+	default:
+		fmt.Fprintf(os.Stderr, "stepbox: unknown command %q\n\n%s", sub, usage)
+		return 2
+	}
+	mode := *theme
+	if *plain || os.Getenv("NO_COLOR") != "" || !primitives.IsTerminal(os.Stdout) {
+		mode = "plain"
+	}
+	if mode != "default" && mode != "contrast" && mode != "plain" {
+		fmt.Fprintf(os.Stderr, "stepbox: --theme %q: use default or contrast\n", mode)
+		return 2
+	}
+	s, err := primitives.OpenSession(dirs)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "stepbox:", err)
+		return 1
+	}
+	sh := NewShell(s, os.Stdout, os.Stderr, viz.NewTheme(mode), 100)
+	var term *primitives.Terminal
+	if sub == "" && primitives.IsTerminal(os.Stdin) {
+		term, err = primitives.OpenTerminal(os.Stdin)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "stepbox:", err)
+			s.Close()
+			return 1
+		}
+		if w := term.Width(); w > 0 {
+			sh.Width = w
+		}
+	}
+	// One teardown for every way out: exit, Ctrl-D, end of script,
+	// SIGTERM, SIGHUP (and SIGINT outside a running command), a panic.
+	teardown := func() int {
+		term.Restore()
+		if err := s.Close(); err != nil {
+			fmt.Fprintln(os.Stderr, "stepbox: teardown:", err)
+			return 1
+		}
+		return 0
+	}
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGHUP)
+	go func() {
+		sig := <-sigs
+		teardown()
+		os.Exit(128 + int(sig.(syscall.Signal)))
+	}()
+	defer func() {
+		if r := recover(); r != nil {
+			teardown()
+			panic(r)
+		}
+	}()
+	code := 0
+	switch {
+	case sub == "run":
+		code = runScript(sh, rest[1])
+	case term != nil:
+		sh.Interactive(term)
+	default:
+		code = runScript(sh, "-")
+	}
+	if teardown() != 0 && code == 0 {
+		code = 1
+	}
+	return code
+}
+
+func runScript(sh *Shell, name string) int {
+	f := os.Stdin
+	if name != "-" {
+		var err error
+		if f, err = os.Open(name); err != nil {
+			fmt.Fprintln(os.Stderr, "stepbox run:", err)
+			return 1
+		}
+		defer f.Close()
+	}
+	// In a script, Ctrl-C cancels the running command and stops the run.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := sh.RunScript(ctx, f, name); err != nil {
+		var se *ScriptError
+		if errors.As(err, &se) {
+			fmt.Fprintf(os.Stderr, "stepbox run: %s line %d failed; everything the script made has been torn down\n", se.File, se.Line)
+		} else {
+			fmt.Fprintln(os.Stderr, "stepbox run:", err)
+		}
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,202 @@
+// Package repl is stepbox's command language: one command table drives the
+// interactive prompt, the script runner, `help` and `explain` alike.
+package repl
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"mvdan.cc/sh/v3/shell"
+
+	"stepbox/primitives"
+	"stepbox/primitives/step"
+	"stepbox/viz"
+)
+
+// Shell is one stepbox session as the learner drives it.
+type Shell struct {
+	Session *primitives.Session
+	Out     io.Writer
+	Err     io.Writer
+	Theme   viz.Theme
+	Width   int
+	// Terminal is the learner's terminal for `sh` and `enter` (nil when
+	// stepbox reads a script or a pipe).
+	Terminal *primitives.Terminal
+
+	current  string
+	explain  bool
+	lastStep *step.Step
+	history  []string // lines that succeeded, for `history` and `save`
+	exit     bool
+	// interrupt is cancelled by Ctrl-C while a command runs.
+	interrupt context.Context
+}
+
+// NewShell makes a shell over an open session.
+func NewShell(s *primitives.Session, out, errw io.Writer, theme viz.Theme, width int) *Shell {
+	if width < 80 {
+		width = 80
+	}
+	return &Shell{Session: s, Out: out, Err: errw, Theme: theme, Width: width, interrupt: context.Background()}
+}
+
+// Exited reports whether `exit` was given.
+func (sh *Shell) Exited() bool { return sh.exit }
+
+// Current returns the current box, or nil.
+func (sh *Shell) Current() *primitives.Box {
+	if sh.current == "" {
+		return nil
+	}
+	b, err := sh.Session.Box(sh.current)
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
+// Prompt is the prompt text: the current box and its stage.
+func (sh *Shell) Prompt() string {
+	b := sh.Current()
+	if b == nil {
+		return "stepbox ▸ "
+	}
+	return fmt.Sprintf("%s[%s] ▸ ", b.Name, strings.Join(b.Unshared(), ","))
+}
+
+// CommandError is a failure of one command, already phrased for the learner.
+type CommandError struct {
+	Cmd string
+	Err error
+}
+
+func (e *CommandError) Error() string {
+	msg := e.Err.Error()
+	if strings.HasPrefix(msg, e.Cmd+" ") || strings.HasPrefix(msg, e.Cmd+":") {
+		return msg
+	}
+	return e.Cmd + ": " + msg
+}
+
+func (e *CommandError) Unwrap() error { return e.Err }
+
+// ExitError is an `exec` or `!` command that ran and exited non-zero.
+type ExitError struct {
+	Cmd    string
+	Status primitives.ExitStatus
+}
+
+func (e *ExitError) Error() string {
+	if e.Status.Signal != "" {
+		return fmt.Sprintf("%s: killed by %s", e.Cmd, e.Status.Signal)
+	}
+	return fmt.Sprintf("%s: exit status %d", e.Cmd, e.Status.Code)
+}
+
+// Execute runs one line: a command, a `!` host command, or a comment.
+func (sh *Shell) Execute(ctx context.Context, line string) error {
+	sh.interrupt = ctx
+	defer func() { sh.interrupt = context.Background() }()
+	trimmed := strings.TrimSpace(line)
+	if trimmed == "" || strings.HasPrefix(trimmed, "#") {
+		return nil
+	}
+	if rest, ok := strings.CutPrefix(trimmed, "!"); ok {
+		err := sh.hostCommand(ctx, rest)
+		if err == nil {
+			sh.history = append(sh.history, trimmed)
+		}
+		return err
+	}
+	words, err := sh.split(trimmed)
+	if err != nil {
+		return &CommandError{Cmd: firstWord(trimmed), Err: fmt.Errorf("cannot split the line into words: %v", err)}
+	}
+	if len(words) == 0 {
+		return nil
+	}
+	cmd, args, err := lookup(words)
+	if err != nil {
+		return err
+	}
+	call, err := cmd.parse(args)
+	if err != nil {
+		return &CommandError{Cmd: cmd.path(), Err: err}
+	}
+	if cmd.NeedsBox && sh.Current() == nil {
+		return &CommandError{Cmd: cmd.path(), Err: errors.New("there is no box yet: make one with `new NAME`")}
+	}
+	if err := cmd.Run(sh, call); err != nil {
+		var ce *CommandError
+		var ee *ExitError
+		if errors.As(err, &ce) || errors.As(err, &ee) {
+			return err
+		}
+		return &CommandError{Cmd: cmd.path(), Err: err}
+	}
+	if cmd.Recorded {
+		sh.history = append(sh.history, trimmed)
+	}
+	return nil
+}
+
+func firstWord(s string) string {
+	if f := strings.Fields(s); len(f) > 0 {
+		return f[0]
+	}
+	return s
+}
+
+// split breaks a line into words as a POSIX shell would: quotes,
+// backslashes and $VARIABLES ($BOX_PID, $BOX_ROOT and the host's).
+func (sh *Shell) split(line string) ([]string, error) {
+	vars := sh.boxVars()
+	return shell.Fields(line, func(name string) string {
+		if v, ok := vars[name]; ok {
+			return v
+		}
+		return os.Getenv(name)
+	})
+}
+
+// boxVars are the variables stepbox sets for the current box.
+func (sh *Shell) boxVars() map[string]string {
+	b := sh.Current()
+	if b == nil {
+		return map[string]string{}
+	}
+	return map[string]string{
+		"BOX":      b.Name,
+		"BOX_ID":   b.ID,
+		"BOX_PID":  fmt.Sprint(b.CommandPID()),
+		"BOX_ROOT": b.HostRoot(),
+	}
+}
+
+// printStep shows a step's record when explain is on, and keeps it for `explain`.
+func (sh *Shell) printStep(st *step.Step) {
+	if st == nil {
+		return
+	}
+	sh.lastStep = st
+	if sh.explain {
+		fmt.Fprintln(sh.Out, viz.StepPanel(st, sh.Width, sh.Theme))
+	}
+}
+
+// say prints one line of stepbox's own output.
+func (sh *Shell) say(format string, args ...any) {
+	fmt.Fprintf(sh.Out, format+"\n", args...)
+}
+
+func (sh *Shell) ok(format string, args ...any) {
+	fmt.Fprintln(sh.Out, sh.Theme.Good.Render("✓")+" "+fmt.Sprintf(format, args...))
+}
+
+// History returns the lines that succeeded, oldest first.
+func (sh *Shell) History() []string { return append([]string(nil), sh.history...) }

@@ -1,0 +1,49 @@
+package viz
+
+import (
+	"strings"
+
+	"stepbox/primitives/step"
+)
+
+// StepPanel prints a step's record: what it did in plain words, each
+// syscall in strace form, the same step with standard tools, the man
+// pages and how it is undone.
+func StepPanel(s *step.Step, width int, t Theme) string {
+	var b strings.Builder
+	b.WriteString(t.Title.Render(truncate("explain: "+s.Command, width)) + "\n")
+	if s.Summary != "" {
+		b.WriteString("  " + truncate(s.Summary, width-2) + "\n")
+	}
+	section := func(name string, items []string, style func(string) string) {
+		if len(items) == 0 {
+			return
+		}
+		b.WriteString(t.Dim.Render("  "+name) + "\n")
+		for _, it := range items {
+			b.WriteString("    " + style(truncate(it, width-4)) + "\n")
+		}
+	}
+	var calls []string
+	failed := map[string]bool{}
+	for _, c := range s.Calls {
+		line := c.String()
+		calls = append(calls, line)
+		failed[truncate(line, width-4)] = strings.HasPrefix(c.Result, "-1")
+	}
+	section("syscalls", calls, func(x string) string {
+		if failed[x] {
+			return t.Bad.Render(x)
+		}
+		return x
+	})
+	section("with standard tools", s.Shell, func(x string) string { return t.Cmd.Render(x) })
+	if len(s.Man) > 0 {
+		section("man", []string{strings.Join(s.Man, ", ")}, func(x string) string { return x })
+	}
+	if s.Undo != "" {
+		section("undo", []string{s.Undo}, func(x string) string { return x })
+	}
+	section("notes", s.Notes, func(x string) string { return t.Dim.Render(x) })
+	return strings.TrimRight(b.String(), "\n")
+}
