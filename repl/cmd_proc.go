@@ -95,7 +95,11 @@ func runEnter(sh *Shell, c *Call) error {
 			return err
 		}
 		if !b.Has(t.Name) {
-			return fmt.Errorf("box %s has no %s namespace of its own to join (it shares the host's); it has: %s", b.Name, t.Name, strings.Join(b.Unshared(), " "))
+			has := strings.Join(b.Unshared(), " ")
+			if has == "" {
+				has = "none yet"
+			}
+			return fmt.Errorf("box %s has no %s namespace of its own to join (it shares the host's); its own: %s", b.Name, t.Name, has)
 		}
 		types = append(types, t)
 	}

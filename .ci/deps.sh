@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs the Debian packages stepbox's tests and benchmarks need, when
+# they are missing. Nothing is downloaded from anywhere but Debian.
+set -euo pipefail
+need=()
+command -v busybox >/dev/null || [ -x /bin/busybox ] || need+=(busybox-static)
+command -v lsns >/dev/null || need+=(util-linux)
+command -v tmux >/dev/null || need+=(tmux)
+command -v setpriv >/dev/null || need+=(util-linux)
+command -v ip >/dev/null || need+=(iproute2)
+command -v ps >/dev/null || need+=(procps)
+if [ "${1:-}" = bench ]; then
+  command -v runc >/dev/null || need+=(runc)
+  command -v bwrap >/dev/null || need+=(bubblewrap)
+  command -v hyperfine >/dev/null || need+=(hyperfine)
+fi
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "missing packages: ${need[*]} (run as root to install them)" >&2
+    exit 0
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${need[@]}" >/dev/null
+fi

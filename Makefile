@@ -1,0 +1,41 @@
+# stepbox: `make run` starts the shell, `make test` runs the tests.
+SHELL := /bin/bash
+export PATH := /usr/local/go/bin:$(PATH)
+GO ?= go
+BIN := ./stepbox
+
+.PHONY: build run test test-unit bench soak lint deps clean
+
+build:
+	$(GO) build -o $(BIN) .
+
+# The REPL needs root for namespaces, mounts and cgroups: re-run under sudo.
+run: build
+	@if [ "$$(id -u)" = 0 ]; then exec $(BIN); \
+	elif command -v sudo >/dev/null; then echo "stepbox needs root for namespaces, mounts and cgroups: running it with sudo"; exec sudo $(BIN); \
+	else echo "stepbox needs root (namespaces, mounts, cgroups) and sudo is not installed: run 'make run' as root" >&2; exit 1; fi
+
+# Debian packages the tests use: a static busybox for the base layer,
+# util-linux's lsns/findmnt/nsenter for cross-checks, tmux for the
+# real-terminal test. Installed only when missing.
+deps:
+	@bash .ci/deps.sh
+
+# As root the integration tests run on the real kernel; STEPBOX_MUST_WORK=1
+# turns every skip into a failure.
+test: deps build
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 30m ./...
+
+test-unit:
+	$(GO) test -count=1 -short ./...
+
+bench: deps build
+	@bash bench/run.sh
+
+lint:
+	@out=$$(gofmt -l . | grep -v '^vendor/'); if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi
+	$(GO) vet ./...
+
+clean:
+	rm -f $(BIN)

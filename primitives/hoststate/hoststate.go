@@ -1,0 +1,125 @@
+// Package hoststate captures what stepbox promises never to change on the
+// host: the mount table, the hostname, the cgroup tree, the network links
+// and the set of stepbox processes. Tests compare a capture before and after.
+package hoststate
+
+import (
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/prometheus/procfs"
+)
+
+// State is one capture.
+type State struct {
+	Mounts    []string // mount point, fs type and source of every host mount
+	Hostname  string
+	Cgroups   []string // every directory under /sys/fs/cgroup, three levels deep
+	Links     []string // network interfaces of the host
+	Processes []string // processes whose command line names a stepbox entry point
+}
+
+// Capture reads the host's state now.
+func Capture() (State, error) {
+	var s State
+	mounts, err := procfs.GetMounts()
+	if err != nil {
+		return s, fmt.Errorf("read host mounts: %w", err)
+	}
+	for _, m := range mounts {
+		s.Mounts = append(s.Mounts, fmt.Sprintf("%s %s %s", m.MountPoint, m.FSType, m.Source))
+	}
+	sort.Strings(s.Mounts)
+	if s.Hostname, err = os.Hostname(); err != nil {
+		return s, err
+	}
+	s.Cgroups = cgroupDirs("/sys/fs/cgroup", 4)
+	ifs, err := os.ReadDir("/sys/class/net")
+	if err == nil {
+		for _, i := range ifs {
+			s.Links = append(s.Links, i.Name())
+		}
+	}
+	s.Processes = StepboxProcesses()
+	return s, nil
+}
+
+func cgroupDirs(root string, depth int) []string {
+	var out []string
+	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.IsDir() {
+			return nil
+		}
+		rel, _ := filepath.Rel(root, p)
+		if rel != "." && strings.Count(rel, "/") >= depth {
+			return fs.SkipDir
+		}
+		out = append(out, rel)
+		return nil
+	})
+	sort.Strings(out)
+	return out
+}
+
+// StepboxProcesses lists running processes that are box processes, PID 1s
+// or `enter` helpers of any stepbox session ("PID cmdline").
+func StepboxProcesses() []string {
+	procs, err := procfs.AllProcs()
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, p := range procs {
+		args, err := p.CmdLine()
+		if err != nil || len(args) < 2 {
+			continue
+		}
+		if args[0] == "stepbox" && strings.HasPrefix(args[1], "__") {
+			out = append(out, fmt.Sprintf("%d %s", p.PID, strings.Join(args, " ")))
+		}
+	}
+	return out
+}
+
+// Diff describes how after differs from before, or returns "".
+func Diff(before, after State) string {
+	var b strings.Builder
+	list := func(name string, x, y []string) {
+		added, removed := setDiff(x, y), setDiff(y, x)
+		for _, a := range added {
+			fmt.Fprintf(&b, "%s added: %s\n", name, a)
+		}
+		for _, r := range removed {
+			fmt.Fprintf(&b, "%s removed: %s\n", name, r)
+		}
+	}
+	list("mount", after.Mounts, before.Mounts)
+	if before.Hostname != after.Hostname {
+		fmt.Fprintf(&b, "hostname changed: %q -> %q\n", before.Hostname, after.Hostname)
+	}
+	list("cgroup", after.Cgroups, before.Cgroups)
+	list("link", after.Links, before.Links)
+	list("process", after.Processes, before.Processes)
+	return b.String()
+}
+
+// setDiff returns the elements of x not in y.
+func setDiff(x, y []string) []string {
+	in := map[string]int{}
+	for _, v := range y {
+		in[v]++
+	}
+	var out []string
+	for _, v := range x {
+		if in[v] > 0 {
+			in[v]--
+			continue
+		}
+		out = append(out, v)
+	}
+	return out
+}

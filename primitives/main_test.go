@@ -1,0 +1,66 @@
+package primitives
+
+import (
+	"os"
+	"testing"
+
+	"stepbox/primitives/hoststate"
+)
+
+// TestMain lets the test binary serve as a box process: a box re-executes
+// /proc/self/exe, which here is this binary. At the end it asserts that
+// the suite left no stepbox process behind.
+func TestMain(m *testing.M) {
+	if Reexec() {
+		return
+	}
+	code := m.Run()
+	if left := hoststate.StepboxProcesses(); len(left) > 0 && code == 0 {
+		os.Stderr.WriteString("stepbox processes left behind by the tests:\n")
+		for _, p := range left {
+			os.Stderr.WriteString("  " + p + "\n")
+		}
+		code = 1
+	}
+	os.Exit(code)
+}
+
+// needRoot skips a test that needs root, unless STEPBOX_MUST_WORK=1 makes
+// every skip a failure (CI).
+func needRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		return
+	}
+	if os.Getenv("STEPBOX_MUST_WORK") == "1" {
+		t.Fatal("this test needs root, and STEPBOX_MUST_WORK=1 forbids skipping it")
+	}
+	t.Skip("needs root")
+}
+
+// newTestSession opens a session under a temporary state directory and
+// checks, at cleanup, that the host is as it was.
+func newTestSession(t *testing.T) *Session {
+	t.Helper()
+	before, err := hoststate.Capture()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := OpenSession(Dirs{Run: t.TempDir(), Lib: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("teardown: %v", err)
+		}
+		after, err := hoststate.Capture()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := hoststate.Diff(before, after); d != "" {
+			t.Errorf("the host changed:\n%s", d)
+		}
+	})
+	return s
+}

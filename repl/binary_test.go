@@ -1,0 +1,305 @@
+package repl
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"stepbox/primitives/hoststate"
+)
+
+// runStepbox runs `stepbox run -` with script on stdin.
+func runStepbox(t *testing.T, stateDir, script string, extraArgs ...string) (string, int) {
+	t.Helper()
+	args := append([]string{"--state-dir", stateDir}, extraArgs...)
+	args = append(args, "run", "-")
+	cmd := exec.Command(stepboxBinary(t), args...)
+	cmd.Stdin = strings.NewReader(script)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.WaitDelay = 5 * time.Second
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return out.String(), code
+}
+
+// normalizer replaces volatile values with stable tokens. The same value
+// always gets the same token, so a golden file still shows which inodes
+// or PIDs are equal and which differ.
+type normalizer struct {
+	seen map[string]map[string]string
+}
+
+var volatile = []struct {
+	kind string
+	re   *regexp.Regexp
+}{
+	{"ino", regexp.MustCompile(`\b40265\d{5}\b`)},
+	{"id", regexp.MustCompile(`\b[0-9a-f]{12}\b`)},
+	{"pid", regexp.MustCompile(`(?:pid |PID |pid=|PID=|^)(\d{2,7})\b`)},
+	{"time", regexp.MustCompile(`\b\d+\.\d{2}\b`)},
+	{"session", regexp.MustCompile(`\b\d+-\d+\b`)},
+	{"pid", regexp.MustCompile(`\b(\d{4,7})\b`)},
+}
+
+func (n *normalizer) token(kind, v string) string {
+	if n.seen == nil {
+		n.seen = map[string]map[string]string{}
+	}
+	if n.seen[kind] == nil {
+		n.seen[kind] = map[string]string{}
+	}
+	if tok, ok := n.seen[kind][v]; ok {
+		return tok
+	}
+	tok := fmt.Sprintf("<%s%d>", kind, len(n.seen[kind])+1)
+	n.seen[kind][v] = tok
+	return tok
+}
+
+func (n *normalizer) normalize(s string) string {
+	var out []string
+	for _, line := range strings.Split(s, "\n") {
+		for _, v := range volatile {
+			line = v.re.ReplaceAllStringFunc(line, func(m string) string {
+				sub := v.re.FindStringSubmatch(m)
+				val := m
+				if len(sub) > 1 {
+					val = sub[1]
+					return strings.Replace(m, val, n.token(v.kind, val), 1)
+				}
+				return n.token(v.kind, val)
+			})
+		}
+		// Table cells padded around a replaced value change width.
+		line = regexp.MustCompile(` +│`).ReplaceAllString(line, " │")
+		line = regexp.MustCompile(`─+`).ReplaceAllString(line, "─")
+		out = append(out, strings.TrimRight(line, " "))
+	}
+	return strings.Join(out, "\n")
+}
+
+// Transcripts: each script under testdata/transcripts runs through
+// `stepbox run`, and its normalized output must match the .out file.
+func TestTranscripts(t *testing.T) {
+	needRoot(t)
+	scripts, _ := filepath.Glob("testdata/transcripts/*.sb")
+	if len(scripts) == 0 {
+		t.Fatal("no transcripts")
+	}
+	for _, script := range scripts {
+		name := strings.TrimSuffix(filepath.Base(script), ".sb")
+		t.Run(name, func(t *testing.T) {
+			hostUnchanged(t)
+			src, err := os.ReadFile(script)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, code := runStepbox(t, t.TempDir(), string(src), "--plain")
+			var n normalizer
+			got := n.normalize(out) + fmt.Sprintf("\n[exit %d]\n", code)
+			golden := strings.TrimSuffix(script, ".sb") + ".out"
+			if *update {
+				os.WriteFile(golden, []byte(got), 0o644)
+				return
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run with -update to create it)", err)
+			}
+			if got != string(want) {
+				t.Errorf("transcript %s differs from %s (-update rewrites it):\n%s", name, golden, lineDiff(string(want), got))
+			}
+		})
+	}
+}
+
+func lineDiff(want, got string) string {
+	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
+	var b strings.Builder
+	for i := 0; i < len(w) || i < len(g); i++ {
+		var a, c string
+		if i < len(w) {
+			a = w[i]
+		}
+		if i < len(g) {
+			c = g[i]
+		}
+		if a != c {
+			fmt.Fprintf(&b, "line %d:\n  want %q\n  got  %q\n", i+1, a, c)
+		}
+	}
+	return b.String()
+}
+
+const teardownScript = `new web
+unshare uts ipc net mnt cgroup pid
+hostname inside
+exec sh -c 'sleep 300 >/dev/null 2>&1 &'
+new db
+unshare uts
+`
+
+func TestTeardownOnExitLeavesTheHostAsItWas(t *testing.T) {
+	needRoot(t)
+	hostUnchanged(t)
+	dir := t.TempDir()
+	out, code := runStepbox(t, dir, teardownScript+"exit\n")
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	assertNoSessions(t, dir)
+}
+
+func TestFailingLineStopsTheScriptAndTearsDown(t *testing.T) {
+	needRoot(t)
+	hostUnchanged(t)
+	dir := t.TempDir()
+	out, code := runStepbox(t, dir, teardownScript+"-exec false\nexec sh -c 'exit 3'\nexec echo never\n")
+	if code != 1 {
+		t.Fatalf("exit %d, want 1:\n%s", code, out)
+	}
+	if !strings.Contains(out, "line 8") || strings.Contains(out, "never\n") {
+		t.Fatalf("the run did not stop at line 8:\n%s", out)
+	}
+	if !strings.Contains(out, "exec false: exit status 1") {
+		t.Fatalf("a '-' line's failure was not reported:\n%s", out)
+	}
+	assertNoSessions(t, dir)
+}
+
+func TestTeardownAfterRmAndReset(t *testing.T) {
+	needRoot(t)
+	hostUnchanged(t)
+	dir := t.TempDir()
+	out, code := runStepbox(t, dir, teardownScript+"rm web\n!test -z \"$(ps -eo args | grep '^stepbox __box web')\"\nreset\nboxes\n")
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	if !strings.Contains(out, "no boxes") {
+		t.Fatalf("boxes after reset:\n%s", out)
+	}
+}
+
+// startSession starts `stepbox run -` reading from a pipe, feeds it the
+// script, and waits until its boxes exist.
+func startSession(t *testing.T, dir, script string) (*exec.Cmd, *os.File) {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(stepboxBinary(t), "--state-dir", dir, "run", "-")
+	cmd.Stdin = r
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	w.WriteString(script + "!touch " + dir + "/ready\n")
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if _, err := os.Stat(dir + "/ready"); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatal("the session never got ready")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return cmd, w
+}
+
+func TestTeardownOnSIGTERM(t *testing.T) {
+	needRoot(t)
+	hostUnchanged(t)
+	dir := t.TempDir()
+	cmd, w := startSession(t, dir, teardownScript)
+	defer w.Close()
+	cmd.Process.Signal(syscall.SIGTERM)
+	cmd.Wait()
+	assertNoSessions(t, dir)
+}
+
+func TestCleanupAfterKill9(t *testing.T) {
+	needRoot(t)
+	hostUnchanged(t)
+	dir := t.TempDir()
+	cmd, w := startSession(t, dir, teardownScript)
+	defer w.Close()
+	cmd.Process.Kill()
+	cmd.Wait()
+	out, err := exec.Command(stepboxBinary(t), "--state-dir", dir, "cleanup").CombinedOutput()
+	if err != nil {
+		t.Fatalf("cleanup: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "1 crashed session") {
+		t.Fatalf("cleanup found no crashed session:\n%s", out)
+	}
+	assertNoSessions(t, dir)
+	if left := hoststate.StepboxProcesses(); len(left) > 0 {
+		t.Fatalf("processes left after cleanup: %v", left)
+	}
+}
+
+func assertNoSessions(t *testing.T, dir string) {
+	t.Helper()
+	ents, _ := os.ReadDir(filepath.Join(dir, "run", "sessions"))
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	sort.Strings(names)
+	if len(names) > 0 {
+		t.Fatalf("session state left behind: %v", names)
+	}
+}
+
+// Rootless: uid 65534 builds a box in its own user namespace.
+func TestRootlessUserBox(t *testing.T) {
+	needRoot(t) // to become uid 65534 with setpriv
+	hostUnchanged(t)
+	if _, err := exec.LookPath("setpriv"); err != nil {
+		t.Fatal("setpriv (util-linux) is needed")
+	}
+	dir, err := os.MkdirTemp("", "stepbox-rootless-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	os.Chown(dir, 65534, 65534)
+	script := "new web --user\nunshare uts mnt pid\nhostname rootless\nexec sh -c 'id -u; hostname; echo $$'\n"
+	cmd := exec.Command("setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups",
+		stepboxBinary(t), "--state-dir", dir, "run", "-")
+	cmd.Stdin = strings.NewReader(script)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("rootless run: %v\n%s", err, out)
+	}
+	got := string(out)
+	for _, want := range []string{"\n0\nrootless\n"} {
+		if !strings.Contains(got, want) {
+			t.Fatalf("rootless output lacks %q:\n%s", want, got)
+		}
+	}
+	lines := strings.Split(strings.TrimSpace(got), "\n")
+	if pid, _ := strconv.Atoi(lines[len(lines)-1]); pid <= 1 || pid > 100 {
+		t.Fatalf("PID inside: %q", lines[len(lines)-1])
+	}
+}
