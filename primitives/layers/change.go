@@ -1,0 +1,312 @@
+package layers
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+	"mvdan.cc/sh/v3/syntax"
+
+	"stepbox/primitives/step"
+)
+
+// inLayer checks p, a path as the box will see it ("/etc/motd"), and
+// returns it relative to the layer's root ("etc/motd"). ".." is refused
+// outright rather than cleaned away: "/../etc" must not quietly become
+// "/etc".
+func inLayer(cmd, name, p string) (string, error) {
+	const allowed = "give an absolute path inside the layer, like /etc/motd, without '..'"
+	switch {
+	case !strings.HasPrefix(p, "/"):
+		return "", fmt.Errorf("%s %s: %w %q: %s", cmd, name, ErrBadPath, p, allowed)
+	case strings.ContainsRune(p, 0):
+		return "", fmt.Errorf("%s %s: %w %q: NUL bytes cannot be in a file name", cmd, name, ErrBadPath, p)
+	}
+	for _, part := range strings.Split(p, "/") {
+		if part == ".." {
+			return "", fmt.Errorf("%s %s: %w %q: '..' would lead out of the layer; %s", cmd, name, ErrBadPath, p, allowed)
+		}
+	}
+	rel := strings.TrimPrefix(path.Clean(p), "/")
+	if rel == "" {
+		return "", fmt.Errorf("%s %s: %w %q: that is the layer's root itself; %s", cmd, name, ErrBadPath, p, allowed)
+	}
+	return rel, nil
+}
+
+// escapeErr words an error from os.Root. os.Root is what keeps Put and Del
+// inside the layer — it resolves each component with openat(O_NOFOLLOW)
+// and refuses absolute symlinks and ones that climb out — so a crafted
+// layer cannot make stepbox write to the host. This only finds the symlink
+// to blame, for the message.
+func escapeErr(cmd, name, p string, r *os.Root, err error) error {
+	rel := strings.TrimPrefix(path.Clean(p), "/")
+	parts := strings.Split(rel, "/")
+	for i := range parts {
+		prefix := strings.Join(parts[:i+1], "/")
+		fi, lerr := r.Lstat(prefix)
+		if lerr != nil || fi.Mode()&fs.ModeSymlink == 0 {
+			continue
+		}
+		target, _ := r.Readlink(prefix)
+		return fmt.Errorf("%s %s: %w %q: /%s is a symlink to %q, which leads out of the layer; a layer's symlinks may only point inside it, relatively: %w",
+			cmd, name, ErrBadPath, p, prefix, target, err)
+	}
+	return fmt.Errorf("%s %s %s: %w", cmd, name, p, err)
+}
+
+// mkdirParents makes the missing parent directories of rel (0755, as in
+// any rootfs) through r, recording each mkdir it did in st.
+func mkdirParents(cmd, name, p string, r *os.Root, rel string, st *step.Step) error {
+	dir := path.Dir(rel)
+	if dir == "." {
+		return nil
+	}
+	parts := strings.Split(dir, "/")
+	for i := range parts {
+		prefix := strings.Join(parts[:i+1], "/")
+		err := r.Mkdir(prefix, 0o755)
+		if errors.Is(err, fs.ErrExist) {
+			fi, serr := r.Stat(prefix)
+			if serr != nil {
+				return escapeErr(cmd, name, p, r, serr)
+			}
+			if !fi.IsDir() {
+				return fmt.Errorf("%s %s: %w %q: /%s is a %s in this layer, not a directory", cmd, name, ErrBadPath, p, prefix, kindOf(fi))
+			}
+			continue
+		}
+		host := filepath.Join(r.Name(), prefix)
+		st.Record(fmt.Sprintf("mkdir(%s, 0755)", step.Quote(host)), err)
+		if err != nil {
+			return escapeErr(cmd, name, p, r, err)
+		}
+		if err := r.Chmod(prefix, 0o755); err != nil {
+			return fmt.Errorf("%s %s: chmod %s: %w", cmd, name, host, err)
+		}
+	}
+	return nil
+}
+
+// Put writes content to the file p inside layer name, making missing
+// parent directories. An earlier whiteout at p is replaced: the file is
+// back. Content is written as given.
+func (s *Store) Put(name, p, content string) (*step.Step, error) {
+	const cmd = "layer put"
+	rel, err := inLayer(cmd, name, p)
+	if err != nil {
+		return nil, err
+	}
+	unlock, err := s.exclusive()
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", cmd, name, err)
+	}
+	defer unlock()
+	if _, err := s.writable(cmd, name); err != nil {
+		return nil, err
+	}
+	r, err := os.OpenRoot(s.Root(name))
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", cmd, name, err)
+	}
+	defer r.Close()
+
+	host := filepath.Join(s.Root(name), rel)
+	st := &step.Step{
+		Command: fmt.Sprintf("%s %s %s %s", cmd, name, shQuote(p), shQuote(content)),
+		Summary: fmt.Sprintf("wrote %s into layer %s: %s on the host", p, name, host),
+		Man:     []string{"open(2)", "write(2)"},
+		Undo:    "rm " + shQuote(host),
+	}
+	if d := filepath.Dir(host); d != s.Root(name) {
+		st.Shell = append(st.Shell, "mkdir -p "+shQuote(d))
+	}
+	st.Shell = append(st.Shell, "printf %s "+shQuote(content)+" > "+shQuote(host))
+	if err := mkdirParents(cmd, name, p, r, rel, st); err != nil {
+		return st, err
+	}
+	fi, err := r.Lstat(rel)
+	switch {
+	case err == nil && isWhiteout(fi):
+		// Replacing the whiteout makes the file visible again in the stack.
+		err := st.Do(fmt.Sprintf("unlink(%s)", step.Quote(host)), func() error { return r.Remove(rel) })
+		if err != nil {
+			return st, fmt.Errorf("%s %s: %w", cmd, name, err)
+		}
+		st.Shell = append([]string{"rm " + shQuote(host)}, st.Shell...)
+	case err == nil && !fi.Mode().IsRegular():
+		return st, fmt.Errorf("%s %s: %w %q: it is a %s in this layer; put writes regular files only", cmd, name, ErrBadPath, p, kindOf(fi))
+	case err != nil && !errors.Is(err, fs.ErrNotExist):
+		return st, escapeErr(cmd, name, p, r, err)
+	}
+	if err := writeIn(r, rel, host, content, st); err != nil {
+		return st, fmt.Errorf("%s %s %s: %w", cmd, name, p, err)
+	}
+	return st, nil
+}
+
+// writeIn writes content to rel through r with mode 0644, recording the
+// open, write and close as strace would show them.
+func writeIn(r *os.Root, rel, host, content string, st *step.Step) error {
+	open := fmt.Sprintf("openat(AT_FDCWD, %s, O_WRONLY|O_CREAT|O_TRUNC|O_NOFOLLOW|O_CLOEXEC, 0644)", step.Quote(host))
+	f, err := r.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		st.Record(open, err)
+		return err
+	}
+	fd := f.Fd()
+	st.Calls = append(st.Calls, step.Call{Syscall: open, Result: fmt.Sprint(fd)})
+	// umask may have cut the mode; a rootfs file is 0644.
+	if err := f.Chmod(0o644); err != nil {
+		f.Close()
+		return err
+	}
+	n, err := f.WriteString(content)
+	st.Calls = append(st.Calls, step.Call{
+		Syscall: fmt.Sprintf("write(%d, %s, %d)", fd, straceBuf(content), len(content)),
+		Result:  writeResult(n, err),
+	})
+	if err != nil {
+		f.Close()
+		return err
+	}
+	err = f.Close()
+	st.Record(fmt.Sprintf("close(%d)", fd), err)
+	return err
+}
+
+func writeResult(n int, err error) string {
+	if err != nil {
+		return step.Result(err)
+	}
+	return fmt.Sprint(n)
+}
+
+// straceBuf shows a buffer as strace does: quoted, cut after 32 bytes.
+func straceBuf(s string) string {
+	if len(s) > 32 {
+		return step.Quote(s[:32]) + "..."
+	}
+	return step.Quote(s)
+}
+
+// Del records the deletion of p in layer name as a whiteout: a character
+// device with device number 0/0. That is what overlayfs itself writes to an
+// upper dir when a file of a lower layer is removed, and what it hides the
+// lower file behind when it finds one in a layer stacked above
+// (Documentation/filesystems/overlayfs.rst, "whiteouts and opaque
+// directories"). Whatever the layer held at p is replaced.
+func (s *Store) Del(name, p string) (*step.Step, error) {
+	const cmd = "layer del"
+	rel, err := inLayer(cmd, name, p)
+	if err != nil {
+		return nil, err
+	}
+	unlock, err := s.exclusive()
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", cmd, name, err)
+	}
+	defer unlock()
+	if _, err := s.writable(cmd, name); err != nil {
+		return nil, err
+	}
+	r, err := os.OpenRoot(s.Root(name))
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", cmd, name, err)
+	}
+	defer r.Close()
+
+	host := filepath.Join(s.Root(name), rel)
+	st := &step.Step{
+		Command: fmt.Sprintf("%s %s %s", cmd, name, shQuote(p)),
+		Summary: fmt.Sprintf("whiteout for %s in layer %s: the character device 0/0 %s hides %s of every layer below", p, name, host, p),
+		Man:     []string{"mknod(2)"},
+		Undo:    "rm " + shQuote(host),
+	}
+	if d := filepath.Dir(host); d != s.Root(name) {
+		st.Shell = append(st.Shell, "mkdir -p "+shQuote(d))
+	}
+	if err := mkdirParents(cmd, name, p, r, rel, st); err != nil {
+		return st, err
+	}
+	fi, err := r.Lstat(rel)
+	switch {
+	case err == nil && isWhiteout(fi):
+		st.Summary = fmt.Sprintf("%s is already a whiteout in layer %s: nothing to do", p, name)
+		return st, nil
+	case err == nil && fi.IsDir():
+		st.Shell = append(st.Shell, "rm -r "+shQuote(host))
+		st.Notes = append(st.Notes, fmt.Sprintf("the layer's own directory %s was removed first", p))
+		if err := r.RemoveAll(rel); err != nil {
+			return st, fmt.Errorf("%s %s: remove %s: %w", cmd, name, host, err)
+		}
+	case err == nil:
+		st.Shell = append(st.Shell, "rm "+shQuote(host))
+		if err := st.Do(fmt.Sprintf("unlink(%s)", step.Quote(host)), func() error { return r.Remove(rel) }); err != nil {
+			return st, fmt.Errorf("%s %s: %w", cmd, name, err)
+		}
+	case !errors.Is(err, fs.ErrNotExist):
+		return st, escapeErr(cmd, name, p, r, err)
+	}
+	st.Shell = append(st.Shell, "mknod "+shQuote(host)+" c 0 0")
+	if err := mknodWhiteout(r, rel, host, st); err != nil {
+		return st, fmt.Errorf("%s %s %s: %w", cmd, name, p, err)
+	}
+	return st, nil
+}
+
+// mknodWhiteout makes the whiteout rel. The parent is opened through r, so
+// the mknodat below names a single component in a directory already known
+// to be inside the layer. Since Linux 5.8 a 0/0 device needs no CAP_MKNOD
+// (commit a3c751a50fe6, "vfs: allow unprivileged whiteout creation").
+func mknodWhiteout(r *os.Root, rel, host string, st *step.Step) error {
+	dir, err := r.Open(path.Dir(rel))
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	call := fmt.Sprintf("mknod(%s, S_IFCHR|000, makedev(0, 0))", step.Quote(host))
+	return st.Do(call, func() error {
+		return unix.Mknodat(int(dir.Fd()), path.Base(rel), unix.S_IFCHR|0, int(unix.Mkdev(0, 0)))
+	})
+}
+
+// isWhiteout reports whether fi is an overlayfs whiteout: a 0/0 char device.
+func isWhiteout(fi fs.FileInfo) bool {
+	if fi.Mode()&fs.ModeCharDevice == 0 {
+		return false
+	}
+	sys, ok := fi.Sys().(*syscall.Stat_t)
+	return ok && sys.Rdev == 0
+}
+
+func kindOf(fi fs.FileInfo) Kind {
+	switch m := fi.Mode(); {
+	case isWhiteout(fi):
+		return Whiteout
+	case m.IsDir():
+		return Dir
+	case m&fs.ModeSymlink != 0:
+		return Symlink
+	case m.IsRegular():
+		return File
+	}
+	return Other
+}
+
+// shQuote quotes s for a POSIX shell, or bash when s holds control bytes.
+func shQuote(s string) string {
+	if q, err := syntax.Quote(s, syntax.LangPOSIX); err == nil {
+		return q
+	}
+	if q, err := syntax.Quote(s, syntax.LangBash); err == nil {
+		return q
+	}
+	return step.Quote(s)
+}
