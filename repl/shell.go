@@ -35,6 +35,8 @@ type Shell struct {
 	exit     bool
 	// interrupt is cancelled by Ctrl-C while a command runs.
 	interrupt context.Context
+
+	layerStore layerStore
 }
 
 // NewShell makes a shell over an open session.

@@ -1,0 +1,167 @@
+package repl
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"stepbox/fixtures"
+	"stepbox/primitives/layers"
+	"stepbox/viz"
+)
+
+// layerStore opens the layer store once, building the builtin layers
+// (base, fileA, …) the first time a session needs them.
+type layerStore struct {
+	once  sync.Once
+	store *layers.Store
+	err   error
+}
+
+func (sh *Shell) layers() (*layers.Store, error) {
+	sh.layerStore.once.Do(func() {
+		s, err := layers.Open(filepath.Join(sh.Session.Dirs.Lib, "layers"))
+		if err == nil {
+			err = fixtures.Ensure(s)
+		}
+		sh.layerStore.store, sh.layerStore.err = s, err
+	})
+	return sh.layerStore.store, sh.layerStore.err
+}
+
+func init() {
+	register(
+		&Command{
+			Name: "layers", Group: "filesystem", Usage: "layers",
+			Summary: "list the read-only layers an overlay can stack",
+			Kernel:  "reads the layer directories under the state dir: each is a plain directory tree, an overlay lowerdir",
+			Example: "layers",
+			Run: func(sh *Shell, c *Call) error {
+				st, err := sh.layers()
+				if err != nil {
+					return err
+				}
+				list, err := st.List()
+				if err != nil {
+					return err
+				}
+				var rows []viz.LayerRow
+				for _, l := range list {
+					rows = append(rows, viz.LayerRow{Name: l.Name, Description: l.Description, Builtin: l.Builtin, LockedBy: l.LockedBy, Locked: l.Locked, Path: st.Root(l.Name)})
+				}
+				fmt.Fprintln(sh.Out, viz.LayersPanel(rows, sh.Width, sh.Theme))
+				return nil
+			},
+		},
+		&Command{
+			Name: "layer", Group: "filesystem", Usage: "layer new|put|del|rm …",
+			Summary: "make and change read-only layers",
+			Sub: []*Command{
+				{
+					Name: "new", Usage: "layer new NAME [DESCRIPTION]", MinArgs: 1, MaxArgs: 2, Recorded: true,
+					Summary: "make an empty layer", Kernel: "mkdir(2): a layer is a directory", Example: "layer new app", Man: "mkdir(2)",
+					Run: func(sh *Shell, c *Call) error {
+						st, err := sh.layers()
+						if err != nil {
+							return err
+						}
+						desc := ""
+						if len(c.Args) == 2 {
+							desc = c.Args[1]
+						}
+						rec, err := st.New(c.Args[0], desc)
+						sh.printStep(rec)
+						if err != nil {
+							return err
+						}
+						sh.ok("layer %s made at %s", c.Args[0], st.Root(c.Args[0]))
+						return nil
+					},
+				},
+				{
+					Name: "put", Usage: "layer put NAME PATH [TEXT]", MinArgs: 2, MaxArgs: 3, Recorded: true,
+					Summary: "write a file into a layer", Kernel: "openat(2) and write(2) inside the layer's directory", Example: "layer put app /etc/motd 'hello from app'", Man: "open(2)",
+					Complete: completeLayers,
+					Run: func(sh *Shell, c *Call) error {
+						st, err := sh.layers()
+						if err != nil {
+							return err
+						}
+						text := ""
+						if len(c.Args) == 3 {
+							text = c.Args[2]
+							if !strings.HasSuffix(text, "\n") {
+								text += "\n"
+							}
+						}
+						rec, err := st.Put(c.Args[0], c.Args[1], text)
+						sh.printStep(rec)
+						if err != nil {
+							return err
+						}
+						sh.ok("layer %s now holds %s", c.Args[0], c.Args[1])
+						return nil
+					},
+				},
+				{
+					Name: "del", Usage: "layer del NAME PATH", MinArgs: 2, MaxArgs: 2, Recorded: true,
+					Summary: "record a deletion: a whiteout that hides PATH of the layers below",
+					Kernel:  "mknod(2) of a character device 0/0, the mark overlayfs reads as 'deleted here'", Example: "layer del app /etc/issue", Man: "mknod(2)",
+					Complete: completeLayers,
+					Run: func(sh *Shell, c *Call) error {
+						st, err := sh.layers()
+						if err != nil {
+							return err
+						}
+						rec, err := st.Del(c.Args[0], c.Args[1])
+						sh.printStep(rec)
+						if err != nil {
+							return err
+						}
+						sh.ok("layer %s now hides %s (a whiteout: character device 0/0)", c.Args[0], c.Args[1])
+						return nil
+					},
+				},
+				{
+					Name: "rm", Usage: "layer rm NAME", MinArgs: 1, MaxArgs: 1, Recorded: true,
+					Summary: "remove a layer of your own that no box has mounted", Kernel: "unlink(2) and rmdir(2) of the layer's files", Example: "layer rm app",
+					Complete: completeLayers,
+					Run: func(sh *Shell, c *Call) error {
+						st, err := sh.layers()
+						if err != nil {
+							return err
+						}
+						rec, err := st.Remove(c.Args[0])
+						sh.printStep(rec)
+						if err != nil {
+							return err
+						}
+						sh.ok("layer %s removed", c.Args[0])
+						return nil
+					},
+				},
+			},
+		},
+	)
+}
+
+func completeLayers(sh *Shell, args []string) []Suggestion {
+	if len(args) > 1 {
+		return nil
+	}
+	st, err := sh.layers()
+	if err != nil {
+		return nil
+	}
+	list, _ := st.List()
+	var out []Suggestion
+	for _, l := range list {
+		d := l.Description
+		if l.Locked {
+			d = "(read-only) " + d
+		}
+		out = append(out, Suggestion{Text: l.Name, Description: d})
+	}
+	return out
+}

@@ -1,0 +1,318 @@
+package viz
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/charmbracelet/lipgloss"
+	"github.com/prometheus/procfs"
+
+	"stepbox/primitives/cgroups"
+)
+
+// sideBySide is the narrowest terminal that shows the host's and the
+// box's view of /proc/PID/cgroup next to each other; narrower stacks them.
+const sideBySide = 110
+
+// CgroupPanel draws stepbox's cgroup tree from its parent down, each
+// cgroup's limits and live usage as bars, and where the box's process
+// sits: /proc/PID/cgroup as the host sees it and, after `unshare cgroup`,
+// as the box sees it.
+func CgroupPanel(snap cgroups.Snapshot, width int, t Theme) string {
+	width = max(width, 40)
+	out := []string{
+		t.Title.Render(truncate("cgroups · "+snap.Mode.String(), width)),
+	}
+	out = append(out, parentPlaces(snap.Parent.Group, width, t)...)
+	out = append(out, "")
+	out = append(out, cgroupTree(snap, width, t)...)
+	if snap.Box != "" {
+		out = append(out, "")
+		out = append(out, membership(snap, width, t)...)
+	}
+	return strings.Join(out, "\n")
+}
+
+// parentPlaces says where the parent sits: in v1 the same name can sit at
+// a different path in each hierarchy (the session's memory cgroup, say).
+func parentPlaces(g cgroups.Group, width int, t Theme) []string {
+	var paths []string
+	in := map[string][]string{}
+	for _, d := range g.Dirs {
+		if _, ok := in[d.Cgroup]; !ok {
+			paths = append(paths, d.Cgroup)
+		}
+		if d.Hierarchy != "" {
+			in[d.Cgroup] = append(in[d.Cgroup], d.Hierarchy)
+		}
+	}
+	var out []string
+	for _, p := range paths {
+		line := "  " + p
+		if hs := in[p]; len(hs) > 0 && len(paths) > 1 {
+			line += "  (" + strings.Join(hs, " ") + ")"
+		} else if len(hs) > 0 {
+			line += "  (every hierarchy)"
+		}
+		out = append(out, t.Dim.Render(truncateMiddle(line, width)))
+	}
+	return out
+}
+
+func cgroupTree(snap cgroups.Snapshot, width int, t Theme) []string {
+	var out []string
+	var walk func(n cgroups.Node, head, body string)
+	walk = func(n cgroups.Node, head, body string) {
+		out = append(out, nodeLine(n, snap, head, width, t))
+		stats := statLines(n, width-lipgloss.Width(body)-2, t)
+		tail := body + "│ "
+		if len(n.Children) == 0 {
+			tail = body + "  "
+		}
+		for _, l := range stats {
+			out = append(out, t.Border.Render(tail)+l)
+		}
+		for i, c := range n.Children {
+			if i == len(n.Children)-1 {
+				walk(c, body+"└─ ", body+"   ")
+			} else {
+				walk(c, body+"├─ ", body+"│  ")
+			}
+		}
+	}
+	walk(snap.Parent, "", "")
+	if len(snap.Parent.Children) == 0 {
+		out = append(out, t.Dim.Render(truncate("  no box cgroups yet: cgroup new makes one", width)))
+	}
+	return out
+}
+
+// nodeLine is a cgroup's name, its box if it is the current one, and the
+// PIDs in it (the host's PIDs, as its cgroup.procs lists them).
+func nodeLine(n cgroups.Node, snap cgroups.Snapshot, head string, width int, t Theme) string {
+	name := n.Name
+	mark := ""
+	if n.Name == snap.BoxGroup && snap.BoxGroup != "" {
+		mark = "  ◀ box " + snap.Box
+	}
+	procs := "  procs " + pids(n.Procs)
+	room := width - lipgloss.Width(head) - lipgloss.Width(name) - lipgloss.Width(mark)
+	line := t.Border.Render(head) + t.Title.Render(truncate(name, width-lipgloss.Width(head)))
+	if room > 0 {
+		line += t.Changed.Render(truncate(mark, room))
+	}
+	if room-lipgloss.Width(mark) > 0 {
+		line += t.Dim.Render(truncate(procs, room-lipgloss.Width(mark)))
+	}
+	return line
+}
+
+func pids(ps []int) string {
+	if len(ps) == 0 {
+		return "—"
+	}
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = strconv.Itoa(p)
+	}
+	return strings.Join(s, " ")
+}
+
+// meter is one row of a node's stats: a fraction for the bar (NaN for no
+// bar), the numbers, and the kernel's events worth a warning.
+type meter struct {
+	label  string
+	frac   float64
+	text   string
+	events string
+}
+
+func statLines(n cgroups.Node, width int, t Theme) []string {
+	var ms []meter
+	st := n.Stats
+	if m := st.Memory; m != nil {
+		mt := meter{label: "memory", frac: math.NaN(), text: bytes(m.Current) + " (no limit)"}
+		if m.Max != cgroups.Unlimited {
+			mt.frac, mt.text = ratio(m.Current, m.Max), bytes(m.Current)+" / "+bytes(m.Max)
+		}
+		mt.events = counts([2]any{"oom", m.OOM}, [2]any{"oom_kill", m.OOMKill})
+		ms = append(ms, mt)
+	}
+	if p := st.Pids; p != nil {
+		mt := meter{label: "pids", frac: math.NaN(), text: fmt.Sprintf("%d (no limit)", p.Current)}
+		if p.Max != cgroups.Unlimited {
+			mt.frac, mt.text = ratio(p.Current, p.Max), fmt.Sprintf("%d / %d", p.Current, p.Max)
+		}
+		mt.events = counts([2]any{"forks refused", p.Refused})
+		ms = append(ms, mt)
+	}
+	if c := st.CPU; c != nil {
+		ms = append(ms, cpuMeter(n.CPUs, c))
+	}
+	if len(ms) == 0 {
+		return []string{t.Dim.Render(truncate("no memory, pids or cpu controller here", width))}
+	}
+	barW := min(30, max(6, width/4))
+	var out []string
+	for _, m := range ms {
+		out = append(out, meterLine(m, barW, width, t))
+	}
+	return out
+}
+
+func cpuMeter(used float64, c *cgroups.CPUStats) meter {
+	m := meter{label: "cpu", frac: math.NaN()}
+	limit := 0.0
+	if c.QuotaUsec != cgroups.Unlimited && c.PeriodUsec > 0 {
+		limit = float64(c.QuotaUsec) / float64(c.PeriodUsec)
+	}
+	switch {
+	case used != cgroups.Unknown && limit > 0:
+		m.frac, m.text = used/limit, fmt.Sprintf("%.2f / %.2f CPU", used, limit)
+	case used != cgroups.Unknown:
+		m.frac, m.text = math.Min(used, 1), fmt.Sprintf("%.2f CPU (no limit)", used)
+	case limit > 0:
+		m.text = fmt.Sprintf("%s used, quota %.0f%%", seconds(c.UsageUsec), limit*100)
+	default:
+		m.text = seconds(c.UsageUsec) + " used (no limit)"
+	}
+	if c.Throttled > 0 {
+		m.events = fmt.Sprintf("throttled %d/%d periods, %s", c.Throttled, c.Periods, seconds(c.ThrottledUsec))
+	}
+	return m
+}
+
+func meterLine(m meter, barW, width int, t Theme) string {
+	label := fmt.Sprintf("%-7s ", m.label)
+	var bar string
+	switch {
+	case math.IsNaN(m.frac):
+		bar = t.Dim.Render(strings.Repeat("·", barW))
+	default:
+		f := math.Max(0, math.Min(1, m.frac))
+		full := int(math.Round(f * float64(barW)))
+		style := t.Good
+		if f >= 0.8 {
+			style = t.Warn
+		}
+		if f >= 1 {
+			style = t.Bad
+		}
+		bar = style.Render(strings.Repeat("█", full)) + t.Dim.Render(strings.Repeat("░", barW-full))
+	}
+	room := width - len(label) - barW - 2
+	if room <= 0 {
+		return truncate(label, width)
+	}
+	text := truncate(m.text, room)
+	line := label + bar + "  " + text
+	if rest := room - lipgloss.Width(text) - 2; m.events != "" && rest > 0 {
+		line += "  " + t.Bad.Render(truncate(m.events, rest))
+	}
+	return line
+}
+
+func ratio(a, b int64) float64 {
+	if b <= 0 {
+		return 1
+	}
+	return float64(a) / float64(b)
+}
+
+// counts prints the non-zero counters: "oom 1 · oom_kill 1".
+func counts(cs ...[2]any) string {
+	var out []string
+	for _, c := range cs {
+		if n := c[1].(int64); n > 0 {
+			out = append(out, fmt.Sprintf("%s %d", c[0], n))
+		}
+	}
+	return strings.Join(out, " · ")
+}
+
+// bytes prints a size the way limits are typed: 64M, 31.9M.
+func bytes(n int64) string {
+	units := []string{"B", "K", "M", "G", "T"}
+	f, i := float64(n), 0
+	for f >= 1024 && i < len(units)-1 {
+		f /= 1024
+		i++
+	}
+	if f == math.Trunc(f) || i == 0 {
+		return fmt.Sprintf("%.0f%s", f, units[i])
+	}
+	return fmt.Sprintf("%.1f%s", f, units[i])
+}
+
+func seconds(usec int64) string { return fmt.Sprintf("%.2fs", float64(usec)/1e6) }
+
+// membership shows /proc/PID/cgroup as the host reads it and, when the
+// box read its own /proc/self/cgroup, that too: after `unshare cgroup`
+// the box sees its cgroup as "/".
+func membership(snap cgroups.Snapshot, width int, t Theme) []string {
+	if snap.BoxPID == 0 {
+		return []string{t.Dim.Render(truncate("box "+snap.Box+" has no process yet", width))}
+	}
+	host := cgroupLines(snap.HostView)
+	hostTitle := fmt.Sprintf("/proc/%d/cgroup, read by the host", snap.BoxPID)
+	if snap.OwnView == nil {
+		out := []string{t.Title.Render(truncate(hostTitle, width))}
+		for _, l := range host {
+			out = append(out, "  "+truncateMiddle(l, width-2))
+		}
+		return out
+	}
+	own := cgroupLines(snap.OwnView)
+	ownTitle := "/proc/self/cgroup, read inside the box"
+	differs := func(i int) bool { return i >= len(host) || own[i] != host[i] }
+	if width < sideBySide {
+		out := []string{t.Title.Render(truncate(hostTitle, width))}
+		for _, l := range host {
+			out = append(out, "  "+truncateMiddle(l, width-2))
+		}
+		out = append(out, t.Title.Render(truncate(ownTitle, width)))
+		for i, l := range own {
+			out = append(out, "  "+viewStyle(differs(i), t).Render(truncateMiddle(l, width-2)))
+		}
+		return out
+	}
+	col := (width - 3) / 2
+	out := []string{t.Title.Render(pad(truncate(hostTitle, col), col) + " │ " + truncate(ownTitle, col))}
+	for i := range max(len(host), len(own)) {
+		left, right := "", ""
+		if i < len(host) {
+			left = truncateMiddle(host[i], col)
+		}
+		if i < len(own) {
+			right = viewStyle(differs(i), t).Render(truncateMiddle(own[i], col))
+		}
+		out = append(out, pad(left, col)+t.Border.Render(" │ ")+right)
+	}
+	return out
+}
+
+func viewStyle(differs bool, t Theme) lipgloss.Style {
+	if differs {
+		return t.Changed
+	}
+	return t.Same
+}
+
+func pad(s string, w int) string {
+	return s + strings.Repeat(" ", max(0, w-lipgloss.Width(s)))
+}
+
+// cgroupLines prints /proc/PID/cgroup lines as the kernel writes them,
+// v2's "0::" line last as the kernel orders them (highest ID first).
+func cgroupLines(cgs []procfs.Cgroup) []string {
+	sorted := slices.Clone(cgs)
+	slices.SortStableFunc(sorted, func(a, b procfs.Cgroup) int { return b.HierarchyID - a.HierarchyID })
+	out := make([]string, len(sorted))
+	for i, c := range sorted {
+		out[i] = fmt.Sprintf("%d:%s:%s", c.HierarchyID, strings.Join(c.Controllers, ","), c.Path)
+	}
+	return out
+}

@@ -1,0 +1,42 @@
+package viz
+
+import (
+	"github.com/charmbracelet/lipgloss"
+)
+
+// LayerRow is one line of `layers`.
+type LayerRow struct {
+	Name        string
+	Description string
+	Builtin     bool
+	Locked      bool
+	LockedBy    string
+	Path        string
+}
+
+// LayersPanel lists the layers: name, what it holds, whether it is
+// read-only and where it lives on the host.
+func LayersPanel(rows []LayerRow, width int, t Theme) string {
+	if len(rows) == 0 {
+		return t.Dim.Render("no layers yet: `layer new NAME` makes one")
+	}
+	headers := []string{"layer", "holds", "state", "host path"}
+	var body [][]string
+	for _, r := range rows {
+		state := "writable"
+		switch {
+		case r.Builtin:
+			state = "built in"
+		case r.Locked:
+			state = "read-only (" + r.LockedBy + ")"
+		}
+		body = append(body, []string{r.Name, r.Description, state, truncateMiddle(r.Path, 40)})
+	}
+	style := func(row, col int) lipgloss.Style {
+		if col == 3 {
+			return t.Dim
+		}
+		return t.Same
+	}
+	return t.renderTable(headers, body, style, width)
+}
