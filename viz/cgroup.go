@@ -3,7 +3,6 @@ package viz
 import (
 	"fmt"
 	"math"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -13,9 +12,9 @@ import (
 	"stepbox/primitives/cgroups"
 )
 
-// sideBySide is the narrowest terminal that shows the host's and the
+// cgroupSideBySide is the narrowest terminal that shows the host's and the
 // box's view of /proc/PID/cgroup next to each other; narrower stacks them.
-const sideBySide = 110
+const cgroupSideBySide = 110
 
 // CgroupPanel draws stepbox's cgroup tree from its parent down, each
 // cgroup's limits and live usage as bars, and where the box's process
@@ -98,7 +97,7 @@ func nodeLine(n cgroups.Node, snap cgroups.Snapshot, head string, width int, t T
 	if n.Name == snap.BoxGroup && snap.BoxGroup != "" {
 		mark = "  ◀ box " + snap.Box
 	}
-	procs := "  procs " + pids(n.Procs)
+	procs := "  procs " + procList(n.Procs)
 	room := width - lipgloss.Width(head) - lipgloss.Width(name) - lipgloss.Width(mark)
 	line := t.Border.Render(head) + t.Title.Render(truncate(name, width-lipgloss.Width(head)))
 	if room > 0 {
@@ -110,7 +109,7 @@ func nodeLine(n cgroups.Node, snap cgroups.Snapshot, head string, width int, t T
 	return line
 }
 
-func pids(ps []int) string {
+func procList(ps []int) string {
 	if len(ps) == 0 {
 		return "—"
 	}
@@ -123,7 +122,7 @@ func pids(ps []int) string {
 
 // meter is one row of a node's stats: a fraction for the bar (NaN for no
 // bar), the numbers, and the kernel's events worth a warning.
-type meter struct {
+type usageMeter struct {
 	label  string
 	frac   float64
 	text   string
@@ -131,22 +130,22 @@ type meter struct {
 }
 
 func statLines(n cgroups.Node, width int, t Theme) []string {
-	var ms []meter
+	var ms []usageMeter
 	st := n.Stats
 	if m := st.Memory; m != nil {
-		mt := meter{label: "memory", frac: math.NaN(), text: bytes(m.Current) + " (no limit)"}
+		mt := usageMeter{label: "memory", frac: math.NaN(), text: memSize(m.Current) + " (no limit)"}
 		if m.Max != cgroups.Unlimited {
-			mt.frac, mt.text = ratio(m.Current, m.Max), bytes(m.Current)+" / "+bytes(m.Max)
+			mt.frac, mt.text = ratio(m.Current, m.Max), memSize(m.Current)+" / "+memSize(m.Max)
 		}
-		mt.events = counts([2]any{"oom", m.OOM}, [2]any{"oom_kill", m.OOMKill})
+		mt.events = events(eventCount{"oom", m.OOM}, eventCount{"oom_kill", m.OOMKill})
 		ms = append(ms, mt)
 	}
 	if p := st.Pids; p != nil {
-		mt := meter{label: "pids", frac: math.NaN(), text: fmt.Sprintf("%d (no limit)", p.Current)}
+		mt := usageMeter{label: "pids", frac: math.NaN(), text: fmt.Sprintf("%d (no limit)", p.Current)}
 		if p.Max != cgroups.Unlimited {
 			mt.frac, mt.text = ratio(p.Current, p.Max), fmt.Sprintf("%d / %d", p.Current, p.Max)
 		}
-		mt.events = counts([2]any{"forks refused", p.Refused})
+		mt.events = events(eventCount{"forks refused", p.Refused})
 		ms = append(ms, mt)
 	}
 	if c := st.CPU; c != nil {
@@ -163,8 +162,8 @@ func statLines(n cgroups.Node, width int, t Theme) []string {
 	return out
 }
 
-func cpuMeter(used float64, c *cgroups.CPUStats) meter {
-	m := meter{label: "cpu", frac: math.NaN()}
+func cpuMeter(used float64, c *cgroups.CPUStats) usageMeter {
+	m := usageMeter{label: "cpu", frac: math.NaN()}
 	limit := 0.0
 	if c.QuotaUsec != cgroups.Unlimited && c.PeriodUsec > 0 {
 		limit = float64(c.QuotaUsec) / float64(c.PeriodUsec)
@@ -175,17 +174,17 @@ func cpuMeter(used float64, c *cgroups.CPUStats) meter {
 	case used != cgroups.Unknown:
 		m.frac, m.text = math.Min(used, 1), fmt.Sprintf("%.2f CPU (no limit)", used)
 	case limit > 0:
-		m.text = fmt.Sprintf("%s used, quota %.0f%%", seconds(c.UsageUsec), limit*100)
+		m.text = fmt.Sprintf("%s used, quota %.0f%%", cpuSeconds(c.UsageUsec), limit*100)
 	default:
-		m.text = seconds(c.UsageUsec) + " used (no limit)"
+		m.text = cpuSeconds(c.UsageUsec) + " used (no limit)"
 	}
 	if c.Throttled > 0 {
-		m.events = fmt.Sprintf("throttled %d/%d periods, %s", c.Throttled, c.Periods, seconds(c.ThrottledUsec))
+		m.events = fmt.Sprintf("throttled %d/%d periods, %s", c.Throttled, c.Periods, cpuSeconds(c.ThrottledUsec))
 	}
 	return m
 }
 
-func meterLine(m meter, barW, width int, t Theme) string {
+func meterLine(m usageMeter, barW, width int, t Theme) string {
 	label := fmt.Sprintf("%-7s ", m.label)
 	var bar string
 	switch {
@@ -222,19 +221,25 @@ func ratio(a, b int64) float64 {
 	return float64(a) / float64(b)
 }
 
-// counts prints the non-zero counters: "oom 1 · oom_kill 1".
-func counts(cs ...[2]any) string {
+// eventCount is one of the kernel's event counters.
+type eventCount struct {
+	name string
+	n    int64
+}
+
+// events prints the counters that are not zero: "oom 1 · oom_kill 1".
+func events(cs ...eventCount) string {
 	var out []string
 	for _, c := range cs {
-		if n := c[1].(int64); n > 0 {
-			out = append(out, fmt.Sprintf("%s %d", c[0], n))
+		if c.n > 0 {
+			out = append(out, fmt.Sprintf("%s %d", c.name, c.n))
 		}
 	}
 	return strings.Join(out, " · ")
 }
 
 // bytes prints a size the way limits are typed: 64M, 31.9M.
-func bytes(n int64) string {
+func memSize(n int64) string {
 	units := []string{"B", "K", "M", "G", "T"}
 	f, i := float64(n), 0
 	for f >= 1024 && i < len(units)-1 {
@@ -247,7 +252,7 @@ func bytes(n int64) string {
 	return fmt.Sprintf("%.1f%s", f, units[i])
 }
 
-func seconds(usec int64) string { return fmt.Sprintf("%.2fs", float64(usec)/1e6) }
+func cpuSeconds(usec int64) string { return fmt.Sprintf("%.2fs", float64(usec)/1e6) }
 
 // membership shows /proc/PID/cgroup as the host reads it and, when the
 // box read its own /proc/self/cgroup, that too: after `unshare cgroup`
@@ -268,7 +273,7 @@ func membership(snap cgroups.Snapshot, width int, t Theme) []string {
 	own := cgroupLines(snap.OwnView)
 	ownTitle := "/proc/self/cgroup, read inside the box"
 	differs := func(i int) bool { return i >= len(host) || own[i] != host[i] }
-	if width < sideBySide {
+	if width < cgroupSideBySide {
 		out := []string{t.Title.Render(truncate(hostTitle, width))}
 		for _, l := range host {
 			out = append(out, "  "+truncateMiddle(l, width-2))
@@ -280,7 +285,7 @@ func membership(snap cgroups.Snapshot, width int, t Theme) []string {
 		return out
 	}
 	col := (width - 3) / 2
-	out := []string{t.Title.Render(pad(truncate(hostTitle, col), col) + " │ " + truncate(ownTitle, col))}
+	out := []string{t.Title.Render(padCell(truncate(hostTitle, col), col) + " │ " + truncate(ownTitle, col))}
 	for i := range max(len(host), len(own)) {
 		left, right := "", ""
 		if i < len(host) {
@@ -289,7 +294,7 @@ func membership(snap cgroups.Snapshot, width int, t Theme) []string {
 		if i < len(own) {
 			right = viewStyle(differs(i), t).Render(truncateMiddle(own[i], col))
 		}
-		out = append(out, pad(left, col)+t.Border.Render(" │ ")+right)
+		out = append(out, padCell(left, col)+t.Border.Render(" │ ")+right)
 	}
 	return out
 }
@@ -301,17 +306,14 @@ func viewStyle(differs bool, t Theme) lipgloss.Style {
 	return t.Same
 }
 
-func pad(s string, w int) string {
+func padCell(s string, w int) string {
 	return s + strings.Repeat(" ", max(0, w-lipgloss.Width(s)))
 }
 
-// cgroupLines prints /proc/PID/cgroup lines as the kernel writes them,
-// v2's "0::" line last as the kernel orders them (highest ID first).
+// cgroupLines prints /proc/PID/cgroup lines as the kernel writes them.
 func cgroupLines(cgs []procfs.Cgroup) []string {
-	sorted := slices.Clone(cgs)
-	slices.SortStableFunc(sorted, func(a, b procfs.Cgroup) int { return b.HierarchyID - a.HierarchyID })
-	out := make([]string, len(sorted))
-	for i, c := range sorted {
+	out := make([]string, len(cgs))
+	for i, c := range cgs {
 		out[i] = fmt.Sprintf("%d:%s:%s", c.HierarchyID, strings.Join(c.Controllers, ","), c.Path)
 	}
 	return out
