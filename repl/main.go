@@ -23,6 +23,7 @@ usage:
   stepbox [flags]              the interactive shell (reads commands from stdin without a terminal)
   stepbox [flags] run FILE|-   run a script of stepbox commands; stop at the first failure (exit 1)
   stepbox [flags] cleanup      remove what crashed sessions left behind
+  stepbox doctor               what this kernel offers: namespaces, overlay, cgroups, user namespaces
   stepbox version
 
 flags:
@@ -61,6 +62,8 @@ func Main(args []string) int {
 	case "help":
 		fmt.Print(usage)
 		return 0
+	case "doctor":
+		return doctor()
 	case "cleanup":
 		rep, err := primitives.Sweep(dirs)
 		fmt.Printf("stepbox cleanup: %d crashed session(s) cleaned, %d stray process(es) ended\n", len(rep.Sessions), rep.Processes)
@@ -166,4 +169,25 @@ func runScript(sh *Shell, name string) int {
 		return 1
 	}
 	return 0
+}
+
+// doctor prints what the kernel offers stepbox, read live.
+func doctor() int {
+	th := viz.NewTheme("plain")
+	if primitives.IsTerminal(os.Stdout) && os.Getenv("NO_COLOR") == "" {
+		th = viz.NewTheme("default")
+	}
+	code := 0
+	for _, c := range primitives.Doctor() {
+		mark := th.Good.Render("ok ")
+		if !c.OK {
+			mark = th.Bad.Render("no ")
+			code = 1
+		}
+		fmt.Printf("%s %-18s %s\n", mark, c.Name, c.Found)
+		if c.Advice != "" && !c.OK {
+			fmt.Printf("    %s\n", th.Dim.Render(c.Advice))
+		}
+	}
+	return code
 }
