@@ -68,6 +68,7 @@ var agentOps = map[string]agentOp{
 	"hello":       opHello,
 	"unshare":     opUnshare,
 	"sethostname": opSethostname,
+	"cgroup-view": opCgroupView,
 }
 
 func runAgent() int {

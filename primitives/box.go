@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"stepbox/primitives/cgroups"
 	"stepbox/primitives/step"
 )
 
@@ -41,6 +42,7 @@ type Box struct {
 	unshared map[string]bool
 	hostname string
 	dead     error
+	cgroup   *cgroups.Group
 }
 
 // NewBox starts a box process in the host's namespaces, or with --user in
@@ -134,8 +136,11 @@ func (b *Box) spawn(st *step.Step) error {
 	// go-prompt opens /dev/tty without O_CLOEXEC: no descriptor of the
 	// session's may reach a box (close_range(2), CLOSE_RANGE_CLOEXEC).
 	unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
+	// One P is all a box process needs (it serves one request at a time),
+	// and fewer runtime threads leave more of a pids.max limit to the
+	// learner's processes: every thread counts as a task.
 	p, err := os.StartProcess(selfExe, []string{"stepbox", entryBox, b.Name}, &os.ProcAttr{
-		Env:   b.env(nil),
+		Env:   b.env([]string{"GOMAXPROCS=1"}),
 		Files: []*os.File{nil, nil, logf, theirs},
 		Sys:   attr,
 	})
@@ -530,11 +535,13 @@ func (b *Box) teardown() error {
 			c.close()
 		}
 	}
-	err := teardownLedger(b.Dir, b.session.ID)
 	if b.proc != nil {
-		// Reap the box process (our child) so no zombie stays behind.
+		// The box process is the session's child: kill and reap it first,
+		// so no zombie of it keeps its cgroup busy.
+		b.proc.Kill()
 		b.proc.Wait()
 	}
+	err := teardownLedger(b.Dir, b.session.ID)
 	if b.dead == nil {
 		b.dead = fmt.Errorf("box %s has been removed", b.Name)
 	}

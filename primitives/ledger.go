@@ -29,12 +29,13 @@ const (
 
 // Resource is one ledger line.
 type Resource struct {
-	Kind  string `json:"kind"`
-	PID   int    `json:"pid,omitempty"`
-	Start uint64 `json:"start,omitempty"` // start time in clock ticks since boot (/proc/PID/stat field 22)
-	Path  string `json:"path,omitempty"`
-	Box   string `json:"box,omitempty"`
-	Note  string `json:"note,omitempty"`
+	Kind  string          `json:"kind"`
+	PID   int             `json:"pid,omitempty"`
+	Start uint64          `json:"start,omitempty"` // start time in clock ticks since boot (/proc/PID/stat field 22)
+	Path  string          `json:"path,omitempty"`
+	Box   string          `json:"box,omitempty"`
+	Group json.RawMessage `json:"group,omitempty"` // a cgroup: the cgroups package's Group
+	Note  string          `json:"note,omitempty"`
 }
 
 // Ledger appends resources to a box's ledger file.
@@ -86,9 +87,6 @@ func readLedger(path string) ([]Resource, error) {
 	return out, sc.Err()
 }
 
-// CgroupRemover removes a cgroup stepbox made; the cgroups package provides it.
-var CgroupRemover func(path string) error
-
 // Teardown undoes every resource of the ledger in dir, in reverse order,
 // and removes the ledger itself. Errors are joined; teardown goes on past them.
 func teardownLedger(dir, session string) error {
@@ -116,15 +114,38 @@ func teardownLedger(dir, session string) error {
 		case ResDir:
 			errs = append(errs, removeDir(r.Path))
 		case ResCgroup:
-			if CgroupRemover != nil {
-				errs = append(errs, CgroupRemover(r.Path))
-			}
+			errs = append(errs, removeCgroup(r))
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
 	return os.RemoveAll(dir)
+}
+
+// teardownResources undoes the session-level ledger in dir (its parent
+// cgroup) without removing dir itself.
+func teardownResources(dir, session string) error {
+	res, err := readLedger(filepath.Join(dir, "ledger.jsonl"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var errs []error
+	done := map[string]bool{}
+	for i := len(res) - 1; i >= 0; i-- {
+		r := res[i]
+		if r.Kind == ResCgroup && !done[string(r.Group)] {
+			done[string(r.Group)] = true
+			errs = append(errs, removeCgroup(r))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	return os.Remove(filepath.Join(dir, "ledger.jsonl"))
 }
 
 // removeDir removes a directory stepbox made, refusing if anything is

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"stepbox/primitives/cgroups"
 )
 
 // Dirs are where stepbox keeps its state: runtime state (sessions, boxes,
@@ -48,9 +50,11 @@ type Session struct {
 	ID   string // "<pid>-<start time>": a PID alone could be reused after a crash
 	Dir  string // Dirs.Run/sessions/ID
 
-	mu    sync.Mutex
-	boxes map[string]*Box
-	order []string
+	mu     sync.Mutex
+	boxes  map[string]*Box
+	order  []string
+	hier   cgroups.Hierarchy
+	parent *cgroups.Group // stepbox's parent cgroup, made on first `cgroup new`
 }
 
 type sessionFile struct {
@@ -111,6 +115,7 @@ func Sweep(dirs Dirs) (SweepReport, error) {
 		for _, b := range boxes {
 			errs = append(errs, teardownLedger(filepath.Join(dir, "boxes", b.Name()), e.Name()))
 		}
+		errs = append(errs, teardownResources(dir, e.Name()))
 		if err := os.RemoveAll(dir); err != nil {
 			errs = append(errs, err)
 		}
@@ -124,7 +129,17 @@ func Sweep(dirs Dirs) (SweepReport, error) {
 			rep.Processes++
 		}
 	}
+	// cgroups of dead sessions, wherever their ledger went.
+	if _, err := cgroups.Sweep(cgroups.DefaultRoot, func(pid int) bool { return pidAlive(pid) }); err != nil && !errors.Is(err, cgroups.ErrNoCgroups) {
+		errs = append(errs, err)
+	}
 	return rep, errors.Join(errs...)
+}
+
+// pidAlive reports whether a process with this PID exists.
+func pidAlive(pid int) bool {
+	_, err := os.Stat(fmt.Sprintf("/proc/%d", pid))
+	return err == nil
 }
 
 // sessionAlive reports whether the session named "<pid>-<start>" still runs.
@@ -230,6 +245,11 @@ func (s *Session) Close() error {
 	// Anything still marked with this session (a process that escaped
 	// every ledger) ends too.
 	errs = append(errs, killAndWait(markedProcesses(s.ID, "")))
+	// Then what the session itself owns: the parent cgroup.
+	errs = append(errs, teardownResources(s.Dir, s.ID))
+	s.mu.Lock()
+	s.parent = nil
+	s.mu.Unlock()
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}

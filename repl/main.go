@@ -30,6 +30,7 @@ flags:
   --state-dir DIR   keep state under DIR (default /run/stepbox and /var/lib/stepbox; also $STEPBOX_STATE_DIR)
   --plain           no colours or escape codes (also NO_COLOR=1, and whenever output is not a terminal)
   --theme NAME      colour theme: default, or contrast for projectors
+  --cgroup-parent P put stepbox's cgroups under P (a cgroup path such as /mine) instead of the session's own cgroup
 
 Inside, 'help' lists the commands.
 `
@@ -41,6 +42,7 @@ func Main(args []string) int {
 	stateDir := fs.String("state-dir", "", "")
 	plain := fs.Bool("plain", false, "")
 	theme := fs.String("theme", "default", "")
+	fs.StringVar(&primitives.CgroupParentOverride, "cgroup-parent", "", "")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Print(usage)

@@ -13,6 +13,7 @@ import (
 	"mvdan.cc/sh/v3/shell"
 
 	"stepbox/primitives"
+	"stepbox/primitives/cgroups"
 	"stepbox/primitives/step"
 	"stepbox/viz"
 )
@@ -37,6 +38,7 @@ type Shell struct {
 	interrupt context.Context
 
 	layerStore layerStore
+	lastCgroup *cgroups.Snapshot // the previous cgroup panel's reading, for CPU rates
 }
 
 // NewShell makes a shell over an open session.

@@ -100,7 +100,7 @@ func nodeLine(n cgroups.Node, snap cgroups.Snapshot, head string, width int, t T
 	procs := "  procs " + procList(n.Procs)
 	room := width - lipgloss.Width(head) - lipgloss.Width(name) - lipgloss.Width(mark)
 	line := t.Border.Render(head) + t.Title.Render(truncate(name, width-lipgloss.Width(head)))
-	if room > 0 {
+	if mark != "" && room > 0 {
 		line += t.Changed.Render(truncate(mark, room))
 	}
 	if room-lipgloss.Width(mark) > 0 {
@@ -200,7 +200,12 @@ func meterLine(m usageMeter, barW, width int, t Theme) string {
 		if f >= 1 {
 			style = t.Bad
 		}
-		bar = style.Render(strings.Repeat("█", full)) + t.Dim.Render(strings.Repeat("░", barW-full))
+		if full > 0 {
+			bar = style.Render(strings.Repeat("█", full))
+		}
+		if full < barW {
+			bar += t.Dim.Render(strings.Repeat("░", barW-full))
+		}
 	}
 	room := width - len(label) - barW - 2
 	if room <= 0 {

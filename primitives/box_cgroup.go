@@ -1,0 +1,262 @@
+package primitives
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"strings"
+
+	"github.com/prometheus/procfs"
+
+	"stepbox/primitives/cgroups"
+	"stepbox/primitives/step"
+)
+
+// CgroupParentOverride is --cgroup-parent: where stepbox's parent cgroup goes.
+var CgroupParentOverride string
+
+// Cgroups opens the host's cgroup hierarchy once: v2, v1 or hybrid, as
+// the host runs it.
+func (s *Session) Cgroups() (cgroups.Hierarchy, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.hier == nil {
+		fs, err := procfs.NewFS(procfs.DefaultMountPoint)
+		if err != nil {
+			return nil, err
+		}
+		h, err := cgroups.Open(cgroups.DefaultRoot, fs, os.Getpid())
+		if err != nil {
+			return nil, err
+		}
+		s.hier = h
+	}
+	return s.hier, nil
+}
+
+// cgroupParent makes the session's own parent cgroup on first use,
+// recording it in the session's ledger first.
+func (s *Session) cgroupParent(st *step.Step) (*cgroups.Group, error) {
+	h, err := s.Cgroups()
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	parent := s.parent
+	s.mu.Unlock()
+	if parent != nil {
+		return parent, nil
+	}
+	place, err := h.Place(CgroupParentOverride)
+	if err != nil {
+		return nil, err
+	}
+	l, err := openLedger(s.Dir)
+	if err != nil {
+		return nil, err
+	}
+	name := cgroups.ParentName(os.Getpid())
+	planned := cgroups.Group{Name: name}
+	for _, d := range place.Dirs {
+		d.Path, d.Cgroup = path.Join(d.Path, name), path.Join(d.Cgroup, name)
+		planned.Dirs = append(planned.Dirs, d)
+	}
+	raw, _ := json.Marshal(planned)
+	if err := l.Add(Resource{Kind: ResCgroup, Group: raw, Note: "the session's parent cgroup (" + place.Rule + ")"}); err != nil {
+		return nil, err
+	}
+	g, pst, err := h.NewParent(CgroupParentOverride)
+	st.Merge(pst)
+	if err != nil {
+		return nil, err
+	}
+	// The real group knows which controllers it enabled on the way down:
+	// record it again so teardown undoes exactly that.
+	raw, _ = json.Marshal(g)
+	l.Add(Resource{Kind: ResCgroup, Group: raw, Note: "the session's parent cgroup"})
+	s.mu.Lock()
+	s.parent = g
+	s.mu.Unlock()
+	return g, nil
+}
+
+// removeCgroup undoes a ResCgroup ledger line.
+func removeCgroup(r Resource) error {
+	if len(r.Group) == 0 {
+		return nil
+	}
+	var g cgroups.Group
+	if err := json.Unmarshal(r.Group, &g); err != nil {
+		return fmt.Errorf("ledger: cgroup: %w", err)
+	}
+	fs, err := procfs.NewFS(procfs.DefaultMountPoint)
+	if err != nil {
+		return err
+	}
+	h, err := cgroups.Open(cgroups.DefaultRoot, fs, os.Getpid())
+	if err != nil {
+		return err
+	}
+	// Never remove a cgroup stepbox did not make: each lies at or under a
+	// stepbox-PID parent.
+	for _, d := range g.Dirs {
+		if !strings.Contains(d.Path+"/", "/"+cgroups.ParentPrefix) {
+			return fmt.Errorf("ledger: refusing to remove cgroup %s: not under a %sPID parent", d.Path, cgroups.ParentPrefix)
+		}
+	}
+	var live []cgroups.Dir
+	for _, d := range g.Dirs {
+		if _, err := os.Stat(d.Path); err == nil {
+			live = append(live, d)
+		}
+	}
+	if len(live) == 0 && len(g.Enabled) == 0 {
+		return nil
+	}
+	_, err = h.Remove(&g)
+	return err
+}
+
+// Cgroup returns the box's cgroup, or nil before `cgroup new`.
+func (b *Box) Cgroup() *cgroups.Group {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.cgroup
+}
+
+// CgroupNew makes the box's cgroup under the session's parent, named after
+// the box and a short id, like a container's.
+func (b *Box) CgroupNew() (*step.Step, error) {
+	if b.Cgroup() != nil {
+		return nil, fmt.Errorf("box %s has a cgroup already: %s", b.Name, b.Cgroup().Name)
+	}
+	st := &step.Step{Command: "cgroup new"}
+	parent, err := b.session.cgroupParent(st)
+	if err != nil {
+		return st, err
+	}
+	h, _ := b.session.Cgroups()
+	g, cst, err := h.Create(parent, b.Name)
+	st.Merge(cst)
+	if err != nil {
+		return st, err
+	}
+	raw, _ := json.Marshal(g)
+	// Written right after the mkdir: the random name is chosen inside
+	// Create. A crash in between is caught by the sweep, which removes
+	// every cgroup under a dead session's parent.
+	if err := b.ledger.Add(Resource{Kind: ResCgroup, Group: raw, Note: "the box's cgroup"}); err != nil {
+		h.Remove(g)
+		return st, err
+	}
+	b.mu.Lock()
+	b.cgroup = g
+	b.mu.Unlock()
+	st.Summary = fmt.Sprintf("made cgroup %s for box %s under stepbox's parent %s", g.Name, b.Name, parent.Name)
+	return st, nil
+}
+
+func (b *Box) needCgroup() (cgroups.Hierarchy, *cgroups.Group, error) {
+	g := b.Cgroup()
+	if g == nil {
+		return nil, nil, cgroups.ErrNoGroup
+	}
+	h, err := b.session.Cgroups()
+	return h, g, err
+}
+
+// CgroupSet writes value to a control file of the box's cgroup.
+func (b *Box) CgroupSet(file, value string) (*step.Step, error) {
+	h, g, err := b.needCgroup()
+	if err != nil {
+		return nil, err
+	}
+	return h.Set(g, file, value)
+}
+
+// CgroupLimit sets a memory, pids or cpu limit, translated for the host's
+// cgroup version; it returns the files written.
+func (b *Box) CgroupLimit(kind, value string) ([]cgroups.Setting, *step.Step, error) {
+	h, g, err := b.needCgroup()
+	if err != nil {
+		return nil, nil, err
+	}
+	return h.Limit(g, kind, value)
+}
+
+// CgroupAttach moves the box's processes into its cgroup: its PID 1 (or,
+// without one, the box process, which then starts every command) and any
+// container process already running. New container processes start
+// inside, because children inherit their parent's cgroup. A box process
+// with a PID 1 stays outside: it only waits, and its threads would count
+// against pids.max.
+func (b *Box) CgroupAttach() ([]int, *step.Step, error) {
+	h, g, err := b.needCgroup()
+	if err != nil {
+		return nil, nil, err
+	}
+	var pids []int
+	seen := map[int]bool{}
+	add := func(pid int) {
+		if pid > 0 && !seen[pid] {
+			seen[pid] = true
+			pids = append(pids, pid)
+		}
+	}
+	if b.InitPID() != 0 {
+		add(b.InitPID())
+	} else {
+		add(b.PID())
+	}
+	for _, p := range markedProcesses(b.session.ID, b.Name) {
+		if p.pid != b.PID() {
+			add(p.pid)
+		}
+	}
+	st, err := h.Attach(g, pids...)
+	return pids, st, err
+}
+
+// CgroupSnapshot reads stepbox's cgroup tree with live usage and where
+// the box sits, as the host sees it and as the box itself does.
+func (b *Box) CgroupSnapshot(prev *cgroups.Snapshot) (cgroups.Snapshot, error) {
+	h, err := b.session.Cgroups()
+	if err != nil {
+		return cgroups.Snapshot{}, err
+	}
+	b.session.mu.Lock()
+	parent := b.session.parent
+	b.session.mu.Unlock()
+	box := cgroups.Box{Name: b.Name, Group: b.Cgroup(), PID: b.CommandPID()}
+	if b.Has("cgroup") {
+		var view []procfs.Cgroup
+		if _, err := b.Call("cgroup-view", nil, &view); err == nil {
+			box.OwnView = view
+		}
+	}
+	if parent == nil {
+		return cgroups.Snapshot{}, errors.New("no cgroup yet: `cgroup new` makes the box's cgroup")
+	}
+	return cgroups.TakeSnapshot(h, parent, box, prev)
+}
+
+// opCgroupView reads /proc/self/cgroup as the box sees it: after
+// `unshare cgroup` the paths start at the box's own cgroup
+// (cgroup_namespaces(7)). The session cannot read this view from outside.
+func opCgroupView(a *agent, _ json.RawMessage, files []*os.File) (any, *step.Step, error) {
+	closeAll(files)
+	fs, err := procfs.NewFS(procfs.DefaultMountPoint)
+	if err != nil {
+		return nil, nil, err
+	}
+	// This thread is the main thread: /proc/self is this process, and the
+	// view is rendered for the reader's cgroup namespace.
+	p, err := fs.Proc(os.Getpid())
+	if err != nil {
+		return nil, nil, err
+	}
+	cg, err := p.Cgroups()
+	return cg, nil, err
+}

@@ -1,0 +1,254 @@
+package cgroups
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"path"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/prometheus/procfs"
+
+	"stepbox/primitives/step"
+)
+
+// Hierarchy is the host's cgroup filesystem as stepbox uses it, chosen once
+// by Open: v1 (a tree per controller) or v2 (one tree). Every method that
+// changes the kernel returns the Step that records it.
+type Hierarchy interface {
+	// Mode is how the host mounts its cgroups.
+	Mode() Mode
+	// Version is 1 or 2: which files Limit and Stats use.
+	Version() int
+	// Root is the directory the cgroup filesystems are mounted at.
+	Root() string
+	// Controllers are the controllers stepbox's cgroups get here.
+	Controllers() []string
+	// Place says where the session's parent cgroup goes and why, without
+	// changing anything (stepbox doctor prints it).
+	Place(override string) (Placement, error)
+	// NewParent creates the session's parent, stepbox-<session PID>, where
+	// Place says; override is --cgroup-parent, a cgroup path or "".
+	NewParent(override string) (*Group, *step.Step, error)
+	// Create makes the cgroup of box under parent, named <box>-<short id>.
+	Create(parent *Group, box string) (*Group, *step.Step, error)
+	// Set writes value to the control file of g named file, as given.
+	Set(g *Group, file, value string) (*step.Step, error)
+	// Limit translates a memory, pids or cpu limit into this version's
+	// control files and writes them.
+	Limit(g *Group, kind, value string) ([]Setting, *step.Step, error)
+	// Attach moves the processes pids into g by writing them to cgroup.procs.
+	Attach(g *Group, pids ...int) (*step.Step, error)
+	// Procs lists the processes in g.
+	Procs(g *Group) ([]int, error)
+	// Stats reads g's limits and usage.
+	Stats(g *Group) (Stats, error)
+	// Membership reads /proc/PID/cgroup as the session sees it.
+	Membership(pid int) ([]procfs.Cgroup, error)
+	// Remove removes g and every cgroup under it, children first.
+	Remove(g *Group) (*step.Step, error)
+}
+
+// Group is one cgroup stepbox made, in every hierarchy it spans. It is
+// plain data, so the ledger can keep it and teardown can find it again.
+type Group struct {
+	Name string `json:"name"`         // directory name: stepbox-4242, web-0123456789ab
+	ID   string `json:"id,omitempty"` // a box's short id, as `boxes` shows it
+	Dirs []Dir  `json:"dirs"`         // one per hierarchy (v2: one)
+	// Enabled lists the controllers NewParent switched on in a
+	// cgroup.subtree_control stepbox did not make; Remove switches them off.
+	Enabled []Dir `json:"enabled,omitempty"`
+}
+
+// Dir is where a Group sits in one hierarchy.
+type Dir struct {
+	// Hierarchy is the middle field of /proc/PID/cgroup: "memory",
+	// "cpu,cpuacct", "name=systemd"; "" in v2.
+	Hierarchy string `json:"hierarchy"`
+	Path      string `json:"path"`   // absolute directory
+	Cgroup    string `json:"cgroup"` // path as /proc/PID/cgroup shows it
+	// Controllers are the controllers this Dir holds (Enabled: switched on).
+	Controllers []string `json:"controllers,omitempty"`
+}
+
+// dir returns the Dir of g that holds controller c, if any.
+func (g *Group) dir(c string) (Dir, bool) {
+	for _, d := range g.Dirs {
+		for _, have := range d.Controllers {
+			if have == c {
+				return d, true
+			}
+		}
+	}
+	return Dir{}, false
+}
+
+// child returns g's child named name, in the same hierarchies.
+func (g *Group) child(name string) *Group {
+	c := &Group{Name: name}
+	for _, d := range g.Dirs {
+		c.Dirs = append(c.Dirs, Dir{
+			Hierarchy:   d.Hierarchy,
+			Path:        path.Join(d.Path, name),
+			Cgroup:      path.Join(d.Cgroup, name),
+			Controllers: d.Controllers,
+		})
+	}
+	return c
+}
+
+// Placement is where the session's parent cgroup goes.
+type Placement struct {
+	// Rule is which rule chose it: "session" (under the session's own
+	// cgroup), "nearest" (the closest ancestor the kernel allows),
+	// "root" or "override".
+	Rule   string `json:"rule"`
+	Dirs   []Dir  `json:"dirs"`   // the directories the parent goes under
+	Reason string `json:"reason"` // why, in plain words
+}
+
+// ParentPrefix starts the name of every session's parent cgroup, so
+// `find /sys/fs/cgroup -name '*stepbox*'` finds them all.
+const ParentPrefix = "stepbox-"
+
+var parentName = regexp.MustCompile(`^stepbox-([0-9]+)$`)
+
+// ParentName is the parent cgroup's name for session PID pid.
+func ParentName(pid int) string { return ParentPrefix + strconv.Itoa(pid) }
+
+// sessionOf returns the session PID a parent cgroup is named for.
+func sessionOf(name string) (int, bool) {
+	m := parentName.FindStringSubmatch(name)
+	if m == nil {
+		return 0, false
+	}
+	pid, err := strconv.Atoi(m[1])
+	return pid, err == nil
+}
+
+var boxName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+
+// ErrNoGroup means a command needs a cgroup the box does not have yet.
+var ErrNoGroup = errors.New("the box has no cgroup yet: run `cgroup new` first")
+
+// newID returns a box's short id: 12 random hex digits, as docker ps shows.
+func newID() (string, error) {
+	b := make([]byte, 6)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("short id: read random bytes: %w", err)
+	}
+	return hex.EncodeToString(b), nil
+}
+
+// boxGroupName checks box and names its cgroup.
+func boxGroupName(box string) (name, id string, err error) {
+	if !boxName.MatchString(box) {
+		return "", "", fmt.Errorf("cgroup new: box name %q: use up to 64 letters, digits, '.', '_' or '-', starting with a letter or digit", box)
+	}
+	id, err = newID()
+	if err != nil {
+		return "", "", fmt.Errorf("cgroup new %s: %w", box, err)
+	}
+	return box + "-" + id, id, nil
+}
+
+// controlFile checks that file names a file inside a cgroup directory.
+func controlFile(file string) error {
+	if file == "" || file == "." || file == ".." || strings.ContainsRune(file, '/') {
+		return fmt.Errorf("cgroup set %q: FILE must be the name of a control file in the box's cgroup (memory.max, pids.max, cgroup.procs), not a path", file)
+	}
+	return nil
+}
+
+// relPath turns a /proc/PID/cgroup path into one relative to a mount of
+// its hierarchy whose root is mountRoot: a container's cgroup namespace or
+// a bind mount shows only a subtree.
+func relPath(cgroupPath, mountRoot string) (string, error) {
+	cgroupPath, mountRoot = path.Clean(cgroupPath), path.Clean(mountRoot)
+	switch {
+	case mountRoot == "/":
+		return cgroupPath, nil
+	case cgroupPath == mountRoot:
+		return "/", nil
+	}
+	rel, ok := strings.CutPrefix(cgroupPath, mountRoot+"/")
+	if !ok {
+		return "", fmt.Errorf("cgroup %s lies outside the mounted subtree %s", cgroupPath, mountRoot)
+	}
+	return "/" + rel, nil
+}
+
+// Open detects how root is mounted and returns the Hierarchy for it.
+// proc is the proc filesystem (procfs.NewDefaultFS(); tests pass fixture
+// trees) and session the PID whose cgroups stepbox's parent goes under.
+func Open(root string, proc procfs.FS, session int) (Hierarchy, error) {
+	mode, err := Detect(root)
+	if err != nil {
+		return nil, err
+	}
+	p, err := proc.Proc(session)
+	if err != nil {
+		return nil, fmt.Errorf("open cgroups: session %d: %w", session, err)
+	}
+	self, err := p.Cgroups()
+	if err != nil {
+		return nil, fmt.Errorf("open cgroups: read /proc/%d/cgroup: %w", session, err)
+	}
+	mounts, err := p.MountInfo()
+	if err != nil {
+		return nil, fmt.Errorf("open cgroups: read /proc/%d/mountinfo: %w", session, err)
+	}
+	base := base{root: path.Clean(root), mode: mode, proc: proc, session: session, fs: kernelFS{}}
+	if mode == Unified {
+		return newUnified(base, self, mounts)
+	}
+	return newLegacy(base, self, mounts)
+}
+
+// base is what both versions keep.
+type base struct {
+	root    string
+	mode    Mode
+	proc    procfs.FS
+	session int
+	fs      cgroupFS
+}
+
+func (b *base) Mode() Mode   { return b.mode }
+func (b *base) Root() string { return b.root }
+
+func (b *base) Membership(pid int) ([]procfs.Cgroup, error) {
+	p, err := b.proc.Proc(pid)
+	if err != nil {
+		return nil, fmt.Errorf("cgroup membership of %d: %w", pid, err)
+	}
+	cg, err := p.Cgroups()
+	if err != nil {
+		return nil, fmt.Errorf("read /proc/%d/cgroup: %w", pid, err)
+	}
+	return cg, nil
+}
+
+func (b *base) Remove(g *Group) (*step.Step, error) {
+	if g == nil {
+		return nil, ErrNoGroup
+	}
+	s := &step.Step{
+		Command: "cgroup rm " + g.Name,
+		Summary: "removed cgroup " + g.Name + " and every cgroup under it, children first",
+		Man:     []string{"cgroups(7)", "rmdir(2)"},
+	}
+	var errs []error
+	for _, d := range g.Dirs {
+		errs = append(errs, removeTree(b.fs, s, d.Path))
+	}
+	for _, e := range g.Enabled {
+		if err := disable(b.fs, s, e); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return s, errors.Join(errs...)
+}

@@ -1,0 +1,125 @@
+package cgroups
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"runtime"
+	"strconv"
+	"strings"
+)
+
+// The controllers `cgroup limit` knows, in the order help lists them.
+const (
+	Memory = "memory"
+	Pids   = "pids"
+	CPU    = "cpu"
+)
+
+// LimitKinds are the controllers `cgroup limit` translates for.
+var LimitKinds = []string{Memory, Pids, CPU}
+
+// Unlimited is how snapshots say "max": no limit set.
+const Unlimited int64 = -1
+
+const (
+	// cpuPeriod is the CFS period stepbox sets: 100ms, the kernel's default.
+	cpuPeriod = 100000
+	// minMemory keeps a box able to start a shell at all.
+	minMemory = 1 << 20
+	// maxPids is PID_MAX_LIMIT on 64-bit kernels, the most pids.max takes.
+	maxPids = 4 * 1024 * 1024
+)
+
+// ErrBadLimit is wrapped by every refused `cgroup limit` value.
+var ErrBadLimit = errors.New("bad limit")
+
+// Setting is one control file write: which file, which value.
+type Setting struct {
+	File  string `json:"file"`  // absolute path of the control file
+	Value string `json:"value"` // the value as the kernel reads it
+}
+
+// limitValue is a parsed `cgroup limit` value, before translation into a
+// version's files: bytes for memory, tasks for pids, percent of one CPU
+// for cpu; Unlimited for "max".
+type limitValue struct {
+	kind string
+	n    int64
+}
+
+// parseLimit checks value for kind and says what is allowed when it is not.
+func parseLimit(kind, value string) (limitValue, error) {
+	bad := func(why string) (limitValue, error) {
+		return limitValue{}, fmt.Errorf("cgroup limit %s %s: %s: %w", kind, value, why, ErrBadLimit)
+	}
+	if value == "max" {
+		return limitValue{kind: kind, n: Unlimited}, nil
+	}
+	switch kind {
+	case Memory:
+		n, err := parseSize(value)
+		if err != nil {
+			return bad(err.Error() + "; use bytes or a size with K, M, G or T (64M, 1G), or max")
+		}
+		if n < minMemory {
+			return bad("below 1M, the box could not even start a shell; use at least 1M, or max")
+		}
+		return limitValue{kind: kind, n: n}, nil
+	case Pids:
+		n, err := strconv.ParseInt(value, 10, 64)
+		if err != nil {
+			return bad(fmt.Sprintf("not a number of tasks; use a whole number from 1 to %d, or max", maxPids))
+		}
+		if n < 1 || n > maxPids {
+			return bad(fmt.Sprintf("out of range; use a whole number from 1 to %d, or max", maxPids))
+		}
+		return limitValue{kind: kind, n: n}, nil
+	case CPU:
+		most := 100 * runtime.NumCPU()
+		num, ok := strings.CutSuffix(value, "%")
+		if !ok {
+			return bad(fmt.Sprintf("needs a percentage of one CPU; use 1%% to %d%% (this host has %d CPUs), or max", most, runtime.NumCPU()))
+		}
+		n, err := strconv.ParseInt(num, 10, 64)
+		if err != nil || n < 1 || int(n) > most {
+			return bad(fmt.Sprintf("out of range; use a whole percentage from 1%% to %d%% (this host has %d CPUs), or max", most, runtime.NumCPU()))
+		}
+		return limitValue{kind: kind, n: n}, nil
+	}
+	return limitValue{}, fmt.Errorf("cgroup limit %s: unknown controller; use %s: %w", kind, strings.Join(LimitKinds, ", "), ErrBadLimit)
+}
+
+// parseSize reads 123, 64K, 64M, 1G or 2T (powers of 1024, as the kernel's
+// memparse reads them).
+func parseSize(s string) (int64, error) {
+	if s == "" {
+		return 0, errors.New("empty size")
+	}
+	shift := 0
+	num := s
+	switch strings.ToUpper(s[len(s)-1:]) {
+	case "K":
+		shift = 10
+	case "M":
+		shift = 20
+	case "G":
+		shift = 30
+	case "T":
+		shift = 40
+	}
+	if shift > 0 {
+		num = s[:len(s)-1]
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%q is not a size", s)
+	}
+	if n > math.MaxInt64>>shift {
+		return 0, fmt.Errorf("%q is too large", s)
+	}
+	return n << shift, nil
+}
+
+// cpuQuota is the CFS quota in microseconds for pct percent of one CPU.
+func cpuQuota(pct int64) int64 { return pct * cpuPeriod / 100 }

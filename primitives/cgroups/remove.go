@@ -1,0 +1,107 @@
+package cgroups
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"stepbox/primitives/step"
+)
+
+// busyRetries bounds the wait for a cgroup to empty: a process that has
+// just exited keeps its cgroup populated (rmdir: EBUSY) until the kernel
+// finishes tearing the task down, usually within milliseconds.
+var busyRetries = []time.Duration{
+	5 * time.Millisecond, 10 * time.Millisecond, 20 * time.Millisecond, 40 * time.Millisecond,
+	80 * time.Millisecond, 160 * time.Millisecond, 320 * time.Millisecond,
+}
+
+// removeTree removes dir and every cgroup below it, children first (a
+// cgroup with children cannot be removed: EBUSY). A dir already gone is
+// not an error, so teardown can run twice.
+func removeTree(fsys cgroupFS, s *step.Step, dir string) error {
+	if !exists(dir) {
+		return nil
+	}
+	children, err := subdirs(dir)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, c := range children {
+		errs = append(errs, removeTree(fsys, s, filepath.Join(dir, c)))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	for _, wait := range busyRetries {
+		err = rmdir(fsys, s, dir)
+		if step.Errno(err) != unix.EBUSY {
+			return err
+		}
+		time.Sleep(wait)
+	}
+	if err = rmdir(fsys, s, dir); step.Errno(err) == unix.EBUSY {
+		if pids, perr := readPIDs(filepath.Join(dir, "cgroup.procs")); perr == nil && len(pids) > 0 {
+			return fmt.Errorf("%w: processes %s are still in it; end them or move them out first", err, strings.TrimPrefix(pidList(pids), "PID "))
+		}
+	}
+	return err
+}
+
+// disable switches off the controllers e.Controllers in e.Path's
+// cgroup.subtree_control, undoing what NewParent switched on. Another
+// cgroup still using them keeps them on (EBUSY): that is left alone.
+func disable(fsys cgroupFS, s *step.Step, e Dir) error {
+	var words []string
+	for _, c := range e.Controllers {
+		words = append(words, "-"+c)
+	}
+	err := writeFile(fsys, s, filepath.Join(e.Path, "cgroup.subtree_control"), strings.Join(words, " "))
+	if step.Errno(err) == unix.EBUSY {
+		s.Notes = append(s.Notes, fmt.Sprintf("left %s on in %s: other cgroups there still use them", strings.Join(e.Controllers, " "), e.Path))
+		return nil
+	}
+	return err
+}
+
+// Sweep removes the parent cgroups (stepbox-<PID>) anywhere under root
+// whose session is no longer alive, with everything below them. It is
+// what `stepbox cleanup` and start-up run after a crash.
+func Sweep(root string, isAlive func(sessionPID int) bool) (*step.Step, error) {
+	s := &step.Step{
+		Command: "cleanup",
+		Summary: "removed the cgroups of stepbox sessions that are gone",
+		Man:     []string{"cgroups(7)", "rmdir(2)"},
+	}
+	var errs []error
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return nil // removed under us, by the kernel or another sweep
+			}
+			return err
+		}
+		if !d.IsDir() {
+			return nil
+		}
+		pid, ok := sessionOf(d.Name())
+		if !ok {
+			return nil
+		}
+		if !isAlive(pid) {
+			errs = append(errs, removeTree(kernelFS{}, s, p))
+		}
+		return filepath.SkipDir
+	})
+	if err != nil {
+		errs = append(errs, fmt.Errorf("sweep %s: %w", root, err))
+	}
+	return s, errors.Join(errs...)
+}

@@ -1,0 +1,141 @@
+package cgroups
+
+import (
+	"fmt"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/prometheus/procfs"
+)
+
+// Box is what a snapshot shows of one box.
+type Box struct {
+	Name  string
+	Group *Group // nil before `cgroup new`
+	PID   int    // host PID of the box's process; 0 when it has none
+	// OwnView is /proc/self/cgroup as read inside the box: after
+	// `unshare cgroup` its paths start at the box's own cgroup. Only the
+	// box process can read it; nil when it was not read.
+	OwnView []procfs.Cgroup
+}
+
+// Snapshot is the cgroup panel's input: stepbox's tree with live usage,
+// and where one box's process sits.
+type Snapshot struct {
+	Mode     Mode            `json:"mode"`
+	Parent   Node            `json:"parent"`
+	Box      string          `json:"box,omitempty"`
+	BoxGroup string          `json:"box_group,omitempty"` // name of the box's cgroup
+	BoxPID   int             `json:"box_pid,omitempty"`
+	HostView []procfs.Cgroup `json:"host_view,omitempty"` // /proc/BoxPID/cgroup, read by the session
+	OwnView  []procfs.Cgroup `json:"own_view,omitempty"`  // /proc/self/cgroup, read inside the box
+	Taken    time.Time       `json:"taken"`
+}
+
+// Node is one cgroup of the tree, with what it holds and uses.
+type Node struct {
+	Group
+	Procs []int `json:"procs,omitempty"`
+	Stats Stats `json:"stats"`
+	// CPUs is the CPU time used since the previous snapshot per second of
+	// wall time (1 = one core busy); Unknown without a previous snapshot.
+	CPUs     float64 `json:"cpus"`
+	Children []Node  `json:"children,omitempty"`
+}
+
+// Unknown marks a rate that needs two snapshots.
+const Unknown = -1.0
+
+// TakeSnapshot reads the tree under parent and box's membership. prev, the
+// previous snapshot or nil, turns CPU time into a rate.
+func TakeSnapshot(h Hierarchy, parent *Group, box Box, prev *Snapshot) (Snapshot, error) {
+	s := Snapshot{Mode: h.Mode(), Box: box.Name, BoxPID: box.PID, OwnView: box.OwnView, Taken: time.Now()}
+	if box.Group != nil {
+		s.BoxGroup = box.Group.Name
+	}
+	if parent == nil {
+		return s, fmt.Errorf("cgroup show: %w", ErrNoGroup)
+	}
+	var err error
+	if s.Parent, err = node(h, *parent); err != nil {
+		return s, fmt.Errorf("cgroup show: %w", err)
+	}
+	if box.PID > 0 {
+		if s.HostView, err = h.Membership(box.PID); err != nil {
+			return s, fmt.Errorf("cgroup show: %w", err)
+		}
+	}
+	var before map[string]int64
+	if prev != nil {
+		before = map[string]int64{}
+		cpuTimes(prev.Parent, before)
+	}
+	rates(&s.Parent, before, s.Taken.Sub(prevTaken(prev)))
+	return s, nil
+}
+
+func prevTaken(prev *Snapshot) time.Time {
+	if prev == nil {
+		return time.Time{}
+	}
+	return prev.Taken
+}
+
+func node(h Hierarchy, g Group) (Node, error) {
+	n := Node{Group: g, CPUs: Unknown}
+	var err error
+	if n.Procs, err = h.Procs(&g); err != nil {
+		return n, err
+	}
+	if n.Stats, err = h.Stats(&g); err != nil {
+		return n, err
+	}
+	var names []string
+	for _, d := range g.Dirs {
+		sub, err := subdirs(d.Path)
+		if err != nil {
+			return n, err
+		}
+		names = append(names, sub...)
+	}
+	slices.Sort(names)
+	for _, name := range slices.Compact(names) {
+		c := g.child(name)
+		c.Dirs = slices.DeleteFunc(c.Dirs, func(d Dir) bool {
+			_, err := os.Stat(d.Path)
+			return err != nil
+		})
+		child, err := node(h, *c)
+		if err != nil {
+			return n, err
+		}
+		n.Children = append(n.Children, child)
+	}
+	return n, nil
+}
+
+func cpuTimes(n Node, into map[string]int64) {
+	if n.Stats.CPU != nil && len(n.Dirs) > 0 {
+		into[n.Dirs[0].Path] = n.Stats.CPU.UsageUsec
+	}
+	for _, c := range n.Children {
+		cpuTimes(c, into)
+	}
+}
+
+func rates(n *Node, before map[string]int64, wall time.Duration) {
+	if was, ok := before[firstPath(n)]; ok && n.Stats.CPU != nil && wall > 0 {
+		n.CPUs = float64(n.Stats.CPU.UsageUsec-was) / float64(wall.Microseconds())
+	}
+	for i := range n.Children {
+		rates(&n.Children[i], before, wall)
+	}
+}
+
+func firstPath(n *Node) string {
+	if len(n.Dirs) == 0 {
+		return ""
+	}
+	return n.Dirs[0].Path
+}

@@ -1,0 +1,356 @@
+package cgroups
+
+import (
+	"errors"
+	"fmt"
+	"path"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/prometheus/procfs"
+	"golang.org/x/sys/unix"
+
+	"stepbox/primitives/step"
+)
+
+// unified is cgroup v2: one tree, controllers switched on for a cgroup's
+// children in its cgroup.subtree_control, processes only in leaves.
+type unified struct {
+	base
+	mountRoot string   // the cgroup the mount at root shows at its top
+	self      string   // the session's cgroup, as /proc/PID/cgroup shows it
+	offered   []string // the root's cgroup.controllers
+}
+
+// v2Wanted are the controllers stepbox switches on on the way down.
+var v2Wanted = []string{CPU, Memory, Pids}
+
+// noInternalProcs is the v2 rule, said once for every error that meets it.
+const noInternalProcs = "cgroup v2 lets no cgroup but the root hold processes while its children have controllers (the no-internal-processes rule, cgroups(7))"
+
+func newUnified(b base, self []procfs.Cgroup, mounts []*procfs.MountInfo) (*unified, error) {
+	u := &unified{base: b}
+	for _, cg := range self {
+		if cg.HierarchyID == 0 {
+			u.self = path.Clean(cg.Path)
+		}
+	}
+	if u.self == "" {
+		return nil, fmt.Errorf("open cgroups: /proc/%d/cgroup has no 0:: line for cgroup v2", b.session)
+	}
+	found := false
+	for _, m := range mounts {
+		if m.FSType == "cgroup2" && path.Clean(m.MountPoint) == b.root {
+			u.mountRoot, found = m.Root, true
+		}
+	}
+	if !found {
+		return nil, fmt.Errorf("open cgroups: no cgroup2 mount at %s in /proc/%d/mountinfo: %w", b.root, b.session, ErrNoCgroups)
+	}
+	top, err := readFile(filepath.Join(b.root, "cgroup.controllers"))
+	if err != nil {
+		return nil, fmt.Errorf("open cgroups: %w", err)
+	}
+	u.offered = strings.Fields(top)
+	return u, nil
+}
+
+func (u *unified) Version() int          { return 2 }
+func (u *unified) Controllers() []string { return slices.Clone(u.offered) }
+
+// dir is where cgroup path p is on disk, with the controllers it offers.
+func (u *unified) dir(p string) (Dir, error) {
+	rel, err := relPath(p, u.mountRoot)
+	if err != nil {
+		return Dir{}, err
+	}
+	d := Dir{Path: path.Join(u.root, rel), Cgroup: path.Clean(p)}
+	ctrl, err := readFile(filepath.Join(d.Path, "cgroup.controllers"))
+	if err != nil {
+		return Dir{}, err
+	}
+	d.Controllers = strings.Fields(ctrl)
+	return d, nil
+}
+
+// isRoot tells the host's root cgroup, the only one without cgroup.type;
+// a container's cgroup namespace shows a non-root cgroup at the top.
+func isRoot(dir string) bool { return !exists(filepath.Join(dir, "cgroup.type")) }
+
+func (u *unified) Place(override string) (Placement, error) {
+	if override != "" {
+		if !path.IsAbs(override) {
+			return Placement{}, fmt.Errorf("--cgroup-parent %s: give a cgroup path as /proc/PID/cgroup shows it, starting with /", override)
+		}
+		d, err := u.dir(override)
+		if err != nil {
+			return Placement{}, fmt.Errorf("--cgroup-parent %s: no such cgroup: %w", override, err)
+		}
+		n, err := procCount(d.Path)
+		if err != nil {
+			return Placement{}, fmt.Errorf("--cgroup-parent %s: %w", override, err)
+		}
+		if n > 0 && !isRoot(d.Path) {
+			return Placement{}, fmt.Errorf("--cgroup-parent %s holds %d processes: %s; name a cgroup without processes", override, n, noInternalProcs)
+		}
+		return Placement{Rule: "override", Dirs: []Dir{d}, Reason: "--cgroup-parent " + override}, nil
+	}
+	busy := 0
+	for p := path.Clean(u.self); ; p = path.Dir(p) {
+		d, err := u.dir(p)
+		if err != nil {
+			return Placement{}, fmt.Errorf("place stepbox's parent cgroup: %w", err)
+		}
+		n, err := procCount(d.Path)
+		if err != nil {
+			return Placement{}, fmt.Errorf("place stepbox's parent cgroup: %w", err)
+		}
+		switch {
+		case isRoot(d.Path) && p == u.self:
+			return Placement{Rule: "session", Dirs: []Dir{d}, Reason: "the session runs in the root cgroup, which the no-internal-processes rule exempts, so the parent goes under it"}, nil
+		case n == 0 && p == u.self:
+			return Placement{Rule: "session", Dirs: []Dir{d}, Reason: "the session's cgroup holds no processes of its own, so the parent goes under it"}, nil
+		case isRoot(d.Path) || n == 0:
+			rule := "nearest"
+			if isRoot(d.Path) {
+				rule = "root"
+			}
+			return Placement{Rule: rule, Dirs: []Dir{d}, Reason: fmt.Sprintf(
+				"the session's cgroup %s holds %d processes, and %s; the nearest cgroup above it without processes is %s (--cgroup-parent overrides)",
+				u.self, busy, noInternalProcs, p)}, nil
+		}
+		if p == u.self {
+			busy = n
+		}
+		if p == "/" || p == u.mountRoot {
+			return Placement{}, fmt.Errorf("place stepbox's parent cgroup: every cgroup from %s up to the top of the mount holds processes, and %s; give --cgroup-parent naming a cgroup without processes", u.self, noInternalProcs)
+		}
+	}
+}
+
+// procCount counts the processes directly in the cgroup at dir.
+func procCount(dir string) (int, error) {
+	pids, err := readPIDs(filepath.Join(dir, "cgroup.procs"))
+	return len(pids), err
+}
+
+// subtree reads the controllers switched on for dir's children.
+func subtree(dir string) ([]string, error) {
+	s, err := readFile(filepath.Join(dir, "cgroup.subtree_control"))
+	return strings.Fields(s), err
+}
+
+// enable switches controllers on for dir's children and returns the ones
+// that were off before.
+func (u *unified) enable(s *step.Step, dir string, controllers []string) ([]string, error) {
+	on, err := subtree(dir)
+	if err != nil {
+		return nil, err
+	}
+	var missing, words []string
+	for _, c := range controllers {
+		if !slices.Contains(on, c) {
+			missing = append(missing, c)
+			words = append(words, "+"+c)
+		}
+	}
+	if len(missing) == 0 {
+		return nil, nil
+	}
+	err = writeFile(u.fs, s, filepath.Join(dir, "cgroup.subtree_control"), strings.Join(words, " "))
+	return missing, explainV2(err)
+}
+
+// explainV2 adds the rule to the kernel's EBUSY, which alone says little.
+func explainV2(err error) error {
+	if step.Errno(err) == unix.EBUSY {
+		return fmt.Errorf("%w: %s", err, noInternalProcs)
+	}
+	return err
+}
+
+func (u *unified) NewParent(override string) (*Group, *step.Step, error) {
+	pl, err := u.Place(override)
+	if err != nil {
+		return nil, nil, err
+	}
+	at := pl.Dirs[0]
+	var want []string
+	for _, c := range v2Wanted {
+		if slices.Contains(at.Controllers, c) {
+			want = append(want, c)
+		}
+	}
+	g := (&Group{Dirs: []Dir{at}}).child(ParentName(u.session))
+	g.Dirs[0].Controllers = want
+	s := &step.Step{
+		Command: "cgroup parent",
+		Summary: fmt.Sprintf("created stepbox's parent cgroup %s with %s for its children (%s)", g.Dirs[0].Cgroup, strings.Join(want, " "), pl.Reason),
+		Man:     []string{"cgroups(7)", "mkdir(2)"},
+		Undo:    "rmdir " + g.Dirs[0].Path + " (children first)",
+	}
+	enabled, err := u.enable(s, at.Path, want)
+	if err != nil {
+		return nil, s, fmt.Errorf("cgroup parent: %w", err)
+	}
+	if len(enabled) > 0 {
+		g.Enabled = []Dir{{Path: at.Path, Cgroup: at.Cgroup, Controllers: enabled}}
+	}
+	if err := mkdir(u.fs, s, g.Dirs[0].Path); err != nil {
+		return nil, s, errors.Join(fmt.Errorf("cgroup parent: %w", err), u.undoEnable(s, g))
+	}
+	if _, err := u.enable(s, g.Dirs[0].Path, want); err != nil {
+		_, rerr := u.Remove(g)
+		return nil, s, errors.Join(fmt.Errorf("cgroup parent: %w", err), rerr)
+	}
+	return g, s, nil
+}
+
+func (u *unified) undoEnable(s *step.Step, g *Group) error {
+	var errs []error
+	for _, e := range g.Enabled {
+		errs = append(errs, disable(u.fs, s, e))
+	}
+	return errors.Join(errs...)
+}
+
+func (u *unified) Create(parent *Group, box string) (*Group, *step.Step, error) {
+	if parent == nil {
+		return nil, nil, fmt.Errorf("cgroup new %s: no parent cgroup", box)
+	}
+	name, id, err := boxGroupName(box)
+	if err != nil {
+		return nil, nil, err
+	}
+	p := parent.Dirs[0].Path
+	n, err := procCount(p)
+	if err != nil {
+		return nil, nil, fmt.Errorf("cgroup new %s: %w", box, err)
+	}
+	if n > 0 {
+		return nil, nil, fmt.Errorf("cgroup new %s: the parent %s holds %d processes: %s", box, p, n, noInternalProcs)
+	}
+	g := parent.child(name)
+	g.ID = id
+	s := &step.Step{
+		Command: "cgroup new",
+		Summary: fmt.Sprintf("created cgroup %s for box %s, a leaf with %s", g.Dirs[0].Cgroup, box, strings.Join(g.Dirs[0].Controllers, " ")),
+		Man:     []string{"cgroups(7)", "mkdir(2)"},
+		Undo:    "cgroup rm: rmdir " + g.Dirs[0].Path,
+	}
+	if err := mkdir(u.fs, s, g.Dirs[0].Path); err != nil {
+		return nil, s, fmt.Errorf("cgroup new %s: %w", box, err)
+	}
+	return g, s, nil
+}
+
+func (u *unified) Set(g *Group, file, value string) (*step.Step, error) {
+	if g == nil {
+		return nil, fmt.Errorf("cgroup set %s: %w", file, ErrNoGroup)
+	}
+	if err := controlFile(file); err != nil {
+		return nil, err
+	}
+	d := g.Dirs[0]
+	if err := writable(d.Path, file); err != nil {
+		return nil, err
+	}
+	s := &step.Step{
+		Command: fmt.Sprintf("cgroup set %s %s", file, value),
+		Summary: fmt.Sprintf("wrote %q to %s of %s", value, file, d.Cgroup),
+		Man:     []string{"cgroups(7)"},
+		Undo:    "write the old value back, or remove the cgroup",
+	}
+	if err := writeFile(u.fs, s, filepath.Join(d.Path, file), value); err != nil {
+		return s, fmt.Errorf("cgroup set %s %s: %w", file, value, explainV2(err))
+	}
+	return s, nil
+}
+
+func (u *unified) Limit(g *Group, kind, value string) ([]Setting, *step.Step, error) {
+	v, err := parseLimit(kind, value)
+	if err != nil {
+		return nil, nil, err
+	}
+	if g == nil {
+		return nil, nil, fmt.Errorf("cgroup limit %s %s: %w", kind, value, ErrNoGroup)
+	}
+	d := g.Dirs[0]
+	if !slices.Contains(d.Controllers, kind) {
+		return nil, nil, fmt.Errorf("cgroup limit %s: %s has no %s controller (it has: %s; the host offers: %s)",
+			kind, d.Cgroup, kind, strings.Join(d.Controllers, ", "), strings.Join(u.offered, ", "))
+	}
+	var set []Setting
+	file := func(f, v string) { set = append(set, Setting{File: filepath.Join(d.Path, f), Value: v}) }
+	n := maxOr(v.n, strconv.FormatInt(v.n, 10))
+	switch kind {
+	case Memory:
+		file("memory.max", n)
+		if exists(filepath.Join(d.Path, "memory.swap.max")) {
+			// Without this the box swaps instead of meeting the OOM killer.
+			file("memory.swap.max", maxOr(v.n, "0"))
+		}
+	case Pids:
+		file("pids.max", n)
+	case CPU:
+		quota := "max"
+		if v.n != Unlimited {
+			quota = strconv.FormatInt(cpuQuota(v.n), 10)
+		}
+		file("cpu.max", fmt.Sprintf("%s %d", quota, cpuPeriod))
+	}
+	s := &step.Step{
+		Command: fmt.Sprintf("cgroup limit %s %s", kind, value),
+		Summary: fmt.Sprintf("limited %s of %s to %s (cgroup v2 files)", kind, d.Cgroup, value),
+		Man:     []string{"cgroups(7)"},
+		Undo:    "cgroup limit " + kind + " max",
+	}
+	return set, s, writeSettings(u.fs, s, set)
+}
+
+func (u *unified) Attach(g *Group, pids ...int) (*step.Step, error) {
+	if g == nil {
+		return nil, fmt.Errorf("cgroup attach: %w", ErrNoGroup)
+	}
+	if err := checkPIDs(pids); err != nil {
+		return nil, err
+	}
+	d := g.Dirs[0]
+	on, err := subtree(d.Path)
+	if err != nil {
+		return nil, fmt.Errorf("cgroup attach: %w", err)
+	}
+	if len(on) > 0 && !isRoot(d.Path) {
+		return nil, fmt.Errorf("cgroup attach: %s has %s switched on for its children: %s; attach to a leaf", d.Cgroup, strings.Join(on, " "), noInternalProcs)
+	}
+	s := &step.Step{
+		Command: "cgroup attach",
+		Summary: fmt.Sprintf("moved %s into %s; their children start there", pidList(pids), d.Cgroup),
+		Man:     []string{"cgroups(7)"},
+		Undo:    "write the PIDs to another leaf's cgroup.procs, or end the processes",
+	}
+	for _, pid := range pids {
+		if err := writeFile(u.fs, s, filepath.Join(d.Path, "cgroup.procs"), strconv.Itoa(pid)); err != nil {
+			return s, fmt.Errorf("cgroup attach %d: %w", pid, explainV2(err))
+		}
+	}
+	return s, nil
+}
+
+func (u *unified) Procs(g *Group) ([]int, error) {
+	if g == nil {
+		return nil, ErrNoGroup
+	}
+	pids, err := readPIDs(filepath.Join(g.Dirs[0].Path, "cgroup.procs"))
+	slices.Sort(pids)
+	return pids, err
+}
+
+func (u *unified) Stats(g *Group) (Stats, error) {
+	if g == nil {
+		return Stats{}, ErrNoGroup
+	}
+	return statsV2(g.Dirs[0].Path)
+}
