@@ -69,6 +69,12 @@ var agentOps = map[string]agentOp{
 	"unshare":     opUnshare,
 	"sethostname": opSethostname,
 	"cgroup-view": opCgroupView,
+
+	"mount-overlay": opMountOverlay,
+	"mount":         opMount,
+	"pivot-root":    opPivotRoot,
+	"chroot":        opChroot,
+	"breakout":      opBreakout,
 }
 
 func runAgent() int {

@@ -43,6 +43,7 @@ type Box struct {
 	hostname string
 	dead     error
 	cgroup   *cgroups.Group
+	fs       BoxFS
 }
 
 // NewBox starts a box process in the host's namespaces, or with --user in
@@ -208,7 +209,15 @@ func (b *Box) CommandPID() int {
 
 // HostRoot is the box's root directory as the host can reach it: the
 // root of its command process, through /proc (proc(5), /proc/PID/root).
-func (b *Box) HostRoot() string { return fmt.Sprintf("/proc/%d/root", b.CommandPID()) }
+func (b *Box) HostRoot() string {
+	root := fmt.Sprintf("/proc/%d/root", b.CommandPID())
+	if f := b.FS(); f.Merged != "" && !f.Pivoted && !f.Chrooted {
+		// Before the box changes its root, its overlay is a mount point in
+		// its own mount namespace: reach it through that namespace's root.
+		return root + f.Merged
+	}
+	return root
+}
 
 // Hostname is the name last set with `hostname`, or "".
 func (b *Box) Hostname() string { b.mu.Lock(); defer b.mu.Unlock(); return b.hostname }
@@ -343,6 +352,9 @@ func (b *Box) Unshare(types []NamespaceType, opts UnshareOptions) (*step.Step, e
 		}
 		if b.unshared[t.Name] {
 			return nil, fmt.Errorf("unshare %s: box %s has its own %s namespace already; each type can be unshared once (`ns` shows them)", t.Name, b.Name, t.Name)
+		}
+		if t.Name == "pid" && (b.fs.Pivoted || b.fs.Chrooted) {
+			return nil, fmt.Errorf("unshare pid: do it before pivot_root or chroot: the box's PID 1 is started from stepbox's own binary, which the new root no longer holds")
 		}
 		names = append(names, t.Name)
 	}

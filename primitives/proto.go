@@ -40,11 +40,22 @@ func (r *response) error() error {
 	if r.Err == "" {
 		return nil
 	}
+	var cause error
 	if r.Call != "" {
-		return &step.SyscallError{Call: r.Call, Err: unix.Errno(r.Errno)}
+		cause = &step.SyscallError{Call: r.Call, Err: unix.Errno(r.Errno)}
 	}
-	return errors.New(r.Err)
+	return &remoteError{msg: r.Err, cause: cause}
 }
+
+// remoteError is an error the box process reported: its full message, and
+// the failed syscall underneath for errors.As.
+type remoteError struct {
+	msg   string
+	cause error
+}
+
+func (e *remoteError) Error() string { return e.msg }
+func (e *remoteError) Unwrap() error { return e.cause }
 
 func errorResponse(err error) response {
 	r := response{Err: err.Error()}

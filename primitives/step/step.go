@@ -122,3 +122,15 @@ func Errno(err error) unix.Errno {
 	}
 	return 0
 }
+
+// CallLines returns each call as strace prints it.
+func (s *Step) CallLines() []string {
+	if s == nil {
+		return nil
+	}
+	out := make([]string, len(s.Calls))
+	for i, c := range s.Calls {
+		out[i] = c.String()
+	}
+	return out
+}

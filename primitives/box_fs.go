@@ -1,0 +1,296 @@
+package primitives
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+
+	"stepbox/primitives/rootfs"
+	"stepbox/primitives/step"
+)
+
+// BoxFS is what the filesystem steps have made of a box.
+type BoxFS struct {
+	Layers   []rootfs.Layer // bottom to top
+	Upper    string         // host path of the writable layer
+	Work     string         // overlayfs's work dir
+	Merged   string         // where the overlay is mounted (in the box's mount namespace)
+	Pivoted  bool
+	Chrooted bool
+}
+
+// FS returns the box's filesystem state.
+func (b *Box) FS() BoxFS {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.fs
+}
+
+// root is where a mount target is resolved: the merged dir before the box
+// changes its root, and "/" after.
+func (f BoxFS) root() string {
+	if f.Pivoted || f.Chrooted {
+		return "/"
+	}
+	return f.Merged
+}
+
+func (b *Box) needMountNamespace(cmd string) error {
+	if !b.Has("mnt") {
+		return fmt.Errorf("%s: box %s shares the host's mount namespace, so this would mount on the host; run `unshare mnt` first", cmd, b.Name)
+	}
+	return nil
+}
+
+type overlayArgs struct {
+	Layers              []rootfs.Layer `json:"layers"`
+	Upper, Work, Merged string
+}
+
+// MountOverlay stacks the layers (bottom to top) with a fresh upper and
+// work dir of the box's own, mounted in the box's mount namespace.
+func (b *Box) MountOverlay(layers []rootfs.Layer) (*step.Step, error) {
+	if err := b.needMountNamespace("mount overlay"); err != nil {
+		return nil, err
+	}
+	if f := b.FS(); f.Merged != "" {
+		return nil, fmt.Errorf("mount overlay: box %s has an overlay already (%d layers): `rm` it and start again to stack others", b.Name, len(f.Layers))
+	}
+	if len(layers) == 0 {
+		return nil, errors.New("mount overlay: name at least one layer, bottom first (`layers` lists them)")
+	}
+	dir := filepath.Join(b.Dir, "overlay")
+	if err := b.ledger.Add(Resource{Kind: ResDir, Path: dir, Note: "upper, work and merged dirs"}); err != nil {
+		return nil, err
+	}
+	a := overlayArgs{Layers: layers, Upper: filepath.Join(dir, "upper"), Work: filepath.Join(dir, "work"), Merged: filepath.Join(dir, "merged")}
+	for _, d := range []string{a.Upper, a.Work, a.Merged} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	// The overlay's root takes its mode from the top layer; the box's
+	// directory above it must let the box's users reach it.
+	os.Chmod(b.Dir, 0o711)
+	os.Chmod(dir, 0o711)
+	st, err := b.Call("mount-overlay", a, nil)
+	if err != nil {
+		os.RemoveAll(dir)
+		return st, err
+	}
+	b.mu.Lock()
+	b.fs = BoxFS{Layers: layers, Upper: a.Upper, Work: a.Work, Merged: a.Merged}
+	b.mu.Unlock()
+	return st, nil
+}
+
+func opMountOverlay(a *agent, raw json.RawMessage, files []*os.File) (any, *step.Step, error) {
+	closeAll(files)
+	var args overlayArgs
+	if err := json.Unmarshal(raw, &args); err != nil {
+		return nil, nil, err
+	}
+	st, err := rootfs.MountOverlay(args.Layers, args.Upper, args.Work, args.Merged)
+	return nil, st, err
+}
+
+type mountArgs struct {
+	Kind     string `json:"kind"` // proc sys dev tmpfs bind
+	Root     string `json:"root"`
+	Target   string `json:"target"`
+	Source   string `json:"source,omitempty"`
+	ReadOnly bool   `json:"ro,omitempty"`
+}
+
+// MountKinds are what `mount` can mount besides an overlay.
+var MountKinds = []string{"proc", "sys", "dev", "tmpfs", "bind"}
+
+// Mount mounts proc, sys, dev, a tmpfs or a bind of a host directory into
+// the box's root (the overlay before pivot_root, "/" after).
+func (b *Box) Mount(kind, source, target string, readOnly bool) (*step.Step, error) {
+	cmd := "mount " + kind
+	if err := b.needMountNamespace(cmd); err != nil {
+		return nil, err
+	}
+	f := b.FS()
+	if f.Merged == "" {
+		return nil, fmt.Errorf("%s: box %s has no root filesystem yet: `mount overlay base` first", cmd, b.Name)
+	}
+	switch kind {
+	case "proc", "sys", "dev", "tmpfs":
+	case "bind":
+		if f.Pivoted || f.Chrooted {
+			return nil, fmt.Errorf("mount bind: the box's root has changed, so the host's %s is out of its reach; bind volumes before pivot_root, as container runtimes do", source)
+		}
+		fi, err := os.Stat(source)
+		if err != nil {
+			return nil, fmt.Errorf("mount bind: source %s: %w", source, err)
+		}
+		if !fi.IsDir() && !fi.Mode().IsRegular() {
+			return nil, fmt.Errorf("mount bind: source %s is neither a directory nor a file", source)
+		}
+	default:
+		return nil, fmt.Errorf("mount %s: unknown kind: use overlay, proc, sys, dev, tmpfs or bind", kind)
+	}
+	return b.Call("mount", mountArgs{Kind: kind, Root: f.root(), Target: target, Source: source, ReadOnly: readOnly}, nil)
+}
+
+func opMount(a *agent, raw json.RawMessage, files []*os.File) (any, *step.Step, error) {
+	closeAll(files)
+	var m mountArgs
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, nil, err
+	}
+	var st *step.Step
+	var err error
+	switch m.Kind {
+	case "proc":
+		st, err = rootfs.MountProc(m.Root, m.Target)
+	case "sys":
+		st, err = rootfs.MountSys(m.Root, m.Target)
+	case "dev":
+		st, err = rootfs.MountDev(m.Root, m.Target)
+	case "tmpfs":
+		st, err = rootfs.MountTmpfs(m.Root, m.Target)
+	case "bind":
+		st, err = rootfs.MountBind(m.Source, m.Root, m.Target, m.ReadOnly)
+	default:
+		err = fmt.Errorf("mount: unknown kind %q", m.Kind)
+	}
+	return nil, st, err
+}
+
+type rootArgs struct {
+	NewRoot  string `json:"new_root"`
+	WithProc bool   `json:"with_proc,omitempty"`
+}
+
+// PivotRoot makes the overlay the box's "/" and detaches the host's.
+func (b *Box) PivotRoot() (*step.Step, error) {
+	f := b.FS()
+	switch {
+	case !b.Has("mnt"):
+		return nil, &rootfs.PivotRootError{Rule: rootfs.PivotNoMountNamespace, NewRoot: f.Merged,
+			Err: errors.New("box " + b.Name + " has no mount namespace of its own: pivot_root would change the host's root; run `unshare mnt` first")}
+	case f.Merged == "":
+		return nil, &rootfs.PivotRootError{Rule: rootfs.PivotNoOverlay,
+			Err: errors.New("box " + b.Name + " has no root filesystem to pivot into: `mount overlay base` first")}
+	case f.Pivoted:
+		return nil, errors.New("pivot_root: the box's root is the overlay already")
+	case f.Chrooted:
+		return nil, errors.New("pivot_root: the box used chroot already; `rm` it and build a new one to compare")
+	}
+	st, err := b.Call("pivot-root", rootArgs{NewRoot: f.Merged, WithProc: b.Has("pid")}, nil)
+	if err == nil {
+		b.mu.Lock()
+		b.fs.Pivoted = true
+		b.mu.Unlock()
+	}
+	return st, err
+}
+
+func opPivotRoot(a *agent, raw json.RawMessage, files []*os.File) (any, *step.Step, error) {
+	closeAll(files)
+	var r rootArgs
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return nil, nil, err
+	}
+	st, err := rootfs.PivotRoot(r.NewRoot, r.WithProc)
+	return nil, st, err
+}
+
+// Chroot changes the box's root directory to the overlay: the weaker
+// alternative, which a process with CAP_SYS_CHROOT can leave.
+func (b *Box) Chroot() (*step.Step, error) {
+	f := b.FS()
+	switch {
+	case f.Merged == "":
+		return nil, errors.New("chroot: box " + b.Name + " has no root filesystem: `mount overlay base` first")
+	case f.Pivoted || f.Chrooted:
+		return nil, errors.New("chroot: the box's root has changed already")
+	}
+	st, err := b.Call("chroot", rootArgs{NewRoot: f.Merged}, nil)
+	if err == nil {
+		b.mu.Lock()
+		b.fs.Chrooted = true
+		b.mu.Unlock()
+	}
+	return st, err
+}
+
+func opChroot(a *agent, raw json.RawMessage, files []*os.File) (any, *step.Step, error) {
+	closeAll(files)
+	var r rootArgs
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return nil, nil, err
+	}
+	st, err := rootfs.Chroot(r.NewRoot)
+	return nil, st, err
+}
+
+// Breakout tries the classic chroot escape from inside the box and
+// reports how far it got: out to the host after chroot, nowhere after
+// pivot_root. The box's own root is put back afterwards.
+func (b *Box) Breakout() (rootfs.Escape, *step.Step, error) {
+	var esc rootfs.Escape
+	f := b.FS()
+	if !f.Pivoted && !f.Chrooted {
+		return esc, nil, errors.New("breakout: the box's root is still the host's; `chroot` or `pivot_root` first, then try to break out")
+	}
+	st, err := b.Call("breakout", nil, &esc)
+	return esc, st, err
+}
+
+func opBreakout(a *agent, _ json.RawMessage, files []*os.File) (any, *step.Step, error) {
+	closeAll(files)
+	// The escape moves this thread's root; keep the box's root and cwd
+	// open to come back to them.
+	root, err := unix.Open("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("breakout: open /: %w", err)
+	}
+	defer unix.Close(root)
+	cwd, err := unix.Open(".", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("breakout: open .: %w", err)
+	}
+	defer unix.Close(cwd)
+	st, esc, err := rootfs.ChrootEscape()
+	restore := st.Do(fmt.Sprintf("fchdir(%d)", root), func() error { return unix.Fchdir(root) })
+	if restore == nil {
+		restore = st.Do(`chroot(".")   # back into the box's root`, func() error { return unix.Chroot(".") })
+	}
+	if restore == nil {
+		restore = st.Do(fmt.Sprintf("fchdir(%d)", cwd), func() error { return unix.Fchdir(cwd) })
+	}
+	if restore != nil {
+		// The box process could not go back into its root: it must not
+		// run anything more.
+		fmt.Fprintf(a.log, "breakout: cannot restore the box's root: %v\n", restore)
+		os.Exit(1)
+	}
+	return esc, st, err
+}
+
+// Stack reads the box's layer stack live from the layer and upper dirs.
+func (b *Box) Stack(withFiles bool) (rootfs.StackSnapshot, error) {
+	f := b.FS()
+	if f.Merged == "" {
+		return rootfs.StackSnapshot{}, fmt.Errorf("stack: box %s has no overlay yet: `mount overlay base fileA` makes one", b.Name)
+	}
+	return rootfs.ReadStack(f.Layers, f.Upper, b.HostRoot(), withFiles)
+}
+
+// Mounts reads the mount table of the box's command process, and the
+// session's (the host's) for comparison.
+func (b *Box) Mounts() (box, host rootfs.MountTable, err error) {
+	if box, err = rootfs.Mounts(b.CommandPID()); err != nil {
+		return
+	}
+	host, err = rootfs.Mounts(os.Getpid())
+	return
+}

@@ -1,0 +1,201 @@
+package rootfs
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"stepbox/primitives/step"
+)
+
+// fsconfigStringMax is the longest string fsconfig(2) takes, NUL
+// included (strndup_user(value, 256) in fs/fsopen.c).
+const fsconfigStringMax = 256
+
+// MountOverlay mounts an overlay of layers (bottom→top, as listed) at
+// merged, with upper as the box's writable layer and work as overlayfs's
+// scratch dir; both must be missing or empty, and merged free. It checks
+// everything first: on a bad request nothing is created or mounted.
+//
+// A stack whose option string fits in a page is mounted with one
+// mount(2), the call `mount -t overlay` makes. A longer one (a 100-layer
+// stack) would be cut at the page mount(2) copies, so its layers are
+// added one by one with fsopen/fsconfig("lowerdir+") (Linux ≥ 6.8):
+// unlike relative lowerdirs after a chdir, this keeps host paths in
+// mountinfo and works for layers anywhere.
+func MountOverlay(layers []Layer, upper, work, merged string) (*step.Step, error) {
+	var names []string
+	for _, l := range layers {
+		names = append(names, l.Name)
+	}
+	st := &step.Step{Command: "mount overlay " + strings.Join(names, " "), Man: []string{"mount(2)", "overlayfs"}}
+	fail := func(err error) (*step.Step, error) { return st, fmt.Errorf("mount overlay: %w", err) }
+	if err := checkMountNamespace(); err != nil {
+		return fail(err)
+	}
+	if err := checkOverlayDirs(layers, upper, work, merged); err != nil {
+		return fail(err)
+	}
+	for _, d := range []string{upper, work} {
+		if err := checkFresh(d); err != nil {
+			return fail(err)
+		}
+	}
+	mounts, err := threadMounts()
+	if err != nil {
+		return fail(err)
+	}
+	real, err := realPath(merged)
+	if err != nil {
+		return fail(err)
+	}
+	if m := mountAt(mounts, real); m != nil {
+		return fail(fmt.Errorf("%s is already a mount point (%s); umount it first or use another box", merged, m.FSType))
+	}
+	lowers := make([]string, len(layers)) // top first, as overlayfs orders them
+	for i, l := range layers {
+		lowers[len(layers)-1-i] = l.Dir
+	}
+	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", strings.Join(lowers, ":"), upper, work)
+	userns := inUserNamespace()
+	if userns {
+		// Inside a user namespace overlayfs keeps its whiteouts and opaque
+		// marks in user.overlay.* xattrs (Linux ≥ 5.11).
+		opts += ",userxattr"
+	}
+	newAPI := len(opts) >= os.Getpagesize()
+	if newAPI {
+		for _, d := range append(lowers, upper, work) {
+			if len(d) >= fsconfigStringMax {
+				return fail(fmt.Errorf("%s: a path this long (%d bytes) cannot be passed to fsconfig(2), which a stack this tall needs; use shorter paths", d, len(d)))
+			}
+		}
+	}
+	top, err := os.Stat(layers[len(layers)-1].Dir)
+	if err != nil {
+		return fail(err)
+	}
+	var created []string
+	// The overlay's root directory takes its mode from the upper dir, so
+	// the upper dir gets the top layer's ("/" of the image, usually 0755).
+	for _, d := range []struct {
+		path string
+		mode os.FileMode
+	}{{upper, top.Mode().Perm()}, {work, 0o700}, {merged, 0o755}} {
+		c, err := mkdirs(st, d.path, d.mode)
+		if err != nil {
+			removeAll(created)
+			return fail(err)
+		}
+		created = append(created, c...)
+	}
+
+	if !newAPI {
+		err = mountCall(st, "overlay", merged, "overlay", 0, opts)
+	} else {
+		st.Notes = append(st.Notes, fmt.Sprintf(
+			"the options take %d bytes, more than the one page (%d) mount(2) copies: the layers were added one by one with fsconfig(lowerdir+)",
+			len(opts), os.Getpagesize()))
+		err = fsmountOverlay(st, lowers, upper, work, userns, merged)
+	}
+	if err != nil {
+		removeAll(created)
+		return fail(fmt.Errorf("at %s: %w", merged, err))
+	}
+
+	st.Summary = fmt.Sprintf("overlay of %d layer(s) at %s: %s at the bottom, %s on top; the box's writes go to %s",
+		len(layers), merged, layers[0].Name, layers[len(layers)-1].Name, upper)
+	st.Shell = append(st.Shell,
+		"mkdir -p "+shellQuote(upper)+" "+shellQuote(work)+" "+shellQuote(merged),
+		"mount -t overlay overlay -o "+shellQuote(opts)+" "+shellQuote(merged))
+	order := make([]string, len(names))
+	for i, n := range names {
+		order[len(names)-1-i] = n
+	}
+	st.Notes = append(st.Notes,
+		"lowerdir= lists the layers top first ("+strings.Join(order, ":")+"): where two layers hold the same path, the one listed first wins",
+		"a file changed in the box is copied up into the upper dir; a deleted one leaves a whiteout there (a 0/0 character device); the layers never change")
+	st.Undo = fmt.Sprintf("umount %s; rm -rf %s %s", shellQuote(merged), shellQuote(upper), shellQuote(work))
+	return st, nil
+}
+
+// checkFresh refuses an upper or work dir that holds anything: an upper
+// dir full of another box's changes would silently become this box's.
+func checkFresh(dir string) error {
+	entries, err := os.ReadDir(dir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return nil
+	case err != nil:
+		return err
+	case len(entries) > 0:
+		return fmt.Errorf("%s is not empty: each box needs a fresh upper and work dir", dir)
+	}
+	return nil
+}
+
+// fsmountOverlay mounts the overlay with the new mount API: an fs context
+// configured one option per call, turned into a detached mount and moved
+// onto merged. On failure the kernel's own message, read from the context
+// (fsopen(2)), is added to the error.
+func fsmountOverlay(st *step.Step, lowers []string, upper, work string, userxattr bool, merged string) error {
+	fd, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
+	if err := recordFD(st, `fsopen("overlay", FSOPEN_CLOEXEC)`, fd, err); err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	set := func(key, value string) error {
+		call := fmt.Sprintf("fsconfig(%d, FSCONFIG_SET_STRING, %s, %s, 0)", fd, step.Quote(key), step.Quote(value))
+		return st.Do(call, func() error { return unix.FsconfigSetString(fd, key, value) })
+	}
+	err = set("source", "overlay")
+	for _, l := range lowers {
+		if err == nil {
+			err = set("lowerdir+", l)
+		}
+	}
+	if err == nil {
+		err = set("upperdir", upper)
+	}
+	if err == nil {
+		err = set("workdir", work)
+	}
+	if err == nil && userxattr {
+		err = st.Do(fmt.Sprintf(`fsconfig(%d, FSCONFIG_SET_FLAG, "userxattr", NULL, 0)`, fd), func() error {
+			return unix.FsconfigSetFlag(fd, "userxattr")
+		})
+	}
+	if err == nil {
+		err = st.Do(fmt.Sprintf("fsconfig(%d, FSCONFIG_CMD_CREATE, NULL, NULL, 0)", fd), func() error { return unix.FsconfigCreate(fd) })
+	}
+	if err != nil {
+		if msg := fsLog(fd); msg != "" {
+			return fmt.Errorf("%w (kernel: %s)", err, msg)
+		}
+		return err
+	}
+	mfd, err := unix.Fsmount(fd, unix.FSMOUNT_CLOEXEC, 0)
+	if err := recordFD(st, fmt.Sprintf("fsmount(%d, FSMOUNT_CLOEXEC, 0)", fd), mfd, err); err != nil {
+		return err
+	}
+	defer unix.Close(mfd)
+	return st.Do(fmt.Sprintf(`move_mount(%d, "", AT_FDCWD, %s, MOVE_MOUNT_F_EMPTY_PATH)`, mfd, step.Quote(merged)), func() error {
+		return unix.MoveMount(mfd, "", unix.AT_FDCWD, merged, unix.MOVE_MOUNT_F_EMPTY_PATH)
+	})
+}
+
+// fsLog drains the messages the kernel left in an fs context ("e overlayfs: …").
+func fsLog(fd int) string {
+	var msgs []string
+	buf := make([]byte, 4096)
+	for {
+		n, err := unix.Read(fd, buf)
+		if err != nil || n <= 0 {
+			return strings.Join(msgs, "; ")
+		}
+		msgs = append(msgs, strings.TrimSpace(string(buf[:n])))
+	}
+}

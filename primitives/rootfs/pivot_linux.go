@@ -1,0 +1,192 @@
+package rootfs
+
+import (
+	"errors"
+	"fmt"
+
+	"golang.org/x/sys/unix"
+
+	"stepbox/primitives/step"
+)
+
+// PivotRule names the rule a failed pivot_root broke, so a caller can
+// explain each cause its own way.
+type PivotRule int
+
+const (
+	PivotNoMountNamespace  PivotRule = iota + 1 // still in the host's mount namespace
+	PivotNoOverlay                              // nothing, or not an overlay, mounted at the new root
+	PivotSharedMount                            // the new root's parent mount, or the current root, is shared
+	PivotNotMountPoint                          // the new root is not a mount point
+	PivotRootNotMountPoint                      // the caller's root is not a mount point (chroot into a plain dir)
+	PivotOther                                  // anything else: see the errno
+)
+
+// PivotRootError is a refused or failed pivot_root: which rule, on what.
+type PivotRootError struct {
+	Rule    PivotRule
+	NewRoot string
+	Detail  string // e.g. which mount is shared
+	Err     error  // ErrHostMountNamespace, or the failed syscall (*step.SyscallError)
+}
+
+func (e *PivotRootError) Error() string {
+	msg := "pivot_root into " + e.NewRoot + ": "
+	switch e.Rule {
+	case PivotNoMountNamespace:
+		return msg + "the box has no mount namespace of its own yet, and pivot_root there would swap the host's root for every process on the host: run `unshare mnt` first"
+	case PivotNoOverlay:
+		return msg + e.Detail + ": the box has no root filesystem to switch to; run `mount overlay LAYER…` first"
+	case PivotSharedMount:
+		return fmt.Sprintf("%s%v: pivot_root(2) refuses (EINVAL) while the new root's parent mount or the current root is shared — %s — since the move would propagate to its peers; make the tree private first: `mount --make-rprivate /`", msg, e.Err, e.Detail)
+	case PivotNotMountPoint:
+		return fmt.Sprintf("%s%v: %s, and pivot_root(2) needs new_root to be a mount point of its own; bind it onto itself first: `mount --bind %s %s`", msg, e.Err, e.Detail, e.NewRoot, e.NewRoot)
+	case PivotRootNotMountPoint:
+		return fmt.Sprintf("%s%v: pivot_root(2) needs the caller's root to be a mount point, and after a chroot into a plain directory it is not; pivot_root from a box that was not chrooted", msg, e.Err)
+	}
+	if step.Errno(e.Err) == unix.EPERM {
+		return fmt.Sprintf("%s%v: pivot_root needs CAP_SYS_ADMIN in the user namespace that owns the box's mount namespace", msg, e.Err)
+	}
+	return fmt.Sprintf("%s%v", msg, e.Err)
+}
+
+func (e *PivotRootError) Unwrap() error { return e.Err }
+
+// PivotRoot makes the overlay mounted at newRoot the box's "/" and
+// detaches the host's root from the box's mount namespace, each call
+// recorded: make every mount private, bind newRoot onto itself, chdir
+// into it, pivot_root(".", "."), detach the old root now stacked on ".",
+// chdir("/"), and, withProc, mount the box's /proc — do that only from a
+// process inside the box's PID namespace, whose PIDs it shows.
+func PivotRoot(newRoot string, withProc bool) (*step.Step, error) {
+	st := &step.Step{Command: "pivot_root", Man: []string{"pivot_root(2)", "mount(2)", "mount_namespaces(7)"}}
+	fail := func(rule PivotRule, detail string, err error) (*step.Step, error) {
+		return st, &PivotRootError{Rule: rule, NewRoot: newRoot, Detail: detail, Err: err}
+	}
+	if err := checkMountNamespace(); err != nil {
+		return fail(PivotNoMountNamespace, "", err)
+	}
+	mounts, err := threadMounts()
+	if err != nil {
+		return fail(PivotOther, "", err)
+	}
+	real, err := realPath(newRoot)
+	if err != nil {
+		return fail(PivotOther, "", err)
+	}
+	switch m := mountAt(mounts, real); {
+	case m == nil:
+		return fail(PivotNoOverlay, "nothing is mounted at "+newRoot, errors.New("no overlay"))
+	case m.FSType != "overlay":
+		return fail(PivotNoOverlay, fmt.Sprintf("%s is a %s mount, not an overlay", newRoot, m.FSType), errors.New("no overlay"))
+	}
+	cwd, err := unix.Open(".", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fail(PivotOther, "", fmt.Errorf("open the current directory: %w", err))
+	}
+	defer unix.Close(cwd)
+
+	// Private, not just slave: pivot_root refuses shared mounts, and
+	// nothing the box does to its mounts from here on should leave it.
+	if err := mountCall(st, "", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return fail(PivotOther, "", err)
+	}
+	// The bind makes newRoot a mount point whatever it was, and MS_REC
+	// carries along what is already mounted under it (proc, dev, volumes).
+	if err := mountCall(st, newRoot, newRoot, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return fail(PivotOther, "", err)
+	}
+	undoBind := func(err error) error {
+		if ferr := unix.Fchdir(cwd); ferr != nil {
+			err = errors.Join(err, fmt.Errorf("fchdir back: %w", ferr))
+		}
+		if uerr := umountCall(st, newRoot, unix.MNT_DETACH); uerr != nil {
+			err = errors.Join(err, uerr)
+		}
+		return err
+	}
+	if err := st.Do("chdir("+step.Quote(newRoot)+")", func() error { return unix.Chdir(newRoot) }); err != nil {
+		return fail(PivotOther, "", undoBind(err))
+	}
+	// pivot_root(".", ".") puts the old root on top of the new one, at
+	// the cwd: no put_old directory is needed in the image (pivot_root(2),
+	// NOTES; runc and LXC do the same).
+	if err := st.Do(`pivot_root(".", ".")`, func() error { return unix.PivotRoot(".", ".") }); err != nil {
+		rule, detail := pivotRule(err, newRoot)
+		return fail(rule, detail, undoBind(err))
+	}
+	if err := umountCall(st, ".", unix.MNT_DETACH); err != nil {
+		return fail(PivotOther, "", err)
+	}
+	if err := st.Do(`chdir("/")`, func() error { return unix.Chdir("/") }); err != nil {
+		return fail(PivotOther, "", err)
+	}
+	st.Shell = []string{
+		"mount --make-rprivate /",
+		"mount --rbind " + shellQuote(newRoot) + " " + shellQuote(newRoot),
+		"cd " + shellQuote(newRoot),
+		"pivot_root . .",
+		"umount -l .",
+		"cd /",
+	}
+	st.Summary = "the overlay at " + newRoot + " is now the box's /, and the host's root is detached from the box"
+	st.Notes = []string{
+		`pivot_root(".", ".") stacked the old root on the new one; umount -l detached it, so no old-root directory is left to remove`,
+		"every process of this mount namespace whose root or cwd was the old root moved along (pivot_root(2))",
+		"the host still reaches the box's files through /proc/PID/root",
+	}
+	if withProc {
+		ps, err := MountProc("/", "/proc")
+		st.Merge(ps)
+		if err != nil {
+			return st, err
+		}
+	}
+	st.Undo = "none while the box lives: the old root is gone from its mount namespace; `rm` ends the box and with it the namespace"
+	return st, nil
+}
+
+// pivotRule names the rule a failed pivot_root(".", ".") in newRoot broke.
+func pivotRule(err error, newRoot string) (PivotRule, string) {
+	switch step.Errno(err) {
+	case unix.EBUSY:
+		// new_root on the caller's root mount (fs/namespace.c: "loop, on
+		// the same file system").
+		return PivotNotMountPoint, newRoot + " is a directory on the current root's mount"
+	case unix.EINVAL:
+		return diagnosePivot(newRoot)
+	}
+	return PivotOther, ""
+}
+
+// diagnosePivot names the rule an EINVAL from pivot_root broke, reading
+// the mount table as it is at the failure.
+func diagnosePivot(newRoot string) (PivotRule, string) {
+	mounts, err := threadMounts()
+	if err != nil {
+		return PivotOther, ""
+	}
+	root := mountAt(mounts, "/")
+	if root == nil {
+		return PivotRootNotMountPoint, ""
+	}
+	real, err := realPath(newRoot)
+	if err != nil {
+		return PivotOther, ""
+	}
+	m := mountAt(mounts, real)
+	if m == nil {
+		return PivotNotMountPoint, newRoot + " is not a mount point"
+	}
+	for _, p := range mounts {
+		if p.MountID == m.ParentID {
+			if id, ok := p.OptionalFields["shared"]; ok {
+				return PivotSharedMount, fmt.Sprintf("the parent mount %s is shared:%s", p.MountPoint, id)
+			}
+		}
+	}
+	if id, ok := root.OptionalFields["shared"]; ok {
+		return PivotSharedMount, "the root mount / is shared:" + id
+	}
+	return PivotOther, ""
+}

@@ -1,0 +1,228 @@
+package repl
+
+import (
+	"fmt"
+	"strings"
+
+	"stepbox/primitives/rootfs"
+	"stepbox/primitives/step"
+	"stepbox/viz"
+)
+
+func init() {
+	register(
+		&Command{
+			Name: "mount", Group: "filesystem", Usage: "mount overlay|proc|sys|dev|tmpfs|bind …", NeedsBox: true,
+			Summary: "mount an overlay of layers, or proc, sys, dev, a tmpfs or a volume, in the box's mount namespace",
+			Sub: []*Command{
+				{
+					Name: "overlay", Usage: "mount overlay LAYER…", MinArgs: 1, MaxArgs: -1, NeedsBox: true, Recorded: true,
+					Summary: "a union of read-only layers (bottom first) and a fresh writable upper dir",
+					Kernel:  "mount(2) of type overlay with lowerdir= (top layer first), upperdir= and workdir=: reads fall through the layers, writes go to the upper dir",
+					Example: "mount overlay base fileA fileB", Man: "mount(2), overlayfs (Documentation/filesystems/overlayfs.rst)",
+					Complete: completeLayerList,
+					Run:      runMountOverlay,
+				},
+				mountKind("proc", "mount proc [PATH]", "/proc", "the proc filesystem: the box's own processes once it has a PID namespace", "mount(2) of type proc; what it shows depends on the PID namespace of the process that mounts it"),
+				mountKind("sys", "mount sys [PATH]", "/sys", "sysfs, read-only, as container runtimes mount it", "mount(2) of type sysfs with MS_RDONLY"),
+				mountKind("dev", "mount dev [PATH]", "/dev", "a minimal /dev: null zero random urandom tty, and pts", "a tmpfs, mknod(2) of each device, and a new devpts instance"),
+				mountKind("tmpfs", "mount tmpfs PATH", "", "a memory-backed filesystem at PATH", "mount(2) of type tmpfs"),
+				{
+					Name: "bind", Usage: "mount bind HOSTDIR PATH[:ro]", MinArgs: 2, MaxArgs: 2, NeedsBox: true, Recorded: true,
+					Summary: "a volume: a host directory seen at PATH inside the box (read-only with :ro)",
+					Kernel:  "mount(2) with MS_BIND, then MS_REMOUNT|MS_BIND|MS_RDONLY for :ro",
+					Example: "mount bind /srv/data /data:ro", Man: "mount(2)",
+					Complete: completePath,
+					Run: func(sh *Shell, c *Call) error {
+						target, ro := strings.CutSuffix(c.Args[1], ":ro")
+						return sh.mountStep("bind", c.Args[0], target, ro)
+					},
+				},
+			},
+		},
+		&Command{
+			Name: "pivot_root", Group: "filesystem", Usage: "pivot_root", NeedsBox: true, Recorded: true,
+			Summary: "make the overlay the box's / and detach the host's: what container runtimes do",
+			Kernel:  "make / private, bind the new root onto itself, pivot_root(\".\", \".\"), umount2(\".\", MNT_DETACH), mount /proc when the box has its own PID namespace",
+			Example: "pivot_root", Man: "pivot_root(2), mount_namespaces(7)",
+			Run: func(sh *Shell, c *Call) error {
+				b := sh.Current()
+				st, err := b.PivotRoot()
+				sh.printCalls(st)
+				sh.printStep(st)
+				if err != nil {
+					return err
+				}
+				sh.ok("the overlay is the box's / now; the host's root is detached and unreachable from inside")
+				return nil
+			},
+		},
+		&Command{
+			Name: "chroot", Group: "filesystem", Usage: "chroot", NeedsBox: true, Recorded: true,
+			Summary: "change the box's root directory to the overlay: the weaker alternative to pivot_root",
+			Kernel:  "chroot(2) changes only where path lookups start; the host's root stays mounted and a process with CAP_SYS_CHROOT can climb back out",
+			Example: "chroot", Man: "chroot(2)",
+			Run: func(sh *Shell, c *Call) error {
+				b := sh.Current()
+				st, err := b.Chroot()
+				sh.printStep(st)
+				if err != nil {
+					return err
+				}
+				sh.ok("the box's root directory is the overlay now; try `breakout`")
+				return nil
+			},
+		},
+		&Command{
+			Name: "breakout", Group: "filesystem", Usage: "breakout", NeedsBox: true,
+			Summary: "try the classic escape: chroot into a subdirectory, then climb '..' past the root",
+			Kernel:  "mkdir, chroot(\"x\") leaves the cwd outside the root, so chdir(\"..\") is no longer stopped there; after pivot_root the old root is detached and there is nothing above",
+			Example: "breakout", Man: "chroot(2), pivot_root(2)",
+			Run: func(sh *Shell, c *Call) error {
+				b := sh.Current()
+				esc, st, err := b.Breakout()
+				sh.printStep(st)
+				if err != nil {
+					return err
+				}
+				listing := strings.Join(esc.Root, " ")
+				if esc.Escaped {
+					sh.say("%s climbed %d levels of '..' and reached the host's /: %s", sh.Theme.Bad.Render("escaped:"), esc.Hops, listing)
+					sh.say("  a chroot only moves where lookups start; pivot_root detaches the host's root so there is nothing above")
+				} else {
+					sh.say("%s after %d levels of '..' the box is still in its own /: %s", sh.Theme.Good.Render("contained:"), esc.Hops, listing)
+				}
+				return nil
+			},
+		},
+		&Command{
+			Name: "stack", Group: "filesystem", Usage: "stack [--files]", NeedsBox: true,
+			Summary: "the layer stack: lowers, upper, merged; the upper dir's + created, ~ copied up, - deleted",
+			Kernel:  "reads the layer and upper dirs on the host: overlayfs keeps every change of the box in the upper dir (a whiteout for a deletion)",
+			Example: "stack --files", Man: "overlayfs",
+			Flags: []Flag{{Name: "files", Help: "also list every path of the merged view and the layer it comes from"}},
+			Run: func(sh *Shell, c *Call) error { return sh.showStack(c.Has("files")) },
+		},
+		&Command{
+			Name: "mounts", Group: "filesystem", Usage: "mounts [--diff]", NeedsBox: true,
+			Summary: "the box's mount table, or how it differs from the host's",
+			Kernel:  "reads /proc/PID/mountinfo of the box's process: each mount namespace has its own table",
+			Example: "mounts --diff", Man: "proc(5), mount_namespaces(7)",
+			Flags: []Flag{{Name: "diff", Help: "only what differs from the host's mount table"}},
+			Run: func(sh *Shell, c *Call) error {
+				box, host, err := sh.Current().Mounts()
+				if err != nil {
+					return err
+				}
+				if c.Has("diff") {
+					fmt.Fprintln(sh.Out, viz.MountDiffPanel(rootfs.DiffMounts(host, box), sh.Width, sh.Theme))
+					return nil
+				}
+				fmt.Fprintln(sh.Out, viz.MountsPanel(box, sh.Width, sh.Theme))
+				return nil
+			},
+		},
+	)
+}
+
+func mountKind(kind, usage, defaultTarget, summary, kernel string) *Command {
+	min := 0
+	if defaultTarget == "" {
+		min = 1
+	}
+	return &Command{
+		Name: kind, Usage: usage, MinArgs: min, MaxArgs: 1, NeedsBox: true, Recorded: true,
+		Summary: summary, Kernel: kernel, Example: strings.TrimSpace("mount " + kind + " " + map[bool]string{true: "/tmp"}[min == 1]), Man: "mount(2)",
+		Run: func(sh *Shell, c *Call) error {
+			target := defaultTarget
+			if len(c.Args) == 1 {
+				target = c.Args[0]
+			}
+			return sh.mountStep(kind, "", target, false)
+		},
+	}
+}
+
+func (sh *Shell) mountStep(kind, source, target string, ro bool) error {
+	b := sh.Current()
+	st, err := b.Mount(kind, source, target, ro)
+	sh.printStep(st)
+	if err != nil {
+		return err
+	}
+	what := kind
+	if kind == "bind" {
+		what = source
+		if ro {
+			what += " (read-only)"
+		}
+	}
+	sh.ok("mounted %s at %s inside box %s", what, target, b.Name)
+	return nil
+}
+
+func runMountOverlay(sh *Shell, c *Call) error {
+	b := sh.Current()
+	store, err := sh.layers()
+	if err != nil {
+		return err
+	}
+	var stack []rootfs.Layer
+	seen := map[string]bool{}
+	for _, name := range c.Args {
+		if seen[name] {
+			return fmt.Errorf("layer %s is listed twice: a layer can appear once in a stack", name)
+		}
+		seen[name] = true
+		if _, err := store.Get(name); err != nil {
+			return err
+		}
+		stack = append(stack, rootfs.Layer{Name: name, Dir: store.Root(name)})
+	}
+	st, err := b.MountOverlay(stack)
+	sh.printStep(st)
+	if err != nil {
+		return err
+	}
+	for _, name := range c.Args {
+		if err := store.Lock(name, b.Name); err != nil {
+			return err
+		}
+	}
+	sh.ok("overlay of %s mounted in box %s (bottom to top); writes go to its own upper dir", strings.Join(c.Args, ", "), b.Name)
+	return sh.showStack(false)
+}
+
+func (sh *Shell) showStack(files bool) error {
+	snap, err := sh.Current().Stack(files)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(sh.Out, viz.StackPanel(snap, sh.Width, sh.Theme))
+	return nil
+}
+
+// printCalls lists a step's syscalls as they happened, for steps worth
+// watching one call at a time (pivot_root).
+func (sh *Shell) printCalls(st *step.Step) {
+	if st == nil || sh.explain {
+		return
+	}
+	for _, l := range st.CallLines() {
+		sh.say("  %s", sh.Theme.Dim.Render(l))
+	}
+}
+
+func completeLayerList(sh *Shell, args []string) []Suggestion {
+	used := map[string]bool{}
+	for _, a := range args[:len(args)-1] {
+		used[a] = true
+	}
+	var out []Suggestion
+	for _, s := range completeLayers(sh, nil) {
+		if !used[s.Text] {
+			out = append(out, s)
+		}
+	}
+	return out
+}

@@ -1,0 +1,149 @@
+package viz
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/charmbracelet/lipgloss"
+
+	"stepbox/primitives/rootfs"
+)
+
+// mountDiffRowsMax keeps `mounts --diff` on a screen: after pivot_root
+// every host mount is gone from the box.
+const mountDiffRowsMax = 40
+
+// MountsPanel lists a mount table as findmnt does: each mount point
+// indented under its parent, with filesystem type, source, per-mount
+// options and propagation.
+func MountsPanel(tbl rootfs.MountTable, width int, t Theme) string {
+	width = max(width, 40)
+	title := t.Title.Render(truncate(fmt.Sprintf("mounts of PID %d · %s", tbl.PID, quantity(len(tbl.Mounts), "mount")), width))
+	if len(tbl.Mounts) == 0 {
+		return title
+	}
+	depth := mountDepths(tbl.Mounts)
+	var rows [][]string
+	for _, m := range tbl.Mounts {
+		target := strings.Repeat("  ", depth[m.ID]) + m.Point
+		if m.Root != "/" {
+			target += "[" + m.Root + "]" // findmnt's notation for a bind of a subdirectory
+		}
+		rows = append(rows, []string{target, m.FSType, m.Source, m.Options, m.Propagation})
+	}
+	headers := []string{"target", "fstype", "source", "options", "propagation"}
+	// Fit by hand, so paths lose their middle: the table's borders and
+	// padding take 16 cells; options give way first.
+	inner := width - 16
+	w := make([]int, len(headers))
+	for i, h := range headers {
+		w[i] = lipgloss.Width(h)
+		for _, r := range rows {
+			w[i] = max(w[i], lipgloss.Width(r[i]))
+		}
+	}
+	w[0], w[1], w[2], w[4] = min(w[0], inner*2/5), min(w[1], 10), min(w[2], inner/5), min(w[4], 11)
+	w[3] = max(min(w[3], inner-w[0]-w[1]-w[2]-w[4]), 6)
+	var body [][]string
+	for _, r := range rows {
+		body = append(body, []string{truncateMiddle(r[0], w[0]), truncate(r[1], w[1]), truncateMiddle(r[2], w[2]), truncate(r[3], w[3]), truncate(r[4], w[4])})
+	}
+	style := func(row, col int) lipgloss.Style {
+		switch {
+		case col == 0:
+			return t.Same
+		case col == 4 && strings.HasPrefix(tbl.Mounts[row].Propagation, "shared"):
+			return t.Warn
+		}
+		return t.Dim
+	}
+	return lines(title, t.renderTable(headers, body, style, width))
+}
+
+// mountDepths gives each mount's depth under the first mount (usually /).
+func mountDepths(ms []rootfs.Mount) map[int]int {
+	depth := map[int]int{}
+	for _, m := range ms {
+		if d, ok := depth[m.Parent]; ok {
+			depth[m.ID] = d + 1
+		} else {
+			depth[m.ID] = 0
+		}
+	}
+	return depth
+}
+
+// MountDiffPanel shows how a box's mount table differs from the host's:
+// mounts the box added (+), the host's it no longer has (-), and mount
+// points whose mount differs (~), host → box, with the fields that differ.
+func MountDiffPanel(d rootfs.MountDiff, width int, t Theme) string {
+	width = max(width, 40)
+	title := t.Title.Render(truncate(fmt.Sprintf("mounts · box vs host · %d added, %d removed, %d changed, %d the same",
+		len(d.Added), len(d.Removed), len(d.Changed), d.Same), width))
+	if len(d.Added)+len(d.Removed)+len(d.Changed) == 0 {
+		return lines(title, t.Dim.Render(truncate("the box's mount table is the host's", width)))
+	}
+	type row struct {
+		mark      rootfs.ChangeKind
+		point     string
+		text, box string // box: the box's side of a changed mount
+	}
+	var rows []row
+	for _, c := range d.Changed {
+		rows = append(rows, row{rootfs.CopiedUp, c.Box.Point, mountSide(c.Host, c), mountSide(c.Box, c)})
+	}
+	for _, m := range d.Added {
+		rows = append(rows, row{rootfs.Created, m.Point, mountSide(m, rootfs.MountChange{}) + "  new in the box", ""})
+	}
+	for _, m := range d.Removed {
+		rows = append(rows, row{rootfs.Whiteout, m.Point, mountSide(m, rootfs.MountChange{}) + "  gone from the box", ""})
+	}
+	pointW := 0
+	for _, r := range rows {
+		pointW = max(pointW, lipgloss.Width(r.point))
+	}
+	pointW = min(pointW, width/3)
+	textW := width - pointW - 6
+	// Changed mounts show host → box on one line, or, if one of them
+	// does not fit, each on two: host above, box below.
+	oneLine := true
+	for _, r := range rows {
+		oneLine = oneLine && (r.box == "" || lipgloss.Width(r.text+" → "+r.box) <= textW)
+	}
+	out := []string{title}
+	for i, r := range rows {
+		if i == mountDiffRowsMax {
+			out = append(out, t.Dim.Render(fmt.Sprintf("  … %d more", len(rows)-i)))
+			break
+		}
+		style := map[rootfs.ChangeKind]lipgloss.Style{rootfs.Created: t.Added, rootfs.CopiedUp: t.Changed, rootfs.Whiteout: t.Deleted}[r.mark]
+		head := "  " + style.Render(r.mark.String()+" "+padCell(truncateMiddle(r.point, pointW), pointW)) + "  "
+		switch {
+		case r.box == "":
+			out = append(out, head+t.Dim.Render(truncate(r.text, textW)))
+		case oneLine:
+			out = append(out, head+t.Dim.Render(r.text)+" → "+t.Changed.Render(r.box))
+		default:
+			out = append(out, head+t.Dim.Render(truncate(r.text, textW)),
+				strings.Repeat(" ", pointW+4)+"→ "+t.Changed.Render(truncate(r.box, textW)))
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// mountSide describes a mount for the diff: its filesystem and
+// propagation, plus whichever fields differ in c (device, root, options).
+func mountSide(m rootfs.Mount, c rootfs.MountChange) string {
+	parts := []string{m.FSType, m.Source}
+	for _, what := range c.What {
+		switch {
+		case what == "device":
+			parts = append(parts, "dev "+m.Dev)
+		case what == "root":
+			parts = append(parts, "root "+m.Root)
+		case what == "options" && c.Host.Options != c.Box.Options:
+			parts = append(parts, m.Options)
+		}
+	}
+	return strings.Join(append(parts, m.Propagation), " ")
+}

@@ -1,0 +1,77 @@
+package viz
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/charmbracelet/lipgloss"
+	"github.com/prometheus/procfs"
+
+	"stepbox/primitives/rootfs"
+)
+
+// mountTables reads the fixtures: a systemd host (PID 1) and a box after
+// overlay, dev, proc, sys, tmpfs, a read-only volume and pivot_root.
+func mountTables(t testing.TB) (host, box rootfs.MountTable) {
+	t.Helper()
+	fs, err := procfs.NewFS("testdata/mounts_proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if host, err = rootfs.MountsIn(fs, 1); err != nil {
+		t.Fatal(err)
+	}
+	if box, err = rootfs.MountsIn(fs, 4242); err != nil {
+		t.Fatal(err)
+	}
+	return host, box
+}
+
+func TestMountsPanelMatchesGoldenFiles(t *testing.T) {
+	host, box := mountTables(t)
+	for _, width := range []int{80, 120} {
+		for _, theme := range []string{"plain", "color"} {
+			th := NewTheme(theme)
+			checkPanelGolden(t, fmt.Sprintf("mounts_host_%s_%d.golden", theme, width), MountsPanel(host, width, th))
+			checkPanelGolden(t, fmt.Sprintf("mounts_box_%s_%d.golden", theme, width), MountsPanel(box, width, th))
+			checkPanelGolden(t, fmt.Sprintf("mounts_diff_%s_%d.golden", theme, width), MountDiffPanel(rootfs.DiffMounts(host, box), width, th))
+		}
+	}
+}
+
+func TestMountsPanelsFitTheWidthAndPlainHasNoEscapes(t *testing.T) {
+	host, box := mountTables(t)
+	for _, width := range []int{40, 80, 100, 120, 200} {
+		for _, theme := range []string{"plain", "color", "contrast"} {
+			th := NewTheme(theme)
+			for _, out := range []string{MountsPanel(host, width, th), MountsPanel(box, width, th), MountDiffPanel(rootfs.DiffMounts(host, box), width, th)} {
+				for _, line := range strings.Split(out, "\n") {
+					if w := lipgloss.Width(line); w > width {
+						t.Errorf("%s at %d: a line is %d wide: %q", theme, width, w, line)
+					}
+				}
+				if theme == "plain" && strings.Contains(out, "\x1b") {
+					t.Errorf("the plain theme printed an escape code")
+				}
+			}
+		}
+	}
+}
+
+func TestMountDiffPanelShowsWhatTheBoxChanged(t *testing.T) {
+	host, box := mountTables(t)
+	out := MountDiffPanel(rootfs.DiffMounts(host, box), 120, NewTheme("plain"))
+	for _, want := range []string{"2 added, 6 removed, 5 changed, 0 the same", "ext4 /dev/vda1 dev 253:1 shared:1", "→ overlay overlay dev 0:52 private", "/srv/www", "/home", "gone from the box"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the diff lacks %q:\n%s", want, out)
+		}
+	}
+	same := MountDiffPanel(rootfs.DiffMounts(host, host), 80, NewTheme("plain"))
+	if !strings.Contains(same, "the box's mount table is the host's") {
+		t.Errorf("an unchanged table:\n%s", same)
+	}
+	if out := MountsPanel(box, 120, NewTheme("plain")); !strings.Contains(out, "/srv/www[/alice/www]") || !strings.Contains(out, "  /dev/pts") {
+		t.Errorf("the box's table does not show binds of subdirs or nesting:\n%s", out)
+	}
+}

@@ -1,0 +1,196 @@
+package viz
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/charmbracelet/lipgloss"
+
+	"stepbox/primitives/rootfs"
+)
+
+// Limits that keep the stack panel on a screen.
+const (
+	stackLayersShown = 12 // lowers drawn in full; taller stacks show their top and bottom
+	stackEdgeLayers  = 5  // lowers drawn at each end of a taller stack
+	stackChangesMax  = 30 // lines of the upper dir's changes
+	stackFilesMax    = 40 // lines of path → layer
+)
+
+// StackPanel draws a box's layer stack as stacked boxes — the merged view
+// on top, then the upper dir, then each lower down to the base — each
+// with its host path; then the upper dir's changes (+ created, ~ copied
+// up, - whiteout) and, when the snapshot has them, each path's layer.
+func StackPanel(snap rootfs.StackSnapshot, width int, t Theme) string {
+	width = max(width, 40)
+	out := []string{t.Title.Render(truncate(fmt.Sprintf("layer stack · %d layers + upper", len(snap.Lowers)), width))}
+	out = append(out, stackBoxes(snap, width, t)...)
+	out = append(out, stackChanges(snap, width, t)...)
+	if snap.Files != nil {
+		out = append(out, stackFiles(snap, width, t)...)
+	}
+	return strings.Join(out, "\n")
+}
+
+// stackRow is one box of the stack: name, host path, and a note.
+type stackRow struct {
+	name, path, note string
+	gap              bool // a "… N more layers" row, not a layer
+}
+
+func stackBoxes(snap rootfs.StackSnapshot, width int, t Theme) []string {
+	rows := []stackRow{
+		{name: "merged", path: snap.Merged, note: "the box's /"},
+		{name: rootfs.UpperName, path: snap.Upper.Dir, note: "rw · " + quantity(len(snap.Changes), "change")},
+	}
+	lowers := snap.Lowers
+	for i := len(lowers) - 1; i >= 0; i-- {
+		if len(lowers) > stackLayersShown && i == len(lowers)-1-stackEdgeLayers {
+			hidden := len(lowers) - 2*stackEdgeLayers
+			rows = append(rows, stackRow{name: "⋮", path: fmt.Sprintf("%d more layers (%s … %s)", hidden, lowers[stackEdgeLayers].Name, lowers[i].Name), gap: true})
+			i = stackEdgeLayers
+		}
+		l := lowers[i]
+		note := "ro · " + quantity(l.Files, "file")
+		if l.Whiteouts > 0 {
+			note += " · " + quantity(l.Whiteouts, "whiteout")
+		}
+		rows = append(rows, stackRow{name: l.Name, path: l.Dir, note: note})
+	}
+
+	nameW, pathW, noteW := 0, 0, 0
+	for _, r := range rows {
+		nameW = max(nameW, lipgloss.Width(r.name))
+		pathW = max(pathW, lipgloss.Width(r.path))
+		noteW = max(noteW, lipgloss.Width(r.note))
+	}
+	nameW = min(nameW, 16)
+	// "│ " name "  " path "  " note " │": paths give way first, then notes.
+	if budget := width - 8; nameW+pathW+noteW > budget {
+		pathW = max(budget-nameW-noteW, 8)
+		noteW = min(noteW, max(budget-nameW-pathW, 0))
+	}
+	inner := nameW + 2 + pathW + 2 + noteW
+	bar := strings.Repeat("─", inner+2)
+	b := t.Border.Render
+	out := []string{b("┌" + bar + "┐")}
+	for i, r := range rows {
+		if i > 0 {
+			out = append(out, b("├"+bar+"┤"))
+		}
+		var cells string
+		if r.gap {
+			cells = t.Dim.Render(padCell(truncate(r.name, nameW), nameW) + "  " + padCell(truncate(r.path, pathW+2+noteW), pathW+2+noteW))
+		} else {
+			note := t.Dim
+			if r.name == rootfs.UpperName && len(snap.Changes) > 0 {
+				note = t.Changed
+			}
+			cells = t.Title.Render(padCell(truncate(r.name, nameW), nameW)) + "  " +
+				t.Dim.Render(padCell(truncateMiddle(r.path, pathW), pathW)) + "  " +
+				note.Render(padCell(truncate(r.note, noteW), noteW))
+		}
+		out = append(out, b("│ ")+cells+b(" │"))
+	}
+	return append(out, b("└"+bar+"┘"))
+}
+
+func stackChanges(snap rootfs.StackSnapshot, width int, t Theme) []string {
+	if len(snap.Changes) == 0 {
+		return []string{t.Dim.Render(truncate("no changes in the upper dir yet: the box sees the layers as they are", width))}
+	}
+	out := []string{t.Title.Render(truncate("changes in the upper dir", width))}
+	pathW := 0
+	for _, c := range snap.Changes {
+		pathW = max(pathW, lipgloss.Width(changePath(c)))
+	}
+	pathW = min(pathW, width*3/5)
+	for i, c := range snap.Changes {
+		if i == stackChangesMax {
+			out = append(out, t.Dim.Render(fmt.Sprintf("  … %d more", len(snap.Changes)-i)))
+			break
+		}
+		style := map[rootfs.ChangeKind]lipgloss.Style{rootfs.Created: t.Added, rootfs.CopiedUp: t.Copied, rootfs.Whiteout: t.Deleted}[c.Kind]
+		why := changeWhy(c)
+		p := truncateMiddle(changePath(c), pathW)
+		out = append(out, "  "+style.Render(c.Kind.String()+" "+padCell(p, pathW))+"  "+t.Dim.Render(truncate(why, width-pathW-6)))
+	}
+	return out
+}
+
+func changePath(c rootfs.Change) string {
+	if c.Dir {
+		return c.Path + "/"
+	}
+	return c.Path
+}
+
+// changeWhy says what an upper dir entry does, in the learner's words.
+func changeWhy(c rootfs.Change) string {
+	switch {
+	case c.Opaque && c.Below != "":
+		return "opaque: hides " + c.Below + "'s and every lower layer's contents"
+	case c.Kind == rootfs.Created:
+		return "created"
+	case c.Kind == rootfs.CopiedUp:
+		return "copied up from " + c.Below
+	case c.Below != "":
+		return "whiteout: hides " + c.Below + "'s"
+	}
+	return "whiteout (hides nothing below)"
+}
+
+func stackFiles(snap rootfs.StackSnapshot, width int, t Theme) []string {
+	count := map[string]int{}
+	layerW := 0
+	for _, f := range snap.Files {
+		count[f.Layer]++
+		layerW = max(layerW, lipgloss.Width(f.Layer))
+	}
+	var per []string
+	for _, l := range append([]rootfs.LayerInfo{snap.Upper}, topFirst(snap.Lowers)...) {
+		if n := count[l.Name]; n > 0 {
+			per = append(per, fmt.Sprintf("%s %d", l.Name, n))
+		}
+	}
+	head := fmt.Sprintf("%s in the merged view (%s)", quantity(len(snap.Files), "path"), strings.Join(per, " · "))
+	out := []string{t.Title.Render(truncate(head, width))}
+	pathW := 0
+	for _, f := range snap.Files[:min(len(snap.Files), stackFilesMax)] {
+		pathW = max(pathW, lipgloss.Width(f.Path)+1)
+	}
+	pathW = min(pathW, width-2-2-layerW)
+	for i, f := range snap.Files {
+		if i == stackFilesMax {
+			out = append(out, t.Dim.Render(fmt.Sprintf("  … %d more", len(snap.Files)-i)))
+			break
+		}
+		p := f.Path
+		if f.Dir {
+			p += "/"
+		}
+		style := t.Dim
+		if f.Layer == rootfs.UpperName {
+			style = t.Changed
+		}
+		out = append(out, "  "+padCell(truncateMiddle(p, pathW), pathW)+"  "+style.Render(f.Layer))
+	}
+	return out
+}
+
+// topFirst lists layers top first.
+func topFirst(ls []rootfs.LayerInfo) []rootfs.LayerInfo {
+	out := make([]rootfs.LayerInfo, len(ls))
+	for i, l := range ls {
+		out[len(ls)-1-i] = l
+	}
+	return out
+}
+
+// quantity says n nouns, e.g. "1 file", "3 files".
+func quantity(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
