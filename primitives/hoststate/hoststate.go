@@ -8,6 +8,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"sort"
 	"strings"
 
@@ -37,7 +39,12 @@ func Capture() (State, error) {
 	if s.Hostname, err = os.Hostname(); err != nil {
 		return s, err
 	}
-	s.Cgroups = cgroupDirs("/sys/fs/cgroup", 4)
+	s.Cgroups = nil
+	for _, c := range cgroupDirs("/sys/fs/cgroup", 4) {
+		if !othersCgroup(c) {
+			s.Cgroups = append(s.Cgroups, c)
+		}
+	}
 	ifs, err := os.ReadDir("/sys/class/net")
 	if err == nil {
 		for _, i := range ifs {
@@ -78,7 +85,7 @@ func StepboxProcesses() []string {
 		if err != nil || len(args) < 2 {
 			continue
 		}
-		if args[0] == "stepbox" && strings.HasPrefix(args[1], "__") {
+		if args[0] == "stepbox" && strings.HasPrefix(args[1], "__") && !othersProcess(p) {
 			out = append(out, fmt.Sprintf("%d %s", p.PID, strings.Join(args, " ")))
 		}
 	}
@@ -122,4 +129,56 @@ func setDiff(x, y []string) []string {
 		out = append(out, v)
 	}
 	return out
+}
+
+// Other test runs may share the machine (several packages' tests, or
+// other developers'): what belongs to a live stepbox session that is not
+// this process or one of its descendants is theirs, not ours to judge.
+// Whatever belongs to a dead session counts: it has leaked.
+
+var parentCgroup = regexp.MustCompile(`(^|/)stepbox-([0-9]+)(/|$)`)
+
+func othersCgroup(rel string) bool {
+	m := parentCgroup.FindStringSubmatch(rel)
+	if m == nil {
+		return false
+	}
+	pid, _ := strconv.Atoi(m[2])
+	return othersSession(pid)
+}
+
+func othersProcess(p procfs.Proc) bool {
+	env, err := p.Environ()
+	if err != nil {
+		return false
+	}
+	for _, e := range env {
+		if v, ok := strings.CutPrefix(e, "STEPBOX_SESSION="); ok {
+			pidS, _, _ := strings.Cut(v, "-")
+			pid, _ := strconv.Atoi(pidS)
+			return othersSession(pid)
+		}
+	}
+	return false
+}
+
+// othersSession reports whether pid is a live process outside this
+// process's tree of descendants.
+func othersSession(pid int) bool {
+	self := os.Getpid()
+	for hops := 0; pid > 1 && hops < 64; hops++ {
+		if pid == self {
+			return false
+		}
+		p, err := procfs.NewProc(pid)
+		if err != nil {
+			return false // dead: its leftovers are leaks
+		}
+		st, err := p.Stat()
+		if err != nil {
+			return false
+		}
+		pid = st.PPID
+	}
+	return true
 }
