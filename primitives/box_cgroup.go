@@ -138,7 +138,7 @@ func (b *Box) CgroupNew() (*step.Step, error) {
 		return st, err
 	}
 	h, _ := b.session.Cgroups()
-	g, cst, err := h.Create(parent, b.Name)
+	g, cst, err := h.Create(parent, b.Name, b.ID)
 	st.Merge(cst)
 	if err != nil {
 		return st, err

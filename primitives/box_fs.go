@@ -174,11 +174,9 @@ func (b *Box) PivotRoot() (*step.Step, error) {
 	f := b.FS()
 	switch {
 	case !b.Has("mnt"):
-		return nil, &rootfs.PivotRootError{Rule: rootfs.PivotNoMountNamespace, NewRoot: f.Merged,
-			Err: errors.New("box " + b.Name + " has no mount namespace of its own: pivot_root would change the host's root; run `unshare mnt` first")}
+		return nil, fmt.Errorf("pivot_root: box %s has no mount namespace of its own: pivot_root there would swap the root of every process on the host; run `unshare mnt` first", b.Name)
 	case f.Merged == "":
-		return nil, &rootfs.PivotRootError{Rule: rootfs.PivotNoOverlay,
-			Err: errors.New("box " + b.Name + " has no root filesystem to pivot into: `mount overlay base` first")}
+		return nil, fmt.Errorf("pivot_root: box %s has no root filesystem to switch to: `mount overlay base` first", b.Name)
 	case f.Pivoted:
 		return nil, errors.New("pivot_root: the box's root is the overlay already")
 	case f.Chrooted:

@@ -23,6 +23,8 @@ func runStepbox(t *testing.T, stateDir, script string, extraArgs ...string) (str
 	args := append([]string{"--state-dir", stateDir}, extraArgs...)
 	args = append(args, "run", "-")
 	cmd := exec.Command(stepboxBinary(t), args...)
+	// Wide enough that no panel truncates a path, whose length varies.
+	cmd.Env = append(os.Environ(), "COLUMNS=300")
 	cmd.Stdin = strings.NewReader(script)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -109,7 +111,9 @@ func TestTranscripts(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			out, code := runStepbox(t, t.TempDir(), string(src), "--plain")
+			state := t.TempDir()
+			out, code := runStepbox(t, state, string(src), "--plain")
+			out = strings.ReplaceAll(out, state, "<state>")
 			var n normalizer
 			got := n.normalize(out) + fmt.Sprintf("\n[exit %d]\n", code)
 			golden := strings.TrimSuffix(script, ".sb") + ".out"
@@ -301,5 +305,72 @@ func TestRootlessUserBox(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(got), "\n")
 	if pid, _ := strconv.Atoi(lines[len(lines)-1]); pid <= 1 || pid > 100 {
 		t.Fatalf("PID inside: %q", lines[len(lines)-1])
+	}
+}
+
+// The lesson-ready breakout: out to the host after chroot, nowhere after
+// pivot_root.
+func TestChrootBreakoutEscapesButPivotRootHolds(t *testing.T) {
+	needRoot(t)
+	hostUnchanged(t)
+	script := `new jail
+unshare mnt
+mount overlay base
+chroot
+breakout
+new real
+unshare mnt pid
+mount overlay base
+pivot_root
+breakout
+`
+	out, code := runStepbox(t, t.TempDir(), script, "--plain")
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	jail, real, ok := strings.Cut(out, "new real")
+	if !ok || !strings.Contains(jail, "escaped:") || !strings.Contains(jail, "work") {
+		t.Fatalf("the chroot breakout did not reach the host's / (which holds /work):\n%s", jail)
+	}
+	if !strings.Contains(real, "contained:") || strings.Contains(real, "escaped:") {
+		t.Fatalf("the breakout after pivot_root was not contained:\n%s", real)
+	}
+}
+
+// The article's discovery commands and a limit that bites, through
+// `stepbox run`: the cgroup carries the box's id, holds the box's PID 1,
+// and a fork loop stops at pids.max while the session carries on.
+func TestCgroupFoundByIDHoldsTheBoxAndLimitsBite(t *testing.T) {
+	needRoot(t)
+	hostUnchanged(t)
+	script := `new web
+unshare uts pid mnt
+cgroup new
+cgroup limit pids 20
+cgroup attach
+!echo "found: $(find /sys/fs/cgroup -name "*$BOX_ID*" | wc -l)"
+!for d in $(find /sys/fs/cgroup -name "*$BOX_ID*"); do grep -qx "$BOX_PID" $d/cgroup.procs || echo "missing from $d"; done
+-exec sh -c 'for i in $(seq 1 40); do sleep 2 & done; wait'
+cgroup show
+exec echo still responsive
+`
+	out, code := runStepbox(t, t.TempDir(), script, "--plain")
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	if strings.Contains(out, "found: 0") || !strings.Contains(out, "found: ") {
+		t.Fatalf("find -name '*ID*' found no cgroup of the box:\n%s", out)
+	}
+	if strings.Contains(out, "missing from /sys") {
+		t.Fatalf("the box's PID 1 is not in every cgroup named after it:\n%s", out)
+	}
+	if !strings.Contains(out, "Cannot fork") && !strings.Contains(out, "can't fork") {
+		t.Fatalf("the fork loop was not stopped by pids.max:\n%s", out)
+	}
+	if !strings.Contains(out, "forks refused") {
+		t.Fatalf("the panel does not report the refused forks:\n%s", out)
+	}
+	if !strings.Contains(out, "still responsive") {
+		t.Fatalf("the box did not answer after the fork loop:\n%s", out)
 	}
 }

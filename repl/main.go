@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 
 	"stepbox/primitives"
@@ -97,7 +98,12 @@ func Main(args []string) int {
 		fmt.Fprintln(os.Stderr, "stepbox:", err)
 		return 1
 	}
-	sh := NewShell(s, os.Stdout, os.Stderr, viz.NewTheme(mode), 100)
+	// Without a terminal to ask, $COLUMNS (as shells set it) gives the width.
+	width := 100
+	if c, err := strconv.Atoi(os.Getenv("COLUMNS")); err == nil && c >= 80 {
+		width = c
+	}
+	sh := NewShell(s, os.Stdout, os.Stderr, viz.NewTheme(mode), width)
 	var term *primitives.Terminal
 	if sub == "" && primitives.IsTerminal(os.Stdin) {
 		term, err = primitives.OpenTerminal(os.Stdin)

@@ -34,7 +34,7 @@ type Hierarchy interface {
 	// Place says; override is --cgroup-parent, a cgroup path or "".
 	NewParent(override string) (*Group, *step.Step, error)
 	// Create makes the cgroup of box under parent, named <box>-<short id>.
-	Create(parent *Group, box string) (*Group, *step.Step, error)
+	Create(parent *Group, box, id string) (*Group, *step.Step, error)
 	// Set writes value to the control file of g named file, as given.
 	Set(g *Group, file, value string) (*step.Step, error)
 	// Limit translates a memory, pids or cpu limit into this version's
@@ -143,17 +143,23 @@ func newID() (string, error) {
 	return hex.EncodeToString(b), nil
 }
 
-// boxGroupName checks box and names its cgroup.
-func boxGroupName(box string) (name, id string, err error) {
+// boxGroupName checks box and names its cgroup after it and id (the box's
+// short id, like a container's); an empty id gets a new random one.
+func boxGroupName(box, id string) (name, _ string, err error) {
 	if !boxName.MatchString(box) {
 		return "", "", fmt.Errorf("cgroup new: box name %q: use up to 64 letters, digits, '.', '_' or '-', starting with a letter or digit", box)
 	}
-	id, err = newID()
-	if err != nil {
-		return "", "", fmt.Errorf("cgroup new %s: %w", box, err)
+	if id == "" {
+		if id, err = newID(); err != nil {
+			return "", "", fmt.Errorf("cgroup new %s: %w", box, err)
+		}
+	} else if !shortID.MatchString(id) {
+		return "", "", fmt.Errorf("cgroup new %s: id %q: use 12 lower-case hex digits", box, id)
 	}
 	return box + "-" + id, id, nil
 }
+
+var shortID = regexp.MustCompile(`^[0-9a-f]{12}$`)
 
 // controlFile checks that file names a file inside a cgroup directory.
 func controlFile(file string) error {

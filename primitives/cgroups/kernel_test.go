@@ -40,7 +40,7 @@ func TestNewParentGoesUnderTheSessionsCgroupInEveryHierarchy(t *testing.T) {
 func TestFindByShortIDShowsTheBoxsHostPIDInEachCgroup(t *testing.T) {
 	h := openHost(t)
 	parent := newSession(t, h)
-	box, _, err := h.Create(parent, "web")
+	box, _, err := h.Create(parent, "web", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +83,7 @@ func TestFindByShortIDShowsTheBoxsHostPIDInEachCgroup(t *testing.T) {
 func TestAttachedProcessesChildrenStartInside(t *testing.T) {
 	h := openHost(t)
 	parent := newSession(t, h)
-	box, _, err := h.Create(parent, "web")
+	box, _, err := h.Create(parent, "web", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +103,7 @@ func TestAttachedProcessesChildrenStartInside(t *testing.T) {
 func TestPidsLimitStopsAForkLoop(t *testing.T) {
 	h := openHost(t)
 	parent := newSession(t, h)
-	box, _, err := h.Create(parent, "web")
+	box, _, err := h.Create(parent, "web", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +130,7 @@ func TestPidsLimitStopsAForkLoop(t *testing.T) {
 func TestMemoryHogIsOOMKilled(t *testing.T) {
 	h := openHost(t)
 	parent := newSession(t, h)
-	box, _, err := h.Create(parent, "web")
+	box, _, err := h.Create(parent, "web", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +154,7 @@ func TestMemoryHogIsOOMKilled(t *testing.T) {
 func TestCPUQuotaThrottlesASpinner(t *testing.T) {
 	h := openHost(t)
 	parent := newSession(t, h)
-	box, _, err := h.Create(parent, "web")
+	box, _, err := h.Create(parent, "web", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +184,7 @@ func TestCPUQuotaThrottlesASpinner(t *testing.T) {
 func TestLimitWritesWhereTheKernelReads(t *testing.T) {
 	h := openHost(t)
 	parent := newSession(t, h)
-	box, _, err := h.Create(parent, "web")
+	box, _, err := h.Create(parent, "web", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,7 +237,7 @@ func TestLimitWritesWhereTheKernelReads(t *testing.T) {
 func TestSetWritesARawControlFileAndRefusesAnythingElse(t *testing.T) {
 	h := openHost(t)
 	parent := newSession(t, h)
-	box, _, err := h.Create(parent, "web")
+	box, _, err := h.Create(parent, "web", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -285,7 +285,7 @@ func TestRemoveLeavesNoCgroupEvenRightAfterAProcessExits(t *testing.T) {
 	t.Cleanup(func() { killAll(t, h, parent); _, _ = h.Remove(parent) })
 	var boxes []*Group
 	for _, name := range []string{"web", "db"} {
-		box, _, err := h.Create(parent, name)
+		box, _, err := h.Create(parent, name, "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -369,7 +369,7 @@ func TestDetectTellsThisHostsMode(t *testing.T) {
 func BenchmarkStatsOnTheHost(b *testing.B) {
 	h := openHost(b)
 	parent := newSession(b, h)
-	box, _, err := h.Create(parent, "web")
+	box, _, err := h.Create(parent, "web", "")
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -139,11 +139,11 @@ func (l *legacy) NewParent(override string) (*Group, *step.Step, error) {
 	return g, s, l.mkdirs(s, g, pl.Dirs)
 }
 
-func (l *legacy) Create(parent *Group, box string) (*Group, *step.Step, error) {
+func (l *legacy) Create(parent *Group, box, id string) (*Group, *step.Step, error) {
 	if parent == nil {
 		return nil, nil, fmt.Errorf("cgroup new %s: no parent cgroup", box)
 	}
-	name, id, err := boxGroupName(box)
+	name, id, err := boxGroupName(box, id)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -216,11 +216,11 @@ func (u *unified) undoEnable(s *step.Step, g *Group) error {
 	return errors.Join(errs...)
 }
 
-func (u *unified) Create(parent *Group, box string) (*Group, *step.Step, error) {
+func (u *unified) Create(parent *Group, box, id string) (*Group, *step.Step, error) {
 	if parent == nil {
 		return nil, nil, fmt.Errorf("cgroup new %s: no parent cgroup", box)
 	}
-	name, id, err := boxGroupName(box)
+	name, id, err := boxGroupName(box, id)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -55,7 +55,7 @@ func TestUnifiedParentGoesUnderRootSessionAndEnablesControllersOnTheWayDown(t *t
 	if !slices.Contains(s.Shell, "echo '+cpu +memory +pids' > "+filepath.Join(f.root, "cgroup.subtree_control")) {
 		t.Errorf("step shell = %q, want the subtree_control write", s.Shell)
 	}
-	box, _, err := u.Create(parent, "web")
+	box, _, err := u.Create(parent, "web", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +155,7 @@ func TestUnifiedAttachOnlyToLeaves(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	box, _, err := u.Create(parent, "web")
+	box, _, err := u.Create(parent, "web", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +179,7 @@ func TestUnifiedAttachOnlyToLeaves(t *testing.T) {
 	if !slices.Contains(s.Shell, wantShell) {
 		t.Errorf("step shell = %q, want %q", s.Shell, wantShell)
 	}
-	if _, _, err := u.Create(box, "nested"); err == nil {
+	if _, _, err := u.Create(box, "nested", ""); err == nil {
 		// A cgroup with processes gets no children with controllers.
 		t.Error("Create under a cgroup with processes succeeded")
 	}
@@ -205,7 +205,7 @@ func v2Box(t testing.TB, rootEnabled string) (*v2Fixture, *unified, *Group, *Gro
 	if err != nil {
 		t.Fatal(err)
 	}
-	box, _, err := u.Create(parent, "web")
+	box, _, err := u.Create(parent, "web", "")
 	if err != nil {
 		t.Fatal(err)
 	}
