@@ -150,12 +150,22 @@ func lineDiff(want, got string) string {
 	return b.String()
 }
 
+// teardownScript builds two boxes with every kind of resource: namespaces,
+// a background process, an overlay with pivot_root and mounts, a cgroup.
 const teardownScript = `new web
 unshare uts ipc net mnt cgroup pid
 hostname inside
+mount overlay base fileA
+mount dev
+mount tmpfs /tmp
+pivot_root
+cgroup new
+cgroup limit pids 50
+cgroup attach
 exec sh -c 'sleep 300 >/dev/null 2>&1 &'
 new db
-unshare uts
+unshare uts mnt
+mount overlay base
 `
 
 func TestTeardownOnExitLeavesTheHostAsItWas(t *testing.T) {
@@ -177,8 +187,8 @@ func TestFailingLineStopsTheScriptAndTearsDown(t *testing.T) {
 	if code != 1 {
 		t.Fatalf("exit %d, want 1:\n%s", code, out)
 	}
-	if !strings.Contains(out, "line 8") || strings.Contains(out, "never\n") {
-		t.Fatalf("the run did not stop at line 8:\n%s", out)
+	if !strings.Contains(out, "line 16") || strings.Contains(out, "never\n") {
+		t.Fatalf("the run did not stop at line 16:\n%s", out)
 	}
 	if !strings.Contains(out, "exec false: exit status 1") {
 		t.Fatalf("a '-' line's failure was not reported:\n%s", out)
