@@ -293,11 +293,56 @@ func (b *Box) roundTrip(c *conn, op string, args any, files ...*os.File) (respon
 
 // died records that the box's process is gone, so every later step says
 // so plainly instead of failing on a closed socket.
-func (b *Box) died(err error) error {
+func (b *Box) died(cause error) error {
 	if b.dead == nil {
-		b.dead = fmt.Errorf("box %s: its process has exited (%v): nothing of it is left to change; `rm %s` cleans up", b.Name, err, b.Name)
+		who := "its box process"
+		for _, p := range []struct {
+			pid  int
+			role string
+		}{{b.initPID, "its PID 1"}, {b.pid, "its box process"}} {
+			if st, err := procState(p.pid); p.pid != 0 && (err != nil || st == "Z") {
+				who = fmt.Sprintf("%s (host PID %d)", p.role, p.pid)
+				break
+			}
+		}
+		b.dead = &BoxGoneError{Box: b.Name, Who: who, Cause: cause}
 	}
 	return b.dead
+}
+
+// BoxGoneError says that a box's process ended under the session.
+type BoxGoneError struct {
+	Box   string
+	Who   string // which process: "its PID 1 (host PID 4242)"
+	Cause error
+}
+
+func (e *BoxGoneError) Error() string {
+	return fmt.Sprintf("box %s is gone: %s has exited, and its namespaces and mounts with it; `rm %s` cleans up what is left", e.Box, e.Who, e.Box)
+}
+
+func (e *BoxGoneError) Unwrap() error { return e.Cause }
+
+// Notice checks every box and returns the ones whose processes have ended
+// since the last look, so the shell can say so before the learner tries
+// the next step.
+func (s *Session) Notice() []error {
+	var out []error
+	for _, b := range s.Boxes() {
+		if b == nil {
+			continue
+		}
+		b.mu.Lock()
+		already := b.dead != nil
+		b.mu.Unlock()
+		if already {
+			continue
+		}
+		if err := b.Alive(); err != nil {
+			out = append(out, err)
+		}
+	}
+	return out
 }
 
 // Alive reports nil while the box's processes run, or why not.
@@ -317,7 +362,7 @@ func (b *Box) Alive() error {
 				return b.died(fmt.Errorf("PID %d: %s", pid, describeWait(ws)))
 			}
 		}
-		if unix.Kill(pid, 0) == unix.ESRCH {
+		if st, err := procState(pid); err != nil || st == "Z" {
 			return b.died(fmt.Errorf("PID %d is gone", pid))
 		}
 	}

@@ -349,3 +349,36 @@ func TestBadBoxNamesAreRefused(t *testing.T) {
 		t.Errorf("Remove(nope): %v", err)
 	}
 }
+
+func TestAKilledBoxIsNoticedAndRemovable(t *testing.T) {
+	needRoot(t)
+	s := newTestSession(t)
+	b, _, err := s.NewBox("gone", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Unshare([]NamespaceType{mustType(t, "pid")}, UnshareOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := exec.Command("kill", "-9", strconv.Itoa(b.InitPID())).Run(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	var noticed []error
+	for len(noticed) == 0 && time.Now().Before(deadline) {
+		noticed = s.Notice()
+		time.Sleep(20 * time.Millisecond)
+	}
+	if len(noticed) != 1 || !strings.Contains(noticed[0].Error(), "PID 1") {
+		t.Fatalf("Notice after kill -9 of PID 1: %v", noticed)
+	}
+	if len(s.Notice()) != 0 {
+		t.Fatal("the same death was reported twice")
+	}
+	if _, err := b.Exec(context.Background(), []string{"true"}, nil, Stdio{}, false); err == nil || !strings.Contains(err.Error(), "is gone") {
+		t.Fatalf("exec in a dead box: %v", err)
+	}
+	if err := s.Remove("gone"); err != nil {
+		t.Fatalf("rm of a dead box: %v", err)
+	}
+}

@@ -185,6 +185,16 @@ func startTime(pid int) (uint64, error) {
 	return st.Starttime, nil
 }
 
+// procState returns the state letter of a process (R, S, Z…).
+func procState(pid int) (string, error) {
+	p, err := procfs.NewProc(pid)
+	if err != nil {
+		return "", err
+	}
+	st, err := p.Stat()
+	return st.State, err
+}
+
 // killAndWait sends SIGKILL to each process that is still the one recorded
 // and waits until it is gone (pidfd_open(2) + poll: readable once it exits).
 func killAndWait(procs []pidStart) error {

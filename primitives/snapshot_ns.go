@@ -55,6 +55,9 @@ func readNamespaces(fs procfs.FS, pid int) (map[string]uint32, error) {
 
 // Namespaces reads the box's namespace table from the live kernel.
 func (b *Box) Namespaces() (NamespaceSnapshot, error) {
+	if err := b.Alive(); err != nil {
+		return NamespaceSnapshot{}, err
+	}
 	fs, err := procfs.NewFS(procfs.DefaultMountPoint)
 	if err != nil {
 		return NamespaceSnapshot{}, err
