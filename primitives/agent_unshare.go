@@ -80,6 +80,10 @@ func opUnshare(a *agent, raw json.RawMessage, files []*os.File) (any, *step.Step
 			if err := writeTimeOffsets(st, args.Boottime, args.Monotonic); err != nil {
 				return nil, st, err
 			}
+		case "net":
+			if err := loopbackUp(st); err != nil {
+				return nil, st, err
+			}
 		}
 	}
 	st.Summary = "moved the box process into new namespaces: " + strings.Join(args.Types, ", ")
@@ -163,4 +167,31 @@ func (a *agent) unsharePID(st *step.Step, box string) (int, *os.File, error) {
 	st.Shell = append(st.Shell, "unshare --pid --fork --mount-proc sh   # --fork: only children enter the new PID namespace")
 	st.Notes = append(st.Notes, fmt.Sprintf("PID %d on the host is PID 1 in the box: it stays alive as the box's init, and later steps and commands start from it", pid))
 	return pid, mine, nil
+}
+
+// loopbackUp brings up lo in the new network namespace, as container
+// runtimes do: a new namespace has only lo, and it starts down
+// (network_namespaces(7)).
+func loopbackUp(st *step.Step) error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return &step.SyscallError{Call: "socket(AF_INET, SOCK_DGRAM|SOCK_CLOEXEC, 0)", Err: err}
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return &step.SyscallError{Call: `ioctl(SIOCGIFFLAGS, {ifr_name="lo"})`, Err: err}
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	err = st.Do(`ioctl(3, SIOCSIFFLAGS, {ifr_name="lo", ifr_flags=IFF_UP|IFF_LOOPBACK|IFF_RUNNING})`, func() error {
+		return unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr)
+	})
+	if err == nil {
+		st.Shell = append(st.Shell, "ip link set lo up")
+		st.Notes = append(st.Notes, "a new network namespace has only a loopback device, down until brought up; stepbox brings it up as container runtimes do")
+	}
+	return err
 }

@@ -88,6 +88,11 @@ func TestUnshareGivesEachTypeANewInode(t *testing.T) {
 			if _, err := b.Unshare([]NamespaceType{mustType(t, typ)}, UnshareOptions{}); err == nil {
 				t.Fatalf("a second unshare %s was accepted", typ)
 			}
+			if typ == "net" {
+				if out := run(t, b, "ip", "-o", "link"); !strings.Contains(out, "lo:") || !strings.Contains(out, ",UP") || strings.Count(out, "\n") != 1 {
+					t.Fatalf("a new network namespace should hold only lo, up:\n%s", out)
+				}
+			}
 		})
 	}
 }
