@@ -1,12 +1,10 @@
 package primitives
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -291,91 +289,6 @@ func (b *Box) roundTrip(c *conn, op string, args any, files ...*os.File) (respon
 	return resp, got, nil
 }
 
-// died records that the box's process is gone, so every later step says
-// so plainly instead of failing on a closed socket.
-func (b *Box) died(cause error) error {
-	if b.dead == nil {
-		who := "its box process"
-		for _, p := range []struct {
-			pid  int
-			role string
-		}{{b.initPID, "its PID 1"}, {b.pid, "its box process"}} {
-			if st, err := procState(p.pid); p.pid != 0 && (err != nil || st == "Z") {
-				who = fmt.Sprintf("%s (host PID %d)", p.role, p.pid)
-				break
-			}
-		}
-		b.dead = &BoxGoneError{Box: b.Name, Who: who, Cause: cause}
-	}
-	return b.dead
-}
-
-// BoxGoneError says that a box's process ended under the session.
-type BoxGoneError struct {
-	Box   string
-	Who   string // which process: "its PID 1 (host PID 4242)"
-	Cause error
-}
-
-func (e *BoxGoneError) Error() string {
-	return fmt.Sprintf("box %s is gone: %s has exited, and its namespaces and mounts with it; `rm %s` cleans up what is left", e.Box, e.Who, e.Box)
-}
-
-func (e *BoxGoneError) Unwrap() error { return e.Cause }
-
-// Notice checks every box and returns the ones whose processes have ended
-// since the last look, so the shell can say so before the learner tries
-// the next step.
-func (s *Session) Notice() []error {
-	var out []error
-	for _, b := range s.Boxes() {
-		if b == nil {
-			continue
-		}
-		b.mu.Lock()
-		already := b.dead != nil
-		b.mu.Unlock()
-		if already {
-			continue
-		}
-		if err := b.Alive(); err != nil {
-			out = append(out, err)
-		}
-	}
-	return out
-}
-
-// Alive reports nil while the box's processes run, or why not.
-func (b *Box) Alive() error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.dead != nil {
-		return b.dead
-	}
-	for _, pid := range []int{b.pid, b.initPID} {
-		if pid == 0 {
-			continue
-		}
-		var ws unix.WaitStatus
-		if pid == b.pid {
-			if wp, _ := unix.Wait4(pid, &ws, unix.WNOHANG, nil); wp == pid {
-				return b.died(fmt.Errorf("PID %d: %s", pid, describeWait(ws)))
-			}
-		}
-		if st, err := procState(pid); err != nil || st == "Z" {
-			return b.died(fmt.Errorf("PID %d is gone", pid))
-		}
-	}
-	return nil
-}
-
-func describeWait(ws unix.WaitStatus) string {
-	if ws.Signaled() {
-		return "killed by " + unix.SignalName(ws.Signal())
-	}
-	return fmt.Sprintf("exit status %d", ws.ExitStatus())
-}
-
 // UnshareOptions carries `unshare time`'s clock offsets.
 type UnshareOptions struct {
 	Boottime, Monotonic time.Duration
@@ -481,106 +394,6 @@ func (b *Box) Sethostname(name string) (*step.Step, error) {
 		b.mu.Unlock()
 	}
 	return st, err
-}
-
-// Stdio is where a command's standard streams go.
-type Stdio struct {
-	In       *os.File // nil: /dev/null
-	Out, Err io.Writer
-}
-
-// Exec runs argv inside the box and waits for it. Cancelling ctx sends
-// SIGINT to the command's process group, then SIGKILL. With tty the
-// command gets the terminal (In) as its controlling, foreground terminal.
-func (b *Box) Exec(ctx context.Context, argv []string, env []string, std Stdio, tty bool) (ExitStatus, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.dead != nil {
-		return ExitStatus{}, b.dead
-	}
-	files, pump, err := stdioFiles(std)
-	if err != nil {
-		return ExitStatus{}, err
-	}
-	unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
-	c := b.active()
-	resp, got, err := b.roundTrip(c, "exec", execArgs{Argv: argv, Env: b.env(env), TTY: tty}, files.send...)
-	files.closeSent()
-	if err != nil {
-		pump.wait(0)
-		return ExitStatus{}, err
-	}
-	if err := resp.error(); err != nil {
-		closeAll(got)
-		pump.wait(0)
-		return ExitStatus{}, err
-	}
-	var pidfd *os.File
-	if len(got) == 1 {
-		pidfd = got[0]
-		defer pidfd.Close()
-		if hp := pidfdPID(pidfd); hp > 0 {
-			start, _ := startTime(hp)
-			b.ledger.Add(Resource{Kind: ResProcess, PID: hp, Start: start, Note: strings.Join(argv, " ")})
-		}
-	}
-	done := make(chan struct{})
-	go func() {
-		select {
-		case <-ctx.Done():
-			cancelCommand(pidfd, done)
-		case <-done:
-		}
-	}()
-	var exit response
-	_, err = c.recv(&exit)
-	close(done)
-	if err != nil {
-		pump.wait(0)
-		return ExitStatus{}, b.died(err)
-	}
-	var es ExitStatus
-	json.Unmarshal(exit.Data, &es)
-	// Output a command left to a background child can keep a pipe open:
-	// take what is there, then stop.
-	pump.wait(100 * time.Millisecond)
-	return es, exit.error()
-}
-
-// cancelCommand asks politely (SIGINT to the process group), then insists.
-func cancelCommand(pidfd *os.File, done <-chan struct{}) {
-	if pidfd == nil {
-		return
-	}
-	hp := pidfdPID(pidfd)
-	if hp > 0 {
-		unix.Kill(-hp, unix.SIGINT)
-	}
-	select {
-	case <-done:
-	case <-time.After(2 * time.Second):
-		if hp > 0 {
-			unix.Kill(-hp, unix.SIGKILL)
-		}
-		unix.PidfdSendSignal(int(pidfd.Fd()), unix.SIGKILL, nil, 0)
-	}
-}
-
-// pidfdPID reads the PID behind a pidfd as this process's namespace sees
-// it (the "Pid:" line of /proc/self/fdinfo, see pidfd_open(2)).
-func pidfdPID(f *os.File) int {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/self/fdinfo/%d", f.Fd()))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "Pid:"); ok {
-			var pid int
-			fmt.Sscan(strings.TrimSpace(v), &pid)
-			return pid
-		}
-	}
-	return 0
 }
 
 // teardown ends the box: its ledger undone in reverse order.

@@ -1,0 +1,114 @@
+package primitives
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Stdio is where a command's standard streams go.
+type Stdio struct {
+	In       *os.File // nil: /dev/null
+	Out, Err io.Writer
+}
+
+// Exec runs argv inside the box and waits for it. Cancelling ctx sends
+// SIGINT to the command's process group, then SIGKILL. With tty the
+// command gets the terminal (In) as its controlling, foreground terminal.
+func (b *Box) Exec(ctx context.Context, argv []string, env []string, std Stdio, tty bool) (ExitStatus, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.dead != nil {
+		return ExitStatus{}, b.dead
+	}
+	files, pump, err := stdioFiles(std)
+	if err != nil {
+		return ExitStatus{}, err
+	}
+	unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
+	c := b.active()
+	resp, got, err := b.roundTrip(c, "exec", execArgs{Argv: argv, Env: b.env(env), TTY: tty}, files.send...)
+	files.closeSent()
+	if err != nil {
+		pump.wait(0)
+		return ExitStatus{}, err
+	}
+	if err := resp.error(); err != nil {
+		closeAll(got)
+		pump.wait(0)
+		return ExitStatus{}, err
+	}
+	var pidfd *os.File
+	if len(got) == 1 {
+		pidfd = got[0]
+		defer pidfd.Close()
+		if hp := pidfdPID(pidfd); hp > 0 {
+			start, _ := startTime(hp)
+			b.ledger.Add(Resource{Kind: ResProcess, PID: hp, Start: start, Note: strings.Join(argv, " ")})
+		}
+	}
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-ctx.Done():
+			cancelCommand(pidfd, done)
+		case <-done:
+		}
+	}()
+	var exit response
+	_, err = c.recv(&exit)
+	close(done)
+	if err != nil {
+		pump.wait(0)
+		return ExitStatus{}, b.died(err)
+	}
+	var es ExitStatus
+	json.Unmarshal(exit.Data, &es)
+	// Output a command left to a background child can keep a pipe open:
+	// take what is there, then stop.
+	pump.wait(100 * time.Millisecond)
+	return es, exit.error()
+}
+
+// cancelCommand asks politely (SIGINT to the process group), then insists.
+func cancelCommand(pidfd *os.File, done <-chan struct{}) {
+	if pidfd == nil {
+		return
+	}
+	hp := pidfdPID(pidfd)
+	if hp > 0 {
+		unix.Kill(-hp, unix.SIGINT)
+	}
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+		if hp > 0 {
+			unix.Kill(-hp, unix.SIGKILL)
+		}
+		unix.PidfdSendSignal(int(pidfd.Fd()), unix.SIGKILL, nil, 0)
+	}
+}
+
+// pidfdPID reads the PID behind a pidfd as this process's namespace sees
+// it (the "Pid:" line of /proc/self/fdinfo, see pidfd_open(2)).
+func pidfdPID(f *os.File) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/self/fdinfo/%d", f.Fd()))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "Pid:"); ok {
+			var pid int
+			fmt.Sscan(strings.TrimSpace(v), &pid)
+			return pid
+		}
+	}
+	return 0
+}
+
