@@ -111,4 +111,3 @@ func pidfdPID(f *os.File) int {
 	}
 	return 0
 }
-

@@ -90,4 +90,3 @@ func describeWait(ws unix.WaitStatus) string {
 	}
 	return fmt.Sprintf("exit status %d", ws.ExitStatus())
 }
-

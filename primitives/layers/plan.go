@@ -1,0 +1,181 @@
+package layers
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"stepbox/primitives/step"
+)
+
+// Plans of the layer commands: the record each will write, every result
+// "?" (step.NotRun), read from the store as it is now; nothing changes.
+
+// planFD is the descriptor a planned open answers with.
+const planFD = 3
+
+// PlanNew is the record `layer new NAME` will write.
+func (s *Store) PlanNew(name string) (*step.Step, error) {
+	if err := CheckName(name); err != nil {
+		return nil, fmt.Errorf("layer new: %w", err)
+	}
+	final := filepath.Join(s.Dir, name)
+	if _, err := os.Lstat(final); err == nil {
+		return nil, fmt.Errorf("layer new: %w: %q is taken (see `layers`)", ErrExists, name)
+	}
+	tmp := filepath.Join(s.Dir, ".new-"+name+"-XXXXXXXXX")
+	st := &step.Step{
+		Command: "layer new " + name,
+		Summary: fmt.Sprintf("makes layer %s: the empty directory %s, which overlayfs can stack as a lowerdir", name, s.Root(name)),
+		Shell:   []string{"mkdir -p " + shQuote(s.Root(name))},
+		Man:     []string{"mkdir(2)", "rename(2)"},
+		Undo:    "rm -r " + shQuote(final),
+		Notes:   []string{"the layer is built under a temporary name (XXXXXXXXX is random) and renamed into place, so no half-made layer is ever seen"},
+	}
+	st.Plan(fmt.Sprintf("mkdir(%s, 0700)", step.Quote(tmp)))
+	st.Plan(fmt.Sprintf("mkdir(%s, 0755)", step.Quote(filepath.Join(tmp, "root"))))
+	st.Plan(fmt.Sprintf("renameat2(AT_FDCWD, %s, AT_FDCWD, %s, RENAME_NOREPLACE)", step.Quote(tmp), step.Quote(final)))
+	return st, nil
+}
+
+// PlanPut is the record `layer put NAME PATH [TEXT]` will write.
+func (s *Store) PlanPut(name, p, content string) (*step.Step, error) {
+	const cmd = "layer put"
+	rel, r, err := s.planOpen(cmd, name, p)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	host := filepath.Join(s.Root(name), rel)
+	st := &step.Step{
+		Command: fmt.Sprintf("%s %s %s %s", cmd, name, shQuote(p), shQuote(content)),
+		Summary: fmt.Sprintf("writes %s into layer %s: %s on the host", p, name, host),
+		Man:     []string{"open(2)", "write(2)"},
+		Undo:    "rm " + shQuote(host),
+	}
+	if d := filepath.Dir(host); d != s.Root(name) {
+		st.Shell = append(st.Shell, "mkdir -p "+shQuote(d))
+	}
+	st.Shell = append(st.Shell, "printf %s "+shQuote(content)+" > "+shQuote(host))
+	planParents(st, r, rel, s.Root(name))
+	if fi, err := r.Lstat(rel); err == nil && isWhiteout(fi) {
+		st.Plan(fmt.Sprintf("unlink(%s)", step.Quote(host)))
+		st.Shell = append([]string{"rm " + shQuote(host)}, st.Shell...)
+	}
+	st.Plan(fmt.Sprintf("openat(AT_FDCWD, %s, O_WRONLY|O_CREAT|O_TRUNC|O_NOFOLLOW|O_CLOEXEC, 0644)", step.Quote(host)))
+	st.Plan(fmt.Sprintf("write(%d, %s, %d)", planFD, straceBuf(content), len(content)))
+	st.Plan(fmt.Sprintf("close(%d)", planFD))
+	return st, nil
+}
+
+// PlanDel is the record `layer del NAME PATH` will write.
+func (s *Store) PlanDel(name, p string) (*step.Step, error) {
+	const cmd = "layer del"
+	rel, r, err := s.planOpen(cmd, name, p)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	host := filepath.Join(s.Root(name), rel)
+	st := &step.Step{
+		Command: fmt.Sprintf("%s %s %s", cmd, name, shQuote(p)),
+		Summary: fmt.Sprintf("whiteout for %s in layer %s: the character device 0/0 %s hides %s of every layer below", p, name, host, p),
+		Man:     []string{"mknod(2)"},
+		Undo:    "rm " + shQuote(host),
+	}
+	if d := filepath.Dir(host); d != s.Root(name) {
+		st.Shell = append(st.Shell, "mkdir -p "+shQuote(d))
+	}
+	planParents(st, r, rel, s.Root(name))
+	fi, err := r.Lstat(rel)
+	switch {
+	case err == nil && isWhiteout(fi):
+		st.Notes = append(st.Notes, fmt.Sprintf("%s is already a whiteout in layer %s: nothing will change", p, name))
+	case err == nil && fi.IsDir():
+		st.Shell = append(st.Shell, "rm -r "+shQuote(host))
+		st.Notes = append(st.Notes, fmt.Sprintf("the layer's own directory %s is removed first", p))
+	case err == nil:
+		st.Shell = append(st.Shell, "rm "+shQuote(host))
+		st.Plan(fmt.Sprintf("unlink(%s)", step.Quote(host)))
+	}
+	st.Shell = append(st.Shell, "mknod "+shQuote(host)+" c 0 0")
+	st.Plan(fmt.Sprintf("mknod(%s, S_IFCHR|000, makedev(0, 0))", step.Quote(host)))
+	return st, nil
+}
+
+// PlanRemove is the record `layer rm NAME` will write: the layer moved
+// out of sight, then each of its files and directories removed.
+func (s *Store) PlanRemove(name string) (*step.Step, error) {
+	if _, err := s.writable("layer rm", name); err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(s.Dir, name)
+	aside := filepath.Join(s.Dir, ".rm-"+name+"-N")
+	st := &step.Step{
+		Command: "layer rm " + name,
+		Summary: fmt.Sprintf("removes layer %s and its directory %s", name, dir),
+		Shell:   []string{"rm -r " + shQuote(dir)},
+		Man:     []string{"rename(2)", "unlink(2)", "rmdir(2)"},
+		Undo:    "none: the files are gone",
+		Notes:   []string{"the layer is first renamed out of sight (N is a timestamp), so a crash midway leaves no half-removed layer"},
+	}
+	st.Plan(fmt.Sprintf("rename(%s, %s)", step.Quote(dir), step.Quote(aside)))
+	var paths []string
+	var kinds []bool
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		paths = append(paths, filepath.Join(aside, strings.TrimPrefix(p, dir)))
+		kinds = append(kinds, d.IsDir())
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("layer rm %s: %w", name, err)
+	}
+	for i := len(paths) - 1; i >= 0; i-- {
+		flag := "0"
+		if kinds[i] {
+			flag = "AT_REMOVEDIR"
+		}
+		st.Plan(fmt.Sprintf("unlinkat(AT_FDCWD, %s, %s)", step.Quote(paths[i]), flag))
+	}
+	return st, nil
+}
+
+// planOpen checks what Put and Del check before changing anything, and
+// opens the layer's root to look inside it.
+func (s *Store) planOpen(cmd, name, p string) (string, *os.Root, error) {
+	rel, err := inLayer(cmd, name, p)
+	if err != nil {
+		return "", nil, err
+	}
+	if _, err := s.writable(cmd, name); err != nil {
+		return "", nil, err
+	}
+	r, err := os.OpenRoot(s.Root(name))
+	if err != nil {
+		return "", nil, fmt.Errorf("%s %s: %w", cmd, name, err)
+	}
+	return rel, r, nil
+}
+
+// planParents plans mkdirParents: a mkdir for each missing parent of rel.
+func planParents(st *step.Step, r *os.Root, rel, root string) {
+	dir := path.Dir(rel)
+	if dir == "." {
+		return
+	}
+	parts := strings.Split(dir, "/")
+	for i := range parts {
+		prefix := strings.Join(parts[:i+1], "/")
+		if _, err := r.Lstat(prefix); !errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		st.Plan(fmt.Sprintf("mkdir(%s, 0755)", step.Quote(filepath.Join(root, prefix))))
+	}
+}

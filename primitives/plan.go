@@ -1,0 +1,208 @@
+package primitives
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"stepbox/primitives/step"
+)
+
+// Plans: `explain CMD` shows the record a step would write — the same
+// calls, shell lines, man pages and undo as the primitive records when it
+// runs — with every result "?" (step.NotRun). A plan reads the box's
+// state to fill in paths and PIDs; it changes nothing. The tests check
+// each plan against the record of the step run for real.
+
+// PlanNew is the record `new NAME [--user]` will write.
+func (s *Session) PlanNew(name string, user bool) (*step.Step, error) {
+	if err := ValidBoxName(name); err != nil {
+		return nil, err
+	}
+	if _, err := s.Box(name); err == nil {
+		return nil, fmt.Errorf("a box called %q exists already: pick another name, or `rm %s` first", name, name)
+	}
+	st := &step.Step{
+		Command: "new " + name,
+		Summary: "starts the box process: a copy of stepbox, locked to one thread, that will apply each step",
+		Man:     []string{"clone(2)", "execve(2)"},
+		Undo:    "`rm " + name + "` kills the box's processes; its namespaces die with them",
+	}
+	flags := "SIGCHLD"
+	if user {
+		st.Command += " --user"
+		flags = "CLONE_NEWUSER|SIGCHLD"
+		uid, gid := os.Getuid(), os.Getgid()
+		st.Shell = append(st.Shell, "unshare --user --map-root-user sh")
+		st.Man = append(st.Man, "user_namespaces(7)")
+		st.Notes = append(st.Notes, fmt.Sprintf("uid 0 in the box will be uid %d on the host (uid_map \"0 %d 1\"), gid 0 gid %d", uid, uid, gid))
+	} else {
+		st.Shell = append(st.Shell, newBoxShell)
+	}
+	st.Plan(fmt.Sprintf("clone(child_stack=NULL, flags=%s)", flags))
+	st.Plan(fmt.Sprintf("execve(\"/proc/self/exe\", [\"stepbox\", %q, %q], …)", entryBox, name))
+	return st, nil
+}
+
+// newBoxShell is `new NAME` with standard tools: any new process starts in
+// every namespace of its parent.
+const newBoxShell = "sh   # a new process: it shares every namespace with the host until unshare"
+
+// PlanUnshare is the record `unshare TYPE…` will write for the box.
+func (b *Box) PlanUnshare(types []NamespaceType, opts UnshareOptions) (*step.Step, error) {
+	types = SortNamespaces(types)
+	if len(types) == 0 {
+		return nil, fmt.Errorf("unshare: nothing to do")
+	}
+	var names []string
+	for _, t := range types {
+		if t.Name == "user" {
+			return nil, errUnshareUser
+		}
+		names = append(names, t.Name)
+	}
+	st := &step.Step{Command: "unshare " + strings.Join(names, " ")}
+	for _, t := range types {
+		st.Man = append(st.Man, t.Man)
+		if t.Name == "pid" {
+			st.Plan("unshare(CLONE_NEWPID)")
+			st.Plan("clone(child_stack=NULL, flags=SIGCHLD)   # fork: the child is PID 1 in the new namespace")
+			st.Shell = append(st.Shell, "unshare --pid --fork --mount-proc sh   # --fork: only children enter the new PID namespace")
+			st.Notes = append(st.Notes, "the child becomes PID 1 in the box: it stays alive as the box's init, and later steps and commands start from it")
+			continue
+		}
+		st.Plan(fmt.Sprintf("unshare(%s)", step.CloneFlags(t.Flag)))
+		st.Shell = append(st.Shell, "unshare "+t.Option+" sh   # a shell in a new "+t.Name+" namespace")
+		switch t.Name {
+		case "mnt":
+			st.Plan(step.MountCall("none", "/", "", unix.MS_REC|unix.MS_SLAVE, ""))
+			st.Shell = append(st.Shell, "mount --make-rslave /")
+			st.Man = append(st.Man, "mount(2)")
+		case "time":
+			planTimeOffsets(st, opts)
+		case "net":
+			st.Plan(`ioctl(3, SIOCSIFFLAGS, {ifr_name="lo", ifr_flags=IFF_UP|IFF_LOOPBACK|IFF_RUNNING})`)
+			st.Shell = append(st.Shell, "ip link set lo up")
+			st.Notes = append(st.Notes, "a new network namespace has only a loopback device, down until brought up; stepbox brings it up as container runtimes do")
+		}
+	}
+	st.Summary = "moves the box process into new namespaces: " + strings.Join(names, ", ")
+	st.Undo = "a namespace is freed when its last process exits and nothing holds it open: `rm` ends the box's processes"
+	st.Man = append(st.Man, "unshare(2)", "namespaces(7)")
+	return st, nil
+}
+
+// planTimeOffsets plans writeTimeOffsets.
+func planTimeOffsets(st *step.Step, opts UnshareOptions) {
+	var lines []string
+	if opts.Monotonic != 0 {
+		lines = append(lines, offsetLine("monotonic", opts.Monotonic))
+	}
+	if opts.Boottime != 0 {
+		lines = append(lines, offsetLine("boottime", opts.Boottime))
+	}
+	for _, line := range lines {
+		st.Plan(fmt.Sprintf("write(\"/proc/self/timens_offsets\", %q, %d)", line, len(line)))
+		st.Shell = append(st.Shell, fmt.Sprintf("echo '%s' > /proc/self/timens_offsets", strings.TrimSpace(line)))
+	}
+	if len(lines) == 0 {
+		st.Notes = append(st.Notes, "no clock offsets given: the box's clocks read like the host's until you pass --boottime or --monotonic")
+	}
+	st.Notes = append(st.Notes, "the time namespace applies to the box's children (time_for_children): the box process itself keeps the host's clocks")
+}
+
+// PlanSethostname is the record `hostname NAME` will write.
+func (b *Box) PlanSethostname(name string) (*step.Step, error) {
+	if name == "" || len(name) > 64 || strings.ContainsAny(name, " /\t\n") {
+		return nil, fmt.Errorf("hostname %q: a hostname is 1 to 64 characters with no spaces or '/'", name)
+	}
+	st := &step.Step{
+		Command: "hostname " + name,
+		Summary: "sets the hostname of the box's UTS namespace",
+		Shell:   []string{"hostname " + name},
+		Man:     []string{"sethostname(2)", "uts_namespaces(7)"},
+		Undo:    "the UTS namespace, and the name with it, is freed when its last process exits",
+	}
+	st.Plan(fmt.Sprintf("sethostname(%s, %d)", step.Quote(name), len(name)))
+	if !b.Has("uts") {
+		st.Notes = append(st.Notes, "the box shares the host's UTS namespace: stepbox refuses this until `unshare uts`, since it would rename the host")
+	}
+	return st, nil
+}
+
+// PlanExec is the record of `exec CMD…`: the process that applies the
+// box's steps forks the command, which inherits every namespace, the
+// root and the cgroup the steps gave it, and execs it.
+func (b *Box) PlanExec(argv []string) (*step.Step, error) {
+	if len(argv) == 0 {
+		return nil, fmt.Errorf("exec: name a command to run inside the box")
+	}
+	pid := b.CommandPID()
+	from := fmt.Sprintf("the box process (host PID %d)", pid)
+	if b.InitPID() != 0 {
+		from = fmt.Sprintf("the box's PID 1 (host PID %d)", pid)
+	}
+	st := &step.Step{
+		Command: "exec " + strings.Join(argv, " "),
+		Summary: "runs " + argv[0] + " inside the box: " + from + " forks it, and it inherits every namespace, the root and the cgroup the steps made",
+		Shell:   []string{fmt.Sprintf("nsenter --target %d --all --root --wd %s", pid, strings.Join(argv, " "))},
+		Man:     []string{"clone(2)", "execve(2)", "nsenter(1)"},
+		Undo:    "nothing to undo: the process ends with the command; what it wrote stays in the box (in its upper dir after `mount overlay`)",
+	}
+	st.Plan("clone(child_stack=NULL, flags=CLONE_VM|CLONE_PIDFD|CLONE_VFORK|SIGCHLD)   # in " + from)
+	st.Plan("setpgid(0, 0)   # a process group of its own: Ctrl-C reaches it, not the box")
+	st.Plan("dup3(FD, 0, 0); dup3(FD, 1, 0); dup3(FD, 2, 0)   # the session's stdio becomes its own")
+	st.Plan(fmt.Sprintf("execve(%s, %s, …)", step.Quote(b.planLookPath(argv[0])), quoteArgv(argv)))
+	st.Plan("wait4(-1, …, WNOHANG, NULL)   # the box reaps it and reports its exit status")
+	if b.Cgroup() != nil {
+		st.Notes = append(st.Notes, "nsenter does not change cgroup; stepbox's command starts in the box's cgroup because its parent is there")
+	}
+	return st, nil
+}
+
+// planLookPath finds name in the box's PATH as the box sees its files,
+// through /proc/PID/root; as given when it cannot tell.
+func (b *Box) planLookPath(name string) string {
+	if strings.Contains(name, "/") {
+		return name
+	}
+	root := b.HostRoot()
+	for _, dir := range filepath.SplitList("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin") {
+		if fi, err := os.Stat(filepath.Join(root, dir, name)); err == nil && !fi.IsDir() {
+			return filepath.Join(dir, name)
+		}
+	}
+	return name
+}
+
+func quoteArgv(argv []string) string {
+	q := make([]string, len(argv))
+	for i, a := range argv {
+		q[i] = step.Quote(a)
+	}
+	return "[" + strings.Join(q, ", ") + "]"
+}
+
+// PlanEnter is the record `enter TYPE… -- CMD…` will write.
+func (b *Box) PlanEnter(types []NamespaceType, argv []string) (*step.Step, error) {
+	pid := b.CommandPID()
+	st := &step.Step{
+		Command: "enter",
+		Summary: fmt.Sprintf("joins the namespaces of PID %d from the host, then runs %s there", pid, strings.Join(argv, " ")),
+		Man:     []string{"setns(2)", "nsenter(1)"},
+		Undo:    "nothing to undo: the entered command ends, the box stays",
+	}
+	opts := []string{"nsenter", "-t", fmt.Sprint(pid)}
+	for i, t := range types {
+		if t.Name == "user" {
+			return nil, fmt.Errorf("enter user: %s", setnsHint(t, nil))
+		}
+		opts = append(opts, t.Short)
+		st.Plan(fmt.Sprintf("setns(%d</proc/%d/ns/%s>, %s)", i+3, pid, t.Proc, step.CloneFlags(t.Flag)))
+	}
+	st.Shell = []string{strings.Join(append(opts, argv...), " ")}
+	return st, nil
+}

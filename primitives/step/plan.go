@@ -1,0 +1,37 @@
+package step
+
+// NotRun is the result of a call in a plan: `explain CMD` shows what a
+// step would do, and nothing has run, so the kernel has said nothing yet.
+const NotRun = "?"
+
+// Plan records call as one the step would make, without making it.
+func (s *Step) Plan(call string) {
+	if s != nil {
+		s.Calls = append(s.Calls, Call{Syscall: call, Result: NotRun})
+	}
+}
+
+// Planned reports whether s is a plan: it has calls and none of them ran.
+func (s *Step) Planned() bool {
+	if s == nil || len(s.Calls) == 0 {
+		return false
+	}
+	for _, c := range s.Calls {
+		if c.Result != NotRun {
+			return false
+		}
+	}
+	return true
+}
+
+// MarkNotRun turns a record built by the real code path against a
+// recording stand-in for the kernel (see cgroups.Planning) into a plan:
+// whatever the stand-in answered, the kernel has not.
+func (s *Step) MarkNotRun() {
+	if s == nil {
+		return
+	}
+	for i := range s.Calls {
+		s.Calls[i].Result = NotRun
+	}
+}
