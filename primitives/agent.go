@@ -18,7 +18,6 @@ import (
 // anything else (see Reexec).
 const (
 	entryBox   = "__box"   // a box process, or the PID 1 it starts after `unshare pid`
-	entryTrue  = "__true"  // exits at once; runs Go's first-fork probe before `unshare pid`
 	entryEnter = "__enter" // joins a box's namespaces with setns(2), then runs a command
 )
 
@@ -41,8 +40,6 @@ func Reexec() bool {
 		return false
 	}
 	switch os.Args[1] {
-	case entryTrue:
-		os.Exit(0)
 	case entryBox:
 		os.Exit(runAgent())
 	case entryEnter:
@@ -98,6 +95,12 @@ func runAgent() int {
 		// polite ones. (Notify, not Ignore: ignored signals survive execve
 		// into the commands PID 1 starts.)
 		signal.Notify(make(chan os.Signal, 1), unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGQUIT)
+		// When the box's memory limit is hit by something the OOM killer
+		// cannot pin on a process (tmpfs pages), the largest process, the
+		// box's init, would be chosen and the whole box would die. Like
+		// containerd's shim, it asks to go last (proc(5), oom_score_adj;
+		// a user namespace may refuse, which only costs that guarantee).
+		os.WriteFile("/proc/self/oom_score_adj", []byte("-999"), 0)
 	}
 	c, err := newConn(os.NewFile(agentFD, "stepbox-sock"))
 	if err != nil {
@@ -188,22 +191,14 @@ const selfExe = "/proc/self/exe"
 // If the probe's throw-away child were the first process forked after
 // unshare(CLONE_NEWPID), it would become PID 1 and its exit would kill the
 // namespace: every later fork would fail with ENOMEM (pid_namespaces(7)).
-func (a *agent) probeFork() error {
+// os.FindProcess runs the probe (Go 1.23+: it opens a pidfd) without
+// starting a program.
+func (a *agent) probeFork() {
 	if a.probed {
-		return nil
+		return
 	}
-	pid, wait, err := a.reaper.start(func() (int, error) {
-		p, err := os.StartProcess(selfExe, []string{"stepbox", entryTrue}, &os.ProcAttr{Files: []*os.File{nil, nil, nil}})
-		if err != nil {
-			return 0, err
-		}
-		defer p.Release()
-		return p.Pid, nil
-	})
-	if err != nil {
-		return fmt.Errorf("start probe process: %w", err)
+	if p, err := os.FindProcess(os.Getpid()); err == nil {
+		p.Release()
 	}
-	<-wait
-	a.probed = pid > 0
-	return nil
+	a.probed = true
 }

@@ -3,6 +3,7 @@ package primitives
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"syscall"
@@ -135,9 +136,7 @@ func offsetLine(clock string, d time.Duration) string {
 // zombies and runs every later step and command, as `unshare --fork` does.
 // A PID namespace dies with its PID 1, so this one lives until `rm`.
 func (a *agent) unsharePID(st *step.Step, box string) (int, *os.File, error) {
-	if err := a.probeFork(); err != nil {
-		return 0, nil, err
-	}
+	a.probeFork()
 	if err := st.Do("unshare(CLONE_NEWPID)", func() error { return unix.Unshare(unix.CLONE_NEWPID) }); err != nil {
 		return 0, nil, err
 	}
@@ -146,10 +145,23 @@ func (a *agent) unsharePID(st *step.Step, box string) (int, *os.File, error) {
 		return 0, nil, err
 	}
 	defer theirs.Close()
+	// PID 1's stderr is a pipe this process copies to its log: a host
+	// file held open by PID 1 would be reachable from inside the box
+	// through /proc/1/fd/2 once the box has its own root.
+	logr, logw, err := os.Pipe()
+	if err != nil {
+		mine.Close()
+		return 0, nil, err
+	}
+	defer logw.Close()
+	go func() {
+		io.Copy(os.Stderr, logr)
+		logr.Close()
+	}()
 	pid, _, err := a.reaper.start(func() (int, error) {
 		p, err := os.StartProcess(selfExe, []string{"stepbox", entryBox, box, "init"}, &os.ProcAttr{
 			Env:   os.Environ(),
-			Files: []*os.File{nil, nil, os.Stderr, theirs},
+			Files: []*os.File{nil, nil, logw, theirs},
 			Sys:   &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL},
 		})
 		if err != nil {

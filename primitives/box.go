@@ -137,9 +137,11 @@ func (b *Box) spawn(st *step.Step) error {
 	unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
 	// One P is all a box process needs (it serves one request at a time),
 	// and fewer runtime threads leave more of a pids.max limit to the
-	// learner's processes: every thread counts as a task.
+	// learner's processes: every thread counts as a task. Without
+	// containermaxprocs=0 the Go runtime keeps the host's cpu.cfs_*
+	// files open, reachable from inside the box through /proc/1/fd.
 	p, err := os.StartProcess(selfExe, []string{"stepbox", entryBox, b.Name}, &os.ProcAttr{
-		Env:   b.env([]string{"GOMAXPROCS=1"}),
+		Env:   b.env([]string{"GOMAXPROCS=1", "GODEBUG=containermaxprocs=0"}),
 		Files: []*os.File{nil, nil, logf, theirs},
 		Sys:   attr,
 	})
@@ -409,7 +411,10 @@ func (b *Box) teardown() error {
 		// The box process is the session's child: kill and reap it first,
 		// so no zombie of it keeps its cgroup busy.
 		b.proc.Kill()
-		b.proc.Wait()
+		if _, err := b.proc.Wait(); err != nil {
+			// Wait closes Go's pidfd only when it succeeds.
+			b.proc.Release()
+		}
 	}
 	err := teardownLedger(b.Dir, b.session.ID)
 	if b.dead == nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"strconv"
 	"strings"
 
 	"github.com/prometheus/procfs"
@@ -173,7 +174,32 @@ func (b *Box) CgroupSet(file, value string) (*step.Step, error) {
 	if err != nil {
 		return nil, err
 	}
+	switch file {
+	case "cgroup.procs", "tasks", "cgroup.threads":
+		// Moving a host process into a box's cgroup would put it under
+		// the box's limits, and keep the cgroup from being removed.
+		if err := b.ownsPID(value); err != nil {
+			return nil, fmt.Errorf("cgroup set %s %s: %w", file, value, err)
+		}
+	}
 	return h.Set(g, file, value)
+}
+
+// ownsPID checks that value is the host PID of one of the box's processes.
+func (b *Box) ownsPID(value string) error {
+	pid, err := strconv.Atoi(strings.TrimSpace(value))
+	if err != nil || pid <= 0 {
+		return fmt.Errorf("%q is not a PID: write the host PID of one of the box's processes (`ps` shows them)", value)
+	}
+	if pid == b.PID() || pid == b.InitPID() {
+		return nil
+	}
+	for _, p := range markedProcesses(b.session.ID, b.Name) {
+		if p.pid == pid {
+			return nil
+		}
+	}
+	return fmt.Errorf("PID %d is not a process of box %s: only the box's own processes may join its cgroup (`ps` shows them)", pid, b.Name)
 }
 
 // CgroupLimit sets a memory, pids or cpu limit, translated for the host's

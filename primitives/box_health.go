@@ -71,10 +71,15 @@ func (b *Box) Alive() error {
 		if pid == 0 {
 			continue
 		}
-		var ws unix.WaitStatus
 		if pid == b.pid {
-			if wp, _ := unix.Wait4(pid, &ws, unix.WNOHANG, nil); wp == pid {
-				return b.died(fmt.Errorf("PID %d: %s", pid, describeWait(ws)))
+			// Peek only (WNOWAIT): teardown reaps the box process through
+			// os.Process.Wait, which also closes Go's pidfd for it.
+			var info unix.Siginfo
+			err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil)
+			// With WNOHANG the kernel zeroes the result unless the child
+			// has changed state (waitid(2)).
+			if err == nil && info.Signo == int32(unix.SIGCHLD) {
+				return b.died(fmt.Errorf("PID %d has exited", pid))
 			}
 		}
 		if st, err := procState(pid); err != nil || st == "Z" {
@@ -82,11 +87,4 @@ func (b *Box) Alive() error {
 		}
 	}
 	return nil
-}
-
-func describeWait(ws unix.WaitStatus) string {
-	if ws.Signaled() {
-		return "killed by " + unix.SignalName(ws.Signal())
-	}
-	return fmt.Sprintf("exit status %d", ws.ExitStatus())
 }

@@ -51,16 +51,37 @@ func stdioFiles(std Stdio) (*boxStdio, *pump, error) {
 		in = f
 	}
 	s.send = append(s.send, in)
-	for _, w := range []io.Writer{std.Out, std.Err} {
-		f, err := s.output(w, p)
-		if err != nil {
-			s.closeSent()
-			closeAll(p.pipes)
-			return nil, nil, err
-		}
-		s.send = append(s.send, f)
+	out, err := s.output(std.Out, p)
+	if err != nil {
+		s.closeSent()
+		closeAll(p.pipes)
+		return nil, nil, err
 	}
+	s.send = append(s.send, out)
+	if sameWriter(std.Out, std.Err) {
+		// One pipe for both: two copies into one writer would race.
+		s.send = append(s.send, out)
+		return s, p, nil
+	}
+	errf, err := s.output(std.Err, p)
+	if err != nil {
+		s.closeSent()
+		closeAll(p.pipes)
+		return nil, nil, err
+	}
+	s.send = append(s.send, errf)
 	return s, p, nil
+}
+
+// sameWriter reports whether a and b are the same writer; writers of
+// types that cannot be compared are taken as different.
+func sameWriter(a, b io.Writer) (same bool) {
+	defer func() {
+		if recover() != nil {
+			same = false
+		}
+	}()
+	return a != nil && a == b
 }
 
 func (s *boxStdio) output(w io.Writer, p *pump) (*os.File, error) {

@@ -20,7 +20,7 @@ import (
 type State struct {
 	Mounts    []string // mount point, fs type and source of every host mount
 	Hostname  string
-	Cgroups   []string // every directory under /sys/fs/cgroup, three levels deep
+	Cgroups   []string // stepbox's directories under /sys/fs/cgroup
 	Links     []string // network interfaces of the host
 	Processes []string // processes whose command line names a stepbox entry point
 }
@@ -40,8 +40,10 @@ func Capture() (State, error) {
 		return s, err
 	}
 	s.Cgroups = nil
-	for _, c := range cgroupDirs("/sys/fs/cgroup", 4) {
-		if !othersCgroup(c) {
+	// Only stepbox's own cgroups: the rest of the tree belongs to whatever
+	// else runs on the machine and comes and goes on its own.
+	for _, c := range cgroupDirs("/sys/fs/cgroup", 6) {
+		if strings.Contains(c, "stepbox") && !othersCgroup(c) {
 			s.Cgroups = append(s.Cgroups, c)
 		}
 	}
