@@ -399,7 +399,7 @@ func (b *Box) Sethostname(name string) (*step.Step, error) {
 }
 
 // teardown ends the box: its ledger undone in reverse order.
-func (b *Box) teardown() error {
+func (b *Box) teardown(marked func(box string) []pidStart) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, c := range []*conn{b.initCtl, b.ctl} {
@@ -416,7 +416,10 @@ func (b *Box) teardown() error {
 			b.proc.Release()
 		}
 	}
-	err := teardownLedger(b.Dir, b.session.ID)
+	if marked == nil {
+		marked = func(box string) []pidStart { return markedProcesses(b.session.ID, box) }
+	}
+	err := teardownLedgerWith(b.Dir, marked)
 	if b.dead == nil {
 		b.dead = fmt.Errorf("box %s has been removed", b.Name)
 	}

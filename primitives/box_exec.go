@@ -44,14 +44,12 @@ func (b *Box) Exec(ctx context.Context, argv []string, env []string, std Stdio, 
 		pump.wait(0)
 		return ExitStatus{}, err
 	}
+	// The command carries the box's environment markers, which the
+	// ledger's "processes" line covers: no line of its own is needed.
 	var pidfd *os.File
 	if len(got) == 1 {
 		pidfd = got[0]
 		defer pidfd.Close()
-		if hp := pidfdPID(pidfd); hp > 0 {
-			start, _ := startTime(hp)
-			b.ledger.Add(Resource{Kind: ResProcess, PID: hp, Start: start, Note: strings.Join(argv, " ")})
-		}
 	}
 	done := make(chan struct{})
 	go func() {

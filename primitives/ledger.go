@@ -90,6 +90,12 @@ func readLedger(path string) ([]Resource, error) {
 // Teardown undoes every resource of the ledger in dir, in reverse order,
 // and removes the ledger itself. Errors are joined; teardown goes on past them.
 func teardownLedger(dir, session string) error {
+	return teardownLedgerWith(dir, func(box string) []pidStart { return markedProcesses(session, box) })
+}
+
+// teardownLedgerWith is teardownLedger with the marked processes of a box
+// given by marked, so that a session tearing down many boxes scans /proc once.
+func teardownLedgerWith(dir string, marked func(box string) []pidStart) error {
 	res, err := readLedger(filepath.Join(dir, "ledger.jsonl"))
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
@@ -104,7 +110,7 @@ func teardownLedger(dir, session string) error {
 		case ResProcess:
 			pids = append(pids, pidStart{r.PID, r.Start})
 		case ResProcesses:
-			pids = append(pids, markedProcesses(session, r.Box)...)
+			pids = append(pids, marked(r.Box)...)
 		}
 	}
 	errs = append(errs, killAndWait(pids))

@@ -77,7 +77,7 @@ func OpenSession(dirs Dirs) (*Session, error) {
 			return nil, fmt.Errorf("state dir: %w", err)
 		}
 	}
-	if _, err := Sweep(dirs); err != nil {
+	if _, err := sweep(dirs, false); err != nil {
 		fmt.Fprintf(os.Stderr, "stepbox: cleaning up after a crashed session: %v\n", err)
 	}
 	if err := os.MkdirAll(filepath.Join(s.Dir, "boxes"), 0o700); err != nil {
@@ -98,7 +98,13 @@ type SweepReport struct {
 
 // Sweep tears down every session whose process is gone (its ledgers in
 // reverse order) and ends stray processes marked with a dead session.
-func Sweep(dirs Dirs) (SweepReport, error) {
+func Sweep(dirs Dirs) (SweepReport, error) { return sweep(dirs, true) }
+
+// sweep is Sweep; without thorough, it only looks for processes and
+// cgroups of dead sessions when it found a dead session's directory, as
+// at every start-up (a scan of every process's environment and of the
+// cgroup tree costs milliseconds; `stepbox cleanup` always makes it).
+func sweep(dirs Dirs, thorough bool) (SweepReport, error) {
 	var rep SweepReport
 	var errs []error
 	root := filepath.Join(dirs.Run, "sessions")
@@ -120,6 +126,9 @@ func Sweep(dirs Dirs) (SweepReport, error) {
 			errs = append(errs, err)
 		}
 		rep.Sessions = append(rep.Sessions, e.Name())
+	}
+	if !thorough && len(rep.Sessions) == 0 {
+		return rep, errors.Join(errs...)
 	}
 	// Processes marked with a session that no longer exists, whether or
 	// not its directory survived.
@@ -212,7 +221,9 @@ func (s *Session) BoxNames() []string {
 }
 
 // Remove tears one box down.
-func (s *Session) Remove(name string) error {
+func (s *Session) Remove(name string) error { return s.remove(name, nil) }
+
+func (s *Session) remove(name string, marked func(box string) []pidStart) error {
 	s.mu.Lock()
 	b, ok := s.boxes[name]
 	if ok {
@@ -229,7 +240,7 @@ func (s *Session) Remove(name string) error {
 	if !ok {
 		return fmt.Errorf("no box called %q: %s", name, names)
 	}
-	return b.teardown()
+	return b.teardown(marked)
 }
 
 // Close tears down every box, newest first, and removes the session's
@@ -239,12 +250,29 @@ func (s *Session) Close() error {
 	order := append([]string(nil), s.order...)
 	s.mu.Unlock()
 	var errs []error
-	for i := len(order) - 1; i >= 0; i-- {
-		errs = append(errs, s.Remove(order[i]))
+	// One look at every process serves all the boxes.
+	byBox := map[string][]pidStart{}
+	var all []pidStart
+	for _, p := range markedProcessesAny() {
+		if p.session == s.ID {
+			byBox[p.box] = append(byBox[p.box], p.pidStart)
+			all = append(all, p.pidStart)
+		}
 	}
-	// Anything still marked with this session (a process that escaped
-	// every ledger) ends too.
-	errs = append(errs, killAndWait(markedProcesses(s.ID, "")))
+	marked := func(box string) []pidStart { return byBox[box] }
+	for i := len(order) - 1; i >= 0; i-- {
+		errs = append(errs, s.remove(order[i], marked))
+	}
+	// Anything still marked with this session ends too: what escaped every
+	// ledger, and what a process forked while the boxes were going down.
+	errs = append(errs, killAndWait(all))
+	for round := 0; round < 5; round++ {
+		left := markedProcesses(s.ID, "")
+		if len(left) == 0 {
+			break
+		}
+		errs = append(errs, killAndWait(left))
+	}
 	// Then what the session itself owns: the parent cgroup.
 	errs = append(errs, teardownResources(s.Dir, s.ID))
 	s.mu.Lock()
