@@ -25,13 +25,26 @@ deps:
 # turns every skip into a failure.
 test: deps build
 	$(GO) vet ./...
-	$(GO) test -count=1 -timeout 30m ./...
+	$(GO) test -p 1 -count=1 -timeout 30m ./...
 
 test-unit:
 	$(GO) test -count=1 -short ./...
 
-bench: deps build
+# The test suites as root on a Debian cgroup-v2 kernel under qemu (no KVM),
+# booted from an initramfs built from Debian packages: see .ci/vm/run.sh.
+.PHONY: test-vm
+test-vm:
+	@bash .ci/vm/run.sh
+
+# Side by side with runc, bubblewrap and unshare, plus the Go benchmarks:
+# writes bench/RESULTS.md (bench/run.sh installs runc, bwrap, hyperfine).
+bench:
 	@bash bench/run.sh
+
+# The reliability suite in full (STEPBOX_SOAK=1) and each fuzz target for
+# FUZZTIME (60s); the figures go into bench/RESULTS.md.
+soak: deps
+	@bash bench/soak.sh
 
 lint:
 	@out=$$(gofmt -l . | grep -v '^vendor/'); if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi

@@ -100,7 +100,9 @@ func runAgent() int {
 		// box's init, would be chosen and the whole box would die. Like
 		// containerd's shim, it asks to go last (proc(5), oom_score_adj;
 		// a user namespace may refuse, which only costs that guarantee).
-		os.WriteFile("/proc/self/oom_score_adj", []byte("-999"), 0)
+		if err := os.WriteFile("/proc/self/oom_score_adj", []byte("-999"), 0); err != nil {
+			fmt.Fprintf(a.log, "oom_score_adj: %v\n", err)
+		}
 	}
 	c, err := newConn(os.NewFile(agentFD, "stepbox-sock"))
 	if err != nil {

