@@ -49,9 +49,11 @@ func (a *agent) exec(raw json.RawMessage, files []*os.File) {
 	attr := &syscall.SysProcAttr{Setpgid: true, PidFD: &pidfd, Pdeathsig: syscall.SIGKILL}
 	if args.TTY {
 		// The shell becomes the terminal's foreground process group, so
-		// Ctrl-C and job control reach it, not the session.
+		// Ctrl-C and job control reach it, not the session. With
+		// Foreground, Ctty is a descriptor of this process (the terminal
+		// the session passed), not of the child (syscall.SysProcAttr).
 		attr.Foreground = true
-		attr.Ctty = 0
+		attr.Ctty = int(files[0].Fd())
 	}
 	pid, wait, err := a.reaper.start(func() (int, error) {
 		p, err := os.StartProcess(path, args.Argv, &os.ProcAttr{Env: args.Env, Files: files, Sys: attr})

@@ -313,6 +313,11 @@ func (b *Box) Unshare(types []NamespaceType, opts UnshareOptions) (*step.Step, e
 		if b.unshared[t.Name] {
 			return nil, fmt.Errorf("unshare %s: box %s has its own %s namespace already; each type can be unshared once (`ns` shows them)", t.Name, b.Name, t.Name)
 		}
+		if t.Name == "time" {
+			if err := timeNamespaceForks(); err != nil {
+				return nil, err
+			}
+		}
 		if t.Name == "pid" && (b.fs.Pivoted || b.fs.Chrooted) {
 			return nil, fmt.Errorf("unshare pid: do it before pivot_root or chroot: the box's PID 1 is started from stepbox's own binary, which the new root no longer holds")
 		}
@@ -424,4 +429,24 @@ func (b *Box) teardown(marked func(box string) []pidStart) error {
 		b.dead = fmt.Errorf("box %s has been removed", b.Name)
 	}
 	return err
+}
+
+// timeNamespaceForks refuses `unshare time` where the kernel would then
+// refuse every fork: before Linux 6.3, clone(CLONE_VM) fails with EINVAL
+// while a process's time namespace for children differs from its own
+// (fixed by "fs/exec: switch timens when a task gets a new mm"), and Go
+// starts every process with CLONE_VM|CLONE_VFORK.
+func timeNamespaceForks() error {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return nil
+	}
+	rel := unix.ByteSliceToString(u.Release[:])
+	var major, minor int
+	if n, _ := fmt.Sscanf(rel, "%d.%d", &major, &minor); n < 2 || major > 6 || (major == 6 && minor >= 3) {
+		return nil
+	}
+	return fmt.Errorf("unshare time: this kernel (%s) refuses clone(CLONE_VM) while a new time namespace waits for the box's children, "+
+		"and stepbox (Go) starts every process that way: every command in the box would fail with EINVAL; Linux 6.3 lifted the rule. "+
+		"`unshare --time --fork` from util-linux shows the namespace on this kernel: it forks without CLONE_VM", rel)
 }

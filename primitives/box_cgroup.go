@@ -277,9 +277,10 @@ func opCgroupView(a *agent, _ json.RawMessage, files []*os.File) (any, *step.Ste
 	if err != nil {
 		return nil, nil, err
 	}
-	// This thread is the main thread: /proc/self is this process, and the
+	// /proc/self, not /proc/<getpid()>: in a PID namespace getpid() is 1,
+	// which names the host's init in a /proc mounted outside the box. The
 	// view is rendered for the reader's cgroup namespace.
-	p, err := fs.Proc(os.Getpid())
+	p, err := fs.Self()
 	if err != nil {
 		return nil, nil, err
 	}

@@ -114,6 +114,20 @@ func teardownLedgerWith(dir string, marked func(box string) []pidStart) error {
 		}
 	}
 	errs = append(errs, killAndWait(pids))
+	// A process that forked, or was still in execve, while the list was
+	// read may have been missed: look again until none is left.
+	for _, r := range res {
+		if r.Kind != ResProcesses {
+			continue
+		}
+		for round := 0; round < 5; round++ {
+			left := markedProcesses(sessionOf(dir), r.Box)
+			if len(left) == 0 {
+				break
+			}
+			errs = append(errs, killAndWait(left))
+		}
+	}
 	for i := len(res) - 1; i >= 0; i-- {
 		r := res[i]
 		switch r.Kind {
@@ -152,6 +166,12 @@ func teardownResources(dir, session string) error {
 		return err
 	}
 	return os.Remove(filepath.Join(dir, "ledger.jsonl"))
+}
+
+// sessionOf returns the session ID of a box ledger directory
+// (…/sessions/ID/boxes/NAME).
+func sessionOf(boxDir string) string {
+	return filepath.Base(filepath.Dir(filepath.Dir(boxDir)))
 }
 
 // removeDir removes a directory stepbox made, refusing if anything is

@@ -24,7 +24,10 @@ import (
 // network namespace listens on, its root directory and /proc, its clock
 // offsets, its uid map, and the files its layers hold more than once.
 
-func init() { agentOps["uname"] = opUname }
+func init() {
+	agentOps["uname"] = opUname
+	agentOps["cgroup-self"] = opCgroupSelf
+}
 
 // UTSName is the hostname of the box's UTS namespace, read inside it, and
 // the host's.
@@ -55,6 +58,31 @@ func opUname(a *agent, _ json.RawMessage, files []*os.File) (any, *step.Step, er
 		return nil, nil, fmt.Errorf("uname: %w", err)
 	}
 	return unix.ByteSliceToString(u.Nodename[:]), nil, nil
+}
+
+// CgroupView reads /proc/self/cgroup inside the box, as its own cgroup
+// namespace renders it: after `unshare cgroup` the paths start at the
+// cgroup the box was in when it unshared (cgroup_namespaces(7)).
+func (b *Box) CgroupView() ([]procfs.Cgroup, error) {
+	var view []procfs.Cgroup
+	if _, err := b.Call("cgroup-self", nil, &view); err != nil {
+		return nil, fmt.Errorf("box %s: read /proc/self/cgroup: %w", b.Name, err)
+	}
+	return view, nil
+}
+
+// opCgroupSelf finds its own entry through the /proc/self link, which
+// the proc mount resolves in its own PID namespace: after `unshare pid`
+// the process is PID 1 to itself, but a /proc still mounted from the
+// host's namespace calls it by its host PID.
+func opCgroupSelf(a *agent, _ json.RawMessage, files []*os.File) (any, *step.Step, error) {
+	closeAll(files)
+	self, err := procfs.Self()
+	if err != nil {
+		return nil, nil, err
+	}
+	cg, err := self.Cgroups()
+	return cg, nil, err
 }
 
 // Listener is a TCP socket listening in the box's network namespace.

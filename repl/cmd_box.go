@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"stepbox/primitives/step"
 	"stepbox/viz"
 )
 
@@ -16,6 +17,9 @@ func init() {
 			Example: "new web", Man: "clone(2), user_namespaces(7)",
 			Flags: []Flag{{Name: "user", Help: "start in a new user namespace (the only moment one can be made)"}},
 			Run:   runNew,
+			Plan: func(sh *Shell, c *Call) (*step.Step, error) {
+				return sh.Session.PlanNew(sh.newBoxName(c), c.Has("user"))
+			},
 		},
 		&Command{
 			Name: "boxes", Group: "box", Usage: "boxes", Summary: "list the boxes, like `docker ps`",
@@ -30,9 +34,14 @@ func init() {
 					if err := b.Alive(); err != nil {
 						state = "exited"
 					}
+					cg := ""
+					if g := b.Cgroup(); g != nil {
+						cg = g.Name
+					}
 					rows = append(rows, viz.BoxRow{
 						Current: b.Name == sh.current, Name: b.Name, ID: b.ID, PID: b.PID(), InitPID: b.InitPID(),
-						Namespaces: b.Unshared(), Hostname: b.Hostname(), Created: b.Created, State: state,
+						Namespaces: b.Unshared(), Root: rootStage(b.FS()), Cgroup: cg,
+						Hostname: b.Hostname(), Created: b.Created, State: state,
 					})
 				}
 				fmt.Fprintln(sh.Out, viz.BoxesPanel(rows, sh.Width, sh.Theme))
@@ -42,7 +51,7 @@ func init() {
 		&Command{
 			Name: "use", Group: "box", Usage: "use NAME", MinArgs: 1, MaxArgs: 1, Recorded: true,
 			Summary: "make another box the current one", Kernel: "nothing: stepbox only changes which box later steps apply to",
-			Example: "use db", Complete: completeBoxes,
+			Example: "use db", Man: "namespaces(7)", Complete: completeBoxes,
 			Run: func(sh *Shell, c *Call) error {
 				if _, err := sh.Session.Box(c.Args[0]); err != nil {
 					return err
@@ -81,7 +90,7 @@ func init() {
 		&Command{
 			Name: "reset", Group: "box", Usage: "reset", Recorded: true,
 			Summary: "tear down every box", Kernel: "the teardown of `rm`, for each box, newest first",
-			Example: "reset",
+			Example: "reset", Man: "kill(2), namespaces(7)",
 			Run: func(sh *Shell, c *Call) error {
 				n := len(sh.Session.Boxes())
 				err := sh.Session.Close()
@@ -96,18 +105,22 @@ func init() {
 	)
 }
 
-func runNew(sh *Shell, c *Call) error {
-	name := ""
+// newBoxName is the name `new` gives: the one asked for, or the first
+// free box1, box2…
+func (sh *Shell) newBoxName(c *Call) string {
 	if len(c.Args) == 1 {
-		name = c.Args[0]
-	} else {
-		for i := 1; ; i++ {
-			name = fmt.Sprintf("box%d", i)
-			if _, err := sh.Session.Box(name); err != nil {
-				break
-			}
+		return c.Args[0]
+	}
+	for i := 1; ; i++ {
+		name := fmt.Sprintf("box%d", i)
+		if _, err := sh.Session.Box(name); err != nil {
+			return name
 		}
 	}
+}
+
+func runNew(sh *Shell, c *Call) error {
+	name := sh.newBoxName(c)
 	b, st, err := sh.Session.NewBox(name, c.Has("user"))
 	if err != nil {
 		return err

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"stepbox/primitives/cgroups"
+	"stepbox/primitives/step"
 	"stepbox/viz"
 )
 
@@ -22,7 +23,7 @@ func init() {
 		Name: "cgroup", Group: "cgroups", Usage: "cgroup new|set|limit|attach|show",
 		Summary: "make the box's cgroup, set limits, attach its processes, watch usage",
 		Kernel:  "cgroups are directories of control files: mkdir makes one, writing a PID to cgroup.procs moves a process in",
-		Man:     "cgroups(7)", NeedsBox: true,
+		Example: "cgroup limit memory 64M", Man: "cgroups(7)", NeedsBox: true,
 		Run: show.Run,
 		Sub: []*Command{
 			{
@@ -30,6 +31,7 @@ func init() {
 				Summary: "make the box's cgroup (named after the box and a short id)",
 				Kernel:  "mkdir(2) in each cgroup hierarchy under stepbox's parent; on cgroup v2, controllers are enabled on the way down through cgroup.subtree_control",
 				Example: "cgroup new", Man: "cgroups(7), mkdir(2)",
+				Plan: func(sh *Shell, c *Call) (*step.Step, error) { return sh.Current().PlanCgroupNew() },
 				Run: func(sh *Shell, c *Call) error {
 					b := sh.Current()
 					st, err := b.CgroupNew()
@@ -48,6 +50,9 @@ func init() {
 				Kernel:  "write(2) to the control file: the kernel parses the value and applies it at once",
 				Example: "cgroup set pids.max 20", Man: "cgroups(7)",
 				Complete: completeControlFiles,
+				Plan: func(sh *Shell, c *Call) (*step.Step, error) {
+					return sh.Current().PlanCgroupSet(c.Args[0], c.Args[1])
+				},
 				Run: func(sh *Shell, c *Call) error {
 					b := sh.Current()
 					st, err := b.CgroupSet(c.Args[0], c.Args[1])
@@ -64,6 +69,9 @@ func init() {
 				Summary: "set a limit: memory 64M, pids 20, cpu 50% (translated for cgroup v1 or v2)",
 				Kernel:  "writes memory.max or memory.limit_in_bytes, pids.max, cpu.max or cpu.cfs_quota_us",
 				Example: "cgroup limit pids 20", Man: "cgroups(7)",
+				Plan: func(sh *Shell, c *Call) (*step.Step, error) {
+					return sh.Current().PlanCgroupLimit(c.Args[0], c.Args[1])
+				},
 				Complete: func(sh *Shell, args []string) []Suggestion {
 					if len(args) > 1 {
 						return nil
@@ -94,6 +102,7 @@ func init() {
 				Summary: "move the box's processes into its cgroup; their children start inside",
 				Kernel:  "write(2) of each PID to cgroup.procs (v1 also lists each thread in tasks)",
 				Example: "cgroup attach", Man: "cgroups(7)",
+				Plan: func(sh *Shell, c *Call) (*step.Step, error) { return sh.Current().PlanCgroupAttach() },
 				Run: func(sh *Shell, c *Call) error {
 					b := sh.Current()
 					pids, st, err := b.CgroupAttach()
@@ -154,7 +163,11 @@ func completeControlFiles(sh *Shell, args []string) []Suggestion {
 				continue // read-only: nothing to set
 			}
 			seen[e.Name()] = true
-			out = append(out, Suggestion{Text: e.Name(), Description: d.Hierarchy})
+			desc := "a control file of the box's cgroup (v2)"
+			if d.Hierarchy != "" {
+				desc = "in the " + d.Hierarchy + " hierarchy (v1)"
+			}
+			out = append(out, Suggestion{Text: e.Name(), Description: desc})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Text < out[j].Text })

@@ -14,6 +14,8 @@ func init() {
 		&Command{
 			Name: "mount", Group: "filesystem", Usage: "mount overlay|proc|sys|dev|tmpfs|bind …", NeedsBox: true,
 			Summary: "mount an overlay of layers, or proc, sys, dev, a tmpfs or a volume, in the box's mount namespace",
+			Kernel:  "mount(2) in the box's own mount namespace: no other process sees the mount, and it goes with the namespace",
+			Example: "mount overlay base fileA", Man: "mount(2), mount_namespaces(7)",
 			Sub: []*Command{
 				{
 					Name: "overlay", Usage: "mount overlay LAYER…", MinArgs: 1, MaxArgs: -1, NeedsBox: true, Recorded: true,
@@ -22,6 +24,13 @@ func init() {
 					Example: "mount overlay base fileA fileB", Man: "mount(2), overlayfs (Documentation/filesystems/overlayfs.rst)",
 					Complete: completeLayerList,
 					Run:      runMountOverlay,
+					Plan: func(sh *Shell, c *Call) (*step.Step, error) {
+						stack, err := sh.overlayLayers(c.Args)
+						if err != nil {
+							return nil, err
+						}
+						return sh.Current().PlanMountOverlay(stack)
+					},
 				},
 				mountKind("proc", "mount proc [PATH]", "/proc", "the proc filesystem: the box's own processes once it has a PID namespace", "mount(2) of type proc; what it shows depends on the PID namespace of the process that mounts it"),
 				mountKind("sys", "mount sys [PATH]", "/sys", "sysfs, read-only, as container runtimes mount it", "mount(2) of type sysfs with MS_RDONLY"),
@@ -37,6 +46,10 @@ func init() {
 						target, ro := strings.CutSuffix(c.Args[1], ":ro")
 						return sh.mountStep("bind", c.Args[0], target, ro)
 					},
+					Plan: func(sh *Shell, c *Call) (*step.Step, error) {
+						target, ro := strings.CutSuffix(c.Args[1], ":ro")
+						return sh.Current().PlanMount("bind", c.Args[0], target, ro)
+					},
 				},
 			},
 		},
@@ -45,6 +58,7 @@ func init() {
 			Summary: "make the overlay the box's / and detach the host's: what container runtimes do",
 			Kernel:  "make / private, bind the new root onto itself, pivot_root(\".\", \".\"), umount2(\".\", MNT_DETACH), mount /proc when the box has its own PID namespace",
 			Example: "pivot_root", Man: "pivot_root(2), mount_namespaces(7)",
+			Plan: func(sh *Shell, c *Call) (*step.Step, error) { return sh.Current().PlanPivotRoot() },
 			Run: func(sh *Shell, c *Call) error {
 				b := sh.Current()
 				st, err := b.PivotRoot()
@@ -62,6 +76,7 @@ func init() {
 			Summary: "change the box's root directory to the overlay: the weaker alternative to pivot_root",
 			Kernel:  "chroot(2) changes only where path lookups start; the host's root stays mounted and a process with CAP_SYS_CHROOT can climb back out",
 			Example: "chroot", Man: "chroot(2)",
+			Plan: func(sh *Shell, c *Call) (*step.Step, error) { return sh.Current().PlanChroot() },
 			Run: func(sh *Shell, c *Call) error {
 				b := sh.Current()
 				st, err := b.Chroot()
@@ -101,7 +116,7 @@ func init() {
 			Kernel:  "reads the layer and upper dirs on the host: overlayfs keeps every change of the box in the upper dir (a whiteout for a deletion)",
 			Example: "stack --files", Man: "overlayfs",
 			Flags: []Flag{{Name: "files", Help: "also list every path of the merged view and the layer it comes from"}},
-			Run: func(sh *Shell, c *Call) error { return sh.showStack(c.Has("files")) },
+			Run:   func(sh *Shell, c *Call) error { return sh.showStack(c.Has("files")) },
 		},
 		&Command{
 			Name: "mounts", Group: "filesystem", Usage: "mounts [--diff]", NeedsBox: true,
@@ -130,15 +145,20 @@ func mountKind(kind, usage, defaultTarget, summary, kernel string) *Command {
 	if defaultTarget == "" {
 		min = 1
 	}
+	target := func(c *Call) string {
+		if len(c.Args) == 1 {
+			return c.Args[0]
+		}
+		return defaultTarget
+	}
 	return &Command{
 		Name: kind, Usage: usage, MinArgs: min, MaxArgs: 1, NeedsBox: true, Recorded: true,
 		Summary: summary, Kernel: kernel, Example: strings.TrimSpace("mount " + kind + " " + map[bool]string{true: "/tmp"}[min == 1]), Man: "mount(2)",
 		Run: func(sh *Shell, c *Call) error {
-			target := defaultTarget
-			if len(c.Args) == 1 {
-				target = c.Args[0]
-			}
-			return sh.mountStep(kind, "", target, false)
+			return sh.mountStep(kind, "", target(c), false)
+		},
+		Plan: func(sh *Shell, c *Call) (*step.Step, error) {
+			return sh.Current().PlanMount(kind, "", target(c), false)
 		},
 	}
 }
@@ -161,26 +181,39 @@ func (sh *Shell) mountStep(kind, source, target string, ro bool) error {
 	return nil
 }
 
-func runMountOverlay(sh *Shell, c *Call) error {
-	b := sh.Current()
+// overlayLayers looks up the layers of `mount overlay`, bottom first.
+func (sh *Shell) overlayLayers(names []string) ([]rootfs.Layer, error) {
 	store, err := sh.layers()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var stack []rootfs.Layer
 	seen := map[string]bool{}
-	for _, name := range c.Args {
+	for _, name := range names {
 		if seen[name] {
-			return fmt.Errorf("layer %s is listed twice: a layer can appear once in a stack", name)
+			return nil, fmt.Errorf("layer %s is listed twice: a layer can appear once in a stack", name)
 		}
 		seen[name] = true
 		if _, err := store.Get(name); err != nil {
-			return err
+			return nil, err
 		}
 		stack = append(stack, rootfs.Layer{Name: name, Dir: store.Root(name)})
 	}
+	return stack, nil
+}
+
+func runMountOverlay(sh *Shell, c *Call) error {
+	b := sh.Current()
+	stack, err := sh.overlayLayers(c.Args)
+	if err != nil {
+		return err
+	}
 	st, err := b.MountOverlay(stack)
 	sh.printStep(st)
+	if err != nil {
+		return err
+	}
+	store, err := sh.layers()
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 
 	"stepbox/fixtures"
 	"stepbox/primitives/layers"
+	"stepbox/primitives/step"
 	"stepbox/viz"
 )
 
@@ -36,7 +37,7 @@ func init() {
 			Name: "layers", Group: "filesystem", Usage: "layers",
 			Summary: "list the read-only layers an overlay can stack",
 			Kernel:  "reads the layer directories under the state dir: each is a plain directory tree, an overlay lowerdir",
-			Example: "layers",
+			Example: "layers", Man: "overlayfs (Documentation/filesystems/overlayfs.rst)",
 			Run: func(sh *Shell, c *Call) error {
 				st, err := sh.layers()
 				if err != nil {
@@ -57,10 +58,19 @@ func init() {
 		&Command{
 			Name: "layer", Group: "filesystem", Usage: "layer new|put|del|rm …",
 			Summary: "make and change read-only layers",
+			Kernel:  "a layer is a directory on the host: mkdir(2), open(2) and write(2) fill it, mknod(2) of a 0/0 character device records a deletion",
+			Example: "layer put app /etc/motd 'hello'", Man: "mkdir(2), mknod(2), overlayfs",
 			Sub: []*Command{
 				{
 					Name: "new", Usage: "layer new NAME [DESCRIPTION]", MinArgs: 1, MaxArgs: 2, Recorded: true,
 					Summary: "make an empty layer", Kernel: "mkdir(2): a layer is a directory", Example: "layer new app", Man: "mkdir(2)",
+					Plan: func(sh *Shell, c *Call) (*step.Step, error) {
+						st, err := sh.layers()
+						if err != nil {
+							return nil, err
+						}
+						return st.PlanNew(c.Args[0])
+					},
 					Run: func(sh *Shell, c *Call) error {
 						st, err := sh.layers()
 						if err != nil {
@@ -83,19 +93,19 @@ func init() {
 					Name: "put", Usage: "layer put NAME PATH [TEXT]", MinArgs: 2, MaxArgs: 3, Recorded: true,
 					Summary: "write a file into a layer", Kernel: "openat(2) and write(2) inside the layer's directory", Example: "layer put app /etc/motd 'hello from app'", Man: "open(2)",
 					Complete: completeLayers,
+					Plan: func(sh *Shell, c *Call) (*step.Step, error) {
+						st, err := sh.layers()
+						if err != nil {
+							return nil, err
+						}
+						return st.PlanPut(c.Args[0], c.Args[1], putText(c))
+					},
 					Run: func(sh *Shell, c *Call) error {
 						st, err := sh.layers()
 						if err != nil {
 							return err
 						}
-						text := ""
-						if len(c.Args) == 3 {
-							text = c.Args[2]
-							if !strings.HasSuffix(text, "\n") {
-								text += "\n"
-							}
-						}
-						rec, err := st.Put(c.Args[0], c.Args[1], text)
+						rec, err := st.Put(c.Args[0], c.Args[1], putText(c))
 						sh.printStep(rec)
 						if err != nil {
 							return err
@@ -109,6 +119,13 @@ func init() {
 					Summary: "record a deletion: a whiteout that hides PATH of the layers below",
 					Kernel:  "mknod(2) of a character device 0/0, the mark overlayfs reads as 'deleted here'", Example: "layer del app /etc/issue", Man: "mknod(2)",
 					Complete: completeLayers,
+					Plan: func(sh *Shell, c *Call) (*step.Step, error) {
+						st, err := sh.layers()
+						if err != nil {
+							return nil, err
+						}
+						return st.PlanDel(c.Args[0], c.Args[1])
+					},
 					Run: func(sh *Shell, c *Call) error {
 						st, err := sh.layers()
 						if err != nil {
@@ -125,8 +142,15 @@ func init() {
 				},
 				{
 					Name: "rm", Usage: "layer rm NAME", MinArgs: 1, MaxArgs: 1, Recorded: true,
-					Summary: "remove a layer of your own that no box has mounted", Kernel: "unlink(2) and rmdir(2) of the layer's files", Example: "layer rm app",
+					Summary: "remove a layer of your own that no box has mounted", Kernel: "unlink(2) and rmdir(2) of the layer's files", Example: "layer rm app", Man: "unlink(2), rmdir(2)",
 					Complete: completeLayers,
+					Plan: func(sh *Shell, c *Call) (*step.Step, error) {
+						st, err := sh.layers()
+						if err != nil {
+							return nil, err
+						}
+						return st.PlanRemove(c.Args[0])
+					},
 					Run: func(sh *Shell, c *Call) error {
 						st, err := sh.layers()
 						if err != nil {
@@ -146,6 +170,18 @@ func init() {
 	)
 }
 
+// putText is the file content `layer put` writes: TEXT with a final newline.
+func putText(c *Call) string {
+	if len(c.Args) < 3 {
+		return ""
+	}
+	text := c.Args[2]
+	if !strings.HasSuffix(text, "\n") {
+		text += "\n"
+	}
+	return text
+}
+
 func completeLayers(sh *Shell, args []string) []Suggestion {
 	if len(args) > 1 {
 		return nil
@@ -158,6 +194,9 @@ func completeLayers(sh *Shell, args []string) []Suggestion {
 	var out []Suggestion
 	for _, l := range list {
 		d := l.Description
+		if d == "" {
+			d = "a layer with no description"
+		}
 		if l.Locked {
 			d = "(read-only) " + d
 		}

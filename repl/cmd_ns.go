@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"stepbox/primitives"
+	"stepbox/primitives/step"
 	"stepbox/viz"
 )
 
@@ -23,12 +24,20 @@ func init() {
 			},
 			Complete: completeUnshare,
 			Run:      runUnshare,
+			Plan: func(sh *Shell, c *Call) (*step.Step, error) {
+				types, opts, _, err := unshareRequest(sh.Current(), c)
+				if err != nil {
+					return nil, err
+				}
+				return sh.Current().PlanUnshare(types, opts)
+			},
 		},
 		&Command{
 			Name: "hostname", Group: "namespaces", Usage: "hostname NAME", MinArgs: 1, MaxArgs: 1, NeedsBox: true, Recorded: true,
 			Summary: "set the box's hostname (needs its own uts namespace)",
 			Kernel:  "sethostname(2) changes the name of the calling process's UTS namespace",
 			Example: "hostname web", Man: "sethostname(2), uts_namespaces(7)",
+			Plan: func(sh *Shell, c *Call) (*step.Step, error) { return sh.Current().PlanSethostname(c.Args[0]) },
 			Run: func(sh *Shell, c *Call) error {
 				b := sh.Current()
 				st, err := b.Sethostname(c.Args[0])
@@ -70,53 +79,9 @@ func (sh *Shell) showNamespaces(b *primitives.Box) error {
 
 func runUnshare(sh *Shell, c *Call) error {
 	b := sh.Current()
-	var types []primitives.NamespaceType
-	var skipped []string
-	for _, a := range c.Args {
-		if a == "all" {
-			for _, t := range primitives.NamespaceTypes {
-				if t.Name == "user" || b.Has(t.Name) {
-					if !b.Has(t.Name) {
-						skipped = append(skipped, "user (only at `new NAME --user`)")
-					}
-					continue
-				}
-				types = append(types, t)
-			}
-			continue
-		}
-		t, err := primitives.LookupNamespace(a)
-		if err != nil {
-			return err
-		}
-		for _, u := range types {
-			if u.Name == t.Name {
-				return fmt.Errorf("%s is listed twice", a)
-			}
-		}
-		types = append(types, t)
-	}
-	if len(types) == 0 {
-		return fmt.Errorf("box %s has every namespace it can have already (%s)", b.Name, strings.Join(b.Unshared(), " "))
-	}
-	var opts primitives.UnshareOptions
-	for flag, dst := range map[string]*time.Duration{"boottime": &opts.Boottime, "monotonic": &opts.Monotonic} {
-		v, ok := c.Flags[flag]
-		if !ok {
-			continue
-		}
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			return fmt.Errorf("--%s %q: not a duration: use a Go duration such as 90s, 30m or 24h", flag, v)
-		}
-		hasTime := false
-		for _, t := range types {
-			hasTime = hasTime || t.Name == "time"
-		}
-		if !hasTime {
-			return fmt.Errorf("--%s applies only with the time type: unshare time --%s %s", flag, flag, v)
-		}
-		*dst = d
+	types, opts, skipped, err := unshareRequest(b, c)
+	if err != nil {
+		return err
 	}
 	st, err := b.Unshare(types, opts)
 	sh.printStep(st)
@@ -135,6 +100,60 @@ func runUnshare(sh *Shell, c *Call) error {
 		sh.say("  PID %d on the host is PID 1 in the box: commands now start from it", ip)
 	}
 	return sh.showNamespaces(b)
+}
+
+// unshareRequest reads `unshare TYPE…|all [--boottime DUR] [--monotonic DUR]`
+// for box b: the types to unshare, the clock offsets, and what `all` skipped.
+func unshareRequest(b *primitives.Box, c *Call) ([]primitives.NamespaceType, primitives.UnshareOptions, []string, error) {
+	var opts primitives.UnshareOptions
+	var types []primitives.NamespaceType
+	var skipped []string
+	for _, a := range c.Args {
+		if a == "all" {
+			for _, t := range primitives.NamespaceTypes {
+				if t.Name == "user" || b.Has(t.Name) {
+					if !b.Has(t.Name) {
+						skipped = append(skipped, "user (only at `new NAME --user`)")
+					}
+					continue
+				}
+				types = append(types, t)
+			}
+			continue
+		}
+		t, err := primitives.LookupNamespace(a)
+		if err != nil {
+			return nil, opts, nil, err
+		}
+		for _, u := range types {
+			if u.Name == t.Name {
+				return nil, opts, nil, fmt.Errorf("%s is listed twice", a)
+			}
+		}
+		types = append(types, t)
+	}
+	if len(types) == 0 {
+		return nil, opts, nil, fmt.Errorf("box %s has every namespace it can have already (%s)", b.Name, strings.Join(b.Unshared(), " "))
+	}
+	for flag, dst := range map[string]*time.Duration{"boottime": &opts.Boottime, "monotonic": &opts.Monotonic} {
+		v, ok := c.Flags[flag]
+		if !ok {
+			continue
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return nil, opts, nil, fmt.Errorf("--%s %q: not a duration: use a Go duration such as 90s, 30m or 24h", flag, v)
+		}
+		hasTime := false
+		for _, t := range types {
+			hasTime = hasTime || t.Name == "time"
+		}
+		if !hasTime {
+			return nil, opts, nil, fmt.Errorf("--%s applies only with the time type: unshare time --%s %s", flag, flag, v)
+		}
+		*dst = d
+	}
+	return types, opts, skipped, nil
 }
 
 func containsName(types []primitives.NamespaceType, name string) bool {
@@ -157,7 +176,7 @@ func completeUnshare(sh *Shell, args []string) []Suggestion {
 		if t.Name == "user" || given[t.Name] || (b != nil && b.Has(t.Name)) {
 			continue
 		}
-		out = append(out, Suggestion{Text: t.Name, Description: "its own " + t.Isolate})
+		out = append(out, Suggestion{Text: t.Name, Description: "its own " + strings.TrimPrefix(t.Isolate, "the ")})
 	}
 	if len(out) > 1 && !given["all"] {
 		out = append(out, Suggestion{Text: "all", Description: "every type not unshared yet (user only at `new --user`)"})

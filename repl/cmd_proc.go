@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"stepbox/primitives"
+	"stepbox/primitives/step"
 	"stepbox/viz"
 )
 
@@ -20,14 +21,16 @@ func init() {
 			Summary: "run a command inside the box and show its output",
 			Kernel:  "the box's PID 1 (or box process) forks and execve(2)s the command: it inherits every namespace, the root and the cgroup the steps made",
 			Example: "exec sh -c 'echo $$; hostname'", Man: "execve(2)",
+			Plan: func(sh *Shell, c *Call) (*step.Step, error) { return sh.Current().PlanExec(c.Args) },
 			Run: func(sh *Shell, c *Call) error {
 				b := sh.Current()
+				before := sh.cgroupEvents(b)
 				es, err := b.Exec(sh.interrupt, c.Args, nil, primitives.Stdio{Out: sh.Out, Err: sh.Err}, false)
 				if err != nil {
 					return err
 				}
 				if es.Code != 0 {
-					return &ExitError{Cmd: "exec " + c.Args[0], Status: es}
+					return &ExitError{Cmd: "exec " + c.Args[0], Status: es, Hits: sh.cgroupEvents(b).since(before)}
 				}
 				return nil
 			},
@@ -37,12 +40,13 @@ func init() {
 			Summary: "an interactive shell inside the box, like `docker run -it`; `exit` comes back",
 			Kernel:  "as exec, with your terminal as the shell's controlling terminal and its process group in the foreground (tcsetpgrp(3))",
 			Example: "sh", Man: "credentials(7), tcsetpgrp(3)",
+			Plan: func(sh *Shell, c *Call) (*step.Step, error) { return sh.Current().PlanExec([]string{"sh"}) },
 			Run: func(sh *Shell, c *Call) error {
 				b := sh.Current()
 				if sh.Terminal == nil {
 					return errors.New("needs a terminal: stepbox is reading commands from a script or pipe; use `exec CMD` instead")
 				}
-				sh.Terminal.Restore()
+				sh.handTerminal()
 				prompt := fmt.Sprintf("PS1=[%s] \\w # ", b.Name)
 				es, err := b.Exec(context.Background(), []string{"sh"}, []string{prompt}, primitives.Stdio{In: sh.Terminal.File, Out: sh.Terminal.File, Err: sh.Terminal.File}, true)
 				sh.Terminal.Reclaim()
@@ -61,6 +65,13 @@ func init() {
 			Example: "enter mnt pid uts -- /bin/sh -c hostname", Man: "setns(2), nsenter(1)",
 			Complete: completeEnter,
 			Run:      runEnter,
+			Plan: func(sh *Shell, c *Call) (*step.Step, error) {
+				types, argv, err := enterRequest(sh.Current(), c.Args)
+				if err != nil {
+					return nil, err
+				}
+				return sh.Current().PlanEnter(types, argv)
+			},
 		},
 		&Command{
 			Name: "ps", Group: "processes", Usage: "ps",
@@ -81,25 +92,49 @@ func init() {
 
 func runEnter(sh *Shell, c *Call) error {
 	b := sh.Current()
+	types, argv, err := enterRequest(b, c.Args)
+	if err != nil {
+		return err
+	}
+	std := primitives.Stdio{Out: sh.Out, Err: sh.Err}
+	if sh.Terminal != nil {
+		sh.handTerminal()
+		std = primitives.Stdio{In: sh.Terminal.File, Out: sh.Terminal.File, Err: sh.Terminal.File}
+	}
+	es, st, err := b.Enter(sh.interrupt, types, argv, std)
+	sh.printStep(st)
+	if err != nil {
+		return err
+	}
+	if es.Code != 0 {
+		return &ExitError{Cmd: "enter", Status: es}
+	}
+	return nil
+}
+
+// enterRequest reads `enter [TYPE…] [-- CMD…]` for box b: the namespaces
+// to join (by default every one it has that a Go process can join) and
+// the command (by default /bin/sh).
+func enterRequest(b *primitives.Box, args []string) ([]primitives.NamespaceType, []string, error) {
 	var types []primitives.NamespaceType
 	argv := []string{"/bin/sh"}
-	for i, a := range c.Args {
+	for i, a := range args {
 		if a == "--" {
-			if rest := c.Args[i+1:]; len(rest) > 0 {
+			if rest := args[i+1:]; len(rest) > 0 {
 				argv = rest
 			}
 			break
 		}
 		t, err := primitives.LookupNamespace(a)
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
 		if !b.Has(t.Name) {
 			has := strings.Join(b.Unshared(), " ")
 			if has == "" {
 				has = "none yet"
 			}
-			return fmt.Errorf("box %s has no %s namespace of its own to join (it shares the host's); its own: %s", b.Name, t.Name, has)
+			return nil, nil, fmt.Errorf("box %s has no %s namespace of its own to join (it shares the host's); its own: %s", b.Name, t.Name, has)
 		}
 		types = append(types, t)
 	}
@@ -113,22 +148,9 @@ func runEnter(sh *Shell, c *Call) error {
 		}
 	}
 	if len(types) == 0 {
-		return fmt.Errorf("box %s has no namespaces of its own yet: `unshare` some first", b.Name)
+		return nil, nil, fmt.Errorf("box %s has no namespaces of its own yet: `unshare` some first", b.Name)
 	}
-	std := primitives.Stdio{Out: sh.Out, Err: sh.Err}
-	if sh.Terminal != nil {
-		sh.Terminal.Restore()
-		std = primitives.Stdio{In: sh.Terminal.File, Out: sh.Terminal.File, Err: sh.Terminal.File}
-	}
-	es, st, err := b.Enter(sh.interrupt, types, argv, std)
-	sh.printStep(st)
-	if err != nil {
-		return err
-	}
-	if es.Code != 0 {
-		return &ExitError{Cmd: "enter", Status: es}
-	}
-	return nil
+	return types, argv, nil
 }
 
 func completeEnter(sh *Shell, args []string) []Suggestion {
@@ -165,7 +187,7 @@ func (sh *Shell) hostCommand(ctx context.Context, line string) error {
 	cmd.Stdout, cmd.Stderr = sh.Out, sh.Err
 	if sh.Terminal != nil {
 		cmd.Stdin = sh.Terminal.File
-		sh.Terminal.Restore()
+		sh.handTerminal()
 	}
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	// A background child of the command may keep the output open.

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/charmbracelet/lipgloss"
+
 	"stepbox/viz"
 )
 
@@ -41,33 +43,12 @@ func init() {
 			Run: runHelp,
 		},
 		&Command{
-			Name: "explain", Group: "session", Usage: "explain [on|off]", MaxArgs: 1,
-			Summary: "show what each step did to the kernel: syscalls, shell equivalent, man page, undo",
-			Kernel:  "nothing: prints the record stepbox keeps of each step",
-			Example: "explain on",
-			Complete: func(sh *Shell, args []string) []Suggestion {
-				return []Suggestion{{"on", "show the record after every step"}, {"off", "stop showing it"}}
-			},
-			Run: func(sh *Shell, c *Call) error {
-				if len(c.Args) == 0 {
-					if sh.lastStep == nil {
-						return errors.New("no step has run yet; `explain on` shows the record after each one")
-					}
-					fmt.Fprintln(sh.Out, viz.StepPanel(sh.lastStep, sh.Width, sh.Theme))
-					return nil
-				}
-				switch c.Args[0] {
-				case "on":
-					sh.explain = true
-					sh.ok("explain is on: every step shows its syscalls, shell equivalent, man page and undo")
-				case "off":
-					sh.explain = false
-					sh.ok("explain is off")
-				default:
-					return fmt.Errorf("%q: use on or off, or no argument for the last step's record", c.Args[0])
-				}
-				return nil
-			},
+			Name: "explain", Group: "session", Usage: "explain [on|off|CMD…]", MaxArgs: -1, RawArgs: true,
+			Summary:  "what a step does to the kernel: syscalls, shell equivalent, man page, undo (CMD: without running it)",
+			Kernel:   "nothing: prints the record the primitive wrote for the last step, or its plan of CMD",
+			Example:  "explain pivot_root",
+			Complete: completeExplain,
+			Run:      runExplain,
 		},
 		&Command{
 			Name: "history", Group: "session", Usage: "history", Summary: "the commands that succeeded this session",
@@ -127,6 +108,83 @@ func init() {
 	)
 }
 
+func runExplain(sh *Shell, c *Call) error {
+	switch {
+	case len(c.Args) == 0:
+		if sh.lastStep == nil {
+			return errors.New("no step has run yet; `explain on` shows the record after each one, `explain CMD…` what CMD would do")
+		}
+		fmt.Fprintln(sh.Out, viz.StepPanel(sh.lastStep, sh.Width, sh.Theme))
+	case len(c.Args) == 1 && c.Args[0] == "on":
+		sh.explain = true
+		sh.ok("explain is on: every step shows its syscalls, shell equivalent, man page and undo")
+	case len(c.Args) == 1 && c.Args[0] == "off":
+		sh.explain = false
+		sh.ok("explain is off")
+	default:
+		return sh.explainPlan(c.Args)
+	}
+	return nil
+}
+
+// explainPlan prints the record CMD would write, from the primitive's
+// plan: nothing runs.
+func (sh *Shell) explainPlan(words []string) error {
+	cmd, args, err := lookup(words)
+	if err != nil {
+		return err
+	}
+	call, err := cmd.parse(args)
+	if err != nil {
+		return &CommandError{Cmd: cmd.path(), Err: err}
+	}
+	if cmd.Plan == nil {
+		what := "it changes no kernel state of its own"
+		if cmd.Kernel != "" {
+			what = "the kernel: " + cmd.Kernel
+		}
+		return fmt.Errorf("%s writes no step record to plan (%s); `help %s` says more", cmd.path(), what, cmd.path())
+	}
+	if cmd.NeedsBox && sh.Current() == nil {
+		return fmt.Errorf("%s works on a box, and there is none yet: `explain new NAME` shows what making one does", cmd.path())
+	}
+	st, err := cmd.Plan(sh, call)
+	if err != nil {
+		return &CommandError{Cmd: cmd.path(), Err: err}
+	}
+	st.Command = strings.Join(words, " ")
+	fmt.Fprintln(sh.Out, viz.StepPanel(st, sh.Width, sh.Theme))
+	return nil
+}
+
+// completeExplain offers on, off and the commands that have a plan, then
+// completes the command's own arguments.
+func completeExplain(sh *Shell, args []string) []Suggestion {
+	if len(args) > 1 {
+		return sh.Complete(args[:len(args)-1], args[len(args)-1])
+	}
+	out := []Suggestion{{"on", "show the record after every step"}, {"off", "stop showing it"}}
+	for _, c := range commands {
+		if planned(c) {
+			out = append(out, Suggestion{Text: c.Name, Description: "what " + c.Name + " would do, without running it"})
+		}
+	}
+	return out
+}
+
+// planned reports whether c or one of its sub-commands has a plan.
+func planned(c *Command) bool {
+	if c.Plan != nil {
+		return true
+	}
+	for _, s := range c.Sub {
+		if planned(s) {
+			return true
+		}
+	}
+	return false
+}
+
 func runHelp(sh *Shell, c *Call) error {
 	th := sh.Theme
 	if len(c.Args) > 0 {
@@ -135,25 +193,25 @@ func runHelp(sh *Shell, c *Call) error {
 			return err
 		}
 		sh.say("%s", th.Title.Render(cmd.Usage))
-		sh.say("  %s", cmd.Summary)
+		sh.helpLine("", 0, cmd.Summary, th.Same)
 		if cmd.Kernel != "" {
-			sh.say("  kernel:  %s", cmd.Kernel)
+			sh.helpLine("kernel:", 8, cmd.Kernel, th.Same)
 		}
 		for _, f := range cmd.Flags {
 			v := ""
 			if f.Value != "" {
 				v = " " + f.Value
 			}
-			sh.say("  --%s%s  %s", f.Name, v, f.Help)
+			sh.helpLine("--"+f.Name+v, 16, f.Help, th.Same)
 		}
 		for _, s := range cmd.Sub {
-			sh.say("  %-28s %s", s.Usage, s.Summary)
+			sh.helpLine(s.Usage, 28, s.Summary, th.Same)
 		}
 		if cmd.Example != "" {
-			sh.say("  example: %s", cmd.Example)
+			sh.helpLine("example:", 8, cmd.Example, th.Cmd)
 		}
 		if cmd.Man != "" {
-			sh.say("  man:     %s", cmd.Man)
+			sh.helpLine("man:", 8, cmd.Man, th.Same)
 		}
 		return nil
 	}
@@ -169,13 +227,51 @@ func runHelp(sh *Shell, c *Call) error {
 		}
 		sh.say("%s", th.Title.Render(g.title))
 		for _, cmd := range in {
-			sh.say("  %-34s %s", cmd.Usage, th.Dim.Render(cmd.Summary))
+			sh.helpLine(cmd.Usage, 34, cmd.Summary, th.Dim)
 		}
 	}
 	sh.say("%s", th.Title.Render("Host"))
-	sh.say("  %-34s %s", "!CMD…", th.Dim.Render("run CMD on the host with /bin/sh; $BOX_PID and $BOX_ROOT name the current box"))
+	sh.helpLine("!CMD…", 34, "run CMD on the host with /bin/sh; $BOX_PID and $BOX_ROOT name the current box", th.Dim)
 	sh.say("\n`help CMD` says what the kernel does for CMD.")
 	return nil
+}
+
+// helpLine prints "  LABEL  TEXT" with TEXT in a column labelWidth wide
+// from the label's start, wrapped at words to the terminal's width; a
+// longer label puts TEXT on the lines below it.
+func (sh *Shell) helpLine(label string, labelWidth int, text string, style lipgloss.Style) {
+	indent := 2 + labelWidth
+	if labelWidth > 0 {
+		indent++
+	}
+	first := "  " + label
+	if len([]rune(label)) > labelWidth {
+		sh.say("%s", first)
+		first = ""
+	}
+	for _, l := range wrapWords(text, max(sh.Width-indent, 20)) {
+		pad := indent - len([]rune(first))
+		sh.say("%s%s%s", first, strings.Repeat(" ", pad), style.Render(l))
+		first = ""
+	}
+}
+
+// wrapWords breaks s into lines of at most w runes, at spaces.
+func wrapWords(s string, w int) []string {
+	var out []string
+	line := ""
+	for _, word := range strings.Fields(s) {
+		switch {
+		case line == "":
+			line = word
+		case len([]rune(line))+1+len([]rune(word)) <= w:
+			line += " " + word
+		default:
+			out = append(out, line)
+			line = word
+		}
+	}
+	return append(out, line)
 }
 
 func completePath(sh *Shell, args []string) []Suggestion {
@@ -233,7 +329,7 @@ func (sh *Shell) RunScript(ctx context.Context, r *os.File, name string) error {
 		fmt.Fprintln(sh.Out, sh.Theme.Cmd.Render(sh.echoPrompt()+line))
 		err := sh.Execute(ctx, line)
 		if err != nil {
-			fmt.Fprintln(sh.Err, sh.Theme.Bad.Render("error:")+" "+err.Error())
+			sh.reportError(err)
 			if !tolerate {
 				return &ScriptError{File: name, Line: n, Err: err}
 			}

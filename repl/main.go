@@ -24,6 +24,9 @@ usage:
   stepbox [flags]              the interactive shell (reads commands from stdin without a terminal)
   stepbox [flags] run FILE|-   run a script of stepbox commands; stop at the first failure (exit 1)
   stepbox [flags] cleanup      remove what crashed sessions left behind
+  stepbox [flags] lesson [N]   lesson N in the shell, from where you left it; also lesson list,
+                               lesson reset [N|all], lesson check [N|FILE.md…] (run the lessons' solutions)
+  stepbox [flags] demo N       play lesson N for a class: --auto SECONDS advances by itself, --no-pause for CI
   stepbox doctor               what this kernel offers: namespaces, overlay, cgroups, user namespaces
   stepbox version
 
@@ -32,6 +35,7 @@ flags:
   --plain           no colours or escape codes (also NO_COLOR=1, and whenever output is not a terminal)
   --theme NAME      colour theme: default, or contrast for projectors
   --cgroup-parent P put stepbox's cgroups under P (a cgroup path such as /mine) instead of the session's own cgroup
+  --record FILE     write an asciicast v2 recording of the session or demo to FILE
 
 Inside, 'help' lists the commands.
 `
@@ -43,6 +47,7 @@ func Main(args []string) int {
 	stateDir := fs.String("state-dir", "", "")
 	plain := fs.Bool("plain", false, "")
 	theme := fs.String("theme", "default", "")
+	record := fs.String("record", "", "")
 	fs.StringVar(&primitives.CgroupParentOverride, "cgroup-parent", "", "")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -80,6 +85,10 @@ func Main(args []string) int {
 			fmt.Fprintln(os.Stderr, "stepbox run: give one script file, or - for stdin")
 			return 2
 		}
+	case "lesson":
+		return LessonMain(rest[1:], dirs, ShellOptions{Plain: *plain, Theme: *theme, Record: *record})
+	case "demo":
+		return DemoMain(rest[1:], dirs, ShellOptions{Plain: *plain, Theme: *theme, Record: *record})
 	case "":
 	default:
 		fmt.Fprintf(os.Stderr, "stepbox: unknown command %q\n\n%s", sub, usage)
@@ -115,6 +124,11 @@ func Main(args []string) int {
 		if w := term.Width(); w > 0 {
 			sh.Width = w
 		}
+	}
+	if err := sh.Record(*record, term); err != nil {
+		fmt.Fprintln(os.Stderr, "stepbox:", err)
+		s.Close()
+		return 1
 	}
 	// One teardown for every way out: exit, Ctrl-D, end of script,
 	// SIGTERM, SIGHUP (and SIGINT outside a running command), a panic.

@@ -13,19 +13,90 @@ import (
 	"stepbox/primitives"
 )
 
-// ttyParser wraps go-prompt's terminal reader to notice Ctrl-D: go-prompt's
-// Input returns "" both for Ctrl-D and for an empty line.
+// ttyParser wraps go-prompt's terminal reader. go-prompt v0.2.6 takes
+// whatever one read(2) returns as a single key, so text and Enter typed
+// fast, or pasted, arrive as one unknown key and the line is lost. The
+// wrapper hands them over one key at a time: a run of text, or one
+// control byte. After Enter it reads nothing more until the next Input:
+// go-prompt drops what its reader reads after the line ends. It also
+// notices Ctrl-D, which Input returns as "" like an empty line.
 type ttyParser struct {
 	*prompt.PosixParser
-	sawEOF bool
+	pending []byte
+	held    bool // a line has ended: the rest waits for the next Input
+	sawEOF  bool
+}
+
+func (p *ttyParser) Setup() error {
+	p.held = false
+	return p.PosixParser.Setup()
 }
 
 func (p *ttyParser) Read() ([]byte, error) {
-	b, err := p.PosixParser.Read()
-	if len(b) == 1 && b[0] == 0x04 {
-		p.sawEOF = true
+	if p.held {
+		return nil, syscall.EAGAIN
 	}
-	return b, err
+	if len(p.pending) == 0 {
+		b, err := p.PosixParser.Read()
+		if err != nil {
+			return b, err
+		}
+		p.pending = b
+	}
+	b := nextKey(&p.pending)
+	if len(b) == 1 {
+		switch b[0] {
+		case '\r', '\n':
+			p.held = true
+		case 0x04:
+			p.sawEOF = true
+		}
+	}
+	return b, nil
+}
+
+// discard drops the keys read but not yet handed to go-prompt and says
+// how many bytes they were.
+func (p *ttyParser) discard() int {
+	n := len(p.pending)
+	p.pending = nil
+	return n
+}
+
+// handTerminal gives the terminal to a program stepbox starts (sh, enter,
+// a host command) with the settings stepbox found. Keys typed ahead that
+// stepbox's reader already holds cannot reach that program: they are
+// dropped, said so, rather than run at stepbox's prompt afterwards.
+func (sh *Shell) handTerminal() {
+	sh.Terminal.Restore()
+	if sh.typeahead == nil {
+		return
+	}
+	if n := sh.typeahead.discard(); n > 0 {
+		sh.say("%s", sh.Theme.Dim.Render(fmt.Sprintf("(%d bytes typed ahead were read for stepbox's prompt and are dropped)", n)))
+	}
+}
+
+// nextKey takes one key off the front of buf: an escape sequence whole
+// (it starts with ESC, and the rest of the read is its), a run of text,
+// or one control byte.
+func nextKey(buf *[]byte) []byte {
+	b := *buf
+	n := len(b)
+	switch {
+	case b[0] == 0x1b:
+	case b[0] < 0x20 || b[0] == 0x7f:
+		n = 1
+	default:
+		for i, c := range b {
+			if c < 0x20 || c == 0x7f {
+				n = i
+				break
+			}
+		}
+	}
+	*buf = b[n:]
+	return b[:n]
 }
 
 // Interactive runs the REPL on the terminal until `exit` or Ctrl-D.
@@ -36,20 +107,15 @@ func (p *ttyParser) Read() ([]byte, error) {
 func (sh *Shell) Interactive(term *primitives.Terminal) error {
 	sh.Terminal = term
 	parser := &ttyParser{PosixParser: prompt.NewStandardInputParser()}
-	p := prompt.New(func(string) {}, sh.completer,
+	sh.typeahead = parser
+	opts := append([]prompt.Option{
 		prompt.OptionParser(parser),
 		prompt.OptionLivePrefix(func() (string, bool) { return sh.Prompt(), true }),
 		prompt.OptionTitle("stepbox"),
-		prompt.OptionPrefixTextColor(prompt.Cyan),
-		prompt.OptionSuggestionBGColor(prompt.DarkGray),
-		prompt.OptionSuggestionTextColor(prompt.White),
-		prompt.OptionDescriptionBGColor(prompt.Black),
-		prompt.OptionDescriptionTextColor(prompt.LightGray),
-		prompt.OptionSelectedSuggestionBGColor(prompt.Cyan),
-		prompt.OptionSelectedDescriptionBGColor(prompt.Cyan),
 		prompt.OptionMaxSuggestion(8),
 		prompt.OptionCompletionWordSeparator(" "),
-	)
+	}, promptColors(sh.Theme.Name)...)
+	p := prompt.New(func(string) {}, sh.completer, opts...)
 	// Ctrl-C while a command runs cancels that command, never the session.
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGQUIT)
@@ -78,7 +144,7 @@ func (sh *Shell) Interactive(term *primitives.Terminal) error {
 			}
 		}()
 		if err := sh.Execute(ctx, line); err != nil {
-			fmt.Fprintln(sh.Err, sh.Theme.Bad.Render("error:")+" "+err.Error())
+			sh.reportError(err)
 		}
 		cancel()
 		// A signal that raced the end of the command must not cancel the next.
@@ -89,10 +155,38 @@ func (sh *Shell) Interactive(term *primitives.Terminal) error {
 	return nil
 }
 
+// promptColors are go-prompt's colours for a theme. go-prompt takes its
+// own colour names, not lipgloss styles; plain (NO_COLOR, --plain) keeps
+// the terminal's default colours everywhere.
+func promptColors(theme string) []prompt.Option {
+	type colors struct{ prefix, sugBG, sugText, descBG, descText, selBG, selText prompt.Color }
+	c := colors{prompt.Cyan, prompt.DarkGray, prompt.White, prompt.Black, prompt.LightGray, prompt.Cyan, prompt.Black}
+	switch theme {
+	case "plain":
+		c = colors{}
+	case "contrast":
+		// For projectors: white on black, the selection black on yellow.
+		c = colors{prompt.Yellow, prompt.Black, prompt.White, prompt.Black, prompt.White, prompt.Yellow, prompt.Black}
+	}
+	return []prompt.Option{
+		prompt.OptionPrefixTextColor(c.prefix),
+		prompt.OptionSuggestionBGColor(c.sugBG),
+		prompt.OptionSuggestionTextColor(c.sugText),
+		prompt.OptionDescriptionBGColor(c.descBG),
+		prompt.OptionDescriptionTextColor(c.descText),
+		prompt.OptionSelectedSuggestionBGColor(c.selBG),
+		prompt.OptionSelectedSuggestionTextColor(c.selText),
+		prompt.OptionSelectedDescriptionBGColor(c.selBG),
+		prompt.OptionSelectedDescriptionTextColor(c.selText),
+	}
+}
+
 // completer feeds go-prompt from the command table.
 func (sh *Shell) completer(d prompt.Document) []prompt.Suggest {
 	text := d.TextBeforeCursor()
-	if strings.HasPrefix(strings.TrimSpace(text), "!") {
+	// Nothing typed, nothing offered: a menu of every command under each
+	// fresh prompt would push the last step's panel off the screen.
+	if strings.TrimSpace(text) == "" || strings.HasPrefix(strings.TrimSpace(text), "!") {
 		return nil
 	}
 	words := strings.Fields(text)

@@ -28,6 +28,11 @@ type Shell struct {
 	// Terminal is the learner's terminal for `sh` and `enter` (nil when
 	// stepbox reads a script or a pipe).
 	Terminal *primitives.Terminal
+	// Watch, when set, sees every line Execute runs: the open lesson
+	// checks its step after it, a recording keeps typed lines (lesson_watch.go).
+	Watch *Watch
+
+	typeahead *ttyParser // the prompt's reader, holding keys typed ahead
 
 	current  string
 	explain  bool
@@ -64,13 +69,43 @@ func (sh *Shell) Current() *primitives.Box {
 	return b
 }
 
-// Prompt is the prompt text: the current box and its stage.
+// Prompt is the prompt text: the current box and its stage, e.g.
+// web[uts,mnt,pid|overlay|cg] ▸
 func (sh *Shell) Prompt() string {
 	b := sh.Current()
 	if b == nil {
 		return "stepbox ▸ "
 	}
-	return fmt.Sprintf("%s[%s] ▸ ", b.Name, strings.Join(b.Unshared(), ","))
+	return fmt.Sprintf("%s[%s] ▸ ", b.Name, stage(b))
+}
+
+// stage says how far box b has come: its own namespaces, then its root
+// (overlay, pivot or chroot), then cg once it has a cgroup.
+func stage(b *primitives.Box) string {
+	var parts []string
+	if ns := b.Unshared(); len(ns) > 0 {
+		parts = append(parts, strings.Join(ns, ","))
+	}
+	if r := rootStage(b.FS()); r != "" {
+		parts = append(parts, r)
+	}
+	if b.Cgroup() != nil {
+		parts = append(parts, "cg")
+	}
+	return strings.Join(parts, "|")
+}
+
+// rootStage names what the filesystem steps have made of the box's root.
+func rootStage(f primitives.BoxFS) string {
+	switch {
+	case f.Pivoted:
+		return "pivot"
+	case f.Chrooted:
+		return "chroot"
+	case f.Merged != "":
+		return "overlay"
+	}
+	return ""
 }
 
 // CommandError is a failure of one command, already phrased for the learner.
@@ -93,6 +128,7 @@ func (e *CommandError) Unwrap() error { return e.Err }
 type ExitError struct {
 	Cmd    string
 	Status primitives.ExitStatus
+	Hits   limitHits // what the box's cgroup refused it meanwhile
 }
 
 func (e *ExitError) Error() string {
@@ -106,6 +142,7 @@ func (e *ExitError) Error() string {
 func (sh *Shell) Execute(ctx context.Context, line string) error {
 	sh.interrupt = ctx
 	defer func() { sh.interrupt = context.Background() }()
+	defer sh.Watch.Around(sh, line)()
 	trimmed := strings.TrimSpace(line)
 	if trimmed == "" || strings.HasPrefix(trimmed, "#") {
 		return nil

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"stepbox/primitives/step"
 )
 
 // Command is one entry of the command table. The prompt's completer, the
@@ -25,6 +27,10 @@ type Command struct {
 	Sub      []*Command
 	Complete func(sh *Shell, args []string) []Suggestion
 	Run      func(sh *Shell, c *Call) error
+	// Plan returns the record Run would write, from the primitive's own
+	// plan, without running anything: `explain CMD…`. Every command that
+	// changes the kernel has one.
+	Plan func(sh *Shell, c *Call) (*step.Step, error)
 
 	parent *Command
 }

@@ -10,12 +10,13 @@ import (
 )
 
 // NamespacePanel is the namespace inode table: the host's namespaces, the
-// box process's and its PID 1's, with every inode that differs from the
-// host's highlighted (and starred, for plain output).
+// box process's and its PID 1's, each column named by its PID, with every
+// inode that differs from the host's highlighted (and starred, for plain
+// output).
 func NamespacePanel(s primitives.NamespaceSnapshot, width int, t Theme) string {
-	headers := []string{"namespace", fmt.Sprintf("host (pid %d)", s.HostPID), fmt.Sprintf("box %s (pid %d)", s.Box, s.BoxPID)}
+	headers := []string{"namespace", fmt.Sprintf("host · %d", s.HostPID), fmt.Sprintf("box %s · %d", s.Box, s.BoxPID)}
 	if s.InitPID != 0 {
-		headers = append(headers, fmt.Sprintf("its PID 1 (pid %d)", s.InitPID))
+		headers = append(headers, fmt.Sprintf("its PID 1 · %d", s.InitPID))
 	}
 	var rows [][]string
 	changed := map[[2]int]bool{}
@@ -37,7 +38,7 @@ func NamespacePanel(s primitives.NamespaceSnapshot, width int, t Theme) string {
 		}
 		return t.Dim
 	}
-	title := t.Title.Render(truncate(fmt.Sprintf("namespaces of box %s", s.Box)+"   (inodes of /proc/PID/ns/*; * = not the host's)", width))
+	title := t.Title.Render(truncate(fmt.Sprintf("namespaces of box %s · inode of /proc/PID/ns/* for each PID; * = not the host's", s.Box), width))
 	note := t.Dim.Render(truncate("*_for_children: the namespace the process's next children get (pid and time apply only to children)", width))
 	return lines(title, t.renderTable(headers, rows, style, width), note)
 }

@@ -4,16 +4,23 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/charmbracelet/lipgloss"
+
 	"stepbox/primitives"
 )
 
+// dockerChain is the article's `ps -axf` of a Docker container: the chain
+// stepbox's own is set beside.
+const dockerChain = "dockerd → containerd → containerd-shim → sh (the container's PID 1)"
+
 // ProcessPanel draws the process tree under the session as the host sees
-// it, each process with its host PID and, inside a PID namespace, the PID
-// the box sees (NSpid), beside the chain Docker builds for the same job.
+// it: each process with its host PID and, inside a PID namespace, the PID
+// the box sees (the last NSpid), and beside each the process that plays
+// its part in the article's Docker chain.
 func ProcessPanel(root *primitives.ProcessNode, width int, t Theme) string {
-	var b strings.Builder
-	b.WriteString(t.Title.Render(truncate("process tree: host PID, and the PID inside the box's PID namespace", width)))
-	b.WriteByte('\n')
+	headers := []string{"stepbox", "host PID", "box PID", "in the article's Docker"}
+	var rows [][]string
+	var inBox []bool
 	var walk func(n *primitives.ProcessNode, prefix string, last bool, depth int)
 	walk = func(n *primitives.ProcessNode, prefix string, last bool, depth int) {
 		branch := ""
@@ -23,35 +30,16 @@ func ProcessPanel(root *primitives.ProcessNode, width int, t Theme) string {
 				branch = "└─ "
 			}
 		}
-		label := n.Comm
-		switch n.Role {
-		case "session":
-			label = "stepbox session"
-		case "box process":
-			label = "box process of " + n.Box
-		case "PID 1":
-			label = "PID 1 (init) of " + n.Box
-		default:
-			if n.Cmdline != "" {
-				label = n.Cmdline
-			}
+		boxPID := "-"
+		if n.Role != "session" {
+			boxPID = fmt.Sprint(n.BoxPID())
 		}
-		pids := fmt.Sprintf("pid %d", n.PID)
-		if len(n.NSpid) > 1 {
-			pids += fmt.Sprintf(" = %d in box", n.BoxPID())
+		nested := len(n.NSpid) > 1
+		if nested {
+			boxPID += " *"
 		}
-		head := prefix + branch
-		room := width - len([]rune(head)) - len(pids) - 2
-		line := head + truncate(label, room)
-		pad := width - len([]rune(line)) - len(pids)
-		if pad < 2 {
-			pad = 2
-		}
-		style := t.Same
-		if len(n.NSpid) > 1 {
-			style = t.Changed
-		}
-		b.WriteString(line + strings.Repeat(" ", pad) + style.Render(pids) + "\n")
+		rows = append(rows, []string{prefix + branch + processLabel(n), fmt.Sprint(n.PID), boxPID, dockerPart(n)})
+		inBox = append(inBox, nested)
 		childPrefix := prefix
 		if depth > 0 {
 			if last {
@@ -65,6 +53,49 @@ func ProcessPanel(root *primitives.ProcessNode, width int, t Theme) string {
 		}
 	}
 	walk(root, "", true, 0)
-	b.WriteString(t.Dim.Render(truncate("docker builds the same chain: dockerd → containerd → containerd-shim → the container's PID 1", width)))
-	return b.String()
+	style := func(row, col int) lipgloss.Style {
+		switch {
+		case col == 2 && inBox[row]:
+			return t.Changed
+		case col == 3:
+			return t.Dim
+		}
+		return t.Same
+	}
+	title := t.Title.Render(truncate("process tree · host PID, and the PID inside the box's PID namespace (* = its own)", width))
+	chain := t.Dim.Render(truncate("the article's Docker: "+dockerChain, width))
+	return lines(title, chain, t.renderTable(headers, rows, style, width))
+}
+
+// processLabel names a process by the part it plays.
+func processLabel(n *primitives.ProcessNode) string {
+	switch n.Role {
+	case "session":
+		return "stepbox session"
+	case "box process":
+		return "box process · " + n.Box
+	case "PID 1":
+		return "PID 1 (init) · " + n.Box
+	}
+	if n.Cmdline != "" {
+		return n.Cmdline
+	}
+	return n.Comm
+}
+
+// dockerPart is the process of Docker's chain that does n's job.
+func dockerPart(n *primitives.ProcessNode) string {
+	switch {
+	case n.Role == "session":
+		return "dockerd → containerd"
+	case n.Role == "box process":
+		return "containerd-shim"
+	case n.Role == "PID 1":
+		return "sh, the container's PID 1"
+	case strings.Contains(n.Cmdline, " __enter "):
+		return "nsenter -t PID"
+	case n.Box != "":
+		return "a process in the container"
+	}
+	return ""
 }

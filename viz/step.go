@@ -8,10 +8,14 @@ import (
 
 // StepPanel prints a step's record: what it did in plain words, each
 // syscall in strace form, the same step with standard tools, the man
-// pages and how it is undone.
+// pages and how it is undone. A plan (every result "?") says so.
 func StepPanel(s *step.Step, width int, t Theme) string {
 	var b strings.Builder
-	b.WriteString(t.Title.Render(truncate("explain: "+s.Command, width)) + "\n")
+	if s.Planned() {
+		b.WriteString(t.Title.Render(truncate("explain: "+s.Command+"   (a plan: nothing has run)", width)) + "\n")
+	} else {
+		b.WriteString(t.Title.Render(truncate("explain: "+s.Command, width)) + "\n")
+	}
 	if s.Summary != "" {
 		b.WriteString("  " + truncate(s.Summary, width-2) + "\n")
 	}
@@ -31,7 +35,11 @@ func StepPanel(s *step.Step, width int, t Theme) string {
 		calls = append(calls, line)
 		failed[truncate(line, width-4)] = strings.HasPrefix(c.Result, "-1")
 	}
-	section("syscalls", calls, func(x string) string {
+	name := "syscalls"
+	if s.Planned() {
+		name = "syscalls   (? is the kernel's answer, known once the step runs)"
+	}
+	section(name, calls, func(x string) string {
 		if failed[x] {
 			return t.Bad.Render(x)
 		}

@@ -9,6 +9,7 @@ import (
 
 // Theme holds every style stepbox prints with. Plain themes carry no escape codes.
 type Theme struct {
+	Name    string // default, contrast or plain
 	Plain   bool
 	Title   lipgloss.Style // panel titles
 	Border  lipgloss.Style // panel frames
@@ -29,8 +30,11 @@ type Theme struct {
 func NewTheme(mode string) Theme {
 	r := lipgloss.NewRenderer(nil)
 	// Tell lipgloss the background is dark ourselves: its own query would
-	// answer into go-prompt's input (DESIGN.md, Visualization).
+	// answer into go-prompt's input (DESIGN.md, Visualization). The
+	// default renderer, which lipgloss's table uses for its own styles,
+	// gets the flag too.
 	r.SetHasDarkBackground(true)
+	lipgloss.SetHasDarkBackground(true)
 	switch mode {
 	case "plain":
 		r.SetColorProfile(termenv.Ascii)
@@ -38,7 +42,7 @@ func NewTheme(mode string) Theme {
 		r.SetColorProfile(termenv.ANSI256)
 	}
 	s := r.NewStyle
-	t := Theme{Plain: mode == "plain"}
+	t := Theme{Name: mode, Plain: mode == "plain"}
 	t.Title = s().Bold(true)
 	t.Border = s()
 	t.Changed = s().Bold(true).Foreground(lipgloss.Color("214"))

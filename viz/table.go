@@ -10,9 +10,10 @@ import (
 // cellStyle picks the style of one body cell (row and column from 0).
 type cellStyle func(row, col int) lipgloss.Style
 
-// renderTable draws a bordered table no wider than width: lipgloss shrinks
-// the columns and truncates cells rather than wrapping them.
+// renderTable draws a bordered table no wider than width: the widest
+// columns give way first, their cells cut with '…' rather than wrapped.
 func (t Theme) renderTable(headers []string, rows [][]string, style cellStyle, width int) string {
+	headers, rows = fitColumns(headers, rows, width)
 	tb := table.New().
 		Border(lipgloss.NormalBorder()).
 		BorderStyle(t.Border).
@@ -30,11 +31,78 @@ func (t Theme) renderTable(headers []string, rows [][]string, style cellStyle, w
 			}
 			return s.Padding(0, 1)
 		})
-	out := tb.String()
-	if lipgloss.Width(out) > width {
-		out = tb.Width(width).String()
+	return tb.String()
+}
+
+// columnWidths measures the widest line of each column.
+func columnWidths(headers []string, rows [][]string) []int {
+	w := make([]int, len(headers))
+	measure := func(cells []string) {
+		for i, c := range cells {
+			for _, l := range strings.Split(c, "\n") {
+				w[i] = max(w[i], lipgloss.Width(l))
+			}
+		}
 	}
-	return out
+	measure(headers)
+	for _, r := range rows {
+		measure(r)
+	}
+	return w
+}
+
+// tableWidth is how wide renderTable draws these cells uncut: a border
+// and one space of padding on each side of every cell.
+func tableWidth(headers []string, rows [][]string) int {
+	total := 1
+	for _, x := range columnWidths(headers, rows) {
+		total += x + 3
+	}
+	return total
+}
+
+// fitColumns cuts cells until a table of them, with a border and one
+// space of padding on each side of every cell, is no wider than width.
+// Paths (a cell starting with /) lose their middle, other text its end;
+// no column goes below 4.
+func fitColumns(headers []string, rows [][]string, width int) ([]string, [][]string) {
+	w := columnWidths(headers, rows)
+	total := tableWidth(headers, rows)
+	if total <= width {
+		return headers, rows
+	}
+	for ; total > width; total-- {
+		widest := 0
+		for i := range w {
+			if w[i] > w[widest] {
+				widest = i
+			}
+		}
+		if w[widest] <= 4 {
+			break
+		}
+		w[widest]--
+	}
+	cut := func(cells []string) []string {
+		out := make([]string, len(cells))
+		for i, c := range cells {
+			ls := strings.Split(c, "\n")
+			for j, l := range ls {
+				if strings.HasPrefix(l, "/") {
+					ls[j] = truncateMiddle(l, w[i])
+				} else {
+					ls[j] = truncate(l, w[i])
+				}
+			}
+			out[i] = strings.Join(ls, "\n")
+		}
+		return out
+	}
+	fitted := make([][]string, len(rows))
+	for i, r := range rows {
+		fitted[i] = cut(r)
+	}
+	return cut(headers), fitted
 }
 
 // truncate shortens s to at most w cells, marking the cut with '…'.

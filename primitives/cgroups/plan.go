@@ -51,30 +51,37 @@ func PlanCreate(h Hierarchy, parent *Group, session int, box, id, override strin
 	if err != nil {
 		return nil, nil, err
 	}
+	// The undo lines are NewParent's and Create's, joined as Step.Merge
+	// joins them.
 	s := &step.Step{Command: "cgroup new", Man: []string{"cgroups(7)", "mkdir(2)"}}
+	_, v2 := h.(*unified)
+	var undo []string
 	if parent == nil {
 		pl, err := h.Place(override)
 		if err != nil {
 			return nil, nil, err
 		}
 		parent = (&Group{Dirs: pl.Dirs}).child(ParentName(session))
-		if _, ok := h.(*unified); ok {
+		if v2 {
 			planUnifiedParent(s, pl.Dirs[0], parent)
+			undo = append(undo, "rmdir "+parent.Dirs[0].Path+" (children first)")
 		} else {
 			planLegacyDirs(s, parent, pl.Dirs)
+			undo = append(undo, "rmdir every "+parent.Name+" directory, children first")
 		}
-		s.Undo = "rmdir every " + parent.Name + " directory, children first; "
 	}
 	g := parent.child(name)
 	g.ID = id
-	if _, ok := h.(*unified); ok {
+	if v2 {
 		mkdir(planFS{}, s, g.Dirs[0].Path)
 		s.Summary = fmt.Sprintf("makes cgroup %s for box %s, a leaf with %s", g.Dirs[0].Cgroup, box, strings.Join(g.Dirs[0].Controllers, " "))
+		undo = append(undo, "cgroup rm: rmdir "+g.Dirs[0].Path)
 	} else {
 		planLegacyDirs(s, g, parent.Dirs)
 		s.Summary = fmt.Sprintf("makes cgroup %s for box %s in each of %d v1 hierarchies", g.Name, box, len(g.Dirs))
+		undo = append(undo, "cgroup rm: rmdir every "+g.Name+" directory")
 	}
-	s.Undo += "cgroup rm: rmdir every " + g.Name + " directory"
+	s.Undo = strings.Join(undo, "; ")
 	s.MarkNotRun()
 	return g, s, nil
 }

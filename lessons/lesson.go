@@ -1,0 +1,108 @@
+// Package lessons is stepbox's course: lessons as data (one Markdown file
+// each, embedded), checks that judge the learner's real boxes through
+// primitives' snapshots, the hints they choose, and progress.
+package lessons
+
+import (
+	"embed"
+	"fmt"
+	"io/fs"
+	"path"
+	"sort"
+	"strings"
+)
+
+// Lesson is one lesson file.
+type Lesson struct {
+	Number  int    // its place in the course, from 1
+	ID      string // the file name without its number and .md: "one-kernel"; progress is kept under it
+	File    string
+	Title   string
+	Minutes int
+	Intro   string // Markdown
+	Steps   []Step
+}
+
+// Step is one thing to do and the check that proves it done.
+type Step struct {
+	Title    string
+	Line     int      // where the step starts in its file
+	Text     string   // Markdown shown before the commands
+	Try      []string // the commands to try, as shown
+	After    string   // Markdown shown after the commands
+	Checks   []CheckCall
+	Hints    map[string]string // by finding; "" is the step's own fallback
+	Predict  *Predict
+	Solution []string // stepbox script lines; a line starting with '-' may fail
+}
+
+// CheckCall names a registered check and its arguments.
+type CheckCall struct {
+	Name string
+	Args []string
+}
+
+func (c CheckCall) String() string {
+	return strings.TrimSpace(c.Name + " " + strings.Join(c.Args, " "))
+}
+
+// Predict is a question to answer before running the step, and the
+// answer, shown once the step is done.
+type Predict struct {
+	Question string
+	Answer   string
+}
+
+//go:embed *.md
+var files embed.FS
+
+// All returns the course: every embedded lesson file, in file-name order.
+// The files are checked by the tests, so a broken one is a build-time bug.
+func All() []*Lesson {
+	ls, err := Load(files)
+	if err != nil {
+		panic(err)
+	}
+	return ls
+}
+
+// Load parses every *.md file at the top of fsys, in name order, and
+// numbers the lessons from 1.
+func Load(fsys fs.FS) ([]*Lesson, error) {
+	names, err := fs.Glob(fsys, "*.md")
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(names)
+	var out []*Lesson
+	for _, name := range names {
+		data, err := fs.ReadFile(fsys, name)
+		if err != nil {
+			return nil, err
+		}
+		l, err := Parse(name, string(data))
+		if err != nil {
+			return nil, err
+		}
+		l.Number = len(out) + 1
+		out = append(out, l)
+	}
+	return out, nil
+}
+
+// lessonID turns "02-namespaces.md" into "namespaces".
+func lessonID(file string) string {
+	base := strings.TrimSuffix(path.Base(file), ".md")
+	if i := strings.IndexByte(base, '-'); i > 0 && strings.Trim(base[:i], "0123456789") == "" {
+		base = base[i+1:]
+	}
+	return base
+}
+
+// Lookup returns lesson n of the course (from 1).
+func Lookup(course []*Lesson, n int) (*Lesson, error) {
+	if n < 1 || n > len(course) {
+		return nil, fmt.Errorf("lesson %d: there are lessons 1 to %d (`lesson list`)", n, len(course))
+	}
+	return course[n-1], nil
+}

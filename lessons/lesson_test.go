@@ -1,0 +1,198 @@
+package lessons
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"testing/fstest"
+)
+
+func TestEveryLessonOfTheCourseLints(t *testing.T) {
+	course := All()
+	if len(course) != 6 {
+		t.Fatalf("%d lessons, want the 6 of the course", len(course))
+	}
+	ids := map[string]bool{}
+	for i, l := range course {
+		if l.Number != i+1 {
+			t.Errorf("%s is lesson %d, want %d", l.File, l.Number, i+1)
+		}
+		if ids[l.ID] {
+			t.Errorf("two lessons with ID %q", l.ID)
+		}
+		ids[l.ID] = true
+		if err := l.Lint(); err != nil {
+			t.Errorf("lesson %d: %v", l.Number, err)
+		}
+	}
+}
+
+const sample = `---
+title: A sample
+minutes: 6
+---
+The intro, with ` + "`code`" + `.
+
+## First step
+Before the commands.
+` + "```try" + `
+new web
+# a comment, dropped
+unshare uts
+` + "```" + `
+After the commands.
+` + "```check" + `
+own-namespace uts
+hostname
+` + "```" + `
+` + "```hint shares-host" + `
+Unshare it.
+` + "```" + `
+` + "```hint" + `
+The fallback.
+` + "```" + `
+` + "```predict" + `
+What happens?
+---
+This.
+` + "```" + `
+` + "```solution" + `
+new web
+-exec false
+` + "```" + `
+`
+
+func TestParseReadsEveryPartOfAStep(t *testing.T) {
+	l, err := Parse("07-sample.md", sample)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.ID != "sample" || l.Title != "A sample" || l.Minutes != 6 || !strings.Contains(l.Intro, "`code`") {
+		t.Fatalf("front matter and intro: %+v", l)
+	}
+	s := l.Steps[0]
+	switch {
+	case s.Title != "First step" || s.Text != "Before the commands." || s.After != "After the commands.":
+		t.Errorf("prose: %q / %q / %q", s.Title, s.Text, s.After)
+	case strings.Join(s.Try, "|") != "new web|unshare uts":
+		t.Errorf("try: %q", s.Try)
+	case len(s.Checks) != 2 || s.Checks[0].Name != "own-namespace" || strings.Join(s.Checks[0].Args, " ") != "uts" || s.Checks[1].Name != "hostname":
+		t.Errorf("checks: %v", s.Checks)
+	case s.Hints["shares-host"] != "Unshare it." || s.Hints[""] != "The fallback.":
+		t.Errorf("hints: %q", s.Hints)
+	case s.Predict == nil || s.Predict.Question != "What happens?" || s.Predict.Answer != "This.":
+		t.Errorf("predict: %+v", s.Predict)
+	case strings.Join(s.Solution, "|") != "new web|-exec false":
+		t.Errorf("solution: %q", s.Solution)
+	}
+}
+
+func TestParseRejectsBrokenFilesWithTheLine(t *testing.T) {
+	for name, tc := range map[string]struct{ src, want string }{
+		"unclosed block":   {"---\ntitle: x\n---\n## s\n```try\nnew web\n", "x.md:5: the ```try block is not closed"},
+		"unknown block":    {"---\ntitle: x\n---\n## s\n```run\nnew\n```\n", "x.md:5: unknown block ```run"},
+		"block before any": {"---\ntitle: x\n---\n```try\nnew\n```\n", "x.md:4: a ```try block before the first step"},
+		"predict, no ---":  {"---\ntitle: x\n---\n## s\n```predict\nwhat?\n```\n", "x.md:5: a ```predict block holds"},
+		"unknown key":      {"---\ntitle: x\nlevel: 3\n---\n", "x.md:3: front matter: unknown key"},
+		"no title":         {"## s\n", "no title"},
+		"no steps":         {"---\ntitle: x\n---\ntext\n", "no steps"},
+		"try with a name":  {"---\ntitle: x\n---\n## s\n```try web\nnew\n```\n", "```try takes nothing"},
+	} {
+		if _, err := Parse("x.md", tc.src); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want %q", name, err, tc.want)
+		}
+	}
+}
+
+func TestLintNamesWhatALessonLacks(t *testing.T) {
+	l, err := Parse("07-sample.md", strings.Replace(sample, "```hint shares-host", "```hint no-such-finding", 1)+
+		"## Second\n```check\nno-such-check\n```\n## Third\nText.\n```try\nx\n```\n```check\nown-namespace nonsense\n```\n```solution\nx\n```\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = l.Lint()
+	if err == nil {
+		t.Fatal("a broken lesson passes lint")
+	}
+	for _, want := range []string{
+		`finding "no-such-finding", which its checks never report`,
+		`unknown check "no-such-check"`,
+		`step "Second": no explanation`, `step "Second": no ` + "```try", `step "Second": no ` + "```solution",
+		`unknown namespace type "nonsense"`,
+		"3 steps; a lesson has 6 to 12",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("lint does not say %q:\n%v", want, err)
+		}
+	}
+}
+
+func TestAddingALessonIsAddingAFile(t *testing.T) {
+	fsys := fstest.MapFS{}
+	for _, l := range All() {
+		src, err := files.ReadFile(l.File)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fsys[l.File] = &fstest.MapFile{Data: src}
+	}
+	fsys["07-sample.md"] = &fstest.MapFile{Data: []byte(sample)}
+	course, err := Load(fsys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(course); n != 7 || course[6].ID != "sample" || course[6].Number != 7 {
+		t.Fatalf("course of %d, last %s", n, course[n-1].ID)
+	}
+}
+
+func TestProgressSurvivesARestart(t *testing.T) {
+	t.Setenv("XDG_STATE_HOME", t.TempDir())
+	p, err := LoadProgress()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := filepath.Join(os.Getenv("XDG_STATE_HOME"), "stepbox", "progress.json")
+	if p.Path() != want {
+		t.Fatalf("progress at %s, want %s", p.Path(), want)
+	}
+	lp := p.Lesson("namespaces")
+	lp.MarkDone(0)
+	lp.MarkDone(2)
+	lp.MarkDone(0)
+	lp.Step = 3
+	p.Current = "namespaces"
+	if err := p.Save(); err != nil {
+		t.Fatal(err)
+	}
+	again, err := LoadProgress()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := again.Lesson("namespaces")
+	if again.Current != "namespaces" || got.Step != 3 || len(got.Done) != 2 || !got.IsDone(2) || got.IsDone(1) {
+		t.Fatalf("after a restart: current %q, %+v", again.Current, got)
+	}
+	ents, _ := os.ReadDir(filepath.Dir(want))
+	if len(ents) != 1 {
+		t.Fatalf("the save left temporary files: %v", ents)
+	}
+	again.Reset("namespaces")
+	if again.Current != "" || again.Lessons["namespaces"] != nil {
+		t.Fatalf("reset kept %+v", again)
+	}
+}
+
+func TestABrokenProgressFileIsReported(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "progress.json")
+	os.WriteFile(path, []byte("{not json"), 0o600)
+	p, err := ReadProgress(path)
+	if err == nil || !strings.Contains(err.Error(), "lesson reset all") {
+		t.Fatalf("error %v", err)
+	}
+	if p == nil || len(p.Lessons) != 0 {
+		t.Fatalf("progress %+v", p)
+	}
+}

@@ -1,0 +1,76 @@
+package lessons
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// What makes a lesson fit the course: 5 to 15 minutes in 6 to 12 steps,
+// and at least one question to predict.
+const (
+	MinSteps, MaxSteps     = 6, 12
+	MinMinutes, MaxMinutes = 5, 15
+)
+
+// Lint reports everything wrong with a lesson that can be seen without
+// running it: missing parts, unknown checks, bad arguments, hints for
+// findings its checks never report.
+func (l *Lesson) Lint() error {
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(l.File+": "+format, args...)) }
+	if l.Minutes < MinMinutes || l.Minutes > MaxMinutes {
+		add("minutes: %d; a lesson takes %d to %d", l.Minutes, MinMinutes, MaxMinutes)
+	}
+	if n := len(l.Steps); n < MinSteps || n > MaxSteps {
+		add("%d steps; a lesson has %d to %d", n, MinSteps, MaxSteps)
+	}
+	predicts := 0
+	for i := range l.Steps {
+		s := &l.Steps[i]
+		at := func(format string, args ...any) {
+			errs = append(errs, fmt.Errorf("%s:%d: step %q: %s", l.File, s.Line, s.Title, fmt.Sprintf(format, args...)))
+		}
+		if s.Predict != nil {
+			predicts++
+		}
+		if strings.TrimSpace(s.Text) == "" {
+			at("no explanation before the commands")
+		}
+		if len(s.Try) == 0 {
+			at("no ```try block")
+		}
+		if len(s.Solution) == 0 {
+			at("no ```solution block")
+		}
+		if len(s.Checks) == 0 {
+			at("no ```check block")
+		}
+		for _, call := range s.Checks {
+			c, err := LookupCheck(call.Name)
+			if err != nil {
+				at("%v", err)
+				continue
+			}
+			if err := c.validate(call.Args); err != nil {
+				at("%v", err)
+			}
+		}
+		known := s.findings()
+		var bad []string
+		for f := range s.Hints {
+			if f != "" && !known[f] {
+				bad = append(bad, f)
+			}
+		}
+		sort.Strings(bad)
+		for _, f := range bad {
+			at("a hint for finding %q, which its checks never report (they report: %s)", f, strings.Join(sortedKeys(known), ", "))
+		}
+	}
+	if predicts == 0 {
+		add("no ```predict block: every lesson asks at least one question to answer before running")
+	}
+	return errors.Join(errs...)
+}

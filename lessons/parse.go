@@ -1,0 +1,228 @@
+package lessons
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// A lesson file is Markdown:
+//
+//	---
+//	title: One kernel, many views
+//	minutes: 8
+//	---
+//	The introduction.
+//
+//	## A step's title
+//	What to know before trying it.
+//	```try
+//	new web
+//	```
+//	What to look for afterwards.
+//	```check
+//	own-namespace uts
+//	```
+//	```hint shares-host
+//	The hint shown when the check finds the box sharing the host's namespace.
+//	```
+//	```predict
+//	A question to answer before running the commands.
+//	---
+//	Its answer.
+//	```
+//	```solution
+//	new web
+//	unshare uts
+//	```
+//
+// Prose before the try block is the step's text, prose after it comes
+// after the commands. Each check line is a registered check and its
+// arguments; each hint block is chosen by the finding it names (none: the
+// step's fallback).
+
+// Parse reads one lesson file; name is used in errors and for the lesson's ID.
+func Parse(name, src string) (*Lesson, error) {
+	p := &parser{file: name, lines: strings.Split(strings.ReplaceAll(src, "\r\n", "\n"), "\n")}
+	l := &Lesson{File: name, ID: lessonID(name)}
+	if err := p.frontMatter(l); err != nil {
+		return nil, err
+	}
+	var intro []string
+	var cur *Step
+	var prose []string
+	flush := func() {
+		text := strings.TrimSpace(strings.Join(prose, "\n"))
+		prose = nil
+		switch {
+		case cur == nil:
+			if text != "" {
+				intro = append(intro, text)
+			}
+		case len(cur.Try) == 0:
+			cur.Text = joinProse(cur.Text, text)
+		default:
+			cur.After = joinProse(cur.After, text)
+		}
+	}
+	for p.n < len(p.lines) {
+		line := p.lines[p.n]
+		p.n++
+		switch {
+		case strings.HasPrefix(line, "## "):
+			flush()
+			l.Steps = append(l.Steps, Step{Title: strings.TrimSpace(line[3:]), Line: p.n, Hints: map[string]string{}})
+			cur = &l.Steps[len(l.Steps)-1]
+		case strings.HasPrefix(line, "# "):
+			if l.Title == "" {
+				l.Title = strings.TrimSpace(line[2:])
+			}
+		case strings.HasPrefix(line, "```"):
+			flush()
+			if err := p.block(cur, strings.TrimSpace(line[3:])); err != nil {
+				return nil, err
+			}
+		default:
+			prose = append(prose, line)
+		}
+	}
+	flush()
+	l.Intro = strings.Join(intro, "\n\n")
+	if l.Title == "" {
+		return nil, fmt.Errorf("%s: no title: start the file with front matter holding `title:`", name)
+	}
+	if len(l.Steps) == 0 {
+		return nil, fmt.Errorf("%s: no steps: each step starts with a `## ` heading", name)
+	}
+	return l, nil
+}
+
+func joinProse(a, b string) string {
+	if a == "" || b == "" {
+		return a + b
+	}
+	return a + "\n\n" + b
+}
+
+type parser struct {
+	file  string
+	lines []string
+	n     int // the next line to read (0-based)
+}
+
+func (p *parser) errorf(format string, args ...any) error { return p.errAt(p.n, format, args...) }
+
+func (p *parser) errAt(line int, format string, args ...any) error {
+	return fmt.Errorf("%s:%d: %s", p.file, line, fmt.Sprintf(format, args...))
+}
+
+func (p *parser) frontMatter(l *Lesson) error {
+	if len(p.lines) == 0 || strings.TrimSpace(p.lines[0]) != "---" {
+		return nil
+	}
+	p.n = 1
+	for p.n < len(p.lines) {
+		line := strings.TrimSpace(p.lines[p.n])
+		p.n++
+		if line == "---" {
+			return nil
+		}
+		if line == "" {
+			continue
+		}
+		key, value, ok := strings.Cut(line, ":")
+		if !ok {
+			return p.errorf("front matter: %q is not `key: value`", line)
+		}
+		value = strings.TrimSpace(value)
+		switch strings.TrimSpace(key) {
+		case "title":
+			l.Title = value
+		case "minutes":
+			m, err := strconv.Atoi(value)
+			if err != nil || m <= 0 {
+				return p.errorf("minutes: %q is not a positive number", value)
+			}
+			l.Minutes = m
+		default:
+			return p.errorf("front matter: unknown key %q: use title or minutes", key)
+		}
+	}
+	return p.errorf("front matter: no closing ---")
+}
+
+// block reads a fenced block whose opening line has been read.
+func (p *parser) block(cur *Step, info string) error {
+	at := p.n // the opening fence's line number
+	var body []string
+	closed := false
+	for p.n < len(p.lines) {
+		line := p.lines[p.n]
+		p.n++
+		if strings.TrimSpace(line) == "```" {
+			closed = true
+			break
+		}
+		body = append(body, line)
+	}
+	kind, arg, _ := strings.Cut(info, " ")
+	arg = strings.TrimSpace(arg)
+	switch {
+	case !closed:
+		return p.errAt(at, "the ```%s block is not closed", info)
+	case cur == nil:
+		return p.errAt(at, "a ```%s block before the first step (`## ` heading)", kind)
+	case kind != "hint" && arg != "":
+		return p.errAt(at, "```%s takes nothing after its name (only hint names a finding)", kind)
+	}
+	switch kind {
+	case "try":
+		cur.Try = append(cur.Try, commandLines(body)...)
+	case "solution":
+		cur.Solution = append(cur.Solution, commandLines(body)...)
+	case "check":
+		for _, line := range commandLines(body) {
+			f := strings.Fields(line)
+			cur.Checks = append(cur.Checks, CheckCall{Name: f[0], Args: f[1:]})
+		}
+	case "hint":
+		if _, dup := cur.Hints[arg]; dup {
+			return p.errAt(at, "two hints for finding %q", arg)
+		}
+		cur.Hints[arg] = strings.TrimSpace(strings.Join(body, "\n"))
+	case "predict":
+		if cur.Predict != nil {
+			return p.errAt(at, "a second ```predict block in step %q", cur.Title)
+		}
+		q, a, ok := cutLine(body, "---")
+		if !ok || q == "" || a == "" {
+			return p.errAt(at, "a ```predict block holds the question, a line ---, and the answer")
+		}
+		cur.Predict = &Predict{Question: q, Answer: a}
+	default:
+		return p.errAt(at, "unknown block ```%s: use try, check, hint, predict or solution", kind)
+	}
+	return nil
+}
+
+// commandLines drops blank lines and comments.
+func commandLines(body []string) []string {
+	var out []string
+	for _, l := range body {
+		l = strings.TrimSpace(l)
+		if l != "" && !strings.HasPrefix(l, "#") {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// cutLine splits body at the first line equal to sep.
+func cutLine(body []string, sep string) (before, after string, ok bool) {
+	for i, l := range body {
+		if strings.TrimSpace(l) == sep {
+			return strings.TrimSpace(strings.Join(body[:i], "\n")), strings.TrimSpace(strings.Join(body[i+1:], "\n")), true
+		}
+	}
+	return "", "", false
+}

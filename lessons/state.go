@@ -1,0 +1,107 @@
+package lessons
+
+import (
+	"github.com/prometheus/procfs"
+
+	"stepbox/primitives"
+	"stepbox/primitives/cgroups"
+	"stepbox/primitives/rootfs"
+)
+
+// State is what the checks judge: one reading of the session's boxes from
+// the live kernel, taken through primitives' snapshots. It is plain data,
+// so tests can record one and judge it again without root.
+type State struct {
+	Current string                  `json:"current,omitempty"` // the box later steps apply to
+	Boxes   []BoxState              `json:"boxes"`             // in the order they were made
+	Tree    *primitives.ProcessNode `json:"tree,omitempty"`    // the session's process tree
+}
+
+// BoxState is one box as the kernel shows it.
+type BoxState struct {
+	Name string `json:"name"`
+	// Err says why the box could not be read (its processes are gone);
+	// the other fields are then unset.
+	Err        string                       `json:"err,omitempty"`
+	Namespaces primitives.NamespaceSnapshot `json:"namespaces"`
+	UTS        primitives.UTSName           `json:"uts"`
+	FS         primitives.BoxFS             `json:"fs"`
+	Stack      *rootfs.StackSnapshot        `json:"stack,omitempty"` // with files; nil without an overlay
+	Shadows    []primitives.Shadow          `json:"shadows,omitempty"`
+	Mounts     rootfs.MountTable            `json:"mounts"`
+	HostMounts rootfs.MountTable            `json:"host_mounts"`
+	Cgroup     *cgroups.Snapshot            `json:"cgroup,omitempty"`      // nil before `cgroup new`
+	CgroupView []procfs.Cgroup              `json:"cgroup_view,omitempty"` // /proc/self/cgroup read inside; nil without a cgroup namespace
+	Listeners  []primitives.Listener        `json:"listeners,omitempty"`
+	Root       primitives.RootView          `json:"root"`
+	Clocks     primitives.ClockOffsets      `json:"clocks"`
+	UIDMap     []primitives.IDMapping       `json:"uid_map,omitempty"`
+}
+
+// Observe reads the session's boxes. A box that cannot be read is kept
+// with Err set, so checks can say so.
+func Observe(s *primitives.Session, current string) *State {
+	st := &State{Current: current}
+	for _, b := range s.Boxes() {
+		if b == nil {
+			continue
+		}
+		st.Boxes = append(st.Boxes, observeBox(b))
+	}
+	if tree, err := s.ProcessTree(); err == nil {
+		st.Tree = tree
+	}
+	return st
+}
+
+func observeBox(b *primitives.Box) BoxState {
+	bs := BoxState{Name: b.Name}
+	fail := func(err error) BoxState { return BoxState{Name: b.Name, Err: err.Error()} }
+	if err := b.Alive(); err != nil {
+		return fail(err)
+	}
+	var err error
+	if bs.Namespaces, err = b.Namespaces(); err != nil {
+		return fail(err)
+	}
+	if bs.UTS, err = b.UTSName(); err != nil {
+		return fail(err)
+	}
+	bs.FS = b.FS()
+	if bs.FS.Merged != "" {
+		stack, err := b.Stack(true)
+		if err != nil {
+			return fail(err)
+		}
+		bs.Stack = &stack
+		if bs.Shadows, err = b.Shadows(); err != nil {
+			return fail(err)
+		}
+	}
+	if bs.Mounts, bs.HostMounts, err = b.Mounts(); err != nil {
+		return fail(err)
+	}
+	if b.Cgroup() != nil {
+		snap, err := b.CgroupSnapshot(nil)
+		if err != nil {
+			return fail(err)
+		}
+		bs.Cgroup = &snap
+	}
+	if b.Has("cgroup") {
+		// A box pivoted without a /proc cannot read its view: no view.
+		bs.CgroupView, _ = b.CgroupView()
+	}
+	if bs.Listeners, err = b.Listeners(); err != nil {
+		return fail(err)
+	}
+	if bs.Root, err = b.RootView(); err != nil {
+		return fail(err)
+	}
+	// Kernels before 5.6 have no time namespaces, and no timens_offsets.
+	bs.Clocks, _ = b.ClockOffsets()
+	if bs.UIDMap, err = b.UIDMap(); err != nil {
+		return fail(err)
+	}
+	return bs
+}

@@ -1,0 +1,35 @@
+package primitives
+
+import "golang.org/x/sys/unix"
+
+// What lecture playback (`stepbox demo`) needs of the terminal beyond
+// terminal.go: its height, for recordings, and single key presses.
+
+// Height returns the terminal's height in rows, or 0.
+func (t *Terminal) Height() int {
+	if t == nil {
+		return 0
+	}
+	ws, err := unix.IoctlGetWinsize(int(t.File.Fd()), unix.TIOCGWINSZ)
+	if err != nil {
+		return 0
+	}
+	return int(ws.Row)
+}
+
+// ReadKey waits for one key press, with neither echo nor Enter (ICANON
+// and ECHO off, termios(3)), and returns its bytes: an arrow or a
+// presenter's clicker sends several. Ctrl-C still raises SIGINT.
+func (t *Terminal) ReadKey() ([]byte, error) {
+	fd := int(t.File.Fd())
+	raw := *t.saved
+	raw.Lflag &^= unix.ICANON | unix.ECHO
+	raw.Cc[unix.VMIN], raw.Cc[unix.VTIME] = 1, 0
+	if err := unix.IoctlSetTermios(fd, unix.TCSETS, &raw); err != nil {
+		return nil, err
+	}
+	defer t.Restore()
+	buf := make([]byte, 16)
+	n, err := t.File.Read(buf)
+	return buf[:n], err
+}

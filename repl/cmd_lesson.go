@@ -1,0 +1,247 @@
+package repl
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"stepbox/lessons"
+	"stepbox/viz"
+)
+
+var errNoLesson = errors.New("no lesson is open: `lesson list` shows them, `lesson N` opens one")
+
+func init() {
+	register(
+		&Command{
+			Name: "lesson", Group: "lessons", Usage: "lesson [N|list|reset]", MaxArgs: 1,
+			Summary: "open lesson N (where you left it), or show the open lesson's step",
+			Kernel:  "nothing: each step's check reads your boxes' namespaces, mounts and cgroups from the kernel",
+			Example: "lesson 1",
+			Complete: func(sh *Shell, args []string) []Suggestion {
+				if len(args) > 1 {
+					return nil
+				}
+				var out []Suggestion
+				for _, l := range lessons.All() {
+					out = append(out, Suggestion{Text: strconv.Itoa(l.Number), Description: l.Title})
+				}
+				return out
+			},
+			Run: runLesson,
+			Sub: []*Command{
+				{
+					Name: "list", Usage: "lesson list", Summary: "the lessons, and how far you are in each",
+					Run: func(sh *Shell, c *Call) error {
+						w := sh.watch()
+						w.loadCourse(sh)
+						fmt.Fprint(sh.Out, lessonList(w.course, w.progress, sh.Theme))
+						return nil
+					},
+				},
+				{
+					Name: "reset", Usage: "lesson reset [N|all]", MaxArgs: 1,
+					Summary: "forget your progress in the open lesson, lesson N, or all of them",
+					Run: func(sh *Shell, c *Call) error {
+						w := sh.watch()
+						w.loadCourse(sh)
+						msg, err := resetProgress(w.course, w.progress, w.lesson, c.Args)
+						if err != nil {
+							return err
+						}
+						if w.lesson != nil && w.progress.Lessons[w.lesson.ID] == nil {
+							w.step, w.praised = 0, map[int]bool{}
+						}
+						w.save(sh)
+						sh.ok("%s", msg)
+						return nil
+					},
+				},
+			},
+		},
+		&Command{
+			Name: "next", Group: "lessons", Usage: "next", Summary: "go on to the open lesson's next step",
+			Run: func(sh *Shell, c *Call) error {
+				w := sh.watch()
+				if w.lesson == nil {
+					return errNoLesson
+				}
+				if w.step+1 >= len(w.lesson.Steps) {
+					if w.lesson.Number < len(w.course) {
+						return fmt.Errorf("step %d is the last of lesson %d: `lesson %d` opens the next lesson", w.step+1, w.lesson.Number, w.lesson.Number+1)
+					}
+					return fmt.Errorf("step %d is the last of the course's last lesson", w.step+1)
+				}
+				lp := w.progress.Lesson(w.lesson.ID)
+				if !lp.IsDone(w.step) {
+					sh.say("%s", sh.Theme.Warn.Render(fmt.Sprintf("step %d has not passed its check yet; moving on anyway (later steps may need it)", w.step+1)))
+				}
+				w.step++
+				lp.Step = w.step
+				w.save(sh)
+				w.showStep(sh)
+				return nil
+			},
+		},
+		&Command{
+			Name: "check", Group: "lessons", Usage: "check", Summary: "check the open lesson's step against your boxes now",
+			Kernel: "reads the boxes' live state (namespaces, mounts, layers, cgroups, processes) and judges it",
+			Run: func(sh *Shell, c *Call) error {
+				w := sh.watch()
+				if w.lesson == nil {
+					return errNoLesson
+				}
+				r := w.lesson.Steps[w.step].Judge(lessons.Observe(sh.Session, sh.current))
+				switch {
+				case r.Pass && !w.praised[w.step]:
+					w.congratulate(sh, r)
+				case r.Pass:
+					sh.ok("step %d passes: %s", w.step+1, r.Saw)
+				default:
+					sh.say("%s %s", sh.Theme.Bad.Render(fmt.Sprintf("✗ step %d is not done yet:", w.step+1)), r.Saw)
+					sh.say("  %s", sh.Theme.Dim.Render("`hint` for a hint"))
+				}
+				return nil
+			},
+		},
+		&Command{
+			Name: "hint", Group: "lessons", Usage: "hint", Summary: "a hint for the open lesson's step, chosen from what its check sees",
+			Run: func(sh *Shell, c *Call) error {
+				w := sh.watch()
+				if w.lesson == nil {
+					return errNoLesson
+				}
+				st := &w.lesson.Steps[w.step]
+				r := st.Judge(lessons.Observe(sh.Session, sh.current))
+				if r.Pass {
+					sh.ok("step %d passes already (%s): `next`", w.step+1, r.Saw)
+					return nil
+				}
+				sh.say("%s", renderMarkdown("**Hint:** "+st.Hint(r), sh.Width-2, sh.Theme, ""))
+				sh.say("%s", sh.Theme.Dim.Render("  stepbox saw: "+r.Saw))
+				return nil
+			},
+		},
+		&Command{
+			Name: "solution", Group: "lessons", Usage: "solution [--run]", Summary: "the commands that solve the open lesson's step; --run runs them",
+			Flags: []Flag{{Name: "run", Help: "run them here, one by one, stopping at the first failure"}},
+			Run: func(sh *Shell, c *Call) error {
+				w := sh.watch()
+				if w.lesson == nil {
+					return errNoLesson
+				}
+				st := &w.lesson.Steps[w.step]
+				if !c.Has("run") {
+					sh.say("%s", sh.Theme.Dim.Render(fmt.Sprintf("solution of step %d (a leading '-' lets a line fail):", w.step+1)))
+					for _, l := range st.Solution {
+						sh.say("  %s", sh.Theme.Cmd.Render(l))
+					}
+					return nil
+				}
+				return sh.runLines(sh.interrupt, st.Solution, nil)
+			},
+		},
+	)
+}
+
+func runLesson(sh *Shell, c *Call) error {
+	w := sh.watch()
+	w.loadCourse(sh)
+	if len(c.Args) == 0 {
+		if w.lesson == nil {
+			fmt.Fprint(sh.Out, lessonList(w.course, w.progress, sh.Theme))
+			return nil
+		}
+		w.showStep(sh)
+		return nil
+	}
+	l, err := lessonArg(w.course, c.Args[0])
+	if err != nil {
+		return err
+	}
+	w.open(sh, l)
+	return nil
+}
+
+// lessonArg finds the lesson a command-line argument names.
+func lessonArg(course []*lessons.Lesson, arg string) (*lessons.Lesson, error) {
+	n, err := strconv.Atoi(arg)
+	if err != nil {
+		return nil, fmt.Errorf("%q is not a lesson number: the lessons are 1 to %d (`lesson list`)", arg, len(course))
+	}
+	return lessons.Lookup(course, n)
+}
+
+// resetProgress forgets progress as `lesson reset [N|all]` asks.
+func resetProgress(course []*lessons.Lesson, p *lessons.Progress, open *lessons.Lesson, args []string) (string, error) {
+	switch {
+	case len(args) == 1 && args[0] == "all":
+		p.Reset("")
+		return "progress in every lesson forgotten", nil
+	case len(args) == 1:
+		l, err := lessonArg(course, args[0])
+		if err != nil {
+			return "", err
+		}
+		p.Reset(l.ID)
+		return fmt.Sprintf("progress in lesson %d forgotten", l.Number), nil
+	case open != nil:
+		p.Reset(open.ID)
+		return fmt.Sprintf("progress in lesson %d forgotten: `lesson %d` starts it from step 1", open.Number, open.Number), nil
+	}
+	return "", errors.New("which lesson? `lesson reset N`, or `lesson reset all`")
+}
+
+// lessonList is `lesson list`: each lesson with its length and the
+// learner's progress.
+func lessonList(course []*lessons.Lesson, p *lessons.Progress, th viz.Theme) string {
+	var b strings.Builder
+	for _, l := range course {
+		lp := p.Lessons[l.ID]
+		state := th.Dim.Render("not started")
+		switch {
+		case lp != nil && len(lp.Done) == len(l.Steps):
+			state = th.Good.Render("✓ done")
+		case lp != nil:
+			state = fmt.Sprintf("%d/%d steps, at step %d", len(lp.Done), len(l.Steps), lp.Step+1)
+		}
+		mark := "  "
+		if p.Current == l.ID {
+			mark = th.Title.Render("▸ ")
+		}
+		fmt.Fprintf(&b, "%s%d  %-28s %2d steps  ~%2d min   %s\n", mark, l.Number, l.Title, len(l.Steps), l.Minutes, state)
+	}
+	if path := p.Path(); path != "" {
+		fmt.Fprintln(&b, th.Dim.Render("progress is kept in "+path))
+	}
+	return b.String()
+}
+
+// runLines runs script lines as a script would: each echoed (or shown by
+// echo, when given: the demo types it), a line starting with '-' may
+// fail, and the first other failure stops them.
+func (sh *Shell) runLines(ctx context.Context, lines []string, echo func(line string)) error {
+	for _, line := range lines {
+		tolerate := false
+		if rest, ok := strings.CutPrefix(line, "-"); ok {
+			tolerate, line = true, strings.TrimSpace(rest)
+		}
+		if echo != nil {
+			echo(line)
+		} else {
+			fmt.Fprintln(sh.Out, sh.Theme.Cmd.Render(sh.echoPrompt()+line))
+		}
+		if err := sh.Execute(ctx, line); err != nil {
+			fmt.Fprintln(sh.Err, sh.Theme.Bad.Render("error:")+" "+err.Error())
+			if !tolerate {
+				return err
+			}
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	return nil
+}

@@ -1,0 +1,220 @@
+package repl
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"time"
+
+	"stepbox/lessons"
+	"stepbox/primitives"
+)
+
+// typingDelay is how long the demo takes per typed character: slow enough
+// for a class to read along, quick enough not to bore it.
+const typingDelay = 35 * time.Millisecond
+
+// demoOptions are `stepbox demo`'s flags.
+type demoOptions struct {
+	auto    time.Duration // advance by itself after this long; 0 waits for a key
+	noPause bool          // no pauses and no typing delay (CI)
+}
+
+// DemoMain is `stepbox demo N [--auto SECONDS] [--no-pause]`: lecture
+// playback of lesson N's solution, with its explanations, in a fresh
+// session that is torn down at the end.
+func DemoMain(args []string, dirs primitives.Dirs, o ShellOptions) int {
+	l, opts, err := parseDemoArgs(lessons.All(), args)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "stepbox demo: %v\nusage: stepbox demo N [--auto SECONDS] [--no-pause]\n", err)
+		return 2
+	}
+	return runShell(dirs, o, func(sh *Shell, term *primitives.Terminal) int {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+		defer stop()
+		d := &demo{sh: sh, opts: opts, term: term}
+		if term == nil {
+			d.lines = bufio.NewReader(os.Stdin)
+		}
+		if failed := d.play(ctx, l); failed > 0 || ctx.Err() != nil {
+			return 1
+		}
+		return 0
+	})
+}
+
+func parseDemoArgs(course []*lessons.Lesson, args []string) (*lessons.Lesson, demoOptions, error) {
+	var opts demoOptions
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	auto := fs.Float64("auto", 0, "")
+	fs.BoolVar(&opts.noPause, "no-pause", false, "")
+	// The lesson number may come before or after the flags.
+	var pos []string
+	for len(args) > 0 {
+		if err := fs.Parse(args); err != nil {
+			return nil, opts, err
+		}
+		args = fs.Args()
+		if len(args) > 0 {
+			pos, args = append(pos, args[0]), args[1:]
+		}
+	}
+	if len(pos) != 1 {
+		return nil, opts, fmt.Errorf("name one lesson, 1 to %d", len(course))
+	}
+	if *auto < 0 {
+		return nil, opts, fmt.Errorf("--auto %v: give the seconds to wait, more than 0", *auto)
+	}
+	opts.auto = time.Duration(*auto * float64(time.Second))
+	l, err := lessonArg(course, pos[0])
+	return l, opts, err
+}
+
+// demo plays one lesson.
+type demo struct {
+	sh    *Shell
+	opts  demoOptions
+	term  *primitives.Terminal // keys come from here, or
+	lines *bufio.Reader        // from stdin, a line each, when it is not a terminal
+	quit  bool
+}
+
+var errQuit = errors.New("demo stopped")
+
+// play shows the lesson's intro, then each step: its text, the question to
+// predict, its solution typed and run, its check, the answer. It returns
+// how many steps failed their check.
+func (d *demo) play(ctx context.Context, l *lessons.Lesson) int {
+	sh, th := d.sh, d.sh.Theme
+	sh.watch().demo = true
+	d.clear()
+	fmt.Fprintln(sh.Out, frame(fmt.Sprintf("Lesson %d · %s", l.Number, l.Title),
+		d.body(l.Intro, fmt.Sprintf("%d steps · about %d minutes", len(l.Steps), l.Minutes)), sh.Width, th))
+	if d.pause(ctx, "press a key to begin") != nil {
+		return 0
+	}
+	failed := 0
+	for i := range l.Steps {
+		st := &l.Steps[i]
+		d.clear()
+		fmt.Fprintln(sh.Out, frame(fmt.Sprintf("Step %d of %d · %s", i+1, len(l.Steps), st.Title), d.body(st.Text, ""), sh.Width, th))
+		if st.Predict != nil {
+			fmt.Fprintln(sh.Out, "\n"+renderMarkdown("**Predict:** "+st.Predict.Question, sh.Width-4, th, "  "))
+			if d.pause(ctx, "think it over, then press a key") != nil {
+				return failed
+			}
+		}
+		fmt.Fprintln(sh.Out)
+		err := sh.runLines(ctx, st.Solution, d.typeLine)
+		if ctx.Err() != nil {
+			return failed + 1
+		}
+		if st.After != "" {
+			fmt.Fprintln(sh.Out, "\n"+renderMarkdown(st.After, sh.Width-4, th, "  "))
+		}
+		r := st.Judge(lessons.Observe(sh.Session, sh.current))
+		switch {
+		case err == nil && r.Pass:
+			fmt.Fprintln(sh.Out, "\n  "+th.Good.Render("✓ "+r.Saw))
+		default:
+			failed++
+			fmt.Fprintln(sh.Out, "\n  "+th.Bad.Render("✗ the step's check did not pass: "+r.Saw))
+		}
+		if st.Predict != nil {
+			fmt.Fprintln(sh.Out, frame("Answer", d.body(st.Predict.Answer, ""), sh.Width, th))
+		}
+		next := fmt.Sprintf("press a key for step %d", i+2)
+		if i+1 == len(l.Steps) {
+			next = "press a key to finish"
+		}
+		if d.pause(ctx, next) != nil {
+			return failed
+		}
+	}
+	summary := fmt.Sprintf("All %d steps ran and passed their checks. Every box goes away now; the host is as it was.", len(l.Steps))
+	if failed > 0 {
+		summary = fmt.Sprintf("%d of %d steps did not pass their checks.", failed, len(l.Steps))
+	}
+	fmt.Fprintln(sh.Out, frame(fmt.Sprintf("End of lesson %d", l.Number), d.body(summary, ""), sh.Width, th))
+	return failed
+}
+
+// body wraps Markdown for a frame, with an optional dim last line.
+func (d *demo) body(md, foot string) []string {
+	lines := strings.Split(renderMarkdown(md, d.sh.Width-10, d.sh.Theme, ""), "\n")
+	if foot != "" {
+		lines = append(lines, "", d.sh.Theme.Dim.Render(foot))
+	}
+	return lines
+}
+
+// typeLine types a command at the prompt, a character at a time.
+func (d *demo) typeLine(line string) {
+	sh := d.sh
+	fmt.Fprint(sh.Out, sh.Theme.Cmd.Render(sh.echoPrompt()))
+	if d.opts.noPause {
+		fmt.Fprintln(sh.Out, sh.Theme.Cmd.Render(line))
+		return
+	}
+	for _, r := range line {
+		fmt.Fprint(sh.Out, sh.Theme.Cmd.Render(string(r)))
+		time.Sleep(typingDelay)
+	}
+	fmt.Fprintln(sh.Out)
+}
+
+// pause waits for a key, or --auto's time; errQuit when the lecturer
+// pressed q, or the context ended.
+func (d *demo) pause(ctx context.Context, what string) error {
+	sh := d.sh
+	switch {
+	case d.quit || ctx.Err() != nil:
+		return errQuit
+	case d.opts.noPause:
+		return nil
+	case d.opts.auto > 0:
+		fmt.Fprintln(sh.Out, "\n"+sh.Theme.Dim.Render(fmt.Sprintf("  … next in %s", strconv.FormatFloat(d.opts.auto.Seconds(), 'f', -1, 64)+"s")))
+		select {
+		case <-time.After(d.opts.auto):
+			return nil
+		case <-ctx.Done():
+			return errQuit
+		}
+	}
+	fmt.Fprintln(sh.Out, "\n"+sh.Theme.Dim.Render("  ▸ "+what+" (q quits)"))
+	var key string
+	if d.term != nil {
+		b, err := d.term.ReadKey()
+		if err != nil {
+			return errQuit
+		}
+		key = string(b)
+	} else {
+		line, err := d.lines.ReadString('\n')
+		if err != nil {
+			// Stdin is used up: play the rest without pausing.
+			d.opts.noPause = true
+		}
+		key = strings.TrimSpace(line)
+	}
+	if key == "q" || key == "Q" || key == "\x03" {
+		d.quit = true
+		return errQuit
+	}
+	return nil
+}
+
+// clear empties the screen between steps on a terminal.
+func (d *demo) clear() {
+	if d.term != nil && !d.sh.Theme.Plain {
+		fmt.Fprint(d.sh.Out, "\x1b[H\x1b[2J")
+	}
+}

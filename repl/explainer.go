@@ -1,0 +1,371 @@
+package repl
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"stepbox/primitives"
+	"stepbox/primitives/cgroups"
+	"stepbox/primitives/rootfs"
+	"stepbox/primitives/step"
+)
+
+// The failure explainer: when a step fails, stepbox prints the kernel's
+// own words (the syscall and its errno, as strace would), then the rule
+// that was broken and what to do about it, from the table of known
+// causes below.
+
+// failure is what a failed command tells the explainer.
+type failure struct {
+	cmd   string     // the stepbox command: "pivot_root", "cgroup set"
+	call  string     // the failed syscall in strace form, "" when unknown
+	errno unix.Errno // 0 when the kernel said nothing
+	msg   string     // the whole error as printed
+	pivot rootfs.PivotRule
+	user  bool // the current box has a user namespace of its own
+	root  bool // stepbox runs as uid 0
+	exit  *ExitError
+}
+
+// syscall is the name of the failed call: "write" of write(5, "abc", 3).
+func (f *failure) syscall() string {
+	name, _, _ := strings.Cut(f.call, "(")
+	return name
+}
+
+// says reports whether the error's text mentions s.
+func (f *failure) says(s string) bool { return strings.Contains(f.msg, s) }
+
+// cause is one known way a step fails: which call, which errno, in which
+// context (when), the kernel rule it broke and what to do.
+type cause struct {
+	name  string
+	calls []string   // syscall names it applies to; none: any
+	errno unix.Errno // 0: any, or none
+	when  func(f *failure) bool
+	rule  string
+	do    string
+}
+
+func (c cause) matches(f *failure) bool {
+	if c.errno != 0 && c.errno != f.errno {
+		return false
+	}
+	if len(c.calls) > 0 && !slices.Contains(c.calls, f.syscall()) {
+		return false
+	}
+	return c.when == nil || c.when(f)
+}
+
+var mountCalls = []string{"mount", "fsconfig", "fsmount", "move_mount"}
+
+// causes is the table, most specific first: the first that matches wins.
+var causes = []cause{
+	{
+		name: "pivot_root on a shared mount", calls: []string{"pivot_root"}, errno: unix.EINVAL,
+		when: func(f *failure) bool { return f.pivot == rootfs.PivotSharedMount },
+		rule: "pivot_root(2) refuses (EINVAL) while the new root's parent mount or the current root has shared propagation: the move would propagate to their peers, and systemd makes / shared",
+		do:   "make the box's mounts private first, `mount --make-rprivate /` in its mount namespace (stepbox's pivot_root does it: something changed the propagation since)",
+	},
+	{
+		name: "pivot_root into a directory that is not a mount point", calls: []string{"pivot_root"},
+		when: func(f *failure) bool { return f.pivot == rootfs.PivotNotMountPoint },
+		rule: "new_root must be a mount point of its own, not a directory on the current root's mount (EINVAL, or EBUSY when they share a mount)",
+		do:   "bind-mount it onto itself first, `mount --bind DIR DIR`; `mount overlay` makes the box's new root a mount point",
+	},
+	{
+		name: "pivot_root after chroot", calls: []string{"pivot_root"}, errno: unix.EINVAL,
+		when: func(f *failure) bool { return f.pivot == rootfs.PivotRootNotMountPoint },
+		rule: "pivot_root(2) needs the caller's root to be a mount point; after chroot into a plain directory it is not",
+		do:   "pivot_root from a box that never ran chroot: `rm` this one and build a new one",
+	},
+	{
+		name: "pivot_root in the host's mount namespace",
+		when: func(f *failure) bool { return f.pivot == rootfs.PivotNoMountNamespace },
+		rule: "pivot_root changes the root of every process in the caller's mount namespace: in the host's, that is every process on the host",
+		do:   "`unshare mnt` first, so the box has a mount namespace of its own",
+	},
+	{
+		name: "unshare user in a running box",
+		when: func(f *failure) bool {
+			return f.says("unshare user") || (f.errno == unix.EINVAL && f.says("CLONE_NEWUSER"))
+		},
+		rule: "unshare(CLONE_NEWUSER) fails with EINVAL in a multi-threaded process, and every Go program is one; the user namespace must also come first, since it owns the namespaces made after it",
+		do:   "start the box with `new NAME --user`: the user namespace is made with the box process, by clone(CLONE_NEWUSER)",
+	},
+	{
+		name: "mount sysfs in a user namespace without a network namespace", calls: mountCalls, errno: unix.EPERM,
+		when: func(f *failure) bool { return f.user && f.says("sysfs") },
+		rule: "in a user namespace, sysfs may be mounted only by a process whose network namespace that user namespace owns",
+		do:   "`unshare net` first, then `mount sys`",
+	},
+	{
+		name: "mount proc in a user namespace without a PID namespace", calls: mountCalls, errno: unix.EPERM,
+		when: func(f *failure) bool { return f.user && f.says(`"proc"`) },
+		rule: "in a user namespace, proc may be mounted only for a PID namespace that user namespace owns, by a process inside it",
+		do:   "`unshare pid` first; the box's PID 1 mounts /proc (pivot_root does it when the box has one)",
+	},
+	{
+		name: "a namespace owned by another user namespace", calls: []string{"unshare", "sethostname", "setns", "mount", "umount2", "pivot_root", "chroot"}, errno: unix.EPERM,
+		when: func(f *failure) bool { return f.user || f.cmd == "enter" },
+		rule: "the capability a namespace operation needs (CAP_SYS_ADMIN, CAP_SYS_CHROOT) counts only in the user namespace that owns the namespace; the box's capabilities do not reach the host's namespaces, nor the session's the box's",
+		do:   "change only what the box's own user namespace owns: `unshare` the namespace inside the box first; to join from the host, run stepbox as root",
+	},
+	{
+		name: "a missing capability", calls: []string{"unshare", "sethostname", "setns", "mount", "umount2", "pivot_root", "chroot", "clone", "mknod"}, errno: unix.EPERM,
+		when: func(f *failure) bool { return !f.root },
+		rule: "this call needs a capability in the user namespace that owns what it changes: CAP_SYS_ADMIN for namespaces, mounts and the hostname, CAP_SYS_CHROOT for chroot, CAP_MKNOD for devices; a process of an ordinary user has none in the host's",
+		do:   "run stepbox as root, or start the box with `new NAME --user`: uid 0 of a user namespace of its own holds them over the namespaces it makes",
+	},
+	{
+		name: "fork refused at pids.max", errno: unix.EAGAIN,
+		when: func(f *failure) bool { return f.exit == nil },
+		rule: "fork(2) and clone(2) fail with EAGAIN once the box's cgroup holds pids.max tasks (every thread counts), or the user's RLIMIT_NPROC is reached",
+		do:   "`cgroup` shows pids against the limit; raise it with `cgroup limit pids N` (or max), or end processes first",
+	},
+	{
+		name: "a command stopped by pids.max",
+		when: func(f *failure) bool { return f.exit != nil && f.exit.Hits.PidsRefused > 0 },
+		rule: "the box's cgroup reached pids.max: the kernel refused the command's fork(2)s with EAGAIN (a shell says \"can't fork\"), and it gave up",
+		do:   "raise the limit with `cgroup limit pids N` (or max); `cgroup` shows pids.current against pids.max and the refusals",
+	},
+	{
+		name: "a command killed by the OOM killer",
+		when: func(f *failure) bool { return f.exit != nil && f.exit.Hits.OOMKills > 0 },
+		rule: "the box's cgroup reached its memory limit and reclaim could not free enough: the kernel's OOM killer sent SIGKILL to a process in it",
+		do:   "raise the limit with `cgroup limit memory SIZE`, or make the command need less; `cgroup` shows usage against the limit and the oom_kill count",
+	},
+	{
+		name: "fork in a PID namespace whose PID 1 has exited", calls: []string{"clone", "fork", "execve"}, errno: unix.ENOMEM,
+		rule: "a PID namespace whose PID 1 has exited takes no new process: fork(2) fails with ENOMEM (pid_namespaces(7))",
+		do:   "this box can run nothing more: `rm` it and make a new one",
+	},
+	{
+		name: "rmdir of a cgroup still in use", calls: []string{"rmdir"}, errno: unix.EBUSY,
+		rule: "a cgroup can be removed only when it holds no process and no child cgroup (rmdir(2): EBUSY)",
+		do:   "end its processes or move them to another cgroup's cgroup.procs, remove the child cgroups first; `stepbox cleanup` does it for a crashed session",
+	},
+	{
+		name: "controllers switched on above processes (cgroup v2)", calls: []string{"write"}, errno: unix.EBUSY,
+		when: func(f *failure) bool { return f.says("subtree_control") || f.says("cgroup.procs") },
+		rule: "cgroup v2 lets no cgroup but the root hold processes while it hands controllers to its children (the no-internal-processes rule, cgroups(7))",
+		do:   "put processes only in leaf cgroups, and switch controllers on only in cgroups without processes",
+	},
+	{
+		name: "attach to a cpuset with no CPUs (cgroup v1)", calls: []string{"write"}, errno: unix.ENOSPC,
+		rule: "a v1 cpuset cgroup whose cpuset.cpus or cpuset.mems is empty takes no task (ENOSPC)",
+		do:   "fill them from the parent: `cgroup set cpuset.cpus 0-1`, `cgroup set cpuset.mems 0`",
+	},
+	{
+		name: "a process that has exited", calls: []string{"write"}, errno: unix.ESRCH,
+		rule: "a PID written to cgroup.procs must name a live process",
+		do:   "the process ended before it could be moved: `ps` shows what runs now",
+	},
+	{
+		name: "a value the control file does not take", calls: []string{"write"}, errno: unix.EINVAL,
+		rule: "each control file parses its own format, and this value is not in it: pids.max takes a count or max, memory.max bytes or max (v1 memory.limit_in_bytes: bytes or -1), cpu.max \"QUOTA PERIOD\"",
+		do:   "`cgroup limit memory|pids|cpu VALUE` writes the right format for this host's cgroup version; `!cat` the file to see its current value",
+	},
+	{
+		name: "a control file that is not there",
+		when: func(f *failure) bool {
+			return (f.syscall() == "openat" && f.errno == unix.ENOENT) || f.says("no such control file") || f.says("controller (") || f.says("has no ") && f.says(" controller")
+		},
+		rule: "a cgroup shows only the control files of its controllers: in v2, those its parent switched on in cgroup.subtree_control; in v1, each controller's files live in that controller's own hierarchy",
+		do:   "Tab after `cgroup set` lists the files that exist; on v2 a controller is switched on with `echo +memory > PARENT/cgroup.subtree_control`",
+	},
+	{
+		name: "a control file that is not writable", calls: []string{"openat", "write"},
+		when: func(f *failure) bool { return f.errno == unix.EACCES || f.errno == unix.EPERM },
+		rule: "cgroup control files belong to root unless the cgroup was delegated to you",
+		do:   "run stepbox as root (sudo), or give it a delegated cgroup with --cgroup-parent",
+	},
+	{
+		name: "a busy mount point", calls: mountCalls, errno: unix.EBUSY,
+		rule: "mount(2) refuses a target that is already mounted in a way the new mount conflicts with, or a source that is busy",
+		do:   "pick another path, or `!umount` what is there first (`mounts` shows the box's table)",
+	},
+	{
+		name: "overlayfs refusing its options", calls: mountCalls, errno: unix.EINVAL,
+		when: func(f *failure) bool { return f.says("overlay") },
+		rule: "overlayfs refused the options: every lowerdir must be a directory, upper and work on the same filesystem, no two overlapping; inside a user namespace it needs userxattr (Linux 5.11+)",
+		do:   "`stepbox doctor` checks overlay support; `layers` lists the layers that exist",
+	},
+	{
+		name: "a missing mount point or source", errno: unix.ENOENT,
+		when: func(f *failure) bool { return strings.HasPrefix(f.cmd, "mount") },
+		rule: "mount(2) needs the target, and for a bind the source, to exist as the box sees its files",
+		do:   "give a path that exists (stepbox creates missing mount points inside the box's root); after pivot_root the host's paths are out of reach",
+	},
+	{
+		name: "a command not in the box",
+		when: func(f *failure) bool { return f.says("command not found in the box") },
+		rule: "the box looks commands up in its own root: after pivot_root or chroot, only the layers' files exist there",
+		do:   "`exec ls /bin` shows what the box has; add a program with a layer (`layer put`) and a new box",
+	},
+	{
+		name: "a file that cannot be executed", calls: []string{"execve"}, errno: unix.EACCES,
+		rule: "execve(2) runs only a regular file with execute permission, on a mount without noexec",
+		do:   "`!chmod +x` it in its layer, or run it through its interpreter: `exec sh FILE`",
+	},
+	{
+		name: "a name that is taken", errno: unix.EEXIST,
+		rule: "the kernel will not create a file, directory or cgroup over one that exists",
+		do:   "pick another name; `layers` and `boxes` list what exists",
+	},
+	{
+		name: "a read-only filesystem", errno: unix.EROFS,
+		rule: "the file is on a read-only mount: a volume bound with :ro, /sys, or a layer seen through its read-only lowerdir",
+		do:   "write somewhere writable: the box's own upper dir (its / after pivot_root), or a tmpfs",
+	},
+	{
+		name: "joining a namespace a Go process cannot join", calls: []string{"setns"}, errno: unix.EINVAL,
+		rule: "setns(2) into a user or time namespace needs a single-threaded caller, and every Go process has several threads",
+		do:   "`enter` the other namespaces; run `!nsenter -t $BOX_PID -U …` for the user namespace",
+	},
+}
+
+// explainFailure finds the cause of err, or nil.
+func explainFailure(f *failure) *cause {
+	for i := range causes {
+		if causes[i].matches(f) {
+			return &causes[i]
+		}
+	}
+	return nil
+}
+
+// errnoNames are the errnos the explainer knows by their text as well,
+// for errors that crossed from the box process as text only.
+var errnoNames = []unix.Errno{
+	unix.EPERM, unix.ENOENT, unix.ESRCH, unix.EAGAIN, unix.ENOMEM, unix.EACCES, unix.EBUSY,
+	unix.EEXIST, unix.EINVAL, unix.ENOSPC, unix.EROFS, unix.ELOOP, unix.EUSERS,
+}
+
+var callInText = regexp.MustCompile(`\b(unshare|setns|sethostname|mount|umount2|pivot_root|chroot|mkdirat|mkdir|rmdir|openat|write|clone|mknod|fsconfig|fsmount|move_mount)\(`)
+
+// failureOf reads what the explainer needs out of a command's error.
+func (sh *Shell) failureOf(err error) *failure {
+	f := &failure{msg: err.Error(), root: os.Geteuid() == 0}
+	var ce *CommandError
+	if errors.As(err, &ce) {
+		f.cmd = ce.Cmd
+	}
+	if b := sh.Current(); b != nil {
+		f.user = b.User
+	}
+	var se *step.SyscallError
+	var pathErr *fs.PathError
+	switch {
+	case errors.As(err, &se):
+		f.call = se.Call
+	case errors.As(err, &pathErr):
+		f.call = fmt.Sprintf("%s(%s)", pathErr.Op, step.Quote(pathErr.Path))
+	}
+	f.errno = step.Errno(err)
+	var pe *rootfs.PivotRootError
+	if errors.As(err, &pe) {
+		f.pivot = pe.Rule
+	}
+	errors.As(err, &f.exit)
+	if f.errno == 0 {
+		for _, e := range errnoNames {
+			if strings.Contains(f.msg, e.Error()) || strings.Contains(f.msg, unix.ErrnoName(e)+" (") {
+				f.errno = e
+				break
+			}
+		}
+	}
+	if f.call == "" {
+		if m := callInText.FindStringSubmatch(f.msg); m != nil {
+			f.call = m[1] + "(…)"
+		} else if strings.Contains(f.msg, "fork/exec") {
+			// os.StartProcess: the errno is the fork's or the execve's.
+			f.call = "execve(…)"
+			if f.errno == unix.EAGAIN || f.errno == unix.ENOMEM {
+				f.call = "clone(…)"
+			}
+		}
+	}
+	return f
+}
+
+// reportError prints a failed command: the error, the kernel's own words,
+// and, when the cause is known, the rule broken and what to do.
+func (sh *Shell) reportError(err error) {
+	th := sh.Theme
+	fmt.Fprintln(sh.Err, th.Bad.Render("error:")+" "+err.Error())
+	f := sh.failureOf(err)
+	if kernel := f.kernelSaid(); kernel != "" {
+		fmt.Fprintln(sh.Err, th.Dim.Render("  kernel: ")+kernel)
+	}
+	if c := explainFailure(f); c != nil {
+		fmt.Fprintln(sh.Err, th.Dim.Render("  why:    ")+c.rule)
+		fmt.Fprintln(sh.Err, th.Dim.Render("  do:     ")+c.do)
+	}
+}
+
+// kernelSaid is the failure as the kernel reported it, strace-style.
+func (f *failure) kernelSaid() string {
+	switch {
+	case f.exit != nil && f.exit.Hits.PidsRefused > 0:
+		return fmt.Sprintf("clone(…) = -1 EAGAIN (Resource temporarily unavailable), counted in pids.events: max +%d", f.exit.Hits.PidsRefused)
+	case f.exit != nil && f.exit.Hits.OOMKills > 0:
+		return fmt.Sprintf("SIGKILL from the OOM killer, counted in the memory events: oom_kill +%d", f.exit.Hits.OOMKills)
+	case f.errno == 0:
+		return ""
+	}
+	if f.call == "" {
+		return step.Result(f.errno)
+	}
+	return f.call + " = " + step.Result(f.errno)
+}
+
+// limitHits are the cgroup events a command caused: how often the
+// kernel refused it a fork at pids.max, and how many of its processes the
+// OOM killer ended.
+type limitHits struct {
+	PidsRefused int64
+	OOMKills    int64
+}
+
+// cgroupEvents reads the box's pids and memory event counters; zero when
+// the box has no cgroup or they cannot be read.
+func (sh *Shell) cgroupEvents(b *primitives.Box) limitHits {
+	g := b.Cgroup()
+	if g == nil {
+		return limitHits{}
+	}
+	h, err := sh.Session.Cgroups()
+	if err != nil {
+		return limitHits{}
+	}
+	st, err := h.Stats(g)
+	if err != nil {
+		return limitHits{}
+	}
+	return eventsOf(st)
+}
+
+func eventsOf(st cgroups.Stats) limitHits {
+	var l limitHits
+	if st.Pids != nil {
+		l.PidsRefused = st.Pids.Refused
+	}
+	if st.Memory != nil {
+		l.OOMKills = st.Memory.OOMKill
+	}
+	return l
+}
+
+// since is what happened between before and l.
+func (l limitHits) since(before limitHits) limitHits {
+	return limitHits{PidsRefused: l.PidsRefused - before.PidsRefused, OOMKills: l.OOMKills - before.OOMKills}
+}

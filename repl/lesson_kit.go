@@ -1,0 +1,171 @@
+package repl
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+
+	"stepbox/lessons"
+	"stepbox/primitives"
+	"stepbox/viz"
+)
+
+// The lesson kit: adding a lesson is adding one file, and
+// `stepbox lesson check` proves it against the real kernel. For each
+// lesson it lints the file, then, in a session of its own, asserts that
+// no check passes in a fresh session or on a fresh box, and that each
+// step's check fails before its solution runs and passes after.
+
+// KitMain is `stepbox lesson check [N|FILE…] [-v]`.
+func KitMain(args []string, dirs primitives.Dirs) int {
+	verbose := false
+	var pick []string
+	for _, a := range args {
+		if a == "-v" || a == "--verbose" {
+			verbose = true
+			continue
+		}
+		pick = append(pick, a)
+	}
+	course, err := kitLessons(lessons.All(), pick)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "stepbox lesson check:", err)
+		return 2
+	}
+	if os.Geteuid() != 0 {
+		fmt.Fprintln(os.Stderr, "stepbox lesson check: runs every solution against the kernel, which needs root (namespaces, mounts, cgroups)")
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	code := 0
+	for _, l := range course {
+		var log bytes.Buffer
+		var out io.Writer = &log
+		if verbose {
+			out = os.Stdout
+		}
+		problems := checkLesson(ctx, l, dirs, out)
+		if len(problems) == 0 {
+			fmt.Printf("ok    lesson %d · %s: %d steps, every check fails before its solution and passes after\n", l.Number, l.Title, len(l.Steps))
+			continue
+		}
+		code = 1
+		fmt.Printf("FAIL  lesson %d · %s (%s)\n", l.Number, l.Title, l.File)
+		for _, p := range problems {
+			fmt.Printf("      %s\n", p)
+		}
+		if !verbose {
+			fmt.Print(indentLines(log.String(), "      | "))
+		}
+	}
+	return code
+}
+
+// kitLessons picks the lessons to check: all, numbers of the course, or
+// lesson files (a lesson being written need not be built in yet).
+func kitLessons(course []*lessons.Lesson, pick []string) ([]*lessons.Lesson, error) {
+	if len(pick) == 0 {
+		return course, nil
+	}
+	var out []*lessons.Lesson
+	for _, p := range pick {
+		if strings.HasSuffix(p, ".md") {
+			src, err := os.ReadFile(p)
+			if err != nil {
+				return nil, err
+			}
+			l, err := lessons.Parse(p, string(src))
+			if err != nil {
+				return nil, err
+			}
+			l.Number = len(course) + 1
+			out = append(out, l)
+			continue
+		}
+		l, err := lessonArg(course, p)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, l)
+	}
+	return out, nil
+}
+
+// checkLesson runs l against the kernel in a fresh session and returns
+// what is wrong with it; the session's output goes to log.
+func checkLesson(ctx context.Context, l *lessons.Lesson, dirs primitives.Dirs, log io.Writer) (problems []string) {
+	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+	if err := l.Lint(); err != nil {
+		for _, e := range strings.Split(err.Error(), "\n") {
+			add("%s", e)
+		}
+		return problems
+	}
+	s, err := primitives.OpenSession(dirs)
+	if err != nil {
+		add("open a session: %v", err)
+		return problems
+	}
+	sh := NewShell(s, log, log, viz.NewTheme("plain"), 100)
+	defer func() {
+		if err := s.Close(); err != nil {
+			add("teardown: %v", err)
+		}
+	}()
+	name := func(i int) string { return fmt.Sprintf("step %d (%s)", i+1, l.Steps[i].Title) }
+	observe := func() *lessons.State { return lessons.Observe(s, sh.current) }
+
+	// No check may pass vacuously: not in an empty session, not on a box
+	// that has done nothing yet.
+	for _, when := range []string{"in a fresh session", "on a fresh box"} {
+		if when == "on a fresh box" {
+			if err := sh.Execute(ctx, "new fresh"); err != nil {
+				add("new fresh: %v", err)
+				return problems
+			}
+		}
+		st := observe()
+		for i := range l.Steps {
+			if r := l.Steps[i].Judge(st); r.Pass {
+				add("%s: its check passes %s (%s)", name(i), when, r.Saw)
+			}
+		}
+	}
+	if err := sh.Execute(ctx, "rm fresh"); err != nil {
+		add("rm fresh: %v", err)
+		return problems
+	}
+	for i := range l.Steps {
+		st := &l.Steps[i]
+		fmt.Fprintf(log, "# %s\n", name(i))
+		if r := st.Judge(observe()); r.Pass {
+			add("%s: its check passes before its solution runs (%s)", name(i), r.Saw)
+		}
+		if err := sh.runLines(ctx, st.Solution, nil); err != nil {
+			if errors.Is(err, context.Canceled) {
+				add("interrupted")
+				return problems
+			}
+			add("%s: its solution failed: %v", name(i), err)
+			return problems
+		}
+		if r := st.Judge(observe()); !r.Pass {
+			add("%s: its check fails after its solution: %s (finding %s)", name(i), r.Saw, r.Finding)
+		}
+	}
+	return problems
+}
+
+func indentLines(s, prefix string) string {
+	var b strings.Builder
+	for _, l := range strings.Split(strings.TrimRight(s, "\n"), "\n") {
+		b.WriteString(prefix + l + "\n")
+	}
+	return b.String()
+}

@@ -1,0 +1,165 @@
+package repl
+
+import (
+	"strings"
+	"unicode/utf8"
+
+	"github.com/charmbracelet/lipgloss"
+
+	"stepbox/viz"
+)
+
+// The lessons' Markdown, for a terminal: paragraphs wrapped to the width,
+// "- " items with a hanging indent, `code` in the command style and
+// **bold** in the title style. Nothing more is needed by the lessons.
+
+type span struct {
+	text  string
+	style int // plain, code or bold
+}
+
+const (
+	plainText = iota
+	codeText
+	boldText
+)
+
+// renderMarkdown wraps md to width columns, each line starting with indent.
+func renderMarkdown(md string, width int, th viz.Theme, indent string) string {
+	var out []string
+	for _, para := range strings.Split(strings.TrimSpace(md), "\n\n") {
+		var items []string // a paragraph, or its list items
+		for _, line := range strings.Split(para, "\n") {
+			line = strings.TrimSpace(line)
+			if strings.HasPrefix(line, "- ") || len(items) == 0 {
+				items = append(items, line)
+				continue
+			}
+			items[len(items)-1] += " " + line
+		}
+		for _, item := range items {
+			first, rest := indent, indent
+			if body, ok := strings.CutPrefix(item, "- "); ok {
+				item, first, rest = body, indent+"• ", indent+"  "
+			}
+			out = append(out, wrapSpans(parseInline(item), width, th, first, rest)...)
+		}
+		out = append(out, "")
+	}
+	return strings.TrimRight(strings.Join(out, "\n"), "\n")
+}
+
+// parseInline splits text at `code` and **bold** markers.
+func parseInline(text string) []span {
+	var out []span
+	style := plainText
+	var cur strings.Builder
+	flush := func() {
+		if cur.Len() > 0 {
+			out = append(out, span{cur.String(), style})
+			cur.Reset()
+		}
+	}
+	for i := 0; i < len(text); i++ {
+		switch {
+		case text[i] == '`' && style != boldText:
+			flush()
+			style = toggle(style, codeText)
+		case strings.HasPrefix(text[i:], "**") && style != codeText:
+			flush()
+			style = toggle(style, boldText)
+			i++
+		default:
+			cur.WriteByte(text[i])
+		}
+	}
+	flush()
+	return out
+}
+
+// toggle opens style, or closes it when it is open.
+func toggle(cur, style int) int {
+	if cur == style {
+		return plainText
+	}
+	return style
+}
+
+// wrapSpans breaks spans into lines of at most width columns; a word
+// keeps its styles across spans ("`ns`," is one word).
+func wrapSpans(spans []span, width int, th viz.Theme, first, rest string) []string {
+	type word struct {
+		parts []span
+		n     int
+	}
+	var words []word
+	var cur word
+	for _, s := range spans {
+		for i, piece := range strings.Split(s.text, " ") {
+			if i > 0 && cur.n > 0 {
+				words = append(words, cur)
+				cur = word{}
+			}
+			if piece != "" {
+				cur.parts = append(cur.parts, span{piece, s.style})
+				cur.n += utf8.RuneCountInString(piece)
+			}
+		}
+	}
+	if cur.n > 0 {
+		words = append(words, cur)
+	}
+	render := func(w word) string {
+		var b strings.Builder
+		for _, p := range w.parts {
+			switch p.style {
+			case codeText:
+				b.WriteString(th.Cmd.Render(p.text))
+			case boldText:
+				b.WriteString(th.Title.Render(p.text))
+			default:
+				b.WriteString(p.text)
+			}
+		}
+		return b.String()
+	}
+	var lines []string
+	line, n := first, utf8.RuneCountInString(first)
+	empty := true
+	for _, w := range words {
+		if !empty && n+1+w.n > width {
+			lines = append(lines, line)
+			line, n, empty = rest, utf8.RuneCountInString(rest), true
+		}
+		if !empty {
+			line += " "
+			n++
+		}
+		line += render(w)
+		n += w.n
+		empty = false
+	}
+	return append(lines, line)
+}
+
+// frame draws a large, quiet panel for lectures: a rounded border, room
+// around the text, the title in the title style.
+func frame(title string, body []string, width int, th viz.Theme) string {
+	inner := width - 2
+	pad := func(s string) string {
+		gap := inner - 3 - lipgloss.Width(s)
+		if gap < 0 {
+			gap = 0
+		}
+		return th.Border.Render("│") + "   " + s + strings.Repeat(" ", gap) + th.Border.Render("│")
+	}
+	lines := []string{th.Border.Render("╭" + strings.Repeat("─", inner) + "╮"), pad("")}
+	if title != "" {
+		lines = append(lines, pad(th.Title.Render(title)), pad(""))
+	}
+	for _, l := range body {
+		lines = append(lines, pad(l))
+	}
+	lines = append(lines, pad(""), th.Border.Render("╰"+strings.Repeat("─", inner)+"╯"))
+	return strings.Join(lines, "\n")
+}

@@ -1,0 +1,64 @@
+package repl
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"stepbox/lessons"
+	"stepbox/viz"
+)
+
+func TestLessonTextIsWrappedAndItsCodeKeptWhole(t *testing.T) {
+	md := "A process sits in one namespace of each type: run `ls -l /proc/$$/ns` and compare **every** line.\n\n- first item, long enough to wrap onto a second line of its own\n- second"
+	got := renderMarkdown(md, 40, viz.NewTheme("plain"), "  ")
+	want := `  A process sits in one namespace of
+  each type: run ls -l /proc/$$/ns and
+  compare every line.
+
+  • first item, long enough to wrap onto
+    a second line of its own
+  • second`
+	if got != want {
+		t.Fatalf("got\n%s\nwant\n%s", got, want)
+	}
+	for _, l := range strings.Split(got, "\n") {
+		if len([]rune(l)) > 40 {
+			t.Errorf("line wider than 40: %q", l)
+		}
+	}
+}
+
+func TestAFrameIsAsWideAsAsked(t *testing.T) {
+	for _, l := range strings.Split(frame("Step 1 of 6 · Title", []string{"text"}, 60, viz.NewTheme("plain")), "\n") {
+		if n := len([]rune(l)); n != 60 {
+			t.Fatalf("frame line %q is %d wide, want 60", l, n)
+		}
+	}
+}
+
+func TestDemoTakesItsLessonAndFlagsInAnyOrder(t *testing.T) {
+	course := lessons.All()
+	for args, want := range map[string]demoOptions{
+		"3 --auto 5":            {auto: 5 * time.Second},
+		"--no-pause 3":          {noPause: true},
+		"--auto=0.5 3":          {auto: 500 * time.Millisecond},
+		"3 --no-pause --auto 2": {auto: 2 * time.Second, noPause: true},
+	} {
+		l, o, err := parseDemoArgs(course, strings.Fields(args))
+		if err != nil || l.Number != 3 || o != want {
+			t.Errorf("%s: lesson %v, %+v, %v", args, l, o, err)
+		}
+	}
+	for args, want := range map[string]string{
+		"":            "name one lesson",
+		"1 2":         "name one lesson",
+		"9":           "there are lessons 1 to 6",
+		"2 --auto -1": "--auto -1",
+		"2 --fast":    "flag provided but not defined",
+	} {
+		if _, _, err := parseDemoArgs(course, strings.Fields(args)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: error %v, want %q", args, err, want)
+		}
+	}
+}

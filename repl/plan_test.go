@@ -1,0 +1,223 @@
+package repl
+
+import (
+	"bytes"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"stepbox/primitives/step"
+)
+
+// planOf is the record `explain LINE` shows: the command's plan.
+func planOf(t *testing.T, sh *Shell, line string) *step.Step {
+	t.Helper()
+	words, err := sh.split(line)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd, args, err := lookup(words)
+	if err != nil {
+		t.Fatal(err)
+	}
+	call, err := cmd.parse(args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cmd.Plan == nil {
+		t.Fatalf("%s has no plan", line)
+	}
+	st, err := cmd.Plan(sh, call)
+	if err != nil {
+		t.Fatalf("explain %s: %v", line, err)
+	}
+	return st
+}
+
+// planThenRun plans line, runs it, and returns the plan and the record
+// the step wrote (nil for a command that writes none).
+func planThenRun(t *testing.T, sh *Shell, out *bytes.Buffer, line string) (plan, record *step.Step) {
+	t.Helper()
+	plan = planOf(t, sh, line)
+	sh.lastStep = nil
+	run(t, sh, out, line)
+	return plan, sh.lastStep
+}
+
+// emptyParts names the parts of a record that are missing.
+func emptyParts(st *step.Step) []string {
+	var missing []string
+	if len(st.Calls) == 0 {
+		missing = append(missing, "syscalls")
+	}
+	if len(st.Shell) == 0 {
+		missing = append(missing, "shell equivalent")
+	}
+	if len(st.Man) == 0 {
+		missing = append(missing, "man page")
+	}
+	if st.Undo == "" {
+		missing = append(missing, "undo")
+	}
+	if st.Summary == "" {
+		missing = append(missing, "summary")
+	}
+	return missing
+}
+
+// volatile parts of a record: descriptors, a layer's temporary name, the
+// time a removed layer is set aside under.
+var planNormal = []struct {
+	re   *regexp.Regexp
+	with string
+}{
+	{regexp.MustCompile(`\b(write|close|fsconfig|fsmount|move_mount)\(\d+`), "$1(FD"},
+	{regexp.MustCompile(`\.new-([^/"]+)-[0-9X]+`), ".new-$1-TMP"},
+	{regexp.MustCompile(`\.rm-([^/"]+)-[0-9N]+`), ".rm-$1-TIME"},
+}
+
+func normal(s string) string {
+	for _, n := range planNormal {
+		s = n.re.ReplaceAllString(s, n.with)
+	}
+	return s
+}
+
+func normalCalls(st *step.Step) []string {
+	var out []string
+	for _, c := range st.Calls {
+		out = append(out, normal(c.Syscall))
+	}
+	return out
+}
+
+func normalAll(list []string) []string {
+	var out []string
+	for _, s := range list {
+		out = append(out, normal(s))
+	}
+	return out
+}
+
+// The commands of a whole container and a few more, each planned and
+// then run: the plan must be complete, and say what the step then did.
+var plannedSession = []string{
+	"new web",
+	"unshare uts ipc net mnt cgroup time --monotonic 1h",
+	"unshare pid",
+	"hostname web1",
+	"layer new app",
+	"layer put app /etc/motd 'hello from app'",
+	"layer put app /srv/www/index.html hi",
+	"layer del app /fileA",
+	"mount overlay base app",
+	"mount bind VOLUME /vol:ro",
+	"mount tmpfs /tmp",
+	"mount tmpfs /x/y",
+	"mount dev",
+	"mount sys",
+	"pivot_root",
+	"mount proc /proc2",
+	"cgroup new",
+	"cgroup set pids.max 50",
+	"cgroup limit pids 20",
+	"cgroup limit memory 64M",
+	"cgroup limit cpu 50%",
+	"cgroup attach",
+	"exec true",
+	"enter uts -- hostname",
+	"new c2",
+	"unshare mnt",
+	"mount overlay base",
+	"chroot",
+	"new u --user",
+	"layer new gone",
+	"layer put gone /f x",
+	"layer rm gone",
+}
+
+// recordGaps are the commands whose primitive writes a record short of
+// what its plan shows, and what is missing: the plan is whole, the
+// record will be once the primitive adopts the plan's builder.
+var recordGaps = map[string][]string{
+	"new web":       {"shell equivalent"},
+	"new c2":        {"shell equivalent"},
+	"layer rm gone": {"syscalls"},
+	"exec true":     {"syscalls", "shell equivalent", "man page", "undo", "summary"},
+}
+
+func TestEveryPlanIsCompleteAndSaysWhatTheStepThenDoes(t *testing.T) {
+	sh, out := liveShell(t)
+	vol := t.TempDir()
+	for _, line := range plannedSession {
+		line = strings.ReplaceAll(line, "VOLUME", vol)
+		plan, rec := planThenRun(t, sh, out, line)
+		if missing := emptyParts(plan); len(missing) > 0 {
+			t.Errorf("explain %s: the plan has no %s", line, strings.Join(missing, ", "))
+		}
+		if !plan.Planned() {
+			t.Errorf("explain %s: a call of the plan has a result, yet nothing ran: %v", line, plan.CallLines())
+		}
+		if rec == nil {
+			rec = &step.Step{}
+		}
+		if missing := emptyParts(rec); !slices.Equal(missing, recordGaps[line]) {
+			t.Errorf("%s: the record has no %v (known gaps: %v)", line, missing, recordGaps[line])
+		}
+		if len(rec.Calls) > 0 && !slices.Equal(normalCalls(plan), normalCalls(rec)) {
+			t.Errorf("%s: the plan's syscalls differ from the step's:\nplan:\n  %s\nstep:\n  %s", line,
+				strings.Join(normalCalls(plan), "\n  "), strings.Join(normalCalls(rec), "\n  "))
+		}
+		if len(rec.Shell) > 0 && !slices.Equal(normalAll(plan.Shell), normalAll(rec.Shell)) {
+			t.Errorf("%s: the plan's shell lines differ from the step's:\nplan: %q\nstep: %q", line, plan.Shell, rec.Shell)
+		}
+		for _, m := range rec.Man {
+			if !slices.Contains(plan.Man, m) {
+				t.Errorf("%s: the step names man page %s, the plan does not: plan %v, step %v", line, m, plan.Man, rec.Man)
+			}
+		}
+		if rec.Undo != "" && normal(plan.Undo) != normal(rec.Undo) {
+			t.Errorf("%s: undo: plan %q, step %q", line, plan.Undo, rec.Undo)
+		}
+	}
+}
+
+func TestExplainCommandRunsNothing(t *testing.T) {
+	sh, out := liveShell(t)
+	run(t, sh, out, "new web")
+	b := sh.Current()
+	hostname, _ := os.Hostname()
+	for _, line := range []string{
+		"explain unshare uts mnt pid", "explain hostname inside", "explain mount overlay base",
+		"explain pivot_root", "explain cgroup new", "explain exec touch /made-by-explain", "explain new other",
+	} {
+		out.Reset()
+		run(t, sh, out, line)
+		if !strings.Contains(out.String(), "a plan: nothing has run") || !strings.Contains(out.String(), "syscalls   (? is the kernel's answer") {
+			t.Errorf("%s shows no plan:\n%s", line, out)
+		}
+	}
+	if got := b.Unshared(); len(got) != 0 {
+		t.Errorf("explain unshare unshared %v", got)
+	}
+	if b.FS().Merged != "" || b.Cgroup() != nil {
+		t.Errorf("explain mounted or made a cgroup: %+v, %v", b.FS(), b.Cgroup())
+	}
+	if _, err := sh.Session.Box("other"); err == nil {
+		t.Error("explain new made a box")
+	}
+	if h, _ := os.Hostname(); h != hostname {
+		t.Errorf("the host's name changed from %s to %s", hostname, h)
+	}
+	if _, err := os.Stat("/made-by-explain"); err == nil {
+		os.Remove("/made-by-explain")
+		t.Error("explain exec ran the command")
+	}
+	out.Reset()
+	run(t, sh, out, "explain")
+	if !strings.HasPrefix(out.String(), "explain: new web\n") {
+		t.Errorf("a plan became the last step's record:\n%s", out)
+	}
+}

@@ -1,0 +1,274 @@
+package repl
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/creack/pty"
+
+	"stepbox/primitives/hoststate"
+)
+
+// tmuxPane is one tmux pane on a server of the test's own (its socket in
+// the test's temp dir), 120×40, running sh.
+type tmuxPane struct {
+	t    *testing.T
+	sock string
+	from int // the first line waitFor looks at (see mark)
+}
+
+func newTmuxPane(t *testing.T) *tmuxPane {
+	t.Helper()
+	if _, err := exec.LookPath("tmux"); err != nil {
+		if os.Getenv("STEPBOX_MUST_WORK") == "1" {
+			t.Fatal("tmux is needed for the real-terminal test (make deps installs it)")
+		}
+		t.Skip("tmux is not installed")
+	}
+	p := &tmuxPane{t: t, sock: filepath.Join(t.TempDir(), "tmux.sock")}
+	p.tmux("new-session", "-d", "-x", "120", "-y", "40", "env", "PS1=$ ", "LANG=C.UTF-8", "sh")
+	t.Cleanup(func() { exec.Command("tmux", "-S", p.sock, "kill-server").Run() })
+	p.waitFor("$")
+	return p
+}
+
+func (p *tmuxPane) tmux(args ...string) string {
+	p.t.Helper()
+	out, err := exec.Command("tmux", append([]string{"-S", p.sock}, args...)...).CombinedOutput()
+	if err != nil {
+		p.t.Fatalf("tmux %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// keys sends keys as tmux names them ("Tab", "Enter", "C-c") or literal text.
+func (p *tmuxPane) keys(keys ...string) {
+	p.t.Helper()
+	p.tmux(append([]string{"send-keys", "-t", "0"}, keys...)...)
+}
+
+// line types text literally and presses Enter.
+func (p *tmuxPane) line(text string) {
+	p.t.Helper()
+	p.tmux("send-keys", "-t", "0", "-l", text)
+	p.keys("Enter")
+}
+
+// lines are the pane's history and screen, wrapped lines joined, without
+// trailing spaces or the blank lines below the cursor.
+func (p *tmuxPane) lines() []string {
+	l := strings.Split(p.tmux("capture-pane", "-p", "-J", "-S", "-", "-t", "0"), "\n")
+	for i := range l {
+		l[i] = strings.TrimRight(l[i], " ")
+	}
+	for len(l) > 0 && l[len(l)-1] == "" {
+		l = l[:len(l)-1]
+	}
+	return l
+}
+
+// screen is what the pane shows from the mark on.
+func (p *tmuxPane) screen() string {
+	l := p.lines()
+	if p.from < len(l) {
+		l = l[p.from:]
+	}
+	return strings.Join(l, "\n") + "\n"
+}
+
+// mark makes later waits look only at what follows the current line.
+func (p *tmuxPane) mark() { p.from = max(len(p.lines())-1, 0) }
+
+// waitFor waits until every one of texts is on the screen, and returns it.
+func (p *tmuxPane) waitFor(texts ...string) string {
+	p.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		s := p.screen()
+		all := true
+		for _, x := range texts {
+			all = all && strings.Contains(s, x)
+		}
+		if all {
+			return s
+		}
+		if time.Now().After(deadline) {
+			p.t.Fatalf("waited for %q; the screen is:\n%s", texts, s)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// saneTerminal checks that the pane's terminal is back in cooked mode
+// with echo, as `stty -a` reports it.
+func (p *tmuxPane) saneTerminal(when string) {
+	p.t.Helper()
+	p.mark()
+	// The marker is computed, so the command line itself never matches.
+	p.line("stty -a | tr ' ' '\\n' | grep -x -e icanon -e echo -e -icanon -e -echo | sort | tr '\\n' ' '; echo STTY-$((6*7))")
+	s := p.waitFor("STTY-42\n")
+	if !strings.Contains(s, "echo icanon STTY-42") {
+		p.t.Errorf("%s, the terminal is not sane (stty -a should show icanon echo):\n%s", when, s)
+	}
+}
+
+func TestRealTerminalCompletesRunsAShellAndLeavesTheTerminalSane(t *testing.T) {
+	needRoot(t)
+	hostUnchanged(t)
+	p := newTmuxPane(t)
+	dir := t.TempDir()
+	p.line(stepboxBinary(t) + " --state-dir " + dir + "; echo STEPBOX-EXIT=$?")
+	p.waitFor("stepbox ▸")
+	p.line("new web")
+	p.waitFor("web[] ▸")
+
+	p.keys("uns")
+	p.waitFor("unshare", "give the box new namespaces")
+	p.keys("Tab")
+	p.keys(" ")
+	s := p.waitFor("web[] ▸ unshare\n", "its own hostname", "its own process IDs")
+	for _, typ := range []string{"uts", "ipc", "net", "mnt", "cgroup", "time"} {
+		if !strings.Contains(s, typ) {
+			t.Errorf("after `unshare ` the menu does not offer %s:\n%s", typ, s)
+		}
+	}
+	p.line("uts pid mnt")
+	p.waitFor("namespaces of box web", "uts ", " * ", "web[uts,mnt,pid] ▸")
+	p.line("hostname inside-web")
+	p.waitFor("hostname of box web is now inside-web")
+
+	p.mark()
+	p.line("sh")
+	p.waitFor("[web] ")
+	p.line("hostname")
+	p.waitFor("inside-web\n")
+	p.line("exit")
+	p.waitFor("back in stepbox", "web[uts,mnt,pid] ▸")
+
+	// Ctrl-C ends the running command, and only it.
+	p.mark()
+	p.line("exec sleep 60")
+	time.Sleep(300 * time.Millisecond)
+	start := time.Now()
+	p.keys("C-c")
+	p.waitFor("exec sleep: killed by SIGINT", "web[uts,mnt,pid] ▸")
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Ctrl-C took %v to end exec", d)
+	}
+	p.line("exec echo still-here")
+	p.waitFor("still-here\n")
+
+	p.line("exit")
+	p.waitFor("STEPBOX-EXIT=0")
+	p.saneTerminal("after exit")
+	assertNoSessions(t, filepath.Join(dir, "run"))
+}
+
+func TestCtrlDAndSIGTERMTearDownAndRestoreTheTerminal(t *testing.T) {
+	needRoot(t)
+	hostUnchanged(t)
+	p := newTmuxPane(t)
+	dir := t.TempDir()
+	start := func() {
+		p.mark()
+		p.line(stepboxBinary(t) + " --state-dir " + dir + "; echo STEPBOX-EXIT=$?")
+		p.waitFor("stepbox ▸")
+		p.line("new web")
+		p.waitFor("web[] ▸")
+		p.line("unshare uts mnt pid")
+		p.waitFor("web[uts,mnt,pid] ▸")
+	}
+	start()
+	p.keys("C-d")
+	p.waitFor("STEPBOX-EXIT=0")
+	p.saneTerminal("after Ctrl-D")
+	assertNoSessions(t, filepath.Join(dir, "run"))
+
+	start()
+	pid := strings.TrimSpace(p.tmux("display-message", "-p", "-t", "0", "#{pane_pid}"))
+	out, err := exec.Command("pgrep", "-P", pid).Output()
+	if err != nil {
+		t.Fatalf("no stepbox under the pane's shell %s: %v", pid, err)
+	}
+	if err := exec.Command("kill", "-TERM", strings.TrimSpace(string(out))).Run(); err != nil {
+		t.Fatal(err)
+	}
+	p.waitFor(fmt.Sprintf("STEPBOX-EXIT=%d", 128+15))
+	p.saneTerminal("after SIGTERM")
+	assertNoSessions(t, filepath.Join(dir, "run"))
+	if left := hoststate.StepboxProcesses(); len(left) > 0 {
+		sort.Strings(left)
+		t.Errorf("stepbox processes left: %v", left)
+	}
+}
+
+// BenchmarkStartToFirstPrompt times the REPL from exec to its prompt on
+// a terminal (a pty), then leaves it with exit.
+func BenchmarkStartToFirstPrompt(b *testing.B) {
+	if os.Geteuid() != 0 {
+		b.Skip("needs root")
+	}
+	bin := os.Getenv("STEPBOX_BIN")
+	if bin == "" {
+		bin = filepath.Join(b.TempDir(), "stepbox")
+		if out, err := exec.Command("go", "build", "-o", bin, "stepbox").CombinedOutput(); err != nil {
+			b.Fatalf("go build: %v\n%s", err, out)
+		}
+	}
+	dir := b.TempDir()
+	var times []time.Duration
+	for range b.N {
+		cmd := exec.Command(bin, "--state-dir", dir)
+		t0 := time.Now()
+		f, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 40, Cols: 120})
+		if err != nil {
+			b.Fatal(err)
+		}
+		var seen bytes.Buffer
+		buf := make([]byte, 4096)
+		for !bytes.Contains(seen.Bytes(), []byte("stepbox ▸")) {
+			n, err := f.Read(buf)
+			if err != nil {
+				b.Fatalf("no prompt: %v\n%s", err, seen.String())
+			}
+			seen.Write(buf[:n])
+		}
+		times = append(times, time.Since(t0))
+		b.StopTimer()
+		if _, err := f.Write([]byte("exit\r")); err != nil {
+			b.Fatal(err)
+		}
+		// Drain the terminal until the REPL has gone (EIO on the master).
+		for {
+			if _, err := f.Read(buf); err != nil {
+				break
+			}
+		}
+		if err := cmd.Wait(); err != nil {
+			b.Fatalf("stepbox after exit: %v\n%s", err, seen.String())
+		}
+		f.Close()
+		b.StartTimer()
+	}
+	sort.Slice(times, func(i, j int) bool { return times[i] < times[j] })
+	b.ReportMetric(float64(times[len(times)/2].Microseconds())/1e3, "median-ms")
+}
+
+func TestKeysReadTogetherReachGoPromptOneAtATime(t *testing.T) {
+	buf := []byte("new web\runshare uts\t\x1b[A\x04")
+	var keys []string
+	for len(buf) > 0 {
+		keys = append(keys, string(nextKey(&buf)))
+	}
+	want := []string{"new web", "\r", "unshare uts", "\t", "\x1b[A\x04"}
+	if strings.Join(keys, "|") != strings.Join(want, "|") {
+		t.Errorf("keys %q, want %q", keys, want)
+	}
+}
