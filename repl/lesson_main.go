@@ -3,109 +3,11 @@ package repl
 import (
 	"fmt"
 	"os"
-	"os/signal"
-	"strconv"
-	"sync"
-	"syscall"
 
 	"stepbox/lessons"
 	"stepbox/primitives"
 	"stepbox/viz"
 )
-
-// ShellOptions are the global flags the shell of a subcommand needs.
-type ShellOptions struct {
-	Plain  bool
-	Theme  string
-	Record string // --record FILE
-}
-
-// theme picks the theme as Main does: plain without a terminal or colour.
-func (o ShellOptions) theme() (viz.Theme, error) {
-	mode := o.Theme
-	if o.Plain || os.Getenv("NO_COLOR") != "" || !primitives.IsTerminal(os.Stdout) {
-		mode = "plain"
-	}
-	if mode != "default" && mode != "contrast" && mode != "plain" {
-		return viz.Theme{}, fmt.Errorf("--theme %q: use default or contrast", mode)
-	}
-	return viz.NewTheme(mode), nil
-}
-
-// runShell opens a session and a shell over the terminal (when stdin is
-// one), lets run drive it, and tears everything down on every way out:
-// return, SIGTERM, SIGHUP, a panic.
-func runShell(dirs primitives.Dirs, o ShellOptions, run func(sh *Shell, term *primitives.Terminal) int) int {
-	th, err := o.theme()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "stepbox:", err)
-		return 2
-	}
-	s, err := primitives.OpenSession(dirs)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "stepbox:", err)
-		return 1
-	}
-	// Without a terminal to ask, $COLUMNS (as shells set it) gives the width.
-	width := 100
-	if c, err := strconv.Atoi(os.Getenv("COLUMNS")); err == nil && c >= 80 {
-		width = c
-	}
-	sh := NewShell(s, os.Stdout, os.Stderr, th, width)
-	var term *primitives.Terminal
-	if primitives.IsTerminal(os.Stdin) {
-		if term, err = primitives.OpenTerminal(os.Stdin); err != nil {
-			fmt.Fprintln(os.Stderr, "stepbox:", err)
-			s.Close()
-			return 1
-		}
-		if w := term.Width(); w > 0 {
-			sh.Width = max(w, 80)
-		}
-	}
-	if err := sh.Record(o.Record, term); err != nil {
-		fmt.Fprintln(os.Stderr, "stepbox:", err)
-		s.Close()
-		return 1
-	}
-	var once sync.Once
-	code := 0
-	teardown := func() int {
-		once.Do(func() {
-			term.Restore()
-			if err := s.Close(); err != nil {
-				fmt.Fprintln(os.Stderr, "stepbox: teardown:", err)
-				code = 1
-			}
-			if rec := sh.watch().rec; rec != nil {
-				if err := rec.Close(); err != nil {
-					fmt.Fprintln(os.Stderr, "stepbox:", err)
-					code = 1
-				}
-			}
-		})
-		return code
-	}
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGHUP)
-	defer signal.Stop(sigs)
-	go func() {
-		sig := <-sigs
-		teardown()
-		os.Exit(128 + int(sig.(syscall.Signal)))
-	}()
-	defer func() {
-		if r := recover(); r != nil {
-			teardown()
-			panic(r)
-		}
-	}()
-	ran := run(sh, term)
-	if teardown() != 0 && ran == 0 {
-		ran = 1
-	}
-	return ran
-}
 
 // LessonMain is `stepbox lesson …`: list, reset, the lesson kit's check,
 // or lesson N in the shell, starting where the learner left it.

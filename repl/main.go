@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"sync"
 	"syscall"
 
 	"stepbox/primitives"
@@ -94,12 +95,46 @@ func Main(args []string) int {
 		fmt.Fprintf(os.Stderr, "stepbox: unknown command %q\n\n%s", sub, usage)
 		return 2
 	}
-	mode := *theme
-	if *plain || os.Getenv("NO_COLOR") != "" || !primitives.IsTerminal(os.Stdout) {
+	o := ShellOptions{Plain: *plain, Theme: *theme, Record: *record}
+	return runShell(dirs, o, func(sh *Shell, term *primitives.Terminal) int {
+		switch {
+		case sub == "run":
+			return runScript(sh, rest[1])
+		case term != nil:
+			sh.Interactive(term)
+			return 0
+		default:
+			return runScript(sh, "-")
+		}
+	})
+}
+
+// ShellOptions are the global flags the shell of a subcommand needs.
+type ShellOptions struct {
+	Plain  bool
+	Theme  string
+	Record string // --record FILE
+}
+
+// theme picks the theme as Main does: plain without a terminal or colour.
+func (o ShellOptions) theme() (viz.Theme, error) {
+	mode := o.Theme
+	if mode != "default" && mode != "contrast" {
+		return viz.Theme{}, fmt.Errorf("--theme %q: use default or contrast", mode)
+	}
+	if o.Plain || os.Getenv("NO_COLOR") != "" || !primitives.IsTerminal(os.Stdout) {
 		mode = "plain"
 	}
-	if mode != "default" && mode != "contrast" && mode != "plain" {
-		fmt.Fprintf(os.Stderr, "stepbox: --theme %q: use default or contrast\n", mode)
+	return viz.NewTheme(mode), nil
+}
+
+// runShell opens a session and a shell over the terminal (when stdin is
+// one), lets run drive it, and tears everything down on every way out:
+// return, SIGTERM, SIGHUP, a panic.
+func runShell(dirs primitives.Dirs, o ShellOptions, run func(sh *Shell, term *primitives.Terminal) int) int {
+	th, err := o.theme()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "stepbox:", err)
 		return 2
 	}
 	s, err := primitives.OpenSession(dirs)
@@ -112,36 +147,44 @@ func Main(args []string) int {
 	if c, err := strconv.Atoi(os.Getenv("COLUMNS")); err == nil && c >= 80 {
 		width = c
 	}
-	sh := NewShell(s, os.Stdout, os.Stderr, viz.NewTheme(mode), width)
+	sh := NewShell(s, os.Stdout, os.Stderr, th, width)
 	var term *primitives.Terminal
-	if sub == "" && primitives.IsTerminal(os.Stdin) {
-		term, err = primitives.OpenTerminal(os.Stdin)
-		if err != nil {
+	if primitives.IsTerminal(os.Stdin) {
+		if term, err = primitives.OpenTerminal(os.Stdin); err != nil {
 			fmt.Fprintln(os.Stderr, "stepbox:", err)
 			s.Close()
 			return 1
 		}
 		if w := term.Width(); w > 0 {
-			sh.Width = w
+			sh.Width = max(w, 80)
 		}
 	}
-	if err := sh.Record(*record, term); err != nil {
+	if err := sh.Record(o.Record, term); err != nil {
 		fmt.Fprintln(os.Stderr, "stepbox:", err)
 		s.Close()
 		return 1
 	}
-	// One teardown for every way out: exit, Ctrl-D, end of script,
-	// SIGTERM, SIGHUP (and SIGINT outside a running command), a panic.
+	var once sync.Once
+	code := 0
 	teardown := func() int {
-		term.Restore()
-		if err := s.Close(); err != nil {
-			fmt.Fprintln(os.Stderr, "stepbox: teardown:", err)
-			return 1
-		}
-		return 0
+		once.Do(func() {
+			term.Restore()
+			if err := s.Close(); err != nil {
+				fmt.Fprintln(os.Stderr, "stepbox: teardown:", err)
+				code = 1
+			}
+			if rec := sh.watch().rec; rec != nil {
+				if err := rec.Close(); err != nil {
+					fmt.Fprintln(os.Stderr, "stepbox:", err)
+					code = 1
+				}
+			}
+		})
+		return code
 	}
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
 	go func() {
 		sig := <-sigs
 		teardown()
@@ -153,19 +196,11 @@ func Main(args []string) int {
 			panic(r)
 		}
 	}()
-	code := 0
-	switch {
-	case sub == "run":
-		code = runScript(sh, rest[1])
-	case term != nil:
-		sh.Interactive(term)
-	default:
-		code = runScript(sh, "-")
+	ran := run(sh, term)
+	if teardown() != 0 && ran == 0 {
+		ran = 1
 	}
-	if teardown() != 0 && code == 0 {
-		code = 1
-	}
-	return code
+	return ran
 }
 
 func runScript(sh *Shell, name string) int {
