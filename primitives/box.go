@@ -118,6 +118,9 @@ func (b *Box) spawn(st *step.Step) error {
 		Pdeathsig: syscall.SIGKILL,
 	}
 	flags := "SIGCHLD"
+	if !b.User {
+		st.Shell = append(st.Shell, newBoxShell)
+	}
 	if b.User {
 		uid, gid := os.Getuid(), os.Getgid()
 		attr.Cloneflags = unix.CLONE_NEWUSER

@@ -223,24 +223,7 @@ func (b *Box) CgroupAttach() ([]int, *step.Step, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	var pids []int
-	seen := map[int]bool{}
-	add := func(pid int) {
-		if pid > 0 && !seen[pid] {
-			seen[pid] = true
-			pids = append(pids, pid)
-		}
-	}
-	if b.InitPID() != 0 {
-		add(b.InitPID())
-	} else {
-		add(b.PID())
-	}
-	for _, p := range markedProcesses(b.session.ID, b.Name) {
-		if p.pid != b.PID() {
-			add(p.pid)
-		}
-	}
+	pids := b.attachPIDs()
 	st, err := h.Attach(g, pids...)
 	return pids, st, err
 }

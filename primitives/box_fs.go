@@ -67,7 +67,8 @@ func (b *Box) MountOverlay(layers []rootfs.Layer) (*step.Step, error) {
 	if err := b.ledger.Add(Resource{Kind: ResDir, Path: dir, Note: "upper, work and merged dirs"}); err != nil {
 		return nil, err
 	}
-	a := overlayArgs{Layers: layers, Upper: filepath.Join(dir, "upper"), Work: filepath.Join(dir, "work"), Merged: filepath.Join(dir, "merged")}
+	a := overlayArgs{Layers: layers}
+	a.Upper, a.Work, a.Merged = b.overlayDirs()
 	for _, d := range []string{a.Upper, a.Work, a.Merged} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, err

@@ -78,9 +78,10 @@ func TestHostileBoxContentStaysInItsLimits(t *testing.T) {
 		ts.do(t, fullContainer...)
 		ts.do(t, "cgroup limit pids 20")
 		ts.hostile(t, `exec sh -c 'for i in $(seq 100); do sleep 30 & done 2>/dev/null; exit 0'`)
-		// The loop's own shell has exited: its sleeps are what is left.
-		if cur, _ := strconv.Atoi(ts.cgroupFile(t, "pids.current")); cur < 18 || cur > 20 {
-			t.Errorf("pids.current = %d after forking until the limit of 20", cur)
+		// What the kernel recorded: never above the limit, and forks
+		// refused at it (how many tasks remain depends on what exited).
+		if cur, _ := strconv.Atoi(ts.cgroupFile(t, "pids.current")); cur > 20 {
+			t.Errorf("pids.current = %d, above the limit of 20", cur)
 		}
 		if ev := ts.cgroupFile(t, "pids.events"); !strings.HasPrefix(ev, "max ") || ev == "max 0" {
 			t.Errorf("pids.events = %q: the limit never refused a fork", ev)

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -310,17 +311,36 @@ func (s *Store) Remove(name string) (*step.Step, error) {
 		Command: "layer rm " + name,
 		Summary: fmt.Sprintf("removed layer %s and its directory %s", name, dir),
 		Shell:   []string{"rm -r " + shQuote(dir)},
-		Man:     []string{"unlink(2)", "rmdir(2)"},
+		Man:     []string{"rename(2)", "unlink(2)", "rmdir(2)"},
 		Undo:    "none: the files are gone",
 	}
 	// Out of sight first, so a crash midway leaves no half-removed layer
 	// that still looks like one; Sweep finishes the job.
 	aside := filepath.Join(s.Dir, fmt.Sprintf(".rm-%s-%d", name, time.Now().UnixNano()))
-	if err := os.Rename(dir, aside); err != nil {
+	if err := st.Do(fmt.Sprintf("rename(%s, %s)", step.Quote(dir), step.Quote(aside)), func() error { return os.Rename(dir, aside) }); err != nil {
 		return st, fmt.Errorf("layer rm %s: %w", name, err)
 	}
-	if err := os.RemoveAll(aside); err != nil {
+	// Deepest first, each entry its own unlinkat(2), as rm -r does.
+	var paths []string
+	var dirs []bool
+	err = filepath.WalkDir(aside, func(p string, d fs.DirEntry, err error) error {
+		if err == nil {
+			paths, dirs = append(paths, p), append(dirs, d.IsDir())
+		}
+		return err
+	})
+	if err != nil {
 		return st, fmt.Errorf("layer rm %s: %w", name, err)
+	}
+	for i := len(paths) - 1; i >= 0; i-- {
+		flag, flagName := 0, "0"
+		if dirs[i] {
+			flag, flagName = unix.AT_REMOVEDIR, "AT_REMOVEDIR"
+		}
+		call := fmt.Sprintf("unlinkat(AT_FDCWD, %s, %s)", step.Quote(paths[i]), flagName)
+		if err := st.Do(call, func() error { return unix.Unlinkat(unix.AT_FDCWD, paths[i], flag) }); err != nil {
+			return st, fmt.Errorf("layer rm %s: %w", name, err)
+		}
 	}
 	return st, nil
 }
