@@ -241,8 +241,8 @@ func (sh *Shell) printCalls(st *step.Step) {
 	if st == nil || sh.explain {
 		return
 	}
-	for _, l := range st.CallLines() {
-		sh.say("  %s", sh.Theme.Dim.Render(l))
+	if len(st.Calls) > 0 {
+		fmt.Fprintln(sh.Out, viz.CallsPanel(st, sh.Width, sh.Theme))
 	}
 }
 

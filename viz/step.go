@@ -55,3 +55,19 @@ func StepPanel(s *step.Step, width int, t Theme) string {
 	section("notes", s.Notes, func(x string) string { return t.Dim.Render(x) })
 	return strings.TrimRight(b.String(), "\n")
 }
+
+// CallsPanel lists a step's syscalls one per line, as they happened, each
+// cut in the middle (where the long paths are) to fit width.
+func CallsPanel(s *step.Step, width int, t Theme) string {
+	var b strings.Builder
+	for _, c := range s.Calls {
+		result := " = " + c.Result
+		call := truncateMiddle(c.Syscall, width-2-len([]rune(result)))
+		if strings.HasPrefix(c.Result, "-1") {
+			b.WriteString("  " + t.Bad.Render(call+result) + "\n")
+			continue
+		}
+		b.WriteString("  " + t.Dim.Render(call) + t.Good.Render(result) + "\n")
+	}
+	return strings.TrimRight(b.String(), "\n")
+}
