@@ -9,6 +9,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"stepbox/primitives/step"
 )
 
 type execArgs struct {
@@ -25,8 +27,9 @@ type execStarted struct {
 
 // ExitStatus is how a command inside a box ended.
 type ExitStatus struct {
-	Code   int    `json:"code"`             // exit code, or 128+signal
-	Signal string `json:"signal,omitempty"` // the signal that killed it
+	Code   int        `json:"code"`             // exit code, or 128+signal
+	Signal string     `json:"signal,omitempty"` // the signal that killed it
+	Step   *step.Step `json:"-"`                // what was done, in strace form
 }
 
 // exec starts a command inside the box and answers twice: once started

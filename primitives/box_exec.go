@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"stepbox/primitives/step"
 )
 
 // Stdio is where a command's standard streams go.
@@ -21,7 +23,27 @@ type Stdio struct {
 // Exec runs argv inside the box and waits for it. Cancelling ctx sends
 // SIGINT to the command's process group, then SIGKILL. With tty the
 // command gets the terminal (In) as its controlling, foreground terminal.
+// ExitStatus.Step is the record: the plan's calls with what happened.
 func (b *Box) Exec(ctx context.Context, argv []string, env []string, std Stdio, tty bool) (ExitStatus, error) {
+	st, err := b.PlanExec(argv)
+	if err != nil {
+		return ExitStatus{}, err
+	}
+	es, err := b.exec(ctx, argv, env, std, tty, st)
+	es.Step = st
+	return es, err
+}
+
+// Where exec's record (PlanExec) holds each call.
+const (
+	execClone = iota
+	execSetpgid
+	execDup
+	execExecve
+	execWait
+)
+
+func (b *Box) exec(ctx context.Context, argv []string, env []string, std Stdio, tty bool, st *step.Step) (ExitStatus, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.dead != nil {
@@ -42,8 +64,16 @@ func (b *Box) Exec(ctx context.Context, argv []string, env []string, std Stdio, 
 	if err := resp.error(); err != nil {
 		closeAll(got)
 		pump.wait(0)
+		st.Calls[execExecve].Result = step.Result(err)
+		if step.Errno(err) == 0 {
+			st.Calls[execExecve].Result = "-1 (" + err.Error() + ")"
+		}
 		return ExitStatus{}, err
 	}
+	var started execStarted
+	json.Unmarshal(resp.Data, &started)
+	st.Calls[execClone].Result = fmt.Sprint(started.PID)
+	st.Calls[execSetpgid].Result, st.Calls[execDup].Result, st.Calls[execExecve].Result = "0", "0", "0"
 	// The command carries the box's environment markers, which the
 	// ledger's "processes" line covers: no line of its own is needed.
 	var pidfd *os.File
@@ -68,6 +98,10 @@ func (b *Box) Exec(ctx context.Context, argv []string, env []string, std Stdio, 
 	}
 	var es ExitStatus
 	json.Unmarshal(exit.Data, &es)
+	st.Calls[execWait].Result = fmt.Sprintf("%d (exit status %d)", started.PID, es.Code)
+	if es.Signal != "" {
+		st.Calls[execWait].Result = fmt.Sprintf("%d (killed by %s)", started.PID, es.Signal)
+	}
 	// Output a command left to a background child can keep a pipe open:
 	// take what is there, then stop.
 	pump.wait(100 * time.Millisecond)

@@ -26,6 +26,7 @@ func init() {
 				b := sh.Current()
 				before := sh.cgroupEvents(b)
 				es, err := b.Exec(sh.interrupt, c.Args, nil, primitives.Stdio{Out: sh.Out, Err: sh.Err}, false)
+				sh.printStep(es.Step)
 				if err != nil {
 					return err
 				}
