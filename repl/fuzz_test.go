@@ -60,21 +60,8 @@ func parseLine(sh *Shell, line string) error {
 	if trimmed == "" || strings.HasPrefix(trimmed, "#") || strings.HasPrefix(trimmed, "!") {
 		return nil
 	}
-	words, err := sh.split(trimmed)
-	if err != nil {
-		return &CommandError{Cmd: firstWord(trimmed), Err: fmt.Errorf("cannot split the line into words: %v", err)}
-	}
-	if len(words) == 0 {
-		return nil
-	}
-	cmd, args, err := lookup(words)
-	if err != nil {
-		return err
-	}
-	if _, err := cmd.parse(args); err != nil {
-		return &CommandError{Cmd: cmd.path(), Err: err}
-	}
-	return nil
+	_, _, err := sh.parseLine(trimmed)
+	return err
 }
 
 // unclear says what is wrong with a rejection's message, or "".
@@ -182,6 +169,9 @@ func FuzzScriptRunner(f *testing.F) {
 	for _, s := range seedScripts(f) {
 		f.Add(s)
 	}
+	// One layer store for every input: building the base layer afresh
+	// for each would leave the fuzzer a handful of runs a minute.
+	lib := f.TempDir()
 	f.Fuzz(func(t *testing.T, script string) {
 		if len(script) > 2048 || strings.Count(script, "\n") > 40 || strings.Count(script, "new") > 4 {
 			return // keep each input's boxes few and its run short
@@ -191,7 +181,7 @@ func FuzzScriptRunner(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s, err := primitives.OpenSession(primitives.Dirs{Run: t.TempDir(), Lib: t.TempDir()})
+		s, err := primitives.OpenSession(primitives.Dirs{Run: t.TempDir(), Lib: lib})
 		if err != nil {
 			t.Fatal(err)
 		}

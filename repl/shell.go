@@ -116,7 +116,7 @@ type CommandError struct {
 
 func (e *CommandError) Error() string {
 	msg := e.Err.Error()
-	if strings.HasPrefix(msg, e.Cmd+" ") || strings.HasPrefix(msg, e.Cmd+":") {
+	if e.Cmd == "" || strings.HasPrefix(msg, e.Cmd+" ") || strings.HasPrefix(msg, e.Cmd+":") {
 		return msg
 	}
 	return e.Cmd + ": " + msg
@@ -154,20 +154,9 @@ func (sh *Shell) Execute(ctx context.Context, line string) error {
 		}
 		return err
 	}
-	words, err := sh.split(trimmed)
-	if err != nil {
-		return &CommandError{Cmd: firstWord(trimmed), Err: fmt.Errorf("cannot split the line into words: %v", err)}
-	}
-	if len(words) == 0 {
-		return nil
-	}
-	cmd, args, err := lookup(words)
-	if err != nil {
+	cmd, call, err := sh.parseLine(trimmed)
+	if err != nil || cmd == nil {
 		return err
-	}
-	call, err := cmd.parse(args)
-	if err != nil {
-		return &CommandError{Cmd: cmd.path(), Err: err}
 	}
 	if cmd.NeedsBox && sh.Current() == nil {
 		return &CommandError{Cmd: cmd.path(), Err: errors.New("there is no box yet: make one with `new NAME`")}
@@ -186,11 +175,32 @@ func (sh *Shell) Execute(ctx context.Context, line string) error {
 	return nil
 }
 
+// parseLine splits a command line into words, finds its command and
+// parses its arguments; a line of no words gives no command.
+func (sh *Shell) parseLine(line string) (*Command, *Call, error) {
+	words, err := sh.split(line)
+	if err != nil {
+		return nil, nil, &CommandError{Cmd: firstWord(line), Err: fmt.Errorf("cannot split the line into words: %v", err)}
+	}
+	if len(words) == 0 {
+		return nil, nil, nil
+	}
+	cmd, args, err := lookup(words)
+	if err != nil {
+		return nil, nil, err
+	}
+	call, err := cmd.parse(args)
+	if err != nil {
+		return nil, nil, &CommandError{Cmd: cmd.path(), Err: err}
+	}
+	return cmd, call, nil
+}
+
 func firstWord(s string) string {
 	if f := strings.Fields(s); len(f) > 0 {
-		return f[0]
+		return clip(f[0])
 	}
-	return s
+	return clip(s)
 }
 
 // split breaks a line into words as a POSIX shell would: quotes,

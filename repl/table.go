@@ -104,7 +104,7 @@ func names(list []*Command) string {
 func lookup(words []string) (*Command, []string, error) {
 	c := findCommand(commands, words[0])
 	if c == nil {
-		return nil, nil, &CommandError{Cmd: words[0], Err: fmt.Errorf("unknown command %q: `help` lists the commands", words[0])}
+		return nil, nil, &CommandError{Cmd: clip(words[0]), Err: fmt.Errorf("unknown command %q: `help` lists the commands", clip(words[0]))}
 	}
 	args := words[1:]
 	for len(c.Sub) > 0 {
@@ -119,7 +119,7 @@ func lookup(words []string) (*Command, []string, error) {
 			if c.Run != nil {
 				break
 			}
-			return nil, nil, &CommandError{Cmd: c.path(), Err: fmt.Errorf("unknown %s command %q: use one of %s", c.Name, args[0], names(c.Sub))}
+			return nil, nil, &CommandError{Cmd: c.path(), Err: fmt.Errorf("unknown %s command %q: use one of %s", c.Name, clip(args[0]), names(c.Sub))}
 		}
 		c, args = s, args[1:]
 	}
@@ -145,7 +145,7 @@ func (c *Command) parse(words []string) (*Call, error) {
 			name, value, hasValue := strings.Cut(w[2:], "=")
 			f := c.flag(name)
 			if f == nil {
-				return nil, fmt.Errorf("unknown flag --%s: %s", name, c.flagList())
+				return nil, fmt.Errorf("unknown flag --%s: %s", clip(name), c.flagList())
 			}
 			if f.Value == "" {
 				if hasValue {
@@ -171,7 +171,7 @@ func (c *Command) parse(words []string) (*Call, error) {
 		return nil, fmt.Errorf("missing argument: usage: %s", c.Usage)
 	case c.MaxArgs >= 0 && n > c.MaxArgs:
 		extra := call.Args[c.MaxArgs]
-		return nil, fmt.Errorf("unexpected argument %q: usage: %s", extra, c.Usage)
+		return nil, fmt.Errorf("unexpected argument %q: usage: %s", clip(extra), c.Usage)
 	}
 	return call, nil
 }
@@ -194,4 +194,15 @@ func (c *Command) flagList() string {
 		f = append(f, "--"+x.Name)
 	}
 	return c.path() + " takes " + strings.Join(f, ", ")
+}
+
+// clip shortens a word the learner typed for quoting in an error: an
+// error stays one readable line whatever was pasted.
+func clip(word string) string {
+	const most = 40
+	r := []rune(word)
+	if len(r) <= most {
+		return word
+	}
+	return string(r[:most]) + "…"
 }
