@@ -10,6 +10,8 @@ import (
 	"path"
 	"sort"
 	"strings"
+
+	"stepbox/primitives"
 )
 
 // Lesson is one lesson file.
@@ -34,6 +36,27 @@ type Step struct {
 	Hints    map[string]string // by finding; "" is the step's own fallback
 	Predict  *Predict
 	Solution []string // stepbox script lines; a line starting with '-' may fail
+	Needs    *Need    // the kernel the step needs, if it names one
+}
+
+// Need is a kernel a step requires (a ```needs linux 6.3 block): on an
+// older kernel the step is explained, not run, and the lesson kit accepts
+// that only from steps that say so.
+type Need struct {
+	Linux string // the first release that has what the step needs: "6.3"
+	Why   string // Markdown: why, and what shows the idea on an older kernel
+}
+
+// Unmet says, when the running kernel is older than the step needs, that
+// it needs a newer one and why; "" when the step names no need or the
+// kernel meets it.
+func (s *Step) Unmet() string { return s.unmetOn(primitives.KernelRelease()) }
+
+func (s *Step) unmetOn(release string) string {
+	if s.Needs == nil || primitives.ReleaseAtLeast(release, s.Needs.Linux) {
+		return ""
+	}
+	return fmt.Sprintf("**This step needs Linux %s or newer, and this kernel is %s.** %s", s.Needs.Linux, release, s.Needs.Why)
 }
 
 // CheckCall names a registered check and its arguments.

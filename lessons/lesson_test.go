@@ -98,10 +98,58 @@ func TestParseRejectsBrokenFilesWithTheLine(t *testing.T) {
 		"no title":         {"## s\n", "no title"},
 		"no steps":         {"---\ntitle: x\n---\ntext\n", "no steps"},
 		"try with a name":  {"---\ntitle: x\n---\n## s\n```try web\nnew\n```\n", "```try takes nothing"},
+		"needs no kernel":  {"---\ntitle: x\n---\n## s\n```needs 6.3\nwhy\n```\n", "x.md:5: ```needs 6.3: name a kernel as `needs linux 6.3`"},
+		"needs no reason":  {"---\ntitle: x\n---\n## s\n```needs linux 6.3\n```\n", "says why the step needs Linux 6.3"},
 	} {
 		if _, err := Parse("x.md", tc.src); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: error %v, want %q", name, err, tc.want)
 		}
+	}
+}
+
+// A step that needs a newer kernel says so, and why, on an older one,
+// and nothing on a kernel that has what it needs.
+func TestAStepNeedingANewerKernelSaysSoOnAnOlderOne(t *testing.T) {
+	l, err := Parse("07-sample.md", sample+"```needs linux 6.3\nBecause of a rule; `unshare --time --fork` shows it.\n```\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &l.Steps[0]
+	if st.Needs == nil || st.Needs.Linux != "6.3" {
+		t.Fatalf("needs = %+v, want linux 6.3", st.Needs)
+	}
+	got := st.unmetOn("6.1.0-57-cloud-amd64")
+	for _, want := range []string{"needs Linux 6.3 or newer", "this kernel is 6.1.0-57-cloud-amd64", "Because of a rule", "unshare --time --fork"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("unmet on 6.1 = %q, want %q in it", got, want)
+		}
+	}
+	for _, release := range []string{"6.3.0", "6.18.44-fc", "7.0"} {
+		if got := st.unmetOn(release); got != "" {
+			t.Errorf("unmet on %s = %q, want nothing", release, got)
+		}
+	}
+	if err := l.Lint(); err != nil && strings.Contains(err.Error(), "needs") {
+		t.Errorf("lint: %v", err)
+	}
+}
+
+// The course's time step is the one that needs Linux 6.3, and on an
+// older kernel says what util-linux shows instead.
+func TestTheTimeNamespaceStepNeedsLinux63(t *testing.T) {
+	var needing []string
+	for _, l := range All() {
+		for _, st := range l.Steps {
+			if st.Needs != nil {
+				needing = append(needing, l.ID+": "+st.Title+" needs "+st.Needs.Linux)
+				if !strings.Contains(st.unmetOn("6.1.0"), "unshare --time --fork") {
+					t.Errorf("%s: %q does not say what shows the idea on 6.1", l.ID, st.Title)
+				}
+			}
+		}
+	}
+	if want := "namespaces: time: a clock that started earlier needs 6.3"; strings.Join(needing, "\n") != want {
+		t.Errorf("steps with a kernel need:\n%s\nwant:\n%s", strings.Join(needing, "\n"), want)
 	}
 }
 

@@ -35,11 +35,15 @@ import (
 //	new web
 //	unshare uts
 //	```
+//	```needs linux 6.3
+//	Why the step needs that kernel, and what shows the idea on an older one.
+//	```
 //
 // Prose before the try block is the step's text, prose after it comes
 // after the commands. Each check line is a registered check and its
 // arguments; each hint block is chosen by the finding it names (none: the
-// step's fallback).
+// step's fallback). A needs block names the first kernel with what the step
+// needs: on an older one the step is explained (Step.Unmet), not run.
 
 // Parse reads one lesson file; name is used in errors and for the lesson's ID.
 func Parse(name, src string) (*Lesson, error) {
@@ -172,8 +176,8 @@ func (p *parser) block(cur *Step, info string) error {
 		return p.errAt(at, "the ```%s block is not closed", info)
 	case cur == nil:
 		return p.errAt(at, "a ```%s block before the first step (`## ` heading)", kind)
-	case kind != "hint" && arg != "":
-		return p.errAt(at, "```%s takes nothing after its name (only hint names a finding)", kind)
+	case kind != "hint" && kind != "needs" && arg != "":
+		return p.errAt(at, "```%s takes nothing after its name (only hint names a finding, and needs a kernel)", kind)
 	}
 	switch kind {
 	case "try":
@@ -199,8 +203,19 @@ func (p *parser) block(cur *Step, info string) error {
 			return p.errAt(at, "a ```predict block holds the question, a line ---, and the answer")
 		}
 		cur.Predict = &Predict{Question: q, Answer: a}
+	case "needs":
+		release, ok := strings.CutPrefix(arg, "linux ")
+		var major, minor int
+		if n, _ := fmt.Sscanf(release, "%d.%d", &major, &minor); !ok || n != 2 || release != fmt.Sprintf("%d.%d", major, minor) {
+			return p.errAt(at, "```needs %s: name a kernel as `needs linux 6.3`", arg)
+		}
+		why := strings.TrimSpace(strings.Join(body, "\n"))
+		if cur.Needs != nil || why == "" {
+			return p.errAt(at, "a step has at most one ```needs block, which says why the step needs Linux %s and what shows the idea on an older kernel", release)
+		}
+		cur.Needs = &Need{Linux: release, Why: why}
 	default:
-		return p.errAt(at, "unknown block ```%s: use try, check, hint, predict or solution", kind)
+		return p.errAt(at, "unknown block ```%s: use try, check, hint, predict, needs or solution", kind)
 	}
 	return nil
 }

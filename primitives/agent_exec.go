@@ -59,6 +59,13 @@ func (a *agent) exec(raw json.RawMessage, files []*os.File) {
 		attr.Ctty = int(files[0].Fd())
 	}
 	pid, wait, err := a.reaper.start(func() (int, error) {
+		if a.isInit {
+			// PID 1 asked the OOM killer to take it last (agent.go), and a
+			// child inherits oom_score_adj at fork: with -999 the command
+			// would be as unlikely a victim as PID 1, and at the box's
+			// memory limit, after the hog, PID 1 would go next.
+			defer a.lendOOMScore()()
+		}
 		p, err := os.StartProcess(path, args.Argv, &os.ProcAttr{Env: args.Env, Files: files, Sys: attr})
 		if err != nil {
 			return 0, err
@@ -84,6 +91,27 @@ func (a *agent) exec(raw json.RawMessage, files []*os.File) {
 	}
 	data, _ = json.Marshal(st)
 	a.conn.send(response{Data: data})
+}
+
+// lendOOMScore sets this process's oom_score_adj to the default, 0, for
+// the fork of a command, and returns what sets it back. Going back down
+// needs no CAP_SYS_RESOURCE: the value set at start is this process's
+// oom_score_adj_min (proc(5)).
+func (a *agent) lendOOMScore() func() {
+	const file = "/proc/self/oom_score_adj"
+	old, err := os.ReadFile(file)
+	if err != nil || strings.TrimSpace(string(old)) == "0" {
+		return func() {}
+	}
+	if err := os.WriteFile(file, []byte("0"), 0); err != nil {
+		fmt.Fprintf(a.log, "oom_score_adj: %v\n", err)
+		return func() {}
+	}
+	return func() {
+		if err := os.WriteFile(file, old, 0); err != nil {
+			fmt.Fprintf(a.log, "oom_score_adj: %v\n", err)
+		}
+	}
 }
 
 // lookPath finds a command in the PATH of the command's environment, as

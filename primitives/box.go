@@ -440,13 +440,8 @@ func (b *Box) teardown(marked func(box string) []pidStart) error {
 // (fixed by "fs/exec: switch timens when a task gets a new mm"), and Go
 // starts every process with CLONE_VM|CLONE_VFORK.
 func timeNamespaceForks() error {
-	var u unix.Utsname
-	if err := unix.Uname(&u); err != nil {
-		return nil
-	}
-	rel := unix.ByteSliceToString(u.Release[:])
-	var major, minor int
-	if n, _ := fmt.Sscanf(rel, "%d.%d", &major, &minor); n < 2 || major > 6 || (major == 6 && minor >= 3) {
+	rel := KernelRelease()
+	if ReleaseAtLeast(rel, "6.3") {
 		return nil
 	}
 	return fmt.Errorf("unshare time: this kernel (%s) refuses clone(CLONE_VM) while a new time namespace waits for the box's children, "+

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prometheus/procfs"
+	"golang.org/x/sys/unix"
 )
 
 func nsInode(t *testing.T, pid int, name string) uint32 {
@@ -69,6 +70,13 @@ func TestUnshareGivesEachTypeANewInode(t *testing.T) {
 			host := nsInode(t, os.Getpid(), row)
 			if got := nsInode(t, b.PID(), row); got != host {
 				t.Fatalf("before unshare: box %s inode %d, host %d", row, got, host)
+			}
+			if typ == "time" && !kernelAtLeast(t, 6, 3) {
+				refusesTimeNamespace(t, b)
+				if got := nsInode(t, b.PID(), row); got != host {
+					t.Fatalf("a refused unshare time changed %s to %d, host %d", row, got, host)
+				}
+				return
 			}
 			if _, err := b.Unshare([]NamespaceType{mustType(t, typ)}, UnshareOptions{}); err != nil {
 				t.Fatal(err)
@@ -200,6 +208,10 @@ func TestTimeNamespaceShiftsUptime(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if !kernelAtLeast(t, 6, 3) {
+		refusesTimeNamespace(t, b)
+		return
+	}
 	if _, err := b.Unshare([]NamespaceType{mustType(t, "time")}, UnshareOptions{Boottime: 48 * time.Hour}); err != nil {
 		t.Fatal(err)
 	}
@@ -208,6 +220,37 @@ func TestTimeNamespaceShiftsUptime(t *testing.T) {
 	if d := inside - uptime(t, string(host)); d < 48*3600-60 || d > 48*3600+60 {
 		t.Fatalf("uptime inside minus host = %.0fs, want about %d", d, 48*3600)
 	}
+}
+
+// refusesTimeNamespace checks what `unshare time` does before Linux 6.3,
+// where the kernel would refuse the box every later fork (Go forks with
+// CLONE_VM): it is refused, the reason names 6.3, and the box still runs
+// commands with the host's clocks.
+func refusesTimeNamespace(t *testing.T, b *Box) {
+	t.Helper()
+	_, err := b.Unshare([]NamespaceType{mustType(t, "time")}, UnshareOptions{Boottime: 48 * time.Hour})
+	if err == nil || !strings.Contains(err.Error(), "Linux 6.3") || !strings.Contains(err.Error(), "CLONE_VM") {
+		t.Fatalf("unshare time before Linux 6.3: err = %v, want a refusal naming 6.3 and CLONE_VM", err)
+	}
+	inside := uptime(t, run(t, b, "cat", "/proc/uptime"))
+	host, _ := os.ReadFile("/proc/uptime")
+	if d := inside - uptime(t, string(host)); d < -60 || d > 60 {
+		t.Fatalf("after a refused unshare time the box's uptime is %.0fs off the host's", d)
+	}
+}
+
+// kernelAtLeast compares the running kernel's major.minor (uname -r).
+func kernelAtLeast(t *testing.T, major, minor int) bool {
+	t.Helper()
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		t.Fatal(err)
+	}
+	var ma, mi int
+	if n, _ := fmt.Sscanf(unix.ByteSliceToString(u.Release[:]), "%d.%d", &ma, &mi); n < 2 {
+		t.Fatalf("uname -r %q: no major.minor", u.Release)
+	}
+	return ma > major || (ma == major && mi >= minor)
 }
 
 func uptime(t *testing.T, s string) float64 {
@@ -317,7 +360,13 @@ func TestTeardownEndsEveryProcessOfTheBox(t *testing.T) {
 	}
 	// A daemon that escapes its parent: teardown must still find it.
 	run(t, b, "sh", "-c", "setsid sleep 300 >/dev/null 2>&1 < /dev/null &")
+	// While the daemon is inside execve its /proc/PID/environ, where the
+	// marks are, reads empty; under emulation that takes a while.
 	marked := markedProcesses(s.ID, "k")
+	for deadline := time.Now().Add(10 * time.Second); len(marked) < 2 && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+		marked = markedProcesses(s.ID, "k")
+	}
 	if len(marked) < 2 {
 		t.Fatalf("expected the box process and the daemon, found %v", marked)
 	}
@@ -335,6 +384,52 @@ func TestTeardownEndsEveryProcessOfTheBox(t *testing.T) {
 	if _, err := os.Stat(b.Dir); !os.IsNotExist(err) {
 		t.Fatalf("the box's state dir survived: %v", err)
 	}
+}
+
+// PID 1 asks the OOM killer to take it last; the commands it starts get
+// the default, so at the box's memory limit they go before it.
+func TestCommandsOfPID1AreNotSparedByTheOOMKiller(t *testing.T) {
+	needRoot(t)
+	s := newTestSession(t)
+	b, _, err := s.NewBox("o", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Unshare([]NamespaceType{mustType(t, "pid")}, UnshareOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.TrimSpace(run(t, b, "cat", "/proc/self/oom_score_adj")); got != "0" {
+		t.Errorf("a command's oom_score_adj = %s, want the default 0", got)
+	}
+	// Going last takes CAP_SYS_RESOURCE, which a sandboxed root may lack.
+	want := "0"
+	if capable(t, unix.CAP_SYS_RESOURCE) {
+		want = "-999"
+	}
+	init, err := os.ReadFile(fmt.Sprintf("/proc/%d/oom_score_adj", b.InitPID()))
+	if err != nil || strings.TrimSpace(string(init)) != want {
+		t.Errorf("PID 1's oom_score_adj = %q (%v), want %s", init, err, want)
+	}
+}
+
+// capable tells whether this process has capability c in effect.
+func capable(t *testing.T, c int) bool {
+	t.Helper()
+	status, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if hex, ok := strings.CutPrefix(line, "CapEff:"); ok {
+			caps, err := strconv.ParseUint(strings.TrimSpace(hex), 16, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return caps&(1<<c) != 0
+		}
+	}
+	t.Fatal("/proc/self/status has no CapEff line")
+	return false
 }
 
 func TestBadBoxNamesAreRefused(t *testing.T) {

@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/prometheus/procfs"
-	"golang.org/x/sys/unix"
 )
 
 // Check is one line of `stepbox doctor`: what was looked at, what was
@@ -35,14 +34,15 @@ func Doctor() []Check {
 }
 
 func checkKernel() Check {
-	var u unix.Utsname
-	unix.Uname(&u)
-	rel := unix.ByteSliceToString(u.Release[:])
-	var major, minor int
-	fmt.Sscanf(rel, "%d.%d", &major, &minor)
-	ok := major > 5 || (major == 5 && minor >= 11)
-	return Check{Name: "kernel", Found: rel, OK: ok,
-		Advice: "Linux 5.11 or newer is needed for overlay inside a user namespace and for time namespaces (5.6)"}
+	rel := KernelRelease()
+	switch {
+	case !ReleaseAtLeast(rel, "5.11"):
+		return Check{Name: "kernel", Found: rel, OK: false,
+			Advice: "Linux 5.11 or newer is needed for overlay inside a user namespace and for time namespaces"}
+	case !ReleaseAtLeast(rel, "6.3"):
+		return Check{Name: "kernel", Found: rel + " (`unshare time` needs 6.3: before it the kernel refuses the forks of a Go program once a time namespace waits)", OK: true}
+	}
+	return Check{Name: "kernel", Found: rel, OK: true}
 }
 
 func checkRoot() Check {

@@ -106,6 +106,17 @@ func (d *demo) play(ctx context.Context, l *lessons.Lesson) int {
 		st := &l.Steps[i]
 		d.clear()
 		fmt.Fprintln(sh.Out, frame(fmt.Sprintf("Step %d of %d · %s", i+1, len(l.Steps), st.Title), d.body(st.Text, ""), sh.Width, th))
+		next := fmt.Sprintf("press a key for step %d", i+2)
+		if i+1 == len(l.Steps) {
+			next = "press a key to finish"
+		}
+		if why := st.Unmet(); why != "" {
+			fmt.Fprintln(sh.Out, "\n"+renderMarkdown(why, sh.Width-4, th, "  "))
+			if d.pause(ctx, next) != nil {
+				return failed
+			}
+			continue
+		}
 		if st.Predict != nil {
 			fmt.Fprintln(sh.Out, "\n"+renderMarkdown("**Predict:** "+st.Predict.Question, sh.Width-4, th, "  "))
 			if d.pause(ctx, "think it over, then press a key") != nil {
@@ -130,10 +141,6 @@ func (d *demo) play(ctx context.Context, l *lessons.Lesson) int {
 		}
 		if st.Predict != nil {
 			fmt.Fprintln(sh.Out, frame("Answer", d.body(st.Predict.Answer, ""), sh.Width, th))
-		}
-		next := fmt.Sprintf("press a key for step %d", i+2)
-		if i+1 == len(l.Steps) {
-			next = "press a key to finish"
 		}
 		if d.pause(ctx, next) != nil {
 			return failed

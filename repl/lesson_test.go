@@ -59,6 +59,16 @@ func TestEveryLessonsSolutionPassesItsChecksOnTheKernel(t *testing.T) {
 			if problems := checkLesson(context.Background(), l, dirs, &log); len(problems) > 0 {
 				t.Errorf("lesson %d:\n  %s\n%s", l.Number, strings.Join(problems, "\n  "), log.String())
 			}
+			// A step needing a newer kernel than this one is let off, and
+			// says why; no other step is.
+			for i, st := range l.Steps {
+				if why := st.Unmet(); why != "" && !strings.Contains(log.String(), "# skipped: "+why) {
+					t.Errorf("lesson %d step %d needs Linux %s: the kit did not say it skipped it:\n%s", l.Number, i+1, st.Needs.Linux, log.String())
+				}
+			}
+			if n := strings.Count(log.String(), "# skipped: "); n != unmetSteps(l) {
+				t.Errorf("lesson %d: the kit skipped %d steps, but %d need a newer kernel", l.Number, n, unmetSteps(l))
+			}
 		})
 	}
 }
@@ -215,10 +225,24 @@ func TestDemoPlaysEveryLessonAndLeavesNothingBehind(t *testing.T) {
 			if code != 0 || strings.Contains(out, "✗") || !strings.Contains(out, "End of lesson") {
 				t.Fatalf("demo %d: exit %d:\n%s", l.Number, code, out)
 			}
+			if unmetSteps(l) > 0 && !strings.Contains(out, "This step needs Linux") {
+				t.Errorf("demo %d: a step needs a newer kernel, and the demo did not say so:\n%s", l.Number, out)
+			}
 			assertNoSessionState(t, dir)
 			checkCast(t, cast, "End of lesson")
 		})
 	}
+}
+
+// unmetSteps counts the steps of l that need a newer kernel than this.
+func unmetSteps(l *lessons.Lesson) int {
+	n := 0
+	for _, st := range l.Steps {
+		if st.Unmet() != "" {
+			n++
+		}
+	}
+	return n
 }
 
 // checkCast reads an asciicast v2 file: a header, then output events in

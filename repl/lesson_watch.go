@@ -117,6 +117,10 @@ func (w *Watch) showStep(sh *Shell) {
 	l, st := w.lesson, &w.lesson.Steps[w.step]
 	sh.say("\n%s %s", th.Title.Render(fmt.Sprintf("Step %d of %d ·", w.step+1, len(l.Steps))), th.Title.Render(st.Title))
 	sh.say("%s", renderMarkdown(st.Text, sh.Width-2, th, "  "))
+	if why := st.Unmet(); why != "" {
+		sh.say("\n%s", renderMarkdown(why, sh.Width-2, th, "  "))
+		return
+	}
 	sh.say("\n  %s", th.Dim.Render("try:"))
 	for _, c := range st.Try {
 		sh.say("    %s", th.Cmd.Render(c))

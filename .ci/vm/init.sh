@@ -71,9 +71,14 @@ echo "VM-BOOTED: $(busybox uname -r), uptime $(busybox cut -d' ' -f1 /proc/uptim
 	"modules: $(busybox cut -d' ' -f1 /proc/modules | busybox tr '\n' ' ')"
 
 # What the suite must leave as it found it (each test checks too; this
-# catches what falls between tests): cgroups, mounts, stepbox processes.
+# catches what falls between tests): cgroups and the controllers each
+# switches on for its children (stepbox switches cpu on above its parent
+# cgroup for a session's lifetime), mounts, stepbox processes.
 host_state() {
 	busybox find $cg -type d | busybox sed 's/^/cgroup /'
+	for f in $(busybox find $cg -name cgroup.subtree_control); do
+		echo "subtree_control ${f%/*}: $(busybox cat "$f")"
+	done
 	busybox awk '{print "mount " $5 " " $9}' /proc/self/mountinfo
 	busybox ps -o pid,args | busybox awk '$2 == "stepbox" && $3 ~ /^__/ {print "process " $0}'
 }

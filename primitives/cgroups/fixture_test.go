@@ -301,7 +301,56 @@ func (f *v2Fixture) subtreeControl(dir, value string) error {
 		}
 	}
 	slices.Sort(on)
-	return os.WriteFile(filepath.Join(dir, "cgroup.subtree_control"), []byte(strings.Join(on, " ")+"\n"), 0o644)
+	if err := os.WriteFile(filepath.Join(dir, "cgroup.subtree_control"), []byte(strings.Join(on, " ")+"\n"), 0o644); err != nil {
+		return err
+	}
+	kids, _ := subdirs(dir)
+	for _, k := range kids {
+		if err := f.offer(filepath.Join(dir, k), on); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// offer gives the existing cgroup dir the controllers its parent now
+// switches on, as the kernel does at once: cgroup.controllers changes, and
+// the control files of a controller come and go with it.
+func (f *v2Fixture) offer(dir string, ctrls []string) error {
+	had := strings.Fields(f.readAbs(dir, "cgroup.controllers"))
+	core := map[string]bool{}
+	for _, fl := range controllerFiles[""] {
+		core[fl[0]] = true
+	}
+	for _, c := range had {
+		if slices.Contains(ctrls, c) {
+			continue
+		}
+		for _, fl := range controllerFiles[c] {
+			if core[fl[0]] {
+				continue // cpu.stat stays, with the core's fields
+			}
+			if err := os.Remove(filepath.Join(dir, fl[0])); err != nil && !os.IsNotExist(err) {
+				return err
+			}
+		}
+	}
+	for _, c := range ctrls {
+		if slices.Contains(had, c) {
+			continue
+		}
+		for _, fl := range controllerFiles[c] {
+			if err := f.set(dir, fl[0], fl[1], fl[2] == "w"); err != nil {
+				return err
+			}
+		}
+	}
+	return f.set(dir, "cgroup.controllers", strings.Join(ctrls, " "), false)
+}
+
+func (f *v2Fixture) readAbs(dir, file string) string {
+	b, _ := os.ReadFile(filepath.Join(dir, file))
+	return strings.TrimSpace(string(b))
 }
 
 // migrate moves a PID into dir, out of whichever cgroup held it.

@@ -58,8 +58,10 @@ type Group struct {
 	Name string `json:"name"`         // directory name: stepbox-4242, web-0123456789ab
 	ID   string `json:"id,omitempty"` // a box's short id, as `boxes` shows it
 	Dirs []Dir  `json:"dirs"`         // one per hierarchy (v2: one)
-	// Enabled lists the controllers NewParent switched on in a
-	// cgroup.subtree_control stepbox did not make; Remove switches them off.
+	// Enabled lists, top first, the controllers NewParent switched on in
+	// cgroup.subtree_control files stepbox did not make (v2: each cgroup
+	// from the top of the tree down to the parent's place that had them
+	// off); Remove switches them off, deepest first.
 	Enabled []Dir `json:"enabled,omitempty"`
 }
 
@@ -108,6 +110,13 @@ type Placement struct {
 	Rule   string `json:"rule"`
 	Dirs   []Dir  `json:"dirs"`   // the directories the parent goes under
 	Reason string `json:"reason"` // why, in plain words
+	// Controllers are the controllers the parent gets for its children
+	// (v2; in v1 each hierarchy is its controllers).
+	Controllers []string `json:"controllers,omitempty"`
+	// Enable lists, top first, each cgroup above the parent whose
+	// cgroup.subtree_control lacks controllers the parent needs, with
+	// those controllers: NewParent switches them on (v2).
+	Enable []Dir `json:"enable,omitempty"`
 }
 
 // ParentPrefix starts the name of every session's parent cgroup, so
@@ -251,8 +260,10 @@ func (b *base) Remove(g *Group) (*step.Step, error) {
 	for _, d := range g.Dirs {
 		errs = append(errs, removeTree(b.fs, s, d.Path))
 	}
-	for _, e := range g.Enabled {
-		if err := disable(b.fs, s, e); err != nil {
+	// Deepest first: a cgroup's controllers cannot go off while a child
+	// still has them on (EBUSY).
+	for i := len(g.Enabled) - 1; i >= 0; i-- {
+		if err := disable(b.fs, s, g.Enabled[i]); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -63,8 +63,11 @@ func PlanCreate(h Hierarchy, parent *Group, session int, box, id, override strin
 		}
 		parent = (&Group{Dirs: pl.Dirs}).child(ParentName(session))
 		if v2 {
-			planUnifiedParent(s, pl.Dirs[0], parent)
+			planUnifiedParent(s, pl, parent)
 			undo = append(undo, "rmdir "+parent.Dirs[0].Path+" (children first)")
+			if len(pl.Enable) > 0 {
+				undo = append(undo, undoEnabled(&Group{Enabled: pl.Enable}))
+			}
 		} else {
 			planLegacyDirs(s, parent, pl.Dirs)
 			undo = append(undo, "rmdir every "+parent.Name+" directory, children first")
@@ -115,29 +118,24 @@ func nearestValue(dir, f string) (string, error) {
 	return "", fmt.Errorf("no cgroup above %s holds %s", dir, f)
 }
 
-// planUnifiedParent plans unified.NewParent: switch the controllers on in
-// at's subtree_control where they are off, mkdir the parent, and switch
-// them on for its children.
-func planUnifiedParent(s *step.Step, at Dir, parent *Group) {
-	var want []string
-	for _, c := range v2Wanted {
-		if slices.Contains(at.Controllers, c) {
-			want = append(want, c)
-		}
-	}
-	parent.Dirs[0].Controllers = want
-	on, _ := subtree(at.Path)
-	var words, all []string
-	for _, c := range want {
-		if !slices.Contains(on, c) {
+// planUnifiedParent plans unified.NewParent: switch the controllers on
+// in each cgroup above the parent that has them off (pl.Enable, top
+// first), mkdir the parent, and switch them on for its children.
+func planUnifiedParent(s *step.Step, pl Placement, parent *Group) {
+	parent.Dirs[0].Controllers = pl.Controllers
+	for _, e := range pl.Enable {
+		var words []string
+		for _, c := range e.Controllers {
 			words = append(words, "+"+c)
 		}
+		writeFile(planFS{}, s, filepath.Join(e.Path, "cgroup.subtree_control"), strings.Join(words, " "))
+	}
+	enabledNotes(s, &Group{Enabled: pl.Enable})
+	mkdir(planFS{}, s, parent.Dirs[0].Path)
+	var all []string
+	for _, c := range pl.Controllers {
 		all = append(all, "+"+c)
 	}
-	if len(words) > 0 {
-		writeFile(planFS{}, s, filepath.Join(at.Path, "cgroup.subtree_control"), strings.Join(words, " "))
-	}
-	mkdir(planFS{}, s, parent.Dirs[0].Path)
 	if len(all) > 0 {
 		writeFile(planFS{}, s, filepath.Join(parent.Dirs[0].Path, "cgroup.subtree_control"), strings.Join(all, " "))
 	}

@@ -79,7 +79,71 @@ func (u *unified) dir(p string) (Dir, error) {
 // a container's cgroup namespace shows a non-root cgroup at the top.
 func isRoot(dir string) bool { return !exists(filepath.Join(dir, "cgroup.type")) }
 
+// Place picks the parent's cgroup (place), then plans the
+// controllers to switch on above it (wayDown). A cgroup on the way that
+// holds processes can pass no controller down: the parent then goes above
+// it where the kernel allows, or the reason says what it lacks.
 func (u *unified) Place(override string) (Placement, error) {
+	pl, err := u.place(override)
+	if err != nil {
+		return Placement{}, err
+	}
+	writes, reach, blocked, err := u.wayDown(pl.Dirs[0], v2Wanted)
+	if err != nil {
+		return Placement{}, fmt.Errorf("place stepbox's parent cgroup: %w", err)
+	}
+	if blocked != nil && override == "" {
+		higher, err := u.above(blocked.Cgroup)
+		if err != nil {
+			return Placement{}, fmt.Errorf("place stepbox's parent cgroup: %w", err)
+		}
+		if higher != nil {
+			n, _ := procCount(blocked.Path)
+			rule := "nearest"
+			if isRoot(higher.Path) {
+				rule = "root"
+			}
+			pl = Placement{Rule: rule, Dirs: []Dir{*higher}, Reason: fmt.Sprintf(
+				"%s; but %s above it holds %d processes of its own, so it cannot switch %s on for the cgroups below it (%s): the nearest cgroup above it without processes is %s",
+				pl.Reason, blocked.Cgroup, n, strings.Join(blocked.Controllers, " "), noInternalProcs, higher.Cgroup)}
+			if writes, reach, blocked, err = u.wayDown(*higher, v2Wanted); err != nil {
+				return Placement{}, fmt.Errorf("place stepbox's parent cgroup: %w", err)
+			}
+		}
+	}
+	if blocked != nil {
+		pl.Reason += fmt.Sprintf("; %s holds processes of its own, so %s cannot reach the parent (%s)",
+			blocked.Cgroup, strings.Join(blocked.Controllers, " "), noInternalProcs)
+	}
+	pl.Controllers, pl.Enable = reach, writes
+	return pl, nil
+}
+
+// above returns the nearest cgroup above p that holds no processes, or the
+// host's root; nil when the top of the mount is reached first.
+func (u *unified) above(p string) (*Dir, error) {
+	for q := path.Dir(path.Clean(p)); ; q = path.Dir(q) {
+		d, err := u.dir(q)
+		if err != nil {
+			return nil, err
+		}
+		n, err := procCount(d.Path)
+		if err != nil {
+			return nil, err
+		}
+		if n == 0 || isRoot(d.Path) {
+			return &d, nil
+		}
+		if q == "/" || q == path.Clean(u.mountRoot) {
+			return nil, nil
+		}
+	}
+}
+
+// place is the v2 rule: under the session's own cgroup if it holds no
+// processes or is the host's root, else under the nearest cgroup above it
+// without processes; an override must name a cgroup without processes.
+func (u *unified) place(override string) (Placement, error) {
 	if override != "" {
 		if !path.IsAbs(override) {
 			return Placement{}, fmt.Errorf("--cgroup-parent %s: give a cgroup path as /proc/PID/cgroup shows it, starting with /", override)
@@ -177,27 +241,22 @@ func (u *unified) NewParent(override string) (*Group, *step.Step, error) {
 		return nil, nil, err
 	}
 	at := pl.Dirs[0]
-	var want []string
-	for _, c := range v2Wanted {
-		if slices.Contains(at.Controllers, c) {
-			want = append(want, c)
-		}
-	}
+	want := pl.Controllers
 	g := (&Group{Dirs: []Dir{at}}).child(ParentName(u.session))
 	g.Dirs[0].Controllers = want
 	s := &step.Step{
 		Command: "cgroup parent",
 		Summary: fmt.Sprintf("created stepbox's parent cgroup %s with %s for its children (%s)", g.Dirs[0].Cgroup, strings.Join(want, " "), pl.Reason),
 		Man:     []string{"cgroups(7)", "mkdir(2)"},
-		Undo:    "rmdir " + g.Dirs[0].Path + " (children first)",
 	}
-	enabled, err := u.enable(s, at.Path, want)
-	if err != nil {
-		return nil, s, fmt.Errorf("cgroup parent: %w", err)
+	if err := u.switchOn(s, g, pl.Enable); err != nil {
+		return nil, s, errors.Join(fmt.Errorf("cgroup parent: %w", err), u.undoEnable(s, g))
 	}
-	if len(enabled) > 0 {
-		g.Enabled = []Dir{{Path: at.Path, Cgroup: at.Cgroup, Controllers: enabled}}
+	s.Undo = "rmdir " + g.Dirs[0].Path + " (children first)"
+	if len(g.Enabled) > 0 {
+		s.Undo += "; " + undoEnabled(g)
 	}
+	enabledNotes(s, g)
 	if err := mkdir(u.fs, s, g.Dirs[0].Path); err != nil {
 		return nil, s, errors.Join(fmt.Errorf("cgroup parent: %w", err), u.undoEnable(s, g))
 	}
@@ -208,10 +267,12 @@ func (u *unified) NewParent(override string) (*Group, *step.Step, error) {
 	return g, s, nil
 }
 
+// undoEnable switches off what g.Enabled records, deepest first: a
+// cgroup's controllers cannot go off while a child still has them on.
 func (u *unified) undoEnable(s *step.Step, g *Group) error {
 	var errs []error
-	for _, e := range g.Enabled {
-		errs = append(errs, disable(u.fs, s, e))
+	for i := len(g.Enabled) - 1; i >= 0; i-- {
+		errs = append(errs, disable(u.fs, s, g.Enabled[i]))
 	}
 	return errors.Join(errs...)
 }

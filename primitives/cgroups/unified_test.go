@@ -252,11 +252,26 @@ func TestUnifiedLimitWritesTheV2Files(t *testing.T) {
 	}
 }
 
+// A kernel whose cpu controller is bound to a v1 hierarchy offers no cpu
+// on v2: the box cannot have it, and the error names what there is.
 func TestUnifiedLimitNamesTheControllersTheHostOffers(t *testing.T) {
-	f, u, _, box := v2Box(t, "+memory +pids")
+	f := newV2Fixture(t, "+memory +pids", systemdTree())
+	if err := f.set(f.root, "cgroup.controllers", "cpuset io memory hugetlb pids rdma misc", false); err != nil {
+		t.Fatal(err)
+	}
+	u := f.open(4242, session, "/")
+	parent, _, err := u.NewParent("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = u.Remove(parent) })
+	box, _, err := u.Create(parent, "web", "")
+	if err != nil {
+		t.Fatal(err)
+	}
 	before := f.read("", "cgroup.subtree_control")
-	_, _, err := u.Limit(box, "cpu", "20%")
-	if err == nil || !strings.Contains(err.Error(), "no cpu controller") || !strings.Contains(err.Error(), "it has: memory, pids") {
+	_, _, err = u.Limit(box, "cpu", "20%")
+	if err == nil || !strings.Contains(err.Error(), "no cpu controller") || !strings.Contains(err.Error(), "it has: memory, pids; the host offers: cpuset, io, memory") {
 		t.Fatalf("cpu limit without cpu: err = %v, want the available controllers named", err)
 	}
 	if f.read("", "cgroup.subtree_control") != before {

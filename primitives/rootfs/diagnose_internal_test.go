@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -22,7 +23,10 @@ func TestDiagnosePivotNamesTheBrokenRule(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	onRoot, tmpfs, shared := t.TempDir(), t.TempDir(), t.TempDir()
+	// t.TempDir() may be on a mount of its own (a tmpfs or disk /tmp):
+	// the first case needs a directory of the root mount itself.
+	onRoot := dirOnRootMount(t)
+	tmpfs, shared := t.TempDir(), t.TempDir()
 	type result struct {
 		onRootMount, notMount, sharedParent PivotRule
 		detail                              string
@@ -91,4 +95,31 @@ func TestDiagnosePivotNamesTheBrokenRule(t *testing.T) {
 	if hostAfter, err := os.ReadFile("/proc/self/mountinfo"); err != nil || string(hostAfter) != string(hostBefore) {
 		t.Errorf("the host's mount table changed (%v)", err)
 	}
+}
+
+// dirOnRootMount returns a directory of the host that lies on the root
+// mount, below no other mount point: pivot_root there fails (EBUSY) and
+// changes nothing.
+func dirOnRootMount(t *testing.T) string {
+	t.Helper()
+	mounts, err := threadMounts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range []string{"/etc", "/usr", "/var", "/root", "/bin"} {
+		real, err := realPath(dir)
+		if err != nil {
+			continue
+		}
+		onRoot := true
+		for _, m := range mounts {
+			if m.MountPoint != "/" && (real == m.MountPoint || strings.HasPrefix(real, m.MountPoint+"/")) {
+				onRoot = false
+			}
+		}
+		if onRoot {
+			return real
+		}
+	}
+	return "/"
 }

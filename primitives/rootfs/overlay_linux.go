@@ -11,10 +11,6 @@ import (
 	"stepbox/primitives/step"
 )
 
-// fsconfigStringMax is the longest string fsconfig(2) takes, NUL
-// included (strndup_user(value, 256) in fs/fsopen.c).
-const fsconfigStringMax = 256
-
 // MountOverlay mounts an overlay of layers (bottom→top, as listed) at
 // merged, with upper as the box's writable layer and work as overlayfs's
 // scratch dir; both must be missing or empty, and merged free. It checks
@@ -22,10 +18,11 @@ const fsconfigStringMax = 256
 //
 // A stack whose option string fits in a page is mounted with one
 // mount(2), the call `mount -t overlay` makes. A longer one (a 100-layer
-// stack) would be cut at the page mount(2) copies, so its layers are
-// added one by one with fsopen/fsconfig("lowerdir+") (Linux ≥ 6.8):
-// unlike relative lowerdirs after a chdir, this keeps host paths in
-// mountinfo and works for layers anywhere.
+// stack) would be cut at the page mount(2) copies: on Linux ≥ 6.8 its
+// layers are added one by one with fsopen/fsconfig("lowerdir+"), which
+// keeps host paths in mountinfo; before, they are given relative to
+// their common directory, which the box process chdirs into for the
+// mount(2) and leaves after (overlayOptions says which).
 func MountOverlay(layers []Layer, upper, work, merged string) (*step.Step, error) {
 	var names []string
 	for _, l := range layers {
@@ -59,21 +56,12 @@ func MountOverlay(layers []Layer, upper, work, merged string) (*step.Step, error
 	for i, l := range layers {
 		lowers[len(layers)-1-i] = l.Dir
 	}
-	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", strings.Join(lowers, ":"), upper, work)
 	userns := inUserNamespace()
-	if userns {
-		// Inside a user namespace overlayfs keeps its whiteouts and opaque
-		// marks in user.overlay.* xattrs (Linux ≥ 5.11).
-		opts += ",userxattr"
+	req, err := overlayOptions(lowers, upper, work, userns, os.Getpagesize(), kernelRelease())
+	if err != nil {
+		return fail(err)
 	}
-	newAPI := len(opts) >= os.Getpagesize()
-	if newAPI {
-		for _, d := range append(lowers, upper, work) {
-			if len(d) >= fsconfigStringMax {
-				return fail(fmt.Errorf("%s: a path this long (%d bytes) cannot be passed to fsconfig(2), which a stack this tall needs; use shorter paths", d, len(d)))
-			}
-		}
-	}
+	opts := req.opts
 	top, err := os.Stat(layers[len(layers)-1].Dir)
 	if err != nil {
 		return fail(err)
@@ -93,13 +81,20 @@ func MountOverlay(layers []Layer, upper, work, merged string) (*step.Step, error
 		created = append(created, c...)
 	}
 
-	if !newAPI {
+	switch req.how {
+	case overlayMount:
 		err = mountCall(st, "overlay", merged, "overlay", 0, opts)
-	} else {
+	case overlayFsconfig:
 		st.Notes = append(st.Notes, fmt.Sprintf(
 			"the options take %d bytes, more than the one page (%d) mount(2) copies: the layers were added one by one with fsconfig(lowerdir+)",
 			len(opts), os.Getpagesize()))
-		err = fsmountOverlay(st, lowers, upper, work, userns, merged)
+		err = fsmountOverlay(st, req.lowers, upper, work, userns, merged)
+	case overlayRelative:
+		st.Notes = append(st.Notes, fmt.Sprintf(
+			"with host paths the options would take more than the one page (%d) mount(2) copies, and this kernel (before %s) cannot add layers one by one with fsconfig(lowerdir+): "+
+				"the layers were given relative to %s, the box's working directory for the mount(2) only, as Docker's overlay2 does (mountinfo shows them relative)",
+			os.Getpagesize(), lowerdirPlusRelease, req.dir))
+		err = mountFrom(st, req.dir, merged, opts)
 	}
 	if err != nil {
 		removeAll(created)
@@ -110,7 +105,7 @@ func MountOverlay(layers []Layer, upper, work, merged string) (*step.Step, error
 		len(layers), merged, layers[0].Name, layers[len(layers)-1].Name, upper)
 	st.Shell = append(st.Shell,
 		"mkdir -p "+shellQuote(upper)+" "+shellQuote(work)+" "+shellQuote(merged),
-		"mount -t overlay overlay -o "+shellQuote(opts)+" "+shellQuote(merged))
+		mountShell(req, merged))
 	order := make([]string, len(names))
 	for i, n := range names {
 		order[len(names)-1-i] = n
@@ -120,6 +115,33 @@ func MountOverlay(layers []Layer, upper, work, merged string) (*step.Step, error
 		"a file changed in the box is copied up into the upper dir; a deleted one leaves a whiteout there (a 0/0 character device); the layers never change")
 	st.Undo = fmt.Sprintf("umount %s; rm -rf %s %s", shellQuote(merged), shellQuote(upper), shellQuote(work))
 	return st, nil
+}
+
+// mountShell is the mount(8) line of req: from req.dir when the layers
+// are relative to it.
+func mountShell(req overlayRequest, merged string) string {
+	line := "mount -t overlay overlay -o " + shellQuote(req.opts) + " " + shellQuote(merged)
+	if req.how == overlayRelative {
+		return "(cd " + shellQuote(req.dir) + " && " + line + ")"
+	}
+	return line
+}
+
+// mountFrom runs the overlay's mount(2) with dir as the working directory,
+// so the relative lowerdirs in opts resolve there, then returns to the
+// directory it left. merged must be absolute.
+func mountFrom(st *step.Step, dir, merged, opts string) error {
+	fd, err := unix.Open(".", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err := recordFD(st, `openat(AT_FDCWD, ".", O_PATH|O_DIRECTORY|O_CLOEXEC)`, fd, err); err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	if err := st.Do("chdir("+step.Quote(dir)+")", func() error { return unix.Chdir(dir) }); err != nil {
+		return err
+	}
+	err = mountCall(st, "overlay", merged, "overlay", 0, opts)
+	back := st.Do(fmt.Sprintf("fchdir(%d)", fd), func() error { return unix.Fchdir(fd) })
+	return errors.Join(err, back)
 }
 
 // checkFresh refuses an upper or work dir that holds anything: an upper

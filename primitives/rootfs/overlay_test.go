@@ -256,12 +256,31 @@ func TestMountOverlayOfHundredLayers(t *testing.T) {
 		layers = append(layers, rootfs.Layer{Name: fmt.Sprintf("l%03d", i), Dir: d})
 	}
 	img := image{layers: layers, upper: filepath.Join(dir, "upper"), work: filepath.Join(dir, "work"), merged: filepath.Join(dir, "merged")}
+	var cwd string
+	if err := b.run(func() (err error) { cwd, err = os.Getwd(); return err }); err != nil {
+		t.Fatal(err)
+	}
 	st := mountImage(t, b, img)
 	calls := fmt.Sprint(st.Calls)
-	if !strings.Contains(calls, `"lowerdir+", "`+layers[99].Dir) || !strings.Contains(calls, "FSCONFIG_CMD_CREATE") {
-		t.Errorf("a 100-layer stack was not added layer by layer: %s", calls)
+	// Linux 6.8 takes the layers one by one (lowerdir+); before, they go
+	// relative to their common directory, mounted from there.
+	if kernelAtLeast(t, 6, 8) {
+		if !strings.Contains(calls, `"lowerdir+", "`+layers[99].Dir) || !strings.Contains(calls, "FSCONFIG_CMD_CREATE") {
+			t.Errorf("a 100-layer stack was not added layer by layer: %s", calls)
+		}
+	} else {
+		layersDir := filepath.Join(dir, "layers")
+		if !strings.Contains(calls, `chdir("`+layersDir+`") = 0`) || !strings.Contains(calls, `"lowerdir=layer-099:layer-098:`) || !strings.Contains(calls, "fchdir(") {
+			t.Errorf("a 100-layer stack on Linux < 6.8 was not mounted relative to %s: %s", layersDir, calls)
+		}
+		if !strings.Contains(strings.Join(st.Shell, "\n"), "(cd "+layersDir+" && mount -t overlay") {
+			t.Errorf("shell = %q, want the mount from the layers' directory", st.Shell)
+		}
 	}
 	err := b.run(func() error {
+		if now, err := os.Getwd(); err != nil || now != cwd {
+			return fmt.Errorf("the box's working directory is %q (%v) after the mount, was %q", now, err, cwd)
+		}
 		if got := readFile(t, img.merged+"/who"); got != "99" {
 			return fmt.Errorf("/who = %q, want the top layer's 99", got)
 		}
@@ -347,6 +366,20 @@ func TestMountBeforeUnshareIsRefused(t *testing.T) {
 			t.Errorf("a refused overlay left %s behind", d)
 		}
 	}
+}
+
+// kernelAtLeast reads `uname -r` and compares its major.minor.
+func kernelAtLeast(t *testing.T, major, minor int) bool {
+	t.Helper()
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		t.Fatal(err)
+	}
+	var ma, mi int
+	if n, _ := fmt.Sscanf(unix.ByteSliceToString(u.Release[:]), "%d.%d", &ma, &mi); n < 2 {
+		t.Fatalf("uname -r %q: no major.minor", u.Release)
+	}
+	return ma > major || (ma == major && mi >= minor)
 }
 
 func readMountinfo(t *testing.T) string {

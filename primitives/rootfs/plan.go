@@ -36,20 +36,22 @@ func PlanMountOverlay(layers []Layer, upper, work, merged string, userns bool) (
 	for i, l := range layers {
 		lowers[len(layers)-1-i] = l.Dir
 	}
-	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", strings.Join(lowers, ":"), upper, work)
-	if userns {
-		opts += ",userxattr"
+	req, err := overlayOptions(lowers, upper, work, userns, os.Getpagesize(), kernelRelease())
+	if err != nil {
+		return nil, fmt.Errorf("mount overlay: %w", err)
 	}
-	if len(opts) < os.Getpagesize() {
+	opts := req.opts
+	const fd, mfd = 3, 4
+	switch req.how {
+	case overlayMount:
 		st.Plan(step.MountCall("overlay", merged, "overlay", 0, opts))
-	} else {
-		const fd, mfd = 3, 4
+	case overlayFsconfig:
 		st.Plan(`fsopen("overlay", FSOPEN_CLOEXEC)`)
 		set := func(key, value string) {
 			st.Plan(fmt.Sprintf("fsconfig(%d, FSCONFIG_SET_STRING, %s, %s, 0)", fd, step.Quote(key), step.Quote(value)))
 		}
 		set("source", "overlay")
-		for _, l := range lowers {
+		for _, l := range req.lowers {
 			set("lowerdir+", l)
 		}
 		set("upperdir", upper)
@@ -63,12 +65,21 @@ func PlanMountOverlay(layers []Layer, upper, work, merged string, userns bool) (
 		st.Notes = append(st.Notes, fmt.Sprintf(
 			"the options take %d bytes, more than the one page (%d) mount(2) copies: the layers are added one by one with fsconfig(lowerdir+)",
 			len(opts), os.Getpagesize()))
+	case overlayRelative:
+		st.Plan(`openat(AT_FDCWD, ".", O_PATH|O_DIRECTORY|O_CLOEXEC)`)
+		st.Plan("chdir(" + step.Quote(req.dir) + ")")
+		st.Plan(step.MountCall("overlay", merged, "overlay", 0, opts))
+		st.Plan(fmt.Sprintf("fchdir(%d)", fd))
+		st.Notes = append(st.Notes, fmt.Sprintf(
+			"with host paths the options would take more than the one page (%d) mount(2) copies, and this kernel (before %s) cannot add layers one by one with fsconfig(lowerdir+): "+
+				"the layers are given relative to %s, the box's working directory for the mount(2) only, as Docker's overlay2 does (mountinfo shows them relative)",
+			os.Getpagesize(), lowerdirPlusRelease, req.dir))
 	}
 	st.Summary = fmt.Sprintf("overlay of %d layer(s) at %s: %s at the bottom, %s on top; the box's writes go to %s",
 		len(layers), merged, layers[0].Name, layers[len(layers)-1].Name, upper)
 	st.Shell = append(st.Shell,
 		"mkdir -p "+shellQuote(upper)+" "+shellQuote(work)+" "+shellQuote(merged),
-		"mount -t overlay overlay -o "+shellQuote(opts)+" "+shellQuote(merged))
+		mountShell(req, merged))
 	order := make([]string, len(names))
 	for i, n := range names {
 		order[len(names)-1-i] = n

@@ -5,7 +5,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -145,22 +144,26 @@ func thousandFiles(t testing.TB) ([]rootfs.Layer, string) {
 	return []rootfs.Layer{{Name: "base", Dir: dir + "/base"}, {Name: "app", Dir: dir + "/app"}}, dir + "/upper"
 }
 
-func TestReadStackOfThousandFilesIsFast(t *testing.T) {
+// Speed is measured by BenchmarkReadStackFiles1000, never asserted as a
+// time here (CI machines are shared and emulated); what cannot flake is
+// the work per file: a few allocations each, so a stack twice as big
+// costs twice as much, not four times.
+func TestReadStackOfThousandFilesAllocatesAFewTimesPerFile(t *testing.T) {
 	layers, upper := thousandFiles(t)
-	best := time.Hour
-	for range 5 {
-		start := time.Now()
-		snap, err := rootfs.ReadStack(layers, upper, "/m", true)
-		if err != nil {
+	snap, err := rootfs.ReadStack(layers, upper, "/m", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snap.Lowers[0].Files != 1200 || len(snap.Changes) != 3 {
+		t.Fatalf("base %+v, changes %v", snap.Lowers[0], snap.Changes)
+	}
+	allocs := testing.AllocsPerRun(3, func() {
+		if _, err := rootfs.ReadStack(layers, upper, "/m", true); err != nil {
 			t.Fatal(err)
 		}
-		best = min(best, time.Since(start))
-		if snap.Lowers[0].Files != 1200 || len(snap.Changes) != 3 {
-			t.Fatalf("base %+v, changes %v", snap.Lowers[0], snap.Changes)
-		}
-	}
-	t.Logf("stack --files of 1,200 files: %v", best)
-	if best > 50*time.Millisecond {
-		t.Errorf("ReadStack took %v at best, want ≤ 50ms", best)
+	})
+	t.Logf("stack --files of 1,200 files: %.0f allocations", allocs)
+	if per := allocs / float64(len(snap.Files)); per > 10 {
+		t.Errorf("ReadStack made %.0f allocations for %d paths, %.1f each; want at most 10 each", allocs, len(snap.Files), per)
 	}
 }

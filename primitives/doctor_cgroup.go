@@ -1,0 +1,73 @@
+package primitives
+
+import (
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/prometheus/procfs"
+
+	"stepbox/primitives/cgroups"
+)
+
+func init() {
+	DoctorChecks = append(DoctorChecks, checkCgroupMode, checkCgroupParent)
+}
+
+// hostCgroups opens the host's cgroups with this process as the session.
+func hostCgroups() (cgroups.Hierarchy, error) {
+	fs, err := procfs.NewFS(procfs.DefaultMountPoint)
+	if err != nil {
+		return nil, err
+	}
+	return cgroups.Open(cgroups.DefaultRoot, fs, os.Getpid())
+}
+
+func checkCgroupMode() Check {
+	h, err := hostCgroups()
+	if err != nil {
+		return Check{Name: "cgroup mode", Found: err.Error(), OK: false,
+			Advice: "stepbox needs cgroup v2 or v1 mounted at " + cgroups.DefaultRoot + " for `cgroup …`; the other commands work without"}
+	}
+	return Check{Name: "cgroup mode", Found: fmt.Sprintf("%s, controllers: %s", h.Mode(), strings.Join(h.Controllers(), " ")), OK: true}
+}
+
+// checkCgroupParent says where the session's parent cgroup would go, by
+// which rule and why, and what stepbox would change in the host's cgroups
+// above it (cgroup v2: controllers switched on on the way down).
+func checkCgroupParent() Check {
+	h, err := hostCgroups()
+	if err != nil {
+		return Check{Name: "cgroup parent", Found: err.Error(), OK: false}
+	}
+	pl, err := h.Place(CgroupParentOverride)
+	if err != nil {
+		return Check{Name: "cgroup parent", Found: err.Error(), OK: false,
+			Advice: "give --cgroup-parent naming a cgroup without processes, or run stepbox in a delegated scope: systemd-run --scope -p Delegate=yes stepbox"}
+	}
+	var where []string
+	for _, d := range pl.Dirs {
+		where = append(where, d.Cgroup)
+	}
+	found := fmt.Sprintf("under %s (rule %s): %s", strings.Join(uniq(where), ", "), pl.Rule, pl.Reason)
+	if h.Version() == 2 {
+		found += "; its boxes get " + strings.Join(pl.Controllers, " ")
+	}
+	if c := pl.HostChanges(); c != "" {
+		found += "; " + c
+	}
+	return Check{Name: "cgroup parent", Found: found, OK: true}
+}
+
+// uniq drops repeats, keeping the first of each: on v1 the parent
+// usually has one path in every hierarchy.
+func uniq(xs []string) []string {
+	var out []string
+	for _, x := range xs {
+		if !slices.Contains(out, x) {
+			out = append(out, x)
+		}
+	}
+	return out
+}
