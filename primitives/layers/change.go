@@ -94,28 +94,38 @@ func mkdirParents(cmd, name, p string, r *os.Root, rel string, st *step.Step) er
 	return nil
 }
 
+// openForChange checks p and the layer, takes the store's lock and opens
+// the layer's root, through which every change goes (os.Root keeps it
+// inside). done releases both.
+func (s *Store) openForChange(cmd, name, p string) (rel string, r *os.Root, done func(), err error) {
+	if rel, err = inLayer(cmd, name, p); err != nil {
+		return "", nil, nil, err
+	}
+	unlock, err := s.exclusive()
+	if err != nil {
+		return "", nil, nil, fmt.Errorf("%s %s: %w", cmd, name, err)
+	}
+	if _, err := s.writable(cmd, name); err != nil {
+		unlock()
+		return "", nil, nil, err
+	}
+	if r, err = os.OpenRoot(s.Root(name)); err != nil {
+		unlock()
+		return "", nil, nil, fmt.Errorf("%s %s: %w", cmd, name, err)
+	}
+	return rel, r, func() { r.Close(); unlock() }, nil
+}
+
 // Put writes content to the file p inside layer name, making missing
 // parent directories. An earlier whiteout at p is replaced: the file is
 // back. Content is written as given.
 func (s *Store) Put(name, p, content string) (*step.Step, error) {
 	const cmd = "layer put"
-	rel, err := inLayer(cmd, name, p)
+	rel, r, done, err := s.openForChange(cmd, name, p)
 	if err != nil {
 		return nil, err
 	}
-	unlock, err := s.exclusive()
-	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w", cmd, name, err)
-	}
-	defer unlock()
-	if _, err := s.writable(cmd, name); err != nil {
-		return nil, err
-	}
-	r, err := os.OpenRoot(s.Root(name))
-	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w", cmd, name, err)
-	}
-	defer r.Close()
+	defer done()
 
 	host := filepath.Join(s.Root(name), rel)
 	st := &step.Step{
@@ -204,23 +214,11 @@ func straceBuf(s string) string {
 // directories"). Whatever the layer held at p is replaced.
 func (s *Store) Del(name, p string) (*step.Step, error) {
 	const cmd = "layer del"
-	rel, err := inLayer(cmd, name, p)
+	rel, r, done, err := s.openForChange(cmd, name, p)
 	if err != nil {
 		return nil, err
 	}
-	unlock, err := s.exclusive()
-	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w", cmd, name, err)
-	}
-	defer unlock()
-	if _, err := s.writable(cmd, name); err != nil {
-		return nil, err
-	}
-	r, err := os.OpenRoot(s.Root(name))
-	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w", cmd, name, err)
-	}
-	defer r.Close()
+	defer done()
 
 	host := filepath.Join(s.Root(name), rel)
 	st := &step.Step{
