@@ -57,16 +57,20 @@ func MountSys(root, target string) (*step.Step, error) {
 	return st, nil
 }
 
-// MountTmpfs mounts an empty tmpfs at target inside root, world-writable
-// with the sticky bit like /tmp (Docker's --tmpfs default).
+// tmpfsOptions: world-writable with the sticky bit like /tmp, and a size
+// limit. Without one a tmpfs may take half the host's memory, and a box
+// without a memory cgroup would fill it at the host's expense.
+const tmpfsOptions = "mode=1777,size=64m"
+
+// MountTmpfs mounts an empty tmpfs at target inside root (tmpfsOptions).
 func MountTmpfs(root, target string) (*step.Step, error) {
 	st := &step.Step{Command: "mount tmpfs " + target, Man: []string{"mount(2)", "tmpfs(5)"}}
-	host, _, err := mountSimple(st, root, target, "tmpfs", "tmpfs", tmpfsFlags, "mode=1777")
+	host, _, err := mountSimple(st, root, target, "tmpfs", "tmpfs", tmpfsFlags, tmpfsOptions)
 	if err != nil {
 		return st, fmt.Errorf("mount tmpfs: %w", err)
 	}
 	st.Summary = "tmpfs mounted at " + target + ": files there live in memory and vanish with the mount"
-	st.Shell = []string{"mount -t tmpfs -o nosuid,nodev,mode=1777 tmpfs " + shellQuote(host)}
+	st.Shell = []string{"mount -t tmpfs -o nosuid,nodev," + tmpfsOptions + " tmpfs " + shellQuote(host)}
 	st.Undo = "umount " + shellQuote(host)
 	return st, nil
 }

@@ -127,9 +127,9 @@ func PlanMountTmpfs(root, target, look string) (*step.Step, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mount tmpfs: %w", err)
 	}
-	st.Plan(step.MountCall("tmpfs", host, "tmpfs", tmpfsFlags, "mode=1777"))
+	st.Plan(step.MountCall("tmpfs", host, "tmpfs", tmpfsFlags, tmpfsOptions))
 	st.Summary = "tmpfs mounted at " + target + ": files there live in memory and vanish with the mount"
-	st.Shell = []string{"mount -t tmpfs -o nosuid,nodev,mode=1777 tmpfs " + shellQuote(host)}
+	st.Shell = []string{"mount -t tmpfs -o nosuid,nodev," + tmpfsOptions + " tmpfs " + shellQuote(host)}
 	st.Undo = "umount " + shellQuote(host)
 	return st, nil
 }
