@@ -134,10 +134,7 @@ func (s *Store) Put(name, p, content string) (*step.Step, error) {
 		Man:     []string{"open(2)", "write(2)"},
 		Undo:    "rm " + shQuote(host),
 	}
-	if d := filepath.Dir(host); d != s.Root(name) {
-		st.Shell = append(st.Shell, "mkdir -p "+shQuote(d))
-	}
-	st.Shell = append(st.Shell, "printf %s "+shQuote(content)+" > "+shQuote(host))
+	st.Shell = putShell(s.Root(name), host, content)
 	if err := mkdirParents(cmd, name, p, r, rel, st); err != nil {
 		return st, err
 	}
@@ -307,4 +304,13 @@ func shQuote(s string) string {
 		return q
 	}
 	return step.Quote(s)
+}
+
+// putShell is `layer put` with standard tools, for Put and its plan.
+func putShell(root, host, content string) []string {
+	var sh []string
+	if d := filepath.Dir(host); d != root {
+		sh = append(sh, "mkdir -p "+shQuote(d))
+	}
+	return append(sh, "printf %s "+shQuote(content)+" > "+shQuote(host))
 }

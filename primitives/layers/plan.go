@@ -57,10 +57,7 @@ func (s *Store) PlanPut(name, p, content string) (*step.Step, error) {
 		Man:     []string{"open(2)", "write(2)"},
 		Undo:    "rm " + shQuote(host),
 	}
-	if d := filepath.Dir(host); d != s.Root(name) {
-		st.Shell = append(st.Shell, "mkdir -p "+shQuote(d))
-	}
-	st.Shell = append(st.Shell, "printf %s "+shQuote(content)+" > "+shQuote(host))
+	st.Shell = putShell(s.Root(name), host, content)
 	planParents(st, r, rel, s.Root(name))
 	if fi, err := r.Lstat(rel); err == nil && isWhiteout(fi) {
 		st.Plan(fmt.Sprintf("unlink(%s)", step.Quote(host)))

@@ -101,19 +101,7 @@ func MountOverlay(layers []Layer, upper, work, merged string) (*step.Step, error
 		return fail(fmt.Errorf("at %s: %w", merged, err))
 	}
 
-	st.Summary = fmt.Sprintf("overlay of %d layer(s) at %s: %s at the bottom, %s on top; the box's writes go to %s",
-		len(layers), merged, layers[0].Name, layers[len(layers)-1].Name, upper)
-	st.Shell = append(st.Shell,
-		"mkdir -p "+shellQuote(upper)+" "+shellQuote(work)+" "+shellQuote(merged),
-		mountShell(req, merged))
-	order := make([]string, len(names))
-	for i, n := range names {
-		order[len(names)-1-i] = n
-	}
-	st.Notes = append(st.Notes,
-		"lowerdir= lists the layers top first ("+strings.Join(order, ":")+"): where two layers hold the same path, the one listed first wins",
-		"a file changed in the box is copied up into the upper dir; a deleted one leaves a whiteout there (a 0/0 character device); the layers never change")
-	st.Undo = fmt.Sprintf("umount %s; rm -rf %s %s", shellQuote(merged), shellQuote(upper), shellQuote(work))
+	describeOverlay(st, layers, names, req, upper, work, merged)
 	return st, nil
 }
 
@@ -220,4 +208,22 @@ func fsLog(fd int) string {
 		}
 		msgs = append(msgs, strings.TrimSpace(string(buf[:n])))
 	}
+}
+
+// describeOverlay writes what MountOverlay and its plan both say of a
+// stack: summary, shell lines, the top-first order, undo.
+func describeOverlay(st *step.Step, layers []Layer, names []string, req overlayRequest, upper, work, merged string) {
+	st.Summary = fmt.Sprintf("overlay of %d layer(s) at %s: %s at the bottom, %s on top; the box's writes go to %s",
+		len(layers), merged, layers[0].Name, layers[len(layers)-1].Name, upper)
+	st.Shell = append(st.Shell,
+		"mkdir -p "+shellQuote(upper)+" "+shellQuote(work)+" "+shellQuote(merged),
+		mountShell(req, merged))
+	order := make([]string, len(names))
+	for i, n := range names {
+		order[len(names)-1-i] = n
+	}
+	st.Notes = append(st.Notes,
+		"lowerdir= lists the layers top first ("+strings.Join(order, ":")+"): where two layers hold the same path, the one listed first wins",
+		"a file changed in the box is copied up into the upper dir; a deleted one leaves a whiteout there (a 0/0 character device); the layers never change")
+	st.Undo = fmt.Sprintf("umount %s; rm -rf %s %s", shellQuote(merged), shellQuote(upper), shellQuote(work))
 }

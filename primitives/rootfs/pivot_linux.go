@@ -121,14 +121,7 @@ func PivotRoot(newRoot string, withProc bool) (*step.Step, error) {
 	if err := st.Do(`chdir("/")`, func() error { return unix.Chdir("/") }); err != nil {
 		return fail(PivotOther, "", err)
 	}
-	st.Shell = []string{
-		"mount --make-rprivate /",
-		"mount --rbind " + shellQuote(newRoot) + " " + shellQuote(newRoot),
-		"cd " + shellQuote(newRoot),
-		"pivot_root . .",
-		"umount -l .",
-		"cd /",
-	}
+	st.Shell = pivotRootShell(newRoot)
 	st.Summary = "the overlay at " + newRoot + " is now the box's /, and the host's root is detached from the box"
 	st.Notes = []string{
 		`pivot_root(".", ".") stacked the old root on the new one; umount -l detached it, so no old-root directory is left to remove`,
@@ -189,4 +182,16 @@ func diagnosePivot(newRoot string) (PivotRule, string) {
 		return PivotSharedMount, "the root mount / is shared:" + id
 	}
 	return PivotOther, ""
+}
+
+// pivotRootShell is PivotRoot with standard tools; PlanPivotRoot shows the same.
+func pivotRootShell(newRoot string) []string {
+	return []string{
+		"mount --make-rprivate /",
+		"mount --rbind " + shellQuote(newRoot) + " " + shellQuote(newRoot),
+		"cd " + shellQuote(newRoot),
+		"pivot_root . .",
+		"umount -l .",
+		"cd /",
+	}
 }

@@ -75,19 +75,7 @@ func PlanMountOverlay(layers []Layer, upper, work, merged string, userns bool) (
 				"the layers are given relative to %s, the box's working directory for the mount(2) only, as Docker's overlay2 does (mountinfo shows them relative)",
 			os.Getpagesize(), lowerdirPlusRelease, req.dir))
 	}
-	st.Summary = fmt.Sprintf("overlay of %d layer(s) at %s: %s at the bottom, %s on top; the box's writes go to %s",
-		len(layers), merged, layers[0].Name, layers[len(layers)-1].Name, upper)
-	st.Shell = append(st.Shell,
-		"mkdir -p "+shellQuote(upper)+" "+shellQuote(work)+" "+shellQuote(merged),
-		mountShell(req, merged))
-	order := make([]string, len(names))
-	for i, n := range names {
-		order[len(names)-1-i] = n
-	}
-	st.Notes = append(st.Notes,
-		"lowerdir= lists the layers top first ("+strings.Join(order, ":")+"): where two layers hold the same path, the one listed first wins",
-		"a file changed in the box is copied up into the upper dir; a deleted one leaves a whiteout there (a 0/0 character device); the layers never change")
-	st.Undo = fmt.Sprintf("umount %s; rm -rf %s %s", shellQuote(merged), shellQuote(upper), shellQuote(work))
+	describeOverlay(st, layers, names, req, upper, work, merged)
 	return st, nil
 }
 
@@ -224,14 +212,7 @@ func PlanPivotRoot(newRoot string, withProc bool, look string) (*step.Step, erro
 	st.Plan(`pivot_root(".", ".")`)
 	st.Plan(fmt.Sprintf("umount2(%s, %s)", step.Quote("."), step.UmountFlags(unix.MNT_DETACH)))
 	st.Plan(`chdir("/")`)
-	st.Shell = []string{
-		"mount --make-rprivate /",
-		"mount --rbind " + shellQuote(newRoot) + " " + shellQuote(newRoot),
-		"cd " + shellQuote(newRoot),
-		"pivot_root . .",
-		"umount -l .",
-		"cd /",
-	}
+	st.Shell = pivotRootShell(newRoot)
 	st.Summary = "the overlay at " + newRoot + " becomes the box's /, and the host's root is detached from the box"
 	st.Notes = []string{
 		`pivot_root(".", ".") stacks the old root on the new one; umount -l detaches it, so no old-root directory is left to remove`,
