@@ -372,6 +372,7 @@ cgroup attach
 !for d in $(find /sys/fs/cgroup -name "*$BOX_ID*"); do grep -qx "$BOX_PID" $d/cgroup.procs || echo "missing from $d"; done
 -exec sh -c 'for i in $(seq 1 40); do sleep 2 & done; wait'
 cgroup show
+cgroup limit pids max
 exec echo still responsive
 `
 	out, code := runStepbox(t, t.TempDir(), script, "--plain")
