@@ -27,6 +27,13 @@ test: deps build
 	$(GO) vet ./...
 	$(GO) test -p 1 -count=1 -timeout 30m ./...
 
+# The suites again as stepbox would run inside a container: a new PID
+# namespace (short PIDs, PID 1 is not the host's init) and a mount
+# namespace that is not the initial one but is still "the host".
+.PHONY: test-container
+test-container: build
+	unshare --pid --fork --mount-proc $(GO) test -p 1 -count=1 -timeout 30m ./...
+
 test-unit:
 	$(GO) test -count=1 -short ./...
 

@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"stepbox/primitives/rootfs"
 	"stepbox/primitives/step"
 )
 
@@ -102,6 +103,15 @@ func runAgent() int {
 		// a user namespace may refuse, which only costs that guarantee).
 		if err := os.WriteFile("/proc/self/oom_score_adj", []byte("-999"), 0); err != nil {
 			fmt.Fprintf(a.log, "oom_score_adj: %v\n", err)
+		}
+	}
+	// A PID 1 starts in the box's mount namespace; the box process names
+	// the host's for it (`__box NAME init DEV:INO`), so mounts stay refused
+	// there.
+	if len(os.Args) > 4 && os.Args[3] == "init" {
+		if err := rootfs.SetHostMountNamespace(os.Args[4]); err != nil {
+			fmt.Fprintf(a.log, "%v\n", err)
+			return 1
 		}
 	}
 	c, err := newConn(os.NewFile(agentFD, "stepbox-sock"))

@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"stepbox/primitives/rootfs"
 	"stepbox/primitives/step"
 )
 
@@ -159,7 +160,7 @@ func (a *agent) unsharePID(st *step.Step, box string) (int, *os.File, error) {
 		logr.Close()
 	}()
 	pid, _, err := a.reaper.start(func() (int, error) {
-		p, err := os.StartProcess(selfExe, []string{"stepbox", entryBox, box, "init"}, &os.ProcAttr{
+		p, err := os.StartProcess(selfExe, []string{"stepbox", entryBox, box, "init", rootfs.HostMountNamespace()}, &os.ProcAttr{
 			Env:   os.Environ(),
 			Files: []*os.File{nil, nil, logw, theirs},
 			Sys:   &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL},

@@ -52,11 +52,20 @@ var volatile = []struct {
 }{
 	{"ino", regexp.MustCompile(`\b40265\d{5}\b`)},
 	{"id", regexp.MustCompile(`\b[0-9a-f]{12}\b`)},
-	{"pid", regexp.MustCompile(`(?:pid |PID |pid=|PID=|^)(\d{2,7})\b`)},
 	{"time", regexp.MustCompile(`\b\d+\.\d{2}\b`)},
 	{"session", regexp.MustCompile(`\b\d+-\d+\b`)},
-	{"pid", regexp.MustCompile(`\b(\d{4,7})\b`)},
 }
+
+// A host PID is recognised where stepbox names it as one ("PID 715",
+// "host · 715 │", "/proc/715/") or by its length; every later occurrence of
+// that number is the same PID, wherever it stands. PIDs are short on a
+// freshly booted machine (CI starts near 500), so length alone is not
+// enough.
+var (
+	pidContext = regexp.MustCompile(`(?:\bPIDs? |\bpid |pid=|PID=|/proc/|^)(\d{2,7})\b|· (\d{2,7}) +│`)
+	pidLong    = regexp.MustCompile(`\b(\d{4,7})\b`)
+	number     = regexp.MustCompile(`\b\d+\b`)
+)
 
 func (n *normalizer) token(kind, v string) string {
 	if n.seen == nil {
@@ -74,27 +83,40 @@ func (n *normalizer) token(kind, v string) string {
 }
 
 func (n *normalizer) normalize(s string) string {
-	var out []string
-	for _, line := range strings.Split(s, "\n") {
+	lines := strings.Split(s, "\n")
+	for i, line := range lines {
 		for _, v := range volatile {
-			line = v.re.ReplaceAllStringFunc(line, func(m string) string {
-				sub := v.re.FindStringSubmatch(m)
-				val := m
-				if len(sub) > 1 {
-					val = sub[1]
-					return strings.Replace(m, val, n.token(v.kind, val), 1)
-				}
-				return n.token(v.kind, val)
-			})
+			line = v.re.ReplaceAllStringFunc(line, func(m string) string { return n.token(v.kind, m) })
 		}
+		lines[i] = line
+	}
+	pids := map[string]bool{}
+	for _, line := range lines {
+		for _, re := range []*regexp.Regexp{pidContext, pidLong} {
+			for _, m := range re.FindAllStringSubmatch(line, -1) {
+				for _, g := range m[1:] {
+					if g != "" {
+						pids[g] = true
+					}
+				}
+			}
+		}
+	}
+	for i, line := range lines {
+		line = number.ReplaceAllStringFunc(line, func(m string) string {
+			if pids[m] {
+				return n.token("pid", m)
+			}
+			return m
+		})
 		// Padding around a replaced value changes width: runs of spaces
 		// and of border lines count as one.
 		line = regexp.MustCompile(` +│`).ReplaceAllString(line, " │")
 		line = regexp.MustCompile(`  +`).ReplaceAllString(line, "  ")
 		line = regexp.MustCompile(`─+`).ReplaceAllString(line, "─")
-		out = append(out, strings.TrimRight(line, " "))
+		lines[i] = strings.TrimRight(line, " ")
 	}
-	return strings.Join(out, "\n")
+	return strings.Join(lines, "\n")
 }
 
 // Transcripts: each script under testdata/transcripts runs through
@@ -393,5 +415,32 @@ exec echo still responsive
 	}
 	if !strings.Contains(out, "still responsive") {
 		t.Fatalf("the box did not answer after the fork loop:\n%s", out)
+	}
+}
+
+// The normalizer gives the same transcript whether host PIDs are long
+// (a machine up for days) or short (a fresh CI machine, or a container).
+func TestNormalizerDoesNotDependOnPIDLength(t *testing.T) {
+	const tmpl = `✓ box web (id 31d937682d08): box process PID %[2]d, in the host's namespaces
+  PID %[3]d on the host is PID 1 in the box: commands now start from it
+│ namespace │ host · %[1]d │ box web · %[2]d │ its PID 1 · %[3]d │
+│ * │ web │ 31d937682d08 │ %[2]d │ %[3]d │ uts,pid │ - │ - │ web1 │ running │
+│ merged  /proc/%[3]d/root  the box's / │
+│ base  /lib/layers/base/root  ro · 277 files │
+  /stepbox-%[1]d  (blkio cpu pids)
+pids limit 50 written; echo $$ gives 8`
+	var long, short normalizer
+	a := long.normalize(fmt.Sprintf(tmpl, 1715, 31722, 31729))
+	b := short.normalize(fmt.Sprintf(tmpl, 715, 722, 729))
+	if a != b {
+		t.Fatalf("normalized transcripts differ:\n%s", lineDiff(a, b))
+	}
+	for _, keep := range []string{"277 files", "limit 50", "gives 8", "PID 1 in the box"} {
+		if !strings.Contains(b, keep) {
+			t.Errorf("normalizer replaced a number that is not a host PID: %q is gone from\n%s", keep, b)
+		}
+	}
+	if strings.Contains(b, "722") || strings.Contains(b, "715") {
+		t.Errorf("a host PID survived:\n%s", b)
 	}
 }

@@ -3,6 +3,7 @@ package rootfs_test
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -30,6 +31,7 @@ type childArgs struct {
 	Layers              []rootfs.Layer
 	Upper, Work, Merged string
 	HostSecret          string // a host file the box must not read
+	HostMountNS         string // the test's mount namespace: the child starts outside it
 }
 
 // childReport is what a child saw from inside the box.
@@ -51,6 +53,9 @@ func runChild(name string) int {
 	var args childArgs
 	rep := childReport{}
 	err := json.Unmarshal([]byte(os.Getenv(childArgsEnv)), &args)
+	if err == nil && name != "container-host" {
+		err = rootfs.SetHostMountNamespace(args.HostMountNS)
+	}
 	if err == nil {
 		switch name {
 		case "pivot":
@@ -59,6 +64,8 @@ func runChild(name string) int {
 			err = childChroot(args, &rep)
 		case "rootless":
 			err = childRootless(args, &rep)
+		case "container-host":
+			err = childContainerHost(args, &rep)
 		default:
 			err = fmt.Errorf("unknown child scenario %q", name)
 		}
@@ -152,6 +159,21 @@ func childChroot(a childArgs, rep *childReport) error {
 // childRootless is a box in its own user namespace: overlayfs needs
 // userxattr there, and mknod of a device is refused, so /dev binds the
 // host's nodes.
+// childContainerHost is stepbox started inside a container: its own PID
+// and mount namespaces, neither of them the initial one, and PID 1 (the
+// container's init) sharing its mount namespace. That namespace is still
+// the host's as far as stepbox is concerned: a mount there is refused.
+func childContainerHost(a childArgs, rep *childReport) error {
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return err
+	}
+	_, err := rootfs.MountTmpfs(a.Merged, "/")
+	if !errors.Is(err, rootfs.ErrHostMountNamespace) {
+		return fmt.Errorf("MountTmpfs in the container's own namespace = %v, want ErrHostMountNamespace", err)
+	}
+	return nil
+}
+
 func childRootless(a childArgs, rep *childReport) error {
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_SLAVE, ""); err != nil {
 		return err
@@ -220,6 +242,7 @@ type child struct {
 // namespaces (cloneflags); a new user namespace maps root to root.
 func startChild(t *testing.T, name string, a childArgs, cloneflags uintptr) *child {
 	t.Helper()
+	a.HostMountNS = rootfs.HostMountNamespace()
 	data, err := json.Marshal(a)
 	if err != nil {
 		t.Fatal(err)

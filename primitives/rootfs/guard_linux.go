@@ -14,21 +14,44 @@ var ErrHostMountNamespace = errors.New("mount before unshare mnt would change th
 // Inode numbers the kernel gives the initial namespaces (uapi linux/nsfs.h).
 const (
 	mntNSInitIno  = 0xEFFFFFF8 // MNT_NS_INIT_INO, fixed since Linux 6.18
-	pidNSInitIno  = 0xEFFFFFFC // PROC_PID_INIT_INO, fixed since Linux 3.8
 	userNSInitIno = 0xEFFFFFFD // PROC_USER_INIT_INO, fixed since Linux 3.8
 )
 
+// hostMountNS identifies the mount namespace this stepbox treats as the
+// host's: the one the session started in. A process captures it when it
+// starts; a box's PID 1, started after the box may have left that
+// namespace, is told it (SetHostMountNamespace).
+var hostMountNS = func() (id nsID) {
+	var st unix.Stat_t
+	if unix.Stat("/proc/self/ns/mnt", &st) == nil {
+		id = nsID{Dev: st.Dev, Ino: st.Ino}
+	}
+	return id
+}()
+
+type nsID struct{ Dev, Ino uint64 }
+
+// HostMountNamespace names the host's mount namespace as "DEV:INO", for a
+// process this one starts after leaving it.
+func HostMountNamespace() string { return fmt.Sprintf("%d:%d", hostMountNS.Dev, hostMountNS.Ino) }
+
+// SetHostMountNamespace takes the host's mount namespace as
+// HostMountNamespace wrote it.
+func SetHostMountNamespace(s string) error {
+	var id nsID
+	if _, err := fmt.Sscanf(s, "%d:%d", &id.Dev, &id.Ino); err != nil || id.Ino == 0 {
+		return fmt.Errorf("host mount namespace %q: want DEV:INO", s)
+	}
+	hostMountNS = id
+	return nil
+}
+
 // checkMountNamespace refuses when the calling thread is in the host's
-// mount namespace: the initial one, or that of PID 1 as this thread's
-// /proc shows it. Two cases are not the host:
-//   - PID 1 lives in this thread's own, non-initial PID namespace: /proc is
-//     the box's own (mounted after pivot_root), and PID 1 is the box's init;
-//   - there is no /proc/thread-self: the thread has left the host's root
-//     (pivot_root or chroot) and no proc is mounted in the new one.
-//
-// PID 1's namespaces may be unreadable (EACCES: ptrace_may_access(2) rules,
-// e.g. when PID 1 holds capabilities the caller lacks); then only the
-// initial-namespace test applies.
+// mount namespace: the initial one, or the one the session started in
+// (which is the host's even when stepbox itself runs in a container).
+// Without /proc/thread-self the thread has left the host's root
+// (pivot_root or chroot) and no proc is mounted in the new one: it is not
+// the host.
 func checkMountNamespace() error {
 	var self unix.Stat_t
 	switch err := unix.Stat("/proc/thread-self/ns/mnt", &self); {
@@ -37,25 +60,10 @@ func checkMountNamespace() error {
 	case err != nil:
 		return fmt.Errorf("stat /proc/thread-self/ns/mnt: %w", err)
 	}
-	if self.Ino == mntNSInitIno {
+	if self.Ino == mntNSInitIno || (self.Dev == hostMountNS.Dev && self.Ino == hostMountNS.Ino) {
 		return ErrHostMountNamespace
 	}
-	var init unix.Stat_t
-	switch err := unix.Stat("/proc/1/ns/mnt", &init); {
-	case errors.Is(err, unix.EACCES), errors.Is(err, unix.EPERM), errors.Is(err, unix.ENOENT):
-		return nil
-	case err != nil:
-		return fmt.Errorf("stat /proc/1/ns/mnt: %w", err)
-	}
-	if init.Dev != self.Dev || init.Ino != self.Ino {
-		return nil
-	}
-	var selfPID, initPID unix.Stat_t
-	if unix.Stat("/proc/thread-self/ns/pid", &selfPID) == nil && unix.Stat("/proc/1/ns/pid", &initPID) == nil &&
-		selfPID.Ino == initPID.Ino && selfPID.Ino != pidNSInitIno {
-		return nil
-	}
-	return ErrHostMountNamespace
+	return nil
 }
 
 // inUserNamespace reports whether the calling thread is in a user

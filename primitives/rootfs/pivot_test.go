@@ -169,6 +169,15 @@ func TestPivotRootRefusesInHostMountNamespace(t *testing.T) {
 	}
 }
 
+// Run inside a container, stepbox's host is the container: PID 1 shares
+// its mount namespace, yet mounting there is still refused.
+func TestMountRefusedWhenStepboxRunsInAContainer(t *testing.T) {
+	needRoot(t)
+	hostMountsUnchanged(t)
+	c := startChild(t, "container-host", childArgs{Merged: t.TempDir()}, syscall.CLONE_NEWNS|syscall.CLONE_NEWPID)
+	c.report(t)
+}
+
 func contains(list []string, s string) bool {
 	for _, x := range list {
 		if x == s {
