@@ -172,11 +172,11 @@ type markedProc struct {
 }
 
 // BoxNameRule is what a box name may look like.
-var boxNameRule = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9_-]{0,31}$`)
+var boxNameRule = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9_-]{0,31}$`) })
 
 // ValidBoxName checks a box name and says what is allowed.
 func ValidBoxName(name string) error {
-	if !boxNameRule.MatchString(name) {
+	if !boxNameRule().MatchString(name) {
 		return fmt.Errorf("box name %q is not allowed: use a letter, then up to 31 letters, digits, '-' or '_' (no '/', spaces or dots)", name)
 	}
 	return nil

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/prometheus/procfs"
 
@@ -123,14 +124,14 @@ type Placement struct {
 // `find /sys/fs/cgroup -name '*stepbox*'` finds them all.
 const ParentPrefix = "stepbox-"
 
-var parentName = regexp.MustCompile(`^stepbox-([0-9]+)$`)
+var parentName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^stepbox-([0-9]+)$`) })
 
 // ParentName is the parent cgroup's name for session PID pid.
 func ParentName(pid int) string { return ParentPrefix + strconv.Itoa(pid) }
 
 // sessionOf returns the session PID a parent cgroup is named for.
 func sessionOf(name string) (int, bool) {
-	m := parentName.FindStringSubmatch(name)
+	m := parentName().FindStringSubmatch(name)
 	if m == nil {
 		return 0, false
 	}
@@ -138,7 +139,7 @@ func sessionOf(name string) (int, bool) {
 	return pid, err == nil
 }
 
-var boxName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+var boxName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`) })
 
 // ErrNoGroup means a command needs a cgroup the box does not have yet.
 var ErrNoGroup = errors.New("the box has no cgroup yet: run `cgroup new` first")
@@ -155,20 +156,20 @@ func newID() (string, error) {
 // boxGroupName checks box and names its cgroup after it and id (the box's
 // short id, like a container's); an empty id gets a new random one.
 func boxGroupName(box, id string) (name, _ string, err error) {
-	if !boxName.MatchString(box) {
+	if !boxName().MatchString(box) {
 		return "", "", fmt.Errorf("cgroup new: box name %q: use up to 64 letters, digits, '.', '_' or '-', starting with a letter or digit", box)
 	}
 	if id == "" {
 		if id, err = newID(); err != nil {
 			return "", "", fmt.Errorf("cgroup new %s: %w", box, err)
 		}
-	} else if !shortID.MatchString(id) {
+	} else if !shortID().MatchString(id) {
 		return "", "", fmt.Errorf("cgroup new %s: id %q: use 12 lower-case hex digits", box, id)
 	}
 	return box + "-" + id, id, nil
 }
 
-var shortID = regexp.MustCompile(`^[0-9a-f]{12}$`)
+var shortID = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[0-9a-f]{12}$`) })
 
 // controlFile checks that file names a file inside a cgroup directory.
 func controlFile(file string) error {

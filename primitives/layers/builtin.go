@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,6 +22,13 @@ var ErrDamaged = errors.New("layer is damaged")
 // Verify checks the builtin layer name: its layer.json must parse, say it is
 // builtin and was built by recipe, and the digest of its content must match
 // the one recorded at build time. The error wraps ErrNoLayer or ErrDamaged.
+//
+// Reading every file is the slow part, so it is done once: when the content
+// matches, Verify records a stamp of the metadata (inode, size, mode,
+// mtime and ctime of every entry). While the stamp still matches, no file
+// has been written, replaced, renamed, chmod'ed or touched since — each of
+// those sets ctime, which no system call can set back — and the content
+// need not be read again.
 func (s *Store) Verify(name, recipe string) error {
 	if _, err := os.Lstat(filepath.Join(s.Dir, name)); errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("%w %q", ErrNoLayer, name)
@@ -34,6 +42,14 @@ func (s *Store) Verify(name, recipe string) error {
 	case l.Recipe != recipe:
 		return fmt.Errorf("%w: %q was built by recipe %q, stepbox now builds %q", ErrDamaged, name, l.Recipe, recipe)
 	}
+	stamp, err := metaStamp(l.Root)
+	if err != nil {
+		return fmt.Errorf("%w: %q: %w", ErrDamaged, name, err)
+	}
+	stampFile := filepath.Join(s.Dir, name, "stamp")
+	if b, err := os.ReadFile(stampFile); err == nil && string(b) == l.Digest+" "+stamp+"\n" {
+		return nil
+	}
 	d, err := digest(l.Root)
 	if err != nil {
 		return fmt.Errorf("%w: %q: %w", ErrDamaged, name, err)
@@ -41,7 +57,53 @@ func (s *Store) Verify(name, recipe string) error {
 	if d != l.Digest {
 		return fmt.Errorf("%w: %q: its files changed since it was built (digest %s, built as %s)", ErrDamaged, name, short(d), short(l.Digest))
 	}
+	// Intact: remember its metadata for next time, next to layer.json. The
+	// stamp names the digest it vouches for: should another session have
+	// installed a new copy meanwhile, this stamp does not match it. Failing
+	// to write it costs speed, not correctness.
+	writeStamp(stampFile, l.Digest+" "+stamp+"\n")
 	return nil
+}
+
+// writeStamp replaces file atomically with text.
+func writeStamp(file, text string) {
+	tmp, err := os.CreateTemp(filepath.Dir(file), ".stamp-")
+	if err != nil {
+		return
+	}
+	_, err = tmp.WriteString(text)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), file)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+	}
+}
+
+// metaStamp hashes the metadata of every entry under root, root included:
+// path, inode, mode, size, mtime and ctime (lstat(2)), but not atime,
+// which reading changes.
+func metaStamp(root string) (string, error) {
+	h := sha256.New()
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		var st unix.Stat_t
+		if err := unix.Lstat(p, &st); err != nil {
+			return &fs.PathError{Op: "lstat", Path: p, Err: err}
+		}
+		fmt.Fprintf(h, "%s\x00%d\x00%o\x00%d\x00%d.%d\x00%d.%d\n", p[len(root):], st.Ino, st.Mode, st.Size,
+			st.Mtim.Sec, st.Mtim.Nsec, st.Ctim.Sec, st.Ctim.Nsec)
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return "meta:" + hex.EncodeToString(h.Sum(nil)), nil
 }
 
 func short(d string) string {

@@ -2,6 +2,7 @@ package layers
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -62,6 +63,17 @@ func TestVerifyDetectsDamage(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, ErrDamaged},
+		{"file rewritten with the same size and its mtime put back", func(t *testing.T, s *Store) {
+			p := filepath.Join(s.Root("motd"), "etc/motd")
+			fi, err := os.Stat(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			mustWrite(t, p, "HI\n")
+			if err := os.Chtimes(p, fi.ModTime(), fi.ModTime()); err != nil {
+				t.Fatal(err)
+			}
+		}, ErrDamaged},
 		{"layer.json corrupt", func(t *testing.T, s *Store) {
 			mustWrite(t, filepath.Join(s.Dir, "motd/layer.json"), "{not json")
 		}, ErrDamaged},
@@ -74,25 +86,37 @@ func TestVerifyDetectsDamage(t *testing.T) {
 			}
 		}, ErrNoLayer},
 	}
+	// "stamped": a Verify has run before the damage, so the layer carries
+	// a metadata stamp and Verify takes its fast path when nothing changed.
 	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			s := openStore(t)
-			installMotd(t, s)
-			c.damage(t, s)
-			if err := s.Verify("motd", "motd/1"); !errors.Is(err, c.want) {
-				t.Fatalf("Verify = %v, want %v", err, c.want)
-			}
-			installMotd(t, s)
-			if err := s.Verify("motd", "motd/1"); err != nil {
-				t.Errorf("after Install: Verify = %v", err)
-			}
-			if b, err := os.ReadFile(filepath.Join(s.Root("motd"), "etc/motd")); err != nil || string(b) != "hi\n" {
-				t.Errorf("after Install: motd = %q, %v", b, err)
-			}
-			if got := strings.Join(storeNames(t, s), " "); got != ".lock motd" {
-				t.Errorf("store holds %q, want the old copy gone", got)
-			}
-		})
+		for _, stamped := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/stamped=%v", c.name, stamped), func(t *testing.T) {
+				s := openStore(t)
+				installMotd(t, s)
+				if stamped {
+					if err := s.Verify("motd", "motd/1"); err != nil {
+						t.Fatal(err)
+					}
+					if b, err := os.ReadFile(filepath.Join(s.Dir, "motd", "stamp")); err != nil || !strings.Contains(string(b), " meta:") {
+						t.Fatalf("after Verify: stamp %q, %v", b, err)
+					}
+				}
+				c.damage(t, s)
+				if err := s.Verify("motd", "motd/1"); !errors.Is(err, c.want) {
+					t.Fatalf("Verify = %v, want %v", err, c.want)
+				}
+				installMotd(t, s)
+				if err := s.Verify("motd", "motd/1"); err != nil {
+					t.Errorf("after Install: Verify = %v", err)
+				}
+				if b, err := os.ReadFile(filepath.Join(s.Root("motd"), "etc/motd")); err != nil || string(b) != "hi\n" {
+					t.Errorf("after Install: motd = %q, %v", b, err)
+				}
+				if got := strings.Join(storeNames(t, s), " "); got != ".lock motd" {
+					t.Errorf("store holds %q, want the old copy gone", got)
+				}
+			})
+		}
 	}
 }
 

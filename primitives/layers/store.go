@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -37,7 +38,7 @@ var (
 // nameRule is what a layer name may be: a directory name with no '/', no
 // spaces and no leading '.', so it can never be "..", a hidden temp dir of
 // the store, or a word the command line would split.
-var nameRule = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,31}$`)
+var nameRule = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,31}$`) })
 
 const nameAllowed = "1 to 32 letters, digits, '_', '.' or '-', starting with a letter or digit"
 
@@ -83,7 +84,7 @@ func (s *Store) metaPath(name string) string {
 
 // CheckName returns an ErrBadName error unless name is a valid layer name.
 func CheckName(name string) error {
-	if !nameRule.MatchString(name) {
+	if !nameRule().MatchString(name) {
 		return fmt.Errorf("%w %q: use %s", ErrBadName, name, nameAllowed)
 	}
 	return nil
