@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -70,6 +71,12 @@ func errorResponse(err error) response {
 // conn is one end of the socketpair.
 type conn struct {
 	c *net.UnixConn
+
+	// rbuf receives every message: allocating maxMessage per message
+	// cost a megabyte of zeroing and a garbage collection every few
+	// messages, in the session and in every box process.
+	rmu  sync.Mutex
+	rbuf []byte
 }
 
 // socketpair returns two connected SOCK_SEQPACKET sockets, both close-on-exec.
@@ -114,7 +121,12 @@ func (c *conn) send(v any, files ...*os.File) error {
 
 // recv reads one message into v and returns the files that came with it.
 func (c *conn) recv(v any) ([]*os.File, error) {
-	buf := make([]byte, maxMessage)
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	if c.rbuf == nil {
+		c.rbuf = make([]byte, maxMessage)
+	}
+	buf := c.rbuf
 	oob := make([]byte, unix.CmsgSpace(8*4))
 	n, oobn, _, _, err := c.c.ReadMsgUnix(buf, oob)
 	if err != nil {
