@@ -55,8 +55,11 @@ type agent struct {
 	conn   *conn
 	reaper *reaper
 	isInit bool // PID 1 of a PID namespace stepbox made
-	probed bool // Go's CLONE_PIDFD probe has run (see unsharePID)
-	log    io.Writer
+	// PID 1 only: the oom_score_adj its commands start with, and why, if
+	// it is not the default.
+	commandOOMScore, oomNote string
+	probed                   bool // Go's CLONE_PIDFD probe has run (see unsharePID)
+	log                      io.Writer
 }
 
 // agentOp is one entry of the op switch. It runs on the locked main thread.
@@ -101,8 +104,15 @@ func runAgent() int {
 		// box's init, would be chosen and the whole box would die. Like
 		// containerd's shim, it asks to go last (proc(5), oom_score_adj;
 		// a user namespace may refuse, which only costs that guarantee).
+		// Without CAP_SYS_RESOURCE (a sandboxed root) it may not go
+		// below 0; then the commands it starts volunteer instead, at 1000,
+		// as Kubernetes marks best-effort pods: raising needs no privilege.
+		a.commandOOMScore = "0"
 		if err := os.WriteFile("/proc/self/oom_score_adj", []byte("-999"), 0); err != nil {
 			fmt.Fprintf(a.log, "oom_score_adj: %v\n", err)
+			a.commandOOMScore = "1000"
+			a.oomNote = "this host refused PID 1's oom_score_adj -999 (lowering it needs CAP_SYS_RESOURCE): " +
+				"the commands PID 1 starts get oom_score_adj 1000 instead, so at the box's memory limit the OOM killer takes them before PID 1"
 		}
 	}
 	// A PID 1 starts in the box's mount namespace; the box process names
@@ -163,13 +173,14 @@ type withFiles interface{ files() []*os.File }
 
 // helloResult tells the session who the box process is.
 type helloResult struct {
-	PID    int  `json:"pid"` // as the process itself sees it
-	IsInit bool `json:"is_init"`
+	PID     int    `json:"pid"` // as the process itself sees it
+	IsInit  bool   `json:"is_init"`
+	OOMNote string `json:"oom_note,omitempty"` // PID 1: why its commands' oom_score_adj is not 0
 }
 
 func opHello(a *agent, _ json.RawMessage, files []*os.File) (any, *step.Step, error) {
 	closeAll(files)
-	return helloResult{PID: os.Getpid(), IsInit: a.isInit}, nil, nil
+	return helloResult{PID: os.Getpid(), IsInit: a.isInit, OOMNote: a.oomNote}, nil, nil
 }
 
 type hostnameArgs struct {

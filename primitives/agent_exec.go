@@ -64,7 +64,7 @@ func (a *agent) exec(raw json.RawMessage, files []*os.File) {
 			// child inherits oom_score_adj at fork: with -999 the command
 			// would be as unlikely a victim as PID 1, and at the box's
 			// memory limit, after the hog, PID 1 would go next.
-			defer a.lendOOMScore()()
+			defer a.lendOOMScore(a.commandOOMScore)()
 		}
 		p, err := os.StartProcess(path, args.Argv, &os.ProcAttr{Env: args.Env, Files: files, Sys: attr})
 		if err != nil {
@@ -93,17 +93,18 @@ func (a *agent) exec(raw json.RawMessage, files []*os.File) {
 	a.conn.send(response{Data: data})
 }
 
-// lendOOMScore sets this process's oom_score_adj to the default, 0, for
-// the fork of a command, and returns what sets it back. Going back down
-// needs no CAP_SYS_RESOURCE: the value set at start is this process's
-// oom_score_adj_min (proc(5)).
-func (a *agent) lendOOMScore() func() {
+// lendOOMScore sets this process's oom_score_adj to score for the fork of
+// a command, and returns what sets it back. Neither way needs
+// CAP_SYS_RESOURCE: the value PID 1 started with is its oom_score_adj_min
+// when it could set -999, and score (0 or 1000) is above it otherwise
+// (proc(5)).
+func (a *agent) lendOOMScore(score string) func() {
 	const file = "/proc/self/oom_score_adj"
 	old, err := os.ReadFile(file)
-	if err != nil || strings.TrimSpace(string(old)) == "0" {
+	if score == "" || err != nil || strings.TrimSpace(string(old)) == score {
 		return func() {}
 	}
-	if err := os.WriteFile(file, []byte("0"), 0); err != nil {
+	if err := os.WriteFile(file, []byte(score), 0); err != nil {
 		fmt.Fprintf(a.log, "oom_score_adj: %v\n", err)
 		return func() {}
 	}

@@ -369,6 +369,9 @@ func (b *Box) Unshare(types []NamespaceType, opts UnshareOptions) (*step.Step, e
 			return resp.Step, fmt.Errorf("unshare pid: the new init is PID %d in its namespace, not 1", hello.PID)
 		}
 		b.initCtl, b.initPID = c, res.InitPID
+		if hello.OOMNote != "" && resp.Step != nil {
+			resp.Step.Notes = append(resp.Step.Notes, hello.OOMNote)
+		}
 	} else {
 		closeAll(got)
 	}

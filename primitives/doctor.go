@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/prometheus/procfs"
+	"golang.org/x/sys/unix"
 )
 
 // Check is one line of `stepbox doctor`: what was looked at, what was
@@ -47,7 +48,14 @@ func checkKernel() Check {
 
 func checkRoot() Check {
 	if os.Geteuid() == 0 {
-		return Check{Name: "privileges", Found: "root", OK: true}
+		found := "root"
+		if p, err := procfs.Self(); err == nil {
+			if st, err := p.NewStatus(); err == nil && st.CapEff&(1<<unix.CAP_SYS_RESOURCE) == 0 {
+				found += " without CAP_SYS_RESOURCE (a sandboxed root): a box's PID 1 cannot ask the OOM killer to take it last, " +
+					"so the commands it starts get oom_score_adj 1000 instead"
+			}
+		}
+		return Check{Name: "privileges", Found: found, OK: true}
 	}
 	return Check{Name: "privileges", Found: fmt.Sprintf("uid %d", os.Geteuid()), OK: false,
 		Advice: "without root, only boxes made with `new NAME --user` can unshare namespaces; mounts and cgroups need root (run `sudo stepbox`)"}
