@@ -131,7 +131,7 @@ func (b *Box) Enter(ctx context.Context, types []NamespaceType, argv []string, s
 	pid := b.CommandPID()
 	st := &step.Step{
 		Command: "enter",
-		Summary: fmt.Sprintf("joined the namespaces of PID %d from the host, then ran %s there", pid, strings.Join(argv, " ")),
+		Summary: fmt.Sprintf("joined the namespaces of PID %d from the host, then ran %s there", pid, step.ShellJoin(argv)),
 		Man:     []string{"setns(2)", "nsenter(1)"},
 		Undo:    "nothing to undo: the entered command ends, the box stays",
 	}
@@ -147,7 +147,7 @@ func (b *Box) Enter(ctx context.Context, types []NamespaceType, argv []string, s
 	}
 	args = append(args, "--")
 	args = append(args, argv...)
-	st.Shell = []string{strings.Join(append(opts, argv...), " ")}
+	st.Shell = []string{strings.Join(opts, " ") + " " + step.ShellJoin(argv)}
 	cmd := exec.CommandContext(ctx, selfExe)
 	cmd.Args = args
 	cmd.Env = b.env(nil)

@@ -146,9 +146,9 @@ func (b *Box) PlanExec(argv []string) (*step.Step, error) {
 		from = fmt.Sprintf("the box's PID 1 (host PID %d)", pid)
 	}
 	st := &step.Step{
-		Command: "exec " + strings.Join(argv, " "),
+		Command: "exec " + step.ShellJoin(argv),
 		Summary: "runs " + argv[0] + " inside the box: " + from + " forks it, and it inherits every namespace, the root and the cgroup the steps made",
-		Shell:   []string{fmt.Sprintf("nsenter --target %d --all --root --wd %s", pid, strings.Join(argv, " "))},
+		Shell:   []string{fmt.Sprintf("nsenter --target %d --all --root --wd %s", pid, step.ShellJoin(argv))},
 		Man:     []string{"clone(2)", "execve(2)", "nsenter(1)"},
 		Undo:    "nothing to undo: the process ends with the command; what it wrote stays in the box (in its upper dir after `mount overlay`)",
 	}
@@ -191,7 +191,7 @@ func (b *Box) PlanEnter(types []NamespaceType, argv []string) (*step.Step, error
 	pid := b.CommandPID()
 	st := &step.Step{
 		Command: "enter",
-		Summary: fmt.Sprintf("joins the namespaces of PID %d from the host, then runs %s there", pid, strings.Join(argv, " ")),
+		Summary: fmt.Sprintf("joins the namespaces of PID %d from the host, then runs %s there", pid, step.ShellJoin(argv)),
 		Man:     []string{"setns(2)", "nsenter(1)"},
 		Undo:    "nothing to undo: the entered command ends, the box stays",
 	}
@@ -203,6 +203,6 @@ func (b *Box) PlanEnter(types []NamespaceType, argv []string) (*step.Step, error
 		opts = append(opts, t.Short)
 		st.Plan(fmt.Sprintf("setns(%d</proc/%d/ns/%s>, %s)", i+3, pid, t.Proc, step.CloneFlags(t.Flag)))
 	}
-	st.Shell = []string{strings.Join(append(opts, argv...), " ")}
+	st.Shell = []string{strings.Join(opts, " ") + " " + step.ShellJoin(argv)}
 	return st, nil
 }

@@ -152,6 +152,8 @@ for pkg in "${pkgs[@]}"; do
 	[ -d "$rel/testdata" ] && cp -a "$rel/testdata" "$root/src/$rel/"
 	echo "$name $rel" >>"$root/etc/vm/packages"
 done
+# repl's tour test reads the README, as a learner does.
+cp README.md "$root/src/"
 
 # --- busybox, host programs and their libraries ---------------------------
 cp /bin/busybox "$root/usr/bin/busybox"

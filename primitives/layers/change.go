@@ -11,7 +11,6 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
-	"mvdan.cc/sh/v3/syntax"
 
 	"stepbox/primitives/step"
 )
@@ -129,10 +128,10 @@ func (s *Store) Put(name, p, content string) (*step.Step, error) {
 
 	host := filepath.Join(s.Root(name), rel)
 	st := &step.Step{
-		Command: fmt.Sprintf("%s %s %s %s", cmd, name, shQuote(p), shQuote(content)),
+		Command: fmt.Sprintf("%s %s %s %s", cmd, name, step.ShellQuote(p), step.ShellQuote(content)),
 		Summary: fmt.Sprintf("wrote %s into layer %s: %s on the host", p, name, host),
 		Man:     []string{"open(2)", "write(2)"},
-		Undo:    "rm " + shQuote(host),
+		Undo:    "rm " + step.ShellQuote(host),
 	}
 	st.Shell = putShell(s.Root(name), host, content)
 	if err := mkdirParents(cmd, name, p, r, rel, st); err != nil {
@@ -146,7 +145,7 @@ func (s *Store) Put(name, p, content string) (*step.Step, error) {
 		if err != nil {
 			return st, fmt.Errorf("%s %s: %w", cmd, name, err)
 		}
-		st.Shell = append([]string{"rm " + shQuote(host)}, st.Shell...)
+		st.Shell = append([]string{"rm " + step.ShellQuote(host)}, st.Shell...)
 	case err == nil && !fi.Mode().IsRegular():
 		return st, fmt.Errorf("%s %s: %w %q: it is a %s in this layer; put writes regular files only", cmd, name, ErrBadPath, p, kindOf(fi))
 	case err != nil && !errors.Is(err, fs.ErrNotExist):
@@ -219,13 +218,13 @@ func (s *Store) Del(name, p string) (*step.Step, error) {
 
 	host := filepath.Join(s.Root(name), rel)
 	st := &step.Step{
-		Command: fmt.Sprintf("%s %s %s", cmd, name, shQuote(p)),
+		Command: fmt.Sprintf("%s %s %s", cmd, name, step.ShellQuote(p)),
 		Summary: fmt.Sprintf("whiteout for %s in layer %s: the character device 0/0 %s hides %s of every layer below", p, name, host, p),
 		Man:     []string{"mknod(2)"},
-		Undo:    "rm " + shQuote(host),
+		Undo:    "rm " + step.ShellQuote(host),
 	}
 	if d := filepath.Dir(host); d != s.Root(name) {
-		st.Shell = append(st.Shell, "mkdir -p "+shQuote(d))
+		st.Shell = append(st.Shell, "mkdir -p "+step.ShellQuote(d))
 	}
 	if err := mkdirParents(cmd, name, p, r, rel, st); err != nil {
 		return st, err
@@ -236,20 +235,20 @@ func (s *Store) Del(name, p string) (*step.Step, error) {
 		st.Summary = fmt.Sprintf("%s is already a whiteout in layer %s: nothing to do", p, name)
 		return st, nil
 	case err == nil && fi.IsDir():
-		st.Shell = append(st.Shell, "rm -r "+shQuote(host))
+		st.Shell = append(st.Shell, "rm -r "+step.ShellQuote(host))
 		st.Notes = append(st.Notes, fmt.Sprintf("the layer's own directory %s was removed first", p))
 		if err := r.RemoveAll(rel); err != nil {
 			return st, fmt.Errorf("%s %s: remove %s: %w", cmd, name, host, err)
 		}
 	case err == nil:
-		st.Shell = append(st.Shell, "rm "+shQuote(host))
+		st.Shell = append(st.Shell, "rm "+step.ShellQuote(host))
 		if err := st.Do(fmt.Sprintf("unlink(%s)", step.Quote(host)), func() error { return r.Remove(rel) }); err != nil {
 			return st, fmt.Errorf("%s %s: %w", cmd, name, err)
 		}
 	case !errors.Is(err, fs.ErrNotExist):
 		return st, escapeErr(cmd, name, p, r, err)
 	}
-	st.Shell = append(st.Shell, "mknod "+shQuote(host)+" c 0 0")
+	st.Shell = append(st.Shell, "mknod "+step.ShellQuote(host)+" c 0 0")
 	if err := mknodWhiteout(r, rel, host, st); err != nil {
 		return st, fmt.Errorf("%s %s %s: %w", cmd, name, p, err)
 	}
@@ -295,22 +294,11 @@ func kindOf(fi fs.FileInfo) Kind {
 	return Other
 }
 
-// shQuote quotes s for a POSIX shell, or bash when s holds control bytes.
-func shQuote(s string) string {
-	if q, err := syntax.Quote(s, syntax.LangPOSIX); err == nil {
-		return q
-	}
-	if q, err := syntax.Quote(s, syntax.LangBash); err == nil {
-		return q
-	}
-	return step.Quote(s)
-}
-
 // putShell is `layer put` with standard tools, for Put and its plan.
 func putShell(root, host, content string) []string {
 	var sh []string
 	if d := filepath.Dir(host); d != root {
-		sh = append(sh, "mkdir -p "+shQuote(d))
+		sh = append(sh, "mkdir -p "+step.ShellQuote(d))
 	}
-	return append(sh, "printf %s "+shQuote(content)+" > "+shQuote(host))
+	return append(sh, "printf %s "+step.ShellQuote(content)+" > "+step.ShellQuote(host))
 }

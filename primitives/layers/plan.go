@@ -31,9 +31,9 @@ func (s *Store) PlanNew(name string) (*step.Step, error) {
 	st := &step.Step{
 		Command: "layer new " + name,
 		Summary: fmt.Sprintf("makes layer %s: the empty directory %s, which overlayfs can stack as a lowerdir", name, s.Root(name)),
-		Shell:   []string{"mkdir -p " + shQuote(s.Root(name))},
+		Shell:   []string{"mkdir -p " + step.ShellQuote(s.Root(name))},
 		Man:     []string{"mkdir(2)", "rename(2)"},
-		Undo:    "rm -r " + shQuote(final),
+		Undo:    "rm -r " + step.ShellQuote(final),
 		Notes:   []string{"the layer is built under a temporary name (XXXXXXXXX is random) and renamed into place, so no half-made layer is ever seen"},
 	}
 	st.Plan(fmt.Sprintf("mkdir(%s, 0700)", step.Quote(tmp)))
@@ -52,16 +52,16 @@ func (s *Store) PlanPut(name, p, content string) (*step.Step, error) {
 	defer r.Close()
 	host := filepath.Join(s.Root(name), rel)
 	st := &step.Step{
-		Command: fmt.Sprintf("%s %s %s %s", cmd, name, shQuote(p), shQuote(content)),
+		Command: fmt.Sprintf("%s %s %s %s", cmd, name, step.ShellQuote(p), step.ShellQuote(content)),
 		Summary: fmt.Sprintf("writes %s into layer %s: %s on the host", p, name, host),
 		Man:     []string{"open(2)", "write(2)"},
-		Undo:    "rm " + shQuote(host),
+		Undo:    "rm " + step.ShellQuote(host),
 	}
 	st.Shell = putShell(s.Root(name), host, content)
 	planParents(st, r, rel, s.Root(name))
 	if fi, err := r.Lstat(rel); err == nil && isWhiteout(fi) {
 		st.Plan(fmt.Sprintf("unlink(%s)", step.Quote(host)))
-		st.Shell = append([]string{"rm " + shQuote(host)}, st.Shell...)
+		st.Shell = append([]string{"rm " + step.ShellQuote(host)}, st.Shell...)
 	}
 	st.Plan(fmt.Sprintf("openat(AT_FDCWD, %s, O_WRONLY|O_CREAT|O_TRUNC|O_NOFOLLOW|O_CLOEXEC, 0644)", step.Quote(host)))
 	st.Plan(fmt.Sprintf("write(%d, %s, %d)", planFD, straceBuf(content), len(content)))
@@ -79,13 +79,13 @@ func (s *Store) PlanDel(name, p string) (*step.Step, error) {
 	defer r.Close()
 	host := filepath.Join(s.Root(name), rel)
 	st := &step.Step{
-		Command: fmt.Sprintf("%s %s %s", cmd, name, shQuote(p)),
+		Command: fmt.Sprintf("%s %s %s", cmd, name, step.ShellQuote(p)),
 		Summary: fmt.Sprintf("whiteout for %s in layer %s: the character device 0/0 %s hides %s of every layer below", p, name, host, p),
 		Man:     []string{"mknod(2)"},
-		Undo:    "rm " + shQuote(host),
+		Undo:    "rm " + step.ShellQuote(host),
 	}
 	if d := filepath.Dir(host); d != s.Root(name) {
-		st.Shell = append(st.Shell, "mkdir -p "+shQuote(d))
+		st.Shell = append(st.Shell, "mkdir -p "+step.ShellQuote(d))
 	}
 	planParents(st, r, rel, s.Root(name))
 	fi, err := r.Lstat(rel)
@@ -93,13 +93,13 @@ func (s *Store) PlanDel(name, p string) (*step.Step, error) {
 	case err == nil && isWhiteout(fi):
 		st.Notes = append(st.Notes, fmt.Sprintf("%s is already a whiteout in layer %s: nothing will change", p, name))
 	case err == nil && fi.IsDir():
-		st.Shell = append(st.Shell, "rm -r "+shQuote(host))
+		st.Shell = append(st.Shell, "rm -r "+step.ShellQuote(host))
 		st.Notes = append(st.Notes, fmt.Sprintf("the layer's own directory %s is removed first", p))
 	case err == nil:
-		st.Shell = append(st.Shell, "rm "+shQuote(host))
+		st.Shell = append(st.Shell, "rm "+step.ShellQuote(host))
 		st.Plan(fmt.Sprintf("unlink(%s)", step.Quote(host)))
 	}
-	st.Shell = append(st.Shell, "mknod "+shQuote(host)+" c 0 0")
+	st.Shell = append(st.Shell, "mknod "+step.ShellQuote(host)+" c 0 0")
 	st.Plan(fmt.Sprintf("mknod(%s, S_IFCHR|000, makedev(0, 0))", step.Quote(host)))
 	return st, nil
 }
@@ -115,7 +115,7 @@ func (s *Store) PlanRemove(name string) (*step.Step, error) {
 	st := &step.Step{
 		Command: "layer rm " + name,
 		Summary: fmt.Sprintf("removes layer %s and its directory %s", name, dir),
-		Shell:   []string{"rm -r " + shQuote(dir)},
+		Shell:   []string{"rm -r " + step.ShellQuote(dir)},
 		Man:     []string{"rename(2)", "unlink(2)", "rmdir(2)"},
 		Undo:    "none: the files are gone",
 		Notes:   []string{"the layer is first renamed out of sight (N is a timestamp), so a crash midway leaves no half-removed layer"},

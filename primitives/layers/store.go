@@ -233,9 +233,9 @@ func (s *Store) New(name, description string) (*step.Step, error) {
 	st := &step.Step{
 		Command: "layer new " + name,
 		Summary: fmt.Sprintf("made layer %s: the empty directory %s, which overlayfs can stack as a lowerdir", name, s.Root(name)),
-		Shell:   []string{"mkdir -p " + shQuote(s.Root(name))},
+		Shell:   []string{"mkdir -p " + step.ShellQuote(s.Root(name))},
 		Man:     []string{"mkdir(2)", "rename(2)"},
-		Undo:    "rm -r " + shQuote(final),
+		Undo:    "rm -r " + step.ShellQuote(final),
 	}
 	if _, err := os.Lstat(final); err == nil {
 		return nil, fmt.Errorf("layer new: %w: %q is taken (see `layers`)", ErrExists, name)
@@ -311,7 +311,7 @@ func (s *Store) Remove(name string) (*step.Step, error) {
 	st := &step.Step{
 		Command: "layer rm " + name,
 		Summary: fmt.Sprintf("removed layer %s and its directory %s", name, dir),
-		Shell:   []string{"rm -r " + shQuote(dir)},
+		Shell:   []string{"rm -r " + step.ShellQuote(dir)},
 		Man:     []string{"rename(2)", "unlink(2)", "rmdir(2)"},
 		Undo:    "none: the files are gone",
 	}
