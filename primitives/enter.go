@@ -60,12 +60,22 @@ func runEnter(args []string) int {
 	}
 	// Joining a PID namespace changes only the children's (pid_namespaces(7)),
 	// so the command runs in a child, as nsenter(1) forks.
+	attr := &syscall.SysProcAttr{}
+	// No Pdeathsig: Go's child checks getppid() against the parent's
+	// PID after setting it, and a child in a PID namespace its parent
+	// is not in sees 0, so it would SIGKILL itself.
+	if _, err := unix.IoctlGetTermios(0, unix.TCGETS); err == nil {
+		// On a terminal the command gets a process group of its own in
+		// the foreground, as `sh` does: an interactive shell in the box's
+		// PID namespace could not hand the terminal back to a group it
+		// cannot see (ESRCH), and the session takes it back afterwards.
+		// Ctty is this process's descriptor of the terminal (stdin).
+		attr.Setpgid, attr.Foreground, attr.Ctty = true, true, 0
+	}
 	p, err := os.StartProcess(path, argv, &os.ProcAttr{
 		Env:   os.Environ(),
 		Files: []*os.File{os.Stdin, os.Stdout, os.Stderr},
-		// No Pdeathsig: Go's child checks getppid() against the parent's
-		// PID after setting it, and a child in a PID namespace its parent
-		// is not in sees 0, so it would SIGKILL itself.
+		Sys:   attr,
 	})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "enter: exec %s: %v\n", argv[0], err)

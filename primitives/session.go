@@ -94,6 +94,7 @@ func OpenSession(dirs Dirs) (*Session, error) {
 type SweepReport struct {
 	Sessions  []string // dead sessions whose state was removed
 	Processes int      // stray box processes ended
+	Cgroups   int      // cgroup directories of dead sessions removed
 }
 
 // Sweep tears down every session whose process is gone (its ledgers in
@@ -139,8 +140,16 @@ func sweep(dirs Dirs, thorough bool) (SweepReport, error) {
 		}
 	}
 	// cgroups of dead sessions, wherever their ledger went.
-	if _, err := cgroups.Sweep(cgroups.DefaultRoot, func(pid int) bool { return pidAlive(pid) }); err != nil && !errors.Is(err, cgroups.ErrNoCgroups) {
+	st, err := cgroups.Sweep(cgroups.DefaultRoot, func(pid int) bool { return pidAlive(pid) })
+	if err != nil && !errors.Is(err, cgroups.ErrNoCgroups) {
 		errs = append(errs, err)
+	}
+	if st != nil {
+		for _, c := range st.Calls {
+			if strings.HasPrefix(c.Syscall, "rmdir(") && c.Result == "0" {
+				rep.Cgroups++
+			}
+		}
 	}
 	return rep, errors.Join(errs...)
 }

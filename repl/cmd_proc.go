@@ -6,8 +6,12 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"stepbox/primitives"
 	"stepbox/primitives/step"
@@ -48,7 +52,9 @@ func init() {
 					return errors.New("needs a terminal: stepbox is reading commands from a script or pipe; use `exec CMD` instead")
 				}
 				sh.handTerminal()
-				prompt := fmt.Sprintf("PS1=[%s] \\w # ", b.Name)
+				// $PWD, not \w: dash (the host's sh before pivot_root) expands only
+				// parameters in PS1; busybox ash does both.
+				prompt := fmt.Sprintf("PS1=[%s] $PWD # ", b.Name)
 				es, err := b.Exec(context.Background(), []string{"sh"}, []string{prompt}, primitives.Stdio{In: sh.Terminal.File, Out: sh.Terminal.File, Err: sh.Terminal.File}, true)
 				sh.Terminal.Reclaim()
 				sh.Terminal.Restore()
@@ -98,11 +104,19 @@ func runEnter(sh *Shell, c *Call) error {
 		return err
 	}
 	std := primitives.Stdio{Out: sh.Out, Err: sh.Err}
+	if sh.Terminal == nil && !slices.Contains(c.Args, "--") {
+		return errors.New("needs a terminal for its interactive shell: stepbox is reading commands from a script or pipe; give a command, as in `enter uts -- hostname`")
+	}
 	if sh.Terminal != nil {
 		sh.handTerminal()
 		std = primitives.Stdio{In: sh.Terminal.File, Out: sh.Terminal.File, Err: sh.Terminal.File}
 	}
 	es, st, err := b.Enter(sh.interrupt, types, argv, std)
+	if sh.Terminal != nil {
+		// The command had the terminal's foreground: take it back.
+		sh.Terminal.Reclaim()
+		sh.Terminal.Restore()
+	}
 	sh.printStep(st)
 	if err != nil {
 		return err
@@ -196,7 +210,12 @@ func (sh *Shell) hostCommand(ctx context.Context, line string) error {
 	err := cmd.Run()
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
-		return &ExitError{Cmd: "!" + firstWord(line), Status: primitives.ExitStatus{Code: ee.ExitCode()}}
+		es := primitives.ExitStatus{Code: ee.ExitCode()}
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			// Ctrl-C: reported as exec reports it, not as exit status -1.
+			es = primitives.ExitStatus{Code: 128 + int(ws.Signal()), Signal: unix.SignalName(ws.Signal())}
+		}
+		return &ExitError{Cmd: "!" + firstWord(line), Status: es}
 	}
 	if err != nil {
 		return &CommandError{Cmd: "!", Err: err}

@@ -75,7 +75,7 @@ func Main(args []string) int {
 		return doctor()
 	case "cleanup":
 		rep, err := primitives.Sweep(dirs)
-		fmt.Printf("stepbox cleanup: %d crashed session(s) cleaned, %d stray process(es) ended\n", len(rep.Sessions), rep.Processes)
+		fmt.Printf("stepbox cleanup: %d crashed session(s) cleaned, %d stray process(es) ended, %d leftover cgroup(s) removed\n", len(rep.Sessions), rep.Processes, rep.Cgroups)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "stepbox cleanup:", err)
 			return 1

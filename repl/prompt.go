@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 
 	prompt "github.com/c-bata/go-prompt"
@@ -25,6 +26,7 @@ type ttyParser struct {
 	pending []byte
 	held    bool // a line has ended: the rest waits for the next Input
 	sawEOF  bool
+	hangup  sync.Once
 }
 
 func (p *ttyParser) Setup() error {
@@ -38,8 +40,17 @@ func (p *ttyParser) Read() ([]byte, error) {
 	}
 	if len(p.pending) == 0 {
 		b, err := p.PosixParser.Read()
-		if err != nil {
-			return b, err
+		if err == syscall.EAGAIN {
+			return b, err // nothing typed yet
+		}
+		if err != nil || len(b) == 0 {
+			// read(2) found end of file or failed: the terminal hung up
+			// (its window closed, the ssh connection dropped). That is a
+			// SIGHUP, whether or not the kernel sends one: tear down and
+			// leave as for one. Meanwhile go-prompt sees Ctrl-D.
+			p.held, p.sawEOF = true, true
+			p.hangup.Do(func() { syscall.Kill(os.Getpid(), syscall.SIGHUP) })
+			return []byte{0x04}, nil
 		}
 		p.pending = b
 	}

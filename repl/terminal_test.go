@@ -7,11 +7,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/creack/pty"
+	"golang.org/x/sys/unix"
 
 	"stepbox/primitives/hoststate"
 )
@@ -46,6 +48,20 @@ func (p *tmuxPane) tmux(args ...string) string {
 		p.t.Fatalf("tmux %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	return string(out)
+}
+
+// startBox starts stepbox in the pane with state dir dir, echoing its
+// exit status when it ends, and builds box web with its own uts, mnt and
+// pid namespaces.
+func (p *tmuxPane) startBox(dir string) {
+	p.t.Helper()
+	p.mark()
+	p.line(stepboxBinary(p.t) + " --state-dir " + dir + "; echo STEPBOX-EXIT=$?")
+	p.waitFor("stepbox ▸")
+	p.line("new web")
+	p.waitFor("web[] ▸")
+	p.line("unshare uts mnt pid")
+	p.waitFor("web[uts,mnt,pid] ▸")
 }
 
 // keys sends keys as tmux names them ("Tab", "Enter", "C-c") or literal text.
@@ -176,15 +192,7 @@ func TestCtrlDAndSIGTERMTearDownAndRestoreTheTerminal(t *testing.T) {
 	hostUnchanged(t)
 	p := newTmuxPane(t)
 	dir := t.TempDir()
-	start := func() {
-		p.mark()
-		p.line(stepboxBinary(t) + " --state-dir " + dir + "; echo STEPBOX-EXIT=$?")
-		p.waitFor("stepbox ▸")
-		p.line("new web")
-		p.waitFor("web[] ▸")
-		p.line("unshare uts mnt pid")
-		p.waitFor("web[uts,mnt,pid] ▸")
-	}
+	start := func() { p.startBox(dir) }
 	start()
 	p.keys("C-d")
 	p.waitFor("STEPBOX-EXIT=0")
@@ -205,6 +213,80 @@ func TestCtrlDAndSIGTERMTearDownAndRestoreTheTerminal(t *testing.T) {
 	assertNoSessions(t, filepath.Join(dir, "run"))
 	if left := hoststate.StepboxProcesses(); len(left) > 0 {
 		sort.Strings(left)
+		t.Errorf("stepbox processes left: %v", left)
+	}
+}
+
+// An interactive `enter` into a box with its own PID namespace hands the
+// terminal to the shell and takes it back: once, the shell could not
+// restore a process group it cannot see, and stepbox was left stopped.
+func TestEnterGivesTheTerminalBack(t *testing.T) {
+	needRoot(t)
+	hostUnchanged(t)
+	p := newTmuxPane(t)
+	p.startBox(t.TempDir())
+	p.line("hostname inside")
+	p.waitFor("is now inside")
+	p.mark()
+	p.line("enter")
+	p.waitFor("#")
+	p.line("echo IN-$(hostname)-$$")
+	p.waitFor("IN-inside-")
+	p.mark()
+	p.line("exit")
+	screen := p.waitFor("web[uts,mnt,pid] ▸")
+	if strings.Contains(screen, "Stopped") || strings.Contains(screen, "process group") {
+		t.Fatalf("after the entered shell exited:\n%s", screen)
+	}
+	p.mark()
+	p.line("boxes")
+	p.waitFor("running")
+	p.line("exit")
+	p.waitFor("STEPBOX-EXIT=0")
+	p.saneTerminal("after enter")
+}
+
+// Closing the terminal (a window closed, ssh dropped) tears everything
+// down as SIGHUP does: the terminal's read returns end of file, which
+// once crashed the key reader and left the session's cgroups behind.
+func TestClosingTheTerminalTearsDown(t *testing.T) {
+	needRoot(t)
+	hostUnchanged(t)
+	p := newTmuxPane(t)
+	dir := t.TempDir()
+	p.line(stepboxBinary(t) + " --state-dir " + dir + " 2>" + filepath.Join(dir, "stderr"))
+	p.waitFor("stepbox ▸")
+	for _, l := range []struct{ cmd, prompt string }{
+		{"new web", "web[] ▸"},
+		{"unshare uts mnt pid", "web[uts,mnt,pid] ▸"},
+		{"mount overlay base", "web[uts,mnt,pid|overlay] ▸"},
+		{"pivot_root", "web[uts,mnt,pid|pivot] ▸"},
+		{"cgroup new", "web[uts,mnt,pid|pivot|cg] ▸"},
+		{"cgroup attach", "moved PIDs"},
+	} {
+		p.line(l.cmd)
+		p.waitFor(l.prompt)
+	}
+	shell := strings.TrimSpace(p.tmux("display-message", "-p", "-t", "0", "#{pane_pid}"))
+	out, err := exec.Command("pgrep", "-P", shell).Output()
+	if err != nil {
+		t.Fatalf("no stepbox under the pane's shell %s: %v", shell, err)
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(out)))
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	exec.Command("tmux", "-S", p.sock, "kill-server").Run()
+	if n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 20000); n != 1 {
+		t.Fatalf("stepbox %d still runs 20 s after its terminal closed (%v)", pid, err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "stderr")); strings.Contains(string(b), "panic") {
+		t.Errorf("stepbox panicked when its terminal closed:\n%s", b)
+	}
+	assertNoSessions(t, filepath.Join(dir, "run"))
+	if left := hoststate.StepboxProcesses(); len(left) > 0 {
 		t.Errorf("stepbox processes left: %v", left)
 	}
 }
