@@ -309,7 +309,8 @@ func assertNoSessions(t *testing.T, dir string) {
 	}
 }
 
-// Rootless: uid 65534 builds a box in its own user namespace.
+// Rootless: uid 65534 builds a box in its own user namespace, up to
+// pivot_root with the box's own /proc.
 func TestRootlessUserBox(t *testing.T) {
 	needRoot(t) // to become uid 65534 with setpriv
 	hostUnchanged(t)
@@ -322,7 +323,11 @@ func TestRootlessUserBox(t *testing.T) {
 	}
 	defer os.RemoveAll(dir)
 	os.Chown(dir, 65534, 65534)
-	script := "new web --user\nunshare uts mnt pid\nhostname rootless\nexec sh -c 'id -u; hostname; echo $$'\n"
+	// All the way to pivot_root: in a user namespace the kernel mounts the
+	// box's /proc only while the host's is still visible, so it goes on
+	// before the old root is detached. Its PIDs are the box's few.
+	script := "new web --user\nunshare uts mnt pid\nhostname rootless\nmount overlay base\npivot_root\n" +
+		"exec sh -c 'id -u; hostname; echo procs $(ls /proc | grep -c \"^[0-9]\"); echo $$'\n"
 	cmd := exec.Command("setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups",
 		stepboxBinary(t), "--state-dir", dir, "run", "-")
 	cmd.Stdin = strings.NewReader(script)
@@ -331,6 +336,9 @@ func TestRootlessUserBox(t *testing.T) {
 		t.Fatalf("rootless run: %v\n%s", err, out)
 	}
 	got := string(out)
+	if !regexp.MustCompile(`\nprocs [1-9]\n`).MatchString(got) {
+		t.Fatalf("the box's /proc does not show the box's own few processes:\n%s", got)
+	}
 	for _, want := range []string{"\n0\nrootless\n"} {
 		if !strings.Contains(got, want) {
 			t.Fatalf("rootless output lacks %q:\n%s", want, got)

@@ -30,6 +30,8 @@ type failure struct {
 	msg   string     // the whole error as printed
 	pivot rootfs.PivotRule
 	user  bool // the current box has a user namespace of its own
+	pid   bool // … and a PID namespace of its own
+	root2 bool // … and its root changed (pivot_root): the host's is gone from its mounts
 	root  bool // stepbox runs as uid 0
 	exit  *ExitError
 }
@@ -107,8 +109,14 @@ var causes = []cause{
 		do:   "`unshare net` first, then `mount sys`",
 	},
 	{
+		name: "mount proc in a user namespace after pivot_root", calls: mountCalls, errno: unix.EPERM,
+		when: func(f *failure) bool { return f.user && f.pid && f.root2 && f.says(`"proc"`) },
+		rule: "in a user namespace, the kernel mounts a new proc only where one is already fully visible in the mount namespace, and pivot_root detached the host's (mount_too_revealing() in fs/namespace.c)",
+		do:   "the box has its /proc already: pivot_root mounted it before detaching the old root; to mount another, build a new box and mount it before pivot_root",
+	},
+	{
 		name: "mount proc in a user namespace without a PID namespace", calls: mountCalls, errno: unix.EPERM,
-		when: func(f *failure) bool { return f.user && f.says(`"proc"`) },
+		when: func(f *failure) bool { return f.user && !f.pid && f.says(`"proc"`) },
 		rule: "in a user namespace, proc may be mounted only for a PID namespace that user namespace owns, by a process inside it",
 		do:   "`unshare pid` first; the box's PID 1 mounts /proc (pivot_root does it when the box has one)",
 	},
@@ -259,7 +267,7 @@ func (sh *Shell) failureOf(err error) *failure {
 		f.cmd = ce.Cmd
 	}
 	if b := sh.Current(); b != nil {
-		f.user = b.User
+		f.user, f.pid, f.root2 = b.User, b.Has("pid"), b.FS().Pivoted
 	}
 	var se *step.SyscallError
 	var pathErr *fs.PathError
@@ -300,6 +308,9 @@ func (sh *Shell) failureOf(err error) *failure {
 // reportError prints a failed command: the error, the kernel's own words,
 // and, when the cause is known, the rule broken and what to do.
 func (sh *Shell) reportError(err error) {
+	if errors.As(err, new(reportedError)) {
+		return
+	}
 	th := sh.Theme
 	fmt.Fprintln(sh.Err, th.Bad.Render("error:")+" "+err.Error())
 	f := sh.failureOf(err)
@@ -311,6 +322,13 @@ func (sh *Shell) reportError(err error) {
 		fmt.Fprintln(sh.Err, th.Dim.Render("  do:     ")+c.do)
 	}
 }
+
+// reportedError is an error reportError has printed already, passed up
+// (from the lines of a solution to the command that ran them) so it is
+// not printed twice.
+type reportedError struct{ error }
+
+func (e reportedError) Unwrap() error { return e.error }
 
 // kernelSaid is the failure as the kernel reported it, strace-style.
 func (f *failure) kernelSaid() string {

@@ -38,6 +38,7 @@ var knownFailures = []struct {
 	cause string
 	err   error
 	user  bool // in a box with a user namespace of its own
+	pid   bool // … and a PID namespace, and pivot_root done
 }{
 	{cause: "pivot_root on a shared mount", err: pivotErr(rootfs.PivotSharedMount, unix.EINVAL)},
 	{cause: "pivot_root into a directory that is not a mount point", err: pivotErr(rootfs.PivotNotMountPoint, unix.EBUSY)},
@@ -48,6 +49,8 @@ var knownFailures = []struct {
 		err: syscallErr("mount sys", `mount("sysfs", "/m/sys", "sysfs", MS_RDONLY|MS_NOSUID|MS_NODEV|MS_NOEXEC, NULL)`, unix.EPERM)},
 	{cause: "mount proc in a user namespace without a PID namespace", user: true,
 		err: syscallErr("mount proc", `mount("proc", "/m/proc", "proc", MS_NOSUID|MS_NODEV|MS_NOEXEC, NULL)`, unix.EPERM)},
+	{cause: "mount proc in a user namespace after pivot_root", user: true, pid: true,
+		err: syscallErr("mount proc", `mount("proc", "/proc2", "proc", MS_NOSUID|MS_NODEV|MS_NOEXEC, NULL)`, unix.EPERM)},
 	{cause: "a namespace owned by another user namespace", user: true, err: syscallErr("hostname", `sethostname("web", 3)`, unix.EPERM)},
 	{cause: "a missing capability", err: syscallErr("unshare", "unshare(CLONE_NEWUTS)", unix.EPERM)},
 	{cause: "fork refused at pids.max", err: &CommandError{Cmd: "exec", Err: errors.New("exec true: fork/exec /usr/bin/true: resource temporarily unavailable")}},
@@ -78,6 +81,7 @@ func TestEveryKnownCauseIsExplained(t *testing.T) {
 	for _, k := range knownFailures {
 		f := sh.failureOf(k.err)
 		f.user, f.root = k.user, true
+		f.pid, f.root2 = k.pid, k.pid
 		if k.cause == "a missing capability" {
 			f.root = false
 		}

@@ -115,25 +115,30 @@ func PivotRoot(newRoot string, withProc bool) (*step.Step, error) {
 		rule, detail := pivotRule(err, newRoot)
 		return fail(rule, detail, undoBind(err))
 	}
+	// /proc goes on while the old root is still attached: in a user
+	// namespace the kernel mounts a new proc only where one is already
+	// fully visible in the mount namespace (mount_too_revealing(), fs/
+	// namespace.c), and the host's /proc, in the old root, is that one.
+	// "/proc" resolves in the new root: the walk starts at this process's
+	// root, the new one, and the old root stacked on it is not entered.
+	var procErr error
+	if withProc {
+		ps, err := MountProc("/", "/proc")
+		st.Merge(ps)
+		procErr = err
+	}
 	if err := umountCall(st, ".", unix.MNT_DETACH); err != nil {
 		return fail(PivotOther, "", err)
 	}
 	if err := st.Do(`chdir("/")`, func() error { return unix.Chdir("/") }); err != nil {
 		return fail(PivotOther, "", err)
 	}
-	st.Shell = pivotRootShell(newRoot)
+	st.Shell = pivotRootShell(newRoot, withProc)
 	st.Summary = "the overlay at " + newRoot + " is now the box's /, and the host's root is detached from the box"
-	st.Notes = []string{
-		`pivot_root(".", ".") stacked the old root on the new one; umount -l detached it, so no old-root directory is left to remove`,
-		"every process of this mount namespace whose root or cwd was the old root moved along (pivot_root(2))",
-		"the host still reaches the box's files through /proc/PID/root",
-	}
-	if withProc {
-		ps, err := MountProc("/", "/proc")
-		st.Merge(ps)
-		if err != nil {
-			return st, err
-		}
+	st.Notes = append(pivotRootNotes(), st.Notes...)
+	if procErr != nil {
+		// The root has changed all the same: the caller records the pivot.
+		return st, procErr
 	}
 	st.Undo = "none while the box lives: the old root is gone from its mount namespace; `rm` ends the box and with it the namespace"
 	return st, nil
@@ -184,14 +189,25 @@ func diagnosePivot(newRoot string) (PivotRule, string) {
 	return PivotOther, ""
 }
 
-// pivotRootShell is PivotRoot with standard tools; PlanPivotRoot shows the same.
-func pivotRootShell(newRoot string) []string {
+// pivotRootNotes are the notes of PivotRoot and of its plan.
+func pivotRootNotes() []string {
 	return []string{
+		`pivot_root(".", ".") stacks the old root on the new one; umount -l detaches it, so no old-root directory is left to remove`,
+		"every process of this mount namespace whose root or cwd was the old root moves along (pivot_root(2))",
+		"the host still reaches the box's files through /proc/PID/root",
+	}
+}
+
+// pivotRootShell is PivotRoot with standard tools; PlanPivotRoot shows the same.
+func pivotRootShell(newRoot string, withProc bool) []string {
+	sh := []string{
 		"mount --make-rprivate /",
 		"mount --rbind " + shellQuote(newRoot) + " " + shellQuote(newRoot),
 		"cd " + shellQuote(newRoot),
 		"pivot_root . .",
-		"umount -l .",
-		"cd /",
 	}
+	if withProc {
+		sh = append(sh, "mount -t proc -o nosuid,nodev,noexec proc /proc")
+	}
+	return append(sh, "umount -l .", "cd /")
 }

@@ -210,22 +210,19 @@ func PlanPivotRoot(newRoot string, withProc bool, look string) (*step.Step, erro
 	st.Plan(step.MountCall(newRoot, newRoot, "", unix.MS_BIND|unix.MS_REC, ""))
 	st.Plan("chdir(" + step.Quote(newRoot) + ")")
 	st.Plan(`pivot_root(".", ".")`)
-	st.Plan(fmt.Sprintf("umount2(%s, %s)", step.Quote("."), step.UmountFlags(unix.MNT_DETACH)))
-	st.Plan(`chdir("/")`)
-	st.Shell = pivotRootShell(newRoot)
-	st.Summary = "the overlay at " + newRoot + " becomes the box's /, and the host's root is detached from the box"
-	st.Notes = []string{
-		`pivot_root(".", ".") stacks the old root on the new one; umount -l detaches it, so no old-root directory is left to remove`,
-		"every process of this mount namespace whose root or cwd was the old root moves along (pivot_root(2))",
-		"the host still reaches the box's files through /proc/PID/root",
-	}
 	if withProc {
+		// Before the old root goes: see PivotRoot.
 		ps, err := PlanMountProc("/", "/proc", look)
 		if err != nil {
 			return nil, err
 		}
 		st.Merge(ps)
 	}
+	st.Plan(fmt.Sprintf("umount2(%s, %s)", step.Quote("."), step.UmountFlags(unix.MNT_DETACH)))
+	st.Plan(`chdir("/")`)
+	st.Shell = pivotRootShell(newRoot, withProc)
+	st.Summary = "the overlay at " + newRoot + " becomes the box's /, and the host's root is detached from the box"
+	st.Notes = append(pivotRootNotes(), st.Notes...)
 	st.Undo = "none while the box lives: the old root is gone from its mount namespace; `rm` ends the box and with it the namespace"
 	return st, nil
 }
