@@ -140,6 +140,15 @@ func init() {
 					}
 					return nil
 				}
+				if n := w.rebuild; n > 0 && len(sh.Session.Boxes()) == 0 {
+					sh.say("%s", sh.Theme.Dim.Render(fmt.Sprintf("rebuilding what %s made, then step %d:", stepsUpTo(n), w.step+1)))
+					for i := 0; i < n; i++ {
+						if err := sh.runLines(sh.interrupt, w.lesson.Steps[i].Solution, nil); err != nil {
+							return err
+						}
+					}
+				}
+				w.rebuild = 0
 				return sh.runLines(sh.interrupt, st.Solution, nil)
 			},
 		},
@@ -234,9 +243,11 @@ func (sh *Shell) runLines(ctx context.Context, lines []string, echo func(line st
 			fmt.Fprintln(sh.Out, sh.Theme.Cmd.Render(sh.echoPrompt()+line))
 		}
 		if err := sh.Execute(ctx, line); err != nil {
-			fmt.Fprintln(sh.Err, sh.Theme.Bad.Render("error:")+" "+err.Error())
+			// As typed: the kernel's words, the rule and what to do, which
+			// a lecture running a solution is there to show.
+			sh.reportError(err)
 			if !tolerate {
-				return err
+				return reportedError{err}
 			}
 		}
 		if ctx.Err() != nil {

@@ -202,6 +202,15 @@ func TestLessonProgressSurvivesARestartOfStepbox(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "resuming at step 2") || !strings.Contains(out, "Step 2 of 6 · One kernel, a name of its own") {
 		t.Fatalf("restart, exit %d:\n%s", code, out)
 	}
+	// The boxes of step 1 ended with the first session: the lesson says
+	// so, and its solution rebuilds them before solving step 2.
+	if !strings.Contains(out, "Boxes end with the session that made them") {
+		t.Errorf("the resumed lesson does not say its boxes are gone:\n%s", out)
+	}
+	out, code = stepbox(t, "solution --run\n", "--state-dir", dir, "lesson", "1")
+	if code != 0 || !strings.Contains(out, "rebuilding what step 1 made") || !strings.Contains(out, "✓ Step 2 of 6 done") {
+		t.Fatalf("solution --run after a restart, exit %d:\n%s", code, out)
+	}
 	out, code = stepbox(t, "", "lesson", "reset", "1")
 	if code != 0 {
 		t.Fatalf("reset, exit %d:\n%s", code, out)

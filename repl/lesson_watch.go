@@ -22,6 +22,9 @@ type Watch struct {
 	lesson   *lessons.Lesson // nil: no lesson open
 	step     int
 	praised  map[int]bool // steps congratulated since the lesson was opened
+	// rebuild is how many earlier steps `solution --run` replays first:
+	// the lesson was resumed in a session without the boxes they made.
+	rebuild int
 }
 
 // watch returns the shell's Watch, making it on first use.
@@ -106,8 +109,23 @@ func (w *Watch) open(sh *Shell, l *lessons.Lesson) {
 		sh.say("\n%s", renderMarkdown(l.Intro, sh.Width-2, th, ""))
 	} else {
 		sh.say("%s", th.Dim.Render(fmt.Sprintf("Welcome back: %d of %d steps done; resuming at step %d. `lesson reset` starts it over.", len(lp.Done), len(l.Steps), w.step+1)))
+		w.rebuild = 0
+		if sh.Session != nil && len(sh.Session.Boxes()) == 0 {
+			// Boxes end with their session; the steps before this one
+			// built on them.
+			w.rebuild = w.step
+			sh.say("%s", th.Dim.Render(fmt.Sprintf("Boxes end with the session that made them, so the ones %s built are gone: `solution --run` rebuilds them first, replaying the solutions up to here.", stepsUpTo(w.step))))
+		}
 	}
 	w.showStep(sh)
+}
+
+// stepsUpTo names steps 1 to n: "step 1", "steps 1–3".
+func stepsUpTo(n int) string {
+	if n == 1 {
+		return "step 1"
+	}
+	return fmt.Sprintf("steps 1–%d", n)
 }
 
 // showStep prints the current step: its text, the commands to try, what
