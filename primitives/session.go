@@ -154,6 +154,28 @@ func sweep(dirs Dirs, thorough bool) (SweepReport, error) {
 	return rep, errors.Join(errs...)
 }
 
+// LayerInUse says why layer name may still be mounted by a box: one of
+// this session's has it in its overlay, or another session runs on the
+// same state dir (its boxes are not this session's to see). nil: no box
+// can be using it. It is the layer store's InUse.
+func (s *Session) LayerInUse(name string) error {
+	for _, b := range s.Boxes() {
+		for _, l := range b.FS().Layers {
+			if l.Name == name {
+				return fmt.Errorf("box %s has it in its overlay; `rm %s` first", b.Name, b.Name)
+			}
+		}
+	}
+	ents, _ := os.ReadDir(filepath.Join(s.Dirs.Run, "sessions"))
+	for _, e := range ents {
+		if e.Name() != s.ID && sessionAlive(e.Name()) {
+			pid, _, _ := strings.Cut(e.Name(), "-")
+			return fmt.Errorf("another stepbox session (PID %s) runs on this state dir and its boxes may have it mounted; remove the layer once it has ended", pid)
+		}
+	}
+	return nil
+}
+
 // pidAlive reports whether a process with this PID exists.
 func pidAlive(pid int) bool {
 	_, err := os.Stat(fmt.Sprintf("/proc/%d", pid))

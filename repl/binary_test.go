@@ -452,3 +452,20 @@ pids limit 50 written; echo $$ gives 8`
 		t.Errorf("a host PID survived:\n%s", b)
 	}
 }
+
+// A layer of one's own that a box mounted can be removed once that box
+// is gone, and not before.
+func TestLayerRemovedOnceNoBoxUsesIt(t *testing.T) {
+	needRoot(t)
+	hostUnchanged(t)
+	out, code := runStepbox(t, t.TempDir(), "layer new mine\nlayer put mine /etc/motd hi\nnew web\nunshare mnt\n"+
+		"mount overlay base mine\n-layer rm mine\nrm web\nlayer rm mine\n", "--plain")
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	for _, want := range []string{"box web has it in its overlay; `rm web` first", "✓ layer mine removed"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}

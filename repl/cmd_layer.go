@@ -24,6 +24,7 @@ func (sh *Shell) layers() (*layers.Store, error) {
 	sh.layerStore.once.Do(func() {
 		s, err := layers.Open(filepath.Join(sh.Session.Dirs.Lib, "layers"))
 		if err == nil {
+			s.InUse = sh.Session.LayerInUse
 			err = fixtures.Ensure(s)
 		}
 		sh.layerStore.store, sh.layerStore.err = s, err
@@ -142,7 +143,7 @@ func init() {
 				},
 				{
 					Name: "rm", Usage: "layer rm NAME", MinArgs: 1, MaxArgs: 1, Recorded: true,
-					Summary: "remove a layer of your own that no box has mounted", Kernel: "unlink(2) and rmdir(2) of the layer's files", Example: "layer rm app", Man: "unlink(2), rmdir(2)",
+					Summary: "remove a layer of your own that no box has mounted now", Kernel: "unlink(2) and rmdir(2) of the layer's files", Example: "layer rm app", Man: "unlink(2), rmdir(2)",
 					Complete: completeLayers,
 					Plan: func(sh *Shell, c *Call) (*step.Step, error) {
 						st, err := sh.layers()

@@ -107,7 +107,7 @@ func (s *Store) PlanDel(name, p string) (*step.Step, error) {
 // PlanRemove is the record `layer rm NAME` will write: the layer moved
 // out of sight, then each of its files and directories removed.
 func (s *Store) PlanRemove(name string) (*step.Step, error) {
-	if _, err := s.writable("layer rm", name); err != nil {
+	if err := s.removable(name); err != nil {
 		return nil, err
 	}
 	dir := filepath.Join(s.Dir, name)

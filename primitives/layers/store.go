@@ -58,6 +58,10 @@ type Layer struct {
 // Store is a directory of layers, e.g. /var/lib/stepbox/layers.
 type Store struct {
 	Dir string
+	// InUse says why a layer a box once mounted may still be mounted, or
+	// returns nil when no box can be using it any more; then `layer rm`
+	// may remove it. Without it such a layer is never removed.
+	InUse func(name string) error
 }
 
 // Open returns the store at dir, creating dir (0700) if it is missing.
@@ -216,6 +220,25 @@ func (s *Store) writable(cmd, name string) (Layer, error) {
 	return l, nil
 }
 
+// removable checks that `layer rm` may remove layer name: not a builtin,
+// and, if a box mounted it once, no box is using it now (InUse). Its
+// content never changes while it exists; removing it changes nothing any
+// box sees.
+func (s *Store) removable(name string) error {
+	l, err := s.Get(name)
+	if err != nil {
+		return fmt.Errorf("layer rm: %w", err)
+	}
+	if !l.Locked || l.Builtin || s.InUse == nil {
+		_, err := s.writable("layer rm", name)
+		return err
+	}
+	if err := s.InUse(name); err != nil {
+		return fmt.Errorf("layer rm: %w: %q may still be mounted: %w", ErrReadOnly, name, err)
+	}
+	return nil
+}
+
 // New makes an empty layer: a directory holding root/ (0755) and layer.json.
 // It is built under a temporary name and renamed with RENAME_NOREPLACE, so
 // a crash leaves no half-made layer and two sessions cannot both win.
@@ -304,7 +327,7 @@ func (s *Store) Remove(name string) (*step.Step, error) {
 		return nil, fmt.Errorf("layer rm %s: %w", name, err)
 	}
 	defer unlock()
-	if _, err := s.writable("layer rm", name); err != nil {
+	if err := s.removable(name); err != nil {
 		return nil, err
 	}
 	dir := filepath.Join(s.Dir, name)

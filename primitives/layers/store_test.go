@@ -259,3 +259,39 @@ func TestRemoveUnknownLayerFails(t *testing.T) {
 		t.Errorf("Remove = %v, want a layer rm error wrapping ErrNoLayer", err)
 	}
 }
+
+// A layer a box once mounted may be removed once no box can be using it
+// (InUse says so); while one may be, `layer rm` says which; changing its
+// content stays refused, and a store without InUse never removes it.
+func TestRemoveOfAOnceMountedLayerAsksInUse(t *testing.T) {
+	s := openStore(t)
+	newLayer(t, s, "web")
+	if err := s.Lock("web", "box1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Remove("web"); !errors.Is(err, ErrReadOnly) {
+		t.Fatalf("Remove without InUse = %v, want ErrReadOnly", err)
+	}
+	s.InUse = func(name string) error { return errors.New("box box1 has it in its overlay") }
+	for _, try := range []func() error{
+		func() error { _, err := s.Remove("web"); return err },
+		func() error { _, err := s.PlanRemove("web"); return err },
+	} {
+		if err := try(); !errors.Is(err, ErrReadOnly) || !strings.Contains(err.Error(), "box box1 has it in its overlay") {
+			t.Fatalf("Remove while in use = %v, want ErrReadOnly and the reason", err)
+		}
+	}
+	s.InUse = func(string) error { return nil }
+	if _, err := s.Put("web", "/x", "y"); !errors.Is(err, ErrReadOnly) {
+		t.Fatalf("Put on a once-mounted layer = %v, want ErrReadOnly", err)
+	}
+	if _, err := s.PlanRemove("web"); err != nil {
+		t.Fatalf("PlanRemove once unused: %v", err)
+	}
+	if _, err := s.Remove("web"); err != nil {
+		t.Fatalf("Remove once unused: %v", err)
+	}
+	if _, err := s.Get("web"); !errors.Is(err, ErrNoLayer) {
+		t.Errorf("Get after Remove = %v, want ErrNoLayer", err)
+	}
+}
