@@ -398,7 +398,7 @@ func (b *Box) Sethostname(name string) (*step.Step, error) {
 		return nil, fmt.Errorf("hostname %s: box %s shares the host's UTS namespace, so this would rename the host; run `unshare uts` first", name, b.Name)
 	}
 	if name == "" || len(name) > 64 || strings.ContainsAny(name, " /\t\n") {
-		return nil, fmt.Errorf("hostname %q: a hostname is 1 to 64 characters with no spaces or '/'", name)
+		return nil, fmt.Errorf("hostname %q: a hostname is 1 to 64 bytes (a letter like é takes 2) with no spaces or '/'", name)
 	}
 	st, err := b.Call("sethostname", hostnameArgs{Name: name}, nil)
 	if err == nil {

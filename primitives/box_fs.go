@@ -126,7 +126,7 @@ func (b *Box) Mount(kind, source, target string, readOnly bool) (*step.Step, err
 	case "proc", "sys", "dev", "tmpfs":
 	case "bind":
 		if f.Pivoted || f.Chrooted {
-			return nil, fmt.Errorf("mount bind: the box's root has changed, so the host's %s is out of its reach; bind volumes before pivot_root, as container runtimes do", source)
+			return nil, fmt.Errorf("mount bind: the box's root has changed, so the host's %s is out of its reach; bind volumes before pivot_root or chroot, as container runtimes do", source)
 		}
 		fi, err := os.Stat(source)
 		if err != nil {

@@ -117,7 +117,7 @@ func planTimeOffsets(st *step.Step, opts UnshareOptions) {
 // PlanSethostname is the record `hostname NAME` will write.
 func (b *Box) PlanSethostname(name string) (*step.Step, error) {
 	if name == "" || len(name) > 64 || strings.ContainsAny(name, " /\t\n") {
-		return nil, fmt.Errorf("hostname %q: a hostname is 1 to 64 characters with no spaces or '/'", name)
+		return nil, fmt.Errorf("hostname %q: a hostname is 1 to 64 bytes (a letter like é takes 2) with no spaces or '/'", name)
 	}
 	st := &step.Step{
 		Command: "hostname " + name,

@@ -177,10 +177,13 @@ func runLesson(sh *Shell, c *Call) error {
 // lessonArg finds the lesson a command-line argument names.
 func lessonArg(course []*lessons.Lesson, arg string) (*lessons.Lesson, error) {
 	n, err := strconv.Atoi(arg)
-	if err != nil {
-		return nil, fmt.Errorf("%q is not a lesson number: the lessons are 1 to %d (`lesson list`)", arg, len(course))
+	if err == nil {
+		return lessons.Lookup(course, n)
 	}
-	return lessons.Lookup(course, n)
+	if arg == "check" {
+		return nil, errors.New("`check` on its own checks the open lesson's step; `stepbox lesson check [FILE.md]`, from the host's shell, checks whole lessons (the lesson kit)")
+	}
+	return nil, fmt.Errorf("%q is not a lesson number: the lessons are 1 to %d (`lesson list`)", arg, len(course))
 }
 
 // resetProgress forgets progress as `lesson reset [N|all]` asks.

@@ -121,6 +121,8 @@ func runExplain(sh *Shell, c *Call) error {
 	case len(c.Args) == 1 && c.Args[0] == "off":
 		sh.explain = false
 		sh.ok("explain is off")
+	case c.Args[0] == "on" || c.Args[0] == "off":
+		return fmt.Errorf("explain %s takes nothing after it: `explain on`, `explain off`, or `explain CMD…` for what CMD would do", c.Args[0])
 	default:
 		return sh.explainPlan(c.Args)
 	}

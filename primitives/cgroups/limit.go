@@ -31,8 +31,15 @@ const (
 	maxPids = 4 * 1024 * 1024
 )
 
-// ErrBadLimit is wrapped by every refused `cgroup limit` value.
+// ErrBadLimit is what every refused `cgroup limit` value is (errors.Is).
 var ErrBadLimit = errors.New("bad limit")
+
+// badLimit is a refused value: its message says what is allowed, and it
+// is ErrBadLimit without saying so a second time.
+type badLimit string
+
+func (e badLimit) Error() string        { return string(e) }
+func (e badLimit) Is(target error) bool { return target == ErrBadLimit }
 
 // Setting is one control file write: which file, which value.
 type Setting struct {
@@ -51,7 +58,7 @@ type limitValue struct {
 // parseLimit checks value for kind and says what is allowed when it is not.
 func parseLimit(kind, value string) (limitValue, error) {
 	bad := func(why string) (limitValue, error) {
-		return limitValue{}, fmt.Errorf("cgroup limit %s %s: %s: %w", kind, value, why, ErrBadLimit)
+		return limitValue{}, badLimit(fmt.Sprintf("cgroup limit %s %s: %s", kind, value, why))
 	}
 	if value == "max" {
 		return limitValue{kind: kind, n: Unlimited}, nil
@@ -79,7 +86,7 @@ func parseLimit(kind, value string) (limitValue, error) {
 		most := 100 * runtime.NumCPU()
 		num, ok := strings.CutSuffix(value, "%")
 		if !ok {
-			return bad(fmt.Sprintf("needs a percentage of one CPU; use 1%% to %d%% (this host has %d CPUs), or max", most, runtime.NumCPU()))
+			return bad(fmt.Sprintf("needs a percentage of one CPU, as in `cgroup limit cpu %s%%`; use 1%% to %d%% (this host has %d CPUs), or max", value, most, runtime.NumCPU()))
 		}
 		n, err := strconv.ParseInt(num, 10, 64)
 		if err != nil || n < 1 || int(n) > most {
@@ -87,7 +94,7 @@ func parseLimit(kind, value string) (limitValue, error) {
 		}
 		return limitValue{kind: kind, n: n}, nil
 	}
-	return limitValue{}, fmt.Errorf("cgroup limit %s: unknown controller; use %s: %w", kind, strings.Join(LimitKinds, ", "), ErrBadLimit)
+	return limitValue{}, badLimit(fmt.Sprintf("cgroup limit %s: unknown controller; use %s", kind, strings.Join(LimitKinds, ", ")))
 }
 
 // parseSize reads 123, 64K, 64M, 1G or 2T (powers of 1024, as the kernel's
