@@ -92,15 +92,21 @@ func unclear(err error) string {
 type fuzzStats struct {
 	target             string
 	inputs, rejections atomic.Int64
+	lastWrite          atomic.Int64 // unix nanoseconds
 }
 
+// count records one input. The figures go to a file every 1,000 inputs
+// or every second, whichever comes first: go test's own "execs" lags far
+// behind for a slow target (its worker reports only between batches).
 func (s *fuzzStats) count(rejected bool) {
 	n := s.inputs.Add(1)
 	if rejected {
 		s.rejections.Add(1)
 	}
 	dir := os.Getenv("STEPBOX_FUZZ_STATS")
-	if dir != "" && n%1000 == 0 {
+	now := time.Now().UnixNano()
+	if dir != "" && (n%1000 == 0 || now-s.lastWrite.Load() > int64(time.Second)) {
+		s.lastWrite.Store(now)
 		line := fmt.Sprintf("%s %d %d\n", s.target, n, s.rejections.Load())
 		os.WriteFile(filepath.Join(dir, fmt.Sprintf("%s-%d", s.target, os.Getpid())), []byte(line), 0o644)
 	}
