@@ -40,8 +40,8 @@ func (p *ttyParser) Read() ([]byte, error) {
 	}
 	if len(p.pending) == 0 {
 		b, err := p.PosixParser.Read()
-		if err == syscall.EAGAIN {
-			return b, err // nothing typed yet
+		if err == syscall.EAGAIN || err == syscall.EINTR {
+			return nil, syscall.EAGAIN // nothing typed yet
 		}
 		if err != nil || len(b) == 0 {
 			// read(2) found end of file or failed: the terminal hung up
