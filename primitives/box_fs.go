@@ -297,7 +297,9 @@ func (b *Box) Stack(withFiles bool) (rootfs.StackSnapshot, error) {
 	if f.Merged == "" {
 		return rootfs.StackSnapshot{}, fmt.Errorf("stack: box %s has no overlay yet: `mount overlay base fileA` makes one", b.Name)
 	}
-	return rootfs.ReadStack(f.Layers, f.Upper, b.HostRoot(), withFiles)
+	snap, err := rootfs.ReadStack(f.Layers, f.Upper, b.HostRoot(), withFiles)
+	snap.Entered = f.Pivoted || f.Chrooted
+	return snap, err
 }
 
 // Mounts reads the mount table of the box's command process, and the

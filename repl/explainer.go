@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -32,8 +33,11 @@ type failure struct {
 	user  bool // the current box has a user namespace of its own
 	pid   bool // … and a PID namespace of its own
 	root2 bool // … and its root changed (pivot_root): the host's is gone from its mounts
-	root  bool // stepbox runs as uid 0
-	exit  *ExitError
+	// hostProc: the box has a PID namespace, but the /proc its commands
+	// see is one the session is visible in: the host's.
+	hostProc bool
+	root     bool // stepbox runs as uid 0
+	exit     *ExitError
 }
 
 // syscall is the name of the failed call: "write" of write(5, "abc", 3).
@@ -137,6 +141,12 @@ var causes = []cause{
 		when: func(f *failure) bool { return f.exit == nil },
 		rule: "fork(2) and clone(2) fail with EAGAIN once the box's cgroup holds pids.max tasks (every thread counts), or the user's RLIMIT_NPROC is reached",
 		do:   "`cgroup` shows pids against the limit; raise it with `cgroup limit pids N` (or max), or end processes first",
+	},
+	{
+		name: "ps with the host's /proc in a PID namespace",
+		when: func(f *failure) bool { return f.exit != nil && f.hostProc && readsProc(f.exit.Cmd) },
+		rule: "ps and top read /proc, and the box's /proc is still the host's: it shows the host's processes, and one in the box's PID namespace finds no /proc/self there (procps' ps says \"fatal library error, lookup self\")",
+		do:   "give the box its own: `pivot_root` mounts it, or `mount proc /proc` after `unshare mnt`",
 	},
 	{
 		name: "a command stopped by pids.max",
@@ -268,6 +278,13 @@ func (sh *Shell) failureOf(err error) *failure {
 	}
 	if b := sh.Current(); b != nil {
 		f.user, f.pid, f.root2 = b.User, b.Has("pid"), b.FS().Pivoted
+		if f.pid {
+			// /proc/self resolves only for a reader in that proc's PID
+			// namespace or above it: if it does for the session, the box's
+			// /proc is not the box's own.
+			_, err := os.Readlink(fmt.Sprintf("/proc/%d/root/proc/self", b.CommandPID()))
+			f.hostProc = err == nil
+		}
 	}
 	var se *step.SyscallError
 	var pathErr *fs.PathError
@@ -329,6 +346,17 @@ func (sh *Shell) reportError(err error) {
 type reportedError struct{ error }
 
 func (e reportedError) Unwrap() error { return e.error }
+
+// readsProc reports whether the command of an "exec CMD" failure is one
+// that lists processes from /proc.
+func readsProc(cmd string) bool {
+	name, _ := strings.CutPrefix(cmd, "exec ")
+	switch filepath.Base(name) {
+	case "ps", "top", "pgrep", "pkill", "pidof", "pstree":
+		return true
+	}
+	return false
+}
 
 // kernelSaid is the failure as the kernel reported it, strace-style.
 func (f *failure) kernelSaid() string {

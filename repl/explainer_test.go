@@ -39,6 +39,7 @@ var knownFailures = []struct {
 	err   error
 	user  bool // in a box with a user namespace of its own
 	pid   bool // … and a PID namespace, and pivot_root done
+	proc  bool // in a box with a PID namespace whose /proc is the host's
 }{
 	{cause: "pivot_root on a shared mount", err: pivotErr(rootfs.PivotSharedMount, unix.EINVAL)},
 	{cause: "pivot_root into a directory that is not a mount point", err: pivotErr(rootfs.PivotNotMountPoint, unix.EBUSY)},
@@ -54,6 +55,7 @@ var knownFailures = []struct {
 	{cause: "a namespace owned by another user namespace", user: true, err: syscallErr("hostname", `sethostname("web", 3)`, unix.EPERM)},
 	{cause: "a missing capability", err: syscallErr("unshare", "unshare(CLONE_NEWUTS)", unix.EPERM)},
 	{cause: "fork refused at pids.max", err: &CommandError{Cmd: "exec", Err: errors.New("exec true: fork/exec /usr/bin/true: resource temporarily unavailable")}},
+	{cause: "ps with the host's /proc in a PID namespace", proc: true, err: &ExitError{Cmd: "exec ps", Status: primitives.ExitStatus{Code: 1}}},
 	{cause: "a command stopped by pids.max", err: &ExitError{Cmd: "exec sh", Status: primitives.ExitStatus{Code: 2}, Hits: limitHits{PidsRefused: 3}}},
 	{cause: "a command killed by the OOM killer", err: &ExitError{Cmd: "exec sh", Status: primitives.ExitStatus{Code: 137, Signal: "SIGKILL"}, Hits: limitHits{OOMKills: 1}}},
 	{cause: "fork in a PID namespace whose PID 1 has exited", err: &CommandError{Cmd: "exec", Err: errors.New("exec true: fork/exec /usr/bin/true: cannot allocate memory")}},
@@ -81,7 +83,8 @@ func TestEveryKnownCauseIsExplained(t *testing.T) {
 	for _, k := range knownFailures {
 		f := sh.failureOf(k.err)
 		f.user, f.root = k.user, true
-		f.pid, f.root2 = k.pid, k.pid
+		f.pid, f.root2 = k.pid || k.proc, k.pid
+		f.hostProc = k.proc
 		if k.cause == "a missing capability" {
 			f.root = false
 		}

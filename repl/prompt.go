@@ -88,14 +88,14 @@ func (sh *Shell) handTerminal() {
 	}
 }
 
-// nextKey takes one key off the front of buf: an escape sequence whole
-// (it starts with ESC, and the rest of the read is its), a run of text,
-// or one control byte.
+// nextKey takes one key off the front of buf: an escape sequence whole,
+// a run of text, or one control byte.
 func nextKey(buf *[]byte) []byte {
 	b := *buf
 	n := len(b)
 	switch {
 	case b[0] == 0x1b:
+		n = escapeLen(b)
 	case b[0] < 0x20 || b[0] == 0x7f:
 		n = 1
 	default:
@@ -108,6 +108,26 @@ func nextKey(buf *[]byte) []byte {
 	}
 	*buf = b[n:]
 	return b[:n]
+}
+
+// escapeLen is the length of the escape sequence b starts with (ECMA-48):
+// a CSI (ESC [, parameters, one final byte from @ to ~), an SS3 (ESC O
+// and one byte), ESC and one byte (Alt+key), or a lone ESC.
+func escapeLen(b []byte) int {
+	switch {
+	case len(b) == 1:
+		return 1
+	case b[1] == '[':
+		for i := 2; i < len(b); i++ {
+			if b[i] >= 0x40 && b[i] <= 0x7e {
+				return i + 1
+			}
+		}
+		return len(b)
+	case b[1] == 'O' && len(b) >= 3:
+		return 3
+	}
+	return 2
 }
 
 // Interactive runs the REPL on the terminal until `exit` or Ctrl-D.

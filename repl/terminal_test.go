@@ -345,12 +345,14 @@ func BenchmarkStartToFirstPrompt(b *testing.B) {
 }
 
 func TestKeysReadTogetherReachGoPromptOneAtATime(t *testing.T) {
-	buf := []byte("new web\runshare uts\t\x1b[A\x04")
+	// Arrow keys in one read (key repeat, a slow ssh link, tmux): each
+	// escape sequence is its own key, or go-prompt inserts them as text.
+	buf := []byte("new web\runshare uts\t\x1b[A\x04\x1b[D\x1b[D\x1b[1;5Cx\x1bOH\x1b[3~\x1bb\x1b")
 	var keys []string
 	for len(buf) > 0 {
 		keys = append(keys, string(nextKey(&buf)))
 	}
-	want := []string{"new web", "\r", "unshare uts", "\t", "\x1b[A\x04"}
+	want := []string{"new web", "\r", "unshare uts", "\t", "\x1b[A", "\x04", "\x1b[D", "\x1b[D", "\x1b[1;5C", "x", "\x1bOH", "\x1b[3~", "\x1bb", "\x1b"}
 	if strings.Join(keys, "|") != strings.Join(want, "|") {
 		t.Errorf("keys %q, want %q", keys, want)
 	}

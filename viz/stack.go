@@ -39,8 +39,12 @@ type stackRow struct {
 }
 
 func stackBoxes(snap rootfs.StackSnapshot, width int, t Theme) []string {
+	merged := "the box's / once it enters it (pivot_root)"
+	if snap.Entered {
+		merged = "the box's /"
+	}
 	rows := []stackRow{
-		{name: "merged", path: snap.Merged, note: "the box's /"},
+		{name: "merged", path: snap.Merged, note: merged},
 		{name: rootfs.UpperName, path: snap.Upper.Dir, note: "rw · " + quantity(len(snap.Changes), "change")},
 	}
 	lowers := snap.Lowers

@@ -48,9 +48,10 @@ func webStack(withFiles bool) rootfs.StackSnapshot {
 		return rootfs.LayerInfo{Name: name, Dir: "/var/lib/stepbox/layers/" + name + "/root", Files: files, Dirs: dirs, Whiteouts: whiteouts}
 	}
 	snap := rootfs.StackSnapshot{
-		Merged: "/run/stepbox/boxes/web/merged",
-		Lowers: []rootfs.LayerInfo{layer("base", 1042, 95, 0), layer("app", 12, 4, 0), layer("web", 3, 2, 1)},
-		Upper:  rootfs.LayerInfo{Name: rootfs.UpperName, Dir: "/run/stepbox/boxes/web/upper", Files: 2, Dirs: 1, Whiteouts: 1},
+		Entered: true,
+		Merged:  "/run/stepbox/boxes/web/merged",
+		Lowers:  []rootfs.LayerInfo{layer("base", 1042, 95, 0), layer("app", 12, 4, 0), layer("web", 3, 2, 1)},
+		Upper:   rootfs.LayerInfo{Name: rootfs.UpperName, Dir: "/run/stepbox/boxes/web/upper", Files: 2, Dirs: 1, Whiteouts: 1},
 		Changes: []rootfs.Change{
 			{Path: "/etc/motd", Kind: rootfs.CopiedUp, Below: "app"},
 			{Path: "/fileB", Kind: rootfs.Whiteout, Below: "base"},

@@ -1,6 +1,7 @@
 package viz
 
 import (
+	"regexp"
 	"strings"
 
 	"github.com/charmbracelet/lipgloss"
@@ -69,6 +70,46 @@ func StepPanel(s *step.Step, width int, t Theme) string {
 	return strings.TrimRight(b.String(), "\n")
 }
 
+// quotedArg is one string argument of a call in strace form.
+var quotedArg = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
+
+// shortenArgs fits call into w columns by cutting the middle out of its
+// longest quoted argument, again and again; the whole line's middle only
+// when no argument is long enough to give.
+func shortenArgs(call string, w int) string {
+	for lipgloss.Width(call) > w {
+		locs := quotedArg.FindAllStringIndex(call, -1)
+		best, second := -1, 0 // the longest argument, and the next one's length
+		for i, l := range locs {
+			n := len([]rune(call[l[0]+1 : l[1]-1]))
+			switch {
+			case best < 0:
+				best = i
+			case n > len([]rune(call[locs[best][0]+1:locs[best][1]-1])):
+				second = len([]rune(call[locs[best][0]+1 : locs[best][1]-1]))
+				best = i
+			case n > second:
+				second = n
+			}
+		}
+		if best < 0 {
+			return truncateMiddle(call, w)
+		}
+		inner := []rune(call[locs[best][0]+1 : locs[best][1]-1])
+		excess := lipgloss.Width(call) - w
+		// Down to the next-longest at most, so long arguments share the cut.
+		keep := max(len(inner)-excess, second, 9)
+		if keep >= len(inner) {
+			keep = max(len(inner)-max(excess/2, 1), 9)
+		}
+		if len(inner) <= keep {
+			return truncateMiddle(call, w)
+		}
+		call = call[:locs[best][0]+1] + truncateMiddle(string(inner), keep) + call[locs[best][1]-1:]
+	}
+	return call
+}
+
 // wrap folds plain text s to width columns, at a space or after a comma
 // or slash where it can and inside a word where it must; every line after the
 // first starts with indent (counted in width).
@@ -111,12 +152,13 @@ func wrap(s string, width int, indent string) string {
 }
 
 // CallsPanel lists a step's syscalls one per line, as they happened, each
-// cut in the middle (where the long paths are) to fit width.
+// shortened to fit width by cutting the middle of its longest string
+// arguments (the paths), so every argument stays in view.
 func CallsPanel(s *step.Step, width int, t Theme) string {
 	var b strings.Builder
 	for _, c := range s.Calls {
 		result := " = " + c.Result
-		call := truncateMiddle(c.Syscall, width-2-len([]rune(result)))
+		call := shortenArgs(c.Syscall, width-2-len([]rune(result)))
 		if strings.HasPrefix(c.Result, "-1") {
 			b.WriteString("  " + t.Bad.Render(call+result) + "\n")
 			continue

@@ -9,6 +9,7 @@ type StackSnapshot struct {
 	Upper   LayerInfo   // the box's writable layer, named "upper"
 	Changes []Change    // what the upper dir holds, by path
 	Files   []Origin    // every path of the merged view, by path; nil unless asked for
+	Entered bool        // the box's root is the merged view (pivot_root or chroot), not just a mount
 }
 
 // UpperName is the layer name Origin.Layer gives the upper dir.
