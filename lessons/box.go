@@ -86,3 +86,19 @@ func containerProcesses(tree *primitives.ProcessNode, box string) []*primitives.
 	}
 	return out
 }
+
+// socketHolder returns the box whose process holds the socket of inode,
+// and that process; nil when no box's does (the host's own socket).
+func (s *State) socketHolder(inode uint64) (*BoxState, *Socket) {
+	if inode == 0 {
+		return nil, nil
+	}
+	for _, b := range s.live() {
+		for i, k := range b.Sockets {
+			if k.Inode == inode {
+				return b, &b.Sockets[i]
+			}
+		}
+	}
+	return nil, nil
+}

@@ -54,6 +54,39 @@ func (b BoxState) listening(port int) BoxState {
 	return b
 }
 
+// serving gives the box a server, host PID pid, whose socket listens on
+// port in the box's network namespace.
+func (b BoxState) serving(port, pid int) BoxState {
+	inode := uint64(pid) * 7
+	b.Sockets = append(b.Sockets, Socket{Inode: inode, PID: pid, Command: "busybox httpd -p 80"})
+	b.Listeners = append(b.Listeners, primitives.Listener{Addr: "::", Port: port, Inode: inode})
+	return b
+}
+
+// onHost gives box a server, host PID pid, listening on port in the host's
+// network namespace: one started before the box's `unshare net`, or, with
+// box "", the host's own. Boxes sharing the host's namespace see it too.
+func onHost(s *State, box string, port, pid int) *State {
+	l := primitives.Listener{Addr: "::", Port: port, Inode: uint64(pid) * 7}
+	s.HostListeners = append(s.HostListeners, l)
+	for i := range s.Boxes {
+		b := &s.Boxes[i]
+		if b.Name == box {
+			b.Sockets = append(b.Sockets, Socket{Inode: l.Inode, PID: pid, Command: "busybox httpd -p 80"})
+		}
+		if !b.ownNamespace("net") {
+			b.Listeners = append(b.Listeners, l)
+		}
+	}
+	return s
+}
+
+// shadowing records path as held by each of layers, bottom to top.
+func (b BoxState) shadowing(path string, layers ...string) BoxState {
+	b.Shadows = append(b.Shadows, primitives.Shadow{Path: path, Layers: layers})
+	return b
+}
+
 func (b BoxState) stacked(layers ...string) BoxState {
 	s := &rootfs.StackSnapshot{Upper: rootfs.LayerInfo{Name: "upper", Dir: "/state/" + b.Name + "/upper"}}
 	for _, l := range layers {
@@ -125,9 +158,18 @@ func TestChecksJudgeRecordedStates(t *testing.T) {
 		{"two-hostnames", state(web.unshare("uts").named("x"), db.unshare("uts").named("x")), "same-name"},
 		{"two-hostnames", state(web.unshare("uts").named("web1"), db.unshare("uts").named("db1")), ""},
 		{"port-80-twice", state(web, db), "no-listener"},
-		{"port-80-twice", state(web.listening(80)), "shares-net"},
+		{"port-80-twice", state(web.serving(80, 5001)), "shares-net"},
 		{"port-80-twice", state(web.unshare("net").listening(80), db.unshare("net")), "one-listener"},
 		{"port-80-twice", state(web.unshare("net").listening(80), db.unshare("net").listening(80)), ""},
+		// web's server started before `unshare net`: it holds the host's
+		// port, which db, sharing the host's namespace, sees.
+		{"port-80-twice", onHost(state(db, web.unshare("net")), "web", 80, 5001), "left-on-host"},
+		// ...and the step does not pass while it does, even with two
+		// servers in namespaces of their own.
+		{"port-80-twice", onHost(state(web.unshare("net").serving(80, 5002), db.unshare("net").serving(80, 5003)), "web", 80, 5001), "left-on-host"},
+		// The host's own server on port 80 is no box's doing.
+		{"port-80-twice", onHost(state(web.unshare("net").serving(80, 5002), db.unshare("net").serving(80, 5003)), "", 80, 300), ""},
+		{"port-80-twice", onHost(state(web), "", 80, 300), "no-listener"},
 		{"clock-offset", state(web), "shares-time"},
 		{"clock-offset", state(web.unshare("time")), "no-offset"},
 		{"docker-namespaces", state(web.unshare("uts", "net")), "missing"},
@@ -138,6 +180,10 @@ func TestChecksJudgeRecordedStates(t *testing.T) {
 		{"union", state(web.stacked("fileA")), "one-layer"},
 		{"union", state(web.stacked("fileA", "fileB")), ""},
 		{"shadowed", state(web.stacked("base", "motd")), "nothing-shadows"},
+		{"shadowed", state(web.stacked("motd", "base").shadowing("/etc/motd", "motd", "base")), ""},
+		{"shadowed base motd", state(web.stacked("motd", "base").shadowing("/etc/motd", "motd", "base")), "wrong-order"},
+		{"shadowed base motd", state(web.stacked("base", "motd").shadowing("/etc/motd", "base", "motd")), ""},
+		{"shadowed base motd", state(web.stacked("fileA", "fileB").shadowing("/f", "fileA", "fileB")), "nothing-shadows"},
 		{"upper-created", state(web.stacked("base")), "not-created"},
 		{"upper-created /test", state(web.stacked("base").changed(rootfs.Created, "/other")), "not-created"},
 		{"upper-created /test", state(web.stacked("base").changed(rootfs.Created, "/test")), ""},
@@ -145,7 +191,10 @@ func TestChecksJudgeRecordedStates(t *testing.T) {
 		{"whiteout", state(web.stacked("base").changed(rootfs.Whiteout, "/etc/issue")), ""},
 		{"shared-base", state(web.stacked("base")), "one-overlay"},
 		{"shared-base", state(web.stacked("fileA"), db.stacked("fileB")), "no-shared-layer"},
-		{"shared-base", state(web.stacked("base"), db.stacked("base", "motd")), ""},
+		{"shared-base", state(web.stacked("base").pivoted(), db.stacked("base", "motd").pivoted()), ""},
+		// db has stacked base but not pivoted: `exec` in it reads the host's files.
+		{"shared-base", state(db.stacked("base", "motd"), web.stacked("base", "motd").pivoted()), "not-pivoted"},
+		{"shared-base", state(web.stacked("base"), db.stacked("base", "motd")), "not-pivoted"},
 		{"overlay-mounted", state(web), "shares-mnt"},
 		{"overlay-mounted", state(web.unshare("mnt")), "no-overlay"},
 		{"private-mount", state(web.unshare("mnt")), "no-new-mount"},
@@ -158,6 +207,9 @@ func TestChecksJudgeRecordedStates(t *testing.T) {
 		{"pivoted", state(web.unshare("mnt").stacked("base").pivoted()), ""},
 		{"proc-mounted", state(web.unshare("mnt").stacked("base").pivoted()), "no-proc"},
 		{"own-proc", state(web.unshare("mnt").stacked("base").pivoted().mounted("/proc", "proc")), "no-pid-ns"},
+		// No PID namespace and no /proc: mounting one would show the host's.
+		{"own-proc", state(web.unshare("mnt").stacked("base").pivoted()), "no-pid-ns"},
+		{"own-proc", state(web.unshare("mnt", "pid").stacked("base").pivoted()), "no-proc"},
 		{"dev-sys", state(web.unshare("mnt").stacked("base").pivoted().mounted("/dev", "tmpfs")), "no-sys"},
 		{"cgroup-made", state(web), "no-cgroup"},
 		{"cgroup-attached", state(web.cgrouped(cgroups.Stats{})), "not-attached"},
@@ -239,13 +291,17 @@ func TestLessonHintsAreChosenFromWhatTheCheckSaw(t *testing.T) {
 		{1, 1, state(web), "find the line that changed"},
 		{1, 2, state(web.unshare("uts")), "still carries the name"},
 		{2, 1, state(web), "would rename the host itself"},
-		{2, 3, state(web.unshare("net").listening(80)), "`new db`, `unshare net`"},
-		{2, 3, state(web.listening(80)), "the host's real port 80"},
-		{3, 1, state(web.unshare("mnt").stacked("fileA")), "stacks a single layer"},
-		{3, 2, state(web.unshare("mnt").stacked("fileA", "fileB")), "replaces a file of the one below"},
+		{2, 3, state(web.unshare("net").listening(80)), "`use db` if you made it"},
+		{2, 3, state(web.serving(80, 5001)), "the host's real port 80"},
+		{2, 3, onHost(state(db, web.unshare("net")), "web", 80, 5001), "`!kill` the PID stepbox saw"},
+		{3, 1, state(web.unshare("mnt").stacked("fileA")), "`rm ab` (if it exists), then `new ab`"},
+		{3, 2, state(web.unshare("mnt").stacked("fileA", "fileB")), "Stack motd above base: `rm web`"},
+		{3, 2, state(web.unshare("mnt", "pid").stacked("motd", "base").shadowing("/etc/motd", "motd", "base")), "bottom first"},
+		{3, 6, state(db.unshare("mnt", "pid").stacked("base", "motd"), web.unshare("mnt", "pid").stacked("base", "motd").pivoted()), "`pivot_root` in it"},
 		{4, 2, state(web.unshare("mnt").stacked("base")), "Box jail's root is still the host's"},
 		{4, 3, state(web.unshare("mnt").stacked("base").chrooted()), "a chroot cannot be undone"},
 		{4, 5, state(web.unshare("mnt").stacked("base").pivoted().mounted("/proc", "proc")), "must come before"},
+		{4, 5, state(fresh("cage").unshare("mnt").stacked("base").pivoted()), "`rm cage` (if it exists), then `new cage`"},
 		{5, 2, state(web.cgrouped(cgroups.Stats{})), "`cgroup attach`"},
 		{5, 3, state(web.cgrouped(limited(20, 0), 4001)), "has not refused a fork"},
 		{6, 1, state(web.unshare("uts")), "still shares some of Docker's five"},
@@ -259,6 +315,58 @@ func TestLessonHintsAreChosenFromWhatTheCheckSaw(t *testing.T) {
 		}
 		if h := strings.Join(strings.Fields(st.Hint(r)), " "); !strings.Contains(h, tc.want) {
 			t.Errorf("lesson %d step %d, finding %s: hint %q, want one saying %q", tc.lesson, tc.step, r.Finding, h, tc.want)
+		}
+	}
+}
+
+// Issue: the port-80 check blamed the box that saw the host's port 80, not
+// the box whose server held it. web started its server before `unshare net`;
+// db, sharing the host's namespace, sees the port.
+func TestTheBoxHoldingTheHostsPort80IsNamed(t *testing.T) {
+	s := onHost(state(fresh("db"), fresh("web").unshare("net")), "web", 80, 5001)
+	r := registry["port-80-twice"].Run(s, nil)
+	if r.Pass || r.Finding != "left-on-host" || r.Box != "web" || !strings.Contains(r.Saw, "box web's busybox httpd -p 80 (PID 5001)") {
+		t.Fatalf("%+v", r)
+	}
+	s = onHost(state(fresh("db"), fresh("web").unshare("net")), "db", 80, 5002)
+	if r := registry["port-80-twice"].Run(s, nil); r.Finding != "shares-net" || r.Box != "db" || !strings.Contains(r.Saw, "PID 5002") {
+		t.Fatalf("%+v", r)
+	}
+}
+
+// Issue: on cgroup v1 memory.failcnt can stay 0 while oom_kill counts a
+// kill; the pass message must not say the limit was reached 0 times.
+func TestTheMemoryMessageLeavesOutACounterAt0(t *testing.T) {
+	for _, tc := range []struct {
+		hits, kills int64
+		want, not   string
+	}{
+		{0, 1, "at its memory limit of 32.0M, the OOM killer killed 1 process(es)", "reached"},
+		{3, 0, "memory limit 32.0M reached 3 time(s)", "killed"},
+		{3, 1, "memory limit 32.0M reached 3 time(s); the OOM killer killed 1 process(es)", "0 time"},
+	} {
+		s := state(fresh("web").cgrouped(cgroups.Stats{Memory: &cgroups.MemoryStats{Max: 32 << 20, LimitHits: tc.hits, OOMKill: tc.kills}}, 4001))
+		r := registry["memory-limit"].Run(s, nil)
+		if !r.Pass || !strings.Contains(r.Saw, tc.want) || strings.Contains(r.Saw, tc.not) {
+			t.Errorf("failcnt %d, oom_kill %d: %+v, want %q and no %q", tc.hits, tc.kills, r, tc.want, tc.not)
+		}
+	}
+}
+
+// Issue: the step about two boxes on one base passed before db pivoted,
+// while `exec cat /etc/motd` in db still read the host's file.
+func TestSharedBaseNamesTheBoxThatHasNotPivoted(t *testing.T) {
+	s := state(fresh("db").stacked("base", "motd"), fresh("web").stacked("base", "motd").pivoted())
+	if r := registry["shared-base"].Run(s, nil); r.Pass || r.Finding != "not-pivoted" || r.Box != "db" {
+		t.Fatalf("%+v", r)
+	}
+}
+
+func TestShadowedTakesNoneOrTwoLayers(t *testing.T) {
+	c := registry["shadowed"]
+	for args, ok := range map[string]bool{"": true, "base": false, "base motd": true, "a b c": false} {
+		if err := c.validate(strings.Fields(args)); (err == nil) != ok {
+			t.Errorf("shadowed %s: error %v", args, err)
 		}
 	}
 }

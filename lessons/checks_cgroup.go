@@ -79,7 +79,7 @@ func init() {
 					case m.LimitHits == 0 && m.OOMKill == 0:
 						return fail("not-hit", "box %s: %s used of %s, limit never reached", b.Name, bytes(m.Current), bytes(m.Max))
 					}
-					return pass("box %s: memory limit %s reached %d time(s); the OOM killer killed %d process(es)", b.Name, bytes(m.Max), m.LimitHits, m.OOMKill)
+					return pass("box %s: %s", b.Name, memoryHits(m))
 				})
 			},
 		},
@@ -244,6 +244,20 @@ func runSiblingCgroups(s *State, _ []string) Result {
 		return *empty
 	}
 	return fail("one-cgroup", "%d box(es) with a cgroup", cgrouped)
+}
+
+// memoryHits says what the box's memory limit did, leaving out a counter
+// that stayed at 0: cgroup v1 can count an OOM kill with memory.failcnt
+// still 0, and "reached 0 times" beside it would contradict it.
+func memoryHits(m *cgroups.MemoryStats) string {
+	limit := "memory limit " + bytes(m.Max)
+	switch {
+	case m.LimitHits > 0 && m.OOMKill > 0:
+		return fmt.Sprintf("%s reached %d time(s); the OOM killer killed %d process(es)", limit, m.LimitHits, m.OOMKill)
+	case m.LimitHits > 0:
+		return fmt.Sprintf("%s reached %d time(s)", limit, m.LimitHits)
+	}
+	return fmt.Sprintf("at its memory limit of %s, the OOM killer killed %d process(es)", bytes(m.Max), m.OOMKill)
 }
 
 func dirList(n *cgroups.Node) string {

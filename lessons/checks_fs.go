@@ -81,12 +81,20 @@ func init() {
 			},
 		},
 		&Check{
-			Name: "shadowed", Usage: "shadowed", Summary: "two layers of a box's overlay hold the same file, and the upper one wins",
+			Name: "shadowed", Usage: "shadowed [LOWER UPPER]", MaxArgs: 2,
+			Summary: "two layers of a box's overlay hold the same file, and the upper one wins (UPPER stacked above LOWER, when given)",
+			Args: func(args []string) error {
+				if len(args) == 1 {
+					return fmt.Errorf("name two layers, bottom first, as `mount overlay` takes them")
+				}
+				return nil
+			},
 			Findings: map[string]string{
 				"no-overlay":      noOverlay,
 				"nothing-shadows": "No file is in two layers of the overlay: stack a layer that replaces a file of the one below, e.g. `mount overlay base motd`.",
+				"wrong-order":     "The layers are stacked the other way round. `mount overlay` takes them bottom first, so the last one named sits on top: `rm` the box, make it again and name the lower layer first.",
 			},
-			Run: func(s *State, _ []string) Result {
+			Run: func(s *State, args []string) Result {
 				return judgeBoxes(s, func(b *BoxState) Result {
 					if b.Stack == nil {
 						return fail("no-overlay", "box %s has no overlay", b.Name)
@@ -95,6 +103,24 @@ func init() {
 						return fail("nothing-shadows", "box %s: no file is in two of its layers", b.Name)
 					}
 					sh := b.Shadows[0]
+					if len(args) == 2 {
+						lower, upper := args[0], args[1]
+						found := false
+						for _, x := range b.Shadows {
+							lo, up := slices.Index(x.Layers, lower), slices.Index(x.Layers, upper)
+							if lo < 0 || up < 0 {
+								continue
+							}
+							if lo > up {
+								return fail("wrong-order", "box %s stacks %s above %s: %s is %s's", b.Name, lower, upper, x.Path, lower)
+							}
+							sh, found = x, true
+							break
+						}
+						if !found {
+							return fail("nothing-shadows", "box %s: no file is in both %s and %s", b.Name, lower, upper)
+						}
+					}
 					return pass("box %s: %s is in %s; it reads %s's", b.Name, sh.Path, strings.Join(sh.Layers, " and "), b.origin(sh.Path))
 				})
 			},
@@ -147,10 +173,11 @@ func init() {
 			Run: upperChange(rootfs.Whiteout, "no-whiteout", "a whiteout hides %s's"),
 		},
 		&Check{
-			Name: "shared-base", Usage: "shared-base", Summary: "two boxes stack the same layer, each with an upper dir of its own",
+			Name: "shared-base", Usage: "shared-base", Summary: "two boxes stack the same layer, each with an upper dir of its own, and each has pivoted onto its overlay",
 			Findings: map[string]string{
 				"one-overlay":     "Only one box has an overlay: make a second box with its own mount namespace and stack the same layer: `new db`, `unshare mnt`, `mount overlay base`.",
 				"no-shared-layer": "Your boxes' overlays have no layer in common: stack the same one (base) in both.",
+				"not-pivoted":     "The box stacks the same layers, but its root is still the host's, so `exec` in it reads the host's files: `pivot_root` in the box stepbox names.",
 			},
 			Run: runSharedBase,
 		},
@@ -179,7 +206,7 @@ func init() {
 			Name: "pivoted", Usage: "pivoted", Summary: "a box's overlay is the root of its mount namespace, and the host's root is gone from it",
 			Findings: map[string]string{
 				"no-overlay":  noOverlay,
-				"chrooted":    "This box is chrooted, and a chroot cannot be undone: make a new box (`new cell`, `unshare mnt`, `mount overlay base`) and use `pivot_root`.",
+				"chrooted":    "This box is chrooted, and a chroot cannot be undone: make a new box (`new cell`, after `rm cell` if cell is the chrooted one; `unshare mnt`, `mount overlay base`) and use `pivot_root`.",
 				"not-pivoted": "The overlay is mounted, but the box's root is still the host's: `pivot_root`.",
 			},
 			Run: func(s *State, _ []string) Result {
@@ -229,13 +256,16 @@ func init() {
 					if r := b.needPivoted(); !r.Pass {
 						return r
 					}
+					// Without a PID namespace no /proc can be the box's own:
+					// say so before anything about mounting one.
+					if !b.ownNamespace("pid") {
+						return fail("no-pid-ns", "box %s: no PID namespace of its own; its /proc lists %d processes", b.Name, len(b.Root.Procs))
+					}
 					if !b.mountedAt("/proc", "proc") {
 						return fail("no-proc", "box %s: nothing mounted at /proc", b.Name)
 					}
 					own := len(boxProcesses(s.Tree, b.Name))
 					switch {
-					case !b.ownNamespace("pid"):
-						return fail("no-pid-ns", "box %s: no PID namespace; its /proc lists %d processes", b.Name, len(b.Root.Procs))
 					case len(b.Root.Procs) > own || !slices.Contains(b.Root.Procs, 1):
 						return fail("host-proc", "box %s: its /proc lists %d processes; it runs %d", b.Name, len(b.Root.Procs), own)
 					}
@@ -299,21 +329,55 @@ func runSharedBase(s *State, _ []string) Result {
 	if len(stacked) < 2 {
 		return fail("one-overlay", "%d box(es) with an overlay", len(stacked))
 	}
+	// Two boxes are compared by what runs in them, so both must have the
+	// overlay as their root; stacked is in order, the current box first,
+	// so it is the one named when neither has.
+	var unpivoted *Result
 	for i, a := range stacked {
 		for _, b := range stacked[i+1:] {
 			if a.Stack.Upper.Dir == b.Stack.Upper.Dir {
 				continue
 			}
-			for _, la := range a.Stack.Lowers {
-				for _, lb := range b.Stack.Lowers {
-					if la.Dir == lb.Dir {
-						return pass("boxes %s and %s stack the same layer %s (%s), each with its own upper dir", a.Name, b.Name, la.Name, la.Dir)
-					}
+			layer := sharedLayer(a, b)
+			if layer == nil {
+				continue
+			}
+			for _, x := range []*BoxState{a, b} {
+				if !x.needPivoted().Pass && unpivoted == nil {
+					r := fail("not-pivoted", "box %s stacks %s as box %s does, but its root is still the host's: `exec` there reads the host's files", x.Name, layer.Name, otherBox(x, a, b).Name)
+					r.Box = x.Name
+					unpivoted = &r
 				}
+			}
+			if a.needPivoted().Pass && b.needPivoted().Pass {
+				return pass("boxes %s and %s stack the same layer %s (%s), each with its own upper dir, each as its root", a.Name, b.Name, layer.Name, layer.Dir)
 			}
 		}
 	}
+	if unpivoted != nil {
+		return *unpivoted
+	}
 	return fail("no-shared-layer", "no two boxes stack the same layer")
+}
+
+// sharedLayer is a lower layer both boxes stack, or nil.
+func sharedLayer(a, b *BoxState) *rootfs.LayerInfo {
+	for i, la := range a.Stack.Lowers {
+		for _, lb := range b.Stack.Lowers {
+			if la.Dir == lb.Dir {
+				return &a.Stack.Lowers[i]
+			}
+		}
+	}
+	return nil
+}
+
+// otherBox is whichever of a and b is not x.
+func otherBox(x, a, b *BoxState) *BoxState {
+	if x == a {
+		return b
+	}
+	return a
 }
 
 // needPivoted passes when the box's root is an overlay of its own.

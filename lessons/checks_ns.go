@@ -62,7 +62,8 @@ func init() {
 		&Check{
 			Name: "port-80-twice", Usage: "port-80-twice", Summary: "two boxes, each in its own network namespace, each listening on TCP port 80",
 			Findings: map[string]string{
-				"shares-net":   "A box listening on port 80 shares the host's network namespace: that is the host's own port 80. `rm` it, and `unshare net` in a box before starting a server.",
+				"shares-net":   "A box listening on port 80 shares the host's network namespace: that is the host's own port 80. `rm` the box stepbox names, and `unshare net` in a box before starting a server.",
+				"left-on-host": "A box's server was started before `unshare net`, so it still holds the host's port 80: a process keeps the network namespace it started in. Stop it from the host with `!kill` and the PID stepbox saw, then start it again in the box.",
 				"no-listener":  "No box listens on port 80 yet: `exec busybox httpd -p 80` starts a web server that goes to the background.",
 				"one-listener": "One box listens on port 80. Make a second box with its own network namespace and start a server on port 80 there too.",
 			},
@@ -214,13 +215,14 @@ func runPort80Twice(s *State, _ []string) Result {
 	if len(s.Boxes) == 0 {
 		return fail("no-box", "no boxes in this session")
 	}
+	// The host's port 80 stays free: no box's server may hold it.
+	if r := hostPort80(s); r != nil {
+		return *r
+	}
 	seen := map[uint32]string{} // network namespace → box
 	for _, b := range s.live() {
-		if !b.listensOn(80) {
+		if !b.ownNamespace("net") || !b.listensOn(80) {
 			continue
-		}
-		if !b.ownNamespace("net") {
-			return Result{Finding: "shares-net", Saw: fmt.Sprintf("box %s listens on port 80 in the host's network namespace", b.Name), Box: b.Name}
 		}
 		ns := b.commandNamespace("net")
 		if _, dup := seen[ns]; !dup {
@@ -234,9 +236,38 @@ func runPort80Twice(s *State, _ []string) Result {
 	slices.Sort(boxes)
 	switch len(boxes) {
 	case 0:
-		return fail("no-listener", "no box listens on TCP port 80")
+		return fail("no-listener", "no box listens on TCP port 80 in a network namespace of its own")
 	case 1:
 		return fail("one-listener", "only box %s listens on port 80", boxes[0])
 	}
-	return pass("boxes %s each listen on port 80, each in its own network namespace", strings.Join(boxes, " and "))
+	return pass("boxes %s each listen on port 80, each in its own network namespace; the host's port 80 is free of them", strings.Join(boxes, " and "))
+}
+
+// hostPort80 finds a box's process listening on TCP port 80 in the host's
+// network namespace, and names the box it belongs to: not always the box
+// that sees the port, since a server started before `unshare net` stays in
+// the host's namespace. A socket no box holds is the host's own.
+func hostPort80(s *State) *Result {
+	ls := slices.Clone(s.HostListeners)
+	for _, b := range s.live() {
+		if !b.ownNamespace("net") {
+			ls = append(ls, b.Listeners...)
+		}
+	}
+	for _, l := range ls {
+		if l.Port != 80 {
+			continue
+		}
+		b, p := s.socketHolder(l.Inode)
+		switch {
+		case b == nil:
+			continue
+		case !b.ownNamespace("net"):
+			return &Result{Finding: "shares-net", Box: b.Name,
+				Saw: fmt.Sprintf("box %s shares the host's network namespace, and its %s (PID %d) listens on the host's port 80", b.Name, p.Command, p.PID)}
+		}
+		return &Result{Finding: "left-on-host", Box: b.Name,
+			Saw: fmt.Sprintf("box %s's %s (PID %d) holds the host's port 80: it was started before `unshare net`", b.Name, p.Command, p.PID)}
+	}
+	return nil
 }

@@ -39,6 +39,8 @@ func TestChecksJudgeStatesRecordedOnTheKernel(t *testing.T) {
 		{"after-lesson-1.json", "user-namespace", "shares-user"},
 		{"after-lesson-3.json", "union", ""},
 		{"after-lesson-3.json", "shadowed", ""},
+		{"after-lesson-3.json", "shadowed base motd", ""},
+		{"after-lesson-3.json", "shadowed motd base", "wrong-order"},
 		{"after-lesson-3.json", "upper-created /test", ""},
 		{"after-lesson-3.json", "upper-created /from-host", "not-created"},
 		{"after-lesson-3.json", "copied-up", ""},

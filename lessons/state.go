@@ -1,6 +1,13 @@
 package lessons
 
 import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strconv"
+	"strings"
+
 	"github.com/prometheus/procfs"
 
 	"stepbox/primitives"
@@ -15,6 +22,9 @@ type State struct {
 	Current string                  `json:"current,omitempty"` // the box later steps apply to
 	Boxes   []BoxState              `json:"boxes"`             // in the order they were made
 	Tree    *primitives.ProcessNode `json:"tree,omitempty"`    // the session's process tree
+	// HostListeners are the TCP sockets listening in the session's
+	// network namespace: the host's ports, whatever the boxes share.
+	HostListeners []primitives.Listener `json:"host_listeners,omitempty"`
 }
 
 // BoxState is one box as the kernel shows it.
@@ -36,6 +46,16 @@ type BoxState struct {
 	Root       primitives.RootView          `json:"root"`
 	Clocks     primitives.ClockOffsets      `json:"clocks"`
 	UIDMap     []primitives.IDMapping       `json:"uid_map,omitempty"`
+	// Sockets are the sockets the box's processes hold open: they tell
+	// which box a listening port belongs to, in any network namespace.
+	Sockets []Socket `json:"sockets,omitempty"`
+}
+
+// Socket is a socket a process of a box holds open.
+type Socket struct {
+	Inode   uint64 `json:"inode"`
+	PID     int    `json:"pid"`     // the host's PID of the process holding it
+	Command string `json:"command"` // its command line, or its name
 }
 
 // Observe reads the session's boxes. A box that cannot be read is kept
@@ -50,8 +70,73 @@ func Observe(s *primitives.Session, current string) *State {
 	}
 	if tree, err := s.ProcessTree(); err == nil {
 		st.Tree = tree
+		for i := range st.Boxes {
+			if st.Boxes[i].Err == "" {
+				st.Boxes[i].Sockets = heldSockets(boxProcesses(tree, st.Boxes[i].Name))
+			}
+		}
 	}
+	// The session runs in the host's network namespace.
+	st.HostListeners, _ = listeners(os.Getpid())
 	return st
+}
+
+// heldSockets reads the sockets procs hold open, from /proc/PID/fd. A
+// process that ends meanwhile holds nothing.
+func heldSockets(procs []*primitives.ProcessNode) []Socket {
+	var out []Socket
+	for _, n := range procs {
+		p, err := procfs.NewProc(n.PID)
+		if err != nil {
+			continue
+		}
+		targets, err := p.FileDescriptorTargets()
+		if err != nil {
+			continue
+		}
+		cmd := n.Cmdline
+		if cmd == "" {
+			cmd = n.Comm
+		}
+		for _, t := range targets {
+			inode, ok := strings.CutPrefix(t, "socket:[")
+			if !ok {
+				continue
+			}
+			if i, err := strconv.ParseUint(strings.TrimSuffix(inode, "]"), 10, 64); err == nil {
+				out = append(out, Socket{Inode: i, PID: n.PID, Command: cmd})
+			}
+		}
+	}
+	return out
+}
+
+// tcpListen is TCP_LISTEN in the st column of /proc/net/tcp.
+const tcpListen = 10
+
+// listeners reads the TCP sockets listening in the network namespace of
+// pid: /proc/PID/net/tcp shows pid's namespace, not the reader's.
+func listeners(pid int) ([]primitives.Listener, error) {
+	pfs, err := procfs.NewFS(fmt.Sprintf("/proc/%d", pid))
+	if err != nil {
+		return nil, err
+	}
+	var out []primitives.Listener
+	for _, read := range []func() (procfs.NetTCP, error){pfs.NetTCP, pfs.NetTCP6} {
+		lines, err := read()
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // no IPv6 in this kernel
+		}
+		if err != nil {
+			return nil, err
+		}
+		for _, l := range lines {
+			if l.St == tcpListen {
+				out = append(out, primitives.Listener{Addr: l.LocalAddr.String(), Port: int(l.LocalPort), Inode: l.Inode})
+			}
+		}
+	}
+	return out, nil
 }
 
 func observeBox(b *primitives.Box) BoxState {
