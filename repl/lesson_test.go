@@ -122,7 +122,16 @@ func TestAStepIsCheckedAfterEachCommandAndCongratulatedOnce(t *testing.T) {
 	if n := strings.Count(out.String(), "✓ Step 1 of 6 done"); n != 1 {
 		t.Fatalf("step 1 congratulated %d times:\n%s", n, out)
 	}
+	// The prediction's answer waits for `next`: the check passed on the
+	// step's first command, before the learner ran the rest.
+	if strings.Contains(out.String(), "Your prediction?") || !strings.Contains(out.String(), "`next` gives the answer") {
+		t.Fatalf("the answer came with the check, before `next`:\n%s", out)
+	}
+	out.Reset()
 	execute(t, sh, out, "next")
+	if a, s := strings.Index(out.String(), "Your prediction?"), strings.Index(out.String(), "Step 2 of 6"); a < 0 || s < a {
+		t.Fatalf("`next` did not answer the prediction before step 2:\n%s", out)
+	}
 	out.Reset()
 	execute(t, sh, out, "hint")
 	if !strings.Contains(out.String(), "still carries the name it copied") || !strings.Contains(out.String(), "stepbox saw: box web") {

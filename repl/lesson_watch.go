@@ -22,6 +22,9 @@ type Watch struct {
 	lesson   *lessons.Lesson // nil: no lesson open
 	step     int
 	praised  map[int]bool // steps congratulated since the lesson was opened
+	// unanswered is 1 + the step whose prediction's answer waits for
+	// `next`; 0 when none does.
+	unanswered int
 	// rebuild is how many earlier steps `solution --run` replays first:
 	// the lesson was resumed in a session without the boxes they made.
 	rebuild int
@@ -98,7 +101,7 @@ func (w *Watch) save(sh *Shell) {
 
 // open makes lesson l current, at the step the learner's progress holds.
 func (w *Watch) open(sh *Shell, l *lessons.Lesson) {
-	w.lesson, w.praised = l, map[int]bool{}
+	w.lesson, w.praised, w.unanswered = l, map[int]bool{}, 0
 	lp := w.progress.Lesson(l.ID)
 	w.step = min(max(lp.Step, 0), len(l.Steps)-1)
 	w.progress.Current = l.ID
@@ -152,6 +155,14 @@ func (w *Watch) showStep(sh *Shell) {
 	sh.say("\n  %s", th.Dim.Render("stepbox checks your boxes after every command; `hint` if you are stuck, `solution` to see the steps."))
 }
 
+// answer prints the answer to the open step's prediction, once.
+func (w *Watch) answer(sh *Shell) {
+	w.unanswered = 0
+	if st := &w.lesson.Steps[w.step]; st.Predict != nil {
+		sh.say("%s", renderMarkdown("**Your prediction?** "+st.Predict.Answer, sh.Width-2, sh.Theme, "  "))
+	}
+}
+
 // congratulate records a passed step and says so, once.
 func (w *Watch) congratulate(sh *Shell, r lessons.Result) {
 	th := sh.Theme
@@ -162,7 +173,14 @@ func (w *Watch) congratulate(sh *Shell, r lessons.Result) {
 	w.save(sh)
 	sh.say("\n%s %s", th.Good.Render(fmt.Sprintf("✓ Step %d of %d done:", w.step+1, len(l.Steps))), r.Saw)
 	if st.Predict != nil {
-		sh.say("%s", renderMarkdown("**Your prediction?** "+st.Predict.Answer, sh.Width-2, th, "  "))
+		if w.step+1 < len(l.Steps) {
+			// The check often passes on the step's first command, before
+			// the one the prediction is about: the answer waits for `next`.
+			w.unanswered = w.step + 1
+			sh.say("  %s", th.Dim.Render("Run the step's other commands to test your prediction; `next` gives the answer."))
+		} else {
+			w.answer(sh)
+		}
 	}
 	if w.step+1 < len(l.Steps) {
 		sh.say("  %s", th.Dim.Render(fmt.Sprintf("`next` for step %d: %s", w.step+2, l.Steps[w.step+1].Title)))
