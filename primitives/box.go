@@ -189,6 +189,7 @@ func (b *Box) env(extra []string) []string {
 		"TERM=" + term,
 		envSession + "=" + b.session.ID,
 		envBox + "=" + b.Name,
+		envPIDNS + "=" + ownPIDNS,
 	}
 	return append(e, extra...)
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -271,7 +272,20 @@ func killAndWait(procs []pidStart) error {
 const (
 	envSession = "STEPBOX_SESSION"
 	envBox     = "STEPBOX_BOX"
+	// envPIDNS names the PID namespace the session's PID is a PID of: a
+	// stepbox running in a container on the same machine marks its boxes
+	// with the same names, and its PIDs mean nothing here.
+	envPIDNS = "STEPBOX_PIDNS"
 )
+
+// ownPIDNS is this process's PID namespace, as envPIDNS writes it.
+var ownPIDNS = func() string {
+	var st unix.Stat_t
+	if unix.Stat("/proc/self/ns/pid", &st) != nil {
+		return ""
+	}
+	return strconv.FormatUint(st.Ino, 10)
+}()
 
 // markedProcesses lists the processes whose environment names the session
 // (and box, unless box is empty).
@@ -285,7 +299,8 @@ func markedProcesses(session, box string) []pidStart {
 	return out
 }
 
-// markedProcessesAny lists every process carrying stepbox's markers.
+// markedProcessesAny lists every process carrying stepbox's markers of a
+// session in this process's PID namespace.
 func markedProcessesAny() []markedProc {
 	procs, err := procfs.AllProcs()
 	if err != nil {
@@ -301,15 +316,19 @@ func markedProcessesAny() []markedProc {
 		if err != nil {
 			continue
 		}
-		var s, b string
+		var s, b, ns string
 		for _, e := range env {
 			if v, ok := strings.CutPrefix(e, envSession+"="); ok {
 				s = v
 			} else if v, ok := strings.CutPrefix(e, envBox+"="); ok {
 				b = v
+			} else if v, ok := strings.CutPrefix(e, envPIDNS+"="); ok {
+				ns = v
 			}
 		}
-		if s != "" {
+		// Another PID namespace's session (stepbox in a container): not
+		// this one's to judge or to end.
+		if s != "" && (ns == "" || ns == ownPIDNS) {
 			st, _ := startTime(p.PID)
 			out = append(out, markedProc{pidStart{p.PID, st}, s, b})
 		}

@@ -118,11 +118,18 @@ func sweep(dirs Dirs, thorough bool) (SweepReport, error) {
 		if sessionAlive(e.Name()) {
 			continue
 		}
+		var failed []error
 		boxes, _ := os.ReadDir(filepath.Join(dir, "boxes"))
 		for _, b := range boxes {
-			errs = append(errs, teardownLedger(filepath.Join(dir, "boxes", b.Name()), e.Name()))
+			failed = append(failed, teardownLedger(filepath.Join(dir, "boxes", b.Name()), e.Name()))
 		}
-		errs = append(errs, teardownResources(dir, e.Name()))
+		failed = append(failed, teardownResources(dir, e.Name()))
+		if err := errors.Join(failed...); err != nil {
+			// Keep the ledgers: what they still record (a controller
+			// switched on, a cgroup) is undone at the next try.
+			errs = append(errs, fmt.Errorf("session %s: %w (its ledger is kept for the next cleanup)", e.Name(), err))
+			continue
+		}
 		if err := os.RemoveAll(dir); err != nil {
 			errs = append(errs, err)
 		}

@@ -421,11 +421,30 @@ func TestSweepRemovesOnlyTheCgroupsOfDeadSessions(t *testing.T) {
 			t.Error(err)
 		}
 	})
+	// A stepbox-<PID> whose PID is not alive here but which holds
+	// processes: another PID namespace's session (stepbox in a container).
+	other := filepath.Join(top, "stepbox-999999998")
+	for _, d := range []string{other, filepath.Join(other, "web-0123456789ab")} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sleeper := exec.Command("sleep", "30")
+	if err := sleeper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sleeper.Process.Kill(); sleeper.Wait() }) // runs before the tree's removal
+	if err := os.WriteFile(filepath.Join(other, "web-0123456789ab", "cgroup.procs"), []byte(strconv.Itoa(sleeper.Process.Pid)), 0); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := Sweep(top, func(pid int) bool { return pid == os.Getpid() }); err != nil {
 		t.Fatal(err)
 	}
 	if exists(dead) {
 		t.Error("the dead session's cgroup survived the sweep")
+	}
+	if !exists(filepath.Join(other, "web-0123456789ab")) {
+		t.Error("the sweep removed a cgroup that still holds processes")
 	}
 	if !exists(alive) || !exists(filepath.Join(top, "stepbox-web")) {
 		t.Error("the sweep removed a live session's cgroup or one not named stepbox-<PID>")

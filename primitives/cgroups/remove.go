@@ -55,6 +55,22 @@ func removeTree(fsys cgroupFS, s *step.Step, dir string) error {
 	return err
 }
 
+// populated reports whether any process is in dir or a cgroup below it.
+func populated(dir string) bool {
+	found := false
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || found || !d.IsDir() {
+			return nil
+		}
+		if pids, err := readPIDs(filepath.Join(p, "cgroup.procs")); err == nil && len(pids) > 0 {
+			found = true
+			return filepath.SkipAll
+		}
+		return nil
+	})
+	return found
+}
+
 // disable switches off the controllers e.Controllers in e.Path's
 // cgroup.subtree_control, undoing what NewParent switched on. Another
 // cgroup still using them keeps them on (EBUSY): that is left alone.
@@ -95,7 +111,13 @@ func Sweep(root string, isAlive func(sessionPID int) bool) (*step.Step, error) {
 		if !ok {
 			return nil
 		}
-		if !isAlive(pid) {
+		switch {
+		case isAlive(pid):
+		case populated(p):
+			// Processes still in it are not a dead session's: the PID may
+			// be one of another PID namespace (stepbox in a container).
+			s.Notes = append(s.Notes, fmt.Sprintf("left %s: processes are still in it, so it is not a gone session's", p))
+		default:
 			errs = append(errs, removeTree(kernelFS{}, s, p))
 		}
 		return filepath.SkipDir

@@ -348,11 +348,13 @@ func (u *unified) Limit(g *Group, kind, value string) ([]Setting, *step.Step, er
 	n := maxOr(v.n, strconv.FormatInt(v.n, 10))
 	switch kind {
 	case Memory:
-		file("memory.max", n)
+		// Swap first, as runc does: a memory.max below the box's usage
+		// makes the kernel reclaim at once, and with swap still open it
+		// would swap the box out rather than meet the OOM killer.
 		if exists(filepath.Join(d.Path, "memory.swap.max")) {
-			// Without this the box swaps instead of meeting the OOM killer.
 			file("memory.swap.max", maxOr(v.n, "0"))
 		}
+		file("memory.max", n)
 	case Pids:
 		file("pids.max", n)
 	case CPU:
