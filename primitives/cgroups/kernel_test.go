@@ -539,3 +539,42 @@ func TestParentOverrideMustNameACgroupInEveryHierarchy(t *testing.T) {
 		t.Errorf("attach of a gone PID: err = %v, want no such process", err)
 	}
 }
+
+// A process teardown missed (it cleared stepbox's markers) would keep its
+// box cgroup busy for good. On cgroup v2, Remove ends it through
+// cgroup.kill; v1 has no such file, and Remove says which processes hold
+// the cgroup.
+func TestRemoveEndsWhatTheMarkersMissed(t *testing.T) {
+	h := openHost(t)
+	parent := newSession(t, h)
+	box, _, err := h.Create(parent, "web", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stray := exec.Command("env", "-i", "sleep", "30")
+	if err := stray.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{}) // closed once the stray has been reaped
+	go func() { stray.Wait(); close(done) }()
+	t.Cleanup(func() { stray.Process.Kill(); <-done })
+	if _, err := h.Attach(box, stray.Process.Pid); err != nil {
+		t.Fatal(err)
+	}
+	v2 := exists(filepath.Join(box.Dirs[0].Path, "cgroup.kill"))
+	_, err = h.Remove(box)
+	if v2 {
+		if err != nil {
+			t.Fatalf("Remove on cgroup v2 with a stray inside: %v", err)
+		}
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the stray survived Remove")
+		}
+		return
+	}
+	if err == nil || !strings.Contains(err.Error(), strconv.Itoa(stray.Process.Pid)) {
+		t.Fatalf("Remove on cgroup v1 with a stray inside = %v, want an error naming PID %d", err, stray.Process.Pid)
+	}
+}

@@ -40,6 +40,18 @@ func removeTree(fsys cgroupFS, s *step.Step, dir string) error {
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
+	// A process the ledger and the markers missed (one that cleared its
+	// environment, or was forked while they were read) keeps the cgroup
+	// populated. On cgroup v2 (Linux 5.14+) the kernel ends every process
+	// in it, forks under way included (cgroup.kill, cgroup-v2.rst).
+	if kill := filepath.Join(dir, "cgroup.kill"); exists(kill) && populated(dir) {
+		if err := writeFile(fsys, s, kill, "1"); err != nil {
+			return err
+		}
+		if s != nil {
+			s.Notes = append(s.Notes, fmt.Sprintf("%s still held processes: cgroup.kill ended them", dir))
+		}
+	}
 	for _, wait := range busyRetries {
 		err = rmdir(fsys, s, dir)
 		if step.Errno(err) != unix.EBUSY {
