@@ -55,7 +55,7 @@ type agent struct {
 	conn   *conn
 	reaper *reaper
 	isInit bool // PID 1 of a PID namespace stepbox made
-	// PID 1 only: the oom_score_adj its commands start with, and why, if
+	// The oom_score_adj the commands it starts get, and (PID 1) why, if
 	// it is not the default.
 	commandOOMScore, oomNote string
 	probed                   bool // Go's CLONE_PIDFD probe has run (see unsharePID)
@@ -99,21 +99,22 @@ func runAgent() int {
 		// polite ones. (Notify, not Ignore: ignored signals survive execve
 		// into the commands PID 1 starts.)
 		signal.Notify(make(chan os.Signal, 1), unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGQUIT)
-		// When the box's memory limit is hit by something the OOM killer
-		// cannot pin on a process (tmpfs pages), the largest process, the
-		// box's init, would be chosen and the whole box would die. Like
-		// containerd's shim, it asks to go last (proc(5), oom_score_adj;
-		// a user namespace may refuse, which only costs that guarantee).
-		// Without CAP_SYS_RESOURCE (a sandboxed root) it may not go
-		// below 0; then the commands it starts volunteer instead, at 1000,
-		// as Kubernetes marks best-effort pods: raising needs no privilege.
-		a.commandOOMScore = "0"
-		if err := os.WriteFile("/proc/self/oom_score_adj", []byte("-999"), 0); err != nil {
-			fmt.Fprintf(a.log, "oom_score_adj: %v\n", err)
-			a.commandOOMScore = "1000"
-			a.oomNote = "this host refused PID 1's oom_score_adj -999 (lowering it needs CAP_SYS_RESOURCE): " +
-				"the commands PID 1 starts get oom_score_adj 1000 instead, so at the box's memory limit the OOM killer takes them before PID 1"
-		}
+	}
+	// When the box's memory limit is hit by something the OOM killer
+	// cannot pin on a process (tmpfs pages), the largest process, the
+	// process that starts the box's commands (PID 1, or the box process
+	// before there is one), would be chosen and the whole box would die.
+	// Like containerd's shim, it asks to go last (proc(5), oom_score_adj;
+	// a user namespace may refuse, which only costs that guarantee).
+	// Without CAP_SYS_RESOURCE (a sandboxed root) it may not go below 0;
+	// then the commands it starts volunteer instead, at 1000, as
+	// Kubernetes marks best-effort pods: raising needs no privilege.
+	a.commandOOMScore = "0"
+	if err := os.WriteFile("/proc/self/oom_score_adj", []byte("-999"), 0); err != nil {
+		fmt.Fprintf(a.log, "oom_score_adj: %v\n", err)
+		a.commandOOMScore = "1000"
+		a.oomNote = "this host refused the box's oom_score_adj -999 for PID 1 (lowering it needs CAP_SYS_RESOURCE): " +
+			"the commands PID 1 starts get oom_score_adj 1000 instead, so at the box's memory limit the OOM killer takes them before PID 1"
 	}
 	// A PID 1 starts in the box's mount namespace; the box process names
 	// the host's for it (`__box NAME init DEV:INO`), so mounts stay refused

@@ -59,13 +59,11 @@ func (a *agent) exec(raw json.RawMessage, files []*os.File) {
 		attr.Ctty = int(files[0].Fd())
 	}
 	pid, wait, err := a.reaper.start(func() (int, error) {
-		if a.isInit {
-			// PID 1 asked the OOM killer to take it last (agent.go), and a
-			// child inherits oom_score_adj at fork: with -999 the command
-			// would be as unlikely a victim as PID 1, and at the box's
-			// memory limit, after the hog, PID 1 would go next.
-			defer a.lendOOMScore(a.commandOOMScore)()
-		}
+		// This process asked the OOM killer to take it last (agent.go),
+		// and a child inherits oom_score_adj at fork: with -999 the command
+		// would be as unlikely a victim as the box's init, and at the
+		// box's memory limit, after the hog, the init would go next.
+		defer a.lendOOMScore(a.commandOOMScore)()
 		p, err := os.StartProcess(path, args.Argv, &os.ProcAttr{Env: args.Env, Files: files, Sys: attr})
 		if err != nil {
 			return 0, err

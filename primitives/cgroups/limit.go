@@ -25,8 +25,11 @@ const Unlimited int64 = -1
 const (
 	// cpuPeriod is the CFS period stepbox sets: 100ms, the kernel's default.
 	cpuPeriod = 100000
-	// minMemory keeps a box able to start a shell at all.
-	minMemory = 1 << 20
+	// minMemory keeps the box's own processes off the OOM killer's list:
+	// its box process and PID 1 are Go programs of about 8 MB resident,
+	// and below about twice that a command that fills the limit is the
+	// smaller target, so the killer would end the box instead.
+	minMemory = 16 << 20
 	// maxPids is PID_MAX_LIMIT on 64-bit kernels, the most pids.max takes.
 	maxPids = 4 * 1024 * 1024
 )
@@ -70,7 +73,7 @@ func parseLimit(kind, value string) (limitValue, error) {
 			return bad(err.Error() + "; use bytes or a size with K, M, G or T (64M, 1G), or max")
 		}
 		if n < minMemory {
-			return bad("below 1M, the box could not even start a shell; use at least 1M, or max")
+			return bad("below 16M the OOM killer would pick the box's own init (stepbox's Go process, about 8 MB) before the command that fills the limit; use at least 16M, or max (`cgroup set` writes any value)")
 		}
 		return limitValue{kind: kind, n: n}, nil
 	case Pids:

@@ -16,7 +16,7 @@ func TestParseLimitTranslatesUnits(t *testing.T) {
 		{Memory, "64M", 64 << 20},
 		{Memory, "1G", 1 << 30},
 		{Memory, "2g", 2 << 30},
-		{Memory, "1048576", 1 << 20},
+		{Memory, "16777216", 16 << 20},
 		{Memory, "max", Unlimited},
 		{Pids, "20", 20},
 		{Pids, "max", Unlimited},
@@ -38,7 +38,8 @@ func TestParseLimitSaysWhatIsAllowed(t *testing.T) {
 	for _, c := range []struct{ kind, value, want string }{
 		{Memory, "64MB", "use bytes or a size with K, M, G or T"},
 		{Memory, "50%", "use bytes or a size"},
-		{Memory, "512K", "at least 1M"},
+		{Memory, "512K", "at least 16M"},
+		{Memory, "8M", "at least 16M"},
 		{Memory, "-1", "not a size"},
 		{Memory, "99999999999T", "too large"},
 		{Pids, "0", "from 1 to 4194304"},

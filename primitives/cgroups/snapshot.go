@@ -1,7 +1,9 @@
 package cgroups
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"slices"
 	"time"
@@ -62,7 +64,10 @@ func TakeSnapshot(h Hierarchy, parent *Group, box Box, prev *Snapshot) (Snapshot
 		return s, fmt.Errorf("cgroup show: %w", err)
 	}
 	if box.PID > 0 {
-		if s.HostView, err = h.Membership(box.PID); err != nil {
+		// A box whose process has died (the OOM killer took its init)
+		// still has its cgroups and their counters, which are what a
+		// learner looks at next: show them without the membership.
+		if s.HostView, err = h.Membership(box.PID); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return s, fmt.Errorf("cgroup show: %w", err)
 		}
 	}
