@@ -69,6 +69,9 @@ func init() {
 					return errNoLesson
 				}
 				if w.step+1 >= len(w.lesson.Steps) {
+					if w.unanswered == w.step+1 {
+						w.answer(sh)
+					}
 					if w.lesson.Number < len(w.course) {
 						return fmt.Errorf("step %d is the last of lesson %d: `lesson %d` opens the next lesson", w.step+1, w.lesson.Number, w.lesson.Number+1)
 					}
@@ -102,6 +105,9 @@ func init() {
 					w.congratulate(sh, r)
 				case r.Pass:
 					sh.ok("step %d passes: %s", w.step+1, r.Saw)
+					if w.unanswered == w.step+1 {
+						w.answer(sh)
+					}
 				default:
 					sh.say("%s %s", sh.Theme.Bad.Render(fmt.Sprintf("✗ step %d is not done yet:", w.step+1)), r.Saw)
 					sh.say("  %s", sh.Theme.Dim.Render("`hint` for a hint"))

@@ -190,6 +190,11 @@ func planned(c *Command) bool {
 func runHelp(sh *Shell, c *Call) error {
 	th := sh.Theme
 	if len(c.Args) > 0 {
+		if strings.HasPrefix(c.Args[0], "!") {
+			sh.say("%s", th.Title.Render("!CMD…"))
+			sh.helpLine("", 0, "run CMD on the host with /bin/sh -c, as in `!ls -l /proc/$BOX_PID/ns`: $BOX_PID, $BOX_ROOT and $BOX_ID name the current box, and CMD sees the host's namespaces, not the box's", th.Same)
+			return nil
+		}
 		cmd, _, err := lookup(c.Args)
 		if err != nil {
 			return err

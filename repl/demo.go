@@ -42,8 +42,14 @@ func DemoMain(args []string, dirs primitives.Dirs, o ShellOptions) int {
 		d := &demo{sh: sh, opts: opts, term: term}
 		if term == nil {
 			d.lines = bufio.NewReader(os.Stdin)
+		} else {
+			term.Quiet()
 		}
-		if failed := d.play(ctx, l); failed > 0 || ctx.Err() != nil {
+		failed := d.play(ctx, l)
+		if d.quit || ctx.Err() != nil {
+			fmt.Fprintln(sh.Out, "\n"+sh.Theme.Dim.Render("demo stopped; everything it built is torn down now"))
+		}
+		if failed > 0 || ctx.Err() != nil {
 			return 1
 		}
 		return 0

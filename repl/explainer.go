@@ -187,8 +187,16 @@ var causes = []cause{
 		do:   "the process ended before it could be moved: `ps` shows what runs now",
 	},
 	{
+		name: "a v1 memory limit above its memory+swap limit", calls: []string{"write"}, errno: unix.EINVAL,
+		when: func(f *failure) bool {
+			return f.says("memory.limit_in_bytes") && !f.says("memsw") && sizeWritten.MatchString(f.msg)
+		},
+		rule: "on cgroup v1, memory.limit_in_bytes may not exceed memory.memsw.limit_in_bytes (memory plus swap), which `cgroup limit memory` sets to the same value",
+		do:   "raise memory.memsw.limit_in_bytes first (`cgroup set memory.memsw.limit_in_bytes 64M`), or use `cgroup limit memory 64M`, which writes both in the right order",
+	},
+	{
 		name: "a value the control file does not take", calls: []string{"write"}, errno: unix.EINVAL,
-		rule: "each control file parses its own format, and this value is not in it: pids.max takes a count or max, memory.max bytes or max (v1 memory.limit_in_bytes: bytes or -1), cpu.max \"QUOTA PERIOD\"",
+		rule: "each control file parses its own format, and this value is not in it: pids.max takes a count or max, memory.max bytes (K, M, G allowed) or max (v1 memory.limit_in_bytes: the same, or -1), cpu.max \"QUOTA PERIOD\"",
 		do:   "`cgroup limit memory|pids|cpu VALUE` writes the right format for this host's cgroup version; `!cat` the file to see its current value",
 	},
 	{
@@ -266,6 +274,10 @@ var errnoNames = []unix.Errno{
 	unix.EPERM, unix.ENOENT, unix.ESRCH, unix.EAGAIN, unix.ENOMEM, unix.EACCES, unix.EBUSY,
 	unix.EEXIST, unix.EINVAL, unix.ENOSPC, unix.EROFS, unix.ELOOP, unix.EUSERS,
 }
+
+// sizeWritten finds a well-formed size in a failed write's message: the
+// value was fine, so something else refused it.
+var sizeWritten = regexp.MustCompile(`write\(\d+, "(-1|\d+[KMGkmg]?)"`)
 
 var callInText = regexp.MustCompile(`\b(unshare|setns|sethostname|mount|umount2|pivot_root|chroot|mkdirat|mkdir|rmdir|openat|write|clone|mknod|fsconfig|fsmount|move_mount)\(`)
 

@@ -84,7 +84,13 @@ func kitLessons(course []*lessons.Lesson, pick []string) ([]*lessons.Lesson, err
 			if err != nil {
 				return nil, err
 			}
+			// A file of the course keeps its number; a new one comes after.
 			l.Number = len(course) + 1
+			for _, c := range course {
+				if c.ID == l.ID {
+					l.Number = c.Number
+				}
+			}
 			out = append(out, l)
 			continue
 		}

@@ -173,14 +173,15 @@ func (w *Watch) congratulate(sh *Shell, r lessons.Result) {
 	w.save(sh)
 	sh.say("\n%s %s", th.Good.Render(fmt.Sprintf("✓ Step %d of %d done:", w.step+1, len(l.Steps))), r.Saw)
 	if st.Predict != nil {
-		if w.step+1 < len(l.Steps) {
-			// The check often passes on the step's first command, before
-			// the one the prediction is about: the answer waits for `next`.
-			w.unanswered = w.step + 1
-			sh.say("  %s", th.Dim.Render("Run the step's other commands to test your prediction; `next` gives the answer."))
-		} else {
-			w.answer(sh)
+		// The check often passes on the step's first command, before the
+		// one the prediction is about: the answer waits for `next` (or,
+		// on a lesson's last step, `check`).
+		w.unanswered = w.step + 1
+		then := "`next`"
+		if w.step+1 == len(l.Steps) {
+			then = "`check`"
 		}
+		sh.say("  %s", th.Dim.Render("Run the step's other commands to test your prediction; "+then+" gives the answer."))
 	}
 	if w.step+1 < len(l.Steps) {
 		sh.say("  %s", th.Dim.Render(fmt.Sprintf("`next` for step %d: %s", w.step+2, l.Steps[w.step+1].Title)))

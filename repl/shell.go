@@ -180,7 +180,12 @@ func (sh *Shell) Execute(ctx context.Context, line string) error {
 func (sh *Shell) parseLine(line string) (*Command, *Call, error) {
 	words, err := sh.split(line)
 	if err != nil {
-		return nil, nil, &CommandError{Cmd: firstWord(line), Err: fmt.Errorf("cannot split the line into words: %v", err)}
+		err = fmt.Errorf("cannot split the line into words: %v", err)
+		if strings.ContainsAny(line, "&|;<>") {
+			// stepbox splits words as a shell does, but runs no shell.
+			err = fmt.Errorf("%w; stepbox runs no shell of its own: for &, |, ; or a redirection, give them to one, as in `exec sh -c 'sleep 600 &'`", err)
+		}
+		return nil, nil, &CommandError{Cmd: firstWord(line), Err: err}
 	}
 	if len(words) == 0 {
 		return nil, nil, nil
