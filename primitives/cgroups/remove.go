@@ -51,6 +51,20 @@ func removeTree(fsys cgroupFS, s *step.Step, dir string) error {
 		if s != nil {
 			s.Notes = append(s.Notes, fmt.Sprintf("%s still held processes: cgroup.kill ended them", dir))
 		}
+	} else if _, real := fsys.(kernelFS); real && populated(dir) {
+		// v1 has no cgroup.kill: SIGKILL what cgroup.procs lists, a few
+		// rounds for processes forked meanwhile. The cgroup is the box's,
+		// so everything in it is the box's.
+		for round := 0; round < 5 && populated(dir); round++ {
+			pids, _ := readPIDs(filepath.Join(dir, "cgroup.procs"))
+			for _, pid := range pids {
+				unix.Kill(pid, unix.SIGKILL)
+			}
+			time.Sleep(time.Duration(round+1) * 5 * time.Millisecond)
+		}
+		if s != nil {
+			s.Notes = append(s.Notes, fmt.Sprintf("%s still held processes: they were sent SIGKILL", dir))
+		}
 	}
 	for _, wait := range busyRetries {
 		err = rmdir(fsys, s, dir)
