@@ -30,7 +30,30 @@ func checkCgroupMode() Check {
 		return Check{Name: "cgroup mode", Found: err.Error(), OK: false,
 			Advice: "stepbox needs cgroup v2 or v1 mounted at " + cgroups.DefaultRoot + " for `cgroup …`; the other commands work without"}
 	}
-	return Check{Name: "cgroup mode", Found: fmt.Sprintf("%s, controllers: %s", h.Mode(), strings.Join(h.Controllers(), " ")), OK: true}
+	found := fmt.Sprintf("%s, controllers: %s", h.Mode(), strings.Join(h.Controllers(), " "))
+	if ro := readOnlyCgroupMounts(); len(ro) > 0 {
+		return Check{Name: "cgroup mode", Found: found + "; mounted read-only: " + strings.Join(ro, " "), OK: false,
+			Advice: "stepbox cannot make cgroups here (a container started without --privileged mounts them read-only); the other commands work. Run stepbox on the host, or in a container with a writable cgroup tree (docker run --privileged --cgroupns=private)"}
+	}
+	return Check{Name: "cgroup mode", Found: found, OK: true}
+}
+
+// readOnlyCgroupMounts lists the cgroup mounts under cgroups.DefaultRoot
+// that are mounted read-only.
+func readOnlyCgroupMounts() []string {
+	mounts, err := procfs.GetMounts()
+	if err != nil {
+		return nil
+	}
+	var ro []string
+	for _, m := range mounts {
+		if (m.FSType == "cgroup" || m.FSType == "cgroup2") && strings.HasPrefix(m.MountPoint, cgroups.DefaultRoot) {
+			if _, ok := m.Options["ro"]; ok {
+				ro = append(ro, m.MountPoint)
+			}
+		}
+	}
+	return ro
 }
 
 // checkCgroupParent says where the session's parent cgroup would go, by

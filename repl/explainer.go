@@ -247,6 +247,12 @@ var causes = []cause{
 		do:   "pick another name; `layers` and `boxes` list what exists",
 	},
 	{
+		name: "a read-only cgroup tree", errno: unix.EROFS,
+		when: func(f *failure) bool { return strings.HasPrefix(f.cmd, "cgroup") || f.says("/sys/fs/cgroup") },
+		rule: "the cgroup filesystem is mounted read-only here, as in a container started without --privileged: no cgroup can be made or changed",
+		do:   "`stepbox doctor` says where; run stepbox on the host, or in a container with a writable cgroup tree (docker run --privileged --cgroupns=private); the other steps work as they are",
+	},
+	{
 		name: "a read-only filesystem", errno: unix.EROFS,
 		rule: "the file is on a read-only mount: a volume bound with :ro, /sys, or a layer seen through its read-only lowerdir",
 		do:   "write somewhere writable: the box's own upper dir (its / after pivot_root), or a tmpfs",

@@ -58,6 +58,7 @@ var knownFailures = []struct {
 	{cause: "ps with the host's /proc in a PID namespace", proc: true, err: &ExitError{Cmd: "exec ps", Status: primitives.ExitStatus{Code: 1}}},
 	{cause: "a v1 memory limit above its memory+swap limit",
 		err: syscallErr("cgroup set", `write(3, "67108864", 8)`+" (memory.limit_in_bytes)", unix.EINVAL)},
+	{cause: "a read-only cgroup tree", err: syscallErr("cgroup new", `mkdir("/sys/fs/cgroup/stepbox-42", 0755)`, unix.EROFS)},
 	{cause: "a command stopped by pids.max", err: &ExitError{Cmd: "exec sh", Status: primitives.ExitStatus{Code: 2}, Hits: limitHits{PidsRefused: 3}}},
 	{cause: "a command killed by the OOM killer", err: &ExitError{Cmd: "exec sh", Status: primitives.ExitStatus{Code: 137, Signal: "SIGKILL"}, Hits: limitHits{OOMKills: 1}}},
 	{cause: "fork in a PID namespace whose PID 1 has exited", err: &CommandError{Cmd: "exec", Err: errors.New("exec true: fork/exec /usr/bin/true: cannot allocate memory")}},
