@@ -48,6 +48,9 @@ type Box struct {
 // a new user namespace created with it (the only moment a Go program can
 // make one: see errUnshareUser).
 func (s *Session) NewBox(name string, user bool) (*Box, *step.Step, error) {
+	if s.closing.Load() {
+		return nil, nil, fmt.Errorf("new %s: %w", name, errClosing)
+	}
 	if err := ValidBoxName(name); err != nil {
 		return nil, nil, err
 	}
@@ -277,6 +280,9 @@ func (b *Box) callOn(c *conn, op string, args any, out any, files ...*os.File) (
 }
 
 func (b *Box) roundTrip(c *conn, op string, args any, files ...*os.File) (response, []*os.File, error) {
+	if b.session.closing.Load() {
+		return response{}, nil, errClosing
+	}
 	var raw json.RawMessage
 	if args != nil {
 		var err error

@@ -40,6 +40,9 @@ func (s *Session) Cgroups() (cgroups.Hierarchy, error) {
 // cgroupParent makes the session's own parent cgroup on first use,
 // recording it in the session's ledger first.
 func (s *Session) cgroupParent(st *step.Step) (*cgroups.Group, error) {
+	if s.closing.Load() {
+		return nil, errClosing
+	}
 	h, err := s.Cgroups()
 	if err != nil {
 		return nil, err

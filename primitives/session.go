@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"stepbox/primitives/cgroups"
 )
@@ -49,6 +50,11 @@ type Session struct {
 	Dirs Dirs
 	ID   string // "<pid>-<start time>": a PID alone could be reused after a crash
 	Dir  string // Dirs.Run/sessions/ID
+
+	// closing is set when Close starts: from then on no step runs, so
+	// nothing is made that the teardown under way would miss (a signal's
+	// teardown runs beside the command the session is executing).
+	closing atomic.Bool
 
 	mu     sync.Mutex
 	boxes  map[string]*Box
@@ -159,6 +165,16 @@ func sweep(dirs Dirs, thorough bool) (SweepReport, error) {
 		}
 	}
 	return rep, errors.Join(errs...)
+}
+
+// errClosing refuses a step once the session has begun to end.
+var errClosing = errors.New("the session is ending: its boxes are being torn down")
+
+// MarkerEnv is the environment that marks a process as this session's,
+// for host commands it starts (`!CMD`): teardown and the sweep end them
+// as they end the boxes' processes.
+func (s *Session) MarkerEnv() []string {
+	return []string{envSession + "=" + s.ID, envPIDNS + "=" + ownPIDNS}
 }
 
 // LayerInUse says why layer name may still be mounted by a box: one of
@@ -284,11 +300,14 @@ func (s *Session) remove(name string, marked func(box string) []pidStart) error 
 // Close tears down every box, newest first, and removes the session's
 // state directory. It is safe to call more than once.
 func (s *Session) Close() error {
+	s.closing.Store(true)
 	s.mu.Lock()
 	order := append([]string(nil), s.order...)
 	s.mu.Unlock()
 	var errs []error
-	// One look at every process serves all the boxes.
+	// One look at every process serves all the boxes. They all end first:
+	// a command still running (a signal's teardown runs beside it) holds
+	// its box until its processes are gone.
 	byBox := map[string][]pidStart{}
 	var all []pidStart
 	for _, p := range markedProcessesAny() {
@@ -297,6 +316,7 @@ func (s *Session) Close() error {
 			all = append(all, p.pidStart)
 		}
 	}
+	errs = append(errs, killAndWait(all))
 	marked := func(box string) []pidStart { return byBox[box] }
 	for i := len(order) - 1; i >= 0; i-- {
 		errs = append(errs, s.remove(order[i], marked))

@@ -275,6 +275,33 @@ func TestTeardownOnSIGTERM(t *testing.T) {
 	assertNoSessions(t, dir)
 }
 
+// SIGTERM while a command runs forever in a box: the teardown ends the
+// command rather than waiting for it (it used to wait on the box the
+// command held), no later line of the script runs, and a host command's
+// leftovers end with the session.
+func TestSIGTERMDuringALongExecTearsDown(t *testing.T) {
+	needRoot(t)
+	hostUnchanged(t)
+	dir := t.TempDir()
+	cmd, w := startSession(t, dir, teardownScript+"!sh -c 'sleep 307 &'\n")
+	defer w.Close()
+	w.WriteString("exec sh -c 'while :; do sleep 1; done'\nnew later\n")
+	time.Sleep(300 * time.Millisecond) // the exec has started
+	cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("the session was still running 15 s after SIGTERM")
+	}
+	assertNoSessions(t, dir)
+	if out, _ := exec.Command("pgrep", "-f", "sleep 307").Output(); len(out) > 0 {
+		t.Errorf("a host command's background child outlived the session: %s", out)
+	}
+}
+
 func TestCleanupAfterKill9(t *testing.T) {
 	needRoot(t)
 	hostUnchanged(t)

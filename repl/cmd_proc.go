@@ -195,7 +195,13 @@ func (sh *Shell) hostCommand(ctx context.Context, line string) error {
 		return &CommandError{Cmd: "!", Err: errors.New("give a host command after '!', e.g. !ls -l /proc/$BOX_PID/ns")}
 	}
 	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", line)
+	// Marked as the session's: what it leaves running (a `sleep &`, an
+	// nsenter into a box) ends with the session, and the sweep finds it
+	// after a crash.
 	cmd.Env = os.Environ()
+	if sh.Session != nil {
+		cmd.Env = append(cmd.Env, sh.Session.MarkerEnv()...)
+	}
 	for k, v := range sh.boxVars() {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
