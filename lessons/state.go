@@ -1,9 +1,6 @@
 package lessons
 
 import (
-	"errors"
-	"fmt"
-	"io/fs"
 	"os"
 	"strconv"
 	"strings"
@@ -77,7 +74,7 @@ func Observe(s *primitives.Session, current string) *State {
 		}
 	}
 	// The session runs in the host's network namespace.
-	st.HostListeners, _ = listeners(os.Getpid())
+	st.HostListeners, _ = primitives.ListenersOf(os.Getpid())
 	return st
 }
 
@@ -109,34 +106,6 @@ func heldSockets(procs []*primitives.ProcessNode) []Socket {
 		}
 	}
 	return out
-}
-
-// tcpListen is TCP_LISTEN in the st column of /proc/net/tcp.
-const tcpListen = 10
-
-// listeners reads the TCP sockets listening in the network namespace of
-// pid: /proc/PID/net/tcp shows pid's namespace, not the reader's.
-func listeners(pid int) ([]primitives.Listener, error) {
-	pfs, err := procfs.NewFS(fmt.Sprintf("/proc/%d", pid))
-	if err != nil {
-		return nil, err
-	}
-	var out []primitives.Listener
-	for _, read := range []func() (procfs.NetTCP, error){pfs.NetTCP, pfs.NetTCP6} {
-		lines, err := read()
-		if errors.Is(err, fs.ErrNotExist) {
-			continue // no IPv6 in this kernel
-		}
-		if err != nil {
-			return nil, err
-		}
-		for _, l := range lines {
-			if l.St == tcpListen {
-				out = append(out, primitives.Listener{Addr: l.LocalAddr.String(), Port: int(l.LocalPort), Inode: l.Inode})
-			}
-		}
-	}
-	return out, nil
 }
 
 func observeBox(b *primitives.Box) BoxState {

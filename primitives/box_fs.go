@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -187,25 +186,12 @@ func (b *Box) PivotRoot() (*step.Step, error) {
 	st, err := b.Call("pivot-root", rootArgs{NewRoot: f.Merged, WithProc: b.Has("pid")}, nil)
 	// A failure after pivot_root itself (mounting /proc) leaves the root
 	// changed all the same: say so in the box's state.
-	if err == nil || pivotedIn(st) {
+	if err == nil || st.Succeeded("pivot_root") > 0 {
 		b.mu.Lock()
 		b.fs.Pivoted = true
 		b.mu.Unlock()
 	}
 	return st, err
-}
-
-// pivotedIn reports whether st records a pivot_root that succeeded.
-func pivotedIn(st *step.Step) bool {
-	if st == nil {
-		return false
-	}
-	for _, c := range st.Calls {
-		if strings.HasPrefix(c.Syscall, "pivot_root(") && c.Result == "0" {
-			return true
-		}
-	}
-	return false
 }
 
 func opPivotRoot(a *agent, raw json.RawMessage, files []*os.File) (any, *step.Step, error) {

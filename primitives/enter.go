@@ -64,7 +64,7 @@ func runEnter(args []string) int {
 	// No Pdeathsig: Go's child checks getppid() against the parent's
 	// PID after setting it, and a child in a PID namespace its parent
 	// is not in sees 0, so it would SIGKILL itself.
-	if _, err := unix.IoctlGetTermios(0, unix.TCGETS); err == nil {
+	if IsTerminal(os.Stdin) {
 		// On a terminal the command gets a process group of its own in
 		// the foreground, as `sh` does: an interactive shell in the box's
 		// PID namespace could not hand the terminal back to a group it

@@ -157,13 +157,7 @@ func sweep(dirs Dirs, thorough bool) (SweepReport, error) {
 	if err != nil && !errors.Is(err, cgroups.ErrNoCgroups) {
 		errs = append(errs, err)
 	}
-	if st != nil {
-		for _, c := range st.Calls {
-			if strings.HasPrefix(c.Syscall, "rmdir(") && c.Result == "0" {
-				rep.Cgroups++
-			}
-		}
-	}
+	rep.Cgroups = st.Succeeded("rmdir")
 	return rep, errors.Join(errs...)
 }
 

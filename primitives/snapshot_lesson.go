@@ -96,13 +96,22 @@ type Listener struct {
 const tcpListen = 10
 
 // Listeners reads the listening TCP sockets (IPv4 and IPv6) of the network
-// namespace the box's commands run in. /proc/PID/net/tcp shows the
-// namespace of PID, not the reader's (proc(5)).
+// namespace the box's commands run in.
 func (b *Box) Listeners() ([]Listener, error) {
-	pid := b.CommandPID()
-	pfs, err := procfs.NewFS(fmt.Sprintf("/proc/%d", pid))
+	out, err := ListenersOf(b.CommandPID())
 	if err != nil {
 		return nil, fmt.Errorf("box %s: %w", b.Name, err)
+	}
+	return out, nil
+}
+
+// ListenersOf reads the listening TCP sockets (IPv4 and IPv6) of pid's
+// network namespace: /proc/PID/net/tcp shows the namespace of PID, not
+// the reader's (proc(5)).
+func ListenersOf(pid int) ([]Listener, error) {
+	pfs, err := procfs.NewFS(fmt.Sprintf("/proc/%d", pid))
+	if err != nil {
+		return nil, err
 	}
 	var out []Listener
 	for _, read := range []func() (procfs.NetTCP, error){pfs.NetTCP, pfs.NetTCP6} {
@@ -111,7 +120,7 @@ func (b *Box) Listeners() ([]Listener, error) {
 			continue // no IPv6 in this kernel
 		}
 		if err != nil {
-			return nil, fmt.Errorf("box %s: read /proc/%d/net/tcp: %w", b.Name, pid, err)
+			return nil, fmt.Errorf("read /proc/%d/net/tcp: %w", pid, err)
 		}
 		for _, l := range lines {
 			if l.St == tcpListen {

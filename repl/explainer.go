@@ -25,14 +25,14 @@ import (
 
 // failure is what a failed command tells the explainer.
 type failure struct {
-	cmd   string     // the stepbox command: "pivot_root", "cgroup set"
-	call  string     // the failed syscall in strace form, "" when unknown
-	errno unix.Errno // 0 when the kernel said nothing
-	msg   string     // the whole error as printed
-	pivot rootfs.PivotRule
-	user  bool // the current box has a user namespace of its own
-	pid   bool // … and a PID namespace of its own
-	root2 bool // … and its root changed (pivot_root): the host's is gone from its mounts
+	cmd     string     // the stepbox command: "pivot_root", "cgroup set"
+	call    string     // the failed syscall in strace form, "" when unknown
+	errno   unix.Errno // 0 when the kernel said nothing
+	msg     string     // the whole error as printed
+	pivot   rootfs.PivotRule
+	user    bool // the current box has a user namespace of its own
+	pid     bool // … and a PID namespace of its own
+	pivoted bool // … and its root changed (pivot_root): the host's is gone from its mounts
 	// hostProc: the box has a PID namespace, but the /proc its commands
 	// see is one the session is visible in: the host's.
 	hostProc bool
@@ -114,7 +114,7 @@ var causes = []cause{
 	},
 	{
 		name: "mount proc in a user namespace after pivot_root", calls: mountCalls, errno: unix.EPERM,
-		when: func(f *failure) bool { return f.user && f.pid && f.root2 && f.says(`"proc"`) },
+		when: func(f *failure) bool { return f.user && f.pid && f.pivoted && f.says(`"proc"`) },
 		rule: "in a user namespace, the kernel mounts a new proc only where one is already fully visible in the mount namespace, and pivot_root detached the host's (mount_too_revealing() in fs/namespace.c)",
 		do:   "the box has its /proc already: pivot_root mounted it before detaching the old root; to mount another, build a new box and mount it before pivot_root",
 	},
@@ -295,7 +295,7 @@ func (sh *Shell) failureOf(err error) *failure {
 		f.cmd = ce.Cmd
 	}
 	if b := sh.Current(); b != nil {
-		f.user, f.pid, f.root2 = b.User, b.Has("pid"), b.FS().Pivoted
+		f.user, f.pid, f.pivoted = b.User, b.Has("pid"), b.FS().Pivoted
 		if f.pid {
 			// /proc/self resolves only for a reader in that proc's PID
 			// namespace or above it: if it does for the session, the box's

@@ -86,7 +86,7 @@ func TestEveryKnownCauseIsExplained(t *testing.T) {
 	for _, k := range knownFailures {
 		f := sh.failureOf(k.err)
 		f.user, f.root = k.user, true
-		f.pid, f.root2 = k.pid || k.proc, k.pid
+		f.pid, f.pivoted = k.pid || k.proc, k.pid
 		f.hostProc = k.proc
 		if k.cause == "a missing capability" {
 			f.root = false

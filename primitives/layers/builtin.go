@@ -61,26 +61,8 @@ func (s *Store) Verify(name, recipe string) error {
 	// stamp names the digest it vouches for: should another session have
 	// installed a new copy meanwhile, this stamp does not match it. Failing
 	// to write it costs speed, not correctness.
-	writeStamp(stampFile, l.Digest+" "+stamp+"\n")
+	writeAtomic(stampFile, []byte(l.Digest+" "+stamp+"\n"))
 	return nil
-}
-
-// writeStamp replaces file atomically with text.
-func writeStamp(file, text string) {
-	tmp, err := os.CreateTemp(filepath.Dir(file), ".stamp-")
-	if err != nil {
-		return
-	}
-	_, err = tmp.WriteString(text)
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), file)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-	}
 }
 
 // metaStamp hashes the metadata of every entry under root, root included:

@@ -171,22 +171,30 @@ func writeMeta(dir string, l Layer) error {
 	if err != nil {
 		return fmt.Errorf("encode layer.json of %q: %w", l.Name, err)
 	}
-	tmp, err := os.CreateTemp(dir, ".layer.json-")
-	if err != nil {
+	if err := writeAtomic(filepath.Join(dir, "layer.json"), append(b, '\n')); err != nil {
 		return fmt.Errorf("write layer.json of %q: %w", l.Name, err)
 	}
-	_, err = tmp.Write(append(b, '\n'))
+	return nil
+}
+
+// writeAtomic replaces file with data: written beside it under a hidden
+// temporary name, then renamed over it, so readers never see half a file.
+func writeAtomic(file string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(file), "."+filepath.Base(file)+"-")
+	if err != nil {
+		return err
+	}
+	_, err = tmp.Write(data)
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(tmp.Name(), filepath.Join(dir, "layer.json"))
+		err = os.Rename(tmp.Name(), file)
 	}
 	if err != nil {
 		os.Remove(tmp.Name())
-		return fmt.Errorf("write layer.json of %q: %w", l.Name, err)
 	}
-	return nil
+	return err
 }
 
 // exclusive takes the store's lock file, serialising changes between

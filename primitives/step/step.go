@@ -50,6 +50,21 @@ func (s *Step) Record(call string, err error) {
 	s.Calls = append(s.Calls, Call{Syscall: call, Result: Result(err)})
 }
 
+// Succeeded counts the calls of syscall name (e.g. "rmdir") that
+// returned 0.
+func (s *Step) Succeeded(name string) int {
+	if s == nil {
+		return 0
+	}
+	n := 0
+	for _, c := range s.Calls {
+		if strings.HasPrefix(c.Syscall, name+"(") && c.Result == "0" {
+			n++
+		}
+	}
+	return n
+}
+
 // Merge appends the calls, shell commands, man pages and notes of o to s.
 func (s *Step) Merge(o *Step) {
 	if s == nil || o == nil {
