@@ -17,8 +17,10 @@ func TestSweepEndsOnlyItsOwnPIDNamespacesStrays(t *testing.T) {
 	needRoot(t)
 	start := func(pidns string) *exec.Cmd {
 		cmd := exec.Command("sleep", "30")
-		// "1-1": PID 1 did not start at tick 1, so the session is gone.
-		cmd.Env = []string{envSession + "=1-1", envBox + "=web", envPIDNS + "=" + pidns}
+		// PIDs stay below PID_MAX_LIMIT (4194304), so this session is gone.
+		// (Not "1-1": a freshly booted VM's init may well have started at
+		// tick 1.)
+		cmd.Env = []string{envSession + "=4194304-1", envBox + "=web", envPIDNS + "=" + pidns}
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
