@@ -25,7 +25,8 @@ var ErrDamaged = errors.New("layer is damaged")
 //
 // Reading every file is the slow part, so it is done once: when the content
 // matches, Verify records a stamp of the metadata (inode, size, mode,
-// mtime and ctime of every entry). While the stamp still matches, no file
+// mtime and ctime of every entry) and when it took it. While the stamp
+// still matches, and every entry had last changed well before it, no file
 // has been written, replaced, renamed, chmod'ed or touched since — each of
 // those sets ctime, which no system call can set back — and the content
 // need not be read again.
@@ -42,13 +43,23 @@ func (s *Store) Verify(name, recipe string) error {
 	case l.Recipe != recipe:
 		return fmt.Errorf("%w: %q was built by recipe %q, stepbox now builds %q", ErrDamaged, name, l.Recipe, recipe)
 	}
-	stamp, err := metaStamp(l.Root)
+	stamp, newest, err := metaStamp(l.Root)
 	if err != nil {
 		return fmt.Errorf("%w: %q: %w", ErrDamaged, name, err)
 	}
 	stampFile := filepath.Join(s.Dir, name, "stamp")
-	if b, err := os.ReadFile(stampFile); err == nil && string(b) == l.Digest+" "+stamp+"\n" {
-		return nil
+	if b, err := os.ReadFile(stampFile); err == nil {
+		var digest, meta string
+		var taken int64
+		// A stamp vouches only for entries whose last change is clearly
+		// older than the stamp: a file changed in the same timestamp tick
+		// as the stamp was taken (a coarse clock ticks every few ms; some
+		// filesystems count seconds) keeps its ctime, as git's "racily
+		// clean" index entries do.
+		if n, _ := fmt.Sscan(string(b), &digest, &meta, &taken); n == 3 &&
+			digest == l.Digest && meta == stamp && newest < taken-int64(racyWindow) {
+			return nil
+		}
 	}
 	d, err := digest(l.Root)
 	if err != nil {
@@ -61,15 +72,22 @@ func (s *Store) Verify(name, recipe string) error {
 	// stamp names the digest it vouches for: should another session have
 	// installed a new copy meanwhile, this stamp does not match it. Failing
 	// to write it costs speed, not correctness.
-	writeAtomic(stampFile, []byte(l.Digest+" "+stamp+"\n"))
+	writeAtomic(stampFile, fmt.Appendf(nil, "%s %s %d\n", l.Digest, stamp, time.Now().UnixNano()))
 	return nil
 }
 
+// racyWindow is how much older than its stamp an entry's last change
+// must be for the stamp to vouch for it: more than any timestamp
+// granularity (a jiffy, or 2 s on FAT).
+const racyWindow = 3 * time.Second
+
 // metaStamp hashes the metadata of every entry under root, root included:
 // path, inode, mode, size, mtime and ctime (lstat(2)), but not atime,
-// which reading changes.
-func metaStamp(root string) (string, error) {
+// which reading changes. It also returns the newest ctime, in unix
+// nanoseconds.
+func metaStamp(root string) (string, int64, error) {
 	h := sha256.New()
+	var newest int64
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -80,12 +98,13 @@ func metaStamp(root string) (string, error) {
 		}
 		fmt.Fprintf(h, "%s\x00%d\x00%o\x00%d\x00%d.%d\x00%d.%d\n", p[len(root):], st.Ino, st.Mode, st.Size,
 			st.Mtim.Sec, st.Mtim.Nsec, st.Ctim.Sec, st.Ctim.Nsec)
+		newest = max(newest, st.Ctim.Nano())
 		return nil
 	})
 	if err != nil {
-		return "", err
+		return "", 0, err
 	}
-	return "meta:" + hex.EncodeToString(h.Sum(nil)), nil
+	return "meta:" + hex.EncodeToString(h.Sum(nil)), newest, nil
 }
 
 func short(d string) string {
