@@ -1,6 +1,7 @@
 package primitives
 
 import (
+	"bytes"
 	"os"
 	"os/exec"
 	"strconv"
@@ -25,12 +26,12 @@ func TestSweepEndsOnlyItsOwnPIDNamespacesStrays(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-		// Its environment is readable once execve is done.
-		for i := 0; i < 100; i++ {
-			if b, _ := os.ReadFile("/proc/" + strconv.Itoa(cmd.Process.Pid) + "/environ"); len(b) > 0 {
+		// The markers show once execve is done: before, the child's
+		// environment is still the test's (slow under emulation).
+		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			if b, _ := os.ReadFile("/proc/" + strconv.Itoa(cmd.Process.Pid) + "/environ"); bytes.Contains(b, []byte(envPIDNS+"=")) {
 				break
 			}
-			time.Sleep(10 * time.Millisecond)
 		}
 		return cmd
 	}
