@@ -292,9 +292,36 @@ func (s *Session) remove(name string, marked func(box string) []pidStart) error 
 }
 
 // Close tears down every box, newest first, and removes the session's
-// state directory. It is safe to call more than once.
+// state directory. It is safe to call more than once. From its start no
+// step runs again: it is the session's end.
 func (s *Session) Close() error {
 	s.closing.Store(true)
+	if err := s.teardownAll(); err != nil {
+		return err
+	}
+	return os.RemoveAll(s.Dir)
+}
+
+// Reset tears down every box and what the session made for them (its
+// parent cgroup), and leaves a session that works as a fresh one: the
+// learner's `reset` between lessons. Unlike Close it does not refuse
+// later steps.
+func (s *Session) Reset() error {
+	if s.closing.Load() {
+		return errClosing
+	}
+	if err := s.teardownAll(); err != nil {
+		return err
+	}
+	// The boxes' ledgers are gone with their boxes; the session's own
+	// ledger went with its parent cgroup. What stays is a fresh session's
+	// directory.
+	return os.MkdirAll(filepath.Join(s.Dir, "boxes"), 0o700)
+}
+
+// teardownAll removes every box, newest first, ends whatever is still
+// marked with this session, then removes the session's own resources.
+func (s *Session) teardownAll() error {
 	s.mu.Lock()
 	order := append([]string(nil), s.order...)
 	s.mu.Unlock()
@@ -330,8 +357,5 @@ func (s *Session) Close() error {
 	s.mu.Lock()
 	s.parent = nil
 	s.mu.Unlock()
-	if err := errors.Join(errs...); err != nil {
-		return err
-	}
-	return os.RemoveAll(s.Dir)
+	return errors.Join(errs...)
 }

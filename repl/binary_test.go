@@ -496,3 +496,39 @@ func TestLayerRemovedOnceNoBoxUsesIt(t *testing.T) {
 		}
 	}
 }
+
+// TestResetLeavesAWorkingSession: `reset` between lessons removes every
+// box and what the session made for them, and the session goes on as a
+// fresh one: boxes, cgroups and steps all work again.
+func TestResetLeavesAWorkingSession(t *testing.T) {
+	needRoot(t)
+	hostUnchanged(t)
+	state := t.TempDir()
+	script := strings.Join([]string{
+		"reset", // with nothing to remove
+		"new a",
+		"unshare uts pid",
+		"cgroup new",
+		"reset",
+		"new b",
+		"unshare uts",
+		"hostname b1",
+		"exec hostname",
+		"cgroup new",
+		"cgroup limit pids 8",
+		"cgroup attach",
+		"reset",
+		"new a", // the name is free again
+		"boxes",
+	}, "\n")
+	out, code := runStepbox(t, state, script, "--plain")
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	if strings.Contains(out, "session is ending") {
+		t.Fatalf("reset ended the session:\n%s", out)
+	}
+	if !strings.Contains(out, "\nb1\n") {
+		t.Fatalf("the box made after reset did not run its command:\n%s", out)
+	}
+}

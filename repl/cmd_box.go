@@ -93,8 +93,9 @@ func init() {
 			Example: "reset", Man: "kill(2), namespaces(7)",
 			Run: func(sh *Shell, c *Call) error {
 				n := len(sh.Session.Boxes())
-				err := sh.Session.Close()
+				err := sh.Session.Reset()
 				sh.current = ""
+				sh.lastCgroup = nil
 				if err != nil {
 					return err
 				}
