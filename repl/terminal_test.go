@@ -2,6 +2,7 @@ package repl
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -279,7 +280,7 @@ func TestClosingTheTerminalTearsDown(t *testing.T) {
 	}
 	defer unix.Close(fd)
 	exec.Command("tmux", "-S", p.sock, "kill-server").Run()
-	if n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 20000); n != 1 {
+	if err := waitPidfd(fd, 20*time.Second); err != nil {
 		t.Fatalf("stepbox %d still runs 20 s after its terminal closed (%v)", pid, err)
 	}
 	if b, _ := os.ReadFile(filepath.Join(dir, "stderr")); strings.Contains(string(b), "panic") {
@@ -355,5 +356,29 @@ func TestKeysReadTogetherReachGoPromptOneAtATime(t *testing.T) {
 	want := []string{"new web", "\r", "unshare uts", "\t", "\x1b[A", "\x04", "\x1b[D", "\x1b[D", "\x1b[1;5C", "x", "\x1bOH", "\x1b[3~", "\x1bb", "\x1b"}
 	if strings.Join(keys, "|") != strings.Join(want, "|") {
 		t.Errorf("keys %q, want %q", keys, want)
+	}
+}
+
+// waitPidfd waits until the process behind a pidfd has ended, or d has
+// passed. poll(2) is restarted after EINTR: the Go runtime interrupts
+// its own threads with SIGURG to preempt goroutines, and an interrupted
+// poll says nothing about the process (the VM run took one such EINTR
+// after 5.9 s for a timeout).
+func waitPidfd(fd int, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	for {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return fmt.Errorf("timed out")
+		}
+		n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, int(left.Milliseconds())+1)
+		switch {
+		case errors.Is(err, unix.EINTR):
+			continue
+		case err != nil:
+			return err
+		case n == 1:
+			return nil
+		}
 	}
 }
