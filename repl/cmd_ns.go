@@ -121,7 +121,7 @@ func unshareRequest(b *primitives.Box, c *Call) ([]primitives.NamespaceType, pri
 			}
 			continue
 		}
-		t, err := primitives.LookupNamespace(a)
+		t, err := lookupNamespace(a)
 		if err != nil {
 			return nil, opts, nil, err
 		}

@@ -104,7 +104,7 @@ func names(list []*Command) string {
 func lookup(words []string) (*Command, []string, error) {
 	c := findCommand(commands, words[0])
 	if c == nil {
-		return nil, nil, &CommandError{Cmd: clip(words[0]), Err: fmt.Errorf("unknown command %q: `help` lists the commands", clip(words[0]))}
+		return nil, nil, unknownCommand(words[0])
 	}
 	args := words[1:]
 	for len(c.Sub) > 0 {
@@ -116,10 +116,10 @@ func lookup(words []string) (*Command, []string, error) {
 		}
 		s := findCommand(c.Sub, args[0])
 		if s == nil {
-			if c.Run != nil {
+			if c.Run != nil && c.MaxArgs != 0 {
 				break
 			}
-			return nil, nil, &CommandError{Cmd: c.path(), Err: fmt.Errorf("unknown %s command %q: use one of %s", c.Name, clip(args[0]), names(c.Sub))}
+			return nil, nil, unknownSub(c, args[0])
 		}
 		c, args = s, args[1:]
 	}
