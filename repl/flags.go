@@ -72,7 +72,8 @@ func flagError(fs *flag.FlagSet, err error) error {
 	} else if name, ok := strings.CutPrefix(msg, "flag needs an argument: -"); ok {
 		msg = "--" + name + " needs a value"
 	}
-	return fmt.Errorf("%s\n  %s takes %s", msg, fs.Name(), flagList(fs))
+	takes := wrapWords(fs.Name()+" takes "+flagList(fs), 76)
+	return fmt.Errorf("%s\n  %s", msg, strings.Join(takes, "\n  "))
 }
 
 // flagList names every flag of fs with what its value is.
@@ -83,7 +84,11 @@ func flagList(fs *flag.FlagSet) string {
 		if value != "" {
 			value = " " + value
 		}
-		out = append(out, "--"+f.Name+value)
+		dash := "--"
+		if len(f.Name) == 1 {
+			dash = "-"
+		}
+		out = append(out, dash+f.Name+value)
 	})
 	return strings.Join(out, ", ")
 }

@@ -51,12 +51,21 @@ func TestWrongFlagNamesItAndWhatIsAllowed(t *testing.T) {
 		"2 --them contrast": {"unknown flag --them", "did you mean --theme?", "stepbox demo takes", "--auto SECONDS", "--no-pause", "--record FILE", "--state-dir DIR", "--theme NAME"},
 		"2 --nopause":       {"unknown flag --nopause", "did you mean --no-pause?"},
 		"2 --record":        {"--record needs a value", "--record FILE"},
-		"2 --zzzzzz":        {"unknown flag --zzzzzz\n  stepbox demo takes"},
+		"2 --zzzzzz":        {"unknown flag --zzzzzz stepbox demo takes"}, // nothing near
 	} {
 		g := &globalFlags{}
 		_, _, err := parseDemoArgs(lessons.All(), g.flagSet("stepbox demo"), strings.Fields(args))
+		if err == nil {
+			t.Errorf("demo %s: no error", args)
+			continue
+		}
+		for _, l := range strings.Split(err.Error(), "\n") {
+			if len([]rune(l)) > 78 {
+				t.Errorf("demo %s: a line of the error is wider than the screen: %q", args, l)
+			}
+		}
 		for _, w := range want {
-			if err == nil || !strings.Contains(err.Error(), w) {
+			if msg := strings.ReplaceAll(err.Error(), "\n  ", " "); !strings.Contains(msg, w) {
 				t.Errorf("demo %s: error %v, want %q in it", args, err, w)
 			}
 		}

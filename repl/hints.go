@@ -148,7 +148,7 @@ func closedWord(cmd, what, word string, set []string) error {
 // fullScreen are programs that draw the whole screen or read keys, and
 // so need a terminal, with the way (if any) they print text instead.
 var fullScreen = map[string]string{
-	"top": "`exec top -b -n 1` prints one screen of it as text", "htop": "",
+	"top": "`exec top -b -n 1` prints one screen as text", "htop": "",
 	"vi": "", "vim": "", "nvim": "", "nano": "", "emacs": "", "mc": "",
 	"watch": "", "tmux": "", "screen": "",
 }
@@ -182,25 +182,27 @@ func (sh *Shell) handOver(what string) {
 func (sh *Shell) needsTerminal(argv []string) string {
 	name := filepath.Base(argv[0])
 	args := argv[1:]
-	var why, instead string
+	if b := sh.Current(); !strings.Contains(argv[0], "/") && b != nil {
+		if _, err := b.LookPath(name); err != nil {
+			return "" // not there to run: exec says so
+		}
+	}
+	where := "`sh`, which hands the box your terminal"
+	if sh.Terminal == nil {
+		where = "`sh` in stepbox on a terminal"
+	}
+	const none = "exec gives none (the output is piped back to stepbox)"
 	switch text, ok := fullScreen[name]; {
 	case name == "top" && slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, "-") && strings.Contains(a, "b") }):
 		return "" // batch mode: text, no terminal needed
 	case ok:
-		why, instead = name+" draws the whole screen and reads keys: it needs a terminal", text
+		msg := fmt.Sprintf("%s draws the whole screen and reads keys, so it needs a terminal; %s. Run it from %s", name, none, where)
+		if text != "" {
+			msg += "; " + text
+		}
+		return msg
 	case interactiveShell(argv):
-		why, instead = "an interactive shell needs a terminal", fmt.Sprintf("`exec %s -c 'CMD'` runs one command", name)
-	default:
-		return ""
+		return fmt.Sprintf("an interactive shell needs a terminal; %s. Open one with %s; `exec %s -c 'CMD'` runs one command", none, where, name)
 	}
-	msg := why + ", and exec gives it none (its output comes back through a pipe for stepbox to print)"
-	if sh.Terminal != nil {
-		msg += "; `sh` opens a shell in the box on your terminal: run " + name + " there"
-	} else {
-		msg += "; in stepbox on a terminal, `sh` opens a shell in the box: run " + name + " there"
-	}
-	if instead != "" {
-		msg += "; " + instead
-	}
-	return msg
+	return ""
 }

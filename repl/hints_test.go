@@ -64,9 +64,9 @@ func TestWrongInputInABoxLeadsSomewhere(t *testing.T) {
 		"unshare ut pid":         "did you mean uts?",
 		"enter pdi -- true":      "did you mean pid?",
 		"cgroup limit memry 64M": "cgroup limit memry: unknown controller: use memory, pids, cpu; did you mean memory?",
-		"exec top":               "top draws the whole screen and reads keys: it needs a terminal, and exec gives it none",
-		"exec /usr/bin/htop":     "in stepbox on a terminal, `sh` opens a shell in the box: run htop there",
-		"exec sh":                "an interactive shell needs a terminal, and exec gives it none",
+		"exec top":               "top draws the whole screen and reads keys, so it needs a terminal; exec gives none",
+		"exec /usr/bin/top":      "Run it from `sh` in stepbox on a terminal; `exec top -b -n 1` prints one screen as text",
+		"exec sh":                "an interactive shell needs a terminal; exec gives none (the output is piped back to stepbox). Open one with `sh` in stepbox on a terminal",
 		"exec bash -l":           "`exec bash -c 'CMD'` runs one command",
 	} {
 		err := sh.Execute(ctx, line)
@@ -78,9 +78,19 @@ func TestWrongInputInABoxLeadsSomewhere(t *testing.T) {
 		t.Errorf("refused lines changed box web: namespaces %v, cgroup %v", b.Unshared(), b.Cgroup())
 	}
 	// What needs no terminal still runs.
-	for _, line := range []string{"exec top -b -n 1", "exec sh -c true", "unshare uts"} {
+	for _, line := range []string{"exec top -b -n 1", "exec sh -c true", "unshare uts mnt pid", "mount overlay base", "pivot_root"} {
 		if err := sh.Execute(ctx, line); err != nil {
-			t.Errorf("%s: %v", line, err)
+			t.Fatalf("%s: %v", line, err)
+		}
+	}
+	// In its own root, the box's PATH is the base layer's, not the host's.
+	for line, want := range map[string]string{
+		"cat /etc/hostname": "`exec cat /etc/hostname` runs it in box web, `!cat /etc/hostname` on the host",
+		"lsns -t uts":       "`!lsns -t uts` runs it on the host (box web has no lsns on its PATH)",
+	} {
+		err := sh.Execute(ctx, line)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("after pivot_root, %s: error %v, want it to say %q", line, err, want)
 		}
 	}
 }
