@@ -1,6 +1,7 @@
 package repl
 
 import (
+	"errors"
 	"fmt"
 	"os/exec"
 	"path/filepath"
@@ -8,6 +9,7 @@ import (
 	"strings"
 
 	"stepbox/primitives"
+	"stepbox/primitives/layers"
 )
 
 // didYouMean names the words of a closed set nearest to one the learner
@@ -123,7 +125,35 @@ func (sh *Shell) notACommand(word, line string) error {
 	default:
 		return unknownCommand(word)
 	}
-	return &CommandError{Cmd: clip(word), Err: fmt.Errorf("%s is a program, not a stepbox command: %s", clip(word), how)}
+	near := "" // a short name is near too many: ls is not a typo of ps
+	if len(word) >= 4 {
+		near = didYouMean(word, commandNames(commands))
+	}
+	return &CommandError{Cmd: clip(word), Err: fmt.Errorf("%s is a program, not a stepbox command: %s%s", clip(word), how, near)}
+}
+
+// boxNamed finds the box called name, and when there is none, the
+// nearest name of a box there is.
+func (sh *Shell) boxNamed(name string) (*primitives.Box, error) {
+	b, err := sh.Session.Box(name)
+	if err != nil {
+		err = fmt.Errorf("%w%s", err, didYouMean(name, sh.Session.BoxNames()))
+	}
+	return b, err
+}
+
+// nearLayer adds to err, when it says store has no layer name, the
+// nearest layer it has.
+func nearLayer(store *layers.Store, name string, err error) error {
+	all, lerr := store.List()
+	if !errors.Is(err, layers.ErrNoLayer) || lerr != nil {
+		return err
+	}
+	var names []string
+	for _, l := range all {
+		names = append(names, l.Name)
+	}
+	return fmt.Errorf("%w%s", err, didYouMean(name, names))
 }
 
 // lookupNamespace finds the namespace type a word names, and when none,

@@ -41,6 +41,7 @@ func TestUnknownWordsSayWhatWasMeant(t *testing.T) {
 		"layer nwe base2":    "did you mean new?",
 		"ls -l /proc":        "ls is a program, not a stepbox command: `!ls -l /proc` runs it on the host; `exec ls -l /proc` runs it in a box, once `new` has made one",
 		"help unshre":        "did you mean unshare?",
+		"stack --file":       "unknown flag --file: stack takes --files; did you mean --files?",
 	} {
 		err := sh.Execute(context.Background(), line)
 		if err == nil || !strings.Contains(err.Error(), want) {
@@ -59,15 +60,20 @@ func TestWrongInputInABoxLeadsSomewhere(t *testing.T) {
 		t.Fatal(err)
 	}
 	for line, want := range map[string]string{
-		"cat /etc/hostname":      "cat is a program, not a stepbox command: `exec cat /etc/hostname` runs it in box web, `!cat /etc/hostname` on the host",
-		"unshare utss":           `unknown namespace type "utss": use one of`,
-		"unshare ut pid":         "did you mean uts?",
-		"enter pdi -- true":      "did you mean pid?",
-		"cgroup limit memry 64M": "cgroup limit memry: unknown controller: use memory, pids, cpu; did you mean memory?",
-		"exec top":               "top draws the whole screen and reads keys, so it needs a terminal; exec gives none",
-		"exec /usr/bin/top":      "Run it from `sh` in stepbox on a terminal; `exec top -b -n 1` prints one screen as text",
-		"exec sh":                "an interactive shell needs a terminal; exec gives none (the output is piped back to stepbox). Open one with `sh` in stepbox on a terminal",
-		"exec bash -l":           "`exec bash -c 'CMD'` runs one command",
+		"cat /etc/hostname":        "cat is a program, not a stepbox command: `exec cat /etc/hostname` runs it in box web, `!cat /etc/hostname` on the host",
+		"unshare utss":             `unknown namespace type "utss": use one of`,
+		"unshare ut pid":           "did you mean uts?",
+		"enter pdi -- true":        "did you mean pid?",
+		"cgroup limit memry 64M":   "cgroup limit memry: unknown controller: use memory, pids, cpu; did you mean memory?",
+		"exec top":                 "top draws the whole screen and reads keys, so it needs a terminal; exec gives none",
+		"exec /usr/bin/top":        "Run it from `sh` in stepbox on a terminal; `exec top -b -n 1` prints one screen as text",
+		"exec sh":                  "an interactive shell needs a terminal; exec gives none (the output is piped back to stepbox). Open one with `sh` in stepbox on a terminal",
+		"exec bash -l":             "`exec bash -c 'CMD'` runs one command",
+		"use wbe":                  `no box called "wbe": the boxes are web; did you mean web?`,
+		"ns weeb":                  "did you mean web?",
+		"rm wb":                    "did you mean web?",
+		"nsenter -t 1 -u hostname": "`exec nsenter -t 1 -u hostname` runs it in box web, `!nsenter -t 1 -u hostname` on the host; did you mean enter?",
+		"mount overlay bsae":       "did you mean base?",
 	} {
 		err := sh.Execute(ctx, line)
 		if err == nil || !strings.Contains(err.Error(), want) {

@@ -145,7 +145,7 @@ func (c *Command) parse(words []string) (*Call, error) {
 			name, value, hasValue := strings.Cut(w[2:], "=")
 			f := c.flag(name)
 			if f == nil {
-				return nil, fmt.Errorf("unknown flag --%s: %s", clip(name), c.flagList())
+				return nil, fmt.Errorf("unknown flag --%s: %s%s", clip(name), c.flagList(), didYouMean("--"+name, c.flagNames()))
 			}
 			if f.Value == "" {
 				if hasValue {
@@ -185,15 +185,19 @@ func (c *Command) flag(name string) *Flag {
 	return nil
 }
 
-func (c *Command) flagList() string {
-	if len(c.Flags) == 0 {
-		return c.path() + " takes no flags"
-	}
+func (c *Command) flagNames() []string {
 	var f []string
 	for _, x := range c.Flags {
 		f = append(f, "--"+x.Name)
 	}
-	return c.path() + " takes " + strings.Join(f, ", ")
+	return f
+}
+
+func (c *Command) flagList() string {
+	if len(c.Flags) == 0 {
+		return c.path() + " takes no flags"
+	}
+	return c.path() + " takes " + strings.Join(c.flagNames(), ", ")
 }
 
 // clip shortens a word the learner typed for quoting in an error: an
