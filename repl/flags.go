@@ -15,8 +15,21 @@ import (
 type globalFlags struct {
 	stateDir string
 	plain    bool
-	theme    string
+	theme    themeName
 	record   string
+}
+
+// themeName is --theme's value, checked as it is parsed.
+type themeName string
+
+func (t *themeName) String() string { return string(*t) }
+
+func (t *themeName) Set(v string) error {
+	if v != "default" && v != "contrast" {
+		return errors.New("use default, or contrast for projectors")
+	}
+	*t = themeName(v)
+	return nil
 }
 
 // flagSet is the flag set of `stepbox NAME…`: the global flags, at the
@@ -27,7 +40,7 @@ func (g *globalFlags) flagSet(name string) *flag.FlagSet {
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&g.stateDir, "state-dir", g.stateDir, "keep state under `DIR`")
 	fs.BoolVar(&g.plain, "plain", g.plain, "no colours or escape codes")
-	fs.StringVar(&g.theme, "theme", g.theme, "colour theme `NAME`: default or contrast")
+	fs.Var(&g.theme, "theme", "colour theme `NAME`: default or contrast")
 	fs.StringVar(&g.record, "record", g.record, "write an asciicast recording to `FILE`")
 	fs.StringVar(&primitives.CgroupParentOverride, "cgroup-parent", primitives.CgroupParentOverride, "put stepbox's cgroups under the cgroup `PATH`")
 	return fs
@@ -36,7 +49,7 @@ func (g *globalFlags) flagSet(name string) *flag.FlagSet {
 func (g *globalFlags) dirs() primitives.Dirs { return primitives.DefaultDirs(g.stateDir) }
 
 func (g *globalFlags) shellOptions() ShellOptions {
-	return ShellOptions{Plain: g.plain, Theme: g.theme, Record: g.record}
+	return ShellOptions{Plain: g.plain, Theme: string(g.theme), Record: g.record}
 }
 
 // parseFlags parses args with fs, flags anywhere among the other words
@@ -71,6 +84,8 @@ func flagError(fs *flag.FlagSet, err error) error {
 		msg = "unknown flag --" + clip(strings.TrimPrefix(name, "-")) + didYouMean("--"+strings.TrimPrefix(name, "-"), known)
 	} else if name, ok := strings.CutPrefix(msg, "flag needs an argument: -"); ok {
 		msg = "--" + name + " needs a value"
+	} else {
+		msg = strings.Replace(msg, " for flag -", " for --", 1)
 	}
 	takes := wrapWords(fs.Name()+" takes "+flagList(fs), 76)
 	return fmt.Errorf("%s\n  %s", msg, strings.Join(takes, "\n  "))
