@@ -26,7 +26,7 @@ func (t *themeName) String() string { return string(*t) }
 
 func (t *themeName) Set(v string) error {
 	if v != "default" && v != "contrast" {
-		return errors.New("use default, or contrast for projectors")
+		return errors.New("use default or contrast")
 	}
 	*t = themeName(v)
 	return nil

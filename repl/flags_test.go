@@ -51,7 +51,7 @@ func TestWrongFlagNamesItAndWhatIsAllowed(t *testing.T) {
 		"2 --them contrast": {"unknown flag --them", "did you mean --theme?", "stepbox demo takes", "--auto SECONDS", "--no-pause", "--record FILE", "--state-dir DIR", "--theme NAME"},
 		"2 --nopause":       {"unknown flag --nopause", "did you mean --no-pause?"},
 		"2 --record":        {"--record needs a value", "--record FILE"},
-		"2 --theme neon":    {`invalid value "neon" for --theme: use default, or contrast for projectors`},
+		"2 --theme neon":    {`invalid value "neon" for --theme: use default or contrast`},
 		"2 --zzzzzz":        {"unknown flag --zzzzzz stepbox demo takes"}, // nothing near
 	} {
 		g := &globalFlags{}
