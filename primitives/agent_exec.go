@@ -119,18 +119,40 @@ func lookPath(name string, env []string) (string, error) {
 	if strings.Contains(name, "/") {
 		return name, nil
 	}
-	path := "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-	for _, e := range env {
-		if v, ok := strings.CutPrefix(e, "PATH="); ok {
-			path = v
-		}
-	}
+	path := searchPath(env)
 	for _, dir := range filepath.SplitList(path) {
 		p := filepath.Join(dir, name)
 		if unix.Access(p, unix.X_OK) == nil {
 			if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
 				return p, nil
 			}
+		}
+	}
+	return "", fmt.Errorf("exec: %q: command not found in the box (PATH=%s)", name, path)
+}
+
+// searchPath is the PATH of env, or the box's default.
+func searchPath(env []string) string {
+	path := "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	for _, e := range env {
+		if v, ok := strings.CutPrefix(e, "PATH="); ok {
+			path = v
+		}
+	}
+	return path
+}
+
+// LookPath finds a program as `exec NAME` would, from the host: through
+// /proc/PID/root, which resolves in the box's root and mount namespace.
+// A symlink counts as found: an absolute one (busybox's applets) would
+// resolve against the host's root from here.
+func (b *Box) LookPath(name string) (string, error) {
+	root := fmt.Sprintf("/proc/%d/root", b.CommandPID())
+	path := searchPath(b.env(nil))
+	for _, dir := range filepath.SplitList(path) {
+		fi, err := os.Lstat(filepath.Join(root, dir, name))
+		if err == nil && (fi.Mode()&os.ModeSymlink != 0 || fi.Mode().IsRegular() && fi.Mode()&0o111 != 0) {
+			return filepath.Join(dir, name), nil
 		}
 	}
 	return "", fmt.Errorf("exec: %q: command not found in the box (PATH=%s)", name, path)

@@ -53,7 +53,7 @@ func init() {
 			Summary: "make another box the current one", Kernel: "nothing: stepbox only changes which box later steps apply to",
 			Example: "use db", Man: "namespaces(7)", Complete: completeBoxes,
 			Run: func(sh *Shell, c *Call) error {
-				if _, err := sh.Session.Box(c.Args[0]); err != nil {
+				if _, err := sh.boxNamed(c.Args[0]); err != nil {
 					return err
 				}
 				sh.current = c.Args[0]
@@ -73,6 +73,9 @@ func init() {
 				}
 				if name == "" {
 					return fmt.Errorf("there is no box to remove")
+				}
+				if _, err := sh.boxNamed(name); err != nil {
+					return err
 				}
 				if err := sh.Session.Remove(name); err != nil {
 					return err

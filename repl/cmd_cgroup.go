@@ -70,6 +70,9 @@ func init() {
 				Kernel:  "writes memory.max or memory.limit_in_bytes, pids.max, cpu.max or cpu.cfs_quota_us",
 				Example: "cgroup limit pids 20", Man: "cgroups(7)",
 				Plan: func(sh *Shell, c *Call) (*step.Step, error) {
+					if err := closedWord("cgroup limit", "controller", c.Args[0], cgroups.LimitKinds); err != nil {
+						return nil, err
+					}
 					return sh.Current().PlanCgroupLimit(c.Args[0], c.Args[1])
 				},
 				Complete: func(sh *Shell, args []string) []Suggestion {
@@ -83,6 +86,9 @@ func init() {
 					}
 				},
 				Run: func(sh *Shell, c *Call) error {
+					if err := closedWord("cgroup limit", "controller", c.Args[0], cgroups.LimitKinds); err != nil {
+						return err
+					}
 					b := sh.Current()
 					set, st, err := b.CgroupLimit(c.Args[0], c.Args[1])
 					sh.printStep(st)

@@ -197,7 +197,7 @@ func (sh *Shell) overlayLayers(names []string) ([]rootfs.Layer, error) {
 		}
 		seen[name] = true
 		if _, err := store.Get(name); err != nil {
-			return nil, err
+			return nil, nearLayer(store, name, err)
 		}
 		stack = append(stack, rootfs.Layer{Name: name, Dir: store.Root(name)})
 	}

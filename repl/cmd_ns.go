@@ -58,7 +58,7 @@ func init() {
 				b := sh.Current()
 				if len(c.Args) == 1 {
 					var err error
-					if b, err = sh.Session.Box(c.Args[0]); err != nil {
+					if b, err = sh.boxNamed(c.Args[0]); err != nil {
 						return err
 					}
 				}
@@ -121,7 +121,7 @@ func unshareRequest(b *primitives.Box, c *Call) ([]primitives.NamespaceType, pri
 			}
 			continue
 		}
-		t, err := primitives.LookupNamespace(a)
+		t, err := lookupNamespace(a)
 		if err != nil {
 			return nil, opts, nil, err
 		}

@@ -27,6 +27,9 @@ func init() {
 			Example: "exec sh -c 'echo $$; hostname'", Man: "execve(2)",
 			Plan: func(sh *Shell, c *Call) (*step.Step, error) { return sh.Current().PlanExec(c.Args) },
 			Run: func(sh *Shell, c *Call) error {
+				if why := sh.needsTerminal(c.Args); why != "" {
+					return errors.New(why)
+				}
 				b := sh.Current()
 				before := sh.cgroupEvents(b)
 				es, err := b.Exec(sh.interrupt, c.Args, nil, primitives.Stdio{Out: sh.Out, Err: sh.Err}, false)
@@ -51,6 +54,7 @@ func init() {
 				if sh.Terminal == nil {
 					return errors.New("needs a terminal: stepbox is reading commands from a script or pipe; use `exec CMD` instead")
 				}
+				sh.handOver(fmt.Sprintf("a shell in box %s, in everything the steps gave it", b.Name))
 				sh.handTerminal()
 				// $PWD, not \w: dash (the host's sh before pivot_root) expands only
 				// parameters in PS1; busybox ash does both.
@@ -107,7 +111,15 @@ func runEnter(sh *Shell, c *Call) error {
 	if sh.Terminal == nil && !slices.Contains(c.Args, "--") {
 		return errors.New("needs a terminal for its interactive shell: stepbox is reading commands from a script or pipe; give a command, as in `enter uts -- hostname`")
 	}
+	interactive := sh.Terminal != nil && interactiveShell(argv)
 	if sh.Terminal != nil {
+		if interactive {
+			var names []string
+			for _, t := range types {
+				names = append(names, t.Name)
+			}
+			sh.handOver(fmt.Sprintf("%s in box %s's %s namespaces, joined from the host as nsenter does", argv[0], b.Name, strings.Join(names, ", ")))
+		}
 		sh.handTerminal()
 		std = primitives.Stdio{In: sh.Terminal.File, Out: sh.Terminal.File, Err: sh.Terminal.File}
 	}
@@ -120,6 +132,10 @@ func runEnter(sh *Shell, c *Call) error {
 	sh.printStep(st)
 	if err != nil {
 		return err
+	}
+	if interactive {
+		sh.ok("back in stepbox (the shell exited with status %d)", es.Code)
+		return nil
 	}
 	if es.Code != 0 {
 		return &ExitError{Cmd: "enter", Status: es}
@@ -140,7 +156,7 @@ func enterRequest(b *primitives.Box, args []string) ([]primitives.NamespaceType,
 			}
 			break
 		}
-		t, err := primitives.LookupNamespace(a)
+		t, err := lookupNamespace(a)
 		if err != nil {
 			return nil, nil, err
 		}

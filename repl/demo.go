@@ -6,7 +6,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
 	"strconv"
@@ -30,12 +29,16 @@ type demoOptions struct {
 // DemoMain is `stepbox demo N [--auto SECONDS] [--no-pause]`: lecture
 // playback of lesson N's solution, with its explanations, in a fresh
 // session that is torn down at the end.
-func DemoMain(args []string, dirs primitives.Dirs, o ShellOptions) int {
-	l, opts, err := parseDemoArgs(lessons.All(), args)
+func DemoMain(args []string, g *globalFlags) int {
+	l, opts, err := parseDemoArgs(lessons.All(), g.flagSet("stepbox demo"), args)
+	if errors.Is(err, flag.ErrHelp) {
+		return flagFailure("stepbox demo", err)
+	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "stepbox demo: %v\nusage: stepbox demo N [--auto SECONDS] [--no-pause]\n", err)
 		return 2
 	}
+	dirs, o := g.dirs(), g.shellOptions()
 	return runShell(dirs, o, func(sh *Shell, term *primitives.Terminal) int {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 		defer stop()
@@ -56,22 +59,15 @@ func DemoMain(args []string, dirs primitives.Dirs, o ShellOptions) int {
 	})
 }
 
-func parseDemoArgs(course []*lessons.Lesson, args []string) (*lessons.Lesson, demoOptions, error) {
+// parseDemoArgs reads demo's arguments with fs, which holds the global
+// flags; the lesson number and the flags may come in any order.
+func parseDemoArgs(course []*lessons.Lesson, fs *flag.FlagSet, args []string) (*lessons.Lesson, demoOptions, error) {
 	var opts demoOptions
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	auto := fs.Float64("auto", 0, "")
-	fs.BoolVar(&opts.noPause, "no-pause", false, "")
-	// The lesson number may come before or after the flags.
-	var pos []string
-	for len(args) > 0 {
-		if err := fs.Parse(args); err != nil {
-			return nil, opts, err
-		}
-		args = fs.Args()
-		if len(args) > 0 {
-			pos, args = append(pos, args[0]), args[1:]
-		}
+	auto := fs.Float64("auto", 0, "advance by itself after `SECONDS`")
+	fs.BoolVar(&opts.noPause, "no-pause", false, "no pauses (CI)")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return nil, opts, err
 	}
 	if len(pos) != 1 {
 		return nil, opts, fmt.Errorf("name one lesson, 1 to %d", len(course))

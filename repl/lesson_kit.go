@@ -22,16 +22,7 @@ import (
 // step's check fails before its solution runs and passes after.
 
 // KitMain is `stepbox lesson check [N|FILE…] [-v]`.
-func KitMain(args []string, dirs primitives.Dirs) int {
-	verbose := false
-	var pick []string
-	for _, a := range args {
-		if a == "-v" || a == "--verbose" {
-			verbose = true
-			continue
-		}
-		pick = append(pick, a)
-	}
+func KitMain(pick []string, dirs primitives.Dirs, verbose bool) int {
 	course, err := kitLessons(lessons.All(), pick)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "stepbox lesson check:", err)

@@ -11,16 +11,27 @@ import (
 
 // LessonMain is `stepbox lesson …`: list, reset, the lesson kit's check,
 // or lesson N in the shell, starting where the learner left it.
-func LessonMain(args []string, dirs primitives.Dirs, o ShellOptions) int {
+func LessonMain(args []string, g *globalFlags) int {
 	course := lessons.All()
+	fs := g.flagSet("stepbox lesson")
+	verbose := fs.Bool("v", false, "lesson check: show each session's output")
+	fs.BoolVar(verbose, "verbose", false, "lesson check: show each session's output")
+	args, err := parseFlags(fs, args)
+	if err != nil {
+		return flagFailure("stepbox lesson", err)
+	}
 	if len(args) == 0 {
 		args = []string{"list"}
 	}
+	if *verbose && args[0] != "check" {
+		fmt.Fprintln(os.Stderr, "stepbox lesson: -v is for lesson check only")
+		return 2
+	}
 	switch args[0] {
 	case "list", "reset":
-		return progressCommand(course, args)
+		return progressCommand(course, args, g.plain)
 	case "check":
-		return KitMain(args[1:], dirs)
+		return KitMain(args[1:], g.dirs(), *verbose)
 	}
 	if len(args) > 1 {
 		fmt.Fprintf(os.Stderr, "stepbox lesson: unexpected %q: usage: stepbox lesson [N|list|reset [N|all]|check [N|FILE…]]\n", args[1])
@@ -31,7 +42,7 @@ func LessonMain(args []string, dirs primitives.Dirs, o ShellOptions) int {
 		fmt.Fprintln(os.Stderr, "stepbox lesson:", err)
 		return 2
 	}
-	return runShell(dirs, o, func(sh *Shell, term *primitives.Terminal) int {
+	return runShell(g.dirs(), g.shellOptions(), func(sh *Shell, term *primitives.Terminal) int {
 		w := sh.watch()
 		w.loadCourse(sh)
 		w.open(sh, l)
@@ -45,9 +56,9 @@ func LessonMain(args []string, dirs primitives.Dirs, o ShellOptions) int {
 
 // progressCommand is `stepbox lesson list` and `stepbox lesson reset`,
 // which need no session.
-func progressCommand(course []*lessons.Lesson, args []string) int {
+func progressCommand(course []*lessons.Lesson, args []string, plain bool) int {
 	th := viz.NewTheme("plain")
-	if primitives.IsTerminal(os.Stdout) && os.Getenv("NO_COLOR") == "" {
+	if !plain && primitives.IsTerminal(os.Stdout) && os.Getenv("NO_COLOR") == "" {
 		th = viz.NewTheme("default")
 	}
 	p, err := lessons.LoadProgress()

@@ -45,7 +45,7 @@ func TestDemoTakesItsLessonAndFlagsInAnyOrder(t *testing.T) {
 		"--auto=0.5 3":          {auto: 500 * time.Millisecond},
 		"3 --no-pause --auto 2": {auto: 2 * time.Second, noPause: true},
 	} {
-		l, o, err := parseDemoArgs(course, strings.Fields(args))
+		l, o, err := parseDemoArgs(course, (&globalFlags{}).flagSet("stepbox demo"), strings.Fields(args))
 		if err != nil || l.Number != 3 || o != want {
 			t.Errorf("%s: lesson %v, %+v, %v", args, l, o, err)
 		}
@@ -55,9 +55,9 @@ func TestDemoTakesItsLessonAndFlagsInAnyOrder(t *testing.T) {
 		"1 2":         "name one lesson",
 		"9":           "there are lessons 1 to 6",
 		"2 --auto -1": "--auto -1",
-		"2 --fast":    "flag provided but not defined",
+		"2 --fast":    "unknown flag --fast",
 	} {
-		if _, _, err := parseDemoArgs(course, strings.Fields(args)); err == nil || !strings.Contains(err.Error(), want) {
+		if _, _, err := parseDemoArgs(course, (&globalFlags{}).flagSet("stepbox demo"), strings.Fields(args)); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: error %v, want %q", args, err, want)
 		}
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
 	"strconv"
@@ -31,7 +30,7 @@ usage:
   stepbox doctor               what this kernel offers: namespaces, overlay, cgroups, user namespaces
   stepbox version
 
-flags:
+flags (before the command or anywhere after it):
   --state-dir DIR   keep state under DIR (default /run/stepbox and /var/lib/stepbox; also $STEPBOX_STATE_DIR)
   --plain           no colours or escape codes (also NO_COLOR=1, and whenever output is not a terminal)
   --theme NAME      colour theme: default, or contrast for projectors
@@ -42,28 +41,42 @@ Inside, 'help' lists the commands.
 `
 
 // Main runs stepbox with the given arguments and returns its exit code.
+// The global flags may stand before the subcommand or anywhere after it.
 func Main(args []string) int {
-	fs := flag.NewFlagSet("stepbox", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	stateDir := fs.String("state-dir", "", "")
-	plain := fs.Bool("plain", false, "")
-	theme := fs.String("theme", "default", "")
-	record := fs.String("record", "", "")
-	fs.StringVar(&primitives.CgroupParentOverride, "cgroup-parent", "", "")
+	g := &globalFlags{theme: "default"}
+	fs := g.flagSet("stepbox")
 	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Print(usage)
-			return 0
-		}
-		fmt.Fprintf(os.Stderr, "stepbox: %v\n\n%s", err, usage)
-		return 2
+		return flagFailure("stepbox", flagError(fs, err))
 	}
 	rest := fs.Args()
 	sub := ""
 	if len(rest) > 0 {
-		sub = rest[0]
+		sub, rest = rest[0], rest[1:]
 	}
-	dirs := primitives.DefaultDirs(*stateDir)
+	switch sub {
+	case "lesson":
+		return LessonMain(rest, g)
+	case "demo":
+		return DemoMain(rest, g)
+	case "version", "help", "doctor", "cleanup", "run", "":
+	default:
+		fmt.Fprintf(os.Stderr, "stepbox: unknown command %q%s\n\n%s", clip(sub), didYouMean(sub, subcommands), usage)
+		return 2
+	}
+	words, err := parseFlags(g.flagSet("stepbox "+sub), rest)
+	if err != nil {
+		return flagFailure("stepbox "+sub, err)
+	}
+	if sub == "run" {
+		if len(words) != 1 {
+			fmt.Fprintln(os.Stderr, "stepbox run: give one script file, or - for stdin")
+			return 2
+		}
+	} else if len(words) > 0 {
+		fmt.Fprintf(os.Stderr, "stepbox %s: unexpected %q: it takes no arguments\n", sub, clip(words[0]))
+		return 2
+	}
+	dirs := g.dirs()
 	switch sub {
 	case "version":
 		fmt.Println("stepbox", Version)
@@ -81,25 +94,11 @@ func Main(args []string) int {
 			return 1
 		}
 		return 0
-	case "run":
-		if len(rest) != 2 {
-			fmt.Fprintln(os.Stderr, "stepbox run: give one script file, or - for stdin")
-			return 2
-		}
-	case "lesson":
-		return LessonMain(rest[1:], dirs, ShellOptions{Plain: *plain, Theme: *theme, Record: *record})
-	case "demo":
-		return DemoMain(rest[1:], dirs, ShellOptions{Plain: *plain, Theme: *theme, Record: *record})
-	case "":
-	default:
-		fmt.Fprintf(os.Stderr, "stepbox: unknown command %q\n\n%s", sub, usage)
-		return 2
 	}
-	o := ShellOptions{Plain: *plain, Theme: *theme, Record: *record}
-	return runShell(dirs, o, func(sh *Shell, term *primitives.Terminal) int {
+	return runShell(dirs, g.shellOptions(), func(sh *Shell, term *primitives.Terminal) int {
 		switch {
 		case sub == "run":
-			return runScript(sh, rest[1])
+			return runScript(sh, words[0])
 		case term != nil:
 			sh.Interactive(term)
 			return 0
@@ -107,6 +106,20 @@ func Main(args []string) int {
 			return runScript(sh, "-")
 		}
 	})
+}
+
+// subcommands are the words Main knows after `stepbox`.
+var subcommands = []string{"run", "cleanup", "lesson", "demo", "doctor", "version", "help"}
+
+// flagFailure reports a bad flag of command cmd (or prints the usage for
+// --help) and returns the exit code.
+func flagFailure(cmd string, err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Print(usage)
+		return 0
+	}
+	fmt.Fprintf(os.Stderr, "%s: %v\n  stepbox --help shows the usage\n", cmd, err)
+	return 2
 }
 
 // ShellOptions are the global flags the shell of a subcommand needs.

@@ -215,9 +215,15 @@ func promptColors(theme string) []prompt.Option {
 // completer feeds go-prompt from the command table.
 func (sh *Shell) completer(d prompt.Document) []prompt.Suggest {
 	text := d.TextBeforeCursor()
-	// Nothing typed, nothing offered: a menu of every command under each
-	// fresh prompt would push the last step's panel off the screen.
-	if strings.TrimSpace(text) == "" || strings.HasPrefix(strings.TrimSpace(text), "!") {
+	// Nothing typed, the menu of every command only on Tab: offered under
+	// each fresh prompt, it would push the last step's panel off the screen.
+	if strings.TrimSpace(text) == "" {
+		if d.LastKeyStroke() == prompt.Tab {
+			return toSuggest(commandSuggestions(commands))
+		}
+		return nil
+	}
+	if strings.HasPrefix(strings.TrimSpace(text), "!") {
 		return nil
 	}
 	words := strings.Fields(text)

@@ -190,6 +190,9 @@ func (sh *Shell) parseLine(line string) (*Command, *Call, error) {
 	if len(words) == 0 {
 		return nil, nil, nil
 	}
+	if findCommand(commands, words[0]) == nil {
+		return nil, nil, sh.notACommand(words[0], line)
+	}
 	cmd, args, err := lookup(words)
 	if err != nil {
 		return nil, nil, err

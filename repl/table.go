@@ -104,7 +104,7 @@ func names(list []*Command) string {
 func lookup(words []string) (*Command, []string, error) {
 	c := findCommand(commands, words[0])
 	if c == nil {
-		return nil, nil, &CommandError{Cmd: clip(words[0]), Err: fmt.Errorf("unknown command %q: `help` lists the commands", clip(words[0]))}
+		return nil, nil, unknownCommand(words[0])
 	}
 	args := words[1:]
 	for len(c.Sub) > 0 {
@@ -116,10 +116,10 @@ func lookup(words []string) (*Command, []string, error) {
 		}
 		s := findCommand(c.Sub, args[0])
 		if s == nil {
-			if c.Run != nil {
+			if c.Run != nil && c.MaxArgs != 0 {
 				break
 			}
-			return nil, nil, &CommandError{Cmd: c.path(), Err: fmt.Errorf("unknown %s command %q: use one of %s", c.Name, clip(args[0]), names(c.Sub))}
+			return nil, nil, unknownSub(c, args[0])
 		}
 		c, args = s, args[1:]
 	}
@@ -145,7 +145,7 @@ func (c *Command) parse(words []string) (*Call, error) {
 			name, value, hasValue := strings.Cut(w[2:], "=")
 			f := c.flag(name)
 			if f == nil {
-				return nil, fmt.Errorf("unknown flag --%s: %s", clip(name), c.flagList())
+				return nil, fmt.Errorf("unknown flag --%s: %s%s", clip(name), c.flagList(), didYouMean("--"+name, c.flagNames()))
 			}
 			if f.Value == "" {
 				if hasValue {
@@ -185,15 +185,19 @@ func (c *Command) flag(name string) *Flag {
 	return nil
 }
 
-func (c *Command) flagList() string {
-	if len(c.Flags) == 0 {
-		return c.path() + " takes no flags"
-	}
+func (c *Command) flagNames() []string {
 	var f []string
 	for _, x := range c.Flags {
 		f = append(f, "--"+x.Name)
 	}
-	return c.path() + " takes " + strings.Join(f, ", ")
+	return f
+}
+
+func (c *Command) flagList() string {
+	if len(c.Flags) == 0 {
+		return c.path() + " takes no flags"
+	}
+	return c.path() + " takes " + strings.Join(c.flagNames(), ", ")
 }
 
 // clip shortens a word the learner typed for quoting in an error: an

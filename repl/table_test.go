@@ -133,7 +133,7 @@ func TestBadInputSaysCommandArgumentAndWhatIsAllowed(t *testing.T) {
 	sh, _ := plainShell()
 	for line, want := range map[string]string{
 		"frobnicate":          `unknown command "frobnicate"`,
-		"cgroup frob":         "cgroup: unexpected argument \"frob\"",
+		"cgroup frob":         `cgroup: unknown cgroup command "frob": use one of new, set, limit, attach, show`,
 		"mount":               "what should mount do? one of: overlay, proc, sys, dev, tmpfs, bind",
 		"new a b":             `new: unexpected argument "b": usage: new [NAME] [--user]`,
 		"new --usr":           "unknown flag --usr: new takes --user",

@@ -1,0 +1,238 @@
+package repl
+
+import (
+	"errors"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"stepbox/primitives"
+	"stepbox/primitives/layers"
+)
+
+// didYouMean names the words of a closed set nearest to one the learner
+// typed, as "; did you mean limit?", or "" when none is near enough to
+// be a typo of it: within one edit for a word of up to four letters, two
+// up to eight, three beyond; a word typed in part counts as near.
+func didYouMean(typed string, set []string) string {
+	typed = strings.ToLower(typed)
+	most := 1
+	switch n := len([]rune(typed)); {
+	case n > 8:
+		most = 3
+	case n > 4:
+		most = 2
+	}
+	best, near := most+1, []string(nil)
+	for _, w := range set {
+		d := editDistance(typed, strings.ToLower(w))
+		if len(typed) >= 3 && strings.HasPrefix(w, typed) {
+			d = min(d, 1)
+		}
+		switch {
+		case d == 0 || d > most || d > best:
+		case d < best:
+			best, near = d, []string{w}
+		default:
+			near = append(near, w)
+		}
+	}
+	if len(near) == 0 || len(near) > 3 {
+		return ""
+	}
+	return "; did you mean " + strings.Join(near, " or ") + "?"
+}
+
+// editDistance counts the insertions, deletions, substitutions and swaps
+// of neighbouring letters that turn a into b (optimal string alignment).
+func editDistance(a, b string) int {
+	x, y := []rune(a), []rune(b)
+	prev2 := make([]int, len(y)+1)
+	prev := make([]int, len(y)+1)
+	cur := make([]int, len(y)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(x); i++ {
+		cur[0] = i
+		for j := 1; j <= len(y); j++ {
+			cost := 1
+			if x[i-1] == y[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			if i > 1 && j > 1 && x[i-1] == y[j-2] && x[i-2] == y[j-1] {
+				cur[j] = min(cur[j], prev2[j-2]+1)
+			}
+		}
+		prev2, prev, cur = prev, cur, prev2
+	}
+	return prev[len(y)]
+}
+
+// unknownCommand is the error for a first word that names no command:
+// the nearest commands, or where the list is.
+func unknownCommand(word string) error {
+	near := didYouMean(word, commandNames(commands))
+	if near == "" {
+		near = ": `help` lists the commands"
+	}
+	return &CommandError{Cmd: clip(word), Err: fmt.Errorf("unknown command %q%s", clip(word), near)}
+}
+
+// unknownSub is the error for a word after c that names none of its
+// sub-commands.
+func unknownSub(c *Command, word string) error {
+	return &CommandError{Cmd: c.path(), Err: fmt.Errorf("unknown %s command %q: use one of %s%s", c.Name, clip(word), names(c.Sub), didYouMean(word, commandNames(c.Sub)))}
+}
+
+func commandNames(list []*Command) []string {
+	var out []string
+	for _, c := range list {
+		out = append(out, c.Name)
+	}
+	return out
+}
+
+// notACommand is the error for a line whose first word is no stepbox
+// command. A program's name (on the box's PATH or the host's) is most
+// likely meant to run: say how, in the box and on the host.
+func (sh *Shell) notACommand(word, line string) error {
+	if strings.Contains(word, "/") {
+		return unknownCommand(word)
+	}
+	inBox, onHost := false, false
+	if b := sh.Current(); b != nil {
+		_, err := b.LookPath(word)
+		inBox = err == nil
+	}
+	if _, err := exec.LookPath(word); err == nil {
+		onHost = true
+	}
+	line = clip(line)
+	var how string
+	switch b := sh.Current(); {
+	case inBox && onHost:
+		how = fmt.Sprintf("`exec %s` runs it in box %s, `!%s` on the host", line, b.Name, line)
+	case inBox:
+		how = fmt.Sprintf("`exec %s` runs it in box %s", line, b.Name)
+	case onHost && b != nil:
+		how = fmt.Sprintf("`!%s` runs it on the host (box %s has no %s on its PATH)", line, b.Name, word)
+	case onHost:
+		how = fmt.Sprintf("`!%s` runs it on the host; `exec %s` runs it in a box, once `new` has made one", line, line)
+	default:
+		return unknownCommand(word)
+	}
+	near := "" // a short name is near too many: ls is not a typo of ps
+	if len(word) >= 4 {
+		near = didYouMean(word, commandNames(commands))
+	}
+	return &CommandError{Cmd: clip(word), Err: fmt.Errorf("%s is a program, not a stepbox command: %s%s", clip(word), how, near)}
+}
+
+// boxNamed finds the box called name, and when there is none, the
+// nearest name of a box there is.
+func (sh *Shell) boxNamed(name string) (*primitives.Box, error) {
+	b, err := sh.Session.Box(name)
+	if err != nil {
+		err = fmt.Errorf("%w%s", err, didYouMean(name, sh.Session.BoxNames()))
+	}
+	return b, err
+}
+
+// nearLayer adds to err, when it says store has no layer name, the
+// nearest layer it has.
+func nearLayer(store *layers.Store, name string, err error) error {
+	all, lerr := store.List()
+	if !errors.Is(err, layers.ErrNoLayer) || lerr != nil {
+		return err
+	}
+	var names []string
+	for _, l := range all {
+		names = append(names, l.Name)
+	}
+	return fmt.Errorf("%w%s", err, didYouMean(name, names))
+}
+
+// lookupNamespace finds the namespace type a word names, and when none,
+// the nearest.
+func lookupNamespace(word string) (primitives.NamespaceType, error) {
+	t, err := primitives.LookupNamespace(word)
+	if err != nil {
+		err = fmt.Errorf("%w%s", err, didYouMean(word, append(primitives.NamespaceTypeNames(), "all")))
+	}
+	return t, err
+}
+
+// closedWord checks that word is one of set, the only words cmd takes
+// for what; else the error names the set and the nearest of it.
+func closedWord(cmd, what, word string, set []string) error {
+	if slices.Contains(set, word) {
+		return nil
+	}
+	return fmt.Errorf("%s %s: unknown %s: use %s%s", cmd, clip(word), what, strings.Join(set, ", "), didYouMean(word, set))
+}
+
+// fullScreen are programs that draw the whole screen or read keys, and
+// so need a terminal, with the way (if any) they print text instead.
+var fullScreen = map[string]string{
+	"top": "`exec top -b -n 1` prints one screen as text", "htop": "",
+	"vi": "", "vim": "", "nvim": "", "nano": "", "emacs": "", "mc": "",
+	"watch": "", "tmux": "", "screen": "",
+}
+
+// shells are the programs that, given no command, read one from a
+// terminal.
+var shells = []string{"sh", "ash", "bash", "dash", "zsh", "ksh", "mksh"}
+
+// interactiveShell reports whether argv is a shell given no command or
+// script, which reads its commands from the terminal.
+func interactiveShell(argv []string) bool {
+	return slices.Contains(shells, filepath.Base(argv[0])) &&
+		!slices.ContainsFunc(argv[1:], func(a string) bool { return a == "-c" || !strings.HasPrefix(a, "-") })
+}
+
+// handOver announces that the terminal goes to a program in the box
+// until it exits, as `sh` and an interactive `enter` do.
+func (sh *Shell) handOver(what string) {
+	for i, l := range wrapWords(what+"; `exit` comes back to stepbox", sh.Width-3) {
+		lead := "── "
+		if i > 0 {
+			lead = "   "
+		}
+		fmt.Fprintln(sh.Out, sh.Theme.Dim.Render(lead+l))
+	}
+}
+
+// needsTerminal says why argv cannot run under exec, whose stdio is never
+// a terminal (stdin is /dev/null, the output a pipe stepbox prints from),
+// or "" when it can.
+func (sh *Shell) needsTerminal(argv []string) string {
+	name := filepath.Base(argv[0])
+	args := argv[1:]
+	if b := sh.Current(); !strings.Contains(argv[0], "/") && b != nil {
+		if _, err := b.LookPath(name); err != nil {
+			return "" // not there to run: exec says so
+		}
+	}
+	where := "`sh`, which hands the box your terminal"
+	if sh.Terminal == nil {
+		where = "`sh` in stepbox on a terminal"
+	}
+	const none = "exec gives none (the output is piped back to stepbox)"
+	switch text, ok := fullScreen[name]; {
+	case name == "top" && slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, "-") && strings.Contains(a, "b") }):
+		return "" // batch mode: text, no terminal needed
+	case ok:
+		msg := fmt.Sprintf("%s draws the whole screen and reads keys, so it needs a terminal; %s. Run it from %s", name, none, where)
+		if text != "" {
+			msg += "; " + text
+		}
+		return msg
+	case interactiveShell(argv):
+		return fmt.Sprintf("an interactive shell needs a terminal; %s. Open one with %s; `exec %s -c 'CMD'` runs one command", none, where, name)
+	}
+	return ""
+}
