@@ -23,6 +23,7 @@ type Lesson struct {
 	Minutes int
 	Intro   string // Markdown
 	Steps   []Step
+	Recap   string // Markdown shown once the lesson is over; "" for none
 }
 
 // Step is one thing to do and the check that proves it done.
@@ -36,6 +37,9 @@ type Step struct {
 	Hints    map[string]string // by finding; "" is the step's own fallback
 	Predict  *Predict
 	Solution []string // stepbox script lines; a line starting with '-' may fail
+	// Evidence is the index in Solution of the command whose output
+	// answers the step's prediction (the line marked '?'); -1 for none.
+	Evidence int
 	Needs    *Need    // the kernel the step needs, if it names one
 }
 

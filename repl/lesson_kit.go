@@ -159,7 +159,7 @@ func checkLesson(ctx context.Context, l *lessons.Lesson, dirs primitives.Dirs, l
 		if r := st.Judge(observe()); r.Pass {
 			add("%s: its check passes before its solution runs (%s)", name(i), r.Saw)
 		}
-		if err := sh.runLines(ctx, st.Solution, nil); err != nil {
+		if err := sh.runLines(ctx, lessons.Names(nil).FillAll(st.Solution), nil); err != nil {
 			if errors.Is(err, context.Canceled) {
 				add("interrupted")
 				return problems
