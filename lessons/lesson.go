@@ -40,7 +40,7 @@ type Step struct {
 	// Evidence is the index in Solution of the command whose output
 	// answers the step's prediction (the line marked '?'); -1 for none.
 	Evidence int
-	Needs    *Need    // the kernel the step needs, if it names one
+	Needs    *Need // the kernel the step needs, if it names one
 }
 
 // Need is a kernel a step requires (a ```needs linux 6.3 block): on an

@@ -243,6 +243,9 @@ func TestDemoPlaysEveryLessonAndLeavesNothingBehind(t *testing.T) {
 			if code != 0 || strings.Contains(out, "✗") || !strings.Contains(out, "End of lesson") {
 				t.Fatalf("demo %d: exit %d:\n%s", l.Number, code, out)
 			}
+			if !inOrder(out, predictionsInOrder(l)...) {
+				t.Errorf("demo %d: an answer does not follow the command that shows it:\n%s", l.Number, out)
+			}
 			if unmetSteps(l) > 0 && !strings.Contains(out, "This step needs Linux") {
 				t.Errorf("demo %d: a step needs a newer kernel, and the demo did not say so:\n%s", l.Number, out)
 			}
