@@ -132,3 +132,14 @@ func TestReadmeGivesEachLessonItsMinutes(t *testing.T) {
 		}
 	}
 }
+
+// A lesson's minutes are its pace estimate (PaceOf), to the minute.
+func TestLintHoldsALessonToItsMinutes(t *testing.T) {
+	l := All()[0]
+	saved := l.Minutes
+	defer func() { l.Minutes = saved }()
+	l.Minutes = l.PaceOf(0).Minutes() + 3
+	if err := l.Lint(); err == nil || !strings.Contains(err.Error(), "a learner takes ~") {
+		t.Fatalf("lint of lesson 1 at %d minutes: %v", l.Minutes, err)
+	}
+}

@@ -9,11 +9,11 @@ import (
 	"strings"
 )
 
-// What makes a lesson fit the course: 5 to 15 minutes in 6 to 12 steps,
+// What makes a lesson fit the course: 5 to 20 minutes in 6 to 12 steps,
 // and at least one question to predict.
 const (
 	MinSteps, MaxSteps     = 6, 12
-	MinMinutes, MaxMinutes = 5, 15
+	MinMinutes, MaxMinutes = 5, 20
 )
 
 // Lint reports everything wrong with a lesson that can be seen without
@@ -24,6 +24,11 @@ func (l *Lesson) Lint() error {
 	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(l.File+": "+format, args...)) }
 	if l.Minutes < MinMinutes || l.Minutes > MaxMinutes {
 		add("minutes: %d; a lesson takes %d to %d", l.Minutes, MinMinutes, MaxMinutes)
+	}
+	// The solutions run in seconds: the estimate without them is the
+	// lesson's length to the minute (the kit adds the measured time).
+	if p := l.PaceOf(0); l.Minutes < p.Minutes()-1 || l.Minutes > p.Minutes()+1 {
+		add("minutes: %d, and a learner takes %s (PaceOf)", l.Minutes, p)
 	}
 	if n := len(l.Steps); n < MinSteps || n > MaxSteps {
 		add("%d steps; a lesson has %d to %d", n, MinSteps, MaxSteps)
