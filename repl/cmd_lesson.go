@@ -52,7 +52,7 @@ func init() {
 							return err
 						}
 						if w.lesson != nil && w.progress.Lessons[w.lesson.ID] == nil {
-							w.step, w.praised, w.answered = 0, map[int]bool{}, map[int]bool{}
+							w.step, w.praised, w.answered, w.ran = 0, map[int]bool{}, map[int]bool{}, nil
 						}
 						w.save(sh)
 						sh.ok("%s", msg)
@@ -81,7 +81,7 @@ func init() {
 				if !lp.IsDone(w.step) {
 					sh.say("%s", sh.Theme.Warn.Render(fmt.Sprintf("step %d has not passed its check yet; moving on anyway (later steps may need it)", w.step+1)))
 				}
-				w.step++
+				w.step, w.ran = w.step+1, nil
 				lp.Step = w.step
 				w.save(sh)
 				w.showStep(sh)

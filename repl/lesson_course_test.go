@@ -133,3 +133,19 @@ func TestEachPredictionIsAnsweredRightAfterItsEvidence(t *testing.T) {
 	}
 	assertNoSessionState(t, dir)
 }
+
+// A learner who renames the box before `exec hostname` sees web1, so the
+// answer "the host's name" must not follow it: it waits for `next`.
+func TestAnAnswerWaitsWhenItsCommandRunsTooLate(t *testing.T) {
+	t.Setenv("XDG_STATE_HOME", t.TempDir())
+	sh, out := lessonShell(t)
+	execute(t, sh, out, "lesson 2", "new web", "unshare uts", "hostname web1", "exec hostname")
+	if strings.Contains(out.String(), "Your prediction?") {
+		t.Fatalf("the answer followed `exec hostname` run after `hostname web1`:\n%s", out)
+	}
+	out.Reset()
+	execute(t, sh, out, "next")
+	if !inOrder(out.String(), "Your prediction? The host's name", "Step 2 of 8") {
+		t.Fatalf("`next` did not answer:\n%s", out)
+	}
+}

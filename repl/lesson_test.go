@@ -124,7 +124,7 @@ func TestAStepIsCheckedAfterEachCommandAndCongratulatedOnce(t *testing.T) {
 	}
 	// The prediction's answer waits for `next`: the check passed on the
 	// step's first command, before the learner ran the rest.
-	if strings.Contains(out.String(), "Your prediction?") || !strings.Contains(out.String(), "`next` gives it too") {
+	if strings.Contains(out.String(), "Your prediction?") || !strings.Contains(out.String(), "next gives it too") {
 		t.Fatalf("the answer came with the check, before `next`:\n%s", out)
 	}
 	out.Reset()

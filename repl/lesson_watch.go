@@ -28,6 +28,9 @@ type Watch struct {
 	before map[string]bool
 	// names are the learner's boxes for the lesson's {web}, {db}…
 	names lessons.Names
+	// ran holds the lines run at the prompt in the open step, as words
+	// joined by one space.
+	ran map[string]bool
 	// rebuild is how many earlier steps `solution --run` replays first:
 	// the lesson was resumed in a session without the boxes they made.
 	rebuild int
@@ -159,6 +162,10 @@ func (w *Watch) afterStep(sh *Shell, line string, err *error) {
 		report()
 		w.answer(sh)
 	}
+	if w.ran == nil {
+		w.ran = map[string]bool{}
+	}
+	w.ran[words(line)] = true
 	if w.praised[w.step] {
 		return
 	}
@@ -169,14 +176,29 @@ func (w *Watch) afterStep(sh *Shell, line string, err *error) {
 }
 
 // isEvidence reports whether line is the command that answers the step's
-// prediction (its solution's line marked ?), as the learner's boxes name it.
+// prediction (its solution's line marked ?), as the learner's boxes name
+// it, run at the moment the question is about: before any line the
+// solution runs after it (`hostname web1` after the `exec hostname` that
+// shows the host's name).
 func (w *Watch) isEvidence(st *lessons.Step, line string) bool {
 	if st.Predict == nil || st.Evidence < 0 {
 		return false
 	}
-	want := strings.TrimPrefix(w.fill(st.Solution[st.Evidence]), "-")
-	return strings.Join(strings.Fields(line), " ") == strings.Join(strings.Fields(want), " ")
+	lines := w.names.FillAll(st.Solution)
+	want := words(strings.TrimPrefix(lines[st.Evidence], "-"))
+	if words(line) != want {
+		return false
+	}
+	for _, later := range lines[st.Evidence+1:] {
+		if l := words(strings.TrimPrefix(later, "-")); l != want && w.ran[l] {
+			return false
+		}
+	}
+	return true
 }
+
+// words is line as its words joined by one space.
+func words(line string) string { return strings.Join(strings.Fields(line), " ") }
 
 // loadCourse loads the lessons and the learner's progress on first use.
 func (w *Watch) loadCourse(sh *Shell) {
@@ -201,7 +223,7 @@ func (w *Watch) save(sh *Shell) {
 
 // open makes lesson l current, at the step the learner's progress holds.
 func (w *Watch) open(sh *Shell, l *lessons.Lesson) {
-	w.lesson, w.praised, w.answered, w.names = l, map[int]bool{}, map[int]bool{}, lessons.Names{}
+	w.lesson, w.praised, w.answered, w.names, w.ran = l, map[int]bool{}, map[int]bool{}, lessons.Names{}, nil
 	w.before = boxIDs(sh)
 	lp := w.progress.Lesson(l.ID)
 	w.step = min(max(lp.Step, 0), len(l.Steps)-1)
@@ -305,7 +327,7 @@ func (w *Watch) congratulate(sh *Shell, r lessons.Result) {
 		if w.step+1 == len(l.Steps) {
 			then = "`check`"
 		}
-		sh.say("  %s", th.Dim.Render(fmt.Sprintf("Run the step's other commands to test your prediction (%s shows the answer); %s gives it too.", w.fill(strings.TrimPrefix(st.Solution[max(st.Evidence, 0)], "-")), then)))
+		sh.say("%s", renderMarkdown(fmt.Sprintf("Run the step's other commands to test your prediction (`%s` shows the answer); %s gives it too.", w.fill(strings.TrimPrefix(st.Solution[max(st.Evidence, 0)], "-")), then), sh.Width-2, th, "  "))
 	}
 	if w.step+1 < len(l.Steps) {
 		sh.say("  %s", th.Dim.Render(fmt.Sprintf("`next` for step %d: %s", w.step+2, l.Steps[w.step+1].Title)))
