@@ -243,6 +243,9 @@ func TestDemoPlaysEveryLessonAndLeavesNothingBehind(t *testing.T) {
 			if code != 0 || strings.Contains(out, "✗") || !strings.Contains(out, "End of lesson") {
 				t.Fatalf("demo %d: exit %d:\n%s", l.Number, code, out)
 			}
+			if l.Recap != "" && !inOrder(out, "Recap", "End of lesson") {
+				t.Errorf("demo %d: no recap before its end:\n%s", l.Number, out)
+			}
 			if !inOrder(out, predictionsInOrder(l)...) {
 				t.Errorf("demo %d: an answer does not follow the command that shows it:\n%s", l.Number, out)
 			}

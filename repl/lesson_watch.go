@@ -335,11 +335,11 @@ func (w *Watch) congratulate(sh *Shell, r lessons.Result) {
 	}
 	if len(lp.Done) == len(l.Steps) {
 		sh.say("%s", th.Good.Render(fmt.Sprintf("Lesson %d is complete: all %d steps passed.", l.Number, len(l.Steps))))
-		if l.Recap != "" {
-			sh.say("\n%s", renderMarkdown(w.fill(l.Recap), sh.Width-2, th, "  "))
-		}
 	} else {
 		sh.say("%s", th.Dim.Render(fmt.Sprintf("That was the last step; %d of %d are done (`lesson list`).", len(lp.Done), len(l.Steps))))
+	}
+	if l.Recap != "" {
+		sh.say("\n%s", renderMarkdown("**Recap.** "+w.fill(l.Recap), sh.Width-2, th, "  "))
 	}
 	if l.Number < len(w.course) {
 		sh.say("  %s", th.Dim.Render(fmt.Sprintf("`reset` clears your boxes; `lesson %d` goes on: %s", l.Number+1, w.course[l.Number].Title)))
