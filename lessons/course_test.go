@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Issue 13: `new old`, …, `lesson 6`, `new web` — old's root, made before
@@ -141,5 +142,20 @@ func TestLintHoldsALessonToItsMinutes(t *testing.T) {
 	l.Minutes = l.PaceOf(0).Minutes() + 3
 	if err := l.Lint(); err == nil || !strings.Contains(err.Error(), "a learner takes ~") {
 		t.Fatalf("lint of lesson 1 at %d minutes: %v", l.Minutes, err)
+	}
+}
+
+func TestPaceAddsReadingTypingThinkingAndRunning(t *testing.T) {
+	l, err := Parse("x.md", "---\ntitle: x\n---\none two three\n## s\nfour\n```try\nab\n```\n```predict\nq?\n---\na.\n```\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 7 words (intro 3, title and text 2, question and answer 2) at 150 a
+	// minute; 2 characters at 2.5 a second and 8 s to read the output;
+	// 30 s for the prediction; 5 s running.
+	p := l.PaceOf(5 * time.Second)
+	want := Pace{Reading: 2800 * time.Millisecond, Typing: 8800 * time.Millisecond, Thinking: 30 * time.Second, Running: 5 * time.Second}
+	if p != want || p.Minutes() != 1 {
+		t.Fatalf("pace %+v (%d min), want %+v", p, p.Minutes(), want)
 	}
 }

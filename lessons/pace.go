@@ -33,7 +33,7 @@ func (p Pace) Minutes() int { return max(int((p.Total()+30*time.Second)/time.Min
 
 func (p Pace) String() string {
 	r := func(d time.Duration) string { return d.Round(time.Second).String() }
-	return fmt.Sprintf("~%d min: reading %s, typing %s, thinking %s, running %s", p.Minutes(), r(p.Reading), r(p.Typing), r(p.Thinking), r(p.Running))
+	return fmt.Sprintf("~%d min: reading %s, typing %s, thinking %s, running %s", p.Minutes(), r(p.Reading), r(p.Typing), r(p.Thinking), p.Running.Round(10*time.Millisecond))
 }
 
 // PaceOf estimates taking l, given how long its solutions ran.

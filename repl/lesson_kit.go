@@ -62,7 +62,7 @@ func KitMain(args []string, dirs primitives.Dirs) int {
 		for _, p := range problems {
 			fmt.Printf("      %s\n", p)
 		}
-		if !verbose {
+		if !verbose && log.Len() > 0 {
 			fmt.Print(indentLines(log.String(), "      | "))
 		}
 	}
