@@ -104,7 +104,7 @@ func init() {
 					sh.ok("step %d passes: %s", w.step+1, r.Saw)
 					w.answer(sh)
 				default:
-					sh.say("%s %s", sh.Theme.Bad.Render(fmt.Sprintf("✗ step %d is not done yet:", w.step+1)), r.Saw)
+					sh.say("%s", verdict(sh.Theme.Bad, fmt.Sprintf("✗ step %d is not done yet:", w.step+1), r.Saw, sh.Width-2, sh.Theme, ""))
 					sh.say("  %s", sh.Theme.Dim.Render("`hint` for a hint"))
 				}
 				return nil
@@ -124,7 +124,7 @@ func init() {
 					return nil
 				}
 				sh.say("%s", renderMarkdown("**Hint:** "+w.fill(st.Hint(r)), sh.Width-2, sh.Theme, ""))
-				sh.say("%s", sh.Theme.Dim.Render("  stepbox saw: "+r.Saw))
+				sh.say("%s", verdict(sh.Theme.Dim, "stepbox saw:", r.Saw, sh.Width-2, sh.Theme, "  "))
 				return nil
 			},
 		},

@@ -149,10 +149,10 @@ func (d *demo) play(ctx context.Context, l *lessons.Lesson) int {
 		r := st.Judge(lessons.Observe(sh.Session, sh.current))
 		switch {
 		case err == nil && r.Pass:
-			fmt.Fprintln(sh.Out, "\n  "+th.Good.Render("✓ "+r.Saw))
+			fmt.Fprintln(sh.Out, "\n"+verdict(th.Good, "✓", r.Saw, sh.Width-4, th, "  "))
 		default:
 			failed++
-			fmt.Fprintln(sh.Out, "\n  "+th.Bad.Render("✗ the step's check did not pass: "+r.Saw))
+			fmt.Fprintln(sh.Out, "\n"+verdict(th.Bad, "✗ the step's check did not pass:", r.Saw, sh.Width-4, th, "  "))
 		}
 		if d.pause(ctx, next) != nil {
 			return failed

@@ -318,7 +318,7 @@ func (w *Watch) congratulate(sh *Shell, r lessons.Result) {
 	lp := w.progress.Lesson(l.ID)
 	lp.MarkDone(w.step)
 	w.save(sh)
-	sh.say("\n%s %s", th.Good.Render(fmt.Sprintf("✓ Step %d of %d done:", w.step+1, len(l.Steps))), r.Saw)
+	sh.say("\n%s", verdict(th.Good, fmt.Sprintf("✓ Step %d of %d done:", w.step+1, len(l.Steps)), r.Saw, sh.Width-2, th, ""))
 	if st.Predict != nil && !w.answered[w.step] {
 		// The check often passes on the step's first command, before the
 		// one the prediction is about: the answer comes after that one,
