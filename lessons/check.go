@@ -34,7 +34,7 @@ type Result struct {
 
 // commonFindings can come from any check.
 var commonFindings = map[string]string{
-	"no-box":   "There is no box yet: `new web` starts one.",
+	"no-box":   "There is no box of this lesson yet: `new` makes one (the step's commands name it). A box left from before the lesson counts only once `use` makes it current.",
 	"box-gone": "The box's processes have exited, and its namespaces with them: `rm` it and build it again.",
 }
 
@@ -141,11 +141,11 @@ func (s *Step) findings() map[string]bool {
 // found in the current box, or in the first box when none is current:
 // that is the box the learner is working on.
 func judgeBoxes(s *State, fn func(b *BoxState) Result) Result {
-	if len(s.Boxes) == 0 {
-		return Result{Finding: "no-box", Saw: "no boxes in this session"}
+	if r := s.noBox(); r != nil {
+		return *r
 	}
 	var first *Result
-	for _, b := range s.ordered() {
+	for _, b := range s.judged() {
 		var r Result
 		if b.Err != "" {
 			r = Result{Finding: "box-gone", Saw: b.Err}
@@ -163,6 +163,41 @@ func judgeBoxes(s *State, fn func(b *BoxState) Result) Result {
 	return *first
 }
 
+// noBox is the no-box finding when no box may be judged, else nil.
+func (s *State) noBox() *Result {
+	if len(s.judged()) > 0 {
+		return nil
+	}
+	if len(s.Boxes) == 0 {
+		return &Result{Finding: "no-box", Saw: "no boxes in this session"}
+	}
+	var old []string
+	for _, b := range s.Boxes {
+		old = append(old, b.Name)
+	}
+	return &Result{Finding: "no-box", Saw: fmt.Sprintf("no box made since the lesson opened (%s %s from before it)", strings.Join(old, ", "), plural(len(old), "is", "are"))}
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+// judged returns the boxes a check may judge, the current one first: the
+// boxes made since the lesson opened, and the current box. A box left
+// from an earlier lesson earns no credit for this one.
+func (s *State) judged() []*BoxState {
+	var out []*BoxState
+	for _, b := range s.ordered() {
+		if !b.Before || b.Name == s.Current {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
 // ordered returns the boxes, the current one first.
 func (s *State) ordered() []*BoxState {
 	var out []*BoxState
@@ -176,10 +211,10 @@ func (s *State) ordered() []*BoxState {
 	return out
 }
 
-// live returns the boxes that could be read.
+// live returns the boxes that may be judged and could be read.
 func (s *State) live() []*BoxState {
 	var out []*BoxState
-	for _, b := range s.ordered() {
+	for _, b := range s.judged() {
 		if b.Err == "" {
 			out = append(out, b)
 		}

@@ -108,7 +108,7 @@ func init() {
 		&Check{
 			Name: "sibling-cgroups", Usage: "sibling-cgroups", Summary: "two boxes each have a cgroup of their own, side by side, with their processes in them",
 			Findings: map[string]string{
-				"one-cgroup": "One box has a cgroup. Give a second box its own: `new db`, `unshare pid`, `cgroup new`, `cgroup attach`.",
+				"one-cgroup": "One box has a cgroup. Give a second box its own: `new {db}`, `unshare pid`, `cgroup new`, `cgroup attach`.",
 				"empty":      "A box's cgroup holds none of its processes: `use` that box and `cgroup attach`.",
 			},
 			Run: runSiblingCgroups,
@@ -213,8 +213,8 @@ func attached(b *BoxState, n *cgroups.Node) Result {
 }
 
 func runSiblingCgroups(s *State, _ []string) Result {
-	if len(s.Boxes) == 0 {
-		return fail("no-box", "no boxes in this session")
+	if r := s.noBox(); r != nil {
+		return *r
 	}
 	var full []string
 	cgrouped := 0

@@ -175,7 +175,7 @@ func init() {
 		&Check{
 			Name: "shared-base", Usage: "shared-base", Summary: "two boxes stack the same layer, each with an upper dir of its own, and each has pivoted onto its overlay",
 			Findings: map[string]string{
-				"one-overlay":     "Only one box has an overlay: make a second box with its own mount namespace and stack the same layer: `new db`, `unshare mnt`, `mount overlay base`.",
+				"one-overlay":     "Only one box has an overlay: make a second box with its own mount namespace and stack the same layer: `new {db}`, `unshare mnt`, `mount overlay base`.",
 				"no-shared-layer": "Your boxes' overlays have no layer in common: stack the same one (base) in both.",
 				"not-pivoted":     "The box stacks the same layers, but its root is still the host's, so `exec` in it reads the host's files: `pivot_root` in the box stepbox names.",
 			},
@@ -206,7 +206,7 @@ func init() {
 			Name: "pivoted", Usage: "pivoted", Summary: "a box's overlay is the root of its mount namespace, and the host's root is gone from it",
 			Findings: map[string]string{
 				"no-overlay":  noOverlay,
-				"chrooted":    "This box is chrooted, and a chroot cannot be undone: make a new box (`new cell`, after `rm cell` if cell is the chrooted one; `unshare mnt`, `mount overlay base`) and use `pivot_root`.",
+				"chrooted":    "This box is chrooted, and a chroot cannot be undone: make a new box (`new {cell}`, after `rm {cell}` if {cell} is the chrooted one; `unshare mnt`, `mount overlay base`) and use `pivot_root`.",
 				"not-pivoted": "The overlay is mounted, but the box's root is still the host's: `pivot_root`.",
 			},
 			Run: func(s *State, _ []string) Result {
@@ -317,8 +317,8 @@ func upperChange(kind rootfs.ChangeKind, finding, what string) func(s *State, _ 
 }
 
 func runSharedBase(s *State, _ []string) Result {
-	if len(s.Boxes) == 0 {
-		return fail("no-box", "no boxes in this session")
+	if r := s.noBox(); r != nil {
+		return *r
 	}
 	var stacked []*BoxState
 	for _, b := range s.live() {

@@ -53,7 +53,7 @@ func init() {
 		&Check{
 			Name: "two-hostnames", Usage: "two-hostnames", Summary: "two boxes, each with its own UTS namespace and its own hostname",
 			Findings: map[string]string{
-				"one-box":    "One box has a name of its own; make a second: `new db`, `unshare uts`, `hostname db1`.",
+				"one-box":    "One box has a name of its own; make a second: `new {db}`, `unshare uts`, `hostname db1`.",
 				"shares-uts": "A box shares the host's UTS namespace: `unshare uts` in it before naming it.",
 				"same-name":  "Your boxes have their own UTS namespaces but the same name: give each its own with `hostname`.",
 			},
@@ -172,8 +172,8 @@ func namespaceArgs(args []string) error {
 }
 
 func runTwoHostnames(s *State, _ []string) Result {
-	if len(s.Boxes) == 0 {
-		return fail("no-box", "no boxes in this session")
+	if r := s.noBox(); r != nil {
+		return *r
 	}
 	names := map[string]string{} // hostname → box
 	for _, b := range s.live() {
@@ -212,8 +212,8 @@ func runTwoHostnames(s *State, _ []string) Result {
 }
 
 func runPort80Twice(s *State, _ []string) Result {
-	if len(s.Boxes) == 0 {
-		return fail("no-box", "no boxes in this session")
+	if r := s.noBox(); r != nil {
+		return *r
 	}
 	// The host's port 80 stays free: no box's server may hold it.
 	if r := hostPort80(s); r != nil {

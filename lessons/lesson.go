@@ -23,6 +23,7 @@ type Lesson struct {
 	Minutes int
 	Intro   string // Markdown
 	Steps   []Step
+	Recap   string // Markdown shown once the lesson is over; "" for none
 }
 
 // Step is one thing to do and the check that proves it done.
@@ -36,7 +37,10 @@ type Step struct {
 	Hints    map[string]string // by finding; "" is the step's own fallback
 	Predict  *Predict
 	Solution []string // stepbox script lines; a line starting with '-' may fail
-	Needs    *Need    // the kernel the step needs, if it names one
+	// Evidence is the index in Solution of the command whose output
+	// answers the step's prediction (the line marked '?'); -1 for none.
+	Evidence int
+	Needs    *Need // the kernel the step needs, if it names one
 }
 
 // Need is a kernel a step requires (a ```needs linux 6.3 block): on an

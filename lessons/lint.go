@@ -3,15 +3,17 @@ package lessons
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 )
 
-// What makes a lesson fit the course: 5 to 15 minutes in 6 to 12 steps,
+// What makes a lesson fit the course: 5 to 20 minutes in 6 to 12 steps,
 // and at least one question to predict.
 const (
 	MinSteps, MaxSteps     = 6, 12
-	MinMinutes, MaxMinutes = 5, 15
+	MinMinutes, MaxMinutes = 5, 20
 )
 
 // Lint reports everything wrong with a lesson that can be seen without
@@ -23,10 +25,21 @@ func (l *Lesson) Lint() error {
 	if l.Minutes < MinMinutes || l.Minutes > MaxMinutes {
 		add("minutes: %d; a lesson takes %d to %d", l.Minutes, MinMinutes, MaxMinutes)
 	}
+	// The solutions run in seconds: the estimate without them is the
+	// lesson's length to the minute (the kit adds the measured time).
+	if p := l.PaceOf(0); l.Minutes < p.Minutes()-1 || l.Minutes > p.Minutes()+1 {
+		add("minutes: %d, and a learner takes %s (PaceOf)", l.Minutes, p)
+	}
 	if n := len(l.Steps); n < MinSteps || n > MaxSteps {
 		add("%d steps; a lesson has %d to %d", n, MinSteps, MaxSteps)
 	}
 	predicts := 0
+	declared := map[string]bool{}
+	for i := range l.Steps {
+		for _, name := range l.Steps[i].Makes() {
+			declared[name] = true
+		}
+	}
 	for i := range l.Steps {
 		s := &l.Steps[i]
 		at := func(format string, args ...any) {
@@ -34,6 +47,17 @@ func (l *Lesson) Lint() error {
 		}
 		if s.Predict != nil {
 			predicts++
+		}
+		switch {
+		case s.Predict != nil && s.Evidence < 0:
+			at("a ```predict block, and no solution line marked ? to answer it: mark the command whose output answers the question, where the question is about")
+		case s.Predict == nil && s.Evidence >= 0:
+			at("a solution line marked ? (%s), and no ```predict block for it to answer", s.Solution[s.Evidence])
+		}
+		for _, line := range s.Solution {
+			if name, ok := newBoxLine(line); ok && !strings.HasPrefix(name, "{") {
+				at("solution line %q: name the box {%s}, so that the lesson can speak of the box the learner made in its place", line, name)
+			}
 		}
 		if strings.TrimSpace(s.Text) == "" {
 			at("no explanation before the commands")
@@ -67,6 +91,14 @@ func (l *Lesson) Lint() error {
 		sort.Strings(bad)
 		for _, f := range bad {
 			at("a hint for finding %q, which its checks never report (they report: %s)", f, strings.Join(sortedKeys(known), ", "))
+		}
+	}
+	texts := l.texts()
+	for _, where := range slices.Sorted(maps.Keys(texts)) {
+		for _, m := range marks(texts[where]) {
+			if !declared[m] {
+				add("%s: {%s} names no box the lesson makes: a solution's `new {%s}` makes it", where, m, m)
+			}
 		}
 	}
 	if predicts == 0 {

@@ -32,7 +32,8 @@ import (
 //	Its answer.
 //	```
 //	```solution
-//	new web
+//	new {web}
+//	? exec hostname
 //	unshare uts
 //	```
 //	```needs linux 6.3
@@ -44,6 +45,15 @@ import (
 // arguments; each hint block is chosen by the finding it names (none: the
 // step's fallback). A needs block names the first kernel with what the step
 // needs: on an older one the step is explained (Step.Unmet), not run.
+//
+// The solution line marked '?' is the prediction's evidence: the command
+// whose output answers the question, placed at the moment the question is
+// about. The demo and `solution --run` show the answer right after it.
+//
+// {web} is a box of the lesson, named where a `new {web}` line of a
+// solution makes it: the lesson shows each such name as the box the
+// learner made in its place (see Names). A ```recap block, after the last
+// step, closes the lesson.
 
 // Parse reads one lesson file; name is used in errors and for the lesson's ID.
 func Parse(name, src string) (*Lesson, error) {
@@ -75,7 +85,10 @@ func Parse(name, src string) (*Lesson, error) {
 		switch {
 		case strings.HasPrefix(line, "## "):
 			flush()
-			l.Steps = append(l.Steps, Step{Title: strings.TrimSpace(line[3:]), Line: p.n, Hints: map[string]string{}})
+			if l.Recap != "" {
+				return nil, p.errorf("step %q after the ```recap block, which closes the lesson", strings.TrimSpace(line[3:]))
+			}
+			l.Steps = append(l.Steps, Step{Title: strings.TrimSpace(line[3:]), Line: p.n, Hints: map[string]string{}, Evidence: -1})
 			cur = &l.Steps[len(l.Steps)-1]
 		case strings.HasPrefix(line, "# "):
 			if l.Title == "" {
@@ -83,7 +96,7 @@ func Parse(name, src string) (*Lesson, error) {
 			}
 		case strings.HasPrefix(line, "```"):
 			flush()
-			if err := p.block(cur, strings.TrimSpace(line[3:])); err != nil {
+			if err := p.block(l, cur, strings.TrimSpace(line[3:])); err != nil {
 				return nil, err
 			}
 		default:
@@ -156,7 +169,7 @@ func (p *parser) frontMatter(l *Lesson) error {
 }
 
 // block reads a fenced block whose opening line has been read.
-func (p *parser) block(cur *Step, info string) error {
+func (p *parser) block(l *Lesson, cur *Step, info string) error {
 	at := p.n // the opening fence's line number
 	var body []string
 	closed := false
@@ -183,7 +196,20 @@ func (p *parser) block(cur *Step, info string) error {
 	case "try":
 		cur.Try = append(cur.Try, commandLines(body)...)
 	case "solution":
-		cur.Solution = append(cur.Solution, commandLines(body)...)
+		for _, line := range commandLines(body) {
+			if rest, ok := strings.CutPrefix(line, "?"); ok {
+				if cur.Evidence >= 0 {
+					return p.errAt(at, "two solution lines of step %q are marked ? : mark only the one whose output answers the prediction", cur.Title)
+				}
+				cur.Evidence, line = len(cur.Solution), strings.TrimSpace(rest)
+			}
+			cur.Solution = append(cur.Solution, line)
+		}
+	case "recap":
+		if l.Recap != "" {
+			return p.errAt(at, "a second ```recap block: a lesson has one, after its last step")
+		}
+		l.Recap = strings.TrimSpace(strings.Join(body, "\n"))
 	case "check":
 		for _, line := range commandLines(body) {
 			f := strings.Fields(line)
@@ -215,7 +241,7 @@ func (p *parser) block(cur *Step, info string) error {
 		}
 		cur.Needs = &Need{Linux: release, Why: why}
 	default:
-		return p.errAt(at, "unknown block ```%s: use try, check, hint, predict, needs or solution", kind)
+		return p.errAt(at, "unknown block ```%s: use try, check, hint, predict, needs, solution or recap", kind)
 	}
 	return nil
 }

@@ -27,6 +27,10 @@ type State struct {
 // BoxState is one box as the kernel shows it.
 type BoxState struct {
 	Name string `json:"name"`
+	ID   string `json:"id,omitempty"`
+	// Before marks a box made before the lesson opened: left over from
+	// an earlier lesson, it earns no credit unless it is the current box.
+	Before bool `json:"before,omitempty"`
 	// Err says why the box could not be read (its processes are gone);
 	// the other fields are then unset.
 	Err        string                       `json:"err,omitempty"`
@@ -78,6 +82,15 @@ func Observe(s *primitives.Session, current string) *State {
 	return st
 }
 
+// MadeBefore marks the boxes whose IDs are in before as made before the
+// lesson opened, and returns s.
+func (s *State) MadeBefore(before map[string]bool) *State {
+	for i := range s.Boxes {
+		s.Boxes[i].Before = before[s.Boxes[i].ID]
+	}
+	return s
+}
+
 // heldSockets reads the sockets procs hold open, from /proc/PID/fd. A
 // process that ends meanwhile holds nothing.
 func heldSockets(procs []*primitives.ProcessNode) []Socket {
@@ -109,8 +122,8 @@ func heldSockets(procs []*primitives.ProcessNode) []Socket {
 }
 
 func observeBox(b *primitives.Box) BoxState {
-	bs := BoxState{Name: b.Name}
-	fail := func(err error) BoxState { return BoxState{Name: b.Name, Err: err.Error()} }
+	bs := BoxState{Name: b.Name, ID: b.ID}
+	fail := func(err error) BoxState { return BoxState{Name: b.Name, ID: b.ID, Err: err.Error()} }
 	if err := b.Alive(); err != nil {
 		return fail(err)
 	}

@@ -52,7 +52,7 @@ func init() {
 							return err
 						}
 						if w.lesson != nil && w.progress.Lessons[w.lesson.ID] == nil {
-							w.step, w.praised = 0, map[int]bool{}
+							w.step, w.praised, w.answered, w.ran = 0, map[int]bool{}, map[int]bool{}, nil
 						}
 						w.save(sh)
 						sh.ok("%s", msg)
@@ -68,23 +68,20 @@ func init() {
 				if w.lesson == nil {
 					return errNoLesson
 				}
+				if w.praised[w.step] {
+					w.answer(sh)
+				}
 				if w.step+1 >= len(w.lesson.Steps) {
-					if w.unanswered == w.step+1 {
-						w.answer(sh)
-					}
 					if w.lesson.Number < len(w.course) {
 						return fmt.Errorf("step %d is the last of lesson %d: `lesson %d` opens the next lesson", w.step+1, w.lesson.Number, w.lesson.Number+1)
 					}
 					return fmt.Errorf("step %d is the last of the course's last lesson", w.step+1)
 				}
-				if w.unanswered == w.step+1 {
-					w.answer(sh)
-				}
 				lp := w.progress.Lesson(w.lesson.ID)
 				if !lp.IsDone(w.step) {
 					sh.say("%s", sh.Theme.Warn.Render(fmt.Sprintf("step %d has not passed its check yet; moving on anyway (later steps may need it)", w.step+1)))
 				}
-				w.step++
+				w.step, w.ran = w.step+1, nil
 				lp.Step = w.step
 				w.save(sh)
 				w.showStep(sh)
@@ -99,17 +96,15 @@ func init() {
 				if w.lesson == nil {
 					return errNoLesson
 				}
-				r := w.lesson.Steps[w.step].Judge(lessons.Observe(sh.Session, sh.current))
+				r := w.lesson.Steps[w.step].Judge(w.observe(sh))
 				switch {
 				case r.Pass && !w.praised[w.step]:
 					w.congratulate(sh, r)
 				case r.Pass:
 					sh.ok("step %d passes: %s", w.step+1, r.Saw)
-					if w.unanswered == w.step+1 {
-						w.answer(sh)
-					}
+					w.answer(sh)
 				default:
-					sh.say("%s %s", sh.Theme.Bad.Render(fmt.Sprintf("✗ step %d is not done yet:", w.step+1)), r.Saw)
+					sh.say("%s", verdict(sh.Theme.Bad, fmt.Sprintf("✗ step %d is not done yet:", w.step+1), r.Saw, sh.Width-2, sh.Theme, ""))
 					sh.say("  %s", sh.Theme.Dim.Render("`hint` for a hint"))
 				}
 				return nil
@@ -123,13 +118,13 @@ func init() {
 					return errNoLesson
 				}
 				st := &w.lesson.Steps[w.step]
-				r := st.Judge(lessons.Observe(sh.Session, sh.current))
+				r := st.Judge(w.observe(sh))
 				if r.Pass {
 					sh.ok("step %d passes already (%s): `next`", w.step+1, r.Saw)
 					return nil
 				}
-				sh.say("%s", renderMarkdown("**Hint:** "+st.Hint(r), sh.Width-2, sh.Theme, ""))
-				sh.say("%s", sh.Theme.Dim.Render("  stepbox saw: "+r.Saw))
+				sh.say("%s", renderMarkdown("**Hint:** "+w.fill(st.Hint(r)), sh.Width-2, sh.Theme, ""))
+				sh.say("%s", verdict(sh.Theme.Dim, "stepbox saw:", r.Saw, sh.Width-2, sh.Theme, "  "))
 				return nil
 			},
 		},
@@ -144,21 +139,26 @@ func init() {
 				st := &w.lesson.Steps[w.step]
 				if !c.Has("run") {
 					sh.say("%s", sh.Theme.Dim.Render(fmt.Sprintf("solution of step %d (a leading '-' lets a line fail):", w.step+1)))
-					for _, l := range st.Solution {
-						sh.say("  %s", sh.Theme.Cmd.Render(l))
+					for i, l := range w.names.FillAll(st.Solution) {
+						note := ""
+						if i == st.Evidence && st.Predict != nil {
+							note = sh.Theme.Dim.Render("   ← shows the prediction's answer")
+						}
+						sh.say("  %s%s", sh.Theme.Cmd.Render(l), note)
 					}
 					return nil
 				}
+				ctx := sh.interrupt // nested lines reset sh.interrupt as they end
 				if n := w.rebuild; n > 0 && len(sh.Session.Boxes()) == 0 {
 					sh.say("%s", sh.Theme.Dim.Render(fmt.Sprintf("rebuilding what %s made, then step %d:", stepsUpTo(n), w.step+1)))
 					for i := 0; i < n; i++ {
-						if err := sh.runLines(sh.interrupt, w.lesson.Steps[i].Solution, nil); err != nil {
+						if err := sh.runLines(ctx, w.names.FillAll(w.lesson.Steps[i].Solution), nil); err != nil {
 							return err
 						}
 					}
 				}
 				w.rebuild = 0
-				return sh.runLines(sh.interrupt, st.Solution, nil)
+				return runSolution(ctx, sh, st, w.names, nil, func() { w.answer(sh) })
 			},
 		},
 	)
@@ -238,6 +238,20 @@ func lessonList(course []*lessons.Lesson, p *lessons.Progress, th viz.Theme) str
 		fmt.Fprintln(&b, th.Dim.Render("progress is kept in "+path))
 	}
 	return b.String()
+}
+
+// runSolution runs a step's solution with the learner's box names, and
+// calls answer right after the line that answers its prediction.
+func runSolution(ctx context.Context, sh *Shell, st *lessons.Step, names lessons.Names, echo func(string), answer func()) error {
+	lines := names.FillAll(st.Solution)
+	if st.Predict == nil || st.Evidence < 0 {
+		return sh.runLines(ctx, lines, echo)
+	}
+	if err := sh.runLines(ctx, lines[:st.Evidence+1], echo); err != nil {
+		return err
+	}
+	answer()
+	return sh.runLines(ctx, lines[st.Evidence+1:], echo)
 }
 
 // runLines runs script lines as a script would: each echoed (or shown by

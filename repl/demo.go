@@ -16,6 +16,10 @@ import (
 	"stepbox/primitives"
 )
 
+// predictWait is how many times --auto's time the demo leaves a class to
+// think over a question before it runs the commands that answer it.
+const predictWait = 3
+
 // typingDelay is how long the demo takes per typed character: slow enough
 // for a class to read along, quick enough not to bore it.
 const typingDelay = 35 * time.Millisecond
@@ -98,8 +102,9 @@ func (d *demo) play(ctx context.Context, l *lessons.Lesson) int {
 	sh, th := d.sh, d.sh.Theme
 	sh.watch().demo = true
 	d.clear()
+	var names lessons.Names // the demo makes the boxes the lesson names
 	fmt.Fprintln(sh.Out, frame(fmt.Sprintf("Lesson %d · %s", l.Number, l.Title),
-		d.body(l.Intro, fmt.Sprintf("%d steps · about %d minutes", len(l.Steps), l.Minutes)), sh.Width, th))
+		d.body(names.Fill(l.Intro), fmt.Sprintf("%d steps · about %d minutes", len(l.Steps), l.Minutes)), sh.Width, th))
 	if d.pause(ctx, "press a key to begin") != nil {
 		return 0
 	}
@@ -107,7 +112,7 @@ func (d *demo) play(ctx context.Context, l *lessons.Lesson) int {
 	for i := range l.Steps {
 		st := &l.Steps[i]
 		d.clear()
-		fmt.Fprintln(sh.Out, frame(fmt.Sprintf("Step %d of %d · %s", i+1, len(l.Steps), st.Title), d.body(st.Text, ""), sh.Width, th))
+		fmt.Fprintln(sh.Out, frame(fmt.Sprintf("Step %d of %d · %s", i+1, len(l.Steps), st.Title), d.body(names.Fill(st.Text), ""), sh.Width, th))
 		next := fmt.Sprintf("press a key for step %d", i+2)
 		if i+1 == len(l.Steps) {
 			next = "press a key to finish"
@@ -120,29 +125,30 @@ func (d *demo) play(ctx context.Context, l *lessons.Lesson) int {
 			continue
 		}
 		if st.Predict != nil {
-			fmt.Fprintln(sh.Out, "\n"+renderMarkdown("**Predict:** "+st.Predict.Question, sh.Width-4, th, "  "))
-			if d.pause(ctx, "think it over, then press a key") != nil {
+			fmt.Fprintln(sh.Out, "\n"+renderMarkdown("**Predict:** "+names.Fill(st.Predict.Question), sh.Width-4, th, "  "))
+			if d.pauseFor(ctx, "think it over, then press a key", predictWait*d.opts.auto) != nil {
 				return failed
 			}
 		}
 		fmt.Fprintln(sh.Out)
-		err := sh.runLines(ctx, st.Solution, d.typeLine)
+		// The answer comes right after the command that shows it, before
+		// the step's later commands change what it showed.
+		err := runSolution(ctx, sh, st, names, d.typeLine, func() {
+			fmt.Fprintln(sh.Out, frame("Answer", d.body(names.Fill(st.Predict.Answer), ""), sh.Width, th))
+		})
 		if ctx.Err() != nil {
 			return failed + 1
 		}
 		if st.After != "" {
-			fmt.Fprintln(sh.Out, "\n"+renderMarkdown(st.After, sh.Width-4, th, "  "))
+			fmt.Fprintln(sh.Out, "\n"+renderMarkdown(names.Fill(st.After), sh.Width-4, th, "  "))
 		}
 		r := st.Judge(lessons.Observe(sh.Session, sh.current))
 		switch {
 		case err == nil && r.Pass:
-			fmt.Fprintln(sh.Out, "\n  "+th.Good.Render("✓ "+r.Saw))
+			fmt.Fprintln(sh.Out, "\n"+verdict(th.Good, "✓", r.Saw, sh.Width-4, th, "  "))
 		default:
 			failed++
-			fmt.Fprintln(sh.Out, "\n  "+th.Bad.Render("✗ the step's check did not pass: "+r.Saw))
-		}
-		if st.Predict != nil {
-			fmt.Fprintln(sh.Out, frame("Answer", d.body(st.Predict.Answer, ""), sh.Width, th))
+			fmt.Fprintln(sh.Out, "\n"+verdict(th.Bad, "✗ the step's check did not pass:", r.Saw, sh.Width-4, th, "  "))
 		}
 		if d.pause(ctx, next) != nil {
 			return failed
@@ -151,6 +157,10 @@ func (d *demo) play(ctx context.Context, l *lessons.Lesson) int {
 	summary := fmt.Sprintf("All %d steps ran and passed their checks. Every box goes away now; the host is as it was.", len(l.Steps))
 	if failed > 0 {
 		summary = fmt.Sprintf("%d of %d steps did not pass their checks.", failed, len(l.Steps))
+	}
+	if l.Recap != "" {
+		d.clear()
+		fmt.Fprintln(sh.Out, frame("Recap", d.body(names.Fill(l.Recap), ""), sh.Width, th))
 	}
 	fmt.Fprintln(sh.Out, frame(fmt.Sprintf("End of lesson %d", l.Number), d.body(summary, ""), sh.Width, th))
 	return failed
@@ -183,16 +193,22 @@ func (d *demo) typeLine(line string) {
 // pause waits for a key, or --auto's time; errQuit when the lecturer
 // pressed q, or the context ended.
 func (d *demo) pause(ctx context.Context, what string) error {
+	return d.pauseFor(ctx, what, d.opts.auto)
+}
+
+// pauseFor is pause, waiting auto instead of --auto's time when --auto
+// is given.
+func (d *demo) pauseFor(ctx context.Context, what string, auto time.Duration) error {
 	sh := d.sh
 	switch {
 	case d.quit || ctx.Err() != nil:
 		return errQuit
 	case d.opts.noPause:
 		return nil
-	case d.opts.auto > 0:
-		fmt.Fprintln(sh.Out, "\n"+sh.Theme.Dim.Render(fmt.Sprintf("  … next in %s", strconv.FormatFloat(d.opts.auto.Seconds(), 'f', -1, 64)+"s")))
+	case auto > 0:
+		fmt.Fprintln(sh.Out, "\n"+sh.Theme.Dim.Render(fmt.Sprintf("  … next in %s", strconv.FormatFloat(auto.Seconds(), 'f', -1, 64)+"s")))
 		select {
-		case <-time.After(d.opts.auto):
+		case <-time.After(auto):
 			return nil
 		case <-ctx.Done():
 			return errQuit

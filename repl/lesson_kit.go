@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"time"
 
 	"stepbox/lessons"
 	"stepbox/primitives"
@@ -41,9 +42,10 @@ func KitMain(pick []string, dirs primitives.Dirs, verbose bool) int {
 		if verbose {
 			out = os.Stdout
 		}
-		problems := checkLesson(ctx, l, dirs, out)
+		problems, running := checkLesson(ctx, l, dirs, out)
 		if len(problems) == 0 {
 			fmt.Printf("ok    lesson %d · %s: %d steps, every check fails before its solution and passes after\n", l.Number, l.Title, len(l.Steps))
+			fmt.Printf("      %s (header: %d min)\n", l.PaceOf(running), l.Minutes)
 			continue
 		}
 		code = 1
@@ -51,7 +53,7 @@ func KitMain(pick []string, dirs primitives.Dirs, verbose bool) int {
 		for _, p := range problems {
 			fmt.Printf("      %s\n", p)
 		}
-		if !verbose {
+		if !verbose && log.Len() > 0 {
 			fmt.Print(indentLines(log.String(), "      | "))
 		}
 	}
@@ -95,19 +97,20 @@ func kitLessons(course []*lessons.Lesson, pick []string) ([]*lessons.Lesson, err
 }
 
 // checkLesson runs l against the kernel in a fresh session and returns
-// what is wrong with it; the session's output goes to log.
-func checkLesson(ctx context.Context, l *lessons.Lesson, dirs primitives.Dirs, log io.Writer) (problems []string) {
+// what is wrong with it, and how long its solutions ran; the session's
+// output goes to log.
+func checkLesson(ctx context.Context, l *lessons.Lesson, dirs primitives.Dirs, log io.Writer) (problems []string, running time.Duration) {
 	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
 	if err := l.Lint(); err != nil {
 		for _, e := range strings.Split(err.Error(), "\n") {
 			add("%s", e)
 		}
-		return problems
+		return problems, running
 	}
 	s, err := primitives.OpenSession(dirs)
 	if err != nil {
 		add("open a session: %v", err)
-		return problems
+		return problems, running
 	}
 	sh := NewShell(s, log, log, viz.NewTheme("plain"), 100)
 	defer func() {
@@ -124,7 +127,7 @@ func checkLesson(ctx context.Context, l *lessons.Lesson, dirs primitives.Dirs, l
 		if when == "on a fresh box" {
 			if err := sh.Execute(ctx, "new fresh"); err != nil {
 				add("new fresh: %v", err)
-				return problems
+				return problems, running
 			}
 		}
 		st := observe()
@@ -136,7 +139,7 @@ func checkLesson(ctx context.Context, l *lessons.Lesson, dirs primitives.Dirs, l
 	}
 	if err := sh.Execute(ctx, "rm fresh"); err != nil {
 		add("rm fresh: %v", err)
-		return problems
+		return problems, running
 	}
 	for i := range l.Steps {
 		st := &l.Steps[i]
@@ -150,19 +153,22 @@ func checkLesson(ctx context.Context, l *lessons.Lesson, dirs primitives.Dirs, l
 		if r := st.Judge(observe()); r.Pass {
 			add("%s: its check passes before its solution runs (%s)", name(i), r.Saw)
 		}
-		if err := sh.runLines(ctx, st.Solution, nil); err != nil {
+		start := time.Now()
+		err := sh.runLines(ctx, lessons.Names(nil).FillAll(st.Solution), nil)
+		running += time.Since(start)
+		if err != nil {
 			if errors.Is(err, context.Canceled) {
 				add("interrupted")
-				return problems
+				return problems, running
 			}
 			add("%s: its solution failed: %v", name(i), err)
-			return problems
+			return problems, running
 		}
 		if r := st.Judge(observe()); !r.Pass {
 			add("%s: its check fails after its solution: %s (finding %s)", name(i), r.Saw, r.Finding)
 		}
 	}
-	return problems
+	return problems, running
 }
 
 func indentLines(s, prefix string) string {

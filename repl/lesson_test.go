@@ -56,7 +56,7 @@ func TestEveryLessonsSolutionPassesItsChecksOnTheKernel(t *testing.T) {
 			hostUnchanged(t)
 			dirs := primitives.Dirs{Run: t.TempDir(), Lib: t.TempDir()}
 			var log bytes.Buffer
-			if problems := checkLesson(context.Background(), l, dirs, &log); len(problems) > 0 {
+			if problems, _ := checkLesson(context.Background(), l, dirs, &log); len(problems) > 0 {
 				t.Errorf("lesson %d:\n  %s\n%s", l.Number, strings.Join(problems, "\n  "), log.String())
 			}
 			// A step needing a newer kernel than this one is let off, and
@@ -124,7 +124,7 @@ func TestAStepIsCheckedAfterEachCommandAndCongratulatedOnce(t *testing.T) {
 	}
 	// The prediction's answer waits for `next`: the check passed on the
 	// step's first command, before the learner ran the rest.
-	if strings.Contains(out.String(), "Your prediction?") || !strings.Contains(out.String(), "`next` gives the answer") {
+	if strings.Contains(out.String(), "Your prediction?") || !strings.Contains(out.String(), "next gives it too") {
 		t.Fatalf("the answer came with the check, before `next`:\n%s", out)
 	}
 	out.Reset()
@@ -242,6 +242,12 @@ func TestDemoPlaysEveryLessonAndLeavesNothingBehind(t *testing.T) {
 			out, code := stepbox(t, "", "--state-dir", dir, "--record", cast, "demo", strconv.Itoa(l.Number), "--no-pause")
 			if code != 0 || strings.Contains(out, "✗") || !strings.Contains(out, "End of lesson") {
 				t.Fatalf("demo %d: exit %d:\n%s", l.Number, code, out)
+			}
+			if l.Recap != "" && !inOrder(out, "Recap", "End of lesson") {
+				t.Errorf("demo %d: no recap before its end:\n%s", l.Number, out)
+			}
+			if !inOrder(out, predictionsInOrder(l)...) {
+				t.Errorf("demo %d: an answer does not follow the command that shows it:\n%s", l.Number, out)
 			}
 			if unmetSteps(l) > 0 && !strings.Contains(out, "This step needs Linux") {
 				t.Errorf("demo %d: a step needs a newer kernel, and the demo did not say so:\n%s", l.Number, out)

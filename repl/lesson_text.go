@@ -163,3 +163,14 @@ func frame(title string, body []string, width int, th viz.Theme) string {
 	lines = append(lines, pad(""), th.Border.Render("╰"+strings.Repeat("─", inner)+"╯"))
 	return strings.Join(lines, "\n")
 }
+
+// verdict is a lesson's ✓ or ✗ line: head in style, then text, wrapped at
+// word boundaries to width, later lines under the text.
+func verdict(style lipgloss.Style, head, text string, width int, th viz.Theme, indent string) string {
+	spans := append([]span{{head, plainText}}, parseInline(" "+text)...)
+	lines := wrapSpans(spans, width, th, indent, indent+"  ")
+	// The head is one word or more of plain text at the start of the first
+	// line: style it there.
+	lines[0] = strings.Replace(lines[0], head, style.Render(head), 1)
+	return strings.Join(lines, "\n")
+}

@@ -62,3 +62,14 @@ func TestDemoTakesItsLessonAndFlagsInAnyOrder(t *testing.T) {
 		}
 	}
 }
+
+// A lesson's ✓ line wraps at word boundaries, paths kept whole.
+func TestAVerdictWrapsUnderItsText(t *testing.T) {
+	th := viz.NewTheme("plain")
+	got := verdict(th.Good, "✓ Step 5 of 6 done:", "box web: + /from-host, in the upper dir /run/stepbox/sessions/26337-108268/boxes/web/overlay/upper", 60, th, "")
+	want := `✓ Step 5 of 6 done: box web: + /from-host, in the upper dir
+  /run/stepbox/sessions/26337-108268/boxes/web/overlay/upper`
+	if got != want {
+		t.Fatalf("got\n%s\nwant\n%s", got, want)
+	}
+}

@@ -22,9 +22,15 @@ type Watch struct {
 	lesson   *lessons.Lesson // nil: no lesson open
 	step     int
 	praised  map[int]bool // steps congratulated since the lesson was opened
-	// unanswered is 1 + the step whose prediction's answer waits for
-	// `next`; 0 when none does.
-	unanswered int
+	answered map[int]bool // steps whose prediction has been answered
+	// before holds the IDs of the boxes made before the lesson opened:
+	// they earn it no credit unless current.
+	before map[string]bool
+	// names are the learner's boxes for the lesson's {web}, {db}…
+	names lessons.Names
+	// ran holds the lines run at the prompt in the open step, as words
+	// joined by one space.
+	ran map[string]bool
 	// rebuild is how many earlier steps `solution --run` replays first:
 	// the lesson was resumed in a session without the boxes they made.
 	rebuild int
@@ -39,23 +45,92 @@ func (sh *Shell) watch() *Watch {
 }
 
 // Around is called first thing in Execute, as
-// `defer sh.Watch.Around(sh, line)()`: it records a line typed at the
-// prompt, and the function it returns checks the lesson's step once the
-// line has run. A nil Watch does nothing.
-func (w *Watch) Around(sh *Shell, line string) func() {
+// `defer sh.Watch.Around(sh, line)(&err)`: it records a line typed at the
+// prompt, and the function it returns, given the line's error, learns the
+// name of a box `new` made and checks the lesson's step once the line has
+// run. A nil Watch does nothing.
+func (w *Watch) Around(sh *Shell, line string) func(err *error) {
 	if w == nil {
-		return func() {}
+		return func(*error) {}
 	}
 	if w.rec != nil && w.depth == 0 && sh.Terminal != nil && !w.demo {
 		fmt.Fprintln(w.rec, sh.Theme.Cmd.Render(sh.echoPrompt()+strings.TrimSpace(line)))
 	}
+	var had map[string]bool // the boxes before a `new`
+	if f := strings.Fields(line); len(f) > 0 && f[0] == "new" && w.lesson != nil && sh.Session != nil {
+		had = boxIDs(sh)
+	}
 	w.depth++
-	return func() {
+	return func(err *error) {
 		w.depth--
+		if had != nil && *err == nil {
+			if b := sh.Current(); b != nil && !had[b.ID] {
+				w.bind(sh, b.Name)
+			}
+		}
 		if w.depth == 0 {
-			w.afterStep(sh, line)
+			w.afterStep(sh, line, err)
 		}
 	}
+}
+
+// boxIDs are the IDs of the session's boxes.
+func boxIDs(sh *Shell) map[string]bool {
+	out := map[string]bool{}
+	if sh.Session == nil {
+		return out
+	}
+	for _, b := range sh.Session.Boxes() {
+		if b != nil {
+			out[b.ID] = true
+		}
+	}
+	return out
+}
+
+// bind makes box the learner's own for one of the lesson's names: the one
+// the open step makes under that very name, else the first the step makes
+// that has no live box yet, else any of the lesson's names spelled the
+// same with no box yet. From then on the lesson's text names box.
+func (w *Watch) bind(sh *Shell, box string) {
+	free := func(name string) bool {
+		got, ok := w.names[name]
+		if !ok {
+			return true
+		}
+		b, err := sh.Session.Box(got)
+		return err != nil || b == nil
+	}
+	makes := w.lesson.Steps[w.step].Makes()
+	for _, name := range makes {
+		if name == box {
+			w.names[name] = box
+			return
+		}
+	}
+	for _, name := range makes {
+		if free(name) {
+			w.names[name] = box
+			return
+		}
+	}
+	for i := range w.lesson.Steps {
+		for _, name := range w.lesson.Steps[i].Makes() {
+			if name == box && free(name) {
+				w.names[name] = box
+				return
+			}
+		}
+	}
+}
+
+// fill writes the lesson's {NAME}s as the learner's boxes.
+func (w *Watch) fill(md string) string { return w.names.Fill(md) }
+
+// observe reads the boxes for a check, marking those left from before
+// the lesson.
+func (w *Watch) observe(sh *Shell) *lessons.State {
+	return lessons.Observe(sh.Session, sh.current).MadeBefore(w.before)
 }
 
 // quietCommands change nothing a check could see.
@@ -64,19 +139,66 @@ var quietCommands = map[string]bool{
 	"help": true, "history": true, "explain": true, "clear": true, "save": true, "exit": true,
 }
 
-// afterStep congratulates, once, when the open lesson's step passes.
-func (w *Watch) afterStep(sh *Shell, line string) {
-	if w.lesson == nil || sh.Exited() || w.praised[w.step] || w.demo {
+// afterStep answers the step's prediction after the command that shows
+// its answer, and congratulates, once, when the open lesson's step passes.
+// Whatever it says comes after the line's own output and error, so the
+// error is printed here first.
+func (w *Watch) afterStep(sh *Shell, line string, err *error) {
+	if w.lesson == nil || sh.Exited() || w.demo {
 		return
 	}
-	if f := strings.Fields(line); len(f) == 0 || quietCommands[f[0]] || strings.HasPrefix(f[0], "#") {
+	f := strings.Fields(line)
+	if len(f) == 0 || quietCommands[f[0]] || strings.HasPrefix(f[0], "#") {
 		return
+	}
+	report := func() {
+		if *err != nil {
+			sh.reportError(*err)
+			*err = reportedError{*err}
+		}
 	}
 	st := &w.lesson.Steps[w.step]
-	if r := st.Judge(lessons.Observe(sh.Session, sh.current)); r.Pass {
+	if w.isEvidence(st, line) && !w.answered[w.step] {
+		report()
+		w.answer(sh)
+	}
+	if w.ran == nil {
+		w.ran = map[string]bool{}
+	}
+	w.ran[words(line)] = true
+	if w.praised[w.step] {
+		return
+	}
+	if r := st.Judge(w.observe(sh)); r.Pass {
+		report()
 		w.congratulate(sh, r)
 	}
 }
+
+// isEvidence reports whether line is the command that answers the step's
+// prediction (its solution's line marked ?), as the learner's boxes name
+// it, run at the moment the question is about: before any line the
+// solution runs after it (`hostname web1` after the `exec hostname` that
+// shows the host's name).
+func (w *Watch) isEvidence(st *lessons.Step, line string) bool {
+	if st.Predict == nil || st.Evidence < 0 {
+		return false
+	}
+	lines := w.names.FillAll(st.Solution)
+	want := words(strings.TrimPrefix(lines[st.Evidence], "-"))
+	if words(line) != want {
+		return false
+	}
+	for _, later := range lines[st.Evidence+1:] {
+		if l := words(strings.TrimPrefix(later, "-")); l != want && w.ran[l] {
+			return false
+		}
+	}
+	return true
+}
+
+// words is line as its words joined by one space.
+func words(line string) string { return strings.Join(strings.Fields(line), " ") }
 
 // loadCourse loads the lessons and the learner's progress on first use.
 func (w *Watch) loadCourse(sh *Shell) {
@@ -101,7 +223,8 @@ func (w *Watch) save(sh *Shell) {
 
 // open makes lesson l current, at the step the learner's progress holds.
 func (w *Watch) open(sh *Shell, l *lessons.Lesson) {
-	w.lesson, w.praised, w.unanswered = l, map[int]bool{}, 0
+	w.lesson, w.praised, w.answered, w.names, w.ran = l, map[int]bool{}, map[int]bool{}, lessons.Names{}, nil
+	w.before = boxIDs(sh)
 	lp := w.progress.Lesson(l.ID)
 	w.step = min(max(lp.Step, 0), len(l.Steps)-1)
 	w.progress.Current = l.ID
@@ -109,7 +232,7 @@ func (w *Watch) open(sh *Shell, l *lessons.Lesson) {
 	th := sh.Theme
 	sh.say("%s", th.Title.Render(fmt.Sprintf("Lesson %d · %s", l.Number, l.Title))+th.Dim.Render(fmt.Sprintf(" · about %d minutes · %d steps", l.Minutes, len(l.Steps))))
 	if w.step == 0 {
-		sh.say("\n%s", renderMarkdown(l.Intro, sh.Width-2, th, ""))
+		sh.say("\n%s", renderMarkdown(w.fill(l.Intro), sh.Width-2, th, ""))
 	} else {
 		sh.say("%s", th.Dim.Render(fmt.Sprintf("Welcome back: %d of %d steps done; resuming at step %d. `lesson reset` starts it over.", len(lp.Done), len(l.Steps), w.step+1)))
 		w.rebuild = 0
@@ -120,7 +243,31 @@ func (w *Watch) open(sh *Shell, l *lessons.Lesson) {
 			sh.say("%s", th.Dim.Render(fmt.Sprintf("Boxes end with the session that made them, so the ones %s built are gone: `solution --run` rebuilds them first, replaying the solutions up to here.", stepsUpTo(w.step))))
 		}
 	}
+	if old := w.leftOver(sh); old != "" {
+		sh.say("\n%s", renderMarkdown(fmt.Sprintf("%s made before this lesson: its checks judge the boxes you make now, and the current box. `reset` clears the old ones.", old), sh.Width-2, th, ""))
+	}
 	w.showStep(sh)
+}
+
+// leftOver names the boxes made before the lesson opened: "Box old was",
+// "Boxes a and b were"; "" when there are none.
+func (w *Watch) leftOver(sh *Shell) string {
+	if sh.Session == nil {
+		return ""
+	}
+	var names []string
+	for _, b := range sh.Session.Boxes() {
+		if b != nil && w.before[b.ID] {
+			names = append(names, b.Name)
+		}
+	}
+	switch len(names) {
+	case 0:
+		return ""
+	case 1:
+		return "Box " + names[0] + " was"
+	}
+	return "Boxes " + strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1] + " were"
 }
 
 // stepsUpTo names steps 1 to n: "step 1", "steps 1–3".
@@ -137,29 +284,29 @@ func (w *Watch) showStep(sh *Shell) {
 	th := sh.Theme
 	l, st := w.lesson, &w.lesson.Steps[w.step]
 	sh.say("\n%s %s", th.Title.Render(fmt.Sprintf("Step %d of %d ·", w.step+1, len(l.Steps))), th.Title.Render(st.Title))
-	sh.say("%s", renderMarkdown(st.Text, sh.Width-2, th, "  "))
+	sh.say("%s", renderMarkdown(w.fill(st.Text), sh.Width-2, th, "  "))
 	if why := st.Unmet(); why != "" {
-		sh.say("\n%s", renderMarkdown(why, sh.Width-2, th, "  "))
+		sh.say("\n%s", renderMarkdown(w.fill(why), sh.Width-2, th, "  "))
 		return
 	}
 	sh.say("\n  %s", th.Dim.Render("try:"))
 	for _, c := range st.Try {
-		sh.say("    %s", th.Cmd.Render(c))
+		sh.say("    %s", th.Cmd.Render(w.fill(c)))
 	}
 	if st.After != "" {
-		sh.say("\n%s", renderMarkdown(st.After, sh.Width-2, th, "  "))
+		sh.say("\n%s", renderMarkdown(w.fill(st.After), sh.Width-2, th, "  "))
 	}
 	if st.Predict != nil {
-		sh.say("\n%s", renderMarkdown("**Predict, then run:** "+st.Predict.Question, sh.Width-2, th, "  "))
+		sh.say("\n%s", renderMarkdown("**Predict, then run:** "+w.fill(st.Predict.Question), sh.Width-2, th, "  "))
 	}
 	sh.say("\n  %s", th.Dim.Render("stepbox checks your boxes after every command; `hint` if you are stuck, `solution` to see the steps."))
 }
 
 // answer prints the answer to the open step's prediction, once.
 func (w *Watch) answer(sh *Shell) {
-	w.unanswered = 0
-	if st := &w.lesson.Steps[w.step]; st.Predict != nil {
-		sh.say("%s", renderMarkdown("**Your prediction?** "+st.Predict.Answer, sh.Width-2, sh.Theme, "  "))
+	if st := &w.lesson.Steps[w.step]; st.Predict != nil && !w.answered[w.step] {
+		w.answered[w.step] = true
+		sh.say("\n%s", renderMarkdown("**Your prediction?** "+w.fill(st.Predict.Answer), sh.Width-2, sh.Theme, "  "))
 	}
 }
 
@@ -171,17 +318,16 @@ func (w *Watch) congratulate(sh *Shell, r lessons.Result) {
 	lp := w.progress.Lesson(l.ID)
 	lp.MarkDone(w.step)
 	w.save(sh)
-	sh.say("\n%s %s", th.Good.Render(fmt.Sprintf("✓ Step %d of %d done:", w.step+1, len(l.Steps))), r.Saw)
-	if st.Predict != nil {
+	sh.say("\n%s", verdict(th.Good, fmt.Sprintf("✓ Step %d of %d done:", w.step+1, len(l.Steps)), r.Saw, sh.Width-2, th, ""))
+	if st.Predict != nil && !w.answered[w.step] {
 		// The check often passes on the step's first command, before the
-		// one the prediction is about: the answer waits for `next` (or,
-		// on a lesson's last step, `check`).
-		w.unanswered = w.step + 1
+		// one the prediction is about: the answer comes after that one,
+		// or with `next` (or, on a lesson's last step, `check`).
 		then := "`next`"
 		if w.step+1 == len(l.Steps) {
 			then = "`check`"
 		}
-		sh.say("  %s", th.Dim.Render("Run the step's other commands to test your prediction; "+then+" gives the answer."))
+		sh.say("%s", renderMarkdown(fmt.Sprintf("Run the step's other commands to test your prediction (`%s` shows the answer); %s gives it too.", w.fill(strings.TrimPrefix(st.Solution[max(st.Evidence, 0)], "-")), then), sh.Width-2, th, "  "))
 	}
 	if w.step+1 < len(l.Steps) {
 		sh.say("  %s", th.Dim.Render(fmt.Sprintf("`next` for step %d: %s", w.step+2, l.Steps[w.step+1].Title)))
@@ -191,6 +337,9 @@ func (w *Watch) congratulate(sh *Shell, r lessons.Result) {
 		sh.say("%s", th.Good.Render(fmt.Sprintf("Lesson %d is complete: all %d steps passed.", l.Number, len(l.Steps))))
 	} else {
 		sh.say("%s", th.Dim.Render(fmt.Sprintf("That was the last step; %d of %d are done (`lesson list`).", len(lp.Done), len(l.Steps))))
+	}
+	if l.Recap != "" {
+		sh.say("\n%s", renderMarkdown("**Recap.** "+w.fill(l.Recap), sh.Width-2, th, "  "))
 	}
 	if l.Number < len(w.course) {
 		sh.say("  %s", th.Dim.Render(fmt.Sprintf("`reset` clears your boxes; `lesson %d` goes on: %s", l.Number+1, w.course[l.Number].Title)))

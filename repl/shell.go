@@ -139,10 +139,10 @@ func (e *ExitError) Error() string {
 }
 
 // Execute runs one line: a command, a `!` host command, or a comment.
-func (sh *Shell) Execute(ctx context.Context, line string) error {
+func (sh *Shell) Execute(ctx context.Context, line string) (err error) {
 	sh.interrupt = ctx
 	defer func() { sh.interrupt = context.Background() }()
-	defer sh.Watch.Around(sh, line)()
+	defer sh.Watch.Around(sh, line)(&err)
 	trimmed := strings.TrimSpace(line)
 	if trimmed == "" || strings.HasPrefix(trimmed, "#") {
 		return nil
@@ -234,6 +234,9 @@ func (sh *Shell) boxVars() map[string]string {
 		"BOX_ID":   b.ID,
 		"BOX_PID":  fmt.Sprint(b.CommandPID()),
 		"BOX_ROOT": b.HostRoot(),
+		// The overlay's writable layer, where the box's changes land;
+		// empty before `mount overlay`.
+		"BOX_UPPER": b.FS().Upper,
 	}
 }
 

@@ -27,7 +27,10 @@ type tmuxPane struct {
 	from int // the first line waitFor looks at (see mark)
 }
 
-func newTmuxPane(t *testing.T) *tmuxPane {
+func newTmuxPane(t *testing.T) *tmuxPane { t.Helper(); return newTmuxPaneOf(t, 120, 40) }
+
+// newTmuxPaneOf is a pane of cols×rows.
+func newTmuxPaneOf(t *testing.T, cols, rows int) *tmuxPane {
 	t.Helper()
 	if _, err := exec.LookPath("tmux"); err != nil {
 		if os.Getenv("STEPBOX_MUST_WORK") == "1" {
@@ -36,7 +39,7 @@ func newTmuxPane(t *testing.T) *tmuxPane {
 		t.Skip("tmux is not installed")
 	}
 	p := &tmuxPane{t: t, sock: filepath.Join(t.TempDir(), "tmux.sock")}
-	p.tmux("new-session", "-d", "-x", "120", "-y", "40", "env", "PS1=$ ", "LANG=C.UTF-8", "sh")
+	p.tmux("new-session", "-d", "-x", strconv.Itoa(cols), "-y", strconv.Itoa(rows), "env", "PS1=$ ", "LANG=C.UTF-8", "sh")
 	t.Cleanup(func() { exec.Command("tmux", "-S", p.sock, "kill-server").Run() })
 	p.waitFor("$")
 	return p

@@ -1,0 +1,151 @@
+package repl
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+
+	"stepbox/lessons"
+)
+
+// predictionsInOrder lists, for each prediction of l, what the demo shows
+// in order: the question, the command that answers it, the answer.
+func predictionsInOrder(l *lessons.Lesson) []string {
+	var out []string
+	for _, st := range l.Steps {
+		if st.Predict != nil && st.Unmet() == "" {
+			out = append(out, "Predict:", lessons.Names{}.Fill(strings.TrimPrefix(st.Solution[st.Evidence], "-"))+"\n", "Answer")
+		}
+	}
+	return out
+}
+
+// inOrder reports whether each part occurs in s after the one before it.
+func inOrder(s string, parts ...string) bool {
+	at := 0
+	for _, p := range parts {
+		i := strings.Index(s[at:], p)
+		if i < 0 {
+			return false
+		}
+		at += i + len(p)
+	}
+	return true
+}
+
+// Issue 13: a box from an earlier lesson passed lesson 6's step 2 while
+// the learner's web had no root.
+func TestALessonJudgesTheBoxesMadeForIt(t *testing.T) {
+	t.Setenv("XDG_STATE_HOME", t.TempDir())
+	sh, out := lessonShell(t)
+	execute(t, sh, out, "new old", "unshare mnt pid", "mount overlay base", "pivot_root", "mount dev", "mount sys")
+	out.Reset()
+	execute(t, sh, out, "lesson 6")
+	if !strings.Contains(out.String(), "Box old was made before this lesson") {
+		t.Errorf("lesson 6 does not say old is left from before:\n%s", out)
+	}
+	execute(t, sh, out, "new web", "unshare uts ipc net pid mnt", "hostname web", "next", "ns")
+	if !strings.Contains(out.String(), "✓ Step 1 of 6 done: box web") || strings.Contains(out.String(), "✓ Step 2") {
+		t.Fatalf("step 2 judged old, made before the lesson:\n%s", out)
+	}
+	out.Reset()
+	execute(t, sh, out, "check")
+	if !strings.Contains(out.String(), "✗ step 2 is not done yet: box web") {
+		t.Fatalf("check of step 2:\n%s", out)
+	}
+}
+
+// The ✓ line comes after the output and the error of the command that
+// earned it, as the learner reads them.
+func TestTheStepDoneLineComesAfterTheCommandsError(t *testing.T) {
+	t.Setenv("XDG_STATE_HOME", t.TempDir())
+	sh, out := lessonShell(t)
+	execute(t, sh, out, "lesson 1", "new web", "unshare uts", "next", "next", "next")
+	out.Reset()
+	// The shell's loop: Execute, then report what it returns.
+	if err := sh.Execute(context.Background(), "exec sh -c 'sleep 600 >/dev/null 2>&1 & echo started; exit 3'"); err != nil {
+		sh.reportError(err)
+	}
+	if !inOrder(out.String(), "started", "error: exec sh: exit status 3", "✓ Step 4 of 6 done") || strings.Count(out.String(), "error:") != 1 {
+		t.Fatalf("want the output, the error once, then ✓:\n%s", out)
+	}
+}
+
+// `new` with no name makes box1: the lesson's hints, texts and commands
+// then speak of box1, not of the web its file names.
+func TestALessonSpeaksOfTheLearnersOwnBox(t *testing.T) {
+	t.Setenv("XDG_STATE_HOME", t.TempDir())
+	sh, out := lessonShell(t)
+	execute(t, sh, out, "lesson 1", "new")
+	out.Reset()
+	execute(t, sh, out, "hint")
+	if !strings.Contains(out.String(), "Box box1 still has the host's UTS") {
+		t.Fatalf("hint after `new`:\n%s", out)
+	}
+	execute(t, sh, out, "unshare uts", "next", "next")
+	if !strings.Contains(out.String(), "Give box1 the same five") {
+		t.Fatalf("step 3's text:\n%s", out)
+	}
+	out.Reset()
+	execute(t, sh, out, "next", "next", "next")
+	if !strings.Contains(out.String(), "use box1") || strings.Contains(out.String(), "use web") {
+		t.Fatalf("step 6's commands:\n%s", out)
+	}
+	out.Reset()
+	execute(t, sh, out, "solution")
+	if !strings.Contains(out.String(), "use box1") || !strings.Contains(out.String(), "← shows the prediction's answer") {
+		t.Fatalf("step 6's solution:\n%s", out)
+	}
+}
+
+// Issue 13: demo 2 asked what `exec hostname` prints right after
+// `unshare uts`, ran it only after `hostname web1`, then answered "the
+// host's name". `solution --run` and the demo show each answer right
+// after the command that shows it; with --auto a prediction waits longer.
+func TestEachPredictionIsAnsweredRightAfterItsEvidence(t *testing.T) {
+	t.Setenv("XDG_STATE_HOME", t.TempDir())
+	sh, out := lessonShell(t)
+	execute(t, sh, out, "lesson 2")
+	out.Reset()
+	execute(t, sh, out, "solution --run")
+	host, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !inOrder(out.String(), "unshare uts", "exec hostname\n"+host, "Your prediction?", "hostname web1", "✓ Step 1 of 8 done") {
+		t.Fatalf("solution --run of lesson 2 step 1:\n%s", out)
+	}
+	if strings.Contains(out.String(), "gives it too") {
+		t.Errorf("the step asks to test a prediction already answered:\n%s", out)
+	}
+
+	dir := t.TempDir()
+	demo, code := stepbox(t, "", "--state-dir", dir, "demo", "2", "--auto", "0.1")
+	if code != 0 {
+		t.Fatalf("demo 2 --auto 0.1: exit %d:\n%s", code, demo)
+	}
+	if !inOrder(demo, "Predict:", "unshare uts\n", "exec hostname\n"+host, "Answer", "hostname web1") {
+		t.Errorf("demo 2 step 1: the answer does not follow `exec hostname` right after `unshare uts`:\n%s", demo)
+	}
+	if !strings.Contains(demo, "next in 0.3s") || !strings.Contains(demo, "next in 0.1s") {
+		t.Errorf("with --auto 0.1 a prediction waits 0.3s, a step 0.1s:\n%s", demo)
+	}
+	assertNoSessionState(t, dir)
+}
+
+// A learner who renames the box before `exec hostname` sees web1, so the
+// answer "the host's name" must not follow it: it waits for `next`.
+func TestAnAnswerWaitsWhenItsCommandRunsTooLate(t *testing.T) {
+	t.Setenv("XDG_STATE_HOME", t.TempDir())
+	sh, out := lessonShell(t)
+	execute(t, sh, out, "lesson 2", "new web", "unshare uts", "hostname web1", "exec hostname")
+	if strings.Contains(out.String(), "Your prediction?") {
+		t.Fatalf("the answer followed `exec hostname` run after `hostname web1`:\n%s", out)
+	}
+	out.Reset()
+	execute(t, sh, out, "next")
+	if !inOrder(out.String(), "Your prediction? The host's name", "Step 2 of 8") {
+		t.Fatalf("`next` did not answer:\n%s", out)
+	}
+}
