@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"strconv"
 	"sync"
 	"syscall"
 
@@ -142,12 +141,6 @@ func runShell(dirs primitives.Dirs, o ShellOptions, run func(sh *Shell, term *pr
 		fmt.Fprintln(os.Stderr, "stepbox:", err)
 		return 1
 	}
-	// Without a terminal to ask, $COLUMNS (as shells set it) gives the width.
-	width := 100
-	if c, err := strconv.Atoi(os.Getenv("COLUMNS")); err == nil && c >= 80 {
-		width = c
-	}
-	sh := NewShell(s, os.Stdout, os.Stderr, th, width)
 	var term *primitives.Terminal
 	if primitives.IsTerminal(os.Stdin) {
 		if term, err = primitives.OpenTerminal(os.Stdin); err != nil {
@@ -155,10 +148,8 @@ func runShell(dirs primitives.Dirs, o ShellOptions, run func(sh *Shell, term *pr
 			s.Close()
 			return 1
 		}
-		if w := term.Width(); w > 0 {
-			sh.Width = max(w, 80)
-		}
 	}
+	sh := NewShell(s, os.Stdout, os.Stderr, th, outputWidth(term))
 	if err := sh.Record(o.Record, term); err != nil {
 		fmt.Fprintln(os.Stderr, "stepbox:", err)
 		s.Close()

@@ -151,11 +151,9 @@ func (sh *Shell) Interactive(term *primitives.Terminal) error {
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGQUIT)
 	defer signal.Stop(sigs)
-	fmt.Fprintln(sh.Out, sh.Theme.Dim.Render("stepbox: build a container one kernel step at a time. `help` lists the commands, Tab completes, Ctrl-D leaves."))
+	sh.say("%s", sh.dim("stepbox: build a container one kernel step at a time. `help` lists the commands, Tab completes, Ctrl-D leaves."))
 	for !sh.exit {
-		if w := term.Width(); w >= 80 {
-			sh.Width = w
-		}
+		sh.Width = outputWidth(term)
 		parser.sawEOF = false
 		line := p.Input()
 		term.Restore()

@@ -21,9 +21,9 @@ func StepPanel(s *step.Step, width int, t Theme) string {
 	// explain is where a learner reads a step in full: long lines wrap,
 	// they are never cut, and the shell lines stay whole (the terminal
 	// folds them), so they can be copied and run as they are.
-	b.WriteString(t.Title.Render(wrap(title, width, "  ")) + "\n")
+	b.WriteString(t.Title.Render(Wrap(title, width, "  ")) + "\n")
 	if s.Summary != "" {
-		b.WriteString("  " + wrap(s.Summary, width-2, "    ") + "\n")
+		b.WriteString(Hang("  ", s.Summary, width) + "\n")
 	}
 	section := func(name string, items []string, style func(item string) func(string) string, whole bool) {
 		if len(items) == 0 {
@@ -33,10 +33,10 @@ func StepPanel(s *step.Step, width int, t Theme) string {
 		for _, it := range items {
 			st := style(it)
 			if !whole {
-				it = wrap(it, width-4, "      ")
+				it = Wrap(it, width-4, "  ")
 			}
 			// Style line by line: lipgloss pads a block to its widest line.
-			for _, l := range strings.Split(it, "\n") {
+			for _, l := range strings.Split(strings.ReplaceAll(it, nbsp, " "), "\n") {
 				b.WriteString("    " + st(l) + "\n")
 			}
 		}
@@ -44,7 +44,10 @@ func StepPanel(s *step.Step, width int, t Theme) string {
 	var calls []string
 	failed := map[string]bool{}
 	for _, c := range s.Calls {
-		line := c.String()
+		// The result is glued to the call's last argument (a no-break
+		// space until wrapped): it ends the call's own line, never
+		// starts a line of its own.
+		line := c.Syscall + nbsp + "=" + nbsp + strings.ReplaceAll(c.Result, " ", nbsp)
 		calls = append(calls, line)
 		failed[line] = strings.HasPrefix(c.Result, "-1")
 	}
@@ -69,6 +72,9 @@ func StepPanel(s *step.Step, width int, t Theme) string {
 	section("notes", s.Notes, func(string) func(string) string { return func(x string) string { return t.Dim.Render(x) } }, false)
 	return strings.TrimRight(b.String(), "\n")
 }
+
+// nbsp holds words together until a line is wrapped.
+const nbsp = "\u00a0"
 
 // quotedArg is one string argument of a call in strace form.
 var quotedArg = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
@@ -108,47 +114,6 @@ func shortenArgs(call string, w int) string {
 		call = call[:locs[best][0]+1] + truncateMiddle(string(inner), keep) + call[locs[best][1]-1:]
 	}
 	return call
-}
-
-// wrap folds plain text s to width columns, at a space or after a comma
-// or slash where it can and inside a word where it must; every line after the
-// first starts with indent (counted in width).
-func wrap(s string, width int, indent string) string {
-	if width <= len(indent)+8 {
-		return s
-	}
-	var out []string
-	w := width
-	for {
-		r := []rune(s)
-		if lipgloss.Width(s) <= w {
-			out = append(out, s)
-			break
-		}
-		cut, next := w, w // hard break: the word goes on, on the next line
-	search:
-		for _, at := range []rune{' ', ',', '/'} { // the best kind of break first
-			for i := w; i > w/2; i-- {
-				switch {
-				case at == ' ' && r[i] == ' ':
-					cut, next = i, i+1
-					break search
-				case at != ' ' && r[i-1] == at:
-					cut, next = i, i
-					break search
-				}
-			}
-		}
-		out = append(out, string(r[:cut]))
-		s = string(r[next:])
-		if len(out) == 1 {
-			w -= len(indent)
-		}
-	}
-	for i := 1; i < len(out); i++ {
-		out[i] = indent + out[i]
-	}
-	return strings.Join(out, "\n")
 }
 
 // CallsPanel lists a step's syscalls one per line, as they happened, each

@@ -1,0 +1,24 @@
+package repl
+
+import (
+	"os"
+	"strconv"
+
+	"stepbox/primitives"
+	"stepbox/viz"
+)
+
+// outputWidth is the width stepbox lays its output out for: the
+// terminal's own when it has one (read again before every prompt, so a
+// resized window is followed), else $COLUMNS as shells export it, else
+// 80. Narrower than viz.MinWidth, the terminal folds what stepbox writes.
+func outputWidth(term *primitives.Terminal) int {
+	w := term.Width()
+	if w <= 0 {
+		w, _ = strconv.Atoi(os.Getenv("COLUMNS"))
+	}
+	if w <= 0 {
+		return viz.DefaultWidth
+	}
+	return max(w, viz.MinWidth)
+}

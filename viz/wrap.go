@@ -1,0 +1,91 @@
+package viz
+
+import (
+	"strings"
+
+	"github.com/charmbracelet/x/ansi"
+)
+
+// DefaultWidth is the width stepbox writes to when it cannot ask a
+// terminal and $COLUMNS says nothing: a classroom projector's 80.
+const DefaultWidth = 80
+
+// MinWidth is the narrowest width stepbox lays text out for; narrower
+// terminals fold what it writes.
+const MinWidth = 40
+
+// Hang lays out prefix followed by text, folded at spaces to width
+// columns; every line after the first is indented by prefix's width so
+// the text reads as one block beside it ("✓ ", "error: ", "  why:    ").
+// Escape codes in either part are kept and not counted.
+func Hang(prefix, text string, width int) string {
+	indent := strings.Repeat(" ", ansi.StringWidth(prefix))
+	return prefix + fold(text, width-len(indent), width-len(indent), indent)
+}
+
+// Wrap folds text to width columns at spaces, never inside a word when
+// the word fits on a line of its own; a word longer than a whole line
+// (a long path) is broken after a '/' where it has one. Every line
+// after the first starts with indent, counted in width. A newline in
+// text starts a new, indented line. Escape codes are kept and not
+// counted.
+func Wrap(text string, width int, indent string) string {
+	return fold(text, width, width-ansi.StringWidth(indent), indent)
+}
+
+// fold wraps text to first columns on its first line and rest on the
+// others, which start with indent.
+func fold(text string, first, rest int, indent string) string {
+	if rest < 8 {
+		return text
+	}
+	var out []string
+	for _, para := range strings.Split(text, "\n") {
+		if len(out) > 0 {
+			first = rest
+		}
+		out = append(out, foldWords(para, first, rest)...)
+	}
+	return strings.Join(out, "\n"+indent)
+}
+
+// foldWords fills lines with the words of s, greedily, as a reader
+// expects: the first line of at most first columns, the others of rest.
+func foldWords(s string, first, rest int) []string {
+	width := first
+	// Leading spaces are the text's own indentation: they stay.
+	lead := s[:len(s)-len(strings.TrimLeft(s, " "))]
+	var lines []string
+	line, n := lead, ansi.StringWidth(lead)
+	empty := true
+	for _, w := range strings.Split(strings.TrimLeft(s, " "), " ") {
+		ww := ansi.StringWidth(w)
+		if w == "" {
+			continue
+		}
+		if !empty && n+1+ww > width {
+			lines = append(lines, line)
+			line, n, empty, width = "", 0, true, rest
+		}
+		if ww > rest {
+			// Longer than any line (a long path): it starts a line of
+			// its own and breaks after slashes, else anywhere.
+			if !empty {
+				lines = append(lines, line)
+				width = rest
+			}
+			parts := strings.Split(ansi.Wrap(w, rest, "/"), "\n")
+			lines = append(lines, parts[:len(parts)-1]...)
+			line, n, empty = parts[len(parts)-1], ansi.StringWidth(parts[len(parts)-1]), false
+			continue
+		}
+		if !empty {
+			line += " "
+			n++
+		}
+		line += w
+		n += ww
+		empty = false
+	}
+	return append(lines, line)
+}
