@@ -11,6 +11,7 @@ import (
 
 	"github.com/charmbracelet/lipgloss"
 
+	"stepbox/primitives/step"
 	"stepbox/viz"
 )
 
@@ -72,7 +73,7 @@ func init() {
 				if err := os.WriteFile(c.Args[0], []byte(b.String()), 0o644); err != nil {
 					return err
 				}
-				sh.ok("%d step(s) written to %s", len(sh.history), c.Args[0])
+				sh.ok("%s written to %s", step.Count(len(sh.history), "step"), c.Args[0])
 				return nil
 			},
 		},

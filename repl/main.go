@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"stepbox/primitives"
+	"stepbox/primitives/step"
 	"stepbox/viz"
 )
 
@@ -74,7 +75,7 @@ func Main(args []string) int {
 		return doctor()
 	case "cleanup":
 		rep, err := primitives.Sweep(dirs)
-		fmt.Printf("stepbox cleanup: %d crashed session(s) cleaned, %d stray process(es) ended, %d leftover cgroup(s) removed\n", len(rep.Sessions), rep.Processes, rep.Cgroups)
+		fmt.Printf("stepbox cleanup: %s cleaned, %s ended, %s removed\n", step.Count(len(rep.Sessions), "crashed session"), step.Count(rep.Processes, "stray process"), step.Count(rep.Cgroups, "leftover cgroup"))
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "stepbox cleanup:", err)
 			return 1

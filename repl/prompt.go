@@ -12,6 +12,7 @@ import (
 	prompt "github.com/c-bata/go-prompt"
 
 	"stepbox/primitives"
+	"stepbox/primitives/step"
 )
 
 // ttyParser wraps go-prompt's terminal reader. go-prompt v0.2.6 takes
@@ -84,7 +85,7 @@ func (sh *Shell) handTerminal() {
 		return
 	}
 	if n := sh.typeahead.discard(); n > 0 {
-		sh.say("%s", sh.Theme.Dim.Render(fmt.Sprintf("(%d bytes typed ahead were read for stepbox's prompt and are dropped)", n)))
+		sh.say("%s", sh.dim("(dropped "+step.Count(n, "byte")+" typed ahead, already read by stepbox's prompt)"))
 	}
 }
 

@@ -78,10 +78,10 @@ func mountDepths(ms []rootfs.Mount) map[int]int {
 // points whose mount differs (~), host → box, with the fields that differ.
 func MountDiffPanel(d rootfs.MountDiff, width int, t Theme) string {
 	width = max(width, 40)
-	title := t.Title.Render(truncate(fmt.Sprintf("mounts · box vs host · %d added, %d removed, %d changed, %d the same",
-		len(d.Added), len(d.Removed), len(d.Changed), d.Same), width))
+	title := para(t.Title, fmt.Sprintf("mounts · box vs host · %d added, %d removed, %d changed, %d the same",
+		len(d.Added), len(d.Removed), len(d.Changed), d.Same), width)
 	if len(d.Added)+len(d.Removed)+len(d.Changed) == 0 {
-		return lines(title, t.Dim.Render(truncate("the box's mount table is the host's", width)))
+		return lines(title, para(t.Dim, "the box's mount table is the host's", width))
 	}
 	type row struct {
 		mark      rootfs.ChangeKind

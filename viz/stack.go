@@ -7,6 +7,7 @@ import (
 	"github.com/charmbracelet/lipgloss"
 
 	"stepbox/primitives/rootfs"
+	"stepbox/primitives/step"
 )
 
 // Limits that keep the stack panel on a screen.
@@ -23,7 +24,7 @@ const (
 // up, - whiteout) and, when the snapshot has them, each path's layer.
 func StackPanel(snap rootfs.StackSnapshot, width int, t Theme) string {
 	width = max(width, 40)
-	out := []string{t.Title.Render(truncate(fmt.Sprintf("layer stack · %d layers + upper", len(snap.Lowers)), width))}
+	out := []string{para(t.Title, "layer stack · "+quantity(len(snap.Lowers), "layer")+" + upper", width)}
 	out = append(out, stackBoxes(snap, width, t)...)
 	out = append(out, stackChanges(snap, width, t)...)
 	if snap.Files != nil {
@@ -39,13 +40,13 @@ type stackRow struct {
 }
 
 func stackBoxes(snap rootfs.StackSnapshot, width int, t Theme) []string {
-	merged := "the box's / once it enters it (pivot_root)"
+	merged := "the box's / after pivot_root"
 	if snap.Entered {
 		merged = "the box's /"
 	}
 	rows := []stackRow{
-		{name: "merged", path: snap.Merged, note: merged},
-		{name: rootfs.UpperName, path: snap.Upper.Dir, note: "rw · " + quantity(len(snap.Changes), "change")},
+		{name: "merged", path: t.short(snap.Merged), note: merged},
+		{name: rootfs.UpperName, path: t.short(snap.Upper.Dir), note: "rw · " + quantity(len(snap.Changes), "change")},
 	}
 	lowers := snap.Lowers
 	for i := len(lowers) - 1; i >= 0; i-- {
@@ -59,7 +60,7 @@ func stackBoxes(snap rootfs.StackSnapshot, width int, t Theme) []string {
 		if l.Whiteouts > 0 {
 			note += " · " + quantity(l.Whiteouts, "whiteout")
 		}
-		rows = append(rows, stackRow{name: l.Name, path: l.Dir, note: note})
+		rows = append(rows, stackRow{name: l.Name, path: t.short(l.Dir), note: note})
 	}
 
 	nameW, pathW, noteW := 0, 0, 0
@@ -101,9 +102,9 @@ func stackBoxes(snap rootfs.StackSnapshot, width int, t Theme) []string {
 
 func stackChanges(snap rootfs.StackSnapshot, width int, t Theme) []string {
 	if len(snap.Changes) == 0 {
-		return []string{t.Dim.Render(truncate("no changes in the upper dir yet: the box sees the layers as they are", width))}
+		return []string{para(t.Dim, "no changes in the upper dir yet: the box sees the layers as they are", width)}
 	}
-	out := []string{t.Title.Render(truncate("changes in the upper dir", width))}
+	out := []string{para(t.Title, "changes in the upper dir", width)}
 	pathW := 0
 	for _, c := range snap.Changes {
 		pathW = max(pathW, lipgloss.Width(changePath(c)))
@@ -158,7 +159,7 @@ func stackFiles(snap rootfs.StackSnapshot, width int, t Theme) []string {
 		}
 	}
 	head := fmt.Sprintf("%s in the merged view (%s)", quantity(len(snap.Files), "path"), strings.Join(per, " · "))
-	out := []string{t.Title.Render(truncate(head, width))}
+	out := []string{para(t.Title, head, width)}
 	pathW := 0
 	for _, f := range snap.Files[:min(len(snap.Files), stackFilesMax)] {
 		pathW = max(pathW, lipgloss.Width(f.Path)+1)
@@ -192,9 +193,4 @@ func topFirst(ls []rootfs.LayerInfo) []rootfs.LayerInfo {
 }
 
 // quantity says n nouns, e.g. "1 file", "3 files".
-func quantity(n int, noun string) string {
-	if n == 1 {
-		return "1 " + noun
-	}
-	return fmt.Sprintf("%d %ss", n, noun)
-}
+func quantity(n int, noun string) string { return step.Count(n, noun) }

@@ -19,8 +19,9 @@ func StepPanel(s *step.Step, width int, t Theme) string {
 		title += "   (a plan: nothing has run)"
 	}
 	// explain is where a learner reads a step in full: long lines wrap,
-	// they are never cut, and the shell lines stay whole (the terminal
-	// folds them), so they can be copied and run as they are.
+	// they are never cut, and the shell lines stay whole (a comment goes
+	// on the lines below; a command wider than the terminal is folded by
+	// it), so they can be copied and run as they are.
 	b.WriteString(t.Title.Render(Wrap(title, width, "  ")) + "\n")
 	if s.Summary != "" {
 		b.WriteString(Hang("  ", s.Summary, width) + "\n")
@@ -29,7 +30,9 @@ func StepPanel(s *step.Step, width int, t Theme) string {
 		if len(items) == 0 {
 			return
 		}
-		b.WriteString(t.Dim.Render("  "+name) + "\n")
+		for _, l := range strings.Split(Hang("  ", name, width), "\n") {
+			b.WriteString(t.Dim.Render(l) + "\n")
+		}
 		for _, it := range items {
 			st := style(it)
 			if !whole {
@@ -47,7 +50,11 @@ func StepPanel(s *step.Step, width int, t Theme) string {
 		// The result is glued to the call's last argument (a no-break
 		// space until wrapped): it ends the call's own line, never
 		// starts a line of its own.
-		line := c.Syscall + nbsp + "=" + nbsp + strings.ReplaceAll(c.Result, " ", nbsp)
+		call, comment := c.Split()
+		line := call + nbsp + "=" + nbsp + strings.ReplaceAll(c.Result, " ", nbsp)
+		if comment != "" {
+			line += step.CommentSep + comment
+		}
 		calls = append(calls, line)
 		failed[line] = strings.HasPrefix(c.Result, "-1")
 	}
@@ -62,7 +69,16 @@ func StepPanel(s *step.Step, width int, t Theme) string {
 		}
 		return func(x string) string { return x }
 	}, false)
-	section("with standard tools", s.Shell, func(string) func(string) string { return func(x string) string { return t.Cmd.Render(x) } }, true)
+	var shell []string
+	for _, l := range s.Shell {
+		cmd, comment, ok := strings.Cut(l, step.CommentSep)
+		if !ok || lipgloss.Width(l) <= width-4 {
+			shell = append(shell, l)
+			continue
+		}
+		shell = append(shell, cmd+"\n"+Wrap("# "+comment, width-4, "# "))
+	}
+	section("with standard tools", shell, func(string) func(string) string { return func(x string) string { return t.Cmd.Render(x) } }, true)
 	if len(s.Man) > 0 {
 		section("man", []string{strings.Join(s.Man, ", ")}, plain, false)
 	}
@@ -123,7 +139,7 @@ func CallsPanel(s *step.Step, width int, t Theme) string {
 	var b strings.Builder
 	for _, c := range s.Calls {
 		result := " = " + c.Result
-		call := shortenArgs(c.Syscall, width-2-len([]rune(result)))
+		call := shortenArgs(t.short(c.Syscall), width-2-len([]rune(result)))
 		if strings.HasPrefix(c.Result, "-1") {
 			b.WriteString("  " + t.Bad.Render(call+result) + "\n")
 			continue

@@ -1,8 +1,10 @@
 package viz
 
 import (
+	"regexp"
 	"strings"
 
+	"github.com/charmbracelet/lipgloss"
 	"github.com/charmbracelet/x/ansi"
 )
 
@@ -51,21 +53,24 @@ func fold(text string, first, rest int, indent string) string {
 
 // foldWords fills lines with the words of s, greedily, as a reader
 // expects: the first line of at most first columns, the others of rest.
+// A run of spaces between two words on one line stays as it was.
 func foldWords(s string, first, rest int) []string {
 	width := first
 	// Leading spaces are the text's own indentation: they stay.
-	lead := s[:len(s)-len(strings.TrimLeft(s, " "))]
-	var lines []string
-	line, n := lead, ansi.StringWidth(lead)
+	body := strings.TrimLeft(s, " ")
+	line := s[:len(s)-len(body)]
+	n := ansi.StringWidth(line)
 	empty := true
-	for _, w := range strings.Split(strings.TrimLeft(s, " "), " ") {
-		ww := ansi.StringWidth(w)
-		if w == "" {
-			continue
+	var lines []string
+	for _, m := range word.FindAllStringSubmatch(body, -1) {
+		gap, w := m[1], m[2]
+		if empty {
+			gap = ""
 		}
-		if !empty && n+1+ww > width {
+		ww := ansi.StringWidth(w)
+		if !empty && n+len(gap)+ww > width {
 			lines = append(lines, line)
-			line, n, empty, width = "", 0, true, rest
+			line, n, empty, width, gap = "", 0, true, rest, ""
 		}
 		if ww > rest {
 			// Longer than any line (a long path): it starts a line of
@@ -79,13 +84,22 @@ func foldWords(s string, first, rest int) []string {
 			line, n, empty = parts[len(parts)-1], ansi.StringWidth(parts[len(parts)-1]), false
 			continue
 		}
-		if !empty {
-			line += " "
-			n++
-		}
-		line += w
-		n += ww
+		line += gap + w
+		n += len(gap) + ww
 		empty = false
 	}
 	return append(lines, line)
+}
+
+// word is a word and the spaces before it.
+var word = regexp.MustCompile(`( *)([^ ]+)`)
+
+// para is text folded to width, each line in style (lipgloss would pad
+// a block of lines to its widest): a panel's title or note.
+func para(style lipgloss.Style, text string, width int) string {
+	lines := strings.Split(Wrap(text, width, "  "), "\n")
+	for i, l := range lines {
+		lines[i] = style.Render(l)
+	}
+	return strings.Join(lines, "\n")
 }

@@ -1,10 +1,13 @@
 package viz
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/charmbracelet/x/ansi"
+
+	"stepbox/primitives/step"
 )
 
 // Every line of a hung block fits the width, breaks fall between words,
@@ -58,5 +61,30 @@ func TestWrapKeepsEscapeCodesWhole(t *testing.T) {
 	}
 	if !strings.HasPrefix(got, th.Bad.Render("error:")+" word") {
 		t.Errorf("the styled prefix was changed:\n%q", got)
+	}
+}
+
+// In explain, a call's result ends the call's own last line: it never
+// starts a line, and never stands on one by itself.
+func TestExplainEndsEachCallWithItsResult(t *testing.T) {
+	for _, rec := range []*step.Step{pivotRecord(), failedRecord(), planRecord()} {
+		for width := 60; width <= 120; width++ {
+			got := StepPanel(rec, width, NewTheme("plain"))
+			for _, c := range rec.Calls {
+				end := " = " + c.Result
+				if !strings.Contains(got, end+"\n") && !strings.HasSuffix(got, end) {
+					t.Errorf("width %d: no line ends with %q:\n%s", width, end, got)
+				}
+			}
+			for _, l := range strings.Split(got, "\n") {
+				if strings.HasPrefix(strings.TrimSpace(l), "=") {
+					t.Errorf("width %d: a result starts a line: %q\n%s", width, l, got)
+				}
+				// A command with standard tools stays whole, to be copied.
+				if ansi.StringWidth(l) > width && !slices.Contains(rec.Shell, strings.TrimSpace(l)) {
+					t.Errorf("width %d: line wider than the terminal: %q", width, l)
+				}
+			}
+		}
 	}
 }

@@ -1,0 +1,95 @@
+package viz
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/charmbracelet/x/ansi"
+)
+
+func init() {
+	// The panels after each cgroup step, in the golden files of
+	// TestPanelsMatchGoldenFiles at 80 and 120 columns.
+	panels["cgroup_step_new"] = func(w int, t Theme) string { return CgroupStepPanel(unifiedSnapshot(), CgroupStep{}, w, t) }
+	panels["cgroup_step_limit"] = func(w int, t Theme) string {
+		return CgroupStepPanel(hybridSnapshot(), CgroupStep{Resource: "pids"}, w, t)
+	}
+	panels["cgroup_step_attach"] = func(w int, t Theme) string {
+		return CgroupStepPanel(hybridSnapshot(), CgroupStep{Attached: true}, w, t)
+	}
+	panels["layers_state"] = func(w int, t Theme) string {
+		t.State = "/var/lib/stepbox-class"
+		rows := someLayers()
+		for i := range rows {
+			rows[i].Path = strings.Replace(rows[i].Path, "/var/lib/stepbox", "/var/lib/stepbox-class/lib", 1)
+		}
+		return LayersPanel(rows, w, t)
+	}
+}
+
+// After a cgroup step the panel shows the box's own cgroup — not the
+// whole tree, nor all of /proc/PID/cgroup — and names `cgroup show`.
+func TestCgroupStepShowsWhatItChangedInAFewLines(t *testing.T) {
+	for _, what := range []CgroupStep{{}, {Resource: "pids"}, {Attached: true}} {
+		out := ansi.Strip(CgroupStepPanel(hybridSnapshot(), what, 80, NewTheme("color")))
+		lines := strings.Split(out, "\n")
+		if len(lines) > 9 {
+			t.Errorf("%+v: %d lines, more than a step's share of the screen:\n%s", what, len(lines), out)
+		}
+		for _, want := range []string{"cgroup web-0123456789ab · box web · procs 4250 4251 4260", "20 / 20", "`cgroup show`"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("%+v: no %q in\n%s", what, want, out)
+			}
+		}
+		if strings.Contains(out, "db-89abcdef0123") || strings.Contains(out, "stepbox-4242  procs") {
+			t.Errorf("%+v: the panel shows cgroups the step did not touch:\n%s", what, out)
+		}
+		if got := strings.Contains(out, "/proc/4250/cgroup"); got != what.Attached {
+			t.Errorf("%+v: /proc/PID/cgroup shown: %v, want %v:\n%s", what, got, what.Attached, out)
+		}
+	}
+}
+
+// Tables write the state dir as $STATE and keep a layer's "holds" whole,
+// folded onto more lines, never cut.
+func TestLayersTableKeepsWhatALayerHoldsAndShortensTheStateDir(t *testing.T) {
+	th := NewTheme("plain")
+	th.State = "/tmp/stepbox-test-123456789/state"
+	rows := someLayers()
+	for i := range rows {
+		rows[i].Path = th.State + "/lib/layers/" + rows[i].Name + "/root"
+	}
+	for _, width := range []int{80, 120} {
+		out := LayersPanel(rows, width, th)
+		if strings.Contains(out, "…") && !strings.Contains(out, "$STATE/…/") {
+			t.Errorf("width %d: something was cut mid-word:\n%s", width, out)
+		}
+		words := strings.Join(strings.Fields(strings.NewReplacer("│", " ").Replace(out)), " ")
+		for _, r := range rows {
+			for _, w := range strings.Fields(r.Description) {
+				if !strings.Contains(words, w) {
+					t.Errorf("width %d: %q of %q is missing:\n%s", width, w, r.Description, out)
+				}
+			}
+		}
+		if !strings.Contains(out, "$STATE/") || strings.Contains(out, th.State) {
+			t.Errorf("width %d: the state dir is not written as $STATE:\n%s", width, out)
+		}
+	}
+}
+
+// A path too long for its place loses whole names from its middle.
+func TestLongPathsLoseWholeNamesNotLetters(t *testing.T) {
+	p := "/run/stepbox/sessions/4242-170593/boxes/web/overlay/merged"
+	for w := 12; w < len(p); w++ {
+		got := truncateMiddle(p, w)
+		if ansi.StringWidth(got) > w {
+			t.Errorf("%d: %q is wider", w, got)
+		}
+		for _, name := range strings.Split(strings.ReplaceAll(got, "…", ""), "/") {
+			if name != "" && !strings.Contains("/"+p+"/", "/"+name+"/") {
+				t.Errorf("%d: %q holds a cut name %q", w, got, name)
+			}
+		}
+	}
+}
