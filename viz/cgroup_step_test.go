@@ -93,3 +93,15 @@ func TestLongPathsLoseWholeNamesNotLetters(t *testing.T) {
 		}
 	}
 }
+
+// Shortening a shortened path again leaves out more names, never a
+// second "…" beside the first.
+func TestShorteningAgainKeepsOneEllipsis(t *testing.T) {
+	p := "$STATE/run/sessions/24540-77492/boxes/web/overlay/merged"
+	once := truncateMiddle(p, 40)
+	for w := 20; w < 40; w++ {
+		if got := truncateMiddle(once, w); strings.Count(got, "…") != 1 {
+			t.Errorf("%d: %q", w, got)
+		}
+	}
+}

@@ -23,8 +23,10 @@ func StepPanel(s *step.Step, width int, t Theme) string {
 	// on the lines below; a command wider than the terminal is folded by
 	// it), so they can be copied and run as they are.
 	b.WriteString(t.Title.Render(Wrap(title, width, "  ")) + "\n")
+	// Paths in the state dir read $STATE, but in the shell lines: those
+	// are the exact commands.
 	if s.Summary != "" {
-		b.WriteString(Hang("  ", s.Summary, width) + "\n")
+		b.WriteString(Hang("  ", t.short(s.Summary), width) + "\n")
 	}
 	section := func(name string, items []string, style func(item string) func(string) string, whole bool) {
 		if len(items) == 0 {
@@ -51,6 +53,7 @@ func StepPanel(s *step.Step, width int, t Theme) string {
 		// space until wrapped): it ends the call's own line, never
 		// starts a line of its own.
 		call, comment := c.Split()
+		call = t.short(call)
 		line := call + nbsp + "=" + nbsp + strings.ReplaceAll(c.Result, " ", nbsp)
 		if comment != "" {
 			line += step.CommentSep + comment
@@ -83,9 +86,13 @@ func StepPanel(s *step.Step, width int, t Theme) string {
 		section("man", []string{strings.Join(s.Man, ", ")}, plain, false)
 	}
 	if s.Undo != "" {
-		section("undo", []string{s.Undo}, plain, false)
+		section("undo", []string{t.short(s.Undo)}, plain, false)
 	}
-	section("notes", s.Notes, func(string) func(string) string { return func(x string) string { return t.Dim.Render(x) } }, false)
+	var notes []string
+	for _, n := range s.Notes {
+		notes = append(notes, t.short(n))
+	}
+	section("notes", notes, func(string) func(string) string { return func(x string) string { return t.Dim.Render(x) } }, false)
 	return strings.TrimRight(b.String(), "\n")
 }
 

@@ -79,12 +79,22 @@ func fitColumns(headers []string, rows [][]string, width int, wrap ...int) ([]st
 	for _, c := range wrap {
 		folds[c] = true
 	}
-	// Folding loses nothing: the columns in wrap give way first, down to
-	// 20 columns; then the widest of all, down to 12 (wrap) or 4.
-	for i := range w {
-		for folds[i] && w[i] > 20 && total > width {
-			w[i]--
-			total--
+	// Paths give way first, down to 20 columns ($STATE/…/base/root): they
+	// lose names from the middle and still say where; then the columns
+	// in wrap, which fold and lose nothing, down to 20; then the widest
+	// of all, down to 12 (wrap) or 4.
+	paths := map[int]bool{}
+	for _, r := range rows {
+		for i, c := range r {
+			paths[i] = paths[i] || strings.HasPrefix(c, "/") || strings.HasPrefix(c, "$")
+		}
+	}
+	for _, give := range []map[int]bool{paths, folds} {
+		for i := range w {
+			for give[i] && w[i] > 20 && total > width {
+				w[i]--
+				total--
+			}
 		}
 	}
 	floor := func(i int) int {
@@ -155,15 +165,32 @@ func truncateMiddle(s string, w int) string {
 	if lipgloss.Width(s) <= w {
 		return s
 	}
-	names := strings.Split(s, "/")
+	// A name already left out ("…") is not a name to keep.
+	var names []string
+	for _, n := range strings.Split(s, "/") {
+		if n != "…" || len(names) == 0 || names[len(names)-1] != "…" {
+			names = append(names, n)
+		}
+	}
 	if len(names) < 3 {
 		return truncate(s, w)
 	}
 	// head is names[:h], tail names[len-k:], "…" between them.
 	join := func(h, k int) string {
-		return strings.Join(names[:h], "/") + "/…/" + strings.Join(names[len(names)-k:], "/")
+		head, tail := names[:h], names[len(names)-k:]
+		if head[len(head)-1] == "…" {
+			head = head[:len(head)-1]
+		}
+		if len(tail) > 0 && tail[0] == "…" {
+			tail = tail[1:]
+		}
+		return strings.Join(head, "/") + "/…/" + strings.Join(tail, "/")
 	}
+	// An absolute path keeps its first name: /run/…, not /….
 	h, k := 1, 0
+	if names[0] == "" && len(names) > 3 && lipgloss.Width(join(2, 1)) <= w {
+		h = 2
+	}
 	for k+1 < len(names)-h && lipgloss.Width(join(h, k+1)) <= w {
 		k++
 	}

@@ -79,7 +79,7 @@ func foldWords(s string, first, rest int) []string {
 				lines = append(lines, line)
 				width = rest
 			}
-			parts := strings.Split(ansi.Wrap(w, rest, "/"), "\n")
+			parts := breakAfterSlashes(w, rest)
 			lines = append(lines, parts[:len(parts)-1]...)
 			line, n, empty = parts[len(parts)-1], ansi.StringWidth(parts[len(parts)-1]), false
 			continue
@@ -102,4 +102,21 @@ func para(style lipgloss.Style, text string, width int) string {
 		lines[i] = style.Render(l)
 	}
 	return strings.Join(lines, "\n")
+}
+
+// breakAfterSlashes cuts a word wider than width (a path) into pieces
+// that fit, each ending at a '/' where the word has one in reach, else
+// cut where the width ends. Never at a '-': a session's "PID-start" or
+// a cgroup's "web-ID" stays whole where it can.
+func breakAfterSlashes(w string, width int) []string {
+	var parts []string
+	for ansi.StringWidth(w) > width {
+		cut := ansi.Truncate(w, width, "")
+		if i := strings.LastIndex(cut, "/"); i > 0 {
+			cut = cut[:i+1]
+		}
+		parts = append(parts, cut)
+		w = w[len(cut):]
+	}
+	return append(parts, w)
 }
