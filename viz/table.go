@@ -79,7 +79,7 @@ func fitColumns(headers []string, rows [][]string, width int, wrap ...int) ([]st
 	for _, c := range wrap {
 		folds[c] = true
 	}
-	// Paths give way first, down to 20 columns ($STATE/…/base/root): they
+	// Paths give way first, down to 24 columns ($STATE/…/noissue/root): they
 	// lose names from the middle and still say where; then the columns
 	// in wrap, which fold and lose nothing, down to 20; then the widest
 	// of all, down to 12 (wrap) or 4.
@@ -89,9 +89,12 @@ func fitColumns(headers []string, rows [][]string, width int, wrap ...int) ([]st
 			paths[i] = paths[i] || strings.HasPrefix(c, "/") || strings.HasPrefix(c, "$")
 		}
 	}
-	for _, give := range []map[int]bool{paths, folds} {
+	for _, give := range []struct {
+		cols  map[int]bool
+		floor int
+	}{{paths, 24}, {folds, 20}} {
 		for i := range w {
-			for give[i] && w[i] > 20 && total > width {
+			for give.cols[i] && w[i] > give.floor && total > width {
 				w[i]--
 				total--
 			}
