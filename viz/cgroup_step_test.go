@@ -72,8 +72,12 @@ func TestLayersTableKeepsWhatALayerHoldsAndShortensTheStateDir(t *testing.T) {
 				}
 			}
 		}
-		if !strings.Contains(out, "$STATE/") || strings.Contains(out, th.State) {
+		table, note, _ := strings.Cut(out, "┘\n")
+		if !strings.Contains(table, "$STATE/") || strings.Contains(table, th.State) {
 			t.Errorf("width %d: the state dir is not written as $STATE:\n%s", width, out)
+		}
+		if !strings.Contains(unfolded(note), "$STATE is "+th.State) {
+			t.Errorf("width %d: no note says what $STATE is:\n%s", width, out)
 		}
 	}
 }
@@ -105,3 +109,5 @@ func TestShorteningAgainKeepsOneEllipsis(t *testing.T) {
 		}
 	}
 }
+
+func unfolded(s string) string { return strings.Join(strings.Fields(s), " ") }

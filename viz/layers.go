@@ -39,5 +39,5 @@ func LayersPanel(rows []LayerRow, width int, t Theme) string {
 		return t.Same
 	}
 	// What a layer holds is why the table exists: it folds, never cut.
-	return t.renderTable(headers, body, style, width, 1)
+	return t.withStateNote(t.renderTable(headers, body, style, width, 1), width)
 }

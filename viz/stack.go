@@ -30,7 +30,7 @@ func StackPanel(snap rootfs.StackSnapshot, width int, t Theme) string {
 	if snap.Files != nil {
 		out = append(out, stackFiles(snap, width, t)...)
 	}
-	return strings.Join(out, "\n")
+	return t.withStateNote(strings.Join(out, "\n"), width)
 }
 
 // stackRow is one box of the stack: name, host path, and a note.

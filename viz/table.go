@@ -209,6 +209,14 @@ func truncateMiddle(s string, w int) string {
 	return join(h, k)
 }
 
+// withStateNote adds to a panel that writes $STATE what $STATE is.
+func (t Theme) withStateNote(panel string, width int) string {
+	if t.State == "" || !strings.Contains(panel, "$STATE") {
+		return panel
+	}
+	return panel + "\n" + para(t.Dim, "$STATE is "+t.State+", stepbox's state dir (`!ls $STATE` lists it)", width)
+}
+
 // short writes a path in t's state dir from $STATE, as the learner can
 // type it in a host command (`!ls $STATE`).
 func (t Theme) short(p string) string {
