@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/charmbracelet/x/ansi"
+
+	"stepbox/primitives/rootfs"
 )
 
 func init() {
@@ -111,3 +113,15 @@ func TestShorteningAgainKeepsOneEllipsis(t *testing.T) {
 }
 
 func unfolded(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// At 60 columns the mount diff folds what a mount is under itself: no
+// word of a mount's options or of its note is cut off.
+func TestMountDiffFoldsInsteadOfCutting(t *testing.T) {
+	host, box := mountTables(t)
+	out := MountDiffPanel(rootfs.DiffMounts(host, box), 60, NewTheme("plain"))
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasSuffix(l, "…") || ansi.StringWidth(l) > 60 {
+			t.Errorf("cut or too wide: %q\n%s", l, out)
+		}
+	}
+}

@@ -118,14 +118,16 @@ func MountDiffPanel(d rootfs.MountDiff, width int, t Theme) string {
 		}
 		style := map[rootfs.ChangeKind]lipgloss.Style{rootfs.Created: t.Added, rootfs.CopiedUp: t.Changed, rootfs.Whiteout: t.Deleted}[r.mark]
 		head := "  " + style.Render(r.mark.String()+" "+padCell(truncateMiddle(r.point, pointW), pointW)) + "  "
+		// What a mount is and how it differs folds under itself, never cut.
+		under := strings.Repeat(" ", pointW+6)
 		switch {
 		case r.box == "":
-			out = append(out, head+t.Dim.Render(truncate(r.text, textW)))
+			out = append(out, head+foldStyled(t.Dim, r.text, textW, textW, under))
 		case oneLine:
 			out = append(out, head+t.Dim.Render(r.text)+" → "+t.Changed.Render(r.box))
 		default:
-			out = append(out, head+t.Dim.Render(truncate(r.text, textW)),
-				strings.Repeat(" ", pointW+4)+"→ "+t.Changed.Render(truncate(r.box, textW)))
+			out = append(out, head+foldStyled(t.Dim, r.text, textW, textW, under),
+				strings.Repeat(" ", pointW+4)+"→ "+foldStyled(t.Changed, r.box, textW, textW, under))
 		}
 	}
 	return strings.Join(out, "\n")

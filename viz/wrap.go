@@ -94,12 +94,22 @@ func foldWords(s string, first, rest int) []string {
 // word is a word and the spaces before it.
 var word = regexp.MustCompile(`( *)([^ ]+)`)
 
-// para is text folded to width, each line in style (lipgloss would pad
-// a block of lines to its widest): a panel's title or note.
+// para is text folded to width, each line in style: a panel's title or
+// note, its lines after the first indented by two.
 func para(style lipgloss.Style, text string, width int) string {
-	lines := strings.Split(Wrap(text, width, "  "), "\n")
+	return foldStyled(style, text, width, width-2, "  ")
+}
+
+// foldStyled folds text as fold does, each line in style (lipgloss
+// would pad a block of lines to its widest).
+func foldStyled(style lipgloss.Style, text string, first, rest int, indent string) string {
+	lines := strings.Split(fold(text, first, rest, indent), "\n")
 	for i, l := range lines {
-		lines[i] = style.Render(l)
+		body := strings.TrimPrefix(l, indent)
+		if i == 0 {
+			body = l
+		}
+		lines[i] = l[:len(l)-len(body)] + style.Render(body)
 	}
 	return strings.Join(lines, "\n")
 }
