@@ -227,15 +227,16 @@ func doctor() int {
 		th = viz.NewTheme("default")
 	}
 	code := 0
+	width := outputWidth(nil)
 	for _, c := range primitives.Doctor() {
 		mark := th.Good.Render("ok ")
 		if !c.OK {
 			mark = th.Bad.Render("no ")
 			code = 1
 		}
-		fmt.Printf("%s %-18s %s\n", mark, c.Name, c.Found)
+		fmt.Println(viz.Hang(fmt.Sprintf("%s %-18s ", mark, c.Name), c.Found, width))
 		if c.Advice != "" && !c.OK {
-			fmt.Printf("    %s\n", th.Dim.Render(c.Advice))
+			fmt.Println(viz.Hang("    ", th.Dim.Render(c.Advice), width))
 		}
 	}
 	return code

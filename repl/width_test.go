@@ -2,10 +2,14 @@ package repl
 
 import (
 	"errors"
+	"os"
 	"strings"
 	"testing"
 
 	"github.com/charmbracelet/x/ansi"
+
+	"stepbox/primitives"
+	"stepbox/viz"
 )
 
 // screen is an 80×24 terminal: a step's output and the next prompt fit.
@@ -92,5 +96,21 @@ func TestErrorsFoldUnderTheirLabels(t *testing.T) {
 	}
 	if !strings.HasPrefix(unfolded(got), unfolded("error: cgroup set: no such control file in /sys/fs/cgroup/blkio/stepbox-9579/web-361b639d8431 (ls /sys/fs/cgroup/blkio/stepbox-9579/web-361b639d8431 shows the files there)")) {
 		t.Errorf("folding changed the words:\n%s", got)
+	}
+}
+
+// Without a terminal, the width is $COLUMNS, or 80 when it says nothing.
+func TestOutputWidthFollowsColumnsElse80(t *testing.T) {
+	if primitives.IsTerminal(os.Stdout) {
+		t.Skip("standard output is a terminal: its width wins")
+	}
+	for _, c := range []struct {
+		columns string
+		want    int
+	}{{"", 80}, {"junk", 80}, {"120", 120}, {"72", 72}, {"20", viz.MinWidth}} {
+		t.Setenv("COLUMNS", c.columns)
+		if got := outputWidth(nil); got != c.want {
+			t.Errorf("COLUMNS=%q: width %d, want %d", c.columns, got, c.want)
+		}
 	}
 }
