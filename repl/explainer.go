@@ -391,7 +391,7 @@ func (f *failure) kernelSaid() string {
 	if f.call == "" {
 		return step.Result(f.errno)
 	}
-	return f.call + " = " + step.Result(f.errno)
+	return f.call + " " + viz.Glue("= "+step.Result(f.errno))
 }
 
 // limitHits are the cgroup events a command caused: how often the

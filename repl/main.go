@@ -211,7 +211,7 @@ func runScript(sh *Shell, name string) int {
 	if err := sh.RunScript(ctx, f, name); err != nil {
 		var se *ScriptError
 		if errors.As(err, &se) {
-			fmt.Fprintf(os.Stderr, "stepbox run: %s line %d failed; everything the script made has been torn down\n", se.File, se.Line)
+			fmt.Fprintln(os.Stderr, viz.Hang("stepbox run: ", fmt.Sprintf("%s line %d failed; everything the script made has been torn down", se.File, se.Line), sh.Width))
 		} else {
 			fmt.Fprintln(os.Stderr, "stepbox run:", err)
 		}

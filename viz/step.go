@@ -41,7 +41,7 @@ func StepPanel(s *step.Step, width int, t Theme) string {
 				it = Wrap(it, width-4, "  ")
 			}
 			// Style line by line: lipgloss pads a block to its widest line.
-			for _, l := range strings.Split(strings.ReplaceAll(it, nbsp, " "), "\n") {
+			for _, l := range strings.Split(it, "\n") {
 				b.WriteString("    " + st(l) + "\n")
 			}
 		}
@@ -54,7 +54,7 @@ func StepPanel(s *step.Step, width int, t Theme) string {
 		// starts a line of its own.
 		call, comment := c.Split()
 		call = t.short(call)
-		line := call + nbsp + "=" + nbsp + strings.ReplaceAll(c.Result, " ", nbsp)
+		line := call + nbsp + Glue("= "+c.Result)
 		if comment != "" {
 			line += step.CommentSep + comment
 		}
@@ -95,9 +95,6 @@ func StepPanel(s *step.Step, width int, t Theme) string {
 	section("notes", notes, func(string) func(string) string { return func(x string) string { return t.Dim.Render(x) } }, false)
 	return strings.TrimRight(b.String(), "\n")
 }
-
-// nbsp holds words together until a line is wrapped.
-const nbsp = "\u00a0"
 
 // quotedArg is one string argument of a call in strace form.
 var quotedArg = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)

@@ -39,7 +39,7 @@ func Wrap(text string, width int, indent string) string {
 // others, which start with indent.
 func fold(text string, first, rest int, indent string) string {
 	if rest < 8 {
-		return text
+		return strings.ReplaceAll(text, nbsp, " ")
 	}
 	var out []string
 	for _, para := range strings.Split(text, "\n") {
@@ -48,8 +48,15 @@ func fold(text string, first, rest int, indent string) string {
 		}
 		out = append(out, foldWords(para, first, rest)...)
 	}
-	return strings.Join(out, "\n"+indent)
+	return strings.ReplaceAll(strings.Join(out, "\n"+indent), nbsp, " ")
 }
+
+// Glue holds the words of s together on one line when it is folded: a
+// call's " = 0" stays at the end of the call's own line.
+func Glue(s string) string { return strings.ReplaceAll(s, " ", nbsp) }
+
+// nbsp holds words together until a line is folded.
+const nbsp = "\u00a0"
 
 // foldWords fills lines with the words of s, greedily, as a reader
 // expects: the first line of at most first columns, the others of rest.
