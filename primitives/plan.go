@@ -71,7 +71,7 @@ func (b *Box) PlanUnshare(types []NamespaceType, opts UnshareOptions) (*step.Ste
 			st.Plan("unshare(CLONE_NEWPID)")
 			st.Plan("clone(child_stack=NULL, flags=SIGCHLD)   # fork: the child is PID 1 in the new namespace")
 			st.Shell = append(st.Shell, "unshare --pid --fork --mount-proc sh   # --fork: only children enter the new PID namespace")
-			st.Notes = append(st.Notes, "the child becomes PID 1 in the box: it stays alive as the box's init, and later steps and commands start from it")
+			st.Notes = append(st.Notes, "the child will become PID 1 in the box: it will stay alive as the box's init, and later steps and commands will start from it")
 			continue
 		}
 		st.Plan(fmt.Sprintf("unshare(%s)", step.CloneFlags(t.Flag)))

@@ -34,7 +34,7 @@ func (s *Store) PlanNew(name string) (*step.Step, error) {
 		Shell:   []string{"mkdir -p " + step.ShellQuote(s.Root(name))},
 		Man:     []string{"mkdir(2)", "rename(2)"},
 		Undo:    "rm -r " + step.ShellQuote(final),
-		Notes:   []string{"the layer is built under a temporary name (XXXXXXXXX is random) and renamed into place, so no half-made layer is ever seen"},
+		Notes:   []string{"the layer will be built under a temporary name (XXXXXXXXX is random) and renamed into place, so no half-made layer is ever seen"},
 	}
 	st.Plan(fmt.Sprintf("mkdir(%s, 0700)", step.Quote(tmp)))
 	st.Plan(fmt.Sprintf("mkdir(%s, 0755)", step.Quote(filepath.Join(tmp, "root"))))
@@ -94,7 +94,7 @@ func (s *Store) PlanDel(name, p string) (*step.Step, error) {
 		st.Notes = append(st.Notes, fmt.Sprintf("%s is already a whiteout in layer %s: nothing will change", p, name))
 	case err == nil && fi.IsDir():
 		st.Shell = append(st.Shell, "rm -r "+step.ShellQuote(host))
-		st.Notes = append(st.Notes, fmt.Sprintf("the layer's own directory %s is removed first", p))
+		st.Notes = append(st.Notes, fmt.Sprintf("the layer's own directory %s will be removed first", p))
 	case err == nil:
 		st.Shell = append(st.Shell, "rm "+step.ShellQuote(host))
 		st.Plan(fmt.Sprintf("unlink(%s)", step.Quote(host)))
@@ -118,7 +118,7 @@ func (s *Store) PlanRemove(name string) (*step.Step, error) {
 		Shell:   []string{"rm -r " + step.ShellQuote(dir)},
 		Man:     []string{"rename(2)", "unlink(2)", "rmdir(2)"},
 		Undo:    "none: the files are gone",
-		Notes:   []string{"the layer is first renamed out of sight (N is a timestamp), so a crash midway leaves no half-removed layer"},
+		Notes:   []string{"the layer will first be renamed out of sight (N is a timestamp), so a crash midway leaves no half-removed layer"},
 	}
 	st.Plan(fmt.Sprintf("rename(%s, %s)", step.Quote(dir), step.Quote(aside)))
 	var paths []string

@@ -63,7 +63,7 @@ func PlanMountOverlay(layers []Layer, upper, work, merged string, userns bool) (
 		st.Plan(fmt.Sprintf("fsmount(%d, FSMOUNT_CLOEXEC, 0)", fd))
 		st.Plan(fmt.Sprintf(`move_mount(%d, "", AT_FDCWD, %s, MOVE_MOUNT_F_EMPTY_PATH)`, mfd, step.Quote(merged)))
 		st.Notes = append(st.Notes, fmt.Sprintf(
-			"the options take %d bytes, more than the one page (%d) mount(2) copies: the layers are added one by one with fsconfig(lowerdir+)",
+			"the options take %d bytes, more than the one page (%d) mount(2) copies: the layers will be added one by one with fsconfig(lowerdir+)",
 			len(opts), os.Getpagesize()))
 	case overlayRelative:
 		st.Plan(`openat(AT_FDCWD, ".", O_PATH|O_DIRECTORY|O_CLOEXEC)`)
@@ -72,7 +72,7 @@ func PlanMountOverlay(layers []Layer, upper, work, merged string, userns bool) (
 		st.Plan(fmt.Sprintf("fchdir(%d)", fd))
 		st.Notes = append(st.Notes, fmt.Sprintf(
 			"with host paths the options would take more than the one page (%d) mount(2) copies, and this kernel (before %s) cannot add layers one by one with fsconfig(lowerdir+): "+
-				"the layers are given relative to %s, the box's working directory for the mount(2) only, as Docker's overlay2 does (mountinfo shows them relative)",
+				"the layers will be given relative to %s, the box's working directory for the mount(2) only, as Docker's overlay2 does (mountinfo shows them relative)",
 			os.Getpagesize(), lowerdirPlusRelease, req.dir))
 	}
 	describeOverlay(st, layers, names, req, upper, work, merged)
