@@ -136,9 +136,9 @@ func unfold(s string) string {
 
 // Transcripts: each script under testdata/transcripts runs through
 // `stepbox run`, and its normalized output must match the .out file. A
-// script named NAME_80.sb runs 80 columns wide: no line may be wider
-// (but a command "with standard tools", printed whole to be copied),
-// and the output is compared unfolded (the golden file keeps the folds).
+// script named NAME_COLUMNS.sb (steps_80.sb) runs that wide: no line may
+// be wider (but a command "with standard tools", printed whole to be
+// copied). Output is compared unfolded (the golden file keeps the folds).
 func TestTranscripts(t *testing.T) {
 	needRoot(t)
 	scripts, _ := filepath.Glob("testdata/transcripts/*.sb")
@@ -155,8 +155,8 @@ func TestTranscripts(t *testing.T) {
 			}
 			state := t.TempDir()
 			columns := 300
-			if strings.HasSuffix(name, "_80") {
-				columns = 80
+			if m := regexp.MustCompile(`_(\d+)$`).FindStringSubmatch(name); m != nil {
+				columns, _ = strconv.Atoi(m[1])
 			}
 			out, code := runStepboxAt(t, columns, state, string(src), "--plain")
 			shellLines := false // explain's commands with standard tools
