@@ -86,7 +86,7 @@ func (sh *Shell) Prompt() string {
 
 // The prompt names at most promptNamespaces namespaces and shows at most
 // promptName characters of a box's name: with both, the longest prompt
-// (a 32-character name, 8 namespaces, chroot, cg) is 37 columns.
+// (a 32-character name, 8 namespaces, chroot, cg) is 36 columns.
 const (
 	promptNamespaces = 3
 	promptName       = 16
