@@ -225,7 +225,12 @@ func runMountOverlay(sh *Shell, c *Call) error {
 		}
 	}
 	sh.ok("overlay of %s mounted in box %s (bottom to top); writes go to its own upper dir", strings.Join(c.Args, ", "), b.Name)
-	return sh.showStack(false)
+	snap, err := b.Stack(false)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(sh.Out, viz.StackStepPanel(snap, sh.Width, sh.Theme))
+	return nil
 }
 
 func (sh *Shell) showStack(files bool) error {

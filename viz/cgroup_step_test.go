@@ -19,6 +19,7 @@ func init() {
 	panels["cgroup_step_attach"] = func(w int, t Theme) string {
 		return CgroupStepPanel(hybridSnapshot(), CgroupStep{Attached: true}, w, t)
 	}
+	panels["stack_step_tall"] = func(w int, t Theme) string { return StackStepPanel(tallStack(), w, t) }
 	panels["layers_state"] = func(w int, t Theme) string {
 		t.State = "/var/lib/stepbox-class"
 		rows := someLayers()
@@ -123,5 +124,24 @@ func TestMountDiffFoldsInsteadOfCutting(t *testing.T) {
 		if strings.HasSuffix(l, "…") || ansi.StringWidth(l) > 60 {
 			t.Errorf("cut or too wide: %q\n%s", l, out)
 		}
+	}
+}
+
+// A tall stack after `mount overlay` shows its top and bottom two and
+// names `stack`; `stack` itself draws five at each end, and the count
+// between them is the layers left out.
+func TestTallStackAfterTheStepFitsTheScreen(t *testing.T) {
+	step := StackStepPanel(tallStack(), 80, NewTheme("plain"))
+	if n := strings.Count(step, "\n") + 1; n > 20 {
+		t.Errorf("%d lines after mount overlay:\n%s", n, step)
+	}
+	for _, want := range []string{"l099", "l098", "96 more layers (l002 … l097)", "l001", "l000", "`stack` draws every layer"} {
+		if !strings.Contains(step, want) {
+			t.Errorf("no %q in\n%s", want, step)
+		}
+	}
+	full := StackPanel(tallStack(), 80, NewTheme("plain"))
+	if !strings.Contains(full, "90 more layers (l005 … l094)") || strings.Contains(full, "│ l005 ") || !strings.Contains(full, "│ l004 ") {
+		t.Errorf("the full stack does not show five layers at each end:\n%s", full)
 	}
 }

@@ -16,6 +16,10 @@ const (
 	stackEdgeLayers  = 5  // lowers drawn at each end of a taller stack
 	stackChangesMax  = 30 // lines of the upper dir's changes
 	stackFilesMax    = 40 // lines of path → layer
+
+	// After `mount overlay` the stack shares the screen with the step.
+	stepLayersShown = 5
+	stepEdgeLayers  = 2
 )
 
 // StackPanel draws a box's layer stack as stacked boxes — the merged view
@@ -25,11 +29,26 @@ const (
 func StackPanel(snap rootfs.StackSnapshot, width int, t Theme) string {
 	width = max(width, 40)
 	out := []string{para(t.Title, "layer stack · "+quantity(len(snap.Lowers), "layer")+" + upper", width)}
-	out = append(out, stackBoxes(snap, width, t)...)
+	out = append(out, stackBoxes(snap, stackLayersShown, stackEdgeLayers, width, t)...)
 	out = append(out, stackChanges(snap, width, t)...)
 	if snap.Files != nil {
 		out = append(out, stackFiles(snap, width, t)...)
 	}
+	return t.withStateNote(strings.Join(out, "\n"), width)
+}
+
+// StackStepPanel is the stack as `mount overlay` shows it, on one screen
+// with the step: a stack taller than five layers shows its top two and
+// bottom two, and names `stack`, which draws every layer.
+func StackStepPanel(snap rootfs.StackSnapshot, width int, t Theme) string {
+	if len(snap.Lowers) <= stepLayersShown {
+		return StackPanel(snap, width, t)
+	}
+	width = max(width, 40)
+	out := []string{para(t.Title, "layer stack · "+quantity(len(snap.Lowers), "layer")+" + upper", width)}
+	out = append(out, stackBoxes(snap, stepLayersShown, stepEdgeLayers, width, t)...)
+	out = append(out, stackChanges(snap, width, t)...)
+	out = append(out, para(t.Dim, "`stack` draws every layer", width))
 	return t.withStateNote(strings.Join(out, "\n"), width)
 }
 
@@ -39,7 +58,9 @@ type stackRow struct {
 	gap              bool // a "… N more layers" row, not a layer
 }
 
-func stackBoxes(snap rootfs.StackSnapshot, width int, t Theme) []string {
+// stackBoxes draws the stack; taller than shown lowers, it draws edge at
+// the top and edge at the bottom, and counts the ones between.
+func stackBoxes(snap rootfs.StackSnapshot, shown, edge, width int, t Theme) []string {
 	merged := "the box's / after pivot_root"
 	if snap.Entered {
 		merged = "the box's /"
@@ -50,10 +71,11 @@ func stackBoxes(snap rootfs.StackSnapshot, width int, t Theme) []string {
 	}
 	lowers := snap.Lowers
 	for i := len(lowers) - 1; i >= 0; i-- {
-		if len(lowers) > stackLayersShown && i == len(lowers)-1-stackEdgeLayers {
-			hidden := len(lowers) - 2*stackEdgeLayers
-			rows = append(rows, stackRow{name: "⋮", path: fmt.Sprintf("%d more layers (%s … %s)", hidden, lowers[stackEdgeLayers].Name, lowers[i].Name), gap: true})
-			i = stackEdgeLayers
+		if len(lowers) > shown && i == len(lowers)-1-edge {
+			// lowers[edge] … lowers[i] are left out; lowers[edge-1] is next.
+			hidden := i - edge + 1
+			rows = append(rows, stackRow{name: "⋮", path: fmt.Sprintf("%s (%s … %s)", quantity(hidden, "more layer"), lowers[edge].Name, lowers[i].Name), gap: true})
+			i = edge - 1
 		}
 		l := lowers[i]
 		note := "ro · " + quantity(l.Files, "file")
