@@ -29,6 +29,7 @@ func (b *Box) Exec(ctx context.Context, argv []string, env []string, std Stdio, 
 	if err != nil {
 		return ExitStatus{}, err
 	}
+	st.Ran()
 	es, err := b.exec(ctx, argv, env, std, tty, st)
 	es.Step = st
 	return es, err

@@ -58,7 +58,7 @@ func (b *Box) MountOverlay(layers []rootfs.Layer) (*step.Step, error) {
 		return nil, err
 	}
 	if f := b.FS(); f.Merged != "" {
-		return nil, fmt.Errorf("mount overlay: box %s has an overlay already (%d layers): `rm` it and start again to stack others", b.Name, len(f.Layers))
+		return nil, fmt.Errorf("mount overlay: box %s has an overlay already (%s): `rm` it and start again to stack others", b.Name, step.Count(len(f.Layers), "layer"))
 	}
 	if len(layers) == 0 {
 		return nil, errors.New("mount overlay: name at least one layer, bottom first (`layers` lists them)")

@@ -27,7 +27,7 @@ func (s *Session) PlanNew(name string, user bool) (*step.Step, error) {
 	}
 	st := &step.Step{
 		Command: "new " + name,
-		Summary: "starts the box process: a copy of stepbox, locked to one thread, that will apply each step",
+		Summary: "will start the box process: a copy of stepbox, locked to one thread, that will apply each step",
 		Man:     []string{"clone(2)", "execve(2)"},
 		Undo:    "`rm " + name + "` kills the box's processes; its namespaces die with them",
 	}
@@ -71,7 +71,7 @@ func (b *Box) PlanUnshare(types []NamespaceType, opts UnshareOptions) (*step.Ste
 			st.Plan("unshare(CLONE_NEWPID)")
 			st.Plan("clone(child_stack=NULL, flags=SIGCHLD)   # fork: the child is PID 1 in the new namespace")
 			st.Shell = append(st.Shell, "unshare --pid --fork --mount-proc sh   # --fork: only children enter the new PID namespace")
-			st.Notes = append(st.Notes, "the child becomes PID 1 in the box: it stays alive as the box's init, and later steps and commands start from it")
+			st.Notes = append(st.Notes, "the child will become PID 1 in the box: it will stay alive as the box's init, and later steps and commands will start from it")
 			continue
 		}
 		st.Plan(fmt.Sprintf("unshare(%s)", step.CloneFlags(t.Flag)))
@@ -89,7 +89,7 @@ func (b *Box) PlanUnshare(types []NamespaceType, opts UnshareOptions) (*step.Ste
 			st.Notes = append(st.Notes, "a new network namespace has only a loopback device, down until brought up; stepbox brings it up as container runtimes do")
 		}
 	}
-	st.Summary = "moves the box process into new namespaces: " + strings.Join(names, ", ")
+	st.Summary = "will move the box process into new namespaces: " + strings.Join(names, ", ")
 	st.Undo = "a namespace is freed when its last process exits and nothing holds it open: `rm` ends the box's processes"
 	st.Man = append(st.Man, "unshare(2)", "namespaces(7)")
 	return st, nil
@@ -121,7 +121,7 @@ func (b *Box) PlanSethostname(name string) (*step.Step, error) {
 	}
 	st := &step.Step{
 		Command: "hostname " + name,
-		Summary: "sets the hostname of the box's UTS namespace",
+		Summary: "will set the hostname of the box's UTS namespace",
 		Shell:   []string{"hostname " + name},
 		Man:     []string{"sethostname(2)", "uts_namespaces(7)"},
 		Undo:    "the UTS namespace, and the name with it, is freed when its last process exits",
@@ -147,11 +147,13 @@ func (b *Box) PlanExec(argv []string) (*step.Step, error) {
 	}
 	st := &step.Step{
 		Command: "exec " + step.ShellJoin(argv),
-		Summary: "runs " + argv[0] + " inside the box: " + from + " forks it, and it inherits every namespace, the root and the cgroup the steps made",
 		Shell:   []string{fmt.Sprintf("nsenter --target %d --all --root --wd %s", pid, step.ShellJoin(argv))},
 		Man:     []string{"clone(2)", "execve(2)", "nsenter(1)"},
 		Undo:    "nothing to undo: the process ends with the command; what it wrote stays in the box (in its upper dir after `mount overlay`)",
 	}
+	st.Tell("ran "+argv[0]+" inside the box: "+from+" forked it, and it inherited every namespace, the root and the cgroup the steps made",
+		"will run "+argv[0]+" inside the box: "+from+" will fork it, and it will inherit every namespace, the root and the cgroup the steps made")
+	st.MarkNotRun()
 	st.Plan("clone(child_stack=NULL, flags=CLONE_VM|CLONE_PIDFD|CLONE_VFORK|SIGCHLD)   # in " + from)
 	st.Plan("setpgid(0, 0)   # a process group of its own: Ctrl-C reaches it, not the box")
 	st.Plan("dup3(FD, 0, 0); dup3(FD, 1, 0); dup3(FD, 2, 0)   # the session's stdio becomes its own")
@@ -191,7 +193,7 @@ func (b *Box) PlanEnter(types []NamespaceType, argv []string) (*step.Step, error
 	pid := b.CommandPID()
 	st := &step.Step{
 		Command: "enter",
-		Summary: fmt.Sprintf("joins the namespaces of PID %d from the host, then runs %s there", pid, step.ShellJoin(argv)),
+		Summary: fmt.Sprintf("will join the namespaces of PID %d from the host, then run %s there", pid, step.ShellJoin(argv)),
 		Man:     []string{"setns(2)", "nsenter(1)"},
 		Undo:    "nothing to undo: the entered command ends, the box stays",
 	}

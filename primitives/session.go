@@ -44,6 +44,16 @@ func DefaultDirs(stateDir string) Dirs {
 	return Dirs{Run: filepath.Join(base, "stepbox", "run"), Lib: filepath.Join(base, "stepbox", "lib")}
 }
 
+// State is the directory the learner knows stepbox's state by, which
+// panels show as $STATE: the --state-dir (or $STEPBOX_STATE_DIR) that
+// holds both dirs, else the runtime dir where boxes keep theirs.
+func (d Dirs) State() string {
+	if p := filepath.Dir(d.Run); filepath.Base(d.Run) == "run" && d.Lib == filepath.Join(p, "lib") {
+		return p
+	}
+	return d.Run
+}
+
 // Session is the stepbox process the learner runs: it stays in the host's
 // namespaces, owns the boxes and their ledgers, and tears them down.
 type Session struct {

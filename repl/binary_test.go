@@ -13,18 +13,26 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"stepbox/primitives/hoststate"
+	"stepbox/viz"
 )
 
-// runStepbox runs `stepbox run -` with script on stdin.
+// runStepbox runs `stepbox run -` with script on stdin, 300 columns
+// wide: wide enough that no panel shortens a path, whose length varies.
 func runStepbox(t *testing.T, stateDir, script string, extraArgs ...string) (string, int) {
+	t.Helper()
+	return runStepboxAt(t, 300, stateDir, script, extraArgs...)
+}
+
+// runStepboxAt runs `stepbox run -` as runStepbox does, at columns.
+func runStepboxAt(t *testing.T, columns int, stateDir, script string, extraArgs ...string) (string, int) {
 	t.Helper()
 	args := append([]string{"--state-dir", stateDir}, extraArgs...)
 	args = append(args, "run", "-")
 	cmd := exec.Command(stepboxBinary(t), args...)
-	// Wide enough that no panel truncates a path, whose length varies.
-	cmd.Env = append(os.Environ(), "COLUMNS=300")
+	cmd.Env = append(os.Environ(), "COLUMNS="+strconv.Itoa(columns))
 	cmd.Stdin = strings.NewReader(script)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -119,8 +127,18 @@ func (n *normalizer) normalize(s string) string {
 	return strings.Join(lines, "\n")
 }
 
+// unfold joins each line that starts with spaces to the line before it:
+// text folded at a terminal's width reads the same wherever the folds
+// fall, and they move with the length of the PIDs in a line.
+func unfold(s string) string {
+	return regexp.MustCompile(`\n +`).ReplaceAllString(s, " ")
+}
+
 // Transcripts: each script under testdata/transcripts runs through
-// `stepbox run`, and its normalized output must match the .out file.
+// `stepbox run`, and its normalized output must match the .out file. A
+// script named NAME_COLUMNS.sb (steps_80.sb) runs that wide: no line may
+// be wider (but a command "with standard tools", printed whole to be
+// copied). Output is compared unfolded (the golden file keeps the folds).
 func TestTranscripts(t *testing.T) {
 	needRoot(t)
 	scripts, _ := filepath.Glob("testdata/transcripts/*.sb")
@@ -136,7 +154,20 @@ func TestTranscripts(t *testing.T) {
 				t.Fatal(err)
 			}
 			state := t.TempDir()
-			out, code := runStepbox(t, state, string(src), "--plain")
+			columns := 300
+			if m := regexp.MustCompile(`_(\d+)$`).FindStringSubmatch(name); m != nil {
+				columns, _ = strconv.Atoi(m[1])
+			}
+			out, code := runStepboxAt(t, columns, state, string(src), "--plain")
+			shellLines := false // explain's commands with standard tools
+			for _, l := range strings.Split(out, "\n") {
+				if strings.HasPrefix(l, "  ") && !strings.HasPrefix(l, "   ") {
+					shellLines = l == "  with standard tools"
+				}
+				if n := utf8.RuneCountInString(l); n > columns && !shellLines {
+					t.Errorf("a line is %d wide, wider than %d: %q", n, columns, l)
+				}
+			}
 			out = strings.ReplaceAll(out, state, "<state>")
 			var n normalizer
 			got := n.normalize(out) + fmt.Sprintf("\n[exit %d]\n", code)
@@ -149,7 +180,7 @@ func TestTranscripts(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%v (run with -update to create it)", err)
 			}
-			if got != string(want) {
+			if unfold(got) != unfold(string(want)) {
 				t.Errorf("transcript %s differs from %s (-update rewrites it):\n%s", name, golden, lineDiff(string(want), got))
 			}
 		})
@@ -477,6 +508,23 @@ pids limit 50 written; echo $$ gives 8`
 	}
 	if strings.Contains(b, "722") || strings.Contains(b, "715") {
 		t.Errorf("a host PID survived:\n%s", b)
+	}
+}
+
+// At 80 columns a line folds where its PIDs' length puts the break:
+// normalized and unfolded, transcripts with long and short PIDs agree.
+func TestFoldedTranscriptsDoNotDependOnPIDLength(t *testing.T) {
+	say := func(box, init int) string {
+		return viz.Hang("✓ ", fmt.Sprintf("box web (id 31d937682d08): box process PID %d, in the host's namespaces: nothing is isolated yet", box), 80) + "\n" +
+			viz.Hang("  ", fmt.Sprintf("PID %d on the host is PID 1 in the box: commands now start from it, and PID %d waits", init, box), 80)
+	}
+	var a, b normalizer
+	long, short := a.normalize(say(3172245, 3172299)), b.normalize(say(722, 729))
+	if long == short {
+		t.Fatalf("the fixture should fold differently:\n%s\n%s", long, short)
+	}
+	if unfold(long) != unfold(short) {
+		t.Errorf("unfolded transcripts differ:\n%s\n%s", unfold(long), unfold(short))
 	}
 }
 

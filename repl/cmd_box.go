@@ -102,7 +102,7 @@ func init() {
 				if err != nil {
 					return err
 				}
-				sh.ok("%d box(es) removed", n)
+				sh.ok("%s removed", step.Count(n, "box"))
 				return nil
 			},
 		},

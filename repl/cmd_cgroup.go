@@ -41,7 +41,7 @@ func init() {
 					}
 					g := b.Cgroup()
 					sh.ok("box %s has cgroup %s (id %s); find it with: !find /sys/fs/cgroup -name '*%s*'", b.Name, g.Name, g.ID, g.ID)
-					return sh.showCgroup()
+					return sh.showCgroupStep(viz.CgroupStep{})
 				},
 			},
 			{
@@ -61,7 +61,8 @@ func init() {
 						return err
 					}
 					sh.ok("%s = %s", c.Args[0], c.Args[1])
-					return sh.showCgroup()
+					resource, _, _ := strings.Cut(c.Args[0], ".")
+					return sh.showCgroupStep(viz.CgroupStep{Resource: resource})
 				},
 			},
 			{
@@ -100,7 +101,7 @@ func init() {
 						files = append(files, fmt.Sprintf("%s = %s", s.File, s.Value))
 					}
 					sh.ok("%s limit %s written: %s", c.Args[0], c.Args[1], strings.Join(files, ", "))
-					return sh.showCgroup()
+					return sh.showCgroupStep(viz.CgroupStep{Resource: c.Args[0]})
 				},
 			},
 			{
@@ -116,8 +117,8 @@ func init() {
 					if err != nil {
 						return err
 					}
-					sh.ok("moved PIDs %s into cgroup %s", joinInts(pids), b.Cgroup().Name)
-					return sh.showCgroup()
+					sh.ok("moved %s %s into cgroup %s", step.Plural(len(pids), "PID"), joinInts(pids), b.Cgroup().Name)
+					return sh.showCgroupStep(viz.CgroupStep{Attached: true})
 				},
 			},
 			show,
@@ -125,18 +126,37 @@ func init() {
 	})
 }
 
+// showCgroup draws the whole cgroup panel: `cgroup show`.
 func (sh *Shell) showCgroup() error {
-	b := sh.Current()
-	if b.Cgroup() == nil {
-		return cgroups.ErrNoGroup
-	}
-	snap, err := b.CgroupSnapshot(sh.lastCgroup)
+	snap, err := sh.cgroupSnapshot()
 	if err != nil {
 		return err
 	}
-	sh.lastCgroup = &snap
 	fmt.Fprintln(sh.Out, viz.CgroupPanel(snap, sh.Width, sh.Theme))
 	return nil
+}
+
+// showCgroupStep draws what a cgroup step changed, under it.
+func (sh *Shell) showCgroupStep(what viz.CgroupStep) error {
+	snap, err := sh.cgroupSnapshot()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(sh.Out, viz.CgroupStepPanel(snap, what, sh.Width, sh.Theme))
+	return nil
+}
+
+func (sh *Shell) cgroupSnapshot() (cgroups.Snapshot, error) {
+	b := sh.Current()
+	if b.Cgroup() == nil {
+		return cgroups.Snapshot{}, cgroups.ErrNoGroup
+	}
+	snap, err := b.CgroupSnapshot(sh.lastCgroup)
+	if err != nil {
+		return snap, err
+	}
+	sh.lastCgroup = &snap
+	return snap, nil
 }
 
 func joinInts(v []int) string {

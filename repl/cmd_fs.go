@@ -102,12 +102,12 @@ func init() {
 				}
 				listing := strings.Join(esc.Root, " ")
 				if esc.Escaped {
-					sh.say("%s climbed %d levels of '..' and reached the host's /: %s", sh.Theme.Bad.Render("escaped:"), esc.Hops, listing)
+					sh.say("%s climbed %s of '..' and reached the host's /: %s", sh.Theme.Bad.Render("escaped:"), step.Count(esc.Hops, "level"), listing)
 					sh.say("  a chroot only moves where lookups start; pivot_root detaches the host's root so there is nothing above")
 				} else if esc.Hops == 0 {
 					sh.say("%s '..' of the box's / is that / itself: nothing is above it to climb to: %s", sh.Theme.Good.Render("contained:"), listing)
 				} else {
-					sh.say("%s after %d levels of '..' the box is still in its own /: %s", sh.Theme.Good.Render("contained:"), esc.Hops, listing)
+					sh.say("%s after %s of '..' the box is still in its own /: %s", sh.Theme.Good.Render("contained:"), step.Count(esc.Hops, "level"), listing)
 				}
 				return nil
 			},
@@ -225,7 +225,12 @@ func runMountOverlay(sh *Shell, c *Call) error {
 		}
 	}
 	sh.ok("overlay of %s mounted in box %s (bottom to top); writes go to its own upper dir", strings.Join(c.Args, ", "), b.Name)
-	return sh.showStack(false)
+	snap, err := b.Stack(false)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(sh.Out, viz.StackStepPanel(snap, sh.Width, sh.Theme))
+	return nil
 }
 
 func (sh *Shell) showStack(files bool) error {

@@ -92,7 +92,7 @@ func runUnshare(sh *Shell, c *Call) error {
 	for _, t := range types {
 		done = append(done, t.Name)
 	}
-	sh.ok("box %s has new %s namespace(s)", b.Name, strings.Join(done, ", "))
+	sh.ok("box %s has new %s %s", b.Name, strings.Join(done, ", "), step.Plural(len(done), "namespace"))
 	if len(skipped) > 0 {
 		sh.say("  skipped: %s", strings.Join(skipped, ", "))
 	}

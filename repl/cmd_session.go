@@ -11,6 +11,7 @@ import (
 
 	"github.com/charmbracelet/lipgloss"
 
+	"stepbox/primitives/step"
 	"stepbox/viz"
 )
 
@@ -72,7 +73,7 @@ func init() {
 				if err := os.WriteFile(c.Args[0], []byte(b.String()), 0o644); err != nil {
 					return err
 				}
-				sh.ok("%d step(s) written to %s", len(sh.history), c.Args[0])
+				sh.ok("%s written to %s", step.Count(len(sh.history), "step"), c.Args[0])
 				return nil
 			},
 		},
@@ -238,7 +239,9 @@ func runHelp(sh *Shell, c *Call) error {
 		}
 	}
 	sh.say("%s", th.Title.Render("Host"))
-	sh.helpLine("!CMD…", 34, "run CMD on the host with /bin/sh; $BOX_PID and $BOX_ROOT name the current box", th.Dim)
+	sh.helpLine("!CMD…", 34, "run CMD on the host with /bin/sh; $BOX_PID and $BOX_ROOT name the current box, $STATE stepbox's state dir", th.Dim)
+	sh.say("\n%s", th.Title.Render("The prompt"))
+	sh.helpLine("web[uts,pid|pivot|cg] ▸", 34, "box web: its own namespaces (named up to three, then counted: 5 ns), then its root (overlay, pivot or chroot), then cg once it has a cgroup; `status` says it in words", th.Dim)
 	sh.say("\n`help CMD` says what the kernel does for CMD.")
 	return nil
 }
@@ -256,29 +259,11 @@ func (sh *Shell) helpLine(label string, labelWidth int, text string, style lipgl
 		sh.say("%s", first)
 		first = ""
 	}
-	for _, l := range wrapWords(text, max(sh.Width-indent, 20)) {
+	for _, l := range strings.Split(viz.Wrap(text, max(sh.Width-indent, 20), ""), "\n") {
 		pad := indent - len([]rune(first))
 		sh.say("%s%s%s", first, strings.Repeat(" ", pad), style.Render(l))
 		first = ""
 	}
-}
-
-// wrapWords breaks s into lines of at most w runes, at spaces.
-func wrapWords(s string, w int) []string {
-	var out []string
-	line := ""
-	for _, word := range strings.Fields(s) {
-		switch {
-		case line == "":
-			line = word
-		case len([]rune(line))+1+len([]rune(word)) <= w:
-			line += " " + word
-		default:
-			out = append(out, line)
-			line = word
-		}
-	}
-	return append(out, line)
 }
 
 func completePath(sh *Shell, args []string) []Suggestion {

@@ -16,6 +16,7 @@ import (
 	"stepbox/primitives/cgroups"
 	"stepbox/primitives/rootfs"
 	"stepbox/primitives/step"
+	"stepbox/viz"
 )
 
 // The failure explainer: when a step fails, stepbox prints the kernel's
@@ -347,14 +348,15 @@ func (sh *Shell) reportError(err error) {
 		return
 	}
 	th := sh.Theme
-	fmt.Fprintln(sh.Err, th.Bad.Render("error:")+" "+err.Error())
+	// Each part folds under its own text, past its label.
+	fmt.Fprintln(sh.Err, viz.Hang(th.Bad.Render("error:")+" ", err.Error(), sh.Width))
 	f := sh.failureOf(err)
 	if kernel := f.kernelSaid(); kernel != "" {
-		fmt.Fprintln(sh.Err, th.Dim.Render("  kernel: ")+kernel)
+		fmt.Fprintln(sh.Err, viz.Hang(th.Dim.Render("  kernel: "), kernel, sh.Width))
 	}
 	if c := explainFailure(f); c != nil {
-		fmt.Fprintln(sh.Err, th.Dim.Render("  why:    ")+c.rule)
-		fmt.Fprintln(sh.Err, th.Dim.Render("  do:     ")+c.do)
+		fmt.Fprintln(sh.Err, viz.Hang(th.Dim.Render("  why:    "), c.rule, sh.Width))
+		fmt.Fprintln(sh.Err, viz.Hang(th.Dim.Render("  do:     "), c.do, sh.Width))
 	}
 }
 
@@ -389,7 +391,7 @@ func (f *failure) kernelSaid() string {
 	if f.call == "" {
 		return step.Result(f.errno)
 	}
-	return f.call + " = " + step.Result(f.errno)
+	return f.call + " " + viz.Glue("= "+step.Result(f.errno))
 }
 
 // limitHits are the cgroup events a command caused: how often the

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"stepbox/viz"
 	"strings"
 
 	"stepbox/primitives"
@@ -236,3 +237,7 @@ func (sh *Shell) needsTerminal(argv []string) string {
 	}
 	return ""
 }
+
+// wrapWords folds s at words to w columns, as lines to print each with
+// a lead of its own.
+func wrapWords(s string, w int) []string { return strings.Split(viz.Wrap(s, w, ""), "\n") }

@@ -7,11 +7,11 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"strconv"
 	"sync"
 	"syscall"
 
 	"stepbox/primitives"
+	"stepbox/primitives/step"
 	"stepbox/viz"
 )
 
@@ -88,7 +88,7 @@ func Main(args []string) int {
 		return doctor()
 	case "cleanup":
 		rep, err := primitives.Sweep(dirs)
-		fmt.Printf("stepbox cleanup: %d crashed session(s) cleaned, %d stray process(es) ended, %d leftover cgroup(s) removed\n", len(rep.Sessions), rep.Processes, rep.Cgroups)
+		fmt.Printf("stepbox cleanup: %s cleaned, %s ended, %s removed\n", step.Count(len(rep.Sessions), "crashed session"), step.Count(rep.Processes, "stray process"), step.Count(rep.Cgroups, "leftover cgroup"))
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "stepbox cleanup:", err)
 			return 1
@@ -155,12 +155,6 @@ func runShell(dirs primitives.Dirs, o ShellOptions, run func(sh *Shell, term *pr
 		fmt.Fprintln(os.Stderr, "stepbox:", err)
 		return 1
 	}
-	// Without a terminal to ask, $COLUMNS (as shells set it) gives the width.
-	width := 100
-	if c, err := strconv.Atoi(os.Getenv("COLUMNS")); err == nil && c >= 80 {
-		width = c
-	}
-	sh := NewShell(s, os.Stdout, os.Stderr, th, width)
 	var term *primitives.Terminal
 	if primitives.IsTerminal(os.Stdin) {
 		if term, err = primitives.OpenTerminal(os.Stdin); err != nil {
@@ -168,10 +162,8 @@ func runShell(dirs primitives.Dirs, o ShellOptions, run func(sh *Shell, term *pr
 			s.Close()
 			return 1
 		}
-		if w := term.Width(); w > 0 {
-			sh.Width = max(w, 80)
-		}
 	}
+	sh := NewShell(s, os.Stdout, os.Stderr, th, outputWidth(term))
 	if err := sh.Record(o.Record, term); err != nil {
 		fmt.Fprintln(os.Stderr, "stepbox:", err)
 		s.Close()
@@ -232,7 +224,7 @@ func runScript(sh *Shell, name string) int {
 	if err := sh.RunScript(ctx, f, name); err != nil {
 		var se *ScriptError
 		if errors.As(err, &se) {
-			fmt.Fprintf(os.Stderr, "stepbox run: %s line %d failed; everything the script made has been torn down\n", se.File, se.Line)
+			fmt.Fprintln(os.Stderr, viz.Hang("stepbox run: ", fmt.Sprintf("%s line %d failed; everything the script made has been torn down", se.File, se.Line), sh.Width))
 		} else {
 			fmt.Fprintln(os.Stderr, "stepbox run:", err)
 		}
@@ -248,15 +240,16 @@ func doctor() int {
 		th = viz.NewTheme("default")
 	}
 	code := 0
+	width := outputWidth(nil)
 	for _, c := range primitives.Doctor() {
 		mark := th.Good.Render("ok ")
 		if !c.OK {
 			mark = th.Bad.Render("no ")
 			code = 1
 		}
-		fmt.Printf("%s %-18s %s\n", mark, c.Name, c.Found)
+		fmt.Println(viz.Hang(fmt.Sprintf("%s %-18s ", mark, c.Name), c.Found, width))
 		if c.Advice != "" && !c.OK {
-			fmt.Printf("    %s\n", th.Dim.Render(c.Advice))
+			fmt.Println(viz.Hang("    ", th.Dim.Render(c.Advice), width))
 		}
 	}
 	return code

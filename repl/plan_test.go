@@ -146,7 +146,9 @@ var plannedSession = []string{
 // record will be once the primitive adopts the plan's builder.
 var recordGaps = map[string][]string{}
 
-func TestEveryPlanIsCompleteAndSaysWhatTheStepThenDoes(t *testing.T) {
+// planEachStep plans and runs each line of plannedSession in a live
+// shell and hands check the plan and the record (nil for none).
+func planEachStep(t *testing.T, check func(line string, plan, rec *step.Step)) {
 	sh, out := liveShell(t)
 	vol := t.TempDir()
 	for _, line := range plannedSession {
@@ -157,6 +159,12 @@ func TestEveryPlanIsCompleteAndSaysWhatTheStepThenDoes(t *testing.T) {
 			line = strings.Replace(line, " time --monotonic 1h", "", 1)
 		}
 		plan, rec := planThenRun(t, sh, out, line)
+		check(line, plan, rec)
+	}
+}
+
+func TestEveryPlanIsCompleteAndSaysWhatTheStepThenDoes(t *testing.T) {
+	planEachStep(t, func(line string, plan, rec *step.Step) {
 		if missing := emptyParts(plan); len(missing) > 0 {
 			t.Errorf("explain %s: the plan has no %s", line, strings.Join(missing, ", "))
 		}
@@ -184,7 +192,7 @@ func TestEveryPlanIsCompleteAndSaysWhatTheStepThenDoes(t *testing.T) {
 		if rec.Undo != "" && normal(plan.Undo) != normal(rec.Undo) {
 			t.Errorf("%s: undo: plan %q, step %q", line, plan.Undo, rec.Undo)
 		}
-	}
+	})
 }
 
 func TestExplainCommandRunsNothing(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 	prompt "github.com/c-bata/go-prompt"
 
 	"stepbox/primitives"
+	"stepbox/primitives/step"
 )
 
 // ttyParser wraps go-prompt's terminal reader. go-prompt v0.2.6 takes
@@ -84,7 +85,7 @@ func (sh *Shell) handTerminal() {
 		return
 	}
 	if n := sh.typeahead.discard(); n > 0 {
-		sh.say("%s", sh.Theme.Dim.Render(fmt.Sprintf("(%d bytes typed ahead were read for stepbox's prompt and are dropped)", n)))
+		sh.say("%s", sh.dim("(dropped "+step.Count(n, "byte")+" typed ahead, already read by stepbox's prompt)"))
 	}
 }
 
@@ -151,11 +152,9 @@ func (sh *Shell) Interactive(term *primitives.Terminal) error {
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGQUIT)
 	defer signal.Stop(sigs)
-	fmt.Fprintln(sh.Out, sh.Theme.Dim.Render("stepbox: build a container one kernel step at a time. `help` lists the commands, Tab completes, Ctrl-D leaves."))
+	sh.say("%s", sh.dim("stepbox: build a container one kernel step at a time. `help` lists the commands, Tab completes, Ctrl-D leaves."))
 	for !sh.exit {
-		if w := term.Width(); w >= 80 {
-			sh.Width = w
-		}
+		sh.Width = outputWidth(term)
 		parser.sawEOF = false
 		line := p.Input()
 		term.Restore()

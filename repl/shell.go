@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"strings"
 
@@ -48,8 +49,9 @@ type Shell struct {
 
 // NewShell makes a shell over an open session.
 func NewShell(s *primitives.Session, out, errw io.Writer, theme viz.Theme, width int) *Shell {
-	if width < 80 {
-		width = 80
+	width = max(width, viz.MinWidth)
+	if s != nil {
+		theme.State = s.Dirs.State()
 	}
 	return &Shell{Session: s, Out: out, Err: errw, Theme: theme, Width: width, interrupt: context.Background()}
 }
@@ -70,20 +72,34 @@ func (sh *Shell) Current() *primitives.Box {
 }
 
 // Prompt is the prompt text: the current box and its stage, e.g.
-// web[uts,mnt,pid|overlay|cg] ▸
+// web[uts,mnt,pid|overlay|cg] ▸ . It stays short whatever the box has:
+// up to promptNamespaces namespaces are named, more are counted
+// (web[7 ns|pivot|cg] ▸, as `boxes` counts them), and a long box name
+// is cut (`help` explains the prompt; `status` says it all in words).
 func (sh *Shell) Prompt() string {
 	b := sh.Current()
 	if b == nil {
 		return "stepbox ▸ "
 	}
-	return fmt.Sprintf("%s[%s] ▸ ", b.Name, stage(b))
+	return fmt.Sprintf("%s[%s] ▸ ", clipTo(b.Name, promptName), stage(b))
 }
+
+// The prompt names at most promptNamespaces namespaces and shows at most
+// promptName characters of a box's name: with both, the longest prompt
+// (a 32-character name, 8 namespaces, chroot, cg) is 36 columns.
+const (
+	promptNamespaces = 3
+	promptName       = 16
+)
 
 // stage says how far box b has come: its own namespaces, then its root
 // (overlay, pivot or chroot), then cg once it has a cgroup.
 func stage(b *primitives.Box) string {
 	var parts []string
-	if ns := b.Unshared(); len(ns) > 0 {
+	switch ns := b.Unshared(); {
+	case len(ns) > promptNamespaces:
+		parts = append(parts, fmt.Sprintf("%d ns", len(ns)))
+	case len(ns) > 0:
 		parts = append(parts, strings.Join(ns, ","))
 	}
 	if r := rootStage(b.FS()); r != "" {
@@ -223,13 +239,18 @@ func (sh *Shell) split(line string) ([]string, error) {
 	})
 }
 
-// boxVars are the variables stepbox sets for the current box.
+// boxVars are the variables stepbox sets: $STATE, and for the current
+// box $BOX, $BOX_ID, $BOX_PID, $BOX_ROOT and $BOX_UPPER.
 func (sh *Shell) boxVars() map[string]string {
+	vars := map[string]string{}
+	if sh.Theme.State != "" {
+		vars["STATE"] = sh.Theme.State
+	}
 	b := sh.Current()
 	if b == nil {
-		return map[string]string{}
+		return vars
 	}
-	return map[string]string{
+	maps.Copy(vars, map[string]string{
 		"BOX":      b.Name,
 		"BOX_ID":   b.ID,
 		"BOX_PID":  fmt.Sprint(b.CommandPID()),
@@ -237,7 +258,8 @@ func (sh *Shell) boxVars() map[string]string {
 		// The overlay's writable layer, where the box's changes land;
 		// empty before `mount overlay`.
 		"BOX_UPPER": b.FS().Upper,
-	}
+	})
+	return vars
 }
 
 // printStep shows a step's record when explain is on, and keeps it for `explain`.
@@ -251,13 +273,28 @@ func (sh *Shell) printStep(st *step.Step) {
 	}
 }
 
-// say prints one line of stepbox's own output.
+// say prints stepbox's own output, folded at words to the width; a
+// line that starts with spaces keeps them on each of its lines.
 func (sh *Shell) say(format string, args ...any) {
-	fmt.Fprintf(sh.Out, format+"\n", args...)
+	for _, l := range strings.Split(fmt.Sprintf(format, args...), "\n") {
+		body := strings.TrimLeft(l, " ")
+		fmt.Fprintln(sh.Out, viz.Hang(l[:len(l)-len(body)], body, sh.Width))
+	}
 }
 
+// dim folds text to the width and styles it dim, line by line (lipgloss
+// pads a block of lines to its widest).
+func (sh *Shell) dim(text string) string {
+	lines := strings.Split(viz.Wrap(text, sh.Width, ""), "\n")
+	for i, l := range lines {
+		lines[i] = sh.Theme.Dim.Render(l)
+	}
+	return strings.Join(lines, "\n")
+}
+
+// ok prints a step's success line: "✓ " and the text folded under it.
 func (sh *Shell) ok(format string, args ...any) {
-	fmt.Fprintln(sh.Out, sh.Theme.Good.Render("✓")+" "+fmt.Sprintf(format, args...))
+	fmt.Fprintln(sh.Out, viz.Hang(sh.Theme.Good.Render("✓")+" ", fmt.Sprintf(format, args...), sh.Width))
 }
 
 // History returns the lines that succeeded, oldest first.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"stepbox/primitives"
+	"stepbox/primitives/step"
 	"stepbox/viz"
 )
 
@@ -53,7 +54,7 @@ func runStatus(sh *Shell, c *Call) error {
 func stageWords(b *primitives.Box) string {
 	ns := "in every host namespace"
 	if u := b.Unshared(); len(u) > 0 {
-		ns = fmt.Sprintf("%d namespaces of its own", len(u))
+		ns = step.Count(len(u), "namespace") + " of its own"
 	}
 	root := map[string]string{"": "the host's root", "overlay": "an overlay, not yet its root", "pivot": "its overlay as root (pivot_root)", "chroot": "its overlay as root (chroot)"}[rootStage(b.FS())]
 	cg := "no cgroup"

@@ -202,8 +202,10 @@ func (c *Command) flagList() string {
 
 // clip shortens a word the learner typed for quoting in an error: an
 // error stays one readable line whatever was pasted.
-func clip(word string) string {
-	const most = 40
+func clip(word string) string { return clipTo(word, 40) }
+
+// clipTo keeps the first most runes of word, marking a cut with "…".
+func clipTo(word string, most int) string {
 	r := []rune(word)
 	if len(r) <= most {
 		return word

@@ -266,7 +266,7 @@ func TestClosingTheTerminalTearsDown(t *testing.T) {
 		{"mount overlay base", "web[uts,mnt,pid|overlay] ▸"},
 		{"pivot_root", "web[uts,mnt,pid|pivot] ▸"},
 		{"cgroup new", "web[uts,mnt,pid|pivot|cg] ▸"},
-		{"cgroup attach", "moved PIDs"},
+		{"cgroup attach", "moved PID"},
 	} {
 		p.line(l.cmd)
 		p.waitFor(l.prompt)

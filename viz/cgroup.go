@@ -23,7 +23,7 @@ const cgroupSideBySide = 110
 func CgroupPanel(snap cgroups.Snapshot, width int, t Theme) string {
 	width = max(width, 40)
 	out := []string{
-		t.Title.Render(truncate("cgroups · "+snap.Mode.String(), width)),
+		para(t.Title, "cgroups · "+snap.Mode.String(), width),
 	}
 	out = append(out, parentPlaces(snap.Parent.Group, width, t)...)
 	out = append(out, "")
@@ -84,7 +84,7 @@ func cgroupTree(snap cgroups.Snapshot, width int, t Theme) []string {
 	}
 	walk(snap.Parent, "", "")
 	if len(snap.Parent.Children) == 0 {
-		out = append(out, t.Dim.Render(truncate("  no box cgroups yet: cgroup new makes one", width)))
+		out = append(out, para(t.Dim, "  no box cgroups yet: cgroup new makes one", width))
 	}
 	return out
 }
@@ -152,7 +152,7 @@ func statLines(n cgroups.Node, width int, t Theme) []string {
 		ms = append(ms, cpuMeter(n.CPUs, c))
 	}
 	if len(ms) == 0 {
-		return []string{t.Dim.Render(truncate("no memory, pids or cpu controller here", width))}
+		return []string{para(t.Dim, "no memory, pids or cpu controller here", width)}
 	}
 	barW := min(30, max(6, width/4))
 	var out []string
@@ -264,12 +264,12 @@ func cpuSeconds(usec int64) string { return fmt.Sprintf("%.2fs", float64(usec)/1
 // the box sees its cgroup as "/".
 func membership(snap cgroups.Snapshot, width int, t Theme) []string {
 	if snap.BoxPID == 0 {
-		return []string{t.Dim.Render(truncate("box "+snap.Box+" has no process yet", width))}
+		return []string{para(t.Dim, "box "+snap.Box+" has no process yet", width)}
 	}
 	host := cgroupLines(snap.HostView)
 	hostTitle := fmt.Sprintf("/proc/%d/cgroup, read by the host", snap.BoxPID)
 	if snap.OwnView == nil {
-		out := []string{t.Title.Render(truncate(hostTitle, width))}
+		out := []string{para(t.Title, hostTitle, width)}
 		for _, l := range host {
 			out = append(out, "  "+truncateMiddle(l, width-2))
 		}
@@ -279,11 +279,11 @@ func membership(snap cgroups.Snapshot, width int, t Theme) []string {
 	ownTitle := "/proc/self/cgroup, read inside the box"
 	differs := func(i int) bool { return i >= len(host) || own[i] != host[i] }
 	if width < cgroupSideBySide {
-		out := []string{t.Title.Render(truncate(hostTitle, width))}
+		out := []string{para(t.Title, hostTitle, width)}
 		for _, l := range host {
 			out = append(out, "  "+truncateMiddle(l, width-2))
 		}
-		out = append(out, t.Title.Render(truncate(ownTitle, width)))
+		out = append(out, para(t.Title, ownTitle, width))
 		for i, l := range own {
 			out = append(out, "  "+viewStyle(differs(i), t).Render(truncateMiddle(l, width-2)))
 		}

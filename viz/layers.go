@@ -30,7 +30,7 @@ func LayersPanel(rows []LayerRow, width int, t Theme) string {
 		case r.Locked:
 			state = "read-only (" + r.LockedBy + ")"
 		}
-		body = append(body, []string{r.Name, r.Description, state, truncateMiddle(r.Path, 40)})
+		body = append(body, []string{r.Name, r.Description, state, t.short(r.Path)})
 	}
 	style := func(row, col int) lipgloss.Style {
 		if col == 3 {
@@ -38,5 +38,6 @@ func LayersPanel(rows []LayerRow, width int, t Theme) string {
 		}
 		return t.Same
 	}
-	return t.renderTable(headers, body, style, width)
+	// What a layer holds is why the table exists: it folds, never cut.
+	return t.withStateNote(t.renderTable(headers, body, style, width, 1), width)
 }

@@ -78,10 +78,10 @@ func mountDepths(ms []rootfs.Mount) map[int]int {
 // points whose mount differs (~), host → box, with the fields that differ.
 func MountDiffPanel(d rootfs.MountDiff, width int, t Theme) string {
 	width = max(width, 40)
-	title := t.Title.Render(truncate(fmt.Sprintf("mounts · box vs host · %d added, %d removed, %d changed, %d the same",
-		len(d.Added), len(d.Removed), len(d.Changed), d.Same), width))
+	title := para(t.Title, fmt.Sprintf("mounts · box vs host · %d added, %d removed, %d changed, %d the same",
+		len(d.Added), len(d.Removed), len(d.Changed), d.Same), width)
 	if len(d.Added)+len(d.Removed)+len(d.Changed) == 0 {
-		return lines(title, t.Dim.Render(truncate("the box's mount table is the host's", width)))
+		return lines(title, para(t.Dim, "the box's mount table is the host's", width))
 	}
 	type row struct {
 		mark      rootfs.ChangeKind
@@ -118,14 +118,16 @@ func MountDiffPanel(d rootfs.MountDiff, width int, t Theme) string {
 		}
 		style := map[rootfs.ChangeKind]lipgloss.Style{rootfs.Created: t.Added, rootfs.CopiedUp: t.Changed, rootfs.Whiteout: t.Deleted}[r.mark]
 		head := "  " + style.Render(r.mark.String()+" "+padCell(truncateMiddle(r.point, pointW), pointW)) + "  "
+		// What a mount is and how it differs folds under itself, never cut.
+		under := strings.Repeat(" ", pointW+6)
 		switch {
 		case r.box == "":
-			out = append(out, head+t.Dim.Render(truncate(r.text, textW)))
+			out = append(out, head+foldStyled(t.Dim, r.text, textW, textW, under))
 		case oneLine:
 			out = append(out, head+t.Dim.Render(r.text)+" → "+t.Changed.Render(r.box))
 		default:
-			out = append(out, head+t.Dim.Render(truncate(r.text, textW)),
-				strings.Repeat(" ", pointW+4)+"→ "+t.Changed.Render(truncate(r.box, textW)))
+			out = append(out, head+foldStyled(t.Dim, r.text, textW, textW, under),
+				strings.Repeat(" ", pointW+4)+"→ "+foldStyled(t.Changed, r.box, textW, textW, under))
 		}
 	}
 	return strings.Join(out, "\n")

@@ -38,8 +38,8 @@ func NamespacePanel(s primitives.NamespaceSnapshot, width int, t Theme) string {
 		}
 		return t.Dim
 	}
-	title := t.Title.Render(truncate(fmt.Sprintf("namespaces of box %s · inode of /proc/PID/ns/* for each PID; * = not the host's", s.Box), width))
-	note := t.Dim.Render(truncate("*_for_children: the namespace the process's next children get (pid and time apply only to children)", width))
+	title := para(t.Title, fmt.Sprintf("namespaces of box %s · inode of /proc/PID/ns/* for each PID; * = not the host's", s.Box), width)
+	note := para(t.Dim, "*_for_children: the namespace the process's next children get (pid and time apply only to children)", width)
 	return lines(title, t.renderTable(headers, rows, style, width), note)
 }
 

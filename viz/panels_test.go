@@ -106,7 +106,7 @@ func failedRecord() *step.Step {
 func planRecord() *step.Step {
 	st := &step.Step{
 		Command: "unshare uts pid",
-		Summary: "moves the box process into new namespaces: uts, pid",
+		Summary: "will move the box process into new namespaces: uts, pid",
 		Shell:   []string{"unshare --uts sh   # a shell in a new uts namespace", "unshare --pid --fork --mount-proc sh   # --fork: only children enter the new PID namespace"},
 		Man:     []string{"uts_namespaces(7)", "pid_namespaces(7)", "unshare(2)", "namespaces(7)"},
 		Undo:    "a namespace is freed when its last process exits and nothing holds it open: `rm` ends the box's processes",

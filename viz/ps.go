@@ -62,8 +62,8 @@ func ProcessPanel(root *primitives.ProcessNode, width int, t Theme) string {
 		}
 		return t.Same
 	}
-	title := t.Title.Render(truncate("process tree · host PID, and the PID inside the box's PID namespace (* = its own)", width))
-	chain := t.Dim.Render(truncate("the article's Docker: "+dockerChain, width))
+	title := para(t.Title, "process tree · host PID, and the PID inside the box's PID namespace (* = its own)", width)
+	chain := para(t.Dim, "the article's Docker: "+dockerChain, width)
 	return lines(title, chain, t.renderTable(headers, rows, style, width))
 }
 

@@ -7,6 +7,7 @@ import (
 	"github.com/charmbracelet/lipgloss"
 
 	"stepbox/primitives/rootfs"
+	"stepbox/primitives/step"
 )
 
 // Limits that keep the stack panel on a screen.
@@ -15,6 +16,10 @@ const (
 	stackEdgeLayers  = 5  // lowers drawn at each end of a taller stack
 	stackChangesMax  = 30 // lines of the upper dir's changes
 	stackFilesMax    = 40 // lines of path → layer
+
+	// After `mount overlay` the stack shares the screen with the step.
+	stepLayersShown = 5
+	stepEdgeLayers  = 2
 )
 
 // StackPanel draws a box's layer stack as stacked boxes — the merged view
@@ -23,13 +28,28 @@ const (
 // up, - whiteout) and, when the snapshot has them, each path's layer.
 func StackPanel(snap rootfs.StackSnapshot, width int, t Theme) string {
 	width = max(width, 40)
-	out := []string{t.Title.Render(truncate(fmt.Sprintf("layer stack · %d layers + upper", len(snap.Lowers)), width))}
-	out = append(out, stackBoxes(snap, width, t)...)
+	out := []string{para(t.Title, "layer stack · "+quantity(len(snap.Lowers), "layer")+" + upper", width)}
+	out = append(out, stackBoxes(snap, stackLayersShown, stackEdgeLayers, width, t)...)
 	out = append(out, stackChanges(snap, width, t)...)
 	if snap.Files != nil {
 		out = append(out, stackFiles(snap, width, t)...)
 	}
-	return strings.Join(out, "\n")
+	return t.withStateNote(strings.Join(out, "\n"), width)
+}
+
+// StackStepPanel is the stack as `mount overlay` shows it, on one screen
+// with the step: a stack taller than five layers shows its top two and
+// bottom two, and names `stack`, which draws every layer.
+func StackStepPanel(snap rootfs.StackSnapshot, width int, t Theme) string {
+	if len(snap.Lowers) <= stepLayersShown {
+		return StackPanel(snap, width, t)
+	}
+	width = max(width, 40)
+	out := []string{para(t.Title, "layer stack · "+quantity(len(snap.Lowers), "layer")+" + upper", width)}
+	out = append(out, stackBoxes(snap, stepLayersShown, stepEdgeLayers, width, t)...)
+	out = append(out, stackChanges(snap, width, t)...)
+	out = append(out, para(t.Dim, "`stack` draws every layer", width))
+	return t.withStateNote(strings.Join(out, "\n"), width)
 }
 
 // stackRow is one box of the stack: name, host path, and a note.
@@ -38,28 +58,31 @@ type stackRow struct {
 	gap              bool // a "… N more layers" row, not a layer
 }
 
-func stackBoxes(snap rootfs.StackSnapshot, width int, t Theme) []string {
-	merged := "the box's / once it enters it (pivot_root)"
+// stackBoxes draws the stack; taller than shown lowers, it draws edge at
+// the top and edge at the bottom, and counts the ones between.
+func stackBoxes(snap rootfs.StackSnapshot, shown, edge, width int, t Theme) []string {
+	merged := "the box's / after pivot_root"
 	if snap.Entered {
 		merged = "the box's /"
 	}
 	rows := []stackRow{
-		{name: "merged", path: snap.Merged, note: merged},
-		{name: rootfs.UpperName, path: snap.Upper.Dir, note: "rw · " + quantity(len(snap.Changes), "change")},
+		{name: "merged", path: t.short(snap.Merged), note: merged},
+		{name: rootfs.UpperName, path: t.short(snap.Upper.Dir), note: "rw · " + quantity(len(snap.Changes), "change")},
 	}
 	lowers := snap.Lowers
 	for i := len(lowers) - 1; i >= 0; i-- {
-		if len(lowers) > stackLayersShown && i == len(lowers)-1-stackEdgeLayers {
-			hidden := len(lowers) - 2*stackEdgeLayers
-			rows = append(rows, stackRow{name: "⋮", path: fmt.Sprintf("%d more layers (%s … %s)", hidden, lowers[stackEdgeLayers].Name, lowers[i].Name), gap: true})
-			i = stackEdgeLayers
+		if len(lowers) > shown && i == len(lowers)-1-edge {
+			// lowers[edge] … lowers[i] are left out; lowers[edge-1] is next.
+			hidden := i - edge + 1
+			rows = append(rows, stackRow{name: "⋮", path: fmt.Sprintf("%s (%s … %s)", quantity(hidden, "more layer"), lowers[edge].Name, lowers[i].Name), gap: true})
+			i = edge - 1
 		}
 		l := lowers[i]
 		note := "ro · " + quantity(l.Files, "file")
 		if l.Whiteouts > 0 {
 			note += " · " + quantity(l.Whiteouts, "whiteout")
 		}
-		rows = append(rows, stackRow{name: l.Name, path: l.Dir, note: note})
+		rows = append(rows, stackRow{name: l.Name, path: t.short(l.Dir), note: note})
 	}
 
 	nameW, pathW, noteW := 0, 0, 0
@@ -101,9 +124,9 @@ func stackBoxes(snap rootfs.StackSnapshot, width int, t Theme) []string {
 
 func stackChanges(snap rootfs.StackSnapshot, width int, t Theme) []string {
 	if len(snap.Changes) == 0 {
-		return []string{t.Dim.Render(truncate("no changes in the upper dir yet: the box sees the layers as they are", width))}
+		return []string{para(t.Dim, "no changes in the upper dir yet: the box sees the layers as they are", width)}
 	}
-	out := []string{t.Title.Render(truncate("changes in the upper dir", width))}
+	out := []string{para(t.Title, "changes in the upper dir", width)}
 	pathW := 0
 	for _, c := range snap.Changes {
 		pathW = max(pathW, lipgloss.Width(changePath(c)))
@@ -158,7 +181,7 @@ func stackFiles(snap rootfs.StackSnapshot, width int, t Theme) []string {
 		}
 	}
 	head := fmt.Sprintf("%s in the merged view (%s)", quantity(len(snap.Files), "path"), strings.Join(per, " · "))
-	out := []string{t.Title.Render(truncate(head, width))}
+	out := []string{para(t.Title, head, width)}
 	pathW := 0
 	for _, f := range snap.Files[:min(len(snap.Files), stackFilesMax)] {
 		pathW = max(pathW, lipgloss.Width(f.Path)+1)
@@ -192,9 +215,4 @@ func topFirst(ls []rootfs.LayerInfo) []rootfs.LayerInfo {
 }
 
 // quantity says n nouns, e.g. "1 file", "3 files".
-func quantity(n int, noun string) string {
-	if n == 1 {
-		return "1 " + noun
-	}
-	return fmt.Sprintf("%d %ss", n, noun)
-}
+func quantity(n int, noun string) string { return step.Count(n, noun) }

@@ -19,21 +19,26 @@ func StepPanel(s *step.Step, width int, t Theme) string {
 		title += "   (a plan: nothing has run)"
 	}
 	// explain is where a learner reads a step in full: long lines wrap,
-	// they are never cut, and the shell lines stay whole (the terminal
-	// folds them), so they can be copied and run as they are.
-	b.WriteString(t.Title.Render(wrap(title, width, "  ")) + "\n")
+	// they are never cut, and the shell lines stay whole (a comment goes
+	// on the lines below; a command wider than the terminal is folded by
+	// it), so they can be copied and run as they are.
+	b.WriteString(t.Title.Render(Wrap(title, width, "  ")) + "\n")
+	// Paths in the state dir read $STATE, but in the shell lines: those
+	// are the exact commands.
 	if s.Summary != "" {
-		b.WriteString("  " + wrap(s.Summary, width-2, "    ") + "\n")
+		b.WriteString(Hang("  ", t.short(s.Summary), width) + "\n")
 	}
 	section := func(name string, items []string, style func(item string) func(string) string, whole bool) {
 		if len(items) == 0 {
 			return
 		}
-		b.WriteString(t.Dim.Render("  "+name) + "\n")
+		for _, l := range strings.Split(Hang("  ", name, width), "\n") {
+			b.WriteString(t.Dim.Render(l) + "\n")
+		}
 		for _, it := range items {
 			st := style(it)
 			if !whole {
-				it = wrap(it, width-4, "      ")
+				it = Wrap(it, width-4, "  ")
 			}
 			// Style line by line: lipgloss pads a block to its widest line.
 			for _, l := range strings.Split(it, "\n") {
@@ -44,7 +49,15 @@ func StepPanel(s *step.Step, width int, t Theme) string {
 	var calls []string
 	failed := map[string]bool{}
 	for _, c := range s.Calls {
-		line := c.String()
+		// The result is glued to the call's last argument (a no-break
+		// space until wrapped): it ends the call's own line, never
+		// starts a line of its own.
+		call, comment := c.Split()
+		call = t.short(call)
+		line := call + nbsp + Glue("= "+c.Result)
+		if comment != "" {
+			line += step.CommentSep + comment
+		}
 		calls = append(calls, line)
 		failed[line] = strings.HasPrefix(c.Result, "-1")
 	}
@@ -59,14 +72,27 @@ func StepPanel(s *step.Step, width int, t Theme) string {
 		}
 		return func(x string) string { return x }
 	}, false)
-	section("with standard tools", s.Shell, func(string) func(string) string { return func(x string) string { return t.Cmd.Render(x) } }, true)
+	var shell []string
+	for _, l := range s.Shell {
+		cmd, comment, ok := strings.Cut(l, step.CommentSep)
+		if !ok || lipgloss.Width(l) <= width-4 {
+			shell = append(shell, l)
+			continue
+		}
+		shell = append(shell, cmd+"\n"+Wrap("# "+comment, width-4, "# "))
+	}
+	section("with standard tools", shell, func(string) func(string) string { return func(x string) string { return t.Cmd.Render(x) } }, true)
 	if len(s.Man) > 0 {
 		section("man", []string{strings.Join(s.Man, ", ")}, plain, false)
 	}
 	if s.Undo != "" {
-		section("undo", []string{s.Undo}, plain, false)
+		section("undo", []string{t.short(s.Undo)}, plain, false)
 	}
-	section("notes", s.Notes, func(string) func(string) string { return func(x string) string { return t.Dim.Render(x) } }, false)
+	var notes []string
+	for _, n := range s.Notes {
+		notes = append(notes, t.short(n))
+	}
+	section("notes", notes, func(string) func(string) string { return func(x string) string { return t.Dim.Render(x) } }, false)
 	return strings.TrimRight(b.String(), "\n")
 }
 
@@ -110,47 +136,6 @@ func shortenArgs(call string, w int) string {
 	return call
 }
 
-// wrap folds plain text s to width columns, at a space or after a comma
-// or slash where it can and inside a word where it must; every line after the
-// first starts with indent (counted in width).
-func wrap(s string, width int, indent string) string {
-	if width <= len(indent)+8 {
-		return s
-	}
-	var out []string
-	w := width
-	for {
-		r := []rune(s)
-		if lipgloss.Width(s) <= w {
-			out = append(out, s)
-			break
-		}
-		cut, next := w, w // hard break: the word goes on, on the next line
-	search:
-		for _, at := range []rune{' ', ',', '/'} { // the best kind of break first
-			for i := w; i > w/2; i-- {
-				switch {
-				case at == ' ' && r[i] == ' ':
-					cut, next = i, i+1
-					break search
-				case at != ' ' && r[i-1] == at:
-					cut, next = i, i
-					break search
-				}
-			}
-		}
-		out = append(out, string(r[:cut]))
-		s = string(r[next:])
-		if len(out) == 1 {
-			w -= len(indent)
-		}
-	}
-	for i := 1; i < len(out); i++ {
-		out[i] = indent + out[i]
-	}
-	return strings.Join(out, "\n")
-}
-
 // CallsPanel lists a step's syscalls one per line, as they happened, each
 // shortened to fit width by cutting the middle of its longest string
 // arguments (the paths), so every argument stays in view.
@@ -158,7 +143,7 @@ func CallsPanel(s *step.Step, width int, t Theme) string {
 	var b strings.Builder
 	for _, c := range s.Calls {
 		result := " = " + c.Result
-		call := shortenArgs(c.Syscall, width-2-len([]rune(result)))
+		call := shortenArgs(t.short(c.Syscall), width-2-len([]rune(result)))
 		if strings.HasPrefix(c.Result, "-1") {
 			b.WriteString("  " + t.Bad.Render(call+result) + "\n")
 			continue

@@ -23,6 +23,9 @@ type Theme struct {
 	Copied  lipgloss.Style // '~' copied up
 	Deleted lipgloss.Style // '-' whiteout
 	Cmd     lipgloss.Style // echoed commands
+	// State is stepbox's state dir, which panels write as $STATE so its
+	// paths stay short and readable ("" shows paths as they are).
+	State string
 }
 
 // NewTheme returns the theme for a terminal: colour, plain (no escape codes,

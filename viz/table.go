@@ -11,15 +11,18 @@ import (
 type cellStyle func(row, col int) lipgloss.Style
 
 // renderTable draws a bordered table no wider than width: the widest
-// columns give way first, their cells cut with '…' rather than wrapped.
-func (t Theme) renderTable(headers []string, rows [][]string, style cellStyle, width int) string {
-	headers, rows = fitColumns(headers, rows, width)
+// columns give way first, their cells cut with '…' (a path loses whole
+// names from its middle) — except the columns in wrap, the content the
+// table exists for, whose cells fold at words onto more lines instead.
+func (t Theme) renderTable(headers []string, rows [][]string, style cellStyle, width int, wrap ...int) string {
+	headers, rows = fitColumns(headers, rows, width, wrap...)
 	tb := table.New().
 		Border(lipgloss.NormalBorder()).
 		BorderStyle(t.Border).
 		Headers(headers...).
 		Rows(rows...).
-		Wrap(false).
+		// Cells come fitted (fitColumns); folded ones span more lines.
+		Wrap(true).
 		StyleFunc(func(row, col int) lipgloss.Style {
 			var s lipgloss.Style
 			if row == table.HeaderRow {
@@ -63,22 +66,54 @@ func tableWidth(headers []string, rows [][]string) int {
 
 // fitColumns cuts cells until a table of them, with a border and one
 // space of padding on each side of every cell, is no wider than width.
-// Paths (a cell starting with /) lose their middle, other text its end;
-// no column goes below 4.
-func fitColumns(headers []string, rows [][]string, width int) ([]string, [][]string) {
+// Paths (a cell starting with / or $) lose whole names from their
+// middle, other text its end; no column goes below 4. The columns in
+// wrap are never cut: their cells fold at words (down to 12 columns).
+func fitColumns(headers []string, rows [][]string, width int, wrap ...int) ([]string, [][]string) {
 	w := columnWidths(headers, rows)
 	total := tableWidth(headers, rows)
 	if total <= width {
 		return headers, rows
 	}
-	for ; total > width; total-- {
-		widest := 0
+	folds := map[int]bool{}
+	for _, c := range wrap {
+		folds[c] = true
+	}
+	// Paths give way first, down to 24 columns ($STATE/…/noissue/root): they
+	// lose names from the middle and still say where; then the columns
+	// in wrap, which fold and lose nothing, down to 20; then the widest
+	// of all, down to 12 (wrap) or 4.
+	paths := map[int]bool{}
+	for _, r := range rows {
+		for i, c := range r {
+			paths[i] = paths[i] || strings.HasPrefix(c, "/") || strings.HasPrefix(c, "$")
+		}
+	}
+	for _, give := range []struct {
+		cols  map[int]bool
+		floor int
+	}{{paths, 24}, {folds, 20}} {
 		for i := range w {
-			if w[i] > w[widest] {
+			for give.cols[i] && w[i] > give.floor && total > width {
+				w[i]--
+				total--
+			}
+		}
+	}
+	floor := func(i int) int {
+		if folds[i] {
+			return 12
+		}
+		return 4
+	}
+	for ; total > width; total-- {
+		widest := -1
+		for i := range w {
+			if w[i] > floor(i) && (widest < 0 || w[i] > w[widest]) {
 				widest = i
 			}
 		}
-		if w[widest] <= 4 {
+		if widest < 0 {
 			break
 		}
 		w[widest]--
@@ -86,9 +121,13 @@ func fitColumns(headers []string, rows [][]string, width int) ([]string, [][]str
 	cut := func(cells []string) []string {
 		out := make([]string, len(cells))
 		for i, c := range cells {
+			if folds[i] {
+				out[i] = Wrap(c, w[i], "")
+				continue
+			}
 			ls := strings.Split(c, "\n")
 			for j, l := range ls {
-				if strings.HasPrefix(l, "/") {
+				if strings.HasPrefix(l, "/") || strings.HasPrefix(l, "$") {
 					ls[j] = truncateMiddle(l, w[i])
 				} else {
 					ls[j] = truncate(l, w[i])
@@ -120,16 +159,71 @@ func truncate(s string, w int) string {
 	return string(r) + "…"
 }
 
-// truncateMiddle shortens a path-like s by cutting out its middle.
+// truncateMiddle shortens a path-like s to w columns by leaving whole
+// names out of its middle: /run/stepbox/sessions/4242-1705/boxes/web/
+// overlay/merged becomes /run/…/web/overlay/merged. The names nearest
+// the end (the most telling) are kept first, then the head's. Only a
+// last name too long for w on its own is cut, at its end.
 func truncateMiddle(s string, w int) string {
-	if lipgloss.Width(s) <= w || w < 5 {
+	if lipgloss.Width(s) <= w {
+		return s
+	}
+	// A name already left out ("…") is not a name to keep.
+	var names []string
+	for _, n := range strings.Split(s, "/") {
+		if n != "…" || len(names) == 0 || names[len(names)-1] != "…" {
+			names = append(names, n)
+		}
+	}
+	if len(names) < 3 {
 		return truncate(s, w)
 	}
-	r := []rune(s)
-	keep := w - 1
-	head := keep / 2
-	tail := keep - head
-	return string(r[:head]) + "…" + string(r[len(r)-tail:])
+	// head is names[:h], tail names[len-k:], "…" between them.
+	join := func(h, k int) string {
+		head, tail := names[:h], names[len(names)-k:]
+		if head[len(head)-1] == "…" {
+			head = head[:len(head)-1]
+		}
+		if len(tail) > 0 && tail[0] == "…" {
+			tail = tail[1:]
+		}
+		return strings.Join(head, "/") + "/…/" + strings.Join(tail, "/")
+	}
+	// An absolute path keeps its first name: /run/…, not /….
+	h, k := 1, 0
+	if names[0] == "" && len(names) > 3 && lipgloss.Width(join(2, 1)) <= w {
+		h = 2
+	}
+	for k+1 < len(names)-h && lipgloss.Width(join(h, k+1)) <= w {
+		k++
+	}
+	if k == 0 {
+		if last := "…/" + names[len(names)-1]; lipgloss.Width(last) <= w {
+			return last
+		}
+		return truncate(names[len(names)-1], w)
+	}
+	for h+1 < len(names)-k && lipgloss.Width(join(h+1, k)) <= w {
+		h++
+	}
+	return join(h, k)
+}
+
+// withStateNote adds to a panel that writes $STATE what $STATE is.
+func (t Theme) withStateNote(panel string, width int) string {
+	if t.State == "" || !strings.Contains(panel, "$STATE") {
+		return panel
+	}
+	return panel + "\n" + para(t.Dim, "$STATE is "+t.State+", stepbox's state dir (`!ls $STATE` lists it)", width)
+}
+
+// short writes a path in t's state dir from $STATE, as the learner can
+// type it in a host command (`!ls $STATE`).
+func (t Theme) short(p string) string {
+	if t.State == "" {
+		return p
+	}
+	return strings.ReplaceAll(p, t.State+"/", "$STATE/")
 }
 
 // lines joins non-empty parts with newlines.

@@ -132,7 +132,7 @@ func (l *legacy) NewParent(override string) (*Group, *step.Step, error) {
 	g := (&Group{Dirs: pl.Dirs}).child(ParentName(l.session))
 	s := &step.Step{
 		Command: "cgroup parent",
-		Summary: fmt.Sprintf("created stepbox's parent cgroup %s in %d v1 hierarchies (%s)", g.Name, len(g.Dirs), pl.Reason),
+		Summary: fmt.Sprintf("created stepbox's parent cgroup %s in %s (%s)", g.Name, step.Count(len(g.Dirs), "v1 hierarchy"), pl.Reason),
 		Man:     []string{"cgroups(7)", "mkdir(2)"},
 		Undo:    "rmdir every " + g.Name + " directory, children first",
 	}
@@ -151,7 +151,7 @@ func (l *legacy) Create(parent *Group, box, id string) (*Group, *step.Step, erro
 	g.ID = id
 	s := &step.Step{
 		Command: "cgroup new",
-		Summary: fmt.Sprintf("created cgroup %s for box %s in each of %d v1 hierarchies", name, box, len(g.Dirs)),
+		Summary: fmt.Sprintf("created cgroup %s for box %s in %s", name, box, eachHierarchy(len(g.Dirs))),
 		Man:     []string{"cgroups(7)", "mkdir(2)"},
 		Undo:    "cgroup rm: rmdir every " + name + " directory",
 	}
@@ -233,10 +233,10 @@ func (l *legacy) Set(g *Group, file, value string) (*step.Step, error) {
 	}
 	s := &step.Step{
 		Command: fmt.Sprintf("cgroup set %s %s", file, value),
-		Summary: fmt.Sprintf("wrote %q to %s of %s", value, file, g.Name),
 		Man:     []string{"cgroups(7)"},
 		Undo:    "write the old value back, or remove the cgroup",
 	}
+	s.Tell(fmt.Sprintf("wrote %q to %s of %s", value, file, g.Name), fmt.Sprintf("will write %q to %s of %s", value, file, g.Name))
 	for _, d := range dirs {
 		if err := writeFile(l.fs, s, filepath.Join(d.Path, file), value); err != nil {
 			return s, fmt.Errorf("cgroup set %s %s: %w", file, value, err)
@@ -304,10 +304,10 @@ func (l *legacy) Limit(g *Group, kind, value string) ([]Setting, *step.Step, err
 	}
 	s := &step.Step{
 		Command: fmt.Sprintf("cgroup limit %s %s", kind, value),
-		Summary: fmt.Sprintf("limited %s of %s to %s (cgroup v1 files)", kind, g.Name, value),
 		Man:     []string{"cgroups(7)"},
 		Undo:    "cgroup limit " + kind + " max",
 	}
+	s.Tell(fmt.Sprintf("limited %s of %s to %s (cgroup v1 files)", kind, g.Name, value), fmt.Sprintf("will limit %s of %s to %s (cgroup v1 files)", kind, g.Name, value))
 	return set, s, writeSettings(l.fs, s, set)
 }
 
@@ -327,10 +327,11 @@ func (l *legacy) Attach(g *Group, pids ...int) (*step.Step, error) {
 	}
 	s := &step.Step{
 		Command: "cgroup attach",
-		Summary: fmt.Sprintf("moved %s into %s in every hierarchy; their children start there", pidList(pids), g.Name),
 		Man:     []string{"cgroups(7)"},
 		Undo:    "write the PIDs to the parent's cgroup.procs, or end the processes",
 	}
+	s.Tell(fmt.Sprintf("moved %s into %s in every hierarchy; their children start there", pidList(pids), g.Name),
+		fmt.Sprintf("will move %s into %s in every hierarchy; their children will start there", pidList(pids), g.Name))
 	for _, d := range g.Dirs {
 		for _, pid := range pids {
 			if err := writeFile(l.fs, s, filepath.Join(d.Path, "cgroup.procs"), strconv.Itoa(pid)); err != nil {
@@ -392,4 +393,13 @@ func pidList(pids []int) string {
 		s[i] = strconv.Itoa(p)
 	}
 	return "PID " + strings.Join(s, ", ")
+}
+
+// eachHierarchy says where a v1 cgroup is made: "each of 9 v1
+// hierarchies", or "the one v1 hierarchy".
+func eachHierarchy(n int) string {
+	if n == 1 {
+		return "the one v1 hierarchy"
+	}
+	return "each of " + step.Count(n, "v1 hierarchy")
 }

@@ -7,6 +7,8 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+
+	"stepbox/primitives/step"
 )
 
 // The controllers `cgroup limit` knows, in the order help lists them.
@@ -89,11 +91,11 @@ func parseLimit(kind, value string) (limitValue, error) {
 		most := 100 * runtime.NumCPU()
 		num, ok := strings.CutSuffix(value, "%")
 		if !ok {
-			return bad(fmt.Sprintf("needs a percentage of one CPU, as in `cgroup limit cpu %s%%`; use 1%% to %d%% (this host has %d CPUs), or max", value, most, runtime.NumCPU()))
+			return bad(fmt.Sprintf("needs a percentage of one CPU, as in `cgroup limit cpu %s%%`; use 1%% to %d%% (this host has %s), or max", value, most, step.Count(runtime.NumCPU(), "CPU")))
 		}
 		n, err := strconv.ParseInt(num, 10, 64)
 		if err != nil || n < 1 || int(n) > most {
-			return bad(fmt.Sprintf("out of range; use a whole percentage from 1%% to %d%% (this host has %d CPUs), or max", most, runtime.NumCPU()))
+			return bad(fmt.Sprintf("out of range; use a whole percentage from 1%% to %d%% (this host has %s), or max", most, step.Count(runtime.NumCPU(), "CPU")))
 		}
 		return limitValue{kind: kind, n: n}, nil
 	}

@@ -77,11 +77,11 @@ func PlanCreate(h Hierarchy, parent *Group, session int, box, id, override strin
 	g.ID = id
 	if v2 {
 		mkdir(planFS{}, s, g.Dirs[0].Path)
-		s.Summary = fmt.Sprintf("makes cgroup %s for box %s, a leaf with %s", g.Dirs[0].Cgroup, box, strings.Join(g.Dirs[0].Controllers, " "))
+		s.Summary = fmt.Sprintf("will make cgroup %s for box %s, a leaf with %s", g.Dirs[0].Cgroup, box, strings.Join(g.Dirs[0].Controllers, " "))
 		undo = append(undo, "cgroup rm: rmdir "+g.Dirs[0].Path)
 	} else {
 		planLegacyDirs(s, g, parent.Dirs)
-		s.Summary = fmt.Sprintf("makes cgroup %s for box %s in each of %d v1 hierarchies", g.Name, box, len(g.Dirs))
+		s.Summary = fmt.Sprintf("will make cgroup %s for box %s in %s", g.Name, box, eachHierarchy(len(g.Dirs)))
 		undo = append(undo, "cgroup rm: rmdir every "+g.Name+" directory")
 	}
 	s.Undo = strings.Join(undo, "; ")

@@ -125,7 +125,7 @@ func TestUnifiedParentGoesAboveACgroupThatHoldsProcesses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if pl.Dirs[0].Cgroup != "/user.slice" || !strings.Contains(pl.Reason, "/user.slice/odd.scope above it holds 1 processes") {
+	if pl.Dirs[0].Cgroup != "/user.slice" || !strings.Contains(pl.Reason, "/user.slice/odd.scope above it holds 1 process of its own") {
 		t.Fatalf("placement at %s (%s), want /user.slice, above the cgroup with processes", pl.Dirs[0].Cgroup, pl.Reason)
 	}
 	over, err := u.Place("/user.slice/odd.scope/inner")

@@ -104,8 +104,8 @@ func (u *unified) Place(override string) (Placement, error) {
 				rule = "root"
 			}
 			pl = Placement{Rule: rule, Dirs: []Dir{*higher}, Reason: fmt.Sprintf(
-				"%s; but %s above it holds %d processes of its own, so it cannot switch %s on for the cgroups below it (%s): the nearest cgroup above it without processes is %s",
-				pl.Reason, blocked.Cgroup, n, strings.Join(blocked.Controllers, " "), noInternalProcs, higher.Cgroup)}
+				"%s; but %s above it holds %s of its own, so it cannot switch %s on for the cgroups below it (%s): the nearest cgroup above it without processes is %s",
+				pl.Reason, blocked.Cgroup, step.Count(n, "process"), strings.Join(blocked.Controllers, " "), noInternalProcs, higher.Cgroup)}
 			if writes, reach, blocked, err = u.wayDown(*higher, v2Wanted); err != nil {
 				return Placement{}, fmt.Errorf("place stepbox's parent cgroup: %w", err)
 			}
@@ -157,7 +157,7 @@ func (u *unified) place(override string) (Placement, error) {
 			return Placement{}, fmt.Errorf("--cgroup-parent %s: %w", override, err)
 		}
 		if n > 0 && !isRoot(d.Path) {
-			return Placement{}, fmt.Errorf("--cgroup-parent %s holds %d processes: %s; name a cgroup without processes", override, n, noInternalProcs)
+			return Placement{}, fmt.Errorf("--cgroup-parent %s holds %s: %s; name a cgroup without processes", override, step.Count(n, "process"), noInternalProcs)
 		}
 		return Placement{Rule: "override", Dirs: []Dir{d}, Reason: "--cgroup-parent " + override}, nil
 	}
@@ -182,8 +182,8 @@ func (u *unified) place(override string) (Placement, error) {
 				rule = "root"
 			}
 			return Placement{Rule: rule, Dirs: []Dir{d}, Reason: fmt.Sprintf(
-				"the session's cgroup %s holds %d processes, and %s; the nearest cgroup above it without processes is %s (--cgroup-parent overrides)",
-				u.self, busy, noInternalProcs, p)}, nil
+				"the session's cgroup %s holds %s, and %s; the nearest cgroup above it without processes is %s (--cgroup-parent overrides)",
+				u.self, step.Count(busy, "process"), noInternalProcs, p)}, nil
 		}
 		if p == u.self {
 			busy = n
@@ -291,7 +291,7 @@ func (u *unified) Create(parent *Group, box, id string) (*Group, *step.Step, err
 		return nil, nil, fmt.Errorf("cgroup new %s: %w", box, err)
 	}
 	if n > 0 {
-		return nil, nil, fmt.Errorf("cgroup new %s: the parent %s holds %d processes: %s", box, p, n, noInternalProcs)
+		return nil, nil, fmt.Errorf("cgroup new %s: the parent %s holds %s: %s", box, p, step.Count(n, "process"), noInternalProcs)
 	}
 	g := parent.child(name)
 	g.ID = id
@@ -320,10 +320,11 @@ func (u *unified) Set(g *Group, file, value string) (*step.Step, error) {
 	}
 	s := &step.Step{
 		Command: fmt.Sprintf("cgroup set %s %s", file, value),
-		Summary: fmt.Sprintf("wrote %q to %s of %s", value, file, d.Cgroup),
 		Man:     []string{"cgroups(7)"},
 		Undo:    "write the old value back, or remove the cgroup",
 	}
+	s.Tell(fmt.Sprintf("wrote %q to %s of %s", value, file, d.Cgroup),
+		fmt.Sprintf("will write %q to %s of %s", value, file, d.Cgroup))
 	if err := writeFile(u.fs, s, filepath.Join(d.Path, file), value); err != nil {
 		return s, fmt.Errorf("cgroup set %s %s: %w", file, value, explainV2(err))
 	}
@@ -366,10 +367,11 @@ func (u *unified) Limit(g *Group, kind, value string) ([]Setting, *step.Step, er
 	}
 	s := &step.Step{
 		Command: fmt.Sprintf("cgroup limit %s %s", kind, value),
-		Summary: fmt.Sprintf("limited %s of %s to %s (cgroup v2 files)", kind, d.Cgroup, value),
 		Man:     []string{"cgroups(7)"},
 		Undo:    "cgroup limit " + kind + " max",
 	}
+	s.Tell(fmt.Sprintf("limited %s of %s to %s (cgroup v2 files)", kind, d.Cgroup, value),
+		fmt.Sprintf("will limit %s of %s to %s (cgroup v2 files)", kind, d.Cgroup, value))
 	return set, s, writeSettings(u.fs, s, set)
 }
 
@@ -390,10 +392,11 @@ func (u *unified) Attach(g *Group, pids ...int) (*step.Step, error) {
 	}
 	s := &step.Step{
 		Command: "cgroup attach",
-		Summary: fmt.Sprintf("moved %s into %s; their children start there", pidList(pids), d.Cgroup),
 		Man:     []string{"cgroups(7)"},
 		Undo:    "write the PIDs to another leaf's cgroup.procs, or end the processes",
 	}
+	s.Tell(fmt.Sprintf("moved %s into %s; their children start there", pidList(pids), d.Cgroup),
+		fmt.Sprintf("will move %s into %s; their children will start there", pidList(pids), d.Cgroup))
 	for _, pid := range pids {
 		if err := writeFile(u.fs, s, filepath.Join(d.Path, "cgroup.procs"), strconv.Itoa(pid)); err != nil {
 			return s, fmt.Errorf("cgroup attach %d: %w", pid, explainV2(err))

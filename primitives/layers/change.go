@@ -219,7 +219,7 @@ func (s *Store) Del(name, p string) (*step.Step, error) {
 	host := filepath.Join(s.Root(name), rel)
 	st := &step.Step{
 		Command: fmt.Sprintf("%s %s %s", cmd, name, step.ShellQuote(p)),
-		Summary: fmt.Sprintf("whiteout for %s in layer %s: the character device 0/0 %s hides %s of every layer below", p, name, host, p),
+		Summary: fmt.Sprintf("put a whiteout for %s in layer %s: the character device 0/0 %s hides %s of every layer below", p, name, host, p),
 		Man:     []string{"mknod(2)"},
 		Undo:    "rm " + step.ShellQuote(host),
 	}
@@ -232,7 +232,7 @@ func (s *Store) Del(name, p string) (*step.Step, error) {
 	fi, err := r.Lstat(rel)
 	switch {
 	case err == nil && isWhiteout(fi):
-		st.Summary = fmt.Sprintf("%s is already a whiteout in layer %s: nothing to do", p, name)
+		st.Summary = fmt.Sprintf("found %s already a whiteout in layer %s: nothing to do", p, name)
 		return st, nil
 	case err == nil && fi.IsDir():
 		st.Shell = append(st.Shell, "rm -r "+step.ShellQuote(host))

@@ -30,11 +30,11 @@ func (s *Store) PlanNew(name string) (*step.Step, error) {
 	tmp := filepath.Join(s.Dir, ".new-"+name+"-XXXXXXXXX")
 	st := &step.Step{
 		Command: "layer new " + name,
-		Summary: fmt.Sprintf("makes layer %s: the empty directory %s, which overlayfs can stack as a lowerdir", name, s.Root(name)),
+		Summary: fmt.Sprintf("will make layer %s: the empty directory %s, which overlayfs can stack as a lowerdir", name, s.Root(name)),
 		Shell:   []string{"mkdir -p " + step.ShellQuote(s.Root(name))},
 		Man:     []string{"mkdir(2)", "rename(2)"},
 		Undo:    "rm -r " + step.ShellQuote(final),
-		Notes:   []string{"the layer is built under a temporary name (XXXXXXXXX is random) and renamed into place, so no half-made layer is ever seen"},
+		Notes:   []string{"the layer will be built under a temporary name (XXXXXXXXX is random) and renamed into place, so no half-made layer is ever seen"},
 	}
 	st.Plan(fmt.Sprintf("mkdir(%s, 0700)", step.Quote(tmp)))
 	st.Plan(fmt.Sprintf("mkdir(%s, 0755)", step.Quote(filepath.Join(tmp, "root"))))
@@ -53,7 +53,7 @@ func (s *Store) PlanPut(name, p, content string) (*step.Step, error) {
 	host := filepath.Join(s.Root(name), rel)
 	st := &step.Step{
 		Command: fmt.Sprintf("%s %s %s %s", cmd, name, step.ShellQuote(p), step.ShellQuote(content)),
-		Summary: fmt.Sprintf("writes %s into layer %s: %s on the host", p, name, host),
+		Summary: fmt.Sprintf("will write %s into layer %s: %s on the host", p, name, host),
 		Man:     []string{"open(2)", "write(2)"},
 		Undo:    "rm " + step.ShellQuote(host),
 	}
@@ -80,7 +80,7 @@ func (s *Store) PlanDel(name, p string) (*step.Step, error) {
 	host := filepath.Join(s.Root(name), rel)
 	st := &step.Step{
 		Command: fmt.Sprintf("%s %s %s", cmd, name, step.ShellQuote(p)),
-		Summary: fmt.Sprintf("whiteout for %s in layer %s: the character device 0/0 %s hides %s of every layer below", p, name, host, p),
+		Summary: fmt.Sprintf("will put a whiteout for %s in layer %s: the character device 0/0 %s will hide %s of every layer below", p, name, host, p),
 		Man:     []string{"mknod(2)"},
 		Undo:    "rm " + step.ShellQuote(host),
 	}
@@ -94,7 +94,7 @@ func (s *Store) PlanDel(name, p string) (*step.Step, error) {
 		st.Notes = append(st.Notes, fmt.Sprintf("%s is already a whiteout in layer %s: nothing will change", p, name))
 	case err == nil && fi.IsDir():
 		st.Shell = append(st.Shell, "rm -r "+step.ShellQuote(host))
-		st.Notes = append(st.Notes, fmt.Sprintf("the layer's own directory %s is removed first", p))
+		st.Notes = append(st.Notes, fmt.Sprintf("the layer's own directory %s will be removed first", p))
 	case err == nil:
 		st.Shell = append(st.Shell, "rm "+step.ShellQuote(host))
 		st.Plan(fmt.Sprintf("unlink(%s)", step.Quote(host)))
@@ -114,11 +114,11 @@ func (s *Store) PlanRemove(name string) (*step.Step, error) {
 	aside := filepath.Join(s.Dir, ".rm-"+name+"-N")
 	st := &step.Step{
 		Command: "layer rm " + name,
-		Summary: fmt.Sprintf("removes layer %s and its directory %s", name, dir),
+		Summary: fmt.Sprintf("will remove layer %s and its directory %s", name, dir),
 		Shell:   []string{"rm -r " + step.ShellQuote(dir)},
 		Man:     []string{"rename(2)", "unlink(2)", "rmdir(2)"},
 		Undo:    "none: the files are gone",
-		Notes:   []string{"the layer is first renamed out of sight (N is a timestamp), so a crash midway leaves no half-removed layer"},
+		Notes:   []string{"the layer will first be renamed out of sight (N is a timestamp), so a crash midway leaves no half-removed layer"},
 	}
 	st.Plan(fmt.Sprintf("rename(%s, %s)", step.Quote(dir), step.Quote(aside)))
 	var paths []string

@@ -31,7 +31,7 @@ func Chroot(newRoot string) (*step.Step, error) {
 	if err := st.Do(`chdir("/")`, func() error { return unix.Chdir("/") }); err != nil {
 		return st, fmt.Errorf("chroot: %w", err)
 	}
-	st.Summary = newRoot + " is now the box's / — for path lookups only: the host's mounts are all still there"
+	st.Summary = "made " + newRoot + " the box's / — for path lookups only: the host's mounts are all still there"
 	st.Shell = []string{"chroot " + shellQuote(newRoot) + " /bin/sh"}
 	st.Notes = []string{
 		"chroot(2) changes one thing, where path lookups start; a process with CAP_SYS_CHROOT can chroot again and walk out with ..: the breakout lesson",

@@ -48,7 +48,7 @@ func MountDev(root, target string) (*step.Step, error) {
 		removeAll(created)
 		return fail(err)
 	}
-	st.Summary = "a minimal /dev at " + target + ": null zero random urandom tty, a private devpts at pts and ptmx, fd, stdin, stdout, stderr links"
+	st.Summary = "made a minimal /dev at " + target + ": null zero random urandom tty, a private devpts at pts and ptmx, fd, stdin, stdout, stderr links"
 	st.Undo = fmt.Sprintf("umount %s; umount %s", shellQuote(filepath.Join(dev, "pts")), shellQuote(dev))
 	return st, nil
 }

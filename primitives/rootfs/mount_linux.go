@@ -29,7 +29,7 @@ func MountProc(root, target string) (*step.Step, error) {
 	if err != nil {
 		return st, fmt.Errorf("mount proc: %w", err)
 	}
-	st.Summary = "proc mounted at " + target + ": ps, top and /proc/PID read it"
+	st.Summary = "mounted proc at " + target + ": ps, top and /proc/PID read it"
 	st.Shell = []string{"mount -t proc -o nosuid,nodev,noexec proc " + shellQuote(host)}
 	st.Undo = "umount " + shellQuote(host)
 	var self, children unix.Stat_t
@@ -50,7 +50,7 @@ func MountSys(root, target string) (*step.Step, error) {
 	if err != nil {
 		return st, fmt.Errorf("mount sys: %w", err)
 	}
-	st.Summary = "sysfs mounted read-only at " + target
+	st.Summary = "mounted sysfs read-only at " + target
 	st.Shell = []string{"mount -t sysfs -o ro,nosuid,nodev,noexec sysfs " + shellQuote(host)}
 	st.Undo = "umount " + shellQuote(host)
 	st.Notes = []string{"sysfs shows the network devices of the network namespace of the process that mounts it"}
@@ -69,7 +69,7 @@ func MountTmpfs(root, target string) (*step.Step, error) {
 	if err != nil {
 		return st, fmt.Errorf("mount tmpfs: %w", err)
 	}
-	st.Summary = "tmpfs mounted at " + target + ": files there live in memory and vanish with the mount"
+	st.Summary = "mounted a tmpfs at " + target + ": files there live in memory and vanish with the mount"
 	st.Shell = []string{"mount -t tmpfs -o nosuid,nodev," + tmpfsOptions + " tmpfs " + shellQuote(host)}
 	st.Undo = "umount " + shellQuote(host)
 	return st, nil
@@ -106,7 +106,7 @@ func MountBind(src, root, target string, readOnly bool) (*step.Step, error) {
 	}
 	st.Shell = []string{"mount --bind " + shellQuote(src) + " " + shellQuote(host)}
 	st.Undo = "umount " + shellQuote(host)
-	st.Summary = fmt.Sprintf("host %s bound at %s: the box and the host see the same files", src, target)
+	st.Summary = fmt.Sprintf("bound the host's %s at %s: the box and the host see the same files", src, target)
 	if !readOnly {
 		return st, nil
 	}
@@ -132,7 +132,7 @@ func MountBind(src, root, target string, readOnly bool) (*step.Step, error) {
 		return fail(err)
 	}
 	st.Shell = append(st.Shell, "mount -o remount,bind,ro "+shellQuote(host))
-	st.Summary = fmt.Sprintf("host %s bound read-only at %s: the box can read it, writes fail with EROFS", src, target)
+	st.Summary = fmt.Sprintf("bound the host's %s read-only at %s: the box can read it, writes fail with EROFS", src, target)
 	return st, nil
 }
 

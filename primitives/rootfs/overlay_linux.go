@@ -213,8 +213,8 @@ func fsLog(fd int) string {
 // describeOverlay writes what MountOverlay and its plan both say of a
 // stack: summary, shell lines, the top-first order, undo.
 func describeOverlay(st *step.Step, layers []Layer, names []string, req overlayRequest, upper, work, merged string) {
-	st.Summary = fmt.Sprintf("overlay of %d layer(s) at %s: %s at the bottom, %s on top; the box's writes go to %s",
-		len(layers), merged, layers[0].Name, layers[len(layers)-1].Name, upper)
+	stack := fmt.Sprintf("an overlay of %s at %s: %s at the bottom, %s on top", step.Count(len(layers), "layer"), merged, layers[0].Name, layers[len(layers)-1].Name)
+	st.Tell("mounted "+stack+"; the box's writes go to "+upper, "will mount "+stack+"; the box's writes will go to "+upper)
 	st.Shell = append(st.Shell,
 		"mkdir -p "+shellQuote(upper)+" "+shellQuote(work)+" "+shellQuote(merged),
 		mountShell(req, merged))

@@ -134,7 +134,7 @@ func PivotRoot(newRoot string, withProc bool) (*step.Step, error) {
 		return fail(PivotOther, "", err)
 	}
 	st.Shell = pivotRootShell(newRoot, withProc)
-	st.Summary = "the overlay at " + newRoot + " is now the box's /, and the host's root is detached from the box"
+	st.Summary = "made the overlay at " + newRoot + " the box's /, and detached the host's root from the box"
 	st.Notes = append(pivotRootNotes(), st.Notes...)
 	if procErr != nil {
 		// The root has changed all the same: the caller records the pivot.

@@ -63,7 +63,7 @@ func PlanMountOverlay(layers []Layer, upper, work, merged string, userns bool) (
 		st.Plan(fmt.Sprintf("fsmount(%d, FSMOUNT_CLOEXEC, 0)", fd))
 		st.Plan(fmt.Sprintf(`move_mount(%d, "", AT_FDCWD, %s, MOVE_MOUNT_F_EMPTY_PATH)`, mfd, step.Quote(merged)))
 		st.Notes = append(st.Notes, fmt.Sprintf(
-			"the options take %d bytes, more than the one page (%d) mount(2) copies: the layers are added one by one with fsconfig(lowerdir+)",
+			"the options take %d bytes, more than the one page (%d) mount(2) copies: the layers will be added one by one with fsconfig(lowerdir+)",
 			len(opts), os.Getpagesize()))
 	case overlayRelative:
 		st.Plan(`openat(AT_FDCWD, ".", O_PATH|O_DIRECTORY|O_CLOEXEC)`)
@@ -72,10 +72,11 @@ func PlanMountOverlay(layers []Layer, upper, work, merged string, userns bool) (
 		st.Plan(fmt.Sprintf("fchdir(%d)", fd))
 		st.Notes = append(st.Notes, fmt.Sprintf(
 			"with host paths the options would take more than the one page (%d) mount(2) copies, and this kernel (before %s) cannot add layers one by one with fsconfig(lowerdir+): "+
-				"the layers are given relative to %s, the box's working directory for the mount(2) only, as Docker's overlay2 does (mountinfo shows them relative)",
+				"the layers will be given relative to %s, the box's working directory for the mount(2) only, as Docker's overlay2 does (mountinfo shows them relative)",
 			os.Getpagesize(), lowerdirPlusRelease, req.dir))
 	}
 	describeOverlay(st, layers, names, req, upper, work, merged)
+	st.MarkNotRun() // the summary in the future tense
 	return st, nil
 }
 
@@ -87,7 +88,7 @@ func PlanMountProc(root, target, look string) (*step.Step, error) {
 		return nil, fmt.Errorf("mount proc: %w", err)
 	}
 	st.Plan(step.MountCall("proc", host, "proc", procFlags, ""))
-	st.Summary = "proc mounted at " + target + ": ps, top and /proc/PID read it"
+	st.Summary = "will mount proc at " + target + ": ps, top and /proc/PID will read it"
 	st.Shell = []string{"mount -t proc -o nosuid,nodev,noexec proc " + shellQuote(host)}
 	st.Undo = "umount " + shellQuote(host)
 	return st, nil
@@ -101,7 +102,7 @@ func PlanMountSys(root, target, look string) (*step.Step, error) {
 		return nil, fmt.Errorf("mount sys: %w", err)
 	}
 	st.Plan(step.MountCall("sysfs", host, "sysfs", sysFlags, ""))
-	st.Summary = "sysfs mounted read-only at " + target
+	st.Summary = "will mount sysfs read-only at " + target
 	st.Shell = []string{"mount -t sysfs -o ro,nosuid,nodev,noexec sysfs " + shellQuote(host)}
 	st.Undo = "umount " + shellQuote(host)
 	st.Notes = []string{"sysfs shows the network devices of the network namespace of the process that mounts it"}
@@ -116,7 +117,7 @@ func PlanMountTmpfs(root, target, look string) (*step.Step, error) {
 		return nil, fmt.Errorf("mount tmpfs: %w", err)
 	}
 	st.Plan(step.MountCall("tmpfs", host, "tmpfs", tmpfsFlags, tmpfsOptions))
-	st.Summary = "tmpfs mounted at " + target + ": files there live in memory and vanish with the mount"
+	st.Summary = "will mount a tmpfs at " + target + ": files there will live in memory and vanish with the mount"
 	st.Shell = []string{"mount -t tmpfs -o nosuid,nodev," + tmpfsOptions + " tmpfs " + shellQuote(host)}
 	st.Undo = "umount " + shellQuote(host)
 	return st, nil
@@ -140,7 +141,7 @@ func PlanMountBind(src, root, target string, readOnly bool, look string) (*step.
 	st.Plan(step.MountCall(src, host, "", unix.MS_BIND, ""))
 	st.Shell = []string{"mount --bind " + shellQuote(src) + " " + shellQuote(host)}
 	st.Undo = "umount " + shellQuote(host)
-	st.Summary = fmt.Sprintf("host %s bound at %s: the box and the host see the same files", src, target)
+	st.Summary = fmt.Sprintf("will bind the host's %s at %s: the box and the host will see the same files", src, target)
 	if !readOnly {
 		return st, nil
 	}
@@ -158,7 +159,7 @@ func PlanMountBind(src, root, target string, readOnly bool, look string) (*step.
 	}
 	st.Plan(step.MountCall("", host, "", flags, ""))
 	st.Shell = append(st.Shell, "mount -o remount,bind,ro "+shellQuote(host))
-	st.Summary = fmt.Sprintf("host %s bound read-only at %s: the box can read it, writes fail with EROFS", src, target)
+	st.Summary = fmt.Sprintf("will bind the host's %s read-only at %s: the box will read it, and its writes will fail with EROFS", src, target)
 	return st, nil
 }
 
@@ -198,7 +199,7 @@ func PlanMountDev(root, target, look string, userns bool) (*step.Step, error) {
 		st.Plan(fmt.Sprintf("symlink(%s, %s)", step.Quote(l.target), step.Quote(p)))
 		st.Shell = append(st.Shell, "ln -s "+l.target+" "+shellQuote(p))
 	}
-	st.Summary = "a minimal /dev at " + target + ": null zero random urandom tty, a private devpts at pts and ptmx, fd, stdin, stdout, stderr links"
+	st.Summary = "will make a minimal /dev at " + target + ": null zero random urandom tty, a private devpts at pts and ptmx, fd, stdin, stdout, stderr links"
 	st.Undo = fmt.Sprintf("umount %s; umount %s", shellQuote(pts), shellQuote(dev))
 	return st, nil
 }
@@ -221,7 +222,7 @@ func PlanPivotRoot(newRoot string, withProc bool, look string) (*step.Step, erro
 	st.Plan(fmt.Sprintf("umount2(%s, %s)", step.Quote("."), step.UmountFlags(unix.MNT_DETACH)))
 	st.Plan(`chdir("/")`)
 	st.Shell = pivotRootShell(newRoot, withProc)
-	st.Summary = "the overlay at " + newRoot + " becomes the box's /, and the host's root is detached from the box"
+	st.Summary = "will make the overlay at " + newRoot + " the box's /, and detach the host's root from the box"
 	st.Notes = append(pivotRootNotes(), st.Notes...)
 	st.Undo = "none while the box lives: the old root is gone from its mount namespace; `rm` ends the box and with it the namespace"
 	return st, nil
@@ -232,7 +233,7 @@ func PlanChroot(newRoot string) *step.Step {
 	st := &step.Step{Command: "chroot", Man: []string{"chroot(2)", "chroot(1)"}}
 	st.Plan("chroot(" + step.Quote(newRoot) + ")")
 	st.Plan(`chdir("/")`)
-	st.Summary = newRoot + " becomes the box's / — for path lookups only: the host's mounts all stay there"
+	st.Summary = "will make " + newRoot + " the box's / — for path lookups only: the host's mounts will all stay there"
 	st.Shell = []string{"chroot " + shellQuote(newRoot) + " /bin/sh"}
 	st.Notes = []string{
 		"chroot(2) changes one thing, where path lookups start; a process with CAP_SYS_CHROOT can chroot again and walk out with ..: the breakout lesson",

@@ -18,7 +18,24 @@ type Call struct {
 	Result  string `json:"result"`  // e.g. "0" or "-1 EINVAL (Invalid argument)"
 }
 
-func (c Call) String() string { return c.Syscall + " = " + c.Result }
+// String is the call as strace prints it, its result at the end of the
+// call itself, before a comment: clone(…) = 4242   # the new PID 1.
+func (c Call) String() string {
+	call, comment := c.Split()
+	if comment == "" {
+		return call + " = " + c.Result
+	}
+	return call + " = " + c.Result + CommentSep + comment
+}
+
+// CommentSep sets a comment off a call or a shell line: "   # ".
+const CommentSep = "   # "
+
+// Split separates the call from the comment a plan wrote after it.
+func (c Call) Split() (call, comment string) {
+	call, comment, _ = strings.Cut(c.Syscall, CommentSep)
+	return call, comment
+}
 
 // Step is the record of one stepbox command applied to the kernel.
 type Step struct {
@@ -29,6 +46,19 @@ type Step struct {
 	Man     []string `json:"man,omitempty"`   // man pages, e.g. "unshare(2)"
 	Undo    string   `json:"undo,omitempty"`  // how the step is undone
 	Notes   []string `json:"notes,omitempty"` // anything else worth knowing (output, warnings)
+
+	// did and will are what the step did and will do, for its record
+	// (Ran) and its plan (MarkNotRun).
+	did, will string
+}
+
+// Tell sets the summary: did, in the past tense, for the record of a
+// step that ran; will, in the future tense, for its plan when the same
+// code builds both (the plan is the record with MarkNotRun).
+func (s *Step) Tell(did, will string) {
+	if s != nil {
+		s.Summary, s.did, s.will = did, did, will
+	}
 }
 
 // Do runs fn, the syscall described by call, records it in s and returns
