@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 
+	"stepbox/fixtures"
 	"stepbox/primitives"
 	"stepbox/primitives/images"
 	"stepbox/primitives/rootfs"
@@ -62,7 +63,7 @@ func init() {
 			},
 		},
 		&Command{
-			Name: "image", Group: "filesystem", Usage: "image pull|load|show|rm …",
+			Name: "image", Group: "filesystem", Usage: "image pull|load|demo|show|rm …",
 			Summary: "real OCI images as read-only layers: `mount overlay IMAGE` stacks them",
 			Kernel:  "an image is a stack of tar files; each is unpacked once into a layer directory, its OCI whiteouts (.wh.NAME) turned into overlayfs's (a 0/0 character device, the overlay.opaque xattr)",
 			Example: "image pull alpine", Man: "OCI image-spec (layer.md), overlayfs",
@@ -81,6 +82,24 @@ func init() {
 					Example: "image load alpine.tar", Man: "docker-save(1), OCI image-spec (image-layout.md)",
 					Complete: completePath,
 					Run:      runImageLoad,
+				},
+				{
+					Name: "demo", Usage: "image demo FILE", MinArgs: 1, MaxArgs: 1,
+					Summary: "write a `docker save` archive built offline from the base layer, for `image load` where no registry is reachable",
+					Kernel:  "tar(5) of the base layer's tree, a second layer with a whiteout, an image config with Env, WorkingDir and Cmd",
+					Example: "image demo /tmp/demo.tar", Man: "docker-save(1)",
+					Complete: completePath,
+					Run: func(sh *Shell, c *Call) error {
+						ls, err := sh.layers()
+						if err != nil {
+							return err
+						}
+						if err := fixtures.WriteDemoImage(ls.Root("base"), c.Args[0], images.HostPlatform().Architecture); err != nil {
+							return fmt.Errorf("image demo: %w", err)
+						}
+						sh.ok("%s holds image %s; `image load %s` adds it", c.Args[0], fixtures.DemoImageTag, c.Args[0])
+						return nil
+					},
 				},
 				{
 					Name: "show", Usage: "image show IMAGE", MinArgs: 1, MaxArgs: 1,
