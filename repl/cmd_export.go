@@ -1,0 +1,51 @@
+package repl
+
+import (
+	"fmt"
+	"strings"
+
+	"stepbox/primitives/export"
+)
+
+func init() {
+	register(
+		&Command{
+			Name: "export", Group: "box", Usage: "export bundle DIR|script FILE", NeedsBox: true,
+			Summary: "what the box has, as an OCI runtime bundle for runc or as a script of standard tools",
+			Kernel:  "reads the box's namespaces, mounts, cgroup limits and capabilities from /proc and the cgroup files, and copies its merged root",
+			Example: "export bundle /tmp/web", Man: "OCI runtime-spec (config.md), runc(8)",
+			Sub: []*Command{
+				{
+					Name: "bundle", Usage: "export bundle DIR", MinArgs: 1, MaxArgs: 1, NeedsBox: true,
+					Summary: "write DIR/config.json (runtime-spec) and DIR/rootfs, a copy of the box's root: `runc run -b DIR NAME` starts the same container",
+					Kernel:  "namespaces from the box's steps, limits read from its cgroup, capability sets from /proc/PID/status, mounts from its mountinfo; the root copied file by file",
+					Example: "export bundle /tmp/web", Man: "runc-run(8)",
+					Complete: completePath,
+					Run:      runExportBundle,
+				},
+			},
+		},
+	)
+}
+
+func runExportBundle(sh *Shell, c *Call) error {
+	b := sh.Current()
+	desc, err := b.Export()
+	if err != nil {
+		return fmt.Errorf("export bundle: %w", err)
+	}
+	if err := export.WriteBundle(c.Args[0], desc); err != nil {
+		return err
+	}
+	var kinds []string
+	for _, m := range desc.Mounts {
+		kinds = append(kinds, m.Type+" "+m.Target)
+	}
+	if len(kinds) == 0 {
+		kinds = []string{"none"}
+	}
+	sh.ok("bundle of box %s written to %s: namespaces %s; mounts %s; %q runs", b.Name, c.Args[0],
+		strings.Join(desc.Namespaces, " "), strings.Join(kinds, ", "), strings.Join(desc.Args, " "))
+	sh.say("  run it: runc run -b %s %s", c.Args[0], b.Name)
+	return nil
+}
