@@ -23,7 +23,10 @@ func (b *Box) Export() (export.Box, error) {
 		return export.Box{}, fmt.Errorf("box %s: %w: `mount overlay IMAGE|LAYER…` first", b.Name, export.ErrNoRoot)
 	}
 	p := b.ProcessDefaults()
-	e := export.Box{Name: b.Name, Namespaces: b.Unshared(), Root: b.HostRoot(), Args: p.Argv, Cwd: p.Dir}
+	e := export.Box{Name: b.Name, Namespaces: b.Unshared(), Root: b.HostRoot(), Args: p.Argv, Cwd: p.Dir, Chroot: f.Chrooted}
+	for _, l := range f.Layers {
+		e.Layers = append(e.Layers, l.Dir)
+	}
 	if len(e.Args) == 0 {
 		e.Args = []string{"sh"}
 	}

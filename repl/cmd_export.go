@@ -2,6 +2,7 @@ package repl
 
 import (
 	"fmt"
+	"os"
 	"strings"
 
 	"stepbox/primitives/export"
@@ -22,6 +23,14 @@ func init() {
 					Example: "export bundle /tmp/web", Man: "runc-run(8)",
 					Complete: completePath,
 					Run:      runExportBundle,
+				},
+				{
+					Name: "script", Usage: "export script FILE", MinArgs: 1, MaxArgs: 1, NeedsBox: true,
+					Summary: "write a POSIX sh script that rebuilds the box with standard tools: unshare, mount, pivot_root, cgroup files",
+					Kernel:  "the same reading of the box as export bundle, written as util-linux and coreutils commands instead of config.json",
+					Example: "export script /tmp/web.sh", Man: "unshare(1), mount(8), pivot_root(8)",
+					Complete: completePath,
+					Run:      runExportScript,
 				},
 			},
 		},
@@ -47,5 +56,18 @@ func runExportBundle(sh *Shell, c *Call) error {
 	sh.ok("bundle of box %s written to %s: namespaces %s; mounts %s; %q runs", b.Name, c.Args[0],
 		strings.Join(desc.Namespaces, " "), strings.Join(kinds, ", "), strings.Join(desc.Args, " "))
 	sh.say("  run it: runc run -b %s %s", c.Args[0], b.Name)
+	return nil
+}
+
+func runExportScript(sh *Shell, c *Call) error {
+	b := sh.Current()
+	desc, err := b.Export()
+	if err != nil {
+		return fmt.Errorf("export script: %w", err)
+	}
+	if err := os.WriteFile(c.Args[0], []byte(export.Script(desc)), 0o700); err != nil {
+		return fmt.Errorf("export script: %w", err)
+	}
+	sh.ok("script rebuilding box %s written to %s; run it as root: sh %s [CMD…]", b.Name, c.Args[0], c.Args[0])
 	return nil
 }

@@ -146,3 +146,58 @@ func cgroupPath(procCgroup, ctl string) string {
 	}
 	return ""
 }
+
+// The script `export script` writes, run by sh after stepbox has gone,
+// builds a box with the same namespaces, hostname, root and pids limit,
+// and runs the image's command in it.
+func TestExportScriptRebuildsTheBoxWithStandardTools(t *testing.T) {
+	needRoot(t)
+	hostUnchanged(t)
+	dir := t.TempDir()
+	archive, file := filepath.Join(dir, "demo.tar"), filepath.Join(dir, "box.sh")
+	script := "image demo " + archive + "\nimage load " + archive + "\n" +
+		"new a\nunshare uts ipc mnt pid\nhostname web\nmount overlay stepbox/demo\npivot_root\n" +
+		"cgroup new\ncgroup limit pids 20\ncgroup attach\nexport script " + file + "\n"
+	out, code := runStepbox(t, filepath.Join(dir, "state"), script, "--plain")
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	cg := fmt.Sprintf("stepbox-test-%d", os.Getpid())
+	t.Cleanup(func() {
+		for _, d := range []string{"/sys/fs/cgroup/" + cg, "/sys/fs/cgroup/pids/" + cg} {
+			os.Remove(d)
+		}
+	})
+	run := func(args ...string) string {
+		cmd := exec.Command("sh", append([]string{file}, args...)...)
+		cmd.Env = append(os.Environ(), "CG="+cg, "BOXDIR="+filepath.Join(dir, "box"))
+		got, err := cmd.CombinedOutput()
+		if err != nil {
+			b, _ := os.ReadFile(file)
+			t.Fatalf("sh %s: %v\n%s\nthe script:\n%s", file, err, got, b)
+		}
+		return string(got)
+	}
+	if got := run(); !strings.Contains(got, "hello from /app as uid 0") {
+		t.Errorf("the image's Cmd printed %q", got)
+	}
+	got := run("sh", "-c", "hostname; echo pid=$$; for n in uts ipc mnt net; do readlink /proc/self/ns/$n; done; cat /etc/issue 2>&1; cat /proc/self/cgroup")
+	for _, want := range []string{"web\n", "pid=1\n", "can't open '/etc/issue'", cg} {
+		if !strings.Contains(got, want) {
+			t.Errorf("inside the rebuilt box, output lacks %q:\n%s", want, got)
+		}
+	}
+	for _, ns := range []string{"uts", "ipc", "mnt", "net"} {
+		host, _ := os.Readlink("/proc/self/ns/" + ns)
+		if strings.Contains(got, host) == (ns != "net") {
+			t.Errorf("namespace %s: host's is %s; inside:\n%s", ns, host, got)
+		}
+	}
+	path := cgroupPath(got, "pids")
+	if path == "" {
+		path = cgroupPath(got, "")
+	}
+	if limit, err := os.ReadFile(path + "/pids.max"); err != nil || strings.TrimSpace(string(limit)) != "20" {
+		t.Errorf("%s/pids.max = %q, %v; want 20", path, limit, err)
+	}
+}

@@ -23,7 +23,9 @@ type Box struct {
 	Name       string
 	Namespaces []string // stepbox's names: uts ipc net pid mnt cgroup time user
 	Hostname   string
-	Root       string // host path of the box's merged root, to copy into rootfs/
+	Root       string   // host path of the box's merged root, to copy into rootfs/
+	Layers     []string // host paths of the overlay's layers, bottom first
+	Chroot     bool     // the box changed its root with chroot, not pivot_root
 	Mounts     []Mount
 	Memory     int64 // bytes; 0: no limit
 	Pids       int64 // 0: no limit
