@@ -255,7 +255,7 @@ func (s *Store) unpackLayer(imName string, i, n int, l v1.Layer, createdBy strin
 			return err
 		}
 		defer rc.Close()
-		rep, err = Unpack(rc, root, s.UserXattr)
+		rep, err = Unpack(rc, root)
 		return err
 	})
 	if err != nil {

@@ -5,9 +5,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"log"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -240,7 +242,7 @@ func extracted(t *testing.T, img v1.Image) string {
 	dst := t.TempDir()
 	rc := mutate.Extract(img)
 	defer rc.Close()
-	if _, err := Unpack(rc, filepath.Join(dst, "x"), false); err != nil {
+	if _, err := Unpack(rc, filepath.Join(dst, "x")); err != nil {
 		t.Fatal(err)
 	}
 	return strings.Join(flat(t, filepath.Join(dst, "x")), "\n")
@@ -268,8 +270,10 @@ func TestPullUnpacksEachLayerWithOverlayWhiteouts(t *testing.T) {
 		t.Errorf("etc/issue in layer 1: %v, mode %o rdev %d: want a 0/0 character device", err, st.Mode, st.Rdev)
 	}
 	buf := make([]byte, 8)
-	if n, err := unix.Lgetxattr(filepath.Join(s.Layers.Root(im.Layers[1].Name), "var/cache"), "trusted.overlay.opaque", buf); err != nil || string(buf[:n]) != "y" {
-		t.Errorf("var/cache in layer 1: trusted.overlay.opaque = %q, %v", buf[:n], err)
+	for _, attr := range []string{"trusted.overlay.opaque", "user.overlay.opaque"} {
+		if n, err := unix.Lgetxattr(filepath.Join(s.Layers.Root(im.Layers[1].Name), "var/cache"), attr, buf); err != nil || string(buf[:n]) != "y" {
+			t.Errorf("var/cache in layer 1: %s = %q, %v", attr, buf[:n], err)
+		}
 	}
 	l2 := s.Layers.Root(im.Layers[2].Name)
 	var a, b unix.Stat_t
@@ -454,7 +458,7 @@ func TestUnpackRefusesEntriesThatLeaveTheLayer(t *testing.T) {
 	}
 	for what, entries := range cases {
 		root := filepath.Join(t.TempDir(), "root")
-		_, err := Unpack(bytes.NewReader(layerTar(t, entries...)), root, false)
+		_, err := Unpack(bytes.NewReader(layerTar(t, entries...)), root)
 		if !errors.Is(err, ErrHostile) {
 			t.Errorf("%s: %v, want %v", what, err, ErrHostile)
 		}
@@ -471,7 +475,7 @@ func TestUnpackRefusesAFileLargerThanTheFreeSpace(t *testing.T) {
 	tw := tar.NewWriter(&buf)
 	tw.WriteHeader(&tar.Header{Name: "sparse", Typeflag: tar.TypeReg, Size: 10 << 40, Mode: 0o644})
 	root := filepath.Join(t.TempDir(), "root")
-	_, err := Unpack(&buf, root, false)
+	_, err := Unpack(&buf, root)
 	if err == nil || !strings.Contains(err.Error(), "free: refused") {
 		t.Errorf("a 10 TB claim: %v", err)
 	}
@@ -508,5 +512,59 @@ func TestResolveUserReadsTheImagesPasswd(t *testing.T) {
 	}
 	if _, _, err := ResolveUser("nobody", strings.NewReader(passwd), nil); err == nil {
 		t.Error("an unknown user resolved")
+	}
+}
+
+// A registry that cuts a layer's download short, or refuses it: the
+// pull fails saying so, and leaves no partial blob, layer or image.
+func TestPullCutShortLeavesNothingBehind(t *testing.T) {
+	needRoot(t)
+	img := testImage(t)
+	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	var mode string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/sha256:") && mode != "" {
+			ls, _ := img.Layers()
+			d, _ := ls[2].Digest()
+			if strings.HasSuffix(r.URL.Path, d.String()) {
+				if mode == "refuse" {
+					http.Error(w, "no", http.StatusForbidden)
+					return
+				}
+				size, _ := ls[2].Size()
+				w.Header().Set("Content-Length", fmt.Sprint(size))
+				w.WriteHeader(http.StatusOK)
+				w.Write([]byte("partial"))
+				return // the connection closes short of Content-Length
+			}
+		}
+		reg.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	pushImage(t, host+"/cut:v1", img)
+	s := openStore(t)
+	for _, m := range []string{"cut", "refuse"} {
+		mode = m
+		_, err := s.Pull(context.Background(), host+"/cut:v1", PullOptions{}, nil)
+		if err == nil {
+			t.Fatalf("%s: the pull succeeded", m)
+		}
+		if want := map[string]string{"cut": "layer 2", "refuse": "403"}[m]; !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want it to name %q", m, err, want)
+		}
+		if n := dirNames(t, filepath.Join(s.Dir, "oci", "blobs", "sha256"), ".part-"); len(n) != 0 {
+			t.Errorf("%s: partial blobs left: %v", m, n)
+		}
+		if list, _ := s.Layers.List(); len(list) != 0 {
+			t.Errorf("%s: layers left: %+v", m, list)
+		}
+		if ims, _ := s.List(); len(ims) != 0 {
+			t.Errorf("%s: images left: %+v", m, ims)
+		}
+	}
+	mode = ""
+	if _, err := s.Pull(context.Background(), host+"/cut:v1", PullOptions{}, nil); err != nil {
+		t.Errorf("the pull once the registry serves the layer: %v", err)
 	}
 }

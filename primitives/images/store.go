@@ -68,9 +68,6 @@ type Layer struct {
 type Store struct {
 	Dir    string
 	Layers *layers.Store
-	// UserXattr: unpack opaque dirs with "user.overlay.opaque", for
-	// overlays mounted with userxattr in a user namespace.
-	UserXattr bool
 }
 
 // Open returns the image store at dir (0700), its layers kept in ls.

@@ -37,13 +37,12 @@ type UnpackReport struct {
 
 // Unpack writes the uncompressed layer tar r into root, which it creates
 // (0755). OCI whiteouts become overlayfs ones: a 0/0 character device
-// for ".wh.NAME", the overlay.opaque xattr ("trusted.", or "user." for
-// an overlay mounted with userxattr in a user namespace) for
+// for ".wh.NAME", the overlay.opaque xattrs (trusted. and user.) for
 // ".wh..wh..opq". Every entry is created through os.Root and *at calls
 // relative to its parent directory, and an entry whose name is absolute,
 // holds "..", or whose parent is a symlink (one made earlier in the same
 // tar) is refused: nothing is ever written outside root.
-func Unpack(r io.Reader, root string, userXattr bool) (UnpackReport, error) {
+func Unpack(r io.Reader, root string) (UnpackReport, error) {
 	var rep UnpackReport
 	if err := os.Mkdir(root, 0o755); err != nil {
 		return rep, err
@@ -53,7 +52,7 @@ func Unpack(r io.Reader, root string, userXattr bool) (UnpackReport, error) {
 		return rep, err
 	}
 	defer rt.Close()
-	u := unpacker{root: rt, rootPath: root, userXattr: userXattr, rep: &rep}
+	u := unpacker{root: rt, rep: &rep}
 	tr := tar.NewReader(r)
 	for {
 		hdr, err := tr.Next()
@@ -72,11 +71,9 @@ func Unpack(r io.Reader, root string, userXattr bool) (UnpackReport, error) {
 }
 
 type unpacker struct {
-	root      *os.Root
-	rootPath  string
-	userXattr bool
-	rep       *UnpackReport
-	dirs      map[string]*tar.Header // metadata set last: making children changes a dir's mtime
+	root *os.Root
+	rep  *UnpackReport
+	dirs map[string]*tar.Header // metadata set last: making children changes a dir's mtime
 }
 
 // entryName turns a tar name into a path relative to the layer's root.
@@ -343,20 +340,20 @@ func timeOr(t, or time.Time) time.Time {
 	return t
 }
 
-// opaque marks dir opaque for overlayfs. In a user namespace overlayfs
-// reads only the "user." xattrs (mount option userxattr, Linux 5.11).
+// opaque marks dir opaque for overlayfs with both xattrs: overlayfs
+// reads "trusted.overlay.opaque", or only "user.overlay.opaque" when
+// mounted with userxattr in a user namespace (Linux 5.11), so the layer
+// serves both kinds of box.
 func (u *unpacker) opaque(dir string) error {
 	f, err := u.root.OpenFile(dir, os.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	name := "trusted.overlay.opaque"
-	if u.userXattr {
-		name = "user.overlay.opaque"
-	}
-	if err := unix.Fsetxattr(int(f.Fd()), name, []byte("y"), 0); err != nil {
-		return fmt.Errorf("fsetxattr(/%s, %s, \"y\"): %w", dir, name, err)
+	for _, name := range []string{"trusted.overlay.opaque", "user.overlay.opaque"} {
+		if err := unix.Fsetxattr(int(f.Fd()), name, []byte("y"), 0); err != nil {
+			return fmt.Errorf("fsetxattr(/%s, %s, \"y\"): %w", dir, name, err)
+		}
 	}
 	return nil
 }
