@@ -136,7 +136,11 @@ func testImage(t *testing.T) v1.Image {
 
 func openStore(t *testing.T) *Store {
 	t.Helper()
-	dir := t.TempDir()
+	return openStoreIn(t, t.TempDir())
+}
+
+func openStoreIn(t testing.TB, dir string) *Store {
+	t.Helper()
 	ls, err := layers.Open(filepath.Join(dir, "layers"))
 	if err != nil {
 		t.Fatal(err)
