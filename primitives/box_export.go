@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
@@ -50,6 +51,19 @@ func (b *Box) Export() (export.Box, error) {
 	if b.Cgroup() != nil {
 		if err := b.exportLimits(&e); err != nil {
 			return e, err
+		}
+	}
+	if b.Has("time") {
+		c, err := b.ClockOffsets()
+		if err != nil {
+			return e, err
+		}
+		e.Clocks = map[string]time.Duration{}
+		if c.Monotonic != 0 {
+			e.Clocks["monotonic"] = c.Monotonic
+		}
+		if c.Boottime != 0 {
+			e.Clocks["boottime"] = c.Boottime
 		}
 	}
 	for _, ns := range e.Namespaces {

@@ -3,6 +3,8 @@ package repl
 import (
 	"fmt"
 	"os"
+	"os/exec"
+	"slices"
 	"strings"
 
 	"stepbox/primitives/export"
@@ -43,6 +45,13 @@ func runExportBundle(sh *Shell, c *Call) error {
 	if err != nil {
 		return fmt.Errorf("export bundle: %w", err)
 	}
+	var notes []string
+	if slices.Contains(desc.Namespaces, "time") {
+		if v, old := runcBefore12(); old {
+			desc = export.WithoutTime(desc)
+			notes = append(notes, fmt.Sprintf("the box's time namespace is left out: this host's runc is %s, and runc supports time namespaces from 1.2", v))
+		}
+	}
 	if err := export.WriteBundle(c.Args[0], desc); err != nil {
 		return err
 	}
@@ -55,6 +64,9 @@ func runExportBundle(sh *Shell, c *Call) error {
 	}
 	sh.ok("bundle of box %s written to %s: namespaces %s; mounts %s; %q runs", b.Name, c.Args[0],
 		strings.Join(desc.Namespaces, " "), strings.Join(kinds, ", "), strings.Join(desc.Args, " "))
+	for _, n := range notes {
+		sh.say("  note: %s", n)
+	}
 	sh.say("  run it: runc run -b %s %s", c.Args[0], b.Name)
 	return nil
 }
@@ -70,4 +82,20 @@ func runExportScript(sh *Shell, c *Call) error {
 	}
 	sh.ok("script rebuilding box %s written to %s; run it as root: sh %s [CMD…]", b.Name, c.Args[0], c.Args[0])
 	return nil
+}
+
+// runcBefore12 reports the host's runc version when it is older than 1.2,
+// the first to know the runtime-spec's time namespace.
+func runcBefore12() (string, bool) {
+	out, err := exec.Command("runc", "--version").Output()
+	if err != nil {
+		return "", false
+	}
+	var major, minor int
+	line, _, _ := strings.Cut(string(out), "\n")
+	v := strings.TrimPrefix(line, "runc version ")
+	if _, err := fmt.Sscanf(v, "%d.%d", &major, &minor); err != nil {
+		return "", false
+	}
+	return v, major < 1 || major == 1 && minor < 2
 }

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -32,6 +33,7 @@ type Box struct {
 	CPUQuota   int64 // µs per period; 0: no limit
 	CPUPeriod  uint64
 	Caps       Caps
+	Clocks     map[string]time.Duration // time namespace offsets: "monotonic", "boottime"
 	UIDMap     []specs.LinuxIDMapping
 	GIDMap     []specs.LinuxIDMapping
 	Args       []string
@@ -82,6 +84,12 @@ func Spec(b Box) *specs.Spec {
 			s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: t})
 		}
 	}
+	for clock, d := range b.Clocks {
+		if s.Linux.TimeOffsets == nil {
+			s.Linux.TimeOffsets = map[string]specs.LinuxTimeOffset{}
+		}
+		s.Linux.TimeOffsets[clock] = specs.LinuxTimeOffset{Secs: int64(d / time.Second), Nanosecs: uint32(d % time.Second)}
+	}
 	for _, m := range b.Mounts {
 		sm := specs.Mount{Destination: m.Target, Type: m.Type, Source: m.Source, Options: m.Options}
 		if m.Type == "bind" {
@@ -101,6 +109,19 @@ func Spec(b Box) *specs.Spec {
 		r.CPU = &specs.LinuxCPU{Quota: &b.CPUQuota, Period: &b.CPUPeriod}
 	}
 	return s
+}
+
+// WithoutTime is b without its time namespace, for runtimes older than
+// the spec (runc before 1.2 refuses "time").
+func WithoutTime(b Box) Box {
+	var ns []string
+	for _, n := range b.Namespaces {
+		if n != "time" {
+			ns = append(ns, n)
+		}
+	}
+	b.Namespaces, b.Clocks = ns, nil
+	return b
 }
 
 // ErrNoRoot is returned for a box whose overlay is not mounted yet.
