@@ -201,7 +201,7 @@ func (sh *Shell) overlayLayers(names []string) ([]rootfs.Layer, error) {
 			continue
 		}
 		if _, err := store.Get(name); err != nil {
-			return nil, err
+			return nil, sh.orImages(err)
 		}
 		stack = append(stack, rootfs.Layer{Name: name, Dir: store.Root(name)})
 	}

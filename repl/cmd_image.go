@@ -300,3 +300,21 @@ func (sh *Shell) execArgv(args []string) ([]string, error) {
 	}
 	return p.Argv, nil
 }
+
+// orImages adds the images there are to err, a name that is no layer:
+// `mount overlay` takes either.
+func (sh *Shell) orImages(err error) error {
+	st, serr := sh.images()
+	if serr != nil {
+		return err
+	}
+	list, _ := st.List()
+	if len(list) == 0 {
+		return err
+	}
+	names := make([]string, len(list))
+	for i, im := range list {
+		names[i] = im.Name
+	}
+	return fmt.Errorf("%w; images are %s", err, strings.Join(names, ", "))
+}

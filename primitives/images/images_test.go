@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -412,10 +413,22 @@ func TestLoadReadsDockerSaveAndOCILayoutArchives(t *testing.T) {
 	}
 	ociTar := filepath.Join(dir, "oci.tar")
 	tarDir(t, lay, ociTar)
+	// Docker 25 and later save an OCI layout with a manifest.json that
+	// points into its blobs.
+	m, _ := img.Manifest()
+	entry := tarball.Descriptor{Config: "blobs/sha256/" + m.Config.Digest.Hex, RepoTags: []string{"example.com/new/app:v4"}}
+	for _, l := range m.Layers {
+		entry.Layers = append(entry.Layers, "blobs/sha256/"+l.Digest.Hex)
+	}
+	mj, _ := json.Marshal(tarball.Manifest{entry})
+	os.WriteFile(filepath.Join(lay, "manifest.json"), mj, 0o644)
+	docker25 := filepath.Join(dir, "docker25.tar")
+	tarDir(t, lay, docker25)
+	os.Remove(filepath.Join(lay, "manifest.json"))
 
 	s := openStore(t)
 	want := extracted(t, img)
-	for path, name := range map[string]string{docker: "example.com/saved/app:v2", lay: "example.com/oci/app:v3", ociTar: "example.com/oci/app:v3"} {
+	for path, name := range map[string]string{docker: "example.com/saved/app:v2", docker25: "example.com/new/app:v4", lay: "example.com/oci/app:v3", ociTar: "example.com/oci/app:v3"} {
 		ims, err := s.Load(path, "", nil)
 		if err != nil {
 			t.Fatalf("load %s: %v", path, err)
