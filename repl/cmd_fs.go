@@ -266,7 +266,7 @@ func completeLayerList(sh *Shell, args []string) []Suggestion {
 		used[a] = true
 	}
 	var out []Suggestion
-	for _, s := range completeLayers(sh, nil) {
+	for _, s := range append(completeImages(sh, nil), completeLayers(sh, nil)...) {
 		if !used[s.Text] {
 			out = append(out, s)
 		}
