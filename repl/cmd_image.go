@@ -248,8 +248,12 @@ func (sh *Shell) imageLayers(n string) (layers []rootfs.Layer, im images.Image, 
 	if err != nil {
 		return nil, images.Image{}, false
 	}
-	for _, l := range im.Layers {
-		layers = append(layers, rootfs.Layer{Name: l.Name, Dir: st.Layers.Root(l.Name)})
+	for i, l := range im.Layers {
+		origin := fmt.Sprintf("%s #%d", im.Name, i)
+		if l.CreatedBy != "" {
+			origin += ": " + strings.Join(strings.Fields(strings.TrimPrefix(l.CreatedBy, "/bin/sh -c ")), " ")
+		}
+		layers = append(layers, rootfs.Layer{Name: l.Name, Dir: st.Layers.Root(l.Name), Origin: origin})
 	}
 	return layers, im, true
 }

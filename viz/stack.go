@@ -59,6 +59,9 @@ func stackBoxes(snap rootfs.StackSnapshot, width int, t Theme) []string {
 		if l.Whiteouts > 0 {
 			note += " · " + quantity(l.Whiteouts, "whiteout")
 		}
+		if l.Origin != "" {
+			note += " · " + l.Origin
+		}
 		rows = append(rows, stackRow{name: l.Name, path: l.Dir, note: note})
 	}
 
