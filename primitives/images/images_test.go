@@ -585,3 +585,17 @@ func TestPullCutShortLeavesNothingBehind(t *testing.T) {
 		t.Errorf("the pull once the registry serves the layer: %v", err)
 	}
 }
+
+func TestOpenRemovesPartialBlobsOfAKilledPull(t *testing.T) {
+	s := openStore(t)
+	dir := filepath.Join(s.Dir, "oci", "blobs", "sha256")
+	os.MkdirAll(dir, 0o700)
+	os.WriteFile(filepath.Join(dir, ".part-123"), []byte("half"), 0o600)
+	os.WriteFile(filepath.Join(dir, "abc"), []byte("whole"), 0o600)
+	if _, err := Open(s.Dir, s.Layers); err != nil {
+		t.Fatal(err)
+	}
+	if got := dirNames(t, dir, ""); len(got) != 1 || got[0] != "abc" {
+		t.Errorf("blobs after Open: %v, want only abc", got)
+	}
+}

@@ -83,7 +83,29 @@ func Open(dir string, ls *layers.Store) (*Store, error) {
 			return nil, fmt.Errorf("image store: write OCI layout %s: %w", s.layoutDir(), err)
 		}
 	}
-	return s, nil
+	return s, s.sweep()
+}
+
+// sweep removes the partial blobs a session killed in the middle of a
+// pull left. Under the store's lock no pull is under way.
+func (s *Store) sweep() error {
+	unlock, err := s.exclusive()
+	if err != nil {
+		return fmt.Errorf("image store: %w", err)
+	}
+	defer unlock()
+	dir := filepath.Join(s.layoutDir(), "blobs", "sha256")
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		return nil // no blob yet
+	}
+	var errs []error
+	for _, de := range des {
+		if strings.HasPrefix(de.Name(), ".part-") {
+			errs = append(errs, os.Remove(filepath.Join(dir, de.Name())))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func (s *Store) layoutDir() string { return filepath.Join(s.Dir, "oci") }
