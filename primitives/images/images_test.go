@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -538,8 +539,10 @@ func TestPullCutShortLeavesNothingBehind(t *testing.T) {
 	needRoot(t)
 	img := testImage(t)
 	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
-	var mode string
+	var modeV atomic.Value
+	modeV.Store("")
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mode := modeV.Load().(string)
 		if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/sha256:") && mode != "" {
 			ls, _ := img.Layers()
 			d, _ := ls[2].Digest()
@@ -562,7 +565,7 @@ func TestPullCutShortLeavesNothingBehind(t *testing.T) {
 	pushImage(t, host+"/cut:v1", img)
 	s := openStore(t)
 	for _, m := range []string{"cut", "refuse"} {
-		mode = m
+		modeV.Store(m)
 		_, err := s.Pull(context.Background(), host+"/cut:v1", PullOptions{}, nil)
 		if err == nil {
 			t.Fatalf("%s: the pull succeeded", m)
@@ -580,7 +583,7 @@ func TestPullCutShortLeavesNothingBehind(t *testing.T) {
 			t.Errorf("%s: images left: %+v", m, ims)
 		}
 	}
-	mode = ""
+	modeV.Store("")
 	if _, err := s.Pull(context.Background(), host+"/cut:v1", PullOptions{}, nil); err != nil {
 		t.Errorf("the pull once the registry serves the layer: %v", err)
 	}
@@ -597,5 +600,41 @@ func TestOpenRemovesPartialBlobsOfAKilledPull(t *testing.T) {
 	}
 	if got := dirNames(t, dir, ""); len(got) != 1 || got[0] != "abc" {
 		t.Errorf("blobs after Open: %v, want only abc", got)
+	}
+}
+
+// A registry that wants a password gets the one the Docker config holds
+// for it, as `docker pull` would send.
+func TestPullSendsTheDockerConfigsCredentials(t *testing.T) {
+	needRoot(t)
+	img := testImage(t)
+	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	const auth = "Basic c3RlcGJveDpzZWNyZXQ=" // stepbox:secret
+	var locked atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if locked.Load() && r.Header.Get("Authorization") != auth {
+			w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
+			http.Error(w, "who are you", http.StatusUnauthorized)
+			return
+		}
+		reg.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	pushImage(t, host+"/private:v1", img)
+	locked.Store(true)
+
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	t.Setenv("DOCKER_CONFIG", "")
+	s := openStore(t)
+	if _, err := s.Pull(context.Background(), host+"/private:v1", PullOptions{}, nil); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Errorf("pull without credentials: %v, want the registry's 401", err)
+	}
+	os.MkdirAll(filepath.Join(home, ".docker"), 0o700)
+	config := fmt.Sprintf(`{"auths": {%q: {"auth": "c3RlcGJveDpzZWNyZXQ="}}}`, host)
+	os.WriteFile(filepath.Join(home, ".docker", "config.json"), []byte(config), 0o600)
+	if _, err := s.Pull(context.Background(), host+"/private:v1", PullOptions{}, nil); err != nil {
+		t.Errorf("pull with the Docker config's credentials: %v", err)
 	}
 }
