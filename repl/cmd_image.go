@@ -141,9 +141,10 @@ func orNothing(list []string) string {
 }
 
 // progress prints each layer's way into the store: a bar redrawn in
-// place on a terminal, one line per change otherwise.
+// place on a terminal, one line per change otherwise (and with --plain or
+// NO_COLOR, which allow no escape codes).
 func (sh *Shell) progress() images.Progress {
-	tty := sh.Terminal != nil
+	tty := sh.Terminal != nil && !sh.Theme.Plain
 	last := map[int]images.State{}
 	return func(e images.Event) {
 		line := viz.ProgressLine(e.Index, e.Count, e.Digest, string(e.State), e.Done, e.Total, tty, sh.Theme)
