@@ -9,8 +9,8 @@ command -v tmux >/dev/null || need+=(tmux)
 command -v setpriv >/dev/null || need+=(util-linux)
 command -v ip >/dev/null || need+=(iproute2)
 command -v ps >/dev/null || need+=(procps)
+command -v runc >/dev/null || need+=(runc) # export bundle's cross-check
 if [ "${1:-}" = bench ]; then
-  command -v runc >/dev/null || need+=(runc)
   command -v bwrap >/dev/null || need+=(bubblewrap)
   command -v hyperfine >/dev/null || need+=(hyperfine)
 fi

@@ -138,6 +138,7 @@ var goBenches = []goBench{
 	{"./primitives/", "ContainerSteps", ""},
 	{"./primitives/", "FiftyBoxes", "1x"},
 	{"./primitives/rootfs/", "OverlayPivotProc|ReadStackFiles1000", "30x"},
+	{"./primitives/images/", "LoadHundredMBImage", "3x"},
 	{"./repl/", ".", "10x"},
 	{"./viz/", ".", "200x"},
 }

@@ -16,7 +16,9 @@ import (
 type execArgs struct {
 	Argv []string `json:"argv"`
 	Env  []string `json:"env"`
-	TTY  bool     `json:"tty"` // stdin is the learner's terminal: make the command its foreground job
+	TTY  bool     `json:"tty"`            // stdin is the learner's terminal: make the command its foreground job
+	Dir  string   `json:"dir,omitempty"`  // working directory (an image's WorkingDir)
+	User *IDs     `json:"user,omitempty"` // uid and gid (an image's User)
 }
 
 // execStarted is the first answer to exec; the pidfd travels with it so the
@@ -64,7 +66,10 @@ func (a *agent) exec(raw json.RawMessage, files []*os.File) {
 		// would be as unlikely a victim as the box's init, and at the
 		// box's memory limit, after the hog, the init would go next.
 		defer a.lendOOMScore(a.commandOOMScore)()
-		p, err := os.StartProcess(path, args.Argv, &os.ProcAttr{Env: args.Env, Files: files, Sys: attr})
+		if args.User != nil {
+			attr.Credential = &syscall.Credential{Uid: args.User.UID, Gid: args.User.GID, Groups: []uint32{}}
+		}
+		p, err := os.StartProcess(path, args.Argv, &os.ProcAttr{Dir: args.Dir, Env: args.Env, Files: files, Sys: attr})
 		if err != nil {
 			return 0, err
 		}

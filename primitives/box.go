@@ -42,6 +42,7 @@ type Box struct {
 	dead     error
 	cgroup   *cgroups.Group
 	fs       BoxFS
+	process  ProcessDefaults // from the image the overlay stacks (box_image.go)
 }
 
 // NewBox starts a box process in the host's namespaces, or with --user in
@@ -190,11 +191,9 @@ func (b *Box) env(extra []string) []string {
 		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 		"HOME=/root",
 		"TERM=" + term,
-		envSession + "=" + b.session.ID,
-		envBox + "=" + b.Name,
-		envPIDNS + "=" + ownPIDNS,
 	}
-	return append(e, extra...)
+	e = append(e, extra...)
+	return mergeEnv(append(e, envSession+"="+b.session.ID, envBox+"="+b.Name, envPIDNS+"="+ownPIDNS))
 }
 
 // PID is the host PID of the box process.

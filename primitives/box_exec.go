@@ -56,7 +56,7 @@ func (b *Box) exec(ctx context.Context, argv []string, env []string, std Stdio, 
 	}
 	unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
 	c := b.active()
-	resp, got, err := b.roundTrip(c, "exec", execArgs{Argv: argv, Env: b.env(env), TTY: tty}, files.send...)
+	resp, got, err := b.roundTrip(c, "exec", b.execArgs(argv, env, tty), files.send...)
 	files.closeSent()
 	if err != nil {
 		pump.wait(0)

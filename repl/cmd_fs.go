@@ -18,7 +18,7 @@ func init() {
 			Example: "mount overlay base fileA", Man: "mount(2), mount_namespaces(7)",
 			Sub: []*Command{
 				{
-					Name: "overlay", Usage: "mount overlay LAYER…", MinArgs: 1, MaxArgs: -1, NeedsBox: true, Recorded: true,
+					Name: "overlay", Usage: "mount overlay IMAGE|LAYER…", MinArgs: 1, MaxArgs: -1, NeedsBox: true, Recorded: true,
 					Summary: "a union of read-only layers (bottom first) and a fresh writable upper dir",
 					Kernel:  "mount(2) of type overlay with lowerdir= (top layer first), upperdir= and workdir=: reads fall through the layers, writes go to the upper dir",
 					Example: "mount overlay base fileA fileB", Man: "mount(2), overlayfs (Documentation/filesystems/overlayfs.rst)",
@@ -196,8 +196,12 @@ func (sh *Shell) overlayLayers(names []string) ([]rootfs.Layer, error) {
 			return nil, fmt.Errorf("layer %s is listed twice: a layer can appear once in a stack", name)
 		}
 		seen[name] = true
+		if ls, _, ok := sh.imageLayers(name); ok {
+			stack = append(stack, ls...)
+			continue
+		}
 		if _, err := store.Get(name); err != nil {
-			return nil, nearLayer(store, name, err)
+			return nil, sh.orImages(nearLayer(store, name, err))
 		}
 		stack = append(stack, rootfs.Layer{Name: name, Dir: store.Root(name)})
 	}
@@ -219,9 +223,17 @@ func runMountOverlay(sh *Shell, c *Call) error {
 	if err != nil {
 		return err
 	}
-	for _, name := range c.Args {
-		if err := store.Lock(name, b.Name); err != nil {
+	for _, l := range stack {
+		if err := store.Lock(l.Name, b.Name); err != nil {
 			return err
+		}
+	}
+	for _, name := range c.Args {
+		if _, im, ok := sh.imageLayers(name); ok {
+			if err := sh.applyImage(b, im); err != nil {
+				return err
+			}
+			sh.ok("image %s: its Env applies to exec and sh; its WorkingDir %q and User %q once the overlay is the box's / (pivot_root)", im.Name, im.Config.WorkingDir, im.Config.User)
 		}
 	}
 	sh.ok("overlay of %s mounted in box %s (bottom to top); writes go to its own upper dir", strings.Join(c.Args, ", "), b.Name)
@@ -259,7 +271,7 @@ func completeLayerList(sh *Shell, args []string) []Suggestion {
 		used[a] = true
 	}
 	var out []Suggestion
-	for _, s := range completeLayers(sh, nil) {
+	for _, s := range append(completeImages(sh, nil), completeLayers(sh, nil)...) {
 		if !used[s.Text] {
 			out = append(out, s)
 		}

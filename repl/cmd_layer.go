@@ -50,7 +50,7 @@ func init() {
 				}
 				var rows []viz.LayerRow
 				for _, l := range list {
-					rows = append(rows, viz.LayerRow{Name: l.Name, Description: l.Description, Builtin: l.Builtin, LockedBy: l.LockedBy, Locked: l.Locked, Path: st.Root(l.Name)})
+					rows = append(rows, viz.LayerRow{Name: l.Name, Description: l.Description, Builtin: l.Builtin, LockedBy: l.LockedBy, Locked: l.Locked, Image: l.Image, Path: st.Root(l.Name)})
 				}
 				fmt.Fprintln(sh.Out, viz.LayersPanel(rows, sh.Width, sh.Theme))
 				return nil

@@ -21,24 +21,34 @@ import (
 func init() {
 	register(
 		&Command{
-			Name: "exec", Group: "processes", Usage: "exec CMD [ARG…]", MinArgs: 1, MaxArgs: -1, RawArgs: true, NeedsBox: true, Recorded: true,
+			Name: "exec", Group: "processes", Usage: "exec [CMD [ARG…]]", MaxArgs: -1, RawArgs: true, NeedsBox: true, Recorded: true,
 			Summary: "run a command inside the box and show its output",
 			Kernel:  "the box's PID 1 (or box process) forks and execve(2)s the command: it inherits every namespace, the root and the cgroup the steps made",
 			Example: "exec sh -c 'echo $$; hostname'", Man: "execve(2)",
-			Plan: func(sh *Shell, c *Call) (*step.Step, error) { return sh.Current().PlanExec(c.Args) },
+			Plan: func(sh *Shell, c *Call) (*step.Step, error) {
+				argv, err := sh.execArgv(c.Args)
+				if err != nil {
+					return nil, err
+				}
+				return sh.Current().PlanExec(argv)
+			},
 			Run: func(sh *Shell, c *Call) error {
 				if why := sh.needsTerminal(c.Args); why != "" {
 					return errors.New(why)
 				}
 				b := sh.Current()
+				argv, err := sh.execArgv(c.Args)
+				if err != nil {
+					return err
+				}
 				before := sh.cgroupEvents(b)
-				es, err := b.Exec(sh.interrupt, c.Args, nil, primitives.Stdio{Out: sh.Out, Err: sh.Err}, false)
+				es, err := b.Exec(sh.interrupt, argv, nil, primitives.Stdio{Out: sh.Out, Err: sh.Err}, false)
 				sh.printStep(es.Step)
 				if err != nil {
 					return err
 				}
 				if es.Code != 0 {
-					return &ExitError{Cmd: "exec " + c.Args[0], Status: es, Hits: sh.cgroupEvents(b).since(before)}
+					return &ExitError{Cmd: "exec " + argv[0], Status: es, Hits: sh.cgroupEvents(b).since(before)}
 				}
 				return nil
 			},

@@ -44,6 +44,7 @@ type Shell struct {
 	interrupt context.Context
 
 	layerStore layerStore
+	imageStore imageStore
 	lastCgroup *cgroups.Snapshot // the previous cgroup panel's reading, for CPU rates
 }
 

@@ -11,6 +11,7 @@ type LayerRow struct {
 	Builtin     bool
 	Locked      bool
 	LockedBy    string
+	Image       string // the image it was unpacked from
 	Path        string
 }
 
@@ -27,6 +28,8 @@ func LayersPanel(rows []LayerRow, width int, t Theme) string {
 		switch {
 		case r.Builtin:
 			state = "built in"
+		case r.Image != "":
+			state = "read-only (image " + r.Image + ")"
 		case r.Locked:
 			state = "read-only (" + r.LockedBy + ")"
 		}

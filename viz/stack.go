@@ -82,6 +82,9 @@ func stackBoxes(snap rootfs.StackSnapshot, shown, edge, width int, t Theme) []st
 		if l.Whiteouts > 0 {
 			note += " · " + quantity(l.Whiteouts, "whiteout")
 		}
+		if l.Origin != "" {
+			note += " · " + l.Origin
+		}
 		rows = append(rows, stackRow{name: l.Name, path: t.short(l.Dir), note: note})
 	}
 

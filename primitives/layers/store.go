@@ -48,11 +48,14 @@ type Layer struct {
 	Description string    `json:"description"`
 	Builtin     bool      `json:"builtin"` // built by stepbox itself (fixtures), never changed by commands
 	Created     time.Time `json:"created"`
-	Locked      bool      `json:"locked"`              // read-only because a box mounted it
-	LockedBy    string    `json:"locked_by,omitempty"` // the first box that mounted it
-	Recipe      string    `json:"recipe,omitempty"`    // builtins: which fixture recipe built it
-	Digest      string    `json:"digest,omitempty"`    // builtins: digest of the content, to detect damage
-	Root        string    `json:"-"`                   // host path of the content dir, the overlay lowerdir
+	Locked      bool      `json:"locked"`               // read-only because a box mounted it
+	LockedBy    string    `json:"locked_by,omitempty"`  // the first box that mounted it
+	Recipe      string    `json:"recipe,omitempty"`     // builtins: which fixture recipe built it
+	Digest      string    `json:"digest,omitempty"`     // builtins: digest of the content, to detect damage
+	Image       string    `json:"image,omitempty"`      // image layers: the image that unpacked it
+	DiffID      string    `json:"diff_id,omitempty"`    // image layers: digest of the uncompressed tar it was unpacked from
+	CreatedBy   string    `json:"created_by,omitempty"` // image layers: the command that made it (the config's history)
+	Root        string    `json:"-"`                    // host path of the content dir, the overlay lowerdir
 }
 
 // Store is a directory of layers, e.g. /var/lib/stepbox/layers.
@@ -222,6 +225,8 @@ func (s *Store) writable(cmd, name string) (Layer, error) {
 	switch {
 	case l.Builtin:
 		return Layer{}, fmt.Errorf("%s: %w: %q is built in and shared by every box; make your own with `layer new NAME`", cmd, ErrReadOnly, name)
+	case l.Image != "":
+		return Layer{}, fmt.Errorf("%s: %w: %q is a layer of image %s, unpacked from its tar; it goes with `image rm %s`", cmd, ErrReadOnly, name, l.Image, l.Image)
 	case l.Locked:
 		return Layer{}, fmt.Errorf("%s: %w: box %q mounted %q, and a mounted lowerdir must not change under overlayfs; make a new layer instead (`layer new NAME`)", cmd, ErrReadOnly, l.LockedBy, name)
 	}
@@ -330,12 +335,16 @@ func (s *Store) Lock(name, box string) error {
 // Remove deletes layer name with everything in it. Builtin layers and layers
 // a box has mounted cannot be removed.
 func (s *Store) Remove(name string) (*step.Step, error) {
+	return s.remove(name, s.removable)
+}
+
+func (s *Store) remove(name string, removable func(string) error) (*step.Step, error) {
 	unlock, err := s.exclusive()
 	if err != nil {
 		return nil, fmt.Errorf("layer rm %s: %w", name, err)
 	}
 	defer unlock()
-	if err := s.removable(name); err != nil {
+	if err := removable(name); err != nil {
 		return nil, err
 	}
 	dir := filepath.Join(s.Dir, name)

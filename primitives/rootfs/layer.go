@@ -11,8 +11,9 @@ import (
 // Layer is one read-only layer of a box's root filesystem: its name in the
 // layer store and the host directory overlayfs stacks as a lowerdir.
 type Layer struct {
-	Name string
-	Dir  string
+	Name   string
+	Dir    string
+	Origin string `json:",omitempty"` // for an image's layer: the image and the command that made it
 }
 
 var (

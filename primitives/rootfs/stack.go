@@ -22,6 +22,7 @@ type LayerInfo struct {
 	Files     int    // entries that are not directories or whiteouts
 	Dirs      int
 	Whiteouts int
+	Origin    string // an image's layer: the image and the command that made it
 }
 
 // ChangeKind is what the upper dir's entry for a path means.

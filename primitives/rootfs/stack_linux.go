@@ -30,7 +30,7 @@ func ReadStack(layers []Layer, upper, merged string, withFiles bool) (StackSnaps
 	// The lower layers' own merged view, built top layer first.
 	lower := view{nodes: map[string]node{}, hidden: map[string]bool{}, opaque: map[string]bool{}}
 	for i := len(layers) - 1; i >= 0; i-- {
-		snap.Lowers[i] = LayerInfo{Name: layers[i].Name, Dir: layers[i].Dir}
+		snap.Lowers[i] = LayerInfo{Name: layers[i].Name, Dir: layers[i].Dir, Origin: layers[i].Origin}
 		var whiteouts, opaques []string // apply to the layers below only
 		err := walkLayer(layers[i].Dir, &snap.Lowers[i], func(rel string, e entry) {
 			if lower.covers(rel, e.dir) {

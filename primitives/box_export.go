@@ -1,0 +1,177 @@
+package primitives
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"stepbox/primitives/cgroups"
+	"stepbox/primitives/export"
+)
+
+// Export describes what the box has, for `export bundle`: its
+// namespaces, hostname, root and the mounts inside it, its cgroup limits,
+// the capabilities its commands get, and the process its image runs (or
+// sh), all read from the kernel now.
+func (b *Box) Export() (export.Box, error) {
+	f := b.FS()
+	if f.Merged == "" {
+		return export.Box{}, fmt.Errorf("box %s: %w: `mount overlay IMAGE|LAYER…` first", b.Name, export.ErrNoRoot)
+	}
+	p := b.ProcessDefaults()
+	e := export.Box{Name: b.Name, Namespaces: b.Unshared(), Root: b.HostRoot(), Args: p.Argv, Cwd: p.Dir, Chroot: f.Chrooted}
+	for _, l := range f.Layers {
+		e.Layers = append(e.Layers, l.Dir)
+	}
+	if len(e.Args) == 0 {
+		e.Args = []string{"sh"}
+	}
+	if b.User && !b.Has("user") {
+		e.Namespaces = append(e.Namespaces, "user")
+	}
+	if b.Has("uts") {
+		e.Hostname = b.Hostname()
+	}
+	e.Env = mergeEnv(append([]string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", "TERM=xterm"}, p.Env...))
+	if p.IDs != nil {
+		e.UID, e.GID = p.IDs.UID, p.IDs.GID
+	}
+	var err error
+	if e.Caps, err = export.CapsOf(b.CommandPID()); err != nil {
+		return e, fmt.Errorf("box %s: capabilities: %w", b.Name, err)
+	}
+	if e.Mounts, err = b.exportMounts(f); err != nil {
+		return e, err
+	}
+	if b.Cgroup() != nil {
+		if err := b.exportLimits(&e); err != nil {
+			return e, err
+		}
+	}
+	if b.Has("time") {
+		c, err := b.ClockOffsets()
+		if err != nil {
+			return e, err
+		}
+		e.Clocks = map[string]time.Duration{}
+		if c.Monotonic != 0 {
+			e.Clocks["monotonic"] = c.Monotonic
+		}
+		if c.Boottime != 0 {
+			e.Clocks["boottime"] = c.Boottime
+		}
+	}
+	for _, ns := range e.Namespaces {
+		if ns != "user" {
+			continue
+		}
+		pid := b.PID()
+		if e.UIDMap, err = readIDMap(fmt.Sprintf("/proc/%d/uid_map", pid)); err != nil {
+			return e, err
+		}
+		if e.GIDMap, err = readIDMap(fmt.Sprintf("/proc/%d/gid_map", pid)); err != nil {
+			return e, err
+		}
+	}
+	return e, nil
+}
+
+// exportMounts lists the filesystems mounted inside the box's root, as
+// the box's mount table shows them, parents first.
+func (b *Box) exportMounts(f BoxFS) ([]export.Mount, error) {
+	table, _, err := b.Mounts()
+	if err != nil {
+		return nil, fmt.Errorf("box %s: %w", b.Name, err)
+	}
+	root := f.root()
+	var out []export.Mount
+	for _, m := range table.Mounts {
+		target := m.Point
+		if root != "/" {
+			rel, ok := strings.CutPrefix(m.Point, root+"/")
+			if !ok {
+				continue
+			}
+			target = "/" + rel
+		}
+		if target == "/" || m.FSType == "overlay" {
+			continue
+		}
+		em := export.Mount{Target: target, Type: m.FSType, Source: m.FSType, Options: mountOptions(m.Options, m.Super)}
+		switch m.FSType {
+		case "proc", "sysfs", "tmpfs", "devpts", "mqueue", "cgroup", "cgroup2":
+		default:
+			continue // a volume: mountinfo does not say which host directory it binds
+		}
+		out = append(out, em)
+	}
+	return out, nil
+}
+
+// mountOptions joins the per-mount flags and the superblock's options
+// (tmpfs's size and mode, devpts's gid), without seclabel's kin.
+func mountOptions(perMount, super string) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, o := range append(strings.Split(perMount, ","), strings.Split(super, ",")...) {
+		if o == "" || seen[o] || o == "seclabel" || (seen["ro"] && o == "rw") {
+			continue
+		}
+		seen[o] = true
+		out = append(out, o)
+	}
+	return out
+}
+
+// exportLimits reads the limits of the box's cgroup.
+func (b *Box) exportLimits(e *export.Box) error {
+	snap, err := b.CgroupSnapshot(nil)
+	if err != nil {
+		return fmt.Errorf("box %s: cgroup limits: %w", b.Name, err)
+	}
+	for _, n := range snap.Parent.Children {
+		if n.Name != snap.BoxGroup {
+			continue
+		}
+		st := n.Stats
+		if st.Memory != nil && st.Memory.Max != cgroups.Unlimited {
+			e.Memory = st.Memory.Max
+		}
+		if st.Pids != nil && st.Pids.Max != cgroups.Unlimited {
+			e.Pids = st.Pids.Max
+		}
+		if st.CPU != nil && st.CPU.QuotaUsec != cgroups.Unlimited && st.CPU.QuotaUsec > 0 {
+			e.CPUQuota, e.CPUPeriod = st.CPU.QuotaUsec, uint64(st.CPU.PeriodUsec)
+		}
+	}
+	return nil
+}
+
+func readIDMap(file string) ([]specs.LinuxIDMapping, error) {
+	fh, err := os.Open(file)
+	if err != nil {
+		return nil, err
+	}
+	defer fh.Close()
+	var out []specs.LinuxIDMapping
+	sc := bufio.NewScanner(fh)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) != 3 {
+			continue
+		}
+		var n [3]uint64
+		for i := range f {
+			if n[i], err = strconv.ParseUint(f[i], 10, 32); err != nil {
+				return nil, fmt.Errorf("%s: %w", file, err)
+			}
+		}
+		out = append(out, specs.LinuxIDMapping{ContainerID: uint32(n[0]), HostID: uint32(n[1]), Size: uint32(n[2])})
+	}
+	return out, sc.Err()
+}

@@ -1,0 +1,150 @@
+// Package export writes what a box has become in forms other tools run:
+// an OCI runtime bundle (config.json and rootfs/) for runc, crun or
+// youki.
+package export
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// Box is what the box has, as its steps left it and the kernel shows it.
+type Box struct {
+	Name       string
+	Namespaces []string // stepbox's names: uts ipc net pid mnt cgroup time user
+	Hostname   string
+	Root       string   // host path of the box's merged root, to copy into rootfs/
+	Layers     []string // host paths of the overlay's layers, bottom first
+	Chroot     bool     // the box changed its root with chroot, not pivot_root
+	Mounts     []Mount
+	Memory     int64 // bytes; 0: no limit
+	Pids       int64 // 0: no limit
+	CPUQuota   int64 // µs per period; 0: no limit
+	CPUPeriod  uint64
+	Caps       Caps
+	Clocks     map[string]time.Duration // time namespace offsets: "monotonic", "boottime"
+	UIDMap     []specs.LinuxIDMapping
+	GIDMap     []specs.LinuxIDMapping
+	Args       []string
+	Env        []string
+	Cwd        string
+	UID, GID   uint32
+}
+
+// Mount is a mount inside the box's root other than the root itself.
+type Mount struct {
+	Target  string // as the box sees it
+	Type    string // proc, sysfs, tmpfs, devpts, mqueue, bind
+	Source  string
+	Options []string
+}
+
+// Caps are the capability sets of the box's commands, by name.
+type Caps struct {
+	Bounding, Effective, Permitted, Inheritable, Ambient []string
+}
+
+var nsTypes = map[string]specs.LinuxNamespaceType{
+	"pid": specs.PIDNamespace, "net": specs.NetworkNamespace, "mnt": specs.MountNamespace, "ipc": specs.IPCNamespace,
+	"uts": specs.UTSNamespace, "user": specs.UserNamespace, "cgroup": specs.CgroupNamespace, "time": specs.TimeNamespace,
+}
+
+// Spec is the runtime-spec config.json that describes b.
+func Spec(b Box) *specs.Spec {
+	s := &specs.Spec{
+		Version:  specs.Version,
+		Hostname: b.Hostname,
+		Root:     &specs.Root{Path: "rootfs"},
+		Process: &specs.Process{
+			Args: b.Args, Env: b.Env, Cwd: b.Cwd,
+			User: specs.User{UID: b.UID, GID: b.GID},
+			Capabilities: &specs.LinuxCapabilities{
+				Bounding: b.Caps.Bounding, Effective: b.Caps.Effective, Permitted: b.Caps.Permitted,
+				Inheritable: b.Caps.Inheritable, Ambient: b.Caps.Ambient,
+			},
+		},
+		Linux: &specs.Linux{Resources: &specs.LinuxResources{}, UIDMappings: b.UIDMap, GIDMappings: b.GIDMap},
+	}
+	if s.Process.Cwd == "" {
+		s.Process.Cwd = "/"
+	}
+	for _, n := range b.Namespaces {
+		if t, ok := nsTypes[n]; ok {
+			s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: t})
+		}
+	}
+	for clock, d := range b.Clocks {
+		if s.Linux.TimeOffsets == nil {
+			s.Linux.TimeOffsets = map[string]specs.LinuxTimeOffset{}
+		}
+		s.Linux.TimeOffsets[clock] = specs.LinuxTimeOffset{Secs: int64(d / time.Second), Nanosecs: uint32(d % time.Second)}
+	}
+	for _, m := range b.Mounts {
+		sm := specs.Mount{Destination: m.Target, Type: m.Type, Source: m.Source, Options: m.Options}
+		if m.Type == "bind" {
+			sm.Type = ""
+			sm.Options = append([]string{"rbind"}, m.Options...)
+		}
+		s.Mounts = append(s.Mounts, sm)
+	}
+	r := s.Linux.Resources
+	if b.Memory > 0 {
+		r.Memory = &specs.LinuxMemory{Limit: &b.Memory}
+	}
+	if b.Pids > 0 {
+		r.Pids = &specs.LinuxPids{Limit: &b.Pids}
+	}
+	if b.CPUQuota > 0 {
+		r.CPU = &specs.LinuxCPU{Quota: &b.CPUQuota, Period: &b.CPUPeriod}
+	}
+	return s
+}
+
+// WithoutTime is b without its time namespace, for runtimes older than
+// the spec (runc before 1.2 refuses "time").
+func WithoutTime(b Box) Box {
+	var ns []string
+	for _, n := range b.Namespaces {
+		if n != "time" {
+			ns = append(ns, n)
+		}
+	}
+	b.Namespaces, b.Clocks = ns, nil
+	return b
+}
+
+// ErrNoRoot is returned for a box whose overlay is not mounted yet.
+var ErrNoRoot = errors.New("the box has no root of its own yet")
+
+// WriteBundle writes dir/config.json and dir/rootfs, a copy of the box's
+// merged root (the layers and the upper dir as the box sees them; other
+// filesystems mounted in it are left out, config.json mounts them).
+// dir must not exist or be empty.
+func WriteBundle(dir string, b Box) error {
+	if b.Root == "" {
+		return fmt.Errorf("export bundle %s: %w: `mount overlay LAYER…` first", dir, ErrNoRoot)
+	}
+	if des, err := os.ReadDir(dir); err == nil && len(des) > 0 {
+		return fmt.Errorf("export bundle %s: the directory is not empty: give a new or empty one", dir)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("export bundle: %w", err)
+	}
+	if err := CopyTree(b.Root, filepath.Join(dir, "rootfs")); err != nil {
+		return fmt.Errorf("export bundle %s: copy the box's root %s: %w", dir, b.Root, err)
+	}
+	data, err := json.MarshalIndent(Spec(b), "", "  ")
+	if err != nil {
+		return fmt.Errorf("export bundle: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), append(data, '\n'), 0o600); err != nil {
+		return fmt.Errorf("export bundle: %w", err)
+	}
+	return nil
+}

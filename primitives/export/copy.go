@@ -1,0 +1,126 @@
+package export
+
+import (
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// CopyTree copies the tree at src to dst, which it creates: files,
+// directories, symlinks, devices and fifos with their owners, modes and
+// times; hard links stay links. It stays on src's filesystem: what is
+// mounted inside it (proc, a tmpfs, a volume) is not copied.
+func CopyTree(src, dst string) error {
+	// With a final slash src is followed when it is a symlink itself,
+	// as /proc/PID/root is.
+	src = strings.TrimSuffix(src, "/") + "/"
+	var rootSt unix.Stat_t
+	if err := unix.Stat(src, &rootSt); err != nil {
+		return &fs.PathError{Op: "stat", Path: src, Err: err}
+	}
+	links := map[[2]uint64]string{}
+	var dirs []string
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel := strings.TrimPrefix(p, src)
+		to := filepath.Join(dst, rel)
+		var st unix.Stat_t
+		if err := unix.Lstat(p, &st); err != nil {
+			return &fs.PathError{Op: "lstat", Path: p, Err: err}
+		}
+		if st.Dev != rootSt.Dev {
+			if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+				// A mount point: an empty directory, as in the layers.
+				if err := os.Mkdir(to, 0o755); err != nil {
+					return err
+				}
+				return fs.SkipDir
+			}
+			return nil
+		}
+		key := [2]uint64{st.Dev, st.Ino}
+		switch st.Mode & unix.S_IFMT {
+		case unix.S_IFDIR:
+			if err := os.Mkdir(to, 0o700); err != nil {
+				return err
+			}
+			dirs = append(dirs, rel)
+			return nil
+		case unix.S_IFREG:
+			if first, ok := links[key]; ok && st.Nlink > 1 {
+				return os.Link(first, to)
+			}
+			if err := copyFile(p, to); err != nil {
+				return err
+			}
+			links[key] = to
+		case unix.S_IFLNK:
+			target, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			if err := os.Symlink(target, to); err != nil {
+				return err
+			}
+		default:
+			if err := unix.Mknod(to, st.Mode, int(st.Rdev)); err != nil {
+				return &fs.PathError{Op: "mknod", Path: to, Err: err}
+			}
+		}
+		return meta(to, &st)
+	})
+	if err != nil {
+		return err
+	}
+	for i := len(dirs) - 1; i >= 0; i-- {
+		var st unix.Stat_t
+		if err := unix.Lstat(filepath.Join(src, dirs[i]), &st); err != nil {
+			return err
+		}
+		if err := meta(filepath.Join(dst, dirs[i]), &st); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(out, in)
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// meta gives p the owner, mode and times of st: chown first, as it
+// clears the set-user-ID bit.
+func meta(p string, st *unix.Stat_t) error {
+	if err := unix.Lchown(p, int(st.Uid), int(st.Gid)); err != nil {
+		return &fs.PathError{Op: "lchown", Path: p, Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFLNK {
+		if err := unix.Chmod(p, st.Mode&0o7777); err != nil {
+			return &fs.PathError{Op: "chmod", Path: p, Err: err}
+		}
+	}
+	ts := []unix.Timespec{st.Atim, st.Mtim}
+	if err := unix.UtimesNanoAt(unix.AT_FDCWD, p, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return &fs.PathError{Op: "utimensat", Path: p, Err: err}
+	}
+	return nil
+}

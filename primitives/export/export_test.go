@@ -1,0 +1,62 @@
+package export
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+func sampleBox() Box {
+	return Box{
+		Name: "web", Namespaces: []string{"uts", "mnt", "pid"}, Hostname: "web1", Root: "/x",
+		Layers: []string{"/l/base/root", "/l/app/root"},
+		Mounts: []Mount{{Target: "/proc", Type: "proc", Source: "proc", Options: []string{"rw", "nosuid"}}},
+		Memory: 64 << 20, Pids: 20, CPUQuota: 50000, CPUPeriod: 100000,
+		Caps: Caps{Bounding: CapNames(1<<21 | 1), Effective: CapNames(1)},
+		Args: []string{"/app/run", "it's"}, Env: []string{"PATH=/bin", "A=b c"}, Cwd: "/app",
+	}
+}
+
+func TestSpecCarriesTheBoxsNamespacesLimitsAndProcess(t *testing.T) {
+	s := Spec(sampleBox())
+	var types []string
+	for _, ns := range s.Linux.Namespaces {
+		types = append(types, string(ns.Type))
+	}
+	if got := strings.Join(types, " "); got != "uts mount pid" {
+		t.Errorf("namespaces %q", got)
+	}
+	r := s.Linux.Resources
+	if *r.Memory.Limit != 64<<20 || *r.Pids.Limit != 20 || *r.CPU.Quota != 50000 || *r.CPU.Period != 100000 {
+		t.Errorf("resources %+v", r)
+	}
+	if s.Hostname != "web1" || s.Process.Cwd != "/app" || s.Root.Path != "rootfs" || s.Version != specs.Version {
+		t.Errorf("spec %+v", s)
+	}
+	if got := strings.Join(s.Process.Capabilities.Bounding, " "); got != "CAP_CHOWN CAP_SYS_ADMIN" {
+		t.Errorf("bounding set %q", got)
+	}
+}
+
+func TestScriptIsValidShWithTheBoxsSteps(t *testing.T) {
+	sc := Script(sampleBox())
+	for _, want := range []string{
+		"exec unshare --uts --mount --pid --fork --propagation slave sh",
+		"hostname web1",
+		"'lowerdir=/l/app/root:/l/base/root'",
+		"echo 20 > /sys/fs/cgroup/pids/$CG/pids.max",
+		"echo '50000 100000' > /sys/fs/cgroup/$CG/cpu.max",
+		"export A='b c'",
+		`set -- /app/run "it's"`,
+		"pivot_root . .",
+	} {
+		if !strings.Contains(sc, want) {
+			t.Errorf("script lacks %q:\n%s", want, sc)
+		}
+	}
+	if out, err := exec.Command("sh", "-n", "-c", sc).CombinedOutput(); err != nil {
+		t.Errorf("sh -n: %v\n%s", err, out)
+	}
+}

@@ -1,0 +1,142 @@
+package export
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"stepbox/primitives/step"
+)
+
+// unshareFlags are unshare(1)'s flags for stepbox's namespace names.
+var unshareFlags = map[string]string{
+	"uts": "--uts", "ipc": "--ipc", "net": "--net", "pid": "--pid --fork", "mnt": "--mount",
+	"cgroup": "--cgroup", "time": "--time", "user": "--user --map-root-user",
+}
+
+// devNodes are what `mount dev` makes in a /dev tmpfs (mknod(1) arguments).
+var devNodes = []string{"null c 1 3", "zero c 1 5", "full c 1 7", "random c 1 8", "urandom c 1 9", "tty c 5 0"}
+
+// Script is a POSIX sh script that rebuilds box b with standard tools
+// (util-linux's unshare, mount, pivot_root; cgroup files written with
+// echo): the same namespaces, hostname, overlay of the same layer
+// directories, mounts and cgroup limits, then the image's command (or
+// the script's own arguments) in it. The overlay's upper dir starts
+// empty: what the box's commands wrote is in `export bundle`'s copy.
+func Script(b Box) string {
+	q := step.ShellQuote
+	var w strings.Builder
+	p := func(format string, args ...any) { fmt.Fprintf(&w, format+"\n", args...) }
+	p("#!/bin/sh")
+	p("# Box %s, as stepbox built it, rebuilt with standard tools (util-linux, coreutils).", b.Name)
+	p("# Run as root: sh %s [CMD…]  (CMD replaces the image's command). Needs Linux >= 5.11.", "THIS-FILE")
+	p("set -eu")
+	p("CG=${CG:-stepbox-script-%s}", b.Name)
+	p("BOXDIR=${BOXDIR:-/tmp/stepbox-script-%s}", b.Name)
+	p("")
+	p("if [ \"${STEPBOX_SCRIPT_STAGE:-}\" != inside ]; then")
+	if b.Memory > 0 || b.Pids > 0 || b.CPUQuota > 0 {
+		p("  # cgroup new · cgroup limit · cgroup attach: this shell joins the cgroup, and the box")
+		p("  # inherits it. Remove it afterwards with: rmdir the directories named below.")
+		p("  if [ -f /sys/fs/cgroup/cgroup.controllers ]; then   # cgroup v2")
+		var v2, v1, ctls []string
+		if b.Pids > 0 {
+			ctls = append(ctls, "pids")
+			v2 = append(v2, fmt.Sprintf("echo %d > /sys/fs/cgroup/$CG/pids.max", b.Pids))
+			v1 = append(v1, "mkdir -p /sys/fs/cgroup/pids/$CG", fmt.Sprintf("echo %d > /sys/fs/cgroup/pids/$CG/pids.max", b.Pids), "echo $$ > /sys/fs/cgroup/pids/$CG/cgroup.procs")
+		}
+		if b.Memory > 0 {
+			ctls = append(ctls, "memory")
+			v2 = append(v2, fmt.Sprintf("echo %d > /sys/fs/cgroup/$CG/memory.max", b.Memory))
+			v1 = append(v1, "mkdir -p /sys/fs/cgroup/memory/$CG", fmt.Sprintf("echo %d > /sys/fs/cgroup/memory/$CG/memory.limit_in_bytes", b.Memory), "echo $$ > /sys/fs/cgroup/memory/$CG/cgroup.procs")
+		}
+		if b.CPUQuota > 0 {
+			ctls = append(ctls, "cpu")
+			v2 = append(v2, fmt.Sprintf("echo '%d %d' > /sys/fs/cgroup/$CG/cpu.max", b.CPUQuota, b.CPUPeriod))
+			v1 = append(v1, "mkdir -p /sys/fs/cgroup/cpu/$CG", fmt.Sprintf("echo %d > /sys/fs/cgroup/cpu/$CG/cpu.cfs_period_us", b.CPUPeriod),
+				fmt.Sprintf("echo %d > /sys/fs/cgroup/cpu/$CG/cpu.cfs_quota_us", b.CPUQuota), "echo $$ > /sys/fs/cgroup/cpu/$CG/cgroup.procs")
+		}
+		p("    # a controller's files appear in a child once the parent enables it (cgroup.subtree_control)")
+		p("    for c in %s; do", strings.Join(ctls, " "))
+		p("      grep -qw $c /sys/fs/cgroup/cgroup.subtree_control || echo +$c > /sys/fs/cgroup/cgroup.subtree_control")
+		p("    done")
+		p("    mkdir -p /sys/fs/cgroup/$CG")
+		for _, l := range v2 {
+			p("    %s", l)
+		}
+		p("    echo $$ > /sys/fs/cgroup/$CG/cgroup.procs")
+		p("  else                                                 # cgroup v1: one hierarchy per controller")
+		for _, l := range v1 {
+			p("    %s", l)
+		}
+		p("  fi")
+	}
+	var flags []string
+	for _, ns := range b.Namespaces {
+		if f, ok := unshareFlags[ns]; ok {
+			flags = append(flags, f)
+		}
+	}
+	p("  # unshare %s: new namespaces; this script goes on inside them%s", strings.Join(b.Namespaces, " "), pidNote(b.Namespaces))
+	p("  STEPBOX_SCRIPT_STAGE=inside exec unshare %s --propagation slave sh \"$0\" \"$@\"", strings.Join(flags, " "))
+	p("fi")
+	p("")
+	if b.Hostname != "" {
+		p("hostname %s", q(b.Hostname))
+	}
+	p("# mount overlay: the layers bottom to top (lowerdir lists the top first), a fresh upper dir")
+	lower := make([]string, len(b.Layers))
+	for i, l := range b.Layers {
+		lower[len(b.Layers)-1-i] = l
+	}
+	p("mkdir -p \"$BOXDIR/upper\" \"$BOXDIR/work\" \"$BOXDIR/merged\"")
+	p("mount -t overlay overlay -o %s,upperdir=\"$BOXDIR/upper\",workdir=\"$BOXDIR/work\" \"$BOXDIR/merged\"", q("lowerdir="+strings.Join(lower, ":")))
+	for _, m := range b.Mounts {
+		opts := ""
+		if len(m.Options) > 0 {
+			opts = " -o " + q(strings.Join(m.Options, ","))
+		}
+		p("mkdir -p \"$BOXDIR/merged\"%s", q(m.Target))
+		p("mount -t %s%s %s \"$BOXDIR/merged\"%s", m.Type, opts, q(m.Source), q(m.Target))
+		if m.Target == "/dev" && m.Type == "tmpfs" {
+			for _, d := range devNodes {
+				f := strings.Fields(d)
+				p("mknod -m 666 \"$BOXDIR/merged/dev/%s\" %s %s %s", f[0], f[1], f[2], f[3])
+			}
+		}
+	}
+	for _, e := range b.Env {
+		k, v, _ := strings.Cut(e, "=")
+		p("export %s=%s", k, q(v))
+	}
+	if b.UID != 0 || b.GID != 0 {
+		p("# the image runs as %d:%d; setpriv(1) is a host tool, gone after pivot_root: this runs as root", b.UID, b.GID)
+	}
+	p("[ $# -gt 0 ] || set -- %s", step.ShellJoin(b.Args))
+	p("cd \"$BOXDIR/merged\"")
+	if b.Chroot {
+		p("# chroot: the weaker way; the command runs with the overlay as its root directory")
+		p("exec chroot . /bin/sh -c 'cd \"$1\" && shift && exec \"$@\"' sh %s \"$@\"", q(orRoot(b.Cwd)))
+		return w.String()
+	}
+	p("# pivot_root: the overlay becomes /, the host's root is detached")
+	p("pivot_root . .")
+	p("umount -l .")
+	p("cd %s", q(orRoot(b.Cwd)))
+	p("exec \"$@\"")
+	return w.String()
+}
+
+func pidNote(ns []string) string {
+	if slices.Contains(ns, "pid") {
+		return " (--fork: the shell after it is PID 1)"
+	}
+	return ""
+}
+
+func orRoot(dir string) string {
+	if dir == "" {
+		return "/"
+	}
+	return dir
+}

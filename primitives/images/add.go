@@ -1,0 +1,270 @@
+package images
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/match"
+
+	"stepbox/primitives/layers"
+)
+
+// Event is one report of progress while an image is added.
+type Event struct {
+	Image  string
+	Index  int // of the layer, 0 = bottom
+	Count  int // layers in the image
+	Digest string
+	State  State
+	Done   int64 // bytes so far (fetch)
+	Total  int64 // bytes in all (fetch)
+	Layer  string
+	Note   string // what else happened (devices skipped)
+}
+
+// State is where a layer is on its way into the store.
+type State string
+
+const (
+	Fetching  State = "fetching"  // bytes are arriving; Done of Total
+	Fetched   State = "fetched"   // the blob is in the layout, its digest checked
+	Present   State = "present"   // the blob was in the layout already: not fetched again
+	Unpacked  State = "unpacked"  // unpacked into Layer
+	Shared    State = "shared"    // another image unpacked the same tar into Layer already
+	Unpacking State = "unpacking" // being unpacked into Layer
+)
+
+// Progress receives events; nil ignores them.
+type Progress func(Event)
+
+func (p Progress) send(e Event) {
+	if p != nil {
+		p(e)
+	}
+}
+
+// add stores img as imName: its blobs into the layout (each blob once),
+// then each layer unpacked once into a layer of the layer store. On
+// failure what this call added is removed again.
+func (s *Store) add(img v1.Image, imName, source string, progress Progress) (im Image, err error) {
+	unlock, err := s.exclusive()
+	if err != nil {
+		return Image{}, err
+	}
+	defer unlock()
+	digest, err := img.Digest()
+	if err != nil {
+		return Image{}, fmt.Errorf("manifest of %s: %w", imName, err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return Image{}, fmt.Errorf("config of %s: %w", imName, err)
+	}
+	ls, err := img.Layers()
+	if err != nil {
+		return Image{}, fmt.Errorf("layers of %s: %w", imName, err)
+	}
+	im = Image{Name: imName, Source: source, Digest: digest.String(), Platform: platformOf(cf), Created: time.Now().UTC(), Config: ConfigOf(cf)}
+	for i, l := range ls {
+		if err := s.fetchLayer(im.Name, i, len(ls), l, progress); err != nil {
+			return Image{}, err
+		}
+	}
+	p := s.Layout()
+	ann := layout.WithAnnotations(map[string]string{refAnnotation: imName})
+	if err := p.ReplaceImage(img, match.Annotation(refAnnotation, imName), ann); err != nil {
+		return Image{}, fmt.Errorf("write %s into the OCI layout %s: %w", imName, s.layoutDir(), err)
+	}
+	local, err := p.Image(digest)
+	if err != nil {
+		return Image{}, fmt.Errorf("read %s back from %s: %w", imName, s.layoutDir(), err)
+	}
+	var made []string
+	defer func() {
+		if err != nil {
+			for _, n := range made {
+				s.Layers.RemoveImageLayer(n)
+			}
+		}
+	}()
+	lls, err := local.Layers()
+	if err != nil {
+		return Image{}, fmt.Errorf("layers of %s: %w", imName, err)
+	}
+	history := layerHistory(cf, len(lls))
+	for i, l := range lls {
+		il, fresh, err := s.unpackLayer(im.Name, i, len(lls), l, history[i], progress)
+		if err != nil {
+			return Image{}, err
+		}
+		if fresh {
+			made = append(made, il.Name)
+		}
+		im.Layers = append(im.Layers, il)
+	}
+	if err := s.writeRecord(im); err != nil {
+		return Image{}, fmt.Errorf("record image %s: %w", imName, err)
+	}
+	return im, nil
+}
+
+// layerHistory is the command that made each layer: the config's
+// history, without the entries that made no layer (ENV, CMD…).
+func layerHistory(cf *v1.ConfigFile, n int) []string {
+	out := make([]string, n)
+	i := 0
+	for _, h := range cf.History {
+		if h.EmptyLayer {
+			continue
+		}
+		if i < n {
+			out[i] = h.CreatedBy
+		}
+		i++
+	}
+	return out
+}
+
+func platformOf(cf *v1.ConfigFile) string {
+	p := cf.OS + "/" + cf.Architecture
+	if cf.Variant != "" {
+		p += "/" + cf.Variant
+	}
+	return p
+}
+
+// fetchLayer copies the layer's compressed blob into the layout, unless
+// a blob of that digest and size is there already.
+func (s *Store) fetchLayer(imName string, i, n int, l v1.Layer, progress Progress) error {
+	h, err := l.Digest()
+	if err != nil {
+		return fmt.Errorf("layer %d of %s: %w", i, imName, err)
+	}
+	size, err := l.Size()
+	if err != nil {
+		return fmt.Errorf("layer %d (%s) of %s: %w", i, h, imName, err)
+	}
+	ev := Event{Image: imName, Index: i, Count: n, Digest: h.String(), Total: size}
+	final := filepath.Join(s.layoutDir(), "blobs", h.Algorithm, h.Hex)
+	if fi, err := os.Stat(final); err == nil && fi.Size() == size {
+		ev.State, ev.Done = Present, size
+		progress.send(ev)
+		return nil
+	}
+	rc, err := l.Compressed()
+	if err != nil {
+		return fmt.Errorf("fetch layer %d (%s) of %s: %w", i, h, imName, err)
+	}
+	defer rc.Close()
+	if err := s.writeBlob(h, size, rc, func(done int64) {
+		ev.State, ev.Done = Fetching, done
+		progress.send(ev)
+	}); err != nil {
+		return fmt.Errorf("fetch layer %d (%s) of %s: %w", i, h, imName, err)
+	}
+	ev.State, ev.Done = Fetched, size
+	progress.send(ev)
+	return nil
+}
+
+// writeBlob streams rc into the layout's blob h: into a hidden temporary
+// file first, its sha256 and size checked, then renamed. A download cut
+// short leaves nothing a later pull would take for the blob.
+func (s *Store) writeBlob(h v1.Hash, size int64, rc io.Reader, report func(int64)) error {
+	if h.Algorithm != "sha256" {
+		return fmt.Errorf("digest algorithm %q: only sha256 is supported", h.Algorithm)
+	}
+	dir := filepath.Join(s.layoutDir(), "blobs", h.Algorithm)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(dir, ".part-")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // a no-op once renamed
+	sum := sha256.New()
+	w := &countWriter{report: report}
+	n, err := io.Copy(io.MultiWriter(tmp, sum, w), rc)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	switch {
+	case err != nil:
+		return fmt.Errorf("after %d of %d bytes: %w", n, size, err)
+	case n != size:
+		return fmt.Errorf("got %d bytes, the manifest says %d", n, size)
+	case hex.EncodeToString(sum.Sum(nil)) != h.Hex:
+		return fmt.Errorf("content's digest is sha256:%x, not %s", sum.Sum(nil), h)
+	}
+	return os.Rename(tmp.Name(), filepath.Join(dir, h.Hex))
+}
+
+type countWriter struct {
+	n, last int64
+	report  func(int64)
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	c.n += int64(len(p))
+	if c.report != nil && c.n-c.last >= 256<<10 {
+		c.last = c.n
+		c.report(c.n)
+	}
+	return len(p), nil
+}
+
+// unpackLayer makes the stepbox layer of image layer l, or finds the one
+// another image made of the same tar. fresh says it made one.
+func (s *Store) unpackLayer(imName string, i, n int, l v1.Layer, createdBy string, progress Progress) (Layer, bool, error) {
+	d, err := l.Digest()
+	if err != nil {
+		return Layer{}, false, err
+	}
+	diff, err := l.DiffID()
+	if err != nil {
+		return Layer{}, false, fmt.Errorf("layer %d (%s) of %s: %w", i, d, imName, err)
+	}
+	size, _ := l.Size()
+	il := Layer{Digest: d.String(), DiffID: diff.String(), Size: size, CreatedBy: createdBy}
+	ev := Event{Image: imName, Index: i, Count: n, Digest: d.String()}
+	if have, ok := s.Layers.ByDiffID(diff.String()); ok {
+		il.Name = have.Name
+		ev.State, ev.Layer = Shared, have.Name
+		progress.send(ev)
+		return il, false, nil
+	}
+	il.Name = fmt.Sprintf("%s.%d", layerBase(imName), i)
+	if _, err := s.Layers.Get(il.Name); err == nil {
+		il.Name = fmt.Sprintf("%s.%d-%s", layerBase(imName), i, diff.Hex[:8])
+	}
+	ev.State, ev.Layer = Unpacking, il.Name
+	progress.send(ev)
+	var rep UnpackReport
+	meta := layers.Layer{Name: il.Name, Description: fmt.Sprintf("layer %d of image %s", i, imName), Image: imName, DiffID: diff.String(), CreatedBy: createdBy}
+	err = s.Layers.Unpacked(meta, func(root string) error {
+		rc, err := l.Uncompressed()
+		if err != nil {
+			return err
+		}
+		defer rc.Close()
+		rep, err = Unpack(rc, root)
+		return err
+	})
+	if err != nil {
+		return Layer{}, false, fmt.Errorf("layer %d (%s) of %s: %w", i, d, imName, err)
+	}
+	ev.State = Unpacked
+	if len(rep.Skipped) > 0 {
+		ev.Note = fmt.Sprintf("%d entries skipped: %s", len(rep.Skipped), rep.Skipped[0])
+	}
+	progress.send(ev)
+	return il, true, nil
+}

@@ -1,0 +1,140 @@
+package images
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+)
+
+// HostPlatform is the platform whose images this machine runs. ggcr
+// picks linux/amd64 from an index unless told otherwise, whatever the
+// host is.
+func HostPlatform() v1.Platform {
+	p := v1.Platform{OS: "linux", Architecture: runtime.GOARCH}
+	switch runtime.GOARCH {
+	case "arm64":
+		p.Variant = "v8"
+	case "arm":
+		p.Variant = "v7"
+	}
+	return p
+}
+
+// PullOptions tune Pull; the zero value pulls for the host's platform
+// with the credentials of the Docker config (~/.docker/config.json,
+// $DOCKER_CONFIG) and its credential helpers.
+type PullOptions struct {
+	Platform  *v1.Platform
+	Transport http.RoundTripper
+}
+
+// transport is the default transport with deadlines: a registry that
+// stops answering fails the pull instead of hanging the session.
+func transport() http.RoundTripper {
+	t := remote.DefaultTransport.(*http.Transport).Clone()
+	t.DialContext = (&net.Dialer{Timeout: 15 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	t.ResponseHeaderTimeout = 30 * time.Second
+	return t
+}
+
+// Pull fetches ref from its registry (Docker Hub when the reference
+// names none, as `docker pull` does) for the host's platform and adds
+// it to the store. Blobs already in the layout are not fetched again.
+func (s *Store) Pull(ctx context.Context, ref string, opts PullOptions, progress Progress) (Image, error) {
+	r, err := name.ParseReference(ref)
+	if err != nil {
+		return Image{}, fmt.Errorf("image pull %q: %w (a reference looks like alpine, alpine:3.20, ghcr.io/owner/repo:tag or repo@sha256:…)", ref, err)
+	}
+	plat := HostPlatform()
+	if opts.Platform != nil {
+		plat = *opts.Platform
+	}
+	tr := opts.Transport
+	if tr == nil {
+		tr = transport()
+	}
+	ro := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain), remote.WithTransport(tr)}
+	desc, err := remote.Get(r, ro...)
+	if err != nil {
+		return Image{}, fmt.Errorf("image pull %s: %w", r, err)
+	}
+	img, err := pickPlatform(desc, plat)
+	if err != nil {
+		return Image{}, fmt.Errorf("image pull %s: %w", r, err)
+	}
+	im, err := s.add(img, ShortName(r), r.Name(), progress)
+	if err != nil {
+		return Image{}, fmt.Errorf("image pull %s: %w", r, err)
+	}
+	return im, nil
+}
+
+// pickPlatform returns the image of desc for plat: desc itself when it
+// is one image of that platform, the matching entry of an index.
+func pickPlatform(desc *remote.Descriptor, plat v1.Platform) (v1.Image, error) {
+	if !desc.MediaType.IsIndex() {
+		img, err := desc.Image()
+		if err != nil {
+			return nil, err
+		}
+		return img, checkPlatform(img, plat)
+	}
+	idx, err := desc.ImageIndex()
+	if err != nil {
+		return nil, err
+	}
+	return fromIndex(idx, plat)
+}
+
+// fromIndex returns the image of idx for plat, or says which platforms
+// idx has.
+func fromIndex(idx v1.ImageIndex, plat v1.Platform) (v1.Image, error) {
+	im, err := idx.IndexManifest()
+	if err != nil {
+		return nil, err
+	}
+	var have []string
+	for _, m := range im.Manifests {
+		if m.Platform == nil || !m.MediaType.IsImage() {
+			continue
+		}
+		if m.Platform.Satisfies(plat) {
+			return idx.Image(m.Digest)
+		}
+		if m.Platform.OS != "unknown" { // attestations
+			have = append(have, m.Platform.String())
+		}
+	}
+	return nil, fmt.Errorf("no image for this host's platform %s; the index has %s", plat, orNone(have))
+}
+
+func checkPlatform(img v1.Image, plat v1.Platform) error {
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return err
+	}
+	if cf.OS == "" && cf.Architecture == "" {
+		return nil // a config that names no platform (hand-made images)
+	}
+	got := v1.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant}
+	if !got.Satisfies(v1.Platform{OS: plat.OS, Architecture: plat.Architecture}) {
+		return fmt.Errorf("the image is for %s, not this host's platform %s", got, plat)
+	}
+	return nil
+}
+
+func orNone(list []string) string {
+	if len(list) == 0 {
+		return "none"
+	}
+	return strings.Join(list, ", ")
+}

@@ -1,0 +1,101 @@
+package repl
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+
+	"stepbox/primitives/export"
+)
+
+func init() {
+	register(
+		&Command{
+			Name: "export", Group: "box", Usage: "export bundle DIR|script FILE", NeedsBox: true,
+			Summary: "what the box has, as an OCI runtime bundle for runc or as a script of standard tools",
+			Kernel:  "reads the box's namespaces, mounts, cgroup limits and capabilities from /proc and the cgroup files, and copies its merged root",
+			Example: "export bundle /tmp/web", Man: "OCI runtime-spec (config.md), runc(8)",
+			Sub: []*Command{
+				{
+					Name: "bundle", Usage: "export bundle DIR", MinArgs: 1, MaxArgs: 1, NeedsBox: true,
+					Summary: "write DIR/config.json (runtime-spec) and DIR/rootfs, a copy of the box's root: `runc run -b DIR NAME` starts the same container",
+					Kernel:  "namespaces from the box's steps, limits read from its cgroup, capability sets from /proc/PID/status, mounts from its mountinfo; the root copied file by file",
+					Example: "export bundle /tmp/web", Man: "runc-run(8)",
+					Complete: completePath,
+					Run:      runExportBundle,
+				},
+				{
+					Name: "script", Usage: "export script FILE", MinArgs: 1, MaxArgs: 1, NeedsBox: true,
+					Summary: "write a POSIX sh script that rebuilds the box with standard tools: unshare, mount, pivot_root, cgroup files",
+					Kernel:  "the same reading of the box as export bundle, written as util-linux and coreutils commands instead of config.json",
+					Example: "export script /tmp/web.sh", Man: "unshare(1), mount(8), pivot_root(8)",
+					Complete: completePath,
+					Run:      runExportScript,
+				},
+			},
+		},
+	)
+}
+
+func runExportBundle(sh *Shell, c *Call) error {
+	b := sh.Current()
+	desc, err := b.Export()
+	if err != nil {
+		return fmt.Errorf("export bundle: %w", err)
+	}
+	var notes []string
+	if slices.Contains(desc.Namespaces, "time") {
+		if v, old := runcBefore12(); old {
+			desc = export.WithoutTime(desc)
+			notes = append(notes, fmt.Sprintf("the box's time namespace is left out: this host's runc is %s, and runc supports time namespaces from 1.2", v))
+		}
+	}
+	if err := export.WriteBundle(c.Args[0], desc); err != nil {
+		return err
+	}
+	var kinds []string
+	for _, m := range desc.Mounts {
+		kinds = append(kinds, m.Type+" "+m.Target)
+	}
+	if len(kinds) == 0 {
+		kinds = []string{"none"}
+	}
+	sh.ok("bundle of box %s written to %s: namespaces %s; mounts %s; %q runs", b.Name, c.Args[0],
+		strings.Join(desc.Namespaces, " "), strings.Join(kinds, ", "), strings.Join(desc.Args, " "))
+	for _, n := range notes {
+		sh.say("  note: %s", n)
+	}
+	sh.say("  run it: runc run -b %s %s", c.Args[0], b.Name)
+	return nil
+}
+
+func runExportScript(sh *Shell, c *Call) error {
+	b := sh.Current()
+	desc, err := b.Export()
+	if err != nil {
+		return fmt.Errorf("export script: %w", err)
+	}
+	if err := os.WriteFile(c.Args[0], []byte(export.Script(desc)), 0o700); err != nil {
+		return fmt.Errorf("export script: %w", err)
+	}
+	sh.ok("script rebuilding box %s written to %s; run it as root: sh %s [CMD…]", b.Name, c.Args[0], c.Args[0])
+	return nil
+}
+
+// runcBefore12 reports the host's runc version when it is older than 1.2,
+// the first to know the runtime-spec's time namespace.
+func runcBefore12() (string, bool) {
+	out, err := exec.Command("runc", "--version").Output()
+	if err != nil {
+		return "", false
+	}
+	var major, minor int
+	line, _, _ := strings.Cut(string(out), "\n")
+	v := strings.TrimPrefix(line, "runc version ")
+	if _, err := fmt.Sscanf(v, "%d.%d", &major, &minor); err != nil {
+		return "", false
+	}
+	return v, major < 1 || major == 1 && minor < 2
+}

@@ -1,0 +1,155 @@
+package repl
+
+import (
+	"archive/tar"
+	"bytes"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"stepbox/primitives/images"
+)
+
+// The demo image, loaded from the archive fixtures build, stacked by
+// `mount overlay IMAGE` in a real box: its whiteout hides base's
+// /etc/issue, and exec runs with its Env, WorkingDir and Cmd.
+func TestMountOverlayImageRunsItsCmdInItsWorkingDir(t *testing.T) {
+	needRoot(t)
+	hostUnchanged(t)
+	dir := t.TempDir()
+	archive := filepath.Join(dir, "demo.tar")
+	script := "image demo " + archive + "\nimage load " + archive + "\nimages\nimage show stepbox/demo\n" +
+		"new a\nunshare mnt pid uts\nmount overlay stepbox/demo\npivot_root\n" +
+		"exec\nexec cat /etc/motd\n-exec cat /etc/issue\nexec sh -c 'echo env=$GREETING'\nstack\n" +
+		"-image rm stepbox/demo\nrm a\nimage rm stepbox/demo\nimages\n"
+	out, code := runStepbox(t, filepath.Join(dir, "state"), script, "--plain")
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	for _, want := range []string{
+		"image stepbox/demo:latest (linux/",
+		"hello from /app as uid 0",
+		"welcome to the stepbox demo image",
+		"cat: can't open '/etc/issue': No such file or directory",
+		"env=hello",
+		"- /etc/issue",
+		"demo.1",
+		"may still be mounted",
+		"image stepbox/demo:latest removed, and its layers demo.0, demo.1",
+		"no images yet",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// tarOf is a layer tar of hdrs, each regular file holding body.
+func tarOf(t *testing.T, hdrs ...*tar.Header) v1.Layer {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, h := range hdrs {
+		body := ""
+		if h.Typeflag == tar.TypeReg {
+			body = "content of " + h.Name + "\n"
+			h.Size = int64(len(body))
+		}
+		if h.Mode == 0 {
+			h.Mode = 0o755
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		tw.Write([]byte(body))
+	}
+	tw.Close()
+	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf.Bytes())), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// listTree lists every path under root with its type, mode and content
+// (files) or target (symlinks).
+func listTree(t *testing.T, root string) string {
+	t.Helper()
+	var out []string
+	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || p == root {
+			return err
+		}
+		fi, _ := d.Info()
+		line := p[len(root):] + " " + fi.Mode().String()
+		switch {
+		case fi.Mode().IsRegular():
+			b, _ := os.ReadFile(p)
+			line += " " + strings.TrimSpace(string(b))
+		case fi.Mode()&fs.ModeSymlink != 0:
+			target, _ := os.Readlink(p)
+			line += " -> " + target
+		}
+		out = append(out, line)
+		return nil
+	})
+	sort.Strings(out)
+	return strings.Join(out, "\n")
+}
+
+// The overlay the kernel mounts from an image's unpacked layers shows
+// what go-containerregistry's own flattening (mutate.Extract) shows:
+// whiteouts, an opaque directory, a hard link, symlinks, a device.
+func TestImageOverlayMatchesTheFlattenedImage(t *testing.T) {
+	needRoot(t)
+	hostUnchanged(t)
+	dir, r, d := t.TempDir(), byte(tar.TypeReg), byte(tar.TypeDir)
+	img, err := mutate.AppendLayers(empty.Image,
+		tarOf(t, &tar.Header{Name: "etc/", Typeflag: d}, &tar.Header{Name: "etc/a", Typeflag: r, Mode: 0o644}, &tar.Header{Name: "etc/b", Typeflag: r},
+			&tar.Header{Name: "cache/", Typeflag: d}, &tar.Header{Name: "cache/old", Typeflag: r}, &tar.Header{Name: "cache/sub/", Typeflag: d}),
+		tarOf(t, &tar.Header{Name: "etc/.wh.b", Typeflag: r}, &tar.Header{Name: "cache/", Typeflag: d, Mode: 0o700},
+			&tar.Header{Name: "cache/.wh..wh..opq", Typeflag: r}, &tar.Header{Name: "cache/new", Typeflag: r}),
+		tarOf(t, &tar.Header{Name: "bin/", Typeflag: d}, &tar.Header{Name: "bin/tool", Typeflag: r},
+			&tar.Header{Name: "bin/tool2", Typeflag: tar.TypeLink, Linkname: "bin/tool"},
+			&tar.Header{Name: "bin/rel", Typeflag: tar.TypeSymlink, Linkname: "tool"},
+			&tar.Header{Name: "bin/abs", Typeflag: tar.TypeSymlink, Linkname: "/etc/a"},
+			&tar.Header{Name: "null", Typeflag: tar.TypeChar, Devmajor: 1, Devminor: 3, Mode: 0o666},
+			&tar.Header{Name: "etc/a", Typeflag: r, Mode: 0o600}),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	archive := filepath.Join(dir, "merge.tar")
+	tag, _ := name.NewTag("test/merge:v1")
+	if err := tarball.WriteToFile(archive, tag, img); err != nil {
+		t.Fatal(err)
+	}
+	view := filepath.Join(dir, "view")
+	out, code := runStepbox(t, filepath.Join(dir, "state"), "image load "+archive+"\nnew a\nunshare mnt\nmount overlay test/merge:v1\n"+
+		"!cp -a \"$BOX_ROOT/.\" "+view+"\n", "--plain")
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	flat := filepath.Join(dir, "flat")
+	rc := mutate.Extract(img)
+	defer rc.Close()
+	if _, err := images.Unpack(rc, flat); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := listTree(t, view), listTree(t, flat); got != want {
+		t.Errorf("the box's overlay:\n%s\nmutate.Extract:\n%s", got, want)
+	}
+	if !strings.Contains(listTree(t, view), "/cache/new") || strings.Contains(listTree(t, view), "/etc/b") {
+		t.Errorf("whiteouts not applied:\n%s", listTree(t, view))
+	}
+}

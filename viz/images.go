@@ -1,0 +1,131 @@
+package viz
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/charmbracelet/lipgloss"
+)
+
+// ImageRow is one line of `images`.
+type ImageRow struct {
+	Name     string
+	Digest   string
+	Platform string
+	Layers   int
+	Size     int64 // compressed bytes of all layers
+	Source   string
+}
+
+// ImagesPanel lists the images, as `docker images` does.
+func ImagesPanel(rows []ImageRow, width int, t Theme) string {
+	if len(rows) == 0 {
+		return t.Dim.Render("no images yet: `image pull REF` or `image load PATH` adds one")
+	}
+	headers := []string{"image", "digest", "platform", "layers", "size", "from"}
+	var body [][]string
+	for _, r := range rows {
+		body = append(body, []string{r.Name, shortDigest(r.Digest), r.Platform, fmt.Sprint(r.Layers), Bytes(r.Size), truncateMiddle(r.Source, 40)})
+	}
+	style := func(row, col int) lipgloss.Style {
+		if col == 1 || col == 5 {
+			return t.Dim
+		}
+		return t.Same
+	}
+	return t.renderTable(headers, body, style, width)
+}
+
+// ImageLayerRow is one layer in `image show`: what made it and what it
+// changes in the layers below (dive's view, opaque directories too).
+type ImageLayerRow struct {
+	Index     int
+	Layer     string
+	Size      int64
+	CreatedBy string
+	Added     []string
+	Modified  []string
+	Removed   []string // whiteouts; an opaque dir shows as "DIR/*"
+}
+
+// ImageShowPanel shows each layer of an image, bottom first, with up to
+// perLayer paths of each kind.
+func ImageShowPanel(name string, rows []ImageLayerRow, perLayer, width int, t Theme) string {
+	headers := []string{"#", "layer", "size", "made by", "+ added", "~ modified", "- removed"}
+	var body [][]string
+	for _, r := range rows {
+		body = append(body, []string{fmt.Sprint(r.Index), r.Layer, Bytes(r.Size), truncate(oneLine(r.CreatedBy), 50),
+			fmt.Sprint(len(r.Added)), fmt.Sprint(len(r.Modified)), fmt.Sprint(len(r.Removed))})
+	}
+	style := func(row, col int) lipgloss.Style {
+		switch col {
+		case 4:
+			return t.Added
+		case 5:
+			return t.Copied
+		case 6:
+			return t.Deleted
+		}
+		return t.Same
+	}
+	parts := []string{t.Title.Render("image " + name), t.renderTable(headers, body, style, width)}
+	for _, r := range rows {
+		var b strings.Builder
+		list := func(mark string, st lipgloss.Style, paths []string) {
+			for i, p := range paths {
+				if i == perLayer {
+					fmt.Fprintf(&b, "    %s\n", t.Dim.Render(fmt.Sprintf("… %d more", len(paths)-perLayer)))
+					break
+				}
+				fmt.Fprintf(&b, "    %s\n", st.Render(mark+" "+p))
+			}
+		}
+		list("-", t.Deleted, r.Removed)
+		list("~", t.Copied, r.Modified)
+		list("+", t.Added, r.Added)
+		if b.Len() > 0 {
+			parts = append(parts, fmt.Sprintf("  layer %d (%s):\n%s", r.Index, r.Layer, strings.TrimRight(b.String(), "\n")))
+		}
+	}
+	return strings.Join(parts, "\n")
+}
+
+func oneLine(s string) string {
+	s = strings.TrimPrefix(s, "/bin/sh -c ")
+	return strings.Join(strings.Fields(s), " ")
+}
+
+func shortDigest(d string) string {
+	if _, hex, ok := strings.Cut(d, ":"); ok && len(hex) > 12 {
+		return hex[:12]
+	}
+	return d
+}
+
+// Bytes is n in B, kB, MB or GB, as docker shows sizes.
+func Bytes(n int64) string {
+	switch {
+	case n >= 1e9:
+		return fmt.Sprintf("%.1fGB", float64(n)/1e9)
+	case n >= 1e6:
+		return fmt.Sprintf("%.1fMB", float64(n)/1e6)
+	case n >= 1e3:
+		return fmt.Sprintf("%.1fkB", float64(n)/1e3)
+	}
+	return fmt.Sprintf("%dB", n)
+}
+
+// ProgressLine is one layer's line while an image is fetched: a bar on
+// a terminal (bar true), words otherwise.
+func ProgressLine(index, count int, digest, state string, done, total int64, bar bool, t Theme) string {
+	head := fmt.Sprintf("layer %d/%d %s", index+1, count, shortDigest(digest))
+	if !bar || total <= 0 || state != "fetching" {
+		if state == "fetching" || state == "fetched" || state == "present" {
+			return fmt.Sprintf("%s: %s %s", head, state, Bytes(total))
+		}
+		return fmt.Sprintf("%s: %s", head, state)
+	}
+	const w = 30
+	fill := int(int64(w) * done / total)
+	return fmt.Sprintf("%s [%s%s] %s / %s", head, t.Added.Render(strings.Repeat("=", fill)), strings.Repeat(" ", w-fill), Bytes(done), Bytes(total))
+}
