@@ -33,13 +33,13 @@ func init() {
 				return sh.Current().PlanExec(argv)
 			},
 			Run: func(sh *Shell, c *Call) error {
-				if why := sh.needsTerminal(c.Args); why != "" {
-					return errors.New(why)
-				}
 				b := sh.Current()
 				argv, err := sh.execArgv(c.Args)
 				if err != nil {
 					return err
+				}
+				if why := sh.needsTerminal(argv); why != "" {
+					return errors.New(why)
 				}
 				before := sh.cgroupEvents(b)
 				es, err := b.Exec(sh.interrupt, argv, nil, primitives.Stdio{Out: sh.Out, Err: sh.Err}, false)
