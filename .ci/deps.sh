@@ -9,6 +9,8 @@ command -v tmux >/dev/null || need+=(tmux)
 command -v setpriv >/dev/null || need+=(util-linux)
 command -v ip >/dev/null || need+=(iproute2)
 command -v ps >/dev/null || need+=(procps)
+# The live view's test loads the page in headless Chromium.
+command -v chromium >/dev/null || need+=(chromium)
 if [ "${1:-}" = bench ]; then
   command -v runc >/dev/null || need+=(runc)
   command -v bwrap >/dev/null || need+=(bubblewrap)

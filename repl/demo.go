@@ -25,6 +25,7 @@ const typingDelay = 35 * time.Millisecond
 type demoOptions struct {
 	auto    time.Duration // advance by itself after this long; 0 waits for a key
 	noPause bool          // no pauses and no typing delay (CI)
+	web     bool          // the live view beside the playback, on loopback
 }
 
 // DemoMain is `stepbox demo N [--auto SECONDS] [--no-pause]`: lecture
@@ -33,8 +34,11 @@ type demoOptions struct {
 func DemoMain(args []string, dirs primitives.Dirs, o ShellOptions) int {
 	l, opts, err := parseDemoArgs(lessons.All(), args)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "stepbox demo: %v\nusage: stepbox demo N [--auto SECONDS] [--no-pause]\n", err)
+		fmt.Fprintf(os.Stderr, "stepbox demo: %v\nusage: stepbox demo N [--auto SECONDS] [--no-pause] [--web]\n", err)
 		return 2
+	}
+	if opts.web && o.Web == "" {
+		o.Web = webDefaultAddr
 	}
 	return runShell(dirs, o, func(sh *Shell, term *primitives.Terminal) int {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -62,6 +66,7 @@ func parseDemoArgs(course []*lessons.Lesson, args []string) (*lessons.Lesson, de
 	fs.SetOutput(io.Discard)
 	auto := fs.Float64("auto", 0, "")
 	fs.BoolVar(&opts.noPause, "no-pause", false, "")
+	fs.BoolVar(&opts.web, "web", false, "")
 	// The lesson number may come before or after the flags.
 	var pos []string
 	for len(args) > 0 {
@@ -104,12 +109,16 @@ func (d *demo) play(ctx context.Context, l *lessons.Lesson) int {
 	d.clear()
 	fmt.Fprintln(sh.Out, frame(fmt.Sprintf("Lesson %d · %s", l.Number, l.Title),
 		d.body(l.Intro, fmt.Sprintf("%d steps · about %d minutes", len(l.Steps), l.Minutes)), sh.Width, th))
+	if sh.web != nil {
+		fmt.Fprintln(sh.Out, "  "+th.Dim.Render("live view: ")+th.Cmd.Render(sh.web.srv.URL))
+	}
 	if d.pause(ctx, "press a key to begin") != nil {
 		return 0
 	}
 	failed := 0
 	for i := range l.Steps {
 		st := &l.Steps[i]
+		sh.web.atStep(l, i)
 		d.clear()
 		fmt.Fprintln(sh.Out, frame(fmt.Sprintf("Step %d of %d · %s", i+1, len(l.Steps), st.Title), d.body(st.Text, ""), sh.Width, th))
 		next := fmt.Sprintf("press a key for step %d", i+2)

@@ -37,6 +37,7 @@ flags:
   --theme NAME      colour theme: default, or contrast for projectors
   --cgroup-parent P put stepbox's cgroups under P (a cgroup path such as /mine) instead of the session's own cgroup
   --record FILE     write an asciicast v2 recording of the session or demo to FILE
+  --web ADDR        serve the live view, a read-only page for a projector, on ADDR (127.0.0.1:8080)
 
 Inside, 'help' lists the commands.
 `
@@ -49,6 +50,7 @@ func Main(args []string) int {
 	plain := fs.Bool("plain", false, "")
 	theme := fs.String("theme", "default", "")
 	record := fs.String("record", "", "")
+	web := fs.String("web", "", "")
 	fs.StringVar(&primitives.CgroupParentOverride, "cgroup-parent", "", "")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -87,15 +89,15 @@ func Main(args []string) int {
 			return 2
 		}
 	case "lesson":
-		return LessonMain(rest[1:], dirs, ShellOptions{Plain: *plain, Theme: *theme, Record: *record})
+		return LessonMain(rest[1:], dirs, ShellOptions{Plain: *plain, Theme: *theme, Record: *record, Web: *web})
 	case "demo":
-		return DemoMain(rest[1:], dirs, ShellOptions{Plain: *plain, Theme: *theme, Record: *record})
+		return DemoMain(rest[1:], dirs, ShellOptions{Plain: *plain, Theme: *theme, Record: *record, Web: *web})
 	case "":
 	default:
 		fmt.Fprintf(os.Stderr, "stepbox: unknown command %q\n\n%s", sub, usage)
 		return 2
 	}
-	o := ShellOptions{Plain: *plain, Theme: *theme, Record: *record}
+	o := ShellOptions{Plain: *plain, Theme: *theme, Record: *record, Web: *web}
 	return runShell(dirs, o, func(sh *Shell, term *primitives.Terminal) int {
 		switch {
 		case sub == "run":
@@ -114,6 +116,7 @@ type ShellOptions struct {
 	Plain  bool
 	Theme  string
 	Record string // --record FILE
+	Web    string // --web ADDR: the live view's address
 }
 
 // theme picks the theme as Main does: plain without a terminal or colour.
@@ -164,10 +167,18 @@ func runShell(dirs primitives.Dirs, o ShellOptions, run func(sh *Shell, term *pr
 		s.Close()
 		return 1
 	}
+	if o.Web != "" {
+		if err := sh.StartWeb(o.Web); err != nil {
+			fmt.Fprintln(os.Stderr, "stepbox: --web:", err)
+			s.Close()
+			return 1
+		}
+	}
 	var once sync.Once
 	code := 0
 	teardown := func() int {
 		once.Do(func() {
+			sh.StopWeb()
 			term.Restore()
 			if err := s.Close(); err != nil {
 				fmt.Fprintln(os.Stderr, "stepbox: teardown:", err)

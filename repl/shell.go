@@ -44,6 +44,7 @@ type Shell struct {
 
 	layerStore layerStore
 	lastCgroup *cgroups.Snapshot // the previous cgroup panel's reading, for CPU rates
+	web        *liveView         // the live view, when `web on` (web_live.go)
 }
 
 // NewShell makes a shell over an open session.
@@ -139,10 +140,11 @@ func (e *ExitError) Error() string {
 }
 
 // Execute runs one line: a command, a `!` host command, or a comment.
-func (sh *Shell) Execute(ctx context.Context, line string) error {
+func (sh *Shell) Execute(ctx context.Context, line string) (err error) {
 	sh.interrupt = ctx
 	defer func() { sh.interrupt = context.Background() }()
 	defer sh.Watch.Around(sh, line)()
+	defer func() { sh.web.afterLine(sh, line, err) }()
 	trimmed := strings.TrimSpace(line)
 	if trimmed == "" || strings.HasPrefix(trimmed, "#") {
 		return nil
