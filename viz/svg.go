@@ -193,8 +193,13 @@ func liveBox(box LiveBox, beside string) string {
 	return b.String()
 }
 
-// stepCallsShown is how many syscalls the record shows before "… N more".
-const stepCallsShown = 8
+// The step record's limits: calls and shell lines shown before "… N more",
+// and the columns a call is cut to (its longest path loses its middle).
+const (
+	stepCallsShown = 8
+	stepShellShown = 4
+	stepCallCols   = 46
+)
 
 // StepHTML is the last step's record as the page shows it: what it did,
 // its syscalls in strace form, the same with standard tools, man pages.
@@ -214,15 +219,19 @@ func StepHTML(s *step.Step) string {
 		if strings.HasPrefix(c.Result, "-1") {
 			class = "call failed"
 		}
-		fmt.Fprintf(&b, `<li class="%s"><code>%s = %s</code></li>`, class, esc(c.Syscall), esc(c.Result))
+		fmt.Fprintf(&b, `<li class="%s"><code>%s</code></li>`, class, esc(shortenArgs(c.String(), stepCallCols)))
 	}
 	b.WriteString(`</ol></div><div><h3>with standard tools</h3><pre class="shell">`)
 	for i, l := range s.Shell {
-		if i == stepCallsShown {
+		if i == stepShellShown {
 			fmt.Fprintf(&b, "… %d more", len(s.Shell)-i)
 			break
 		}
-		b.WriteString(esc(l) + "\n")
+		// The page has no room for the comments the shell lines carry.
+		if cmd, _, ok := strings.Cut(l, "   # "); ok {
+			l = cmd
+		}
+		b.WriteString(esc(shortenArgs(l, stepCallCols)) + "\n")
 	}
 	b.WriteString(`</pre>`)
 	if len(s.Man) > 0 {

@@ -27,11 +27,11 @@ func CgroupSVG(snap cgroups.Snapshot) string {
 	if snap.Mode.Version() == 1 {
 		version = "v1"
 	}
-	d.text(0, 22, "title", fit("cgroups · "+version+" · live usage against limits", svgW, svgTitle))
+	d.text(0, 22, "title", fit("cgroups · "+version+" · usage / limit", svgW, svgTitle))
 	y := 34
 	parent := snap.Parent
 	d.add(`<g class="cgroup parent" data-cgroup="%s"><text x="4" y="%d"><tspan class="name">%s</tspan> <tspan class="dim">stepbox's parent · %s</tspan></text></g>`,
-		esc(parent.Name), y+18, esc(fit(parent.Name, 200, svgText)), quantity(len(parent.Procs), "process"))
+		esc(parent.Name), y+18, esc(fit(parent.Name, 200, svgText)), processes(len(parent.Procs)))
 	y += svgRow
 	for _, c := range parent.Children {
 		y = cgroupNode(&d, c, snap.BoxGroup, 1, y)
@@ -51,7 +51,7 @@ func cgroupNode(d *svgDoc, n cgroups.Node, own string, depth, y int) int {
 	if n.Name == own {
 		class += " own"
 	}
-	procs := quantity(len(n.Procs), "process")
+	procs := processes(len(n.Procs))
 	d.add(`<g class="%s" data-cgroup="%s"><path class="branch" d="M%d %d V%d H%d"/><text x="%d" y="%d"><tspan class="name">%s</tspan> <tspan class="dim">%s</tspan></text>`,
 		class, esc(n.Name), x-cgIndent+10, y, y+12, x-4, x, y+18, esc(fit(n.Name, svgW-x-int(float64(len(procs))*svgSmall*svgCharEm)-16, svgText)), procs)
 	y += svgRow
@@ -98,4 +98,12 @@ func meterSVG(d *svgDoc, m usageMeter, x, y int) int {
 	d.add(`<g class="bar %s" data-resource="%s" data-current="%d" data-max="%s"><text x="%d" y="%d" class="meter">%s</text><rect class="track" x="%d" y="%d" width="%d" height="%d" rx="3"/><rect class="fill" x="%d" y="%d" width="%d" height="%d" rx="3"/><text x="%d" y="%d" class="value">%s</text></g>`,
 		level, m.label, m.cur, maxAttr, x, y+15, m.label, barX, y+2, cgBarW, cgBarH, barX, y+2, fill, cgBarH, textX, y+15, esc(fit(m.text, svgW-textX, svgSmall)))
 	return y + svgRow - 4
+}
+
+// processes says "1 process", "3 processes".
+func processes(n int) string {
+	if n == 1 {
+		return "1 process"
+	}
+	return fmt.Sprintf("%d processes", n)
 }

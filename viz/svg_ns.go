@@ -51,8 +51,8 @@ func NamespaceSVG(s primitives.NamespaceSnapshot, before *primitives.NamespaceSn
 			prev[r.Type] = r
 		}
 	}
-	host := &nsFrame{class: "host", label: fmt.Sprintf("host · the session, PID %d", s.HostPID)}
-	box := &nsFrame{class: "boxns", label: fmt.Sprintf("box %s · its own namespaces", s.Box)}
+	host := &nsFrame{class: "host", label: fmt.Sprintf("host's namespaces · the session, PID %d", s.HostPID)}
+	box := &nsFrame{class: "boxns", label: fmt.Sprintf("box %s · namespaces of its own", s.Box)}
 	host.procs = []procChip{{label: "stepbox session", pid: s.HostPID, boxPID: s.HostPID, role: "session"}}
 	host.inner = box
 	var init *nsFrame
@@ -84,6 +84,10 @@ func NamespaceSVG(s primitives.NamespaceSnapshot, before *primitives.NamespaceSn
 	body, h := host.draw(svgW)
 	d.add(`<g transform="translate(0,34)">%s</g>`, body)
 	d.h = 34 + h + 2
+	if strings.Contains(body, "ns changed") {
+		d.text(4, d.h+18, "dim", "★ made by the last step")
+		d.h += 26
+	}
 	return d.finish("ns-"+s.Box, "namespaces of box "+s.Box)
 }
 

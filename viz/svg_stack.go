@@ -34,7 +34,7 @@ func StackSVG(snap rootfs.StackSnapshot) string {
 			deleted++
 		}
 	}
-	merged := "merged · not yet the box's / (pivot_root)"
+	merged := "merged · / after pivot_root"
 	if snap.Entered {
 		merged = "merged · the box's /"
 	}
@@ -81,7 +81,7 @@ func StackSVG(snap rootfs.StackSnapshot) string {
 	}
 	y += 14
 	if len(snap.Changes) == 0 {
-		d.text(0, y+4, "dim", "the upper dir is empty: the box sees the layers as they are")
+		d.text(0, y+4, "dim", fit("upper dir empty: the layers as they are", svgW, svgSmall))
 		d.h = y + 14
 		return d.finish("stack", "layer stack")
 	}
