@@ -101,6 +101,11 @@ func TestLiveViewDrawsTheBoxAsItIsBuilt(t *testing.T) {
 	c.call(t, "Page.navigate", map[string]any{"url": url}, nil)
 	c.waitSeq(t, 0)
 	shots := artifactDir(t)
+	var elsewhere []string
+	c.eval(t, `performance.getEntriesByType("resource").map(e => e.name).filter(n => !n.startsWith(location.origin + "/"))`, &elsewhere)
+	if len(elsewhere) > 0 {
+		t.Errorf("the page loaded %v from elsewhere", elsewhere)
+	}
 
 	me := os.Getpid()
 	steps := []struct {

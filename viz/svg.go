@@ -77,7 +77,7 @@ func (d *svgDoc) text(x, y int, class, s string) {
 // finish wraps the elements in an <svg> named by id and labelled for
 // screen readers.
 func (d *svgDoc) finish(id, label string) string {
-	return fmt.Sprintf(`<svg id="%s" class="panel" viewBox="0 0 %d %d" width="%d" height="%d" role="img" aria-label="%s" xmlns="http://www.w3.org/2000/svg">%s</svg>`,
+	return fmt.Sprintf(`<svg id="%s" class="panel" viewBox="0 0 %d %d" width="%d" height="%d" role="img" aria-label="%s">%s</svg>`,
 		id, svgW, d.h, svgW, d.h, esc(label), d.b.String())
 }
 

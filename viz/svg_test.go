@@ -139,7 +139,7 @@ func TestCgroupSVGFillsBarsAgainstLimits(t *testing.T) {
 	svg := CgroupSVG(hybridSnapshot())
 	for _, want := range []string{
 		`<g class="bar full" data-resource="pids" data-current="20" data-max="20">`,
-		`<g class="bar full" data-resource="memory" data-current="33550336" data-max="33554432">`,
+		`<g class="bar high" data-resource="memory" data-current="33550336" data-max="33554432">`,
 		`<g class="bar nolimit" data-resource="pids" data-current="1" data-max="max">`,
 		`forks refused 37`,
 	} {
