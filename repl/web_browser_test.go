@@ -197,6 +197,48 @@ func TestLiveViewDrawsTheBoxAsItIsBuilt(t *testing.T) {
 		}
 		checkScreen(t, s.line, p, shot)
 	}
+
+	// A second box goes beside the first; the light theme is one key away.
+	run(t, sh, out, "new db", "use web")
+	sh.web.mu.Lock()
+	seq := sh.web.seq
+	sh.web.mu.Unlock()
+	c.waitSeq(t, seq)
+	var p pageElements
+	c.eval(t, readPage, &p)
+	boxes := map[string]bool{}
+	for _, pr := range p.Procs {
+		boxes[pr.Box] = true
+	}
+	if !boxes["web"] || !boxes["db"] {
+		t.Errorf("two boxes, but the page draws processes of %v", boxes)
+	}
+	if p.ScrollW > p.ViewW {
+		t.Errorf("two boxes make the page %d wide, more than the screen's %d", p.ScrollW, p.ViewW)
+	}
+	keep := func(name string) []byte {
+		shot := c.screenshot(t)
+		if err := os.WriteFile(filepath.Join(shots, name), shot, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return shot
+	}
+	keep(fmt.Sprintf("%02d-two-boxes.png", len(steps)+1))
+	for _, typ := range []string{"keyDown", "keyUp"} {
+		c.call(t, "Input.dispatchKeyEvent", map[string]any{"type": typ, "key": "t", "text": "t"}, nil)
+	}
+	var theme string
+	c.eval(t, `document.documentElement.className`, &theme)
+	if theme != "light" {
+		t.Errorf("after the key t the theme is %q, want light", theme)
+	}
+	img, err := png.Decode(bytes.NewReader(keep(fmt.Sprintf("%02d-two-boxes-light.png", len(steps)+1))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, g, b, _ := img.At(2, 700).RGBA(); r>>8 < 240 || g>>8 < 240 || b>>8 < 240 {
+		t.Errorf("the light theme's background is %d,%d,%d", r>>8, g>>8, b>>8)
+	}
 }
 
 func wantProc(t *testing.T, p pageElements, pid, boxPID int) {

@@ -219,7 +219,8 @@ func StepHTML(s *step.Step) string {
 		if strings.HasPrefix(c.Result, "-1") {
 			class = "call failed"
 		}
-		fmt.Fprintf(&b, `<li class="%s"><code>%s</code></li>`, class, esc(shortenArgs(c.String(), stepCallCols)))
+		call, _, _ := strings.Cut(c.Syscall, "   # ")
+		fmt.Fprintf(&b, `<li class="%s"><code>%s</code></li>`, class, esc(shortenArgs(call+" = "+c.Result, stepCallCols)))
 	}
 	b.WriteString(`</ol></div><div><h3>with standard tools</h3><pre class="shell">`)
 	for i, l := range s.Shell {
