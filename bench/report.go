@@ -179,6 +179,8 @@ func (r *results) scaleTable(w func(string, ...any)) {
 	w("| overlay of 3 layers, median (µs) | %s | |", get("BenchmarkOverlayPivotProc", "overlay-µs"))
 	w("| pivot_root, median (µs) | %s | |", get("BenchmarkOverlayPivotProc", "pivot_root-µs"))
 	w("| mount proc, median (µs) | %s | |", get("BenchmarkOverlayPivotProc", "proc-µs"))
+	w("| live view: a step's redraw reaches the event stream, p95 (ms) | %s | ≤ 50 |", get("BenchmarkLiveViewRedraw", "p95-ms"))
+	w("| live view: session heap growth after 60 steps with a browser (MB) | %s | ≤ 16 |", get("BenchmarkLiveViewRedraw", "heap-MB-after-60"))
 	m := r.Memory
 	w("| session holding the full container: VmRSS / PSS (MB) | %.1f / %.1f | ≤ 40 |", m.SessionRSS, m.SessionPSS)
 	w("| its box process: VmRSS / PSS (MB) | %.1f / %.1f | ≤ 10 |", m.BoxRSS, m.BoxPSS)
@@ -188,7 +190,7 @@ func (r *results) scaleTable(w func(string, ...any)) {
 	for name := range r.Bench {
 		if strings.HasPrefix(name, "BenchmarkContainerSteps") || strings.HasPrefix(name, "BenchmarkFiftyBoxes") ||
 			strings.HasPrefix(name, "BenchmarkHundredLayers") || strings.HasPrefix(name, "BenchmarkStackFiles") ||
-			strings.HasPrefix(name, "BenchmarkOverlayPivotProc") {
+			strings.HasPrefix(name, "BenchmarkOverlayPivotProc") || strings.HasPrefix(name, "BenchmarkLiveViewRedraw") {
 			continue
 		}
 		other = append(other, name)
