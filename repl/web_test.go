@@ -2,11 +2,13 @@ package repl
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -185,5 +187,46 @@ func TestSlowBrowserNeverBlocksAStep(t *testing.T) {
 	case <-done:
 	case <-time.After(time.Minute):
 		t.Fatal("publishing waited for a browser that does not read")
+	}
+}
+
+// TestLiveViewBarsMoveWhileACommandRuns: between steps the cgroup bars
+// are read again every second, from the host's cgroup files alone, so
+// a running command's tasks show on the page before it ends.
+func TestLiveViewBarsMoveWhileACommandRuns(t *testing.T) {
+	sh, out := liveShell(t)
+	run(t, sh, out, "new web", "unshare pid mnt", "cgroup new", "cgroup attach")
+	if err := sh.StartWeb(webDefaultAddr); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sh.StopWeb() })
+	resp, err := http.Get(sh.web.srv.URL + "events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	pids := regexp.MustCompile(`data-resource="pids" data-current="(\d+)"`)
+	r := bufio.NewReader(resp.Body)
+	current := func() int {
+		m := pids.FindStringSubmatch(readEvent(t, r))
+		if m == nil {
+			t.Fatal("the drawing has no pids bar")
+		}
+		n, _ := strconv.Atoi(m[1])
+		return n
+	}
+	idle := current()
+	done := make(chan error, 1)
+	go func() {
+		done <- sh.Execute(context.Background(), "exec sh -c 'for i in 1 2 3 4 5 6; do sleep 5 & done; wait'")
+	}()
+	// The sleeps are reaped before the step's own redraw: only a drawing
+	// made while they ran can count them. Without one the stream is cut.
+	stop := time.AfterFunc(30*time.Second, func() { resp.Body.Close() })
+	defer stop.Stop()
+	for n := current(); n < idle+6; n = current() {
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }
