@@ -231,6 +231,9 @@ func sseEvent(name, data string) string {
 func (s *liveServer) publish(page string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if page == s.page {
+		return // a second's reading that changed nothing
+	}
 	s.page = page
 	for ch := range s.clients {
 		select {

@@ -2,6 +2,7 @@ package repl
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"image"
 	"image/png"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"stepbox/primitives"
 	"stepbox/primitives/cgroups"
@@ -238,6 +240,32 @@ func TestLiveViewDrawsTheBoxAsItIsBuilt(t *testing.T) {
 	}
 	if r, g, b, _ := img.At(2, 700).RGBA(); r>>8 < 240 || g>>8 < 240 || b>>8 < 240 {
 		t.Errorf("the light theme's background is %d,%d,%d", r>>8, g>>8, b>>8)
+	}
+
+	// Without JavaScript the page is the last state, drawn by the server.
+	c.call(t, "Emulation.setScriptExecutionDisabled", map[string]any{"value": true}, nil)
+	c.call(t, "Page.navigate", map[string]any{"url": url}, nil)
+	var still struct {
+		Status string
+		Chips  int
+	}
+	// Evaluating in the page fails while the navigation replaces it.
+	for try := 0; ; try++ {
+		var r struct {
+			Result struct{ Value json.RawMessage }
+		}
+		err := c.try("Runtime.evaluate", map[string]any{"returnByValue": true, "expression": `document.readyState === "complete" && document.getElementById("now") ?
+			{status: document.getElementById("status").textContent, chips: document.querySelectorAll("section.box g.ns").length} : null`}, &r)
+		if err == nil && string(r.Result.Value) != "null" && json.Unmarshal(r.Result.Value, &still) == nil {
+			break
+		}
+		if try == 300 {
+			t.Fatalf("the page without JavaScript never loaded: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if still.Chips < 16 || still.Status != "the state when this page loaded" {
+		t.Errorf("without JavaScript the page shows %d namespace chips (want both boxes' 16) and says %q", still.Chips, still.Status)
 	}
 }
 

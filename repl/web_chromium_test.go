@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -111,6 +112,13 @@ func startChromium(t *testing.T, path string) *chromium {
 // there is a page) and decodes its result into out.
 func (c *chromium) call(t *testing.T, method string, params any, out any) {
 	t.Helper()
+	if err := c.try(method, params, out); err != nil {
+		t.Fatalf("chromium %s: %v", method, err)
+	}
+}
+
+// try is call that returns the browser's error instead of failing.
+func (c *chromium) try(method string, params any, out any) error {
 	c.id++
 	msg := map[string]any{"id": c.id, "method": method}
 	if params != nil {
@@ -121,7 +129,7 @@ func (c *chromium) call(t *testing.T, method string, params any, out any) {
 	}
 	raw, _ := json.Marshal(msg)
 	if _, err := c.w.Write(append(raw, 0)); err != nil {
-		t.Fatalf("chromium %s: %v", method, err)
+		return err
 	}
 	deadline := time.After(30 * time.Second)
 	for {
@@ -129,24 +137,22 @@ func (c *chromium) call(t *testing.T, method string, params any, out any) {
 		case m, ok := <-c.msgs:
 			if !ok {
 				if method == "Browser.close" {
-					return
+					return nil
 				}
-				t.Fatalf("chromium %s: the browser went away", method)
+				return errors.New("the browser went away")
 			}
 			if m.ID != c.id {
 				continue
 			}
 			if m.Error != nil {
-				t.Fatalf("chromium %s: %s", method, m.Error.Message)
+				return errors.New(m.Error.Message)
 			}
 			if out != nil {
-				if err := json.Unmarshal(m.Result, out); err != nil {
-					t.Fatalf("chromium %s: %v", method, err)
-				}
+				return json.Unmarshal(m.Result, out)
 			}
-			return
+			return nil
 		case <-deadline:
-			t.Fatalf("chromium %s: no answer in 30s", method)
+			return errors.New("no answer in 30s")
 		}
 	}
 }

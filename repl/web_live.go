@@ -17,8 +17,8 @@ func init() {
 		Name: "web", Group: "session", Usage: "web [on|off] [--listen ADDR]", MaxArgs: 1,
 		Summary: "the live view: a read-only page for a projector that redraws the box after every step",
 		Kernel:  "an HTTP server on loopback (127.0.0.1) unless --listen names another address; the page reads the same snapshots as the panels and never runs a command",
-		Example: "web on", Man: "",
-		Flags: []Flag{{Name: "listen", Value: "ADDR", Help: "HOST:PORT to listen on; beyond loopback the address printed carries a token"}},
+		Example: "web on",
+		Flags:   []Flag{{Name: "listen", Value: "ADDR", Help: "HOST:PORT to listen on; beyond loopback the address printed carries a token"}},
 		Complete: func(sh *Shell, args []string) []Suggestion {
 			if len(args) > 1 {
 				return nil
