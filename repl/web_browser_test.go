@@ -79,6 +79,9 @@ func artifactDir(t *testing.T) string {
 		root = filepath.Join(os.TempDir(), "stepbox-artifacts")
 	}
 	dir := filepath.Join(root, "live-view")
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -110,6 +113,21 @@ func TestLiveViewDrawsTheBoxAsItIsBuilt(t *testing.T) {
 	}
 
 	me := os.Getpid()
+	// After `unshare uts ipc net mnt pid`: each namespace in the frame of
+	// who has it, with the kernel's inode, and the step's new ones marked.
+	unshared := func(t *testing.T, b *primitives.Box, p pageElements) {
+		owner := map[string]string{"uts": "boxns", "ipc": "boxns", "net": "boxns", "mnt": "boxns", "pid": "initns", "cgroup": "host", "time": "host", "user": "host"}
+		for _, ns := range p.NS {
+			pid := map[string]int{"host": me, "boxns": b.PID(), "initns": b.InitPID()}[owner[ns.Type]]
+			if ns.Owner != owner[ns.Type] || ns.Inode != nsInode(t, pid, ns.Type) {
+				t.Errorf("%s drawn in %s's frame with inode %d; the kernel has it in %s's, inode %d", ns.Type, ns.Owner, ns.Inode, owner[ns.Type], nsInode(t, pid, ns.Type))
+			}
+			if made := owner[ns.Type] != "host"; ns.Changed != made {
+				t.Errorf("%s marked as made by the step: %v, want %v", ns.Type, ns.Changed, made)
+			}
+		}
+		wantProc(t, p, b.InitPID(), 1)
+	}
 	steps := []struct {
 		line  string
 		check func(t *testing.T, b *primitives.Box, p pageElements)
@@ -125,19 +143,8 @@ func TestLiveViewDrawsTheBoxAsItIsBuilt(t *testing.T) {
 			}
 			wantProc(t, p, b.PID(), b.PID())
 		}},
-		{"unshare uts ipc net mnt pid", func(t *testing.T, b *primitives.Box, p pageElements) {
-			owner := map[string]string{"uts": "boxns", "ipc": "boxns", "net": "boxns", "mnt": "boxns", "pid": "initns", "cgroup": "host", "time": "host", "user": "host"}
-			for _, ns := range p.NS {
-				pid := map[string]int{"host": me, "boxns": b.PID(), "initns": b.InitPID()}[owner[ns.Type]]
-				if ns.Owner != owner[ns.Type] || ns.Inode != nsInode(t, pid, ns.Type) {
-					t.Errorf("%s drawn in %s's frame with inode %d; the kernel has it in %s's, inode %d", ns.Type, ns.Owner, ns.Inode, owner[ns.Type], nsInode(t, pid, ns.Type))
-				}
-				if made := owner[ns.Type] != "host"; ns.Changed != made {
-					t.Errorf("%s marked as made by the step: %v, want %v", ns.Type, ns.Changed, made)
-				}
-			}
-			wantProc(t, p, b.InitPID(), 1)
-		}},
+		{"unshare uts ipc net mnt pid", unshared},
+		{"ns", unshared}, // a look changes nothing: the step's marks stay
 		{"mount overlay base", func(t *testing.T, b *primitives.Box, p pageElements) {
 			base := b.FS().Layers[0]
 			want := []string{"merged 0", "upper 0", fmt.Sprintf("base %d", countFiles(t, base.Dir))}

@@ -2,6 +2,7 @@ package repl
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -113,7 +114,7 @@ type liveView struct {
 	mu      sync.Mutex
 	state   viz.LiveState
 	seq     int
-	before  map[string]primitives.NamespaceSnapshot                      // each box's table at the previous step
+	before  map[string]nsTables                                          // each box's namespace tables
 	cgroups map[string]func(*cgroups.Snapshot) (cgroups.Snapshot, error) // each box's cgroup reader
 	// demo is the lesson `demo` plays, at step demoStep (0-based).
 	demo     *lessons.Lesson
@@ -156,15 +157,12 @@ func (v *liveView) gather(sh *Shell, line string, err error) viz.LiveState {
 	}
 	tree, treeErr := sh.Session.ProcessTree()
 	readers := map[string]func(*cgroups.Snapshot) (cgroups.Snapshot, error){}
-	before := map[string]primitives.NamespaceSnapshot{}
+	before := map[string]nsTables{}
 	for _, b := range liveBoxes(sh) {
 		lb := viz.LiveBox{Name: b.Name, Stage: stage(b)}
 		if ns, err := b.Namespaces(); err == nil {
 			lb.Namespaces = &ns
-			before[b.Name] = ns
-			if prev, ok := v.before[b.Name]; ok {
-				lb.Before = &prev
-			}
+			lb.Before, before[b.Name] = v.nsBefore(b.Name, ns)
 		} else {
 			lb.Errors = append(lb.Errors, "namespaces: "+err.Error())
 		}
@@ -197,6 +195,25 @@ func (v *liveView) gather(sh *Shell, line string, err error) viz.LiveState {
 	v.before, v.cgroups = before, readers
 	v.mu.Unlock()
 	return st
+}
+
+// nsTables is a box's namespace table now and before its last change.
+type nsTables struct{ now, before *primitives.NamespaceSnapshot }
+
+// nsBefore is what box name's namespace table ns is compared with to
+// mark what the last step made: the table before the last line that
+// changed it, so `ns` or `help` after `unshare` keep the marks.
+func (v *liveView) nsBefore(name string, ns primitives.NamespaceSnapshot) (*primitives.NamespaceSnapshot, nsTables) {
+	v.mu.Lock()
+	was, ok := v.before[name]
+	v.mu.Unlock()
+	switch {
+	case !ok:
+		return nil, nsTables{now: &ns}
+	case slices.Equal(was.now.Rows, ns.Rows) && was.now.InitPID == ns.InitPID:
+		return was.before, nsTables{now: &ns, before: was.before}
+	}
+	return was.now, nsTables{now: &ns, before: was.now}
 }
 
 // lastCgroup is box name's cgroup reading on the page, for CPU rates.

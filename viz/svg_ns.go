@@ -57,7 +57,7 @@ func NamespaceSVG(s primitives.NamespaceSnapshot, before *primitives.NamespaceSn
 	host.inner = box
 	var init *nsFrame
 	if s.InitPID != 0 {
-		init = &nsFrame{class: "initns", label: "PID 1 · made for its children"}
+		init = &nsFrame{class: "initns", label: "PID 1 · the box's *_for_children"}
 		box.inner = init
 	}
 	for _, r := range s.Rows {
