@@ -159,7 +159,7 @@ func (v *liveView) gather(sh *Shell, line string, err error) viz.LiveState {
 	readers := map[string]func(*cgroups.Snapshot) (cgroups.Snapshot, error){}
 	before := map[string]nsTables{}
 	for _, b := range liveBoxes(sh) {
-		lb := viz.LiveBox{Name: b.Name, Stage: stage(b)}
+		lb := viz.LiveBox{Name: b.Name, Stage: stage(b), Hostname: b.Hostname()}
 		if ns, err := b.Namespaces(); err == nil {
 			lb.Namespaces = &ns
 			lb.Before, before[b.Name] = v.nsBefore(b.Name, ns)

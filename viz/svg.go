@@ -40,6 +40,7 @@ type LiveLesson struct {
 // not reached (no overlay yet, no cgroup yet).
 type LiveBox struct {
 	Name, Stage string
+	Hostname    string // set with `hostname`, or ""
 	Namespaces  *primitives.NamespaceSnapshot
 	// Before is the namespace table before the last step: the inodes
 	// that differ from it are the ones the step made.
@@ -166,8 +167,12 @@ func liveHeader(s LiveState) string {
 // makes it.
 func liveBox(box LiveBox, beside string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, `<section class="box" data-box="%s"><h2>box %s <span class="stage">%s</span></h2><div class="panels">`,
-		esc(box.Name), esc(box.Name), esc(box.Stage))
+	host := ""
+	if box.Hostname != "" {
+		host = fmt.Sprintf(` <span class="hostname">hostname %s</span>`, esc(box.Hostname))
+	}
+	fmt.Fprintf(&b, `<section class="box" data-box="%s"><h2>box %s%s <span class="stage">%s</span></h2><div class="panels">`,
+		esc(box.Name), esc(box.Name), host, esc(box.Stage))
 	b.WriteString(`<div class="col ns">`)
 	if box.Namespaces != nil {
 		b.WriteString(NamespaceSVG(*box.Namespaces, box.Before, box.Processes))

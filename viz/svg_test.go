@@ -39,7 +39,7 @@ func liveState() LiveState {
 		Seq: 7, Line: "cgroup attach", Step: failedRecord(),
 		Lesson: &LiveLesson{Number: 6, Steps: 9, Title: "Putting it together", Step: 4, StepTitle: "A cgroup of its own", Pass: true, Saw: "box web is in cgroup web-0123456789ab"},
 		Boxes: []LiveBox{
-			{Name: "web", Stage: "uts,ipc,net,mnt,pid|pivot|cg", Namespaces: &ns, Before: webBefore(), Processes: webProcesses().Children[0], Stack: &st, Cgroup: &cg},
+			{Name: "web", Hostname: "web1", Stage: "uts,ipc,net,mnt,pid|pivot|cg", Namespaces: &ns, Before: webBefore(), Processes: webProcesses().Children[0], Stack: &st, Cgroup: &cg},
 			{Name: "db", Namespaces: &db, Processes: webProcesses().Children[1]},
 		},
 	}
