@@ -80,6 +80,15 @@ func TestLiveViewBeyondLoopbackRefusesRequestsWithoutItsToken(t *testing.T) {
 	if code, _ := get(t, base+"/?token="+s.token); code != http.StatusOK {
 		t.Errorf("GET with the token = %d, want 200", code)
 	}
+	// The page's script asks for its events with the page's own query.
+	resp, err := http.Get(base + "/events?token=" + s.token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if got := readEvent(t, bufio.NewReader(resp.Body)); resp.StatusCode != http.StatusOK || got != `<p id="drawing">first</p>` {
+		t.Errorf("events with the token: %d %q", resp.StatusCode, got)
+	}
 }
 
 func TestLiveViewAcceptsNothingButGET(t *testing.T) {
