@@ -74,7 +74,7 @@ func (sh *Shell) StartWeb(addr string) error {
 		sh.say("the live view is already at %s (`web off` stops it)", sh.web.srv.URL)
 		return nil
 	}
-	v := &liveView{cgroups: map[string]func(*cgroups.Snapshot) (cgroups.Snapshot, error){}, stop: make(chan struct{})}
+	v := &liveView{cgroups: map[string]cgroupReader{}, stop: make(chan struct{})}
 	v.state = v.gather(sh, "", nil)
 	srv, err := startLiveServer(addr, viz.LivePage(v.state))
 	if err != nil {
@@ -103,6 +103,10 @@ func (sh *Shell) StopWeb() error {
 	return v.srv.Close()
 }
 
+// cgroupReader reads a box's cgroup tree from the host's files alone
+// (primitives.Box.CgroupReader).
+type cgroupReader = func(prev *cgroups.Snapshot) (cgroups.Snapshot, error)
+
 // liveView is the shell's side of the live view: it gathers the
 // snapshots after each step (on the shell's goroutine, where the boxes
 // may be asked) and reads the cgroup bars again every second between
@@ -114,8 +118,8 @@ type liveView struct {
 	mu      sync.Mutex
 	state   viz.LiveState
 	seq     int
-	before  map[string]nsTables                                          // each box's namespace tables
-	cgroups map[string]func(*cgroups.Snapshot) (cgroups.Snapshot, error) // each box's cgroup reader
+	before  map[string]nsTables     // each box's namespace tables
+	cgroups map[string]cgroupReader // each box's cgroup reader
 	// demo is the lesson `demo` plays, at step demoStep (0-based).
 	demo     *lessons.Lesson
 	demoStep int
@@ -156,7 +160,7 @@ func (v *liveView) gather(sh *Shell, line string, err error) viz.LiveState {
 		st.Failed = err.Error()
 	}
 	tree, treeErr := sh.Session.ProcessTree()
-	readers := map[string]func(*cgroups.Snapshot) (cgroups.Snapshot, error){}
+	readers := map[string]cgroupReader{}
 	before := map[string]nsTables{}
 	for _, b := range liveBoxes(sh) {
 		lb := viz.LiveBox{Name: b.Name, Stage: stage(b), Hostname: b.Hostname()}
