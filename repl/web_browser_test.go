@@ -156,7 +156,13 @@ func TestLiveViewDrawsTheBoxAsItIsBuilt(t *testing.T) {
 				t.Errorf("layer bands %v, want %v (files counted in %s)", got, want, base.Dir)
 			}
 		}},
-		{"pivot_root", nil},
+		{"pivot_root", func(t *testing.T, b *primitives.Box, p pageElements) {
+			for _, ns := range p.NS {
+				if ns.Changed {
+					t.Errorf("after pivot_root, %s is still marked as made by the last step", ns.Type)
+				}
+			}
+		}},
 		{"exec touch /test", func(t *testing.T, b *primitives.Box, p pageElements) {
 			if _, err := os.Lstat(filepath.Join(b.FS().Upper, "test")); err != nil {
 				t.Fatalf("the upper dir has no test: %v", err)

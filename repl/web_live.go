@@ -10,6 +10,7 @@ import (
 	"stepbox/lessons"
 	"stepbox/primitives"
 	"stepbox/primitives/cgroups"
+	"stepbox/primitives/step"
 	"stepbox/viz"
 )
 
@@ -166,7 +167,7 @@ func (v *liveView) gather(sh *Shell, line string, err error) viz.LiveState {
 		lb := viz.LiveBox{Name: b.Name, Stage: stage(b), Hostname: b.Hostname()}
 		if ns, err := b.Namespaces(); err == nil {
 			lb.Namespaces = &ns
-			lb.Before, before[b.Name] = v.nsBefore(b.Name, ns)
+			lb.Before, before[b.Name] = v.nsBefore(b.Name, ns, sh.lastStep)
 		} else {
 			lb.Errors = append(lb.Errors, "namespaces: "+err.Error())
 		}
@@ -201,23 +202,29 @@ func (v *liveView) gather(sh *Shell, line string, err error) viz.LiveState {
 	return st
 }
 
-// nsTables is a box's namespace table now and before its last change.
-type nsTables struct{ now, before *primitives.NamespaceSnapshot }
+// nsTables is a box's namespace table now, and before the step that
+// last changed it.
+type nsTables struct {
+	now, before *primitives.NamespaceSnapshot
+	step        *step.Step // that step's record
+}
 
 // nsBefore is what box name's namespace table ns is compared with to
-// mark what the last step made: the table before the last line that
-// changed it, so `ns` or `help` after `unshare` keep the marks.
-func (v *liveView) nsBefore(name string, ns primitives.NamespaceSnapshot) (*primitives.NamespaceSnapshot, nsTables) {
+// mark what the last step made. Lines that are no step (`ns`, `help`)
+// keep the marks of the step before them; the next step clears them.
+func (v *liveView) nsBefore(name string, ns primitives.NamespaceSnapshot, last *step.Step) (*primitives.NamespaceSnapshot, nsTables) {
 	v.mu.Lock()
 	was, ok := v.before[name]
 	v.mu.Unlock()
 	switch {
 	case !ok:
-		return nil, nsTables{now: &ns}
-	case slices.Equal(was.now.Rows, ns.Rows) && was.now.InitPID == ns.InitPID:
-		return was.before, nsTables{now: &ns, before: was.before}
+		return nil, nsTables{now: &ns, step: last}
+	case !slices.Equal(was.now.Rows, ns.Rows) || was.now.InitPID != ns.InitPID:
+		return was.now, nsTables{now: &ns, before: was.now, step: last}
+	case last == was.step:
+		return was.before, was
 	}
-	return was.now, nsTables{now: &ns, before: was.now}
+	return &ns, nsTables{now: &ns, before: &ns, step: last}
 }
 
 // lastCgroup is box name's cgroup reading on the page, for CPU rates.
