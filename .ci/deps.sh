@@ -10,6 +10,8 @@ command -v setpriv >/dev/null || need+=(util-linux)
 command -v ip >/dev/null || need+=(iproute2)
 command -v ps >/dev/null || need+=(procps)
 command -v runc >/dev/null || need+=(runc) # export bundle's cross-check
+# The live view's test loads the page in headless Chromium.
+command -v chromium >/dev/null || need+=(chromium)
 if [ "${1:-}" = bench ]; then
   command -v bwrap >/dev/null || need+=(bubblewrap)
   command -v hyperfine >/dev/null || need+=(hyperfine)

@@ -181,6 +181,8 @@ func (r *results) scaleTable(w func(string, ...any)) {
 	w("| mount proc, median (µs) | %s | |", get("BenchmarkOverlayPivotProc", "proc-µs"))
 	w("| `image load` of a 100 MB, 5-layer OCI layout: blobs checked, layers unpacked (ms) | %s | |", get("BenchmarkLoadHundredMBImage", "ms/image"))
 	w("| the same: peak resident memory of the process meanwhile (MB, VmHWM) | %s | < 64 |", get("BenchmarkLoadHundredMBImage", "peak-MB"))
+	w("| live view: a step's redraw reaches the event stream, p95 (ms) | %s | ≤ 50 |", get("BenchmarkLiveViewRedraw", "p95-ms"))
+	w("| live view: session heap growth after 60 steps with a browser (MB) | %s | ≤ 16 |", get("BenchmarkLiveViewRedraw", "heap-MB-after-60"))
 	m := r.Memory
 	w("| session holding the full container: VmRSS / PSS (MB) | %.1f / %.1f | ≤ 40 |", m.SessionRSS, m.SessionPSS)
 	w("| its box process: VmRSS / PSS (MB) | %.1f / %.1f | ≤ 10 |", m.BoxRSS, m.BoxPSS)
@@ -190,7 +192,8 @@ func (r *results) scaleTable(w func(string, ...any)) {
 	for name := range r.Bench {
 		if strings.HasPrefix(name, "BenchmarkContainerSteps") || strings.HasPrefix(name, "BenchmarkFiftyBoxes") ||
 			strings.HasPrefix(name, "BenchmarkHundredLayers") || strings.HasPrefix(name, "BenchmarkStackFiles") ||
-			strings.HasPrefix(name, "BenchmarkOverlayPivotProc") || strings.HasPrefix(name, "BenchmarkLoadHundredMBImage") {
+			strings.HasPrefix(name, "BenchmarkOverlayPivotProc") || strings.HasPrefix(name, "BenchmarkLoadHundredMBImage") ||
+			strings.HasPrefix(name, "BenchmarkLiveViewRedraw") {
 			continue
 		}
 		other = append(other, name)

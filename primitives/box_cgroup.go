@@ -254,6 +254,28 @@ func (b *Box) CgroupSnapshot(prev *cgroups.Snapshot) (cgroups.Snapshot, error) {
 	return cgroups.TakeSnapshot(h, parent, box, prev)
 }
 
+// CgroupReader returns a reader of stepbox's cgroup tree as the host
+// alone sees it (no OwnView): it holds the hierarchy, the parent and the
+// box's group as they are now and never asks the box, whose methods wait
+// while a command runs, so the live view can read usage every second
+// during one.
+func (b *Box) CgroupReader() (func(prev *cgroups.Snapshot) (cgroups.Snapshot, error), error) {
+	h, err := b.session.Cgroups()
+	if err != nil {
+		return nil, err
+	}
+	b.session.mu.Lock()
+	parent := b.session.parent
+	b.session.mu.Unlock()
+	if parent == nil {
+		return nil, errors.New("no cgroup yet: `cgroup new` makes the box's cgroup")
+	}
+	box := cgroups.Box{Name: b.Name, Group: b.Cgroup(), PID: b.CommandPID()}
+	return func(prev *cgroups.Snapshot) (cgroups.Snapshot, error) {
+		return cgroups.TakeSnapshot(h, parent, box, prev)
+	}, nil
+}
+
 // opCgroupView reads /proc/self/cgroup as the box sees it: after
 // `unshare cgroup` the paths start at the box's own cgroup
 // (cgroup_namespaces(7)). The session cannot read this view from outside.

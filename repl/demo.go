@@ -39,7 +39,7 @@ func DemoMain(args []string, g *globalFlags) int {
 		return flagFailure("stepbox demo", err)
 	}
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "stepbox demo: %v\nusage: stepbox demo N [--auto SECONDS] [--no-pause]\n", err)
+		fmt.Fprintf(os.Stderr, "stepbox demo: %v\nusage: stepbox demo N [--auto SECONDS] [--no-pause] [--web[=ADDR]]\n", err)
 		return 2
 	}
 	dirs, o := g.dirs(), g.shellOptions()
@@ -105,12 +105,16 @@ func (d *demo) play(ctx context.Context, l *lessons.Lesson) int {
 	var names lessons.Names // the demo makes the boxes the lesson names
 	fmt.Fprintln(sh.Out, frame(fmt.Sprintf("Lesson %d · %s", l.Number, l.Title),
 		d.body(names.Fill(l.Intro), fmt.Sprintf("%d steps · about %d minutes", len(l.Steps), l.Minutes)), sh.Width, th))
+	if sh.web != nil {
+		fmt.Fprintln(sh.Out, "  "+th.Dim.Render("live view: ")+th.Cmd.Render(sh.web.srv.URL))
+	}
 	if d.pause(ctx, "press a key to begin") != nil {
 		return 0
 	}
 	failed := 0
 	for i := range l.Steps {
 		st := &l.Steps[i]
+		sh.web.atStep(l, i)
 		d.clear()
 		fmt.Fprintln(sh.Out, frame(fmt.Sprintf("Step %d of %d · %s", i+1, len(l.Steps), st.Title), d.body(names.Fill(st.Text), ""), sh.Width, th))
 		next := fmt.Sprintf("press a key for step %d", i+2)

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"strings"
 
 	"stepbox/primitives"
@@ -17,6 +18,53 @@ type globalFlags struct {
 	plain    bool
 	theme    themeName
 	record   string
+	web      webAddr
+}
+
+// webAddr is --web's value: `--web` alone serves the live view on
+// loopback at a port the kernel picks, `--web ADDR` or `--web=ADDR` on
+// ADDR. It is a switch to the flag package, so `demo 2 --web --auto 1`
+// does not read `--auto` as an address; webArgs joins a following
+// HOST:PORT to it first.
+type webAddr string
+
+func (w *webAddr) String() string   { return string(*w) }
+func (w *webAddr) IsBoolFlag() bool { return true }
+
+func (w *webAddr) Set(v string) error {
+	switch v {
+	case "true":
+		*w = webDefaultAddr
+	case "false":
+		*w = ""
+	default:
+		if _, _, err := net.SplitHostPort(v); err != nil {
+			return fmt.Errorf("use HOST:PORT, as 127.0.0.1:8080 (%v)", err)
+		}
+		*w = webAddr(v)
+	}
+	return nil
+}
+
+// webArgs writes `--web HOST:PORT` as `--web=HOST:PORT`, the form the
+// flag package gives a switch its value in.
+func webArgs(args []string) []string {
+	out := make([]string, 0, len(args))
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if (a == "--web" || a == "-web") && i+1 < len(args) {
+			if _, port, err := net.SplitHostPort(args[i+1]); err == nil && port != "" {
+				out = append(out, a+"="+args[i+1])
+				i++
+				continue
+			}
+		}
+		if a == "--" {
+			return append(out, args[i:]...)
+		}
+		out = append(out, a)
+	}
+	return out
 }
 
 // themeName is --theme's value, checked as it is parsed.
@@ -42,6 +90,7 @@ func (g *globalFlags) flagSet(name string) *flag.FlagSet {
 	fs.BoolVar(&g.plain, "plain", g.plain, "no colours or escape codes")
 	fs.Var(&g.theme, "theme", "colour theme `NAME`: default or contrast")
 	fs.StringVar(&g.record, "record", g.record, "write an asciicast recording to `FILE`")
+	fs.Var(&g.web, "web", "serve the live view on loopback, or on `ADDR`")
 	fs.StringVar(&primitives.CgroupParentOverride, "cgroup-parent", primitives.CgroupParentOverride, "put stepbox's cgroups under the cgroup `PATH`")
 	return fs
 }
@@ -49,13 +98,14 @@ func (g *globalFlags) flagSet(name string) *flag.FlagSet {
 func (g *globalFlags) dirs() primitives.Dirs { return primitives.DefaultDirs(g.stateDir) }
 
 func (g *globalFlags) shellOptions() ShellOptions {
-	return ShellOptions{Plain: g.plain, Theme: string(g.theme), Record: g.record}
+	return ShellOptions{Plain: g.plain, Theme: string(g.theme), Record: g.record, Web: string(g.web)}
 }
 
 // parseFlags parses args with fs, flags anywhere among the other words
 // (which it returns in order); `--` ends the flags.
 func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
 	var words []string
+	args = webArgs(args)
 	for {
 		if err := fs.Parse(args); err != nil {
 			return nil, flagError(fs, err)

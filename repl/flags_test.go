@@ -112,3 +112,33 @@ func TestUnknownSubcommandSuggestsTheNearestOne(t *testing.T) {
 		t.Errorf("stepbox lessen 2: exit %d\n%s", code, out)
 	}
 }
+
+// TestWebTakesAnAddressOrNone: `--web` alone is loopback, `--web ADDR`
+// and `--web=ADDR` name the address, and a flag after `--web` stays a flag.
+func TestWebTakesAnAddressOrNone(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		web  string
+		auto float64
+	}{
+		{[]string{"2", "--web", "--auto", "1"}, webDefaultAddr, 1},
+		{[]string{"--web", "0.0.0.0:8080", "2"}, "0.0.0.0:8080", 0},
+		{[]string{"2", "--web=127.0.0.1:9000"}, "127.0.0.1:9000", 0},
+		{[]string{"2", "--web"}, webDefaultAddr, 0},
+	} {
+		g := &globalFlags{theme: "default"}
+		fs := g.flagSet("stepbox demo")
+		auto := fs.Float64("auto", 0, "")
+		words, err := parseFlags(fs, tc.args)
+		if err != nil {
+			t.Fatalf("%q: %v", tc.args, err)
+		}
+		if string(g.web) != tc.web || *auto != tc.auto || len(words) != 1 || words[0] != "2" {
+			t.Errorf("%q: web %q auto %v words %q; want web %q auto %v words [2]", tc.args, g.web, *auto, words, tc.web, tc.auto)
+		}
+	}
+	g := &globalFlags{}
+	if _, err := parseFlags(g.flagSet("stepbox"), []string{"--web=nowhere"}); err == nil || !strings.Contains(err.Error(), "HOST:PORT") {
+		t.Errorf("--web=nowhere: %v, want an error naming HOST:PORT", err)
+	}
+}

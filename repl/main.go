@@ -36,6 +36,7 @@ flags (before the command or anywhere after it):
   --theme NAME      colour theme: default, or contrast for projectors
   --cgroup-parent P put stepbox's cgroups under P (a cgroup path such as /mine) instead of the session's own cgroup
   --record FILE     write an asciicast v2 recording of the session or demo to FILE
+  --web [ADDR]      serve the live view, a read-only page for a projector (loopback, or ADDR as 127.0.0.1:8080)
 
 Inside, 'help' lists the commands.
 `
@@ -45,7 +46,7 @@ Inside, 'help' lists the commands.
 func Main(args []string) int {
 	g := &globalFlags{theme: "default"}
 	fs := g.flagSet("stepbox")
-	if err := fs.Parse(args); err != nil {
+	if err := fs.Parse(webArgs(args)); err != nil {
 		return flagFailure("stepbox", flagError(fs, err))
 	}
 	rest := fs.Args()
@@ -127,6 +128,7 @@ type ShellOptions struct {
 	Plain  bool
 	Theme  string
 	Record string // --record FILE
+	Web    string // --web ADDR: the live view's address
 }
 
 // theme picks the theme as Main does: plain without a terminal or colour.
@@ -169,10 +171,18 @@ func runShell(dirs primitives.Dirs, o ShellOptions, run func(sh *Shell, term *pr
 		s.Close()
 		return 1
 	}
+	if o.Web != "" {
+		if err := sh.StartWeb(o.Web); err != nil {
+			fmt.Fprintln(os.Stderr, "stepbox: --web:", err)
+			s.Close()
+			return 1
+		}
+	}
 	var once sync.Once
 	code := 0
 	teardown := func() int {
 		once.Do(func() {
+			sh.StopWeb()
 			term.Restore()
 			if err := s.Close(); err != nil {
 				fmt.Fprintln(os.Stderr, "stepbox: teardown:", err)

@@ -46,6 +46,7 @@ type Shell struct {
 	layerStore layerStore
 	imageStore imageStore
 	lastCgroup *cgroups.Snapshot // the previous cgroup panel's reading, for CPU rates
+	web        *liveView         // the live view, when `web on` (web_live.go)
 }
 
 // NewShell makes a shell over an open session.
@@ -160,6 +161,7 @@ func (sh *Shell) Execute(ctx context.Context, line string) (err error) {
 	sh.interrupt = ctx
 	defer func() { sh.interrupt = context.Background() }()
 	defer sh.Watch.Around(sh, line)(&err)
+	defer func() { sh.web.afterLine(sh, line, err) }()
 	trimmed := strings.TrimSpace(line)
 	if trimmed == "" || strings.HasPrefix(trimmed, "#") {
 		return nil

@@ -127,30 +127,13 @@ type usageMeter struct {
 	frac   float64
 	text   string
 	events string
+	// cur and max are the kernel's numbers (bytes, tasks, CPU µs used and
+	// the quota per period), max Unlimited without a limit.
+	cur, max int64
 }
 
 func statLines(n cgroups.Node, width int, t Theme) []string {
-	var ms []usageMeter
-	st := n.Stats
-	if m := st.Memory; m != nil {
-		mt := usageMeter{label: "memory", frac: math.NaN(), text: memSize(m.Current) + " (no limit)"}
-		if m.Max != cgroups.Unlimited {
-			mt.frac, mt.text = ratio(m.Current, m.Max), memSize(m.Current)+" / "+memSize(m.Max)
-		}
-		mt.events = events(eventCount{"oom", m.OOM}, eventCount{"oom_kill", m.OOMKill})
-		ms = append(ms, mt)
-	}
-	if p := st.Pids; p != nil {
-		mt := usageMeter{label: "pids", frac: math.NaN(), text: fmt.Sprintf("%d (no limit)", p.Current)}
-		if p.Max != cgroups.Unlimited {
-			mt.frac, mt.text = ratio(p.Current, p.Max), fmt.Sprintf("%d / %d", p.Current, p.Max)
-		}
-		mt.events = events(eventCount{"forks refused", p.Refused})
-		ms = append(ms, mt)
-	}
-	if c := st.CPU; c != nil {
-		ms = append(ms, cpuMeter(n.CPUs, c))
-	}
+	ms := nodeMeters(n)
 	if len(ms) == 0 {
 		return []string{para(t.Dim, "no memory, pids or cpu controller here", width)}
 	}
@@ -162,11 +145,38 @@ func statLines(n cgroups.Node, width int, t Theme) []string {
 	return out
 }
 
+// nodeMeters reads a node's memory, pids and cpu meters, those it has.
+func nodeMeters(n cgroups.Node) []usageMeter {
+	var ms []usageMeter
+	st := n.Stats
+	if m := st.Memory; m != nil {
+		mt := usageMeter{label: "memory", frac: math.NaN(), text: memSize(m.Current) + " (no limit)", cur: m.Current, max: m.Max}
+		if m.Max != cgroups.Unlimited {
+			mt.frac, mt.text = ratio(m.Current, m.Max), memSize(m.Current)+" / "+memSize(m.Max)
+		}
+		mt.events = events(eventCount{"oom", m.OOM}, eventCount{"oom_kill", m.OOMKill})
+		ms = append(ms, mt)
+	}
+	if p := st.Pids; p != nil {
+		mt := usageMeter{label: "pids", frac: math.NaN(), text: fmt.Sprintf("%d (no limit)", p.Current), cur: p.Current, max: p.Max}
+		if p.Max != cgroups.Unlimited {
+			mt.frac, mt.text = ratio(p.Current, p.Max), fmt.Sprintf("%d / %d", p.Current, p.Max)
+		}
+		mt.events = events(eventCount{"forks refused", p.Refused})
+		ms = append(ms, mt)
+	}
+	if c := st.CPU; c != nil {
+		ms = append(ms, cpuMeter(n.CPUs, c))
+	}
+	return ms
+}
+
 func cpuMeter(used float64, c *cgroups.CPUStats) usageMeter {
-	m := usageMeter{label: "cpu", frac: math.NaN()}
+	m := usageMeter{label: "cpu", frac: math.NaN(), cur: c.UsageUsec, max: cgroups.Unlimited}
 	limit := 0.0
 	if c.QuotaUsec != cgroups.Unlimited && c.PeriodUsec > 0 {
 		limit = float64(c.QuotaUsec) / float64(c.PeriodUsec)
+		m.max = c.QuotaUsec
 	}
 	switch {
 	case used != cgroups.Unknown && limit > 0:

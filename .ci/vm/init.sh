@@ -92,7 +92,9 @@ while read -r name rel; do
 	# ends in Go's timeout panic, which names it, before qemu is killed.
 	timeout=$(busybox awk -v b="$(busybox cat /etc/vm/budget)" -v u="$t0" 'BEGIN{t=int(b-u); if (t>480) t=480; if (t<10) t=10; print t}')
 	echo "=== package $rel (timeout ${timeout}s)"
-	"/tests/$name.test" -test.v -test.count=1 -test.timeout=${timeout}s >/tmp/$name.log 2>&1 </dev/null
+	# The VM holds no browser: the live view's Chromium test runs on the
+	# host only (its kernel side, the cgroup bars, runs here too).
+	"/tests/$name.test" -test.v -test.count=1 -test.timeout=${timeout}s -test.skip '^TestLiveViewDrawsTheBoxAsItIsBuilt$' >/tmp/$name.log 2>&1 </dev/null
 	rc=$?
 	t1=$(busybox cut -d' ' -f1 /proc/uptime)
 	secs=$(busybox awk "BEGIN{printf \"%.1f\", $t1-$t0}")

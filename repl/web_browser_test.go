@@ -1,0 +1,367 @@
+package repl
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"image"
+	"image/png"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"stepbox/primitives"
+	"stepbox/primitives/cgroups"
+)
+
+// pageElements is what the live page shows, read from its own elements
+// (the data-* attributes the drawings carry) by the browser.
+type pageElements struct {
+	Seq int
+	NS  []struct {
+		Box, Type, Owner string
+		Inode            uint64
+		Changed          bool
+	}
+	Procs []struct {
+		Box         string
+		PID, BoxPID int
+	}
+	Layers []struct {
+		Layer string
+		Files int
+	}
+	Changes []struct{ Kind, Path string }
+	Bars    []struct{ Cgroup, Resource, Current, Max string }
+	Panels  []struct {
+		ID                       string
+		Top, Bottom, Left, Right float64
+	}
+	ScrollW, ScrollH, ViewW, ViewH int
+}
+
+const readPage = `(() => {
+	const q = s => Array.from(document.querySelectorAll(s));
+	const box = e => e.closest("section.box").dataset.box;
+	return {
+		seq: Number(document.getElementById("now").dataset.seq),
+		ns: q("g.ns").map(g => ({box: box(g), type: g.dataset.type, owner: g.dataset.owner, inode: Number(g.dataset.inode), changed: g.classList.contains("changed")})),
+		procs: q("g.proc").map(g => ({box: box(g), pid: Number(g.dataset.pid), boxPID: Number(g.dataset.boxpid)})),
+		layers: q("g.layer").map(g => ({layer: g.dataset.layer, files: Number(g.dataset.files)})),
+		changes: q("g.change").map(g => ({kind: g.dataset.kind, path: g.dataset.path})),
+		bars: q("g.bar").map(g => ({cgroup: g.closest("g.cgroup").dataset.cgroup, resource: g.dataset.resource, current: g.dataset.current, max: g.dataset.max})),
+		panels: q("svg.panel, #step").map(s => { const r = s.getBoundingClientRect(); return {id: s.id, top: r.top, bottom: r.bottom, left: r.left, right: r.right}; }),
+		scrollW: document.documentElement.scrollWidth, scrollH: document.documentElement.scrollHeight,
+		viewW: innerWidth, viewH: innerHeight,
+	};
+})()`
+
+// nsInode is the inode of /proc/PID/ns/TYPE, read from the kernel.
+func nsInode(t *testing.T, pid int, typ string) uint64 {
+	t.Helper()
+	var st syscall.Stat_t
+	if err := syscall.Stat(fmt.Sprintf("/proc/%d/ns/%s", pid, typ), &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Ino
+}
+
+// artifactDir keeps the screenshots: $STEPBOX_ARTIFACTS/live-view, or
+// a directory under the system's temp dir, named in the log.
+func artifactDir(t *testing.T) string {
+	t.Helper()
+	root := os.Getenv("STEPBOX_ARTIFACTS")
+	if root == "" {
+		root = filepath.Join(os.TempDir(), "stepbox-artifacts")
+	}
+	dir := filepath.Join(root, "live-view")
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshots in %s", dir)
+	return dir
+}
+
+// TestLiveViewDrawsTheBoxAsItIsBuilt loads the live page in headless
+// Chromium, builds a container step by step, and after each step reads
+// the page's own elements and compares them with the kernel's state;
+// each step's screenshot at 1280×720 is kept and checked for columns
+// left blank and for anything drawn past the screen.
+func TestLiveViewDrawsTheBoxAsItIsBuilt(t *testing.T) {
+	browser := needChromium(t)
+	sh, out := liveShell(t)
+	if err := sh.StartWeb("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sh.StopWeb() })
+	url := sh.web.srv.URL
+	c := startChromium(t, browser)
+	c.call(t, "Page.navigate", map[string]any{"url": url}, nil)
+	c.waitSeq(t, 0)
+	shots := artifactDir(t)
+	var elsewhere []string
+	c.eval(t, `performance.getEntriesByType("resource").map(e => e.name).filter(n => !n.startsWith(location.origin + "/"))`, &elsewhere)
+	if len(elsewhere) > 0 {
+		t.Errorf("the page loaded %v from elsewhere", elsewhere)
+	}
+
+	me := os.Getpid()
+	// After `unshare uts ipc net mnt pid`: each namespace in the frame of
+	// who has it, with the kernel's inode, and the step's new ones marked.
+	unshared := func(t *testing.T, b *primitives.Box, p pageElements) {
+		owner := map[string]string{"uts": "boxns", "ipc": "boxns", "net": "boxns", "mnt": "boxns", "pid": "initns", "cgroup": "host", "time": "host", "user": "host"}
+		for _, ns := range p.NS {
+			pid := map[string]int{"host": me, "boxns": b.PID(), "initns": b.InitPID()}[owner[ns.Type]]
+			if ns.Owner != owner[ns.Type] || ns.Inode != nsInode(t, pid, ns.Type) {
+				t.Errorf("%s drawn in %s's frame with inode %d; the kernel has it in %s's, inode %d", ns.Type, ns.Owner, ns.Inode, owner[ns.Type], nsInode(t, pid, ns.Type))
+			}
+			if made := owner[ns.Type] != "host"; ns.Changed != made {
+				t.Errorf("%s marked as made by the step: %v, want %v", ns.Type, ns.Changed, made)
+			}
+		}
+		wantProc(t, p, b.InitPID(), 1)
+	}
+	steps := []struct {
+		line  string
+		check func(t *testing.T, b *primitives.Box, p pageElements)
+	}{
+		{"new web", func(t *testing.T, b *primitives.Box, p pageElements) {
+			for _, ns := range p.NS {
+				if ns.Owner != "host" || ns.Inode != nsInode(t, me, ns.Type) {
+					t.Errorf("before any unshare, %s is drawn as %s's %d; the host's is %d", ns.Type, ns.Owner, ns.Inode, nsInode(t, me, ns.Type))
+				}
+			}
+			if len(p.NS) != 8 {
+				t.Errorf("%d namespaces drawn, want the 8 types", len(p.NS))
+			}
+			wantProc(t, p, b.PID(), b.PID())
+		}},
+		{"unshare uts ipc net mnt pid", unshared},
+		{"ns", unshared}, // a look changes nothing: the step's marks stay
+		{"mount overlay base", func(t *testing.T, b *primitives.Box, p pageElements) {
+			base := b.FS().Layers[0]
+			want := []string{"merged 0", "upper 0", fmt.Sprintf("base %d", countFiles(t, base.Dir))}
+			var got []string
+			for _, l := range p.Layers {
+				got = append(got, fmt.Sprintf("%s %d", l.Layer, l.Files))
+			}
+			if strings.Join(got, ", ") != strings.Join(want, ", ") {
+				t.Errorf("layer bands %v, want %v (files counted in %s)", got, want, base.Dir)
+			}
+		}},
+		{"pivot_root", func(t *testing.T, b *primitives.Box, p pageElements) {
+			for _, ns := range p.NS {
+				if ns.Changed {
+					t.Errorf("after pivot_root, %s is still marked as made by the last step", ns.Type)
+				}
+			}
+		}},
+		{"exec touch /test", func(t *testing.T, b *primitives.Box, p pageElements) {
+			if _, err := os.Lstat(filepath.Join(b.FS().Upper, "test")); err != nil {
+				t.Fatalf("the upper dir has no test: %v", err)
+			}
+			if len(p.Changes) != 1 || p.Changes[0].Kind != "+" || p.Changes[0].Path != "/test" {
+				t.Errorf("upper dir drawn as %+v, want + /test", p.Changes)
+			}
+		}},
+		{"cgroup new", nil},
+		{"cgroup limit pids 20", nil},
+		{"cgroup attach", func(t *testing.T, b *primitives.Box, p pageElements) {
+			g := b.Cgroup()
+			found := false
+			for _, bar := range p.Bars {
+				if bar.Cgroup != g.Name || bar.Resource != "pids" {
+					continue
+				}
+				found = true
+				max, cur := cgroupValue(t, g.Dirs, "pids.max"), cgroupValue(t, g.Dirs, "pids.current")
+				if bar.Max != max || bar.Current != cur {
+					t.Errorf("pids bar drawn at %s of %s; the kernel's pids.current is %s of pids.max %s", bar.Current, bar.Max, cur, max)
+				}
+			}
+			if !found {
+				t.Errorf("no pids bar for cgroup %s among %+v", g.Name, p.Bars)
+			}
+		}},
+	}
+	for i, s := range steps {
+		run(t, sh, out, s.line)
+		sh.web.mu.Lock()
+		seq := sh.web.seq
+		sh.web.mu.Unlock()
+		c.waitSeq(t, seq)
+		var p pageElements
+		c.eval(t, readPage, &p)
+		if p.Seq != seq {
+			t.Fatalf("after %q the page shows redraw %d, want %d", s.line, p.Seq, seq)
+		}
+		if s.check != nil {
+			s.check(t, sh.Current(), p)
+		}
+		shot := c.screenshot(t)
+		name := filepath.Join(shots, fmt.Sprintf("%02d-%s.png", i+1, strings.NewReplacer(" ", "-", "/", "").Replace(s.line)))
+		if err := os.WriteFile(name, shot, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		checkScreen(t, s.line, p, shot)
+	}
+
+	// A second box goes beside the first; the light theme is one key away.
+	run(t, sh, out, "new db", "use web")
+	sh.web.mu.Lock()
+	seq := sh.web.seq
+	sh.web.mu.Unlock()
+	c.waitSeq(t, seq)
+	var p pageElements
+	c.eval(t, readPage, &p)
+	boxes := map[string]bool{}
+	for _, pr := range p.Procs {
+		boxes[pr.Box] = true
+	}
+	if !boxes["web"] || !boxes["db"] {
+		t.Errorf("two boxes, but the page draws processes of %v", boxes)
+	}
+	if p.ScrollW > p.ViewW {
+		t.Errorf("two boxes make the page %d wide, more than the screen's %d", p.ScrollW, p.ViewW)
+	}
+	keep := func(name string) []byte {
+		shot := c.screenshot(t)
+		if err := os.WriteFile(filepath.Join(shots, name), shot, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return shot
+	}
+	keep(fmt.Sprintf("%02d-two-boxes.png", len(steps)+1))
+	for _, typ := range []string{"keyDown", "keyUp"} {
+		c.call(t, "Input.dispatchKeyEvent", map[string]any{"type": typ, "key": "t", "text": "t"}, nil)
+	}
+	var theme string
+	c.eval(t, `document.documentElement.className`, &theme)
+	if theme != "light" {
+		t.Errorf("after the key t the theme is %q, want light", theme)
+	}
+	img, err := png.Decode(bytes.NewReader(keep(fmt.Sprintf("%02d-two-boxes-light.png", len(steps)+1))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, g, b, _ := img.At(2, 700).RGBA(); r>>8 < 240 || g>>8 < 240 || b>>8 < 240 {
+		t.Errorf("the light theme's background is %d,%d,%d", r>>8, g>>8, b>>8)
+	}
+
+	// Without JavaScript the page is the last state, drawn by the server.
+	c.call(t, "Emulation.setScriptExecutionDisabled", map[string]any{"value": true}, nil)
+	c.call(t, "Page.navigate", map[string]any{"url": url}, nil)
+	var still struct {
+		Status string
+		Chips  int
+	}
+	// Evaluating in the page fails while the navigation replaces it.
+	for try := 0; ; try++ {
+		var r struct {
+			Result struct{ Value json.RawMessage }
+		}
+		err := c.try("Runtime.evaluate", map[string]any{"returnByValue": true, "expression": `document.readyState === "complete" && document.getElementById("now") ?
+			{status: document.getElementById("status").textContent, chips: document.querySelectorAll("section.box g.ns").length} : null`}, &r)
+		if err == nil && string(r.Result.Value) != "null" && json.Unmarshal(r.Result.Value, &still) == nil {
+			break
+		}
+		if try == 300 {
+			t.Fatalf("the page without JavaScript never loaded: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if still.Chips < 16 || still.Status != "the state when this page loaded" {
+		t.Errorf("without JavaScript the page shows %d namespace chips (want both boxes' 16) and says %q", still.Chips, still.Status)
+	}
+}
+
+func wantProc(t *testing.T, p pageElements, pid, boxPID int) {
+	t.Helper()
+	for _, pr := range p.Procs {
+		if pr.PID == pid && pr.BoxPID == boxPID {
+			return
+		}
+	}
+	t.Errorf("process %d (%d in the box) is not drawn; drawn: %+v", pid, boxPID, p.Procs)
+}
+
+// countFiles counts what is not a directory under dir, as the stack does.
+func countFiles(t *testing.T, dir string) int {
+	t.Helper()
+	n := 0
+	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			n++
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// cgroupValue reads a control file from whichever of the group's dirs
+// has it (one dir in v2, one per hierarchy in v1).
+func cgroupValue(t *testing.T, dirs []cgroups.Dir, file string) string {
+	t.Helper()
+	for _, d := range dirs {
+		if b, err := os.ReadFile(filepath.Join(d.Path, file)); err == nil {
+			return strings.TrimSpace(string(b))
+		}
+	}
+	t.Fatalf("no %s in %+v", file, dirs)
+	return ""
+}
+
+// checkScreen fails a screenshot with something drawn past 1280×720, or
+// with one of the three columns of a box left blank.
+func checkScreen(t *testing.T, line string, p pageElements, shot []byte) {
+	t.Helper()
+	if p.ScrollW > p.ViewW || p.ScrollH > p.ViewH {
+		t.Errorf("after %q the page is %d×%d, more than the %d×%d screen: a class would have to scroll", line, p.ScrollW, p.ScrollH, p.ViewW, p.ViewH)
+	}
+	for _, r := range p.Panels {
+		if r.Right > float64(p.ViewW)+0.5 || r.Bottom > float64(p.ViewH)+0.5 {
+			t.Errorf("after %q, %s reaches %.0f,%.0f: past the screen", line, r.ID, r.Right, r.Bottom)
+		}
+	}
+	img, err := png.Decode(bytes.NewReader(shot))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := img.Bounds()
+	if b.Dx() != 1280 || b.Dy() != 720 {
+		t.Fatalf("screenshot is %v, want 1280×720", b)
+	}
+	bg := img.At(2, b.Dy()-2)
+	for col := range 3 {
+		region := image.Rect(col*b.Dx()/3, 130, (col+1)*b.Dx()/3, 400)
+		if inked(img, region, bg) < 0.01 {
+			t.Errorf("after %q, column %d of the screenshot is blank", line, col+1)
+		}
+	}
+}
+
+// inked is the share of pixels in r that differ from the background.
+func inked(img image.Image, r image.Rectangle, bg interface{ RGBA() (r, g, b, a uint32) }) float64 {
+	br, bgG, bb, _ := bg.RGBA()
+	n, total := 0, 0
+	for y := r.Min.Y; y < r.Max.Y; y += 2 {
+		for x := r.Min.X; x < r.Max.X; x += 2 {
+			cr, cg, cb, _ := img.At(x, y).RGBA()
+			if cr != br || cg != bgG || cb != bb {
+				n++
+			}
+			total++
+		}
+	}
+	return float64(n) / float64(total)
+}

@@ -1,0 +1,75 @@
+package repl
+
+import (
+	"bufio"
+	"io"
+	"os/exec"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestDemoWebServesTheLessonBesideThePlayback runs `stepbox demo 1
+// --web` as a lecturer would, pressing a key (a line on stdin) at each
+// pause: the address it prints serves the lesson's current step, drawn
+// from the box the demo builds, and the server ends with the demo.
+func TestDemoWebServesTheLessonBesideThePlayback(t *testing.T) {
+	needRoot(t)
+	hostUnchanged(t)
+	cmd := exec.Command(stepboxBinary(t), "--state-dir", t.TempDir(), "demo", "1", "--web")
+	keys, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = cmd.Stdout
+	cmd.WaitDelay = 5 * time.Second
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var out syncBuffer
+	urls := make(chan string, 1)
+	go func() {
+		link := regexp.MustCompile(`live view: (http://127\.0\.0\.1:\d+/)`)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			out.Write([]byte(sc.Text() + "\n"))
+			if m := link.FindStringSubmatch(sc.Text()); m != nil {
+				urls <- m[1]
+			}
+		}
+		io.Copy(io.Discard, stdout)
+	}()
+	var url string
+	select {
+	case url = <-urls:
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("demo --web printed no address:\n%s", out.String())
+	}
+	// Step 1 looks at the host; a later one makes the box. A key a
+	// second moves the demo on until the page shows a step and its box.
+	step := regexp.MustCompile(`Lesson 1 · step \d of \d`)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		io.WriteString(keys, "\n")
+		time.Sleep(time.Second)
+		code, page := get(t, url)
+		if code == 200 && step.MatchString(page) && strings.Contains(page, `<g class="proc box"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the live view never showed a step of lesson 1 with its box:\n%s\n--- demo:\n%s", page, out.String())
+		}
+	}
+	io.WriteString(keys, "q\n")
+	keys.Close()
+	cmd.Wait()
+	if _, err := exec.Command("curl", "-s", "--max-time", "2", url).Output(); err == nil {
+		t.Errorf("the live view still answers at %s after the demo ended", url)
+	}
+}

@@ -1,0 +1,326 @@
+package repl
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"stepbox/lessons"
+	"stepbox/primitives"
+	"stepbox/primitives/cgroups"
+	"stepbox/primitives/step"
+	"stepbox/viz"
+)
+
+func init() {
+	register(&Command{
+		Name: "web", Group: "session", Usage: "web [on|off] [--listen ADDR]", MaxArgs: 1,
+		Summary: "the live view: a read-only page for a projector that redraws the box after every step",
+		Kernel:  "an HTTP server on loopback (127.0.0.1) unless --listen names another address; the page reads the same snapshots as the panels and never runs a command",
+		Example: "web on",
+		Flags:   []Flag{{Name: "listen", Value: "ADDR", Help: "HOST:PORT to listen on; beyond loopback the address printed carries a token"}},
+		Complete: func(sh *Shell, args []string) []Suggestion {
+			if len(args) > 1 {
+				return nil
+			}
+			return []Suggestion{{Text: "on", Description: "start the live view"}, {Text: "off", Description: "stop it"}}
+		},
+		Run: runWeb,
+	})
+}
+
+// webDefaultAddr is loopback on a port the kernel picks.
+const webDefaultAddr = "127.0.0.1:0"
+
+// webTick is how often the cgroup bars are read again between steps, so
+// they move while a command runs.
+const webTick = time.Second
+
+// webBoxesShown is how many boxes the page draws side by side.
+const webBoxesShown = 2
+
+func runWeb(sh *Shell, c *Call) error {
+	mode := "on"
+	if len(c.Args) == 1 {
+		mode = c.Args[0]
+	}
+	switch mode {
+	case "on":
+		addr := webDefaultAddr
+		if v, ok := c.Flags["listen"]; ok {
+			addr = v
+		}
+		return sh.StartWeb(addr)
+	case "off":
+		if c.Has("listen") {
+			return fmt.Errorf("--listen goes with `web on`, not `web off`")
+		}
+		if sh.web == nil {
+			sh.say("the live view is not running")
+			return nil
+		}
+		err := sh.StopWeb()
+		sh.ok("live view stopped")
+		return err
+	}
+	return fmt.Errorf("%q: use on or off", mode)
+}
+
+// StartWeb starts the live view on addr and prints its address; it is
+// `web on --listen ADDR` and `--web ADDR`.
+func (sh *Shell) StartWeb(addr string) error {
+	if sh.web != nil {
+		sh.say("the live view is already at %s (`web off` stops it)", sh.web.srv.URL)
+		return nil
+	}
+	v := &liveView{cgroups: map[string]cgroupReader{}, stop: make(chan struct{})}
+	v.state = v.gather(sh, "", nil)
+	srv, err := startLiveServer(addr, viz.LivePage(v.state))
+	if err != nil {
+		return err
+	}
+	v.srv = srv
+	sh.web = v
+	go v.tick()
+	sh.ok("live view at %s", sh.Theme.Cmd.Render(srv.URL))
+	if srv.token != "" {
+		sh.say("  it listens beyond loopback: the address carries a token, and a request without it is refused")
+	} else {
+		sh.say("  read-only, on this machine only; `web on --listen 0.0.0.0:8080` serves other machines, with a token")
+	}
+	return nil
+}
+
+// StopWeb stops the live view, if it runs.
+func (sh *Shell) StopWeb() error {
+	v := sh.web
+	if v == nil {
+		return nil
+	}
+	sh.web = nil
+	close(v.stop)
+	return v.srv.Close()
+}
+
+// cgroupReader reads a box's cgroup tree from the host's files alone
+// (primitives.Box.CgroupReader).
+type cgroupReader = func(prev *cgroups.Snapshot) (cgroups.Snapshot, error)
+
+// liveView is the shell's side of the live view: it gathers the
+// snapshots after each step (on the shell's goroutine, where the boxes
+// may be asked) and reads the cgroup bars again every second between
+// steps (from the host alone: a box running a command cannot answer).
+type liveView struct {
+	srv  *liveServer
+	stop chan struct{}
+
+	mu      sync.Mutex
+	state   viz.LiveState
+	seq     int
+	before  map[string]nsTables     // each box's namespace tables
+	cgroups map[string]cgroupReader // each box's cgroup reader
+	// demo is the lesson `demo` plays, at step demoStep (0-based).
+	demo     *lessons.Lesson
+	demoStep int
+}
+
+// atStep tells the page which step of lesson l the demo plays. A nil
+// view does nothing.
+func (v *liveView) atStep(l *lessons.Lesson, i int) {
+	if v == nil {
+		return
+	}
+	v.mu.Lock()
+	v.demo, v.demoStep = l, i
+	v.mu.Unlock()
+}
+
+// afterLine redraws after the shell ran line; err is how it ended. A
+// nil view does nothing.
+func (v *liveView) afterLine(sh *Shell, line string, err error) {
+	if t := strings.TrimSpace(line); v == nil || t == "" || strings.HasPrefix(t, "#") {
+		return
+	}
+	st := v.gather(sh, strings.TrimSpace(line), err)
+	v.mu.Lock()
+	v.seq++
+	st.Seq = v.seq
+	v.state = st
+	page := viz.LivePage(st)
+	v.mu.Unlock()
+	v.srv.publish(page)
+}
+
+// gather reads every snapshot the page draws. It runs on the shell's
+// goroutine, between steps.
+func (v *liveView) gather(sh *Shell, line string, err error) viz.LiveState {
+	st := viz.LiveState{Line: line, Step: sh.lastStep, Lesson: v.lesson(sh)}
+	if err != nil {
+		st.Failed = err.Error()
+	}
+	tree, treeErr := sh.Session.ProcessTree()
+	readers := map[string]cgroupReader{}
+	before := map[string]nsTables{}
+	for _, b := range liveBoxes(sh) {
+		lb := viz.LiveBox{Name: b.Name, Stage: stage(b), Hostname: b.Hostname()}
+		if ns, err := b.Namespaces(); err == nil {
+			lb.Namespaces = &ns
+			lb.Before, before[b.Name] = v.nsBefore(b.Name, ns, sh.lastStep)
+		} else {
+			lb.Errors = append(lb.Errors, "namespaces: "+err.Error())
+		}
+		if treeErr == nil {
+			lb.Processes = boxBranch(tree, b.PID())
+		}
+		if b.FS().Merged != "" {
+			if snap, err := b.Stack(false); err == nil {
+				lb.Stack = &snap
+			} else {
+				lb.Errors = append(lb.Errors, "layer stack: "+err.Error())
+			}
+		}
+		if b.Cgroup() != nil {
+			read, err := b.CgroupReader()
+			if err == nil {
+				readers[b.Name] = read
+				var snap cgroups.Snapshot
+				if snap, err = read(v.lastCgroup(b.Name)); err == nil {
+					lb.Cgroup = &snap
+				}
+			}
+			if err != nil {
+				lb.Errors = append(lb.Errors, "cgroup: "+err.Error())
+			}
+		}
+		st.Boxes = append(st.Boxes, lb)
+	}
+	v.mu.Lock()
+	v.before, v.cgroups = before, readers
+	v.mu.Unlock()
+	return st
+}
+
+// nsTables is a box's namespace table now, and before the step that
+// last changed it.
+type nsTables struct {
+	now, before *primitives.NamespaceSnapshot
+	step        *step.Step // that step's record
+}
+
+// nsBefore is what box name's namespace table ns is compared with to
+// mark what the last step made. Lines that are no step (`ns`, `help`)
+// keep the marks of the step before them; the next step clears them.
+func (v *liveView) nsBefore(name string, ns primitives.NamespaceSnapshot, last *step.Step) (*primitives.NamespaceSnapshot, nsTables) {
+	v.mu.Lock()
+	was, ok := v.before[name]
+	v.mu.Unlock()
+	switch {
+	case !ok:
+		return nil, nsTables{now: &ns, step: last}
+	case !slices.Equal(was.now.Rows, ns.Rows) || was.now.InitPID != ns.InitPID:
+		return was.now, nsTables{now: &ns, before: was.now, step: last}
+	case last == was.step:
+		return was.before, was
+	}
+	return &ns, nsTables{now: &ns, before: &ns, step: last}
+}
+
+// lastCgroup is box name's cgroup reading on the page, for CPU rates.
+func (v *liveView) lastCgroup(name string) *cgroups.Snapshot {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for _, b := range v.state.Boxes {
+		if b.Name == name {
+			return b.Cgroup
+		}
+	}
+	return nil
+}
+
+// liveBoxes are the boxes the page draws: the current one first.
+func liveBoxes(sh *Shell) []*primitives.Box {
+	var out []*primitives.Box
+	cur := sh.Current()
+	if cur != nil {
+		out = append(out, cur)
+	}
+	for _, b := range sh.Session.Boxes() {
+		if b != nil && b != cur && len(out) < webBoxesShown {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// boxBranch is the subtree of the process tree rooted at pid.
+func boxBranch(n *primitives.ProcessNode, pid int) *primitives.ProcessNode {
+	if n.PID == pid {
+		return n
+	}
+	for _, c := range n.Children {
+		if f := boxBranch(c, pid); f != nil {
+			return f
+		}
+	}
+	return nil
+}
+
+// lesson is the demo's lesson or the open one, at its current step,
+// with that step's check run on the live state.
+func (v *liveView) lesson(sh *Shell) *viz.LiveLesson {
+	v.mu.Lock()
+	l, i := v.demo, v.demoStep
+	v.mu.Unlock()
+	if w := sh.Watch; l == nil && w != nil && w.lesson != nil {
+		l, i = w.lesson, w.step
+	}
+	if l == nil {
+		return nil
+	}
+	st := &l.Steps[i]
+	r := st.Judge(lessons.Observe(sh.Session, sh.current))
+	return &viz.LiveLesson{Number: l.Number, Steps: len(l.Steps), Title: l.Title, Step: i + 1, StepTitle: st.Title, Pass: r.Pass, Saw: r.Saw}
+}
+
+// tick reads the cgroup bars again every second and redraws when they
+// moved: a running command's memory and pids climb on the page as it
+// runs. It reads only the host's cgroup files, never a box.
+func (v *liveView) tick() {
+	t := time.NewTicker(webTick)
+	defer t.Stop()
+	for {
+		select {
+		case <-v.stop:
+			return
+		case <-t.C:
+		}
+		if v.srv.Clients() == 0 {
+			continue
+		}
+		v.mu.Lock()
+		st, readers, seq := v.state, v.cgroups, v.seq
+		v.mu.Unlock()
+		boxes := append([]viz.LiveBox(nil), st.Boxes...)
+		for i, b := range boxes {
+			read := readers[b.Name]
+			if read == nil {
+				continue
+			}
+			if snap, err := read(b.Cgroup); err == nil {
+				boxes[i].Cgroup = &snap
+			}
+		}
+		st.Boxes = boxes
+		page := viz.LivePage(st)
+		v.mu.Lock()
+		if v.seq == seq { // no step redrew meanwhile
+			v.state = st
+			v.mu.Unlock()
+			v.srv.publish(page)
+			continue
+		}
+		v.mu.Unlock()
+	}
+}

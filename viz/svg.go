@@ -1,0 +1,248 @@
+package viz
+
+import (
+	"fmt"
+	"html"
+	"strings"
+
+	"stepbox/primitives"
+	"stepbox/primitives/cgroups"
+	"stepbox/primitives/rootfs"
+	"stepbox/primitives/step"
+)
+
+// The live view (DESIGN.md, "The live view"): the same snapshots the
+// terminal panels draw, drawn as SVG for a browser on a projector. Every
+// function here is pure; colours live in the page's stylesheet, the SVG
+// only names classes, so the dark and light themes are CSS alone.
+
+// LiveState is everything the live page shows after one step.
+type LiveState struct {
+	Seq    int        // how many redraws the server has sent
+	Line   string     // the line the shell ran last
+	Failed string     // its error, if it failed
+	Step   *step.Step // the last step's record
+	Lesson *LiveLesson
+	Boxes  []LiveBox // the current box first
+}
+
+// LiveLesson is the lesson or demo being played, at its current step.
+type LiveLesson struct {
+	Number, Steps int
+	Title         string
+	Step          int // 1-based
+	StepTitle     string
+	Pass          bool   // the step's check passes on the live state
+	Saw           string // what the check saw
+}
+
+// LiveBox is one box's snapshots; a nil snapshot is a stage the box has
+// not reached (no overlay yet, no cgroup yet).
+type LiveBox struct {
+	Name, Stage string
+	Hostname    string // set with `hostname`, or ""
+	Namespaces  *primitives.NamespaceSnapshot
+	// Before is the namespace table before the last step: the inodes
+	// that differ from it are the ones the step made.
+	Before    *primitives.NamespaceSnapshot
+	Processes *primitives.ProcessNode // the box process and everything under it
+	Stack     *rootfs.StackSnapshot
+	Cgroup    *cgroups.Snapshot
+	Errors    []string // snapshots that could not be read, and why
+}
+
+// Sizes of the drawings, in SVG user units: the page scales each panel
+// to its column (about 420 px at 1280×720), so a unit is about a pixel.
+const (
+	svgW      = 440  // every panel's width
+	svgText   = 18.0 // body text
+	svgSmall  = 15.0 // secondary text
+	svgTitle  = 21.0 // panel titles
+	svgCharEm = 0.61 // width of a monospace character, in ems
+	svgRow    = 30   // one line of chips or bars
+)
+
+// svgDoc collects the elements of one drawing and its height.
+type svgDoc struct {
+	b strings.Builder
+	h int
+}
+
+func (d *svgDoc) add(format string, args ...any) { fmt.Fprintf(&d.b, format, args...) }
+
+// text draws s (escaped) at x, y with the given classes.
+func (d *svgDoc) text(x, y int, class, s string) {
+	d.add(`<text x="%d" y="%d" class="%s">%s</text>`, x, y, class, esc(s))
+}
+
+// finish wraps the elements in an <svg> named by id and labelled for
+// screen readers.
+func (d *svgDoc) finish(id, label string) string {
+	return fmt.Sprintf(`<svg id="%s" class="panel" viewBox="0 0 %d %d" width="%d" height="%d" role="img" aria-label="%s">%s</svg>`,
+		id, svgW, d.h, svgW, d.h, esc(label), d.b.String())
+}
+
+func esc(s string) string { return html.EscapeString(s) }
+
+// fit cuts s to what w units hold at font size size, marking the cut.
+func fit(s string, w int, size float64) string {
+	n := int(float64(w) / (size * svgCharEm))
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	if n < 2 {
+		return ""
+	}
+	return string(r[:n-1]) + "…"
+}
+
+// fitMiddle cuts a path's middle out to fit w units.
+func fitMiddle(s string, w int, size float64) string {
+	n := int(float64(w) / (size * svgCharEm))
+	r := []rune(s)
+	if len(r) <= n || n < 5 {
+		return fit(s, w, size)
+	}
+	head := (n - 1) / 2
+	return string(r[:head]) + "…" + string(r[len(r)-(n-1-head):])
+}
+
+// LivePage is the live page's body for state s: a header with the last
+// line and the lesson, each box's drawings, and the last step's record.
+// The server sends it whole after every step; the page swaps it in.
+func LivePage(s LiveState) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, `<header id="now" data-seq="%d">`, s.Seq)
+	b.WriteString(liveHeader(s))
+	b.WriteString(`</header>`)
+	if len(s.Boxes) == 0 {
+		b.WriteString(`<p class="empty">No box yet. <code>new NAME</code> in the shell starts one; it appears here as it is built.</p>`)
+	}
+	// One box takes three columns, and its step record goes under its
+	// cgroup; two boxes share the width and the record goes below.
+	record := ""
+	if s.Step != nil {
+		record = StepHTML(s.Step)
+	}
+	fmt.Fprintf(&b, `<div id="boxes" class="boxes n%d">`, min(len(s.Boxes), 2))
+	for i, box := range s.Boxes {
+		beside := ""
+		if i == 0 && len(s.Boxes) == 1 {
+			beside, record = record, ""
+		}
+		b.WriteString(liveBox(box, beside))
+	}
+	b.WriteString(`</div>`)
+	b.WriteString(record)
+	return b.String()
+}
+
+func liveHeader(s LiveState) string {
+	var b strings.Builder
+	if l := s.Lesson; l != nil {
+		mark, class := "not yet", "pending"
+		if l.Pass {
+			mark, class = "✓ check passes", "pass"
+		}
+		fmt.Fprintf(&b, `<div id="lesson" class="%s"><span class="what">Lesson %d · step %d of %d</span> %s <span class="check" title="%s">%s</span></div>`,
+			class, l.Number, l.Step, l.Steps, esc(l.StepTitle), esc(l.Saw), mark)
+	}
+	if s.Line != "" {
+		class := "ok"
+		if s.Failed != "" {
+			class = "failed"
+		}
+		fmt.Fprintf(&b, `<div id="line" class="%s"><span class="prompt">▸</span> <code>%s</code>`, class, esc(s.Line))
+		if s.Failed != "" {
+			fmt.Fprintf(&b, ` <span class="error">%s</span>`, esc(s.Failed))
+		}
+		b.WriteString(`</div>`)
+	}
+	return b.String()
+}
+
+// liveBox is one box's section: namespaces around its processes, its
+// layer stack and its cgroup, each as SVG or a line saying which step
+// makes it.
+func liveBox(box LiveBox, beside string) string {
+	var b strings.Builder
+	host := ""
+	if box.Hostname != "" {
+		host = fmt.Sprintf(` <span class="hostname">hostname %s</span>`, esc(box.Hostname))
+	}
+	fmt.Fprintf(&b, `<section class="box" data-box="%s"><h2>box %s%s <span class="stage">%s</span></h2><div class="panels">`,
+		esc(box.Name), esc(box.Name), host, esc(box.Stage))
+	b.WriteString(`<div class="col ns">`)
+	if box.Namespaces != nil {
+		b.WriteString(NamespaceSVG(*box.Namespaces, box.Before, box.Processes))
+	}
+	b.WriteString(`</div><div class="col stack">`)
+	if box.Stack != nil {
+		b.WriteString(StackSVG(*box.Stack))
+	} else {
+		b.WriteString(`<p class="todo">No root filesystem yet: <code>mount overlay base</code> stacks one.</p>`)
+	}
+	b.WriteString(`</div><div class="col cg">`)
+	if box.Cgroup != nil {
+		b.WriteString(CgroupSVG(*box.Cgroup))
+	} else {
+		b.WriteString(`<p class="todo">No cgroup yet: <code>cgroup new</code> makes one.</p>`)
+	}
+	b.WriteString(beside)
+	b.WriteString(`</div></div>`)
+	for _, e := range box.Errors {
+		fmt.Fprintf(&b, `<p class="error">%s</p>`, esc(e))
+	}
+	b.WriteString(`</section>`)
+	return b.String()
+}
+
+// The step record's limits: calls and shell lines shown before "… N more",
+// and the columns a call is cut to (its longest path loses its middle).
+const (
+	stepCallsShown = 8
+	stepShellShown = 4
+	stepCallCols   = 46
+)
+
+// StepHTML is the last step's record as the page shows it: what it did,
+// its syscalls in strace form, the same with standard tools, man pages.
+func StepHTML(s *step.Step) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, `<section id="step"><h2>last step: <code>%s</code></h2>`, esc(s.Command))
+	if s.Summary != "" {
+		fmt.Fprintf(&b, `<p class="summary">%s</p>`, esc(s.Summary))
+	}
+	b.WriteString(`<div class="record"><div><h3>syscalls</h3><ol class="calls">`)
+	for i, c := range s.Calls {
+		if i == stepCallsShown {
+			fmt.Fprintf(&b, `<li class="more">… %d more (explain shows them all)</li>`, len(s.Calls)-i)
+			break
+		}
+		class := "call"
+		if strings.HasPrefix(c.Result, "-1") {
+			class = "call failed"
+		}
+		call, _, _ := strings.Cut(c.Syscall, "   # ")
+		fmt.Fprintf(&b, `<li class="%s"><code>%s</code></li>`, class, esc(shortenArgs(call+" = "+c.Result, stepCallCols)))
+	}
+	b.WriteString(`</ol></div><div><h3>with standard tools</h3><pre class="shell">`)
+	for i, l := range s.Shell {
+		if i == stepShellShown {
+			fmt.Fprintf(&b, "… %d more", len(s.Shell)-i)
+			break
+		}
+		// The page has no room for the comments the shell lines carry.
+		if cmd, _, ok := strings.Cut(l, "   # "); ok {
+			l = cmd
+		}
+		b.WriteString(esc(shortenArgs(l, stepCallCols)) + "\n")
+	}
+	b.WriteString(`</pre>`)
+	if len(s.Man) > 0 {
+		fmt.Fprintf(&b, `<p class="man">man %s</p>`, esc(strings.Join(s.Man, ", ")))
+	}
+	b.WriteString(`</div></div></section>`)
+	return b.String()
+}

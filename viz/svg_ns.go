@@ -1,0 +1,181 @@
+package viz
+
+import (
+	"fmt"
+	"strings"
+
+	"stepbox/primitives"
+)
+
+// Limits that keep the namespace drawing on a projector's screen.
+const (
+	nsProcsShown = 6 // commands drawn inside the innermost frame
+	nsFramePad   = 12
+	nsChipH      = 26
+)
+
+// nsChip is one namespace: its type and inode, and whether the last step
+// made it.
+type nsChip struct {
+	typ     string
+	inode   uint32
+	changed bool
+}
+
+// procChip is one process: its label, host PID and PID in the box.
+type procChip struct {
+	label       string
+	pid, boxPID int
+	depth       int
+	role        string
+}
+
+// nsFrame is one set of namespaces drawn around the processes in it.
+type nsFrame struct {
+	class, label string
+	chips        []nsChip
+	procs        []procChip
+	inner        *nsFrame
+}
+
+// NamespaceSVG draws the box's processes inside nested frames of the
+// namespaces they are in: the host's around the session, the box's own
+// around the box process, and PID 1's own (pid, time: they apply to
+// children) around PID 1 and its commands. Each namespace is a chip with
+// its type and inode; the ones the last step made (they differ from
+// before) are marked. procs is the box process's subtree, or nil.
+func NamespaceSVG(s primitives.NamespaceSnapshot, before *primitives.NamespaceSnapshot, procs *primitives.ProcessNode) string {
+	prev := map[string]primitives.NamespaceRow{}
+	if before != nil && before.BoxPID == s.BoxPID {
+		for _, r := range before.Rows {
+			prev[r.Type] = r
+		}
+	}
+	host := &nsFrame{class: "host", label: fmt.Sprintf("host's namespaces · the session, PID %d", s.HostPID)}
+	box := &nsFrame{class: "boxns", label: fmt.Sprintf("box %s · namespaces of its own", s.Box)}
+	host.procs = []procChip{{label: "stepbox session", pid: s.HostPID, boxPID: s.HostPID, role: "session"}}
+	host.inner = box
+	var init *nsFrame
+	if s.InitPID != 0 {
+		init = &nsFrame{class: "initns", label: "PID 1 · the box's *_for_children"}
+		box.inner = init
+	}
+	for _, r := range s.Rows {
+		if strings.HasSuffix(r.Type, "_for_children") {
+			continue
+		}
+		was, had := prev[r.Type]
+		switch {
+		case init != nil && r.Init != 0 && r.Init != r.Box:
+			init.chips = append(init.chips, nsChip{typ: r.Type, inode: r.Init, changed: had && was.Init != r.Init})
+		case r.Box != 0 && r.Box != r.Host:
+			box.chips = append(box.chips, nsChip{typ: r.Type, inode: r.Box, changed: had && was.Box != r.Box})
+		default:
+			host.chips = append(host.chips, nsChip{typ: r.Type, inode: r.Host})
+		}
+	}
+	if len(box.chips) == 0 {
+		box.label = fmt.Sprintf("box %s · shares every namespace with the host", s.Box)
+		box.class += " none"
+	}
+	box.procs = boxProcs(s, procs, init)
+	var d svgDoc
+	d.text(0, 22, "title", fit("namespaces around processes", svgW, svgTitle))
+	body, h := host.draw(svgW)
+	d.add(`<g transform="translate(0,34)">%s</g>`, body)
+	d.h = 34 + h + 2
+	if strings.Contains(body, "ns changed") {
+		d.text(4, d.h+18, "dim", "★ made by the last step")
+		d.h += 26
+	}
+	return d.finish("ns-"+s.Box, "namespaces of box "+s.Box)
+}
+
+// boxProcs places the box's processes: the box process in the box's
+// frame; PID 1 and its commands in PID 1's, or, without a PID 1, the
+// commands beside the box process.
+func boxProcs(s primitives.NamespaceSnapshot, root *primitives.ProcessNode, init *nsFrame) []procChip {
+	boxChip := procChip{label: "box process", pid: s.BoxPID, boxPID: s.BoxPID, role: "box"}
+	if init != nil {
+		init.procs = []procChip{{label: "PID 1 (init)", pid: s.InitPID, boxPID: 1, role: "init"}}
+	}
+	if root == nil {
+		return []procChip{boxChip}
+	}
+	var cmds []procChip
+	var initNode *primitives.ProcessNode
+	var walk func(n *primitives.ProcessNode, depth int)
+	walk = func(n *primitives.ProcessNode, depth int) {
+		for _, c := range n.Children {
+			if c.Role == "PID 1" {
+				initNode = c
+				continue
+			}
+			cmds = append(cmds, procChip{label: processLabel(c), pid: c.PID, boxPID: c.BoxPID(), depth: depth, role: "cmd"})
+			walk(c, depth+1)
+		}
+	}
+	// Commands outside PID 1 (before `unshare pid`, or `enter`) stay
+	// beside the box process; walking the box process finds PID 1.
+	walk(root, 1)
+	out := append([]procChip{boxChip}, cmds...)
+	if init != nil && initNode != nil {
+		cmds = nil
+		walk(initNode, 1)
+		init.procs = append(init.procs, cmds...)
+	}
+	return out
+}
+
+// draw lays frame f out in width w: its label, its namespace chips two
+// to a row, its processes one to a row, then the frame inside it.
+func (f *nsFrame) draw(w int) (string, int) {
+	var b strings.Builder
+	y := 24
+	fmt.Fprintf(&b, `<text x="%d" y="%d" class="label">%s</text>`, nsFramePad, y, esc(fit(f.label, w-2*nsFramePad, svgSmall)))
+	y += 10
+	chipW := (w - 2*nsFramePad - 8) / 2
+	for i, c := range f.chips {
+		x := nsFramePad + (i%2)*(chipW+8)
+		if i > 0 && i%2 == 0 {
+			y += nsChipH + 6
+		}
+		class := "ns"
+		mark := ""
+		if c.changed {
+			class, mark = "ns changed", " ★"
+		}
+		fmt.Fprintf(&b, `<g class="%s" data-type="%s" data-inode="%d" data-owner="%s"><rect x="%d" y="%d" width="%d" height="%d" rx="5"/><text x="%d" y="%d"><tspan class="nstype">%s</tspan> %d%s</text></g>`,
+			class, c.typ, c.inode, strings.Fields(f.class)[0], x, y, chipW, nsChipH, x+8, y+19, c.typ, c.inode, mark)
+	}
+	if len(f.chips) > 0 {
+		y += nsChipH + 8
+	}
+	shown := f.procs
+	if len(shown) > nsProcsShown {
+		shown = shown[:nsProcsShown]
+	}
+	for _, p := range shown {
+		x := nsFramePad + 14*p.depth
+		pids := fmt.Sprintf("%d", p.pid)
+		if p.boxPID != p.pid {
+			pids = fmt.Sprintf("%d → %d", p.pid, p.boxPID)
+		}
+		label := fit(p.label, w-x-nsFramePad-int(float64(len(pids)+3)*svgSmall*svgCharEm)-10, svgSmall)
+		fmt.Fprintf(&b, `<g class="proc %s" data-pid="%d" data-boxpid="%d"><rect x="%d" y="%d" width="%d" height="%d" rx="13"/><text x="%d" y="%d">%s</text><text x="%d" y="%d" class="pid">%s</text></g>`,
+			p.role, p.pid, p.boxPID, x, y, w-x-nsFramePad, nsChipH, x+10, y+19, esc(label), w-nsFramePad-10, y+19, pids)
+		y += nsChipH + 6
+	}
+	if more := len(f.procs) - len(shown); more > 0 {
+		fmt.Fprintf(&b, `<text x="%d" y="%d" class="dim">… %d more processes (ps lists them)</text>`, nsFramePad, y+16, more)
+		y += nsChipH
+	}
+	if f.inner != nil {
+		body, h := f.inner.draw(w - 2*nsFramePad)
+		fmt.Fprintf(&b, `<g transform="translate(%d,%d)">%s</g>`, nsFramePad, y, body)
+		y += h + 6
+	}
+	y += 6
+	frame := fmt.Sprintf(`<rect class="frame %s" x="1" y="1" width="%d" height="%d" rx="10"/>`, f.class, w-2, y-2)
+	return frame + b.String(), y
+}

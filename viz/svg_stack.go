@@ -1,0 +1,105 @@
+package viz
+
+import (
+	"fmt"
+
+	"stepbox/primitives/rootfs"
+)
+
+// Limits that keep the stack drawing on a projector's screen.
+const (
+	svgBandH       = 34
+	svgChangesShow = 8 // upper-dir paths listed before "… N more"
+)
+
+// stackBand is one band of the drawing.
+type stackBand struct {
+	class, layer, name, note string
+	files                    int
+}
+
+// StackSVG draws the layer stack as stacked bands, the way overlayfs
+// looks them up: the merged view on top, the box's upper dir, then each
+// read-only layer down to the base, with its file count; then the upper
+// dir's created (+), copied-up (~) and deleted (-) paths.
+func StackSVG(snap rootfs.StackSnapshot) string {
+	created, copied, deleted := 0, 0, 0
+	for _, c := range snap.Changes {
+		switch c.Kind {
+		case rootfs.Created:
+			created++
+		case rootfs.CopiedUp:
+			copied++
+		case rootfs.Whiteout:
+			deleted++
+		}
+	}
+	merged := "merged · / after pivot_root"
+	if snap.Entered {
+		merged = "merged · the box's /"
+	}
+	bands := []stackBand{
+		{class: "merged", layer: "merged", name: merged},
+		{class: "upper", layer: rootfs.UpperName, name: "upper · rw", note: fmt.Sprintf("+%d ~%d -%d", created, copied, deleted), files: snap.Upper.Files},
+	}
+	lowers := snap.Lowers
+	for i := len(lowers) - 1; i >= 0; i-- {
+		if len(lowers) > stackLayersShown && i == len(lowers)-1-stackEdgeLayers {
+			hidden := len(lowers) - 2*stackEdgeLayers
+			bands = append(bands, stackBand{class: "gap", name: fmt.Sprintf("⋮ %d more layers", hidden)})
+			i = stackEdgeLayers
+		}
+		l := lowers[i]
+		note := quantity(l.Files, "file")
+		if l.Whiteouts > 0 {
+			note += " · " + quantity(l.Whiteouts, "whiteout")
+		}
+		bands = append(bands, stackBand{class: "lower", layer: l.Name, name: l.Name + " · ro", note: note, files: l.Files})
+	}
+
+	var d svgDoc
+	d.text(0, 22, "title", fit(fmt.Sprintf("layer stack · %s + upper", quantity(len(lowers), "layer")), svgW, svgTitle))
+	y := 34
+	for i, b := range bands {
+		// Each band is a little narrower than the one below it: a stack.
+		inset := 2 * (len(bands) - 1 - i)
+		if b.class == "merged" {
+			inset = 0
+		}
+		w := svgW - 2 - 2*inset
+		noteW := 0
+		if b.note != "" {
+			noteW = int(float64(len(b.note))*svgText*svgCharEm) + 12
+		}
+		d.add(`<g class="layer %s" data-layer="%s" data-files="%d"><rect x="%d" y="%d" width="%d" height="%d" rx="6"/><text x="%d" y="%d">%s</text>`,
+			b.class, esc(b.layer), b.files, 1+inset, y, w, svgBandH, 12+inset, y+23, esc(fit(b.name, w-noteW-20, svgText)))
+		if b.note != "" {
+			d.add(`<text x="%d" y="%d" class="note" text-anchor="end">%s</text>`, svgW-12-inset, y+23, esc(b.note))
+		}
+		d.add(`</g>`)
+		y += svgBandH + 4
+	}
+	y += 14
+	if len(snap.Changes) == 0 {
+		d.text(0, y+4, "dim", fit("upper dir empty: the layers as they are", svgW, svgSmall))
+		d.h = y + 14
+		return d.finish("stack", "layer stack")
+	}
+	d.text(0, y+4, "label", "changes in the upper dir")
+	y += 12
+	for i, c := range snap.Changes {
+		if i == svgChangesShow {
+			d.text(0, y+20, "dim", fmt.Sprintf("… %d more (stack lists them)", len(snap.Changes)-i))
+			y += svgRow
+			break
+		}
+		class := map[rootfs.ChangeKind]string{rootfs.Created: "added", rootfs.CopiedUp: "copied", rootfs.Whiteout: "deleted"}[c.Kind]
+		why := changeWhy(c)
+		whyW := int(float64(len(why))*svgSmall*svgCharEm) + 8
+		d.add(`<g class="change %s" data-kind="%s" data-path="%s"><text x="4" y="%d" class="kind">%s</text><text x="26" y="%d">%s</text><text x="%d" y="%d" class="why" text-anchor="end">%s</text></g>`,
+			class, c.Kind, esc(c.Path), y+20, c.Kind, y+20, esc(fitMiddle(changePath(c), svgW-30-whyW, svgText)), svgW-2, y+20, esc(why))
+		y += svgRow - 4
+	}
+	d.h = y + 10
+	return d.finish("stack", "layer stack")
+}

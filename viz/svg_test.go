@@ -1,0 +1,160 @@
+package viz
+
+import (
+	"encoding/xml"
+	"errors"
+	"io"
+	"regexp"
+	"strings"
+	"testing"
+
+	"stepbox/primitives"
+	"stepbox/primitives/rootfs"
+)
+
+// webBefore is box web's namespace table before `unshare ipc net mnt
+// pid`: only its uts namespace is its own.
+func webBefore() *primitives.NamespaceSnapshot {
+	s := webNamespaces()
+	s.InitPID = 0
+	for i, r := range s.Rows {
+		if r.Type != "uts" {
+			s.Rows[i].Box = r.Host
+		}
+		s.Rows[i].Init = 0
+	}
+	return &s
+}
+
+// liveState is the page after `cgroup attach` in box web, with a second
+// box db beside it and lesson 6 at its fourth step.
+func liveState() LiveState {
+	ns, st, cg := webNamespaces(), webStack(false), hybridSnapshot()
+	db := webNamespaces()
+	db.Box, db.BoxPID, db.InitPID = "db", 4311, 0
+	for i := range db.Rows {
+		db.Rows[i].Box, db.Rows[i].Init = db.Rows[i].Host, 0
+	}
+	return LiveState{
+		Seq: 7, Line: "cgroup attach", Step: failedRecord(),
+		Lesson: &LiveLesson{Number: 6, Steps: 9, Title: "Putting it together", Step: 4, StepTitle: "A cgroup of its own", Pass: true, Saw: "box web is in cgroup web-0123456789ab"},
+		Boxes: []LiveBox{
+			{Name: "web", Hostname: "web1", Stage: "uts,ipc,net,mnt,pid|pivot|cg", Namespaces: &ns, Before: webBefore(), Processes: webProcesses().Children[0], Stack: &st, Cgroup: &cg},
+			{Name: "db", Namespaces: &db, Processes: webProcesses().Children[1]},
+		},
+	}
+}
+
+// drawings renders each live-view drawing from its recorded snapshots.
+var drawings = map[string]func() string{
+	"svg_ns": func() string { return NamespaceSVG(webNamespaces(), webBefore(), webProcesses().Children[0]) },
+	"svg_ns_host": func() string {
+		b := webBefore()
+		b.Rows[len(b.Rows)-1].Box = b.Rows[len(b.Rows)-1].Host
+		return NamespaceSVG(*b, nil, nil)
+	},
+	"svg_stack":      func() string { return StackSVG(webStack(false)) },
+	"svg_stack_tall": func() string { return StackSVG(tallStack()) },
+	"svg_cgroup_v1":  func() string { return CgroupSVG(hybridSnapshot()) },
+	"svg_cgroup_v2":  func() string { return CgroupSVG(unifiedSnapshot()) },
+	"live_page":      func() string { return LivePage(liveState()) },
+}
+
+func TestLiveDrawingsMatchGoldenFiles(t *testing.T) {
+	for name, draw := range drawings {
+		got := draw()
+		if again := draw(); again != got {
+			t.Errorf("%s differs between two drawings of the same snapshot", name)
+		}
+		checkPanelGolden(t, name+".golden", got)
+	}
+}
+
+// TestLiveDrawingsAreWellFormedXML parses every drawing: a browser shows
+// nothing of an SVG with one unbalanced tag or unescaped '<' in a path.
+func TestLiveDrawingsAreWellFormedXML(t *testing.T) {
+	odd := webStack(false)
+	odd.Changes = append(odd.Changes, rootfs.Change{Path: "/tmp/<script>&\"x\"", Kind: rootfs.Created})
+	all := map[string]string{"odd paths": StackSVG(odd)}
+	for name, draw := range drawings {
+		all[name] = draw()
+	}
+	for name, doc := range all {
+		dec := xml.NewDecoder(strings.NewReader("<root>" + doc + "</root>"))
+		dec.Strict = true
+		for {
+			_, err := dec.Token()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				t.Errorf("%s is not well-formed: %v", name, err)
+				break
+			}
+		}
+		if strings.Contains(doc, "<script") {
+			t.Errorf("%s lets a path's markup through", name)
+		}
+	}
+}
+
+// TestNamespaceSVGPutsEachNamespaceInTheFrameOfWhoOwnsIt checks the
+// drawing against the table: the box's own inodes in the box's frame,
+// pid in PID 1's, the rest the host's, and the step's new ones marked.
+func TestNamespaceSVGPutsEachNamespaceInTheFrameOfWhoOwnsIt(t *testing.T) {
+	svg := NamespaceSVG(webNamespaces(), webBefore(), webProcesses().Children[0])
+	chip := regexp.MustCompile(`<g class="(ns[^"]*)" data-type="([a-z]+)" data-inode="(\d+)" data-owner="(\w+)">`)
+	got := map[string]string{}
+	changed := map[string]bool{}
+	for _, m := range chip.FindAllStringSubmatch(svg, -1) {
+		got[m[2]] = m[4] + " " + m[3]
+		changed[m[2]] = strings.Contains(m[1], "changed")
+	}
+	want := map[string]string{
+		"uts": "boxns 4026532279", "ipc": "boxns 4026532280", "mnt": "boxns 4026532282", "net": "boxns 4026532283",
+		"pid": "initns 4026532284", "cgroup": "host 4026531835", "time": "host 4026531834", "user": "host 4026531837",
+	}
+	for typ, w := range want {
+		if got[typ] != w {
+			t.Errorf("%s: drawn as %q, want %q", typ, got[typ], w)
+		}
+	}
+	for _, typ := range []string{"ipc", "mnt", "net", "pid"} {
+		if !changed[typ] {
+			t.Errorf("%s is new since the step before but not marked", typ)
+		}
+	}
+	if changed["uts"] {
+		t.Error("uts was the box's own before the step, yet is marked as made by it")
+	}
+	for _, pid := range []string{`data-pid="4251" data-boxpid="1"`, `data-pid="4260" data-boxpid="2"`, `data-pid="4263" data-boxpid="3"`} {
+		if !strings.Contains(svg, pid) {
+			t.Errorf("process %s is not drawn", pid)
+		}
+	}
+}
+
+// TestCgroupSVGFillsBarsAgainstLimits reads the bars' own attributes.
+func TestCgroupSVGFillsBarsAgainstLimits(t *testing.T) {
+	svg := CgroupSVG(hybridSnapshot())
+	for _, want := range []string{
+		`<g class="bar full" data-resource="pids" data-current="20" data-max="20">`,
+		`<g class="bar high" data-resource="memory" data-current="33550336" data-max="33554432">`,
+		`<g class="bar nolimit" data-resource="pids" data-current="1" data-max="max">`,
+		`forks refused 37`,
+	} {
+		if !strings.Contains(svg, want) {
+			t.Errorf("cgroup drawing lacks %s", want)
+		}
+	}
+	if !strings.Contains(svg, `<g class="cgroup own" data-cgroup="web-0123456789ab">`) {
+		t.Error("the box's own cgroup is not marked")
+	}
+}
+
+func BenchmarkLivePage(b *testing.B) {
+	s := liveState()
+	for b.Loop() {
+		LivePage(s)
+	}
+}
