@@ -119,7 +119,7 @@ func shortenArgs(call string, w int) string {
 			}
 		}
 		if best < 0 {
-			return truncateMiddle(call, w)
+			return cutMiddle(call, w)
 		}
 		inner := []rune(call[locs[best][0]+1 : locs[best][1]-1])
 		excess := lipgloss.Width(call) - w
@@ -129,7 +129,7 @@ func shortenArgs(call string, w int) string {
 			keep = max(len(inner)-max(excess/2, 1), 9)
 		}
 		if len(inner) <= keep {
-			return truncateMiddle(call, w)
+			return cutMiddle(call, w)
 		}
 		call = call[:locs[best][0]+1] + truncateMiddle(string(inner), keep) + call[locs[best][1]-1:]
 	}

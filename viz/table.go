@@ -159,6 +159,23 @@ func truncate(s string, w int) string {
 	return string(r) + "…"
 }
 
+// cutMiddle shortens s to w columns by taking letters out of its middle,
+// for a line that is not a path: a call keeps its start and its " = 0".
+func cutMiddle(s string, w int) string {
+	if lipgloss.Width(s) <= w {
+		return s
+	}
+	if w < 3 {
+		return truncate(s, w)
+	}
+	r := []rune(s)
+	head, tail := (w-1)/2, w-1-(w-1)/2
+	for lipgloss.Width(string(r[:head]))+1+lipgloss.Width(string(r[len(r)-tail:])) > w && head > 0 {
+		head--
+	}
+	return string(r[:head]) + "…" + string(r[len(r)-tail:])
+}
+
 // truncateMiddle shortens a path-like s to w columns by leaving whole
 // names out of its middle: /run/stepbox/sessions/4242-1705/boxes/web/
 // overlay/merged becomes /run/…/web/overlay/merged. The names nearest
