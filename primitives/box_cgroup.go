@@ -86,8 +86,8 @@ func (s *Session) cgroupParent(st *step.Step) (*cgroups.Group, error) {
 	return g, nil
 }
 
-// removeCgroup undoes a ResCgroup ledger line.
-func removeCgroup(r Resource) error {
+// removeCgroup undoes a ResCgroup ledger line of session's.
+func removeCgroup(r Resource, session string) error {
 	if len(r.Group) == 0 {
 		return nil
 	}
@@ -103,12 +103,10 @@ func removeCgroup(r Resource) error {
 	if err != nil {
 		return err
 	}
-	// Never remove a cgroup stepbox did not make: each lies at or under a
-	// stepbox-PID parent.
-	for _, d := range g.Dirs {
-		if !strings.Contains(d.Path+"/", "/"+cgroups.ParentPrefix) {
-			return fmt.Errorf("ledger: refusing to remove cgroup %s: not under a %sPID parent", d.Path, cgroups.ParentPrefix)
-		}
+	// Never remove a cgroup stepbox did not make: each is the session's
+	// stepbox-PID parent or a cgroup under it.
+	if err := ledgerCgroupOwn(g, session); err != nil {
+		return err
 	}
 	var live []cgroups.Dir
 	for _, d := range g.Dirs {

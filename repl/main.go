@@ -63,7 +63,11 @@ func Main(args []string) int {
 	if len(rest) > 0 {
 		sub = rest[0]
 	}
-	dirs := primitives.DefaultDirs(*stateDir)
+	dirs, err := primitives.DefaultDirs(*stateDir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "stepbox:", err)
+		return 1
+	}
 	switch sub {
 	case "version":
 		fmt.Println("stepbox", Version)
