@@ -13,7 +13,7 @@ type cellStyle func(row, col int) lipgloss.Style
 // renderTable draws a bordered table no wider than width: the widest
 // columns give way first, their cells cut with '…' rather than wrapped.
 func (t Theme) renderTable(headers []string, rows [][]string, style cellStyle, width int) string {
-	headers, rows = fitColumns(headers, rows, width)
+	headers, rows = fitColumns(escapeCells(headers), escapeRows(rows), width)
 	tb := table.New().
 		Border(lipgloss.NormalBorder()).
 		BorderStyle(t.Border).
@@ -107,6 +107,7 @@ func fitColumns(headers []string, rows [][]string, width int) ([]string, [][]str
 
 // truncate shortens s to at most w cells, marking the cut with '…'.
 func truncate(s string, w int) string {
+	s = Escape(s) // what a panel prints may come from a box
 	if w <= 0 {
 		return ""
 	}
@@ -122,6 +123,7 @@ func truncate(s string, w int) string {
 
 // truncateMiddle shortens a path-like s by cutting out its middle.
 func truncateMiddle(s string, w int) string {
+	s = Escape(s)
 	if lipgloss.Width(s) <= w || w < 5 {
 		return truncate(s, w)
 	}
