@@ -402,10 +402,12 @@ func callsOK(st *step.Step) []string {
 // of its own it would rename the host, so that is refused.
 func (b *Box) Sethostname(name string) (*step.Step, error) {
 	if !b.Has("uts") {
-		return nil, fmt.Errorf("hostname %s: box %s shares the host's UTS namespace, so this would rename the host; run `unshare uts` first", name, b.Name)
+		return nil, fmt.Errorf("hostname %q: box %s shares the host's UTS namespace, so this would rename the host; run `unshare uts` first", step.Cut(name), b.Name)
 	}
-	if name == "" || len(name) > 64 || strings.ContainsAny(name, " /\t\n") {
-		return nil, fmt.Errorf("hostname %q: a hostname is 1 to 64 bytes (a letter like é takes 2) with no spaces or '/'", name)
+	// The kernel takes any bytes; a CR, ESC or NUL in a hostname reaches
+	// every prompt and log that prints it.
+	if name == "" || len(name) > 64 || strings.ContainsFunc(name, func(r rune) bool { return r <= ' ' || r == '/' || r == 0x7f || r >= 0x80 && r <= 0x9f || r == 0xfffd }) {
+		return nil, fmt.Errorf("hostname %q: a hostname is 1 to 64 bytes (a letter like é takes 2) with no spaces, control characters or '/'", step.Cut(name))
 	}
 	st, err := b.Call("sethostname", hostnameArgs{Name: name}, nil)
 	if err == nil {

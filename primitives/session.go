@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 
 	"stepbox/primitives/cgroups"
+	"stepbox/primitives/step"
 )
 
 // Dirs are where stepbox keeps its state: runtime state (sessions, boxes,
@@ -223,7 +224,7 @@ var boxNameRule = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompi
 // ValidBoxName checks a box name and says what is allowed.
 func ValidBoxName(name string) error {
 	if !boxNameRule().MatchString(name) {
-		return fmt.Errorf("box name %q is not allowed: use a letter, then up to 31 letters, digits, '-' or '_' (no '/', spaces or dots)", name)
+		return fmt.Errorf("box name %q is not allowed: use a letter, then up to 31 letters, digits, '-' or '_' (no '/', spaces or dots)", step.Cut(name))
 	}
 	return nil
 }
