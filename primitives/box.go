@@ -54,10 +54,18 @@ func (s *Session) NewBox(name string, user bool) (*Box, *step.Step, error) {
 	if err := ValidBoxName(name); err != nil {
 		return nil, nil, err
 	}
+	room, err := roomFor(os.Getpid())
+	if err != nil {
+		return nil, nil, fmt.Errorf("new %s: %w", name, err)
+	}
 	s.mu.Lock()
 	if _, ok := s.boxes[name]; ok {
 		s.mu.Unlock()
 		return nil, nil, fmt.Errorf("a box called %q exists already: pick another name, or `rm %s` first", name, name)
+	}
+	if err := roomForBox(name, len(s.boxes), room); err != nil {
+		s.mu.Unlock()
+		return nil, nil, err
 	}
 	// Reserve the name while the box starts.
 	s.boxes[name] = nil
