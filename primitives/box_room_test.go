@@ -10,25 +10,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/procfs"
 	"golang.org/x/sys/unix"
 
-	"stepbox/primitives/cgroups"
 )
 
 // A session whose cgroup lets it few more tasks is refused a box, and
 // the error names the pids.max that bounds it.
 func TestNewBoxIsRefusedNamingThePidsLimitThatBoundsIt(t *testing.T) {
 	needRoot(t)
-	fsys, _ := procfs.NewFS(procfs.DefaultMountPoint)
-	h, err := cgroups.Open(cgroups.DefaultRoot, fsys, os.Getpid())
-	if err != nil {
-		t.Skipf("no cgroups here: %v", err)
-	}
-	place, err := h.Place("")
-	if err != nil {
-		t.Fatal(err)
-	}
+	h, place := testPlace(t)
 	var at string
 	for _, d := range place.Dirs {
 		if h.Version() == 1 && strings.Join(d.Controllers, ",") == "pids" ||

@@ -170,8 +170,10 @@ func TestSweepSparesADirectoryAPlantedLedgerNames(t *testing.T) {
 	}
 }
 
-func TestSweepSparesACgroupReachedPastTheParentGuard(t *testing.T) {
-	needRoot(t)
+// testPlace opens the host's cgroups and says where stepbox would put
+// its parent cgroup: the test's own cgroup, where tests make theirs.
+func testPlace(t *testing.T) (cgroups.Hierarchy, cgroups.Placement) {
+	t.Helper()
 	fsys, err := procfs.NewFS(procfs.DefaultMountPoint)
 	if err != nil {
 		t.Fatal(err)
@@ -184,6 +186,12 @@ func TestSweepSparesACgroupReachedPastTheParentGuard(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return h, place
+}
+
+func TestSweepSparesACgroupReachedPastTheParentGuard(t *testing.T) {
+	needRoot(t)
+	_, place := testPlace(t)
 	// The decoy: a cgroup of the test's own, where stepbox would put its
 	// parent, holding a process of the test's own.
 	at := place.Dirs[len(place.Dirs)-1]
@@ -217,7 +225,7 @@ func TestSweepSparesACgroupReachedPastTheParentGuard(t *testing.T) {
 	plantLedger(t, dirs, Resource{Kind: ResCgroup, Group: raw, Note: "the box's cgroup"})
 	os.WriteFile(filepath.Join(dirs.Run, "sessions", goneSession, "ledger.jsonl"), []byte(`{"kind":"cgroup","group":`+string(raw)+"}\n"), 0o600)
 
-	_, err = Sweep(dirs)
+	_, err := Sweep(dirs)
 	if _, serr := os.Stat(decoyCg); serr != nil {
 		t.Fatalf("the sweep removed the test's cgroup %s: %v", decoyCg, serr)
 	}
