@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
-
 )
 
 // A session whose cgroup lets it few more tasks is refused a box, and
