@@ -410,7 +410,7 @@ func callsOK(st *step.Step) []string {
 // of its own it would rename the host, so that is refused.
 func (b *Box) Sethostname(name string) (*step.Step, error) {
 	if !b.Has("uts") {
-		return nil, fmt.Errorf("hostname %q: box %s shares the host's UTS namespace, so this would rename the host; run `unshare uts` first", step.Cut(name), b.Name)
+		return nil, fmt.Errorf("hostname %s: box %s shares the host's UTS namespace, so this would rename the host; run `unshare uts` first", step.Cut(name), b.Name)
 	}
 	// The kernel takes any bytes; a CR, ESC or NUL in a hostname reaches
 	// every prompt and log that prints it.

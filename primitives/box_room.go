@@ -155,29 +155,44 @@ func roomForBox(name string, boxes int, r hostRoom) error {
 }
 
 // upperReserve is the free space below which `mount overlay` refuses a
-// new upper dir: the filesystem holding it (by default /run, a tmpfs the
-// host itself needs) would be the first thing a writing box fills.
+// new upper dir on a filesystem it shares with the host (by default /run,
+// a tmpfs the host itself needs): a writing box would fill that first.
 const upperReserve = 128 << 20
 
 // roomForUpper refuses an upper dir in dir when the filesystem holding it
-// has less than upperReserve free, and names that filesystem.
-func roomForUpper(dir string) error {
+// is shared with the host and has less than upperReserve free, and names
+// that filesystem. A filesystem mounted at or below the state dir own (a
+// size-limited one of stepbox's own) is the box's to fill.
+func roomForUpper(dir, own string) error {
 	var st unix.Statfs_t
 	if err := unix.Statfs(dir, &st); err != nil {
 		return fmt.Errorf("mount overlay: statfs(%q): %w", dir, err)
 	}
 	free := int64(st.Bavail) * st.Bsize
-	where := dir
-	if mounts, err := procfs.GetMounts(); err == nil {
-		best := ""
+	where, point := dir, ""
+	real, _ := filepath.EvalSymlinks(dir)
+	own, _ = filepath.EvalSymlinks(own)
+	if mounts, err := procfs.GetMounts(); err == nil && real != "" {
 		for _, m := range mounts {
-			if (dir == m.MountPoint || strings.HasPrefix(dir, strings.TrimSuffix(m.MountPoint, "/")+"/")) && len(m.MountPoint) >= len(best) {
-				best, where = m.MountPoint, m.MountPoint+" ("+m.FSType+")"
+			if (real == m.MountPoint || strings.HasPrefix(real, strings.TrimSuffix(m.MountPoint, "/")+"/")) && len(m.MountPoint) >= len(point) {
+				point, where = m.MountPoint, m.MountPoint+" ("+m.FSType+")"
 			}
 		}
 	}
+	if own != "" && (point == own || strings.HasPrefix(point, own+"/")) {
+		return nil
+	}
 	if free < upperReserve {
-		return fmt.Errorf("mount overlay: the box's upper dir would go on %s, which has %d MB free; a box writing there would fill it for the host too, so stepbox wants %d MB: free space there, or start stepbox with --state-dir on a filesystem with room", where, free>>20, upperReserve>>20)
+		return fmt.Errorf("mount overlay: the box's upper dir would go on %s, which has %d MB free and is shared with the host; a box writing there would fill it for the host too, so stepbox wants %d MB: free space there, or give stepbox a filesystem of its own (--state-dir on a size-limited tmpfs)", where, free>>20, upperReserve>>20)
 	}
 	return nil
+}
+
+// root is the directory that holds all of stepbox's state: --state-dir,
+// where Run and Lib are side by side, or else Run.
+func (d Dirs) root() string {
+	if filepath.Dir(d.Run) == filepath.Dir(d.Lib) {
+		return filepath.Dir(d.Run)
+	}
+	return d.Run
 }

@@ -90,11 +90,11 @@ func TestOverlayIsRefusedWhereTheUpperDirWouldFillTheFilesystem(t *testing.T) {
 			t.Fatal("the child's tmpfs did not appear")
 		}
 	}
-	err := roomForUpper(inChild)
+	err := roomForUpper(inChild, t.TempDir())
 	if err == nil || !strings.Contains(err.Error(), "64 MB free") {
-		t.Fatalf("an upper dir on a 64 MB filesystem: %v", err)
+		t.Fatalf("an upper dir on a 64 MB filesystem shared with the host: %v", err)
 	}
-	if err := roomForUpper(t.TempDir()); err != nil && !strings.Contains(err.Error(), "MB free") {
+	if err := roomForUpper(t.TempDir(), t.TempDir()); err != nil && !strings.Contains(err.Error(), "MB free") {
 		t.Fatal(err)
 	}
 }

@@ -6,8 +6,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/prometheus/procfs"
+	"golang.org/x/sys/unix"
 
 	"stepbox/primitives/cgroups"
 )
@@ -111,7 +113,33 @@ func ledgerProcessOwn(p pidStart, session string) (bool, error) {
 		return true, nil // exited: its environment is gone with its memory
 	}
 	if s, _, ns := markersOf(proc); s != session || ns != "" && ns != ownPIDNS {
+		if exits(p.pid, 2*time.Second) {
+			// It was exiting (after a crash, the kernel's SIGKILL of
+			// PR_SET_PDEATHSIG): its memory, and its environment with it,
+			// goes before it becomes a zombie.
+			return false, nil
+		}
 		return false, fmt.Errorf("ledger: refusing to end PID %d: it does not carry session %s's markers (%s)", p.pid, session, envSession)
 	}
 	return true, nil
+}
+
+// exits reports whether process pid exits within d (pidfd_open(2) + poll:
+// readable once it has).
+func exits(pid int, d time.Duration) bool {
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return true
+	}
+	defer unix.Close(fd)
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); {
+		n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, int(time.Until(deadline)/time.Millisecond)+1)
+		if n > 0 {
+			return true
+		}
+		if err != nil && err != unix.EINTR {
+			return false
+		}
+	}
+	return false
 }
