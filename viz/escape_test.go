@@ -3,6 +3,8 @@ package viz
 import (
 	"strings"
 	"testing"
+
+	"stepbox/primitives/step"
 )
 
 func TestEscapeLeavesNoControlCharacterForTheTerminal(t *testing.T) {
@@ -32,6 +34,7 @@ func TestPanelsEscapeWhatTheBoxNamed(t *testing.T) {
 		"truncate":       truncate(evil, 80),
 		"truncateMiddle": truncateMiddle("/upper/"+evil+strings.Repeat("y", 100), 30),
 		"table":          NewTheme("plain").renderTable([]string{"name"}, [][]string{{evil}}, nil, 80),
+		"explain":        StepPanel(&step.Step{Command: "cgroup new", Notes: []string{"left /sys/fs/cgroup/" + evil}}, 80, NewTheme("plain")),
 	} {
 		if strings.ContainsAny(out, "\x1b\x07") {
 			t.Errorf("%s printed a control character raw: %q", name, out)
