@@ -41,3 +41,19 @@ func TestPanelsEscapeWhatTheBoxNamed(t *testing.T) {
 		}
 	}
 }
+
+// Escape runs on every cell of every panel: the common case (nothing to
+// escape) must cost next to nothing.
+func BenchmarkEscape(b *testing.B) {
+	for name, s := range map[string]string{
+		"plain":   "/var/lib/stepbox/layers/base/root/usr/share/zoneinfo/Europe/Paris",
+		"unicode": "/srv/données/日本語/café",
+		"hostile": "/t\x1b]0;pwned\x07\x1b[2J\u202efdp.exe",
+	} {
+		b.Run(name, func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				Escape(s)
+			}
+		})
+	}
+}
