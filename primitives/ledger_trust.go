@@ -64,20 +64,33 @@ func ledgerCgroupOwn(g cgroups.Group, session string) error {
 	var own []string
 	for _, d := range g.Dirs {
 		real, err := filepath.EvalSymlinks(d.Path)
-		if os.IsNotExist(err) {
-			continue // gone: nothing to remove there
+		gone := os.IsNotExist(err)
+		if gone {
+			// Nothing to remove there; it still places, by its parent,
+			// the controllers switched on above it.
+			up, perr := filepath.EvalSymlinks(filepath.Dir(filepath.Clean(d.Path)))
+			if perr != nil {
+				continue
+			}
+			real, err = filepath.Join(up, filepath.Base(d.Path)), nil
 		}
 		if err != nil {
 			return fmt.Errorf("ledger: cgroup %s: %w", d.Path, err)
 		}
-		if !strings.HasPrefix(real, root+"/") || !cgroups.IsCgroupFS(real) ||
-			filepath.Base(real) != parent && filepath.Base(filepath.Dir(real)) != parent {
+		inParent := filepath.Base(real) == parent || filepath.Base(filepath.Dir(real)) == parent
+		if !strings.HasPrefix(real, root+"/") || !inParent || !gone && !cgroups.IsCgroupFS(real) {
+			if gone {
+				continue
+			}
 			return fmt.Errorf("ledger: refusing to remove cgroup %s: it resolves to %s, which is not %s or a cgroup under it", d.Path, real, parent)
 		}
 		own = append(own, real)
 	}
 	for _, e := range g.Enabled {
 		real, err := filepath.EvalSymlinks(e.Path)
+		if os.IsNotExist(err) {
+			continue // nothing there to switch off
+		}
 		if err != nil {
 			return fmt.Errorf("ledger: cgroup %s: %w", e.Path, err)
 		}

@@ -222,7 +222,13 @@ func TestSweepSparesACgroupReachedPastTheParentGuard(t *testing.T) {
 	up := strings.Repeat("/..", strings.Count(guard, "/"))
 	g := cgroups.Group{Name: "stepbox-4194304", Dirs: []cgroups.Dir{{Hierarchy: at.Hierarchy, Path: guard + up + decoyCg, Controllers: at.Controllers}}}
 	raw, _ := json.Marshal(g)
-	plantLedger(t, dirs, Resource{Kind: ResCgroup, Group: raw, Note: "the box's cgroup"})
+	// And a parent that is gone, with controllers "switched on" in the
+	// test's cgroup, which is not above it.
+	sub, _ := os.ReadFile(filepath.Join(decoyCg, "cgroup.subtree_control"))
+	gone := cgroups.Group{Name: "stepbox-4194304", Dirs: []cgroups.Dir{{Hierarchy: at.Hierarchy, Path: filepath.Join(at.Path, "stepbox-4194304")}},
+		Enabled: []cgroups.Dir{{Path: decoyCg, Controllers: []string{"pids"}}}}
+	rawGone, _ := json.Marshal(gone)
+	plantLedger(t, dirs, Resource{Kind: ResCgroup, Group: raw, Note: "the box's cgroup"}, Resource{Kind: ResCgroup, Group: rawGone})
 	os.WriteFile(filepath.Join(dirs.Run, "sessions", goneSession, "ledger.jsonl"), []byte(`{"kind":"cgroup","group":`+string(raw)+"}\n"), 0o600)
 
 	_, err := Sweep(dirs)
@@ -235,8 +241,11 @@ func TestSweepSparesACgroupReachedPastTheParentGuard(t *testing.T) {
 	if b, _ := os.ReadFile(filepath.Join(decoyCg, "cgroup.procs")); !strings.Contains(string(b), strconv.Itoa(decoy.Process.Pid)) {
 		t.Errorf("the decoy left its cgroup: cgroup.procs reads %q", b)
 	}
-	if err == nil || !strings.Contains(err.Error(), "refusing to remove cgroup") {
-		t.Errorf("the sweep did not say it refused the planted line: %v", err)
+	if err == nil || !strings.Contains(err.Error(), "refusing to remove cgroup") || !strings.Contains(err.Error(), "refusing to switch controllers off") {
+		t.Errorf("the sweep did not say it refused the planted lines: %v", err)
+	}
+	if now, _ := os.ReadFile(filepath.Join(decoyCg, "cgroup.subtree_control")); string(now) != string(sub) {
+		t.Errorf("the sweep changed the test's cgroup.subtree_control: %q, was %q", now, sub)
 	}
 	decoy.Process.Signal(syscall.SIGKILL)
 }
