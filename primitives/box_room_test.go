@@ -98,3 +98,13 @@ func TestOverlayIsRefusedWhereTheUpperDirWouldFillTheFilesystem(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// roomFor runs before every `new`: the reads of /proc and the cgroup tree
+// it makes.
+func BenchmarkRoomFor(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		if _, err := roomFor(os.Getpid()); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
