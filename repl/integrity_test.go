@@ -91,6 +91,12 @@ func TestBadInputIsRefusedClearlyAndChangesNothing(t *testing.T) {
 	if names := sh.Session.BoxNames(); len(names) != 1 {
 		t.Errorf("boxes after the refusals: %v", names)
 	}
+	// Whatever message repeats it, a 5,000-character word is cut.
+	for _, line := range []string{"use " + long, "layer rm " + long, "cgroup set " + long + " 1", long} {
+		if msg := errorOf(t, sh, out, line); len(msg) > 1500 || strings.Contains(msg, long) {
+			t.Errorf("%.30s…: %d bytes of error, not cut:\n%.300s", line, len(msg), msg)
+		}
+	}
 }
 
 // A 20 MB line names its line number, and a '-' before it lets the

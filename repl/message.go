@@ -15,7 +15,7 @@ import (
 // messageLineMax bounds one line of an error message: a message that
 // repeats what it was given (a 5,000-character name, a box's file name)
 // keeps its start and end and says how much was cut.
-const messageLineMax = 400
+const messageLineMax = 1000
 
 // printable makes an error message safe and short enough to print: each
 // line cut to messageLineMax, and every control character in it (which
@@ -24,7 +24,7 @@ func printable(msg string) string {
 	ls := strings.Split(msg, "\n")
 	for i, l := range ls {
 		if len(l) > messageLineMax {
-			head, tail := runeStart(l, 240), runeStart(l, len(l)-80)
+			head, tail := runeStart(l, 640), runeStart(l, len(l)-200)
 			l = fmt.Sprintf("%s … (%d bytes cut) … %s", l[:head], tail-head, l[tail:])
 		}
 		ls[i] = viz.Escape(l)
