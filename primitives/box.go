@@ -55,10 +55,18 @@ func (s *Session) NewBox(name string, user bool) (*Box, *step.Step, error) {
 	if err := ValidBoxName(name); err != nil {
 		return nil, nil, err
 	}
+	room, err := roomFor(os.Getpid())
+	if err != nil {
+		return nil, nil, fmt.Errorf("new %s: %w", name, err)
+	}
 	s.mu.Lock()
 	if _, ok := s.boxes[name]; ok {
 		s.mu.Unlock()
 		return nil, nil, fmt.Errorf("a box called %q exists already: pick another name, or `rm %s` first", name, name)
+	}
+	if err := roomForBox(name, len(s.boxes), room); err != nil {
+		s.mu.Unlock()
+		return nil, nil, err
 	}
 	// Reserve the name while the box starts.
 	s.boxes[name] = nil
@@ -401,10 +409,12 @@ func callsOK(st *step.Step) []string {
 // of its own it would rename the host, so that is refused.
 func (b *Box) Sethostname(name string) (*step.Step, error) {
 	if !b.Has("uts") {
-		return nil, fmt.Errorf("hostname %s: box %s shares the host's UTS namespace, so this would rename the host; run `unshare uts` first", name, b.Name)
+		return nil, fmt.Errorf("hostname %s: box %s shares the host's UTS namespace, so this would rename the host; run `unshare uts` first", step.Cut(name), b.Name)
 	}
-	if name == "" || len(name) > 64 || strings.ContainsAny(name, " /\t\n") {
-		return nil, fmt.Errorf("hostname %q: a hostname is 1 to 64 bytes (a letter like é takes 2) with no spaces or '/'", name)
+	// The kernel takes any bytes; a CR, ESC or NUL in a hostname reaches
+	// every prompt and log that prints it.
+	if name == "" || len(name) > 64 || strings.ContainsFunc(name, func(r rune) bool { return r <= ' ' || r == '/' || r == 0x7f || r >= 0x80 && r <= 0x9f || r == 0xfffd }) {
+		return nil, fmt.Errorf("hostname %q: a hostname is 1 to 64 bytes (a letter like é takes 2) with no spaces, control characters or '/'", step.Cut(name))
 	}
 	st, err := b.Call("sethostname", hostnameArgs{Name: name}, nil)
 	if err == nil {

@@ -86,8 +86,8 @@ func (s *Session) cgroupParent(st *step.Step) (*cgroups.Group, error) {
 	return g, nil
 }
 
-// removeCgroup undoes a ResCgroup ledger line.
-func removeCgroup(r Resource) error {
+// removeCgroup undoes a ResCgroup ledger line of session's.
+func removeCgroup(r Resource, session string) error {
 	if len(r.Group) == 0 {
 		return nil
 	}
@@ -103,12 +103,10 @@ func removeCgroup(r Resource) error {
 	if err != nil {
 		return err
 	}
-	// Never remove a cgroup stepbox did not make: each lies at or under a
-	// stepbox-PID parent.
-	for _, d := range g.Dirs {
-		if !strings.Contains(d.Path+"/", "/"+cgroups.ParentPrefix) {
-			return fmt.Errorf("ledger: refusing to remove cgroup %s: not under a %sPID parent", d.Path, cgroups.ParentPrefix)
-		}
+	// Never remove a cgroup stepbox did not make: each is the session's
+	// stepbox-PID parent or a cgroup under it.
+	if err := ledgerCgroupOwn(g, session); err != nil {
+		return err
 	}
 	var live []cgroups.Dir
 	for _, d := range g.Dirs {
@@ -181,19 +179,39 @@ func (b *Box) CgroupSet(file, value string) (*step.Step, error) {
 	case "cgroup.procs", "tasks", "cgroup.threads":
 		// Moving a host process into a box's cgroup would put it under
 		// the box's limits, and keep the cgroup from being removed.
-		if err := b.ownsPID(value); err != nil {
-			return nil, fmt.Errorf("cgroup set %s %s: %w", file, value, err)
+		pid, err := ParsePID(value)
+		if err == nil {
+			err = b.ownsPID(pid)
 		}
+		if err != nil {
+			return nil, fmt.Errorf("cgroup set %s %s: %w", file, step.Cut(value), err)
+		}
+		// What was checked is what the kernel reads.
+		value = strconv.Itoa(pid)
 	}
 	return h.Set(g, file, value)
 }
 
-// ownsPID checks that value is the host PID of one of the box's processes.
-func (b *Box) ownsPID(value string) error {
-	pid, err := strconv.Atoi(strings.TrimSpace(value))
-	if err != nil || pid <= 0 {
-		return fmt.Errorf("%q is not a PID: write the host PID of one of the box's processes (`ps` shows them)", value)
+// ParsePID reads a PID as plain decimal, and refuses every other form.
+// The kernel reads cgroup.procs with kstrtoint(buf, 0) (base 0: "017" is
+// octal 15, "0x11" is 17, and 0 means the writer itself;
+// kernel/cgroup/cgroup.c, __cgroup_procs_write), so a form Go would read
+// otherwise could pass a check on one PID and move another.
+func ParsePID(value string) (int, error) {
+	v := strings.Trim(value, " \t\n")
+	ok := v != "" && len(v) <= 7 && v[0] != '0' // PID_MAX_LIMIT is 4194304: 7 digits
+	for i := 0; ok && i < len(v); i++ {
+		ok = v[i] >= '0' && v[i] <= '9'
 	}
+	if !ok {
+		return 0, fmt.Errorf("%q is not a PID: write a host PID in plain decimal, 1 to 4194304, no sign or leading zero (`ps` shows the box's)", step.Cut(value))
+	}
+	pid, _ := strconv.Atoi(v)
+	return pid, nil
+}
+
+// ownsPID checks that pid is the host PID of one of the box's processes.
+func (b *Box) ownsPID(pid int) error {
 	if pid == b.PID() || pid == b.InitPID() {
 		return nil
 	}

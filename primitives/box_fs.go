@@ -64,6 +64,9 @@ func (b *Box) MountOverlay(layers []rootfs.Layer) (*step.Step, error) {
 		return nil, errors.New("mount overlay: name at least one layer, bottom first (`layers` lists them)")
 	}
 	dir := filepath.Join(b.Dir, "overlay")
+	if err := roomForUpper(b.Dir, b.session.Dirs.root()); err != nil {
+		return nil, err
+	}
 	if err := b.ledger.Add(Resource{Kind: ResDir, Path: dir, Note: "upper, work and merged dirs"}); err != nil {
 		return nil, err
 	}

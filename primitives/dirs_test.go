@@ -4,7 +4,11 @@ import "testing"
 
 // $STATE is the --state-dir that holds both dirs, else the runtime dir.
 func TestStateIsTheStateDirOrTheRuntimeDir(t *testing.T) {
-	if got := DefaultDirs("/tmp/class").State(); got != "/tmp/class" {
+	d, err := DefaultDirs("/tmp/class")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := d.State(); got != "/tmp/class" {
 		t.Errorf("--state-dir /tmp/class: $STATE is %q", got)
 	}
 	if got := (Dirs{Run: "/run/stepbox", Lib: "/var/lib/stepbox"}).State(); got != "/run/stepbox" {

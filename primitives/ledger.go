@@ -102,6 +102,7 @@ func teardownLedgerWith(dir string, marked func(box string) []pidStart) error {
 		return err
 	}
 	var errs []error
+	session := sessionOf(dir)
 	// Processes go first, whatever their place: nothing else can be
 	// removed while they use it (a mount namespace, a cgroup).
 	var pids []pidStart
@@ -109,7 +110,12 @@ func teardownLedgerWith(dir string, marked func(box string) []pidStart) error {
 		r := res[i]
 		switch r.Kind {
 		case ResProcess:
-			pids = append(pids, pidStart{r.PID, r.Start})
+			p := pidStart{r.PID, r.Start}
+			ok, err := ledgerProcessOwn(p, session)
+			errs = append(errs, err)
+			if ok {
+				pids = append(pids, p)
+			}
 		case ResProcesses:
 			pids = append(pids, marked(r.Box)...)
 		}
@@ -122,7 +128,7 @@ func teardownLedgerWith(dir string, marked func(box string) []pidStart) error {
 			continue
 		}
 		for round := 0; round < 5; round++ {
-			left := markedProcesses(sessionOf(dir), r.Box)
+			left := markedProcesses(session, r.Box)
 			if len(left) == 0 {
 				break
 			}
@@ -133,9 +139,13 @@ func teardownLedgerWith(dir string, marked func(box string) []pidStart) error {
 		r := res[i]
 		switch r.Kind {
 		case ResDir:
+			if err := ledgerDirInside(r.Path, dir); err != nil {
+				errs = append(errs, err)
+				continue
+			}
 			errs = append(errs, removeDir(r.Path))
 		case ResCgroup:
-			errs = append(errs, removeCgroup(r))
+			errs = append(errs, removeCgroup(r, session))
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -160,7 +170,7 @@ func teardownResources(dir, session string) error {
 		r := res[i]
 		if r.Kind == ResCgroup && !done[string(r.Group)] {
 			done[string(r.Group)] = true
-			errs = append(errs, removeCgroup(r))
+			errs = append(errs, removeCgroup(r, session))
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -237,7 +247,7 @@ func killAndWait(procs []pidStart) error {
 		}
 		// Compare the start time after opening the pidfd: from then on the
 		// PID cannot be reused behind our back.
-		if st, err := startTime(p.pid); err != nil || (p.start != 0 && st != p.start) {
+		if st, err := startTime(p.pid); err != nil || st != p.start {
 			unix.Close(fd)
 			continue
 		}
@@ -312,20 +322,7 @@ func markedProcessesAny() []markedProc {
 		if p.PID == self {
 			continue
 		}
-		env, err := p.Environ()
-		if err != nil {
-			continue
-		}
-		var s, b, ns string
-		for _, e := range env {
-			if v, ok := strings.CutPrefix(e, envSession+"="); ok {
-				s = v
-			} else if v, ok := strings.CutPrefix(e, envBox+"="); ok {
-				b = v
-			} else if v, ok := strings.CutPrefix(e, envPIDNS+"="); ok {
-				ns = v
-			}
-		}
+		s, b, ns := markersOf(p)
 		// Another PID namespace's session (stepbox in a container): not
 		// this one's to judge or to end.
 		if s != "" && (ns == "" || ns == ownPIDNS) {
@@ -334,4 +331,23 @@ func markedProcessesAny() []markedProc {
 		}
 	}
 	return out
+}
+
+// markersOf reads stepbox's markers from a process's environment: its
+// session, box and PID namespace ("" where absent or unreadable).
+func markersOf(p procfs.Proc) (session, box, pidns string) {
+	env, err := p.Environ()
+	if err != nil {
+		return "", "", ""
+	}
+	for _, e := range env {
+		if v, ok := strings.CutPrefix(e, envSession+"="); ok {
+			session = v
+		} else if v, ok := strings.CutPrefix(e, envBox+"="); ok {
+			box = v
+		} else if v, ok := strings.CutPrefix(e, envPIDNS+"="); ok {
+			pidns = v
+		}
+	}
+	return session, box, pidns
 }

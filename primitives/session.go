@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -14,6 +15,7 @@ import (
 	"sync/atomic"
 
 	"stepbox/primitives/cgroups"
+	"stepbox/primitives/step"
 )
 
 // Dirs are where stepbox keeps its state: runtime state (sessions, boxes,
@@ -21,27 +23,6 @@ import (
 type Dirs struct {
 	Run string // default /run/stepbox
 	Lib string // default /var/lib/stepbox
-}
-
-// DefaultDirs returns the state directories: $STEPBOX_STATE_DIR (or the
-// --state-dir flag, passed as stateDir) holds both when set; otherwise
-// /run/stepbox and /var/lib/stepbox for root, and a directory of the
-// user's own for anyone else.
-func DefaultDirs(stateDir string) Dirs {
-	if stateDir == "" {
-		stateDir = os.Getenv("STEPBOX_STATE_DIR")
-	}
-	if stateDir != "" {
-		return Dirs{Run: filepath.Join(stateDir, "run"), Lib: filepath.Join(stateDir, "lib")}
-	}
-	if os.Geteuid() == 0 {
-		return Dirs{Run: "/run/stepbox", Lib: "/var/lib/stepbox"}
-	}
-	base := os.Getenv("XDG_RUNTIME_DIR")
-	if base == "" {
-		base = filepath.Join(os.TempDir(), "stepbox-"+strconv.Itoa(os.Geteuid()))
-	}
-	return Dirs{Run: filepath.Join(base, "stepbox", "run"), Lib: filepath.Join(base, "stepbox", "lib")}
 }
 
 // State is the directory the learner knows stepbox's state by, which
@@ -88,10 +69,11 @@ func OpenSession(dirs Dirs) (*Session, error) {
 	}
 	s := &Session{Dirs: dirs, ID: fmt.Sprintf("%d-%d", pid, start), boxes: map[string]*Box{}}
 	s.Dir = filepath.Join(dirs.Run, "sessions", s.ID)
-	for _, d := range []string{dirs.Run, dirs.Lib, filepath.Join(dirs.Run, "sessions")} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			return nil, fmt.Errorf("state dir: %w", err)
-		}
+	if err := dirs.makeTrusted(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Join(dirs.Run, "sessions"), 0o700); err != nil {
+		return nil, fmt.Errorf("state dir: %w", err)
 	}
 	if _, err := sweep(dirs, false); err != nil {
 		fmt.Fprintf(os.Stderr, "stepbox: cleaning up after a crashed session: %v\n", err)
@@ -124,6 +106,9 @@ func Sweep(dirs Dirs) (SweepReport, error) { return sweep(dirs, true) }
 func sweep(dirs Dirs, thorough bool) (SweepReport, error) {
 	var rep SweepReport
 	var errs []error
+	if err := dirs.checkTrusted(); err != nil {
+		return rep, err
+	}
 	root := filepath.Join(dirs.Run, "sessions")
 	ents, err := os.ReadDir(root)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -136,6 +121,20 @@ func sweep(dirs Dirs, thorough bool) (SweepReport, error) {
 		}
 		var failed []error
 		boxes, _ := os.ReadDir(filepath.Join(dir, "boxes"))
+		check := append([]fs.DirEntry{e}, boxes...)
+		if fi, err := os.Lstat(filepath.Join(dir, "boxes")); err == nil {
+			check = append(check, fs.FileInfoToDirEntry(fi))
+		}
+		for _, b := range check {
+			// A symlink would lead teardown into a directory elsewhere.
+			if !b.IsDir() {
+				failed = append(failed, fmt.Errorf("%s is not a directory stepbox made (a %s): left alone", b.Name(), b.Type()))
+			}
+		}
+		if len(failed) > 0 {
+			errs = append(errs, fmt.Errorf("session %s: %w", e.Name(), errors.Join(failed...)))
+			continue
+		}
 		for _, b := range boxes {
 			failed = append(failed, teardownLedger(filepath.Join(dir, "boxes", b.Name()), e.Name()))
 		}
@@ -235,7 +234,7 @@ var boxNameRule = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompi
 // ValidBoxName checks a box name and says what is allowed.
 func ValidBoxName(name string) error {
 	if !boxNameRule().MatchString(name) {
-		return fmt.Errorf("box name %q is not allowed: use a letter, then up to 31 letters, digits, '-' or '_' (no '/', spaces or dots)", name)
+		return fmt.Errorf("box name %q is not allowed: use a letter, then up to 31 letters, digits, '-' or '_' (no '/', spaces or dots)", step.Cut(name))
 	}
 	return nil
 }

@@ -2,9 +2,11 @@ package repl
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -305,12 +307,18 @@ func completePath(sh *Shell, args []string) []Suggestion {
 // RunScript runs commands from r, echoing each before its output. It stops
 // at the first failure, unless the line starts with '-' (as in make).
 func (sh *Shell) RunScript(ctx context.Context, r *os.File, name string) error {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	br := bufio.NewReaderSize(r, 64*1024)
 	n := 0
-	for sc.Scan() {
+	for {
+		raw, size, rerr := readLine(br, scriptLineMax)
+		if rerr != nil && (rerr != io.EOF || size == 0) {
+			if rerr == io.EOF {
+				return nil
+			}
+			return &ScriptError{File: name, Line: n + 1, Err: rerr}
+		}
 		n++
-		line := strings.TrimSpace(sc.Text())
+		line := strings.TrimSpace(raw)
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
@@ -318,8 +326,15 @@ func (sh *Shell) RunScript(ctx context.Context, r *os.File, name string) error {
 		if rest, ok := strings.CutPrefix(line, "-"); ok {
 			tolerate, line = true, strings.TrimSpace(rest)
 		}
-		fmt.Fprintln(sh.Out, sh.Theme.Cmd.Render(sh.echoPrompt()+line))
-		err := sh.Execute(ctx, line)
+		var err error
+		if size > scriptLineMax {
+			// Not run: only its start was kept, and a cut command is another command.
+			err = fmt.Errorf("line %d is %d bytes long; a command line is at most %d bytes", n, size, scriptLineMax)
+			fmt.Fprintln(sh.Out, sh.Theme.Cmd.Render(sh.echoPrompt()+step.Cut(line)))
+		} else {
+			fmt.Fprintln(sh.Out, sh.Theme.Cmd.Render(sh.echoPrompt()+line))
+			err = sh.Execute(ctx, line)
+		}
 		if err != nil {
 			sh.reportError(err)
 			if !tolerate {
@@ -333,7 +348,30 @@ func (sh *Shell) RunScript(ctx context.Context, r *os.File, name string) error {
 			return &ScriptError{File: name, Line: n, Err: ctx.Err()}
 		}
 	}
-	return sc.Err()
+}
+
+// scriptLineMax bounds one line of a script (a command and its arguments).
+const scriptLineMax = 1 << 20
+
+// readLine reads one line of any length from r, without its newline,
+// keeping at most max+1 bytes of it; size is the whole line's length.
+func readLine(r *bufio.Reader, max int) (line string, size int, err error) {
+	var b []byte
+	for {
+		chunk, err := r.ReadSlice('\n')
+		size += len(chunk)
+		if room := max + 1 - len(b); room > 0 {
+			b = append(b, chunk[:min(len(chunk), room)]...)
+		}
+		if err == bufio.ErrBufferFull {
+			continue
+		}
+		if err == nil {
+			size--
+			b = bytes.TrimSuffix(b, []byte("\n"))
+		}
+		return string(b), size, err
+	}
 }
 
 // echoPrompt is the prompt shown before an echoed script command.

@@ -42,7 +42,12 @@ func DemoMain(args []string, g *globalFlags) int {
 		fmt.Fprintf(os.Stderr, "stepbox demo: %v\nusage: stepbox demo N [--auto SECONDS] [--no-pause] [--web[=ADDR]]\n", err)
 		return 2
 	}
-	dirs, o := g.dirs(), g.shellOptions()
+	dirs, err := g.dirs()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "stepbox demo:", err)
+		return 1
+	}
+	o := g.shellOptions()
 	return runShell(dirs, o, func(sh *Shell, term *primitives.Terminal) int {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 		defer stop()

@@ -34,6 +34,7 @@ type failure struct {
 	user    bool // the current box has a user namespace of its own
 	pid     bool // … and a PID namespace of its own
 	pivoted bool // … and its root changed (pivot_root): the host's is gone from its mounts
+	net     bool // … and a network namespace of its own
 	// hostProc: the box has a PID namespace, but the /proc its commands
 	// see is one the session is visible in: the host's.
 	hostProc bool
@@ -108,8 +109,14 @@ var causes = []cause{
 		do:   "start the box with `new NAME --user`: the user namespace is made with the box process, by clone(CLONE_NEWUSER)",
 	},
 	{
+		name: "mount sysfs in a user namespace after pivot_root", calls: mountCalls, errno: unix.EPERM,
+		when: func(f *failure) bool { return f.user && f.pivoted && f.says("sysfs") },
+		rule: "in a user namespace, the kernel mounts a new sysfs only where one is already fully visible in the mount namespace, and pivot_root detached the host's (mount_too_revealing() in fs/namespace.c)",
+		do:   "build a new box and `mount sys` before pivot_root, after `unshare net`",
+	},
+	{
 		name: "mount sysfs in a user namespace without a network namespace", calls: mountCalls, errno: unix.EPERM,
-		when: func(f *failure) bool { return f.user && f.says("sysfs") },
+		when: func(f *failure) bool { return f.user && !f.net && f.says("sysfs") },
 		rule: "in a user namespace, sysfs may be mounted only by a process whose network namespace that user namespace owns",
 		do:   "`unshare net` first, then `mount sys`",
 	},
@@ -178,7 +185,14 @@ var causes = []cause{
 		do:   "put processes only in leaf cgroups, and switch controllers on only in cgroups without processes",
 	},
 	{
+		name: "a full state dir", errno: unix.ENOSPC,
+		when: func(f *failure) bool { return f.says("ledger") || f.says("state dir") },
+		rule: "stepbox writes every resource to its ledger before making it, and the filesystem holding its state dir has no space left (ENOSPC): nothing was made",
+		do:   "free space there (`!df` shows it), or start stepbox with --state-dir on a filesystem with room",
+	},
+	{
 		name: "attach to a cpuset with no CPUs (cgroup v1)", calls: []string{"write"}, errno: unix.ENOSPC,
+		when: func(f *failure) bool { return strings.HasPrefix(f.cmd, "cgroup") || f.says("/sys/fs/cgroup") },
 		rule: "a v1 cpuset cgroup whose cpuset.cpus or cpuset.mems is empty takes no task (ENOSPC)",
 		do:   "fill them from the parent: `cgroup set cpuset.cpus 0-1`, `cgroup set cpuset.mems 0`",
 	},
@@ -296,7 +310,7 @@ func (sh *Shell) failureOf(err error) *failure {
 		f.cmd = ce.Cmd
 	}
 	if b := sh.Current(); b != nil {
-		f.user, f.pid, f.pivoted = b.User, b.Has("pid"), b.FS().Pivoted
+		f.user, f.pid, f.pivoted, f.net = b.User, b.Has("pid"), b.FS().Pivoted, b.Has("net")
 		if f.pid {
 			// /proc/self resolves only for a reader in that proc's PID
 			// namespace or above it: if it does for the session, the box's
@@ -349,14 +363,14 @@ func (sh *Shell) reportError(err error) {
 	}
 	th := sh.Theme
 	// Each part folds under its own text, past its label.
-	fmt.Fprintln(sh.Err, viz.Hang(th.Bad.Render("error:")+" ", err.Error(), sh.Width))
+	fmt.Fprintln(sh.Err, viz.Hang(th.Bad.Render("error:")+" ", printable(err.Error()), sh.Width))
 	f := sh.failureOf(err)
 	if kernel := f.kernelSaid(); kernel != "" {
-		fmt.Fprintln(sh.Err, viz.Hang(th.Dim.Render("  kernel: "), kernel, sh.Width))
+		fmt.Fprintln(sh.Err, viz.Hang(th.Dim.Render("  kernel: "), printable(kernel), sh.Width))
 	}
 	if c := explainFailure(f); c != nil {
-		fmt.Fprintln(sh.Err, viz.Hang(th.Dim.Render("  why:    "), c.rule, sh.Width))
-		fmt.Fprintln(sh.Err, viz.Hang(th.Dim.Render("  do:     "), c.do, sh.Width))
+		fmt.Fprintln(sh.Err, viz.Hang(th.Dim.Render("  why:    "), printable(c.rule), sh.Width))
+		fmt.Fprintln(sh.Err, viz.Hang(th.Dim.Render("  do:     "), printable(c.do), sh.Width))
 	}
 }
 

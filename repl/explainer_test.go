@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path"
@@ -65,6 +66,10 @@ var knownFailures = []struct {
 	{cause: "rmdir of a cgroup still in use", err: syscallErr("rm", `rmdir("/sys/fs/cgroup/pids/stepbox-1/web-0123456789ab")`, unix.EBUSY)},
 	{cause: "controllers switched on above processes (cgroup v2)",
 		err: &CommandError{Cmd: "cgroup new", Err: fmt.Errorf(`write "+pids" to /sys/fs/cgroup/a/cgroup.subtree_control: %w`, &step.SyscallError{Call: `write(3, "+pids", 5)`, Err: unix.EBUSY})}},
+	{cause: "mount sysfs in a user namespace after pivot_root", user: true, pid: true,
+		err: syscallErr("mount sys", `mount("sysfs", "/sys", "sysfs", MS_RDONLY|MS_NOSUID|MS_NODEV|MS_NOEXEC, NULL)`, unix.EPERM)},
+	{cause: "a full state dir", err: &CommandError{Cmd: "mount overlay", Err: fmt.Errorf("ledger: write %s: %w", "/run/stepbox/sessions/1-1/boxes/web/ledger.jsonl",
+		&fs.PathError{Op: "write", Path: "/run/stepbox/sessions/1-1/boxes/web/ledger.jsonl", Err: unix.ENOSPC})}},
 	{cause: "attach to a cpuset with no CPUs (cgroup v1)", err: syscallErr("cgroup attach", `write(5, "4251", 4)`, unix.ENOSPC)},
 	{cause: "a process that has exited", err: syscallErr("cgroup attach", `write(5, "4251", 4)`, unix.ESRCH)},
 	{cause: "a value the control file does not take", err: syscallErr("cgroup set", `write(5, "abc", 3)`, unix.EINVAL)},

@@ -95,7 +95,7 @@ func (g *globalFlags) flagSet(name string) *flag.FlagSet {
 	return fs
 }
 
-func (g *globalFlags) dirs() primitives.Dirs { return primitives.DefaultDirs(g.stateDir) }
+func (g *globalFlags) dirs() (primitives.Dirs, error) { return primitives.DefaultDirs(g.stateDir) }
 
 func (g *globalFlags) shellOptions() ShellOptions {
 	return ShellOptions{Plain: g.plain, Theme: string(g.theme), Record: g.record, Web: string(g.web)}

@@ -7,10 +7,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"stepbox/primitives"
 	"stepbox/primitives/hoststate"
@@ -50,7 +53,13 @@ func seedLines(tb testing.TB) []string {
 		out = append(out, strings.Split(s, "\n")...)
 	}
 	return append(out, `unshare "uts`, `exec sh -c 'echo $((1+'`, `cgroup limit memory 12Q`, `new ${BOX:?}`,
-		`mount bind /srv/data /data:ro`, `layer put app '/a b' "t\"x"`, "unshare --boottime=", "new \x00")
+		`mount bind /srv/data /data:ro`, `layer put app '/a b' "t\"x"`, "unshare --boottime=", "new \x00",
+		// Issue 15's bad input: NUL written or escaped, control characters,
+		// PIDs the kernel reads otherwise, paths past PATH_MAX.
+		`hostname $'web\x00'`, "hostname web\x00x", `hostname $'a\rb'`, `hostname $'\e]0;x\a'`, `new $'a\0b'`,
+		`cgroup set cgroup.procs 017`, `cgroup set cgroup.procs 0x11`, `cgroup set cgroup.procs +1`,
+		"layer put app /"+strings.Repeat("d/", 600)+"f x", "layer put app /"+strings.Repeat("n", 300)+" x",
+		"new "+strings.Repeat("a", 5000))
 }
 
 // parseLine takes line through what Execute does before running a
@@ -135,8 +144,60 @@ func FuzzCommandLine(f *testing.F) {
 			if why := unclear(err); why != "" {
 				t.Fatalf("line %q: rejection %q: %s", line, err, why)
 			}
+			if shown := printable(err.Error()); strings.ContainsFunc(shown, func(r rune) bool { return r != '\n' && unicode.IsControl(r) }) {
+				t.Fatalf("line %q: the rejection would print a control character: %q", line, shown)
+			}
+		}
+		// The splitter drops a NUL, or cuts a word at one: a command line
+		// that holds one must be refused, never run as another. (A host
+		// command's goes to execve(2), which refuses it: EINVAL.)
+		trimmed := strings.TrimSpace(line)
+		if err == nil && strings.ContainsRune(line, 0) && !strings.HasPrefix(trimmed, "#") && !strings.HasPrefix(trimmed, "!") {
+			t.Fatalf("line %q holds a NUL byte and was accepted", line)
 		}
 	})
+}
+
+// FuzzUntrustedText: what a box or a learner hands stepbox as text. Escape
+// leaves nothing a terminal acts on, printable keeps a message's lines
+// short, and ParsePID accepts only what the kernel's kstrtoint(…, 0)
+// reads as the same PID.
+func FuzzUntrustedText(f *testing.F) {
+	for _, s := range []string{"17", "017", "0x11", " 42\n", "+1", "-1", "0", "\x1b]0;t\a", "a\u202eb", "\xff\xfe", strings.Repeat("x", 600)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		e := viz.Escape(s)
+		if !utf8.ValidString(e) || strings.ContainsFunc(e, func(r rune) bool { return unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) }) {
+			t.Fatalf("Escape(%q) = %q: a terminal would act on it", s, e)
+		}
+		for _, l := range strings.Split(printable(s), "\n") {
+			if len(l) > 4*messageLineMax {
+				t.Fatalf("printable(%q) keeps a line of %d bytes", s, len(l))
+			}
+		}
+		if pid, err := primitives.ParsePID(s); err == nil {
+			if k, ok := kstrtoint(s); !ok || k != pid || pid <= 0 {
+				t.Fatalf("ParsePID(%q) = %d; the kernel reads %d (ok %v)", s, pid, k, ok)
+			}
+		}
+	})
+}
+
+// kstrtoint reads s as the kernel reads cgroup.procs: whitespace stripped
+// (strstrip), then base 0 (lib/kstrtox.c: "0x" hex, a leading 0 octal).
+func kstrtoint(s string) (int, bool) {
+	s = strings.TrimFunc(s, func(r rune) bool { return r == ' ' || r >= '\t' && r <= '\r' })
+	s = strings.TrimPrefix(s, "+")
+	base := 10
+	switch {
+	case strings.HasPrefix(strings.ToLower(s), "0x"):
+		base, s = 16, s[2:]
+	case len(s) > 1 && s[0] == '0':
+		base = 8
+	}
+	n, err := strconv.ParseInt(s, base, 32)
+	return int(n), err == nil && !strings.Contains(s, "_")
 }
 
 // Lines whose command reaches outside the box's own state (host commands,

@@ -27,11 +27,16 @@ func LessonMain(args []string, g *globalFlags) int {
 		fmt.Fprintln(os.Stderr, "stepbox lesson: -v is for lesson check only")
 		return 2
 	}
+	dirs, err := g.dirs()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "stepbox lesson:", err)
+		return 1
+	}
 	switch args[0] {
 	case "list", "reset":
 		return progressCommand(course, args, g.plain)
 	case "check":
-		return KitMain(args[1:], g.dirs(), *verbose)
+		return KitMain(args[1:], dirs, *verbose)
 	}
 	if len(args) > 1 {
 		fmt.Fprintf(os.Stderr, "stepbox lesson: unexpected %q: usage: stepbox lesson [N|list|reset [N|all]|check [N|FILE…]]\n", args[1])
@@ -42,7 +47,7 @@ func LessonMain(args []string, g *globalFlags) int {
 		fmt.Fprintln(os.Stderr, "stepbox lesson:", err)
 		return 2
 	}
-	return runShell(g.dirs(), g.shellOptions(), func(sh *Shell, term *primitives.Terminal) int {
+	return runShell(dirs, g.shellOptions(), func(sh *Shell, term *primitives.Terminal) int {
 		w := sh.watch()
 		w.loadCourse(sh)
 		w.open(sh, l)

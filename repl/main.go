@@ -77,7 +77,11 @@ func Main(args []string) int {
 		fmt.Fprintf(os.Stderr, "stepbox %s: unexpected %q: it takes no arguments\n", sub, clip(words[0]))
 		return 2
 	}
-	dirs := g.dirs()
+	dirs, err := g.dirs()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "stepbox:", err)
+		return 1
+	}
 	switch sub {
 	case "version":
 		fmt.Println("stepbox", Version)

@@ -233,6 +233,9 @@ func firstWord(s string) string {
 // split breaks a line into words as a POSIX shell would: quotes,
 // backslashes and $VARIABLES ($BOX_PID, $BOX_ROOT and the host's).
 func (sh *Shell) split(line string) ([]string, error) {
+	if err := refuseNUL(line); err != nil {
+		return nil, err
+	}
 	vars := sh.boxVars()
 	return shell.Fields(line, func(name string) string {
 		if v, ok := vars[name]; ok {

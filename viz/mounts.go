@@ -29,7 +29,7 @@ func MountsPanel(tbl rootfs.MountTable, width int, t Theme) string {
 		if m.Root != "/" {
 			target += "[" + m.Root + "]" // findmnt's notation for a bind of a subdirectory
 		}
-		rows = append(rows, []string{target, m.FSType, m.Source, m.Options, m.Propagation})
+		rows = append(rows, escapeCells([]string{target, m.FSType, m.Source, m.Options, m.Propagation}))
 	}
 	headers := []string{"target", "fstype", "source", "options", "propagation"}
 	// Fit by hand, so paths lose their middle: the table's borders and
@@ -99,8 +99,9 @@ func MountDiffPanel(d rootfs.MountDiff, width int, t Theme) string {
 		rows = append(rows, row{rootfs.Whiteout, m.Point, mountSide(m, rootfs.MountChange{}) + "  gone from the box", ""})
 	}
 	pointW := 0
-	for _, r := range rows {
-		pointW = max(pointW, lipgloss.Width(r.point))
+	for i, r := range rows {
+		rows[i].point = Escape(r.point)
+		pointW = max(pointW, lipgloss.Width(rows[i].point))
 	}
 	pointW = min(pointW, width/3)
 	textW := width - pointW - 6

@@ -150,9 +150,9 @@ func stackChanges(snap rootfs.StackSnapshot, width int, t Theme) []string {
 
 func changePath(c rootfs.Change) string {
 	if c.Dir {
-		return c.Path + "/"
+		return Escape(c.Path) + "/"
 	}
-	return c.Path
+	return Escape(c.Path)
 }
 
 // changeWhy says what an upper dir entry does, in the learner's words.
@@ -187,7 +187,7 @@ func stackFiles(snap rootfs.StackSnapshot, width int, t Theme) []string {
 	out := []string{para(t.Title, head, width)}
 	pathW := 0
 	for _, f := range snap.Files[:min(len(snap.Files), stackFilesMax)] {
-		pathW = max(pathW, lipgloss.Width(f.Path)+1)
+		pathW = max(pathW, lipgloss.Width(Escape(f.Path))+1)
 	}
 	pathW = min(pathW, width-2-2-layerW)
 	for i, f := range snap.Files {
@@ -195,7 +195,7 @@ func stackFiles(snap rootfs.StackSnapshot, width int, t Theme) []string {
 			out = append(out, t.Dim.Render(fmt.Sprintf("  … %d more", len(snap.Files)-i)))
 			break
 		}
-		p := f.Path
+		p := Escape(f.Path)
 		if f.Dir {
 			p += "/"
 		}

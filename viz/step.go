@@ -42,7 +42,7 @@ func StepPanel(s *step.Step, width int, t Theme) string {
 			}
 			// Style line by line: lipgloss pads a block to its widest line.
 			for _, l := range strings.Split(it, "\n") {
-				b.WriteString("    " + st(l) + "\n")
+				b.WriteString("    " + st(Escape(l)) + "\n") // a note may name what a box made
 			}
 		}
 	}

@@ -15,7 +15,7 @@ type cellStyle func(row, col int) lipgloss.Style
 // names from its middle) — except the columns in wrap, the content the
 // table exists for, whose cells fold at words onto more lines instead.
 func (t Theme) renderTable(headers []string, rows [][]string, style cellStyle, width int, wrap ...int) string {
-	headers, rows = fitColumns(headers, rows, width, wrap...)
+	headers, rows = fitColumns(escapeCells(headers), escapeRows(rows), width, wrap...)
 	tb := table.New().
 		Border(lipgloss.NormalBorder()).
 		BorderStyle(t.Border).
@@ -146,6 +146,7 @@ func fitColumns(headers []string, rows [][]string, width int, wrap ...int) ([]st
 
 // truncate shortens s to at most w cells, marking the cut with '…'.
 func truncate(s string, w int) string {
+	s = Escape(s) // what a panel prints may come from a box
 	if w <= 0 {
 		return ""
 	}
@@ -162,6 +163,7 @@ func truncate(s string, w int) string {
 // cutMiddle shortens s to w columns by taking letters out of its middle,
 // for a line that is not a path: a call keeps its start and its " = 0".
 func cutMiddle(s string, w int) string {
+	s = Escape(s)
 	if lipgloss.Width(s) <= w {
 		return s
 	}
@@ -182,6 +184,7 @@ func cutMiddle(s string, w int) string {
 // the end (the most telling) are kept first, then the head's. Only a
 // last name too long for w on its own is cut, at its end.
 func truncateMiddle(s string, w int) string {
+	s = Escape(s) // what a panel prints may come from a box
 	if lipgloss.Width(s) <= w {
 		return s
 	}

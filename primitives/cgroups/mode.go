@@ -119,3 +119,13 @@ func exists(path string) bool {
 	_, err := os.Stat(path)
 	return err == nil
 }
+
+// IsCgroupFS reports whether dir lies on a cgroup filesystem (v1 or v2),
+// as statfs(2) says: teardown removes nothing anywhere else.
+func IsCgroupFS(dir string) bool {
+	var st unix.Statfs_t
+	if unix.Statfs(dir, &st) != nil {
+		return false
+	}
+	return st.Type == unix.CGROUP2_SUPER_MAGIC || st.Type == unix.CGROUP_SUPER_MAGIC
+}

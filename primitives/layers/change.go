@@ -21,23 +21,35 @@ import (
 // "/etc".
 func inLayer(cmd, name, p string) (string, error) {
 	const allowed = "give an absolute path inside the layer, like /etc/motd, without '..'"
+	shown := step.Cut(p)
 	switch {
 	case !strings.HasPrefix(p, "/"):
-		return "", fmt.Errorf("%s %s: %w %q: %s", cmd, name, ErrBadPath, p, allowed)
+		return "", fmt.Errorf("%s %s: %w %q: %s", cmd, name, ErrBadPath, shown, allowed)
 	case strings.ContainsRune(p, 0):
-		return "", fmt.Errorf("%s %s: %w %q: NUL bytes cannot be in a file name", cmd, name, ErrBadPath, p)
+		return "", fmt.Errorf("%s %s: %w %q: NUL bytes cannot be in a file name", cmd, name, ErrBadPath, shown)
+	case len(p) > PathMax:
+		return "", fmt.Errorf("%s %s: %w %q: a path in a layer is at most %d bytes, so that under the layer's, the upper dir's and the box's own directories it still fits the kernel's PATH_MAX (4096)", cmd, name, ErrBadPath, shown, PathMax)
 	}
 	for _, part := range strings.Split(p, "/") {
 		if part == ".." {
-			return "", fmt.Errorf("%s %s: %w %q: '..' would lead out of the layer; %s", cmd, name, ErrBadPath, p, allowed)
+			return "", fmt.Errorf("%s %s: %w %q: '..' would lead out of the layer; %s", cmd, name, ErrBadPath, shown, allowed)
+		}
+		if len(part) > unix.NAME_MAX {
+			return "", fmt.Errorf("%s %s: %w %q: a file name is at most %d bytes (NAME_MAX)", cmd, name, ErrBadPath, shown, unix.NAME_MAX)
 		}
 	}
 	rel := strings.TrimPrefix(path.Clean(p), "/")
 	if rel == "" {
-		return "", fmt.Errorf("%s %s: %w %q: that is the layer's root itself; %s", cmd, name, ErrBadPath, p, allowed)
+		return "", fmt.Errorf("%s %s: %w %q: that is the layer's root itself; %s", cmd, name, ErrBadPath, shown, allowed)
 	}
 	return rel, nil
 }
+
+// PathMax bounds a path inside a layer: the host path of a file is the
+// layer's (or the upper dir's, or a box's merged dir's) directory and
+// this, and every host path must fit PATH_MAX (4096) for the tools that
+// walk the layer, `layer rm` among them.
+const PathMax = 1024
 
 // escapeErr words an error from os.Root. os.Root is what keeps Put and Del
 // inside the layer — it resolves each component with openat(O_NOFOLLOW)

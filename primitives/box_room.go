@@ -1,0 +1,198 @@
+package primitives
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/prometheus/procfs"
+	"golang.org/x/sys/unix"
+
+	"stepbox/primitives/cgroups"
+)
+
+// What a box takes from the host, measured on an idle box (a box process
+// of 7 threads and 8.6 MB resident, a PID 1 after `unshare pid`), with
+// room for the commands it runs. A new box is refused before it would
+// leave the host less than the reserves: stepbox's own use of the host is
+// bounded, and the error says by what.
+const (
+	// MaxBoxes is the most boxes one session holds, whatever the host has.
+	MaxBoxes        = 64
+	boxTasks        = 16
+	boxMemory       = 32 << 20
+	hostTaskReserve = 512
+	hostMemReserve  = 256 << 20
+)
+
+// hostRoom is what the host can still give a process's new children,
+// past the reserves it keeps for itself: tasks and memory, each with what
+// bounds it.
+type hostRoom struct {
+	tasks, memory     int64  // -1: unbounded
+	tasksBy, memoryBy string // the limit that bounds it, in the kernel's words
+}
+
+// roomFor reads, for the process pid, the tasks and memory the kernel
+// will still let it and its children have: the system-wide threads-max and
+// pid_max, MemAvailable, and the pids and memory limits of its cgroup and
+// every cgroup above it.
+func roomFor(pid int) (hostRoom, error) {
+	r := hostRoom{tasks: -1, memory: -1}
+	fs, err := procfs.NewDefaultFS()
+	if err != nil {
+		return r, err
+	}
+	// /proc/loadavg's fourth field is "runnable/total" scheduling
+	// entities: every thread on the host (proc(5)).
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return r, err
+	}
+	var total int64
+	if f := strings.Fields(string(b)); len(f) >= 4 {
+		_, after, _ := strings.Cut(f[3], "/")
+		total, _ = strconv.ParseInt(after, 10, 64)
+	}
+	for _, k := range []string{"threads-max", "pid_max"} {
+		if max, err := readInt("/proc/sys/kernel/" + k); err == nil {
+			r.lowerTasks(max-total-hostTaskReserve, fmt.Sprintf("kernel.%s (%d tasks, %d in use, of which stepbox leaves %d to the host)", strings.ReplaceAll(k, "-", "_"), max, total, hostTaskReserve))
+		}
+	}
+	if mi, err := fs.Meminfo(); err == nil && mi.MemAvailableBytes != nil {
+		r.lowerMemory(int64(*mi.MemAvailableBytes)-hostMemReserve, fmt.Sprintf("MemAvailable in /proc/meminfo (%d MB, of which stepbox leaves %d MB to the host)", *mi.MemAvailableBytes>>20, hostMemReserve>>20))
+	}
+	// Without a cgroup tree stepbox can read, the system-wide limits stand.
+	h, err := cgroups.Open(cgroups.DefaultRoot, fs, pid)
+	if err != nil {
+		return r, nil
+	}
+	place, err := h.Place("")
+	if err != nil {
+		return r, nil
+	}
+	member, err := h.Membership(pid)
+	if err != nil {
+		return r, nil
+	}
+	for _, d := range place.Dirs {
+		mount := strings.TrimSuffix(d.Path, strings.TrimSuffix(d.Cgroup, "/"))
+		for _, m := range member {
+			if h.Version() == 1 && (len(m.Controllers) == 0 || !sameControllers(m.Controllers, d.Controllers)) {
+				continue
+			}
+			r.readLimits(mount, filepath.Join(mount, m.Path), h.Version())
+		}
+	}
+	return r, nil
+}
+
+func sameControllers(a, b []string) bool {
+	return strings.Join(a, ",") == strings.Join(b, ",")
+}
+
+// readLimits lowers r by the limits of dir and every cgroup above it up
+// to mount.
+func (r *hostRoom) readLimits(mount, dir string, version int) {
+	maxF, curF, memMaxF, memCurF := "pids.max", "pids.current", "memory.max", "memory.current"
+	if version == 1 {
+		memMaxF, memCurF = "memory.limit_in_bytes", "memory.usage_in_bytes"
+	}
+	for d := dir; strings.HasPrefix(d, mount); d = filepath.Dir(d) {
+		if max, err := readInt(filepath.Join(d, maxF)); err == nil {
+			if cur, err := readInt(filepath.Join(d, curF)); err == nil {
+				r.lowerTasks(max-cur, filepath.Join(d, maxF)+" ("+strconv.FormatInt(max, 10)+" tasks, "+strconv.FormatInt(cur, 10)+" in use)")
+			}
+		}
+		if max, err := readInt(filepath.Join(d, memMaxF)); err == nil {
+			if cur, err := readInt(filepath.Join(d, memCurF)); err == nil {
+				r.lowerMemory(max-cur, filepath.Join(d, memMaxF))
+			}
+		}
+		if d == mount || d == "/" {
+			break
+		}
+	}
+}
+
+func (r *hostRoom) lowerTasks(n int64, by string) {
+	if r.tasks < 0 || n < r.tasks {
+		r.tasks, r.tasksBy = max(n, 0), by
+	}
+}
+
+func (r *hostRoom) lowerMemory(n int64, by string) {
+	if r.memory < 0 || n < r.memory {
+		r.memory, r.memoryBy = max(n, 0), by
+	}
+}
+
+// readInt reads a file holding one integer; "max" is not one (no limit).
+func readInt(path string) (int64, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+}
+
+// roomForBox refuses a new box when the session holds MaxBoxes, or when
+// the host cannot give it the tasks or memory it takes; the error names
+// the limit.
+func roomForBox(name string, boxes int, r hostRoom) error {
+	if boxes >= MaxBoxes {
+		return fmt.Errorf("new %s: this session holds %d boxes, the most one session keeps (each is a process of its own, with its namespaces and mounts): `rm` one first", name, boxes)
+	}
+	if r.tasks >= 0 && r.tasks < boxTasks {
+		return fmt.Errorf("new %s: room for %d more tasks is left, bounded by %s; a box takes about %d: `rm` a box, or raise that limit", name, r.tasks, r.tasksBy, boxTasks)
+	}
+	if r.memory >= 0 && r.memory < boxMemory {
+		return fmt.Errorf("new %s: %d MB of memory are left, bounded by %s; a box takes about %d MB: `rm` a box first", name, r.memory>>20, r.memoryBy, boxMemory>>20)
+	}
+	return nil
+}
+
+// upperReserve is the free space below which `mount overlay` refuses a
+// new upper dir on a filesystem it shares with the host (by default /run,
+// a tmpfs the host itself needs): a writing box would fill that first.
+const upperReserve = 128 << 20
+
+// roomForUpper refuses an upper dir in dir when the filesystem holding it
+// is shared with the host and has less than upperReserve free, and names
+// that filesystem. A filesystem mounted at or below the state dir own (a
+// size-limited one of stepbox's own) is the box's to fill.
+func roomForUpper(dir, own string) error {
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return fmt.Errorf("mount overlay: statfs(%q): %w", dir, err)
+	}
+	free := int64(st.Bavail) * st.Bsize
+	where, point := dir, ""
+	real, _ := filepath.EvalSymlinks(dir)
+	own, _ = filepath.EvalSymlinks(own)
+	if mounts, err := procfs.GetMounts(); err == nil && real != "" {
+		for _, m := range mounts {
+			if (real == m.MountPoint || strings.HasPrefix(real, strings.TrimSuffix(m.MountPoint, "/")+"/")) && len(m.MountPoint) >= len(point) {
+				point, where = m.MountPoint, m.MountPoint+" ("+m.FSType+")"
+			}
+		}
+	}
+	if own != "" && (point == own || strings.HasPrefix(point, own+"/")) {
+		return nil
+	}
+	if free < upperReserve {
+		return fmt.Errorf("mount overlay: the box's upper dir would go on %s, which has %d MB free and is shared with the host; a box writing there would fill it for the host too, so stepbox wants %d MB: free space there, or give stepbox a filesystem of its own (--state-dir on a size-limited tmpfs)", where, free>>20, upperReserve>>20)
+	}
+	return nil
+}
+
+// root is the directory that holds all of stepbox's state: --state-dir,
+// where Run and Lib are side by side, or else Run.
+func (d Dirs) root() string {
+	if filepath.Dir(d.Run) == filepath.Dir(d.Lib) {
+		return filepath.Dir(d.Run)
+	}
+	return d.Run
+}

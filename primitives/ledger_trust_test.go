@@ -1,0 +1,251 @@
+package primitives
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prometheus/procfs"
+	"golang.org/x/sys/unix"
+
+	"stepbox/primitives/cgroups"
+)
+
+// goneSession names a session no PID can have (PIDs stay below
+// PID_MAX_LIMIT, 4194304): the sweep takes it for a crashed one.
+const goneSession = "4194304-1"
+
+// plantLedger writes lines as the ledger of box web of a gone session
+// in the state dir dirs, as someone other than stepbox could.
+func plantLedger(t *testing.T, dirs Dirs, lines ...Resource) string {
+	t.Helper()
+	dir := filepath.Join(dirs.Run, "sessions", goneSession, "boxes", "web")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	l := &Ledger{path: filepath.Join(dir, "ledger.jsonl")}
+	for _, r := range lines {
+		if err := l.Add(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// startDecoy starts a process that is nobody's box: a sweep must not end it.
+func startDecoy(t *testing.T) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command("sleep", "60")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return cmd
+}
+
+func alive(t *testing.T, cmd *exec.Cmd) bool {
+	t.Helper()
+	st, err := procState(cmd.Process.Pid)
+	return err == nil && st != "Z"
+}
+
+func stateDirs(t *testing.T) Dirs {
+	base := t.TempDir()
+	return Dirs{Run: filepath.Join(base, "run"), Lib: filepath.Join(base, "lib")}
+}
+
+func TestStateDirOthersCouldWriteIsRefused(t *testing.T) {
+	needRoot(t)
+	cases := map[string]func(base string) Dirs{
+		"writable by everyone": func(base string) Dirs {
+			d := Dirs{Run: filepath.Join(base, "run"), Lib: filepath.Join(base, "lib")}
+			os.MkdirAll(d.Run, 0o700)
+			os.Chmod(d.Run, 0o777)
+			return d
+		},
+		"another user's": func(base string) Dirs {
+			d := Dirs{Run: filepath.Join(base, "run"), Lib: filepath.Join(base, "lib")}
+			os.MkdirAll(d.Lib, 0o700)
+			os.Chown(d.Lib, 65534, 65534)
+			return d
+		},
+		// /tmp/stepbox-UID of old: a directory above it another user
+		// made, or can rename, can be swapped for one of theirs.
+		"under another user's directory": func(base string) Dirs {
+			other := filepath.Join(base, "shared")
+			os.Mkdir(other, 0o755)
+			os.Chown(other, 65534, 65534)
+			return Dirs{Run: filepath.Join(other, "run"), Lib: filepath.Join(other, "lib")}
+		},
+		"under a group-writable directory without the sticky bit": func(base string) Dirs {
+			other := filepath.Join(base, "shared")
+			os.Mkdir(other, 0o700)
+			os.Chmod(other, 0o775)
+			return Dirs{Run: filepath.Join(other, "run"), Lib: filepath.Join(other, "lib")}
+		},
+	}
+	for name, mk := range cases {
+		t.Run(name, func(t *testing.T) {
+			dirs := mk(t.TempDir())
+			if s, err := OpenSession(dirs); err == nil {
+				s.Close()
+				t.Fatalf("OpenSession(%+v) used a state dir someone else could have written", dirs)
+			} else if !strings.Contains(err.Error(), "state dir") {
+				t.Errorf("the error does not name the state dir: %v", err)
+			}
+			if _, err := Sweep(dirs); err == nil {
+				t.Errorf("Sweep(%+v) acted on a state dir someone else could have written", dirs)
+			}
+		})
+	}
+	// A sticky directory others can write (as /tmp) above one's own is fine.
+	base := t.TempDir()
+	sticky := filepath.Join(base, "tmp")
+	os.Mkdir(sticky, 0o700)
+	unix.Chmod(sticky, 0o1777)
+	s, err := OpenSession(Dirs{Run: filepath.Join(sticky, "run"), Lib: filepath.Join(sticky, "lib")})
+	if err != nil {
+		t.Fatalf("a state dir of one's own under a sticky directory was refused: %v", err)
+	}
+	s.Close()
+}
+
+func TestSweepSparesAProcessAPlantedLedgerNames(t *testing.T) {
+	needRoot(t)
+	decoy := startDecoy(t)
+	start, err := startTime(decoy.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dirs := stateDirs(t)
+	plantLedger(t, dirs,
+		Resource{Kind: ResProcess, PID: decoy.Process.Pid, Start: start, Note: "box process"},
+		// "start": 0 turned the PID-reuse check off.
+		Resource{Kind: ResProcess, PID: decoy.Process.Pid, Note: "PID 1"},
+	)
+	_, err = Sweep(dirs)
+	if !alive(t, decoy) {
+		t.Fatalf("the sweep ended PID %d, which no box of the ledger's session started", decoy.Process.Pid)
+	}
+	if err == nil || !strings.Contains(err.Error(), "refusing to end PID") {
+		t.Errorf("the sweep did not say it refused the planted lines: %v", err)
+	}
+}
+
+func TestSweepSparesADirectoryAPlantedLedgerNames(t *testing.T) {
+	needRoot(t)
+	dirs := stateDirs(t)
+	decoy := filepath.Join(t.TempDir(), "decoy")
+	keep := filepath.Join(decoy, "sub", "keep")
+	if err := os.MkdirAll(filepath.Dir(keep), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(keep, []byte("mine"), 0o600)
+	box := filepath.Join(dirs.Run, "sessions", goneSession, "boxes", "web")
+	os.MkdirAll(box, 0o700)
+	// The box's overlay dir, made a symlink to the decoy.
+	os.Symlink(decoy, filepath.Join(box, "overlay"))
+	plantLedger(t, dirs,
+		Resource{Kind: ResDir, Path: filepath.Join(decoy, "sub")},
+		Resource{Kind: ResDir, Path: box + "/../../../../../../../../../../../../.." + decoy + "/sub"},
+		Resource{Kind: ResDir, Path: filepath.Join(box, "overlay", "sub")},
+	)
+	// A second gone session whose boxes dir leads to the decoy.
+	other := filepath.Join(dirs.Run, "sessions", "4194304-2")
+	os.MkdirAll(other, 0o700)
+	os.Symlink(decoy, filepath.Join(other, "boxes"))
+	_, err := Sweep(dirs)
+	if b, rerr := os.ReadFile(keep); rerr != nil || string(b) != "mine" {
+		t.Fatalf("the sweep removed %s, which the planted ledger named: %v", keep, rerr)
+	}
+	if err == nil || !strings.Contains(err.Error(), "refusing to remove") || !strings.Contains(err.Error(), "left alone") {
+		t.Errorf("the sweep did not say it refused the planted lines: %v", err)
+	}
+}
+
+// testPlace opens the host's cgroups and says where stepbox would put
+// its parent cgroup: the test's own cgroup, where tests make theirs.
+func testPlace(t *testing.T) (cgroups.Hierarchy, cgroups.Placement) {
+	t.Helper()
+	fsys, err := procfs.NewFS(procfs.DefaultMountPoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := cgroups.Open(cgroups.DefaultRoot, fsys, os.Getpid())
+	if err != nil {
+		t.Skipf("no cgroups here: %v", err)
+	}
+	place, err := h.Place("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h, place
+}
+
+func TestSweepSparesACgroupReachedPastTheParentGuard(t *testing.T) {
+	needRoot(t)
+	_, place := testPlace(t)
+	// The decoy: a cgroup of the test's own, where stepbox would put its
+	// parent, holding a process of the test's own.
+	at := place.Dirs[len(place.Dirs)-1]
+	decoyCg := filepath.Join(at.Path, "sbtest-decoy-"+strconv.Itoa(os.Getpid()))
+	if err := os.Mkdir(decoyCg, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	decoy := startDecoy(t)
+	t.Cleanup(func() {
+		decoy.Process.Kill()
+		decoy.Wait()
+		for i := 0; i < 50; i++ {
+			if err := unix.Rmdir(decoyCg); err == nil || errors.Is(err, os.ErrNotExist) {
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		t.Errorf("could not remove the decoy cgroup %s", decoyCg)
+	})
+	if err := os.WriteFile(filepath.Join(decoyCg, "cgroup.procs"), []byte(strconv.Itoa(decoy.Process.Pid)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The old guard wanted "/stepbox-" somewhere in the path: a directory
+	// of that name in the state dir, then `..` back to the root.
+	dirs := stateDirs(t)
+	guard := filepath.Join(dirs.Run, "stepbox-4194304")
+	os.MkdirAll(guard, 0o700)
+	up := strings.Repeat("/..", strings.Count(guard, "/"))
+	g := cgroups.Group{Name: "stepbox-4194304", Dirs: []cgroups.Dir{{Hierarchy: at.Hierarchy, Path: guard + up + decoyCg, Controllers: at.Controllers}}}
+	raw, _ := json.Marshal(g)
+	// And a parent that is gone, with controllers "switched on" in the
+	// test's cgroup, which is not above it.
+	sub, _ := os.ReadFile(filepath.Join(decoyCg, "cgroup.subtree_control"))
+	gone := cgroups.Group{Name: "stepbox-4194304", Dirs: []cgroups.Dir{{Hierarchy: at.Hierarchy, Path: filepath.Join(at.Path, "stepbox-4194304")}},
+		Enabled: []cgroups.Dir{{Path: decoyCg, Controllers: []string{"pids"}}}}
+	rawGone, _ := json.Marshal(gone)
+	plantLedger(t, dirs, Resource{Kind: ResCgroup, Group: raw, Note: "the box's cgroup"}, Resource{Kind: ResCgroup, Group: rawGone})
+	os.WriteFile(filepath.Join(dirs.Run, "sessions", goneSession, "ledger.jsonl"), []byte(`{"kind":"cgroup","group":`+string(raw)+"}\n"), 0o600)
+
+	_, err := Sweep(dirs)
+	if _, serr := os.Stat(decoyCg); serr != nil {
+		t.Fatalf("the sweep removed the test's cgroup %s: %v", decoyCg, serr)
+	}
+	if !alive(t, decoy) {
+		t.Fatalf("the sweep ended PID %d in the test's cgroup %s", decoy.Process.Pid, decoyCg)
+	}
+	if b, _ := os.ReadFile(filepath.Join(decoyCg, "cgroup.procs")); !strings.Contains(string(b), strconv.Itoa(decoy.Process.Pid)) {
+		t.Errorf("the decoy left its cgroup: cgroup.procs reads %q", b)
+	}
+	if err == nil || !strings.Contains(err.Error(), "refusing to remove cgroup") || !strings.Contains(err.Error(), "refusing to switch controllers off") {
+		t.Errorf("the sweep did not say it refused the planted lines: %v", err)
+	}
+	if now, _ := os.ReadFile(filepath.Join(decoyCg, "cgroup.subtree_control")); string(now) != string(sub) {
+		t.Errorf("the sweep changed the test's cgroup.subtree_control: %q, was %q", now, sub)
+	}
+	decoy.Process.Signal(syscall.SIGKILL)
+}
