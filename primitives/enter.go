@@ -53,7 +53,7 @@ func runEnter(args []string) int {
 		fmt.Fprintln(os.Stderr, "enter:", err)
 		return 1
 	}
-	path, err := lookPath(argv[0], os.Environ())
+	path, err := lookPath(func(p string) string { return p }, argv[0], os.Environ())
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "enter:", err)
 		return 127

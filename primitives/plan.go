@@ -152,7 +152,7 @@ func (b *Box) PlanExec(argv []string) (*step.Step, error) {
 		Man:     []string{"clone(2)", "execve(2)", "nsenter(1)"},
 		Undo:    "nothing to undo: the process ends with the command; what it wrote stays in the box (in its upper dir after `mount overlay`)",
 	}
-	st.Plan("clone(child_stack=NULL, flags=CLONE_VM|CLONE_PIDFD|CLONE_VFORK|SIGCHLD)   # in " + from)
+	st.Plan("clone(child_stack=NULL, flags=SIGCHLD)   # fork, in " + from)
 	st.Plan("setpgid(0, 0)   # a process group of its own: Ctrl-C reaches it, not the box")
 	st.Plan("dup3(FD, 0, 0); dup3(FD, 1, 0); dup3(FD, 2, 0)   # the session's stdio becomes its own")
 	st.Plan(fmt.Sprintf("execve(%s, %s, …)", step.Quote(b.planLookPath(argv[0])), quoteArgv(argv)))
