@@ -48,8 +48,8 @@ type Box struct {
 }
 
 // NewBox starts a box process in the host's namespaces, or with --user in
-// a new user namespace created with it (the only moment a Go program can
-// make one: see errUnshareUser).
+// a new user namespace created with it, mapping uid 0 to the caller: the
+// shortcut for `new` then `unshare user` as an ordinary user.
 func (s *Session) NewBox(name string, user bool) (*Box, *step.Step, error) {
 	if s.closing.Load() {
 		return nil, nil, fmt.Errorf("new %s: %w", name, errClosing)
@@ -316,9 +316,6 @@ func (b *Box) Unshare(types []NamespaceType, opts UnshareOptions) (*step.Step, e
 	}
 	var names []string
 	for _, t := range types {
-		if t.Name == "user" {
-			return nil, errUnshareUser
-		}
 		if b.unshared[t.Name] {
 			return nil, fmt.Errorf("unshare %s: box %s has its own %s namespace already; each type can be unshared once (`ns` shows them)", t.Name, b.Name, t.Name)
 		}

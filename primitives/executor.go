@@ -60,6 +60,9 @@ const (
 	opIfup        xop = C.XOP_IFUP
 	opStat        xop = C.XOP_STAT
 	opUname       xop = C.XOP_UNAME
+	opSetresuid   xop = C.XOP_SETRESUID
+	opSetresgid   xop = C.XOP_SETRESGID
+	opSetgroups   xop = C.XOP_SETGROUPS
 )
 
 const (
@@ -380,6 +383,15 @@ func (x *executor) LinkUp(name string) error {
 func (x *executor) Prctl(option, arg int) error {
 	return x.callErr(opPrctl, []int64{int64(option), int64(arg)})
 }
+
+// Setresuid sets the real, effective and saved uid in the box.
+func (x *executor) Setresuid(uid int) error { return x.callErr(opSetresuid, []int64{int64(uid)}) }
+
+// Setresgid sets the real, effective and saved gid in the box.
+func (x *executor) Setresgid(gid int) error { return x.callErr(opSetresgid, []int64{int64(gid)}) }
+
+// Setgroups drops the supplementary groups in the box.
+func (x *executor) Setgroups() error { return x.callErr(opSetgroups, nil) }
 
 // Nodename is uname(2)'s nodename in the box's UTS namespace.
 func (x *executor) Nodename() (string, error) {

@@ -43,6 +43,9 @@ enum xop {
 	XOP_IFUP,         /* str0 interface: SIOCGIFFLAGS, then SIOCSIFFLAGS with IFF_UP */
 	XOP_STAT,         /* str0 path -> val st_dev, val2 st_ino */
 	XOP_UNAME,        /* -> data: the nodename of the executor's UTS namespace */
+	XOP_SETRESUID,    /* num0 uid: setresuid(uid, uid, uid) */
+	XOP_SETRESGID,    /* num0 gid: setresgid(gid, gid, gid) */
+	XOP_SETGROUPS,    /* setgroups(0, NULL) */
 	XOP_MAX
 };
 

@@ -59,9 +59,6 @@ func (b *Box) PlanUnshare(types []NamespaceType, opts UnshareOptions) (*step.Ste
 	}
 	var names []string
 	for _, t := range types {
-		if t.Name == "user" {
-			return nil, errUnshareUser
-		}
 		names = append(names, t.Name)
 	}
 	st := &step.Step{Command: "unshare " + strings.Join(names, " ")}
@@ -75,6 +72,12 @@ func (b *Box) PlanUnshare(types []NamespaceType, opts UnshareOptions) (*step.Ste
 			continue
 		}
 		st.Plan(fmt.Sprintf("unshare(%s)", step.CloneFlags(t.Flag)))
+		if t.Name == "user" {
+			if err := mapUser(nil, fmt.Sprintf("/proc/%d", b.CommandPID()), st, true); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		st.Shell = append(st.Shell, "unshare "+t.Option+" sh   # a shell in a new "+t.Name+" namespace")
 		switch t.Name {
 		case "mnt":

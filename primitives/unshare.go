@@ -10,9 +10,6 @@ import (
 	"stepbox/primitives/step"
 )
 
-var errUnshareUser = fmt.Errorf("unshare user: not yet on a live box: " +
-	"start the box with `new NAME --user` instead")
-
 // unshareOne moves the box's executor x into a new namespace of type t,
 // with what the type needs right after: a slave mount tree, clock
 // offsets, lo up, or a PID 1.
@@ -24,6 +21,8 @@ func (b *Box) unshareOne(x *executor, st *step.Step, t NamespaceType, opts Unsha
 	switch t.Name {
 	case "pid":
 		return b.forkInit(x, st)
+	case "user":
+		return mapUser(x, x.Proc(), st, false)
 	case "mnt":
 		st.Shell = append(st.Shell, "unshare "+t.Option+" sh   # a shell in a new "+t.Name+" namespace")
 		// A new mount namespace starts as a copy whose mounts still

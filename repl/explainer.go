@@ -99,12 +99,10 @@ var causes = []cause{
 		do:   "`unshare mnt` first, so the box has a mount namespace of its own",
 	},
 	{
-		name: "unshare user in a running box",
-		when: func(f *failure) bool {
-			return f.says("unshare user") || (f.errno == unix.EINVAL && f.says("CLONE_NEWUSER"))
-		},
-		rule: "unshare(CLONE_NEWUSER) fails with EINVAL in a multi-threaded process, and every Go program is one; the user namespace must also come first, since it owns the namespaces made after it",
-		do:   "start the box with `new NAME --user`: the user namespace is made with the box process, by clone(CLONE_NEWUSER)",
+		name: "unshare user in a chroot", calls: []string{"unshare"}, errno: unix.EPERM,
+		when: func(f *failure) bool { return f.says("CLONE_NEWUSER") },
+		rule: "the kernel refuses a new user namespace to a process in a chroot (unshare(2), EPERM): its capabilities there would let it walk out of the chroot; pivot_root does not count",
+		do:   "`unshare user` before `chroot`, or build the box with pivot_root instead",
 	},
 	{
 		name: "mount sysfs in a user namespace without a network namespace", calls: mountCalls, errno: unix.EPERM,
@@ -295,7 +293,7 @@ func (sh *Shell) failureOf(err error) *failure {
 		f.cmd = ce.Cmd
 	}
 	if b := sh.Current(); b != nil {
-		f.user, f.pid, f.pivoted = b.User, b.Has("pid"), b.FS().Pivoted
+		f.user, f.pid, f.pivoted = b.Has("user"), b.Has("pid"), b.FS().Pivoted
 		if f.pid {
 			// /proc/self resolves only for a reader in that proc's PID
 			// namespace or above it: if it does for the session, the box's

@@ -45,7 +45,7 @@ var knownFailures = []struct {
 	{cause: "pivot_root into a directory that is not a mount point", err: pivotErr(rootfs.PivotNotMountPoint, unix.EBUSY)},
 	{cause: "pivot_root after chroot", err: pivotErr(rootfs.PivotRootNotMountPoint, unix.EINVAL)},
 	{cause: "pivot_root in the host's mount namespace", err: &CommandError{Cmd: "pivot_root", Err: &rootfs.PivotRootError{Rule: rootfs.PivotNoMountNamespace, Err: errors.New("no mount namespace")}}},
-	{cause: "unshare user in a running box", err: &CommandError{Cmd: "unshare", Err: errors.New("unshare user: a running box process cannot enter a new user namespace")}},
+	{cause: "unshare user in a chroot", err: syscallErr("unshare", "unshare(CLONE_NEWUSER)", unix.EPERM)},
 	{cause: "mount sysfs in a user namespace without a network namespace", user: true,
 		err: syscallErr("mount sys", `mount("sysfs", "/m/sys", "sysfs", MS_RDONLY|MS_NOSUID|MS_NODEV|MS_NOEXEC, NULL)`, unix.EPERM)},
 	{cause: "mount proc in a user namespace without a PID namespace", user: true,
@@ -159,9 +159,10 @@ func wantExplanation(t *testing.T, got, line, name string, kernel ...string) {
 // The causes the kernel lets a test provoke, each provoked for real.
 func TestFailuresAreExplainedInTheKernelsWords(t *testing.T) {
 	sh, out := liveShell(t)
-	run(t, sh, out, "new web")
+	run(t, sh, out, "new jail", "unshare mnt", "mount overlay base", "chroot")
 	got := explained(t, sh, "unshare user")
-	wantExplanation(t, got, "unshare user", "unshare user in a running box")
+	wantExplanation(t, got, "unshare user", "unshare user in a chroot", "unshare(CLONE_NEWUSER) = -1 EPERM")
+	run(t, sh, out, "new web")
 
 	run(t, sh, out, "unshare uts mnt pid", "mount overlay base", "cgroup new")
 	got = explained(t, sh, "cgroup set pids.max abc")
