@@ -117,6 +117,12 @@ var causes = []cause{
 		do:   "the box has its /proc already: pivot_root mounted it before detaching the old root; to mount another, build a new box and mount it before pivot_root",
 	},
 	{
+		name: "an overlay out of a remapped root's reach", calls: mountCalls, errno: unix.EACCES,
+		when: func(f *failure) bool { return f.user && f.says("overlay") },
+		rule: "in a user namespace the kernel checks the overlay's layer, upper and work dirs as the box's root, which is another uid on the host (the box's uid_map): stepbox's state dirs are root's, mode 0700, so that uid may not even reach them",
+		do:   "as root, build the filesystem in a box made with `new NAME --user`, whose uid 0 maps to yours; stepbox gives a remapped box no idmapped layers",
+	},
+	{
 		name: "mount proc in a user namespace without a PID namespace", calls: mountCalls, errno: unix.EPERM,
 		when: func(f *failure) bool { return f.user && !f.pid && f.says(`"proc"`) },
 		rule: "in a user namespace, proc may be mounted only for a PID namespace that user namespace owns, by a process inside it",

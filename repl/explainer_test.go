@@ -52,6 +52,8 @@ var knownFailures = []struct {
 		err: syscallErr("mount proc", `mount("proc", "/m/proc", "proc", MS_NOSUID|MS_NODEV|MS_NOEXEC, NULL)`, unix.EPERM)},
 	{cause: "mount proc in a user namespace after pivot_root", user: true, pid: true,
 		err: syscallErr("mount proc", `mount("proc", "/proc2", "proc", MS_NOSUID|MS_NODEV|MS_NOEXEC, NULL)`, unix.EPERM)},
+	{cause: "an overlay out of a remapped root's reach", user: true,
+		err: syscallErr("mount overlay", `mount("overlay", "/m/merged", "overlay", 0, "lowerdir=/l,upperdir=/u,workdir=/w,userxattr")`, unix.EACCES)},
 	{cause: "a namespace owned by another user namespace", user: true, err: syscallErr("hostname", `sethostname("web", 3)`, unix.EPERM)},
 	{cause: "a missing capability", err: syscallErr("unshare", "unshare(CLONE_NEWUTS)", unix.EPERM)},
 	{cause: "fork refused at pids.max", err: &CommandError{Cmd: "exec", Err: errors.New("exec true: fork/exec /usr/bin/true: resource temporarily unavailable")}},
