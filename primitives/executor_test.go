@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -277,5 +278,46 @@ func TestADeadInitIsNoticedAtOnce(t *testing.T) {
 	}
 	if err := s.Remove("dies"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// PID 1 is a minimal init: a signal sent to it from the host goes on to
+// the command it runs, as tini forwards it.
+func TestPID1ForwardsSignalsToItsCommand(t *testing.T) {
+	needRoot(t)
+	s := newTestSession(t)
+	b, _, err := s.NewBox("fwd", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Unshare([]NamespaceType{mustType(t, "pid")}, UnshareOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	init := b.InitPID() // Exec holds the box meanwhile
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	done := make(chan ExitStatus, 1)
+	go func() {
+		es, _ := b.Exec(context.Background(), []string{"sh", "-c", `trap 'echo got TERM; exit 3' TERM; echo ready; while :; do sleep 0.05; done`}, nil, Stdio{Out: w, Err: w}, false)
+		w.Close()
+		done <- es
+	}()
+	buf := make([]byte, 64)
+	if n, err := r.Read(buf); err != nil || string(buf[:n]) != "ready\n" {
+		t.Fatalf("the command did not start: %q %v", buf[:n], err)
+	}
+	if err := unix.Kill(init, unix.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	es := <-done
+	rest, _ := io.ReadAll(r)
+	if es.Code != 3 || !strings.Contains(string(rest), "got TERM") {
+		t.Fatalf("after SIGTERM to PID 1 the command printed %q and exited %d, want its trap to run (exit 3)", rest, es.Code)
+	}
+	if err := b.Alive(); err != nil {
+		t.Fatalf("PID 1 did not survive the signal it forwarded: %v", err)
 	}
 }
