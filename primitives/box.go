@@ -328,16 +328,18 @@ func (b *Box) Unshare(types []NamespaceType, opts UnshareOptions) (*step.Step, e
 	st := &step.Step{Command: "unshare " + strings.Join(names, " ")}
 	for _, t := range types {
 		st.Man = append(st.Man, t.Man)
-		if err := b.unshareOne(x, st, t, opts); err != nil {
+		if err := b.unshareOne(x, st, t, opts, false); err != nil {
 			return st, err
 		}
 		b.unshared[t.Name] = true
 	}
 	st.Summary = "moved the box process into new namespaces: " + strings.Join(names, ", ")
-	st.Undo = "a namespace is freed when its last process exits and nothing holds it open: `rm` ends the box's processes"
+	st.Undo = unshareUndo
 	st.Man = append(st.Man, "unshare(2)", "namespaces(7)")
 	return st, nil
 }
+
+const unshareUndo = "a namespace is freed when its last process exits and nothing holds it open: `rm` ends the box's processes"
 
 // Sethostname sets the hostname inside the box. Without a UTS namespace
 // of its own it would rename the host, so that is refused.
@@ -349,14 +351,8 @@ func (b *Box) Sethostname(name string) (*step.Step, error) {
 		return nil, fmt.Errorf("hostname %q: a hostname is 1 to 64 bytes (a letter like é takes 2) with no spaces or '/'", name)
 	}
 	st, err := b.withKernel(func(x *executor) (*step.Step, error) {
-		st := &step.Step{
-			Command: "hostname " + name,
-			Summary: "set the hostname of the box's UTS namespace",
-			Shell:   []string{"hostname " + name},
-			Man:     []string{"sethostname(2)", "uts_namespaces(7)"},
-			Undo:    "the UTS namespace, and the name with it, is freed when its last process exits",
-		}
-		return st, st.Do(fmt.Sprintf("sethostname(%s, %d)", step.Quote(name), len(name)), func() error { return x.Sethostname(name) })
+		st, call := hostnameStep(name, "set")
+		return st, st.Do(call, func() error { return x.Sethostname(name) })
 	})
 	if err == nil {
 		b.mu.Lock()
@@ -364,6 +360,18 @@ func (b *Box) Sethostname(name string) (*step.Step, error) {
 		b.mu.Unlock()
 	}
 	return st, err
+}
+
+// hostnameStep is the record of `hostname NAME` and its one call, for
+// the step (verb "set") and its plan ("sets").
+func hostnameStep(name, verb string) (*step.Step, string) {
+	return &step.Step{
+		Command: "hostname " + name,
+		Summary: verb + " the hostname of the box's UTS namespace",
+		Shell:   []string{"hostname " + name},
+		Man:     []string{"sethostname(2)", "uts_namespaces(7)"},
+		Undo:    "the UTS namespace, and the name with it, is freed when its last process exits",
+	}, fmt.Sprintf("sethostname(%s, %d)", step.Quote(name), len(name))
 }
 
 // teardown ends the box: its ledger undone in reverse order.

@@ -10,39 +10,62 @@ import (
 	"stepbox/primitives/step"
 )
 
+// recorder performs a call and records it (step.Do), or, in a plan,
+// records it as not run (step.Plan).
+type recorder func(call string, fn func() error) error
+
+func recorderFor(st *step.Step, plan bool) recorder {
+	if plan {
+		return func(call string, _ func() error) error { st.Plan(call); return nil }
+	}
+	return st.Do
+}
+
 // unshareOne moves the box's executor x into a new namespace of type t,
 // with what the type needs right after: a slave mount tree, clock
-// offsets, lo up, or a PID 1.
-func (b *Box) unshareOne(x *executor, st *step.Step, t NamespaceType, opts UnshareOptions) error {
+// offsets, lo up, or a PID 1. With plan, nothing runs: it writes the
+// record the step will write (explain), from the same code.
+func (b *Box) unshareOne(x *executor, st *step.Step, t NamespaceType, opts UnshareOptions, plan bool) error {
+	do := recorderFor(st, plan)
 	call := fmt.Sprintf("unshare(%s)", step.CloneFlags(t.Flag))
-	if err := st.Do(call, func() error { return x.Unshare(t.Flag) }); err != nil {
+	if err := do(call, func() error { return x.Unshare(t.Flag) }); err != nil {
 		return err
 	}
 	switch t.Name {
 	case "pid":
+		if plan {
+			st.Plan(forkInitCall)
+			st.Shell = append(st.Shell, forkInitShell)
+			st.Notes = append(st.Notes, "the child becomes PID 1 in the box: it stays alive as the box's init, and later steps and commands start from it")
+			return nil
+		}
 		return b.forkInit(x, st)
 	case "user":
-		return mapUser(x, x.Proc(), st, false)
+		var proc string
+		if x != nil {
+			proc = x.Proc()
+		} else {
+			proc = fmt.Sprintf("/proc/%d", b.CommandPID())
+		}
+		return mapUser(x, proc, st, plan)
+	}
+	st.Shell = append(st.Shell, "unshare "+t.Option+" sh   # a shell in a new "+t.Name+" namespace")
+	switch t.Name {
 	case "mnt":
-		st.Shell = append(st.Shell, "unshare "+t.Option+" sh   # a shell in a new "+t.Name+" namespace")
 		// A new mount namespace starts as a copy whose mounts still
 		// share propagation with the host's (systemd makes / shared):
 		// make it a slave before anything is mounted, so nothing the box
 		// mounts reaches the host (mount_namespaces(7), "Shared subtrees").
 		flags := uintptr(unix.MS_REC | unix.MS_SLAVE)
-		if err := st.Do(step.MountCall("none", "/", "", flags, ""), func() error { return x.Mount("none", "/", "", flags, "") }); err != nil {
+		if err := do(step.MountCall("none", "/", "", flags, ""), func() error { return x.Mount("none", "/", "", flags, "") }); err != nil {
 			return err
 		}
 		st.Shell = append(st.Shell, "mount --make-rslave /")
 		st.Man = append(st.Man, "mount(2)")
 	case "time":
-		st.Shell = append(st.Shell, "unshare "+t.Option+" sh   # a shell in a new "+t.Name+" namespace")
-		return writeTimeOffsets(x, st, opts.Boottime, opts.Monotonic)
+		return writeTimeOffsets(x, st, do, opts.Boottime, opts.Monotonic)
 	case "net":
-		st.Shell = append(st.Shell, "unshare "+t.Option+" sh   # a shell in a new "+t.Name+" namespace")
-		return loopbackUp(x, st)
-	default:
-		st.Shell = append(st.Shell, "unshare "+t.Option+" sh   # a shell in a new "+t.Name+" namespace")
+		return loopbackUp(x, st, do)
 	}
 	return nil
 }
@@ -52,7 +75,7 @@ func (b *Box) unshareOne(x *executor, st *step.Step, t NamespaceType, opts Unsha
 // (time_namespaces(7)), so this runs right after unshare. The executor
 // forks without CLONE_VM, so this works before Linux 6.3 as well, where
 // clone(CLONE_VM) is refused while time_for_children differs.
-func writeTimeOffsets(x *executor, st *step.Step, boottime, monotonic time.Duration) error {
+func writeTimeOffsets(x *executor, st *step.Step, do recorder, boottime, monotonic time.Duration) error {
 	var lines []string
 	if monotonic != 0 {
 		lines = append(lines, offsetLine("monotonic", monotonic))
@@ -61,7 +84,7 @@ func writeTimeOffsets(x *executor, st *step.Step, boottime, monotonic time.Durat
 		lines = append(lines, offsetLine("boottime", boottime))
 	}
 	for _, line := range lines {
-		err := st.Do(fmt.Sprintf("write(\"/proc/self/timens_offsets\", %q, %d)", line, len(line)), func() error {
+		err := do(fmt.Sprintf("write(\"/proc/self/timens_offsets\", %q, %d)", line, len(line)), func() error {
 			return x.WriteFile("/proc/self/timens_offsets", line)
 		})
 		if err != nil {
@@ -81,6 +104,12 @@ func offsetLine(clock string, d time.Duration) string {
 	nsec := int64(d % time.Second)
 	return fmt.Sprintf("%s %d %d\n", clock, sec, nsec)
 }
+
+// What forkInit records, and its plan.
+const (
+	forkInitCall  = "clone(child_stack=NULL, flags=SIGCHLD)   # fork: the child is PID 1 in the new namespace"
+	forkInitShell = "unshare --pid --fork --mount-proc sh   # --fork: only children enter the new PID namespace"
+)
 
 // forkInit starts the box's PID 1 after unshare(CLONE_NEWPID): the
 // executor forks, and the child, the first process of the new namespace,
@@ -103,13 +132,13 @@ func (b *Box) forkInit(x *executor, st *step.Step) error {
 		}
 		return int(r.Val), r.errno()
 	}()
-	st.Record("clone(child_stack=NULL, flags=SIGCHLD)   # fork: the child is PID 1 in the new namespace", err)
+	st.Record(forkInitCall, err)
 	if err != nil {
 		mine.Close()
 		return &step.SyscallError{Call: "clone(flags=SIGCHLD)", Err: err}
 	}
 	st.Calls[len(st.Calls)-1].Result = fmt.Sprint(pid)
-	st.Shell = append(st.Shell, "unshare --pid --fork --mount-proc sh   # --fork: only children enter the new PID namespace")
+	st.Shell = append(st.Shell, forkInitShell)
 	st.Notes = append(st.Notes, fmt.Sprintf("PID %d on the host is PID 1 in the box: it stays alive as the box's init, and later steps and commands start from it", pid))
 	start, _ := startTime(pid)
 	b.ledger.Add(Resource{Kind: ResProcess, PID: pid, Start: start, Note: "PID 1"})
@@ -138,8 +167,8 @@ func (b *Box) forkInit(x *executor, st *step.Step) error {
 // loopbackUp brings up lo in the new network namespace, as container
 // runtimes do: a new namespace has only lo, and it starts down
 // (network_namespaces(7)).
-func loopbackUp(x *executor, st *step.Step) error {
-	err := st.Do(`ioctl(3, SIOCSIFFLAGS, {ifr_name="lo", ifr_flags=IFF_UP|IFF_LOOPBACK|IFF_RUNNING})`, func() error {
+func loopbackUp(x *executor, st *step.Step, do recorder) error {
+	err := do(`ioctl(3, SIOCSIFFLAGS, {ifr_name="lo", ifr_flags=IFF_UP|IFF_LOOPBACK|IFF_RUNNING})`, func() error {
 		return x.LinkUp("lo")
 	})
 	if err == nil {
