@@ -50,6 +50,8 @@ type overlayArgs struct {
 	Upper, Work, Merged string
 }
 
+var errNoLayers = errors.New("mount overlay: name at least one layer, bottom first (`layers` lists them)")
+
 // MountOverlay stacks the layers (bottom to top) with a fresh upper and
 // work dir of the box's own, mounted in the box's mount namespace.
 func (b *Box) MountOverlay(layers []rootfs.Layer) (*step.Step, error) {
@@ -60,7 +62,7 @@ func (b *Box) MountOverlay(layers []rootfs.Layer) (*step.Step, error) {
 		return nil, fmt.Errorf("mount overlay: box %s has an overlay already (%d layers): `rm` it and start again to stack others", b.Name, len(f.Layers))
 	}
 	if len(layers) == 0 {
-		return nil, errors.New("mount overlay: name at least one layer, bottom first (`layers` lists them)")
+		return nil, errNoLayers
 	}
 	dir := filepath.Join(b.Dir, "overlay")
 	if err := b.ledger.Add(Resource{Kind: ResDir, Path: dir, Note: "upper, work and merged dirs"}); err != nil {
@@ -68,18 +70,14 @@ func (b *Box) MountOverlay(layers []rootfs.Layer) (*step.Step, error) {
 	}
 	a := overlayArgs{Layers: layers}
 	a.Upper, a.Work, a.Merged = b.overlayDirs()
-	for _, d := range []string{a.Upper, a.Work, a.Merged} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return nil, err
-		}
-	}
-	// The overlay's root takes its mode from the top layer; the box's
-	// directory above it must let the box's users reach it.
+	// The box makes the dirs (each mkdir recorded); the overlay's root
+	// takes its mode from the top layer, and the box's directories above
+	// it must let the box's users reach it.
 	os.Chmod(b.Dir, 0o711)
-	os.Chmod(dir, 0o711)
 	st, err := b.withKernel(func(x *executor) (*step.Step, error) {
 		return rootfs.MountOverlay(x, a.Layers, a.Upper, a.Work, a.Merged)
 	})
+	os.Chmod(dir, 0o711)
 	if err != nil {
 		os.RemoveAll(dir)
 		return st, err
@@ -122,17 +120,7 @@ func (b *Box) Mount(kind, source, target string, readOnly bool) (*step.Step, err
 	}
 	root := f.root()
 	return b.withKernel(func(x *executor) (*step.Step, error) {
-		switch kind {
-		case "proc":
-			return rootfs.MountProc(x, root, target)
-		case "sys":
-			return rootfs.MountSys(x, root, target)
-		case "dev":
-			return rootfs.MountDev(x, root, target)
-		case "tmpfs":
-			return rootfs.MountTmpfs(x, root, target)
-		}
-		return rootfs.MountBind(x, source, root, target, readOnly)
+		return mountKind(x, kind, source, root, target, readOnly)
 	})
 }
 

@@ -18,12 +18,14 @@ import (
 // the new "/", which a root process can climb back to (ChrootEscape).
 func Chroot(k Kernel, newRoot string) (*step.Step, error) {
 	st := &step.Step{Command: "chroot", Man: []string{"chroot(2)", "chroot(1)"}}
-	fi, err := os.Stat(k.Path(newRoot))
-	if err != nil {
-		return st, fmt.Errorf("chroot: %w", err)
-	}
-	if !fi.IsDir() {
-		return st, fmt.Errorf("chroot: %s is not a directory", newRoot)
+	if !isPlanning(k) {
+		fi, err := os.Stat(k.Path(newRoot))
+		if err != nil {
+			return st, fmt.Errorf("chroot: %w", err)
+		}
+		if !fi.IsDir() {
+			return st, fmt.Errorf("chroot: %s is not a directory", newRoot)
+		}
 	}
 	if err := st.Do("chroot("+step.Quote(newRoot)+")", func() error { return k.Chroot(newRoot) }); err != nil {
 		return st, fmt.Errorf("chroot: %w", err)

@@ -1,10 +1,10 @@
 package rootfs
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -97,5 +97,73 @@ func (local) Proc() string {
 	return "/proc/" + filepath.Base(link)
 }
 
-// ProcOf is the /proc directory of a process seen from this one.
-func ProcOf(pid int) string { return fmt.Sprintf("/proc/%d", pid) }
+// Planning is k with nothing performed: what `explain` runs the steps
+// against, so the plan it prints is the record the step writes, built by
+// the same code (then marked not run, step.MarkNotRun). Reads still see
+// the box through k. A device node in a user namespace is refused, as
+// the kernel refuses it (mknod(2), EPERM), so the plan takes the same
+// turn as the step. Descriptors are numbered from 3, as a fresh process's.
+func Planning(k Kernel) Kernel { return &planning{real: k, next: 3, made: map[string]bool{}} }
+
+type planning struct {
+	real Kernel
+	next int
+	made map[string]bool // directories the plan has made
+}
+
+// isPlanning reports whether the steps run against Planning: they then
+// skip the checks of state that earlier steps will have made.
+func isPlanning(k Kernel) bool { _, ok := k.(*planning); return ok }
+
+func (p *planning) fd() (int, error) { p.next++; return p.next - 1, nil }
+
+func (p *planning) Mount(string, string, string, uintptr, string) error { return nil }
+func (p *planning) Unmount(string, int) error                           { return nil }
+func (p *planning) Mkdir(q string, _ uint32) error                      { p.made[q] = true; return nil }
+func (p *planning) Chmod(string, uint32) error                          { return nil }
+func (p *planning) Mknod(_ string, mode uint32, _ int) error {
+	if mode&unix.S_IFMT == unix.S_IFCHR && inUserNamespace(p.real) {
+		return unix.EPERM
+	}
+	return nil
+}
+func (p *planning) Symlink(string, string) error                  { return nil }
+func (p *planning) Unlinkat(int, string, int) error               { return nil }
+func (p *planning) Chdir(string) error                            { return nil }
+func (p *planning) Fchdir(int) error                              { return nil }
+func (p *planning) Chroot(string) error                           { return nil }
+func (p *planning) PivotRoot(string, string) error                { return nil }
+func (p *planning) Open(string, int, uint32) (int, error)         { return p.fd() }
+func (p *planning) Close(int) error                               { return nil }
+func (p *planning) Fsopen(string, int) (int, error)               { return p.fd() }
+func (p *planning) FsconfigSetString(int, string, string) error   { return nil }
+func (p *planning) FsconfigSetFlag(int, string) error             { return nil }
+func (p *planning) FsconfigCreate(int) error                      { return nil }
+func (p *planning) Fsmount(int, int, int) (int, error)            { return p.fd() }
+func (p *planning) MoveMount(int, string, int, string, int) error { return nil }
+func (p *planning) Read(int, []byte) (int, error)                 { return 0, nil }
+func (p *planning) Path(q string) string                          { return p.real.Path(q) }
+func (p *planning) Proc() string                                  { return p.real.Proc() }
+
+// madeByPlan reports whether a plan has made directory q already.
+func madeByPlan(k Kernel, q string) bool {
+	p, ok := k.(*planning)
+	return ok && p.made[q]
+}
+
+// umask reads the session's umask, which the box inherits, from
+// /proc/self/status (reading it with umask(2) would change it).
+func umask() os.FileMode {
+	raw, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0o022
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if v, ok := strings.CutPrefix(line, "Umask:"); ok {
+			if m, err := strconv.ParseUint(strings.TrimSpace(v), 8, 32); err == nil {
+				return os.FileMode(m)
+			}
+		}
+	}
+	return 0o022
+}

@@ -114,8 +114,10 @@ func MountBind(k Kernel, src, root, target string, readOnly bool) (*step.Step, e
 	// one (nosuid, nodev… inherited in a user namespace) fails with EPERM.
 	flags := uintptr(unix.MS_BIND | unix.MS_REMOUNT | unix.MS_RDONLY)
 	var sfs unix.Statfs_t
-	if err := unix.Statfs(k.Path(host), &sfs); err != nil {
-		return fail(fmt.Errorf("statfs %s: %w", host, err))
+	// The bind carries the source mount's flags (what statfs of the
+	// source says): the remount must keep the locked ones.
+	if err := unix.Statfs(k.Path(src), &sfs); err != nil {
+		return fail(fmt.Errorf("statfs %s: %w", src, err))
 	}
 	for _, f := range []struct{ st, ms uintptr }{
 		{unix.ST_NOSUID, unix.MS_NOSUID}, {unix.ST_NODEV, unix.MS_NODEV}, {unix.ST_NOEXEC, unix.MS_NOEXEC},
@@ -186,6 +188,10 @@ func resolveInRoot(k Kernel, st *step.Step, root, target string, dir bool) (stri
 		return target, append(created, target), nil
 	}
 	rootFD, err := unix.Open(k.Path(root), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil && isPlanning(k) {
+		// No root to look in yet (no overlay): plan the mount on the path.
+		return path.Join(root, target), nil, nil
+	}
 	if err != nil {
 		return "", nil, fmt.Errorf("open %s: %w", root, err)
 	}

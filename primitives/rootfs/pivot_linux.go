@@ -63,22 +63,8 @@ func PivotRoot(k Kernel, newRoot string, withProc bool) (*step.Step, error) {
 	fail := func(rule PivotRule, detail string, err error) (*step.Step, error) {
 		return st, &PivotRootError{Rule: rule, NewRoot: newRoot, Detail: detail, Err: err}
 	}
-	if err := checkMountNamespace(k); err != nil {
-		return fail(PivotNoMountNamespace, "", err)
-	}
-	mounts, err := threadMounts(k)
-	if err != nil {
-		return fail(PivotOther, "", err)
-	}
-	real, err := realPath(newRoot)
-	if err != nil {
-		return fail(PivotOther, "", err)
-	}
-	switch m := mountAt(mounts, real); {
-	case m == nil:
-		return fail(PivotNoOverlay, "nothing is mounted at "+newRoot, errors.New("no overlay"))
-	case m.FSType != "overlay":
-		return fail(PivotNoOverlay, fmt.Sprintf("%s is a %s mount, not an overlay", newRoot, m.FSType), errors.New("no overlay"))
+	if err := checkNewRoot(k, newRoot); err != nil {
+		return st, err
 	}
 	cwd, err := k.Open(".", unix.O_PATH|unix.O_DIRECTORY, 0)
 	if err != nil {
@@ -142,6 +128,36 @@ func PivotRoot(k Kernel, newRoot string, withProc bool) (*step.Step, error) {
 	}
 	st.Undo = "none while the box lives: the old root is gone from its mount namespace; `rm` ends the box and with it the namespace"
 	return st, nil
+}
+
+// checkNewRoot refuses a pivot_root the kernel would refuse, or that would
+// swap the host's root: no mount namespace of the box's own, no overlay
+// at newRoot. A plan skips it: the steps before may not have run yet.
+func checkNewRoot(k Kernel, newRoot string) error {
+	if isPlanning(k) {
+		return nil
+	}
+	fail := func(rule PivotRule, detail string, err error) error {
+		return &PivotRootError{Rule: rule, NewRoot: newRoot, Detail: detail, Err: err}
+	}
+	if err := checkMountNamespace(k); err != nil {
+		return fail(PivotNoMountNamespace, "", err)
+	}
+	mounts, err := threadMounts(k)
+	if err != nil {
+		return fail(PivotOther, "", err)
+	}
+	real, err := realPath(newRoot)
+	if err != nil {
+		return fail(PivotOther, "", err)
+	}
+	switch m := mountAt(mounts, real); {
+	case m == nil:
+		return fail(PivotNoOverlay, "nothing is mounted at "+newRoot, errors.New("no overlay"))
+	case m.FSType != "overlay":
+		return fail(PivotNoOverlay, fmt.Sprintf("%s is a %s mount, not an overlay", newRoot, m.FSType), errors.New("no overlay"))
+	}
+	return nil
 }
 
 // pivotRule names the rule a failed pivot_root(".", ".") in newRoot broke.

@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/prometheus/procfs"
-	"golang.org/x/sys/unix"
 
 	"stepbox/primitives/step"
 )
@@ -44,7 +43,7 @@ func mountAt(mounts []*procfs.MountInfo, point string) *procfs.MountInfo {
 func mkdirs(k Kernel, st *step.Step, p string, mode os.FileMode) ([]string, error) {
 	var missing []string
 	for q := filepath.Clean(p); ; q = filepath.Dir(q) {
-		if _, err := os.Lstat(k.Path(q)); err == nil {
+		if _, err := os.Lstat(k.Path(q)); err == nil || madeByPlan(k, q) {
 			break
 		} else if !errors.Is(err, os.ErrNotExist) || q == "/" {
 			return nil, fmt.Errorf("lstat %s: %w", q, err)
@@ -68,13 +67,10 @@ func mkdirs(k Kernel, st *step.Step, p string, mode os.FileMode) ([]string, erro
 	return missing, nil
 }
 
-// chmodIfCut sets mode on p when the umask took bits away at creation.
+// chmodIfCut sets mode on p when the umask took bits away at creation
+// (as `mkdir -m` and `mknod -m` do).
 func chmodIfCut(k Kernel, st *step.Step, p string, mode os.FileMode) error {
-	var s unix.Stat_t
-	if err := unix.Lstat(k.Path(p), &s); err != nil {
-		return fmt.Errorf("lstat %s: %w", p, err)
-	}
-	if os.FileMode(s.Mode&0o7777) == mode {
+	if mode&^umask() == mode {
 		return nil
 	}
 	return st.Do(fmt.Sprintf("chmod(%s, %#o)", step.Quote(p), uint32(mode)), func() error { return k.Chmod(p, uint32(mode)) })
