@@ -96,7 +96,7 @@ func (s *Session) startBox(name string, user bool) (*Box, *step.Step, error) {
 	}
 	st := &step.Step{
 		Command: "new " + name,
-		Summary: "started the box process: a copy of stepbox, locked to one thread, that will apply each step",
+		Summary: "started the box process: stepbox's executor, one thread of C, that will apply each step",
 		Man:     []string{"clone(2)", "execve(2)"},
 		Undo:    "`rm " + name + "` kills the box's processes; its namespaces die with them",
 	}

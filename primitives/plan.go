@@ -25,7 +25,7 @@ func (s *Session) PlanNew(name string, user bool) (*step.Step, error) {
 	}
 	st := &step.Step{
 		Command: "new " + name,
-		Summary: "starts the box process: a copy of stepbox, locked to one thread, that will apply each step",
+		Summary: "starts the box process: stepbox's executor, one thread of C, that will apply each step",
 		Man:     []string{"clone(2)", "execve(2)"},
 		Undo:    "`rm " + name + "` kills the box's processes; its namespaces die with them",
 	}
