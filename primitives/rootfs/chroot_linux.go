@@ -12,8 +12,8 @@ import (
 )
 
 // Chroot changes the caller's root directory to newRoot and its cwd to
-// the new "/", as chroot(1) does. On the box's locked thread that is the
-// thread's own root: unshare(CLONE_NEWNS) implies CLONE_FS (unshare(2)). Unlike PivotRoot it changes no
+// the new "/", as chroot(1) does: the executor's own root, which its
+// later commands inherit. Unlike PivotRoot it changes no
 // mount: the host's root stays in the mount namespace, one ".." beyond
 // the new "/", which a root process can climb back to (ChrootEscape).
 func Chroot(k Kernel, newRoot string) (*step.Step, error) {
