@@ -23,6 +23,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -540,9 +541,82 @@ static void executor(void)
 	}
 }
 
+static pid_t entered;
+
+static void forward(int sig)
+{
+	if (entered > 0)
+		kill(entered, sig);
+}
+
+static void enter_fail(int status, int32_t step)
+{
+	int32_t msg[2] = { step, errno };
+	if (write(status, msg, sizeof(msg)) < 0)
+		_exit(126);
+	_exit(125);
+}
+
+/* enter joins a box's namespaces from the host, as nsenter(1) does: every
+ * argument was decided by the session (enter.go), which reads the status
+ * descriptor and the exit code. */
+static void enter(int argc, char **argv, char **envp)
+{
+	if (argc < 6)
+		_exit(126);
+	long flags = strtol(argv[2], NULL, 10);
+	int status = strtol(argv[3], NULL, 10);
+	if (fcntl(status, F_SETFD, FD_CLOEXEC) < 0)
+		_exit(126);
+	int i = 4, n = 0;
+	for (; i < argc && strcmp(argv[i], "--") != 0; i++, n++)
+		if (setns(3 + n, strtol(argv[i], NULL, 10)) < 0)
+			enter_fail(status, n + 1);
+	if (i + 2 >= argc)
+		_exit(126);
+	/* Joining a user namespace keeps the host's IDs, which it may show as
+	 * nobody: become its root, as nsenter -U does (nsenter(1)). */
+	if (flags & XENTER_ROOT) {
+		if ((flags & XENTER_NOGROUPS) && setgroups(0, NULL) < 0)
+			enter_fail(status, XENTER_SETGROUPS);
+		if (setresgid(0, 0, 0) < 0)
+			enter_fail(status, XENTER_SETRESGID);
+		if (setresuid(0, 0, 0) < 0)
+			enter_fail(status, XENTER_SETRESUID);
+	}
+	/* A PID namespace joined applies to children only (setns(2)): fork. */
+	entered = fork();
+	if (entered < 0)
+		enter_fail(status, XENTER_FORK);
+	if (entered == 0) {
+		sigset_t all, none;
+		sigfillset(&all);
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &all, NULL);
+		if ((flags & XENTER_TTY) && (setpgid(0, 0) < 0 || tcsetpgrp(0, getpid()) < 0))
+			enter_fail(status, XENTER_FORK);
+		syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		execve(argv[i + 1], argv + i + 2, envp);
+		enter_fail(status, XENTER_EXECVE);
+	}
+	/* The session's Ctrl-C (cancel) reaches this process: pass it on. */
+	struct sigaction sa = { .sa_handler = forward };
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGQUIT, &sa, NULL);
+	int ws;
+	while (waitpid(entered, &ws, 0) < 0)
+		if (errno != EINTR)
+			_exit(126);
+	_exit(WIFSIGNALED(ws) ? 128 + WTERMSIG(ws) : WEXITSTATUS(ws));
+}
+
 /* glibc passes argc, argv and envp to constructors. */
 __attribute__((constructor)) static void stepbox_executor(int argc, char **argv, char **envp)
 {
 	if (argc >= 2 && strcmp(argv[1], "__box") == 0)
 		executor();
+	if (argc >= 2 && strcmp(argv[1], "__enter") == 0)
+		enter(argc, argv, envp);
 }

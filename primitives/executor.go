@@ -66,6 +66,13 @@ const (
 )
 
 const (
+	enterTTY        = C.XENTER_TTY
+	enterRoot       = C.XENTER_ROOT
+	enterNoGroups   = C.XENTER_NOGROUPS
+	enterSetgroups  = C.XENTER_SETGROUPS
+	enterSetresuid  = C.XENTER_SETRESUID
+	enterFork       = C.XENTER_FORK
+	enterExecve     = C.XENTER_EXECVE
 	spawnSetpgid    = C.XSPAWN_SETPGID
 	spawnForeground = C.XSPAWN_FOREGROUND
 	replyResult     = C.XREP_RESULT

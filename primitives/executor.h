@@ -56,6 +56,23 @@ enum {
 
 enum { XREP_RESULT = 0, XREP_EXITED = 1 };
 
+/* `stepbox __enter FLAGS STATUS NSTYPE… -- PATH ARGV…`: the namespace
+ * files are descriptors 3…, in the order of the NSTYPEs; a failure is
+ * written to the descriptor STATUS as two int32s, the step (XENTER_*, or
+ * the 1-based index of the setns) and errno. */
+enum {
+	XENTER_TTY = 1,  /* the command gets the terminal (stdin) as its foreground */
+	XENTER_ROOT = 2, /* after the setns calls, become uid and gid 0 */
+	XENTER_NOGROUPS = 4, /* … and drop the supplementary groups first */
+};
+enum {
+	XENTER_SETGROUPS = 100,
+	XENTER_SETRESGID,
+	XENTER_SETRESUID,
+	XENTER_FORK,
+	XENTER_EXECVE,
+};
+
 #define XNUMS 4
 #define XMAX_FDS 4
 #define XMAX_MSG (1 << 20)

@@ -321,3 +321,33 @@ func TestPID1ForwardsSignalsToItsCommand(t *testing.T) {
 		t.Fatalf("PID 1 did not survive the signal it forwarded: %v", err)
 	}
 }
+
+// `enter` joins from a single-threaded process (the constructor), so it
+// may join the box's user namespace too, and there it is root.
+func TestEnterJoinsAUserNamespace(t *testing.T) {
+	needRoot(t)
+	s := newTestSession(t)
+	b, _, err := s.NewBox("ue", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Unshare([]NamespaceType{mustType(t, "user"), mustType(t, "uts")}, UnshareOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Sethostname("inside"); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	es, st, err := b.Enter(context.Background(), []NamespaceType{mustType(t, "user"), mustType(t, "uts")}, []string{"sh", "-c", "id -u; hostname"}, Stdio{Out: &out, Err: &out})
+	if err != nil || es.Code != 0 {
+		t.Fatalf("enter user uts: %v %+v\n%s", err, es, out.String())
+	}
+	if out.String() != "0\ninside\n" {
+		t.Errorf("enter user uts printed %q, want uid 0 and the box's hostname", out.String())
+	}
+	for _, c := range st.Calls {
+		if c.Result != "0" {
+			t.Errorf("record: %s", c)
+		}
+	}
+}

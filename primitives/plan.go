@@ -142,20 +142,10 @@ func quoteArgv(argv []string) string {
 // PlanEnter is the record `enter TYPE… -- CMD…` will write.
 func (b *Box) PlanEnter(types []NamespaceType, argv []string) (*step.Step, error) {
 	pid := b.CommandPID()
-	st := &step.Step{
-		Command: "enter",
-		Summary: fmt.Sprintf("joins the namespaces of PID %d from the host, then runs %s there", pid, step.ShellJoin(argv)),
-		Man:     []string{"setns(2)", "nsenter(1)"},
-		Undo:    "nothing to undo: the entered command ends, the box stays",
+	types = enterOrder(pid, types)
+	path, err := enterPath(pid, types, argv[0], b.env(nil))
+	if err != nil {
+		path = argv[0]
 	}
-	opts := []string{"nsenter", "-t", fmt.Sprint(pid)}
-	for i, t := range types {
-		if t.Name == "user" {
-			return nil, fmt.Errorf("enter user: %s", setnsHint(t, nil))
-		}
-		opts = append(opts, t.Short)
-		st.Plan(fmt.Sprintf("setns(%d</proc/%d/ns/%s>, %s)", i+3, pid, t.Proc, step.CloneFlags(t.Flag)))
-	}
-	st.Shell = []string{strings.Join(opts, " ") + " " + step.ShellJoin(argv)}
-	return st, nil
+	return enterRecord(pid, types, path, argv, "joins"), nil
 }
