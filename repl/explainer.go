@@ -262,9 +262,9 @@ var causes = []cause{
 		do:   "write somewhere writable: the box's own upper dir (its / after pivot_root), or a tmpfs",
 	},
 	{
-		name: "joining a namespace a Go process cannot join", calls: []string{"setns"}, errno: unix.EINVAL,
-		rule: "setns(2) into a user or time namespace needs a single-threaded caller, and every Go process has several threads",
-		do:   "`enter` the other namespaces; run `!nsenter -t $BOX_PID -U …` for the user namespace",
+		name: "joining a namespace the caller cannot join", calls: []string{"setns"}, errno: unix.EINVAL,
+		rule: "setns(2) refuses a user namespace that is the caller's own or one of its ancestors, and a namespace file of another type than the one asked for",
+		do:   "`ns` shows which namespaces the box has of its own: `enter` those",
 	},
 }
 

@@ -79,7 +79,7 @@ var knownFailures = []struct {
 	{cause: "a file that cannot be executed", err: &CommandError{Cmd: "exec", Err: errors.New("exec /etc/hostname: fork/exec /etc/hostname: permission denied")}},
 	{cause: "a name that is taken", err: syscallErr("cgroup new", `mkdirat(AT_FDCWD, "/sys/fs/cgroup/pids/web", 0755)`, unix.EEXIST)},
 	{cause: "a read-only filesystem", err: syscallErr("mount tmpfs", `mkdir("/m/x", 0755)`, unix.EROFS)},
-	{cause: "joining a namespace a Go process cannot join", err: syscallErr("enter", "setns(3</proc/1/ns/time>, CLONE_NEWTIME)", unix.EINVAL)},
+	{cause: "joining a namespace the caller cannot join", err: syscallErr("enter", "setns(3</proc/1/ns/time>, CLONE_NEWTIME)", unix.EINVAL)},
 }
 
 func TestEveryKnownCauseIsExplained(t *testing.T) {
