@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -151,9 +152,9 @@ func madeByPlan(k Kernel, q string) bool {
 	return ok && p.made[q]
 }
 
-// umask reads the session's umask, which the box inherits, from
+// umask is the session's umask, which the box inherits, read once from
 // /proc/self/status (reading it with umask(2) would change it).
-func umask() os.FileMode {
+var umask = sync.OnceValue(func() os.FileMode {
 	raw, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		return 0o022
@@ -166,4 +167,4 @@ func umask() os.FileMode {
 		}
 	}
 	return 0o022
-}
+})
