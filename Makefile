@@ -6,7 +6,9 @@ BIN := ./stepbox
 
 .PHONY: build run test test-unit bench soak lint deps clean
 
+# The box's executor is C (cgo): gcc and libc6-dev, installed when missing.
 build:
+	@bash .ci/deps.sh cc
 	$(GO) build -o $(BIN) .
 
 # The REPL needs root for namespaces, mounts and cgroups: re-run under sudo.

@@ -3,15 +3,20 @@
 # they are missing. Nothing is downloaded from anywhere but Debian.
 set -euo pipefail
 need=()
-command -v busybox >/dev/null || [ -x /bin/busybox ] || need+=(busybox-static)
-command -v lsns >/dev/null || need+=(util-linux)
-command -v tmux >/dev/null || need+=(tmux)
-command -v setpriv >/dev/null || need+=(util-linux)
-command -v ip >/dev/null || need+=(iproute2)
-command -v ps >/dev/null || need+=(procps)
-command -v runc >/dev/null || need+=(runc) # export bundle's cross-check
-# The live view's test loads the page in headless Chromium.
-command -v chromium >/dev/null || need+=(chromium)
+# The box's executor is C, built by cgo: a compiler and the C library's headers.
+command -v gcc >/dev/null || need+=(gcc)
+[ -e /usr/include/stdio.h ] || need+=(libc6-dev)
+if [ "${1:-}" != cc ]; then
+  command -v busybox >/dev/null || [ -x /bin/busybox ] || need+=(busybox-static)
+  command -v lsns >/dev/null || need+=(util-linux)
+  command -v tmux >/dev/null || need+=(tmux)
+  command -v setpriv >/dev/null || need+=(util-linux)
+  command -v ip >/dev/null || need+=(iproute2)
+  command -v ps >/dev/null || need+=(procps)
+  command -v runc >/dev/null || need+=(runc) # export bundle's cross-check
+  # The live view's test loads the page in headless Chromium.
+  command -v chromium >/dev/null || need+=(chromium)
+fi
 if [ "${1:-}" = bench ]; then
   command -v bwrap >/dev/null || need+=(bubblewrap)
   command -v hyperfine >/dev/null || need+=(hyperfine)

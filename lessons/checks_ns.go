@@ -108,7 +108,7 @@ func init() {
 		&Check{
 			Name: "user-namespace", Usage: "user-namespace", Summary: "a box runs in a user namespace of its own, with a uid map",
 			Findings: map[string]string{
-				"shares-user": "The box runs in the host's user namespace. A user namespace is made only when the box starts: `new u --user`.",
+				"shares-user": "The box runs in the host's user namespace: `unshare user`, before the namespaces it should own.",
 			},
 			Run: func(s *State, _ []string) Result {
 				return judgeBoxes(s, func(b *BoxState) Result {

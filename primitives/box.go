@@ -3,7 +3,6 @@ package primitives
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -32,22 +31,26 @@ type Box struct {
 	ledger  *Ledger
 	proc    *os.Process
 
-	mu       sync.Mutex
-	pid      int   // host PID of the box process
-	initPID  int   // host PID of PID 1, once `unshare pid` made one
-	ctl      *conn // the box process
-	initCtl  *conn // PID 1
-	unshared map[string]bool
-	hostname string
-	dead     error
-	cgroup   *cgroups.Group
-	fs       BoxFS
-	process  ProcessDefaults // from the image the overlay stacks (box_image.go)
+	mu      sync.Mutex
+	pid     int       // host PID of the box process
+	initPID int       // host PID of PID 1, once `unshare pid` made one
+	box     *executor // the box process
+	init    *executor // its PID 1, after `unshare pid`
+	oomNote string    // why the box's init is not shielded from the OOM killer
+	// The oom_score_adj the box's commands get: 0, or 1000 where the init
+	// could not be shielded (see shieldFromOOM).
+	commandOOM string
+	unshared   map[string]bool
+	hostname   string
+	dead       error
+	cgroup     *cgroups.Group
+	fs         BoxFS
+	process    ProcessDefaults // from the image the overlay stacks (box_image.go)
 }
 
 // NewBox starts a box process in the host's namespaces, or with --user in
-// a new user namespace created with it (the only moment a Go program can
-// make one: see errUnshareUser).
+// a new user namespace created with it, mapping uid 0 to the caller: the
+// shortcut for `new` then `unshare user` as an ordinary user.
 func (s *Session) NewBox(name string, user bool) (*Box, *step.Step, error) {
 	if s.closing.Load() {
 		return nil, nil, fmt.Errorf("new %s: %w", name, errClosing)
@@ -102,7 +105,7 @@ func (s *Session) startBox(name string, user bool) (*Box, *step.Step, error) {
 	}
 	st := &step.Step{
 		Command: "new " + name,
-		Summary: "started the box process: a copy of stepbox, locked to one thread, that will apply each step",
+		Summary: "started the box process: stepbox's executor, one thread of C, that will apply each step",
 		Man:     []string{"clone(2)", "execve(2)"},
 		Undo:    "`rm " + name + "` kills the box's processes; its namespaces die with them",
 	}
@@ -118,13 +121,6 @@ func (b *Box) spawn(st *step.Step) error {
 	if err != nil {
 		return err
 	}
-	defer theirs.Close()
-	logf, err := os.OpenFile(filepath.Join(b.Dir, "agent.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
-	if err != nil {
-		mine.Close()
-		return err
-	}
-	defer logf.Close()
 	attr := &syscall.SysProcAttr{
 		Setpgid:   true, // Ctrl-C at the terminal must not reach box processes
 		Pdeathsig: syscall.SIGKILL,
@@ -150,16 +146,16 @@ func (b *Box) spawn(st *step.Step) error {
 	// go-prompt opens /dev/tty without O_CLOEXEC: no descriptor of the
 	// session's may reach a box (close_range(2), CLOSE_RANGE_CLOEXEC).
 	unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
-	// One P is all a box process needs (it serves one request at a time),
-	// and fewer runtime threads leave more of a pids.max limit to the
-	// learner's processes: every thread counts as a task. Without
-	// containermaxprocs=0 the Go runtime keeps the host's cpu.cfs_*
-	// files open, reachable from inside the box through /proc/1/fd.
+	// The executor (executor.c) takes over in a constructor, before the Go
+	// runtime starts: the box process has one thread and writes nothing.
 	p, err := os.StartProcess(selfExe, []string{"stepbox", entryBox, b.Name}, &os.ProcAttr{
-		Env:   b.env([]string{"GOMAXPROCS=1", "GODEBUG=containermaxprocs=0"}),
-		Files: []*os.File{nil, nil, logf, theirs},
+		Env:   b.env(nil),
+		Files: []*os.File{nil, nil, nil, theirs},
 		Sys:   attr,
 	})
+	// The session keeps no copy of the box's end: when the box process
+	// dies, its socket reads EOF at once.
+	theirs.Close()
 	st.Record(fmt.Sprintf("clone(child_stack=NULL, flags=%s)", flags), err)
 	if err != nil {
 		mine.Close()
@@ -179,13 +175,53 @@ func (b *Box) spawn(st *step.Step) error {
 	if err != nil {
 		return err
 	}
-	b.ctl = c
-	var hello helloResult
-	if _, err := b.callOn(c, "hello", nil, &hello); err != nil {
-		return fmt.Errorf("new %s: the box process did not answer: %w (see %s)", b.Name, err, filepath.Join(b.Dir, "agent.log"))
+	b.box = &executor{b: b, c: c, pid: p.Pid}
+	if _, err := b.box.hello(); err != nil {
+		return fmt.Errorf("new %s: the box process did not answer: %w", b.Name, err)
 	}
+	// Orphans of the box's commands re-parent to the box process rather
+	// than the host's init, so teardown finds them (PR_SET_CHILD_SUBREAPER).
+	if err := b.box.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1); err != nil {
+		return fmt.Errorf("new %s: prctl(PR_SET_CHILD_SUBREAPER) in the box process: %w", b.Name, err)
+	}
+	b.shieldFromOOM(p.Pid)
 	st.Notes = append(st.Notes, fmt.Sprintf("box process: PID %d, in the host's namespaces%s", p.Pid, map[bool]string{true: " except a new user namespace", false: ""}[b.User]))
 	return nil
+}
+
+// shieldFromOOM asks the OOM killer to take the box process or PID 1 last.
+// When the box's memory limit is hit by something the OOM killer cannot
+// pin on a process (tmpfs pages), the process that starts the box's
+// commands would otherwise be chosen and the whole box would die; like
+// containerd's shim, it goes last (proc(5), oom_score_adj). The session
+// writes it from outside: inside a user namespace the box could not.
+// Without CAP_SYS_RESOURCE (a sandboxed root) it may not go below 0;
+// then the commands volunteer instead, at 1000, as Kubernetes marks
+// best-effort pods: raising needs no privilege.
+func (b *Box) shieldFromOOM(pid int) {
+	b.commandOOM = "0"
+	if err := os.WriteFile(fmt.Sprintf("/proc/%d/oom_score_adj", pid), []byte("-999"), 0); err != nil {
+		b.commandOOM = "1000"
+		b.oomNote = "this host refused the box's oom_score_adj -999 for PID 1 (lowering it needs CAP_SYS_RESOURCE): " +
+			"the commands PID 1 starts get oom_score_adj 1000 instead, so at the box's memory limit the OOM killer takes them before PID 1"
+	}
+}
+
+// lendOOMScore sets the executor's oom_score_adj to the commands' for the
+// fork of one (a child inherits it at fork), and returns what sets it
+// back. Neither way needs CAP_SYS_RESOURCE: -999 was set with it, and
+// 1000 goes back to the 0 the executor started with, its
+// oom_score_adj_min (proc(5)).
+func (b *Box) lendOOMScore(pid int) func() {
+	file := fmt.Sprintf("/proc/%d/oom_score_adj", pid)
+	old, err := os.ReadFile(file)
+	if b.commandOOM == "" || err != nil || strings.TrimSpace(string(old)) == b.commandOOM {
+		return func() {}
+	}
+	if os.WriteFile(file, []byte(b.commandOOM), 0) != nil {
+		return func() {}
+	}
+	return func() { os.WriteFile(file, old, 0) }
 }
 
 // env is the environment of box processes and container processes: a
@@ -252,60 +288,23 @@ func (b *Box) Unshared() []string {
 	return out
 }
 
-// active is the process that applies steps now: PID 1 once it exists.
-func (b *Box) active() *conn {
-	if b.initCtl != nil {
-		return b.initCtl
+// active is the executor that applies steps now: PID 1 once it exists.
+func (b *Box) active() *executor {
+	if b.init != nil {
+		return b.init
 	}
-	return b.ctl
+	return b.box
 }
 
-// Call sends one op to the process that applies the box's steps and
-// decodes its result into out (which may be nil). Other packages' steps
-// reach the box process through here.
-func (b *Box) Call(op string, args any, out any) (*step.Step, error) {
+// withKernel runs a step on the executor that applies steps now, with
+// the box locked: one op at a time on its socket.
+func (b *Box) withKernel(do func(x *executor) (*step.Step, error)) (*step.Step, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.dead != nil {
 		return nil, b.dead
 	}
-	return b.callOn(b.active(), op, args, out)
-}
-
-func (b *Box) callOn(c *conn, op string, args any, out any, files ...*os.File) (*step.Step, error) {
-	resp, got, err := b.roundTrip(c, op, args, files...)
-	closeAll(got)
-	if err != nil {
-		return nil, err
-	}
-	if out != nil && resp.Data != nil {
-		if err := json.Unmarshal(resp.Data, out); err != nil {
-			return resp.Step, err
-		}
-	}
-	return resp.Step, resp.error()
-}
-
-func (b *Box) roundTrip(c *conn, op string, args any, files ...*os.File) (response, []*os.File, error) {
-	if b.session.closing.Load() {
-		return response{}, nil, errClosing
-	}
-	var raw json.RawMessage
-	if args != nil {
-		var err error
-		if raw, err = json.Marshal(args); err != nil {
-			return response{}, nil, err
-		}
-	}
-	if err := c.send(request{Op: op, Args: raw}, files...); err != nil {
-		return response{}, nil, b.died(err)
-	}
-	var resp response
-	got, err := c.recv(&resp)
-	if err != nil {
-		return response{}, nil, b.died(err)
-	}
-	return resp, got, nil
+	return do(b.active())
 }
 
 // UnshareOptions carries `unshare time`'s clock offsets.
@@ -324,86 +323,30 @@ func (b *Box) Unshare(types []NamespaceType, opts UnshareOptions) (*step.Step, e
 	}
 	var names []string
 	for _, t := range types {
-		if t.Name == "user" {
-			return nil, errUnshareUser
-		}
 		if b.unshared[t.Name] {
 			return nil, fmt.Errorf("unshare %s: box %s has its own %s namespace already; each type can be unshared once (`ns` shows them)", t.Name, b.Name, t.Name)
-		}
-		if t.Name == "time" {
-			if err := timeNamespaceForks(); err != nil {
-				return nil, err
-			}
-		}
-		if t.Name == "pid" && (b.fs.Pivoted || b.fs.Chrooted) {
-			return nil, fmt.Errorf("unshare pid: do it before pivot_root or chroot: the box's PID 1 is started from stepbox's own binary, which the new root no longer holds")
 		}
 		names = append(names, t.Name)
 	}
 	if len(names) == 0 {
 		return nil, fmt.Errorf("unshare: nothing to do")
 	}
-	args := unshareArgs{Types: names, Boottime: opts.Boottime, Monotonic: opts.Monotonic, Box: b.Name}
-	resp, got, err := b.roundTrip(b.active(), "unshare", args)
-	if err != nil {
-		return nil, err
+	x := b.active()
+	st := &step.Step{Command: "unshare " + strings.Join(names, " ")}
+	for _, t := range types {
+		st.Man = append(st.Man, t.Man)
+		if err := b.unshareOne(x, st, t, opts, false); err != nil {
+			return st, err
+		}
+		b.unshared[t.Name] = true
 	}
-	var res unshareResult
-	if resp.Data != nil {
-		json.Unmarshal(resp.Data, &res)
-	}
-	// Record what did happen even when a later type failed.
-	for _, c := range callsOK(resp.Step) {
-		for _, t := range types {
-			if strings.Contains(c, step.CloneFlags(t.Flag)) {
-				b.unshared[t.Name] = true
-			}
-		}
-	}
-	if err := resp.error(); err != nil {
-		closeAll(got)
-		return resp.Step, err
-	}
-	if res.InitPID != 0 {
-		if len(got) != 1 {
-			closeAll(got)
-			return resp.Step, fmt.Errorf("unshare pid: the box process sent no socket for PID 1")
-		}
-		start, _ := startTime(res.InitPID)
-		b.ledger.Add(Resource{Kind: ResProcess, PID: res.InitPID, Start: start, Note: "PID 1"})
-		c, err := newConn(got[0])
-		if err != nil {
-			return resp.Step, err
-		}
-		var hello helloResult
-		if _, err := b.callOn(c, "hello", nil, &hello); err != nil {
-			return resp.Step, fmt.Errorf("unshare pid: PID 1 did not answer: %w", err)
-		}
-		if hello.PID != 1 {
-			return resp.Step, fmt.Errorf("unshare pid: the new init is PID %d in its namespace, not 1", hello.PID)
-		}
-		b.initCtl, b.initPID = c, res.InitPID
-		if hello.OOMNote != "" && resp.Step != nil {
-			resp.Step.Notes = append(resp.Step.Notes, hello.OOMNote)
-		}
-	} else {
-		closeAll(got)
-	}
-	return resp.Step, nil
+	st.Summary = "moved the box process into new namespaces: " + strings.Join(names, ", ")
+	st.Undo = unshareUndo
+	st.Man = append(st.Man, "unshare(2)", "namespaces(7)")
+	return st, nil
 }
 
-func callsOK(st *step.Step) []string {
-	if st == nil {
-		return nil
-	}
-	var out []string
-	for _, c := range st.Calls {
-		if c.Result == "0" {
-			out = append(out, c.Syscall)
-		}
-	}
-	return out
-}
+const unshareUndo = "a namespace is freed when its last process exits and nothing holds it open: `rm` ends the box's processes"
 
 // Sethostname sets the hostname inside the box. Without a UTS namespace
 // of its own it would rename the host, so that is refused.
@@ -416,7 +359,10 @@ func (b *Box) Sethostname(name string) (*step.Step, error) {
 	if name == "" || len(name) > 64 || strings.ContainsFunc(name, func(r rune) bool { return r <= ' ' || r == '/' || r == 0x7f || r >= 0x80 && r <= 0x9f || r == 0xfffd }) {
 		return nil, fmt.Errorf("hostname %q: a hostname is 1 to 64 bytes (a letter like é takes 2) with no spaces, control characters or '/'", step.Cut(name))
 	}
-	st, err := b.Call("sethostname", hostnameArgs{Name: name}, nil)
+	st, err := b.withKernel(func(x *executor) (*step.Step, error) {
+		st, call := hostnameStep(name, "set")
+		return st, st.Do(call, func() error { return x.Sethostname(name) })
+	})
 	if err == nil {
 		b.mu.Lock()
 		b.hostname = name
@@ -425,13 +371,25 @@ func (b *Box) Sethostname(name string) (*step.Step, error) {
 	return st, err
 }
 
+// hostnameStep is the record of `hostname NAME` and its one call, for
+// the step (verb "set") and its plan ("will set").
+func hostnameStep(name, verb string) (*step.Step, string) {
+	return &step.Step{
+		Command: "hostname " + name,
+		Summary: verb + " the hostname of the box's UTS namespace",
+		Shell:   []string{"hostname " + name},
+		Man:     []string{"sethostname(2)", "uts_namespaces(7)"},
+		Undo:    "the UTS namespace, and the name with it, is freed when its last process exits",
+	}, fmt.Sprintf("sethostname(%s, %d)", step.Quote(name), len(name))
+}
+
 // teardown ends the box: its ledger undone in reverse order.
 func (b *Box) teardown(marked func(box string) []pidStart) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for _, c := range []*conn{b.initCtl, b.ctl} {
-		if c != nil {
-			c.close()
+	for _, x := range []*executor{b.init, b.box} {
+		if x != nil {
+			x.c.close()
 		}
 	}
 	if b.proc != nil {
@@ -451,19 +409,4 @@ func (b *Box) teardown(marked func(box string) []pidStart) error {
 		b.dead = fmt.Errorf("box %s has been removed", b.Name)
 	}
 	return err
-}
-
-// timeNamespaceForks refuses `unshare time` where the kernel would then
-// refuse every fork: before Linux 6.3, clone(CLONE_VM) fails with EINVAL
-// while a process's time namespace for children differs from its own
-// (fixed by "fs/exec: switch timens when a task gets a new mm"), and Go
-// starts every process with CLONE_VM|CLONE_VFORK.
-func timeNamespaceForks() error {
-	rel := KernelRelease()
-	if ReleaseAtLeast(rel, "6.3") {
-		return nil
-	}
-	return fmt.Errorf("unshare time: this kernel (%s) refuses clone(CLONE_VM) while a new time namespace waits for the box's children, "+
-		"and stepbox (Go) starts every process that way: every command in the box would fail with EINVAL; Linux 6.3 lifted the rule. "+
-		"`unshare --time --fork` from util-linux shows the namespace on this kernel: it forks without CLONE_VM", rel)
 }

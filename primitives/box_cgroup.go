@@ -261,8 +261,7 @@ func (b *Box) CgroupSnapshot(prev *cgroups.Snapshot) (cgroups.Snapshot, error) {
 	b.session.mu.Unlock()
 	box := cgroups.Box{Name: b.Name, Group: b.Cgroup(), PID: b.CommandPID()}
 	if b.Has("cgroup") {
-		var view []procfs.Cgroup
-		if _, err := b.Call("cgroup-view", nil, &view); err == nil {
+		if view, err := b.CgroupView(); err == nil {
 			box.OwnView = view
 		}
 	}
@@ -292,24 +291,4 @@ func (b *Box) CgroupReader() (func(prev *cgroups.Snapshot) (cgroups.Snapshot, er
 	return func(prev *cgroups.Snapshot) (cgroups.Snapshot, error) {
 		return cgroups.TakeSnapshot(h, parent, box, prev)
 	}, nil
-}
-
-// opCgroupView reads /proc/self/cgroup as the box sees it: after
-// `unshare cgroup` the paths start at the box's own cgroup
-// (cgroup_namespaces(7)). The session cannot read this view from outside.
-func opCgroupView(a *agent, _ json.RawMessage, files []*os.File) (any, *step.Step, error) {
-	closeAll(files)
-	fs, err := procfs.NewFS(procfs.DefaultMountPoint)
-	if err != nil {
-		return nil, nil, err
-	}
-	// /proc/self, not /proc/<getpid()>: in a PID namespace getpid() is 1,
-	// which names the host's init in a /proc mounted outside the box. The
-	// view is rendered for the reader's cgroup namespace.
-	p, err := fs.Self()
-	if err != nil {
-		return nil, nil, err
-	}
-	cg, err := p.Cgroups()
-	return cg, nil, err
 }

@@ -2,10 +2,10 @@ package primitives
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -30,6 +30,7 @@ func (b *Box) Exec(ctx context.Context, argv []string, env []string, std Stdio, 
 		return ExitStatus{}, err
 	}
 	st.Ran()
+	st.Ran()
 	es, err := b.exec(ctx, argv, env, std, tty, st)
 	es.Step = st
 	return es, err
@@ -50,37 +51,57 @@ func (b *Box) exec(ctx context.Context, argv []string, env []string, std Stdio, 
 	if b.dead != nil {
 		return ExitStatus{}, b.dead
 	}
+	x := b.active()
+	args := b.execArgs(argv, env, tty)
+	envv := args.Env
+	path, err := lookPath(x.Path, argv[0], envv)
+	if err != nil {
+		return ExitStatus{}, err
+	}
 	files, pump, err := stdioFiles(std)
 	if err != nil {
 		return ExitStatus{}, err
 	}
 	unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
-	c := b.active()
-	resp, got, err := b.roundTrip(c, "exec", b.execArgs(argv, env, tty), files.send...)
+	flags := int64(spawnSetpgid)
+	if tty {
+		// The command becomes the terminal's foreground process group, so
+		// Ctrl-C and job control reach it, not the session.
+		flags |= spawnForeground
+	}
+	nums := []int64{flags, int64(len(argv))}
+	if args.User != nil {
+		nums[0] |= spawnSetID
+		nums = append(nums, int64(args.User.UID), int64(args.User.GID))
+	}
+	strs := append([]string{path, args.Dir}, argv...)
+	strs = append(strs, envv...)
+	restore := b.lendOOMScore(x.pid)
+	r, err := x.do(opSpawn, nums, strs, files.send...)
+	restore()
 	files.closeSent()
 	if err != nil {
 		pump.wait(0)
 		return ExitStatus{}, err
 	}
-	if err := resp.error(); err != nil {
-		closeAll(got)
+	if err := r.errno(); err != nil {
+		closeAll(r.files)
 		pump.wait(0)
-		st.Calls[execExecve].Result = step.Result(err)
-		if step.Errno(err) == 0 {
-			st.Calls[execExecve].Result = "-1 (" + err.Error() + ")"
-		}
-		return ExitStatus{}, err
+		call, at := spawnCall(r.Step, path, argv)
+		st.Calls[at].Result = step.Result(err)
+		return ExitStatus{}, fmt.Errorf("exec %s: %w", argv[0], &step.SyscallError{Call: call, Err: err})
 	}
-	var started execStarted
-	json.Unmarshal(resp.Data, &started)
-	st.Calls[execClone].Result = fmt.Sprint(started.PID)
+	pid := int(r.Val)
+	st.Calls[execClone].Result = fmt.Sprint(pid)
 	st.Calls[execSetpgid].Result, st.Calls[execDup].Result, st.Calls[execExecve].Result = "0", "0", "0"
 	// The command carries the box's environment markers, which the
 	// ledger's "processes" line covers: no line of its own is needed.
 	var pidfd *os.File
-	if len(got) == 1 {
-		pidfd = got[0]
+	if len(r.files) == 1 {
+		pidfd = r.files[0]
 		defer pidfd.Close()
+	} else {
+		closeAll(r.files)
 	}
 	done := make(chan struct{})
 	go func() {
@@ -90,23 +111,84 @@ func (b *Box) exec(ctx context.Context, argv []string, env []string, std Stdio, 
 		case <-done:
 		}
 	}()
-	var exit response
-	_, err = c.recv(&exit)
+	exit, err := x.c.recv()
 	close(done)
 	if err != nil {
 		pump.wait(0)
 		return ExitStatus{}, b.died(err)
 	}
-	var es ExitStatus
-	json.Unmarshal(exit.Data, &es)
-	st.Calls[execWait].Result = fmt.Sprintf("%d (exit status %d)", started.PID, es.Code)
-	if es.Signal != "" {
-		st.Calls[execWait].Result = fmt.Sprintf("%d (killed by %s)", started.PID, es.Signal)
+	closeAll(exit.files)
+	if exit.Kind != replyExited || int(exit.Val) != pid {
+		pump.wait(0)
+		return ExitStatus{}, fmt.Errorf("exec %s: the executor answered with a reply of kind %d for PID %d, not the exit of PID %d", argv[0], exit.Kind, exit.Val, pid)
+	}
+	ws := unix.WaitStatus(exit.Val2)
+	es := ExitStatus{Code: ws.ExitStatus()}
+	st.Calls[execWait].Result = fmt.Sprintf("%d (exit status %d)", pid, es.Code)
+	if ws.Signaled() {
+		es.Code = 128 + int(ws.Signal())
+		es.Signal = unix.SignalName(ws.Signal())
+		st.Calls[execWait].Result = fmt.Sprintf("%d (killed by %s)", pid, es.Signal)
 	}
 	// Output a command left to a background child can keep a pipe open:
 	// take what is there, then stop.
 	pump.wait(100 * time.Millisecond)
-	return es, exit.error()
+	return es, nil
+}
+
+// spawnCall names the call of the spawned child that failed, by the
+// executor's step number (executor.c, op_spawn), and where exec's record
+// holds it.
+func spawnCall(n uint32, path string, argv []string) (string, int) {
+	switch n {
+	case 1:
+		return "prctl(PR_SET_PDEATHSIG, SIGKILL)", execClone
+	case 2:
+		return "setpgid(0, 0)", execSetpgid
+	case 3:
+		return "dup3(FD, 0..2, 0)", execDup
+	case 4:
+		return "tcsetpgrp(0, getpid())", execSetpgid
+	case 5:
+		return "chdir()", execExecve
+	case 6:
+		return "close_range(3, ~0U, CLOSE_RANGE_CLOEXEC)", execExecve
+	case 7:
+		return fmt.Sprintf("execve(%s, %s, …)", step.Quote(path), quoteArgv(argv)), execExecve
+	case 8:
+		return "setgroups(0, NULL)", execExecve
+	case 9:
+		return "setresgid(GID, GID, GID)", execExecve
+	case 10:
+		return "setresuid(UID, UID, UID)", execExecve
+	}
+	return "clone(child_stack=NULL, flags=SIGCHLD)", execClone
+}
+
+// ExitStatus is how a command inside a box ended.
+type ExitStatus struct {
+	Code   int        `json:"code"`             // exit code, or 128+signal
+	Signal string     `json:"signal,omitempty"` // the signal that killed it
+	Step   *step.Step `json:"-"`                // what was done, in strace form
+}
+
+// lookPath finds a command in the PATH of the command's environment, as
+// the box sees its filesystem: at(p) is where this process reaches the
+// box's path p (/proc/PID/root…).
+func lookPath(at func(string) string, name string, env []string) (string, error) {
+	if strings.Contains(name, "/") {
+		return name, nil
+	}
+	path := searchPath(env)
+	for _, dir := range filepath.SplitList(path) {
+		p := filepath.Join(dir, name)
+		if unix.Access(at(p), unix.X_OK) == nil {
+			if fi, err := os.Stat(at(p)); err == nil && !fi.IsDir() {
+				return p, nil
+			}
+		}
+	}
+	return "", fmt.Errorf("exec: %q: command not found in the box (PATH=%s)", name, path)
 }
 
 // cancelCommand asks politely (SIGINT to the process group), then insists.
@@ -143,4 +225,31 @@ func pidfdPID(f *os.File) int {
 		}
 	}
 	return 0
+}
+
+// searchPath is the PATH of env, or the box's default.
+func searchPath(env []string) string {
+	path := "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	for _, e := range env {
+		if v, ok := strings.CutPrefix(e, "PATH="); ok {
+			path = v
+		}
+	}
+	return path
+}
+
+// LookPath finds a program as `exec NAME` would, from the host: through
+// /proc/PID/root, which resolves in the box's root and mount namespace.
+// A symlink counts as found: an absolute one (busybox's applets) would
+// resolve against the host's root from here.
+func (b *Box) LookPath(name string) (string, error) {
+	root := fmt.Sprintf("/proc/%d/root", b.CommandPID())
+	path := searchPath(b.env(nil))
+	for _, dir := range filepath.SplitList(path) {
+		fi, err := os.Lstat(filepath.Join(root, dir, name))
+		if err == nil && (fi.Mode()&os.ModeSymlink != 0 || fi.Mode().IsRegular() && fi.Mode()&0o111 != 0) {
+			return filepath.Join(dir, name), nil
+		}
+	}
+	return "", fmt.Errorf("exec: %q: command not found in the box (PATH=%s)", name, path)
 }

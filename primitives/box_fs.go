@@ -1,7 +1,6 @@
 package primitives
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -51,6 +50,8 @@ type overlayArgs struct {
 	Upper, Work, Merged string
 }
 
+var errNoLayers = errors.New("mount overlay: name at least one layer, bottom first (`layers` lists them)")
+
 // MountOverlay stacks the layers (bottom to top) with a fresh upper and
 // work dir of the box's own, mounted in the box's mount namespace.
 func (b *Box) MountOverlay(layers []rootfs.Layer) (*step.Step, error) {
@@ -61,7 +62,7 @@ func (b *Box) MountOverlay(layers []rootfs.Layer) (*step.Step, error) {
 		return nil, fmt.Errorf("mount overlay: box %s has an overlay already (%s): `rm` it and start again to stack others", b.Name, step.Count(len(f.Layers), "layer"))
 	}
 	if len(layers) == 0 {
-		return nil, errors.New("mount overlay: name at least one layer, bottom first (`layers` lists them)")
+		return nil, errNoLayers
 	}
 	dir := filepath.Join(b.Dir, "overlay")
 	if err := roomForUpper(b.Dir, b.session.Dirs.root()); err != nil {
@@ -72,16 +73,14 @@ func (b *Box) MountOverlay(layers []rootfs.Layer) (*step.Step, error) {
 	}
 	a := overlayArgs{Layers: layers}
 	a.Upper, a.Work, a.Merged = b.overlayDirs()
-	for _, d := range []string{a.Upper, a.Work, a.Merged} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return nil, err
-		}
-	}
-	// The overlay's root takes its mode from the top layer; the box's
-	// directory above it must let the box's users reach it.
+	// The box makes the dirs (each mkdir recorded); the overlay's root
+	// takes its mode from the top layer, and the box's directories above
+	// it must let the box's users reach it.
 	os.Chmod(b.Dir, 0o711)
+	st, err := b.withKernel(func(x *executor) (*step.Step, error) {
+		return rootfs.MountOverlay(x, a.Layers, a.Upper, a.Work, a.Merged)
+	})
 	os.Chmod(dir, 0o711)
-	st, err := b.Call("mount-overlay", a, nil)
 	if err != nil {
 		os.RemoveAll(dir)
 		return st, err
@@ -90,24 +89,6 @@ func (b *Box) MountOverlay(layers []rootfs.Layer) (*step.Step, error) {
 	b.fs = BoxFS{Layers: layers, Upper: a.Upper, Work: a.Work, Merged: a.Merged}
 	b.mu.Unlock()
 	return st, nil
-}
-
-func opMountOverlay(a *agent, raw json.RawMessage, files []*os.File) (any, *step.Step, error) {
-	closeAll(files)
-	var args overlayArgs
-	if err := json.Unmarshal(raw, &args); err != nil {
-		return nil, nil, err
-	}
-	st, err := rootfs.MountOverlay(args.Layers, args.Upper, args.Work, args.Merged)
-	return nil, st, err
-}
-
-type mountArgs struct {
-	Kind     string `json:"kind"` // proc sys dev tmpfs bind
-	Root     string `json:"root"`
-	Target   string `json:"target"`
-	Source   string `json:"source,omitempty"`
-	ReadOnly bool   `json:"ro,omitempty"`
 }
 
 // MountKinds are what `mount` can mount besides an overlay.
@@ -140,37 +121,10 @@ func (b *Box) Mount(kind, source, target string, readOnly bool) (*step.Step, err
 	default:
 		return nil, fmt.Errorf("mount %s: unknown kind: use overlay, proc, sys, dev, tmpfs or bind", kind)
 	}
-	return b.Call("mount", mountArgs{Kind: kind, Root: f.root(), Target: target, Source: source, ReadOnly: readOnly}, nil)
-}
-
-func opMount(a *agent, raw json.RawMessage, files []*os.File) (any, *step.Step, error) {
-	closeAll(files)
-	var m mountArgs
-	if err := json.Unmarshal(raw, &m); err != nil {
-		return nil, nil, err
-	}
-	var st *step.Step
-	var err error
-	switch m.Kind {
-	case "proc":
-		st, err = rootfs.MountProc(m.Root, m.Target)
-	case "sys":
-		st, err = rootfs.MountSys(m.Root, m.Target)
-	case "dev":
-		st, err = rootfs.MountDev(m.Root, m.Target)
-	case "tmpfs":
-		st, err = rootfs.MountTmpfs(m.Root, m.Target)
-	case "bind":
-		st, err = rootfs.MountBind(m.Source, m.Root, m.Target, m.ReadOnly)
-	default:
-		err = fmt.Errorf("mount: unknown kind %q", m.Kind)
-	}
-	return nil, st, err
-}
-
-type rootArgs struct {
-	NewRoot  string `json:"new_root"`
-	WithProc bool   `json:"with_proc,omitempty"`
+	root := f.root()
+	return b.withKernel(func(x *executor) (*step.Step, error) {
+		return mountKind(x, kind, source, root, target, readOnly)
+	})
 }
 
 // PivotRoot makes the overlay the box's "/" and detaches the host's.
@@ -186,7 +140,8 @@ func (b *Box) PivotRoot() (*step.Step, error) {
 	case f.Chrooted:
 		return nil, errors.New("pivot_root: the box used chroot already; `rm` it and build a new one to compare")
 	}
-	st, err := b.Call("pivot-root", rootArgs{NewRoot: f.Merged, WithProc: b.Has("pid")}, nil)
+	withProc := b.Has("pid")
+	st, err := b.withKernel(func(x *executor) (*step.Step, error) { return rootfs.PivotRoot(x, f.Merged, withProc) })
 	// A failure after pivot_root itself (mounting /proc) leaves the root
 	// changed all the same: say so in the box's state.
 	if err == nil || st.Succeeded("pivot_root") > 0 {
@@ -195,16 +150,6 @@ func (b *Box) PivotRoot() (*step.Step, error) {
 		b.mu.Unlock()
 	}
 	return st, err
-}
-
-func opPivotRoot(a *agent, raw json.RawMessage, files []*os.File) (any, *step.Step, error) {
-	closeAll(files)
-	var r rootArgs
-	if err := json.Unmarshal(raw, &r); err != nil {
-		return nil, nil, err
-	}
-	st, err := rootfs.PivotRoot(r.NewRoot, r.WithProc)
-	return nil, st, err
 }
 
 // Chroot changes the box's root directory to the overlay: the weaker
@@ -217,23 +162,13 @@ func (b *Box) Chroot() (*step.Step, error) {
 	case f.Pivoted || f.Chrooted:
 		return nil, errors.New("chroot: the box's root has changed already")
 	}
-	st, err := b.Call("chroot", rootArgs{NewRoot: f.Merged}, nil)
+	st, err := b.withKernel(func(x *executor) (*step.Step, error) { return rootfs.Chroot(x, f.Merged) })
 	if err == nil {
 		b.mu.Lock()
 		b.fs.Chrooted = true
 		b.mu.Unlock()
 	}
 	return st, err
-}
-
-func opChroot(a *agent, raw json.RawMessage, files []*os.File) (any, *step.Step, error) {
-	closeAll(files)
-	var r rootArgs
-	if err := json.Unmarshal(raw, &r); err != nil {
-		return nil, nil, err
-	}
-	st, err := rootfs.Chroot(r.NewRoot)
-	return nil, st, err
 }
 
 // Breakout tries the classic chroot escape from inside the box and
@@ -245,39 +180,42 @@ func (b *Box) Breakout() (rootfs.Escape, *step.Step, error) {
 	if !f.Pivoted && !f.Chrooted {
 		return esc, nil, errors.New("breakout: the box's root is still the host's; `chroot` or `pivot_root` first, then try to break out")
 	}
-	st, err := b.Call("breakout", nil, &esc)
+	st, err := b.withKernel(func(x *executor) (st *step.Step, err error) {
+		st, esc, err = breakout(x)
+		return st, err
+	})
 	return esc, st, err
 }
 
-func opBreakout(a *agent, _ json.RawMessage, files []*os.File) (any, *step.Step, error) {
-	closeAll(files)
-	// The escape moves this thread's root; keep the box's root and cwd
-	// open to come back to them.
-	root, err := unix.Open("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+// breakout runs the chroot escape in the box and puts the box's own root
+// and working directory back afterwards, through descriptors the executor
+// keeps open meanwhile.
+func breakout(x *executor) (*step.Step, rootfs.Escape, error) {
+	root, err := x.Open("/", unix.O_PATH|unix.O_DIRECTORY, 0)
 	if err != nil {
-		return nil, nil, fmt.Errorf("breakout: open /: %w", err)
+		return nil, rootfs.Escape{}, fmt.Errorf("breakout: open /: %w", err)
 	}
-	defer unix.Close(root)
-	cwd, err := unix.Open(".", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	defer x.Close(root)
+	cwd, err := x.Open(".", unix.O_PATH|unix.O_DIRECTORY, 0)
 	if err != nil {
-		return nil, nil, fmt.Errorf("breakout: open .: %w", err)
+		return nil, rootfs.Escape{}, fmt.Errorf("breakout: open .: %w", err)
 	}
-	defer unix.Close(cwd)
-	st, esc, err := rootfs.ChrootEscape()
-	restore := st.Do(fmt.Sprintf("fchdir(%d)", root), func() error { return unix.Fchdir(root) })
+	defer x.Close(cwd)
+	st, esc, err := rootfs.ChrootEscape(x)
+	restore := st.Do(fmt.Sprintf("fchdir(%d)", root), func() error { return x.Fchdir(root) })
 	if restore == nil {
-		restore = st.Do(`chroot(".")   # back into the box's root`, func() error { return unix.Chroot(".") })
+		restore = st.Do(`chroot(".")   # back into the box's root`, func() error { return x.Chroot(".") })
 	}
 	if restore == nil {
-		restore = st.Do(fmt.Sprintf("fchdir(%d)", cwd), func() error { return unix.Fchdir(cwd) })
+		restore = st.Do(fmt.Sprintf("fchdir(%d)", cwd), func() error { return x.Fchdir(cwd) })
 	}
 	if restore != nil {
-		// The box process could not go back into its root: it must not
-		// run anything more.
-		fmt.Fprintf(a.log, "breakout: cannot restore the box's root: %v\n", restore)
-		os.Exit(1)
+		// The box could not go back into its root: it must not run
+		// anything more.
+		x.c.close()
+		return st, esc, x.b.died(fmt.Errorf("breakout: cannot restore the box's root: %w", restore))
 	}
-	return esc, st, err
+	return st, esc, err
 }
 
 // Stack reads the box's layer stack live from the layer and upper dirs.

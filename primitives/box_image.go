@@ -37,6 +37,15 @@ func (b *Box) ProcessDefaults() ProcessDefaults {
 	return b.process
 }
 
+// execArgs is what a command is started with.
+type execArgs struct {
+	Argv []string
+	Env  []string
+	TTY  bool   // stdin is the learner's terminal: make the command its foreground job
+	Dir  string // working directory (an image's WorkingDir)
+	User *IDs   // uid and gid (an image's User)
+}
+
 // execArgs is the exec request: the image's environment under the
 // caller's, and its working directory and user once the overlay is the
 // box's root (before, "/app" would name a directory of the host).

@@ -2,11 +2,11 @@ package primitives
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
-	"os/signal"
 	"strconv"
 	"strings"
 	"syscall"
@@ -17,155 +17,146 @@ import (
 	"stepbox/primitives/step"
 )
 
-// runEnter is the `__enter PID TYPE… -- CMD…` entry point: a fresh process
-// of the session's, locked to its main thread, that joins the namespaces
-// of a box process with setns(2) and runs a command there, as
-// `nsenter -t PID` does. The session itself never changes namespace.
-func runEnter(args []string) int {
-	if len(args) < 3 {
-		fmt.Fprintln(os.Stderr, "stepbox __enter: usage: __enter PID TYPE... -- CMD...")
-		return 2
-	}
-	pid, err := strconv.Atoi(args[0])
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "stepbox __enter: bad pid %q\n", args[0])
-		return 2
-	}
-	var types []NamespaceType
-	var argv []string
-	for i, a := range args[1:] {
-		if a == "--" {
-			argv = args[i+2:]
-			break
+// enterOrder is the order `enter` joins the box's namespaces in: those
+// the host's user namespace owns first (after joining the box's user
+// namespace the caller has no capability over them), then the user
+// namespace, then the namespaces it owns (user_namespaces(7), setns(2)).
+func enterOrder(pid int, types []NamespaceType) []NamespaceType {
+	hostUser := nsOwner("/proc/self/ns/user", true)
+	self, _ := os.Stat("/proc/self/ns/user")
+	var first, user, rest []NamespaceType
+	for _, t := range types {
+		switch {
+		case t.Name == "user":
+			user = append(user, t)
+		case hostUser != 0 && self != nil && nsOwner(fmt.Sprintf("/proc/%d/ns/%s", pid, t.Proc), false) != userInode(self):
+			rest = append(rest, t)
+		default:
+			first = append(first, t)
 		}
-		t, err := LookupNamespace(a)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "enter:", err)
-			return 2
-		}
-		types = append(types, t)
 	}
-	if len(argv) == 0 {
-		fmt.Fprintln(os.Stderr, "enter: no command after --")
-		return 2
-	}
-	if err := setnsAll(pid, types); err != nil {
-		fmt.Fprintln(os.Stderr, "enter:", err)
-		return 1
-	}
-	path, err := lookPath(argv[0], os.Environ())
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "enter:", err)
-		return 127
-	}
-	// Joining a PID namespace changes only the children's (pid_namespaces(7)),
-	// so the command runs in a child, as nsenter(1) forks.
-	attr := &syscall.SysProcAttr{}
-	// No Pdeathsig: Go's child checks getppid() against the parent's
-	// PID after setting it, and a child in a PID namespace its parent
-	// is not in sees 0, so it would SIGKILL itself.
-	if IsTerminal(os.Stdin) {
-		// On a terminal the command gets a process group of its own in
-		// the foreground, as `sh` does: an interactive shell in the box's
-		// PID namespace could not hand the terminal back to a group it
-		// cannot see (ESRCH), and the session takes it back afterwards.
-		// Ctty is this process's descriptor of the terminal (stdin).
-		attr.Setpgid, attr.Foreground, attr.Ctty = true, true, 0
-	}
-	p, err := os.StartProcess(path, argv, &os.ProcAttr{
-		Env:   os.Environ(),
-		Files: []*os.File{os.Stdin, os.Stdout, os.Stderr},
-		Sys:   attr,
-	})
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "enter: exec %s: %v\n", argv[0], err)
-		return 127
-	}
-	// Ctrl-C belongs to the command; this process only waits for it.
-	signal.Ignore(syscall.SIGINT, syscall.SIGQUIT)
-	ps, err := p.Wait()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "enter:", err)
-		return 1
-	}
-	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		return 128 + int(ws.Signal())
-	}
-	return ps.ExitCode()
+	return append(append(first, user...), rest...)
 }
 
-// setnsAll opens every namespace first (a later setns into the mount
-// namespace would change what /proc shows), then joins them in order.
-func setnsAll(pid int, types []NamespaceType) error {
-	fds := make([]int, len(types))
-	for i, t := range types {
-		p := fmt.Sprintf("/proc/%d/ns/%s", pid, t.Proc)
-		fd, err := unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return fmt.Errorf("open %s: %w", p, err)
-		}
-		fds[i] = fd
-		defer unix.Close(fd)
+func userInode(fi os.FileInfo) uint32 {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return uint32(st.Ino)
 	}
-	for i, t := range types {
-		if t.Name == "mnt" {
-			// Go's threads share one fs_struct (CLONE_FS); a thread may join
-			// another mount namespace only after it has its own.
-			if err := unix.Unshare(unix.CLONE_FS); err != nil {
-				return fmt.Errorf("unshare(CLONE_FS): %w", err)
-			}
-		}
-		if err := unix.Setns(fds[i], int(t.Flag)); err != nil {
-			return fmt.Errorf("setns(/proc/%d/ns/%s, %s): %w (%s)", pid, t.Proc, step.CloneFlags(t.Flag), err, setnsHint(t, err))
-		}
-	}
-	return nil
+	return 0
 }
 
-func setnsHint(t NamespaceType, err error) string {
-	switch {
-	case t.Name == "user":
-		return "a multi-threaded process cannot join a user namespace; stepbox, written in Go, is one"
-	case t.Name == "time" && err == unix.EUSERS:
-		return "only a single-threaded process may join a time namespace"
-	case err == unix.EPERM:
-		return "joining needs CAP_SYS_ADMIN in the user namespace that owns the box's namespaces"
-	}
-	return "see setns(2)"
-}
-
-// Enter runs argv in the box's namespaces of the given types, joined from
-// the host with setns(2) by a fresh stepbox process, as
-// `nsenter -t PID -m -p -u CMD` does. The session stays where it is.
-func (b *Box) Enter(ctx context.Context, types []NamespaceType, argv []string, std Stdio) (ExitStatus, *step.Step, error) {
-	pid := b.CommandPID()
+// enterRecord is the record `enter` writes, and its plan: the setns
+// calls in order, and, joining a user namespace, becoming its root.
+func enterRecord(pid int, types []NamespaceType, path string, argv []string, verb string) *step.Step {
 	st := &step.Step{
 		Command: "enter",
-		Summary: fmt.Sprintf("joined the namespaces of PID %d from the host, then ran %s there", pid, step.ShellJoin(argv)),
+		Summary: fmt.Sprintf("%s the namespaces of PID %d from the host, then %s %s there", verb, pid, map[string]string{"joined": "ran", "will join": "will run"}[verb], step.ShellJoin(argv)),
 		Man:     []string{"setns(2)", "nsenter(1)"},
 		Undo:    "nothing to undo: the entered command ends, the box stays",
 	}
-	args := []string{"stepbox", entryEnter, fmt.Sprint(pid)}
 	opts := []string{"nsenter", "-t", fmt.Sprint(pid)}
 	for i, t := range types {
-		if t.Name == "user" {
-			return ExitStatus{}, st, fmt.Errorf("enter user: %s", setnsHint(t, nil))
-		}
-		args = append(args, t.Name)
 		opts = append(opts, t.Short)
-		st.Calls = append(st.Calls, step.Call{Syscall: fmt.Sprintf("setns(%d</proc/%d/ns/%s>, %s)", i+3, pid, t.Proc, step.CloneFlags(t.Flag)), Result: "0"})
+		st.Plan(fmt.Sprintf("setns(%d</proc/%d/ns/%s>, %s)", i+3, pid, t.Proc, step.CloneFlags(t.Flag)))
 	}
-	args = append(args, "--")
-	args = append(args, argv...)
+	if joinsUser(types) {
+		if os.Geteuid() == 0 {
+			st.Plan("setgroups(0, NULL)")
+		}
+		st.Plan("setresgid(0, 0, 0)")
+		st.Plan("setresuid(0, 0, 0)")
+	}
+	st.Plan("clone(child_stack=NULL, flags=SIGCHLD)   # fork: a PID namespace joined applies to children")
+	st.Plan(fmt.Sprintf("execve(%s, %s, …)", step.Quote(path), quoteArgv(argv)))
 	st.Shell = []string{strings.Join(opts, " ") + " " + step.ShellJoin(argv)}
+	return st
+}
+
+// enterPath finds the command as it will be seen: in the box's files
+// when `enter` joins its mount namespace, else in the host's.
+func enterPath(pid int, types []NamespaceType, name string, env []string) (string, error) {
+	at := func(p string) string { return p }
+	for _, t := range types {
+		if t.Name == "mnt" {
+			at = func(p string) string { return fmt.Sprintf("/proc/%d/root%s", pid, p) }
+		}
+	}
+	return lookPath(at, name, env)
+}
+
+func joinsUser(types []NamespaceType) bool {
+	for _, t := range types {
+		if t.Name == "user" {
+			return true
+		}
+	}
+	return false
+}
+
+// Enter runs argv in the box's namespaces of the given types, joined from
+// the host with setns(2) by a fresh stepbox process whose constructor
+// (executor.c, enter) does the joining before the Go runtime starts, as
+// `nsenter -t PID -m -p -u CMD` does; single-threaded, it may join a user
+// or time namespace too. The session stays where it is.
+func (b *Box) Enter(ctx context.Context, types []NamespaceType, argv []string, std Stdio) (ExitStatus, *step.Step, error) {
+	pid := b.CommandPID()
+	types = enterOrder(pid, types)
+	env := b.env(nil)
+	path, err := enterPath(pid, types, argv[0], env)
+	st := enterRecord(pid, types, path, argv, "joined")
+	if err != nil {
+		return ExitStatus{}, st, err
+	}
+	var files []*os.File
+	defer func() { closeAll(files) }()
+	flags := 0
+	args := []string{"stepbox", entryEnter, "", strconv.Itoa(3 + len(types))}
+	for _, t := range types {
+		f, err := os.Open(fmt.Sprintf("/proc/%d/ns/%s", pid, t.Proc))
+		if err != nil {
+			return ExitStatus{}, st, fmt.Errorf("enter: %w", err)
+		}
+		files = append(files, f)
+		args = append(args, strconv.Itoa(int(t.Flag)))
+	}
+	if joinsUser(types) {
+		flags |= enterRoot
+		if os.Geteuid() == 0 {
+			flags |= enterNoGroups
+		}
+	}
+	if std.In != nil && IsTerminal(std.In) {
+		flags |= enterTTY
+	}
+	args[2] = strconv.Itoa(flags)
+	args = append(args, "--", path)
+	args = append(args, argv...)
+	statusR, statusW, err := os.Pipe()
+	if err != nil {
+		return ExitStatus{}, st, err
+	}
+	defer statusR.Close()
+	files = append(files, statusW)
 	cmd := exec.CommandContext(ctx, selfExe)
 	cmd.Args = args
-	cmd.Env = b.env(nil)
+	cmd.Env = env
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = std.In, std.Out, std.Err
+	cmd.ExtraFiles = files
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	cmd.WaitDelay = 2 * time.Second
 	unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
-	err := cmd.Run()
+	if err := cmd.Start(); err != nil {
+		return ExitStatus{}, st, fmt.Errorf("enter: %w", err)
+	}
+	closeAll(files)
+	files = nil
+	err = cmd.Wait()
+	var msg [2]int32
+	if binary.Read(statusR, binary.NativeEndian, &msg) == nil {
+		// The enter process reported a failed call: no command ran.
+		return ExitStatus{}, st, enterFailure(st, types, msg[0], unix.Errno(msg[1]))
+	}
+	markRun(st.Calls)
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
 		es := ExitStatus{Code: ee.ExitCode()}
@@ -178,4 +169,52 @@ func (b *Box) Enter(ctx context.Context, types []NamespaceType, argv []string, s
 		return ExitStatus{}, st, fmt.Errorf("enter: %w", err)
 	}
 	return ExitStatus{}, st, nil
+}
+
+// markRun gives every call of a record whose command ran the result 0.
+func markRun(calls []step.Call) {
+	for i := range calls {
+		calls[i].Result = "0"
+	}
+}
+
+// enterFailure records which call of the enter process failed, by its
+// step number (executor.h, XENTER_*), and says why.
+func enterFailure(st *step.Step, types []NamespaceType, n int32, errno unix.Errno) error {
+	idx := -1
+	switch {
+	case n >= 1 && int(n) <= len(types):
+		idx = int(n) - 1
+	case n >= enterSetgroups && n <= enterSetresuid:
+		idx = len(types) + int(n-enterSetgroups)
+		if os.Geteuid() != 0 {
+			idx-- // no setgroups call was made
+		}
+	case n == enterFork:
+		idx = len(st.Calls) - 2
+	case n == enterExecve:
+		idx = len(st.Calls) - 1
+	}
+	if idx < 0 || idx >= len(st.Calls) {
+		return fmt.Errorf("enter: the enter process failed at step %d: %w", n, errno)
+	}
+	for i := range st.Calls[:idx] {
+		st.Calls[i].Result = "0"
+	}
+	st.Calls[idx].Result = step.Result(errno)
+	err := &step.SyscallError{Call: st.Calls[idx].Syscall, Err: errno}
+	if idx < len(types) {
+		return fmt.Errorf("enter: %w (%s)", err, setnsHint(types[idx], errno))
+	}
+	return fmt.Errorf("enter: %w", err)
+}
+
+func setnsHint(t NamespaceType, err error) string {
+	switch {
+	case t.Name == "time" && err == unix.EUSERS:
+		return "only a single-threaded process may join a time namespace"
+	case err == unix.EPERM:
+		return "joining needs CAP_SYS_ADMIN in the user namespace that owns the box's namespaces"
+	}
+	return "see setns(2)"
 }

@@ -6,8 +6,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"golang.org/x/sys/unix"
-
 	"stepbox/primitives/step"
 )
 
@@ -27,7 +25,7 @@ func (s *Session) PlanNew(name string, user bool) (*step.Step, error) {
 	}
 	st := &step.Step{
 		Command: "new " + name,
-		Summary: "will start the box process: a copy of stepbox, locked to one thread, that will apply each step",
+		Summary: "will start the box process: stepbox's executor, one thread of C, that will apply each step",
 		Man:     []string{"clone(2)", "execve(2)"},
 		Undo:    "`rm " + name + "` kills the box's processes; its namespaces die with them",
 	}
@@ -51,7 +49,8 @@ func (s *Session) PlanNew(name string, user bool) (*step.Step, error) {
 // every namespace of its parent.
 const newBoxShell = "sh   # a new process: it shares every namespace with the host until unshare"
 
-// PlanUnshare is the record `unshare TYPE…` will write for the box.
+// PlanUnshare is the record `unshare TYPE…` will write for the box: the
+// step's own code (unshareOne), with nothing run.
 func (b *Box) PlanUnshare(types []NamespaceType, opts UnshareOptions) (*step.Step, error) {
 	types = SortNamespaces(types)
 	if len(types) == 0 {
@@ -59,59 +58,19 @@ func (b *Box) PlanUnshare(types []NamespaceType, opts UnshareOptions) (*step.Ste
 	}
 	var names []string
 	for _, t := range types {
-		if t.Name == "user" {
-			return nil, errUnshareUser
-		}
 		names = append(names, t.Name)
 	}
 	st := &step.Step{Command: "unshare " + strings.Join(names, " ")}
 	for _, t := range types {
 		st.Man = append(st.Man, t.Man)
-		if t.Name == "pid" {
-			st.Plan("unshare(CLONE_NEWPID)")
-			st.Plan("clone(child_stack=NULL, flags=SIGCHLD)   # fork: the child is PID 1 in the new namespace")
-			st.Shell = append(st.Shell, "unshare --pid --fork --mount-proc sh   # --fork: only children enter the new PID namespace")
-			st.Notes = append(st.Notes, "the child will become PID 1 in the box: it will stay alive as the box's init, and later steps and commands will start from it")
-			continue
-		}
-		st.Plan(fmt.Sprintf("unshare(%s)", step.CloneFlags(t.Flag)))
-		st.Shell = append(st.Shell, "unshare "+t.Option+" sh   # a shell in a new "+t.Name+" namespace")
-		switch t.Name {
-		case "mnt":
-			st.Plan(step.MountCall("none", "/", "", unix.MS_REC|unix.MS_SLAVE, ""))
-			st.Shell = append(st.Shell, "mount --make-rslave /")
-			st.Man = append(st.Man, "mount(2)")
-		case "time":
-			planTimeOffsets(st, opts)
-		case "net":
-			st.Plan(`ioctl(3, SIOCSIFFLAGS, {ifr_name="lo", ifr_flags=IFF_UP|IFF_LOOPBACK|IFF_RUNNING})`)
-			st.Shell = append(st.Shell, "ip link set lo up")
-			st.Notes = append(st.Notes, "a new network namespace has only a loopback device, down until brought up; stepbox brings it up as container runtimes do")
+		if err := b.unshareOne(nil, st, t, opts, true); err != nil {
+			return nil, err
 		}
 	}
 	st.Summary = "will move the box process into new namespaces: " + strings.Join(names, ", ")
-	st.Undo = "a namespace is freed when its last process exits and nothing holds it open: `rm` ends the box's processes"
+	st.Undo = unshareUndo
 	st.Man = append(st.Man, "unshare(2)", "namespaces(7)")
 	return st, nil
-}
-
-// planTimeOffsets plans writeTimeOffsets.
-func planTimeOffsets(st *step.Step, opts UnshareOptions) {
-	var lines []string
-	if opts.Monotonic != 0 {
-		lines = append(lines, offsetLine("monotonic", opts.Monotonic))
-	}
-	if opts.Boottime != 0 {
-		lines = append(lines, offsetLine("boottime", opts.Boottime))
-	}
-	for _, line := range lines {
-		st.Plan(fmt.Sprintf("write(\"/proc/self/timens_offsets\", %q, %d)", line, len(line)))
-		st.Shell = append(st.Shell, fmt.Sprintf("echo '%s' > /proc/self/timens_offsets", strings.TrimSpace(line)))
-	}
-	if len(lines) == 0 {
-		st.Notes = append(st.Notes, "no clock offsets given: the box's clocks read like the host's until you pass --boottime or --monotonic")
-	}
-	st.Notes = append(st.Notes, "the time namespace applies to the box's children (time_for_children): the box process itself keeps the host's clocks")
 }
 
 // PlanSethostname is the record `hostname NAME` will write.
@@ -119,14 +78,8 @@ func (b *Box) PlanSethostname(name string) (*step.Step, error) {
 	if name == "" || len(name) > 64 || strings.ContainsAny(name, " /\t\n") {
 		return nil, fmt.Errorf("hostname %q: a hostname is 1 to 64 bytes (a letter like é takes 2) with no spaces or '/'", name)
 	}
-	st := &step.Step{
-		Command: "hostname " + name,
-		Summary: "will set the hostname of the box's UTS namespace",
-		Shell:   []string{"hostname " + name},
-		Man:     []string{"sethostname(2)", "uts_namespaces(7)"},
-		Undo:    "the UTS namespace, and the name with it, is freed when its last process exits",
-	}
-	st.Plan(fmt.Sprintf("sethostname(%s, %d)", step.Quote(name), len(name)))
+	st, call := hostnameStep(name, "will set")
+	st.Plan(call)
 	if !b.Has("uts") {
 		st.Notes = append(st.Notes, "the box shares the host's UTS namespace: stepbox refuses this until `unshare uts`, since it would rename the host")
 	}
@@ -154,7 +107,7 @@ func (b *Box) PlanExec(argv []string) (*step.Step, error) {
 	st.Tell("ran "+argv[0]+" inside the box: "+from+" forked it, and it inherited every namespace, the root and the cgroup the steps made",
 		"will run "+argv[0]+" inside the box: "+from+" will fork it, and it will inherit every namespace, the root and the cgroup the steps made")
 	st.MarkNotRun()
-	st.Plan("clone(child_stack=NULL, flags=CLONE_VM|CLONE_PIDFD|CLONE_VFORK|SIGCHLD)   # in " + from)
+	st.Plan("clone(child_stack=NULL, flags=SIGCHLD)   # fork, in " + from)
 	st.Plan("setpgid(0, 0)   # a process group of its own: Ctrl-C reaches it, not the box")
 	st.Plan("dup3(FD, 0, 0); dup3(FD, 1, 0); dup3(FD, 2, 0)   # the session's stdio becomes its own")
 	st.Plan(fmt.Sprintf("execve(%s, %s, …)", step.Quote(b.planLookPath(argv[0])), quoteArgv(argv)))
@@ -191,20 +144,10 @@ func quoteArgv(argv []string) string {
 // PlanEnter is the record `enter TYPE… -- CMD…` will write.
 func (b *Box) PlanEnter(types []NamespaceType, argv []string) (*step.Step, error) {
 	pid := b.CommandPID()
-	st := &step.Step{
-		Command: "enter",
-		Summary: fmt.Sprintf("will join the namespaces of PID %d from the host, then run %s there", pid, step.ShellJoin(argv)),
-		Man:     []string{"setns(2)", "nsenter(1)"},
-		Undo:    "nothing to undo: the entered command ends, the box stays",
+	types = enterOrder(pid, types)
+	path, err := enterPath(pid, types, argv[0], b.env(nil))
+	if err != nil {
+		path = argv[0]
 	}
-	opts := []string{"nsenter", "-t", fmt.Sprint(pid)}
-	for i, t := range types {
-		if t.Name == "user" {
-			return nil, fmt.Errorf("enter user: %s", setnsHint(t, nil))
-		}
-		opts = append(opts, t.Short)
-		st.Plan(fmt.Sprintf("setns(%d</proc/%d/ns/%s>, %s)", i+3, pid, t.Proc, step.CloneFlags(t.Flag)))
-	}
-	st.Shell = []string{strings.Join(opts, " ") + " " + step.ShellJoin(argv)}
-	return st, nil
+	return enterRecord(pid, types, path, argv, "will join"), nil
 }

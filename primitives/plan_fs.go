@@ -15,75 +15,81 @@ func (b *Box) overlayDirs() (upper, work, merged string) {
 	return filepath.Join(dir, "upper"), filepath.Join(dir, "work"), filepath.Join(dir, "merged")
 }
 
-// PlanMountOverlay is the record `mount overlay LAYER…` will write.
-func (b *Box) PlanMountOverlay(layers []rootfs.Layer) (*step.Step, error) {
-	upper, work, merged := b.overlayDirs()
-	return rootfs.PlanMountOverlay(layers, upper, work, merged, b.User)
+// planFS runs a filesystem step's own code against a stand-in for the
+// box's executor that performs nothing (rootfs.Planning) and reads the
+// box as it is: the plan `explain` prints is the record the step writes.
+func (b *Box) planFS(run func(k rootfs.Kernel) (*step.Step, error)) (*step.Step, error) {
+	b.mu.Lock()
+	x := b.active()
+	b.mu.Unlock()
+	st, err := run(rootfs.Planning(x))
+	if err != nil {
+		return nil, err
+	}
+	st.MarkNotRun()
+	if b.FS().Merged == "" {
+		st.Notes = append(st.Notes, "the box has no overlay yet: `mount overlay LAYER…` makes the root this step works in")
+	}
+	return st, nil
 }
 
-// planRoot is where the box's filesystem steps resolve paths (the merged
-// dir before the box changes its root, "/" after), and where the session
-// can look at it; look is "" before there is an overlay to look at.
-func (b *Box) planRoot() (root, look string, note string) {
-	f := b.FS()
-	if f.Merged == "" {
-		_, _, merged := b.overlayDirs()
-		return merged, "", "the box has no overlay yet: `mount overlay LAYER…` makes the root this step works in"
+// PlanMountOverlay is the record `mount overlay LAYER…` will write.
+func (b *Box) PlanMountOverlay(layers []rootfs.Layer) (*step.Step, error) {
+	if len(layers) == 0 {
+		return nil, errNoLayers
 	}
-	return f.root(), b.HostRoot(), ""
+	upper, work, merged := b.overlayDirs()
+	return b.planFS(func(k rootfs.Kernel) (*step.Step, error) {
+		return rootfs.MountOverlay(k, layers, upper, work, merged)
+	})
 }
 
 // PlanMount is the record `mount proc|sys|dev|tmpfs|bind …` will write.
 func (b *Box) PlanMount(kind, source, target string, readOnly bool) (*step.Step, error) {
-	root, look, note := b.planRoot()
-	var st *step.Step
-	var err error
-	switch kind {
-	case "proc":
-		st, err = rootfs.PlanMountProc(root, target, look)
-	case "sys":
-		st, err = rootfs.PlanMountSys(root, target, look)
-	case "dev":
-		st, err = rootfs.PlanMountDev(root, target, look, b.User)
-	case "tmpfs":
-		st, err = rootfs.PlanMountTmpfs(root, target, look)
-	case "bind":
-		st, err = rootfs.PlanMountBind(source, root, target, readOnly, look)
-	default:
-		return nil, errUnknownMount(kind)
+	root := b.fsRoot()
+	return b.planFS(func(k rootfs.Kernel) (*step.Step, error) {
+		return mountKind(k, kind, source, root, target, readOnly)
+	})
+}
+
+// fsRoot is where the box's filesystem steps resolve paths: the merged
+// dir (the one it will have) before the box changes its root, "/" after.
+func (b *Box) fsRoot() string {
+	if f := b.FS(); f.Merged != "" {
+		return f.root()
 	}
-	if err != nil {
-		return nil, err
-	}
-	addNote(st, note)
-	return st, nil
+	_, _, merged := b.overlayDirs()
+	return merged
 }
 
 // PlanPivotRoot is the record `pivot_root` will write.
 func (b *Box) PlanPivotRoot() (*step.Step, error) {
-	_, look, note := b.planRoot()
 	_, _, merged := b.overlayDirs()
-	st, err := rootfs.PlanPivotRoot(merged, b.Has("pid"), look)
-	if err != nil {
-		return nil, err
-	}
-	addNote(st, note)
-	return st, nil
+	withProc := b.Has("pid")
+	return b.planFS(func(k rootfs.Kernel) (*step.Step, error) { return rootfs.PivotRoot(k, merged, withProc) })
 }
 
 // PlanChroot is the record `chroot` will write.
 func (b *Box) PlanChroot() (*step.Step, error) {
-	_, _, note := b.planRoot()
 	_, _, merged := b.overlayDirs()
-	st := rootfs.PlanChroot(merged)
-	addNote(st, note)
-	return st, nil
+	return b.planFS(func(k rootfs.Kernel) (*step.Step, error) { return rootfs.Chroot(k, merged) })
 }
 
-func addNote(st *step.Step, note string) {
-	if note != "" {
-		st.Notes = append(st.Notes, note)
+// mountKind is `mount KIND`, for the step and its plan.
+func mountKind(k rootfs.Kernel, kind, source, root, target string, readOnly bool) (*step.Step, error) {
+	switch kind {
+	case "proc":
+		return rootfs.MountProc(k, root, target)
+	case "sys":
+		return rootfs.MountSys(k, root, target)
+	case "dev":
+		return rootfs.MountDev(k, root, target)
+	case "tmpfs":
+		return rootfs.MountTmpfs(k, root, target)
+	case "bind":
+		return rootfs.MountBind(k, source, root, target, readOnly)
 	}
+	return nil, errUnknownMount(kind)
 }
 
 func errUnknownMount(kind string) error {

@@ -2,7 +2,6 @@ package primitives
 
 import (
 	"bufio"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -24,11 +23,6 @@ import (
 // network namespace listens on, its root directory and /proc, its clock
 // offsets, its uid map, and the files its layers hold more than once.
 
-func init() {
-	agentOps["uname"] = opUname
-	agentOps["cgroup-self"] = opCgroupSelf
-}
-
 // UTSName is the hostname of the box's UTS namespace, read inside it, and
 // the host's.
 type UTSName struct {
@@ -45,19 +39,15 @@ func (b *Box) UTSName() (UTSName, error) {
 		return u, fmt.Errorf("uname: %w", err)
 	}
 	u.Host = unix.ByteSliceToString(host.Nodename[:])
-	if _, err := b.Call("uname", nil, &u.Box); err != nil {
+	_, err := b.withKernel(func(x *executor) (*step.Step, error) {
+		var err error
+		u.Box, err = x.Nodename()
+		return nil, err
+	})
+	if err != nil {
 		return u, fmt.Errorf("box %s: uname: %w", b.Name, err)
 	}
 	return u, nil
-}
-
-func opUname(a *agent, _ json.RawMessage, files []*os.File) (any, *step.Step, error) {
-	closeAll(files)
-	var u unix.Utsname
-	if err := unix.Uname(&u); err != nil {
-		return nil, nil, fmt.Errorf("uname: %w", err)
-	}
-	return unix.ByteSliceToString(u.Nodename[:]), nil, nil
 }
 
 // CgroupView reads /proc/self/cgroup inside the box, as its own cgroup
@@ -65,24 +55,15 @@ func opUname(a *agent, _ json.RawMessage, files []*os.File) (any, *step.Step, er
 // cgroup the box was in when it unshared (cgroup_namespaces(7)).
 func (b *Box) CgroupView() ([]procfs.Cgroup, error) {
 	var view []procfs.Cgroup
-	if _, err := b.Call("cgroup-self", nil, &view); err != nil {
+	_, err := b.withKernel(func(x *executor) (*step.Step, error) {
+		var err error
+		view, err = x.cgroupView()
+		return nil, err
+	})
+	if err != nil {
 		return nil, fmt.Errorf("box %s: read /proc/self/cgroup: %w", b.Name, err)
 	}
 	return view, nil
-}
-
-// opCgroupSelf finds its own entry through the /proc/self link, which
-// the proc mount resolves in its own PID namespace: after `unshare pid`
-// the process is PID 1 to itself, but a /proc still mounted from the
-// host's namespace calls it by its host PID.
-func opCgroupSelf(a *agent, _ json.RawMessage, files []*os.File) (any, *step.Step, error) {
-	closeAll(files)
-	self, err := procfs.Self()
-	if err != nil {
-		return nil, nil, err
-	}
-	cg, err := self.Cgroups()
-	return cg, nil, err
 }
 
 // Listener is a TCP socket listening in the box's network namespace.

@@ -19,6 +19,9 @@ type NamespaceSnapshot struct {
 	BoxPID  int
 	InitPID int // 0 when the box has no PID 1 of its own
 	Rows    []NamespaceRow
+	// UserNS: the box has a user namespace of its own, so who owns each
+	// namespace (Owner) is worth showing.
+	UserNS bool
 }
 
 // NamespaceRow is one namespace type's inode in each column; 0 when the
@@ -28,6 +31,10 @@ type NamespaceRow struct {
 	Host uint32
 	Box  uint32
 	Init uint32
+	// Owner is the user namespace that owns the namespace of the box's
+	// command process (PID 1, or the box process): its parent, for the
+	// user row (ioctl_ns(2)). 0 when unknown.
+	Owner uint32
 }
 
 // Differs reports whether the box (or its PID 1) has a namespace of this
@@ -77,8 +84,17 @@ func (b *Box) Namespaces() (NamespaceSnapshot, error) {
 			return snap, fmt.Errorf("box %s, PID 1: %w", b.Name, err)
 		}
 	}
+	cmd := box
+	if init != nil {
+		cmd = init
+	}
+	snap.UserNS = cmd["user"] != host["user"]
 	for _, name := range NamespaceRows {
-		snap.Rows = append(snap.Rows, NamespaceRow{Type: name, Host: host[name], Box: box[name], Init: init[name]})
+		row := NamespaceRow{Type: name, Host: host[name], Box: box[name], Init: init[name]}
+		if snap.UserNS {
+			row.Owner = nsOwner(fmt.Sprintf("/proc/%d/ns/%s", b.CommandPID(), name), name == "user")
+		}
+		snap.Rows = append(snap.Rows, row)
 	}
 	return snap, nil
 }

@@ -13,7 +13,7 @@ func init() {
 		&Command{
 			Name: "new", Group: "box", Usage: "new [NAME] [--user]", MaxArgs: 1, Recorded: true,
 			Summary: "start a box: a process that will apply your steps",
-			Kernel:  "clone(2) and execve(2) start a copy of stepbox locked to one thread; with --user, clone(CLONE_NEWUSER) gives it a user namespace of its own, with uid 0 inside mapped to your uid outside",
+			Kernel:  "clone(2) and execve(2) start stepbox's executor, one thread of C that performs each step; with --user, clone(CLONE_NEWUSER) gives it a user namespace of its own, with uid 0 inside mapped to your uid outside",
 			Example: "new web", Man: "clone(2), user_namespaces(7)",
 			Flags: []Flag{{Name: "user", Help: "start in a new user namespace (the only moment one can be made)"}},
 			Run:   runNew,

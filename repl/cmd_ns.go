@@ -113,7 +113,7 @@ func unshareRequest(b *primitives.Box, c *Call) ([]primitives.NamespaceType, pri
 			for _, t := range primitives.NamespaceTypes {
 				if t.Name == "user" || b.Has(t.Name) {
 					if !b.Has(t.Name) {
-						skipped = append(skipped, "user (only at `new NAME --user`)")
+						skipped = append(skipped, "user (it changes who owns the others: `unshare user` on its own, first)")
 					}
 					continue
 				}
@@ -173,13 +173,13 @@ func completeUnshare(sh *Shell, args []string) []Suggestion {
 	}
 	var out []Suggestion
 	for _, t := range primitives.NamespaceTypes {
-		if t.Name == "user" || given[t.Name] || (b != nil && b.Has(t.Name)) {
+		if given[t.Name] || (b != nil && b.Has(t.Name)) {
 			continue
 		}
 		out = append(out, Suggestion{Text: t.Name, Description: "its own " + strings.TrimPrefix(t.Isolate, "the ")})
 	}
 	if len(out) > 1 && !given["all"] {
-		out = append(out, Suggestion{Text: "all", Description: "every type not unshared yet (user only at `new --user`)"})
+		out = append(out, Suggestion{Text: "all", Description: "every type not unshared yet but user"})
 	}
 	return out
 }

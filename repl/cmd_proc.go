@@ -154,7 +154,7 @@ func runEnter(sh *Shell, c *Call) error {
 }
 
 // enterRequest reads `enter [TYPE…] [-- CMD…]` for box b: the namespaces
-// to join (by default every one it has that a Go process can join) and
+// to join (by default every one it has but user and time) and
 // the command (by default /bin/sh).
 func enterRequest(b *primitives.Box, args []string) ([]primitives.NamespaceType, []string, error) {
 	var types []primitives.NamespaceType
@@ -181,8 +181,8 @@ func enterRequest(b *primitives.Box, args []string) ([]primitives.NamespaceType,
 	}
 	if len(types) == 0 {
 		for _, t := range primitives.NamespaceTypes {
-			// A Go process cannot join a user or time namespace (both need
-			// a single-threaded caller); root on the host needs neither.
+			// User and time only when named, as `nsenter -t PID` without
+			// -U or -T: root on the host needs neither to see the box.
 			if b.Has(t.Name) && t.Name != "user" && t.Name != "time" {
 				types = append(types, t)
 			}

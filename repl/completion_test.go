@@ -153,12 +153,12 @@ func TestUnshareOffersOnlyTypesNotUnsharedYet(t *testing.T) {
 	sh, out := liveShell(t)
 	run(t, sh, out, "new web")
 	all := suggestionTexts(sh.Complete([]string{"unshare"}, ""))
-	if want := []string{"uts", "ipc", "net", "mnt", "cgroup", "time", "pid", "all"}; !slices.Equal(all, want) {
+	if want := []string{"user", "uts", "ipc", "net", "mnt", "cgroup", "time", "pid", "all"}; !slices.Equal(all, want) {
 		t.Fatalf("unshare offers %v, want %v", all, want)
 	}
 	run(t, sh, out, "unshare uts pid")
 	rest := suggestionTexts(sh.Complete([]string{"unshare"}, ""))
-	if want := []string{"ipc", "net", "mnt", "cgroup", "time", "all"}; !slices.Equal(rest, want) {
+	if want := []string{"user", "ipc", "net", "mnt", "cgroup", "time", "all"}; !slices.Equal(rest, want) {
 		t.Errorf("after unshare uts pid, unshare offers %v, want %v", rest, want)
 	}
 	if got := suggestionTexts(sh.Complete([]string{"unshare", "ipc"}, "")); slices.Contains(got, "ipc") {

@@ -101,12 +101,10 @@ var causes = []cause{
 		do:   "`unshare mnt` first, so the box has a mount namespace of its own",
 	},
 	{
-		name: "unshare user in a running box",
-		when: func(f *failure) bool {
-			return f.says("unshare user") || (f.errno == unix.EINVAL && f.says("CLONE_NEWUSER"))
-		},
-		rule: "unshare(CLONE_NEWUSER) fails with EINVAL in a multi-threaded process, and every Go program is one; the user namespace must also come first, since it owns the namespaces made after it",
-		do:   "start the box with `new NAME --user`: the user namespace is made with the box process, by clone(CLONE_NEWUSER)",
+		name: "unshare user in a chroot", calls: []string{"unshare"}, errno: unix.EPERM,
+		when: func(f *failure) bool { return f.says("CLONE_NEWUSER") },
+		rule: "the kernel refuses a new user namespace to a process in a chroot (unshare(2), EPERM): its capabilities there would let it walk out of the chroot; pivot_root does not count",
+		do:   "`unshare user` before `chroot`, or build the box with pivot_root instead",
 	},
 	{
 		name: "mount sysfs in a user namespace after pivot_root", calls: mountCalls, errno: unix.EPERM,
@@ -125,6 +123,12 @@ var causes = []cause{
 		when: func(f *failure) bool { return f.user && f.pid && f.pivoted && f.says(`"proc"`) },
 		rule: "in a user namespace, the kernel mounts a new proc only where one is already fully visible in the mount namespace, and pivot_root detached the host's (mount_too_revealing() in fs/namespace.c)",
 		do:   "the box has its /proc already: pivot_root mounted it before detaching the old root; to mount another, build a new box and mount it before pivot_root",
+	},
+	{
+		name: "an overlay out of a remapped root's reach", calls: mountCalls, errno: unix.EACCES,
+		when: func(f *failure) bool { return f.user && f.says("overlay") },
+		rule: "in a user namespace the kernel checks the overlay's layer, upper and work dirs as the box's root, which is another uid on the host (the box's uid_map): stepbox's state dirs are root's, mode 0700, so that uid may not even reach them",
+		do:   "as root, build the filesystem in a box made with `new NAME --user`, whose uid 0 maps to yours; stepbox gives a remapped box no idmapped layers",
 	},
 	{
 		name: "mount proc in a user namespace without a PID namespace", calls: mountCalls, errno: unix.EPERM,
@@ -273,9 +277,9 @@ var causes = []cause{
 		do:   "write somewhere writable: the box's own upper dir (its / after pivot_root), or a tmpfs",
 	},
 	{
-		name: "joining a namespace a Go process cannot join", calls: []string{"setns"}, errno: unix.EINVAL,
-		rule: "setns(2) into a user or time namespace needs a single-threaded caller, and every Go process has several threads",
-		do:   "`enter` the other namespaces; run `!nsenter -t $BOX_PID -U …` for the user namespace",
+		name: "joining a namespace the caller cannot join", calls: []string{"setns"}, errno: unix.EINVAL,
+		rule: "setns(2) refuses a user namespace that is the caller's own or one of its ancestors, and a namespace file of another type than the one asked for",
+		do:   "`ns` shows which namespaces the box has of its own: `enter` those",
 	},
 }
 
@@ -310,7 +314,7 @@ func (sh *Shell) failureOf(err error) *failure {
 		f.cmd = ce.Cmd
 	}
 	if b := sh.Current(); b != nil {
-		f.user, f.pid, f.pivoted, f.net = b.User, b.Has("pid"), b.FS().Pivoted, b.Has("net")
+		f.user, f.pid, f.pivoted, f.net = b.Has("user"), b.Has("pid"), b.FS().Pivoted, b.Has("net")
 		if f.pid {
 			// /proc/self resolves only for a reader in that proc's PID
 			// namespace or above it: if it does for the session, the box's

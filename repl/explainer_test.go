@@ -46,13 +46,15 @@ var knownFailures = []struct {
 	{cause: "pivot_root into a directory that is not a mount point", err: pivotErr(rootfs.PivotNotMountPoint, unix.EBUSY)},
 	{cause: "pivot_root after chroot", err: pivotErr(rootfs.PivotRootNotMountPoint, unix.EINVAL)},
 	{cause: "pivot_root in the host's mount namespace", err: &CommandError{Cmd: "pivot_root", Err: &rootfs.PivotRootError{Rule: rootfs.PivotNoMountNamespace, Err: errors.New("no mount namespace")}}},
-	{cause: "unshare user in a running box", err: &CommandError{Cmd: "unshare", Err: errors.New("unshare user: a running box process cannot enter a new user namespace")}},
+	{cause: "unshare user in a chroot", err: syscallErr("unshare", "unshare(CLONE_NEWUSER)", unix.EPERM)},
 	{cause: "mount sysfs in a user namespace without a network namespace", user: true,
 		err: syscallErr("mount sys", `mount("sysfs", "/m/sys", "sysfs", MS_RDONLY|MS_NOSUID|MS_NODEV|MS_NOEXEC, NULL)`, unix.EPERM)},
 	{cause: "mount proc in a user namespace without a PID namespace", user: true,
 		err: syscallErr("mount proc", `mount("proc", "/m/proc", "proc", MS_NOSUID|MS_NODEV|MS_NOEXEC, NULL)`, unix.EPERM)},
 	{cause: "mount proc in a user namespace after pivot_root", user: true, pid: true,
 		err: syscallErr("mount proc", `mount("proc", "/proc2", "proc", MS_NOSUID|MS_NODEV|MS_NOEXEC, NULL)`, unix.EPERM)},
+	{cause: "an overlay out of a remapped root's reach", user: true,
+		err: syscallErr("mount overlay", `mount("overlay", "/m/merged", "overlay", 0, "lowerdir=/l,upperdir=/u,workdir=/w,userxattr")`, unix.EACCES)},
 	{cause: "a namespace owned by another user namespace", user: true, err: syscallErr("hostname", `sethostname("web", 3)`, unix.EPERM)},
 	{cause: "a missing capability", err: syscallErr("unshare", "unshare(CLONE_NEWUTS)", unix.EPERM)},
 	{cause: "fork refused at pids.max", err: &CommandError{Cmd: "exec", Err: errors.New("exec true: fork/exec /usr/bin/true: resource temporarily unavailable")}},
@@ -82,7 +84,7 @@ var knownFailures = []struct {
 	{cause: "a file that cannot be executed", err: &CommandError{Cmd: "exec", Err: errors.New("exec /etc/hostname: fork/exec /etc/hostname: permission denied")}},
 	{cause: "a name that is taken", err: syscallErr("cgroup new", `mkdirat(AT_FDCWD, "/sys/fs/cgroup/pids/web", 0755)`, unix.EEXIST)},
 	{cause: "a read-only filesystem", err: syscallErr("mount tmpfs", `mkdir("/m/x", 0755)`, unix.EROFS)},
-	{cause: "joining a namespace a Go process cannot join", err: syscallErr("enter", "setns(3</proc/1/ns/time>, CLONE_NEWTIME)", unix.EINVAL)},
+	{cause: "joining a namespace the caller cannot join", err: syscallErr("enter", "setns(3</proc/1/ns/time>, CLONE_NEWTIME)", unix.EINVAL)},
 }
 
 func TestEveryKnownCauseIsExplained(t *testing.T) {
@@ -169,9 +171,10 @@ func wantExplanation(t *testing.T, got, line, name string, kernel ...string) {
 // The causes the kernel lets a test provoke, each provoked for real.
 func TestFailuresAreExplainedInTheKernelsWords(t *testing.T) {
 	sh, out := liveShell(t)
-	run(t, sh, out, "new web")
+	run(t, sh, out, "new jail", "unshare mnt", "mount overlay base", "chroot")
 	got := explained(t, sh, "unshare user")
-	wantExplanation(t, got, "unshare user", "unshare user in a running box")
+	wantExplanation(t, got, "unshare user", "unshare user in a chroot", "unshare(CLONE_NEWUSER) = -1 EPERM")
+	run(t, sh, out, "new web")
 
 	run(t, sh, out, "unshare uts mnt pid", "mount overlay base", "cgroup new")
 	got = explained(t, sh, "cgroup set pids.max abc")

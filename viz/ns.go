@@ -18,6 +18,18 @@ func NamespacePanel(s primitives.NamespaceSnapshot, width int, t Theme) string {
 	if s.InitPID != 0 {
 		headers = append(headers, fmt.Sprintf("its PID 1 · %d", s.InitPID))
 	}
+	var hostUser, boxUser uint32
+	for _, r := range s.Rows {
+		if r.Type == "user" {
+			hostUser, boxUser = r.Host, r.Box
+			if s.InitPID != 0 {
+				boxUser = r.Init
+			}
+		}
+	}
+	if s.UserNS {
+		headers = append(headers, "owned by user ns")
+	}
 	var rows [][]string
 	changed := map[[2]int]bool{}
 	for i, r := range s.Rows {
@@ -26,6 +38,10 @@ func NamespacePanel(s primitives.NamespaceSnapshot, width int, t Theme) string {
 		if s.InitPID != 0 {
 			row = append(row, mark(r.Init, r.Host))
 			changed[[2]int{i, 3}] = r.Init != 0 && r.Init != r.Host
+		}
+		if s.UserNS {
+			changed[[2]int{i, len(row)}] = r.Owner != 0 && r.Owner != hostUser
+			row = append(row, owner(r.Owner, hostUser, boxUser))
 		}
 		rows = append(rows, row)
 	}
@@ -40,7 +56,25 @@ func NamespacePanel(s primitives.NamespaceSnapshot, width int, t Theme) string {
 	}
 	title := para(t.Title, fmt.Sprintf("namespaces of box %s · inode of /proc/PID/ns/* for each PID; * = not the host's", s.Box), width)
 	note := para(t.Dim, "*_for_children: the namespace the process's next children get (pid and time apply only to children)", width)
+	if s.UserNS {
+		own := para(t.Dim, "owned by: the user namespace whose capabilities count over it; the box's root has none over the host's", width)
+		return lines(title, t.renderTable(headers, rows, style, width), note, own)
+	}
 	return lines(title, t.renderTable(headers, rows, style, width), note)
+}
+
+// owner names the user namespace that owns a namespace: the host's, the
+// box's, or another (a parent of the box's).
+func owner(v, hostUser, boxUser uint32) string {
+	switch {
+	case v == 0:
+		return "-"
+	case v == hostUser:
+		return inode(v) + " host's"
+	case v == boxUser:
+		return inode(v) + " box's"
+	}
+	return inode(v)
 }
 
 func inode(v uint32) string {

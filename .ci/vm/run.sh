@@ -128,9 +128,12 @@ chmod 1777 "$root/tmp" "$root/var/tmp"
 chmod 0700 "$root/root"
 
 cd "$repo"
-export CGO_ENABLED=0
+# The box's executor is C (cgo); the VM has no C library, so link it in
+# statically, with Go's own user and DNS lookups (no NSS).
+export CGO_ENABLED=1
+static=(-tags osusergo,netgo -ldflags=-extldflags=-static)
 say "go build stepbox"
-go build -o "$root/usr/local/bin/stepbox" .
+go build "${static[@]}" -o "$root/usr/local/bin/stepbox" .
 if [ -n "${STEPBOX_VM_PKGS:-}" ]; then
 	read -ra pkg_args <<<"$STEPBOX_VM_PKGS"
 else
@@ -147,7 +150,7 @@ for pkg in "${pkgs[@]}"; do
 	rel=${rel:-.}
 	name=$(tr / _ <<<"${rel/#./stepbox}")
 	say "go test -c $pkg"
-	go test -c -o "$root/tests/$name.test" "$pkg"
+	go test -c "${static[@]}" -o "$root/tests/$name.test" "$pkg"
 	mkdir -p "$root/src/$rel"
 	[ -d "$rel/testdata" ] && cp -a "$rel/testdata" "$root/src/$rel/"
 	echo "$name $rel" >>"$root/etc/vm/packages"

@@ -38,17 +38,17 @@ func BenchmarkOverlayPivotProc(b *testing.B) {
 				return
 			}
 			t0 := time.Now()
-			if _, err := rootfs.MountOverlay(img.layers, box+"/upper", box+"/work", box+"/merged"); err != nil {
+			if _, err := rootfs.MountOverlay(rootfs.Local, img.layers, box+"/upper", box+"/work", box+"/merged"); err != nil {
 				errc <- err
 				return
 			}
 			t1 := time.Now()
-			if _, err := rootfs.PivotRoot(box+"/merged", false); err != nil {
+			if _, err := rootfs.PivotRoot(rootfs.Local, box+"/merged", false); err != nil {
 				errc <- err
 				return
 			}
 			t2 := time.Now()
-			if _, err := rootfs.MountProc("/", "/proc"); err != nil {
+			if _, err := rootfs.MountProc(rootfs.Local, "/", "/proc"); err != nil {
 				errc <- err
 				return
 			}

@@ -86,16 +86,16 @@ func childPivot(a childArgs, rep *childReport) error {
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_SLAVE, ""); err != nil {
 		return err
 	}
-	if _, err := rootfs.MountOverlay(a.Layers, a.Upper, a.Work, a.Merged); err != nil {
+	if _, err := rootfs.MountOverlay(rootfs.Local, a.Layers, a.Upper, a.Work, a.Merged); err != nil {
 		return err
 	}
-	if _, err := rootfs.MountDev(a.Merged, "/dev"); err != nil {
+	if _, err := rootfs.MountDev(rootfs.Local, a.Merged, "/dev"); err != nil {
 		return err
 	}
 	if err := os.WriteFile(a.Merged+"/box-file", []byte("written in the box\n"), 0o644); err != nil {
 		return err
 	}
-	if _, err := rootfs.PivotRoot(a.Merged, true); err != nil {
+	if _, err := rootfs.PivotRoot(rootfs.Local, a.Merged, true); err != nil {
 		return err
 	}
 	lookAround(a, rep)
@@ -110,7 +110,7 @@ func childPivot(a childArgs, rep *childReport) error {
 		}
 	}
 	// After pivot_root, paths are inside the box's "/".
-	if _, err := rootfs.MountTmpfs("/", "/tmp"); err != nil {
+	if _, err := rootfs.MountTmpfs(rootfs.Local, "/", "/tmp"); err != nil {
 		return err
 	}
 	tbl, err := rootfs.Mounts(1)
@@ -129,7 +129,7 @@ func childPivot(a childArgs, rep *childReport) error {
 	if err != nil || line != "escape\n" {
 		return fmt.Errorf("waiting for the parent: %q, %v", line, err)
 	}
-	_, rep.Escape, err = rootfs.ChrootEscape()
+	_, rep.Escape, err = rootfs.ChrootEscape(rootfs.Local)
 	rep.EscapeSecret = readIfReachable(a.HostSecret)
 	return err
 }
@@ -139,19 +139,19 @@ func childChroot(a childArgs, rep *childReport) error {
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_SLAVE, ""); err != nil {
 		return err
 	}
-	if _, err := rootfs.MountOverlay(a.Layers, a.Upper, a.Work, a.Merged); err != nil {
+	if _, err := rootfs.MountOverlay(rootfs.Local, a.Layers, a.Upper, a.Work, a.Merged); err != nil {
 		return err
 	}
-	if _, err := rootfs.MountDev(a.Merged, "/dev"); err != nil {
+	if _, err := rootfs.MountDev(rootfs.Local, a.Merged, "/dev"); err != nil {
 		return err
 	}
-	if _, err := rootfs.Chroot(a.Merged); err != nil {
+	if _, err := rootfs.Chroot(rootfs.Local, a.Merged); err != nil {
 		return err
 	}
 	lookAround(a, rep)
 	rep.HostSecret = readIfReachable(a.HostSecret)
 	var err error
-	_, rep.Escape, err = rootfs.ChrootEscape()
+	_, rep.Escape, err = rootfs.ChrootEscape(rootfs.Local)
 	rep.EscapeSecret = readIfReachable(a.HostSecret)
 	return err
 }
@@ -167,7 +167,7 @@ func childContainerHost(a childArgs, rep *childReport) error {
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return err
 	}
-	_, err := rootfs.MountTmpfs(a.Merged, "/")
+	_, err := rootfs.MountTmpfs(rootfs.Local, a.Merged, "/")
 	if !errors.Is(err, rootfs.ErrHostMountNamespace) {
 		return fmt.Errorf("MountTmpfs in the container's own namespace = %v, want ErrHostMountNamespace", err)
 	}
@@ -179,8 +179,10 @@ func childRootless(a childArgs, rep *childReport) error {
 		return err
 	}
 	for _, f := range []func() (*step.Step, error){
-		func() (*step.Step, error) { return rootfs.MountOverlay(a.Layers, a.Upper, a.Work, a.Merged) },
-		func() (*step.Step, error) { return rootfs.MountDev(a.Merged, "/dev") },
+		func() (*step.Step, error) {
+			return rootfs.MountOverlay(rootfs.Local, a.Layers, a.Upper, a.Work, a.Merged)
+		},
+		func() (*step.Step, error) { return rootfs.MountDev(rootfs.Local, a.Merged, "/dev") },
 	} {
 		st, err := f()
 		if err != nil {

@@ -12,26 +12,29 @@ import (
 )
 
 // Chroot changes the caller's root directory to newRoot and its cwd to
-// the new "/", as chroot(1) does. On the box's locked thread that is the
-// thread's own root: unshare(CLONE_NEWNS) implies CLONE_FS (unshare(2)). Unlike PivotRoot it changes no
+// the new "/", as chroot(1) does: the executor's own root, which its
+// later commands inherit. Unlike PivotRoot it changes no
 // mount: the host's root stays in the mount namespace, one ".." beyond
 // the new "/", which a root process can climb back to (ChrootEscape).
-func Chroot(newRoot string) (*step.Step, error) {
+func Chroot(k Kernel, newRoot string) (*step.Step, error) {
 	st := &step.Step{Command: "chroot", Man: []string{"chroot(2)", "chroot(1)"}}
-	fi, err := os.Stat(newRoot)
-	if err != nil {
+	if !isPlanning(k) {
+		fi, err := os.Stat(k.Path(newRoot))
+		if err != nil {
+			return st, fmt.Errorf("chroot: %w", err)
+		}
+		if !fi.IsDir() {
+			return st, fmt.Errorf("chroot: %s is not a directory", newRoot)
+		}
+	}
+	if err := st.Do("chroot("+step.Quote(newRoot)+")", func() error { return k.Chroot(newRoot) }); err != nil {
 		return st, fmt.Errorf("chroot: %w", err)
 	}
-	if !fi.IsDir() {
-		return st, fmt.Errorf("chroot: %s is not a directory", newRoot)
-	}
-	if err := st.Do("chroot("+step.Quote(newRoot)+")", func() error { return unix.Chroot(newRoot) }); err != nil {
+	if err := st.Do(`chdir("/")`, func() error { return k.Chdir("/") }); err != nil {
 		return st, fmt.Errorf("chroot: %w", err)
 	}
-	if err := st.Do(`chdir("/")`, func() error { return unix.Chdir("/") }); err != nil {
-		return st, fmt.Errorf("chroot: %w", err)
-	}
-	st.Summary = "made " + newRoot + " the box's / — for path lookups only: the host's mounts are all still there"
+	st.Tell("made "+newRoot+" the box's / — for path lookups only: the host's mounts are all still there",
+		"will make "+newRoot+" the box's / — for path lookups only: the host's mounts will all stay there")
 	st.Shell = []string{"chroot " + shellQuote(newRoot) + " /bin/sh"}
 	st.Notes = []string{
 		"chroot(2) changes one thing, where path lookups start; a process with CAP_SYS_CHROOT can chroot again and walk out with ..: the breakout lesson",
@@ -60,23 +63,23 @@ const maxHops = 256
 // climb stops at the box's own "/". It changes the calling process's
 // root for good, so run it only in a throw-away child process (a re-exec),
 // never on the box's thread. It needs CAP_SYS_CHROOT and a writable "/".
-func ChrootEscape() (*step.Step, Escape, error) {
+func ChrootEscape(k Kernel) (*step.Step, Escape, error) {
 	st := &step.Step{Command: "chroot escape", Man: []string{"chroot(2)", "pivot_root(2)"}}
 	var esc Escape
 	fail := func(err error) (*step.Step, Escape, error) { return st, esc, fmt.Errorf("chroot escape: %w", err) }
 	var start unix.Stat_t
-	if err := unix.Stat("/", &start); err != nil {
+	if err := unix.Stat(k.Path("/"), &start); err != nil {
 		return fail(fmt.Errorf("stat /: %w", err))
 	}
-	top, err := unix.Open("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	top, err := k.Open("/", unix.O_PATH|unix.O_DIRECTORY, 0)
 	if err != nil {
 		return fail(fmt.Errorf("open /: %w", err))
 	}
-	defer unix.Close(top)
-	if err := st.Do(`chdir("/")`, func() error { return unix.Chdir("/") }); err != nil {
+	defer k.Close(top)
+	if err := st.Do(`chdir("/")`, func() error { return k.Chdir("/") }); err != nil {
 		return fail(err)
 	}
-	err = st.Do(fmt.Sprintf("mkdir(%s, 0700)", step.Quote(escapeDir)), func() error { return unix.Mkdir(escapeDir, 0o700) })
+	err = st.Do(fmt.Sprintf("mkdir(%s, 0700)", step.Quote(escapeDir)), func() error { return k.Mkdir(escapeDir, 0o700) })
 	if err != nil && step.Errno(err) != unix.EEXIST {
 		return fail(err)
 	}
@@ -84,7 +87,7 @@ func ChrootEscape() (*step.Step, Escape, error) {
 	// remove it through the fd of the old "/" once we are out.
 	rmdir := func() error {
 		return st.Do(fmt.Sprintf("unlinkat(%d, %s, AT_REMOVEDIR)", top, step.Quote(escapeDir)), func() error {
-			return unix.Unlinkat(top, escapeDir, unix.AT_REMOVEDIR)
+			return k.Unlinkat(top, escapeDir, unix.AT_REMOVEDIR)
 		})
 	}
 	fail = func(err error) (*step.Step, Escape, error) {
@@ -93,20 +96,20 @@ func ChrootEscape() (*step.Step, Escape, error) {
 		}
 		return st, esc, fmt.Errorf("chroot escape: %w", err)
 	}
-	if err := st.Do("chroot("+step.Quote(escapeDir)+")", func() error { return unix.Chroot(escapeDir) }); err != nil {
+	if err := st.Do("chroot("+step.Quote(escapeDir)+")", func() error { return k.Chroot(escapeDir) }); err != nil {
 		return fail(err)
 	}
 	// The cwd is now outside the root, so ".." is never clamped at it
 	// (path_resolution(7)): only the mount namespace's real root stops it.
 	for esc.Hops < maxHops {
 		var before, after unix.Stat_t
-		if err := unix.Stat(".", &before); err != nil {
+		if err := unix.Stat(k.Path("."), &before); err != nil {
 			return fail(fmt.Errorf("stat .: %w", err))
 		}
-		if err := st.Do(`chdir("..")`, func() error { return unix.Chdir("..") }); err != nil {
+		if err := st.Do(`chdir("..")`, func() error { return k.Chdir("..") }); err != nil {
 			return fail(err)
 		}
-		if err := unix.Stat(".", &after); err != nil {
+		if err := unix.Stat(k.Path("."), &after); err != nil {
 			return fail(fmt.Errorf("stat .: %w", err))
 		}
 		if before.Dev == after.Dev && before.Ino == after.Ino {
@@ -114,21 +117,21 @@ func ChrootEscape() (*step.Step, Escape, error) {
 		}
 		esc.Hops++
 	}
-	if err := st.Do(`chroot(".")`, func() error { return unix.Chroot(".") }); err != nil {
+	if err := st.Do(`chroot(".")`, func() error { return k.Chroot(".") }); err != nil {
 		return fail(err)
 	}
-	if err := st.Do(`chdir("/")`, func() error { return unix.Chdir("/") }); err != nil {
+	if err := st.Do(`chdir("/")`, func() error { return k.Chdir("/") }); err != nil {
 		return fail(err)
 	}
 	if err := rmdir(); err != nil {
 		return st, esc, fmt.Errorf("chroot escape: %w", err)
 	}
 	var end unix.Stat_t
-	if err := unix.Stat("/", &end); err != nil {
+	if err := unix.Stat(k.Path("/"), &end); err != nil {
 		return st, esc, fmt.Errorf("chroot escape: stat /: %w", err)
 	}
 	esc.Escaped = end.Dev != start.Dev || end.Ino != start.Ino
-	entries, err := os.ReadDir("/")
+	entries, err := os.ReadDir(k.Path("/"))
 	if err != nil && !errors.Is(err, os.ErrPermission) {
 		return st, esc, fmt.Errorf("chroot escape: %w", err)
 	}

@@ -46,7 +46,7 @@ func TestDiagnosePivotNamesTheBrokenRule(t *testing.T) {
 			if err != want {
 				return 0, "", fmt.Errorf("pivot_root in %s = %v, want %v", dir, err, want)
 			}
-			rule, detail := pivotRule(err, dir)
+			rule, detail := pivotRule(Local, err, dir)
 			return rule, detail, nil
 		}
 		if r.err = unix.Unshare(unix.CLONE_FS | unix.CLONE_NEWNS); r.err != nil {
@@ -102,7 +102,7 @@ func TestDiagnosePivotNamesTheBrokenRule(t *testing.T) {
 // changes nothing.
 func dirOnRootMount(t *testing.T) string {
 	t.Helper()
-	mounts, err := threadMounts()
+	mounts, err := threadMounts(Local)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,10 +4,11 @@
 // pivot_root and, for contrast, chroot — and reads the result back: the
 // layer stack with its copy-ups and whiteouts, and mount tables.
 //
-// Every function that mounts runs on the box process's locked thread, in
-// the box's own mount namespace, and refuses to run in the host's (see
-// ErrHostMountNamespace). Each returns the *step.Step it recorded, also
-// when it fails, so `explain` can show the call that failed.
+// Every function that mounts performs its syscalls through a Kernel: the
+// box's executor (one op per syscall, in the box's own mount namespace),
+// and refuses to run in the host's (see ErrHostMountNamespace). Each
+// returns the *step.Step it recorded, also when it fails; run against
+// Planning, the same code writes the plan `explain` prints.
 //
 // Paths. Layer, upper, work and merged dirs and bind sources are host
 // paths. The mount helpers take the box's current root and a path inside

@@ -46,19 +46,23 @@ func SetHostMountNamespace(s string) error {
 	return nil
 }
 
-// checkMountNamespace refuses when the calling thread is in the host's
+// checkMountNamespace refuses when the box's process (k) is in the host's
 // mount namespace: the initial one, or the one the session started in
 // (which is the host's even when stepbox itself runs in a container).
 // Without /proc/thread-self the thread has left the host's root
 // (pivot_root or chroot) and no proc is mounted in the new one: it is not
 // the host.
-func checkMountNamespace() error {
+func checkMountNamespace(k Kernel) error {
+	if isPlanning(k) {
+		return nil // the plan of a step the box is not ready for yet
+	}
 	var self unix.Stat_t
-	switch err := unix.Stat("/proc/thread-self/ns/mnt", &self); {
+	p := k.Proc() + "/ns/mnt"
+	switch err := unix.Stat(p, &self); {
 	case errors.Is(err, unix.ENOENT):
 		return nil
 	case err != nil:
-		return fmt.Errorf("stat /proc/thread-self/ns/mnt: %w", err)
+		return fmt.Errorf("stat %s: %w", p, err)
 	}
 	if self.Ino == mntNSInitIno || (self.Dev == hostMountNS.Dev && self.Ino == hostMountNS.Ino) {
 		return ErrHostMountNamespace
@@ -66,9 +70,9 @@ func checkMountNamespace() error {
 	return nil
 }
 
-// inUserNamespace reports whether the calling thread is in a user
+// inUserNamespace reports whether the box's process is in a user
 // namespace other than the initial one.
-func inUserNamespace() bool {
+func inUserNamespace(k Kernel) bool {
 	var st unix.Stat_t
-	return unix.Stat("/proc/thread-self/ns/user", &st) == nil && st.Ino != userNSInitIno
+	return unix.Stat(k.Proc()+"/ns/user", &st) == nil && st.Ino != userNSInitIno
 }

@@ -23,17 +23,17 @@ const (
 // MountProc mounts a proc filesystem at target inside root. A proc shows
 // the PID namespace of the process that mounts it, so a box with its own
 // PID namespace must mount it from its PID 1 (PivotRoot does).
-func MountProc(root, target string) (*step.Step, error) {
+func MountProc(k Kernel, root, target string) (*step.Step, error) {
 	st := &step.Step{Command: "mount proc " + target, Man: []string{"mount(2)", "proc(5)"}}
-	host, _, err := mountSimple(st, root, target, "proc", "proc", procFlags, "")
+	host, _, err := mountSimple(k, st, root, target, "proc", "proc", procFlags, "")
 	if err != nil {
 		return st, fmt.Errorf("mount proc: %w", err)
 	}
-	st.Summary = "mounted proc at " + target + ": ps, top and /proc/PID read it"
+	st.Tell("mounted proc at "+target+": ps, top and /proc/PID read it", "will mount proc at "+target+": ps, top and /proc/PID will read it")
 	st.Shell = []string{"mount -t proc -o nosuid,nodev,noexec proc " + shellQuote(host)}
 	st.Undo = "umount " + shellQuote(host)
 	var self, children unix.Stat_t
-	if unix.Stat("/proc/thread-self/ns/pid", &self) == nil && unix.Stat("/proc/thread-self/ns/pid_for_children", &children) == nil &&
+	if unix.Stat(k.Proc()+"/ns/pid", &self) == nil && unix.Stat(k.Proc()+"/ns/pid_for_children", &children) == nil &&
 		self.Ino != children.Ino {
 		st.Notes = append(st.Notes, fmt.Sprintf(
 			"this proc shows pid:[%d], the PID namespace of the process that mounted it, not pid:[%d] its children enter: mount it from the box's PID 1",
@@ -44,13 +44,13 @@ func MountProc(root, target string) (*step.Step, error) {
 
 // MountSys mounts sysfs read-only at target inside root, as Docker does:
 // the box can read devices and its network interfaces, not retune the host.
-func MountSys(root, target string) (*step.Step, error) {
+func MountSys(k Kernel, root, target string) (*step.Step, error) {
 	st := &step.Step{Command: "mount sys " + target, Man: []string{"mount(2)", "sysfs(5)"}}
-	host, _, err := mountSimple(st, root, target, "sysfs", "sysfs", sysFlags, "")
+	host, _, err := mountSimple(k, st, root, target, "sysfs", "sysfs", sysFlags, "")
 	if err != nil {
 		return st, fmt.Errorf("mount sys: %w", err)
 	}
-	st.Summary = "mounted sysfs read-only at " + target
+	st.Tell("mounted sysfs read-only at "+target, "will mount sysfs read-only at "+target)
 	st.Shell = []string{"mount -t sysfs -o ro,nosuid,nodev,noexec sysfs " + shellQuote(host)}
 	st.Undo = "umount " + shellQuote(host)
 	st.Notes = []string{"sysfs shows the network devices of the network namespace of the process that mounts it"}
@@ -63,13 +63,14 @@ func MountSys(root, target string) (*step.Step, error) {
 const tmpfsOptions = "mode=1777,size=64m"
 
 // MountTmpfs mounts an empty tmpfs at target inside root (tmpfsOptions).
-func MountTmpfs(root, target string) (*step.Step, error) {
+func MountTmpfs(k Kernel, root, target string) (*step.Step, error) {
 	st := &step.Step{Command: "mount tmpfs " + target, Man: []string{"mount(2)", "tmpfs(5)"}}
-	host, _, err := mountSimple(st, root, target, "tmpfs", "tmpfs", tmpfsFlags, tmpfsOptions)
+	host, _, err := mountSimple(k, st, root, target, "tmpfs", "tmpfs", tmpfsFlags, tmpfsOptions)
 	if err != nil {
 		return st, fmt.Errorf("mount tmpfs: %w", err)
 	}
-	st.Summary = "mounted a tmpfs at " + target + ": files there live in memory and vanish with the mount"
+	st.Tell("mounted a tmpfs at "+target+": files there live in memory and vanish with the mount",
+		"will mount a tmpfs at "+target+": files there will live in memory and vanish with the mount")
 	st.Shell = []string{"mount -t tmpfs -o nosuid,nodev," + tmpfsOptions + " tmpfs " + shellQuote(host)}
 	st.Undo = "umount " + shellQuote(host)
 	return st, nil
@@ -79,34 +80,35 @@ func MountTmpfs(root, target string) (*step.Step, error) {
 // when readOnly: a volume. A bind ignores MS_RDONLY, so read-only takes a
 // second call, a remount of the bind (mount(2), "Creating a bind mount").
 // Host paths are out of the box's reach after pivot_root: bind volumes before.
-func MountBind(src, root, target string, readOnly bool) (*step.Step, error) {
+func MountBind(k Kernel, src, root, target string, readOnly bool) (*step.Step, error) {
 	cmd := "mount bind " + src + " " + target
 	if readOnly {
 		cmd += ":ro"
 	}
 	st := &step.Step{Command: cmd, Man: []string{"mount(2)"}}
 	fail := func(err error) (*step.Step, error) { return st, fmt.Errorf("mount bind %s: %w", src, err) }
-	if err := checkMountNamespace(); err != nil {
+	if err := checkMountNamespace(k); err != nil {
 		return fail(err)
 	}
-	fi, err := os.Stat(src)
+	fi, err := os.Stat(k.Path(src))
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) && root == "/" {
 			err = fmt.Errorf("%w (after pivot_root the host's files are out of reach: bind volumes before pivot_root)", err)
 		}
 		return fail(fmt.Errorf("bind source: %w", err))
 	}
-	host, created, err := resolveInRoot(st, root, target, fi.IsDir())
+	host, created, err := resolveInRoot(k, st, root, target, fi.IsDir())
 	if err != nil {
 		return fail(err)
 	}
-	if err := mountCall(st, src, host, "", unix.MS_BIND, ""); err != nil {
-		removeAll(created)
+	if err := mountCall(k, st, src, host, "", unix.MS_BIND, ""); err != nil {
+		removeAll(k, created)
 		return fail(err)
 	}
 	st.Shell = []string{"mount --bind " + shellQuote(src) + " " + shellQuote(host)}
 	st.Undo = "umount " + shellQuote(host)
-	st.Summary = fmt.Sprintf("bound the host's %s at %s: the box and the host see the same files", src, target)
+	st.Tell(fmt.Sprintf("bound the host's %s at %s: the box and the host see the same files", src, target),
+		fmt.Sprintf("will bind the host's %s at %s: the box and the host will see the same files", src, target))
 	if !readOnly {
 		return st, nil
 	}
@@ -114,8 +116,10 @@ func MountBind(src, root, target string, readOnly bool) (*step.Step, error) {
 	// one (nosuid, nodev… inherited in a user namespace) fails with EPERM.
 	flags := uintptr(unix.MS_BIND | unix.MS_REMOUNT | unix.MS_RDONLY)
 	var sfs unix.Statfs_t
-	if err := unix.Statfs(host, &sfs); err != nil {
-		return fail(fmt.Errorf("statfs %s: %w", host, err))
+	// The bind carries the source mount's flags (what statfs of the
+	// source says): the remount must keep the locked ones.
+	if err := unix.Statfs(k.Path(src), &sfs); err != nil {
+		return fail(fmt.Errorf("statfs %s: %w", src, err))
 	}
 	for _, f := range []struct{ st, ms uintptr }{
 		{unix.ST_NOSUID, unix.MS_NOSUID}, {unix.ST_NODEV, unix.MS_NODEV}, {unix.ST_NOEXEC, unix.MS_NOEXEC},
@@ -124,30 +128,31 @@ func MountBind(src, root, target string, readOnly bool) (*step.Step, error) {
 			flags |= f.ms
 		}
 	}
-	if err := mountCall(st, "", host, "", flags, ""); err != nil {
-		if uerr := umountCall(st, host, unix.MNT_DETACH); uerr != nil {
+	if err := mountCall(k, st, "", host, "", flags, ""); err != nil {
+		if uerr := umountCall(k, st, host, unix.MNT_DETACH); uerr != nil {
 			err = errors.Join(err, uerr)
 		}
-		removeAll(created)
+		removeAll(k, created)
 		return fail(err)
 	}
 	st.Shell = append(st.Shell, "mount -o remount,bind,ro "+shellQuote(host))
-	st.Summary = fmt.Sprintf("bound the host's %s read-only at %s: the box can read it, writes fail with EROFS", src, target)
+	st.Tell(fmt.Sprintf("bound the host's %s read-only at %s: the box can read it, writes fail with EROFS", src, target),
+		fmt.Sprintf("will bind the host's %s read-only at %s: the box will read it, and its writes will fail with EROFS", src, target))
 	return st, nil
 }
 
 // mountSimple mounts a filesystem that needs no source at target inside
 // root and returns the host path it mounted on and the dirs it created.
-func mountSimple(st *step.Step, root, target, source, fstype string, flags uintptr, data string) (string, []string, error) {
-	if err := checkMountNamespace(); err != nil {
+func mountSimple(k Kernel, st *step.Step, root, target, source, fstype string, flags uintptr, data string) (string, []string, error) {
+	if err := checkMountNamespace(k); err != nil {
 		return "", nil, err
 	}
-	host, created, err := resolveInRoot(st, root, target, true)
+	host, created, err := resolveInRoot(k, st, root, target, true)
 	if err != nil {
 		return "", nil, err
 	}
-	if err := mountCall(st, source, host, fstype, flags, data); err != nil {
-		removeAll(created)
+	if err := mountCall(k, st, source, host, fstype, flags, data); err != nil {
+		removeAll(k, created)
 		return "", nil, err
 	}
 	return host, created, nil
@@ -158,34 +163,38 @@ func mountSimple(st *step.Step, root, target, source, fstype string, flags uintp
 // when dir is false (a bind target for a file). Each element is resolved
 // with openat2(RESOLVE_IN_ROOT), which treats root as "/": an image's
 // absolute or ../ symlink stays inside the box (openat2(2)).
-func resolveInRoot(st *step.Step, root, target string, dir bool) (string, []string, error) {
+func resolveInRoot(k Kernel, st *step.Step, root, target string, dir bool) (string, []string, error) {
 	if !path.IsAbs(target) {
 		return "", nil, fmt.Errorf("%s: a path inside the box must start with /", target)
 	}
 	target = path.Clean(target)
 	if root == "/" {
 		// The kernel already resolves inside the box's root.
-		_, err := os.Stat(target)
+		_, err := os.Stat(k.Path(target))
 		switch {
 		case err == nil:
 			return target, nil, nil
 		case !errors.Is(err, os.ErrNotExist):
 			return "", nil, err
 		case dir:
-			created, err := mkdirs(st, target, 0o755)
+			created, err := mkdirs(k, st, target, 0o755)
 			return target, created, err
 		}
-		created, err := mkdirs(st, path.Dir(target), 0o755)
+		created, err := mkdirs(k, st, path.Dir(target), 0o755)
 		if err != nil {
 			return "", nil, err
 		}
-		if err := createFile(st, target); err != nil {
-			removeAll(created)
+		if err := createFile(k, st, target); err != nil {
+			removeAll(k, created)
 			return "", nil, err
 		}
 		return target, append(created, target), nil
 	}
-	rootFD, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	rootFD, err := unix.Open(k.Path(root), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil && isPlanning(k) {
+		// No root to look in yet (no overlay): plan the mount on the path.
+		return path.Join(root, target), nil, nil
+	}
 	if err != nil {
 		return "", nil, fmt.Errorf("open %s: %w", root, err)
 	}
@@ -203,12 +212,12 @@ func resolveInRoot(st *step.Step, root, target string, dir bool) (string, []stri
 			last := i == len(elems)-1
 			p := filepath.Join(host, elems[i])
 			if last && !dir {
-				err = createFile(st, p)
+				err = createFile(k, st, p)
 			} else {
-				err = st.Do(fmt.Sprintf("mkdir(%s, 0755)", step.Quote(p)), func() error { return unix.Mkdir(p, 0o755) })
+				err = st.Do(fmt.Sprintf("mkdir(%s, 0755)", step.Quote(p)), func() error { return k.Mkdir(p, 0o755) })
 			}
 			if err != nil {
-				removeAll(created)
+				removeAll(k, created)
 				return "", nil, err
 			}
 			created = append(created, p)
@@ -216,13 +225,13 @@ func resolveInRoot(st *step.Step, root, target string, dir bool) (string, []stri
 			continue
 		}
 		if err != nil {
-			removeAll(created)
+			removeAll(k, created)
 			return "", nil, fmt.Errorf("resolve %s in %s: %w", target, root, err)
 		}
 		host, err = os.Readlink(fmt.Sprintf("/proc/thread-self/fd/%d", fd))
 		unix.Close(fd)
 		if err != nil {
-			removeAll(created)
+			removeAll(k, created)
 			return "", nil, fmt.Errorf("resolve %s in %s: %w", target, root, err)
 		}
 	}
@@ -230,8 +239,8 @@ func resolveInRoot(st *step.Step, root, target string, dir bool) (string, []stri
 }
 
 // createFile creates an empty file to bind a file onto.
-func createFile(st *step.Step, p string) error {
+func createFile(k Kernel, st *step.Step, p string) error {
 	return st.Do(fmt.Sprintf("mknod(%s, S_IFREG|0644)", step.Quote(p)), func() error {
-		return unix.Mknod(p, unix.S_IFREG|0o644, 0)
+		return k.Mknod(p, unix.S_IFREG|0o644, 0)
 	})
 }

@@ -35,14 +35,14 @@ func TestMountProcSysTmpfsInsideMergedDir(t *testing.T) {
 	mountImage(t, b, img)
 	for _, tc := range []struct {
 		fstype, target string
-		mount          func(root, target string) (*step.Step, error)
+		mount          func(k rootfs.Kernel, root, target string) (*step.Step, error)
 	}{
 		{"proc", "/proc", rootfs.MountProc},
 		{"sysfs", "/sys", rootfs.MountSys},
 		{"tmpfs", "/run/lock", rootfs.MountTmpfs}, // /run is missing: created in the upper dir
 	} {
 		var st *step.Step
-		if err := b.run(func() (err error) { st, err = tc.mount(img.merged, tc.target); return err }); err != nil {
+		if err := b.run(func() (err error) { st, err = tc.mount(rootfs.Local, img.merged, tc.target); return err }); err != nil {
 			t.Fatal(err)
 		}
 		host := img.merged + tc.target
@@ -73,7 +73,7 @@ func TestMountDevHasMinimalDevices(t *testing.T) {
 	img := newImage(t)
 	mountImage(t, b, img)
 	var st *step.Step
-	if err := b.run(func() (err error) { st, err = rootfs.MountDev(img.merged, "/dev"); return err }); err != nil {
+	if err := b.run(func() (err error) { st, err = rootfs.MountDev(rootfs.Local, img.merged, "/dev"); return err }); err != nil {
 		t.Fatal(err)
 	}
 	dev := img.merged + "/dev"
@@ -123,10 +123,10 @@ func TestMountBindVolumes(t *testing.T) {
 	vol := t.TempDir()
 	writeTree(t, vol, map[string]string{"data": "on the host\n"})
 	err := b.run(func() error {
-		if _, err := rootfs.MountBind(vol, img.merged, "/srv/rw", false); err != nil {
+		if _, err := rootfs.MountBind(rootfs.Local, vol, img.merged, "/srv/rw", false); err != nil {
 			return err
 		}
-		if _, err := rootfs.MountBind(vol, img.merged, "/srv/ro", true); err != nil {
+		if _, err := rootfs.MountBind(rootfs.Local, vol, img.merged, "/srv/ro", true); err != nil {
 			return err
 		}
 		if got := readFile(t, img.merged+"/srv/ro/data"); got != "on the host\n" {
@@ -155,7 +155,7 @@ func TestMountBindRefusesMissingSource(t *testing.T) {
 	mountImage(t, b, img)
 	before := b.mountinfo(t)
 	err := b.run(func() error {
-		_, err := rootfs.MountBind("/nonexistent/volume", img.merged, "/data", false)
+		_, err := rootfs.MountBind(rootfs.Local, "/nonexistent/volume", img.merged, "/data", false)
 		return err
 	})
 	if !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), "/nonexistent/volume") {
@@ -179,7 +179,7 @@ func TestMountTargetSymlinkStaysInsideBox(t *testing.T) {
 	before := mountPoints(b.mountinfo(t))
 	for _, target := range []string{"/escape", "/up/tmp"} {
 		var st *step.Step
-		if err := b.run(func() (err error) { st, err = rootfs.MountTmpfs(img.merged, target); return err }); err != nil {
+		if err := b.run(func() (err error) { st, err = rootfs.MountTmpfs(rootfs.Local, img.merged, target); return err }); err != nil {
 			t.Fatal(err)
 		}
 		host := strings.TrimPrefix(st.Undo, "umount ")

@@ -23,14 +23,14 @@ import (
 // keeps host paths in mountinfo; before, they are given relative to
 // their common directory, which the box process chdirs into for the
 // mount(2) and leaves after (overlayOptions says which).
-func MountOverlay(layers []Layer, upper, work, merged string) (*step.Step, error) {
+func MountOverlay(k Kernel, layers []Layer, upper, work, merged string) (*step.Step, error) {
 	var names []string
 	for _, l := range layers {
 		names = append(names, l.Name)
 	}
 	st := &step.Step{Command: "mount overlay " + strings.Join(names, " "), Man: []string{"mount(2)", "overlayfs"}}
 	fail := func(err error) (*step.Step, error) { return st, fmt.Errorf("mount overlay: %w", err) }
-	if err := checkMountNamespace(); err != nil {
+	if err := checkMountNamespace(k); err != nil {
 		return fail(err)
 	}
 	if err := checkOverlayDirs(layers, upper, work, merged); err != nil {
@@ -41,7 +41,7 @@ func MountOverlay(layers []Layer, upper, work, merged string) (*step.Step, error
 			return fail(err)
 		}
 	}
-	mounts, err := threadMounts()
+	mounts, err := threadMounts(k)
 	if err != nil {
 		return fail(err)
 	}
@@ -56,7 +56,7 @@ func MountOverlay(layers []Layer, upper, work, merged string) (*step.Step, error
 	for i, l := range layers {
 		lowers[len(layers)-1-i] = l.Dir
 	}
-	userns := inUserNamespace()
+	userns := inUserNamespace(k)
 	req, err := overlayOptions(lowers, upper, work, userns, os.Getpagesize(), kernelRelease())
 	if err != nil {
 		return fail(err)
@@ -73,9 +73,9 @@ func MountOverlay(layers []Layer, upper, work, merged string) (*step.Step, error
 		path string
 		mode os.FileMode
 	}{{upper, top.Mode().Perm()}, {work, 0o700}, {merged, 0o755}} {
-		c, err := mkdirs(st, d.path, d.mode)
+		c, err := mkdirs(k, st, d.path, d.mode)
 		if err != nil {
-			removeAll(created)
+			removeAll(k, created)
 			return fail(err)
 		}
 		created = append(created, c...)
@@ -83,21 +83,21 @@ func MountOverlay(layers []Layer, upper, work, merged string) (*step.Step, error
 
 	switch req.how {
 	case overlayMount:
-		err = mountCall(st, "overlay", merged, "overlay", 0, opts)
+		err = mountCall(k, st, "overlay", merged, "overlay", 0, opts)
 	case overlayFsconfig:
 		st.Notes = append(st.Notes, fmt.Sprintf(
 			"the options take %d bytes, more than the one page (%d) mount(2) copies: the layers were added one by one with fsconfig(lowerdir+)",
 			len(opts), os.Getpagesize()))
-		err = fsmountOverlay(st, req.lowers, upper, work, userns, merged)
+		err = fsmountOverlay(k, st, req.lowers, upper, work, userns, merged)
 	case overlayRelative:
 		st.Notes = append(st.Notes, fmt.Sprintf(
 			"with host paths the options would take more than the one page (%d) mount(2) copies, and this kernel (before %s) cannot add layers one by one with fsconfig(lowerdir+): "+
 				"the layers were given relative to %s, the box's working directory for the mount(2) only, as Docker's overlay2 does (mountinfo shows them relative)",
 			os.Getpagesize(), lowerdirPlusRelease, req.dir))
-		err = mountFrom(st, req.dir, merged, opts)
+		err = mountFrom(k, st, req.dir, merged, opts)
 	}
 	if err != nil {
-		removeAll(created)
+		removeAll(k, created)
 		return fail(fmt.Errorf("at %s: %w", merged, err))
 	}
 
@@ -118,17 +118,17 @@ func mountShell(req overlayRequest, merged string) string {
 // mountFrom runs the overlay's mount(2) with dir as the working directory,
 // so the relative lowerdirs in opts resolve there, then returns to the
 // directory it left. merged must be absolute.
-func mountFrom(st *step.Step, dir, merged, opts string) error {
-	fd, err := unix.Open(".", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+func mountFrom(k Kernel, st *step.Step, dir, merged, opts string) error {
+	fd, err := k.Open(".", unix.O_PATH|unix.O_DIRECTORY, 0)
 	if err := recordFD(st, `openat(AT_FDCWD, ".", O_PATH|O_DIRECTORY|O_CLOEXEC)`, fd, err); err != nil {
 		return err
 	}
-	defer unix.Close(fd)
-	if err := st.Do("chdir("+step.Quote(dir)+")", func() error { return unix.Chdir(dir) }); err != nil {
+	defer k.Close(fd)
+	if err := st.Do("chdir("+step.Quote(dir)+")", func() error { return k.Chdir(dir) }); err != nil {
 		return err
 	}
-	err = mountCall(st, "overlay", merged, "overlay", 0, opts)
-	back := st.Do(fmt.Sprintf("fchdir(%d)", fd), func() error { return unix.Fchdir(fd) })
+	err = mountCall(k, st, "overlay", merged, "overlay", 0, opts)
+	back := st.Do(fmt.Sprintf("fchdir(%d)", fd), func() error { return k.Fchdir(fd) })
 	return errors.Join(err, back)
 }
 
@@ -151,15 +151,15 @@ func checkFresh(dir string) error {
 // configured one option per call, turned into a detached mount and moved
 // onto merged. On failure the kernel's own message, read from the context
 // (fsopen(2)), is added to the error.
-func fsmountOverlay(st *step.Step, lowers []string, upper, work string, userxattr bool, merged string) error {
-	fd, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
+func fsmountOverlay(k Kernel, st *step.Step, lowers []string, upper, work string, userxattr bool, merged string) error {
+	fd, err := k.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
 	if err := recordFD(st, `fsopen("overlay", FSOPEN_CLOEXEC)`, fd, err); err != nil {
 		return err
 	}
-	defer unix.Close(fd)
+	defer k.Close(fd)
 	set := func(key, value string) error {
 		call := fmt.Sprintf("fsconfig(%d, FSCONFIG_SET_STRING, %s, %s, 0)", fd, step.Quote(key), step.Quote(value))
-		return st.Do(call, func() error { return unix.FsconfigSetString(fd, key, value) })
+		return st.Do(call, func() error { return k.FsconfigSetString(fd, key, value) })
 	}
 	err = set("source", "overlay")
 	for _, l := range lowers {
@@ -175,34 +175,34 @@ func fsmountOverlay(st *step.Step, lowers []string, upper, work string, userxatt
 	}
 	if err == nil && userxattr {
 		err = st.Do(fmt.Sprintf(`fsconfig(%d, FSCONFIG_SET_FLAG, "userxattr", NULL, 0)`, fd), func() error {
-			return unix.FsconfigSetFlag(fd, "userxattr")
+			return k.FsconfigSetFlag(fd, "userxattr")
 		})
 	}
 	if err == nil {
-		err = st.Do(fmt.Sprintf("fsconfig(%d, FSCONFIG_CMD_CREATE, NULL, NULL, 0)", fd), func() error { return unix.FsconfigCreate(fd) })
+		err = st.Do(fmt.Sprintf("fsconfig(%d, FSCONFIG_CMD_CREATE, NULL, NULL, 0)", fd), func() error { return k.FsconfigCreate(fd) })
 	}
 	if err != nil {
-		if msg := fsLog(fd); msg != "" {
+		if msg := fsLog(k, fd); msg != "" {
 			return fmt.Errorf("%w (kernel: %s)", err, msg)
 		}
 		return err
 	}
-	mfd, err := unix.Fsmount(fd, unix.FSMOUNT_CLOEXEC, 0)
+	mfd, err := k.Fsmount(fd, unix.FSMOUNT_CLOEXEC, 0)
 	if err := recordFD(st, fmt.Sprintf("fsmount(%d, FSMOUNT_CLOEXEC, 0)", fd), mfd, err); err != nil {
 		return err
 	}
-	defer unix.Close(mfd)
+	defer k.Close(mfd)
 	return st.Do(fmt.Sprintf(`move_mount(%d, "", AT_FDCWD, %s, MOVE_MOUNT_F_EMPTY_PATH)`, mfd, step.Quote(merged)), func() error {
-		return unix.MoveMount(mfd, "", unix.AT_FDCWD, merged, unix.MOVE_MOUNT_F_EMPTY_PATH)
+		return k.MoveMount(mfd, "", unix.AT_FDCWD, merged, unix.MOVE_MOUNT_F_EMPTY_PATH)
 	})
 }
 
 // fsLog drains the messages the kernel left in an fs context ("e overlayfs: …").
-func fsLog(fd int) string {
+func fsLog(k Kernel, fd int) string {
 	var msgs []string
 	buf := make([]byte, 4096)
 	for {
-		n, err := unix.Read(fd, buf)
+		n, err := k.Read(fd, buf)
 		if err != nil || n <= 0 {
 			return strings.Join(msgs, "; ")
 		}

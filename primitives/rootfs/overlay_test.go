@@ -22,7 +22,7 @@ func mountImage(t *testing.T, b *testBox, img image) *step.Step {
 	t.Helper()
 	var st *step.Step
 	if err := b.run(func() (err error) {
-		st, err = rootfs.MountOverlay(img.layers, img.upper, img.work, img.merged)
+		st, err = rootfs.MountOverlay(rootfs.Local, img.layers, img.upper, img.work, img.merged)
 		return err
 	}); err != nil {
 		t.Fatal(err)
@@ -324,7 +324,10 @@ func TestMountOverlayRefusesBadLayers(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := b.mountinfo(t)
-			err := b.run(func() error { _, err := rootfs.MountOverlay(tc.layers, tc.upper, img.work, img.merged); return err })
+			err := b.run(func() error {
+				_, err := rootfs.MountOverlay(rootfs.Local, tc.layers, tc.upper, img.work, img.merged)
+				return err
+			})
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("MountOverlay = %v, want %v", err, tc.want)
 			}
@@ -345,7 +348,10 @@ func TestMountOverlayRefusesUsedUpperDir(t *testing.T) {
 	hostMountsUnchanged(t)
 	img := newImage(t)
 	writeTree(t, img.upper, map[string]string{"leftover": "from another box"})
-	err := b.run(func() error { _, err := rootfs.MountOverlay(img.layers, img.upper, img.work, img.merged); return err })
+	err := b.run(func() error {
+		_, err := rootfs.MountOverlay(rootfs.Local, img.layers, img.upper, img.work, img.merged)
+		return err
+	})
 	if err == nil || !strings.Contains(err.Error(), "fresh upper") {
 		t.Fatalf("MountOverlay over a used upper dir = %v", err)
 	}
@@ -355,7 +361,7 @@ func TestMountBeforeUnshareIsRefused(t *testing.T) {
 	needRoot(t)
 	hostMountsUnchanged(t)
 	img := newImage(t)
-	if _, err := rootfs.MountOverlay(img.layers, img.upper, img.work, img.merged); !errors.Is(err, rootfs.ErrHostMountNamespace) {
+	if _, err := rootfs.MountOverlay(rootfs.Local, img.layers, img.upper, img.work, img.merged); !errors.Is(err, rootfs.ErrHostMountNamespace) {
 		t.Fatalf("MountOverlay in the host's namespace = %v", err)
 	}
 	if err := fmt.Sprint(rootfs.ErrHostMountNamespace); !strings.Contains(err, "run `unshare mnt` first") {

@@ -58,15 +58,93 @@ func (e *PivotRootError) Unwrap() error { return e.Err }
 // into it, pivot_root(".", "."), detach the old root now stacked on ".",
 // chdir("/"), and, withProc, mount the box's /proc — do that only from a
 // process inside the box's PID namespace, whose PIDs it shows.
-func PivotRoot(newRoot string, withProc bool) (*step.Step, error) {
+func PivotRoot(k Kernel, newRoot string, withProc bool) (*step.Step, error) {
 	st := &step.Step{Command: "pivot_root", Man: []string{"pivot_root(2)", "mount(2)", "mount_namespaces(7)"}}
 	fail := func(rule PivotRule, detail string, err error) (*step.Step, error) {
 		return st, &PivotRootError{Rule: rule, NewRoot: newRoot, Detail: detail, Err: err}
 	}
-	if err := checkMountNamespace(); err != nil {
+	if err := checkNewRoot(k, newRoot); err != nil {
+		return st, err
+	}
+	cwd, err := k.Open(".", unix.O_PATH|unix.O_DIRECTORY, 0)
+	if err != nil {
+		return fail(PivotOther, "", fmt.Errorf("open the current directory: %w", err))
+	}
+	defer k.Close(cwd)
+
+	// Private, not just slave: pivot_root refuses shared mounts, and
+	// nothing the box does to its mounts from here on should leave it.
+	if err := mountCall(k, st, "", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return fail(PivotOther, "", err)
+	}
+	// The bind makes newRoot a mount point whatever it was, and MS_REC
+	// carries along what is already mounted under it (proc, dev, volumes).
+	if err := mountCall(k, st, newRoot, newRoot, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return fail(PivotOther, "", err)
+	}
+	undoBind := func(err error) error {
+		if ferr := k.Fchdir(cwd); ferr != nil {
+			err = errors.Join(err, fmt.Errorf("fchdir back: %w", ferr))
+		}
+		if uerr := umountCall(k, st, newRoot, unix.MNT_DETACH); uerr != nil {
+			err = errors.Join(err, uerr)
+		}
+		return err
+	}
+	if err := st.Do("chdir("+step.Quote(newRoot)+")", func() error { return k.Chdir(newRoot) }); err != nil {
+		return fail(PivotOther, "", undoBind(err))
+	}
+	// pivot_root(".", ".") puts the old root on top of the new one, at
+	// the cwd: no put_old directory is needed in the image (pivot_root(2),
+	// NOTES; runc and LXC do the same).
+	if err := st.Do(`pivot_root(".", ".")`, func() error { return k.PivotRoot(".", ".") }); err != nil {
+		rule, detail := pivotRule(k, err, newRoot)
+		return fail(rule, detail, undoBind(err))
+	}
+	// /proc goes on while the old root is still attached: in a user
+	// namespace the kernel mounts a new proc only where one is already
+	// fully visible in the mount namespace (mount_too_revealing(), fs/
+	// namespace.c), and the host's /proc, in the old root, is that one.
+	// "/proc" resolves in the new root: the walk starts at this process's
+	// root, the new one, and the old root stacked on it is not entered.
+	var procErr error
+	if withProc {
+		ps, err := MountProc(k, "/", "/proc")
+		st.Merge(ps)
+		procErr = err
+	}
+	if err := umountCall(k, st, ".", unix.MNT_DETACH); err != nil {
+		return fail(PivotOther, "", err)
+	}
+	if err := st.Do(`chdir("/")`, func() error { return k.Chdir("/") }); err != nil {
+		return fail(PivotOther, "", err)
+	}
+	st.Shell = pivotRootShell(newRoot, withProc)
+	st.Tell("made the overlay at "+newRoot+" the box's /, and detached the host's root from the box",
+		"will make the overlay at "+newRoot+" the box's /, and detach the host's root from the box")
+	st.Notes = append(pivotRootNotes(), st.Notes...)
+	if procErr != nil {
+		// The root has changed all the same: the caller records the pivot.
+		return st, procErr
+	}
+	st.Undo = "none while the box lives: the old root is gone from its mount namespace; `rm` ends the box and with it the namespace"
+	return st, nil
+}
+
+// checkNewRoot refuses a pivot_root the kernel would refuse, or that would
+// swap the host's root: no mount namespace of the box's own, no overlay
+// at newRoot. A plan skips it: the steps before may not have run yet.
+func checkNewRoot(k Kernel, newRoot string) error {
+	if isPlanning(k) {
+		return nil
+	}
+	fail := func(rule PivotRule, detail string, err error) error {
+		return &PivotRootError{Rule: rule, NewRoot: newRoot, Detail: detail, Err: err}
+	}
+	if err := checkMountNamespace(k); err != nil {
 		return fail(PivotNoMountNamespace, "", err)
 	}
-	mounts, err := threadMounts()
+	mounts, err := threadMounts(k)
 	if err != nil {
 		return fail(PivotOther, "", err)
 	}
@@ -80,87 +158,26 @@ func PivotRoot(newRoot string, withProc bool) (*step.Step, error) {
 	case m.FSType != "overlay":
 		return fail(PivotNoOverlay, fmt.Sprintf("%s is a %s mount, not an overlay", newRoot, m.FSType), errors.New("no overlay"))
 	}
-	cwd, err := unix.Open(".", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return fail(PivotOther, "", fmt.Errorf("open the current directory: %w", err))
-	}
-	defer unix.Close(cwd)
-
-	// Private, not just slave: pivot_root refuses shared mounts, and
-	// nothing the box does to its mounts from here on should leave it.
-	if err := mountCall(st, "", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
-		return fail(PivotOther, "", err)
-	}
-	// The bind makes newRoot a mount point whatever it was, and MS_REC
-	// carries along what is already mounted under it (proc, dev, volumes).
-	if err := mountCall(st, newRoot, newRoot, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-		return fail(PivotOther, "", err)
-	}
-	undoBind := func(err error) error {
-		if ferr := unix.Fchdir(cwd); ferr != nil {
-			err = errors.Join(err, fmt.Errorf("fchdir back: %w", ferr))
-		}
-		if uerr := umountCall(st, newRoot, unix.MNT_DETACH); uerr != nil {
-			err = errors.Join(err, uerr)
-		}
-		return err
-	}
-	if err := st.Do("chdir("+step.Quote(newRoot)+")", func() error { return unix.Chdir(newRoot) }); err != nil {
-		return fail(PivotOther, "", undoBind(err))
-	}
-	// pivot_root(".", ".") puts the old root on top of the new one, at
-	// the cwd: no put_old directory is needed in the image (pivot_root(2),
-	// NOTES; runc and LXC do the same).
-	if err := st.Do(`pivot_root(".", ".")`, func() error { return unix.PivotRoot(".", ".") }); err != nil {
-		rule, detail := pivotRule(err, newRoot)
-		return fail(rule, detail, undoBind(err))
-	}
-	// /proc goes on while the old root is still attached: in a user
-	// namespace the kernel mounts a new proc only where one is already
-	// fully visible in the mount namespace (mount_too_revealing(), fs/
-	// namespace.c), and the host's /proc, in the old root, is that one.
-	// "/proc" resolves in the new root: the walk starts at this process's
-	// root, the new one, and the old root stacked on it is not entered.
-	var procErr error
-	if withProc {
-		ps, err := MountProc("/", "/proc")
-		st.Merge(ps)
-		procErr = err
-	}
-	if err := umountCall(st, ".", unix.MNT_DETACH); err != nil {
-		return fail(PivotOther, "", err)
-	}
-	if err := st.Do(`chdir("/")`, func() error { return unix.Chdir("/") }); err != nil {
-		return fail(PivotOther, "", err)
-	}
-	st.Shell = pivotRootShell(newRoot, withProc)
-	st.Summary = "made the overlay at " + newRoot + " the box's /, and detached the host's root from the box"
-	st.Notes = append(pivotRootNotes(), st.Notes...)
-	if procErr != nil {
-		// The root has changed all the same: the caller records the pivot.
-		return st, procErr
-	}
-	st.Undo = "none while the box lives: the old root is gone from its mount namespace; `rm` ends the box and with it the namespace"
-	return st, nil
+	return nil
 }
 
 // pivotRule names the rule a failed pivot_root(".", ".") in newRoot broke.
-func pivotRule(err error, newRoot string) (PivotRule, string) {
+func pivotRule(k Kernel, err error, newRoot string) (PivotRule, string) {
 	switch step.Errno(err) {
 	case unix.EBUSY:
 		// new_root on the caller's root mount (fs/namespace.c: "loop, on
 		// the same file system").
 		return PivotNotMountPoint, newRoot + " is a directory on the current root's mount"
 	case unix.EINVAL:
-		return diagnosePivot(newRoot)
+		return diagnosePivot(k, newRoot)
 	}
 	return PivotOther, ""
 }
 
 // diagnosePivot names the rule an EINVAL from pivot_root broke, reading
 // the mount table as it is at the failure.
-func diagnosePivot(newRoot string) (PivotRule, string) {
-	mounts, err := threadMounts()
+func diagnosePivot(k Kernel, newRoot string) (PivotRule, string) {
+	mounts, err := threadMounts(k)
 	if err != nil {
 		return PivotOther, ""
 	}

@@ -138,7 +138,7 @@ func TestPivotRootRefusesWithoutOverlay(t *testing.T) {
 	hostMountsUnchanged(t)
 	plain := t.TempDir()
 	before := b.mountinfo(t)
-	err := b.run(func() error { _, err := rootfs.PivotRoot(plain, false); return err })
+	err := b.run(func() error { _, err := rootfs.PivotRoot(rootfs.Local, plain, false); return err })
 	var perr *rootfs.PivotRootError
 	if !errors.As(err, &perr) || perr.Rule != rootfs.PivotNoOverlay {
 		t.Fatalf("PivotRoot(plain dir) = %v, want a PivotNoOverlay error", err)
@@ -156,10 +156,10 @@ func TestPivotRootRefusesInHostMountNamespace(t *testing.T) {
 	hostMountsUnchanged(t)
 	dir := t.TempDir()
 	// A canary first: if the guard let this through, stop before pivot_root.
-	if _, err := rootfs.MountTmpfs(dir, "/canary"); !errors.Is(err, rootfs.ErrHostMountNamespace) {
+	if _, err := rootfs.MountTmpfs(rootfs.Local, dir, "/canary"); !errors.Is(err, rootfs.ErrHostMountNamespace) {
 		t.Fatalf("MountTmpfs in the host's namespace = %v, want ErrHostMountNamespace", err)
 	}
-	_, err := rootfs.PivotRoot(dir, false)
+	_, err := rootfs.PivotRoot(rootfs.Local, dir, false)
 	var perr *rootfs.PivotRootError
 	if !errors.As(err, &perr) || perr.Rule != rootfs.PivotNoMountNamespace || !errors.Is(err, rootfs.ErrHostMountNamespace) {
 		t.Fatalf("PivotRoot in the host's namespace = %v, want PivotNoMountNamespace", err)

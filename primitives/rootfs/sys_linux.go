@@ -9,28 +9,19 @@ import (
 	"strings"
 
 	"github.com/prometheus/procfs"
-	"golang.org/x/sys/unix"
 
 	"stepbox/primitives/step"
 )
 
-// threadMounts reads the mount table of the calling thread, which is the
-// box's when it runs on the box's locked thread. It goes through the tid
-// /proc/thread-self names: Gettid would give the tid in the caller's PID
-// namespace, which differs from the one /proc shows until the box mounts
-// its own proc.
-func threadMounts() ([]*procfs.MountInfo, error) {
-	link, err := os.Readlink("/proc/thread-self")
+// threadMounts reads the mount table of the box's process (k.Proc).
+func threadMounts(k Kernel) ([]*procfs.MountInfo, error) {
+	pid, err := strconv.Atoi(filepath.Base(k.Proc()))
 	if err != nil {
-		return nil, fmt.Errorf("read mount table: %w", err)
+		return nil, fmt.Errorf("read mount table: %s: %w", k.Proc(), err)
 	}
-	tid, err := strconv.Atoi(filepath.Base(link))
+	mounts, err := procfs.GetProcMounts(pid)
 	if err != nil {
-		return nil, fmt.Errorf("read mount table: /proc/thread-self -> %q: %w", link, err)
-	}
-	mounts, err := procfs.GetProcMounts(tid)
-	if err != nil {
-		return nil, fmt.Errorf("read /proc/%d/mountinfo: %w", tid, err)
+		return nil, fmt.Errorf("read %s/mountinfo: %w", k.Proc(), err)
 	}
 	return mounts, nil
 }
@@ -49,10 +40,10 @@ func mountAt(mounts []*procfs.MountInfo, point string) *procfs.MountInfo {
 // mkdirs creates p and its missing parents with mode, recording each
 // mkdir(2), and returns what it created, outermost first. mode is set
 // with chmod(2) as well when the umask would cut it.
-func mkdirs(st *step.Step, p string, mode os.FileMode) ([]string, error) {
+func mkdirs(k Kernel, st *step.Step, p string, mode os.FileMode) ([]string, error) {
 	var missing []string
 	for q := filepath.Clean(p); ; q = filepath.Dir(q) {
-		if _, err := os.Lstat(q); err == nil {
+		if _, err := os.Lstat(k.Path(q)); err == nil || madeByPlan(k, q) {
 			break
 		} else if !errors.Is(err, os.ErrNotExist) || q == "/" {
 			return nil, fmt.Errorf("lstat %s: %w", q, err)
@@ -64,35 +55,32 @@ func mkdirs(st *step.Step, p string, mode os.FileMode) ([]string, error) {
 		if i == len(missing)-1 {
 			m = mode
 		}
-		if err := st.Do(fmt.Sprintf("mkdir(%s, %#o)", step.Quote(q), uint32(m)), func() error { return unix.Mkdir(q, uint32(m)) }); err != nil {
-			removeAll(missing[:i])
+		if err := st.Do(fmt.Sprintf("mkdir(%s, %#o)", step.Quote(q), uint32(m)), func() error { return k.Mkdir(q, uint32(m)) }); err != nil {
+			removeAll(k, missing[:i])
 			return nil, err
 		}
-		if err := chmodIfCut(st, q, m); err != nil {
-			removeAll(missing[:i+1])
+		if err := chmodIfCut(k, st, q, m); err != nil {
+			removeAll(k, missing[:i+1])
 			return nil, err
 		}
 	}
 	return missing, nil
 }
 
-// chmodIfCut sets mode on p when the umask took bits away at creation.
-func chmodIfCut(st *step.Step, p string, mode os.FileMode) error {
-	var s unix.Stat_t
-	if err := unix.Lstat(p, &s); err != nil {
-		return fmt.Errorf("lstat %s: %w", p, err)
-	}
-	if os.FileMode(s.Mode&0o7777) == mode {
+// chmodIfCut sets mode on p when the umask took bits away at creation
+// (as `mkdir -m` and `mknod -m` do).
+func chmodIfCut(k Kernel, st *step.Step, p string, mode os.FileMode) error {
+	if mode&^umask() == mode {
 		return nil
 	}
-	return st.Do(fmt.Sprintf("chmod(%s, %#o)", step.Quote(p), uint32(mode)), func() error { return unix.Chmod(p, uint32(mode)) })
+	return st.Do(fmt.Sprintf("chmod(%s, %#o)", step.Quote(p), uint32(mode)), func() error { return k.Chmod(p, uint32(mode)) })
 }
 
 // removeAll removes the directories created by mkdirs, innermost first.
 // It runs only to roll back a failed step, whose error is what counts.
-func removeAll(created []string) {
+func removeAll(k Kernel, created []string) {
 	for i := len(created) - 1; i >= 0; i-- {
-		_ = os.RemoveAll(created[i])
+		_ = os.RemoveAll(k.Path(created[i]))
 	}
 }
 
@@ -110,16 +98,16 @@ func recordFD(st *step.Step, call string, fd int, err error) error {
 }
 
 // mountCall runs and records mount(2).
-func mountCall(st *step.Step, source, target, fstype string, flags uintptr, data string) error {
+func mountCall(k Kernel, st *step.Step, source, target, fstype string, flags uintptr, data string) error {
 	return st.Do(step.MountCall(source, target, fstype, flags, data), func() error {
-		return unix.Mount(source, target, fstype, flags, data)
+		return k.Mount(source, target, fstype, flags, data)
 	})
 }
 
 // umountCall runs and records umount2(2).
-func umountCall(st *step.Step, target string, flags int) error {
+func umountCall(k Kernel, st *step.Step, target string, flags int) error {
 	return st.Do(fmt.Sprintf("umount2(%s, %s)", step.Quote(target), step.UmountFlags(uintptr(flags))), func() error {
-		return unix.Unmount(target, flags)
+		return k.Unmount(target, flags)
 	})
 }
 

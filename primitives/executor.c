@@ -1,0 +1,631 @@
+/* The box's executor: what a box process and its PID 1 run instead of Go.
+ *
+ * A box process is /proc/self/exe started as `stepbox __box NAME`. The
+ * constructor below recognises it before the Go runtime starts (as runc's
+ * nsexec does), so the process has one thread: the kernel lets only a
+ * single-threaded process unshare(CLONE_NEWUSER) or setns into a user or
+ * time namespace (unshare(2), setns(2)), and every thread would count
+ * against the box's pids.max.
+ *
+ * It loops over one switch of op codes (bubblewrap's privileged_op
+ * shape): each op is one syscall, asked for by the session, answered with
+ * its result and errno. No paths are worked out here, nothing is decided,
+ * no text is written: that is all Go's (executor.go, and the steps).
+ * After `unshare pid` the session asks for XOP_FORK_INIT: the child is
+ * PID 1 of the new namespace and runs the same loop, as a minimal init
+ * (tini, catatonit): it reaps every child and forwards signals to the
+ * command it runs. Nothing allocates after fork: buffers are static. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <net/if.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "executor.h"
+
+#define SOCK_FD 3
+
+static char rbuf[XMAX_MSG];
+static char dbuf[XMAX_DATA];
+static char *strs[XMAX_ARGS * 2 + 4];
+static int sock = SOCK_FD;
+static int sigfd = -1;
+static pid_t command;   /* the spawned command waited for, or 0 */
+static pid_t commandpg; /* its process group, where signals are forwarded */
+static int is_init;
+
+static void reply(int32_t kind, int err, int64_t val, int64_t val2, uint32_t step,
+		  const char *data, uint32_t len, int fd)
+{
+	struct xrep r = { .kind = kind, .err = err, .val = val, .val2 = val2, .step = step, .len = len };
+	struct iovec iov[2] = { { &r, sizeof(r) }, { (void *)data, len } };
+	char cbuf[CMSG_SPACE(sizeof(int))];
+	struct msghdr m = { .msg_iov = iov, .msg_iovlen = data ? 2 : 1 };
+	if (fd >= 0) {
+		memset(cbuf, 0, sizeof(cbuf));
+		m.msg_control = cbuf;
+		m.msg_controllen = sizeof(cbuf);
+		struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	}
+	while (sendmsg(sock, &m, MSG_NOSIGNAL) < 0 && errno == EINTR)
+		;
+}
+
+/* result answers an op whose syscall returned rc (-1 with errno set). */
+static void result(long rc)
+{
+	reply(XREP_RESULT, rc < 0 ? errno : 0, rc, 0, 0, NULL, 0, -1);
+}
+
+static const char *opt(const char *s)
+{
+	return s[0] ? s : NULL;
+}
+
+/* The signals PID 1 forwards to the command it runs. */
+static void forwarded(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGCHLD);
+	if (!is_init)
+		return;
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGHUP);
+	sigaddset(set, SIGQUIT);
+	sigaddset(set, SIGUSR1);
+	sigaddset(set, SIGUSR2);
+	sigaddset(set, SIGWINCH);
+}
+
+static int watch_signals(void)
+{
+	sigset_t set;
+	forwarded(&set);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+		return -1;
+	sigfd = signalfd(sigfd, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	return sigfd;
+}
+
+/* reap waits for every child that has ended, as an init must: a spawned
+ * command's status goes to the session. */
+static void reap(void)
+{
+	int status;
+	pid_t pid;
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		if (pid == command) {
+			command = commandpg = 0;
+			reply(XREP_EXITED, 0, pid, status, 0, NULL, 0, -1);
+		}
+	}
+}
+
+static void on_signal(void)
+{
+	struct signalfd_siginfo si;
+	while (read(sigfd, &si, sizeof(si)) == sizeof(si)) {
+		if (si.ssi_signo == SIGCHLD)
+			reap();
+		else if (command > 0)
+			kill(commandpg > 0 ? -commandpg : command, si.ssi_signo);
+	}
+}
+
+/* spawn_fail reports, from the child, which call failed and why. */
+static void spawn_fail(int pipefd, uint32_t step)
+{
+	int32_t msg[2] = { step, errno };
+	if (write(pipefd, msg, sizeof(msg)) < 0)
+		_exit(126);
+	_exit(127);
+}
+
+static void op_spawn(const struct xreq *q, int *fds, int nfds)
+{
+	int64_t flags = q->num[0], argc = q->num[1];
+	if (nfds != 3 || argc < 1 || q->nstr < 2 + argc || q->nstr - 2 - argc > XMAX_ARGS) {
+		reply(XREP_RESULT, EBADMSG, -1, 0, 0, NULL, 0, -1);
+		return;
+	}
+	char **argv = strs + 2, **envp = strs + 2 + argc + 1;
+	/* argv and envp need a NULL each: shift envp up by one in place. */
+	for (long i = q->nstr - 1; i >= 2 + argc; i--)
+		strs[i + 1] = strs[i];
+	strs[2 + argc] = NULL;
+	strs[q->nstr + 1] = NULL;
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		result(-1);
+		return;
+	}
+	pid_t pid = fork();
+	if (pid < 0) {
+		close(p[0]);
+		close(p[1]);
+		result(-1);
+		return;
+	}
+	if (pid == 0) {
+		sigset_t all;
+		sigfillset(&all);
+		sigprocmask(SIG_SETMASK, &all, NULL);
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+			spawn_fail(p[1], 1);
+		if ((flags & XSPAWN_SETPGID) && setpgid(0, 0) < 0)
+			spawn_fail(p[1], 2);
+		/* Out of the way of 0-2 first: a received fd may be one of them. */
+		int hi[3];
+		for (int i = 0; i < 3; i++)
+			if ((hi[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 10)) < 0)
+				spawn_fail(p[1], 3);
+		for (int i = 0; i < 3; i++)
+			if (dup2(hi[i], i) < 0)
+				spawn_fail(p[1], 3);
+		/* With SIGTTOU blocked, a background group may take the terminal. */
+		if ((flags & XSPAWN_FOREGROUND) && tcsetpgrp(0, getpid()) < 0)
+			spawn_fail(p[1], 4);
+		if (strs[1][0] && chdir(strs[1]) < 0)
+			spawn_fail(p[1], 5);
+		/* Groups first: once the uid is not 0 nothing more may change. */
+		if (flags & XSPAWN_SETID) {
+			if (setgroups(0, NULL) < 0)
+				spawn_fail(p[1], 8);
+			if (setresgid(q->num[3], q->num[3], q->num[3]) < 0)
+				spawn_fail(p[1], 9);
+			if (setresuid(q->num[2], q->num[2], q->num[2]) < 0)
+				spawn_fail(p[1], 10);
+		}
+		if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
+			spawn_fail(p[1], 6);
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		execve(strs[0], argv, envp);
+		spawn_fail(p[1], 7);
+	}
+	close(p[1]);
+	int32_t msg[2];
+	ssize_t n;
+	while ((n = read(p[0], msg, sizeof(msg))) < 0 && errno == EINTR)
+		;
+	close(p[0]);
+	if (n == sizeof(msg)) {
+		/* The child exits; reap() collects it without a report. */
+		reply(XREP_RESULT, msg[1], -1, 0, msg[0], NULL, 0, -1);
+		return;
+	}
+	command = pid;
+	commandpg = (flags & XSPAWN_SETPGID) ? pid : 0;
+	int pidfd = syscall(SYS_pidfd_open, pid, 0);
+	reply(XREP_RESULT, 0, pid, 0, 0, NULL, 0, pidfd);
+	if (pidfd >= 0)
+		close(pidfd);
+}
+
+static void op_fork_init(int *fds, int nfds)
+{
+	if (nfds != 1) {
+		reply(XREP_RESULT, EBADMSG, -1, 0, 0, NULL, 0, -1);
+		return;
+	}
+	pid_t pid = fork();
+	if (pid < 0) {
+		result(-1);
+		return;
+	}
+	if (pid == 0) {
+		/* PID 1 dies with the box process, and speaks on its own socket. */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+			_exit(1);
+		if (dup2(fds[0], SOCK_FD) < 0)
+			_exit(1);
+		fcntl(SOCK_FD, F_SETFD, FD_CLOEXEC);
+		close(fds[0]);
+		sock = SOCK_FD;
+		command = commandpg = 0;
+		is_init = getpid() == 1;
+		if (watch_signals() < 0)
+			_exit(1);
+		return;
+	}
+	close(fds[0]);
+	result(pid);
+}
+
+static void op_ifup(const char *name)
+{
+	struct ifreq ifr;
+	memset(&ifr, 0, sizeof(ifr));
+	if (strlen(name) >= IFNAMSIZ) {
+		reply(XREP_RESULT, EINVAL, -1, 0, 1, NULL, 0, -1);
+		return;
+	}
+	strcpy(ifr.ifr_name, name);
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		reply(XREP_RESULT, errno, -1, 0, 1, NULL, 0, -1);
+		return;
+	}
+	uint32_t step = 2;
+	int rc = ioctl(fd, SIOCGIFFLAGS, &ifr);
+	if (rc == 0) {
+		step = 3;
+		ifr.ifr_flags |= IFF_UP;
+		rc = ioctl(fd, SIOCSIFFLAGS, &ifr);
+	}
+	int err = errno;
+	close(fd);
+	reply(XREP_RESULT, rc < 0 ? err : 0, rc, ifr.ifr_flags, rc < 0 ? step : 0, NULL, 0, -1);
+}
+
+static void op_read(int fd, int close_after)
+{
+	ssize_t n, len = 0;
+	if (fd < 0) {
+		result(-1);
+		return;
+	}
+	while (len < XMAX_DATA && (n = read(fd, dbuf + len, XMAX_DATA - len)) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			break;
+		len += n;
+		if (!close_after)
+			break; /* an fs context gives one message per read */
+	}
+	int err = n < 0 && len == 0 ? errno : 0;
+	if (close_after)
+		close(fd);
+	reply(XREP_RESULT, err, err ? -1 : len, 0, 0, dbuf, len, -1);
+}
+
+/* parse checks a request and points strs at its strings. */
+static int parse(ssize_t n, struct xreq *q)
+{
+	if (n < (ssize_t)sizeof(*q))
+		return -1;
+	memcpy(q, rbuf, sizeof(*q));
+	if (q->nstr > sizeof(strs) / sizeof(strs[0]) - 2)
+		return -1;
+	size_t off = sizeof(*q);
+	for (uint32_t i = 0; i < q->nstr; i++) {
+		uint32_t len;
+		if (off + sizeof(len) > (size_t)n)
+			return -1;
+		memcpy(&len, rbuf + off, sizeof(len));
+		off += sizeof(len);
+		if (len == 0 || len > (size_t)n - off || rbuf[off + len - 1] != '\0')
+			return -1;
+		strs[i] = rbuf + off;
+		off += len;
+	}
+	return off == (size_t)n ? 0 : -1;
+}
+
+static int need(const struct xreq *q, uint32_t nstr)
+{
+	if (q->nstr >= nstr)
+		return 1;
+	reply(XREP_RESULT, EBADMSG, -1, 0, 0, NULL, 0, -1);
+	return 0;
+}
+
+static void serve(const struct xreq *q, int *fds, int nfds)
+{
+	const int64_t *a = q->num;
+	switch (q->op) {
+	case XOP_HELLO:
+		reply(XREP_RESULT, 0, getpid(), getppid(), 0, NULL, 0, -1);
+		break;
+	case XOP_UNSHARE:
+		result(unshare(a[0]));
+		break;
+	case XOP_SETHOSTNAME:
+		if (need(q, 1))
+			result(sethostname(strs[0], strlen(strs[0])));
+		break;
+	case XOP_MOUNT:
+		if (need(q, 4))
+			result(mount(strs[0], strs[1], strs[2], a[0], opt(strs[3])));
+		break;
+	case XOP_UMOUNT2:
+		if (need(q, 1))
+			result(umount2(strs[0], a[0]));
+		break;
+	case XOP_PIVOT_ROOT:
+		if (need(q, 2))
+			result(syscall(SYS_pivot_root, strs[0], strs[1]));
+		break;
+	case XOP_CHDIR:
+		if (need(q, 1))
+			result(chdir(strs[0]));
+		break;
+	case XOP_FCHDIR:
+		result(fchdir(a[0]));
+		break;
+	case XOP_CHROOT:
+		if (need(q, 1))
+			result(chroot(strs[0]));
+		break;
+	case XOP_MKDIR:
+		if (need(q, 1))
+			result(mkdir(strs[0], a[0]));
+		break;
+	case XOP_CHMOD:
+		if (need(q, 1))
+			result(chmod(strs[0], a[0]));
+		break;
+	case XOP_MKNOD:
+		if (need(q, 1))
+			result(mknod(strs[0], a[0], a[1]));
+		break;
+	case XOP_SYMLINK:
+		if (need(q, 2))
+			result(symlink(strs[0], strs[1]));
+		break;
+	case XOP_UNLINKAT:
+		if (need(q, 1))
+			result(unlinkat(a[0], strs[0], a[1]));
+		break;
+	case XOP_OPEN:
+		if (need(q, 1))
+			result(open(strs[0], a[0] | O_CLOEXEC, a[1]));
+		break;
+	case XOP_CLOSE:
+		result(a[0] <= SOCK_FD || a[0] == sigfd ? (errno = EBADF, -1) : close(a[0]));
+		break;
+	case XOP_WRITE_FILE:
+		if (need(q, 2)) {
+			/* proc(5) files such as uid_map take one write(2). */
+			int fd = open(strs[0], O_WRONLY | O_CLOEXEC);
+			ssize_t n = fd < 0 ? -1 : write(fd, strs[1], strlen(strs[1]));
+			int err = errno;
+			if (fd >= 0)
+				close(fd);
+			errno = err;
+			result(n < 0 ? -1 : n);
+		}
+		break;
+	case XOP_READ_FILE:
+		if (need(q, 1))
+			op_read(open(strs[0], O_RDONLY | O_CLOEXEC), 1);
+		break;
+	case XOP_SETNS:
+		if (nfds != 1)
+			reply(XREP_RESULT, EBADMSG, -1, 0, 0, NULL, 0, -1);
+		else
+			result(setns(fds[0], a[0]));
+		break;
+	case XOP_FORK_INIT:
+		op_fork_init(fds, nfds);
+		return; /* the fd is the child's, or closed */
+	case XOP_SPAWN:
+		op_spawn(q, fds, nfds);
+		break;
+	case XOP_FSOPEN:
+		if (need(q, 1))
+			result(syscall(SYS_fsopen, strs[0], a[0]));
+		break;
+	case XOP_FSCONFIG:
+		if (need(q, 2))
+			result(syscall(SYS_fsconfig, a[0], a[1], opt(strs[0]), opt(strs[1]), a[2]));
+		break;
+	case XOP_FSMOUNT:
+		result(syscall(SYS_fsmount, a[0], a[1], a[2]));
+		break;
+	case XOP_MOVE_MOUNT:
+		if (need(q, 2))
+			result(syscall(SYS_move_mount, a[0], strs[0], a[1], strs[1], a[2]));
+		break;
+	case XOP_READ_FD:
+		op_read(a[0], 0);
+		break;
+	case XOP_PRCTL:
+		result(prctl(a[0], a[1], 0, 0, 0));
+		break;
+	case XOP_IFUP:
+		if (need(q, 1))
+			op_ifup(strs[0]);
+		break;
+	case XOP_STAT:
+		if (need(q, 1)) {
+			struct stat st;
+			if (stat(strs[0], &st) < 0)
+				result(-1);
+			else
+				reply(XREP_RESULT, 0, st.st_dev, st.st_ino, 0, NULL, 0, -1);
+		}
+		break;
+	case XOP_SETRESUID:
+		result(setresuid(a[0], a[0], a[0]));
+		break;
+	case XOP_SETRESGID:
+		result(setresgid(a[0], a[0], a[0]));
+		break;
+	case XOP_SETGROUPS:
+		result(setgroups(0, NULL));
+		break;
+	case XOP_UNAME: {
+		struct utsname u;
+		if (uname(&u) < 0)
+			result(-1);
+		else
+			reply(XREP_RESULT, 0, 0, 0, 0, u.nodename, strlen(u.nodename), -1);
+		break;
+	}
+	default:
+		reply(XREP_RESULT, ENOSYS, -1, 0, 0, NULL, 0, -1);
+	}
+	for (int i = 0; i < nfds; i++)
+		close(fds[i]);
+}
+
+/* receive reads one request; it returns 0 when the session has gone. */
+static int receive(void)
+{
+	char cbuf[CMSG_SPACE(XMAX_FDS * sizeof(int))];
+	struct iovec iov = { rbuf, sizeof(rbuf) };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+	ssize_t n = recvmsg(sock, &m, MSG_CMSG_CLOEXEC);
+	if (n < 0)
+		return errno == EINTR || errno == EAGAIN;
+	if (n == 0)
+		return 0;
+	int fds[XMAX_FDS], nfds = 0;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		int k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (int i = 0; i < k; i++) {
+			int fd;
+			memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+			if (nfds < XMAX_FDS)
+				fds[nfds++] = fd;
+			else
+				close(fd);
+		}
+	}
+	struct xreq q;
+	if ((m.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || parse(n, &q) < 0) {
+		for (int i = 0; i < nfds; i++)
+			close(fds[i]);
+		reply(XREP_RESULT, EBADMSG, -1, 0, 0, NULL, 0, -1);
+		return 1;
+	}
+	serve(&q, fds, nfds);
+	return 1;
+}
+
+static void executor(void)
+{
+	/* Descriptors 0-2 are the session's to give: closed ones become
+	 * /dev/null, so no received descriptor lands on them. */
+	for (int fd = 0; fd < 3; fd++)
+		if (fcntl(fd, F_GETFD) < 0 && open("/dev/null", O_RDWR) != fd)
+			_exit(1);
+	/* Die with the parent: the session, or for PID 1 the box process. */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+		_exit(1);
+	if (fcntl(SOCK_FD, F_SETFD, FD_CLOEXEC) < 0)
+		_exit(1);
+	if (watch_signals() < 0)
+		_exit(1);
+	for (;;) {
+		struct pollfd p[2] = { { sock, POLLIN, 0 }, { sigfd, POLLIN, 0 } };
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			_exit(1);
+		}
+		if (p[1].revents & POLLIN)
+			on_signal();
+		if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+			if (!receive())
+				_exit(0);
+		}
+	}
+}
+
+static pid_t entered;
+
+static void forward(int sig)
+{
+	if (entered > 0)
+		kill(entered, sig);
+}
+
+static void enter_fail(int status, int32_t step)
+{
+	int32_t msg[2] = { step, errno };
+	if (write(status, msg, sizeof(msg)) < 0)
+		_exit(126);
+	_exit(125);
+}
+
+/* enter joins a box's namespaces from the host, as nsenter(1) does: every
+ * argument was decided by the session (enter.go), which reads the status
+ * descriptor and the exit code. */
+static void enter(int argc, char **argv, char **envp)
+{
+	if (argc < 6)
+		_exit(126);
+	long flags = strtol(argv[2], NULL, 10);
+	int status = strtol(argv[3], NULL, 10);
+	if (fcntl(status, F_SETFD, FD_CLOEXEC) < 0)
+		_exit(126);
+	int i = 4, n = 0;
+	for (; i < argc && strcmp(argv[i], "--") != 0; i++, n++)
+		if (setns(3 + n, strtol(argv[i], NULL, 10)) < 0)
+			enter_fail(status, n + 1);
+	if (i + 2 >= argc)
+		_exit(126);
+	/* Joining a user namespace keeps the host's IDs, which it may show as
+	 * nobody: become its root, as nsenter -U does (nsenter(1)). */
+	if (flags & XENTER_ROOT) {
+		if ((flags & XENTER_NOGROUPS) && setgroups(0, NULL) < 0)
+			enter_fail(status, XENTER_SETGROUPS);
+		if (setresgid(0, 0, 0) < 0)
+			enter_fail(status, XENTER_SETRESGID);
+		if (setresuid(0, 0, 0) < 0)
+			enter_fail(status, XENTER_SETRESUID);
+	}
+	/* A PID namespace joined applies to children only (setns(2)): fork. */
+	entered = fork();
+	if (entered < 0)
+		enter_fail(status, XENTER_FORK);
+	if (entered == 0) {
+		sigset_t all, none;
+		sigfillset(&all);
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &all, NULL);
+		if ((flags & XENTER_TTY) && (setpgid(0, 0) < 0 || tcsetpgrp(0, getpid()) < 0))
+			enter_fail(status, XENTER_FORK);
+		syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		execve(argv[i + 1], argv + i + 2, envp);
+		enter_fail(status, XENTER_EXECVE);
+	}
+	/* The session's Ctrl-C (cancel) reaches this process: pass it on. */
+	struct sigaction sa = { .sa_handler = forward };
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGQUIT, &sa, NULL);
+	int ws;
+	while (waitpid(entered, &ws, 0) < 0)
+		if (errno != EINTR)
+			_exit(126);
+	_exit(WIFSIGNALED(ws) ? 128 + WTERMSIG(ws) : WEXITSTATUS(ws));
+}
+
+/* glibc passes argc, argv and envp to constructors. */
+__attribute__((constructor)) static void stepbox_executor(int argc, char **argv, char **envp)
+{
+	if (argc >= 2 && strcmp(argv[1], "__box") == 0)
+		executor();
+	if (argc >= 2 && strcmp(argv[1], "__enter") == 0)
+		enter(argc, argv, envp);
+}

@@ -1,0 +1,98 @@
+/* The wire format between the session (Go, executor.go) and the box's
+ * executor (C, executor.c). One request per SOCK_SEQPACKET packet:
+ *
+ *   struct xreq, then nstr strings, each a uint32 length (counting its
+ *   terminating NUL) followed by the bytes and the NUL;
+ *   file descriptors beside it as SCM_RIGHTS.
+ *
+ * One reply per request (struct xrep, then data bytes for the ops that
+ * read), plus one XREP_EXITED reply when a spawned command ends. */
+#ifndef STEPBOX_EXECUTOR_H
+#define STEPBOX_EXECUTOR_H
+
+#include <stdint.h>
+
+enum xop {
+	XOP_HELLO = 1,
+	XOP_UNSHARE,      /* num0 flags */
+	XOP_SETHOSTNAME,  /* str0 name */
+	XOP_MOUNT,        /* str0 source, str1 target, str2 fstype, str3 data; num0 flags ("" is NULL) */
+	XOP_UMOUNT2,      /* str0 target; num0 flags */
+	XOP_PIVOT_ROOT,   /* str0 new_root, str1 put_old */
+	XOP_CHDIR,        /* str0 path */
+	XOP_FCHDIR,       /* num0 fd */
+	XOP_CHROOT,       /* str0 path */
+	XOP_MKDIR,        /* str0 path; num0 mode */
+	XOP_CHMOD,        /* str0 path; num0 mode */
+	XOP_MKNOD,        /* str0 path; num0 mode, num1 dev */
+	XOP_SYMLINK,      /* str0 target, str1 linkpath */
+	XOP_UNLINKAT,     /* num0 dirfd, str0 path, num1 flags */
+	XOP_OPEN,         /* str0 path; num0 flags, num1 mode -> val fd */
+	XOP_CLOSE,        /* num0 fd */
+	XOP_WRITE_FILE,   /* str0 path, str1 data */
+	XOP_READ_FILE,    /* str0 path -> data */
+	XOP_SETNS,        /* fd[0] the namespace; num0 nstype */
+	XOP_FORK_INIT,    /* fd[0] the child's socket -> val child PID */
+	XOP_SPAWN,        /* fd[0..2] stdio; num0 XSPAWN_*, num1 argc, num2 uid, num3 gid; str0 path, str1 cwd, argv…, envp… -> val PID, a pidfd */
+	XOP_FSOPEN,       /* str0 fsname; num0 flags -> val fd */
+	XOP_FSCONFIG,     /* num0 fd, num1 cmd, num2 aux; str0 key, str1 value ("" is NULL) */
+	XOP_FSMOUNT,      /* num0 fd, num1 flags, num2 attr -> val fd */
+	XOP_MOVE_MOUNT,   /* num0 from_dfd, num1 to_dfd, num2 flags; str0 from_path, str1 to_path */
+	XOP_READ_FD,      /* num0 fd -> data (one read) */
+	XOP_PRCTL,        /* num0 option, num1 arg2 */
+	XOP_IFUP,         /* str0 interface: SIOCGIFFLAGS, then SIOCSIFFLAGS with IFF_UP */
+	XOP_STAT,         /* str0 path -> val st_dev, val2 st_ino */
+	XOP_UNAME,        /* -> data: the nodename of the executor's UTS namespace */
+	XOP_SETRESUID,    /* num0 uid: setresuid(uid, uid, uid) */
+	XOP_SETRESGID,    /* num0 gid: setresgid(gid, gid, gid) */
+	XOP_SETGROUPS,    /* setgroups(0, NULL) */
+	XOP_MAX
+};
+
+enum {
+	XSPAWN_SETPGID = 1,    /* setpgid(0, 0) */
+	XSPAWN_FOREGROUND = 2, /* tcsetpgrp(0, getpid()): the command gets the terminal */
+	XSPAWN_SETID = 4,      /* setgroups(0, NULL), setresgid(num3…), setresuid(num2…) */
+};
+
+enum { XREP_RESULT = 0, XREP_EXITED = 1 };
+
+/* `stepbox __enter FLAGS STATUS NSTYPE… -- PATH ARGV…`: the namespace
+ * files are descriptors 3…, in the order of the NSTYPEs; a failure is
+ * written to the descriptor STATUS as two int32s, the step (XENTER_*, or
+ * the 1-based index of the setns) and errno. */
+enum {
+	XENTER_TTY = 1,  /* the command gets the terminal (stdin) as its foreground */
+	XENTER_ROOT = 2, /* after the setns calls, become uid and gid 0 */
+	XENTER_NOGROUPS = 4, /* … and drop the supplementary groups first */
+};
+enum {
+	XENTER_SETGROUPS = 100,
+	XENTER_SETRESGID,
+	XENTER_SETRESUID,
+	XENTER_FORK,
+	XENTER_EXECVE,
+};
+
+#define XNUMS 4
+#define XMAX_FDS 4
+#define XMAX_MSG (1 << 20)
+#define XMAX_DATA (1 << 16)
+#define XMAX_ARGS 4096
+
+struct xreq {
+	uint32_t op;
+	uint32_t nstr;
+	int64_t num[XNUMS];
+};
+
+struct xrep {
+	int32_t kind;  /* XREP_* */
+	int32_t err;   /* errno of the failed syscall, 0 on success */
+	int64_t val;   /* the syscall's result (fd, PID), or the exited PID */
+	int64_t val2;  /* XREP_EXITED: the wait status; XOP_STAT: st_ino */
+	uint32_t step; /* which syscall of a multi-call op failed (XOP_SPAWN, XOP_IFUP), from 1 */
+	uint32_t len;  /* data bytes that follow */
+};
+
+#endif

@@ -1,0 +1,33 @@
+package primitives
+
+import (
+	"fmt"
+	"os"
+)
+
+// Hidden entry points of the stepbox binary. Neither reaches Go: the
+// executor's constructor (executor.c) takes them over before the runtime
+// starts, single-threaded.
+const (
+	entryBox   = "__box"   // a box process: the C executor
+	entryEnter = "__enter" // joins a box's namespaces with setns(2), then runs a command
+)
+
+// selfExe is the path a box process re-executes. /proc/self/exe is a magic
+// link: it reaches the binary even where the path to it is not visible.
+const selfExe = "/proc/self/exe"
+
+// Reexec runs a hidden entry point when os.Args names one, and never
+// returns in that case. It returns false otherwise.
+func Reexec() bool {
+	if len(os.Args) < 2 {
+		return false
+	}
+	switch os.Args[1] {
+	case entryBox, entryEnter:
+		// Only a binary built without cgo gets here.
+		fmt.Fprintf(os.Stderr, "stepbox %s: this binary has no executor: build it with cgo (CGO_ENABLED=1, gcc)\n", os.Args[1])
+		os.Exit(2)
+	}
+	return false
+}
