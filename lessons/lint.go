@@ -9,11 +9,11 @@ import (
 	"strings"
 )
 
-// What makes a lesson fit the course: 5 to 20 minutes in 6 to 12 steps,
+// What makes a lesson fit the course: 5 to 25 minutes in 6 to 12 steps,
 // and at least one question to predict.
 const (
 	MinSteps, MaxSteps     = 6, 12
-	MinMinutes, MaxMinutes = 5, 20
+	MinMinutes, MaxMinutes = 5, 25
 )
 
 // Lint reports everything wrong with a lesson that can be seen without

@@ -37,6 +37,7 @@ host_programs=(
 	df stat readlink true false pwd date whoami free top printf test sort
 	chroot lsns nsenter setpriv findmnt unshare mountpoint tr cut xargs tmux
 	pgrep pkill stty ipcmk ipcs ipcrm seq timeout dd yes nproc
+	runc # export bundle's cross-check
 )
 # Modules stepbox needs, and the virtio disk that holds the tests' TMPDIR;
 # their dependencies come from each module's .modinfo.
