@@ -42,6 +42,8 @@ type Box struct {
 	dead     error
 	cgroup   *cgroups.Group
 	fs       BoxFS
+
+	net boxNet // its veth, address, route, published ports (net.go)
 }
 
 // NewBox starts a box process in the host's namespaces, or with --user in

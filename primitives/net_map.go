@@ -1,0 +1,56 @@
+package primitives
+
+import (
+	"fmt"
+
+	"stepbox/primitives/network"
+)
+
+// NetMap reads the network map from the kernel: the host side, each box
+// with a network namespace of its own, and stepbox's table with its
+// counters; bridges, veth owners and published ports come from the
+// session's steps.
+func (s *Session) NetMap() (network.Map, error) {
+	s.net.mu.Lock()
+	defer s.net.mu.Unlock()
+	var m network.Map
+	host, err := s.netHost()
+	if err != nil {
+		return m, err
+	}
+	if m.Host, err = network.ReadSpace(host, "host"); err != nil {
+		return m, err
+	}
+	for _, br := range s.net.bridges {
+		m.Bridges = append(m.Bridges, network.Bridge{Name: br.name, Subnet: br.subnet.String(), Gateway: network.Gateway(br.subnet).String()})
+	}
+	m.Owners = map[string]string{}
+	for _, b := range s.Boxes() {
+		if b == nil {
+			continue
+		}
+		if !b.Has("net") {
+			m.Shared = append(m.Shared, b.Name)
+			continue
+		}
+		ns, err := network.NSAt(fmt.Sprintf("/proc/%d/ns/net", b.PID()))
+		if err != nil {
+			return m, fmt.Errorf("box %s: %w", b.Name, err)
+		}
+		sp, err := network.ReadSpace(ns, b.Name)
+		if err != nil {
+			return m, fmt.Errorf("box %s: %w", b.Name, err)
+		}
+		m.Boxes = append(m.Boxes, sp)
+		if b.net.hostEnd != "" {
+			m.Owners[b.net.hostEnd] = b.Name
+		}
+		for _, p := range b.net.ports {
+			m.Ports = append(m.Ports, network.Published{Box: b.Name, Port: p, Addr: b.net.addr.IP.String()})
+		}
+	}
+	if m.Rules, err = network.Rules(host); err != nil {
+		return m, err
+	}
+	return m, nil
+}
