@@ -71,7 +71,7 @@ func init() {
 				Summary: "a veth pair: one end on the bridge, the other the box's eth0 (needs `unshare net`)",
 				Kernel:  "RTM_NEWLINK kind veth with the peer made in the box's namespace (IFLA_NET_NS_FD), master the bridge; both ends up",
 				Example: "net veth", Man: "veth(4), rtnetlink(7)",
-				Plan:    func(sh *Shell, c *Call) (*step.Step, error) { return sh.Current().PlanNetVeth(arg(c, 0)) },
+				Plan: func(sh *Shell, c *Call) (*step.Step, error) { return sh.Current().PlanNetVeth(arg(c, 0)) },
 				Run: func(sh *Shell, c *Call) error {
 					b := sh.Current()
 					st, err := b.NetVeth(arg(c, 0))
@@ -83,7 +83,7 @@ func init() {
 				Summary: "an address on the box's eth0 (default: the next free one of the bridge's subnet)",
 				Kernel:  "RTM_NEWADDR in the box's namespace; the kernel adds the subnet's route",
 				Example: "net addr", Man: "rtnetlink(7), ip-address(8)",
-				Plan:    func(sh *Shell, c *Call) (*step.Step, error) { return sh.Current().PlanNetAddr(arg(c, 0)) },
+				Plan: func(sh *Shell, c *Call) (*step.Step, error) { return sh.Current().PlanNetAddr(arg(c, 0)) },
 				Run: func(sh *Shell, c *Call) error {
 					b := sh.Current()
 					st, err := b.NetAddr(arg(c, 0))
@@ -95,7 +95,7 @@ func init() {
 				Summary: "the box's default route via the bridge",
 				Kernel:  "RTM_NEWROUTE 0.0.0.0/0 via the gateway in the box's namespace",
 				Example: "net route", Man: "rtnetlink(7), ip-route(8)",
-				Plan:    func(sh *Shell, c *Call) (*step.Step, error) { return sh.Current().PlanNetRoute(arg(c, 0)) },
+				Plan: func(sh *Shell, c *Call) (*step.Step, error) { return sh.Current().PlanNetRoute(arg(c, 0)) },
 				Run: func(sh *Shell, c *Call) error {
 					b := sh.Current()
 					st, err := b.NetRoute(arg(c, 0))
@@ -107,7 +107,7 @@ func init() {
 				Summary: "ip_forward and masquerade for the bridge's subnet: boxes reach what the host reaches",
 				Kernel:  "writes net.ipv4.ip_forward; nf_tables: stepbox's table, a masquerade rule in postrouting, counted accepts in forward",
 				Example: "net nat", Man: "nft(8), proc_sys_net(5)",
-				Plan:    func(sh *Shell, c *Call) (*step.Step, error) { return sh.Session.PlanNetNAT(arg(c, 0)) },
+				Plan: func(sh *Shell, c *Call) (*step.Step, error) { return sh.Session.PlanNetNAT(arg(c, 0)) },
 				Run: func(sh *Shell, c *Call) error {
 					st, err := sh.Session.NetNAT(arg(c, 0))
 					return sh.netStep(st, err, []string{"host"}, "masquerade on")
@@ -118,7 +118,7 @@ func init() {
 				Summary: "a host port leads to the box: DNAT in prerouting and output, route_localnet, hairpin masquerade",
 				Kernel:  "nf_tables dnat rules (fib daddr type local), masquerade for 127.0.0.1 and box-to-box; net.ipv4.conf.BRIDGE.route_localnet=1",
 				Example: "net publish 8080:80", Man: "nft(8), proc_sys_net(5)",
-				Plan:    func(sh *Shell, c *Call) (*step.Step, error) { return sh.Current().PlanNetPublish(c.Args[0]) },
+				Plan: func(sh *Shell, c *Call) (*step.Step, error) { return sh.Current().PlanNetPublish(c.Args[0]) },
 				Run: func(sh *Shell, c *Call) error {
 					b := sh.Current()
 					st, err := b.NetPublish(c.Args[0])
