@@ -1,0 +1,212 @@
+package repl
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"stepbox/primitives"
+	"stepbox/primitives/network"
+	"stepbox/viz"
+)
+
+// testNetNS is a network namespace the test made, held by a sleeping
+// process: the "host side" or the "outside" of a network test. Nothing
+// of the machine's own network is touched.
+type testNetNS struct {
+	cmd  *exec.Cmd
+	PID  int
+	Path string
+}
+
+func newTestNetNS(t *testing.T) *testNetNS {
+	t.Helper()
+	cmd := exec.Command("unshare", "--net", "sleep", "3600")
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("unshare --net: %v", err)
+	}
+	n := &testNetNS{cmd: cmd, PID: cmd.Process.Pid, Path: fmt.Sprintf("/proc/%d/ns/net", cmd.Process.Pid)}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	// The holder is in its namespace once unshare has exec'd sleep.
+	for i := 0; i < 200; i++ {
+		self, _ := os.Readlink("/proc/self/ns/net")
+		if l, err := os.Readlink(n.Path); err == nil && l != self {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// No IPv6: its duplicate address detection would change the links'
+	// state while the test compares it.
+	n.sh(t, "sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 && ip link set lo up")
+	return n
+}
+
+// sh runs a shell command inside the namespace.
+func (n *testNetNS) sh(t *testing.T, script string) string {
+	t.Helper()
+	out, err := exec.Command("nsenter", "--net="+n.Path, "sh", "-c", script).CombinedOutput()
+	if err != nil {
+		t.Fatalf("in %s: %s: %v\n%s", n.Path, script, err, out)
+	}
+	return string(out)
+}
+
+// state is what teardown must leave byte-identical: links, addresses,
+// routes, the nft ruleset and the sysctls stepbox may change.
+func (n *testNetNS) state(t *testing.T) string {
+	t.Helper()
+	return n.sh(t, "ip -o link; ip -o addr; ip route show table all; nft list ruleset; sysctl net.ipv4.ip_forward net.ipv4.conf.all.route_localnet")
+}
+
+// netShell is an in-process session whose host side is a namespace the
+// test made (STEPBOX_NET_HOST_NS).
+func netShell(t *testing.T) (*Shell, *bytes.Buffer, *testNetNS) {
+	t.Helper()
+	needRoot(t)
+	for _, tool := range []string{"unshare", "nsenter", "ip", "nft", "busybox"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s is missing: .ci/deps.sh installs it", tool)
+		}
+	}
+	hostUnchanged(t)
+	host := newTestNetNS(t)
+	t.Setenv(network.HostNSEnv, host.Path)
+	s, err := primitives.OpenSession(primitives.Dirs{Run: t.TempDir(), Lib: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	sh := NewShell(s, &out, &out, viz.NewTheme("plain"), 200)
+	t.Cleanup(func() { s.Close() })
+	return sh, &out, host
+}
+
+// nftCounter sums the packets counted by the rules of stepbox's table
+// whose text contains word, read with Debian's nft.
+func nftCounter(t *testing.T, host *testNetNS, word string) uint64 {
+	t.Helper()
+	var doc struct {
+		Nftables []struct {
+			Rule *struct {
+				Chain string           `json:"chain"`
+				Expr  []map[string]any `json:"expr"`
+			} `json:"rule"`
+		} `json:"nftables"`
+	}
+	if err := json.Unmarshal([]byte(host.sh(t, "nft -j list table ip stepbox")), &doc); err != nil {
+		t.Fatal(err)
+	}
+	var n uint64
+	for _, it := range doc.Nftables {
+		if it.Rule == nil {
+			continue
+		}
+		b, _ := json.Marshal(it.Rule.Expr)
+		if !strings.Contains(string(b), word) {
+			continue
+		}
+		for _, e := range it.Rule.Expr {
+			if c, ok := e["counter"].(map[string]any); ok {
+				n += uint64(c["packets"].(float64))
+			}
+		}
+	}
+	return n
+}
+
+func TestBoxesOnABridgeReachEachOtherTheOutsideAndAPublishedPort(t *testing.T) {
+	sh, out, host := netShell(t)
+	// The outside: a namespace beyond the host side, which has no route
+	// back to the boxes' subnet, so only masquerade gets replies home.
+	outside := newTestNetNS(t)
+	host.sh(t, fmt.Sprintf("ip link add up0 type veth peer name down0 netns %d", outside.PID)+
+		" && ip addr add 198.51.100.1/24 dev up0 && ip link set up0 up")
+	outside.sh(t, "ip addr add 198.51.100.2/24 dev down0 && ip link set down0 up")
+	before := host.state(t)
+
+	www := t.TempDir()
+	os.WriteFile(filepath.Join(www, "index.html"), []byte("hello from box a\n"), 0o644)
+	run(t, sh, out, "new a", "unshare net", "net bridge", "net veth", "net addr", "net route",
+		"exec busybox httpd -p 80 -h "+www,
+		"new b", "unshare net", "net veth", "net addr", "net route")
+
+	// The kernel's view, read with iproute2.
+	if o := host.sh(t, "ip -d -o link show stepbox0"); !strings.Contains(o, "bridge") || !strings.Contains(o, "state UP") {
+		t.Fatalf("no bridge stepbox0 up on the host side:\n%s", o)
+	}
+	if o := host.sh(t, "ip -o addr show dev stepbox0"); !strings.Contains(o, "172.20.0.1/24") {
+		t.Fatalf("the bridge has no gateway address:\n%s", o)
+	}
+	if o := host.sh(t, "ip -o link show master stepbox0"); strings.Count(o, "veth") != 2 {
+		t.Fatalf("the bridge does not hold two veths:\n%s", o)
+	}
+	run(t, sh, out, "use a")
+	aNS := fmt.Sprintf("/proc/%d/ns/net", sh.Current().PID())
+	if o, _ := exec.Command("nsenter", "--net="+aNS, "ip", "-o", "addr", "show", "dev", "eth0").CombinedOutput(); !strings.Contains(string(o), "172.20.0.2/24") {
+		t.Fatalf("box a's eth0 has no 172.20.0.2/24:\n%s", o)
+	}
+	if o, _ := exec.Command("nsenter", "--net="+aNS, "ip", "route", "show", "default").CombinedOutput(); !strings.Contains(string(o), "via 172.20.0.1 dev eth0") {
+		t.Fatalf("box a has no default route via the bridge:\n%s", o)
+	}
+
+	// Box to box: ping and a TCP request.
+	run(t, sh, out, "use b", "exec busybox ping -c1 -W2 172.20.0.2")
+	out.Reset()
+	run(t, sh, out, "exec timeout 5 busybox wget -q -O - http://172.20.0.2/")
+	if !strings.Contains(out.String(), "hello from box a") {
+		t.Fatalf("box b could not fetch box a's page:\n%s", out)
+	}
+
+	// The outside answers only once masquerade rewrites the source.
+	if err := sh.Execute(context.Background(), "exec busybox ping -c1 -W1 198.51.100.2"); err == nil {
+		t.Fatal("box b reached the outside before `net nat`: the test's outside must not route back to the boxes")
+	}
+	run(t, sh, out, "net nat", "exec busybox ping -c1 -W2 198.51.100.2")
+	if n := nftCounter(t, host, `"masquerade":null`); n == 0 {
+		t.Fatalf("the masquerade rule counted no packet:\n%s", host.sh(t, "nft list table ip stepbox"))
+	}
+	if v := strings.TrimSpace(host.sh(t, "sysctl -n net.ipv4.ip_forward")); v != "1" {
+		t.Fatalf("ip_forward is %s on the host side after net nat", v)
+	}
+
+	// A published port: from the host side's 127.0.0.1, from another box
+	// through the gateway (hairpin), and from the outside.
+	run(t, sh, out, "use a", "net publish 8080:80")
+	if o := host.sh(t, "timeout 5 busybox wget -q -O - http://127.0.0.1:8080/"); !strings.Contains(o, "hello from box a") {
+		t.Fatalf("127.0.0.1:8080 on the host side did not reach box a:\n%s", o)
+	}
+	out.Reset()
+	run(t, sh, out, "use b", "exec timeout 5 busybox wget -q -O - http://172.20.0.1:8080/")
+	if !strings.Contains(out.String(), "hello from box a") {
+		t.Fatalf("box b could not reach box a through the published port:\n%s", out)
+	}
+	if o := outside.sh(t, "timeout 5 busybox wget -q -O - http://198.51.100.1:8080/"); !strings.Contains(o, "hello from box a") {
+		t.Fatalf("the outside could not reach the published port:\n%s", o)
+	}
+	if n := nftCounter(t, host, `"dnat"`); n < 3 {
+		t.Fatalf("the DNAT rules counted %d connections, want 3:\n%s", n, host.sh(t, "nft list table ip stepbox"))
+	}
+
+	// The map shows what the kernel has.
+	out.Reset()
+	run(t, sh, out, "net")
+	for _, want := range []string{"bridge stepbox0: subnet 172.20.0.0/24", "↔ box a eth0", "↔ box b eth0", "dnat to 172.20.0.2:80", "host :8080/tcp → box a 172.20.0.2:80"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("the map lacks %q:\n%s", want, out)
+		}
+	}
+
+	if err := sh.Session.Close(); err != nil {
+		t.Fatalf("teardown: %v", err)
+	}
+	if after := host.state(t); after != before {
+		t.Fatalf("teardown left the host side changed:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+}
