@@ -60,9 +60,23 @@ func (n *testNetNS) sh(t *testing.T, script string) string {
 
 // state is what teardown must leave byte-identical: links, addresses,
 // routes, the nft ruleset and the sysctls stepbox may change.
+// A link's carrier comes up a moment after the link: the state is read
+// until two reads agree.
 func (n *testNetNS) state(t *testing.T) string {
 	t.Helper()
-	return n.sh(t, "ip -o link; ip -o addr; ip route show table all; nft list ruleset; sysctl net.ipv4.ip_forward net.ipv4.conf.all.route_localnet")
+	read := func() string {
+		return n.sh(t, "ip -o link; ip -o addr; ip route show table all; nft list ruleset; sysctl net.ipv4.ip_forward net.ipv4.conf.all.route_localnet")
+	}
+	last := read()
+	for i := 0; i < 100; i++ {
+		time.Sleep(10 * time.Millisecond)
+		now := read()
+		if now == last {
+			return now
+		}
+		last = now
+	}
+	return last
 }
 
 // netShell is an in-process session whose host side is a namespace the
@@ -208,5 +222,82 @@ func TestBoxesOnABridgeReachEachOtherTheOutsideAndAPublishedPort(t *testing.T) {
 	}
 	if after := host.state(t); after != before {
 		t.Fatalf("teardown left the host side changed:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+}
+
+// Bad input: a clear error naming the command and what is allowed, and
+// the host side and the box exactly as they were.
+func TestBadNetInputIsRefusedAndChangesNothing(t *testing.T) {
+	sh, out, host := netShell(t)
+	host.sh(t, "ip link add taken0 type veth peer name taken1 && ip link set taken0 up && ip link set taken1 up")
+	run(t, sh, out, "new a")
+	for _, c := range []struct{ line, want string }{
+		{"net veth", "run `unshare net` first"},
+		{"net bridge taken0", "exists on the host side and is not stepbox's"},
+		{"net bridge br0 10.0.0.0/33", "not an IPv4 subnet"},
+		{"net bridge br0 10.0.0.1/24", "host bits set"},
+		{"net bridge br0 10.0.0.0/31", "/8 to /30"},
+		{"net bridge br.0", "is not allowed"},
+		{"net bridge averyveryverylongname", "is not allowed"},
+	} {
+		assertRefused(t, sh, host, c.line, c.want)
+	}
+	run(t, sh, out, "unshare net")
+	assertRefused(t, sh, host, "net veth", "there is no bridge yet")
+	run(t, sh, out, "net bridge br0 10.9.0.0/24")
+	host.sh(t, "ip addr add 10.8.0.1/16 dev taken0")
+	assertRefused(t, sh, host, "net bridge br1 10.8.5.0/24", "overlaps the host side's route 10.8.0.0/16 on taken0")
+	assertRefused(t, sh, host, "net addr", "run `net veth` first")
+	run(t, sh, out, "net veth")
+	for _, c := range []struct{ line, want string }{
+		{"net veth", "has its veth pair already"},
+		{"net addr 10.7.0.2", "must be in the bridge's subnet 10.9.0.0/24"},
+		{"net addr 10.9.0.1", "taken by the bridge br0"},
+		{"net addr 10.9.0.255", "network or broadcast"},
+		{"net addr 10.9.0.2/16", "with prefix /24"},
+		{"net addr nonsense", "not an IPv4 address"},
+		{"net route", "run `net addr` first"},
+		{"net publish 8080:80", "no address"},
+	} {
+		assertRefused(t, sh, host, c.line, c.want)
+	}
+	run(t, sh, out, "net addr 10.9.0.7", "new b", "unshare net", "net veth")
+	assertRefused(t, sh, host, "net addr 10.9.0.7", "taken by box a")
+	run(t, sh, out, "use a")
+	for _, c := range []struct{ line, want string }{
+		{"net route 10.5.0.1", "must be on the box's subnet"},
+		{"net publish 80", "HOSTPORT:BOXPORT"},
+		{"net publish 0:80", "ports 1 to 65535"},
+		{"net publish 8080:70000", "ports 1 to 65535"},
+		{"net publish 8080:80/sctp", "tcp or udp"},
+	} {
+		assertRefused(t, sh, host, c.line, c.want)
+	}
+	// A port some program of the host side is bound to.
+	busy := exec.Command("nsenter", "--net="+host.Path, "busybox", "nc", "-l", "-p", "9090")
+	if err := busy.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { busy.Process.Kill(); busy.Wait() }()
+	for i := 0; i < 200 && !strings.Contains(host.sh(t, "cat /proc/net/tcp /proc/net/tcp6"), ":2382 "); i++ {
+		time.Sleep(5 * time.Millisecond)
+	}
+	assertRefused(t, sh, host, "net publish 9090:80", "bound to port 9090/tcp already")
+	run(t, sh, out, "net publish 8080:80")
+	run(t, sh, out, "use b", "net addr")
+	assertRefused(t, sh, host, "net publish 8080:80", "published already, to box a")
+}
+
+// assertRefused runs line, wants an error containing want, and the host
+// side unchanged.
+func assertRefused(t *testing.T, sh *Shell, host *testNetNS, line, want string) {
+	t.Helper()
+	before := host.state(t)
+	err := sh.Execute(context.Background(), line)
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("%s: error %v, want one saying %q", line, err, want)
+	}
+	if after := host.state(t); after != before {
+		t.Errorf("%s was refused yet changed the host side:\nbefore:\n%s\nafter:\n%s", line, before, after)
 	}
 }

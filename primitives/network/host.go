@@ -58,31 +58,44 @@ func familyWord(f nftables.TableFamily) string {
 }
 
 // PortInUse says whether a socket of the host side is bound to port (a
-// TCP socket listening, or any UDP socket), read from /proc/net/tcp or
-// udp as a thread in the namespace sees them.
+// TCP socket listening, or any UDP socket), IPv4 or IPv6, read from
+// /proc/net/{tcp,tcp6,udp,udp6} as a thread in the namespace sees them.
 func PortInUse(host NS, proto string, port uint16) (bool, error) {
-	b, err := host.readIn("/proc/thread-self/net/" + proto)
-	if err != nil {
-		return false, fmt.Errorf("read /proc/net/%s: %w", proto, err)
+	for _, file := range []string{proto, proto + "6"} {
+		b, err := host.readIn("/proc/thread-self/net/" + file)
+		if err != nil {
+			if isNoEnt(err) {
+				continue // no IPv6 in this kernel
+			}
+			return false, fmt.Errorf("read /proc/net/%s: %w", file, err)
+		}
+		if portBound(b, proto, port) {
+			return true, nil
+		}
 	}
-	sc := bufio.NewScanner(bytes.NewReader(b))
+	return false, nil
+}
+
+// portBound reads one /proc/net/{tcp,udp}[6] table.
+func portBound(table []byte, proto string, port uint16) bool {
+	sc := bufio.NewScanner(bytes.NewReader(table))
 	sc.Scan() // header
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
 		if len(f) < 4 {
 			continue
 		}
-		_, hexPort, ok := strings.Cut(f[1], ":")
-		if !ok {
+		i := strings.LastIndexByte(f[1], ':')
+		if i < 0 {
 			continue
 		}
-		p, err := strconv.ParseUint(hexPort, 16, 16)
+		p, err := strconv.ParseUint(f[1][i+1:], 16, 16)
 		if err != nil || uint16(p) != port {
 			continue
 		}
 		if proto == "udp" || f[3] == "0A" { // 0A: TCP_LISTEN
-			return true, nil
+			return true
 		}
 	}
-	return false, sc.Err()
+	return false
 }
