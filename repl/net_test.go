@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -299,5 +300,62 @@ func assertRefused(t *testing.T, sh *Shell, host *testNetNS, line, want string) 
 	}
 	if after := host.state(t); after != before {
 		t.Errorf("%s was refused yet changed the host side:\nbefore:\n%s\nafter:\n%s", line, before, after)
+	}
+}
+
+// A session killed with SIGKILL leaves its bridge, veths, nft table and
+// sysctls behind; `stepbox cleanup` removes them and writes the sysctls
+// back, from the ledgers alone.
+func TestCleanupAfterKill9RemovesTheNetwork(t *testing.T) {
+	needRoot(t)
+	hostUnchanged(t)
+	host := newTestNetNS(t)
+	t.Setenv(network.HostNSEnv, host.Path)
+	before := host.state(t)
+	dir := t.TempDir()
+	cmd, w := startSession(t, dir, "new a\nunshare net\nnet bridge\nnet veth\nnet addr\nnet route\nnet nat\nnet publish 8080:80\n")
+	defer w.Close()
+	if o := host.sh(t, "ip -o link; nft list tables; sysctl -n net.ipv4.ip_forward"); !strings.Contains(o, "stepbox0") || !strings.Contains(o, "table ip stepbox") || !strings.HasSuffix(strings.TrimSpace(o), "1") {
+		t.Fatalf("the session did not build its network:\n%s", o)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	out, err := exec.Command(stepboxBinary(t), "--state-dir", dir, "cleanup").CombinedOutput()
+	if err != nil {
+		t.Fatalf("cleanup: %v\n%s", err, out)
+	}
+	assertNoSessions(t, dir)
+	if after := host.state(t); after != before {
+		t.Fatalf("cleanup left the host side changed:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+}
+
+// `explain net …` plans what the step then does, request for request,
+// and makes nothing.
+func TestNetPlansAreTheStepsTheyExplain(t *testing.T) {
+	sh, out, host := netShell(t)
+	run(t, sh, out, "new a", "unshare net")
+	for _, line := range []string{"net bridge", "net veth", "net addr", "net route", "net nat", "net publish 8080:80/udp"} {
+		before := host.state(t)
+		plan := planOf(t, sh, line)
+		if after := host.state(t); after != before {
+			t.Fatalf("explain %s changed the host side", line)
+		}
+		if missing := emptyParts(plan); len(missing) > 0 {
+			t.Errorf("explain %s: the plan has no %s", line, strings.Join(missing, ", "))
+		}
+		if !plan.Planned() {
+			t.Errorf("explain %s: a call of the plan has a result, yet nothing ran: %v", line, plan.CallLines())
+		}
+		sh.lastStep = nil
+		run(t, sh, out, line)
+		rec := sh.lastStep
+		if !slices.Equal(normalCalls(plan), normalCalls(rec)) {
+			t.Errorf("%s: the plan's requests differ from the step's:\nplan:\n  %s\nstep:\n  %s", line,
+				strings.Join(normalCalls(plan), "\n  "), strings.Join(normalCalls(rec), "\n  "))
+		}
+		if !slices.Equal(plan.Shell, rec.Shell) || plan.Undo != rec.Undo {
+			t.Errorf("%s: the plan's shell lines or undo differ from the step's:\nplan: %q %q\nstep: %q %q", line, plan.Shell, plan.Undo, rec.Shell, rec.Undo)
+		}
 	}
 }
