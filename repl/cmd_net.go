@@ -125,6 +125,22 @@ func init() {
 					return sh.netStep(st, err, []string{"host"}, "published %s to box %s", c.Args[0], b.Name)
 				},
 			},
+			{
+				Name: "trace", Usage: "net trace CMD…", MinArgs: 1, MaxArgs: -1, RawArgs: true, NeedsBox: true,
+				Summary: "run one command in the box and follow its packets: routes, counters hop by hop, rules, ARP, conntrack",
+				Kernel:  "reads RTM_GETROUTE, link statistics, rule counters, RTM_GETNEIGH and conntrack before and after the command",
+				Example: "net trace ping -c1 172.20.0.3", Man: "ip-route(8), ip-neighbour(8), conntrack(8)",
+				Run: func(sh *Shell, c *Call) error {
+					b := sh.Current()
+					exec, args, err := lookup(append([]string{"exec"}, c.Args...))
+					if err != nil {
+						return err
+					}
+					tr, err := b.NetTrace(c.Args, func() error { return exec.Run(sh, &Call{Args: args}) })
+					fmt.Fprintln(sh.Out, viz.NetTracePanel(tr, sh.Width, sh.Theme))
+					return err
+				},
+			},
 			show,
 		},
 	})

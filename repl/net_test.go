@@ -209,6 +209,17 @@ func TestBoxesOnABridgeReachEachOtherTheOutsideAndAPublishedPort(t *testing.T) {
 		t.Fatalf("the DNAT rules counted %d connections, want 3:\n%s", n, host.sh(t, "nft list table ip stepbox"))
 	}
 
+	// One request followed hop by hop: box b's eth0, the bridge, box a's
+	// eth0; the DNAT rule that counted it; conntrack's DNAT and masquerade.
+	out.Reset()
+	run(t, sh, out, "use b", "net trace timeout 5 busybox wget -q -O - http://172.20.0.1:8080/")
+	for _, want := range []string{"box b: ip route get 172.20.0.1 → dev eth0 src 172.20.0.3", "  b            eth0", "→ a            eth0",
+		"dnat to 172.20.0.2:80", "DNAT to 172.20.0.2:80 · source NAT (masquerade) to 172.20.0.1", "hello from box a"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("net trace lacks %q:\n%s", want, out)
+		}
+	}
+
 	// The map shows what the kernel has.
 	out.Reset()
 	run(t, sh, out, "net")

@@ -124,3 +124,43 @@ func portKey(l network.Link) string {
 	}
 	return l.Name
 }
+
+// NetTracePanel draws what one command's packets did: route lookups,
+// the interfaces that counted them in the order a packet leaving the box
+// meets them, the rules that counted them, neighbour entries made and the
+// connections conntrack tracked.
+func NetTracePanel(tr network.Trace, width int, t Theme) string {
+	width = max(width, 40)
+	title := "net trace · box " + tr.Box
+	if tr.Dst != "" {
+		title += " → " + tr.Dst
+	}
+	out := []string{t.Title.Render(truncate(title, width))}
+	section := func(name string, lines []string, none string) {
+		out = append(out, t.Dim.Render(name))
+		if len(lines) == 0 {
+			lines = []string{none}
+		}
+		for _, l := range lines {
+			out = append(out, "  "+truncate(l, width-2))
+		}
+	}
+	section("route lookups (RTM_GETROUTE)", tr.Routes, "(no IPv4 address in the command)")
+	var hops []string
+	for i, h := range tr.Hops {
+		arrow := "  "
+		if i > 0 {
+			arrow = "→ "
+		}
+		hops = append(hops, fmt.Sprintf("%s%-12s %-14s rx +%d  tx +%d", arrow, h.Space, h.Link, h.Rx, h.Tx))
+	}
+	section("interfaces that counted packets (rx/tx deltas)", hops, "(none: no packet left the box)")
+	var rules []string
+	for _, r := range tr.Rules {
+		rules = append(rules, fmt.Sprintf("%-11s +%d  %s", r.Chain, r.Packets, r.Text))
+	}
+	section("stepbox's nft rules that counted them", rules, "(none)")
+	section("neighbour entries made or refreshed (ARP)", tr.Neigh, "(none)")
+	section("conntrack on the host side", tr.Flows, "(none)")
+	return strings.Join(out, "\n")
+}
