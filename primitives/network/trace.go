@@ -87,22 +87,14 @@ func Neighbours(ns NS, name string) ([]string, error) {
 	return out, nil
 }
 
+var neighStates = map[int]string{
+	netlink.NUD_REACHABLE: "REACHABLE", netlink.NUD_STALE: "STALE", netlink.NUD_DELAY: "DELAY", netlink.NUD_PROBE: "PROBE",
+	netlink.NUD_FAILED: "FAILED", netlink.NUD_INCOMPLETE: "INCOMPLETE", netlink.NUD_PERMANENT: "PERMANENT",
+}
+
 func neighState(s int) string {
-	switch s {
-	case netlink.NUD_REACHABLE:
-		return "REACHABLE"
-	case netlink.NUD_STALE:
-		return "STALE"
-	case netlink.NUD_DELAY:
-		return "DELAY"
-	case netlink.NUD_PROBE:
-		return "PROBE"
-	case netlink.NUD_FAILED:
-		return "FAILED"
-	case netlink.NUD_INCOMPLETE:
-		return "INCOMPLETE"
-	case netlink.NUD_PERMANENT:
-		return "PERMANENT"
+	if n, ok := neighStates[s]; ok {
+		return n
 	}
 	return fmt.Sprintf("state %#x", s)
 }
@@ -156,13 +148,8 @@ func involves(f *netlink.ConntrackFlow, addrs []net.IP) bool {
 }
 
 func protoName(p uint8) string {
-	switch p {
-	case unix.IPPROTO_TCP:
-		return "tcp"
-	case unix.IPPROTO_UDP:
-		return "udp"
-	case unix.IPPROTO_ICMP:
-		return "icmp"
+	if n, ok := map[uint8]string{unix.IPPROTO_TCP: "tcp", unix.IPPROTO_UDP: "udp", unix.IPPROTO_ICMP: "icmp"}[p]; ok {
+		return n
 	}
 	return fmt.Sprint(p)
 }
