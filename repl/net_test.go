@@ -370,3 +370,23 @@ func TestNetPlansAreTheStepsTheyExplain(t *testing.T) {
 		}
 	}
 }
+
+// What the host side already has is explained and left alone: a forward
+// chain with policy drop (Docker's FORWARD), ip_forward already on.
+func TestNetNATExplainsWhatTheHostHasAndLeavesIt(t *testing.T) {
+	sh, out, host := netShell(t)
+	host.sh(t, "sysctl -qw net.ipv4.ip_forward=1 && nft add table ip filter && nft add chain ip filter FORWARD '{ type filter hook forward priority 0; policy drop; }'")
+	before := host.state(t)
+	run(t, sh, out, "net bridge", "net nat")
+	for _, want := range []string{"net.ipv4.ip_forward is already 1", "table ip filter, chain FORWARD: policy drop on the forward hook", "net.ipv4.ip_forward is 1 already; left as it is"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("net nat did not say %q:\n%s", want, out)
+		}
+	}
+	if err := sh.Session.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if after := host.state(t); after != before {
+		t.Fatalf("teardown changed what the host side had:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+}
