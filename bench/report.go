@@ -179,6 +179,9 @@ func (r *results) scaleTable(w func(string, ...any)) {
 	w("| overlay of 3 layers, median (µs) | %s | |", get("BenchmarkOverlayPivotProc", "overlay-µs"))
 	w("| pivot_root, median (µs) | %s | |", get("BenchmarkOverlayPivotProc", "pivot_root-µs"))
 	w("| mount proc, median (µs) | %s | |", get("BenchmarkOverlayPivotProc", "proc-µs"))
+	w("| `net veth` + `net addr` + `net route`, one box, p50 (ms) | %s | ≤ 5 |", get("BenchmarkNetVethAddrRoute", "p50-ms"))
+	w("| `net` map with 20 wired boxes, read and drawn, p50 (ms) | %s | ≤ 10 |", get("BenchmarkNetMap20Boxes", "p50-ms"))
+	w("| first ping between two boxes, round trip as ping reports it, p50 (ms) | %s | |", get("BenchmarkNetFirstPingBetweenBoxes", "p50-ms"))
 	m := r.Memory
 	w("| session holding the full container: VmRSS / PSS (MB) | %.1f / %.1f | ≤ 40 |", m.SessionRSS, m.SessionPSS)
 	w("| its box process: VmRSS / PSS (MB) | %.1f / %.1f | ≤ 10 |", m.BoxRSS, m.BoxPSS)
@@ -188,7 +191,7 @@ func (r *results) scaleTable(w func(string, ...any)) {
 	for name := range r.Bench {
 		if strings.HasPrefix(name, "BenchmarkContainerSteps") || strings.HasPrefix(name, "BenchmarkFiftyBoxes") ||
 			strings.HasPrefix(name, "BenchmarkHundredLayers") || strings.HasPrefix(name, "BenchmarkStackFiles") ||
-			strings.HasPrefix(name, "BenchmarkOverlayPivotProc") {
+			strings.HasPrefix(name, "BenchmarkOverlayPivotProc") || strings.HasPrefix(name, "BenchmarkNet") {
 			continue
 		}
 		other = append(other, name)

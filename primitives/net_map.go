@@ -2,6 +2,7 @@ package primitives
 
 import (
 	"fmt"
+	"slices"
 
 	"stepbox/primitives/network"
 )
@@ -10,7 +11,12 @@ import (
 // with a network namespace of its own, and stepbox's table with its
 // counters; bridges, veth owners and published ports come from the
 // session's steps.
-func (s *Session) NetMap() (network.Map, error) {
+func (s *Session) NetMap() (network.Map, error) { return s.NetMapOf(nil) }
+
+// NetMapOf reads the part of the map about the named namespaces ("host"
+// and box names; nil for all): after a step, only what it changed.
+func (s *Session) NetMapOf(names []string) (network.Map, error) {
+	want := func(n string) bool { return names == nil || slices.Contains(names, n) }
 	s.net.mu.Lock()
 	defer s.net.mu.Unlock()
 	var m network.Map
@@ -18,8 +24,10 @@ func (s *Session) NetMap() (network.Map, error) {
 	if err != nil {
 		return m, err
 	}
-	if m.Host, err = network.ReadSpace(host, "host"); err != nil {
-		return m, err
+	if want("host") {
+		if m.Host, err = network.ReadSpace(host, "host"); err != nil {
+			return m, err
+		}
 	}
 	for _, br := range s.net.bridges {
 		m.Bridges = append(m.Bridges, network.Bridge{Name: br.name, Subnet: br.subnet.String(), Gateway: network.Gateway(br.subnet).String()})
@@ -33,6 +41,15 @@ func (s *Session) NetMap() (network.Map, error) {
 			m.Shared = append(m.Shared, b.Name)
 			continue
 		}
+		if b.net.hostEnd != "" {
+			m.Owners[b.net.hostEnd] = b.Name
+		}
+		for _, p := range b.net.ports {
+			m.Ports = append(m.Ports, network.Published{Box: b.Name, Port: p, Addr: b.net.addr.IP.String()})
+		}
+		if !want(b.Name) {
+			continue
+		}
 		ns, err := network.NSAt(fmt.Sprintf("/proc/%d/ns/net", b.PID()))
 		if err != nil {
 			return m, fmt.Errorf("box %s: %w", b.Name, err)
@@ -42,15 +59,11 @@ func (s *Session) NetMap() (network.Map, error) {
 			return m, fmt.Errorf("box %s: %w", b.Name, err)
 		}
 		m.Boxes = append(m.Boxes, sp)
-		if b.net.hostEnd != "" {
-			m.Owners[b.net.hostEnd] = b.Name
-		}
-		for _, p := range b.net.ports {
-			m.Ports = append(m.Ports, network.Published{Box: b.Name, Port: p, Addr: b.net.addr.IP.String()})
-		}
 	}
-	if m.Rules, err = network.Rules(host); err != nil {
-		return m, err
+	if want("host") {
+		if m.Rules, err = network.Rules(host); err != nil {
+			return m, err
+		}
 	}
 	return m, nil
 }

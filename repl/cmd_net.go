@@ -30,7 +30,7 @@ func (sh *Shell) netStep(st *step.Step, err error, focus []string, format string
 }
 
 func (sh *Shell) showNet(focus []string) error {
-	m, err := sh.Session.NetMap()
+	m, err := sh.Session.NetMapOf(focus)
 	if err != nil {
 		return err
 	}

@@ -27,7 +27,7 @@ type testNetNS struct {
 	Path string
 }
 
-func newTestNetNS(t *testing.T) *testNetNS {
+func newTestNetNS(t testing.TB) *testNetNS {
 	t.Helper()
 	cmd := exec.Command("unshare", "--net", "sleep", "3600")
 	if err := cmd.Start(); err != nil {
@@ -50,7 +50,7 @@ func newTestNetNS(t *testing.T) *testNetNS {
 }
 
 // sh runs a shell command inside the namespace.
-func (n *testNetNS) sh(t *testing.T, script string) string {
+func (n *testNetNS) sh(t testing.TB, script string) string {
 	t.Helper()
 	out, err := exec.Command("nsenter", "--net="+n.Path, "sh", "-c", script).CombinedOutput()
 	if err != nil {
@@ -63,7 +63,7 @@ func (n *testNetNS) sh(t *testing.T, script string) string {
 // routes, the nft ruleset and the sysctls stepbox may change.
 // A link's carrier comes up a moment after the link: the state is read
 // until two reads agree.
-func (n *testNetNS) state(t *testing.T) string {
+func (n *testNetNS) state(t testing.TB) string {
 	t.Helper()
 	read := func() string {
 		return n.sh(t, "ip -o link; ip -o addr; ip route show table all; nft list ruleset; sysctl net.ipv4.ip_forward net.ipv4.conf.all.route_localnet")
