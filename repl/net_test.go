@@ -146,11 +146,19 @@ func TestBoxesOnABridgeReachEachOtherTheOutsideAndAPublishedPort(t *testing.T) {
 	outside.sh(t, "ip addr add 198.51.100.2/24 dev down0 && ip link set down0 up")
 	before := host.state(t)
 
-	www := t.TempDir()
+	// The article's two web servers, both on port 80.
+	www, www2 := t.TempDir(), t.TempDir()
 	os.WriteFile(filepath.Join(www, "index.html"), []byte("hello from box a\n"), 0o644)
+	os.WriteFile(filepath.Join(www2, "index.html"), []byte("hello from box b\n"), 0o644)
 	run(t, sh, out, "new a", "unshare net", "net bridge", "net veth", "net addr", "net route",
 		"exec busybox httpd -p 80 -h "+www,
-		"new b", "unshare net", "net veth", "net addr", "net route")
+		"new b", "unshare net", "net veth", "net addr", "net route",
+		"exec busybox httpd -p 80 -h "+www2)
+	for addr, want := range map[string]string{"172.20.0.2": "hello from box a", "172.20.0.3": "hello from box b"} {
+		if o := host.sh(t, "timeout 5 busybox wget -q -O - http://"+addr+"/"); !strings.Contains(o, want) {
+			t.Fatalf("the host side could not fetch %s's page:\n%s", addr, o)
+		}
+	}
 
 	// The kernel's view, read with iproute2.
 	if o := host.sh(t, "ip -d -o link show stepbox0"); !strings.Contains(o, "bridge") || !strings.Contains(o, "state UP") {
