@@ -67,3 +67,10 @@ func (s *Session) NetMapOf(names []string) (network.Map, error) {
 	}
 	return m, nil
 }
+
+// NetUsed reports whether the session has taken a network step.
+func (s *Session) NetUsed() bool {
+	s.net.mu.Lock()
+	defer s.net.mu.Unlock()
+	return s.net.host != nil
+}

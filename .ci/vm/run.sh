@@ -36,11 +36,11 @@ host_programs=(
 	sleep id uname env grep cp mv ln chmod chown head tail wc find sed kill
 	df stat readlink true false pwd date whoami free top printf test sort
 	chroot lsns nsenter setpriv findmnt unshare mountpoint tr cut xargs tmux
-	pgrep pkill stty ipcmk ipcs ipcrm seq timeout dd yes nproc
+	pgrep pkill stty ipcmk ipcs ipcrm seq timeout dd yes nproc nft sysctl
 )
 # Modules stepbox needs, and the virtio disk that holds the tests' TMPDIR;
 # their dependencies come from each module's .modinfo.
-modules=(overlay veth virtio_pci virtio_blk)
+modules=(overlay veth virtio_pci virtio_blk bridge nf_tables nft_chain_nat nft_masq nft_fib_ipv4 nft_ct nft_nat nf_conntrack_netlink)
 
 say() { printf 'test-vm: %s\n' "$*"; }
 die() { printf 'test-vm: %s\n' "$*" >&2; exit 1; }
