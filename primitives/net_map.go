@@ -50,13 +50,17 @@ func (s *Session) NetMapOf(names []string) (network.Map, error) {
 		if !want(b.Name) {
 			continue
 		}
+		// A box whose processes are gone has no namespace left to read:
+		// the map goes on without it, and says so.
 		ns, err := network.NSAt(fmt.Sprintf("/proc/%d/ns/net", b.PID()))
 		if err != nil {
-			return m, fmt.Errorf("box %s: %w", b.Name, err)
+			m.Gone = append(m.Gone, b.Name)
+			continue
 		}
 		sp, err := network.ReadSpace(ns, b.Name)
 		if err != nil {
-			return m, fmt.Errorf("box %s: %w", b.Name, err)
+			m.Gone = append(m.Gone, b.Name)
+			continue
 		}
 		m.Boxes = append(m.Boxes, sp)
 	}

@@ -33,6 +33,9 @@ func NetPanel(m network.Map, focus []string, width int, t Theme) string {
 		}
 		out = append(out, t.Title.Render(truncate(fmt.Sprintf("box %s (net ns %d)", sp.Name, sp.Ino), width)), spaceTable(sp, nil, width, t), "")
 	}
+	if len(m.Gone) > 0 {
+		out = append(out, t.Warn.Render(truncate("could not read the network namespace of "+strings.Join(m.Gone, ", ")+": the box's processes are gone (`rm` it)", width)), "")
+	}
 	if len(focus) == 0 && len(m.Shared) > 0 {
 		out = append(out, t.Dim.Render(truncate("in the host's network namespace (no `unshare net`): "+strings.Join(m.Shared, ", "), width)), "")
 	}

@@ -130,6 +130,7 @@ type Map struct {
 	Host    Space
 	Boxes   []Space
 	Shared  []string // boxes still in the host's network namespace
+	Gone    []string // boxes whose namespace could not be read: their processes are gone
 	Bridges []Bridge
 	Owners  map[string]string // host end of a veth → its box
 	Rules   []Rule
