@@ -41,12 +41,11 @@ func NetPanel(m network.Map, focus []string, width int, t Theme) string {
 	}
 	if show("host") {
 		if len(m.Rules) > 0 {
-			out = append(out, t.Title.Render("nft table ip "+network.Table))
-			var rows [][]string
+			out = append(out, t.Title.Render(truncate("nft table ip "+network.Table+" · every rule with its counter", width)))
 			for _, r := range m.Rules {
-				rows = append(rows, []string{r.Chain, fmt.Sprint(r.Packets), r.Text, r.Comment})
+				out = append(out, ruleLines(r, width, t)...)
 			}
-			out = append(out, t.renderTable([]string{"chain", "packets", "rule", "comment"}, rows, nil, width), "")
+			out = append(out, "")
 		}
 		if len(m.Ports) > 0 {
 			var ps []string
@@ -166,4 +165,28 @@ func NetTracePanel(tr network.Trace, width int, t Theme) string {
 	section("neighbour entries made or refreshed (ARP)", tr.Neigh, "(none)")
 	section("conntrack on the host side", tr.Flows, "(none)")
 	return strings.Join(out, "\n")
+}
+
+// ruleLines is one rule: its chain, its words wrapped under one another,
+// then its comment.
+func ruleLines(r network.Rule, width int, t Theme) []string {
+	const indent = 14
+	pad := strings.Repeat(" ", indent)
+	var lines []string
+	line := fmt.Sprintf("  %-11s ", r.Chain)
+	for _, w := range strings.Fields(r.Text) {
+		if len(line) > indent && len(line)+1+len(w) > width {
+			lines = append(lines, line)
+			line = pad
+		}
+		if len(line) > indent {
+			line += " "
+		}
+		line += w
+	}
+	lines = append(lines, line)
+	if r.Comment != "" {
+		lines = append(lines, t.Dim.Render(truncate(pad+"# "+r.Comment, width)))
+	}
+	return lines
 }
