@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -354,6 +355,7 @@ func TestCleanupAfterKill9RemovesTheNetwork(t *testing.T) {
 func TestNetPlansAreTheStepsTheyExplain(t *testing.T) {
 	sh, out, host := netShell(t)
 	run(t, sh, out, "new a", "unshare net")
+	var nftLines []string
 	for _, line := range []string{"net bridge", "net veth", "net addr", "net route", "net nat", "net publish 8080:80/udp"} {
 		before := host.state(t)
 		plan := planOf(t, sh, line)
@@ -376,6 +378,24 @@ func TestNetPlansAreTheStepsTheyExplain(t *testing.T) {
 		if !slices.Equal(plan.Shell, rec.Shell) || plan.Undo != rec.Undo {
 			t.Errorf("%s: the plan's shell lines or undo differ from the step's:\nplan: %q %q\nstep: %q %q", line, plan.Shell, plan.Undo, rec.Shell, rec.Undo)
 		}
+		for _, l := range rec.Shell {
+			if strings.HasPrefix(l, "nft ") {
+				nftLines = append(nftLines, l)
+			}
+		}
+	}
+	// The steps' `nft` equivalents, run by Debian's nft in a namespace of
+	// their own, build the same table the steps built.
+	fresh := newTestNetNS(t)
+	for _, l := range nftLines {
+		fresh.sh(t, l)
+	}
+	counters := regexp.MustCompile(`packets \d+ bytes \d+`)
+	list := func(n *testNetNS) string {
+		return counters.ReplaceAllString(n.sh(t, "nft list table ip stepbox"), "packets 0 bytes 0")
+	}
+	if a, b := list(host), list(fresh); a != b {
+		t.Errorf("the shell equivalents build another table:\nsteps:\n%s\nshell:\n%s", a, b)
 	}
 }
 

@@ -93,7 +93,7 @@ func addRules(op *Op, host NS, tag string, rules []chainRule) error {
 		c.AddRule(&nftables.Rule{Table: table(), Chain: chain(r.chain), Exprs: r.spec.exprs(),
 			UserData: userdata.AppendString(nil, userdata.TypeComment, tag)})
 		calls = append(calls, fmt.Sprintf("NFT_MSG_NEWRULE{table=%q, chain=%q, exprs=[%s], userdata=comment %q}", Table, r.chain, exprNames(r.spec), tag))
-		op.Shell(fmt.Sprintf("nft add rule ip %s %s %s comment %q", Table, r.chain, r.spec, tag))
+		op.Shell(fmt.Sprintf("nft add rule ip %s %s '%s comment %q'", Table, r.chain, r.spec, tag))
 	}
 	return op.flush(c, calls)
 }
