@@ -190,9 +190,13 @@ for prog in "${host_programs[@]}"; do
 		fi
 	done
 done
-# Busybox applets fill in whatever the host did not provide.
+# Busybox applets fill in whatever the host did not provide, and never
+# shadow a host program of the same name in the other bin dir (busybox's
+# sbin/ip before iproute2's usr/bin/ip would take `ip link add … peer`).
 for applet in $(busybox --list-full); do
 	dst=$root/usr/${applet#usr/}
+	name=${applet##*/}
+	[ -e "$root/usr/bin/$name" ] || [ -e "$root/usr/sbin/$name" ] && continue
 	[ -e "$dst" ] || [ -L "$dst" ] || { mkdir -p "$(dirname "$dst")"; ln -s /usr/bin/busybox "$dst"; }
 done
 
