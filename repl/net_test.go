@@ -153,7 +153,9 @@ func TestBoxesOnABridgeReachEachOtherTheOutsideAndAPublishedPort(t *testing.T) {
 	}
 
 	// The kernel's view, read with iproute2.
-	if o := host.sh(t, "ip -d -o link show stepbox0"); !strings.Contains(o, "bridge") || !strings.Contains(o, "state UP") {
+	// Up as the step set it (IFF_UP); its operstate follows its ports a
+	// moment later.
+	if o := host.sh(t, "ip -d -o link show stepbox0"); !strings.Contains(o, " bridge ") || !regexp.MustCompile(`[<,]UP[,>]`).MatchString(o) {
 		t.Fatalf("no bridge stepbox0 up on the host side:\n%s", o)
 	}
 	if o := host.sh(t, "ip -o addr show dev stepbox0"); !strings.Contains(o, "172.20.0.1/24") {
