@@ -12,6 +12,8 @@ if [ "${1:-}" != cc ]; then
   command -v tmux >/dev/null || need+=(tmux)
   command -v setpriv >/dev/null || need+=(util-linux)
   command -v ip >/dev/null || need+=(iproute2)
+  command -v nft >/dev/null || need+=(nftables)
+  command -v conntrack >/dev/null || need+=(conntrack)
   command -v ps >/dev/null || need+=(procps)
   command -v runc >/dev/null || need+=(runc) # export bundle's cross-check
   # The live view's test loads the page in headless Chromium.

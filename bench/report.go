@@ -183,6 +183,9 @@ func (r *results) scaleTable(w func(string, ...any)) {
 	w("| the same: peak resident memory of the process meanwhile (MB, VmHWM) | %s | < 64 |", get("BenchmarkLoadHundredMBImage", "peak-MB"))
 	w("| live view: a step's redraw reaches the event stream, p95 (ms) | %s | ≤ 50 |", get("BenchmarkLiveViewRedraw", "p95-ms"))
 	w("| live view: session heap growth after 60 steps with a browser (MB) | %s | ≤ 16 |", get("BenchmarkLiveViewRedraw", "heap-MB-after-60"))
+	w("| `net veth` + `net addr` + `net route`, one box, p50 (ms) | %s | ≤ 5 |", get("BenchmarkNetVethAddrRoute", "p50-ms"))
+	w("| `net` map with 20 wired boxes, read and drawn, p50 (ms) | %s | ≤ 10 |", get("BenchmarkNetMap20Boxes", "p50-ms"))
+	w("| first ping between two boxes, round trip as ping reports it, p50 (ms) | %s | |", get("BenchmarkNetFirstPingBetweenBoxes", "p50-ms"))
 	m := r.Memory
 	w("| session holding the full container: VmRSS / PSS (MB) | %.1f / %.1f | ≤ 40 |", m.SessionRSS, m.SessionPSS)
 	w("| its box process: VmRSS / PSS (MB) | %.1f / %.1f | ≤ 10 |", m.BoxRSS, m.BoxPSS)
@@ -193,7 +196,7 @@ func (r *results) scaleTable(w func(string, ...any)) {
 		if strings.HasPrefix(name, "BenchmarkContainerSteps") || strings.HasPrefix(name, "BenchmarkFiftyBoxes") ||
 			strings.HasPrefix(name, "BenchmarkHundredLayers") || strings.HasPrefix(name, "BenchmarkStackFiles") ||
 			strings.HasPrefix(name, "BenchmarkOverlayPivotProc") || strings.HasPrefix(name, "BenchmarkLoadHundredMBImage") ||
-			strings.HasPrefix(name, "BenchmarkLiveViewRedraw") {
+			strings.HasPrefix(name, "BenchmarkLiveViewRedraw") || strings.HasPrefix(name, "BenchmarkNet") {
 			continue
 		}
 		other = append(other, name)

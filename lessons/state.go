@@ -9,6 +9,7 @@ import (
 
 	"stepbox/primitives"
 	"stepbox/primitives/cgroups"
+	"stepbox/primitives/network"
 	"stepbox/primitives/rootfs"
 )
 
@@ -22,6 +23,8 @@ type State struct {
 	// HostListeners are the TCP sockets listening in the session's
 	// network namespace: the host's ports, whatever the boxes share.
 	HostListeners []primitives.Listener `json:"host_listeners,omitempty"`
+	// Net is the network map, once the session has taken a network step.
+	Net *network.Map `json:"net,omitempty"`
 }
 
 // BoxState is one box as the kernel shows it.
@@ -79,6 +82,11 @@ func Observe(s *primitives.Session, current string) *State {
 	}
 	// The session runs in the host's network namespace.
 	st.HostListeners, _ = primitives.ListenersOf(os.Getpid())
+	if s.NetUsed() {
+		if m, err := s.NetMap(); err == nil {
+			st.Net = &m
+		}
+	}
 	return st
 }
 

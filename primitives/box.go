@@ -46,6 +46,8 @@ type Box struct {
 	cgroup     *cgroups.Group
 	fs         BoxFS
 	process    ProcessDefaults // from the image the overlay stacks (box_image.go)
+
+	net boxNet // its veth, address, route, published ports (net.go)
 }
 
 // NewBox starts a box process in the host's namespaces, or with --user in

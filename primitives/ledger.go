@@ -26,6 +26,8 @@ const (
 	ResProcess   = "process"   // one process, by PID and start time
 	ResDir       = "dir"       // a directory stepbox made, removed with its contents
 	ResCgroup    = "cgroup"    // a cgroup directory, removed children first
+
+	ResNet = "net" // a link, nf_tables table or rules, or a sysctl's old value: network.Undo
 )
 
 // Resource is one ledger line.
@@ -37,6 +39,8 @@ type Resource struct {
 	Box   string          `json:"box,omitempty"`
 	Group json.RawMessage `json:"group,omitempty"` // a cgroup: the cgroups package's Group
 	Note  string          `json:"note,omitempty"`
+
+	Net json.RawMessage `json:"net,omitempty"` // a network resource: network.Undo
 }
 
 // Ledger appends resources to a box's ledger file.
@@ -146,6 +150,8 @@ func teardownLedgerWith(dir string, marked func(box string) []pidStart) error {
 			errs = append(errs, removeDir(r.Path))
 		case ResCgroup:
 			errs = append(errs, removeCgroup(r, session))
+		case ResNet:
+			errs = append(errs, undoNet(r))
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -171,6 +177,9 @@ func teardownResources(dir, session string) error {
 		if r.Kind == ResCgroup && !done[string(r.Group)] {
 			done[string(r.Group)] = true
 			errs = append(errs, removeCgroup(r, session))
+		}
+		if r.Kind == ResNet {
+			errs = append(errs, undoNet(r))
 		}
 	}
 	if err := errors.Join(errs...); err != nil {

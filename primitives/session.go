@@ -52,6 +52,8 @@ type Session struct {
 	order  []string
 	hier   cgroups.Hierarchy
 	parent *cgroups.Group // stepbox's parent cgroup, made on first `cgroup new`
+
+	net netSession // the host side of the network steps (net.go)
 }
 
 type sessionFile struct {

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"stepbox/primitives"
+	"stepbox/primitives/network"
 	"stepbox/primitives/step"
 	"stepbox/viz"
 )
@@ -221,6 +222,11 @@ func (sh *Shell) hostCommand(ctx context.Context, line string) error {
 		return &CommandError{Cmd: "!", Err: errors.New("give a host command after '!', e.g. !ls -l /proc/$BOX_PID/ns")}
 	}
 	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", line)
+	if ns := os.Getenv(network.HostNSEnv); ns != "" {
+		// The host side of the network steps is another namespace: host
+		// commands (a wget of a published port) run there too.
+		cmd = exec.CommandContext(ctx, "nsenter", "--net="+ns, "/bin/sh", "-c", line)
+	}
 	// Marked as the session's: what it leaves running (a `sleep &`, an
 	// nsenter into a box) ends with the session, and the sweep finds it
 	// after a crash.

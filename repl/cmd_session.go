@@ -23,6 +23,7 @@ var groups = []struct{ name, title string }{
 	{"namespaces", "Namespaces"},
 	{"filesystem", "Filesystem"},
 	{"cgroups", "cgroups"},
+	{"network", "Network"},
 	{"processes", "Processes"},
 	{"lessons", "Lessons"},
 	{"session", "Session"},

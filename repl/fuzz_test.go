@@ -202,9 +202,10 @@ func kstrtoint(s string) (int, bool) {
 
 // Lines whose command reaches outside the box's own state (host commands,
 // commands run on the host's root before pivot_root, files written
-// anywhere, host PIDs moved into a cgroup) are turned into comments before
-// the script runs: fuzzing runs as root on a shared machine.
-var hostReaching = map[string]bool{"exec": true, "sh": true, "enter": true, "save": true, "source": true}
+// anywhere, host PIDs moved into a cgroup, the network steps' links, rules
+// and sysctls on the host side) are turned into comments before the
+// script runs: fuzzing runs as root on a shared machine.
+var hostReaching = map[string]bool{"exec": true, "sh": true, "enter": true, "save": true, "source": true, "net": true}
 
 func neutralize(script string) string {
 	lines := strings.Split(script, "\n")

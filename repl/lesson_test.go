@@ -14,6 +14,7 @@ import (
 
 	"stepbox/lessons"
 	"stepbox/primitives"
+	"stepbox/primitives/network"
 	"stepbox/viz"
 )
 
@@ -54,6 +55,8 @@ func TestEveryLessonsSolutionPassesItsChecksOnTheKernel(t *testing.T) {
 	for _, l := range lessons.All() {
 		t.Run(l.ID, func(t *testing.T) {
 			hostUnchanged(t)
+			// The network steps' host side is a namespace of the test's.
+			t.Setenv(network.HostNSEnv, newTestNetNS(t).Path)
 			dirs := primitives.Dirs{Run: t.TempDir(), Lib: t.TempDir()}
 			var log bytes.Buffer
 			if problems, _ := checkLesson(context.Background(), l, dirs, &log); len(problems) > 0 {
@@ -95,9 +98,12 @@ func TestHintsAreChosenForWrongStatesOnTheKernel(t *testing.T) {
 		{5, 3, []string{"new web", "unshare pid", "cgroup new", "cgroup attach", "cgroup limit pids 20"}, "no-refusal"},
 		{6, 1, []string{"new web", "unshare uts", "hostname web"}, "missing"},
 		{6, 5, []string{"new web", "unshare mnt pid", "mount overlay base", "pivot_root", "exec touch /other"}, "not-created"},
+		{7, 3, []string{"new web1", "unshare net", "net bridge", "net veth", "new web2"}, "shares-net"},
+		{7, 4, []string{"new web1", "unshare net", "net bridge", "net veth"}, "no-address"},
 	} {
 		st := &course[tc.lesson-1].Steps[tc.step-1]
 		t.Run(tc.finding, func(t *testing.T) {
+			t.Setenv(network.HostNSEnv, newTestNetNS(t).Path)
 			sh, out := lessonShell(t)
 			execute(t, sh, out, tc.lines...)
 			r := st.Judge(lessons.Observe(sh.Session, sh.current))
@@ -159,7 +165,7 @@ func TestLessonCommandsSayWhatIsMissing(t *testing.T) {
 		"next":       "no lesson is open",
 		"check":      "no lesson is open",
 		"solution":   "no lesson is open",
-		"lesson 9":   "there are lessons 1 to 6",
+		"lesson 9":   "there are lessons 1 to 7",
 		"lesson two": `"two" is not a lesson number`,
 		"lesson 1 2": `unexpected argument "2"`,
 	} {
@@ -237,6 +243,7 @@ func TestDemoPlaysEveryLessonAndLeavesNothingBehind(t *testing.T) {
 	for _, l := range lessons.All() {
 		t.Run(l.ID, func(t *testing.T) {
 			hostUnchanged(t)
+			t.Setenv(network.HostNSEnv, newTestNetNS(t).Path)
 			dir := t.TempDir()
 			cast := filepath.Join(t.TempDir(), "demo.cast")
 			out, code := stepbox(t, "", "--state-dir", dir, "--record", cast, "demo", strconv.Itoa(l.Number), "--no-pause")

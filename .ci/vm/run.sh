@@ -36,12 +36,12 @@ host_programs=(
 	sleep id uname env grep cp mv ln chmod chown head tail wc find sed kill
 	df stat readlink true false pwd date whoami free top printf test sort
 	chroot lsns nsenter setpriv findmnt unshare mountpoint tr cut xargs tmux
-	pgrep pkill stty ipcmk ipcs ipcrm seq timeout dd yes nproc
+	pgrep pkill stty ipcmk ipcs ipcrm seq timeout dd yes nproc nft sysctl
 	runc # export bundle's cross-check
 )
 # Modules stepbox needs, and the virtio disk that holds the tests' TMPDIR;
 # their dependencies come from each module's .modinfo.
-modules=(overlay veth virtio_pci virtio_blk)
+modules=(overlay veth virtio_pci virtio_blk bridge nf_tables nft_chain_nat nft_masq nft_fib_ipv4 nft_ct nft_nat nf_conntrack_netlink)
 
 say() { printf 'test-vm: %s\n' "$*"; }
 die() { printf 'test-vm: %s\n' "$*" >&2; exit 1; }
@@ -194,9 +194,13 @@ for prog in "${host_programs[@]}"; do
 		fi
 	done
 done
-# Busybox applets fill in whatever the host did not provide.
+# Busybox applets fill in whatever the host did not provide, and never
+# shadow a host program of the same name in the other bin dir (busybox's
+# sbin/ip before iproute2's usr/bin/ip would take `ip link add … peer`).
 for applet in $(busybox --list-full); do
 	dst=$root/usr/${applet#usr/}
+	name=${applet##*/}
+	[ -e "$root/usr/bin/$name" ] || [ -e "$root/usr/sbin/$name" ] && continue
 	[ -e "$dst" ] || [ -L "$dst" ] || { mkdir -p "$(dirname "$dst")"; ln -s /usr/bin/busybox "$dst"; }
 done
 

@@ -1,0 +1,196 @@
+package network
+
+import (
+	"fmt"
+	"net"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// Trace is what one command's packets did, read from the kernel before
+// and after it ran: the route lookups for its destination, which
+// interfaces counted packets (the path veth → bridge → veth), which of
+// stepbox's rules counted them, the neighbour (ARP) entries made or
+// refreshed, and the connections conntrack tracked, with their NAT.
+type Trace struct {
+	Box    string
+	Dst    string   // the destination found in the command, if any
+	Routes []string // RTM_GETROUTE answers, box first
+	Hops   []Hop
+	Rules  []RuleDelta
+	Neigh  []string
+	Flows  []string
+}
+
+// Hop is one interface that counted packets while the command ran.
+type Hop struct {
+	Space, Link string
+	Rx, Tx      uint64
+}
+
+// RuleDelta is one rule of stepbox's table that counted packets.
+type RuleDelta struct {
+	Chain, Text string
+	Packets     uint64
+}
+
+// RouteLookup asks the namespace's routing table where dst goes
+// (RTM_GETROUTE, as `ip route get`).
+func RouteLookup(ns NS, name string, dst net.IP) (string, error) {
+	h, err := ns.Handle()
+	if err != nil {
+		return "", err
+	}
+	defer h.Close()
+	rs, err := h.RouteGet(dst)
+	if err != nil {
+		return fmt.Sprintf("%s: ip route get %s: %v", name, dst, err), nil
+	}
+	var out string
+	for _, r := range rs {
+		line := fmt.Sprintf("%s: ip route get %s → ", name, dst)
+		if r.Gw != nil {
+			line += "via " + r.Gw.String() + " "
+		}
+		if l, err := h.LinkByIndex(r.LinkIndex); err == nil {
+			line += "dev " + l.Attrs().Name
+		}
+		if r.Src != nil {
+			line += " src " + r.Src.String()
+		}
+		out = line
+	}
+	return out, nil
+}
+
+// Neighbours lists the namespace's IPv4 neighbour entries (RTM_GETNEIGH,
+// as `ip neigh`).
+func Neighbours(ns NS, name string) ([]string, error) {
+	h, err := ns.Handle()
+	if err != nil {
+		return nil, err
+	}
+	defer h.Close()
+	ns4, err := h.NeighList(0, netlink.FAMILY_V4)
+	if err != nil {
+		return nil, fmt.Errorf("RTM_GETNEIGH (%s): %w", name, err)
+	}
+	var out []string
+	for _, n := range ns4 {
+		dev := ""
+		if l, err := h.LinkByIndex(n.LinkIndex); err == nil {
+			dev = l.Attrs().Name
+		}
+		out = append(out, fmt.Sprintf("%s: %s lladdr %s dev %s %s", name, n.IP, n.HardwareAddr, dev, neighState(n.State)))
+	}
+	return out, nil
+}
+
+var neighStates = map[int]string{
+	netlink.NUD_REACHABLE: "REACHABLE", netlink.NUD_STALE: "STALE", netlink.NUD_DELAY: "DELAY", netlink.NUD_PROBE: "PROBE",
+	netlink.NUD_FAILED: "FAILED", netlink.NUD_INCOMPLETE: "INCOMPLETE", netlink.NUD_PERMANENT: "PERMANENT",
+}
+
+func neighState(s int) string {
+	if n, ok := neighStates[s]; ok {
+		return n
+	}
+	return fmt.Sprintf("state %#x", s)
+}
+
+// Flows lists the connections conntrack tracks in the namespace that
+// involve any of addrs (IPCTNL_MSG_CT_GET, as `conntrack -L`), each with
+// the NAT the reply direction shows.
+func Flows(ns NS, addrs ...net.IP) ([]string, error) {
+	var h *netlink.Handle
+	err := ns.in(func() error {
+		var err error
+		h, err = netlink.NewHandle(unix.NETLINK_NETFILTER)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("socket(AF_NETLINK, NETLINK_NETFILTER): %w", err)
+	}
+	defer h.Close()
+	flows, err := h.ConntrackTableList(netlink.ConntrackTable, netlink.FAMILY_V4)
+	if err != nil {
+		return nil, fmt.Errorf("IPCTNL_MSG_CT_GET: %w", err)
+	}
+	var out []string
+	for _, f := range flows {
+		if !involves(f, addrs) {
+			continue
+		}
+		o, r := f.Forward, f.Reverse
+		line := fmt.Sprintf("%s %s:%d → %s:%d, reply %s:%d → %s:%d", protoName(o.Protocol),
+			o.SrcIP, o.SrcPort, o.DstIP, o.DstPort, r.SrcIP, r.SrcPort, r.DstIP, r.DstPort)
+		if !r.SrcIP.Equal(o.DstIP) || r.SrcPort != o.DstPort {
+			line += fmt.Sprintf(" · DNAT to %s:%d", r.SrcIP, r.SrcPort)
+		}
+		if !r.DstIP.Equal(o.SrcIP) {
+			line += fmt.Sprintf(" · source NAT (masquerade) to %s", r.DstIP)
+		}
+		out = append(out, line)
+	}
+	return out, nil
+}
+
+func involves(f *netlink.ConntrackFlow, addrs []net.IP) bool {
+	for _, a := range addrs {
+		for _, ip := range []net.IP{f.Forward.SrcIP, f.Forward.DstIP, f.Reverse.SrcIP, f.Reverse.DstIP} {
+			if a != nil && a.Equal(ip) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func protoName(p uint8) string {
+	if n, ok := map[uint8]string{unix.IPPROTO_TCP: "tcp", unix.IPPROTO_UDP: "udp", unix.IPPROTO_ICMP: "icmp"}[p]; ok {
+		return n
+	}
+	return fmt.Sprint(p)
+}
+
+// Deltas fills the trace's hops and rules from two maps, before and after.
+func (tr *Trace) Deltas(before, after Map) {
+	prev := map[string]Link{}
+	for _, sp := range append([]Space{before.Host}, before.Boxes...) {
+		for _, l := range sp.Links {
+			prev[sp.Name+"/"+l.Name] = l
+		}
+	}
+	// The box first, then the host side, then the other boxes: the order
+	// a packet leaving the box meets them.
+	spaces := []Space{}
+	for _, sp := range after.Boxes {
+		if sp.Name == tr.Box {
+			spaces = append(spaces, sp)
+		}
+	}
+	spaces = append(spaces, after.Host)
+	for _, sp := range after.Boxes {
+		if sp.Name != tr.Box {
+			spaces = append(spaces, sp)
+		}
+	}
+	for _, sp := range spaces {
+		for _, l := range sp.Links {
+			p := prev[sp.Name+"/"+l.Name]
+			if l.RxPackets != p.RxPackets || l.TxPackets != p.TxPackets {
+				tr.Hops = append(tr.Hops, Hop{Space: sp.Name, Link: l.Name, Rx: l.RxPackets - p.RxPackets, Tx: l.TxPackets - p.TxPackets})
+			}
+		}
+	}
+	counted := map[uint64]uint64{}
+	for _, r := range before.Rules {
+		counted[r.Handle] = r.Packets
+	}
+	for _, r := range after.Rules {
+		if d := r.Packets - counted[r.Handle]; d > 0 {
+			tr.Rules = append(tr.Rules, RuleDelta{Chain: r.Chain, Text: r.Text, Packets: d})
+		}
+	}
+}

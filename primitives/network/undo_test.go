@@ -1,0 +1,86 @@
+package network
+
+import (
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+)
+
+// A ledger line names only what stepbox makes: its table, the sysctls
+// the net steps change, to 0 or 1.
+func TestALedgerLineNamesOnlyWhatStepboxMakes(t *testing.T) {
+	for _, u := range []Undo{
+		{What: UndoTable, Name: "filter"},
+		{What: UndoRules, Name: "nat", Tag: "x"},
+		{What: UndoSysctl, Name: "kernel.panic", Value: "1"},
+		{What: UndoSysctl, Name: "net.ipv4.ip_forward", Value: "2"},
+		{What: UndoSysctl, Name: "net.ipv4.conf.../../x.route_localnet", Value: "1"},
+		{What: UndoLink, Name: "a/b"},
+	} {
+		if err := u.Do(); err == nil || !strings.Contains(err.Error(), "refusing") {
+			t.Errorf("%+v: %v, want a refusal", u, err)
+		}
+	}
+	for _, u := range []Undo{
+		{What: UndoSysctl, Name: "net.ipv4.ip_forward", Value: "0"},
+		{What: UndoSysctl, Name: "net.ipv4.conf.stepbox0.route_localnet", Value: "1"},
+		{What: UndoTable, Name: Table},
+	} {
+		if err := u.valid(); err != nil {
+			t.Errorf("%+v: %v", u, err)
+		}
+	}
+}
+
+// A planted ledger line that names a link stepbox did not make (no
+// alias "stepbox") leaves it in place: proved on a decoy in a network
+// namespace the test makes.
+func TestAPlantedLinkLineLeavesTheLinkInPlace(t *testing.T) {
+	if os.Geteuid() != 0 {
+		if os.Getenv("STEPBOX_MUST_WORK") == "1" {
+			t.Fatal("needs root")
+		}
+		t.Skip("needs root")
+	}
+	holder := exec.Command("unshare", "--net", "sleep", "60")
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { holder.Process.Kill(); holder.Wait() }()
+	path := "/proc/" + strconv.Itoa(holder.Process.Pid) + "/ns/net"
+	var ns NS
+	for i := 0; i < 100; i++ { // until unshare has run
+		self, _ := os.Readlink("/proc/self/ns/net")
+		if l, _ := os.Readlink(path); l != "" && l != self {
+			var err error
+			if ns, err = NSAt(path); err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if ns.Path == "" {
+		t.Fatal("the decoy namespace never appeared")
+	}
+	h, err := ns.Handle()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	if err := h.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "decoy0"}}); err != nil {
+		t.Fatal(err)
+	}
+	err = Undo{What: UndoLink, NS: ns, Name: "decoy0"}.Do()
+	if err == nil || !strings.Contains(err.Error(), "left in place") {
+		t.Errorf("undo of a link stepbox did not make: %v", err)
+	}
+	if _, err := h.LinkByName("decoy0"); err != nil {
+		t.Errorf("the decoy link is gone: %v", err)
+	}
+}

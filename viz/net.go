@@ -1,0 +1,192 @@
+package viz
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/charmbracelet/lipgloss"
+
+	"stepbox/primitives/network"
+)
+
+// NetPanel draws the network map: for the host side and each box, its
+// interfaces (kind, state, MTU, addresses, packet counters, the bridge a
+// port belongs to and whose veth it is) and its routes; then stepbox's
+// nf_tables rules with their counters, and the published ports. focus
+// names the namespaces to draw ("" for all): after a step, the part it
+// changed.
+func NetPanel(m network.Map, focus []string, width int, t Theme) string {
+	width = max(width, 40)
+	var out []string
+	show := func(name string) bool { return len(focus) == 0 || contains(focus, name) }
+	if show("host") {
+		out = append(out, t.Title.Render(truncate(fmt.Sprintf("network · host side (net ns %d)", m.Host.Ino), width)))
+		for _, b := range m.Bridges {
+			out = append(out, t.Dim.Render(truncate(fmt.Sprintf("bridge %s: subnet %s, gateway %s", b.Name, b.Subnet, b.Gateway), width)))
+		}
+		out = append(out, spaceTable(m.Host, m.Owners, width, t), "")
+	}
+	for _, sp := range m.Boxes {
+		if !show(sp.Name) {
+			continue
+		}
+		out = append(out, t.Title.Render(truncate(fmt.Sprintf("box %s (net ns %d)", sp.Name, sp.Ino), width)), spaceTable(sp, nil, width, t), "")
+	}
+	if len(m.Gone) > 0 {
+		out = append(out, t.Warn.Render(truncate("could not read the network namespace of "+strings.Join(m.Gone, ", ")+": the box's processes are gone (`rm` it)", width)), "")
+	}
+	if len(focus) == 0 && len(m.Shared) > 0 {
+		out = append(out, t.Dim.Render(truncate("in the host's network namespace (no `unshare net`): "+strings.Join(m.Shared, ", "), width)), "")
+	}
+	if show("host") {
+		if len(m.Rules) > 0 {
+			out = append(out, t.Title.Render(truncate("nft table ip "+network.Table+" · every rule with its counter", width)))
+			for _, r := range m.Rules {
+				out = append(out, ruleLines(r, width, t)...)
+			}
+			out = append(out, "")
+		}
+		if len(m.Ports) > 0 {
+			var ps []string
+			for _, p := range m.Ports {
+				ps = append(ps, fmt.Sprintf("host :%d/%s → box %s %s:%d", p.Port.Host, p.Port.Proto, p.Box, p.Addr, p.Port.Box))
+			}
+			out = append(out, t.Title.Render("published"), strings.Join(ps, "\n"), "")
+		}
+	}
+	return strings.TrimRight(strings.Join(out, "\n"), "\n")
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// spaceTable is one namespace's links, then its routes.
+func spaceTable(sp network.Space, owners map[string]string, width int, t Theme) string {
+	var rows [][]string
+	var mine []bool
+	links := append([]network.Link(nil), sp.Links...)
+	// Ports sit under their bridge.
+	sort.SliceStable(links, func(i, j int) bool { return portKey(links[i]) < portKey(links[j]) })
+	for _, l := range links {
+		name := l.Name
+		if l.Master != "" {
+			name = "└─ " + name
+		}
+		state := l.State
+		if !l.Up {
+			state = "down"
+		}
+		what := l.Kind
+		if l.Master != "" {
+			what += " on " + l.Master
+		}
+		if o, ok := owners[l.Name]; ok {
+			what += " ↔ box " + o + " eth0"
+		}
+		rows = append(rows, []string{name, what, state, fmt.Sprint(l.MTU), strings.Join(l.Addrs, " "),
+			fmt.Sprintf("%d / %d", l.RxPackets, l.TxPackets)})
+		mine = append(mine, l.Kind == "bridge" || l.Master != "" || owners[l.Name] != "")
+	}
+	style := func(row, col int) lipgloss.Style {
+		if row < len(mine) && mine[row] {
+			return t.Changed
+		}
+		return t.Same
+	}
+	var routes []string
+	for _, r := range sp.Routes {
+		line := r.Dst
+		if r.Gw != "" {
+			line += " via " + r.Gw
+		}
+		line += " dev " + r.Dev + " scope " + r.Scope
+		if r.Src != "" {
+			line += " src " + r.Src
+		}
+		routes = append(routes, "  "+line)
+	}
+	if len(routes) == 0 {
+		routes = []string{"  (none: every destination is unreachable)"}
+	}
+	return t.renderTable([]string{"link", "kind", "state", "mtu", "addresses", "rx / tx packets"}, rows, style, width) +
+		"\n" + t.Dim.Render("routes (main table):") + "\n" + strings.Join(routes, "\n")
+}
+
+// portKey sorts a bridge's ports right after it.
+func portKey(l network.Link) string {
+	if l.Master != "" {
+		return l.Master + "\x01" + l.Name
+	}
+	return l.Name
+}
+
+// NetTracePanel draws what one command's packets did: route lookups,
+// the interfaces that counted them in the order a packet leaving the box
+// meets them, the rules that counted them, neighbour entries made and the
+// connections conntrack tracked.
+func NetTracePanel(tr network.Trace, width int, t Theme) string {
+	width = max(width, 40)
+	title := "net trace · box " + tr.Box
+	if tr.Dst != "" {
+		title += " → " + tr.Dst
+	}
+	out := []string{t.Title.Render(truncate(title, width))}
+	section := func(name string, lines []string, none string) {
+		out = append(out, t.Dim.Render(name))
+		if len(lines) == 0 {
+			lines = []string{none}
+		}
+		for _, l := range lines {
+			out = append(out, "  "+truncate(l, width-2))
+		}
+	}
+	section("route lookups (RTM_GETROUTE)", tr.Routes, "(no IPv4 address in the command)")
+	var hops []string
+	for i, h := range tr.Hops {
+		arrow := "  "
+		if i > 0 {
+			arrow = "→ "
+		}
+		hops = append(hops, fmt.Sprintf("%s%-12s %-14s rx +%d  tx +%d", arrow, h.Space, h.Link, h.Rx, h.Tx))
+	}
+	section("interfaces that counted packets (rx/tx deltas)", hops, "(none: no packet left the box)")
+	var rules []string
+	for _, r := range tr.Rules {
+		rules = append(rules, fmt.Sprintf("%-11s +%d  %s", r.Chain, r.Packets, r.Text))
+	}
+	section("stepbox's nft rules that counted them", rules, "(none)")
+	section("neighbour entries made or refreshed (ARP)", tr.Neigh, "(none)")
+	section("conntrack on the host side", tr.Flows, "(none)")
+	return strings.Join(out, "\n")
+}
+
+// ruleLines is one rule: its chain, its words wrapped under one another,
+// then its comment.
+func ruleLines(r network.Rule, width int, t Theme) []string {
+	const indent = 14
+	pad := strings.Repeat(" ", indent)
+	var lines []string
+	line := fmt.Sprintf("  %-11s ", r.Chain)
+	for _, w := range strings.Fields(r.Text) {
+		if len(line) > indent && len(line)+1+len(w) > width {
+			lines = append(lines, line)
+			line = pad
+		}
+		if len(line) > indent {
+			line += " "
+		}
+		line += w
+	}
+	lines = append(lines, line)
+	if r.Comment != "" {
+		lines = append(lines, t.Dim.Render(truncate(pad+"# "+r.Comment, width)))
+	}
+	return lines
+}

@@ -1,0 +1,69 @@
+package viz
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"stepbox/primitives/network"
+)
+
+// webNet is the map after the two-web-server session of lesson 7, with
+// its numbers (net ns inodes, counters) from a real run.
+func webNet() network.Map {
+	eth0 := func(addr string, rx, tx uint64) network.Link {
+		return network.Link{Index: 2, Name: "eth0", Kind: "veth", State: "up", Up: true, MTU: 1500, Addrs: []string{addr}, RxPackets: rx, TxPackets: tx}
+	}
+	lo := network.Link{Index: 1, Name: "lo", Kind: "device", State: "unknown", Up: true, MTU: 65536, Addrs: []string{"127.0.0.1/8"}}
+	box := func(name, addr string, rx, tx uint64) network.Space {
+		return network.Space{Name: name, Ino: 4026532245, Links: []network.Link{eth0(addr, rx, tx), lo}, Routes: []network.Route{
+			{Dst: "default", Gw: "172.20.0.1", Dev: "eth0", Scope: "universe"},
+			{Dst: "172.20.0.0/24", Dev: "eth0", Scope: "link", Src: strings.TrimSuffix(addr, "/24")},
+		}}
+	}
+	return network.Map{
+		Host: network.Space{Name: "host", Ino: 4026532243, Links: []network.Link{
+			lo,
+			{Index: 2, Name: "stepbox0", Kind: "bridge", State: "up", Up: true, MTU: 1500, Addrs: []string{"172.20.0.1/24"}, RxPackets: 3, TxPackets: 3},
+			{Index: 3, Name: "veth62604c2d", Kind: "veth", State: "up", Up: true, MTU: 1500, Master: "stepbox0", RxPackets: 3, TxPackets: 7},
+			{Index: 4, Name: "veth059177b9", Kind: "veth", State: "up", Up: true, MTU: 1500, Master: "stepbox0", RxPackets: 3, TxPackets: 4},
+		}, Routes: []network.Route{{Dst: "172.20.0.0/24", Dev: "stepbox0", Scope: "link", Src: "172.20.0.1"}}},
+		Boxes:   []network.Space{box("web1", "172.20.0.2/24", 7, 3), box("web2", "172.20.0.3/24", 4, 3)},
+		Bridges: []network.Bridge{{Name: "stepbox0", Subnet: "172.20.0.0/24", Gateway: "172.20.0.1"}},
+		Owners:  map[string]string{"veth62604c2d": "web1", "veth059177b9": "web2"},
+		Rules: []network.Rule{
+			{Chain: "prerouting", Text: "fib daddr type local meta l4proto tcp th dport 8080 counter packets 0 bytes 0 dnat to 172.20.0.2:80", Comment: "stepbox publish web1 8080/tcp"},
+			{Chain: "output", Packets: 1, Text: "fib daddr type local meta l4proto tcp th dport 8080 counter packets 1 bytes 60 dnat to 172.20.0.2:80", Comment: "stepbox publish web1 8080/tcp"},
+			{Chain: "postrouting", Text: `ip saddr 172.20.0.0/24 oifname != "stepbox0" counter packets 0 bytes 0 masquerade`, Comment: "stepbox nat stepbox0"},
+		},
+		Ports: []network.Published{{Box: "web1", Port: network.Port{Host: 8080, Box: 80, Proto: "tcp"}, Addr: "172.20.0.2"}},
+	}
+}
+
+func TestNetPanelShowsEveryNamespaceWhoseVethIsWhoseAndTheRules(t *testing.T) {
+	for _, theme := range []string{"plain", "color"} {
+		for _, width := range []int{80, 160} {
+			checkPanelGolden(t, fmt.Sprintf("net_%s_%d.golden", theme, width), NetPanel(webNet(), nil, width, NewTheme(theme)))
+		}
+	}
+	got := NetPanel(webNet(), nil, 160, NewTheme("plain"))
+	for _, want := range []string{"└─ veth62604c2d", "veth on stepbox0 ↔ box web1 eth0", "box web2 (net ns", "default via 172.20.0.1 dev eth0", "host :8080/tcp → box web1 172.20.0.2:80"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("the map lacks %q:\n%s", want, got)
+		}
+	}
+	// After a box's step, only its namespace.
+	if part := NetPanel(webNet(), []string{"web2"}, 160, NewTheme("plain")); strings.Contains(part, "web1") || !strings.Contains(part, "172.20.0.3/24") {
+		t.Errorf("the part for web2 alone:\n%s", part)
+	}
+}
+
+func TestNetTracePanelFollowsTheHops(t *testing.T) {
+	tr := network.Trace{Box: "web2", Dst: "172.20.0.1",
+		Routes: []string{"box web2: ip route get 172.20.0.1 → dev eth0 src 172.20.0.3"},
+		Hops:   []network.Hop{{Space: "web2", Link: "eth0", Rx: 8, Tx: 7}, {Space: "host", Link: "stepbox0", Rx: 2, Tx: 2}, {Space: "web1", Link: "eth0", Rx: 8, Tx: 7}},
+		Rules:  []network.RuleDelta{{Chain: "prerouting", Text: "dnat to 172.20.0.2:80", Packets: 1}},
+		Flows:  []string{"tcp 172.20.0.3:44178 → 172.20.0.1:8080, reply 172.20.0.2:80 → 172.20.0.1:44178 · DNAT to 172.20.0.2:80"},
+	}
+	checkPanelGolden(t, "net_trace_plain_100.golden", NetTracePanel(tr, 100, NewTheme("plain")))
+}
