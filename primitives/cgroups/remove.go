@@ -68,6 +68,9 @@ func removeTree(fsys cgroupFS, s *step.Step, dir string) error {
 	}
 	for _, wait := range busyRetries {
 		err = rmdir(fsys, s, dir)
+		if step.Errno(err) == unix.ENOENT {
+			return nil // removed meanwhile: by its own session, or another sweep
+		}
 		if step.Errno(err) != unix.EBUSY {
 			return err
 		}
