@@ -165,7 +165,7 @@ func TestLessonCommandsSayWhatIsMissing(t *testing.T) {
 		"next":       "no lesson is open",
 		"check":      "no lesson is open",
 		"solution":   "no lesson is open",
-		"lesson 9":   "there are lessons 1 to 7",
+		"lesson 9":   "there are lessons 1 to 8",
 		"lesson two": `"two" is not a lesson number`,
 		"lesson 1 2": `unexpected argument "2"`,
 	} {
