@@ -31,6 +31,9 @@ type State struct {
 type BoxState struct {
 	Name string `json:"name"`
 	ID   string `json:"id,omitempty"`
+	// Dir is the box's state directory ($BOX_DIR), removed with the
+	// session: what the box's steps write for it lands there.
+	Dir string `json:"dir,omitempty"`
 	// Before marks a box made before the lesson opened: left over from
 	// an earlier lesson, it earns no credit unless it is the current box.
 	Before bool `json:"before,omitempty"`
@@ -130,7 +133,7 @@ func heldSockets(procs []*primitives.ProcessNode) []Socket {
 }
 
 func observeBox(b *primitives.Box) BoxState {
-	bs := BoxState{Name: b.Name, ID: b.ID}
+	bs := BoxState{Name: b.Name, ID: b.ID, Dir: b.Dir}
 	fail := func(err error) BoxState { return BoxState{Name: b.Name, ID: b.ID, Err: err.Error()} }
 	if err := b.Alive(); err != nil {
 		return fail(err)

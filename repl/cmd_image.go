@@ -218,7 +218,7 @@ func runImageShow(sh *Shell, c *Call) error {
 	}
 	fmt.Fprintln(sh.Out, viz.ImageShowPanel(im.Name, rows, 8, sh.Width, sh.Theme))
 	cfg := im.Config
-	fmt.Fprintf(sh.Out, "config: Env %s · WorkingDir %q · User %q · Entrypoint %q · Cmd %q\n", strings.Join(cfg.Env, " "), cfg.WorkingDir, cfg.User, cfg.Entrypoint, cfg.Cmd)
+	sh.say("config: Env %s · WorkingDir %q · User %q · Entrypoint %q · Cmd %q", strings.Join(cfg.Env, " "), cfg.WorkingDir, cfg.User, cfg.Entrypoint, cfg.Cmd)
 	return nil
 }
 

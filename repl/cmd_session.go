@@ -196,7 +196,7 @@ func runHelp(sh *Shell, c *Call) error {
 	if len(c.Args) > 0 {
 		if strings.HasPrefix(c.Args[0], "!") {
 			sh.say("%s", th.Title.Render("!CMD…"))
-			sh.helpLine("", 0, "run CMD on the host with /bin/sh -c, as in `!ls -l /proc/$BOX_PID/ns`: $BOX_PID, $BOX_ROOT, $BOX_UPPER (its overlay's upper dir) and $BOX_ID name the current box, and CMD sees the host's namespaces, not the box's", th.Same)
+			sh.helpLine("", 0, "run CMD on the host with /bin/sh -c, as in `!ls -l /proc/$BOX_PID/ns`: $BOX_PID, $BOX_ROOT, $BOX_UPPER (its overlay's upper dir), $BOX_DIR (its state dir, removed with the session) and $BOX_ID name the current box, and CMD sees the host's namespaces, not the box's", th.Same)
 			return nil
 		}
 		cmd, _, err := lookup(c.Args)

@@ -100,6 +100,9 @@ func TestHintsAreChosenForWrongStatesOnTheKernel(t *testing.T) {
 		{6, 5, []string{"new web", "unshare mnt pid", "mount overlay base", "pivot_root", "exec touch /other"}, "not-created"},
 		{7, 3, []string{"new web1", "unshare net", "net bridge", "net veth", "new web2"}, "shares-net"},
 		{7, 4, []string{"new web1", "unshare net", "net bridge", "net veth"}, "no-address"},
+		{8, 2, []string{"new app", "unshare mnt pid", "mount overlay base"}, "no-image"},
+		{8, 6, []string{"image demo $STATE/demo.tar", "image load $STATE/demo.tar", "new app", "unshare mnt pid", "mount overlay stepbox/demo",
+			"pivot_root", "export bundle $BOX_DIR/bundle", "exec touch /later"}, "bundle-differs"},
 	} {
 		st := &course[tc.lesson-1].Steps[tc.step-1]
 		t.Run(tc.finding, func(t *testing.T) {
@@ -165,7 +168,7 @@ func TestLessonCommandsSayWhatIsMissing(t *testing.T) {
 		"next":       "no lesson is open",
 		"check":      "no lesson is open",
 		"solution":   "no lesson is open",
-		"lesson 9":   "there are lessons 1 to 7",
+		"lesson 9":   "there are lessons 1 to 8",
 		"lesson two": `"two" is not a lesson number`,
 		"lesson 1 2": `unexpected argument "2"`,
 	} {

@@ -246,7 +246,7 @@ func (sh *Shell) split(line string) ([]string, error) {
 }
 
 // boxVars are the variables stepbox sets: $STATE, and for the current
-// box $BOX, $BOX_ID, $BOX_PID, $BOX_ROOT and $BOX_UPPER.
+// box $BOX, $BOX_ID, $BOX_PID, $BOX_ROOT, $BOX_UPPER and $BOX_DIR.
 func (sh *Shell) boxVars() map[string]string {
 	vars := map[string]string{}
 	if sh.Theme.State != "" {
@@ -264,6 +264,9 @@ func (sh *Shell) boxVars() map[string]string {
 		// The overlay's writable layer, where the box's changes land;
 		// empty before `mount overlay`.
 		"BOX_UPPER": b.FS().Upper,
+		// The box's state directory, removed with the session: a place
+		// for what is written for the box, such as an exported bundle.
+		"BOX_DIR": b.Dir,
 	})
 	return vars
 }
