@@ -25,7 +25,7 @@ const (
 // never the host's own interfaces.
 func NetSVG(m network.Map) string {
 	var d svgDoc
-	d.text(0, 22, "title", fit(fmt.Sprintf("network · host side net ns %d", m.Host.Ino), svgW, svgTitle))
+	d.text(0, 22, "title", fit(fmt.Sprintf("network · host net ns %d", m.Host.Ino), svgW, svgTitle))
 	y := 34
 	wired := map[string]bool{}
 	for _, br := range m.Bridges {
@@ -72,7 +72,7 @@ func NetSVG(m network.Map) string {
 				y += h
 				continue
 			}
-			d.text(netCardX+10, cy+16, "name", fit(fmt.Sprintf("box %s · net ns %d", owner, sp.Ino), cw, svgSmall))
+			d.text(netCardX+10, cy+16, "name", fit(fmt.Sprintf("box %s · ns %d", owner, sp.Ino), cw, svgSmall))
 			ly := cy + 16
 			if !found {
 				d.text(netCardX+10, ly+netLine, "dim", fit("its namespace could not be read", cw, svgSmall))
@@ -111,7 +111,7 @@ func NetSVG(m network.Map) string {
 	for _, p := range m.Ports {
 		d.add(`<g class="published" data-host-port="%d" data-proto="%s" data-box="%s" data-addr="%s" data-box-port="%d">`,
 			p.Port.Host, esc(p.Port.Proto), esc(p.Box), esc(p.Addr), p.Port.Box)
-		d.text(4, y+22, "", fit(fmt.Sprintf("published: host :%d/%s → %s %s:%d", p.Port.Host, p.Port.Proto, p.Box, p.Addr, p.Port.Box), svgW-8, svgSmall))
+		d.text(4, y+22, "", fit(fmt.Sprintf("published host :%d/%s → box %s %s:%d", p.Port.Host, p.Port.Proto, p.Box, p.Addr, p.Port.Box), svgW-8, svgSmall))
 		d.add(`</g>`)
 		y += 26
 	}
@@ -177,7 +177,7 @@ func routeText(x, y, w int, sp network.Space) string {
 	for _, r := range sp.Routes {
 		if r.Dst == "default" {
 			return fmt.Sprintf(`<text x="%d" y="%d" class="route" data-ns="%s" data-dst="default" data-gw="%s" data-dev="%s">%s</text>`,
-				x, y, esc(sp.Name), esc(r.Gw), esc(r.Dev), esc(fit("default via "+r.Gw+" dev "+r.Dev, w, svgSmall)))
+				x, y, esc(sp.Name), esc(r.Gw), esc(r.Dev), esc(fit("default via "+r.Gw, w, svgSmall)))
 		}
 	}
 	return fmt.Sprintf(`<text x="%d" y="%d" class="route none dim" data-ns="%s">%s</text>`, x, y, esc(sp.Name), esc(fit("no default route", w, svgSmall)))

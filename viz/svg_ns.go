@@ -1,7 +1,9 @@
 package viz
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 	"strings"
 
 	"stepbox/primitives"
@@ -101,7 +103,8 @@ func NamespaceSVG(s primitives.NamespaceSnapshot, before *primitives.NamespaceSn
 		if a, ok := where[base]; ok && a.f.chips[a.i].inode == inode {
 			c := &a.f.chips[a.i]
 			c.types = append(c.types, r.Type)
-			c.changed = c.changed || changed
+			// The host's namespaces are never the step's.
+			c.changed = c.changed || (a.f != host && changed)
 			continue
 		}
 		c := nsChip{types: []string{r.Type}, inode: inode, changed: changed}
@@ -176,12 +179,18 @@ func (f *nsFrame) draw(w int) (string, int) {
 	fmt.Fprintf(&b, `<text x="%d" y="%d" class="label">%s</text>`, nsFramePad, y, esc(fit(f.label, w-2*nsFramePad, svgSmall)))
 	y += 10
 	chipW := (w - 2*nsFramePad - 8) / 2
+	// A chip whose label and inode overflow half a row takes a whole one;
+	// those go after the others, which pair up two to a row.
+	wide := func(c nsChip) bool {
+		return float64(len(strings.Join(c.types, " · "))+12)*16*svgCharEm > float64(chipW)
+	}
+	chips := slices.Clone(f.chips)
+	slices.SortStableFunc(chips, func(a, b nsChip) int { return cmp.Compare(b2i(wide(a)), b2i(wide(b))) })
 	col := 0 // the next chip's column: 0, 1, or 2 for a new row
-	for i, c := range f.chips {
+	for i, c := range chips {
 		label := strings.Join(c.types, " · ")
 		cw := chipW
-		// A chip whose label and inode overflow half a row takes a whole one.
-		if float64(len(label)+12)*16*svgCharEm > float64(chipW) {
+		if wide(c) {
 			cw = w - 2*nsFramePad
 		}
 		if i > 0 && (col == 2 || cw > chipW) {
@@ -231,4 +240,11 @@ func (f *nsFrame) draw(w int) (string, int) {
 	y += 6
 	frame := fmt.Sprintf(`<rect class="frame %s" x="1" y="1" width="%d" height="%d" rx="10"/>`, f.class, w-2, y-2)
 	return frame + b.String(), y
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -150,6 +150,11 @@ func TestNamespaceSVGPutsEachNamespaceInTheFrameOfWhoOwnsIt(t *testing.T) {
 	if changed["uts"] {
 		t.Error("uts was the box's own before the step, yet is marked as made by it")
 	}
+	for _, typ := range []string{"cgroup", "time", "user"} {
+		if changed[typ] {
+			t.Errorf("the host's %s is marked as made by the step", typ)
+		}
+	}
 	for _, pid := range []string{`data-pid="4251" data-boxpid="1"`, `data-pid="4260" data-boxpid="2"`, `data-pid="4263" data-boxpid="3"`} {
 		if !strings.Contains(svg, pid) {
 			t.Errorf("process %s is not drawn", pid)
