@@ -136,10 +136,13 @@ func AddBridge(op *Op, host NS, name string, subnet *net.IPNet) error {
 	if err := op.record(Undo{What: UndoLink, NS: host, Name: name}); err != nil {
 		return err
 	}
-	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: name, Alias: LinkAlias}}
+	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: name}}
 	op.Shell("ip link add "+name+" type bridge", "ip link set "+name+" alias "+LinkAlias)
-	if err := op.Do(fmt.Sprintf("RTM_NEWLINK{ifname=%q, ifalias=%q, linkinfo={kind=\"bridge\"}, flags=NLM_F_CREATE|NLM_F_EXCL}", name, LinkAlias),
+	if err := op.Do(fmt.Sprintf("RTM_NEWLINK{ifname=%q, linkinfo={kind=\"bridge\"}, flags=NLM_F_CREATE|NLM_F_EXCL}", name),
 		func() error { return h.LinkAdd(br) }); err != nil {
+		return err
+	}
+	if err := setAlias(op, h, br); err != nil {
 		return err
 	}
 	gw := &net.IPNet{IP: Gateway(subnet), Mask: subnet.Mask}
@@ -154,3 +157,11 @@ func AddBridge(op *Op, host NS, name string, subnet *net.IPNet) error {
 }
 
 func prefixLen(n *net.IPNet) int { ones, _ := n.Mask.Size(); return ones }
+
+// setAlias marks a link stepbox made (LinkAlias): only such a link is
+// deleted by a ledger line. The kernel takes IFLA_IFALIAS only on a
+// link that exists (do_setlink), not in the request that creates it.
+func setAlias(op *Op, h *netlink.Handle, l netlink.Link) error {
+	return op.Do(fmt.Sprintf("RTM_NEWLINK{ifname=%q, ifalias=%q}", l.Attrs().Name, LinkAlias),
+		func() error { return h.LinkSetAlias(l, LinkAlias) })
+}

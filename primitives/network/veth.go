@@ -50,7 +50,7 @@ func AddVeth(op *Op, host, box NS, bridge, hostEnd string) error {
 		return err
 	}
 	v := &netlink.Veth{
-		LinkAttrs:     netlink.LinkAttrs{Name: hostEnd, Alias: LinkAlias, MasterIndex: br.Attrs().Index},
+		LinkAttrs:     netlink.LinkAttrs{Name: hostEnd, MasterIndex: br.Attrs().Index},
 		PeerName:      BoxIf,
 		PeerNamespace: netlink.NsFd(int(boxFd)),
 	}
@@ -58,8 +58,11 @@ func AddVeth(op *Op, host, box NS, bridge, hostEnd string) error {
 		"ip link add "+hostEnd+" type veth peer name "+BoxIf+" netns $BOX_PID",
 		"ip link set "+hostEnd+" alias "+LinkAlias,
 		"ip link set "+hostEnd+" master "+bridge+" up")
-	if err := op.Do(fmt.Sprintf("RTM_NEWLINK{ifname=%q, ifalias=\"stepbox\", master=%q, linkinfo={kind=\"veth\", data={peer={ifname=%q, net_ns_fd=open(%q)}}}, flags=NLM_F_CREATE|NLM_F_EXCL}",
+	if err := op.Do(fmt.Sprintf("RTM_NEWLINK{ifname=%q, master=%q, linkinfo={kind=\"veth\", data={peer={ifname=%q, net_ns_fd=open(%q)}}}, flags=NLM_F_CREATE|NLM_F_EXCL}",
 		hostEnd, bridge, BoxIf, box.Path), func() error { return h.LinkAdd(v) }); err != nil {
+		return err
+	}
+	if err := setAlias(op, h, v); err != nil {
 		return err
 	}
 	if err := op.Do(fmt.Sprintf("RTM_NEWLINK{ifname=%q, flags=IFF_UP, change=IFF_UP}", hostEnd), func() error { return h.LinkSetUp(v) }); err != nil {
