@@ -97,11 +97,12 @@ func (l kernelLink) v4() string {
 // live page open in headless Chromium, and after each step compares the
 // page's network map with the kernel's links, addresses, counters,
 // routes and nft rules. The host side is a network namespace the test
-// made (STEPBOX_NET_HOST_NS); the machine's own network is not touched.
-// Teardown of the network is TestBoxesOnABridgeReachEachOther's.
+// made (STEPBOX_NET_HOST_NS); the machine's own network is not touched,
+// and the made one is as it was once the session is closed.
 func TestLiveViewDrawsTheNetworkMap(t *testing.T) {
 	browser := needChromium(t)
 	sh, out, host := netShell(t)
+	before := host.state(t)
 	if err := sh.StartWeb("127.0.0.1:0"); err != nil {
 		t.Fatal(err)
 	}
@@ -250,5 +251,14 @@ func TestLiveViewDrawsTheNetworkMap(t *testing.T) {
 		if p.ScrollW > p.ViewW || p.ScrollH > p.ViewH {
 			t.Errorf("after %q the page is %d×%d, more than the %d×%d screen", s.line, p.ScrollW, p.ScrollH, p.ViewW, p.ViewH)
 		}
+	}
+	if err := sh.StopWeb(); err != nil {
+		t.Error(err)
+	}
+	if err := sh.Session.Close(); err != nil {
+		t.Fatalf("teardown: %v", err)
+	}
+	if after := host.state(t); after != before {
+		t.Errorf("teardown left the host side changed:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
 }
