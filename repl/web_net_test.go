@@ -252,6 +252,11 @@ func TestLiveViewDrawsTheNetworkMap(t *testing.T) {
 			t.Errorf("after %q the page is %d×%d, more than the %d×%d screen", s.line, p.ScrollW, p.ScrollH, p.ViewW, p.ViewH)
 		}
 	}
+	// The light theme, for a lit room.
+	for _, typ := range []string{"keyDown", "keyUp"} {
+		c.call(t, "Input.dispatchKeyEvent", map[string]any{"type": typ, "key": "t", "text": "t"}, nil)
+	}
+	keepShot(t, c, shots, len(steps)+1, "light")
 	if err := sh.StopWeb(); err != nil {
 		t.Error(err)
 	}
