@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"stepbox/primitives/network"
 )
 
 // webSteps is a lecture's worth of steps, as the live view's memory
@@ -27,6 +29,26 @@ func BenchmarkLiveViewRedraw(b *testing.B) {
 	ts := newTestShell(b, "")
 	ts.do(b, "new web", "unshare uts ipc net mnt pid", "mount overlay base", "pivot_root", "mount proc",
 		"cgroup new", "cgroup limit pids 64", "cgroup limit memory 64M", "cgroup attach", "exec touch /test")
+	benchLiveRedraw(b, ts)
+}
+
+// BenchmarkLiveViewRedrawWithNetwork is BenchmarkLiveViewRedraw with two
+// boxes wired to a bridge and a published port: each redraw also reads
+// the network map (every namespace's links, routes, and stepbox's nft
+// table). The host side is a network namespace the benchmark made.
+func BenchmarkLiveViewRedrawWithNetwork(b *testing.B) {
+	rootForBench(b)
+	host := newTestNetNS(b)
+	b.Setenv(network.HostNSEnv, host.Path)
+	ts := newTestShell(b, "")
+	ts.do(b, "new db", "unshare net", "net bridge", "net veth", "net addr", "net route",
+		"new web", "unshare uts ipc net mnt pid", "net veth", "net addr", "net route", "net publish 8080:80",
+		"mount overlay base", "pivot_root", "mount proc", "cgroup new", "cgroup attach")
+	benchLiveRedraw(b, ts)
+}
+
+// benchLiveRedraw times the live view's redraws of ts's session.
+func benchLiveRedraw(b *testing.B, ts *testShell) {
 	heap := func() uint64 {
 		runtime.GC()
 		var m runtime.MemStats

@@ -3,6 +3,7 @@ package repl
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"image"
 	"image/png"
@@ -23,9 +24,9 @@ import (
 type pageElements struct {
 	Seq int
 	NS  []struct {
-		Box, Type, Owner string
-		Inode            uint64
-		Changed          bool
+		Box, Type, Types, Owner string
+		Inode                   uint64
+		Changed                 bool
 	}
 	Procs []struct {
 		Box         string
@@ -49,7 +50,7 @@ const readPage = `(() => {
 	const box = e => e.closest("section.box").dataset.box;
 	return {
 		seq: Number(document.getElementById("now").dataset.seq),
-		ns: q("g.ns").map(g => ({box: box(g), type: g.dataset.type, owner: g.dataset.owner, inode: Number(g.dataset.inode), changed: g.classList.contains("changed")})),
+		ns: q("g.ns").map(g => ({box: box(g), type: g.dataset.type, types: g.dataset.types, owner: g.dataset.owner, inode: Number(g.dataset.inode), changed: g.classList.contains("changed")})),
 		procs: q("g.proc").map(g => ({box: box(g), pid: Number(g.dataset.pid), boxPID: Number(g.dataset.boxpid)})),
 		layers: q("g.layer").map(g => ({layer: g.dataset.layer, files: Number(g.dataset.files)})),
 		changes: q("g.change").map(g => ({kind: g.dataset.kind, path: g.dataset.path})),
@@ -70,15 +71,15 @@ func nsInode(t *testing.T, pid int, typ string) uint64 {
 	return st.Ino
 }
 
-// artifactDir keeps the screenshots: $STEPBOX_ARTIFACTS/live-view, or
+// artifactDir keeps a test's screenshots: $STEPBOX_ARTIFACTS/NAME, or
 // a directory under the system's temp dir, named in the log.
-func artifactDir(t *testing.T) string {
+func artifactDir(t *testing.T, name string) string {
 	t.Helper()
 	root := os.Getenv("STEPBOX_ARTIFACTS")
 	if root == "" {
 		root = filepath.Join(os.TempDir(), "stepbox-artifacts")
 	}
-	dir := filepath.Join(root, "live-view")
+	dir := filepath.Join(root, name)
 	if err := os.RemoveAll(dir); err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +106,7 @@ func TestLiveViewDrawsTheBoxAsItIsBuilt(t *testing.T) {
 	c := startChromium(t, browser)
 	c.call(t, "Page.navigate", map[string]any{"url": url}, nil)
 	c.waitSeq(t, 0)
-	shots := artifactDir(t)
+	shots := artifactDir(t, "live-view")
 	var elsewhere []string
 	c.eval(t, `performance.getEntriesByType("resource").map(e => e.name).filter(n => !n.startsWith(location.origin + "/"))`, &elsewhere)
 	if len(elsewhere) > 0 {
@@ -125,6 +126,15 @@ func TestLiveViewDrawsTheBoxAsItIsBuilt(t *testing.T) {
 			if made := owner[ns.Type] != "host"; ns.Changed != made {
 				t.Errorf("%s marked as made by the step: %v, want %v", ns.Type, ns.Changed, made)
 			}
+			// Every type a chip covers is that inode in the kernel.
+			for _, typ := range strings.Fields(ns.Types) {
+				if ino := nsInode(t, pid, typ); ino != ns.Inode {
+					t.Errorf("the %s chip covers %s, but %s is %d in the kernel, not %d", ns.Type, typ, typ, ino, ns.Inode)
+				}
+			}
+		}
+		if pid := chipTypes(p, "pid"); pid != "pid pid_for_children" {
+			t.Errorf("PID 1's pid namespace is drawn covering %q, want pid and pid_for_children (one inode)", pid)
 		}
 		wantProc(t, p, b.InitPID(), 1)
 	}
@@ -193,34 +203,16 @@ func TestLiveViewDrawsTheBoxAsItIsBuilt(t *testing.T) {
 	}
 	for i, s := range steps {
 		run(t, sh, out, s.line)
-		sh.web.mu.Lock()
-		seq := sh.web.seq
-		sh.web.mu.Unlock()
-		c.waitSeq(t, seq)
-		var p pageElements
-		c.eval(t, readPage, &p)
-		if p.Seq != seq {
-			t.Fatalf("after %q the page shows redraw %d, want %d", s.line, p.Seq, seq)
-		}
+		p := readRedraw[pageElements](t, sh, c, s.line, readPage)
 		if s.check != nil {
 			s.check(t, sh.Current(), p)
 		}
-		shot := c.screenshot(t)
-		name := filepath.Join(shots, fmt.Sprintf("%02d-%s.png", i+1, strings.NewReplacer(" ", "-", "/", "").Replace(s.line)))
-		if err := os.WriteFile(name, shot, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		checkScreen(t, s.line, p, shot)
+		checkScreen(t, s.line, p, keepShot(t, c, shots, i+1, s.line))
 	}
 
 	// A second box goes beside the first; the light theme is one key away.
 	run(t, sh, out, "new db", "use web")
-	sh.web.mu.Lock()
-	seq := sh.web.seq
-	sh.web.mu.Unlock()
-	c.waitSeq(t, seq)
-	var p pageElements
-	c.eval(t, readPage, &p)
+	p := readRedraw[pageElements](t, sh, c, "use web", readPage)
 	boxes := map[string]bool{}
 	for _, pr := range p.Procs {
 		boxes[pr.Box] = true
@@ -280,6 +272,48 @@ func TestLiveViewDrawsTheBoxAsItIsBuilt(t *testing.T) {
 	if still.Chips < 16 || still.Status != "the state when this page loaded" {
 		t.Errorf("without JavaScript the page shows %d namespace chips (want both boxes' 16) and says %q", still.Chips, still.Status)
 	}
+}
+
+// readRedraw waits for the page to show the shell's last redraw, after
+// line, and reads it with the script expr, whose value has its seq.
+func readRedraw[T any](t *testing.T, sh *Shell, c *chromium, line, expr string) T {
+	t.Helper()
+	sh.web.mu.Lock()
+	seq := sh.web.seq
+	sh.web.mu.Unlock()
+	c.waitSeq(t, seq)
+	var raw json.RawMessage
+	c.eval(t, expr, &raw)
+	var shown struct{ Seq int }
+	var p T
+	if err := errors.Join(json.Unmarshal(raw, &shown), json.Unmarshal(raw, &p)); err != nil {
+		t.Fatal(err)
+	}
+	if shown.Seq != seq {
+		t.Fatalf("after %q the page shows redraw %d, want %d", line, shown.Seq, seq)
+	}
+	return p
+}
+
+// keepShot saves the page's screenshot after the i-th line in dir.
+func keepShot(t *testing.T, c *chromium, dir string, i int, line string) []byte {
+	t.Helper()
+	shot := c.screenshot(t)
+	name := filepath.Join(dir, fmt.Sprintf("%02d-%s.png", i, strings.NewReplacer(" ", "-", "/", "", ":", "-").Replace(line)))
+	if err := os.WriteFile(name, shot, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return shot
+}
+
+// chipTypes is the types the chip of typ covers.
+func chipTypes(p pageElements, typ string) string {
+	for _, ns := range p.NS {
+		if ns.Type == typ {
+			return ns.Types
+		}
+	}
+	return ""
 }
 
 func wantProc(t *testing.T, p pageElements, pid, boxPID int) {

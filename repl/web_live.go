@@ -196,6 +196,15 @@ func (v *liveView) gather(sh *Shell, line string, err error) viz.LiveState {
 		}
 		st.Boxes = append(st.Boxes, lb)
 	}
+	// The network map once a network step was taken; read again after
+	// every line, so a step's links and a command's packets show.
+	if sh.Session.NetUsed() {
+		if m, err := sh.Session.NetMap(); err == nil {
+			st.Net = &m
+		} else {
+			st.NetError = err.Error()
+		}
+	}
 	v.mu.Lock()
 	v.before, v.cgroups = before, readers
 	v.mu.Unlock()

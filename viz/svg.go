@@ -7,6 +7,7 @@ import (
 
 	"stepbox/primitives"
 	"stepbox/primitives/cgroups"
+	"stepbox/primitives/network"
 	"stepbox/primitives/rootfs"
 	"stepbox/primitives/step"
 )
@@ -24,6 +25,10 @@ type LiveState struct {
 	Step   *step.Step // the last step's record
 	Lesson *LiveLesson
 	Boxes  []LiveBox // the current box first
+	// Net is the network map, nil while the session has taken no
+	// network step; NetError says why it could not be read.
+	Net      *network.Map
+	NetError string
 }
 
 // LiveLesson is the lesson or demo being played, at its current step.
@@ -121,19 +126,32 @@ func LivePage(s LiveState) string {
 	}
 	// One box takes three columns, and its step record goes under its
 	// cgroup; two boxes share the width and the record goes below.
-	record := ""
+	// The network map goes under the one box's layer stack; with two
+	// boxes, beside the record below them.
+	record, netMap := "", ""
 	if s.Step != nil {
 		record = StepHTML(s.Step)
 	}
+	switch {
+	case s.Net != nil:
+		netMap = `<div id="netmap">` + NetSVG(*s.Net) + `</div>`
+	case s.NetError != "":
+		netMap = fmt.Sprintf(`<p id="netmap" class="error">network map: %s</p>`, esc(s.NetError))
+	}
 	fmt.Fprintf(&b, `<div id="boxes" class="boxes n%d">`, min(len(s.Boxes), 2))
 	for i, box := range s.Boxes {
-		beside := ""
+		beside, under := "", ""
 		if i == 0 && len(s.Boxes) == 1 {
 			beside, record = record, ""
+			under, netMap = netMap, ""
 		}
-		b.WriteString(liveBox(box, beside))
+		b.WriteString(liveBox(box, under, beside))
 	}
 	b.WriteString(`</div>`)
+	if netMap != "" {
+		fmt.Fprintf(&b, `<div id="below">%s%s</div>`, netMap, record)
+		return b.String()
+	}
 	b.WriteString(record)
 	return b.String()
 }
@@ -164,8 +182,8 @@ func liveHeader(s LiveState) string {
 
 // liveBox is one box's section: namespaces around its processes, its
 // layer stack and its cgroup, each as SVG or a line saying which step
-// makes it.
-func liveBox(box LiveBox, beside string) string {
+// makes it; under goes below the stack, beside below the cgroup.
+func liveBox(box LiveBox, under, beside string) string {
 	var b strings.Builder
 	host := ""
 	if box.Hostname != "" {
@@ -183,6 +201,7 @@ func liveBox(box LiveBox, beside string) string {
 	} else {
 		b.WriteString(`<p class="todo">No root filesystem yet: <code>mount overlay base</code> stacks one.</p>`)
 	}
+	b.WriteString(under)
 	b.WriteString(`</div><div class="col cg">`)
 	if box.Cgroup != nil {
 		b.WriteString(CgroupSVG(*box.Cgroup))

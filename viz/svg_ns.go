@@ -1,7 +1,9 @@
 package viz
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 	"strings"
 
 	"stepbox/primitives"
@@ -14,10 +16,11 @@ const (
 	nsChipH      = 26
 )
 
-// nsChip is one namespace: its type and inode, and whether the last step
-// made it.
+// nsChip is one namespace: its inode, the types it covers (pid and
+// pid_for_children are one namespace when they share an inode), and
+// whether the last step made it.
 type nsChip struct {
-	typ     string
+	types   []string
 	inode   uint32
 	changed bool
 }
@@ -42,7 +45,8 @@ type nsFrame struct {
 // namespaces they are in: the host's around the session, the box's own
 // around the box process, and PID 1's own (pid, time: they apply to
 // children) around PID 1 and its commands. Each namespace is a chip with
-// its type and inode; the ones the last step made (they differ from
+// its inode and the types it covers (pid and pid_for_children sharing an
+// inode are one namespace, drawn once with both types); the ones the last step made (they differ from
 // before) are marked. procs is the box process's subtree, or nil.
 func NamespaceSVG(s primitives.NamespaceSnapshot, before *primitives.NamespaceSnapshot, procs *primitives.ProcessNode) string {
 	prev := map[string]primitives.NamespaceRow{}
@@ -60,6 +64,18 @@ func NamespaceSVG(s primitives.NamespaceSnapshot, before *primitives.NamespaceSn
 		init = &nsFrame{class: "initns", label: "PID 1 · the box's *_for_children"}
 		box.inner = init
 	}
+	// Each type goes in the frame of the innermost process in it; a
+	// *_for_children row joins its type's chip when they share an inode,
+	// or is a chip of its own (after `unshare pid`, before PID 1).
+	type at struct {
+		f *nsFrame
+		i int
+	}
+	where := map[string]at{}
+	place := func(f *nsFrame, c nsChip) {
+		f.chips = append(f.chips, c)
+		where[c.types[0]] = at{f, len(f.chips) - 1}
+	}
 	for _, r := range s.Rows {
 		if strings.HasSuffix(r.Type, "_for_children") {
 			continue
@@ -67,11 +83,39 @@ func NamespaceSVG(s primitives.NamespaceSnapshot, before *primitives.NamespaceSn
 		was, had := prev[r.Type]
 		switch {
 		case init != nil && r.Init != 0 && r.Init != r.Box:
-			init.chips = append(init.chips, nsChip{typ: r.Type, inode: r.Init, changed: had && was.Init != r.Init})
+			place(init, nsChip{types: []string{r.Type}, inode: r.Init, changed: had && was.Init != r.Init})
 		case r.Box != 0 && r.Box != r.Host:
-			box.chips = append(box.chips, nsChip{typ: r.Type, inode: r.Box, changed: had && was.Box != r.Box})
+			place(box, nsChip{types: []string{r.Type}, inode: r.Box, changed: had && was.Box != r.Box})
 		default:
-			host.chips = append(host.chips, nsChip{typ: r.Type, inode: r.Host})
+			place(host, nsChip{types: []string{r.Type}, inode: r.Host})
+		}
+	}
+	for _, r := range s.Rows {
+		base, ok := strings.CutSuffix(r.Type, "_for_children")
+		if !ok {
+			continue
+		}
+		was, had := prev[r.Type]
+		inode, changed := r.Box, had && was.Box != r.Box
+		if init != nil && r.Init != 0 {
+			inode, changed = r.Init, had && was.Init != r.Init
+		}
+		if a, ok := where[base]; ok && a.f.chips[a.i].inode == inode {
+			c := &a.f.chips[a.i]
+			c.types = append(c.types, r.Type)
+			// The host's namespaces are never the step's.
+			c.changed = c.changed || (a.f != host && changed)
+			continue
+		}
+		c := nsChip{types: []string{r.Type}, inode: inode, changed: changed}
+		switch {
+		case init != nil && r.Init != 0 && r.Init != r.Box:
+			init.chips = append(init.chips, c)
+		case r.Box != 0 && r.Box != r.Host:
+			box.chips = append(box.chips, c)
+		default:
+			c.inode, c.changed = r.Host, false
+			host.chips = append(host.chips, c)
 		}
 	}
 	if len(box.chips) == 0 {
@@ -135,18 +179,36 @@ func (f *nsFrame) draw(w int) (string, int) {
 	fmt.Fprintf(&b, `<text x="%d" y="%d" class="label">%s</text>`, nsFramePad, y, esc(fit(f.label, w-2*nsFramePad, svgSmall)))
 	y += 10
 	chipW := (w - 2*nsFramePad - 8) / 2
-	for i, c := range f.chips {
-		x := nsFramePad + (i%2)*(chipW+8)
-		if i > 0 && i%2 == 0 {
+	// A chip whose label and inode overflow half a row takes a whole one;
+	// those go after the others, which pair up two to a row.
+	wide := func(c nsChip) bool {
+		return float64(len(strings.Join(c.types, " · "))+12)*16*svgCharEm > float64(chipW)
+	}
+	chips := slices.Clone(f.chips)
+	slices.SortStableFunc(chips, func(a, b nsChip) int { return cmp.Compare(b2i(wide(a)), b2i(wide(b))) })
+	col := 0 // the next chip's column: 0, 1, or 2 for a new row
+	for i, c := range chips {
+		label := strings.Join(c.types, " · ")
+		cw := chipW
+		if wide(c) {
+			cw = w - 2*nsFramePad
+		}
+		if i > 0 && (col == 2 || cw > chipW) {
 			y += nsChipH + 6
+			col = 0
+		}
+		x := nsFramePad + col*(chipW+8)
+		col++
+		if cw > chipW {
+			col = 2
 		}
 		class := "ns"
 		mark := ""
 		if c.changed {
 			class, mark = "ns changed", " ★"
 		}
-		fmt.Fprintf(&b, `<g class="%s" data-type="%s" data-inode="%d" data-owner="%s"><rect x="%d" y="%d" width="%d" height="%d" rx="5"/><text x="%d" y="%d"><tspan class="nstype">%s</tspan> %d%s</text></g>`,
-			class, c.typ, c.inode, strings.Fields(f.class)[0], x, y, chipW, nsChipH, x+8, y+19, c.typ, c.inode, mark)
+		fmt.Fprintf(&b, `<g class="%s" data-type="%s" data-types="%s" data-inode="%d" data-owner="%s"><rect x="%d" y="%d" width="%d" height="%d" rx="5"/><text x="%d" y="%d"><tspan class="nstype">%s</tspan> %d%s</text></g>`,
+			class, c.types[0], strings.Join(c.types, " "), c.inode, strings.Fields(f.class)[0], x, y, cw, nsChipH, x+8, y+19, label, c.inode, mark)
 	}
 	if len(f.chips) > 0 {
 		y += nsChipH + 8
@@ -178,4 +240,11 @@ func (f *nsFrame) draw(w int) (string, int) {
 	y += 6
 	frame := fmt.Sprintf(`<rect class="frame %s" x="1" y="1" width="%d" height="%d" rx="10"/>`, f.class, w-2, y-2)
 	return frame + b.String(), y
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

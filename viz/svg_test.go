@@ -58,6 +58,19 @@ var drawings = map[string]func() string{
 	"svg_cgroup_v1":  func() string { return CgroupSVG(hybridSnapshot()) },
 	"svg_cgroup_v2":  func() string { return CgroupSVG(unifiedSnapshot()) },
 	"live_page":      func() string { return LivePage(liveState()) },
+	"svg_net":        func() string { return NetSVG(webNet()) },
+	"live_page_net":  func() string { return LivePage(liveNetState(1)) },
+	"live_page_net2": func() string { return LivePage(liveNetState(2)) },
+}
+
+// liveNetState is the page after lesson 7's two web servers, with n of
+// its boxes drawn: the map under the one box's stack, or below two.
+func liveNetState(n int) LiveState {
+	s := liveState()
+	s.Boxes = s.Boxes[:n]
+	m := webNet()
+	s.Net = &m
+	return s
 }
 
 func TestLiveDrawingsMatchGoldenFiles(t *testing.T) {
@@ -103,12 +116,22 @@ func TestLiveDrawingsAreWellFormedXML(t *testing.T) {
 // pid in PID 1's, the rest the host's, and the step's new ones marked.
 func TestNamespaceSVGPutsEachNamespaceInTheFrameOfWhoOwnsIt(t *testing.T) {
 	svg := NamespaceSVG(webNamespaces(), webBefore(), webProcesses().Children[0])
-	chip := regexp.MustCompile(`<g class="(ns[^"]*)" data-type="([a-z]+)" data-inode="(\d+)" data-owner="(\w+)">`)
+	chip := regexp.MustCompile(`<g class="(ns[^"]*)" data-type="([a-z]+)" data-types="([a-z_ ]+)" data-inode="(\d+)" data-owner="(\w+)">`)
 	got := map[string]string{}
 	changed := map[string]bool{}
+	covers := map[string]string{}
 	for _, m := range chip.FindAllStringSubmatch(svg, -1) {
-		got[m[2]] = m[4] + " " + m[3]
+		got[m[2]] = m[5] + " " + m[4]
 		changed[m[2]] = strings.Contains(m[1], "changed")
+		covers[m[2]] = m[3]
+	}
+	// One inode, one chip: PID 1's pid is its pid_for_children; the
+	// host's time is every process's time_for_children.
+	if covers["pid"] != "pid pid_for_children" || covers["time"] != "time time_for_children" {
+		t.Errorf("pid's chip covers %q and time's %q: a namespace shared by two types is one chip with both", covers["pid"], covers["time"])
+	}
+	if n := len(chip.FindAllString(svg, -1)); n != 8 {
+		t.Errorf("%d chips for the 8 namespaces of the table", n)
 	}
 	want := map[string]string{
 		"uts": "boxns 4026532279", "ipc": "boxns 4026532280", "mnt": "boxns 4026532282", "net": "boxns 4026532283",
@@ -126,6 +149,11 @@ func TestNamespaceSVGPutsEachNamespaceInTheFrameOfWhoOwnsIt(t *testing.T) {
 	}
 	if changed["uts"] {
 		t.Error("uts was the box's own before the step, yet is marked as made by it")
+	}
+	for _, typ := range []string{"cgroup", "time", "user"} {
+		if changed[typ] {
+			t.Errorf("the host's %s is marked as made by the step", typ)
+		}
 	}
 	for _, pid := range []string{`data-pid="4251" data-boxpid="1"`, `data-pid="4260" data-boxpid="2"`, `data-pid="4263" data-boxpid="3"`} {
 		if !strings.Contains(svg, pid) {
@@ -156,5 +184,55 @@ func BenchmarkLivePage(b *testing.B) {
 	s := liveState()
 	for b.Loop() {
 		LivePage(s)
+	}
+}
+
+// TestNamespaceSVGDrawsPidForChildrenAloneBeforePID1 draws the table
+// after `unshare pid` with no PID 1 yet: the box process is still in the
+// host's pid namespace, its children will be in the new one, so the new
+// inode is a chip of its own, pid_for_children, in the box's frame.
+func TestNamespaceSVGDrawsPidForChildrenAloneBeforePID1(t *testing.T) {
+	before := webBefore()
+	now := webBefore()
+	for i, r := range now.Rows {
+		if r.Type == "pid_for_children" {
+			now.Rows[i].Box = 4026532284
+		}
+	}
+	svg := NamespaceSVG(*now, before, nil)
+	for _, want := range []string{
+		`<g class="ns" data-type="pid" data-types="pid" data-inode="4026531836" data-owner="host">`,
+		`<g class="ns changed" data-type="pid_for_children" data-types="pid_for_children" data-inode="4026532284" data-owner="boxns">`,
+		`<g class="ns" data-type="time" data-types="time time_for_children" data-inode="4026531834" data-owner="host">`,
+	} {
+		if !strings.Contains(svg, want) {
+			t.Errorf("the drawing lacks %s:\n%s", want, svg)
+		}
+	}
+}
+
+// TestNetSVGWiresEachVethToItsBox reads the map's own attributes: the
+// bridge with its gateway, each port on it wired to the box whose eth0
+// is the other end, the box's address, counters and default route.
+func TestNetSVGWiresEachVethToItsBox(t *testing.T) {
+	svg := NetSVG(webNet())
+	for _, want := range []string{
+		`<g class="link bridge" data-ns="host" data-name="stepbox0" data-kind="bridge" data-up="true" data-addrs="172.20.0.1/24" data-rx="3" data-tx="3"`,
+		`<g class="link veth port" data-ns="host" data-name="veth62604c2d" data-kind="veth" data-up="true" data-addrs="" data-rx="3" data-tx="7" data-master="stepbox0" data-peer-box="web1">`,
+		`<g class="link veth port" data-ns="host" data-name="veth059177b9" data-kind="veth" data-up="true" data-addrs="" data-rx="3" data-tx="4" data-master="stepbox0" data-peer-box="web2">`,
+		`<g class="link veth" data-ns="web2" data-name="eth0" data-kind="veth" data-up="true" data-addrs="172.20.0.3/24" data-rx="4" data-tx="3"`,
+		`data-ns="web1" data-dst="default" data-gw="172.20.0.1" data-dev="eth0"`,
+		`<g class="published" data-host-port="8080" data-proto="tcp" data-box="web1" data-addr="172.20.0.2" data-box-port="80">`,
+		`<g class="nat" data-bridge="stepbox0" data-packets="0">`,
+	} {
+		if !strings.Contains(svg, want) {
+			t.Errorf("the map lacks %s", want)
+		}
+	}
+	if strings.Contains(svg, `data-name="lo"`) {
+		t.Error("the map draws lo, which every namespace has")
+	}
+	if page := LivePage(liveState()); strings.Contains(page, `id="net"`) {
+		t.Error("a session with no network step draws a network map")
 	}
 }

@@ -1,0 +1,184 @@
+package viz
+
+import (
+	"fmt"
+	"strings"
+
+	"stepbox/primitives/network"
+)
+
+// Sizes of the network map.
+const (
+	netBridgeH = 52  // the bridge's band
+	netPortX   = 26  // where a port's host end starts
+	netCardX   = 196 // where a box's card starts
+	netLine    = 19  // one line of text in a card
+)
+
+// NetSVG draws the network map from the same snapshot the `net` panel
+// reads: each bridge stepbox made as a band with its gateway address and
+// counters, each of its ports below it with its packet counters, wired to
+// the box whose eth0 is the other end (the box's addresses, counters and
+// default route), then boxes with a network namespace but no veth, the
+// published ports, the NAT rules' counters, and the boxes that still
+// share the host's network namespace. Only stepbox's links are drawn,
+// never the host's own interfaces.
+func NetSVG(m network.Map) string {
+	var d svgDoc
+	d.text(0, 22, "title", fit(fmt.Sprintf("network · host net ns %d", m.Host.Ino), svgW, svgTitle))
+	y := 34
+	wired := map[string]bool{}
+	for _, br := range m.Bridges {
+		link, ok := m.Host.Link(br.Name)
+		if !ok {
+			continue
+		}
+		d.add(`<g class="link bridge" %s><rect x="1" y="%d" width="%d" height="%d" rx="6"/>`, linkData("host", link, ""), y, svgW-2, netBridgeH)
+		d.text(10, y+21, "name", fit(fmt.Sprintf("bridge %s  %s", br.Name, strings.Join(link.Addrs, " ")), svgW-20, svgText))
+		d.text(10, y+43, "value", fit(fmt.Sprintf("gateway · %s · rx %d tx %d packets", upWord(link), link.RxPackets, link.TxPackets), svgW-20, svgSmall))
+		d.add(`</g>`)
+		y += netBridgeH
+		var ports []network.Link
+		for _, l := range m.Host.Links {
+			if l.Master == br.Name {
+				ports = append(ports, l)
+			}
+		}
+		if len(ports) == 0 {
+			d.text(netPortX, y+24, "dim", fit("no port yet: `net veth` plugs a box in", svgW-netPortX, svgSmall))
+			y += 34
+			continue
+		}
+		top := y
+		for _, p := range ports {
+			owner := m.Owners[p.Name]
+			wired[owner] = true
+			sp, found := boxSpace(m, owner)
+			// The card: its name, two lines a link, its route.
+			lines := 2 + 2*len(boxLinks(sp))
+			h := 26 + netLine*(lines-1) + 13
+			cy := y + 10
+			// The port, the cable to the box, and the trunk to the bridge.
+			d.add(`<line class="trunk" x1="14" y1="%d" x2="14" y2="%d"/><line class="trunk" x1="14" y1="%d" x2="%d" y2="%d"/>`, top, cy+22, cy+22, netPortX, cy+22)
+			d.add(`<g class="link veth port" %s><rect x="%d" y="%d" width="%d" height="%d" rx="4"/>`, linkData("host", p, owner), netPortX, cy, netCardX-netPortX-26, 44)
+			d.text(netPortX+6, cy+18, "name", fit(p.Name, netCardX-netPortX-36, svgSmall))
+			d.text(netPortX+6, cy+37, "value", fit(fmt.Sprintf("rx %d tx %d", p.RxPackets, p.TxPackets), netCardX-netPortX-36, svgSmall))
+			d.add(`</g><line class="cable" x1="%d" y1="%d" x2="%d" y2="%d"/>`, netCardX-26, cy+22, netCardX, cy+22)
+			d.add(`<g class="netbox" data-box="%s"><rect x="%d" y="%d" width="%d" height="%d" rx="8"/>`, esc(owner), netCardX, cy-4, svgW-netCardX-1, h-10)
+			cw := svgW - netCardX - 20
+			if owner == "" {
+				d.text(netCardX+10, cy+18, "dim", fit("a veth whose box is gone", cw, svgSmall))
+				d.add(`</g>`)
+				y += h
+				continue
+			}
+			d.text(netCardX+10, cy+16, "name", fit(fmt.Sprintf("box %s · ns %d", owner, sp.Ino), cw, svgSmall))
+			ly := cy + 16
+			if !found {
+				d.text(netCardX+10, ly+netLine, "dim", fit("its namespace could not be read", cw, svgSmall))
+			}
+			for _, l := range boxLinks(sp) {
+				d.add(`<g class="link %s" %s>`, esc(l.Kind), linkData(sp.Name, l, ""))
+				d.text(netCardX+10, ly+netLine, "", fit(l.Name+" "+strings.Join(l.Addrs, " "), cw, svgSmall))
+				d.text(netCardX+10, ly+2*netLine, "value", fit(fmt.Sprintf("%s · rx %d tx %d", upWord(l), l.RxPackets, l.TxPackets), cw, svgSmall))
+				d.add(`</g>`)
+				ly += 2 * netLine
+			}
+			if found {
+				d.b.WriteString(routeText(netCardX+10, ly+netLine, cw, sp))
+			}
+			d.add(`</g>`)
+			y += h
+		}
+		y += 4
+	}
+	for _, sp := range m.Boxes {
+		if wired[sp.Name] {
+			continue
+		}
+		d.add(`<g class="netbox" data-box="%s">`, esc(sp.Name))
+		d.text(4, y+22, "name", fit(fmt.Sprintf("box %s · net ns %d · no veth yet", sp.Name, sp.Ino), svgW-8, svgSmall))
+		y += 26
+		for _, l := range boxLinks(sp) {
+			d.add(`<g class="link %s" %s>`, esc(l.Kind), linkData(sp.Name, l, ""))
+			d.text(16, y+18, "value", fit(fmt.Sprintf("%s %s · %s · rx %d tx %d", l.Name, strings.Join(l.Addrs, " "), upWord(l), l.RxPackets, l.TxPackets), svgW-20, svgSmall))
+			d.add(`</g>`)
+			y += 22
+		}
+		d.add(`</g>`)
+		y += 4
+	}
+	for _, p := range m.Ports {
+		d.add(`<g class="published" data-host-port="%d" data-proto="%s" data-box="%s" data-addr="%s" data-box-port="%d">`,
+			p.Port.Host, esc(p.Port.Proto), esc(p.Box), esc(p.Addr), p.Port.Box)
+		d.text(4, y+22, "", fit(fmt.Sprintf("published host :%d/%s → box %s %s:%d", p.Port.Host, p.Port.Proto, p.Box, p.Addr, p.Port.Box), svgW-8, svgSmall))
+		d.add(`</g>`)
+		y += 26
+	}
+	for _, r := range m.Rules {
+		if bridge, ok := strings.CutPrefix(r.Comment, "stepbox nat "); ok {
+			d.add(`<g class="nat" data-bridge="%s" data-packets="%d">`, esc(bridge), r.Packets)
+			d.text(4, y+22, "value", fit(fmt.Sprintf("masquerade out of %s: %d packets", bridge, r.Packets), svgW-8, svgSmall))
+			d.add(`</g>`)
+			y += 26
+		}
+	}
+	if len(m.Shared) > 0 {
+		d.text(4, y+22, "dim", fit("in the host's network namespace: "+strings.Join(m.Shared, ", "), svgW-8, svgSmall))
+		y += 26
+	}
+	if len(m.Gone) > 0 {
+		d.text(4, y+22, "events", fit("namespace gone: "+strings.Join(m.Gone, ", ")+" (rm it)", svgW-8, svgSmall))
+		y += 26
+	}
+	d.h = y + 6
+	return d.finish("net", "network map")
+}
+
+// linkData is a link's data attributes: the namespace it is in, its name,
+// kind, addresses, counters, bridge and the box at its other end.
+func linkData(ns string, l network.Link, peer string) string {
+	return fmt.Sprintf(`data-ns="%s" data-name="%s" data-kind="%s" data-up="%t" data-addrs="%s" data-rx="%d" data-tx="%d" data-master="%s" data-peer-box="%s"`,
+		esc(ns), esc(l.Name), esc(l.Kind), l.Up, esc(strings.Join(l.Addrs, " ")), l.RxPackets, l.TxPackets, esc(l.Master), esc(peer))
+}
+
+// upWord is a link's state in a word: down unless IFF_UP, else the
+// kernel's operstate.
+func upWord(l network.Link) string {
+	if !l.Up {
+		return "down"
+	}
+	return l.State
+}
+
+// boxSpace is the namespace of box name in the map.
+func boxSpace(m network.Map, name string) (network.Space, bool) {
+	for _, sp := range m.Boxes {
+		if sp.Name == name {
+			return sp, true
+		}
+	}
+	return network.Space{Name: name}, false
+}
+
+// boxLinks are a box's links but lo, which every namespace has.
+func boxLinks(sp network.Space) []network.Link {
+	var out []network.Link
+	for _, l := range sp.Links {
+		if l.Name != "lo" {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// routeText is a box's way out: its default route, or that it has none.
+func routeText(x, y, w int, sp network.Space) string {
+	for _, r := range sp.Routes {
+		if r.Dst == "default" {
+			return fmt.Sprintf(`<text x="%d" y="%d" class="route" data-ns="%s" data-dst="default" data-gw="%s" data-dev="%s">%s</text>`,
+				x, y, esc(sp.Name), esc(r.Gw), esc(r.Dev), esc(fit("default via "+r.Gw, w, svgSmall)))
+		}
+	}
+	return fmt.Sprintf(`<text x="%d" y="%d" class="route none dim" data-ns="%s">%s</text>`, x, y, esc(sp.Name), esc(fit("no default route", w, svgSmall)))
+}
