@@ -113,7 +113,7 @@ func TestEachPredictionIsAnsweredRightAfterItsEvidence(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !inOrder(out.String(), "unshare uts", "exec hostname\n"+host, "Your prediction?", "hostname web1", "✓ Step 1 of 8 done") {
+	if !inOrder(out.String(), "unshare uts", "exec hostname\n", host+"\n", "Your prediction?", "hostname web1", "✓ Step 1 of 8 done") {
 		t.Fatalf("solution --run of lesson 2 step 1:\n%s", out)
 	}
 	if strings.Contains(out.String(), "gives it too") {
@@ -125,8 +125,11 @@ func TestEachPredictionIsAnsweredRightAfterItsEvidence(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("demo 2 --auto 0.1: exit %d:\n%s", code, demo)
 	}
-	if !inOrder(demo, "Predict:", "unshare uts\n", "exec hostname\n"+host, "Answer", "hostname web1") {
+	if !inOrder(demo, "Predict:", "unshare uts\n", "exec hostname\n", host+"\n", "Answer", "hostname web1") {
 		t.Errorf("demo 2 step 1: the answer does not follow `exec hostname` right after `unshare uts`:\n%s", demo)
+	}
+	if !answersOnScreenAtPauses(demo) {
+		t.Errorf("demo 2 prints something between an answer and the pause after it:\n%s", demo)
 	}
 	if !strings.Contains(demo, "next in 0.3s") || !strings.Contains(demo, "next in 0.1s") {
 		t.Errorf("with --auto 0.1 a prediction waits 0.3s, a step 0.1s:\n%s", demo)
@@ -145,7 +148,60 @@ func TestAnAnswerWaitsWhenItsCommandRunsTooLate(t *testing.T) {
 	}
 	out.Reset()
 	execute(t, sh, out, "next")
-	if !inOrder(out.String(), "Your prediction? The host's name", "Step 2 of 8") {
-		t.Fatalf("`next` did not answer:\n%s", out)
+	if !inOrder(out.String(), "Your prediction? (About exec hostname right after unshare uts, before hostname web1.) The host's", "Step 2 of 8") {
+		t.Fatalf("`next` did not answer for the step's moment:\n%s", out)
+	}
+}
+
+// answersOnScreenAtPauses reports whether every Answer frame of a demo's
+// output is followed by nothing but the pause (--auto's "next in"): what
+// the pause leaves on screen ends with the answer.
+func answersOnScreenAtPauses(demo string) bool {
+	lines := strings.Split(demo, "\n")
+	n := 0
+	for i := 0; i < len(lines); i++ {
+		if !strings.Contains(lines[i], "│   Answer") {
+			continue
+		}
+		n++
+		for i < len(lines) && !strings.HasPrefix(lines[i], "╰") {
+			i++
+		}
+		i++
+		for i < len(lines) && strings.TrimSpace(lines[i]) == "" {
+			i++
+		}
+		if i >= len(lines) || !strings.Contains(lines[i], "next in") {
+			return false
+		}
+	}
+	return n > 0
+}
+
+// The tester's finding 1: demo 1 ran the rest of a step after its answer,
+// and the answer scrolled off an 80×30 screen before the pause.
+func TestTheDemoPausesWithTheAnswerOnScreen(t *testing.T) {
+	demo, code := stepbox(t, "", "--state-dir", t.TempDir(), "demo", "1", "--auto", "0.05")
+	if code != 0 {
+		t.Fatalf("demo 1 --auto 0.05: exit %d:\n%s", code, demo)
+	}
+	if !answersOnScreenAtPauses(demo) {
+		t.Fatalf("an answer is followed by output before the demo pauses:\n%s", demo)
+	}
+}
+
+// The tester's finding 2: `exec` in a box that shares the host's mount
+// namespace and root changed the host's files without a word. It says so,
+// once per box, and not once the box has a mount namespace of its own.
+func TestExecInTheHostsRootSaysSoOnce(t *testing.T) {
+	sh, out := lessonShell(t)
+	execute(t, sh, out, "new web", "exec true", "exec true")
+	if n := strings.Count(out.String(), "box web shares the host's root and mounts"); n != 1 {
+		t.Fatalf("want the warning once, got %d:\n%s", n, out)
+	}
+	out.Reset()
+	execute(t, sh, out, "new db", "unshare mnt", "exec true")
+	if strings.Contains(out.String(), "shares the host's root") {
+		t.Fatalf("a box with its own mount namespace was warned:\n%s", out)
 	}
 }
