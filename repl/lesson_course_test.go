@@ -3,6 +3,7 @@ package repl
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -203,5 +204,21 @@ func TestExecInTheHostsRootSaysSoOnce(t *testing.T) {
 	execute(t, sh, out, "new db", "unshare mnt", "exec true")
 	if strings.Contains(out.String(), "shares the host's root") {
 		t.Fatalf("a box with its own mount namespace was warned:\n%s", out)
+	}
+}
+
+// The tester's finding 9: with --state-dir, the progress still went to
+// $XDG_STATE_HOME. A state dir the learner gives keeps it too.
+func TestTheStateDirKeepsTheProgress(t *testing.T) {
+	xdg, dir := t.TempDir(), t.TempDir()
+	t.Setenv("XDG_STATE_HOME", xdg)
+	if out, code := stepbox(t, "lesson 1\n", "--state-dir", dir); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "progress.json")); err != nil {
+		t.Errorf("no progress in the state dir: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(xdg, "stepbox", "progress.json")); err == nil {
+		t.Errorf("progress went to $XDG_STATE_HOME as well")
 	}
 }

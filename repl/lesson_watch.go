@@ -18,6 +18,8 @@ type Watch struct {
 
 	course   []*lessons.Lesson
 	progress *lessons.Progress
+	// progressDir keeps the progress when the learner chose a state dir.
+	progressDir string
 	saveErr  bool            // a failed save was reported already
 	lesson   *lessons.Lesson // nil: no lesson open
 	step     int
@@ -209,7 +211,7 @@ func (w *Watch) loadCourse(sh *Shell) {
 		return
 	}
 	w.course = lessons.All()
-	p, err := lessons.LoadProgress()
+	p, err := lessons.LoadProgressIn(w.progressDir)
 	if err != nil {
 		fmt.Fprintln(sh.Err, sh.Theme.Warn.Render("progress:")+" "+err.Error())
 		w.saveErr = p.Path() == "" // said already: there is nowhere to save
