@@ -1,11 +1,16 @@
 package repl
 
 import (
+	"bufio"
 	"context"
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"stepbox/lessons"
 )
@@ -221,4 +226,39 @@ func TestTheStateDirKeepsTheProgress(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(xdg, "stepbox", "progress.json")); err == nil {
 		t.Errorf("progress went to $XDG_STATE_HOME as well")
 	}
+}
+
+// The tester's finding 16: `stepbox demo 1 | head` killed stepbox with
+// SIGPIPE and left the session's state and boxes behind.
+func TestADemoCutOffByItsReaderTearsDown(t *testing.T) {
+	needRoot(t)
+	hostUnchanged(t)
+	dir := t.TempDir()
+	cmd := exec.Command(stepboxBinary(t), "--state-dir", dir, "demo", "1", "--no-pause")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.WaitDelay = 10 * time.Second
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Read until the demo has made its box, then hang up, as head does.
+	r := bufio.NewReader(out)
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("the demo ended before making its box: %v", err)
+		}
+		if strings.Contains(line, "✓ box web") {
+			break
+		}
+	}
+	out.Close()
+	err = cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 128+int(syscall.SIGPIPE) {
+		t.Errorf("want exit 141 after SIGPIPE, got %v", err)
+	}
+	assertNoSessionState(t, dir)
 }
