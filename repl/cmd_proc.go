@@ -45,6 +45,9 @@ func init() {
 				before := sh.cgroupEvents(b)
 				es, err := b.Exec(sh.interrupt, argv, nil, primitives.Stdio{Out: sh.Out, Err: sh.Err}, false)
 				sh.printStep(es.Step)
+				if err != nil && !strings.Contains(argv[0], "/") && strings.Contains(err.Error(), "command not found in the box") {
+					return fmt.Errorf("%w%s", err, didYouMean(argv[0], b.Programs()))
+				}
 				if err != nil {
 					return err
 				}

@@ -262,3 +262,32 @@ func TestADemoCutOffByItsReaderTearsDown(t *testing.T) {
 	}
 	assertNoSessionState(t, dir)
 }
+
+// The tester's finding 13: `exec hostnam` said only "not found", while
+// the box's PATH holds hostname.
+func TestAMistypedProgramGetsDidYouMean(t *testing.T) {
+	sh, out := lessonShell(t)
+	execute(t, sh, out, "new web", "unshare mnt pid", "mount overlay base", "pivot_root")
+	err := sh.Execute(context.Background(), "exec hostnam")
+	if err == nil || !strings.Contains(err.Error(), "did you mean hostname?") {
+		t.Fatalf("exec hostnam: %v", err)
+	}
+}
+
+// The tester's finding 14: a pids limit below what the box already runs
+// was accepted without a word, and the panel read "3 / 2".
+func TestALimitBelowUsageSaysWhatHappens(t *testing.T) {
+	sh, out := lessonShell(t)
+	execute(t, sh, out, "new web", "unshare pid", "cgroup new", "cgroup attach",
+		"exec sh -c 'sleep 30 >/dev/null 2>&1 & sleep 30 >/dev/null 2>&1 &'")
+	out.Reset()
+	execute(t, sh, out, "cgroup limit pids 2")
+	if !strings.Contains(out.String(), "box web already runs 3 tasks, more than 2") {
+		t.Fatalf("no warning for a limit below usage:\n%s", out)
+	}
+	out.Reset()
+	execute(t, sh, out, "cgroup limit pids 10")
+	if strings.Contains(out.String(), "already runs") {
+		t.Fatalf("a warning for a limit above usage:\n%s", out)
+	}
+}

@@ -20,11 +20,11 @@ type Watch struct {
 	progress *lessons.Progress
 	// progressDir keeps the progress when the learner chose a state dir.
 	progressDir string
-	saveErr  bool            // a failed save was reported already
-	lesson   *lessons.Lesson // nil: no lesson open
-	step     int
-	praised  map[int]bool // steps congratulated since the lesson was opened
-	answered map[int]bool // steps whose prediction has been answered
+	saveErr     bool            // a failed save was reported already
+	lesson      *lessons.Lesson // nil: no lesson open
+	step        int
+	praised     map[int]bool // steps congratulated since the lesson was opened
+	answered    map[int]bool // steps whose prediction has been answered
 	// withheld holds, per step, what its check saw when it passed before
 	// its prediction was answered: it is shown with the answer.
 	withheld map[int]string
