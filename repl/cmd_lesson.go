@@ -144,7 +144,7 @@ func init() {
 						if i == st.Evidence && st.Predict != nil {
 							note = sh.Theme.Dim.Render("   ← shows the prediction's answer")
 						}
-						sh.say("  %s%s", sh.Theme.Cmd.Render(l), note)
+						sh.say("  %s%s", sh.Theme.Cmd.Render(glueQuoted(l)), note)
 					}
 					return nil
 				}
@@ -270,7 +270,7 @@ func (sh *Shell) runLines(ctx context.Context, lines []string, echo func(line st
 		if echo != nil {
 			echo(line)
 		} else {
-			fmt.Fprintln(sh.Out, sh.Theme.Cmd.Render(sh.echoPrompt()+line))
+			sh.command(sh.echoPrompt(), line)
 		}
 		if err := sh.Execute(ctx, line); err != nil {
 			// As typed: the kernel's words, the rule and what to do, which

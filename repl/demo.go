@@ -204,12 +204,14 @@ func (d *demo) body(md, foot string) []string {
 // typeLine types a command at the prompt, a character at a time.
 func (d *demo) typeLine(line string) {
 	sh := d.sh
-	fmt.Fprint(sh.Out, sh.Theme.Cmd.Render(sh.echoPrompt()))
 	if d.opts.noPause {
-		fmt.Fprintln(sh.Out, sh.Theme.Cmd.Render(line))
+		sh.command(sh.echoPrompt(), line)
 		return
 	}
-	for _, r := range line {
+	// Typed as folded: a long command breaks outside its quotes.
+	prompt := sh.echoPrompt()
+	fmt.Fprint(sh.Out, sh.Theme.Cmd.Render(prompt))
+	for _, r := range strings.TrimPrefix(commandLines(prompt, line, sh.Width), prompt) {
 		fmt.Fprint(sh.Out, sh.Theme.Cmd.Render(string(r)))
 		time.Sleep(typingDelay)
 	}

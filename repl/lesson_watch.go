@@ -296,7 +296,7 @@ func (w *Watch) showStep(sh *Shell) {
 	}
 	sh.say("\n  %s", th.Dim.Render("try:"))
 	for _, c := range st.Try {
-		sh.say("    %s", th.Cmd.Render(w.fill(c)))
+		sh.command("    ", w.fill(c))
 	}
 	if st.After != "" {
 		sh.say("\n%s", renderMarkdown(w.fill(st.After), sh.Width-2, th, "  "))
