@@ -21,7 +21,9 @@ func predictionsInOrder(l *lessons.Lesson) []string {
 	var out []string
 	for _, st := range l.Steps {
 		if st.Predict != nil && st.Unmet() == "" {
-			out = append(out, "Predict:", lessons.Names{}.Fill(strings.TrimPrefix(st.Solution[st.Evidence], "-"))+"\n", "Answer")
+			// The command's end: a long one is folded (outside its quotes).
+			words := strings.Fields(glueQuoted(lessons.Names{}.Fill(strings.TrimPrefix(st.Solution[st.Evidence], "-"))))
+			out = append(out, "Predict:", unglue(words[len(words)-1])+"\n", "Answer")
 		}
 	}
 	return out
