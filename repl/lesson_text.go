@@ -188,18 +188,24 @@ func verdict(style lipgloss.Style, head, text string, width int, th viz.Theme, i
 }
 
 // glueQuoted holds together the words of a command that sit inside its
-// quotes ('…' or "…"), so that a line is folded only where the shell
-// itself splits words: a folded command can still be read as one.
+// quotes ('…' or "…") or a command substitution ($(…)), so that a line is
+// folded only where the shell itself splits words: a folded command can
+// still be read as one.
 func glueQuoted(cmd string) string {
 	var b strings.Builder
 	var quote rune
-	for _, r := range cmd {
+	depth := 0 // $( … ) nesting outside quotes
+	for i, r := range cmd {
 		switch {
 		case quote == 0 && (r == '\'' || r == '"'):
 			quote = r
 		case r == quote:
 			quote = 0
-		case r == ' ' && quote != 0:
+		case quote == 0 && r == '(' && i > 0 && cmd[i-1] == '$':
+			depth++
+		case quote == 0 && r == ')' && depth > 0:
+			depth--
+		case r == ' ' && (quote != 0 || depth > 0):
 			b.WriteString(viz.Glue(" "))
 			continue
 		}
@@ -212,10 +218,12 @@ func glueQuoted(cmd string) string {
 func unglue(s string) string { return strings.ReplaceAll(s, viz.Glue(" "), " ") }
 
 // commandLines folds a command after lead (a prompt, an indent) to width
-// columns, only at spaces outside its quotes, later lines under the
-// command's start.
+// columns, only at spaces outside its quotes, later lines indented four
+// columns past the lead's own indent: a long quoted part gets most of a
+// line.
 func commandLines(lead, cmd string, width int) string {
-	return viz.Hang(lead, glueQuoted(cmd), width)
+	indent := lead[:len(lead)-len(strings.TrimLeft(lead, " "))] + "    "
+	return viz.Wrap(viz.Glue(lead)+glueQuoted(cmd), width, indent)
 }
 
 // command prints cmd after lead folded as commandLines does, each line in

@@ -82,6 +82,10 @@ func TestACommandIsNeverFoldedInsideItsQuotes(t *testing.T) {
 	if len(lines) != 2 || !strings.HasSuffix(lines[0], "-c") || strings.TrimSpace(lines[1]) != "'hostname; ls /; echo hello from the host > /from-host'" {
 		t.Fatalf("folded:\n%s", strings.Join(lines, "\n"))
 	}
+	cmd = `!cat $(find /sys/fs/cgroup -name "*$BOX_ID*" | head -1)/cgroup.procs`
+	if lines := strings.Split(commandLines("web[5 ns|pivot|cg] > ", cmd, 80), "\n"); len(lines) != 2 || !strings.HasPrefix(strings.TrimSpace(lines[1]), "$(find") {
+		t.Errorf("a command substitution folded:\n%s", strings.Join(lines, "\n"))
+	}
 	md := "Run `exec sh -c 'for i in $(seq 40); do sleep 1 & done; wait'` and `cgroup limit pids 20` then look."
 	for _, w := range []int{30, 40, 50, 60} {
 		out := renderMarkdown(md, w, viz.NewTheme("plain"), "")
