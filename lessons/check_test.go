@@ -341,15 +341,28 @@ func TestTheMemoryMessageLeavesOutACounterAt0(t *testing.T) {
 		hits, kills int64
 		want, not   string
 	}{
-		{0, 1, "at its memory limit of 32.0M, the OOM killer killed 1 process(es)", "reached"},
-		{3, 0, "memory limit 32.0M reached 3 time(s)", "killed"},
-		{3, 1, "memory limit 32.0M reached 3 time(s); the OOM killer killed 1 process(es)", "0 time"},
+		{0, 1, "at its memory limit of 32.0M, the OOM killer killed 1 process", "reached"},
+		{3, 0, "memory limit 32.0M reached 3 times", "killed"},
+		{3, 1, "memory limit 32.0M reached 3 times; the OOM killer killed 1 process", "0 time"},
 	} {
 		s := state(fresh("web").cgrouped(cgroups.Stats{Memory: &cgroups.MemoryStats{Max: 32 << 20, LimitHits: tc.hits, OOMKill: tc.kills}}, 4001))
 		r := registry["memory-limit"].Run(s, nil)
 		if !r.Pass || !strings.Contains(r.Saw, tc.want) || strings.Contains(r.Saw, tc.not) {
 			t.Errorf("failcnt %d, oom_kill %d: %+v, want %q and no %q", tc.hits, tc.kills, r, tc.want, tc.not)
 		}
+	}
+}
+
+// The tester's finding 15: "the kernel refused 1 fork(s)", "1 time(s)".
+// Counts speak English.
+func TestCheckCountsArePlural(t *testing.T) {
+	s := state(fresh("web").cgrouped(cgroups.Stats{Pids: &cgroups.PidsStats{Current: 19, Max: 20, Refused: 1}}, 4001))
+	if r := registry["pids-limit"].Run(s, nil); !r.Pass || !strings.HasSuffix(r.Saw, "refused 1 fork") {
+		t.Errorf("%+v", r)
+	}
+	s = state(fresh("web").cgrouped(cgroups.Stats{Memory: &cgroups.MemoryStats{Max: 32 << 20, LimitHits: 1}}, 4001))
+	if r := registry["memory-limit"].Run(s, nil); !r.Pass || !strings.HasSuffix(r.Saw, "reached once") {
+		t.Errorf("%+v", r)
 	}
 }
 

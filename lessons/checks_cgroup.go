@@ -3,6 +3,7 @@ package lessons
 import (
 	"fmt"
 	"slices"
+	"stepbox/primitives/step"
 	"strings"
 
 	"stepbox/primitives/cgroups"
@@ -57,7 +58,7 @@ func init() {
 					case p.Refused == 0:
 						return fail("no-refusal", "box %s: pids %d of %d, no fork refused", b.Name, p.Current, p.Max)
 					}
-					return pass("box %s: pids.max %d; the kernel refused %d fork(s)", b.Name, p.Max, p.Refused)
+					return pass("box %s: pids.max %d; the kernel refused %s", b.Name, p.Max, step.Count(int(p.Refused), "fork"))
 				})
 			},
 		},
@@ -101,7 +102,7 @@ func init() {
 					case c.Throttled == 0:
 						return fail("not-throttled", "box %s: quota %dµs per %dµs, never throttled", b.Name, c.QuotaUsec, c.PeriodUsec)
 					}
-					return pass("box %s: quota %dµs per %dµs period; throttled in %d of %d periods", b.Name, c.QuotaUsec, c.PeriodUsec, c.Throttled, c.Periods)
+					return pass("box %s: quota %dµs per %dµs period; throttled in %d of %s", b.Name, c.QuotaUsec, c.PeriodUsec, c.Throttled, step.Count(int(c.Periods), "period"))
 				})
 			},
 		},
@@ -239,11 +240,11 @@ func runSiblingCgroups(s *State, _ []string) Result {
 	case len(full) >= 2:
 		return pass("side by side under stepbox's parent: %s", strings.Join(full, ", "))
 	case cgrouped < 2:
-		return fail("one-cgroup", "%d box(es) with a cgroup", cgrouped)
+		return fail("one-cgroup", "%s with a cgroup", step.Count(cgrouped, "box"))
 	case empty != nil:
 		return *empty
 	}
-	return fail("one-cgroup", "%d box(es) with a cgroup", cgrouped)
+	return fail("one-cgroup", "%s with a cgroup", step.Count(cgrouped, "box"))
 }
 
 // memoryHits says what the box's memory limit did, leaving out a counter
@@ -253,11 +254,11 @@ func memoryHits(m *cgroups.MemoryStats) string {
 	limit := "memory limit " + bytes(m.Max)
 	switch {
 	case m.LimitHits > 0 && m.OOMKill > 0:
-		return fmt.Sprintf("%s reached %d time(s); the OOM killer killed %d process(es)", limit, m.LimitHits, m.OOMKill)
+		return fmt.Sprintf("%s reached %s; the OOM killer killed %s", limit, times(m.LimitHits), step.Count(int(m.OOMKill), "process"))
 	case m.LimitHits > 0:
-		return fmt.Sprintf("%s reached %d time(s)", limit, m.LimitHits)
+		return fmt.Sprintf("%s reached %s", limit, times(m.LimitHits))
 	}
-	return fmt.Sprintf("at its memory limit of %s, the OOM killer killed %d process(es)", bytes(m.Max), m.OOMKill)
+	return fmt.Sprintf("at its memory limit of %s, the OOM killer killed %s", bytes(m.Max), step.Count(int(m.OOMKill), "process"))
 }
 
 func dirList(n *cgroups.Node) string {
@@ -282,4 +283,15 @@ func bytes(n int64) string {
 		return fmt.Sprintf("%dK", n>>10)
 	}
 	return fmt.Sprintf("%dB", n)
+}
+
+// times is "once", "twice", "N times".
+func times(n int64) string {
+	switch n {
+	case 1:
+		return "once"
+	case 2:
+		return "twice"
+	}
+	return step.Count(int(n), "time")
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path"
 	"slices"
+	"stepbox/primitives/step"
 	"strings"
 
 	"stepbox/primitives/rootfs"
@@ -239,7 +240,7 @@ func init() {
 					if !b.mountedAt("/proc", "proc") {
 						return fail("no-proc", "box %s: nothing mounted at /proc", b.Name)
 					}
-					return pass("box %s: /proc is mounted and lists %d processes", b.Name, len(b.Root.Procs))
+					return pass("box %s: /proc is mounted and lists %s", b.Name, step.Count(len(b.Root.Procs), "process"))
 				})
 			},
 		},
@@ -259,7 +260,7 @@ func init() {
 					// Without a PID namespace no /proc can be the box's own:
 					// say so before anything about mounting one.
 					if !b.ownNamespace("pid") {
-						return fail("no-pid-ns", "box %s: no PID namespace of its own; its /proc lists %d processes", b.Name, len(b.Root.Procs))
+						return fail("no-pid-ns", "box %s: no PID namespace of its own; its /proc lists %s", b.Name, step.Count(len(b.Root.Procs), "process"))
 					}
 					if !b.mountedAt("/proc", "proc") {
 						return fail("no-proc", "box %s: nothing mounted at /proc", b.Name)
@@ -267,9 +268,9 @@ func init() {
 					own := len(boxProcesses(s.Tree, b.Name))
 					switch {
 					case len(b.Root.Procs) > own || !slices.Contains(b.Root.Procs, 1):
-						return fail("host-proc", "box %s: its /proc lists %d processes; it runs %d", b.Name, len(b.Root.Procs), own)
+						return fail("host-proc", "box %s: its /proc lists %s; it runs %d", b.Name, step.Count(len(b.Root.Procs), "process"), own)
 					}
-					return pass("box %s: its /proc lists %d processes, PIDs %v, its own", b.Name, len(b.Root.Procs), b.Root.Procs)
+					return pass("box %s: its /proc lists %s, PIDs %v, its own", b.Name, step.Count(len(b.Root.Procs), "process"), b.Root.Procs)
 				})
 			},
 		},
@@ -327,7 +328,7 @@ func runSharedBase(s *State, _ []string) Result {
 		}
 	}
 	if len(stacked) < 2 {
-		return fail("one-overlay", "%d box(es) with an overlay", len(stacked))
+		return fail("one-overlay", "%s with an overlay", step.Count(len(stacked), "box"))
 	}
 	// Two boxes are compared by what runs in them, so both must have the
 	// overlay as their root; stacked is in order, the current box first,

@@ -3,6 +3,7 @@ package lessons
 import (
 	"fmt"
 	"slices"
+	"stepbox/primitives/step"
 	"strings"
 
 	"stepbox/primitives"
@@ -116,7 +117,7 @@ func init() {
 						return fail("shares-user", "box %s: user is the host's", b.Name)
 					}
 					m := b.UIDMap[0]
-					return pass("box %s: uid %d inside is uid %d on the host (%d ids mapped)", b.Name, m.Inside, m.Outside, m.Count)
+					return pass("box %s: uid %d inside is uid %d on the host (%s mapped)", b.Name, m.Inside, m.Outside, step.Count(int(m.Count), "id"))
 				})
 			},
 		},

@@ -162,3 +162,26 @@ func TestPaceAddsReadingTypingThinkingAndRunning(t *testing.T) {
 		t.Fatalf("pace %+v (%d min), want %+v", p, p.Minutes(), want)
 	}
 }
+
+// The tester's finding 11: demo 1's first step said what `ls -Li` shows,
+// and never ran it. A command the text after a step's try block speaks of
+// (in backquotes) is run by the step's solution, which the demo plays.
+func TestTheSolutionRunsWhatTheStepsTextDescribes(t *testing.T) {
+	code := regexp.MustCompile("`([^`]+)`")
+	for _, l := range All() {
+		for _, st := range l.Steps {
+			for _, m := range code.FindAllStringSubmatch(st.After, -1) {
+				tried, solved := false, false
+				for _, c := range st.Try {
+					tried = tried || strings.Contains(c, m[1])
+				}
+				for _, c := range st.Solution {
+					solved = solved || strings.Contains(c, m[1])
+				}
+				if tried && !solved {
+					t.Errorf("lesson %d, %q: the text speaks of `%s`, which the solution does not run", l.Number, st.Title, m[1])
+				}
+			}
+		}
+	}
+}

@@ -13,8 +13,8 @@ import (
 )
 
 // Progress is where a learner is in the course. It is kept per user in
-// $XDG_STATE_HOME/stepbox/progress.json (default ~/.local/state), so it
-// survives restarts.
+// $XDG_STATE_HOME/stepbox/progress.json (default ~/.local/state), or in
+// the state dir the learner gave (LoadProgressIn), so it survives restarts.
 type Progress struct {
 	Current string                     `json:"current,omitempty"` // ID of the lesson last opened
 	Lessons map[string]*LessonProgress `json:"lessons"`           // by lesson ID
@@ -75,6 +75,17 @@ func LoadProgress() (*Progress, error) {
 	p, err := ReadProgress(path)
 	p.owner = o
 	return p, err
+}
+
+// LoadProgressIn reads the learner's progress from dir/progress.json
+// when dir is given (the --state-dir or $STEPBOX_STATE_DIR the learner
+// chose: everything stepbox keeps then stays there), else as
+// LoadProgress does.
+func LoadProgressIn(dir string) (*Progress, error) {
+	if dir == "" {
+		return LoadProgress()
+	}
+	return ReadProgress(filepath.Join(dir, "progress.json"))
 }
 
 // ReadProgress reads progress from path; a missing file is empty progress.

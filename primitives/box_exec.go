@@ -238,6 +238,25 @@ func searchPath(env []string) string {
 	return path
 }
 
+// Programs lists the names of the programs `exec NAME` finds in the
+// box's PATH, read from the host through /proc/PID/root: what a typo
+// could have meant.
+func (b *Box) Programs() []string {
+	root := fmt.Sprintf("/proc/%d/root", b.CommandPID())
+	var out []string
+	seen := map[string]bool{} // /bin is often /usr/bin
+	for _, dir := range filepath.SplitList(searchPath(b.env(nil))) {
+		ents, _ := os.ReadDir(filepath.Join(root, dir))
+		for _, e := range ents {
+			if !e.IsDir() && !seen[e.Name()] {
+				seen[e.Name()] = true
+				out = append(out, e.Name())
+			}
+		}
+	}
+	return out
+}
+
 // LookPath finds a program as `exec NAME` would, from the host: through
 // /proc/PID/root, which resolves in the box's root and mount namespace.
 // A symlink counts as found: an absolute one (busybox's applets) would

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 
+	"stepbox/primitives"
 	"stepbox/primitives/cgroups"
 	"stepbox/primitives/step"
 	"stepbox/viz"
@@ -101,6 +102,7 @@ func init() {
 						files = append(files, fmt.Sprintf("%s = %s", s.File, s.Value))
 					}
 					sh.ok("%s limit %s written: %s", c.Args[0], c.Args[1], strings.Join(files, ", "))
+					sh.warnOverLimit(b, c.Args[0])
 					return sh.showCgroupStep(viz.CgroupStep{Resource: c.Args[0]})
 				},
 			},
@@ -157,6 +159,36 @@ func (sh *Shell) cgroupSnapshot() (cgroups.Snapshot, error) {
 	}
 	sh.lastCgroup = &snap
 	return snap, nil
+}
+
+// warnOverLimit says when box b's cgroup already uses more of resource
+// than the limit just written: the kernel takes nothing away from what is
+// there (pids) or reclaims and may OOM-kill (memory), which a learner
+// would not guess from a limit that was accepted.
+func (sh *Shell) warnOverLimit(b *primitives.Box, resource string) {
+	g := b.Cgroup()
+	if g == nil {
+		return
+	}
+	snap, err := b.CgroupSnapshot(sh.lastCgroup)
+	if err != nil {
+		return
+	}
+	for _, n := range snap.Parent.Children {
+		if n.Name != g.Name {
+			continue
+		}
+		var msg string
+		switch st := n.Stats; {
+		case resource == "pids" && st.Pids != nil && st.Pids.Max >= 0 && st.Pids.Max != cgroups.Unlimited && st.Pids.Current > st.Pids.Max:
+			msg = fmt.Sprintf("! box %s already runs %d tasks, more than %d: they keep running, and every fork fails until fewer than %d are left", b.Name, st.Pids.Current, st.Pids.Max, st.Pids.Max)
+		case resource == "memory" && st.Memory != nil && st.Memory.Max != cgroups.Unlimited && st.Memory.Current > st.Memory.Max:
+			msg = fmt.Sprintf("! box %s already uses %s, more than %s: the kernel reclaims what it can, then the OOM killer ends a process of the box", b.Name, viz.Bytes(st.Memory.Current), viz.Bytes(st.Memory.Max))
+		}
+		if msg != "" {
+			sh.say("%s", sh.Theme.Warn.Render(msg))
+		}
+	}
 }
 
 func joinInts(v []int) string {

@@ -52,7 +52,7 @@ func init() {
 							return err
 						}
 						if w.lesson != nil && w.progress.Lessons[w.lesson.ID] == nil {
-							w.step, w.praised, w.answered, w.ran = 0, map[int]bool{}, map[int]bool{}, nil
+							w.step, w.praised, w.answered, w.withheld, w.ran = 0, map[int]bool{}, map[int]bool{}, map[int]string{}, nil
 						}
 						w.save(sh)
 						sh.ok("%s", msg)
@@ -144,7 +144,7 @@ func init() {
 						if i == st.Evidence && st.Predict != nil {
 							note = sh.Theme.Dim.Render("   ← shows the prediction's answer")
 						}
-						sh.say("  %s%s", sh.Theme.Cmd.Render(l), note)
+						sh.say("  %s%s", sh.Theme.Cmd.Render(glueQuoted(l)), note)
 					}
 					return nil
 				}
@@ -158,7 +158,7 @@ func init() {
 					}
 				}
 				w.rebuild = 0
-				return runSolution(ctx, sh, st, w.names, nil, func() { w.answer(sh) })
+				return runSolution(ctx, sh, st, w.names, nil, func(bool) error { w.answerNow(sh); return nil })
 			},
 		},
 	)
@@ -242,7 +242,9 @@ func lessonList(course []*lessons.Lesson, p *lessons.Progress, th viz.Theme) str
 
 // runSolution runs a step's solution with the learner's box names, and
 // calls answer right after the line that answers its prediction.
-func runSolution(ctx context.Context, sh *Shell, st *lessons.Step, names lessons.Names, echo func(string), answer func()) error {
+// answer is told whether lines follow; an error from it (the lecturer
+// quit at a pause) stops the rest.
+func runSolution(ctx context.Context, sh *Shell, st *lessons.Step, names lessons.Names, echo func(string), answer func(more bool) error) error {
 	lines := names.FillAll(st.Solution)
 	if st.Predict == nil || st.Evidence < 0 {
 		return sh.runLines(ctx, lines, echo)
@@ -250,7 +252,9 @@ func runSolution(ctx context.Context, sh *Shell, st *lessons.Step, names lessons
 	if err := sh.runLines(ctx, lines[:st.Evidence+1], echo); err != nil {
 		return err
 	}
-	answer()
+	if err := answer(st.Evidence+1 < len(lines)); err != nil {
+		return err
+	}
 	return sh.runLines(ctx, lines[st.Evidence+1:], echo)
 }
 
@@ -266,7 +270,7 @@ func (sh *Shell) runLines(ctx context.Context, lines []string, echo func(line st
 		if echo != nil {
 			echo(line)
 		} else {
-			fmt.Fprintln(sh.Out, sh.Theme.Cmd.Render(sh.echoPrompt()+line))
+			sh.command(sh.echoPrompt(), line)
 		}
 		if err := sh.Execute(ctx, line); err != nil {
 			// As typed: the kernel's words, the rule and what to do, which

@@ -42,9 +42,13 @@ func init() {
 				if why := sh.needsTerminal(argv); why != "" {
 					return errors.New(why)
 				}
+				sh.warnHostRoot(b, true)
 				before := sh.cgroupEvents(b)
 				es, err := b.Exec(sh.interrupt, argv, nil, primitives.Stdio{Out: sh.Out, Err: sh.Err}, false)
 				sh.printStep(es.Step)
+				if err != nil && !strings.Contains(argv[0], "/") && strings.Contains(err.Error(), "command not found in the box") {
+					return fmt.Errorf("%w%s", err, didYouMean(argv[0], b.Programs()))
+				}
 				if err != nil {
 					return err
 				}
@@ -65,6 +69,7 @@ func init() {
 				if sh.Terminal == nil {
 					return errors.New("needs a terminal: stepbox is reading commands from a script or pipe; use `exec CMD` instead")
 				}
+				sh.warnHostRoot(b, false)
 				sh.handOver(fmt.Sprintf("a shell in box %s, in everything the steps gave it", b.Name))
 				sh.handTerminal()
 				// $PWD, not \w: dash (the host's sh before pivot_root) expands only
@@ -110,6 +115,23 @@ func init() {
 			},
 		},
 	)
+}
+
+// warnHostRoot says, in one line, that a command run in box b acts on
+// the host's own files and mounts: the box shares the host's mount
+// namespace and root, and runs as root. mount and hostname refuse there;
+// exec and sh go ahead (lesson 1 runs them in the host's namespaces on
+// purpose) but say so: sh every time, exec once per box (once is read,
+// every line is not).
+func (sh *Shell) warnHostRoot(b *primitives.Box, once bool) {
+	if f := b.FS(); b.Has("mnt") || f.Pivoted || f.Chrooted || (once && sh.hostRootWarned[b.ID]) {
+		return
+	}
+	if sh.hostRootWarned == nil {
+		sh.hostRootWarned = map[string]bool{}
+	}
+	sh.hostRootWarned[b.ID] = true
+	sh.say("%s", sh.Theme.Warn.Render(fmt.Sprintf("! box %s shares the host's root and mounts: it acts on the host's files", b.Name)))
 }
 
 func runEnter(sh *Shell, c *Call) error {

@@ -141,12 +141,26 @@ func (d *demo) play(ctx context.Context, l *lessons.Lesson) int {
 		}
 		fmt.Fprintln(sh.Out)
 		// The answer comes right after the command that shows it, before
-		// the step's later commands change what it showed.
-		err := runSolution(ctx, sh, st, names, d.typeLine, func() {
+		// the step's later commands change what it showed, and the demo
+		// pauses with both on screen; when that command is the step's
+		// last, the answer comes last, after the check.
+		answer := func() {
 			fmt.Fprintln(sh.Out, frame("Answer", d.body(names.Fill(st.Predict.Answer), ""), sh.Width, th))
+		}
+		last := false // the answer waits for the end of the step
+		err := runSolution(ctx, sh, st, names, d.typeLine, func(more bool) error {
+			if !more {
+				last = true
+				return nil
+			}
+			answer()
+			return d.pause(ctx, "press a key for the rest of the step")
 		})
 		if ctx.Err() != nil {
 			return failed + 1
+		}
+		if errors.Is(err, errQuit) {
+			return failed
 		}
 		if st.After != "" {
 			fmt.Fprintln(sh.Out, "\n"+renderMarkdown(names.Fill(st.After), sh.Width-4, th, "  "))
@@ -158,6 +172,9 @@ func (d *demo) play(ctx context.Context, l *lessons.Lesson) int {
 		default:
 			failed++
 			fmt.Fprintln(sh.Out, "\n"+verdict(th.Bad, "✗ the step's check did not pass:", r.Saw, sh.Width-4, th, "  "))
+		}
+		if last {
+			answer()
 		}
 		if d.pause(ctx, next) != nil {
 			return failed
@@ -187,12 +204,14 @@ func (d *demo) body(md, foot string) []string {
 // typeLine types a command at the prompt, a character at a time.
 func (d *demo) typeLine(line string) {
 	sh := d.sh
-	fmt.Fprint(sh.Out, sh.Theme.Cmd.Render(sh.echoPrompt()))
 	if d.opts.noPause {
-		fmt.Fprintln(sh.Out, sh.Theme.Cmd.Render(line))
+		sh.command(sh.echoPrompt(), line)
 		return
 	}
-	for _, r := range line {
+	// Typed as folded: a long command breaks outside its quotes.
+	prompt := sh.echoPrompt()
+	fmt.Fprint(sh.Out, sh.Theme.Cmd.Render(prompt))
+	for _, r := range strings.TrimPrefix(commandLines(prompt, line, sh.Width), prompt) {
 		fmt.Fprint(sh.Out, sh.Theme.Cmd.Render(string(r)))
 		time.Sleep(typingDelay)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strings"
 
 	"stepbox/primitives"
@@ -98,7 +99,11 @@ func (g *globalFlags) flagSet(name string) *flag.FlagSet {
 func (g *globalFlags) dirs() (primitives.Dirs, error) { return primitives.DefaultDirs(g.stateDir) }
 
 func (g *globalFlags) shellOptions() ShellOptions {
-	return ShellOptions{Plain: g.plain, Theme: string(g.theme), Record: g.record, Web: string(g.web)}
+	progress := g.stateDir
+	if progress == "" {
+		progress = os.Getenv("STEPBOX_STATE_DIR")
+	}
+	return ShellOptions{Plain: g.plain, Theme: string(g.theme), Record: g.record, Web: string(g.web), Progress: progress}
 }
 
 // parseFlags parses args with fs, flags anywhere among the other words

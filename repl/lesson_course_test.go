@@ -1,10 +1,16 @@
 package repl
 
 import (
+	"bufio"
 	"context"
+	"errors"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"stepbox/lessons"
 )
@@ -15,7 +21,9 @@ func predictionsInOrder(l *lessons.Lesson) []string {
 	var out []string
 	for _, st := range l.Steps {
 		if st.Predict != nil && st.Unmet() == "" {
-			out = append(out, "Predict:", lessons.Names{}.Fill(strings.TrimPrefix(st.Solution[st.Evidence], "-"))+"\n", "Answer")
+			// The command's end: a long one is folded (outside its quotes).
+			words := strings.Fields(glueQuoted(lessons.Names{}.Fill(strings.TrimPrefix(st.Solution[st.Evidence], "-"))))
+			out = append(out, "Predict:", unglue(words[len(words)-1])+"\n", "Answer")
 		}
 	}
 	return out
@@ -113,7 +121,7 @@ func TestEachPredictionIsAnsweredRightAfterItsEvidence(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !inOrder(out.String(), "unshare uts", "exec hostname\n"+host, "Your prediction?", "hostname web1", "✓ Step 1 of 8 done") {
+	if !inOrder(out.String(), "unshare uts", "exec hostname\n", host+"\n", "Your prediction?", "hostname web1", "✓ Step 1 of 8 done") {
 		t.Fatalf("solution --run of lesson 2 step 1:\n%s", out)
 	}
 	if strings.Contains(out.String(), "gives it too") {
@@ -125,8 +133,11 @@ func TestEachPredictionIsAnsweredRightAfterItsEvidence(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("demo 2 --auto 0.1: exit %d:\n%s", code, demo)
 	}
-	if !inOrder(demo, "Predict:", "unshare uts\n", "exec hostname\n"+host, "Answer", "hostname web1") {
+	if !inOrder(demo, "Predict:", "unshare uts\n", "exec hostname\n", host+"\n", "Answer", "hostname web1") {
 		t.Errorf("demo 2 step 1: the answer does not follow `exec hostname` right after `unshare uts`:\n%s", demo)
+	}
+	if !answersOnScreenAtPauses(demo) {
+		t.Errorf("demo 2 prints something between an answer and the pause after it:\n%s", demo)
 	}
 	if !strings.Contains(demo, "next in 0.3s") || !strings.Contains(demo, "next in 0.1s") {
 		t.Errorf("with --auto 0.1 a prediction waits 0.3s, a step 0.1s:\n%s", demo)
@@ -145,7 +156,140 @@ func TestAnAnswerWaitsWhenItsCommandRunsTooLate(t *testing.T) {
 	}
 	out.Reset()
 	execute(t, sh, out, "next")
-	if !inOrder(out.String(), "Your prediction? The host's name", "Step 2 of 8") {
-		t.Fatalf("`next` did not answer:\n%s", out)
+	if !inOrder(out.String(), "Your prediction? (About exec hostname right after unshare uts, before hostname web1.) The host's", "Step 2 of 8") {
+		t.Fatalf("`next` did not answer for the step's moment:\n%s", out)
+	}
+}
+
+// answersOnScreenAtPauses reports whether every Answer frame of a demo's
+// output is followed by nothing but the pause (--auto's "next in"): what
+// the pause leaves on screen ends with the answer.
+func answersOnScreenAtPauses(demo string) bool {
+	lines := strings.Split(demo, "\n")
+	n := 0
+	for i := 0; i < len(lines); i++ {
+		if !strings.Contains(lines[i], "│   Answer") {
+			continue
+		}
+		n++
+		for i < len(lines) && !strings.HasPrefix(lines[i], "╰") {
+			i++
+		}
+		i++
+		for i < len(lines) && strings.TrimSpace(lines[i]) == "" {
+			i++
+		}
+		if i >= len(lines) || !strings.Contains(lines[i], "next in") {
+			return false
+		}
+	}
+	return n > 0
+}
+
+// The tester's finding 1: demo 1 ran the rest of a step after its answer,
+// and the answer scrolled off an 80×30 screen before the pause.
+func TestTheDemoPausesWithTheAnswerOnScreen(t *testing.T) {
+	demo, code := stepbox(t, "", "--state-dir", t.TempDir(), "demo", "1", "--auto", "0.05")
+	if code != 0 {
+		t.Fatalf("demo 1 --auto 0.05: exit %d:\n%s", code, demo)
+	}
+	if !answersOnScreenAtPauses(demo) {
+		t.Fatalf("an answer is followed by output before the demo pauses:\n%s", demo)
+	}
+}
+
+// The tester's finding 2: `exec` in a box that shares the host's mount
+// namespace and root changed the host's files without a word. It says so,
+// once per box, and not once the box has a mount namespace of its own.
+func TestExecInTheHostsRootSaysSoOnce(t *testing.T) {
+	sh, out := lessonShell(t)
+	execute(t, sh, out, "new web", "exec true", "exec true")
+	if n := strings.Count(out.String(), "box web shares the host's root and mounts"); n != 1 {
+		t.Fatalf("want the warning once, got %d:\n%s", n, out)
+	}
+	out.Reset()
+	execute(t, sh, out, "new db", "unshare mnt", "exec true")
+	if strings.Contains(out.String(), "shares the host's root") {
+		t.Fatalf("a box with its own mount namespace was warned:\n%s", out)
+	}
+}
+
+// The tester's finding 9: with --state-dir, the progress still went to
+// $XDG_STATE_HOME. A state dir the learner gives keeps it too.
+func TestTheStateDirKeepsTheProgress(t *testing.T) {
+	xdg, dir := t.TempDir(), t.TempDir()
+	t.Setenv("XDG_STATE_HOME", xdg)
+	if out, code := stepbox(t, "lesson 1\n", "--state-dir", dir); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "progress.json")); err != nil {
+		t.Errorf("no progress in the state dir: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(xdg, "stepbox", "progress.json")); err == nil {
+		t.Errorf("progress went to $XDG_STATE_HOME as well")
+	}
+}
+
+// The tester's finding 16: `stepbox demo 1 | head` killed stepbox with
+// SIGPIPE and left the session's state and boxes behind.
+func TestADemoCutOffByItsReaderTearsDown(t *testing.T) {
+	needRoot(t)
+	hostUnchanged(t)
+	dir := t.TempDir()
+	cmd := exec.Command(stepboxBinary(t), "--state-dir", dir, "demo", "1", "--no-pause")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.WaitDelay = 10 * time.Second
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Read until the demo has made its box, then hang up, as head does.
+	r := bufio.NewReader(out)
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("the demo ended before making its box: %v", err)
+		}
+		if strings.Contains(line, "✓ box web") {
+			break
+		}
+	}
+	out.Close()
+	err = cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 128+int(syscall.SIGPIPE) {
+		t.Errorf("want exit 141 after SIGPIPE, got %v", err)
+	}
+	assertNoSessionState(t, dir)
+}
+
+// The tester's finding 13: `exec hostnam` said only "not found", while
+// the box's PATH holds hostname.
+func TestAMistypedProgramGetsDidYouMean(t *testing.T) {
+	sh, out := lessonShell(t)
+	execute(t, sh, out, "new web", "unshare mnt pid", "mount overlay base", "pivot_root")
+	err := sh.Execute(context.Background(), "exec hostnam")
+	if err == nil || !strings.Contains(err.Error(), "did you mean hostname?") {
+		t.Fatalf("exec hostnam: %v", err)
+	}
+}
+
+// The tester's finding 14: a pids limit below what the box already runs
+// was accepted without a word, and the panel read "3 / 2".
+func TestALimitBelowUsageSaysWhatHappens(t *testing.T) {
+	sh, out := lessonShell(t)
+	execute(t, sh, out, "new web", "unshare pid", "cgroup new", "cgroup attach",
+		"exec sh -c 'sleep 30 >/dev/null 2>&1 & sleep 30 >/dev/null 2>&1 &'")
+	out.Reset()
+	execute(t, sh, out, "cgroup limit pids 2")
+	if !strings.Contains(out.String(), "box web already runs 3 tasks, more than 2") {
+		t.Fatalf("no warning for a limit below usage:\n%s", out)
+	}
+	out.Reset()
+	execute(t, sh, out, "cgroup limit pids 10")
+	if strings.Contains(out.String(), "already runs") {
+		t.Fatalf("a warning for a limit above usage:\n%s", out)
 	}
 }

@@ -34,7 +34,7 @@ func LessonMain(args []string, g *globalFlags) int {
 	}
 	switch args[0] {
 	case "list", "reset":
-		return progressCommand(course, args, g.plain)
+		return progressCommand(course, args, g.plain, g.shellOptions().Progress)
 	case "check":
 		return KitMain(args[1:], dirs, *verbose)
 	}
@@ -61,12 +61,12 @@ func LessonMain(args []string, g *globalFlags) int {
 
 // progressCommand is `stepbox lesson list` and `stepbox lesson reset`,
 // which need no session.
-func progressCommand(course []*lessons.Lesson, args []string, plain bool) int {
+func progressCommand(course []*lessons.Lesson, args []string, plain bool, dir string) int {
 	th := viz.NewTheme("plain")
 	if !plain && primitives.IsTerminal(os.Stdout) && os.Getenv("NO_COLOR") == "" {
 		th = viz.NewTheme("default")
 	}
-	p, err := lessons.LoadProgress()
+	p, err := lessons.LoadProgressIn(dir)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "stepbox lesson:", err)
 	}

@@ -30,11 +30,13 @@ func TestALearnerTakesLessonOneWithMistakes(t *testing.T) {
 	// `new` with no name makes box1; the lesson speaks of box1 from then on.
 	step("new", "✓ box box1")
 	step("hint", "Box box1 still has the host's UTS namespace")
-	step("unshare uts", "✓ Step 1 of 6 done: box box1 has its own uts", "`next` for step 2")
+	// Step 1's check passed before its prediction was answered: what it
+	// saw comes with the answer, at `next`.
+	step("unshare uts", "✓ Step 1 of 6 done.", "`next` for step 2")
 	if s := step("use web", "error:"); strings.Contains(s, "✓") {
 		t.Errorf("a wrong box name earned something:\n%s", s)
 	}
-	step("next", "Step 2 of 6 · One kernel, a name of its own")
+	step("next", "the check saw: box box1 has its own uts", "Step 2 of 6 · One kernel, a name of its own")
 	step("hostname web1", "✓ Step 2 of 6 done")
 	step("next", "Step 3 of 6", "Give box1 the same five")
 	// `next` before step 3 is done: stepbox says so and moves on.

@@ -212,7 +212,7 @@ func TestLessonProgressSurvivesARestartOfStepbox(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "✓ Step 2 of 6 done") {
 		t.Fatalf("exit %d:\n%s", code, out)
 	}
-	out, code = stepbox(t, "", "lesson", "list")
+	out, code = stepbox(t, "", "--state-dir", dir, "lesson", "list")
 	if code != 0 || !strings.Contains(out, "2/6 steps, at step 2") {
 		t.Fatalf("lesson list, exit %d:\n%s", code, out)
 	}

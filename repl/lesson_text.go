@@ -1,6 +1,7 @@
 package repl
 
 import (
+	"fmt"
 	"strings"
 	"unicode/utf8"
 
@@ -95,7 +96,18 @@ func wrapSpans(spans []span, width int, th viz.Theme, first, rest string) []stri
 	var words []word
 	var cur word
 	for _, s := range spans {
-		for i, piece := range strings.Split(s.text, " ") {
+		text := s.text
+		if s.style == codeText {
+			// Code stays whole: one word when it fits a line, else folded
+			// only at spaces outside its quotes.
+			if utf8.RuneCountInString(strings.TrimSpace(text)) <= width-utf8.RuneCountInString(rest) {
+				text = viz.Glue(text)
+			} else {
+				text = glueQuoted(text)
+			}
+		}
+		for i, piece := range strings.Split(text, " ") {
+			piece = unglue(piece)
 			if i > 0 && cur.n > 0 {
 				words = append(words, cur)
 				cur = word{}
@@ -173,4 +185,51 @@ func verdict(style lipgloss.Style, head, text string, width int, th viz.Theme, i
 	// line: style it there.
 	lines[0] = strings.Replace(lines[0], head, style.Render(head), 1)
 	return strings.Join(lines, "\n")
+}
+
+// glueQuoted holds together the words of a command that sit inside its
+// quotes ('…' or "…") or a command substitution ($(…)), so that a line is
+// folded only where the shell itself splits words: a folded command can
+// still be read as one.
+func glueQuoted(cmd string) string {
+	var b strings.Builder
+	var quote rune
+	depth := 0 // $( … ) nesting outside quotes
+	for i, r := range cmd {
+		switch {
+		case quote == 0 && (r == '\'' || r == '"'):
+			quote = r
+		case r == quote:
+			quote = 0
+		case quote == 0 && r == '(' && i > 0 && cmd[i-1] == '$':
+			depth++
+		case quote == 0 && r == ')' && depth > 0:
+			depth--
+		case r == ' ' && (quote != 0 || depth > 0):
+			b.WriteString(viz.Glue(" "))
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// unglue turns the spaces viz.Glue held together back into spaces.
+func unglue(s string) string { return strings.ReplaceAll(s, viz.Glue(" "), " ") }
+
+// commandLines folds a command after lead (a prompt, an indent) to width
+// columns, only at spaces outside its quotes, later lines indented four
+// columns past the lead's own indent: a long quoted part gets most of a
+// line.
+func commandLines(lead, cmd string, width int) string {
+	indent := lead[:len(lead)-len(strings.TrimLeft(lead, " "))] + "    "
+	return viz.Wrap(viz.Glue(lead)+glueQuoted(cmd), width, indent)
+}
+
+// command prints cmd after lead folded as commandLines does, each line in
+// the command style (lipgloss pads a block of lines to its widest).
+func (sh *Shell) command(lead, cmd string) {
+	for _, l := range strings.Split(commandLines(lead, cmd, sh.Width), "\n") {
+		fmt.Fprintln(sh.Out, sh.Theme.Cmd.Render(l))
+	}
 }

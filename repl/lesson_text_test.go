@@ -73,3 +73,24 @@ func TestAVerdictWrapsUnderItsText(t *testing.T) {
 		t.Fatalf("got\n%s\nwant\n%s", got, want)
 	}
 }
+
+// The tester's finding 7: a long command was folded inside its quotes,
+// so the line on screen was no longer the command to type.
+func TestACommandIsNeverFoldedInsideItsQuotes(t *testing.T) {
+	cmd := "!nsenter -t $BOX_PID -m -p -u /bin/sh -c 'hostname; ls /; echo hello from the host > /from-host'"
+	lines := strings.Split(commandLines("web[5 ns] > ", cmd, 80), "\n")
+	if len(lines) != 2 || !strings.HasSuffix(lines[0], "-c") || strings.TrimSpace(lines[1]) != "'hostname; ls /; echo hello from the host > /from-host'" {
+		t.Fatalf("folded:\n%s", strings.Join(lines, "\n"))
+	}
+	cmd = `!cat $(find /sys/fs/cgroup -name "*$BOX_ID*" | head -1)/cgroup.procs`
+	if lines := strings.Split(commandLines("web[5 ns|pivot|cg] > ", cmd, 80), "\n"); len(lines) != 2 || !strings.HasPrefix(strings.TrimSpace(lines[1]), "$(find") {
+		t.Errorf("a command substitution folded:\n%s", strings.Join(lines, "\n"))
+	}
+	md := "Run `exec sh -c 'for i in $(seq 40); do sleep 1 & done; wait'` and `cgroup limit pids 20` then look."
+	for _, w := range []int{30, 40, 50, 60} {
+		out := renderMarkdown(md, w, viz.NewTheme("plain"), "")
+		if !strings.Contains(out, "'for i in $(seq 40); do sleep 1 & done; wait'") || !strings.Contains(out, "cgroup limit pids 20") {
+			t.Errorf("width %d:\n%s", w, out)
+		}
+	}
+}

@@ -18,11 +18,16 @@ type Watch struct {
 
 	course   []*lessons.Lesson
 	progress *lessons.Progress
-	saveErr  bool            // a failed save was reported already
-	lesson   *lessons.Lesson // nil: no lesson open
-	step     int
-	praised  map[int]bool // steps congratulated since the lesson was opened
-	answered map[int]bool // steps whose prediction has been answered
+	// progressDir keeps the progress when the learner chose a state dir.
+	progressDir string
+	saveErr     bool            // a failed save was reported already
+	lesson      *lessons.Lesson // nil: no lesson open
+	step        int
+	praised     map[int]bool // steps congratulated since the lesson was opened
+	answered    map[int]bool // steps whose prediction has been answered
+	// withheld holds, per step, what its check saw when it passed before
+	// its prediction was answered: it is shown with the answer.
+	withheld map[int]string
 	// before holds the IDs of the boxes made before the lesson opened:
 	// they earn it no credit unless current.
 	before map[string]bool
@@ -160,7 +165,7 @@ func (w *Watch) afterStep(sh *Shell, line string, err *error) {
 	st := &w.lesson.Steps[w.step]
 	if w.isEvidence(st, line) && !w.answered[w.step] {
 		report()
-		w.answer(sh)
+		w.answerNow(sh)
 	}
 	if w.ran == nil {
 		w.ran = map[string]bool{}
@@ -206,7 +211,7 @@ func (w *Watch) loadCourse(sh *Shell) {
 		return
 	}
 	w.course = lessons.All()
-	p, err := lessons.LoadProgress()
+	p, err := lessons.LoadProgressIn(w.progressDir)
 	if err != nil {
 		fmt.Fprintln(sh.Err, sh.Theme.Warn.Render("progress:")+" "+err.Error())
 		w.saveErr = p.Path() == "" // said already: there is nowhere to save
@@ -223,7 +228,7 @@ func (w *Watch) save(sh *Shell) {
 
 // open makes lesson l current, at the step the learner's progress holds.
 func (w *Watch) open(sh *Shell, l *lessons.Lesson) {
-	w.lesson, w.praised, w.answered, w.names, w.ran = l, map[int]bool{}, map[int]bool{}, lessons.Names{}, nil
+	w.lesson, w.praised, w.answered, w.withheld, w.names, w.ran = l, map[int]bool{}, map[int]bool{}, map[int]string{}, lessons.Names{}, nil
 	w.before = boxIDs(sh)
 	lp := w.progress.Lesson(l.ID)
 	w.step = min(max(lp.Step, 0), len(l.Steps)-1)
@@ -291,7 +296,7 @@ func (w *Watch) showStep(sh *Shell) {
 	}
 	sh.say("\n  %s", th.Dim.Render("try:"))
 	for _, c := range st.Try {
-		sh.say("    %s", th.Cmd.Render(w.fill(c)))
+		sh.command("    ", w.fill(c))
 	}
 	if st.After != "" {
 		sh.say("\n%s", renderMarkdown(w.fill(st.After), sh.Width-2, th, "  "))
@@ -302,12 +307,45 @@ func (w *Watch) showStep(sh *Shell) {
 	sh.say("\n  %s", th.Dim.Render("stepbox checks your boxes after every command; `hint` if you are stuck, `solution` to see the steps."))
 }
 
-// answer prints the answer to the open step's prediction, once.
+// answerNow prints the answer to the open step's prediction, once, right
+// after the command that shows it ran at the moment the question is about.
+func (w *Watch) answerNow(sh *Shell) { w.tell(sh, "") }
+
+// answer prints the answer to the open step's prediction, once, at any
+// other time (`next`, `check`): it says which moment it is about, so
+// that it does not seem to contradict what the learner's own run of the
+// command showed at another moment.
 func (w *Watch) answer(sh *Shell) {
-	if st := &w.lesson.Steps[w.step]; st.Predict != nil && !w.answered[w.step] {
-		w.answered[w.step] = true
-		sh.say("\n%s", renderMarkdown("**Your prediction?** "+w.fill(st.Predict.Answer), sh.Width-2, sh.Theme, "  "))
+	if st := &w.lesson.Steps[w.step]; st.Predict != nil && st.Evidence >= 0 {
+		w.tell(sh, "("+w.moment(st)+") ")
 	}
+}
+
+func (w *Watch) tell(sh *Shell, lead string) {
+	st := &w.lesson.Steps[w.step]
+	if st.Predict == nil || w.answered[w.step] {
+		return
+	}
+	w.answered[w.step] = true
+	sh.say("\n%s", renderMarkdown("**Your prediction?** "+lead+w.fill(st.Predict.Answer), sh.Width-2, sh.Theme, "  "))
+	if saw := w.withheld[w.step]; saw != "" {
+		sh.say("%s", verdict(sh.Theme.Dim, "the check saw:", saw, sh.Width-2, sh.Theme, "  "))
+	}
+}
+
+// moment names the moment a step's prediction is about: "About `exec
+// hostname` right after `unshare uts`, before `hostname web1`."
+func (w *Watch) moment(st *lessons.Step) string {
+	lines := w.names.FillAll(st.Solution)
+	line := func(i int) string { return "`" + strings.TrimSpace(strings.TrimPrefix(lines[i], "-")) + "`" }
+	s := "About " + line(st.Evidence)
+	if st.Evidence > 0 {
+		s += " right after " + line(st.Evidence-1)
+	}
+	if st.Evidence+1 < len(lines) {
+		s += ", before " + line(st.Evidence+1)
+	}
+	return s + "."
 }
 
 // congratulate records a passed step and says so, once.
@@ -318,7 +356,14 @@ func (w *Watch) congratulate(sh *Shell, r lessons.Result) {
 	lp := w.progress.Lesson(l.ID)
 	lp.MarkDone(w.step)
 	w.save(sh)
-	sh.say("\n%s", verdict(th.Good, fmt.Sprintf("✓ Step %d of %d done:", w.step+1, len(l.Steps)), r.Saw, sh.Width-2, th, ""))
+	if st.Predict != nil && !w.answered[w.step] {
+		// What the check saw may be the prediction's answer: it comes
+		// with the answer.
+		w.withheld[w.step] = r.Saw
+		sh.say("\n%s", th.Good.Render(fmt.Sprintf("✓ Step %d of %d done.", w.step+1, len(l.Steps))))
+	} else {
+		sh.say("\n%s", verdict(th.Good, fmt.Sprintf("✓ Step %d of %d done:", w.step+1, len(l.Steps)), r.Saw, sh.Width-2, th, ""))
+	}
 	if st.Predict != nil && !w.answered[w.step] {
 		// The check often passes on the step's first command, before the
 		// one the prediction is about: the answer comes after that one,

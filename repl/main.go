@@ -133,6 +133,10 @@ type ShellOptions struct {
 	Theme  string
 	Record string // --record FILE
 	Web    string // --web ADDR: the live view's address
+	// Progress is the state dir the learner chose (--state-dir or
+	// $STEPBOX_STATE_DIR), which keeps the lesson progress too; "" keeps
+	// it in $XDG_STATE_HOME.
+	Progress string
 }
 
 // theme picks the theme as Main does: plain without a terminal or colour.
@@ -170,6 +174,7 @@ func runShell(dirs primitives.Dirs, o ShellOptions, run func(sh *Shell, term *pr
 		}
 	}
 	sh := NewShell(s, os.Stdout, os.Stderr, th, outputWidth(term))
+	sh.watch().progressDir = o.Progress
 	if err := sh.Record(o.Record, term); err != nil {
 		fmt.Fprintln(os.Stderr, "stepbox:", err)
 		s.Close()
@@ -202,7 +207,9 @@ func runShell(dirs primitives.Dirs, o ShellOptions, run func(sh *Shell, term *pr
 		return code
 	}
 	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGHUP)
+	// SIGPIPE too: `stepbox demo 1 | head` ends the reader, and the
+	// session's boxes must go as on any other way out.
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGPIPE)
 	defer signal.Stop(sigs)
 	go func() {
 		sig := <-sigs

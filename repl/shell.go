@@ -32,6 +32,9 @@ type Shell struct {
 	// Watch, when set, sees every line Execute runs: the open lesson
 	// checks its step after it, a recording keeps typed lines (lesson_watch.go).
 	Watch *Watch
+	// hostRootWarned holds the IDs of the boxes whose `exec` has said it
+	// acts on the host's files (cmd_proc.go's warnHostRoot).
+	hostRootWarned map[string]bool
 
 	typeahead *ttyParser // the prompt's reader, holding keys typed ahead
 
