@@ -76,6 +76,10 @@ func TestDemoTwoFitsEightyColumns(t *testing.T) {
 	out = strings.ReplaceAll(out, state, "<state>")
 	out = cgroupPlace.ReplaceAllString(out, ":<place>/stepbox-")
 	out = ipcKey.ReplaceAllString(out, "<key>")
+	if host, err := os.Hostname(); err == nil {
+		// exec hostname in a box that shares the host's UTS namespace.
+		out = regexp.MustCompile(`(?m)^`+regexp.QuoteMeta(host)+`$`).ReplaceAllString(out, "<hostname>")
+	}
 	out = dateOut.ReplaceAllString(out, "<date>")
 	var n normalizer
 	// Which numbers are PIDs depends on where stepbox runs (short PIDs in
