@@ -27,6 +27,7 @@ func TestExportBundleRunsInRuncAsTheBoxWasBuilt(t *testing.T) {
 		t.Skip("needs runc")
 	}
 	hostUnchanged(t)
+	undoRuncControllers(t)
 	dir := t.TempDir()
 	archive, bundle := filepath.Join(dir, "demo.tar"), filepath.Join(dir, "bundle")
 	script := "image demo " + archive + "\nimage load " + archive + "\n" +

@@ -55,6 +55,9 @@ func TestEveryLessonsSolutionPassesItsChecksOnTheKernel(t *testing.T) {
 	for _, l := range lessons.All() {
 		t.Run(l.ID, func(t *testing.T) {
 			hostUnchanged(t)
+			if runsRunc(l) {
+				undoRuncControllers(t)
+			}
 			// The network steps' host side is a namespace of the test's.
 			t.Setenv(network.HostNSEnv, newTestNetNS(t).Path)
 			dirs := primitives.Dirs{Run: t.TempDir(), Lib: t.TempDir()}
@@ -246,6 +249,9 @@ func TestDemoPlaysEveryLessonAndLeavesNothingBehind(t *testing.T) {
 	for _, l := range lessons.All() {
 		t.Run(l.ID, func(t *testing.T) {
 			hostUnchanged(t)
+			if runsRunc(l) {
+				undoRuncControllers(t)
+			}
 			t.Setenv(network.HostNSEnv, newTestNetNS(t).Path)
 			dir := t.TempDir()
 			cast := filepath.Join(t.TempDir(), "demo.cast")
