@@ -1,7 +1,9 @@
 package lessons
 
 import (
+	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -93,4 +95,86 @@ func (l *Lesson) texts() map[string]string {
 		}
 	}
 	return out
+}
+
+// MadeBy is the index of the first step whose solution makes the box the
+// lesson calls name; -1 when none does.
+func (l *Lesson) MadeBy(name string) int {
+	for i := range l.Steps {
+		if slices.Contains(l.Steps[i].Makes(), name) {
+			return i
+		}
+	}
+	return -1
+}
+
+// Named lists the boxes step i speaks of, by the lesson's names, in the
+// order its text, commands, solution and hints first name them.
+func (l *Lesson) Named(i int) []string {
+	s := &l.Steps[i]
+	parts := []string{s.Text, strings.Join(s.Try, "\n"), s.After, strings.Join(s.Solution, "\n")}
+	if s.Predict != nil {
+		parts = append(parts, s.Predict.Question, s.Predict.Answer)
+	}
+	keys := make([]string, 0, len(s.Hints))
+	for k := range s.Hints {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		parts = append(parts, s.Hints[k])
+	}
+	var out []string
+	for _, p := range parts {
+		for _, m := range marks(p) {
+			if !slices.Contains(out, m) {
+				out = append(out, m)
+			}
+		}
+	}
+	return out
+}
+
+// BoxOf is the lesson's name for the box step i works on: the first its
+// solution makes, else the first it speaks of, else the last an earlier
+// step makes; "" when the lesson names none.
+func (l *Lesson) BoxOf(i int) string {
+	if m := l.Steps[i].Makes(); len(m) > 0 {
+		return m[0]
+	}
+	if n := l.Named(i); len(n) > 0 {
+		return n[0]
+	}
+	for j := i - 1; j >= 0; j-- {
+		if m := l.Steps[j].Makes(); len(m) > 0 {
+			return m[len(m)-1]
+		}
+	}
+	return ""
+}
+
+// Hint is step i's hint for a failed result. With no box to judge, and
+// no hint of the step's own for that, it names the box to make, and the
+// earlier steps that build on it.
+func (l *Lesson) Hint(i int, r Result) string {
+	s := &l.Steps[i]
+	if _, own := s.Hints[r.Finding]; own || r.Finding != "no-box" {
+		return s.Hint(r)
+	}
+	name := l.BoxOf(i)
+	if name == "" {
+		return s.Hint(r)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "There is no box of this lesson yet: this step works on box {%s}", name)
+	switch at := l.MadeBy(name); {
+	case at < 0 || at == i:
+		fmt.Fprintf(&b, ", and `new {%s}` makes it.", name)
+	case at == i-1:
+		fmt.Fprintf(&b, ", which step %d makes and builds: `new {%s}`, then that step's commands (`solution --run` replays the steps before this one).", at+1, name)
+	default:
+		fmt.Fprintf(&b, ", which step %d makes and steps %d–%d build on: `new {%s}`, then their commands (`solution --run` replays the steps before this one).", at+1, at+1, i, name)
+	}
+	b.WriteString(" A box left from before the lesson counts only once `use` makes it current.")
+	return b.String()
 }

@@ -27,6 +27,8 @@ type Progress struct {
 type LessonProgress struct {
 	Step int   `json:"step"`           // the step to resume at, from 0
 	Done []int `json:"done,omitempty"` // the steps whose checks have passed
+	// Skipped are the steps `next` left before their checks passed.
+	Skipped []int `json:"skipped,omitempty"`
 }
 
 // owner is the learner behind sudo: files made for them are theirs.
@@ -129,6 +131,19 @@ func (lp *LessonProgress) MarkDone(i int) {
 	if !lp.IsDone(i) {
 		lp.Done = append(lp.Done, i)
 		slices.Sort(lp.Done)
+	}
+	lp.Skipped = slices.DeleteFunc(lp.Skipped, func(s int) bool { return s == i })
+}
+
+// IsSkipped reports whether `next` left step i before it passed.
+func (lp *LessonProgress) IsSkipped(i int) bool { return slices.Contains(lp.Skipped, i) }
+
+// MarkSkipped records that `next` left step i unfinished; a step that
+// passed stays done.
+func (lp *LessonProgress) MarkSkipped(i int) {
+	if !lp.IsDone(i) && !lp.IsSkipped(i) {
+		lp.Skipped = append(lp.Skipped, i)
+		slices.Sort(lp.Skipped)
 	}
 }
 

@@ -79,7 +79,8 @@ func init() {
 				}
 				lp := w.progress.Lesson(w.lesson.ID)
 				if !lp.IsDone(w.step) {
-					sh.say("%s", sh.Theme.Warn.Render(fmt.Sprintf("step %d has not passed its check yet; moving on anyway (later steps may need it)", w.step+1)))
+					lp.MarkSkipped(w.step)
+					sh.say("%s", sh.Theme.Warn.Render(fmt.Sprintf("step %d has not passed its check yet: skipped, not done (later steps may need what it makes)", w.step+1)))
 				}
 				w.step, w.ran = w.step+1, nil
 				lp.Step = w.step
@@ -123,8 +124,7 @@ func init() {
 					sh.ok("step %d passes already (%s): `next`", w.step+1, r.Saw)
 					return nil
 				}
-				sh.say("%s", renderMarkdown("**Hint:** "+w.fill(st.Hint(r)), sh.Width-2, sh.Theme, ""))
-				sh.say("%s", verdict(sh.Theme.Dim, "stepbox saw:", r.Saw, sh.Width-2, sh.Theme, "  "))
+				w.hint(sh, r)
 				return nil
 			},
 		},
@@ -149,16 +149,24 @@ func init() {
 					return nil
 				}
 				ctx := sh.interrupt // nested lines reset sh.interrupt as they end
-				if n := w.rebuild; n > 0 && len(sh.Session.Boxes()) == 0 {
-					sh.say("%s", sh.Theme.Dim.Render(fmt.Sprintf("rebuilding what %s made, then step %d:", stepsUpTo(n), w.step+1)))
+				if n := w.toRebuild(sh); n > 0 {
+					// The learner's own step stays theirs: its prediction
+					// is theirs to test.
+					sh.say("%s", sh.Theme.Dim.Render(fmt.Sprintf("rebuilding what %s made; step %d stays yours:", stepsUpTo(n), w.step+1)))
 					for i := 0; i < n; i++ {
 						if err := sh.runLines(ctx, w.names.FillAll(w.lesson.Steps[i].Solution), nil); err != nil {
+							w.stuck(sh, err)
 							return err
 						}
 					}
+					w.rebuild = 0
+					sh.say("\n%s", renderMarkdown(fmt.Sprintf("Rebuilt. Now step %d: try its commands yourself (`solution --run` again runs them).", w.step+1), sh.Width-2, sh.Theme, "  "))
+					return nil
 				}
 				w.rebuild = 0
-				return runSolution(ctx, sh, st, w.names, nil, func(bool) error { w.answerNow(sh); return nil })
+				err := runSolution(ctx, sh, st, w.names, nil, func(bool) error { w.answerNow(sh); return nil })
+				w.stuck(sh, err)
+				return err
 			},
 		},
 	)
@@ -227,6 +235,9 @@ func lessonList(course []*lessons.Lesson, p *lessons.Progress, th viz.Theme) str
 			state = th.Good.Render("✓ done")
 		case lp != nil:
 			state = fmt.Sprintf("%d/%d steps, at step %d", len(lp.Done), len(l.Steps), lp.Step+1)
+			if n := len(lp.Skipped); n > 0 {
+				state += fmt.Sprintf(" (%d skipped)", n)
+			}
 		}
 		mark := "  "
 		if p.Current == l.ID {

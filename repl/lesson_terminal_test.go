@@ -40,7 +40,7 @@ func TestALearnerTakesLessonOneWithMistakes(t *testing.T) {
 	step("hostname web1", "✓ Step 2 of 6 done")
 	step("next", "Step 3 of 6", "Give box1 the same five")
 	// `next` before step 3 is done: stepbox says so and moves on.
-	step("next", "step 3 has not passed its check yet; moving on anyway", "Step 4 of 6")
+	step("next", "step 3 has not passed its check yet: skipped, not done", "Step 4 of 6")
 	// reset between lessons: the session stays usable, and lesson 2
 	// judges what the learner builds in it.
 	step("reset", "removed")

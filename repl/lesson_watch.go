@@ -127,6 +127,18 @@ func (w *Watch) bind(sh *Shell, box string) {
 			}
 		}
 	}
+	// A box made in place of one an earlier step makes, which the
+	// learner skipped: the earliest such name with no box yet.
+	for i := 0; i < w.step; i++ {
+		for _, name := range w.lesson.Steps[i].Makes() {
+			if free(name) {
+				if _, err := sh.Session.Box(name); err != nil {
+					w.names[name] = box
+					return
+				}
+			}
+		}
+	}
 }
 
 // fill writes the lesson's {NAME}s as the learner's boxes.
@@ -245,7 +257,7 @@ func (w *Watch) open(sh *Shell, l *lessons.Lesson) {
 			// Boxes end with their session; the steps before this one
 			// built on them.
 			w.rebuild = w.step
-			sh.say("%s", th.Dim.Render(fmt.Sprintf("Boxes end with the session that made them, so the ones %s built are gone: `solution --run` rebuilds them first, replaying the solutions up to here.", stepsUpTo(w.step))))
+			sh.say("%s", th.Dim.Render(fmt.Sprintf("Boxes end with the session that made them, so the ones %s built are gone: `solution --run` rebuilds them, replaying those steps' solutions, and leaves step %d to you.", stepsUpTo(w.step), w.step+1)))
 		}
 	}
 	if old := w.leftOver(sh); old != "" {
@@ -288,8 +300,12 @@ func stepsUpTo(n int) string {
 func (w *Watch) showStep(sh *Shell) {
 	th := sh.Theme
 	l, st := w.lesson, &w.lesson.Steps[w.step]
+	missing := w.unknownBoxes(sh)
 	sh.say("\n%s %s", th.Title.Render(fmt.Sprintf("Step %d of %d ·", w.step+1, len(l.Steps))), th.Title.Render(st.Title))
 	sh.say("%s", renderMarkdown(w.fill(st.Text), sh.Width-2, th, "  "))
+	if missing != "" {
+		sh.say("\n%s", renderMarkdown(missing, sh.Width-2, th, "  "))
+	}
 	if why := st.Unmet(); why != "" {
 		sh.say("\n%s", renderMarkdown(w.fill(why), sh.Width-2, th, "  "))
 		return

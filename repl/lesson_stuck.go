@@ -1,0 +1,96 @@
+package repl
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"stepbox/lessons"
+)
+
+// hint prints the open step's hint for a failed result, and what the
+// check saw.
+func (w *Watch) hint(sh *Shell, r lessons.Result) {
+	if missing := w.unknownBoxes(sh); missing != "" {
+		sh.say("%s", renderMarkdown(missing, sh.Width-2, sh.Theme, ""))
+	}
+	sh.say("%s", renderMarkdown("**Hint:** "+w.fill(w.lesson.Hint(w.step, r)), sh.Width-2, sh.Theme, ""))
+	sh.say("%s", verdict(sh.Theme.Dim, "stepbox saw:", r.Saw, sh.Width-2, sh.Theme, "  "))
+}
+
+// stuck follows a `solution --run` that failed: the raw error says what
+// the kernel or stepbox refused, the step's hint for the state the boxes
+// are in says what to do about it (a box that unshared its cgroup
+// namespace too early: make a new box).
+func (w *Watch) stuck(sh *Shell, err error) {
+	if err == nil || errors.Is(err, context.Canceled) || sh.Exited() || w.lesson == nil {
+		return
+	}
+	r := w.lesson.Steps[w.step].Judge(w.observe(sh))
+	if r.Pass {
+		return
+	}
+	sh.say("\n%s", sh.Theme.Warn.Render("The solution cannot go on from the state your boxes are in."))
+	w.hint(sh, r)
+}
+
+// toRebuild is how many earlier steps `solution --run` replays before
+// the open step: all of them when the session has no box and the step
+// works on a box an earlier step makes (the lesson was resumed in a new
+// session, or `next` skipped the step that makes it); else 0.
+func (w *Watch) toRebuild(sh *Shell) int {
+	if w.step == 0 || sh.Session == nil || len(sh.Session.Boxes()) > 0 {
+		return 0
+	}
+	if w.rebuild > 0 {
+		return w.rebuild
+	}
+	if at := w.lesson.MadeBy(w.lesson.BoxOf(w.step)); at >= 0 && at < w.step {
+		return w.step
+	}
+	return 0
+}
+
+// unknownBoxes settles, before the open step is shown, the boxes it
+// speaks of that an earlier step makes and that the learner has no box
+// for (they went past that step with `next`, or resumed in a new
+// session). The current box, if no other of the lesson's names is
+// bound to it, becomes the learner's box for the first such name; for
+// the others it returns a line saying plainly which box to make.
+func (w *Watch) unknownBoxes(sh *Shell) string {
+	bound := map[string]bool{}
+	for _, box := range w.names {
+		bound[box] = true
+	}
+	var missing []string
+	for _, name := range w.lesson.Named(w.step) {
+		at := w.lesson.MadeBy(name)
+		if at < 0 || at >= w.step || w.hasBox(sh, name) {
+			continue
+		}
+		if cur := sh.Current(); cur != nil && !bound[cur.Name] {
+			w.names[name] = cur.Name
+			bound[cur.Name] = true
+			continue
+		}
+		missing = append(missing, fmt.Sprintf("box %s (step %d makes it: `new %s`)", name, at+1, name))
+	}
+	if len(missing) == 0 {
+		return ""
+	}
+	return "You have no " + strings.Join(missing, ", nor ") + ". Make it and bring it as far as the steps before this one do, or `solution --run` in a session with no boxes rebuilds them."
+}
+
+// hasBox reports whether the learner has a live box for the lesson's
+// name: the one bound to it, or one spelled the same.
+func (w *Watch) hasBox(sh *Shell, name string) bool {
+	if sh.Session == nil {
+		return false
+	}
+	if got, ok := w.names[name]; ok {
+		name = got
+	}
+	b, err := sh.Session.Box(name)
+	return err == nil && b != nil
+}
