@@ -13,9 +13,9 @@ import (
 	"stepbox/primitives/cgroups"
 )
 
-// What a box takes from the host, measured on an idle box (a box process
-// of 7 threads and 8.6 MB resident, a PID 1 after `unshare pid`), with
-// room for the commands it runs. A new box is refused before it would
+// What a box takes from the host: an idle box is its executor and, after
+// `unshare pid`, its PID 1, one thread and about 1.5 MB resident each;
+// the allowance is mostly room for the commands it runs. A new box is refused before it would
 // leave the host less than the reserves: stepbox's own use of the host is
 // bounded, and the error says by what.
 const (
