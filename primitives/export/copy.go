@@ -79,8 +79,10 @@ func CopyTree(src, dst string) error {
 		return err
 	}
 	for i := len(dirs) - 1; i >= 0; i-- {
+		// Not filepath.Join for the root: it drops src's final slash,
+		// and Lstat would then read the symlink /proc/PID/root is.
 		var st unix.Stat_t
-		if err := unix.Lstat(filepath.Join(src, dirs[i]), &st); err != nil {
+		if err := unix.Lstat(src+dirs[i], &st); err != nil {
 			return err
 		}
 		if err := meta(filepath.Join(dst, dirs[i]), &st); err != nil {

@@ -1,7 +1,10 @@
 package export
 
 import (
+	"golang.org/x/sys/unix"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -58,5 +61,35 @@ func TestScriptIsValidShWithTheBoxsSteps(t *testing.T) {
 	}
 	if out, err := exec.Command("sh", "-n", "-c", sc).CombinedOutput(); err != nil {
 		t.Errorf("sh -n: %v\n%s", err, out)
+	}
+}
+
+func TestCopyTreeThroughASymlinkKeepsTheRootsModeAndOwner(t *testing.T) {
+	tmp := t.TempDir()
+	root := filepath.Join(tmp, "root")
+	if err := os.MkdirAll(filepath.Join(root, "etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(root, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	// As /proc/PID/root: a symlink to the box's root.
+	link := filepath.Join(tmp, "link")
+	if err := os.Symlink(root, link); err != nil {
+		t.Fatal(err)
+	}
+	dst := filepath.Join(tmp, "rootfs")
+	if err := CopyTree(link, dst); err != nil {
+		t.Fatal(err)
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat(dst, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode&0o7777 != 0o755 || st.Mode&unix.S_IFMT != unix.S_IFDIR || st.Uid != 0 {
+		t.Errorf("rootfs mode %o uid %d, want a directory 0755 owned by 0", st.Mode, st.Uid)
 	}
 }
