@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 
@@ -77,7 +78,7 @@ func init() {
 				},
 				{
 					Name: "load", Usage: "image load PATH [NAME]", MinArgs: 1, MaxArgs: 2, Recorded: true,
-					Summary: "add the images of a `docker save` archive, an OCI layout directory or a tar of one",
+					Summary: "add the images of a `docker save` archive, an OCI layout directory or a tar of one; each is named by its tag in the archive, or NAME (as `docker tag` would) when the archive holds one image; each layer is checked against the config's rootfs.diff_ids",
 					Kernel:  "reads the archive's manifest and blobs, then unpacks each layer as `image pull` does",
 					Example: "image load alpine.tar", Man: "docker-save(1), OCI image-spec (image-layout.md)",
 					Complete: completePath,
@@ -179,6 +180,7 @@ func runImagePull(sh *Shell, c *Call) error {
 		return err
 	}
 	sh.ok("image %s (%s, %d layers) is in the store; `mount overlay %s` stacks it", im.Name, im.Platform, len(im.Layers), im.Name)
+	sh.sayReplaced(im)
 	return nil
 }
 
@@ -194,8 +196,43 @@ func runImageLoad(sh *Shell, c *Call) error {
 	ims, err := st.Load(c.Args[0], as, sh.progress())
 	for _, im := range ims {
 		sh.ok("image %s (%s, %d layers) loaded; `mount overlay %s` stacks it", im.Name, im.Platform, len(im.Layers), im.Name)
+		sh.sayReplaced(im)
 	}
 	return err
+}
+
+// sayReplaced tells that im's name named another image until now, and
+// which boxes still stand on that image's layers.
+func (sh *Shell) sayReplaced(im images.Image) {
+	old := im.Replaced
+	if old == nil {
+		return
+	}
+	kept := map[string]bool{}
+	for _, l := range im.Layers {
+		kept[l.Name] = true
+	}
+	var boxes []string
+	for _, b := range sh.Session.Boxes() {
+		for _, l := range b.FS().Layers {
+			if !kept[l.Name] && slices.ContainsFunc(old.Layers, func(o images.Layer) bool { return o.Name == l.Name }) {
+				boxes = append(boxes, b.Name)
+				break
+			}
+		}
+	}
+	msg := fmt.Sprintf("note: %s named image %s until now; it names %s from now on", im.Name, shortDigest(old.Digest), shortDigest(im.Digest))
+	if len(boxes) > 0 {
+		msg += fmt.Sprintf("; box %s still stands on the old image's layers", strings.Join(boxes, ", "))
+	}
+	fmt.Fprintln(sh.Out, msg)
+}
+
+func shortDigest(digest string) string {
+	if len(digest) > 19 {
+		return digest[:19]
+	}
+	return digest
 }
 
 func runImageShow(sh *Shell, c *Call) error {

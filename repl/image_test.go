@@ -153,3 +153,43 @@ func TestImageOverlayMatchesTheFlattenedImage(t *testing.T) {
 		t.Errorf("whiteouts not applied:\n%s", listTree(t, view))
 	}
 }
+
+// `image load PATH NAME` names the archive's one image NAME, as `docker
+// tag` would; loading another image under a name taken says so, and
+// names the box still standing on the old image's layers.
+func TestImageLoadNameTagsTheImageAndSaysWhatItReplaced(t *testing.T) {
+	needRoot(t)
+	hostUnchanged(t)
+	dir, r := t.TempDir(), byte(tar.TypeReg)
+	archive := func(file, ref, body string) string {
+		img, err := mutate.AppendLayers(empty.Image, tarOf(t, &tar.Header{Name: body, Typeflag: r, Mode: 0o644}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dir, file)
+		tag, _ := name.NewTag(ref)
+		if err := tarball.WriteToFile(p, tag, img); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	first, second := archive("a.tar", "test/first:v1", "one"), archive("b.tar", "test/second:v2", "two")
+	out, code := runStepbox(t, filepath.Join(dir, "state"), "image load "+first+" test/app:v1\nnew a\nunshare mnt\nmount overlay test/app:v1\n"+
+		"image load "+second+" test/app:v1\nimages\n-image load "+second+" BAD:v1\n", "--plain")
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	for _, want := range []string{
+		"image test/app:v1 (",
+		"note: test/app:v1 named image sha256:",
+		"box a still stands on the old image's layers",
+		"NAME is no image reference",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "test/first") || strings.Contains(out, "test/second") {
+		t.Errorf("the archives' own tags were used, not NAME:\n%s", out)
+	}
+}

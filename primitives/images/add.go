@@ -3,6 +3,7 @@ package images
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -12,6 +13,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/match"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"stepbox/primitives/layers"
 )
@@ -71,10 +73,18 @@ func (s *Store) add(img v1.Image, imName, source string, progress Progress) (im 
 	if err != nil {
 		return Image{}, fmt.Errorf("layers of %s: %w", imName, err)
 	}
+	if len(cf.RootFS.DiffIDs) != len(ls) {
+		return Image{}, fmt.Errorf("%s: the manifest lists %d layers, the config's rootfs.diff_ids %d", imName, len(ls), len(cf.RootFS.DiffIDs))
+	}
 	im = Image{Name: imName, Source: source, Digest: digest.String(), Platform: platformOf(cf), Created: time.Now().UTC(), Config: ConfigOf(cf)}
+	if old, err := readRecord(s.recordPath(imName)); err == nil && old.Digest != im.Digest {
+		im.Replaced = &old
+	}
 	for i, l := range ls {
-		if err := s.fetchLayer(im.Name, i, len(ls), l, progress); err != nil {
-			return Image{}, err
+		err := s.fetchLayer(im.Name, i, len(ls), l, cf.RootFS.DiffIDs[i], progress)
+		if err != nil {
+			// The blobs this call fetched are in no index entry yet.
+			return Image{}, errors.Join(err, s.removeUnreferenced())
 		}
 	}
 	p := s.Layout()
@@ -141,8 +151,10 @@ func platformOf(cf *v1.ConfigFile) string {
 }
 
 // fetchLayer copies the layer's compressed blob into the layout, unless
-// a blob of that digest and size is there already.
-func (s *Store) fetchLayer(imName string, i, n int, l v1.Layer, progress Progress) error {
+// a blob of that digest and size is there already, and checks that its
+// uncompressed content is the config's diffID, as `docker load` does:
+// a layer swapped in an archive is refused before anything is unpacked.
+func (s *Store) fetchLayer(imName string, i, n int, l v1.Layer, diffID v1.Hash, progress Progress) error {
 	h, err := l.Digest()
 	if err != nil {
 		return fmt.Errorf("layer %d of %s: %w", i, imName, err)
@@ -156,7 +168,7 @@ func (s *Store) fetchLayer(imName string, i, n int, l v1.Layer, progress Progres
 	if fi, err := os.Stat(final); err == nil && fi.Size() == size {
 		ev.State, ev.Done = Present, size
 		progress.send(ev)
-		return nil
+		return checkDiffID(imName, i, l, final, diffID)
 	}
 	rc, err := l.Compressed()
 	if err != nil {
@@ -169,10 +181,38 @@ func (s *Store) fetchLayer(imName string, i, n int, l v1.Layer, progress Progres
 	}); err != nil {
 		return fmt.Errorf("fetch layer %d (%s) of %s: %w", i, h, imName, err)
 	}
+	if err := checkDiffID(imName, i, l, final, diffID); err != nil {
+		return err
+	}
 	ev.State, ev.Done = Fetched, size
 	progress.send(ev)
 	return nil
 }
+
+// checkDiffID reads the blob at file uncompressed and compares its
+// sha256 with want, the config's rootfs.diff_ids entry for layer i.
+func checkDiffID(imName string, i int, l v1.Layer, file string, want v1.Hash) error {
+	var opts []tarball.LayerOption
+	if mt, err := l.MediaType(); err == nil {
+		opts = append(opts, tarball.WithMediaType(mt))
+	}
+	fl, err := tarball.LayerFromFile(file, opts...)
+	if err != nil {
+		return fmt.Errorf("layer %d of %s: read it uncompressed: %w", i, imName, err)
+	}
+	got, err := fl.DiffID()
+	if err != nil {
+		return fmt.Errorf("layer %d of %s: read it uncompressed: %w", i, imName, err)
+	}
+	if got != want {
+		return fmt.Errorf("layer %d of %s: %w: its content is %s uncompressed, the image's config (rootfs.diff_ids) says %s", i, imName, ErrLayerMismatch, got, want)
+	}
+	return nil
+}
+
+// ErrLayerMismatch is returned for a layer whose content is not what the
+// image's config says it is.
+var ErrLayerMismatch = errors.New("layer does not match the image's config")
 
 // writeBlob streams rc into the layout's blob h: into a hidden temporary
 // file first, its sha256 and size checked, then renamed. A download cut

@@ -638,3 +638,75 @@ func TestPullSendsTheDockerConfigsCredentials(t *testing.T) {
 		t.Errorf("pull with the Docker config's credentials: %v", err)
 	}
 }
+
+// A `docker save` archive whose layer 2 was swapped for another valid
+// tar is refused, as `docker load` refuses it, and leaves nothing.
+func TestLoadRefusesALayerThatIsNotTheConfigsDiffID(t *testing.T) {
+	needRoot(t)
+	img := testImage(t)
+	cf, _ := img.ConfigFile()
+	ls, _ := img.Layers()
+	other := tarLayer(t, layerTar(t, entry{name: "evil", typ: tar.TypeReg, body: "not the app\n"}))
+	swapped, err := mutate.AppendLayers(empty.Image, ls[0], ls[1], other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tampered, err := mutate.ConfigFile(swapped, cf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	archive := filepath.Join(t.TempDir(), "x.tar")
+	tag, _ := name.NewTag("example.com/saved/app:v2")
+	if err := tarball.WriteToFile(archive, tag, tampered); err != nil {
+		t.Fatal(err)
+	}
+	s := openStore(t)
+	_, err = s.Load(archive, "", nil)
+	gotDiff, _ := other.DiffID()
+	if !errors.Is(err, ErrLayerMismatch) || !strings.Contains(err.Error(), "layer 2") ||
+		!strings.Contains(err.Error(), gotDiff.String()) || !strings.Contains(err.Error(), cf.RootFS.DiffIDs[2].String()) {
+		t.Fatalf("load of a tampered archive: %v", err)
+	}
+	if list, _ := s.Layers.List(); len(list) != 0 {
+		t.Errorf("layers left: %+v", list)
+	}
+	if ims, _ := s.List(); len(ims) != 0 {
+		t.Errorf("images left: %+v", ims)
+	}
+	if n := dirNames(t, filepath.Join(s.Dir, "oci", "blobs", "sha256"), ""); len(n) != 0 {
+		t.Errorf("blobs left: %v", n)
+	}
+}
+
+// Loading another image under a name that exists says which image the
+// name named before.
+func TestLoadUnderATakenNameReportsTheImageItReplaced(t *testing.T) {
+	needRoot(t)
+	dir := t.TempDir()
+	tag, _ := name.NewTag("example.com/saved/app:v2")
+	first := filepath.Join(dir, "a.tar")
+	img := testImage(t)
+	if err := tarball.WriteToFile(first, tag, img); err != nil {
+		t.Fatal(err)
+	}
+	cf, _ := img.ConfigFile()
+	cf = cf.DeepCopy()
+	cf.Config.Env = append(cf.Config.Env, "V=2")
+	img2, _ := mutate.ConfigFile(img, cf)
+	second := filepath.Join(dir, "b.tar")
+	if err := tarball.WriteToFile(second, tag, img2); err != nil {
+		t.Fatal(err)
+	}
+	s := openStore(t)
+	a, err := s.Load(first, "", nil)
+	if err != nil || a[0].Replaced != nil {
+		t.Fatalf("first load: %v %+v", err, a)
+	}
+	b, err := s.Load(second, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b[0].Replaced == nil || b[0].Replaced.Digest != a[0].Digest || b[0].Digest == a[0].Digest {
+		t.Errorf("second load under the same name: replaced %+v, want %s", b[0].Replaced, a[0].Digest)
+	}
+}

@@ -22,7 +22,8 @@ const loadAllowed = "give a `docker save` archive, an OCI layout directory (it h
 // Load adds the images at p: a `docker save` archive (Docker's
 // manifest.json, as Docker before and since 25.0 writes it), an OCI image
 // layout directory, or a tar of one. An image is named by its tag in the
-// archive (RepoTags, or the layout's ref.name annotation), else by as.
+// archive (RepoTags, or the layout's ref.name annotation), or by as when
+// the archive holds one image, as `docker tag` would name it.
 func (s *Store) Load(p, as string, progress Progress) ([]Image, error) {
 	fi, err := os.Stat(p)
 	if err != nil {
@@ -83,11 +84,21 @@ func (s *Store) loadDockerArchive(p, as string, progress Progress) ([]Image, err
 	if err != nil {
 		return nil, fmt.Errorf("image load %s: manifest.json: %w", p, err)
 	}
+	if as != "" && len(m) > 1 {
+		return nil, fmt.Errorf("image load %s NAME: the archive holds %d images, each named by its tag; NAME names the image of a one-image archive: leave it out", p, len(m))
+	}
 	var out []Image
 	for i, d := range m {
 		var tag *name.Tag
 		imName := as
-		if len(d.RepoTags) > 0 {
+		if as != "" {
+			r, err := name.ParseReference(as)
+			if err != nil {
+				return nil, fmt.Errorf("image load %s %s: NAME is no image reference (as alpine or example.com/app:v1): %w", p, as, err)
+			}
+			imName = ShortName(r)
+		}
+		if len(d.RepoTags) > 0 && as == "" {
 			t, err := name.NewTag(d.RepoTags[0])
 			if err != nil {
 				return out, fmt.Errorf("image load %s: tag %q: %w", p, d.RepoTags[0], err)

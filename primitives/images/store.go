@@ -43,6 +43,9 @@ type Image struct {
 	Created  time.Time `json:"created"`
 	Config   Config    `json:"config"`
 	Layers   []Layer   `json:"layers"` // bottom first
+	// Replaced is the image this name named before the pull or load
+	// that returned this one, if another; not recorded.
+	Replaced *Image `json:"-"`
 }
 
 // Config is the part of the image's config that decides how its
