@@ -72,7 +72,8 @@ func TestBundleExportedComparesTheBundleWithTheBox(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(root, "app", "note"), []byte("hello from /app\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	desc := export.Box{Name: "app", Namespaces: []string{"uts", "mnt", "pid"}, Hostname: "app", Root: root, Args: []string{"/app/hello.sh"}}
+	desc := export.Box{Name: "app", Namespaces: []string{"uts", "mnt", "pid"}, Hostname: "app", Root: root, Args: []string{"/app/hello.sh"},
+		Mounts: []export.Mount{{Target: "/proc", Type: "proc", Source: "proc"}}}
 	if err := export.WriteBundle(filepath.Join(b.Dir, "bundle"), desc); err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -122,6 +123,9 @@ func WithoutTime(b Box) Box {
 // ErrNoRoot is returned for a box whose overlay is not mounted yet.
 var ErrNoRoot = errors.New("the box has no root of its own yet")
 
+// ErrNoProc is returned for a box with no /proc mounted in its root.
+var ErrNoProc = errors.New("the box has no /proc inside its root")
+
 // WriteBundle writes dir/config.json and dir/rootfs, a copy of the box's
 // merged root (the layers and the upper dir as the box sees them; other
 // filesystems mounted in it are left out, config.json mounts them).
@@ -129,6 +133,10 @@ var ErrNoRoot = errors.New("the box has no root of its own yet")
 func WriteBundle(dir string, b Box) error {
 	if b.Root == "" {
 		return fmt.Errorf("export bundle %s: %w: `mount overlay LAYER…` first", dir, ErrNoRoot)
+	}
+	if !slices.ContainsFunc(b.Mounts, func(m Mount) bool { return m.Type == "proc" && m.Target == "/proc" }) {
+		return fmt.Errorf("export bundle %s: %w: runc needs one to start the container, and a bundle that mounts one the box lacks would not be the box: "+
+			"`pivot_root` mounts it in a box with its own PID namespace (`unshare pid` before), or `mount proc` once the overlay is the box's /", dir, ErrNoProc)
 	}
 	if des, err := os.ReadDir(dir); err == nil && len(des) > 0 {
 		return fmt.Errorf("export bundle %s: the directory is not empty: give a new or empty one", dir)

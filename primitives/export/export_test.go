@@ -1,7 +1,9 @@
 package export
 
 import (
+	"errors"
 	"golang.org/x/sys/unix"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -91,5 +93,19 @@ func TestCopyTreeThroughASymlinkKeepsTheRootsModeAndOwner(t *testing.T) {
 	}
 	if st.Mode&0o7777 != 0o755 || st.Mode&unix.S_IFMT != unix.S_IFDIR || st.Uid != 0 {
 		t.Errorf("rootfs mode %o uid %d, want a directory 0755 owned by 0", st.Mode, st.Uid)
+	}
+}
+
+func TestWriteBundleRefusesABoxWithoutProcAndWritesNothing(t *testing.T) {
+	b := sampleBox()
+	b.Root = t.TempDir()
+	b.Mounts = nil
+	dir := filepath.Join(t.TempDir(), "bundle")
+	err := WriteBundle(dir, b)
+	if !errors.Is(err, ErrNoProc) || !strings.Contains(err.Error(), "pivot_root") {
+		t.Fatalf("WriteBundle of a box with no /proc: %v", err)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("%s was made: %v", dir, err)
 	}
 }
