@@ -2,11 +2,14 @@ package primitives
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -58,6 +61,11 @@ func (b *Box) exec(ctx context.Context, argv []string, env []string, std Stdio, 
 	if err != nil {
 		return ExitStatus{}, err
 	}
+	if args.Dir != "" {
+		if err := makeWorkingDir(x.Path("/"), args.Dir); err != nil {
+			return ExitStatus{}, fmt.Errorf("exec %s: the image's WorkingDir %s: %w", argv[0], args.Dir, err)
+		}
+	}
 	files, pump, err := stdioFiles(std)
 	if err != nil {
 		return ExitStatus{}, err
@@ -87,7 +95,7 @@ func (b *Box) exec(ctx context.Context, argv []string, env []string, std Stdio, 
 	if err := r.errno(); err != nil {
 		closeAll(r.files)
 		pump.wait(0)
-		call, at := spawnCall(r.Step, path, argv)
+		call, at := spawnCall(r.Step, path, args.Dir, argv)
 		st.Calls[at].Result = step.Result(err)
 		return ExitStatus{}, fmt.Errorf("exec %s: %w", argv[0], &step.SyscallError{Call: call, Err: err})
 	}
@@ -139,7 +147,7 @@ func (b *Box) exec(ctx context.Context, argv []string, env []string, std Stdio, 
 // spawnCall names the call of the spawned child that failed, by the
 // executor's step number (executor.c, op_spawn), and where exec's record
 // holds it.
-func spawnCall(n uint32, path string, argv []string) (string, int) {
+func spawnCall(n uint32, path, dir string, argv []string) (string, int) {
 	switch n {
 	case 1:
 		return "prctl(PR_SET_PDEATHSIG, SIGKILL)", execClone
@@ -150,7 +158,7 @@ func spawnCall(n uint32, path string, argv []string) (string, int) {
 	case 4:
 		return "tcsetpgrp(0, getpid())", execSetpgid
 	case 5:
-		return "chdir()", execExecve
+		return "chdir(" + step.Quote(orSlash(dir)) + ")", execExecve
 	case 6:
 		return "close_range(3, ~0U, CLOSE_RANGE_CLOEXEC)", execExecve
 	case 7:
@@ -163,6 +171,51 @@ func spawnCall(n uint32, path string, argv []string) (string, int) {
 		return "setresuid(UID, UID, UID)", execExecve
 	}
 	return "clone(child_stack=NULL, flags=SIGCHLD)", execClone
+}
+
+func orSlash(dir string) string {
+	if dir == "" {
+		return "/"
+	}
+	return dir
+}
+
+// makeWorkingDir makes dir inside the box's root, reached from the host
+// at root (/proc/PID/root), when it is missing, as runc and Docker make a
+// missing cwd: each directory made 0755 and owned as the box's / is.
+// os.Root resolves the path inside root: a symlink in the image cannot
+// make it create anything outside the box.
+func makeWorkingDir(root, dir string) error {
+	r, err := os.OpenRoot(root)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	top, err := r.Stat(".")
+	if err != nil {
+		return err
+	}
+	owner, _ := top.Sys().(*syscall.Stat_t)
+	rel := ""
+	for _, part := range strings.Split(strings.Trim(filepath.Clean(dir), "/"), "/") {
+		if part == "" {
+			continue
+		}
+		rel = filepath.Join(rel, part)
+		err := r.Mkdir(rel, 0o755)
+		if errors.Is(err, fs.ErrExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("mkdir %s in the box: %w", "/"+rel, err)
+		}
+		if owner != nil {
+			if err := r.Lchown(rel, int(owner.Uid), int(owner.Gid)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // ExitStatus is how a command inside a box ended.

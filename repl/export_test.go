@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -181,6 +182,12 @@ func TestExportScriptRebuildsTheBoxWithStandardTools(t *testing.T) {
 	}
 	if got := run(); !strings.Contains(got, "hello from /app as uid 0") {
 		t.Errorf("the image's Cmd printed %q", got)
+	}
+	// env -i: the image's Env and nothing of the host's.
+	if got := strings.Fields(run("env")); !slices.Contains(got, "GREETING=hello") || slices.ContainsFunc(got, func(kv string) bool {
+		return strings.HasPrefix(kv, "CG=") || strings.HasPrefix(kv, "BOXDIR=") || strings.HasPrefix(kv, "STEPBOX_") || strings.HasPrefix(kv, "GOPATH=")
+	}) {
+		t.Errorf("the box's environment is not the image's: %q", got)
 	}
 	got := run("sh", "-c", "hostname; echo pid=$$; for n in uts ipc mnt net; do readlink /proc/self/ns/$n; done; cat /etc/issue 2>&1; cat /proc/self/cgroup")
 	for _, want := range []string{"web\n", "pid=1\n", "can't open '/etc/issue'", cg} {

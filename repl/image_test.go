@@ -3,6 +3,7 @@ package repl
 import (
 	"archive/tar"
 	"bytes"
+	"errors"
 	"io"
 	"io/fs"
 	"os"
@@ -191,5 +192,53 @@ func TestImageLoadNameTagsTheImageAndSaysWhatItReplaced(t *testing.T) {
 	}
 	if strings.Contains(out, "test/first") || strings.Contains(out, "test/second") {
 		t.Errorf("the archives' own tags were used, not NAME:\n%s", out)
+	}
+}
+
+// An image whose WorkingDir its layers lack: exec makes it, as runc and
+// Docker do, owned as the box's / is; one that would lead through a
+// symlink out of the box is refused, naming the path, and nothing is made
+// on the host.
+func TestExecMakesAMissingWorkingDirInsideTheBox(t *testing.T) {
+	needRoot(t)
+	hostUnchanged(t)
+	dir := t.TempDir()
+	outside := filepath.Join(dir, "outside")
+	if err := os.Mkdir(outside, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	archive := func(ref, wd string, hdrs ...*tar.Header) string {
+		img, err := mutate.AppendLayers(empty.Image, tarOf(t, hdrs...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cf, _ := img.ConfigFile()
+		cf = cf.DeepCopy()
+		cf.Config.WorkingDir = wd
+		if img, err = mutate.ConfigFile(img, cf); err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dir, strings.NewReplacer("/", "_", ":", "_").Replace(ref)+".tar")
+		tag, _ := name.NewTag(ref)
+		if err := tarball.WriteToFile(p, tag, img); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	wd := archive("test/wd:v1", "/srv/app", &tar.Header{Name: "etc/", Typeflag: tar.TypeDir, Mode: 0o755})
+	evil := archive("test/evil:v1", "/link/made", &tar.Header{Name: "link", Typeflag: tar.TypeSymlink, Linkname: outside})
+	out, code := runStepbox(t, filepath.Join(dir, "state"), "image load "+wd+"\nimage load "+evil+"\n"+
+		"new a\nunshare mnt pid\nmount overlay test/wd:v1 base\npivot_root\nexec pwd\nexec stat -c '%A %u' /srv/app\n"+
+		"new b\nunshare mnt pid\nmount overlay test/evil:v1 base\npivot_root\n-exec pwd\n", "--plain")
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	for _, want := range []string{"\n/srv/app\n", "drwxr-xr-x 0", "the image's WorkingDir /link/made"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(outside, "made")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("exec made %s on the host: %v", filepath.Join(outside, "made"), err)
 	}
 }

@@ -48,7 +48,10 @@ func TestSpecCarriesTheBoxsNamespacesLimitsAndProcess(t *testing.T) {
 func TestScriptIsValidShWithTheBoxsSteps(t *testing.T) {
 	sc := Script(sampleBox())
 	for _, want := range []string{
-		"exec unshare --uts --mount --pid --fork --propagation slave sh",
+		"exec env -i PATH=",
+		"unshare --uts --mount --pid --fork --propagation slave sh",
+		"only on this host, while that state dir holds them",
+		"unset STEPBOX_SCRIPT_STAGE CG BOXDIR",
 		"hostname web1",
 		"'lowerdir=/l/app/root:/l/base/root'",
 		"echo 20 > /sys/fs/cgroup/pids/$CG/pids.max",

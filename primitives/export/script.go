@@ -30,6 +30,10 @@ func Script(b Box) string {
 	p("#!/bin/sh")
 	p("# Box %s, as stepbox built it, rebuilt with standard tools (util-linux, coreutils).", b.Name)
 	p("# Run as root: sh %s [CMD…]  (CMD replaces the image's command). Needs Linux >= 5.11.", "THIS-FILE")
+	if len(b.Layers) > 0 {
+		p("# The overlay's lower dirs are stepbox's unpacked layers in its state dir (below):")
+		p("# this script rebuilds the box only on this host, while that state dir holds them.")
+	}
 	p("set -eu")
 	p("CG=${CG:-stepbox-script-%s}", b.Name)
 	p("BOXDIR=${BOXDIR:-/tmp/stepbox-script-%s}", b.Name)
@@ -78,7 +82,9 @@ func Script(b Box) string {
 		}
 	}
 	p("  # unshare %s: new namespaces; this script goes on inside them%s", strings.Join(b.Namespaces, " "), pidNote(b.Namespaces))
-	p("  STEPBOX_SCRIPT_STAGE=inside exec unshare %s --propagation slave sh \"$0\" \"$@\"", strings.Join(flags, " "))
+	p("  # env -i: the box's command gets the image's environment, none of this shell's")
+	p("  exec env -i PATH=%s STEPBOX_SCRIPT_STAGE=inside CG=\"$CG\" BOXDIR=\"$BOXDIR\" \\", hostPath)
+	p("    unshare %s --propagation slave sh \"$0\" \"$@\"", strings.Join(flags, " "))
 	p("fi")
 	p("")
 	if b.Hostname != "" {
@@ -105,15 +111,17 @@ func Script(b Box) string {
 			}
 		}
 	}
-	for _, e := range b.Env {
-		k, v, _ := strings.Cut(e, "=")
-		p("export %s=%s", k, q(v))
-	}
 	if b.UID != 0 || b.GID != 0 {
 		p("# the image runs as %d:%d; setpriv(1) is a host tool, gone after pivot_root: this runs as root", b.UID, b.GID)
 	}
 	p("[ $# -gt 0 ] || set -- %s", step.ShellJoin(b.Args))
 	p("cd \"$BOXDIR/merged\"")
+	p("# the environment the box's command gets: the image's Env, as runc's config.json has it")
+	p("unset STEPBOX_SCRIPT_STAGE CG BOXDIR")
+	for _, e := range b.Env {
+		k, v, _ := strings.Cut(e, "=")
+		p("export %s=%s", k, q(v))
+	}
 	if b.Chroot {
 		p("# chroot: the weaker way; the command runs with the overlay as its root directory")
 		p("exec chroot . /bin/sh -c 'cd \"$1\" && shift && exec \"$@\"' sh %s \"$@\"", q(orRoot(b.Cwd)))
@@ -126,6 +134,10 @@ func Script(b Box) string {
 	p("exec \"$@\"")
 	return w.String()
 }
+
+// hostPath is where the script finds the host's tools (unshare, mount,
+// pivot_root) before the image's Env replaces it.
+const hostPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 func pidNote(ns []string) string {
 	if slices.Contains(ns, "pid") {
