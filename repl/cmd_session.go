@@ -191,6 +191,24 @@ func planned(c *Command) bool {
 	return false
 }
 
+// helpLookup finds the command or family the words name: `help image`
+// explains the family and lists its sub-commands, where running `image`
+// alone asks which one.
+func helpLookup(words []string) (*Command, error) {
+	c := findCommand(commands, words[0])
+	if c == nil {
+		return nil, unknownCommand(words[0])
+	}
+	for _, w := range words[1:] {
+		s := findCommand(c.Sub, w)
+		if s == nil {
+			return nil, unknownSub(c, w)
+		}
+		c = s
+	}
+	return c, nil
+}
+
 func runHelp(sh *Shell, c *Call) error {
 	th := sh.Theme
 	if len(c.Args) > 0 {
@@ -199,7 +217,7 @@ func runHelp(sh *Shell, c *Call) error {
 			sh.helpLine("", 0, "run CMD on the host with /bin/sh -c, as in `!ls -l /proc/$BOX_PID/ns`: $BOX_PID, $BOX_ROOT, $BOX_UPPER (its overlay's upper dir), $BOX_DIR (its state dir, removed with the session) and $BOX_ID name the current box, and CMD sees the host's namespaces, not the box's", th.Same)
 			return nil
 		}
-		cmd, _, err := lookup(c.Args)
+		cmd, err := helpLookup(c.Args)
 		if err != nil {
 			return err
 		}

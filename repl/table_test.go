@@ -127,6 +127,18 @@ func TestHelpOfACommandGivesUsageKernelExampleAndManPage(t *testing.T) {
 	if !strings.Contains(out.String(), "cgroup limit memory|pids|cpu VALUE") {
 		t.Errorf("help of a sub-command lacks its usage:\n%s", out)
 	}
+	// A family: what it is, and each of its commands.
+	for _, fam := range []string{"image", "export"} {
+		out.Reset()
+		if err := sh.Execute(context.Background(), "help "+fam); err != nil {
+			t.Fatalf("help %s: %v", fam, err)
+		}
+		for _, want := range map[string][]string{"image": {"image load PATH [NAME]", "image rm IMAGE", "kernel:"}, "export": {"export bundle DIR", "export script FILE"}}[fam] {
+			if !strings.Contains(out.String(), want) {
+				t.Errorf("help %s lacks %q:\n%s", fam, want, out)
+			}
+		}
+	}
 }
 
 func TestBadInputSaysCommandArgumentAndWhatIsAllowed(t *testing.T) {
