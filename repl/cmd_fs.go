@@ -1,9 +1,11 @@
 package repl
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
+	"stepbox/primitives/layers"
 	"stepbox/primitives/rootfs"
 	"stepbox/primitives/step"
 	"stepbox/viz"
@@ -201,6 +203,10 @@ func (sh *Shell) overlayLayers(names []string) ([]rootfs.Layer, error) {
 			continue
 		}
 		if _, err := store.Get(name); err != nil {
+			if errors.Is(err, layers.ErrBadName) && strings.ContainsAny(name, "/:") {
+				// Shaped as an image reference, not as a layer's name.
+				return nil, sh.orImages(fmt.Errorf("no such image %s (`images` lists them; `image pull` or `image load` adds one)", name))
+			}
 			return nil, sh.orImages(nearLayer(store, name, err))
 		}
 		stack = append(stack, rootfs.Layer{Name: name, Dir: store.Root(name)})

@@ -176,7 +176,7 @@ func TestImageLoadNameTagsTheImageAndSaysWhatItReplaced(t *testing.T) {
 	}
 	first, second := archive("a.tar", "test/first:v1", "one"), archive("b.tar", "test/second:v2", "two")
 	out, code := runStepbox(t, filepath.Join(dir, "state"), "image load "+first+" test/app:v1\nnew a\nunshare mnt\nmount overlay test/app:v1\n"+
-		"image load "+second+" test/app:v1\nimages\n-image load "+second+" BAD:v1\n", "--plain")
+		"image load "+second+" test/app:v1\nimages\n-image load "+second+" BAD:v1\nnew c\nunshare mnt\n-mount overlay stepbox/nope:1\n", "--plain")
 	if code != 0 {
 		t.Fatalf("exit %d:\n%s", code, out)
 	}
@@ -185,6 +185,7 @@ func TestImageLoadNameTagsTheImageAndSaysWhatItReplaced(t *testing.T) {
 		"note: test/app:v1 named image sha256:",
 		"box a still stands on the old image's layers",
 		"NAME is no image reference",
+		"no such image stepbox/nope:1",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
