@@ -45,7 +45,7 @@ func TestMountOverlayImageRunsItsCmdInItsWorkingDir(t *testing.T) {
 		"env=hello",
 		"- /etc/issue",
 		"demo.1",
-		"may still be mounted",
+		"layer is in use: it may still be mounted",
 		"image stepbox/demo:latest removed, and its layers demo.0, demo.1",
 		"no images yet",
 	} {

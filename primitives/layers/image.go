@@ -88,10 +88,10 @@ func (s *Store) ImageLayerFree(name string) error {
 		return nil
 	}
 	if s.InUse == nil {
-		return fmt.Errorf("%w: box %q mounted %q", ErrReadOnly, l.LockedBy, name)
+		return fmt.Errorf("%q: %w: box %q mounted it", name, ErrInUse, l.LockedBy)
 	}
 	if err := s.InUse(name); err != nil {
-		return fmt.Errorf("%w: %q may still be mounted: %w", ErrReadOnly, name, err)
+		return fmt.Errorf("%q: %w: it may still be mounted: %w", name, ErrInUse, err)
 	}
 	return nil
 }

@@ -31,6 +31,8 @@ var (
 	ErrBadPath = errors.New("bad path in layer")
 	// ErrReadOnly is returned for a change to a builtin layer or one a box has mounted.
 	ErrReadOnly = errors.New("layer is read-only")
+	// ErrInUse is returned for the removal of a layer a box may have mounted.
+	ErrInUse = errors.New("layer is in use")
 	// ErrExists is returned by New for a name already taken.
 	ErrExists = errors.New("layer exists")
 )
