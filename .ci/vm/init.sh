@@ -88,13 +88,13 @@ failed=
 while read -r name rel; do
 	cd "/src/$rel" || fail "cd /src/$rel"
 	t0=$(busybox cut -d' ' -f1 /proc/uptime)
-	# At most 8 minutes, and never past the VM's budget: a hung test then
+	# At most 10 minutes, and never past the VM's budget: a hung test then
 	# ends in Go's timeout panic, which names it, before qemu is killed.
 	timeout=$(busybox awk -v b="$(busybox cat /etc/vm/budget)" -v u="$t0" 'BEGIN{t=int(b-u); if (t>600) t=600; if (t<10) t=10; print t}')
 	echo "=== package $rel (timeout ${timeout}s)"
-	# The VM holds no browser: the live view's Chromium test runs on the
+	# The VM holds no browser: the live view's Chromium tests (TestLiveViewDraws…) run on the
 	# host only (its kernel side, the cgroup bars, runs here too).
-	"/tests/$name.test" -test.v -test.count=1 -test.timeout=${timeout}s -test.skip '^TestLiveViewDrawsTheBoxAsItIsBuilt$' >/tmp/$name.log 2>&1 </dev/null
+	"/tests/$name.test" -test.v -test.count=1 -test.timeout=${timeout}s -test.skip '^TestLiveViewDraws' >/tmp/$name.log 2>&1 </dev/null
 	rc=$?
 	t1=$(busybox cut -d' ' -f1 /proc/uptime)
 	secs=$(busybox awk "BEGIN{printf \"%.1f\", $t1-$t0}")
