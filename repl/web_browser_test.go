@@ -2,6 +2,7 @@ package repl
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -200,6 +201,9 @@ func TestLiveViewDrawsTheBoxAsItIsBuilt(t *testing.T) {
 				t.Errorf("no pids bar for cgroup %s among %+v", g.Name, p.Bars)
 			}
 		}},
+		// The heaviest records: many syscalls, and a header of two lines.
+		{"mount dev", nil},
+		{"!echo " + strings.Repeat("a host line long enough to wrap the header ", 4), nil},
 	}
 	for i, s := range steps {
 		run(t, sh, out, s.line)
@@ -208,11 +212,51 @@ func TestLiveViewDrawsTheBoxAsItIsBuilt(t *testing.T) {
 			s.check(t, sh.Current(), p)
 		}
 		checkScreen(t, s.line, p, keepShot(t, c, shots, i+1, s.line))
+		checkRecordCount(t, sh, c, s.line)
+	}
+
+	// A line shows as running while it runs, and the processes that end
+	// leave the drawing with the next second's reading, between steps.
+	done := make(chan error, 1)
+	go func() { done <- sh.Execute(context.Background(), "exec sh -c 'sleep 1 & sleep 2'") }()
+	var running bool
+	c.eval(t, `new Promise(ok => { const t0 = Date.now(); (function poll() {
+		const l = document.querySelector("#line.running code");
+		if (l && l.textContent.startsWith("exec sh")) return ok(true);
+		if (Date.now() - t0 > 10000) return ok(false);
+		setTimeout(poll, 10); })(); })`, &running)
+	if err := <-done; err != nil {
+		t.Fatalf("exec: %v\n%s", err, out)
+	}
+	if !running {
+		t.Error("while `exec sh -c 'sleep 1 & sleep 2'` ran, the header never showed it running")
+	}
+	run(t, sh, out, "exec sh -c 'sleep 2 >/dev/null 2>&1 &'")
+	p := readRedraw[pageElements](t, sh, c, "exec sleep", readPage)
+	var sleeps []int
+	for _, pr := range p.Procs {
+		if comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pr.PID)); err == nil && strings.TrimSpace(string(comm)) == "sleep" {
+			sleeps = append(sleeps, pr.PID)
+		}
+	}
+	if len(sleeps) == 0 {
+		t.Errorf("the page draws %+v: no sleep left running in the background", p.Procs)
+	}
+	var gone bool
+	c.eval(t, fmt.Sprintf(`new Promise(ok => { const t0 = Date.now(); const pids = %s; (function poll() {
+		const shown = Array.from(document.querySelectorAll("g.proc")).map(g => Number(g.dataset.pid));
+		if (!pids.some(p => shown.includes(p))) return ok(true);
+		if (Date.now() - t0 > 15000) return ok(false);
+		setTimeout(poll, 50); })(); })`, mustJSON(t, sleeps)), &gone)
+	for _, pid := range sleeps {
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err != nil && !gone {
+			t.Errorf("sleep %d has ended, but the page still draws it", pid)
+		}
 	}
 
 	// A second box goes beside the first; the light theme is one key away.
 	run(t, sh, out, "new db", "use web")
-	p := readRedraw[pageElements](t, sh, c, "use web", readPage)
+	p = readRedraw[pageElements](t, sh, c, "use web", readPage)
 	boxes := map[string]bool{}
 	for _, pr := range p.Procs {
 		boxes[pr.Box] = true
@@ -272,6 +316,39 @@ func TestLiveViewDrawsTheBoxAsItIsBuilt(t *testing.T) {
 	if still.Chips < 16 || still.Status != "the state when this page loaded" {
 		t.Errorf("without JavaScript the page shows %d namespace chips (want both boxes' 16) and says %q", still.Chips, still.Status)
 	}
+}
+
+// checkRecordCount checks that the calls the page shows and the count
+// on its "… N more" line add up to the last step's calls.
+func checkRecordCount(t *testing.T, sh *Shell, c *chromium, line string) {
+	t.Helper()
+	if sh.lastStep == nil {
+		return
+	}
+	var shown struct {
+		Calls int
+		More  string
+	}
+	c.eval(t, `(() => { const m = document.querySelector("#step ol.calls .more");
+		return {calls: document.querySelectorAll("#step ol.calls li.call:not([hidden])").length, more: m && !m.hidden ? m.textContent : ""}; })()`, &shown)
+	more := 0
+	if shown.More != "" {
+		if _, err := fmt.Sscanf(shown.More, "… %d more", &more); err != nil {
+			t.Errorf("after %q the record's last line is %q: %v", line, shown.More, err)
+		}
+	}
+	if shown.Calls+more != len(sh.lastStep.Calls) {
+		t.Errorf("after %q the record shows %d calls and %q; the step made %d", line, shown.Calls, shown.More, len(sh.lastStep.Calls))
+	}
+}
+
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 // readRedraw waits for the page to show the shell's last redraw, after

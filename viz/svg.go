@@ -19,12 +19,15 @@ import (
 
 // LiveState is everything the live page shows after one step.
 type LiveState struct {
-	Seq    int        // how many redraws the server has sent
-	Line   string     // the line the shell ran last
-	Failed string     // its error, if it failed
-	Step   *step.Step // the last step's record
-	Lesson *LiveLesson
-	Boxes  []LiveBox // the current box first
+	Seq    int    // how many redraws the server has sent
+	Line   string // the line the shell ran last
+	Failed string // its error, if it failed
+	// Running says Line has started and not ended: the header shows it
+	// as running, and Failed is empty.
+	Running bool
+	Step    *step.Step // the last step's record
+	Lesson  *LiveLesson
+	Boxes   []LiveBox // the current box first
 	// Net is the network map, nil while the session has taken no
 	// network step; NetError says why it could not be read.
 	Net      *network.Map
@@ -168,11 +171,17 @@ func liveHeader(s LiveState) string {
 	}
 	if s.Line != "" {
 		class := "ok"
-		if s.Failed != "" {
+		switch {
+		case s.Running:
+			class = "running"
+		case s.Failed != "":
 			class = "failed"
 		}
 		fmt.Fprintf(&b, `<div id="line" class="%s"><span class="prompt">▸</span> <code>%s</code>`, class, esc(s.Line))
-		if s.Failed != "" {
+		if s.Running {
+			b.WriteString(` <span class="state">running…</span>`)
+		}
+		if s.Failed != "" && !s.Running {
 			fmt.Fprintf(&b, ` <span class="error">%s</span>`, esc(s.Failed))
 		}
 		b.WriteString(`</div>`)
@@ -217,13 +226,26 @@ func liveBox(box LiveBox, under, beside string) string {
 	return b.String()
 }
 
-// The step record's limits: calls and shell lines shown before "… N more",
+// The step record's limits: calls and shell lines sent before "… N more",
 // and the columns a call is cut to (its longest path loses its middle).
+// The page's script hides the last ones until the page fits the screen,
+// and counts them in the "… N more" line (stepFitted).
 const (
-	stepCallsShown = 8
-	stepShellShown = 4
+	stepCallsShown = 40
+	stepShellShown = 20
 	stepCallCols   = 46
 )
+
+// moreLine is the "… N more" line after a list whose n last items were
+// not sent; data-cut is n, and the page's script adds the items it
+// hides to fit the screen (hidden while it is 0).
+func moreLine(n int, tag, why string) string {
+	hidden := ""
+	if n <= 0 {
+		n, hidden = 0, ` hidden=""`
+	}
+	return fmt.Sprintf(`<%s class="more" data-cut="%d" data-why="%s"%s>… %d more%s</%s>`, tag, n, esc(why), hidden, n, esc(why), tag)
+}
 
 // StepHTML is the last step's record as the page shows it: what it did,
 // its syscalls in strace form, the same with standard tools, man pages.
@@ -236,7 +258,6 @@ func StepHTML(s *step.Step) string {
 	b.WriteString(`<div class="record"><div><h3>syscalls</h3><ol class="calls">`)
 	for i, c := range s.Calls {
 		if i == stepCallsShown {
-			fmt.Fprintf(&b, `<li class="more">… %d more (explain shows them all)</li>`, len(s.Calls)-i)
 			break
 		}
 		class := "call"
@@ -246,19 +267,20 @@ func StepHTML(s *step.Step) string {
 		call, _, _ := strings.Cut(c.Syscall, "   # ")
 		fmt.Fprintf(&b, `<li class="%s"><code>%s</code></li>`, class, esc(shortenArgs(call+" = "+c.Result, stepCallCols)))
 	}
-	b.WriteString(`</ol></div><div><h3>with standard tools</h3><pre class="shell">`)
+	b.WriteString(moreLine(len(s.Calls)-stepCallsShown, "li", " (explain shows them all)"))
+	b.WriteString(`</ol></div><div><h3>with standard tools</h3><div class="shell">`)
 	for i, l := range s.Shell {
 		if i == stepShellShown {
-			fmt.Fprintf(&b, "… %d more", len(s.Shell)-i)
 			break
 		}
 		// The page has no room for the comments the shell lines carry.
 		if cmd, _, ok := strings.Cut(l, "   # "); ok {
 			l = cmd
 		}
-		b.WriteString(esc(shortenArgs(l, stepCallCols)) + "\n")
+		fmt.Fprintf(&b, `<pre class="line">%s</pre>`, esc(shortenArgs(l, stepCallCols)))
 	}
-	b.WriteString(`</pre>`)
+	b.WriteString(moreLine(len(s.Shell)-stepShellShown, "p", ""))
+	b.WriteString(`</div>`)
 	if len(s.Man) > 0 {
 		fmt.Fprintf(&b, `<p class="man">man %s</p>`, esc(strings.Join(s.Man, ", ")))
 	}
