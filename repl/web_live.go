@@ -87,6 +87,9 @@ func (sh *Shell) StartWeb(addr string) error {
 	sh.web = v
 	go v.tick()
 	sh.ok("live view at %s", sh.Theme.Cmd.Render(srv.URL))
+	for _, u := range srv.Also {
+		sh.say("  or at %s", sh.Theme.Cmd.Render(u))
+	}
 	if srv.token != "" {
 		sh.say("  it listens beyond loopback: the address carries a token, and a request without it is refused")
 	} else {
