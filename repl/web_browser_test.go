@@ -38,8 +38,11 @@ type pageElements struct {
 		Files int
 	}
 	Changes []struct{ Kind, Path string }
-	Bars    []struct{ Cgroup, Resource, Current, Max string }
-	Panels  []struct {
+	Bars    []struct {
+		Cgroup, Resource, Current, Max string
+		Changed                        bool
+	}
+	Panels []struct {
 		ID                       string
 		Top, Bottom, Left, Right float64
 	}
@@ -55,7 +58,7 @@ const readPage = `(() => {
 		procs: q("g.proc").map(g => ({box: box(g), pid: Number(g.dataset.pid), boxPID: Number(g.dataset.boxpid)})),
 		layers: q("g.layer").map(g => ({layer: g.dataset.layer, files: Number(g.dataset.files)})),
 		changes: q("g.change").map(g => ({kind: g.dataset.kind, path: g.dataset.path})),
-		bars: q("g.bar").map(g => ({cgroup: g.closest("g.cgroup").dataset.cgroup, resource: g.dataset.resource, current: g.dataset.current, max: g.dataset.max})),
+		bars: q("g.bar").map(g => ({cgroup: g.closest("g.cgroup").dataset.cgroup, resource: g.dataset.resource, current: g.dataset.current, max: g.dataset.max, changed: g.classList.contains("changed")})),
 		panels: q("svg.panel, #step").map(s => { const r = s.getBoundingClientRect(); return {id: s.id, top: r.top, bottom: r.bottom, left: r.left, right: r.right}; }),
 		scrollW: document.documentElement.scrollWidth, scrollH: document.documentElement.scrollHeight,
 		viewW: innerWidth, viewH: innerHeight,
@@ -183,7 +186,15 @@ func TestLiveViewDrawsTheBoxAsItIsBuilt(t *testing.T) {
 			}
 		}},
 		{"cgroup new", nil},
-		{"cgroup limit pids 20", nil},
+		{"cgroup limit pids 20", func(t *testing.T, b *primitives.Box, p pageElements) {
+			// The limit the step set is marked; the others are not.
+			for _, bar := range p.Bars {
+				want := bar.Cgroup == b.Cgroup().Name && bar.Resource == "pids"
+				if bar.Changed != want {
+					t.Errorf("%s's %s bar (limit %s) marked as changed by the step: %v, want %v", bar.Cgroup, bar.Resource, bar.Max, bar.Changed, want)
+				}
+			}
+		}},
 		{"cgroup attach", func(t *testing.T, b *primitives.Box, p pageElements) {
 			g := b.Cgroup()
 			found := false
@@ -199,6 +210,11 @@ func TestLiveViewDrawsTheBoxAsItIsBuilt(t *testing.T) {
 			}
 			if !found {
 				t.Errorf("no pids bar for cgroup %s among %+v", g.Name, p.Bars)
+			}
+			for _, bar := range p.Bars {
+				if bar.Changed {
+					t.Errorf("after cgroup attach, %s's %s bar is still marked as a changed limit", bar.Cgroup, bar.Resource)
+				}
 			}
 		}},
 		// The heaviest records: many syscalls, and a header of two lines.

@@ -209,8 +209,9 @@ func (v *liveView) gather(sh *Shell, line string, err error) viz.LiveState {
 			if err == nil {
 				readers[b.Name] = read
 				var snap cgroups.Snapshot
-				if snap, err = read(v.lastCgroup(b.Name)); err == nil {
-					lb.Cgroup = &snap
+				was := v.lastCgroup(b.Name)
+				if snap, err = read(was); err == nil {
+					lb.Cgroup, lb.CgroupBefore = &snap, was
 				}
 			}
 			if err != nil {

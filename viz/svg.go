@@ -56,7 +56,10 @@ type LiveBox struct {
 	Processes *primitives.ProcessNode // the box process and everything under it
 	Stack     *rootfs.StackSnapshot
 	Cgroup    *cgroups.Snapshot
-	Errors    []string // snapshots that could not be read, and why
+	// CgroupBefore is the cgroup tree before the last line: the limits
+	// that differ from it are marked as changed.
+	CgroupBefore *cgroups.Snapshot
+	Errors       []string // snapshots that could not be read, and why
 }
 
 // Sizes of the drawings, in SVG user units: the page scales each panel
@@ -213,7 +216,7 @@ func liveBox(box LiveBox, under, beside string) string {
 	b.WriteString(under)
 	b.WriteString(`</div><div class="col cg">`)
 	if box.Cgroup != nil {
-		b.WriteString(CgroupSVG(*box.Cgroup))
+		b.WriteString(cgroupSVG(*box.Cgroup, box.CgroupBefore))
 	} else {
 		b.WriteString(`<p class="todo">No cgroup yet: <code>cgroup new</code> makes one.</p>`)
 	}
