@@ -280,9 +280,16 @@ func TestLiveViewDrawsTheBoxAsItIsBuilt(t *testing.T) {
 	if !boxes["web"] || !boxes["db"] {
 		t.Errorf("two boxes, but the page draws processes of %v", boxes)
 	}
-	if p.ScrollW > p.ViewW {
-		t.Errorf("two boxes make the page %d wide, more than the screen's %d", p.ScrollW, p.ViewW)
+	if p.ScrollW > p.ViewW || p.ScrollH > p.ViewH {
+		t.Errorf("two boxes make the page %d×%d, more than the %d×%d screen", p.ScrollW, p.ScrollH, p.ViewW, p.ViewH)
 	}
+	// The heaviest record beside two boxes, under a header of two lines.
+	run(t, sh, out, "cgroup limit pids 30", "!echo "+strings.Repeat("a host line long enough to wrap the header ", 4))
+	p = readRedraw[pageElements](t, sh, c, "!echo", readPage)
+	if p.ScrollW > p.ViewW || p.ScrollH > p.ViewH {
+		t.Errorf("two boxes and a header of two lines make the page %d×%d, more than the %d×%d screen", p.ScrollW, p.ScrollH, p.ViewW, p.ViewH)
+	}
+	checkRecordCount(t, sh, c, "!echo")
 	keep := func(name string) []byte {
 		shot := c.screenshot(t)
 		if err := os.WriteFile(filepath.Join(shots, name), shot, 0o644); err != nil {
@@ -329,6 +336,7 @@ func TestLiveViewDrawsTheBoxAsItIsBuilt(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	keep(fmt.Sprintf("%02d-no-script.png", len(steps)+2))
 	if still.Chips < 16 || still.Status != "the state when this page loaded" {
 		t.Errorf("without JavaScript the page shows %d namespace chips (want both boxes' 16) and says %q", still.Chips, still.Status)
 	}

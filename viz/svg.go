@@ -233,21 +233,27 @@ func liveBox(box LiveBox, under, beside string) string {
 // and the columns a call is cut to (its longest path loses its middle).
 // The page's script hides the last ones until the page fits the screen,
 // and counts them in the "… N more" line (stepFitted).
+// Without the script, only the first stepCallsSpare calls and
+// stepShellSpare shell lines show: the rest are "spare".
 const (
 	stepCallsShown = 40
 	stepShellShown = 20
+	stepCallsSpare = 8
+	stepShellSpare = 4
 	stepCallCols   = 46
 )
 
-// moreLine is the "… N more" line after a list whose n last items were
-// not sent; data-cut is n, and the page's script adds the items it
-// hides to fit the screen (hidden while it is 0).
-func moreLine(n int, tag, why string) string {
+// moreLine is the "… N more" line after a list of n items of which
+// sent were sent; data-cut is how many were not. Without the script
+// the items past spare are hidden too and counted; the script counts
+// the ones it hides to fit the screen instead.
+func moreLine(n, sent, spare int, tag, why string) string {
+	cut, shown := max(0, n-sent), max(0, n-spare)
 	hidden := ""
-	if n <= 0 {
-		n, hidden = 0, ` hidden=""`
+	if shown == 0 {
+		hidden = ` hidden=""`
 	}
-	return fmt.Sprintf(`<%s class="more" data-cut="%d" data-why="%s"%s>… %d more%s</%s>`, tag, n, esc(why), hidden, n, esc(why), tag)
+	return fmt.Sprintf(`<%s class="more" data-cut="%d" data-why="%s"%s>… %d more%s</%s>`, tag, cut, esc(why), hidden, shown, esc(why), tag)
 }
 
 // StepHTML is the last step's record as the page shows it: what it did,
@@ -265,12 +271,15 @@ func StepHTML(s *step.Step) string {
 		}
 		class := "call"
 		if strings.HasPrefix(c.Result, "-1") {
-			class = "call failed"
+			class += " failed"
+		}
+		if i >= stepCallsSpare {
+			class += " spare"
 		}
 		call, _, _ := strings.Cut(c.Syscall, "   # ")
 		fmt.Fprintf(&b, `<li class="%s"><code>%s</code></li>`, class, esc(shortenArgs(call+" = "+c.Result, stepCallCols)))
 	}
-	b.WriteString(moreLine(len(s.Calls)-stepCallsShown, "li", " (explain shows them all)"))
+	b.WriteString(moreLine(len(s.Calls), stepCallsShown, stepCallsSpare, "li", " (explain shows them all)"))
 	b.WriteString(`</ol></div><div><h3>with standard tools</h3><div class="shell">`)
 	for i, l := range s.Shell {
 		if i == stepShellShown {
@@ -280,9 +289,13 @@ func StepHTML(s *step.Step) string {
 		if cmd, _, ok := strings.Cut(l, "   # "); ok {
 			l = cmd
 		}
-		fmt.Fprintf(&b, `<pre class="line">%s</pre>`, esc(shortenArgs(l, stepCallCols)))
+		class := "line"
+		if i >= stepShellSpare {
+			class += " spare"
+		}
+		fmt.Fprintf(&b, `<pre class="%s">%s</pre>`, class, esc(shortenArgs(l, stepCallCols)))
 	}
-	b.WriteString(moreLine(len(s.Shell)-stepShellShown, "p", ""))
+	b.WriteString(moreLine(len(s.Shell), stepShellShown, stepShellSpare, "p", ""))
 	b.WriteString(`</div>`)
 	if len(s.Man) > 0 {
 		fmt.Fprintf(&b, `<p class="man">man %s</p>`, esc(strings.Join(s.Man, ", ")))

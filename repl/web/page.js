@@ -22,9 +22,15 @@
   // rest of the record.
   function over() { return root.scrollHeight > innerHeight || root.scrollWidth > innerWidth; }
   function lists() {
+    // Start from every item sent: the spare ones show once the script runs.
+    root.dataset.fitted = "yes";
     return Array.prototype.map.call(document.querySelectorAll("#step ol.calls, #step div.shell"), function (l) {
-      return { shown: Array.prototype.filter.call(l.children, function (e) { return !e.classList.contains("more"); }),
-        more: l.querySelector(".more"), keep: l.tagName === "OL" ? 3 : 1 };
+      var shown = Array.prototype.filter.call(l.children, function (e) { return !e.classList.contains("more"); });
+      shown.forEach(function (e) { e.hidden = false; });
+      var more = l.querySelector(".more");
+      more.textContent = "… " + more.dataset.cut + " more" + more.dataset.why;
+      more.hidden = more.dataset.cut === "0";
+      return { shown: shown, more: more, keep: l.tagName === "OL" ? 3 : 1 };
     });
   }
   function hideOne(ls, floor) {
@@ -49,7 +55,6 @@
       Array.prototype.forEach.call(svgs, function (s, i) { s.style.maxHeight = Math.floor(heights[i] * scale) + "px"; });
     }
     while (over() && hideOne(ls, false)) {}
-    root.dataset.fitted = over() ? "no" : "yes";
   }
   fit();
   addEventListener("resize", fit);
