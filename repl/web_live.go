@@ -272,14 +272,17 @@ func (v *liveView) lastCgroup(name string) *cgroups.Snapshot {
 	return nil
 }
 
-// liveBoxes are the boxes the page draws: the current one first.
+// liveBoxes are the boxes the page draws: the current one first, then
+// the newest of the others.
 func liveBoxes(sh *Shell) []*primitives.Box {
 	var out []*primitives.Box
 	cur := sh.Current()
 	if cur != nil {
 		out = append(out, cur)
 	}
-	for _, b := range sh.Session.Boxes() {
+	boxes := sh.Session.Boxes()
+	slices.Reverse(boxes)
+	for _, b := range boxes {
 		if b != nil && b != cur && len(out) < webBoxesShown {
 			out = append(out, b)
 		}

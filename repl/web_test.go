@@ -259,3 +259,17 @@ func TestLiveViewBarsMoveWhileACommandRuns(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestLiveViewDrawsTheNewestBoxBesideTheCurrentOne: with three boxes,
+// the page draws the current one and the one made last.
+func TestLiveViewDrawsTheNewestBoxBesideTheCurrentOne(t *testing.T) {
+	sh, out := liveShell(t)
+	run(t, sh, out, "new a", "new b", "new c", "use a")
+	var names []string
+	for _, b := range liveBoxes(sh) {
+		names = append(names, b.Name)
+	}
+	if !slices.Equal(names, []string{"a", "c"}) {
+		t.Errorf("the page draws boxes %v, want the current a and the newest c", names)
+	}
+}
