@@ -151,6 +151,9 @@ func LivePage(s LiveState) string {
 			beside, record = record, ""
 			under, netMap = netMap, ""
 		}
+		if len(s.Boxes) > 1 {
+			box.Cgroup = ownCgroup(box.Cgroup)
+		}
 		b.WriteString(liveBox(box, under, beside))
 	}
 	b.WriteString(`</div>`)
@@ -190,6 +193,22 @@ func liveHeader(s LiveState) string {
 		b.WriteString(`</div>`)
 	}
 	return b.String()
+}
+
+// ownCgroup is snap with only the box's own cgroup under stepbox's
+// parent: two boxes side by side would each draw the whole tree.
+func ownCgroup(snap *cgroups.Snapshot) *cgroups.Snapshot {
+	if snap == nil || snap.BoxGroup == "" {
+		return snap
+	}
+	own := *snap
+	own.Parent.Children = nil
+	for _, c := range snap.Parent.Children {
+		if c.Name == snap.BoxGroup {
+			own.Parent.Children = append(own.Parent.Children, c)
+		}
+	}
+	return &own
 }
 
 // liveBox is one box's section: namespaces around its processes, its
