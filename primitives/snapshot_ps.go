@@ -55,15 +55,8 @@ func (s *Session) ProcessTree() (*ProcessNode, error) {
 		if err != nil {
 			continue
 		}
-		n := &ProcessNode{PID: p.PID, PPID: st.PPID, Comm: st.Comm, Role: roles[p.PID], Box: boxOf[p.PID]}
-		if status, err := p.NewStatus(); err == nil {
-			for _, v := range status.NSpids {
-				n.NSpid = append(n.NSpid, int(v))
-			}
-		}
-		if args, err := p.CmdLine(); err == nil {
-			n.Cmdline = strings.Join(args, " ")
-		}
+		n := ReadProcess(p, st)
+		n.Role, n.Box = roles[p.PID], boxOf[p.PID]
 		nodes[p.PID] = n
 	}
 	root := nodes[os.Getpid()]
@@ -89,4 +82,19 @@ func (s *Session) ProcessTree() (*ProcessNode, error) {
 	}
 	walk(root, "")
 	return root, nil
+}
+
+// ReadProcess is process p as a node with no children, role or box:
+// its PIDs, command name and command line, from /proc alone.
+func ReadProcess(p procfs.Proc, st procfs.ProcStat) *ProcessNode {
+	n := &ProcessNode{PID: p.PID, PPID: st.PPID, Comm: st.Comm}
+	if status, err := p.NewStatus(); err == nil {
+		for _, v := range status.NSpids {
+			n.NSpid = append(n.NSpid, int(v))
+		}
+	}
+	if args, err := p.CmdLine(); err == nil {
+		n.Cmdline = strings.Join(args, " ")
+	}
+	return n
 }

@@ -169,6 +169,7 @@ func (sh *Shell) Execute(ctx context.Context, line string) (err error) {
 	if trimmed == "" || strings.HasPrefix(trimmed, "#") {
 		return nil
 	}
+	sh.web.beforeLine(line)
 	if rest, ok := strings.CutPrefix(trimmed, "!"); ok {
 		err := sh.hostCommand(ctx, rest)
 		if err == nil {

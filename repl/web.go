@@ -52,6 +52,9 @@ type liveServer struct {
 	ln    net.Listener
 	token string // "" when listening on loopback only
 	URL   string
+	// Also are the same page at each of the machine's addresses, when it
+	// listens on all of them (URL then names the machine).
+	Also []string
 
 	mu      sync.Mutex
 	page    string // the last drawing, sent whole on connect
@@ -66,6 +69,35 @@ func isLoopback(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// url is the page's address at host:port, with the token if there is one.
+func (s *liveServer) url(hostPort string) string {
+	u := "http://" + hostPort + "/"
+	if s.token != "" {
+		u += "?token=" + s.token
+	}
+	return u
+}
+
+// hostAddrs are the machine's global unicast addresses that a listener
+// on unspecified (0.0.0.0 or ::) is reached at: IPv4 ones only for
+// 0.0.0.0. None when the kernel cannot list them.
+func hostAddrs(unspecified net.IP) []net.IP {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil
+	}
+	v4only := unspecified != nil && unspecified.To4() != nil
+	var out []net.IP
+	for _, a := range addrs {
+		n, ok := a.(*net.IPNet)
+		if !ok || !n.IP.IsGlobalUnicast() || (v4only && n.IP.To4() == nil) {
+			continue
+		}
+		out = append(out, n.IP)
+	}
+	return out
 }
 
 // startLiveServer listens on addr (127.0.0.1:0 picks a free loopback
@@ -98,9 +130,13 @@ func startLiveServer(addr, page string) (*liveServer, error) {
 		}
 		urlHost = net.JoinHostPort(name, fmt.Sprint(shown.Port))
 	}
-	s.URL = "http://" + urlHost + "/"
-	if s.token != "" {
-		s.URL += "?token=" + s.token
+	s.URL = s.url(urlHost)
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		// A student's machine may not resolve this one's name: its
+		// addresses too.
+		for _, ip := range hostAddrs(ip) {
+			s.Also = append(s.Also, s.url(net.JoinHostPort(ip.String(), fmt.Sprint(shown.Port))))
+		}
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", s.servePage)

@@ -2,6 +2,7 @@ package repl
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -37,8 +38,11 @@ type pageElements struct {
 		Files int
 	}
 	Changes []struct{ Kind, Path string }
-	Bars    []struct{ Cgroup, Resource, Current, Max string }
-	Panels  []struct {
+	Bars    []struct {
+		Cgroup, Resource, Current, Max string
+		Changed                        bool
+	}
+	Panels []struct {
 		ID                       string
 		Top, Bottom, Left, Right float64
 	}
@@ -54,7 +58,7 @@ const readPage = `(() => {
 		procs: q("g.proc").map(g => ({box: box(g), pid: Number(g.dataset.pid), boxPID: Number(g.dataset.boxpid)})),
 		layers: q("g.layer").map(g => ({layer: g.dataset.layer, files: Number(g.dataset.files)})),
 		changes: q("g.change").map(g => ({kind: g.dataset.kind, path: g.dataset.path})),
-		bars: q("g.bar").map(g => ({cgroup: g.closest("g.cgroup").dataset.cgroup, resource: g.dataset.resource, current: g.dataset.current, max: g.dataset.max})),
+		bars: q("g.bar").map(g => ({cgroup: g.closest("g.cgroup").dataset.cgroup, resource: g.dataset.resource, current: g.dataset.current, max: g.dataset.max, changed: g.classList.contains("changed")})),
 		panels: q("svg.panel, #step").map(s => { const r = s.getBoundingClientRect(); return {id: s.id, top: r.top, bottom: r.bottom, left: r.left, right: r.right}; }),
 		scrollW: document.documentElement.scrollWidth, scrollH: document.documentElement.scrollHeight,
 		viewW: innerWidth, viewH: innerHeight,
@@ -182,7 +186,15 @@ func TestLiveViewDrawsTheBoxAsItIsBuilt(t *testing.T) {
 			}
 		}},
 		{"cgroup new", nil},
-		{"cgroup limit pids 20", nil},
+		{"cgroup limit pids 20", func(t *testing.T, b *primitives.Box, p pageElements) {
+			// The limit the step set is marked; the others are not.
+			for _, bar := range p.Bars {
+				want := bar.Cgroup == b.Cgroup().Name && bar.Resource == "pids"
+				if bar.Changed != want {
+					t.Errorf("%s's %s bar (limit %s) marked as changed by the step: %v, want %v", bar.Cgroup, bar.Resource, bar.Max, bar.Changed, want)
+				}
+			}
+		}},
 		{"cgroup attach", func(t *testing.T, b *primitives.Box, p pageElements) {
 			g := b.Cgroup()
 			found := false
@@ -199,7 +211,15 @@ func TestLiveViewDrawsTheBoxAsItIsBuilt(t *testing.T) {
 			if !found {
 				t.Errorf("no pids bar for cgroup %s among %+v", g.Name, p.Bars)
 			}
+			for _, bar := range p.Bars {
+				if bar.Changed {
+					t.Errorf("after cgroup attach, %s's %s bar is still marked as a changed limit", bar.Cgroup, bar.Resource)
+				}
+			}
 		}},
+		// The heaviest records: many syscalls, and a header of two lines.
+		{"mount dev", nil},
+		{"!echo " + strings.Repeat("a host line long enough to wrap the header ", 4), nil},
 	}
 	for i, s := range steps {
 		run(t, sh, out, s.line)
@@ -208,11 +228,51 @@ func TestLiveViewDrawsTheBoxAsItIsBuilt(t *testing.T) {
 			s.check(t, sh.Current(), p)
 		}
 		checkScreen(t, s.line, p, keepShot(t, c, shots, i+1, s.line))
+		checkRecordCount(t, sh, c, s.line)
+	}
+
+	// A line shows as running while it runs, and the processes that end
+	// leave the drawing with the next second's reading, between steps.
+	done := make(chan error, 1)
+	go func() { done <- sh.Execute(context.Background(), "exec sh -c 'sleep 1 & sleep 2'") }()
+	var running bool
+	c.eval(t, `new Promise(ok => { const t0 = Date.now(); (function poll() {
+		const l = document.querySelector("#line.running code");
+		if (l && l.textContent.startsWith("exec sh")) return ok(true);
+		if (Date.now() - t0 > 10000) return ok(false);
+		setTimeout(poll, 10); })(); })`, &running)
+	if err := <-done; err != nil {
+		t.Fatalf("exec: %v\n%s", err, out)
+	}
+	if !running {
+		t.Error("while `exec sh -c 'sleep 1 & sleep 2'` ran, the header never showed it running")
+	}
+	run(t, sh, out, "exec sh -c 'sleep 2 >/dev/null 2>&1 &'")
+	p := readRedraw[pageElements](t, sh, c, "exec sleep", readPage)
+	var sleeps []int
+	for _, pr := range p.Procs {
+		if comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pr.PID)); err == nil && strings.TrimSpace(string(comm)) == "sleep" {
+			sleeps = append(sleeps, pr.PID)
+		}
+	}
+	if len(sleeps) == 0 {
+		t.Errorf("the page draws %+v: no sleep left running in the background", p.Procs)
+	}
+	var gone bool
+	c.eval(t, fmt.Sprintf(`new Promise(ok => { const t0 = Date.now(); const pids = %s; (function poll() {
+		const shown = Array.from(document.querySelectorAll("g.proc")).map(g => Number(g.dataset.pid));
+		if (!pids.some(p => shown.includes(p))) return ok(true);
+		if (Date.now() - t0 > 15000) return ok(false);
+		setTimeout(poll, 50); })(); })`, mustJSON(t, sleeps)), &gone)
+	for _, pid := range sleeps {
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err != nil && !gone {
+			t.Errorf("sleep %d has ended, but the page still draws it", pid)
+		}
 	}
 
 	// A second box goes beside the first; the light theme is one key away.
 	run(t, sh, out, "new db", "use web")
-	p := readRedraw[pageElements](t, sh, c, "use web", readPage)
+	p = readRedraw[pageElements](t, sh, c, "use web", readPage)
 	boxes := map[string]bool{}
 	for _, pr := range p.Procs {
 		boxes[pr.Box] = true
@@ -220,9 +280,16 @@ func TestLiveViewDrawsTheBoxAsItIsBuilt(t *testing.T) {
 	if !boxes["web"] || !boxes["db"] {
 		t.Errorf("two boxes, but the page draws processes of %v", boxes)
 	}
-	if p.ScrollW > p.ViewW {
-		t.Errorf("two boxes make the page %d wide, more than the screen's %d", p.ScrollW, p.ViewW)
+	if p.ScrollW > p.ViewW || p.ScrollH > p.ViewH {
+		t.Errorf("two boxes make the page %d×%d, more than the %d×%d screen", p.ScrollW, p.ScrollH, p.ViewW, p.ViewH)
 	}
+	// The heaviest record beside two boxes, under a header of two lines.
+	run(t, sh, out, "cgroup limit pids 30", "!echo "+strings.Repeat("a host line long enough to wrap the header ", 4))
+	p = readRedraw[pageElements](t, sh, c, "!echo", readPage)
+	if p.ScrollW > p.ViewW || p.ScrollH > p.ViewH {
+		t.Errorf("two boxes and a header of two lines make the page %d×%d, more than the %d×%d screen", p.ScrollW, p.ScrollH, p.ViewW, p.ViewH)
+	}
+	checkRecordCount(t, sh, c, "!echo")
 	keep := func(name string) []byte {
 		shot := c.screenshot(t)
 		if err := os.WriteFile(filepath.Join(shots, name), shot, 0o644); err != nil {
@@ -269,9 +336,43 @@ func TestLiveViewDrawsTheBoxAsItIsBuilt(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	keep(fmt.Sprintf("%02d-no-script.png", len(steps)+2))
 	if still.Chips < 16 || still.Status != "the state when this page loaded" {
 		t.Errorf("without JavaScript the page shows %d namespace chips (want both boxes' 16) and says %q", still.Chips, still.Status)
 	}
+}
+
+// checkRecordCount checks that the calls the page shows and the count
+// on its "… N more" line add up to the last step's calls.
+func checkRecordCount(t *testing.T, sh *Shell, c *chromium, line string) {
+	t.Helper()
+	if sh.lastStep == nil {
+		return
+	}
+	var shown struct {
+		Calls int
+		More  string
+	}
+	c.eval(t, `(() => { const m = document.querySelector("#step ol.calls .more");
+		return {calls: document.querySelectorAll("#step ol.calls li.call:not([hidden])").length, more: m && !m.hidden ? m.textContent : ""}; })()`, &shown)
+	more := 0
+	if shown.More != "" {
+		if _, err := fmt.Sscanf(shown.More, "… %d more", &more); err != nil {
+			t.Errorf("after %q the record's last line is %q: %v", line, shown.More, err)
+		}
+	}
+	if shown.Calls+more != len(sh.lastStep.Calls) {
+		t.Errorf("after %q the record shows %d calls and %q; the step made %d", line, shown.Calls, shown.More, len(sh.lastStep.Calls))
+	}
+}
+
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 // readRedraw waits for the page to show the shell's last redraw, after

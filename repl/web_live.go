@@ -12,6 +12,8 @@ import (
 	"stepbox/primitives/cgroups"
 	"stepbox/primitives/step"
 	"stepbox/viz"
+
+	"github.com/prometheus/procfs"
 )
 
 func init() {
@@ -85,6 +87,9 @@ func (sh *Shell) StartWeb(addr string) error {
 	sh.web = v
 	go v.tick()
 	sh.ok("live view at %s", sh.Theme.Cmd.Render(srv.URL))
+	for _, u := range srv.Also {
+		sh.say("  or at %s", sh.Theme.Cmd.Render(u))
+	}
 	if srv.token != "" {
 		sh.say("  it listens beyond loopback: the address carries a token, and a request without it is refused")
 	} else {
@@ -137,13 +142,31 @@ func (v *liveView) atStep(l *lessons.Lesson, i int) {
 	v.mu.Unlock()
 }
 
+// beforeLine shows line as running in the header until afterLine
+// replaces it with its result; the drawings stay those of the last
+// step. A nil view does nothing.
+func (v *liveView) beforeLine(line string) {
+	if t := strings.TrimSpace(line); v == nil || t == "" || strings.HasPrefix(t, "#") {
+		return
+	}
+	v.mu.Lock()
+	st := v.state
+	v.mu.Unlock()
+	st.Line, st.Failed, st.Running = strings.TrimSpace(line), "", true
+	v.show(st)
+}
+
 // afterLine redraws after the shell ran line; err is how it ended. A
 // nil view does nothing.
 func (v *liveView) afterLine(sh *Shell, line string, err error) {
 	if t := strings.TrimSpace(line); v == nil || t == "" || strings.HasPrefix(t, "#") {
 		return
 	}
-	st := v.gather(sh, strings.TrimSpace(line), err)
+	v.show(v.gather(sh, strings.TrimSpace(line), err))
+}
+
+// show sends st to the page as the next redraw.
+func (v *liveView) show(st viz.LiveState) {
 	v.mu.Lock()
 	v.seq++
 	st.Seq = v.seq
@@ -186,8 +209,9 @@ func (v *liveView) gather(sh *Shell, line string, err error) viz.LiveState {
 			if err == nil {
 				readers[b.Name] = read
 				var snap cgroups.Snapshot
-				if snap, err = read(v.lastCgroup(b.Name)); err == nil {
-					lb.Cgroup = &snap
+				was := v.lastCgroup(b.Name)
+				if snap, err = read(was); err == nil {
+					lb.Cgroup, lb.CgroupBefore = &snap, was
 				}
 			}
 			if err != nil {
@@ -248,14 +272,17 @@ func (v *liveView) lastCgroup(name string) *cgroups.Snapshot {
 	return nil
 }
 
-// liveBoxes are the boxes the page draws: the current one first.
+// liveBoxes are the boxes the page draws: the current one first, then
+// the newest of the others.
 func liveBoxes(sh *Shell) []*primitives.Box {
 	var out []*primitives.Box
 	cur := sh.Current()
 	if cur != nil {
 		out = append(out, cur)
 	}
-	for _, b := range sh.Session.Boxes() {
+	boxes := sh.Session.Boxes()
+	slices.Reverse(boxes)
+	for _, b := range boxes {
 		if b != nil && b != cur && len(out) < webBoxesShown {
 			out = append(out, b)
 		}
@@ -293,9 +320,10 @@ func (v *liveView) lesson(sh *Shell) *viz.LiveLesson {
 	return &viz.LiveLesson{Number: l.Number, Steps: len(l.Steps), Title: l.Title, Step: i + 1, StepTitle: st.Title, Pass: r.Pass, Saw: r.Saw}
 }
 
-// tick reads the cgroup bars again every second and redraws when they
-// moved: a running command's memory and pids climb on the page as it
-// runs. It reads only the host's cgroup files, never a box.
+// tick reads the cgroup bars and the process tree again every second
+// and redraws when they moved: a running command's memory and pids
+// climb on the page as it runs, and a process that ended leaves the
+// drawing. It reads only the host's cgroup files and /proc, never a box.
 func (v *liveView) tick() {
 	t := time.NewTicker(webTick)
 	defer t.Stop()
@@ -312,7 +340,11 @@ func (v *liveView) tick() {
 		st, readers, seq := v.state, v.cgroups, v.seq
 		v.mu.Unlock()
 		boxes := append([]viz.LiveBox(nil), st.Boxes...)
+		procs, procErr := procfs.AllProcs()
 		for i, b := range boxes {
+			if procErr == nil && b.Processes != nil {
+				boxes[i].Processes = reread(procs, b.Processes)
+			}
 			read := readers[b.Name]
 			if read == nil {
 				continue
@@ -332,4 +364,52 @@ func (v *liveView) tick() {
 		}
 		v.mu.Unlock()
 	}
+}
+
+// reread is the branch under old's root as /proc has it now: processes
+// that ended are gone, new ones hang under their parents. It reads only
+// /proc (a box running a command cannot be asked, and its lock may be
+// held), so the roles come from old: a new process is its box's.
+func reread(procs procfs.Procs, old *primitives.ProcessNode) *primitives.ProcessNode {
+	known := map[int]*primitives.ProcessNode{}
+	var index func(n *primitives.ProcessNode)
+	index = func(n *primitives.ProcessNode) {
+		known[n.PID] = n
+		for _, c := range n.Children {
+			index(c)
+		}
+	}
+	index(old)
+	nodes, children := map[int]*primitives.ProcessNode{}, map[int][]int{}
+	for _, p := range procs {
+		st, err := p.Stat()
+		if err != nil || st.State == "Z" {
+			continue // ended, or ending: nothing runs there any more
+		}
+		n := primitives.ReadProcess(p, st)
+		if was := known[p.PID]; was != nil && was.Comm == st.Comm {
+			n.Role, n.Box = was.Role, was.Box
+		}
+		nodes[p.PID] = n
+		children[st.PPID] = append(children[st.PPID], p.PID)
+	}
+	var grow func(pid int, box string) *primitives.ProcessNode
+	grow = func(pid int, box string) *primitives.ProcessNode {
+		n := nodes[pid]
+		if n.Box == "" {
+			n.Box = box
+		}
+		kids := children[pid]
+		slices.Sort(kids)
+		for _, c := range kids {
+			if c != pid {
+				n.Children = append(n.Children, grow(c, n.Box))
+			}
+		}
+		return n
+	}
+	if nodes[old.PID] == nil {
+		return nil
+	}
+	return grow(old.PID, old.Box)
 }

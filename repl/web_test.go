@@ -8,10 +8,13 @@ import (
 	"net"
 	"net/http"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vishvananda/netlink"
 )
 
 func startTestServer(t *testing.T, addr string) *liveServer {
@@ -69,6 +72,23 @@ func TestLiveViewBeyondLoopbackRefusesRequestsWithoutItsToken(t *testing.T) {
 	}
 	if !strings.HasSuffix(s.URL, "?token="+s.token) {
 		t.Errorf("printed address %s does not carry the token", s.URL)
+	}
+	// Besides the machine's name, each of its IPv4 addresses the kernel
+	// has (a student's machine may not resolve the name), with the token.
+	addrs, err := netlink.AddrList(nil, netlink.FAMILY_V4)
+	if err != nil {
+		t.Fatalf("RTM_GETADDR: %v", err)
+	}
+	var want []string
+	for _, a := range addrs {
+		if a.IP.IsGlobalUnicast() {
+			want = append(want, fmt.Sprintf("http://%s/?token=%s", net.JoinHostPort(a.IP.String(), fmt.Sprint(s.ln.Addr().(*net.TCPAddr).Port)), s.token))
+		}
+	}
+	slices.Sort(want)
+	got := slices.Sorted(slices.Values(s.Also))
+	if !slices.Equal(got, want) {
+		t.Errorf("printed also %v; the kernel's IPv4 addresses make %v", got, want)
 	}
 	// Ask over loopback only: the test talks to no other address.
 	base := fmt.Sprintf("http://127.0.0.1:%d", s.ln.Addr().(*net.TCPAddr).Port)
@@ -237,5 +257,19 @@ func TestLiveViewBarsMoveWhileACommandRuns(t *testing.T) {
 	}
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestLiveViewDrawsTheNewestBoxBesideTheCurrentOne: with three boxes,
+// the page draws the current one and the one made last.
+func TestLiveViewDrawsTheNewestBoxBesideTheCurrentOne(t *testing.T) {
+	sh, out := liveShell(t)
+	run(t, sh, out, "new a", "new b", "new c", "use a")
+	var names []string
+	for _, b := range liveBoxes(sh) {
+		names = append(names, b.Name)
+	}
+	if !slices.Equal(names, []string{"a", "c"}) {
+		t.Errorf("the page draws boxes %v, want the current a and the newest c", names)
 	}
 }

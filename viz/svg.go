@@ -19,12 +19,15 @@ import (
 
 // LiveState is everything the live page shows after one step.
 type LiveState struct {
-	Seq    int        // how many redraws the server has sent
-	Line   string     // the line the shell ran last
-	Failed string     // its error, if it failed
-	Step   *step.Step // the last step's record
-	Lesson *LiveLesson
-	Boxes  []LiveBox // the current box first
+	Seq    int    // how many redraws the server has sent
+	Line   string // the line the shell ran last
+	Failed string // its error, if it failed
+	// Running says Line has started and not ended: the header shows it
+	// as running, and Failed is empty.
+	Running bool
+	Step    *step.Step // the last step's record
+	Lesson  *LiveLesson
+	Boxes   []LiveBox // the current box first
 	// Net is the network map, nil while the session has taken no
 	// network step; NetError says why it could not be read.
 	Net      *network.Map
@@ -53,7 +56,10 @@ type LiveBox struct {
 	Processes *primitives.ProcessNode // the box process and everything under it
 	Stack     *rootfs.StackSnapshot
 	Cgroup    *cgroups.Snapshot
-	Errors    []string // snapshots that could not be read, and why
+	// CgroupBefore is the cgroup tree before the last line: the limits
+	// that differ from it are marked as changed.
+	CgroupBefore *cgroups.Snapshot
+	Errors       []string // snapshots that could not be read, and why
 }
 
 // Sizes of the drawings, in SVG user units: the page scales each panel
@@ -145,6 +151,9 @@ func LivePage(s LiveState) string {
 			beside, record = record, ""
 			under, netMap = netMap, ""
 		}
+		if len(s.Boxes) > 1 {
+			box.Cgroup = ownCgroup(box.Cgroup)
+		}
 		b.WriteString(liveBox(box, under, beside))
 	}
 	b.WriteString(`</div>`)
@@ -168,16 +177,38 @@ func liveHeader(s LiveState) string {
 	}
 	if s.Line != "" {
 		class := "ok"
-		if s.Failed != "" {
+		switch {
+		case s.Running:
+			class = "running"
+		case s.Failed != "":
 			class = "failed"
 		}
 		fmt.Fprintf(&b, `<div id="line" class="%s"><span class="prompt">▸</span> <code>%s</code>`, class, esc(s.Line))
-		if s.Failed != "" {
+		if s.Running {
+			b.WriteString(` <span class="state">running…</span>`)
+		}
+		if s.Failed != "" && !s.Running {
 			fmt.Fprintf(&b, ` <span class="error">%s</span>`, esc(s.Failed))
 		}
 		b.WriteString(`</div>`)
 	}
 	return b.String()
+}
+
+// ownCgroup is snap with only the box's own cgroup under stepbox's
+// parent: two boxes side by side would each draw the whole tree.
+func ownCgroup(snap *cgroups.Snapshot) *cgroups.Snapshot {
+	if snap == nil || snap.BoxGroup == "" {
+		return snap
+	}
+	own := *snap
+	own.Parent.Children = nil
+	for _, c := range snap.Parent.Children {
+		if c.Name == snap.BoxGroup {
+			own.Parent.Children = append(own.Parent.Children, c)
+		}
+	}
+	return &own
 }
 
 // liveBox is one box's section: namespaces around its processes, its
@@ -204,7 +235,7 @@ func liveBox(box LiveBox, under, beside string) string {
 	b.WriteString(under)
 	b.WriteString(`</div><div class="col cg">`)
 	if box.Cgroup != nil {
-		b.WriteString(CgroupSVG(*box.Cgroup))
+		b.WriteString(cgroupSVG(*box.Cgroup, box.CgroupBefore))
 	} else {
 		b.WriteString(`<p class="todo">No cgroup yet: <code>cgroup new</code> makes one.</p>`)
 	}
@@ -217,13 +248,32 @@ func liveBox(box LiveBox, under, beside string) string {
 	return b.String()
 }
 
-// The step record's limits: calls and shell lines shown before "… N more",
+// The step record's limits: calls and shell lines sent before "… N more",
 // and the columns a call is cut to (its longest path loses its middle).
+// The page's script hides the last ones until the page fits the screen,
+// and counts them in the "… N more" line (stepFitted).
+// Without the script, only the first stepCallsSpare calls and
+// stepShellSpare shell lines show: the rest are "spare".
 const (
-	stepCallsShown = 8
-	stepShellShown = 4
+	stepCallsShown = 40
+	stepShellShown = 20
+	stepCallsSpare = 8
+	stepShellSpare = 4
 	stepCallCols   = 46
 )
+
+// moreLine is the "… N more" line after a list of n items of which
+// sent were sent; data-cut is how many were not. Without the script
+// the items past spare are hidden too and counted; the script counts
+// the ones it hides to fit the screen instead.
+func moreLine(n, sent, spare int, tag, why string) string {
+	cut, shown := max(0, n-sent), max(0, n-spare)
+	hidden := ""
+	if shown == 0 {
+		hidden = ` hidden=""`
+	}
+	return fmt.Sprintf(`<%s class="more" data-cut="%d" data-why="%s"%s>… %d more%s</%s>`, tag, cut, esc(why), hidden, shown, esc(why), tag)
+}
 
 // StepHTML is the last step's record as the page shows it: what it did,
 // its syscalls in strace form, the same with standard tools, man pages.
@@ -236,29 +286,36 @@ func StepHTML(s *step.Step) string {
 	b.WriteString(`<div class="record"><div><h3>syscalls</h3><ol class="calls">`)
 	for i, c := range s.Calls {
 		if i == stepCallsShown {
-			fmt.Fprintf(&b, `<li class="more">… %d more (explain shows them all)</li>`, len(s.Calls)-i)
 			break
 		}
 		class := "call"
 		if strings.HasPrefix(c.Result, "-1") {
-			class = "call failed"
+			class += " failed"
+		}
+		if i >= stepCallsSpare {
+			class += " spare"
 		}
 		call, _, _ := strings.Cut(c.Syscall, "   # ")
 		fmt.Fprintf(&b, `<li class="%s"><code>%s</code></li>`, class, esc(shortenArgs(call+" = "+c.Result, stepCallCols)))
 	}
-	b.WriteString(`</ol></div><div><h3>with standard tools</h3><pre class="shell">`)
+	b.WriteString(moreLine(len(s.Calls), stepCallsShown, stepCallsSpare, "li", " (explain shows them all)"))
+	b.WriteString(`</ol></div><div><h3>with standard tools</h3><div class="shell">`)
 	for i, l := range s.Shell {
 		if i == stepShellShown {
-			fmt.Fprintf(&b, "… %d more", len(s.Shell)-i)
 			break
 		}
 		// The page has no room for the comments the shell lines carry.
 		if cmd, _, ok := strings.Cut(l, "   # "); ok {
 			l = cmd
 		}
-		b.WriteString(esc(shortenArgs(l, stepCallCols)) + "\n")
+		class := "line"
+		if i >= stepShellSpare {
+			class += " spare"
+		}
+		fmt.Fprintf(&b, `<pre class="%s">%s</pre>`, class, esc(shortenArgs(l, stepCallCols)))
 	}
-	b.WriteString(`</pre>`)
+	b.WriteString(moreLine(len(s.Shell), stepShellShown, stepShellSpare, "p", ""))
+	b.WriteString(`</div>`)
 	if len(s.Man) > 0 {
 		fmt.Fprintf(&b, `<p class="man">man %s</p>`, esc(strings.Join(s.Man, ", ")))
 	}

@@ -21,8 +21,16 @@ const (
 // against their limits (an empty track where there is no limit), and the
 // kernel's counters of refusals (forks refused, OOM kills, throttling).
 // The box the snapshot is about is marked.
-func CgroupSVG(snap cgroups.Snapshot) string {
+func CgroupSVG(snap cgroups.Snapshot) string { return cgroupSVG(snap, nil) }
+
+// cgroupSVG is CgroupSVG with the limits that differ from before's
+// marked ★, as the live page draws them after `cgroup limit`.
+func cgroupSVG(snap cgroups.Snapshot, before *cgroups.Snapshot) string {
 	var d svgDoc
+	was := map[string]int64{}
+	if before != nil {
+		limits(before.Parent, was)
+	}
 	version := "v2"
 	if snap.Mode.Version() == 1 {
 		version = "v1"
@@ -34,7 +42,7 @@ func CgroupSVG(snap cgroups.Snapshot) string {
 		esc(parent.Name), y+18, esc(fit(parent.Name, 200, svgText)), processes(len(parent.Procs)))
 	y += svgRow
 	for _, c := range parent.Children {
-		y = cgroupNode(&d, c, snap.BoxGroup, 1, y)
+		y = cgroupNode(&d, c, snap.BoxGroup, 1, y, was)
 	}
 	if len(parent.Children) == 0 {
 		d.text(cgIndent, y+18, "dim", "no box cgroup yet")
@@ -45,7 +53,8 @@ func CgroupSVG(snap cgroups.Snapshot) string {
 }
 
 // cgroupNode draws node n at depth, from y, and returns where it ends.
-func cgroupNode(d *svgDoc, n cgroups.Node, own string, depth, y int) int {
+// A limit in was (keyed by cgroup/meter) that differs is marked.
+func cgroupNode(d *svgDoc, n cgroups.Node, own string, depth, y int, was map[string]int64) int {
 	x := depth * cgIndent
 	class := "cgroup"
 	if n.Name == own {
@@ -57,7 +66,8 @@ func cgroupNode(d *svgDoc, n cgroups.Node, own string, depth, y int) int {
 	y += svgRow
 	var evs []string
 	for _, m := range nodeMeters(n) {
-		y = meterSVG(d, m, x+8, y)
+		old, ok := was[n.Name+"/"+m.label]
+		y = meterSVG(d, m, x+8, y, ok && old != m.max)
 		if m.events != "" {
 			evs = append(evs, m.events)
 		}
@@ -68,14 +78,15 @@ func cgroupNode(d *svgDoc, n cgroups.Node, own string, depth, y int) int {
 	}
 	d.add(`</g>`)
 	for _, c := range n.Children {
-		y = cgroupNode(d, c, own, depth+1, y)
+		y = cgroupNode(d, c, own, depth+1, y, was)
 	}
 	return y + 4
 }
 
 // meterSVG draws one meter: its name, a bar filled to usage/limit, and
 // the numbers.
-func meterSVG(d *svgDoc, m usageMeter, x, y int) int {
+// A changed limit is starred and its bar's class has "changed".
+func meterSVG(d *svgDoc, m usageMeter, x, y int, changed bool) int {
 	level, fill := "nolimit", 0
 	if !math.IsNaN(m.frac) {
 		f := math.Max(0, math.Min(1, m.frac))
@@ -93,11 +104,26 @@ func meterSVG(d *svgDoc, m usageMeter, x, y int) int {
 	if m.max != cgroups.Unlimited {
 		maxAttr = fmt.Sprint(m.max)
 	}
+	if changed {
+		level += " changed"
+		m.text = "★ " + m.text
+	}
 	barX := x + cgBarX
 	textX := barX + cgBarW + 8
 	d.add(`<g class="bar %s" data-resource="%s" data-current="%d" data-max="%s"><text x="%d" y="%d" class="meter">%s</text><rect class="track" x="%d" y="%d" width="%d" height="%d" rx="3"/><rect class="fill" x="%d" y="%d" width="%d" height="%d" rx="3"/><text x="%d" y="%d" class="value">%s</text></g>`,
 		level, m.label, m.cur, maxAttr, x, y+15, m.label, barX, y+2, cgBarW, cgBarH, barX, y+2, fill, cgBarH, textX, y+15, esc(fit(m.text, svgW-textX, svgSmall)))
 	return y + svgRow - 4
+}
+
+// limits gathers the limit of every meter under n into out, keyed by
+// cgroup/meter.
+func limits(n cgroups.Node, out map[string]int64) {
+	for _, m := range nodeMeters(n) {
+		out[n.Name+"/"+m.label] = m.max
+	}
+	for _, c := range n.Children {
+		limits(c, out)
+	}
 }
 
 // processes says "1 process", "3 processes".

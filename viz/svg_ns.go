@@ -119,7 +119,7 @@ func NamespaceSVG(s primitives.NamespaceSnapshot, before *primitives.NamespaceSn
 		}
 	}
 	if len(box.chips) == 0 {
-		box.label = fmt.Sprintf("box %s · shares every namespace with the host", s.Box)
+		box.label = fmt.Sprintf("box %s · shares the host's namespaces", s.Box)
 		box.class += " none"
 	}
 	box.procs = boxProcs(s, procs, init)

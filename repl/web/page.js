@@ -16,9 +16,52 @@
   button.hidden = false;
   button.addEventListener("click", toggle);
   document.addEventListener("keydown", function (e) { if (e.key === "t") { toggle(); } });
+  // fit bounds the page by the screen, so a class never scrolls: it
+  // hides the step record's last calls and shell lines (counted in its
+  // "… N more" lines), then draws the panels smaller, then hides the
+  // rest of the record.
+  function over() { return root.scrollHeight > innerHeight || root.scrollWidth > innerWidth; }
+  function lists() {
+    // Start from every item sent: the spare ones show once the script runs.
+    root.dataset.fitted = "yes";
+    return Array.prototype.map.call(document.querySelectorAll("#step ol.calls, #step div.shell"), function (l) {
+      var shown = Array.prototype.filter.call(l.children, function (e) { return !e.classList.contains("more"); });
+      shown.forEach(function (e) { e.hidden = false; });
+      var more = l.querySelector(".more");
+      more.textContent = "… " + more.dataset.cut + " more" + more.dataset.why;
+      more.hidden = more.dataset.cut === "0";
+      return { shown: shown, more: more, keep: l.tagName === "OL" ? 3 : 1 };
+    });
+  }
+  function hideOne(ls, floor) {
+    var best = null;
+    ls.forEach(function (l) {
+      if (l.shown.length > (floor ? l.keep : 0) && (!best || l.shown.length > best.shown.length)) { best = l; }
+    });
+    if (!best) { return false; }
+    best.shown.pop().hidden = true;
+    best.hid = (best.hid || 0) + 1;
+    best.more.textContent = "… " + (Number(best.more.dataset.cut) + best.hid) + " more" + best.more.dataset.why;
+    best.more.hidden = false;
+    return true;
+  }
+  function fit() {
+    var svgs = document.querySelectorAll("svg.panel");
+    Array.prototype.forEach.call(svgs, function (s) { s.style.maxHeight = ""; });
+    var ls = lists();
+    while (over() && hideOne(ls, true)) {}
+    var heights = Array.prototype.map.call(svgs, function (s) { return s.getBoundingClientRect().height; });
+    for (var scale = 0.95; over() && scale > 0.5; scale -= 0.05) {
+      Array.prototype.forEach.call(svgs, function (s, i) { s.style.maxHeight = Math.floor(heights[i] * scale) + "px"; });
+    }
+    while (over() && hideOne(ls, false)) {}
+  }
+  fit();
+  addEventListener("resize", fit);
   var events = new EventSource("events" + location.search);
   events.addEventListener("page", function (e) {
     main.innerHTML = e.data;
+    fit();
     status.textContent = "live";
     status.className = "live";
   });
