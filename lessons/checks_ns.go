@@ -107,17 +107,23 @@ func init() {
 			},
 		},
 		&Check{
-			Name: "user-namespace", Usage: "user-namespace", Summary: "a box runs in a user namespace of its own, with a uid map",
+			Name: "user-namespace", Usage: "user-namespace", Summary: "a box runs in a user namespace of its own, with a uid map, and its uts namespace belongs to it",
 			Findings: map[string]string{
-				"shares-user": "The box runs in the host's user namespace: `unshare user`, before the namespaces it should own.",
+				"shares-user":     "The box runs in the host's user namespace: `unshare user`, before the namespaces it should own.",
+				"uts-not-its-own": "The box's uts namespace came before its user namespace, so the host's user namespace owns it: `unshare user` first, then `unshare uts`, in a new box.",
 			},
 			Run: func(s *State, _ []string) Result {
 				return judgeBoxes(s, func(b *BoxState) Result {
 					if !b.ownNamespace("user") || len(b.UIDMap) == 0 {
 						return fail("shares-user", "box %s: user is the host's", b.Name)
 					}
+					// The ownership the step teaches: a namespace made after
+					// the user namespace belongs to it (NS_GET_USERNS).
+					if uts := b.nsRow("uts"); !b.ownNamespace("uts") || uts.Owner == 0 || uts.Owner != b.commandNamespace("user") {
+						return fail("uts-not-its-own", "box %s: its uts namespace is not its own user namespace's", b.Name)
+					}
 					m := b.UIDMap[0]
-					return pass("box %s: uid %d inside is uid %d on the host (%s mapped)", b.Name, m.Inside, m.Outside, step.Count(int(m.Count), "id"))
+					return pass("box %s: uid %d inside is uid %d on the host (%s mapped); its uts namespace belongs to its user namespace", b.Name, m.Inside, m.Outside, step.Count(int(m.Count), "id"))
 				})
 			},
 		},

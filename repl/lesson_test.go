@@ -93,6 +93,7 @@ func TestHintsAreChosenForWrongStatesOnTheKernel(t *testing.T) {
 		{1, 2, []string{"new web", "unshare uts"}, "same-name"},
 		{2, 1, []string{"new web"}, "shares-uts"},
 		{2, 3, []string{"new web", "unshare net", "exec busybox httpd -p 80"}, "one-listener"},
+		{2, 8, []string{"new early", "unshare uts", "unshare user"}, "uts-not-its-own"},
 		{3, 1, []string{"new ab", "unshare mnt", "mount overlay fileA"}, "one-layer"},
 		{3, 3, []string{"new web", "unshare mnt pid", "mount overlay base", "pivot_root"}, "not-created"},
 		{4, 2, []string{"new jail", "unshare mnt", "mount overlay base", "pivot_root"}, "pivoted"},
