@@ -161,6 +161,26 @@ func TestAnAnswerWaitsWhenItsCommandRunsTooLate(t *testing.T) {
 	}
 }
 
+// The re-tester's finding: a command run before the state its prediction
+// is about (`breakout` before `chroot`, `echo $$` before `unshare pid`)
+// printed output that the answer after it contradicted.
+func TestAnAnswerWaitsWhenItsCommandRunsTooEarly(t *testing.T) {
+	t.Setenv("XDG_STATE_HOME", t.TempDir())
+	sh, out := lessonShell(t)
+	execute(t, sh, out, "lesson 4", "next", "new jail", "unshare mnt", "mount overlay base")
+	if err := sh.Execute(context.Background(), "breakout"); err == nil {
+		t.Fatalf("breakout before chroot did not fail:\n%s", out)
+	}
+	if strings.Contains(out.String(), "Your prediction?") {
+		t.Fatalf("the answer followed `breakout` run before `chroot`:\n%s", out)
+	}
+	out.Reset()
+	execute(t, sh, out, "chroot", "breakout")
+	if !strings.Contains(out.String(), "Your prediction?") {
+		t.Fatalf("no answer after `breakout` run after `chroot`:\n%s", out)
+	}
+}
+
 // answersOnScreenAtPauses reports whether every Answer frame of a demo's
 // output is followed by nothing but the pause (--auto's "next in"): what
 // the pause leaves on screen ends with the answer.

@@ -194,9 +194,9 @@ func (w *Watch) afterStep(sh *Shell, line string, err *error) {
 
 // isEvidence reports whether line is the command that answers the step's
 // prediction (its solution's line marked ?), as the learner's boxes name
-// it, run at the moment the question is about: before any line the
-// solution runs after it (`hostname web1` after the `exec hostname` that
-// shows the host's name).
+// it, run at the moment the question is about: after the lines the
+// solution runs before it, and before any line it runs after it
+// (`hostname web1` after the `exec hostname` that shows the host's name).
 func (w *Watch) isEvidence(st *lessons.Step, line string) bool {
 	if st.Predict == nil || st.Evidence < 0 {
 		return false
@@ -208,6 +208,21 @@ func (w *Watch) isEvidence(st *lessons.Step, line string) bool {
 	}
 	for _, later := range lines[st.Evidence+1:] {
 		if l := words(strings.TrimPrefix(later, "-")); l != want && w.ran[l] {
+			return false
+		}
+	}
+	// Nor before the steps the solution takes ahead of it: `exec sh -c
+	// 'echo $$'` before `unshare pid` shows another moment than the answer
+	// speaks of. Commands that look (`exec`, `!`), `new` and `use` (a
+	// learner's box may have another name, or be current already) and `-`
+	// lines (which may fail) do not count; a learner who got there another
+	// way gets the answer from `next`.
+	for _, earlier := range lines[:st.Evidence] {
+		if f := strings.Fields(earlier); len(f) == 0 || strings.HasPrefix(f[0], "-") || strings.HasPrefix(f[0], "!") ||
+			f[0] == "exec" || f[0] == "new" || f[0] == "use" {
+			continue
+		}
+		if !w.ran[words(earlier)] {
 			return false
 		}
 	}
