@@ -356,10 +356,8 @@ func (b *Box) Sethostname(name string) (*step.Step, error) {
 	if !b.Has("uts") {
 		return nil, fmt.Errorf("hostname %s: box %s shares the host's UTS namespace, so this would rename the host; run `unshare uts` first", step.Cut(name), b.Name)
 	}
-	// The kernel takes any bytes; a CR, ESC or NUL in a hostname reaches
-	// every prompt and log that prints it.
-	if name == "" || len(name) > 64 || strings.ContainsFunc(name, func(r rune) bool { return r <= ' ' || r == '/' || r == 0x7f || r >= 0x80 && r <= 0x9f || r == 0xfffd }) {
-		return nil, fmt.Errorf("hostname %q: a hostname is 1 to 64 bytes (a letter like é takes 2) with no spaces, control characters or '/'", step.Cut(name))
+	if err := validHostname(name); err != nil {
+		return nil, err
 	}
 	st, err := b.withKernel(func(x *executor) (*step.Step, error) {
 		st, call := hostnameStep(name, "set")
@@ -371,6 +369,16 @@ func (b *Box) Sethostname(name string) (*step.Step, error) {
 		b.mu.Unlock()
 	}
 	return st, err
+}
+
+// validHostname refuses what the step and its plan both refuse. The
+// kernel takes any bytes up to 64; a CR, ESC or NUL in a hostname reaches
+// every prompt and log that prints it.
+func validHostname(name string) error {
+	if name == "" || len(name) > 64 || strings.ContainsFunc(name, func(r rune) bool { return r <= ' ' || r == '/' || r == 0x7f || r >= 0x80 && r <= 0x9f || r == 0xfffd }) {
+		return fmt.Errorf("hostname %q: a hostname is 1 to 64 bytes (a letter like é takes 2) with no spaces, control characters or '/'", step.Cut(name))
+	}
+	return nil
 }
 
 // hostnameStep is the record of `hostname NAME` and its one call, for

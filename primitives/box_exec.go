@@ -55,7 +55,7 @@ func (b *Box) exec(ctx context.Context, argv []string, env []string, std Stdio, 
 		return ExitStatus{}, b.dead
 	}
 	x := b.active()
-	args := b.execArgs(argv, env, tty)
+	args := b.execArgs(argv, env)
 	envv := args.Env
 	path, err := lookPath(x.Path, argv[0], envv)
 	if err != nil {
@@ -142,6 +142,26 @@ func (b *Box) exec(ctx context.Context, argv []string, env []string, std Stdio, 
 	// take what is there, then stop.
 	pump.wait(100 * time.Millisecond)
 	return es, nil
+}
+
+// execArgs is what a command is started with.
+type execArgs struct {
+	Argv []string
+	Env  []string
+	Dir  string // working directory (an image's WorkingDir)
+	User *IDs   // uid and gid (an image's User)
+}
+
+// execArgs is the exec request: the image's environment under the
+// caller's, and its working directory and user once the overlay is the
+// box's root (before, "/app" would name a directory of the host).
+// Called with b.mu held.
+func (b *Box) execArgs(argv, env []string) execArgs {
+	a := execArgs{Argv: argv, Env: b.env(append(append([]string(nil), b.process.Env...), env...))}
+	if b.fs.Pivoted || b.fs.Chrooted {
+		a.Dir, a.User = b.process.Dir, b.process.IDs
+	}
+	return a
 }
 
 // spawnCall names the call of the spawned child that failed, by the

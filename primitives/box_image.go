@@ -37,27 +37,6 @@ func (b *Box) ProcessDefaults() ProcessDefaults {
 	return b.process
 }
 
-// execArgs is what a command is started with.
-type execArgs struct {
-	Argv []string
-	Env  []string
-	TTY  bool   // stdin is the learner's terminal: make the command its foreground job
-	Dir  string // working directory (an image's WorkingDir)
-	User *IDs   // uid and gid (an image's User)
-}
-
-// execArgs is the exec request: the image's environment under the
-// caller's, and its working directory and user once the overlay is the
-// box's root (before, "/app" would name a directory of the host).
-// Called with b.mu held.
-func (b *Box) execArgs(argv, env []string, tty bool) execArgs {
-	a := execArgs{Argv: argv, Env: b.env(append(append([]string(nil), b.process.Env...), env...)), TTY: tty}
-	if b.fs.Pivoted || b.fs.Chrooted {
-		a.Dir, a.User = b.process.Dir, b.process.IDs
-	}
-	return a
-}
-
 // mergeEnv keeps the last value of each variable, in the order of first
 // appearance: execve(2) passes duplicates on, and libc's getenv takes
 // the first.

@@ -75,8 +75,8 @@ func (b *Box) PlanUnshare(types []NamespaceType, opts UnshareOptions) (*step.Ste
 
 // PlanSethostname is the record `hostname NAME` will write.
 func (b *Box) PlanSethostname(name string) (*step.Step, error) {
-	if name == "" || len(name) > 64 || strings.ContainsAny(name, " /\t\n") {
-		return nil, fmt.Errorf("hostname %q: a hostname is 1 to 64 bytes (a letter like é takes 2) with no spaces or '/'", name)
+	if err := validHostname(name); err != nil {
+		return nil, err
 	}
 	st, call := hostnameStep(name, "will set")
 	st.Plan(call)
