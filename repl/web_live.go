@@ -126,6 +126,11 @@ type liveView struct {
 	seq     int
 	before  map[string]nsTables     // each box's namespace tables
 	cgroups map[string]cgroupReader // each box's cgroup reader
+	// stepCgroups is each box's cgroup tree as the last step left it:
+	// the limits a step changed are those that differ from it. The tick
+	// never writes it, so a reading taken while a step ran cannot stand
+	// in for the tree before the step.
+	stepCgroups map[string]*cgroups.Snapshot
 	// demo is the lesson `demo` plays, at step demoStep (0-based).
 	demo     *lessons.Lesson
 	demoStep int
@@ -186,6 +191,7 @@ func (v *liveView) gather(sh *Shell, line string, err error) viz.LiveState {
 	tree, treeErr := sh.Session.ProcessTree()
 	readers := map[string]cgroupReader{}
 	before := map[string]nsTables{}
+	stepCgroups := map[string]*cgroups.Snapshot{}
 	for _, b := range liveBoxes(sh) {
 		lb := viz.LiveBox{Name: b.Name, Stage: stage(b), Hostname: b.Hostname()}
 		if ns, err := b.Namespaces(); err == nil {
@@ -209,9 +215,9 @@ func (v *liveView) gather(sh *Shell, line string, err error) viz.LiveState {
 			if err == nil {
 				readers[b.Name] = read
 				var snap cgroups.Snapshot
-				was := v.lastCgroup(b.Name)
-				if snap, err = read(was); err == nil {
-					lb.Cgroup, lb.CgroupBefore = &snap, was
+				if snap, err = read(v.lastCgroup(b.Name)); err == nil {
+					lb.Cgroup, lb.CgroupBefore = &snap, v.stepCgroup(b.Name)
+					stepCgroups[b.Name] = &snap
 				}
 			}
 			if err != nil {
@@ -230,7 +236,7 @@ func (v *liveView) gather(sh *Shell, line string, err error) viz.LiveState {
 		}
 	}
 	v.mu.Lock()
-	v.before, v.cgroups = before, readers
+	v.before, v.cgroups, v.stepCgroups = before, readers, stepCgroups
 	v.mu.Unlock()
 	return st
 }
@@ -270,6 +276,13 @@ func (v *liveView) lastCgroup(name string) *cgroups.Snapshot {
 		}
 	}
 	return nil
+}
+
+// stepCgroup is box name's cgroup tree as the last step left it.
+func (v *liveView) stepCgroup(name string) *cgroups.Snapshot {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.stepCgroups[name]
 }
 
 // liveBoxes are the boxes the page draws: the current one first, then
@@ -333,36 +346,39 @@ func (v *liveView) tick() {
 			return
 		case <-t.C:
 		}
-		if v.srv.Clients() == 0 {
+		if v.srv.Clients() > 0 {
+			v.refresh()
+		}
+	}
+}
+
+// refresh is one tick: it reads the cgroup bars and the process tree
+// again and redraws, unless a step redrew meanwhile.
+func (v *liveView) refresh() {
+	v.mu.Lock()
+	st, readers, seq := v.state, v.cgroups, v.seq
+	v.mu.Unlock()
+	boxes := append([]viz.LiveBox(nil), st.Boxes...)
+	procs, procErr := procfs.AllProcs()
+	for i, b := range boxes {
+		if procErr == nil && b.Processes != nil {
+			boxes[i].Processes = reread(procs, b.Processes)
+		}
+		read := readers[b.Name]
+		if read == nil {
 			continue
 		}
-		v.mu.Lock()
-		st, readers, seq := v.state, v.cgroups, v.seq
-		v.mu.Unlock()
-		boxes := append([]viz.LiveBox(nil), st.Boxes...)
-		procs, procErr := procfs.AllProcs()
-		for i, b := range boxes {
-			if procErr == nil && b.Processes != nil {
-				boxes[i].Processes = reread(procs, b.Processes)
-			}
-			read := readers[b.Name]
-			if read == nil {
-				continue
-			}
-			if snap, err := read(b.Cgroup); err == nil {
-				boxes[i].Cgroup = &snap
-			}
+		if snap, err := read(b.Cgroup); err == nil {
+			boxes[i].Cgroup = &snap
 		}
-		st.Boxes = boxes
-		page := viz.LivePage(st)
-		v.mu.Lock()
-		if v.seq == seq { // no step redrew meanwhile
-			v.state = st
-			v.mu.Unlock()
-			v.srv.publish(page)
-			continue
-		}
-		v.mu.Unlock()
+	}
+	st.Boxes = boxes
+	page := viz.LivePage(st)
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.seq == seq { // no step redrew meanwhile
+		v.state = st
+		v.srv.publish(page)
 	}
 }
 

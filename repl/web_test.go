@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+
+	"stepbox/viz"
 )
 
 func startTestServer(t *testing.T, addr string) *liveServer {
@@ -271,5 +273,32 @@ func TestLiveViewDrawsTheNewestBoxBesideTheCurrentOne(t *testing.T) {
 	}
 	if !slices.Equal(names, []string{"a", "c"}) {
 		t.Errorf("the page draws boxes %v, want the current a and the newest c", names)
+	}
+}
+
+// TestAStepsLimitStaysMarkedWhenATickReadItFirst: a tick that reads the
+// cgroup while `cgroup limit` runs sees the new limit before the step's
+// own redraw does; the step still marks the limit it changed.
+func TestAStepsLimitStaysMarkedWhenATickReadItFirst(t *testing.T) {
+	sh, out := liveShell(t)
+	run(t, sh, out, "new web", "cgroup new")
+	if err := sh.StartWeb(webDefaultAddr); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sh.StopWeb() })
+	const line = "cgroup limit pids 20"
+	sh.web.beforeLine(line)
+	if _, _, err := sh.Current().CgroupLimit("pids", "20"); err != nil {
+		t.Fatal(err)
+	}
+	sh.web.refresh() // a tick while the step runs
+	sh.web.afterLine(sh, line, nil)
+	page := viz.LivePage(sh.web.state)
+	bar := regexp.MustCompile(`<g class="bar ([a-z ]+)" data-resource="pids" data-current="\d+" data-max="20"`).FindStringSubmatch(page)
+	if bar == nil {
+		t.Fatalf("no pids bar with limit 20 in the drawing:\n%s", page)
+	}
+	if !strings.Contains(bar[1], "changed") {
+		t.Errorf("the pids bar the step limited is drawn with class %q, not marked as changed", bar[1])
 	}
 }
