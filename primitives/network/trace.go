@@ -21,6 +21,12 @@ type Trace struct {
 	Rules  []RuleDelta
 	Neigh  []string
 	Flows  []string
+	// nftables trace: the packets the trace chains marked and the chains
+	// and rules each met, or why there are none; the nft commands that
+	// added and removed the trace chains.
+	Packets  []TracedPacket
+	NftNotes []string
+	NftShell []string
 }
 
 // Hop is one interface that counted packets while the command ran.

@@ -14,10 +14,10 @@ import (
 // the session's ledger before the resource is made, and carried out by
 // teardown and by the sweep after a crash.
 type Undo struct {
-	What  string `json:"what"` // "link", "table", "rules", "sysctl"
+	What  string `json:"what"` // "link", "table", "chain", "rules", "sysctl"
 	NS    NS     `json:"ns"`
 	Name  string `json:"name"`            // link, table or sysctl name
-	Tag   string `json:"tag,omitempty"`   // rules: the comment that marks them
+	Tag   string `json:"tag,omitempty"`   // rules: the comment that marks them; chain: its name
 	Value string `json:"value,omitempty"` // sysctl: the value to restore
 }
 
@@ -25,6 +25,7 @@ type Undo struct {
 const (
 	UndoLink   = "link"
 	UndoTable  = "table"
+	UndoChain  = "chain"
 	UndoRules  = "rules"
 	UndoSysctl = "sysctl"
 )
@@ -43,9 +44,12 @@ func (u Undo) valid() error {
 	switch u.What {
 	case UndoLink:
 		return ValidLinkName(u.Name)
-	case UndoTable, UndoRules:
+	case UndoTable, UndoRules, UndoChain:
 		if u.Name != Table {
 			return fmt.Errorf("nft table %q is not stepbox's (%s)", u.Name, Table)
+		}
+		if u.What == UndoChain && !isTraceChain(u.Tag) {
+			return fmt.Errorf("nft chain %q of table %s is none that a trace adds", u.Tag, Table)
 		}
 	case UndoSysctl:
 		if !sysctlRule.MatchString(u.Name) || (u.Value != "0" && u.Value != "1") {
@@ -105,6 +109,8 @@ func (u Undo) do() error {
 			return fmt.Errorf("NFT_MSG_DELTABLE ip %s (nft delete table ip %s): %w", u.Name, u.Name, err)
 		}
 		return nil
+	case UndoChain:
+		return delChain(u.NS, u.Tag)
 	case UndoRules:
 		return delTagged(u.NS, u.Name, u.Tag)
 	case UndoSysctl:

@@ -21,6 +21,8 @@ func TestALedgerLineNamesOnlyWhatStepboxMakes(t *testing.T) {
 		{What: UndoSysctl, Name: "net.ipv4.ip_forward", Value: "2"},
 		{What: UndoSysctl, Name: "net.ipv4.conf.../../x.route_localnet", Value: "1"},
 		{What: UndoLink, Name: "a/b"},
+		{What: UndoChain, Name: Table, Tag: "forward"},
+		{What: UndoChain, Name: "filter", Tag: "trace_prerouting"},
 	} {
 		if err := u.Do(); err == nil || !strings.Contains(err.Error(), "refusing") {
 			t.Errorf("%+v: %v, want a refusal", u, err)
@@ -30,6 +32,7 @@ func TestALedgerLineNamesOnlyWhatStepboxMakes(t *testing.T) {
 		{What: UndoSysctl, Name: "net.ipv4.ip_forward", Value: "0"},
 		{What: UndoSysctl, Name: "net.ipv4.conf.stepbox0.route_localnet", Value: "1"},
 		{What: UndoTable, Name: Table},
+		{What: UndoChain, Name: Table, Tag: "trace_output"},
 	} {
 		if err := u.valid(); err != nil {
 			t.Errorf("%+v: %v", u, err)

@@ -1,0 +1,91 @@
+package repl
+
+import (
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// `net trace` marks the box's packets with `meta nftrace set 1` from
+// chains of stepbox's own table while the command runs, and reads the
+// kernel's NFT_MSG_TRACE events: a ping between two boxes on the bridge
+// shows the forward rule of `net nat` accepting it. The trace chains go
+// when the command ends, and teardown leaves the host side as it was.
+func TestNetTraceShowsTheForwardRuleAPingBetweenBoxesMet(t *testing.T) {
+	sh, out, host := netShell(t)
+	if v := strings.TrimSpace(host.sh(t, "sysctl -n net.bridge.bridge-nf-call-iptables 2>/dev/null || true")); v != "1" {
+		t.Skipf("packets between two boxes on one bridge meet the ip hooks only with br_netfilter (bridge-nf-call-iptables is %q here)", v)
+	}
+	before := host.state(t)
+	run(t, sh, out, "new a", "unshare net", "net bridge", "net veth", "net addr", "net route",
+		"new b", "unshare net", "net veth", "net addr", "net route", "net nat")
+	out.Reset()
+	run(t, sh, out, "net trace busybox ping -c1 -W2 172.20.0.2")
+	for _, want := range []string{
+		"packet 1: icmp echo-request 172.20.0.3 → 172.20.0.2",
+		`→ ip stepbox forward in stepbox0 out stepbox0: rule "iifname \"stepbox0\" counter accept" (handle `,
+		"→ ip stepbox postrouting: no rule decided, policy accept",
+		"icmp echo-reply 172.20.0.2 → 172.20.0.3",
+		"nft add chain ip stepbox trace_prerouting '{ type filter hook prerouting priority raw; policy accept; }'",
+		"nft add rule ip stepbox trace_prerouting 'ip saddr 172.20.0.3 counter meta nftrace set 1 comment \"stepbox trace b\"'",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("net trace lacks %q:\n%s", want, out)
+		}
+	}
+	if !regexp.MustCompile(`forward in stepbox0 out stepbox0: rule .* \(handle \d+\) → accept`).MatchString(out.String()) {
+		t.Errorf("net trace shows no accept verdict of stepbox's forward rule:\n%s", out)
+	}
+	if o := host.sh(t, "nft list table ip stepbox"); strings.Contains(o, "trace_") || strings.Contains(o, "nftrace") {
+		t.Fatalf("the trace chains outlived the traced command:\n%s", o)
+	}
+	// Only the box's packets are followed: while box a sleeps under the
+	// trace, the host side pings box b, and none of that is shown.
+	host.sh(t, "busybox ping -c 8 -i 0.2 172.20.0.3 >/dev/null 2>&1 &")
+	out.Reset()
+	run(t, sh, out, "use a", "net trace sleep 1")
+	if strings.Contains(out.String(), "packet 1:") || !strings.Contains(out.String(), "no packet from or to 172.20.0.2") {
+		t.Errorf("the trace of box a followed packets that were not box a's:\n%s", out)
+	}
+	if n := nftCounter(t, host, "nftrace"); n != 0 {
+		t.Errorf("trace rules are left in stepbox's table")
+	}
+	if err := sh.Session.Close(); err != nil {
+		t.Fatalf("teardown: %v", err)
+	}
+	if after := host.state(t); after != before {
+		t.Fatalf("teardown left the host side changed:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+}
+
+// A session killed with SIGKILL while a traced command runs leaves the
+// trace chains in stepbox's table; `stepbox cleanup` removes them from
+// the box's ledger, with the rest of the network.
+func TestCleanupAfterKill9DuringNetTraceRemovesTheTraceChains(t *testing.T) {
+	needRoot(t)
+	hostUnchanged(t)
+	host := newTestNetNS(t)
+	t.Setenv("STEPBOX_NET_HOST_NS", host.Path)
+	before := host.state(t)
+	dir := t.TempDir()
+	cmd := exec.Command(stepboxBinary(t), "--state-dir", dir, "run", "-")
+	cmd.Stdin = strings.NewReader("new a\nunshare net\nnet bridge\nnet veth\nnet addr\nnet route\nnet trace sleep 30\n")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if o, err := exec.Command("nsenter", "--net="+host.Path, "nft", "list", "chain", "ip", "stepbox", "trace_prerouting").CombinedOutput(); err == nil && strings.Contains(string(o), "nftrace set 1") {
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatal("the trace chain never appeared on the host side")
+		}
+	}
+	kill9AndCleanup(t, cmd, dir, host, before)
+}
