@@ -39,6 +39,20 @@ func TestNetTraceShowsTheForwardRuleAPingBetweenBoxesMet(t *testing.T) {
 	if !regexp.MustCompile(`forward in stepbox0 out stepbox0: rule .* \(handle \d+\) → accept`).MatchString(out.String()) {
 		t.Errorf("net trace shows no accept verdict of stepbox's forward rule:\n%s", out)
 	}
+	// A TCP request: many packets of one flow, each followed on its own
+	// (the kernel may give them the same trace ID), each forwarded once.
+	run(t, sh, out, "use a", "exec busybox httpd -p 80 -h /etc", "use b")
+	out.Reset()
+	run(t, sh, out, "net trace timeout 5 busybox wget -q -O /dev/null http://172.20.0.2/os-release")
+	packets := regexp.MustCompile(`(?m)^\s+packet \d+: tcp .*$`).FindAllStringIndex(out.String(), -1)
+	if len(packets) < 4 {
+		t.Fatalf("net trace followed %d TCP packets of a wget, want the handshake and more:\n%s", len(packets), out)
+	}
+	for _, block := range strings.Split(out.String(), "packet ")[1:] {
+		if n := strings.Count(block, "ip stepbox forward "); n != 1 {
+			t.Errorf("a traced packet met stepbox's forward chain %d times, want once:\npacket %s", n, block)
+		}
+	}
 	if o := host.sh(t, "nft list table ip stepbox"); strings.Contains(o, "trace_") || strings.Contains(o, "nftrace") {
 		t.Fatalf("the trace chains outlived the traced command:\n%s", o)
 	}

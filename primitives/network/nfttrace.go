@@ -321,32 +321,29 @@ type TracedPacket struct {
 // AddNftTrace keeps the events of the packets the trace chains marked
 // (a rule of theirs matched: the box's packets, nobody else's) and turns
 // them into paths; rules names stepbox's rules by handle, links the host
-// side's interfaces by index.
+// side's interfaces by index. The kernel derives a trace ID from the
+// skb's address and flow hash, so later packets of one flow may reuse
+// it: a packet starts where a trace rule marks it, which happens once
+// per packet.
 func (tr *Trace) AddNftTrace(events []TraceEvent, rules []Rule, links map[uint32]string) {
-	marked := map[uint32]bool{}
-	for _, ev := range events {
-		if ev.Table == Table && isTraceChain(ev.Chain) && ev.Type == unix.NFT_TRACETYPE_RULE && ev.Handle != 0 {
-			marked[ev.ID] = true
-		}
-	}
 	text := map[uint64]string{}
 	for _, r := range rules {
 		text[r.Handle] = r.Text
 	}
-	index := map[uint32]int{}
+	current := map[uint32]int{}
 	for _, ev := range events {
-		if !marked[ev.ID] {
+		if ev.Table == Table && isTraceChain(ev.Chain) {
+			if ev.Type == unix.NFT_TRACETYPE_RULE && ev.Handle != 0 {
+				current[ev.ID] = len(tr.Packets)
+				tr.Packets = append(tr.Packets, TracedPacket{Packet: ev.Packet})
+			}
 			continue
 		}
-		i, ok := index[ev.ID]
-		if !ok {
-			i = len(tr.Packets)
-			index[ev.ID] = i
-			tr.Packets = append(tr.Packets, TracedPacket{Packet: ev.Packet})
-		}
-		// Not shown: the trace chains themselves, and the end of a chain's
-		// rules (a rule event with no handle), which its policy event follows.
-		if (ev.Table == Table && isTraceChain(ev.Chain)) || (ev.Type == unix.NFT_TRACETYPE_RULE && ev.Handle == 0) {
+		i, ok := current[ev.ID]
+		// Not shown: packets no trace rule marked, and the end of a
+		// chain's rules (a rule event with no handle), which the chain's
+		// policy event follows.
+		if !ok || (ev.Type == unix.NFT_TRACETYPE_RULE && ev.Handle == 0) {
 			continue
 		}
 		tr.Packets[i].Path = append(tr.Packets[i].Path, ev.line(text, links))

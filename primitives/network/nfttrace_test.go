@@ -1,0 +1,42 @@
+package network
+
+import (
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// The kernel derives a trace ID from the skb's address and flow hash, so
+// a later packet of one flow can carry the ID of an earlier one: each
+// mark by a trace rule starts a packet of its own, and events of IDs no
+// trace rule marked are left out.
+func TestATraceIDReusedByALaterPacketStartsANewPacket(t *testing.T) {
+	mark := TraceEvent{ID: 7, Table: Table, Chain: "trace_prerouting", Handle: 3, Type: unix.NFT_TRACETYPE_RULE, Verdict: "continue"}
+	fwd := TraceEvent{ID: 7, Table: Table, Chain: "forward", Handle: 6, Type: unix.NFT_TRACETYPE_RULE, Verdict: "accept", IIF: 4, OIF: 4}
+	end := TraceEvent{ID: 7, Table: Table, Chain: "postrouting", Type: unix.NFT_TRACETYPE_RULE, Verdict: "continue"}
+	policy := TraceEvent{ID: 7, Table: Table, Chain: "postrouting", Type: unix.NFT_TRACETYPE_POLICY, Verdict: "accept"}
+	other := TraceEvent{ID: 9, Table: "filter", Chain: "FORWARD", Handle: 2, Type: unix.NFT_TRACETYPE_RULE, Verdict: "drop"}
+	syn, ack := mark, mark
+	syn.Packet, ack.Packet = "tcp 172.20.0.3:5 → 172.20.0.2:80 (syn)", "tcp 172.20.0.3:5 → 172.20.0.2:80 (ack)"
+	var tr Trace
+	tr.AddNftTrace([]TraceEvent{syn, fwd, end, policy, other, ack, fwd},
+		[]Rule{{Chain: "forward", Handle: 6, Text: `iifname "stepbox0" counter packets 9 bytes 900 accept`}},
+		map[uint32]string{4: "stepbox0"})
+	if len(tr.Packets) != 2 {
+		t.Fatalf("%d packets, want 2: %+v", len(tr.Packets), tr.Packets)
+	}
+	want := [][]string{
+		{`ip stepbox forward in stepbox0 out stepbox0: rule "iifname \"stepbox0\" counter accept" (handle 6) → accept`,
+			"ip stepbox postrouting: no rule decided, policy accept"},
+		{`ip stepbox forward in stepbox0 out stepbox0: rule "iifname \"stepbox0\" counter accept" (handle 6) → accept`},
+	}
+	for i, p := range tr.Packets {
+		if strings.Join(p.Path, "\n") != strings.Join(want[i], "\n") {
+			t.Errorf("packet %d (%s):\n%s\nwant:\n%s", i+1, p.Packet, strings.Join(p.Path, "\n"), strings.Join(want[i], "\n"))
+		}
+	}
+	if !strings.HasSuffix(tr.Packets[1].Packet, "(ack)") {
+		t.Errorf("the second packet is %q, want the ack", tr.Packets[1].Packet)
+	}
+}
