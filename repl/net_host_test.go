@@ -1,6 +1,7 @@
 package repl
 
 import (
+	"os"
 	"os/exec"
 	"regexp"
 	"strconv"
@@ -57,12 +58,13 @@ func boxAddr(screen string) string {
 // addresses and routes, a ping from one to the other, then `exit`. The
 // host's links, addresses, routes, nft ruleset and sysctls are
 // byte-identical before and after. No NAT and no published port: the
-// only traffic is between the two boxes.
+// only traffic is between the two boxes, and `net trace` adds stepbox's
+// table only for the trace chains, which mark nothing but box b's packets.
 //
 // It is part of `make test` (and so of CI, as root on a fresh machine):
-// it takes a few seconds and changes nothing but the links, addresses
-// and routes it makes (no nft rule, no sysctl), and a fresh machine's
-// real host side is where a leak would show. `make test-container`
+// it takes a few seconds, changes nothing but the links, addresses and
+// routes it makes and stepbox's own nft table (no sysctl), and a fresh
+// machine's real host side is where a leak would show. `make test-container`
 // shares the host's network namespace and runs it the same way.
 func TestNetOnTheRealHostSideLeavesTheHostAsItWas(t *testing.T) {
 	needRoot(t)
@@ -118,6 +120,13 @@ func TestNetOnTheRealHostSideLeavesTheHostAsItWas(t *testing.T) {
 		t.Fatalf("the host's bridge stepbox0 does not hold two veths:\n%s", o)
 	}
 	p.netStep("exec busybox ping -c1 -W2 "+addr, "b[net] ▸", "1 packets received")
+	// The same ping traced: stepbox's table and its trace chains come and
+	// go on the real host side too.
+	want := "packet 1: icmp echo-request"
+	if v, _ := os.ReadFile("/proc/sys/net/bridge/bridge-nf-call-iptables"); strings.TrimSpace(string(v)) != "1" {
+		want = "packets between boxes on one bridge are switched, not routed"
+	}
+	p.netStep("net trace busybox ping -c1 -W2 "+addr, "b[net] ▸", want)
 	p.mark()
 	p.line("exit")
 	if s := p.waitFor("STEPBOX-EXIT="); !strings.Contains(s, "STEPBOX-EXIT=0") {

@@ -331,6 +331,7 @@ func (tr *Trace) AddNftTrace(events []TraceEvent, rules []Rule, links map[uint32
 		text[r.Handle] = r.Text
 	}
 	current := map[uint32]int{}
+	sawNAT := false
 	for _, ev := range events {
 		if ev.Table == Table && isTraceChain(ev.Chain) {
 			if ev.Type == unix.NFT_TRACETYPE_RULE && ev.Handle != 0 {
@@ -347,7 +348,22 @@ func (tr *Trace) AddNftTrace(events []TraceEvent, rules []Rule, links map[uint32
 			continue
 		}
 		tr.Packets[i].Path = append(tr.Packets[i].Path, ev.line(text, links))
+		if ev.Table == Table && natChain(ev.Chain) {
+			sawNAT = true
+		}
 	}
+	if len(tr.Packets) > 0 && !sawNAT {
+		tr.NftNotes = append(tr.NftNotes, "no packet met stepbox's NAT chains: the kernel runs NAT chains only for a connection's first packet, and only once a NAT rule (`net nat`, `net publish`) has turned conntrack on")
+	}
+}
+
+func natChain(name string) bool {
+	for _, c := range chains {
+		if c.name == name {
+			return c.typ == nftables.ChainTypeNAT
+		}
+	}
+	return false
 }
 
 var counterValues = regexp.MustCompile(`counter packets \d+ bytes \d+`)

@@ -36,7 +36,23 @@ func TestATraceIDReusedByALaterPacketStartsANewPacket(t *testing.T) {
 			t.Errorf("packet %d (%s):\n%s\nwant:\n%s", i+1, p.Packet, strings.Join(p.Path, "\n"), strings.Join(want[i], "\n"))
 		}
 	}
+	if len(tr.NftNotes) != 0 {
+		t.Errorf("a trace that met the postrouting NAT chain explains NAT chains missing: %q", tr.NftNotes)
+	}
 	if !strings.HasSuffix(tr.Packets[1].Packet, "(ack)") {
 		t.Errorf("the second packet is %q, want the ack", tr.Packets[1].Packet)
+	}
+}
+
+// A trace whose packets met no NAT chain says why: NAT chains see only
+// a connection's first packet, once conntrack is on.
+func TestATraceWithoutNATChainsSaysWhy(t *testing.T) {
+	var tr Trace
+	tr.AddNftTrace([]TraceEvent{
+		{ID: 1, Table: Table, Chain: "trace_prerouting", Handle: 3, Type: unix.NFT_TRACETYPE_RULE, Verdict: "continue"},
+		{ID: 1, Table: Table, Chain: "forward", Type: unix.NFT_TRACETYPE_POLICY, Verdict: "accept"},
+	}, nil, nil)
+	if len(tr.NftNotes) != 1 || !strings.Contains(tr.NftNotes[0], "only once a NAT rule") {
+		t.Errorf("notes %q", tr.NftNotes)
 	}
 }
