@@ -62,7 +62,7 @@ func (b *Box) NetTrace(args []string, run func() error) (network.Trace, error) {
 	var events []network.TraceEvent
 	if listener != nil {
 		var lerr error
-		if events, lerr = listener.Stop(100 * time.Millisecond); lerr != nil {
+		if events, lerr = listener.Stop(20 * time.Millisecond); lerr != nil {
 			tr.NftNotes = append(tr.NftNotes, fmt.Sprintf("the trace events could not all be read: %v", lerr))
 		}
 	}

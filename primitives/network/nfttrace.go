@@ -7,6 +7,7 @@ import (
 	"net"
 	"regexp"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/nftables"
@@ -88,37 +89,41 @@ func AddTraceChains(op *Op, host NS, box string, boxIP net.IP) error {
 	return op.flush(c, calls)
 }
 
-// DelTraceChains removes the trace chains and their rules in one batch.
+// DelTraceChains removes the trace chains and their rules in one batch
+// (each base chain's hook unregistration waits for an RCU grace period,
+// once per batch).
 func DelTraceChains(op *Op, host NS) error {
-	var calls []string
+	var calls, names []string
 	for _, ch := range traceChains {
+		names = append(names, ch.name)
 		calls = append(calls, fmt.Sprintf("NFT_MSG_DELRULE{table=%q, chain=%q} NFT_MSG_DELCHAIN{table=%q, name=%q}", Table, ch.name, Table, ch.name))
 		op.Shell(fmt.Sprintf("nft flush chain ip %s %s && nft delete chain ip %s %s", Table, ch.name, Table, ch.name))
 	}
-	return op.Do(fmt.Sprintf("sendmsg(NETLINK_NETFILTER, %v)", calls), func() error {
-		var errs []error
-		for _, ch := range traceChains {
-			errs = append(errs, delChain(host, ch.name))
-		}
-		return errors.Join(errs...)
-	})
+	return op.Do(fmt.Sprintf("sendmsg(NETLINK_NETFILTER, %v)", calls), func() error { return delChains(host, names...) })
 }
 
-// delChain flushes and deletes one chain of stepbox's table; a chain or
-// table already gone counts as deleted.
-func delChain(host NS, name string) error {
+// delChains flushes and deletes chains of stepbox's table in one batch;
+// a chain or table already gone counts as deleted.
+func delChains(host NS, names ...string) error {
 	c, err := host.Nft()
 	if err != nil {
 		return err
 	}
 	defer c.CloseLasting()
-	if _, err := c.ListChain(table(), name); err != nil {
+	n := 0
+	for _, name := range names {
+		if _, err := c.ListChain(table(), name); err != nil {
+			continue
+		}
+		c.FlushChain(chain(name))
+		c.DelChain(chain(name))
+		n++
+	}
+	if n == 0 {
 		return nil
 	}
-	c.FlushChain(chain(name))
-	c.DelChain(chain(name))
 	if err := c.Flush(); err != nil {
-		return fmt.Errorf("NFT_MSG_DELCHAIN ip %s %s (nft delete chain ip %s %s): %w", Table, name, Table, name, err)
+		return fmt.Errorf("NFT_MSG_DELCHAIN ip %s %v (nft delete chain): %w", Table, names, err)
 	}
 	return nil
 }
@@ -138,11 +143,13 @@ type TraceEvent struct {
 // TraceListener reads NFNLGRP_NFTRACE on the host side while a traced
 // command runs.
 type TraceListener struct {
-	conn   *mdnetlink.Conn
-	mu     sync.Mutex
-	events []TraceEvent
-	err    error
-	done   chan struct{}
+	conn     *mdnetlink.Conn
+	mu       sync.Mutex
+	events   []TraceEvent
+	err      error
+	done     chan struct{}
+	quiet    time.Duration
+	stopping atomic.Bool
 }
 
 // ListenTrace joins NFNLGRP_NFTRACE in the host side's namespace. The
@@ -195,13 +202,19 @@ func (l *TraceListener) read() {
 			l.events = append(l.events, ev)
 			l.mu.Unlock()
 		}
+		if l.stopping.Load() {
+			_ = l.conn.SetReadDeadline(time.Now().Add(l.quiet))
+		}
 	}
 }
 
-// Stop reads what the kernel has queued for a moment more, then leaves
-// the group and returns the events in the order they came.
-func (l *TraceListener) Stop(grace time.Duration) ([]TraceEvent, error) {
-	_ = l.conn.SetReadDeadline(time.Now().Add(grace))
+// Stop reads on until the group has been quiet for quiet (packets still
+// on their way when the command ended: a TCP close, a late reply), then
+// leaves the group and returns the events in the order they came.
+func (l *TraceListener) Stop(quiet time.Duration) ([]TraceEvent, error) {
+	l.quiet = quiet
+	l.stopping.Store(true)
+	_ = l.conn.SetReadDeadline(time.Now().Add(quiet))
 	<-l.done
 	cerr := l.conn.Close()
 	l.mu.Lock()

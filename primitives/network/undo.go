@@ -110,7 +110,7 @@ func (u Undo) do() error {
 		}
 		return nil
 	case UndoChain:
-		return delChain(u.NS, u.Tag)
+		return delChains(u.NS, u.Tag)
 	case UndoRules:
 		return delTagged(u.NS, u.Name, u.Tag)
 	case UndoSysctl:
