@@ -26,17 +26,24 @@ import (
 // TraceTag marks the trace chains' rules.
 func TraceTag(box string) string { return "stepbox trace " + box }
 
-// The trace chains: hooked before conntrack and NAT (priority raw), so the
-// mark is set before any other chain sees the packet. prerouting takes
-// what reaches the host side from a veth or the bridge; output what the
-// host side itself sends to the box.
+// The trace chains. What the box sends is marked as it reaches the host
+// side, before conntrack and NAT (priority raw), so every chain after
+// sees it. What goes to the box is marked just after destination NAT
+// (priority dstnat + 1), where a reply to a masqueraded connection or a
+// request to a published port already carries the box's address; in
+// output for what the host side itself sends.
 var traceChains = []struct {
-	name string
-	hook *nftables.ChainHook
-	word string
+	name     string
+	hook     *nftables.ChainHook
+	hookName string
+	hookWord string
+	prio     nftables.ChainPriority
+	prioWord string
+	dst      bool // marks packets to the box (else from it)
 }{
-	{"trace_prerouting", nftables.ChainHookPrerouting, "prerouting"},
-	{"trace_output", nftables.ChainHookOutput, "output"},
+	{"trace_from_box", nftables.ChainHookPrerouting, "PRE_ROUTING", "prerouting", -300, "raw", false},
+	{"trace_to_box", nftables.ChainHookPrerouting, "PRE_ROUTING", "prerouting", -99, "dstnat + 1", true},
+	{"trace_output", nftables.ChainHookOutput, "LOCAL_OUT", "output", -99, "-99", true},
 }
 
 func isTraceChain(name string) bool {
@@ -65,26 +72,23 @@ func AddTraceChains(op *Op, host NS, box string, boxIP net.IP) error {
 	}
 	defer c.CloseLasting()
 	self := &net.IPNet{IP: boxIP.To4(), Mask: net.CIDRMask(32, 32)}
-	rules := map[string][]ruleSpec{
-		"trace_prerouting": {{matchAddr(false, self), counter(), nftraceOn()}, {matchAddr(true, self), counter(), nftraceOn()}},
-		"trace_output":     {{matchAddr(true, self), counter(), nftraceOn()}},
-	}
 	accept := nftables.ChainPolicyAccept
 	var calls []string
 	for _, ch := range traceChains {
 		if err := op.record(Undo{What: UndoChain, NS: host, Name: Table, Tag: ch.name}); err != nil {
 			return err
 		}
-		c.AddChain(&nftables.Chain{Name: ch.name, Table: table(), Type: nftables.ChainTypeFilter, Hooknum: ch.hook, Priority: nftables.ChainPriorityRaw, Policy: &accept})
-		calls = append(calls, fmt.Sprintf("NFT_MSG_NEWCHAIN{table=%q, name=%q, type=\"filter\", hook=NF_INET_%s, priority=-300, policy=NF_ACCEPT}",
-			Table, ch.name, map[string]string{"prerouting": "PRE_ROUTING", "output": "LOCAL_OUT"}[ch.word]))
-		op.Shell(fmt.Sprintf("nft add chain ip %s %s '{ type filter hook %s priority raw; policy accept; }'", Table, ch.name, ch.word))
-		for _, r := range rules[ch.name] {
-			c.AddRule(&nftables.Rule{Table: table(), Chain: chain(ch.name), Exprs: r.exprs(),
-				UserData: userdata.AppendString(nil, userdata.TypeComment, TraceTag(box))})
-			calls = append(calls, fmt.Sprintf("NFT_MSG_NEWRULE{table=%q, chain=%q, exprs=[%s], userdata=comment %q}", Table, ch.name, exprNames(r), TraceTag(box)))
-			op.Shell(fmt.Sprintf("nft add rule ip %s %s '%s comment %q'", Table, ch.name, r, TraceTag(box)))
-		}
+		c.AddChain(&nftables.Chain{Name: ch.name, Table: table(), Type: nftables.ChainTypeFilter, Hooknum: ch.hook,
+			Priority: nftables.ChainPriorityRef(ch.prio), Policy: &accept})
+		calls = append(calls, fmt.Sprintf("NFT_MSG_NEWCHAIN{table=%q, name=%q, type=\"filter\", hook=NF_INET_%s, priority=%d, policy=NF_ACCEPT}",
+			Table, ch.name, ch.hookName, ch.prio))
+		op.Shell(fmt.Sprintf("nft add chain ip %s %s '{ type filter hook %s priority %s; policy accept; }'",
+			Table, ch.name, ch.hookWord, ch.prioWord))
+		r := ruleSpec{matchAddr(ch.dst, self), counter(), nftraceOn()}
+		c.AddRule(&nftables.Rule{Table: table(), Chain: chain(ch.name), Exprs: r.exprs(),
+			UserData: userdata.AppendString(nil, userdata.TypeComment, TraceTag(box))})
+		calls = append(calls, fmt.Sprintf("NFT_MSG_NEWRULE{table=%q, chain=%q, exprs=[%s], userdata=comment %q}", Table, ch.name, exprNames(r), TraceTag(box)))
+		op.Shell(fmt.Sprintf("nft add rule ip %s %s '%s comment %q'", Table, ch.name, r, TraceTag(box)))
 	}
 	return op.flush(c, calls)
 }
@@ -138,6 +142,16 @@ type TraceEvent struct {
 	Verdict      string // accept, drop, continue, jump CHAIN…
 	IIF, OIF     uint32
 	Packet       string // the network and transport headers, decoded
+	key          string // what NAT and routing leave of the IPv4 header
+}
+
+// headerKey is what stays of an IPv4 header from hook to hook whatever
+// NAT and routing change: the protocol, total length and identification.
+func headerKey(nh []byte) string {
+	if len(nh) < 20 || nh[0]>>4 != 4 {
+		return ""
+	}
+	return fmt.Sprintf("%d/%d/%d", nh[9], binary.BigEndian.Uint16(nh[2:4]), binary.BigEndian.Uint16(nh[4:6]))
 }
 
 // TraceListener reads NFNLGRP_NFTRACE on the host side while a traced
@@ -270,6 +284,7 @@ func parseTrace(b []byte) (TraceEvent, error) {
 		}
 	}
 	ev.Packet = headerWords(nh, th)
+	ev.key = headerKey(nh)
 	return ev, ad.Err()
 }
 
@@ -329,15 +344,21 @@ func headerWords(nh, th []byte) string {
 type TracedPacket struct {
 	Packet string
 	Path   []string
+	key    string
 }
 
 // AddNftTrace keeps the events of the packets the trace chains marked
 // (a rule of theirs matched: the box's packets, nobody else's) and turns
 // them into paths; rules names stepbox's rules by handle, links the host
-// side's interfaces by index. The kernel derives a trace ID from the
-// skb's address and flow hash, so later packets of one flow may reuse
-// it: a packet starts where a trace rule marks it, which happens once
-// per packet.
+// side's interfaces by index.
+//
+// The kernel's trace ID is a hash of the skb's address, flow hash and
+// input interface: later packets of one flow may reuse it, and a routed
+// packet gets a new one after the routing decision. So a packet starts
+// where a trace rule marks it (once per packet), and an event with an ID
+// not seen yet belongs to the latest packet with the same IPv4 protocol,
+// length and identification (the first event of each chain carries the
+// headers), the ID an alias of it from then on.
 func (tr *Trace) AddNftTrace(events []TraceEvent, rules []Rule, links map[uint32]string) {
 	text := map[uint64]string{}
 	for _, r := range rules {
@@ -349,11 +370,20 @@ func (tr *Trace) AddNftTrace(events []TraceEvent, rules []Rule, links map[uint32
 		if ev.Table == Table && isTraceChain(ev.Chain) {
 			if ev.Type == unix.NFT_TRACETYPE_RULE && ev.Handle != 0 {
 				current[ev.ID] = len(tr.Packets)
-				tr.Packets = append(tr.Packets, TracedPacket{Packet: ev.Packet})
+				tr.Packets = append(tr.Packets, TracedPacket{Packet: ev.Packet, key: ev.key})
 			}
 			continue
 		}
 		i, ok := current[ev.ID]
+		if !ok && ev.key != "" {
+			for j := len(tr.Packets) - 1; j >= 0; j-- {
+				if tr.Packets[j].key == ev.key {
+					i, ok = j, true
+					current[ev.ID] = j
+					break
+				}
+			}
+		}
 		// Not shown: packets no trace rule marked, and the end of a
 		// chain's rules (a rule event with no handle), which the chain's
 		// policy event follows.

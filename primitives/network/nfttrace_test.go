@@ -12,7 +12,7 @@ import (
 // mark by a trace rule starts a packet of its own, and events of IDs no
 // trace rule marked are left out.
 func TestATraceIDReusedByALaterPacketStartsANewPacket(t *testing.T) {
-	mark := TraceEvent{ID: 7, Table: Table, Chain: "trace_prerouting", Handle: 3, Type: unix.NFT_TRACETYPE_RULE, Verdict: "continue"}
+	mark := TraceEvent{ID: 7, Table: Table, Chain: "trace_from_box", Handle: 3, Type: unix.NFT_TRACETYPE_RULE, Verdict: "continue"}
 	fwd := TraceEvent{ID: 7, Table: Table, Chain: "forward", Handle: 6, Type: unix.NFT_TRACETYPE_RULE, Verdict: "accept", IIF: 4, OIF: 4}
 	end := TraceEvent{ID: 7, Table: Table, Chain: "postrouting", Type: unix.NFT_TRACETYPE_RULE, Verdict: "continue"}
 	policy := TraceEvent{ID: 7, Table: Table, Chain: "postrouting", Type: unix.NFT_TRACETYPE_POLICY, Verdict: "accept"}
@@ -49,10 +49,28 @@ func TestATraceIDReusedByALaterPacketStartsANewPacket(t *testing.T) {
 func TestATraceWithoutNATChainsSaysWhy(t *testing.T) {
 	var tr Trace
 	tr.AddNftTrace([]TraceEvent{
-		{ID: 1, Table: Table, Chain: "trace_prerouting", Handle: 3, Type: unix.NFT_TRACETYPE_RULE, Verdict: "continue"},
+		{ID: 1, Table: Table, Chain: "trace_from_box", Handle: 3, Type: unix.NFT_TRACETYPE_RULE, Verdict: "continue"},
 		{ID: 1, Table: Table, Chain: "forward", Type: unix.NFT_TRACETYPE_POLICY, Verdict: "accept"},
 	}, nil, nil)
 	if len(tr.NftNotes) != 1 || !strings.Contains(tr.NftNotes[0], "only once a NAT rule") {
 		t.Errorf("notes %q", tr.NftNotes)
+	}
+}
+
+// A routed packet gets a new trace ID after the routing decision: its
+// later events join it by the IPv4 protocol, length and identification
+// that the first event of each chain carries; another packet's do not.
+func TestARoutedPacketKeepsItsPathAcrossANewTraceID(t *testing.T) {
+	mark := TraceEvent{ID: 1, Table: Table, Chain: "trace_from_box", Handle: 3, Type: unix.NFT_TRACETYPE_RULE, Verdict: "continue", Packet: "icmp echo-request", key: "1/84/100"}
+	fwd := TraceEvent{ID: 2, Table: Table, Chain: "forward", Handle: 6, Type: unix.NFT_TRACETYPE_RULE, Verdict: "accept", key: "1/84/100"}
+	policy := TraceEvent{ID: 2, Table: Table, Chain: "postrouting", Type: unix.NFT_TRACETYPE_POLICY, Verdict: "accept"}
+	stranger := TraceEvent{ID: 5, Table: "filter", Chain: "FORWARD", Handle: 1, Type: unix.NFT_TRACETYPE_RULE, Verdict: "drop", key: "6/60/7"}
+	var tr Trace
+	tr.AddNftTrace([]TraceEvent{mark, fwd, stranger, policy}, nil, nil)
+	if len(tr.Packets) != 1 || len(tr.Packets[0].Path) != 2 {
+		t.Fatalf("packets %+v, want one with forward and postrouting", tr.Packets)
+	}
+	if p := strings.Join(tr.Packets[0].Path, "\n"); !strings.Contains(p, "forward: rule handle 6 → accept") || !strings.Contains(p, "postrouting: no rule decided, policy accept") {
+		t.Errorf("path:\n%s", p)
 	}
 }
