@@ -132,6 +132,10 @@ func TestNetOnTheRealHostSideLeavesTheHostAsItWas(t *testing.T) {
 	if s := p.waitFor("STEPBOX-EXIT="); !strings.Contains(s, "STEPBOX-EXIT=0") {
 		t.Fatalf("stepbox did not exit cleanly:\n%s", s)
 	}
+	subnet := addr[:strings.LastIndex(addr, ".")+1]
+	if b, err := os.ReadFile("/proc/net/nf_conntrack"); err == nil && strings.Contains(string(b), "="+subnet) {
+		t.Errorf("conntrack still tracks connections of the boxes' subnet %s0:\n%s", subnet, b)
+	}
 	if after := hostNetState(t); after != before {
 		t.Fatalf("the session left the host's network changed:\nbefore:\n%s\nafter:\n%s", before, after)
 	}

@@ -90,8 +90,18 @@ func TestNetTraceShowsTheRulesTheBoxsPacketsMet(t *testing.T) {
 	if n := nftCounter(t, host, "nftrace"); n != 0 {
 		t.Errorf("trace rules are left in stepbox's table")
 	}
+	// conntrack's entries of the boxes' connections go with the bridge:
+	// they would wait to expire otherwise (5 days for an established TCP
+	// connection).
+	flows := "grep -c 172.20.0 /proc/net/nf_conntrack || true"
+	if n := strings.TrimSpace(host.sh(t, flows)); n == "0" {
+		t.Fatalf("conntrack tracks no connection of the boxes on the host side:\n%s", host.sh(t, "cat /proc/net/nf_conntrack"))
+	}
 	if err := sh.Session.Close(); err != nil {
 		t.Fatalf("teardown: %v", err)
+	}
+	if n := strings.TrimSpace(host.sh(t, flows)); n != "0" {
+		t.Errorf("teardown left %s conntrack entries of the bridge's subnet:\n%s", n, host.sh(t, "cat /proc/net/nf_conntrack"))
 	}
 	if after := host.state(t); after != before {
 		t.Fatalf("teardown left the host side changed:\nbefore:\n%s\nafter:\n%s", before, after)

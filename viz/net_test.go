@@ -67,7 +67,7 @@ func TestNetTracePanelFollowsTheHops(t *testing.T) {
 		Packets: []network.TracedPacket{{Packet: "tcp 172.20.0.3:44178 → 172.20.0.1:8080", Path: []string{
 			`ip stepbox prerouting in stepbox0: rule "fib daddr type local meta l4proto tcp th dport 8080 counter dnat to 172.20.0.2:80" (handle 9) → accept`,
 			"ip stepbox forward in stepbox0 out stepbox0: rule \"iifname \\\"stepbox0\\\" counter accept\" (handle 6) → accept"}}},
-		NftShell: []string{"nft add chain ip stepbox trace_prerouting '{ type filter hook prerouting priority raw; policy accept; }'"},
+		NftShell: []string{"nft add chain ip stepbox trace_from_box '{ type filter hook prerouting priority raw; policy accept; }'"},
 	}
 	checkPanelGolden(t, "net_trace_plain_100.golden", NetTracePanel(tr, 100, NewTheme("plain")))
 	// A wget makes dozens of packets: the panel shows the first few.
