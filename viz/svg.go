@@ -73,10 +73,48 @@ const (
 	svgRow    = 30   // one line of chips or bars
 )
 
-// svgDoc collects the elements of one drawing and its height.
+// Two boxes side by side: each box's column (about 604 px at 1280×720)
+// holds its namespaces and, beside them, its cgroup and stack, drawn
+// narrower than svgW so that a unit stays about a pixel, with secondary
+// text as large as a namespace chip's.
+const (
+	svgNarrowNS    = 384 // the namespace drawing
+	svgNarrowSide  = 220 // the cgroup and the stack beside it
+	svgSmallNarrow = 16.0
+)
+
+// svgSize is a drawing's width and its secondary text's size; class
+// goes on the <svg> so the stylesheet sizes the text to match. pad is
+// the room inside a namespace frame, gap between its rows; an untitled drawing leaves its
+// title to the box's heading, for height.
+type svgSize struct {
+	w        int
+	small    float64
+	class    string
+	pad, gap int
+	untitled bool
+}
+
+var (
+	wideSize   = svgSize{w: svgW, small: svgSmall, pad: 12, gap: 6}
+	narrowNS   = svgSize{w: svgNarrowNS, small: svgSmallNarrow, class: "narrow", pad: 8, gap: 3, untitled: true}
+	narrowSide = svgSize{w: svgNarrowSide, small: svgSmallNarrow, class: "narrow", pad: 8, gap: 3}
+)
+
+// svgDoc collects the elements of one drawing and its height, at its
+// size (wideSize when zero).
 type svgDoc struct {
-	b strings.Builder
-	h int
+	b    strings.Builder
+	h    int
+	size svgSize
+}
+
+// w is the drawing's width.
+func (d *svgDoc) w() int {
+	if d.size.w == 0 {
+		return svgW
+	}
+	return d.size.w
 }
 
 func (d *svgDoc) add(format string, args ...any) { fmt.Fprintf(&d.b, format, args...) }
@@ -89,8 +127,12 @@ func (d *svgDoc) text(x, y int, class, s string) {
 // finish wraps the elements in an <svg> named by id and labelled for
 // screen readers.
 func (d *svgDoc) finish(id, label string) string {
-	return fmt.Sprintf(`<svg id="%s" class="panel" viewBox="0 0 %d %d" width="%d" height="%d" role="img" aria-label="%s">%s</svg>`,
-		id, svgW, d.h, svgW, d.h, esc(label), d.b.String())
+	class := "panel"
+	if d.size.class != "" {
+		class += " " + d.size.class
+	}
+	return fmt.Sprintf(`<svg id="%s" class="%s" viewBox="0 0 %d %d" width="%d" height="%d" role="img" aria-label="%s">%s</svg>`,
+		id, class, d.w(), d.h, d.w(), d.h, esc(label), d.b.String())
 }
 
 func esc(s string) string { return html.EscapeString(s) }
@@ -131,7 +173,8 @@ func LivePage(s LiveState) string {
 		b.WriteString(`<p class="empty">No box yet. <code>new NAME</code> in the shell starts one; it appears here as it is built.</p>`)
 	}
 	// One box takes three columns, and its step record goes under its
-	// cgroup; two boxes share the width and the record goes below.
+	// cgroup; two boxes share the width, each in two narrower columns,
+	// and the record goes below them.
 	// The network map goes under the one box's layer stack; with two
 	// boxes, beside the record below them.
 	record, netMap := "", ""
@@ -154,7 +197,7 @@ func LivePage(s LiveState) string {
 		if len(s.Boxes) > 1 {
 			box.Cgroup = ownCgroup(box.Cgroup)
 		}
-		b.WriteString(liveBox(box, under, beside))
+		b.WriteString(liveBox(box, under, beside, len(s.Boxes) > 1))
 	}
 	b.WriteString(`</div>`)
 	if netMap != "" {
@@ -214,7 +257,10 @@ func ownCgroup(snap *cgroups.Snapshot) *cgroups.Snapshot {
 // liveBox is one box's section: namespaces around its processes, its
 // layer stack and its cgroup, each as SVG or a line saying which step
 // makes it; under goes below the stack, beside below the cgroup.
-func liveBox(box LiveBox, under, beside string) string {
+// Beside a second box (narrow) it is two columns: the namespaces, and
+// the cgroup over a stack of bands alone, drawn narrower so their text
+// stays as large.
+func liveBox(box LiveBox, under, beside string, narrow bool) string {
 	var b strings.Builder
 	host := ""
 	if box.Hostname != "" {
@@ -222,24 +268,41 @@ func liveBox(box LiveBox, under, beside string) string {
 	}
 	fmt.Fprintf(&b, `<section class="box" data-box="%s"><h2>box %s%s <span class="stage">%s</span></h2><div class="panels">`,
 		esc(box.Name), esc(box.Name), host, esc(box.Stage))
+	nsSize, stack, cgroup := wideSize, StackSVG, cgroupSVG
+	if narrow {
+		nsSize, stack, cgroup = narrowNS, stackNarrowSVG, cgroupNarrowSVG
+	}
 	b.WriteString(`<div class="col ns">`)
 	if box.Namespaces != nil {
-		b.WriteString(NamespaceSVG(*box.Namespaces, box.Before, box.Processes))
+		b.WriteString(namespaceSVG(*box.Namespaces, box.Before, box.Processes, nsSize))
 	}
-	b.WriteString(`</div><div class="col stack">`)
-	if box.Stack != nil {
-		b.WriteString(StackSVG(*box.Stack))
+	b.WriteString(`</div>`)
+	stackCol := func() {
+		if box.Stack != nil {
+			b.WriteString(stack(*box.Stack))
+		} else {
+			b.WriteString(`<p class="todo">No root filesystem yet: <code>mount overlay base</code> stacks one.</p>`)
+		}
+		b.WriteString(under)
+	}
+	cgroupCol := func() {
+		if box.Cgroup != nil {
+			b.WriteString(cgroup(*box.Cgroup, box.CgroupBefore))
+		} else {
+			b.WriteString(`<p class="todo">No cgroup yet: <code>cgroup new</code> makes one.</p>`)
+		}
+		b.WriteString(beside)
+	}
+	if narrow {
+		b.WriteString(`<div class="col side">`)
+		cgroupCol()
+		stackCol()
 	} else {
-		b.WriteString(`<p class="todo">No root filesystem yet: <code>mount overlay base</code> stacks one.</p>`)
+		b.WriteString(`<div class="col stack">`)
+		stackCol()
+		b.WriteString(`</div><div class="col cg">`)
+		cgroupCol()
 	}
-	b.WriteString(under)
-	b.WriteString(`</div><div class="col cg">`)
-	if box.Cgroup != nil {
-		b.WriteString(cgroupSVG(*box.Cgroup, box.CgroupBefore))
-	} else {
-		b.WriteString(`<p class="todo">No cgroup yet: <code>cgroup new</code> makes one.</p>`)
-	}
-	b.WriteString(beside)
 	b.WriteString(`</div></div>`)
 	for _, e := range box.Errors {
 		fmt.Fprintf(&b, `<p class="error">%s</p>`, esc(e))

@@ -18,11 +18,10 @@ type stackBand struct {
 	files                    int
 }
 
-// StackSVG draws the layer stack as stacked bands, the way overlayfs
-// looks them up: the merged view on top, the box's upper dir, then each
-// read-only layer down to the base, with its file count; then the upper
-// dir's created (+), copied-up (~) and deleted (-) paths.
-func StackSVG(snap rootfs.StackSnapshot) string {
+// stackBands are the stack's bands from the top: the merged view, the
+// upper dir with its changes counted, then the lowers (the middle of a
+// tall stack left out). A narrow stack counts a layer's files alone.
+func stackBands(snap rootfs.StackSnapshot, narrow bool) []stackBand {
 	created, copied, deleted := 0, 0, 0
 	for _, c := range snap.Changes {
 		switch c.Kind {
@@ -51,34 +50,59 @@ func StackSVG(snap rootfs.StackSnapshot) string {
 		}
 		l := lowers[i]
 		note := quantity(l.Files, "file")
-		if l.Whiteouts > 0 {
+		if l.Whiteouts > 0 && !narrow {
 			note += " · " + quantity(l.Whiteouts, "whiteout")
 		}
 		bands = append(bands, stackBand{class: "lower", layer: l.Name, name: l.Name + " · ro", note: note, files: l.Files})
 	}
+	return bands
+}
 
-	var d svgDoc
-	d.text(0, 22, "title", fit(fmt.Sprintf("layer stack · %s + upper", quantity(len(lowers), "layer")), svgW, svgTitle))
-	y := 34
+// drawBands draws bands from y, each bandH high with its text at size,
+// across the drawing's width, and returns where they end.
+// Each band is inset by step more than the one below it, pad is the
+// room between a band's edge and its text.
+func drawBands(d *svgDoc, bands []stackBand, y, bandH int, size float64, step, pad int) int {
+	base := int(float64(bandH)/2 + size*0.35)
 	for i, b := range bands {
 		// Each band is a little narrower than the one below it: a stack.
-		inset := 2 * (len(bands) - 1 - i)
+		inset := step * (len(bands) - 1 - i)
 		if b.class == "merged" {
 			inset = 0
 		}
-		w := svgW - 2 - 2*inset
+		w := d.w() - 2 - 2*inset
 		noteW := 0
 		if b.note != "" {
-			noteW = int(float64(len(b.note))*svgText*svgCharEm) + 12
+			noteW = int(float64(len([]rune(b.note)))*size*svgCharEm) + pad
 		}
 		d.add(`<g class="layer %s" data-layer="%s" data-files="%d"><rect x="%d" y="%d" width="%d" height="%d" rx="6"/><text x="%d" y="%d">%s</text>`,
-			b.class, esc(b.layer), b.files, 1+inset, y, w, svgBandH, 12+inset, y+23, esc(fit(b.name, w-noteW-20, svgText)))
+			b.class, esc(b.layer), b.files, 1+inset, y, w, bandH, 1+pad+inset, y+base, esc(fit(b.name, w-noteW-2*pad, size)))
 		if b.note != "" {
-			d.add(`<text x="%d" y="%d" class="note" text-anchor="end">%s</text>`, svgW-12-inset, y+23, esc(b.note))
+			d.add(`<text x="%d" y="%d" class="note" text-anchor="end">%s</text>`, d.w()-1-pad-inset, y+base, esc(b.note))
 		}
 		d.add(`</g>`)
-		y += svgBandH + 4
+		y += bandH + 4
 	}
+	return y
+}
+
+// stackNarrowSVG is the stack beside a second box: its bands alone,
+// with the upper dir's changes counted on its band (stack lists them).
+func stackNarrowSVG(snap rootfs.StackSnapshot) string {
+	d := svgDoc{size: narrowSide}
+	d.text(0, 22, "title", fit("layer stack", d.w(), svgTitle))
+	d.h = drawBands(&d, stackBands(snap, true), 34, svgBandH-6, svgSmallNarrow, 1, 6) + 2
+	return d.finish("stack", "layer stack")
+}
+
+// StackSVG draws the layer stack as stacked bands, the way overlayfs
+// looks them up: the merged view on top, the box's upper dir, then each
+// read-only layer down to the base, with its file count; then the upper
+// dir's created (+), copied-up (~) and deleted (-) paths.
+func StackSVG(snap rootfs.StackSnapshot) string {
+	var d svgDoc
+	d.text(0, 22, "title", fit(fmt.Sprintf("layer stack · %s + upper", quantity(len(snap.Lowers), "layer")), svgW, svgTitle))
+	y := drawBands(&d, stackBands(snap, false), 34, svgBandH, svgText, 2, 11)
 	y += 14
 	if len(snap.Changes) == 0 {
 		d.text(0, y+4, "dim", fit("upper dir empty: the layers as they are", svgW, svgSmall))
