@@ -142,6 +142,16 @@ func TestLiveViewDrawsTheBoxAsItIsBuilt(t *testing.T) {
 		}
 		wantProc(t, p, b.InitPID(), 1)
 	}
+	// After `cgroup limit pids 20`, and the looks after it: the limit the
+	// step set is marked; the others are not.
+	limited := func(t *testing.T, b *primitives.Box, p pageElements) {
+		for _, bar := range p.Bars {
+			want := bar.Cgroup == b.Cgroup().Name && bar.Resource == "pids"
+			if bar.Changed != want {
+				t.Errorf("%s's %s bar (limit %s) marked as changed by the step: %v, want %v", bar.Cgroup, bar.Resource, bar.Max, bar.Changed, want)
+			}
+		}
+	}
 	steps := []struct {
 		line  string
 		check func(t *testing.T, b *primitives.Box, p pageElements)
@@ -186,15 +196,8 @@ func TestLiveViewDrawsTheBoxAsItIsBuilt(t *testing.T) {
 			}
 		}},
 		{"cgroup new", nil},
-		{"cgroup limit pids 20", func(t *testing.T, b *primitives.Box, p pageElements) {
-			// The limit the step set is marked; the others are not.
-			for _, bar := range p.Bars {
-				want := bar.Cgroup == b.Cgroup().Name && bar.Resource == "pids"
-				if bar.Changed != want {
-					t.Errorf("%s's %s bar (limit %s) marked as changed by the step: %v, want %v", bar.Cgroup, bar.Resource, bar.Max, bar.Changed, want)
-				}
-			}
-		}},
+		{"cgroup limit pids 20", limited},
+		{"ns", limited}, // a look changes nothing: the limit stays marked
 		{"cgroup attach", func(t *testing.T, b *primitives.Box, p pageElements) {
 			g := b.Cgroup()
 			found := false

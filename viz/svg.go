@@ -3,6 +3,7 @@ package viz
 import (
 	"fmt"
 	"html"
+	"slices"
 	"strings"
 
 	"stepbox/primitives"
@@ -80,6 +81,7 @@ const (
 const (
 	svgNarrowNS    = 384 // the namespace drawing
 	svgNarrowSide  = 220 // the cgroup and the stack beside it
+	svgNarrowNet   = 460 // the network map beside two boxes' namespaces
 	svgSmallNarrow = 16.0
 )
 
@@ -99,6 +101,8 @@ var (
 	wideSize   = svgSize{w: svgW, small: svgSmall, pad: 12, gap: 6}
 	narrowNS   = svgSize{w: svgNarrowNS, small: svgSmallNarrow, class: "narrow", pad: 8, gap: 3, untitled: true}
 	narrowSide = svgSize{w: svgNarrowSide, small: svgSmallNarrow, class: "narrow", pad: 8, gap: 3}
+	// The network map beside two boxes' namespaces: a third column.
+	narrowNet = svgSize{w: svgNarrowNet, small: svgSmallNarrow, class: "narrow"}
 )
 
 // svgDoc collects the elements of one drawing and its height, at its
@@ -187,7 +191,20 @@ func LivePage(s LiveState) string {
 	case s.NetError != "":
 		netMap = fmt.Sprintf(`<p id="netmap" class="error">network map: %s</p>`, esc(s.NetError))
 	}
-	fmt.Fprintf(&b, `<div id="boxes" class="boxes n%d">`, min(len(s.Boxes), 2))
+	// Two boxes with neither a stack nor a cgroup (lesson 7's web
+	// servers) leave those columns empty: the map takes their place, a
+	// third column beside the boxes' namespaces.
+	mapBeside := s.Net != nil && len(s.Boxes) == 2 && !slices.ContainsFunc(s.Boxes, func(b LiveBox) bool {
+		return b.Stack != nil || b.Cgroup != nil
+	})
+	layout, class := boxWide, fmt.Sprintf("n%d", min(len(s.Boxes), 2))
+	switch {
+	case mapBeside:
+		layout, class = boxNamespaces, "n2 map"
+	case len(s.Boxes) > 1:
+		layout = boxNarrow
+	}
+	fmt.Fprintf(&b, `<div id="boxes" class="boxes %s">`, class)
 	for i, box := range s.Boxes {
 		beside, under := "", ""
 		if i == 0 && len(s.Boxes) == 1 {
@@ -197,7 +214,11 @@ func LivePage(s LiveState) string {
 		if len(s.Boxes) > 1 {
 			box.Cgroup = ownCgroup(box.Cgroup)
 		}
-		b.WriteString(liveBox(box, under, beside, len(s.Boxes) > 1))
+		b.WriteString(liveBox(box, under, beside, layout))
+	}
+	if mapBeside {
+		fmt.Fprintf(&b, `<div id="netmap">%s</div>`, netSVG(*s.Net, narrowNet))
+		netMap = ""
 	}
 	b.WriteString(`</div>`)
 	if netMap != "" {
@@ -254,13 +275,21 @@ func ownCgroup(snap *cgroups.Snapshot) *cgroups.Snapshot {
 	return &own
 }
 
+// How a box's section is laid out.
+const (
+	boxWide       = iota // alone: namespaces, stack, cgroup in three columns
+	boxNarrow            // beside a second box: namespaces | cgroup over stack
+	boxNamespaces        // beside a second box and the network map: namespaces alone
+)
+
 // liveBox is one box's section: namespaces around its processes, its
 // layer stack and its cgroup, each as SVG or a line saying which step
 // makes it; under goes below the stack, beside below the cgroup.
-// Beside a second box (narrow) it is two columns: the namespaces, and
+// Beside a second box (boxNarrow) it is two columns: the namespaces, and
 // the cgroup over a stack of bands alone, drawn narrower so their text
-// stays as large.
-func liveBox(box LiveBox, under, beside string, narrow bool) string {
+// stays as large; with the network map too (boxNamespaces), the
+// namespaces alone and a line for the stages not reached.
+func liveBox(box LiveBox, under, beside string, layout int) string {
 	var b strings.Builder
 	host := ""
 	if box.Hostname != "" {
@@ -269,7 +298,7 @@ func liveBox(box LiveBox, under, beside string, narrow bool) string {
 	fmt.Fprintf(&b, `<section class="box" data-box="%s"><h2>box %s%s <span class="stage">%s</span></h2><div class="panels">`,
 		esc(box.Name), esc(box.Name), host, esc(box.Stage))
 	nsSize, stack, cgroup := wideSize, StackSVG, cgroupSVG
-	if narrow {
+	if layout != boxWide {
 		nsSize, stack, cgroup = narrowNS, stackNarrowSVG, cgroupNarrowSVG
 	}
 	b.WriteString(`<div class="col ns">`)
@@ -293,17 +322,22 @@ func liveBox(box LiveBox, under, beside string, narrow bool) string {
 		}
 		b.WriteString(beside)
 	}
-	if narrow {
+	switch layout {
+	case boxNamespaces:
+		b.WriteString(`<p class="todo later">No root filesystem or cgroup yet.</p>`)
+	case boxNarrow:
 		b.WriteString(`<div class="col side">`)
 		cgroupCol()
 		stackCol()
-	} else {
+		b.WriteString(`</div>`)
+	default:
 		b.WriteString(`<div class="col stack">`)
 		stackCol()
 		b.WriteString(`</div><div class="col cg">`)
 		cgroupCol()
+		b.WriteString(`</div>`)
 	}
-	b.WriteString(`</div></div>`)
+	b.WriteString(`</div>`)
 	for _, e := range box.Errors {
 		fmt.Fprintf(&b, `<p class="error">%s</p>`, esc(e))
 	}
