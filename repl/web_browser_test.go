@@ -232,6 +232,7 @@ func TestLiveViewDrawsTheBoxAsItIsBuilt(t *testing.T) {
 		}
 		checkScreen(t, s.line, p, keepShot(t, c, shots, i+1, s.line))
 		checkRecordCount(t, sh, c, s.line)
+		checkTextSize(t, c, fmt.Sprintf("one box, after %q", s.line), 16)
 	}
 
 	// A line shows as running while it runs, and the processes that end

@@ -74,14 +74,17 @@ const (
 	svgRow    = 30   // one line of chips or bars
 )
 
-// Two boxes side by side: each box's column (about 604 px at 1280×720)
-// holds its namespaces and, beside them, its cgroup and stack, drawn
-// narrower than svgW so that a unit stays about a pixel, with secondary
-// text as large as a namespace chip's.
+// On the live page each drawing is as many units wide as its column has
+// pixels at 1280×720, so a unit is a pixel, and its secondary text is as
+// large as a namespace chip's (class "large"). One box: three columns,
+// 384 + 400 + 436 units. Two boxes: each box's column (about 604 px)
+// holds its namespaces and, beside them, its cgroup over its stack.
 const (
 	svgNarrowNS    = 384 // the namespace drawing
 	svgNarrowSide  = 220 // the cgroup and the stack beside it
 	svgNarrowNet   = 460 // the network map beside two boxes' namespaces
+	svgAloneStack  = 400 // one box's stack
+	svgAloneCgroup = 436 // one box's cgroup tree
 	svgSmallNarrow = 16.0
 )
 
@@ -99,10 +102,14 @@ type svgSize struct {
 
 var (
 	wideSize   = svgSize{w: svgW, small: svgSmall, pad: 12, gap: 6}
-	narrowNS   = svgSize{w: svgNarrowNS, small: svgSmallNarrow, class: "narrow", pad: 8, gap: 3, untitled: true}
-	narrowSide = svgSize{w: svgNarrowSide, small: svgSmallNarrow, class: "narrow", pad: 8, gap: 3}
+	narrowNS   = svgSize{w: svgNarrowNS, small: svgSmallNarrow, class: "large", pad: 8, gap: 3, untitled: true}
+	narrowSide = svgSize{w: svgNarrowSide, small: svgSmallNarrow, class: "large", pad: 8, gap: 3}
 	// The network map beside two boxes' namespaces: a third column.
-	narrowNet = svgSize{w: svgNarrowNet, small: svgSmallNarrow, class: "narrow"}
+	narrowNet = svgSize{w: svgNarrowNet, small: svgSmallNarrow, class: "large"}
+	// One box's three columns.
+	aloneNS     = svgSize{w: svgNarrowNS, small: svgSmallNarrow, class: "large", pad: 8, gap: 5}
+	aloneStack  = svgSize{w: svgAloneStack, small: svgSmallNarrow, class: "large"}
+	aloneCgroup = svgSize{w: svgAloneCgroup, small: svgSmallNarrow, class: "large"}
 )
 
 // svgDoc collects the elements of one drawing and its height, at its
@@ -297,7 +304,9 @@ func liveBox(box LiveBox, under, beside string, layout int) string {
 	}
 	fmt.Fprintf(&b, `<section class="box" data-box="%s"><h2>box %s%s <span class="stage">%s</span></h2><div class="panels">`,
 		esc(box.Name), esc(box.Name), host, esc(box.Stage))
-	nsSize, stack, cgroup := wideSize, StackSVG, cgroupSVG
+	nsSize := aloneNS
+	stack := func(s rootfs.StackSnapshot) string { return stackSVG(s, aloneStack) }
+	cgroup := func(c cgroups.Snapshot, before *cgroups.Snapshot) string { return cgroupSVG(c, before, aloneCgroup) }
 	if layout != boxWide {
 		nsSize, stack, cgroup = narrowNS, stackNarrowSVG, cgroupNarrowSVG
 	}
@@ -356,7 +365,7 @@ const (
 	stepShellShown = 20
 	stepCallsSpare = 8
 	stepShellSpare = 4
-	stepCallCols   = 46
+	stepCallCols   = 44
 )
 
 // moreLine is the "… N more" line after a list of n items of which

@@ -15,6 +15,8 @@ const (
 	cgBarX   = 96  // where bars start, after the meter's name
 	cgBarW   = 124 // a full bar: the limit
 	cgBarH   = 18
+	// cgValueCols is the room a meter's numbers get beside its bar.
+	cgValueCols = 19
 )
 
 // CgroupSVG draws stepbox's cgroup tree: the session's parent cgroup and
@@ -22,14 +24,14 @@ const (
 // against their limits (an empty track where there is no limit), and the
 // kernel's counters of refusals (forks refused, OOM kills, throttling).
 // The box the snapshot is about is marked.
-func CgroupSVG(snap cgroups.Snapshot) string { return cgroupSVG(snap, nil) }
+func CgroupSVG(snap cgroups.Snapshot) string { return cgroupSVG(snap, nil, wideSize) }
 
-// cgroupSVG is CgroupSVG with the limits that differ from before's
-// marked ★, as the live page draws them after `cgroup limit`.
-func cgroupSVG(snap cgroups.Snapshot, before *cgroups.Snapshot) string {
-	var d svgDoc
+// cgroupSVG is CgroupSVG at size with the limits that differ from
+// before's marked ★, as the live page draws them after `cgroup limit`.
+func cgroupSVG(snap cgroups.Snapshot, before *cgroups.Snapshot, size svgSize) string {
+	d := svgDoc{size: size}
 	was, version := limitsBefore(before), cgroupVersion(snap)
-	d.text(0, 22, "title", fit("cgroups · "+version+" · usage / limit", svgW, svgTitle))
+	d.text(0, 22, "title", fit("cgroups · "+version+" · usage / limit", d.w(), svgTitle))
 	y := 34
 	parent := snap.Parent
 	d.add(`<g class="cgroup parent" data-cgroup="%s"><text x="4" y="%d"><tspan class="name">%s</tspan> <tspan class="dim">stepbox's parent · %s</tspan></text></g>`,
@@ -56,7 +58,7 @@ func cgroupNode(d *svgDoc, n cgroups.Node, own string, depth, y int, was map[str
 	}
 	procs := processes(len(n.Procs))
 	d.add(`<g class="%s" data-cgroup="%s"><path class="branch" d="M%d %d V%d H%d"/><text x="%d" y="%d"><tspan class="name">%s</tspan> <tspan class="dim">%s</tspan></text>`,
-		class, esc(n.Name), x-cgIndent+10, y, y+12, x-4, x, y+18, esc(fit(n.Name, svgW-x-int(float64(len(procs))*svgSmall*svgCharEm)-16, svgText)), procs)
+		class, esc(n.Name), x-cgIndent+10, y, y+12, x-4, x, y+18, esc(fit(n.Name, d.w()-x-int(float64(len(procs))*d.size.small*svgCharEm)-16, svgText)), procs)
 	y += svgRow
 	var evs []string
 	for _, m := range nodeMeters(n) {
@@ -67,7 +69,7 @@ func cgroupNode(d *svgDoc, n cgroups.Node, own string, depth, y int, was map[str
 		}
 	}
 	if len(evs) > 0 {
-		d.add(`<text x="%d" y="%d" class="events">%s</text>`, x+8, y+16, esc(fit(strings.Join(evs, " · "), svgW-x-8, svgSmall)))
+		d.add(`<text x="%d" y="%d" class="events">%s</text>`, x+8, y+16, esc(fit(strings.Join(evs, " · "), d.w()-x-8, d.size.small)))
 		y += svgRow - 6
 	}
 	d.add(`</g>`)
@@ -82,14 +84,16 @@ func cgroupNode(d *svgDoc, n cgroups.Node, own string, depth, y int, was map[str
 // A changed limit is starred and its bar's class has "changed".
 func meterSVG(d *svgDoc, m usageMeter, x, y int, changed bool) int {
 	level, maxAttr, text := meterLevel(m, changed)
+	// The bar gives way to the numbers: "0.00 CPU (no limit)" fits.
+	barW := max(60, min(cgBarW, d.w()-x-cgBarX-8-int(cgValueCols*d.size.small*svgCharEm)))
 	fill := 0
 	if !math.IsNaN(m.frac) {
-		fill = int(math.Round(math.Max(0, math.Min(1, m.frac)) * cgBarW))
+		fill = int(math.Round(math.Max(0, math.Min(1, m.frac)) * float64(barW)))
 	}
 	barX := x + cgBarX
-	textX := barX + cgBarW + 8
+	textX := barX + barW + 8
 	d.add(`<g class="bar %s" data-resource="%s" data-current="%d" data-max="%s"><text x="%d" y="%d" class="meter">%s</text><rect class="track" x="%d" y="%d" width="%d" height="%d" rx="3"/><rect class="fill" x="%d" y="%d" width="%d" height="%d" rx="3"/><text x="%d" y="%d" class="value">%s</text></g>`,
-		level, m.label, m.cur, maxAttr, x, y+15, m.label, barX, y+2, cgBarW, cgBarH, barX, y+2, fill, cgBarH, textX, y+15, esc(fit(text, svgW-textX, svgSmall)))
+		level, m.label, m.cur, maxAttr, x, y+15, m.label, barX, y+2, barW, cgBarH, barX, y+2, fill, cgBarH, textX, y+15, esc(fit(text, d.w()-textX, d.size.small)))
 	return y + svgRow - 4
 }
 

@@ -99,13 +99,17 @@ func stackNarrowSVG(snap rootfs.StackSnapshot) string {
 // looks them up: the merged view on top, the box's upper dir, then each
 // read-only layer down to the base, with its file count; then the upper
 // dir's created (+), copied-up (~) and deleted (-) paths.
-func StackSVG(snap rootfs.StackSnapshot) string {
-	var d svgDoc
-	d.text(0, 22, "title", fit(fmt.Sprintf("layer stack · %s + upper", quantity(len(snap.Lowers), "layer")), svgW, svgTitle))
+func StackSVG(snap rootfs.StackSnapshot) string { return stackSVG(snap, wideSize) }
+
+// stackSVG is StackSVG at size.
+func stackSVG(snap rootfs.StackSnapshot, size svgSize) string {
+	d := svgDoc{size: size}
+	w, small := d.w(), size.small
+	d.text(0, 22, "title", fit(fmt.Sprintf("layer stack · %s + upper", quantity(len(snap.Lowers), "layer")), w, svgTitle))
 	y := drawBands(&d, stackBands(snap, false), 34, svgBandH, svgText, 2, 11)
 	y += 14
 	if len(snap.Changes) == 0 {
-		d.text(0, y+4, "dim", fit("upper dir empty: the layers as they are", svgW, svgSmall))
+		d.text(0, y+4, "dim", fit("upper dir empty: the layers as they are", w, small))
 		d.h = y + 14
 		return d.finish("stack", "layer stack")
 	}
@@ -119,9 +123,9 @@ func StackSVG(snap rootfs.StackSnapshot) string {
 		}
 		class := map[rootfs.ChangeKind]string{rootfs.Created: "added", rootfs.CopiedUp: "copied", rootfs.Whiteout: "deleted"}[c.Kind]
 		why := changeWhy(c)
-		whyW := int(float64(len(why))*svgSmall*svgCharEm) + 8
+		whyW := int(float64(len(why))*small*svgCharEm) + 8
 		d.add(`<g class="change %s" data-kind="%s" data-path="%s"><text x="4" y="%d" class="kind">%s</text><text x="26" y="%d">%s</text><text x="%d" y="%d" class="why" text-anchor="end">%s</text></g>`,
-			class, c.Kind, esc(c.Path), y+20, c.Kind, y+20, esc(fitMiddle(changePath(c), svgW-30-whyW, svgText)), svgW-2, y+20, esc(why))
+			class, c.Kind, esc(c.Path), y+20, c.Kind, y+20, esc(fitMiddle(changePath(c), w-30-whyW, svgText)), w-2, y+20, esc(why))
 		y += svgRow - 4
 	}
 	d.h = y + 10
