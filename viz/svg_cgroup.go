@@ -16,7 +16,7 @@ const (
 	cgBarW   = 124 // a full bar: the limit
 	cgBarH   = 18
 	// cgValueCols is the room a meter's numbers get beside its bar.
-	cgValueCols = 19
+	cgValueCols = 19.5
 )
 
 // CgroupSVG draws stepbox's cgroup tree: the session's parent cgroup and
@@ -34,8 +34,10 @@ func cgroupSVG(snap cgroups.Snapshot, before *cgroups.Snapshot, size svgSize) st
 	d.text(0, 22, "title", fit("cgroups · "+version+" · usage / limit", d.w(), svgTitle))
 	y := 34
 	parent := snap.Parent
-	d.add(`<g class="cgroup parent" data-cgroup="%s"><text x="4" y="%d"><tspan class="name">%s</tspan> <tspan class="dim">stepbox's parent · %s</tspan></text></g>`,
-		esc(parent.Name), y+18, esc(fit(parent.Name, 200, svgText)), processes(len(parent.Procs)))
+	name := fit(parent.Name, 200, svgText)
+	nameW := int(float64(len([]rune(name))+1)*svgText*svgCharEm) + 4
+	d.add(`<g class="cgroup parent" data-cgroup="%s"><text x="4" y="%d"><tspan class="name">%s</tspan> <tspan class="dim">%s</tspan></text></g>`,
+		esc(parent.Name), y+18, esc(name), esc(fit("stepbox's parent · "+processes(len(parent.Procs)), d.w()-nameW, d.size.small)))
 	y += svgRow
 	for _, c := range parent.Children {
 		y = cgroupNode(&d, c, snap.BoxGroup, 1, y, was)
