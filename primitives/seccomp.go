@@ -96,6 +96,11 @@ func compileSeccomp(f SeccompFilter) (SeccompFilter, error) {
 	if err != nil {
 		return f, err
 	}
+	// The library takes a default action without data: its plain
+	// ActionErrno means EPERM, which is also Docker's defaultErrnoRet.
+	if def == libseccomp.Action(unix.SECCOMP_RET_ERRNO|uint32(unix.EPERM)) {
+		def = libseccomp.ActionErrno
+	}
 	policy := libseccomp.Policy{DefaultAction: def}
 	for _, r := range f.Rules.Syscalls {
 		act, err := seccompAction(r.Action, r.ErrnoRet)
