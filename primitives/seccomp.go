@@ -63,11 +63,7 @@ func denySeccomp(names []string) (SeccompFilter, error) {
 	if err != nil {
 		return SeccompFilter{}, err
 	}
-	known := make([]string, 0, len(info.SyscallNames))
-	for n := range info.SyscallNames {
-		known = append(known, n)
-	}
-	slices.Sort(known)
+	known := SyscallNames()
 	var deny []string
 	for _, n := range names {
 		n = strings.ToLower(n)
@@ -261,4 +257,19 @@ func checkExecutorCalls(cmd string, f SeccompFilter, nnp bool) error {
 		}
 	}
 	return nil
+}
+
+// SyscallNames lists the system calls of this architecture by name, for
+// completion and did-you-mean.
+func SyscallNames() []string {
+	info, err := seccompArch()
+	if err != nil {
+		return nil
+	}
+	out := make([]string, 0, len(info.SyscallNames))
+	for n := range info.SyscallNames {
+		out = append(out, n)
+	}
+	slices.Sort(out)
+	return out
 }
