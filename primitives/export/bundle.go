@@ -30,7 +30,7 @@ type Box struct {
 	CPUPeriod  uint64
 	Caps       Caps
 	NoNewPrivs bool
-	Seccomp    *specs.LinuxSeccomp // the rules the box's filter was built from, or nil
+	Seccomp    *specs.LinuxSeccomp      // the rules the box's filter was built from, or nil
 	Clocks     map[string]time.Duration // time namespace offsets: "monotonic", "boottime"
 	UIDMap     []specs.LinuxIDMapping
 	GIDMap     []specs.LinuxIDMapping
