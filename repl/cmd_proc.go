@@ -217,14 +217,14 @@ func enterRequest(b *primitives.Box, args []string) ([]primitives.NamespaceType,
 	}
 	if len(types) == 0 {
 		for _, t := range primitives.NamespaceTypes {
-			// User and time only when named, as `nsenter -t PID` without
-			// -U or -T: root on the host needs neither to see the box.
+			// Time only when named, as `nsenter -t PID` without -T; the
+			// box's user namespace is always joined (Box.Enter).
 			if b.Has(t.Name) && t.Name != "user" && t.Name != "time" {
 				types = append(types, t)
 			}
 		}
 	}
-	if len(types) == 0 {
+	if len(types) == 0 && !b.Has("user") {
 		return nil, nil, fmt.Errorf("box %s has no namespaces of its own yet: `unshare` some first", b.Name)
 	}
 	return types, argv, nil

@@ -3,6 +3,8 @@ package repl
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -53,6 +55,11 @@ func TestSecurityStepsReachTheNextCommandsStatus(t *testing.T) {
 	msg := errorOf(t, sh, out, "exec mkdir /x")
 	if !strings.Contains(msg, "Operation not permitted") {
 		t.Errorf("exec mkdir /x under `seccomp deny mkdir mkdirat`:\n%s", msg)
+	}
+	saved := filepath.Join(t.TempDir(), "saved.sb")
+	run(t, sh, out, "save "+saved)
+	if b, err := os.ReadFile(saved); err != nil || !strings.Contains(string(b), "\ncaps docker\n") || !strings.Contains(string(b), "\nnnp\nseccomp docker\n") {
+		t.Errorf("save does not record the security steps: %v\n%s", err, b)
 	}
 	run(t, sh, out, "seccomp off", "nnp off", "caps drop kill")
 	st = statusLines(t, sh, out)
