@@ -56,11 +56,16 @@ func (s Security) wire() string {
 	for _, r := range s.Rlimits {
 		binary.Write(&buf, binary.NativeEndian, xrlimit{Resource: uint32(r.Resource), Cur: r.Cur, Max: r.Max})
 	}
-	// struct sock_filter is x/net/bpf's RawInstruction: u16 op, u8 jt, u8 jf, u32 k.
+	// struct sock_filter is x/net/bpf's RawInstruction: u16 op, u8 jt,
+	// u8 jf, u32 k. Appended by hand: binary.Write's reflection cost
+	// 0.2 ms a command for Docker's 541 instructions.
+	raw := buf.Bytes()
 	for _, in := range s.Seccomp.Program {
-		binary.Write(&buf, binary.NativeEndian, in)
+		raw = binary.NativeEndian.AppendUint16(raw, in.Op)
+		raw = append(raw, in.Jt, in.Jf)
+		raw = binary.NativeEndian.AppendUint32(raw, in.K)
 	}
-	return hex.EncodeToString(buf.Bytes())
+	return hex.EncodeToString(raw)
 }
 
 // secCall is one call of the settings, with the executor's step number.
