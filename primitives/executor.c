@@ -148,7 +148,7 @@ static void spawn_fail(int pipefd, uint32_t step)
 }
 
 /* The decoded settings of the command being spawned or entered. */
-static unsigned char secbuf[XMAX_MSG / 2];
+static unsigned char secbuf[XMAX_MSG / 2] __attribute__((aligned(8)));
 static const struct xsec *sec;
 
 static int unhex(char c)

@@ -126,6 +126,11 @@ func (b *Box) nextSecurity(verb string, args []string) (Security, *step.Step, er
 	if err != nil {
 		return Security{}, nil, err
 	}
+	// capset(2) cannot give what the executor's bounding set lacks.
+	if have := inheritedCaps(b.CommandPID()).Bounding; next.CapsSet && next.Caps.Permitted&^have != 0 {
+		return Security{}, nil, fmt.Errorf("%s: the box's processes cannot get %s: the box process's own bounding set lacks it (`caps show` lists what it has), so capset(2) would fail",
+			cmd, strings.Join(DecodeCaps(next.Caps.Permitted&^have), " "))
+	}
 	// Docker reduces its profile by the final capability set: so does a
 	// caps step after `seccomp docker`.
 	if next.Seccomp.Source == "docker" && strings.HasPrefix(verb, "caps") {

@@ -158,6 +158,13 @@ func TestBadSecurityInputChangesNothing(t *testing.T) {
 			t.Errorf("%s %v: error %q does not name the command", c.verb, c.args, err)
 		}
 	}
+	// A capability the box process itself lacks cannot be kept.
+	if missing := AllCaps() &^ all; missing != 0 {
+		name := DecodeCaps(missing)[0]
+		if _, err := b.ApplySecurity("caps keep", []string{name}); err == nil || !strings.Contains(err.Error(), "bounding set lacks it") {
+			t.Errorf("caps keep %s, which the box process lacks: %v, want it refused", name, err)
+		}
+	}
 	after := b.Security()
 	if after.Caps != before.Caps || after.NoNewPrivs != before.NoNewPrivs || after.Seccomp.Source != before.Seccomp.Source {
 		t.Errorf("bad input changed the settings: %+v, was %+v", after, before)
