@@ -19,9 +19,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
-#include <linux/capability.h>
-#include <linux/filter.h>
-#include <linux/seccomp.h>
 #include <net/if.h>
 #include <poll.h>
 #include <sched.h>
@@ -32,7 +29,6 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -147,111 +143,6 @@ static void spawn_fail(int pipefd, uint32_t step)
 	_exit(127);
 }
 
-/* The decoded settings of the command being spawned or entered. */
-static unsigned char secbuf[XMAX_MSG / 2] __attribute__((aligned(8)));
-static const struct xsec *sec;
-
-static int unhex(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
-/* decode_security reads a struct xsec and what follows it from hex;
- * -1 (EINVAL) when it does not add up. */
-static int decode_security(const char *hex)
-{
-	size_t n = strlen(hex);
-	sec = NULL;
-	if (n % 2 || n / 2 > sizeof(secbuf) || n / 2 < sizeof(struct xsec))
-		return errno = EINVAL, -1;
-	for (size_t i = 0; i < n / 2; i++) {
-		int hi = unhex(hex[2 * i]), lo = unhex(hex[2 * i + 1]);
-		if (hi < 0 || lo < 0)
-			return errno = EINVAL, -1;
-		secbuf[i] = hi << 4 | lo;
-	}
-	const struct xsec *s = (const struct xsec *)secbuf;
-	if (s->nfilter > BPF_MAXINSNS || s->nrlimit > RLIM_NLIMITS || s->lastcap > 63 ||
-	    n / 2 != sizeof(*s) + s->nrlimit * sizeof(struct xrlimit) + s->nfilter * sizeof(struct sock_filter))
-		return errno = EINVAL, -1;
-	sec = s;
-	return 0;
-}
-
-static void install_filter(int failfd)
-{
-	struct sock_fprog prog = {
-		.len = sec->nfilter,
-		.filter = (struct sock_filter *)(secbuf + sizeof(*sec) + sec->nrlimit * sizeof(struct xrlimit)),
-	};
-	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0)
-		spawn_fail(failfd, XSEC_STEP_SECCOMP);
-}
-
-/* security_before_ids applies what comes before the uid and gid change,
- * in runc's order (libcontainer/standard_init_linux.go). */
-static void security_before_ids(int failfd)
-{
-	if (!sec)
-		return;
-	const struct xrlimit *rl = (const struct xrlimit *)(secbuf + sizeof(*sec));
-	for (uint32_t i = 0; i < sec->nrlimit; i++) {
-		struct rlimit r = { .rlim_cur = rl[i].cur, .rlim_max = rl[i].max };
-		if (setrlimit(rl[i].resource, &r) < 0)
-			spawn_fail(failfd, XSEC_STEP_RLIMIT);
-	}
-	/* Without no_new_privs the kernel takes a filter only from a process
-	 * with CAP_SYS_ADMIN (seccomp(2)): install it while the command still
-	 * has it, as runc does; the filter then sees the calls below. */
-	if (sec->nfilter && !(sec->flags & XSEC_NNP))
-		install_filter(failfd);
-	if (sec->flags & XSEC_CAPS)
-		for (uint32_t c = 0; c <= sec->lastcap; c++)
-			if (!(sec->cap[XCAP_BOUNDING] >> c & 1) && prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0)
-				spawn_fail(failfd, XSEC_STEP_BOUNDING);
-	if ((sec->flags & XSEC_NNP) && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-		spawn_fail(failfd, XSEC_STEP_NNP);
-	/* A uid change from 0 clears the permitted set unless asked to keep
-	 * it (capabilities(7), "Effect of user ID changes"). */
-	if ((sec->flags & XSEC_CAPS) && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
-		spawn_fail(failfd, XSEC_STEP_KEEPCAPS);
-}
-
-/* security_after_ids sets the capability sets once the ids are final. */
-static void security_after_ids(int failfd)
-{
-	if (!sec || !(sec->flags & XSEC_CAPS))
-		return;
-	if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0)
-		spawn_fail(failfd, XSEC_STEP_CLEARKEEPCAPS);
-	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
-	struct __user_cap_data_struct d[2];
-	for (int i = 0; i < 2; i++) {
-		d[i].effective = sec->cap[XCAP_EFFECTIVE] >> (32 * i);
-		d[i].permitted = sec->cap[XCAP_PERMITTED] >> (32 * i);
-		d[i].inheritable = sec->cap[XCAP_INHERITABLE] >> (32 * i);
-	}
-	if (syscall(SYS_capset, &h, d) < 0)
-		spawn_fail(failfd, XSEC_STEP_CAPSET);
-	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0)
-		spawn_fail(failfd, XSEC_STEP_AMBIENT_CLEAR);
-	for (uint32_t c = 0; c <= sec->lastcap; c++)
-		if ((sec->cap[XCAP_AMBIENT] >> c & 1) && prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0) < 0)
-			spawn_fail(failfd, XSEC_STEP_AMBIENT_RAISE);
-}
-
-/* security_last installs the filter under no_new_privs: last before
- * execve, so it sees nothing of the executor's but execve itself. */
-static void security_last(int failfd)
-{
-	if (sec && sec->nfilter && (sec->flags & XSEC_NNP))
-		install_filter(failfd);
-}
-
 static void op_spawn(const struct xreq *q, int *fds, int nfds)
 {
 	int64_t flags = q->num[0], argc = q->num[1];
@@ -261,8 +152,8 @@ static void op_spawn(const struct xreq *q, int *fds, int nfds)
 		reply(XREP_RESULT, EBADMSG, -1, 0, 0, NULL, 0, -1);
 		return;
 	}
-	sec = NULL;
-	if ((flags & XSPAWN_SECURITY) && decode_security(strs[nstr]) < 0) {
+	xsec_clear();
+	if ((flags & XSPAWN_SECURITY) && xsec_decode(strs[nstr]) < 0) {
 		reply(XREP_RESULT, errno, -1, 0, XSEC_STEP_DECODE, NULL, 0, -1);
 		return;
 	}
@@ -305,7 +196,9 @@ static void op_spawn(const struct xreq *q, int *fds, int nfds)
 			spawn_fail(p[1], 4);
 		if (strs[1][0] && chdir(strs[1]) < 0)
 			spawn_fail(p[1], 5);
-		security_before_ids(p[1]);
+		uint32_t step;
+		if ((step = xsec_before_ids()))
+			spawn_fail(p[1], step);
 		/* Groups first: once the uid is not 0 nothing more may change. */
 		if (flags & XSPAWN_SETID) {
 			if (setgroups(0, NULL) < 0)
@@ -315,13 +208,15 @@ static void op_spawn(const struct xreq *q, int *fds, int nfds)
 			if (setresuid(q->num[2], q->num[2], q->num[2]) < 0)
 				spawn_fail(p[1], 10);
 		}
-		security_after_ids(p[1]);
+		if ((step = xsec_after_ids()))
+			spawn_fail(p[1], step);
 		if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
 			spawn_fail(p[1], 6);
 		sigset_t none;
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
-		security_last(p[1]);
+		if ((step = xsec_last()))
+			spawn_fail(p[1], step);
 		execve(strs[0], argv, envp);
 		spawn_fail(p[1], 7);
 	}
@@ -702,8 +597,8 @@ static void enter(int argc, char **argv, char **envp)
 	for (int c = 0; c < ncgroup; c++)
 		if (write(3 + c, "0", 1) < 0)
 			enter_fail(status, XSEC_STEP_CGROUP);
-	sec = NULL;
-	if (strcmp(argv[5], "-") != 0 && decode_security(argv[5]) < 0)
+	xsec_clear();
+	if (strcmp(argv[5], "-") != 0 && xsec_decode(argv[5]) < 0)
 		enter_fail(status, XSEC_STEP_DECODE);
 	int i = 6, n = 0;
 	for (; i < argc && strcmp(argv[i], "--") != 0; i++, n++)
@@ -732,11 +627,13 @@ static void enter(int argc, char **argv, char **envp)
 		sigprocmask(SIG_SETMASK, &all, NULL);
 		if ((flags & XENTER_TTY) && (setpgid(0, 0) < 0 || tcsetpgrp(0, getpid()) < 0))
 			enter_fail(status, XENTER_FORK);
-		security_before_ids(status);
-		security_after_ids(status);
+		uint32_t step;
+		if ((step = xsec_before_ids()) || (step = xsec_after_ids()))
+			enter_fail(status, step);
 		syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
 		sigprocmask(SIG_SETMASK, &none, NULL);
-		security_last(status);
+		if ((step = xsec_last()))
+			enter_fail(status, step);
 		execve(argv[i + 1], argv + i + 2, envp);
 		enter_fail(status, XENTER_EXECVE);
 	}

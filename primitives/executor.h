@@ -118,6 +118,14 @@ enum {
 	XENTER_EXECVE,
 };
 
+/* executor_security.c: decode before fork, apply in the child; each
+ * apply returns 0 or the XSEC_STEP_* that failed, errno set. */
+void xsec_clear(void);
+int xsec_decode(const char *hex);
+uint32_t xsec_before_ids(void);
+uint32_t xsec_after_ids(void);
+uint32_t xsec_last(void);
+
 #define XNUMS 4
 #define XMAX_FDS 4
 #define XMAX_MSG (1 << 20)
