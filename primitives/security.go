@@ -148,6 +148,10 @@ func (b *Box) nextSecurity(verb string, args []string) (Security, *step.Step, er
 func changeCaps(s *Security, verb string, args []string) error {
 	var mask uint64
 	for _, a := range args {
+		if verb == "caps drop" && strings.EqualFold(a, "all") {
+			mask |= AllCaps() // as docker run --cap-drop ALL
+			continue
+		}
 		bit, err := ParseCap(a)
 		if err != nil {
 			return fmt.Errorf("%s: %w", verb, err)
@@ -165,7 +169,7 @@ func changeCaps(s *Security, verb string, args []string) error {
 		*c = CapSets{Bounding: DockerCaps, Permitted: DockerCaps, Effective: DockerCaps}
 	case "caps keep":
 		if len(args) == 0 {
-			return fmt.Errorf("caps keep: name the capabilities the box keeps, as in `caps keep chown net_bind_service`; an empty set is refused here (a box with none at all is `caps drop` of the ones it has: `caps show` lists them)")
+			return fmt.Errorf("caps keep: name the capabilities the box keeps, as in `caps keep chown net_bind_service`; an empty set is refused here (a box with none at all is `caps drop all`, said on purpose)")
 		}
 		*c = CapSets{Bounding: mask, Permitted: mask, Effective: mask, Inheritable: c.Inheritable & mask, Ambient: c.Ambient & mask}
 	case "caps drop":

@@ -126,6 +126,14 @@ func TestCapsDropAndKeepChangeEverySet(t *testing.T) {
 	if got := b.Security().Caps.Effective; got != want {
 		t.Errorf("Security().Caps.Effective = %x, want %x", got, want)
 	}
+	// An empty set is reached by dropping, as docker run --cap-drop ALL.
+	applySecurity(t, b, "caps drop", "ALL")
+	st = statusOf(t, b)
+	for _, k := range []string{"CapBnd", "CapPrm", "CapEff", "CapInh", "CapAmb"} {
+		if got := mask(t, st, k); got != 0 {
+			t.Errorf("after caps drop ALL: %s = %016x, want none", k, got)
+		}
+	}
 }
 
 func TestBadSecurityInputChangesNothing(t *testing.T) {

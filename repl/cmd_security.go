@@ -70,13 +70,13 @@ func init() {
 					Example: "caps docker", Man: "capabilities(7)",
 				}),
 				securityStep("caps drop", &Command{
-					Name: "drop", Usage: "caps drop CAP…", MinArgs: 1, MaxArgs: -1,
-					Summary: "take capabilities out of every set, e.g. sys_admin or CAP_NET_RAW",
+					Name: "drop", Usage: "caps drop CAP…|all", MinArgs: 1, MaxArgs: -1,
+					Summary: "take capabilities out of every set, e.g. sys_admin or CAP_NET_RAW; all drops every one",
 					Kernel:  "prctl(PR_CAPBSET_DROP, CAP) for each, and capset(2) without them: execve can never give them back",
 					Example: "caps drop sys_admin", Man: "capabilities(7), prctl(2)", Complete: completeCaps,
 				}),
 				securityStep("caps keep", &Command{
-					Name: "keep", Usage: "caps keep CAP…", MinArgs: 1, MaxArgs: -1,
+					Name: "keep", Usage: "caps keep CAP…", MaxArgs: -1, // none: the step explains why not
 					Summary: "keep only these capabilities (at least one), drop every other",
 					Kernel:  "the bounding, permitted and effective sets become exactly these",
 					Example: "caps keep chown net_bind_service", Man: "capabilities(7), capset(2)", Complete: completeCaps,

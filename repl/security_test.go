@@ -97,7 +97,7 @@ func TestBadSecurityInputIsExplainedAndChangesNothing(t *testing.T) {
 	before := sh.Current().Security()
 	for line, want := range map[string]string{
 		"caps drop sys_admn":  "did you mean CAP_SYS_ADMIN?",
-		"caps keep":           "caps keep",
+		"caps keep":           "an empty set is refused",
 		"caps show 999999999": "no running process 999999999",
 		"caps show x":         "PID is a process ID",
 		"seccomp deny mkdri":  "did you mean mkdir?",
