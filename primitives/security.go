@@ -196,7 +196,7 @@ func securityRecord(cmd, verb string, s Security) *step.Step {
 		Notes: []string{"these calls run in the process of each command the box starts after this step (exec, sh, enter), just before execve(2); " +
 			"commands already running keep what they have: `exec grep -E 'Cap|NoNewPrivs|Seccomp' /proc/self/status` shows the new ones"},
 	}
-	what := securitySummary(s)
+	what := s.Summary()
 	switch {
 	case strings.HasPrefix(verb, "caps"):
 		st.Man = []string{"capabilities(7)", "capset(2)", "prctl(2)"}
@@ -205,7 +205,8 @@ func securityRecord(cmd, verb string, s Security) *step.Step {
 	case strings.HasPrefix(verb, "seccomp"):
 		st.Man = []string{"seccomp(2)"}
 	}
-	st.Tell("the box's next commands will start with "+what, "the box's next commands would start with "+what)
+	st.Tell("the box's next commands will start with "+what+"; nothing changes in the kernel until one starts: its own process makes the calls below",
+		"the box's next commands would start with "+what)
 	for _, c := range securityCalls(s, nil) {
 		st.Plan(c.call)
 	}
@@ -213,8 +214,8 @@ func securityRecord(cmd, verb string, s Security) *step.Step {
 	return st
 }
 
-// securitySummary says what the commands get, in a line.
-func securitySummary(s Security) string {
+// Summary says what the commands get, in a line.
+func (s Security) Summary() string {
 	parts := []string{fmt.Sprintf("%d of %d capabilities (CapEff)", len(DecodeCaps(s.Caps.Effective)), LastCap()+1)}
 	if s.NoNewPrivs {
 		parts = append(parts, "no_new_privs")

@@ -27,7 +27,7 @@ func securityStep(verb string, c *Command) *Command {
 		if err != nil {
 			return err
 		}
-		sh.ok("box %s: %s", b.Name, st.Summary)
+		sh.ok("box %s's next commands will start with %s", b.Name, b.Security().Summary())
 		return nil
 	}
 	return c
