@@ -135,7 +135,7 @@ func (s *Session) netBridgeStep(name, cidr string, plan bool) (*step.Step, error
 	st := &step.Step{
 		Command: strings.TrimSpace("net bridge " + name + " " + cidr),
 		Man:     []string{"rtnetlink(7)", "ip-link(8)", "ip-address(8)"},
-		Undo:    "teardown deletes the bridge (RTM_DELLINK, `ip link del " + name + "`); its address and routes go with it",
+		Undo:    "teardown deletes the bridge (RTM_DELLINK, `ip link del " + name + "`); its address and routes go with it; then conntrack's entries of its subnet (IPCTNL_MSG_CT_DELETE), which would otherwise wait to expire",
 	}
 	var subnet *net.IPNet
 	if cidr != "" {
