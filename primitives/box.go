@@ -46,6 +46,7 @@ type Box struct {
 	cgroup     *cgroups.Group
 	fs         BoxFS
 	process    ProcessDefaults // from the image the overlay stacks (box_image.go)
+	security   Security        // what its next commands get (security.go)
 
 	net boxNet // its veth, address, route, published ports (net.go)
 }
