@@ -150,7 +150,15 @@ func (b *Box) spawn(st *step.Step) error {
 	unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
 	// The executor (executor.c) takes over in a constructor, before the Go
 	// runtime starts: the box process has one thread and writes nothing.
-	p, err := os.StartProcess(selfExe, []string{"stepbox", entryBox, b.Name}, &os.ProcAttr{
+	// It runs from a sealed copy of stepbox (selfexe.go), so the box's
+	// /proc/<PID>/exe never leads to the host's binary.
+	exe, err := SelfExePath()
+	if err != nil {
+		mine.Close()
+		theirs.Close()
+		return fmt.Errorf("new %s: %w", b.Name, err)
+	}
+	p, err := os.StartProcess(exe, []string{"stepbox", entryBox, b.Name}, &os.ProcAttr{
 		Env:   b.env(nil),
 		Files: []*os.File{nil, nil, nil, theirs},
 		Sys:   attr,
@@ -164,7 +172,7 @@ func (b *Box) spawn(st *step.Step) error {
 		return &step.SyscallError{Call: "clone(flags=" + flags + ")", Err: err}
 	}
 	st.Calls[len(st.Calls)-1].Result = fmt.Sprint(p.Pid)
-	st.Calls = append(st.Calls, step.Call{Syscall: fmt.Sprintf("execve(\"/proc/self/exe\", [\"stepbox\", %q, %q], …)", entryBox, b.Name), Result: "0"})
+	st.Calls = append(st.Calls, step.Call{Syscall: boxExecve(b.Name), Result: "0"})
 	b.proc = p
 	b.pid = p.Pid
 	start, _ := startTime(p.Pid)
@@ -189,6 +197,15 @@ func (b *Box) spawn(st *step.Step) error {
 	b.shieldFromOOM(p.Pid)
 	st.Notes = append(st.Notes, fmt.Sprintf("box process: PID %d, in the host's namespaces%s", p.Pid, map[bool]string{true: " except a new user namespace", false: ""}[b.User]))
 	return nil
+}
+
+// boxExecve is the execve(2) of a box process, for its record and plan.
+func boxExecve(name string) string {
+	exe, err := SelfExePath()
+	if err != nil {
+		exe = "/proc/self/fd/N"
+	}
+	return fmt.Sprintf("execve(%q, [\"stepbox\", %q, %q], …)   # a sealed memfd copy of stepbox", exe, entryBox, name)
 }
 
 // shieldFromOOM asks the OOM killer to take the box process or PID 1 last.

@@ -111,16 +111,24 @@ func (b *Box) exec(ctx context.Context, argv []string, env []string, std Stdio, 
 	} else {
 		closeAll(r.files)
 	}
+	// A command may run as long as it likes; once cancelled, its exit
+	// (or the executor's) must come within replyTimeout.
+	x.c.c.SetReadDeadline(time.Time{})
 	done := make(chan struct{})
 	go func() {
 		select {
 		case <-ctx.Done():
+			x.c.c.SetReadDeadline(time.Now().Add(2*time.Second + replyTimeout))
 			cancelCommand(pidfd, done)
 		case <-done:
 		}
 	}()
-	exit, err := x.c.recv()
+	exit, err := x.c.read()
 	close(done)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		pump.wait(0)
+		return ExitStatus{}, x.silent("wait for "+argv[0]+"'s exit after it was cancelled", err)
+	}
 	if err != nil {
 		pump.wait(0)
 		return ExitStatus{}, b.died(err)

@@ -137,7 +137,13 @@ func (b *Box) Enter(ctx context.Context, types []NamespaceType, argv []string, s
 	}
 	defer statusR.Close()
 	files = append(files, statusW)
-	cmd := exec.CommandContext(ctx, selfExe)
+	// From the sealed copy (selfexe.go): once in the box's namespaces,
+	// its /proc/<PID>/exe must not lead to the host's binary.
+	exe, err := SelfExePath()
+	if err != nil {
+		return ExitStatus{}, st, fmt.Errorf("enter: %w", err)
+	}
+	cmd := exec.CommandContext(ctx, exe)
 	cmd.Args = args
 	cmd.Env = env
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = std.In, std.Out, std.Err

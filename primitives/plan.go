@@ -41,7 +41,7 @@ func (s *Session) PlanNew(name string, user bool) (*step.Step, error) {
 		st.Shell = append(st.Shell, newBoxShell)
 	}
 	st.Plan(fmt.Sprintf("clone(child_stack=NULL, flags=%s)", flags))
-	st.Plan(fmt.Sprintf("execve(\"/proc/self/exe\", [\"stepbox\", %q, %q], …)", entryBox, name))
+	st.Plan(boxExecve(name))
 	return st, nil
 }
 
