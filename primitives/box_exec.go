@@ -111,6 +111,14 @@ func (b *Box) exec(ctx context.Context, argv []string, env []string, std Stdio, 
 	} else {
 		closeAll(r.files)
 	}
+	// Ctrl-C signals the command through that pidfd, and its process
+	// group by the pidfd's PID: both are the executor's word, checked.
+	if ok, err := spawnedChild(pidfd, x.pid, pid); err != nil {
+		pump.wait(0)
+		return ExitStatus{}, x.distrust(opSpawn, err)
+	} else if !ok {
+		pidfd = nil // it has already exited: nothing to cancel
+	}
 	// A command may run as long as it likes; once cancelled, its exit
 	// (or the executor's) must come within replyTimeout.
 	x.c.c.SetReadDeadline(time.Time{})

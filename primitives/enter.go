@@ -99,7 +99,7 @@ func joinsUser(types []NamespaceType) bool {
 // `nsenter -t PID -m -p -u CMD` does; single-threaded, it may join a user
 // or time namespace too. The session stays where it is.
 func (b *Box) Enter(ctx context.Context, types []NamespaceType, argv []string, std Stdio) (ExitStatus, *step.Step, error) {
-	pid := b.CommandPID()
+	pid, start := b.commandProc()
 	types = enterOrder(pid, types)
 	env := b.env(nil)
 	path, err := enterPath(pid, types, argv[0], env)
@@ -118,6 +118,12 @@ func (b *Box) Enter(ctx context.Context, types []NamespaceType, argv []string, s
 		}
 		files = append(files, f)
 		args = append(args, strconv.Itoa(int(t.Flag)))
+	}
+	// Still the box's process once its namespace files are open: a PID
+	// that had ended and been reused would have handed `enter` another
+	// process's namespaces.
+	if err := stillTheProcess(pid, start); err != nil {
+		return ExitStatus{}, st, fmt.Errorf("enter: box %s: %w", b.Name, err)
 	}
 	if joinsUser(types) {
 		flags |= enterRoot

@@ -14,6 +14,9 @@ func TestMain(m *testing.M) {
 	if Reexec() {
 		return
 	}
+	if pids := os.Getenv(envAttack); pids != "" {
+		os.Exit(attack(pids))
+	}
 	code := m.Run()
 	if left := hoststate.StepboxProcesses(); len(left) > 0 && code == 0 {
 		os.Stderr.WriteString("stepbox processes left behind by the tests:\n")
