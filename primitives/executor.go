@@ -289,6 +289,10 @@ func (x *executor) do(op xop, nums []int64, strs []string, files ...*os.File) (r
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			return reply{}, x.silent(op.String(), err)
 		}
+		if errors.Is(err, unix.EMSGSIZE) {
+			// Nothing was sent: the box is as it was.
+			return reply{}, fmt.Errorf("box %s: %s: the request takes %d bytes, more than the socket to the executor carries in one message: %w", x.b.Name, op, x.c.wbuf.Len(), err)
+		}
 		var errno unix.Errno
 		if errors.As(err, &errno) {
 			return reply{}, x.b.died(err)
