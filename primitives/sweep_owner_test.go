@@ -24,9 +24,10 @@ func nestedSleeper(t *testing.T) (host, inner int) {
 	for inner = 30001; inner < 32000 && pidAlive(inner); inner++ {
 	}
 	// unshare(1): a PID namespace, with a mount namespace whose /proc is
-	// its own, so that the shell (its PID 1) sets its own ns_last_pid.
+	// its own, so that the shell (its PID 1) sets its own ns_last_pid;
+	// --kill-child: the namespace ends with unshare, which the test kills.
 	script := fmt.Sprintf("echo %d > /proc/sys/kernel/ns_last_pid || exit 1; sleep 30 & wait", inner-1)
-	cmd := exec.Command("unshare", "--pid", "--fork", "--mount-proc", "sh", "-c", script)
+	cmd := exec.Command("unshare", "--pid", "--fork", "--kill-child", "--mount-proc", "sh", "-c", script)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
