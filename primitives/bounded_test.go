@@ -159,3 +159,38 @@ func TestARequestTooBigForTheSocketLeavesTheBoxUsable(t *testing.T) {
 		t.Fatalf("after the refused request: %q", out)
 	}
 }
+
+// Once the filesystem of a box's upper dir, shared with the host, has
+// less free than stepbox keeps back, exec refuses to start a command
+// there, saying how much is free; with room again, it runs. (The
+// reserve is raised above this host's free space instead of filling
+// the host's disk.)
+func TestExecRefusesWhenTheUpperDirsFilesystemRunsShort(t *testing.T) {
+	needRoot(t)
+	s, stack := benchSession(t)
+	b, _, err := s.NewBox("full", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Unshare([]NamespaceType{mustType(t, "mnt")}, UnshareOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.MountOverlay(stack); err != nil {
+		t.Fatal(err)
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(b.FS().Upper, &st); err != nil {
+		t.Fatal(err)
+	}
+	free := int64(st.Bavail) * st.Bsize
+	old := upperReserve
+	upperReserve = free + 1<<30
+	_, err = b.Exec(context.Background(), []string{"true"}, nil, Stdio{}, false)
+	upperReserve = old
+	if err == nil || !strings.Contains(err.Error(), "exec true: box full writes to its upper dir") || !strings.Contains(err.Error(), "MB free") {
+		t.Fatalf("exec with less free than the reserve: %v, want a refusal naming the free space", err)
+	}
+	if out := run(t, b, "echo", "room"); out != "room\n" {
+		t.Errorf("exec with room again: %q", out)
+	}
+}

@@ -54,6 +54,9 @@ func (b *Box) exec(ctx context.Context, argv []string, env []string, std Stdio, 
 	if b.dead != nil {
 		return ExitStatus{}, b.dead
 	}
+	if err := b.roomToWrite("exec " + argv[0]); err != nil {
+		return ExitStatus{}, err
+	}
 	x := b.active()
 	args := b.execArgs(argv, env)
 	envv := args.Env

@@ -107,6 +107,17 @@ func (b *Box) Enter(ctx context.Context, types []NamespaceType, argv []string, s
 	if err != nil {
 		return ExitStatus{}, st, err
 	}
+	for _, t := range types {
+		if t.Name == "mnt" {
+			// In the box's mount namespace the command writes its upper dir.
+			b.mu.Lock()
+			err = b.roomToWrite("enter")
+			b.mu.Unlock()
+			if err != nil {
+				return ExitStatus{}, st, err
+			}
+		}
+	}
 	var files []*os.File
 	defer func() { closeAll(files) }()
 	flags := 0
