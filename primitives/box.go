@@ -133,6 +133,16 @@ func (b *Box) spawn(st *step.Step) error {
 	if !b.User {
 		st.Shell = append(st.Shell, newBoxShell)
 	}
+	if b.User && !userNSAfterExec() {
+		uid, gid := os.Getuid(), os.Getgid()
+		attr.Cloneflags = unix.CLONE_NEWUSER
+		attr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: uid, Size: 1}}
+		attr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: gid, Size: 1}}
+		// An unprivileged writer of gid_map must deny setgroups(2) first
+		// (user_namespaces(7), "Interaction with system calls changing process GIDs").
+		attr.GidMappingsEnableSetgroups = false
+		flags = "CLONE_NEWUSER|SIGCHLD"
+	}
 	// go-prompt opens /dev/tty without O_CLOEXEC: no descriptor of the
 	// session's may reach a box (close_range(2), CLOSE_RANGE_CLOEXEC).
 	unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
@@ -179,10 +189,11 @@ func (b *Box) spawn(st *step.Step) error {
 		return fmt.Errorf("new %s: the box process did not answer: %w", b.Name, err)
 	}
 	if b.User {
-		// A user namespace of its own, made after the execve (userBoxCalls).
-		for _, c := range userBoxCalls(b.box, b.box.Proc()) {
-			if err := st.Do(c.call, c.do); err != nil {
-				return fmt.Errorf("new %s --user: %w", b.Name, err)
+		if userNSAfterExec() {
+			for _, c := range userBoxCalls(b.box, b.box.Proc()) {
+				if err := st.Do(c.call, c.do); err != nil {
+					return fmt.Errorf("new %s --user: %w", b.Name, err)
+				}
 			}
 		}
 		uid, gid := os.Getuid(), os.Getgid()

@@ -38,9 +38,13 @@ func (s *Session) PlanNew(name string, user bool) (*step.Step, error) {
 	} else {
 		st.Shell = append(st.Shell, newBoxShell)
 	}
-	st.Plan("clone(child_stack=NULL, flags=SIGCHLD)")
+	flags := "SIGCHLD"
+	if user && !userNSAfterExec() {
+		flags = "CLONE_NEWUSER|SIGCHLD"
+	}
+	st.Plan(fmt.Sprintf("clone(child_stack=NULL, flags=%s)", flags))
 	st.Plan(boxExecve(name))
-	if user {
+	if user && userNSAfterExec() {
 		for _, c := range userBoxCalls(nil, "/proc/PID") {
 			st.Plan(c.call)
 		}

@@ -90,16 +90,24 @@ type plannedCall struct {
 	do   func() error
 }
 
-// userBoxCalls are the calls that give a `new --user` box process its
-// user namespace, the session's uid and gid as the box's root. The box
-// process is exec'd first, in the session's user namespace, and unshares
-// after: its memory then belongs to the session's user namespace, where
-// the box has no capability, so once non-dumpable (executor.c) it cannot
-// be ptraced or read from inside the box, as runc init cannot (runc's
-// nsexec also clones before it execs the container's process). A
-// non-dumpable process's /proc files belong to root (proc(5)): an
-// unprivileged session makes it dumpable while it writes the maps, as
-// runc does for a rootless container. proc is /proc/PID of x.
+// userNSAfterExec says whether a `new --user` box process makes its user
+// namespace after its execve (userBoxCalls) rather than being cloned
+// into it: only when the session is root. Its memory then belongs to
+// the session's user namespace, where the box has no capability, so,
+// non-dumpable (executor.c), it cannot be ptraced or read from inside
+// the box, as runc init cannot. An unprivileged session has no
+// CAP_SYS_PTRACE there either, and would lose its own reads of the box
+// process's /proc/PID/ns, root and environ (ptrace(2), "Ptrace access
+// mode checking"): its box process is cloned into the new namespace,
+// where the session holds every capability, and a box root with
+// CAP_SYS_PTRACE can still reach it; what it says is checked all the
+// same (verify.go), and its binary is the sealed copy.
+func userNSAfterExec() bool { return os.Geteuid() == 0 }
+
+// userBoxCalls are the calls that give a root session's `new --user` box
+// process its user namespace after its execve, the session's uid and gid
+// as the box's root, written from the parent user namespace. proc is
+// /proc/PID of x.
 func userBoxCalls(x *executor, proc string) []plannedCall {
 	uid, gid := os.Getuid(), os.Getgid()
 	write := func(file, text string) plannedCall {
@@ -107,21 +115,12 @@ func userBoxCalls(x *executor, proc string) []plannedCall {
 		return plannedCall{fmt.Sprintf("write(%q, %q, %d)   # by the session, from the parent user namespace", p, text, len(text)),
 			func() error { return os.WriteFile(p, []byte(text), 0) }}
 	}
-	dumpable := func(on int) plannedCall {
-		return plannedCall{fmt.Sprintf("prctl(PR_SET_DUMPABLE, %d)", on), func() error { return x.Prctl(unix.PR_SET_DUMPABLE, on) }}
+	// setgroups "deny" as an unprivileged `new --user` has it, so that
+	// the box is the same whoever starts it (user_namespaces(7)).
+	return []plannedCall{
+		{"unshare(CLONE_NEWUSER)", func() error { return x.Unshare(unix.CLONE_NEWUSER) }},
+		write("setgroups", "deny"), write("uid_map", fmt.Sprintf("0 %d 1", uid)), write("gid_map", fmt.Sprintf("0 %d 1", gid)),
 	}
-	calls := []plannedCall{{"unshare(CLONE_NEWUSER)", func() error { return x.Unshare(unix.CLONE_NEWUSER) }}}
-	unprivileged := os.Geteuid() != 0
-	if unprivileged {
-		calls = append(calls, dumpable(1))
-	}
-	// An unprivileged writer of gid_map must deny setgroups(2) first
-	// (user_namespaces(7), "Interaction with system calls changing process GIDs").
-	calls = append(calls, write("setgroups", "deny"), write("uid_map", fmt.Sprintf("0 %d 1", uid)), write("gid_map", fmt.Sprintf("0 %d 1", gid)))
-	if unprivileged {
-		calls = append(calls, dumpable(0))
-	}
-	return calls
 }
 
 // mapUser gives the user namespace x just made its maps, written by the
