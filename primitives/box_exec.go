@@ -125,8 +125,9 @@ func (b *Box) exec(ctx context.Context, argv []string, env []string, std Stdio, 
 	// A command may run as long as it likes; once cancelled, its exit
 	// (or the executor's) must come within replyTimeout.
 	x.c.c.SetReadDeadline(time.Time{})
-	done := make(chan struct{})
+	done, stopped := make(chan struct{}), make(chan struct{})
 	go func() {
+		defer close(stopped)
 		select {
 		case <-ctx.Done():
 			x.c.c.SetReadDeadline(time.Now().Add(2*time.Second + replyTimeout))
@@ -136,6 +137,9 @@ func (b *Box) exec(ctx context.Context, argv []string, env []string, std Stdio, 
 	}()
 	exit, err := x.c.read()
 	close(done)
+	// The canceller is done with the pidfd (closed on return) and the
+	// socket's deadline before the next op sets its own.
+	<-stopped
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		pump.wait(0)
 		return ExitStatus{}, x.silent("wait for "+argv[0]+"'s exit after it was cancelled", err)
