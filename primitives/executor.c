@@ -543,9 +543,9 @@ static void executor(void)
 		_exit(1);
 	/* Non-dumpable, as runc init is: once the box has a user namespace of
 	 * its own or lacks CAP_SYS_PTRACE, it may not ptrace this process,
-	 * read its /proc/PID/mem, environ, fd or exe, or pidfd_getfd its
-	 * socket (ptrace(2), "Ptrace access mode checking"). execve(2) makes
-	 * the commands it starts dumpable again. */
+	 * open its /proc/PID/mem, fd/N or exe, or pidfd_getfd its socket
+	 * (ptrace(2), "Ptrace access mode checking"). execve(2) makes the
+	 * commands it starts dumpable again. */
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
 		_exit(1);
 	if (fcntl(SOCK_FD, F_SETFD, FD_CLOEXEC) < 0)
