@@ -146,7 +146,9 @@ static void spawn_fail(int pipefd, uint32_t step)
 static void op_spawn(const struct xreq *q, int *fds, int nfds)
 {
 	int64_t flags = q->num[0], argc = q->num[1];
-	if (nfds != 3 || argc < 1 || q->nstr < 2 + argc || q->nstr - 2 - argc > XMAX_ARGS) {
+	int nextra = (flags & XSPAWN_EXECFD) ? nfds - 4 : 0;
+	if (nfds != 3 + ((flags & XSPAWN_EXECFD) ? 1 + nextra : 0) || nextra < 0 ||
+	    argc < 1 || q->nstr < 2 + argc || q->nstr - 2 - argc > XMAX_ARGS) {
 		reply(XREP_RESULT, EBADMSG, -1, 0, 0, NULL, 0, -1);
 		return;
 	}
@@ -198,12 +200,31 @@ static void op_spawn(const struct xreq *q, int *fds, int nfds)
 			if (setresuid(q->num[2], q->num[2], q->num[2]) < 0)
 				spawn_fail(p[1], 10);
 		}
+		/* The file to run and the command's own descriptors go above
+		 * every number they will take, before they take them. */
+		int exe = -1, extra[XMAX_FDS];
+		if (flags & XSPAWN_EXECFD) {
+			if ((exe = fcntl(fds[3], F_DUPFD_CLOEXEC, 10 + XMAX_FDS)) < 0)
+				spawn_fail(p[1], 11);
+			for (int i = 0; i < nextra; i++)
+				if ((extra[i] = fcntl(fds[4 + i], F_DUPFD_CLOEXEC, 10 + XMAX_FDS)) < 0)
+					spawn_fail(p[1], 11);
+		}
 		if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
 			spawn_fail(p[1], 6);
+		/* dup2 clears FD_CLOEXEC on the copy: these stay open across exec. */
+		for (int i = 0; i < nextra; i++)
+			if (dup2(extra[i], 3 + i) < 0)
+				spawn_fail(p[1], 11);
 		sigset_t none;
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
-		execve(strs[0], argv, envp);
+		if (flags & XSPAWN_EXECFD)
+			/* The descriptor may be close-on-exec: an ELF file still runs
+			 * (execveat(2), only a script would lose it). */
+			syscall(SYS_execveat, exe, "", argv, envp, AT_EMPTY_PATH);
+		else
+			execve(strs[0], argv, envp);
 		spawn_fail(p[1], 7);
 	}
 	close(p[1]);

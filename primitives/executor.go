@@ -76,6 +76,7 @@ const (
 	spawnSetpgid    = C.XSPAWN_SETPGID
 	spawnForeground = C.XSPAWN_FOREGROUND
 	spawnSetID      = C.XSPAWN_SETID
+	spawnExecFD     = C.XSPAWN_EXECFD
 	replyResult     = C.XREP_RESULT
 	replyExited     = C.XREP_EXITED
 	maxMessage      = C.XMAX_MSG

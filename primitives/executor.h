@@ -33,7 +33,7 @@ enum xop {
 	XOP_READ_FILE,    /* str0 path -> data */
 	XOP_SETNS,        /* fd[0] the namespace; num0 nstype */
 	XOP_FORK_INIT,    /* fd[0] the child's socket -> val child PID */
-	XOP_SPAWN,        /* fd[0..2] stdio; num0 XSPAWN_*, num1 argc, num2 uid, num3 gid; str0 path, str1 cwd, argv…, envp… -> val PID, a pidfd */
+	XOP_SPAWN,        /* fd[0..2] stdio, with XSPAWN_EXECFD fd[3] the file to run and fd[4…] the command's 3…; num0 XSPAWN_*, num1 argc, num2 uid, num3 gid; str0 path, str1 cwd, argv…, envp… -> val PID, a pidfd */
 	XOP_FSOPEN,       /* str0 fsname; num0 flags -> val fd */
 	XOP_FSCONFIG,     /* num0 fd, num1 cmd, num2 aux; str0 key, str1 value ("" is NULL) */
 	XOP_FSMOUNT,      /* num0 fd, num1 flags, num2 attr -> val fd */
@@ -53,6 +53,7 @@ enum {
 	XSPAWN_SETPGID = 1,    /* setpgid(0, 0) */
 	XSPAWN_FOREGROUND = 2, /* tcsetpgrp(0, getpid()): the command gets the terminal */
 	XSPAWN_SETID = 4,      /* setgroups(0, NULL), setresgid(num3…), setresuid(num2…) */
+	XSPAWN_EXECFD = 8,     /* execveat(fd[3], "", AT_EMPTY_PATH) instead of execve(str0); fd[4…] become 3… */
 };
 
 enum { XREP_RESULT = 0, XREP_EXITED = 1 };
@@ -75,7 +76,7 @@ enum {
 };
 
 #define XNUMS 4
-#define XMAX_FDS 4
+#define XMAX_FDS 8
 #define XMAX_MSG (1 << 20)
 #define XMAX_DATA (1 << 16)
 #define XMAX_ARGS 4096
