@@ -238,3 +238,23 @@ func (b *Box) Mounts() (box, host rootfs.MountTable, err error) {
 	host, err = rootfs.Mounts(os.Getpid())
 	return
 }
+
+// MountMask masks Docker's paths of /proc and /sys in the box and makes
+// its read-only paths read-only (rootfs.MountMask).
+func (b *Box) MountMask() (*step.Step, error) {
+	if err := b.needMountNamespace("mount mask"); err != nil {
+		return nil, err
+	}
+	f := b.FS()
+	if f.Merged == "" {
+		return nil, fmt.Errorf("mount mask: box %s has no root filesystem yet: `mount overlay base` first", b.Name)
+	}
+	root := f.root()
+	return b.withKernel(func(x *executor) (*step.Step, error) { return rootfs.MountMask(x, root) })
+}
+
+// PlanMountMask is the record `mount mask` will write.
+func (b *Box) PlanMountMask() (*step.Step, error) {
+	root := b.fsRoot()
+	return b.planFS(func(k rootfs.Kernel) (*step.Step, error) { return rootfs.MountMask(k, root) })
+}

@@ -490,6 +490,14 @@ static void serve(const struct xreq *q, int *fds, int nfds)
 	case XOP_SETGROUPS:
 		result(setgroups(0, NULL));
 		break;
+	case XOP_MOUNT_SETATTR:
+		if (need(q, 1)) {
+			/* struct mount_attr of linux/mount.h, which clashes with
+			 * glibc's sys/mount.h: propagation and userns_fd unused. */
+			uint64_t attr[4] = { a[2], a[3], 0, 0 };
+			result(syscall(SYS_mount_setattr, a[0], strs[0], a[1], attr, sizeof(attr)));
+		}
+		break;
 	case XOP_UNAME: {
 		struct utsname u;
 		if (uname(&u) < 0)

@@ -30,39 +30,40 @@ import (
 type xop uint32
 
 const (
-	opHello       xop = C.XOP_HELLO
-	opUnshare     xop = C.XOP_UNSHARE
-	opSethostname xop = C.XOP_SETHOSTNAME
-	opMount       xop = C.XOP_MOUNT
-	opUmount2     xop = C.XOP_UMOUNT2
-	opPivotRoot   xop = C.XOP_PIVOT_ROOT
-	opChdir       xop = C.XOP_CHDIR
-	opFchdir      xop = C.XOP_FCHDIR
-	opChroot      xop = C.XOP_CHROOT
-	opMkdir       xop = C.XOP_MKDIR
-	opChmod       xop = C.XOP_CHMOD
-	opMknod       xop = C.XOP_MKNOD
-	opSymlink     xop = C.XOP_SYMLINK
-	opUnlinkat    xop = C.XOP_UNLINKAT
-	opOpen        xop = C.XOP_OPEN
-	opClose       xop = C.XOP_CLOSE
-	opWriteFile   xop = C.XOP_WRITE_FILE
-	opReadFile    xop = C.XOP_READ_FILE
-	opSetns       xop = C.XOP_SETNS
-	opForkInit    xop = C.XOP_FORK_INIT
-	opSpawn       xop = C.XOP_SPAWN
-	opFsopen      xop = C.XOP_FSOPEN
-	opFsconfig    xop = C.XOP_FSCONFIG
-	opFsmount     xop = C.XOP_FSMOUNT
-	opMoveMount   xop = C.XOP_MOVE_MOUNT
-	opReadFD      xop = C.XOP_READ_FD
-	opPrctl       xop = C.XOP_PRCTL
-	opIfup        xop = C.XOP_IFUP
-	opStat        xop = C.XOP_STAT
-	opUname       xop = C.XOP_UNAME
-	opSetresuid   xop = C.XOP_SETRESUID
-	opSetresgid   xop = C.XOP_SETRESGID
-	opSetgroups   xop = C.XOP_SETGROUPS
+	opHello        xop = C.XOP_HELLO
+	opUnshare      xop = C.XOP_UNSHARE
+	opSethostname  xop = C.XOP_SETHOSTNAME
+	opMount        xop = C.XOP_MOUNT
+	opUmount2      xop = C.XOP_UMOUNT2
+	opPivotRoot    xop = C.XOP_PIVOT_ROOT
+	opChdir        xop = C.XOP_CHDIR
+	opFchdir       xop = C.XOP_FCHDIR
+	opChroot       xop = C.XOP_CHROOT
+	opMkdir        xop = C.XOP_MKDIR
+	opChmod        xop = C.XOP_CHMOD
+	opMknod        xop = C.XOP_MKNOD
+	opSymlink      xop = C.XOP_SYMLINK
+	opUnlinkat     xop = C.XOP_UNLINKAT
+	opOpen         xop = C.XOP_OPEN
+	opClose        xop = C.XOP_CLOSE
+	opWriteFile    xop = C.XOP_WRITE_FILE
+	opReadFile     xop = C.XOP_READ_FILE
+	opSetns        xop = C.XOP_SETNS
+	opForkInit     xop = C.XOP_FORK_INIT
+	opSpawn        xop = C.XOP_SPAWN
+	opFsopen       xop = C.XOP_FSOPEN
+	opFsconfig     xop = C.XOP_FSCONFIG
+	opFsmount      xop = C.XOP_FSMOUNT
+	opMoveMount    xop = C.XOP_MOVE_MOUNT
+	opReadFD       xop = C.XOP_READ_FD
+	opPrctl        xop = C.XOP_PRCTL
+	opIfup         xop = C.XOP_IFUP
+	opStat         xop = C.XOP_STAT
+	opUname        xop = C.XOP_UNAME
+	opSetresuid    xop = C.XOP_SETRESUID
+	opSetresgid    xop = C.XOP_SETRESGID
+	opSetgroups    xop = C.XOP_SETGROUPS
+	opMountSetattr xop = C.XOP_MOUNT_SETATTR
 )
 
 const (
@@ -330,6 +331,9 @@ func (x *executor) Fsmount(fd, flags, attr int) (int, error) {
 }
 func (x *executor) MoveMount(fromDirfd int, fromPath string, toDirfd int, toPath string, flags int) error {
 	return x.callErr(opMoveMount, []int64{int64(fromDirfd), int64(toDirfd), int64(flags)}, fromPath, toPath)
+}
+func (x *executor) MountSetattr(dirfd int, path string, flags uint, attr *unix.MountAttr) error {
+	return x.callErr(opMountSetattr, []int64{int64(dirfd), int64(flags), int64(attr.Attr_set), int64(attr.Attr_clr)}, path)
 }
 func (x *executor) Read(fd int, buf []byte) (int, error) {
 	r, err := x.do(opReadFD, []int64{int64(fd)}, nil)

@@ -46,6 +46,7 @@ enum xop {
 	XOP_SETRESUID,    /* num0 uid: setresuid(uid, uid, uid) */
 	XOP_SETRESGID,    /* num0 gid: setresgid(gid, gid, gid) */
 	XOP_SETGROUPS,    /* setgroups(0, NULL) */
+	XOP_MOUNT_SETATTR, /* num0 dirfd, num1 flags, num2 attr_set, num3 attr_clr; str0 path */
 	XOP_MAX
 };
 

@@ -41,7 +41,7 @@ func init() {
 				{
 					Name: "bind", Usage: "mount bind HOSTDIR PATH[:ro]", MinArgs: 2, MaxArgs: 2, NeedsBox: true, Recorded: true,
 					Summary: "a volume: a host directory seen at PATH inside the box (read-only with :ro)",
-					Kernel:  "mount(2) with MS_BIND, then MS_REMOUNT|MS_BIND|MS_RDONLY for :ro",
+					Kernel:  "mount(2) with MS_BIND, then for :ro mount_setattr(2) with AT_RECURSIVE and MOUNT_ATTR_RDONLY (MS_REMOUNT|MS_BIND|MS_RDONLY where the kernel lacks it)",
 					Example: "mount bind /srv/data /data:ro", Man: "mount(2)",
 					Complete: completePath,
 					Run: func(sh *Shell, c *Call) error {
@@ -53,6 +53,7 @@ func init() {
 						return sh.Current().PlanMount("bind", c.Args[0], target, ro)
 					},
 				},
+				mountMaskCommand(),
 			},
 		},
 		&Command{
