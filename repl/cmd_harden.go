@@ -77,3 +77,56 @@ func (sh *Shell) mountsBeforeAfter(b *primitives.Box, do func() (*step.Step, err
 	fmt.Fprintln(sh.Out, viz.MountStepPanel(rootfs.DiffMounts(before, after), sh.Width, sh.Theme))
 	return nil
 }
+
+// devicesCommand is `cgroup devices [show|docker|allow RULE|deny RULE]`.
+func devicesCommand() *Command {
+	show := &Command{
+		Name: "show", Usage: "cgroup devices [show]", NeedsBox: true,
+		Summary: "the box's device rules as the kernel has them",
+		Kernel:  "v1: reads devices.list; v2: bpf(BPF_PROG_QUERY) for the device programs attached to the box's cgroup",
+		Example: "cgroup devices show", Man: "cgroups(7), bpf(2)",
+		Run: func(sh *Shell, c *Call) error {
+			b := sh.Current()
+			d, err := b.CgroupDeviceRules()
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(sh.Out, viz.DevicesPanel(b.Name, d, sh.Width, sh.Theme))
+			return nil
+		},
+	}
+	change := func(verb, usage, summary, example string, min, maxArgs int) *Command {
+		return &Command{
+			Name: verb, Usage: usage, MinArgs: min, MaxArgs: maxArgs, NeedsBox: true, Recorded: true,
+			Summary: summary,
+			Kernel:  "v1: write(2) of each rule to devices.deny or devices.allow; v2: bpf(BPF_PROG_LOAD) of a BPF_PROG_TYPE_CGROUP_DEVICE program built from the rules, bpf(BPF_PROG_ATTACH) to the box's cgroup, bpf(BPF_PROG_DETACH) of the one before",
+			Example: example, Man: "cgroups(7), bpf(2)",
+			Plan: func(sh *Shell, c *Call) (*step.Step, error) {
+				return sh.Current().PlanCgroupDevices(verb, c.Args)
+			},
+			Run: func(sh *Shell, c *Call) error {
+				b := sh.Current()
+				st, err := b.CgroupDevices(verb, c.Args)
+				sh.printStep(st)
+				if err != nil {
+					return err
+				}
+				sh.ok("%s", st.Summary)
+				return show.Run(sh, c)
+			},
+		}
+	}
+	return &Command{
+		Name: "devices", Usage: "cgroup devices [show|docker|allow RULE|deny RULE]", NeedsBox: true,
+		Summary: "which device nodes the box may open and make: Docker's list, or rules in the v1 syntax (`c 1:3 rwm`)",
+		Kernel:  "the devices controller (v1 devices.allow/devices.deny) or an eBPF device program on the cgroup (v2)",
+		Example: "cgroup devices docker", Man: "cgroups(7), bpf(2)",
+		Run:     show.Run,
+		Sub: []*Command{
+			show,
+			change("docker", "cgroup devices docker", "Docker's default: deny every device, then allow null, zero, full, tty, random, urandom, pts, ptmx, tun and mknod of any", "cgroup devices docker", 0, 0),
+			change("allow", "cgroup devices allow TYPE MAJOR:MINOR ACCESS", "allow a device: `c 1:3 rwm`, `b *:* m`, or `a` for all", "cgroup devices allow c 1:3 rwm", 1, 3),
+			change("deny", "cgroup devices deny TYPE MAJOR:MINOR ACCESS", "deny a device: `c 1:3 w`, `b *:* rwm`, or `a` for all", "cgroup devices deny b *:* rwm", 1, 3),
+		},
+	}
+}
