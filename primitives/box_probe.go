@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"unicode"
 
@@ -242,9 +243,12 @@ func parseProbeReport(data []byte, names []string) ([]ProbeResult, error) {
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return nil, errors.New("the probe's report is followed by more output")
 	}
-	want := names
-	if len(want) == 0 {
-		want = probe.Names()
+	// The probes run, and answer, in their own order.
+	var want []string
+	for _, n := range probe.Names() {
+		if len(names) == 0 || slices.Contains(names, n) {
+			want = append(want, n)
+		}
 	}
 	if len(rep.Probes) != len(want) {
 		return nil, fmt.Errorf("the probe answered %d probes, not the %d asked", len(rep.Probes), len(want))

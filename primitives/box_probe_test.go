@@ -2,8 +2,20 @@ package primitives
 
 import (
 	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
+	"stepbox/primitives/hoststate"
 	"stepbox/primitives/probe"
 )
 
@@ -45,19 +57,220 @@ func probeBox(t *testing.T, b *Box, names ...string) map[string]ProbeResult {
 	}
 	m := map[string]ProbeResult{}
 	for _, r := range rs {
-		t.Logf("%-18s %-6s %-8s %s", r.Name, r.State, r.Via, r.Evidence)
+		t.Logf("%-18s %-6s %-9s %s", r.Name, r.State, r.Via, r.Evidence)
 		m[r.Name] = r
 	}
 	return m
 }
 
+// hostPermits reports whether the host itself, as root, gets past the
+// kernel's own limits for a probe: a sandboxed machine may refuse every
+// open of a disk, a kernel may load no modules. There the probe is
+// closed in every box, and the test cannot ask it to be open.
+func hostPermits(t *testing.T, name string) bool {
+	switch name {
+	case "disk":
+		h, err := probeHost()
+		if err != nil || h.Disk == 0 {
+			return false
+		}
+		node := filepath.Join(t.TempDir(), "disk")
+		if unix.Mknod(node, unix.S_IFBLK|0o600, int(h.Disk)) != nil {
+			return false
+		}
+		fd, err := unix.Open(node, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err == nil {
+			unix.Close(fd)
+		}
+		return err == nil
+	case "finit_module":
+		return errors.Is(unix.FinitModule(-1, "", 0), unix.EBADF)
+	case "ptrace":
+		fd, err := unix.Open("/proc/1/mem", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err == nil {
+			unix.Close(fd)
+		}
+		return err == nil
+	}
+	return true
+}
+
+// Every escape Docker's default container blocks is open on the box of
+// lesson 6, where the kernel lets even the host through; /proc/1/root
+// and ptrace of PID 1 are closed by its PID namespace already.
 func TestProbesFindTheLessonSixBoxOpen(t *testing.T) {
 	needRoot(t)
 	_, b := lessonSixBox(t, "p6")
 	got := probeBox(t, b)
-	for _, name := range []string{"disk", "release_agent", "proc_sys", "remount", "finit_module", "dmesg", "kallsyms", "cgroup_escape"} {
+	for _, name := range []string{"disk", "release_agent", "open_by_handle_at", "proc_sys", "remount", "finit_module", "dmesg", "kallsyms", "cgroup_escape"} {
+		if !hostPermits(t, name) {
+			t.Logf("%s: this host refuses it to its own root: not asserted", name)
+			continue
+		}
 		if got[name].State != probe.Open {
 			t.Errorf("probe %s on the lesson-6 box: %s (%s), want open", name, got[name].State, got[name].Evidence)
+		} else if got[name].Closes == "" {
+			t.Errorf("probe %s is open and names no step that closes it", name)
+		}
+	}
+	for _, name := range []string{"proc_root", "ptrace", "sys"} {
+		if got[name].State != probe.Closed {
+			t.Errorf("probe %s on the lesson-6 box (own PID namespace, read-only /sys): %s (%s), want closed", name, got[name].State, got[name].Evidence)
+		}
+	}
+}
+
+// /proc/1/root, ptrace of PID 1 and /sys are open on a box that shares
+// the host's PID namespace and /sys, and close with the steps of lesson 6.
+func TestProbesOfTheHostsPIDsAndSysAreOpenWithoutAPIDNamespace(t *testing.T) {
+	needRoot(t)
+	s, _ := benchSession(t)
+	b, _, err := s.NewBox("shared", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := probeBox(t, b, "proc_root", "ptrace", "sys")
+	for _, name := range []string{"proc_root", "ptrace", "sys"} {
+		if !hostPermits(t, name) {
+			t.Logf("%s: this host refuses it to its own root: not asserted", name)
+			continue
+		}
+		if got[name].State != probe.Open {
+			t.Errorf("probe %s on a box in the host's namespaces: %s (%s), want open", name, got[name].State, got[name].Evidence)
+		}
+	}
+}
+
+// `mount mask` closes /proc/sys; `cgroup devices docker` closes the
+// devices a box may make and open; `unshare cgroup` hides release_agent
+// and the parent cgroup.
+func TestProbesCloseWithTheStepsThatCloseThem(t *testing.T) {
+	needRoot(t)
+	_, b := lessonSixBox(t, "close")
+	if _, err := b.MountMask(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.CgroupDevices("docker", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Unshare([]NamespaceType{mustType(t, "cgroup")}, UnshareOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	got := probeBox(t, b)
+	for _, name := range []string{"proc_sys", "disk", "release_agent", "cgroup_escape"} {
+		if got[name].State != probe.Closed {
+			t.Errorf("probe %s after mount mask, cgroup devices docker and unshare cgroup: %s (%s), want closed", name, got[name].State, got[name].Evidence)
+		}
+	}
+	if v := got["proc_sys"].Evidence; !strings.Contains(v, "read-only file system") {
+		t.Errorf("proc_sys closed by %q, want EROFS from the read-only /proc/sys", v)
+	}
+}
+
+// hostFingerprint is what the probes promise never to change: the
+// mount table, hostname, cgroups and links (hoststate), the sysctls an
+// escape would write, every file of /etc, and each v1 hierarchy's
+// release_agent and notify_on_release.
+func hostFingerprint(t *testing.T) string {
+	t.Helper()
+	st, err := hoststate.Capture()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%v\n%s\n%v\n%v\n", st.Mounts, st.Hostname, st.Cgroups, st.Links)
+	for _, f := range []string{"kernel/core_pattern", "kernel/modprobe", "kernel/hostname", "kernel/dmesg_restrict",
+		"kernel/kptr_restrict", "kernel/printk", "vm/overcommit_memory", "net/ipv4/ip_forward"} {
+		data, _ := os.ReadFile("/proc/sys/" + f)
+		fmt.Fprintf(&b, "%s=%q\n", f, data)
+	}
+	filepath.WalkDir("/etc", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return nil
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return nil
+		}
+		defer f.Close()
+		h := sha256.New()
+		io.Copy(h, f)
+		fmt.Fprintf(&b, "%s %x\n", p, h.Sum(nil))
+		return nil
+	})
+	roots, _ := filepath.Glob("/sys/fs/cgroup/*/release_agent")
+	slices.Sort(roots)
+	for _, ra := range roots {
+		agent, _ := os.ReadFile(ra)
+		notify, _ := os.ReadFile(filepath.Join(filepath.Dir(ra), "notify_on_release"))
+		fmt.Fprintf(&b, "%s %q %q\n", ra, agent, notify)
+	}
+	return b.String()
+}
+
+// The probes leave the host byte for byte as it was, and the box's own
+// root without the device node the disk probe made.
+func TestProbesLeaveTheHostByteIdentical(t *testing.T) {
+	needRoot(t)
+	_, b := lessonSixBox(t, "ident")
+	before := hostFingerprint(t)
+	probeBox(t, b)
+	if after := hostFingerprint(t); after != before {
+		bl, al := strings.Split(before, "\n"), strings.Split(after, "\n")
+		for _, l := range al {
+			if !slices.Contains(bl, l) {
+				t.Errorf("after the probes the host has: %s", l)
+			}
+		}
+		for _, l := range bl {
+			if !slices.Contains(al, l) {
+				t.Errorf("after the probes the host lost: %s", l)
+			}
+		}
+	}
+	left, _ := filepath.Glob(filepath.Join(b.FS().Upper, "*", ".stepbox-probe-*"))
+	top, _ := filepath.Glob(filepath.Join(b.FS().Upper, ".stepbox-probe-*"))
+	if len(left)+len(top) > 0 {
+		t.Errorf("the disk probe left its node in the box: %v", append(left, top...))
+	}
+}
+
+// A name that is no probe is refused before anything runs, naming the
+// known ones.
+func TestProbeRefusesAnUnknownNameListingTheKnown(t *testing.T) {
+	needRoot(t)
+	s, _ := benchSession(t)
+	b, _, err := s.NewBox("bad", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = b.Probe(context.Background(), []string{"disk", "escape_hatch"})
+	if err == nil || !strings.Contains(err.Error(), `"escape_hatch"`) || !strings.Contains(err.Error(), "release_agent") {
+		t.Fatalf("probe escape_hatch: %v, want an error naming it and the known probes", err)
+	}
+}
+
+// The session reads the probe's report strictly: the box controls that
+// process and may write anything.
+func TestProbeReportIsParsedStrictly(t *testing.T) {
+	good := `{"probes":[{"name":"dmesg","state":"open","via":"syslog","evidence":"read 10 bytes\u001b[2J"}]}` + "\n"
+	rs, err := parseProbeReport([]byte(good), []string{"dmesg"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.ContainsRune(rs[0].Evidence, 0x1b) || rs[0].Closes == "" {
+		t.Errorf("evidence %q, closes %q: want the escape cut and the closing step named", rs[0].Evidence, rs[0].Closes)
+	}
+	for _, bad := range []string{
+		``, `{}` + "\n" + `{}`, `{"probes":[]}`,
+		`{"probes":[{"name":"dmesg","state":"open","via":"syslog","evidence":"","extra":1}]}`,
+		`{"probes":[{"name":"dmesg","state":"wide open","via":"syslog","evidence":""}]}`,
+		`{"probes":[{"name":"dmesg","state":"open","via":"magic","evidence":""}]}`,
+		`{"probes":[{"name":"disk","state":"open","via":"read","evidence":""}]}`,
+		`{"probes":[{"name":"dmesg","state":"open","via":"syslog","evidence":""}]} trailing`,
+	} {
+		if _, err := parseProbeReport([]byte(bad), []string{"dmesg"}); err == nil {
+			t.Errorf("parseProbeReport accepted %q", bad)
 		}
 	}
 }
