@@ -223,4 +223,3 @@ func (b *Box) CgroupDeviceRules() (DeviceRules, error) {
 	b.mu.Unlock()
 	return d, nil
 }
-

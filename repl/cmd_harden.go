@@ -47,7 +47,7 @@ func mountMaskCommand() *Command {
 		Kernel: "a masked file: mount(\"/dev/null\", PATH, MS_BIND); a masked directory: an empty tmpfs with MS_RDONLY; " +
 			"a read-only path: mount(PATH, PATH, MS_BIND|MS_REC), then mount(…, MS_RDONLY|MS_REMOUNT|MS_BIND)",
 		Example: "mount mask", Man: "mount(2), proc(5)",
-		Plan:    func(sh *Shell, c *Call) (*step.Step, error) { return sh.Current().PlanMountMask() },
+		Plan: func(sh *Shell, c *Call) (*step.Step, error) { return sh.Current().PlanMountMask() },
 		Run: func(sh *Shell, c *Call) error {
 			b := sh.Current()
 			return sh.mountsBeforeAfter(b, func() (*step.Step, error) { return b.MountMask() }, func() {
@@ -121,7 +121,7 @@ func devicesCommand() *Command {
 		Summary: "which device nodes the box may open and make: Docker's list, or rules in the v1 syntax (`c 1:3 rwm`)",
 		Kernel:  "the devices controller (v1 devices.allow/devices.deny) or an eBPF device program on the cgroup (v2)",
 		Example: "cgroup devices docker", Man: "cgroups(7), bpf(2)",
-		Run:     show.Run,
+		Run: show.Run,
 		Sub: []*Command{
 			show,
 			change("docker", "cgroup devices docker", "Docker's default: deny every device, then allow null, zero, full, tty, random, urandom, pts, ptmx, tun and mknod of any", "cgroup devices docker", 0, 0),
