@@ -209,3 +209,40 @@ func TestCgroupDevicesRefusesBadInputChangingNothing(t *testing.T) {
 		t.Errorf("cgroup devices docker without a cgroup: %v", err)
 	}
 }
+
+// mount cgroup: every cgroup mount in the box is read-only, so neither
+// release_agent nor the parent's cgroup.procs is writable through them;
+// what stays open takes a mount of the box's own (CAP_SYS_ADMIN).
+func TestMountCgroupIsReadOnlyAndClosesTheBoxsOwnMounts(t *testing.T) {
+	needRoot(t)
+	_, b := lessonSixBox(t, "cgfs")
+	if _, err := b.Mount("cgroup", "", "/sys/fs/cgroup", false); err != nil {
+		t.Fatal(err)
+	}
+	mounts, err := procfs.GetProcMounts(b.CommandPID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, m := range mounts {
+		if m.FSType != "cgroup" && m.FSType != "cgroup2" {
+			continue
+		}
+		n++
+		if _, ro := m.Options["ro"]; !ro {
+			t.Errorf("%s (%s) mounted %v in the box, want ro", m.MountPoint, m.FSType, m.Options)
+		}
+	}
+	if n == 0 {
+		t.Fatal("mount cgroup left no cgroup mount in the box")
+	}
+	if code, out := execStatus(t, b, "ls", "/sys/fs/cgroup"); code != 0 || strings.TrimSpace(out) == "" {
+		t.Errorf("ls /sys/fs/cgroup in the box: exit %d %q", code, out)
+	}
+	got := probeBox(t, b, "release_agent", "cgroup_escape")
+	for _, name := range []string{"release_agent", "cgroup_escape"} {
+		if got[name].Via == "mounted" && got[name].State == "open" {
+			t.Errorf("%s open through the box's read-only cgroup mount: %s", name, got[name].Evidence)
+		}
+	}
+}

@@ -121,7 +121,7 @@ func probeReleaseAgent(Host) Result {
 		err := unix.Access(p, unix.W_OK)
 		switch {
 		case err == nil:
-			return open("mount", "mounted the %s hierarchy itself: access(release_agent, W_OK) = 0", h.opts)
+			return open("mount", "mounted the %s hierarchy itself: access(release_agent, W_OK) = 0%s", h.opts, also(seen))
 		case errors.Is(err, unix.ENOENT):
 			return closed("cgroupns", "mounted the %s hierarchy, but its root is the box's cgroup (a cgroup namespace of its own): no release_agent there", h.opts)
 		}
@@ -129,11 +129,12 @@ func probeReleaseAgent(Host) Result {
 	})
 }
 
+// also adds what the box's own cgroup mounts answered, if anything.
 func also(err error) string {
 	if err == nil {
 		return ""
 	}
-	return "; " + err.Error()
+	return "; on the box's own mount, " + err.Error()
 }
 
 // probeCgroupEscape asks for write access to cgroup.procs of the box's
@@ -179,6 +180,6 @@ func probeCgroupEscape(Host) Result {
 		if err := unix.Access(p, unix.W_OK); err != nil {
 			return closed("mount", "mounted the cgroup hierarchy: access(%s, W_OK): %v", p, err)
 		}
-		return open("mount", "mounted the cgroup hierarchy itself: access(%s, W_OK) = 0 for the parent of %s", p, h.path)
+		return open("mount", "mounted the cgroup hierarchy itself: access(%s, W_OK) = 0 for the parent of %s%s", p, h.path, also(seen))
 	})
 }
