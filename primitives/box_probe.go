@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"stepbox/primitives/probe"
+	"stepbox/primitives/rootfs"
 	"stepbox/primitives/step"
 )
 
@@ -52,6 +53,13 @@ func (b *Box) Probe(ctx context.Context, names []string) ([]ProbeResult, *step.S
 		return nil, nil, fmt.Errorf("probe: %w", err)
 	}
 	defer closeAll(opened)
+	if run.Name != "stepbox" {
+		if err := b.needProc(); err != nil {
+			return nil, nil, err
+		}
+	}
+	f := b.FS()
+	host.OwnRoot = f.Pivoted || f.Chrooted
 	argv = append(argv, host.Args(names)...)
 	st, err := b.PlanProbe(names)
 	if err != nil {
@@ -78,6 +86,25 @@ func (b *Box) Probe(ctx context.Context, names []string) ([]ProbeResult, *step.S
 	}
 	st.Tell(fmt.Sprintf("%d of %d probes found a way out of box %s; nothing on the host was changed", open, len(results), b.Name), "")
 	return results, st, nil
+}
+
+// needProc checks that the box has a proc filesystem at /proc: the
+// dynamic loader reads stepbox and its libraries as /proc/self/fd/N.
+func (b *Box) needProc() error {
+	f := b.FS()
+	if !f.Pivoted && !f.Chrooted {
+		return nil // the host's /proc, or the box's mounted over it
+	}
+	tbl, err := rootfs.Mounts(b.CommandPID())
+	if err != nil {
+		return fmt.Errorf("probe: %w", err)
+	}
+	for _, m := range tbl.Mounts {
+		if m.Point == "/proc" && m.FSType == "proc" {
+			return nil
+		}
+	}
+	return fmt.Errorf("probe: box %s has no /proc, which the dynamic loader needs to run stepbox from descriptors (/proc/self/fd/N): `mount proc` first", b.Name)
 }
 
 func checkProbeNames(names []string) error {
@@ -128,7 +155,7 @@ func probeHost() (probe.Host, error) {
 			var major, minor uint32
 			if m.MountPoint == "/" && strings.HasPrefix(m.Source, "/dev/") {
 				if _, err := fmt.Sscanf(m.MajorMinorVer, "%d:%d", &major, &minor); err == nil && major != 0 {
-					h.Disk = unix.Mkdev(major, minor)
+					h.Disk, h.DiskNode = unix.Mkdev(major, minor), m.Source
 				}
 			}
 		}

@@ -48,6 +48,8 @@ type Host struct {
 	FileDev    uint64 // its st_dev and st_ino
 	FileIno    uint64
 	Disk       uint64 // the host's root disk (st_rdev), 0 if none
+	DiskNode   string // its node in the host's /dev
+	OwnRoot    bool   // the box has a root of its own (pivot_root, chroot)
 	HandleType int32  // name_to_handle_at(2) of File
 	Handle     []byte
 	PIDNS      uint64 // inode of the host's PID namespace
@@ -60,6 +62,8 @@ func (h Host) Args(names []string) []string {
 		"-file", h.File,
 		"-file-id", fmt.Sprintf("%d:%d", h.FileDev, h.FileIno),
 		"-disk", strconv.FormatUint(h.Disk, 10),
+		"-disk-node", h.DiskNode,
+		"-own-root=" + strconv.FormatBool(h.OwnRoot),
 		"-handle", fmt.Sprintf("%d:%x", h.HandleType, h.Handle),
 		"-pidns", strconv.FormatUint(h.PIDNS, 10),
 		"--",
@@ -74,6 +78,8 @@ func parseArgs(args []string) (Host, []string, error) {
 	fs.StringVar(&h.File, "file", "", "")
 	fs.StringVar(&fileID, "file-id", "0:0", "")
 	fs.Uint64Var(&h.Disk, "disk", 0, "")
+	fs.StringVar(&h.DiskNode, "disk-node", "", "")
+	fs.BoolVar(&h.OwnRoot, "own-root", false, "")
 	fs.StringVar(&handle, "handle", "0:", "")
 	fs.Uint64Var(&h.PIDNS, "pidns", 0, "")
 	if err := fs.Parse(args); err != nil {
