@@ -53,10 +53,17 @@ func probeProcRoot(h Host) Result {
 	if h.File == "" {
 		return closed("nofile", "no host file to look for")
 	}
+	if !h.OwnRoot {
+		var st unix.Stat_t
+		if unix.Stat(h.File, &st) == nil && st.Dev == h.FileDev && st.Ino == h.FileIno {
+			return open("hostroot", "the box's root is the host's: it reads the host's %s directly", h.File)
+		}
+	}
+	self := strconv.Itoa(os.Getpid())
 	pids := []string{"1"}
 	if ents, err := os.ReadDir("/proc"); err == nil {
 		for _, e := range ents {
-			if _, err := strconv.Atoi(e.Name()); err == nil && e.Name() != "1" && len(pids) < 512 {
+			if _, err := strconv.Atoi(e.Name()); err == nil && e.Name() != "1" && e.Name() != self && len(pids) < 512 {
 				pids = append(pids, e.Name())
 			}
 		}
