@@ -84,7 +84,7 @@ func (b *Box) Probe(ctx context.Context, names []string) ([]ProbeResult, *step.S
 			open++
 		}
 	}
-	st.Tell(fmt.Sprintf("%d of %d probes found a way out of box %s; nothing on the host was changed", open, len(results), b.Name), "")
+	st.Tell(fmt.Sprintf("tried %s from inside box %s: %d found a way out; nothing on the host was changed", step.Count(len(results), "probe"), b.Name, open), "")
 	return results, st, nil
 }
 
@@ -130,6 +130,7 @@ func (b *Box) PlanProbe(names []string) (*step.Step, error) {
 	st.Man = append(st.Man, "execveat(2)", "memfd_create(2)", "access(2)", "open_by_handle_at(2)", "finit_module(2)", "syslog(2)")
 	st.Undo = "nothing to undo: the probes read and ask for permission, and write nothing on the host; a device node made in the box's own root is removed at once, and mounts go into a mount namespace that ends with the probe"
 	st.Tell("tried each escape from inside the box, as the box's next command", "will try each escape from inside the box, as the box's next command, and report it open or closed")
+	st.MarkNotRun()
 	return st, nil
 }
 
