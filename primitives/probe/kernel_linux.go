@@ -46,14 +46,18 @@ func probeKallsyms(Host) Result {
 		return closed("read", "open /proc/kallsyms: %v", err)
 	}
 	defer f.Close()
+	// A text symbol (T, t): per-CPU symbols (A) are offsets, not addresses.
 	s := bufio.NewScanner(f)
-	for i := 0; i < 64 && s.Scan(); i++ {
-		addr, _, _ := strings.Cut(s.Text(), " ")
-		if strings.Trim(addr, "0") != "" {
-			return open("read", "/proc/kallsyms shows kernel addresses: %.60s", s.Text())
+	for i := 0; i < 4096 && s.Scan(); i++ {
+		fields := strings.Fields(s.Text())
+		if len(fields) >= 3 && (fields[1] == "T" || fields[1] == "t") {
+			if strings.Trim(fields[0], "0") != "" {
+				return open("read", "/proc/kallsyms shows kernel addresses: %.60s", s.Text())
+			}
+			return closed("read", "/proc/kallsyms shows every address as 0")
 		}
 	}
-	return closed("read", "/proc/kallsyms shows every address as 0")
+	return closed("read", "/proc/kallsyms shows no text symbol")
 }
 
 // probePtrace opens the memory of PID 1 for reading, which asks the
