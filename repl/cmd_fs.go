@@ -171,11 +171,6 @@ func mountKind(kind, usage, defaultTarget, summary, kernel string) *Command {
 
 func (sh *Shell) mountStep(kind, source, target string, ro bool) error {
 	b := sh.Current()
-	st, err := b.Mount(kind, source, target, ro)
-	sh.printStep(st)
-	if err != nil {
-		return err
-	}
 	what := kind
 	if kind == "bind" {
 		what = source
@@ -183,7 +178,19 @@ func (sh *Shell) mountStep(kind, source, target string, ro bool) error {
 			what += " (read-only)"
 		}
 	}
-	sh.ok("mounted %s at %s inside box %s", what, target, b.Name)
+	do := func() (*step.Step, error) { return b.Mount(kind, source, target, ro) }
+	ok := func() { sh.ok("mounted %s at %s inside box %s", what, target, b.Name) }
+	// The read-only mounts show what they changed in the box's mount
+	// table, options included.
+	if kind == "sys" || kind == "cgroup" || ro {
+		return sh.mountsBeforeAfter(b, do, ok)
+	}
+	st, err := do()
+	sh.printStep(st)
+	if err != nil {
+		return err
+	}
+	ok()
 	return nil
 }
 

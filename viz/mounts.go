@@ -106,7 +106,11 @@ func mountDiffPanel(d rootfs.MountDiff, what string, width int, t Theme) string 
 		rows = append(rows, row{rootfs.CopiedUp, c.Box.Point, mountSide(c.Host, c), mountSide(c.Box, c)})
 	}
 	for _, m := range d.Added {
-		rows = append(rows, row{rootfs.Created, m.Point, mountSide(m, rootfs.MountChange{}) + "  new in the box", ""})
+		side := mountSide(m, rootfs.MountChange{})
+		if strings.HasPrefix(m.Options, "ro") {
+			side += " ro" // read-only is what a security step is for
+		}
+		rows = append(rows, row{rootfs.Created, m.Point, side + "  new in the box", ""})
 	}
 	for _, m := range d.Removed {
 		rows = append(rows, row{rootfs.Whiteout, m.Point, mountSide(m, rootfs.MountChange{}) + "  gone from the box", ""})
