@@ -30,41 +30,43 @@ import (
 type xop uint32
 
 const (
-	opHello        xop = C.XOP_HELLO
-	opUnshare      xop = C.XOP_UNSHARE
-	opSethostname  xop = C.XOP_SETHOSTNAME
-	opMount        xop = C.XOP_MOUNT
-	opUmount2      xop = C.XOP_UMOUNT2
-	opPivotRoot    xop = C.XOP_PIVOT_ROOT
-	opChdir        xop = C.XOP_CHDIR
-	opFchdir       xop = C.XOP_FCHDIR
-	opChroot       xop = C.XOP_CHROOT
-	opMkdir        xop = C.XOP_MKDIR
-	opChmod        xop = C.XOP_CHMOD
-	opMknod        xop = C.XOP_MKNOD
-	opSymlink      xop = C.XOP_SYMLINK
-	opUnlinkat     xop = C.XOP_UNLINKAT
-	opOpen         xop = C.XOP_OPEN
-	opClose        xop = C.XOP_CLOSE
-	opWriteFile    xop = C.XOP_WRITE_FILE
-	opReadFile     xop = C.XOP_READ_FILE
-	opSetns        xop = C.XOP_SETNS
-	opForkInit     xop = C.XOP_FORK_INIT
-	opSpawn        xop = C.XOP_SPAWN
-	opFsopen       xop = C.XOP_FSOPEN
-	opFsconfig     xop = C.XOP_FSCONFIG
-	opFsmount      xop = C.XOP_FSMOUNT
-	opMoveMount    xop = C.XOP_MOVE_MOUNT
-	opReadFD       xop = C.XOP_READ_FD
-	opPrctl        xop = C.XOP_PRCTL
-	opIfup         xop = C.XOP_IFUP
-	opStat         xop = C.XOP_STAT
-	opUname        xop = C.XOP_UNAME
-	opSetresuid    xop = C.XOP_SETRESUID
-	opSetresgid    xop = C.XOP_SETRESGID
-	opSetgroups    xop = C.XOP_SETGROUPS
-	opMountSetattr xop = C.XOP_MOUNT_SETATTR
+	opHello       xop = C.XOP_HELLO
+	opUnshare     xop = C.XOP_UNSHARE
+	opSethostname xop = C.XOP_SETHOSTNAME
+	opMount       xop = C.XOP_MOUNT
+	opUmount2     xop = C.XOP_UMOUNT2
+	opPivotRoot   xop = C.XOP_PIVOT_ROOT
+	opChdir       xop = C.XOP_CHDIR
+	opFchdir      xop = C.XOP_FCHDIR
+	opChroot      xop = C.XOP_CHROOT
+	opMkdir       xop = C.XOP_MKDIR
+	opChmod       xop = C.XOP_CHMOD
+	opMknod       xop = C.XOP_MKNOD
+	opSymlink     xop = C.XOP_SYMLINK
+	opUnlinkat    xop = C.XOP_UNLINKAT
+	opOpen        xop = C.XOP_OPEN
+	opClose       xop = C.XOP_CLOSE
+	opWriteFile   xop = C.XOP_WRITE_FILE
+	opReadFile    xop = C.XOP_READ_FILE
+	opSetns       xop = C.XOP_SETNS
+	opForkInit    xop = C.XOP_FORK_INIT
+	opSpawn       xop = C.XOP_SPAWN
+	opFsopen      xop = C.XOP_FSOPEN
+	opFsconfig    xop = C.XOP_FSCONFIG
+	opFsmount     xop = C.XOP_FSMOUNT
+	opMoveMount   xop = C.XOP_MOVE_MOUNT
+	opReadFD      xop = C.XOP_READ_FD
+	opPrctl       xop = C.XOP_PRCTL
+	opIfup        xop = C.XOP_IFUP
+	opStat        xop = C.XOP_STAT
+	opUname       xop = C.XOP_UNAME
+	opSetresuid   xop = C.XOP_SETRESUID
+	opSetresgid   xop = C.XOP_SETRESGID
+	opSetgroups   xop = C.XOP_SETGROUPS
 )
+
+// mount_setattr(2), for read-only volumes and masks (mask_linux.go).
+const opMountSetattr xop = C.XOP_MOUNT_SETATTR
 
 const (
 	enterTTY        = C.XENTER_TTY

@@ -132,24 +132,26 @@ func (p *planning) Mknod(_ string, mode uint32, _ int) error {
 	}
 	return nil
 }
-func (p *planning) Symlink(string, string) error                          { return nil }
-func (p *planning) Unlinkat(int, string, int) error                       { return nil }
-func (p *planning) Chdir(string) error                                    { return nil }
-func (p *planning) Fchdir(int) error                                      { return nil }
-func (p *planning) Chroot(string) error                                   { return nil }
-func (p *planning) PivotRoot(string, string) error                        { return nil }
-func (p *planning) Open(string, int, uint32) (int, error)                 { return p.fd() }
-func (p *planning) Close(int) error                                       { return nil }
-func (p *planning) Fsopen(string, int) (int, error)                       { return p.fd() }
-func (p *planning) FsconfigSetString(int, string, string) error           { return nil }
-func (p *planning) FsconfigSetFlag(int, string) error                     { return nil }
-func (p *planning) FsconfigCreate(int) error                              { return nil }
-func (p *planning) Fsmount(int, int, int) (int, error)                    { return p.fd() }
-func (p *planning) MoveMount(int, string, int, string, int) error         { return nil }
+func (p *planning) Symlink(string, string) error                  { return nil }
+func (p *planning) Unlinkat(int, string, int) error               { return nil }
+func (p *planning) Chdir(string) error                            { return nil }
+func (p *planning) Fchdir(int) error                              { return nil }
+func (p *planning) Chroot(string) error                           { return nil }
+func (p *planning) PivotRoot(string, string) error                { return nil }
+func (p *planning) Open(string, int, uint32) (int, error)         { return p.fd() }
+func (p *planning) Close(int) error                               { return nil }
+func (p *planning) Fsopen(string, int) (int, error)               { return p.fd() }
+func (p *planning) FsconfigSetString(int, string, string) error   { return nil }
+func (p *planning) FsconfigSetFlag(int, string) error             { return nil }
+func (p *planning) FsconfigCreate(int) error                      { return nil }
+func (p *planning) Fsmount(int, int, int) (int, error)            { return p.fd() }
+func (p *planning) MoveMount(int, string, int, string, int) error { return nil }
+func (p *planning) Read(int, []byte) (int, error)                 { return 0, nil }
+func (p *planning) Path(q string) string                          { return p.real.Path(q) }
+func (p *planning) Proc() string                                  { return p.real.Proc() }
+
+// MountSetattr is mount_setattr(2), planned: nothing changes.
 func (p *planning) MountSetattr(int, string, uint, *unix.MountAttr) error { return nil }
-func (p *planning) Read(int, []byte) (int, error)                         { return 0, nil }
-func (p *planning) Path(q string) string                                  { return p.real.Path(q) }
-func (p *planning) Proc() string                                          { return p.real.Proc() }
 
 // madeByPlan reports whether a plan has made directory q already.
 func madeByPlan(k Kernel, q string) bool {
