@@ -21,7 +21,7 @@ import (
 
 // lessonSixBox builds the box of lesson 6: five namespaces, the base
 // image as its root, /proc, /dev and a read-only /sys, and a cgroup.
-func lessonSixBox(t *testing.T, name string) (*Session, *Box) {
+func lessonSixBox(t testing.TB, name string) (*Session, *Box) {
 	t.Helper()
 	s, stack := benchSession(t)
 	b, _, err := s.NewBox(name, false)
@@ -30,7 +30,11 @@ func lessonSixBox(t *testing.T, name string) (*Session, *Box) {
 	}
 	var types []NamespaceType
 	for _, n := range []string{"uts", "ipc", "net", "pid", "mnt"} {
-		types = append(types, mustType(t, n))
+		nt, err := LookupNamespace(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		types = append(types, nt)
 	}
 	steps := []func() error{
 		func() error { _, err := b.Unshare(types, UnshareOptions{}); return err },
@@ -302,6 +306,18 @@ func TestProbesCloseInAUserNamespace(t *testing.T) {
 	for _, name := range []string{"disk", "release_agent", "open_by_handle_at", "proc_sys", "finit_module", "dmesg", "kallsyms", "ptrace"} {
 		if got[name].State != probe.Closed {
 			t.Errorf("probe %s in a user namespace: %s (%s), want closed", name, got[name].State, got[name].Evidence)
+		}
+	}
+}
+
+// BenchmarkProbeAll times `probe` on the lesson-6 box: every probe, from
+// the spawn of stepbox inside the box to the parsed report.
+func BenchmarkProbeAll(b *testing.B) {
+	rootForBench(b)
+	_, box := lessonSixBox(b, "bench")
+	for b.Loop() {
+		if _, _, err := box.Probe(context.Background(), nil); err != nil {
+			b.Fatal(err)
 		}
 	}
 }
