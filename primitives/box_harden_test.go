@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/prometheus/procfs"
+	"golang.org/x/sys/unix"
 
 	"stepbox/primitives/cgroups"
 	"stepbox/primitives/devices"
@@ -131,6 +132,18 @@ func TestReadOnlyVolumeStaysReadOnly(t *testing.T) {
 	}
 	if code, _ := execStatus(t, b, "sh", "-c", "echo y > /data/f"); code == 0 {
 		t.Error("a write to the :ro volume succeeded")
+	}
+	// The shocker attack, read-only: a volume on the host's filesystem
+	// is the mount a file handle needs to open any host file.
+	var vol, host unix.Stat_t
+	if unix.Stat(src, &vol) == nil && unix.Stat("/etc/hostname", &host) == nil && vol.Dev == host.Dev {
+		if _, err := b.Mount("proc", "", "/proc", false); err != nil {
+			t.Fatal(err)
+		}
+		got := probeBox(t, b, "open_by_handle_at")
+		if r := got["open_by_handle_at"]; r.State != "open" || r.Via != "read" {
+			t.Errorf("open_by_handle_at with a volume on the host's filesystem: %s via %s (%s), want a host file read", r.State, r.Via, r.Evidence)
+		}
 	}
 }
 
