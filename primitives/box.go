@@ -47,6 +47,7 @@ type Box struct {
 	devices    boxDevices // the device program of a v2 cgroup (box_devices.go)
 	fs         BoxFS
 	process    ProcessDefaults // from the image the overlay stacks (box_image.go)
+	security   Security        // what its next commands get (security.go)
 
 	net boxNet // its veth, address, route, published ports (net.go)
 }

@@ -39,13 +39,13 @@ func (b *Box) Exec(ctx context.Context, argv []string, env []string, std Stdio, 
 	return es, err
 }
 
-// Where exec's record (PlanExec) holds each call.
+// Where exec's record (PlanExec) holds each call: the settings'
+// calls (securityCalls) follow execDup, then execve and wait4 close it.
 const (
 	execClone = iota
 	execSetpgid
 	execDup
-	execExecve
-	execWait
+	execSecurity
 )
 
 // execFile is a file the box runs by descriptor, which its root need
@@ -55,6 +55,13 @@ type execFile struct {
 	Name  string // for the record
 	Exe   *os.File
 	Extra []*os.File
+}
+
+// spawnSettings are the settings and ids a command started now gets.
+func (b *Box) spawnSettings() (Security, *IDs) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.security.clone(), b.execArgs(nil, nil).User
 }
 
 func (b *Box) exec(ctx context.Context, argv []string, env []string, std Stdio, tty bool, st *step.Step, run *execFile) (ExitStatus, error) {
@@ -88,13 +95,20 @@ func (b *Box) exec(ctx context.Context, argv []string, env []string, std Stdio, 
 		// Ctrl-C and job control reach it, not the session.
 		flags |= spawnForeground
 	}
-	nums := []int64{flags, int64(len(argv))}
+	nums := []int64{flags, int64(len(argv)), 0, 0}
 	if args.User != nil {
 		nums[0] |= spawnSetID
-		nums = append(nums, int64(args.User.UID), int64(args.User.GID))
+		nums[2], nums[3] = int64(args.User.UID), int64(args.User.GID)
 	}
 	strs := append([]string{path, args.Dir}, argv...)
 	strs = append(strs, envv...)
+	sec := b.security
+	if !sec.empty() {
+		nums[0] |= spawnSecurity
+		strs = append(strs, sec.wire())
+	}
+	secCalls := securityCalls(sec, args.User)
+	execExecve, execWait := len(st.Calls)-2, len(st.Calls)-1
 	send := files.send
 	if run != nil {
 		nums[0] |= spawnExecFD
@@ -111,13 +125,21 @@ func (b *Box) exec(ctx context.Context, argv []string, env []string, std Stdio, 
 	if err := r.errno(); err != nil {
 		closeAll(r.files)
 		pump.wait(0)
+		if i := securityFailure(secCalls, r.Step); i >= 0 {
+			markRun(st.Calls[:execSecurity+i])
+			st.Calls[execSecurity+i].Result = step.Result(err)
+			return ExitStatus{}, fmt.Errorf("exec %s: %w", argv[0], securityError(secCalls[i].call, err))
+		}
 		call, at := spawnCall(r.Step, path, args.Dir, argv)
+		if at < 0 {
+			at = execExecve
+		}
 		st.Calls[at].Result = step.Result(err)
 		return ExitStatus{}, fmt.Errorf("exec %s: %w", argv[0], &step.SyscallError{Call: call, Err: err})
 	}
 	pid := int(r.Val)
+	markRun(st.Calls[:execWait])
 	st.Calls[execClone].Result = fmt.Sprint(pid)
-	st.Calls[execSetpgid].Result, st.Calls[execDup].Result, st.Calls[execExecve].Result = "0", "0", "0"
 	// The command carries the box's environment markers, which the
 	// ledger's "processes" line covers: no line of its own is needed.
 	var pidfd *os.File
@@ -182,7 +204,8 @@ func (b *Box) execArgs(argv, env []string) execArgs {
 
 // spawnCall names the call of the spawned child that failed, by the
 // executor's step number (executor.c, op_spawn), and where exec's record
-// holds it.
+// holds it: -1 for the execve line. The settings' calls and the uid
+// change are securityCalls'.
 func spawnCall(n uint32, path, dir string, argv []string) (string, int) {
 	switch n {
 	case 1:
@@ -194,17 +217,13 @@ func spawnCall(n uint32, path, dir string, argv []string) (string, int) {
 	case 4:
 		return "tcsetpgrp(0, getpid())", execSetpgid
 	case 5:
-		return "chdir(" + step.Quote(orSlash(dir)) + ")", execExecve
+		return "chdir(" + step.Quote(orSlash(dir)) + ")", -1
 	case 6:
-		return "close_range(3, ~0U, CLOSE_RANGE_CLOEXEC)", execExecve
+		return "close_range(3, ~0U, CLOSE_RANGE_CLOEXEC)", -1
 	case 7:
-		return fmt.Sprintf("execve(%s, %s, …)", step.Quote(path), quoteArgv(argv)), execExecve
-	case 8:
-		return "setgroups(0, NULL)", execExecve
-	case 9:
-		return "setresgid(GID, GID, GID)", execExecve
-	case 10:
-		return "setresuid(UID, UID, UID)", execExecve
+		return fmt.Sprintf("execve(%s, %s, …)", step.Quote(path), quoteArgv(argv)), -1
+	case secStepDecode:
+		return "the settings sent to the executor (struct xsec)", -1
 	case 11:
 		return "fcntl(FD, F_DUPFD_CLOEXEC); dup2(FD, 3…)", execDup
 	}

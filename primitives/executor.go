@@ -73,6 +73,7 @@ const (
 	enterRoot       = C.XENTER_ROOT
 	enterNoGroups   = C.XENTER_NOGROUPS
 	enterSetgroups  = C.XENTER_SETGROUPS
+	enterSetresgid  = C.XENTER_SETRESGID
 	enterSetresuid  = C.XENTER_SETRESUID
 	enterFork       = C.XENTER_FORK
 	enterExecve     = C.XENTER_EXECVE
@@ -80,6 +81,7 @@ const (
 	spawnForeground = C.XSPAWN_FOREGROUND
 	spawnSetID      = C.XSPAWN_SETID
 	spawnExecFD     = C.XSPAWN_EXECFD
+	spawnSecurity   = C.XSPAWN_SECURITY
 	replyResult     = C.XREP_RESULT
 	replyExited     = C.XREP_EXITED
 	maxMessage      = C.XMAX_MSG
@@ -103,7 +105,24 @@ type xrep struct {
 	Len  uint32
 }
 
+// xsec and xrlimit mirror executor.h: the settings blob (security_wire.go).
+type xsec struct {
+	Cap     [C.XCAP_SETS]uint64
+	Flags   uint32
+	LastCap uint32
+	NRlimit uint32
+	NFilter uint32
+}
+
+type xrlimit struct {
+	Resource uint32
+	Pad      uint32
+	Cur, Max uint64
+}
+
 var _ = [1]struct{}{}[unsafe.Sizeof(xreq{})-C.sizeof_struct_xreq]
+var _ = [1]struct{}{}[unsafe.Sizeof(xsec{})-C.sizeof_struct_xsec]
+var _ = [1]struct{}{}[unsafe.Sizeof(xrlimit{})-C.sizeof_struct_xrlimit]
 var _ = [1]struct{}{}[unsafe.Sizeof(xrep{})-C.sizeof_struct_xrep]
 
 // reply is one answer from the executor.

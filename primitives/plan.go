@@ -110,6 +110,9 @@ func (b *Box) PlanExec(argv []string) (*step.Step, error) {
 	st.Plan("clone(child_stack=NULL, flags=SIGCHLD)   # fork, in " + from)
 	st.Plan("setpgid(0, 0)   # a process group of its own: Ctrl-C reaches it, not the box")
 	st.Plan("dup3(FD, 0, 0); dup3(FD, 1, 0); dup3(FD, 2, 0)   # the session's stdio becomes its own")
+	for _, c := range securityCalls(b.spawnSettings()) {
+		st.Plan(c.call)
+	}
 	st.Plan(fmt.Sprintf("execve(%s, %s, …)", step.Quote(b.planLookPath(argv[0])), quoteArgv(argv)))
 	st.Plan("wait4(-1, …, WNOHANG, NULL)   # the box reaps it and reports its exit status")
 	if b.Cgroup() != nil {
@@ -144,10 +147,11 @@ func quoteArgv(argv []string) string {
 // PlanEnter is the record `enter TYPE… -- CMD…` will write.
 func (b *Box) PlanEnter(types []NamespaceType, argv []string) (*step.Step, error) {
 	pid := b.CommandPID()
-	types = enterOrder(pid, types)
+	types = enterOrder(pid, b.withUserNamespace(types))
 	path, err := enterPath(pid, types, argv[0], b.env(nil))
 	if err != nil {
 		path = argv[0]
 	}
-	return enterRecord(pid, types, path, argv, "will join"), nil
+	st, _ := enterRecord(pid, types, b.enterJoinOf(pid), path, argv, "will join")
+	return st, nil
 }
