@@ -321,3 +321,50 @@ func BenchmarkProbeAll(b *testing.B) {
 		}
 	}
 }
+
+// The box of lesson 6 plus every step Docker's default applies (a
+// cgroup namespace, the cgroup filesystem read-only, masked paths,
+// Docker's devices, capabilities, no_new_privs and seccomp profile):
+// every probe is closed, and each step's own holes were open before it.
+func TestProbesAllCloseOnADockerDefaultBox(t *testing.T) {
+	needRoot(t)
+	_, b := lessonSixBox(t, "docker")
+	steps := []struct {
+		name   string
+		do     func() error
+		closes []string // probes open before this step and closed after it
+	}{
+		{"unshare cgroup", func() error {
+			_, err := b.Unshare([]NamespaceType{mustType(t, "cgroup")}, UnshareOptions{})
+			return err
+		}, []string{"release_agent", "cgroup_escape"}},
+		{"mount cgroup", func() error { _, err := b.Mount("cgroup", "", "/sys/fs/cgroup", false); return err }, nil},
+		{"mount mask", func() error { _, err := b.MountMask(); return err }, []string{"proc_sys"}},
+		{"cgroup devices docker", func() error { _, err := b.CgroupDevices("docker", nil); return err }, nil},
+		{"caps docker", func() error { _, err := b.ApplySecurity("caps docker", nil); return err },
+			[]string{"open_by_handle_at", "remount", "dmesg", "kallsyms"}},
+		{"nnp", func() error { _, err := b.ApplySecurity("nnp", nil); return err }, nil},
+		{"seccomp docker", func() error { _, err := b.ApplySecurity("seccomp docker", nil); return err }, nil},
+	}
+	before := probeBox(t, b)
+	for _, s := range steps {
+		if err := s.do(); err != nil {
+			t.Fatalf("%s: %v", s.name, err)
+		}
+		after := probeBox(t, b)
+		for _, name := range s.closes {
+			if !hostPermits(t, name) {
+				continue
+			}
+			if before[name].State != probe.Open || after[name].State != probe.Closed {
+				t.Errorf("%s: probe %s %s before and %s after (%s), want open then closed", s.name, name, before[name].State, after[name].State, after[name].Evidence)
+			}
+		}
+		before = after
+	}
+	for name, r := range before {
+		if r.State != probe.Closed {
+			t.Errorf("on the Docker-default box, probe %s is %s: %s", name, r.State, r.Evidence)
+		}
+	}
+}

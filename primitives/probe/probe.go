@@ -15,6 +15,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -145,6 +146,11 @@ func Known(name string) bool {
 // (all without names) and prints the report as JSON. It returns the exit
 // code.
 func Main(args []string, stdout, stderr io.Writer) int {
+	// The probes read /proc/self (the thread group leader): keep this
+	// goroutine on the leader, so that no probe's thread of its own, whose
+	// mount namespace it unshares (privately), is ever the leader.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	h, names, err := parseArgs(args)
 	if err == nil {
 		for _, n := range names {
