@@ -70,6 +70,9 @@ func (b *Box) exec(ctx context.Context, argv []string, env []string, std Stdio, 
 	if b.dead != nil {
 		return ExitStatus{}, b.dead
 	}
+	if err := b.roomToWrite("exec " + argv[0]); err != nil {
+		return ExitStatus{}, err
+	}
 	x := b.active()
 	args := b.execArgs(argv, env)
 	envv := args.Env
@@ -149,16 +152,36 @@ func (b *Box) exec(ctx context.Context, argv []string, env []string, std Stdio, 
 	} else {
 		closeAll(r.files)
 	}
-	done := make(chan struct{})
+	// Ctrl-C signals the command through that pidfd, and its process
+	// group by the pidfd's PID: both are the executor's word, checked.
+	if ok, err := spawnedChild(pidfd, x.pid, pid); err != nil {
+		pump.wait(0)
+		return ExitStatus{}, x.distrust(opSpawn, err)
+	} else if !ok {
+		pidfd = nil // it has already exited: nothing to cancel
+	}
+	// A command may run as long as it likes; once cancelled, its exit
+	// (or the executor's) must come within replyTimeout.
+	x.c.c.SetReadDeadline(time.Time{})
+	done, stopped := make(chan struct{}), make(chan struct{})
 	go func() {
+		defer close(stopped)
 		select {
 		case <-ctx.Done():
+			x.c.c.SetReadDeadline(time.Now().Add(2*time.Second + replyTimeout))
 			cancelCommand(pidfd, done)
 		case <-done:
 		}
 	}()
-	exit, err := x.c.recv()
+	exit, err := x.c.read()
 	close(done)
+	// The canceller is done with the pidfd (closed on return) and the
+	// socket's deadline before the next op sets its own.
+	<-stopped
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		pump.wait(0)
+		return ExitStatus{}, x.silent("wait for "+argv[0]+"'s exit after it was cancelled", err)
+	}
 	if err != nil {
 		pump.wait(0)
 		return ExitStatus{}, b.died(err)

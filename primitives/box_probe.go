@@ -187,14 +187,14 @@ func probeLauncher() (run *execFile, argv []string, opened []*os.File, err error
 	}()
 	ef, err := elf.NewFile(exe)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("read the ELF header of %s: %w", selfExe, err)
+		return nil, nil, nil, fmt.Errorf("read the ELF header of stepbox: %w", err)
 	}
 	var interp string
 	for _, p := range ef.Progs {
 		if p.Type == elf.PT_INTERP {
 			data, err := io.ReadAll(p.Open())
 			if err != nil {
-				return nil, nil, nil, fmt.Errorf("read PT_INTERP of %s: %w", selfExe, err)
+				return nil, nil, nil, fmt.Errorf("read PT_INTERP of stepbox: %w", err)
 			}
 			interp = strings.TrimRight(string(data), "\x00")
 		}
@@ -204,7 +204,7 @@ func probeLauncher() (run *execFile, argv []string, opened []*os.File, err error
 	}
 	needed, err := ef.ImportedLibraries()
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("read DT_NEEDED of %s: %w", selfExe, err)
+		return nil, nil, nil, fmt.Errorf("read DT_NEEDED of stepbox: %w", err)
 	}
 	mapped, err := mappedLibraries()
 	if err != nil {

@@ -183,7 +183,7 @@ func joinsUser(types []NamespaceType) bool {
 // `nsenter -t PID -m -p -u CMD` does; single-threaded, it may join a user
 // or time namespace too. The session stays where it is.
 func (b *Box) Enter(ctx context.Context, types []NamespaceType, argv []string, std Stdio) (ExitStatus, *step.Step, error) {
-	pid := b.CommandPID()
+	pid, start := b.commandProc()
 	types = enterOrder(pid, b.withUserNamespace(types))
 	env := b.env(nil)
 	path, err := enterPath(pid, types, argv[0], env)
@@ -191,6 +191,17 @@ func (b *Box) Enter(ctx context.Context, types []NamespaceType, argv []string, s
 	st, codes := enterRecord(pid, types, j, path, argv, "joined")
 	if err != nil {
 		return ExitStatus{}, st, err
+	}
+	for _, t := range types {
+		if t.Name == "mnt" {
+			// In the box's mount namespace the command writes its upper dir.
+			b.mu.Lock()
+			err = b.roomToWrite("enter")
+			b.mu.Unlock()
+			if err != nil {
+				return ExitStatus{}, st, err
+			}
+		}
 	}
 	var files []*os.File
 	defer func() { closeAll(files) }()
@@ -215,6 +226,12 @@ func (b *Box) Enter(ctx context.Context, types []NamespaceType, argv []string, s
 		files = append(files, f)
 		args = append(args, strconv.Itoa(int(t.Flag)))
 	}
+	// Still the box's process once its namespace files are open: a PID
+	// that had ended and been reused would have handed `enter` another
+	// process's namespaces.
+	if err := stillTheProcess(pid, start); err != nil {
+		return ExitStatus{}, st, fmt.Errorf("enter: box %s: %w", b.Name, err)
+	}
 	if joinsUser(types) {
 		flags |= enterRoot
 		if os.Geteuid() == 0 {
@@ -233,7 +250,13 @@ func (b *Box) Enter(ctx context.Context, types []NamespaceType, argv []string, s
 	}
 	defer statusR.Close()
 	files = append(files, statusW)
-	cmd := exec.CommandContext(ctx, selfExe)
+	// From the sealed copy (selfexe.go): once in the box's namespaces,
+	// its /proc/<PID>/exe must not lead to the host's binary.
+	exe, err := SelfExePath()
+	if err != nil {
+		return ExitStatus{}, st, fmt.Errorf("enter: %w", err)
+	}
+	cmd := exec.CommandContext(ctx, exe)
 	cmd.Args = args
 	cmd.Env = env
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = std.In, std.Out, std.Err

@@ -54,6 +54,15 @@ static int is_init;
 static void reply(int32_t kind, int err, int64_t val, int64_t val2, uint32_t step,
 		  const char *data, uint32_t len, int fd)
 {
+	/* The session reads one packet of at most a header and XMAX_DATA
+	 * bytes: a longer reply would be cut there, and a reply the socket
+	 * cannot carry would never arrive. Refuse instead of sending it. */
+	if (len > XMAX_DATA) {
+		err = EMSGSIZE;
+		val = -1;
+		len = 0;
+		data = NULL;
+	}
 	struct xrep r = { .kind = kind, .err = err, .val = val, .val2 = val2, .step = step, .len = len };
 	struct iovec iov[2] = { { &r, sizeof(r) }, { (void *)data, len } };
 	char cbuf[CMSG_SPACE(sizeof(int))];
@@ -272,8 +281,10 @@ static void op_fork_init(int *fds, int nfds)
 		return;
 	}
 	if (pid == 0) {
-		/* PID 1 dies with the box process, and speaks on its own socket. */
-		if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+		/* PID 1 dies with the box process, and speaks on its own socket.
+		 * It is non-dumpable as the executor is (fork keeps that; said
+		 * again here, where it matters most). */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 || prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
 			_exit(1);
 		if (dup2(fds[0], SOCK_FD) < 0)
 			_exit(1);
@@ -573,6 +584,13 @@ static void executor(void)
 	/* Die with the parent: the session, or for PID 1 the box process. */
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
 		_exit(1);
+	/* Non-dumpable, as runc init is: once the box has a user namespace of
+	 * its own or lacks CAP_SYS_PTRACE, it may not ptrace this process,
+	 * open its /proc/PID/mem, fd/N or exe, or pidfd_getfd its socket
+	 * (ptrace(2), "Ptrace access mode checking"). execve(2) makes the
+	 * commands it starts dumpable again. */
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+		_exit(1);
 	if (fcntl(SOCK_FD, F_SETFD, FD_CLOEXEC) < 0)
 		_exit(1);
 	if (watch_signals() < 0)
@@ -615,6 +633,9 @@ static void enter_fail(int status, int32_t step)
 static void enter(int argc, char **argv, char **envp)
 {
 	if (argc < 8)
+		_exit(126);
+	/* Non-dumpable while it joins the box, as the executor is. */
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
 		_exit(126);
 	long flags = strtol(argv[2], NULL, 10);
 	int status = strtol(argv[3], NULL, 10);

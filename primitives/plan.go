@@ -29,10 +29,8 @@ func (s *Session) PlanNew(name string, user bool) (*step.Step, error) {
 		Man:     []string{"clone(2)", "execve(2)"},
 		Undo:    "`rm " + name + "` kills the box's processes; its namespaces die with them",
 	}
-	flags := "SIGCHLD"
 	if user {
 		st.Command += " --user"
-		flags = "CLONE_NEWUSER|SIGCHLD"
 		uid, gid := os.Getuid(), os.Getgid()
 		st.Shell = append(st.Shell, "unshare --user --map-root-user sh")
 		st.Man = append(st.Man, "user_namespaces(7)")
@@ -40,8 +38,17 @@ func (s *Session) PlanNew(name string, user bool) (*step.Step, error) {
 	} else {
 		st.Shell = append(st.Shell, newBoxShell)
 	}
+	flags := "SIGCHLD"
+	if user && !userNSAfterExec() {
+		flags = "CLONE_NEWUSER|SIGCHLD"
+	}
 	st.Plan(fmt.Sprintf("clone(child_stack=NULL, flags=%s)", flags))
-	st.Plan(fmt.Sprintf("execve(\"/proc/self/exe\", [\"stepbox\", %q, %q], …)", entryBox, name))
+	st.Plan(boxExecve(name))
+	if user && userNSAfterExec() {
+		for _, c := range userBoxCalls(nil, "/proc/PID") {
+			st.Plan(c.call)
+		}
+	}
 	return st, nil
 }
 
