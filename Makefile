@@ -3,13 +3,41 @@ SHELL := /bin/bash
 export PATH := /usr/local/go/bin:$(PATH)
 GO ?= go
 BIN := ./stepbox
+PREFIX ?= /usr/local
+DESTDIR ?=
+BINDIR ?= $(PREFIX)/bin
+MANDIR ?= $(PREFIX)/share/man
 
-.PHONY: build run test test-unit bench soak lint deps clean
+# `stepbox version` names the commit: from git here, or given as
+# make COMMIT=HASH [VERSION=V] when the tree is not a git checkout. (The
+# Go toolchain records it too, but not under GOFLAGS=-buildvcs=false.)
+COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null)
+MODIFIED ?= $(shell [ -n "$$(git status --porcelain --untracked-files=no 2>/dev/null)" ] && echo true)
+VERSION ?=
+LDFLAGS := -X stepbox/repl.commit=$(COMMIT) -X stepbox/repl.modified=$(MODIFIED) -X stepbox/repl.version=$(VERSION)
+
+.PHONY: build run test test-unit bench soak lint deps clean install test-install
 
 # The box's executor is C (cgo): gcc and libc6-dev, installed when missing.
 build:
 	@bash .ci/deps.sh cc
-	$(GO) build -o $(BIN) .
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) .
+
+# The binary, its man page and bash, zsh and fish completion, all written
+# by the binary from its command tables. DESTDIR for packagers.
+install: build
+	install -D -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/stepbox
+	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(PREFIX)/share/bash-completion/completions \
+		$(DESTDIR)$(PREFIX)/share/zsh/site-functions $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
+	$(BIN) __man >$(DESTDIR)$(MANDIR)/man1/stepbox.1
+	$(BIN) completion bash >$(DESTDIR)$(PREFIX)/share/bash-completion/completions/stepbox
+	$(BIN) completion zsh >$(DESTDIR)$(PREFIX)/share/zsh/site-functions/_stepbox
+	$(BIN) completion fish >$(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/stepbox.fish
+
+# make install into a temporary DESTDIR: every file where it belongs, the
+# man page renders, and the installed stepbox names the commit.
+test-install:
+	@bash .ci/install-check.sh
 
 # The REPL needs root for namespaces, mounts and cgroups: re-run under sudo.
 run: build
@@ -25,7 +53,7 @@ deps:
 
 # As root the integration tests run on the real kernel; STEPBOX_MUST_WORK=1
 # turns every skip into a failure.
-test: deps build
+test: deps build test-install
 	$(GO) vet ./...
 	$(GO) test -p 1 -count=1 -timeout 30m ./...
 
