@@ -73,6 +73,12 @@ test-unit:
 test-vm:
 	@bash .ci/vm/run.sh
 
+# The cgroup suites on Debian 12 with systemd as PID 1, run as root through
+# sudo from a logged-in user's session scope, under qemu: see .ci/vm/systemd.sh.
+.PHONY: test-vm-systemd
+test-vm-systemd:
+	@bash .ci/vm/systemd.sh
+
 # Side by side with runc, bubblewrap and unshare, plus the Go benchmarks:
 # writes bench/RESULTS.md (bench/run.sh installs runc, bwrap, hyperfine).
 bench:
