@@ -118,11 +118,26 @@ func TestZshAndFishCompletionsNameEveryCommandOfTheTable(t *testing.T) {
 				t.Errorf("the %s completion does not offer %s", shell, dashed(f))
 			}
 		}
-		if bin, err := exec.LookPath(shell); err == nil {
-			f := filepath.Join(t.TempDir(), "stepbox."+shell)
-			os.WriteFile(f, []byte(script), 0o644)
-			if out, err := exec.Command(bin, "-n", f).CombinedOutput(); err != nil {
-				t.Errorf("%s -n: %v\n%s", shell, err, out)
+		bin, err := exec.LookPath(shell)
+		if err != nil {
+			continue // neither is one of the packages the tests install
+		}
+		f := filepath.Join(t.TempDir(), "stepbox."+shell)
+		if err := os.WriteFile(f, []byte(script), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := exec.Command(bin, "-n", f).CombinedOutput(); err != nil {
+			t.Errorf("%s -n: %v\n%s", shell, err, out)
+		}
+		if shell == "fish" {
+			out, err := exec.Command(bin, "-c", `source $argv[1]; complete -C "stepbox "`, f).CombinedOutput()
+			if err != nil {
+				t.Fatalf("fish complete -C: %v\n%s", err, out)
+			}
+			for _, c := range cliNames() {
+				if !strings.Contains("\n"+string(out), "\n"+c+"\t") {
+					t.Errorf("fish completes stepbox <Tab> without %s:\n%s", c, out)
+				}
 			}
 		}
 	}
