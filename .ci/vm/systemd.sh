@@ -53,7 +53,7 @@ suites=(
 # Debian packages of the image beyond systemd's: the programs the tests
 # and lessons call (busybox for the base layer, ip, nft, tmux, runc).
 packages=(
-	systemd systemd-sysv dbus dbus-user-session libpam-systemd sudo
+	systemd systemd-sysv dbus dbus-user-session libpam-systemd sudo uidmap
 	linux-image-cloud-amd64 initramfs-tools kmod
 	util-linux procps iproute2 nftables conntrack tmux busybox-static runc
 )

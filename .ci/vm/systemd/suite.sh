@@ -30,6 +30,10 @@ user=$cg/user.slice/user-1000.slice/user@1000.service
 echo "VM-PASS: $placement: $(uname -r), systemd $(systemctl --version | awk 'NR==1{print $2}'), $(cut -d' ' -f1 /proc/uptime)s," \
 	"root controllers: $(cat $cg/cgroup.controllers), user@1000 delegates: $(cat $user/cgroup.subtree_control), stepbox runs in $me"
 
+# What stepbox's doctor says here, as the learner would read it (its
+# verdicts are the doctor tests' business, not this run's).
+/usr/local/bin/stepbox doctor --plain 2>&1 | sed "s/^/VM-DOCTOR: $placement: /"
+
 # What the suites must leave as they found it: every cgroup with its
 # controllers and the controllers it enables for its children, every
 # system unit and its state, the mounts, stepbox processes.
@@ -76,8 +80,8 @@ done <$src/suites
 vm_state >/run/state.after.$placement
 if ! cmp -s /run/state.before.$placement /run/state.after.$placement; then
 	echo "VM-INIT: $placement: the suites did not leave the VM as they found it (- before, + after):"
-	diff /run/state.before.$placement /run/state.after.$placement | grep '^[-+][a-z]'
-	failed="$failed (vm-changed)"
+	diff -U0 /run/state.before.$placement /run/state.after.$placement | grep '^[-+][a-z]'
+	failed="$failed vm-changed"
 fi
 [ -z "$failed" ] || { echo "VM-PASS: $placement: FAIL ($(echo $failed))"; exit 1; }
 echo "VM-PASS: $placement: PASS"
