@@ -9,10 +9,15 @@ BINDIR ?= $(PREFIX)/bin
 MANDIR ?= $(PREFIX)/share/man
 
 # `stepbox version` names the commit: from git here, or given as
-# make COMMIT=HASH [VERSION=V] when the tree is not a git checkout. (The
-# Go toolchain records it too, but not under GOFLAGS=-buildvcs=false.)
-COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null)
-MODIFIED ?= $(shell [ -n "$$(git status --porcelain --untracked-files=no 2>/dev/null)" ] && echo true)
+# make COMMIT=HASH [VERSION=V] when the tree is not a git checkout. The
+# Makefile asks git itself and builds with -buildvcs=false: the Go
+# toolchain's own stamping fails the build when git refuses the checkout,
+# as it does for `sudo make install` in a checkout a user owns (git's
+# safe.directory, which this command line grants for this tree only;
+# GIT_OPTIONAL_LOCKS=0 keeps `git status` from rewriting its index).
+GIT := GIT_OPTIONAL_LOCKS=0 git -c safe.directory=$(CURDIR)
+COMMIT ?= $(shell $(GIT) rev-parse HEAD 2>/dev/null)
+MODIFIED ?= $(shell [ -n "$$($(GIT) status --porcelain --untracked-files=no 2>/dev/null)" ] && echo true)
 VERSION ?=
 LDFLAGS := -X stepbox/repl.commit=$(COMMIT) -X stepbox/repl.modified=$(MODIFIED) -X stepbox/repl.version=$(VERSION)
 
@@ -21,7 +26,7 @@ LDFLAGS := -X stepbox/repl.commit=$(COMMIT) -X stepbox/repl.modified=$(MODIFIED)
 # The box's executor is C (cgo): gcc and libc6-dev, installed when missing.
 build:
 	@bash .ci/deps.sh cc
-	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) .
+	$(GO) build -buildvcs=false -ldflags "$(LDFLAGS)" -o $(BIN) .
 
 # The binary, its man page and bash, zsh and fish completion, all written
 # by the binary from its command tables. DESTDIR for packagers.

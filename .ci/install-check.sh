@@ -3,7 +3,8 @@
 # binary, the man page and the three completions where they belong and
 # nothing else; the man page renders without a groff warning; the bash
 # completion offers every subcommand; `stepbox version` names the commit,
-# from the Makefile's build and from a plain `go install .`.
+# from the Makefile's build, from `go install .` and from `make install`
+# run by root in a checkout another user owns.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=/usr/local/go/bin:$PATH
@@ -52,6 +53,17 @@ if head=$(git rev-parse HEAD 2>/dev/null); then
 	(cd "$tmp/clone" && GOBIN=$tmp/gobin go install -buildvcs=true .)
 	"$tmp/gobin/stepbox" version | grep -q "commit $head" ||
 		fail "go install .'s stepbox version: $("$tmp/gobin/stepbox" version), want commit $head"
+	# `sudo make install` in a checkout a user owns: git refuses such a
+	# tree to root unless told (safe.directory), and the Makefile must
+	# still build, name the commit, and leave the user's index theirs.
+	if [ "$(id -u)" = 0 ]; then
+		chown -R 65534:65534 "$tmp/clone"
+		make -s -C "$tmp/clone" install DESTDIR="$tmp/dest2" >/dev/null
+		"$tmp/dest2/usr/local/bin/stepbox" version | grep -q "commit $head" ||
+			fail "make install as root in a checkout uid 65534 owns: $("$tmp/dest2/usr/local/bin/stepbox" version), want commit $head"
+		owner=$(stat -c %u "$tmp/clone/.git/index")
+		[ "$owner" = 65534 ] || fail "make install as root left the checkout's .git/index owned by uid $owner"
+	fi
 elif [ "${STEPBOX_MUST_WORK:-}" = 1 ]; then
 	fail "not a git checkout: nothing to compare stepbox version's commit with"
 fi

@@ -124,7 +124,7 @@ for ((i = 0; i < ${#suites[@]}; i += 3)); do
 done
 cp README.md "$root/srv/stepbox/src/"
 say "the binaries took $(elapsed "$t_go")s"
-echo $((vm_timeout - 60)) >"$root/srv/stepbox/budget" # seconds of uptime the suites may use
+echo $((vm_timeout - 90)) >"$root/srv/stepbox/budget" # seconds of uptime the suites may use
 
 vmlinuz=$(ls "$root"/boot/vmlinuz-* | tail -n1)
 initrd=$(ls "$root"/boot/initrd.img-* | tail -n1)

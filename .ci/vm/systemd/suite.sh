@@ -58,9 +58,12 @@ while read -r where name rel run; do
 	timeout=$(awk -v b="$(cat $src/budget)" -v u="$t0" 'BEGIN{t=int(b-u); if (t<10) t=10; print t}')
 	echo "=== $placement: package $rel -run '$run' (timeout ${timeout}s)"
 	# No browser here: the live view's Chromium tests run on the host only.
+	# Each top-level test's start goes to the console as it starts, so a
+	# VM killed by the timeout still shows which test it was in.
 	"$src/tests/$name.test" -test.v -test.count=1 -test.timeout=${timeout}s -test.run "$run" \
-		-test.skip '^TestLiveViewDraws' >/tmp/$name.log 2>&1 </dev/null
-	rc=$?
+		-test.skip '^TestLiveViewDraws' 2>&1 </dev/null | tee /tmp/$name.log |
+		grep --line-buffered -E '^=== RUN +[^/]+$' | sed -u "s/^=== RUN */VM-RUN: $placement $rel /"
+	rc=${PIPESTATUS[0]}
 	secs=$(awk -v a="$t0" -v b="$(cut -d' ' -f1 /proc/uptime)" 'BEGIN{printf "%.1f", b-a}')
 	skips=$(grep -c -e '--- SKIP' /tmp/$name.log)
 	tests=$(grep -c -e '^--- ' /tmp/$name.log)
