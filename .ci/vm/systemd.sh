@@ -86,8 +86,9 @@ else
 	[ -e "$sources" ] || sources=/etc/apt/sources.list
 	say "mmdebstrap bookworm: ${packages[*]}"
 	# The initramfs needs only the virtio disk (ext4 is built in):
-	# MODULES=list makes it small and quick to build.
-	mmdebstrap --quiet --variant=apt --include="$(
+	# MODULES=list makes it small and quick to build. dpkg need not sync
+	# what a failed build throws away anyway.
+	mmdebstrap --quiet --variant=apt --dpkgopt=force-unsafe-io --include="$(
 		IFS=,
 		echo "${packages[*]}"
 	)" \

@@ -62,7 +62,7 @@ while read -r where name rel run; do
 	# VM killed by the timeout still shows which test it was in.
 	"$src/tests/$name.test" -test.v -test.count=1 -test.timeout=${timeout}s -test.run "$run" \
 		-test.skip '^TestLiveViewDraws' 2>&1 </dev/null | tee /tmp/$name.log |
-		grep --line-buffered -E '^=== RUN +[^/]+$' | sed -u "s/^=== RUN */VM-RUN: $placement $rel /"
+		grep --line-buffered -E '^=== RUN +[^/]+$' | sed -u "s|^=== RUN *|VM-RUN: $placement $rel |"
 	rc=${PIPESTATUS[0]}
 	secs=$(awk -v a="$t0" -v b="$(cut -d' ' -f1 /proc/uptime)" 'BEGIN{printf "%.1f", b-a}')
 	skips=$(grep -c -e '--- SKIP' /tmp/$name.log)
