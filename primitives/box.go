@@ -44,6 +44,7 @@ type Box struct {
 	hostname   string
 	dead       error
 	cgroup     *cgroups.Group
+	tracked    *cgroups.Group // stepbox's own cgroup of the box (box_track.go)
 	fs         BoxFS
 	process    ProcessDefaults // from the image the overlay stacks (box_image.go)
 
@@ -173,6 +174,9 @@ func (b *Box) spawn(st *step.Step) error {
 		mine.Close()
 		return err
 	}
+	// The executor waits for its first op: nothing of the box runs before
+	// it is in its tracking cgroup.
+	b.track(st, p.Pid)
 	c, err := newConn(mine)
 	if err != nil {
 		return err

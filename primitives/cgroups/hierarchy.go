@@ -64,6 +64,10 @@ type Group struct {
 	// from the top of the tree down to the parent's place that had them
 	// off); Remove switches them off, deepest first.
 	Enabled []Dir `json:"enabled,omitempty"`
+	// Track are the Group's directories in trees stepbox uses only to
+	// track processes (the controller-less cgroup2 tree of a hybrid host;
+	// track.go); its children's are not the learner's.
+	Track []Dir `json:"track,omitempty"`
 }
 
 // Dir is where a Group sits in one hierarchy.
@@ -118,6 +122,9 @@ type Placement struct {
 	// cgroup.subtree_control lacks controllers the parent needs, with
 	// those controllers: NewParent switches them on (v2).
 	Enable []Dir `json:"enable,omitempty"`
+	// Track are the directories in tracking-only trees the parent also
+	// goes under (track.go).
+	Track []Dir `json:"track,omitempty"`
 }
 
 // ParentPrefix starts the name of every session's parent cgroup, so
@@ -258,7 +265,7 @@ func (b *base) Remove(g *Group) (*step.Step, error) {
 		Man:     []string{"cgroups(7)", "rmdir(2)"},
 	}
 	var errs []error
-	for _, d := range g.Dirs {
+	for _, d := range g.all() {
 		errs = append(errs, removeTree(b.fs, s, d.Path))
 	}
 	// Deepest first: a cgroup's controllers cannot go off while a child

@@ -70,8 +70,13 @@ func PlanCreate(h Hierarchy, parent *Group, session int, box, id, override strin
 			}
 		} else {
 			planLegacyDirs(s, parent, pl.Dirs)
+			parent.Track = (&Group{Dirs: pl.Track}).child(parent.Name).Dirs
+			for _, d := range parent.Track {
+				mkdir(planFS{}, s, d.Path)
+			}
 			undo = append(undo, "rmdir every "+parent.Name+" directory, children first")
 		}
+		limitParent(planFS{}, s, parent)
 	}
 	g := parent.child(name)
 	g.ID = id

@@ -264,6 +264,10 @@ func (u *unified) NewParent(override string) (*Group, *step.Step, error) {
 		_, rerr := u.Remove(g)
 		return nil, s, errors.Join(fmt.Errorf("cgroup parent: %w", err), rerr)
 	}
+	if err := limitParent(u.fs, s, g); err != nil {
+		_, rerr := u.Remove(g)
+		return nil, s, errors.Join(fmt.Errorf("cgroup parent: %w", err), rerr)
+	}
 	return g, s, nil
 }
 
