@@ -22,7 +22,7 @@ import (
 //
 // Where it goes, per host:
 //   - cgroup v2: a leaf beside the learner's box cgroups under stepbox's
-//     parent, <box>-<id>.track. `cgroup attach` moves the box's PID 1 to
+//     parent, <box>.track. `cgroup attach` moves the box's PID 1 to
 //     the learner's cgroup, also under the parent, so teardown ends what
 //     is in either (cgroup.kill).
 //   - hybrid (v1 controllers and an empty cgroup2 tree, as on this host):
@@ -44,8 +44,8 @@ import (
 // few percent of a stock host's pid_max (32768) or threads-max.
 const SessionPidsMax = 4096
 
-// TrackSuffix ends the name of a box's tracking cgroup; box names cannot
-// hold a '.', so it never meets a learner's cgroup name.
+// TrackSuffix ends the name of a box's tracking cgroup, <box>.track; box
+// names cannot hold a '.', so it never meets a learner's cgroup name.
 const TrackSuffix = ".track"
 
 // IsTrack tells a tracking cgroup by its directory name.
@@ -57,13 +57,14 @@ func TrackGroup(parent *Group, box, id string) (*Group, error) {
 	if parent == nil {
 		return nil, fmt.Errorf("track box %s: no parent cgroup", box)
 	}
-	name, id, err := boxGroupName(box, id)
-	if err != nil {
+	// Named after the box alone: `find /sys/fs/cgroup -name '*ID*'`, as
+	// the lessons teach, finds the learner's cgroups and not this one.
+	if _, _, err := boxGroupName(box, id); err != nil {
 		return nil, err
 	}
-	name += TrackSuffix
+	name := box + TrackSuffix
 	all := parent.child(name)
-	g := &Group{Name: name, ID: id}
+	g := &Group{Name: name}
 	if len(all.Dirs) == 1 {
 		g.Dirs = all.Dirs // v2: the one tree
 	} else if d, ok := all.dir(Pids); ok {
