@@ -60,9 +60,10 @@ type Group struct {
 	ID   string `json:"id,omitempty"` // a box's short id, as `boxes` shows it
 	Dirs []Dir  `json:"dirs"`         // one per hierarchy (v2: one)
 	// Enabled lists, top first, the controllers NewParent switched on in
-	// cgroup.subtree_control files stepbox did not make (v2: each cgroup
-	// from the top of the tree down to the parent's place that had them
-	// off); Remove switches them off, deepest first.
+	// cgroup.subtree_control files stepbox did not make (v2 without
+	// systemd: each cgroup from the top of the tree down to the parent's
+	// place that had them off). They stay on: stepbox never writes
+	// "-controller" (subtree.go).
 	Enabled []Dir `json:"enabled,omitempty"`
 	// Track are the Group's directories in trees stepbox uses only to
 	// track processes (the controller-less cgroup2 tree of a hybrid host;
@@ -268,12 +269,10 @@ func (b *base) Remove(g *Group) (*step.Step, error) {
 	for _, d := range g.all() {
 		errs = append(errs, removeTree(b.fs, s, d.Path))
 	}
-	// Deepest first: a cgroup's controllers cannot go off while a child
-	// still has them on (EBUSY).
-	for i := len(g.Enabled) - 1; i >= 0; i-- {
-		if err := disable(b.fs, s, g.Enabled[i]); err != nil {
-			errs = append(errs, err)
-		}
+	// What NewParent switched on above the parent (g.Enabled) stays on:
+	// see leftOn in subtree.go.
+	if len(g.Enabled) > 0 {
+		s.Notes = append(s.Notes, "left "+switchedOn(g.Enabled)+" on: "+leftOn)
 	}
 	return s, errors.Join(errs...)
 }

@@ -3,7 +3,6 @@ package cgroups
 import (
 	"fmt"
 	"path"
-	"path/filepath"
 	"slices"
 	"strings"
 
@@ -13,22 +12,23 @@ import (
 // On cgroup v2 a cgroup offers its children only the controllers its
 // parent switched on in cgroup.subtree_control, so the cpu controller
 // reaches stepbox's parent only if every cgroup from the top of the tree
-// down to the parent's place has it on. A stock systemd host switches cpu
-// on at the root and nowhere below (user.slice and user-0.slice get memory
-// and pids): NewParent switches the missing ones on, level by level, and
-// records each write in Group.Enabled so Remove switches off exactly those.
+// down to the parent's place has it on. On a systemd host stepbox asks
+// systemd for a delegated scope (scope.go), and systemd switches them on
+// itself. Elsewhere (an init without a cgroup manager) NewParent switches
+// the missing ones on, level by level, and records each write in
+// Group.Enabled.
 //
-// That changes the host's cgroup settings for the session's lifetime. The
-// writes are in cgroups systemd manages: a `systemctl daemon-reload` (or
-// any unit change in the slice) may switch them off again, which the
-// kernel refuses (EBUSY) while stepbox's parent still uses them. The
-// systemd-approved way is delegation: a scope made with `systemd-run
-// --scope -p Delegate=yes` gets every controller from systemd itself, and
-// stepbox then finds them on and writes nothing above its parent.
+// It never switches them off again: a controller's "-" in
+// cgroup.subtree_control takes it from every child of that cgroup, and
+// the kernel cannot tell whose it was: another session, or a sibling
+// systemd or the learner made meanwhile, may use it by then (and while one
+// does, the kernel refuses with EBUSY). Two sessions undoing each other's
+// writes used to leave a controller on, or strip a sibling's. runc's
+// cgroupfs driver leaves them on too; what stepbox enabled inside its own
+// scope goes with the scope.
 
-// delegateAdvice is the systemd-approved alternative, said where stepbox
-// writes above its parent.
-const delegateAdvice = "a delegated scope avoids these writes: `systemd-run --scope -p Delegate=yes stepbox` makes systemd switch the controllers on itself"
+// leftOn says why NewParent's writes above the parent stay.
+const leftOn = "stepbox never switches a controller off in a cgroup it did not make: the kernel cannot tell which child it was switched on for, and a cgroup made since (another session's, systemd's) may use it; on a systemd host stepbox asks for a delegated scope instead and writes nothing above it"
 
 // wayDown plans the controllers want from the top of the mount down to at:
 // for each cgroup on the way (top first) the wanted controllers it offers
@@ -117,17 +117,15 @@ func (u *unified) switchOn(s *step.Step, g *Group, writes []Dir) error {
 }
 
 // enabledNotes tells, in the step record, what NewParent switched on above
-// the parent, that it lasts as long as the session, and the alternative.
+// the parent, and that it stays.
 func enabledNotes(s *step.Step, g *Group) {
 	if len(g.Enabled) == 0 {
 		return
 	}
 	s.Notes = append(s.Notes,
 		"switched on "+switchedOn(g.Enabled)+" (cgroup.subtree_control): a cgroup offers its children only what its parent switched on, so each cgroup above the parent must pass the controllers down",
-		lifetime)
+		"they stay on after the session: "+leftOn)
 }
-
-const lifetime = "this changes the host's cgroup settings for the session's lifetime only: stepbox switches them off again as it exits; systemd may switch them off earlier on daemon-reload, and " + delegateAdvice
 
 // switchedOn lists writes as "cpu in /user.slice, cpu in /user.slice/user-0.slice".
 func switchedOn(writes []Dir) string {
@@ -138,25 +136,11 @@ func switchedOn(writes []Dir) string {
 	return strings.Join(where, ", ")
 }
 
-// HostChanges says what NewParent will switch on above the parent, for
-// how long, and the alternative; "" when it changes nothing of the host's.
+// HostChanges says what NewParent will switch on above the parent, and
+// that it stays; "" when it changes nothing of the host's.
 func (p Placement) HostChanges() string {
 	if len(p.Enable) == 0 {
 		return ""
 	}
-	return "switches on " + switchedOn(p.Enable) + "; " + lifetime
-}
-
-// undoEnabled is the shell form of switching Enabled off, deepest first.
-func undoEnabled(g *Group) string {
-	var lines []string
-	for i := len(g.Enabled) - 1; i >= 0; i-- {
-		e := g.Enabled[i]
-		var words []string
-		for _, c := range e.Controllers {
-			words = append(words, "-"+c)
-		}
-		lines = append(lines, fmt.Sprintf("echo %s > %s", shellWord(strings.Join(words, " ")), filepath.Join(e.Path, "cgroup.subtree_control")))
-	}
-	return strings.Join(lines, "; ")
+	return "switches on " + switchedOn(p.Enable) + ", which stays on after the session: " + leftOn
 }
