@@ -63,7 +63,10 @@ func (s *Session) cgroupParent(st *step.Step) (*cgroups.Group, error) {
 		return nil, err
 	}
 	name := cgroups.ParentName(os.Getpid())
-	planned := cgroups.Group{Name: name}
+	if place.Name != "" {
+		name = place.Name
+	}
+	planned := cgroups.Group{Name: name, Scope: place.Scope}
 	for _, d := range place.Dirs {
 		d.Path, d.Cgroup = path.Join(d.Path, name), path.Join(d.Cgroup, name)
 		planned.Dirs = append(planned.Dirs, d)

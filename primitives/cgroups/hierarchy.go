@@ -69,6 +69,11 @@ type Group struct {
 	// track processes (the controller-less cgroup2 tree of a hybrid host;
 	// track.go); its children's are not the learner's.
 	Track []Dir `json:"track,omitempty"`
+	// Scope is the systemd unit the Group is, when it is the session's
+	// delegated scope (scope.go); Home is the cgroup the session came
+	// from, where it goes back before the scope is stopped.
+	Scope string `json:"scope,omitempty"`
+	Home  string `json:"home,omitempty"`
 }
 
 // Dir is where a Group sits in one hierarchy.
@@ -126,6 +131,10 @@ type Placement struct {
 	// Track are the directories in tracking-only trees the parent also
 	// goes under (track.go).
 	Track []Dir `json:"track,omitempty"`
+	// Name is the parent's name under Dirs: stepbox-<PID>, or the scope.
+	Name string `json:"name,omitempty"`
+	// Scope is the systemd scope stepbox will ask for (rule "scope").
+	Scope string `json:"scope,omitempty"`
 }
 
 // ParentPrefix starts the name of every session's parent cgroup, so
@@ -148,6 +157,10 @@ func sessionOf(name string) (int, bool) {
 }
 
 var boxName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`) })
+
+// ErrNoPlace means the kernel's rules leave stepbox no cgroup to make its
+// parent in (a container whose top cgroup holds its processes).
+var ErrNoPlace = errors.New("no legal place for stepbox's cgroups here")
 
 // ErrNoGroup means a command needs a cgroup the box does not have yet.
 var ErrNoGroup = errors.New("the box has no cgroup yet: run `cgroup new` first")
@@ -227,7 +240,17 @@ func Open(root string, proc procfs.FS, session int) (Hierarchy, error) {
 	}
 	base := base{root: path.Clean(root), mode: mode, proc: proc, session: session, fs: kernelFS{}}
 	if mode == Unified {
-		return newUnified(base, self, mounts)
+		u, err := newUnified(base, self, mounts)
+		if err != nil {
+			return nil, err
+		}
+		var start uint64
+		if st, err := p.Stat(); err == nil {
+			start = st.Starttime
+		}
+		u.unit = ScopeUnit(fmt.Sprintf("%d-%d", session, start))
+		u.systemd = hostSystemd(base.root, mode)
+		return u, nil
 	}
 	return newLegacy(base, self, mounts)
 }

@@ -61,8 +61,15 @@ func PlanCreate(h Hierarchy, parent *Group, session int, box, id, override strin
 		if err != nil {
 			return nil, nil, err
 		}
-		parent = (&Group{Dirs: pl.Dirs}).child(ParentName(session))
-		if v2 {
+		name := ParentName(session)
+		if pl.Name != "" {
+			name = pl.Name
+		}
+		parent = (&Group{Dirs: pl.Dirs}).child(name)
+		if u, ok := h.(*unified); ok && pl.Scope != "" {
+			u.planScope(s, pl, parent)
+			undo = append(undo, "systemctl stop "+pl.Scope)
+		} else if v2 {
 			planUnifiedParent(s, pl, parent)
 			undo = append(undo, "rmdir "+parent.Dirs[0].Path+" (children first)")
 		} else {
@@ -73,7 +80,9 @@ func PlanCreate(h Hierarchy, parent *Group, session int, box, id, override strin
 			}
 			undo = append(undo, "rmdir every "+parent.Name+" directory, children first")
 		}
-		limitParent(planFS{}, s, parent)
+		if pl.Scope == "" {
+			limitParent(planFS{}, s, parent)
+		}
 	}
 	g := parent.child(name)
 	g.ID = id
