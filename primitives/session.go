@@ -46,6 +46,9 @@ type Session struct {
 	// nothing is made that the teardown under way would miss (a signal's
 	// teardown runs beside the command the session is executing).
 	closing atomic.Bool
+	// down serializes teardowns: a signal's and the script's own (which
+	// tears down before it says so) must not race over the same boxes.
+	down sync.Mutex
 
 	mu     sync.Mutex
 	boxes  map[string]*Box
@@ -310,6 +313,8 @@ func (s *Session) remove(name string, marked func(box string) []pidStart) error 
 // step runs again: it is the session's end.
 func (s *Session) Close() error {
 	s.closing.Store(true)
+	s.down.Lock()
+	defer s.down.Unlock()
 	if err := s.teardownAll(); err != nil {
 		return err
 	}
@@ -324,6 +329,8 @@ func (s *Session) Reset() error {
 	if s.closing.Load() {
 		return errClosing
 	}
+	s.down.Lock()
+	defer s.down.Unlock()
 	if err := s.teardownAll(); err != nil {
 		return err
 	}
