@@ -2,6 +2,7 @@ package primitives
 
 import (
 	"crypto/rand"
+	"errors"
 	"encoding/hex"
 	"fmt"
 	"os"
@@ -401,6 +402,9 @@ func hostnameStep(name, verb string) (*step.Step, string) {
 func (b *Box) teardown(marked func(box string) []pidStart) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	// Read before anything ends: what is left in these afterwards escaped
+	// every other way of finding it (escapees).
+	ns := boxNamespaces(b.pid, b.initPID)
 	for _, x := range []*executor{b.init, b.box} {
 		if x != nil {
 			x.c.close()
@@ -418,7 +422,7 @@ func (b *Box) teardown(marked func(box string) []pidStart) error {
 	if marked == nil {
 		marked = func(box string) []pidStart { return markedProcesses(b.session.ID, box) }
 	}
-	err := teardownLedgerWith(b.Dir, marked)
+	err := errors.Join(teardownLedgerWith(b.Dir, marked), escapees(b.Name, ns))
 	if b.dead == nil {
 		b.dead = fmt.Errorf("box %s has been removed", b.Name)
 	}
