@@ -63,9 +63,6 @@ func (s *Session) cgroupParent(st *step.Step) (*cgroups.Group, error) {
 		return nil, err
 	}
 	name := cgroups.ParentName(os.Getpid())
-	if place.Name != "" {
-		name = place.Name
-	}
 	planned := cgroups.Group{Name: name, Scope: place.Scope}
 	for _, d := range place.Dirs {
 		d.Path, d.Cgroup = path.Join(d.Path, name), path.Join(d.Cgroup, name)

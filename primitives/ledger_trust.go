@@ -78,10 +78,7 @@ func ledgerCgroupOwn(g cgroups.Group, session string) error {
 		if err != nil {
 			return fmt.Errorf("ledger: cgroup %s: %w", d.Path, err)
 		}
-		inParent := false
-		for _, p := range []string{parent, cgroups.ScopeUnit(session)} {
-			inParent = inParent || filepath.Base(real) == p || filepath.Base(filepath.Dir(real)) == p
-		}
+		inParent := filepath.Base(real) == parent || filepath.Base(filepath.Dir(real)) == parent
 		if !strings.HasPrefix(real, root+"/") || !inParent || !gone && !cgroups.IsCgroupFS(real) {
 			if gone {
 				continue

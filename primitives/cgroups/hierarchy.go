@@ -131,8 +131,6 @@ type Placement struct {
 	// Track are the directories in tracking-only trees the parent also
 	// goes under (track.go).
 	Track []Dir `json:"track,omitempty"`
-	// Name is the parent's name under Dirs: stepbox-<PID>, or the scope.
-	Name string `json:"name,omitempty"`
 	// Scope is the systemd scope stepbox will ask for (rule "scope").
 	Scope string `json:"scope,omitempty"`
 }

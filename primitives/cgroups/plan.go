@@ -61,14 +61,11 @@ func PlanCreate(h Hierarchy, parent *Group, session int, box, id, override strin
 		if err != nil {
 			return nil, nil, err
 		}
-		name := ParentName(session)
-		if pl.Name != "" {
-			name = pl.Name
-		}
-		parent = (&Group{Dirs: pl.Dirs}).child(name)
+		parent = (&Group{Dirs: pl.Dirs}).child(ParentName(session))
 		if u, ok := h.(*unified); ok && pl.Scope != "" {
-			u.planScope(s, pl, parent)
-			undo = append(undo, "systemctl stop "+pl.Scope)
+			home := u.planScope(s, pl, parent)
+			planUnifiedParent(s, pl, parent)
+			undo = append(undo, scopeUndo(home, pl.Scope))
 		} else if v2 {
 			planUnifiedParent(s, pl, parent)
 			undo = append(undo, "rmdir "+parent.Dirs[0].Path+" (children first)")
@@ -80,9 +77,7 @@ func PlanCreate(h Hierarchy, parent *Group, session int, box, id, override strin
 			}
 			undo = append(undo, "rmdir every "+parent.Name+" directory, children first")
 		}
-		if pl.Scope == "" {
-			limitParent(planFS{}, s, parent)
-		}
+		limitParent(planFS{}, s, parent)
 	}
 	g := parent.child(name)
 	g.ID = id

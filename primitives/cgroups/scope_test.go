@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"stepbox/primitives/step"
 )
 
 // fixtureSystemd does on a v2 fixture tree what systemd's manager does
@@ -119,13 +121,20 @@ func TestScopeOnASystemdHostHoldsTheSessionAndItsBoxes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if pl.Rule != "scope" || pl.Dirs[0].Cgroup != "/system.slice" || pl.Scope != "stepbox-4242-98765.scope" || !strings.Contains(pl.Reason, "Delegate=yes") {
-				t.Fatalf("placement = %+v, want a delegated scope in /system.slice", pl)
+			if pl.Rule != "scope" || pl.Dirs[0].Cgroup != "/system.slice/stepbox-4242-98765.scope" || pl.Scope != "stepbox-4242-98765.scope" || !strings.Contains(pl.Reason, "Delegate=yes") {
+				t.Fatalf("placement = %+v, want in a delegated scope in /system.slice", pl)
 			}
 			if !slices.Equal(pl.Controllers, []string{CPU, Memory, Pids}) {
 				t.Errorf("placement controllers = %v, want cpu memory pids", pl.Controllers)
 			}
 			outside := "/system.slice/stepbox-4242-98765.scope"
+			_, plan, err := PlanCreate(u, nil, 4242, "web", "0123456789ab", "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(sd.started) > 0 || exists(filepath.Join(f.root, outside)) {
+				t.Fatal("planning asked systemd for the scope")
+			}
 			parent, s, err := u.NewParent("")
 			if err != nil {
 				t.Fatal(err)
@@ -136,8 +145,8 @@ func TestScopeOnASystemdHostHoldsTheSessionAndItsBoxes(t *testing.T) {
 			if !slices.Equal(sd.started, []string{"stepbox-4242-98765.scope"}) {
 				t.Fatalf("scopes started: %v", sd.started)
 			}
-			if parent.Scope == "" || parent.Dirs[0].Cgroup != outside || parent.Home != "/"+from {
-				t.Fatalf("parent = %+v, want the scope at %s, home %s", parent, outside, from)
+			if parent.Scope == "" || parent.Dirs[0].Cgroup != outside+"/stepbox-4242" || parent.Home != "/"+from {
+				t.Fatalf("parent = %+v, want stepbox-4242 in the scope at %s, home %s", parent, outside, from)
 			}
 			if got := f.read(outside[1:]+"/session", "cgroup.procs"); got != "4242" {
 				t.Errorf("the session's leaf holds %q, want 4242", got)
@@ -145,25 +154,39 @@ func TestScopeOnASystemdHostHoldsTheSessionAndItsBoxes(t *testing.T) {
 			if got := f.read(outside[1:], "cgroup.procs"); got != "" {
 				t.Errorf("the scope itself holds %q: a cgroup that passes controllers down holds none", got)
 			}
-			if got := f.read(outside[1:], "cgroup.subtree_control"); got != "cpu memory pids" {
-				t.Errorf("scope subtree_control = %q, want cpu memory pids", got)
+			for _, d := range []string{outside[1:], outside[1:] + "/stepbox-4242"} {
+				if got := f.read(d, "cgroup.subtree_control"); got != "cpu memory pids" {
+					t.Errorf("%s subtree_control = %q, want cpu memory pids", d, got)
+				}
+			}
+			// The boxes' limit is the parent's; the session, beside it, is
+			// not counted in it.
+			if got := f.read(outside[1:]+"/stepbox-4242", "pids.max"); got != "4096" {
+				t.Errorf("the parent's pids.max is %q, want 4096", got)
+			}
+			if got := f.read(outside[1:], "pids.max"); got != "5120" {
+				t.Errorf("the scope's pids.max (TasksMax) is %q, want 4096 for the boxes and 1024 for the session", got)
 			}
 			if got := f.read(from, "cgroup.procs"); got != "4300" {
 				t.Errorf("the terminal's scope holds %q, want only the shell 4300", got)
 			}
-			if !strings.Contains(strings.Join(s.Shell, "\n"), "StartTransientUnit") || !strings.Contains(strings.Join(s.Notes, "\n"), "TasksMax=4096") {
+			if !strings.Contains(strings.Join(s.Shell, "\n"), "StartTransientUnit") || !strings.Contains(strings.Join(s.Notes, "\n"), "TasksMax=5120") {
 				t.Errorf("the step does not show the D-Bus call and the task limit: %q %q", s.Shell, s.Notes)
 			}
-			box, _, err := u.Create(parent, "web", "")
+			box, cst, err := u.Create(parent, "web", "0123456789ab")
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := f.read(outside[1:]+"/"+box.Name, "cgroup.controllers"); got != "cpu memory pids" {
+			rec := &step.Step{}
+			rec.Merge(s)
+			rec.Merge(cst)
+			samePlan(t, "cgroup new in a scope", plan, rec)
+			if got := f.read(outside[1:]+"/stepbox-4242/"+box.Name, "cgroup.controllers"); got != "cpu memory pids" {
 				t.Errorf("box cgroup.controllers = %q, want cpu memory pids", got)
 			}
 			tracked, err := TrackGroup(parent, "web", box.ID)
-			if err != nil || tracked.Dirs[0].Cgroup != outside+"/web.track" {
-				t.Fatalf("tracking cgroup %+v (%v), want %s/web.track", tracked, err, outside)
+			if err != nil || tracked.Dirs[0].Cgroup != outside+"/stepbox-4242/web.track" {
+				t.Fatalf("tracking cgroup %+v (%v), want %s/stepbox-4242/web.track", tracked, err, outside)
 			}
 			if _, err := u.Attach(box, 5000); err != nil {
 				t.Fatal(err)
