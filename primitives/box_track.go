@@ -82,7 +82,7 @@ func killCgroup(r Resource, session string) error {
 		for _, pid := range left {
 			names = append(names, strconv.Itoa(pid)+" ("+commOf(pid)+")")
 		}
-		return fmt.Errorf("cgroup %s: processes %s survived SIGKILL (stuck in the kernel, uninterruptible): %w", g.Name, strings.Join(names, ", "), err)
+		return errors.Join(fmt.Errorf("cgroup %s: %s still there 10 s after SIGKILL (stuck in the kernel): %s", g.Name, step.Count(len(left), "process"), strings.Join(names, ", ")), err)
 	}
 	return err
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -60,10 +61,9 @@ type Group struct {
 	ID   string `json:"id,omitempty"` // a box's short id, as `boxes` shows it
 	Dirs []Dir  `json:"dirs"`         // one per hierarchy (v2: one)
 	// Enabled lists, top first, the controllers NewParent switched on in
-	// cgroup.subtree_control files stepbox did not make (v2 without
-	// systemd: each cgroup from the top of the tree down to the parent's
-	// place that had them off). They stay on: stepbox never writes
-	// "-controller" (subtree.go).
+	// cgroup.subtree_control files stepbox did not make (v2: each cgroup
+	// from the top of the tree down to the parent's place that had them
+	// off); Remove switches them off, deepest first.
 	Enabled []Dir `json:"enabled,omitempty"`
 	// Track are the Group's directories in trees stepbox uses only to
 	// track processes (the controller-less cgroup2 tree of a hybrid host;
@@ -85,6 +85,9 @@ type Dir struct {
 	Cgroup    string `json:"cgroup"` // path as /proc/PID/cgroup shows it
 	// Controllers are the controllers this Dir holds (Enabled: switched on).
 	Controllers []string `json:"controllers,omitempty"`
+	// Kids are, in an Enabled entry, the child cgroups the cgroup had when
+	// the controllers were switched on there (subtree.go).
+	Kids []string `json:"kids,omitempty"`
 }
 
 // dir returns the Dir of g that holds controller c, if any.
@@ -290,10 +293,30 @@ func (b *base) Remove(g *Group) (*step.Step, error) {
 	for _, d := range g.all() {
 		errs = append(errs, removeTree(b.fs, s, d.Path))
 	}
-	// What NewParent switched on above the parent (g.Enabled) stays on:
-	// see leftOn in subtree.go.
-	if len(g.Enabled) > 0 {
-		s.Notes = append(s.Notes, "left "+switchedOn(g.Enabled)+" on: "+leftOn)
+	// Deepest first: a cgroup's controllers cannot go off while a child
+	// still has them on (EBUSY).
+	for i := len(g.Enabled) - 1; i >= 0; i-- {
+		e := g.Enabled[i]
+		if made := madeSince(e); len(made) > 0 {
+			s.Notes = append(s.Notes, fmt.Sprintf("left %s on in %s: %s made there since get it from there and may use it", strings.Join(e.Controllers, " "), e.Cgroup, strings.Join(made, ", ")))
+			continue
+		}
+		if err := disable(b.fs, s, e); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return s, errors.Join(errs...)
+}
+
+// madeSince lists the child cgroups of e that were not there when the
+// controllers were switched on in it (e.Kids).
+func madeSince(e Dir) []string {
+	now, _ := subdirs(e.Path)
+	var made []string
+	for _, k := range now {
+		if !slices.Contains(e.Kids, k) {
+			made = append(made, k)
+		}
+	}
+	return made
 }

@@ -69,6 +69,9 @@ func PlanCreate(h Hierarchy, parent *Group, session int, box, id, override strin
 		} else if v2 {
 			planUnifiedParent(s, pl, parent)
 			undo = append(undo, "rmdir "+parent.Dirs[0].Path+" (children first)")
+			if len(pl.Enable) > 0 {
+				undo = append(undo, undoEnabled(&Group{Enabled: pl.Enable}))
+			}
 		} else {
 			planLegacyDirs(s, parent, pl.Dirs)
 			parent.Track = (&Group{Dirs: pl.Track}).child(parent.Name).Dirs

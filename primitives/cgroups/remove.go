@@ -80,6 +80,22 @@ func populated(dir string) bool {
 	return found
 }
 
+// disable switches off the controllers e.Controllers in e.Path's
+// cgroup.subtree_control, undoing what NewParent switched on. Another
+// cgroup still using them keeps them on (EBUSY): that is left alone.
+func disable(fsys cgroupFS, s *step.Step, e Dir) error {
+	var words []string
+	for _, c := range e.Controllers {
+		words = append(words, "-"+c)
+	}
+	err := writeFile(fsys, s, filepath.Join(e.Path, "cgroup.subtree_control"), strings.Join(words, " "))
+	if step.Errno(err) == unix.EBUSY {
+		s.Notes = append(s.Notes, fmt.Sprintf("left %s on in %s: other cgroups there still use them", strings.Join(e.Controllers, " "), e.Path))
+		return nil
+	}
+	return err
+}
+
 // Sweep removes the parent cgroups (stepbox-<PID>) anywhere under root
 // whose session is no longer alive, with everything below them. It is
 // what `stepbox cleanup` and start-up run after a crash.

@@ -3,6 +3,7 @@ package cgroups
 import (
 	"fmt"
 	"path"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -12,23 +13,25 @@ import (
 // On cgroup v2 a cgroup offers its children only the controllers its
 // parent switched on in cgroup.subtree_control, so the cpu controller
 // reaches stepbox's parent only if every cgroup from the top of the tree
-// down to the parent's place has it on. On a systemd host stepbox asks
-// systemd for a delegated scope (scope.go), and systemd switches them on
-// itself. Elsewhere (an init without a cgroup manager) NewParent switches
-// the missing ones on, level by level, and records each write in
-// Group.Enabled.
+// down to the parent's place has it on. A stock systemd host switches cpu
+// on at the root and nowhere below (user.slice and user-0.slice get memory
+// and pids): NewParent switches the missing ones on, level by level, and
+// records each write in Group.Enabled so Remove switches off exactly those.
 //
-// It never switches them off again: a controller's "-" in
-// cgroup.subtree_control takes it from every child of that cgroup, and
-// the kernel cannot tell whose it was: another session, or a sibling
-// systemd or the learner made meanwhile, may use it by then (and while one
-// does, the kernel refuses with EBUSY). Two sessions undoing each other's
-// writes used to leave a controller on, or strip a sibling's. runc's
-// cgroupfs driver leaves them on too; what stepbox enabled inside its own
-// scope goes with the scope.
+// That changes the host's cgroup settings for the session's lifetime; it
+// happens only where systemd does not run the host (on a systemd host
+// stepbox asks for a delegated scope, scope.go, and writes nothing above
+// it, so nothing there is ever switched off).
+//
+// Switching a controller off again ("-cpu") takes it from every child of
+// that cgroup, and the kernel cannot tell whom it was switched on for: a
+// cgroup made there since (another session's parent, a service started
+// meanwhile) may use it. So Remove switches off only where no cgroup was
+// made since NewParent switched it on (Dir.Kids records the children
+// then); elsewhere it leaves the controller on and says so.
 
-// leftOn says why NewParent's writes above the parent stay.
-const leftOn = "stepbox never switches a controller off in a cgroup it did not make: the kernel cannot tell which child it was switched on for, and a cgroup made since (another session's, systemd's) may use it; on a systemd host stepbox asks for a delegated scope instead and writes nothing above it"
+// delegateAdvice is what avoids the writes.
+const delegateAdvice = "under systemd, stepbox asks for a delegated scope instead and writes nothing above it"
 
 // wayDown plans the controllers want from the top of the mount down to at:
 // for each cgroup on the way (top first) the wanted controllers it offers
@@ -110,22 +113,25 @@ func (u *unified) switchOn(s *step.Step, g *Group, writes []Dir) error {
 			return fmt.Errorf("switch %s on in %s: %w", strings.Join(w.Controllers, " "), w.Cgroup, err)
 		}
 		if len(on) > 0 {
-			g.Enabled = append(g.Enabled, Dir{Path: w.Path, Cgroup: w.Cgroup, Controllers: on})
+			kids, _ := subdirs(w.Path)
+			g.Enabled = append(g.Enabled, Dir{Path: w.Path, Cgroup: w.Cgroup, Controllers: on, Kids: kids})
 		}
 	}
 	return nil
 }
 
 // enabledNotes tells, in the step record, what NewParent switched on above
-// the parent, and that it stays.
+// the parent, that it lasts as long as the session, and the alternative.
 func enabledNotes(s *step.Step, g *Group) {
 	if len(g.Enabled) == 0 {
 		return
 	}
 	s.Notes = append(s.Notes,
 		"switched on "+switchedOn(g.Enabled)+" (cgroup.subtree_control): a cgroup offers its children only what its parent switched on, so each cgroup above the parent must pass the controllers down",
-		"they stay on after the session: "+leftOn)
+		lifetime)
 }
+
+const lifetime = "this changes the host's cgroup settings for the session's lifetime only: stepbox switches them off again as it exits, except where a cgroup made there since may use them (then they stay on, said); " + delegateAdvice
 
 // switchedOn lists writes as "cpu in /user.slice, cpu in /user.slice/user-0.slice".
 func switchedOn(writes []Dir) string {
@@ -136,11 +142,25 @@ func switchedOn(writes []Dir) string {
 	return strings.Join(where, ", ")
 }
 
-// HostChanges says what NewParent will switch on above the parent, and
-// that it stays; "" when it changes nothing of the host's.
+// HostChanges says what NewParent will switch on above the parent, for
+// how long, and the alternative; "" when it changes nothing of the host's.
 func (p Placement) HostChanges() string {
 	if len(p.Enable) == 0 {
 		return ""
 	}
-	return "switches on " + switchedOn(p.Enable) + ", which stays on after the session: " + leftOn
+	return "switches on " + switchedOn(p.Enable) + "; " + lifetime
+}
+
+// undoEnabled is the shell form of switching Enabled off, deepest first.
+func undoEnabled(g *Group) string {
+	var lines []string
+	for i := len(g.Enabled) - 1; i >= 0; i-- {
+		e := g.Enabled[i]
+		var words []string
+		for _, c := range e.Controllers {
+			words = append(words, "-"+c)
+		}
+		lines = append(lines, fmt.Sprintf("echo %s > %s", shellWord(strings.Join(words, " ")), filepath.Join(e.Path, "cgroup.subtree_control")))
+	}
+	return strings.Join(lines, "; ")
 }

@@ -133,6 +133,9 @@ func Kill(g *Group) (survivors []int, err error) {
 	return slices.Compact(survivors), errors.Join(errs...)
 }
 
+// killWait bounds how long Kill waits for a cgroup to empty.
+const killWait = 10 * time.Second
+
 // killTree ends every process in dir and below it, and waits (bounded)
 // until the tree is empty. s, when not nil, records what it did.
 func killTree(fsys cgroupFS, s *step.Step, dir string) error {
@@ -158,13 +161,11 @@ func killTree(fsys cgroupFS, s *step.Step, dir string) error {
 		}
 	}
 	// A killed process stays in its cgroup until the kernel has torn it
-	// down; its parent (the box's init, or the session for the box
-	// process) may also have to reap it.
+	// down: thousands of them (a fork bomb's) take seconds on a slow
+	// machine. Bounded as killAndWait is.
 	if _, real := fsys.(kernelFS); real {
-		for _, wait := range busyRetries {
-			if !populated(dir) {
-				break
-			}
+		wait := 5 * time.Millisecond
+		for deadline := time.Now().Add(killWait); populated(dir) && time.Now().Before(deadline); wait = min(2*wait, 200*time.Millisecond) {
 			time.Sleep(wait)
 		}
 	}

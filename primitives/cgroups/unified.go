@@ -263,14 +263,16 @@ func (u *unified) NewParent(override string) (*Group, *step.Step, error) {
 		Summary: fmt.Sprintf("created stepbox's parent cgroup %s with %s for its children (%s)", g.Dirs[0].Cgroup, strings.Join(want, " "), pl.Reason),
 		Man:     []string{"cgroups(7)", "mkdir(2)"},
 	}
-	err = u.switchOn(s, g, pl.Enable)
-	s.Undo = "rmdir " + g.Dirs[0].Path + " (children first)"
-	enabledNotes(s, g)
-	if err != nil {
-		return nil, s, fmt.Errorf("cgroup parent: %w", err)
+	if err := u.switchOn(s, g, pl.Enable); err != nil {
+		return nil, s, errors.Join(fmt.Errorf("cgroup parent: %w", err), u.undoEnable(s, g))
 	}
+	s.Undo = "rmdir " + g.Dirs[0].Path + " (children first)"
+	if len(g.Enabled) > 0 {
+		s.Undo += "; " + undoEnabled(g)
+	}
+	enabledNotes(s, g)
 	if err := mkdir(u.fs, s, g.Dirs[0].Path); err != nil {
-		return nil, s, fmt.Errorf("cgroup parent: %w", err)
+		return nil, s, errors.Join(fmt.Errorf("cgroup parent: %w", err), u.undoEnable(s, g))
 	}
 	if _, err := u.enable(s, g.Dirs[0].Path, want); err != nil {
 		_, rerr := u.Remove(g)
@@ -281,6 +283,16 @@ func (u *unified) NewParent(override string) (*Group, *step.Step, error) {
 		return nil, s, errors.Join(fmt.Errorf("cgroup parent: %w", err), rerr)
 	}
 	return g, s, nil
+}
+
+// undoEnable switches off what g.Enabled records, deepest first: a
+// cgroup's controllers cannot go off while a child still has them on.
+func (u *unified) undoEnable(s *step.Step, g *Group) error {
+	var errs []error
+	for i := len(g.Enabled) - 1; i >= 0; i-- {
+		errs = append(errs, disable(u.fs, s, g.Enabled[i]))
+	}
+	return errors.Join(errs...)
 }
 
 func (u *unified) Create(parent *Group, box, id string) (*Group, *step.Step, error) {
