@@ -223,10 +223,10 @@ func TestScopeOnASystemdHostHoldsTheSessionAndItsBoxes(t *testing.T) {
 }
 
 // A cgroup systemd makes during the session beside stepbox's (a service
-// started meanwhile) keeps its controllers after the session, on a
-// systemd host (the scope: nothing above it is written) and without
-// systemd (what stepbox switched on above its parent stays on; a "-cpu"
-// there would take cpu from the sibling too).
+// started meanwhile) keeps its controllers after the session: on a
+// systemd host nothing above the scope is written, and without systemd
+// Remove leaves cpu on where a cgroup was made since it switched it on
+// (a "-cpu" there would take cpu from the sibling too).
 func TestASiblingMadeDuringTheSessionKeepsItsControllers(t *testing.T) {
 	for _, withSystemd := range []bool{true, false} {
 		t.Run(map[bool]string{true: "scope", false: "no systemd"}[withSystemd], func(t *testing.T) {
