@@ -82,7 +82,7 @@ func killCgroup(r Resource, session string) error {
 		for _, pid := range left {
 			names = append(names, strconv.Itoa(pid)+" ("+commOf(pid)+")")
 		}
-		return errors.Join(fmt.Errorf("cgroup %s: %s still there 10 s after SIGKILL (stuck in the kernel): %s", g.Name, step.Count(len(left), "process"), strings.Join(names, ", ")), err)
+		return errors.Join(fmt.Errorf("cgroup %s: %s still there after SIGKILL, none of them gone for 5 s (stuck in the kernel): %s", g.Name, step.Count(len(left), "process"), strings.Join(names, ", ")), err)
 	}
 	return err
 }

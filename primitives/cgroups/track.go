@@ -133,8 +133,12 @@ func Kill(g *Group) (survivors []int, err error) {
 	return slices.Compact(survivors), errors.Join(errs...)
 }
 
-// killWait bounds how long Kill waits for a cgroup to empty.
-const killWait = 10 * time.Second
+// killStall is how long Kill waits for a cgroup to empty with no process
+// going meanwhile; killCap bounds the whole wait.
+const (
+	killStall = 5 * time.Second
+	killCap   = 3 * time.Minute
+)
 
 // killTree ends every process in dir and below it, and waits (bounded)
 // until the tree is empty. s, when not nil, records what it did.
@@ -161,12 +165,18 @@ func killTree(fsys cgroupFS, s *step.Step, dir string) error {
 		}
 	}
 	// A killed process stays in its cgroup until the kernel has torn it
-	// down: thousands of them (a fork bomb's) take seconds on a slow
-	// machine. Bounded as killAndWait is.
+	// down: thousands of them (a fork bomb's) take seconds, a minute
+	// under emulation. Wait while they keep going, not for ever: a
+	// process that has not gone for killStall is stuck.
 	if _, real := fsys.(kernelFS); real {
-		wait := 5 * time.Millisecond
-		for deadline := time.Now().Add(killWait); populated(dir) && time.Now().Before(deadline); wait = min(2*wait, 200*time.Millisecond) {
+		wait, left := 5*time.Millisecond, len(treePIDs(dir))
+		moved, deadline := time.Now(), time.Now().Add(killCap)
+		for left > 0 && time.Since(moved) < killStall && time.Now().Before(deadline) {
 			time.Sleep(wait)
+			wait = min(2*wait, 200*time.Millisecond)
+			if n := len(treePIDs(dir)); n < left {
+				left, moved = n, time.Now()
+			}
 		}
 	}
 	return nil
