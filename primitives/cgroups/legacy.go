@@ -159,11 +159,16 @@ func (l *legacy) NewParent(override string) (*Group, *step.Step, error) {
 	if err := l.mkdirs(s, g, pl.Dirs); err != nil {
 		return nil, s, err
 	}
-	for _, d := range g.Track {
+	// The cgroup2 tree only tracks: where it refuses, the v1 trees still
+	// serve (the pids hierarchy tracks too).
+	track := g.Track
+	g.Track = nil
+	for _, d := range track {
 		if err := mkdir(l.fs, s, d.Path); err != nil {
-			_, rerr := l.Remove(g)
-			return nil, s, errors.Join(fmt.Errorf("cgroup parent: %w", err), rerr)
+			s.Notes = append(s.Notes, fmt.Sprintf("not in the cgroup2 tree (%v): the boxes are tracked in the v1 hierarchies only", err))
+			continue
 		}
+		g.Track = append(g.Track, d)
 		s.Notes = append(s.Notes, "and in the cgroup2 tree "+d.Path+", which has no controllers here but tracks the boxes' processes")
 	}
 	if err := limitParent(l.fs, s, g); err != nil {
