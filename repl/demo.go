@@ -59,7 +59,7 @@ func DemoMain(args []string, g *globalFlags) int {
 		}
 		failed := d.play(ctx, l)
 		if d.quit || ctx.Err() != nil {
-			fmt.Fprintln(sh.Out, "\n"+sh.Theme.Dim.Render("demo stopped; everything it built is torn down now"))
+			fmt.Fprintln(sh.Out, "\n"+sh.Theme.Dim.Render("demo stopped; "+tornDown(sh, "it built")))
 		}
 		if failed > 0 || ctx.Err() != nil {
 			return 1

@@ -221,13 +221,23 @@ func runScript(sh *Shell, name string) int {
 	if err := sh.RunScript(ctx, f, name); err != nil {
 		var se *ScriptError
 		if errors.As(err, &se) {
-			fmt.Fprintln(os.Stderr, viz.Hang("stepbox run: ", fmt.Sprintf("%s line %d failed; everything the script made has been torn down", se.File, se.Line), sh.Width))
+			fmt.Fprintln(os.Stderr, viz.Hang("stepbox run: ", fmt.Sprintf("%s line %d failed; %s", se.File, se.Line, tornDown(sh, "the script made")), sh.Width))
 		} else {
 			fmt.Fprintln(os.Stderr, "stepbox run:", err)
 		}
 		return 1
 	}
 	return 0
+}
+
+// tornDown tears the session down now, so that what it says is already
+// true when it is read: "everything WHAT has been torn down", or what
+// failed. The teardown on the way out finds nothing left to do.
+func tornDown(sh *Shell, what string) string {
+	if err := sh.Session.Close(); err != nil {
+		return "tearing down what " + what + " failed: " + err.Error()
+	}
+	return "everything " + what + " has been torn down"
 }
 
 // doctor prints what the kernel offers stepbox, read live.
