@@ -143,8 +143,10 @@ func NetTracePanel(tr network.Trace, width int, t Theme) string {
 		if len(lines) == 0 {
 			lines = []string{none}
 		}
+		// Wrapped, not cut: the end of a line (the NAT address, the
+		// end of a sentence) is often what it is there for.
 		for _, l := range lines {
-			out = append(out, "  "+truncate(l, width-2))
+			out = append(out, "  "+Wrap(l, width-2, "      "))
 		}
 	}
 	section("route lookups (RTM_GETROUTE)", tr.Routes, "(no IPv4 address in the command)")
@@ -153,6 +155,10 @@ func NetTracePanel(tr network.Trace, width int, t Theme) string {
 		arrow := "  "
 		if i > 0 {
 			arrow = "→ "
+		}
+		if h.Note != "" && h.Rx == 0 && h.Tx == 0 {
+			hops = append(hops, fmt.Sprintf("%s%-12s %-14s %s", arrow, h.Space, h.Link, h.Note))
+			continue
 		}
 		hops = append(hops, fmt.Sprintf("%s%-12s %-14s rx +%d  tx +%d", arrow, h.Space, h.Link, h.Rx, h.Tx))
 	}
@@ -165,8 +171,9 @@ func NetTracePanel(tr network.Trace, width int, t Theme) string {
 	section("neighbour entries made or refreshed (ARP)", tr.Neigh, "(none)")
 	section("conntrack on the host side", tr.Flows, "(none)")
 	section("nftables trace on the host side (meta nftrace, NFNLGRP_NFTRACE)", nftTraceLines(tr), "(no packet traced)")
+	// Whole, never folded: a command is for copying.
 	for _, l := range tr.NftShell {
-		out = append(out, t.Dim.Render(truncate("  $ "+l, width)))
+		out = append(out, t.Dim.Render("  $ "+l))
 	}
 	return strings.Join(out, "\n")
 }
