@@ -79,10 +79,7 @@ func spaceTable(sp network.Space, owners map[string]string, width int, t Theme) 
 		if l.Master != "" {
 			name = "└─ " + name
 		}
-		state := l.State
-		if !l.Up {
-			state = "down"
-		}
+		state := linkState(l)
 		what := l.Kind
 		if l.Master != "" {
 			what += " on " + l.Master
@@ -117,6 +114,22 @@ func spaceTable(sp network.Space, owners map[string]string, width int, t Theme) 
 	}
 	return t.renderTable([]string{"link", "kind", "state", "mtu", "addresses", "rx / tx packets"}, rows, style, width) +
 		"\n" + t.Dim.Render("routes (main table):") + "\n" + strings.Join(routes, "\n")
+}
+
+// linkState is the link's administrative state (IFF_UP) and, when the
+// two differ, its operstate: a veth set up a moment ago has no carrier
+// until the kernel's link watch has run, and "down" would read as a
+// failed step.
+func linkState(l network.Link) string {
+	switch {
+	case !l.Up:
+		return "down"
+	case l.State == "down" || l.State == "lowerlayerdown":
+		return "up · no carrier yet"
+	case l.State == "up" || l.State == "unknown":
+		return l.State
+	}
+	return "up · " + l.State
 }
 
 // portKey sorts a bridge's ports right after it.

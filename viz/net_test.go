@@ -46,6 +46,13 @@ func TestNetPanelShowsEveryNamespaceWhoseVethIsWhoseAndTheRules(t *testing.T) {
 			checkPanelGolden(t, fmt.Sprintf("net_%s_%d.golden", theme, width), NetPanel(webNet(), nil, width, NewTheme(theme)))
 		}
 	}
+	// Right after `net veth`: both ends set up (IFF_UP), the carrier not
+	// there yet. The map must not say "down".
+	fresh := webNet()
+	fresh.Host.Links[3].State, fresh.Boxes[1].Links[0].State = "lowerlayerdown", "down"
+	if p := NetPanel(fresh, nil, 160, NewTheme("plain")); strings.Contains(p, "│ down") || strings.Count(p, "up · no carrier yet") != 2 {
+		t.Errorf("links set up whose carrier is not there yet:\n%s", p)
+	}
 	got := NetPanel(webNet(), nil, 160, NewTheme("plain"))
 	for _, want := range []string{"└─ veth62604c2d", "veth on stepbox0 ↔ box web1 eth0", "box web2 (net ns", "default via 172.20.0.1 dev eth0", "host :8080/tcp → box web1 172.20.0.2:80"} {
 		if !strings.Contains(got, want) {
