@@ -9,6 +9,17 @@ import (
 	"stepbox/primitives/network"
 )
 
+// binaryNetHost is the host side for a test of the stepbox binary: a
+// namespace the test made, its state before, and a state dir.
+func binaryNetHost(t *testing.T) (host *testNetNS, before, dir string) {
+	t.Helper()
+	needRoot(t)
+	hostUnchanged(t)
+	host = newTestNetNS(t)
+	t.Setenv(network.HostNSEnv, host.Path)
+	return host, host.state(t), t.TempDir()
+}
+
 // crashedNetSession starts a session that builds a network and leaves a
 // daemon in its box, then kills it with SIGKILL: what a lecturer finds
 // on a lab machine after a crash.
@@ -26,12 +37,7 @@ func crashedNetSession(t *testing.T, dir string) int {
 // `stepbox cleanup` counts the box's surviving daemon among the processes
 // it ended, and lists what it removed.
 func TestCleanupSaysWhatItEndedDeletedAndWroteBack(t *testing.T) {
-	needRoot(t)
-	hostUnchanged(t)
-	host := newTestNetNS(t)
-	t.Setenv(network.HostNSEnv, host.Path)
-	before := host.state(t)
-	dir := t.TempDir()
+	host, before, dir := binaryNetHost(t)
 	crashedNetSession(t, dir)
 	out, err := exec.Command(stepboxBinary(t), "--state-dir", dir, "cleanup").CombinedOutput()
 	if err != nil {
@@ -55,12 +61,7 @@ func TestCleanupSaysWhatItEndedDeletedAndWroteBack(t *testing.T) {
 // The next session cleans up a crashed one's leftovers and says so, in
 // one block before anything else.
 func TestANewSessionSaysWhatACrashedOneLeftAndItRemoved(t *testing.T) {
-	needRoot(t)
-	hostUnchanged(t)
-	host := newTestNetNS(t)
-	t.Setenv(network.HostNSEnv, host.Path)
-	before := host.state(t)
-	dir := t.TempDir()
+	host, before, dir := binaryNetHost(t)
 	pid := crashedNetSession(t, dir)
 	next := exec.Command(stepboxBinary(t), "--state-dir", dir, "run", "-")
 	next.Stdin = strings.NewReader("boxes\n")

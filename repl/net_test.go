@@ -329,12 +329,7 @@ func assertAllRefused(t *testing.T, sh *Shell, host *testNetNS, cases []refusal)
 // sysctls behind; `stepbox cleanup` removes them and writes the sysctls
 // back, from the ledgers alone.
 func TestCleanupAfterKill9RemovesTheNetwork(t *testing.T) {
-	needRoot(t)
-	hostUnchanged(t)
-	host := newTestNetNS(t)
-	t.Setenv(network.HostNSEnv, host.Path)
-	before := host.state(t)
-	dir := t.TempDir()
+	host, before, dir := binaryNetHost(t)
 	cmd, w := startSession(t, dir, "new a\nunshare net\nnet bridge\nnet veth\nnet addr\nnet route\nnet nat\nnet publish 8080:80\n")
 	defer w.Close()
 	if o := host.sh(t, "ip -o link; nft list tables; sysctl -n net.ipv4.ip_forward"); !strings.Contains(o, "stepbox0") || !strings.Contains(o, "table ip stepbox") || !strings.HasSuffix(strings.TrimSpace(o), "1") {

@@ -112,12 +112,7 @@ func TestNetTraceShowsTheRulesTheBoxsPacketsMet(t *testing.T) {
 // trace chains in stepbox's table; `stepbox cleanup` removes them from
 // the box's ledger, with the rest of the network.
 func TestCleanupAfterKill9DuringNetTraceRemovesTheTraceChains(t *testing.T) {
-	needRoot(t)
-	hostUnchanged(t)
-	host := newTestNetNS(t)
-	t.Setenv("STEPBOX_NET_HOST_NS", host.Path)
-	before := host.state(t)
-	dir := t.TempDir()
+	host, before, dir := binaryNetHost(t)
 	cmd := exec.Command(stepboxBinary(t), "--state-dir", dir, "run", "-")
 	cmd.Stdin = strings.NewReader("new a\nunshare net\nnet bridge\nnet veth\nnet addr\nnet route\nnet trace sleep 30\n")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
