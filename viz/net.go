@@ -184,9 +184,11 @@ func NetTracePanel(tr network.Trace, width int, t Theme) string {
 	section("neighbour entries made or refreshed (ARP)", tr.Neigh, "(none)")
 	section("conntrack on the host side", tr.Flows, "(none)")
 	section("nftables trace on the host side (meta nftrace, NFNLGRP_NFTRACE)", nftTraceLines(tr), "(no packet traced)")
-	// Whole, never folded: a command is for copying.
+	// Folded between words, never cut: a command is for copying.
 	for _, l := range tr.NftShell {
-		out = append(out, t.Dim.Render("  $ "+l))
+		for _, f := range strings.Split("$ "+FoldShell(l, width-4), "\n") {
+			out = append(out, t.Dim.Render("  "+f))
+		}
 	}
 	return strings.Join(out, "\n")
 }
