@@ -38,7 +38,7 @@ func (b *Box) netRoute(gw string, plan bool) (*step.Step, error) {
 		case !b.net.addr.Contains(ip):
 			return nil, fmt.Errorf("net route %s: the gateway must be on the box's subnet %s (the kernel would answer ENETUNREACH); on bridge %s it is the bridge's own address, %s", gw, br.subnet, br.name, via)
 		case !ip.Equal(via):
-			return nil, fmt.Errorf("net route %s: nothing on bridge %s routes for the box at %s: the only gateway there is the bridge's own address, %s (`net route` or `net route %s`)", gw, br.name, gw, via, via)
+			return nil, fmt.Errorf("net route %s: %s is not the bridge's address: only bridge %s forwards for the boxes on it, so the gateway is its address, %s (`net route` or `net route %s`)", gw, gw, br.name, via, via)
 		}
 	}
 	// The kernel's table decides, not stepbox's memory: a route may have

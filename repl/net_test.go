@@ -437,7 +437,7 @@ func TestNetRouteRefusesAGatewayNothingHasAndReadsTheKernelsTable(t *testing.T) 
 		}
 		return strings.TrimSpace(string(o))
 	}
-	assertRefused(t, sh, host, "net route 172.20.0.254", "the only gateway there is the bridge's own address, 172.20.0.1")
+	assertRefused(t, sh, host, "net route 172.20.0.254", "172.20.0.254 is not the bridge's address: only bridge stepbox0 forwards for the boxes on it, so the gateway is its address, 172.20.0.1")
 	if r := boxRoute(); r != "" {
 		t.Fatalf("a refused `net route 172.20.0.254` left box a with %q", r)
 	}
