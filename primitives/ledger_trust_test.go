@@ -186,6 +186,9 @@ func testPlace(t *testing.T) (cgroups.Hierarchy, cgroups.Placement) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	for i := range place.Dirs {
+		place.Dirs[i].Path = cgroups.ExistingAncestor(place.Dirs[i].Path)
+	}
 	return h, place
 }
 

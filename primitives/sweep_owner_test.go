@@ -63,7 +63,7 @@ func TestSweepKeepsTheCgroupOfASessionInAnotherPIDNamespace(t *testing.T) {
 		t.Fatal(err)
 	}
 	host, inner := nestedSleeper(t)
-	top := filepath.Join(pl.Dirs[0].Path, "stepbox-test-"+strconv.Itoa(os.Getpid()))
+	top := filepath.Join(cgroups.ExistingAncestor(pl.Dirs[0].Path), "stepbox-test-"+strconv.Itoa(os.Getpid()))
 	theirs := filepath.Join(top, cgroups.ParentName(inner))
 	dead := filepath.Join(top, "stepbox-999999999")
 	for _, d := range []string{top, theirs, dead} {

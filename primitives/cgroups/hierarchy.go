@@ -320,3 +320,13 @@ func madeSince(e Dir) []string {
 	}
 	return made
 }
+
+// ExistingAncestor is p, or the nearest directory above it that exists:
+// on a systemd host Place names a scope that only NewParent makes, and
+// its slice is where a test may make cgroups of its own meanwhile.
+func ExistingAncestor(p string) string {
+	for p != "/" && p != "." && !exists(p) {
+		p = path.Dir(p)
+	}
+	return p
+}

@@ -35,8 +35,12 @@ func TestNewParentGoesUnderTheSessionsCgroupInEveryHierarchy(t *testing.T) {
 			t.Errorf("%s: parent at %s (%s), want cgroup %s to exist", d.Hierarchy, d.Path, d.Cgroup, want)
 		}
 	}
-	if found := findCgroups(t, "stepbox-"+strconv.Itoa(os.Getpid())); len(found) != len(parent.Dirs)+len(parent.Track) {
-		t.Errorf("find -name '*stepbox-PID*' = %v, want one per hierarchy (%d) and one per tracking tree (%d)", found, len(parent.Dirs), len(parent.Track))
+	want := len(parent.Dirs) + len(parent.Track)
+	if parent.Scope != "" {
+		want++ // the delegated scope, stepbox-PID-START.scope, is stepbox's too
+	}
+	if found := findCgroups(t, "stepbox-"+strconv.Itoa(os.Getpid())); len(found) != want {
+		t.Errorf("find -name '*stepbox-PID*' = %v, want one per hierarchy (%d), one per tracking tree (%d) and the scope systemd made, if any", found, len(parent.Dirs), len(parent.Track))
 	}
 	if h.Version() == 1 {
 		for _, c := range []string{Memory, Pids, CPU, "cpuacct"} {
@@ -409,7 +413,7 @@ func TestSweepRemovesOnlyTheCgroupsOfDeadSessions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	top := filepath.Join(pl.Dirs[0].Path, "stepbox-test-"+strconv.Itoa(os.Getpid()))
+	top := filepath.Join(ExistingAncestor(pl.Dirs[0].Path), "stepbox-test-"+strconv.Itoa(os.Getpid()))
 	dead, alive := filepath.Join(top, "stepbox-999999999"), filepath.Join(top, ParentName(os.Getpid()))
 	for _, d := range []string{top, dead, filepath.Join(dead, "web-0123456789ab"), alive, filepath.Join(top, "stepbox-web")} {
 		if err := os.Mkdir(d, 0o755); err != nil {
