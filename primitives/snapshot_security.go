@@ -133,10 +133,10 @@ type DeviceRules struct {
 // SecuritySnapshot is the security panel's input: the box's PID 1 as the
 // kernel shows it.
 type SecuritySnapshot struct {
-	Box      string        `json:"box"`
-	PID      int           `json:"pid"` // the process read: PID 1, or the box process before `unshare pid`
-	IsInit   bool          `json:"is_init"`
-	Proc     ProcSecurity  `json:"proc"`
+	Box    string       `json:"box"`
+	PID    int          `json:"pid"` // the process read: PID 1, or the box process before `unshare pid`
+	IsInit bool         `json:"is_init"`
+	Proc   ProcSecurity `json:"proc"`
 	// Next is what the box's next command gets: PID 1's privileges
 	// changed by the box's security steps. nil where they cannot be read.
 	Next     *ProcSecurity `json:"next,omitempty"`
