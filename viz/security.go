@@ -90,7 +90,7 @@ func SecurityPanel(s primitives.SecuritySnapshot, width int, t Theme) string {
 		}
 		return t.Same
 	}
-	title := para(t.Title, fmt.Sprintf("security of box %s · /proc/%d/status, mountinfo, its cgroup; * = weaker than Docker's default, + = stricter", s.Box, s.PID), width)
+	title := para(t.Title, fmt.Sprintf("security of box %s · /proc/%d/status, mountinfo, its cgroup; * = weaker than Docker's default, + = stricter", Escape(s.Box), s.PID), width)
 	return lines(title, t.renderTable(headers, rows, style, width, 1, 2), securityDetails(s, width, t))
 }
 

@@ -1,0 +1,97 @@
+package repl
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+// statusField reads one field of /proc/PID/status, as the kernel writes it.
+func statusField(t *testing.T, pid int, key string) string {
+	t.Helper()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(data), "\n") {
+		if k, v, ok := strings.Cut(l, ":"); ok && k == key {
+			return strings.TrimSpace(v)
+		}
+	}
+	t.Fatalf("no %s in /proc/%d/status", key, pid)
+	return ""
+}
+
+// panelRow returns the cells of the security panel's row name.
+func panelRow(t *testing.T, out, name string) []string {
+	t.Helper()
+	m := regexp.MustCompile(`(?m)^│ ` + regexp.QuoteMeta(name) + ` +│(.*)│$`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no row %s in\n%s", name, out)
+	}
+	row := []string{name}
+	for _, c := range strings.Split(m[1], "│") {
+		row = append(row, strings.TrimSpace(c))
+	}
+	return row
+}
+
+// The panel's PID 1 column is /proc/PID/status of the box's PID 1, read
+// here apart (capsh decodes the sets, a tool nobody here wrote); the
+// mounts and the devices cgroup are the box's; every line fits 80
+// columns.
+func TestSecurityPanelShowsWhatTheKernelSaysOfPIDOne(t *testing.T) {
+	sh, out := liveShell(t)
+	sh.Width = 80
+	run(t, sh, out, "new web", "unshare uts ipc net pid mnt", "mount overlay base", "pivot_root", "mount dev", "mount sys", "cgroup new", "cgroup attach")
+	out.Reset()
+	run(t, sh, out, "security")
+	panel := out.String()
+	pid := sh.Current().InitPID()
+	for _, l := range strings.Split(strings.TrimRight(panel, "\n"), "\n") {
+		if n := utf8.RuneCountInString(l); n > 80 {
+			t.Errorf("a line is %d wide: %q", n, l)
+		}
+	}
+	for _, set := range []string{"CapBnd", "CapPrm", "CapEff", "CapInh", "CapAmb"} {
+		mask, err := strconv.ParseUint(statusField(t, pid, set), 16, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := "none"
+		if mask != 0 {
+			decoded, err := exec.Command("capsh", "--decode="+fmt.Sprintf("%x", mask)).Output()
+			if err != nil {
+				t.Skipf("capsh --decode: %v", err)
+			}
+			n := strings.Count(string(decoded), "cap_")
+			want = fmt.Sprintf("%d caps", n)
+		}
+		if got := panelRow(t, panel, set)[1]; strings.TrimSuffix(got, " *") != want {
+			t.Errorf("%s of PID %d is %s (%s by capsh), the panel says %q", set, pid, statusField(t, pid, set), want, got)
+		}
+	}
+	nnp := map[string]string{"0": "0 off", "1": "1 on"}[statusField(t, pid, "NoNewPrivs")]
+	if got := panelRow(t, panel, "NoNewPrivs")[1]; strings.TrimRight(got, " *+") != nnp {
+		t.Errorf("NoNewPrivs: panel %q, kernel %q", got, nnp)
+	}
+	if got, mode := panelRow(t, panel, "Seccomp")[1], statusField(t, pid, "Seccomp"); !strings.HasPrefix(got, mode+" ") {
+		t.Errorf("Seccomp: panel %q, kernel %s", got, mode)
+	}
+	// A fresh box's cgroup lets it reach every device (v1: it inherits
+	// "a *:* rwm"), and its /sys is read-only (`mount sys`).
+	if got := panelRow(t, panel, "devices")[1]; got != "a *:* rwm *" && !strings.Contains(got, "not read yet") {
+		t.Errorf("devices of a fresh box's cgroup: %q", got)
+	}
+	if !strings.Contains(panel, "/proc/sys") || strings.Contains(strings.SplitN(panel, "open paths:", 2)[1], "/sys ") {
+		t.Errorf("open paths: /proc/sys should be open and /sys read-only:\n%s", panel)
+	}
+	if got := panelRow(t, panel, "user ns")[1]; got != "host's" {
+		t.Errorf("user ns of a box without one: %q", got)
+	}
+}
