@@ -19,7 +19,7 @@ func (b BoxState) running(pid int, start uint64, p primitives.ProcSecurity) BoxS
 // or read-only when covered, and the device rules.
 func (b BoxState) guarded(covered bool, devices ...string) BoxState {
 	guard := map[bool]string{true: "ro", false: ""}[covered]
-	s := primitives.SecuritySnapshot{Box: b.Name, Devices: primitives.DeviceRules{Version: 1, Cgroup: "/sys/fs/cgroup/devices/web-1", Rules: devices}}
+	s := primitives.SecuritySnapshot{Box: b.Name, Devices: primitives.DeviceList{Version: 1, Cgroup: "/sys/fs/cgroup/devices/web-1", Rules: devices}}
 	for _, p := range primitives.DockerDefault.Masked {
 		s.Masked = append(s.Masked, primitives.GuardedPath{Path: p, Guard: map[bool]string{true: "/dev/null", false: ""}[covered]})
 	}

@@ -146,7 +146,7 @@ func ComparePaths(paths []GuardedPath) Strictness {
 // CompareDevices compares device rules with Docker's default: a rule
 // Docker's list does not hold lets the box reach more devices (or holds
 // what only v2's program could tell).
-func (d SecurityDefault) CompareDevices(r DeviceRules) Strictness {
+func (d SecurityDefault) CompareDevices(r DeviceList) Strictness {
 	if r.Unread != "" || r.Rules == nil {
 		return Unread
 	}

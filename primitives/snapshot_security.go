@@ -119,8 +119,8 @@ type GuardedPath struct {
 // Covered reports whether the path is out of the box's reach.
 func (g GuardedPath) Covered() bool { return g.Guard != "" }
 
-// DeviceRules are the device rules of the cgroup a box's PID 1 is in.
-type DeviceRules struct {
+// DeviceList are the device rules of the cgroup a box's PID 1 is in.
+type DeviceList struct {
 	Version int    `json:"version"` // the cgroup version of the host: 1 or 2
 	Cgroup  string `json:"cgroup"`  // the devices cgroup's directory, v1; "" when not found
 	// Rules are the lines of devices.list (v1): "a *:* rwm" allows all.
@@ -142,7 +142,7 @@ type SecuritySnapshot struct {
 	Next     *ProcSecurity `json:"next,omitempty"`
 	Masked   []GuardedPath `json:"masked"`
 	ReadOnly []GuardedPath `json:"read_only"`
-	Devices  DeviceRules   `json:"devices"`
+	Devices  DeviceList   `json:"devices"`
 	UserNS   bool          `json:"user_ns"` // a user namespace other than the host's
 	UIDMap   []IDMapping   `json:"uid_map,omitempty"`
 }
@@ -173,7 +173,7 @@ func (b *Box) SecuritySnapshot() (SecuritySnapshot, error) {
 	}
 	if h, err := b.session.Cgroups(); err != nil {
 		s.Devices.Unread = err.Error()
-	} else if s.Devices, err = deviceRules(h.Mode().Version(), pid); err != nil {
+	} else if s.Devices, err = readDeviceList(h.Mode().Version(), pid); err != nil {
 		return s, fmt.Errorf("box %s: %w", b.Name, err)
 	}
 	own, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/user", pid))
@@ -247,14 +247,14 @@ func readOnlyGuard(t rootfs.MountTable, root, p string) string {
 	return ""
 }
 
-// deviceRules reads the device rules of the cgroup pid is in: v1, the
+// readDeviceList reads the device rules of the cgroup pid is in: v1, the
 // devices.list of its devices hierarchy; v2 keeps them in an eBPF
 // program this panel does not read yet.
-func deviceRules(version, pid int) (DeviceRules, error) {
+func readDeviceList(version, pid int) (DeviceList, error) {
 	if version == 2 {
-		return DeviceRules{Version: 2, Unread: "not read yet (v2 keeps them in a BPF_CGROUP_DEVICE program)"}, nil
+		return DeviceList{Version: 2, Unread: "not read yet (v2 keeps them in a BPF_CGROUP_DEVICE program)"}, nil
 	}
-	r := DeviceRules{Version: 1}
+	r := DeviceList{Version: 1}
 	p, err := procfs.NewProc(pid)
 	if err != nil {
 		return r, fmt.Errorf("read /proc/%d/cgroup: %w", pid, err)

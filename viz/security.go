@@ -178,7 +178,7 @@ func coveredCount(paths []primitives.GuardedPath) string {
 	return text
 }
 
-func devicesText(r primitives.DeviceRules) string {
+func devicesText(r primitives.DeviceList) string {
 	switch {
 	case r.Unread != "":
 		return r.Unread

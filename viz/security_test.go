@@ -28,7 +28,7 @@ func webSecurity() primitives.SecuritySnapshot {
 		Next:     &primitives.ProcSecurity{CapPrm: 0xa80425fb, CapEff: 0xa80425fb, CapBnd: 0xa80425fb, NoNewPrivs: true, Seccomp: 2, SeccompFilters: 1},
 		Masked:   guard(primitives.DockerDefault.Masked, absent),
 		ReadOnly: guard(primitives.DockerDefault.ReadOnly, map[string]string{"/sys": "ro", "/sys/fs/cgroup": "ro", "/proc/sysrq-trigger": "ro"}),
-		Devices:  primitives.DeviceRules{Version: 1, Cgroup: "/sys/fs/cgroup/devices/stepbox-31907/web-5e239c8aecaf", Rules: []string{"a *:* rwm"}},
+		Devices:  primitives.DeviceList{Version: 1, Cgroup: "/sys/fs/cgroup/devices/stepbox-31907/web-5e239c8aecaf", Rules: []string{"a *:* rwm"}},
 	}
 }
 
