@@ -207,7 +207,7 @@ func coveringMount(t rootfs.MountTable, p string) *rootfs.Mount {
 	return best
 }
 
-func readOnly(m *rootfs.Mount) bool {
+func mountReadOnly(m *rootfs.Mount) bool {
 	return m != nil && (m.Options == "ro" || strings.HasPrefix(m.Options, "ro,"))
 }
 
@@ -227,7 +227,7 @@ func maskGuard(t rootfs.MountTable, root, p string) string {
 	if st.Mode&unix.S_IFMT == unix.S_IFCHR && unix.Major(st.Rdev) == 1 && unix.Minor(st.Rdev) == 3 {
 		return "/dev/null"
 	}
-	if st.Mode&unix.S_IFMT == unix.S_IFDIR && readOnly(m) {
+	if st.Mode&unix.S_IFMT == unix.S_IFDIR && mountReadOnly(m) {
 		entries, err := os.ReadDir(filepath.Join(root, p))
 		if err == nil && len(entries) == 0 {
 			return "empty ro " + m.FSType
@@ -241,7 +241,7 @@ func readOnlyGuard(t rootfs.MountTable, root, p string) string {
 	if _, err := os.Lstat(filepath.Join(root, p)); errors.Is(err, fs.ErrNotExist) {
 		return "absent"
 	}
-	if readOnly(coveringMount(t, p)) {
+	if mountReadOnly(coveringMount(t, p)) {
 		return "ro"
 	}
 	return ""
