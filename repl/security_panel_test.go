@@ -95,3 +95,21 @@ func TestSecurityPanelShowsWhatTheKernelSaysOfPIDOne(t *testing.T) {
 		t.Errorf("user ns of a box without one: %q", got)
 	}
 }
+
+// The panel reads /proc/PID/status, mountinfo, a stat of each of Docker's
+// paths and the devices cgroup on every `security`, and the lesson's
+// checks read it after every command of lesson 9.
+func BenchmarkSecurityPanel(b *testing.B) {
+	rootForBench(b)
+	ts := newTestShell(b, "")
+	ts.do(b, "new web", "unshare uts ipc net pid mnt", "mount overlay base", "pivot_root", "mount dev", "mount sys", "cgroup new", "cgroup attach")
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		ts.out.Reset()
+		ts.do(b, "security")
+	}
+	b.StopTimer()
+	if !strings.Contains(ts.out.String(), "Docker's default") {
+		b.Fatalf("no panel:\n%s", ts.tail())
+	}
+}
