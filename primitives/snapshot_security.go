@@ -142,7 +142,7 @@ type SecuritySnapshot struct {
 	Next     *ProcSecurity `json:"next,omitempty"`
 	Masked   []GuardedPath `json:"masked"`
 	ReadOnly []GuardedPath `json:"read_only"`
-	Devices  DeviceList   `json:"devices"`
+	Devices  DeviceList    `json:"devices"`
 	UserNS   bool          `json:"user_ns"` // a user namespace other than the host's
 	UIDMap   []IDMapping   `json:"uid_map,omitempty"`
 }
