@@ -135,7 +135,7 @@ func (s *Session) netBridgeStep(name, cidr string, plan bool) (*step.Step, error
 	st := &step.Step{
 		Command: strings.TrimSpace("net bridge " + name + " " + cidr),
 		Man:     []string{"rtnetlink(7)", "ip-link(8)", "ip-address(8)"},
-		Undo:    "teardown deletes the bridge (RTM_DELLINK, `ip link del " + name + "`); its address and routes go with it",
+		Undo:    "teardown deletes the bridge (RTM_DELLINK, `ip link del " + name + "`); its address and routes go with it; then conntrack's entries of its subnet (IPCTNL_MSG_CT_DELETE), which would otherwise wait to expire",
 	}
 	var subnet *net.IPNet
 	if cidr != "" {
@@ -211,7 +211,7 @@ func (b *Box) netVeth(bridge string, plan bool) (*step.Step, error) {
 	hostEnd := "veth" + b.ID[:8]
 	st := &step.Step{
 		Command: strings.TrimSpace("net veth " + bridge),
-		Summary: fmt.Sprintf("made a veth pair: %s on bridge %s on the host side, eth0 inside box %s; both ends up, and the box's lo", hostEnd, br.name, b.Name),
+		Summary: fmt.Sprintf("made a veth pair: %s on bridge %s on the host side, eth0 inside box %s; both ends up, and the box's lo up too", hostEnd, br.name, b.Name),
 		Man:     []string{"veth(4)", "rtnetlink(7)", "ip-link(8)"},
 		Undo:    "teardown deletes " + hostEnd + " (`ip link del " + hostEnd + "`), which takes eth0 with it; the box's network namespace ending does too",
 	}

@@ -5,8 +5,10 @@ import (
 	"net"
 	"regexp"
 	"slices"
+	"time"
 
 	"stepbox/primitives/network"
+	"stepbox/primitives/step"
 )
 
 var ipv4Word = regexp.MustCompile(`\b(\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3})\b`)
@@ -55,9 +57,27 @@ func (b *Box) NetTrace(args []string, run func() error) (network.Trace, error) {
 	if err != nil {
 		return tr, err
 	}
+	listener, undoTrace := b.startNftTrace(&tr, host, dst)
 	runErr := run()
+	var events []network.TraceEvent
+	if listener != nil {
+		var lerr error
+		if events, lerr = listener.Stop(20 * time.Millisecond); lerr != nil {
+			tr.NftNotes = append(tr.NftNotes, fmt.Sprintf("the trace events could not all be read: %v", lerr))
+		}
+	}
 	after, err := s.NetMap()
 	if err != nil {
+		undoTrace()
+		return tr, err
+	}
+	if listener != nil {
+		tr.AddNftTrace(events, after.Rules, hostLinks(after.Host))
+		if len(tr.Packets) == 0 {
+			tr.NftNotes = append(tr.NftNotes, "no packet from or to "+b.net.addr.IP.String()+" met a hook of the host side's ip family")
+		}
+	}
+	if err := undoTrace(); err != nil {
 		return tr, err
 	}
 	tr.Deltas(before, after)
@@ -78,6 +98,65 @@ func (b *Box) NetTrace(args []string, run func() error) (network.Trace, error) {
 		tr.Flows = []string{fmt.Sprintf("(conntrack could not be read: %v)", err)}
 	}
 	return tr, runErr
+}
+
+// startNftTrace adds the trace chains to stepbox's table (making the
+// table first if the session has none) and joins NFNLGRP_NFTRACE. Where
+// the kernel or the box cannot be traced it says why in the trace and
+// returns no listener. The returned func removes the chains.
+func (b *Box) startNftTrace(tr *network.Trace, host network.NS, dst net.IP) (*network.TraceListener, func() error) {
+	s := b.session
+	none := func() error { return nil }
+	if b.net.addr == nil {
+		tr.NftNotes = append(tr.NftNotes, "no nftables trace: box "+b.Name+" has no address to mark its packets by (`net addr`)")
+		return nil, none
+	}
+	if v, err := host.Sysctl("net.bridge.bridge-nf-call-iptables"); dst != nil && b.net.addr.Contains(dst) && (err != nil || v != "1") {
+		tr.NftNotes = append(tr.NftNotes, "packets between boxes on one bridge are switched, not routed: they meet the ip family's hooks only with br_netfilter and net.bridge.bridge-nf-call-iptables=1 on the host side, which is "+
+			map[bool]string{true: "absent here", false: v}[err != nil])
+	}
+	s.net.mu.Lock()
+	defer s.net.mu.Unlock()
+	st := &step.Step{Command: "net trace"}
+	op := &network.Op{St: st}
+	hadTable := s.net.table
+	if err := s.netTable(op, host); err != nil {
+		tr.NftNotes = append(tr.NftNotes, fmt.Sprintf("no nftables trace: %v", err))
+		return nil, none
+	}
+	if !hadTable {
+		tr.NftNotes = append(tr.NftNotes, "made table ip "+network.Table+" for the trace chains; teardown deletes it with the session")
+	}
+	op.Rec = b.recordBox
+	undo := func() error {
+		s.net.mu.Lock()
+		defer s.net.mu.Unlock()
+		err := network.DelTraceChains(op, host)
+		tr.NftShell = st.Shell
+		if err != nil {
+			return fmt.Errorf("net trace: removing the trace chains: %w", err)
+		}
+		return nil
+	}
+	if err := network.AddTraceChains(op, host, b.Name, b.net.addr.IP); err != nil {
+		tr.NftNotes = append(tr.NftNotes, fmt.Sprintf("no nftables trace: the kernel refused the trace chains: %v", err))
+		return nil, undo
+	}
+	l, err := network.ListenTrace(host)
+	if err != nil {
+		tr.NftNotes = append(tr.NftNotes, fmt.Sprintf("no nftables trace: %v", err))
+		return nil, undo
+	}
+	return l, undo
+}
+
+// hostLinks names the host side's interfaces by index.
+func hostLinks(sp network.Space) map[uint32]string {
+	m := map[uint32]string{}
+	for _, l := range sp.Links {
+		m[uint32(l.Index)] = l.Name
+	}
+	return m
 }
 
 func (b *Box) neighbours(box, host network.NS) ([]string, error) {

@@ -222,10 +222,16 @@ func (sh *Shell) sayReplaced(im images.Image) {
 		}
 	}
 	msg := fmt.Sprintf("note: %s named image %s until now; it names %s from now on", im.Name, shortDigest(old.Digest), shortDigest(im.Digest))
+	if len(im.Collected) > 0 {
+		msg += fmt.Sprintf("; the old image's layers %s were removed", strings.Join(im.Collected, ", "))
+	}
 	if len(boxes) > 0 {
-		msg += fmt.Sprintf("; box %s still stands on the old image's layers", strings.Join(boxes, ", "))
+		msg += fmt.Sprintf("; box %s still stands on the old image's layers (%s), removed once no box does", strings.Join(boxes, ", "), strings.Join(im.Kept, ", "))
 	}
 	fmt.Fprintln(sh.Out, msg)
+	if im.CollectErr != nil {
+		sh.say("warning: %v", im.CollectErr)
+	}
 }
 
 func shortDigest(digest string) string {

@@ -127,9 +127,9 @@ func init() {
 			},
 			{
 				Name: "trace", Usage: "net trace CMD…", MinArgs: 1, MaxArgs: -1, RawArgs: true, NeedsBox: true,
-				Summary: "run one command in the box and follow its packets: routes, counters hop by hop, rules, ARP, conntrack",
-				Kernel:  "reads RTM_GETROUTE, link statistics, rule counters, RTM_GETNEIGH and conntrack before and after the command",
-				Example: "net trace ping -c1 172.20.0.3", Man: "ip-route(8), ip-neighbour(8), conntrack(8)",
+				Summary: "run one command in the box and follow its packets: routes, counters hop by hop, rules, ARP, conntrack, and each chain and rule a packet met (nftables trace)",
+				Kernel:  "reads RTM_GETROUTE, link statistics, rule counters, RTM_GETNEIGH and conntrack before and after the command; while it runs, chains of table ip stepbox set `meta nftrace` on the box's packets and NFNLGRP_NFTRACE reports every chain and rule they meet",
+				Example: "net trace ping -c1 172.20.0.3", Man: "ip-route(8), ip-neighbour(8), conntrack(8), nft(8)",
 				Run: func(sh *Shell, c *Call) error {
 					b := sh.Current()
 					exec, args, err := lookup(append([]string{"exec"}, c.Args...))

@@ -3,6 +3,7 @@ package repl
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -226,5 +227,23 @@ func TestCgroupSetOffersTheWritableFilesOfTheHostsVersion(t *testing.T) {
 		if slices.Contains(files, f) {
 			t.Errorf("cgroup set offers %s, which this host's cgroup v%d has not, or is read-only", f, h.Version())
 		}
+	}
+}
+
+// A lesson's try block shows a command meant to fail with a leading '-'
+// (`-exec ip route get 192.0.2.1`); typed as shown, it runs as the
+// command instead of "unknown command".
+func TestALineTypedWithTheLessonsDashRunsAsTheCommand(t *testing.T) {
+	sh, out := liveShell(t)
+	if err := sh.Execute(context.Background(), "-new a"); err != nil {
+		t.Fatalf("-new a: %v\n%s", err, out)
+	}
+	if sh.Current() == nil || sh.Current().Name != "a" {
+		t.Fatalf("`-new a` made no box a:\n%s", out)
+	}
+	err := sh.Execute(context.Background(), "-exec false")
+	var ee *ExitError
+	if !errors.As(err, &ee) {
+		t.Errorf("`-exec false` should run exec and fail with its exit status, got %v\n%s", err, out)
 	}
 }

@@ -44,6 +44,7 @@ func TestMountOverlayImageRunsItsCmdInItsWorkingDir(t *testing.T) {
 		"cat: can't open '/etc/issue': No such file or directory",
 		"env=hello",
 		"- /etc/issue",
+		"+ /app/", // a directory, listed with its slash and not counted as a file
 		"demo.1",
 		"layer is in use: it may still be mounted",
 		"image stepbox/demo:latest removed, and its layers demo.0, demo.1",

@@ -115,3 +115,20 @@ func BenchmarkNetFirstPingBetweenBoxes(b *testing.B) {
 	}
 	reportP50(b, rtts)
 }
+
+// `net trace` around a command that sends nothing: the maps before and
+// after, the trace chains added and removed, NFNLGRP_NFTRACE joined and
+// read until quiet. Measured and reported, no target.
+func BenchmarkNetTraceOfACommandThatSendsNothing(b *testing.B) {
+	sh := benchNetShell(b)
+	benchRun(b, sh, "new a", "unshare net", "net veth", "net addr", "net route", "net nat")
+	var d []time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		sh.out.Reset()
+		start := time.Now()
+		benchRun(b, sh, "net trace true")
+		d = append(d, time.Since(start))
+	}
+	reportP50(b, d)
+}

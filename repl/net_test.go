@@ -340,6 +340,13 @@ func TestCleanupAfterKill9RemovesTheNetwork(t *testing.T) {
 	if o := host.sh(t, "ip -o link; nft list tables; sysctl -n net.ipv4.ip_forward"); !strings.Contains(o, "stepbox0") || !strings.Contains(o, "table ip stepbox") || !strings.HasSuffix(strings.TrimSpace(o), "1") {
 		t.Fatalf("the session did not build its network:\n%s", o)
 	}
+	kill9AndCleanup(t, cmd, dir, host, before)
+}
+
+// kill9AndCleanup kills the session with SIGKILL, runs `stepbox cleanup`
+// on its state dir and checks that the host side is as it was before.
+func kill9AndCleanup(t *testing.T, cmd *exec.Cmd, dir string, host *testNetNS, before string) {
+	t.Helper()
 	cmd.Process.Kill()
 	cmd.Wait()
 	out, err := exec.Command(stepboxBinary(t), "--state-dir", dir, "cleanup").CombinedOutput()

@@ -161,6 +161,11 @@ func (e *ExitError) Error() string {
 
 // Execute runs one line: a command, a `!` host command, or a comment.
 func (sh *Shell) Execute(ctx context.Context, line string) (err error) {
+	// A lesson marks a command meant to fail with a leading '-', as a
+	// script does; typed as shown, it runs as the command.
+	if t := strings.TrimSpace(line); strings.HasPrefix(t, "-") {
+		line = strings.TrimPrefix(t, "-")
+	}
 	sh.interrupt = ctx
 	defer func() { sh.interrupt = context.Background() }()
 	defer sh.Watch.Around(sh, line)(&err)

@@ -142,6 +142,16 @@ func TestLiveViewDrawsTheBoxAsItIsBuilt(t *testing.T) {
 		}
 		wantProc(t, p, b.InitPID(), 1)
 	}
+	// After `cgroup limit pids 20`, and the looks after it: the limit the
+	// step set is marked; the others are not.
+	limited := func(t *testing.T, b *primitives.Box, p pageElements) {
+		for _, bar := range p.Bars {
+			want := bar.Cgroup == b.Cgroup().Name && bar.Resource == "pids"
+			if bar.Changed != want {
+				t.Errorf("%s's %s bar (limit %s) marked as changed by the step: %v, want %v", bar.Cgroup, bar.Resource, bar.Max, bar.Changed, want)
+			}
+		}
+	}
 	steps := []struct {
 		line  string
 		check func(t *testing.T, b *primitives.Box, p pageElements)
@@ -186,15 +196,8 @@ func TestLiveViewDrawsTheBoxAsItIsBuilt(t *testing.T) {
 			}
 		}},
 		{"cgroup new", nil},
-		{"cgroup limit pids 20", func(t *testing.T, b *primitives.Box, p pageElements) {
-			// The limit the step set is marked; the others are not.
-			for _, bar := range p.Bars {
-				want := bar.Cgroup == b.Cgroup().Name && bar.Resource == "pids"
-				if bar.Changed != want {
-					t.Errorf("%s's %s bar (limit %s) marked as changed by the step: %v, want %v", bar.Cgroup, bar.Resource, bar.Max, bar.Changed, want)
-				}
-			}
-		}},
+		{"cgroup limit pids 20", limited},
+		{"ns", limited}, // a look changes nothing: the limit stays marked
 		{"cgroup attach", func(t *testing.T, b *primitives.Box, p pageElements) {
 			g := b.Cgroup()
 			found := false
@@ -229,6 +232,7 @@ func TestLiveViewDrawsTheBoxAsItIsBuilt(t *testing.T) {
 		}
 		checkScreen(t, s.line, p, keepShot(t, c, shots, i+1, s.line))
 		checkRecordCount(t, sh, c, s.line)
+		checkTextSize(t, c, fmt.Sprintf("one box, after %q", s.line), 16)
 	}
 
 	// A line shows as running while it runs, and the processes that end
@@ -290,6 +294,7 @@ func TestLiveViewDrawsTheBoxAsItIsBuilt(t *testing.T) {
 		t.Errorf("two boxes and a header of two lines make the page %d×%d, more than the %d×%d screen", p.ScrollW, p.ScrollH, p.ViewW, p.ViewH)
 	}
 	checkRecordCount(t, sh, c, "!echo")
+	checkTextSize(t, c, "two boxes", 16)
 	keep := func(name string) []byte {
 		shot := c.screenshot(t)
 		if err := os.WriteFile(filepath.Join(shots, name), shot, 0o644); err != nil {
@@ -297,7 +302,7 @@ func TestLiveViewDrawsTheBoxAsItIsBuilt(t *testing.T) {
 		}
 		return shot
 	}
-	keep(fmt.Sprintf("%02d-two-boxes.png", len(steps)+1))
+	checkScreen(t, "two boxes", p, keep(fmt.Sprintf("%02d-two-boxes.png", len(steps)+1)))
 	for _, typ := range []string{"keyDown", "keyUp"} {
 		c.call(t, "Input.dispatchKeyEvent", map[string]any{"type": typ, "key": "t", "text": "t"}, nil)
 	}
@@ -339,6 +344,39 @@ func TestLiveViewDrawsTheBoxAsItIsBuilt(t *testing.T) {
 	keep(fmt.Sprintf("%02d-no-script.png", len(steps)+2))
 	if still.Chips < 16 || still.Status != "the state when this page loaded" {
 		t.Errorf("without JavaScript the page shows %d namespace chips (want both boxes' 16) and says %q", still.Chips, still.Status)
+	}
+}
+
+// smallText is every piece of text the page shows smaller than a size:
+// its CSS font size times the scale its SVG is drawn at, as rendered.
+const smallText = `(min => {
+	const out = [];
+	const walk = document.createTreeWalker(document.getElementById("live"), NodeFilter.SHOW_TEXT);
+	for (let n = walk.nextNode(); n; n = walk.nextNode()) {
+		const e = n.parentElement;
+		if (!n.textContent.trim() || e.getClientRects().length === 0) continue;
+		const svg = e.closest("svg");
+		const px = parseFloat(getComputedStyle(e).fontSize) * (svg ? svg.getScreenCTM().a : 1);
+		if (px < min) out.push({text: n.textContent.trim().slice(0, 40), px: Math.round(px * 10) / 10});
+	}
+	return out;
+})`
+
+// checkTextSize fails a page that shows text smaller than px pixels: a
+// class at the back of a room could not read it.
+func checkTextSize(t *testing.T, c *chromium, when string, px float64) {
+	t.Helper()
+	var small []struct {
+		Text string
+		Px   float64
+	}
+	c.eval(t, fmt.Sprintf("%s(%g)", smallText, px-0.05), &small)
+	for i, s := range small {
+		if i == 5 {
+			t.Errorf("… and %d more", len(small)-i)
+			break
+		}
+		t.Errorf("with %s, %q is drawn %.1f px high, under %g px", when, s.Text, s.Px, px)
 	}
 }
 

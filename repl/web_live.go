@@ -126,11 +126,12 @@ type liveView struct {
 	seq     int
 	before  map[string]nsTables     // each box's namespace tables
 	cgroups map[string]cgroupReader // each box's cgroup reader
-	// stepCgroups is each box's cgroup tree as the last step left it:
-	// the limits a step changed are those that differ from it. The tick
-	// never writes it, so a reading taken while a step ran cannot stand
-	// in for the tree before the step.
-	stepCgroups map[string]*cgroups.Snapshot
+	// stepCgroups is each box's cgroup tree as the last line left it,
+	// and before the step that last changed its limits: the limits that
+	// step changed stay marked through looks. The tick never writes it,
+	// so a reading taken while a step ran cannot stand in for the tree
+	// before the step.
+	stepCgroups map[string]cgroupTables
 	// demo is the lesson `demo` plays, at step demoStep (0-based).
 	demo     *lessons.Lesson
 	demoStep int
@@ -191,7 +192,7 @@ func (v *liveView) gather(sh *Shell, line string, err error) viz.LiveState {
 	tree, treeErr := sh.Session.ProcessTree()
 	readers := map[string]cgroupReader{}
 	before := map[string]nsTables{}
-	stepCgroups := map[string]*cgroups.Snapshot{}
+	stepCgroups := map[string]cgroupTables{}
 	for _, b := range liveBoxes(sh) {
 		lb := viz.LiveBox{Name: b.Name, Stage: stage(b), Hostname: b.Hostname()}
 		if ns, err := b.Namespaces(); err == nil {
@@ -216,8 +217,8 @@ func (v *liveView) gather(sh *Shell, line string, err error) viz.LiveState {
 				readers[b.Name] = read
 				var snap cgroups.Snapshot
 				if snap, err = read(v.lastCgroup(b.Name)); err == nil {
-					lb.Cgroup, lb.CgroupBefore = &snap, v.stepCgroup(b.Name)
-					stepCgroups[b.Name] = &snap
+					lb.Cgroup = &snap
+					lb.CgroupBefore, stepCgroups[b.Name] = v.cgroupBefore(b.Name, &snap, sh.lastStep)
 				}
 			}
 			if err != nil {
@@ -278,11 +279,30 @@ func (v *liveView) lastCgroup(name string) *cgroups.Snapshot {
 	return nil
 }
 
-// stepCgroup is box name's cgroup tree as the last step left it.
-func (v *liveView) stepCgroup(name string) *cgroups.Snapshot {
+// cgroupTables is a box's cgroup tree as the last line left it, and
+// before the step that last changed its limits.
+type cgroupTables struct {
+	now, before *cgroups.Snapshot
+	step        *step.Step // the last step's record when now was read
+}
+
+// cgroupBefore is what box name's cgroup tree now is compared with to
+// mark the limits the last step changed, as nsBefore does for
+// namespaces: lines that are no step (`ns`, `cgroup`) keep the marks of
+// the step before them; the next step clears them.
+func (v *liveView) cgroupBefore(name string, now *cgroups.Snapshot, last *step.Step) (*cgroups.Snapshot, cgroupTables) {
 	v.mu.Lock()
-	defer v.mu.Unlock()
-	return v.stepCgroups[name]
+	was, ok := v.stepCgroups[name]
+	v.mu.Unlock()
+	switch {
+	case !ok:
+		return nil, cgroupTables{now: now, step: last}
+	case !viz.SameLimits(*was.now, *now):
+		return was.now, cgroupTables{now: now, before: was.now, step: last}
+	case last == was.step:
+		return was.before, cgroupTables{now: now, before: was.before, step: last}
+	}
+	return now, cgroupTables{now: now, before: now, step: last}
 }
 
 // liveBoxes are the boxes the page draws: the current one first, then

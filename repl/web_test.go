@@ -302,3 +302,36 @@ func TestAStepsLimitStaysMarkedWhenATickReadItFirst(t *testing.T) {
 		t.Errorf("the pids bar the step limited is drawn with class %q, not marked as changed", bar[1])
 	}
 }
+
+// TestAChangedLimitStaysMarkedUntilTheNextStep: the limit `cgroup
+// limit` set stays marked through looks (`ns`, `cgroup`), as the
+// namespaces a step made do, and the next step clears it.
+func TestAChangedLimitStaysMarkedUntilTheNextStep(t *testing.T) {
+	sh, out := liveShell(t)
+	run(t, sh, out, "new web", "cgroup new")
+	if err := sh.StartWeb(webDefaultAddr); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sh.StopWeb() })
+	bar := regexp.MustCompile(`<g class="bar ([a-z ]+)" data-resource="([a-z]+)" data-current="\d+" data-max="(\w+)"`)
+	for _, s := range []struct{ line, marked string }{
+		{"cgroup limit pids 20", "pids=20"},
+		{"ns", "pids=20"},     // a look
+		{"cgroup", "pids=20"}, // another look
+		{"cgroup limit pids 25", "pids=25"},
+		{"cgroup attach", ""}, // a step that sets no limit
+		{"ns", ""},
+	} {
+		run(t, sh, out, s.line)
+		page := viz.LivePage(sh.web.state)
+		var marked []string
+		for _, m := range bar.FindAllStringSubmatch(page, -1) {
+			if strings.Contains(m[1], "changed") {
+				marked = append(marked, m[2]+"="+m[3])
+			}
+		}
+		if got := strings.Join(marked, " "); got != s.marked {
+			t.Errorf("after %q the bars marked as changed are %q, want %q", s.line, got, s.marked)
+		}
+	}
+}

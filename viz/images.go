@@ -43,19 +43,31 @@ type ImageLayerRow struct {
 	Layer     string
 	Size      int64
 	CreatedBy string
-	Added     []string
+	Added     []string // a directory ends in "/"
 	Modified  []string
 	Removed   []string // whiteouts; an opaque dir shows as "DIR/*"
+}
+
+// files counts the paths that are not directories: the layer stack
+// counts files, and the table counts them the same way.
+func files(paths []string) int {
+	n := 0
+	for _, p := range paths {
+		if !strings.HasSuffix(p, "/") {
+			n++
+		}
+	}
+	return n
 }
 
 // ImageShowPanel shows each layer of an image, bottom first, with up to
 // perLayer paths of each kind.
 func ImageShowPanel(name string, rows []ImageLayerRow, perLayer, width int, t Theme) string {
-	headers := []string{"#", "layer", "size", "made by", "+ added", "~ modified", "- removed"}
+	headers := []string{"#", "layer", "size", "made by", "+ files", "~ modified", "- removed"}
 	var body [][]string
 	for _, r := range rows {
 		body = append(body, []string{fmt.Sprint(r.Index), r.Layer, Bytes(r.Size), truncate(oneLine(r.CreatedBy), 50),
-			fmt.Sprint(len(r.Added)), fmt.Sprint(len(r.Modified)), fmt.Sprint(len(r.Removed))})
+			fmt.Sprint(files(r.Added)), fmt.Sprint(len(r.Modified)), fmt.Sprint(len(r.Removed))})
 	}
 	style := func(row, col int) lipgloss.Style {
 		switch col {

@@ -164,7 +164,31 @@ func NetTracePanel(tr network.Trace, width int, t Theme) string {
 	section("stepbox's nft rules that counted them", rules, "(none)")
 	section("neighbour entries made or refreshed (ARP)", tr.Neigh, "(none)")
 	section("conntrack on the host side", tr.Flows, "(none)")
+	section("nftables trace on the host side (meta nftrace, NFNLGRP_NFTRACE)", nftTraceLines(tr), "(no packet traced)")
+	for _, l := range tr.NftShell {
+		out = append(out, t.Dim.Render(truncate("  $ "+l, width)))
+	}
 	return strings.Join(out, "\n")
+}
+
+// maxTracedPackets bounds the packets drawn: a wget makes dozens.
+const maxTracedPackets = 8
+
+// nftTraceLines is each traced packet, then the chains and rules it met
+// in order, then why some packets could not be traced.
+func nftTraceLines(tr network.Trace) []string {
+	var lines []string
+	for i, p := range tr.Packets {
+		if i == maxTracedPackets {
+			lines = append(lines, fmt.Sprintf("… and %d packets more", len(tr.Packets)-i))
+			break
+		}
+		lines = append(lines, fmt.Sprintf("packet %d: %s", i+1, p.Packet))
+		for _, step := range p.Path {
+			lines = append(lines, "  → "+step)
+		}
+	}
+	return append(lines, tr.NftNotes...)
 }
 
 // ruleLines is one rule: its chain, its words wrapped under one another,

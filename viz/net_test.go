@@ -64,6 +64,17 @@ func TestNetTracePanelFollowsTheHops(t *testing.T) {
 		Hops:   []network.Hop{{Space: "web2", Link: "eth0", Rx: 8, Tx: 7}, {Space: "host", Link: "stepbox0", Rx: 2, Tx: 2}, {Space: "web1", Link: "eth0", Rx: 8, Tx: 7}},
 		Rules:  []network.RuleDelta{{Chain: "prerouting", Text: "dnat to 172.20.0.2:80", Packets: 1}},
 		Flows:  []string{"tcp 172.20.0.3:44178 → 172.20.0.1:8080, reply 172.20.0.2:80 → 172.20.0.1:44178 · DNAT to 172.20.0.2:80"},
+		Packets: []network.TracedPacket{{Packet: "tcp 172.20.0.3:44178 → 172.20.0.1:8080", Path: []string{
+			`ip stepbox prerouting in stepbox0: rule "fib daddr type local meta l4proto tcp th dport 8080 counter dnat to 172.20.0.2:80" (handle 9) → accept`,
+			"ip stepbox forward in stepbox0 out stepbox0: rule \"iifname \\\"stepbox0\\\" counter accept\" (handle 6) → accept"}}},
+		NftShell: []string{"nft add chain ip stepbox trace_from_box '{ type filter hook prerouting priority raw; policy accept; }'"},
 	}
 	checkPanelGolden(t, "net_trace_plain_100.golden", NetTracePanel(tr, 100, NewTheme("plain")))
+	// A wget makes dozens of packets: the panel shows the first few.
+	for range 10 {
+		tr.Packets = append(tr.Packets, network.TracedPacket{Packet: "tcp"})
+	}
+	if p := NetTracePanel(tr, 100, NewTheme("plain")); !strings.Contains(p, "… and 3 packets more") {
+		t.Errorf("the panel does not bound the traced packets:\n%s", p)
+	}
 }

@@ -3,6 +3,7 @@ package viz
 import (
 	"fmt"
 	"html"
+	"slices"
 	"strings"
 
 	"stepbox/primitives"
@@ -73,10 +74,58 @@ const (
 	svgRow    = 30   // one line of chips or bars
 )
 
-// svgDoc collects the elements of one drawing and its height.
+// On the live page each drawing is as many units wide as its column has
+// pixels at 1280×720, so a unit is a pixel, and its secondary text is as
+// large as a namespace chip's (class "large"). One box: three columns,
+// 384 + 400 + 436 units. Two boxes: each box's column (about 604 px)
+// holds its namespaces and, beside them, its cgroup over its stack.
+const (
+	svgNarrowNS    = 384 // the namespace drawing
+	svgNarrowSide  = 220 // the cgroup and the stack beside it
+	svgNarrowNet   = 460 // the network map beside two boxes' namespaces
+	svgAloneStack  = 400 // one box's stack
+	svgAloneCgroup = 436 // one box's cgroup tree
+	svgSmallNarrow = 16.0
+)
+
+// svgSize is a drawing's width and its secondary text's size; class
+// goes on the <svg> so the stylesheet sizes the text to match. pad is
+// the room inside a namespace frame, gap between its rows; an untitled drawing leaves its
+// title to the box's heading, for height.
+type svgSize struct {
+	w        int
+	small    float64
+	class    string
+	pad, gap int
+	untitled bool
+}
+
+var (
+	wideSize   = svgSize{w: svgW, small: svgSmall, pad: 12, gap: 6}
+	narrowNS   = svgSize{w: svgNarrowNS, small: svgSmallNarrow, class: "large", pad: 8, gap: 3, untitled: true}
+	narrowSide = svgSize{w: svgNarrowSide, small: svgSmallNarrow, class: "large", pad: 8, gap: 3}
+	// The network map beside two boxes' namespaces: a third column.
+	narrowNet = svgSize{w: svgNarrowNet, small: svgSmallNarrow, class: "large"}
+	// One box's three columns.
+	aloneNS     = svgSize{w: svgNarrowNS, small: svgSmallNarrow, class: "large", pad: 8, gap: 5}
+	aloneStack  = svgSize{w: svgAloneStack, small: svgSmallNarrow, class: "large"}
+	aloneCgroup = svgSize{w: svgAloneCgroup, small: svgSmallNarrow, class: "large"}
+)
+
+// svgDoc collects the elements of one drawing and its height, at its
+// size (wideSize when zero).
 type svgDoc struct {
-	b strings.Builder
-	h int
+	b    strings.Builder
+	h    int
+	size svgSize
+}
+
+// w is the drawing's width.
+func (d *svgDoc) w() int {
+	if d.size.w == 0 {
+		return svgW
+	}
+	return d.size.w
 }
 
 func (d *svgDoc) add(format string, args ...any) { fmt.Fprintf(&d.b, format, args...) }
@@ -89,8 +138,12 @@ func (d *svgDoc) text(x, y int, class, s string) {
 // finish wraps the elements in an <svg> named by id and labelled for
 // screen readers.
 func (d *svgDoc) finish(id, label string) string {
-	return fmt.Sprintf(`<svg id="%s" class="panel" viewBox="0 0 %d %d" width="%d" height="%d" role="img" aria-label="%s">%s</svg>`,
-		id, svgW, d.h, svgW, d.h, esc(label), d.b.String())
+	class := "panel"
+	if d.size.class != "" {
+		class += " " + d.size.class
+	}
+	return fmt.Sprintf(`<svg id="%s" class="%s" viewBox="0 0 %d %d" width="%d" height="%d" role="img" aria-label="%s">%s</svg>`,
+		id, class, d.w(), d.h, d.w(), d.h, esc(label), d.b.String())
 }
 
 func esc(s string) string { return html.EscapeString(s) }
@@ -131,7 +184,8 @@ func LivePage(s LiveState) string {
 		b.WriteString(`<p class="empty">No box yet. <code>new NAME</code> in the shell starts one; it appears here as it is built.</p>`)
 	}
 	// One box takes three columns, and its step record goes under its
-	// cgroup; two boxes share the width and the record goes below.
+	// cgroup; two boxes share the width, each in two narrower columns,
+	// and the record goes below them.
 	// The network map goes under the one box's layer stack; with two
 	// boxes, beside the record below them.
 	record, netMap := "", ""
@@ -144,7 +198,20 @@ func LivePage(s LiveState) string {
 	case s.NetError != "":
 		netMap = fmt.Sprintf(`<p id="netmap" class="error">network map: %s</p>`, esc(s.NetError))
 	}
-	fmt.Fprintf(&b, `<div id="boxes" class="boxes n%d">`, min(len(s.Boxes), 2))
+	// Two boxes with neither a stack nor a cgroup (lesson 7's web
+	// servers) leave those columns empty: the map takes their place, a
+	// third column beside the boxes' namespaces.
+	mapBeside := s.Net != nil && len(s.Boxes) == 2 && !slices.ContainsFunc(s.Boxes, func(b LiveBox) bool {
+		return b.Stack != nil || b.Cgroup != nil
+	})
+	layout, class := boxWide, fmt.Sprintf("n%d", min(len(s.Boxes), 2))
+	switch {
+	case mapBeside:
+		layout, class = boxNamespaces, "n2 map"
+	case len(s.Boxes) > 1:
+		layout = boxNarrow
+	}
+	fmt.Fprintf(&b, `<div id="boxes" class="boxes %s">`, class)
 	for i, box := range s.Boxes {
 		beside, under := "", ""
 		if i == 0 && len(s.Boxes) == 1 {
@@ -154,7 +221,11 @@ func LivePage(s LiveState) string {
 		if len(s.Boxes) > 1 {
 			box.Cgroup = ownCgroup(box.Cgroup)
 		}
-		b.WriteString(liveBox(box, under, beside))
+		b.WriteString(liveBox(box, under, beside, layout))
+	}
+	if mapBeside {
+		fmt.Fprintf(&b, `<div id="netmap">%s</div>`, netSVG(*s.Net, narrowNet))
+		netMap = ""
 	}
 	b.WriteString(`</div>`)
 	if netMap != "" {
@@ -211,10 +282,21 @@ func ownCgroup(snap *cgroups.Snapshot) *cgroups.Snapshot {
 	return &own
 }
 
+// How a box's section is laid out.
+const (
+	boxWide       = iota // alone: namespaces, stack, cgroup in three columns
+	boxNarrow            // beside a second box: namespaces | cgroup over stack
+	boxNamespaces        // beside a second box and the network map: namespaces alone
+)
+
 // liveBox is one box's section: namespaces around its processes, its
 // layer stack and its cgroup, each as SVG or a line saying which step
 // makes it; under goes below the stack, beside below the cgroup.
-func liveBox(box LiveBox, under, beside string) string {
+// Beside a second box (boxNarrow) it is two columns: the namespaces, and
+// the cgroup over a stack of bands alone, drawn narrower so their text
+// stays as large; with the network map too (boxNamespaces), the
+// namespaces alone and a line for the stages not reached.
+func liveBox(box LiveBox, under, beside string, layout int) string {
 	var b strings.Builder
 	host := ""
 	if box.Hostname != "" {
@@ -222,25 +304,49 @@ func liveBox(box LiveBox, under, beside string) string {
 	}
 	fmt.Fprintf(&b, `<section class="box" data-box="%s"><h2>box %s%s <span class="stage">%s</span></h2><div class="panels">`,
 		esc(box.Name), esc(box.Name), host, esc(box.Stage))
+	nsSize := aloneNS
+	stack := func(s rootfs.StackSnapshot) string { return stackSVG(s, aloneStack) }
+	cgroup := func(c cgroups.Snapshot, before *cgroups.Snapshot) string { return cgroupSVG(c, before, aloneCgroup) }
+	if layout != boxWide {
+		nsSize, stack, cgroup = narrowNS, stackNarrowSVG, cgroupNarrowSVG
+	}
 	b.WriteString(`<div class="col ns">`)
 	if box.Namespaces != nil {
-		b.WriteString(NamespaceSVG(*box.Namespaces, box.Before, box.Processes))
+		b.WriteString(namespaceSVG(*box.Namespaces, box.Before, box.Processes, nsSize))
 	}
-	b.WriteString(`</div><div class="col stack">`)
-	if box.Stack != nil {
-		b.WriteString(StackSVG(*box.Stack))
-	} else {
-		b.WriteString(`<p class="todo">No root filesystem yet: <code>mount overlay base</code> stacks one.</p>`)
+	b.WriteString(`</div>`)
+	stackCol := func() {
+		if box.Stack != nil {
+			b.WriteString(stack(*box.Stack))
+		} else {
+			b.WriteString(`<p class="todo">No root filesystem yet: <code>mount overlay base</code> stacks one.</p>`)
+		}
+		b.WriteString(under)
 	}
-	b.WriteString(under)
-	b.WriteString(`</div><div class="col cg">`)
-	if box.Cgroup != nil {
-		b.WriteString(cgroupSVG(*box.Cgroup, box.CgroupBefore))
-	} else {
-		b.WriteString(`<p class="todo">No cgroup yet: <code>cgroup new</code> makes one.</p>`)
+	cgroupCol := func() {
+		if box.Cgroup != nil {
+			b.WriteString(cgroup(*box.Cgroup, box.CgroupBefore))
+		} else {
+			b.WriteString(`<p class="todo">No cgroup yet: <code>cgroup new</code> makes one.</p>`)
+		}
+		b.WriteString(beside)
 	}
-	b.WriteString(beside)
-	b.WriteString(`</div></div>`)
+	switch layout {
+	case boxNamespaces:
+		b.WriteString(`<p class="todo later">No root filesystem or cgroup yet.</p>`)
+	case boxNarrow:
+		b.WriteString(`<div class="col side">`)
+		cgroupCol()
+		stackCol()
+		b.WriteString(`</div>`)
+	default:
+		b.WriteString(`<div class="col stack">`)
+		stackCol()
+		b.WriteString(`</div><div class="col cg">`)
+		cgroupCol()
+		b.WriteString(`</div>`)
+	}
+	b.WriteString(`</div>`)
 	for _, e := range box.Errors {
 		fmt.Fprintf(&b, `<p class="error">%s</p>`, esc(e))
 	}
@@ -259,7 +365,7 @@ const (
 	stepShellShown = 20
 	stepCallsSpare = 8
 	stepShellSpare = 4
-	stepCallCols   = 46
+	stepCallCols   = 44
 )
 
 // moreLine is the "… N more" line after a list of n items of which

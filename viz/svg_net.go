@@ -23,9 +23,13 @@ const (
 // published ports, the NAT rules' counters, and the boxes that still
 // share the host's network namespace. Only stepbox's links are drawn,
 // never the host's own interfaces.
-func NetSVG(m network.Map) string {
-	var d svgDoc
-	d.text(0, 22, "title", fit(fmt.Sprintf("network · host net ns %d", m.Host.Ino), svgW, svgTitle))
+func NetSVG(m network.Map) string { return netSVG(m, wideSize) }
+
+// netSVG is NetSVG at size.
+func netSVG(m network.Map, size svgSize) string {
+	d := svgDoc{size: size}
+	w, small := d.w(), size.small
+	d.text(0, 22, "title", fit(fmt.Sprintf("network · host net ns %d", m.Host.Ino), w, svgTitle))
 	y := 34
 	wired := map[string]bool{}
 	for _, br := range m.Bridges {
@@ -33,9 +37,9 @@ func NetSVG(m network.Map) string {
 		if !ok {
 			continue
 		}
-		d.add(`<g class="link bridge" %s><rect x="1" y="%d" width="%d" height="%d" rx="6"/>`, linkData("host", link, ""), y, svgW-2, netBridgeH)
-		d.text(10, y+21, "name", fit(fmt.Sprintf("bridge %s  %s", br.Name, strings.Join(link.Addrs, " ")), svgW-20, svgText))
-		d.text(10, y+43, "value", fit(fmt.Sprintf("gateway · %s · rx %d tx %d packets", upWord(link), link.RxPackets, link.TxPackets), svgW-20, svgSmall))
+		d.add(`<g class="link bridge" %s><rect x="1" y="%d" width="%d" height="%d" rx="6"/>`, linkData("host", link, ""), y, w-2, netBridgeH)
+		d.text(10, y+21, "name", fit(fmt.Sprintf("bridge %s  %s", br.Name, strings.Join(link.Addrs, " ")), w-20, svgText))
+		d.text(10, y+43, "value", fit(fmt.Sprintf("gateway · %s · rx %d tx %d packets", upWord(link), link.RxPackets, link.TxPackets), w-20, small))
 		d.add(`</g>`)
 		y += netBridgeH
 		var ports []network.Link
@@ -45,7 +49,7 @@ func NetSVG(m network.Map) string {
 			}
 		}
 		if len(ports) == 0 {
-			d.text(netPortX, y+24, "dim", fit("no port yet: `net veth` plugs a box in", svgW-netPortX, svgSmall))
+			d.text(netPortX, y+24, "dim", fit("no port yet: `net veth` plugs a box in", w-netPortX, small))
 			y += 34
 			continue
 		}
@@ -61,31 +65,31 @@ func NetSVG(m network.Map) string {
 			// The port, the cable to the box, and the trunk to the bridge.
 			d.add(`<line class="trunk" x1="14" y1="%d" x2="14" y2="%d"/><line class="trunk" x1="14" y1="%d" x2="%d" y2="%d"/>`, top, cy+22, cy+22, netPortX, cy+22)
 			d.add(`<g class="link veth port" %s><rect x="%d" y="%d" width="%d" height="%d" rx="4"/>`, linkData("host", p, owner), netPortX, cy, netCardX-netPortX-26, 44)
-			d.text(netPortX+6, cy+18, "name", fit(p.Name, netCardX-netPortX-36, svgSmall))
-			d.text(netPortX+6, cy+37, "value", fit(fmt.Sprintf("rx %d tx %d", p.RxPackets, p.TxPackets), netCardX-netPortX-36, svgSmall))
+			d.text(netPortX+6, cy+18, "name", fit(p.Name, netCardX-netPortX-36, small))
+			d.text(netPortX+6, cy+37, "value", fit(fmt.Sprintf("rx %d tx %d", p.RxPackets, p.TxPackets), netCardX-netPortX-36, small))
 			d.add(`</g><line class="cable" x1="%d" y1="%d" x2="%d" y2="%d"/>`, netCardX-26, cy+22, netCardX, cy+22)
-			d.add(`<g class="netbox" data-box="%s"><rect x="%d" y="%d" width="%d" height="%d" rx="8"/>`, esc(owner), netCardX, cy-4, svgW-netCardX-1, h-10)
-			cw := svgW - netCardX - 20
+			d.add(`<g class="netbox" data-box="%s"><rect x="%d" y="%d" width="%d" height="%d" rx="8"/>`, esc(owner), netCardX, cy-4, w-netCardX-1, h-10)
+			cw := w - netCardX - 20
 			if owner == "" {
-				d.text(netCardX+10, cy+18, "dim", fit("a veth whose box is gone", cw, svgSmall))
+				d.text(netCardX+10, cy+18, "dim", fit("a veth whose box is gone", cw, small))
 				d.add(`</g>`)
 				y += h
 				continue
 			}
-			d.text(netCardX+10, cy+16, "name", fit(fmt.Sprintf("box %s · ns %d", owner, sp.Ino), cw, svgSmall))
+			d.text(netCardX+10, cy+16, "name", fit(fmt.Sprintf("box %s · ns %d", owner, sp.Ino), cw, small))
 			ly := cy + 16
 			if !found {
-				d.text(netCardX+10, ly+netLine, "dim", fit("its namespace could not be read", cw, svgSmall))
+				d.text(netCardX+10, ly+netLine, "dim", fit("its namespace could not be read", cw, small))
 			}
 			for _, l := range boxLinks(sp) {
 				d.add(`<g class="link %s" %s>`, esc(l.Kind), linkData(sp.Name, l, ""))
-				d.text(netCardX+10, ly+netLine, "", fit(l.Name+" "+strings.Join(l.Addrs, " "), cw, svgSmall))
-				d.text(netCardX+10, ly+2*netLine, "value", fit(fmt.Sprintf("%s · rx %d tx %d", upWord(l), l.RxPackets, l.TxPackets), cw, svgSmall))
+				d.text(netCardX+10, ly+netLine, "", fit(l.Name+" "+strings.Join(l.Addrs, " "), cw, small))
+				d.text(netCardX+10, ly+2*netLine, "value", fit(fmt.Sprintf("%s · rx %d tx %d", upWord(l), l.RxPackets, l.TxPackets), cw, small))
 				d.add(`</g>`)
 				ly += 2 * netLine
 			}
 			if found {
-				d.b.WriteString(routeText(netCardX+10, ly+netLine, cw, sp))
+				d.b.WriteString(routeText(netCardX+10, ly+netLine, cw, small, sp))
 			}
 			d.add(`</g>`)
 			y += h
@@ -97,11 +101,11 @@ func NetSVG(m network.Map) string {
 			continue
 		}
 		d.add(`<g class="netbox" data-box="%s">`, esc(sp.Name))
-		d.text(4, y+22, "name", fit(fmt.Sprintf("box %s · net ns %d · no veth yet", sp.Name, sp.Ino), svgW-8, svgSmall))
+		d.text(4, y+22, "name", fit(fmt.Sprintf("box %s · net ns %d · no veth yet", sp.Name, sp.Ino), w-8, small))
 		y += 26
 		for _, l := range boxLinks(sp) {
 			d.add(`<g class="link %s" %s>`, esc(l.Kind), linkData(sp.Name, l, ""))
-			d.text(16, y+18, "value", fit(fmt.Sprintf("%s %s · %s · rx %d tx %d", l.Name, strings.Join(l.Addrs, " "), upWord(l), l.RxPackets, l.TxPackets), svgW-20, svgSmall))
+			d.text(16, y+18, "value", fit(fmt.Sprintf("%s %s · %s · rx %d tx %d", l.Name, strings.Join(l.Addrs, " "), upWord(l), l.RxPackets, l.TxPackets), w-20, small))
 			d.add(`</g>`)
 			y += 22
 		}
@@ -111,28 +115,40 @@ func NetSVG(m network.Map) string {
 	for _, p := range m.Ports {
 		d.add(`<g class="published" data-host-port="%d" data-proto="%s" data-box="%s" data-addr="%s" data-box-port="%d">`,
 			p.Port.Host, esc(p.Port.Proto), esc(p.Box), esc(p.Addr), p.Port.Box)
-		d.text(4, y+22, "", fit(fmt.Sprintf("published host :%d/%s → box %s %s:%d", p.Port.Host, p.Port.Proto, p.Box, p.Addr, p.Port.Box), svgW-8, svgSmall))
+		d.text(4, y+22, "", fit(fmt.Sprintf("published host :%d/%s → box %s %s:%d", p.Port.Host, p.Port.Proto, p.Box, p.Addr, p.Port.Box), w-8, small))
 		d.add(`</g>`)
 		y += 26
 	}
 	for _, r := range m.Rules {
 		if bridge, ok := strings.CutPrefix(r.Comment, "stepbox nat "); ok {
 			d.add(`<g class="nat" data-bridge="%s" data-packets="%d">`, esc(bridge), r.Packets)
-			d.text(4, y+22, "value", fit(fmt.Sprintf("masquerade out of %s: %d packets", bridge, r.Packets), svgW-8, svgSmall))
+			d.text(4, y+22, "value", fit(fmt.Sprintf("%s: %d packets", natWhat(r, bridge), r.Packets), w-8, small))
 			d.add(`</g>`)
 			y += 26
 		}
 	}
 	if len(m.Shared) > 0 {
-		d.text(4, y+22, "dim", fit("in the host's network namespace: "+strings.Join(m.Shared, ", "), svgW-8, svgSmall))
+		d.text(4, y+22, "dim", fit("in the host's network namespace: "+strings.Join(m.Shared, ", "), w-8, small))
 		y += 26
 	}
 	if len(m.Gone) > 0 {
-		d.text(4, y+22, "events", fit("namespace gone: "+strings.Join(m.Gone, ", ")+" (rm it)", svgW-8, svgSmall))
+		d.text(4, y+22, "events", fit("namespace gone: "+strings.Join(m.Gone, ", ")+" (rm it)", w-8, small))
 		y += 26
 	}
 	d.h = y + 6
 	return d.finish("net", "network map")
+}
+
+// natWhat says what a NAT rule of bridge counts: the masquerade on the
+// way out, or the forwarding from the bridge and back to it.
+func natWhat(r network.Rule, bridge string) string {
+	switch {
+	case r.Chain != "forward":
+		return "masquerade out of " + bridge
+	case strings.Contains(r.Text, "iifname"):
+		return "forwarded from " + bridge
+	}
+	return "forwarded back to " + bridge
 }
 
 // linkData is a link's data attributes: the namespace it is in, its name,
@@ -173,12 +189,12 @@ func boxLinks(sp network.Space) []network.Link {
 }
 
 // routeText is a box's way out: its default route, or that it has none.
-func routeText(x, y, w int, sp network.Space) string {
+func routeText(x, y, w int, small float64, sp network.Space) string {
 	for _, r := range sp.Routes {
 		if r.Dst == "default" {
 			return fmt.Sprintf(`<text x="%d" y="%d" class="route" data-ns="%s" data-dst="default" data-gw="%s" data-dev="%s">%s</text>`,
-				x, y, esc(sp.Name), esc(r.Gw), esc(r.Dev), esc(fit("default via "+r.Gw, w, svgSmall)))
+				x, y, esc(sp.Name), esc(r.Gw), esc(r.Dev), esc(fit("default via "+r.Gw, w, small)))
 		}
 	}
-	return fmt.Sprintf(`<text x="%d" y="%d" class="route none dim" data-ns="%s">%s</text>`, x, y, esc(sp.Name), esc(fit("no default route", w, svgSmall)))
+	return fmt.Sprintf(`<text x="%d" y="%d" class="route none dim" data-ns="%s">%s</text>`, x, y, esc(sp.Name), esc(fit("no default route", w, small)))
 }

@@ -12,7 +12,6 @@ import (
 // Limits that keep the namespace drawing on a projector's screen.
 const (
 	nsProcsShown = 6 // commands drawn inside the innermost frame
-	nsFramePad   = 12
 	nsChipH      = 26
 )
 
@@ -36,6 +35,7 @@ type procChip struct {
 // nsFrame is one set of namespaces drawn around the processes in it.
 type nsFrame struct {
 	class, label string
+	short        string // the label where the whole one does not fit
 	chips        []nsChip
 	procs        []procChip
 	inner        *nsFrame
@@ -49,19 +49,25 @@ type nsFrame struct {
 // inode are one namespace, drawn once with both types); the ones the last step made (they differ from
 // before) are marked. procs is the box process's subtree, or nil.
 func NamespaceSVG(s primitives.NamespaceSnapshot, before *primitives.NamespaceSnapshot, procs *primitives.ProcessNode) string {
+	return namespaceSVG(s, before, procs, wideSize)
+}
+
+// namespaceSVG is NamespaceSVG at size.
+func namespaceSVG(s primitives.NamespaceSnapshot, before *primitives.NamespaceSnapshot, procs *primitives.ProcessNode, size svgSize) string {
 	prev := map[string]primitives.NamespaceRow{}
 	if before != nil && before.BoxPID == s.BoxPID {
 		for _, r := range before.Rows {
 			prev[r.Type] = r
 		}
 	}
-	host := &nsFrame{class: "host", label: fmt.Sprintf("host's namespaces · the session, PID %d", s.HostPID)}
+	host := &nsFrame{class: "host", label: fmt.Sprintf("host's namespaces · the session, PID %d", s.HostPID),
+		short: fmt.Sprintf("host · the session, PID %d", s.HostPID)}
 	box := &nsFrame{class: "boxns", label: fmt.Sprintf("box %s · namespaces of its own", s.Box)}
 	host.procs = []procChip{{label: "stepbox session", pid: s.HostPID, boxPID: s.HostPID, role: "session"}}
 	host.inner = box
 	var init *nsFrame
 	if s.InitPID != 0 {
-		init = &nsFrame{class: "initns", label: "PID 1 · the box's *_for_children"}
+		init = &nsFrame{class: "initns", label: "PID 1 · the box's *_for_children", short: "PID 1 · *_for_children"}
 		box.inner = init
 	}
 	// Each type goes in the frame of the innermost process in it; a
@@ -120,14 +126,19 @@ func NamespaceSVG(s primitives.NamespaceSnapshot, before *primitives.NamespaceSn
 	}
 	if len(box.chips) == 0 {
 		box.label = fmt.Sprintf("box %s · shares the host's namespaces", s.Box)
+		box.short = fmt.Sprintf("box %s · none of its own", s.Box)
 		box.class += " none"
 	}
 	box.procs = boxProcs(s, procs, init)
-	var d svgDoc
-	d.text(0, 22, "title", fit("namespaces around processes", svgW, svgTitle))
-	body, h := host.draw(svgW)
-	d.add(`<g transform="translate(0,34)">%s</g>`, body)
-	d.h = 34 + h + 2
+	d := svgDoc{size: size}
+	top := 0
+	if !size.untitled {
+		d.text(0, 22, "title", fit("namespaces around processes", size.w, svgTitle))
+		top = 34
+	}
+	body, h := host.draw(size.w, size)
+	d.add(`<g transform="translate(0,%d)">%s</g>`, top, body)
+	d.h = top + h + 2
 	if strings.Contains(body, "ns changed") {
 		d.text(4, d.h+18, "dim", "★ made by the last step")
 		d.h += 26
@@ -171,13 +182,19 @@ func boxProcs(s primitives.NamespaceSnapshot, root *primitives.ProcessNode, init
 	return out
 }
 
-// draw lays frame f out in width w: its label, its namespace chips two
+// draw lays frame f out in width w, at size (its padding and secondary
+// text): its label, its namespace chips two
 // to a row, its processes one to a row, then the frame inside it.
-func (f *nsFrame) draw(w int) (string, int) {
+func (f *nsFrame) draw(w int, size svgSize) (string, int) {
 	var b strings.Builder
-	y := 24
-	fmt.Fprintf(&b, `<text x="%d" y="%d" class="label">%s</text>`, nsFramePad, y, esc(fit(f.label, w-2*nsFramePad, svgSmall)))
-	y += 10
+	nsFramePad, small, gap := size.pad, size.small, size.gap
+	y := 24 - (6 - gap)
+	label := f.label
+	if f.short != "" && fit(label, w-2*nsFramePad, small) != label {
+		label = f.short
+	}
+	fmt.Fprintf(&b, `<text x="%d" y="%d" class="label">%s</text>`, nsFramePad, y, esc(fit(label, w-2*nsFramePad, small)))
+	y += 4 + gap
 	chipW := (w - 2*nsFramePad - 8) / 2
 	// A chip whose label and inode overflow half a row takes a whole one;
 	// those go after the others, which pair up two to a row.
@@ -194,7 +211,7 @@ func (f *nsFrame) draw(w int) (string, int) {
 			cw = w - 2*nsFramePad
 		}
 		if i > 0 && (col == 2 || cw > chipW) {
-			y += nsChipH + 6
+			y += nsChipH + gap
 			col = 0
 		}
 		x := nsFramePad + col*(chipW+8)
@@ -207,11 +224,17 @@ func (f *nsFrame) draw(w int) (string, int) {
 		if c.changed {
 			class, mark = "ns changed", " ★"
 		}
-		fmt.Fprintf(&b, `<g class="%s" data-type="%s" data-types="%s" data-inode="%d" data-owner="%s"><rect x="%d" y="%d" width="%d" height="%d" rx="5"/><text x="%d" y="%d"><tspan class="nstype">%s</tspan> %d%s</text></g>`,
-			class, c.types[0], strings.Join(c.types, " "), c.inode, strings.Fields(f.class)[0], x, y, cw, nsChipH, x+8, y+19, label, c.inode, mark)
+		// A chip's text a little too long for it is drawn narrower, not
+		// smaller: its glyphs keep their height.
+		squeeze := ""
+		if tw := float64(len([]rune(label))+11+len([]rune(mark))) * 16 * svgCharEm; tw > float64(cw-12) {
+			squeeze = fmt.Sprintf(` textLength="%d" lengthAdjust="spacingAndGlyphs"`, cw-12)
+		}
+		fmt.Fprintf(&b, `<g class="%s" data-type="%s" data-types="%s" data-inode="%d" data-owner="%s"><rect x="%d" y="%d" width="%d" height="%d" rx="5"/><text x="%d" y="%d"%s><tspan class="nstype">%s</tspan> %d%s</text></g>`,
+			class, c.types[0], strings.Join(c.types, " "), c.inode, strings.Fields(f.class)[0], x, y, cw, nsChipH, x+8, y+19, squeeze, label, c.inode, mark)
 	}
 	if len(f.chips) > 0 {
-		y += nsChipH + 8
+		y += nsChipH + gap + 2
 	}
 	shown := f.procs
 	if len(shown) > nsProcsShown {
@@ -223,21 +246,21 @@ func (f *nsFrame) draw(w int) (string, int) {
 		if p.boxPID != p.pid {
 			pids = fmt.Sprintf("%d → %d", p.pid, p.boxPID)
 		}
-		label := fit(p.label, w-x-nsFramePad-int(float64(len(pids)+3)*svgSmall*svgCharEm)-10, svgSmall)
+		label := fit(p.label, w-x-nsFramePad-int(float64(len(pids)+3)*small*svgCharEm)-10, small)
 		fmt.Fprintf(&b, `<g class="proc %s" data-pid="%d" data-boxpid="%d"><rect x="%d" y="%d" width="%d" height="%d" rx="13"/><text x="%d" y="%d">%s</text><text x="%d" y="%d" class="pid">%s</text></g>`,
 			p.role, p.pid, p.boxPID, x, y, w-x-nsFramePad, nsChipH, x+10, y+19, esc(label), w-nsFramePad-10, y+19, pids)
-		y += nsChipH + 6
+		y += nsChipH + gap
 	}
 	if more := len(f.procs) - len(shown); more > 0 {
 		fmt.Fprintf(&b, `<text x="%d" y="%d" class="dim">… %d more processes (ps lists them)</text>`, nsFramePad, y+16, more)
 		y += nsChipH
 	}
 	if f.inner != nil {
-		body, h := f.inner.draw(w - 2*nsFramePad)
+		body, h := f.inner.draw(w-2*nsFramePad, size)
 		fmt.Fprintf(&b, `<g transform="translate(%d,%d)">%s</g>`, nsFramePad, y, body)
-		y += h + 6
+		y += h + gap
 	}
-	y += 6
+	y += gap
 	frame := fmt.Sprintf(`<rect class="frame %s" x="1" y="1" width="%d" height="%d" rx="10"/>`, f.class, w-2, y-2)
 	return frame + b.String(), y
 }

@@ -18,11 +18,10 @@ type stackBand struct {
 	files                    int
 }
 
-// StackSVG draws the layer stack as stacked bands, the way overlayfs
-// looks them up: the merged view on top, the box's upper dir, then each
-// read-only layer down to the base, with its file count; then the upper
-// dir's created (+), copied-up (~) and deleted (-) paths.
-func StackSVG(snap rootfs.StackSnapshot) string {
+// stackBands are the stack's bands from the top: the merged view, the
+// upper dir with its changes counted, then the lowers (the middle of a
+// tall stack left out). A narrow stack counts a layer's files alone.
+func stackBands(snap rootfs.StackSnapshot, narrow bool) []stackBand {
 	created, copied, deleted := 0, 0, 0
 	for _, c := range snap.Changes {
 		switch c.Kind {
@@ -51,37 +50,66 @@ func StackSVG(snap rootfs.StackSnapshot) string {
 		}
 		l := lowers[i]
 		note := quantity(l.Files, "file")
-		if l.Whiteouts > 0 {
+		if l.Whiteouts > 0 && !narrow {
 			note += " · " + quantity(l.Whiteouts, "whiteout")
 		}
 		bands = append(bands, stackBand{class: "lower", layer: l.Name, name: l.Name + " · ro", note: note, files: l.Files})
 	}
+	return bands
+}
 
-	var d svgDoc
-	d.text(0, 22, "title", fit(fmt.Sprintf("layer stack · %s + upper", quantity(len(lowers), "layer")), svgW, svgTitle))
-	y := 34
+// drawBands draws bands from y, each bandH high with its text at size,
+// across the drawing's width, and returns where they end.
+// Each band is inset by step more than the one below it, pad is the
+// room between a band's edge and its text.
+func drawBands(d *svgDoc, bands []stackBand, y, bandH int, size float64, step, pad int) int {
+	base := int(float64(bandH)/2 + size*0.35)
 	for i, b := range bands {
 		// Each band is a little narrower than the one below it: a stack.
-		inset := 2 * (len(bands) - 1 - i)
+		inset := step * (len(bands) - 1 - i)
 		if b.class == "merged" {
 			inset = 0
 		}
-		w := svgW - 2 - 2*inset
+		w := d.w() - 2 - 2*inset
 		noteW := 0
 		if b.note != "" {
-			noteW = int(float64(len(b.note))*svgText*svgCharEm) + 12
+			noteW = int(float64(len([]rune(b.note)))*size*svgCharEm) + pad
 		}
 		d.add(`<g class="layer %s" data-layer="%s" data-files="%d"><rect x="%d" y="%d" width="%d" height="%d" rx="6"/><text x="%d" y="%d">%s</text>`,
-			b.class, esc(b.layer), b.files, 1+inset, y, w, svgBandH, 12+inset, y+23, esc(fit(b.name, w-noteW-20, svgText)))
+			b.class, esc(b.layer), b.files, 1+inset, y, w, bandH, 1+pad+inset, y+base, esc(fit(b.name, w-noteW-2*pad, size)))
 		if b.note != "" {
-			d.add(`<text x="%d" y="%d" class="note" text-anchor="end">%s</text>`, svgW-12-inset, y+23, esc(b.note))
+			d.add(`<text x="%d" y="%d" class="note" text-anchor="end">%s</text>`, d.w()-1-pad-inset, y+base, esc(b.note))
 		}
 		d.add(`</g>`)
-		y += svgBandH + 4
+		y += bandH + 4
 	}
+	return y
+}
+
+// stackNarrowSVG is the stack beside a second box: its bands alone,
+// with the upper dir's changes counted on its band (stack lists them).
+func stackNarrowSVG(snap rootfs.StackSnapshot) string {
+	d := svgDoc{size: narrowSide}
+	d.text(0, 22, "title", fit("layer stack", d.w(), svgTitle))
+	d.h = drawBands(&d, stackBands(snap, true), 34, svgBandH-6, svgSmallNarrow, 1, 6) + 2
+	return d.finish("stack", "layer stack")
+}
+
+// StackSVG draws the layer stack as stacked bands, the way overlayfs
+// looks them up: the merged view on top, the box's upper dir, then each
+// read-only layer down to the base, with its file count; then the upper
+// dir's created (+), copied-up (~) and deleted (-) paths.
+func StackSVG(snap rootfs.StackSnapshot) string { return stackSVG(snap, wideSize) }
+
+// stackSVG is StackSVG at size.
+func stackSVG(snap rootfs.StackSnapshot, size svgSize) string {
+	d := svgDoc{size: size}
+	w, small := d.w(), size.small
+	d.text(0, 22, "title", fit(fmt.Sprintf("layer stack · %s + upper", quantity(len(snap.Lowers), "layer")), w, svgTitle))
+	y := drawBands(&d, stackBands(snap, false), 34, svgBandH, svgText, 2, 11)
 	y += 14
 	if len(snap.Changes) == 0 {
-		d.text(0, y+4, "dim", fit("upper dir empty: the layers as they are", svgW, svgSmall))
+		d.text(0, y+4, "dim", fit("upper dir empty: the layers as they are", w, small))
 		d.h = y + 14
 		return d.finish("stack", "layer stack")
 	}
@@ -95,9 +123,9 @@ func StackSVG(snap rootfs.StackSnapshot) string {
 		}
 		class := map[rootfs.ChangeKind]string{rootfs.Created: "added", rootfs.CopiedUp: "copied", rootfs.Whiteout: "deleted"}[c.Kind]
 		why := changeWhy(c)
-		whyW := int(float64(len(why))*svgSmall*svgCharEm) + 8
+		whyW := int(float64(len(why))*small*svgCharEm) + 8
 		d.add(`<g class="change %s" data-kind="%s" data-path="%s"><text x="4" y="%d" class="kind">%s</text><text x="26" y="%d">%s</text><text x="%d" y="%d" class="why" text-anchor="end">%s</text></g>`,
-			class, c.Kind, esc(c.Path), y+20, c.Kind, y+20, esc(fitMiddle(changePath(c), svgW-30-whyW, svgText)), svgW-2, y+20, esc(why))
+			class, c.Kind, esc(c.Path), y+20, c.Kind, y+20, esc(fitMiddle(changePath(c), w-30-whyW, svgText)), w-2, y+20, esc(why))
 		y += svgRow - 4
 	}
 	d.h = y + 10

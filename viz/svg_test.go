@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"stepbox/primitives"
+	"stepbox/primitives/network"
 	"stepbox/primitives/rootfs"
 )
 
@@ -61,6 +62,12 @@ var drawings = map[string]func() string{
 	"svg_net":        func() string { return NetSVG(webNet()) },
 	"live_page_net":  func() string { return LivePage(liveNetState(1)) },
 	"live_page_net2": func() string { return LivePage(liveNetState(2)) },
+	// Lesson 7's two web servers: no stack, no cgroup, the map beside.
+	"live_page_net2_map": func() string {
+		s := liveNetState(2)
+		s.Boxes[0].Stack, s.Boxes[0].Cgroup = nil, nil
+		return LivePage(s)
+	},
 }
 
 // liveNetState is the page after lesson 7's two web servers, with n of
@@ -234,5 +241,21 @@ func TestNetSVGWiresEachVethToItsBox(t *testing.T) {
 	}
 	if page := LivePage(liveState()); strings.Contains(page, `id="net"`) {
 		t.Error("a session with no network step draws a network map")
+	}
+}
+
+// TestNetSVGSaysWhatEachNATRuleCounts: a bridge's NAT rules are the
+// masquerade out and the forwarding both ways, each named for what it
+// counts, never three lines that read the same.
+func TestNetSVGSaysWhatEachNATRuleCounts(t *testing.T) {
+	m := webNet()
+	m.Rules = append(m.Rules,
+		network.Rule{Chain: "forward", Packets: 5, Text: `iifname "stepbox0" counter packets 5 bytes 300 accept`, Comment: "stepbox nat stepbox0"},
+		network.Rule{Chain: "forward", Packets: 4, Text: `oifname "stepbox0" ct state established,related counter packets 4 bytes 240 accept`, Comment: "stepbox nat stepbox0"})
+	svg := NetSVG(m)
+	for _, want := range []string{"masquerade out of stepbox0: 0 packets", "forwarded from stepbox0: 5 packets", "forwarded back to stepbox0: 4 packets"} {
+		if !strings.Contains(svg, want) {
+			t.Errorf("the network map has no %q:\n%s", want, svg)
+		}
 	}
 }

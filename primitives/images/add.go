@@ -122,6 +122,14 @@ func (s *Store) add(img v1.Image, imName, source string, progress Progress) (im 
 	if err := s.writeRecord(im); err != nil {
 		return Image{}, fmt.Errorf("record image %s: %w", imName, err)
 	}
+	if im.Replaced != nil {
+		// Not err: the deferred cleanup would remove the new layers.
+		var cerr error
+		im.Collected, im.Kept, cerr = s.collect()
+		if cerr != nil {
+			im.CollectErr = fmt.Errorf("collecting the layers of the image %s named before: %w", imName, cerr)
+		}
+	}
 	return im, nil
 }
 

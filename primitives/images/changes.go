@@ -10,7 +10,7 @@ import (
 // LayerChanges is what one image layer does to the layers below it.
 type LayerChanges struct {
 	Layer    Layer
-	Added    []string
+	Added    []string // a directory ends in "/"
 	Modified []string
 	Removed  []string // whiteouts, and "DIR/*" for an opaque directory
 }
@@ -44,6 +44,8 @@ func (s *Store) Changes(im Image) ([]LayerChanges, error) {
 				if e.Kind != layers.Dir && e.Kind != layers.OpaqueDir {
 					c.Modified = append(c.Modified, e.Path)
 				}
+			} else if e.Kind == layers.Dir || e.Kind == layers.OpaqueDir {
+				c.Added = append(c.Added, e.Path+"/")
 			} else {
 				c.Added = append(c.Added, e.Path)
 			}

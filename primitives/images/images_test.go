@@ -14,6 +14,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -708,5 +709,62 @@ func TestLoadUnderATakenNameReportsTheImageItReplaced(t *testing.T) {
 	}
 	if b[0].Replaced == nil || b[0].Replaced.Digest != a[0].Digest || b[0].Digest == a[0].Digest {
 		t.Errorf("second load under the same name: replaced %+v, want %s", b[0].Replaced, a[0].Digest)
+	}
+}
+
+// A name loaded again with other layers moves to the new image; the old
+// image's layers, which no image names any more, are removed, unless a
+// box stands on them: those go at the next load, pull or rm once free.
+func TestLoadUnderATakenNameCollectsTheOldImagesLayers(t *testing.T) {
+	needRoot(t)
+	dir := t.TempDir()
+	tag, _ := name.NewTag("example.com/saved/app:v2")
+	first := filepath.Join(dir, "a.tar")
+	old := testImage(t)
+	if err := tarball.WriteToFile(first, tag, old); err != nil {
+		t.Fatal(err)
+	}
+	lone := layerTar(t, entry{name: "only", typ: byte(tar.TypeReg), body: "only here\n"})
+	other, err := mutate.AppendLayers(empty.Image, tarLayer(t, lone))
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := filepath.Join(dir, "b.tar")
+	if err := tarball.WriteToFile(second, tag, other); err != nil {
+		t.Fatal(err)
+	}
+	s := openStore(t)
+	a, err := s.Load(first, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A box stands on the first image's bottom layer.
+	standing := a[0].Layers[0].Name
+	if err := s.Layers.Lock(standing, "web"); err != nil {
+		t.Fatal(err)
+	}
+	b, err := s.Load(second, "", nil)
+	if err != nil || b[0].CollectErr != nil {
+		t.Fatalf("second load: %v %v", err, b[0].CollectErr)
+	}
+	var want []string
+	for _, l := range a[0].Layers[1:] {
+		want = append(want, l.Name)
+	}
+	if !slices.Equal(b[0].Collected, want) || !slices.Equal(b[0].Kept, []string{standing}) {
+		t.Errorf("collected %v and kept %v; want %v collected and %s kept (a box stands on it)", b[0].Collected, b[0].Kept, want, standing)
+	}
+	for _, n := range want {
+		if _, err := os.Stat(s.Layers.Root(n)); !os.IsNotExist(err) {
+			t.Errorf("layer %s of the replaced image is still on disk: %v", n, err)
+		}
+	}
+	if _, err := os.Stat(s.Layers.Root(standing)); err != nil {
+		t.Errorf("layer %s, which a box stands on, was removed: %v", standing, err)
+	}
+	// Every blob left in the layout belongs to the image the name has now.
+	blobs, _ := os.ReadDir(filepath.Join(s.layoutDir(), "blobs", "sha256"))
+	if len(blobs) != 3 { // manifest, config, one layer
+		t.Errorf("the layout keeps %d blobs, want the new image's 3", len(blobs))
 	}
 }

@@ -46,6 +46,11 @@ type Image struct {
 	// Replaced is the image this name named before the pull or load
 	// that returned this one, if another; not recorded.
 	Replaced *Image `json:"-"`
+	// Collected are the replaced image's layers that no image used any
+	// more and were removed; Kept, those a box still stands on, removed
+	// by a later `image load`, `image pull` or `image rm` once free.
+	Collected, Kept []string `json:"-"`
+	CollectErr      error    `json:"-"`
 }
 
 // Config is the part of the image's config that decides how its
@@ -300,7 +305,55 @@ func (s *Store) Remove(n string) (Image, []string, error) {
 		}
 		removed = append(removed, l)
 	}
-	return im, removed, errors.Join(errs...)
+	// Layers of images this name or another named before, kept then
+	// because a box stood on them, go once free.
+	more, _, err := s.collect()
+	errs = append(errs, err)
+	return im, append(removed, more...), errors.Join(errs...)
+}
+
+// collect removes the image layers no image record names any more (a
+// name that moved to another image leaves its old layers so), and the
+// blobs no index entry reaches. A layer a box may still stand on is kept
+// and returned in kept.
+func (s *Store) collect() (removed, kept []string, err error) {
+	all, err := s.List()
+	if err != nil {
+		return nil, nil, err
+	}
+	named := map[string]bool{}
+	for _, im := range all {
+		for _, l := range im.Layers {
+			named[l.Name] = true
+		}
+	}
+	ls, err := s.Layers.List()
+	if err != nil {
+		return nil, nil, err
+	}
+	var errs []error
+	for _, l := range ls {
+		if l.Image == "" || named[l.Name] {
+			continue
+		}
+		if err := s.Layers.ImageLayerFree(l.Name); err != nil {
+			if errors.Is(err, layers.ErrInUse) {
+				kept = append(kept, l.Name)
+			} else if !errors.Is(err, layers.ErrNoLayer) {
+				errs = append(errs, err)
+			}
+			continue
+		}
+		if err := s.Layers.RemoveImageLayer(l.Name); err != nil && !errors.Is(err, layers.ErrNoLayer) {
+			errs = append(errs, err)
+			continue
+		}
+		removed = append(removed, l.Name)
+	}
+	if err := s.removeUnreferenced(); err != nil {
+		errs = append(errs, fmt.Errorf("remove unused blobs of %s: %w", s.layoutDir(), err))
+	}
+	return removed, kept, errors.Join(errs...)
 }
 
 // removeUnreferenced deletes the blobs GarbageCollect found unused.

@@ -133,6 +133,14 @@ func AddBridge(op *Op, host NS, name string, subnet *net.IPNet) error {
 	} else if used != "" {
 		return fmt.Errorf("net bridge %s %s: the subnet overlaps the host side's %s; pick another subnet", name, subnet, used)
 	}
+	// Recorded first, so undone last: once the bridge is gone, no new
+	// connection of its subnet can start.
+	// Only a private subnet: a ledger may not name the host's own network.
+	if validFlowSubnet(subnet.String()) == nil {
+		if err := op.record(Undo{What: UndoConntrack, NS: host, Name: subnet.String()}); err != nil {
+			return err
+		}
+	}
 	if err := op.record(Undo{What: UndoLink, NS: host, Name: name}); err != nil {
 		return err
 	}

@@ -149,6 +149,10 @@ func Decode(exprs []expr.Any) string {
 	for _, e := range exprs {
 		switch e := e.(type) {
 		case *expr.Meta:
+			if e.SourceRegister && e.Key == expr.MetaKeyNFTRACE && e.Register < 3 && len(imm[e.Register]) == 1 {
+				words = append(words, fmt.Sprintf("meta nftrace set %d", imm[e.Register][0]))
+				continue
+			}
 			lhs = map[expr.MetaKey]string{expr.MetaKeyIIFNAME: "iifname", expr.MetaKeyOIFNAME: "oifname", expr.MetaKeyL4PROTO: "meta l4proto"}[e.Key]
 			mask = nil
 		case *expr.Payload:

@@ -21,6 +21,12 @@ type Trace struct {
 	Rules  []RuleDelta
 	Neigh  []string
 	Flows  []string
+	// nftables trace: the packets the trace chains marked and the chains
+	// and rules each met, or why there are none; the nft commands that
+	// added and removed the trace chains.
+	Packets  []TracedPacket
+	NftNotes []string
+	NftShell []string
 }
 
 // Hop is one interface that counted packets while the command ran.
@@ -103,14 +109,9 @@ func neighState(s int) string {
 // involve any of addrs (IPCTNL_MSG_CT_GET, as `conntrack -L`), each with
 // the NAT the reply direction shows.
 func Flows(ns NS, addrs ...net.IP) ([]string, error) {
-	var h *netlink.Handle
-	err := ns.in(func() error {
-		var err error
-		h, err = netlink.NewHandle(unix.NETLINK_NETFILTER)
-		return err
-	})
+	h, err := conntrackHandle(ns)
 	if err != nil {
-		return nil, fmt.Errorf("socket(AF_NETLINK, NETLINK_NETFILTER): %w", err)
+		return nil, err
 	}
 	defer h.Close()
 	flows, err := h.ConntrackTableList(netlink.ConntrackTable, netlink.FAMILY_V4)

@@ -3,6 +3,7 @@ package network
 import (
 	"errors"
 	"fmt"
+	"net"
 	"regexp"
 
 	"github.com/google/nftables"
@@ -14,19 +15,21 @@ import (
 // the session's ledger before the resource is made, and carried out by
 // teardown and by the sweep after a crash.
 type Undo struct {
-	What  string `json:"what"` // "link", "table", "rules", "sysctl"
+	What  string `json:"what"` // "link", "table", "chain", "rules", "sysctl", "conntrack"
 	NS    NS     `json:"ns"`
-	Name  string `json:"name"`            // link, table or sysctl name
-	Tag   string `json:"tag,omitempty"`   // rules: the comment that marks them
+	Name  string `json:"name"`            // link, table or sysctl name; conntrack: the subnet
+	Tag   string `json:"tag,omitempty"`   // rules: the comment that marks them; chain: its name
 	Value string `json:"value,omitempty"` // sysctl: the value to restore
 }
 
 // Undo kinds.
 const (
-	UndoLink   = "link"
-	UndoTable  = "table"
-	UndoRules  = "rules"
-	UndoSysctl = "sysctl"
+	UndoLink      = "link"
+	UndoTable     = "table"
+	UndoChain     = "chain"
+	UndoRules     = "rules"
+	UndoSysctl    = "sysctl"
+	UndoConntrack = "conntrack"
 )
 
 // LinkAlias marks the links stepbox makes (IFLA_IFALIAS): teardown and
@@ -43,10 +46,15 @@ func (u Undo) valid() error {
 	switch u.What {
 	case UndoLink:
 		return ValidLinkName(u.Name)
-	case UndoTable, UndoRules:
+	case UndoTable, UndoRules, UndoChain:
 		if u.Name != Table {
 			return fmt.Errorf("nft table %q is not stepbox's (%s)", u.Name, Table)
 		}
+		if u.What == UndoChain && !isTraceChain(u.Tag) {
+			return fmt.Errorf("nft chain %q of table %s is none that a trace adds", u.Tag, Table)
+		}
+	case UndoConntrack:
+		return validFlowSubnet(u.Name)
 	case UndoSysctl:
 		if !sysctlRule.MatchString(u.Name) || (u.Value != "0" && u.Value != "1") {
 			return fmt.Errorf("sysctl %s=%q is none that stepbox changes", u.Name, u.Value)
@@ -105,8 +113,13 @@ func (u Undo) do() error {
 			return fmt.Errorf("NFT_MSG_DELTABLE ip %s (nft delete table ip %s): %w", u.Name, u.Name, err)
 		}
 		return nil
+	case UndoChain:
+		return delChains(u.NS, u.Tag)
 	case UndoRules:
 		return delTagged(u.NS, u.Name, u.Tag)
+	case UndoConntrack:
+		_, subnet, _ := net.ParseCIDR(u.Name)
+		return DeleteFlows(u.NS, subnet)
 	case UndoSysctl:
 		if err := u.NS.SetSysctl(u.Name, u.Value); err != nil && !isNoEnt(err) {
 			return fmt.Errorf("restore sysctl %s=%s: %w", u.Name, u.Value, err)

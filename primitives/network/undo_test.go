@@ -21,6 +21,12 @@ func TestALedgerLineNamesOnlyWhatStepboxMakes(t *testing.T) {
 		{What: UndoSysctl, Name: "net.ipv4.ip_forward", Value: "2"},
 		{What: UndoSysctl, Name: "net.ipv4.conf.../../x.route_localnet", Value: "1"},
 		{What: UndoLink, Name: "a/b"},
+		{What: UndoChain, Name: Table, Tag: "forward"},
+		{What: UndoChain, Name: "filter", Tag: "trace_from_box"},
+		{What: UndoConntrack, Name: "0.0.0.0/0"},
+		{What: UndoConntrack, Name: "192.0.2.0/24"},
+		{What: UndoConntrack, Name: "10.0.0.0/8"},
+		{What: UndoConntrack, Name: "172.20.0.1/32"},
 	} {
 		if err := u.Do(); err == nil || !strings.Contains(err.Error(), "refusing") {
 			t.Errorf("%+v: %v, want a refusal", u, err)
@@ -30,6 +36,9 @@ func TestALedgerLineNamesOnlyWhatStepboxMakes(t *testing.T) {
 		{What: UndoSysctl, Name: "net.ipv4.ip_forward", Value: "0"},
 		{What: UndoSysctl, Name: "net.ipv4.conf.stepbox0.route_localnet", Value: "1"},
 		{What: UndoTable, Name: Table},
+		{What: UndoChain, Name: Table, Tag: "trace_output"},
+		{What: UndoConntrack, Name: "172.20.0.0/24"},
+		{What: UndoConntrack, Name: "10.99.0.0/16"},
 	} {
 		if err := u.valid(); err != nil {
 			t.Errorf("%+v: %v", u, err)
