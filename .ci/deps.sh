@@ -11,6 +11,8 @@ if [ "${1:-}" != cc ]; then
   command -v lsns >/dev/null || need+=(util-linux)
   command -v tmux >/dev/null || need+=(tmux)
   command -v setpriv >/dev/null || need+=(util-linux)
+  # caps' tests cross-check stepbox's capability names with libcap's.
+  command -v capsh >/dev/null || need+=(libcap2-bin)
   command -v ip >/dev/null || need+=(iproute2)
   command -v nft >/dev/null || need+=(nftables)
   command -v conntrack >/dev/null || need+=(conntrack)

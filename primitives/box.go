@@ -31,12 +31,14 @@ type Box struct {
 	ledger  *Ledger
 	proc    *os.Process
 
-	mu      sync.Mutex
-	pid     int       // host PID of the box process
-	initPID int       // host PID of PID 1, once `unshare pid` made one
-	box     *executor // the box process
-	init    *executor // its PID 1, after `unshare pid`
-	oomNote string    // why the box's init is not shielded from the OOM killer
+	mu        sync.Mutex
+	pid       int    // host PID of the box process
+	initPID   int    // host PID of PID 1, once `unshare pid` made one
+	start     uint64 // start times of the box process and PID 1 (verify.go)
+	initStart uint64
+	box       *executor // the box process
+	init      *executor // its PID 1, after `unshare pid`
+	oomNote   string    // why the box's init is not shielded from the OOM killer
 	// The oom_score_adj the box's commands get: 0, or 1000 where the init
 	// could not be shielded (see shieldFromOOM).
 	commandOOM string
@@ -46,6 +48,7 @@ type Box struct {
 	cgroup     *cgroups.Group
 	fs         BoxFS
 	process    ProcessDefaults // from the image the overlay stacks (box_image.go)
+	security   Security        // what its next commands get (security.go)
 
 	net boxNet // its veth, address, route, published ports (net.go)
 }
@@ -131,7 +134,7 @@ func (b *Box) spawn(st *step.Step) error {
 	if !b.User {
 		st.Shell = append(st.Shell, newBoxShell)
 	}
-	if b.User {
+	if b.User && !userNSAfterExec() {
 		uid, gid := os.Getuid(), os.Getgid()
 		attr.Cloneflags = unix.CLONE_NEWUSER
 		attr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: uid, Size: 1}}
@@ -140,17 +143,21 @@ func (b *Box) spawn(st *step.Step) error {
 		// (user_namespaces(7), "Interaction with system calls changing process GIDs").
 		attr.GidMappingsEnableSetgroups = false
 		flags = "CLONE_NEWUSER|SIGCHLD"
-		b.unshared["user"] = true
-		st.Shell = append(st.Shell, "unshare --user --map-root-user sh")
-		st.Man = append(st.Man, "user_namespaces(7)")
-		st.Notes = append(st.Notes, fmt.Sprintf("uid 0 in the box is uid %d on the host (uid_map \"0 %d 1\"), gid 0 is gid %d", uid, uid, gid))
 	}
 	// go-prompt opens /dev/tty without O_CLOEXEC: no descriptor of the
 	// session's may reach a box (close_range(2), CLOSE_RANGE_CLOEXEC).
 	unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
 	// The executor (executor.c) takes over in a constructor, before the Go
 	// runtime starts: the box process has one thread and writes nothing.
-	p, err := os.StartProcess(selfExe, []string{"stepbox", entryBox, b.Name}, &os.ProcAttr{
+	// It runs from a sealed copy of stepbox (selfexe.go), so the box's
+	// /proc/<PID>/exe never leads to the host's binary.
+	exe, err := SelfExePath()
+	if err != nil {
+		mine.Close()
+		theirs.Close()
+		return fmt.Errorf("new %s: %w", b.Name, err)
+	}
+	p, err := os.StartProcess(exe, []string{"stepbox", entryBox, b.Name}, &os.ProcAttr{
 		Env:   b.env(nil),
 		Files: []*os.File{nil, nil, nil, theirs},
 		Sys:   attr,
@@ -164,10 +171,11 @@ func (b *Box) spawn(st *step.Step) error {
 		return &step.SyscallError{Call: "clone(flags=" + flags + ")", Err: err}
 	}
 	st.Calls[len(st.Calls)-1].Result = fmt.Sprint(p.Pid)
-	st.Calls = append(st.Calls, step.Call{Syscall: fmt.Sprintf("execve(\"/proc/self/exe\", [\"stepbox\", %q, %q], …)", entryBox, b.Name), Result: "0"})
+	st.Calls = append(st.Calls, step.Call{Syscall: boxExecve(b.Name), Result: "0"})
 	b.proc = p
 	b.pid = p.Pid
 	start, _ := startTime(p.Pid)
+	b.start = start
 	if err := b.ledger.Add(Resource{Kind: ResProcess, PID: p.Pid, Start: start, Note: "box process"}); err != nil {
 		p.Kill()
 		mine.Close()
@@ -181,6 +189,20 @@ func (b *Box) spawn(st *step.Step) error {
 	if _, err := b.box.hello(); err != nil {
 		return fmt.Errorf("new %s: the box process did not answer: %w", b.Name, err)
 	}
+	if b.User {
+		if userNSAfterExec() {
+			for _, c := range userBoxCalls(b.box, b.box.Proc()) {
+				if err := st.Do(c.call, c.do); err != nil {
+					return fmt.Errorf("new %s --user: %w", b.Name, err)
+				}
+			}
+		}
+		uid, gid := os.Getuid(), os.Getgid()
+		b.unshared["user"] = true
+		st.Shell = append(st.Shell, "unshare --user --map-root-user sh")
+		st.Man = append(st.Man, "user_namespaces(7)")
+		st.Notes = append(st.Notes, fmt.Sprintf("uid 0 in the box is uid %d on the host (uid_map \"0 %d 1\"), gid 0 is gid %d", uid, uid, gid))
+	}
 	// Orphans of the box's commands re-parent to the box process rather
 	// than the host's init, so teardown finds them (PR_SET_CHILD_SUBREAPER).
 	if err := b.box.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1); err != nil {
@@ -189,6 +211,15 @@ func (b *Box) spawn(st *step.Step) error {
 	b.shieldFromOOM(p.Pid)
 	st.Notes = append(st.Notes, fmt.Sprintf("box process: PID %d, in the host's namespaces%s", p.Pid, map[bool]string{true: " except a new user namespace", false: ""}[b.User]))
 	return nil
+}
+
+// boxExecve is the execve(2) of a box process, for its record and plan.
+func boxExecve(name string) string {
+	exe, err := SelfExePath()
+	if err != nil {
+		exe = "/proc/self/fd/N"
+	}
+	return fmt.Sprintf("execve(%q, [\"stepbox\", %q, %q], …)   # a sealed memfd copy of stepbox", exe, entryBox, name)
 }
 
 // shieldFromOOM asks the OOM killer to take the box process or PID 1 last.
@@ -251,12 +282,18 @@ func (b *Box) InitPID() int { b.mu.Lock(); defer b.mu.Unlock(); return b.initPID
 // CommandPID is where container processes start: PID 1 if there is one,
 // else the box process. It is $BOX_PID.
 func (b *Box) CommandPID() int {
+	pid, _ := b.commandProc()
+	return pid
+}
+
+// commandProc is CommandPID with the process's start time.
+func (b *Box) commandProc() (int, uint64) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.initPID != 0 {
-		return b.initPID
+		return b.initPID, b.initStart
 	}
-	return b.pid
+	return b.pid, b.start
 }
 
 // HostRoot is the box's root directory as the host can reach it: the

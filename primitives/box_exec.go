@@ -39,20 +39,30 @@ func (b *Box) Exec(ctx context.Context, argv []string, env []string, std Stdio, 
 	return es, err
 }
 
-// Where exec's record (PlanExec) holds each call.
+// Where exec's record (PlanExec) holds each call: the settings'
+// calls (securityCalls) follow execDup, then execve and wait4 close it.
 const (
 	execClone = iota
 	execSetpgid
 	execDup
-	execExecve
-	execWait
+	execSecurity
 )
+
+// spawnSettings are the settings and ids a command started now gets.
+func (b *Box) spawnSettings() (Security, *IDs) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.security.clone(), b.execArgs(nil, nil).User
+}
 
 func (b *Box) exec(ctx context.Context, argv []string, env []string, std Stdio, tty bool, st *step.Step) (ExitStatus, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.dead != nil {
 		return ExitStatus{}, b.dead
+	}
+	if err := b.roomToWrite("exec " + argv[0]); err != nil {
+		return ExitStatus{}, err
 	}
 	x := b.active()
 	args := b.execArgs(argv, env)
@@ -77,13 +87,20 @@ func (b *Box) exec(ctx context.Context, argv []string, env []string, std Stdio, 
 		// Ctrl-C and job control reach it, not the session.
 		flags |= spawnForeground
 	}
-	nums := []int64{flags, int64(len(argv))}
+	nums := []int64{flags, int64(len(argv)), 0, 0}
 	if args.User != nil {
 		nums[0] |= spawnSetID
-		nums = append(nums, int64(args.User.UID), int64(args.User.GID))
+		nums[2], nums[3] = int64(args.User.UID), int64(args.User.GID)
 	}
 	strs := append([]string{path, args.Dir}, argv...)
 	strs = append(strs, envv...)
+	sec := b.security
+	if !sec.empty() {
+		nums[0] |= spawnSecurity
+		strs = append(strs, sec.wire())
+	}
+	secCalls := securityCalls(sec, args.User)
+	execExecve, execWait := len(st.Calls)-2, len(st.Calls)-1
 	restore := b.lendOOMScore(x.pid)
 	r, err := x.do(opSpawn, nums, strs, files.send...)
 	restore()
@@ -95,13 +112,21 @@ func (b *Box) exec(ctx context.Context, argv []string, env []string, std Stdio, 
 	if err := r.errno(); err != nil {
 		closeAll(r.files)
 		pump.wait(0)
+		if i := securityFailure(secCalls, r.Step); i >= 0 {
+			markRun(st.Calls[:execSecurity+i])
+			st.Calls[execSecurity+i].Result = step.Result(err)
+			return ExitStatus{}, fmt.Errorf("exec %s: %w", argv[0], securityError(secCalls[i].call, err))
+		}
 		call, at := spawnCall(r.Step, path, args.Dir, argv)
+		if at < 0 {
+			at = execExecve
+		}
 		st.Calls[at].Result = step.Result(err)
 		return ExitStatus{}, fmt.Errorf("exec %s: %w", argv[0], &step.SyscallError{Call: call, Err: err})
 	}
 	pid := int(r.Val)
+	markRun(st.Calls[:execWait])
 	st.Calls[execClone].Result = fmt.Sprint(pid)
-	st.Calls[execSetpgid].Result, st.Calls[execDup].Result, st.Calls[execExecve].Result = "0", "0", "0"
 	// The command carries the box's environment markers, which the
 	// ledger's "processes" line covers: no line of its own is needed.
 	var pidfd *os.File
@@ -111,16 +136,36 @@ func (b *Box) exec(ctx context.Context, argv []string, env []string, std Stdio, 
 	} else {
 		closeAll(r.files)
 	}
-	done := make(chan struct{})
+	// Ctrl-C signals the command through that pidfd, and its process
+	// group by the pidfd's PID: both are the executor's word, checked.
+	if ok, err := spawnedChild(pidfd, x.pid, pid); err != nil {
+		pump.wait(0)
+		return ExitStatus{}, x.distrust(opSpawn, err)
+	} else if !ok {
+		pidfd = nil // it has already exited: nothing to cancel
+	}
+	// A command may run as long as it likes; once cancelled, its exit
+	// (or the executor's) must come within replyTimeout.
+	x.c.c.SetReadDeadline(time.Time{})
+	done, stopped := make(chan struct{}), make(chan struct{})
 	go func() {
+		defer close(stopped)
 		select {
 		case <-ctx.Done():
+			x.c.c.SetReadDeadline(time.Now().Add(2*time.Second + replyTimeout))
 			cancelCommand(pidfd, done)
 		case <-done:
 		}
 	}()
-	exit, err := x.c.recv()
+	exit, err := x.c.read()
 	close(done)
+	// The canceller is done with the pidfd (closed on return) and the
+	// socket's deadline before the next op sets its own.
+	<-stopped
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		pump.wait(0)
+		return ExitStatus{}, x.silent("wait for "+argv[0]+"'s exit after it was cancelled", err)
+	}
 	if err != nil {
 		pump.wait(0)
 		return ExitStatus{}, b.died(err)
@@ -166,7 +211,8 @@ func (b *Box) execArgs(argv, env []string) execArgs {
 
 // spawnCall names the call of the spawned child that failed, by the
 // executor's step number (executor.c, op_spawn), and where exec's record
-// holds it.
+// holds it: -1 for the execve line. The settings' calls and the uid
+// change are securityCalls'.
 func spawnCall(n uint32, path, dir string, argv []string) (string, int) {
 	switch n {
 	case 1:
@@ -178,17 +224,13 @@ func spawnCall(n uint32, path, dir string, argv []string) (string, int) {
 	case 4:
 		return "tcsetpgrp(0, getpid())", execSetpgid
 	case 5:
-		return "chdir(" + step.Quote(orSlash(dir)) + ")", execExecve
+		return "chdir(" + step.Quote(orSlash(dir)) + ")", -1
 	case 6:
-		return "close_range(3, ~0U, CLOSE_RANGE_CLOEXEC)", execExecve
+		return "close_range(3, ~0U, CLOSE_RANGE_CLOEXEC)", -1
 	case 7:
-		return fmt.Sprintf("execve(%s, %s, …)", step.Quote(path), quoteArgv(argv)), execExecve
-	case 8:
-		return "setgroups(0, NULL)", execExecve
-	case 9:
-		return "setresgid(GID, GID, GID)", execExecve
-	case 10:
-		return "setresuid(UID, UID, UID)", execExecve
+		return fmt.Sprintf("execve(%s, %s, …)", step.Quote(path), quoteArgv(argv)), -1
+	case secStepDecode:
+		return "the settings sent to the executor (struct xsec)", -1
 	}
 	return "clone(child_stack=NULL, flags=SIGCHLD)", execClone
 }

@@ -16,8 +16,9 @@ import (
 
 // Export describes what the box has, for `export bundle`: its
 // namespaces, hostname, root and the mounts inside it, its cgroup limits,
-// the capabilities its commands get, and the process its image runs (or
-// sh), all read from the kernel now.
+// the capabilities, no_new_privs and seccomp rules its commands get
+// (Security), and the process its image runs (or sh), read from the
+// kernel now.
 func (b *Box) Export() (export.Box, error) {
 	f := b.FS()
 	if f.Merged == "" {
@@ -41,10 +42,12 @@ func (b *Box) Export() (export.Box, error) {
 	if p.IDs != nil {
 		e.UID, e.GID = p.IDs.UID, p.IDs.GID
 	}
+	sec := b.Security()
+	c := sec.Caps
+	e.Caps = export.Caps{Bounding: DecodeCaps(c.Bounding), Effective: DecodeCaps(c.Effective), Permitted: DecodeCaps(c.Permitted),
+		Inheritable: DecodeCaps(c.Inheritable), Ambient: DecodeCaps(c.Ambient)}
+	e.NoNewPrivs, e.Seccomp = sec.NoNewPrivs, sec.Seccomp.Rules
 	var err error
-	if e.Caps, err = export.CapsOf(b.CommandPID()); err != nil {
-		return e, fmt.Errorf("box %s: capabilities: %w", b.Name, err)
-	}
 	if e.Mounts, err = b.exportMounts(f); err != nil {
 		return e, err
 	}

@@ -156,19 +156,53 @@ func roomForBox(name string, boxes int, r hostRoom) error {
 
 // upperReserve is the free space below which `mount overlay` refuses a
 // new upper dir on a filesystem it shares with the host (by default /run,
-// a tmpfs the host itself needs): a writing box would fill that first.
-const upperReserve = 128 << 20
+// a tmpfs the host itself needs), and a command is not started in a box
+// whose upper dir is there: a writing box would fill that first.
+var upperReserve int64 = 128 << 20
 
 // roomForUpper refuses an upper dir in dir when the filesystem holding it
 // is shared with the host and has less than upperReserve free, and names
 // that filesystem. A filesystem mounted at or below the state dir own (a
 // size-limited one of stepbox's own) is the box's to fill.
 func roomForUpper(dir, own string) error {
+	where, free, shared, err := upperSpace(dir, own)
+	if err != nil {
+		return fmt.Errorf("mount overlay: %w", err)
+	}
+	if shared && free < upperReserve {
+		return fmt.Errorf("mount overlay: the box's upper dir would go on %s, which has %d MB free and is shared with the host; a box writing there would fill it for the host too, so stepbox wants %d MB: free space there, or give stepbox a filesystem of its own (--state-dir on a size-limited tmpfs)", where, free>>20, upperReserve>>20)
+	}
+	return nil
+}
+
+// roomToWrite refuses to start cmd, which writes to the box's upper dir
+// as any command may, once the filesystem holding it, shared with the
+// host, has less than upperReserve free: the box's writes stop before
+// they take the host's last space, not after. A command already running
+// is not stopped. Called with b.mu held.
+func (b *Box) roomToWrite(cmd string) error {
+	if b.fs.Upper == "" {
+		return nil
+	}
+	where, free, shared, err := upperSpace(b.fs.Upper, b.session.Dirs.root())
+	if err != nil {
+		return fmt.Errorf("%s: %w", cmd, err)
+	}
+	if shared && free < upperReserve {
+		return fmt.Errorf("%s: box %s writes to its upper dir on %s, which has %d MB free and is shared with the host; below %d MB stepbox starts nothing more there, so that the box cannot fill it for the host: free space there, or `rm` the box", cmd, b.Name, where, free>>20, upperReserve>>20)
+	}
+	return nil
+}
+
+// upperSpace is the free space of the filesystem holding dir, where that
+// is (its mount point and type), and whether it is shared with the host:
+// not mounted at or below own, the state dir.
+func upperSpace(dir, own string) (where string, free int64, shared bool, err error) {
 	var st unix.Statfs_t
 	if err := unix.Statfs(dir, &st); err != nil {
-		return fmt.Errorf("mount overlay: statfs(%q): %w", dir, err)
+		return "", 0, false, fmt.Errorf("statfs(%q): %w", dir, err)
 	}
-	free := int64(st.Bavail) * st.Bsize
+	free = int64(st.Bavail) * st.Bsize
 	where, point := dir, ""
 	real, _ := filepath.EvalSymlinks(dir)
 	own, _ = filepath.EvalSymlinks(own)
@@ -179,13 +213,8 @@ func roomForUpper(dir, own string) error {
 			}
 		}
 	}
-	if own != "" && (point == own || strings.HasPrefix(point, own+"/")) {
-		return nil
-	}
-	if free < upperReserve {
-		return fmt.Errorf("mount overlay: the box's upper dir would go on %s, which has %d MB free and is shared with the host; a box writing there would fill it for the host too, so stepbox wants %d MB: free space there, or give stepbox a filesystem of its own (--state-dir on a size-limited tmpfs)", where, free>>20, upperReserve>>20)
-	}
-	return nil
+	shared = own == "" || !(point == own || strings.HasPrefix(point, own+"/"))
+	return where, free, shared, nil
 }
 
 // root is the directory that holds all of stepbox's state: --state-dir,

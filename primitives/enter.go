@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -45,31 +47,113 @@ func userInode(fi os.FileInfo) uint32 {
 	return 0
 }
 
-// enterRecord is the record `enter` writes, and its plan: the setns
-// calls in order, and, joining a user namespace, becoming its root.
-func enterRecord(pid int, types []NamespaceType, path string, argv []string, verb string) *step.Step {
+// enterJoin is what `enter` joins besides the namespaces: the box's
+// cgroup and its settings, as `docker exec` does (runc exec joins the
+// container's cgroup and applies its capabilities, no_new_privs and
+// seccomp to the new process).
+type enterJoin struct {
+	cgroups  []string // cgroup.procs files of the box's cgroup, one per hierarchy
+	security Security
+}
+
+// enterRecord is the record `enter` writes, and its plan: the cgroup,
+// the setns calls in order, joining a user namespace becoming its root,
+// and the box's settings; codes holds, for each call, the enter
+// process's step number for it (executor.h, XENTER_*, XSEC_STEP_*).
+func enterRecord(pid int, types []NamespaceType, j enterJoin, path string, argv []string, verb string) (*step.Step, []int) {
 	st := &step.Step{
 		Command: "enter",
-		Summary: fmt.Sprintf("%s the namespaces of PID %d from the host, then %s %s there", verb, pid, map[string]string{"joined": "ran", "will join": "will run"}[verb], step.ShellJoin(argv)),
-		Man:     []string{"setns(2)", "nsenter(1)"},
-		Undo:    "nothing to undo: the entered command ends, the box stays",
+		Summary: fmt.Sprintf("%s the namespaces of PID %d from the host%s, then %s %s there with the box's capabilities, no_new_privs and seccomp settings", verb, pid,
+			map[bool]string{true: " and its cgroup", false: ""}[len(j.cgroups) > 0], map[string]string{"joined": "ran", "will join": "will run"}[verb], step.ShellJoin(argv)),
+		Man:  []string{"setns(2)", "nsenter(1)", "capabilities(7)"},
+		Undo: "nothing to undo: the entered command ends, the box stays",
+	}
+	var codes []int
+	plan := func(code int, call string) {
+		st.Plan(call)
+		codes = append(codes, code)
 	}
 	opts := []string{"nsenter", "-t", fmt.Sprint(pid)}
+	for _, f := range j.cgroups {
+		plan(secStepCgroup, fmt.Sprintf("write(open(%s), \"0\", 1)   # into the box's cgroup first, as the host's root", step.Quote(f)))
+	}
 	for i, t := range types {
 		opts = append(opts, t.Short)
-		st.Plan(fmt.Sprintf("setns(%d</proc/%d/ns/%s>, %s)", i+3, pid, t.Proc, step.CloneFlags(t.Flag)))
+		plan(i+1, fmt.Sprintf("setns(%d</proc/%d/ns/%s>, %s)", i+3+len(j.cgroups), pid, t.Proc, step.CloneFlags(t.Flag)))
 	}
 	if joinsUser(types) {
 		if os.Geteuid() == 0 {
-			st.Plan("setgroups(0, NULL)")
+			plan(enterSetgroups, "setgroups(0, NULL)")
 		}
-		st.Plan("setresgid(0, 0, 0)")
-		st.Plan("setresuid(0, 0, 0)")
+		plan(enterSetresgid, "setresgid(0, 0, 0)")
+		plan(enterSetresuid, "setresuid(0, 0, 0)")
 	}
-	st.Plan("clone(child_stack=NULL, flags=SIGCHLD)   # fork: a PID namespace joined applies to children")
-	st.Plan(fmt.Sprintf("execve(%s, %s, …)", step.Quote(path), quoteArgv(argv)))
-	st.Shell = []string{strings.Join(opts, " ") + " " + step.ShellJoin(argv)}
-	return st
+	plan(enterFork, "clone(child_stack=NULL, flags=SIGCHLD)   # fork: a PID namespace joined applies to children")
+	for _, c := range securityCalls(j.security, nil) {
+		plan(c.code, c.call)
+	}
+	plan(enterExecve, fmt.Sprintf("execve(%s, %s, …)", step.Quote(path), quoteArgv(argv)))
+	shell := strings.Join(opts, " ") + " " + step.ShellJoin(argv)
+	if !j.security.empty() {
+		shell = strings.Join(opts, " ") + " " + strings.Replace(securityShell(j.security), "CMD", step.ShellJoin(argv), 1)
+	}
+	st.Shell = []string{shell}
+	return st, codes
+}
+
+// enterJoinOf is what `enter` joins of box b besides its namespaces: its
+// cgroup in each hierarchy where its command process is (read from the
+// host, /proc/PID/cgroup), and its settings.
+func (b *Box) enterJoinOf(pid int) enterJoin {
+	b.mu.Lock()
+	j := enterJoin{security: b.security.clone()}
+	g := b.cgroup
+	b.mu.Unlock()
+	if g == nil {
+		return j
+	}
+	in, err := readProcCgroups(pid)
+	if err != nil {
+		return j
+	}
+	for _, d := range g.Dirs {
+		if in[d.Hierarchy] == d.Cgroup {
+			j.cgroups = append(j.cgroups, filepath.Join(d.Path, "cgroup.procs"))
+		}
+	}
+	return j
+}
+
+// readProcCgroups maps each hierarchy of /proc/PID/cgroup ("" in v2) to
+// the process's cgroup there.
+func readProcCgroups(pid int) (map[string]string, error) {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
+		f := strings.SplitN(line, ":", 3)
+		if len(f) == 3 {
+			out[f[1]] = f[2]
+		}
+	}
+	return out, nil
+}
+
+// withUserNamespace adds the box's user namespace, when it has one, to
+// what `enter` joins: the entered command then holds capabilities only
+// there, never the host's (docker exec does the same).
+func (b *Box) withUserNamespace(types []NamespaceType) []NamespaceType {
+	if !b.Has("user") || joinsUser(types) {
+		return types
+	}
+	for _, t := range NamespaceTypes {
+		if t.Name == "user" {
+			return append(types, t)
+		}
+	}
+	return types
 }
 
 // enterPath finds the command as it will be seen: in the box's files
@@ -99,18 +183,41 @@ func joinsUser(types []NamespaceType) bool {
 // `nsenter -t PID -m -p -u CMD` does; single-threaded, it may join a user
 // or time namespace too. The session stays where it is.
 func (b *Box) Enter(ctx context.Context, types []NamespaceType, argv []string, std Stdio) (ExitStatus, *step.Step, error) {
-	pid := b.CommandPID()
-	types = enterOrder(pid, types)
+	pid, start := b.commandProc()
+	types = enterOrder(pid, b.withUserNamespace(types))
 	env := b.env(nil)
 	path, err := enterPath(pid, types, argv[0], env)
-	st := enterRecord(pid, types, path, argv, "joined")
+	j := b.enterJoinOf(pid)
+	st, codes := enterRecord(pid, types, j, path, argv, "joined")
 	if err != nil {
 		return ExitStatus{}, st, err
 	}
+	for _, t := range types {
+		if t.Name == "mnt" {
+			// In the box's mount namespace the command writes its upper dir.
+			b.mu.Lock()
+			err = b.roomToWrite("enter")
+			b.mu.Unlock()
+			if err != nil {
+				return ExitStatus{}, st, err
+			}
+		}
+	}
 	var files []*os.File
 	defer func() { closeAll(files) }()
+	sec := "-"
+	if !j.security.empty() {
+		sec = j.security.wire()
+	}
 	flags := 0
-	args := []string{"stepbox", entryEnter, "", strconv.Itoa(3 + len(types))}
+	args := []string{"stepbox", entryEnter, "", strconv.Itoa(3 + len(j.cgroups) + len(types)), strconv.Itoa(len(j.cgroups)), sec}
+	for _, p := range j.cgroups {
+		f, err := os.OpenFile(p, os.O_WRONLY, 0)
+		if err != nil {
+			return ExitStatus{}, st, fmt.Errorf("enter: the box's cgroup: %w", err)
+		}
+		files = append(files, f)
+	}
 	for _, t := range types {
 		f, err := os.Open(fmt.Sprintf("/proc/%d/ns/%s", pid, t.Proc))
 		if err != nil {
@@ -118,6 +225,12 @@ func (b *Box) Enter(ctx context.Context, types []NamespaceType, argv []string, s
 		}
 		files = append(files, f)
 		args = append(args, strconv.Itoa(int(t.Flag)))
+	}
+	// Still the box's process once its namespace files are open: a PID
+	// that had ended and been reused would have handed `enter` another
+	// process's namespaces.
+	if err := stillTheProcess(pid, start); err != nil {
+		return ExitStatus{}, st, fmt.Errorf("enter: box %s: %w", b.Name, err)
 	}
 	if joinsUser(types) {
 		flags |= enterRoot
@@ -137,7 +250,13 @@ func (b *Box) Enter(ctx context.Context, types []NamespaceType, argv []string, s
 	}
 	defer statusR.Close()
 	files = append(files, statusW)
-	cmd := exec.CommandContext(ctx, selfExe)
+	// From the sealed copy (selfexe.go): once in the box's namespaces,
+	// its /proc/<PID>/exe must not lead to the host's binary.
+	exe, err := SelfExePath()
+	if err != nil {
+		return ExitStatus{}, st, fmt.Errorf("enter: %w", err)
+	}
+	cmd := exec.CommandContext(ctx, exe)
 	cmd.Args = args
 	cmd.Env = env
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = std.In, std.Out, std.Err
@@ -154,7 +273,7 @@ func (b *Box) Enter(ctx context.Context, types []NamespaceType, argv []string, s
 	var msg [2]int32
 	if binary.Read(statusR, binary.NativeEndian, &msg) == nil {
 		// The enter process reported a failed call: no command ran.
-		return ExitStatus{}, st, enterFailure(st, types, msg[0], unix.Errno(msg[1]))
+		return ExitStatus{}, st, enterFailure(st, codes, types, msg[0], unix.Errno(msg[1]))
 	}
 	markRun(st.Calls)
 	var ee *exec.ExitError
@@ -179,34 +298,22 @@ func markRun(calls []step.Call) {
 }
 
 // enterFailure records which call of the enter process failed, by its
-// step number (executor.h, XENTER_*), and says why.
-func enterFailure(st *step.Step, types []NamespaceType, n int32, errno unix.Errno) error {
-	idx := -1
-	switch {
-	case n >= 1 && int(n) <= len(types):
-		idx = int(n) - 1
-	case n >= enterSetgroups && n <= enterSetresuid:
-		idx = len(types) + int(n-enterSetgroups)
-		if os.Geteuid() != 0 {
-			idx-- // no setgroups call was made
-		}
-	case n == enterFork:
-		idx = len(st.Calls) - 2
-	case n == enterExecve:
-		idx = len(st.Calls) - 1
-	}
-	if idx < 0 || idx >= len(st.Calls) {
+// step number (codes, from enterRecord), and says why.
+func enterFailure(st *step.Step, codes []int, types []NamespaceType, n int32, errno unix.Errno) error {
+	idx := slices.Index(codes, int(n))
+	if idx < 0 {
 		return fmt.Errorf("enter: the enter process failed at step %d: %w", n, errno)
 	}
-	for i := range st.Calls[:idx] {
-		st.Calls[i].Result = "0"
-	}
+	markRun(st.Calls[:idx])
 	st.Calls[idx].Result = step.Result(errno)
-	err := &step.SyscallError{Call: st.Calls[idx].Syscall, Err: errno}
-	if idx < len(types) {
-		return fmt.Errorf("enter: %w (%s)", err, setnsHint(types[idx], errno))
+	call := st.Calls[idx].Syscall
+	if n >= 1 && int(n) <= len(types) {
+		return fmt.Errorf("enter: %w (%s)", &step.SyscallError{Call: call, Err: errno}, setnsHint(types[n-1], errno))
 	}
-	return fmt.Errorf("enter: %w", err)
+	if n >= secStepDecode {
+		return fmt.Errorf("enter: %w", securityError(call, errno))
+	}
+	return fmt.Errorf("enter: %w", &step.SyscallError{Call: call, Err: errno})
 }
 
 func setnsHint(t NamespaceType, err error) string {

@@ -54,6 +54,15 @@ static int is_init;
 static void reply(int32_t kind, int err, int64_t val, int64_t val2, uint32_t step,
 		  const char *data, uint32_t len, int fd)
 {
+	/* The session reads one packet of at most a header and XMAX_DATA
+	 * bytes: a longer reply would be cut there, and a reply the socket
+	 * cannot carry would never arrive. Refuse instead of sending it. */
+	if (len > XMAX_DATA) {
+		err = EMSGSIZE;
+		val = -1;
+		len = 0;
+		data = NULL;
+	}
 	struct xrep r = { .kind = kind, .err = err, .val = val, .val2 = val2, .step = step, .len = len };
 	struct iovec iov[2] = { { &r, sizeof(r) }, { (void *)data, len } };
 	char cbuf[CMSG_SPACE(sizeof(int))];
@@ -146,16 +155,23 @@ static void spawn_fail(int pipefd, uint32_t step)
 static void op_spawn(const struct xreq *q, int *fds, int nfds)
 {
 	int64_t flags = q->num[0], argc = q->num[1];
-	if (nfds != 3 || argc < 1 || q->nstr < 2 + argc || q->nstr - 2 - argc > XMAX_ARGS) {
+	/* The settings, if any, are the last string. */
+	uint32_t nstr = q->nstr - ((flags & XSPAWN_SECURITY) ? 1 : 0);
+	if (nfds != 3 || argc < 1 || q->nstr < 1 || nstr < 2 + argc || nstr - 2 - argc > XMAX_ARGS) {
 		reply(XREP_RESULT, EBADMSG, -1, 0, 0, NULL, 0, -1);
+		return;
+	}
+	xsec_clear();
+	if ((flags & XSPAWN_SECURITY) && xsec_decode(strs[nstr]) < 0) {
+		reply(XREP_RESULT, errno, -1, 0, XSEC_STEP_DECODE, NULL, 0, -1);
 		return;
 	}
 	char **argv = strs + 2, **envp = strs + 2 + argc + 1;
 	/* argv and envp need a NULL each: shift envp up by one in place. */
-	for (long i = q->nstr - 1; i >= 2 + argc; i--)
+	for (long i = nstr - 1; i >= 2 + argc; i--)
 		strs[i + 1] = strs[i];
 	strs[2 + argc] = NULL;
-	strs[q->nstr + 1] = NULL;
+	strs[nstr + 1] = NULL;
 	int p[2];
 	if (pipe2(p, O_CLOEXEC) < 0) {
 		result(-1);
@@ -189,6 +205,9 @@ static void op_spawn(const struct xreq *q, int *fds, int nfds)
 			spawn_fail(p[1], 4);
 		if (strs[1][0] && chdir(strs[1]) < 0)
 			spawn_fail(p[1], 5);
+		uint32_t step;
+		if ((step = xsec_before_ids()))
+			spawn_fail(p[1], step);
 		/* Groups first: once the uid is not 0 nothing more may change. */
 		if (flags & XSPAWN_SETID) {
 			if (setgroups(0, NULL) < 0)
@@ -198,11 +217,15 @@ static void op_spawn(const struct xreq *q, int *fds, int nfds)
 			if (setresuid(q->num[2], q->num[2], q->num[2]) < 0)
 				spawn_fail(p[1], 10);
 		}
+		if ((step = xsec_after_ids()))
+			spawn_fail(p[1], step);
 		if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
 			spawn_fail(p[1], 6);
 		sigset_t none;
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
+		if ((step = xsec_last()))
+			spawn_fail(p[1], step);
 		execve(strs[0], argv, envp);
 		spawn_fail(p[1], 7);
 	}
@@ -237,8 +260,10 @@ static void op_fork_init(int *fds, int nfds)
 		return;
 	}
 	if (pid == 0) {
-		/* PID 1 dies with the box process, and speaks on its own socket. */
-		if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+		/* PID 1 dies with the box process, and speaks on its own socket.
+		 * It is non-dumpable as the executor is (fork keeps that; said
+		 * again here, where it matters most). */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 || prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
 			_exit(1);
 		if (dup2(fds[0], SOCK_FD) < 0)
 			_exit(1);
@@ -530,6 +555,13 @@ static void executor(void)
 	/* Die with the parent: the session, or for PID 1 the box process. */
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
 		_exit(1);
+	/* Non-dumpable, as runc init is: once the box has a user namespace of
+	 * its own or lacks CAP_SYS_PTRACE, it may not ptrace this process,
+	 * open its /proc/PID/mem, fd/N or exe, or pidfd_getfd its socket
+	 * (ptrace(2), "Ptrace access mode checking"). execve(2) makes the
+	 * commands it starts dumpable again. */
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+		_exit(1);
 	if (fcntl(SOCK_FD, F_SETFD, FD_CLOEXEC) < 0)
 		_exit(1);
 	if (watch_signals() < 0)
@@ -571,15 +603,27 @@ static void enter_fail(int status, int32_t step)
  * descriptor and the exit code. */
 static void enter(int argc, char **argv, char **envp)
 {
-	if (argc < 6)
+	if (argc < 8)
+		_exit(126);
+	/* Non-dumpable while it joins the box, as the executor is. */
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
 		_exit(126);
 	long flags = strtol(argv[2], NULL, 10);
 	int status = strtol(argv[3], NULL, 10);
+	int ncgroup = strtol(argv[4], NULL, 10);
 	if (fcntl(status, F_SETFD, FD_CLOEXEC) < 0)
 		_exit(126);
-	int i = 4, n = 0;
+	/* The box's cgroup first, while this process is still the host's
+	 * root: "0" moves the writer (cgroups(7)). */
+	for (int c = 0; c < ncgroup; c++)
+		if (write(3 + c, "0", 1) < 0)
+			enter_fail(status, XSEC_STEP_CGROUP);
+	xsec_clear();
+	if (strcmp(argv[5], "-") != 0 && xsec_decode(argv[5]) < 0)
+		enter_fail(status, XSEC_STEP_DECODE);
+	int i = 6, n = 0;
 	for (; i < argc && strcmp(argv[i], "--") != 0; i++, n++)
-		if (setns(3 + n, strtol(argv[i], NULL, 10)) < 0)
+		if (setns(3 + ncgroup + n, strtol(argv[i], NULL, 10)) < 0)
 			enter_fail(status, n + 1);
 	if (i + 2 >= argc)
 		_exit(126);
@@ -604,8 +648,13 @@ static void enter(int argc, char **argv, char **envp)
 		sigprocmask(SIG_SETMASK, &all, NULL);
 		if ((flags & XENTER_TTY) && (setpgid(0, 0) < 0 || tcsetpgrp(0, getpid()) < 0))
 			enter_fail(status, XENTER_FORK);
+		uint32_t step;
+		if ((step = xsec_before_ids()) || (step = xsec_after_ids()))
+			enter_fail(status, step);
 		syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
 		sigprocmask(SIG_SETMASK, &none, NULL);
+		if ((step = xsec_last()))
+			enter_fail(status, step);
 		execve(argv[i + 1], argv + i + 2, envp);
 		enter_fail(status, XENTER_EXECVE);
 	}

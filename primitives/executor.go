@@ -15,6 +15,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 	"unsafe"
 
 	"github.com/prometheus/procfs"
@@ -70,18 +71,45 @@ const (
 	enterRoot       = C.XENTER_ROOT
 	enterNoGroups   = C.XENTER_NOGROUPS
 	enterSetgroups  = C.XENTER_SETGROUPS
+	enterSetresgid  = C.XENTER_SETRESGID
 	enterSetresuid  = C.XENTER_SETRESUID
 	enterFork       = C.XENTER_FORK
 	enterExecve     = C.XENTER_EXECVE
 	spawnSetpgid    = C.XSPAWN_SETPGID
 	spawnForeground = C.XSPAWN_FOREGROUND
 	spawnSetID      = C.XSPAWN_SETID
+	spawnSecurity   = C.XSPAWN_SECURITY
 	replyResult     = C.XREP_RESULT
 	replyExited     = C.XREP_EXITED
 	maxMessage      = C.XMAX_MSG
 	maxData         = C.XMAX_DATA
 	xnums           = C.XNUMS
 )
+
+// opNames name the ops in errors, by the syscall each one makes.
+var opNames = map[xop]string{
+	opHello: "hello", opUnshare: "unshare", opSethostname: "sethostname", opMount: "mount",
+	opUmount2: "umount2", opPivotRoot: "pivot_root", opChdir: "chdir", opFchdir: "fchdir",
+	opChroot: "chroot", opMkdir: "mkdir", opChmod: "chmod", opMknod: "mknod", opSymlink: "symlink",
+	opUnlinkat: "unlinkat", opOpen: "open", opClose: "close", opWriteFile: "write",
+	opReadFile: "read", opSetns: "setns", opForkInit: "fork (PID 1)", opSpawn: "spawn",
+	opFsopen: "fsopen", opFsconfig: "fsconfig", opFsmount: "fsmount", opMoveMount: "move_mount",
+	opReadFD: "read", opPrctl: "prctl", opIfup: "ioctl(SIOCSIFFLAGS)", opStat: "stat",
+	opUname: "uname", opSetresuid: "setresuid", opSetresgid: "setresgid", opSetgroups: "setgroups",
+}
+
+func (op xop) String() string {
+	if n, ok := opNames[op]; ok {
+		return n
+	}
+	return fmt.Sprintf("op %d", uint32(op))
+}
+
+// replyTimeout bounds every wait for an executor's answer to an op (and
+// for a spawned command's exit once it has been cancelled). An op is one
+// syscall: a live executor answers in far less; one that has not in this
+// long is stopped, stuck or hostile, and the box takes no more steps.
+var replyTimeout = 30 * time.Second
 
 // xreq and xrep mirror executor.h; their sizes are checked against C's.
 type xreq struct {
@@ -99,7 +127,24 @@ type xrep struct {
 	Len  uint32
 }
 
+// xsec and xrlimit mirror executor.h: the settings blob (security_wire.go).
+type xsec struct {
+	Cap     [C.XCAP_SETS]uint64
+	Flags   uint32
+	LastCap uint32
+	NRlimit uint32
+	NFilter uint32
+}
+
+type xrlimit struct {
+	Resource uint32
+	Pad      uint32
+	Cur, Max uint64
+}
+
 var _ = [1]struct{}{}[unsafe.Sizeof(xreq{})-C.sizeof_struct_xreq]
+var _ = [1]struct{}{}[unsafe.Sizeof(xsec{})-C.sizeof_struct_xsec]
+var _ = [1]struct{}{}[unsafe.Sizeof(xrlimit{})-C.sizeof_struct_xrlimit]
 var _ = [1]struct{}{}[unsafe.Sizeof(xrep{})-C.sizeof_struct_xrep]
 
 // reply is one answer from the executor.
@@ -172,12 +217,27 @@ func (c *conn) send(op xop, nums []int64, strs []string, files ...*os.File) erro
 		}
 		oob = unix.UnixRights(fds...)
 	}
+	// A stopped executor stops reading: a full socket must not block the
+	// session for ever either.
+	c.c.SetWriteDeadline(time.Now().Add(replyTimeout))
 	_, _, err := c.c.WriteMsgUnix(c.wbuf.Bytes(), oob, nil)
 	return err
 }
 
-// recv reads one reply. EOF (errEOF) means the executor has exited.
+// recv reads one reply within replyTimeout. EOF (errEOF) means the
+// executor has exited; os.ErrDeadlineExceeded that it did not answer.
 func (c *conn) recv() (reply, error) {
+	return c.recvUntil(time.Now().Add(replyTimeout))
+}
+
+// recvUntil reads one reply before deadline (none: the zero time).
+func (c *conn) recvUntil(deadline time.Time) (reply, error) {
+	c.c.SetReadDeadline(deadline)
+	return c.read()
+}
+
+// read reads one reply before the deadline set last on the socket.
+func (c *conn) read() (reply, error) {
 	if c.rbuf == nil {
 		c.rbuf = make([]byte, int(unsafe.Sizeof(xrep{}))+maxData)
 	}
@@ -245,6 +305,13 @@ func (x *executor) do(op xop, nums []int64, strs []string, files ...*os.File) (r
 		return reply{}, errClosing
 	}
 	if err := x.c.send(op, nums, strs, files...); err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return reply{}, x.silent(op.String(), err)
+		}
+		if errors.Is(err, unix.EMSGSIZE) {
+			// Nothing was sent: the box is as it was.
+			return reply{}, fmt.Errorf("box %s: %s: the request takes %d bytes, more than the socket to the executor carries in one message: %w", x.b.Name, op, x.c.wbuf.Len(), err)
+		}
 		var errno unix.Errno
 		if errors.As(err, &errno) {
 			return reply{}, x.b.died(err)
@@ -252,19 +319,57 @@ func (x *executor) do(op xop, nums []int64, strs []string, files ...*os.File) (r
 		return reply{}, err
 	}
 	r, err := x.c.recv()
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return reply{}, x.silent(op.String(), err)
+	}
 	if err != nil {
 		return reply{}, x.b.died(err)
 	}
 	if r.Kind != replyResult {
 		closeAll(r.files)
-		return reply{}, fmt.Errorf("the executor answered op %d with a reply of kind %d", op, r.Kind)
+		return reply{}, fmt.Errorf("box %s: the executor answered %s with a reply of kind %d", x.b.Name, op, r.Kind)
 	}
 	if r.Err == int32(unix.EBADMSG) && r.Val == -1 && op != opReadFile {
 		closeAll(r.files)
-		return r, fmt.Errorf("the executor could not parse op %d: %w", op, unix.EBADMSG)
+		return r, fmt.Errorf("box %s: the executor could not parse %s: %w", x.b.Name, op, unix.EBADMSG)
 	}
 	return r, nil
 }
+
+// silent gives up on an executor that did not take or answer op in
+// time. Its answer may still come, and would be read as the answer to
+// the next op: the box takes no more steps (b.dead), and its socket is
+// closed so that nothing waits on it again. Teardown still ends it.
+func (x *executor) silent(op string, cause error) error {
+	if x.b.dead == nil {
+		x.b.dead = &BoxSilentError{Box: x.b.Name, Who: x.role(), PID: x.pid, Op: op, After: replyTimeout, Cause: cause}
+	}
+	x.c.close()
+	return x.b.dead
+}
+
+// role names the executor as the learner knows it.
+func (x *executor) role() string {
+	if x == x.b.init {
+		return "PID 1"
+	}
+	return "box process"
+}
+
+// BoxSilentError says that a box's executor did not answer an op in time.
+type BoxSilentError struct {
+	Box, Who, Op string
+	PID          int
+	After        time.Duration
+	Cause        error
+}
+
+func (e *BoxSilentError) Error() string {
+	return fmt.Sprintf("box %s: its %s (host PID %d) did not answer %s within %s: it is stopped, stuck or not stepbox's executor any more; the box takes no more steps, `rm %s` tears it down",
+		e.Box, e.Who, e.PID, e.Op, e.After, e.Box)
+}
+
+func (e *BoxSilentError) Unwrap() error { return e.Cause }
 
 // call is do for an op whose answer is a number or an errno.
 func (x *executor) call(op xop, nums []int64, strs ...string) (int, error) {

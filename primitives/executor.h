@@ -53,12 +53,56 @@ enum {
 	XSPAWN_SETPGID = 1,    /* setpgid(0, 0) */
 	XSPAWN_FOREGROUND = 2, /* tcsetpgrp(0, getpid()): the command gets the terminal */
 	XSPAWN_SETID = 4,      /* setgroups(0, NULL), setresgid(num3…), setresuid(num2…) */
+	XSPAWN_SECURITY = 8,   /* the last string is a struct xsec, in hex */
+};
+
+/* The settings a spawned or entered command gets just before execve, in
+ * runc's order: rlimits, the bounding set, no_new_privs, the uid and gid
+ * (with PR_SET_KEEPCAPS), capset, the ambient set, seccomp last. Sent as
+ * hex (a request's strings end at a NUL): struct xsec, then nrlimit
+ * struct xrlimit, then nfilter struct sock_filter. */
+enum {
+	XSEC_CAPS = 1, /* apply cap[]; else the command keeps the executor's sets */
+	XSEC_NNP = 2,  /* prctl(PR_SET_NO_NEW_PRIVS, 1) */
+};
+enum { XCAP_BOUNDING, XCAP_PERMITTED, XCAP_EFFECTIVE, XCAP_INHERITABLE, XCAP_AMBIENT, XCAP_SETS };
+
+struct xsec {
+	uint64_t cap[XCAP_SETS];
+	uint32_t flags;   /* XSEC_* */
+	uint32_t lastcap; /* /proc/sys/kernel/cap_last_cap */
+	uint32_t nrlimit;
+	uint32_t nfilter; /* 0: no seccomp filter */
+};
+
+struct xrlimit {
+	uint32_t resource;
+	uint32_t pad;
+	uint64_t cur, max;
+};
+
+/* Which call of the settings failed: the step of an XOP_SPAWN reply, or
+ * of an __enter status. */
+enum {
+	XSEC_STEP_DECODE = 20,
+	XSEC_STEP_RLIMIT,
+	XSEC_STEP_SECCOMP,
+	XSEC_STEP_BOUNDING,
+	XSEC_STEP_NNP,
+	XSEC_STEP_KEEPCAPS,
+	XSEC_STEP_CLEARKEEPCAPS,
+	XSEC_STEP_CAPSET,
+	XSEC_STEP_AMBIENT_CLEAR,
+	XSEC_STEP_AMBIENT_RAISE,
+	XSEC_STEP_CGROUP, /* __enter: write(cgroup.procs, "0") */
 };
 
 enum { XREP_RESULT = 0, XREP_EXITED = 1 };
 
-/* `stepbox __enter FLAGS STATUS NSTYPE… -- PATH ARGV…`: the namespace
- * files are descriptors 3…, in the order of the NSTYPEs; a failure is
+/* `stepbox __enter FLAGS STATUS NCGROUP SECURITY NSTYPE… -- PATH ARGV…`:
+ * descriptors 3… are NCGROUP cgroup.procs files the process joins first,
+ * then the namespace files, in the order of the NSTYPEs; SECURITY is a
+ * struct xsec in hex, or "-" for none; a failure is
  * written to the descriptor STATUS as two int32s, the step (XENTER_*, or
  * the 1-based index of the setns) and errno. */
 enum {
@@ -73,6 +117,14 @@ enum {
 	XENTER_FORK,
 	XENTER_EXECVE,
 };
+
+/* executor_security.c: decode before fork, apply in the child; each
+ * apply returns 0 or the XSEC_STEP_* that failed, errno set. */
+void xsec_clear(void);
+int xsec_decode(const char *hex);
+uint32_t xsec_before_ids(void);
+uint32_t xsec_after_ids(void);
+uint32_t xsec_last(void);
 
 #define XNUMS 4
 #define XMAX_FDS 4

@@ -1,18 +1,34 @@
 package primitives
 
 import (
+	"fmt"
 	"os"
 	"testing"
+
+	"golang.org/x/sys/unix"
 
 	"stepbox/primitives/hoststate"
 )
 
 // TestMain lets the test binary serve as a box process: a box re-executes
-// /proc/self/exe, which here is this binary. At the end it asserts that
+// a copy of /proc/self/exe, which here is this binary; started in a box
+// with envAttack or envDumpable it is a probe (integrity_test.go). At the end it asserts that
 // the suite left no stepbox process behind.
 func TestMain(m *testing.M) {
 	if Reexec() {
 		return
+	}
+	if pids := os.Getenv(envAttack); pids != "" {
+		os.Exit(attack(pids))
+	}
+	if os.Getenv(envDumpable) != "" {
+		v, err := unix.PrctlRetInt(unix.PR_GET_DUMPABLE, 0, 0, 0, 0)
+		if err != nil {
+			fmt.Println("prctl(PR_GET_DUMPABLE):", err)
+			os.Exit(1)
+		}
+		fmt.Println(v)
+		os.Exit(0)
 	}
 	code := m.Run()
 	if left := hoststate.StepboxProcesses(); len(left) > 0 && code == 0 {

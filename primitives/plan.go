@@ -29,10 +29,8 @@ func (s *Session) PlanNew(name string, user bool) (*step.Step, error) {
 		Man:     []string{"clone(2)", "execve(2)"},
 		Undo:    "`rm " + name + "` kills the box's processes; its namespaces die with them",
 	}
-	flags := "SIGCHLD"
 	if user {
 		st.Command += " --user"
-		flags = "CLONE_NEWUSER|SIGCHLD"
 		uid, gid := os.Getuid(), os.Getgid()
 		st.Shell = append(st.Shell, "unshare --user --map-root-user sh")
 		st.Man = append(st.Man, "user_namespaces(7)")
@@ -40,8 +38,17 @@ func (s *Session) PlanNew(name string, user bool) (*step.Step, error) {
 	} else {
 		st.Shell = append(st.Shell, newBoxShell)
 	}
+	flags := "SIGCHLD"
+	if user && !userNSAfterExec() {
+		flags = "CLONE_NEWUSER|SIGCHLD"
+	}
 	st.Plan(fmt.Sprintf("clone(child_stack=NULL, flags=%s)", flags))
-	st.Plan(fmt.Sprintf("execve(\"/proc/self/exe\", [\"stepbox\", %q, %q], …)", entryBox, name))
+	st.Plan(boxExecve(name))
+	if user && userNSAfterExec() {
+		for _, c := range userBoxCalls(nil, "/proc/PID") {
+			st.Plan(c.call)
+		}
+	}
 	return st, nil
 }
 
@@ -110,6 +117,9 @@ func (b *Box) PlanExec(argv []string) (*step.Step, error) {
 	st.Plan("clone(child_stack=NULL, flags=SIGCHLD)   # fork, in " + from)
 	st.Plan("setpgid(0, 0)   # a process group of its own: Ctrl-C reaches it, not the box")
 	st.Plan("dup3(FD, 0, 0); dup3(FD, 1, 0); dup3(FD, 2, 0)   # the session's stdio becomes its own")
+	for _, c := range securityCalls(b.spawnSettings()) {
+		st.Plan(c.call)
+	}
 	st.Plan(fmt.Sprintf("execve(%s, %s, …)", step.Quote(b.planLookPath(argv[0])), quoteArgv(argv)))
 	st.Plan("wait4(-1, …, WNOHANG, NULL)   # the box reaps it and reports its exit status")
 	if b.Cgroup() != nil {
@@ -144,10 +154,11 @@ func quoteArgv(argv []string) string {
 // PlanEnter is the record `enter TYPE… -- CMD…` will write.
 func (b *Box) PlanEnter(types []NamespaceType, argv []string) (*step.Step, error) {
 	pid := b.CommandPID()
-	types = enterOrder(pid, types)
+	types = enterOrder(pid, b.withUserNamespace(types))
 	path, err := enterPath(pid, types, argv[0], b.env(nil))
 	if err != nil {
 		path = argv[0]
 	}
-	return enterRecord(pid, types, path, argv, "will join"), nil
+	st, _ := enterRecord(pid, types, b.enterJoinOf(pid), path, argv, "will join")
+	return st, nil
 }

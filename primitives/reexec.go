@@ -13,10 +13,6 @@ const (
 	entryEnter = "__enter" // joins a box's namespaces with setns(2), then runs a command
 )
 
-// selfExe is the path a box process re-executes. /proc/self/exe is a magic
-// link: it reaches the binary even where the path to it is not visible.
-const selfExe = "/proc/self/exe"
-
 // Reexec runs a hidden entry point when os.Args names one, and never
 // returns in that case. It returns false otherwise.
 func Reexec() bool {

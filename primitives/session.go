@@ -164,7 +164,7 @@ func sweep(dirs Dirs, thorough bool) (SweepReport, error) {
 		}
 	}
 	// cgroups of dead sessions, wherever their ledger went.
-	st, err := cgroups.Sweep(cgroups.DefaultRoot, func(pid int) bool { return pidAlive(pid) })
+	st, err := cgroups.Sweep(cgroups.DefaultRoot, sessionMayLive)
 	if err != nil && !errors.Is(err, cgroups.ErrNoCgroups) {
 		errs = append(errs, err)
 	}

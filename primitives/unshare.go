@@ -137,11 +137,18 @@ func (b *Box) forkInit(x *executor, st *step.Step) error {
 		mine.Close()
 		return &step.SyscallError{Call: "clone(flags=SIGCHLD)", Err: err}
 	}
+	// The PID is the executor's word: PID 1 must be, on the host's
+	// /proc, the executor's child and PID 1 of a namespace of its own,
+	// before the session shields it, joins it or ends it by that PID.
+	child, err := verifyChild(pid, x.pid, 1)
+	if err != nil {
+		mine.Close()
+		return x.distrust(opForkInit, err)
+	}
 	st.Calls[len(st.Calls)-1].Result = fmt.Sprint(pid)
 	st.Shell = append(st.Shell, forkInitShell)
 	st.Notes = append(st.Notes, fmt.Sprintf("PID %d on the host is PID 1 in the box: it stays alive as the box's init, and later steps and commands start from it", pid))
-	start, _ := startTime(pid)
-	b.ledger.Add(Resource{Kind: ResProcess, PID: pid, Start: start, Note: "PID 1"})
+	b.ledger.Add(Resource{Kind: ResProcess, PID: pid, Start: child.start, Note: "PID 1"})
 	c, err := newConn(mine)
 	if err != nil {
 		return err
@@ -156,7 +163,7 @@ func (b *Box) forkInit(x *executor, st *step.Step) error {
 		c.close()
 		return fmt.Errorf("unshare pid: the new init is PID %d in its namespace, not 1", self)
 	}
-	b.init, b.initPID = init, pid
+	b.init, b.initPID, b.initStart = init, pid, child.start
 	b.shieldFromOOM(pid)
 	if b.oomNote != "" {
 		st.Notes = append(st.Notes, b.oomNote)

@@ -90,6 +90,39 @@ type plannedCall struct {
 	do   func() error
 }
 
+// userNSAfterExec says whether a `new --user` box process makes its user
+// namespace after its execve (userBoxCalls) rather than being cloned
+// into it: only when the session is root. Its memory then belongs to
+// the session's user namespace, where the box has no capability, so,
+// non-dumpable (executor.c), it cannot be ptraced or read from inside
+// the box, as runc init cannot. An unprivileged session has no
+// CAP_SYS_PTRACE there either, and would lose its own reads of the box
+// process's /proc/PID/ns, root and environ (ptrace(2), "Ptrace access
+// mode checking"): its box process is cloned into the new namespace,
+// where the session holds every capability, and a box root with
+// CAP_SYS_PTRACE can still reach it; what it says is checked all the
+// same (verify.go), and its binary is the sealed copy.
+func userNSAfterExec() bool { return os.Geteuid() == 0 }
+
+// userBoxCalls are the calls that give a root session's `new --user` box
+// process its user namespace after its execve, the session's uid and gid
+// as the box's root, written from the parent user namespace. proc is
+// /proc/PID of x.
+func userBoxCalls(x *executor, proc string) []plannedCall {
+	uid, gid := os.Getuid(), os.Getgid()
+	write := func(file, text string) plannedCall {
+		p := proc + "/" + file
+		return plannedCall{fmt.Sprintf("write(%q, %q, %d)   # by the session, from the parent user namespace", p, text, len(text)),
+			func() error { return os.WriteFile(p, []byte(text), 0) }}
+	}
+	// setgroups "deny" as an unprivileged `new --user` has it, so that
+	// the box is the same whoever starts it (user_namespaces(7)).
+	return []plannedCall{
+		{"unshare(CLONE_NEWUSER)", func() error { return x.Unshare(unix.CLONE_NEWUSER) }},
+		write("setgroups", "deny"), write("uid_map", fmt.Sprintf("0 %d 1", uid)), write("gid_map", fmt.Sprintf("0 %d 1", gid)),
+	}
+}
+
 // mapUser gives the user namespace x just made its maps, written by the
 // session from the parent user namespace, then makes the executor root
 // inside: its credentials are still the host's, which the new namespace

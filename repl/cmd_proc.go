@@ -88,7 +88,7 @@ func init() {
 		&Command{
 			Name: "enter", Group: "processes", Usage: "enter [TYPE…] [-- CMD…]", MaxArgs: -1, RawArgs: true, NeedsBox: true,
 			Summary: "join the box's namespaces from the host, like `nsenter -t PID`",
-			Kernel:  "a new process opens /proc/PID/ns/* and calls setns(2) for each, then forks the command (joining a PID namespace affects only children)",
+			Kernel:  "a new process writes itself into the box's cgroup, opens /proc/PID/ns/* and calls setns(2) for each (the box's user namespace always, when it has one), then forks the command, which gets the box's capabilities, no_new_privs and seccomp filter before execve(2), as docker exec does",
 			Example: "enter mnt pid uts -- /bin/sh -c hostname", Man: "setns(2), nsenter(1)",
 			Complete: completeEnter,
 			Run:      runEnter,
@@ -151,7 +151,7 @@ func runEnter(sh *Shell, c *Call) error {
 			for _, t := range types {
 				names = append(names, t.Name)
 			}
-			sh.handOver(fmt.Sprintf("%s in box %s's %s namespaces, joined from the host as nsenter does", argv[0], b.Name, strings.Join(names, ", ")))
+			sh.handOver(fmt.Sprintf("%s in box %s's %s namespaces, joined from the host as nsenter does; %s", argv[0], b.Name, strings.Join(names, ", "), enterIdentity(b)))
 		}
 		sh.handTerminal()
 		std = primitives.Stdio{In: sh.Terminal.File, Out: sh.Terminal.File, Err: sh.Terminal.File}
@@ -174,6 +174,19 @@ func runEnter(sh *Shell, c *Call) error {
 		return &ExitError{Cmd: "enter", Status: es}
 	}
 	return nil
+}
+
+// enterIdentity says what the entered command gets of the box besides
+// its namespaces, as `docker exec` gives it the container's.
+func enterIdentity(b *primitives.Box) string {
+	what := []string{"capabilities", "no_new_privs and seccomp settings"}
+	if b.Cgroup() != nil {
+		what = append([]string{"cgroup"}, what...)
+	}
+	if b.Has("user") {
+		what = append([]string{"user namespace (always joined)"}, what...)
+	}
+	return "with the box's " + strings.Join(what, ", ") + ", as docker exec does, never the host's"
 }
 
 // enterRequest reads `enter [TYPE…] [-- CMD…]` for box b: the namespaces
@@ -204,14 +217,14 @@ func enterRequest(b *primitives.Box, args []string) ([]primitives.NamespaceType,
 	}
 	if len(types) == 0 {
 		for _, t := range primitives.NamespaceTypes {
-			// User and time only when named, as `nsenter -t PID` without
-			// -U or -T: root on the host needs neither to see the box.
+			// Time only when named, as `nsenter -t PID` without -T; the
+			// box's user namespace is always joined (Box.Enter).
 			if b.Has(t.Name) && t.Name != "user" && t.Name != "time" {
 				types = append(types, t)
 			}
 		}
 	}
-	if len(types) == 0 {
+	if len(types) == 0 && !b.Has("user") {
 		return nil, nil, fmt.Errorf("box %s has no namespaces of its own yet: `unshare` some first", b.Name)
 	}
 	return types, argv, nil

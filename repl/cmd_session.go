@@ -24,6 +24,7 @@ var groups = []struct{ name, title string }{
 	{"filesystem", "Filesystem"},
 	{"cgroups", "cgroups"},
 	{"network", "Network"},
+	{"security", "Security"},
 	{"processes", "Processes"},
 	{"lessons", "Lessons"},
 	{"session", "Session"},

@@ -209,3 +209,72 @@ func TestExportScriptRebuildsTheBoxWithStandardTools(t *testing.T) {
 		t.Errorf("%s/pids.max = %q, %v; want 20", path, limit, err)
 	}
 }
+
+// The box's security steps travel in the bundle: runc gives the
+// container the capabilities, no_new_privs and seccomp filter the box's
+// commands get.
+func TestExportBundleCarriesTheSecurityStepsToRunc(t *testing.T) {
+	needRoot(t)
+	runc, err := exec.LookPath("runc")
+	if err != nil {
+		if os.Getenv("STEPBOX_MUST_WORK") == "1" {
+			t.Fatal("runc is missing (.ci/deps.sh installs Debian's runc)")
+		}
+		t.Skip("needs runc")
+	}
+	hostUnchanged(t)
+	undoRuncControllers(t)
+	dir := t.TempDir()
+	bundle := filepath.Join(dir, "bundle")
+	script := "new a\nunshare uts ipc mnt pid\nmount overlay base\npivot_root\n" +
+		"caps docker\nnnp\nseccomp docker\nexport bundle " + bundle + "\n"
+	out, code := runStepbox(t, filepath.Join(dir, "state"), script, "--plain")
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	var spec specs.Spec
+	b, err := os.ReadFile(filepath.Join(bundle, "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &spec); err != nil {
+		t.Fatal(err)
+	}
+	spec.Process.Args = []string{"sleep", "60"}
+	b, _ = json.Marshal(spec)
+	os.WriteFile(filepath.Join(bundle, "config.json"), b, 0o600)
+	state := filepath.Join(dir, "runc")
+	id := fmt.Sprintf("stepbox-sec-%d", os.Getpid())
+	pidFile := filepath.Join(dir, "pid")
+	logFile, err := os.Create(filepath.Join(dir, "runc.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logFile.Close()
+	cmd := exec.Command(runc, "--root", state, "run", "-d", "--pid-file", pidFile, "-b", bundle, id)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Run(); err != nil {
+		log, _ := os.ReadFile(logFile.Name())
+		t.Fatalf("runc run: %v\n%s", err, log)
+	}
+	t.Cleanup(func() {
+		exec.Command(runc, "--root", state, "kill", id, "KILL").Run()
+		for i := 0; i < 50; i++ {
+			if exec.Command(runc, "--root", state, "delete", id).Run() == nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Errorf("runc delete %s failed", id)
+	})
+	pidText, _ := os.ReadFile(pidFile)
+	status, err := os.ReadFile("/proc/" + strings.TrimSpace(string(pidText)) + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"CapEff:\t00000000a80425fb", "CapBnd:\t00000000a80425fb", "NoNewPrivs:\t1", "Seccomp:\t2"} {
+		if !strings.Contains(string(status), want) {
+			t.Errorf("the container runc started lacks %q:\n%s", want, status)
+		}
+	}
+}

@@ -44,6 +44,7 @@ func seedScripts(tb testing.TB) []string {
 		"new web\nns\nunshare uts\nhostname web1\nunshare ipc net mnt pid\nmount overlay base fileA\npivot_root\nexec touch /test\nstack\ncgroup new\ncgroup limit pids 20\ncgroup attach\nps\nexplain\nexit\n",
 		"new a\nnew b\nuse a\nboxes\nrm b\nreset\nlayers\nlayer new app\nlayer put app /etc/motd hello\nlayer del app /etc/issue\nlayer rm app\nhelp unshare\nhistory\n",
 		"-unshare time --boottime 1h --monotonic 90s\nnew t\nunshare time --boottime 24h\nunshare cgroup\ncgroup\nmounts --diff\nstack --files\n",
+		"new s\ncaps\ncaps docker\ncaps drop kill\n-caps keep\nnnp\nseccomp docker\nseccomp show\n-seccomp deny execve\nseccomp deny mkdir\nnnp off\nseccomp off\nexec true\n",
 	)
 }
 
@@ -57,6 +58,7 @@ func seedLines(tb testing.TB) []string {
 		// Issue 15's bad input: NUL written or escaped, control characters,
 		// PIDs the kernel reads otherwise, paths past PATH_MAX.
 		`hostname $'web\x00'`, "hostname web\x00x", `hostname $'a\rb'`, `hostname $'\e]0;x\a'`, `new $'a\0b'`,
+		`caps drop sys_admn`, `caps show -1`, `caps show 99999999999999999999`, `seccomp deny $'mk\x00dir'`, "caps keep "+strings.Repeat("x", 5000),
 		`cgroup set cgroup.procs 017`, `cgroup set cgroup.procs 0x11`, `cgroup set cgroup.procs +1`,
 		"layer put app /"+strings.Repeat("d/", 600)+"f x", "layer put app /"+strings.Repeat("n", 300)+" x",
 		"new "+strings.Repeat("a", 5000))

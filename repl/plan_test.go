@@ -79,6 +79,8 @@ var planNormal = []struct {
 	{regexp.MustCompile(`\b(write|close|fsconfig|fsmount|move_mount)\(\d+`), "$1(FD"},
 	{regexp.MustCompile(`\.new-([^/"]+)-[0-9X]+`), ".new-$1-TMP"},
 	{regexp.MustCompile(`\.rm-([^/"]+)-[0-9N]+`), ".rm-$1-TIME"},
+	// `new --user` writes the maps of a box process whose PID its plan cannot know.
+	{regexp.MustCompile(`"/proc/[0-9]+/`), `"/proc/PID/`},
 }
 
 func normal(s string) string {

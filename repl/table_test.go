@@ -22,7 +22,7 @@ func walkCommands(fn func(c *Command)) {
 }
 
 // kernelGroups are the stages whose commands touch the kernel.
-var kernelGroups = map[string]bool{"box": true, "namespaces": true, "filesystem": true, "cgroups": true, "processes": true}
+var kernelGroups = map[string]bool{"box": true, "namespaces": true, "filesystem": true, "cgroups": true, "processes": true, "security": true}
 
 func TestEveryCommandHasUsageSummaryAndAGroup(t *testing.T) {
 	known := map[string]bool{}
@@ -61,6 +61,7 @@ var plannedCommands = []string{
 	"cgroup new", "cgroup set", "cgroup limit", "cgroup attach",
 	"layer new", "layer put", "layer del", "layer rm",
 	"exec", "sh", "enter",
+	"caps docker", "caps drop", "caps keep", "nnp", "nnp on", "nnp off", "seccomp docker", "seccomp deny", "seccomp off",
 }
 
 func TestEveryCommandThatChangesTheKernelHasAPlan(t *testing.T) {

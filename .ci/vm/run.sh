@@ -38,6 +38,7 @@ host_programs=(
 	chroot lsns nsenter setpriv findmnt unshare mountpoint tr cut xargs tmux
 	pgrep pkill stty ipcmk ipcs ipcrm seq timeout dd yes nproc nft sysctl
 	runc # export bundle's cross-check
+	capsh # caps' cross-check of the capability names
 )
 # Modules stepbox needs, and the virtio disk that holds the tests' TMPDIR;
 # their dependencies come from each module's .modinfo.

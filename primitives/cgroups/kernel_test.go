@@ -437,7 +437,7 @@ func TestSweepRemovesOnlyTheCgroupsOfDeadSessions(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(other, "web-0123456789ab", "cgroup.procs"), []byte(strconv.Itoa(sleeper.Process.Pid)), 0); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Sweep(top, func(pid int) bool { return pid == os.Getpid() }); err != nil {
+	if _, err := Sweep(top, func(pid int) (bool, string) { return pid == os.Getpid(), "" }); err != nil {
 		t.Fatal(err)
 	}
 	if exists(dead) {

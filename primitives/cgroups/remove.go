@@ -118,8 +118,10 @@ func disable(fsys cgroupFS, s *step.Step, e Dir) error {
 
 // Sweep removes the parent cgroups (stepbox-<PID>) anywhere under root
 // whose session is no longer alive, with everything below them. It is
-// what `stepbox cleanup` and start-up run after a crash.
-func Sweep(root string, isAlive func(sessionPID int) bool) (*step.Step, error) {
+// what `stepbox cleanup` and start-up run after a crash. mayLive says
+// whether the session PID may still run, and, when that is not plain
+// from the PID (another PID namespace's session), why it is kept.
+func Sweep(root string, mayLive func(sessionPID int) (alive bool, why string)) (*step.Step, error) {
 	s := &step.Step{
 		Command: "cleanup",
 		Summary: "removed the cgroups of stepbox sessions that are gone",
@@ -140,8 +142,12 @@ func Sweep(root string, isAlive func(sessionPID int) bool) (*step.Step, error) {
 		if !ok {
 			return nil
 		}
+		alive, why := mayLive(pid)
 		switch {
-		case isAlive(pid):
+		case alive:
+			if why != "" {
+				s.Notes = append(s.Notes, fmt.Sprintf("left %s: %s", p, why))
+			}
 		case populated(p):
 			// Processes still in it are not a dead session's: the PID may
 			// be one of another PID namespace (stepbox in a container).

@@ -29,6 +29,8 @@ type Box struct {
 	CPUQuota   int64 // µs per period; 0: no limit
 	CPUPeriod  uint64
 	Caps       Caps
+	NoNewPrivs bool
+	Seccomp    *specs.LinuxSeccomp      // the rules the box's filter was built from, or nil
 	Clocks     map[string]time.Duration // time namespace offsets: "monotonic", "boottime"
 	UIDMap     []specs.LinuxIDMapping
 	GIDMap     []specs.LinuxIDMapping
@@ -69,8 +71,9 @@ func Spec(b Box) *specs.Spec {
 				Bounding: b.Caps.Bounding, Effective: b.Caps.Effective, Permitted: b.Caps.Permitted,
 				Inheritable: b.Caps.Inheritable, Ambient: b.Caps.Ambient,
 			},
+			NoNewPrivileges: b.NoNewPrivs,
 		},
-		Linux: &specs.Linux{Resources: &specs.LinuxResources{}, UIDMappings: b.UIDMap, GIDMappings: b.GIDMap},
+		Linux: &specs.Linux{Resources: &specs.LinuxResources{}, UIDMappings: b.UIDMap, GIDMappings: b.GIDMap, Seccomp: b.Seccomp},
 	}
 	if s.Process.Cwd == "" {
 		s.Process.Cwd = "/"

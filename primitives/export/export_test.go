@@ -19,8 +19,10 @@ func sampleBox() Box {
 		Layers: []string{"/l/base/root", "/l/app/root"},
 		Mounts: []Mount{{Target: "/proc", Type: "proc", Source: "proc", Options: []string{"rw", "nosuid"}}},
 		Memory: 64 << 20, Pids: 20, CPUQuota: 50000, CPUPeriod: 100000,
-		Caps: Caps{Bounding: CapNames(1<<21 | 1), Effective: CapNames(1)},
-		Args: []string{"/app/run", "it's"}, Env: []string{"PATH=/bin", "A=b c"}, Cwd: "/app",
+		Caps:       Caps{Bounding: []string{"CAP_CHOWN", "CAP_SYS_ADMIN"}, Effective: []string{"CAP_CHOWN"}},
+		NoNewPrivs: true,
+		Seccomp:    &specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Syscalls: []specs.LinuxSyscall{{Names: []string{"mkdir"}, Action: specs.ActErrno}}},
+		Args:       []string{"/app/run", "it's"}, Env: []string{"PATH=/bin", "A=b c"}, Cwd: "/app",
 	}
 }
 
@@ -42,6 +44,9 @@ func TestSpecCarriesTheBoxsNamespacesLimitsAndProcess(t *testing.T) {
 	}
 	if got := strings.Join(s.Process.Capabilities.Bounding, " "); got != "CAP_CHOWN CAP_SYS_ADMIN" {
 		t.Errorf("bounding set %q", got)
+	}
+	if !s.Process.NoNewPrivileges || s.Linux.Seccomp == nil || s.Linux.Seccomp.Syscalls[0].Names[0] != "mkdir" {
+		t.Errorf("noNewPrivileges %v, seccomp %+v: want the box's", s.Process.NoNewPrivileges, s.Linux.Seccomp)
 	}
 }
 
