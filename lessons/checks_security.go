@@ -62,11 +62,11 @@ func init() {
 			Findings: map[string]string{"no-command": noCommand, "caps-beyond": "The newest command still holds capabilities Docker's default drops: `caps docker`, then start the app again. " + oldApp},
 			Run: func(s *State, _ []string) Result {
 				return judgeCommand(s, "caps-beyond", func(p primitives.ProcSecurity) (bool, string) {
-					extra := primitives.CapabilityNames((p.CapBnd | p.CapPrm | p.CapEff | p.CapInh | p.CapAmb) &^ d.Caps)
+					extra := primitives.DecodeCaps((p.CapBnd | p.CapPrm | p.CapEff | p.CapInh | p.CapAmb) &^ d.Caps)
 					if len(extra) > 0 {
 						return true, fmt.Sprintf("holds %d capabilities beyond Docker's (%s)", len(extra), strings.Join(extra, " "))
 					}
-					return false, fmt.Sprintf("CapEff %016x: %d capabilities, none beyond Docker's", p.CapEff, len(primitives.CapabilityNames(p.CapEff)))
+					return false, fmt.Sprintf("CapEff %016x: %d capabilities, none beyond Docker's", p.CapEff, len(primitives.DecodeCaps(p.CapEff)))
 				})
 			},
 		},

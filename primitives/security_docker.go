@@ -1,10 +1,7 @@
 package primitives
 
 import (
-	"fmt"
-	"math/bits"
 	"slices"
-	"strings"
 )
 
 // SecurityDefault is what a runtime gives a container's process unless
@@ -35,8 +32,7 @@ type SecurityDefault struct {
 // (--security-opt no-new-privileges); the default seccomp profile is one
 // filter; a user namespace only with the daemon's userns-remap.
 var DockerDefault = SecurityDefault{
-	Caps: capMask("chown", "dac_override", "fsetid", "fowner", "mknod", "net_raw", "setgid", "setuid",
-		"setfcap", "setpcap", "net_bind_service", "sys_chroot", "kill", "audit_write"),
+	Caps:    DockerCaps,
 	Seccomp: 2,
 	Filters: 1,
 	Masked: []string{"/proc/asound", "/proc/acpi", "/proc/interrupts", "/proc/kcore", "/proc/keys",
@@ -45,47 +41,6 @@ var DockerDefault = SecurityDefault{
 	ReadOnly: []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger", "/sys", "/sys/fs/cgroup"},
 	Devices: []string{"c 1:5 rwm", "c 1:3 rwm", "c 1:9 rwm", "c 1:8 rwm", "c 5:0 rwm", "c 5:1 rwm",
 		"c *:* m", "b *:* m", "c 1:7 rwm", "c 136:* rwm", "c 5:2 rwm", "c 10:200 rwm"},
-}
-
-// capabilityNames are the capabilities by bit number (capabilities(7),
-// linux/capability.h up to CAP_CHECKPOINT_RESTORE, Linux 5.9), lower case
-// without CAP_, as capsh prints them.
-var capabilityNames = []string{
-	"chown", "dac_override", "dac_read_search", "fowner", "fsetid", "kill", "setgid", "setuid",
-	"setpcap", "linux_immutable", "net_bind_service", "net_broadcast", "net_admin", "net_raw",
-	"ipc_lock", "ipc_owner", "sys_module", "sys_rawio", "sys_chroot", "sys_ptrace", "sys_pacct",
-	"sys_admin", "sys_boot", "sys_nice", "sys_resource", "sys_time", "sys_tty_config", "mknod",
-	"lease", "audit_write", "audit_control", "setfcap", "mac_override", "mac_admin", "syslog",
-	"wake_alarm", "block_suspend", "audit_read", "perfmon", "bpf", "checkpoint_restore",
-}
-
-// CapabilityNames decodes a capability mask into names, lowest bit
-// first; a bit this table does not know is shown by number ("cap_41").
-func CapabilityNames(mask uint64) []string {
-	var out []string
-	for ; mask != 0; mask &= mask - 1 {
-		bit := bits.TrailingZeros64(mask)
-		if bit < len(capabilityNames) {
-			out = append(out, capabilityNames[bit])
-		} else {
-			out = append(out, fmt.Sprintf("cap_%d", bit))
-		}
-	}
-	return out
-}
-
-// capMask is the mask of the named capabilities; an unknown name is a
-// bug in a table of this package.
-func capMask(names ...string) uint64 {
-	var m uint64
-	for _, n := range names {
-		i := slices.Index(capabilityNames, strings.ToLower(n))
-		if i < 0 {
-			panic("capMask: unknown capability " + n)
-		}
-		m |= 1 << i
-	}
-	return m
 }
 
 // Strictness compares a setting with Docker's default.

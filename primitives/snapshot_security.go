@@ -138,7 +138,7 @@ type SecuritySnapshot struct {
 	IsInit bool         `json:"is_init"`
 	Proc   ProcSecurity `json:"proc"`
 	// Next is what the box's next command gets: PID 1's privileges
-	// changed by the box's security steps. nil where they cannot be read.
+	// changed by the box's security steps (Box.Security).
 	Next     *ProcSecurity `json:"next,omitempty"`
 	Masked   []GuardedPath `json:"masked"`
 	ReadOnly []GuardedPath `json:"read_only"`
@@ -185,6 +185,8 @@ func (b *Box) SecuritySnapshot() (SecuritySnapshot, error) {
 		return s, fmt.Errorf("readlink /proc/self/ns/user: %w", err)
 	}
 	s.UserNS = own != host
+	next := nextCommand(s.Proc, b.Security())
+	s.Next = &next
 	if s.UIDMap, err = b.UIDMap(); err != nil {
 		return s, err
 	}
@@ -294,4 +296,17 @@ func readDeviceList(version, pid int) (DeviceList, error) {
 	}
 	r.Unread = "no devices hierarchy is mounted"
 	return r, nil
+}
+
+// nextCommand is what a command PID 1 starts next will hold: the box's
+// settings (Box.Security) where a step chose them, and otherwise what
+// execve passes on from PID 1. no_new_privs and seccomp filters are
+// inherited and cannot be undone: the executor adds to them.
+func nextCommand(init ProcSecurity, sec Security) ProcSecurity {
+	n := ProcSecurity{Comm: "next command", Seccomp: init.Seccomp, SeccompFilters: init.SeccompFilters, NoNewPrivs: init.NoNewPrivs || sec.NoNewPrivs}
+	n.CapBnd, n.CapPrm, n.CapEff, n.CapInh, n.CapAmb = sec.Caps.Bounding, sec.Caps.Permitted, sec.Caps.Effective, sec.Caps.Inheritable, sec.Caps.Ambient
+	if sec.Seccomp.Source != "" {
+		n.Seccomp, n.SeccompFilters = 2, max(init.SeccompFilters, 0)+1
+	}
+	return n
 }

@@ -8,7 +8,7 @@ import (
 
 func init() {
 	register(&Command{
-		Name: "security", Group: "processes", Usage: "security [NAME]", MaxArgs: 1, NeedsBox: true,
+		Name: "security", Group: "security", Usage: "security [NAME]", MaxArgs: 1, NeedsBox: true,
 		Summary: "the box's privileges beside Docker's default: capabilities, no_new_privs, seccomp, masked paths, devices, user namespace",
 		Kernel:  "reads /proc/PID/status (CapEff, NoNewPrivs, Seccomp), /proc/PID/mountinfo, the devices cgroup and /proc/PID/uid_map of the box's PID 1",
 		Example: "security", Man: "capabilities(7), seccomp(2), proc(5)", Complete: completeBoxes,

@@ -104,9 +104,9 @@ func securityDetails(s primitives.SecuritySnapshot, width int, t Theme) string {
 			out = append(out, para(t.Dim, label+" "+Escape(strings.Join(names, " ")), width))
 		}
 	}
-	item("CapEff beyond Docker's:", primitives.CapabilityNames(s.Proc.CapEff&^d.Caps))
+	item("CapEff beyond Docker's:", primitives.DecodeCaps(s.Proc.CapEff&^d.Caps))
 	if s.Next != nil {
-		item("next command's CapEff beyond Docker's:", primitives.CapabilityNames(s.Next.CapEff&^d.Caps))
+		item("next command's CapEff beyond Docker's:", primitives.DecodeCaps(s.Next.CapEff&^d.Caps))
 	}
 	var open []string
 	for _, p := range append(append([]primitives.GuardedPath{}, s.Masked...), s.ReadOnly...) {
@@ -133,7 +133,7 @@ func strictMark(v primitives.Strictness) string {
 
 // capCount is a capability set in short: how many, or none.
 func capCount(mask uint64) string {
-	n := len(primitives.CapabilityNames(mask))
+	n := len(primitives.DecodeCaps(mask))
 	switch n {
 	case 0:
 		return "none"

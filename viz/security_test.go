@@ -66,12 +66,12 @@ func TestSecurityPanelSetsTheBoxBesideDockersDefault(t *testing.T) {
 		}
 	}
 	words := " " + strings.Join(strings.Fields(out), " ") + " "
-	for _, want := range []string{" sys_admin ", " sys_module ", " /proc/sys ", " /proc/keys ", "devices.list: a *:* rwm"} {
+	for _, want := range []string{" CAP_SYS_ADMIN ", " CAP_SYS_MODULE ", " /proc/sys ", " /proc/keys ", "devices.list: a *:* rwm"} {
 		if !strings.Contains(words, want) {
 			t.Errorf("no %q under the table:\n%s", want, out)
 		}
 	}
-	if strings.Contains(out, "beyond Docker's: mknod") || strings.Contains(out, "next command's CapEff beyond") {
+	if strings.Contains(out, "beyond Docker's: CAP_MKNOD") || strings.Contains(out, "next command's CapEff beyond") {
 		t.Errorf("Docker's own capabilities listed as beyond it:\n%s", out)
 	}
 }
