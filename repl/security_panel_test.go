@@ -113,3 +113,43 @@ func BenchmarkSecurityPanel(b *testing.B) {
 		b.Fatalf("no panel:\n%s", ts.tail())
 	}
 }
+
+// After the security steps the next command's column is what a command
+// started next holds, as its own /proc/self/status says; PID 1 keeps
+// what it had.
+func TestSecurityPanelsNextCommandIsWhatTheNextCommandGets(t *testing.T) {
+	sh, out := liveShell(t)
+	sh.Width = 80
+	run(t, sh, out, "new web", "unshare uts ipc net pid mnt", "mount overlay base", "pivot_root", "mount dev", "mount sys",
+		"caps docker", "nnp", "seccomp docker")
+	out.Reset()
+	run(t, sh, out, "security")
+	panel := out.String()
+	out.Reset()
+	run(t, sh, out, "exec grep -E '^(CapBnd|CapEff|NoNewPrivs|Seccomp|Seccomp_filters):' /proc/self/status")
+	status := map[string]string{}
+	for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		if k, v, ok := strings.Cut(l, ":"); ok {
+			status[k] = strings.TrimSpace(v)
+		}
+	}
+	for _, set := range []string{"CapBnd", "CapEff"} {
+		decoded, err := exec.Command("capsh", "--decode="+status[set]).Output()
+		if err != nil {
+			t.Skipf("capsh --decode: %v", err)
+		}
+		want := fmt.Sprintf("%d caps", strings.Count(string(decoded), "cap_"))
+		if got := panelRow(t, panel, set)[2]; got != want {
+			t.Errorf("%s of the next command: the panel says %q, the command has %s (%s)", set, got, status[set], want)
+		}
+	}
+	if got := panelRow(t, panel, "NoNewPrivs")[2]; status["NoNewPrivs"] != "1" || got != "1 on +" {
+		t.Errorf("NoNewPrivs: panel %q, the command %s", got, status["NoNewPrivs"])
+	}
+	if got, want := panelRow(t, panel, "Seccomp")[2], fmt.Sprintf("%s filter ×%s", status["Seccomp"], status["Seccomp_filters"]); got != want {
+		t.Errorf("Seccomp: panel %q, the command %q", got, want)
+	}
+	if got := panelRow(t, panel, "CapEff")[1]; !strings.HasSuffix(got, " *") {
+		t.Errorf("PID 1 was started before the steps and keeps every capability: %q", got)
+	}
+}
