@@ -46,6 +46,7 @@ type Box struct {
 	hostname   string
 	dead       error
 	cgroup     *cgroups.Group
+	devices    boxDevices // the device program of a v2 cgroup (box_devices.go)
 	fs         BoxFS
 	process    ProcessDefaults // from the image the overlay stacks (box_image.go)
 	security   Security        // what its next commands get (security.go)

@@ -34,7 +34,7 @@ func (b *Box) Exec(ctx context.Context, argv []string, env []string, std Stdio, 
 	}
 	st.Ran()
 	st.Ran()
-	es, err := b.exec(ctx, argv, env, std, tty, st)
+	es, err := b.exec(ctx, argv, env, std, tty, st, nil)
 	es.Step = st
 	return es, err
 }
@@ -48,6 +48,15 @@ const (
 	execSecurity
 )
 
+// execFile is a file the box runs by descriptor, which its root need
+// not hold (execveat(2) with AT_EMPTY_PATH), with descriptors the command
+// gets as 3, 4, ….
+type execFile struct {
+	Name  string // for the record
+	Exe   *os.File
+	Extra []*os.File
+}
+
 // spawnSettings are the settings and ids a command started now gets.
 func (b *Box) spawnSettings() (Security, *IDs) {
 	b.mu.Lock()
@@ -55,7 +64,7 @@ func (b *Box) spawnSettings() (Security, *IDs) {
 	return b.security.clone(), b.execArgs(nil, nil).User
 }
 
-func (b *Box) exec(ctx context.Context, argv []string, env []string, std Stdio, tty bool, st *step.Step) (ExitStatus, error) {
+func (b *Box) exec(ctx context.Context, argv []string, env []string, std Stdio, tty bool, st *step.Step, run *execFile) (ExitStatus, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.dead != nil {
@@ -67,8 +76,10 @@ func (b *Box) exec(ctx context.Context, argv []string, env []string, std Stdio, 
 	x := b.active()
 	args := b.execArgs(argv, env)
 	envv := args.Env
-	path, err := lookPath(x.Path, argv[0], envv)
-	if err != nil {
+	path, err := "", error(nil)
+	if run != nil {
+		path = run.Name
+	} else if path, err = lookPath(x.Path, argv[0], envv); err != nil {
 		return ExitStatus{}, err
 	}
 	if args.Dir != "" {
@@ -101,8 +112,13 @@ func (b *Box) exec(ctx context.Context, argv []string, env []string, std Stdio, 
 	}
 	secCalls := securityCalls(sec, args.User)
 	execExecve, execWait := len(st.Calls)-2, len(st.Calls)-1
+	send := files.send
+	if run != nil {
+		nums[0] |= spawnExecFD
+		send = append(append(append([]*os.File(nil), send...), run.Exe), run.Extra...)
+	}
 	restore := b.lendOOMScore(x.pid)
-	r, err := x.do(opSpawn, nums, strs, files.send...)
+	r, err := x.do(opSpawn, nums, strs, send...)
 	restore()
 	files.closeSent()
 	if err != nil {
@@ -231,6 +247,8 @@ func spawnCall(n uint32, path, dir string, argv []string) (string, int) {
 		return fmt.Sprintf("execve(%s, %s, …)", step.Quote(path), quoteArgv(argv)), -1
 	case secStepDecode:
 		return "the settings sent to the executor (struct xsec)", -1
+	case 11:
+		return "fcntl(FD, F_DUPFD_CLOEXEC); dup2(FD, 3…)", execDup
 	}
 	return "clone(child_stack=NULL, flags=SIGCHLD)", execClone
 }

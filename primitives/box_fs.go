@@ -92,7 +92,7 @@ func (b *Box) MountOverlay(layers []rootfs.Layer) (*step.Step, error) {
 }
 
 // MountKinds are what `mount` can mount besides an overlay.
-var MountKinds = []string{"proc", "sys", "dev", "tmpfs", "bind"}
+var MountKinds = []string{"proc", "sys", "cgroup", "dev", "tmpfs", "bind"}
 
 // Mount mounts proc, sys, dev, a tmpfs or a bind of a host directory into
 // the box's root (the overlay before pivot_root, "/" after).
@@ -106,7 +106,7 @@ func (b *Box) Mount(kind, source, target string, readOnly bool) (*step.Step, err
 		return nil, fmt.Errorf("%s: box %s has no root filesystem yet: `mount overlay base` first", cmd, b.Name)
 	}
 	switch kind {
-	case "proc", "sys", "dev", "tmpfs":
+	case "proc", "sys", "cgroup", "dev", "tmpfs":
 	case "bind":
 		if f.Pivoted || f.Chrooted {
 			return nil, fmt.Errorf("mount bind: the box's root has changed, so the host's %s is out of its reach; bind volumes before pivot_root or chroot, as container runtimes do", source)
@@ -119,7 +119,7 @@ func (b *Box) Mount(kind, source, target string, readOnly bool) (*step.Step, err
 			return nil, fmt.Errorf("mount bind: source %s is neither a directory nor a file", source)
 		}
 	default:
-		return nil, fmt.Errorf("mount %s: unknown kind: use overlay, proc, sys, dev, tmpfs or bind", kind)
+		return nil, errUnknownMount(kind)
 	}
 	root := f.root()
 	return b.withKernel(func(x *executor) (*step.Step, error) {
@@ -237,4 +237,24 @@ func (b *Box) Mounts() (box, host rootfs.MountTable, err error) {
 	}
 	host, err = rootfs.Mounts(os.Getpid())
 	return
+}
+
+// MountMask masks Docker's paths of /proc and /sys in the box and makes
+// its read-only paths read-only (rootfs.MountMask).
+func (b *Box) MountMask() (*step.Step, error) {
+	if err := b.needMountNamespace("mount mask"); err != nil {
+		return nil, err
+	}
+	f := b.FS()
+	if f.Merged == "" {
+		return nil, fmt.Errorf("mount mask: box %s has no root filesystem yet: `mount overlay base` first", b.Name)
+	}
+	root := f.root()
+	return b.withKernel(func(x *executor) (*step.Step, error) { return rootfs.MountMask(x, root) })
+}
+
+// PlanMountMask is the record `mount mask` will write.
+func (b *Box) PlanMountMask() (*step.Step, error) {
+	root := b.fsRoot()
+	return b.planFS(func(k rootfs.Kernel) (*step.Step, error) { return rootfs.MountMask(k, root) })
 }

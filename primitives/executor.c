@@ -157,7 +157,9 @@ static void op_spawn(const struct xreq *q, int *fds, int nfds)
 	int64_t flags = q->num[0], argc = q->num[1];
 	/* The settings, if any, are the last string. */
 	uint32_t nstr = q->nstr - ((flags & XSPAWN_SECURITY) ? 1 : 0);
-	if (nfds != 3 || argc < 1 || q->nstr < 1 || nstr < 2 + argc || nstr - 2 - argc > XMAX_ARGS) {
+	int nextra = (flags & XSPAWN_EXECFD) ? nfds - 4 : 0;
+	if (nfds != 3 + ((flags & XSPAWN_EXECFD) ? 1 + nextra : 0) || nextra < 0 ||
+	    argc < 1 || q->nstr < 1 || nstr < 2 + argc || nstr - 2 - argc > XMAX_ARGS) {
 		reply(XREP_RESULT, EBADMSG, -1, 0, 0, NULL, 0, -1);
 		return;
 	}
@@ -217,16 +219,35 @@ static void op_spawn(const struct xreq *q, int *fds, int nfds)
 			if (setresuid(q->num[2], q->num[2], q->num[2]) < 0)
 				spawn_fail(p[1], 10);
 		}
+		/* The file to run and the command's own descriptors go above
+		 * every number they will take, before they take them. */
+		int exe = -1, extra[XMAX_FDS];
+		if (flags & XSPAWN_EXECFD) {
+			if ((exe = fcntl(fds[3], F_DUPFD_CLOEXEC, 10 + XMAX_FDS)) < 0)
+				spawn_fail(p[1], 11);
+			for (int i = 0; i < nextra; i++)
+				if ((extra[i] = fcntl(fds[4 + i], F_DUPFD_CLOEXEC, 10 + XMAX_FDS)) < 0)
+					spawn_fail(p[1], 11);
+		}
 		if ((step = xsec_after_ids()))
 			spawn_fail(p[1], step);
 		if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
 			spawn_fail(p[1], 6);
+		/* dup2 clears FD_CLOEXEC on the copy: these stay open across exec. */
+		for (int i = 0; i < nextra; i++)
+			if (dup2(extra[i], 3 + i) < 0)
+				spawn_fail(p[1], 11);
 		sigset_t none;
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		if ((step = xsec_last()))
 			spawn_fail(p[1], step);
-		execve(strs[0], argv, envp);
+		if (flags & XSPAWN_EXECFD)
+			/* The descriptor may be close-on-exec: an ELF file still runs
+			 * (execveat(2), only a script would lose it). */
+			syscall(SYS_execveat, exe, "", argv, envp, AT_EMPTY_PATH);
+		else
+			execve(strs[0], argv, envp);
 		spawn_fail(p[1], 7);
 	}
 	close(p[1]);
@@ -493,6 +514,14 @@ static void serve(const struct xreq *q, int *fds, int nfds)
 		break;
 	case XOP_SETGROUPS:
 		result(setgroups(0, NULL));
+		break;
+	case XOP_MOUNT_SETATTR:
+		if (need(q, 1)) {
+			/* struct mount_attr of linux/mount.h, which clashes with
+			 * glibc's sys/mount.h: propagation and userns_fd unused. */
+			uint64_t attr[4] = { a[2], a[3], 0, 0 };
+			result(syscall(SYS_mount_setattr, a[0], strs[0], a[1], attr, sizeof(attr)));
+		}
 		break;
 	case XOP_UNAME: {
 		struct utsname u;

@@ -66,6 +66,9 @@ const (
 	opSetgroups   xop = C.XOP_SETGROUPS
 )
 
+// mount_setattr(2), for read-only volumes and masks (mask_linux.go).
+const opMountSetattr xop = C.XOP_MOUNT_SETATTR
+
 const (
 	enterTTY        = C.XENTER_TTY
 	enterRoot       = C.XENTER_ROOT
@@ -78,6 +81,7 @@ const (
 	spawnSetpgid    = C.XSPAWN_SETPGID
 	spawnForeground = C.XSPAWN_FOREGROUND
 	spawnSetID      = C.XSPAWN_SETID
+	spawnExecFD     = C.XSPAWN_EXECFD
 	spawnSecurity   = C.XSPAWN_SECURITY
 	replyResult     = C.XREP_RESULT
 	replyExited     = C.XREP_EXITED
@@ -434,6 +438,9 @@ func (x *executor) Fsmount(fd, flags, attr int) (int, error) {
 }
 func (x *executor) MoveMount(fromDirfd int, fromPath string, toDirfd int, toPath string, flags int) error {
 	return x.callErr(opMoveMount, []int64{int64(fromDirfd), int64(toDirfd), int64(flags)}, fromPath, toPath)
+}
+func (x *executor) MountSetattr(dirfd int, path string, flags uint, attr *unix.MountAttr) error {
+	return x.callErr(opMountSetattr, []int64{int64(dirfd), int64(flags), int64(attr.Attr_set), int64(attr.Attr_clr)}, path)
 }
 func (x *executor) Read(fd int, buf []byte) (int, error) {
 	r, err := x.do(opReadFD, []int64{int64(fd)}, nil)

@@ -33,7 +33,7 @@ enum xop {
 	XOP_READ_FILE,    /* str0 path -> data */
 	XOP_SETNS,        /* fd[0] the namespace; num0 nstype */
 	XOP_FORK_INIT,    /* fd[0] the child's socket -> val child PID */
-	XOP_SPAWN,        /* fd[0..2] stdio; num0 XSPAWN_*, num1 argc, num2 uid, num3 gid; str0 path, str1 cwd, argv…, envp… -> val PID, a pidfd */
+	XOP_SPAWN,        /* fd[0..2] stdio, with XSPAWN_EXECFD fd[3] the file to run and fd[4…] the command's 3…; num0 XSPAWN_*, num1 argc, num2 uid, num3 gid; str0 path, str1 cwd, argv…, envp… -> val PID, a pidfd */
 	XOP_FSOPEN,       /* str0 fsname; num0 flags -> val fd */
 	XOP_FSCONFIG,     /* num0 fd, num1 cmd, num2 aux; str0 key, str1 value ("" is NULL) */
 	XOP_FSMOUNT,      /* num0 fd, num1 flags, num2 attr -> val fd */
@@ -46,6 +46,7 @@ enum xop {
 	XOP_SETRESUID,    /* num0 uid: setresuid(uid, uid, uid) */
 	XOP_SETRESGID,    /* num0 gid: setresgid(gid, gid, gid) */
 	XOP_SETGROUPS,    /* setgroups(0, NULL) */
+	XOP_MOUNT_SETATTR, /* num0 dirfd, num1 flags, num2 attr_set, num3 attr_clr; str0 path */
 	XOP_MAX
 };
 
@@ -54,6 +55,7 @@ enum {
 	XSPAWN_FOREGROUND = 2, /* tcsetpgrp(0, getpid()): the command gets the terminal */
 	XSPAWN_SETID = 4,      /* setgroups(0, NULL), setresgid(num3…), setresuid(num2…) */
 	XSPAWN_SECURITY = 8,   /* the last string is a struct xsec, in hex */
+	XSPAWN_EXECFD = 16,    /* execveat(fd[3], "", AT_EMPTY_PATH) instead of execve(str0); fd[4…] become 3… */
 };
 
 /* The settings a spawned or entered command gets just before execve, in
@@ -127,7 +129,7 @@ uint32_t xsec_after_ids(void);
 uint32_t xsec_last(void);
 
 #define XNUMS 4
-#define XMAX_FDS 4
+#define XMAX_FDS 8
 #define XMAX_MSG (1 << 20)
 #define XMAX_DATA (1 << 16)
 #define XMAX_ARGS 4096

@@ -82,6 +82,8 @@ func mountKind(k rootfs.Kernel, kind, source, root, target string, readOnly bool
 		return rootfs.MountProc(k, root, target)
 	case "sys":
 		return rootfs.MountSys(k, root, target)
+	case "cgroup":
+		return rootfs.MountCgroup(k, root, target)
 	case "dev":
 		return rootfs.MountDev(k, root, target)
 	case "tmpfs":
@@ -93,5 +95,5 @@ func mountKind(k rootfs.Kernel, kind, source, root, target string, readOnly bool
 }
 
 func errUnknownMount(kind string) error {
-	return fmt.Errorf("mount %s: unknown kind: use overlay, proc, sys, dev, tmpfs or bind", kind)
+	return fmt.Errorf("mount %s: unknown kind: use overlay, proc, sys, cgroup, dev, tmpfs, bind or mask", kind)
 }

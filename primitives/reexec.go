@@ -3,14 +3,18 @@ package primitives
 import (
 	"fmt"
 	"os"
+
+	"stepbox/primitives/probe"
 )
 
-// Hidden entry points of the stepbox binary. Neither reaches Go: the
-// executor's constructor (executor.c) takes them over before the runtime
-// starts, single-threaded.
+// Hidden entry points of the stepbox binary. The first two never reach
+// Go: the executor's constructor (executor.c) takes them over before the
+// runtime starts, single-threaded. __probe is Go's: the escape probes,
+// run inside a box (box_probe.go).
 const (
 	entryBox   = "__box"   // a box process: the C executor
 	entryEnter = "__enter" // joins a box's namespaces with setns(2), then runs a command
+	entryProbe = "__probe" // the escape probes, inside a box
 )
 
 // Reexec runs a hidden entry point when os.Args names one, and never
@@ -24,6 +28,8 @@ func Reexec() bool {
 		// Only a binary built without cgo gets here.
 		fmt.Fprintf(os.Stderr, "stepbox %s: this binary has no executor: build it with cgo (CGO_ENABLED=1, gcc)\n", os.Args[1])
 		os.Exit(2)
+	case entryProbe:
+		os.Exit(probe.Main(os.Args[2:], os.Stdout, os.Stderr))
 	}
 	return false
 }

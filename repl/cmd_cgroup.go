@@ -123,6 +123,7 @@ func init() {
 					return sh.showCgroupStep(viz.CgroupStep{Attached: true})
 				},
 			},
+			devicesCommand(),
 			show,
 		},
 	})

@@ -14,7 +14,7 @@ import (
 func init() {
 	register(
 		&Command{
-			Name: "mount", Group: "filesystem", Usage: "mount overlay|proc|sys|dev|tmpfs|bind …", NeedsBox: true,
+			Name: "mount", Group: "filesystem", Usage: "mount overlay|proc|sys|cgroup|dev|tmpfs|bind|mask …", NeedsBox: true,
 			Summary: "mount an overlay of layers, or proc, sys, dev, a tmpfs or a volume, in the box's mount namespace",
 			Kernel:  "mount(2) in the box's own mount namespace: no other process sees the mount, and it goes with the namespace",
 			Example: "mount overlay base fileA", Man: "mount(2), mount_namespaces(7)",
@@ -36,12 +36,13 @@ func init() {
 				},
 				mountKind("proc", "mount proc [PATH]", "/proc", "the proc filesystem: the box's own processes once it has a PID namespace", "mount(2) of type proc; what it shows depends on the PID namespace of the process that mounts it"),
 				mountKind("sys", "mount sys [PATH]", "/sys", "sysfs, read-only, as container runtimes mount it", "mount(2) of type sysfs with MS_RDONLY"),
+				mountKind("cgroup", "mount cgroup [PATH]", "/sys/fs/cgroup", "the cgroup filesystem, read-only, as Docker mounts it", "mount(2) of cgroup2 (or of each v1 hierarchy in a tmpfs) with MS_RDONLY: the box reads its cgroups and writes none"),
 				mountKind("dev", "mount dev [PATH]", "/dev", "a minimal /dev: null zero random urandom tty, and pts", "a tmpfs, mknod(2) of each device, and a new devpts instance"),
 				mountKind("tmpfs", "mount tmpfs PATH", "", "a memory-backed filesystem at PATH, 64M at most", "mount(2) of type tmpfs, with size=64m: without a size a tmpfs may take half the host's memory"),
 				{
 					Name: "bind", Usage: "mount bind HOSTDIR PATH[:ro]", MinArgs: 2, MaxArgs: 2, NeedsBox: true, Recorded: true,
 					Summary: "a volume: a host directory seen at PATH inside the box (read-only with :ro)",
-					Kernel:  "mount(2) with MS_BIND, then MS_REMOUNT|MS_BIND|MS_RDONLY for :ro",
+					Kernel:  "mount(2) with MS_BIND, then for :ro mount_setattr(2) with AT_RECURSIVE and MOUNT_ATTR_RDONLY (MS_REMOUNT|MS_BIND|MS_RDONLY where the kernel lacks it)",
 					Example: "mount bind /srv/data /data:ro", Man: "mount(2)",
 					Complete: completePath,
 					Run: func(sh *Shell, c *Call) error {
@@ -53,6 +54,7 @@ func init() {
 						return sh.Current().PlanMount("bind", c.Args[0], target, ro)
 					},
 				},
+				mountMaskCommand(),
 			},
 		},
 		&Command{
@@ -169,11 +171,6 @@ func mountKind(kind, usage, defaultTarget, summary, kernel string) *Command {
 
 func (sh *Shell) mountStep(kind, source, target string, ro bool) error {
 	b := sh.Current()
-	st, err := b.Mount(kind, source, target, ro)
-	sh.printStep(st)
-	if err != nil {
-		return err
-	}
 	what := kind
 	if kind == "bind" {
 		what = source
@@ -181,7 +178,19 @@ func (sh *Shell) mountStep(kind, source, target string, ro bool) error {
 			what += " (read-only)"
 		}
 	}
-	sh.ok("mounted %s at %s inside box %s", what, target, b.Name)
+	do := func() (*step.Step, error) { return b.Mount(kind, source, target, ro) }
+	ok := func() { sh.ok("mounted %s at %s inside box %s", what, target, b.Name) }
+	// The read-only mounts show what they changed in the box's mount
+	// table, options included.
+	if kind == "sys" || kind == "cgroup" || ro {
+		return sh.mountsBeforeAfter(b, do, ok)
+	}
+	st, err := do()
+	sh.printStep(st)
+	if err != nil {
+		return err
+	}
+	ok()
 	return nil
 }
 

@@ -95,9 +95,9 @@ func TestTabCompletesCommandsWithTheirSummaries(t *testing.T) {
 func TestTabCompletesSubCommandsFlagsAndLimitKinds(t *testing.T) {
 	sh, _ := plainShell()
 	for line, want := range map[string][]string{
-		"cgroup ":                {"new", "set", "limit", "attach", "show"},
+		"cgroup ":                {"new", "set", "limit", "attach", "devices", "show"},
 		"mount o":                {"overlay"},
-		"mount ":                 {"overlay", "proc", "sys", "dev", "tmpfs", "bind"},
+		"mount ":                 {"overlay", "proc", "sys", "cgroup", "dev", "tmpfs", "bind", "mask"},
 		"layer ":                 {"new", "put", "del", "rm"},
 		"cgroup limit ":          {"memory", "pids", "cpu"},
 		"cgroup limit p":         {"pids"},

@@ -36,8 +36,8 @@ func TestUnknownWordsSayWhatWasMeant(t *testing.T) {
 	for line, want := range map[string]string{
 		"unshre uts":         `unknown command "unshre"; did you mean unshare?`,
 		"frobnicate":         "unknown command \"frobnicate\": `help` lists the commands",
-		"cgroup limt pids 4": `unknown cgroup command "limt": use one of new, set, limit, attach, show; did you mean limit?`,
-		"mount overlya base": `unknown mount command "overlya": use one of overlay, proc, sys, dev, tmpfs, bind; did you mean overlay?`,
+		"cgroup limt pids 4": `unknown cgroup command "limt": use one of new, set, limit, attach, devices, show; did you mean limit?`,
+		"mount overlya base": `unknown mount command "overlya": use one of overlay, proc, sys, cgroup, dev, tmpfs, bind, mask; did you mean overlay?`,
 		"layer nwe base2":    "did you mean new?",
 		"ls -l /proc":        "ls is a program, not a stepbox command: `!ls -l /proc` runs it on the host; `exec ls -l /proc` runs it in a box, once `new` has made one",
 		"help unshre":        "did you mean unshare?",

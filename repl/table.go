@@ -64,17 +64,23 @@ func (c *Command) path() string {
 	return c.Name
 }
 
+// adopt links c's subcommands to it, at every depth (`cgroup devices allow`).
+func adopt(c *Command) {
+	for _, s := range c.Sub {
+		s.parent = c
+		if s.Group == "" {
+			s.Group = c.Group
+		}
+		adopt(s)
+	}
+}
+
 // commands is the table. Each group's file adds its commands in init.
 var commands []*Command
 
 func register(cs ...*Command) {
 	for _, c := range cs {
-		for _, s := range c.Sub {
-			s.parent = c
-			if s.Group == "" {
-				s.Group = c.Group
-			}
-		}
+		adopt(c)
 	}
 	commands = append(commands, cs...)
 	sort.SliceStable(commands, func(i, j int) bool { return commands[i].Name < commands[j].Name })

@@ -57,8 +57,9 @@ func TestHelpOfEveryKernelCommandSaysWhatTheKernelDoesWithAnExampleAndManPage(t 
 // plan for `explain CMD`.
 var plannedCommands = []string{
 	"new", "unshare", "hostname",
-	"mount overlay", "mount proc", "mount sys", "mount dev", "mount tmpfs", "mount bind", "pivot_root", "chroot",
+	"mount overlay", "mount proc", "mount sys", "mount cgroup", "mount dev", "mount tmpfs", "mount bind", "mount mask", "pivot_root", "chroot",
 	"cgroup new", "cgroup set", "cgroup limit", "cgroup attach",
+	"cgroup devices docker", "cgroup devices allow", "cgroup devices deny", "probe",
 	"layer new", "layer put", "layer del", "layer rm",
 	"exec", "sh", "enter",
 	"caps docker", "caps drop", "caps keep", "nnp", "nnp on", "nnp off", "seccomp docker", "seccomp deny", "seccomp off",
@@ -146,8 +147,8 @@ func TestBadInputSaysCommandArgumentAndWhatIsAllowed(t *testing.T) {
 	sh, _ := plainShell()
 	for line, want := range map[string]string{
 		"frobnicate":          `unknown command "frobnicate"`,
-		"cgroup frob":         `cgroup: unknown cgroup command "frob": use one of new, set, limit, attach, show`,
-		"mount":               "what should mount do? one of: overlay, proc, sys, dev, tmpfs, bind",
+		"cgroup frob":         `cgroup: unknown cgroup command "frob": use one of new, set, limit, attach, devices, show`,
+		"mount":               "what should mount do? one of: overlay, proc, sys, cgroup, dev, tmpfs, bind, mask",
 		"new a b":             `new: unexpected argument "b": usage: new [NAME] [--user]`,
 		"new --usr":           "unknown flag --usr: new takes --user",
 		"unshare uts":         "unshare: there is no box yet",

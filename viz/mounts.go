@@ -77,10 +77,23 @@ func mountDepths(ms []rootfs.Mount) map[int]int {
 // mounts the box added (+), the host's it no longer has (-), and mount
 // points whose mount differs (~), host → box, with the fields that differ.
 func MountDiffPanel(d rootfs.MountDiff, width int, t Theme) string {
+	return mountDiffPanel(d, "box vs host", width, t)
+}
+
+// MountStepPanel shows what a step changed in the box's mount table: the
+// same panel as MountDiffPanel, the box before the step on the left.
+func MountStepPanel(d rootfs.MountDiff, width int, t Theme) string {
+	return mountDiffPanel(d, "the box before → after", width, t)
+}
+
+func mountDiffPanel(d rootfs.MountDiff, what string, width int, t Theme) string {
 	width = max(width, 40)
-	title := para(t.Title, fmt.Sprintf("mounts · box vs host · %d added, %d removed, %d changed, %d the same",
-		len(d.Added), len(d.Removed), len(d.Changed), d.Same), width)
+	title := para(t.Title, fmt.Sprintf("mounts · %s · %d added, %d removed, %d changed, %d the same",
+		what, len(d.Added), len(d.Removed), len(d.Changed), d.Same), width)
 	if len(d.Added)+len(d.Removed)+len(d.Changed) == 0 {
+		if what != "box vs host" {
+			return lines(title, para(t.Dim, "no mount changed", width))
+		}
 		return lines(title, para(t.Dim, "the box's mount table is the host's", width))
 	}
 	type row struct {
@@ -93,7 +106,11 @@ func MountDiffPanel(d rootfs.MountDiff, width int, t Theme) string {
 		rows = append(rows, row{rootfs.CopiedUp, c.Box.Point, mountSide(c.Host, c), mountSide(c.Box, c)})
 	}
 	for _, m := range d.Added {
-		rows = append(rows, row{rootfs.Created, m.Point, mountSide(m, rootfs.MountChange{}) + "  new in the box", ""})
+		side := mountSide(m, rootfs.MountChange{})
+		if strings.HasPrefix(m.Options, "ro") {
+			side += " ro" // read-only is what a security step is for
+		}
+		rows = append(rows, row{rootfs.Created, m.Point, side + "  new in the box", ""})
 	}
 	for _, m := range d.Removed {
 		rows = append(rows, row{rootfs.Whiteout, m.Point, mountSide(m, rootfs.MountChange{}) + "  gone from the box", ""})

@@ -94,7 +94,8 @@ while read -r name rel; do
 	echo "=== package $rel (timeout ${timeout}s)"
 	# The VM holds no browser: the live view's Chromium tests (TestLiveViewDraws…) run on the
 	# host only (its kernel side, the cgroup bars, runs here too).
-	"/tests/$name.test" -test.v -test.count=1 -test.timeout=${timeout}s -test.skip '^TestLiveViewDraws' >/tmp/$name.log 2>&1 </dev/null
+	run=$(busybox cat /etc/vm/run 2>/dev/null)
+	"/tests/$name.test" -test.v -test.count=1 -test.timeout=${timeout}s -test.skip '^TestLiveViewDraws' ${run:+-test.run "$run"} >/tmp/$name.log 2>&1 </dev/null
 	rc=$?
 	t1=$(busybox cut -d' ' -f1 /proc/uptime)
 	secs=$(busybox awk "BEGIN{printf \"%.1f\", $t1-$t0}")

@@ -13,6 +13,7 @@
 #   STEPBOX_VM_KERNEL  kernel series (default 6.1, Debian 12's own) or a
 #                      full package name (linux-image-6.12.…-cloud-amd64)
 #   STEPBOX_VM_PKGS    only these packages (import paths), for debugging
+#   STEPBOX_VM_RUN     only the tests this -test.run pattern matches
 #   STEPBOX_VM_ACCEL   qemu accelerator (default tcg; kvm:tcg if you have it)
 #   STEPBOX_VM_TIMEOUT seconds before qemu is killed (default 900)
 set -euo pipefail
@@ -227,6 +228,7 @@ cp -a /etc/ld.so.conf /etc/ld.so.conf.d /etc/os-release "$root/etc/" 2>/dev/null
 echo "$kver" >"$root/etc/vm/kernel-release"
 vm_timeout=${STEPBOX_VM_TIMEOUT:-900}
 echo $((vm_timeout - 25)) >"$root/etc/vm/budget" # seconds of uptime the tests may use
+printf '%s' "${STEPBOX_VM_RUN:-}" >"$root/etc/vm/run"
 
 # --- modules ----------------------------------------------------------------
 # The package ships no modules.dep (depmod writes it on install), so each

@@ -35,6 +35,7 @@ type Kernel interface {
 	FsconfigCreate(fd int) error
 	Fsmount(fd, flags, attr int) (int, error)
 	MoveMount(fromDirfd int, fromPath string, toDirfd int, toPath string, flags int) error
+	MountSetattr(dirfd int, path string, flags uint, attr *unix.MountAttr) error
 	Read(fd int, buf []byte) (int, error)
 
 	// Path is where this process reaches path p as the box sees it
@@ -79,6 +80,9 @@ func (local) FsconfigCreate(fd int) error              { return unix.FsconfigCre
 func (local) Fsmount(fd, flags, attr int) (int, error) { return unix.Fsmount(fd, flags, attr) }
 func (local) MoveMount(fromDirfd int, fromPath string, toDirfd int, toPath string, flags int) error {
 	return unix.MoveMount(fromDirfd, fromPath, toDirfd, toPath, flags)
+}
+func (local) MountSetattr(dirfd int, path string, flags uint, attr *unix.MountAttr) error {
+	return unix.MountSetattr(dirfd, path, flags, attr)
 }
 func (local) Read(fd int, buf []byte) (int, error) { return unix.Read(fd, buf) }
 func (local) Path(p string) string                 { return p }
@@ -145,6 +149,9 @@ func (p *planning) MoveMount(int, string, int, string, int) error { return nil }
 func (p *planning) Read(int, []byte) (int, error)                 { return 0, nil }
 func (p *planning) Path(q string) string                          { return p.real.Path(q) }
 func (p *planning) Proc() string                                  { return p.real.Proc() }
+
+// MountSetattr is mount_setattr(2), planned: nothing changes.
+func (p *planning) MountSetattr(int, string, uint, *unix.MountAttr) error { return nil }
 
 // madeByPlan reports whether a plan has made directory q already.
 func madeByPlan(k Kernel, q string) bool {

@@ -50,7 +50,8 @@ func MountSys(k Kernel, root, target string) (*step.Step, error) {
 	if err != nil {
 		return st, fmt.Errorf("mount sys: %w", err)
 	}
-	st.Tell("mounted sysfs read-only at "+target, "will mount sysfs read-only at "+target)
+	st.Tell("mounted sysfs read-only at "+target+", as Docker mounts it: the box reads devices and settings, and writes none of the host's",
+		"will mount sysfs read-only at "+target+", as Docker mounts it: the box will read devices and settings, and write none of the host's")
 	st.Shell = []string{"mount -t sysfs -o ro,nosuid,nodev,noexec sysfs " + shellQuote(host)}
 	st.Undo = "umount " + shellQuote(host)
 	st.Notes = []string{"sysfs shows the network devices of the network namespace of the process that mounts it"}
@@ -78,7 +79,9 @@ func MountTmpfs(k Kernel, root, target string) (*step.Step, error) {
 
 // MountBind binds the host path src at target inside root, read-only
 // when readOnly: a volume. A bind ignores MS_RDONLY, so read-only takes a
-// second call, a remount of the bind (mount(2), "Creating a bind mount").
+// second call: mount_setattr(2) with AT_RECURSIVE, which makes the bind
+// and every mount under it read-only, as runc does for rro, or where the
+// kernel lacks it a remount of the bind (mount(2), "Creating a bind mount").
 // Host paths are out of the box's reach after pivot_root: bind volumes before.
 func MountBind(k Kernel, src, root, target string, readOnly bool) (*step.Step, error) {
 	cmd := "mount bind " + src + " " + target
@@ -112,30 +115,14 @@ func MountBind(k Kernel, src, root, target string, readOnly bool) (*step.Step, e
 	if !readOnly {
 		return st, nil
 	}
-	// Keep the flags the bind already has: a remount that drops a locked
-	// one (nosuid, nodev… inherited in a user namespace) fails with EPERM.
-	flags := uintptr(unix.MS_BIND | unix.MS_REMOUNT | unix.MS_RDONLY)
-	var sfs unix.Statfs_t
-	// The bind carries the source mount's flags (what statfs of the
-	// source says): the remount must keep the locked ones.
-	if err := unix.Statfs(k.Path(src), &sfs); err != nil {
-		return fail(fmt.Errorf("statfs %s: %w", src, err))
-	}
-	for _, f := range []struct{ st, ms uintptr }{
-		{unix.ST_NOSUID, unix.MS_NOSUID}, {unix.ST_NODEV, unix.MS_NODEV}, {unix.ST_NOEXEC, unix.MS_NOEXEC},
-	} {
-		if uintptr(sfs.Flags)&f.st != 0 {
-			flags |= f.ms
-		}
-	}
-	if err := mountCall(k, st, "", host, "", flags, ""); err != nil {
+	if err := remountReadOnly(k, st, host, true); err != nil {
 		if uerr := umountCall(k, st, host, unix.MNT_DETACH); uerr != nil {
 			err = errors.Join(err, uerr)
 		}
 		removeAll(k, created)
 		return fail(err)
 	}
-	st.Shell = append(st.Shell, "mount -o remount,bind,ro "+shellQuote(host))
+	st.Shell = append(st.Shell, "mount -o remount,bind,ro "+shellQuote(host)+"   # mount_setattr(2) makes the mounts under it read-only too")
 	st.Tell(fmt.Sprintf("bound the host's %s read-only at %s: the box can read it, writes fail with EROFS", src, target),
 		fmt.Sprintf("will bind the host's %s read-only at %s: the box will read it, and its writes will fail with EROFS", src, target))
 	return st, nil

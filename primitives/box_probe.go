@@ -1,0 +1,325 @@
+package primitives
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"debug/elf"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"unicode"
+
+	"github.com/prometheus/procfs"
+	"golang.org/x/sys/unix"
+
+	"stepbox/primitives/probe"
+	"stepbox/primitives/rootfs"
+	"stepbox/primitives/step"
+)
+
+// ProbeResult is one escape probe's answer, as the session accepts it.
+type ProbeResult struct {
+	probe.Result
+	Closes string // for an open hole: the steps that close it
+}
+
+// ProbeNames lists the known probes, in the order they run.
+func ProbeNames() []string { return probe.Names() }
+
+// maxProbeOutput bounds what the session reads of a probe's output: the
+// box runs that process and may make it write anything.
+const maxProbeOutput = 64 << 10
+
+// Probe runs the named escape probes (all without names) inside the box,
+// as its next command would run: the executor spawns `stepbox __probe`
+// from a sealed copy of this binary, with the box's namespaces, root,
+// cgroup and credentials. Nothing on the host changes.
+func (b *Box) Probe(ctx context.Context, names []string) ([]ProbeResult, *step.Step, error) {
+	if err := checkProbeNames(names); err != nil {
+		return nil, nil, err
+	}
+	host, err := probeHost()
+	if err != nil {
+		return nil, nil, fmt.Errorf("probe: %w", err)
+	}
+	run, argv, opened, err := probeLauncher()
+	if err != nil {
+		return nil, nil, fmt.Errorf("probe: %w", err)
+	}
+	defer closeAll(opened)
+	if run.Name != "stepbox" {
+		if err := b.needProc(); err != nil {
+			return nil, nil, err
+		}
+	}
+	f := b.FS()
+	host.OwnRoot = f.Pivoted || f.Chrooted
+	argv = append(argv, host.Args(names)...)
+	st, err := b.PlanProbe(names)
+	if err != nil {
+		return nil, nil, err
+	}
+	st.Ran()
+	var out, errs capped
+	es, err := b.exec(ctx, argv, nil, Stdio{Out: &out, Err: &errs}, false, st, run)
+	if err != nil {
+		return nil, st, fmt.Errorf("probe: %w", err)
+	}
+	if es.Code != 0 {
+		return nil, st, fmt.Errorf("probe: stepbox __probe in box %s exited with status %d: %s", b.Name, es.Code, printable(errs.String(), 300))
+	}
+	results, err := parseProbeReport(out.Bytes(), names)
+	if err != nil {
+		return nil, st, fmt.Errorf("probe: box %s: %w", b.Name, err)
+	}
+	open := 0
+	for _, r := range results {
+		if r.State == probe.Open {
+			open++
+		}
+	}
+	st.Tell(fmt.Sprintf("tried %s from inside box %s: %d found a way out; nothing on the host was changed", step.Count(len(results), "probe"), b.Name, open), "")
+	return results, st, nil
+}
+
+// needProc checks that the box has a proc filesystem at /proc: the
+// dynamic loader reads stepbox and its libraries as /proc/self/fd/N.
+func (b *Box) needProc() error {
+	f := b.FS()
+	if !f.Pivoted && !f.Chrooted {
+		return nil // the host's /proc, or the box's mounted over it
+	}
+	tbl, err := rootfs.Mounts(b.CommandPID())
+	if err != nil {
+		return fmt.Errorf("probe: %w", err)
+	}
+	for _, m := range tbl.Mounts {
+		if m.Point == "/proc" && m.FSType == "proc" {
+			return nil
+		}
+	}
+	return fmt.Errorf("probe: box %s has no /proc, which the dynamic loader needs to run stepbox from descriptors (/proc/self/fd/N): `mount proc` first", b.Name)
+}
+
+func checkProbeNames(names []string) error {
+	for _, n := range names {
+		if !probe.Known(n) {
+			return fmt.Errorf("probe %s: unknown probe %q: known probes are %s", strings.Join(names, " "), n, strings.Join(probe.Names(), ", "))
+		}
+	}
+	return nil
+}
+
+// PlanProbe is the record `probe NAME…` will write.
+func (b *Box) PlanProbe(names []string) (*step.Step, error) {
+	if err := checkProbeNames(names); err != nil {
+		return nil, err
+	}
+	st, err := b.PlanExec(append([]string{"stepbox", entryProbe}, names...))
+	if err != nil {
+		return nil, err
+	}
+	st.Command = strings.TrimSpace("probe " + strings.Join(names, " "))
+	st.Calls[len(st.Calls)-2].Syscall = fmt.Sprintf("execveat(FD, \"\", [\"stepbox\", %q, …], …, AT_EMPTY_PATH)   # a sealed memfd copy of stepbox (through the host's ELF interpreter when stepbox is dynamic)", entryProbe)
+	st.Man = append(st.Man, "execveat(2)", "memfd_create(2)", "access(2)", "open_by_handle_at(2)", "finit_module(2)", "syslog(2)")
+	st.Undo = "nothing to undo: the probes read and ask for permission, and write nothing on the host; a device node made in the box's own root is removed at once, and mounts go into a mount namespace that ends with the probe"
+	st.Tell("tried each escape from inside the box, as the box's next command", "will try each escape from inside the box, as the box's next command, and report it open or closed")
+	st.MarkNotRun()
+	return st, nil
+}
+
+// probeHost is what the probes must know of the host to tell its files
+// from the box's: a host file with its handle, the root disk, the PID
+// namespace.
+func probeHost() (probe.Host, error) {
+	var h probe.Host
+	for _, f := range []string{"/etc/hostname", "/etc/os-release", "/etc/passwd"} {
+		var st unix.Stat_t
+		if unix.Stat(f, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFREG {
+			h.File, h.FileDev, h.FileIno = f, st.Dev, st.Ino
+			break
+		}
+	}
+	if h.File != "" {
+		if fh, _, err := unix.NameToHandleAt(unix.AT_FDCWD, h.File, 0); err == nil {
+			h.HandleType, h.Handle = fh.Type(), fh.Bytes()
+		}
+	}
+	if mounts, err := procfs.GetMounts(); err == nil {
+		for _, m := range mounts {
+			var major, minor uint32
+			if m.MountPoint == "/" && strings.HasPrefix(m.Source, "/dev/") {
+				if _, err := fmt.Sscanf(m.MajorMinorVer, "%d:%d", &major, &minor); err == nil && major != 0 {
+					h.Disk, h.DiskNode = unix.Mkdev(major, minor), m.Source
+				}
+			}
+		}
+	}
+	var ns unix.Stat_t
+	if err := unix.Stat("/proc/self/ns/pid", &ns); err != nil {
+		return h, fmt.Errorf("stat /proc/self/ns/pid: %w", err)
+	}
+	h.PIDNS = ns.Ino
+	return h, nil
+}
+
+// probeLauncher is how the box runs stepbox, whose files its root does
+// not hold: execveat(2) of a descriptor. A dynamic binary needs its ELF
+// interpreter and libraries, which the box's root lacks too: the box then
+// runs the host's interpreter by descriptor, which loads stepbox and its
+// libraries from descriptors 3… (/proc/self/fd/N) as ld.so(8) allows.
+// It returns the files it opened, for the caller to close.
+func probeLauncher() (run *execFile, argv []string, opened []*os.File, err error) {
+	exe, err := SelfExe()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	defer func() {
+		if err != nil {
+			closeAll(opened)
+		}
+	}()
+	ef, err := elf.NewFile(exe)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("read the ELF header of stepbox: %w", err)
+	}
+	var interp string
+	for _, p := range ef.Progs {
+		if p.Type == elf.PT_INTERP {
+			data, err := io.ReadAll(p.Open())
+			if err != nil {
+				return nil, nil, nil, fmt.Errorf("read PT_INTERP of stepbox: %w", err)
+			}
+			interp = strings.TrimRight(string(data), "\x00")
+		}
+	}
+	if interp == "" {
+		return &execFile{Name: "stepbox", Exe: exe}, []string{"stepbox", entryProbe}, nil, nil
+	}
+	needed, err := ef.ImportedLibraries()
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("read DT_NEEDED of stepbox: %w", err)
+	}
+	mapped, err := mappedLibraries()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	run = &execFile{Name: interp, Extra: []*os.File{exe}}
+	var preload []string
+	for _, lib := range needed {
+		p, ok := mapped[lib]
+		if !ok {
+			return nil, nil, opened, fmt.Errorf("library %s of stepbox is not mapped in this process (/proc/self/maps)", lib)
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return nil, nil, opened, err
+		}
+		opened = append(opened, f)
+		preload = append(preload, fmt.Sprintf("/proc/self/fd/%d", 3+len(run.Extra)))
+		run.Extra = append(run.Extra, f)
+	}
+	if run.Exe, err = os.Open(interp); err != nil {
+		return nil, nil, opened, err
+	}
+	opened = append(opened, run.Exe)
+	argv = []string{interp, "--argv0", "stepbox", "--inhibit-cache"}
+	if len(preload) > 0 {
+		argv = append(argv, "--preload", strings.Join(preload, " "))
+	}
+	return run, append(argv, "/proc/self/fd/3", entryProbe), opened, nil
+}
+
+// mappedLibraries maps the base name of each file this process maps to
+// its path: the libraries the dynamic loader found for stepbox.
+func mappedLibraries() (map[string]string, error) {
+	f, err := os.Open("/proc/self/maps")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	libs := map[string]string{}
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		fields := strings.Fields(s.Text())
+		if len(fields) == 6 && strings.HasPrefix(fields[5], "/") {
+			libs[filepath.Base(fields[5])] = fields[5]
+		}
+	}
+	return libs, s.Err()
+}
+
+// parseProbeReport reads the probe's JSON strictly: one report, known
+// fields, one result per asked probe in order, known states and ways,
+// and evidence cut to printable text.
+func parseProbeReport(data []byte, names []string) ([]ProbeResult, error) {
+	if len(data) >= maxProbeOutput {
+		return nil, fmt.Errorf("the probe wrote %d bytes or more, more than a report takes", maxProbeOutput)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var rep probe.Report
+	if err := dec.Decode(&rep); err != nil {
+		return nil, fmt.Errorf("the probe's report is not valid: %w", err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, errors.New("the probe's report is followed by more output")
+	}
+	// The probes run, and answer, in their own order.
+	var want []string
+	for _, n := range probe.Names() {
+		if len(names) == 0 || slices.Contains(names, n) {
+			want = append(want, n)
+		}
+	}
+	if len(rep.Probes) != len(want) {
+		return nil, fmt.Errorf("the probe answered %d probes, not the %d asked", len(rep.Probes), len(want))
+	}
+	out := make([]ProbeResult, len(rep.Probes))
+	for i, r := range rep.Probes {
+		if r.Name != want[i] || !probe.Valid(r) {
+			return nil, fmt.Errorf("the probe's answer %d (%s) is not one a probe gives", i+1, printable(r.Name, 40))
+		}
+		r.Evidence = printable(r.Evidence, 240)
+		out[i] = ProbeResult{Result: r}
+		if r.State == probe.Open {
+			out[i].Closes, _ = probe.Closes(r.Name, r.Via)
+		}
+	}
+	return out, nil
+}
+
+// printable keeps the printable characters of s (no escape sequences,
+// no newlines), at most n runes.
+func printable(s string, n int) string {
+	var b strings.Builder
+	for _, r := range s {
+		if n == 0 {
+			b.WriteString("…")
+			break
+		}
+		if !unicode.IsPrint(r) {
+			r = '?'
+		}
+		b.WriteRune(r)
+		n--
+	}
+	return b.String()
+}
+
+// capped keeps the first maxProbeOutput bytes written to it and takes
+// the rest without keeping it, so the writer never blocks.
+type capped struct{ bytes.Buffer }
+
+func (c *capped) Write(p []byte) (int, error) {
+	if room := maxProbeOutput - c.Len(); room > 0 {
+		c.Buffer.Write(p[:min(room, len(p))])
+	}
+	return len(p), nil
+}

@@ -1,0 +1,370 @@
+package primitives
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"stepbox/primitives/hoststate"
+	"stepbox/primitives/probe"
+)
+
+// lessonSixBox builds the box of lesson 6: five namespaces, the base
+// image as its root, /proc, /dev and a read-only /sys, and a cgroup.
+func lessonSixBox(t testing.TB, name string) (*Session, *Box) {
+	t.Helper()
+	s, stack := benchSession(t)
+	b, _, err := s.NewBox(name, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var types []NamespaceType
+	for _, n := range []string{"uts", "ipc", "net", "pid", "mnt"} {
+		nt, err := LookupNamespace(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		types = append(types, nt)
+	}
+	steps := []func() error{
+		func() error { _, err := b.Unshare(types, UnshareOptions{}); return err },
+		func() error { _, err := b.MountOverlay(stack); return err },
+		func() error { _, err := b.PivotRoot(); return err },
+		func() error { _, err := b.Mount("dev", "", "/dev", false); return err },
+		func() error { _, err := b.Mount("sys", "", "/sys", false); return err },
+		func() error { _, err := b.CgroupNew(); return err },
+		func() error { _, _, err := b.CgroupAttach(); return err },
+	}
+	for i, step := range steps {
+		if err := step(); err != nil {
+			t.Fatalf("lesson 6 step %d: %v", i+1, err)
+		}
+	}
+	return s, b
+}
+
+func probeBox(t *testing.T, b *Box, names ...string) map[string]ProbeResult {
+	t.Helper()
+	rs, _, err := b.Probe(context.Background(), names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]ProbeResult{}
+	for _, r := range rs {
+		t.Logf("%-18s %-6s %-9s %s", r.Name, r.State, r.Via, r.Evidence)
+		m[r.Name] = r
+	}
+	return m
+}
+
+// hostPermits reports whether the host itself, as root, gets past the
+// kernel's own limits for a probe: a sandboxed machine may refuse every
+// open of a disk, a kernel may load no modules. There the probe is
+// closed in every box, and the test cannot ask it to be open.
+func hostPermits(t *testing.T, name string) bool {
+	switch name {
+	case "disk":
+		h, err := probeHost()
+		if err != nil || h.Disk == 0 {
+			return false
+		}
+		node := filepath.Join(t.TempDir(), "disk")
+		if unix.Mknod(node, unix.S_IFBLK|0o600, int(h.Disk)) != nil {
+			return false
+		}
+		fd, err := unix.Open(node, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err == nil {
+			unix.Close(fd)
+		}
+		return err == nil
+	case "finit_module":
+		return errors.Is(unix.FinitModule(-1, "", 0), unix.EBADF)
+	case "release_agent":
+		// release_agent is cgroup v1's: a pure v2 host has none to mount.
+		data, _ := os.ReadFile("/proc/self/cgroup")
+		for _, l := range strings.Split(string(data), "\n") {
+			if f := strings.SplitN(l, ":", 3); len(f) == 3 && f[0] != "0" && f[1] != "" {
+				return true
+			}
+		}
+		return false
+	case "ptrace":
+		fd, err := unix.Open("/proc/1/mem", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err == nil {
+			unix.Close(fd)
+		}
+		return err == nil
+	}
+	return true
+}
+
+// Every escape Docker's default container blocks is open on the box of
+// lesson 6, where the kernel lets even the host through; /proc/1/root
+// and ptrace of PID 1 are closed by its PID namespace already.
+func TestProbesFindTheLessonSixBoxOpen(t *testing.T) {
+	needRoot(t)
+	_, b := lessonSixBox(t, "p6")
+	got := probeBox(t, b)
+	for _, name := range []string{"disk", "release_agent", "open_by_handle_at", "proc_sys", "remount", "finit_module", "dmesg", "kallsyms", "cgroup_escape"} {
+		if !hostPermits(t, name) {
+			t.Logf("%s: this host refuses it to its own root: not asserted", name)
+			continue
+		}
+		if got[name].State != probe.Open {
+			t.Errorf("probe %s on the lesson-6 box: %s (%s), want open", name, got[name].State, got[name].Evidence)
+		} else if got[name].Closes == "" {
+			t.Errorf("probe %s is open and names no step that closes it", name)
+		}
+	}
+	for _, name := range []string{"proc_root", "ptrace", "sys"} {
+		if got[name].State != probe.Closed {
+			t.Errorf("probe %s on the lesson-6 box (own PID namespace, read-only /sys): %s (%s), want closed", name, got[name].State, got[name].Evidence)
+		}
+	}
+}
+
+// /proc/1/root, ptrace of PID 1 and /sys are open on a box that shares
+// the host's PID namespace and /sys, and close with the steps of lesson 6.
+func TestProbesOfTheHostsPIDsAndSysAreOpenWithoutAPIDNamespace(t *testing.T) {
+	needRoot(t)
+	s, _ := benchSession(t)
+	b, _, err := s.NewBox("shared", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := probeBox(t, b, "proc_root", "ptrace", "sys")
+	for _, name := range []string{"proc_root", "ptrace", "sys"} {
+		if !hostPermits(t, name) {
+			t.Logf("%s: this host refuses it to its own root: not asserted", name)
+			continue
+		}
+		if got[name].State != probe.Open {
+			t.Errorf("probe %s on a box in the host's namespaces: %s (%s), want open", name, got[name].State, got[name].Evidence)
+		}
+	}
+}
+
+// `mount mask` closes /proc/sys; `cgroup devices docker` closes the
+// devices a box may make and open; `unshare cgroup` hides release_agent
+// and the parent cgroup.
+func TestProbesCloseWithTheStepsThatCloseThem(t *testing.T) {
+	needRoot(t)
+	_, b := lessonSixBox(t, "close")
+	if _, err := b.MountMask(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.CgroupDevices("docker", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Unshare([]NamespaceType{mustType(t, "cgroup")}, UnshareOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	got := probeBox(t, b)
+	for _, name := range []string{"proc_sys", "disk", "release_agent", "cgroup_escape"} {
+		if got[name].State != probe.Closed {
+			t.Errorf("probe %s after mount mask, cgroup devices docker and unshare cgroup: %s (%s), want closed", name, got[name].State, got[name].Evidence)
+		}
+	}
+	if v := got["proc_sys"].Evidence; !strings.Contains(v, "read-only file system") {
+		t.Errorf("proc_sys closed by %q, want EROFS from the read-only /proc/sys", v)
+	}
+}
+
+// hostFingerprint is what the probes promise never to change: the
+// mount table, hostname, cgroups and links (hoststate), the sysctls an
+// escape would write, every file of /etc, and each v1 hierarchy's
+// release_agent and notify_on_release.
+func hostFingerprint(t *testing.T) string {
+	t.Helper()
+	st, err := hoststate.Capture()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%v\n%s\n%v\n%v\n", st.Mounts, st.Hostname, st.Cgroups, st.Links)
+	for _, f := range []string{"kernel/core_pattern", "kernel/modprobe", "kernel/hostname", "kernel/dmesg_restrict",
+		"kernel/kptr_restrict", "kernel/printk", "vm/overcommit_memory", "net/ipv4/ip_forward"} {
+		data, _ := os.ReadFile("/proc/sys/" + f)
+		fmt.Fprintf(&b, "%s=%q\n", f, data)
+	}
+	filepath.WalkDir("/etc", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return nil
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return nil
+		}
+		defer f.Close()
+		h := sha256.New()
+		io.Copy(h, f)
+		fmt.Fprintf(&b, "%s %x\n", p, h.Sum(nil))
+		return nil
+	})
+	roots, _ := filepath.Glob("/sys/fs/cgroup/*/release_agent")
+	slices.Sort(roots)
+	for _, ra := range roots {
+		agent, _ := os.ReadFile(ra)
+		notify, _ := os.ReadFile(filepath.Join(filepath.Dir(ra), "notify_on_release"))
+		fmt.Fprintf(&b, "%s %q %q\n", ra, agent, notify)
+	}
+	return b.String()
+}
+
+// The probes leave the host byte for byte as it was, and the box's own
+// root without the device node the disk probe made.
+func TestProbesLeaveTheHostByteIdentical(t *testing.T) {
+	needRoot(t)
+	_, b := lessonSixBox(t, "ident")
+	before := hostFingerprint(t)
+	probeBox(t, b)
+	if after := hostFingerprint(t); after != before {
+		bl, al := strings.Split(before, "\n"), strings.Split(after, "\n")
+		for _, l := range al {
+			if !slices.Contains(bl, l) {
+				t.Errorf("after the probes the host has: %s", l)
+			}
+		}
+		for _, l := range bl {
+			if !slices.Contains(al, l) {
+				t.Errorf("after the probes the host lost: %s", l)
+			}
+		}
+	}
+	if left, _ := filepath.Glob(filepath.Join(b.FS().Upper, ".stepbox-probe-*")); len(left) > 0 {
+		t.Errorf("the disk probe left its node in the box: %v", left)
+	}
+}
+
+// A name that is no probe is refused before anything runs, naming the
+// known ones.
+func TestProbeRefusesAnUnknownNameListingTheKnown(t *testing.T) {
+	needRoot(t)
+	s, _ := benchSession(t)
+	b, _, err := s.NewBox("bad", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = b.Probe(context.Background(), []string{"disk", "escape_hatch"})
+	if err == nil || !strings.Contains(err.Error(), `"escape_hatch"`) || !strings.Contains(err.Error(), "release_agent") {
+		t.Fatalf("probe escape_hatch: %v, want an error naming it and the known probes", err)
+	}
+}
+
+// The session reads the probe's report strictly: the box controls that
+// process and may write anything.
+func TestProbeReportIsParsedStrictly(t *testing.T) {
+	good := `{"probes":[{"name":"dmesg","state":"open","via":"syslog","evidence":"read 10 bytes\u001b[2J"}]}` + "\n"
+	rs, err := parseProbeReport([]byte(good), []string{"dmesg"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.ContainsRune(rs[0].Evidence, 0x1b) || rs[0].Closes == "" {
+		t.Errorf("evidence %q, closes %q: want the escape cut and the closing step named", rs[0].Evidence, rs[0].Closes)
+	}
+	for _, bad := range []string{
+		``, `{}` + "\n" + `{}`, `{"probes":[]}`,
+		`{"probes":[{"name":"dmesg","state":"open","via":"syslog","evidence":"","extra":1}]}`,
+		`{"probes":[{"name":"dmesg","state":"wide open","via":"syslog","evidence":""}]}`,
+		`{"probes":[{"name":"dmesg","state":"open","via":"magic","evidence":""}]}`,
+		`{"probes":[{"name":"disk","state":"open","via":"read","evidence":""}]}`,
+		`{"probes":[{"name":"dmesg","state":"open","via":"syslog","evidence":""}]} trailing`,
+	} {
+		if _, err := parseProbeReport([]byte(bad), []string{"dmesg"}); err == nil {
+			t.Errorf("parseProbeReport accepted %q", bad)
+		}
+	}
+}
+
+// A user namespace made first closes the holes that need a capability
+// of the host's user namespace: root in the box is nobody outside.
+func TestProbesCloseInAUserNamespace(t *testing.T) {
+	needRoot(t)
+	s, _ := benchSession(t)
+	b, _, err := s.NewBox("userns", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var types []NamespaceType
+	for _, n := range []string{"user", "uts", "ipc", "net", "pid", "mnt"} {
+		types = append(types, mustType(t, n))
+	}
+	if _, err := b.Unshare(types, UnshareOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	got := probeBox(t, b)
+	for _, name := range []string{"disk", "release_agent", "open_by_handle_at", "proc_sys", "finit_module", "dmesg", "kallsyms", "ptrace"} {
+		if got[name].State != probe.Closed {
+			t.Errorf("probe %s in a user namespace: %s (%s), want closed", name, got[name].State, got[name].Evidence)
+		}
+	}
+}
+
+// BenchmarkProbeAll times `probe` on the lesson-6 box: every probe, from
+// the spawn of stepbox inside the box to the parsed report.
+func BenchmarkProbeAll(b *testing.B) {
+	rootForBench(b)
+	_, box := lessonSixBox(b, "bench")
+	for b.Loop() {
+		if _, _, err := box.Probe(context.Background(), nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// The box of lesson 6 plus every step Docker's default applies (a
+// cgroup namespace, the cgroup filesystem read-only, masked paths,
+// Docker's devices, capabilities, no_new_privs and seccomp profile):
+// every probe is closed, and each step's own holes were open before it.
+func TestProbesAllCloseOnADockerDefaultBox(t *testing.T) {
+	needRoot(t)
+	_, b := lessonSixBox(t, "docker")
+	steps := []struct {
+		name   string
+		do     func() error
+		closes []string // probes open before this step and closed after it
+	}{
+		{"unshare cgroup", func() error {
+			_, err := b.Unshare([]NamespaceType{mustType(t, "cgroup")}, UnshareOptions{})
+			return err
+		}, []string{"release_agent", "cgroup_escape"}},
+		{"mount cgroup", func() error { _, err := b.Mount("cgroup", "", "/sys/fs/cgroup", false); return err }, nil},
+		{"mount mask", func() error { _, err := b.MountMask(); return err }, []string{"proc_sys"}},
+		{"cgroup devices docker", func() error { _, err := b.CgroupDevices("docker", nil); return err }, nil},
+		{"caps docker", func() error { _, err := b.ApplySecurity("caps docker", nil); return err },
+			[]string{"open_by_handle_at", "remount", "dmesg", "kallsyms"}},
+		{"nnp", func() error { _, err := b.ApplySecurity("nnp", nil); return err }, nil},
+		{"seccomp docker", func() error { _, err := b.ApplySecurity("seccomp docker", nil); return err }, nil},
+	}
+	before := probeBox(t, b)
+	for _, s := range steps {
+		if err := s.do(); err != nil {
+			t.Fatalf("%s: %v", s.name, err)
+		}
+		after := probeBox(t, b)
+		for _, name := range s.closes {
+			if !hostPermits(t, name) {
+				continue
+			}
+			if before[name].State != probe.Open || after[name].State != probe.Closed {
+				t.Errorf("%s: probe %s %s before and %s after (%s), want open then closed", s.name, name, before[name].State, after[name].State, after[name].Evidence)
+			}
+		}
+		before = after
+	}
+	for name, r := range before {
+		if r.State != probe.Closed {
+			t.Errorf("on the Docker-default box, probe %s is %s: %s", name, r.State, r.Evidence)
+		}
+	}
+}

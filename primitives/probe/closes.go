@@ -1,0 +1,50 @@
+package probe
+
+// closers names, for each probe and the way it found the hole open, the
+// steps that close it; its keys are also every way a probe may report
+// itself open, so a report that names another is refused (the box runs
+// the probe and may forge its output).
+var closers = map[string]map[string]string{
+	"disk":              {"read": "cgroup devices docker (the open is refused); a user namespace (mknod is refused)"},
+	"proc_root":         {"pid1": "unshare pid; caps docker (no CAP_SYS_PTRACE); a user namespace", "pid": "unshare pid; caps docker (no CAP_SYS_PTRACE); a user namespace", "hostroot": "pivot_root (a root of the box's own)"},
+	"release_agent":     {"mounted": "read-only cgroupfs; unshare cgroup", "mount": "unshare cgroup; caps docker (no CAP_SYS_ADMIN to mount); a user namespace"},
+	"open_by_handle_at": {"read": "caps docker (no CAP_DAC_READ_SEARCH); a user namespace", "cap": "caps docker (no CAP_DAC_READ_SEARCH); a user namespace"},
+	"proc_sys":          {"write": "mount mask (/proc/sys read-only); a user namespace"},
+	"sys":               {"write": "mount sys (read-only, as Docker mounts it); a user namespace"},
+	"remount":           {"remount": "caps docker (no CAP_SYS_ADMIN); seccomp docker; a user namespace (the flags are locked)"},
+	"finit_module":      {"load": "caps docker (no CAP_SYS_MODULE); seccomp docker; a user namespace"},
+	"dmesg":             {"syslog": "caps docker (no CAP_SYSLOG); seccomp docker", "kmsg": "cgroup devices docker (no /dev/kmsg); caps docker"},
+	"kallsyms":          {"read": "caps docker (no CAP_SYSLOG); a user namespace"},
+	"ptrace":            {"mem": "unshare pid; caps docker (no CAP_SYS_PTRACE); a user namespace"},
+	"cgroup_escape":     {"mounted": "read-only cgroupfs; unshare cgroup", "mount": "unshare cgroup; caps docker (no CAP_SYS_ADMIN to mount); a user namespace"},
+}
+
+// closedVias are the ways a probe may report itself closed.
+var closedVias = map[string]bool{
+	"nodisk": true, "mknod": true, "open": true, "nofile": true, "none": true, "nomount": true,
+	"cap": true, "write": true, "unshare": true, "remount": true, "load": true, "syslog": true,
+	"read": true, "ownpid": true, "mem": true, "nov1": true, "mount": true, "cgroupns": true,
+	"mounted": true, "root": true, "nomodules": true,
+}
+
+// Closes returns the steps that close probe name's hole, found open by
+// via, and whether the pair is one a probe reports.
+func Closes(name, via string) (string, bool) {
+	s, ok := closers[name][via]
+	return s, ok
+}
+
+// Valid reports whether r is a result this package's probes can give.
+func Valid(r Result) bool {
+	if !Known(r.Name) {
+		return false
+	}
+	switch r.State {
+	case Open:
+		_, ok := Closes(r.Name, r.Via)
+		return ok
+	case Closed:
+		return closedVias[r.Via]
+	}
+	return false
+}

@@ -1,0 +1,235 @@
+package probe
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+
+	"github.com/prometheus/procfs"
+	"golang.org/x/sys/unix"
+)
+
+// probeDisk reads the first sector of the host's disk. In a box with a
+// root of its own it makes a block device node there, in its own upper
+// dir, and removes it at once: mknod needs CAP_MKNOD in the initial user
+// namespace. A box still on the host's root opens the host's own node:
+// nothing is made on the host. The open needs the devices cgroup's
+// permission (Docker's allows no disk).
+func probeDisk(h Host) Result {
+	if h.Disk == 0 {
+		return closed("nodisk", "the host's root is on no block device")
+	}
+	dev := fmt.Sprintf("%d:%d", unix.Major(h.Disk), unix.Minor(h.Disk))
+	node := h.DiskNode
+	how := "the host's own node"
+	if h.OwnRoot {
+		node = "/.stepbox-probe-disk-" + strconv.Itoa(os.Getpid())
+		how = "a node it made with mknod"
+		if err := unix.Mknod(node, unix.S_IFBLK|0o600, int(h.Disk)); err != nil {
+			return closed("mknod", "mknod(%s, S_IFBLK, %s): %v", node, dev, err)
+		}
+		defer unix.Unlink(node)
+	}
+	fd, err := unix.Open(node, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return closed("open", "open(%s, O_RDONLY), %s for %s: %v", node, how, dev, err)
+	}
+	defer unix.Close(fd)
+	buf := make([]byte, 512)
+	n, err := unix.Pread(fd, buf, 0)
+	if err != nil {
+		return closed("open", "opened the host's disk %s, but pread: %v", dev, err)
+	}
+	return open("read", "read %d bytes of sector 0 of the host's disk %s through %s, %s", n, dev, node, how)
+}
+
+// probeProcRoot looks for the host's file through /proc/PID/root of PID 1
+// and of every other process the box can see.
+func probeProcRoot(h Host) Result {
+	if h.File == "" {
+		return closed("nofile", "no host file to look for")
+	}
+	if !h.OwnRoot {
+		var st unix.Stat_t
+		if unix.Stat(h.File, &st) == nil && st.Dev == h.FileDev && st.Ino == h.FileIno {
+			return open("hostroot", "the box's root is the host's: it reads the host's %s directly", h.File)
+		}
+	}
+	self := strconv.Itoa(os.Getpid())
+	pids := []string{"1"}
+	if ents, err := os.ReadDir("/proc"); err == nil {
+		for _, e := range ents {
+			if _, err := strconv.Atoi(e.Name()); err == nil && e.Name() != "1" && e.Name() != self && len(pids) < 512 {
+				pids = append(pids, e.Name())
+			}
+		}
+	}
+	var first error
+	for _, pid := range pids {
+		p := "/proc/" + pid + "/root" + h.File
+		var st unix.Stat_t
+		err := unix.Stat(p, &st)
+		if err == nil && st.Dev == h.FileDev && st.Ino == h.FileIno {
+			data, err := readSome(p, 64)
+			if err != nil {
+				continue
+			}
+			via := "pid"
+			if pid == "1" {
+				via = "pid1"
+			}
+			return open(via, "read the host's %s through %s: %q", h.File, p, strings.TrimSpace(string(data)))
+		}
+		if first == nil && pid == "1" {
+			if err == nil {
+				err = errors.New("the box's own file, not the host's")
+			}
+			first = err
+		}
+	}
+	return closed("none", "no process the box sees has the host's root (%d tried; /proc/1/root%s: %v)", len(pids), h.File, first)
+}
+
+// probeOpenByHandle is the shocker attack, read-only: open the host's
+// file by its handle, with any descriptor on the host's filesystem as
+// the mount. The kernel checks CAP_DAC_READ_SEARCH first.
+func probeOpenByHandle(h Host) Result {
+	if len(h.Handle) == 0 {
+		return closed("nofile", "the host gave no file handle")
+	}
+	at := "/"
+	if mounts, err := procfs.GetMounts(); err == nil {
+		for _, m := range mounts {
+			if m.MajorMinorVer == fmt.Sprintf("%d:%d", unix.Major(h.FileDev), unix.Minor(h.FileDev)) {
+				at = m.MountPoint
+				break
+			}
+		}
+	}
+	mountFD, err := unix.Open(at, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return closed("nomount", "open(%s): %v", at, err)
+	}
+	defer unix.Close(mountFD)
+	fd, err := unix.OpenByHandleAt(mountFD, unix.NewFileHandle(h.HandleType, h.Handle), unix.O_RDONLY)
+	if errors.Is(err, unix.EPERM) {
+		return closed("cap", "open_by_handle_at: EPERM (no CAP_DAC_READ_SEARCH)")
+	}
+	if err != nil {
+		return open("cap", "open_by_handle_at passed the CAP_DAC_READ_SEARCH check (%v, with %s as the mount): a descriptor on the host's filesystem would open any host file", err, at)
+	}
+	defer unix.Close(fd)
+	buf := make([]byte, 64)
+	n, _ := unix.Read(fd, buf)
+	return open("read", "opened the host's %s by its handle through %s: %q", h.File, at, strings.TrimSpace(string(buf[:n])))
+}
+
+// writable reports access(path, W_OK) for the first of paths that exists.
+func writable(paths []string) (string, error) {
+	err := error(unix.ENOENT)
+	for _, p := range paths {
+		if err = unix.Access(p, unix.W_OK); !errors.Is(err, unix.ENOENT) {
+			return p, err
+		}
+	}
+	return paths[0], err
+}
+
+// probeProcSys asks for write access to host-wide sysctls: the kernel
+// runs core_pattern's program as root on the host.
+func probeProcSys(Host) Result {
+	p, err := writable([]string{"/proc/sys/kernel/core_pattern", "/proc/sysrq-trigger"})
+	if err != nil {
+		return closed("write", "access(%s, W_OK): %v", p, err)
+	}
+	return open("write", "access(%s, W_OK) = 0: the host's, not the box's", p)
+}
+
+// probeSys asks for write access to sysfs, which no namespace covers.
+func probeSys(Host) Result {
+	p, err := writable([]string{"/sys/kernel/mm/transparent_hugepage/enabled", "/sys/kernel/uevent_helper", "/sys/power/state", "/sys/kernel/profiling"})
+	if err != nil {
+		return closed("write", "access(%s, W_OK): %v", p, err)
+	}
+	return open("write", "access(%s, W_OK) = 0: a host-wide setting", p)
+}
+
+// privately runs f on a thread of its own in a new mount namespace whose
+// mounts propagate nowhere; the thread ends with f, and the namespace
+// with it.
+func privately(f func() Result) Result {
+	c := make(chan Result)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread exits with the goroutine
+		if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
+			c <- closed("unshare", "unshare(CLONE_NEWNS): %v", err)
+			return
+		}
+		if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+			c <- closed("unshare", "mount(\"/\", MS_REC|MS_PRIVATE): %v", err)
+			return
+		}
+		c <- f()
+	}()
+	return <-c
+}
+
+// probeRemount tries to make each read-only mount of the box writable
+// again, in a mount namespace of its own: a read-only /sys, /proc/sys or
+// volume protects only from a process that cannot remount.
+func probeRemount(Host) Result {
+	mounts, err := procfs.GetMounts()
+	if err != nil {
+		return closed("none", "read mountinfo: %v", err)
+	}
+	var ro []*procfs.MountInfo
+	for _, m := range mounts {
+		if _, ok := m.Options["ro"]; ok && m.MountPoint != "/" {
+			ro = append(ro, m)
+		}
+	}
+	if len(ro) == 0 {
+		return closed("none", "the box has no read-only mount")
+	}
+	return privately(func() Result {
+		var done []string
+		var last error
+		for _, m := range ro {
+			var sfs unix.Statfs_t
+			if unix.Statfs(m.MountPoint, &sfs) != nil {
+				continue
+			}
+			flags := uintptr(unix.MS_REMOUNT | unix.MS_BIND)
+			for _, f := range [][2]uintptr{{unix.ST_NOSUID, unix.MS_NOSUID}, {unix.ST_NODEV, unix.MS_NODEV}, {unix.ST_NOEXEC, unix.MS_NOEXEC}} {
+				if uintptr(sfs.Flags)&f[0] != 0 {
+					flags |= f[1]
+				}
+			}
+			if last = unix.Mount("", m.MountPoint, "", flags, ""); last == nil {
+				done = append(done, m.MountPoint)
+			}
+		}
+		if len(done) == 0 {
+			return closed("remount", "mount(MS_REMOUNT|MS_BIND) without MS_RDONLY, on %d read-only mounts: %v", len(ro), last)
+		}
+		return open("remount", "remounted read-write: %s", strings.Join(done, " "))
+	})
+}
+
+func readSome(p string, n int) ([]byte, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	buf := make([]byte, n)
+	k, err := f.Read(buf)
+	if k > 0 {
+		err = nil
+	}
+	return bytes.ToValidUTF8(buf[:k], []byte("?")), err
+}

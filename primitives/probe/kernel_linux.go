@@ -1,0 +1,77 @@
+package probe
+
+import (
+	"bufio"
+	"errors"
+	"os"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// probeFinitModule calls finit_module(2) on descriptor -1: the kernel
+// checks CAP_SYS_MODULE (and seccomp) before it looks at the descriptor,
+// so EBADF means a real module would have loaded into the host's kernel.
+func probeFinitModule(Host) Result {
+	err := unix.FinitModule(-1, "", 0)
+	if errors.Is(err, unix.EBADF) {
+		return open("load", "finit_module(-1, \"\", 0): EBADF, after the CAP_SYS_MODULE check")
+	}
+	if errors.Is(err, unix.ENOSYS) {
+		return closed("nomodules", "finit_module: ENOSYS: this kernel loads no modules (or a seccomp filter answers ENOSYS)")
+	}
+	return closed("load", "finit_module(-1, \"\", 0): %v", err)
+}
+
+// probeDmesg reads the host's kernel log (syslog(2), SYSLOG_ACTION_READ_ALL).
+func probeDmesg(Host) Result {
+	buf := make([]byte, 4096)
+	n, err := unix.Klogctl(unix.SYSLOG_ACTION_READ_ALL, buf)
+	if err == nil {
+		return open("syslog", "syslog(SYSLOG_ACTION_READ_ALL) read %d bytes of the host's kernel log", n)
+	}
+	if f, kerr := os.Open("/dev/kmsg"); kerr == nil {
+		defer f.Close()
+		return open("kmsg", "/dev/kmsg opened for reading (syslog: %v)", err)
+	}
+	return closed("syslog", "syslog(SYSLOG_ACTION_READ_ALL): %v", err)
+}
+
+// probeKallsyms reads /proc/kallsyms: the kernel shows real addresses
+// only to a reader it trusts (kptr_restrict, CAP_SYSLOG in the initial
+// user namespace), which defeats KASLR.
+func probeKallsyms(Host) Result {
+	f, err := os.Open("/proc/kallsyms")
+	if err != nil {
+		return closed("read", "open /proc/kallsyms: %v", err)
+	}
+	defer f.Close()
+	// A text symbol (T, t): per-CPU symbols (A) are offsets, not addresses.
+	s := bufio.NewScanner(f)
+	for i := 0; i < 4096 && s.Scan(); i++ {
+		fields := strings.Fields(s.Text())
+		if len(fields) >= 3 && (fields[1] == "T" || fields[1] == "t") {
+			if strings.Trim(fields[0], "0") != "" {
+				return open("read", "/proc/kallsyms shows kernel addresses: %.60s", s.Text())
+			}
+			return closed("read", "/proc/kallsyms shows every address as 0")
+		}
+	}
+	return closed("read", "/proc/kallsyms shows no text symbol")
+}
+
+// probePtrace opens the memory of PID 1 for reading, which asks the
+// kernel the same question as PTRACE_ATTACH (PTRACE_MODE_ATTACH) and
+// changes nothing in the target.
+func probePtrace(h Host) Result {
+	var st unix.Stat_t
+	if err := unix.Stat("/proc/self/ns/pid", &st); err == nil && h.PIDNS != 0 && st.Ino != h.PIDNS {
+		return closed("ownpid", "PID 1 is the box's own init: the box has a PID namespace of its own")
+	}
+	fd, err := unix.Open("/proc/1/mem", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return closed("mem", "open(/proc/1/mem, O_RDONLY): %v", err)
+	}
+	unix.Close(fd)
+	return open("mem", "opened the host init's memory for reading (/proc/1/mem): PTRACE_MODE_ATTACH granted")
+}

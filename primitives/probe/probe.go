@@ -1,0 +1,188 @@
+// Package probe tries the known ways out of a container from inside a
+// box, and reports each as open or closed. It runs as `stepbox __probe`,
+// spawned by the box's executor with the identity the box's next command
+// gets (its namespaces, root, cgroup, credentials). Every probe reads or
+// asks for permission; none writes to the host: a hole is shown by a read
+// (a host disk's first sector, a host file), by access(2) with W_OK, or by
+// a call whose arguments fail after the kernel's permission check
+// (finit_module(-1), EBADF). Mounts a probe makes go into a mount
+// namespace of its own thread, which dies with the thread.
+package probe
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// States of a probe.
+const (
+	Open   = "open"
+	Closed = "closed"
+)
+
+// Result is one probe's answer: open or closed, how (Via, one of the
+// probe's known ways) and what it saw.
+type Result struct {
+	Name     string `json:"name"`
+	State    string `json:"state"`
+	Via      string `json:"via"`
+	Evidence string `json:"evidence"`
+}
+
+// Report is what `stepbox __probe` prints on stdout.
+type Report struct {
+	Probes []Result `json:"probes"`
+}
+
+// Host is what the session knows of the host and passes on the command
+// line: the probe cannot see the host, and must tell its files from the
+// box's.
+type Host struct {
+	File       string // a host file, /etc/hostname
+	FileDev    uint64 // its st_dev and st_ino
+	FileIno    uint64
+	Disk       uint64 // the host's root disk (st_rdev), 0 if none
+	DiskNode   string // its node in the host's /dev
+	OwnRoot    bool   // the box has a root of its own (pivot_root, chroot)
+	HandleType int32  // name_to_handle_at(2) of File
+	Handle     []byte
+	PIDNS      uint64 // inode of the host's PID namespace
+}
+
+// Args is the command line of `stepbox __probe` for names, after the
+// entry point's own name.
+func (h Host) Args(names []string) []string {
+	return append([]string{
+		"-file", h.File,
+		"-file-id", fmt.Sprintf("%d:%d", h.FileDev, h.FileIno),
+		"-disk", strconv.FormatUint(h.Disk, 10),
+		"-disk-node", h.DiskNode,
+		"-own-root=" + strconv.FormatBool(h.OwnRoot),
+		"-handle", fmt.Sprintf("%d:%x", h.HandleType, h.Handle),
+		"-pidns", strconv.FormatUint(h.PIDNS, 10),
+		"--",
+	}, names...)
+}
+
+func parseArgs(args []string) (Host, []string, error) {
+	var h Host
+	var fileID, handle string
+	fs := flag.NewFlagSet("__probe", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&h.File, "file", "", "")
+	fs.StringVar(&fileID, "file-id", "0:0", "")
+	fs.Uint64Var(&h.Disk, "disk", 0, "")
+	fs.StringVar(&h.DiskNode, "disk-node", "", "")
+	fs.BoolVar(&h.OwnRoot, "own-root", false, "")
+	fs.StringVar(&handle, "handle", "0:", "")
+	fs.Uint64Var(&h.PIDNS, "pidns", 0, "")
+	if err := fs.Parse(args); err != nil {
+		return h, nil, err
+	}
+	if _, err := fmt.Sscanf(fileID, "%d:%d", &h.FileDev, &h.FileIno); err != nil {
+		return h, nil, fmt.Errorf("-file-id %q: %w", fileID, err)
+	}
+	typ, hexed, ok := strings.Cut(handle, ":")
+	t, err := strconv.ParseInt(typ, 10, 32)
+	if !ok || err != nil {
+		return h, nil, fmt.Errorf("-handle %q: want TYPE:HEX", handle)
+	}
+	h.HandleType = int32(t)
+	if _, err := fmt.Sscanf(hexed, "%x", &h.Handle); err != nil && hexed != "" {
+		return h, nil, fmt.Errorf("-handle %q: %w", handle, err)
+	}
+	return h, fs.Args(), nil
+}
+
+// A probe tries one way out.
+type probe struct {
+	name string
+	run  func(Host) Result
+}
+
+// probes, in the order `probe` runs them.
+var probes = []probe{
+	{"disk", probeDisk},
+	{"proc_root", probeProcRoot},
+	{"release_agent", probeReleaseAgent},
+	{"open_by_handle_at", probeOpenByHandle},
+	{"proc_sys", probeProcSys},
+	{"sys", probeSys},
+	{"remount", probeRemount},
+	{"finit_module", probeFinitModule},
+	{"dmesg", probeDmesg},
+	{"kallsyms", probeKallsyms},
+	{"ptrace", probePtrace},
+	{"cgroup_escape", probeCgroupEscape},
+}
+
+// Names lists the known probes, in the order they run.
+func Names() []string {
+	names := make([]string, len(probes))
+	for i, p := range probes {
+		names[i] = p.name
+	}
+	return names
+}
+
+// Known reports whether name is a probe.
+func Known(name string) bool {
+	for _, p := range probes {
+		if p.name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// Main is `stepbox __probe [FLAGS] -- NAME…`: it runs the named probes
+// (all without names) and prints the report as JSON. It returns the exit
+// code.
+func Main(args []string, stdout, stderr io.Writer) int {
+	// The probes read /proc/self (the thread group leader): keep this
+	// goroutine on the leader, so that no probe's thread of its own, whose
+	// mount namespace it unshares (privately), is ever the leader.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	h, names, err := parseArgs(args)
+	if err == nil {
+		for _, n := range names {
+			if !Known(n) {
+				err = errors.Join(err, fmt.Errorf("unknown probe %q", n))
+			}
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "stepbox __probe: %v\n", err)
+		return 2
+	}
+	var rep Report
+	for _, p := range probes {
+		if len(names) > 0 && !slices.Contains(names, p.name) {
+			continue
+		}
+		r := p.run(h)
+		r.Name = p.name
+		rep.Probes = append(rep.Probes, r)
+	}
+	if err := json.NewEncoder(stdout).Encode(rep); err != nil {
+		fmt.Fprintf(stderr, "stepbox __probe: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func open(via, format string, a ...any) Result {
+	return Result{State: Open, Via: via, Evidence: fmt.Sprintf(format, a...)}
+}
+
+func closed(via, format string, a ...any) Result {
+	return Result{State: Closed, Via: via, Evidence: fmt.Sprintf(format, a...)}
+}
