@@ -2,6 +2,9 @@ package primitives
 
 import (
 	"slices"
+
+	"stepbox/primitives/devices"
+	"stepbox/primitives/rootfs"
 )
 
 // SecurityDefault is what a runtime gives a container's process unless
@@ -17,10 +20,8 @@ type SecurityDefault struct {
 	// ReadOnly are the read-only paths of the spec, then the mounts
 	// Docker makes read-only: /sys and the cgroup filesystem.
 	ReadOnly []string
-	// Devices are the lines of the container's devices.list (v1): Docker's
-	// rules (deny all; null, zero, random, urandom, tty, console) followed
-	// by the ones runc always adds (mknod of any device, full, the ptys,
-	// ptmx, tun).
+	// Devices are the rules that allow, as the container's devices.list
+	// shows them.
 	Devices []string
 	UserNS  bool
 }
@@ -32,15 +33,12 @@ type SecurityDefault struct {
 // (--security-opt no-new-privileges); the default seccomp profile is one
 // filter; a user namespace only with the daemon's userns-remap.
 var DockerDefault = SecurityDefault{
-	Caps:    DockerCaps,
-	Seccomp: 2,
-	Filters: 1,
-	Masked: []string{"/proc/asound", "/proc/acpi", "/proc/interrupts", "/proc/kcore", "/proc/keys",
-		"/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
-		"/sys/firmware", "/sys/devices/virtual/powercap"},
-	ReadOnly: []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger", "/sys", "/sys/fs/cgroup"},
-	Devices: []string{"c 1:5 rwm", "c 1:3 rwm", "c 1:9 rwm", "c 1:8 rwm", "c 5:0 rwm", "c 5:1 rwm",
-		"c *:* m", "b *:* m", "c 1:7 rwm", "c 136:* rwm", "c 5:2 rwm", "c 10:200 rwm"},
+	Caps:     DockerCaps,
+	Seccomp:  2,
+	Filters:  1,
+	Masked:   rootfs.MaskedPaths,
+	ReadOnly: append(slices.Clone(rootfs.ReadonlyPaths), "/sys", "/sys/fs/cgroup"),
+	Devices:  allowLines(devices.Docker()),
 }
 
 // Strictness compares a setting with Docker's default.

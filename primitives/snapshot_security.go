@@ -7,15 +7,14 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/prometheus/procfs"
 	"golang.org/x/sys/unix"
 
+	"stepbox/primitives/devices"
 	"stepbox/primitives/rootfs"
 )
 
@@ -119,14 +118,16 @@ type GuardedPath struct {
 // Covered reports whether the path is out of the box's reach.
 func (g GuardedPath) Covered() bool { return g.Guard != "" }
 
-// DeviceList are the device rules of the cgroup a box's PID 1 is in.
+// DeviceList are the device rules of the box's cgroup.
 type DeviceList struct {
 	Version int    `json:"version"` // the cgroup version of the host: 1 or 2
-	Cgroup  string `json:"cgroup"`  // the devices cgroup's directory, v1; "" when not found
-	// Rules are the lines of devices.list (v1): "a *:* rwm" allows all.
+	Cgroup  string `json:"cgroup"`  // the box's cgroup directory (v1: in the devices hierarchy)
+	// Rules are the rules that allow, as devices.list shows them (v1), or
+	// as the program stepbox attached was compiled from (v2): "a *:* rwm"
+	// allows every device.
 	Rules []string `json:"rules,omitempty"`
-	// Unread says why the rules could not be read: on v2 they are an eBPF
-	// program attached to the cgroup, which this panel does not read yet.
+	// Unread says why the rules could not be read: the box has no cgroup,
+	// or a program stepbox did not attach decides on v2.
 	Unread string `json:"unread,omitempty"`
 }
 
@@ -171,9 +172,7 @@ func (b *Box) SecuritySnapshot() (SecuritySnapshot, error) {
 	for _, p := range DockerDefault.ReadOnly {
 		s.ReadOnly = append(s.ReadOnly, GuardedPath{Path: p, Guard: readOnlyGuard(mounts, root, p)})
 	}
-	if h, err := b.session.Cgroups(); err != nil {
-		s.Devices.Unread = err.Error()
-	} else if s.Devices, err = readDeviceList(h.Mode().Version(), pid); err != nil {
+	if s.Devices, err = b.deviceList(); err != nil {
 		return s, fmt.Errorf("box %s: %w", b.Name, err)
 	}
 	own, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/user", pid))
@@ -249,52 +248,31 @@ func readOnlyGuard(t rootfs.MountTable, root, p string) string {
 	return ""
 }
 
-// readDeviceList reads the device rules of the cgroup pid is in: v1, the
-// devices.list of its devices hierarchy; v2 keeps them in an eBPF
-// program this panel does not read yet.
-func readDeviceList(version, pid int) (DeviceList, error) {
-	if version == 2 {
-		return DeviceList{Version: 2, Unread: "not read yet (v2 keeps them in a BPF_CGROUP_DEVICE program)"}, nil
+// deviceList is the box's device rules as the security panel shows
+// them (CgroupDeviceRules reads them): the rules that allow, in the v1
+// syntax; "a *:* rwm" where nothing restricts the box.
+func (b *Box) deviceList() (DeviceList, error) {
+	if b.Cgroup() == nil {
+		return DeviceList{Unread: "no cgroup of its own (`cgroup new`)"}, nil
 	}
-	r := DeviceList{Version: 1}
-	p, err := procfs.NewProc(pid)
+	d, err := b.CgroupDeviceRules()
 	if err != nil {
-		return r, fmt.Errorf("read /proc/%d/cgroup: %w", pid, err)
+		return DeviceList{}, err
 	}
-	groups, err := p.Cgroups()
-	if err != nil {
-		return r, fmt.Errorf("read /proc/%d/cgroup: %w", pid, err)
+	r := DeviceList{Version: d.Version, Cgroup: d.File}
+	if d.Version == 1 {
+		r.Cgroup, r.Rules = filepath.Dir(d.File), d.Lines
+		return r, nil
 	}
-	self, err := procfs.NewProc(os.Getpid())
-	if err != nil {
-		return r, err
+	switch {
+	case len(d.Progs) == 0:
+		// v2 with no device program: the kernel lets the box open any device.
+		r.Rules = []string{"a *:* rwm"}
+	case d.Rules == nil:
+		r.Unread = fmt.Sprintf("%d device programs stepbox did not attach", len(d.Progs))
+	default:
+		r.Rules = allowLines(d.Rules)
 	}
-	mounts, err := self.MountInfo()
-	if err != nil {
-		return r, fmt.Errorf("read /proc/self/mountinfo: %w", err)
-	}
-	for _, g := range groups {
-		if !slices.Contains(g.Controllers, "devices") {
-			continue
-		}
-		for _, m := range mounts {
-			if _, ok := m.SuperOptions["devices"]; !ok || m.FSType != "cgroup" {
-				continue
-			}
-			rel, ok := strings.CutPrefix(g.Path, m.Root)
-			if !ok {
-				continue
-			}
-			r.Cgroup = path.Join(m.MountPoint, rel)
-			data, err := os.ReadFile(filepath.Join(r.Cgroup, "devices.list"))
-			if err != nil {
-				return r, fmt.Errorf("read %s/devices.list: %w", r.Cgroup, err)
-			}
-			r.Rules = strings.Split(strings.TrimSpace(string(data)), "\n")
-			return r, nil
-		}
-	}
-	r.Unread = "no devices hierarchy is mounted"
 	return r, nil
 }
 
@@ -309,4 +287,20 @@ func nextCommand(init ProcSecurity, sec Security) ProcSecurity {
 		n.Seccomp, n.SeccompFilters = 2, max(init.SeccompFilters, 0)+1
 	}
 	return n
+}
+
+// allowLines are the lines of rules that allow, in order, after the last
+// rule that denies every device; without one every device is allowed
+// first ("a *:* rwm"), as the kernel does in a new cgroup.
+func allowLines(rules []devices.Rule) []string {
+	out := []string{"a *:* rwm"}
+	for _, r := range rules {
+		switch {
+		case r.Type == 'a' && !r.Allow:
+			out = out[:0]
+		case r.Allow:
+			out = append(out, r.String())
+		}
+	}
+	return out
 }
