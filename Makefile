@@ -3,13 +3,46 @@ SHELL := /bin/bash
 export PATH := /usr/local/go/bin:$(PATH)
 GO ?= go
 BIN := ./stepbox
+PREFIX ?= /usr/local
+DESTDIR ?=
+BINDIR ?= $(PREFIX)/bin
+MANDIR ?= $(PREFIX)/share/man
 
-.PHONY: build run test test-unit bench soak lint deps clean
+# `stepbox version` names the commit: from git here, or given as
+# make COMMIT=HASH [VERSION=V] when the tree is not a git checkout. The
+# Makefile asks git itself and builds with -buildvcs=false: the Go
+# toolchain's own stamping fails the build when git refuses the checkout,
+# as it does for `sudo make install` in a checkout a user owns (git's
+# safe.directory, which this command line grants for this tree only;
+# GIT_OPTIONAL_LOCKS=0 keeps `git status` from rewriting its index).
+GIT := GIT_OPTIONAL_LOCKS=0 git -c safe.directory=$(CURDIR)
+COMMIT ?= $(shell $(GIT) rev-parse HEAD 2>/dev/null)
+MODIFIED ?= $(shell [ -n "$$($(GIT) status --porcelain --untracked-files=no 2>/dev/null)" ] && echo true)
+VERSION ?=
+LDFLAGS := -X stepbox/repl.commit=$(COMMIT) -X stepbox/repl.modified=$(MODIFIED) -X stepbox/repl.version=$(VERSION)
+
+.PHONY: build run test test-unit bench soak lint deps clean install test-install
 
 # The box's executor is C (cgo): gcc and libc6-dev, installed when missing.
 build:
 	@bash .ci/deps.sh cc
-	$(GO) build -o $(BIN) .
+	$(GO) build -buildvcs=false -ldflags "$(LDFLAGS)" -o $(BIN) .
+
+# The binary, its man page and bash, zsh and fish completion, all written
+# by the binary from its command tables. DESTDIR for packagers.
+install: build
+	install -D -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/stepbox
+	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(PREFIX)/share/bash-completion/completions \
+		$(DESTDIR)$(PREFIX)/share/zsh/site-functions $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
+	$(BIN) __man >$(DESTDIR)$(MANDIR)/man1/stepbox.1
+	$(BIN) completion bash >$(DESTDIR)$(PREFIX)/share/bash-completion/completions/stepbox
+	$(BIN) completion zsh >$(DESTDIR)$(PREFIX)/share/zsh/site-functions/_stepbox
+	$(BIN) completion fish >$(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/stepbox.fish
+
+# make install into a temporary DESTDIR: every file where it belongs, the
+# man page renders, and the installed stepbox names the commit.
+test-install:
+	@bash .ci/install-check.sh
 
 # The REPL needs root for namespaces, mounts and cgroups: re-run under sudo.
 run: build
@@ -25,7 +58,7 @@ deps:
 
 # As root the integration tests run on the real kernel; STEPBOX_MUST_WORK=1
 # turns every skip into a failure.
-test: deps build
+test: deps build test-install
 	$(GO) vet ./...
 	$(GO) test -p 1 -count=1 -timeout 30m ./...
 
@@ -44,6 +77,12 @@ test-unit:
 .PHONY: test-vm
 test-vm:
 	@bash .ci/vm/run.sh
+
+# The cgroup suites on Debian 12 with systemd as PID 1, run as root through
+# sudo from a logged-in user's session scope, under qemu: see .ci/vm/systemd.sh.
+.PHONY: test-vm-systemd
+test-vm-systemd:
+	@bash .ci/vm/systemd.sh
 
 # Side by side with runc, bubblewrap and unshare, plus the Go benchmarks:
 # writes bench/RESULTS.md (bench/run.sh installs runc, bwrap, hyperfine).

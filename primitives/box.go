@@ -3,6 +3,7 @@ package primitives
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -47,6 +48,7 @@ type Box struct {
 	dead       error
 	cgroup     *cgroups.Group
 	devices    boxDevices // the device program of a v2 cgroup (box_devices.go)
+	tracked    *cgroups.Group // stepbox's own cgroup of the box (box_track.go)
 	fs         BoxFS
 	process    ProcessDefaults // from the image the overlay stacks (box_image.go)
 	security   Security        // what its next commands get (security.go)
@@ -182,6 +184,9 @@ func (b *Box) spawn(st *step.Step) error {
 		mine.Close()
 		return err
 	}
+	// The executor waits for its first op: nothing of the box runs before
+	// it is in its tracking cgroup.
+	b.track(st, p.Pid)
 	c, err := newConn(mine)
 	if err != nil {
 		return err
@@ -435,6 +440,9 @@ func hostnameStep(name, verb string) (*step.Step, string) {
 func (b *Box) teardown(marked func(box string) []pidStart) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	// Read before anything ends: what is left in these afterwards escaped
+	// every other way of finding it (escapees).
+	ns := boxNamespaces(b.pid, b.initPID)
 	for _, x := range []*executor{b.init, b.box} {
 		if x != nil {
 			x.c.close()
@@ -452,7 +460,7 @@ func (b *Box) teardown(marked func(box string) []pidStart) error {
 	if marked == nil {
 		marked = func(box string) []pidStart { return markedProcesses(b.session.ID, box) }
 	}
-	err := teardownLedgerWith(b.Dir, marked)
+	err := errors.Join(teardownLedgerWith(b.Dir, marked), escapees(b.Name, ns))
 	if b.dead == nil {
 		b.dead = fmt.Errorf("box %s has been removed", b.Name)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -62,10 +63,14 @@ func (s *Session) cgroupParent(st *step.Step) (*cgroups.Group, error) {
 		return nil, err
 	}
 	name := cgroups.ParentName(os.Getpid())
-	planned := cgroups.Group{Name: name}
+	planned := cgroups.Group{Name: name, Scope: place.Scope}
 	for _, d := range place.Dirs {
 		d.Path, d.Cgroup = path.Join(d.Path, name), path.Join(d.Cgroup, name)
 		planned.Dirs = append(planned.Dirs, d)
+	}
+	for _, d := range place.Track {
+		d.Path, d.Cgroup = path.Join(d.Path, name), path.Join(d.Cgroup, name)
+		planned.Track = append(planned.Track, d)
 	}
 	raw, _ := json.Marshal(planned)
 	if err := l.Add(Resource{Kind: ResCgroup, Group: raw, Note: "the session's parent cgroup (" + place.Rule + ")"}); err != nil {
@@ -86,14 +91,46 @@ func (s *Session) cgroupParent(st *step.Step) (*cgroups.Group, error) {
 	return g, nil
 }
 
-// removeCgroup undoes a ResCgroup ledger line of session's.
-func removeCgroup(r Resource, session string) error {
-	if len(r.Group) == 0 {
+// shownParent is the parent cgroup once a box has a cgroup of the
+// learner's, else nil: until `cgroup new`, the boxes have none to show.
+func (s *Session) shownParent() *cgroups.Group {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.shown {
 		return nil
+	}
+	return s.parent
+}
+
+// ledgerGroup reads the cgroup of a ResCgroup ledger line of session's,
+// once it is shown to be the session's (never a cgroup stepbox did not
+// make: each is the session's stepbox-PID parent or a cgroup under it);
+// nil for a line without one.
+func ledgerGroup(r Resource, session string) (*cgroups.Group, error) {
+	if len(r.Group) == 0 {
+		return nil, nil
 	}
 	var g cgroups.Group
 	if err := json.Unmarshal(r.Group, &g); err != nil {
-		return fmt.Errorf("ledger: cgroup: %w", err)
+		return nil, fmt.Errorf("ledger: cgroup: %w", err)
+	}
+	return &g, ledgerCgroupOwn(g, session)
+}
+
+// removeCgroup undoes a ResCgroup ledger line of session's.
+func removeCgroup(r Resource, session string) error {
+	g, err := ledgerGroup(r, session)
+	if g == nil || err != nil {
+		return err
+	}
+	live := false
+	for _, d := range append(slices.Clone(g.Dirs), g.Track...) {
+		if _, err := os.Stat(d.Path); err == nil {
+			live = true
+		}
+	}
+	if !live && len(g.Enabled) == 0 {
+		return nil
 	}
 	fs, err := procfs.NewFS(procfs.DefaultMountPoint)
 	if err != nil {
@@ -103,21 +140,7 @@ func removeCgroup(r Resource, session string) error {
 	if err != nil {
 		return err
 	}
-	// Never remove a cgroup stepbox did not make: each is the session's
-	// stepbox-PID parent or a cgroup under it.
-	if err := ledgerCgroupOwn(g, session); err != nil {
-		return err
-	}
-	var live []cgroups.Dir
-	for _, d := range g.Dirs {
-		if _, err := os.Stat(d.Path); err == nil {
-			live = append(live, d)
-		}
-	}
-	if len(live) == 0 && len(g.Enabled) == 0 {
-		return nil
-	}
-	_, err = h.Remove(&g)
+	_, err = h.Remove(g)
 	return err
 }
 
@@ -156,6 +179,9 @@ func (b *Box) CgroupNew() (*step.Step, error) {
 	b.mu.Lock()
 	b.cgroup = g
 	b.mu.Unlock()
+	b.session.mu.Lock()
+	b.session.shown = true
+	b.session.mu.Unlock()
 	st.Summary = fmt.Sprintf("made cgroup %s for box %s under stepbox's parent %s", g.Name, b.Name, parent.Name)
 	return st, nil
 }
@@ -256,9 +282,7 @@ func (b *Box) CgroupSnapshot(prev *cgroups.Snapshot) (cgroups.Snapshot, error) {
 	if err != nil {
 		return cgroups.Snapshot{}, err
 	}
-	b.session.mu.Lock()
-	parent := b.session.parent
-	b.session.mu.Unlock()
+	parent := b.session.shownParent()
 	box := cgroups.Box{Name: b.Name, Group: b.Cgroup(), PID: b.CommandPID()}
 	if b.Has("cgroup") {
 		if view, err := b.CgroupView(); err == nil {
@@ -281,9 +305,7 @@ func (b *Box) CgroupReader() (func(prev *cgroups.Snapshot) (cgroups.Snapshot, er
 	if err != nil {
 		return nil, err
 	}
-	b.session.mu.Lock()
-	parent := b.session.parent
-	b.session.mu.Unlock()
+	parent := b.session.shownParent()
 	if parent == nil {
 		return nil, errors.New("no cgroup yet: `cgroup new` makes the box's cgroup")
 	}

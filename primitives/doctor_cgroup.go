@@ -1,6 +1,7 @@
 package primitives
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -66,8 +67,11 @@ func checkCgroupParent() Check {
 	}
 	pl, err := h.Place(CgroupParentOverride)
 	if err != nil {
-		return Check{Name: "cgroup parent", Found: err.Error(), OK: false,
-			Advice: "give --cgroup-parent naming a cgroup without processes, or run stepbox in a delegated scope: systemd-run --scope -p Delegate=yes stepbox"}
+		advice := "give --cgroup-parent naming a cgroup without processes; the boxes still run, without cgroup steps"
+		if errors.Is(err, cgroups.ErrNoPlace) {
+			advice = "this is a container whose top cgroup holds its processes: start it with an init that moves itself into a child cgroup (systemd does, into init.scope), or give --cgroup-parent naming a cgroup without processes; the boxes still run, without cgroup steps"
+		}
+		return Check{Name: "cgroup parent", Found: err.Error(), OK: false, Advice: advice}
 	}
 	var where []string
 	for _, d := range pl.Dirs {
@@ -79,6 +83,22 @@ func checkCgroupParent() Check {
 	}
 	if c := pl.HostChanges(); c != "" {
 		found += "; " + c
+	}
+	if pl.Scope != "" {
+		sd := cgroups.HostSystemd()
+		if sd == nil {
+			return Check{Name: "cgroup parent", Found: found + "; but systemd does not run this host", OK: false}
+		}
+		v, err := sd.Ping()
+		if err != nil {
+			advice := "start the system bus: `sudo systemctl start dbus` (Debian/Ubuntu: `sudo apt install dbus`)"
+			if sd.Bus() == "user" {
+				advice = "rootless, stepbox asks your user manager: install `dbus-user-session` and log in again, or run `loginctl enable-linger $USER`"
+			}
+			return Check{Name: "cgroup parent", Found: found + "; but the " + sd.Bus() + " bus does not answer: " + err.Error(), OK: false,
+				Advice: advice + "; until then the boxes run without cgroup steps"}
+		}
+		found += fmt.Sprintf("; systemd %s answers on the %s bus", v, sd.Bus())
 	}
 	return Check{Name: "cgroup parent", Found: found, OK: true}
 }

@@ -24,7 +24,7 @@ func TestDoctorSaysWhereTheCgroupParentGoes(t *testing.T) {
 	}
 	want := []string{"under " + pl.Dirs[0].Cgroup, "rule " + pl.Rule, pl.Reason}
 	if c := pl.HostChanges(); c != "" {
-		want = append(want, c, "Delegate=yes", "session's lifetime")
+		want = append(want, c, "delegated scope", "session's lifetime")
 	}
 	for _, w := range want {
 		if !parent.OK || !strings.Contains(parent.Found, w) {

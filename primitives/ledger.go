@@ -108,7 +108,15 @@ func teardownLedgerWith(dir string, marked func(box string) []pidStart) error {
 	var errs []error
 	session := sessionOf(dir)
 	// Processes go first, whatever their place: nothing else can be
-	// removed while they use it (a mount namespace, a cgroup).
+	// removed while they use it (a mount namespace, a cgroup). First
+	// every process in the box's cgroups, stepbox's tracking one and the
+	// learner's, at once (cgroup.kill): those that shed their markers, and
+	// a fork bomb's, faster than any scan of /proc could chase them.
+	for i := len(res) - 1; i >= 0; i-- {
+		if res[i].Kind == ResCgroup {
+			errs = append(errs, killCgroup(res[i], session))
+		}
+	}
 	var pids []pidStart
 	for i := len(res) - 1; i >= 0; i-- {
 		r := res[i]

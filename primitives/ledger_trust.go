@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -62,7 +63,7 @@ func ledgerCgroupOwn(g cgroups.Group, session string) error {
 		return fmt.Errorf("ledger: %w", err)
 	}
 	var own []string
-	for _, d := range g.Dirs {
+	for _, d := range append(slices.Clone(g.Dirs), g.Track...) {
 		real, err := filepath.EvalSymlinks(d.Path)
 		gone := os.IsNotExist(err)
 		if gone {

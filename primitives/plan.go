@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"stepbox/primitives/cgroups"
 	"stepbox/primitives/step"
 )
 
@@ -49,6 +50,8 @@ func (s *Session) PlanNew(name string, user bool) (*step.Step, error) {
 			st.Plan(c.call)
 		}
 	}
+	st.Notes = append(st.Notes, fmt.Sprintf("stepbox will keep the box's processes in %s%s, a cgroup of its own, before the box runs anything: teardown ends everything in it; the box's own cgroup comes with `cgroup new`",
+		name, cgroups.TrackSuffix))
 	return st, nil
 }
 

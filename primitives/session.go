@@ -46,12 +46,18 @@ type Session struct {
 	// nothing is made that the teardown under way would miss (a signal's
 	// teardown runs beside the command the session is executing).
 	closing atomic.Bool
+	// down serializes teardowns: a signal's and the script's own (which
+	// tears down before it says so) must not race over the same boxes.
+	down sync.Mutex
 
 	mu     sync.Mutex
 	boxes  map[string]*Box
 	order  []string
 	hier   cgroups.Hierarchy
-	parent *cgroups.Group // stepbox's parent cgroup, made on first `cgroup new`
+	parent *cgroups.Group // stepbox's parent cgroup, made with the first box (box_track.go)
+	// shown: a box of the session made a cgroup of the learner's (`cgroup
+	// new`), so panels show the parent's tree.
+	shown bool
 
 	net netSession // the host side of the network steps (net.go)
 }
@@ -307,6 +313,8 @@ func (s *Session) remove(name string, marked func(box string) []pidStart) error 
 // step runs again: it is the session's end.
 func (s *Session) Close() error {
 	s.closing.Store(true)
+	s.down.Lock()
+	defer s.down.Unlock()
 	if err := s.teardownAll(); err != nil {
 		return err
 	}
@@ -321,6 +329,8 @@ func (s *Session) Reset() error {
 	if s.closing.Load() {
 		return errClosing
 	}
+	s.down.Lock()
+	defer s.down.Unlock()
 	if err := s.teardownAll(); err != nil {
 		return err
 	}
@@ -337,6 +347,17 @@ func (s *Session) teardownAll() error {
 	order := append([]string(nil), s.order...)
 	s.mu.Unlock()
 	var errs []error
+	// Every process in stepbox's parent cgroup first: the boxes' tracking
+	// cgroups and the learner's are all under it, and cgroup.kill ends
+	// them at once, a fork bomb's included (the session is not in it).
+	s.mu.Lock()
+	parent := s.parent
+	s.mu.Unlock()
+	if parent != nil {
+		if left, err := cgroups.Kill(parent); err != nil || len(left) > 0 {
+			errs = append(errs, fmt.Errorf("end the processes in %s: %v left: %w", parent.Name, left, err))
+		}
+	}
 	// One look at every process serves all the boxes. They all end first:
 	// a command still running (a signal's teardown runs beside it) holds
 	// its box until its processes are gone.
@@ -366,7 +387,7 @@ func (s *Session) teardownAll() error {
 	// Then what the session itself owns: the parent cgroup.
 	errs = append(errs, teardownResources(s.Dir, s.ID))
 	s.mu.Lock()
-	s.parent = nil
+	s.parent, s.shown = nil, false
 	s.mu.Unlock()
 	return errors.Join(errs...)
 }

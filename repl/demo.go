@@ -59,7 +59,7 @@ func DemoMain(args []string, g *globalFlags) int {
 		}
 		failed := d.play(ctx, l)
 		if d.quit || ctx.Err() != nil {
-			fmt.Fprintln(sh.Out, "\n"+sh.Theme.Dim.Render("demo stopped; everything it built is torn down now"))
+			fmt.Fprintln(sh.Out, "\n"+sh.Theme.Dim.Render("demo stopped; "+tornDown(sh, "it built")))
 		}
 		if failed > 0 || ctx.Err() != nil {
 			return 1
@@ -72,8 +72,7 @@ func DemoMain(args []string, g *globalFlags) int {
 // flags; the lesson number and the flags may come in any order.
 func parseDemoArgs(course []*lessons.Lesson, fs *flag.FlagSet, args []string) (*lessons.Lesson, demoOptions, error) {
 	var opts demoOptions
-	auto := fs.Float64("auto", 0, "advance by itself after `SECONDS`")
-	fs.BoolVar(&opts.noPause, "no-pause", false, "no pauses (CI)")
+	auto, noPause := demoFlags(fs)
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return nil, opts, err
@@ -85,8 +84,16 @@ func parseDemoArgs(course []*lessons.Lesson, fs *flag.FlagSet, args []string) (*
 		return nil, opts, fmt.Errorf("--auto %v: give the seconds to wait, more than 0", *auto)
 	}
 	opts.auto = time.Duration(*auto * float64(time.Second))
+	opts.noPause = *noPause
 	l, err := lessonArg(course, pos[0])
 	return l, opts, err
+}
+
+// demoFlags defines `stepbox demo`'s own flags on fs.
+func demoFlags(fs *flag.FlagSet) (auto *float64, noPause *bool) {
+	auto = fs.Float64("auto", 0, "advance by itself after `SECONDS`")
+	noPause = fs.Bool("no-pause", false, "no pauses and no typing delay (CI)")
+	return auto, noPause
 }
 
 // demo plays one lesson.

@@ -43,7 +43,7 @@ func wideLines(out string, columns int) []string {
 // cgroupPlace is where the host put the session's cgroup: it differs
 // from machine to machine (a login's slice, a job's scope), not from run
 // to run.
-var cgroupPlace = regexp.MustCompile(`:/[^ ]*?/stepbox-`)
+var cgroupPlace = regexp.MustCompile(`:/(?:[^ \n]*?/)?stepbox-`)
 
 // What lesson 2's programs print that changes from run to run: the key
 // ipcmk draws at random, and the time that date(1) reads.

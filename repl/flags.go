@@ -87,12 +87,12 @@ func (t *themeName) Set(v string) error {
 func (g *globalFlags) flagSet(name string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	fs.StringVar(&g.stateDir, "state-dir", g.stateDir, "keep state under `DIR`")
-	fs.BoolVar(&g.plain, "plain", g.plain, "no colours or escape codes")
-	fs.Var(&g.theme, "theme", "colour theme `NAME`: default or contrast")
-	fs.StringVar(&g.record, "record", g.record, "write an asciicast recording to `FILE`")
-	fs.Var(&g.web, "web", "serve the live view on loopback, or on `ADDR`")
-	fs.StringVar(&primitives.CgroupParentOverride, "cgroup-parent", primitives.CgroupParentOverride, "put stepbox's cgroups under the cgroup `PATH`")
+	fs.StringVar(&g.stateDir, "state-dir", g.stateDir, "keep state under `DIR` (default /run/stepbox and /var/lib/stepbox; also $STEPBOX_STATE_DIR)")
+	fs.BoolVar(&g.plain, "plain", g.plain, "no colours or escape codes (also NO_COLOR=1, and whenever output is not a terminal)")
+	fs.Var(&g.theme, "theme", "colour theme `NAME`: default, or contrast for projectors")
+	fs.StringVar(&g.record, "record", g.record, "write an asciicast v2 recording of the session or demo to `FILE`")
+	fs.Var(&g.web, "web", "serve the live view, a read-only page for a projector (loopback, or `ADDR` as 127.0.0.1:8080)")
+	fs.StringVar(&primitives.CgroupParentOverride, "cgroup-parent", primitives.CgroupParentOverride, "put stepbox's cgroups under the cgroup `PATH` (such as /mine) instead of the session's own cgroup")
 	return fs
 }
 

@@ -1,6 +1,7 @@
 package repl
 
 import (
+	"flag"
 	"fmt"
 	"os"
 
@@ -14,8 +15,7 @@ import (
 func LessonMain(args []string, g *globalFlags) int {
 	course := lessons.All()
 	fs := g.flagSet("stepbox lesson")
-	verbose := fs.Bool("v", false, "lesson check: show each session's output")
-	fs.BoolVar(verbose, "verbose", false, "lesson check: show each session's output")
+	verbose := lessonFlags(fs)
 	args, err := parseFlags(fs, args)
 	if err != nil {
 		return flagFailure("stepbox lesson", err)
@@ -57,6 +57,13 @@ func LessonMain(args []string, g *globalFlags) int {
 		}
 		return runScript(sh, "-")
 	})
+}
+
+// lessonFlags defines `stepbox lesson`'s own flags on fs.
+func lessonFlags(fs *flag.FlagSet) (verbose *bool) {
+	verbose = fs.Bool("v", false, "lesson check: show each session's output")
+	fs.BoolVar(verbose, "verbose", false, "lesson check: show each session's output")
+	return verbose
 }
 
 // progressCommand is `stepbox lesson list` and `stepbox lesson reset`,

@@ -15,32 +15,6 @@ import (
 	"stepbox/viz"
 )
 
-// Version is stepbox's version, set at build time with -ldflags.
-var Version = "dev"
-
-const usage = `stepbox: build a real Linux container one kernel step at a time.
-
-usage:
-  stepbox [flags]              the interactive shell (reads commands from stdin without a terminal)
-  stepbox [flags] run FILE|-   run a script of stepbox commands; stop at the first failure (exit 1)
-  stepbox [flags] cleanup      remove what crashed sessions left behind
-  stepbox [flags] lesson [N]   lesson N in the shell, from where you left it; also lesson list,
-                               lesson reset [N|all], lesson check [N|FILE.md…] (run the lessons' solutions)
-  stepbox [flags] demo N       play lesson N for a class: --auto SECONDS advances by itself, --no-pause for CI
-  stepbox doctor               what this kernel offers: namespaces, overlay, cgroups, user namespaces
-  stepbox version
-
-flags (before the command or anywhere after it):
-  --state-dir DIR   keep state under DIR (default /run/stepbox and /var/lib/stepbox; also $STEPBOX_STATE_DIR)
-  --plain           no colours or escape codes (also NO_COLOR=1, and whenever output is not a terminal)
-  --theme NAME      colour theme: default, or contrast for projectors
-  --cgroup-parent P put stepbox's cgroups under P (a cgroup path such as /mine) instead of the session's own cgroup
-  --record FILE     write an asciicast v2 recording of the session or demo to FILE
-  --web [ADDR]      serve the live view, a read-only page for a projector (loopback, or ADDR as 127.0.0.1:8080)
-
-Inside, 'help' lists the commands.
-`
-
 // Main runs stepbox with the given arguments and returns its exit code.
 // The global flags may stand before the subcommand or anywhere after it.
 func Main(args []string) int {
@@ -59,9 +33,14 @@ func Main(args []string) int {
 		return LessonMain(rest, g)
 	case "demo":
 		return DemoMain(rest, g)
+	case "completion":
+		return completionMain(rest)
+	case manCommand:
+		fmt.Print(manPage())
+		return 0
 	case "version", "help", "doctor", "cleanup", "run", "":
 	default:
-		fmt.Fprintf(os.Stderr, "stepbox: unknown command %q%s\n\n%s", clip(sub), didYouMean(sub, subcommands), usage)
+		fmt.Fprintf(os.Stderr, "stepbox: unknown command %q%s\n\n%s", clip(sub), didYouMean(sub, subcommands), usageText())
 		return 2
 	}
 	words, err := parseFlags(g.flagSet("stepbox "+sub), rest)
@@ -84,10 +63,10 @@ func Main(args []string) int {
 	}
 	switch sub {
 	case "version":
-		fmt.Println("stepbox", Version)
+		fmt.Println(versionLine(readBuildInfo()))
 		return 0
 	case "help":
-		fmt.Print(usage)
+		fmt.Print(usageText())
 		return 0
 	case "doctor":
 		return doctor()
@@ -113,14 +92,11 @@ func Main(args []string) int {
 	})
 }
 
-// subcommands are the words Main knows after `stepbox`.
-var subcommands = []string{"run", "cleanup", "lesson", "demo", "doctor", "version", "help"}
-
 // flagFailure reports a bad flag of command cmd (or prints the usage for
 // --help) and returns the exit code.
 func flagFailure(cmd string, err error) int {
 	if errors.Is(err, flag.ErrHelp) {
-		fmt.Print(usage)
+		fmt.Print(usageText())
 		return 0
 	}
 	fmt.Fprintf(os.Stderr, "%s: %v\n  stepbox --help shows the usage\n", cmd, err)
@@ -245,13 +221,23 @@ func runScript(sh *Shell, name string) int {
 	if err := sh.RunScript(ctx, f, name); err != nil {
 		var se *ScriptError
 		if errors.As(err, &se) {
-			fmt.Fprintln(os.Stderr, viz.Hang("stepbox run: ", fmt.Sprintf("%s line %d failed; everything the script made has been torn down", se.File, se.Line), sh.Width))
+			fmt.Fprintln(os.Stderr, viz.Hang("stepbox run: ", fmt.Sprintf("%s line %d failed; %s", se.File, se.Line, tornDown(sh, "the script made")), sh.Width))
 		} else {
 			fmt.Fprintln(os.Stderr, "stepbox run:", err)
 		}
 		return 1
 	}
 	return 0
+}
+
+// tornDown tears the session down now, so that what it says is already
+// true when it is read: "everything WHAT has been torn down", or what
+// failed. The teardown on the way out finds nothing left to do.
+func tornDown(sh *Shell, what string) string {
+	if err := sh.Session.Close(); err != nil {
+		return "tearing down what " + what + " failed: " + err.Error()
+	}
+	return "everything " + what + " has been torn down"
 }
 
 // doctor prints what the kernel offers stepbox, read live.

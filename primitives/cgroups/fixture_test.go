@@ -24,6 +24,8 @@ type v2Fixture struct {
 	root string
 	fds  map[int]string
 	next int
+	// procDir is the /proc/PID fixture of the last proc call.
+	procDir string
 }
 
 // rootFiles are the control files of a real v2 root cgroup.
@@ -131,6 +133,7 @@ func (f *v2Fixture) proc(pid int, cgroup, mountRoot string) procfs.FS {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		f.t.Fatal(err)
 	}
+	f.procDir = dir
 	mountinfo := "22 1 252:1 / / rw,relatime shared:1 - ext4 /dev/vda1 rw\n" +
 		fmt.Sprintf("31 22 0:26 %s %s rw,nosuid,nodev,noexec,relatime shared:9 - cgroup2 cgroup2 rw,nsdelegate,memory_recursiveprot\n", mountRoot, f.root)
 	if err := os.WriteFile(filepath.Join(dir, "mountinfo"), []byte(mountinfo), 0o444); err != nil {
@@ -246,6 +249,14 @@ func (f *v2Fixture) Write(fd int, p []byte) (int, error) {
 		err = f.subtreeControl(dir, value)
 	case "cgroup.procs":
 		err = f.migrate(dir, value)
+	case "cgroup.kill":
+		// The kernel ends every process in dir and below it at once.
+		if value != "1" {
+			return -1, unix.EINVAL
+		}
+		err = filepathWalkDirs(dir, func(d string) error {
+			return os.WriteFile(filepath.Join(d, "cgroup.procs"), nil, 0o644)
+		})
 	case "memory.max", "memory.swap.max", "pids.max":
 		if _, perr := parseMax(value); perr != nil {
 			return -1, unix.EINVAL

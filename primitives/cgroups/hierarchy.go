@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -64,6 +65,15 @@ type Group struct {
 	// from the top of the tree down to the parent's place that had them
 	// off); Remove switches them off, deepest first.
 	Enabled []Dir `json:"enabled,omitempty"`
+	// Track are the Group's directories in trees stepbox uses only to
+	// track processes (the controller-less cgroup2 tree of a hybrid host;
+	// track.go); its children's are not the learner's.
+	Track []Dir `json:"track,omitempty"`
+	// Scope is the systemd unit the Group is, when it is the session's
+	// delegated scope (scope.go); Home is the cgroup the session came
+	// from, where it goes back before the scope is stopped.
+	Scope string `json:"scope,omitempty"`
+	Home  string `json:"home,omitempty"`
 }
 
 // Dir is where a Group sits in one hierarchy.
@@ -75,6 +85,9 @@ type Dir struct {
 	Cgroup    string `json:"cgroup"` // path as /proc/PID/cgroup shows it
 	// Controllers are the controllers this Dir holds (Enabled: switched on).
 	Controllers []string `json:"controllers,omitempty"`
+	// Kids are, in an Enabled entry, the child cgroups the cgroup had when
+	// the controllers were switched on there (subtree.go).
+	Kids []string `json:"kids,omitempty"`
 }
 
 // dir returns the Dir of g that holds controller c, if any.
@@ -118,6 +131,11 @@ type Placement struct {
 	// cgroup.subtree_control lacks controllers the parent needs, with
 	// those controllers: NewParent switches them on (v2).
 	Enable []Dir `json:"enable,omitempty"`
+	// Track are the directories in tracking-only trees the parent also
+	// goes under (track.go).
+	Track []Dir `json:"track,omitempty"`
+	// Scope is the systemd scope stepbox will ask for (rule "scope").
+	Scope string `json:"scope,omitempty"`
 }
 
 // ParentPrefix starts the name of every session's parent cgroup, so
@@ -140,6 +158,10 @@ func sessionOf(name string) (int, bool) {
 }
 
 var boxName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`) })
+
+// ErrNoPlace means the kernel's rules leave stepbox no cgroup to make its
+// parent in (a container whose top cgroup holds its processes).
+var ErrNoPlace = errors.New("no legal place for stepbox's cgroups here")
 
 // ErrNoGroup means a command needs a cgroup the box does not have yet.
 var ErrNoGroup = errors.New("the box has no cgroup yet: run `cgroup new` first")
@@ -219,7 +241,17 @@ func Open(root string, proc procfs.FS, session int) (Hierarchy, error) {
 	}
 	base := base{root: path.Clean(root), mode: mode, proc: proc, session: session, fs: kernelFS{}}
 	if mode == Unified {
-		return newUnified(base, self, mounts)
+		u, err := newUnified(base, self, mounts)
+		if err != nil {
+			return nil, err
+		}
+		var start uint64
+		if st, err := p.Stat(); err == nil {
+			start = st.Starttime
+		}
+		u.unit = ScopeUnit(fmt.Sprintf("%d-%d", session, start))
+		u.systemd = hostSystemd(base.root, mode)
+		return u, nil
 	}
 	return newLegacy(base, self, mounts)
 }
@@ -258,15 +290,33 @@ func (b *base) Remove(g *Group) (*step.Step, error) {
 		Man:     []string{"cgroups(7)", "rmdir(2)"},
 	}
 	var errs []error
-	for _, d := range g.Dirs {
+	for _, d := range g.all() {
 		errs = append(errs, removeTree(b.fs, s, d.Path))
 	}
 	// Deepest first: a cgroup's controllers cannot go off while a child
 	// still has them on (EBUSY).
 	for i := len(g.Enabled) - 1; i >= 0; i-- {
-		if err := disable(b.fs, s, g.Enabled[i]); err != nil {
+		e := g.Enabled[i]
+		if made := madeSince(e); len(made) > 0 {
+			s.Notes = append(s.Notes, fmt.Sprintf("left %s on in %s: %s made there since get it from there and may use it", strings.Join(e.Controllers, " "), e.Cgroup, strings.Join(made, ", ")))
+			continue
+		}
+		if err := disable(b.fs, s, e); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return s, errors.Join(errs...)
+}
+
+// madeSince lists the child cgroups of e that were not there when the
+// controllers were switched on in it (e.Kids).
+func madeSince(e Dir) []string {
+	now, _ := subdirs(e.Path)
+	var made []string
+	for _, k := range now {
+		if !slices.Contains(e.Kids, k) {
+			made = append(made, k)
+		}
+	}
+	return made
 }

@@ -35,8 +35,8 @@ func TestNewParentGoesUnderTheSessionsCgroupInEveryHierarchy(t *testing.T) {
 			t.Errorf("%s: parent at %s (%s), want cgroup %s to exist", d.Hierarchy, d.Path, d.Cgroup, want)
 		}
 	}
-	if found := findCgroups(t, "stepbox-"+strconv.Itoa(os.Getpid())); len(found) != len(parent.Dirs) {
-		t.Errorf("find -name '*stepbox-PID*' = %v, want one per hierarchy (%d)", found, len(parent.Dirs))
+	if found := findCgroups(t, "stepbox-"+strconv.Itoa(os.Getpid())); len(found) != len(parent.Dirs)+len(parent.Track) {
+		t.Errorf("find -name '*stepbox-PID*' = %v, want one per hierarchy (%d) and one per tracking tree (%d)", found, len(parent.Dirs), len(parent.Track))
 	}
 	if h.Version() == 1 {
 		for _, c := range []string{Memory, Pids, CPU, "cpuacct"} {
@@ -347,8 +347,8 @@ func TestSetWritesARawControlFileAndRefusesAnythingElse(t *testing.T) {
 		t.Errorf("pids.max = %q after refused writes, want 7", got)
 	}
 	if p, _ := parent.dir(Pids); exists(filepath.Join(p.Path, "pids.max")) {
-		if got, _ := readFile(filepath.Join(p.Path, "pids.max")); got != "max" {
-			t.Errorf("parent pids.max = %q after set ../pids.max, want max", got)
+		if got, _ := readFile(filepath.Join(p.Path, "pids.max")); got != strconv.Itoa(SessionPidsMax) {
+			t.Errorf("parent pids.max = %q after set ../pids.max, want stepbox's %d", got, SessionPidsMax)
 		}
 	}
 }
@@ -395,7 +395,7 @@ func TestRemoveLeavesNoCgroupEvenRightAfterAProcessExits(t *testing.T) {
 			rmdirs++
 		}
 	}
-	if rmdirs != 3*len(parent.Dirs)+1 {
+	if rmdirs != 3*len(parent.Dirs)+1+len(parent.Track) {
 		t.Errorf("remove step recorded %d rmdirs, want one per cgroup per hierarchy: %v", rmdirs, s.CallLines())
 	}
 	if _, err := h.Remove(parent); err != nil {

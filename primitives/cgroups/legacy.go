@@ -21,6 +21,9 @@ import (
 type legacy struct {
 	base
 	trees []v1Tree // sorted by name
+	// track is the hybrid host's cgroup2 tree: no controllers, but it
+	// tracks processes and has cgroup.kill (track.go); nil without one.
+	track *v1Tree
 }
 
 // v1Tree is one mounted v1 hierarchy and the session's place in it.
@@ -45,7 +48,14 @@ func newLegacy(b base, self []procfs.Cgroup, mounts []*procfs.MountInfo) (*legac
 	l := &legacy{base: b}
 	for _, cg := range self {
 		if cg.HierarchyID == 0 {
-			continue // the empty v2 tree of a hybrid host: no controllers to use
+			// The empty v2 tree of a hybrid host: no controllers to use,
+			// but the box's processes are tracked there.
+			for _, m := range mounts {
+				if m.FSType == "cgroup2" && strings.HasPrefix(m.MountPoint, b.root+"/") {
+					l.track = &v1Tree{name: "", mount: m.MountPoint, mountRoot: m.Root, session: cg.Path}
+				}
+			}
+			continue
 		}
 		m := v1Mount(mounts, b.root, cg.Controllers)
 		if m == nil {
@@ -121,6 +131,15 @@ func (l *legacy) Place(override string) (Placement, error) {
 		}
 		p.Dirs = append(p.Dirs, d)
 	}
+	if l.track != nil {
+		at := l.track.session
+		if override != "" {
+			at = override
+		}
+		if d, err := l.track.dir(at); err == nil && exists(d.Path) {
+			p.Track = []Dir{d}
+		}
+	}
 	return p, nil
 }
 
@@ -130,13 +149,33 @@ func (l *legacy) NewParent(override string) (*Group, *step.Step, error) {
 		return nil, nil, err
 	}
 	g := (&Group{Dirs: pl.Dirs}).child(ParentName(l.session))
+	g.Track = (&Group{Dirs: pl.Track}).child(g.Name).Dirs
 	s := &step.Step{
 		Command: "cgroup parent",
 		Summary: fmt.Sprintf("created stepbox's parent cgroup %s in %s (%s)", g.Name, step.Count(len(g.Dirs), "v1 hierarchy"), pl.Reason),
 		Man:     []string{"cgroups(7)", "mkdir(2)"},
 		Undo:    "rmdir every " + g.Name + " directory, children first",
 	}
-	return g, s, l.mkdirs(s, g, pl.Dirs)
+	if err := l.mkdirs(s, g, pl.Dirs); err != nil {
+		return nil, s, err
+	}
+	// The cgroup2 tree only tracks: where it refuses, the v1 trees still
+	// serve (the pids hierarchy tracks too).
+	track := g.Track
+	g.Track = nil
+	for _, d := range track {
+		if err := mkdir(l.fs, s, d.Path); err != nil {
+			s.Notes = append(s.Notes, fmt.Sprintf("not in the cgroup2 tree (%v): the boxes are tracked in the v1 hierarchies only", err))
+			continue
+		}
+		g.Track = append(g.Track, d)
+		s.Notes = append(s.Notes, "and in the cgroup2 tree "+d.Path+", which has no controllers here but tracks the boxes' processes")
+	}
+	if err := limitParent(l.fs, s, g); err != nil {
+		_, rerr := l.Remove(g)
+		return nil, s, errors.Join(fmt.Errorf("cgroup parent: %w", err), rerr)
+	}
+	return g, s, nil
 }
 
 func (l *legacy) Create(parent *Group, box, id string) (*Group, *step.Step, error) {

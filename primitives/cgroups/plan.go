@@ -62,7 +62,11 @@ func PlanCreate(h Hierarchy, parent *Group, session int, box, id, override strin
 			return nil, nil, err
 		}
 		parent = (&Group{Dirs: pl.Dirs}).child(ParentName(session))
-		if v2 {
+		if u, ok := h.(*unified); ok && pl.Scope != "" {
+			home := u.planScope(s, pl, parent)
+			planUnifiedParent(s, pl, parent)
+			undo = append(undo, scopeUndo(home, pl.Scope))
+		} else if v2 {
 			planUnifiedParent(s, pl, parent)
 			undo = append(undo, "rmdir "+parent.Dirs[0].Path+" (children first)")
 			if len(pl.Enable) > 0 {
@@ -70,8 +74,13 @@ func PlanCreate(h Hierarchy, parent *Group, session int, box, id, override strin
 			}
 		} else {
 			planLegacyDirs(s, parent, pl.Dirs)
+			parent.Track = (&Group{Dirs: pl.Track}).child(parent.Name).Dirs
+			for _, d := range parent.Track {
+				mkdir(planFS{}, s, d.Path)
+			}
 			undo = append(undo, "rmdir every "+parent.Name+" directory, children first")
 		}
+		limitParent(planFS{}, s, parent)
 	}
 	g := parent.child(name)
 	g.ID = id

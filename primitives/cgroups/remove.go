@@ -42,29 +42,9 @@ func removeTree(fsys cgroupFS, s *step.Step, dir string) error {
 	}
 	// A process the ledger and the markers missed (one that cleared its
 	// environment, or was forked while they were read) keeps the cgroup
-	// populated. On cgroup v2 (Linux 5.14+) the kernel ends every process
-	// in it, forks under way included (cgroup.kill, cgroup-v2.rst).
-	if kill := filepath.Join(dir, "cgroup.kill"); exists(kill) && populated(dir) {
-		if err := writeFile(fsys, s, kill, "1"); err != nil {
-			return err
-		}
-		if s != nil {
-			s.Notes = append(s.Notes, fmt.Sprintf("%s still held processes: cgroup.kill ended them", dir))
-		}
-	} else if _, real := fsys.(kernelFS); real && populated(dir) {
-		// v1 has no cgroup.kill: SIGKILL what cgroup.procs lists, a few
-		// rounds for processes forked meanwhile. The cgroup is the box's,
-		// so everything in it is the box's.
-		for round := 0; round < 5 && populated(dir); round++ {
-			pids, _ := readPIDs(filepath.Join(dir, "cgroup.procs"))
-			for _, pid := range pids {
-				unix.Kill(pid, unix.SIGKILL)
-			}
-			time.Sleep(time.Duration(round+1) * 5 * time.Millisecond)
-		}
-		if s != nil {
-			s.Notes = append(s.Notes, fmt.Sprintf("%s still held processes: they were sent SIGKILL", dir))
-		}
+	// populated: end it (track.go).
+	if err := killTree(fsys, s, dir); err != nil {
+		return err
 	}
 	for _, wait := range busyRetries {
 		err = rmdir(fsys, s, dir)

@@ -105,6 +105,10 @@ func node(h Hierarchy, g Group) (Node, error) {
 		names = append(names, sub...)
 	}
 	slices.Sort(names)
+	// A box's tracking cgroup and the session's leaf of its scope are
+	// stepbox's, not the learner's: the tree shows the cgroups the
+	// learner made (Box.Tracked has the first).
+	names = slices.DeleteFunc(names, func(n string) bool { return IsTrack(n) || n == SessionLeaf })
 	for _, name := range slices.Compact(names) {
 		c := g.child(name)
 		c.Dirs = slices.DeleteFunc(c.Dirs, func(d Dir) bool {

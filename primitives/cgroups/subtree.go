@@ -18,17 +18,20 @@ import (
 // and pids): NewParent switches the missing ones on, level by level, and
 // records each write in Group.Enabled so Remove switches off exactly those.
 //
-// That changes the host's cgroup settings for the session's lifetime. The
-// writes are in cgroups systemd manages: a `systemctl daemon-reload` (or
-// any unit change in the slice) may switch them off again, which the
-// kernel refuses (EBUSY) while stepbox's parent still uses them. The
-// systemd-approved way is delegation: a scope made with `systemd-run
-// --scope -p Delegate=yes` gets every controller from systemd itself, and
-// stepbox then finds them on and writes nothing above its parent.
+// That changes the host's cgroup settings for the session's lifetime; it
+// happens only where systemd does not run the host (on a systemd host
+// stepbox asks for a delegated scope, scope.go, and writes nothing above
+// it, so nothing there is ever switched off).
+//
+// Switching a controller off again ("-cpu") takes it from every child of
+// that cgroup, and the kernel cannot tell whom it was switched on for: a
+// cgroup made there since (another session's parent, a service started
+// meanwhile) may use it. So Remove switches off only where no cgroup was
+// made since NewParent switched it on (Dir.Kids records the children
+// then); elsewhere it leaves the controller on and says so.
 
-// delegateAdvice is the systemd-approved alternative, said where stepbox
-// writes above its parent.
-const delegateAdvice = "a delegated scope avoids these writes: `systemd-run --scope -p Delegate=yes stepbox` makes systemd switch the controllers on itself"
+// delegateAdvice is what avoids the writes.
+const delegateAdvice = "under systemd, stepbox asks for a delegated scope instead and writes nothing above it"
 
 // wayDown plans the controllers want from the top of the mount down to at:
 // for each cgroup on the way (top first) the wanted controllers it offers
@@ -110,7 +113,8 @@ func (u *unified) switchOn(s *step.Step, g *Group, writes []Dir) error {
 			return fmt.Errorf("switch %s on in %s: %w", strings.Join(w.Controllers, " "), w.Cgroup, err)
 		}
 		if len(on) > 0 {
-			g.Enabled = append(g.Enabled, Dir{Path: w.Path, Cgroup: w.Cgroup, Controllers: on})
+			kids, _ := subdirs(w.Path)
+			g.Enabled = append(g.Enabled, Dir{Path: w.Path, Cgroup: w.Cgroup, Controllers: on, Kids: kids})
 		}
 	}
 	return nil
@@ -127,7 +131,7 @@ func enabledNotes(s *step.Step, g *Group) {
 		lifetime)
 }
 
-const lifetime = "this changes the host's cgroup settings for the session's lifetime only: stepbox switches them off again as it exits; systemd may switch them off earlier on daemon-reload, and " + delegateAdvice
+const lifetime = "this changes the host's cgroup settings for the session's lifetime only: stepbox switches them off again as it exits, except where a cgroup made there since may use them (then they stay on, said); " + delegateAdvice
 
 // switchedOn lists writes as "cpu in /user.slice, cpu in /user.slice/user-0.slice".
 func switchedOn(writes []Dir) string {

@@ -52,7 +52,7 @@ func TestUnifiedParentSwitchesCPUOnInEveryCgroupOnTheWayDown(t *testing.T) {
 		t.Errorf("Enabled = %+v, want cpu switched on in user.slice, then user-1000.slice", parent.Enabled)
 	}
 	notes := strings.Join(s.Notes, "\n")
-	for _, want := range []string{"cpu in /user.slice", "session's lifetime", "daemon-reload", "Delegate=yes"} {
+	for _, want := range []string{"cpu in /user.slice", "session's lifetime", "made there since", "delegated scope"} {
 		if !strings.Contains(notes, want) {
 			t.Errorf("step notes do not say %q:\n%s", want, notes)
 		}

@@ -22,6 +22,10 @@ type unified struct {
 	mountRoot string   // the cgroup the mount at root shows at its top
 	self      string   // the session's cgroup, as /proc/PID/cgroup shows it
 	offered   []string // the root's cgroup.controllers
+	// systemd runs the host (nil: it does not, or not on v2): the parent
+	// is then a delegated scope, unit (scope.go).
+	systemd Systemd
+	unit    string
 }
 
 // v2Wanted are the controllers stepbox switches on on the way down.
@@ -84,6 +88,9 @@ func isRoot(dir string) bool { return !exists(filepath.Join(dir, "cgroup.type"))
 // holds processes can pass no controller down: the parent then goes above
 // it where the kernel allows, or the reason says what it lacks.
 func (u *unified) Place(override string) (Placement, error) {
+	if override == "" && u.systemd != nil {
+		return u.placeScope()
+	}
 	pl, err := u.place(override)
 	if err != nil {
 		return Placement{}, err
@@ -189,7 +196,11 @@ func (u *unified) place(override string) (Placement, error) {
 			busy = n
 		}
 		if p == "/" || p == u.mountRoot {
-			return Placement{}, fmt.Errorf("place stepbox's parent cgroup: every cgroup from %s up to the top of the mount holds processes, and %s; give --cgroup-parent naming a cgroup without processes", u.self, noInternalProcs)
+			where := "the top of the mount"
+			if !isRoot(d.Path) {
+				where = "the top of the mount, " + d.Path + ", which is not the host's root cgroup but a container's own (a private cgroup namespace or a bind mount of a subtree), which stepbox does not own"
+			}
+			return Placement{}, fmt.Errorf("place stepbox's parent cgroup: %w: every cgroup from %s up to %s holds processes, and %s; the boxes run without cgroup steps. Give --cgroup-parent naming a cgroup without processes, or start the container with its processes in a leaf (an init that moves itself to a child cgroup, as systemd's init.scope)", ErrNoPlace, u.self, where, noInternalProcs)
 		}
 	}
 }
@@ -236,6 +247,9 @@ func explainV2(err error) error {
 }
 
 func (u *unified) NewParent(override string) (*Group, *step.Step, error) {
+	if override == "" && u.systemd != nil {
+		return u.newScope()
+	}
 	pl, err := u.Place(override)
 	if err != nil {
 		return nil, nil, err
@@ -261,6 +275,10 @@ func (u *unified) NewParent(override string) (*Group, *step.Step, error) {
 		return nil, s, errors.Join(fmt.Errorf("cgroup parent: %w", err), u.undoEnable(s, g))
 	}
 	if _, err := u.enable(s, g.Dirs[0].Path, want); err != nil {
+		_, rerr := u.Remove(g)
+		return nil, s, errors.Join(fmt.Errorf("cgroup parent: %w", err), rerr)
+	}
+	if err := limitParent(u.fs, s, g); err != nil {
 		_, rerr := u.Remove(g)
 		return nil, s, errors.Join(fmt.Errorf("cgroup parent: %w", err), rerr)
 	}

@@ -1,0 +1,211 @@
+package cgroups
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"stepbox/primitives/step"
+)
+
+// A box's processes are tracked from `new` by a cgroup of stepbox's own,
+// the box's tracking cgroup: a process cannot leave a cgroup except by
+// writing its PID to another cgroup's cgroup.procs, which needs write
+// access to the cgroup tree, so a box that clears its environment, double
+// forks and re-parents to init is still found there (issue 15 item 3).
+//
+// Where it goes, per host:
+//   - cgroup v2: a leaf beside the learner's box cgroups under stepbox's
+//     parent, <box>.track. `cgroup attach` moves the box's PID 1 to
+//     the learner's cgroup, also under the parent, so teardown ends what
+//     is in either (cgroup.kill).
+//   - hybrid (v1 controllers and an empty cgroup2 tree, as on this host):
+//     the cgroup2 tree, which has no controllers but tracks processes and
+//     offers cgroup.kill; the learner's `cgroup attach` writes only the v1
+//     trees, so the box never leaves it. And the v1 pids hierarchy, where
+//     stepbox's parent carries the pids limit.
+//   - v1 alone: the pids hierarchy (else the first one).
+//
+// The limit: stepbox's parent cgroup gets pids.max SessionPidsMax, so
+// every box of a session together holds at most that many tasks and a
+// fork bomb in a box, with or without a cgroup of the learner's, stops
+// there instead of taking the tasks the session needs (issue 15 item 4).
+// The session itself is never under it: it stays in its own cgroup. The
+// learner's `cgroup limit pids N` sits under it, in a child cgroup.
+
+// SessionPidsMax is the pids.max of stepbox's parent cgroup: generous for
+// any lesson (an idle box is one or two tasks, a build a few dozen) and a
+// few percent of a stock host's pid_max (32768) or threads-max.
+const SessionPidsMax = 4096
+
+// TrackSuffix ends the name of a box's tracking cgroup, <box>.track; box
+// names cannot hold a '.', so it never meets a learner's cgroup name.
+const TrackSuffix = ".track"
+
+// IsTrack tells a tracking cgroup by its directory name.
+func IsTrack(name string) bool { return strings.HasSuffix(name, TrackSuffix) }
+
+// TrackGroup is the box's tracking cgroup under parent, as MakeTrack will
+// make it; it changes nothing, so the ledger can record it first.
+func TrackGroup(parent *Group, box, id string) (*Group, error) {
+	if parent == nil {
+		return nil, fmt.Errorf("track box %s: no parent cgroup", box)
+	}
+	// Named after the box alone: `find /sys/fs/cgroup -name '*ID*'`, as
+	// the lessons teach, finds the learner's cgroups and not this one.
+	if _, _, err := boxGroupName(box, id); err != nil {
+		return nil, err
+	}
+	name := box + TrackSuffix
+	all := parent.child(name)
+	g := &Group{Name: name}
+	if len(all.Dirs) == 1 {
+		g.Dirs = all.Dirs // v2: the one tree
+	} else if d, ok := all.dir(Pids); ok {
+		g.Dirs = []Dir{d}
+	} else if len(all.Dirs) > 0 && len(parent.Track) == 0 {
+		g.Dirs = all.Dirs[:1]
+	}
+	for _, t := range parent.Track {
+		g.Track = append(g.Track, Dir{Hierarchy: t.Hierarchy, Path: filepath.Join(t.Path, name), Cgroup: filepath.Join(t.Cgroup, name)})
+	}
+	if len(g.Dirs)+len(g.Track) == 0 {
+		return nil, fmt.Errorf("track box %s: the parent %s is in no hierarchy", box, parent.Name)
+	}
+	return g, nil
+}
+
+// MakeTrack creates g's directories and moves pid, the box process, into
+// each before it runs anything: its children start there.
+func MakeTrack(g *Group, pid int) (*step.Step, error) {
+	s := &step.Step{
+		Command: "track",
+		Summary: "made cgroup " + g.Name + ", stepbox's own, to find every process of the box at teardown",
+		Man:     []string{"cgroups(7)"},
+	}
+	var made []string
+	for _, d := range g.all() {
+		err := mkdir(kernelFS{}, s, d.Path)
+		if err == nil {
+			made = append(made, d.Path)
+			err = writeFile(kernelFS{}, s, filepath.Join(d.Path, "cgroup.procs"), strconv.Itoa(pid))
+		}
+		if err != nil {
+			errs := []error{err}
+			for _, m := range slices.Backward(made) {
+				errs = append(errs, rmdir(kernelFS{}, s, m))
+			}
+			return s, fmt.Errorf("track the box's processes in %s: %w", g.Name, errors.Join(errs...))
+		}
+	}
+	return s, nil
+}
+
+// all is every directory of g: its tracking-only ones first, then its
+// hierarchies. Kill goes in this order: one cgroup.kill in the cgroup2
+// tree of a hybrid host ends what a SIGKILL loop over v1 would chase.
+func (g *Group) all() []Dir { return append(slices.Clone(g.Track), g.Dirs...) }
+
+// Kill ends every process in g and in every cgroup below it, in each of
+// its directories, and returns the processes still there after: cgroup.kill
+// where the kernel has it (cgroup v2, Linux 5.14+: it ends forks under way
+// too), else SIGKILL to what cgroup.procs lists, a few rounds for
+// processes forked meanwhile. Everything in the cgroup is the box's: only
+// the box's processes ever enter it.
+func Kill(g *Group) (survivors []int, err error) {
+	var errs []error
+	for _, d := range g.all() {
+		if !exists(d.Path) {
+			continue
+		}
+		errs = append(errs, killTree(kernelFS{}, nil, d.Path))
+	}
+	for _, d := range g.all() {
+		survivors = append(survivors, treePIDs(d.Path)...)
+	}
+	slices.Sort(survivors)
+	return slices.Compact(survivors), errors.Join(errs...)
+}
+
+// killStall is how long Kill waits for a cgroup to empty with no process
+// going meanwhile; killCap bounds the whole wait.
+const (
+	killStall = 5 * time.Second
+	killCap   = 3 * time.Minute
+)
+
+// killTree ends every process in dir and below it, and waits (bounded)
+// until the tree is empty. s, when not nil, records what it did.
+func killTree(fsys cgroupFS, s *step.Step, dir string) error {
+	if !populated(dir) {
+		return nil
+	}
+	if kill := filepath.Join(dir, "cgroup.kill"); exists(kill) {
+		if err := writeFile(fsys, s, kill, "1"); err != nil {
+			return err
+		}
+		if s != nil {
+			s.Notes = append(s.Notes, fmt.Sprintf("%s still held processes: cgroup.kill ended them", dir))
+		}
+	} else if _, real := fsys.(kernelFS); real {
+		for round := 0; round < 5 && populated(dir); round++ {
+			for _, pid := range treePIDs(dir) {
+				unix.Kill(pid, unix.SIGKILL)
+			}
+			time.Sleep(time.Duration(round+1) * 5 * time.Millisecond)
+		}
+		if s != nil {
+			s.Notes = append(s.Notes, fmt.Sprintf("%s still held processes: they were sent SIGKILL", dir))
+		}
+	}
+	// A killed process stays in its cgroup until the kernel has torn it
+	// down: thousands of them (a fork bomb's) take seconds, a minute
+	// under emulation. Wait while they keep going, not for ever: a
+	// process that has not gone for killStall is stuck.
+	if _, real := fsys.(kernelFS); real {
+		wait, left := 5*time.Millisecond, len(treePIDs(dir))
+		moved, deadline := time.Now(), time.Now().Add(killCap)
+		for left > 0 && time.Since(moved) < killStall && time.Now().Before(deadline) {
+			time.Sleep(wait)
+			wait = min(2*wait, 200*time.Millisecond)
+			if n := len(treePIDs(dir)); n < left {
+				left, moved = n, time.Now()
+			}
+		}
+	}
+	return nil
+}
+
+// treePIDs lists the processes in dir and every cgroup below it.
+func treePIDs(dir string) []int {
+	var pids []int
+	subs, _ := subdirs(dir)
+	for _, c := range subs {
+		pids = append(pids, treePIDs(filepath.Join(dir, c))...)
+	}
+	own, _ := readPIDs(filepath.Join(dir, "cgroup.procs"))
+	return append(pids, own...)
+}
+
+// limitParent writes pids.max SessionPidsMax to the parent's pids
+// directory, where the host gives stepbox one.
+func limitParent(fsys cgroupFS, s *step.Step, g *Group) error {
+	d, ok := g.dir(Pids)
+	_, planning := fsys.(planFS)
+	if !ok || !planning && !exists(filepath.Join(d.Path, "pids.max")) {
+		s.Notes = append(s.Notes, "no pids controller reaches stepbox's parent: a fork bomb in a box is bounded only by the host's kernel.pid_max and the session's own cgroup")
+		return nil
+	}
+	n := strconv.Itoa(SessionPidsMax)
+	if err := writeFile(fsys, s, filepath.Join(d.Path, "pids.max"), n); err != nil {
+		return err
+	}
+	s.Notes = append(s.Notes, fmt.Sprintf("pids.max %s on stepbox's parent: all the session's boxes together hold at most %s tasks, so a fork bomb in one stops there and the session, outside it, keeps the tasks it needs; `cgroup limit pids` sets the box's own limit under it", n, n))
+	return nil
+}
