@@ -116,7 +116,7 @@ func securityDetails(s primitives.SecuritySnapshot, width int, t Theme) string {
 	}
 	item("open paths:", open)
 	if s.Devices.Rules != nil && d.CompareDevices(s.Devices) != primitives.AsDocker {
-		item("devices.list:", s.Devices.Rules)
+		item("device rules:", s.Devices.Rules)
 	}
 	return strings.Join(out, "\n")
 }

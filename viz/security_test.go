@@ -67,7 +67,7 @@ func TestSecurityPanelSetsTheBoxBesideDockersDefault(t *testing.T) {
 		}
 	}
 	words := " " + strings.Join(strings.Fields(out), " ") + " "
-	for _, want := range []string{" CAP_SYS_ADMIN ", " CAP_SYS_MODULE ", " /proc/sys ", " /proc/keys ", "devices.list: a *:* rwm"} {
+	for _, want := range []string{" CAP_SYS_ADMIN ", " CAP_SYS_MODULE ", " /proc/sys ", " /proc/keys ", "device rules: a *:* rwm"} {
 		if !strings.Contains(words, want) {
 			t.Errorf("no %q under the table:\n%s", want, out)
 		}
