@@ -28,7 +28,9 @@ func init() {
 		"no-veth":    "A box has no eth0 yet: `net veth` in it makes the pair, one end on the bridge.",
 		"no-address": "A box's eth0 has no address: `net addr` gives it the next free one of the bridge's subnet.",
 		"no-route":   "A box has no default route: `net route` sends what is not on its subnet to the bridge's address.",
-		"too-few":    "Fewer boxes are wired than the step asks for: make another, `unshare net`, and repeat the steps in it.",
+		"wrong-route": "A box's default route goes to an address that is not the bridge's, so nothing forwards its packets: " +
+			"`net route` replaces it with one via the bridge's address.",
+		"too-few": "Fewer boxes are wired than the step asks for: make another, `unshare net`, and repeat the steps in it.",
 	}
 	perBox := func(name, summary string, level int) *Check {
 		return &Check{
@@ -175,11 +177,17 @@ func boxWired(s *State, b *BoxState, br network.Bridge, subnet *net.IPNet, level
 		}
 	}
 	if level >= 3 {
+		var wrong []string
 		routed := false
 		for _, r := range sp.Routes {
 			if r.Dst == "default" && r.Gw == br.Gateway {
 				routed = true
+			} else if r.Dst == "default" {
+				wrong = append(wrong, "via "+r.Gw+" dev "+r.Dev)
 			}
+		}
+		if !routed && len(wrong) > 0 {
+			return fail("wrong-route", "box %s: its default route goes %s, not via the bridge's address %s", b.Name, strings.Join(wrong, ", "), br.Gateway)
 		}
 		if !routed {
 			return fail("no-route", "box %s: no default route via %s", b.Name, br.Gateway)

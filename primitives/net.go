@@ -38,7 +38,6 @@ type boxNet struct {
 	bridge  string
 	hostEnd string
 	addr    *net.IPNet
-	route   bool
 	ports   []network.Port
 }
 

@@ -28,18 +28,30 @@ func (b *Box) netRoute(gw string, plan bool) (*step.Step, error) {
 	if b.net.addr == nil {
 		return nil, fmt.Errorf("net route: box %s's eth0 has no address yet, so no gateway is reachable; run `net addr` first", b.Name)
 	}
-	if b.net.route {
-		return nil, fmt.Errorf("net route: box %s has its default route already", b.Name)
-	}
 	br, _ := s.netBridge(b.net.bridge)
 	via := network.Gateway(br.subnet)
 	if gw != "" {
-		if via = net.ParseIP(gw).To4(); via == nil {
-			return nil, fmt.Errorf("net route %s: not an IPv4 address such as %s", gw, network.Gateway(br.subnet))
+		ip := net.ParseIP(gw).To4()
+		switch {
+		case ip == nil:
+			return nil, fmt.Errorf("net route %s: not an IPv4 address such as %s", gw, via)
+		case !b.net.addr.Contains(ip):
+			return nil, fmt.Errorf("net route %s: the gateway must be on the box's subnet %s (the kernel would answer ENETUNREACH); on bridge %s it is the bridge's own address, %s", gw, br.subnet, br.name, via)
+		case !ip.Equal(via):
+			return nil, fmt.Errorf("net route %s: %s is not the bridge's address: only bridge %s forwards for the boxes on it, so the gateway is its address, %s (`net route` or `net route %s`)", gw, gw, br.name, via, via)
 		}
-		if !b.net.addr.Contains(via) {
-			return nil, fmt.Errorf("net route %s: the gateway must be on the box's subnet %s (the kernel would answer ENETUNREACH)", gw, br.subnet)
-		}
+	}
+	// The kernel's table decides, not stepbox's memory: a route may have
+	// been deleted or added with `exec ip route`.
+	old, dev, has, err := network.DefaultRoute(box)
+	if err != nil {
+		return nil, fmt.Errorf("net route: %w", err)
+	}
+	if has && old.Equal(via) {
+		return nil, fmt.Errorf("net route: box %s has its default route via %s already", b.Name, via)
+	}
+	if has && dev != network.BoxIf {
+		return nil, fmt.Errorf("net route: box %s has a default route via %s dev %s, which stepbox did not make; remove it first with `exec ip route del default`", b.Name, old, dev)
 	}
 	st := &step.Step{
 		Command: strings.TrimSpace("net route " + gw),
@@ -47,11 +59,12 @@ func (b *Box) netRoute(gw string, plan bool) (*step.Step, error) {
 		Man:     []string{"rtnetlink(7)", "ip-route(8)"},
 		Undo:    "the route goes with eth0 when the veth pair or the box's network namespace is deleted",
 	}
-	if err := network.AddDefaultRoute(&network.Op{St: st, Plan: plan}, box, via); err != nil {
-		return st, err
+	if has {
+		st.Summary = fmt.Sprintf("replaced box %s's default route via %s with one via the bridge's address %s", b.Name, old, via)
+		st.Notes = append(st.Notes, fmt.Sprintf("replaced box %s's default route via %s, which nothing on bridge %s answers, with one via %s", b.Name, old, br.name, via))
 	}
-	if !plan {
-		b.net.route = true
+	if err := network.AddDefaultRoute(&network.Op{St: st, Plan: plan}, box, via, has); err != nil {
+		return st, err
 	}
 	return st, nil
 }

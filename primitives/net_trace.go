@@ -1,6 +1,7 @@
 package primitives
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"regexp"
@@ -57,6 +58,11 @@ func (b *Box) NetTrace(args []string, run func() error) (network.Trace, error) {
 	if err != nil {
 		return tr, err
 	}
+	addrs := []net.IP{dst}
+	if b.net.addr != nil {
+		addrs = append(addrs, b.net.addr.IP)
+	}
+	flowsBefore, flowErr := network.Flows(host, addrs...)
 	listener, undoTrace := b.startNftTrace(&tr, host, dst)
 	runErr := run()
 	var events []network.TraceEvent
@@ -90,12 +96,15 @@ func (b *Box) NetTrace(args []string, run func() error) (network.Trace, error) {
 			tr.Neigh = append(tr.Neigh, n)
 		}
 	}
-	addrs := []net.IP{dst}
-	if b.net.addr != nil {
-		addrs = append(addrs, b.net.addr.IP)
-	}
-	if tr.Flows, err = network.Flows(host, addrs...); err != nil {
+	flowsAfter, err := network.Flows(host, addrs...)
+	if err = errors.Join(flowErr, err); err != nil {
 		tr.Flows = []string{fmt.Sprintf("(conntrack could not be read: %v)", err)}
+	} else {
+		var older int
+		tr.Flows, older = network.FreshFlows(flowsBefore, flowsAfter)
+		if older > 0 {
+			tr.Flows = append(tr.Flows, fmt.Sprintf("(%s of these addresses, from before the trace and not refreshed by it, left out)", step.Count(older, "older entry")))
+		}
 	}
 	return tr, runErr
 }
@@ -111,9 +120,8 @@ func (b *Box) startNftTrace(tr *network.Trace, host network.NS, dst net.IP) (*ne
 		tr.NftNotes = append(tr.NftNotes, "no nftables trace: box "+b.Name+" has no address to mark its packets by (`net addr`)")
 		return nil, none
 	}
-	if v, err := host.Sysctl("net.bridge.bridge-nf-call-iptables"); dst != nil && b.net.addr.Contains(dst) && (err != nil || v != "1") {
-		tr.NftNotes = append(tr.NftNotes, "packets between boxes on one bridge are switched, not routed: they meet the ip family's hooks only with br_netfilter and net.bridge.bridge-nf-call-iptables=1 on the host side, which is "+
-			map[bool]string{true: "absent here", false: v}[err != nil])
+	if dst != nil && b.net.addr.Contains(dst) {
+		tr.NftNotes = append(tr.NftNotes, bridgeNetfilterNote(host))
 	}
 	s.net.mu.Lock()
 	defer s.net.mu.Unlock()
@@ -166,4 +174,19 @@ func (b *Box) neighbours(box, host network.NS) ([]string, error) {
 	}
 	hn, err := network.Neighbours(host, "host side")
 	return append(bn, hn...), err
+}
+
+// bridgeNetfilterNote says why packets between two boxes on one bridge
+// do or do not meet the ip family's hooks on the host side.
+func bridgeNetfilterNote(host network.NS) string {
+	const switched = "packets between boxes on one bridge are switched, not routed: the host side does not forward them"
+	v, err := host.Sysctl("net.bridge.bridge-nf-call-iptables")
+	switch {
+	case err != nil:
+		return switched + ", and they meet no ip hook here (br_netfilter is not loaded)"
+	case v == "1":
+		return switched + "; they pass the ip family's prerouting, forward and postrouting hooks only because br_netfilter is loaded " +
+			"and net.bridge.bridge-nf-call-iptables is 1 on the host side, so meeting the forward chain here is no sign of routing"
+	}
+	return switched + ", and they meet no ip hook here (net.bridge.bridge-nf-call-iptables is " + v + ")"
 }

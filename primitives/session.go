@@ -60,6 +60,8 @@ type Session struct {
 	shown bool
 
 	net netSession // the host side of the network steps (net.go)
+
+	Swept SweepReport // what crashed sessions left, removed at the start
 }
 
 type sessionFile struct {
@@ -83,7 +85,7 @@ func OpenSession(dirs Dirs) (*Session, error) {
 	if err := os.MkdirAll(filepath.Join(dirs.Run, "sessions"), 0o700); err != nil {
 		return nil, fmt.Errorf("state dir: %w", err)
 	}
-	if _, err := sweep(dirs, false); err != nil {
+	if s.Swept, err = sweep(dirs, false); err != nil {
 		fmt.Fprintf(os.Stderr, "stepbox: cleaning up after a crashed session: %v\n", err)
 	}
 	if err := os.MkdirAll(filepath.Join(s.Dir, "boxes"), 0o700); err != nil {
@@ -99,8 +101,9 @@ func OpenSession(dirs Dirs) (*Session, error) {
 // SweepReport says what a sweep found and removed.
 type SweepReport struct {
 	Sessions  []string // dead sessions whose state was removed
-	Processes int      // stray box processes ended
+	Processes int      // their processes ended: boxes' survivors and strays
 	Cgroups   int      // cgroup directories of dead sessions removed
+	Removed   []string // what was ended, deleted or written back, a line each
 }
 
 // Sweep tears down every session whose process is gone (its ledgers in
@@ -143,6 +146,7 @@ func sweep(dirs Dirs, thorough bool) (SweepReport, error) {
 			errs = append(errs, fmt.Errorf("session %s: %w", e.Name(), errors.Join(failed...)))
 			continue
 		}
+		procs, netLeft := leftovers(dir, e.Name())
 		for _, b := range boxes {
 			failed = append(failed, teardownLedger(filepath.Join(dir, "boxes", b.Name()), e.Name()))
 		}
@@ -157,6 +161,8 @@ func sweep(dirs Dirs, thorough bool) (SweepReport, error) {
 			errs = append(errs, err)
 		}
 		rep.Sessions = append(rep.Sessions, e.Name())
+		rep.Processes += len(procs)
+		rep.Removed = append(append(rep.Removed, procs...), netLeft...)
 	}
 	if !thorough && len(rep.Sessions) == 0 {
 		return rep, errors.Join(errs...)
@@ -165,8 +171,10 @@ func sweep(dirs Dirs, thorough bool) (SweepReport, error) {
 	// not its directory survived.
 	for _, p := range markedProcessesAny() {
 		if !sessionAlive(p.session) {
+			line := processLine(p.pid, p.box)
 			errs = append(errs, killAndWait([]pidStart{p.pidStart}))
 			rep.Processes++
+			rep.Removed = append(rep.Removed, line)
 		}
 	}
 	// cgroups of dead sessions, wherever their ledger went.

@@ -227,6 +227,10 @@ func resetProgress(course []*lessons.Lesson, p *lessons.Progress, open *lessons.
 // learner's progress.
 func lessonList(course []*lessons.Lesson, p *lessons.Progress, th viz.Theme) string {
 	var b strings.Builder
+	title := 0 // the longest title sets the column
+	for _, l := range course {
+		title = max(title, len([]rune(l.Title)))
+	}
 	for _, l := range course {
 		lp := p.Lessons[l.ID]
 		state := th.Dim.Render("not started")
@@ -243,7 +247,7 @@ func lessonList(course []*lessons.Lesson, p *lessons.Progress, th viz.Theme) str
 		if p.Current == l.ID {
 			mark = th.Title.Render("▸ ")
 		}
-		fmt.Fprintf(&b, "%s%d  %-28s %2d steps  ~%2d min   %s\n", mark, l.Number, l.Title, len(l.Steps), l.Minutes, state)
+		fmt.Fprintf(&b, "%s%d  %-*s  %2d steps  ~%2d min   %s\n", mark, l.Number, title, l.Title, len(l.Steps), l.Minutes, state)
 	}
 	if path := p.Path(); path != "" {
 		fmt.Fprintln(&b, th.Dim.Render("progress is kept in "+path))

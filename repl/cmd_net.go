@@ -137,6 +137,9 @@ func init() {
 						return err
 					}
 					tr, err := b.NetTrace(c.Args, func() error { return exec.Run(sh, &Call{Args: args}) })
+					if !sh.explain {
+						tr.NftShell = nil // the trace's own set-up, shown with `explain on`
+					}
 					fmt.Fprintln(sh.Out, viz.NetTracePanel(tr, sh.Width, sh.Theme))
 					return err
 				},

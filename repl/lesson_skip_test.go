@@ -3,6 +3,9 @@ package repl
 import (
 	"strings"
 	"testing"
+
+	"stepbox/lessons"
+	"stepbox/viz"
 )
 
 // Issue 13, finding 6: `lesson 1`, `next`, `new` (box1), then step 2:
@@ -96,5 +99,21 @@ func TestResumingWithNoBoxNamesItAndLeavesTheStepToTheLearner(t *testing.T) {
 	execute(t, sh, out, "exec sh -c 'echo \"changed in the box\" >> /etc/motd'", "!cat $BOX_UPPER/etc/motd")
 	if !strings.Contains(out.String(), "Step 4 of") || !strings.Contains(out.String(), "Your prediction?") {
 		t.Fatalf("step 4 after the rebuild:\n%s", out)
+	}
+}
+
+// `lesson list` keeps its columns straight whatever the longest title.
+func TestLessonListAlignsItsColumnsToTheLongestTitle(t *testing.T) {
+	course := []*lessons.Lesson{
+		{ID: "a", Number: 1, Title: "Short", Steps: make([]lessons.Step, 2), Minutes: 5},
+		{ID: "b", Number: 2, Title: "A title longer than twenty-eight runes", Steps: make([]lessons.Step, 3), Minutes: 9},
+	}
+	out := lessonList(course, &lessons.Progress{Lessons: map[string]*lessons.LessonProgress{}}, viz.NewTheme("plain"))
+	var at []int
+	for _, l := range strings.Split(strings.TrimRight(out, "\n"), "\n") {
+		at = append(at, strings.Index(l, " steps"))
+	}
+	if len(at) != 2 || at[0] != at[1] || at[0] < 0 {
+		t.Errorf("the steps column starts at %v:\n%s", at, out)
 	}
 }

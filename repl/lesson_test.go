@@ -104,6 +104,7 @@ func TestHintsAreChosenForWrongStatesOnTheKernel(t *testing.T) {
 		{6, 5, []string{"new web", "unshare mnt pid", "mount overlay base", "pivot_root", "exec touch /other"}, "not-created"},
 		{7, 3, []string{"new web1", "unshare net", "net bridge", "net veth", "new web2"}, "shares-net"},
 		{7, 4, []string{"new web1", "unshare net", "net bridge", "net veth"}, "no-address"},
+		{7, 5, []string{"new web1", "unshare net", "net bridge", "net veth", "net addr", "exec ip route add default via 172.20.0.254"}, "wrong-route"},
 		{8, 2, []string{"new app", "unshare mnt pid", "mount overlay base"}, "no-image"},
 		{8, 6, []string{"image demo $STATE/demo.tar", "image load $STATE/demo.tar", "new app", "unshare mnt pid", "mount overlay stepbox/demo",
 			"pivot_root", "export bundle $BOX_DIR/bundle", "exec touch /later"}, "bundle-differs"},

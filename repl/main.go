@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -72,7 +73,7 @@ func Main(args []string) int {
 		return doctor()
 	case "cleanup":
 		rep, err := primitives.Sweep(dirs)
-		fmt.Printf("stepbox cleanup: %s cleaned, %s ended, %s removed\n", step.Count(len(rep.Sessions), "crashed session"), step.Count(rep.Processes, "stray process"), step.Count(rep.Cgroups, "leftover cgroup"))
+		fmt.Printf("stepbox cleanup: %s cleaned, %s ended, %s removed\n%s", step.Count(len(rep.Sessions), "crashed session"), step.Count(rep.Processes, "process"), step.Count(rep.Cgroups, "leftover cgroup"), sweptLines(rep))
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "stepbox cleanup:", err)
 			return 1
@@ -140,6 +141,10 @@ func runShell(dirs primitives.Dirs, o ShellOptions, run func(sh *Shell, term *pr
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "stepbox:", err)
 		return 1
+	}
+	if len(s.Swept.Sessions) > 0 {
+		fmt.Fprintf(os.Stderr, "stepbox: cleaned up after crashed %s %s:\n%s", step.Plural(len(s.Swept.Sessions), "session"),
+			sessionPIDs(s.Swept.Sessions), sweptLines(s.Swept))
 	}
 	var term *primitives.Terminal
 	if primitives.IsTerminal(os.Stdin) {
@@ -260,4 +265,23 @@ func doctor() int {
 		}
 	}
 	return code
+}
+
+// sweptLines is what a sweep removed, a line each, indented.
+func sweptLines(rep primitives.SweepReport) string {
+	var b strings.Builder
+	for _, l := range rep.Removed {
+		b.WriteString("  " + l + "\n")
+	}
+	return b.String()
+}
+
+// sessionPIDs names sessions ("<pid>-<start>") by their PIDs.
+func sessionPIDs(ids []string) string {
+	var pids []string
+	for _, id := range ids {
+		pid, _, _ := strings.Cut(id, "-")
+		pids = append(pids, pid)
+	}
+	return "PID " + strings.Join(pids, ", ")
 }

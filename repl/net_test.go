@@ -329,12 +329,7 @@ func assertAllRefused(t *testing.T, sh *Shell, host *testNetNS, cases []refusal)
 // sysctls behind; `stepbox cleanup` removes them and writes the sysctls
 // back, from the ledgers alone.
 func TestCleanupAfterKill9RemovesTheNetwork(t *testing.T) {
-	needRoot(t)
-	hostUnchanged(t)
-	host := newTestNetNS(t)
-	t.Setenv(network.HostNSEnv, host.Path)
-	before := host.state(t)
-	dir := t.TempDir()
+	host, before, dir := binaryNetHost(t)
 	cmd, w := startSession(t, dir, "new a\nunshare net\nnet bridge\nnet veth\nnet addr\nnet route\nnet nat\nnet publish 8080:80\n")
 	defer w.Close()
 	if o := host.sh(t, "ip -o link; nft list tables; sysctl -n net.ipv4.ip_forward"); !strings.Contains(o, "stepbox0") || !strings.Contains(o, "table ip stepbox") || !strings.HasSuffix(strings.TrimSpace(o), "1") {
@@ -425,5 +420,49 @@ func TestNetNATExplainsWhatTheHostHasAndLeavesIt(t *testing.T) {
 	}
 	if after := host.state(t); after != before {
 		t.Fatalf("teardown changed what the host side had:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+}
+
+// `net route` takes only the bridge's address as a gateway, and judges
+// "has a default route already" from the box's kernel table: a route
+// deleted by hand can be made again, and a wrong one is replaced.
+func TestNetRouteRefusesAGatewayNothingHasAndReadsTheKernelsTable(t *testing.T) {
+	sh, out, host := netShell(t)
+	before := host.state(t)
+	run(t, sh, out, "new a", "unshare net", "net bridge", "net veth", "net addr")
+	boxRoute := func() string {
+		o, err := exec.Command("nsenter", "--net="+fmt.Sprintf("/proc/%d/ns/net", sh.Current().PID()), "ip", "route", "show", "default").CombinedOutput()
+		if err != nil {
+			t.Fatalf("ip route show default in box a: %v\n%s", err, o)
+		}
+		return strings.TrimSpace(string(o))
+	}
+	assertRefused(t, sh, host, "net route 172.20.0.254", "172.20.0.254 is not the bridge's address: only bridge stepbox0 forwards for the boxes on it, so the gateway is its address, 172.20.0.1")
+	if r := boxRoute(); r != "" {
+		t.Fatalf("a refused `net route 172.20.0.254` left box a with %q", r)
+	}
+	run(t, sh, out, "net route")
+	assertRefused(t, sh, host, "net route 172.20.0.1", "has its default route via 172.20.0.1 already")
+
+	// Deleted by hand: the kernel has none, so `net route` makes it again.
+	run(t, sh, out, "exec ip route del default", "net route 172.20.0.1")
+	if r := boxRoute(); !strings.HasPrefix(r, "default via 172.20.0.1 dev eth0") {
+		t.Fatalf("after the route was deleted by hand, `net route 172.20.0.1` left %q", r)
+	}
+	// A wrong one on eth0 is replaced, and the step says it was wrong.
+	run(t, sh, out, "exec ip route replace default via 172.20.0.254 dev eth0")
+	out.Reset()
+	run(t, sh, out, "net route")
+	if r := boxRoute(); !strings.HasPrefix(r, "default via 172.20.0.1 dev eth0") {
+		t.Fatalf("`net route` did not replace the default route via 172.20.0.254: %q", r)
+	}
+	if !strings.Contains(out.String(), "replaced box a's default route via 172.20.0.254") {
+		t.Errorf("`net route` does not say it replaced the wrong route:\n%s", out)
+	}
+	if err := sh.Session.Close(); err != nil {
+		t.Fatalf("teardown: %v", err)
+	}
+	if after := host.state(t); after != before {
+		t.Fatalf("teardown left the host side changed:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
 }

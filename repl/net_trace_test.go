@@ -25,7 +25,7 @@ func TestNetTraceShowsTheRulesTheBoxsPacketsMet(t *testing.T) {
 	outside.sh(t, "ip addr add 198.51.100.2/24 dev down0 && ip link set down0 up")
 	before := host.state(t)
 	run(t, sh, out, "new a", "unshare net", "net bridge", "net veth", "net addr", "net route",
-		"new b", "unshare net", "net veth", "net addr", "net route", "net nat")
+		"new b", "unshare net", "net veth", "net addr", "net route", "net nat", "explain on")
 	out.Reset()
 	run(t, sh, out, "net trace busybox ping -c1 -W2 198.51.100.2")
 	for _, want := range []string{
@@ -112,12 +112,7 @@ func TestNetTraceShowsTheRulesTheBoxsPacketsMet(t *testing.T) {
 // trace chains in stepbox's table; `stepbox cleanup` removes them from
 // the box's ledger, with the rest of the network.
 func TestCleanupAfterKill9DuringNetTraceRemovesTheTraceChains(t *testing.T) {
-	needRoot(t)
-	hostUnchanged(t)
-	host := newTestNetNS(t)
-	t.Setenv("STEPBOX_NET_HOST_NS", host.Path)
-	before := host.state(t)
-	dir := t.TempDir()
+	host, before, dir := binaryNetHost(t)
 	cmd := exec.Command(stepboxBinary(t), "--state-dir", dir, "run", "-")
 	cmd.Stdin = strings.NewReader("new a\nunshare net\nnet bridge\nnet veth\nnet addr\nnet route\nnet trace sleep 30\n")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
@@ -135,4 +130,44 @@ func TestCleanupAfterKill9DuringNetTraceRemovesTheTraceChains(t *testing.T) {
 		}
 	}
 	kill9AndCleanup(t, cmd, dir, host, before)
+}
+
+// From box b to box a the trace lists the hops along the wire, says why
+// a forward chain sees switched packets, shows only the connections the
+// command made, and keeps its own nft set-up for `explain on`.
+func TestNetTraceFollowsTheWireAndShowsOnlyItsOwnConnections(t *testing.T) {
+	sh, out, host := netShell(t)
+	run(t, sh, out, "new a", "unshare net", "net bridge", "net veth", "net addr", "net route", "exec busybox httpd -p 80 -h /etc",
+		"new b", "unshare net", "net veth", "net addr", "net route", "net nat")
+	// A connection of the host side's to box a, before the trace.
+	host.sh(t, "timeout 5 busybox wget -q -O /dev/null http://172.20.0.2/os-release")
+	if o := host.sh(t, "cat /proc/net/nf_conntrack"); !strings.Contains(o, "dst=172.20.0.2 sport=") {
+		t.Fatalf("conntrack has no entry of the host side's request to box a:\n%s", o)
+	}
+	m, err := sh.Session.NetMap()
+	if err != nil {
+		t.Fatal(err)
+	}
+	vethOf := map[string]string{}
+	for end, box := range m.Owners {
+		vethOf[box] = end
+	}
+	out.Reset()
+	run(t, sh, out, "net trace busybox ping -c1 -W2 172.20.0.2")
+	text := out.String()
+	hops := text[strings.Index(text, "interfaces that counted"):strings.Index(text, "stepbox's nft rules")]
+	path := regexp.MustCompile(`(?s)b\s+eth0 .*→ host\s+` + vethOf["b"] + ` .*→ host\s+stepbox0 .*→ host\s+` + vethOf["a"] + ` .*→ a\s+eth0 `)
+	if !path.MatchString(hops) {
+		t.Errorf("the hops do not follow b eth0 → %s → stepbox0 → %s → a eth0:\n%s", vethOf["b"], vethOf["a"], hops)
+	}
+	v := strings.TrimSpace(host.sh(t, "sysctl -n net.bridge.bridge-nf-call-iptables 2>/dev/null || true"))
+	if flat := strings.Join(strings.Fields(text), " "); v == "1" && !strings.Contains(flat, "only because br_netfilter is loaded and net.bridge.bridge-nf-call-iptables is 1") {
+		t.Errorf("with bridge-nf-call-iptables 1 the trace does not say why the forward chain saw switched packets:\n%s", text)
+	}
+	if strings.Contains(text, "172.20.0.2:80") || !strings.Contains(text, "older entry of these addresses, from before the trace") {
+		t.Errorf("the trace shows the host side's earlier connection as its own, or does not say it left it out:\n%s", text)
+	}
+	if strings.Contains(text, "$ nft ") {
+		t.Errorf("with explain off the trace prints its own nft set-up:\n%s", text)
+	}
 }

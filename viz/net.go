@@ -79,10 +79,7 @@ func spaceTable(sp network.Space, owners map[string]string, width int, t Theme) 
 		if l.Master != "" {
 			name = "└─ " + name
 		}
-		state := l.State
-		if !l.Up {
-			state = "down"
-		}
+		state := linkState(l)
 		what := l.Kind
 		if l.Master != "" {
 			what += " on " + l.Master
@@ -119,6 +116,22 @@ func spaceTable(sp network.Space, owners map[string]string, width int, t Theme) 
 		"\n" + t.Dim.Render("routes (main table):") + "\n" + strings.Join(routes, "\n")
 }
 
+// linkState is the link's administrative state (IFF_UP) and, when the
+// two differ, its operstate: a veth set up a moment ago has no carrier
+// until the kernel's link watch has run, and "down" would read as a
+// failed step.
+func linkState(l network.Link) string {
+	switch {
+	case !l.Up:
+		return "down"
+	case l.State == "down" || l.State == "lowerlayerdown":
+		return "up · no carrier yet"
+	case l.State == "up" || l.State == "unknown":
+		return l.State
+	}
+	return "up · " + l.State
+}
+
 // portKey sorts a bridge's ports right after it.
 func portKey(l network.Link) string {
 	if l.Master != "" {
@@ -143,8 +156,10 @@ func NetTracePanel(tr network.Trace, width int, t Theme) string {
 		if len(lines) == 0 {
 			lines = []string{none}
 		}
+		// Wrapped, not cut: the end of a line (the NAT address, the
+		// end of a sentence) is often what it is there for.
 		for _, l := range lines {
-			out = append(out, "  "+truncate(l, width-2))
+			out = append(out, "  "+Wrap(l, width-2, "      "))
 		}
 	}
 	section("route lookups (RTM_GETROUTE)", tr.Routes, "(no IPv4 address in the command)")
@@ -153,6 +168,10 @@ func NetTracePanel(tr network.Trace, width int, t Theme) string {
 		arrow := "  "
 		if i > 0 {
 			arrow = "→ "
+		}
+		if h.Note != "" && h.Rx == 0 && h.Tx == 0 {
+			hops = append(hops, fmt.Sprintf("%s%-12s %-14s %s", arrow, h.Space, h.Link, h.Note))
+			continue
 		}
 		hops = append(hops, fmt.Sprintf("%s%-12s %-14s rx +%d  tx +%d", arrow, h.Space, h.Link, h.Rx, h.Tx))
 	}
@@ -165,8 +184,11 @@ func NetTracePanel(tr network.Trace, width int, t Theme) string {
 	section("neighbour entries made or refreshed (ARP)", tr.Neigh, "(none)")
 	section("conntrack on the host side", tr.Flows, "(none)")
 	section("nftables trace on the host side (meta nftrace, NFNLGRP_NFTRACE)", nftTraceLines(tr), "(no packet traced)")
+	// Folded between words, never cut: a command is for copying.
 	for _, l := range tr.NftShell {
-		out = append(out, t.Dim.Render(truncate("  $ "+l, width)))
+		for _, f := range strings.Split("$ "+FoldShell(l, width-4), "\n") {
+			out = append(out, t.Dim.Render("  "+f))
+		}
 	}
 	return strings.Join(out, "\n")
 }

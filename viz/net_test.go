@@ -46,6 +46,13 @@ func TestNetPanelShowsEveryNamespaceWhoseVethIsWhoseAndTheRules(t *testing.T) {
 			checkPanelGolden(t, fmt.Sprintf("net_%s_%d.golden", theme, width), NetPanel(webNet(), nil, width, NewTheme(theme)))
 		}
 	}
+	// Right after `net veth`: both ends set up (IFF_UP), the carrier not
+	// there yet. The map must not say "down".
+	fresh := webNet()
+	fresh.Host.Links[3].State, fresh.Boxes[1].Links[0].State = "lowerlayerdown", "down"
+	if p := NetPanel(fresh, nil, 160, NewTheme("plain")); strings.Contains(p, "│ down") || strings.Count(p, "up · no carrier yet") != 2 {
+		t.Errorf("links set up whose carrier is not there yet:\n%s", p)
+	}
 	got := NetPanel(webNet(), nil, 160, NewTheme("plain"))
 	for _, want := range []string{"└─ veth62604c2d", "veth on stepbox0 ↔ box web1 eth0", "box web2 (net ns", "default via 172.20.0.1 dev eth0", "host :8080/tcp → box web1 172.20.0.2:80"} {
 		if !strings.Contains(got, want) {
@@ -61,15 +68,29 @@ func TestNetPanelShowsEveryNamespaceWhoseVethIsWhoseAndTheRules(t *testing.T) {
 func TestNetTracePanelFollowsTheHops(t *testing.T) {
 	tr := network.Trace{Box: "web2", Dst: "172.20.0.1",
 		Routes: []string{"box web2: ip route get 172.20.0.1 → dev eth0 src 172.20.0.3"},
-		Hops:   []network.Hop{{Space: "web2", Link: "eth0", Rx: 8, Tx: 7}, {Space: "host", Link: "stepbox0", Rx: 2, Tx: 2}, {Space: "web1", Link: "eth0", Rx: 8, Tx: 7}},
-		Rules:  []network.RuleDelta{{Chain: "prerouting", Text: "dnat to 172.20.0.2:80", Packets: 1}},
-		Flows:  []string{"tcp 172.20.0.3:44178 → 172.20.0.1:8080, reply 172.20.0.2:80 → 172.20.0.1:44178 · DNAT to 172.20.0.2:80"},
+		Hops: []network.Hop{{Space: "web2", Link: "eth0", Rx: 8, Tx: 7}, {Space: "host", Link: "veth0fcddae6", Rx: 7, Tx: 8},
+			{Space: "host", Link: "stepbox0", Note: "switched it (a bridge counts only frames for the host side)"},
+			{Space: "host", Link: "vethfcbcc508", Rx: 8, Tx: 7}, {Space: "web1", Link: "eth0", Rx: 8, Tx: 7}},
+		Rules: []network.RuleDelta{{Chain: "prerouting", Text: "dnat to 172.20.0.2:80", Packets: 1}},
+		Flows: []string{"tcp 172.20.0.3:44178 → 172.20.0.1:8080, reply 172.20.0.2:80 → 172.20.0.1:44178 · DNAT to 172.20.0.2:80 · source NAT (masquerade) to 172.20.0.1"},
 		Packets: []network.TracedPacket{{Packet: "tcp 172.20.0.3:44178 → 172.20.0.1:8080", Path: []string{
 			`ip stepbox prerouting in stepbox0: rule "fib daddr type local meta l4proto tcp th dport 8080 counter dnat to 172.20.0.2:80" (handle 9) → accept`,
 			"ip stepbox forward in stepbox0 out stepbox0: rule \"iifname \\\"stepbox0\\\" counter accept\" (handle 6) → accept"}}},
 		NftShell: []string{"nft add chain ip stepbox trace_from_box '{ type filter hook prerouting priority raw; policy accept; }'"},
 	}
-	checkPanelGolden(t, "net_trace_plain_100.golden", NetTracePanel(tr, 100, NewTheme("plain")))
+	panel := NetTracePanel(tr, 100, NewTheme("plain"))
+	checkPanelGolden(t, "net_trace_plain_100.golden", panel)
+	// Folded, never cut: the NAT address and the nft command are whole.
+	flat := strings.Join(strings.Fields(panel), " ")
+	for _, want := range []string{"source NAT (masquerade) to 172.20.0.1", `counter dnat to 172.20.0.2:80" (handle 9) → accept`,
+		"policy accept; }'", "→ host stepbox0 switched it"} {
+		if !strings.Contains(flat, want) {
+			t.Errorf("the panel lacks %q:\n%s", want, panel)
+		}
+	}
+	if strings.Contains(panel, "…") {
+		t.Errorf("the panel cuts a line:\n%s", panel)
+	}
 	// A wget makes dozens of packets: the panel shows the first few.
 	for range 10 {
 		tr.Packets = append(tr.Packets, network.TracedPacket{Packet: "tcp"})

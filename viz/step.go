@@ -19,9 +19,9 @@ func StepPanel(s *step.Step, width int, t Theme) string {
 		title += "   (a plan: nothing has run)"
 	}
 	// explain is where a learner reads a step in full: long lines wrap,
-	// they are never cut, and the shell lines stay whole (a comment goes
-	// on the lines below; a command wider than the terminal is folded by
-	// it), so they can be copied and run as they are.
+	// they are never cut, and the shell lines can be copied and run as
+	// they are: a comment goes on the lines below, and a command wider
+	// than the terminal is folded between its words with a backslash.
 	b.WriteString(t.Title.Render(Wrap(title, width, "  ")) + "\n")
 	// Paths in the state dir read $STATE, but in the shell lines: those
 	// are the exact commands.
@@ -75,11 +75,15 @@ func StepPanel(s *step.Step, width int, t Theme) string {
 	var shell []string
 	for _, l := range s.Shell {
 		cmd, comment, ok := strings.Cut(l, step.CommentSep)
-		if !ok || lipgloss.Width(l) <= width-4 {
+		if !ok {
+			shell = append(shell, FoldShell(l, width-4))
+			continue
+		}
+		if lipgloss.Width(l) <= width-4 {
 			shell = append(shell, l)
 			continue
 		}
-		shell = append(shell, cmd+"\n"+Wrap("# "+comment, width-4, "# "))
+		shell = append(shell, FoldShell(cmd, width-4)+"\n"+Wrap("# "+comment, width-4, "# "))
 	}
 	section("with standard tools", shell, func(string) func(string) string { return func(x string) string { return t.Cmd.Render(x) } }, true)
 	if len(s.Man) > 0 {

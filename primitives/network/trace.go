@@ -3,6 +3,8 @@ package network
 import (
 	"fmt"
 	"net"
+	"slices"
+	"sort"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -33,6 +35,7 @@ type Trace struct {
 type Hop struct {
 	Space, Link string
 	Rx, Tx      uint64
+	Note        string // why a hop that counted nothing is on the path
 }
 
 // RuleDelta is one rule of stepbox's table that counted packets.
@@ -105,10 +108,16 @@ func neighState(s int) string {
 	return fmt.Sprintf("state %#x", s)
 }
 
+// Flow is one connection conntrack tracks: as a line, with the NAT the
+// reply direction shows, and the seconds left before it expires.
+type Flow struct {
+	Line    string
+	Timeout uint32
+}
+
 // Flows lists the connections conntrack tracks in the namespace that
-// involve any of addrs (IPCTNL_MSG_CT_GET, as `conntrack -L`), each with
-// the NAT the reply direction shows.
-func Flows(ns NS, addrs ...net.IP) ([]string, error) {
+// involve any of addrs (IPCTNL_MSG_CT_GET, as `conntrack -L`).
+func Flows(ns NS, addrs ...net.IP) ([]Flow, error) {
 	h, err := conntrackHandle(ns)
 	if err != nil {
 		return nil, err
@@ -118,7 +127,7 @@ func Flows(ns NS, addrs ...net.IP) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("IPCTNL_MSG_CT_GET: %w", err)
 	}
-	var out []string
+	var out []Flow
 	for _, f := range flows {
 		if !involves(f, addrs) {
 			continue
@@ -132,9 +141,27 @@ func Flows(ns NS, addrs ...net.IP) ([]string, error) {
 		if !r.DstIP.Equal(o.SrcIP) {
 			line += fmt.Sprintf(" · source NAT (masquerade) to %s", r.DstIP)
 		}
-		out = append(out, line)
+		out = append(out, Flow{Line: line, Timeout: f.TimeOut})
 	}
 	return out, nil
+}
+
+// FreshFlows is what a command did to conntrack: the entries of after
+// that before lacked, or whose timeout a packet reset while it ran; and
+// how many older entries it left alone.
+func FreshFlows(before, after []Flow) (fresh []string, older int) {
+	was := map[string]uint32{}
+	for _, f := range before {
+		was[f.Line] = f.Timeout
+	}
+	for _, f := range after {
+		if t, ok := was[f.Line]; ok && f.Timeout <= t {
+			older++
+			continue
+		}
+		fresh = append(fresh, f.Line)
+	}
+	return fresh, older
 }
 
 func involves(f *netlink.ConntrackFlow, addrs []net.IP) bool {
@@ -163,28 +190,42 @@ func (tr *Trace) Deltas(before, after Map) {
 			prev[sp.Name+"/"+l.Name] = l
 		}
 	}
-	// The box first, then the host side, then the other boxes: the order
-	// a packet leaving the box meets them.
-	spaces := []Space{}
+	moved := func(sp Space, l Link) (Hop, bool) {
+		p := prev[sp.Name+"/"+l.Name]
+		h := Hop{Space: sp.Name, Link: l.Name, Rx: l.RxPackets - p.RxPackets, Tx: l.TxPackets - p.TxPackets}
+		return h, l.RxPackets != p.RxPackets || l.TxPackets != p.TxPackets
+	}
+	// The box's links first, then the host side's, then the other boxes':
+	// the order a packet leaving the box meets them.
 	for _, sp := range after.Boxes {
 		if sp.Name == tr.Box {
-			spaces = append(spaces, sp)
-		}
-	}
-	spaces = append(spaces, after.Host)
-	for _, sp := range after.Boxes {
-		if sp.Name != tr.Box {
-			spaces = append(spaces, sp)
-		}
-	}
-	for _, sp := range spaces {
-		for _, l := range sp.Links {
-			p := prev[sp.Name+"/"+l.Name]
-			if l.RxPackets != p.RxPackets || l.TxPackets != p.TxPackets {
-				tr.Hops = append(tr.Hops, Hop{Space: sp.Name, Link: l.Name, Rx: l.RxPackets - p.RxPackets, Tx: l.TxPackets - p.TxPackets})
+			for _, l := range sp.Links {
+				if h, ok := moved(sp, l); ok {
+					tr.Hops = append(tr.Hops, h)
+				}
 			}
 		}
 	}
+	tr.Hops = append(tr.Hops, hostHops(after, tr.Box, moved)...)
+	var others []Hop
+	for _, sp := range after.Boxes {
+		if sp.Name != tr.Box {
+			for _, l := range sp.Links {
+				if h, ok := moved(sp, l); ok {
+					others = append(others, h)
+				}
+			}
+		}
+	}
+	// The other boxes in the order of their veths on the host side.
+	rank := map[string]int{}
+	for i, h := range tr.Hops {
+		if owner := after.Owners[h.Link]; owner != "" && h.Space == after.Host.Name {
+			rank[owner] = i + 1
+		}
+	}
+	sort.SliceStable(others, func(i, j int) bool { return rank[others[i].Space] < rank[others[j].Space] })
+	tr.Hops = append(tr.Hops, others...)
 	counted := map[uint64]uint64{}
 	for _, r := range before.Rules {
 		counted[r.Handle] = r.Packets
@@ -194,4 +235,45 @@ func (tr *Trace) Deltas(before, after Map) {
 			tr.Rules = append(tr.Rules, RuleDelta{Chain: r.Chain, Text: r.Text, Packets: d})
 		}
 	}
+}
+
+// hostHops orders the host side's links that counted packets along the
+// wire: the box's own veth end, the bridge it is a port of (listed even
+// when it counted nothing: a bridge counts only frames for the host side
+// itself, not those it switches from port to port), the other veths on
+// that bridge, then the rest.
+func hostHops(after Map, box string, counted func(Space, Link) (Hop, bool)) []Hop {
+	host := after.Host
+	own := ""
+	for _, l := range host.Links {
+		if after.Owners[l.Name] == box {
+			own = l.Name
+		}
+	}
+	ownLink, _ := host.Link(own)
+	rank := func(l Link) int {
+		switch {
+		case own != "" && l.Name == own:
+			return 0
+		case ownLink.Master != "" && l.Name == ownLink.Master:
+			return 1
+		case ownLink.Master != "" && l.Master == ownLink.Master:
+			return 2
+		}
+		return 3
+	}
+	links := slices.Clone(host.Links)
+	sort.SliceStable(links, func(i, j int) bool { return rank(links[i]) < rank(links[j]) })
+	var hops []Hop
+	for _, l := range links {
+		h, ok := counted(host, l)
+		if !ok && rank(l) == 1 && len(hops) > 0 {
+			h.Note = "switched it (a bridge counts only frames for the host side)"
+			ok = true
+		}
+		if ok {
+			hops = append(hops, h)
+		}
+	}
+	return hops
 }

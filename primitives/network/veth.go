@@ -6,6 +6,7 @@ import (
 	"net"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"stepbox/primitives/step"
 )
@@ -100,8 +101,40 @@ func AddAddr(op *Op, box NS, addr *net.IPNet) error {
 		func() error { return bh.AddrAdd(l, &netlink.Addr{IPNet: addr}) })
 }
 
-// AddDefaultRoute gives the box a default route via gw (RTM_NEWROUTE).
-func AddDefaultRoute(op *Op, box NS, gw net.IP) error {
+// DefaultRoute is the box's default route as the kernel has it
+// (RTM_GETROUTE, main table): its gateway and device, or ok false when
+// the box has none.
+func DefaultRoute(box NS) (gw net.IP, dev string, ok bool, err error) {
+	bh, err := box.Handle()
+	if err != nil {
+		return nil, "", false, err
+	}
+	defer bh.Close()
+	routes, err := bh.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
+	if err != nil {
+		return nil, "", false, fmt.Errorf("RTM_GETROUTE in the box: %w", err)
+	}
+	for _, r := range routes {
+		if r.Dst != nil && !r.Dst.IP.Equal(net.IPv4zero) {
+			continue
+		}
+		if r.Dst != nil {
+			if ones, _ := r.Dst.Mask.Size(); ones != 0 {
+				continue
+			}
+		}
+		if l, err := bh.LinkByIndex(r.LinkIndex); err == nil {
+			dev = l.Attrs().Name
+		}
+		return r.Gw, dev, true, nil
+	}
+	return nil, "", false, nil
+}
+
+// AddDefaultRoute gives the box a default route via gw (RTM_NEWROUTE);
+// with replace, it takes the place of the box's default route
+// (NLM_F_REPLACE, `ip route replace`).
+func AddDefaultRoute(op *Op, box NS, gw net.IP, replace bool) error {
 	bh, err := box.Handle()
 	if err != nil {
 		return err
@@ -112,9 +145,13 @@ func AddDefaultRoute(op *Op, box NS, gw net.IP) error {
 		return fmt.Errorf("net route: the box has no %s; run `net veth` first", BoxIf)
 	}
 	r := &netlink.Route{LinkIndex: l.Attrs().Index, Gw: gw, Dst: &net.IPNet{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)}}
-	op.Shell("nsenter -t $BOX_PID -n ip route add default via " + gw.String() + " dev " + BoxIf)
-	err = op.Do(fmt.Sprintf("RTM_NEWROUTE{family=AF_INET, dst=0.0.0.0/0, gateway=%s, oif=%q, table=RT_TABLE_MAIN, flags=NLM_F_CREATE|NLM_F_EXCL} in the box", gw, BoxIf),
-		func() error { return bh.RouteAdd(r) })
+	verb, flags, send := "add", "NLM_F_CREATE|NLM_F_EXCL", bh.RouteAdd
+	if replace {
+		verb, flags, send = "replace", "NLM_F_CREATE|NLM_F_REPLACE", bh.RouteReplace
+	}
+	op.Shell("nsenter -t $BOX_PID -n ip route " + verb + " default via " + gw.String() + " dev " + BoxIf)
+	err = op.Do(fmt.Sprintf("RTM_NEWROUTE{family=AF_INET, dst=0.0.0.0/0, gateway=%s, oif=%q, table=RT_TABLE_MAIN, flags=%s} in the box", gw, BoxIf, flags),
+		func() error { return send(r) })
 	var se *step.SyscallError
 	if errors.As(err, &se) && errors.Is(se.Err, errNetUnreach()) {
 		return fmt.Errorf("net route %s: %w: the gateway is not on any subnet of the box's; give eth0 an address first with `net addr`", gw, err)
