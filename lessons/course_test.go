@@ -105,7 +105,8 @@ func TestAPredictionNeedsTheCommandThatAnswersIt(t *testing.T) {
 
 // Lesson 6 puts the container together and ends with a recap of the
 // course so far, mapped to `docker run`; lesson 7 goes on to the network,
-// lesson 8 to real images and runc.
+// lesson 8 to real images and runc, lesson 9 to what a runtime applies
+// before exec.
 func TestTheCourseEndsWithARecap(t *testing.T) {
 	course := All()
 	if r := course[5].Recap; course[5].ID != "together" || !strings.Contains(r, "docker run") {

@@ -10,8 +10,8 @@ import (
 
 func TestEveryLessonOfTheCourseLints(t *testing.T) {
 	course := All()
-	if len(course) != 8 {
-		t.Fatalf("%d lessons, want the 8 of the course", len(course))
+	if len(course) != 9 {
+		t.Fatalf("%d lessons, want the 9 of the course", len(course))
 	}
 	ids := map[string]bool{}
 	for i, l := range course {
@@ -188,12 +188,12 @@ func TestAddingALessonIsAddingAFile(t *testing.T) {
 		}
 		fsys[l.File] = &fstest.MapFile{Data: src}
 	}
-	fsys["09-sample.md"] = &fstest.MapFile{Data: []byte(sample)}
+	fsys["10-sample.md"] = &fstest.MapFile{Data: []byte(sample)}
 	course, err := Load(fsys)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := len(course); n != 9 || course[8].ID != "sample" || course[8].Number != 9 {
+	if n := len(course); n != 10 || course[9].ID != "sample" || course[9].Number != 10 {
 		t.Fatalf("course of %d, last %s", n, course[n-1].ID)
 	}
 }

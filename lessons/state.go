@@ -1,7 +1,9 @@
 package lessons
 
 import (
+	"cmp"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -56,6 +58,12 @@ type BoxState struct {
 	// Sockets are the sockets the box's processes hold open: they tell
 	// which box a listening port belongs to, in any network namespace.
 	Sockets []Socket `json:"sockets,omitempty"`
+	// Security is what the security panel reads: PID 1's privileges, the
+	// guarded paths, the device rules, the user namespace.
+	Security *primitives.SecuritySnapshot `json:"security,omitempty"`
+	// Commands are the privileges of the box's container processes (what
+	// exec and sh started and left running), the newest last.
+	Commands []primitives.ProcSecurity `json:"commands,omitempty"`
 }
 
 // Socket is a socket a process of a box holds open.
@@ -80,6 +88,7 @@ func Observe(s *primitives.Session, current string) *State {
 		for i := range st.Boxes {
 			if st.Boxes[i].Err == "" {
 				st.Boxes[i].Sockets = heldSockets(boxProcesses(tree, st.Boxes[i].Name))
+				st.Boxes[i].Commands = commandPrivileges(containerProcesses(tree, st.Boxes[i].Name))
 			}
 		}
 	}
@@ -100,6 +109,19 @@ func (s *State) MadeBefore(before map[string]bool) *State {
 		s.Boxes[i].Before = before[s.Boxes[i].ID]
 	}
 	return s
+}
+
+// commandPrivileges reads /proc/PID/status of procs, oldest first. A
+// process that ends meanwhile is left out.
+func commandPrivileges(procs []*primitives.ProcessNode) []primitives.ProcSecurity {
+	var out []primitives.ProcSecurity
+	for _, n := range procs {
+		if p, err := primitives.ReadProcSecurity(n.PID); err == nil {
+			out = append(out, p)
+		}
+	}
+	slices.SortStableFunc(out, func(a, b primitives.ProcSecurity) int { return cmp.Compare(a.Start, b.Start) })
+	return out
 }
 
 // heldSockets reads the sockets procs hold open, from /proc/PID/fd. A
@@ -180,6 +202,9 @@ func observeBox(b *primitives.Box) BoxState {
 	bs.Clocks, _ = b.ClockOffsets()
 	if bs.UIDMap, err = b.UIDMap(); err != nil {
 		return fail(err)
+	}
+	if sec, err := b.SecuritySnapshot(); err == nil {
+		bs.Security = &sec
 	}
 	return bs
 }

@@ -108,6 +108,9 @@ func TestHintsAreChosenForWrongStatesOnTheKernel(t *testing.T) {
 		{8, 2, []string{"new app", "unshare mnt pid", "mount overlay base"}, "no-image"},
 		{8, 6, []string{"image demo $STATE/demo.tar", "image load $STATE/demo.tar", "new app", "unshare mnt pid", "mount overlay stepbox/demo",
 			"pivot_root", "export bundle $BOX_DIR/bundle", "exec touch /later"}, "bundle-differs"},
+		{9, 3, []string{"new web", "unshare uts ipc net pid mnt", "mount overlay base", "pivot_root", "mount dev",
+			"exec sh -c 'sleep 3600 >/dev/null 2>&1 &'", "caps docker"}, "caps-beyond"},
+		{9, 7, []string{"new web", "unshare mnt pid", "mount overlay base", "pivot_root", "cgroup new", "cgroup attach"}, "all-devices"},
 	} {
 		st := &course[tc.lesson-1].Steps[tc.step-1]
 		t.Run(tc.finding, func(t *testing.T) {
@@ -173,7 +176,7 @@ func TestLessonCommandsSayWhatIsMissing(t *testing.T) {
 		"next":       "no lesson is open",
 		"check":      "no lesson is open",
 		"solution":   "no lesson is open",
-		"lesson 9":   "there are lessons 1 to 8",
+		"lesson 10":  "there are lessons 1 to 9",
 		"lesson two": `"two" is not a lesson number`,
 		"lesson 1 2": `unexpected argument "2"`,
 	} {

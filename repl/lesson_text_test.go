@@ -53,7 +53,7 @@ func TestDemoTakesItsLessonAndFlagsInAnyOrder(t *testing.T) {
 	for args, want := range map[string]string{
 		"":            "name one lesson",
 		"1 2":         "name one lesson",
-		"9":           "there are lessons 1 to 8",
+		"10":          "there are lessons 1 to 9",
 		"2 --auto -1": "--auto -1",
 		"2 --fast":    "unknown flag --fast",
 	} {

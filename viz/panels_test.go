@@ -127,6 +127,7 @@ var panels = map[string]func(width int, t Theme) string{
 	"step_failed": func(w int, t Theme) string { return StepPanel(failedRecord(), w, t) },
 	"step_plan":   func(w int, t Theme) string { return StepPanel(planRecord(), w, t) },
 	"calls":       func(w int, t Theme) string { return CallsPanel(pivotRecord(), w, t) },
+	"security":    func(w int, t Theme) string { return SecurityPanel(webSecurity(), w, t) },
 }
 
 func TestPanelsMatchGoldenFiles(t *testing.T) {
