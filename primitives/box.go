@@ -47,7 +47,7 @@ type Box struct {
 	hostname   string
 	dead       error
 	cgroup     *cgroups.Group
-	devices    boxDevices // the device program of a v2 cgroup (box_devices.go)
+	devices    boxDevices     // the device program of a v2 cgroup (box_devices.go)
 	tracked    *cgroups.Group // stepbox's own cgroup of the box (box_track.go)
 	fs         BoxFS
 	process    ProcessDefaults // from the image the overlay stacks (box_image.go)
