@@ -138,6 +138,7 @@ func init() {
 					}
 					tr, err := b.NetTrace(c.Args, func() error { return exec.Run(sh, &Call{Args: args}) })
 					fmt.Fprintln(sh.Out, viz.NetTracePanel(tr, sh.Width, sh.Theme))
+					sh.web.traced(tr)
 					return err
 				},
 			},

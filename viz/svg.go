@@ -28,11 +28,17 @@ type LiveState struct {
 	Running bool
 	Step    *step.Step // the last step's record
 	Lesson  *LiveLesson
-	Boxes   []LiveBox // the current box first
+	Boxes   []LiveBox // in the order they were made
 	// Net is the network map, nil while the session has taken no
 	// network step; NetError says why it could not be read.
 	Net      *network.Map
 	NetError string
+	// Trace is what `net trace` found, when Line was one: the page
+	// shows it in place of the step's record.
+	Trace *network.Trace
+	// Output is the tail of what Line printed (the box's or the host
+	// command's output, untrusted), a line each.
+	Output []string
 }
 
 // LiveLesson is the lesson or demo being played, at its current step.
@@ -50,7 +56,10 @@ type LiveLesson struct {
 type LiveBox struct {
 	Name, Stage string
 	Hostname    string // set with `hostname`, or ""
-	Namespaces  *primitives.NamespaceSnapshot
+	// Current says the shell's commands go to this box (`use`): beside
+	// a second box, it is marked so.
+	Current    bool
+	Namespaces *primitives.NamespaceSnapshot
 	// Before is the namespace table before the last step: the inodes
 	// that differ from it are the ones the step made.
 	Before    *primitives.NamespaceSnapshot
@@ -189,8 +198,13 @@ func LivePage(s LiveState) string {
 	// The network map goes under the one box's layer stack; with two
 	// boxes, beside the record below them.
 	record, netMap := "", ""
-	if s.Step != nil {
-		record = StepHTML(s.Step)
+	switch {
+	case s.Trace != nil:
+		record = TraceHTML(s.Line, *s.Trace, s.Output)
+	case s.Step != nil:
+		record = stepHTML(s.Step, s.Line, s.Output)
+	case len(s.Output) > 0:
+		record = `<section id="step">` + OutputHTML(s.Line, s.Output) + `</section>`
 	}
 	switch {
 	case s.Net != nil:
@@ -302,8 +316,12 @@ func liveBox(box LiveBox, under, beside string, layout int) string {
 	if box.Hostname != "" {
 		host = fmt.Sprintf(` <span class="hostname">hostname %s</span>`, esc(box.Hostname))
 	}
-	fmt.Fprintf(&b, `<section class="box" data-box="%s"><h2>box %s%s <span class="stage">%s</span></h2><div class="panels">`,
-		esc(box.Name), esc(box.Name), host, esc(box.Stage))
+	class, current := "box", ""
+	if box.Current && layout != boxWide {
+		class, current = "box current", ` <span class="current">◀ current</span>`
+	}
+	fmt.Fprintf(&b, `<section class="%s" data-box="%s"><h2>box %s%s%s <span class="stage">%s</span></h2><div class="panels">`,
+		class, esc(box.Name), esc(box.Name), current, host, esc(box.Stage))
 	nsSize := aloneNS
 	stack := func(s rootfs.StackSnapshot) string { return stackSVG(s, aloneStack) }
 	cgroup := func(c cgroups.Snapshot, before *cgroups.Snapshot) string { return cgroupSVG(c, before, aloneCgroup) }
@@ -383,12 +401,17 @@ func moreLine(n, sent, spare int, tag, why string) string {
 
 // StepHTML is the last step's record as the page shows it: what it did,
 // its syscalls in strace form, the same with standard tools, man pages.
-func StepHTML(s *step.Step) string {
+func StepHTML(s *step.Step) string { return stepHTML(s, "", nil) }
+
+// stepHTML is StepHTML with the tail of the output of line, the last
+// line the shell ran (a `!` command or a look may follow the step).
+func stepHTML(s *step.Step, line string, output []string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `<section id="step"><h2>last step: <code>%s</code></h2>`, esc(s.Command))
 	if s.Summary != "" {
 		fmt.Fprintf(&b, `<p class="summary">%s</p>`, esc(s.Summary))
 	}
+	b.WriteString(OutputHTML(line, output))
 	b.WriteString(`<div class="record"><div><h3>syscalls</h3><ol class="calls">`)
 	for i, c := range s.Calls {
 		if i == stepCallsShown {
@@ -418,7 +441,9 @@ func StepHTML(s *step.Step) string {
 		if i >= stepShellSpare {
 			class += " spare"
 		}
-		fmt.Fprintf(&b, `<pre class="%s">%s</pre>`, class, esc(shortenArgs(l, stepCallCols)))
+		// Whole, wrapped by the page at spaces: a cut in the middle
+		// made a PID read as another (`--target 3264…600`).
+		fmt.Fprintf(&b, `<pre class="%s">%s</pre>`, class, esc(l))
 	}
 	b.WriteString(moreLine(len(s.Shell), stepShellShown, stepShellSpare, "p", ""))
 	b.WriteString(`</div>`)

@@ -39,7 +39,7 @@ func netSVG(m network.Map, size svgSize) string {
 		}
 		d.add(`<g class="link bridge" %s><rect x="1" y="%d" width="%d" height="%d" rx="6"/>`, linkData("host", link, ""), y, w-2, netBridgeH)
 		d.text(10, y+21, "name", fit(fmt.Sprintf("bridge %s  %s", br.Name, strings.Join(link.Addrs, " ")), w-20, svgText))
-		d.text(10, y+43, "value", fit(fmt.Sprintf("gateway · %s · rx %d tx %d packets", upWord(link), link.RxPackets, link.TxPackets), w-20, small))
+		d.text(10, y+43, "value", fit(fmt.Sprintf("gateway · link %s · rx %d tx %d packets", upWord(link), link.RxPackets, link.TxPackets), w-20, small))
 		d.add(`</g>`)
 		y += netBridgeH
 		var ports []network.Link
@@ -115,9 +115,19 @@ func netSVG(m network.Map, size svgSize) string {
 	for _, p := range m.Ports {
 		d.add(`<g class="published" data-host-port="%d" data-proto="%s" data-box="%s" data-addr="%s" data-box-port="%d">`,
 			p.Port.Host, esc(p.Port.Proto), esc(p.Box), esc(p.Addr), p.Port.Box)
-		d.text(4, y+22, "", fit(fmt.Sprintf("published host :%d/%s → box %s %s:%d", p.Port.Host, p.Port.Proto, p.Box, p.Addr, p.Port.Box), w-8, small))
+		// The DNAT target is the point of the line: it goes whole on a
+		// second line rather than be cut.
+		from, to := fmt.Sprintf("published host :%d/%s", p.Port.Host, p.Port.Proto), fmt.Sprintf("→ box %s %s:%d", p.Box, p.Addr, p.Port.Box)
+		if whole := from + " " + to; fit(whole, w-8, small) == whole {
+			d.text(4, y+22, "", whole)
+		} else {
+			d.text(4, y+22, "", fit(from, w-8, small))
+			y += 22
+			d.text(24, y+22, "", fit(to, w-28, small))
+		}
 		d.add(`</g>`)
 		y += 26
+		y = publishCounters(&d, m.Rules, network.PublishTag(p.Box, p.Port), y)
 	}
 	for _, r := range m.Rules {
 		if bridge, ok := strings.CutPrefix(r.Comment, "stepbox nat "); ok {
@@ -137,6 +147,53 @@ func netSVG(m network.Map, size svgSize) string {
 	}
 	d.h = y + 6
 	return d.finish("net", "network map")
+}
+
+// publishCounters draws what a published port's rules (tag) counted:
+// its DNAT, from outside and other boxes (prerouting) and from the host
+// itself (output), and its masquerades, for the host's own 127.0.0.1 and
+// for the hairpin (a box reaching a published port through the host,
+// answered by the box behind it). It returns the y below them.
+func publishCounters(d *svgDoc, rules []network.Rule, tag string, y int) int {
+	var dnat, masq []string
+	var packets [4]uint64
+	for _, r := range rules {
+		if r.Comment != tag {
+			continue
+		}
+		switch {
+		case r.Chain == "prerouting":
+			dnat, packets[0] = append(dnat, fmt.Sprintf("outside %d", r.Packets)), r.Packets
+		case r.Chain == "output":
+			dnat, packets[1] = append(dnat, fmt.Sprintf("host %d", r.Packets)), r.Packets
+		case strings.Contains(r.Text, "127.0.0.0/8"):
+			masq, packets[2] = append(masq, fmt.Sprintf("host %d", r.Packets)), r.Packets
+		default:
+			masq, packets[3] = append(masq, fmt.Sprintf("hairpin %d", r.Packets)), r.Packets
+		}
+	}
+	w, small := d.w(), d.size.small
+	if small == 0 {
+		small = svgSmall
+	}
+	for i, l := range []struct {
+		what  string
+		parts []string
+		a, b  uint64
+	}{{"dnat", dnat, packets[0], packets[1]}, {"masquerade", masq, packets[2], packets[3]}} {
+		if len(l.parts) == 0 {
+			continue
+		}
+		d.add(`<g class="nat publish" data-tag="%s" data-what="%s" data-packets="%d,%d">`, esc(tag), l.what, l.a, l.b)
+		words := "DNAT: "
+		if i == 1 {
+			words = "masquerade: "
+		}
+		d.text(24, y+20, "value", fit(words+strings.Join(l.parts, " · "), w-28, small))
+		d.add(`</g>`)
+		y += 24
+	}
+	return y
 }
 
 // natWhat says what a NAT rule of bridge counts: the masquerade on the
@@ -163,6 +220,11 @@ func linkData(ns string, l network.Link, peer string) string {
 func upWord(l network.Link) string {
 	if !l.Up {
 		return "down"
+	}
+	// A bridge or lo that reports no carrier state is up all the same
+	// (IFF_UP): "unknown" would read as if stepbox did not know.
+	if l.State == "" || l.State == "unknown" {
+		return "up"
 	}
 	return l.State
 }

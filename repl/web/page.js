@@ -8,7 +8,9 @@
   var button = document.getElementById("theme");
   var saved = null;
   try { saved = localStorage.getItem("stepbox-theme"); } catch (e) {}
-  if (saved === "light" || saved === "dark") { root.className = saved; }
+  // ?theme=light or dark in the address wins over the last toggle.
+  var asked = /[?&]theme=(light|dark)(&|$)/.exec(location.search);
+  if (asked) { root.className = asked[1]; } else if (saved === "light" || saved === "dark") { root.className = saved; }
   function toggle() {
     root.className = root.className === "light" ? "dark" : "light";
     try { localStorage.setItem("stepbox-theme", root.className); } catch (e) {}

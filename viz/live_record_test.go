@@ -1,0 +1,115 @@
+package viz
+
+import (
+	"strings"
+	"testing"
+
+	"stepbox/primitives/network"
+)
+
+// hairpinTrace is lesson 7's climax: web2 fetches web1's page through
+// the host's published port, and the hairpin masquerade answers.
+func hairpinTrace() network.Trace {
+	return network.Trace{Box: "web2", Dst: "172.20.0.1",
+		Routes: []string{"box web2: ip route get 172.20.0.1 → dev eth0 src 172.20.0.3"},
+		Hops:   []network.Hop{{Space: "web2", Link: "eth0", Rx: 5, Tx: 6}, {Space: "host", Link: "stepbox0", Rx: 6, Tx: 5}, {Space: "web1", Link: "eth0", Rx: 6, Tx: 5}},
+		Rules: []network.RuleDelta{
+			{Chain: "prerouting", Text: "fib daddr type local meta l4proto tcp th dport 8080 counter dnat to 172.20.0.2:80", Packets: 1},
+			{Chain: "postrouting", Text: `ip saddr 172.20.0.0/24 oifname "stepbox0" ip daddr 172.20.0.2 tcp dport 80 ct status dnat counter masquerade`, Packets: 1},
+		},
+		Flows: []string{"tcp 172.20.0.3:44178 → 172.20.0.1:8080, reply 172.20.0.2:80 → 172.20.0.1:44178 · DNAT to 172.20.0.2:80 · SNAT to 172.20.0.1"},
+		Packets: []network.TracedPacket{{Packet: "tcp 172.20.0.3:44178 → 172.20.0.1:8080", Path: []string{
+			`ip stepbox prerouting in stepbox0: rule "dnat to 172.20.0.2:80" (handle 9) → accept`}}},
+	}
+}
+
+// TestLivePageDrawsNetTraceInPlaceOfTheExecRecord: after `net trace`
+// the page's record is the trace (hops, rules, conntrack, nft trace),
+// not the plain exec it ran, and the box's output shows beside it.
+func TestLivePageDrawsNetTraceInPlaceOfTheExecRecord(t *testing.T) {
+	s := liveNetState(2)
+	s.Line = "net trace busybox wget -qO- http://172.20.0.1:8080/"
+	s.Step.Command = "exec busybox wget -qO- http://172.20.0.1:8080/"
+	tr := hairpinTrace()
+	s.Trace = &tr
+	s.Output = []string{"hello from web1"}
+	page := LivePage(s)
+	for _, want := range []string{
+		`<section id="step" class="trace"><h2>last step: <code>net trace busybox wget -qO- http://172.20.0.1:8080/</code>`,
+		`data-space="host" data-link="stepbox0" data-rx="6" data-tx="5"`,
+		`<li class="rule" data-chain="postrouting" data-packets="1">`,
+		"conntrack: tcp 172.20.0.3:44178 → 172.20.0.1:8080",
+		"SNAT to 172.20.0.1",
+		`ip stepbox prerouting in stepbox0: rule &#34;dnat to 172.20.0.2:80&#34;`,
+		`<pre class="out">hello from web1</pre>`,
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the page after net trace lacks %s", want)
+		}
+	}
+	if strings.Contains(page, "last step: <code>exec busybox") {
+		t.Error("the page calls net trace a plain exec")
+	}
+	checkPanelGolden(t, "live_page_trace.golden", page)
+}
+
+// TestOutputHTMLEscapesTheBoxsOutputAndKeepsItsTail: a box's output is
+// untrusted: no tag, no control character reaches the page.
+func TestOutputHTMLEscapesTheBoxsOutputAndKeepsItsTail(t *testing.T) {
+	got := OutputHTML("exec sh", []string{"one", "two", "<script>alert(1)</script>", "\x1b]0;owned\x07", "", "RTNETLINK answers: Network is unreachable"})
+	for _, bad := range []string{"<script>", "\x1b", "\x07", ">one<"} {
+		if strings.Contains(got, bad) {
+			t.Errorf("the output tail carries %q:\n%s", bad, got)
+		}
+	}
+	for _, want := range []string{"&lt;script&gt;", `\x1b]0;owned\x07`, "RTNETLINK answers: Network is unreachable", "… 1 lines before"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("the output tail lacks %q:\n%s", want, got)
+		}
+	}
+	if OutputHTML("exec true", nil) != "" {
+		t.Error("a command that printed nothing gets an output box")
+	}
+}
+
+// TestNetSVGCountsEveryRuleOfAPublishedPort: the hairpin masquerade
+// that answers lesson 7's trace has its line and its count, and the
+// DNAT target is drawn whole.
+func TestNetSVGCountsEveryRuleOfAPublishedPort(t *testing.T) {
+	m := webNet()
+	tag := "stepbox publish web1 8080/tcp"
+	m.Rules = append(m.Rules,
+		network.Rule{Chain: "postrouting", Packets: 0, Text: `ip saddr 127.0.0.0/8 oifname "stepbox0" counter packets 0 bytes 0 masquerade`, Comment: tag},
+		network.Rule{Chain: "postrouting", Packets: 1, Text: `ip saddr 172.20.0.0/24 oifname "stepbox0" counter packets 1 bytes 60 masquerade`, Comment: tag})
+	for _, svg := range []string{NetSVG(m), netSVG(m, narrowNet)} {
+		for _, want := range []string{"DNAT: outside 0 · host 1", "masquerade: host 0 · hairpin 1", "→ box web1 172.20.0.2:80<"} {
+			if !strings.Contains(svg, want) {
+				t.Errorf("the map lacks %q:\n%s", want, svg)
+			}
+		}
+	}
+}
+
+// TestStepHTMLKeepsShellLinesWhole: a shell line is wrapped by the
+// page, never cut in its middle, where a cut made PID 32644 read as
+// "3264…600".
+func TestStepHTMLKeepsShellLinesWhole(t *testing.T) {
+	st := failedRecord()
+	line := "nsenter --target 32644 --mount --uts --ipc --net --pid -- /bin/sh -c 'sleep 3600 >/dev/null 2>&1 &'"
+	st.Shell = []string{line}
+	if got := StepHTML(st); !strings.Contains(got, esc(line)) {
+		t.Errorf("the shell line is not whole:\n%s", got)
+	}
+}
+
+// TestTwoBoxesKeepTheirPlaceAndMarkTheCurrent: the page draws boxes in
+// the order it is given (their creation) and marks the current one.
+func TestTwoBoxesKeepTheirPlaceAndMarkTheCurrent(t *testing.T) {
+	s := liveState()
+	s.Boxes[1].Current = true
+	page := LivePage(s)
+	web, db := strings.Index(page, `data-box="web"`), strings.Index(page, `<section class="box current" data-box="db"><h2>box db <span class="current">◀ current</span>`)
+	if web < 0 || db < 0 || db < web {
+		t.Errorf("want web first and db marked current after it:\n%s", page)
+	}
+}
