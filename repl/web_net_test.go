@@ -29,6 +29,17 @@ type netElements struct {
 		Box, Addr, Proto  string
 		HostPort, BoxPort int
 	}
+	// The boxes' sections in page order, and the one marked current.
+	Order   []string
+	Current []string
+	// The record of `net trace`: its hops, rules, and the output tail.
+	Trace bool
+	Hops  []struct {
+		Space, Link string
+		Rx, Tx      uint64
+	}
+	Rules                          []struct{ Chain string }
+	Output                         string
 	ScrollW, ScrollH, ViewW, ViewH int
 }
 
@@ -43,6 +54,12 @@ const readNetMap = `(() => {
 		routes: q("#net text.route").map(t => ({ns: t.dataset.ns, gw: t.dataset.gw || "", dev: t.dataset.dev || ""})),
 		ports: q("#net g.published").map(g => ({box: g.dataset.box, addr: g.dataset.addr, proto: g.dataset.proto,
 			hostPort: Number(g.dataset.hostPort), boxPort: Number(g.dataset.boxPort)})),
+		order: q("section.box").map(b => b.dataset.box),
+		current: q("section.box.current").map(b => b.dataset.box),
+		trace: !!document.querySelector("#step.trace"),
+		hops: q("#step.trace li.hop[data-link]").map(l => ({space: l.dataset.space, link: l.dataset.link, rx: Number(l.dataset.rx), tx: Number(l.dataset.tx)})),
+		rules: q("#step.trace li.rule").map(l => ({chain: l.dataset.chain})),
+		output: q("#output pre.out").map(p => p.textContent).join("\n"),
 		scrollW: document.documentElement.scrollWidth, scrollH: document.documentElement.scrollHeight,
 		viewW: innerWidth, viewH: innerHeight,
 	};
@@ -207,7 +224,11 @@ func TestLiveViewDrawsTheNetworkMap(t *testing.T) {
 		{"mount overlay base", nil},
 		{"pivot_root", nil},
 		{"cgroup new", nil},
-		{"cgroup attach", func(t *testing.T, p netElements) { wired(t, p, "a"); routed(t, p, "a") }},
+		{"cgroup attach", func(t *testing.T, p netElements) {
+			wired(t, p, "a")
+			routed(t, p, "a")
+			checkTextSize(t, c, "one box and the network map", 16)
+		}},
 		{"new b", nil},
 		{"unshare net", nil},
 		{"net veth", nil},
@@ -232,6 +253,47 @@ func TestLiveViewDrawsTheNetworkMap(t *testing.T) {
 			}
 			if eth0 := kernelLinks(t, nsOf("a"))["eth0"].v4(); !strings.HasPrefix(eth0, p.Ports[0].Addr+"/") {
 				t.Errorf("the port leads to %s; box a's eth0 has %s", p.Ports[0].Addr, eth0)
+			}
+			// A whole box, a second one and the map: still readable.
+			checkTextSize(t, c, "two boxes and the network map", 16)
+		}},
+		// `use` changes the current box, never the boxes' places.
+		{"use b", func(t *testing.T, p netElements) {
+			if !slices.Equal(p.Order, []string{"a", "b"}) || !slices.Equal(p.Current, []string{"b"}) {
+				t.Errorf("after use b the page draws boxes %v with %v current, want [a b] with b current", p.Order, p.Current)
+			}
+		}},
+		// The trace's answer reaches the page: what the kernel counted
+		// hop by hop, as the terminal printed it, and what the box said.
+		{"net trace busybox ping -c1 -W2 172.20.0.1", func(t *testing.T, p netElements) {
+			sh.web.mu.Lock()
+			tr := sh.web.trace
+			sh.web.mu.Unlock()
+			if !p.Trace || tr == nil {
+				t.Fatalf("after net trace the page shows no trace (page %v, shell %v)", p.Trace, tr != nil)
+			}
+			if len(tr.Hops) == 0 || len(p.Hops) != len(tr.Hops) {
+				t.Fatalf("the page draws hops %+v; the trace counted %+v", p.Hops, tr.Hops)
+			}
+			for i, h := range tr.Hops {
+				if p.Hops[i].Space != h.Space || p.Hops[i].Link != h.Link || p.Hops[i].Rx != h.Rx || p.Hops[i].Tx != h.Tx {
+					t.Errorf("hop %d drawn as %+v; the trace counted %+v", i, p.Hops[i], h)
+				}
+			}
+			if p.Hops[0].Space != "b" || p.Hops[0].Tx == 0 {
+				t.Errorf("the first hop drawn is %+v, want box b's eth0 sending", p.Hops[0])
+			}
+			if len(p.Rules) != len(tr.Rules) {
+				t.Errorf("the page draws %d rules that counted; the trace has %d", len(p.Rules), len(tr.Rules))
+			}
+			if !strings.Contains(p.Output, "1 packets transmitted") {
+				t.Errorf("the page's output tail is %q, want ping's summary", p.Output)
+			}
+			checkTextSize(t, c, "net trace beside two boxes and the map", 16)
+		}},
+		{"!echo '<b>not bold</b>'", func(t *testing.T, p netElements) {
+			if p.Trace || p.Output != "<b>not bold</b>" {
+				t.Errorf("after a host command the page shows trace %v and output %q, want its output as text", p.Trace, p.Output)
 			}
 		}},
 	}

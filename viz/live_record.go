@@ -12,17 +12,23 @@ import (
 // the tail of what the last command printed, so the page answers the
 // prediction the terminal answers.
 
-// outputLines is how many of the last command's lines the page shows.
-const outputLines = 4
+// outputLines is how many of the last command's lines the page sends,
+// and outputSpare how many of them show without the script (which shows
+// as many as fit the screen, the last ones first).
+const (
+	outputLines = 6
+	outputSpare = 3
+)
 
 // outputCols is where a line of output is cut: the rest is the
 // terminal's.
 const outputCols = 120
 
-// OutputHTML is the tail of the output of line, the last command: its last
-// outputLines lines, each escaped (a box's output is untrusted: no
-// control character reaches the page, and HTML is text) and cut at the
-// end, with how many came before.
+// OutputHTML is the tail of the output of line, the last command: its
+// last lines, each escaped (a box's output is untrusted: no control
+// character reaches the page, and HTML is text) and cut at the end,
+// with how many came before. The page's script hides the first ones
+// until the page fits the screen, counting them.
 func OutputHTML(line string, lines []string) string {
 	var kept []string
 	for _, l := range lines {
@@ -34,19 +40,28 @@ func OutputHTML(line string, lines []string) string {
 		return ""
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, `<div id="output"><h3>output of <code>%s</code></h3>`, esc(Escape(line)))
-	if n := len(kept) - outputLines; n > 0 {
-		fmt.Fprintf(&b, `<p class="more">… %d lines before (the terminal has them)</p>`, n)
-		kept = kept[n:]
+	fmt.Fprintf(&b, `<div id="output"><h3>output of <code>%s</code></h3><div class="tail">`, esc(Escape(line)))
+	cut := max(0, len(kept)-outputLines)
+	kept = kept[cut:]
+	spare := max(0, len(kept)-outputSpare)
+	hidden := ` hidden=""`
+	if cut+spare > 0 {
+		hidden = ""
 	}
-	for _, l := range kept {
+	const why = " earlier (the terminal has them)"
+	fmt.Fprintf(&b, `<p class="more" data-cut="%d" data-why="%s"%s>… %d more%s</p>`, cut, why, hidden, cut+spare, why)
+	for i, l := range kept {
 		l = Escape(l)
 		if r := []rune(l); len(r) > outputCols {
 			l = string(r[:outputCols-1]) + "…"
 		}
-		fmt.Fprintf(&b, `<pre class="out">%s</pre>`, esc(l))
+		class := "out"
+		if i < spare {
+			class += " spare"
+		}
+		fmt.Fprintf(&b, `<pre class="%s">%s</pre>`, class, esc(l))
 	}
-	b.WriteString(`</div>`)
+	b.WriteString(`</div></div>`)
 	return b.String()
 }
 
@@ -57,17 +72,13 @@ func OutputHTML(line string, lines []string) string {
 func TraceHTML(line string, tr network.Trace, output []string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `<section id="step" class="trace"><h2>last step: <code>%s</code></h2>`, esc(line))
-	what := "followed box " + tr.Box + "'s packets"
+	b.WriteString(OutputHTML(line, output))
+	what := "box " + tr.Box + "'s packets"
 	if tr.Dst != "" {
 		what += " to " + tr.Dst
 	}
-	fmt.Fprintf(&b, `<p class="summary">%s: each hop counted by the kernel, and what answered</p>`, esc(what))
-	b.WriteString(OutputHTML(line, output))
-	b.WriteString(`<div class="record"><div><h3>hops, rules and conntrack</h3><ol class="calls">`)
+	fmt.Fprintf(&b, `<div class="record"><div><h3>%s: hops, rules, conntrack</h3><ol class="calls">`, esc(what))
 	var items []string
-	for _, r := range tr.Routes {
-		items = append(items, fmt.Sprintf(`<li class="route"><code>%s</code></li>`, esc(Escape(r))))
-	}
 	for i, h := range tr.Hops {
 		arrow := ""
 		if i > 0 {
@@ -88,6 +99,9 @@ func TraceHTML(line string, tr network.Trace, output []string) string {
 	}
 	for _, n := range tr.Neigh {
 		items = append(items, fmt.Sprintf(`<li class="neigh"><code>%s</code></li>`, esc("arp: "+Escape(n))))
+	}
+	for _, r := range tr.Routes {
+		items = append(items, fmt.Sprintf(`<li class="route"><code>%s</code></li>`, esc(Escape(r))))
 	}
 	listItems(&b, items, stepCallsSpare, "li", "")
 	b.WriteString(`</ol></div><div><h3>nftables trace (each chain and rule a packet met)</h3><div class="shell">`)
@@ -114,4 +128,42 @@ func listItems(b *strings.Builder, items []string, spare int, tag, why string) {
 		b.WriteString(it)
 	}
 	b.WriteString(moreLine(len(items), len(items), spare, tag, why))
+}
+
+// boxBrief is a box's cgroup and layer stack in a line each, for the
+// layout where the network map takes their columns (two boxes and the
+// map): the map stays as large as in the one-box layout, and the
+// namespaces too, and nothing is drawn under 16 px.
+func boxBrief(box LiveBox) string {
+	var b strings.Builder
+	b.WriteString(`<div class="brief">`)
+	if c := box.Cgroup; c != nil {
+		for _, n := range c.Parent.Children {
+			if n.Name != c.BoxGroup {
+				continue
+			}
+			var parts []string
+			for _, m := range nodeMeters(n) {
+				_, _, text := meterLevel(m, false)
+				parts = append(parts, m.label+" "+strings.Replace(text, " (no limit)", "", 1))
+			}
+			fmt.Fprintf(&b, `<p class="cgroup" data-cgroup="%s"><span class="what">cgroup</span> %s</p>`, esc(n.Name), esc(strings.Join(parts, " · ")))
+		}
+	}
+	if s := box.Stack; s != nil {
+		bands := stackBands(*s, true)
+		var names []string
+		for i := len(bands) - 1; i >= 0; i-- {
+			if bands[i].class == "lower" {
+				names = append(names, bands[i].layer)
+			}
+		}
+		fmt.Fprintf(&b, `<p class="stack" data-layers="%d"><span class="what">layers</span> %s → upper %s</p>`,
+			len(s.Lowers), esc(strings.Join(names, " → ")), esc(bands[1].note))
+	}
+	if box.Cgroup == nil && box.Stack == nil {
+		b.WriteString(`<p class="todo later">No root filesystem or cgroup yet.</p>`)
+	}
+	b.WriteString(`</div>`)
+	return b.String()
 }

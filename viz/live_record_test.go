@@ -56,13 +56,13 @@ func TestLivePageDrawsNetTraceInPlaceOfTheExecRecord(t *testing.T) {
 // TestOutputHTMLEscapesTheBoxsOutputAndKeepsItsTail: a box's output is
 // untrusted: no tag, no control character reaches the page.
 func TestOutputHTMLEscapesTheBoxsOutputAndKeepsItsTail(t *testing.T) {
-	got := OutputHTML("exec sh", []string{"one", "two", "<script>alert(1)</script>", "\x1b]0;owned\x07", "", "RTNETLINK answers: Network is unreachable"})
-	for _, bad := range []string{"<script>", "\x1b", "\x07", ">one<"} {
+	got := OutputHTML("exec sh", []string{"zero", "one", "two", "three", "<script>alert(1)</script>", "\x1b]0;owned\x07", "", "RTNETLINK answers: Network is unreachable"})
+	for _, bad := range []string{"<script>", "\x1b", "\x07", ">zero<"} {
 		if strings.Contains(got, bad) {
 			t.Errorf("the output tail carries %q:\n%s", bad, got)
 		}
 	}
-	for _, want := range []string{"&lt;script&gt;", `\x1b]0;owned\x07`, "RTNETLINK answers: Network is unreachable", "… 1 lines before"} {
+	for _, want := range []string{"&lt;script&gt;", `\x1b]0;owned\x07`, "RTNETLINK answers: Network is unreachable</pre>", `data-cut="1"`, "… 4 more earlier", `<pre class="out spare">one</pre>`} {
 		if !strings.Contains(got, want) {
 			t.Errorf("the output tail lacks %q:\n%s", want, got)
 		}

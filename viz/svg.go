@@ -3,7 +3,6 @@ package viz
 import (
 	"fmt"
 	"html"
-	"slices"
 	"strings"
 
 	"stepbox/primitives"
@@ -119,6 +118,8 @@ var (
 	aloneNS     = svgSize{w: svgNarrowNS, small: svgSmallNarrow, class: "large", pad: 8, gap: 5}
 	aloneStack  = svgSize{w: svgAloneStack, small: svgSmallNarrow, class: "large"}
 	aloneCgroup = svgSize{w: svgAloneCgroup, small: svgSmallNarrow, class: "large"}
+	// The network map under one box's stack, as wide as its column.
+	aloneNet = svgSize{w: svgAloneStack, small: svgSmallNarrow, class: "large"}
 )
 
 // svgDoc collects the elements of one drawing and its height, at its
@@ -208,16 +209,16 @@ func LivePage(s LiveState) string {
 	}
 	switch {
 	case s.Net != nil:
-		netMap = `<div id="netmap">` + NetSVG(*s.Net) + `</div>`
+		netMap = `<div id="netmap">` + netSVG(*s.Net, aloneNet) + `</div>`
 	case s.NetError != "":
 		netMap = fmt.Sprintf(`<p id="netmap" class="error">network map: %s</p>`, esc(s.NetError))
 	}
-	// Two boxes with neither a stack nor a cgroup (lesson 7's web
-	// servers) leave those columns empty: the map takes their place, a
-	// third column beside the boxes' namespaces.
-	mapBeside := s.Net != nil && len(s.Boxes) == 2 && !slices.ContainsFunc(s.Boxes, func(b LiveBox) bool {
-		return b.Stack != nil || b.Cgroup != nil
-	})
+	// Two boxes and the map: the map takes the columns of the boxes'
+	// cgroups and stacks, a third column beside their namespaces, and
+	// those are a line each under the namespaces (boxBrief). Under the
+	// boxes, the map and the stacks and cgroups would all be drawn
+	// smaller than a class can read.
+	mapBeside := s.Net != nil && len(s.Boxes) == 2
 	layout, class := boxWide, fmt.Sprintf("n%d", min(len(s.Boxes), 2))
 	switch {
 	case mapBeside:
@@ -351,7 +352,7 @@ func liveBox(box LiveBox, under, beside string, layout int) string {
 	}
 	switch layout {
 	case boxNamespaces:
-		b.WriteString(`<p class="todo later">No root filesystem or cgroup yet.</p>`)
+		b.WriteString(boxBrief(box))
 	case boxNarrow:
 		b.WriteString(`<div class="col side">`)
 		cgroupCol()

@@ -26,13 +26,15 @@
   function lists() {
     // Start from every item sent: the spare ones show once the script runs.
     root.dataset.fitted = "yes";
-    return Array.prototype.map.call(document.querySelectorAll("#step ol.calls, #step div.shell"), function (l) {
+    return Array.prototype.map.call(document.querySelectorAll("#step ol.calls, #step div.shell, #step div.tail"), function (l) {
       var shown = Array.prototype.filter.call(l.children, function (e) { return !e.classList.contains("more"); });
       shown.forEach(function (e) { e.hidden = false; });
       var more = l.querySelector(".more");
       more.textContent = "… " + more.dataset.cut + " more" + more.dataset.why;
       more.hidden = more.dataset.cut === "0";
-      return { shown: shown, more: more, keep: l.tagName === "OL" ? 3 : 1 };
+      // An output's tail loses its first lines, a list its last.
+      var tail = l.classList.contains("tail");
+      return { shown: shown, more: more, keep: l.tagName === "OL" ? 3 : 1, tail: tail };
     });
   }
   function hideOne(ls, floor) {
@@ -41,7 +43,7 @@
       if (l.shown.length > (floor ? l.keep : 0) && (!best || l.shown.length > best.shown.length)) { best = l; }
     });
     if (!best) { return false; }
-    best.shown.pop().hidden = true;
+    (best.tail ? best.shown.shift() : best.shown.pop()).hidden = true;
     best.hid = (best.hid || 0) + 1;
     best.more.textContent = "… " + (Number(best.more.dataset.cut) + best.hid) + " more" + best.more.dataset.why;
     best.more.hidden = false;
