@@ -22,7 +22,10 @@ const (
 
 // outputCols is where a line of output is cut: the rest is the
 // terminal's.
-const outputCols = 120
+const outputCols = 80
+
+// outputNameCols is how much of the command the output's title shows.
+const outputNameCols = 32
 
 // OutputHTML is the tail of the output of line, the last command: its
 // last lines, each escaped (a box's output is untrusted: no control
@@ -40,7 +43,8 @@ func OutputHTML(line string, lines []string) string {
 		return ""
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, `<div id="output"><h3>output of <code>%s</code></h3><div class="tail">`, esc(Escape(line)))
+	// The header shows the whole line; here its start names it.
+	fmt.Fprintf(&b, `<div id="output"><h3>output of <code>%s</code> `, esc(cutEnd(Escape(line), outputNameCols)))
 	cut := max(0, len(kept)-outputLines)
 	kept = kept[cut:]
 	spare := max(0, len(kept)-outputSpare)
@@ -49,7 +53,9 @@ func OutputHTML(line string, lines []string) string {
 		hidden = ""
 	}
 	const why = " earlier (the terminal has them)"
-	fmt.Fprintf(&b, `<p class="more" data-cut="%d" data-why="%s"%s>… %d more%s</p>`, cut, why, hidden, cut+spare, why)
+	// The count of the lines not shown goes in the title, so that a
+	// page short of room loses no line to it.
+	fmt.Fprintf(&b, `<span class="more" data-cut="%d" data-why="%s"%s>… %d more%s</span></h3><div class="tail">`, cut, why, hidden, cut+spare, why)
 	for i, l := range kept {
 		l = Escape(l)
 		if r := []rune(l); len(r) > outputCols {
@@ -68,11 +74,12 @@ func OutputHTML(line string, lines []string) string {
 // TraceHTML is `net trace`'s record as the page shows it in place of the
 // step's: the route lookups, the interfaces that counted packets hop by
 // hop, the rules that counted them, conntrack's entries and each traced
-// packet's path through the chains, the same data as NetTracePanel.
-func TraceHTML(line string, tr network.Trace, output []string) string {
+// packet's path through the chains, the same data as NetTracePanel;
+// output (OutputHTML) goes above them.
+func TraceHTML(line string, tr network.Trace, output string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `<section id="step" class="trace"><h2>last step: <code>%s</code></h2>`, esc(line))
-	b.WriteString(OutputHTML(line, output))
+	b.WriteString(output)
 	what := "box " + tr.Box + "'s packets"
 	if tr.Dst != "" {
 		what += " to " + tr.Dst

@@ -100,6 +100,17 @@ func TestStepHTMLKeepsShellLinesWhole(t *testing.T) {
 	if got := StepHTML(st); !strings.Contains(got, esc(line)) {
 		t.Errorf("the shell line is not whole:\n%s", got)
 	}
+	// A line too long for two lines on the page loses its end, at a
+	// space: the PID stays whole.
+	long := "nsenter --target 32644 --mount --uts --ipc --net --pid -- /bin/sh -c 'wget -qO- http://172.20.0.1:8080/ && echo and more and more'"
+	st.Shell = []string{long}
+	got := StepHTML(st)
+	if !strings.Contains(got, "nsenter --target 32644 --mount") || !strings.Contains(got, " …</pre>") && !strings.Contains(got, "…</pre>") {
+		t.Errorf("the long shell line is not cut at its end:\n%s", got)
+	}
+	if cut := cutEnd("a 123456789", 8); cut != "a …" {
+		t.Errorf("cutEnd cut a number: %q", cut)
+	}
 }
 
 // TestTwoBoxesKeepTheirPlaceAndMarkTheCurrent: the page draws boxes in

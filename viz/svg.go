@@ -198,14 +198,20 @@ func LivePage(s LiveState) string {
 	// and the record goes below them.
 	// The network map goes under the one box's layer stack; with two
 	// boxes, beside the record below them.
-	record, netMap := "", ""
+	// The last command's output goes in the record, but under one
+	// box's stack, where there is room, when one box is drawn.
+	record, netMap, output := "", "", OutputHTML(s.Line, s.Output)
+	inRecord := output
+	if len(s.Boxes) == 1 {
+		inRecord = ""
+	}
 	switch {
 	case s.Trace != nil:
-		record = TraceHTML(s.Line, *s.Trace, s.Output)
+		record = TraceHTML(s.Line, *s.Trace, inRecord)
 	case s.Step != nil:
-		record = stepHTML(s.Step, s.Line, s.Output)
-	case len(s.Output) > 0:
-		record = `<section id="step">` + OutputHTML(s.Line, s.Output) + `</section>`
+		record = stepHTML(s.Step, inRecord)
+	case inRecord != "":
+		record = `<section id="step">` + inRecord + `</section>`
 	}
 	switch {
 	case s.Net != nil:
@@ -231,7 +237,7 @@ func LivePage(s LiveState) string {
 		beside, under := "", ""
 		if i == 0 && len(s.Boxes) == 1 {
 			beside, record = record, ""
-			under, netMap = netMap, ""
+			under, netMap = netMap+output, ""
 		}
 		if len(s.Boxes) > 1 {
 			box.Cgroup = ownCgroup(box.Cgroup)
@@ -385,7 +391,26 @@ const (
 	stepCallsSpare = 8
 	stepShellSpare = 4
 	stepCallCols   = 44
+	stepShellCols  = 120
 )
+
+// cutEnd cuts s to n runes at most, at the end, before the last space,
+// comma or '=' before it, so that no number or
+// word is cut in its middle; the cut is marked "…".
+func cutEnd(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	at := n - 1
+	for i := n - 1; i > 0; i-- {
+		if r[i] == ' ' || r[i] == ',' || r[i] == '=' {
+			at = i + 1
+			break
+		}
+	}
+	return string(r[:at]) + "…"
+}
 
 // moreLine is the "… N more" line after a list of n items of which
 // sent were sent; data-cut is how many were not. Without the script
@@ -402,17 +427,24 @@ func moreLine(n, sent, spare int, tag, why string) string {
 
 // StepHTML is the last step's record as the page shows it: what it did,
 // its syscalls in strace form, the same with standard tools, man pages.
-func StepHTML(s *step.Step) string { return stepHTML(s, "", nil) }
+func StepHTML(s *step.Step) string { return stepHTML(s, "") }
 
-// stepHTML is StepHTML with the tail of the output of line, the last
-// line the shell ran (a `!` command or a look may follow the step).
-func stepHTML(s *step.Step, line string, output []string) string {
+// stepHTML is StepHTML with output, the tail of the output of the last
+// line the shell ran (a `!` command or a look may follow the step),
+// under its summary.
+func stepHTML(s *step.Step, output string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, `<section id="step"><h2>last step: <code>%s</code></h2>`, esc(s.Command))
+	// The man pages go beside the title: a line of their own under
+	// the shell lines cost the page a line it needs for the drawings.
+	man := ""
+	if len(s.Man) > 0 {
+		man = fmt.Sprintf(` <span class="man">man %s</span>`, esc(strings.Join(s.Man, ", ")))
+	}
+	fmt.Fprintf(&b, `<section id="step"><h2>last step: <code>%s</code>%s</h2>`, esc(s.Command), man)
 	if s.Summary != "" {
 		fmt.Fprintf(&b, `<p class="summary">%s</p>`, esc(s.Summary))
 	}
-	b.WriteString(OutputHTML(line, output))
+	b.WriteString(output)
 	b.WriteString(`<div class="record"><div><h3>syscalls</h3><ol class="calls">`)
 	for i, c := range s.Calls {
 		if i == stepCallsShown {
@@ -442,15 +474,11 @@ func stepHTML(s *step.Step, line string, output []string) string {
 		if i >= stepShellSpare {
 			class += " spare"
 		}
-		// Whole, wrapped by the page at spaces: a cut in the middle
-		// made a PID read as another (`--target 3264…600`).
-		fmt.Fprintf(&b, `<pre class="%s">%s</pre>`, class, esc(l))
+		// Wrapped by the page, and cut at the end only: a cut in the
+		// middle made a PID read as another (`--target 3264…600`).
+		fmt.Fprintf(&b, `<pre class="%s">%s</pre>`, class, esc(cutEnd(l, stepShellCols)))
 	}
 	b.WriteString(moreLine(len(s.Shell), stepShellShown, stepShellSpare, "p", ""))
-	b.WriteString(`</div>`)
-	if len(s.Man) > 0 {
-		fmt.Fprintf(&b, `<p class="man">man %s</p>`, esc(strings.Join(s.Man, ", ")))
-	}
-	b.WriteString(`</div></div></section>`)
+	b.WriteString(`</div></div></div></section>`)
 	return b.String()
 }

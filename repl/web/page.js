@@ -26,10 +26,10 @@
   function lists() {
     // Start from every item sent: the spare ones show once the script runs.
     root.dataset.fitted = "yes";
-    return Array.prototype.map.call(document.querySelectorAll("#step ol.calls, #step div.shell, #step div.tail"), function (l) {
+    return Array.prototype.map.call(document.querySelectorAll("#step ol.calls, #step div.shell, #output div.tail"), function (l) {
       var shown = Array.prototype.filter.call(l.children, function (e) { return !e.classList.contains("more"); });
       shown.forEach(function (e) { e.hidden = false; });
-      var more = l.querySelector(".more");
+      var more = l.querySelector(".more") || l.parentElement.querySelector(".more");
       more.textContent = "… " + more.dataset.cut + " more" + more.dataset.why;
       more.hidden = more.dataset.cut === "0";
       // An output's tail loses its first lines, a list its last.
@@ -54,6 +54,10 @@
     Array.prototype.forEach.call(svgs, function (s) { s.style.maxHeight = ""; });
     var ls = lists();
     while (over() && hideOne(ls, true)) {}
+    // Then the output's last line, before any drawing gets smaller:
+    // its "… N more" line says the terminal has it.
+    var tails = ls.filter(function (l) { return l.tail; });
+    while (over() && hideOne(tails, false)) {}
     var heights = Array.prototype.map.call(svgs, function (s) { return s.getBoundingClientRect().height; });
     for (var scale = 0.95; over() && scale > 0.5; scale -= 0.05) {
       Array.prototype.forEach.call(svgs, function (s, i) { s.style.maxHeight = Math.floor(heights[i] * scale) + "px"; });
