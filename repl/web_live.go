@@ -141,6 +141,8 @@ type liveView struct {
 	// output is the tail of what it printed. beforeLine clears both.
 	trace  *network.Trace
 	output tailBuffer
+	// end is the demo's end, once it has played its last step.
+	end *viz.LiveEnd
 }
 
 // traced keeps what `net trace` found for the page. A nil view does
@@ -208,6 +210,19 @@ func (v *liveView) atStep(l *lessons.Lesson, i int) {
 	v.mu.Lock()
 	v.demo, v.demoStep = l, i
 	v.mu.Unlock()
+}
+
+// finished shows the end of lesson l on the page: its summary and its
+// recap, in place of the last step. A nil view does nothing.
+func (v *liveView) finished(sh *Shell, l *lessons.Lesson, summary, recap string) {
+	if v == nil {
+		return
+	}
+	v.mu.Lock()
+	v.demo, v.demoStep, v.end = l, len(l.Steps)-1, &viz.LiveEnd{Summary: summary, Recap: recap}
+	line := v.state.Line
+	v.mu.Unlock()
+	v.show(v.gather(sh, line, nil))
 }
 
 // beforeLine shows line as running in the header until afterLine
@@ -415,7 +430,7 @@ func boxBranch(n *primitives.ProcessNode, pid int) *primitives.ProcessNode {
 // with that step's check run on the live state.
 func (v *liveView) lesson(sh *Shell) *viz.LiveLesson {
 	v.mu.Lock()
-	l, i := v.demo, v.demoStep
+	l, i, end := v.demo, v.demoStep, v.end
 	v.mu.Unlock()
 	if w := sh.Watch; l == nil && w != nil && w.lesson != nil {
 		l, i = w.lesson, w.step
@@ -425,7 +440,7 @@ func (v *liveView) lesson(sh *Shell) *viz.LiveLesson {
 	}
 	st := &l.Steps[i]
 	r := st.Judge(lessons.Observe(sh.Session, sh.current))
-	return &viz.LiveLesson{Number: l.Number, Steps: len(l.Steps), Title: l.Title, Step: i + 1, StepTitle: st.Title, Pass: r.Pass, Saw: r.Saw}
+	return &viz.LiveLesson{Number: l.Number, Steps: len(l.Steps), Title: l.Title, Step: i + 1, StepTitle: st.Title, Pass: r.Pass, Saw: r.Saw, End: end}
 }
 
 // tick reads the cgroup bars and the process tree again every second

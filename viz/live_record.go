@@ -174,3 +174,21 @@ func boxBrief(box LiveBox) string {
 	b.WriteString(`</div>`)
 	return b.String()
 }
+
+// endHTML is the end of lesson l's demo: how its checks went, then its
+// recap a paragraph each (the Markdown's marks dropped), and that the
+// page stays until the lecturer closes it in the terminal.
+func endHTML(l LiveLesson) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, `<section id="step" class="end"><h2>End of lesson %d</h2><p class="summary">%s</p>`, l.Number, esc(l.End.Summary))
+	if r := strings.TrimSpace(l.End.Recap); r != "" {
+		b.WriteString(`<div id="recap"><h3>Recap</h3>`)
+		for _, p := range strings.Split(r, "\n\n") {
+			p = strings.NewReplacer("**", "", "`", "", "\n", " ").Replace(strings.TrimSpace(p))
+			fmt.Fprintf(&b, `<p>%s</p>`, esc(p))
+		}
+		b.WriteString(`</div>`)
+	}
+	b.WriteString(`<p class="more">a key in stepbox's terminal closes this page</p></section>`)
+	return b.String()
+}

@@ -48,6 +48,15 @@ type LiveLesson struct {
 	StepTitle     string
 	Pass          bool   // the step's check passes on the live state
 	Saw           string // what the check saw
+	// End is set once the demo has played its last step: the page
+	// shows it in place of the step's record.
+	End *LiveEnd
+}
+
+// LiveEnd is the end of a demo: how its checks went, and the lesson's
+// recap (Markdown, "" for none).
+type LiveEnd struct {
+	Summary, Recap string
 }
 
 // LiveBox is one box's snapshots; a nil snapshot is a stage the box has
@@ -206,6 +215,8 @@ func LivePage(s LiveState) string {
 		inRecord = ""
 	}
 	switch {
+	case s.Lesson != nil && s.Lesson.End != nil:
+		record = endHTML(*s.Lesson)
 	case s.Trace != nil:
 		record = TraceHTML(s.Line, *s.Trace, inRecord)
 	case s.Step != nil:
@@ -259,7 +270,9 @@ func LivePage(s LiveState) string {
 
 func liveHeader(s LiveState) string {
 	var b strings.Builder
-	if l := s.Lesson; l != nil {
+	if l := s.Lesson; l != nil && l.End != nil {
+		fmt.Fprintf(&b, `<div id="lesson" class="done"><span class="what">Lesson %d · finished</span> %s</div>`, l.Number, esc(l.Title))
+	} else if l != nil {
 		mark, class := "not yet", "pending"
 		if l.Pass {
 			mark, class = "✓ check passes", "pass"
