@@ -217,7 +217,17 @@ func TestLiveViewDrawsTheNetworkMap(t *testing.T) {
 				t.Errorf("bridge drawn with %q; the kernel's has %q", p.Links[0].Addrs, br.v4())
 			}
 		}},
-		{"net veth", func(t *testing.T, p netElements) { wired(t, p, "a") }},
+		{"net veth", func(t *testing.T, p netElements) {
+			wired(t, p, "a")
+			// No way out yet: a warning's colour, not the good green.
+			var fill, warn string
+			c.eval(t, `getComputedStyle(document.querySelector("#net text.route.none")).fill`, &fill)
+			c.eval(t, `(() => { const s = document.createElement("span"); s.style.color = "var(--warn)"; document.body.append(s);
+				const c = getComputedStyle(s).color; s.remove(); return c; })()`, &warn)
+			if fill != warn {
+				t.Errorf("\"no default route\" is drawn in %s, want the warning colour %s", fill, warn)
+			}
+		}},
 		{"net addr", func(t *testing.T, p netElements) { wired(t, p, "a") }},
 		{"net route", func(t *testing.T, p netElements) { wired(t, p, "a"); routed(t, p, "a") }},
 		// A whole box and its network still fit one screen.
