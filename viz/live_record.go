@@ -149,12 +149,19 @@ func boxBrief(box LiveBox) string {
 			if n.Name != c.BoxGroup {
 				continue
 			}
-			var parts []string
+			var parts, events []string
 			for _, m := range nodeMeters(n) {
 				_, _, text := meterLevel(m, false)
 				parts = append(parts, m.label+" "+strings.Replace(text, " (no limit)", "", 1))
+				if m.events != "" {
+					events = append(events, m.events)
+				}
 			}
-			fmt.Fprintf(&b, `<p class="cgroup" data-cgroup="%s"><span class="what">cgroup</span> %s</p>`, esc(n.Name), esc(strings.Join(parts, " · ")))
+			ev := ""
+			if len(events) > 0 {
+				ev = ` <span class="events">` + esc(strings.Join(events, " · ")) + `</span>`
+			}
+			fmt.Fprintf(&b, `<p class="cgroup" data-cgroup="%s"><span class="what">cgroup</span> %s%s</p>`, esc(n.Name), esc(strings.Join(parts, " · ")), ev)
 		}
 	}
 	if s := box.Stack; s != nil {

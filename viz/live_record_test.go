@@ -1,6 +1,9 @@
 package viz
 
 import (
+	"html"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -122,5 +125,57 @@ func TestTwoBoxesKeepTheirPlaceAndMarkTheCurrent(t *testing.T) {
 	web, db := strings.Index(page, `data-box="web"`), strings.Index(page, `<section class="box current" data-box="db"><h2>box db <span class="current">◀ current</span>`)
 	if web < 0 || db < 0 || db < web {
 		t.Errorf("want web first and db marked current after it:\n%s", page)
+	}
+}
+
+// TestAProcessNameNeverRunsIntoItsPID: a long command is cut before the
+// PID, measured at the size it is drawn (busybox httpd's "/mnt" ran
+// into "22671" on the projector).
+func TestAProcessNameNeverRunsIntoItsPID(t *testing.T) {
+	root := webProcesses().Children[0]
+	sleep := root.Children[0].Children[0].Children[0]
+	sleep.PID, sleep.NSpid, sleep.Cmdline = 22671, []int{22671}, "busybox httpd -f -p 80 -h /mnt/www/pages/of/the/box"
+	svg := namespaceSVG(webNamespaces(), webBefore(), root, narrowNS)
+	m := regexp.MustCompile(`data-pid="22671"[^>]*><rect x="(\d+)"[^>]*/><text x="(\d+)" y="\d+">([^<]*)</text><text x="(\d+)" y="\d+" class="pid">([^<]*)</text>`).FindStringSubmatch(svg)
+	if m == nil {
+		t.Fatalf("no pill for PID 22671:\n%s", svg)
+	}
+	atoi := func(s string) float64 { n, _ := strconv.Atoi(s); return float64(n) }
+	nameEnd := atoi(m[2]) + float64(len([]rune(html.UnescapeString(m[3]))))*svgText*svgCharEm
+	pidStart := atoi(m[4]) - float64(len([]rune(m[5])))*svgSmallNarrow*svgCharEm
+	if nameEnd+svgSmallNarrow*svgCharEm > pidStart {
+		t.Errorf("the name %q ends at %.0f, the PID %q starts at %.0f: no space between them", m[3], nameEnd, m[5], pidStart)
+	}
+}
+
+// TestABridgeWithNoCarrierStateReadsUp: a bridge's operstate "unknown"
+// is drawn as the link being up, never as "gateway · unknown".
+func TestABridgeWithNoCarrierStateReadsUp(t *testing.T) {
+	m := webNet()
+	m.Host.Links[1].State = "unknown"
+	if svg := NetSVG(m); strings.Contains(svg, "unknown") || !strings.Contains(svg, "gateway · link up") {
+		t.Errorf("the bridge's line reads:\n%s", svg)
+	}
+}
+
+// TestTwoBoxesAndTheMapPutTheMapBesideAndTheRestInALine: with two boxes
+// and the map, the map is a third column at full size and each box's
+// cgroup and stack are a line under its namespaces, limits and refused
+// forks included, so nothing is drawn small.
+func TestTwoBoxesAndTheMapPutTheMapBesideAndTheRestInALine(t *testing.T) {
+	page := LivePage(liveNetState(2))
+	for _, want := range []string{
+		`<div id="boxes" class="boxes n2 map">`,
+		`<svg id="net" class="panel large" viewBox="0 0 460 `,
+		`<span class="what">cgroup</span> memory 32.0M / 32M · pids 20 / 20`,
+		`forks refused 37`,
+		`<span class="what">layers</span> base → app → web → upper +1 ~1 -1`,
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("two boxes and the map lack %s", want)
+		}
+	}
+	if strings.Contains(page, `id="cgroup"`) || strings.Contains(page, `id="stack"`) {
+		t.Error("two boxes and the map still draw a cgroup or stack panel, which shrinks the page's text")
 	}
 }
