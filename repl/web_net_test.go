@@ -39,6 +39,7 @@ type netElements struct {
 		Rx, Tx      uint64
 	}
 	Rules                          []struct{ Chain string }
+	Hairpin                        int
 	Output                         string
 	ScrollW, ScrollH, ViewW, ViewH int
 }
@@ -60,6 +61,7 @@ const readNetMap = `(() => {
 		hops: q("#step.trace li.hop[data-link]").map(l => ({space: l.dataset.space, link: l.dataset.link, rx: Number(l.dataset.rx), tx: Number(l.dataset.tx)})),
 		rules: q("#step.trace li.rule").map(l => ({chain: l.dataset.chain})),
 		output: q("#output pre.out").map(p => p.textContent).join("\n"),
+		hairpin: q("#net g.nat.publish[data-what=masquerade]").map(g => Number(g.dataset.packets.split(",")[1]))[0] || 0,
 		scrollW: document.documentElement.scrollWidth, scrollH: document.documentElement.scrollHeight,
 		viewW: innerWidth, viewH: innerHeight,
 	};
@@ -253,6 +255,10 @@ func TestLiveViewDrawsTheNetworkMap(t *testing.T) {
 			}
 		}},
 		{"use a", nil},
+		// Lesson 7's web server, in box a.
+		{"exec mount -t tmpfs www /mnt", nil},
+		{"exec sh -c 'echo hello from a > /mnt/index.html'", nil},
+		{"exec busybox httpd -p 80 -h /mnt", nil},
 		{"net publish 8080:80", func(t *testing.T, p netElements) {
 			if len(p.Ports) != 1 || p.Ports[0].Box != "a" || p.Ports[0].HostPort != 8080 || p.Ports[0].BoxPort != 80 || p.Ports[0].Proto != "tcp" {
 				t.Fatalf("published ports drawn as %+v, want host 8080/tcp to box a port 80", p.Ports)
@@ -275,7 +281,9 @@ func TestLiveViewDrawsTheNetworkMap(t *testing.T) {
 		}},
 		// The trace's answer reaches the page: what the kernel counted
 		// hop by hop, as the terminal printed it, and what the box said.
-		{"net trace busybox ping -c1 -W2 172.20.0.1", func(t *testing.T, p netElements) {
+		// Lesson 7's climax: b reaches a through the host's published
+		// port, and the hairpin masquerade answers.
+		{"net trace wget -q -T 5 -O - http://172.20.0.1:8080/", func(t *testing.T, p netElements) {
 			sh.web.mu.Lock()
 			tr := sh.web.trace
 			sh.web.mu.Unlock()
@@ -296,8 +304,16 @@ func TestLiveViewDrawsTheNetworkMap(t *testing.T) {
 			if len(p.Rules) != len(tr.Rules) {
 				t.Errorf("the page draws %d rules that counted; the trace has %d", len(p.Rules), len(tr.Rules))
 			}
-			if !strings.Contains(p.Output, "1 packets transmitted") {
-				t.Errorf("the page's output tail is %q, want ping's summary", p.Output)
+			if !strings.Contains(p.Output, "hello from a") {
+				t.Errorf("the page's output tail is %q, want box a's page", p.Output)
+			}
+			if !slices.ContainsFunc(p.Rules, func(r struct{ Chain string }) bool { return r.Chain == "postrouting" }) {
+				t.Errorf("the page's trace lists rules %+v: no masquerade in postrouting", p.Rules)
+			}
+			// The map's counters are read again after the trace: the
+			// hairpin masquerade that fired shows its packet.
+			if p.Hairpin < 1 {
+				t.Errorf("after the hairpin the map draws %d hairpin masquerade packets", p.Hairpin)
 			}
 			checkTextSize(t, c, "net trace beside two boxes and the map", 16)
 		}},

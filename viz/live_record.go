@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"stepbox/primitives/cgroups"
 	"stepbox/primitives/network"
 )
 
@@ -52,7 +53,7 @@ func OutputHTML(line string, lines []string) string {
 	if cut+spare > 0 {
 		hidden = ""
 	}
-	const why = " earlier (the terminal has them)"
+	const why = " lines (the terminal has them)"
 	// The count of the lines not shown goes in the title, so that a
 	// page short of room loses no line to it.
 	fmt.Fprintf(&b, `<span class="more" data-cut="%d" data-why="%s"%s>… %d more%s</span></h3><div class="tail">`, cut, why, hidden, cut+spare, why)
@@ -85,7 +86,16 @@ func TraceHTML(line string, tr network.Trace, output string) string {
 		what += " to " + tr.Dst
 	}
 	fmt.Fprintf(&b, `<div class="record"><div><h3>%s: hops, rules, conntrack</h3><ol class="calls">`, esc(what))
+	// What answers first (conntrack's NAT, the rules that counted),
+	// then the hops: a page short of room loses the last ones.
 	var items []string
+	for _, f := range tr.Flows {
+		items = append(items, fmt.Sprintf(`<li class="flow"><code>%s</code></li>`, esc("conntrack: "+Escape(f))))
+	}
+	for _, r := range tr.Rules {
+		items = append(items, fmt.Sprintf(`<li class="rule" data-chain="%s" data-packets="%d"><code>%s</code></li>`,
+			esc(r.Chain), r.Packets, esc(fmt.Sprintf("%s +%d %s", r.Chain, r.Packets, ruleVerdict(r.Text)))))
+	}
 	for i, h := range tr.Hops {
 		arrow := ""
 		if i > 0 {
@@ -96,13 +106,6 @@ func TraceHTML(line string, tr network.Trace, output string) string {
 	}
 	if len(tr.Hops) == 0 {
 		items = append(items, `<li class="hop none"><code>no interface counted a packet: none left the box</code></li>`)
-	}
-	for _, r := range tr.Rules {
-		items = append(items, fmt.Sprintf(`<li class="rule" data-chain="%s" data-packets="%d"><code>%s</code></li>`,
-			esc(r.Chain), r.Packets, esc(fmt.Sprintf("%s +%d %s", r.Chain, r.Packets, r.Text))))
-	}
-	for _, f := range tr.Flows {
-		items = append(items, fmt.Sprintf(`<li class="flow"><code>%s</code></li>`, esc("conntrack: "+Escape(f))))
 	}
 	for _, n := range tr.Neigh {
 		items = append(items, fmt.Sprintf(`<li class="neigh"><code>%s</code></li>`, esc("arp: "+Escape(n))))
@@ -152,7 +155,12 @@ func boxBrief(box LiveBox) string {
 			var parts, events []string
 			for _, m := range nodeMeters(n) {
 				_, _, text := meterLevel(m, false)
-				parts = append(parts, m.label+" "+strings.Replace(text, " (no limit)", "", 1))
+				// Unlimited, a number says enough: "cpu 0.00", not
+				// "cpu 0.00 CPU (no limit)".
+				if m.max == cgroups.Unlimited {
+					text = strings.TrimSuffix(strings.TrimSuffix(text, " (no limit)"), " CPU")
+				}
+				parts = append(parts, m.label+" "+text)
 				if m.events != "" {
 					events = append(events, m.events)
 				}
@@ -198,4 +206,23 @@ func endHTML(l LiveLesson) string {
 	}
 	b.WriteString(`<p class="more">a key in stepbox's terminal closes this page</p></section>`)
 	return b.String()
+}
+
+// ruleVerdict is what a rule does, the words after its counter
+// ("masquerade", "dnat to 172.20.0.2:80"), for a line the page has room
+// for; the whole rule when it has no counter. The terminal's trace has
+// the matches.
+func ruleVerdict(text string) string {
+	i := strings.LastIndex(text, "counter")
+	if i < 0 {
+		return text
+	}
+	words := strings.Fields(text[i+len("counter"):])
+	if len(words) >= 4 && words[0] == "packets" && words[2] == "bytes" {
+		words = words[4:]
+	}
+	if len(words) == 0 {
+		return text
+	}
+	return "… " + strings.Join(words, " ")
 }

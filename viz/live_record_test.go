@@ -40,7 +40,8 @@ func TestLivePageDrawsNetTraceInPlaceOfTheExecRecord(t *testing.T) {
 	for _, want := range []string{
 		`<section id="step" class="trace"><h2>last step: <code>net trace busybox wget -qO- http://172.20.0.1:8080/</code>`,
 		`data-space="host" data-link="stepbox0" data-rx="6" data-tx="5"`,
-		`<li class="rule" data-chain="postrouting" data-packets="1">`,
+		`<li class="rule" data-chain="postrouting" data-packets="1"><code>postrouting +1 … masquerade</code>`,
+		`<code>prerouting +1 … dnat to 172.20.0.2:80</code>`,
 		"conntrack: tcp 172.20.0.3:44178 → 172.20.0.1:8080",
 		"SNAT to 172.20.0.1",
 		`ip stepbox prerouting in stepbox0: rule &#34;dnat to 172.20.0.2:80&#34;`,
@@ -65,7 +66,7 @@ func TestOutputHTMLEscapesTheBoxsOutputAndKeepsItsTail(t *testing.T) {
 			t.Errorf("the output tail carries %q:\n%s", bad, got)
 		}
 	}
-	for _, want := range []string{"&lt;script&gt;", `\x1b]0;owned\x07`, "RTNETLINK answers: Network is unreachable</pre>", `data-cut="1"`, "… 4 more earlier", `<pre class="out spare">one</pre>`} {
+	for _, want := range []string{"&lt;script&gt;", `\x1b]0;owned\x07`, "RTNETLINK answers: Network is unreachable</pre>", `data-cut="1"`, "… 4 more lines", `<pre class="out spare">one</pre>`} {
 		if !strings.Contains(got, want) {
 			t.Errorf("the output tail lacks %q:\n%s", want, got)
 		}

@@ -34,7 +34,7 @@
       more.hidden = more.dataset.cut === "0";
       // An output's tail loses its first lines, a list its last.
       var tail = l.classList.contains("tail");
-      return { shown: shown, more: more, keep: l.tagName === "OL" ? 3 : 1, tail: tail };
+      return { shown: shown, more: more, keep: l.tagName === "OL" ? 2 : 1, tail: tail };
     });
   }
   function hideOne(ls, floor) {
