@@ -180,3 +180,19 @@ func TestTwoBoxesAndTheMapPutTheMapBesideAndTheRestInALine(t *testing.T) {
 		t.Error("two boxes and the map still draw a cgroup or stack panel, which shrinks the page's text")
 	}
 }
+
+// TestTheMapNeverCutsANumber: at every size the page draws it, the map
+// drops words that do not fit rather than cut an inode or an address
+// ("ns 402653…", "default via 172.2…" read as other numbers).
+func TestTheMapNeverCutsANumber(t *testing.T) {
+	cut := regexp.MustCompile(`[0-9]…`)
+	for _, size := range []svgSize{wideSize, narrowNet, aloneNet} {
+		svg := netSVG(webNet(), size)
+		if m := cut.FindAllString(svg, -1); m != nil {
+			t.Errorf("at width %d the map cuts numbers: %q", size.w, m)
+		}
+		if !strings.Contains(svg, "via 172.20.0.1<") {
+			t.Errorf("at width %d the map has no whole gateway", size.w)
+		}
+	}
+}

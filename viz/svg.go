@@ -180,6 +180,25 @@ func fit(s string, w int, size float64) string {
 	return string(r[:n-1]) + "…"
 }
 
+// fitWords is fit that cuts between words: the words that do not fit
+// go whole, so no number is left cut (an inode "402653…" or an address
+// "172.2…" reads as another). A first word too long is cut as fit cuts.
+func fitWords(s string, w int, size float64) string {
+	if fit(s, w, size) == s {
+		return s
+	}
+	words := strings.Fields(s)
+	for n := len(words) - 1; n > 0; n-- {
+		cut := strings.Join(words[:n], " ")
+		// A cut that ends at a separator drops it too.
+		cut = strings.TrimRight(cut, " ·:,→")
+		if cut != "" && fit(cut+" …", w, size) == cut+" …" {
+			return cut + " …"
+		}
+	}
+	return fit(s, w, size)
+}
+
 // fitMiddle cuts a path's middle out to fit w units.
 func fitMiddle(s string, w int, size float64) string {
 	n := int(float64(w) / (size * svgCharEm))
