@@ -141,6 +141,7 @@ func init() {
 						tr.NftShell = nil // the trace's own set-up, shown with `explain on`
 					}
 					fmt.Fprintln(sh.Out, viz.NetTracePanel(tr, sh.Width, sh.Theme))
+					sh.web.traced(tr)
 					return err
 				},
 			},

@@ -44,7 +44,8 @@ func init() {
 				}
 				sh.warnHostRoot(b, true)
 				before := sh.cgroupEvents(b)
-				es, err := b.Exec(sh.interrupt, argv, nil, primitives.Stdio{Out: sh.Out, Err: sh.Err}, false)
+				out, errw := sh.stdio()
+				es, err := b.Exec(sh.interrupt, argv, nil, primitives.Stdio{Out: out, Err: errw}, false)
 				sh.printStep(es.Step)
 				if err != nil && !strings.Contains(argv[0], "/") && strings.Contains(err.Error(), "command not found in the box") {
 					return fmt.Errorf("%w%s", err, didYouMean(argv[0], b.Programs()))
@@ -272,7 +273,7 @@ func (sh *Shell) hostCommand(ctx context.Context, line string) error {
 	for k, v := range sh.boxVars() {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	cmd.Stdout, cmd.Stderr = sh.Out, sh.Err
+	cmd.Stdout, cmd.Stderr = sh.stdio()
 	if sh.Terminal != nil {
 		cmd.Stdin = sh.Terminal.File
 		sh.handTerminal()

@@ -196,6 +196,14 @@ func (d *demo) play(ctx context.Context, l *lessons.Lesson) int {
 		fmt.Fprintln(sh.Out, frame("Recap", d.body(names.Fill(l.Recap), ""), sh.Width, th))
 	}
 	fmt.Fprintln(sh.Out, frame(fmt.Sprintf("End of lesson %d", l.Number), d.body(summary, ""), sh.Width, th))
+	if sh.web != nil {
+		// The page shows the end and the recap, and stays until the
+		// lecturer closes it: the session's end would take it away.
+		sh.web.finished(sh, l, summary, names.Fill(l.Recap))
+		// Any key ends it, q and Ctrl-C too: the demo is over, not stopped.
+		d.pauseFor(ctx, "press a key to close the live view and end the demo", 0)
+		d.quit = false
+	}
 	return failed
 }
 

@@ -196,12 +196,17 @@ func (s *liveServer) servePage(w http.ResponseWriter, r *http.Request) {
 	page := s.page
 	s.mu.Unlock()
 	s.headers(w, "text/html; charset=utf-8")
-	fmt.Fprint(w, livePage(page))
+	theme := "dark"
+	if r.URL.Query().Get("theme") == "light" {
+		theme = "light"
+	}
+	fmt.Fprint(w, livePage(page, theme))
 }
 
-// livePage is the page around a drawing.
-func livePage(drawing string) string {
-	return `<!doctype html><html lang="en" class="dark"><head><meta charset="utf-8">` +
+// livePage is the page around a drawing, in theme (dark or light: the
+// address's ?theme=light picks it without a script).
+func livePage(drawing, theme string) string {
+	return `<!doctype html><html lang="en" class="` + theme + `"><head><meta charset="utf-8">` +
 		`<meta name="viewport" content="width=device-width, initial-scale=1"><meta name="referrer" content="no-referrer">` +
 		`<title>stepbox · live view</title><noscript><meta http-equiv="refresh" content="3"></noscript>` +
 		`<style>` + pageCSS + `</style></head><body>` +

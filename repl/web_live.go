@@ -2,6 +2,7 @@ package repl
 
 import (
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"sync"
@@ -10,6 +11,7 @@ import (
 	"stepbox/lessons"
 	"stepbox/primitives"
 	"stepbox/primitives/cgroups"
+	"stepbox/primitives/network"
 	"stepbox/primitives/step"
 	"stepbox/viz"
 
@@ -135,6 +137,68 @@ type liveView struct {
 	// demo is the lesson `demo` plays, at step demoStep (0-based).
 	demo     *lessons.Lesson
 	demoStep int
+	// trace is what the line running found, if it was `net trace`;
+	// output is the tail of what it printed. beforeLine clears both.
+	trace  *network.Trace
+	output tailBuffer
+	// end is the demo's end, once it has played its last step.
+	end *viz.LiveEnd
+}
+
+// traced keeps what `net trace` found for the page. A nil view does
+// nothing.
+func (v *liveView) traced(tr network.Trace) {
+	if v == nil {
+		return
+	}
+	v.mu.Lock()
+	v.trace = &tr
+	v.mu.Unlock()
+}
+
+// stdio is where a command the shell runs writes: the terminal, and,
+// while the live view runs, the tail the page shows too.
+func (sh *Shell) stdio() (out, errw io.Writer) {
+	if sh.web == nil {
+		return sh.Out, sh.Err
+	}
+	return io.MultiWriter(sh.Out, &sh.web.output), io.MultiWriter(sh.Err, &sh.web.output)
+}
+
+// tailBuffer keeps the last tailBytes bytes written to it.
+type tailBuffer struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+const tailBytes = 8 << 10
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf = append(t.buf, p...)
+	if over := len(t.buf) - tailBytes; over > 0 {
+		t.buf = append(t.buf[:0], t.buf[over:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) reset() {
+	t.mu.Lock()
+	t.buf = t.buf[:0]
+	t.mu.Unlock()
+}
+
+// lines is what was written, a line each, with no ending newline's
+// empty line.
+func (t *tailBuffer) lines() []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := strings.TrimRight(string(t.buf), "\n")
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, "\n")
 }
 
 // atStep tells the page which step of lesson l the demo plays. A nil
@@ -148,6 +212,19 @@ func (v *liveView) atStep(l *lessons.Lesson, i int) {
 	v.mu.Unlock()
 }
 
+// finished shows the end of lesson l on the page: its summary and its
+// recap, in place of the last step. A nil view does nothing.
+func (v *liveView) finished(sh *Shell, l *lessons.Lesson, summary, recap string) {
+	if v == nil {
+		return
+	}
+	v.mu.Lock()
+	v.demo, v.demoStep, v.end = l, len(l.Steps)-1, &viz.LiveEnd{Summary: summary, Recap: recap}
+	line := v.state.Line
+	v.mu.Unlock()
+	v.show(v.gather(sh, line, nil))
+}
+
 // beforeLine shows line as running in the header until afterLine
 // replaces it with its result; the drawings stay those of the last
 // step. A nil view does nothing.
@@ -157,7 +234,9 @@ func (v *liveView) beforeLine(line string) {
 	}
 	v.mu.Lock()
 	st := v.state
+	v.trace = nil
 	v.mu.Unlock()
+	v.output.reset()
 	st.Line, st.Failed, st.Running = strings.TrimSpace(line), "", true
 	v.show(st)
 }
@@ -185,7 +264,10 @@ func (v *liveView) show(st viz.LiveState) {
 // gather reads every snapshot the page draws. It runs on the shell's
 // goroutine, between steps.
 func (v *liveView) gather(sh *Shell, line string, err error) viz.LiveState {
-	st := viz.LiveState{Line: line, Step: sh.lastStep, Lesson: v.lesson(sh)}
+	st := viz.LiveState{Line: line, Step: sh.lastStep, Lesson: v.lesson(sh), Output: v.output.lines()}
+	v.mu.Lock()
+	st.Trace = v.trace
+	v.mu.Unlock()
 	if err != nil {
 		st.Failed = err.Error()
 	}
@@ -194,7 +276,7 @@ func (v *liveView) gather(sh *Shell, line string, err error) viz.LiveState {
 	before := map[string]nsTables{}
 	stepCgroups := map[string]cgroupTables{}
 	for _, b := range liveBoxes(sh) {
-		lb := viz.LiveBox{Name: b.Name, Stage: stage(b), Hostname: b.Hostname()}
+		lb := viz.LiveBox{Name: b.Name, Stage: stage(b), Hostname: b.Hostname(), Current: b == sh.Current()}
 		if ns, err := b.Namespaces(); err == nil {
 			lb.Namespaces = &ns
 			lb.Before, before[b.Name] = v.nsBefore(b.Name, ns, sh.lastStep)
@@ -305,18 +387,26 @@ func (v *liveView) cgroupBefore(name string, now *cgroups.Snapshot, last *step.S
 	return now, cgroupTables{now: now, before: now, step: last}
 }
 
-// liveBoxes are the boxes the page draws: the current one first, then
-// the newest of the others.
+// liveBoxes are the boxes the page draws: the current one and the
+// newest of the others, in the order they were made, so that a box
+// keeps its place on the screen when `use` changes the current one.
 func liveBoxes(sh *Shell) []*primitives.Box {
-	var out []*primitives.Box
 	cur := sh.Current()
-	if cur != nil {
-		out = append(out, cur)
-	}
+	shown := map[*primitives.Box]bool{cur: cur != nil}
 	boxes := sh.Session.Boxes()
-	slices.Reverse(boxes)
+	n := len(shown)
+	if cur == nil {
+		n = 0
+	}
+	for i := len(boxes) - 1; i >= 0 && n < webBoxesShown; i-- {
+		if b := boxes[i]; b != nil && !shown[b] {
+			shown[b] = true
+			n++
+		}
+	}
+	var out []*primitives.Box
 	for _, b := range boxes {
-		if b != nil && b != cur && len(out) < webBoxesShown {
+		if b != nil && shown[b] {
 			out = append(out, b)
 		}
 	}
@@ -340,7 +430,7 @@ func boxBranch(n *primitives.ProcessNode, pid int) *primitives.ProcessNode {
 // with that step's check run on the live state.
 func (v *liveView) lesson(sh *Shell) *viz.LiveLesson {
 	v.mu.Lock()
-	l, i := v.demo, v.demoStep
+	l, i, end := v.demo, v.demoStep, v.end
 	v.mu.Unlock()
 	if w := sh.Watch; l == nil && w != nil && w.lesson != nil {
 		l, i = w.lesson, w.step
@@ -350,7 +440,7 @@ func (v *liveView) lesson(sh *Shell) *viz.LiveLesson {
 	}
 	st := &l.Steps[i]
 	r := st.Judge(lessons.Observe(sh.Session, sh.current))
-	return &viz.LiveLesson{Number: l.Number, Steps: len(l.Steps), Title: l.Title, Step: i + 1, StepTitle: st.Title, Pass: r.Pass, Saw: r.Saw}
+	return &viz.LiveLesson{Number: l.Number, Steps: len(l.Steps), Title: l.Title, Step: i + 1, StepTitle: st.Title, Pass: r.Pass, Saw: r.Saw, End: end}
 }
 
 // tick reads the cgroup bars and the process tree again every second

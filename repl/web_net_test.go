@@ -29,6 +29,18 @@ type netElements struct {
 		Box, Addr, Proto  string
 		HostPort, BoxPort int
 	}
+	// The boxes' sections in page order, and the one marked current.
+	Order   []string
+	Current []string
+	// The record of `net trace`: its hops, rules, and the output tail.
+	Trace bool
+	Hops  []struct {
+		Space, Link string
+		Rx, Tx      uint64
+	}
+	Rules                          []struct{ Chain string }
+	Hairpin                        int
+	Output                         string
 	ScrollW, ScrollH, ViewW, ViewH int
 }
 
@@ -43,6 +55,13 @@ const readNetMap = `(() => {
 		routes: q("#net text.route").map(t => ({ns: t.dataset.ns, gw: t.dataset.gw || "", dev: t.dataset.dev || ""})),
 		ports: q("#net g.published").map(g => ({box: g.dataset.box, addr: g.dataset.addr, proto: g.dataset.proto,
 			hostPort: Number(g.dataset.hostPort), boxPort: Number(g.dataset.boxPort)})),
+		order: q("section.box").map(b => b.dataset.box),
+		current: q("section.box.current").map(b => b.dataset.box),
+		trace: !!document.querySelector("#step.trace"),
+		hops: q("#step.trace li.hop[data-link]").map(l => ({space: l.dataset.space, link: l.dataset.link, rx: Number(l.dataset.rx), tx: Number(l.dataset.tx)})),
+		rules: q("#step.trace li.rule").map(l => ({chain: l.dataset.chain})),
+		output: q("#output pre.out").map(p => p.textContent).join("\n"),
+		hairpin: q("#net g.nat.publish[data-what=masquerade]").map(g => Number(g.dataset.packets.split(",")[1]))[0] || 0,
 		scrollW: document.documentElement.scrollWidth, scrollH: document.documentElement.scrollHeight,
 		viewW: innerWidth, viewH: innerHeight,
 	};
@@ -200,14 +219,28 @@ func TestLiveViewDrawsTheNetworkMap(t *testing.T) {
 				t.Errorf("bridge drawn with %q; the kernel's has %q", p.Links[0].Addrs, br.v4())
 			}
 		}},
-		{"net veth", func(t *testing.T, p netElements) { wired(t, p, "a") }},
+		{"net veth", func(t *testing.T, p netElements) {
+			wired(t, p, "a")
+			// No way out yet: a warning's colour, not the good green.
+			var fill, warn string
+			c.eval(t, `getComputedStyle(document.querySelector("#net text.route.none")).fill`, &fill)
+			c.eval(t, `(() => { const s = document.createElement("span"); s.style.color = "var(--warn)"; document.body.append(s);
+				const c = getComputedStyle(s).color; s.remove(); return c; })()`, &warn)
+			if fill != warn {
+				t.Errorf("\"no default route\" is drawn in %s, want the warning colour %s", fill, warn)
+			}
+		}},
 		{"net addr", func(t *testing.T, p netElements) { wired(t, p, "a") }},
 		{"net route", func(t *testing.T, p netElements) { wired(t, p, "a"); routed(t, p, "a") }},
 		// A whole box and its network still fit one screen.
 		{"mount overlay base", nil},
 		{"pivot_root", nil},
 		{"cgroup new", nil},
-		{"cgroup attach", func(t *testing.T, p netElements) { wired(t, p, "a"); routed(t, p, "a") }},
+		{"cgroup attach", func(t *testing.T, p netElements) {
+			wired(t, p, "a")
+			routed(t, p, "a")
+			checkTextSize(t, c, "one box and the network map", 16)
+		}},
 		{"new b", nil},
 		{"unshare net", nil},
 		{"net veth", nil},
@@ -222,6 +255,10 @@ func TestLiveViewDrawsTheNetworkMap(t *testing.T) {
 			}
 		}},
 		{"use a", nil},
+		// Lesson 7's web server, in box a.
+		{"exec mount -t tmpfs www /mnt", nil},
+		{"exec sh -c 'echo hello from a > /mnt/index.html'", nil},
+		{"exec busybox httpd -p 80 -h /mnt", nil},
 		{"net publish 8080:80", func(t *testing.T, p netElements) {
 			if len(p.Ports) != 1 || p.Ports[0].Box != "a" || p.Ports[0].HostPort != 8080 || p.Ports[0].BoxPort != 80 || p.Ports[0].Proto != "tcp" {
 				t.Fatalf("published ports drawn as %+v, want host 8080/tcp to box a port 80", p.Ports)
@@ -232,6 +269,57 @@ func TestLiveViewDrawsTheNetworkMap(t *testing.T) {
 			}
 			if eth0 := kernelLinks(t, nsOf("a"))["eth0"].v4(); !strings.HasPrefix(eth0, p.Ports[0].Addr+"/") {
 				t.Errorf("the port leads to %s; box a's eth0 has %s", p.Ports[0].Addr, eth0)
+			}
+			// A whole box, a second one and the map: still readable.
+			checkTextSize(t, c, "two boxes and the network map", 16)
+		}},
+		// `use` changes the current box, never the boxes' places.
+		{"use b", func(t *testing.T, p netElements) {
+			if !slices.Equal(p.Order, []string{"a", "b"}) || !slices.Equal(p.Current, []string{"b"}) {
+				t.Errorf("after use b the page draws boxes %v with %v current, want [a b] with b current", p.Order, p.Current)
+			}
+		}},
+		// The trace's answer reaches the page: what the kernel counted
+		// hop by hop, as the terminal printed it, and what the box said.
+		// Lesson 7's climax: b reaches a through the host's published
+		// port, and the hairpin masquerade answers.
+		{"net trace wget -q -T 5 -O - http://172.20.0.1:8080/", func(t *testing.T, p netElements) {
+			sh.web.mu.Lock()
+			tr := sh.web.trace
+			sh.web.mu.Unlock()
+			if !p.Trace || tr == nil {
+				t.Fatalf("after net trace the page shows no trace (page %v, shell %v)", p.Trace, tr != nil)
+			}
+			if len(tr.Hops) == 0 || len(p.Hops) != len(tr.Hops) {
+				t.Fatalf("the page draws hops %+v; the trace counted %+v", p.Hops, tr.Hops)
+			}
+			for i, h := range tr.Hops {
+				if p.Hops[i].Space != h.Space || p.Hops[i].Link != h.Link || p.Hops[i].Rx != h.Rx || p.Hops[i].Tx != h.Tx {
+					t.Errorf("hop %d drawn as %+v; the trace counted %+v", i, p.Hops[i], h)
+				}
+			}
+			if p.Hops[0].Space != "b" || p.Hops[0].Tx == 0 {
+				t.Errorf("the first hop drawn is %+v, want box b's eth0 sending", p.Hops[0])
+			}
+			if len(p.Rules) != len(tr.Rules) {
+				t.Errorf("the page draws %d rules that counted; the trace has %d", len(p.Rules), len(tr.Rules))
+			}
+			if !strings.Contains(p.Output, "hello from a") {
+				t.Errorf("the page's output tail is %q, want box a's page", p.Output)
+			}
+			if !slices.ContainsFunc(p.Rules, func(r struct{ Chain string }) bool { return r.Chain == "postrouting" }) {
+				t.Errorf("the page's trace lists rules %+v: no masquerade in postrouting", p.Rules)
+			}
+			// The map's counters are read again after the trace: the
+			// hairpin masquerade that fired shows its packet.
+			if p.Hairpin < 1 {
+				t.Errorf("after the hairpin the map draws %d hairpin masquerade packets", p.Hairpin)
+			}
+			checkTextSize(t, c, "net trace beside two boxes and the map", 16)
+		}},
+		{"!echo '<b>not bold</b>'", func(t *testing.T, p netElements) {
+			if p.Trace || p.Output != "<b>not bold</b>" {
+				t.Errorf("after a host command the page shows trace %v and output %q, want its output as text", p.Trace, p.Output)
 			}
 		}},
 	}

@@ -67,6 +67,18 @@ func TestLiveViewListensOnLoopbackWithoutAToken(t *testing.T) {
 	}
 }
 
+// TestThemeInTheAddressNeedsNoScript: ?theme=light is the light theme
+// as the server sends the page, for a projector's kiosk with no keyboard
+// or no JavaScript; anything else is the dark one.
+func TestThemeInTheAddressNeedsNoScript(t *testing.T) {
+	s := startTestServer(t, webDefaultAddr)
+	for query, want := range map[string]string{"?theme=light": `class="light"`, "": `class="dark"`, "?theme=<x>": `class="dark"`} {
+		if code, body := get(t, s.URL+query); code != http.StatusOK || !strings.Contains(body, `<html lang="en" `+want+`>`) {
+			t.Errorf("GET %s%s = %d, want <html %s>:\n%.200s", s.URL, query, code, want, body)
+		}
+	}
+}
+
 func TestLiveViewBeyondLoopbackRefusesRequestsWithoutItsToken(t *testing.T) {
 	s := startTestServer(t, "0.0.0.0:0")
 	if len(s.token) != 32 {
@@ -272,7 +284,17 @@ func TestLiveViewDrawsTheNewestBoxBesideTheCurrentOne(t *testing.T) {
 		names = append(names, b.Name)
 	}
 	if !slices.Equal(names, []string{"a", "c"}) {
-		t.Errorf("the page draws boxes %v, want the current a and the newest c", names)
+		t.Errorf("the page draws boxes %v, want the current a and the newest c, in that order", names)
+	}
+	// The two drawn stay in the order they were made, whichever is
+	// current: `use` never swaps their places.
+	run(t, sh, out, "use c")
+	names = nil
+	for _, b := range liveBoxes(sh) {
+		names = append(names, b.Name)
+	}
+	if !slices.Equal(names, []string{"b", "c"}) {
+		t.Errorf("after use c the page draws boxes %v, want b then c, in the order they were made", names)
 	}
 }
 

@@ -3,7 +3,6 @@ package viz
 import (
 	"fmt"
 	"html"
-	"slices"
 	"strings"
 
 	"stepbox/primitives"
@@ -28,11 +27,17 @@ type LiveState struct {
 	Running bool
 	Step    *step.Step // the last step's record
 	Lesson  *LiveLesson
-	Boxes   []LiveBox // the current box first
+	Boxes   []LiveBox // in the order they were made
 	// Net is the network map, nil while the session has taken no
 	// network step; NetError says why it could not be read.
 	Net      *network.Map
 	NetError string
+	// Trace is what `net trace` found, when Line was one: the page
+	// shows it in place of the step's record.
+	Trace *network.Trace
+	// Output is the tail of what Line printed (the box's or the host
+	// command's output, untrusted), a line each.
+	Output []string
 }
 
 // LiveLesson is the lesson or demo being played, at its current step.
@@ -43,6 +48,15 @@ type LiveLesson struct {
 	StepTitle     string
 	Pass          bool   // the step's check passes on the live state
 	Saw           string // what the check saw
+	// End is set once the demo has played its last step: the page
+	// shows it in place of the step's record.
+	End *LiveEnd
+}
+
+// LiveEnd is the end of a demo: how its checks went, and the lesson's
+// recap (Markdown, "" for none).
+type LiveEnd struct {
+	Summary, Recap string
 }
 
 // LiveBox is one box's snapshots; a nil snapshot is a stage the box has
@@ -50,7 +64,10 @@ type LiveLesson struct {
 type LiveBox struct {
 	Name, Stage string
 	Hostname    string // set with `hostname`, or ""
-	Namespaces  *primitives.NamespaceSnapshot
+	// Current says the shell's commands go to this box (`use`): beside
+	// a second box, it is marked so.
+	Current    bool
+	Namespaces *primitives.NamespaceSnapshot
 	// Before is the namespace table before the last step: the inodes
 	// that differ from it are the ones the step made.
 	Before    *primitives.NamespaceSnapshot
@@ -110,6 +127,8 @@ var (
 	aloneNS     = svgSize{w: svgNarrowNS, small: svgSmallNarrow, class: "large", pad: 8, gap: 5}
 	aloneStack  = svgSize{w: svgAloneStack, small: svgSmallNarrow, class: "large"}
 	aloneCgroup = svgSize{w: svgAloneCgroup, small: svgSmallNarrow, class: "large"}
+	// The network map under one box's stack, as wide as its column.
+	aloneNet = svgSize{w: svgAloneStack, small: svgSmallNarrow, class: "large"}
 )
 
 // svgDoc collects the elements of one drawing and its height, at its
@@ -161,6 +180,25 @@ func fit(s string, w int, size float64) string {
 	return string(r[:n-1]) + "…"
 }
 
+// fitWords is fit that cuts between words: the words that do not fit
+// go whole, so no number is left cut (an inode "402653…" or an address
+// "172.2…" reads as another). A first word too long is cut as fit cuts.
+func fitWords(s string, w int, size float64) string {
+	if fit(s, w, size) == s {
+		return s
+	}
+	words := strings.Fields(s)
+	for n := len(words) - 1; n > 0; n-- {
+		cut := strings.Join(words[:n], " ")
+		// A cut that ends at a separator drops it too.
+		cut = strings.TrimRight(cut, " ·:,→")
+		if cut != "" && fit(cut+" …", w, size) == cut+" …" {
+			return cut + " …"
+		}
+	}
+	return fit(s, w, size)
+}
+
 // fitMiddle cuts a path's middle out to fit w units.
 func fitMiddle(s string, w int, size float64) string {
 	n := int(float64(w) / (size * svgCharEm))
@@ -188,22 +226,35 @@ func LivePage(s LiveState) string {
 	// and the record goes below them.
 	// The network map goes under the one box's layer stack; with two
 	// boxes, beside the record below them.
-	record, netMap := "", ""
-	if s.Step != nil {
-		record = StepHTML(s.Step)
+	// The last command's output goes in the record, but under one
+	// box's stack, where there is room, when one box is drawn.
+	record, netMap, output := "", "", OutputHTML(s.Line, s.Output)
+	inRecord := output
+	if len(s.Boxes) == 1 {
+		inRecord = ""
+	}
+	switch {
+	case s.Lesson != nil && s.Lesson.End != nil:
+		record = endHTML(*s.Lesson)
+	case s.Trace != nil:
+		record = TraceHTML(s.Line, *s.Trace, inRecord)
+	case s.Step != nil:
+		record = stepHTML(s.Step, inRecord)
+	case inRecord != "":
+		record = `<section id="step">` + inRecord + `</section>`
 	}
 	switch {
 	case s.Net != nil:
-		netMap = `<div id="netmap">` + NetSVG(*s.Net) + `</div>`
+		netMap = `<div id="netmap">` + netSVG(*s.Net, aloneNet) + `</div>`
 	case s.NetError != "":
 		netMap = fmt.Sprintf(`<p id="netmap" class="error">network map: %s</p>`, esc(s.NetError))
 	}
-	// Two boxes with neither a stack nor a cgroup (lesson 7's web
-	// servers) leave those columns empty: the map takes their place, a
-	// third column beside the boxes' namespaces.
-	mapBeside := s.Net != nil && len(s.Boxes) == 2 && !slices.ContainsFunc(s.Boxes, func(b LiveBox) bool {
-		return b.Stack != nil || b.Cgroup != nil
-	})
+	// Two boxes and the map: the map takes the columns of the boxes'
+	// cgroups and stacks, a third column beside their namespaces, and
+	// those are a line each under the namespaces (boxBrief). Under the
+	// boxes, the map and the stacks and cgroups would all be drawn
+	// smaller than a class can read.
+	mapBeside := s.Net != nil && len(s.Boxes) == 2
 	layout, class := boxWide, fmt.Sprintf("n%d", min(len(s.Boxes), 2))
 	switch {
 	case mapBeside:
@@ -216,7 +267,7 @@ func LivePage(s LiveState) string {
 		beside, under := "", ""
 		if i == 0 && len(s.Boxes) == 1 {
 			beside, record = record, ""
-			under, netMap = netMap, ""
+			under, netMap = netMap+output, ""
 		}
 		if len(s.Boxes) > 1 {
 			box.Cgroup = ownCgroup(box.Cgroup)
@@ -238,7 +289,9 @@ func LivePage(s LiveState) string {
 
 func liveHeader(s LiveState) string {
 	var b strings.Builder
-	if l := s.Lesson; l != nil {
+	if l := s.Lesson; l != nil && l.End != nil {
+		fmt.Fprintf(&b, `<div id="lesson" class="done"><span class="what">Lesson %d · finished</span> %s</div>`, l.Number, esc(l.Title))
+	} else if l != nil {
 		mark, class := "not yet", "pending"
 		if l.Pass {
 			mark, class = "✓ check passes", "pass"
@@ -302,8 +355,12 @@ func liveBox(box LiveBox, under, beside string, layout int) string {
 	if box.Hostname != "" {
 		host = fmt.Sprintf(` <span class="hostname">hostname %s</span>`, esc(box.Hostname))
 	}
-	fmt.Fprintf(&b, `<section class="box" data-box="%s"><h2>box %s%s <span class="stage">%s</span></h2><div class="panels">`,
-		esc(box.Name), esc(box.Name), host, esc(box.Stage))
+	class, current := "box", ""
+	if box.Current && layout != boxWide {
+		class, current = "box current", ` <span class="current">◀ current</span>`
+	}
+	fmt.Fprintf(&b, `<section class="%s" data-box="%s"><h2>box %s%s%s <span class="stage">%s</span></h2><div class="panels">`,
+		class, esc(box.Name), esc(box.Name), current, host, esc(box.Stage))
 	nsSize := aloneNS
 	stack := func(s rootfs.StackSnapshot) string { return stackSVG(s, aloneStack) }
 	cgroup := func(c cgroups.Snapshot, before *cgroups.Snapshot) string { return cgroupSVG(c, before, aloneCgroup) }
@@ -333,7 +390,7 @@ func liveBox(box LiveBox, under, beside string, layout int) string {
 	}
 	switch layout {
 	case boxNamespaces:
-		b.WriteString(`<p class="todo later">No root filesystem or cgroup yet.</p>`)
+		b.WriteString(boxBrief(box))
 	case boxNarrow:
 		b.WriteString(`<div class="col side">`)
 		cgroupCol()
@@ -366,7 +423,26 @@ const (
 	stepCallsSpare = 8
 	stepShellSpare = 4
 	stepCallCols   = 44
+	stepShellCols  = 120
 )
+
+// cutEnd cuts s to n runes at most, at the end, before the last space,
+// comma or '=' before it, so that no number or
+// word is cut in its middle; the cut is marked "…".
+func cutEnd(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	at := n - 1
+	for i := n - 1; i > 0; i-- {
+		if r[i] == ' ' || r[i] == ',' || r[i] == '=' {
+			at = i + 1
+			break
+		}
+	}
+	return string(r[:at]) + "…"
+}
 
 // moreLine is the "… N more" line after a list of n items of which
 // sent were sent; data-cut is how many were not. Without the script
@@ -383,12 +459,24 @@ func moreLine(n, sent, spare int, tag, why string) string {
 
 // StepHTML is the last step's record as the page shows it: what it did,
 // its syscalls in strace form, the same with standard tools, man pages.
-func StepHTML(s *step.Step) string {
+func StepHTML(s *step.Step) string { return stepHTML(s, "") }
+
+// stepHTML is StepHTML with output, the tail of the output of the last
+// line the shell ran (a `!` command or a look may follow the step),
+// under its summary.
+func stepHTML(s *step.Step, output string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, `<section id="step"><h2>last step: <code>%s</code></h2>`, esc(s.Command))
+	// The man pages go beside the title: a line of their own under
+	// the shell lines cost the page a line it needs for the drawings.
+	man := ""
+	if len(s.Man) > 0 {
+		man = fmt.Sprintf(` <span class="man">man %s</span>`, esc(strings.Join(s.Man, ", ")))
+	}
+	fmt.Fprintf(&b, `<section id="step"><h2>last step: <code>%s</code>%s</h2>`, esc(s.Command), man)
 	if s.Summary != "" {
 		fmt.Fprintf(&b, `<p class="summary">%s</p>`, esc(s.Summary))
 	}
+	b.WriteString(output)
 	b.WriteString(`<div class="record"><div><h3>syscalls</h3><ol class="calls">`)
 	for i, c := range s.Calls {
 		if i == stepCallsShown {
@@ -418,13 +506,11 @@ func StepHTML(s *step.Step) string {
 		if i >= stepShellSpare {
 			class += " spare"
 		}
-		fmt.Fprintf(&b, `<pre class="%s">%s</pre>`, class, esc(shortenArgs(l, stepCallCols)))
+		// Wrapped by the page, and cut at the end only: a cut in the
+		// middle made a PID read as another (`--target 3264…600`).
+		fmt.Fprintf(&b, `<pre class="%s">%s</pre>`, class, esc(cutEnd(l, stepShellCols)))
 	}
 	b.WriteString(moreLine(len(s.Shell), stepShellShown, stepShellSpare, "p", ""))
-	b.WriteString(`</div>`)
-	if len(s.Man) > 0 {
-		fmt.Fprintf(&b, `<p class="man">man %s</p>`, esc(strings.Join(s.Man, ", ")))
-	}
-	b.WriteString(`</div></div></section>`)
+	b.WriteString(`</div></div></div></section>`)
 	return b.String()
 }

@@ -29,7 +29,7 @@ func NetSVG(m network.Map) string { return netSVG(m, wideSize) }
 func netSVG(m network.Map, size svgSize) string {
 	d := svgDoc{size: size}
 	w, small := d.w(), size.small
-	d.text(0, 22, "title", fit(fmt.Sprintf("network · host net ns %d", m.Host.Ino), w, svgTitle))
+	d.text(0, 22, "title", fitWords(fmt.Sprintf("network · host net ns %d", m.Host.Ino), w, svgTitle))
 	y := 34
 	wired := map[string]bool{}
 	for _, br := range m.Bridges {
@@ -38,8 +38,8 @@ func netSVG(m network.Map, size svgSize) string {
 			continue
 		}
 		d.add(`<g class="link bridge" %s><rect x="1" y="%d" width="%d" height="%d" rx="6"/>`, linkData("host", link, ""), y, w-2, netBridgeH)
-		d.text(10, y+21, "name", fit(fmt.Sprintf("bridge %s  %s", br.Name, strings.Join(link.Addrs, " ")), w-20, svgText))
-		d.text(10, y+43, "value", fit(fmt.Sprintf("gateway · %s · rx %d tx %d packets", upWord(link), link.RxPackets, link.TxPackets), w-20, small))
+		d.text(10, y+21, "name", fitWords(fmt.Sprintf("bridge %s  %s", br.Name, strings.Join(link.Addrs, " ")), w-20, svgText))
+		d.text(10, y+43, "value", fitWords(fmt.Sprintf("gateway · link %s · rx %d tx %d packets", upWord(link), link.RxPackets, link.TxPackets), w-20, small))
 		d.add(`</g>`)
 		y += netBridgeH
 		var ports []network.Link
@@ -49,7 +49,7 @@ func netSVG(m network.Map, size svgSize) string {
 			}
 		}
 		if len(ports) == 0 {
-			d.text(netPortX, y+24, "dim", fit("no port yet: `net veth` plugs a box in", w-netPortX, small))
+			d.text(netPortX, y+24, "dim", fitWords("no port yet: `net veth` plugs a box in", w-netPortX, small))
 			y += 34
 			continue
 		}
@@ -65,26 +65,26 @@ func netSVG(m network.Map, size svgSize) string {
 			// The port, the cable to the box, and the trunk to the bridge.
 			d.add(`<line class="trunk" x1="14" y1="%d" x2="14" y2="%d"/><line class="trunk" x1="14" y1="%d" x2="%d" y2="%d"/>`, top, cy+22, cy+22, netPortX, cy+22)
 			d.add(`<g class="link veth port" %s><rect x="%d" y="%d" width="%d" height="%d" rx="4"/>`, linkData("host", p, owner), netPortX, cy, netCardX-netPortX-26, 44)
-			d.text(netPortX+6, cy+18, "name", fit(p.Name, netCardX-netPortX-36, small))
-			d.text(netPortX+6, cy+37, "value", fit(fmt.Sprintf("rx %d tx %d", p.RxPackets, p.TxPackets), netCardX-netPortX-36, small))
+			d.text(netPortX+6, cy+18, "name", fitWords(p.Name, netCardX-netPortX-36, small))
+			d.text(netPortX+6, cy+37, "value", fitWords(fmt.Sprintf("rx %d tx %d", p.RxPackets, p.TxPackets), netCardX-netPortX-36, small))
 			d.add(`</g><line class="cable" x1="%d" y1="%d" x2="%d" y2="%d"/>`, netCardX-26, cy+22, netCardX, cy+22)
 			d.add(`<g class="netbox" data-box="%s"><rect x="%d" y="%d" width="%d" height="%d" rx="8"/>`, esc(owner), netCardX, cy-4, w-netCardX-1, h-10)
 			cw := w - netCardX - 20
 			if owner == "" {
-				d.text(netCardX+10, cy+18, "dim", fit("a veth whose box is gone", cw, small))
+				d.text(netCardX+10, cy+18, "dim", fitWords("a veth whose box is gone", cw, small))
 				d.add(`</g>`)
 				y += h
 				continue
 			}
-			d.text(netCardX+10, cy+16, "name", fit(fmt.Sprintf("box %s · ns %d", owner, sp.Ino), cw, small))
+			d.text(netCardX+10, cy+16, "name", fitWords(fmt.Sprintf("box %s · ns %d", owner, sp.Ino), cw, small))
 			ly := cy + 16
 			if !found {
-				d.text(netCardX+10, ly+netLine, "dim", fit("its namespace could not be read", cw, small))
+				d.text(netCardX+10, ly+netLine, "dim", fitWords("its namespace could not be read", cw, small))
 			}
 			for _, l := range boxLinks(sp) {
 				d.add(`<g class="link %s" %s>`, esc(l.Kind), linkData(sp.Name, l, ""))
-				d.text(netCardX+10, ly+netLine, "", fit(l.Name+" "+strings.Join(l.Addrs, " "), cw, small))
-				d.text(netCardX+10, ly+2*netLine, "value", fit(fmt.Sprintf("%s · rx %d tx %d", upWord(l), l.RxPackets, l.TxPackets), cw, small))
+				d.text(netCardX+10, ly+netLine, "", fitWords(l.Name+" "+strings.Join(l.Addrs, " "), cw, small))
+				d.text(netCardX+10, ly+2*netLine, "value", fitWords(fmt.Sprintf("%s · rx %d tx %d", upWord(l), l.RxPackets, l.TxPackets), cw, small))
 				d.add(`</g>`)
 				ly += 2 * netLine
 			}
@@ -101,11 +101,11 @@ func netSVG(m network.Map, size svgSize) string {
 			continue
 		}
 		d.add(`<g class="netbox" data-box="%s">`, esc(sp.Name))
-		d.text(4, y+22, "name", fit(fmt.Sprintf("box %s · net ns %d · no veth yet", sp.Name, sp.Ino), w-8, small))
+		d.text(4, y+22, "name", fitWords(fmt.Sprintf("box %s · net ns %d · no veth yet", sp.Name, sp.Ino), w-8, small))
 		y += 26
 		for _, l := range boxLinks(sp) {
 			d.add(`<g class="link %s" %s>`, esc(l.Kind), linkData(sp.Name, l, ""))
-			d.text(16, y+18, "value", fit(fmt.Sprintf("%s %s · %s · rx %d tx %d", l.Name, strings.Join(l.Addrs, " "), upWord(l), l.RxPackets, l.TxPackets), w-20, small))
+			d.text(16, y+18, "value", fitWords(fmt.Sprintf("%s %s · %s · rx %d tx %d", l.Name, strings.Join(l.Addrs, " "), upWord(l), l.RxPackets, l.TxPackets), w-20, small))
 			d.add(`</g>`)
 			y += 22
 		}
@@ -115,28 +115,85 @@ func netSVG(m network.Map, size svgSize) string {
 	for _, p := range m.Ports {
 		d.add(`<g class="published" data-host-port="%d" data-proto="%s" data-box="%s" data-addr="%s" data-box-port="%d">`,
 			p.Port.Host, esc(p.Port.Proto), esc(p.Box), esc(p.Addr), p.Port.Box)
-		d.text(4, y+22, "", fit(fmt.Sprintf("published host :%d/%s → box %s %s:%d", p.Port.Host, p.Port.Proto, p.Box, p.Addr, p.Port.Box), w-8, small))
+		// The DNAT target is the point of the line: it goes whole on a
+		// second line rather than be cut.
+		from, to := fmt.Sprintf("published host :%d/%s", p.Port.Host, p.Port.Proto), fmt.Sprintf("→ box %s %s:%d", p.Box, p.Addr, p.Port.Box)
+		if whole := from + " " + to; fitWords(whole, w-8, small) == whole {
+			d.text(4, y+22, "", whole)
+		} else {
+			d.text(4, y+22, "", fitWords(from, w-8, small))
+			y += 22
+			d.text(24, y+22, "", fitWords(to, w-28, small))
+		}
 		d.add(`</g>`)
 		y += 26
+		y = publishCounters(&d, m.Rules, network.PublishTag(p.Box, p.Port), y)
 	}
 	for _, r := range m.Rules {
 		if bridge, ok := strings.CutPrefix(r.Comment, "stepbox nat "); ok {
 			d.add(`<g class="nat" data-bridge="%s" data-packets="%d">`, esc(bridge), r.Packets)
-			d.text(4, y+22, "value", fit(fmt.Sprintf("%s: %d packets", natWhat(r, bridge), r.Packets), w-8, small))
+			d.text(4, y+22, "value", fitWords(fmt.Sprintf("%s: %d packets", natWhat(r, bridge), r.Packets), w-8, small))
 			d.add(`</g>`)
 			y += 26
 		}
 	}
 	if len(m.Shared) > 0 {
-		d.text(4, y+22, "dim", fit("in the host's network namespace: "+strings.Join(m.Shared, ", "), w-8, small))
+		d.text(4, y+22, "dim", fitWords("in the host's network namespace: "+strings.Join(m.Shared, ", "), w-8, small))
 		y += 26
 	}
 	if len(m.Gone) > 0 {
-		d.text(4, y+22, "events", fit("namespace gone: "+strings.Join(m.Gone, ", ")+" (rm it)", w-8, small))
+		d.text(4, y+22, "events", fitWords("namespace gone: "+strings.Join(m.Gone, ", ")+" (rm it)", w-8, small))
 		y += 26
 	}
 	d.h = y + 6
 	return d.finish("net", "network map")
+}
+
+// publishCounters draws what a published port's rules (tag) counted:
+// its DNAT, from outside and other boxes (prerouting) and from the host
+// itself (output), and its masquerades, for the host's own 127.0.0.1 and
+// for the hairpin (a box reaching a published port through the host,
+// answered by the box behind it). It returns the y below them.
+func publishCounters(d *svgDoc, rules []network.Rule, tag string, y int) int {
+	var dnat, masq []string
+	var packets [4]uint64
+	for _, r := range rules {
+		if r.Comment != tag {
+			continue
+		}
+		switch {
+		case r.Chain == "prerouting":
+			dnat, packets[0] = append(dnat, fmt.Sprintf("outside %d", r.Packets)), r.Packets
+		case r.Chain == "output":
+			dnat, packets[1] = append(dnat, fmt.Sprintf("host %d", r.Packets)), r.Packets
+		case strings.Contains(r.Text, "127.0.0.0/8"):
+			masq, packets[2] = append(masq, fmt.Sprintf("host %d", r.Packets)), r.Packets
+		default:
+			masq, packets[3] = append(masq, fmt.Sprintf("hairpin %d", r.Packets)), r.Packets
+		}
+	}
+	w, small := d.w(), d.size.small
+	if small == 0 {
+		small = svgSmall
+	}
+	for i, l := range []struct {
+		what  string
+		parts []string
+		a, b  uint64
+	}{{"dnat", dnat, packets[0], packets[1]}, {"masquerade", masq, packets[2], packets[3]}} {
+		if len(l.parts) == 0 {
+			continue
+		}
+		d.add(`<g class="nat publish" data-tag="%s" data-what="%s" data-packets="%d,%d">`, esc(tag), l.what, l.a, l.b)
+		words := "DNAT: "
+		if i == 1 {
+			words = "masquerade: "
+		}
+		d.text(24, y+20, "value", fitWords(words+strings.Join(l.parts, " · "), w-28, small))
+		d.add(`</g>`)
+		y += 24
+	}
+	return y
 }
 
 // natWhat says what a NAT rule of bridge counts: the masquerade on the
@@ -163,6 +220,11 @@ func linkData(ns string, l network.Link, peer string) string {
 func upWord(l network.Link) string {
 	if !l.Up {
 		return "down"
+	}
+	// A bridge or lo that reports no carrier state is up all the same
+	// (IFF_UP): "unknown" would read as if stepbox did not know.
+	if l.State == "" || l.State == "unknown" {
+		return "up"
 	}
 	return l.State
 }
@@ -193,8 +255,17 @@ func routeText(x, y, w int, small float64, sp network.Space) string {
 	for _, r := range sp.Routes {
 		if r.Dst == "default" {
 			return fmt.Sprintf(`<text x="%d" y="%d" class="route" data-ns="%s" data-dst="default" data-gw="%s" data-dev="%s">%s</text>`,
-				x, y, esc(sp.Name), esc(r.Gw), esc(r.Dev), esc(fit("default via "+r.Gw, w, small)))
+				x, y, esc(sp.Name), esc(r.Gw), esc(r.Dev), esc(routeWords(r.Gw, w, small)))
 		}
 	}
-	return fmt.Sprintf(`<text x="%d" y="%d" class="route none dim" data-ns="%s">%s</text>`, x, y, esc(sp.Name), esc(fit("no default route", w, small)))
+	return fmt.Sprintf(`<text x="%d" y="%d" class="route none dim" data-ns="%s">%s</text>`, x, y, esc(sp.Name), esc(fitWords("no default route", w, small)))
+}
+
+// routeWords is a default route in the words that fit w: "default via
+// GW", else "via GW", the gateway always whole.
+func routeWords(gw string, w int, small float64) string {
+	if s := "default via " + gw; fit(s, w, small) == s {
+		return s
+	}
+	return fitWords("via "+gw, w, small)
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"stepbox/primitives"
 )
@@ -246,7 +247,9 @@ func (f *nsFrame) draw(w int, size svgSize) (string, int) {
 		if p.boxPID != p.pid {
 			pids = fmt.Sprintf("%d → %d", p.pid, p.boxPID)
 		}
-		label := fit(p.label, w-x-nsFramePad-int(float64(len(pids)+3)*small*svgCharEm)-10, small)
+		// The name is drawn at body size: measured at it, it never runs
+		// into the PID.
+		label := fit(p.label, w-x-nsFramePad-int(float64(utf8.RuneCountInString(pids)+2)*small*svgCharEm)-14, svgText)
 		fmt.Fprintf(&b, `<g class="proc %s" data-pid="%d" data-boxpid="%d"><rect x="%d" y="%d" width="%d" height="%d" rx="13"/><text x="%d" y="%d">%s</text><text x="%d" y="%d" class="pid">%s</text></g>`,
 			p.role, p.pid, p.boxPID, x, y, w-x-nsFramePad, nsChipH, x+10, y+19, esc(label), w-nsFramePad-10, y+19, pids)
 		y += nsChipH + gap

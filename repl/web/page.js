@@ -8,7 +8,9 @@
   var button = document.getElementById("theme");
   var saved = null;
   try { saved = localStorage.getItem("stepbox-theme"); } catch (e) {}
-  if (saved === "light" || saved === "dark") { root.className = saved; }
+  // ?theme=light or dark in the address wins over the last toggle.
+  var asked = /[?&]theme=(light|dark)(&|$)/.exec(location.search);
+  if (asked) { root.className = asked[1]; } else if (saved === "light" || saved === "dark") { root.className = saved; }
   function toggle() {
     root.className = root.className === "light" ? "dark" : "light";
     try { localStorage.setItem("stepbox-theme", root.className); } catch (e) {}
@@ -24,13 +26,15 @@
   function lists() {
     // Start from every item sent: the spare ones show once the script runs.
     root.dataset.fitted = "yes";
-    return Array.prototype.map.call(document.querySelectorAll("#step ol.calls, #step div.shell"), function (l) {
+    return Array.prototype.map.call(document.querySelectorAll("#step ol.calls, #step div.shell, #output div.tail"), function (l) {
       var shown = Array.prototype.filter.call(l.children, function (e) { return !e.classList.contains("more"); });
       shown.forEach(function (e) { e.hidden = false; });
-      var more = l.querySelector(".more");
+      var more = l.querySelector(".more") || l.parentElement.querySelector(".more");
       more.textContent = "… " + more.dataset.cut + " more" + more.dataset.why;
       more.hidden = more.dataset.cut === "0";
-      return { shown: shown, more: more, keep: l.tagName === "OL" ? 3 : 1 };
+      // An output's tail loses its first lines, a list its last.
+      var tail = l.classList.contains("tail");
+      return { shown: shown, more: more, keep: l.tagName === "OL" ? 2 : 1, tail: tail };
     });
   }
   function hideOne(ls, floor) {
@@ -39,7 +43,7 @@
       if (l.shown.length > (floor ? l.keep : 0) && (!best || l.shown.length > best.shown.length)) { best = l; }
     });
     if (!best) { return false; }
-    best.shown.pop().hidden = true;
+    (best.tail ? best.shown.shift() : best.shown.pop()).hidden = true;
     best.hid = (best.hid || 0) + 1;
     best.more.textContent = "… " + (Number(best.more.dataset.cut) + best.hid) + " more" + best.more.dataset.why;
     best.more.hidden = false;
@@ -50,6 +54,10 @@
     Array.prototype.forEach.call(svgs, function (s) { s.style.maxHeight = ""; });
     var ls = lists();
     while (over() && hideOne(ls, true)) {}
+    // Then the output's last line, before any drawing gets smaller:
+    // its "… N more" line says the terminal has it.
+    var tails = ls.filter(function (l) { return l.tail; });
+    while (over() && hideOne(tails, false)) {}
     var heights = Array.prototype.map.call(svgs, function (s) { return s.getBoundingClientRect().height; });
     for (var scale = 0.95; over() && scale > 0.5; scale -= 0.05) {
       Array.prototype.forEach.call(svgs, function (s, i) { s.style.maxHeight = Math.floor(heights[i] * scale) + "px"; });
