@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -12,6 +13,7 @@ import (
 
 	"stepbox/primitives/cgroups"
 	"stepbox/primitives/export"
+	"stepbox/primitives/rootfs"
 )
 
 // Export describes what the box has, for `export bundle`: its
@@ -50,6 +52,9 @@ func (b *Box) Export() (export.Box, error) {
 	var err error
 	if e.Mounts, err = b.exportMounts(f); err != nil {
 		return e, err
+	}
+	if f.Masked {
+		e.MaskedPaths, e.ReadonlyPaths = slices.Clone(rootfs.MaskedPaths), slices.Clone(rootfs.ReadonlyPaths)
 	}
 	if b.Cgroup() != nil {
 		if err := b.exportLimits(&e); err != nil {
@@ -105,11 +110,25 @@ func (b *Box) exportMounts(f BoxFS) ([]export.Mount, error) {
 		if target == "/" || m.FSType == "overlay" {
 			continue
 		}
+		if f.Masked && (slices.Contains(rootfs.MaskedPaths, target) || slices.Contains(rootfs.ReadonlyPaths, target)) {
+			continue // `mount mask`'s: the bundle's maskedPaths and readonlyPaths
+		}
 		em := export.Mount{Target: target, Type: m.FSType, Source: m.FSType, Options: mountOptions(m.Options, m.Super)}
+		if i := slices.IndexFunc(f.Volumes, func(v Volume) bool { return v.Target == target }); i >= 0 {
+			// A volume: mountinfo does not say which host directory it
+			// binds, so it comes from the `mount bind` step.
+			v := f.Volumes[i]
+			em = export.Mount{Target: target, Type: "bind", Source: v.Source}
+			if v.ReadOnly {
+				em.Options = []string{"ro"}
+			}
+			out = append(out, em)
+			continue
+		}
 		switch m.FSType {
 		case "proc", "sysfs", "tmpfs", "devpts", "mqueue", "cgroup", "cgroup2":
 		default:
-			continue // a volume: mountinfo does not say which host directory it binds
+			continue
 		}
 		out = append(out, em)
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 
 	"golang.org/x/sys/unix"
@@ -20,6 +21,14 @@ type BoxFS struct {
 	Merged   string         // where the overlay is mounted (in the box's mount namespace)
 	Pivoted  bool
 	Chrooted bool
+	Volumes  []Volume // `mount bind`, in order
+	Masked   bool     // `mount mask` ran
+}
+
+// Volume is a host directory or file bound into the box.
+type Volume struct {
+	Source, Target string // the host's path; the path inside the box
+	ReadOnly       bool
 }
 
 // FS returns the box's filesystem state.
@@ -122,9 +131,15 @@ func (b *Box) Mount(kind, source, target string, readOnly bool) (*step.Step, err
 		return nil, errUnknownMount(kind)
 	}
 	root := f.root()
-	return b.withKernel(func(x *executor) (*step.Step, error) {
+	st, err := b.withKernel(func(x *executor) (*step.Step, error) {
 		return mountKind(x, kind, source, root, target, readOnly)
 	})
+	if err == nil && kind == "bind" {
+		b.mu.Lock()
+		b.fs.Volumes = append(b.fs.Volumes, Volume{Source: source, Target: path.Clean("/" + target), ReadOnly: readOnly})
+		b.mu.Unlock()
+	}
+	return st, err
 }
 
 // PivotRoot makes the overlay the box's "/" and detaches the host's.
@@ -250,7 +265,13 @@ func (b *Box) MountMask() (*step.Step, error) {
 		return nil, fmt.Errorf("mount mask: box %s has no root filesystem yet: `mount overlay base` first", b.Name)
 	}
 	root := f.root()
-	return b.withKernel(func(x *executor) (*step.Step, error) { return rootfs.MountMask(x, root) })
+	st, err := b.withKernel(func(x *executor) (*step.Step, error) { return rootfs.MountMask(x, root) })
+	if err == nil {
+		b.mu.Lock()
+		b.fs.Masked = true
+		b.mu.Unlock()
+	}
+	return st, err
 }
 
 // PlanMountMask is the record `mount mask` will write.

@@ -278,3 +278,64 @@ func TestExportBundleCarriesTheSecurityStepsToRunc(t *testing.T) {
 		}
 	}
 }
+
+// A volume (`mount bind DIR PATH:ro`) and `mount mask` reach the bundle:
+// the bind mount with its host directory, read-only, and Docker's masked
+// and read-only paths; runc's container reads the volume and cannot
+// write it.
+func TestExportBundleCarriesVolumesAndMasksToRunc(t *testing.T) {
+	needRoot(t)
+	runc, err := exec.LookPath("runc")
+	if err != nil {
+		if os.Getenv("STEPBOX_MUST_WORK") == "1" {
+			t.Fatal("runc is missing (.ci/deps.sh installs Debian's runc)")
+		}
+		t.Skip("needs runc")
+	}
+	hostUnchanged(t)
+	undoRuncControllers(t)
+	dir := t.TempDir()
+	vol := filepath.Join(dir, "vol")
+	os.Mkdir(vol, 0o755)
+	os.WriteFile(filepath.Join(vol, "hello"), []byte("from the volume\n"), 0o644)
+	bundle := filepath.Join(dir, "bundle")
+	script := "new a\nunshare uts ipc mnt pid\nmount overlay base\nmount bind " + vol + " /data:ro\npivot_root\nmount dev\nmount mask\nexport bundle " + bundle + "\n"
+	out, code := runStepbox(t, filepath.Join(dir, "state"), script, "--plain")
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	var spec specs.Spec
+	b, err := os.ReadFile(filepath.Join(bundle, "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &spec); err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(spec.Mounts, func(m specs.Mount) bool { return m.Destination == "/data" })
+	if i < 0 || spec.Mounts[i].Source != vol || !slices.Contains(spec.Mounts[i].Options, "rbind") || !slices.Contains(spec.Mounts[i].Options, "ro") {
+		t.Fatalf("config.json's mounts %+v: want /data bound from %s, rbind and ro", spec.Mounts, vol)
+	}
+	if !slices.Contains(spec.Linux.MaskedPaths, "/proc/kcore") || !slices.Contains(spec.Linux.ReadonlyPaths, "/proc/sys") {
+		t.Errorf("maskedPaths %v, readonlyPaths %v: want Docker's", spec.Linux.MaskedPaths, spec.Linux.ReadonlyPaths)
+	}
+	for _, m := range spec.Mounts {
+		if strings.HasPrefix(m.Destination, "/proc/") {
+			t.Errorf("mount mask's %s is exported as a mount of its own: %+v", m.Destination, m)
+		}
+	}
+	spec.Process.Args = []string{"sh", "-c", "cat /data/hello; touch /data/new || echo read-only"}
+	spec.Process.Terminal = false
+	b, _ = json.Marshal(spec)
+	os.WriteFile(filepath.Join(bundle, "config.json"), b, 0o600)
+	id := fmt.Sprintf("stepbox-vol-%d", os.Getpid())
+	cmd := exec.Command(runc, "--root", filepath.Join(dir, "runc"), "run", "-b", bundle, id)
+	got, err := cmd.CombinedOutput()
+	exec.Command(runc, "--root", filepath.Join(dir, "runc"), "delete", "-f", id).Run()
+	if err != nil || !strings.Contains(string(got), "from the volume") || !strings.Contains(string(got), "read-only") {
+		t.Errorf("runc run: %v\n%s", err, got)
+	}
+	if _, err := os.Stat(filepath.Join(vol, "new")); err == nil {
+		t.Errorf("the container wrote into the read-only volume")
+	}
+}

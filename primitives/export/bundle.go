@@ -29,6 +29,9 @@ type Box struct {
 	CPUQuota   int64 // µs per period; 0: no limit
 	CPUPeriod  uint64
 	Caps       Caps
+	// MaskedPaths and ReadonlyPaths are Docker's, when the box ran
+	// `mount mask`; the runtime masks them as runc does.
+	MaskedPaths, ReadonlyPaths []string
 	NoNewPrivs bool
 	Seccomp    *specs.LinuxSeccomp      // the rules the box's filter was built from, or nil
 	Clocks     map[string]time.Duration // time namespace offsets: "monotonic", "boottime"
@@ -97,6 +100,7 @@ func Spec(b Box) *specs.Spec {
 		}
 		s.Mounts = append(s.Mounts, sm)
 	}
+	s.Linux.MaskedPaths, s.Linux.ReadonlyPaths = b.MaskedPaths, b.ReadonlyPaths
 	r := s.Linux.Resources
 	if b.Memory > 0 {
 		r.Memory = &specs.LinuxMemory{Limit: &b.Memory}

@@ -17,7 +17,9 @@ func sampleBox() Box {
 	return Box{
 		Name: "web", Namespaces: []string{"uts", "mnt", "pid"}, Hostname: "web1", Root: "/x",
 		Layers: []string{"/l/base/root", "/l/app/root"},
-		Mounts: []Mount{{Target: "/proc", Type: "proc", Source: "proc", Options: []string{"rw", "nosuid"}}},
+		Mounts: []Mount{{Target: "/proc", Type: "proc", Source: "proc", Options: []string{"rw", "nosuid"}},
+			{Target: "/data", Type: "bind", Source: "/srv/data", Options: []string{"ro"}}},
+		MaskedPaths: []string{"/proc/kcore"}, ReadonlyPaths: []string{"/proc/sys"},
 		Memory: 64 << 20, Pids: 20, CPUQuota: 50000, CPUPeriod: 100000,
 		Caps:       Caps{Bounding: []string{"CAP_CHOWN", "CAP_SYS_ADMIN"}, Effective: []string{"CAP_CHOWN"}},
 		NoNewPrivs: true,
@@ -64,6 +66,10 @@ func TestScriptIsValidShWithTheBoxsSteps(t *testing.T) {
 		"export A='b c'",
 		`set -- /app/run "it's"`,
 		"pivot_root . .",
+		`mount --rbind /srv/data "$BOXDIR/merged"/data`,
+		`mount -o remount,bind,ro "$BOXDIR/merged"/data`,
+		`mount --bind /dev/null "$BOXDIR/merged"/proc/kcore`,
+		`mount -o remount,bind,ro "$BOXDIR/merged"/proc/sys`,
 	} {
 		if !strings.Contains(sc, want) {
 			t.Errorf("script lacks %q:\n%s", want, sc)

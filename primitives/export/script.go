@@ -102,6 +102,15 @@ func Script(b Box) string {
 		if len(m.Options) > 0 {
 			opts = " -o " + q(strings.Join(m.Options, ","))
 		}
+		if m.Type == "bind" {
+			// A volume: the host's directory or file, bound in.
+			p("[ -d %s ] && mkdir -p \"$BOXDIR/merged\"%s || touch \"$BOXDIR/merged\"%s", q(m.Source), q(m.Target), q(m.Target))
+			p("mount --rbind %s \"$BOXDIR/merged\"%s", q(m.Source), q(m.Target))
+			if slices.Contains(m.Options, "ro") {
+				p("mount -o remount,bind,ro \"$BOXDIR/merged\"%s", q(m.Target))
+			}
+			continue
+		}
 		p("mkdir -p \"$BOXDIR/merged\"%s", q(m.Target))
 		p("mount -t %s%s %s \"$BOXDIR/merged\"%s", m.Type, opts, q(m.Source), q(m.Target))
 		if m.Target == "/dev" && m.Type == "tmpfs" {
@@ -109,6 +118,17 @@ func Script(b Box) string {
 				f := strings.Fields(d)
 				p("mknod -m 666 \"$BOXDIR/merged/dev/%s\" %s %s %s", f[0], f[1], f[2], f[3])
 			}
+		}
+	}
+	if len(b.MaskedPaths)+len(b.ReadonlyPaths) > 0 {
+		p("# mount mask: Docker's masked paths (/dev/null over a file, an empty read-only tmpfs over a directory), then its read-only ones")
+		for _, m := range b.MaskedPaths {
+			t := "\"$BOXDIR/merged\"" + q(m)
+			p("if [ -d %s ]; then mount -t tmpfs -o ro tmpfs %s; elif [ -e %s ]; then mount --bind /dev/null %s; fi", t, t, t, t)
+		}
+		for _, r := range b.ReadonlyPaths {
+			t := "\"$BOXDIR/merged\"" + q(r)
+			p("if [ -e %s ]; then mount --bind %s %s && mount -o remount,bind,ro %s; fi", t, t, t, t)
 		}
 	}
 	if b.UID != 0 || b.GID != 0 {
