@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"stepbox/primitives/cgroups"
 	"stepbox/primitives/step"
 )
 
@@ -77,14 +78,16 @@ func enterRecord(pid int, types []NamespaceType, j enterJoin, path string, argv 
 	for _, f := range j.cgroups {
 		plan(secStepCgroup, fmt.Sprintf("write(open(%s), \"0\", 1)   # into the box's cgroup first, as the host's root", step.Quote(f)))
 	}
+	if joinsUser(types) && os.Geteuid() == 0 {
+		// Before the setns calls, as the host's root: inside a user
+		// namespace whose setgroups file says "deny" it is refused.
+		plan(enterSetgroups, "setgroups(0, NULL)   # the host's supplementary groups go, before joining")
+	}
 	for i, t := range types {
 		opts = append(opts, t.Short)
 		plan(i+1, fmt.Sprintf("setns(%d</proc/%d/ns/%s>, %s)", i+3+len(j.cgroups), pid, t.Proc, step.CloneFlags(t.Flag)))
 	}
 	if joinsUser(types) {
-		if os.Geteuid() == 0 {
-			plan(enterSetgroups, "setgroups(0, NULL)")
-		}
 		plan(enterSetresgid, "setresgid(0, 0, 0)")
 		plan(enterSetresuid, "setresuid(0, 0, 0)")
 	}
@@ -107,18 +110,23 @@ func enterRecord(pid int, types []NamespaceType, j enterJoin, path string, argv 
 func (b *Box) enterJoinOf(pid int) enterJoin {
 	b.mu.Lock()
 	j := enterJoin{security: b.security.clone()}
-	g := b.cgroup
+	// The learner's cgroup, and stepbox's own that holds the box from
+	// `new` (box_track.go): the command joins whichever the box's process
+	// is in, so it counts against the same limits and teardown finds it.
+	groups := []*cgroups.Group{b.cgroup, b.tracked}
 	b.mu.Unlock()
-	if g == nil {
-		return j
-	}
 	in, err := readProcCgroups(pid)
 	if err != nil {
 		return j
 	}
-	for _, d := range g.Dirs {
-		if in[d.Hierarchy] == d.Cgroup {
-			j.cgroups = append(j.cgroups, filepath.Join(d.Path, "cgroup.procs"))
+	for _, g := range groups {
+		if g == nil {
+			continue
+		}
+		for _, d := range append(slices.Clone(g.Dirs), g.Track...) {
+			if in[d.Hierarchy] == d.Cgroup {
+				j.cgroups = append(j.cgroups, filepath.Join(d.Path, "cgroup.procs"))
+			}
 		}
 	}
 	return j

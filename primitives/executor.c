@@ -650,6 +650,11 @@ static void enter(int argc, char **argv, char **envp)
 	xsec_clear();
 	if (strcmp(argv[5], "-") != 0 && xsec_decode(argv[5]) < 0)
 		enter_fail(status, XSEC_STEP_DECODE);
+	/* The host's supplementary groups go while this process is still the
+	 * host's root: in a user namespace whose setgroups file says "deny"
+	 * (user_namespaces(7)) the call is refused. */
+	if ((flags & XENTER_ROOT) && (flags & XENTER_NOGROUPS) && setgroups(0, NULL) < 0)
+		enter_fail(status, XENTER_SETGROUPS);
 	int i = 6, n = 0;
 	for (; i < argc && strcmp(argv[i], "--") != 0; i++, n++)
 		if (setns(3 + ncgroup + n, strtol(argv[i], NULL, 10)) < 0)
@@ -659,8 +664,6 @@ static void enter(int argc, char **argv, char **envp)
 	/* Joining a user namespace keeps the host's IDs, which it may show as
 	 * nobody: become its root, as nsenter -U does (nsenter(1)). */
 	if (flags & XENTER_ROOT) {
-		if ((flags & XENTER_NOGROUPS) && setgroups(0, NULL) < 0)
-			enter_fail(status, XENTER_SETGROUPS);
 		if (setresgid(0, 0, 0) < 0)
 			enter_fail(status, XENTER_SETRESGID);
 		if (setresuid(0, 0, 0) < 0)

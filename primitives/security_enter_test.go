@@ -86,3 +86,53 @@ func TestEnterRunsAPlantedProgramWithTheBoxsIdentity(t *testing.T) {
 		}
 	}
 }
+
+// A box with no cgroup of the learner's is still in stepbox's own from
+// `new` (box_track.go): what `enter` runs joins it too, in every
+// hierarchy where the box's process is, so no limit or teardown misses it.
+func TestEnterJoinsTheCgroupStepboxKeepsTheBoxIn(t *testing.T) {
+	needRoot(t)
+	s, _ := benchSession(t)
+	b, _, err := s.NewBox("tracked", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Unshare([]NamespaceType{mustType(t, "uts")}, UnshareOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	want, err := readProcCgroups(b.CommandPID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	es, _, err := b.Enter(context.Background(), []NamespaceType{mustType(t, "uts")}, []string{"cat", "/proc/self/cgroup"}, Stdio{Out: &out, Err: &out})
+	if err != nil || es.Code != 0 {
+		t.Fatalf("enter -- cat /proc/self/cgroup: %v %+v\n%s", err, es, out.String())
+	}
+	for h, cg := range want {
+		if !strings.Contains(out.String(), ":"+h+":"+cg+"\n") {
+			t.Errorf("enter's command is not where the box is in hierarchy %q (%s):\n%s", h, cg, out.String())
+		}
+	}
+}
+
+// `enter` into a `new --user` box, whose user namespace denies
+// setgroups: the host's supplementary groups are dropped before joining,
+// so the command runs (it failed with setgroups EPERM) and holds none.
+func TestEnterWorksInABoxMadeWithItsOwnUserNamespace(t *testing.T) {
+	needRoot(t)
+	s, _ := benchSession(t)
+	b, _, err := s.NewBox("mapped", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	es, _, err := b.Enter(context.Background(), []NamespaceType{mustType(t, "uts")}, []string{"grep", "-E", "^(Uid|Groups):", "/proc/self/status"}, Stdio{Out: &out, Err: &out})
+	if err != nil || es.Code != 0 {
+		t.Fatalf("enter in a --user box: %v %+v\n%s", err, es, out.String())
+	}
+	status := parseStatus(out.String())
+	if !strings.HasPrefix(status["Uid"], "0\t") || strings.TrimSpace(status["Groups"]) != "" {
+		t.Errorf("enter's command in the box's user namespace: Uid %q, Groups %q; want root there and no supplementary groups", status["Uid"], status["Groups"])
+	}
+}

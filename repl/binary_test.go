@@ -131,6 +131,9 @@ func (n *normalizer) normalize(s string) string {
 // text folded at a terminal's width reads the same wherever the folds
 // fall, and they move with the length of the PIDs in a line.
 func unfold(s string) string {
+	// A shell command folds with a trailing backslash, where the temp
+	// dir's length puts the fold (viz/shellfold.go).
+	s = regexp.MustCompile(` *\\\n +`).ReplaceAllString(s, " ")
 	return regexp.MustCompile(`\n +`).ReplaceAllString(s, " ")
 }
 
