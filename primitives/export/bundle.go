@@ -32,15 +32,15 @@ type Box struct {
 	// MaskedPaths and ReadonlyPaths are Docker's, when the box ran
 	// `mount mask`; the runtime masks them as runc does.
 	MaskedPaths, ReadonlyPaths []string
-	NoNewPrivs bool
-	Seccomp    *specs.LinuxSeccomp      // the rules the box's filter was built from, or nil
-	Clocks     map[string]time.Duration // time namespace offsets: "monotonic", "boottime"
-	UIDMap     []specs.LinuxIDMapping
-	GIDMap     []specs.LinuxIDMapping
-	Args       []string
-	Env        []string
-	Cwd        string
-	UID, GID   uint32
+	NoNewPrivs                 bool
+	Seccomp                    *specs.LinuxSeccomp      // the rules the box's filter was built from, or nil
+	Clocks                     map[string]time.Duration // time namespace offsets: "monotonic", "boottime"
+	UIDMap                     []specs.LinuxIDMapping
+	GIDMap                     []specs.LinuxIDMapping
+	Args                       []string
+	Env                        []string
+	Cwd                        string
+	UID, GID                   uint32
 }
 
 // Mount is a mount inside the box's root other than the root itself.
