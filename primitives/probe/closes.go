@@ -15,7 +15,7 @@ var closers = map[string]map[string]string{
 	"finit_module":      {"load": "caps docker (no CAP_SYS_MODULE); seccomp docker; a user namespace"},
 	"dmesg":             {"syslog": "caps docker (no CAP_SYSLOG); seccomp docker", "kmsg": "cgroup devices docker (no /dev/kmsg); caps docker"},
 	"kallsyms":          {"read": "caps docker (no CAP_SYSLOG); a user namespace"},
-	"ptrace":            {"mem": "unshare pid; caps docker (no CAP_SYS_PTRACE); a user namespace"},
+	"ptrace":            {"mem": "unshare pid; caps docker (no CAP_SYS_PTRACE); a user namespace", "init": "caps docker (no CAP_SYS_PTRACE); a user namespace"},
 	"cgroup_escape":     {"mounted": "read-only cgroupfs; unshare cgroup", "mount": "unshare cgroup; caps docker (no CAP_SYS_ADMIN to mount); a user namespace"},
 }
 
@@ -23,7 +23,7 @@ var closers = map[string]map[string]string{
 var closedVias = map[string]bool{
 	"nodisk": true, "mknod": true, "open": true, "nofile": true, "none": true, "nomount": true,
 	"cap": true, "write": true, "unshare": true, "remount": true, "load": true, "syslog": true,
-	"read": true, "ownpid": true, "mem": true, "nov1": true, "mount": true, "cgroupns": true,
+	"read": true, "mem": true, "nov1": true, "mount": true, "cgroupns": true,
 	"mounted": true, "root": true, "nomodules": true,
 }
 
