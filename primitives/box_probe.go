@@ -15,7 +15,6 @@ import (
 	"strings"
 	"unicode"
 
-	"github.com/prometheus/procfs"
 	"golang.org/x/sys/unix"
 
 	"stepbox/primitives/probe"
@@ -135,8 +134,8 @@ func (b *Box) PlanProbe(names []string) (*step.Step, error) {
 }
 
 // probeHost is what the probes must know of the host to tell its files
-// from the box's: a host file with its handle, the root disk, the PID
-// namespace.
+// from the box's: a host file with its handle, the block devices, the
+// PID namespace.
 func probeHost() (probe.Host, error) {
 	var h probe.Host
 	for _, f := range []string{"/etc/hostname", "/etc/os-release", "/etc/passwd"} {
@@ -151,16 +150,7 @@ func probeHost() (probe.Host, error) {
 			h.HandleType, h.Handle = fh.Type(), fh.Bytes()
 		}
 	}
-	if mounts, err := procfs.GetMounts(); err == nil {
-		for _, m := range mounts {
-			var major, minor uint32
-			if m.MountPoint == "/" && strings.HasPrefix(m.Source, "/dev/") {
-				if _, err := fmt.Sscanf(m.MajorMinorVer, "%d:%d", &major, &minor); err == nil && major != 0 {
-					h.Disk, h.DiskNode = unix.Mkdev(major, minor), m.Source
-				}
-			}
-		}
-	}
+	h.Disks, _ = probe.HostDevices("/sys/dev/block") // none: only /dev/kmsg is tried
 	var ns unix.Stat_t
 	if err := unix.Stat("/proc/self/ns/pid", &ns); err != nil {
 		return h, fmt.Errorf("stat /proc/self/ns/pid: %w", err)
