@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -320,6 +321,41 @@ func TestProbesCloseInAUserNamespace(t *testing.T) {
 		if got[name].State != probe.Closed {
 			t.Errorf("probe %s in a user namespace: %s (%s), want closed", name, got[name].State, got[name].Evidence)
 		}
+	}
+}
+
+// A process the box started before its hardening keeps every
+// capability, no no_new_privs, no seccomp filter and the host's user
+// namespace: the probe names it, and does not count PID 1, stepbox's.
+func TestProbeFindsAProcessStartedBeforeTheHardening(t *testing.T) {
+	needRoot(t)
+	_, b := lessonSixBox(t, "older")
+	if r := probeBox(t, b, "older_processes")["older_processes"]; r.State != probe.Closed {
+		t.Fatalf("older_processes before anything ran: %s (%s), want closed", r.State, r.Evidence)
+	}
+	if _, err := b.Exec(context.Background(), []string{"sh", "-c", "sleep 600 </dev/null >/dev/null 2>&1 &"}, nil, Stdio{}, false); err != nil {
+		t.Fatal(err)
+	}
+	for _, verb := range []string{"caps docker", "nnp", "seccomp docker"} {
+		if _, err := b.ApplySecurity(verb, nil); err != nil {
+			t.Fatalf("%s: %v", verb, err)
+		}
+	}
+	if _, err := b.Unshare([]NamespaceType{mustType(t, "user")}, UnshareOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	r := probeBox(t, b, "older_processes")["older_processes"]
+	for _, want := range []string{"sleep 600", "CapEff 000001ff", "NoNewPrivs 0", "Seccomp 0", "user namespace", "PID 1 (host PID", "never gets the settings"} {
+		if r.State != probe.Open || !strings.Contains(r.Evidence, want) {
+			t.Errorf("older_processes after the hardening: %s (%s), want open naming %q", r.State, r.Evidence, want)
+		}
+	}
+	if !strings.Contains(r.Closes, "kill") {
+		t.Errorf("older_processes closed by %q, want it to say to end them", r.Closes)
+	}
+	// The hardened command itself is no older process.
+	if n := len(regexp.MustCompile(`\(host \d`).FindAllString(r.Evidence, -1)); n != 1 {
+		t.Errorf("older_processes names %d processes, want the sleep alone: %s", n, r.Evidence)
 	}
 }
 

@@ -1,0 +1,115 @@
+package primitives
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"stepbox/primitives/probe"
+)
+
+// probeOlder is the probe the session runs itself, from the host: the
+// box's processes started before a hardening step keep what they had.
+const probeOlder = "older_processes"
+
+// closesOlder is what closes an older process's hole.
+const closesOlder = "end them (`exec kill PID`), or `rm` the box and build it again with every hardening step before its first command: caps, nnp, seccomp and unshare user reach only the commands started after them"
+
+// olderProcesses compares each process of box b, as the host reads it in
+// /proc, with what the box's next command gets (Box.Security): a process
+// with more capabilities (effective or bounding), without no_new_privs or
+// seccomp where the next command has them, or in another user namespace,
+// keeps the powers the hardening took from the box. The box process and
+// PID 1 are stepbox's executor: they never get the settings and are not
+// counted, only named.
+func (b *Box) olderProcesses() (ProbeResult, error) {
+	r := ProbeResult{Result: probe.Result{Name: probeOlder}}
+	tree, err := b.session.ProcessTree()
+	if err != nil {
+		return r, fmt.Errorf("read the session's processes in /proc: %w", err)
+	}
+	cmd := b.CommandPID()
+	init, err := ReadProcSecurity(cmd)
+	if err != nil {
+		return r, err
+	}
+	next := nextCommand(init, b.Security())
+	nextNS := userNS(cmd)
+	var weak, own []string
+	n := 0
+	var walk func(p *ProcessNode)
+	walk = func(p *ProcessNode) {
+		for _, c := range p.Children {
+			walk(c)
+		}
+		if p.Box != b.Name {
+			return
+		}
+		if p.Role != "" {
+			own = append(own, fmt.Sprintf("%s (host PID %d)", p.Role, p.PID))
+			return
+		}
+		n++
+		ps, err := ReadProcSecurity(p.PID)
+		if err != nil {
+			return // it has ended
+		}
+		if why := weaker(ps, next, userNS(p.PID), nextNS); len(why) > 0 {
+			weak = append(weak, fmt.Sprintf("PID %d (host %d) %s: %s", p.BoxPID(), p.PID, printable(cmdOf(p), 40), strings.Join(why, ", ")))
+		}
+	}
+	walk(tree)
+	note := ""
+	if len(own) > 0 {
+		note = "; not counted, stepbox's executor: " + strings.Join(own, ", ") + " (PID 1 never gets the settings)"
+	}
+	if len(weak) == 0 {
+		r.State, r.Via = probe.Closed, "procs"
+		r.Evidence = fmt.Sprintf("none of the box's %d other processes holds more than its next command%s", n, note)
+		return r, nil
+	}
+	r.State, r.Via, r.Closes = probe.Open, "procs", closesOlder
+	r.Evidence = printable(fmt.Sprintf("the box's processes that hold more than its next command (%d): %s%s", len(weak), strings.Join(weak, "; "), note), 600)
+	return r, nil
+}
+
+// weaker says how p holds more than next does: capabilities (effective,
+// bounding), no_new_privs or seccomp missing, another user namespace.
+func weaker(p, next ProcSecurity, ns, nextNS string) []string {
+	var why []string
+	if p.CapEff&^next.CapEff != 0 {
+		why = append(why, fmt.Sprintf("CapEff %016x, the next command's %016x", p.CapEff, next.CapEff))
+	}
+	if p.CapBnd&^next.CapBnd != 0 {
+		why = append(why, fmt.Sprintf("CapBnd %016x", p.CapBnd))
+	}
+	if next.NoNewPrivs && !p.NoNewPrivs {
+		why = append(why, "NoNewPrivs 0")
+	}
+	if next.Seccomp > 0 && p.Seccomp == 0 {
+		why = append(why, "Seccomp 0")
+	}
+	if ns != "" && nextNS != "" && ns != nextNS {
+		why = append(why, "user namespace "+ns+", not the box's "+nextNS)
+	}
+	return why
+}
+
+// userNS is the user namespace of process pid, as /proc/PID/ns/user
+// names it ("user:[INODE]"), or "" if it cannot be read.
+func userNS(pid int) string {
+	ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/user", pid))
+	if err != nil {
+		return ""
+	}
+	return ns
+}
+
+// cmdOf is a process's command line, or its name when it has none; the
+// box controls both (printable cuts what a terminal would obey).
+func cmdOf(p *ProcessNode) string {
+	if p.Cmdline != "" {
+		return p.Cmdline
+	}
+	return "[" + p.Comm + "]"
+}
