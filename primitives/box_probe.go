@@ -206,6 +206,10 @@ func probeHost() (probe.Host, error) {
 		return h, fmt.Errorf("stat /proc/self/ns/pid: %w", err)
 	}
 	h.PIDNS = ns.Ino
+	if err := unix.Stat("/proc/self/ns/cgroup", &ns); err != nil {
+		return h, fmt.Errorf("stat /proc/self/ns/cgroup: %w", err)
+	}
+	h.CgroupNS = ns.Ino
 	return h, nil
 }
 

@@ -54,6 +54,16 @@ func lessonSixBox(t testing.TB, name string) (*Session, *Box) {
 	return s, b
 }
 
+// mustTypes are the namespace types of names.
+func mustTypes(t *testing.T, names ...string) []NamespaceType {
+	t.Helper()
+	types := make([]NamespaceType, len(names))
+	for i, n := range names {
+		types[i] = mustType(t, n)
+	}
+	return types
+}
+
 func probeBox(t *testing.T, b *Box, names ...string) map[string]ProbeResult {
 	t.Helper()
 	rs, _, err := b.Probe(context.Background(), names)
@@ -309,10 +319,7 @@ func TestProbesCloseInAUserNamespace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var types []NamespaceType
-	for _, n := range []string{"user", "uts", "ipc", "net", "pid", "mnt"} {
-		types = append(types, mustType(t, n))
-	}
+	types := mustTypes(t, "user", "uts", "ipc", "net", "pid", "mnt")
 	if _, err := b.Unshare(types, UnshareOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -356,6 +363,46 @@ func TestProbeFindsAProcessStartedBeforeTheHardening(t *testing.T) {
 	// The hardened command itself is no older process.
 	if n := len(regexp.MustCompile(`\(host \d`).FindAllString(r.Evidence, -1)); n != 1 {
 		t.Errorf("older_processes names %d processes, want the sleep alone: %s", n, r.Evidence)
+	}
+}
+
+// A cgroup namespace made before `cgroup attach` is rooted at the host's
+// cgroup root: the probe reports it open even when nothing is writable,
+// a second `unshare cgroup` after the attach roots a nested one at the
+// box's cgroup and closes it, and a third is refused.
+func TestProbeFindsACgroupNamespaceMadeBeforeTheAttach(t *testing.T) {
+	needRoot(t)
+	s, stack := benchSession(t)
+	b, _, err := s.NewBox("cgns", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	types := mustTypes(t, "uts", "ipc", "net", "pid", "mnt", "cgroup")
+	for i, step := range []func() error{
+		func() error { _, err := b.Unshare(types, UnshareOptions{}); return err },
+		func() error { _, err := b.MountOverlay(stack); return err },
+		func() error { _, err := b.PivotRoot(); return err },
+		func() error { _, err := b.Mount("dev", "", "/dev", false); return err },
+		func() error { _, err := b.CgroupNew(); return err },
+		func() error { _, _, err := b.CgroupAttach(); return err },
+		func() error { _, err := b.ApplySecurity("caps docker", nil); return err },
+	} {
+		if err := step(); err != nil {
+			t.Fatalf("step %d: %v", i+1, err)
+		}
+	}
+	r := probeBox(t, b, "cgroup_escape")["cgroup_escape"]
+	if r.State != probe.Open || r.Via != "nsroot" || !strings.Contains(r.Closes, "`unshare cgroup` again, AFTER `cgroup attach`") {
+		t.Errorf("cgroup_escape with the cgroup namespace made before the attach: %s via %s (%s), closed by %q; want open via nsroot, closed by unshare cgroup after the attach", r.State, r.Via, r.Evidence, r.Closes)
+	}
+	if _, err := b.Unshare([]NamespaceType{mustType(t, "cgroup")}, UnshareOptions{}); err != nil {
+		t.Fatalf("a second unshare cgroup, after the attach: %v", err)
+	}
+	if r := probeBox(t, b, "cgroup_escape")["cgroup_escape"]; r.State != probe.Closed {
+		t.Errorf("cgroup_escape after a second unshare cgroup: %s via %s (%s), want closed", r.State, r.Via, r.Evidence)
+	}
+	if _, err := b.Unshare([]NamespaceType{mustType(t, "cgroup")}, UnshareOptions{}); err == nil || !strings.Contains(err.Error(), "rooted at its cgroup") {
+		t.Errorf("a third unshare cgroup: %v, want it refused: the namespace is rooted at the box's cgroup already", err)
 	}
 }
 

@@ -16,7 +16,9 @@ var closers = map[string]map[string]string{
 	"dmesg":             {"syslog": "caps docker (no CAP_SYSLOG); seccomp docker", "kmsg": "cgroup devices docker (no /dev/kmsg); caps docker"},
 	"kallsyms":          {"read": "caps docker (no CAP_SYSLOG); a user namespace"},
 	"ptrace":            {"mem": "unshare pid; caps docker (no CAP_SYS_PTRACE); a user namespace", "init": "caps docker (no CAP_SYS_PTRACE); a user namespace"},
-	"cgroup_escape":     {"mounted": "read-only cgroupfs; unshare cgroup", "mount": "unshare cgroup; caps docker (no CAP_SYS_ADMIN to mount); a user namespace"},
+	"cgroup_escape": {"mounted": "read-only cgroupfs; unshare cgroup", "mount": "unshare cgroup; caps docker (no CAP_SYS_ADMIN to mount); a user namespace",
+		"nsroot":    "`unshare cgroup` again, AFTER `cgroup attach`: a nested cgroup namespace rooted at the box's cgroup; then a cgroup mount made after it",
+		"mountroot": "a cgroup mount made after `unshare cgroup` AFTER `cgroup attach` (this one was mounted while the namespace's root was the host's)"},
 }
 
 // closedVias are the ways a probe may report itself closed.

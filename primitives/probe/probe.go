@@ -53,6 +53,7 @@ type Host struct {
 	HandleType int32    // name_to_handle_at(2) of File
 	Handle     []byte
 	PIDNS      uint64 // inode of the host's PID namespace
+	CgroupNS   uint64 // inode of the host's cgroup namespace
 }
 
 // Args is the command line of `stepbox __probe` for names, after the
@@ -65,6 +66,7 @@ func (h Host) Args(names []string) []string {
 		"-own-root=" + strconv.FormatBool(h.OwnRoot),
 		"-handle", fmt.Sprintf("%d:%x", h.HandleType, h.Handle),
 		"-pidns", strconv.FormatUint(h.PIDNS, 10),
+		"-cgroupns", strconv.FormatUint(h.CgroupNS, 10),
 		"--",
 	}, names...)
 }
@@ -80,6 +82,7 @@ func parseArgs(args []string) (Host, []string, error) {
 	fs.BoolVar(&h.OwnRoot, "own-root", false, "")
 	fs.StringVar(&handle, "handle", "0:", "")
 	fs.Uint64Var(&h.PIDNS, "pidns", 0, "")
+	fs.Uint64Var(&h.CgroupNS, "cgroupns", 0, "")
 	err := fs.Parse(args)
 	if err != nil {
 		return h, nil, err
