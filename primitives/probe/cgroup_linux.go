@@ -174,12 +174,23 @@ func cgroupNSAbove(h Host) (Result, bool) {
 	}
 	if mounts, err := procfs.GetMounts(); err == nil {
 		for _, m := range mounts {
-			if (m.FSType == "cgroup" || m.FSType == "cgroup2") && strings.HasPrefix(m.Root, "/..") {
+			if (m.FSType == "cgroup" || m.FSType == "cgroup2") && strings.HasPrefix(m.Root, "/..") && reachable(m) {
 				return open("mountroot", "the box's cgroup mount at %s has its root at %s, above the box's cgroup: it was mounted before the box's cgroup namespace was rooted at its cgroup, and shows the host's cgroup tree", m.MountPoint, m.Root), true
 			}
 		}
 	}
 	return Result{}, false
+}
+
+// reachable reports whether m is the mount its mount point reaches now:
+// one covered by a later mount (there or above it) is out of the box's
+// reach without CAP_SYS_ADMIN to unmount, which the other ways try.
+func reachable(m *procfs.MountInfo) bool {
+	var stx unix.Statx_t
+	if err := unix.Statx(unix.AT_FDCWD, m.MountPoint, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_MNT_ID, &stx); err != nil {
+		return false
+	}
+	return stx.Mask&unix.STATX_MNT_ID == 0 || stx.Mnt_id == uint64(m.MountID)
 }
 
 func cgroupEscape() Result {

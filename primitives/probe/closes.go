@@ -18,7 +18,7 @@ var closers = map[string]map[string]string{
 	"ptrace":            {"mem": "unshare pid; caps docker (no CAP_SYS_PTRACE); a user namespace", "init": "caps docker (no CAP_SYS_PTRACE); a user namespace"},
 	"cgroup_escape": {"mounted": "read-only cgroupfs; unshare cgroup", "mount": "unshare cgroup; caps docker (no CAP_SYS_ADMIN to mount); a user namespace",
 		"nsroot":    "`unshare cgroup` again, AFTER `cgroup attach`: a nested cgroup namespace rooted at the box's cgroup; then a cgroup mount made after it",
-		"mountroot": "a cgroup mount made after `unshare cgroup` AFTER `cgroup attach` (this one was mounted while the namespace's root was the host's)"},
+		"mountroot": "`mount cgroup` again, after `unshare cgroup` AFTER `cgroup attach`: the new mount covers this one, made while the namespace's root was the host's"},
 }
 
 // closedVias are the ways a probe may report itself closed.
