@@ -5,6 +5,8 @@ import (
 	"os"
 	"strings"
 
+	"github.com/prometheus/procfs"
+
 	"stepbox/primitives/probe"
 )
 
@@ -37,18 +39,7 @@ func (b *Box) olderProcesses() (ProbeResult, error) {
 	nextNS := userNS(cmd)
 	var weak, own []string
 	n := 0
-	var walk func(p *ProcessNode)
-	walk = func(p *ProcessNode) {
-		for _, c := range p.Children {
-			walk(c)
-		}
-		if p.Box != b.Name {
-			return
-		}
-		if p.Role != "" {
-			own = append(own, fmt.Sprintf("%s (host PID %d)", p.Role, p.PID))
-			return
-		}
+	check := func(p *ProcessNode) {
 		n++
 		ps, err := ReadProcSecurity(p.PID)
 		if err != nil {
@@ -58,7 +49,36 @@ func (b *Box) olderProcesses() (ProbeResult, error) {
 			weak = append(weak, fmt.Sprintf("PID %d (host %d) %s: %s", p.BoxPID(), p.PID, printable(cmdOf(p), 40), strings.Join(why, ", ")))
 		}
 	}
+	seen := map[int]bool{}
+	var walk func(p *ProcessNode)
+	walk = func(p *ProcessNode) {
+		for _, c := range p.Children {
+			walk(c)
+		}
+		if p.Box != b.Name {
+			return
+		}
+		seen[p.PID] = true
+		if p.Role != "" {
+			own = append(own, fmt.Sprintf("%s (host PID %d)", p.Role, p.PID))
+			return
+		}
+		check(p)
+	}
 	walk(tree)
+	// A process of the box that is not in the session's tree (one the
+	// session did not start through the box's executor) is still in the
+	// box's cgroup.
+	for _, pid := range b.cgroupProcs() {
+		if seen[pid] || pid == b.PID() || pid == b.InitPID() {
+			continue
+		}
+		if proc, err := procfs.NewProc(pid); err == nil {
+			if stat, err := proc.Stat(); err == nil {
+				check(ReadProcess(proc, stat))
+			}
+		}
+	}
 	note := ""
 	if len(own) > 0 {
 		note = "; not counted, stepbox's executor: " + strings.Join(own, ", ") + " (PID 1 never gets the settings)"
@@ -71,6 +91,21 @@ func (b *Box) olderProcesses() (ProbeResult, error) {
 	r.State, r.Via, r.Closes = probe.Open, "procs", closesOlder
 	r.Evidence = printable(fmt.Sprintf("the box's processes that hold more than its next command (%d): %s%s", len(weak), strings.Join(weak, "; "), note), 600)
 	return r, nil
+}
+
+// cgroupProcs are the processes in the box's cgroup, none before
+// `cgroup new`.
+func (b *Box) cgroupProcs() []int {
+	g := b.Cgroup()
+	if g == nil {
+		return nil
+	}
+	h, err := b.session.Cgroups()
+	if err != nil {
+		return nil
+	}
+	pids, _ := h.Procs(g)
+	return pids
 }
 
 // weaker says how p holds more than next does: capabilities (effective,
