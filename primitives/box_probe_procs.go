@@ -2,10 +2,10 @@ package primitives
 
 import (
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/prometheus/procfs"
+	"golang.org/x/sys/unix"
 
 	"stepbox/primitives/probe"
 )
@@ -36,7 +36,7 @@ func (b *Box) olderProcesses() (ProbeResult, error) {
 		return r, err
 	}
 	next := nextCommand(init, b.Security())
-	nextNS := userNS(cmd)
+	above := userNSAncestors(cmd)
 	var weak, own []string
 	n := 0
 	check := func(p *ProcessNode) {
@@ -45,7 +45,7 @@ func (b *Box) olderProcesses() (ProbeResult, error) {
 		if err != nil {
 			return // it has ended
 		}
-		if why := weaker(ps, next, userNS(p.PID), nextNS); len(why) > 0 {
+		if why := weaker(ps, next, userNS(p.PID), above); len(why) > 0 {
 			weak = append(weak, fmt.Sprintf("PID %d (host %d) %s: %s", p.BoxPID(), p.PID, printable(cmdOf(p), 40), strings.Join(why, ", ")))
 		}
 	}
@@ -109,8 +109,10 @@ func (b *Box) cgroupProcs() []int {
 }
 
 // weaker says how p holds more than next does: capabilities (effective,
-// bounding), no_new_privs or seccomp missing, another user namespace.
-func weaker(p, next ProcSecurity, ns, nextNS string) []string {
+// bounding), no_new_privs or seccomp missing, a user namespace above the
+// next command's (one of above; a namespace the process made below the
+// box's is no more).
+func weaker(p, next ProcSecurity, ns uint64, above map[uint64]bool) []string {
 	var why []string
 	if p.CapEff&^next.CapEff != 0 {
 		why = append(why, fmt.Sprintf("CapEff %016x, the next command's %016x", p.CapEff, next.CapEff))
@@ -124,20 +126,44 @@ func weaker(p, next ProcSecurity, ns, nextNS string) []string {
 	if next.Seccomp > 0 && p.Seccomp == 0 {
 		why = append(why, "Seccomp 0")
 	}
-	if ns != "" && nextNS != "" && ns != nextNS {
-		why = append(why, "user namespace "+ns+", not the box's "+nextNS)
+	if above[ns] {
+		why = append(why, fmt.Sprintf("user namespace user:[%d], above the box's", ns))
 	}
 	return why
 }
 
-// userNS is the user namespace of process pid, as /proc/PID/ns/user
-// names it ("user:[INODE]"), or "" if it cannot be read.
-func userNS(pid int) string {
-	ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/user", pid))
-	if err != nil {
-		return ""
+// userNS is the inode of process pid's user namespace, 0 if unread.
+func userNS(pid int) uint64 {
+	var st unix.Stat_t
+	if unix.Stat(fmt.Sprintf("/proc/%d/ns/user", pid), &st) != nil {
+		return 0
 	}
-	return ns
+	return st.Ino
+}
+
+// userNSAncestors are the user namespaces above process pid's, up to the
+// host's (ioctl_ns(2), NS_GET_PARENT until the kernel refuses).
+func userNSAncestors(pid int) map[uint64]bool {
+	const nsGetParent = 0xb702 // _IO(0xb7, 2)
+	above := map[uint64]bool{}
+	fd, err := unix.Open(fmt.Sprintf("/proc/%d/ns/user", pid), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return above
+	}
+	for range 33 { // the kernel nests at most 32 user namespaces
+		parent, err := unix.IoctlRetInt(fd, nsGetParent)
+		unix.Close(fd)
+		if err != nil {
+			return above
+		}
+		fd = parent
+		var st unix.Stat_t
+		if unix.Fstat(fd, &st) == nil {
+			above[st.Ino] = true
+		}
+	}
+	unix.Close(fd)
+	return above
 }
 
 // cmdOf is a process's command line, or its name when it has none; the

@@ -351,6 +351,10 @@ func TestProbeFindsAProcessStartedBeforeTheHardening(t *testing.T) {
 	if _, err := b.Unshare([]NamespaceType{mustType(t, "user")}, UnshareOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	// Started after the hardening: it holds no more than the next command.
+	if _, err := b.Exec(context.Background(), []string{"sh", "-c", "sleep 602 </dev/null >/dev/null 2>&1 &"}, nil, Stdio{}, false); err != nil {
+		t.Fatal(err)
+	}
 	r := probeBox(t, b, "older_processes")["older_processes"]
 	for _, want := range []string{"sleep 600", "CapEff 000001ff", "NoNewPrivs 0", "Seccomp 0", "user namespace", "PID 1 (host PID", "never gets the settings"} {
 		if r.State != probe.Open || !strings.Contains(r.Evidence, want) {
@@ -360,9 +364,25 @@ func TestProbeFindsAProcessStartedBeforeTheHardening(t *testing.T) {
 	if !strings.Contains(r.Closes, "kill") {
 		t.Errorf("older_processes closed by %q, want it to say to end them", r.Closes)
 	}
+	tree, err := b.session.ProcessTree()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	var walk func(n *ProcessNode)
+	walk = func(n *ProcessNode) {
+		names = append(names, n.Cmdline)
+		for _, c := range n.Children {
+			walk(c)
+		}
+	}
+	walk(tree)
+	if !slices.Contains(names, "sleep 602") {
+		t.Errorf("the hardened sleep 602 is not running in the box: %q", names)
+	}
 	// The hardened command itself is no older process.
 	if n := len(regexp.MustCompile(`\(host \d`).FindAllString(r.Evidence, -1)); n != 1 {
-		t.Errorf("older_processes names %d processes, want the sleep alone: %s", n, r.Evidence)
+		t.Errorf("older_processes names %d processes, want sleep 600 alone (not the hardened sleep 602): %s", n, r.Evidence)
 	}
 }
 
