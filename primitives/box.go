@@ -366,17 +366,19 @@ func (b *Box) Unshare(types []NamespaceType, opts UnshareOptions) (*step.Step, e
 	if b.dead != nil {
 		return nil, b.dead
 	}
+	x := b.active()
 	var names []string
 	for _, t := range types {
 		if b.unshared[t.Name] {
-			return nil, fmt.Errorf("unshare %s: box %s has its own %s namespace already; each type can be unshared once (`ns` shows them)", t.Name, b.Name, t.Name)
+			if err := b.unshareAgain(x, t); err != nil {
+				return nil, err
+			}
 		}
 		names = append(names, t.Name)
 	}
 	if len(names) == 0 {
 		return nil, fmt.Errorf("unshare: nothing to do")
 	}
-	x := b.active()
 	st := &step.Step{Command: "unshare " + strings.Join(names, " ")}
 	for _, t := range types {
 		st.Man = append(st.Man, t.Man)
@@ -389,6 +391,28 @@ func (b *Box) Unshare(types []NamespaceType, opts UnshareOptions) (*step.Step, e
 	st.Undo = unshareUndo
 	st.Man = append(st.Man, "unshare(2)", "namespaces(7)")
 	return st, nil
+}
+
+// unshareAgain allows a type the box has already only for cgroup, and
+// only while the root of its cgroup namespace is not its cgroup: a
+// namespace made before `cgroup attach` is rooted at the host's root, and
+// a nested one made now is rooted at the box's cgroup
+// (cgroup_namespaces(7)). b.mu is held.
+func (b *Box) unshareAgain(x *executor, t NamespaceType) error {
+	refused := fmt.Errorf("unshare %s: box %s has its own %s namespace already; each type can be unshared once (`ns` shows them)", t.Name, b.Name, t.Name)
+	if t.Name != "cgroup" || x == nil {
+		return refused
+	}
+	view, err := x.cgroupView()
+	if err != nil {
+		return fmt.Errorf("unshare cgroup: box %s: read /proc/self/cgroup: %w", b.Name, err)
+	}
+	for _, c := range view {
+		if c.Path != "/" {
+			return nil
+		}
+	}
+	return fmt.Errorf("unshare cgroup: box %s has its own cgroup namespace already, rooted at its cgroup (/proc/self/cgroup shows / in every hierarchy): another would change nothing", b.Name)
 }
 
 const unshareUndo = "a namespace is freed when its last process exits and nothing holds it open: `rm` ends the box's processes"

@@ -15,7 +15,6 @@ import (
 	"strings"
 	"unicode"
 
-	"github.com/prometheus/procfs"
 	"golang.org/x/sys/unix"
 
 	"stepbox/primitives/probe"
@@ -29,8 +28,23 @@ type ProbeResult struct {
 	Closes string // for an open hole: the steps that close it
 }
 
-// ProbeNames lists the known probes, in the order they run.
-func ProbeNames() []string { return probe.Names() }
+// ProbeNames lists the known probes, in the order they run: those that
+// run inside the box, then the session's own from the host.
+func ProbeNames() []string { return append(probe.Names(), probeOlder) }
+
+// inBoxNames are the names of the probes that run inside the box, and
+// whether the session's own probe of older processes is asked too. No
+// names asks for every probe.
+func inBoxNames(names []string) (inBox []string, older bool) {
+	for _, n := range names {
+		if n == probeOlder {
+			older = true
+		} else {
+			inBox = append(inBox, n)
+		}
+	}
+	return inBox, older || len(names) == 0
+}
 
 // maxProbeOutput bounds what the session reads of a probe's output: the
 // box runs that process and may make it write anything.
@@ -44,6 +58,36 @@ func (b *Box) Probe(ctx context.Context, names []string) ([]ProbeResult, *step.S
 	if err := checkProbeNames(names); err != nil {
 		return nil, nil, err
 	}
+	inBox, older := inBoxNames(names)
+	var results []ProbeResult
+	var st *step.Step
+	if len(inBox) > 0 || len(names) == 0 {
+		var err error
+		if results, st, err = b.probeInBox(ctx, inBox); err != nil {
+			return nil, st, err
+		}
+	} else {
+		st = olderStep(names)
+	}
+	if older {
+		r, err := b.olderProcesses()
+		if err != nil {
+			return nil, st, fmt.Errorf("probe %s: %w", probeOlder, err)
+		}
+		results = append(results, r)
+	}
+	open := 0
+	for _, r := range results {
+		if r.State == probe.Open {
+			open++
+		}
+	}
+	st.Tell(fmt.Sprintf("tried %s on box %s: %d found a way out; nothing on the host was changed", step.Count(len(results), "probe"), b.Name, open), "")
+	return results, st, nil
+}
+
+// probeInBox runs the named probes (all without names) inside the box.
+func (b *Box) probeInBox(ctx context.Context, names []string) ([]ProbeResult, *step.Step, error) {
 	host, err := probeHost()
 	if err != nil {
 		return nil, nil, fmt.Errorf("probe: %w", err)
@@ -78,13 +122,6 @@ func (b *Box) Probe(ctx context.Context, names []string) ([]ProbeResult, *step.S
 	if err != nil {
 		return nil, st, fmt.Errorf("probe: box %s: %w", b.Name, err)
 	}
-	open := 0
-	for _, r := range results {
-		if r.State == probe.Open {
-			open++
-		}
-	}
-	st.Tell(fmt.Sprintf("tried %s from inside box %s: %d found a way out; nothing on the host was changed", step.Count(len(results), "probe"), b.Name, open), "")
 	return results, st, nil
 }
 
@@ -109,8 +146,8 @@ func (b *Box) needProc() error {
 
 func checkProbeNames(names []string) error {
 	for _, n := range names {
-		if !probe.Known(n) {
-			return fmt.Errorf("probe %s: unknown probe %q: known probes are %s", strings.Join(names, " "), n, strings.Join(probe.Names(), ", "))
+		if !probe.Known(n) && n != probeOlder {
+			return fmt.Errorf("probe %s: unknown probe %q: known probes are %s", strings.Join(names, " "), n, strings.Join(ProbeNames(), ", "))
 		}
 	}
 	return nil
@@ -120,6 +157,11 @@ func checkProbeNames(names []string) error {
 func (b *Box) PlanProbe(names []string) (*step.Step, error) {
 	if err := checkProbeNames(names); err != nil {
 		return nil, err
+	}
+	if inBox, _ := inBoxNames(names); len(inBox) == 0 && len(names) > 0 {
+		st := olderStep(names)
+		st.MarkNotRun()
+		return st, nil
 	}
 	st, err := b.PlanExec(append([]string{"stepbox", entryProbe}, names...))
 	if err != nil {
@@ -134,9 +176,16 @@ func (b *Box) PlanProbe(names []string) (*step.Step, error) {
 	return st, nil
 }
 
+// olderStep is the record of a probe the session runs from the host
+// alone: it reads /proc, and runs nothing in the box.
+func olderStep(names []string) *step.Step {
+	return &step.Step{Command: "probe " + strings.Join(names, " "), Man: []string{"proc(5)"},
+		Undo: "nothing to undo: the session only read /proc/PID/status and /proc/PID/ns/user of the box's processes"}
+}
+
 // probeHost is what the probes must know of the host to tell its files
-// from the box's: a host file with its handle, the root disk, the PID
-// namespace.
+// from the box's: a host file with its handle, the block devices, the
+// PID namespace.
 func probeHost() (probe.Host, error) {
 	var h probe.Host
 	for _, f := range []string{"/etc/hostname", "/etc/os-release", "/etc/passwd"} {
@@ -151,21 +200,16 @@ func probeHost() (probe.Host, error) {
 			h.HandleType, h.Handle = fh.Type(), fh.Bytes()
 		}
 	}
-	if mounts, err := procfs.GetMounts(); err == nil {
-		for _, m := range mounts {
-			var major, minor uint32
-			if m.MountPoint == "/" && strings.HasPrefix(m.Source, "/dev/") {
-				if _, err := fmt.Sscanf(m.MajorMinorVer, "%d:%d", &major, &minor); err == nil && major != 0 {
-					h.Disk, h.DiskNode = unix.Mkdev(major, minor), m.Source
-				}
-			}
-		}
-	}
+	h.Disks, _ = probe.HostDevices("/sys/dev/block") // none: only /dev/kmsg is tried
 	var ns unix.Stat_t
 	if err := unix.Stat("/proc/self/ns/pid", &ns); err != nil {
 		return h, fmt.Errorf("stat /proc/self/ns/pid: %w", err)
 	}
 	h.PIDNS = ns.Ino
+	if err := unix.Stat("/proc/self/ns/cgroup", &ns); err != nil {
+		return h, fmt.Errorf("stat /proc/self/ns/cgroup: %w", err)
+	}
+	h.CgroupNS = ns.Ino
 	return h, nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -53,6 +54,16 @@ func lessonSixBox(t testing.TB, name string) (*Session, *Box) {
 	return s, b
 }
 
+// mustTypes are the namespace types of names.
+func mustTypes(t *testing.T, names ...string) []NamespaceType {
+	t.Helper()
+	types := make([]NamespaceType, len(names))
+	for i, n := range names {
+		types[i] = mustType(t, n)
+	}
+	return types
+}
+
 func probeBox(t *testing.T, b *Box, names ...string) map[string]ProbeResult {
 	t.Helper()
 	rs, _, err := b.Probe(context.Background(), names)
@@ -74,19 +85,26 @@ func probeBox(t *testing.T, b *Box, names ...string) map[string]ProbeResult {
 func hostPermits(t *testing.T, name string) bool {
 	switch name {
 	case "disk":
+		// Any block device, or /dev/kmsg, the host's root may open.
 		h, err := probeHost()
-		if err != nil || h.Disk == 0 {
+		if err != nil {
 			return false
 		}
-		node := filepath.Join(t.TempDir(), "disk")
-		if unix.Mknod(node, unix.S_IFBLK|0o600, int(h.Disk)) != nil {
-			return false
+		for i, d := range append(h.Disks, probe.Device{Dev: unix.Mkdev(1, 11)}) {
+			mode := uint32(unix.S_IFBLK)
+			if i == len(h.Disks) {
+				mode = unix.S_IFCHR
+			}
+			node := filepath.Join(t.TempDir(), "dev")
+			if unix.Mknod(node, mode|0o600, int(d.Dev)) != nil {
+				continue
+			}
+			if fd, err := unix.Open(node, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0); err == nil {
+				unix.Close(fd)
+				return true
+			}
 		}
-		fd, err := unix.Open(node, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err == nil {
-			unix.Close(fd)
-		}
-		return err == nil
+		return false
 	case "finit_module":
 		return errors.Is(unix.FinitModule(-1, "", 0), unix.EBADF)
 	case "release_agent":
@@ -109,8 +127,9 @@ func hostPermits(t *testing.T, name string) bool {
 }
 
 // Every escape Docker's default container blocks is open on the box of
-// lesson 6, where the kernel lets even the host through; /proc/1/root
-// and ptrace of PID 1 are closed by its PID namespace already.
+// lesson 6, where the kernel lets even the host through; /proc/1/root is
+// closed by its PID namespace already, but its PID 1, stepbox's executor,
+// can still be read and traced by the box's commands.
 func TestProbesFindTheLessonSixBoxOpen(t *testing.T) {
 	needRoot(t)
 	_, b := lessonSixBox(t, "p6")
@@ -126,10 +145,15 @@ func TestProbesFindTheLessonSixBoxOpen(t *testing.T) {
 			t.Errorf("probe %s is open and names no step that closes it", name)
 		}
 	}
-	for _, name := range []string{"proc_root", "ptrace", "sys"} {
+	for _, name := range []string{"proc_root", "sys"} {
 		if got[name].State != probe.Closed {
 			t.Errorf("probe %s on the lesson-6 box (own PID namespace, read-only /sys): %s (%s), want closed", name, got[name].State, got[name].Evidence)
 		}
+	}
+	// PID 1 is the session's own child here: the host's refusal to trace
+	// its own init (hostPermits "ptrace") does not apply.
+	if r := got["ptrace"]; r.State != probe.Open || r.Via != "init" || !strings.Contains(r.Evidence, "stepbox's executor") || !strings.Contains(r.Closes, "caps docker") {
+		t.Errorf("ptrace of the box's PID 1: %s via %s (%s), closed by %q; want open via init, naming stepbox's executor and caps docker", r.State, r.Via, r.Evidence, r.Closes)
 	}
 }
 
@@ -295,10 +319,7 @@ func TestProbesCloseInAUserNamespace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var types []NamespaceType
-	for _, n := range []string{"user", "uts", "ipc", "net", "pid", "mnt"} {
-		types = append(types, mustType(t, n))
-	}
+	types := mustTypes(t, "user", "uts", "ipc", "net", "pid", "mnt")
 	if _, err := b.Unshare(types, UnshareOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -307,6 +328,110 @@ func TestProbesCloseInAUserNamespace(t *testing.T) {
 		if got[name].State != probe.Closed {
 			t.Errorf("probe %s in a user namespace: %s (%s), want closed", name, got[name].State, got[name].Evidence)
 		}
+	}
+}
+
+// A process the box started before its hardening keeps every
+// capability, no no_new_privs, no seccomp filter and the host's user
+// namespace: the probe names it, and does not count PID 1, stepbox's.
+func TestProbeFindsAProcessStartedBeforeTheHardening(t *testing.T) {
+	needRoot(t)
+	_, b := lessonSixBox(t, "older")
+	if r := probeBox(t, b, "older_processes")["older_processes"]; r.State != probe.Closed {
+		t.Fatalf("older_processes before anything ran: %s (%s), want closed", r.State, r.Evidence)
+	}
+	if _, err := b.Exec(context.Background(), []string{"sh", "-c", "sleep 600 </dev/null >/dev/null 2>&1 &"}, nil, Stdio{}, false); err != nil {
+		t.Fatal(err)
+	}
+	for _, verb := range []string{"caps docker", "nnp", "seccomp docker"} {
+		if _, err := b.ApplySecurity(verb, nil); err != nil {
+			t.Fatalf("%s: %v", verb, err)
+		}
+	}
+	if _, err := b.Unshare([]NamespaceType{mustType(t, "user")}, UnshareOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// Started after the hardening: it holds no more than the next command.
+	if _, err := b.Exec(context.Background(), []string{"sh", "-c", "sleep 602 </dev/null >/dev/null 2>&1 &"}, nil, Stdio{}, false); err != nil {
+		t.Fatal(err)
+	}
+	r := probeBox(t, b, "older_processes")["older_processes"]
+	for _, want := range []string{"sleep 600", "CapEff 000001ff", "NoNewPrivs 0", "Seccomp 0", "user namespace", "PID 1 (host PID", "never gets the settings"} {
+		if r.State != probe.Open || !strings.Contains(r.Evidence, want) {
+			t.Errorf("older_processes after the hardening: %s (%s), want open naming %q", r.State, r.Evidence, want)
+		}
+	}
+	if !strings.Contains(r.Closes, "kill") {
+		t.Errorf("older_processes closed by %q, want it to say to end them", r.Closes)
+	}
+	tree, err := b.session.ProcessTree()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	var walk func(n *ProcessNode)
+	walk = func(n *ProcessNode) {
+		names = append(names, n.Cmdline)
+		for _, c := range n.Children {
+			walk(c)
+		}
+	}
+	walk(tree)
+	if !slices.Contains(names, "sleep 602") {
+		t.Errorf("the hardened sleep 602 is not running in the box: %q", names)
+	}
+	// The hardened command itself is no older process.
+	if n := len(regexp.MustCompile(`\(host \d`).FindAllString(r.Evidence, -1)); n != 1 {
+		t.Errorf("older_processes names %d processes, want sleep 600 alone (not the hardened sleep 602): %s", n, r.Evidence)
+	}
+}
+
+// A cgroup namespace made before `cgroup attach` is rooted at the host's
+// cgroup root: the probe reports it open even when nothing is writable.
+// A second `unshare cgroup` after the attach roots a nested one at the
+// box's cgroup; the cgroup mount made before still shows the host's tree
+// until `mount cgroup` covers it; a third `unshare cgroup` is refused.
+func TestProbeFindsACgroupNamespaceMadeBeforeTheAttach(t *testing.T) {
+	needRoot(t)
+	s, stack := benchSession(t)
+	b, _, err := s.NewBox("cgns", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	types := mustTypes(t, "uts", "ipc", "net", "pid", "mnt", "cgroup")
+	for i, step := range []func() error{
+		func() error { _, err := b.Unshare(types, UnshareOptions{}); return err },
+		func() error { _, err := b.MountOverlay(stack); return err },
+		func() error { _, err := b.PivotRoot(); return err },
+		func() error { _, err := b.Mount("dev", "", "/dev", false); return err },
+		func() error { _, err := b.Mount("sys", "", "/sys", false); return err },
+		func() error { _, err := b.Mount("cgroup", "", "/sys/fs/cgroup", false); return err },
+		func() error { _, err := b.CgroupNew(); return err },
+		func() error { _, _, err := b.CgroupAttach(); return err },
+		func() error { _, err := b.ApplySecurity("caps docker", nil); return err },
+	} {
+		if err := step(); err != nil {
+			t.Fatalf("step %d: %v", i+1, err)
+		}
+	}
+	want := func(when, state, via, closes string) {
+		t.Helper()
+		r := probeBox(t, b, "cgroup_escape")["cgroup_escape"]
+		if r.State != state || via != "" && r.Via != via || !strings.Contains(r.Closes, closes) {
+			t.Errorf("cgroup_escape %s: %s via %s (%s), closed by %q; want %s via %s, closed by %q", when, r.State, r.Via, r.Evidence, r.Closes, state, via, closes)
+		}
+	}
+	want("with the cgroup namespace made before the attach", probe.Open, "nsroot", "`unshare cgroup` again, AFTER `cgroup attach`")
+	if _, err := b.Unshare([]NamespaceType{mustType(t, "cgroup")}, UnshareOptions{}); err != nil {
+		t.Fatalf("a second unshare cgroup, after the attach: %v", err)
+	}
+	want("after a second unshare cgroup", probe.Open, "mountroot", "`mount cgroup` again")
+	if _, err := b.Mount("cgroup", "", "/sys/fs/cgroup", false); err != nil {
+		t.Fatal(err)
+	}
+	want("after mount cgroup again", probe.Closed, "", "")
+	if _, err := b.Unshare([]NamespaceType{mustType(t, "cgroup")}, UnshareOptions{}); err == nil || !strings.Contains(err.Error(), "rooted at its cgroup") {
+		t.Errorf("a third unshare cgroup: %v, want it refused: the namespace is rooted at the box's cgroup already", err)
 	}
 }
 
@@ -340,9 +465,9 @@ func TestProbesAllCloseOnADockerDefaultBox(t *testing.T) {
 		}, []string{"release_agent", "cgroup_escape"}},
 		{"mount cgroup", func() error { _, err := b.Mount("cgroup", "", "/sys/fs/cgroup", false); return err }, nil},
 		{"mount mask", func() error { _, err := b.MountMask(); return err }, []string{"proc_sys"}},
-		{"cgroup devices docker", func() error { _, err := b.CgroupDevices("docker", nil); return err }, nil},
+		{"cgroup devices docker", func() error { _, err := b.CgroupDevices("docker", nil); return err }, []string{"disk"}},
 		{"caps docker", func() error { _, err := b.ApplySecurity("caps docker", nil); return err },
-			[]string{"open_by_handle_at", "remount", "dmesg", "kallsyms"}},
+			[]string{"open_by_handle_at", "remount", "dmesg", "kallsyms", "ptrace"}},
 		{"nnp", func() error { _, err := b.ApplySecurity("nnp", nil); return err }, nil},
 		{"seccomp docker", func() error { _, err := b.ApplySecurity("seccomp docker", nil); return err }, nil},
 	}
@@ -353,7 +478,7 @@ func TestProbesAllCloseOnADockerDefaultBox(t *testing.T) {
 		}
 		after := probeBox(t, b)
 		for _, name := range s.closes {
-			if !hostPermits(t, name) {
+			if name != "ptrace" && !hostPermits(t, name) { // ptrace: of the box's PID 1, the session's child
 				continue
 			}
 			if before[name].State != probe.Open || after[name].State != probe.Closed {

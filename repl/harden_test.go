@@ -29,6 +29,15 @@ func TestShellProbesTheBoxAndRefusesBadInput(t *testing.T) {
 			t.Errorf("probe table lacks %q:\n%s", want, table)
 		}
 	}
+	out.Reset()
+	if err := sh.Execute(context.Background(), "probe older_processes"); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"older_processes", "closed", "stepbox's executor"} {
+		if !strings.Contains(strings.Join(strings.Fields(out.String()), " "), want) {
+			t.Errorf("probe older_processes lacks %q:\n%s", want, out.String())
+		}
+	}
 	for line, want := range map[string]string{
 		"probe nosuch":                     `probe nosuch: unknown probe "nosuch": known probes are disk, proc_root`,
 		"cgroup devices allow c 1:3 rwx":   `cgroup devices allow: device rule "c 1:3 rwx": access rwx; want TYPE MAJOR:MINOR ACCESS`,

@@ -140,7 +140,60 @@ func also(err error) string {
 // probeCgroupEscape asks for write access to cgroup.procs of the box's
 // parent cgroup, which would move the box out of its limits: on the
 // box's cgroup mounts, then on one it mounts itself. It never writes.
-func probeCgroupEscape(Host) Result {
+// Where neither is writable it still reports a cgroup namespace of the
+// box's own whose root is above the box's cgroup: made before `cgroup
+// attach`, it shows the box the host's whole cgroup tree.
+func probeCgroupEscape(h Host) Result {
+	r := cgroupEscape()
+	if r.State == Open {
+		return r
+	}
+	if o, ok := cgroupNSAbove(h); ok {
+		return o
+	}
+	return r
+}
+
+// cgroupNSAbove reports a cgroup namespace of the box's own whose root is
+// not the box's cgroup (/proc/self/cgroup shows a path below the root),
+// or a cgroup mount of the box whose root is above its namespace's root
+// (mountinfo shows it as /..).
+func cgroupNSAbove(h Host) (Result, bool) {
+	var st unix.Stat_t
+	if err := unix.Stat("/proc/self/ns/cgroup", &st); err != nil || h.CgroupNS == 0 || st.Ino == h.CgroupNS {
+		return Result{}, false // the host's cgroup namespace: the other ways answer
+	}
+	hs, err := hierarchies()
+	if err != nil {
+		return Result{}, false
+	}
+	for _, c := range hs {
+		if c.path != "/" {
+			return open("nsroot", "the box's cgroup namespace was made before `cgroup attach`: /proc/self/cgroup shows %s, not /, so its root is the host's and the box sees the host's cgroup tree (release_agent, sibling boxes, other sessions)", c.path), true
+		}
+	}
+	if mounts, err := procfs.GetMounts(); err == nil {
+		for _, m := range mounts {
+			if (m.FSType == "cgroup" || m.FSType == "cgroup2") && strings.HasPrefix(m.Root, "/..") && reachable(m) {
+				return open("mountroot", "the box's cgroup mount at %s has its root at %s, above the box's cgroup: it was mounted before the box's cgroup namespace was rooted at its cgroup, and shows the host's cgroup tree", m.MountPoint, m.Root), true
+			}
+		}
+	}
+	return Result{}, false
+}
+
+// reachable reports whether m is the mount its mount point reaches now:
+// one covered by a later mount (there or above it) is out of the box's
+// reach without CAP_SYS_ADMIN to unmount, which the other ways try.
+func reachable(m *procfs.MountInfo) bool {
+	var stx unix.Statx_t
+	if err := unix.Statx(unix.AT_FDCWD, m.MountPoint, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_MNT_ID, &stx); err != nil {
+		return false
+	}
+	return stx.Mask&unix.STATX_MNT_ID == 0 || stx.Mnt_id == uint64(m.MountID)
+}
+
+func cgroupEscape() Result {
 	hs, err := hierarchies()
 	if err != nil {
 		return closed("none", "read /proc/self/cgroup: %v", err)

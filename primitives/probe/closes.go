@@ -5,7 +5,7 @@ package probe
 // itself open, so a report that names another is refused (the box runs
 // the probe and may forge its output).
 var closers = map[string]map[string]string{
-	"disk":              {"read": "cgroup devices docker (the open is refused); a user namespace (mknod is refused)"},
+	"disk":              {"read": "cgroup devices docker (the open is refused); a user namespace (mknod is refused)", "kmsg": "cgroup devices docker (no c 1:11); caps docker (no CAP_SYSLOG); a user namespace"},
 	"proc_root":         {"pid1": "unshare pid; caps docker (no CAP_SYS_PTRACE); a user namespace", "pid": "unshare pid; caps docker (no CAP_SYS_PTRACE); a user namespace", "hostroot": "pivot_root (a root of the box's own)"},
 	"release_agent":     {"mounted": "read-only cgroupfs; unshare cgroup", "mount": "unshare cgroup; caps docker (no CAP_SYS_ADMIN to mount); a user namespace"},
 	"open_by_handle_at": {"read": "caps docker (no CAP_DAC_READ_SEARCH); a user namespace", "cap": "caps docker (no CAP_DAC_READ_SEARCH); a user namespace"},
@@ -15,15 +15,17 @@ var closers = map[string]map[string]string{
 	"finit_module":      {"load": "caps docker (no CAP_SYS_MODULE); seccomp docker; a user namespace"},
 	"dmesg":             {"syslog": "caps docker (no CAP_SYSLOG); seccomp docker", "kmsg": "cgroup devices docker (no /dev/kmsg); caps docker"},
 	"kallsyms":          {"read": "caps docker (no CAP_SYSLOG); a user namespace"},
-	"ptrace":            {"mem": "unshare pid; caps docker (no CAP_SYS_PTRACE); a user namespace"},
-	"cgroup_escape":     {"mounted": "read-only cgroupfs; unshare cgroup", "mount": "unshare cgroup; caps docker (no CAP_SYS_ADMIN to mount); a user namespace"},
+	"ptrace":            {"mem": "unshare pid; caps docker (no CAP_SYS_PTRACE); a user namespace", "init": "caps docker (no CAP_SYS_PTRACE); a user namespace"},
+	"cgroup_escape": {"mounted": "read-only cgroupfs; unshare cgroup", "mount": "unshare cgroup; caps docker (no CAP_SYS_ADMIN to mount); a user namespace",
+		"nsroot":    "`unshare cgroup` again, AFTER `cgroup attach`: a nested cgroup namespace rooted at the box's cgroup; then a cgroup mount made after it",
+		"mountroot": "`mount cgroup` again, after `unshare cgroup` AFTER `cgroup attach`: the new mount covers this one, made while the namespace's root was the host's"},
 }
 
 // closedVias are the ways a probe may report itself closed.
 var closedVias = map[string]bool{
 	"nodisk": true, "mknod": true, "open": true, "nofile": true, "none": true, "nomount": true,
 	"cap": true, "write": true, "unshare": true, "remount": true, "load": true, "syslog": true,
-	"read": true, "ownpid": true, "mem": true, "nov1": true, "mount": true, "cgroupns": true,
+	"read": true, "mem": true, "nov1": true, "mount": true, "cgroupns": true,
 	"mounted": true, "root": true, "nomodules": true,
 }
 

@@ -13,40 +13,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// probeDisk reads the first sector of the host's disk. In a box with a
-// root of its own it makes a block device node there, in its own upper
-// dir, and removes it at once: mknod needs CAP_MKNOD in the initial user
-// namespace. A box still on the host's root opens the host's own node:
-// nothing is made on the host. The open needs the devices cgroup's
-// permission (Docker's allows no disk).
-func probeDisk(h Host) Result {
-	if h.Disk == 0 {
-		return closed("nodisk", "the host's root is on no block device")
-	}
-	dev := fmt.Sprintf("%d:%d", unix.Major(h.Disk), unix.Minor(h.Disk))
-	node := h.DiskNode
-	how := "the host's own node"
-	if h.OwnRoot {
-		node = "/.stepbox-probe-disk-" + strconv.Itoa(os.Getpid())
-		how = "a node it made with mknod"
-		if err := unix.Mknod(node, unix.S_IFBLK|0o600, int(h.Disk)); err != nil {
-			return closed("mknod", "mknod(%s, S_IFBLK, %s): %v", node, dev, err)
-		}
-		defer unix.Unlink(node)
-	}
-	fd, err := unix.Open(node, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return closed("open", "open(%s, O_RDONLY), %s for %s: %v", node, how, dev, err)
-	}
-	defer unix.Close(fd)
-	buf := make([]byte, 512)
-	n, err := unix.Pread(fd, buf, 0)
-	if err != nil {
-		return closed("open", "opened the host's disk %s, but pread: %v", dev, err)
-	}
-	return open("read", "read %d bytes of sector 0 of the host's disk %s through %s, %s", n, dev, node, how)
-}
-
 // probeProcRoot looks for the host's file through /proc/PID/root of PID 1
 // and of every other process the box can see.
 func probeProcRoot(h Host) Result {

@@ -48,12 +48,12 @@ type Host struct {
 	File       string // a host file, /etc/hostname
 	FileDev    uint64 // its st_dev and st_ino
 	FileIno    uint64
-	Disk       uint64 // the host's root disk (st_rdev), 0 if none
-	DiskNode   string // its node in the host's /dev
-	OwnRoot    bool   // the box has a root of its own (pivot_root, chroot)
-	HandleType int32  // name_to_handle_at(2) of File
+	Disks      []Device // the host's block devices (/sys/dev/block)
+	OwnRoot    bool     // the box has a root of its own (pivot_root, chroot)
+	HandleType int32    // name_to_handle_at(2) of File
 	Handle     []byte
 	PIDNS      uint64 // inode of the host's PID namespace
+	CgroupNS   uint64 // inode of the host's cgroup namespace
 }
 
 // Args is the command line of `stepbox __probe` for names, after the
@@ -62,36 +62,40 @@ func (h Host) Args(names []string) []string {
 	return append([]string{
 		"-file", h.File,
 		"-file-id", fmt.Sprintf("%d:%d", h.FileDev, h.FileIno),
-		"-disk", strconv.FormatUint(h.Disk, 10),
-		"-disk-node", h.DiskNode,
+		"-disks", formatDevices(h.Disks),
 		"-own-root=" + strconv.FormatBool(h.OwnRoot),
 		"-handle", fmt.Sprintf("%d:%x", h.HandleType, h.Handle),
 		"-pidns", strconv.FormatUint(h.PIDNS, 10),
+		"-cgroupns", strconv.FormatUint(h.CgroupNS, 10),
 		"--",
 	}, names...)
 }
 
 func parseArgs(args []string) (Host, []string, error) {
 	var h Host
-	var fileID, handle string
+	var fileID, handle, disks string
 	fs := flag.NewFlagSet("__probe", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&h.File, "file", "", "")
 	fs.StringVar(&fileID, "file-id", "0:0", "")
-	fs.Uint64Var(&h.Disk, "disk", 0, "")
-	fs.StringVar(&h.DiskNode, "disk-node", "", "")
+	fs.StringVar(&disks, "disks", "", "")
 	fs.BoolVar(&h.OwnRoot, "own-root", false, "")
 	fs.StringVar(&handle, "handle", "0:", "")
 	fs.Uint64Var(&h.PIDNS, "pidns", 0, "")
-	if err := fs.Parse(args); err != nil {
+	fs.Uint64Var(&h.CgroupNS, "cgroupns", 0, "")
+	err := fs.Parse(args)
+	if err != nil {
 		return h, nil, err
 	}
 	if _, err := fmt.Sscanf(fileID, "%d:%d", &h.FileDev, &h.FileIno); err != nil {
 		return h, nil, fmt.Errorf("-file-id %q: %w", fileID, err)
 	}
+	if h.Disks, err = parseDevices(disks); err != nil {
+		return h, nil, fmt.Errorf("-disks %q: %w", disks, err)
+	}
 	typ, hexed, ok := strings.Cut(handle, ":")
-	t, err := strconv.ParseInt(typ, 10, 32)
-	if !ok || err != nil {
+	t, perr := strconv.ParseInt(typ, 10, 32)
+	if !ok || perr != nil {
 		return h, nil, fmt.Errorf("-handle %q: want TYPE:HEX", handle)
 	}
 	h.HandleType = int32(t)

@@ -1,0 +1,176 @@
+package primitives
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/prometheus/procfs"
+	"golang.org/x/sys/unix"
+
+	"stepbox/primitives/probe"
+)
+
+// probeOlder is the probe the session runs itself, from the host: the
+// box's processes started before a hardening step keep what they had.
+const probeOlder = "older_processes"
+
+// closesOlder is what closes an older process's hole.
+const closesOlder = "end them (`exec kill PID`), or `rm` the box and build it again with every hardening step before its first command: caps, nnp, seccomp and unshare user reach only the commands started after them"
+
+// olderProcesses compares each process of box b, as the host reads it in
+// /proc, with what the box's next command gets (Box.Security): a process
+// with more capabilities (effective or bounding), without no_new_privs or
+// seccomp where the next command has them, or in another user namespace,
+// keeps the powers the hardening took from the box. The box process and
+// PID 1 are stepbox's executor: they never get the settings and are not
+// counted, only named.
+func (b *Box) olderProcesses() (ProbeResult, error) {
+	r := ProbeResult{Result: probe.Result{Name: probeOlder}}
+	tree, err := b.session.ProcessTree()
+	if err != nil {
+		return r, fmt.Errorf("read the session's processes in /proc: %w", err)
+	}
+	cmd := b.CommandPID()
+	init, err := ReadProcSecurity(cmd)
+	if err != nil {
+		return r, err
+	}
+	next := nextCommand(init, b.Security())
+	above := userNSAncestors(cmd)
+	var weak, own []string
+	n := 0
+	check := func(p *ProcessNode) {
+		n++
+		ps, err := ReadProcSecurity(p.PID)
+		if err != nil {
+			return // it has ended
+		}
+		if why := weaker(ps, next, userNS(p.PID), above); len(why) > 0 {
+			weak = append(weak, fmt.Sprintf("PID %d (host %d) %s: %s", p.BoxPID(), p.PID, printable(cmdOf(p), 40), strings.Join(why, ", ")))
+		}
+	}
+	seen := map[int]bool{}
+	var walk func(p *ProcessNode)
+	walk = func(p *ProcessNode) {
+		for _, c := range p.Children {
+			walk(c)
+		}
+		if p.Box != b.Name {
+			return
+		}
+		seen[p.PID] = true
+		if p.Role != "" {
+			own = append(own, fmt.Sprintf("%s (host PID %d)", p.Role, p.PID))
+			return
+		}
+		check(p)
+	}
+	walk(tree)
+	// A process of the box that is not in the session's tree (one the
+	// session did not start through the box's executor) is still in the
+	// box's cgroup.
+	for _, pid := range b.cgroupProcs() {
+		if seen[pid] || pid == b.PID() || pid == b.InitPID() {
+			continue
+		}
+		if proc, err := procfs.NewProc(pid); err == nil {
+			if stat, err := proc.Stat(); err == nil {
+				check(ReadProcess(proc, stat))
+			}
+		}
+	}
+	note := ""
+	if len(own) > 0 {
+		note = "; not counted, stepbox's executor: " + strings.Join(own, ", ") + " (PID 1 never gets the settings)"
+	}
+	if len(weak) == 0 {
+		r.State, r.Via = probe.Closed, "procs"
+		r.Evidence = fmt.Sprintf("none of the box's %d other processes holds more than its next command%s", n, note)
+		return r, nil
+	}
+	r.State, r.Via, r.Closes = probe.Open, "procs", closesOlder
+	r.Evidence = printable(fmt.Sprintf("the box's processes that hold more than its next command (%d): %s%s", len(weak), strings.Join(weak, "; "), note), 600)
+	return r, nil
+}
+
+// cgroupProcs are the processes in the box's cgroup, none before
+// `cgroup new`.
+func (b *Box) cgroupProcs() []int {
+	g := b.Cgroup()
+	if g == nil {
+		return nil
+	}
+	h, err := b.session.Cgroups()
+	if err != nil {
+		return nil
+	}
+	pids, _ := h.Procs(g)
+	return pids
+}
+
+// weaker says how p holds more than next does: capabilities (effective,
+// bounding), no_new_privs or seccomp missing, a user namespace above the
+// next command's (one of above; a namespace the process made below the
+// box's is no more).
+func weaker(p, next ProcSecurity, ns uint64, above map[uint64]bool) []string {
+	var why []string
+	if p.CapEff&^next.CapEff != 0 {
+		why = append(why, fmt.Sprintf("CapEff %016x, the next command's %016x", p.CapEff, next.CapEff))
+	}
+	if p.CapBnd&^next.CapBnd != 0 {
+		why = append(why, fmt.Sprintf("CapBnd %016x", p.CapBnd))
+	}
+	if next.NoNewPrivs && !p.NoNewPrivs {
+		why = append(why, "NoNewPrivs 0")
+	}
+	if next.Seccomp > 0 && p.Seccomp == 0 {
+		why = append(why, "Seccomp 0")
+	}
+	if above[ns] {
+		why = append(why, fmt.Sprintf("user namespace user:[%d], above the box's", ns))
+	}
+	return why
+}
+
+// userNS is the inode of process pid's user namespace, 0 if unread.
+func userNS(pid int) uint64 {
+	var st unix.Stat_t
+	if unix.Stat(fmt.Sprintf("/proc/%d/ns/user", pid), &st) != nil {
+		return 0
+	}
+	return st.Ino
+}
+
+// userNSAncestors are the user namespaces above process pid's, up to the
+// host's (ioctl_ns(2), NS_GET_PARENT until the kernel refuses).
+func userNSAncestors(pid int) map[uint64]bool {
+	const nsGetParent = 0xb702 // _IO(0xb7, 2)
+	above := map[uint64]bool{}
+	fd, err := unix.Open(fmt.Sprintf("/proc/%d/ns/user", pid), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return above
+	}
+	for range 33 { // the kernel nests at most 32 user namespaces
+		parent, err := unix.IoctlRetInt(fd, nsGetParent)
+		unix.Close(fd)
+		if err != nil {
+			return above
+		}
+		fd = parent
+		var st unix.Stat_t
+		if unix.Fstat(fd, &st) == nil {
+			above[st.Ino] = true
+		}
+	}
+	unix.Close(fd)
+	return above
+}
+
+// cmdOf is a process's command line, or its name when it has none; the
+// box controls both (printable cuts what a terminal would obey).
+func cmdOf(p *ProcessNode) string {
+	if p.Cmdline != "" {
+		return p.Cmdline
+	}
+	return "[" + p.Comm + "]"
+}
