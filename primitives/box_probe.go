@@ -67,7 +67,7 @@ func (b *Box) Probe(ctx context.Context, names []string) ([]ProbeResult, *step.S
 	}
 	st.Ran()
 	var out, errs capped
-	es, err := b.exec(ctx, argv, nil, Stdio{Out: &out, Err: &errs}, false, st, run)
+	es, err := b.exec(ctx, argv, nil, Stdio{Out: &out, Err: &errs}, st, run)
 	if err != nil {
 		return nil, st, fmt.Errorf("probe: %w", err)
 	}

@@ -17,6 +17,7 @@ var closers = map[string]map[string]string{
 	"kallsyms":          {"read": "caps docker (no CAP_SYSLOG); a user namespace"},
 	"ptrace":            {"mem": "unshare pid; caps docker (no CAP_SYS_PTRACE); a user namespace"},
 	"cgroup_escape":     {"mounted": "read-only cgroupfs; unshare cgroup", "mount": "unshare cgroup; caps docker (no CAP_SYS_ADMIN to mount); a user namespace"},
+	"tiocsti":           {"inject": "caps docker (no CAP_SYS_ADMIN); a user namespace — box commands have no controlling terminal (setsid)"},
 }
 
 // closedVias are the ways a probe may report itself closed.
@@ -24,7 +25,7 @@ var closedVias = map[string]bool{
 	"nodisk": true, "mknod": true, "open": true, "nofile": true, "none": true, "nomount": true,
 	"cap": true, "write": true, "unshare": true, "remount": true, "load": true, "syslog": true,
 	"read": true, "ownpid": true, "mem": true, "nov1": true, "mount": true, "cgroupns": true,
-	"mounted": true, "root": true, "nomodules": true,
+	"mounted": true, "root": true, "nomodules": true, "inject": true, "noterminal": true,
 }
 
 // Closes returns the steps that close probe name's hole, found open by
