@@ -24,7 +24,7 @@ func init() {
 		&Command{
 			Name: "exec", Group: "processes", Usage: "exec [CMD [ARG…]]", MaxArgs: -1, RawArgs: true, NeedsBox: true, Recorded: true,
 			Summary: "run a command inside the box and show its output",
-			Kernel:  "the box's PID 1 (or box process) forks and execve(2)s the command: it inherits every namespace, the root and the cgroup the steps made",
+			Kernel:  "the box's PID 1 (or box process) forks; the child calls setsid(2), a session of its own without a controlling terminal (it may write to your terminal, never type into it with ioctl TIOCSTI), and execve(2)s the command: it inherits every namespace, the root and the cgroup the steps made",
 			Example: "exec sh -c 'echo $$; hostname'", Man: "execve(2)",
 			Plan: func(sh *Shell, c *Call) (*step.Step, error) {
 				argv, err := sh.execArgv(c.Args)
@@ -79,7 +79,6 @@ func init() {
 				signals, done := sh.forwardSignals()
 				es, err := b.Exec(context.Background(), []string{"sh"}, []string{prompt}, primitives.Stdio{In: sh.Terminal.File, Out: sh.Terminal.File, Err: sh.Terminal.File, Signals: signals})
 				done()
-				sh.Terminal.Reclaim()
 				sh.Terminal.Restore()
 				if err != nil {
 					return err
@@ -91,7 +90,7 @@ func init() {
 		&Command{
 			Name: "enter", Group: "processes", Usage: "enter [TYPE…] [-- CMD…]", MaxArgs: -1, RawArgs: true, NeedsBox: true,
 			Summary: "join the box's namespaces from the host, like `nsenter -t PID`",
-			Kernel:  "a new process writes itself into the box's cgroup, opens /proc/PID/ns/* and calls setns(2) for each (the box's user namespace always, when it has one), then forks the command, which gets the box's capabilities, no_new_privs and seccomp filter before execve(2), as docker exec does",
+			Kernel:  "a new process writes itself into the box's cgroup, opens /proc/PID/ns/* and calls setns(2) for each (the box's user namespace always, when it has one), then forks the command, which calls setsid(2) (no controlling terminal: no TIOCSTI into yours; stepbox's Ctrl-C is passed on) and gets the box's capabilities, no_new_privs and seccomp filter before execve(2), as docker exec does",
 			Example: "enter mnt pid uts -- /bin/sh -c hostname", Man: "setns(2), nsenter(1)",
 			Complete: completeEnter,
 			Run:      runEnter,
@@ -171,7 +170,6 @@ func runEnter(sh *Shell, c *Call) error {
 	es, st, err := b.Enter(ctx, types, argv, std)
 	done()
 	if sh.Terminal != nil {
-		sh.Terminal.Reclaim()
 		sh.Terminal.Restore()
 	}
 	sh.printStep(st)
