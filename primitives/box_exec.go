@@ -148,6 +148,7 @@ func (b *Box) exec(ctx context.Context, argv []string, env []string, std Stdio, 
 	pid := int(r.Val)
 	markRun(st.Calls[:execWait])
 	st.Calls[execClone].Result = fmt.Sprint(pid)
+	st.Calls[execSetsid].Result = fmt.Sprint(pid) // the new session's ID is the child's PID
 	// The command carries the box's environment markers, which the
 	// ledger's "processes" line covers: no line of its own is needed.
 	var pidfd *os.File

@@ -1,6 +1,9 @@
 package repl
 
 import (
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -45,6 +48,20 @@ func TestABoxCommandCannotTypeIntoTheSessionsTerminal(t *testing.T) {
 	p.mark()
 	p.line(probe)
 	check("sh", p.waitFor(`"name":"tiocsti"`))
+	// The terminal's Ctrl-C goes to its foreground process group: while
+	// the box's shell runs, that is stepbox's alone, never the box's
+	// executor, its PID 1 or the shell.
+	shell := strings.TrimSpace(p.tmux("display-message", "-p", "-t", "0", "#{pane_pid}"))
+	out, err := exec.Command("pgrep", "-P", shell).Output()
+	if err != nil {
+		t.Fatalf("no stepbox under the pane's shell %s: %v", shell, err)
+	}
+	stepbox := strings.TrimSpace(string(out))
+	if fg := statField(t, stepbox, 8); fg != statField(t, stepbox, 5) {
+		t.Errorf("while sh runs, the terminal's foreground group is %s, not stepbox's %s", fg, statField(t, stepbox, 5))
+	} else if in := inProcessGroup(t, fg); len(in) != 1 || in[0] != stepbox {
+		t.Errorf("the terminal's foreground group %s holds %v, not stepbox (%s) alone", fg, in, stepbox)
+	}
 
 	// Ctrl-C reaches the shell's command through the session, and only it.
 	p.mark()
@@ -63,4 +80,36 @@ func TestABoxCommandCannotTypeIntoTheSessionsTerminal(t *testing.T) {
 	p.line("exit")
 	p.waitFor("STEPBOX-EXIT=0")
 	p.saneTerminal("after sh")
+}
+
+// statField is field n (1-based, as proc(5) numbers them) of
+// /proc/PID/stat.
+func statField(t *testing.T, pid string, n int) string {
+	t.Helper()
+	b, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	return f[n-3]
+}
+
+// inProcessGroup lists the PIDs of process group pgrp.
+func inProcessGroup(t *testing.T, pgrp string) []string {
+	t.Helper()
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	var in []string
+	for _, st := range stats {
+		pid := filepath.Base(filepath.Dir(st))
+		b, err := os.ReadFile(st)
+		if err != nil {
+			continue // gone meanwhile
+		}
+		s := string(b)
+		if f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:]); len(f) > 2 && f[2] == pgrp {
+			in = append(in, pid)
+		}
+	}
+	return in
 }
