@@ -615,9 +615,10 @@ static pid_t entered;
 
 static void forward(int sig)
 {
-	/* The command leads its own session and process group. */
-	if (entered > 0)
-		kill(-entered, sig);
+	/* The command leads its own session and process group; before its
+	 * setsid(), the group is not there yet: the command alone. */
+	if (entered > 0 && kill(-entered, sig) < 0)
+		kill(entered, sig);
 }
 
 static void enter_fail(int status, int32_t step)
