@@ -83,7 +83,7 @@ func TestACancelledCommandOfAStoppedInitDoesNotHang(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		_, err := b.Exec(ctx, []string{"sleep", "1000"}, nil, Stdio{}, false)
+		_, err := b.Exec(ctx, []string{"sleep", "1000"}, nil, Stdio{})
 		done <- err
 	}()
 	for len(children(t, init)) == 0 {
@@ -151,7 +151,7 @@ func TestARequestTooBigForTheSocketLeavesTheBoxUsable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = b.Exec(context.Background(), []string{"echo", strings.Repeat("x", 600<<10)}, nil, Stdio{}, false)
+	_, err = b.Exec(context.Background(), []string{"echo", strings.Repeat("x", 600<<10)}, nil, Stdio{})
 	if err == nil || !strings.Contains(err.Error(), "more than the socket") {
 		t.Fatalf("exec with a 600 KiB argument: %v, want the request refused as too big", err)
 	}
@@ -185,7 +185,7 @@ func TestExecRefusesWhenTheUpperDirsFilesystemRunsShort(t *testing.T) {
 	free := int64(st.Bavail) * st.Bsize
 	old := upperReserve
 	upperReserve = free + 1<<30
-	_, err = b.Exec(context.Background(), []string{"true"}, nil, Stdio{}, false)
+	_, err = b.Exec(context.Background(), []string{"true"}, nil, Stdio{})
 	upperReserve = old
 	if err == nil || !strings.Contains(err.Error(), "exec true: box full writes to its upper dir") || !strings.Contains(err.Error(), "MB free") {
 		t.Fatalf("exec with less free than the reserve: %v, want a refusal naming the free space", err)

@@ -21,29 +21,40 @@ import (
 type Stdio struct {
 	In       *os.File // nil: /dev/null
 	Out, Err io.Writer
+	// Signals are passed on to the command's process group as they
+	// come: the terminal's Ctrl-C and Ctrl-\ reach the session, not the
+	// command, which has no controlling terminal (setsid).
+	Signals <-chan os.Signal
 }
 
 // Exec runs argv inside the box and waits for it. Cancelling ctx sends
-// SIGINT to the command's process group, then SIGKILL. With tty the
-// command gets the terminal (In) as its controlling, foreground terminal.
+// SIGINT to the command's process group, then SIGKILL. The command leads
+// a session of its own with no controlling terminal, even when its stdio
+// is the learner's terminal: std.Signals carries the terminal's signals.
 // ExitStatus.Step is the record: the plan's calls with what happened.
-func (b *Box) Exec(ctx context.Context, argv []string, env []string, std Stdio, tty bool) (ExitStatus, error) {
+func (b *Box) Exec(ctx context.Context, argv []string, env []string, std Stdio) (ExitStatus, error) {
 	st, err := b.PlanExec(argv)
 	if err != nil {
 		return ExitStatus{}, err
 	}
 	st.Ran()
 	st.Ran()
-	es, err := b.exec(ctx, argv, env, std, tty, st, nil)
+	es, err := b.exec(ctx, argv, env, std, st, nil)
 	es.Step = st
 	return es, err
 }
+
+// setsidCall is the record's line for a box command's setsid(2): a
+// session of its own without a controlling terminal, so that no command
+// in a box may push input into the learner's terminal (TIOCSTI, CVE-2017-5226
+// in bubblewrap) nor take its foreground.
+const setsidCall = "setsid()   # a session of its own, no controlling terminal: no TIOCSTI into yours; Ctrl-C is forwarded by the session"
 
 // Where exec's record (PlanExec) holds each call: the settings'
 // calls (securityCalls) follow execDup, then execve and wait4 close it.
 const (
 	execClone = iota
-	execSetpgid
+	execSetsid
 	execDup
 	execSecurity
 )
@@ -64,7 +75,7 @@ func (b *Box) spawnSettings() (Security, *IDs) {
 	return b.security.clone(), b.execArgs(nil, nil).User
 }
 
-func (b *Box) exec(ctx context.Context, argv []string, env []string, std Stdio, tty bool, st *step.Step, run *execFile) (ExitStatus, error) {
+func (b *Box) exec(ctx context.Context, argv []string, env []string, std Stdio, st *step.Step, run *execFile) (ExitStatus, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.dead != nil {
@@ -92,13 +103,7 @@ func (b *Box) exec(ctx context.Context, argv []string, env []string, std Stdio, 
 		return ExitStatus{}, err
 	}
 	unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
-	flags := int64(spawnSetpgid)
-	if tty {
-		// The command becomes the terminal's foreground process group, so
-		// Ctrl-C and job control reach it, not the session.
-		flags |= spawnForeground
-	}
-	nums := []int64{flags, int64(len(argv)), 0, 0}
+	nums := []int64{spawnSetsid, int64(len(argv)), 0, 0}
 	if args.User != nil {
 		nums[0] |= spawnSetID
 		nums[2], nums[3] = int64(args.User.UID), int64(args.User.GID)
@@ -143,6 +148,7 @@ func (b *Box) exec(ctx context.Context, argv []string, env []string, std Stdio, 
 	pid := int(r.Val)
 	markRun(st.Calls[:execWait])
 	st.Calls[execClone].Result = fmt.Sprint(pid)
+	st.Calls[execSetsid].Result = fmt.Sprint(pid) // the new session's ID is the child's PID
 	// The command carries the box's environment markers, which the
 	// ledger's "processes" line covers: no line of its own is needed.
 	var pidfd *os.File
@@ -166,11 +172,17 @@ func (b *Box) exec(ctx context.Context, argv []string, env []string, std Stdio, 
 	done, stopped := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(stopped)
-		select {
-		case <-ctx.Done():
-			x.c.c.SetReadDeadline(time.Now().Add(2*time.Second + replyTimeout))
-			cancelCommand(pidfd, done)
-		case <-done:
+		for {
+			select {
+			case <-ctx.Done():
+				x.c.c.SetReadDeadline(time.Now().Add(2*time.Second + replyTimeout))
+				cancelCommand(pidfd, done)
+				return
+			case s := <-std.Signals:
+				forwardSignal(pidfd, s)
+			case <-done:
+				return
+			}
 		}
 	}()
 	exit, err := x.c.read()
@@ -234,11 +246,9 @@ func spawnCall(n uint32, path, dir string, argv []string) (string, int) {
 	case 1:
 		return "prctl(PR_SET_PDEATHSIG, SIGKILL)", execClone
 	case 2:
-		return "setpgid(0, 0)", execSetpgid
+		return "setsid()", execSetsid
 	case 3:
 		return "dup3(FD, 0..2, 0)", execDup
-	case 4:
-		return "tcsetpgrp(0, getpid())", execSetpgid
 	case 5:
 		return "chdir(" + step.Quote(orSlash(dir)) + ")", -1
 	case 6:
@@ -340,6 +350,19 @@ func cancelCommand(pidfd *os.File, done <-chan struct{}) {
 			unix.Kill(-hp, unix.SIGKILL)
 		}
 		unix.PidfdSendSignal(int(pidfd.Fd()), unix.SIGKILL, nil, 0)
+	}
+}
+
+// forwardSignal passes a signal the session got from the terminal to the
+// command's process group: the command leads it (setsid), its PID read
+// from the executor's checked pidfd.
+func forwardSignal(pidfd *os.File, s os.Signal) {
+	sig, ok := s.(syscall.Signal)
+	if pidfd == nil || !ok {
+		return
+	}
+	if hp := pidfdPID(pidfd); hp > 0 {
+		unix.Kill(-hp, sig)
 	}
 }
 

@@ -20,7 +20,7 @@ import (
 func execStatus(t *testing.T, b *Box, argv ...string) (int, string) {
 	t.Helper()
 	var out bytes.Buffer
-	es, err := b.Exec(context.Background(), argv, nil, Stdio{Out: &out, Err: &out}, false)
+	es, err := b.Exec(context.Background(), argv, nil, Stdio{Out: &out, Err: &out})
 	if err != nil {
 		t.Fatalf("exec %v: %v", argv, err)
 	}

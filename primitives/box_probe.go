@@ -111,7 +111,7 @@ func (b *Box) probeInBox(ctx context.Context, names []string) ([]ProbeResult, *s
 	}
 	st.Ran()
 	var out, errs capped
-	es, err := b.exec(ctx, argv, nil, Stdio{Out: &out, Err: &errs}, false, st, run)
+	es, err := b.exec(ctx, argv, nil, Stdio{Out: &out, Err: &errs}, st, run)
 	if err != nil {
 		return nil, st, fmt.Errorf("probe: %w", err)
 	}

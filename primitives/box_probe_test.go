@@ -340,7 +340,7 @@ func TestProbeFindsAProcessStartedBeforeTheHardening(t *testing.T) {
 	if r := probeBox(t, b, "older_processes")["older_processes"]; r.State != probe.Closed {
 		t.Fatalf("older_processes before anything ran: %s (%s), want closed", r.State, r.Evidence)
 	}
-	if _, err := b.Exec(context.Background(), []string{"sh", "-c", "sleep 600 </dev/null >/dev/null 2>&1 &"}, nil, Stdio{}, false); err != nil {
+	if _, err := b.Exec(context.Background(), []string{"sh", "-c", "sleep 600 </dev/null >/dev/null 2>&1 &"}, nil, Stdio{}); err != nil {
 		t.Fatal(err)
 	}
 	for _, verb := range []string{"caps docker", "nnp", "seccomp docker"} {
@@ -352,7 +352,7 @@ func TestProbeFindsAProcessStartedBeforeTheHardening(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Started after the hardening: it holds no more than the next command.
-	if _, err := b.Exec(context.Background(), []string{"sh", "-c", "sleep 602 </dev/null >/dev/null 2>&1 &"}, nil, Stdio{}, false); err != nil {
+	if _, err := b.Exec(context.Background(), []string{"sh", "-c", "sleep 602 </dev/null >/dev/null 2>&1 &"}, nil, Stdio{}); err != nil {
 		t.Fatal(err)
 	}
 	r := probeBox(t, b, "older_processes")["older_processes"]

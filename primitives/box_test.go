@@ -40,7 +40,7 @@ func mustType(t *testing.T, name string) NamespaceType {
 func run(t *testing.T, b *Box, argv ...string) string {
 	t.Helper()
 	var out, errb bytes.Buffer
-	es, err := b.Exec(context.Background(), argv, nil, Stdio{Out: &out, Err: &errb}, false)
+	es, err := b.Exec(context.Background(), argv, nil, Stdio{Out: &out, Err: &errb})
 	if err != nil {
 		t.Fatalf("exec %v: %v", argv, err)
 	}
@@ -280,11 +280,11 @@ func TestExecReportsExitStatusAndLeavesTheBoxUsable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	es, err := b.Exec(context.Background(), []string{"sh", "-c", "exit 7"}, nil, Stdio{}, false)
+	es, err := b.Exec(context.Background(), []string{"sh", "-c", "exit 7"}, nil, Stdio{})
 	if err != nil || es.Code != 7 {
 		t.Fatalf("exit 7: %+v %v", es, err)
 	}
-	if _, err := b.Exec(context.Background(), []string{"no-such-command"}, nil, Stdio{}, false); err == nil {
+	if _, err := b.Exec(context.Background(), []string{"no-such-command"}, nil, Stdio{}); err == nil {
 		t.Fatal("a missing command was not an error")
 	}
 	if got := strings.TrimSpace(run(t, b, "echo", "still here")); got != "still here" {
@@ -292,7 +292,7 @@ func TestExecReportsExitStatusAndLeavesTheBoxUsable(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
-	es, err = b.Exec(ctx, []string{"sleep", "30"}, nil, Stdio{}, false)
+	es, err = b.Exec(ctx, []string{"sleep", "30"}, nil, Stdio{})
 	if err != nil || es.Signal == "" {
 		t.Fatalf("a cancelled sleep: %+v %v", es, err)
 	}
@@ -425,7 +425,7 @@ func TestAKilledBoxIsNoticedAndRemovable(t *testing.T) {
 	if len(s.Notice()) != 0 {
 		t.Fatal("the same death was reported twice")
 	}
-	if _, err := b.Exec(context.Background(), []string{"true"}, nil, Stdio{}, false); err == nil || !strings.Contains(err.Error(), "is gone") {
+	if _, err := b.Exec(context.Background(), []string{"true"}, nil, Stdio{}); err == nil || !strings.Contains(err.Error(), "is gone") {
 		t.Fatalf("exec in a dead box: %v", err)
 	}
 	if err := s.Remove("gone"); err != nil {

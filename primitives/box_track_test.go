@@ -178,7 +178,7 @@ func TestAForkBombInABoxStopsAtStepboxsLimit(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go b.Exec(ctx, []string{"sh", "-c", "b() { b | b & }; b"}, nil, Stdio{}, false)
+	go b.Exec(ctx, []string{"sh", "-c", "b() { b | b & }; b"}, nil, Stdio{})
 	deadline := time.Now().Add(60 * time.Second)
 	// v1 counts a refused fork in the forking cgroup's pids.events, v2 in
 	// the one whose limit refused it: the box's tracking cgroup or the

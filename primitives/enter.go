@@ -92,6 +92,7 @@ func enterRecord(pid int, types []NamespaceType, j enterJoin, path string, argv 
 		plan(enterSetresuid, "setresuid(0, 0, 0)")
 	}
 	plan(enterFork, "clone(child_stack=NULL, flags=SIGCHLD)   # fork: a PID namespace joined applies to children")
+	plan(enterSetsid, setsidCall)
 	for _, c := range securityCalls(j.security, nil) {
 		plan(c.code, c.call)
 	}
@@ -245,9 +246,6 @@ func (b *Box) Enter(ctx context.Context, types []NamespaceType, argv []string, s
 		if os.Geteuid() == 0 {
 			flags |= enterNoGroups
 		}
-	}
-	if std.In != nil && IsTerminal(std.In) {
-		flags |= enterTTY
 	}
 	args[2] = strconv.Itoa(flags)
 	args = append(args, "--", path)

@@ -192,7 +192,10 @@ static void op_spawn(const struct xreq *q, int *fds, int nfds)
 		sigprocmask(SIG_SETMASK, &all, NULL);
 		if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
 			spawn_fail(p[1], 1);
-		if ((flags & XSPAWN_SETPGID) && setpgid(0, 0) < 0)
+		/* A session of its own, without a controlling terminal: the
+		 * command may hold the learner's terminal as stdio, but TIOCSTI
+		 * (and job control) need it as the controlling one (tty_ioctl(4)). */
+		if ((flags & XSPAWN_SETSID) && setsid() < 0)
 			spawn_fail(p[1], 2);
 		/* Out of the way of 0-2 first: a received fd may be one of them. */
 		int hi[3];
@@ -202,9 +205,6 @@ static void op_spawn(const struct xreq *q, int *fds, int nfds)
 		for (int i = 0; i < 3; i++)
 			if (dup2(hi[i], i) < 0)
 				spawn_fail(p[1], 3);
-		/* With SIGTTOU blocked, a background group may take the terminal. */
-		if ((flags & XSPAWN_FOREGROUND) && tcsetpgrp(0, getpid()) < 0)
-			spawn_fail(p[1], 4);
 		if (strs[1][0] && chdir(strs[1]) < 0)
 			spawn_fail(p[1], 5);
 		uint32_t step;
@@ -262,7 +262,7 @@ static void op_spawn(const struct xreq *q, int *fds, int nfds)
 		return;
 	}
 	command = pid;
-	commandpg = (flags & XSPAWN_SETPGID) ? pid : 0;
+	commandpg = (flags & XSPAWN_SETSID) ? pid : 0;
 	int pidfd = syscall(SYS_pidfd_open, pid, 0);
 	reply(XREP_RESULT, 0, pid, 0, 0, NULL, 0, pidfd);
 	if (pidfd >= 0)
@@ -615,7 +615,9 @@ static pid_t entered;
 
 static void forward(int sig)
 {
-	if (entered > 0)
+	/* The command leads its own session and process group; before its
+	 * setsid(), the group is not there yet: the command alone. */
+	if (entered > 0 && kill(-entered, sig) < 0)
 		kill(entered, sig);
 }
 
@@ -678,8 +680,9 @@ static void enter(int argc, char **argv, char **envp)
 		sigfillset(&all);
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &all, NULL);
-		if ((flags & XENTER_TTY) && (setpgid(0, 0) < 0 || tcsetpgrp(0, getpid()) < 0))
-			enter_fail(status, XENTER_FORK);
+		/* Its own session, without a controlling terminal (see op_spawn). */
+		if (setsid() < 0)
+			enter_fail(status, XENTER_SETSID);
 		uint32_t step;
 		if ((step = xsec_before_ids()) || (step = xsec_after_ids()))
 			enter_fail(status, step);

@@ -70,24 +70,23 @@ const (
 const opMountSetattr xop = C.XOP_MOUNT_SETATTR
 
 const (
-	enterTTY        = C.XENTER_TTY
-	enterRoot       = C.XENTER_ROOT
-	enterNoGroups   = C.XENTER_NOGROUPS
-	enterSetgroups  = C.XENTER_SETGROUPS
-	enterSetresgid  = C.XENTER_SETRESGID
-	enterSetresuid  = C.XENTER_SETRESUID
-	enterFork       = C.XENTER_FORK
-	enterExecve     = C.XENTER_EXECVE
-	spawnSetpgid    = C.XSPAWN_SETPGID
-	spawnForeground = C.XSPAWN_FOREGROUND
-	spawnSetID      = C.XSPAWN_SETID
-	spawnExecFD     = C.XSPAWN_EXECFD
-	spawnSecurity   = C.XSPAWN_SECURITY
-	replyResult     = C.XREP_RESULT
-	replyExited     = C.XREP_EXITED
-	maxMessage      = C.XMAX_MSG
-	maxData         = C.XMAX_DATA
-	xnums           = C.XNUMS
+	enterRoot      = C.XENTER_ROOT
+	enterNoGroups  = C.XENTER_NOGROUPS
+	enterSetgroups = C.XENTER_SETGROUPS
+	enterSetresgid = C.XENTER_SETRESGID
+	enterSetresuid = C.XENTER_SETRESUID
+	enterFork      = C.XENTER_FORK
+	enterExecve    = C.XENTER_EXECVE
+	enterSetsid    = C.XENTER_SETSID
+	spawnSetsid    = C.XSPAWN_SETSID
+	spawnSetID     = C.XSPAWN_SETID
+	spawnExecFD    = C.XSPAWN_EXECFD
+	spawnSecurity  = C.XSPAWN_SECURITY
+	replyResult    = C.XREP_RESULT
+	replyExited    = C.XREP_EXITED
+	maxMessage     = C.XMAX_MSG
+	maxData        = C.XMAX_DATA
+	xnums          = C.XNUMS
 )
 
 // opNames name the ops in errors, by the syscall each one makes.

@@ -51,8 +51,7 @@ enum xop {
 };
 
 enum {
-	XSPAWN_SETPGID = 1,    /* setpgid(0, 0) */
-	XSPAWN_FOREGROUND = 2, /* tcsetpgrp(0, getpid()): the command gets the terminal */
+	XSPAWN_SETSID = 1,     /* setsid(): a session of its own, no controlling terminal */
 	XSPAWN_SETID = 4,      /* setgroups(0, NULL), setresgid(num3…), setresuid(num2…) */
 	XSPAWN_SECURITY = 8,   /* the last string is a struct xsec, in hex */
 	XSPAWN_EXECFD = 16,    /* execveat(fd[3], "", AT_EMPTY_PATH) instead of execve(str0); fd[4…] become 3… */
@@ -108,7 +107,6 @@ enum { XREP_RESULT = 0, XREP_EXITED = 1 };
  * written to the descriptor STATUS as two int32s, the step (XENTER_*, or
  * the 1-based index of the setns) and errno. */
 enum {
-	XENTER_TTY = 1,  /* the command gets the terminal (stdin) as its foreground */
 	XENTER_ROOT = 2, /* after the setns calls, become uid and gid 0 */
 	XENTER_NOGROUPS = 4, /* … and drop the supplementary groups first */
 };
@@ -118,6 +116,7 @@ enum {
 	XENTER_SETRESUID,
 	XENTER_FORK,
 	XENTER_EXECVE,
+	XENTER_SETSID, /* the command's setsid() */
 };
 
 /* executor_security.c: decode before fork, apply in the child; each

@@ -186,7 +186,7 @@ func TestUnshareUserMapsRootToAnUnprivilegedRange(t *testing.T) {
 		t.Errorf("uid_map %q, want %q", got, want)
 	}
 	var out bytes.Buffer
-	es, err := b.Exec(context.Background(), []string{"sh", "-c", "id -u; sleep 0.3"}, nil, Stdio{Out: &out, Err: &out}, false)
+	es, err := b.Exec(context.Background(), []string{"sh", "-c", "id -u; sleep 0.3"}, nil, Stdio{Out: &out, Err: &out})
 	if err != nil || es.Code != 0 {
 		t.Fatalf("exec: %v %+v", err, es)
 	}
@@ -263,7 +263,7 @@ func TestADeadInitIsNoticedAtOnce(t *testing.T) {
 	init := b.InitPID() // Exec holds the box meanwhile
 	done := make(chan error, 1)
 	go func() {
-		_, err := b.Exec(context.Background(), []string{"sleep", "1000"}, nil, Stdio{}, false)
+		_, err := b.Exec(context.Background(), []string{"sleep", "1000"}, nil, Stdio{})
 		done <- err
 	}()
 	for len(children(t, init)) == 0 {
@@ -301,7 +301,7 @@ func TestPID1ForwardsSignalsToItsCommand(t *testing.T) {
 	defer r.Close()
 	done := make(chan ExitStatus, 1)
 	go func() {
-		es, _ := b.Exec(context.Background(), []string{"sh", "-c", `trap 'echo got TERM; exit 3' TERM; echo ready; while :; do sleep 0.05; done`}, nil, Stdio{Out: w, Err: w}, false)
+		es, _ := b.Exec(context.Background(), []string{"sh", "-c", `trap 'echo got TERM; exit 3' TERM; echo ready; while :; do sleep 0.05; done`}, nil, Stdio{Out: w, Err: w})
 		w.Close()
 		done <- es
 	}()

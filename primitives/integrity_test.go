@@ -168,7 +168,7 @@ func TestAnUnprivilegedBoxCannotReachItsExecutor(t *testing.T) {
 				}
 				argv = []string{setpriv, "--inh-caps=-sys_ptrace", "--bounding-set=-sys_ptrace", path}
 			}
-			es, err := b.Exec(context.Background(), argv, env, Stdio{Out: &out, Err: &errb}, false)
+			es, err := b.Exec(context.Background(), argv, env, Stdio{Out: &out, Err: &errb})
 			if err != nil || es.Code != 0 {
 				t.Fatalf("the attacker: %v, exit %d: %s", err, es.Code, errb.String())
 			}
@@ -215,7 +215,7 @@ func TestTheBoxsCommandsAreDumpable(t *testing.T) {
 			}
 		}
 		var out bytes.Buffer
-		es, err := b.Exec(context.Background(), []string{path}, []string{envDumpable + "=1"}, Stdio{Out: &out, Err: &out}, false)
+		es, err := b.Exec(context.Background(), []string{path}, []string{envDumpable + "=1"}, Stdio{Out: &out, Err: &out})
 		if err != nil || es.Code != 0 {
 			t.Fatalf("exec: %v, exit %d: %s", err, es.Code, out.String())
 		}

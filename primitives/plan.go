@@ -118,7 +118,7 @@ func (b *Box) PlanExec(argv []string) (*step.Step, error) {
 		"will run "+argv[0]+" inside the box: "+from+" will fork it, and it will inherit every namespace, the root and the cgroup the steps made")
 	st.MarkNotRun()
 	st.Plan("clone(child_stack=NULL, flags=SIGCHLD)   # fork, in " + from)
-	st.Plan("setpgid(0, 0)   # a process group of its own: Ctrl-C reaches it, not the box")
+	st.Plan(setsidCall)
 	st.Plan("dup3(FD, 0, 0); dup3(FD, 1, 0); dup3(FD, 2, 0)   # the session's stdio becomes its own")
 	for _, c := range securityCalls(b.spawnSettings()) {
 		st.Plan(c.call)

@@ -249,7 +249,7 @@ func TestSeccompDenyFailsTheCallWithEPERM(t *testing.T) {
 		t.Errorf("after seccomp deny the next command has Seccomp %q, Seccomp_filters %q; want 2 and 1", st["Seccomp"], st["Seccomp_filters"])
 	}
 	var out bytes.Buffer
-	es, err := b.Exec(context.Background(), []string{"mkdir", filepath.Join(dir, "after")}, nil, Stdio{Out: &out, Err: &out}, false)
+	es, err := b.Exec(context.Background(), []string{"mkdir", filepath.Join(dir, "after")}, nil, Stdio{Out: &out, Err: &out})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -288,7 +288,7 @@ func TestSeccompDockerBlocksUnshareWithoutSysAdmin(t *testing.T) {
 		t.Errorf("Seccomp %q, Seccomp_filters %q; want 2 and 1", st["Seccomp"], st["Seccomp_filters"])
 	}
 	var out bytes.Buffer
-	es, err := b.Exec(context.Background(), []string{"unshare", "--user", "true"}, nil, Stdio{Out: &out, Err: &out}, false)
+	es, err := b.Exec(context.Background(), []string{"unshare", "--user", "true"}, nil, Stdio{Out: &out, Err: &out})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -319,7 +319,7 @@ func BenchmarkExecUnderDockerSecurity(b *testing.B) {
 		}
 		b.Run(c.name, func(b *testing.B) {
 			for i := 0; i < b.N; i++ {
-				es, err := box.Exec(context.Background(), []string{"true"}, nil, Stdio{Out: io.Discard, Err: io.Discard}, false)
+				es, err := box.Exec(context.Background(), []string{"true"}, nil, Stdio{Out: io.Discard, Err: io.Discard})
 				if err != nil || es.Code != 0 {
 					b.Fatalf("exec true: %v %+v", err, es)
 				}

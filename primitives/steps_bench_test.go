@@ -77,7 +77,7 @@ var containerSteps = []containerStep{
 		return err
 	}},
 	{"exec_true", func(_ *Session, b **Box, _ string, _ []rootfs.Layer) error {
-		es, err := (*b).Exec(context.Background(), []string{"true"}, nil, Stdio{Out: discard{}, Err: discard{}}, false)
+		es, err := (*b).Exec(context.Background(), []string{"true"}, nil, Stdio{Out: discard{}, Err: discard{}})
 		if err == nil && es.Code != 0 {
 			err = fmt.Errorf("exec true: exit status %d", es.Code)
 		}

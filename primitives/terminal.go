@@ -3,7 +3,6 @@ package primitives
 import (
 	"fmt"
 	"os"
-	"os/signal"
 
 	"golang.org/x/sys/unix"
 )
@@ -39,19 +38,6 @@ func (t *Terminal) Restore() error {
 		return nil
 	}
 	return unix.IoctlSetTermios(int(t.File.Fd()), unix.TCSETS, t.saved)
-}
-
-// Reclaim makes stepbox's process group the terminal's foreground group
-// again after `sh` had it. A background process calling tcsetpgrp gets
-// SIGTTOU unless it ignores it (tcsetpgrp(3)).
-func (t *Terminal) Reclaim() error {
-	if t == nil {
-		return nil
-	}
-	signal.Ignore(unix.SIGTTOU)
-	defer signal.Reset(unix.SIGTTOU)
-	pgrp := unix.Getpgrp()
-	return unix.IoctlSetPointerInt(int(t.File.Fd()), unix.TIOCSPGRP, pgrp)
 }
 
 // Width returns the terminal's width in columns, or 0.

@@ -24,7 +24,7 @@ func init() {
 		&Command{
 			Name: "exec", Group: "processes", Usage: "exec [CMD [ARG…]]", MaxArgs: -1, RawArgs: true, NeedsBox: true, Recorded: true,
 			Summary: "run a command inside the box and show its output",
-			Kernel:  "the box's PID 1 (or box process) forks and execve(2)s the command: it inherits every namespace, the root and the cgroup the steps made",
+			Kernel:  "the box's PID 1 (or box process) forks; the child calls setsid(2), a session of its own without a controlling terminal (it may write to your terminal, never type into it with ioctl TIOCSTI), and execve(2)s the command: it inherits every namespace, the root and the cgroup the steps made",
 			Example: "exec sh -c 'echo $$; hostname'", Man: "execve(2)",
 			Plan: func(sh *Shell, c *Call) (*step.Step, error) {
 				argv, err := sh.execArgv(c.Args)
@@ -45,7 +45,7 @@ func init() {
 				sh.warnHostRoot(b, true)
 				before := sh.cgroupEvents(b)
 				out, errw := sh.stdio()
-				es, err := b.Exec(sh.interrupt, argv, nil, primitives.Stdio{Out: out, Err: errw}, false)
+				es, err := b.Exec(sh.interrupt, argv, nil, primitives.Stdio{Out: out, Err: errw})
 				sh.printStep(es.Step)
 				if err != nil && !strings.Contains(argv[0], "/") && strings.Contains(err.Error(), "command not found in the box") {
 					return fmt.Errorf("%w%s", err, didYouMean(argv[0], b.Programs()))
@@ -62,8 +62,8 @@ func init() {
 		&Command{
 			Name: "sh", Group: "processes", Usage: "sh", NeedsBox: true,
 			Summary: "an interactive shell inside the box, like `docker run -it`; `exit` comes back",
-			Kernel:  "as exec, with your terminal as the shell's controlling terminal and its process group in the foreground (tcsetpgrp(3))",
-			Example: "sh", Man: "credentials(7), tcsetpgrp(3)",
+			Kernel:  "as exec: the shell reads and writes your terminal, but in a session of its own (setsid(2)) without a controlling terminal, so that nothing in the box can push keystrokes into stepbox (ioctl TIOCSTI); stepbox passes Ctrl-C and Ctrl-\\ on to it, and the shell has no job control (Ctrl-Z, fg)",
+			Example: "sh", Man: "credentials(7), setsid(2), ioctl_tty(2)",
 			Plan: func(sh *Shell, c *Call) (*step.Step, error) { return sh.Current().PlanExec([]string{"sh"}) },
 			Run: func(sh *Shell, c *Call) error {
 				b := sh.Current()
@@ -76,8 +76,9 @@ func init() {
 				// $PWD, not \w: dash (the host's sh before pivot_root) expands only
 				// parameters in PS1; busybox ash does both.
 				prompt := fmt.Sprintf("PS1=[%s] $PWD # ", b.Name)
-				es, err := b.Exec(context.Background(), []string{"sh"}, []string{prompt}, primitives.Stdio{In: sh.Terminal.File, Out: sh.Terminal.File, Err: sh.Terminal.File}, true)
-				sh.Terminal.Reclaim()
+				signals, done := sh.forwardSignals()
+				es, err := b.Exec(context.Background(), []string{"sh"}, []string{prompt}, primitives.Stdio{In: sh.Terminal.File, Out: sh.Terminal.File, Err: sh.Terminal.File, Signals: signals})
+				done()
 				sh.Terminal.Restore()
 				if err != nil {
 					return err
@@ -89,7 +90,7 @@ func init() {
 		&Command{
 			Name: "enter", Group: "processes", Usage: "enter [TYPE…] [-- CMD…]", MaxArgs: -1, RawArgs: true, NeedsBox: true,
 			Summary: "join the box's namespaces from the host, like `nsenter -t PID`",
-			Kernel:  "a new process writes itself into the box's cgroup, opens /proc/PID/ns/* and calls setns(2) for each (the box's user namespace always, when it has one), then forks the command, which gets the box's capabilities, no_new_privs and seccomp filter before execve(2), as docker exec does",
+			Kernel:  "a new process writes itself into the box's cgroup, opens /proc/PID/ns/* and calls setns(2) for each (the box's user namespace always, when it has one), then forks the command, which calls setsid(2) (no controlling terminal: no TIOCSTI into yours; stepbox's Ctrl-C is passed on) and gets the box's capabilities, no_new_privs and seccomp filter before execve(2), as docker exec does",
 			Example: "enter mnt pid uts -- /bin/sh -c hostname", Man: "setns(2), nsenter(1)",
 			Complete: completeEnter,
 			Run:      runEnter,
@@ -157,10 +158,18 @@ func runEnter(sh *Shell, c *Call) error {
 		sh.handTerminal()
 		std = primitives.Stdio{In: sh.Terminal.File, Out: sh.Terminal.File, Err: sh.Terminal.File}
 	}
-	es, st, err := b.Enter(sh.interrupt, types, argv, std)
+	ctx := sh.interrupt
+	done := func() {}
 	if sh.Terminal != nil {
-		// The command had the terminal's foreground: take it back.
-		sh.Terminal.Reclaim()
+		// The enter process is in stepbox's process group: the terminal's
+		// Ctrl-C reaches it, and it passes it on to the command (setsid,
+		// no controlling terminal). Stepbox lets it.
+		ctx = context.Background()
+		_, done = sh.forwardSignals()
+	}
+	es, st, err := b.Enter(ctx, types, argv, std)
+	done()
+	if sh.Terminal != nil {
 		sh.Terminal.Restore()
 	}
 	sh.printStep(st)

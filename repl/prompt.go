@@ -166,13 +166,24 @@ func (sh *Shell) Interactive(term *primitives.Terminal) error {
 			continue
 		}
 		ctx, cancel := context.WithCancel(context.Background())
-		go func() {
-			select {
-			case <-sigs:
-				cancel()
-			case <-ctx.Done():
+		sh.signals = make(chan os.Signal, 4)
+		go func(fwd chan<- os.Signal) {
+			for {
+				select {
+				case s := <-sigs:
+					if !sh.forwarding.Load() {
+						cancel()
+						return
+					}
+					select {
+					case fwd <- s:
+					default:
+					}
+				case <-ctx.Done():
+					return
+				}
 			}
-		}()
+		}(sh.signals)
 		if err := sh.Execute(ctx, line); err != nil {
 			sh.reportError(err)
 		}
@@ -183,6 +194,20 @@ func (sh *Shell) Interactive(term *primitives.Terminal) error {
 		}
 	}
 	return nil
+}
+
+// forwardSignals hands the terminal's Ctrl-C and Ctrl-\ to the box
+// command that reads the terminal, until done is called: the channel to
+// give it (nil outside the interactive prompt). Ctrl-Z would stop stepbox
+// itself (its process group is the terminal's foreground): it is ignored
+// meanwhile, the box's shell having no job control without a terminal.
+func (sh *Shell) forwardSignals() (<-chan os.Signal, func()) {
+	sh.forwarding.Store(true)
+	signal.Ignore(syscall.SIGTSTP)
+	return sh.signals, func() {
+		signal.Reset(syscall.SIGTSTP)
+		sh.forwarding.Store(false)
+	}
 }
 
 // promptColors are go-prompt's colours for a theme. go-prompt takes its

@@ -10,6 +10,7 @@ import (
 	"maps"
 	"os"
 	"strings"
+	"sync/atomic"
 
 	"mvdan.cc/sh/v3/shell"
 
@@ -45,6 +46,12 @@ type Shell struct {
 	exit     bool
 	// interrupt is cancelled by Ctrl-C while a command runs.
 	interrupt context.Context
+	// forwarding, while a box command reads the terminal (sh, enter),
+	// sends Ctrl-C and Ctrl-\ to signals instead of cancelling the line:
+	// the command has no controlling terminal (setsid), so the terminal's
+	// signals reach stepbox's process group, which passes them on.
+	forwarding atomic.Bool
+	signals    chan os.Signal
 
 	layerStore layerStore
 	imageStore imageStore

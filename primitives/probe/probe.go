@@ -125,6 +125,7 @@ var probes = []probe{
 	{"kallsyms", probeKallsyms},
 	{"ptrace", probePtrace},
 	{"cgroup_escape", probeCgroupEscape},
+	{"tiocsti", probeTIOCSTI},
 }
 
 // Names lists the known probes, in the order they run.
