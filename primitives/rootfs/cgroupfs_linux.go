@@ -47,11 +47,27 @@ func MountCgroup(k Kernel, root, target string) (*step.Step, error) {
 	}
 	st.Undo = "umount -R " + shellQuote(path.Join(root, target))
 	if len(v1) == 0 {
+		// The kernel refuses a superblock on a mount of itself (EBUSY):
+		// a cgroup2 mount made there before, say while the cgroup
+		// namespace's root was the host's, is detached first, so the new
+		// one shows the namespace as it is now.
+		if mis, err := p.MountInfo(); err == nil {
+			at := path.Join(root, target)
+			for _, mi := range mis {
+				if mi.MountPoint == at && mi.FSType == "cgroup2" {
+					if err := umountCall(k, st, at, unix.MNT_DETACH); err != nil {
+						return fail(err)
+					}
+					st.Shell = append(st.Shell, "umount -l "+shellQuote(at))
+					break
+				}
+			}
+		}
 		host, _, err := mountSimple(k, st, root, target, "cgroup2", "cgroup2", cgroupFlags, "")
 		if err != nil {
 			return fail(err)
 		}
-		st.Shell = []string{"mount -t cgroup2 -o ro,nosuid,nodev,noexec cgroup2 " + shellQuote(host)}
+		st.Shell = append(st.Shell, "mount -t cgroup2 -o ro,nosuid,nodev,noexec cgroup2 "+shellQuote(host))
 		st.Tell("mounted the cgroup2 filesystem read-only at "+target, "will mount the cgroup2 filesystem read-only at "+target)
 		return st, nil
 	}
