@@ -107,17 +107,7 @@ func TestACancelledCommandOfAStoppedInitDoesNotHang(t *testing.T) {
 // the next step.
 func TestMountProcAtADeepPathAnswers(t *testing.T) {
 	needRoot(t)
-	s, stack := benchSession(t)
-	b, _, err := s.NewBox("deep", false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.Unshare([]NamespaceType{mustType(t, "mnt")}, UnshareOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.MountOverlay(stack); err != nil {
-		t.Fatal(err)
-	}
+	_, b := overlayBox(t, "deep")
 	// After pivot_root the path is the box's own, under PATH_MAX.
 	if _, err := b.PivotRoot(); err != nil {
 		t.Fatal(err)
@@ -167,17 +157,7 @@ func TestARequestTooBigForTheSocketLeavesTheBoxUsable(t *testing.T) {
 // the host's disk.)
 func TestExecRefusesWhenTheUpperDirsFilesystemRunsShort(t *testing.T) {
 	needRoot(t)
-	s, stack := benchSession(t)
-	b, _, err := s.NewBox("full", false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.Unshare([]NamespaceType{mustType(t, "mnt")}, UnshareOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.MountOverlay(stack); err != nil {
-		t.Fatal(err)
-	}
+	_, b := overlayBox(t, "full")
 	var st unix.Statfs_t
 	if err := unix.Statfs(b.FS().Upper, &st); err != nil {
 		t.Fatal(err)
@@ -185,7 +165,7 @@ func TestExecRefusesWhenTheUpperDirsFilesystemRunsShort(t *testing.T) {
 	free := int64(st.Bavail) * st.Bsize
 	old := upperReserve
 	upperReserve = free + 1<<30
-	_, err = b.Exec(context.Background(), []string{"true"}, nil, Stdio{})
+	_, err := b.Exec(context.Background(), []string{"true"}, nil, Stdio{})
 	upperReserve = old
 	if err == nil || !strings.Contains(err.Error(), "exec true: box full writes to its upper dir") || !strings.Contains(err.Error(), "MB free") {
 		t.Fatalf("exec with less free than the reserve: %v, want a refusal naming the free space", err)

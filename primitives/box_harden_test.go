@@ -100,17 +100,7 @@ func readonlyPathsPresent(t *testing.T) []string {
 // fails inside the box.
 func TestReadOnlyVolumeStaysReadOnly(t *testing.T) {
 	needRoot(t)
-	s, stack := benchSession(t)
-	b, _, err := s.NewBox("vol", false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.Unshare([]NamespaceType{mustType(t, "mnt")}, UnshareOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.MountOverlay(stack); err != nil {
-		t.Fatal(err)
-	}
+	_, b := overlayBox(t, "vol")
 	src := t.TempDir()
 	os.WriteFile(filepath.Join(src, "f"), []byte("x"), 0o644)
 	st, err := b.Mount("bind", src, "/data", true)

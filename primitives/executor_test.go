@@ -73,17 +73,7 @@ func TestIdleBoxWithPIDNamespaceHoldsOneTask(t *testing.T) {
 // the box's root, so `unshare pid` works after pivot_root.
 func TestUnsharePIDAfterPivotRoot(t *testing.T) {
 	needRoot(t)
-	s, stack := benchSession(t)
-	b, _, err := s.NewBox("late", false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.Unshare([]NamespaceType{mustType(t, "mnt")}, UnshareOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.MountOverlay(stack); err != nil {
-		t.Fatal(err)
-	}
+	_, b := overlayBox(t, "late")
 	if _, err := b.PivotRoot(); err != nil {
 		t.Fatal(err)
 	}

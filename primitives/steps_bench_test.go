@@ -262,3 +262,21 @@ func residentKB(tb testing.TB, pid int) int {
 	tb.Fatalf("/proc/%d/status has no VmRSS", pid)
 	return 0
 }
+
+// overlayBox is a new box with a mount namespace of its own and the
+// base stack mounted as its overlay, not yet its root.
+func overlayBox(t *testing.T, name string) (*Session, *Box) {
+	t.Helper()
+	s, stack := benchSession(t)
+	b, _, err := s.NewBox(name, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Unshare([]NamespaceType{mustType(t, "mnt")}, UnshareOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.MountOverlay(stack); err != nil {
+		t.Fatal(err)
+	}
+	return s, b
+}

@@ -20,13 +20,7 @@ import (
 // memory limits and capability sets.
 func TestExportBundleRunsInRuncAsTheBoxWasBuilt(t *testing.T) {
 	needRoot(t)
-	runc, err := exec.LookPath("runc")
-	if err != nil {
-		if os.Getenv("STEPBOX_MUST_WORK") == "1" {
-			t.Fatal("runc is missing (.ci/deps.sh installs Debian's runc)")
-		}
-		t.Skip("needs runc")
-	}
+	runc := needRunc(t)
 	hostUnchanged(t)
 	undoRuncControllers(t)
 	dir := t.TempDir()
@@ -215,13 +209,7 @@ func TestExportScriptRebuildsTheBoxWithStandardTools(t *testing.T) {
 // commands get.
 func TestExportBundleCarriesTheSecurityStepsToRunc(t *testing.T) {
 	needRoot(t)
-	runc, err := exec.LookPath("runc")
-	if err != nil {
-		if os.Getenv("STEPBOX_MUST_WORK") == "1" {
-			t.Fatal("runc is missing (.ci/deps.sh installs Debian's runc)")
-		}
-		t.Skip("needs runc")
-	}
+	runc := needRunc(t)
 	hostUnchanged(t)
 	undoRuncControllers(t)
 	dir := t.TempDir()
@@ -285,13 +273,7 @@ func TestExportBundleCarriesTheSecurityStepsToRunc(t *testing.T) {
 // write it.
 func TestExportBundleCarriesVolumesAndMasksToRunc(t *testing.T) {
 	needRoot(t)
-	runc, err := exec.LookPath("runc")
-	if err != nil {
-		if os.Getenv("STEPBOX_MUST_WORK") == "1" {
-			t.Fatal("runc is missing (.ci/deps.sh installs Debian's runc)")
-		}
-		t.Skip("needs runc")
-	}
+	runc := needRunc(t)
 	hostUnchanged(t)
 	undoRuncControllers(t)
 	dir := t.TempDir()
@@ -338,4 +320,18 @@ func TestExportBundleCarriesVolumesAndMasksToRunc(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(vol, "new")); err == nil {
 		t.Errorf("the container wrote into the read-only volume")
 	}
+}
+
+// needRunc is the path of Debian's runc; without it the test skips, or
+// fails where every integration test must run.
+func needRunc(t *testing.T) string {
+	t.Helper()
+	runc, err := exec.LookPath("runc")
+	if err != nil {
+		if os.Getenv("STEPBOX_MUST_WORK") == "1" {
+			t.Fatal("runc is missing (.ci/deps.sh installs Debian's runc)")
+		}
+		t.Skip("needs runc")
+	}
+	return runc
 }
