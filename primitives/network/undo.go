@@ -9,6 +9,7 @@ import (
 	"github.com/google/nftables"
 	"github.com/google/nftables/userdata"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // Undo is how one network resource is removed: written to the box's or
@@ -95,10 +96,7 @@ func (u Undo) do() error {
 		if l.Attrs().Alias != LinkAlias {
 			return fmt.Errorf("ledger: link %s has no alias %q, so stepbox did not make it: left in place", u.Name, LinkAlias)
 		}
-		if err := h.LinkDel(l); err != nil {
-			return fmt.Errorf("RTM_DELLINK %s (ip link del %s): %w", u.Name, u.Name, err)
-		}
-		return nil
+		return delLink(h, l)
 	case UndoTable:
 		c, err := u.NS.Nft()
 		if err != nil {
@@ -127,6 +125,17 @@ func (u Undo) do() error {
 		return nil
 	}
 	return fmt.Errorf("unknown network resource %q", u.What)
+}
+
+// delLink deletes a link stepbox made. One gone between the lookup and
+// the delete counts as deleted: a veth goes with its peer when the box's
+// namespace is freed, which the kernel does in a work queue of its own,
+// so the host end can vanish while teardown holds its index.
+func delLink(h *netlink.Handle, l netlink.Link) error {
+	if err := h.LinkDel(l); err != nil && !errors.Is(err, unix.ENODEV) {
+		return fmt.Errorf("RTM_DELLINK %s (ip link del %s): %w", l.Attrs().Name, l.Attrs().Name, err)
+	}
+	return nil
 }
 
 // delTagged deletes every rule of the table whose comment is tag.
