@@ -48,7 +48,7 @@ func (b *Box) Export() (export.Box, error) {
 	c := sec.Caps
 	e.Caps = export.Caps{Bounding: DecodeCaps(c.Bounding), Effective: DecodeCaps(c.Effective), Permitted: DecodeCaps(c.Permitted),
 		Inheritable: DecodeCaps(c.Inheritable), Ambient: DecodeCaps(c.Ambient)}
-	e.NoNewPrivs, e.Seccomp = sec.NoNewPrivs, sec.Seccomp.Rules
+	e.CapsSet, e.NoNewPrivs, e.Seccomp = sec.CapsSet, sec.NoNewPrivs, sec.Seccomp.Rules
 	var err error
 	if e.Mounts, err = b.exportMounts(f); err != nil {
 		return e, err

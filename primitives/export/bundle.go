@@ -29,6 +29,7 @@ type Box struct {
 	CPUQuota   int64 // µs per period; 0: no limit
 	CPUPeriod  uint64
 	Caps       Caps
+	CapsSet    bool // a caps step chose Caps; without one they are the executor's
 	// MaskedPaths and ReadonlyPaths are Docker's, when the box ran
 	// `mount mask`; the runtime masks them as runc does.
 	MaskedPaths, ReadonlyPaths []string

@@ -70,6 +70,8 @@ func TestScriptIsValidShWithTheBoxsSteps(t *testing.T) {
 		`mount -o remount,bind,ro "$BOXDIR/merged"/data`,
 		`mount --bind /dev/null "$BOXDIR/merged"/proc/kcore`,
 		`mount -o remount,bind,ro "$BOXDIR/merged"/proc/sys`,
+		"setpriv --no-new-privs unshare",
+		"# NOT carried: the box's seccomp filter;",
 	} {
 		if !strings.Contains(sc, want) {
 			t.Errorf("script lacks %q:\n%s", want, sc)
@@ -77,6 +79,40 @@ func TestScriptIsValidShWithTheBoxsSteps(t *testing.T) {
 	}
 	if out, err := exec.Command("sh", "-n", "-c", sc).CombinedOutput(); err != nil {
 		t.Errorf("sh -n: %v\n%s", err, out)
+	}
+}
+
+// An image's non-root User: the command is started from the host's side
+// by nsenter, with the ids, into the namespaces a holder keeps; in a user
+// namespace the script makes (root only mapped) or under chroot, not.
+func TestScriptRunsANonRootUserThroughNsenter(t *testing.T) {
+	b := sampleBox()
+	b.UID, b.GID = 1000, 100
+	sc := Script(b)
+	for _, want := range []string{
+		`"$nsenter" --target "$pid" --uts --mount --pid --root --wd --setgid 100 --setuid 1000 -- "$@"`,
+		"setpriv --no-new-privs env -i PATH=/bin A='b c'",
+		`read -r pid _ </proc/self/stat`,
+		"trap 'exit 0' TERM",
+	} {
+		if !strings.Contains(sc, want) {
+			t.Errorf("script lacks %q:\n%s", want, sc)
+		}
+	}
+	if strings.Contains(sc, "runs as root") || strings.Contains(sc, "unset STEPBOX_SCRIPT_STAGE") {
+		t.Errorf("the holder script runs the command itself:\n%s", sc)
+	}
+	if out, err := exec.Command("sh", "-n", "-c", sc).CombinedOutput(); err != nil {
+		t.Errorf("sh -n: %v\n%s", err, out)
+	}
+	b.Chroot = true
+	if sc := Script(b); !strings.Contains(sc, "exec chroot --userspec=1000:100 --groups='' . /bin/sh") || strings.Contains(sc, `"$nsenter"`) {
+		t.Errorf("chroot script:\n%s", sc)
+	}
+	b.Chroot = false
+	b.Namespaces = append(b.Namespaces, "user")
+	if sc := Script(b); !strings.Contains(sc, "maps only root (unshare --map-root-user): this runs as root") || strings.Contains(sc, `"$nsenter"`) {
+		t.Errorf("user namespace script:\n%s", sc)
 	}
 }
 

@@ -34,6 +34,7 @@ func Script(b Box) string {
 		p("# The overlay's lower dirs are stepbox's unpacked layers in its state dir (below):")
 		p("# this script rebuilds the box only on this host, while that state dir holds them.")
 	}
+	securityNote(p, b)
 	p("set -eu")
 	p("CG=${CG:-stepbox-script-%s}", b.Name)
 	p("BOXDIR=${BOXDIR:-/tmp/stepbox-script-%s}", b.Name)
@@ -81,10 +82,15 @@ func Script(b Box) string {
 			flags = append(flags, f)
 		}
 	}
+	hold := holder(b)
 	p("  # unshare %s: new namespaces; this script goes on inside them%s", strings.Join(b.Namespaces, " "), pidNote(b.Namespaces))
-	p("  # env -i: the box's command gets the image's environment, none of this shell's")
-	p("  exec env -i PATH=%s STEPBOX_SCRIPT_STAGE=inside CG=\"$CG\" BOXDIR=\"$BOXDIR\" \\", hostPath)
-	p("    unshare %s --propagation slave sh \"$0\" \"$@\"", strings.Join(flags, " "))
+	if hold {
+		outerAsUser(p, b, strings.Join(flags, " "))
+	} else {
+		p("  # env -i: the box's command gets the image's environment, none of this shell's")
+		p("  exec env -i PATH=%s STEPBOX_SCRIPT_STAGE=inside CG=\"$CG\" BOXDIR=\"$BOXDIR\" \\", hostPath)
+		p("    %sunshare %s --propagation slave sh \"$0\" \"$@\"", nnp(b), strings.Join(flags, " "))
+	}
 	p("fi")
 	p("")
 	if b.Hostname != "" {
@@ -131,8 +137,12 @@ func Script(b Box) string {
 			p("if [ -e %s ]; then mount --bind %s %s && mount -o remount,bind,ro %s; fi", t, t, t, t)
 		}
 	}
-	if b.UID != 0 || b.GID != 0 {
-		p("# the image runs as %d:%d; setpriv(1) is a host tool, gone after pivot_root: this runs as root", b.UID, b.GID)
+	if hold {
+		innerHolder(p, b)
+		return w.String()
+	}
+	if (b.UID != 0 || b.GID != 0) && !asUser(b) {
+		p("# the image runs as %d:%d, but the user namespace this script makes maps only root (unshare --map-root-user): this runs as root", b.UID, b.GID)
 	}
 	p("[ $# -gt 0 ] || set -- %s", step.ShellJoin(b.Args))
 	p("cd \"$BOXDIR/merged\"")
@@ -144,6 +154,11 @@ func Script(b Box) string {
 	}
 	if b.Chroot {
 		p("# chroot: the weaker way; the command runs with the overlay as its root directory")
+		if asUser(b) {
+			p("# as the image's User, %d:%d: chroot(8) changes ids after its chroot, --groups='' clears the supplementary groups", b.UID, b.GID)
+			p("exec chroot --userspec=%d:%d --groups='' . /bin/sh -c 'cd \"$1\" && shift && exec \"$@\"' sh %s \"$@\"", b.UID, b.GID, q(orRoot(b.Cwd)))
+			return w.String()
+		}
 		p("exec chroot . /bin/sh -c 'cd \"$1\" && shift && exec \"$@\"' sh %s \"$@\"", q(orRoot(b.Cwd)))
 		return w.String()
 	}
