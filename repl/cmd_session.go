@@ -33,7 +33,7 @@ var groups = []struct{ name, title string }{
 func init() {
 	register(
 		&Command{
-			Name: "help", Group: "session", Usage: "help [CMD]", MaxArgs: 2,
+			Name: "help", Group: "session", Usage: "help [CMD]", MaxArgs: -1,
 			Summary: "list the commands, or explain one", Example: "help unshare",
 			Complete: func(sh *Shell, args []string) []Suggestion {
 				if len(args) > 1 {
@@ -194,15 +194,23 @@ func planned(c *Command) bool {
 
 // helpLookup finds the command or family the words name: `help image`
 // explains the family and lists its sub-commands, where running `image`
-// alone asks which one.
+// alone asks which one. It is the longest command the words start with,
+// as running them would find it: `help cgroup devices allow c 1:3 rwm`
+// explains `cgroup devices allow`, whose arguments the rest are.
 func helpLookup(words []string) (*Command, error) {
 	c := findCommand(commands, words[0])
 	if c == nil {
 		return nil, unknownCommand(words[0])
 	}
 	for _, w := range words[1:] {
+		if len(c.Sub) == 0 {
+			break
+		}
 		s := findCommand(c.Sub, w)
 		if s == nil {
+			if c.Run != nil && c.MaxArgs != 0 {
+				break
+			}
 			return nil, unknownSub(c, w)
 		}
 		c = s

@@ -129,6 +129,19 @@ func TestHelpOfACommandGivesUsageKernelExampleAndManPage(t *testing.T) {
 	if !strings.Contains(out.String(), "cgroup limit memory|pids|cpu VALUE") {
 		t.Errorf("help of a sub-command lacks its usage:\n%s", out)
 	}
+	// Three words of commands, then the command's own arguments.
+	out.Reset()
+	if err := sh.Execute(context.Background(), "help cgroup devices allow c 1:3 rwm"); err != nil {
+		t.Fatal(err)
+	}
+	if first, _, _ := strings.Cut(out.String(), "\n"); !strings.HasPrefix(first, "cgroup devices allow ") {
+		t.Errorf("help cgroup devices allow … starts %q, want that command's usage:\n%s", first, out)
+	}
+	// A word that is no sub-command of a family that takes no arguments.
+	err := sh.Execute(context.Background(), "help cgroup devics")
+	if err == nil || !strings.Contains(err.Error(), `unknown cgroup command "devics"`) || !strings.Contains(err.Error(), "devices") {
+		t.Errorf("help cgroup devics: %v, want the unknown sub-command named and devices offered", err)
+	}
 	// A family: what it is, and each of its commands.
 	for _, fam := range []string{"image", "export"} {
 		out.Reset()
