@@ -113,13 +113,18 @@ func number(s string) (int64, error) {
 }
 
 // Docker is Docker's default: deny every device, then allow mknod of
-// any, and the few a container needs (moby's oci/defaults.go and
-// runc's AllowedDevices).
+// any, and the few a container needs. Docker's spec (moby's
+// daemon/pkg/oci/defaults.go) allows null, zero, urandom, random, tty
+// and console (c 5:1) and denies fuse (c 10:229); runc appends its
+// AllowedDevices: mknod of any, and null, random, full, tty, zero,
+// urandom, the pts, ptmx and tun. This is the union, each device once:
+// fuse's deny changes nothing after the deny of every device, and the
+// mknod rule runc appends after it lets fuse be made all the same.
 func Docker() []Rule {
 	rules := []Rule{{Allow: false, Type: 'a', Major: Any, Minor: Any, Access: "rwm"}}
 	for _, s := range []string{
 		"c *:* m", "b *:* m",
-		"c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 5:0 rwm", "c 1:8 rwm", "c 1:9 rwm",
+		"c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 5:0 rwm", "c 5:1 rwm", "c 1:8 rwm", "c 1:9 rwm",
 		"c 136:* rwm", "c 5:2 rwm", "c 10:200 rwm",
 	} {
 		r, _ := ParseRule(s, true)

@@ -26,13 +26,16 @@ func TestDockerRulesAllowOnlyTheUsualDevices(t *testing.T) {
 		access       string
 		want         bool
 	}{
-		{'c', 1, 3, "rw", true},    // null
-		{'c', 1, 9, "r", true},     // urandom
-		{'c', 136, 4, "rw", true},  // a pts
-		{'b', 254, 0, "r", false},  // a disk
-		{'b', 254, 0, "m", true},   // mknod of any: the open is what counts
-		{'c', 1, 11, "r", false},   // kmsg
-		{'c', 10, 200, "rw", true}, // tun
+		{'c', 1, 3, "rw", true},     // null
+		{'c', 1, 9, "r", true},      // urandom
+		{'c', 136, 4, "rw", true},   // a pts
+		{'b', 254, 0, "r", false},   // a disk
+		{'b', 254, 0, "m", true},    // mknod of any: the open is what counts
+		{'c', 1, 11, "r", false},    // kmsg
+		{'c', 10, 200, "rw", true},  // tun
+		{'c', 5, 1, "rw", true},     // console: moby's spec allows it
+		{'c', 10, 229, "rw", false}, // fuse: moby's spec denies it
+		{'c', 10, 229, "m", true},   // and runc's mknod of any lets it be made
 	} {
 		if got := Allows(d, c.typ, c.major, c.minor, c.access); got != c.want {
 			t.Errorf("Docker's rules for %c %d:%d %s: %v, want %v", c.typ, c.major, c.minor, c.access, got, c.want)
