@@ -61,7 +61,7 @@ func outerAsUser(p func(string, ...any), b Box, unshareFlags string) {
 	p("  env -i PATH=%s STEPBOX_SCRIPT_STAGE=inside CG=\"$CG\" BOXDIR=\"$BOXDIR\" \\", hostPath)
 	p("    unshare %s --propagation slave sh \"$0\" 3>&1 >&4 4>&- 5<&- | {", unshareFlags)
 	p("    read -r pid || exit 1   # the inside stage failed; it said why")
-	p("    trap 'kill -TERM \"$pid\"' EXIT   # the box ends with its command")
+	p("    trap 'kill -TERM \"$pid\" 2>/dev/null' EXIT   # the box ends with its command (or has ended already)")
 	p("    trap 'exit 130' INT TERM HUP")
 	p("    s=0")
 	p("    # env -i: the image's Env, none of this shell's; nsenter finds the command on the image's PATH")
