@@ -81,6 +81,9 @@ func runExportScript(sh *Shell, c *Call) error {
 		return fmt.Errorf("export script: %w", err)
 	}
 	sh.ok("script rebuilding box %s written to %s; run it as root: sh %s [CMD…]", b.Name, c.Args[0], c.Args[0])
+	if n := export.NotCarried(desc); len(n) > 0 {
+		sh.say("  note: the script does not carry the box's %s: no standard tool sets them after pivot_root; `export bundle` carries them to runc", strings.Join(n, " and "))
+	}
 	return nil
 }
 

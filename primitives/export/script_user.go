@@ -96,9 +96,9 @@ func innerHolder(p func(string, ...any), b Box) {
 	p("read -r _ <&6")
 }
 
-// securityNote says which of the box's security steps the script does
-// not carry, and why no standard tool can.
-func securityNote(p func(string, ...any), b Box) {
+// NotCarried names the box's security steps a script cannot carry:
+// its capability sets and seccomp filter. (no_new_privs it carries.)
+func NotCarried(b Box) []string {
 	var steps []string
 	if b.CapsSet {
 		steps = append(steps, "capability sets (caps)")
@@ -106,6 +106,13 @@ func securityNote(p func(string, ...any), b Box) {
 	if b.Seccomp != nil {
 		steps = append(steps, "seccomp filter")
 	}
+	return steps
+}
+
+// securityNote says which of the box's security steps the script does
+// not carry, and why no standard tool can.
+func securityNote(p func(string, ...any), b Box) {
+	steps := NotCarried(b)
 	if len(steps) == 0 {
 		return
 	}

@@ -142,3 +142,31 @@ func processesRunning(t *testing.T, word string) []string {
 	}
 	return pids
 }
+
+// The script carries no_new_privs (setpriv before unshare: inherited by
+// the box's command), and says, in the file and to the learner, that it
+// does not carry the capability sets and the seccomp filter.
+func TestExportScriptCarriesNoNewPrivsAndSaysWhatItCannotCarry(t *testing.T) {
+	needRoot(t)
+	hostUnchanged(t)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "box.sh")
+	script := "new a\nunshare uts ipc mnt pid\nmount overlay base\npivot_root\ncaps docker\nnnp\nseccomp docker\nexport script " + file + "\n"
+	out, code := runStepbox(t, filepath.Join(dir, "state"), script, "--plain")
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	if !strings.Contains(out, "note: the script does not carry the box's capability sets (caps) and seccomp filter") {
+		t.Errorf("export script does not say what it leaves out:\n%s", out)
+	}
+	b, _ := os.ReadFile(file)
+	if !strings.Contains(string(b), "# NOT carried: the box's capability sets (caps) and seccomp filter") {
+		t.Errorf("the script does not say what it leaves out:\n%s", b)
+	}
+	cmd := exec.Command("sh", file, "grep", "NoNewPrivs", "/proc/self/status")
+	cmd.Env = append(os.Environ(), "BOXDIR="+filepath.Join(dir, "box"))
+	got, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(got), "NoNewPrivs:\t1") {
+		t.Errorf("sh %s: %v\n%s\nthe script:\n%s", file, err, got, b)
+	}
+}
