@@ -466,7 +466,8 @@ func (b *Box) teardown(marked func(box string) []pidStart) error {
 	defer b.mu.Unlock()
 	// Read before anything ends: what is left in these afterwards escaped
 	// every other way of finding it (escapees).
-	ns := boxNamespaces(b.pid, b.initPID)
+	ns, release := boxNamespaces(b.pid, b.initPID)
+	defer release()
 	for _, x := range []*executor{b.init, b.box} {
 		if x != nil {
 			x.c.close()
@@ -484,7 +485,19 @@ func (b *Box) teardown(marked func(box string) []pidStart) error {
 	if marked == nil {
 		marked = func(box string) []pidStart { return markedProcesses(b.session.ID, box) }
 	}
-	err := errors.Join(teardownLedgerWith(b.Dir, marked), escapees(b.Name, ns))
+	// Escapees are looked for once every process the ledger, the cgroups
+	// and the markers find has ended, while the namespaces are pinned;
+	// then the pins go, before the box's mounts and links are removed
+	// (a pinned mount or network namespace would keep them).
+	looked := false
+	err := teardownLedgerHook(b.Dir, marked, func() error {
+		looked = true
+		defer release()
+		return escapees(b.Name, ns)
+	})
+	if !looked { // a ledger that could not be read: look all the same
+		err = errors.Join(err, escapees(b.Name, ns))
+	}
 	if b.dead == nil {
 		b.dead = fmt.Errorf("box %s has been removed", b.Name)
 	}

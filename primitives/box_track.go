@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/prometheus/procfs"
 	"golang.org/x/sys/unix"
@@ -102,10 +103,15 @@ func commOf(pid int) string {
 }
 
 // boxNamespaces are the namespaces of the box's processes pids that are
-// not the session's own, by /proc/PID/ns name, as device and inode.
-func boxNamespaces(pids ...int) map[string]nsID {
+// not the session's own, by /proc/PID/ns name, as device and inode. Each
+// is held open (pinned) until release: a namespace's inode number is
+// given to the next namespace made anywhere on the host once the last
+// reference goes, and escapees must not take a stranger's process in a
+// new namespace for one of the box's.
+func boxNamespaces(pids ...int) (ns map[string]nsID, release func()) {
 	own := map[string]nsID{}
 	out := map[string]nsID{}
+	var pins []*os.File
 	for _, t := range []string{"mnt", "pid", "net", "uts", "ipc", "cgroup", "user", "time"} {
 		self, err := nsOf("self", t)
 		if err != nil {
@@ -113,12 +119,24 @@ func boxNamespaces(pids ...int) map[string]nsID {
 		}
 		own[t] = self
 		for _, pid := range pids {
-			if id, err := nsOf(strconv.Itoa(pid), t); err == nil && id != self && pid > 0 {
-				out[t] = id
+			if pid <= 0 {
+				continue
 			}
+			f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/ns/" + t)
+			if err != nil {
+				continue
+			}
+			var st unix.Stat_t
+			if err := unix.Fstat(int(f.Fd()), &st); err != nil || (nsID{st.Dev, st.Ino}) == self {
+				f.Close()
+				continue
+			}
+			out[t] = nsID{st.Dev, st.Ino}
+			pins = append(pins, f)
 		}
 	}
-	return out
+	var once sync.Once
+	return out, func() { once.Do(func() { closeAll(pins) }) }
 }
 
 type nsID struct{ dev, ino uint64 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/prometheus/procfs"
+	"golang.org/x/sys/unix"
 
 	"stepbox/primitives/cgroups"
 )
@@ -313,4 +315,55 @@ func TestTeardownNamesAndEndsAProcessThatLeftTheTrackingCgroup(t *testing.T) {
 	if !gone(pidStart{escaped, st.Starttime}) {
 		t.Fatalf("the escaped sleeper %d survived rm", escaped)
 	}
+}
+
+// A namespace's inode number goes to the next namespace made on the host
+// once its last reference is gone. Teardown holds the box's namespaces
+// while it looks for escapees, so a process that made a namespace after
+// the box's processes died is never taken for one of the box's.
+func TestEscapeesAreNotAProcessInANamespaceMadeAfterTheBoxDied(t *testing.T) {
+	needRoot(t)
+	box := exec.Command("unshare", "--uts", "sleep", "60")
+	if err := box.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitForOwnNamespace(t, box.Process.Pid, "uts")
+	ns, release := boxNamespaces(box.Process.Pid)
+	defer release()
+	if _, ok := ns["uts"]; !ok {
+		t.Fatalf("boxNamespaces(%d) = %v: no uts namespace of its own", box.Process.Pid, ns)
+	}
+	box.Process.Kill()
+	box.Wait()
+	stranger := exec.Command("unshare", "--uts", "sleep", "60")
+	if err := stranger.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stranger.Process.Kill(); stranger.Wait() })
+	waitForOwnNamespace(t, stranger.Process.Pid, "uts")
+	if got, _ := nsOf(strconv.Itoa(stranger.Process.Pid), "uts"); got == ns["uts"] {
+		t.Fatalf("the new uts namespace has the number of the box's, %v, while teardown holds it", got)
+	}
+	if err := escapees("gone", ns); err != nil {
+		t.Errorf("escapees: %v", err)
+	}
+	if err := unix.Kill(stranger.Process.Pid, 0); err != nil {
+		t.Errorf("kill(%d, 0): %v: teardown ended a process that was never the box's", stranger.Process.Pid, err)
+	}
+}
+
+// waitForOwnNamespace waits until pid (started by unshare(1)) is in a
+// namespace of type t other than the test's own.
+func waitForOwnNamespace(t *testing.T, pid int, typ string) {
+	t.Helper()
+	self, err := nsOf("self", typ)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		if got, err := nsOf(strconv.Itoa(pid), typ); err == nil && got != self {
+			return
+		}
+	}
+	t.Fatalf("PID %d is still in the test's %s namespace after 5 s", pid, typ)
 }

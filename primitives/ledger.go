@@ -101,6 +101,12 @@ func teardownLedger(dir, session string) error {
 // teardownLedgerWith is teardownLedger with the marked processes of a box
 // given by marked, so that a session tearing down many boxes scans /proc once.
 func teardownLedgerWith(dir string, marked func(box string) []pidStart) error {
+	return teardownLedgerHook(dir, marked, nil)
+}
+
+// teardownLedgerHook is teardownLedgerWith calling ended, when not nil,
+// once the processes have ended and before anything else is removed.
+func teardownLedgerHook(dir string, marked func(box string) []pidStart, ended func() error) error {
 	res, err := readLedger(filepath.Join(dir, "ledger.jsonl"))
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
@@ -146,6 +152,9 @@ func teardownLedgerWith(dir string, marked func(box string) []pidStart) error {
 			}
 			errs = append(errs, killAndWait(left))
 		}
+	}
+	if ended != nil {
+		errs = append(errs, ended())
 	}
 	for i := len(res) - 1; i >= 0; i-- {
 		r := res[i]

@@ -102,8 +102,14 @@ func init() {
 						files = append(files, fmt.Sprintf("%s = %s", s.File, s.Value))
 					}
 					sh.ok("%s limit %s written: %s", c.Args[0], c.Args[1], strings.Join(files, ", "))
-					sh.warnOverLimit(b, c.Args[0])
-					return sh.showCgroupStep(viz.CgroupStep{Resource: c.Args[0]})
+					// One read of the tree serves the warning and the panel.
+					snap, err := sh.cgroupSnapshot()
+					if err != nil {
+						return err
+					}
+					sh.warnOverLimit(b, c.Args[0], snap)
+					fmt.Fprintln(sh.Out, viz.CgroupStepPanel(snap, viz.CgroupStep{Resource: c.Args[0]}, sh.Width, sh.Theme))
+					return nil
 				},
 			},
 			{
@@ -162,17 +168,13 @@ func (sh *Shell) cgroupSnapshot() (cgroups.Snapshot, error) {
 	return snap, nil
 }
 
-// warnOverLimit says when box b's cgroup already uses more of resource
+// warnOverLimit says, from snap, when box b's cgroup already uses more of resource
 // than the limit just written: the kernel takes nothing away from what is
 // there (pids) or reclaims and may OOM-kill (memory), which a learner
 // would not guess from a limit that was accepted.
-func (sh *Shell) warnOverLimit(b *primitives.Box, resource string) {
+func (sh *Shell) warnOverLimit(b *primitives.Box, resource string, snap cgroups.Snapshot) {
 	g := b.Cgroup()
 	if g == nil {
-		return
-	}
-	snap, err := b.CgroupSnapshot(sh.lastCgroup)
-	if err != nil {
 		return
 	}
 	for _, n := range snap.Parent.Children {

@@ -155,10 +155,11 @@ func killTree(fsys cgroupFS, s *step.Step, dir string) error {
 		}
 	} else if _, real := fsys.(kernelFS); real {
 		for round := 0; round < 5 && populated(dir); round++ {
-			for _, pid := range treePIDs(dir) {
+			pids := treePIDs(dir)
+			for _, pid := range pids {
 				unix.Kill(pid, unix.SIGKILL)
 			}
-			time.Sleep(time.Duration(round+1) * 5 * time.Millisecond)
+			waitExit(pids, time.Duration(round+1)*5*time.Millisecond)
 		}
 		if s != nil {
 			s.Notes = append(s.Notes, fmt.Sprintf("%s still held processes: they were sent SIGKILL", dir))
@@ -169,17 +170,60 @@ func killTree(fsys cgroupFS, s *step.Step, dir string) error {
 	// under emulation. Wait while they keep going, not for ever: a
 	// process that has not gone for killStall is stuck.
 	if _, real := fsys.(kernelFS); real {
-		wait, left := 5*time.Millisecond, len(treePIDs(dir))
+		wait, pids := 5*time.Millisecond, treePIDs(dir)
+		left := len(pids)
 		moved, deadline := time.Now(), time.Now().Add(killCap)
 		for left > 0 && time.Since(moved) < killStall && time.Now().Before(deadline) {
-			time.Sleep(wait)
+			waitExit(pids, wait)
 			wait = min(2*wait, 200*time.Millisecond)
-			if n := len(treePIDs(dir)); n < left {
+			pids = treePIDs(dir)
+			if n := len(pids); n < left {
 				left, moved = n, time.Now()
 			}
 		}
 	}
 	return nil
+}
+
+// waitExit waits until every process of pids has exited, or for at most
+// timeout: a pidfd reads POLLIN once its process has exited (pidfd_open(2)),
+// by which time the kernel has taken it out of its cgroups (cgroup_exit).
+// It returns at once when they go, where a sleep would wait out its time.
+// A PID that cannot be opened is gone already; one reused meanwhile by a
+// process elsewhere only makes the wait last its timeout, as the sleep did.
+func waitExit(pids []int, timeout time.Duration) {
+	var fds []unix.PollFd
+	for _, pid := range pids {
+		if fd, err := unix.PidfdOpen(pid, 0); err == nil {
+			fds = append(fds, unix.PollFd{Fd: int32(fd), Events: unix.POLLIN})
+		}
+	}
+	defer func() {
+		for _, f := range fds {
+			unix.Close(int(f.Fd))
+		}
+	}()
+	deadline := time.Now().Add(timeout)
+	for open := slices.Clone(fds); len(open) > 0; {
+		ms := int(time.Until(deadline).Milliseconds())
+		if ms <= 0 {
+			return
+		}
+		n, err := unix.Poll(open, ms)
+		if err != nil && err != unix.EINTR {
+			return
+		}
+		if n <= 0 {
+			continue // EINTR, or the time is up (checked above)
+		}
+		running := open[:0]
+		for _, f := range open {
+			if f.Revents == 0 {
+				running = append(running, f)
+			}
+		}
+		open = running
+	}
 }
 
 // treePIDs lists the processes in dir and every cgroup below it.
