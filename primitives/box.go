@@ -208,6 +208,9 @@ func (b *Box) spawn(st *step.Step) error {
 		st.Shell = append(st.Shell, "unshare --user --map-root-user sh")
 		st.Man = append(st.Man, "user_namespaces(7)")
 		st.Notes = append(st.Notes, fmt.Sprintf("uid 0 in the box is uid %d on the host (uid_map \"0 %d 1\"), gid 0 is gid %d", uid, uid, gid))
+		if uid == 0 {
+			st.Notes = append(st.Notes, hostRootNote)
+		}
 	}
 	// Orphans of the box's commands re-parent to the box process rather
 	// than the host's init, so teardown finds them (PR_SET_CHILD_SUBREAPER).

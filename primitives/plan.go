@@ -36,6 +36,9 @@ func (s *Session) PlanNew(name string, user bool) (*step.Step, error) {
 		st.Shell = append(st.Shell, "unshare --user --map-root-user sh")
 		st.Man = append(st.Man, "user_namespaces(7)")
 		st.Notes = append(st.Notes, fmt.Sprintf("uid 0 in the box will be uid %d on the host (uid_map \"0 %d 1\"), gid 0 gid %d", uid, uid, gid))
+		if uid == 0 {
+			st.Notes = append(st.Notes, hostRootNote)
+		}
 	} else {
 		st.Shell = append(st.Shell, newBoxShell)
 	}

@@ -115,7 +115,10 @@ func (d SecurityDefault) CompareDevices(r DeviceList) Strictness {
 }
 
 // CompareUserNS compares having a user namespace with Docker's default.
-func (d SecurityDefault) CompareUserNS(own bool) Strictness {
+// One whose uid 0 maps to the host's uid 0 counts as none: the kernel's
+// uid checks (kill(2), file modes) see the box's root as the host's.
+func (d SecurityDefault) CompareUserNS(own, rootIsHostRoot bool) Strictness {
+	own = own && !rootIsHostRoot
 	switch {
 	case own == d.UserNS:
 		return AsDocker

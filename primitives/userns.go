@@ -84,6 +84,11 @@ func userMaps() (uid, gid IDRange, from string, err error) {
 	return uid, gid, from, nil
 }
 
+// hostRootNote is what a root session's `new --user` box is told: its
+// root is the host's uid 0, which the kernel's uid checks (kill(2), file
+// modes) do not tell apart from the host's root.
+const hostRootNote = "as root, `new --user` maps the box's root onto yours, uid 0: kill(2) and file modes see the host's root, so it can signal the session and write root's files it reaches; `unshare user` maps it to an unprivileged range instead, at the cost of overlays from stepbox's state dirs"
+
 // plannedCall is one call of a step: its strace form and what performs it.
 type plannedCall struct {
 	call string

@@ -2,6 +2,7 @@ package repl
 
 import (
 	"fmt"
+	"os"
 	"strings"
 
 	"stepbox/primitives/step"
@@ -137,6 +138,9 @@ func runNew(sh *Shell, c *Call) error {
 		where = "in a new user namespace (uid 0 inside is your uid outside); every other namespace is still the host's"
 	}
 	sh.ok("box %s (id %s): box process PID %d, %s", name, b.ID, b.PID(), where)
+	if b.User && os.Geteuid() == 0 {
+		sh.say("%s", sh.Theme.Warn.Render("! your uid is 0: the box's root is the host's root to kill(2) and file modes (`unshare user` maps it to an unprivileged range)"))
+	}
 	return nil
 }
 

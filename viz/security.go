@@ -72,7 +72,7 @@ func SecurityPanel(s primitives.SecuritySnapshot, width int, t Theme) string {
 	add("read-only", coveredCount(s.ReadOnly), same, fmt.Sprintf("all %d", len(d.ReadOnly)), rv, rv)
 	dv := d.CompareDevices(s.Devices)
 	add("devices", devicesText(s.Devices), same, fmt.Sprintf("%d rules", len(d.Devices)), dv, dv)
-	uv := d.CompareUserNS(s.UserNS)
+	uv := d.CompareUserNS(s.UserNS, rootIsHostRoot(s.UIDMap))
 	add("user ns", userNSText(s), same, "host's", uv, uv)
 
 	style := func(row, col int) lipgloss.Style {
@@ -196,5 +196,19 @@ func userNSText(s primitives.SecuritySnapshot) string {
 	for _, m := range s.UIDMap {
 		maps = append(maps, fmt.Sprintf("%d→%d ×%d", m.Inside, m.Outside, m.Count))
 	}
-	return "own, uid " + strings.Join(maps, ", ")
+	text := "own, uid " + strings.Join(maps, ", ")
+	if rootIsHostRoot(s.UIDMap) {
+		text += " (its root is the host's root to kill(2) and file modes)"
+	}
+	return text
+}
+
+// rootIsHostRoot says whether a uid map makes uid 0 inside uid 0 outside.
+func rootIsHostRoot(m []primitives.IDMapping) bool {
+	for _, r := range m {
+		if r.Inside == 0 && r.Count > 0 && r.Outside == 0 {
+			return true
+		}
+	}
+	return false
 }

@@ -107,3 +107,20 @@ func TestSecurityPanelEscapesWhatTheBoxNamed(t *testing.T) {
 		t.Fatalf("the box's name is not shown escaped:\n%s", out)
 	}
 }
+
+// A user namespace whose root is the host's uid 0 (root's `new --user`)
+// is no stricter than Docker's default: kill(2) and file modes see the
+// host's root. One mapped to a range of its own is.
+func TestSecurityPanelCountsAUserNamespaceOfHostRootAsNone(t *testing.T) {
+	s := webSecurity()
+	s.UserNS = true
+	s.UIDMap = []primitives.IDMapping{{Inside: 0, Outside: 0, Count: 1}}
+	got := strings.Join(strings.Fields(SecurityPanel(s, 200, NewTheme("plain"))), " ")
+	if !strings.Contains(got, "own, uid 0→0 ×1 (its root is the host's root to kill(2) and file modes) │") {
+		t.Errorf("a map of root onto the host's root is not said so, or marked:\n%s", got)
+	}
+	s.UIDMap = []primitives.IDMapping{{Inside: 0, Outside: 1000000000, Count: 65536}}
+	if r := row(t, SecurityPanel(s, 200, NewTheme("plain")), "user ns"); r[1] != "own, uid 0→1000000000 ×65536 +" {
+		t.Errorf("a remapped root: %q", r)
+	}
+}
