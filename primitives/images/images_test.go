@@ -768,3 +768,50 @@ func TestLoadUnderATakenNameCollectsTheOldImagesLayers(t *testing.T) {
 		t.Errorf("the layout keeps %d blobs, want the new image's 3", len(blobs))
 	}
 }
+
+// An OCI layout directory is read as it holds only directories and files:
+// a blob that is a symlink (to /dev/zero, or out of the layout) or a FIFO
+// is refused by name, before anything reads it; an archive path that is
+// a FIFO is refused without opening it.
+func TestLoadRefusesALayoutThatLinksOutOfItself(t *testing.T) {
+	needRoot(t)
+	img := testImage(t)
+	s := openStore(t)
+	m, _ := img.Manifest()
+	for _, tc := range []struct {
+		plant func(blob string) error
+		want  string
+	}{
+		{func(blob string) error { return os.Symlink("/dev/zero", blob) }, "this is a symlink"},
+		{func(blob string) error { return os.Symlink("../../../../etc/passwd", blob) }, "this is a symlink"},
+		{func(blob string) error { return unix.Mkfifo(blob, 0o600) }, "this is a FIFO"},
+	} {
+		lay := filepath.Join(t.TempDir(), "layout")
+		p, err := layout.Write(lay, empty.Index)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.AppendImage(img, layout.WithAnnotations(map[string]string{refAnnotation: "example.com/evil:1"})); err != nil {
+			t.Fatal(err)
+		}
+		blob := filepath.Join(lay, "blobs", "sha256", m.Layers[0].Digest.Hex)
+		os.Remove(blob)
+		if err := tc.plant(blob); err != nil {
+			t.Fatal(err)
+		}
+		_, err = s.Load(lay, "", nil)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), m.Layers[0].Digest.Hex) {
+			t.Errorf("load of a layout with a planted blob: %v, want %q naming the blob", err, tc.want)
+		}
+	}
+	fifo := filepath.Join(t.TempDir(), "image.tar")
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Load(fifo, "", nil); !errors.Is(err, ErrNotImage) || !strings.Contains(err.Error(), "FIFO") {
+		t.Errorf("load of a FIFO: %v", err)
+	}
+	if ims, err := s.List(); err != nil || len(ims) != 0 {
+		t.Errorf("a refused load left images: %+v", ims)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -12,6 +13,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"golang.org/x/sys/unix"
 )
 
 // ErrNotImage is returned for a path that holds no image stepbox reads.
@@ -30,7 +32,21 @@ func (s *Store) Load(p, as string, progress Progress) ([]Image, error) {
 		return nil, fmt.Errorf("image load: %w", err)
 	}
 	if fi.IsDir() {
-		return s.loadLayout(p, p, as, progress)
+		// A copy of its own first, so that the layout is read as it was
+		// checked: a symlink out of it, a FIFO or a device never reaches
+		// ggcr's reads, nor a swap by whoever else can write it.
+		dir, err := os.MkdirTemp(s.Dir, ".load-")
+		if err != nil {
+			return nil, fmt.Errorf("image load %s: %w", p, err)
+		}
+		defer os.RemoveAll(dir)
+		if err := copyLayout(p, dir); err != nil {
+			return nil, fmt.Errorf("image load %s: %w", p, err)
+		}
+		return s.loadLayout(dir, p, as, progress)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("image load %s: %w: it is a %s, not a file: %s", p, ErrNotImage, fileKind(fi.Mode()), loadAllowed)
 	}
 	names, err := tarNames(p)
 	if err != nil {
@@ -192,6 +208,74 @@ func layoutName(d v1.Descriptor, as string, count int) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("image %s is named %q, which is no reference: name it, `image load PATH NAME`", d.Digest, ann)
+}
+
+// copyLayout copies the OCI layout directory src into dir: only
+// directories and regular files, never following a symlink, and a file
+// only as large as it was when opened.
+func copyLayout(src, dir string) error {
+	from, err := os.OpenRoot(src)
+	if err != nil {
+		return err
+	}
+	defer from.Close()
+	to, err := os.OpenRoot(dir)
+	if err != nil {
+		return err
+	}
+	defer to.Close()
+	return fs.WalkDir(from.FS(), ".", func(rel string, d fs.DirEntry, err error) error {
+		switch {
+		case err != nil:
+			return err
+		case rel == ".":
+			return nil
+		case d.IsDir():
+			return to.Mkdir(rel, 0o700)
+		case !d.Type().IsRegular():
+			return fmt.Errorf("%s: an OCI layout holds only directories and files, and this is a %s", rel, fileKind(d.Type()))
+		}
+		r, err := from.OpenFile(rel, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		fi, err := r.Stat()
+		if err != nil {
+			return err
+		}
+		if !fi.Mode().IsRegular() {
+			return fmt.Errorf("%s: an OCI layout holds only directories and files, and this is a %s", rel, fileKind(fi.Mode()))
+		}
+		w, err := to.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			return err
+		}
+		_, err = io.Copy(w, io.LimitReader(r, fi.Size()))
+		if cerr := w.Close(); err == nil {
+			err = cerr
+		}
+		return err
+	})
+}
+
+// fileKind names a file type as a learner would.
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeSymlink != 0:
+		return "symlink"
+	case m&fs.ModeNamedPipe != 0:
+		return "FIFO"
+	case m&fs.ModeSocket != 0:
+		return "socket"
+	case m&fs.ModeCharDevice != 0:
+		return "character device"
+	case m&fs.ModeDevice != 0:
+		return "block device"
+	case m.IsDir():
+		return "directory"
+	}
+	return "special file"
 }
 
 // untarLayout unpacks a tar of an OCI layout into dir: only directories
