@@ -47,8 +47,9 @@ type Box struct {
 	hostname   string
 	dead       error
 	cgroup     *cgroups.Group
-	devices    boxDevices     // the device program of a v2 cgroup (box_devices.go)
-	tracked    *cgroups.Group // stepbox's own cgroup of the box (box_track.go)
+	devices    boxDevices      // the device program of a v2 cgroup (box_devices.go)
+	tracked    *cgroups.Group  // stepbox's own cgroup of the box (box_track.go)
+	ledgered   map[string]nsID // its namespaces written to the ledger (box_namespaces.go)
 	fs         BoxFS
 	process    ProcessDefaults // from the image the overlay stacks (box_image.go)
 	security   Security        // what its next commands get (security.go)
@@ -215,6 +216,7 @@ func (b *Box) spawn(st *step.Step) error {
 		return fmt.Errorf("new %s: prctl(PR_SET_CHILD_SUBREAPER) in the box process: %w", b.Name, err)
 	}
 	b.shieldFromOOM(p.Pid)
+	b.recordNamespaces()
 	st.Notes = append(st.Notes, fmt.Sprintf("box process: PID %d, in the host's namespaces%s", p.Pid, map[bool]string{true: " except a new user namespace", false: ""}[b.User]))
 	return nil
 }
@@ -382,7 +384,9 @@ func (b *Box) Unshare(types []NamespaceType, opts UnshareOptions) (*step.Step, e
 	st := &step.Step{Command: "unshare " + strings.Join(names, " ")}
 	for _, t := range types {
 		st.Man = append(st.Man, t.Man)
-		if err := b.unshareOne(x, st, t, opts, false); err != nil {
+		err := b.unshareOne(x, st, t, opts, false)
+		b.recordNamespaces()
+		if err != nil {
 			return st, err
 		}
 		b.unshared[t.Name] = true
@@ -466,7 +470,7 @@ func (b *Box) teardown(marked func(box string) []pidStart) error {
 	defer b.mu.Unlock()
 	// Read before anything ends: what is left in these afterwards escaped
 	// every other way of finding it (escapees).
-	ns := boxNamespaces(b.pid, b.initPID)
+	pin := pinNamespaces(b.pid, b.initPID)
 	for _, x := range []*executor{b.init, b.box} {
 		if x != nil {
 			x.c.close()
@@ -484,7 +488,10 @@ func (b *Box) teardown(marked func(box string) []pidStart) error {
 	if marked == nil {
 		marked = func(box string) []pidStart { return markedProcesses(b.session.ID, box) }
 	}
-	err := errors.Join(teardownLedgerWith(b.Dir, marked), escapees(b.Name, ns))
+	esc, err := teardownLedgerWith(b.Dir, marked, pin)
+	if said := append(esc.ended, esc.notes...); len(said) > 0 {
+		err = errors.Join(err, errors.New(strings.Join(said, "; ")))
+	}
 	if b.dead == nil {
 		b.dead = fmt.Errorf("box %s has been removed", b.Name)
 	}

@@ -148,7 +148,10 @@ func sweep(dirs Dirs, thorough bool) (SweepReport, error) {
 		}
 		procs, netLeft := leftovers(dir, e.Name())
 		for _, b := range boxes {
-			failed = append(failed, teardownLedger(filepath.Join(dir, "boxes", b.Name()), e.Name()))
+			esc, err := teardownLedger(filepath.Join(dir, "boxes", b.Name()), e.Name())
+			failed = append(failed, err)
+			rep.Processes += len(esc.ended)
+			rep.Removed = append(append(rep.Removed, esc.ended...), esc.notes...)
 		}
 		failed = append(failed, teardownResources(dir, e.Name()))
 		if err := errors.Join(failed...); err != nil {
