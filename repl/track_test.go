@@ -55,7 +55,8 @@ func TestAProcessThatShedItsMarkersEndsWithTheSession(t *testing.T) {
 		hostUnchanged(t)
 		arg := "777." + strconv.Itoa(os.Getpid()) + "1"
 		dir := t.TempDir()
-		script := escapeScript(arg) + "!test -n \"$(pgrep -fx '/bin/sleep " + arg + "')\"\nexit\n"
+		// The sleeper starts in the background: wait for it (up to 5 s).
+		script := escapeScript(arg) + "!timeout 5 sh -c 'until pgrep -fx \"/bin/sleep " + arg + "\" >/dev/null; do sleep 0.02; done'\nexit\n"
 		out, code := runStepbox(t, dir, script)
 		if code != 0 {
 			t.Fatalf("exit %d:\n%s", code, out)
