@@ -50,6 +50,7 @@ type Box struct {
 	devices    boxDevices      // the device program of a v2 cgroup (box_devices.go)
 	tracked    *cgroups.Group  // stepbox's own cgroup of the box (box_track.go)
 	ledgered   map[string]nsID // its namespaces written to the ledger (box_namespaces.go)
+	upperSize  int64           // the size of its upper tmpfs, 0 without one (box_upper.go)
 	fs         BoxFS
 	process    ProcessDefaults // from the image the overlay stacks (box_image.go)
 	security   Security        // what its next commands get (security.go)
@@ -122,6 +123,7 @@ func (s *Session) startBox(name string, user bool) (*Box, *step.Step, error) {
 		teardownLedger(b.Dir, s.ID)
 		return nil, st, err
 	}
+	b.mountUpper(st)
 	return b, st, nil
 }
 

@@ -77,8 +77,12 @@ func (b *Box) MountOverlay(layers []rootfs.Layer) (*step.Step, error) {
 	if err := roomForUpper(b.Dir, b.session.Dirs.root()); err != nil {
 		return nil, err
 	}
-	if err := b.ledger.Add(Resource{Kind: ResDir, Path: dir, Note: "upper, work and merged dirs"}); err != nil {
-		return nil, err
+	// With a tmpfs of its own (box_upper.go), the dir and its mount are
+	// in the ledger already.
+	if b.upperSize == 0 {
+		if err := b.ledger.Add(Resource{Kind: ResDir, Path: dir, Note: "upper, work and merged dirs"}); err != nil {
+			return nil, err
+		}
 	}
 	a := overlayArgs{Layers: layers}
 	a.Upper, a.Work, a.Merged = b.overlayDirs()

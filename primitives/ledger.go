@@ -26,6 +26,7 @@ const (
 	ResProcess   = "process"   // one process, by PID and start time
 	ResDir       = "dir"       // a directory stepbox made, removed with its contents
 	ResCgroup    = "cgroup"    // a cgroup directory, removed children first
+	ResMount     = "mount"     // stepbox's tmpfs for a box's upper dir, in the host's mount table (box_upper.go)
 	ResNamespace = "ns"        // a namespace made for the box, by type, nsfs device and inode (box_namespaces.go)
 
 	ResNet = "net" // a link, nf_tables table or rules, or a sysctl's old value: network.Undo
@@ -182,6 +183,8 @@ func teardownLedgerWith(dir string, marked func(box string) []pidStart, pin *nsP
 			errs = append(errs, removeDir(r.Path))
 		case ResCgroup:
 			errs = append(errs, removeCgroup(r, session))
+		case ResMount:
+			errs = append(errs, unmountUpper(r.Path, dir))
 		case ResNet:
 			errs = append(errs, undoNet(r))
 		}
