@@ -38,15 +38,18 @@ const (
 
 // UpperSizeEnv sets the size of each box's upper tmpfs, in MB, below
 // what stepbox would choose (a lesson on a small machine, a test that
-// fills it).
+// fills it); 0 gives no tmpfs, as when stepbox is not root.
 const UpperSizeEnv = "STEPBOX_UPPER_MB"
 
 // upperSize is the size of a new box's upper tmpfs, and why.
 func upperSize() (int64, string, error) {
 	if v := os.Getenv(UpperSizeEnv); v != "" {
 		mb, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || mb < 1 || mb > upperCap>>20 {
-			return 0, "", fmt.Errorf("$%s=%q: give a whole number of MB from 1 to %d", UpperSizeEnv, step.Cut(v), upperCap>>20)
+		if err != nil || mb < 0 || mb > upperCap>>20 {
+			return 0, "", fmt.Errorf("$%s=%q: give a whole number of MB from 1 to %d, or 0 for no tmpfs", UpperSizeEnv, step.Cut(v), upperCap>>20)
+		}
+		if mb == 0 {
+			return 0, "", fmt.Errorf("$%s=0", UpperSizeEnv)
 		}
 		return mb << 20, "$" + UpperSizeEnv, nil
 	}
@@ -99,7 +102,9 @@ func (b *Box) mountUpperAt(dir string, size int64) error {
 	if err := b.ledger.Add(Resource{Kind: ResMount, Path: dir, Note: "the box's upper tmpfs"}); err != nil {
 		return err
 	}
-	opts := fmt.Sprintf("size=%d,mode=0711", size)
+	// inode32: the overlay's xino=on (rootfs.MountOverlay) keeps the layer
+	// in an inode number's high bits.
+	opts := fmt.Sprintf("size=%d,mode=0711,inode32", size)
 	if err := unix.Mount(upperSource, dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
 		return &step.SyscallError{Call: step.MountCall(upperSource, dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, opts), Err: err}
 	}

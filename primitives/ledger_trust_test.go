@@ -263,6 +263,7 @@ func TestSweepSparesProcessesInNamespacesAPlantedLedgerNames(t *testing.T) {
 	needRoot(t)
 	decoy := exec.Command("sleep", "60")
 	decoy.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWUTS}
+	decoy.Env = []string{} // no marker another test left in this process's environment
 	if err := decoy.Start(); err != nil {
 		t.Fatal(err)
 	}
