@@ -118,7 +118,7 @@ func sweep(dirs Dirs, thorough bool) (SweepReport, error) {
 	var rep SweepReport
 	var errs []error
 	if err := dirs.checkTrusted(); err != nil {
-		return rep, err
+		return rep, &StateDirRefused{err}
 	}
 	root := filepath.Join(dirs.Run, "sessions")
 	ents, err := os.ReadDir(root)
@@ -188,6 +188,13 @@ func sweep(dirs Dirs, thorough bool) (SweepReport, error) {
 	rep.Cgroups = st.Succeeded("rmdir")
 	return rep, errors.Join(errs...)
 }
+
+// StateDirRefused is a sweep that acted on nothing: the state dir is not
+// the caller's own (statedir.go).
+type StateDirRefused struct{ Err error }
+
+func (e *StateDirRefused) Error() string { return e.Err.Error() }
+func (e *StateDirRefused) Unwrap() error { return e.Err }
 
 // errClosing refuses a step once the session has begun to end.
 var errClosing = errors.New("the session is ending: its boxes are being torn down")
