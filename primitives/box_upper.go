@@ -41,6 +41,24 @@ const (
 // fills it); 0 gives no tmpfs, as when stepbox is not root.
 const UpperSizeEnv = "STEPBOX_UPPER_MB"
 
+func init() { DoctorChecks = append(DoctorChecks, live(DoctorHost.checkUpper)) }
+
+// checkUpper says where a box's upper dir will go, and its bound.
+func (h DoctorHost) checkUpper() Check {
+	c := Check{Name: "upper dirs", OK: true}
+	if h.EUID != 0 {
+		c.Found = fmt.Sprintf("not root: on the state dir's filesystem (stepbox can mount no tmpfs of its own), and no command starts in a box once it has less than %d MB free", upperReserve>>20)
+		return c
+	}
+	size, why, err := upperSize()
+	if err != nil {
+		c.Found = fmt.Sprintf("on the state dir's filesystem (%v), and no command starts in a box once it has less than %d MB free", err, upperReserve>>20)
+		return c
+	}
+	c.Found = fmt.Sprintf("a tmpfs of each box's own, %d MB (%s): a box that fills it gets ENOSPC, the host keeps its space", size>>20, why)
+	return c
+}
+
 // upperSize is the size of a new box's upper tmpfs, and why.
 func upperSize() (int64, string, error) {
 	if v := os.Getenv(UpperSizeEnv); v != "" {
