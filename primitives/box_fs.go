@@ -74,8 +74,11 @@ func (b *Box) MountOverlay(layers []rootfs.Layer) (*step.Step, error) {
 		return nil, errNoLayers
 	}
 	dir := filepath.Join(b.Dir, "overlay")
-	if err := roomForUpper(b.Dir, b.session.Dirs.root()); err != nil {
-		return nil, err
+	// On stepbox's tmpfs (box_upper.go) the box fills only its own.
+	if b.upperSize == 0 {
+		if err := roomForUpper(b.Dir, b.session.Dirs.root()); err != nil {
+			return nil, err
+		}
 	}
 	// With a tmpfs of its own (box_upper.go), the dir and its mount are
 	// in the ledger already.
