@@ -490,9 +490,12 @@ func (b *Box) teardown(marked func(box string) []pidStart) error {
 	if marked == nil {
 		marked = func(box string) []pidStart { return markedProcesses(b.session.ID, box) }
 	}
+	// What it ended is said. What it left alone it cannot tell from
+	// another's (the box's processes were gone, so nothing pinned its
+	// namespaces); the sweep after a crash names those.
 	esc, err := teardownLedgerWith(b.Dir, marked, pin)
-	if said := append(esc.ended, esc.notes...); len(said) > 0 {
-		err = errors.Join(err, errors.New(strings.Join(said, "; ")))
+	if len(esc.ended) > 0 {
+		err = errors.Join(err, errors.New(strings.Join(esc.ended, "; ")))
 	}
 	if b.dead == nil {
 		b.dead = fmt.Errorf("box %s has been removed", b.Name)

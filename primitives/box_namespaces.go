@@ -120,10 +120,12 @@ type escaped struct {
 // a match is proof only while the namespaces are pinned (pinned: the
 // session holds them open, pinNamespaces). After a crash, from the ledger,
 // a process is ended only when the host shows it is the box's: its mount
-// table holds the box's overlay (an upper dir in boxDir), or it is in
-// every one of two or more namespaces the box had; it also started after
-// the session did. Others are named, not ended. killAndWait checks each
-// start time again on a pidfd: a PID reused meanwhile is spared.
+// table holds the box's overlay (an upper dir in boxDir, a path no other
+// box has), and it started after the session did. Matching numbers alone
+// prove nothing: stepbox unshares in one order, so a later box, of this
+// session or another, is given the very numbers a dead box had, type for
+// type (seen in the tests). Those are named, not ended. killAndWait checks
+// each start time again on a pidfd: a PID reused meanwhile is spared.
 func escapees(box, boxDir string, sessionStart uint64, ns map[string]nsID, pinned bool) (escaped, error) {
 	var out escaped
 	if len(ns) == 0 {
@@ -155,9 +157,9 @@ func escapees(box, boxDir string, sessionStart uint64, ns map[string]nsID, pinne
 			continue
 		}
 		what := fmt.Sprintf("PID %d (%s, in the box's %s namespace)", p.PID, commOf(p.PID), strings.Join(in, ", "))
-		proven := pinned || len(in) == len(ns) && len(ns) > 1 || holdsOverlay(p.PID, boxDir)
+		proven := pinned || holdsOverlay(p.PID, boxDir)
 		if st.Starttime < sessionStart || !proven {
-			out.notes = append(out.notes, fmt.Sprintf("left %s alone: it shares a namespace number with box %s but is not shown to be the box's (a freed namespace's number is given to the next one made)", what, box))
+			out.notes = append(out.notes, fmt.Sprintf("left %s alone: it is in a namespace with the number box %s's had, but its mount table does not hold the box's overlay, so it may be another's (a freed namespace's number goes to the next one made); if it is the box's, end it by hand", what, box))
 			continue
 		}
 		found = append(found, pidStart{p.PID, st.Starttime})
