@@ -154,9 +154,11 @@ func TestARequestTooBigForTheSocketLeavesTheBoxUsable(t *testing.T) {
 // less free than stepbox keeps back, exec refuses to start a command
 // there, saying how much is free; with room again, it runs. (The
 // reserve is raised above this host's free space instead of filling
-// the host's disk.)
+// the host's disk.) As root, stepbox's own tmpfs takes the upper dir off
+// the host's filesystems: STEPBOX_UPPER_MB=0 puts it back, as rootless.
 func TestExecRefusesWhenTheUpperDirsFilesystemRunsShort(t *testing.T) {
 	needRoot(t)
+	t.Setenv(UpperSizeEnv, "0")
 	_, b := overlayBox(t, "full")
 	var st unix.Statfs_t
 	if err := unix.Statfs(b.FS().Upper, &st); err != nil {

@@ -47,8 +47,10 @@ type Box struct {
 	hostname   string
 	dead       error
 	cgroup     *cgroups.Group
-	devices    boxDevices     // the device program of a v2 cgroup (box_devices.go)
-	tracked    *cgroups.Group // stepbox's own cgroup of the box (box_track.go)
+	devices    boxDevices      // the device program of a v2 cgroup (box_devices.go)
+	tracked    *cgroups.Group  // stepbox's own cgroup of the box (box_track.go)
+	ledgered   map[string]nsID // its namespaces written to the ledger (box_namespaces.go)
+	upperSize  int64           // the size of its upper tmpfs, 0 without one (box_upper.go)
 	fs         BoxFS
 	process    ProcessDefaults // from the image the overlay stacks (box_image.go)
 	security   Security        // what its next commands get (security.go)
@@ -121,6 +123,7 @@ func (s *Session) startBox(name string, user bool) (*Box, *step.Step, error) {
 		teardownLedger(b.Dir, s.ID)
 		return nil, st, err
 	}
+	b.mountUpper(st)
 	return b, st, nil
 }
 
@@ -218,6 +221,7 @@ func (b *Box) spawn(st *step.Step) error {
 		return fmt.Errorf("new %s: prctl(PR_SET_CHILD_SUBREAPER) in the box process: %w", b.Name, err)
 	}
 	b.shieldFromOOM(p.Pid)
+	b.recordNamespaces()
 	st.Notes = append(st.Notes, fmt.Sprintf("box process: PID %d, in the host's namespaces%s", p.Pid, map[bool]string{true: " except a new user namespace", false: ""}[b.User]))
 	return nil
 }
@@ -385,7 +389,9 @@ func (b *Box) Unshare(types []NamespaceType, opts UnshareOptions) (*step.Step, e
 	st := &step.Step{Command: "unshare " + strings.Join(names, " ")}
 	for _, t := range types {
 		st.Man = append(st.Man, t.Man)
-		if err := b.unshareOne(x, st, t, opts, false); err != nil {
+		err := b.unshareOne(x, st, t, opts, false)
+		b.recordNamespaces()
+		if err != nil {
 			return st, err
 		}
 		b.unshared[t.Name] = true
@@ -469,8 +475,7 @@ func (b *Box) teardown(marked func(box string) []pidStart) error {
 	defer b.mu.Unlock()
 	// Read before anything ends: what is left in these afterwards escaped
 	// every other way of finding it (escapees).
-	ns, release := boxNamespaces(b.pid, b.initPID)
-	defer release()
+	pin := pinNamespaces(b.pid, b.initPID)
 	for _, x := range []*executor{b.init, b.box} {
 		if x != nil {
 			x.c.close()
@@ -488,18 +493,12 @@ func (b *Box) teardown(marked func(box string) []pidStart) error {
 	if marked == nil {
 		marked = func(box string) []pidStart { return markedProcesses(b.session.ID, box) }
 	}
-	// Escapees are looked for once every process the ledger, the cgroups
-	// and the markers find has ended, while the namespaces are pinned;
-	// then the pins go, before the box's mounts and links are removed
-	// (a pinned mount or network namespace would keep them).
-	looked := false
-	err := teardownLedgerHook(b.Dir, marked, func() error {
-		looked = true
-		defer release()
-		return escapees(b.Name, ns)
-	})
-	if !looked { // a ledger that could not be read: look all the same
-		err = errors.Join(err, escapees(b.Name, ns))
+	// What it ended is said. What it left alone it cannot tell from
+	// another's (the box's processes were gone, so nothing pinned its
+	// namespaces); the sweep after a crash names those.
+	esc, err := teardownLedgerWith(b.Dir, marked, pin)
+	if len(esc.ended) > 0 {
+		err = errors.Join(err, errors.New(strings.Join(esc.ended, "; ")))
 	}
 	if b.dead == nil {
 		b.dead = fmt.Errorf("box %s has been removed", b.Name)

@@ -214,6 +214,9 @@ func (b *Box) exec(ctx context.Context, argv []string, env []string, std Stdio, 
 	// Output a command left to a background child can keep a pipe open:
 	// take what is there, then stop.
 	pump.wait(100 * time.Millisecond)
+	if es.Code != 0 {
+		es.Full = b.upperFull()
+	}
 	return es, nil
 }
 
@@ -312,6 +315,7 @@ func makeWorkingDir(root, dir string) error {
 type ExitStatus struct {
 	Code   int        `json:"code"`             // exit code, or 128+signal
 	Signal string     `json:"signal,omitempty"` // the signal that killed it
+	Full   string     `json:"full,omitempty"`   // what filled up, where the box's upper tmpfs is full
 	Step   *step.Step `json:"-"`                // what was done, in strace form
 }
 

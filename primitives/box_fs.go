@@ -74,11 +74,18 @@ func (b *Box) MountOverlay(layers []rootfs.Layer) (*step.Step, error) {
 		return nil, errNoLayers
 	}
 	dir := filepath.Join(b.Dir, "overlay")
-	if err := roomForUpper(b.Dir, b.session.Dirs.root()); err != nil {
-		return nil, err
+	// On stepbox's tmpfs (box_upper.go) the box fills only its own.
+	if b.upperSize == 0 {
+		if err := roomForUpper(b.Dir, b.session.Dirs.root()); err != nil {
+			return nil, err
+		}
 	}
-	if err := b.ledger.Add(Resource{Kind: ResDir, Path: dir, Note: "upper, work and merged dirs"}); err != nil {
-		return nil, err
+	// With a tmpfs of its own (box_upper.go), the dir and its mount are
+	// in the ledger already.
+	if b.upperSize == 0 {
+		if err := b.ledger.Add(Resource{Kind: ResDir, Path: dir, Note: "upper, work and merged dirs"}); err != nil {
+			return nil, err
+		}
 	}
 	a := overlayArgs{Layers: layers}
 	a.Upper, a.Work, a.Merged = b.overlayDirs()

@@ -4,14 +4,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/prometheus/procfs"
-	"golang.org/x/sys/unix"
 
 	"stepbox/primitives/cgroups"
 	"stepbox/primitives/step"
@@ -100,92 +97,4 @@ func commOf(pid int) string {
 		return "gone"
 	}
 	return strconv.Quote(c)
-}
-
-// boxNamespaces are the namespaces of the box's processes pids that are
-// not the session's own, by /proc/PID/ns name, as device and inode. Each
-// is held open (pinned) until release: a namespace's inode number is
-// given to the next namespace made anywhere on the host once the last
-// reference goes, and escapees must not take a stranger's process in a
-// new namespace for one of the box's.
-func boxNamespaces(pids ...int) (ns map[string]nsID, release func()) {
-	own := map[string]nsID{}
-	out := map[string]nsID{}
-	var pins []*os.File
-	for _, t := range []string{"mnt", "pid", "net", "uts", "ipc", "cgroup", "user", "time"} {
-		self, err := nsOf("self", t)
-		if err != nil {
-			continue
-		}
-		own[t] = self
-		for _, pid := range pids {
-			if pid <= 0 {
-				continue
-			}
-			f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/ns/" + t)
-			if err != nil {
-				continue
-			}
-			var st unix.Stat_t
-			if err := unix.Fstat(int(f.Fd()), &st); err != nil || (nsID{st.Dev, st.Ino}) == self {
-				f.Close()
-				continue
-			}
-			out[t] = nsID{st.Dev, st.Ino}
-			pins = append(pins, f)
-		}
-	}
-	var once sync.Once
-	return out, func() { once.Do(func() { closeAll(pins) }) }
-}
-
-type nsID struct{ dev, ino uint64 }
-
-func nsOf(pid, t string) (nsID, error) {
-	var st unix.Stat_t
-	if err := unix.Stat("/proc/"+pid+"/ns/"+t, &st); err != nil {
-		return nsID{}, err
-	}
-	return nsID{st.Dev, st.Ino}, nil
-}
-
-// escapees ends the processes still in one of the box's own namespaces
-// once its cgroups and marked processes are gone, and names them: only a
-// process that moved itself out of stepbox's tracking cgroup (which needs
-// write access to the cgroup tree: a box with every privilege of host
-// root) and cleared its markers gets this far. A box in the host's
-// namespaces leaves nothing to find them by.
-func escapees(box string, ns map[string]nsID) error {
-	if len(ns) == 0 {
-		return nil
-	}
-	procs, err := procfs.AllProcs()
-	if err != nil {
-		return nil
-	}
-	self := os.Getpid()
-	var found []pidStart
-	var names []string
-	for _, p := range procs {
-		if p.PID == self {
-			continue
-		}
-		for t, id := range ns {
-			if got, err := nsOf(strconv.Itoa(p.PID), t); err == nil && got == id {
-				st, err := p.Stat()
-				if err != nil || st.State == "Z" {
-					break
-				}
-				found = append(found, pidStart{p.PID, st.Starttime})
-				names = append(names, fmt.Sprintf("%d (%s, in the box's %s namespace)", p.PID, commOf(p.PID), t))
-				break
-			}
-		}
-	}
-	if len(found) == 0 {
-		return nil
-	}
-	kerr := killAndWait(found)
-	return errors.Join(fmt.Errorf("box %s: %s had left stepbox's tracking cgroup (a box with the rights of host root can write its PIDs to another cgroup) and carried no marker; found by namespace and ended: %s",
-		box, step.Count(len(found), "process"), strings.Join(names, ", ")), kerr)
 }

@@ -328,10 +328,11 @@ func TestEscapeesAreNotAProcessInANamespaceMadeAfterTheBoxDied(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitForOwnNamespace(t, box.Process.Pid, "uts")
-	ns, release := boxNamespaces(box.Process.Pid)
-	defer release()
+	pin := pinNamespaces(box.Process.Pid)
+	defer pin.release()
+	ns := pin.ns
 	if _, ok := ns["uts"]; !ok {
-		t.Fatalf("boxNamespaces(%d) = %v: no uts namespace of its own", box.Process.Pid, ns)
+		t.Fatalf("pinNamespaces(%d) = %v: no uts namespace of its own", box.Process.Pid, ns)
 	}
 	box.Process.Kill()
 	box.Wait()
@@ -344,8 +345,8 @@ func TestEscapeesAreNotAProcessInANamespaceMadeAfterTheBoxDied(t *testing.T) {
 	if got, _ := nsOf(strconv.Itoa(stranger.Process.Pid), "uts"); got == ns["uts"] {
 		t.Fatalf("the new uts namespace has the number of the box's, %v, while teardown holds it", got)
 	}
-	if err := escapees("gone", ns); err != nil {
-		t.Errorf("escapees: %v", err)
+	if esc, err := escapees("gone", t.TempDir(), 0, ns, true); err != nil || len(esc.ended) > 0 {
+		t.Errorf("escapees: %v, ended %q", err, esc.ended)
 	}
 	if err := unix.Kill(stranger.Process.Pid, 0); err != nil {
 		t.Errorf("kill(%d, 0): %v: teardown ended a process that was never the box's", stranger.Process.Pid, err)

@@ -26,6 +26,8 @@ const (
 	ResProcess   = "process"   // one process, by PID and start time
 	ResDir       = "dir"       // a directory stepbox made, removed with its contents
 	ResCgroup    = "cgroup"    // a cgroup directory, removed children first
+	ResMount     = "mount"     // stepbox's tmpfs for a box's upper dir, in the host's mount table (box_upper.go)
+	ResNamespace = "ns"        // a namespace made for the box, by type, nsfs device and inode (box_namespaces.go)
 
 	ResNet = "net" // a link, nf_tables table or rules, or a sysctl's old value: network.Undo
 )
@@ -39,6 +41,9 @@ type Resource struct {
 	Box   string          `json:"box,omitempty"`
 	Group json.RawMessage `json:"group,omitempty"` // a cgroup: the cgroups package's Group
 	Note  string          `json:"note,omitempty"`
+	NS    string          `json:"ns,omitempty"` // a namespace: its /proc/PID/ns name
+	Dev   uint64          `json:"dev,omitempty"`
+	Ino   uint64          `json:"ino,omitempty"`
 
 	Net json.RawMessage `json:"net,omitempty"` // a network resource: network.Undo
 }
@@ -93,26 +98,35 @@ func readLedger(path string) ([]Resource, error) {
 }
 
 // Teardown undoes every resource of the ledger in dir, in reverse order,
-// and removes the ledger itself. Errors are joined; teardown goes on past them.
-func teardownLedger(dir, session string) error {
-	return teardownLedgerWith(dir, func(box string) []pidStart { return markedProcesses(session, box) })
+// and removes the ledger itself. Errors are joined; teardown goes on past
+// them. What it found by namespace comes back to be said.
+func teardownLedger(dir, session string) (escaped, error) {
+	return teardownLedgerWith(dir, func(box string) []pidStart { return markedProcesses(session, box) }, nil)
 }
 
 // teardownLedgerWith is teardownLedger with the marked processes of a box
-// given by marked, so that a session tearing down many boxes scans /proc once.
-func teardownLedgerWith(dir string, marked func(box string) []pidStart) error {
-	return teardownLedgerHook(dir, marked, nil)
-}
-
-// teardownLedgerHook is teardownLedgerWith calling ended, when not nil,
-// once the processes have ended and before anything else is removed.
-func teardownLedgerHook(dir string, marked func(box string) []pidStart, ended func() error) error {
+// given by marked, so that a session tearing down many boxes scans /proc
+// once, and with the box's namespaces pinned (pin, pinNamespaces) where
+// its processes were still there to read them from; the pin is released
+// once they are searched, before the box's mounts and links are undone.
+func teardownLedgerWith(dir string, marked func(box string) []pidStart, pin *nsPin) (escaped, error) {
+	defer pin.release()
+	var esc escaped
 	res, err := readLedger(filepath.Join(dir, "ledger.jsonl"))
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
+		return esc, err
 	}
 	var errs []error
 	session := sessionOf(dir)
+	ns, err := ledgerNamespaces(res)
+	errs = append(errs, err)
+	if pin == nil && len(ns) == 0 && err == nil && len(res) > 0 {
+		esc.notes = append(esc.notes, "box "+filepath.Base(dir)+" had no namespace of its own: a process of it that left stepbox's tracking cgroup and cleared its markers cannot be told from the host's after a crash, so none was looked for")
+	}
+	pinned := pin != nil && len(pin.ns) > 0
+	if pinned {
+		ns = pin.ns
+	}
 	// Processes go first, whatever their place: nothing else can be
 	// removed while they use it (a mount namespace, a cgroup). First
 	// every process in the box's cgroups, stepbox's tracking one and the
@@ -153,9 +167,11 @@ func teardownLedgerHook(dir string, marked func(box string) []pidStart, ended fu
 			errs = append(errs, killAndWait(left))
 		}
 	}
-	if ended != nil {
-		errs = append(errs, ended())
-	}
+	// Last, what escaped both: found in the box's namespaces.
+	esc2, err := escapees(filepath.Base(dir), dir, sessionStart(session), ns, pinned)
+	esc.ended, esc.notes = esc2.ended, append(esc.notes, esc2.notes...)
+	errs = append(errs, err)
+	pin.release()
 	for i := len(res) - 1; i >= 0; i-- {
 		r := res[i]
 		switch r.Kind {
@@ -167,14 +183,16 @@ func teardownLedgerHook(dir string, marked func(box string) []pidStart, ended fu
 			errs = append(errs, removeDir(r.Path))
 		case ResCgroup:
 			errs = append(errs, removeCgroup(r, session))
+		case ResMount:
+			errs = append(errs, unmountUpper(r.Path, dir))
 		case ResNet:
 			errs = append(errs, undoNet(r))
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
-		return err
+		return esc, err
 	}
-	return os.RemoveAll(dir)
+	return esc, os.RemoveAll(dir)
 }
 
 // teardownResources undoes the session-level ledger in dir (its parent

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -251,4 +252,54 @@ func TestSweepSparesACgroupReachedPastTheParentGuard(t *testing.T) {
 		t.Errorf("the sweep changed the test's cgroup.subtree_control: %q, was %q", now, sub)
 	}
 	decoy.Process.Signal(syscall.SIGKILL)
+}
+
+// A ledger's namespace lines are checked as its other lines are: one
+// naming the host's own namespace is refused (every process on the host
+// is in it), and a process in a namespace whose number a ledger names is
+// ended only once the host shows it is the box's: a freed namespace's
+// number goes to the next namespace made, here the decoy's.
+func TestSweepSparesProcessesInNamespacesAPlantedLedgerNames(t *testing.T) {
+	needRoot(t)
+	decoy := exec.Command("sleep", "60")
+	decoy.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWUTS}
+	decoy.Env = []string{} // no marker another test left in this process's environment
+	if err := decoy.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { decoy.Process.Kill(); decoy.Wait() })
+	uts, err := nsOf(strconv.Itoa(decoy.Process.Pid), "uts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, err := nsOf("self", "mnt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dirs := stateDirs(t)
+	plantLedger(t, dirs,
+		Resource{Kind: ResNamespace, NS: "mnt", Dev: host.dev, Ino: host.ino},
+		Resource{Kind: ResNamespace, NS: "uts", Dev: uts.dev, Ino: uts.ino},
+	)
+	rep, err := Sweep(dirs)
+	if !alive(t, decoy) {
+		t.Fatalf("the sweep ended PID %d, in a namespace the planted ledger named", decoy.Process.Pid)
+	}
+	if err == nil || !strings.Contains(err.Error(), "refusing mnt namespace") {
+		t.Errorf("the sweep did not refuse the host's own mount namespace: %v", err)
+	}
+	// Once the host's line is gone, the uts line alone is searched.
+	os.Remove(filepath.Join(dirs.Run, "sessions", goneSession, "boxes", "web", "ledger.jsonl"))
+	plantLedger(t, dirs, Resource{Kind: ResNamespace, NS: "uts", Dev: uts.dev, Ino: uts.ino})
+	rep, err = Sweep(dirs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !alive(t, decoy) {
+		t.Fatalf("the sweep ended PID %d on a namespace number alone", decoy.Process.Pid)
+	}
+	want := "left PID " + strconv.Itoa(decoy.Process.Pid) + ` ("sleep", in the box's uts namespace) alone`
+	if !slices.ContainsFunc(rep.Removed, func(l string) bool { return strings.Contains(l, want) }) {
+		t.Errorf("the sweep does not name the process it left alone (want %q): %q", want, rep.Removed)
+	}
 }

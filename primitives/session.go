@@ -118,7 +118,7 @@ func sweep(dirs Dirs, thorough bool) (SweepReport, error) {
 	var rep SweepReport
 	var errs []error
 	if err := dirs.checkTrusted(); err != nil {
-		return rep, err
+		return rep, &StateDirRefused{err}
 	}
 	root := filepath.Join(dirs.Run, "sessions")
 	ents, err := os.ReadDir(root)
@@ -148,7 +148,10 @@ func sweep(dirs Dirs, thorough bool) (SweepReport, error) {
 		}
 		procs, netLeft := leftovers(dir, e.Name())
 		for _, b := range boxes {
-			failed = append(failed, teardownLedger(filepath.Join(dir, "boxes", b.Name()), e.Name()))
+			esc, err := teardownLedger(filepath.Join(dir, "boxes", b.Name()), e.Name())
+			failed = append(failed, err)
+			rep.Processes += len(esc.ended)
+			rep.Removed = append(append(rep.Removed, esc.ended...), esc.notes...)
 		}
 		failed = append(failed, teardownResources(dir, e.Name()))
 		if err := errors.Join(failed...); err != nil {
@@ -185,6 +188,13 @@ func sweep(dirs Dirs, thorough bool) (SweepReport, error) {
 	rep.Cgroups = st.Succeeded("rmdir")
 	return rep, errors.Join(errs...)
 }
+
+// StateDirRefused is a sweep that acted on nothing: the state dir is not
+// the caller's own (statedir.go).
+type StateDirRefused struct{ Err error }
+
+func (e *StateDirRefused) Error() string { return e.Err.Error() }
+func (e *StateDirRefused) Unwrap() error { return e.Err }
 
 // errClosing refuses a step once the session has begun to end.
 var errClosing = errors.New("the session is ending: its boxes are being torn down")

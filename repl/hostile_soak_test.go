@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"stepbox/primitives"
 )
 
 // cgroupFile reads the first of files that a hierarchy of the current
@@ -143,6 +145,10 @@ rm c
 	cmd := exec.Command("unshare", "-m", "--propagation", "private", "sh", "-c",
 		`mount -t tmpfs -o size=48m tmpfs "$0" && exec "$1" --plain --state-dir "$0" run -`, dir, stepboxBinary(t))
 	cmd.Stdin = strings.NewReader(script)
+	// As root stepbox gives the upper dir a tmpfs of its own
+	// (TestABoxThatFillsItsUpperDirGetsENOSPCAndTheSessionGoesOn); without
+	// one, as when it is not root, the state dir's filesystem holds it.
+	cmd.Env = append(os.Environ(), primitives.UpperSizeEnv+"=0")
 	cmd.WaitDelay = 5 * time.Second
 	out, err := cmd.CombinedOutput()
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -149,5 +150,31 @@ func TestAFullStateDirIsNotExplainedAsACpuset(t *testing.T) {
 	c := explainFailure(sh.failureOf(err))
 	if c == nil || strings.Contains(c.rule, "cpuset") || !strings.Contains(c.rule, "state dir") {
 		t.Fatalf("ENOSPC on the ledger explained as %+v", c)
+	}
+}
+
+// `stepbox cleanup` on a state dir others could write refuses first and
+// says nothing else: no "0 crashed sessions cleaned" before the refusal.
+func TestCleanupOfARefusedStateDirSaysOnlyTheRefusal(t *testing.T) {
+	dir := t.TempDir()
+	run := filepath.Join(dir, "run")
+	if err := os.Mkdir(run, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(run, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	cmd := exec.Command(stepboxBinary(t), "--state-dir", dir, "cleanup")
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+		t.Fatalf("cleanup of a world-writable state dir: %v, want exit 1", err)
+	}
+	if stdout.Len() > 0 {
+		t.Errorf("cleanup printed before its refusal: %q", stdout.String())
+	}
+	if !strings.Contains(stderr.String(), "stepbox cleanup: state dir "+run) || !strings.Contains(stderr.String(), "refuses") {
+		t.Errorf("cleanup does not say why it refused: %q", stderr.String())
 	}
 }

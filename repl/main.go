@@ -73,6 +73,10 @@ func Main(args []string) int {
 		return doctor()
 	case "cleanup":
 		rep, err := primitives.Sweep(dirs)
+		if refused := (*primitives.StateDirRefused)(nil); errors.As(err, &refused) {
+			fmt.Fprintln(os.Stderr, "stepbox cleanup:", err)
+			return 1
+		}
 		fmt.Printf("stepbox cleanup: %s cleaned, %s ended, %s removed\n%s", step.Count(len(rep.Sessions), "crashed session"), step.Count(rep.Processes, "process"), step.Count(rep.Cgroups, "leftover cgroup"), sweptLines(rep))
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "stepbox cleanup:", err)

@@ -160,10 +160,14 @@ type ExitError struct {
 }
 
 func (e *ExitError) Error() string {
+	msg := fmt.Sprintf("%s: exit status %d", e.Cmd, e.Status.Code)
 	if e.Status.Signal != "" {
-		return fmt.Sprintf("%s: killed by %s", e.Cmd, e.Status.Signal)
+		msg = fmt.Sprintf("%s: killed by %s", e.Cmd, e.Status.Signal)
 	}
-	return fmt.Sprintf("%s: exit status %d", e.Cmd, e.Status.Code)
+	if e.Status.Full != "" {
+		msg += "; " + e.Status.Full
+	}
+	return msg
 }
 
 // Execute runs one line: a command, a `!` host command, or a comment.

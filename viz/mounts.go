@@ -44,8 +44,9 @@ func MountsPanel(tbl rootfs.MountTable, width int, t Theme) string {
 	}
 	w[0], w[1], w[2], w[4] = min(w[0], inner*2/5), min(w[1], 10), min(w[2], inner/5), min(w[4], 11)
 	w[3] = max(min(w[3], inner-w[0]-w[1]-w[2]-w[4]), 6)
+	shown := rows[:min(len(rows), mountRowsMax)]
 	var body [][]string
-	for _, r := range rows {
+	for _, r := range shown {
 		body = append(body, []string{truncateMiddle(r[0], w[0]), truncate(r[1], w[1]), truncateMiddle(r[2], w[2]), truncate(r[3], w[3]), truncate(r[4], w[4])})
 	}
 	style := func(row, col int) lipgloss.Style {
@@ -57,7 +58,11 @@ func MountsPanel(tbl rootfs.MountTable, width int, t Theme) string {
 		}
 		return t.Dim
 	}
-	return lines(title, t.renderTable(headers, body, style, width))
+	table := t.renderTable(headers, body, style, width)
+	if len(rows) > len(shown) {
+		table = lines(table, moreRows(t, len(rows), len(shown), "mounts (`!cat /proc/$BOX_PID/mountinfo` lists every one)"))
+	}
+	return lines(title, table)
 }
 
 // mountDepths gives each mount's depth under the first mount (usually /).

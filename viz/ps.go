@@ -13,6 +13,18 @@ import (
 // stepbox's own is set beside.
 const dockerChain = "dockerd → containerd → containerd-shim → sh (the container's PID 1)"
 
+// Counts a box controls (a fork bomb's processes, a loop of mounts) are
+// shown up to a screen's worth of rows, then counted.
+const (
+	processRowsMax = 50
+	mountRowsMax   = 100
+)
+
+// moreRows is the line under a table cut at its first shown rows.
+func moreRows(t Theme, total, shown int, what string) string {
+	return t.Dim.Render(fmt.Sprintf("… and %d more %s", total-shown, what))
+}
+
 // ProcessPanel draws the process tree under the session as the host sees
 // it: each process with its host PID and, inside a PID namespace, the PID
 // the box sees (the last NSpid), and beside each the process that plays
@@ -53,6 +65,8 @@ func ProcessPanel(root *primitives.ProcessNode, width int, t Theme) string {
 		}
 	}
 	walk(root, "", true, 0)
+	total := len(rows)
+	rows, inBox = rows[:min(total, processRowsMax)], inBox[:min(total, processRowsMax)]
 	style := func(row, col int) lipgloss.Style {
 		switch {
 		case col == 2 && inBox[row]:
@@ -64,7 +78,11 @@ func ProcessPanel(root *primitives.ProcessNode, width int, t Theme) string {
 	}
 	title := para(t.Title, "process tree · host PID, and the PID inside the box's PID namespace (* = its own)", width)
 	chain := para(t.Dim, "the article's Docker: "+dockerChain, width)
-	return lines(title, chain, t.renderTable(headers, rows, style, width))
+	table := t.renderTable(headers, rows, style, width)
+	if total > len(rows) {
+		table = lines(table, moreRows(t, total, len(rows), "processes (`!ps -e` lists every one)"))
+	}
+	return lines(title, chain, table)
 }
 
 // processLabel names a process by the part it plays.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -57,7 +58,8 @@ func MountOverlay(k Kernel, layers []Layer, upper, work, merged string) (*step.S
 		lowers[len(layers)-1-i] = l.Dir
 	}
 	userns := inUserNamespace(k)
-	req, err := overlayOptions(lowers, upper, work, userns, os.Getpagesize(), kernelRelease())
+	xino := otherFilesystem(filepath.Dir(upper), layers)
+	req, err := overlayOptions(lowers, upper, work, userns, xino, os.Getpagesize(), kernelRelease())
 	if err != nil {
 		return fail(err)
 	}
@@ -88,7 +90,7 @@ func MountOverlay(k Kernel, layers []Layer, upper, work, merged string) (*step.S
 		st.Notes = append(st.Notes, fmt.Sprintf(
 			"the options take %d bytes, more than the one page (%d) mount(2) copies: the layers were added one by one with fsconfig(lowerdir+)",
 			len(opts), os.Getpagesize()))
-		err = fsmountOverlay(k, st, req.lowers, upper, work, userns, merged)
+		err = fsmountOverlay(k, st, req.lowers, upper, work, userns, xino, merged)
 	case overlayRelative:
 		st.Notes = append(st.Notes, fmt.Sprintf(
 			"with host paths the options would take more than the one page (%d) mount(2) copies, and this kernel (before %s) cannot add layers one by one with fsconfig(lowerdir+): "+
@@ -102,7 +104,28 @@ func MountOverlay(k Kernel, layers []Layer, upper, work, merged string) (*step.S
 	}
 
 	describeOverlay(st, layers, names, req, upper, work, merged)
+	if xino {
+		st.Notes = append(st.Notes, "the upper dir is on another filesystem than the layers (stepbox's tmpfs for it): xino=on gives every file the overlay's own device number, as one filesystem has, so tools that stop at a device change (cp -x, tar --one-file-system) see one tree")
+	}
 	return st, nil
+}
+
+// otherFilesystem reports whether dir, where the upper dir goes, is on
+// another filesystem than one of the layers. overlayfs then gives each
+// non-directory its own layer's device number (st_dev) unless xino is on
+// (Documentation/filesystems/overlayfs.rst, "Inode properties").
+func otherFilesystem(dir string, layers []Layer) bool {
+	var up unix.Stat_t
+	if unix.Stat(dir, &up) != nil {
+		return false
+	}
+	for _, l := range layers {
+		var st unix.Stat_t
+		if unix.Stat(l.Dir, &st) == nil && st.Dev != up.Dev {
+			return true
+		}
+	}
+	return false
 }
 
 // mountShell is the mount(8) line of req: from req.dir when the layers
@@ -151,7 +174,7 @@ func checkFresh(dir string) error {
 // configured one option per call, turned into a detached mount and moved
 // onto merged. On failure the kernel's own message, read from the context
 // (fsopen(2)), is added to the error.
-func fsmountOverlay(k Kernel, st *step.Step, lowers []string, upper, work string, userxattr bool, merged string) error {
+func fsmountOverlay(k Kernel, st *step.Step, lowers []string, upper, work string, userxattr, xino bool, merged string) error {
 	fd, err := k.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
 	if err := recordFD(st, `fsopen("overlay", FSOPEN_CLOEXEC)`, fd, err); err != nil {
 		return err
@@ -172,6 +195,9 @@ func fsmountOverlay(k Kernel, st *step.Step, lowers []string, upper, work string
 	}
 	if err == nil {
 		err = set("workdir", work)
+	}
+	if err == nil && xino {
+		err = set("xino", "on")
 	}
 	if err == nil && userxattr {
 		err = st.Do(fmt.Sprintf(`fsconfig(%d, FSCONFIG_SET_FLAG, "userxattr", NULL, 0)`, fd), func() error {

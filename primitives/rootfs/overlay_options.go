@@ -44,13 +44,16 @@ const lowerdirPlusRelease = "6.8"
 // release (uname -r) takes lowerdir+, fsconfig; else one mount(2) with the
 // layers relative to their common directory; else it refuses, naming the
 // kernel that would take the stack.
-func overlayOptions(lowers []string, upper, work string, userxattr bool, page int, release string) (overlayRequest, error) {
+func overlayOptions(lowers []string, upper, work string, userxattr, xino bool, page int, release string) (overlayRequest, error) {
 	opts := func(ls []string) string {
 		o := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", strings.Join(ls, ":"), upper, work)
 		if userxattr {
 			// Inside a user namespace overlayfs keeps its whiteouts and
 			// opaque marks in user.overlay.* xattrs (Linux ≥ 5.11).
 			o += ",userxattr"
+		}
+		if xino {
+			o += ",xino=on"
 		}
 		return o
 	}

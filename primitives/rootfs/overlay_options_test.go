@@ -35,7 +35,7 @@ func TestOverlayOptionsFitTheStackToTheKernel(t *testing.T) {
 		{"five hundred layers on 6.1", 500, "6.1.0-57-cloud-amd64", -1, "needs Linux 6.8, and this kernel is 6.1.0-57-cloud-amd64"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			req, err := overlayOptions(tallStack(dir, tc.layers), upper, work, false, page, tc.release)
+			req, err := overlayOptions(tallStack(dir, tc.layers), upper, work, false, false, page, tc.release)
 			if tc.how < 0 {
 				if err == nil || !strings.Contains(err.Error(), tc.want) {
 					t.Fatalf("err = %v, want %q", err, tc.want)

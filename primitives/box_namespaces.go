@@ -1,0 +1,250 @@
+package primitives
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/prometheus/procfs"
+	"golang.org/x/sys/unix"
+
+	"stepbox/primitives/step"
+)
+
+// The namespaces stepbox made for a box are in its ledger, so that a
+// process that left stepbox's tracking cgroup and cleared its markers (a
+// box with every privilege of host root can do both) is still found after
+// the session was killed: by `stepbox cleanup` and the sweep at start-up,
+// through the same search as `rm` and `exit` (escapees).
+
+// nsTypes are the /proc/PID/ns names a box's namespaces are read by.
+var nsTypes = []string{"mnt", "pid", "net", "uts", "ipc", "cgroup", "user", "time"}
+
+type nsID struct{ dev, ino uint64 }
+
+func nsOf(pid, t string) (nsID, error) {
+	var st unix.Stat_t
+	if err := unix.Stat("/proc/"+pid+"/ns/"+t, &st); err != nil {
+		return nsID{}, err
+	}
+	return nsID{st.Dev, st.Ino}, nil
+}
+
+// boxNamespaces are the namespaces of the box's processes pids that are
+// not the session's own, by /proc/PID/ns name, as device and inode.
+func boxNamespaces(pids ...int) map[string]nsID {
+	out := map[string]nsID{}
+	for _, t := range nsTypes {
+		self, err := nsOf("self", t)
+		if err != nil {
+			continue
+		}
+		for _, pid := range pids {
+			if id, err := nsOf(strconv.Itoa(pid), t); err == nil && id != self && pid > 0 {
+				out[t] = id
+			}
+		}
+	}
+	return out
+}
+
+// recordNamespaces writes each namespace of the box process and its PID 1
+// that is not the session's own to the ledger, once. A namespace has no
+// name before unshare(2) makes it, so its line follows it; a crash in
+// between leaves the box's processes to its cgroup and markers. b.mu is
+// held, or the box is not yet shared.
+func (b *Box) recordNamespaces() {
+	if b.ledgered == nil {
+		b.ledgered = map[string]nsID{}
+	}
+	for t, id := range boxNamespaces(b.pid, b.initPID) {
+		if b.ledgered[t] == id {
+			continue
+		}
+		if b.ledger.Add(Resource{Kind: ResNamespace, NS: t, Dev: id.dev, Ino: id.ino, Note: "the box's " + t + " namespace"}) == nil {
+			b.ledgered[t] = id
+		}
+	}
+}
+
+// ledgerNamespaces are the namespaces a box's ledger recorded, each
+// checked first: a namespace on the host's nsfs, and neither this
+// process's nor the host init's (a planted line naming the host's own
+// namespace would make every process on the host a box's).
+func ledgerNamespaces(res []Resource) (map[string]nsID, error) {
+	out := map[string]nsID{}
+	var errs []error
+	for _, r := range res {
+		if r.Kind != ResNamespace {
+			continue
+		}
+		if !slices.Contains(nsTypes, r.NS) {
+			errs = append(errs, fmt.Errorf("ledger: refusing namespace type %q: stepbox records only %s", step.Cut(r.NS), strings.Join(nsTypes, ", ")))
+			continue
+		}
+		own, err := nsOf("self", r.NS)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("ledger: stat /proc/self/ns/%s: %w", r.NS, err))
+			continue
+		}
+		id := nsID{r.Dev, r.Ino}
+		init, ierr := nsOf("1", r.NS)
+		switch {
+		case id.dev != own.dev:
+			errs = append(errs, fmt.Errorf("ledger: refusing %s namespace %d: device %d is not the host's nsfs (%d)", r.NS, r.Ino, r.Dev, own.dev))
+		case id == own || ierr == nil && id == init:
+			errs = append(errs, fmt.Errorf("ledger: refusing %s namespace %d: it is the host's own", r.NS, r.Ino))
+		default:
+			out[r.NS] = id
+		}
+	}
+	return out, errors.Join(errs...)
+}
+
+// escaped is what escapees found: processes ended, and what it could not
+// tell, a line each for the learner.
+type escaped struct {
+	ended []string
+	notes []string
+}
+
+// escapees ends the processes still in the box's own namespaces ns once
+// its cgroups and marked processes are gone, and names them: only a
+// process that moved itself out of stepbox's tracking cgroup and cleared
+// its markers gets this far. A freed namespace's inode number is given to
+// the next namespace made (the kernel hands out the lowest free one), so
+// a match is proof only while the namespaces are pinned (pinned: the
+// session holds them open, pinNamespaces). After a crash, from the ledger,
+// a process is ended only when the host shows it is the box's: its mount
+// table holds the box's overlay (an upper dir in boxDir, a path no other
+// box has), and it started after the session did. Matching numbers alone
+// prove nothing: stepbox unshares in one order, so a later box, of this
+// session or another, is given the very numbers a dead box had, type for
+// type (seen in the tests). Those are named, not ended. killAndWait checks
+// each start time again on a pidfd: a PID reused meanwhile is spared.
+func escapees(box, boxDir string, sessionStart uint64, ns map[string]nsID, pinned bool) (escaped, error) {
+	var out escaped
+	if len(ns) == 0 {
+		return out, nil
+	}
+	procs, err := procfs.AllProcs()
+	if err != nil {
+		return out, fmt.Errorf("box %s: read /proc to find its processes by namespace: %w", box, err)
+	}
+	self := os.Getpid()
+	var found []pidStart
+	for _, p := range procs {
+		if p.PID == self {
+			continue
+		}
+		var in []string
+		for _, t := range nsTypes {
+			if id, ok := ns[t]; ok {
+				if got, err := nsOf(strconv.Itoa(p.PID), t); err == nil && got == id {
+					in = append(in, t)
+				}
+			}
+		}
+		if len(in) == 0 {
+			continue
+		}
+		st, err := p.Stat()
+		if err != nil || st.State == "Z" {
+			continue
+		}
+		what := fmt.Sprintf("PID %d (%s, in the box's %s namespace)", p.PID, commOf(p.PID), strings.Join(in, ", "))
+		proven := pinned || holdsOverlay(p.PID, boxDir)
+		if st.Starttime < sessionStart || !proven {
+			out.notes = append(out.notes, fmt.Sprintf("left %s alone: it is in a namespace with the number box %s's had, but its mount table does not hold the box's overlay, so it may be another's (a freed namespace's number goes to the next one made); if it is the box's, end it by hand", what, box))
+			continue
+		}
+		found = append(found, pidStart{p.PID, st.Starttime})
+		out.ended = append(out.ended, fmt.Sprintf("ended %s of box %s: it had left stepbox's tracking cgroup and cleared its markers (a box with the rights of host root can write its PID to another cgroup)", what, box))
+	}
+	if err := killAndWait(found); err != nil {
+		return out, fmt.Errorf("box %s: %w", box, err)
+	}
+	return out, nil
+}
+
+// nsPin holds a box's namespaces open (their fds), by type.
+type nsPin struct {
+	ns  map[string]nsID
+	fds []int
+}
+
+// pinNamespaces opens the namespaces of the box's processes pids, so
+// that none is freed, and its number given to another, while teardown
+// looks for processes in them; release ends the pin.
+func pinNamespaces(pids ...int) *nsPin {
+	p := &nsPin{ns: map[string]nsID{}}
+	for _, t := range nsTypes {
+		self, err := nsOf("self", t)
+		if err != nil {
+			continue
+		}
+		for _, pid := range pids {
+			if pid <= 0 {
+				continue
+			}
+			fd, err := unix.Open(fmt.Sprintf("/proc/%d/ns/%s", pid, t), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+			if err != nil {
+				continue
+			}
+			var st unix.Stat_t
+			if unix.Fstat(fd, &st) != nil || (nsID{st.Dev, st.Ino}) == self {
+				unix.Close(fd)
+				continue
+			}
+			p.ns[t] = nsID{st.Dev, st.Ino}
+			p.fds = append(p.fds, fd)
+		}
+	}
+	return p
+}
+
+// release closes the pin's fds: a namespace no process is in is freed.
+func (p *nsPin) release() {
+	if p == nil {
+		return
+	}
+	for _, fd := range p.fds {
+		unix.Close(fd)
+	}
+	p.fds = nil
+}
+
+// holdsOverlay reports whether process pid's mount table holds an overlay
+// whose upper dir lies in boxDir: a mount only the box's namespace has.
+func holdsOverlay(pid int, boxDir string) bool {
+	mounts, err := procfs.GetProcMounts(pid)
+	if err != nil {
+		return false
+	}
+	dirs := []string{filepath.Clean(boxDir)}
+	if real, err := filepath.EvalSymlinks(boxDir); err == nil {
+		dirs = append(dirs, real)
+	}
+	for _, m := range mounts {
+		if m.FSType != "overlay" {
+			continue
+		}
+		for _, d := range dirs {
+			if strings.HasPrefix(m.SuperOptions["upperdir"], d+"/") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// sessionStart is the start time a session's ID carries ("<pid>-<start>").
+func sessionStart(session string) uint64 {
+	_, s, _ := strings.Cut(session, "-")
+	n, _ := strconv.ParseUint(s, 10, 64)
+	return n
+}

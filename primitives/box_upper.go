@@ -1,0 +1,180 @@
+package primitives
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/prometheus/procfs"
+	"golang.org/x/sys/unix"
+
+	"stepbox/primitives/step"
+)
+
+// A box's upper and work dirs (the overlay's writable half) live on a
+// tmpfs of stepbox's own, one per box, limited in size: a box that writes
+// without end gets ENOSPC there, while /run, the state dir and the host's
+// disk keep their space. The session mounts it in the host's mount
+// namespace at `new`, before the box can unshare its own, so the box's
+// mount namespace starts with it (a host without shared mounts propagates
+// nothing made later). Overlayfs keeps its own metadata in trusted.*
+// xattrs on the upper dir, which tmpfs stores for root. Not root (the
+// rootless mode), stepbox may mount nothing on the host: roomToWrite's
+// free-space check stands in.
+
+// upperSource names stepbox's tmpfs in the mount table, so that teardown
+// and the sweep unmount only their own.
+const upperSource = "stepbox-upper"
+
+// upperCap is the most an upper tmpfs may hold; upperShare is the part of
+// the host's MemAvailable one box may take (tmpfs pages are memory).
+const (
+	upperCap   = 1 << 30
+	upperShare = 8
+	upperFloor = 16 << 20
+)
+
+// UpperSizeEnv sets the size of each box's upper tmpfs, in MB, below
+// what stepbox would choose (a lesson on a small machine, a test that
+// fills it); 0 gives no tmpfs, as when stepbox is not root.
+const UpperSizeEnv = "STEPBOX_UPPER_MB"
+
+func init() { DoctorChecks = append(DoctorChecks, live(DoctorHost.checkUpper)) }
+
+// checkUpper says where a box's upper dir will go, and its bound.
+func (h DoctorHost) checkUpper() Check {
+	c := Check{Name: "upper dirs", OK: true}
+	if h.EUID != 0 {
+		c.Found = fmt.Sprintf("not root: on the state dir's filesystem (stepbox can mount no tmpfs of its own), and no command starts in a box once it has less than %d MB free", upperReserve>>20)
+		return c
+	}
+	size, why, err := upperSize()
+	if err != nil {
+		c.Found = fmt.Sprintf("on the state dir's filesystem (%v), and no command starts in a box once it has less than %d MB free", err, upperReserve>>20)
+		return c
+	}
+	c.Found = fmt.Sprintf("a tmpfs of each box's own, %d MB (%s): a box that fills it gets ENOSPC, the host keeps its space", size>>20, why)
+	return c
+}
+
+// upperSize is the size of a new box's upper tmpfs, and why.
+func upperSize() (int64, string, error) {
+	if v := os.Getenv(UpperSizeEnv); v != "" {
+		mb, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || mb < 0 || mb > upperCap>>20 {
+			return 0, "", fmt.Errorf("$%s=%q: give a whole number of MB from 1 to %d, or 0 for no tmpfs", UpperSizeEnv, step.Cut(v), upperCap>>20)
+		}
+		if mb == 0 {
+			return 0, "", fmt.Errorf("$%s=0", UpperSizeEnv)
+		}
+		return mb << 20, "$" + UpperSizeEnv, nil
+	}
+	fs, err := procfs.NewDefaultFS()
+	if err != nil {
+		return 0, "", err
+	}
+	mi, err := fs.Meminfo()
+	if err != nil || mi.MemAvailableBytes == nil {
+		return 0, "", fmt.Errorf("read MemAvailable in /proc/meminfo: %w", errors.Join(err, errors.ErrUnsupported))
+	}
+	avail := int64(*mi.MemAvailableBytes)
+	size := min(avail/upperShare, upperCap)
+	if size < upperFloor {
+		return 0, "", fmt.Errorf("MemAvailable is %d MB: too little for a tmpfs of the box's own", avail>>20)
+	}
+	size &^= 1<<20 - 1
+	return size, fmt.Sprintf("1/%d of MemAvailable (%d MB), at most %d MB", upperShare, avail>>20, upperCap>>20), nil
+}
+
+// mountUpper gives the box its upper tmpfs at its overlay dir: the
+// directory and the mount each written to the ledger first. Where it
+// cannot, the step says why and the free-space check stands in.
+func (b *Box) mountUpper(st *step.Step) {
+	if os.Geteuid() != 0 {
+		st.Notes = append(st.Notes, "stepbox is not root, so it cannot mount a size-limited tmpfs of its own for the box's upper dir: "+
+			fmt.Sprintf("the box writes to the state dir's filesystem, and stepbox starts no command there once it has less than %d MB free", upperReserve>>20))
+		return
+	}
+	size, why, err := upperSize()
+	if err == nil {
+		err = b.mountUpperAt(filepath.Join(b.Dir, "overlay"), size)
+	}
+	if err != nil {
+		st.Notes = append(st.Notes, "no tmpfs of the box's own for its upper dir ("+err.Error()+fmt.Sprintf("): stepbox starts no command once the filesystem it writes to has less than %d MB free", upperReserve>>20))
+		return
+	}
+	b.upperSize = size
+	st.Notes = append(st.Notes, fmt.Sprintf("the box's upper dir will be on a tmpfs of its own, %d MB (%s), at %s: a box that fills it gets ENOSPC, the host's disk and /run keep their space",
+		size>>20, why, filepath.Join(b.Dir, "overlay")))
+}
+
+func (b *Box) mountUpperAt(dir string, size int64) error {
+	if err := b.ledger.Add(Resource{Kind: ResDir, Path: dir, Note: "upper, work and merged dirs"}); err != nil {
+		return err
+	}
+	if err := os.Mkdir(dir, 0o711); err != nil {
+		return fmt.Errorf("mkdir %s: %w", dir, err)
+	}
+	if err := b.ledger.Add(Resource{Kind: ResMount, Path: dir, Note: "the box's upper tmpfs"}); err != nil {
+		return err
+	}
+	// inode32: the overlay's xino=on (rootfs.MountOverlay) keeps the layer
+	// in an inode number's high bits.
+	opts := fmt.Sprintf("size=%d,mode=0711,inode32", size)
+	if err := unix.Mount(upperSource, dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
+		return &step.SyscallError{Call: step.MountCall(upperSource, dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, opts), Err: err}
+	}
+	// Nothing mounted below it later reaches another mount namespace.
+	if err := unix.Mount("none", dir, "", unix.MS_PRIVATE, ""); err != nil {
+		return fmt.Errorf("mount --make-private %s: %w", dir, err)
+	}
+	return nil
+}
+
+// unmountUpper undoes a ResMount line of the ledger in ledgerDir: only a
+// path inside it, and only stepbox's tmpfs mounted there in the host's
+// mount table (a lazy unmount: a box's mount namespace that still holds a
+// copy keeps it until it goes).
+func unmountUpper(path, ledgerDir string) error {
+	if err := ledgerDirInside(path, ledgerDir); err != nil {
+		return err
+	}
+	for range 4 {
+		mounts, err := procfs.GetMounts()
+		if err != nil {
+			return fmt.Errorf("read /proc/self/mounts: %w", err)
+		}
+		var ours bool
+		for _, m := range mounts {
+			if m.MountPoint == path {
+				if m.FSType != "tmpfs" || m.Source != upperSource {
+					return fmt.Errorf("ledger: refusing to unmount %s: a %s from %q is mounted there, not stepbox's tmpfs", path, m.FSType, m.Source)
+				}
+				ours = true
+			}
+		}
+		if !ours {
+			return nil
+		}
+		if err := unix.Unmount(path, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW); err != nil {
+			return fmt.Errorf("umount2(%q, MNT_DETACH|UMOUNT_NOFOLLOW): %w", path, err)
+		}
+	}
+	return fmt.Errorf("umount %s: still mounted after 4 unmounts", path)
+}
+
+// upperFull says, after a command failed, whether the box's upper tmpfs
+// is full, with its bound: the learner sees what filled up.
+func (b *Box) upperFull() string {
+	if b.upperSize == 0 || b.fs.Upper == "" {
+		return ""
+	}
+	var st unix.Statfs_t
+	if unix.Statfs(filepath.Dir(b.fs.Upper), &st) != nil || st.Bavail*uint64(st.Bsize) >= 1<<20 {
+		return ""
+	}
+	return fmt.Sprintf("box %s's upper dir is full: the tmpfs stepbox gave it holds %d MB (%s), and writes past that fail with ENOSPC; `rm` files in the box, or `rm` the box",
+		b.Name, b.upperSize>>20, filepath.Dir(b.fs.Upper))
+}

@@ -1,0 +1,83 @@
+package primitives
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// A box's upper dir is on its own tmpfs, in a box that is root and in a
+// --user box alike (whose overlay keeps whiteouts in user.* xattrs):
+// creating, copying up and deleting files shows in the upper dir as
+// overlayfs records them, and `rm` unmounts the tmpfs.
+func TestTheUpperDirIsOnTheBoxsOwnTmpfs(t *testing.T) {
+	needRoot(t)
+	for _, user := range []bool{false, true} {
+		t.Run(map[bool]string{false: "root", true: "user"}[user], func(t *testing.T) { upperOnTmpfs(t, user) })
+	}
+}
+
+// upperOnTmpfs checks the upper tmpfs of a box started as root, or with
+// --user; each in a session of its own, torn down before the next.
+func upperOnTmpfs(t *testing.T, user bool) {
+	s, stack := benchSession(t)
+	b, _, err := s.NewBox("up", user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Unshare(mustTypes(t, "mnt", "pid"), UnshareOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.MountOverlay(stack); err != nil {
+		t.Fatalf("--user %v: mount overlay: %v", user, err)
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(b.FS().Upper, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Type != unix.TMPFS_MAGIC {
+		t.Fatalf("--user %v: the upper dir %s is on filesystem type %#x, not tmpfs", user, b.FS().Upper, st.Type)
+	}
+	if _, err := b.PivotRoot(); err != nil {
+		t.Fatal(err)
+	}
+	run(t, b, "sh", "-c", "echo new > /made && echo more >> /etc/hostname && rm /bin/true")
+	upper := b.FS().Upper
+	for _, f := range []string{"made", "etc/hostname"} {
+		if _, err := os.Stat(filepath.Join(upper, f)); err != nil {
+			t.Errorf("--user %v: %s is not in the upper dir: %v", user, f, err)
+		}
+	}
+	var wh unix.Stat_t
+	if err := unix.Lstat(filepath.Join(upper, "bin/true"), &wh); err != nil || wh.Mode&unix.S_IFMT != unix.S_IFCHR || wh.Rdev != 0 {
+		t.Errorf("--user %v: no whiteout (a 0:0 character device) for /bin/true in the upper dir: %v", user, err)
+	}
+	if out := run(t, b, "sh", "-c", "test -e /bin/true || echo gone"); strings.TrimSpace(out) != "gone" {
+		t.Errorf("--user %v: /bin/true is still seen in the box", user)
+	}
+	dir := filepath.Dir(upper)
+	if err := s.Remove("up"); err != nil {
+		t.Fatal(err)
+	}
+	if mounted(t, dir) {
+		t.Errorf("--user %v: the upper tmpfs at %s is still mounted after rm", user, dir)
+	}
+}
+
+// mounted reports whether path is a mount point in the host's mount table.
+func mounted(t *testing.T, path string) bool {
+	t.Helper()
+	raw, err := os.ReadFile("/proc/self/mounts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if f := strings.Fields(line); len(f) > 1 && f[1] == path {
+			return true
+		}
+	}
+	return false
+}

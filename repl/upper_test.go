@@ -1,0 +1,81 @@
+package repl
+
+import (
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"stepbox/primitives"
+)
+
+// upperMounts lists the host's mount points of stepbox's upper tmpfs
+// under dir.
+func upperMounts(t *testing.T, dir string) []string {
+	t.Helper()
+	raw, err := os.ReadFile("/proc/self/mounts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, line := range strings.Split(string(raw), "\n") {
+		if f := strings.Fields(line); len(f) > 2 && f[0] == "stepbox-upper" && strings.HasPrefix(f[1], dir+"/") {
+			out = append(out, f[1])
+		}
+	}
+	return out
+}
+
+// Issue 15 item 10: a box's upper dir is on a tmpfs of its own with a
+// bound; a box that writes past it gets ENOSPC, the learner is told what
+// filled up and its size, the session goes on, and nothing is left.
+func TestABoxThatFillsItsUpperDirGetsENOSPCAndTheSessionGoesOn(t *testing.T) {
+	needRoot(t)
+	hostUnchanged(t)
+	t.Setenv(primitives.UpperSizeEnv, "16")
+	dir := t.TempDir()
+	script := "new db\nunshare mnt pid\nmount overlay base\nmount proc\nmount dev\npivot_root\n" +
+		"!test -n \"$(grep '^stepbox-upper .*tmpfs' /proc/self/mounts)\"\n" +
+		"-exec dd if=/dev/zero of=/big bs=1M count=64\n" +
+		"exec sh -c 'rm /big && echo still writable > /small && cat /small'\n" +
+		"new web\n!touch $STATE/run/usable\nexit\n"
+	out, code := runStepbox(t, dir, script)
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	for _, want := range []string{"No space left on device", "box db's upper dir is full: the tmpfs stepbox", "holds 16 MB", "still writable"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the output lacks %q:\n%s", want, out)
+		}
+	}
+	if m := upperMounts(t, dir); len(m) > 0 {
+		t.Errorf("upper tmpfs still mounted after exit: %v", m)
+	}
+	assertNoSessions(t, dir)
+}
+
+// After `kill -9` of the session, `stepbox cleanup` unmounts the box's
+// upper tmpfs: the host's mount table is as it was.
+func TestCleanupUnmountsTheUpperTmpfsOfAKilledSession(t *testing.T) {
+	needRoot(t)
+	hostUnchanged(t)
+	dir := t.TempDir()
+	cmd, w := startSession(t, dir, "new db\nunshare mnt\nmount overlay base\n")
+	defer w.Close()
+	if len(upperMounts(t, dir)) != 1 {
+		t.Fatalf("the box has no upper tmpfs in the host's mount table: %v", upperMounts(t, dir))
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	if len(upperMounts(t, dir)) != 1 {
+		t.Fatal("the upper tmpfs went with the session: the test proves nothing")
+	}
+	out, err := exec.Command(stepboxBinary(t), "--state-dir", dir, "cleanup").CombinedOutput()
+	if err != nil {
+		t.Fatalf("cleanup: %v\n%s", err, out)
+	}
+	if m := upperMounts(t, dir); len(m) > 0 {
+		t.Errorf("upper tmpfs still mounted after cleanup: %v\n%s", m, out)
+	}
+	assertNoSessions(t, dir)
+}
