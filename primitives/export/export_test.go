@@ -55,7 +55,7 @@ func TestSpecCarriesTheBoxsNamespacesLimitsAndProcess(t *testing.T) {
 func TestScriptIsValidShWithTheBoxsSteps(t *testing.T) {
 	sc := Script(sampleBox())
 	for _, want := range []string{
-		"exec env -i PATH=",
+		"  env -i PATH=",
 		"unshare --uts --mount --pid --fork --propagation slave sh",
 		"only on this host, while that state dir holds them",
 		"unset STEPBOX_SCRIPT_STAGE CG BOXDIR",
