@@ -25,12 +25,12 @@ func ShellJoin(argv []string) string { return join(argv, ShellQuote) }
 
 // ShellQuotePOSIX quotes s as one word for every POSIX sh, dash (Debian's
 // /bin/sh) too, for scripts stepbox writes: as ShellQuote when s is
-// printable; otherwise '…' with '\” for a quote, a newline or tab
-// literal inside the quotes, and each other control byte written by
-// printf(1) in a command substitution ('"$(printf '\033')"'), so
-// the script holds no raw terminal control bytes and needs no bash $'…'.
-// A NUL byte, which no argument or environment value can hold, is
-// dropped.
+// printable; otherwise in single quotes, where a quote is closed,
+// escaped (\') and reopened, a newline or tab stays literal, and each
+// other control byte is written by printf(1) in a command substitution
+// ("$(printf '\033')" between the quoted parts), so the script holds no
+// raw terminal control bytes and needs no bash $'…'. A NUL byte, which
+// no argument or environment value can hold, is dropped.
 func ShellQuotePOSIX(s string) string {
 	if q, err := syntax.Quote(s, syntax.LangPOSIX); err == nil {
 		return q
