@@ -119,9 +119,8 @@ func Write(path string, data []byte, perm os.FileMode) error {
 // renaming or removing what the caller makes in it). It returns the open directory, which later
 // steps use so the path cannot be swapped under them.
 func OpenDir(dir string) (*os.File, error) {
-	if dir == "" {
-		dir = "."
-	}
+	// Clean: with a final slash lstat would follow a symlinked dir.
+	dir = filepath.Clean(dir)
 	var lst unix.Stat_t
 	if err := unix.Lstat(dir, &lst); err != nil {
 		return nil, &os.PathError{Op: "lstat", Path: dir, Err: err}
