@@ -76,7 +76,7 @@ func init() {
 					b.WriteString(l + "\n")
 				}
 				if err := outfile.Write(c.Args[0], []byte(b.String()), 0o600); err != nil {
-					return fmt.Errorf("save %s: %w", c.Args[0], err)
+					return fmt.Errorf("save: %w", err)
 				}
 				sh.ok("%s written to %s", step.Count(len(sh.history), "step"), c.Args[0])
 				return nil

@@ -168,8 +168,12 @@ func checkTarget(d *os.File, path, base string) error {
 		return fmt.Errorf("fstatat(%s, AT_SYMLINK_NOFOLLOW): %w", path, err)
 	}
 	if tst.Mode&unix.S_IFMT != unix.S_IFREG || tst.Uid != uint32(os.Geteuid()) {
-		return fmt.Errorf("%s: already there in a directory other users can write (mode %04o), and not a regular file of yours (uid %d, type %o): %s",
-			path, st.Mode&0o7777, tst.Uid, tst.Mode&unix.S_IFMT, Allowed)
+		kind := "a file"
+		if tst.Mode&unix.S_IFMT == unix.S_IFLNK {
+			kind = "a symlink"
+		}
+		return fmt.Errorf("%s: already there, %s of uid %d, in a directory other users can write (mode %04o): %s",
+			path, kind, tst.Uid, st.Mode&0o7777, Allowed)
 	}
 	return nil
 }
