@@ -169,3 +169,41 @@ func TestFileCommandsRefuseANameAnotherUserPlanted(t *testing.T) {
 		}
 	}
 }
+
+// export bundle refuses an empty directory another user owns, and into
+// a new one copies the box's root without the device nodes the box made
+// (it says how many and why) and with a sparse file's holes kept.
+func TestExportBundleLeavesOutTheBoxsDeviceNodesAndKeepsHoles(t *testing.T) {
+	needRoot(t)
+	hostUnchanged(t)
+	dir := t.TempDir()
+	state, theirs, bundle := filepath.Join(dir, "state"), filepath.Join(dir, "theirs"), filepath.Join(dir, "bundle")
+	if err := os.Mkdir(theirs, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(theirs, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	box := "new b\nunshare uts ipc mnt pid\nmount overlay base\npivot_root\ncaps docker\n" +
+		"exec sh -c 'mknod /vda b 254 0 && mknod /kmsg c 1 11 && chmod 666 /vda /kmsg && truncate -s 200M /big'\n"
+	out, code := runStepbox(t, state, box+"export bundle "+theirs+"\n", "--plain")
+	if code == 0 || !strings.Contains(out, "empty one that is yours") {
+		t.Errorf("export bundle into another user's empty dir: exit %d:\n%s", code, out)
+	}
+	if des, _ := os.ReadDir(theirs); len(des) > 0 {
+		t.Errorf("written into the other user's dir: %v", des)
+	}
+	out, code = runStepbox(t, state, box+"export bundle "+bundle+"\n", "--plain")
+	if code != 0 || !strings.Contains(out, "2 device nodes of the box's root left out of rootfs") {
+		t.Fatalf("exit %d, want a note on the 2 device nodes left out:\n%s", code, out)
+	}
+	for _, n := range []string{"vda", "kmsg"} {
+		if _, err := os.Lstat(filepath.Join(bundle, "rootfs", n)); err == nil {
+			t.Errorf("rootfs/%s was copied", n)
+		}
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(filepath.Join(bundle, "rootfs", "big"), &st); err != nil || st.Size != 200<<20 || st.Blocks*512 > 1<<20 {
+		t.Errorf("rootfs/big: %d bytes in %d blocks, %v; want 200 MiB kept sparse", st.Size, st.Blocks, err)
+	}
+}
