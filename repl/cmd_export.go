@@ -2,12 +2,13 @@ package repl
 
 import (
 	"fmt"
-	"os"
 	"os/exec"
 	"slices"
 	"strings"
 
 	"stepbox/primitives/export"
+	"stepbox/primitives/outfile"
+	"stepbox/primitives/step"
 )
 
 func init() {
@@ -52,8 +53,13 @@ func runExportBundle(sh *Shell, c *Call) error {
 			notes = append(notes, fmt.Sprintf("the box's time namespace is left out: this host's runc is %s, and runc supports time namespaces from 1.2", v))
 		}
 	}
-	if err := export.WriteBundle(c.Args[0], desc); err != nil {
+	devices, err := export.WriteBundle(c.Args[0], desc)
+	if err != nil {
 		return err
+	}
+	if devices > 0 {
+		notes = append(notes, fmt.Sprintf("%s of the box's root left out of rootfs: runc makes /dev from config.json, "+
+			"and a copied node (any major:minor the box chose) would open the host's device to whoever reaches the bundle", step.Count(devices, "device node")))
 	}
 	var kinds []string
 	for _, m := range desc.Mounts {
@@ -77,7 +83,8 @@ func runExportScript(sh *Shell, c *Call) error {
 	if err != nil {
 		return fmt.Errorf("export script: %w", err)
 	}
-	if err := os.WriteFile(c.Args[0], []byte(export.Script(desc)), 0o700); err != nil {
+	// 0700: root runs it; no one else reads or changes it.
+	if err := outfile.Write(c.Args[0], []byte(export.Script(desc)), 0o700); err != nil {
 		return fmt.Errorf("export script: %w", err)
 	}
 	sh.ok("script rebuilding box %s written to %s; run it as root: sh %s [CMD…]", b.Name, c.Args[0], c.Args[0])

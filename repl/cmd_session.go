@@ -13,6 +13,7 @@ import (
 
 	"github.com/charmbracelet/lipgloss"
 
+	"stepbox/primitives/outfile"
 	"stepbox/primitives/step"
 	"stepbox/viz"
 )
@@ -74,8 +75,8 @@ func init() {
 				for _, l := range sh.history {
 					b.WriteString(l + "\n")
 				}
-				if err := os.WriteFile(c.Args[0], []byte(b.String()), 0o644); err != nil {
-					return err
+				if err := outfile.Write(c.Args[0], []byte(b.String()), 0o600); err != nil {
+					return fmt.Errorf("save: %w", err)
 				}
 				sh.ok("%s written to %s", step.Count(len(sh.history), "step"), c.Args[0])
 				return nil

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
@@ -91,6 +92,13 @@ func TestExportScriptRunsTheCommandAsTheImagesUser(t *testing.T) {
 // archive src, tagged tag, with User in its config.
 func writeImageWithUser(t *testing.T, src, dst, tag, user string) {
 	t.Helper()
+	writeImageWith(t, src, dst, tag, func(c *v1.Config) { c.User = user })
+}
+
+// writeImageWith writes to dst the image of the `docker save` archive
+// src, tagged tag, with its config changed by change.
+func writeImageWith(t *testing.T, src, dst, tag string, change func(*v1.Config)) {
+	t.Helper()
 	img, err := tarball.ImageFromPath(src, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -100,7 +108,7 @@ func writeImageWithUser(t *testing.T, src, dst, tag, user string) {
 		t.Fatal(err)
 	}
 	cf = cf.DeepCopy()
-	cf.Config.User = user
+	change(&cf.Config)
 	if img, err = mutate.ConfigFile(img, cf); err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"stepbox/primitives"
+	"stepbox/primitives/outfile"
 )
 
 // Recorder writes an asciicast v2 recording, as asciinema plays it: a
@@ -19,7 +20,7 @@ import (
 // (docs.asciinema.org/manual/asciicast/v2).
 type Recorder struct {
 	mu      sync.Mutex
-	f       *os.File
+	f       *outfile.File
 	start   time.Time
 	pending []byte // the start of a UTF-8 sequence a write cut in two
 	lastCR  bool   // the previous write ended in '\r'
@@ -34,10 +35,11 @@ type castHeader struct {
 	Env       map[string]string `json:"env"`
 }
 
-// StartRecording creates path and writes the header for a terminal of
-// width × height.
+// StartRecording creates the recording for path and writes the header
+// for a terminal of width × height. It is written beside path, as
+// outfile makes it, and put at path by Close.
 func StartRecording(path string, width, height int) (*Recorder, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	f, err := outfile.Create(path, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("--record %s: %w", path, err)
 	}
@@ -49,7 +51,7 @@ func StartRecording(path string, width, height int) (*Recorder, error) {
 	h, _ := json.Marshal(castHeader{Version: 2, Width: width, Height: height, Timestamp: r.start.Unix(),
 		Env: map[string]string{"SHELL": "stepbox", "TERM": term}})
 	if _, err := f.Write(append(h, '\n')); err != nil {
-		f.Close()
+		f.Abort()
 		return nil, fmt.Errorf("--record %s: %w", path, err)
 	}
 	return r, nil
@@ -119,11 +121,11 @@ func incompleteTail(p []byte) int {
 	return 0
 }
 
-// Close ends the recording.
+// Close ends the recording and renames it to its path.
 func (r *Recorder) Close() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	err := r.f.Close()
+	err := r.f.Commit()
 	if r.err != nil {
 		return fmt.Errorf("recording: %w", r.err)
 	}
@@ -134,8 +136,8 @@ func (r *Recorder) Close() error {
 func (r *Recorder) tee(w io.Writer) io.Writer { return io.MultiWriter(w, r) }
 
 // Record tees the shell's output into an asciicast recording at path
-// (nothing when path is ""). The recording is closed with the process:
-// every event is written as it happens.
+// (nothing when path is ""). Every event is written as it happens, to a
+// file beside path that the session's teardown renames to path.
 func (sh *Shell) Record(path string, term *primitives.Terminal) error {
 	if path == "" {
 		return nil

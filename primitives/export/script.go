@@ -24,7 +24,7 @@ var devNodes = []string{"null c 1 3", "zero c 1 5", "full c 1 7", "random c 1 8"
 // the script's own arguments) in it. The overlay's upper dir starts
 // empty: what the box's commands wrote is in `export bundle`'s copy.
 func Script(b Box) string {
-	q := step.ShellQuote
+	q := step.ShellQuotePOSIX
 	var w strings.Builder
 	p := func(format string, args ...any) { fmt.Fprintf(&w, format+"\n", args...) }
 	p("#!/bin/sh")
@@ -37,9 +37,9 @@ func Script(b Box) string {
 	securityNote(p, b)
 	p("set -eu")
 	p("CG=${CG:-stepbox-script-%s}", b.Name)
-	p("BOXDIR=${BOXDIR:-/tmp/stepbox-script-%s}", b.Name)
 	p("")
 	p("if [ \"${STEPBOX_SCRIPT_STAGE:-}\" != inside ]; then")
+	boxDir(p, b)
 	if b.Memory > 0 || b.Pids > 0 || b.CPUQuota > 0 {
 		p("  # cgroup new · cgroup limit · cgroup attach: this shell joins the cgroup, and the box")
 		p("  # inherits it. Remove it afterwards with: rmdir the directories named below.")
@@ -88,8 +88,10 @@ func Script(b Box) string {
 		outerAsUser(p, b, strings.Join(flags, " "))
 	} else {
 		p("  # env -i: the box's command gets the image's environment, none of this shell's")
-		p("  exec env -i PATH=%s STEPBOX_SCRIPT_STAGE=inside CG=\"$CG\" BOXDIR=\"$BOXDIR\" \\", hostPath)
-		p("    %sunshare %s --propagation slave sh \"$0\" \"$@\"", nnp(b), strings.Join(flags, " "))
+		p("  s=0")
+		p("  env -i PATH=%s STEPBOX_SCRIPT_STAGE=inside CG=\"$CG\" BOXDIR=\"$BOXDIR\" \\", hostPath)
+		p("    %sunshare %s --propagation slave sh \"$0\" \"$@\" || s=$?", nnp(b), strings.Join(flags, " "))
+		p("  exit $s")
 	}
 	p("fi")
 	p("")
@@ -144,7 +146,7 @@ func Script(b Box) string {
 	if (b.UID != 0 || b.GID != 0) && !asUser(b) {
 		p("# the image runs as %d:%d, but the user namespace this script makes maps only root (unshare --map-root-user): this runs as root", b.UID, b.GID)
 	}
-	p("[ $# -gt 0 ] || set -- %s", step.ShellJoin(b.Args))
+	p("[ $# -gt 0 ] || set -- %s", step.ShellJoinPOSIX(b.Args))
 	p("cd \"$BOXDIR/merged\"")
 	p("# the environment the box's command gets: the image's Env, as runc's config.json has it")
 	p("unset STEPBOX_SCRIPT_STAGE CG BOXDIR")
@@ -168,6 +170,30 @@ func Script(b Box) string {
 	p("cd %s", q(orRoot(b.Cwd)))
 	p("exec \"$@\"")
 	return w.String()
+}
+
+// boxDir writes the script's choice of $BOXDIR, where the overlay's
+// upper, work and merged dirs go: root runs the script, so a directory
+// another user could make or enter first would let them put files
+// under the box's root (their /bin/sh run by root). By default a new
+// one from mktemp -d (mode 0700, a name no one guesses), removed when
+// the box ends (--one-file-system: not what is still mounted in it);
+// a BOXDIR the learner gives is made (mode 0700) if it is not there,
+// must be a directory of theirs that no one else can write, and is kept.
+func boxDir(p func(string, ...any), b Box) {
+	p("  # BOXDIR: the overlay's upper, work and merged dirs, in a directory no other user can write or enter first")
+	p("  if [ -n \"${BOXDIR:-}\" ]; then")
+	p("    [ -e \"$BOXDIR\" ] || [ -L \"$BOXDIR\" ] || mkdir -m 700 -- \"$BOXDIR\"")
+	p("    if [ -L \"$BOXDIR\" ] || [ ! -d \"$BOXDIR\" ] || [ \"$(stat -c %%u -- \"$BOXDIR\")\" != \"$(id -u)\" ] ||")
+	p("       [ $((0$(stat -c %%a -- \"$BOXDIR\") & 022)) -ne 0 ]; then")
+	p("      echo \"$0: BOXDIR=$BOXDIR: give a directory of yours that no other user can write (mkdir -m 700 DIR), or no BOXDIR: the script makes one with mktemp -d\" >&2")
+	p("      exit 1")
+	p("    fi")
+	p("  else")
+	p("    BOXDIR=$(mktemp -d \"${TMPDIR:-/tmp}/stepbox-script-%s.XXXXXXXX\")", b.Name)
+	p("    trap 'rm -rf --one-file-system \"$BOXDIR\"' EXIT")
+	p("    trap 'exit 130' INT TERM HUP")
+	p("  fi")
 }
 
 // hostPath is where the script finds the host's tools (unshare, mount,

@@ -34,7 +34,7 @@ func holder(b Box) bool {
 // holder's pid from it; runs the command with nsenter as the image's
 // User; and kills the holder when the command ends.
 func outerAsUser(p func(string, ...any), b Box, unshareFlags string) {
-	q := step.ShellQuote
+	q := step.ShellQuotePOSIX
 	var enter []string
 	for _, ns := range b.Namespaces {
 		if f, ok := nsenterFlags[ns]; ok {
@@ -54,8 +54,7 @@ func outerAsUser(p func(string, ...any), b Box, unshareFlags string) {
 	p("  # effective and ambient capability sets, as in the box. The holder is the")
 	p("  # box's first process; the command is its child, as `exec` in stepbox runs it.")
 	p("  nsenter=$(command -v nsenter) || { echo \"$0: needs util-linux's nsenter\" >&2; exit 1; }")
-	p("  [ $# -gt 0 ] || set -- %s", step.ShellJoin(b.Args))
-	p("  mkdir -p \"$BOXDIR\"")
+	p("  [ $# -gt 0 ] || set -- %s", step.ShellJoinPOSIX(b.Args))
 	p("  exec 4>&1 5<&0")
 	p("  # the inside stage writes the holder's pid (as this host numbers it) on its fd 3, this pipe")
 	p("  env -i PATH=%s STEPBOX_SCRIPT_STAGE=inside CG=\"$CG\" BOXDIR=\"$BOXDIR\" \\", hostPath)
@@ -88,7 +87,7 @@ func innerHolder(p func(string, ...any), b Box) {
 	p("pivot_root . .")
 	p("umount -l .")
 	p("# the command's working directory: nsenter --wd takes the holder's")
-	p("cd %s", step.ShellQuote(orRoot(b.Cwd)))
+	p("cd %s", step.ShellQuotePOSIX(orRoot(b.Cwd)))
 	p("# the box's first process ends on SIGTERM (from the host's side) only with a handler (pid_namespaces(7))")
 	p("trap 'exit 0' TERM")
 	p("echo \"$pid\" >&3")

@@ -1,6 +1,7 @@
 package step
 
 import (
+	"fmt"
 	"strings"
 
 	"mvdan.cc/sh/v3/syntax"
@@ -20,10 +21,46 @@ func ShellQuote(s string) string {
 }
 
 // ShellJoin is argv as a shell command line: each word quoted as needed.
-func ShellJoin(argv []string) string {
+func ShellJoin(argv []string) string { return join(argv, ShellQuote) }
+
+// ShellQuotePOSIX quotes s as one word for every POSIX sh, dash (Debian's
+// /bin/sh) too, for scripts stepbox writes: as ShellQuote when s is
+// printable; otherwise in single quotes, where a quote is closed,
+// escaped (\') and reopened, a newline or tab stays literal, and each
+// other control byte is written by printf(1) in a command substitution
+// ("$(printf '\033')" between the quoted parts), so the script holds no
+// raw terminal control bytes and needs no bash $'…'. A NUL byte, which
+// no argument or environment value can hold, is dropped.
+func ShellQuotePOSIX(s string) string {
+	if q, err := syntax.Quote(s, syntax.LangPOSIX); err == nil {
+		return q
+	}
+	var b strings.Builder
+	b.WriteByte('\'')
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == 0:
+		case c == '\'':
+			b.WriteString(`'\''`)
+		case c == '\n' || c == '\t':
+			b.WriteByte(c)
+		case c < 0x20 || c == 0x7f:
+			fmt.Fprintf(&b, `'"$(printf '\%03o')"'`, c)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	b.WriteByte('\'')
+	return b.String()
+}
+
+// ShellJoinPOSIX is argv as a command line for every POSIX sh.
+func ShellJoinPOSIX(argv []string) string { return join(argv, ShellQuotePOSIX) }
+
+func join(argv []string, quote func(string) string) string {
 	q := make([]string, len(argv))
 	for i, a := range argv {
-		q[i] = ShellQuote(a)
+		q[i] = quote(a)
 	}
 	return strings.Join(q, " ")
 }
