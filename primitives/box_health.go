@@ -1,7 +1,9 @@
 package primitives
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 
 	"golang.org/x/sys/unix"
 )
@@ -9,13 +11,18 @@ import (
 // died records that the box's process is gone, so every later step says
 // so plainly instead of failing on a closed socket.
 func (b *Box) died(cause error) error {
+	if b.dead == nil && shortOf(cause) {
+		// The session ran out of something (descriptors, memory), not the
+		// box out of processes: say so, and look again next time.
+		return fmt.Errorf("box %s: the session is short of resources, the box may still run: %w", b.Name, cause)
+	}
 	if b.dead == nil {
 		who := "its box process"
 		for _, p := range []struct {
 			pid  int
 			role string
 		}{{b.initPID, "its PID 1"}, {b.pid, "its box process"}} {
-			if st, err := procState(p.pid); p.pid != 0 && (err != nil || st == "Z") {
+			if st, err := procState(p.pid); p.pid != 0 && ((err != nil && procGone(err)) || st == "Z") {
 				who = fmt.Sprintf("%s (host PID %d)", p.role, p.pid)
 				break
 			}
@@ -82,9 +89,32 @@ func (b *Box) Alive() error {
 				return b.died(fmt.Errorf("PID %d has exited", pid))
 			}
 		}
-		if st, err := procState(pid); err != nil || st == "Z" {
+		st, err := procState(pid)
+		if err != nil && !procGone(err) {
+			// EMFILE, ENOMEM: the session cannot look, which says nothing
+			// about the box.
+			return fmt.Errorf("box %s: read /proc/%d/stat: %w", b.Name, pid, err)
+		}
+		if err != nil || st == "Z" {
 			return b.died(fmt.Errorf("PID %d is gone", pid))
 		}
 	}
 	return nil
+}
+
+// procGone reports whether err, from reading /proc/PID, means the
+// process is gone, rather than that the reader could not look.
+func procGone(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ESRCH)
+}
+
+// shortOf reports whether err is the session running out of a resource
+// of its own: descriptors, memory, buffers.
+func shortOf(err error) bool {
+	for _, e := range []error{unix.EMFILE, unix.ENFILE, unix.ENOMEM, unix.ENOBUFS} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }

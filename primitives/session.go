@@ -77,11 +77,13 @@ func OpenSession(dirs Dirs) (*Session, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read own start time: %w", err)
 	}
-	s := &Session{Dirs: dirs, ID: fmt.Sprintf("%d-%d", pid, start), boxes: map[string]*Box{}}
-	s.Dir = filepath.Join(dirs.Run, "sessions", s.ID)
-	if err := dirs.makeTrusted(); err != nil {
+	// From here on the real paths: a symlink on the way given is not
+	// followed again.
+	if dirs, err = dirs.makeTrusted(); err != nil {
 		return nil, err
 	}
+	s := &Session{Dirs: dirs, ID: fmt.Sprintf("%d-%d", pid, start), boxes: map[string]*Box{}}
+	s.Dir = filepath.Join(dirs.Run, "sessions", s.ID)
 	if err := os.MkdirAll(filepath.Join(dirs.Run, "sessions"), 0o700); err != nil {
 		return nil, fmt.Errorf("state dir: %w", err)
 	}
@@ -117,7 +119,8 @@ func Sweep(dirs Dirs) (SweepReport, error) { return sweep(dirs, true) }
 func sweep(dirs Dirs, thorough bool) (SweepReport, error) {
 	var rep SweepReport
 	var errs []error
-	if err := dirs.checkTrusted(); err != nil {
+	dirs, err := dirs.checkTrusted()
+	if err != nil {
 		return rep, &StateDirRefused{err}
 	}
 	root := filepath.Join(dirs.Run, "sessions")

@@ -45,58 +45,120 @@ func DefaultDirs(stateDir string) (Dirs, error) {
 	return Dirs{Run: filepath.Join(base, "stepbox", "run"), Lib: filepath.Join(base, "stepbox", "lib")}, nil
 }
 
-// makeTrusted creates the state directories (mode 0700) and checks that
-// they can be trusted.
-func (d Dirs) makeTrusted() error {
-	for _, dir := range []string{d.Run, d.Lib} {
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return fmt.Errorf("state dir: %w", err)
-		}
-		if err := trustedDir(dir); err != nil {
-			return err
-		}
-	}
-	return nil
+// makeTrusted creates the state directories (mode 0700), checks that they
+// can be trusted, and returns them resolved: the session uses those real
+// paths from then on, so no symlink on the way is followed again (and a
+// swapped one changes nothing), and every directory on them is one that
+// no one else can rename or replace.
+func (d Dirs) makeTrusted() (Dirs, error) {
+	return d.resolve(true)
 }
 
-// checkTrusted checks the state directories that exist; one that does not
-// holds nothing to act on.
-func (d Dirs) checkTrusted() error {
-	for _, dir := range []string{d.Run, d.Lib} {
-		if _, err := os.Lstat(dir); errors.Is(err, os.ErrNotExist) {
+// checkTrusted checks the state directories that exist, and returns them
+// resolved; one that does not exist holds nothing to act on and is
+// returned as given.
+func (d Dirs) checkTrusted() (Dirs, error) {
+	return d.resolve(false)
+}
+
+func (d Dirs) resolve(create bool) (Dirs, error) {
+	out := d
+	for _, dir := range []*string{&out.Run, &out.Lib} {
+		real, err := trustedDir(*dir, create)
+		if !create && errors.Is(err, os.ErrNotExist) {
 			continue
 		}
-		if err := trustedDir(dir); err != nil {
-			return err
+		if err != nil {
+			return d, err
 		}
+		*dir = real
 	}
-	return nil
+	return out, nil
 }
 
-// trustedDir refuses dir unless it and every directory above it pass the
-// StrictModes rule (see the top of this file).
-func trustedDir(dir string) error {
+// maxLinks is how many symlinks resolving a state dir follows, the
+// kernel's own bound (MAXSYMLINKS, path_resolution(7)).
+const maxLinks = 40
+
+// trustedDir resolves dir one component at a time, as the kernel would,
+// and refuses it unless every directory it passes through passes the
+// StrictModes rule (see the top of this file), every symlink on the way
+// is the caller's or root's, and the directory it ends at is the
+// caller's. With create it makes what is missing (mode 0700), each only
+// inside a directory already checked. It returns the real path.
+//
+// Another user's symlink is refused even in a sticky directory (/tmp):
+// its owner can point it elsewhere at any time, so the directory it
+// names today says nothing about the one it names tomorrow.
+func trustedDir(dir string, create bool) (string, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
-		return fmt.Errorf("state dir %s: %w", dir, err)
-	}
-	real, err := filepath.EvalSymlinks(abs)
-	if err != nil {
-		return fmt.Errorf("state dir %s: %w", dir, err)
+		return "", fmt.Errorf("state dir %s: %w", dir, err)
 	}
 	uid := uint32(os.Geteuid())
-	for p, first := real, true; ; p, first = filepath.Dir(p), false {
-		var st unix.Stat_t
-		if err := unix.Lstat(p, &st); err != nil {
-			return fmt.Errorf("state dir %s: lstat %s: %w", dir, p, err)
-		}
-		if why := untrusted(st, uid, first); why != "" {
-			return fmt.Errorf("state dir %s: %s %s; stepbox acts on the ledgers it keeps there, so it refuses a directory someone else could have written (as sshd refuses such a ~/.ssh): use --state-dir with a directory of your own, mode 0700", dir, p, why)
-		}
-		if p == "/" {
-			return nil
-		}
+	refuse := func(p, why string) error {
+		return fmt.Errorf("state dir %s: %s %s; stepbox acts on the ledgers it keeps there, so it refuses a directory someone else could have written or redirected (as sshd refuses such a ~/.ssh): use --state-dir with a directory of your own, mode 0700", dir, p, why)
 	}
+	var st unix.Stat_t
+	if err := unix.Lstat("/", &st); err != nil {
+		return "", fmt.Errorf("state dir %s: lstat /: %w", dir, err)
+	}
+	if why := untrusted(st, uid, false); why != "" {
+		return "", refuse("/", why)
+	}
+	cur, todo, links := "/", strings.Split(abs, "/"), 0
+	for len(todo) > 0 {
+		name := todo[0]
+		todo = todo[1:]
+		switch name {
+		case "", ".":
+			continue
+		case "..":
+			cur = filepath.Dir(cur) // cur is real: its parent is checked already
+			continue
+		}
+		p := filepath.Join(cur, name)
+		err := unix.Lstat(p, &st)
+		if errors.Is(err, unix.ENOENT) && create {
+			if err := unix.Mkdir(p, 0o700); err != nil && !errors.Is(err, unix.EEXIST) {
+				return "", fmt.Errorf("state dir %s: mkdir %s: %w", dir, p, err)
+			}
+			err = unix.Lstat(p, &st)
+		}
+		if err != nil {
+			return "", fmt.Errorf("state dir %s: lstat %s: %w", dir, p, err)
+		}
+		if st.Mode&unix.S_IFMT == unix.S_IFLNK {
+			if st.Uid != uid && st.Uid != 0 {
+				return "", refuse(p, fmt.Sprintf("is a symlink of uid %d, neither yours (uid %d) nor root's: its owner can point it at another directory at any time, mid-session too; give the directory itself", st.Uid, uid))
+			}
+			if links++; links > maxLinks {
+				return "", fmt.Errorf("state dir %s: more than %d symlinks on the way: %w", dir, maxLinks, unix.ELOOP)
+			}
+			target, err := os.Readlink(p)
+			if err != nil {
+				return "", fmt.Errorf("state dir %s: readlink %s: %w", dir, p, err)
+			}
+			if filepath.IsAbs(target) {
+				cur = "/"
+			}
+			todo = append(strings.Split(target, "/"), todo...)
+			continue
+		}
+		// Checked as a directory above the state dir; the one the path
+		// ends at is checked again as the state dir itself below.
+		if why := untrusted(st, uid, false); why != "" {
+			return "", refuse(p, why)
+		}
+		cur = p
+	}
+	if err := unix.Lstat(cur, &st); err != nil {
+		return "", fmt.Errorf("state dir %s: lstat %s: %w", dir, cur, err)
+	}
+	if why := untrusted(st, uid, true); why != "" {
+		return "", refuse(cur, why)
+	}
+	return cur, nil
 }
 
 // untrusted says what is wrong with a directory on the state dir's path,

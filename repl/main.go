@@ -197,9 +197,13 @@ func runShell(dirs primitives.Dirs, o ShellOptions, run func(sh *Shell, term *pr
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGPIPE)
 	defer signal.Stop(sigs)
 	go func() {
-		sig := <-sigs
-		teardown()
-		os.Exit(128 + int(sig.(syscall.Signal)))
+		for sig := range sigs {
+			if sig == syscall.SIGPIPE && !outputGone(1, 2) {
+				continue // a browser's connection, a box's pipe: not ours to die of
+			}
+			teardown()
+			os.Exit(128 + int(sig.(syscall.Signal)))
+		}
 	}()
 	defer func() {
 		if r := recover(); r != nil {

@@ -10,6 +10,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
+	"log"
 	"net"
 	"net/http"
 	"os"
@@ -48,10 +50,11 @@ const webWriteTimeout = 5 * time.Second
 
 // liveServer serves the page and its stream of redraws.
 type liveServer struct {
-	srv   *http.Server
-	ln    net.Listener
-	token string // "" when listening on loopback only
-	URL   string
+	srv      *http.Server
+	ln       net.Listener
+	loopback bool   // listens on loopback only: the Host must say so too
+	token    string // 128 random bits every request carries, on loopback too
+	URL      string
 	// Also are the same page at each of the machine's addresses, when it
 	// listens on all of them (URL then names the machine).
 	Also []string
@@ -71,13 +74,9 @@ func isLoopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// url is the page's address at host:port, with the token if there is one.
+// url is the page's address at host:port, with the token.
 func (s *liveServer) url(hostPort string) string {
-	u := "http://" + hostPort + "/"
-	if s.token != "" {
-		u += "?token=" + s.token
-	}
-	return u
+	return "http://" + hostPort + "/?token=" + s.token
 }
 
 // hostAddrs are the machine's global unicast addresses that a listener
@@ -101,25 +100,25 @@ func hostAddrs(unspecified net.IP) []net.IP {
 }
 
 // startLiveServer listens on addr (127.0.0.1:0 picks a free loopback
-// port) and serves page as the first drawing. Beyond loopback it makes a
-// token that every request must carry.
+// port) and serves page as the first drawing. It makes a token that
+// every request must carry, on loopback too: other users of the machine
+// reach loopback as well (as Jupyter does).
 func startLiveServer(addr, page string) (*liveServer, error) {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
-		return nil, fmt.Errorf("--listen %q: give HOST:PORT, e.g. 127.0.0.1:8080, or 0.0.0.0:8080 for other machines (with a token): %w", addr, err)
+		return nil, fmt.Errorf("--listen %q: give HOST:PORT, e.g. 127.0.0.1:8080, or 0.0.0.0:8080 for other machines: %w", addr, err)
 	}
-	s := &liveServer{page: page, clients: map[chan string]struct{}{}, done: make(chan struct{})}
-	if !isLoopback(host) {
-		b := make([]byte, 16)
-		if _, err := rand.Read(b); err != nil {
-			return nil, fmt.Errorf("getrandom for the live view's token: %w", err)
-		}
-		s.token = hex.EncodeToString(b)
+	s := &liveServer{page: page, loopback: isLoopback(host), clients: map[chan string]struct{}{}, done: make(chan struct{})}
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		return nil, fmt.Errorf("getrandom for the live view's token: %w", err)
 	}
-	s.ln, err = net.Listen("tcp", addr)
+	s.token = hex.EncodeToString(b)
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
+	s.ln = &capListener{Listener: ln, slots: make(chan struct{}, webMaxConns)}
 	shown := s.ln.Addr().(*net.TCPAddr)
 	urlHost := net.JoinHostPort(host, fmt.Sprint(shown.Port))
 	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
@@ -141,34 +140,39 @@ func startLiveServer(addr, page string) (*liveServer, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", s.servePage)
 	mux.HandleFunc("/events", s.serveEvents)
-	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute}
+	// Errors go nowhere: the learner's terminal is no place for a
+	// browser's (or another user's) broken connection.
+	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute,
+		MaxHeaderBytes: 8 << 10, ErrorLog: log.New(io.Discard, "", 0)}
 	go s.srv.Serve(s.ln)
 	return s, nil
 }
 
 // allowed answers a request that may not see the page, and says whether
-// it may: GET only, the token when there is one, and on loopback a Host
-// that is loopback (a web page elsewhere cannot rebind its name to us).
+// it may: GET only, the token, and on loopback a Host that is loopback
+// (a web page elsewhere cannot rebind its name to us). A refused
+// connection is closed, so it holds none of the server's slots.
 func (s *liveServer) allowed(w http.ResponseWriter, r *http.Request) bool {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
-		http.Error(w, "the live view is read-only: GET only", http.StatusMethodNotAllowed)
+	refuse := func(msg string, code int) bool {
+		w.Header().Set("Connection", "close")
+		http.Error(w, msg, code)
 		return false
 	}
-	if s.token == "" {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		return refuse("the live view is read-only: GET only", http.StatusMethodNotAllowed)
+	}
+	if s.loopback {
 		host := r.Host
 		if h, _, err := net.SplitHostPort(r.Host); err == nil {
 			host = h
 		}
 		if !isLoopback(strings.Trim(host, "[]")) {
-			http.Error(w, "this live view answers only on loopback (127.0.0.1 or localhost)", http.StatusForbidden)
-			return false
+			return refuse("this live view answers only on loopback (127.0.0.1 or localhost)", http.StatusForbidden)
 		}
-		return true
 	}
 	if subtle.ConstantTimeCompare([]byte(r.URL.Query().Get("token")), []byte(s.token)) != 1 {
-		http.Error(w, "this live view needs its token: open the whole address stepbox printed, ?token=… included", http.StatusForbidden)
-		return false
+		return refuse("this live view needs its token: open the whole address stepbox printed, ?token=… included", http.StatusForbidden)
 	}
 	return true
 }

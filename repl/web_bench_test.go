@@ -60,7 +60,7 @@ func benchLiveRedraw(b *testing.B, ts *testShell) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { ts.StopWeb() })
-	resp, err := http.Get(ts.web.srv.URL + "events")
+	resp, err := http.Get(at(ts.web.srv, "events"))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -18,24 +18,11 @@ import (
 func TestDemoWebServesTheLessonBesideThePlayback(t *testing.T) {
 	needRoot(t)
 	hostUnchanged(t)
-	cmd := exec.Command(stepboxBinary(t), "--state-dir", t.TempDir(), "demo", "1", "--web")
-	keys, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = cmd.Stdout
-	cmd.WaitDelay = 5 * time.Second
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd, keys, stdout := startPiped(t, "--state-dir", t.TempDir(), "demo", "1", "--web")
 	var out syncBuffer
 	urls := make(chan string, 1)
 	go func() {
-		link := regexp.MustCompile(`live view: (http://127\.0\.0\.1:\d+/)`)
+		link := regexp.MustCompile(`live view: (http://127\.0\.0\.1:\d+/\?token=[0-9a-f]{32})`)
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
 			out.Write([]byte(sc.Text() + "\n"))

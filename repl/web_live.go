@@ -24,7 +24,7 @@ func init() {
 		Summary: "the live view: a read-only page for a projector that redraws the box after every step",
 		Kernel:  "an HTTP server on loopback (127.0.0.1) unless --listen names another address; the page reads the same snapshots as the panels and never runs a command",
 		Example: "web on",
-		Flags:   []Flag{{Name: "listen", Value: "ADDR", Help: "HOST:PORT to listen on; beyond loopback the address printed carries a token"}},
+		Flags:   []Flag{{Name: "listen", Value: "ADDR", Help: "HOST:PORT to listen on; the address printed carries a token, which every request needs"}},
 		Complete: func(sh *Shell, args []string) []Suggestion {
 			if len(args) > 1 {
 				return nil
@@ -92,10 +92,10 @@ func (sh *Shell) StartWeb(addr string) error {
 	for _, u := range srv.Also {
 		sh.say("  or at %s", sh.Theme.Cmd.Render(u))
 	}
-	if srv.token != "" {
-		sh.say("  it listens beyond loopback: the address carries a token, and a request without it is refused")
+	if srv.loopback {
+		sh.say("  read-only, on this machine only, and only with the whole address: the token keeps other users of the machine out; `web on --listen 0.0.0.0:8080` serves other machines")
 	} else {
-		sh.say("  read-only, on this machine only; `web on --listen 0.0.0.0:8080` serves other machines, with a token")
+		sh.say("  it listens beyond loopback: the address carries a token, and a request without it is refused")
 	}
 	return nil
 }

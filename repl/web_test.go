@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
@@ -49,17 +50,49 @@ func get(t *testing.T, url string, header ...string) (int, string) {
 	return resp.StatusCode, string(body)
 }
 
-func TestLiveViewListensOnLoopbackWithoutAToken(t *testing.T) {
+// at is the address of rel (a path and query) on s, with its token.
+func at(s *liveServer, rel string) string {
+	base, err := url.Parse(s.URL)
+	if err != nil {
+		panic(err)
+	}
+	r, err := url.Parse(rel)
+	if err != nil {
+		panic(err)
+	}
+	u := base.ResolveReference(r)
+	q := u.Query()
+	q.Set("token", s.token)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// TestLoopbackLiveViewRefusesRequestsWithoutItsToken: other users of the
+// machine reach loopback too, and the page shows what the learner's
+// commands print: the page and its stream need the printed token.
+func TestLoopbackLiveViewRefusesRequestsWithoutItsToken(t *testing.T) {
 	s := startTestServer(t, webDefaultAddr)
 	if ip := s.ln.Addr().(*net.TCPAddr).IP; !ip.IsLoopback() {
 		t.Fatalf("listens on %v, want loopback", ip)
 	}
-	if s.token != "" || strings.Contains(s.URL, "token") {
-		t.Errorf("a loopback view got a token: %s", s.URL)
+	if len(s.token) != 32 || !strings.HasSuffix(s.URL, "/?token="+s.token) {
+		t.Fatalf("printed address %s, want one carrying 128 random bits in hex", s.URL)
+	}
+	if other, _ := startLiveServer(webDefaultAddr, ""); other != nil {
+		other.Close()
+		if other.token == s.token {
+			t.Errorf("two servers got the same token %s", s.token)
+		}
 	}
 	code, body := get(t, s.URL)
 	if code != http.StatusOK || !strings.Contains(body, `<p id="drawing">first</p>`) {
 		t.Fatalf("GET %s = %d, want the page with the drawing:\n%s", s.URL, code, body)
+	}
+	base := fmt.Sprintf("http://127.0.0.1:%d", s.ln.Addr().(*net.TCPAddr).Port)
+	for _, path := range []string{"/", "/events", "/?theme=light", "/?token=", "/events?token=" + s.token[:31], "/?token=" + strings.ToUpper(s.token)} {
+		if code, body := get(t, base+path); code != http.StatusForbidden || strings.Contains(body, "drawing") {
+			t.Errorf("GET %s = %d, want 403 and no page", path, code)
+		}
 	}
 	// A page elsewhere whose name was rebound to 127.0.0.1 sends its own Host.
 	if code, _ := get(t, s.URL, "Host", "attacker.example:80"); code != http.StatusForbidden {
@@ -73,8 +106,8 @@ func TestLiveViewListensOnLoopbackWithoutAToken(t *testing.T) {
 func TestThemeInTheAddressNeedsNoScript(t *testing.T) {
 	s := startTestServer(t, webDefaultAddr)
 	for query, want := range map[string]string{"?theme=light": `class="light"`, "": `class="dark"`, "?theme=<x>": `class="dark"`} {
-		if code, body := get(t, s.URL+query); code != http.StatusOK || !strings.Contains(body, `<html lang="en" `+want+`>`) {
-			t.Errorf("GET %s%s = %d, want <html %s>:\n%.200s", s.URL, query, code, want, body)
+		if code, body := get(t, at(s, query)); code != http.StatusOK || !strings.Contains(body, `<html lang="en" `+want+`>`) {
+			t.Errorf("GET %s = %d, want <html %s>:\n%.200s", at(s, query), code, want, body)
 		}
 	}
 }
@@ -138,7 +171,7 @@ func TestLiveViewAcceptsNothingButGET(t *testing.T) {
 			t.Errorf("%s = %d, want 405", m, resp.StatusCode)
 		}
 	}
-	if code, _ := get(t, s.URL+"run?line=reset"); code != http.StatusNotFound {
+	if code, _ := get(t, at(s, "run?line=reset")); code != http.StatusNotFound {
 		t.Errorf("GET /run = %d, want 404", code)
 	}
 }
@@ -185,7 +218,7 @@ func readEvent(t *testing.T, r *bufio.Reader) string {
 
 func TestLiveViewStreamsEachDrawingWhole(t *testing.T) {
 	s := startTestServer(t, webDefaultAddr)
-	resp, err := http.Get(s.URL + "events")
+	resp, err := http.Get(at(s, "events"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,7 +247,7 @@ func TestSlowBrowserNeverBlocksAStep(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	fmt.Fprintf(conn, "GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+	fmt.Fprintf(conn, "GET /events?token=%s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", s.token)
 	for s.Clients() == 0 {
 		time.Sleep(time.Millisecond)
 	}
@@ -243,7 +276,7 @@ func TestLiveViewBarsMoveWhileACommandRuns(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { sh.StopWeb() })
-	resp, err := http.Get(sh.web.srv.URL + "events")
+	resp, err := http.Get(at(sh.web.srv, "events"))
 	if err != nil {
 		t.Fatal(err)
 	}
