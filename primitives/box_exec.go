@@ -17,10 +17,18 @@ import (
 	"stepbox/primitives/step"
 )
 
-// Stdio is where a command's standard streams go.
+// Stdio is where a command's standard streams go. A command never gets
+// a descriptor of the learner's terminal: a terminal passed as Out or Err
+// is written through a pipe the session copies from, one as In is
+// refused (guardStdio), and a command that needs a terminal gets one of
+// its own, relayed to Terminal.
 type Stdio struct {
 	In       *os.File // nil: /dev/null
 	Out, Err io.Writer
+	// Terminal, when set, is the learner's terminal: the command gets a
+	// pty of its own as fds 0-2 and controlling terminal, and In, Out and
+	// Err are not used (as `docker run -it`).
+	Terminal *Terminal
 	// Signals are passed on to the command's process group as they
 	// come: the terminal's Ctrl-C and Ctrl-\ reach the session, not the
 	// command, which has no controlling terminal (setsid).
@@ -98,12 +106,16 @@ func (b *Box) exec(ctx context.Context, argv []string, env []string, std Stdio, 
 			return ExitStatus{}, fmt.Errorf("exec %s: the image's WorkingDir %s: %w", argv[0], args.Dir, err)
 		}
 	}
-	files, pump, err := stdioFiles(std)
+	nums := []int64{spawnSetsid, int64(len(argv)), 0, 0}
+	files, pump, tty, err := commandStdio(std)
 	if err != nil {
-		return ExitStatus{}, err
+		return ExitStatus{}, fmt.Errorf("exec %s: %w", argv[0], err)
+	}
+	if tty != nil {
+		defer tty.close()
+		nums[0] |= spawnCtty
 	}
 	unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
-	nums := []int64{spawnSetsid, int64(len(argv)), 0, 0}
 	if args.User != nil {
 		nums[0] |= spawnSetID
 		nums[2], nums[3] = int64(args.User.UID), int64(args.User.GID)
@@ -126,6 +138,9 @@ func (b *Box) exec(ctx context.Context, argv []string, env []string, std Stdio, 
 	r, err := x.do(opSpawn, nums, strs, send...)
 	restore()
 	files.closeSent()
+	if tty != nil {
+		tty.closeSlave()
+	}
 	if err != nil {
 		pump.wait(0)
 		return ExitStatus{}, err
@@ -259,6 +274,8 @@ func spawnCall(n uint32, path, dir string, argv []string) (string, int) {
 		return "the settings sent to the executor (struct xsec)", -1
 	case 11:
 		return "fcntl(FD, F_DUPFD_CLOEXEC); dup2(FD, 3…)", execDup
+	case 12:
+		return "ioctl(0, TIOCSCTTY, 0)", execSetsid
 	}
 	return "clone(child_stack=NULL, flags=SIGCHLD)", execClone
 }

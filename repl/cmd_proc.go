@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -76,9 +77,9 @@ func init() {
 				// $PWD, not \w: dash (the host's sh before pivot_root) expands only
 				// parameters in PS1; busybox ash does both.
 				prompt := fmt.Sprintf("PS1=[%s] $PWD # ", b.Name)
-				signals, done := sh.forwardSignals()
-				es, err := b.Exec(context.Background(), []string{"sh"}, []string{prompt}, primitives.Stdio{In: sh.Terminal.File, Out: sh.Terminal.File, Err: sh.Terminal.File, Signals: signals})
-				done()
+				// A terminal of its own, relayed: the learner's is raw meanwhile,
+				// so Ctrl-C and Ctrl-Z are the box terminal's to turn into signals.
+				es, err := b.Exec(context.Background(), []string{"sh"}, []string{prompt}, primitives.Stdio{Terminal: sh.Terminal})
 				sh.Terminal.Restore()
 				if err != nil {
 					return err
@@ -142,11 +143,16 @@ func runEnter(sh *Shell, c *Call) error {
 	if err != nil {
 		return err
 	}
-	std := primitives.Stdio{Out: sh.Out, Err: sh.Err}
+	out, errw := sh.stdio()
+	std := primitives.Stdio{Out: out, Err: errw}
 	if sh.Terminal == nil && !slices.Contains(c.Args, "--") {
 		return errors.New("needs a terminal for its interactive shell: stepbox is reading commands from a script or pipe; give a command, as in `enter uts -- hostname`")
 	}
-	interactive := sh.Terminal != nil && interactiveShell(argv)
+	// A shell given no command, or a program that draws the screen, gets
+	// a terminal of its own (docker exec -it); any other command pipes
+	// and no stdin (docker exec).
+	_, fullScreenProgram := fullScreen[filepath.Base(argv[0])]
+	interactive := sh.Terminal != nil && (interactiveShell(argv) || fullScreenProgram)
 	if sh.Terminal != nil {
 		if interactive {
 			var names []string
@@ -156,16 +162,21 @@ func runEnter(sh *Shell, c *Call) error {
 			sh.handOver(fmt.Sprintf("%s in box %s's %s namespaces, joined from the host as nsenter does; %s", argv[0], b.Name, strings.Join(names, ", "), enterIdentity(b)))
 		}
 		sh.handTerminal()
-		std = primitives.Stdio{In: sh.Terminal.File, Out: sh.Terminal.File, Err: sh.Terminal.File}
+		if interactive {
+			std = primitives.Stdio{Terminal: sh.Terminal}
+		}
 	}
 	ctx := sh.interrupt
 	done := func() {}
 	if sh.Terminal != nil {
 		// The enter process is in stepbox's process group: the terminal's
-		// Ctrl-C reaches it, and it passes it on to the command (setsid,
-		// no controlling terminal). Stepbox lets it.
+		// Ctrl-C reaches it, and it passes it on to the command (setsid).
+		// Stepbox lets it. With a terminal of its own, the learner's is
+		// raw: Ctrl-C is a key the box's terminal turns into SIGINT.
 		ctx = context.Background()
-		_, done = sh.forwardSignals()
+		if !interactive {
+			_, done = sh.forwardSignals()
+		}
 	}
 	es, st, err := b.Enter(ctx, types, argv, std)
 	done()
