@@ -10,7 +10,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/creack/pty"
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 )
@@ -34,21 +33,54 @@ type boxTerminal struct {
 }
 
 // openBoxTerminal makes the pty pair, sized as the learner's terminal.
+// The master stays non-blocking, in Go's poller (never Fd(), which would
+// make it blocking): its reads take a deadline, so a process the box
+// left holding the slave cannot hold up the session.
 func openBoxTerminal(t *Terminal) (*boxTerminal, error) {
-	master, slave, err := pty.Open()
+	mfd, err := unix.Open("/dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, fmt.Errorf("open(/dev/ptmx) for the box command's own terminal: %w", err)
 	}
-	p := &boxTerminal{learner: t, master: master, slave: slave, wake: [2]int{-1, -1}, stop: make(chan struct{})}
-	if err := pty.InheritSize(t.File, master); err != nil {
+	p := &boxTerminal{learner: t, wake: [2]int{-1, -1}, stop: make(chan struct{})}
+	if err := unix.IoctlSetPointerInt(mfd, unix.TIOCSPTLCK, 0); err != nil {
+		unix.Close(mfd)
+		return nil, fmt.Errorf("ioctl(/dev/ptmx, TIOCSPTLCK, 0): %w", err)
+	}
+	// The slave by the master's descriptor, never by a path another
+	// process could swap (TIOCGPTPEER, Linux 4.13).
+	sfd, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(mfd), unix.TIOCGPTPEER, unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC)
+	if errno != 0 {
+		unix.Close(mfd)
+		return nil, fmt.Errorf("ioctl(/dev/ptmx, TIOCGPTPEER, O_RDWR|O_NOCTTY|O_CLOEXEC): %w", errno)
+	}
+	p.master = os.NewFile(uintptr(mfd), "/dev/ptmx")
+	p.slave = os.NewFile(uintptr(sfd), "pty slave")
+	if err := p.inheritSize(); err != nil {
 		p.close()
-		return nil, fmt.Errorf("ioctl(TIOCSWINSZ) on the box command's terminal: %w", err)
+		return nil, err
 	}
 	if err := unix.Pipe2(p.wake[:], unix.O_CLOEXEC); err != nil {
 		p.close()
 		return nil, fmt.Errorf("pipe2 for the terminal relay: %w", err)
 	}
 	return p, nil
+}
+
+// inheritSize gives the box's terminal the learner's window size.
+func (p *boxTerminal) inheritSize() error {
+	ws, err := unix.IoctlGetWinsize(int(p.learner.File.Fd()), unix.TIOCGWINSZ)
+	if err != nil {
+		return fmt.Errorf("ioctl(%s, TIOCGWINSZ): %w", p.learner.File.Name(), err)
+	}
+	c, err := p.master.SyscallConn()
+	if err != nil {
+		return err
+	}
+	c.Control(func(fd uintptr) { err = unix.IoctlSetWinsize(int(fd), unix.TIOCSWINSZ, ws) })
+	if err != nil {
+		return fmt.Errorf("ioctl(/dev/ptmx, TIOCSWINSZ): %w", err)
+	}
+	return nil
 }
 
 // relay puts the learner's terminal in raw mode (its keys, Ctrl-C
@@ -69,7 +101,7 @@ func (p *boxTerminal) relay() error {
 		for {
 			select {
 			case <-p.winch:
-				pty.InheritSize(p.learner.File, p.master)
+				p.inheritSize()
 			case <-p.stop:
 				return
 			}
