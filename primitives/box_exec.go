@@ -37,8 +37,9 @@ type Stdio struct {
 
 // Exec runs argv inside the box and waits for it. Cancelling ctx sends
 // SIGINT to the command's process group, then SIGKILL. The command leads
-// a session of its own with no controlling terminal, even when its stdio
-// is the learner's terminal: std.Signals carries the terminal's signals.
+// a session of its own and never holds the learner's terminal: pipes, or
+// a pty of its own (std.Terminal); std.Signals carries the terminal's
+// signals to a command without one.
 // ExitStatus.Step is the record: the plan's calls with what happened.
 func (b *Box) Exec(ctx context.Context, argv []string, env []string, std Stdio) (ExitStatus, error) {
 	st, err := b.PlanExec(argv)
@@ -56,7 +57,7 @@ func (b *Box) Exec(ctx context.Context, argv []string, env []string, std Stdio) 
 // session of its own without a controlling terminal, so that no command
 // in a box may push input into the learner's terminal (TIOCSTI, CVE-2017-5226
 // in bubblewrap) nor take its foreground.
-const setsidCall = "setsid()   # a session of its own, no controlling terminal: no TIOCSTI into yours; Ctrl-C is forwarded by the session"
+const setsidCall = "setsid()   # a session of its own, never your terminal: pipes, or a pty of its own for sh"
 
 // Where exec's record (PlanExec) holds each call: the settings'
 // calls (securityCalls) follow execDup, then execve and wait4 close it.

@@ -192,9 +192,8 @@ static void op_spawn(const struct xreq *q, int *fds, int nfds)
 		sigprocmask(SIG_SETMASK, &all, NULL);
 		if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
 			spawn_fail(p[1], 1);
-		/* A session of its own, without a controlling terminal: the
-		 * command may hold the learner's terminal as stdio, but TIOCSTI
-		 * (and job control) need it as the controlling one (tty_ioctl(4)). */
+		/* A session of its own: never the learner's terminal's (the
+		 * session sends pipes, or a pty of the command's own). */
 		if ((flags & XSPAWN_SETSID) && setsid() < 0)
 			spawn_fail(p[1], 2);
 		/* Out of the way of 0-2 first: a received fd may be one of them. */

@@ -25,7 +25,7 @@ func init() {
 		&Command{
 			Name: "exec", Group: "processes", Usage: "exec [CMD [ARG…]]", MaxArgs: -1, RawArgs: true, NeedsBox: true, Recorded: true,
 			Summary: "run a command inside the box and show its output",
-			Kernel:  "the box's PID 1 (or box process) forks; the child calls setsid(2), a session of its own without a controlling terminal (it may write to your terminal, never type into it with ioctl TIOCSTI), and execve(2)s the command: it inherits every namespace, the root and the cgroup the steps made",
+			Kernel:  "the box's PID 1 (or box process) forks; the child calls setsid(2), a session of its own without a controlling terminal, and execve(2)s the command: it inherits every namespace, the root and the cgroup the steps made. Its stdout and stderr are pipes stepbox prints from, its stdin /dev/null: never your terminal",
 			Example: "exec sh -c 'echo $$; hostname'", Man: "execve(2)",
 			Plan: func(sh *Shell, c *Call) (*step.Step, error) {
 				argv, err := sh.execArgv(c.Args)
@@ -63,8 +63,8 @@ func init() {
 		&Command{
 			Name: "sh", Group: "processes", Usage: "sh", NeedsBox: true,
 			Summary: "an interactive shell inside the box, like `docker run -it`; `exit` comes back",
-			Kernel:  "as exec: the shell reads and writes your terminal, but in a session of its own (setsid(2)) without a controlling terminal, so that nothing in the box can push keystrokes into stepbox (ioctl TIOCSTI); stepbox passes Ctrl-C and Ctrl-\\ on to it, and the shell has no job control (Ctrl-Z, fg)",
-			Example: "sh", Man: "credentials(7), setsid(2), ioctl_tty(2)",
+			Kernel:  "as exec, but stepbox opens a pty pair (/dev/ptmx): the shell gets the slave as fds 0-2 and, after setsid(2), as its controlling terminal (ioctl TIOCSCTTY), so it has job control (Ctrl-Z, fg); stepbox relays the master to your terminal in raw mode, passes its window size on (TIOCSWINSZ) and closes the master when the shell exits. Nothing in the box ever holds your terminal: it cannot resize it, read what you type at stepbox's prompt or push keys into it (TIOCSTI)",
+			Example: "sh", Man: "pty(7), setsid(2), ioctl_tty(2)",
 			Plan: func(sh *Shell, c *Call) (*step.Step, error) { return sh.Current().PlanExec([]string{"sh"}) },
 			Run: func(sh *Shell, c *Call) error {
 				b := sh.Current()
@@ -91,7 +91,7 @@ func init() {
 		&Command{
 			Name: "enter", Group: "processes", Usage: "enter [TYPE…] [-- CMD…]", MaxArgs: -1, RawArgs: true, NeedsBox: true,
 			Summary: "join the box's namespaces from the host, like `nsenter -t PID`",
-			Kernel:  "a new process writes itself into the box's cgroup, opens /proc/PID/ns/* and calls setns(2) for each (the box's user namespace always, when it has one), then forks the command, which calls setsid(2) (no controlling terminal: no TIOCSTI into yours; stepbox's Ctrl-C is passed on) and gets the box's capabilities, no_new_privs and seccomp filter before execve(2), as docker exec does",
+			Kernel:  "a new process writes itself into the box's cgroup, opens /proc/PID/ns/* and calls setns(2) for each (the box's user namespace always, when it has one), then forks the command, which calls setsid(2): a shell gets a pty of its own as its controlling terminal (TIOCSCTTY), relayed by stepbox; a command given after -- writes through pipes and reads /dev/null, never your terminal and gets the box's capabilities, no_new_privs and seccomp filter before execve(2), as docker exec does",
 			Example: "enter mnt pid uts -- /bin/sh -c hostname", Man: "setns(2), nsenter(1)",
 			Complete: completeEnter,
 			Run:      runEnter,

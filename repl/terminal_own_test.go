@@ -10,17 +10,22 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// paneTerminal opens the tty of the pane stepbox runs in, as the
-// learner's terminal, and returns it with its settings and size now.
-func paneTerminal(t *testing.T, p *tmuxPane) (string, func() (*unix.Termios, *unix.Winsize)) {
+// paneTerminal starts stepbox with box web in a pane of the test's own
+// and opens the pane's tty, the learner's terminal: its path, and a
+// function that reads its settings and size.
+func paneTerminal(t *testing.T) (*tmuxPane, string, func() (*unix.Termios, *unix.Winsize)) {
 	t.Helper()
+	needRoot(t)
+	hostUnchanged(t)
+	p := newTmuxPane(t)
+	p.startBox(t.TempDir())
 	path := strings.TrimSpace(p.tmux("display-message", "-p", "-t", "0", "#{pane_tty}"))
 	f, err := os.OpenFile(path, os.O_RDWR|unix.O_NOCTTY, 0)
 	if err != nil {
 		t.Fatalf("open %s: %v", path, err)
 	}
 	t.Cleanup(func() { f.Close() })
-	return path, func() (*unix.Termios, *unix.Winsize) {
+	return p, path, func() (*unix.Termios, *unix.Winsize) {
 		t.Helper()
 		tio, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
 		if err != nil {
@@ -40,11 +45,7 @@ func paneTerminal(t *testing.T, p *tmuxPane) (string, func() (*unix.Termios, *un
 // process behind that reads what is typed at the prompt afterwards
 // (ut21 N1, N11).
 func TestBoxCommandsNeverHoldTheLearnersTerminal(t *testing.T) {
-	needRoot(t)
-	hostUnchanged(t)
-	p := newTmuxPane(t)
-	p.startBox(t.TempDir())
-	tty, state := paneTerminal(t, p)
+	p, tty, state := paneTerminal(t)
 	tioBefore, wsBefore := state()
 
 	for _, how := range []string{"exec", "enter --"} {
@@ -89,11 +90,7 @@ func TestBoxCommandsNeverHoldTheLearnersTerminal(t *testing.T) {
 // process it left behind on that pty cannot read what is typed at
 // stepbox's prompt.
 func TestShInABoxHasATerminalOfItsOwn(t *testing.T) {
-	needRoot(t)
-	hostUnchanged(t)
-	p := newTmuxPane(t)
-	p.startBox(t.TempDir())
-	tty, state := paneTerminal(t, p)
+	p, tty, state := paneTerminal(t)
 	tioBefore, _ := state()
 
 	p.mark()
