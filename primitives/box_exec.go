@@ -42,7 +42,11 @@ type Stdio struct {
 // signals to a command without one.
 // ExitStatus.Step is the record: the plan's calls with what happened.
 func (b *Box) Exec(ctx context.Context, argv []string, env []string, std Stdio) (ExitStatus, error) {
-	st, err := b.PlanExec(argv)
+	plan := b.PlanExec
+	if std.Terminal != nil {
+		plan = b.PlanExecTerminal
+	}
+	st, err := plan(argv)
 	if err != nil {
 		return ExitStatus{}, err
 	}
@@ -58,6 +62,20 @@ func (b *Box) Exec(ctx context.Context, argv []string, env []string, std Stdio) 
 // in a box may push input into the learner's terminal (TIOCSTI, CVE-2017-5226
 // in bubblewrap) nor take its foreground.
 const setsidCall = "setsid()   # a session of its own, never your terminal: pipes, or a pty of its own for sh"
+
+// ownTerminalCall is exec's line for the stdio of a command given a pty
+// of its own (Stdio.Terminal).
+const ownTerminalCall = "dup3(PTY, 0, 0); dup3(PTY, 1, 0); dup3(PTY, 2, 0); ioctl(0, TIOCSCTTY, 0)   # a pty of its own from /dev/ptmx, its controlling terminal; the session relays it to yours"
+
+// PlanExecTerminal is PlanExec for a command given a pty of its own, as
+// `sh` is.
+func (b *Box) PlanExecTerminal(argv []string) (*step.Step, error) {
+	st, err := b.PlanExec(argv)
+	if err == nil {
+		st.Calls[execDup].Syscall = ownTerminalCall
+	}
+	return st, err
+}
 
 // Where exec's record (PlanExec) holds each call: the settings'
 // calls (securityCalls) follow execDup, then execve and wait4 close it.
@@ -276,7 +294,7 @@ func spawnCall(n uint32, path, dir string, argv []string) (string, int) {
 	case 11:
 		return "fcntl(FD, F_DUPFD_CLOEXEC); dup2(FD, 3…)", execDup
 	case 12:
-		return "ioctl(0, TIOCSCTTY, 0)", execSetsid
+		return "ioctl(0, TIOCSCTTY, 0)", execDup
 	}
 	return "clone(child_stack=NULL, flags=SIGCHLD)", execClone
 }

@@ -51,7 +51,7 @@ enum xop {
 };
 
 enum {
-	XSPAWN_SETSID = 1,     /* setsid(): a session of its own, no controlling terminal */
+	XSPAWN_SETSID = 1,     /* setsid(): a session of its own (no controlling terminal but XSPAWN_CTTY's) */
 	XSPAWN_SETID = 4,      /* setgroups(0, NULL), setresgid(num3…), setresuid(num2…) */
 	XSPAWN_SECURITY = 8,   /* the last string is a struct xsec, in hex */
 	XSPAWN_EXECFD = 16,    /* execveat(fd[3], "", AT_EMPTY_PATH) instead of execve(str0); fd[4…] become 3… */

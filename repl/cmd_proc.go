@@ -65,7 +65,7 @@ func init() {
 			Summary: "an interactive shell inside the box, like `docker run -it`; `exit` comes back",
 			Kernel:  "as exec, but stepbox opens a pty pair (/dev/ptmx): the shell gets the slave as fds 0-2 and, after setsid(2), as its controlling terminal (ioctl TIOCSCTTY), so it has job control (Ctrl-Z, fg); stepbox relays the master to your terminal in raw mode, passes its window size on (TIOCSWINSZ) and closes the master when the shell exits. Nothing in the box ever holds your terminal: it cannot resize it, read what you type at stepbox's prompt or push keys into it (TIOCSTI)",
 			Example: "sh", Man: "pty(7), setsid(2), ioctl_tty(2)",
-			Plan: func(sh *Shell, c *Call) (*step.Step, error) { return sh.Current().PlanExec([]string{"sh"}) },
+			Plan: func(sh *Shell, c *Call) (*step.Step, error) { return sh.Current().PlanExecTerminal([]string{"sh"}) },
 			Run: func(sh *Shell, c *Call) error {
 				b := sh.Current()
 				if sh.Terminal == nil {
