@@ -151,8 +151,8 @@ func (p *boxTerminal) keys() {
 	}
 }
 
-// sendSlave is the slave to hand to the command; the session's own copy
-// is closed once it is sent (closeSlave), so that the master reads EIO
+// closeSlave closes the session's own copy of the slave
+// once it is sent to the command, so that the master reads EIO
 // when the command and all it left have let go of it.
 func (p *boxTerminal) closeSlave() {
 	if p.slave != nil {
