@@ -17,10 +17,18 @@ import (
 	"stepbox/primitives/step"
 )
 
-// Stdio is where a command's standard streams go.
+// Stdio is where a command's standard streams go. A command never gets
+// a descriptor of the learner's terminal: a terminal passed as Out or Err
+// is written through a pipe the session copies from, one as In is
+// refused (guardStdio), and a command that needs a terminal gets one of
+// its own, relayed to Terminal.
 type Stdio struct {
 	In       *os.File // nil: /dev/null
 	Out, Err io.Writer
+	// Terminal, when set, is the learner's terminal: the command gets a
+	// pty of its own as fds 0-2 and controlling terminal, and In, Out and
+	// Err are not used (as `docker run -it`).
+	Terminal *Terminal
 	// Signals are passed on to the command's process group as they
 	// come: the terminal's Ctrl-C and Ctrl-\ reach the session, not the
 	// command, which has no controlling terminal (setsid).
@@ -29,11 +37,16 @@ type Stdio struct {
 
 // Exec runs argv inside the box and waits for it. Cancelling ctx sends
 // SIGINT to the command's process group, then SIGKILL. The command leads
-// a session of its own with no controlling terminal, even when its stdio
-// is the learner's terminal: std.Signals carries the terminal's signals.
+// a session of its own and never holds the learner's terminal: pipes, or
+// a pty of its own (std.Terminal); std.Signals carries the terminal's
+// signals to a command without one.
 // ExitStatus.Step is the record: the plan's calls with what happened.
 func (b *Box) Exec(ctx context.Context, argv []string, env []string, std Stdio) (ExitStatus, error) {
-	st, err := b.PlanExec(argv)
+	plan := b.PlanExec
+	if std.Terminal != nil {
+		plan = b.PlanExecTerminal
+	}
+	st, err := plan(argv)
 	if err != nil {
 		return ExitStatus{}, err
 	}
@@ -48,7 +61,21 @@ func (b *Box) Exec(ctx context.Context, argv []string, env []string, std Stdio) 
 // session of its own without a controlling terminal, so that no command
 // in a box may push input into the learner's terminal (TIOCSTI, CVE-2017-5226
 // in bubblewrap) nor take its foreground.
-const setsidCall = "setsid()   # a session of its own, no controlling terminal: no TIOCSTI into yours; Ctrl-C is forwarded by the session"
+const setsidCall = "setsid()   # a session of its own, never your terminal: pipes, or a pty of its own for sh"
+
+// ownTerminalCall is exec's line for the stdio of a command given a pty
+// of its own (Stdio.Terminal).
+const ownTerminalCall = "dup3(PTY, 0, 0); dup3(PTY, 1, 0); dup3(PTY, 2, 0); ioctl(0, TIOCSCTTY, 0)   # a pty of its own from /dev/ptmx, its controlling terminal; the session relays it to yours"
+
+// PlanExecTerminal is PlanExec for a command given a pty of its own, as
+// `sh` is.
+func (b *Box) PlanExecTerminal(argv []string) (*step.Step, error) {
+	st, err := b.PlanExec(argv)
+	if err == nil {
+		st.Calls[execDup].Syscall = ownTerminalCall
+	}
+	return st, err
+}
 
 // Where exec's record (PlanExec) holds each call: the settings'
 // calls (securityCalls) follow execDup, then execve and wait4 close it.
@@ -98,12 +125,16 @@ func (b *Box) exec(ctx context.Context, argv []string, env []string, std Stdio, 
 			return ExitStatus{}, fmt.Errorf("exec %s: the image's WorkingDir %s: %w", argv[0], args.Dir, err)
 		}
 	}
-	files, pump, err := stdioFiles(std)
+	nums := []int64{spawnSetsid, int64(len(argv)), 0, 0}
+	files, pump, tty, err := commandStdio(std)
 	if err != nil {
-		return ExitStatus{}, err
+		return ExitStatus{}, fmt.Errorf("exec %s: %w", argv[0], err)
+	}
+	if tty != nil {
+		defer tty.close()
+		nums[0] |= spawnCtty
 	}
 	unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
-	nums := []int64{spawnSetsid, int64(len(argv)), 0, 0}
 	if args.User != nil {
 		nums[0] |= spawnSetID
 		nums[2], nums[3] = int64(args.User.UID), int64(args.User.GID)
@@ -126,6 +157,9 @@ func (b *Box) exec(ctx context.Context, argv []string, env []string, std Stdio, 
 	r, err := x.do(opSpawn, nums, strs, send...)
 	restore()
 	files.closeSent()
+	if tty != nil {
+		tty.closeSlave()
+	}
 	if err != nil {
 		pump.wait(0)
 		return ExitStatus{}, err
@@ -262,6 +296,8 @@ func spawnCall(n uint32, path, dir string, argv []string) (string, int) {
 		return "the settings sent to the executor (struct xsec)", -1
 	case 11:
 		return "fcntl(FD, F_DUPFD_CLOEXEC); dup2(FD, 3…)", execDup
+	case 12:
+		return "ioctl(0, TIOCSCTTY, 0)", execDup
 	}
 	return "clone(child_stack=NULL, flags=SIGCHLD)", execClone
 }

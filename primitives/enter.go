@@ -265,7 +265,25 @@ func (b *Box) Enter(ctx context.Context, types []NamespaceType, argv []string, s
 	cmd := exec.CommandContext(ctx, exe)
 	cmd.Args = args
 	cmd.Env = env
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = std.In, std.Out, std.Err
+	var tty *boxTerminal
+	if std.Terminal != nil {
+		tty, err = openBoxTerminal(std.Terminal)
+		if err != nil {
+			return ExitStatus{}, st, fmt.Errorf("enter: %w", err)
+		}
+		defer tty.close()
+		if err := tty.relay(); err != nil {
+			return ExitStatus{}, st, fmt.Errorf("enter: %w", err)
+		}
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = tty.slave, tty.slave, tty.slave
+		flags |= enterCtty
+		cmd.Args[2] = strconv.Itoa(flags)
+	} else {
+		if std, err = guardStdio(std); err != nil {
+			return ExitStatus{}, st, fmt.Errorf("enter: %w", err)
+		}
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = std.In, std.Out, std.Err
+	}
 	cmd.ExtraFiles = files
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	cmd.WaitDelay = 2 * time.Second
@@ -275,7 +293,15 @@ func (b *Box) Enter(ctx context.Context, types []NamespaceType, argv []string, s
 	}
 	closeAll(files)
 	files = nil
+	if tty != nil {
+		tty.closeSlave()
+	}
 	err = cmd.Wait()
+	if errors.Is(err, exec.ErrWaitDelay) {
+		// The command exited; something it left still held the output
+		// pipe, which was cut after WaitDelay.
+		err = nil
+	}
 	var msg [2]int32
 	if binary.Read(statusR, binary.NativeEndian, &msg) == nil {
 		// The enter process reported a failed call: no command ran.
@@ -315,6 +341,9 @@ func enterFailure(st *step.Step, codes []int, types []NamespaceType, n int32, er
 	call := st.Calls[idx].Syscall
 	if n >= 1 && int(n) <= len(types) {
 		return fmt.Errorf("enter: %w (%s)", &step.SyscallError{Call: call, Err: errno}, setnsHint(types[n-1], errno))
+	}
+	if n == enterTIOCSCTTY {
+		return fmt.Errorf("enter: %w", &step.SyscallError{Call: "ioctl(0, TIOCSCTTY, 0)", Err: errno})
 	}
 	if n >= secStepDecode {
 		return fmt.Errorf("enter: %w", securityError(call, errno))

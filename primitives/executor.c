@@ -192,9 +192,8 @@ static void op_spawn(const struct xreq *q, int *fds, int nfds)
 		sigprocmask(SIG_SETMASK, &all, NULL);
 		if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
 			spawn_fail(p[1], 1);
-		/* A session of its own, without a controlling terminal: the
-		 * command may hold the learner's terminal as stdio, but TIOCSTI
-		 * (and job control) need it as the controlling one (tty_ioctl(4)). */
+		/* A session of its own: never the learner's terminal's (the
+		 * session sends pipes, or a pty of the command's own). */
 		if ((flags & XSPAWN_SETSID) && setsid() < 0)
 			spawn_fail(p[1], 2);
 		/* Out of the way of 0-2 first: a received fd may be one of them. */
@@ -205,6 +204,10 @@ static void op_spawn(const struct xreq *q, int *fds, int nfds)
 		for (int i = 0; i < 3; i++)
 			if (dup2(hi[i], i) < 0)
 				spawn_fail(p[1], 3);
+		/* A pty of its own, made by the session: its controlling terminal,
+		 * as the new session's leader (tty_ioctl(4)). */
+		if ((flags & XSPAWN_CTTY) && ioctl(0, TIOCSCTTY, 0) < 0)
+			spawn_fail(p[1], 12);
 		if (strs[1][0] && chdir(strs[1]) < 0)
 			spawn_fail(p[1], 5);
 		uint32_t step;
@@ -683,6 +686,8 @@ static void enter(int argc, char **argv, char **envp)
 		/* Its own session, without a controlling terminal (see op_spawn). */
 		if (setsid() < 0)
 			enter_fail(status, XENTER_SETSID);
+		if ((flags & XENTER_CTTY) && ioctl(0, TIOCSCTTY, 0) < 0)
+			enter_fail(status, XENTER_TIOCSCTTY);
 		uint32_t step;
 		if ((step = xsec_before_ids()) || (step = xsec_after_ids()))
 			enter_fail(status, step);

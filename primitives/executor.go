@@ -78,6 +78,9 @@ const (
 	enterFork      = C.XENTER_FORK
 	enterExecve    = C.XENTER_EXECVE
 	enterSetsid    = C.XENTER_SETSID
+	enterTIOCSCTTY = C.XENTER_TIOCSCTTY
+	enterCtty      = C.XENTER_CTTY
+	spawnCtty      = C.XSPAWN_CTTY
 	spawnSetsid    = C.XSPAWN_SETSID
 	spawnSetID     = C.XSPAWN_SETID
 	spawnExecFD    = C.XSPAWN_EXECFD

@@ -51,10 +51,11 @@ enum xop {
 };
 
 enum {
-	XSPAWN_SETSID = 1,     /* setsid(): a session of its own, no controlling terminal */
+	XSPAWN_SETSID = 1,     /* setsid(): a session of its own (no controlling terminal but XSPAWN_CTTY's) */
 	XSPAWN_SETID = 4,      /* setgroups(0, NULL), setresgid(num3…), setresuid(num2…) */
 	XSPAWN_SECURITY = 8,   /* the last string is a struct xsec, in hex */
 	XSPAWN_EXECFD = 16,    /* execveat(fd[3], "", AT_EMPTY_PATH) instead of execve(str0); fd[4…] become 3… */
+	XSPAWN_CTTY = 32,      /* after setsid: ioctl(0, TIOCSCTTY, 0), fd 0 being a pty of the command's own */
 };
 
 /* The settings a spawned or entered command gets just before execve, in
@@ -109,6 +110,7 @@ enum { XREP_RESULT = 0, XREP_EXITED = 1 };
 enum {
 	XENTER_ROOT = 2, /* after the setns calls, become uid and gid 0 */
 	XENTER_NOGROUPS = 4, /* … and drop the supplementary groups first */
+	XENTER_CTTY = 8, /* after the command's setsid: ioctl(0, TIOCSCTTY, 0) */
 };
 enum {
 	XENTER_SETGROUPS = 100,
@@ -117,6 +119,7 @@ enum {
 	XENTER_FORK,
 	XENTER_EXECVE,
 	XENTER_SETSID, /* the command's setsid() */
+	XENTER_TIOCSCTTY, /* the command's ioctl(0, TIOCSCTTY, 0) */
 };
 
 /* executor_security.c: decode before fork, apply in the child; each

@@ -122,7 +122,7 @@ func (b *Box) PlanExec(argv []string) (*step.Step, error) {
 	st.MarkNotRun()
 	st.Plan("clone(child_stack=NULL, flags=SIGCHLD)   # fork, in " + from)
 	st.Plan(setsidCall)
-	st.Plan("dup3(FD, 0, 0); dup3(FD, 1, 0); dup3(FD, 2, 0)   # the session's stdio becomes its own")
+	st.Plan("dup3(FD, 0, 0); dup3(FD, 1, 0); dup3(FD, 2, 0)   # pipes the session prints from, and /dev/null: never your terminal")
 	for _, c := range securityCalls(b.spawnSettings()) {
 		st.Plan(c.call)
 	}

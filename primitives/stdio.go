@@ -38,6 +38,30 @@ func (p *pump) wait(grace time.Duration) {
 	closeAll(p.pipes)
 }
 
+// commandStdio is what a box command gets as fds 0-2: a pty of its
+// own, already relayed to the learner's terminal, when std.Terminal is
+// set; else std's files and pipes, with the learner's terminal never
+// among them.
+func commandStdio(std Stdio) (*boxStdio, *pump, *boxTerminal, error) {
+	if std.Terminal != nil {
+		t, err := openBoxTerminal(std.Terminal)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		if err := t.relay(); err != nil {
+			t.close()
+			return nil, nil, nil, err
+		}
+		return &boxStdio{send: []*os.File{t.slave, t.slave, t.slave}}, &pump{}, t, nil
+	}
+	std, err := guardStdio(std)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	files, p, err := stdioFiles(std)
+	return files, p, nil, err
+}
+
 func stdioFiles(std Stdio) (*boxStdio, *pump, error) {
 	s := &boxStdio{}
 	p := &pump{}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -24,7 +25,7 @@ func init() {
 		&Command{
 			Name: "exec", Group: "processes", Usage: "exec [CMD [ARG…]]", MaxArgs: -1, RawArgs: true, NeedsBox: true, Recorded: true,
 			Summary: "run a command inside the box and show its output",
-			Kernel:  "the box's PID 1 (or box process) forks; the child calls setsid(2), a session of its own without a controlling terminal (it may write to your terminal, never type into it with ioctl TIOCSTI), and execve(2)s the command: it inherits every namespace, the root and the cgroup the steps made",
+			Kernel:  "the box's PID 1 (or box process) forks; the child calls setsid(2), a session of its own without a controlling terminal, and execve(2)s the command: it inherits every namespace, the root and the cgroup the steps made. Its stdout and stderr are pipes stepbox prints from, its stdin /dev/null: never your terminal",
 			Example: "exec sh -c 'echo $$; hostname'", Man: "execve(2)",
 			Plan: func(sh *Shell, c *Call) (*step.Step, error) {
 				argv, err := sh.execArgv(c.Args)
@@ -62,9 +63,9 @@ func init() {
 		&Command{
 			Name: "sh", Group: "processes", Usage: "sh", NeedsBox: true,
 			Summary: "an interactive shell inside the box, like `docker run -it`; `exit` comes back",
-			Kernel:  "as exec: the shell reads and writes your terminal, but in a session of its own (setsid(2)) without a controlling terminal, so that nothing in the box can push keystrokes into stepbox (ioctl TIOCSTI); stepbox passes Ctrl-C and Ctrl-\\ on to it, and the shell has no job control (Ctrl-Z, fg)",
-			Example: "sh", Man: "credentials(7), setsid(2), ioctl_tty(2)",
-			Plan: func(sh *Shell, c *Call) (*step.Step, error) { return sh.Current().PlanExec([]string{"sh"}) },
+			Kernel:  "as exec, but stepbox opens a pty pair (/dev/ptmx): the shell gets the slave as fds 0-2 and, after setsid(2), as its controlling terminal (ioctl TIOCSCTTY), so it has job control (Ctrl-Z, fg); stepbox relays the master to your terminal in raw mode, passes its window size on (TIOCSWINSZ) and closes the master when the shell exits. Nothing in the box ever holds your terminal: it cannot resize it, read what you type at stepbox's prompt or push keys into it (TIOCSTI)",
+			Example: "sh", Man: "pty(7), setsid(2), ioctl_tty(2)",
+			Plan: func(sh *Shell, c *Call) (*step.Step, error) { return sh.Current().PlanExecTerminal([]string{"sh"}) },
 			Run: func(sh *Shell, c *Call) error {
 				b := sh.Current()
 				if sh.Terminal == nil {
@@ -76,9 +77,9 @@ func init() {
 				// $PWD, not \w: dash (the host's sh before pivot_root) expands only
 				// parameters in PS1; busybox ash does both.
 				prompt := fmt.Sprintf("PS1=[%s] $PWD # ", b.Name)
-				signals, done := sh.forwardSignals()
-				es, err := b.Exec(context.Background(), []string{"sh"}, []string{prompt}, primitives.Stdio{In: sh.Terminal.File, Out: sh.Terminal.File, Err: sh.Terminal.File, Signals: signals})
-				done()
+				// A terminal of its own, relayed: the learner's is raw meanwhile,
+				// so Ctrl-C and Ctrl-Z are the box terminal's to turn into signals.
+				es, err := b.Exec(context.Background(), []string{"sh"}, []string{prompt}, primitives.Stdio{Terminal: sh.Terminal})
 				sh.Terminal.Restore()
 				if err != nil {
 					return err
@@ -90,7 +91,7 @@ func init() {
 		&Command{
 			Name: "enter", Group: "processes", Usage: "enter [TYPE…] [-- CMD…]", MaxArgs: -1, RawArgs: true, NeedsBox: true,
 			Summary: "join the box's namespaces from the host, like `nsenter -t PID`",
-			Kernel:  "a new process writes itself into the box's cgroup, opens /proc/PID/ns/* and calls setns(2) for each (the box's user namespace always, when it has one), then forks the command, which calls setsid(2) (no controlling terminal: no TIOCSTI into yours; stepbox's Ctrl-C is passed on) and gets the box's capabilities, no_new_privs and seccomp filter before execve(2), as docker exec does",
+			Kernel:  "a new process writes itself into the box's cgroup, opens /proc/PID/ns/* and calls setns(2) for each (the box's user namespace always, when it has one), then forks the command, which calls setsid(2): a shell gets a pty of its own as its controlling terminal (TIOCSCTTY), relayed by stepbox; a command given after -- writes through pipes and reads /dev/null, never your terminal and gets the box's capabilities, no_new_privs and seccomp filter before execve(2), as docker exec does",
 			Example: "enter mnt pid uts -- /bin/sh -c hostname", Man: "setns(2), nsenter(1)",
 			Complete: completeEnter,
 			Run:      runEnter,
@@ -142,11 +143,16 @@ func runEnter(sh *Shell, c *Call) error {
 	if err != nil {
 		return err
 	}
-	std := primitives.Stdio{Out: sh.Out, Err: sh.Err}
+	out, errw := sh.stdio()
+	std := primitives.Stdio{Out: out, Err: errw}
 	if sh.Terminal == nil && !slices.Contains(c.Args, "--") {
 		return errors.New("needs a terminal for its interactive shell: stepbox is reading commands from a script or pipe; give a command, as in `enter uts -- hostname`")
 	}
-	interactive := sh.Terminal != nil && interactiveShell(argv)
+	// A shell given no command, or a program that draws the screen, gets
+	// a terminal of its own (docker exec -it); any other command pipes
+	// and no stdin (docker exec).
+	_, fullScreenProgram := fullScreen[filepath.Base(argv[0])]
+	interactive := sh.Terminal != nil && (interactiveShell(argv) || fullScreenProgram)
 	if sh.Terminal != nil {
 		if interactive {
 			var names []string
@@ -156,16 +162,21 @@ func runEnter(sh *Shell, c *Call) error {
 			sh.handOver(fmt.Sprintf("%s in box %s's %s namespaces, joined from the host as nsenter does; %s", argv[0], b.Name, strings.Join(names, ", "), enterIdentity(b)))
 		}
 		sh.handTerminal()
-		std = primitives.Stdio{In: sh.Terminal.File, Out: sh.Terminal.File, Err: sh.Terminal.File}
+		if interactive {
+			std = primitives.Stdio{Terminal: sh.Terminal}
+		}
 	}
 	ctx := sh.interrupt
 	done := func() {}
 	if sh.Terminal != nil {
 		// The enter process is in stepbox's process group: the terminal's
-		// Ctrl-C reaches it, and it passes it on to the command (setsid,
-		// no controlling terminal). Stepbox lets it.
+		// Ctrl-C reaches it, and it passes it on to the command (setsid).
+		// Stepbox lets it. With a terminal of its own, the learner's is
+		// raw: Ctrl-C is a key the box's terminal turns into SIGINT.
 		ctx = context.Background()
-		_, done = sh.forwardSignals()
+		if !interactive {
+			_, done = sh.forwardSignals()
+		}
 	}
 	es, st, err := b.Enter(ctx, types, argv, std)
 	done()

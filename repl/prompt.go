@@ -196,11 +196,13 @@ func (sh *Shell) Interactive(term *primitives.Terminal) error {
 	return nil
 }
 
-// forwardSignals hands the terminal's Ctrl-C and Ctrl-\ to the box
-// command that reads the terminal, until done is called: the channel to
-// give it (nil outside the interactive prompt). Ctrl-Z would stop stepbox
-// itself (its process group is the terminal's foreground): it is ignored
-// meanwhile, the box's shell having no job control without a terminal.
+// forwardSignals hands the terminal's Ctrl-C and Ctrl-\ to a box
+// command that runs while the learner's terminal is stepbox's (`enter --
+// CMD`), until done is called: the channel to give it (nil outside the
+// interactive prompt). Ctrl-Z would stop stepbox itself (its process
+// group is the terminal's foreground): it is ignored meanwhile. A command
+// with a pty of its own (sh) needs none of this: its terminal makes the
+// signals.
 func (sh *Shell) forwardSignals() (<-chan os.Signal, func()) {
 	sh.forwarding.Store(true)
 	signal.Ignore(syscall.SIGTSTP)

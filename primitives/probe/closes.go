@@ -19,7 +19,8 @@ var closers = map[string]map[string]string{
 	"cgroup_escape": {"mounted": "read-only cgroupfs; unshare cgroup", "mount": "unshare cgroup; caps docker (no CAP_SYS_ADMIN to mount); a user namespace",
 		"nsroot":    "`unshare cgroup` again, AFTER `cgroup attach`: a nested cgroup namespace rooted at the box's cgroup; then a cgroup mount made after it",
 		"mountroot": "`mount cgroup` again, after `unshare cgroup` AFTER `cgroup attach`: the new mount covers this one, made while the namespace's root was the host's"},
-	"tiocsti": {"inject": "caps docker (no CAP_SYS_ADMIN); a user namespace — box commands have no controlling terminal (setsid)"},
+	"tiocsti": {"inject": "caps docker (no CAP_SYS_ADMIN); a user namespace — box commands have no controlling terminal of the learner's (setsid), and stepbox gives them pipes or a pty of their own",
+		"terminal": "no step: stepbox gives every box command pipes, or a pty of its own for `sh` and `enter`, never the learner's terminal"},
 }
 
 // closedVias are the ways a probe may report itself closed.
@@ -28,7 +29,7 @@ var closedVias = map[string]bool{
 	"cap": true, "write": true, "unshare": true, "remount": true, "load": true, "syslog": true,
 	"read": true, "mem": true, "nov1": true, "mount": true, "cgroupns": true,
 	"mounted": true, "root": true, "nomodules": true,
-	"inject": true, "noterminal": true,
+	"inject": true, "noterminal": true, "own": true,
 }
 
 // Closes returns the steps that close probe name's hole, found open by

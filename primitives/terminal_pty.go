@@ -1,0 +1,234 @@
+package primitives
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+	"golang.org/x/term"
+)
+
+// boxTerminal is a terminal of a box command's own, as `docker run -t`
+// gives a container: a pty pair from the host's /dev/ptmx. The command
+// gets the slave as fds 0-2 and as its controlling terminal; the session
+// relays the master to the learner's terminal, in raw mode, until the
+// command ends, then closes the master: whatever the box left holding
+// the slave reads EOF/EIO and gets SIGHUP, never the learner's keys
+// (pty(7), tty_ioctl(4)).
+type boxTerminal struct {
+	learner *Terminal
+	master  *os.File
+	slave   *os.File // the session's copy, closed once sent
+	raw     *term.State
+	winch   chan os.Signal
+	wake    [2]int // a pipe that stops the relay of the learner's keys
+	stop    chan struct{}
+	wg      sync.WaitGroup
+}
+
+// openBoxTerminal makes the pty pair, sized as the learner's terminal.
+// The master stays non-blocking, in Go's poller (never Fd(), which would
+// make it blocking): its reads take a deadline, so a process the box
+// left holding the slave cannot hold up the session.
+func openBoxTerminal(t *Terminal) (*boxTerminal, error) {
+	mfd, err := unix.Open("/dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open(/dev/ptmx) for the box command's own terminal: %w", err)
+	}
+	p := &boxTerminal{learner: t, wake: [2]int{-1, -1}, stop: make(chan struct{})}
+	if err := unix.IoctlSetPointerInt(mfd, unix.TIOCSPTLCK, 0); err != nil {
+		unix.Close(mfd)
+		return nil, fmt.Errorf("ioctl(/dev/ptmx, TIOCSPTLCK, 0): %w", err)
+	}
+	// The slave by the master's descriptor, never by a path another
+	// process could swap (TIOCGPTPEER, Linux 4.13).
+	sfd, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(mfd), unix.TIOCGPTPEER, unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC)
+	if errno != 0 {
+		unix.Close(mfd)
+		return nil, fmt.Errorf("ioctl(/dev/ptmx, TIOCGPTPEER, O_RDWR|O_NOCTTY|O_CLOEXEC): %w", errno)
+	}
+	p.master = os.NewFile(uintptr(mfd), "/dev/ptmx")
+	p.slave = os.NewFile(uintptr(sfd), "pty slave")
+	if err := p.inheritSize(); err != nil {
+		p.close()
+		return nil, err
+	}
+	if err := unix.Pipe2(p.wake[:], unix.O_CLOEXEC); err != nil {
+		p.close()
+		return nil, fmt.Errorf("pipe2 for the terminal relay: %w", err)
+	}
+	return p, nil
+}
+
+// inheritSize gives the box's terminal the learner's window size.
+func (p *boxTerminal) inheritSize() error {
+	ws, err := unix.IoctlGetWinsize(int(p.learner.File.Fd()), unix.TIOCGWINSZ)
+	if err != nil {
+		return fmt.Errorf("ioctl(%s, TIOCGWINSZ): %w", p.learner.File.Name(), err)
+	}
+	c, err := p.master.SyscallConn()
+	if err != nil {
+		return err
+	}
+	c.Control(func(fd uintptr) { err = unix.IoctlSetWinsize(int(fd), unix.TIOCSWINSZ, ws) })
+	if err != nil {
+		return fmt.Errorf("ioctl(/dev/ptmx, TIOCSWINSZ): %w", err)
+	}
+	return nil
+}
+
+// relay puts the learner's terminal in raw mode (its keys, Ctrl-C
+// included, go to the box's terminal, whose line discipline makes them
+// signals for the box's foreground job) and copies both ways; a
+// SIGWINCH passes the learner's window size on.
+func (p *boxTerminal) relay() error {
+	raw, err := term.MakeRaw(int(p.learner.File.Fd()))
+	if err != nil {
+		return fmt.Errorf("ioctl(TCSETS) raw mode on %s: %w", p.learner.File.Name(), err)
+	}
+	p.raw = raw
+	p.winch = make(chan os.Signal, 1)
+	signal.Notify(p.winch, syscall.SIGWINCH)
+	p.wg.Add(3)
+	go func() {
+		defer p.wg.Done()
+		for {
+			select {
+			case <-p.winch:
+				p.inheritSize()
+			case <-p.stop:
+				return
+			}
+		}
+	}()
+	go func() {
+		defer p.wg.Done()
+		io.Copy(p.learner.File, p.master)
+	}()
+	go func() {
+		defer p.wg.Done()
+		p.keys()
+	}()
+	return nil
+}
+
+// keys copies what the learner types to the master until stopped. It
+// polls first, so that it never sits in a read(2) of the learner's
+// terminal once the command is over: the next key is the prompt's.
+func (p *boxTerminal) keys() {
+	fd := int(p.learner.File.Fd())
+	buf := make([]byte, 4096)
+	for {
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}, {Fd: int32(p.wake[0]), Events: unix.POLLIN}}
+		if _, err := unix.Poll(fds, -1); err != nil {
+			if err == unix.EINTR {
+				continue
+			}
+			return
+		}
+		if fds[1].Revents != 0 {
+			return
+		}
+		if fds[0].Revents&(unix.POLLHUP|unix.POLLERR|unix.POLLNVAL) != 0 && fds[0].Revents&unix.POLLIN == 0 {
+			return
+		}
+		n, err := unix.Read(fd, buf)
+		if err == unix.EINTR || err == unix.EAGAIN {
+			continue
+		}
+		if err != nil || n == 0 {
+			return
+		}
+		if _, err := p.master.Write(buf[:n]); err != nil {
+			return
+		}
+	}
+}
+
+// closeSlave closes the session's own copy of the slave
+// once it is sent to the command, so that the master reads EIO
+// when the command and all it left have let go of it.
+func (p *boxTerminal) closeSlave() {
+	if p.slave != nil {
+		p.slave.Close()
+		p.slave = nil
+	}
+}
+
+// drainGrace is how long the session still copies what a box command's
+// terminal holds after the command ended, when something the box left
+// keeps the slave open.
+const drainGrace = 250 * time.Millisecond
+
+// close ends the relay and puts the learner's terminal back as it was,
+// whatever happened: the output the command wrote is copied first (up to
+// drainGrace if the box left something holding the terminal), then the
+// master is closed, which hangs the box's terminal up.
+func (p *boxTerminal) close() {
+	p.closeSlave()
+	if p.raw != nil {
+		p.master.SetReadDeadline(time.Now().Add(drainGrace))
+		unix.Write(p.wake[1], []byte{0})
+		close(p.stop)
+		p.wg.Wait()
+		signal.Stop(p.winch)
+		term.Restore(int(p.learner.File.Fd()), p.raw)
+	}
+	p.master.Close()
+	for _, fd := range p.wake {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+	}
+}
+
+// errTerminalStdin is the refusal of a learner's terminal as a box
+// command's stdin: a command that needs a terminal gets one of its own.
+var errTerminalStdin = errors.New("a box command never reads the learner's terminal: give it a terminal of its own (Stdio.Terminal)")
+
+// guardStdio replaces any of std's writers that is the learner's
+// terminal (a file that is a tty) by a writer that is not a file, so that
+// the command gets a pipe the session copies from, never a descriptor of
+// that terminal: with one, a box may rewrite its settings and window
+// size (no capability needed), read the keys typed at the prompt after
+// it ended, or with CAP_SYS_ADMIN type into it (TIOCSTI). Out and Err on
+// the same terminal share one pipe, which keeps their order.
+func guardStdio(std Stdio) (Stdio, error) {
+	if std.In != nil && IsTerminal(std.In) {
+		return std, errTerminalStdin
+	}
+	out, outTTY := ttyWriter(std.Out)
+	errw, errTTY := ttyWriter(std.Err)
+	if outTTY && errTTY && sameFile(std.Out.(*os.File), std.Err.(*os.File)) {
+		errw = out
+	}
+	std.Out, std.Err = out, errw
+	return std, nil
+}
+
+// terminalWriter writes to a terminal without being an *os.File.
+type terminalWriter struct{ f *os.File }
+
+func (w *terminalWriter) Write(b []byte) (int, error) { return w.f.Write(b) }
+
+func ttyWriter(w io.Writer) (io.Writer, bool) {
+	if f, ok := w.(*os.File); ok && IsTerminal(f) {
+		return &terminalWriter{f}, true
+	}
+	return w, false
+}
+
+// sameFile reports whether a and b are open on the same inode.
+func sameFile(a, b *os.File) bool {
+	var sa, sb unix.Stat_t
+	if unix.Fstat(int(a.Fd()), &sa) != nil || unix.Fstat(int(b.Fd()), &sb) != nil {
+		return false
+	}
+	return sa.Dev == sb.Dev && sa.Ino == sb.Ino && sa.Rdev == sb.Rdev
+}

@@ -1,0 +1,140 @@
+package primitives
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/creack/pty"
+	"golang.org/x/sys/unix"
+)
+
+// learnerTerminal is a pty the test owns, standing for the learner's
+// terminal: the test reads what is written to it from its master.
+func learnerTerminal(t *testing.T) (master, tty *os.File) {
+	t.Helper()
+	master, tty, err := pty.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { master.Close(); tty.Close() })
+	if err := pty.Setsize(master, &pty.Winsize{Rows: 40, Cols: 120}); err != nil {
+		t.Fatal(err)
+	}
+	return master, tty
+}
+
+func ttyDevice(t *testing.T, f *os.File) uint64 {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Rdev
+}
+
+// Given the learner's terminal as its output, a box command gets a pipe
+// the session copies to it, never the terminal itself: it cannot resize
+// it, and what it prints still arrives.
+func TestExecGivesABoxCommandPipesForTheLearnersTerminal(t *testing.T) {
+	needRoot(t)
+	s := newTestSession(t)
+	b, _, err := s.NewBox("piped", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	master, tty := learnerTerminal(t)
+	got := make(chan string, 1)
+	go func() {
+		var buf bytes.Buffer
+		b := make([]byte, 4096)
+		for !strings.Contains(buf.String(), "END") {
+			n, err := master.Read(b)
+			buf.Write(b[:n])
+			if err != nil {
+				break
+			}
+		}
+		got <- buf.String()
+	}()
+	dev := ttyDevice(t, tty)
+	script := `for f in 0 1 2; do stat -L -c "FD$f %t:%T %F" /proc/self/fd/$f; done; stty rows 5 cols 30 <&1 2>/dev/null; echo END`
+	es, err := b.Exec(context.Background(), []string{"sh", "-c", script}, nil, Stdio{Out: tty, Err: tty})
+	if err != nil || es.Code != 0 {
+		t.Fatalf("exec: %v, status %d", err, es.Code)
+	}
+	var out string
+	select {
+	case out = <-got:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the command's output never reached the learner's terminal")
+	}
+	if want := fmt.Sprintf("%x:%x", unix.Major(dev), unix.Minor(dev)); strings.Contains(out, want) || !strings.Contains(out, "FD1 0:0 fifo") {
+		t.Errorf("the command's fds should be pipes and /dev/null, never the terminal %s:\n%s", want, out)
+	}
+	if ws, err := unix.IoctlGetWinsize(int(tty.Fd()), unix.TIOCGWINSZ); err != nil || ws.Row != 40 || ws.Col != 120 {
+		t.Errorf("the box command resized the learner's terminal: %+v, %v", ws, err)
+	}
+	if _, err := b.Exec(context.Background(), []string{"true"}, nil, Stdio{In: tty}); err == nil || !strings.Contains(err.Error(), "never reads the learner's terminal") {
+		t.Errorf("exec with the learner's terminal as stdin: %v, want a refusal", err)
+	}
+}
+
+// With Stdio.Terminal, the command gets a pty of its own as its
+// controlling terminal, sized as the learner's; once it ends, a process
+// it left on that pty reads EOF, never what is typed at the learner's
+// terminal afterwards.
+func TestExecWithATerminalGivesTheCommandAPtyOfItsOwn(t *testing.T) {
+	needRoot(t)
+	s := newTestSession(t)
+	b, _, err := s.NewBox("own", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	master, tty := learnerTerminal(t)
+	term, err := OpenTerminal(tty)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stolen := t.TempDir() + "/stolen"
+	var out bytes.Buffer
+	copied := make(chan struct{})
+	go func() { io.Copy(&out, master); close(copied) }()
+	script := `echo "NR=$(cut -d' ' -f7 /proc/self/stat) SIZE=$(stty size)"; setsid sh -c 'sleep 0.5; cat >>` + stolen + `' &`
+	es, err := b.Exec(context.Background(), []string{"sh", "-c", script}, nil, Stdio{Terminal: term})
+	if err != nil || es.Code != 0 {
+		t.Fatalf("exec: %v, status %d", err, es.Code)
+	}
+	time.Sleep(time.Second)
+	if _, err := master.Write([]byte("typed-after\n")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if b, _ := os.ReadFile(stolen); len(b) > 0 {
+		t.Errorf("a process the command left read what was typed at the learner's terminal: %q", b)
+	}
+	tio, err := unix.IoctlGetTermios(int(tty.Fd()), unix.TCGETS)
+	if err != nil || tio.Lflag&unix.ICANON == 0 {
+		t.Errorf("the learner's terminal was left raw: lflag %#x, %v", tio.Lflag, err)
+	}
+	dev := ttyDevice(t, tty)
+	tty.Close()
+	master.Close()
+	<-copied
+	var nr uint64
+	i := strings.Index(out.String(), "NR=")
+	if i >= 0 {
+		fmt.Sscanf(out.String()[i:], "NR=%d", &nr)
+	}
+	if nr == 0 || nr == dev {
+		t.Errorf("the command's controlling terminal should be a pty of its own (tty_nr %d, the learner's %d):\n%s", nr, dev, out.String())
+	}
+	if !strings.Contains(out.String(), "SIZE=40 120") {
+		t.Errorf("the command's terminal should have the learner's size:\n%s", out.String())
+	}
+}
