@@ -78,15 +78,20 @@ const (
 	enterFork      = C.XENTER_FORK
 	enterExecve    = C.XENTER_EXECVE
 	enterSetsid    = C.XENTER_SETSID
-	spawnSetsid    = C.XSPAWN_SETSID
-	spawnSetID     = C.XSPAWN_SETID
-	spawnExecFD    = C.XSPAWN_EXECFD
-	spawnSecurity  = C.XSPAWN_SECURITY
-	replyResult    = C.XREP_RESULT
-	replyExited    = C.XREP_EXITED
-	maxMessage     = C.XMAX_MSG
-	maxData        = C.XMAX_DATA
-	xnums          = C.XNUMS
+	enterIDs       = C.XENTER_IDS
+	// The image's User in the entered command, as spawnStepSet* in exec's.
+	enterIDsSetgroups = C.XENTER_IDS_SETGROUPS
+	enterIDsSetresgid = C.XENTER_IDS_SETRESGID
+	enterIDsSetresuid = C.XENTER_IDS_SETRESUID
+	spawnSetsid       = C.XSPAWN_SETSID
+	spawnSetID        = C.XSPAWN_SETID
+	spawnExecFD       = C.XSPAWN_EXECFD
+	spawnSecurity     = C.XSPAWN_SECURITY
+	replyResult       = C.XREP_RESULT
+	replyExited       = C.XREP_EXITED
+	maxMessage        = C.XMAX_MSG
+	maxData           = C.XMAX_DATA
+	xnums             = C.XNUMS
 )
 
 // opNames name the ops in errors, by the syscall each one makes.

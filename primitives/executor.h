@@ -109,6 +109,7 @@ enum { XREP_RESULT = 0, XREP_EXITED = 1 };
 enum {
 	XENTER_ROOT = 2, /* after the setns calls, become uid and gid 0 */
 	XENTER_NOGROUPS = 4, /* … and drop the supplementary groups first */
+	XENTER_IDS = 8, /* FLAGS is "FLAGS:UID:GID": the command runs as them (an image's User) */
 };
 enum {
 	XENTER_SETGROUPS = 100,
@@ -117,6 +118,9 @@ enum {
 	XENTER_FORK,
 	XENTER_EXECVE,
 	XENTER_SETSID, /* the command's setsid() */
+	XENTER_IDS_SETGROUPS, /* the command's setgroups(0, NULL) before XENTER_IDS */
+	XENTER_IDS_SETRESGID,
+	XENTER_IDS_SETRESUID,
 };
 
 /* executor_security.c: decode before fork, apply in the child; each

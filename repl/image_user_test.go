@@ -60,6 +60,7 @@ func runStepboxWithin(t *testing.T, d time.Duration, stateDir, script string) st
 // absolute symlink in the image resolves inside the image, never on the
 // host (where a file says otherwise); a FIFO, a device or a symlink to
 // one is refused at once, naming the file, and the session goes on.
+// enter runs as that User too, as exec does and docker exec would.
 func TestMountOverlayImageResolvesUserInsideTheImage(t *testing.T) {
 	needRoot(t)
 	hostUnchanged(t)
@@ -88,7 +89,7 @@ func TestMountOverlayImageResolvesUserInsideTheImage(t *testing.T) {
 		&tar.Header{Name: "etc/passwd", Typeflag: l, Linkname: "/dev/zero"})
 	out := runStepboxWithin(t, time.Minute, filepath.Join(dir, "state"),
 		"image load "+link+"\nimage load "+fifo+"\nimage load "+zero+"\n"+
-			"new a\nunshare mnt pid\nmount overlay base test/link:v1\npivot_root\nexec id\n"+
+			"new a\nunshare mnt pid\nmount overlay base test/link:v1\npivot_root\nexec id\nenter -- id\nexplain enter -- id\n"+
 			"new b\nunshare mnt pid\n-mount overlay base test/fifo:v1\n"+
 			"new c\nunshare mnt pid\n-mount overlay base test/zero:v1\nboxes\n")
 	for _, want := range []string{
@@ -98,6 +99,12 @@ func TestMountOverlayImageResolvesUserInsideTheImage(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
+	}
+	if strings.Count(out, "uid=1111(bob) gid=1112") != 2 {
+		t.Errorf("exec and enter do not both run as the image's User:\n%s", out)
+	}
+	if !strings.Contains(out, "as the image's User (uid 1111, gid 1112)") || !strings.Contains(out, "setresuid(1111, 1111, 1111)") {
+		t.Errorf("enter's record does not say it runs as the image's User:\n%s", out)
 	}
 	if strings.Count(out, "not a regular file") < 2 {
 		t.Errorf("the FIFO and the device were not both refused as such:\n%s", out)
