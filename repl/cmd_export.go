@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"stepbox/primitives/export"
+	"stepbox/viz"
 )
 
 func init() {
@@ -52,8 +53,12 @@ func runExportBundle(sh *Shell, c *Call) error {
 			notes = append(notes, fmt.Sprintf("the box's time namespace is left out: this host's runc is %s, and runc supports time namespaces from 1.2", v))
 		}
 	}
-	if err := export.WriteBundle(c.Args[0], desc); err != nil {
+	skipped, err := export.WriteBundle(c.Args[0], desc)
+	if err != nil {
 		return err
+	}
+	if skipped != "" {
+		notes = append(notes, "rootfs is not all of the box's root: "+viz.Escape(skipped))
 	}
 	var kinds []string
 	for _, m := range desc.Mounts {

@@ -258,7 +258,7 @@ func runImageShow(sh *Shell, c *Call) error {
 	var rows []viz.ImageLayerRow
 	for i, ch := range changes {
 		rows = append(rows, viz.ImageLayerRow{Index: i, Layer: ch.Layer.Name, Size: ch.Layer.Size, CreatedBy: ch.Layer.CreatedBy,
-			Added: ch.Added, Modified: ch.Modified, Removed: ch.Removed})
+			Added: ch.Added, Modified: ch.Modified, Removed: ch.Removed, Skipped: ch.Skipped})
 	}
 	fmt.Fprintln(sh.Out, viz.ImageShowPanel(im.Name, rows, 8, sh.Width, sh.Theme))
 	cfg := im.Config

@@ -43,6 +43,7 @@ type ImageLayerRow struct {
 	Layer     string
 	Size      int64
 	CreatedBy string
+	Skipped   string   // what reading the layer left out, or ""
 	Added     []string // a directory ends in "/"
 	Modified  []string
 	Removed   []string // whiteouts; an opaque dir shows as "DIR/*"
@@ -95,6 +96,9 @@ func ImageShowPanel(name string, rows []ImageLayerRow, perLayer, width int, t Th
 		list("-", t.Deleted, r.Removed)
 		list("~", t.Copied, r.Modified)
 		list("+", t.Added, r.Added)
+		if r.Skipped != "" {
+			fmt.Fprintf(&b, "    %s\n", t.Changed.Render("not all read: "+Escape(r.Skipped)))
+		}
 		if b.Len() > 0 {
 			parts = append(parts, fmt.Sprintf("  layer %d (%s):\n%s", r.Index, Escape(r.Layer), strings.TrimRight(b.String(), "\n")))
 		}

@@ -137,30 +137,32 @@ var ErrNoProc = errors.New("the box has no /proc inside its root")
 // WriteBundle writes dir/config.json and dir/rootfs, a copy of the box's
 // merged root (the layers and the upper dir as the box sees them; other
 // filesystems mounted in it are left out, config.json mounts them).
-// dir must not exist or be empty.
-func WriteBundle(dir string, b Box) error {
+// dir must not exist or be empty. skipped says what of the box's tree
+// was left out (too deep, too many, unreadable), or is "".
+func WriteBundle(dir string, b Box) (string, error) {
 	if b.Root == "" {
-		return fmt.Errorf("export bundle %s: %w: `mount overlay LAYER…` first", dir, ErrNoRoot)
+		return "", fmt.Errorf("export bundle %s: %w: `mount overlay LAYER…` first", dir, ErrNoRoot)
 	}
 	if !slices.ContainsFunc(b.Mounts, func(m Mount) bool { return m.Type == "proc" && m.Target == "/proc" }) {
-		return fmt.Errorf("export bundle %s: %w: runc needs one to start the container, and a bundle that mounts one the box lacks would not be the box: "+
+		return "", fmt.Errorf("export bundle %s: %w: runc needs one to start the container, and a bundle that mounts one the box lacks would not be the box: "+
 			"`pivot_root` mounts it in a box with its own PID namespace (`unshare pid` before), or `mount proc` once the overlay is the box's /", dir, ErrNoProc)
 	}
 	if des, err := os.ReadDir(dir); err == nil && len(des) > 0 {
-		return fmt.Errorf("export bundle %s: the directory is not empty: give a new or empty one", dir)
+		return "", fmt.Errorf("export bundle %s: the directory is not empty: give a new or empty one", dir)
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("export bundle: %w", err)
+		return "", fmt.Errorf("export bundle: %w", err)
 	}
-	if err := CopyTree(b.Root, filepath.Join(dir, "rootfs")); err != nil {
-		return fmt.Errorf("export bundle %s: copy the box's root %s: %w", dir, b.Root, err)
+	skipped, err := CopyTree(b.Root, filepath.Join(dir, "rootfs"))
+	if err != nil {
+		return "", fmt.Errorf("export bundle %s: copy the box's root %s: %w", dir, b.Root, err)
 	}
 	data, err := json.MarshalIndent(Spec(b), "", "  ")
 	if err != nil {
-		return fmt.Errorf("export bundle: %w", err)
+		return "", fmt.Errorf("export bundle: %w", err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "config.json"), append(data, '\n'), 0o600); err != nil {
-		return fmt.Errorf("export bundle: %w", err)
+		return "", fmt.Errorf("export bundle: %w", err)
 	}
-	return nil
+	return skipped, nil
 }

@@ -58,6 +58,22 @@ func (s *Skipped) note(rel, why string) {
 	}
 }
 
+// unreadable marks an error of reading the tree, not of what fn does
+// with it.
+type unreadable struct{ err error }
+
+func (u unreadable) Error() string { return u.err.Error() }
+func (u unreadable) Unwrap() error { return u.err }
+
+// Unreadable marks err, returned by Walk's fn, as a failure to read the
+// path: Walk leaves the path out and goes on.
+func Unreadable(err error) error {
+	if err == nil {
+		return nil
+	}
+	return unreadable{err}
+}
+
 // reason is err without the path it names, which a box can make
 // thousands of characters long.
 func reason(err error) string {
@@ -82,10 +98,11 @@ func shorten(p string) string {
 }
 
 // Walk calls fn for root and every path under it, parents first, in
-// lexical order, as filepath.WalkDir does, within lim. Only an error on
-// root itself fails the walk: a path below it that cannot be read, or
-// for which fn fails, is left out (with its subtree) and counted in
-// Skipped, so one hostile entry cannot stop a panel for good.
+// lexical order, as filepath.WalkDir does, within lim. A path below root
+// that cannot be read (a directory the walk cannot list, or one for which
+// fn returns an Unreadable error) is left out with its subtree and
+// counted in Skipped, so one hostile entry cannot stop a panel for good;
+// any other error of fn, and an error on root itself, ends the walk.
 func Walk(root string, lim Limits, fn fs.WalkDirFunc) (Skipped, error) {
 	skipped := Skipped{limits: lim}
 	n := 0
@@ -96,7 +113,7 @@ func Walk(root string, lim Limits, fn fs.WalkDirFunc) (Skipped, error) {
 			}
 			return fn(p, d, nil)
 		}
-		rel := p[len(root)+1:]
+		rel := strings.TrimPrefix(p[len(root):], "/") // root may end in "/"
 		if err != nil {
 			skipped.Unread++
 			skipped.note(rel, reason(err))
@@ -108,7 +125,8 @@ func Walk(root string, lim Limits, fn fs.WalkDirFunc) (Skipped, error) {
 			return fs.SkipAll
 		}
 		if err := fn(p, d, nil); err != nil {
-			if errors.Is(err, fs.SkipDir) || errors.Is(err, fs.SkipAll) {
+			var u unreadable
+			if !errors.As(err, &u) {
 				return err
 			}
 			skipped.Unread++
