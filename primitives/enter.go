@@ -183,13 +183,13 @@ func (b *Box) withUserNamespace(types []NamespaceType) []NamespaceType {
 // enterPath finds the command as it will be seen: in the box's files
 // when `enter` joins its mount namespace, else in the host's.
 func enterPath(pid int, types []NamespaceType, name string, env []string) (string, error) {
-	at := func(p string) string { return p }
+	root := "/"
 	for _, t := range types {
 		if t.Name == "mnt" {
-			at = func(p string) string { return fmt.Sprintf("/proc/%d/root%s", pid, p) }
+			root = fmt.Sprintf("/proc/%d/root", pid)
 		}
 	}
-	return lookPath(at, name, env)
+	return lookPath(root, name, env)
 }
 
 func joinsUser(types []NamespaceType) bool {

@@ -113,3 +113,31 @@ func TestMountOverlayImageResolvesUserInsideTheImage(t *testing.T) {
 		t.Errorf("the session read the host's file through the image's symlink:\n%s", out)
 	}
 }
+
+// A directory of the box's PATH that the image made an absolute symlink
+// to a host directory: `exec NAME` looks it up inside the box, as the
+// kernel will resolve it there, and does not find, run or suggest the
+// host's program.
+func TestExecLooksUpCommandsInsideTheBoxNotThroughItsSymlinksOnTheHost(t *testing.T) {
+	needRoot(t)
+	hostUnchanged(t)
+	dir := t.TempDir()
+	host := filepath.Join(dir, "hostbin")
+	if err := os.MkdirAll(host, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(host, "hostonly-tool"), []byte("#!/bin/sh\necho ran on the host's file\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	img := userImage(t, dir, "test/pathlink:v1", "", nil, &tar.Header{Name: "usr/", Typeflag: tar.TypeDir},
+		&tar.Header{Name: "usr/local/", Typeflag: tar.TypeDir},
+		&tar.Header{Name: "usr/local/bin", Typeflag: tar.TypeSymlink, Linkname: host})
+	out := runStepboxWithin(t, time.Minute, filepath.Join(dir, "state"), "image load "+img+"\n"+
+		"new a\nunshare mnt pid\nmount overlay base test/pathlink:v1\npivot_root\n-exec hostonly-tool\n-exec hostonly-too\n")
+	if !strings.Contains(out, `"hostonly-tool": command not found in the box`) {
+		t.Errorf("exec did not look the command up inside the box:\n%s", out)
+	}
+	if strings.Count(out, "hostonly-tool") > 2 { // the two commands as typed, and the one error
+		t.Errorf("the host's program was named (suggested or run):\n%s", out)
+	}
+}

@@ -141,3 +141,32 @@ func TestWalkLeavesOutWhatIsTooDeepOrTooMany(t *testing.T) {
 		t.Errorf("the note names the deep path whole: %d characters", len(skipped.String()))
 	}
 }
+
+// Stat, Lstat, Readlink and ReadDir resolve inside the root too: a
+// directory the box made a symlink to a host directory lists, and stats,
+// the box's own (here: nothing), never the host's.
+func TestStatAndReadDirResolveInsideTheRoot(t *testing.T) {
+	host := tree(t, map[string]string{"bin/hosttool": "#!/bin/sh\n"})
+	root := tree(t, map[string]string{"bin": "->" + filepath.Join(host, "bin"), "usr/bin/tool": "x", "sbin": "->usr/bin"})
+	if _, err := Stat(root, "/bin/hosttool"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Stat through an absolute symlink reached the host: %v", err)
+	}
+	if ents, err := ReadDir(root, "/bin", 100); !errors.Is(err, os.ErrNotExist) || len(ents) != 0 {
+		t.Errorf("ReadDir through an absolute symlink listed %v, %v", ents, err)
+	}
+	if ents, err := ReadDir(root, "/sbin", 100); err != nil || len(ents) != 1 || ents[0].Name() != "tool" {
+		t.Errorf("ReadDir through a relative symlink inside: %v, %v", ents, err)
+	}
+	if st, err := Lstat(root, "/sbin"); err != nil || st.Mode&unix.S_IFMT != unix.S_IFLNK {
+		t.Errorf("Lstat followed the symlink: %o, %v", st.Mode, err)
+	}
+	if st, err := Stat(root, "/sbin/tool"); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+		t.Errorf("Stat /sbin/tool: %o, %v", st.Mode, err)
+	}
+	if l, err := Readlink(root, "/sbin"); err != nil || l != "usr/bin" {
+		t.Errorf("Readlink /sbin = %q, %v", l, err)
+	}
+	if _, err := Lstat(root, "/bin/hosttool"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Lstat through an absolute symlink reached the host: %v", err)
+	}
+}
