@@ -141,3 +141,34 @@ func TestExecLooksUpCommandsInsideTheBoxNotThroughItsSymlinksOnTheHost(t *testin
 		t.Errorf("the host's program was named (suggested or run):\n%s", out)
 	}
 }
+
+// `image show` escapes what an image names: a layer's file names and
+// its config's Env, as every panel escapes what a box names.
+func TestImageShowEscapesTheImagesFileNamesAndEnv(t *testing.T) {
+	needRoot(t)
+	dir := t.TempDir()
+	img, err := mutate.AppendLayers(empty.Image, tarOf(t, &tar.Header{Name: "name\x1b]0;TITLE\a\x1b[2Jx", Typeflag: tar.TypeReg, Mode: 0o644}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, _ := img.ConfigFile()
+	cf = cf.DeepCopy()
+	cf.Config.Env = []string{"EVIL=\x1b]0;ENV\a"}
+	if img, err = mutate.ConfigFile(img, cf); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "evil.tar")
+	tag, _ := name.NewTag("test/evil:v1")
+	if err := tarball.WriteToFile(p, tag, img); err != nil {
+		t.Fatal(err)
+	}
+	out := runStepboxWithin(t, time.Minute, filepath.Join(dir, "state"), "image load "+p+"\nimage show test/evil:v1\n")
+	if strings.ContainsAny(out, "\x1b\a") {
+		t.Errorf("image show printed a control character raw: %q", out)
+	}
+	for _, want := range []string{`+ /name\x1b]0;TITLE\x07\x1b[2Jx`, `EVIL=\x1b]0;ENV\x07`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
