@@ -10,6 +10,7 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"stepbox/primitives/inroot"
 	"stepbox/primitives/rootfs"
 )
 
@@ -125,7 +126,7 @@ func judgeBundle(b *BoxState, dir string) Result {
 			if c.Kind != rootfs.Created || c.Dir {
 				continue
 			}
-			if _, err := os.Lstat(filepath.Join(root, c.Path)); err != nil {
+			if _, err := inroot.Lstat(root, c.Path); err != nil {
 				return fail("bundle-differs", "box %s created %s; its bundle's rootfs lacks it", b.Name, c.Path)
 			}
 		}

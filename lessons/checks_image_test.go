@@ -74,7 +74,7 @@ func TestBundleExportedComparesTheBundleWithTheBox(t *testing.T) {
 	}
 	desc := export.Box{Name: "app", Namespaces: []string{"uts", "mnt", "pid"}, Hostname: "app", Root: root, Args: []string{"/app/hello.sh"},
 		Mounts: []export.Mount{{Target: "/proc", Type: "proc", Source: "proc"}}}
-	if _, err := export.WriteBundle(filepath.Join(b.Dir, "bundle"), desc); err != nil {
+	if _, _, err := export.WriteBundle(filepath.Join(b.Dir, "bundle"), desc); err != nil {
 		t.Fatal(err)
 	}
 	if r := judgeOne(t, "bundle-exported bundle", s); !r.Pass || !strings.Contains(r.Saw, `process "/app/hello.sh"`) {

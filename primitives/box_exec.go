@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"stepbox/primitives/inroot"
 	"stepbox/primitives/step"
 )
 
@@ -117,7 +118,7 @@ func (b *Box) exec(ctx context.Context, argv []string, env []string, std Stdio, 
 	path, err := "", error(nil)
 	if run != nil {
 		path = run.Name
-	} else if path, err = lookPath(x.Path, argv[0], envv); err != nil {
+	} else if path, err = lookPath(x.Path("/"), argv[0], envv); err != nil {
 		return ExitStatus{}, err
 	}
 	if args.Dir != "" {
@@ -356,19 +357,18 @@ type ExitStatus struct {
 }
 
 // lookPath finds a command in the PATH of the command's environment, as
-// the box sees its filesystem: at(p) is where this process reaches the
-// box's path p (/proc/PID/root…).
-func lookPath(at func(string) string, name string, env []string) (string, error) {
+// the box sees its filesystem: root is where this process reaches the
+// box's / (/proc/PID/root), and each path resolves inside it, as in the
+// box, never through a symlink on the host.
+func lookPath(root string, name string, env []string) (string, error) {
 	if strings.Contains(name, "/") {
 		return name, nil
 	}
 	path := searchPath(env)
 	for _, dir := range filepath.SplitList(path) {
 		p := filepath.Join(dir, name)
-		if unix.Access(at(p), unix.X_OK) == nil {
-			if fi, err := os.Stat(at(p)); err == nil && !fi.IsDir() {
-				return p, nil
-			}
+		if st, err := inroot.Stat(root, p); err == nil && st.Mode&unix.S_IFMT == unix.S_IFREG && st.Mode&0o111 != 0 {
+			return p, nil
 		}
 	}
 	return "", fmt.Errorf("exec: %q: command not found in the box (PATH=%s)", name, path)
@@ -434,6 +434,9 @@ func searchPath(env []string) string {
 	return path
 }
 
+// maxPrograms bounds what Programs reads of one directory a box fills.
+const maxPrograms = 10_000
+
 // Programs lists the names of the programs `exec NAME` finds in the
 // box's PATH, read from the host through /proc/PID/root: what a typo
 // could have meant.
@@ -442,7 +445,7 @@ func (b *Box) Programs() []string {
 	var out []string
 	seen := map[string]bool{} // /bin is often /usr/bin
 	for _, dir := range filepath.SplitList(searchPath(b.env(nil))) {
-		ents, _ := os.ReadDir(filepath.Join(root, dir))
+		ents, _ := inroot.ReadDir(root, dir, maxPrograms)
 		for _, e := range ents {
 			if !e.IsDir() && !seen[e.Name()] {
 				seen[e.Name()] = true
@@ -454,15 +457,14 @@ func (b *Box) Programs() []string {
 }
 
 // LookPath finds a program as `exec NAME` would, from the host: through
-// /proc/PID/root, which resolves in the box's root and mount namespace.
-// A symlink counts as found: an absolute one (busybox's applets) would
-// resolve against the host's root from here.
+// /proc/PID/root, each directory resolved inside the box's root. A
+// symlink counts as found, unfollowed.
 func (b *Box) LookPath(name string) (string, error) {
 	root := fmt.Sprintf("/proc/%d/root", b.CommandPID())
 	path := searchPath(b.env(nil))
 	for _, dir := range filepath.SplitList(path) {
-		fi, err := os.Lstat(filepath.Join(root, dir, name))
-		if err == nil && (fi.Mode()&os.ModeSymlink != 0 || fi.Mode().IsRegular() && fi.Mode()&0o111 != 0) {
+		st, err := inroot.Lstat(root, filepath.Join(dir, name))
+		if t := st.Mode & unix.S_IFMT; err == nil && (t == unix.S_IFLNK || t == unix.S_IFREG && st.Mode&0o111 != 0) {
 			return filepath.Join(dir, name), nil
 		}
 	}

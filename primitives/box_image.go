@@ -30,6 +30,14 @@ func (b *Box) SetProcessDefaults(p ProcessDefaults) {
 	b.process = p
 }
 
+// CommandIDs is the uid and gid exec, sh and enter run commands as now:
+// the image's User once the overlay is the box's root; nil: root.
+func (b *Box) CommandIDs() *IDs {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.execArgs(nil, nil).User
+}
+
 // ProcessDefaults returns what SetProcessDefaults set.
 func (b *Box) ProcessDefaults() ProcessDefaults {
 	b.mu.Lock()

@@ -55,6 +55,7 @@ func userInode(fi os.FileInfo) uint32 {
 type enterJoin struct {
 	cgroups  []string // cgroup.procs files of the box's cgroup, one per hierarchy
 	security Security
+	ids      *IDs // the image's User, as exec runs its commands; nil: root
 }
 
 // enterRecord is the record `enter` writes, and its plan: the cgroup,
@@ -64,8 +65,8 @@ type enterJoin struct {
 func enterRecord(pid int, types []NamespaceType, j enterJoin, path string, argv []string, verb string) (*step.Step, []int) {
 	st := &step.Step{
 		Command: "enter",
-		Summary: fmt.Sprintf("%s the namespaces of PID %d from the host%s, then %s %s there with the box's capabilities, no_new_privs and seccomp settings", verb, pid,
-			map[bool]string{true: " and its cgroup", false: ""}[len(j.cgroups) > 0], map[string]string{"joined": "ran", "will join": "will run"}[verb], step.ShellJoin(argv)),
+		Summary: fmt.Sprintf("%s the namespaces of PID %d from the host%s, then %s %s there%s with the box's capabilities, no_new_privs and seccomp settings", verb, pid,
+			map[bool]string{true: " and its cgroup", false: ""}[len(j.cgroups) > 0], map[string]string{"joined": "ran", "will join": "will run"}[verb], step.ShellJoin(argv), asUser(j.ids)),
 		Man:  []string{"setns(2)", "nsenter(1)", "capabilities(7)"},
 		Undo: "nothing to undo: the entered command ends, the box stays",
 	}
@@ -93,8 +94,22 @@ func enterRecord(pid int, types []NamespaceType, j enterJoin, path string, argv 
 	}
 	plan(enterFork, "clone(child_stack=NULL, flags=SIGCHLD)   # fork: a PID namespace joined applies to children")
 	plan(enterSetsid, setsidCall)
-	for _, c := range securityCalls(j.security, nil) {
+	for _, c := range securityCalls(j.security, j.ids) {
+		switch c.code {
+		case spawnStepSetgroups:
+			if joinsUser(types) && os.Geteuid() == 0 {
+				continue // dropped before joining
+			}
+			c.code = enterIDsSetgroups
+		case spawnStepSetresgid:
+			c.code = enterIDsSetresgid
+		case spawnStepSetresuid:
+			c.code = enterIDsSetresuid
+		}
 		plan(c.code, c.call)
+	}
+	if j.ids != nil {
+		opts = append(opts, "-S", fmt.Sprint(j.ids.UID), "-G", fmt.Sprint(j.ids.GID))
 	}
 	plan(enterExecve, fmt.Sprintf("execve(%s, %s, …)", step.Quote(path), quoteArgv(argv)))
 	shell := strings.Join(opts, " ") + " " + step.ShellJoin(argv)
@@ -110,7 +125,7 @@ func enterRecord(pid int, types []NamespaceType, j enterJoin, path string, argv 
 // host, /proc/PID/cgroup), and its settings.
 func (b *Box) enterJoinOf(pid int) enterJoin {
 	b.mu.Lock()
-	j := enterJoin{security: b.security.clone()}
+	j := enterJoin{security: b.security.clone(), ids: b.execArgs(nil, nil).User}
 	// The learner's cgroup, and stepbox's own that holds the box from
 	// `new` (box_track.go): the command joins whichever the box's process
 	// is in, so it counts against the same limits and teardown finds it.
@@ -168,13 +183,13 @@ func (b *Box) withUserNamespace(types []NamespaceType) []NamespaceType {
 // enterPath finds the command as it will be seen: in the box's files
 // when `enter` joins its mount namespace, else in the host's.
 func enterPath(pid int, types []NamespaceType, name string, env []string) (string, error) {
-	at := func(p string) string { return p }
+	root := "/"
 	for _, t := range types {
 		if t.Name == "mnt" {
-			at = func(p string) string { return fmt.Sprintf("/proc/%d/root%s", pid, p) }
+			root = fmt.Sprintf("/proc/%d/root", pid)
 		}
 	}
-	return lookPath(at, name, env)
+	return lookPath(root, name, env)
 }
 
 func joinsUser(types []NamespaceType) bool {
@@ -248,6 +263,9 @@ func (b *Box) Enter(ctx context.Context, types []NamespaceType, argv []string, s
 		}
 	}
 	args[2] = strconv.Itoa(flags)
+	if j.ids != nil {
+		args[2] = fmt.Sprintf("%d:%d:%d", flags|enterIDs, j.ids.UID, j.ids.GID)
+	}
 	args = append(args, "--", path)
 	args = append(args, argv...)
 	statusR, statusW, err := os.Pipe()
@@ -320,6 +338,14 @@ func (b *Box) Enter(ctx context.Context, types []NamespaceType, argv []string, s
 		return ExitStatus{}, st, fmt.Errorf("enter: %w", err)
 	}
 	return ExitStatus{}, st, nil
+}
+
+// asUser says whose ids the entered command runs with.
+func asUser(ids *IDs) string {
+	if ids == nil {
+		return ""
+	}
+	return fmt.Sprintf(" as the image's User (uid %d, gid %d), as exec runs it", ids.UID, ids.GID)
 }
 
 // markRun gives every call of a record whose command ran the result 0.

@@ -642,7 +642,17 @@ static void enter(int argc, char **argv, char **envp)
 	/* Non-dumpable while it joins the box, as the executor is. */
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
 		_exit(126);
-	long flags = strtol(argv[2], NULL, 10);
+	char *end;
+	long flags = strtol(argv[2], &end, 10);
+	unsigned long uid = 0, gid = 0;
+	if (flags & XENTER_IDS) {
+		if (*end != ':')
+			_exit(126);
+		uid = strtoul(end + 1, &end, 10);
+		if (*end != ':')
+			_exit(126);
+		gid = strtoul(end + 1, NULL, 10);
+	}
 	int status = strtol(argv[3], NULL, 10);
 	int ncgroup = strtol(argv[4], NULL, 10);
 	if (fcntl(status, F_SETFD, FD_CLOEXEC) < 0)
@@ -689,7 +699,19 @@ static void enter(int argc, char **argv, char **envp)
 		if ((flags & XENTER_CTTY) && ioctl(0, TIOCSCTTY, 0) < 0)
 			enter_fail(status, XENTER_TIOCSCTTY);
 		uint32_t step;
-		if ((step = xsec_before_ids()) || (step = xsec_after_ids()))
+		if ((step = xsec_before_ids()))
+			enter_fail(status, step);
+		/* The image's User, as op_spawn gives it to exec: groups first
+		 * (unless already dropped before joining), then gid, then uid. */
+		if (flags & XENTER_IDS) {
+			if (!(flags & XENTER_NOGROUPS) && setgroups(0, NULL) < 0)
+				enter_fail(status, XENTER_IDS_SETGROUPS);
+			if (setresgid(gid, gid, gid) < 0)
+				enter_fail(status, XENTER_IDS_SETRESGID);
+			if (setresuid(uid, uid, uid) < 0)
+				enter_fail(status, XENTER_IDS_SETRESUID);
+		}
+		if ((step = xsec_after_ids()))
 			enter_fail(status, step);
 		syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
 		sigprocmask(SIG_SETMASK, &none, NULL);

@@ -90,6 +90,11 @@ const (
 	maxMessage     = C.XMAX_MSG
 	maxData        = C.XMAX_DATA
 	xnums          = C.XNUMS
+	enterIDs       = C.XENTER_IDS
+	// The image's User in the entered command, as spawnStepSet* in exec's.
+	enterIDsSetgroups = C.XENTER_IDS_SETGROUPS
+	enterIDsSetresgid = C.XENTER_IDS_SETRESGID
+	enterIDsSetresuid = C.XENTER_IDS_SETRESUID
 )
 
 // opNames name the ops in errors, by the syscall each one makes.

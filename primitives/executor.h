@@ -111,6 +111,7 @@ enum {
 	XENTER_ROOT = 2, /* after the setns calls, become uid and gid 0 */
 	XENTER_NOGROUPS = 4, /* … and drop the supplementary groups first */
 	XENTER_CTTY = 8, /* after the command's setsid: ioctl(0, TIOCSCTTY, 0) */
+	XENTER_IDS = 16, /* FLAGS is "FLAGS:UID:GID": the command runs as them (an image's User) */
 };
 enum {
 	XENTER_SETGROUPS = 100,
@@ -120,6 +121,9 @@ enum {
 	XENTER_EXECVE,
 	XENTER_SETSID, /* the command's setsid() */
 	XENTER_TIOCSCTTY, /* the command's ioctl(0, TIOCSCTTY, 0) */
+	XENTER_IDS_SETGROUPS, /* the command's setgroups(0, NULL) before XENTER_IDS */
+	XENTER_IDS_SETRESGID,
+	XENTER_IDS_SETRESUID,
 };
 
 /* executor_security.c: decode before fork, apply in the child; each

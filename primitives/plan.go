@@ -6,7 +6,9 @@ import (
 	"path/filepath"
 	"strings"
 
+	"golang.org/x/sys/unix"
 	"stepbox/primitives/cgroups"
+	"stepbox/primitives/inroot"
 	"stepbox/primitives/step"
 )
 
@@ -142,7 +144,7 @@ func (b *Box) planLookPath(name string) string {
 	}
 	root := b.HostRoot()
 	for _, dir := range filepath.SplitList("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin") {
-		if fi, err := os.Stat(filepath.Join(root, dir, name)); err == nil && !fi.IsDir() {
+		if st, err := inroot.Stat(root, filepath.Join(dir, name)); err == nil && st.Mode&unix.S_IFMT != unix.S_IFDIR {
 			return filepath.Join(dir, name)
 		}
 	}

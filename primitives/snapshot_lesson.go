@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/procfs"
 	"golang.org/x/sys/unix"
 
+	"stepbox/primitives/inroot"
 	"stepbox/primitives/step"
 )
 
@@ -136,7 +137,7 @@ func (b *Box) RootView() (RootView, error) {
 	if v.Link, err = p.RootDir(); err != nil {
 		return v, fmt.Errorf("box %s: readlink /proc/%d/root: %w", b.Name, pid, err)
 	}
-	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/root/proc", pid))
+	ents, err := inroot.ReadDir(fmt.Sprintf("/proc/%d/root", pid), "/proc", maxProcs)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return v, fmt.Errorf("box %s: read its /proc: %w", b.Name, err)
 	}
@@ -148,6 +149,9 @@ func (b *Box) RootView() (RootView, error) {
 	sort.Ints(v.Procs)
 	return v, nil
 }
+
+// maxProcs bounds what RootView lists of the box's /proc.
+const maxProcs = 100_000
 
 // ClockOffsets are the offsets of the time namespace the box's commands
 // get, from /proc/PID/timens_offsets of its command process, which shows
@@ -227,10 +231,9 @@ func (b *Box) Shadows() ([]Shadow, error) {
 	}
 	holders := map[string][]string{}
 	for _, l := range f.Layers {
-		err := filepath.WalkDir(l.Dir, func(p string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
+		// An image's layer: bounded, and what cannot be read is left out
+		// (a lesson's hint, not a panel that must be whole).
+		_, err := inroot.Walk(l.Dir, inroot.WalkLimits, func(p string, d fs.DirEntry, _ error) error {
 			if d.IsDir() {
 				return nil
 			}

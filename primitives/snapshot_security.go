@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"stepbox/primitives/devices"
+	"stepbox/primitives/inroot"
 	"stepbox/primitives/rootfs"
 )
 
@@ -216,8 +217,7 @@ func mountReadOnly(m *rootfs.Mount) bool {
 // device (1:3) or an empty read-only directory, as runc's maskPath makes
 // them. root is the box's root as the host reaches it (/proc/PID/root).
 func maskGuard(t rootfs.MountTable, root, p string) string {
-	var st unix.Stat_t
-	err := unix.Stat(filepath.Join(root, p), &st)
+	st, err := inroot.Stat(root, p)
 	if errors.Is(err, unix.ENOENT) {
 		return "absent"
 	}
@@ -229,7 +229,7 @@ func maskGuard(t rootfs.MountTable, root, p string) string {
 		return "/dev/null"
 	}
 	if st.Mode&unix.S_IFMT == unix.S_IFDIR && mountReadOnly(m) {
-		entries, err := os.ReadDir(filepath.Join(root, p))
+		entries, err := inroot.ReadDir(root, p, 1)
 		if err == nil && len(entries) == 0 {
 			return "empty ro " + m.FSType
 		}
@@ -239,7 +239,7 @@ func maskGuard(t rootfs.MountTable, root, p string) string {
 
 // readOnlyGuard says whether p resolves through a read-only mount.
 func readOnlyGuard(t rootfs.MountTable, root, p string) string {
-	if _, err := os.Lstat(filepath.Join(root, p)); errors.Is(err, fs.ErrNotExist) {
+	if _, err := inroot.Lstat(root, p); errors.Is(err, fs.ErrNotExist) {
 		return "absent"
 	}
 	if mountReadOnly(coveringMount(t, p)) {

@@ -9,6 +9,7 @@ import (
 	"stepbox/primitives/export"
 	"stepbox/primitives/outfile"
 	"stepbox/primitives/step"
+	"stepbox/viz"
 )
 
 func init() {
@@ -53,13 +54,16 @@ func runExportBundle(sh *Shell, c *Call) error {
 			notes = append(notes, fmt.Sprintf("the box's time namespace is left out: this host's runc is %s, and runc supports time namespaces from 1.2", v))
 		}
 	}
-	devices, err := export.WriteBundle(c.Args[0], desc)
+	devices, skipped, err := export.WriteBundle(c.Args[0], desc)
 	if err != nil {
 		return err
 	}
 	if devices > 0 {
 		notes = append(notes, fmt.Sprintf("%s of the box's root left out of rootfs: runc makes /dev from config.json, "+
 			"and a copied node (any major:minor the box chose) would open the host's device to whoever reaches the bundle", step.Count(devices, "device node")))
+	}
+	if skipped != "" {
+		notes = append(notes, "rootfs is not all of the box's root: "+viz.Escape(skipped))
 	}
 	var kinds []string
 	for _, m := range desc.Mounts {

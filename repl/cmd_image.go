@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"os"
+	"io/fs"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -13,6 +13,7 @@ import (
 	"stepbox/fixtures"
 	"stepbox/primitives"
 	"stepbox/primitives/images"
+	"stepbox/primitives/inroot"
 	"stepbox/primitives/rootfs"
 	"stepbox/viz"
 )
@@ -257,11 +258,11 @@ func runImageShow(sh *Shell, c *Call) error {
 	var rows []viz.ImageLayerRow
 	for i, ch := range changes {
 		rows = append(rows, viz.ImageLayerRow{Index: i, Layer: ch.Layer.Name, Size: ch.Layer.Size, CreatedBy: ch.Layer.CreatedBy,
-			Added: ch.Added, Modified: ch.Modified, Removed: ch.Removed})
+			Added: ch.Added, Modified: ch.Modified, Removed: ch.Removed, Skipped: ch.Skipped})
 	}
 	fmt.Fprintln(sh.Out, viz.ImageShowPanel(im.Name, rows, 8, sh.Width, sh.Theme))
 	cfg := im.Config
-	sh.say("config: Env %s · WorkingDir %q · User %q · Entrypoint %q · Cmd %q", strings.Join(cfg.Env, " "), cfg.WorkingDir, cfg.User, cfg.Entrypoint, cfg.Cmd)
+	sh.say("config: Env %s · WorkingDir %q · User %q · Entrypoint %q · Cmd %q", viz.Escape(strings.Join(cfg.Env, " ")), cfg.WorkingDir, cfg.User, cfg.Entrypoint, cfg.Cmd)
 	return nil
 }
 
@@ -313,16 +314,23 @@ func (sh *Shell) isLayer(n string) bool {
 
 // applyImage makes the image's config the box's defaults for the
 // commands it runs: Env now, WorkingDir and User once the overlay is its
-// root. User is resolved against the image's own /etc/passwd, read
-// through the box's merged root.
+// root. User is resolved against the image's own /etc/passwd and
+// /etc/group, read inside the box's merged root as the box would see
+// them: a symlink there resolves in the box, never on the host, and a
+// FIFO, device or huge file is refused.
 func (sh *Shell) applyImage(b *primitives.Box, im images.Image) error {
 	p := primitives.ProcessDefaults{Image: im.Name, Env: im.Config.Env, Dir: im.Config.WorkingDir, User: im.Config.User,
 		Argv: append(append([]string(nil), im.Config.Entrypoint...), im.Config.Cmd...)}
 	if u := im.Config.User; u != "" {
-		root := b.HostRoot()
-		passwd, _ := os.ReadFile(filepath.Join(root, "etc/passwd"))
-		group, _ := os.ReadFile(filepath.Join(root, "etc/group"))
-		uid, gid, err := images.ResolveUser(u, bytes.NewReader(passwd), bytes.NewReader(group))
+		var files [2][]byte
+		for i, name := range []string{"/etc/passwd", "/etc/group"} {
+			data, err := inroot.ReadFile(b.HostRoot(), name, maxIDFile)
+			if err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("mount overlay %s: the image's User %q: %w", im.Name, u, err)
+			}
+			files[i] = data
+		}
+		uid, gid, err := images.ResolveUser(u, bytes.NewReader(files[0]), bytes.NewReader(files[1]))
 		if err != nil {
 			return fmt.Errorf("mount overlay %s: the image's User: %w", im.Name, err)
 		}
@@ -331,6 +339,10 @@ func (sh *Shell) applyImage(b *primitives.Box, im images.Image) error {
 	b.SetProcessDefaults(p)
 	return nil
 }
+
+// maxIDFile bounds the /etc/passwd and /etc/group read from an image:
+// a real one is a few KB.
+const maxIDFile = 4 << 20
 
 // execArgv is what `exec` runs: its arguments, or with none the image's
 // Entrypoint and Cmd, as `docker run IMAGE` does.

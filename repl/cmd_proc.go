@@ -207,7 +207,11 @@ func enterIdentity(b *primitives.Box) string {
 	if b.Has("user") {
 		what = append([]string{"user namespace (always joined)"}, what...)
 	}
-	return "with the box's " + strings.Join(what, ", ") + ", as docker exec does, never the host's"
+	who := ""
+	if ids := b.CommandIDs(); ids != nil {
+		who = fmt.Sprintf(" as the image's User (uid %d, gid %d)", ids.UID, ids.GID)
+	}
+	return "with the box's " + strings.Join(what, ", ") + who + ", as docker exec does, never the host's"
 }
 
 // enterRequest reads `enter [TYPE…] [-- CMD…]` for box b: the namespaces

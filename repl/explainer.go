@@ -14,6 +14,7 @@ import (
 
 	"stepbox/primitives"
 	"stepbox/primitives/cgroups"
+	"stepbox/primitives/inroot"
 	"stepbox/primitives/rootfs"
 	"stepbox/primitives/step"
 	"stepbox/viz"
@@ -319,7 +320,7 @@ func (sh *Shell) failureOf(err error) *failure {
 			// /proc/self resolves only for a reader in that proc's PID
 			// namespace or above it: if it does for the session, the box's
 			// /proc is not the box's own.
-			_, err := os.Readlink(fmt.Sprintf("/proc/%d/root/proc/self", b.CommandPID()))
+			_, err := inroot.Readlink(fmt.Sprintf("/proc/%d/root", b.CommandPID()), "/proc/self")
 			f.hostProc = err == nil
 		}
 	}

@@ -59,12 +59,21 @@ func TestMountOverlayImageRunsItsCmdInItsWorkingDir(t *testing.T) {
 // tarOf is a layer tar of hdrs, each regular file holding body.
 func tarOf(t *testing.T, hdrs ...*tar.Header) v1.Layer {
 	t.Helper()
+	return tarWith(t, nil, hdrs...)
+}
+
+// tarWith is tarOf with the bodies of the files bodies names.
+func tarWith(t *testing.T, bodies map[string]string, hdrs ...*tar.Header) v1.Layer {
+	t.Helper()
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	for _, h := range hdrs {
 		body := ""
 		if h.Typeflag == tar.TypeReg {
 			body = "content of " + h.Name + "\n"
+			if b, ok := bodies[h.Name]; ok {
+				body = b
+			}
 			h.Size = int64(len(body))
 		}
 		if h.Mode == 0 {

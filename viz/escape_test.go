@@ -27,14 +27,16 @@ func TestEscapeLeavesNoControlCharacterForTheTerminal(t *testing.T) {
 }
 
 // Every panel escapes what the box named: a file in the upper dir, a
-// mount path, a process name.
+// mount path, a process name, a file an image's layer adds.
 func TestPanelsEscapeWhatTheBoxNamed(t *testing.T) {
 	evil := "x\x1b]0;pwned\x07\x1b[2J"
 	for name, out := range map[string]string{
 		"truncate":       truncate(evil, 80),
 		"truncateMiddle": truncateMiddle("/upper/"+evil+strings.Repeat("y", 100), 30),
 		"table":          NewTheme("plain").renderTable([]string{"name"}, [][]string{{evil}}, nil, 80),
-		"explain":        StepPanel(&step.Step{Command: "cgroup new", Notes: []string{"left /sys/fs/cgroup/" + evil}}, 80, NewTheme("plain")),
+		"image show": ImageShowPanel("test/evil:v1", []ImageLayerRow{{Layer: evil, CreatedBy: evil, Added: []string{"/" + evil},
+			Modified: []string{"/" + evil}, Removed: []string{"/" + evil}}}, 8, 80, NewTheme("plain")),
+		"explain": StepPanel(&step.Step{Command: "cgroup new", Notes: []string{"left /sys/fs/cgroup/" + evil}}, 80, NewTheme("plain")),
 	} {
 		if strings.ContainsAny(out, "\x1b\x07") {
 			t.Errorf("%s printed a control character raw: %q", name, out)

@@ -43,6 +43,7 @@ type ImageLayerRow struct {
 	Layer     string
 	Size      int64
 	CreatedBy string
+	Skipped   string   // what reading the layer left out, or ""
 	Added     []string // a directory ends in "/"
 	Modified  []string
 	Removed   []string // whiteouts; an opaque dir shows as "DIR/*"
@@ -80,7 +81,7 @@ func ImageShowPanel(name string, rows []ImageLayerRow, perLayer, width int, t Th
 		}
 		return t.Same
 	}
-	parts := []string{t.Title.Render("image " + name), t.renderTable(headers, body, style, width)}
+	parts := []string{t.Title.Render("image " + Escape(name)), t.renderTable(headers, body, style, width)}
 	for _, r := range rows {
 		var b strings.Builder
 		list := func(mark string, st lipgloss.Style, paths []string) {
@@ -89,14 +90,17 @@ func ImageShowPanel(name string, rows []ImageLayerRow, perLayer, width int, t Th
 					fmt.Fprintf(&b, "    %s\n", t.Dim.Render(fmt.Sprintf("… %d more", len(paths)-perLayer)))
 					break
 				}
-				fmt.Fprintf(&b, "    %s\n", st.Render(mark+" "+p))
+				fmt.Fprintf(&b, "    %s\n", st.Render(mark+" "+Escape(p)))
 			}
 		}
 		list("-", t.Deleted, r.Removed)
 		list("~", t.Copied, r.Modified)
 		list("+", t.Added, r.Added)
+		if r.Skipped != "" {
+			fmt.Fprintf(&b, "    %s\n", t.Changed.Render("not all read: "+Escape(r.Skipped)))
+		}
 		if b.Len() > 0 {
-			parts = append(parts, fmt.Sprintf("  layer %d (%s):\n%s", r.Index, r.Layer, strings.TrimRight(b.String(), "\n")))
+			parts = append(parts, fmt.Sprintf("  layer %d (%s):\n%s", r.Index, Escape(r.Layer), strings.TrimRight(b.String(), "\n")))
 		}
 	}
 	return strings.Join(parts, "\n")

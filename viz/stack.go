@@ -31,6 +31,7 @@ func StackPanel(snap rootfs.StackSnapshot, width int, t Theme) string {
 	out := []string{para(t.Title, "layer stack · "+quantity(len(snap.Lowers), "layer")+" + upper", width)}
 	out = append(out, stackBoxes(snap, stackLayersShown, stackEdgeLayers, width, t)...)
 	out = append(out, stackChanges(snap, width, t)...)
+	out = append(out, stackSkipped(snap, width, t)...)
 	if snap.Files != nil {
 		out = append(out, stackFiles(snap, width, t)...)
 	}
@@ -48,6 +49,7 @@ func StackStepPanel(snap rootfs.StackSnapshot, width int, t Theme) string {
 	out := []string{para(t.Title, "layer stack · "+quantity(len(snap.Lowers), "layer")+" + upper", width)}
 	out = append(out, stackBoxes(snap, stepLayersShown, stepEdgeLayers, width, t)...)
 	out = append(out, stackChanges(snap, width, t)...)
+	out = append(out, stackSkipped(snap, width, t)...)
 	out = append(out, para(t.Dim, "`stack` draws every layer", width))
 	return t.withStateNote(strings.Join(out, "\n"), width)
 }
@@ -123,6 +125,18 @@ func stackBoxes(snap rootfs.StackSnapshot, shown, edge, width int, t Theme) []st
 		out = append(out, b("│ ")+cells+b(" │"))
 	}
 	return append(out, b("└"+bar+"┘"))
+}
+
+// stackSkipped says which layers were not read whole: a box (or an
+// image) can nest directories past PATH_MAX or make millions of files.
+func stackSkipped(snap rootfs.StackSnapshot, width int, t Theme) []string {
+	var out []string
+	for _, l := range append([]rootfs.LayerInfo{snap.Upper}, snap.Lowers...) {
+		if l.Skipped != "" {
+			out = append(out, para(t.Changed, "not all of "+Escape(l.Name)+" was read: "+Escape(l.Skipped), width))
+		}
+	}
+	return out
 }
 
 func stackChanges(snap rootfs.StackSnapshot, width int, t Theme) []string {

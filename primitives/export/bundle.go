@@ -141,35 +141,36 @@ var ErrNoProc = errors.New("the box has no /proc inside its root")
 // filesystems mounted in it are left out, config.json mounts them).
 // dir must be new, or an empty directory of the caller's that no other
 // user can write (outfile.Mkdir). It returns how many device nodes of
-// the box's root it left out (CopyTree).
-func WriteBundle(dir string, b Box) (devices int, err error) {
+// the box's root it left out, and what of its tree it could not read
+// ("" when nothing) (CopyTree).
+func WriteBundle(dir string, b Box) (devices int, skipped string, err error) {
 	if b.Root == "" {
-		return 0, fmt.Errorf("export bundle %s: %w: `mount overlay LAYER…` first", dir, ErrNoRoot)
+		return 0, "", fmt.Errorf("export bundle %s: %w: `mount overlay LAYER…` first", dir, ErrNoRoot)
 	}
 	if !slices.ContainsFunc(b.Mounts, func(m Mount) bool { return m.Type == "proc" && m.Target == "/proc" }) {
-		return 0, fmt.Errorf("export bundle %s: %w: runc needs one to start the container, and a bundle that mounts one the box lacks would not be the box: "+
+		return 0, "", fmt.Errorf("export bundle %s: %w: runc needs one to start the container, and a bundle that mounts one the box lacks would not be the box: "+
 			"`pivot_root` mounts it in a box with its own PID namespace (`unshare pid` before), or `mount proc` once the overlay is the box's /", dir, ErrNoProc)
 	}
 	if err := outfile.Mkdir(dir); err != nil {
-		return 0, fmt.Errorf("export bundle: %w", err)
+		return 0, "", fmt.Errorf("export bundle: %w", err)
 	}
 	des, err := os.ReadDir(dir)
 	if err != nil {
-		return 0, fmt.Errorf("export bundle: %w", err)
+		return 0, "", fmt.Errorf("export bundle: %w", err)
 	}
 	if len(des) > 0 {
-		return 0, fmt.Errorf("export bundle %s: the directory is not empty: give a new or empty one", dir)
+		return 0, "", fmt.Errorf("export bundle %s: the directory is not empty: give a new or empty one", dir)
 	}
-	devices, err = CopyTree(b.Root, filepath.Join(dir, "rootfs"))
+	devices, skipped, err = CopyTree(b.Root, filepath.Join(dir, "rootfs"))
 	if err != nil {
-		return devices, fmt.Errorf("export bundle %s: copy the box's root %s: %w", dir, b.Root, err)
+		return devices, "", fmt.Errorf("export bundle %s: copy the box's root %s: %w", dir, b.Root, err)
 	}
 	data, err := json.MarshalIndent(Spec(b), "", "  ")
 	if err != nil {
-		return 0, fmt.Errorf("export bundle: %w", err)
+		return 0, "", fmt.Errorf("export bundle: %w", err)
 	}
 	if err := outfile.Write(filepath.Join(dir, "config.json"), append(data, '\n'), 0o600); err != nil {
-		return devices, fmt.Errorf("export bundle: %w", err)
+		return devices, "", fmt.Errorf("export bundle: %w", err)
 	}
-	return devices, nil
+	return devices, skipped, nil
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"stepbox/primitives/inroot"
 )
 
 // CopyTree copies the tree at src to dst, which it creates: files,
@@ -18,26 +20,25 @@ import (
 // a volume) is not copied. Device nodes are not copied either, and
 // counted in devices: a runtime makes /dev from config.json, and a node
 // the box made (any major:minor, with CAP_MKNOD) would be a door to the
-// host's devices for whoever can reach the copy.
-func CopyTree(src, dst string) (devices int, err error) {
+// host's devices for whoever can reach the copy. The tree is the box's:
+// what it cannot read or what lies past inroot's limits is left out and
+// said in skipped, never a reason to fail.
+func CopyTree(src, dst string) (devices int, skipped string, err error) {
 	// With a final slash src is followed when it is a symlink itself,
 	// as /proc/PID/root is.
 	src = strings.TrimSuffix(src, "/") + "/"
 	var rootSt unix.Stat_t
 	if err := unix.Stat(src, &rootSt); err != nil {
-		return 0, &fs.PathError{Op: "stat", Path: src, Err: err}
+		return 0, "", &fs.PathError{Op: "stat", Path: src, Err: err}
 	}
 	links := map[[2]uint64]string{}
 	var dirs []string
-	err = filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
+	copyOne := func(p string, d fs.DirEntry, _ error) error {
 		rel := strings.TrimPrefix(p, src)
 		to := filepath.Join(dst, rel)
 		var st unix.Stat_t
 		if err := unix.Lstat(p, &st); err != nil {
-			return &fs.PathError{Op: "lstat", Path: p, Err: err}
+			return inroot.Unreadable(&fs.PathError{Op: "lstat", Path: p, Err: err})
 		}
 		if st.Dev != rootSt.Dev {
 			if st.Mode&unix.S_IFMT == unix.S_IFDIR {
@@ -61,14 +62,14 @@ func CopyTree(src, dst string) (devices int, err error) {
 			if first, ok := links[key]; ok && st.Nlink > 1 {
 				return os.Link(first, to)
 			}
-			if err := copyFile(p, to); err != nil {
+			if err := copyFile(src, rel, to); err != nil {
 				return err
 			}
 			links[key] = to
 		case unix.S_IFLNK:
 			target, err := os.Readlink(p)
 			if err != nil {
-				return err
+				return inroot.Unreadable(err)
 			}
 			if err := os.Symlink(target, to); err != nil {
 				return err
@@ -82,28 +83,39 @@ func CopyTree(src, dst string) (devices int, err error) {
 			}
 		}
 		return meta(to, &st)
+	}
+	left, err := inroot.Walk(src, inroot.WalkLimits, func(p string, d fs.DirEntry, err error) error {
+		err = copyOne(p, d, err)
+		if errors.Is(err, unix.ENAMETOOLONG) {
+			// A path the box nested past PATH_MAX here: left out, and said.
+			return inroot.Unreadable(err)
+		}
+		return err
 	})
 	if err != nil {
-		return devices, err
+		return devices, "", err
 	}
 	for i := len(dirs) - 1; i >= 0; i-- {
 		// Not filepath.Join for the root: it drops src's final slash,
 		// and Lstat would then read the symlink /proc/PID/root is.
 		var st unix.Stat_t
 		if err := unix.Lstat(src+dirs[i], &st); err != nil {
-			return devices, err
+			return devices, "", err
 		}
 		if err := meta(filepath.Join(dst, dirs[i]), &st); err != nil {
-			return devices, err
+			return devices, "", err
 		}
 	}
-	return devices, nil
+	return devices, left.String(), nil
 }
 
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
+// copyFile copies the file rel of the box's root to dst. It opens rel
+// inside root (inroot.Open): a directory on the way that the box swapped
+// for a symlink since the walk listed it cannot lead to a host file.
+func copyFile(root, rel, dst string) error {
+	in, err := inroot.Open(root, rel)
 	if err != nil {
-		return err
+		return inroot.Unreadable(err)
 	}
 	defer in.Close()
 	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)

@@ -28,7 +28,7 @@ func TestCopyTreeLeavesOutDeviceNodesAndCountsThem(t *testing.T) {
 		t.Fatal(err)
 	}
 	dst := filepath.Join(t.TempDir(), "rootfs")
-	devices, err := CopyTree(src, dst)
+	devices, _, err := CopyTree(src, dst)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +70,7 @@ func TestCopyTreeKeepsTheHolesOfASparseFile(t *testing.T) {
 		t.Skipf("this filesystem does not keep holes (%d blocks)", sst.Blocks)
 	}
 	dst := filepath.Join(t.TempDir(), "rootfs")
-	if _, err := CopyTree(src, dst); err != nil {
+	if _, _, err := CopyTree(src, dst); err != nil {
 		t.Fatal(err)
 	}
 	var dst1 unix.Stat_t
@@ -116,7 +116,7 @@ func TestWriteBundleRefusesADirectoryAnotherUserControls(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, d := range []string{theirs, open} {
-		if _, err := WriteBundle(d, b); err == nil || !strings.Contains(err.Error(), "give a new directory, or an empty one that is yours") {
+		if _, _, err := WriteBundle(d, b); err == nil || !strings.Contains(err.Error(), "give a new directory, or an empty one that is yours") {
 			t.Errorf("WriteBundle(%s) = %v; want a refusal saying what is allowed", d, err)
 		}
 		if des, _ := os.ReadDir(d); len(des) > 0 {

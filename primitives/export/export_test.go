@@ -134,7 +134,7 @@ func TestCopyTreeThroughASymlinkKeepsTheRootsModeAndOwner(t *testing.T) {
 		t.Fatal(err)
 	}
 	dst := filepath.Join(tmp, "rootfs")
-	if _, err := CopyTree(link, dst); err != nil {
+	if _, _, err := CopyTree(link, dst); err != nil {
 		t.Fatal(err)
 	}
 	var st unix.Stat_t
@@ -151,7 +151,7 @@ func TestWriteBundleRefusesABoxWithoutProcAndWritesNothing(t *testing.T) {
 	b.Root = t.TempDir()
 	b.Mounts = nil
 	dir := filepath.Join(t.TempDir(), "bundle")
-	_, err := WriteBundle(dir, b)
+	_, _, err := WriteBundle(dir, b)
 	if !errors.Is(err, ErrNoProc) || !strings.Contains(err.Error(), "pivot_root") {
 		t.Fatalf("WriteBundle of a box with no /proc: %v", err)
 	}

@@ -13,6 +13,7 @@ type LayerChanges struct {
 	Added    []string // a directory ends in "/"
 	Modified []string
 	Removed  []string // whiteouts, and "DIR/*" for an opaque directory
+	Skipped  string   // what reading the layer left out (too deep, too many), or ""
 }
 
 // Changes reads each unpacked layer of im, bottom first, and sorts its
@@ -22,11 +23,11 @@ func (s *Store) Changes(im Image) ([]LayerChanges, error) {
 	below := map[string]bool{} // the union of the layers so far
 	var out []LayerChanges
 	for _, l := range im.Layers {
-		entries, err := layers.WalkDir(s.Layers.Root(l.Name))
+		entries, skipped, err := layers.WalkBounded(s.Layers.Root(l.Name))
 		if err != nil {
 			return nil, fmt.Errorf("image show %s: layer %s: %w", im.Name, l.Name, err)
 		}
-		c := LayerChanges{Layer: l}
+		c := LayerChanges{Layer: l, Skipped: skipped.String()}
 		var adds []string
 		for _, e := range entries {
 			switch e.Kind {

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 
 	"golang.org/x/sys/unix"
+
+	"stepbox/primitives/inroot"
 )
 
 // Kind is what an entry of a layer is, as overlayfs sees it.
@@ -40,19 +42,28 @@ func (s *Store) Walk(name string) ([]Entry, error) {
 }
 
 // WalkDir lists every path under root as Walk does; overlay code uses it
-// on upper dirs too, where copy-ups, whiteouts and opaque dirs appear.
+// on upper dirs too, where copy-ups, whiteouts and opaque dirs appear. A
+// tree it cannot read whole is an error.
 func WalkDir(root string) ([]Entry, error) {
+	out, skipped, err := WalkBounded(root)
+	if err == nil && skipped.Any() {
+		err = fmt.Errorf("walk layer %s: %s", root, skipped)
+	}
+	return out, err
+}
+
+// WalkBounded is WalkDir for a tree an image or a box made: it stops at
+// inroot's limits and leaves out what it cannot read, saying so in
+// skipped, instead of failing.
+func WalkBounded(root string) ([]Entry, inroot.Skipped, error) {
 	var out []Entry
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
+	skipped, err := inroot.Walk(root, inroot.WalkLimits, func(p string, d fs.DirEntry, _ error) error {
 		if p == root {
 			return nil
 		}
 		fi, err := d.Info()
 		if err != nil {
-			return err
+			return inroot.Unreadable(err)
 		}
 		e := Entry{Path: "/" + filepath.ToSlash(p[len(root)+1:]), Kind: kindOf(fi), Mode: fi.Mode()}
 		switch e.Kind {
@@ -60,7 +71,7 @@ func WalkDir(root string) ([]Entry, error) {
 			e.Size = fi.Size()
 		case Symlink:
 			if e.Target, err = os.Readlink(p); err != nil {
-				return err
+				return inroot.Unreadable(err)
 			}
 		case Dir:
 			if opaque(p) {
@@ -71,9 +82,9 @@ func WalkDir(root string) ([]Entry, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("walk layer %s: %w", root, err)
+		return nil, skipped, fmt.Errorf("walk layer %s: %w", root, err)
 	}
-	return out, nil
+	return out, skipped, nil
 }
 
 // opaque reports whether dir carries overlayfs's opaque mark: the xattr

@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"stepbox/primitives/inroot"
 	"stepbox/primitives/step"
 )
 
@@ -51,7 +52,7 @@ func MountMask(k Kernel, root string) (*step.Step, error) {
 		return fail(errors.New("/proc/sys is a mount point already: the box is masked"))
 	}
 	null := in("/dev/null")
-	if fi, err := os.Stat(k.Path(null)); err != nil || fi.Mode()&os.ModeCharDevice == 0 {
+	if st, err := inroot.Stat(k.Path("/"), null); err != nil || st.Mode&unix.S_IFMT != unix.S_IFCHR {
 		null = "/dev/null"
 		if root == "/" {
 			return fail(errors.New("the box has no /dev/null to mask files with: `mount dev` first"))
@@ -69,14 +70,14 @@ func MountMask(k Kernel, root string) (*step.Step, error) {
 	var skipped []string
 	for _, p := range MaskedPaths {
 		host := in(p)
-		fi, err := os.Lstat(k.Path(host))
+		fi, err := inroot.Lstat(k.Path("/"), host)
 		switch {
 		case errors.Is(err, os.ErrNotExist):
 			skipped = append(skipped, p)
 			continue
 		case err != nil:
 			return undo(fmt.Errorf("lstat %s: %w", p, err))
-		case fi.IsDir():
+		case fi.Mode&unix.S_IFMT == unix.S_IFDIR:
 			err = mountCall(k, st, "tmpfs", host, "tmpfs", maskFlags, "")
 			st.Shell = append(st.Shell, "mount -t tmpfs -o ro,nosuid,nodev,noexec tmpfs "+shellQuote(host))
 		default:
@@ -90,7 +91,7 @@ func MountMask(k Kernel, root string) (*step.Step, error) {
 	}
 	for _, p := range ReadonlyPaths {
 		host := in(p)
-		if _, err := os.Lstat(k.Path(host)); errors.Is(err, os.ErrNotExist) {
+		if _, err := inroot.Lstat(k.Path("/"), host); errors.Is(err, os.ErrNotExist) {
 			skipped = append(skipped, p)
 			continue
 		}

@@ -23,6 +23,7 @@ type LayerInfo struct {
 	Dirs      int
 	Whiteouts int
 	Origin    string // an image's layer: the image and the command that made it
+	Skipped   string // what reading it left out (too deep, too many, unreadable), or ""
 }
 
 // ChangeKind is what the upper dir's entry for a path means.

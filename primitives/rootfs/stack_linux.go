@@ -5,11 +5,12 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
-	"path/filepath"
 	"sort"
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"stepbox/primitives/inroot"
 )
 
 // ReadStack reads a box's layer stack from the host dirs: layers
@@ -168,12 +169,13 @@ type entry struct {
 // walkLayer calls fn for every path under dir (relative, parents before
 // children) and counts what it finds into info. Only directories, char
 // devices and empty files in "x"-marked dirs cost more than readdir.
+//
+// The tree is the box's or an image's: a walk stops at inroot's limits,
+// and leaves out what it cannot read (a path past PATH_MAX), saying so in
+// info.Skipped, rather than fail the panel for good.
 func walkLayer(dir string, info *LayerInfo, fn func(rel string, e entry)) error {
 	xdirs := map[string]bool{} // dirs that may hold xattr whiteouts
-	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
+	skipped, err := inroot.Walk(dir, inroot.WalkLimits, func(p string, d fs.DirEntry, err error) error {
 		rel := ""
 		if p != dir {
 			rel = p[len(dir)+1:]
@@ -183,7 +185,7 @@ func walkLayer(dir string, info *LayerInfo, fn func(rel string, e entry)) error 
 		case t.IsDir():
 			mark, err := opaqueMark(p)
 			if err != nil {
-				return err
+				return inroot.Unreadable(err)
 			}
 			if p == dir {
 				xdirs[rel] = mark == 'x'
@@ -194,13 +196,13 @@ func walkLayer(dir string, info *LayerInfo, fn func(rel string, e entry)) error 
 		case t&fs.ModeCharDevice != 0:
 			var st unix.Stat_t
 			if err := unix.Lstat(p, &st); err != nil {
-				return fmt.Errorf("lstat %s: %w", p, err)
+				return inroot.Unreadable(&fs.PathError{Op: "lstat", Path: p, Err: err})
 			}
 			e.whiteout = st.Rdev == 0
 		case t.IsRegular() && xdirs[parentRel(rel)]:
 			w, err := xattrWhiteout(p)
 			if err != nil {
-				return err
+				return inroot.Unreadable(err)
 			}
 			e.whiteout = w
 		}
@@ -215,6 +217,8 @@ func walkLayer(dir string, info *LayerInfo, fn func(rel string, e entry)) error 
 		fn(rel, e)
 		return nil
 	})
+	info.Skipped = skipped.String()
+	return err
 }
 
 func parentRel(rel string) string {

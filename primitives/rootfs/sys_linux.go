@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/procfs"
 
+	"stepbox/primitives/inroot"
 	"stepbox/primitives/step"
 )
 
@@ -43,7 +44,9 @@ func mountAt(mounts []*procfs.MountInfo, point string) *procfs.MountInfo {
 func mkdirs(k Kernel, st *step.Step, p string, mode os.FileMode) ([]string, error) {
 	var missing []string
 	for q := filepath.Clean(p); ; q = filepath.Dir(q) {
-		if _, err := os.Lstat(k.Path(q)); err == nil || madeByPlan(k, q) {
+		// Resolved inside the box's root: an image's symlink on the way
+		// is followed as the box will follow it, never on the host.
+		if _, err := inroot.Lstat(k.Path("/"), q); err == nil || madeByPlan(k, q) {
 			break
 		} else if !errors.Is(err, os.ErrNotExist) || q == "/" {
 			return nil, fmt.Errorf("lstat %s: %w", q, err)
