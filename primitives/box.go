@@ -58,8 +58,10 @@ type Box struct {
 
 // NewBox starts a box process in the host's namespaces, or with --user in
 // a new user namespace created with it, mapping uid 0 to the caller: the
-// shortcut for `new` then `unshare user` as an ordinary user.
+// shortcut for `new` then `unshare user` as an ordinary user. Rootless,
+// every box is made so (rootless.go).
 func (s *Session) NewBox(name string, user bool) (*Box, *step.Step, error) {
+	user = user || Rootless()
 	if s.closing.Load() {
 		return nil, nil, fmt.Errorf("new %s: %w", name, errClosing)
 	}

@@ -30,7 +30,7 @@ func (s *Session) PlanNew(name string, user bool) (*step.Step, error) {
 		Man:     []string{"clone(2)", "execve(2)"},
 		Undo:    "`rm " + name + "` kills the box's processes; its namespaces die with them",
 	}
-	if user {
+	if user || Rootless() {
 		st.Command += " --user"
 		uid, gid := os.Getuid(), os.Getgid()
 		st.Shell = append(st.Shell, "unshare --user --map-root-user sh")

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"stepbox/primitives"
 	"stepbox/primitives/step"
 	"stepbox/viz"
 )
@@ -129,12 +130,15 @@ func runNew(sh *Shell, c *Call) error {
 	if err != nil {
 		return err
 	}
-	st.Command = strings.TrimSpace("new " + name + map[bool]string{true: " --user"}[c.Has("user")])
+	st.Command = strings.TrimSpace("new " + name + map[bool]string{true: " --user"}[b.User])
 	sh.current = name
 	sh.printStep(st)
 	where := "in the host's namespaces: nothing is isolated yet"
 	if b.User {
 		where = "in a new user namespace (uid 0 inside is your uid outside); every other namespace is still the host's"
+		if primitives.Rootless() && !c.Has("user") {
+			where += " (rootless, every box gets one)"
+		}
 	}
 	sh.ok("box %s (id %s): box process PID %d, %s", name, b.ID, b.PID(), where)
 	return nil

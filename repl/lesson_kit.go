@@ -29,10 +29,11 @@ func KitMain(pick []string, dirs primitives.Dirs, verbose bool) int {
 		fmt.Fprintln(os.Stderr, "stepbox lesson check:", err)
 		return 2
 	}
-	if os.Geteuid() != 0 {
-		fmt.Fprintln(os.Stderr, "stepbox lesson check: runs every solution against the kernel, which needs root (namespaces, mounts, cgroups)")
+	if os.Geteuid() != 0 && !primitives.Rootless() {
+		fmt.Fprintln(os.Stderr, "stepbox lesson check: runs every solution against the kernel, which needs root or, rootless, no capability in the host's user namespace (a partly privileged uid is neither)")
 		return 1
 	}
+	sayRootless()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	code := 0
@@ -42,7 +43,11 @@ func KitMain(pick []string, dirs primitives.Dirs, verbose bool) int {
 		if verbose {
 			out = os.Stdout
 		}
-		problems, running := checkLesson(ctx, l, dirs, out)
+		problems, running, refused := checkLesson(ctx, l, dirs, out)
+		if len(problems) == 0 && refused != "" {
+			fmt.Printf("ok    lesson %d · %s: refused rootless at %s\n", l.Number, l.Title, refused)
+			continue
+		}
 		if len(problems) == 0 {
 			fmt.Printf("ok    lesson %d · %s: %d steps, every check fails before its solution and passes after\n", l.Number, l.Title, len(l.Steps))
 			fmt.Printf("      %s (header: %d min)\n", l.PaceOf(running), l.Minutes)
@@ -98,19 +103,21 @@ func kitLessons(course []*lessons.Lesson, pick []string) ([]*lessons.Lesson, err
 
 // checkLesson runs l against the kernel in a fresh session and returns
 // what is wrong with it, and how long its solutions ran; the session's
-// output goes to log.
-func checkLesson(ctx context.Context, l *lessons.Lesson, dirs primitives.Dirs, log io.Writer) (problems []string, running time.Duration) {
+// output goes to log. Rootless, a solution refused at a step that cannot
+// work rootless (primitives.RefuseRootless) ends the lesson there: what
+// refused it comes back in refused, and is not a problem of the lesson.
+func checkLesson(ctx context.Context, l *lessons.Lesson, dirs primitives.Dirs, log io.Writer) (problems []string, running time.Duration, refused string) {
 	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
 	if err := l.Lint(); err != nil {
 		for _, e := range strings.Split(err.Error(), "\n") {
 			add("%s", e)
 		}
-		return problems, running
+		return problems, running, refused
 	}
 	s, err := primitives.OpenSession(dirs)
 	if err != nil {
 		add("open a session: %v", err)
-		return problems, running
+		return problems, running, refused
 	}
 	sh := NewShell(s, log, log, viz.NewTheme("plain"), 100)
 	defer func() {
@@ -127,7 +134,7 @@ func checkLesson(ctx context.Context, l *lessons.Lesson, dirs primitives.Dirs, l
 		if when == "on a fresh box" {
 			if err := sh.Execute(ctx, "new fresh"); err != nil {
 				add("new fresh: %v", err)
-				return problems, running
+				return problems, running, refused
 			}
 		}
 		st := observe()
@@ -139,7 +146,7 @@ func checkLesson(ctx context.Context, l *lessons.Lesson, dirs primitives.Dirs, l
 	}
 	if err := sh.Execute(ctx, "rm fresh"); err != nil {
 		add("rm fresh: %v", err)
-		return problems, running
+		return problems, running, refused
 	}
 	for i := range l.Steps {
 		st := &l.Steps[i]
@@ -159,16 +166,19 @@ func checkLesson(ctx context.Context, l *lessons.Lesson, dirs primitives.Dirs, l
 		if err != nil {
 			if errors.Is(err, context.Canceled) {
 				add("interrupted")
-				return problems, running
+				return problems, running, refused
+			}
+			if r := (*primitives.RootlessRefusal)(nil); errors.As(err, &r) {
+				return problems, running, fmt.Sprintf("%s: %v", name(i), r)
 			}
 			add("%s: its solution failed: %v", name(i), err)
-			return problems, running
+			return problems, running, refused
 		}
 		if r := st.Judge(observe()); !r.Pass {
 			add("%s: its check fails after its solution: %s (finding %s)", name(i), r.Saw, r.Finding)
 		}
 	}
-	return problems, running
+	return problems, running, refused
 }
 
 func indentLines(s, prefix string) string {

@@ -1,0 +1,160 @@
+package primitives
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+
+	"github.com/prometheus/procfs"
+	"golang.org/x/sys/unix"
+)
+
+// Rootless mode (issue 19): stepbox started by a normal user, with no
+// root and no CAP_SYS_ADMIN in the host's user namespace. Every box is
+// then made in a user namespace of its own (as `new NAME --user`), where
+// its root holds the capabilities over the namespaces, mounts and
+// hostname the box makes; what belongs to the host's namespaces (a
+// bridge, nft rules, real device nodes, cgroups nobody delegated) stays
+// out of reach, and the steps that need it are refused before they run
+// (RefuseRootless), with why and what to do.
+
+// Rootless says whether this process runs without root and without
+// CAP_SYS_ADMIN: a user namespace of the host's where the kernel grants
+// it nothing.
+var Rootless = sync.OnceValue(func() bool {
+	if os.Geteuid() == 0 {
+		return false
+	}
+	p, err := procfs.Self()
+	if err != nil {
+		return true
+	}
+	st, err := p.NewStatus()
+	return err != nil || st.CapEff&(1<<unix.CAP_SYS_ADMIN) == 0
+})
+
+// RootlessCgroups is what a rootless session may do with cgroups: OK when
+// the user's systemd manager delegates a subtree (stepbox's scope goes
+// under its app.slice, cgroups/scope.go), with the controllers it
+// delegates; else why not and what to do.
+type RootlessCgroups struct {
+	OK          bool
+	Found, Do   string
+	Controllers []string
+}
+
+// rootlessCgroups reads the delegation once, as doctor does.
+var rootlessCgroups = sync.OnceValue(func() RootlessCgroups {
+	h := LiveDoctorHost()
+	c := h.checkDelegation()
+	r := RootlessCgroups{Found: c.Found, Do: c.Advice}
+	svc := fmt.Sprintf("/sys/fs/cgroup/user.slice/user-%d.slice/user@%d.service/cgroup.controllers", h.UID, h.UID)
+	ctrl, ok := h.read(svc)
+	if !ok || !h.exists("/run/systemd/system") || !h.exists("/sys/fs/cgroup/cgroup.controllers") {
+		return r
+	}
+	r.Controllers = strings.Fields(ctrl)
+	// The scope is asked of the user manager over its bus: without one
+	// (no dbus-user-session, or XDG_RUNTIME_DIR unset), nothing is delegated.
+	if os.Getenv("DBUS_SESSION_BUS_ADDRESS") == "" && os.Getenv("XDG_RUNTIME_DIR") == "" {
+		r.Found = "user@" + fmt.Sprint(h.UID) + ".service runs, but this process has no way to its bus (neither DBUS_SESSION_BUS_ADDRESS nor XDG_RUNTIME_DIR is set)"
+		r.Do = "start stepbox from your login session (systemd-run --user --pty stepbox reaches the bus), or install dbus-user-session and log in again"
+		return r
+	}
+	r.OK = true
+	if c.Advice != "" {
+		r.Do = "to delegate the others: " + c.Advice
+	}
+	return r
+})
+
+// RootlessIDs says how a rootless box's IDs map: one ID, the learner's
+// own, which is all an unprivileged process may write to uid_map
+// (user_namespaces(7)); and what a subordinate range would change.
+func RootlessIDs() string {
+	h := LiveDoctorHost()
+	single := fmt.Sprintf("a single mapping: uid 0 in a box is uid %d (you) outside, gid 0 is gid %d; no other ID exists inside (chown to another user fails)", os.Geteuid(), os.Getegid())
+	if sub := h.checkSubordinateIDs(); sub.OK {
+		return single + "; stepbox does not map your /etc/subuid range through newuidmap yet"
+	}
+	return single + " (/etc/subuid and /etc/subgid give no range to " + h.User + ")"
+}
+
+// RootlessLines are what a rootless session says when it starts.
+func RootlessLines() []string {
+	lines := []string{
+		"rootless (uid " + fmt.Sprint(os.Geteuid()) + ", no CAP_SYS_ADMIN): every `new` box gets a user namespace of its own, whose root holds the capabilities over what the box makes, and nothing over the host; steps that change the host (a bridge, nft rules, real devices) are refused, with why",
+		"ids: " + RootlessIDs(),
+	}
+	if c := rootlessCgroups(); c.OK {
+		line := "cgroups: through your systemd user manager's delegation; delegated: " + strings.Join(c.Controllers, " ")
+		if c.Do != "" {
+			line += "; " + c.Do
+		}
+		lines = append(lines, line)
+	} else {
+		lines = append(lines, "cgroups: none rootless here ("+c.Found+"): the cgroup steps are refused")
+	}
+	return lines
+}
+
+// RootlessRefusal is a step refused before it runs because rootless it
+// cannot work: Why says what the kernel would refuse, Do what to do.
+type RootlessRefusal struct {
+	Step, Why, Do string
+}
+
+func (r *RootlessRefusal) Error() string {
+	return fmt.Sprintf("%s: refused rootless: %s; do: %s", r.Step, r.Why, r.Do)
+}
+
+// sudoAdvice is what to do for a step only root can take.
+const sudoAdvice = "run stepbox with sudo (`sudo stepbox`, or `make run` and accept sudo) for this step"
+
+// hostNet is why the host side of the network cannot be built rootless.
+const hostNet = "it changes the host's network namespace, which belongs to the host's user namespace: there a normal user holds no CAP_NET_ADMIN"
+
+// rootlessRefused are the steps that cannot work rootless, by command
+// path, and why: the one place that says so.
+var rootlessRefused = map[string]string{
+	"net bridge":  "a bridge is a link in the host's network namespace: " + hostNet,
+	"net veth":    "the veth pair's host end goes into the host's network namespace: " + hostNet,
+	"net addr":    "it addresses the box's end of a veth pair, which rootless cannot be made (its host end is in the host's network namespace)",
+	"net route":   "its gateway is the bridge on the host, which rootless cannot be made",
+	"net nat":     "masquerading is an nft rule in the host's network namespace: " + hostNet,
+	"net publish": "a published port is an nft DNAT rule in the host's network namespace: " + hostNet,
+	"net trace":   "it follows packets with nft trace rules in the host's network namespace: " + hostNet,
+	"mount dev":   "mknod(2) of a real device (null, zero, tty…) needs CAP_MKNOD in the host's user namespace: the kernel refuses it in any other, whatever the box's root holds",
+}
+
+// devicesRefused is why a device rule cannot be set rootless, delegation
+// or not: v2's is an eBPF program, which only CAP_SYS_ADMIN (or CAP_BPF)
+// in the host's user namespace may load and attach (bpf(2)); v1's
+// devices controller is never delegated.
+const devicesRefused = "device rules are an eBPF program attached to the box's cgroup (v2) or the v1 devices controller: loading one needs CAP_SYS_ADMIN or CAP_BPF in the host's user namespace, which no delegation gives"
+
+// RefuseRootless returns a *RootlessRefusal when the command path (e.g.
+// "net bridge", "cgroup limit") cannot work in a rootless session, nil
+// otherwise and always as root.
+func RefuseRootless(path string) error {
+	if !Rootless() {
+		return nil
+	}
+	if why, ok := rootlessRefused[path]; ok {
+		return &RootlessRefusal{Step: path, Why: why, Do: sudoAdvice}
+	}
+	if strings.HasPrefix(path, "cgroup devices ") && path != "cgroup devices show" {
+		return &RootlessRefusal{Step: path, Why: devicesRefused, Do: sudoAdvice}
+	}
+	if strings.HasPrefix(path, "cgroup ") && path != "cgroup show" && path != "cgroup devices" {
+		if c := rootlessCgroups(); !c.OK {
+			do := sudoAdvice
+			if c.Do != "" {
+				do = c.Do + "; or " + sudoAdvice
+			}
+			return &RootlessRefusal{Step: path, Why: "no cgroup is delegated to you: " + c.Found, Do: do}
+		}
+	}
+	return nil
+}
