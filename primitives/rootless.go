@@ -1,8 +1,11 @@
 package primitives
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 
@@ -135,14 +138,19 @@ var rootlessRefused = map[string]string{
 const devicesRefused = "device rules are an eBPF program attached to the box's cgroup (v2) or the v1 devices controller: loading one needs CAP_SYS_ADMIN or CAP_BPF in the host's user namespace, which no delegation gives"
 
 // RefuseRootless returns a *RootlessRefusal when the command path (e.g.
-// "net bridge", "cgroup limit") cannot work in a rootless session, nil
-// otherwise and always as root.
-func RefuseRootless(path string) error {
+// "net bridge", "cgroup limit") cannot work in a rootless session on box
+// b (nil: none yet), nil otherwise and always as root.
+func RefuseRootless(path string, b *Box) error {
 	if !Rootless() {
 		return nil
 	}
 	if why, ok := rootlessRefused[path]; ok {
 		return &RootlessRefusal{Step: path, Why: why, Do: sudoAdvice}
+	}
+	if path == "mount proc" && b != nil && !b.Has("pid") {
+		return &RootlessRefusal{Step: path,
+			Why: "a proc mount shows a PID namespace, and mounting one needs CAP_SYS_ADMIN in the user namespace that owns that PID namespace (proc(5)): box " + b.Name + " is still in the host's, which the host's user namespace owns",
+			Do:  "`unshare pid` in the box first (rootless, a /proc of the box's own is the one that can be mounted), or " + sudoAdvice}
 	}
 	if strings.HasPrefix(path, "cgroup devices ") && path != "cgroup devices show" {
 		return &RootlessRefusal{Step: path, Why: devicesRefused, Do: sudoAdvice}
@@ -157,4 +165,22 @@ func RefuseRootless(path string) error {
 		}
 	}
 	return nil
+}
+
+// openOwnDirs gives the learner back every directory under path they own
+// but may not open (mode 0700), and says whether it changed one: a
+// rootless overlay's work/work is made by the kernel with mode 0 (the
+// mounter's, overlayfs ovl_workdir_create), which root removes through
+// CAP_DAC_OVERRIDE and a normal user cannot even list.
+func openOwnDirs(path string) bool {
+	changed := false
+	filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
+		if err != nil && d != nil && d.IsDir() && errors.Is(err, fs.ErrPermission) {
+			if os.Chmod(p, 0o700) == nil {
+				changed = true
+			}
+		}
+		return nil
+	})
+	return changed
 }

@@ -139,7 +139,9 @@ func checkLesson(ctx context.Context, l *lessons.Lesson, dirs primitives.Dirs, l
 		}
 		st := observe()
 		for i := range l.Steps {
-			if r := l.Steps[i].Judge(st); r.Pass {
+			if r := l.Steps[i].Judge(st); r.Pass && rootlessGiven(&l.Steps[i]) {
+				fmt.Fprintf(log, "# %s: its check passes %s (%s): rootless, every box has a user namespace of its own from `new`\n", name(i), when, r.Saw)
+			} else if r.Pass {
 				add("%s: its check passes %s (%s)", name(i), when, r.Saw)
 			}
 		}
@@ -187,4 +189,19 @@ func indentLines(s, prefix string) string {
 		b.WriteString(prefix + l + "\n")
 	}
 	return b.String()
+}
+
+// rootlessGiven says whether st's check is only that the box has a user
+// namespace of its own: rootless, `new` gives every box one, so such a
+// check passes on a fresh box without being vacuous.
+func rootlessGiven(st *lessons.Step) bool {
+	if !primitives.Rootless() || len(st.Checks) == 0 {
+		return false
+	}
+	for _, c := range st.Checks {
+		if c.String() != "own-namespace user" {
+			return false
+		}
+	}
+	return true
 }
