@@ -1,0 +1,109 @@
+package repl
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// Rootless mode: stepbox started by uid 65534 (no root, no capability)
+// makes `new web` in a user namespace of the box's own without being
+// asked, builds a root there up to pivot_root, overlay whiteouts
+// included, refuses the host-side network step and (with no delegation
+// for that uid) the cgroup step with why, and leaves nothing behind.
+func TestRootlessModeBuildsInOwnUserNamespaceAndRefusesHostSteps(t *testing.T) {
+	needRoot(t) // to become uid 65534 with setpriv
+	hostUnchanged(t)
+	if _, err := exec.LookPath("setpriv"); err != nil {
+		t.Fatal("setpriv (util-linux) is needed")
+	}
+	// A state dir the uid owns, 0700, under a parent no one else may
+	// write (stepbox refuses a state dir others could swap).
+	top, err := os.MkdirTemp("", "stepbox-rootless-mode-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(top)
+	if err := os.Chmod(top, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	state := filepath.Join(top, "state")
+	if err := os.Mkdir(state, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(state, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	// What the session reads on the host side goes to the output between
+	// markers: the box's uid_map as the kernel holds it, whether its user
+	// namespace is the host's, and the whiteout the kernel left in the
+	// upper dir for a file deleted in the box.
+	script := strings.Join([]string{
+		"new web",
+		"!echo uidmap: $(cat /proc/$BOX_PID/uid_map)",
+		"!echo userns: $(readlink /proc/$BOX_PID/ns/user) host $(readlink /proc/self/ns/user)",
+		"unshare all",
+		"mount overlay base",
+		"pivot_root",
+		"exec rm /etc/motd",
+		"!echo whiteout: $(stat -c '%F %t:%T' $BOX_UPPER/etc/motd)",
+		"exec sh -c 'echo inside: $(id -u) $(cat /proc/self/uid_map)'",
+		"-net bridge",
+		"-cgroup new",
+		"!echo after-refusals: $(ip -o link show type bridge | grep -c stepbox)",
+	}, "\n") + "\n"
+	cmd := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all",
+		"env", "HOME="+top, "XDG_RUNTIME_DIR=", "COLUMNS=300",
+		stepboxBinary(t), "--plain", "--state-dir", state, "run", "-")
+	cmd.Stdin = strings.NewReader(script)
+	out, err := cmd.CombinedOutput()
+	got := string(out)
+	if err != nil {
+		t.Fatalf("rootless run: %v\n%s", err, got)
+	}
+	if !strings.Contains(got, "stepbox: rootless (uid 65534") {
+		t.Errorf("start-up does not say stepbox runs rootless:\n%s", got)
+	}
+	// One mapping, the uid itself, as the kernel has it.
+	if !regexp.MustCompile(`(?m)^uidmap: 0 65534 1$`).MatchString(got) {
+		t.Errorf("the box's uid_map is not the single mapping 0 → 65534:\n%s", got)
+	}
+	m := regexp.MustCompile(`(?m)^userns: (\S+) host (\S+)$`).FindStringSubmatch(got)
+	if m == nil || m[1] == m[2] {
+		t.Errorf("`new web` did not give the box a user namespace of its own (%q):\n%s", m, got)
+	}
+	if !regexp.MustCompile(`(?m)^inside: 0 +0 +65534 +1$`).MatchString(got) {
+		t.Errorf("inside the pivoted box, root is not uid 65534 outside:\n%s", got)
+	}
+	if !strings.Contains(got, "whiteout: character special file 0:0") {
+		t.Errorf("deleting a file in the rootless overlay left no 0/0 whiteout in the upper dir:\n%s", got)
+	}
+	if !strings.Contains(got, "net bridge: refused rootless:") || !strings.Contains(got, "CAP_NET_ADMIN") {
+		t.Errorf("net bridge was not refused with why:\n%s", got)
+	}
+	if !strings.Contains(got, "after-refusals: 0") {
+		t.Errorf("a stepbox bridge exists after the refused step:\n%s", got)
+	}
+	// Where no user manager delegates a cgroup to the uid (this host, and
+	// the VMs, which have none for 65534), the cgroup step is refused.
+	if _, err := os.Stat("/sys/fs/cgroup/user.slice/user-65534.slice/user@65534.service"); err != nil {
+		if !strings.Contains(got, "cgroup new: refused rootless: no cgroup is delegated to you") {
+			t.Errorf("cgroup new was not refused with why:\n%s", got)
+		}
+	}
+	if strings.Contains(got, "EACCES") {
+		t.Errorf("a step failed with EACCES from deep down instead of a refusal:\n%s", got)
+	}
+	// Nothing of the session is left in its state dir (hostUnchanged
+	// checks mounts, links, cgroups and processes).
+	sessions, err := os.ReadDir(filepath.Join(state, "run", "sessions"))
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	for _, s := range sessions {
+		t.Errorf("session state left behind: %s", filepath.Join(state, "run", "sessions", s.Name()))
+	}
+}
