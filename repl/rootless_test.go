@@ -1,12 +1,15 @@
 package repl
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+
+	"stepbox/lessons"
 )
 
 // Rootless mode: stepbox started by uid 65534 (no root, no capability)
@@ -17,26 +20,7 @@ import (
 func TestRootlessModeBuildsInOwnUserNamespaceAndRefusesHostSteps(t *testing.T) {
 	needRoot(t) // to become uid 65534 with setpriv
 	hostUnchanged(t)
-	if _, err := exec.LookPath("setpriv"); err != nil {
-		t.Fatal("setpriv (util-linux) is needed")
-	}
-	// A state dir the uid owns, 0700, under a parent no one else may
-	// write (stepbox refuses a state dir others could swap).
-	top, err := os.MkdirTemp("", "stepbox-rootless-mode-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(top)
-	if err := os.Chmod(top, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	state := filepath.Join(top, "state")
-	if err := os.Mkdir(state, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chown(state, 65534, 65534); err != nil {
-		t.Fatal(err)
-	}
+	state := rootlessStateDir(t)
 	// What the session reads on the host side goes to the output between
 	// markers: the box's uid_map as the kernel holds it, whether its user
 	// namespace is the host's, and the whiteout the kernel left in the
@@ -55,12 +39,7 @@ func TestRootlessModeBuildsInOwnUserNamespaceAndRefusesHostSteps(t *testing.T) {
 		"-cgroup new",
 		"!echo after-refusals: $(ip -o link show type bridge | grep -c stepbox)",
 	}, "\n") + "\n"
-	cmd := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all",
-		"env", "HOME="+top, "XDG_RUNTIME_DIR=", "COLUMNS=300",
-		stepboxBinary(t), "--plain", "--state-dir", state, "run", "-")
-	cmd.Stdin = strings.NewReader(script)
-	out, err := cmd.CombinedOutput()
-	got := string(out)
+	got, err := runRootless(t, state, script, "run", "-")
 	if err != nil {
 		t.Fatalf("rootless run: %v\n%s", err, got)
 	}
@@ -97,8 +76,80 @@ func TestRootlessModeBuildsInOwnUserNamespaceAndRefusesHostSteps(t *testing.T) {
 	if strings.Contains(got, "EACCES") {
 		t.Errorf("a step failed with EACCES from deep down instead of a refusal:\n%s", got)
 	}
-	// Nothing of the session is left in its state dir (hostUnchanged
-	// checks mounts, links, cgroups and processes).
+	noSessionLeft(t, state)
+}
+
+// Rootless, `stepbox lesson check` runs every lesson: each passes, or
+// stops at the first step that cannot work rootless, reported as refused
+// with its reason; none fails, and nothing is left.
+func TestLessonCheckRootlessPassesOrRefusesEachLessonWithItsReason(t *testing.T) {
+	needRoot(t) // to become uid 65534 with setpriv
+	hostUnchanged(t)
+	state := rootlessStateDir(t)
+	got, err := runRootless(t, state, "", "lesson", "check")
+	if err != nil {
+		t.Fatalf("rootless lesson check: %v\n%s", err, got)
+	}
+	for _, l := range lessons.All() {
+		line := regexp.MustCompile(fmt.Sprintf(`(?m)^ok +lesson %d · .*$`, l.Number)).FindString(got)
+		if line == "" {
+			t.Errorf("lesson %d is not ok rootless:\n%s", l.Number, got)
+			continue
+		}
+		if _, why, refused := strings.Cut(line, "refused rootless at "); refused &&
+			!strings.Contains(why, "refused rootless: ") && !strings.Contains(why, "needs root") {
+			t.Errorf("lesson %d is refused without a reason: %s", l.Number, line)
+		}
+	}
+	// The host-side bridge of lesson 7 is never rootless's to make.
+	if !regexp.MustCompile(`(?m)^ok +lesson 7 · .*refused rootless at .*net bridge: refused rootless: .*CAP_NET_ADMIN`).MatchString(got) {
+		t.Errorf("lesson 7 is not refused at its host-side bridge:\n%s", got)
+	}
+	noSessionLeft(t, state)
+}
+
+// rootlessStateDir makes a state dir uid 65534 owns, 0700, under a parent
+// no one else may write (stepbox refuses a state dir others could swap).
+func rootlessStateDir(t *testing.T) string {
+	t.Helper()
+	if _, err := exec.LookPath("setpriv"); err != nil {
+		t.Fatal("setpriv (util-linux) is needed")
+	}
+	top, err := os.MkdirTemp("", "stepbox-rootless-mode-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(top) })
+	if err := os.Chmod(top, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	state := filepath.Join(top, "state")
+	if err := os.Mkdir(state, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(state, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	return state
+}
+
+// runRootless runs stepbox as uid 65534, without any capability, with
+// script on stdin and its output returned.
+func runRootless(t *testing.T, state, script string, args ...string) (string, error) {
+	t.Helper()
+	argv := append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all",
+		"env", "HOME=" + filepath.Dir(state), "XDG_RUNTIME_DIR=", "COLUMNS=300",
+		stepboxBinary(t), "--plain", "--state-dir", state}, args...)
+	cmd := exec.Command("setpriv", argv...)
+	cmd.Stdin = strings.NewReader(script)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// noSessionLeft fails when a session's runtime state is left in state
+// (hostUnchanged checks mounts, links, cgroups and processes).
+func noSessionLeft(t *testing.T, state string) {
+	t.Helper()
 	sessions, err := os.ReadDir(filepath.Join(state, "run", "sessions"))
 	if err != nil && !os.IsNotExist(err) {
 		t.Fatal(err)

@@ -48,7 +48,7 @@ export DEBIAN_FRONTEND=noninteractive
 suites=(
 	session ./primitives/cgroups . ""
 	session ./primitives . ""
-	session ./repl "Cgroup|Lesson" "^TestDemoPlaysEveryLesson"
+	session ./repl "Cgroup|Lesson|Rootless" "^TestDemoPlaysEveryLesson"
 	app ./primitives/cgroups . ""
 	app ./primitives . ""
 	app ./repl "Cgroup" ""
