@@ -215,8 +215,8 @@ func removeDir(path string) error {
 		}
 	}
 	err = os.RemoveAll(path)
-	if errors.Is(err, os.ErrPermission) && Rootless() && openOwnDirs(path) {
-		err = os.RemoveAll(path)
+	if errors.Is(err, os.ErrPermission) && Rootless() {
+		err = removeAllRootless(path)
 	}
 	if err != nil {
 		return fmt.Errorf("remove %s: %w", path, err)

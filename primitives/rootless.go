@@ -3,14 +3,20 @@ package primitives
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/prometheus/procfs"
 	"golang.org/x/sys/unix"
+
+	"stepbox/primitives/step"
 )
 
 // Rootless mode (issue 19): stepbox started by a normal user, with no
@@ -72,16 +78,87 @@ var rootlessCgroups = sync.OnceValue(func() RootlessCgroups {
 	return r
 })
 
-// RootlessIDs says how a rootless box's IDs map: one ID, the learner's
-// own, which is all an unprivileged process may write to uid_map
-// (user_namespaces(7)); and what a subordinate range would change.
-func RootlessIDs() string {
-	h := LiveDoctorHost()
-	single := fmt.Sprintf("a single mapping: uid 0 in a box is uid %d (you) outside, gid 0 is gid %d; no other ID exists inside (chown to another user fails)", os.Geteuid(), os.Getegid())
-	if sub := h.checkSubordinateIDs(); sub.OK {
-		return single + "; stepbox does not map your /etc/subuid range through newuidmap yet"
+// subordinateMap is how a rootless box maps a subordinate range: box
+// root is the learner, IDs 1 to Count are their range from /etc/subuid
+// and /etc/subgid, written by the setuid helpers newuidmap(1) and
+// newgidmap(1), since an unprivileged process may map only itself
+// (user_namespaces(7)). It is the map rootless podman writes.
+type subordinateMap struct {
+	uid, gid             IDRange // Outside, Count: the range
+	newuidmap, newgidmap string
+}
+
+// lines are the uid_map or gid_map lines for id and the range r.
+func (m subordinateMap) lines(id int, r IDRange) string {
+	return fmt.Sprintf("0 %d 1\n1 %d %d", id, r.Outside, r.Count)
+}
+
+// rootlessSubordinate finds the learner's ranges and the helpers; ok is
+// false when either is missing (a box then maps one ID), and why says
+// which.
+func rootlessSubordinate() (m subordinateMap, ok bool, why string) {
+	uid := os.Geteuid()
+	name := userName(uid)
+	u, okU, err := subordinateRange("/etc/subuid", name, uid)
+	if err != nil {
+		return m, false, err.Error()
 	}
-	return single + " (/etc/subuid and /etc/subgid give no range to " + h.User + ")"
+	g, okG, err := subordinateRange("/etc/subgid", name, uid)
+	if err != nil {
+		return m, false, err.Error()
+	}
+	if !okU || !okG {
+		return m, false, "/etc/subuid and /etc/subgid give no range to " + name
+	}
+	m = subordinateMap{uid: u, gid: g}
+	// newuidmap is set-user-ID root: it gets CAP_SETUID and CAP_SETGID
+	// only if this process's bounding set still holds them (capabilities(7)).
+	if p, err := procfs.Self(); err == nil {
+		if st, err := p.NewStatus(); err == nil && st.CapBnd&(1<<unix.CAP_SETUID|1<<unix.CAP_SETGID) != 1<<unix.CAP_SETUID|1<<unix.CAP_SETGID {
+			return m, false, "this process's capability bounding set lacks CAP_SETUID or CAP_SETGID, which the set-user-ID newuidmap and newgidmap need"
+		}
+	}
+	if m.newuidmap, err = exec.LookPath("newuidmap"); err != nil {
+		return m, false, "newuidmap is not installed (Debian's and Ubuntu's package uidmap)"
+	}
+	if m.newgidmap, err = exec.LookPath("newgidmap"); err != nil {
+		return m, false, "newgidmap is not installed (Debian's and Ubuntu's package uidmap)"
+	}
+	return m, true, ""
+}
+
+// RootlessIDs says how a rootless box's IDs map: a subordinate range
+// through newuidmap when there is one, else one ID, the learner's own.
+func RootlessIDs() string {
+	if m, ok, _ := rootlessSubordinate(); ok {
+		return fmt.Sprintf("your subordinate range, through newuidmap and newgidmap: uid 0 in a box is uid %d (you) outside, uids 1-%d are %d-%d (/etc/subuid), gids likewise from gid %d and %d (/etc/subgid)",
+			os.Geteuid(), m.uid.Count, m.uid.Outside, m.uid.Outside+m.uid.Count-1, os.Getegid(), m.gid.Outside)
+	}
+	_, _, why := rootlessSubordinate()
+	return fmt.Sprintf("a single mapping: uid 0 in a box is uid %d (you) outside, gid 0 is gid %d; no other ID exists inside (chown to another user fails) because %s", os.Geteuid(), os.Getegid(), why)
+}
+
+// mapSubordinate runs newuidmap and newgidmap on the box process pid, a
+// rootless box cloned into its user namespace unmapped, recorded in st.
+func mapSubordinate(st *step.Step, m subordinateMap, pid int) error {
+	for _, c := range []struct {
+		tool string
+		id   int
+		r    IDRange
+	}{{m.newuidmap, os.Geteuid(), m.uid}, {m.newgidmap, os.Getegid(), m.gid}} {
+		args := []string{strconv.Itoa(pid), "0", strconv.Itoa(c.id), "1", "1", strconv.Itoa(c.r.Outside), strconv.Itoa(c.r.Count)}
+		call := filepath.Base(c.tool) + " " + strings.Join(args, " ") + "   # setuid helper: writes the map an unprivileged process may not"
+		if err := st.Do(call, func() error {
+			out, err := exec.Command(c.tool, args...).CombinedOutput()
+			if err != nil {
+				return fmt.Errorf("%s %s: %w: %s", c.tool, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // RootlessLines are what a rootless session says when it starts.
@@ -183,4 +260,75 @@ func openOwnDirs(path string) bool {
 		return nil
 	})
 	return changed
+}
+
+// removeAllRootless removes what a rootless session could not: the
+// directories the kernel made with mode 0 (openOwnDirs), then, when boxes
+// map a subordinate range, files a box gave to one of its IDs (`chown
+// 1000` inside is 200999 outside, not the learner's to remove): as root of
+// a user namespace with the same maps, whose CAP_DAC_OVERRIDE covers every
+// mapped owner, as `podman unshare rm` does.
+func removeAllRootless(path string) error {
+	if openOwnDirs(path) {
+		if err := os.RemoveAll(path); !errors.Is(err, os.ErrPermission) {
+			return err
+		}
+	}
+	m, ok, why := rootlessSubordinate()
+	if !ok {
+		return fmt.Errorf("remove %s: %w (%s)", path, os.ErrPermission, why)
+	}
+	exe, err := SelfExePath()
+	if err != nil {
+		return err
+	}
+	mine, theirs, err := socketpair()
+	if err != nil {
+		return err
+	}
+	defer mine.Close()
+	devnull, err := os.Open(os.DevNull)
+	if err != nil {
+		theirs.Close()
+		return err
+	}
+	defer devnull.Close()
+	cmd := exec.Command(exe, entryBoxMapped, entryRemove, path)
+	cmd.Args[0] = "stepbox"
+	cmd.ExtraFiles = []*os.File{devnull, theirs} // fd 4 is executor.c's MAP_FD
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: unix.CLONE_NEWUSER, Pdeathsig: syscall.SIGKILL}
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err = cmd.Start()
+	theirs.Close()
+	if err != nil {
+		return fmt.Errorf("remove %s in a mapped user namespace: %w", path, err)
+	}
+	if _, err = io.ReadFull(mine, make([]byte, 1)); err == nil {
+		if err = mapSubordinate(&step.Step{}, m, cmd.Process.Pid); err == nil {
+			_, err = mine.Write([]byte{1})
+		}
+	}
+	if err != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		return fmt.Errorf("remove %s in a mapped user namespace: %w", path, err)
+	}
+	if err := cmd.Wait(); err != nil {
+		return fmt.Errorf("remove %s in a mapped user namespace: %w: %s", path, err, strings.TrimSpace(out.String()))
+	}
+	return nil
+}
+
+// removeTreeMain is stepbox __rmtree PATH, run by removeAllRootless.
+func removeTreeMain(args []string) int {
+	if len(args) != 1 || !filepath.IsAbs(args[0]) {
+		fmt.Fprintln(os.Stderr, "stepbox __rmtree: give one absolute path")
+		return 2
+	}
+	if err := os.RemoveAll(args[0]); err != nil {
+		fmt.Fprintln(os.Stderr, "stepbox __rmtree:", err)
+		return 1
+	}
+	return 0
 }

@@ -158,3 +158,57 @@ func noSessionLeft(t *testing.T, state string) {
 		t.Errorf("session state left behind: %s", filepath.Join(state, "run", "sessions", s.Name()))
 	}
 }
+
+// Rootless with a subordinate range for the uid (bind-mounted over
+// /etc/subuid and /etc/subgid in a mount namespace of the test's own, so
+// the host's files stay as they are): the box maps it through newuidmap,
+// a file chowned to 1000 inside belongs to range start+999 outside, and
+// teardown removes even a directory the box gave away.
+func TestRootlessBoxMapsSubordinateRangeThroughNewuidmap(t *testing.T) {
+	needRoot(t)
+	hostUnchanged(t)
+	for _, tool := range []string{"newuidmap", "newgidmap", "unshare"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s is needed (.ci/deps.sh installs uidmap)", tool)
+		}
+	}
+	state := rootlessStateDir(t)
+	ids := filepath.Join(filepath.Dir(state), "subids")
+	if err := os.WriteFile(ids, []byte("nobody:300000:65536\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	script := strings.Join([]string{
+		"new web",
+		"!echo uidmap: $(cat /proc/$BOX_PID/uid_map)",
+		"!echo gidmap: $(cat /proc/$BOX_PID/gid_map)",
+		"unshare mnt pid",
+		"mount overlay base",
+		"pivot_root",
+		"exec sh -c 'mkdir /tmp/d && touch /tmp/d/x && chown -R 1000:1000 /tmp/d && chmod 700 /tmp/d'",
+		"!echo owner: $(stat -c '%u:%g' $BOX_UPPER/tmp/d)",
+	}, "\n") + "\n"
+	// The bounding set stays full: newuidmap is set-user-ID root.
+	cmd := exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c",
+		`mount --bind "$1" /etc/subuid && mount --bind "$1" /etc/subgid && shift && exec "$@"`, "sh", ids,
+		"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all",
+		"env", "HOME="+filepath.Dir(state), "XDG_RUNTIME_DIR=", "COLUMNS=300",
+		stepboxBinary(t), "--plain", "--state-dir", state, "run", "-")
+	cmd.Stdin = strings.NewReader(script)
+	out, err := cmd.CombinedOutput()
+	got := string(out)
+	if err != nil {
+		t.Fatalf("rootless run: %v\n%s", err, got)
+	}
+	if !strings.Contains(got, "ids: your subordinate range, through newuidmap") {
+		t.Errorf("start-up does not say the range is mapped:\n%s", got)
+	}
+	for _, m := range []string{"uidmap", "gidmap"} {
+		if !regexp.MustCompile(`(?m)^` + m + `: 0 65534 1 1 300000 65536$`).MatchString(got) {
+			t.Errorf("the box's %s is not 0→65534 plus the range:\n%s", m, got)
+		}
+	}
+	if !strings.Contains(got, "owner: 300999:300999") {
+		t.Errorf("uid 1000 inside is not 300999 outside:\n%s", got)
+	}
+	noSessionLeft(t, state)
+}
