@@ -72,9 +72,7 @@ var rootlessCgroups = sync.OnceValue(func() RootlessCgroups {
 		return r
 	}
 	r.OK = true
-	if c.Advice != "" {
-		r.Do = "to delegate the others: " + c.Advice
-	}
+	r.Do = "to delegate the others too: " + delegateDropIn
 	return r
 })
 
