@@ -136,23 +136,34 @@ func RootlessIDs() string {
 	return fmt.Sprintf("a single mapping: uid 0 in a box is uid %d (you) outside, gid 0 is gid %d; no other ID exists inside (chown to another user fails) because %s", os.Geteuid(), os.Getegid(), why)
 }
 
-// mapSubordinate runs newuidmap and newgidmap on the box process pid, a
-// rootless box cloned into its user namespace unmapped, recorded in st.
-func mapSubordinate(st *step.Step, m subordinateMap, pid int) error {
+// subordinateCalls are the newuidmap and newgidmap runs that map the box
+// process pid (a number, or "PID" in a plan), a rootless box cloned into
+// its user namespace unmapped.
+func subordinateCalls(m subordinateMap, pid string) []plannedCall {
+	var calls []plannedCall
 	for _, c := range []struct {
 		tool string
 		id   int
 		r    IDRange
 	}{{m.newuidmap, os.Geteuid(), m.uid}, {m.newgidmap, os.Getegid(), m.gid}} {
-		args := []string{strconv.Itoa(pid), "0", strconv.Itoa(c.id), "1", "1", strconv.Itoa(c.r.Outside), strconv.Itoa(c.r.Count)}
-		call := filepath.Base(c.tool) + " " + strings.Join(args, " ") + "   # setuid helper: writes the map an unprivileged process may not"
-		if err := st.Do(call, func() error {
-			out, err := exec.Command(c.tool, args...).CombinedOutput()
-			if err != nil {
-				return fmt.Errorf("%s %s: %w: %s", c.tool, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
-			}
-			return nil
-		}); err != nil {
+		args := []string{pid, "0", strconv.Itoa(c.id), "1", "1", strconv.Itoa(c.r.Outside), strconv.Itoa(c.r.Count)}
+		calls = append(calls, plannedCall{
+			call: filepath.Base(c.tool) + " " + strings.Join(args, " ") + "   # setuid helper: writes the map an unprivileged process may not",
+			do: func() error {
+				out, err := exec.Command(c.tool, args...).CombinedOutput()
+				if err != nil {
+					return fmt.Errorf("%s %s: %w: %s", c.tool, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+				}
+				return nil
+			}})
+	}
+	return calls
+}
+
+// mapSubordinate runs subordinateCalls on pid, recorded in st.
+func mapSubordinate(st *step.Step, m subordinateMap, pid int) error {
+	for _, c := range subordinateCalls(m, strconv.Itoa(pid)) {
+		if err := st.Do(c.call, c.do); err != nil {
 			return err
 		}
 	}
