@@ -141,8 +141,11 @@ func (b *Box) spawn(st *step.Step) error {
 		st.Shell = append(st.Shell, newBoxShell)
 	}
 	entry, files := entryBox, []*os.File{nil, nil, nil, theirs}
-	sub, mapped, _ := rootlessSubordinate()
-	mapped = mapped && b.User && !userNSAfterExec()
+	var sub subordinateMap
+	mapped := false
+	if b.User && !userNSAfterExec() {
+		sub, mapped, _ = rootlessSubordinate()
+	}
 	var mapW *os.File
 	if mapped {
 		// Cloned unmapped: it says when it is ready for newuidmap

@@ -31,8 +31,11 @@ func (s *Session) PlanNew(name string, user bool) (*step.Step, error) {
 		Undo:    "`rm " + name + "` kills the box's processes; its namespaces die with them",
 	}
 	user = user || Rootless()
-	sub, mapped, _ := rootlessSubordinate()
-	mapped = mapped && user && !userNSAfterExec()
+	var sub subordinateMap
+	mapped := false
+	if user && !userNSAfterExec() {
+		sub, mapped, _ = rootlessSubordinate()
+	}
 	if user {
 		st.Command += " --user"
 		uid, gid := os.Getuid(), os.Getgid()
