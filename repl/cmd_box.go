@@ -16,7 +16,7 @@ func init() {
 			Summary: "start a box: a process that will apply your steps",
 			Kernel:  "clone(2) and execve(2) start stepbox's executor, one thread of C that performs each step; with --user, clone(CLONE_NEWUSER) gives it a user namespace of its own, with uid 0 inside mapped to your uid outside",
 			Example: "new web", Man: "clone(2), user_namespaces(7)",
-			Flags: []Flag{{Name: "user", Help: "start in a new user namespace (the only moment one can be made)"}},
+			Flags: []Flag{{Name: "user", Help: "start in a new user namespace (the only moment one can be made); rootless, every box does"}},
 			Run:   runNew,
 			Plan: func(sh *Shell, c *Call) (*step.Step, error) {
 				return sh.Session.PlanNew(sh.newBoxName(c), c.Has("user"))
