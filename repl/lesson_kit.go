@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"stepbox/lessons"
@@ -34,7 +35,8 @@ func KitMain(pick []string, dirs primitives.Dirs, verbose bool) int {
 		return 1
 	}
 	sayRootless()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	// SIGTERM too (a CI's timeout): the session tears down what it made.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	code := 0
 	for _, l := range course {

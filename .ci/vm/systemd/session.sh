@@ -18,8 +18,10 @@ systemd-run --user --scope --quiet -- sudo -n /usr/local/lib/stepbox-vm/suite.sh
 # The VM's state is captured as root (suite.sh state) before and after.
 rootless() {
 	echo "VM-PASS: rootless: $(id -un) (uid $(id -u)) in $(cut -d: -f3- /proc/self/cgroup), XDG_RUNTIME_DIR=$XDG_RUNTIME_DIR, $(cut -d' ' -f1 /proc/uptime)s"
-	sudo -n /usr/local/lib/stepbox-vm/suite.sh state >/tmp/state.before.rootless || { echo "VM-PASS: rootless: FAIL (no capture)"; return 1; }
+	# doctor first: its D-Bus call starts the user's dbus.service (socket
+	# activation), which a desktop session has running before any stepbox.
 	/usr/local/bin/stepbox doctor --plain 2>&1 | sed "s/^/VM-DOCTOR: rootless: /"
+	sudo -n /usr/local/lib/stepbox-vm/suite.sh state >/tmp/state.before.rootless || { echo "VM-PASS: rootless: FAIL (no capture)"; return 1; }
 	t0=$(cut -d' ' -f1 /proc/uptime)
 	budget=$(awk -v b="$(cat /srv/stepbox/budget)" -v u="$t0" 'BEGIN{t=int(b-u); if (t<10) t=10; print t}')
 	timeout "$budget" /usr/local/bin/stepbox --plain lesson check </dev/null >/tmp/rootless.log 2>&1
