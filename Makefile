@@ -44,11 +44,17 @@ install: build
 test-install:
 	@bash .ci/install-check.sh
 
-# The REPL needs root for namespaces, mounts and cgroups: re-run under sudo.
+# As root the REPL runs as is. Otherwise it offers sudo (every step works
+# as root) and runs rootless when sudo is missing, declined ("r"), or
+# fails: boxes in user namespaces of the learner's own, and the steps
+# that change the host refused with why.
 run: build
-	@if [ "$$(id -u)" = 0 ]; then exec $(BIN); \
-	elif command -v sudo >/dev/null; then echo "stepbox needs root for namespaces, mounts and cgroups: running it with sudo"; exec sudo $(BIN); \
-	else echo "stepbox needs root (namespaces, mounts, cgroups) and sudo is not installed: run 'make run' as root" >&2; exit 1; fi
+	@if [ "$$(id -u)" = 0 ]; then exec $(BIN); fi; \
+	if ! command -v sudo >/dev/null; then echo "sudo is not installed: starting stepbox rootless"; exec $(BIN); fi; \
+	a=; if [ -t 0 ]; then read -r -p "stepbox: run as root through sudo (every step works), or rootless (steps that change the host are refused)? [S/r] " a; fi; \
+	case "$$a" in [rR]*) exec $(BIN);; esac; \
+	if sudo -v; then exec sudo $(BIN); fi; \
+	echo "sudo failed or was declined: starting stepbox rootless"; exec $(BIN)
 
 # Debian packages the tests use: a static busybox for the base layer,
 # util-linux's lsns/findmnt/nsenter for cross-checks, tmux for the

@@ -18,6 +18,8 @@ if [ "${1:-}" != cc ]; then
   command -v conntrack >/dev/null || need+=(conntrack)
   command -v ps >/dev/null || need+=(procps)
   command -v runc >/dev/null || need+=(runc) # export bundle's cross-check
+  # Rootless boxes map a subordinate range through these setuid helpers.
+  command -v newuidmap >/dev/null || need+=(uidmap)
   # The live view's test loads the page in headless Chromium.
   command -v chromium >/dev/null || need+=(chromium)
 fi

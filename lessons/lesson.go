@@ -48,7 +48,11 @@ type Step struct {
 // that only from steps that say so.
 type Need struct {
 	Linux string // the first release that has what the step needs: "6.3"
-	Why   string // Markdown: why, and what shows the idea on an older kernel
+	// Root: a ```needs root block, for a step whose solution runs a host
+	// command that cannot work rootless; stepbox's own steps say so
+	// themselves when refused (primitives.RefuseRootless).
+	Root bool
+	Why  string // Markdown: why, and what shows the idea on an older kernel
 }
 
 // Unmet says, when the running kernel is older than the step needs, that
@@ -57,6 +61,12 @@ type Need struct {
 func (s *Step) Unmet() string { return s.unmetOn(primitives.KernelRelease()) }
 
 func (s *Step) unmetOn(release string) string {
+	if s.Needs != nil && s.Needs.Root {
+		if !primitives.Rootless() {
+			return ""
+		}
+		return "**This step needs root, and stepbox runs rootless.** " + s.Needs.Why
+	}
 	if s.Needs == nil || primitives.ReleaseAtLeast(release, s.Needs.Linux) {
 		return ""
 	}

@@ -38,6 +38,9 @@ import (
 //	```
 //	```needs linux 6.3
 //	Why the step needs that kernel, and what shows the idea on an older one.
+//	```needs root
+//	Why the step cannot work rootless (a host command of its solution that
+//	the kernel refuses a normal user), and what to do.
 //	```
 //
 // Prose before the try block is the step's text, prose after it comes
@@ -230,10 +233,18 @@ func (p *parser) block(l *Lesson, cur *Step, info string) error {
 		}
 		cur.Predict = &Predict{Question: q, Answer: a}
 	case "needs":
+		if arg == "root" {
+			why := strings.TrimSpace(strings.Join(body, "\n"))
+			if cur.Needs != nil || why == "" {
+				return p.errAt(at, "a step has at most one ```needs block; ```needs root says why the step cannot work rootless and what to do")
+			}
+			cur.Needs = &Need{Root: true, Why: why}
+			break
+		}
 		release, ok := strings.CutPrefix(arg, "linux ")
 		var major, minor int
 		if n, _ := fmt.Sscanf(release, "%d.%d", &major, &minor); !ok || n != 2 || release != fmt.Sprintf("%d.%d", major, minor) {
-			return p.errAt(at, "```needs %s: name a kernel as `needs linux 6.3`", arg)
+			return p.errAt(at, "```needs %s: name a kernel as `needs linux 6.3`, or `needs root`", arg)
 		}
 		why := strings.TrimSpace(strings.Join(body, "\n"))
 		if cur.Needs != nil || why == "" {

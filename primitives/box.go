@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -60,8 +61,10 @@ type Box struct {
 
 // NewBox starts a box process in the host's namespaces, or with --user in
 // a new user namespace created with it, mapping uid 0 to the caller: the
-// shortcut for `new` then `unshare user` as an ordinary user.
+// shortcut for `new` then `unshare user` as an ordinary user. Rootless,
+// every box is made so (rootless.go).
 func (s *Session) NewBox(name string, user bool) (*Box, *step.Step, error) {
+	user = user || Rootless()
 	if s.closing.Load() {
 		return nil, nil, fmt.Errorf("new %s: %w", name, errClosing)
 	}
@@ -140,7 +143,27 @@ func (b *Box) spawn(st *step.Step) error {
 	if !b.User {
 		st.Shell = append(st.Shell, newBoxShell)
 	}
+	entry, files := entryBox, []*os.File{nil, nil, nil, theirs}
+	var sub subordinateMap
+	mapped := false
 	if b.User && !userNSAfterExec() {
+		sub, mapped, _ = rootlessSubordinate()
+	}
+	var mapW *os.File
+	if mapped {
+		// Cloned unmapped: it says when it is ready for newuidmap
+		// (mapSubordinate) and waits for the answer on a socket.
+		w, mapR, err := socketpair()
+		if err != nil {
+			mine.Close()
+			theirs.Close()
+			return err
+		}
+		defer w.Close()
+		mapW, entry, files = w, entryBoxMapped, append(files, mapR)
+		attr.Cloneflags = unix.CLONE_NEWUSER
+		flags = "CLONE_NEWUSER|SIGCHLD"
+	} else if b.User && !userNSAfterExec() {
 		uid, gid := os.Getuid(), os.Getgid()
 		attr.Cloneflags = unix.CLONE_NEWUSER
 		attr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: uid, Size: 1}}
@@ -163,14 +186,21 @@ func (b *Box) spawn(st *step.Step) error {
 		theirs.Close()
 		return fmt.Errorf("new %s: %w", b.Name, err)
 	}
-	p, err := os.StartProcess(exe, []string{"stepbox", entryBox, b.Name}, &os.ProcAttr{
+	argv := []string{"stepbox", entryBox, b.Name}
+	if entry == entryBoxMapped {
+		argv = []string{"stepbox", entryBoxMapped, entryBox, b.Name}
+	}
+	p, err := os.StartProcess(exe, argv, &os.ProcAttr{
 		Env:   b.env(nil),
-		Files: []*os.File{nil, nil, nil, theirs},
+		Files: files,
 		Sys:   attr,
 	})
-	// The session keeps no copy of the box's end: when the box process
-	// dies, its socket reads EOF at once.
+	// The session keeps no copy of the box's ends: when the box process
+	// dies, its sockets read EOF at once.
 	theirs.Close()
+	if mapped {
+		files[4].Close()
+	}
 	st.Record(fmt.Sprintf("clone(child_stack=NULL, flags=%s)", flags), err)
 	if err != nil {
 		mine.Close()
@@ -190,6 +220,23 @@ func (b *Box) spawn(st *step.Step) error {
 	// The executor waits for its first op: nothing of the box runs before
 	// it is in its tracking cgroup.
 	b.track(st, p.Pid)
+	if mapped {
+		if _, err := io.ReadFull(mapW, make([]byte, 1)); err != nil {
+			mine.Close()
+			return fmt.Errorf("new %s: the box process did not get ready for its maps: %w", b.Name, err)
+		}
+		if err := mapSubordinate(st, sub, p.Pid); err != nil {
+			mine.Close()
+			return fmt.Errorf("new %s: %w", b.Name, err)
+		}
+		// One byte: the maps are written, it executes itself again.
+		if _, err := mapW.Write([]byte{1}); err != nil {
+			mine.Close()
+			return fmt.Errorf("new %s: write to the box process's map socket: %w", b.Name, err)
+		}
+		mapW.Close()
+		st.Calls = append(st.Calls, step.Call{Syscall: boxExecve(b.Name) + " again, now uid 0 of its user namespace", Result: "0"})
+	}
 	c, err := newConn(mine)
 	if err != nil {
 		return err
@@ -208,11 +255,18 @@ func (b *Box) spawn(st *step.Step) error {
 		}
 		uid, gid := os.Getuid(), os.Getgid()
 		b.unshared["user"] = true
-		st.Shell = append(st.Shell, "unshare --user --map-root-user sh")
 		st.Man = append(st.Man, "user_namespaces(7)")
-		st.Notes = append(st.Notes, fmt.Sprintf("uid 0 in the box is uid %d on the host (uid_map \"0 %d 1\"), gid 0 is gid %d", uid, uid, gid))
-		if uid == 0 {
-			st.Notes = append(st.Notes, hostRootNote)
+		if mapped {
+			st.Shell = append(st.Shell, "unshare --user --map-root-user --map-auto sh")
+			st.Man = append(st.Man, "newuidmap(1)", "subuid(5)")
+			st.Notes = append(st.Notes, fmt.Sprintf("uid 0 in the box is uid %d on the host, uids 1-%d are your range from %d (uid_map %q); gids likewise from gid %d and %d",
+				uid, sub.uid.Count, sub.uid.Outside, sub.lines(uid, sub.uid), gid, sub.gid.Outside))
+		} else {
+			st.Shell = append(st.Shell, "unshare --user --map-root-user sh")
+			st.Notes = append(st.Notes, fmt.Sprintf("uid 0 in the box is uid %d on the host (uid_map \"0 %d 1\"), gid 0 is gid %d", uid, uid, gid))
+			if uid == 0 {
+				st.Notes = append(st.Notes, hostRootNote)
+			}
 		}
 	}
 	// Orphans of the box's commands re-parent to the box process rather

@@ -126,7 +126,7 @@ func (h DoctorHost) checkRoot() Check {
 		return Check{Name: "privileges", Found: found, OK: true}
 	}
 	return Check{Name: "privileges", Found: fmt.Sprintf("uid %d", h.EUID), OK: false,
-		Advice: "without root, only boxes made with `new NAME --user` can unshare namespaces; mounts and cgroups need root: sudo stepbox"}
+		Advice: "without root stepbox runs rootless: every box gets a user namespace of its own, and the steps that change the host (bridge, nft, devices, cgroups nobody delegated) are refused; for every step: sudo stepbox"}
 }
 
 func (h DoctorHost) checkNamespaces() Check {

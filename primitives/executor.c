@@ -732,9 +732,47 @@ static void enter(int argc, char **argv, char **envp)
 	_exit(WIFSIGNALED(ws) ? 128 + WTERMSIG(ws) : WEXITSTATUS(ws));
 }
 
+/* The descriptor on which a rootless box process waits for its maps. */
+#define MAP_FD 4
+
+/* A rootless box whose user namespace maps a subordinate range: cloned
+ * into the namespace before any map, it was no one there at its execve(2)
+ * and kept no capability (capabilities(7), "Capabilities and execution of
+ * programs by root"). It waits until the session has run newuidmap(1) and
+ * newgidmap(1) on it (it says it is ready with one byte on MAP_FD, a
+ * socket, and the session answers with one), then executes itself again as
+ * the uid 0 it now is, which gives it every capability of its namespace. */
+static void exec_mapped(char **argv, char **envp)
+{
+	char c;
+	ssize_t n;
+	/* Executed while its owner was unmapped, it is non-dumpable
+	 * (execve(2): the binary's owner has no ID in the namespace), which
+	 * makes /proc/PID/uid_map root's: newuidmap opens it as the learner.
+	 * Nothing of the box runs yet; the next execve sets it again. */
+	if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0)
+		_exit(1);
+	c = 1;
+	while ((n = write(MAP_FD, &c, 1)) < 0 && errno == EINTR)
+		;
+	if (n != 1)
+		_exit(1);
+	while ((n = read(MAP_FD, &c, 1)) < 0 && errno == EINTR)
+		;
+	if (n != 1)
+		_exit(1);
+	close(MAP_FD);
+	/* stepbox __boxmapped ENTRY ARGS… runs as stepbox ENTRY ARGS… */
+	argv[1] = argv[0];
+	execve("/proc/self/exe", argv + 1, envp);
+	_exit(1);
+}
+
 /* glibc passes argc, argv and envp to constructors. */
 __attribute__((constructor)) static void stepbox_executor(int argc, char **argv, char **envp)
 {
+	if (argc >= 3 && strcmp(argv[1], "__boxmapped") == 0)
+		exec_mapped(argv, envp);
 	if (argc >= 2 && strcmp(argv[1], "__box") == 0)
 		executor();
 	if (argc >= 2 && strcmp(argv[1], "__enter") == 0)

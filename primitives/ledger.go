@@ -241,7 +241,11 @@ func removeDir(path string) error {
 			}
 		}
 	}
-	if err := os.RemoveAll(path); err != nil {
+	err = os.RemoveAll(path)
+	if errors.Is(err, os.ErrPermission) && Rootless() {
+		err = removeAllRootless(path)
+	}
+	if err != nil {
 		return fmt.Errorf("remove %s: %w", path, err)
 	}
 	return nil

@@ -32,14 +32,25 @@ func (s *Session) PlanNew(name string, user bool) (*step.Step, error) {
 		Man:     []string{"clone(2)", "execve(2)"},
 		Undo:    "`rm " + name + "` kills the box's processes; its namespaces die with them",
 	}
+	user = user || Rootless()
+	var sub subordinateMap
+	mapped := false
+	if user && !userNSAfterExec() {
+		sub, mapped, _ = rootlessSubordinate()
+	}
 	if user {
 		st.Command += " --user"
 		uid, gid := os.Getuid(), os.Getgid()
-		st.Shell = append(st.Shell, "unshare --user --map-root-user sh")
 		st.Man = append(st.Man, "user_namespaces(7)")
-		st.Notes = append(st.Notes, fmt.Sprintf("uid 0 in the box will be uid %d on the host (uid_map \"0 %d 1\"), gid 0 gid %d", uid, uid, gid))
-		if uid == 0 {
-			st.Notes = append(st.Notes, hostRootNote)
+		if mapped {
+			st.Shell = append(st.Shell, "unshare --user --map-root-user --map-auto sh")
+			st.Notes = append(st.Notes, fmt.Sprintf("uid 0 in the box will be uid %d on the host, uids 1-%d your range from %d (uid_map %q)", uid, sub.uid.Count, sub.uid.Outside, sub.lines(uid, sub.uid)))
+		} else {
+			st.Shell = append(st.Shell, "unshare --user --map-root-user sh")
+			st.Notes = append(st.Notes, fmt.Sprintf("uid 0 in the box will be uid %d on the host (uid_map \"0 %d 1\"), gid 0 gid %d", uid, uid, gid))
+			if uid == 0 {
+				st.Notes = append(st.Notes, hostRootNote)
+			}
 		}
 	} else {
 		st.Shell = append(st.Shell, newBoxShell)
@@ -50,6 +61,12 @@ func (s *Session) PlanNew(name string, user bool) (*step.Step, error) {
 	}
 	st.Plan(fmt.Sprintf("clone(child_stack=NULL, flags=%s)", flags))
 	st.Plan(boxExecve(name))
+	if mapped {
+		for _, c := range subordinateCalls(sub, "PID") {
+			st.Plan(c.call)
+		}
+		st.Plan(boxExecve(name) + " again, now uid 0 of its user namespace")
+	}
 	if user && userNSAfterExec() {
 		for _, c := range userBoxCalls(nil, "/proc/PID") {
 			st.Plan(c.call)

@@ -12,9 +12,14 @@ import (
 // runtime starts, single-threaded. __probe is Go's: the escape probes,
 // run inside a box (box_probe.go).
 const (
-	entryBox   = "__box"   // a box process: the C executor
-	entryEnter = "__enter" // joins a box's namespaces with setns(2), then runs a command
-	entryProbe = "__probe" // the escape probes, inside a box
+	entryBox = "__box" // a box process: the C executor
+	// entryBoxMapped: stepbox __boxmapped ENTRY ARGS… waits, rootless, in
+	// a new user namespace for newuidmap, then executes itself again as
+	// stepbox ENTRY ARGS… (executor.c, exec_mapped).
+	entryBoxMapped = "__boxmapped"
+	entryRemove    = "__rmtree" // removes a tree, as root of a mapped user namespace (rootless.go)
+	entryEnter     = "__enter"  // joins a box's namespaces with setns(2), then runs a command
+	entryProbe     = "__probe"  // the escape probes, inside a box
 )
 
 // Reexec runs a hidden entry point when os.Args names one, and never
@@ -24,12 +29,14 @@ func Reexec() bool {
 		return false
 	}
 	switch os.Args[1] {
-	case entryBox, entryEnter:
+	case entryBox, entryBoxMapped, entryEnter:
 		// Only a binary built without cgo gets here.
 		fmt.Fprintf(os.Stderr, "stepbox %s: this binary has no executor: build it with cgo (CGO_ENABLED=1, gcc)\n", os.Args[1])
 		os.Exit(2)
 	case entryProbe:
 		os.Exit(probe.Main(os.Args[2:], os.Stdout, os.Stderr))
+	case entryRemove:
+		os.Exit(removeTreeMain(os.Args[2:]))
 	}
 	return false
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"strings"
 
+	"stepbox/primitives"
 	"stepbox/primitives/step"
 	"stepbox/viz"
 )
@@ -16,7 +17,7 @@ func init() {
 			Summary: "start a box: a process that will apply your steps",
 			Kernel:  "clone(2) and execve(2) start stepbox's executor, one thread of C that performs each step; with --user, clone(CLONE_NEWUSER) gives it a user namespace of its own, with uid 0 inside mapped to your uid outside",
 			Example: "new web", Man: "clone(2), user_namespaces(7)",
-			Flags: []Flag{{Name: "user", Help: "start in a new user namespace (the only moment one can be made)"}},
+			Flags: []Flag{{Name: "user", Help: "start in a new user namespace (the only moment one can be made); rootless, every box does"}},
 			Run:   runNew,
 			Plan: func(sh *Shell, c *Call) (*step.Step, error) {
 				return sh.Session.PlanNew(sh.newBoxName(c), c.Has("user"))
@@ -130,12 +131,15 @@ func runNew(sh *Shell, c *Call) error {
 	if err != nil {
 		return err
 	}
-	st.Command = strings.TrimSpace("new " + name + map[bool]string{true: " --user"}[c.Has("user")])
+	st.Command = strings.TrimSpace("new " + name + map[bool]string{true: " --user"}[b.User])
 	sh.current = name
 	sh.printStep(st)
 	where := "in the host's namespaces: nothing is isolated yet"
 	if b.User {
 		where = "in a new user namespace (uid 0 inside is your uid outside); every other namespace is still the host's"
+		if primitives.Rootless() && !c.Has("user") {
+			where += " (rootless, every box gets one)"
+		}
 	}
 	sh.ok("box %s (id %s): box process PID %d, %s", name, b.ID, b.PID(), where)
 	if b.User && os.Geteuid() == 0 {

@@ -150,6 +150,7 @@ func runShell(dirs primitives.Dirs, o ShellOptions, run func(sh *Shell, term *pr
 		fmt.Fprintf(os.Stderr, "stepbox: cleaned up after crashed %s %s:\n%s", step.Plural(len(s.Swept.Sessions), "session"),
 			sessionPIDs(s.Swept.Sessions), sweptLines(s.Swept))
 	}
+	sayRootless()
 	var term *primitives.Terminal
 	if primitives.IsTerminal(os.Stdin) {
 		if term, err = primitives.OpenTerminal(os.Stdin); err != nil {
@@ -292,4 +293,15 @@ func sessionPIDs(ids []string) string {
 		pids = append(pids, pid)
 	}
 	return "PID " + strings.Join(pids, ", ")
+}
+
+// sayRootless tells, once at start-up, that stepbox runs rootless and
+// what that means (primitives/rootless.go).
+func sayRootless() {
+	if !primitives.Rootless() {
+		return
+	}
+	for _, l := range primitives.RootlessLines() {
+		fmt.Fprintln(os.Stderr, "stepbox:", l)
+	}
 }

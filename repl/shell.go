@@ -200,6 +200,9 @@ func (sh *Shell) Execute(ctx context.Context, line string) (err error) {
 	if cmd.NeedsBox && sh.Current() == nil {
 		return &CommandError{Cmd: cmd.path(), Err: errors.New("there is no box yet: make one with `new NAME`")}
 	}
+	if err := primitives.RefuseRootless(cmd.path(), sh.Current()); err != nil {
+		return err
+	}
 	if err := cmd.Run(sh, call); err != nil {
 		var ce *CommandError
 		var ee *ExitError

@@ -20,7 +20,9 @@
 #   STEPBOX_VM_REUSE    1: boot the image the last run built, only the
 #                       test binaries are new
 #   STEPBOX_VM_ACCEL    qemu accelerator (default tcg)
-#   STEPBOX_VM_TIMEOUT  seconds before qemu is killed (default 600)
+#   STEPBOX_VM_TIMEOUT  seconds before qemu is killed (default 780: the root
+#                       passes took about 300 s of it, the rootless one adds
+#                       every lesson)
 set -euo pipefail
 t_start=$(date +%s.%N)
 repo=$(cd "$(dirname "$0")/../.." && pwd)
@@ -29,7 +31,7 @@ out=${STEPBOX_VM_DIR:-/var/tmp/stepbox-vm-systemd}
 root=$out/root
 disk=$out/disk.ext4
 log=$out/console.log
-vm_timeout=${STEPBOX_VM_TIMEOUT:-600}
+vm_timeout=${STEPBOX_VM_TIMEOUT:-780}
 export PATH=/usr/local/go/bin:$PATH
 export DEBIAN_FRONTEND=noninteractive
 
@@ -48,7 +50,7 @@ export DEBIAN_FRONTEND=noninteractive
 suites=(
 	session ./primitives/cgroups . ""
 	session ./primitives . ""
-	session ./repl "Cgroup|Lesson" "^TestDemoPlaysEveryLesson"
+	session ./repl "Cgroup|Lesson|Rootless" "^TestDemoPlaysEveryLesson"
 	app ./primitives/cgroups . ""
 	app ./primitives . ""
 	app ./repl "Cgroup" ""

@@ -52,7 +52,7 @@ func Unpack(r io.Reader, root string) (UnpackReport, error) {
 		return rep, err
 	}
 	defer rt.Close()
-	u := unpacker{root: rt, rep: &rep}
+	u := unpacker{root: rt, rep: &rep, ownerKept: os.Geteuid() != 0}
 	tr := tar.NewReader(r)
 	for {
 		hdr, err := tr.Next()
@@ -74,6 +74,22 @@ type unpacker struct {
 	root *os.Root
 	rep  *UnpackReport
 	dirs map[string]*tar.Header // metadata set last: making children changes a dir's mtime
+	// ownerKept: unpacked by a normal user (rootless), every entry stays
+	// theirs, which a rootless box's single mapping shows as root;
+	// chown(2) to another owner needs CAP_CHOWN in the host's user namespace.
+	ownerKept bool
+}
+
+// chown gives an entry the tar's owner, except rootless (ownerKept),
+// where the owners the tar names are noted once in the report.
+func (u *unpacker) chown(do func() error, base string, hdr *tar.Header) error {
+	if u.ownerKept {
+		if hdr.Uid != 0 || hdr.Gid != 0 {
+			u.rep.Skipped = append(u.rep.Skipped, fmt.Sprintf("%s: owner %d:%d not given (rootless: every file is yours, root in a box)", base, hdr.Uid, hdr.Gid))
+		}
+		return nil
+	}
+	return do()
 }
 
 // entryName turns a tar name into a path relative to the layer's root.
@@ -247,7 +263,7 @@ func (u *unpacker) file(fd int, base string, hdr *tar.Header, data io.Reader) er
 	f := os.NewFile(uintptr(nfd), base)
 	n, err := io.Copy(f, data)
 	if err == nil {
-		err = ownFile(f, hdr)
+		err = u.ownFile(f, hdr)
 	}
 	if err == nil {
 		u.xattrs(f, base, hdr)
@@ -263,8 +279,8 @@ func (u *unpacker) file(fd int, base string, hdr *tar.Header, data io.Reader) er
 
 // ownFile gives a regular file its owner and mode before its xattrs are
 // set: chown(2) drops security.capability, and the set-user-ID bit.
-func ownFile(f *os.File, hdr *tar.Header) error {
-	if err := unix.Fchown(int(f.Fd()), hdr.Uid, hdr.Gid); err != nil {
+func (u *unpacker) ownFile(f *os.File, hdr *tar.Header) error {
+	if err := u.chown(func() error { return unix.Fchown(int(f.Fd()), hdr.Uid, hdr.Gid) }, f.Name(), hdr); err != nil {
 		return fmt.Errorf("fchown(%d, %d): %w", hdr.Uid, hdr.Gid, err)
 	}
 	if err := unix.Fchmod(int(f.Fd()), uint32(hdr.Mode&0o7777)); err != nil {
@@ -314,7 +330,7 @@ func (u *unpacker) meta(fd int, base string, hdr *tar.Header) error {
 	if hdr.Typeflag == tar.TypeReg {
 		return setTimes(fd, base, hdr) // ownFile did the rest
 	}
-	if err := unix.Fchownat(fd, base, hdr.Uid, hdr.Gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+	if err := u.chown(func() error { return unix.Fchownat(fd, base, hdr.Uid, hdr.Gid, unix.AT_SYMLINK_NOFOLLOW) }, base, hdr); err != nil {
 		return fmt.Errorf("fchownat(%s, %d, %d): %w", base, hdr.Uid, hdr.Gid, err)
 	}
 	if hdr.Typeflag != tar.TypeSymlink {

@@ -12,6 +12,23 @@ cg=/sys/fs/cgroup
 placement=$1
 fail() { echo "VM-INIT: $placement: $*"; exit 1; }
 
+# What the suites must leave as they found it: every cgroup with its
+# controllers and the controllers it enables for its children, every
+# system unit and its state, the mounts, stepbox processes. `suite.sh
+# state` prints it (the rootless pass in session.sh captures it so).
+vm_state() {
+	find $cg -type d | sort | while read -r d; do
+		echo "cgroup ${d#$cg}/ controllers=[$(cat "$d/cgroup.controllers")] subtree_control=[$(cat "$d/cgroup.subtree_control")]"
+	done
+	systemctl list-units --all --no-legend --plain --no-pager | awk '{print "unit", $1, $2, $3, $4}' | sort
+	awk '{print "mount", $5, $9}' /proc/self/mountinfo | sort
+	ps -eo pid=,args= | awk '$2 ~ /stepbox$/ && $3 ~ /^__/ {print "process " $0}'
+}
+if [ "$placement" = state ]; then
+	vm_state
+	exit 0
+fi
+
 system=$(timeout 180 systemctl is-system-running --wait)
 echo "VM-SYSTEM: $system"
 if [ "$system" != running ]; then
@@ -34,17 +51,6 @@ echo "VM-PASS: $placement: $(uname -r), systemd $(systemctl --version | awk 'NR=
 # verdicts are the doctor tests' business, not this run's).
 /usr/local/bin/stepbox doctor --plain 2>&1 | sed "s/^/VM-DOCTOR: $placement: /"
 
-# What the suites must leave as they found it: every cgroup with its
-# controllers and the controllers it enables for its children, every
-# system unit and its state, the mounts, stepbox processes.
-vm_state() {
-	find $cg -type d | sort | while read -r d; do
-		echo "cgroup ${d#$cg}/ controllers=[$(cat "$d/cgroup.controllers")] subtree_control=[$(cat "$d/cgroup.subtree_control")]"
-	done
-	systemctl list-units --all --no-legend --plain --no-pager | awk '{print "unit", $1, $2, $3, $4}' | sort
-	awk '{print "mount", $5, $9}' /proc/self/mountinfo | sort
-	ps -eo pid=,args= | awk '$2 ~ /stepbox$/ && $3 ~ /^__/ {print "process " $0}'
-}
 vm_state >/run/state.before.$placement
 
 export STEPBOX_MUST_WORK=1 STEPBOX_BIN=/usr/local/bin/stepbox HOME=/root

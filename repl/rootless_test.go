@@ -1,0 +1,214 @@
+package repl
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"stepbox/lessons"
+)
+
+// Rootless mode: stepbox started by uid 65534 (no root, no capability)
+// makes `new web` in a user namespace of the box's own without being
+// asked, builds a root there up to pivot_root, overlay whiteouts
+// included, refuses the host-side network step and (with no delegation
+// for that uid) the cgroup step with why, and leaves nothing behind.
+func TestRootlessModeBuildsInOwnUserNamespaceAndRefusesHostSteps(t *testing.T) {
+	needRoot(t) // to become uid 65534 with setpriv
+	hostUnchanged(t)
+	state := rootlessStateDir(t)
+	// What the session reads on the host side goes to the output between
+	// markers: the box's uid_map as the kernel holds it, whether its user
+	// namespace is the host's, and the whiteout the kernel left in the
+	// upper dir for a file deleted in the box.
+	script := strings.Join([]string{
+		"new web",
+		"!echo uidmap: $(cat /proc/$BOX_PID/uid_map)",
+		"!echo userns: $(readlink /proc/$BOX_PID/ns/user) host $(readlink /proc/self/ns/user)",
+		"unshare all",
+		"mount overlay base",
+		"pivot_root",
+		"exec rm /etc/motd",
+		"!echo whiteout: $(stat -c '%F %t:%T' $BOX_UPPER/etc/motd)",
+		"exec sh -c 'echo inside: $(id -u) $(cat /proc/self/uid_map)'",
+		"-net bridge",
+		"-cgroup new",
+		"!echo after-refusals: $(ip -o link show type bridge | grep -c stepbox)",
+	}, "\n") + "\n"
+	got, err := runRootless(t, state, script, "run", "-")
+	if err != nil {
+		t.Fatalf("rootless run: %v\n%s", err, got)
+	}
+	if !strings.Contains(got, "stepbox: rootless (uid 65534") {
+		t.Errorf("start-up does not say stepbox runs rootless:\n%s", got)
+	}
+	// One mapping, the uid itself, as the kernel has it.
+	if !regexp.MustCompile(`(?m)^uidmap: 0 65534 1$`).MatchString(got) {
+		t.Errorf("the box's uid_map is not the single mapping 0 → 65534:\n%s", got)
+	}
+	m := regexp.MustCompile(`(?m)^userns: (\S+) host (\S+)$`).FindStringSubmatch(got)
+	if m == nil || m[1] == m[2] {
+		t.Errorf("`new web` did not give the box a user namespace of its own (%q):\n%s", m, got)
+	}
+	if !regexp.MustCompile(`(?m)^inside: 0 +0 +65534 +1$`).MatchString(got) {
+		t.Errorf("inside the pivoted box, root is not uid 65534 outside:\n%s", got)
+	}
+	if !strings.Contains(got, "whiteout: character special file 0:0") {
+		t.Errorf("deleting a file in the rootless overlay left no 0/0 whiteout in the upper dir:\n%s", got)
+	}
+	if !strings.Contains(got, "net bridge: refused rootless:") || !strings.Contains(got, "CAP_NET_ADMIN") {
+		t.Errorf("net bridge was not refused with why:\n%s", got)
+	}
+	if !strings.Contains(got, "after-refusals: 0") {
+		t.Errorf("a stepbox bridge exists after the refused step:\n%s", got)
+	}
+	// Where no user manager delegates a cgroup to the uid (this host, and
+	// the VMs, which have none for 65534), the cgroup step is refused.
+	if _, err := os.Stat("/sys/fs/cgroup/user.slice/user-65534.slice/user@65534.service"); err != nil {
+		if !strings.Contains(got, "cgroup new: refused rootless: no cgroup is delegated to you") {
+			t.Errorf("cgroup new was not refused with why:\n%s", got)
+		}
+	}
+	if strings.Contains(got, "EACCES") {
+		t.Errorf("a step failed with EACCES from deep down instead of a refusal:\n%s", got)
+	}
+	noSessionLeft(t, state)
+}
+
+// Rootless, `stepbox lesson check` runs every lesson: each passes, or
+// stops at the first step that cannot work rootless, reported as refused
+// with its reason; none fails, and nothing is left.
+func TestLessonCheckRootlessPassesOrRefusesEachLessonWithItsReason(t *testing.T) {
+	needRoot(t) // to become uid 65534 with setpriv
+	hostUnchanged(t)
+	state := rootlessStateDir(t)
+	got, err := runRootless(t, state, "", "lesson", "check")
+	if err != nil {
+		t.Fatalf("rootless lesson check: %v\n%s", err, got)
+	}
+	for _, l := range lessons.All() {
+		line := regexp.MustCompile(fmt.Sprintf(`(?m)^ok +lesson %d · .*$`, l.Number)).FindString(got)
+		if line == "" {
+			t.Errorf("lesson %d is not ok rootless:\n%s", l.Number, got)
+			continue
+		}
+		if _, why, refused := strings.Cut(line, "refused rootless at "); refused &&
+			!strings.Contains(why, "refused rootless: ") && !strings.Contains(why, "needs root") {
+			t.Errorf("lesson %d is refused without a reason: %s", l.Number, line)
+		}
+	}
+	// The host-side bridge of lesson 7 is never rootless's to make.
+	if !regexp.MustCompile(`(?m)^ok +lesson 7 · .*refused rootless at .*net bridge: refused rootless: .*CAP_NET_ADMIN`).MatchString(got) {
+		t.Errorf("lesson 7 is not refused at its host-side bridge:\n%s", got)
+	}
+	noSessionLeft(t, state)
+}
+
+// rootlessStateDir makes a state dir uid 65534 owns, 0700, under a parent
+// no one else may write (stepbox refuses a state dir others could swap).
+func rootlessStateDir(t *testing.T) string {
+	t.Helper()
+	if _, err := exec.LookPath("setpriv"); err != nil {
+		t.Fatal("setpriv (util-linux) is needed")
+	}
+	top, err := os.MkdirTemp("", "stepbox-rootless-mode-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(top) })
+	if err := os.Chmod(top, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	state := filepath.Join(top, "state")
+	if err := os.Mkdir(state, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(state, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	return state
+}
+
+// runRootless runs stepbox as uid 65534, without any capability, with
+// script on stdin and its output returned.
+func runRootless(t *testing.T, state, script string, args ...string) (string, error) {
+	t.Helper()
+	argv := append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all",
+		"env", "HOME=" + filepath.Dir(state), "XDG_RUNTIME_DIR=", "COLUMNS=300",
+		stepboxBinary(t), "--plain", "--state-dir", state}, args...)
+	cmd := exec.Command("setpriv", argv...)
+	cmd.Stdin = strings.NewReader(script)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// noSessionLeft fails when a session's runtime state is left in state
+// (hostUnchanged checks mounts, links, cgroups and processes).
+func noSessionLeft(t *testing.T, state string) {
+	t.Helper()
+	sessions, err := os.ReadDir(filepath.Join(state, "run", "sessions"))
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	for _, s := range sessions {
+		t.Errorf("session state left behind: %s", filepath.Join(state, "run", "sessions", s.Name()))
+	}
+}
+
+// Rootless with a subordinate range for the uid (bind-mounted over
+// /etc/subuid and /etc/subgid in a mount namespace of the test's own, so
+// the host's files stay as they are): the box maps it through newuidmap,
+// a file chowned to 1000 inside belongs to range start+999 outside, and
+// teardown removes even a directory the box gave away.
+func TestRootlessBoxMapsSubordinateRangeThroughNewuidmap(t *testing.T) {
+	needRoot(t)
+	hostUnchanged(t)
+	for _, tool := range []string{"newuidmap", "newgidmap", "unshare"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s is needed (.ci/deps.sh installs uidmap)", tool)
+		}
+	}
+	state := rootlessStateDir(t)
+	ids := filepath.Join(filepath.Dir(state), "subids")
+	if err := os.WriteFile(ids, []byte("nobody:300000:65536\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	script := strings.Join([]string{
+		"new web",
+		"!echo uidmap: $(cat /proc/$BOX_PID/uid_map)",
+		"!echo gidmap: $(cat /proc/$BOX_PID/gid_map)",
+		"unshare mnt pid",
+		"mount overlay base",
+		"pivot_root",
+		"exec sh -c 'mkdir /tmp/d && touch /tmp/d/x && chown -R 1000:1000 /tmp/d && chmod 700 /tmp/d'",
+		"!echo owner: $(stat -c '%u:%g' $BOX_UPPER/tmp/d)",
+	}, "\n") + "\n"
+	// The bounding set stays full: newuidmap is set-user-ID root.
+	cmd := exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c",
+		`mount --bind "$1" /etc/subuid && mount --bind "$1" /etc/subgid && shift && exec "$@"`, "sh", ids,
+		"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all",
+		"env", "HOME="+filepath.Dir(state), "XDG_RUNTIME_DIR=", "COLUMNS=300",
+		stepboxBinary(t), "--plain", "--state-dir", state, "run", "-")
+	cmd.Stdin = strings.NewReader(script)
+	out, err := cmd.CombinedOutput()
+	got := string(out)
+	if err != nil {
+		t.Fatalf("rootless run: %v\n%s", err, got)
+	}
+	if !strings.Contains(got, "ids: your subordinate range, through newuidmap") {
+		t.Errorf("start-up does not say the range is mapped:\n%s", got)
+	}
+	for _, m := range []string{"uidmap", "gidmap"} {
+		if !regexp.MustCompile(`(?m)^` + m + `: 0 65534 1 1 300000 65536$`).MatchString(got) {
+			t.Errorf("the box's %s is not 0→65534 plus the range:\n%s", m, got)
+		}
+	}
+	if !strings.Contains(got, "owner: 300999:300999") {
+		t.Errorf("uid 1000 inside is not 300999 outside:\n%s", got)
+	}
+	noSessionLeft(t, state)
+}
