@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/procfs"
 
@@ -249,12 +250,22 @@ func Open(root string, proc procfs.FS, session int) (Hierarchy, error) {
 		if st, err := p.Stat(); err == nil {
 			start = st.Starttime
 		}
-		u.unit = ScopeUnit(fmt.Sprintf("%d-%d", session, start))
+		// One process may open sessions one after another (lesson
+		// check): a user manager may keep a stopped scope loaded for a
+		// while and refuse its name again, so each open gets its own.
+		name := fmt.Sprintf("%d-%d", session, start)
+		if n := scopeOpens.Add(1); n > 1 {
+			name += fmt.Sprintf("-%d", n)
+		}
+		u.unit = ScopeUnit(name)
 		u.systemd = hostSystemd(base.root, mode)
 		return u, nil
 	}
 	return newLegacy(base, self, mounts)
 }
+
+// scopeOpens counts the unified hierarchies this process has opened.
+var scopeOpens atomic.Int64
 
 // base is what both versions keep.
 type base struct {
