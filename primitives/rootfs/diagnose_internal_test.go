@@ -19,7 +19,10 @@ func TestDiagnosePivotNamesTheBrokenRule(t *testing.T) {
 		}
 		t.Skip("needs root")
 	}
-	hostBefore, err := os.ReadFile("/proc/self/mountinfo")
+	// thread-self, not self: /proc/self is the thread group leader's, and
+	// the goroutine below may have locked that thread and left it, wedged,
+	// in the namespace it made.
+	hostBefore, err := os.ReadFile("/proc/thread-self/mountinfo")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +95,7 @@ func TestDiagnosePivotNamesTheBrokenRule(t *testing.T) {
 	}
 	msg := (&PivotRootError{Rule: r.sharedParent, NewRoot: shared, Detail: r.detail, Err: unix.EINVAL}).Error()
 	t.Log(msg)
-	if hostAfter, err := os.ReadFile("/proc/self/mountinfo"); err != nil || string(hostAfter) != string(hostBefore) {
+	if hostAfter, err := os.ReadFile("/proc/thread-self/mountinfo"); err != nil || string(hostAfter) != string(hostBefore) {
 		t.Errorf("the host's mount table changed (%v)", err)
 	}
 }

@@ -37,15 +37,18 @@ func needRoot(t testing.TB) {
 }
 
 // hostMountsUnchanged fails t unless the host's mount table is
-// byte-identical at the end of the test.
+// byte-identical at the end of the test. It reads the calling thread's
+// (/proc/thread-self): /proc/self is the thread group leader's, which a
+// test goroutine that locked it and unshared may have left in its own
+// mount namespace.
 func hostMountsUnchanged(t testing.TB) {
 	t.Helper()
-	before, err := os.ReadFile("/proc/self/mountinfo")
+	before, err := os.ReadFile("/proc/thread-self/mountinfo")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		after, err := os.ReadFile("/proc/self/mountinfo")
+		after, err := os.ReadFile("/proc/thread-self/mountinfo")
 		if err != nil {
 			t.Fatal(err)
 		}

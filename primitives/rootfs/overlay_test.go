@@ -390,7 +390,7 @@ func kernelAtLeast(t *testing.T, major, minor int) bool {
 
 func readMountinfo(t *testing.T) string {
 	t.Helper()
-	return readFile(t, "/proc/self/mountinfo")
+	return readFile(t, "/proc/thread-self/mountinfo") // the host's: see hostMountsUnchanged
 }
 
 func TestRootlessBoxUsesUserxattrAndBindsDevices(t *testing.T) {
