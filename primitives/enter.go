@@ -167,14 +167,23 @@ func readProcCgroups(pid int) (map[string]string, error) {
 
 // withUserNamespace adds the box's user namespace, when it has one, to
 // what `enter` joins: the entered command then holds capabilities only
-// there, never the host's (docker exec does the same).
+// there, never the host's (docker exec does the same). With it go all
+// the box's other namespaces of its own: a process with the box's
+// identity (its uid, its capabilities, dumpable after execve) sitting in
+// a namespace of the host's would hand the box that namespace, through
+// /proc/PID/root or ptrace, as `enter uts -- sleep 9` once handed a
+// Docker-hardened box the host's files.
 func (b *Box) withUserNamespace(types []NamespaceType) []NamespaceType {
-	if !b.Has("user") || joinsUser(types) {
+	if !b.Has("user") {
 		return types
 	}
+	have := map[string]bool{}
+	for _, t := range types {
+		have[t.Name] = true
+	}
 	for _, t := range NamespaceTypes {
-		if t.Name == "user" {
-			return append(types, t)
+		if b.Has(t.Name) && !have[t.Name] {
+			types = append(types, t)
 		}
 	}
 	return types

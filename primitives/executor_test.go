@@ -341,3 +341,36 @@ func TestEnterJoinsAUserNamespace(t *testing.T) {
 		}
 	}
 }
+
+// A box with a user namespace of its own is entered whole: asked for its
+// uts namespace only, the command still sits in the box's mount and
+// network namespaces, never the host's, where a process with the box's
+// uid and capabilities would hand the box the host's files through
+// /proc/PID/root (a fresh attacker's finding).
+func TestEnteringPartOfAUserNamespaceBoxJoinsAllItsNamespaces(t *testing.T) {
+	needRoot(t)
+	s := newTestSession(t)
+	b, _, err := s.NewBox("uw", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Unshare([]NamespaceType{mustType(t, "uts"), mustType(t, "mnt"), mustType(t, "net"), mustType(t, "user")}, UnshareOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	es, _, err := b.Enter(context.Background(), []NamespaceType{mustType(t, "uts")}, []string{"sh", "-c", "readlink /proc/self/ns/mnt /proc/self/ns/net /proc/self/ns/user"}, Stdio{Out: &out, Err: &out})
+	if err != nil || es.Code != 0 {
+		t.Fatalf("enter uts: %v %+v\n%s", err, es, out.String())
+	}
+	var want []string
+	for _, n := range []string{"mnt", "net", "user"} {
+		l, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", b.PID(), n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, l)
+	}
+	if got := strings.Fields(out.String()); strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("enter uts in a box with its own user namespace is in %q, want the box's %q", got, want)
+	}
+}

@@ -91,7 +91,7 @@ func init() {
 		&Command{
 			Name: "enter", Group: "processes", Usage: "enter [TYPE…] [-- CMD…]", MaxArgs: -1, RawArgs: true, NeedsBox: true,
 			Summary: "join the box's namespaces from the host, like `nsenter -t PID`",
-			Kernel:  "a new process writes itself into the box's cgroup, opens /proc/PID/ns/* and calls setns(2) for each (the box's user namespace always, when it has one), then forks the command, which calls setsid(2): a shell gets a pty of its own as its controlling terminal (TIOCSCTTY), relayed by stepbox; a command given after -- writes through pipes and reads /dev/null, never your terminal and gets the box's capabilities, no_new_privs and seccomp filter before execve(2), as docker exec does",
+			Kernel:  "a new process writes itself into the box's cgroup, opens /proc/PID/ns/* and calls setns(2) for each (the box's user namespace always, when it has one, and then all its namespaces of its own), then forks the command, which calls setsid(2): a shell gets a pty of its own as its controlling terminal (TIOCSCTTY), relayed by stepbox; a command given after -- writes through pipes and reads /dev/null, never your terminal and gets the box's capabilities, no_new_privs and seccomp filter before execve(2), as docker exec does",
 			Example: "enter mnt pid uts -- /bin/sh -c hostname", Man: "setns(2), nsenter(1)",
 			Complete: completeEnter,
 			Run:      runEnter,
@@ -205,7 +205,7 @@ func enterIdentity(b *primitives.Box) string {
 		what = append([]string{"cgroup"}, what...)
 	}
 	if b.Has("user") {
-		what = append([]string{"user namespace (always joined)"}, what...)
+		what = append([]string{"user namespace (always joined, and with it every namespace of the box's own: its identity never sits in one of the host's)"}, what...)
 	}
 	who := ""
 	if ids := b.CommandIDs(); ids != nil {
