@@ -152,6 +152,19 @@ func (sh *Shell) Interactive(term *primitives.Terminal) error {
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGQUIT)
 	defer signal.Stop(sigs)
+	// Ctrl-Z while a command runs would stop stepbox itself (its process
+	// group is the terminal's foreground one then), and with it the live
+	// view, while the boxes run on: caught, not ignored (an ignored signal
+	// stays ignored across execve, in every process stepbox starts), and
+	// answered with where job control is.
+	tstp := make(chan os.Signal, 1)
+	signal.Notify(tstp, syscall.SIGTSTP)
+	defer signal.Stop(tstp)
+	go func() {
+		for range tstp {
+			fmt.Fprintln(sh.Err, sh.dim("\nCtrl-Z: stepbox's commands have no job control; Ctrl-C stops this one, and `sh` in the box has Ctrl-Z and fg"))
+		}
+	}()
 	sh.say("%s", sh.dim("stepbox: build a container one kernel step at a time. `help` lists the commands, Tab completes, Ctrl-D leaves."))
 	for !sh.exit {
 		sh.Width = outputWidth(term)
@@ -199,15 +212,12 @@ func (sh *Shell) Interactive(term *primitives.Terminal) error {
 // forwardSignals hands the terminal's Ctrl-C and Ctrl-\ to a box
 // command that runs while the learner's terminal is stepbox's (`enter --
 // CMD`), until done is called: the channel to give it (nil outside the
-// interactive prompt). Ctrl-Z would stop stepbox itself (its process
-// group is the terminal's foreground): it is ignored meanwhile. A command
+// interactive prompt). Ctrl-Z is caught for the whole prompt (Run). A command
 // with a pty of its own (sh) needs none of this: its terminal makes the
 // signals.
 func (sh *Shell) forwardSignals() (<-chan os.Signal, func()) {
 	sh.forwarding.Store(true)
-	signal.Ignore(syscall.SIGTSTP)
 	return sh.signals, func() {
-		signal.Reset(syscall.SIGTSTP)
 		sh.forwarding.Store(false)
 	}
 }

@@ -385,3 +385,29 @@ func waitPidfd(fd int, d time.Duration) error {
 		}
 	}
 }
+
+// Ctrl-Z while `exec` runs never stops stepbox (and its live view) with
+// the boxes running on: it says where job control is, and Ctrl-C still
+// ends the command (a fresh learner landed in the host's shell).
+func TestCtrlZDuringExecNeverStopsStepbox(t *testing.T) {
+	needRoot(t)
+	hostUnchanged(t)
+	p := newTmuxPane(t)
+	p.startBox(t.TempDir())
+	p.mark()
+	p.line("exec sleep 30")
+	time.Sleep(500 * time.Millisecond)
+	p.keys("C-z")
+	p.waitFor("Ctrl-Z: stepbox's commands have no job control")
+	p.keys("C-c")
+	screen := p.waitFor("web[uts,mnt,pid] ▸")
+	if strings.Contains(screen, "Stopped") {
+		t.Fatalf("Ctrl-Z stopped stepbox:\n%s", screen)
+	}
+	p.mark()
+	p.line("exec echo still-here")
+	p.waitFor("still-here")
+	p.line("exit")
+	p.waitFor("STEPBOX-EXIT=0")
+	p.saneTerminal("after Ctrl-Z")
+}
