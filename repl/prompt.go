@@ -171,6 +171,8 @@ func (sh *Shell) Interactive(term *primitives.Terminal) error {
 		parser.sawEOF = false
 		line := p.Input()
 		term.Restore()
+		// Again: the window may have been resized while the line was typed.
+		sh.Width = outputWidth(term)
 		if line == "" && parser.sawEOF {
 			fmt.Fprintln(sh.Out, "exit")
 			break
