@@ -118,7 +118,7 @@ func startLiveServer(addr, page string) (*liveServer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
-	s.ln = &capListener{Listener: ln, slots: make(chan struct{}, webMaxConns)}
+	s.ln = &capListener{Listener: ln}
 	shown := s.ln.Addr().(*net.TCPAddr)
 	urlHost := net.JoinHostPort(host, fmt.Sprint(shown.Port))
 	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
@@ -143,7 +143,7 @@ func startLiveServer(addr, page string) (*liveServer, error) {
 	// Errors go nowhere: the learner's terminal is no place for a
 	// browser's (or another user's) broken connection.
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute,
-		MaxHeaderBytes: 8 << 10, ErrorLog: log.New(io.Discard, "", 0)}
+		MaxHeaderBytes: 8 << 10, ErrorLog: log.New(io.Discard, "", 0), ConnContext: withConn}
 	go s.srv.Serve(s.ln)
 	return s, nil
 }
@@ -174,6 +174,7 @@ func (s *liveServer) allowed(w http.ResponseWriter, r *http.Request) bool {
 	if subtle.ConstantTimeCompare([]byte(r.URL.Query().Get("token")), []byte(s.token)) != 1 {
 		return refuse("this live view needs its token: open the whole address stepbox printed, ?token=… included", http.StatusForbidden)
 	}
+	trust(r)
 	return true
 }
 

@@ -159,3 +159,43 @@ func startPiped(t *testing.T, args ...string) (*exec.Cmd, io.WriteCloser, io.Rea
 	}
 	return cmd, stdin, stdout
 }
+
+// Another local user who holds every connection slot open without a
+// request (no token shown) cannot keep the lecturer's browser out: a new
+// connection takes the place of the oldest that has not shown the token,
+// and one that has (the projector's event stream) keeps its place.
+func TestIdleConnectionsWithoutTheTokenNeverKeepTheLecturerOut(t *testing.T) {
+	s := startTestServer(t, webDefaultAddr)
+	stream, err := net.Dial("tcp", s.ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stream.Close()
+	fmt.Fprintf(stream, "GET /events?token=%s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", s.token)
+	for s.Clients() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	var idle []net.Conn
+	defer func() {
+		for _, c := range idle {
+			c.Close()
+		}
+	}()
+	for range 2 * webMaxConns {
+		c, err := net.Dial("tcp", s.ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		idle = append(idle, c)
+	}
+	time.Sleep(100 * time.Millisecond) // every one accepted
+	if code, body := get(t, s.URL); code != http.StatusOK || !strings.Contains(body, "drawing") {
+		t.Fatalf("with %d idle connections open, GET with the token = %d", len(idle), code)
+	}
+	if s.Clients() != 1 {
+		t.Errorf("the projector's stream, which showed the token, was dropped: %d clients", s.Clients())
+	}
+	if n := s.ln.(*capListener).open(); n > webMaxConns {
+		t.Errorf("%d connections held, more than %d", n, webMaxConns)
+	}
+}
