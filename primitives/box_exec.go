@@ -264,15 +264,16 @@ type execArgs struct {
 }
 
 // execArgs is the exec request: the image's environment under the
-// caller's, and its working directory and user once the overlay is the
-// box's root (before, "/app" would name a directory of the host).
-// Called with b.mu held.
+// caller's, its working directory and its user, once the overlay is the
+// box's root. Before, "/app" would name a directory of the host, and the
+// command is a host program: an image's LD_PRELOAD or PATH would run the
+// image's own code as the host's root. Called with b.mu held.
 func (b *Box) execArgs(argv, env []string) execArgs {
-	a := execArgs{Argv: argv, Env: b.env(append(append([]string(nil), b.process.Env...), env...))}
-	if b.fs.Pivoted || b.fs.Chrooted {
-		a.Dir, a.User = b.process.Dir, b.process.IDs
+	if !b.fs.Pivoted && !b.fs.Chrooted {
+		return execArgs{Argv: argv, Env: b.env(env)}
 	}
-	return a
+	return execArgs{Argv: argv, Env: b.env(append(append([]string(nil), b.process.Env...), env...)),
+		Dir: b.process.Dir, User: b.process.IDs}
 }
 
 // spawnCall names the call of the spawned child that failed, by the

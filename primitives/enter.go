@@ -55,7 +55,8 @@ func userInode(fi os.FileInfo) uint32 {
 type enterJoin struct {
 	cgroups  []string // cgroup.procs files of the box's cgroup, one per hierarchy
 	security Security
-	ids      *IDs // the image's User, as exec runs its commands; nil: root
+	ids      *IDs     // the image's User, as exec runs its commands; nil: root
+	env      []string // the command's environment: the image's Env too, as exec's
 }
 
 // enterRecord is the record `enter` writes, and its plan: the cgroup,
@@ -123,9 +124,17 @@ func enterRecord(pid int, types []NamespaceType, j enterJoin, path string, argv 
 // enterJoinOf is what `enter` joins of box b besides its namespaces: its
 // cgroup in each hierarchy where its command process is (read from the
 // host, /proc/PID/cgroup), and its settings.
-func (b *Box) enterJoinOf(pid int) enterJoin {
+//
+// The image's User and Env come only with the box's mount namespace: in
+// the host's, the command is a host program, and an image's LD_PRELOAD
+// or PATH would run the image's code there (exec holds to the same rule).
+func (b *Box) enterJoinOf(pid int, types []NamespaceType) enterJoin {
 	b.mu.Lock()
-	j := enterJoin{security: b.security.clone(), ids: b.execArgs(nil, nil).User}
+	j := enterJoin{security: b.security.clone(), env: b.env(nil)}
+	if joinsType(types, "mnt") {
+		a := b.execArgs(nil, nil)
+		j.ids, j.env = a.User, a.Env
+	}
 	// The learner's cgroup, and stepbox's own that holds the box from
 	// `new` (box_track.go): the command joins whichever the box's process
 	// is in, so it counts against the same limits and teardown finds it.
@@ -201,9 +210,11 @@ func enterPath(pid int, types []NamespaceType, name string, env []string) (strin
 	return lookPath(root, name, env)
 }
 
-func joinsUser(types []NamespaceType) bool {
+func joinsUser(types []NamespaceType) bool { return joinsType(types, "user") }
+
+func joinsType(types []NamespaceType, name string) bool {
 	for _, t := range types {
-		if t.Name == "user" {
+		if t.Name == name {
 			return true
 		}
 	}
@@ -218,9 +229,9 @@ func joinsUser(types []NamespaceType) bool {
 func (b *Box) Enter(ctx context.Context, types []NamespaceType, argv []string, std Stdio) (ExitStatus, *step.Step, error) {
 	pid, start := b.commandProc()
 	types = enterOrder(pid, b.withUserNamespace(types))
-	env := b.env(nil)
+	j := b.enterJoinOf(pid, types)
+	env := j.env
 	path, err := enterPath(pid, types, argv[0], env)
-	j := b.enterJoinOf(pid)
 	st, codes := enterRecord(pid, types, j, path, argv, "joined")
 	if err != nil {
 		return ExitStatus{}, st, err

@@ -180,10 +180,11 @@ func quoteArgv(argv []string) string {
 func (b *Box) PlanEnter(types []NamespaceType, argv []string) (*step.Step, error) {
 	pid := b.CommandPID()
 	types = enterOrder(pid, b.withUserNamespace(types))
-	path, err := enterPath(pid, types, argv[0], b.env(nil))
+	j := b.enterJoinOf(pid, types)
+	path, err := enterPath(pid, types, argv[0], j.env)
 	if err != nil {
 		path = argv[0]
 	}
-	st, _ := enterRecord(pid, types, b.enterJoinOf(pid), path, argv, "will join")
+	st, _ := enterRecord(pid, types, j, path, argv, "will join")
 	return st, nil
 }
