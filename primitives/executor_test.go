@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -372,5 +373,34 @@ func TestEnteringPartOfAUserNamespaceBoxJoinsAllItsNamespaces(t *testing.T) {
 	}
 	if got := strings.Fields(out.String()); strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("enter uts in a box with its own user namespace is in %q, want the box's %q", got, want)
+	}
+}
+
+// An image's Env reaches a box's commands only once the overlay is the
+// box's root: before, the command is a host program, and an image's
+// LD_PRELOAD or PATH would run the image's own code as the host's root
+// (a fresh attacker's finding). Proved with a harmless variable.
+func TestAnImagesEnvWaitsForTheBoxsOwnRoot(t *testing.T) {
+	needRoot(t)
+	s := newTestSession(t)
+	b, _, err := s.NewBox("ie", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.SetProcessDefaults(ProcessDefaults{Image: "test/env:1", Env: []string{"STEPBOX_TEST_IMAGE_VAR=from-the-image"}})
+	var out bytes.Buffer
+	if _, err := b.Exec(context.Background(), []string{"sh", "-c", "echo \"[$STEPBOX_TEST_IMAGE_VAR]\""}, nil, Stdio{Out: &out, Err: &out}); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.TrimSpace(out.String()); got != "[]" {
+		t.Errorf("a host program in a box without its own root got the image's Env: %q", got)
+	}
+	b.mu.Lock()
+	b.fs.Chrooted = true // as `chroot` leaves it: the image is the box's root
+	a := b.execArgs(nil, nil)
+	b.fs.Chrooted = false
+	b.mu.Unlock()
+	if !slices.Contains(a.Env, "STEPBOX_TEST_IMAGE_VAR=from-the-image") {
+		t.Errorf("once the image is the box's root, its Env is missing: %q", a.Env)
 	}
 }
