@@ -56,7 +56,11 @@ func init() {
 					return err
 				}
 				if es.Code != 0 {
-					return &ExitError{Cmd: "exec " + argv[0], Status: es, Hits: sh.cgroupEvents(b).since(before)}
+					ee := &ExitError{Cmd: "exec " + argv[0], Status: es, Hits: sh.cgroupEvents(b).since(before)}
+					if sh.interrupt.Err() != nil {
+						ee.Interrupted = "SIGINT"
+					}
+					return ee
 				}
 				return nil
 			},
@@ -169,6 +173,7 @@ func runEnter(sh *Shell, c *Call) error {
 	}
 	ctx := sh.interrupt
 	done := func() {}
+	var sigs <-chan os.Signal
 	if sh.Terminal != nil {
 		// The enter process is in stepbox's process group: the terminal's
 		// Ctrl-C reaches it, and it passes it on to the command (setsid).
@@ -176,7 +181,7 @@ func runEnter(sh *Shell, c *Call) error {
 		// raw: Ctrl-C is a key the box's terminal turns into SIGINT.
 		ctx = context.Background()
 		if !interactive {
-			_, done = sh.forwardSignals()
+			sigs, done = sh.forwardSignals()
 		}
 	}
 	es, st, err := b.Enter(ctx, types, argv, std)
@@ -193,7 +198,18 @@ func runEnter(sh *Shell, c *Call) error {
 		return nil
 	}
 	if es.Code != 0 {
-		return &ExitError{Cmd: "enter", Status: es}
+		ee := &ExitError{Cmd: "enter " + filepath.Base(argv[0]), Status: es}
+		select {
+		case s := <-sigs: // the terminal's Ctrl-C, passed on to the command
+			if sig, ok := s.(syscall.Signal); ok {
+				ee.Interrupted = unix.SignalName(sig)
+			}
+		default:
+			if ctx.Err() != nil {
+				ee.Interrupted = "SIGINT"
+			}
+		}
+		return ee
 	}
 	return nil
 }
