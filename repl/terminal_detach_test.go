@@ -3,6 +3,7 @@ package repl
 import (
 	"bytes"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -73,6 +74,25 @@ func TestDetachKeysGiveTheTerminalBackFromARawBoxProgram(t *testing.T) {
 	if left := sleepingFor("1087"); len(left) > 0 {
 		t.Errorf("enter's program outlived the detach keys: PIDs %v", left)
 	}
+	// Killed from outside: no ✓, the signal named, on a line of its own (ut23 F8).
+	p.mark()
+	p.line("sh")
+	p.waitFor("[web] ")
+	p.line(`printf 'PROMPT-%s%s' 4 2; exec sleep 1088`)
+	deadline = time.Now().Add(10 * time.Second)
+	for len(sleepingFor("1088")) == 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, pid := range sleepingFor("1088") {
+		if err := exec.Command("kill", "-KILL", pid).Run(); err != nil {
+			t.Fatalf("kill -KILL %s: %v", pid, err)
+		}
+	}
+	s := p.waitFor("PROMPT-42\n! back in stepbox: the box's shell was killed by SIGKILL\n", "web[uts,mnt,pid] ▸")
+	if strings.Contains(s, "✓ back") {
+		t.Errorf("a shell killed from outside is no clean exit:\n%s", s)
+	}
+
 	p.line("exit")
 	p.waitFor("STEPBOX-EXIT=0")
 	p.saneTerminal("after the detach keys")
@@ -107,6 +127,7 @@ func TestTerminalQueriesOfABoxNeverTypeIntoThePrompt(t *testing.T) {
 	if alt := strings.TrimSpace(p.tmux("display-message", "-p", "-t", "0", "#{alternate_on} #{cursor_flag}")); alt != "0 1" {
 		t.Errorf("after sh, the alternate screen should be off and the cursor on (alternate_on cursor_flag): %q", alt)
 	}
+
 	p.line("exit")
 	p.waitFor("STEPBOX-EXIT=0")
 }
