@@ -194,7 +194,11 @@ func runEnter(sh *Shell, c *Call) error {
 		return err
 	}
 	if interactive {
-		sh.backFromShell(filepath.Base(argv[0]), es)
+		name := filepath.Base(argv[0]) // a full-screen program (vi)
+		if interactiveShell(argv) {
+			name = "shell"
+		}
+		sh.backFromShell(name, es)
 		return nil
 	}
 	if es.Code != 0 {
