@@ -205,10 +205,18 @@ func (b *Box) exec(ctx context.Context, argv []string, env []string, std Stdio, 
 	// (or the executor's) must come within replyTimeout.
 	x.c.c.SetReadDeadline(time.Time{})
 	done, stopped := make(chan struct{}), make(chan struct{})
+	detached := false
 	go func() {
 		defer close(stopped)
 		for {
 			select {
+			case <-tty.Detached():
+				// The learner's detach keys: no asking, the command may
+				// ignore every signal it can.
+				detached = true
+				x.c.c.SetReadDeadline(time.Now().Add(replyTimeout))
+				killCommand(pidfd)
+				return
 			case <-ctx.Done():
 				x.c.c.SetReadDeadline(time.Now().Add(2*time.Second + replyTimeout))
 				cancelCommand(pidfd, done)
@@ -239,7 +247,7 @@ func (b *Box) exec(ctx context.Context, argv []string, env []string, std Stdio, 
 		return ExitStatus{}, fmt.Errorf("exec %s: the executor answered with a reply of kind %d for PID %d, not the exit of PID %d", argv[0], exit.Kind, exit.Val, pid)
 	}
 	ws := unix.WaitStatus(exit.Val2)
-	es := ExitStatus{Code: ws.ExitStatus()}
+	es := ExitStatus{Code: ws.ExitStatus(), Detached: detached}
 	st.Calls[execWait].Result = fmt.Sprintf("%d (exit status %d)", pid, es.Code)
 	if ws.Signaled() {
 		es.Code = 128 + int(ws.Signal())
@@ -355,6 +363,8 @@ type ExitStatus struct {
 	Signal string     `json:"signal,omitempty"` // the signal that killed it
 	Full   string     `json:"full,omitempty"`   // what filled up, where the box's upper tmpfs is full
 	Step   *step.Step `json:"-"`                // what was done, in strace form
+	// Detached: the learner pressed the detach keys, which killed it.
+	Detached bool `json:"detached,omitempty"`
 }
 
 // lookPath finds a command in the PATH of the command's environment, as
@@ -387,11 +397,20 @@ func cancelCommand(pidfd *os.File, done <-chan struct{}) {
 	select {
 	case <-done:
 	case <-time.After(2 * time.Second):
-		if hp > 0 {
-			unix.Kill(-hp, unix.SIGKILL)
-		}
-		unix.PidfdSendSignal(int(pidfd.Fd()), unix.SIGKILL, nil, 0)
+		killCommand(pidfd)
 	}
+}
+
+// killCommand sends SIGKILL to the command's process group and to the
+// command itself through the executor's checked pidfd.
+func killCommand(pidfd *os.File) {
+	if pidfd == nil {
+		return
+	}
+	if hp := pidfdPID(pidfd); hp > 0 {
+		unix.Kill(-hp, unix.SIGKILL)
+	}
+	unix.PidfdSendSignal(int(pidfd.Fd()), unix.SIGKILL, nil, 0)
 }
 
 // forwardSignal passes a signal the session got from the terminal to the

@@ -333,6 +333,17 @@ func (b *Box) Enter(ctx context.Context, types []NamespaceType, argv []string, s
 	files = nil
 	if tty != nil {
 		tty.closeSlave()
+		waited := make(chan struct{})
+		defer close(waited)
+		go func() {
+			select {
+			case <-tty.Detached():
+				// The enter process (our child, not yet waited for) kills
+				// the command's process group (executor.c, detach).
+				cmd.Process.Signal(unix.SIGUSR1)
+			case <-waited:
+			}
+		}()
 	}
 	err = cmd.Wait()
 	if errors.Is(err, exec.ErrWaitDelay) {
@@ -351,6 +362,13 @@ func (b *Box) Enter(ctx context.Context, types []NamespaceType, argv []string, s
 		es := ExitStatus{Code: ee.ExitCode()}
 		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 			es.Code, es.Signal = 128+int(ws.Signal()), unix.SignalName(ws.Signal())
+		}
+		if tty != nil {
+			select {
+			case <-tty.Detached():
+				es.Detached = true
+			default:
+			}
 		}
 		return es, st, nil
 	}

@@ -624,6 +624,14 @@ static void forward(int sig)
 		kill(entered, sig);
 }
 
+/* SIGUSR1 is the session's detach (the learner's Ctrl-P Ctrl-Q, see
+ * terminal_detach.go): SIGKILL, which the command cannot ignore. */
+static void detach(int sig)
+{
+	(void)sig;
+	forward(SIGKILL);
+}
+
 static void enter_fail(int status, int32_t step)
 {
 	int32_t msg[2] = { step, errno };
@@ -725,6 +733,8 @@ static void enter(int argc, char **argv, char **envp)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGQUIT, &sa, NULL);
+	struct sigaction sd = { .sa_handler = detach };
+	sigaction(SIGUSR1, &sd, NULL);
 	int ws;
 	while (waitpid(entered, &ws, 0) < 0)
 		if (errno != EINTR)

@@ -30,6 +30,10 @@ type boxTerminal struct {
 	wake    [2]int // a pipe that stops the relay of the learner's keys
 	stop    chan struct{}
 	wg      sync.WaitGroup
+	// detached is closed when the learner presses the detach keys.
+	detached chan struct{}
+	// lastOut is the last byte the box's terminal wrote to the learner's.
+	lastOut byte
 }
 
 // openBoxTerminal makes the pty pair, sized as the learner's terminal.
@@ -41,7 +45,7 @@ func openBoxTerminal(t *Terminal) (*boxTerminal, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open(/dev/ptmx) for the box command's own terminal: %w", err)
 	}
-	p := &boxTerminal{learner: t, wake: [2]int{-1, -1}, stop: make(chan struct{})}
+	p := &boxTerminal{learner: t, wake: [2]int{-1, -1}, stop: make(chan struct{}), detached: make(chan struct{}), lastOut: '\n'}
 	if err := unix.IoctlSetPointerInt(mfd, unix.TIOCSPTLCK, 0); err != nil {
 		unix.Close(mfd)
 		return nil, fmt.Errorf("ioctl(/dev/ptmx, TIOCSPTLCK, 0): %w", err)
@@ -109,7 +113,7 @@ func (p *boxTerminal) relay() error {
 	}()
 	go func() {
 		defer p.wg.Done()
-		io.Copy(p.learner.File, p.master)
+		p.output()
 	}()
 	go func() {
 		defer p.wg.Done()
@@ -118,37 +122,81 @@ func (p *boxTerminal) relay() error {
 	return nil
 }
 
-// keys copies what the learner types to the master until stopped. It
-// polls first, so that it never sits in a read(2) of the learner's
-// terminal once the command is over: the next key is the prompt's.
+// keys copies what the learner types to the master until stopped, or
+// until the detach keys, which it keeps from the box. It polls first,
+// so that it never sits in a read(2) of the learner's terminal once the
+// command is over: the next key is the prompt's.
 func (p *boxTerminal) keys() {
 	fd := int(p.learner.File.Fd())
 	buf := make([]byte, 4096)
+	var d detachKeys
 	for {
+		timeout := -1
+		if d.held {
+			timeout = int(detachWait / time.Millisecond)
+		}
 		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}, {Fd: int32(p.wake[0]), Events: unix.POLLIN}}
-		if _, err := unix.Poll(fds, -1); err != nil {
-			if err == unix.EINTR {
-				continue
-			}
+		n, err := unix.Poll(fds, timeout)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || fds[1].Revents != 0 {
 			return
 		}
-		if fds[1].Revents != 0 {
-			return
+		if n == 0 {
+			if _, err := p.master.Write(d.expire()); err != nil {
+				return
+			}
+			continue
 		}
 		if fds[0].Revents&(unix.POLLHUP|unix.POLLERR|unix.POLLNVAL) != 0 && fds[0].Revents&unix.POLLIN == 0 {
 			return
 		}
-		n, err := unix.Read(fd, buf)
+		n, err = unix.Read(fd, buf)
 		if err == unix.EINTR || err == unix.EAGAIN {
 			continue
 		}
 		if err != nil || n == 0 {
 			return
 		}
-		if _, err := p.master.Write(buf[:n]); err != nil {
+		out, detach := d.feed(buf[:n])
+		if len(out) > 0 {
+			if _, err := p.master.Write(out); err != nil {
+				return
+			}
+		}
+		if detach {
+			close(p.detached)
 			return
 		}
 	}
+}
+
+// output copies the box's terminal to the learner's, remembering the
+// last byte written: the session's next line starts on a line of its own.
+func (p *boxTerminal) output() {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := p.master.Read(buf)
+		if n > 0 {
+			if _, werr := p.learner.File.Write(buf[:n]); werr != nil {
+				return
+			}
+			p.lastOut = buf[n-1]
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// Detached is closed when the learner pressed the detach keys: the
+// command is to be killed.
+func (p *boxTerminal) Detached() <-chan struct{} {
+	if p == nil {
+		return nil
+	}
+	return p.detached
 }
 
 // closeSlave closes the session's own copy of the slave
@@ -179,6 +227,7 @@ func (p *boxTerminal) close() {
 		p.wg.Wait()
 		signal.Stop(p.winch)
 		term.Restore(int(p.learner.File.Fd()), p.raw)
+		p.resetModes()
 	}
 	p.master.Close()
 	for _, fd := range p.wake {
@@ -188,12 +237,39 @@ func (p *boxTerminal) close() {
 	}
 }
 
+// modeResets turns off what a full-screen program may have left on in
+// the learner's terminal: the alternate screen, a hidden cursor,
+// application cursor keys and keypad, bracketed paste, mouse reports,
+// colours (console_codes(4), xterm's ctlseqs).
+const modeResets = "\x1b[?1049l\x1b[?25h\x1b[?1l\x1b>\x1b[?2004l\x1b[?1000l\x1b[?1002l\x1b[?1006l\x1b[0m"
+
+// answerWindow is how long the learner's terminal may still be
+// answering a query the box's command sent just before it ended.
+const answerWindow = 100 * time.Millisecond
+
+// resetModes gives the learner's terminal back as the prompt needs it:
+// the modes a box program left on turned off, the cursor on a line of
+// its own, and nothing in its input queue that the terminal answered to
+// the box (a cursor position report) or that was typed for the box:
+// the prompt's line starts empty (tcflush(TCIFLUSH), termios(3)).
+func (p *boxTerminal) resetModes() {
+	reset := modeResets
+	if p.lastOut != '\n' {
+		reset += "\r\n"
+	}
+	p.learner.File.Write([]byte(reset))
+	fd := int(p.learner.File.Fd())
+	time.Sleep(answerWindow)
+	unix.IoctlSetInt(fd, unix.TCFLSH, unix.TCIFLUSH)
+}
+
 // errTerminalStdin is the refusal of a learner's terminal as a box
 // command's stdin: a command that needs a terminal gets one of its own.
 var errTerminalStdin = errors.New("a box command never reads the learner's terminal: give it a terminal of its own (Stdio.Terminal)")
 
 // guardStdio replaces any of std's writers that is the learner's
-// terminal (a file that is a tty) by a writer that is not a file, so that
+// terminal (a file that is a tty) by a writer that is not a file, and
+// that keeps the terminal's queries from it (QueryFilter), so that
 // the command gets a pipe the session copies from, never a descriptor of
 // that terminal: with one, a box may rewrite its settings and window
 // size (no capability needed), read the keys typed at the prompt after
@@ -212,14 +288,9 @@ func guardStdio(std Stdio) (Stdio, error) {
 	return std, nil
 }
 
-// terminalWriter writes to a terminal without being an *os.File.
-type terminalWriter struct{ f *os.File }
-
-func (w *terminalWriter) Write(b []byte) (int, error) { return w.f.Write(b) }
-
 func ttyWriter(w io.Writer) (io.Writer, bool) {
 	if f, ok := w.(*os.File); ok && IsTerminal(f) {
-		return &terminalWriter{f}, true
+		return NewQueryFilter(f), true
 	}
 	return w, false
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -45,7 +46,7 @@ func init() {
 				}
 				sh.warnHostRoot(b, true)
 				before := sh.cgroupEvents(b)
-				out, errw := sh.stdio()
+				out, errw := sh.boxStdio()
 				es, err := b.Exec(sh.interrupt, argv, nil, primitives.Stdio{Out: out, Err: errw})
 				sh.printStep(es.Step)
 				if err != nil && !strings.Contains(argv[0], "/") && strings.Contains(err.Error(), "command not found in the box") {
@@ -55,7 +56,11 @@ func init() {
 					return err
 				}
 				if es.Code != 0 {
-					return &ExitError{Cmd: "exec " + argv[0], Status: es, Hits: sh.cgroupEvents(b).since(before)}
+					ee := &ExitError{Cmd: "exec " + argv[0], Status: es, Hits: sh.cgroupEvents(b).since(before)}
+					if sh.interrupt.Err() != nil {
+						ee.Interrupted = "SIGINT"
+					}
+					return ee
 				}
 				return nil
 			},
@@ -63,7 +68,7 @@ func init() {
 		&Command{
 			Name: "sh", Group: "processes", Usage: "sh", NeedsBox: true,
 			Summary: "an interactive shell inside the box, like `docker run -it`; `exit` comes back",
-			Kernel:  "as exec, but stepbox opens a pty pair (/dev/ptmx): the shell gets the slave as fds 0-2 and, after setsid(2), as its controlling terminal (ioctl TIOCSCTTY), so it has job control (Ctrl-Z, fg); stepbox relays the master to your terminal in raw mode, passes its window size on (TIOCSWINSZ) and closes the master when the shell exits. Nothing in the box ever holds your terminal: it cannot resize it, read what you type at stepbox's prompt or push keys into it (TIOCSTI)",
+			Kernel:  "as exec, but stepbox opens a pty pair (/dev/ptmx): the shell gets the slave as fds 0-2 and, after setsid(2), as its controlling terminal (ioctl TIOCSCTTY), so it has job control (Ctrl-Z, fg); stepbox relays the master to your terminal in raw mode, passes its window size on (TIOCSWINSZ) and closes the master when the shell exits. Ctrl-P Ctrl-Q (docker's detach keys) is stepbox's, never the box's: it kills the shell's process group (SIGKILL) and comes back, even from a program that set its terminal raw and ignores every signal; a Ctrl-P not followed by Ctrl-Q still reaches the box. Nothing in the box ever holds your terminal: it cannot resize it, read what you type at stepbox's prompt or push keys into it (TIOCSTI)",
 			Example: "sh", Man: "pty(7), setsid(2), ioctl_tty(2)",
 			Plan: func(sh *Shell, c *Call) (*step.Step, error) { return sh.Current().PlanExecTerminal([]string{"sh"}) },
 			Run: func(sh *Shell, c *Call) error {
@@ -84,7 +89,7 @@ func init() {
 				if err != nil {
 					return err
 				}
-				sh.ok("back in stepbox (the shell exited with status %d)", es.Code)
+				sh.backFromShell("shell", es)
 				return nil
 			},
 		},
@@ -143,7 +148,7 @@ func runEnter(sh *Shell, c *Call) error {
 	if err != nil {
 		return err
 	}
-	out, errw := sh.stdio()
+	out, errw := sh.boxStdio()
 	std := primitives.Stdio{Out: out, Err: errw}
 	if sh.Terminal == nil && !slices.Contains(c.Args, "--") {
 		return errors.New("needs a terminal for its interactive shell: stepbox is reading commands from a script or pipe; give a command, as in `enter uts -- hostname`")
@@ -168,6 +173,7 @@ func runEnter(sh *Shell, c *Call) error {
 	}
 	ctx := sh.interrupt
 	done := func() {}
+	var sigs <-chan os.Signal
 	if sh.Terminal != nil {
 		// The enter process is in stepbox's process group: the terminal's
 		// Ctrl-C reaches it, and it passes it on to the command (setsid).
@@ -175,7 +181,7 @@ func runEnter(sh *Shell, c *Call) error {
 		// raw: Ctrl-C is a key the box's terminal turns into SIGINT.
 		ctx = context.Background()
 		if !interactive {
-			_, done = sh.forwardSignals()
+			sigs, done = sh.forwardSignals()
 		}
 	}
 	es, st, err := b.Enter(ctx, types, argv, std)
@@ -188,13 +194,66 @@ func runEnter(sh *Shell, c *Call) error {
 		return err
 	}
 	if interactive {
-		sh.ok("back in stepbox (the shell exited with status %d)", es.Code)
+		name := filepath.Base(argv[0]) // a full-screen program (vi)
+		if interactiveShell(argv) {
+			name = "shell"
+		}
+		sh.backFromShell(name, es)
 		return nil
 	}
 	if es.Code != 0 {
-		return &ExitError{Cmd: "enter", Status: es}
+		ee := &ExitError{Cmd: "enter " + filepath.Base(argv[0]), Status: es}
+		select {
+		case s := <-sigs: // the terminal's Ctrl-C, passed on to the command
+			if sig, ok := s.(syscall.Signal); ok {
+				ee.Interrupted = unix.SignalName(sig)
+			}
+		default:
+			if ctx.Err() != nil {
+				ee.Interrupted = "SIGINT"
+			}
+		}
+		return ee
 	}
 	return nil
+}
+
+// boxStdio is where a box command writes through pipes: as stdio, but
+// never a terminal query (primitives.QueryFilter), which the terminal
+// would answer into stepbox's prompt. Without the live view, the box
+// command's output is the terminal file itself, which Box.Exec filters,
+// keeping stdout and stderr on one pipe.
+func (sh *Shell) boxStdio() (out, errw io.Writer) {
+	if sh.web == nil {
+		return sh.stdio()
+	}
+	out, errw = sh.Out, sh.Err
+	if f, ok := out.(*os.File); ok && primitives.IsTerminal(f) {
+		out = primitives.NewQueryFilter(f)
+	}
+	if f, ok := errw.(*os.File); ok && primitives.IsTerminal(f) {
+		errw = primitives.NewQueryFilter(f)
+	}
+	return io.MultiWriter(out, &sh.web.output), io.MultiWriter(errw, &sh.web.output)
+}
+
+// backFromShell says how a command relayed on a terminal of its own
+// ended: a ✓ only for a clean exit.
+func (sh *Shell) backFromShell(name string, es primitives.ExitStatus) {
+	switch {
+	case es.Detached:
+		sh.say("%s", sh.Theme.Warn.Render("! back in stepbox: "+primitives.DetachKeys+" killed the box's "+name+" (SIGKILL to its process group)"))
+	case es.Code == 0:
+		sh.ok("back in stepbox (the %s exited with status 0)", name)
+	case es.Signal != "":
+		sh.say("%s", sh.Theme.Warn.Render(fmt.Sprintf("! back in stepbox: the box's %s was killed by %s", name, es.Signal)))
+	case es.Code > 128 && es.Code < 128+65:
+		// enter's status: the enter process exits 128+N for a command
+		// killed by signal N, as a shell does.
+		sh.say("%s", sh.Theme.Warn.Render(fmt.Sprintf("! back in stepbox: the box's %s was killed by %s (exit status %d)", name, unix.SignalName(syscall.Signal(es.Code-128)), es.Code)))
+	default:
+		sh.say("%s", sh.Theme.Warn.Render(fmt.Sprintf("! back in stepbox: the box's %s exited with status %d", name, es.Code)))
+	}
 }
 
 // enterIdentity says what the entered command gets of the box besides

@@ -367,6 +367,12 @@ func (sh *Shell) reportError(err error) {
 		return
 	}
 	th := sh.Theme
+	if ee := (*ExitError)(nil); errors.As(err, &ee) && ee.Interrupted != "" {
+		// The learner's own Ctrl-C, echoed as ^C: a line of its own.
+		fmt.Fprintln(sh.Err)
+		fmt.Fprintln(sh.Err, viz.Hang("", th.Warn.Render(printable(ee.Error())), sh.Width))
+		return
+	}
 	// Each part folds under its own text, past its label.
 	fmt.Fprintln(sh.Err, viz.Hang(th.Bad.Render("error:")+" ", printable(err.Error()), sh.Width))
 	f := sh.failureOf(err)

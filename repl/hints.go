@@ -141,7 +141,7 @@ func interactiveShell(argv []string) bool {
 // handOver announces that the terminal goes to a program in the box
 // until it exits, as `sh` and an interactive `enter` do.
 func (sh *Shell) handOver(what string) {
-	for i, l := range wrapWords(what+"; `exit` comes back to stepbox", sh.Width-3) {
+	for i, l := range wrapWords(what+"; `exit` comes back to stepbox, "+primitives.DetachKeys+" kills it and comes back", sh.Width-3) {
 		lead := "── "
 		if i > 0 {
 			lead = "   "

@@ -38,7 +38,7 @@ func TestRealTerminalTabListsCommandsAndEnterAnnouncesItself(t *testing.T) {
 	p.line("sh")
 	p.waitFor("── a shell in box web", "[web] ")
 	p.line("exit 3")
-	p.waitFor("back in stepbox (the shell exited with status 3)", "web[uts,mnt,pid] ▸")
+	p.waitFor("back in stepbox: the box's shell exited with status 3", "web[uts,mnt,pid] ▸")
 
 	p.line("exit")
 	p.waitFor("STEPBOX-EXIT=0")

@@ -157,9 +157,19 @@ type ExitError struct {
 	Cmd    string
 	Status primitives.ExitStatus
 	Hits   limitHits // what the box's cgroup refused it meanwhile
+	// Interrupted names the signal the learner sent it from the
+	// terminal (Ctrl-C: SIGINT), which ended it: not an error.
+	Interrupted string
 }
 
 func (e *ExitError) Error() string {
+	if e.Interrupted != "" {
+		how := e.Interrupted
+		if e.Status.Signal != "" && e.Status.Signal != e.Interrupted {
+			how += ", then killed by " + e.Status.Signal
+		}
+		return fmt.Sprintf("interrupted: %s (%s)", e.Cmd, how)
+	}
 	msg := fmt.Sprintf("%s: exit status %d", e.Cmd, e.Status.Code)
 	if e.Status.Signal != "" {
 		msg = fmt.Sprintf("%s: killed by %s", e.Cmd, e.Status.Signal)

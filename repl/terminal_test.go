@@ -178,9 +178,18 @@ func TestRealTerminalCompletesRunsAShellAndLeavesTheTerminalSane(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	start := time.Now()
 	p.keys("C-c")
-	p.waitFor("exec sleep: killed by SIGINT", "web[uts,mnt,pid] ▸")
+	s = p.waitFor("\ninterrupted: exec sleep (SIGINT)\n", "web[uts,mnt,pid] ▸")
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("Ctrl-C took %v to end exec", d)
+	}
+	// enter's command says it the same way, and neither is an error.
+	p.mark()
+	p.line("enter -- sleep 60")
+	time.Sleep(300 * time.Millisecond)
+	p.keys("C-c")
+	s += p.waitFor("\ninterrupted: enter sleep (SIGINT)\n", "web[uts,mnt,pid] ▸")
+	if strings.Contains(s, "error:") {
+		t.Errorf("the learner's Ctrl-C is not an error:\n%s", s)
 	}
 	p.line("exec echo still-here")
 	p.waitFor("still-here\n")
