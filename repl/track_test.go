@@ -157,9 +157,14 @@ func TestCleanupEndsAProcessThatMovedToTheRootCgroup(t *testing.T) {
 	arg := "779." + strconv.Itoa(os.Getpid())
 	dir := t.TempDir()
 	script := "new db\nunshare uts mnt\nmount overlay base\n" +
-		`exec sh -c '(setsid sh -c "for f in /sys/fs/cgroup/cgroup.procs /sys/fs/cgroup/*/cgroup.procs; do echo \$\$ > \$f; done 2>/dev/null; exec env -i /bin/sleep ` + arg + `" >/dev/null 2>&1 </dev/null &)'` + "\n"
+		// The root of every hierarchy: on v2 /sys/fs/cgroup itself (its
+		// children, init.scope on systemd, would take the sleeper out of
+		// the root again); on v1 and hybrid each mount below it.
+		`exec sh -c '(setsid sh -c "if [ -e /sys/fs/cgroup/cgroup.controllers ]; then set -- /sys/fs/cgroup/cgroup.procs; else set -- /sys/fs/cgroup/*/cgroup.procs; fi; for f; do echo \$\$ > \$f; done 2>/dev/null; exec env -i /bin/sleep ` + arg + `" >/dev/null 2>&1 </dev/null &)'` + "\n"
 	cmd, w := startSession(t, dir, script)
-	defer w.Close()
+	// On a failure, the session's teardown ends before the test's own
+	// clean-up removes its state dir.
+	defer func() { w.Close(); cmd.Wait() }()
 	var pid int
 	for deadline := time.Now().Add(10 * time.Second); pid == 0; time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
