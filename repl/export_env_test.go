@@ -55,6 +55,10 @@ func TestExportScriptRunsNoImageEnvOnTheHostsSide(t *testing.T) {
 				if !strings.Contains(out, "note: the script does not carry "+step.Count(len(bad), "variable")+" of the image whose name is not a POSIX name") {
 					t.Errorf("export script does not say it leaves the bad names out:\n%s", out)
 				}
+				// The holder script (pivot_root, a non-root User): the host's nsenter carries the Env.
+				if user != "" && root == "pivot_root" && !strings.Contains(out, "note: the script does not carry LD_PRELOAD: the host's nsenter") {
+					t.Errorf("export script does not say it leaves LD_PRELOAD out of nsenter's environment:\n%s", out)
+				}
 				b, _ := os.ReadFile(file)
 				if strings.Contains(string(b), "touch") || strings.Contains(string(b), "A B") || strings.Contains(string(b), "A'B") {
 					t.Errorf("the script holds an image's bad name:\n%s", b)

@@ -25,8 +25,15 @@ var unsecvars = map[string]bool{
 // tool's environment, would make that tool (run as root, on the host's
 // side) load or read what the image chose: a library in its own layer
 // with LD_PRELOAD, a gconv module with GCONV_PATH…
-func hostUnsafe(name string) bool {
-	return unsecvars[name] || strings.HasPrefix(name, "LD_") || strings.HasPrefix(name, "MALLOC_")
+// A locale or time zone that is a path (LANG, LANGUAGE, LC_*, TZ with a
+// '/'), which glibc also refuses for setuid programs, would have it read
+// locale or zone files the image chose.
+func hostUnsafe(name, value string) bool {
+	if unsecvars[name] || strings.HasPrefix(name, "LD_") || strings.HasPrefix(name, "MALLOC_") {
+		return true
+	}
+	path := name == "LANG" || name == "LANGUAGE" || name == "TZ" || strings.HasPrefix(name, "LC_")
+	return path && strings.Contains(value, "/")
 }
 
 // scriptEnv is the image's Env as the script writes it: the entries
@@ -36,11 +43,11 @@ func hostUnsafe(name string) bool {
 // names are left out too, named in held.
 func scriptEnv(b Box) (keep []string, bad int, held []string) {
 	for _, e := range b.Env {
-		k, _, _ := strings.Cut(e, "=")
+		k, v, _ := strings.Cut(e, "=")
 		switch {
 		case !envName.MatchString(k):
 			bad++
-		case holder(b) && hostUnsafe(k):
+		case holder(b) && hostUnsafe(k, v):
 			held = append(held, k)
 		default:
 			keep = append(keep, e)
