@@ -95,6 +95,9 @@ func runExportScript(sh *Shell, c *Call) error {
 	if n := export.NotCarried(desc); len(n) > 0 {
 		sh.say("  note: the script does not carry the box's %s: no standard tool sets them after pivot_root; `export bundle` carries them to runc", strings.Join(n, " and "))
 	}
+	for _, w := range export.EnvLeftOut(desc) {
+		sh.say("  note: the script does not carry %s", viz.Escape(w))
+	}
 	return nil
 }
 

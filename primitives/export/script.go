@@ -28,15 +28,16 @@ func Script(b Box) string {
 	var w strings.Builder
 	p := func(format string, args ...any) { fmt.Fprintf(&w, format+"\n", args...) }
 	p("#!/bin/sh")
-	p("# Box %s, as stepbox built it, rebuilt with standard tools (util-linux, coreutils).", b.Name)
+	p("# Box %s, as stepbox built it, rebuilt with standard tools (util-linux, coreutils).", commentSafe(b.Name))
 	p("# Run as root: sh %s [CMD…]  (CMD replaces the image's command). Needs Linux >= 5.11.", "THIS-FILE")
 	if len(b.Layers) > 0 {
 		p("# The overlay's lower dirs are stepbox's unpacked layers in its state dir (below):")
 		p("# this script rebuilds the box only on this host, while that state dir holds them.")
 	}
 	securityNote(p, b)
+	envNote(p, b)
 	p("set -eu")
-	p("CG=${CG:-stepbox-script-%s}", b.Name)
+	p("CG=${CG:-%s}", q("stepbox-script-"+b.Name))
 	p("")
 	p("if [ \"${STEPBOX_SCRIPT_STAGE:-}\" != inside ]; then")
 	boxDir(p, b)
@@ -120,7 +121,7 @@ func Script(b Box) string {
 			continue
 		}
 		p("mkdir -p \"$BOXDIR/merged\"%s", q(m.Target))
-		p("mount -t %s%s %s \"$BOXDIR/merged\"%s", m.Type, opts, q(m.Source), q(m.Target))
+		p("mount -t %s%s %s \"$BOXDIR/merged\"%s", q(m.Type), opts, q(m.Source), q(m.Target))
 		if m.Target == "/dev" && m.Type == "tmpfs" {
 			for _, d := range devNodes {
 				f := strings.Fields(d)
@@ -148,26 +149,31 @@ func Script(b Box) string {
 	}
 	p("[ $# -gt 0 ] || set -- %s", step.ShellJoinPOSIX(b.Args))
 	p("cd \"$BOXDIR/merged\"")
-	p("# the environment the box's command gets: the image's Env, as runc's config.json has it")
 	p("unset STEPBOX_SCRIPT_STAGE CG BOXDIR")
-	for _, e := range b.Env {
-		k, v, _ := strings.Cut(e, "=")
-		p("export %s=%s", k, q(v))
-	}
+	keep, _, _ := scriptEnv(b)
 	if b.Chroot {
-		p("# chroot: the weaker way; the command runs with the overlay as its root directory")
+		p("# chroot: the weaker way; the command runs with the overlay as its root directory.")
+		p("# The host's chroot runs with this shell's environment; the image's Env (as runc's")
+		p("# config.json has it) reaches only the box's sh, which exports it for the command.")
+		user := ""
 		if asUser(b) {
 			p("# as the image's User, %d:%d: chroot(8) changes ids after its chroot, --groups='' clears the supplementary groups", b.UID, b.GID)
-			p("exec chroot --userspec=%d:%d --groups='' . /bin/sh -c 'cd \"$1\" && shift && exec \"$@\"' sh %s \"$@\"", b.UID, b.GID, q(orRoot(b.Cwd)))
-			return w.String()
+			user = fmt.Sprintf("--userspec=%d:%d --groups='' ", b.UID, b.GID)
 		}
-		p("exec chroot . /bin/sh -c 'cd \"$1\" && shift && exec \"$@\"' sh %s \"$@\"", q(orRoot(b.Cwd)))
+		p("exec chroot %s. /bin/sh -c 'cd \"$1\" && shift && while [ \"$1\" != -- ]; do export \"$1\"; shift; done && shift && exec \"$@\"' sh %s %s -- \"$@\"",
+			user, q(orRoot(b.Cwd)), step.ShellJoinPOSIX(keep))
 		return w.String()
 	}
 	p("# pivot_root: the overlay becomes /, the host's root is detached")
 	p("pivot_root . .")
 	p("umount -l .")
 	p("cd %s", q(orRoot(b.Cwd)))
+	p("# the environment the box's command gets: the image's Env, as runc's config.json has it,")
+	p("# set once no host tool is left to run (this shell's exec runs the box's own command)")
+	for _, e := range keep {
+		k, v, _ := strings.Cut(e, "=")
+		p("export %s=%s", k, q(v))
+	}
 	p("exec \"$@\"")
 	return w.String()
 }
@@ -190,7 +196,7 @@ func boxDir(p func(string, ...any), b Box) {
 	p("      exit 1")
 	p("    fi")
 	p("  else")
-	p("    BOXDIR=$(mktemp -d \"${TMPDIR:-/tmp}/stepbox-script-%s.XXXXXXXX\")", b.Name)
+	p("    BOXDIR=$(mktemp -d \"${TMPDIR:-/tmp}\"/%s)", step.ShellQuotePOSIX("stepbox-script-"+b.Name+".XXXXXXXX"))
 	p("    trap 'rm -rf --one-file-system \"$BOXDIR\"' EXIT")
 	p("    trap 'exit 130' INT TERM HUP")
 	p("  fi")
@@ -212,4 +218,15 @@ func orRoot(dir string) string {
 		return "/"
 	}
 	return dir
+}
+
+// commentSafe is s for a comment line of the script: a control
+// character (a newline would end the comment) shown as '?'.
+func commentSafe(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return '?'
+		}
+		return r
+	}, s)
 }

@@ -41,8 +41,9 @@ func outerAsUser(p func(string, ...any), b Box, unshareFlags string) {
 			enter = append(enter, f)
 		}
 	}
-	env := make([]string, len(b.Env))
-	for i, e := range b.Env {
+	keep, _, _ := scriptEnv(b)
+	env := make([]string, len(keep))
+	for i, e := range keep {
 		k, v, _ := strings.Cut(e, "=")
 		env[i] = k + "=" + q(v)
 	}
@@ -63,7 +64,10 @@ func outerAsUser(p func(string, ...any), b Box, unshareFlags string) {
 	p("    trap 'kill -TERM \"$pid\" 2>/dev/null' EXIT   # the box ends with its command (or has ended already)")
 	p("    trap 'exit 130' INT TERM HUP")
 	p("    s=0")
-	p("    # env -i: the image's Env, none of this shell's; nsenter finds the command on the image's PATH")
+	p("    # env -i: the image's Env, none of this shell's; nsenter finds the command on the image's PATH.")
+	p("    # The host's nsenter runs with it, as root, before it enters the box: variables that make")
+	p("    # glibc load or read a file (LD_PRELOAD, GCONV_PATH…; those it drops for setuid programs)")
+	p("    # are left out, or the image would choose code the host's root runs.")
 	p("    %senv -i %s \\", nnp(b), strings.Join(env, " "))
 	p("      \"$nsenter\" --target \"$pid\" %s --root --wd --setgid %d --setuid %d -- \"$@\" <&5 >&4 4>&- 5<&- || s=$?", strings.Join(enter, " "), b.GID, b.UID)
 	p("    exit $s")
