@@ -358,7 +358,8 @@ func markedProcesses(session, box string) []pidStart {
 }
 
 // markedProcessesAny lists every process carrying stepbox's markers of a
-// session in this process's PID namespace.
+// session in this process's PID namespace that the kernel shows is that
+// session's (markedOwned); the others are named and left alone.
 func markedProcessesAny() []markedProc {
 	procs, err := procfs.AllProcs()
 	if err != nil {
@@ -375,6 +376,10 @@ func markedProcessesAny() []markedProc {
 		// this one's to judge or to end.
 		if s != "" && (ns == "" || ns == ownPIDNS) {
 			st, _ := startTime(p.PID)
+			if ok, why := markedOwned(p, st, s); !ok {
+				refuseMarked(pidStart{p.PID, st}, s, why)
+				continue
+			}
 			out = append(out, markedProc{pidStart{p.PID, st}, s, b})
 		}
 	}

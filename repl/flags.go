@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"stepbox/primitives"
+	"stepbox/primitives/cgroups"
 )
 
 // globalFlags are the flags every subcommand takes, before its name or
@@ -92,7 +93,13 @@ func (g *globalFlags) flagSet(name string) *flag.FlagSet {
 	fs.Var(&g.theme, "theme", "colour theme `NAME`: default, or contrast for projectors")
 	fs.StringVar(&g.record, "record", g.record, "write an asciicast v2 recording of the session or demo to `FILE`")
 	fs.Var(&g.web, "web", "serve the live view, a read-only page for a projector (loopback, or `ADDR` as 127.0.0.1:8080)")
-	fs.StringVar(&primitives.CgroupParentOverride, "cgroup-parent", primitives.CgroupParentOverride, "put stepbox's cgroups under the cgroup `PATH` (such as /mine) instead of the session's own cgroup")
+	fs.Func("cgroup-parent", "put stepbox's cgroups under the cgroup `PATH` (such as /mine) instead of the session's own cgroup", func(v string) error {
+		if err := cgroups.CheckParentPath(v); err != nil {
+			return err
+		}
+		primitives.CgroupParentOverride = v
+		return nil
+	})
 	return fs
 }
 

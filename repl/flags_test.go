@@ -3,10 +3,12 @@ package repl
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
 	"stepbox/lessons"
+	"stepbox/primitives"
 )
 
 // A lecturer types the global flags after the subcommand as often as
@@ -140,5 +142,34 @@ func TestWebTakesAnAddressOrNone(t *testing.T) {
 	g := &globalFlags{}
 	if _, err := parseFlags(g.flagSet("stepbox"), []string{"--web=nowhere"}); err == nil || !strings.Contains(err.Error(), "HOST:PORT") {
 		t.Errorf("--web=nowhere: %v, want an error naming HOST:PORT", err)
+	}
+}
+
+// ut22: --cgroup-parent took /stepbox-4524/.., the cgroup root behind a
+// harmless-looking name; a relative path or any "." or ".." component is
+// refused when the flag is read, naming the flag, the value and the rule.
+func TestCgroupParentFlagRefusesDotComponents(t *testing.T) {
+	for _, v := range []string{"/stepbox-4524/..", "/a/./b", "/..", "mine", "../mine"} {
+		g := &globalFlags{}
+		before := primitives.CgroupParentOverride
+		_, err := parseFlags(g.flagSet("stepbox"), []string{"--cgroup-parent", v})
+		if err == nil {
+			t.Errorf("--cgroup-parent %s: taken", v)
+			continue
+		}
+		msg := strings.ReplaceAll(err.Error(), "\n  ", " ")
+		for _, w := range []string{"--cgroup-parent", strconv.Quote(v), "starting with / and without . or .. components"} {
+			if !strings.Contains(msg, w) {
+				t.Errorf("--cgroup-parent %s: error %q, want %q in it", v, msg, w)
+			}
+		}
+		if primitives.CgroupParentOverride != before {
+			t.Errorf("--cgroup-parent %s: set the override to %q", v, primitives.CgroupParentOverride)
+		}
+	}
+	g := &globalFlags{}
+	defer func(old string) { primitives.CgroupParentOverride = old }(primitives.CgroupParentOverride)
+	if _, err := parseFlags(g.flagSet("stepbox"), []string{"--cgroup-parent", "/mine/box"}); err != nil || primitives.CgroupParentOverride != "/mine/box" {
+		t.Errorf("--cgroup-parent /mine/box: %v, override %q", err, primitives.CgroupParentOverride)
 	}
 }

@@ -341,3 +341,21 @@ func ExistingAncestor(p string) string {
 	}
 	return p
 }
+
+// CheckParentPath checks a --cgroup-parent value: a cgroup path as
+// /proc/PID/cgroup shows it, absolute, with no "." or ".." component, so
+// that it names no directory outside the cgroup mount, nor another than
+// it seems to (/stepbox-4524/.. is the root). The error names neither the
+// flag nor the value: the flag package and Place say them.
+func CheckParentPath(p string) error {
+	const allowed = "give a cgroup path as /proc/PID/cgroup shows it, starting with / and without . or .. components (such as /mine)"
+	if !path.IsAbs(p) {
+		return fmt.Errorf("a relative path: %s", allowed)
+	}
+	for _, c := range strings.Split(p, "/") {
+		if c == "." || c == ".." {
+			return fmt.Errorf("a %q component: %s", c, allowed)
+		}
+	}
+	return nil
+}

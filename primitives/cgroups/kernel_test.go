@@ -492,7 +492,9 @@ func BenchmarkStatsOnTheHost(b *testing.B) {
 // path; a good one is where the parent goes.
 func TestParentOverrideMustNameACgroupInEveryHierarchy(t *testing.T) {
 	h := openHost(t)
-	bad := []string{"relative/path", "/stepbox-no-such-cgroup"}
+	// ut22: a ".." component named the cgroup root (or any other) behind
+	// a harmless-looking name.
+	bad := []string{"relative/path", "/stepbox-no-such-cgroup", "/" + ParentName(4524) + "/..", "/./", "/../x"}
 	self := memberOf(t, os.Getpid())
 	if h.Version() == 1 {
 		if mem := self[Memory]; mem != "/" && mem != self["name=systemd"] {

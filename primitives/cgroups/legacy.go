@@ -112,8 +112,8 @@ func (l *legacy) Controllers() []string {
 func (l *legacy) Place(override string) (Placement, error) {
 	p := Placement{Rule: "session", Reason: "cgroup v1 lets processes and child cgroups share a cgroup, so the parent goes under the session's own cgroup in each hierarchy"}
 	if override != "" {
-		if !path.IsAbs(override) {
-			return Placement{}, fmt.Errorf("--cgroup-parent %s: give a cgroup path as /proc/PID/cgroup shows it, starting with /", override)
+		if err := CheckParentPath(override); err != nil {
+			return Placement{}, fmt.Errorf("--cgroup-parent %q is %w", override, err)
 		}
 		p = Placement{Rule: "override", Reason: "--cgroup-parent " + override}
 	}

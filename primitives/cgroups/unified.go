@@ -152,8 +152,8 @@ func (u *unified) above(p string) (*Dir, error) {
 // without processes; an override must name a cgroup without processes.
 func (u *unified) place(override string) (Placement, error) {
 	if override != "" {
-		if !path.IsAbs(override) {
-			return Placement{}, fmt.Errorf("--cgroup-parent %s: give a cgroup path as /proc/PID/cgroup shows it, starting with /", override)
+		if err := CheckParentPath(override); err != nil {
+			return Placement{}, fmt.Errorf("--cgroup-parent %q is %w", override, err)
 		}
 		d, err := u.dir(override)
 		if err != nil {
