@@ -134,6 +134,9 @@ uint32_t xsec_before_ids(void);
 uint32_t xsec_after_ids(void);
 uint32_t xsec_last(void);
 
+/* executor_enter.c: `stepbox __enter …` (above); never returns. */
+void xenter(int argc, char **argv, char **envp);
+
 #define XNUMS 4
 #define XMAX_FDS 8
 #define XMAX_MSG (1 << 20)

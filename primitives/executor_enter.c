@@ -1,0 +1,150 @@
+/* `stepbox __enter`: joins a box's namespaces from the host before the Go
+ * runtime starts, as nsenter(1) does, and runs the command the session
+ * decided (enter.go). Called from executor.c's constructor; one syscall at
+ * a time, no policy: the session reads the status descriptor and the exit
+ * code. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "executor.h"
+
+static pid_t entered;
+
+static void forward(int sig)
+{
+	/* The command leads its own session and process group; before its
+	 * setsid(), the group is not there yet: the command alone. */
+	if (entered > 0 && kill(-entered, sig) < 0)
+		kill(entered, sig);
+}
+
+/* SIGUSR1 is the session's detach (the learner's Ctrl-P Ctrl-Q, see
+ * terminal_detach.go): SIGKILL, which the command cannot ignore. */
+static void detach(int sig)
+{
+	(void)sig;
+	forward(SIGKILL);
+}
+
+static void enter_fail(int status, int32_t step)
+{
+	int32_t msg[2] = { step, errno };
+	if (write(status, msg, sizeof(msg)) < 0)
+		_exit(126);
+	_exit(125);
+}
+
+/* enter joins a box's namespaces from the host, as nsenter(1) does: every
+ * argument was decided by the session (enter.go), which reads the status
+ * descriptor and the exit code. */
+void xenter(int argc, char **argv, char **envp)
+{
+	if (argc < 8)
+		_exit(126);
+	/* Non-dumpable while it joins the box, as the executor is. */
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+		_exit(126);
+	char *end;
+	long flags = strtol(argv[2], &end, 10);
+	unsigned long uid = 0, gid = 0;
+	if (flags & XENTER_IDS) {
+		if (*end != ':')
+			_exit(126);
+		uid = strtoul(end + 1, &end, 10);
+		if (*end != ':')
+			_exit(126);
+		gid = strtoul(end + 1, NULL, 10);
+	}
+	int status = strtol(argv[3], NULL, 10);
+	int ncgroup = strtol(argv[4], NULL, 10);
+	if (fcntl(status, F_SETFD, FD_CLOEXEC) < 0)
+		_exit(126);
+	/* The box's cgroup first, while this process is still the host's
+	 * root: "0" moves the writer (cgroups(7)). */
+	for (int c = 0; c < ncgroup; c++)
+		if (write(3 + c, "0", 1) < 0)
+			enter_fail(status, XSEC_STEP_CGROUP);
+	xsec_clear();
+	if (strcmp(argv[5], "-") != 0 && xsec_decode(argv[5]) < 0)
+		enter_fail(status, XSEC_STEP_DECODE);
+	/* The host's supplementary groups go while this process is still the
+	 * host's root: in a user namespace whose setgroups file says "deny"
+	 * (user_namespaces(7)) the call is refused. */
+	if ((flags & XENTER_ROOT) && (flags & XENTER_NOGROUPS) && setgroups(0, NULL) < 0)
+		enter_fail(status, XENTER_SETGROUPS);
+	int i = 6, n = 0;
+	for (; i < argc && strcmp(argv[i], "--") != 0; i++, n++)
+		if (setns(3 + ncgroup + n, strtol(argv[i], NULL, 10)) < 0)
+			enter_fail(status, n + 1);
+	if (i + 2 >= argc)
+		_exit(126);
+	/* Joining a user namespace keeps the host's IDs, which it may show as
+	 * nobody: become its root, as nsenter -U does (nsenter(1)). */
+	if (flags & XENTER_ROOT) {
+		if (setresgid(0, 0, 0) < 0)
+			enter_fail(status, XENTER_SETRESGID);
+		if (setresuid(0, 0, 0) < 0)
+			enter_fail(status, XENTER_SETRESUID);
+	}
+	/* A PID namespace joined applies to children only (setns(2)): fork. */
+	entered = fork();
+	if (entered < 0)
+		enter_fail(status, XENTER_FORK);
+	if (entered == 0) {
+		sigset_t all, none;
+		sigfillset(&all);
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &all, NULL);
+		/* Its own session, without a controlling terminal (see op_spawn). */
+		if (setsid() < 0)
+			enter_fail(status, XENTER_SETSID);
+		if ((flags & XENTER_CTTY) && ioctl(0, TIOCSCTTY, 0) < 0)
+			enter_fail(status, XENTER_TIOCSCTTY);
+		uint32_t step;
+		if ((step = xsec_before_ids()))
+			enter_fail(status, step);
+		/* The image's User, as op_spawn gives it to exec: groups first
+		 * (unless already dropped before joining), then gid, then uid. */
+		if (flags & XENTER_IDS) {
+			if (!(flags & XENTER_NOGROUPS) && setgroups(0, NULL) < 0)
+				enter_fail(status, XENTER_IDS_SETGROUPS);
+			if (setresgid(gid, gid, gid) < 0)
+				enter_fail(status, XENTER_IDS_SETRESGID);
+			if (setresuid(uid, uid, uid) < 0)
+				enter_fail(status, XENTER_IDS_SETRESUID);
+		}
+		if ((step = xsec_after_ids()))
+			enter_fail(status, step);
+		syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		if ((step = xsec_last()))
+			enter_fail(status, step);
+		execve(argv[i + 1], argv + i + 2, envp);
+		enter_fail(status, XENTER_EXECVE);
+	}
+	/* The session's Ctrl-C (cancel) reaches this process: pass it on. */
+	struct sigaction sa = { .sa_handler = forward };
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGQUIT, &sa, NULL);
+	struct sigaction sd = { .sa_handler = detach };
+	sigaction(SIGUSR1, &sd, NULL);
+	int ws;
+	while (waitpid(entered, &ws, 0) < 0)
+		if (errno != EINTR)
+			_exit(126);
+	_exit(WIFSIGNALED(ws) ? 128 + WTERMSIG(ws) : WEXITSTATUS(ws));
+}
