@@ -40,6 +40,7 @@ host_programs=(
 	pgrep pkill stty ipcmk ipcs ipcrm seq timeout dd yes nproc nft sysctl
 	runc # export bundle's cross-check
 	capsh # caps' cross-check of the capability names
+	newuidmap newgidmap # rootless boxes with a subordinate range (set-user-ID root: cp -p keeps it)
 )
 # Modules stepbox needs, and the virtio disk that holds the tests' TMPDIR;
 # their dependencies come from each module's .modinfo.
@@ -69,6 +70,7 @@ command -v ip >/dev/null || need+=(iproute2)
 command -v ps >/dev/null || need+=(procps)
 command -v xz >/dev/null || need+=(xz-utils)
 command -v mkfs.ext4 >/dev/null || need+=(e2fsprogs)
+command -v newuidmap >/dev/null || need+=(uidmap)
 if [ ${#need[@]} -gt 0 ]; then
 	say "installing ${need[*]}"
 	apt_update
@@ -216,6 +218,9 @@ cat >"$root/etc/group" <<'EOF'
 root:x:0:
 nogroup:x:65534:
 EOF
+# No subordinate ranges: a rootless test binds its own over these.
+: >"$root/etc/subuid"
+: >"$root/etc/subgid"
 printf 'passwd: files\ngroup: files\nhosts: files\n' >"$root/etc/nsswitch.conf"
 printf '127.0.0.1 localhost\n::1 localhost\n' >"$root/etc/hosts"
 echo stepbox-vm >"$root/etc/hostname"
