@@ -234,9 +234,16 @@ func RefuseRootless(path string, b *Box) error {
 		return &RootlessRefusal{Step: path, Why: why, Do: sudoAdvice}
 	}
 	if path == "mount proc" && b != nil && !b.Has("pid") {
+		do := "`unshare pid` in the box first (rootless, a /proc of the box's own is the one that can be mounted), or " + sudoAdvice
+		if f := b.FS(); f.Pivoted || f.Chrooted {
+			// After pivot_root, the kernel mounts a new proc in a user
+			// namespace only where one is fully visible already
+			// (mount_too_revealing()): the host's went with the old root.
+			do = "build a new box with `unshare mnt pid` before `pivot_root` (which then mounts the box's /proc for it: after pivot_root, a user namespace may mount proc only where one is already visible), or " + sudoAdvice
+		}
 		return &RootlessRefusal{Step: path,
 			Why: "a proc mount shows a PID namespace, and mounting one needs CAP_SYS_ADMIN in the user namespace that owns that PID namespace (proc(5)): box " + b.Name + " is still in the host's, which the host's user namespace owns",
-			Do:  "`unshare pid` in the box first (rootless, a /proc of the box's own is the one that can be mounted), or " + sudoAdvice}
+			Do:  do}
 	}
 	if strings.HasPrefix(path, "cgroup devices ") && path != "cgroup devices show" {
 		return &RootlessRefusal{Step: path, Why: devicesRefused, Do: sudoAdvice}
