@@ -25,14 +25,16 @@ import (
 // namespace the caller has no capability over them), then the user
 // namespace, then the namespaces it owns (user_namespaces(7), setns(2)).
 func enterOrder(pid int, types []NamespaceType) []NamespaceType {
-	hostUser := nsOwner("/proc/self/ns/user", true)
 	self, _ := os.Stat("/proc/self/ns/user")
 	var first, user, rest []NamespaceType
 	for _, t := range types {
 		switch {
 		case t.Name == "user":
 			user = append(user, t)
-		case hostUser != 0 && self != nil && nsOwner(fmt.Sprintf("/proc/%d/ns/%s", pid, t.Proc), false) != userInode(self):
+		case self != nil && ownedElsewhere(nsOwner(fmt.Sprintf("/proc/%d/ns/%s", pid, t.Proc), false), userInode(self)):
+			// Owned by the box's user namespace: joined from inside it,
+			// where the entering process holds capabilities (rootless,
+			// it holds none in the session's).
 			rest = append(rest, t)
 		default:
 			first = append(first, t)
@@ -40,6 +42,10 @@ func enterOrder(pid int, types []NamespaceType) []NamespaceType {
 	}
 	return append(append(first, user...), rest...)
 }
+
+// ownedElsewhere: a namespace whose owner the kernel named (not 0) and
+// which is not the session's own user namespace.
+func ownedElsewhere(owner, own uint32) bool { return owner != 0 && owner != own }
 
 func userInode(fi os.FileInfo) uint32 {
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {

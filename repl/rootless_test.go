@@ -35,6 +35,8 @@ func TestRootlessModeBuildsInOwnUserNamespaceAndRefusesHostSteps(t *testing.T) {
 		"exec rm /etc/motd",
 		"!echo whiteout: $(stat -c '%F %t:%T' $BOX_UPPER/etc/motd)",
 		"exec sh -c 'echo inside: $(id -u) $(cat /proc/self/uid_map)'",
+		"hostname rootless-box",
+		"enter -- sh -c 'echo entered: $(hostname) $(id -u)'",
 		"-net bridge",
 		"-cgroup new",
 		"!echo after-refusals: $(ip -o link show type bridge | grep -c stepbox)",
@@ -53,6 +55,11 @@ func TestRootlessModeBuildsInOwnUserNamespaceAndRefusesHostSteps(t *testing.T) {
 	m := regexp.MustCompile(`(?m)^userns: (\S+) host (\S+)$`).FindStringSubmatch(got)
 	if m == nil || m[1] == m[2] {
 		t.Errorf("`new web` did not give the box a user namespace of its own (%q):\n%s", m, got)
+	}
+	// enter joins the box's user namespace before the namespaces it owns:
+	// rootless, the session holds no capability to join them from outside.
+	if !strings.Contains(got, "entered: rootless-box 0") {
+		t.Errorf("enter in a rootless box did not reach its uts namespace as its root:\n%s", got)
 	}
 	if !regexp.MustCompile(`(?m)^inside: 0 +0 +65534 +1$`).MatchString(got) {
 		t.Errorf("inside the pivoted box, root is not uid 65534 outside:\n%s", got)
