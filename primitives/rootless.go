@@ -214,8 +214,16 @@ var rootlessRefused = map[string]string{
 	"net nat":     "masquerading is an nft rule in the host's network namespace: " + hostNet,
 	"net publish": "a published port is an nft DNAT rule in the host's network namespace: " + hostNet,
 	"net trace":   "it follows packets with nft trace rules in the host's network namespace: " + hostNet,
+	"net":         netViewRefused,
+	"net show":    netViewRefused,
 	"mount dev":   "mknod(2) of a real device (null, zero, tty…) needs CAP_MKNOD in the host's user namespace: the kernel refuses it in any other, whatever the box's root holds",
 }
+
+// netViewRefused is why the network view cannot be drawn rootless: it reads
+// the box's network namespace from inside it (setns), which needs
+// CAP_SYS_ADMIN in the box's user namespace, and the session, a
+// multi-threaded program outside it, may not join a user namespace.
+const netViewRefused = "the network view reads the box's network namespace by joining it (setns(2)), which needs CAP_SYS_ADMIN in the user namespace that owns it, the box's; the session, a multi-threaded program outside it, cannot join a user namespace (only a single-threaded process may); `exec ip addr` and `exec ip route` show the box's side from inside"
 
 // devicesRefused is why a device rule cannot be set rootless, delegation
 // or not: v2's is an eBPF program, which only CAP_SYS_ADMIN (or CAP_BPF)
