@@ -3,6 +3,7 @@ package primitives
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"strconv"
@@ -80,11 +81,19 @@ func refusals(t *testing.T) func() string {
 func TestTeardownLeavesAnotherUsersForgedMarkerAlone(t *testing.T) {
 	needRoot(t)
 	said := refusals(t)
+	// Started before the session, so that it stays in the test's own
+	// cgroup: on systemd the session moves this process into a scope of
+	// its own, and stopping the scope at exit ends all that is in it,
+	// markers or not.
+	start, err := startTime(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := markedSleeper(t, fmt.Sprintf("%d-%d", os.Getpid(), start), "web", true)
 	s := newTestSession(t)
 	if _, _, err := s.NewBox("web", false); err != nil {
 		t.Fatal(err)
 	}
-	forged := markedSleeper(t, s.ID, "web", true)
 	ours := markedSleeper(t, s.ID, "web", false)
 	if err := s.Remove("web"); err != nil {
 		t.Fatalf("rm: %v", err)
