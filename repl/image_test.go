@@ -57,6 +57,32 @@ func TestMountOverlayImageRunsItsCmdInItsWorkingDir(t *testing.T) {
 }
 
 // tarOf is a layer tar of hdrs, each regular file holding body.
+// layerArchive writes at p a `docker save` archive of one image tagged
+// ref: layer, on a config change edits (nil: left as it is).
+func layerArchive(t *testing.T, p, ref string, layer v1.Layer, change func(*v1.Config)) string {
+	t.Helper()
+	img, err := mutate.AppendLayers(empty.Image, layer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if change != nil {
+		cf, _ := img.ConfigFile()
+		cf = cf.DeepCopy()
+		change(&cf.Config)
+		if img, err = mutate.ConfigFile(img, cf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tag, _ := name.NewTag(ref)
+	if err := tarball.WriteToFile(p, tag, img); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// refFile is an archive's file name for the reference ref.
+func refFile(ref string) string { return strings.NewReplacer("/", "_", ":", "_").Replace(ref) + ".tar" }
+
 func tarOf(t *testing.T, hdrs ...*tar.Header) v1.Layer {
 	t.Helper()
 	return tarWith(t, nil, hdrs...)
@@ -173,16 +199,7 @@ func TestImageLoadNameTagsTheImageAndSaysWhatItReplaced(t *testing.T) {
 	hostUnchanged(t)
 	dir, r := t.TempDir(), byte(tar.TypeReg)
 	archive := func(file, ref, body string) string {
-		img, err := mutate.AppendLayers(empty.Image, tarOf(t, &tar.Header{Name: body, Typeflag: r, Mode: 0o644}))
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := filepath.Join(dir, file)
-		tag, _ := name.NewTag(ref)
-		if err := tarball.WriteToFile(p, tag, img); err != nil {
-			t.Fatal(err)
-		}
-		return p
+		return layerArchive(t, filepath.Join(dir, file), ref, tarOf(t, &tar.Header{Name: body, Typeflag: r, Mode: 0o644}), nil)
 	}
 	first, second := archive("a.tar", "test/first:v1", "one"), archive("b.tar", "test/second:v2", "two")
 	out, code := runStepbox(t, filepath.Join(dir, "state"), "image load "+first+" test/app:v1\nnew a\nunshare mnt\nmount overlay test/app:v1\n"+
@@ -219,22 +236,7 @@ func TestExecMakesAMissingWorkingDirInsideTheBox(t *testing.T) {
 		t.Fatal(err)
 	}
 	archive := func(ref, wd string, hdrs ...*tar.Header) string {
-		img, err := mutate.AppendLayers(empty.Image, tarOf(t, hdrs...))
-		if err != nil {
-			t.Fatal(err)
-		}
-		cf, _ := img.ConfigFile()
-		cf = cf.DeepCopy()
-		cf.Config.WorkingDir = wd
-		if img, err = mutate.ConfigFile(img, cf); err != nil {
-			t.Fatal(err)
-		}
-		p := filepath.Join(dir, strings.NewReplacer("/", "_", ":", "_").Replace(ref)+".tar")
-		tag, _ := name.NewTag(ref)
-		if err := tarball.WriteToFile(p, tag, img); err != nil {
-			t.Fatal(err)
-		}
-		return p
+		return layerArchive(t, filepath.Join(dir, refFile(ref)), ref, tarOf(t, hdrs...), func(c *v1.Config) { c.WorkingDir = wd })
 	}
 	wd := archive("test/wd:v1", "/srv/app", &tar.Header{Name: "etc/", Typeflag: tar.TypeDir, Mode: 0o755})
 	evil := archive("test/evil:v1", "/link/made", &tar.Header{Name: "link", Typeflag: tar.TypeSymlink, Linkname: outside})

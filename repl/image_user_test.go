@@ -10,32 +10,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
 // userImage writes a `docker save` archive of one layer of hdrs, with
 // User in its config, and returns its path.
 func userImage(t *testing.T, dir, ref, user string, bodies map[string]string, hdrs ...*tar.Header) string {
 	t.Helper()
-	img, err := mutate.AppendLayers(empty.Image, tarWith(t, bodies, hdrs...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf, _ := img.ConfigFile()
-	cf = cf.DeepCopy()
-	cf.Config.User = user
-	if img, err = mutate.ConfigFile(img, cf); err != nil {
-		t.Fatal(err)
-	}
-	p := filepath.Join(dir, strings.NewReplacer("/", "_", ":", "_").Replace(ref)+".tar")
-	tag, _ := name.NewTag(ref)
-	if err := tarball.WriteToFile(p, tag, img); err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return layerArchive(t, filepath.Join(dir, refFile(ref)), ref, tarWith(t, bodies, hdrs...), func(c *v1.Config) { c.User = user })
 }
 
 // runStepboxWithin is runStepbox for a script that today's code may
@@ -147,21 +129,9 @@ func TestExecLooksUpCommandsInsideTheBoxNotThroughItsSymlinksOnTheHost(t *testin
 func TestImageShowEscapesTheImagesFileNamesAndEnv(t *testing.T) {
 	needRoot(t)
 	dir := t.TempDir()
-	img, err := mutate.AppendLayers(empty.Image, tarOf(t, &tar.Header{Name: "name\x1b]0;TITLE\a\x1b[2Jx", Typeflag: tar.TypeReg, Mode: 0o644}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf, _ := img.ConfigFile()
-	cf = cf.DeepCopy()
-	cf.Config.Env = []string{"EVIL=\x1b]0;ENV\a"}
-	if img, err = mutate.ConfigFile(img, cf); err != nil {
-		t.Fatal(err)
-	}
-	p := filepath.Join(dir, "evil.tar")
-	tag, _ := name.NewTag("test/evil:v1")
-	if err := tarball.WriteToFile(p, tag, img); err != nil {
-		t.Fatal(err)
-	}
+	p := layerArchive(t, filepath.Join(dir, "evil.tar"), "test/evil:v1",
+		tarOf(t, &tar.Header{Name: "name\x1b]0;TITLE\a\x1b[2Jx", Typeflag: tar.TypeReg, Mode: 0o644}),
+		func(c *v1.Config) { c.Env = []string{"EVIL=\x1b]0;ENV\a"} })
 	out := runStepboxWithin(t, time.Minute, filepath.Join(dir, "state"), "image load "+p+"\nimage show test/evil:v1\n")
 	if strings.ContainsAny(out, "\x1b\a") {
 		t.Errorf("image show printed a control character raw: %q", out)
