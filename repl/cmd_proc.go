@@ -45,6 +45,9 @@ func init() {
 					return errors.New(why)
 				}
 				sh.warnHostRoot(b, true)
+				if note := stdinNote(argv); note != "" && sh.Terminal != nil {
+					sh.say("%s", sh.dim(note))
+				}
 				before := sh.cgroupEvents(b)
 				out, errw := sh.boxStdio()
 				es, err := b.Exec(sh.interrupt, argv, nil, primitives.Stdio{Out: out, Err: errw})

@@ -21,12 +21,14 @@ import (
 // wrapper hands them over one key at a time: a run of text, or one
 // control byte. After Enter it reads nothing more until the next Input:
 // go-prompt drops what its reader reads after the line ends. It also
-// notices Ctrl-D, which Input returns as "" like an empty line.
+// notices Ctrl-D, which Input returns as "" like an empty line, and the
+// terminal hanging up, which it hands go-prompt as a Ctrl-D.
 type ttyParser struct {
 	*prompt.PosixParser
 	pending []byte
 	held    bool // a line has ended: the rest waits for the next Input
 	sawEOF  bool
+	hungUp  bool
 	hangup  sync.Once
 }
 
@@ -49,7 +51,7 @@ func (p *ttyParser) Read() ([]byte, error) {
 			// (its window closed, the ssh connection dropped). That is a
 			// SIGHUP, whether or not the kernel sends one: tear down and
 			// leave as for one. Meanwhile go-prompt sees Ctrl-D.
-			p.held, p.sawEOF = true, true
+			p.held, p.sawEOF, p.hungUp = true, true, true
 			p.hangup.Do(func() { syscall.Kill(os.Getpid(), syscall.SIGHUP) })
 			return []byte{0x04}, nil
 		}
@@ -166,6 +168,7 @@ func (sh *Shell) Interactive(term *primitives.Terminal) error {
 		}
 	}()
 	sh.say("%s", sh.dim("stepbox: build a container one kernel step at a time. `help` lists the commands, Tab completes, Ctrl-D leaves."))
+	eofArmed := false
 	for !sh.exit {
 		sh.Width = outputWidth(term)
 		parser.sawEOF = false
@@ -174,9 +177,14 @@ func (sh *Shell) Interactive(term *primitives.Terminal) error {
 		// Again: the window may have been resized while the line was typed.
 		sh.Width = outputWidth(term)
 		if line == "" && parser.sawEOF {
+			if !parser.hungUp && !eofArmed && sh.confirmEOF() {
+				eofArmed = true
+				continue
+			}
 			fmt.Fprintln(sh.Out, "exit")
 			break
 		}
+		eofArmed = false
 		if strings.TrimSpace(line) == "" {
 			continue
 		}
@@ -209,6 +217,24 @@ func (sh *Shell) Interactive(term *primitives.Terminal) error {
 		}
 	}
 	return nil
+}
+
+// confirmEOF answers a Ctrl-D at an empty prompt while boxes run, and
+// reports whether it did: leaving tears every box down, which one stray
+// key should not do to a class's work. A second Ctrl-D in a row leaves,
+// as bash's ignoreeof asks for `exit` (bash: set -o ignoreeof).
+func (sh *Shell) confirmEOF() bool {
+	boxes := sh.Session.Boxes()
+	if len(boxes) == 0 {
+		return false
+	}
+	names := make([]string, len(boxes))
+	for i, b := range boxes {
+		names[i] = b.Name
+	}
+	sh.say("%s", sh.dim(fmt.Sprintf("Ctrl-D: leaving tears down %s %s; Ctrl-D again (or `exit`) leaves, anything else stays",
+		step.Plural(len(names), "box"), strings.Join(names, ", "))))
+	return true
 }
 
 // forwardSignals hands the terminal's Ctrl-C and Ctrl-\ to a box
