@@ -50,7 +50,12 @@ func init() {
 				}
 				before := sh.cgroupEvents(b)
 				out, errw := sh.boxStdio()
-				es, err := b.Exec(sh.interrupt, argv, nil, primitives.Stdio{Out: out, Err: errw})
+				// The end of what it wrote to stderr goes to the explainer:
+				// "bind: Permission denied" names the step it still lacks.
+				said := &tailBuffer{}
+				ipc := hostIPC(b)
+				es, err := b.Exec(sh.interrupt, argv, nil, primitives.Stdio{Out: out, Err: io.MultiWriter(errw, said)})
+				sh.sayHostIPC(b, ipc)
 				sh.printStep(es.Step)
 				if err != nil && !strings.Contains(argv[0], "/") && strings.Contains(err.Error(), "command not found in the box") {
 					return fmt.Errorf("%w%s", err, didYouMean(argv[0], b.Programs()))
@@ -59,7 +64,7 @@ func init() {
 					return err
 				}
 				if es.Code != 0 {
-					ee := &ExitError{Cmd: "exec " + argv[0], Status: es, Hits: sh.cgroupEvents(b).since(before)}
+					ee := &ExitError{Cmd: "exec " + argv[0], Status: es, Hits: sh.cgroupEvents(b).since(before), Stderr: said.String()}
 					if sh.interrupt.Err() != nil {
 						ee.Interrupted = "SIGINT"
 					}

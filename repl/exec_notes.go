@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+
+	"stepbox/primitives"
 )
 
 // filter is how a text tool decides to read its standard input: when it
@@ -94,4 +96,48 @@ func stdinNote(argv []string) string {
 	name := filepath.Base(argv[0])
 	return fmt.Sprintf("exec %s: its stdin is /dev/null (exec never connects your terminal), so %s reads nothing and ends at once; `sh` is the interactive way, and `exec sh -c 'echo hi | %s'` pipes text in",
 		name, name, name)
+}
+
+// hostIPC lists the host's System V IPC objects before exec runs in box
+// b, when the box shares the host's IPC namespace (nil otherwise): what
+// the command makes there is the host's.
+func hostIPC(b *primitives.Box) []primitives.IPCObject {
+	if b.Has("ipc") {
+		return nil
+	}
+	objs, err := primitives.IPCObjects("/proc")
+	if err != nil || objs == nil {
+		return []primitives.IPCObject{}
+	}
+	return objs
+}
+
+// sayHostIPC says which System V IPC objects the box's root made in the
+// host's IPC namespace since before (hostIPC's list), as `hostname`
+// refuses to rename the host: they are the host's, seen by every process
+// there, and outlive the box and the session.
+func (sh *Shell) sayHostIPC(b *primitives.Box, before []primitives.IPCObject) {
+	if before == nil {
+		return
+	}
+	after, err := primitives.IPCObjects("/proc")
+	if err != nil {
+		return
+	}
+	root := int64(-1)
+	if m, err := b.UIDMap(); err == nil {
+		for _, l := range m {
+			if l.Inside == 0 {
+				root = l.Outside
+			}
+		}
+	}
+	for _, o := range primitives.NewIPCObjects(before, after) {
+		if int64(o.CUID) != root {
+			continue // someone else's on the host, made meanwhile
+		}
+		sh.say("%s", sh.Theme.Warn.Render(fmt.Sprintf(
+			"! box %s shares the host's IPC namespace: %s %d (key 0x%08x) is the host's, seen by every process there, and outlives the box and this session; `exec %s` removes it, `unshare ipc` gives the box a table of its own",
+			b.Name, o.Kind, o.ID, o.Key, o.RemoveCommand())))
+	}
 }
