@@ -3,6 +3,8 @@ package repl
 import (
 	"strings"
 	"testing"
+
+	"stepbox/primitives/images"
 )
 
 func TestExecSaysWhichTextToolsReadTheirEmptyStdin(t *testing.T) {
@@ -35,5 +37,21 @@ func TestExecSaysWhichTextToolsReadTheirEmptyStdin(t *testing.T) {
 		if !strings.Contains(note, w) {
 			t.Errorf("the note on exec cat does not say %q: %s", w, note)
 		}
+	}
+}
+
+// A layer's line with a long note folds at words to the width.
+func TestImageProgressFoldsItsNoteAtWords(t *testing.T) {
+	sh, out := plainShell()
+	note := "every file is here, but the owners of 293 entries (such as 65534:65534) were not kept: rootless, chown(2) to another uid needs CAP_CHOWN"
+	sh.progress()(images.Event{Index: 1, Count: 2, Digest: "sha256:0123456789abcdef", State: images.Unpacked, Layer: "demo.0", Note: note})
+	got := out.String()
+	for _, l := range strings.Split(strings.TrimRight(got, "\n"), "\n") {
+		if w := len([]rune(l)); w > 80 {
+			t.Errorf("line of %d columns: %q", w, l)
+		}
+	}
+	if !strings.Contains(strings.Join(strings.Fields(got), " "), note) {
+		t.Errorf("the note is broken inside a word:\n%s", got)
 	}
 }

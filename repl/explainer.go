@@ -296,6 +296,12 @@ var causes = []cause{
 		do:   "`stepbox doctor` checks overlay support; `layers` lists the layers that exist",
 	},
 	{
+		name: "an image archive that is not there", errno: unix.ENOENT,
+		when: func(f *failure) bool { return f.cmd == "image load" && f.syscall() == "stat" },
+		rule: "image load reads a `docker save` archive or an OCI layout directory from the host's files, and there is nothing at that path",
+		do:   "`image demo FILE` writes a demo archive there, offline, from the base layer; `docker save IMAGE -o FILE` writes one where docker runs",
+	},
+	{
 		name: "a missing mount point or source", errno: unix.ENOENT,
 		when: func(f *failure) bool { return strings.HasPrefix(f.cmd, "mount") },
 		rule: "mount(2) needs the target, and for a bind the source, to exist as the box sees its files",

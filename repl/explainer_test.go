@@ -80,6 +80,7 @@ var knownFailures = []struct {
 	{cause: "a busy mount point", err: syscallErr("mount tmpfs", `mount("tmpfs", "/m/tmp", "tmpfs", MS_NOSUID|MS_NODEV, "mode=1777")`, unix.EBUSY)},
 	{cause: "overlayfs refusing its options", err: syscallErr("mount overlay", `mount("overlay", "/m", "overlay", 0, "lowerdir=/a,upperdir=/u,workdir=/w")`, unix.EINVAL)},
 	{cause: "a missing mount point or source", err: syscallErr("mount bind", `mount("/srv/x", "/m/x", NULL, MS_BIND, NULL)`, unix.ENOENT)},
+	{cause: "an image archive that is not there", err: &CommandError{Cmd: "image load", Err: fmt.Errorf("image load: %w", &fs.PathError{Op: "stat", Path: "/tmp/demo.tar", Err: unix.ENOENT})}},
 	{cause: "a low port in the host's network namespace", user: true, err: deniedExec("busybox", "httpd: bind: Permission denied\n")},
 	{cause: "a mount in the host's mount namespace", user: true, err: deniedExec("mount", deniedMount)},
 	{cause: "a file of the host's root", user: true, err: deniedExec("touch", "touch: cannot touch '/test': Permission denied\n")},

@@ -3,6 +3,7 @@ package repl
 import (
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -61,6 +62,32 @@ func TestRootlessExecRefusedByTheHostSaysWhichStepIsMissing(t *testing.T) {
 	}
 	if n := strings.Count(got, "is the host's, seen by every process there"); n != 1 {
 		t.Errorf("the queue made after `unshare ipc` is said to be the host's too (%d notes):\n%s", n, got)
+	}
+	noSessionLeft(t, state)
+}
+
+// Rootless, `image load` writes every file of a layer but can give none
+// another owner: it says the owners were not kept, never that entries
+// were skipped, and the files are there.
+func TestRootlessImageLoadSaysOwnersWereNotKept(t *testing.T) {
+	needRoot(t) // to become uid 65534 with setpriv
+	hostUnchanged(t)
+	state := rootlessStateDir(t)
+	archive := filepath.Join(state, "demo.tar")
+	script := "image demo " + archive + "\nimage load " + archive + "\nnew a\nunshare mnt\nmount overlay stepbox/demo\npivot_root\nexec ls /bin/busybox\n"
+	got, err := runRootless(t, state, script, "run", "-")
+	if err != nil {
+		t.Fatalf("rootless run: %v\n%s", err, got)
+	}
+	flat := strings.Join(strings.Fields(got), " ")
+	if strings.Contains(flat, "skipped") {
+		t.Errorf("image load calls entries it wrote skipped:\n%s", got)
+	}
+	if !regexp.MustCompile(`every file is here, but the owners of \d+ entries \(such as \d+:\d+\) were not kept: rootless`).MatchString(flat) {
+		t.Errorf("image load does not say the owners were not kept:\n%s", got)
+	}
+	if !strings.Contains(got, "\n/bin/busybox\n") {
+		t.Errorf("the loaded image's files are not in the box:\n%s", got)
 	}
 	noSessionLeft(t, state)
 }
