@@ -172,7 +172,7 @@ func runEnter(sh *Shell, c *Call) error {
 			for _, t := range types {
 				names = append(names, t.Name)
 			}
-			sh.handOver(fmt.Sprintf("%s in box %s's %s namespaces, joined from the host as nsenter does; %s", argv[0], b.Name, strings.Join(names, ", "), enterIdentity(b)))
+			sh.handOver(fmt.Sprintf("%s in box %s's %s %s, joined from the host as nsenter does; %s", argv[0], b.Name, strings.Join(names, ", "), step.Plural(len(names), "namespace"), enterIdentity(b)))
 		}
 		sh.handTerminal()
 		if interactive {

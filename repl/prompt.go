@@ -30,6 +30,7 @@ type ttyParser struct {
 	sawEOF  bool
 	hungUp  bool
 	hangup  sync.Once
+	clear   func() // Ctrl-L: stepbox's clearScreen, not go-prompt's
 }
 
 func (p *ttyParser) Setup() error {
@@ -64,6 +65,11 @@ func (p *ttyParser) Read() ([]byte, error) {
 			p.held = true
 		case 0x04:
 			p.sawEOF = true
+		case 0x0c:
+			// An empty key: go-prompt inserts nothing and redraws the line
+			// where clearScreen left the cursor.
+			p.clear()
+			return []byte{}, nil
 		}
 	}
 	return b, nil
@@ -140,7 +146,7 @@ func escapeLen(b []byte) int {
 // time, owns the signals itself and leaves by returning, never os.Exit.
 func (sh *Shell) Interactive(term *primitives.Terminal) error {
 	sh.Terminal = term
-	parser := &ttyParser{PosixParser: prompt.NewStandardInputParser()}
+	parser := &ttyParser{PosixParser: prompt.NewStandardInputParser(), clear: sh.clearScreen}
 	sh.typeahead = parser
 	opts := append([]prompt.Option{
 		prompt.OptionParser(parser),
@@ -217,6 +223,20 @@ func (sh *Shell) Interactive(term *primitives.Terminal) error {
 		}
 	}
 	return nil
+}
+
+// clearScreen clears the terminal (`clear`, Ctrl-L) and writes one line
+// at its top, so the prompt never sits on the top row: tmux (its
+// scroll-on-clear option, on by default) copies the whole screen into its
+// history when the screen is erased from the top-left corner, as
+// go-prompt erases a line it ends there, and every such line would be in
+// the scrollback twice.
+func (sh *Shell) clearScreen() {
+	if sh.Terminal == nil || sh.Theme.Plain {
+		return
+	}
+	fmt.Fprint(sh.Out, "\x1b[H\x1b[2J")
+	sh.say("%s", sh.dim("── screen cleared; `history` lists the commands so far"))
 }
 
 // confirmEOF answers a Ctrl-D at an empty prompt while boxes run, and

@@ -446,3 +446,29 @@ func between(s, from, to string) string {
 	v, _, _ := strings.Cut(rest, to)
 	return v
 }
+
+// After `clear` and Ctrl-L, a line typed at the prompt is once in the
+// terminal's scrollback: tmux copies the screen into its history when
+// the screen is erased from the top-left corner (scroll-on-clear), and
+// go-prompt erases a line it ends there.
+func TestClearLeavesEachLineOnceInTheScrollback(t *testing.T) {
+	p := newTmuxPane(t)
+	p.line(stepboxBinary(t) + " --state-dir " + t.TempDir() + "; echo STEPBOX-EXIT=$?")
+	p.waitFor("stepbox ▸")
+	p.line("clear")
+	time.Sleep(300 * time.Millisecond)
+	p.line("!echo one-$((6*7))")
+	p.waitFor("one-42\n")
+	p.keys("C-l")
+	time.Sleep(300 * time.Millisecond)
+	p.line("!echo two-$((6*7))")
+	p.waitFor("two-42\n")
+	p.line("exit")
+	p.waitFor("STEPBOX-EXIT=0")
+	all := strings.Join(p.lines(), "\n")
+	for _, l := range []string{"▸ !echo one-$((6*7))", "▸ !echo two-$((6*7))"} {
+		if n := strings.Count(all, l); n != 1 {
+			t.Errorf("%q is %d times in the pane and its history:\n%s", l, n, all)
+		}
+	}
+}
