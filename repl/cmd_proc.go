@@ -172,6 +172,9 @@ func runEnter(sh *Shell, c *Call) error {
 			for _, t := range types {
 				names = append(names, t.Name)
 			}
+			if len(names) == 0 {
+				names = []string{"user"} // its only one of its own (enterRequest)
+			}
 			sh.handOver(fmt.Sprintf("%s in box %s's %s %s, joined from the host as nsenter does; %s", argv[0], b.Name, strings.Join(names, ", "), step.Plural(len(names), "namespace"), enterIdentity(b)))
 		}
 		sh.handTerminal()
