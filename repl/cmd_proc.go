@@ -45,7 +45,7 @@ func init() {
 					return errors.New(why)
 				}
 				sh.warnHostRoot(b, true)
-				if note := stdinNote(argv); note != "" && sh.Terminal != nil {
+				if note := stdinNote("exec", argv); note != "" && sh.Terminal != nil {
 					sh.say("%s", sh.dim(note))
 				}
 				before := sh.cgroupEvents(b)
@@ -180,6 +180,8 @@ func runEnter(sh *Shell, c *Call) error {
 		sh.handTerminal()
 		if interactive {
 			std = primitives.Stdio{Terminal: sh.Terminal}
+		} else if note := stdinNote("enter", argv); note != "" {
+			sh.say("%s", sh.dim(note))
 		}
 	}
 	ctx := sh.interrupt

@@ -86,16 +86,17 @@ func readsStdin(argv []string) bool {
 	return true
 }
 
-// stdinNote says, before exec runs a tool that reads its standard input,
-// that exec gives it none: it reads end of file at once and ends, and
-// what the learner types next goes to stepbox's prompt, not to it.
-func stdinNote(argv []string) string {
+// stdinNote says, before exec (or enter with a command: verb) runs a tool
+// that reads its standard input, that it gets none: it reads end of file
+// at once and ends, and what the learner types next goes to stepbox's
+// prompt, not to it.
+func stdinNote(verb string, argv []string) string {
 	if !readsStdin(argv) {
 		return ""
 	}
 	name := filepath.Base(argv[0])
-	return fmt.Sprintf("exec %s: its stdin is /dev/null (exec never connects your terminal), so %s reads nothing and ends at once; `sh` is the interactive way, and `exec sh -c 'echo hi | %s'` pipes text in",
-		name, name, name)
+	return fmt.Sprintf("%s %s: its stdin is /dev/null (%s never connects your terminal), so %s reads nothing and ends at once; `sh` is the interactive way, and `exec sh -c 'echo hi | %s'` pipes text in",
+		verb, name, verb, name, name)
 }
 
 // hostIPC lists the host's System V IPC objects before exec runs in box

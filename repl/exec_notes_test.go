@@ -32,7 +32,7 @@ func TestExecSaysWhichTextToolsReadTheirEmptyStdin(t *testing.T) {
 			t.Errorf("readsStdin(%q) = %v, want %v", line, got, want)
 		}
 	}
-	note := stdinNote([]string{"cat"})
+	note := stdinNote("exec", []string{"cat"})
 	for _, w := range []string{"stdin is /dev/null", "`sh` is the interactive way"} {
 		if !strings.Contains(note, w) {
 			t.Errorf("the note on exec cat does not say %q: %s", w, note)
