@@ -7,6 +7,17 @@ import "strings"
 // be a typo of it: within one edit for a word of up to four letters, two
 // up to eight, three beyond; a word typed in part counts as near.
 func DidYouMean(typed string, set []string) string {
+	// A word that differs only in case is the one meant, alone: fileb
+	// for fileB, never fileA one edit away.
+	var cased []string
+	for _, w := range set {
+		if w != typed && strings.EqualFold(w, typed) {
+			cased = append(cased, w)
+		}
+	}
+	if len(cased) > 0 && len(cased) <= 3 {
+		return "; did you mean " + strings.Join(cased, " or ") + "?"
+	}
 	typed = strings.ToLower(typed)
 	most := 1
 	switch n := len([]rune(typed)); {

@@ -216,7 +216,7 @@ func (sh *Shell) overlayLayers(names []string) ([]rootfs.Layer, error) {
 				// Shaped as an image reference, not as a layer's name.
 				return nil, sh.orImages(fmt.Errorf("no such image %s (`images` lists them; `image pull` or `image load` adds one)", name))
 			}
-			return nil, sh.orImages(nearLayer(store, name, err))
+			return nil, sh.orImages(nearLayer(store, name, names, err))
 		}
 		stack = append(stack, rootfs.Layer{Name: name, Dir: store.Root(name)})
 	}

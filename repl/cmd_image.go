@@ -167,7 +167,8 @@ func (sh *Shell) progress() images.Progress {
 			fmt.Fprint(sh.Out, "\r\x1b[K")
 		}
 		last[e.Index] = e.State
-		fmt.Fprintln(sh.Out, line)
+		// A line with a note folds at words, under the layer's line.
+		fmt.Fprintln(sh.Out, viz.Wrap(line, sh.Width, "  "))
 	}
 }
 

@@ -45,9 +45,17 @@ func init() {
 					return errors.New(why)
 				}
 				sh.warnHostRoot(b, true)
+				if note := stdinNote("exec", argv); note != "" && sh.Terminal != nil {
+					sh.say("%s", sh.dim(note))
+				}
 				before := sh.cgroupEvents(b)
 				out, errw := sh.boxStdio()
-				es, err := b.Exec(sh.interrupt, argv, nil, primitives.Stdio{Out: out, Err: errw})
+				// The end of what it wrote to stderr goes to the explainer:
+				// "bind: Permission denied" names the step it still lacks.
+				said := &tailBuffer{}
+				ipc := hostIPC(b)
+				es, err := b.Exec(sh.interrupt, argv, nil, primitives.Stdio{Out: out, Err: io.MultiWriter(errw, said)})
+				sh.sayHostIPC(b, ipc)
 				sh.printStep(es.Step)
 				if err != nil && !strings.Contains(argv[0], "/") && strings.Contains(err.Error(), "command not found in the box") {
 					return fmt.Errorf("%w%s", err, didYouMean(argv[0], b.Programs()))
@@ -56,7 +64,7 @@ func init() {
 					return err
 				}
 				if es.Code != 0 {
-					ee := &ExitError{Cmd: "exec " + argv[0], Status: es, Hits: sh.cgroupEvents(b).since(before)}
+					ee := &ExitError{Cmd: "exec " + argv[0], Status: es, Hits: sh.cgroupEvents(b).since(before), Stderr: said.String()}
 					if sh.interrupt.Err() != nil {
 						ee.Interrupted = "SIGINT"
 					}
@@ -164,11 +172,16 @@ func runEnter(sh *Shell, c *Call) error {
 			for _, t := range types {
 				names = append(names, t.Name)
 			}
-			sh.handOver(fmt.Sprintf("%s in box %s's %s namespaces, joined from the host as nsenter does; %s", argv[0], b.Name, strings.Join(names, ", "), enterIdentity(b)))
+			if len(names) == 0 {
+				names = []string{"user"} // its only one of its own (enterRequest)
+			}
+			sh.handOver(fmt.Sprintf("%s in box %s's %s %s, joined from the host as nsenter does; %s", argv[0], b.Name, strings.Join(names, ", "), step.Plural(len(names), "namespace"), enterIdentity(b)))
 		}
 		sh.handTerminal()
 		if interactive {
 			std = primitives.Stdio{Terminal: sh.Terminal}
+		} else if note := stdinNote("enter", argv); note != "" {
+			sh.say("%s", sh.dim(note))
 		}
 	}
 	ctx := sh.interrupt

@@ -98,9 +98,7 @@ func init() {
 		&Command{
 			Name: "clear", Group: "session", Usage: "clear", Summary: "clear the screen",
 			Run: func(sh *Shell, c *Call) error {
-				if sh.Terminal != nil && !sh.Theme.Plain {
-					fmt.Fprint(sh.Out, "\x1b[H\x1b[2J")
-				}
+				sh.clearScreen()
 				return nil
 			},
 		},

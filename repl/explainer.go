@@ -36,6 +36,10 @@ type failure struct {
 	pid     bool // … and a PID namespace of its own
 	pivoted bool // … and its root changed (pivot_root): the host's is gone from its mounts
 	net     bool // … and a network namespace of its own
+	mnt     bool // … and a mount namespace of its own
+	// chrooted: the box's root changed by chroot; with pivoted, false
+	// means the box still uses the host's root.
+	chrooted bool
 	// hostProc: the box has a PID namespace, but the /proc its commands
 	// see is one the session is visible in: the host's.
 	hostProc bool
@@ -51,6 +55,30 @@ func (f *failure) syscall() string {
 
 // says reports whether the error's text mentions s.
 func (f *failure) says(s string) bool { return strings.Contains(f.msg, s) }
+
+// denied reports whether a failed exec's command wrote the text of EACCES
+// (strerror's "Permission denied", util-linux's "permission denied") to
+// its stderr, and its stderr mentions each of also.
+func (f *failure) denied(also ...string) bool {
+	if f.exit == nil || !strings.Contains(strings.ToLower(f.exit.Stderr), "permission denied") {
+		return false
+	}
+	for _, a := range also {
+		if !strings.Contains(f.exit.Stderr, a) {
+			return false
+		}
+	}
+	return true
+}
+
+// execOf reports whether the failure is an exec of one of the programs.
+func (f *failure) execOf(programs ...string) bool {
+	if f.exit == nil {
+		return false
+	}
+	name, ok := strings.CutPrefix(f.exit.Cmd, "exec ")
+	return ok && slices.Contains(programs, filepath.Base(name))
+}
 
 // cause is one known way a step fails: which call, which errno, in which
 // context (when), the kernel rule it broke and what to do.
@@ -173,6 +201,29 @@ var causes = []cause{
 		rule: "the box's cgroup reached its memory limit and reclaim could not free enough: the kernel's OOM killer sent SIGKILL to a process in it",
 		do:   "raise the limit with `cgroup limit memory SIZE`, or make the command need less; `cgroup` shows usage against the limit and the oom_kill count",
 	},
+	// A command run with exec meets the kernel's checks as the box's root,
+	// which holds capabilities only over what the box's user namespace
+	// owns: while the box still shares a namespace or the root with the
+	// host, the kernel refuses it there, and the command says only
+	// "Permission denied".
+	{
+		name: "a low port in the host's network namespace",
+		when: func(f *failure) bool { return f.user && !f.net && f.denied("bind") },
+		rule: "a port below net.ipv4.ip_unprivileged_port_start (1024 unless changed) needs CAP_NET_BIND_SERVICE in the user namespace that owns the network namespace; the box still shares the host's, and its root holds capabilities only in its own user namespace",
+		do:   "`unshare net` first: the box's root owns its new network namespace and binds any port there, its own port 80 beside the host's",
+	},
+	{
+		name: "a mount in the host's mount namespace",
+		when: func(f *failure) bool { return f.user && !f.mnt && f.execOf("mount", "umount") && f.denied() },
+		rule: "mount(2) needs CAP_SYS_ADMIN in the user namespace that owns the mount namespace; the box still shares the host's, where its root is an ordinary user",
+		do:   "`unshare mnt` first: the box's root owns its new mount namespace and mounts there, out of the host's sight",
+	},
+	{
+		name: "a file of the host's root",
+		when: func(f *failure) bool { return f.user && !f.pivoted && !f.chrooted && f.denied() },
+		rule: "the box's / is still the host's (no pivot_root or chroot yet), and its root is root only in its own user namespace: on the host it is an ordinary uid (`!cat /proc/$BOX_PID/uid_map`), so the host's files keep their owners and modes against it",
+		do:   "`mount overlay base` and `pivot_root` (after `unshare mnt`) first: then / is the box's own overlay, owned by its root",
+	},
 	{
 		name: "fork in a PID namespace whose PID 1 has exited", calls: []string{"clone", "fork", "execve"}, errno: unix.ENOMEM,
 		rule: "a PID namespace whose PID 1 has exited takes no new process: fork(2) fails with ENOMEM (pid_namespaces(7))",
@@ -245,6 +296,12 @@ var causes = []cause{
 		do:   "`stepbox doctor` checks overlay support; `layers` lists the layers that exist",
 	},
 	{
+		name: "an image archive that is not there", errno: unix.ENOENT,
+		when: func(f *failure) bool { return f.cmd == "image load" && f.syscall() == "stat" },
+		rule: "image load reads a `docker save` archive or an OCI layout directory from the host's files, and there is nothing at that path",
+		do:   "`image demo FILE` writes a demo archive there, offline, from the base layer; `docker save IMAGE -o FILE` writes one where docker runs",
+	},
+	{
 		name: "a missing mount point or source", errno: unix.ENOENT,
 		when: func(f *failure) bool { return strings.HasPrefix(f.cmd, "mount") },
 		rule: "mount(2) needs the target, and for a bind the source, to exist as the box sees its files",
@@ -252,7 +309,7 @@ var causes = []cause{
 	},
 	{
 		name: "a command not in the box",
-		when: func(f *failure) bool { return f.says("command not found in the box") },
+		when: func(f *failure) bool { return f.says("command not found in the box") && (f.pivoted || f.chrooted) },
 		rule: "the box looks commands up in its own root: after pivot_root or chroot, only the layers' files exist there",
 		do:   "`exec ls /bin` shows what the box has; add a program with a layer (`layer put`) and a new box",
 	},
@@ -315,7 +372,8 @@ func (sh *Shell) failureOf(err error) *failure {
 		f.cmd = ce.Cmd
 	}
 	if b := sh.Current(); b != nil {
-		f.user, f.pid, f.pivoted, f.net = b.Has("user"), b.Has("pid"), b.FS().Pivoted, b.Has("net")
+		f.user, f.pid, f.pivoted, f.net, f.mnt = b.Has("user"), b.Has("pid"), b.FS().Pivoted, b.Has("net"), b.Has("mnt")
+		f.chrooted = b.FS().Chrooted
 		if f.pid {
 			// /proc/self resolves only for a reader in that proc's PID
 			// namespace or above it: if it does for the session, the box's

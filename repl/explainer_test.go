@@ -80,11 +80,47 @@ var knownFailures = []struct {
 	{cause: "a busy mount point", err: syscallErr("mount tmpfs", `mount("tmpfs", "/m/tmp", "tmpfs", MS_NOSUID|MS_NODEV, "mode=1777")`, unix.EBUSY)},
 	{cause: "overlayfs refusing its options", err: syscallErr("mount overlay", `mount("overlay", "/m", "overlay", 0, "lowerdir=/a,upperdir=/u,workdir=/w")`, unix.EINVAL)},
 	{cause: "a missing mount point or source", err: syscallErr("mount bind", `mount("/srv/x", "/m/x", NULL, MS_BIND, NULL)`, unix.ENOENT)},
-	{cause: "a command not in the box", err: &CommandError{Cmd: "exec", Err: errors.New(`exec: "bash": command not found in the box (PATH=/bin)`)}},
+	{cause: "an image archive that is not there", err: &CommandError{Cmd: "image load", Err: fmt.Errorf("image load: %w", &fs.PathError{Op: "stat", Path: "/tmp/demo.tar", Err: unix.ENOENT})}},
+	{cause: "a low port in the host's network namespace", user: true, err: deniedExec("busybox", "httpd: bind: Permission denied\n")},
+	{cause: "a mount in the host's mount namespace", user: true, err: deniedExec("mount", deniedMount)},
+	{cause: "a file of the host's root", user: true, err: deniedExec("touch", "touch: cannot touch '/test': Permission denied\n")},
+	{cause: "a command not in the box", pid: true, err: &CommandError{Cmd: "exec", Err: errors.New(`exec: "bash": command not found in the box (PATH=/bin)`)}},
 	{cause: "a file that cannot be executed", err: &CommandError{Cmd: "exec", Err: errors.New("exec /etc/hostname: fork/exec /etc/hostname: permission denied")}},
 	{cause: "a name that is taken", err: syscallErr("cgroup new", `mkdirat(AT_FDCWD, "/sys/fs/cgroup/pids/web", 0755)`, unix.EEXIST)},
 	{cause: "a read-only filesystem", err: syscallErr("mount tmpfs", `mkdir("/m/x", 0755)`, unix.EROFS)},
 	{cause: "joining a namespace the caller cannot join", err: syscallErr("enter", "setns(3</proc/1/ns/time>, CLONE_NEWTIME)", unix.EINVAL)},
+}
+
+// deniedExec is an exec whose command exited 1 after writing stderr.
+func deniedExec(cmd, stderr string) error {
+	return &ExitError{Cmd: "exec " + cmd, Status: primitives.ExitStatus{Code: 1}, Stderr: stderr}
+}
+
+const deniedMount = "mount: /mnt: permission denied.\n       dmesg(1) may have more information after failed mount system call.\n"
+
+// Once the box has the namespace or the root of its own, the same words
+// from a command have another cause, which stepbox does not claim to know.
+func TestAFailedExecIsBlamedOnTheHostOnlyWhileTheBoxSharesIt(t *testing.T) {
+	sh, _ := plainShell()
+	for _, k := range []struct {
+		err  error
+		own  func(f *failure)
+		what string
+	}{
+		{deniedExec("busybox", "httpd: bind: Permission denied\n"), func(f *failure) { f.net, f.pivoted = true, true }, "its own network namespace"},
+		{deniedExec("mount", deniedMount), func(f *failure) { f.mnt, f.pivoted = true, true }, "its own mount namespace"},
+		{deniedExec("touch", "touch: cannot touch '/test': Permission denied\n"), func(f *failure) { f.pivoted = true }, "pivot_root done"},
+		{deniedExec("touch", "touch: cannot touch '/test': Permission denied\n"), func(f *failure) { f.chrooted = true }, "chroot done"},
+		{deniedExec("touch", "touch: cannot touch '/test': Permission denied\n"), func(f *failure) { f.user = false }, "no user namespace"},
+		{&CommandError{Cmd: "exec", Err: errors.New(`exec: "hostnmae": command not found in the box (PATH=/usr/bin:/bin)`)}, func(f *failure) {}, "the host's root"},
+	} {
+		f := sh.failureOf(k.err)
+		f.user = true
+		k.own(f)
+		if c := explainFailure(f); c != nil {
+			t.Errorf("%v, with %s: explained as %q", k.err, k.what, c.name)
+		}
+	}
 }
 
 func TestEveryKnownCauseIsExplained(t *testing.T) {

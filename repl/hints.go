@@ -87,15 +87,18 @@ func (sh *Shell) boxNamed(name string) (*primitives.Box, error) {
 }
 
 // nearLayer adds to err, when it says store has no layer name, the
-// nearest layer it has.
-func nearLayer(store *layers.Store, name string, err error) error {
+// nearest layer it has but for those given already (the other layers of
+// the same stack).
+func nearLayer(store *layers.Store, name string, given []string, err error) error {
 	all, lerr := store.List()
 	if !errors.Is(err, layers.ErrNoLayer) || lerr != nil {
 		return err
 	}
 	var names []string
 	for _, l := range all {
-		names = append(names, l.Name)
+		if !slices.Contains(given, l.Name) {
+			names = append(names, l.Name)
+		}
 	}
 	return fmt.Errorf("%w%s", err, didYouMean(name, names))
 }

@@ -40,6 +40,16 @@ func TestRealTerminalTabListsCommandsAndEnterAnnouncesItself(t *testing.T) {
 	p.line("exit 3")
 	p.waitFor("back in stepbox: the box's shell exited with status 3", "web[uts,mnt,pid] ▸")
 
+	// A box whose only namespace of its own is its user namespace (every
+	// rootless box, at first): enter says that one.
+	p.line("new solo --user")
+	p.waitFor("solo[user] ▸")
+	p.mark()
+	p.line("enter")
+	p.waitFor("── /bin/sh in box solo's user namespace, joined from the host", "`exit` comes back to stepbox")
+	p.line("exit")
+	p.waitFor("back in stepbox (the shell exited with status 0)", "solo[user] ▸")
+
 	p.line("exit")
 	p.waitFor("STEPBOX-EXIT=0")
 	p.saneTerminal("after enter and sh")

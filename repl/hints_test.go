@@ -22,6 +22,7 @@ func TestDidYouMeanNamesTyposAndNothingFar(t *testing.T) {
 		{"limt", []string{"new", "set", "limit", "attach", "show"}, "; did you mean limit?"},
 		{"utss", primitives.NamespaceTypeNames(), "; did you mean uts?"},
 		{"--them", []string{"--theme", "--plain"}, "; did you mean --theme?"},
+		{"fileb", []string{"fileA", "fileB"}, "; did you mean fileB?"}, // case alone, before one edit
 		{"frobnicate", cmds, ""},
 		{"xz", cmds, ""},
 	} {
@@ -60,24 +61,29 @@ func TestWrongInputInABoxLeadsSomewhere(t *testing.T) {
 		t.Fatal(err)
 	}
 	for line, want := range map[string]string{
-		"cat /etc/hostname":        "cat is a program, not a stepbox command: `exec cat /etc/hostname` runs it in box web, `!cat /etc/hostname` on the host",
-		"unshare utss":             `unknown namespace type "utss": use one of`,
-		"unshare ut pid":           "did you mean uts?",
-		"enter pdi -- true":        "did you mean pid?",
-		"cgroup limit memry 64M":   "cgroup limit memry: unknown controller: use memory, pids, cpu; did you mean memory?",
-		"exec top":                 "top draws the whole screen and reads keys, so it needs a terminal; exec gives none",
-		"exec /usr/bin/top":        "Run it from `sh` in stepbox on a terminal; `exec top -b -n 1` prints one screen as text",
-		"exec sh":                  "an interactive shell needs a terminal; exec gives none (the output is piped back to stepbox). Open one with `sh` in stepbox on a terminal",
-		"exec bash -l":             "`exec bash -c 'CMD'` runs one command",
-		"use wbe":                  `no box called "wbe": the boxes are web; did you mean web?`,
-		"ns weeb":                  "did you mean web?",
-		"rm wb":                    "did you mean web?",
-		"nsenter -t 1 -u hostname": "`exec nsenter -t 1 -u hostname` runs it in box web, `!nsenter -t 1 -u hostname` on the host; did you mean enter?",
-		"mount overlay bsae":       "did you mean base?",
+		"cat /etc/hostname":         "cat is a program, not a stepbox command: `exec cat /etc/hostname` runs it in box web, `!cat /etc/hostname` on the host",
+		"unshare utss":              `unknown namespace type "utss": use one of`,
+		"unshare ut pid":            "did you mean uts?",
+		"enter pdi -- true":         "did you mean pid?",
+		"cgroup limit memry 64M":    "cgroup limit memry: unknown controller: use memory, pids, cpu; did you mean memory?",
+		"exec top":                  "top draws the whole screen and reads keys, so it needs a terminal; exec gives none",
+		"exec /usr/bin/top":         "Run it from `sh` in stepbox on a terminal; `exec top -b -n 1` prints one screen as text",
+		"exec sh":                   "an interactive shell needs a terminal; exec gives none (the output is piped back to stepbox). Open one with `sh` in stepbox on a terminal",
+		"exec bash -l":              "`exec bash -c 'CMD'` runs one command",
+		"use wbe":                   `no box called "wbe": the boxes are web; did you mean web?`,
+		"ns weeb":                   "did you mean web?",
+		"rm wb":                     "did you mean web?",
+		"nsenter -t 1 -u hostname":  "`exec nsenter -t 1 -u hostname` runs it in box web, `!nsenter -t 1 -u hostname` on the host; did you mean enter?",
+		"mount overlay bsae":        "did you mean base?",
+		"mount overlay fileA fileb": `no such layer "fileb": layers are base, fileA, fileB, motd, noissue; did you mean fileB?`,
+		"mount overlay fileA filB":  "did you mean fileB?",
 	} {
 		err := sh.Execute(ctx, line)
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: error %v, want it to say %q", line, err, want)
+		}
+		if err != nil && strings.Contains(err.Error(), "fileA?") {
+			t.Errorf("%s: suggests fileA, a layer already given: %v", line, err)
 		}
 	}
 	if b := sh.Current(); len(b.Unshared()) > 0 || b.Cgroup() != nil {

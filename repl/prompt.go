@@ -21,13 +21,16 @@ import (
 // wrapper hands them over one key at a time: a run of text, or one
 // control byte. After Enter it reads nothing more until the next Input:
 // go-prompt drops what its reader reads after the line ends. It also
-// notices Ctrl-D, which Input returns as "" like an empty line.
+// notices Ctrl-D, which Input returns as "" like an empty line, and the
+// terminal hanging up, which it hands go-prompt as a Ctrl-D.
 type ttyParser struct {
 	*prompt.PosixParser
 	pending []byte
 	held    bool // a line has ended: the rest waits for the next Input
 	sawEOF  bool
+	hungUp  bool
 	hangup  sync.Once
+	clear   func() // Ctrl-L: stepbox's clearScreen, not go-prompt's
 }
 
 func (p *ttyParser) Setup() error {
@@ -49,7 +52,7 @@ func (p *ttyParser) Read() ([]byte, error) {
 			// (its window closed, the ssh connection dropped). That is a
 			// SIGHUP, whether or not the kernel sends one: tear down and
 			// leave as for one. Meanwhile go-prompt sees Ctrl-D.
-			p.held, p.sawEOF = true, true
+			p.held, p.sawEOF, p.hungUp = true, true, true
 			p.hangup.Do(func() { syscall.Kill(os.Getpid(), syscall.SIGHUP) })
 			return []byte{0x04}, nil
 		}
@@ -62,6 +65,11 @@ func (p *ttyParser) Read() ([]byte, error) {
 			p.held = true
 		case 0x04:
 			p.sawEOF = true
+		case 0x0c:
+			// An empty key: go-prompt inserts nothing and redraws the line
+			// where clearScreen left the cursor.
+			p.clear()
+			return []byte{}, nil
 		}
 	}
 	return b, nil
@@ -138,7 +146,7 @@ func escapeLen(b []byte) int {
 // time, owns the signals itself and leaves by returning, never os.Exit.
 func (sh *Shell) Interactive(term *primitives.Terminal) error {
 	sh.Terminal = term
-	parser := &ttyParser{PosixParser: prompt.NewStandardInputParser()}
+	parser := &ttyParser{PosixParser: prompt.NewStandardInputParser(), clear: sh.clearScreen}
 	sh.typeahead = parser
 	opts := append([]prompt.Option{
 		prompt.OptionParser(parser),
@@ -166,6 +174,7 @@ func (sh *Shell) Interactive(term *primitives.Terminal) error {
 		}
 	}()
 	sh.say("%s", sh.dim("stepbox: build a container one kernel step at a time. `help` lists the commands, Tab completes, Ctrl-D leaves."))
+	eofArmed := false
 	for !sh.exit {
 		sh.Width = outputWidth(term)
 		parser.sawEOF = false
@@ -174,9 +183,14 @@ func (sh *Shell) Interactive(term *primitives.Terminal) error {
 		// Again: the window may have been resized while the line was typed.
 		sh.Width = outputWidth(term)
 		if line == "" && parser.sawEOF {
+			if !parser.hungUp && !eofArmed && sh.confirmEOF() {
+				eofArmed = true
+				continue
+			}
 			fmt.Fprintln(sh.Out, "exit")
 			break
 		}
+		eofArmed = false
 		if strings.TrimSpace(line) == "" {
 			continue
 		}
@@ -209,6 +223,38 @@ func (sh *Shell) Interactive(term *primitives.Terminal) error {
 		}
 	}
 	return nil
+}
+
+// clearScreen clears the terminal (`clear`, Ctrl-L) and writes one line
+// at its top, so the prompt never sits on the top row: tmux (its
+// scroll-on-clear option, on by default) copies the whole screen into its
+// history when the screen is erased from the top-left corner, as
+// go-prompt erases a line it ends there, and every such line would be in
+// the scrollback twice.
+func (sh *Shell) clearScreen() {
+	if sh.Terminal == nil || sh.Theme.Plain {
+		return
+	}
+	fmt.Fprint(sh.Out, "\x1b[H\x1b[2J")
+	sh.say("%s", sh.dim("── screen cleared; `history` lists the commands so far"))
+}
+
+// confirmEOF answers a Ctrl-D at an empty prompt while boxes run, and
+// reports whether it did: leaving tears every box down, which one stray
+// key should not do to a class's work. A second Ctrl-D in a row leaves,
+// as bash's ignoreeof asks for `exit` (bash: set -o ignoreeof).
+func (sh *Shell) confirmEOF() bool {
+	boxes := sh.Session.Boxes()
+	if len(boxes) == 0 {
+		return false
+	}
+	names := make([]string, len(boxes))
+	for i, b := range boxes {
+		names[i] = b.Name
+	}
+	sh.say("%s", sh.dim(fmt.Sprintf("Ctrl-D: leaving tears down %s %s; Ctrl-D again (or `exit`) leaves, anything else stays",
+		step.Plural(len(names), "box"), strings.Join(names, ", "))))
+	return true
 }
 
 // forwardSignals hands the terminal's Ctrl-C and Ctrl-\ to a box

@@ -157,6 +157,7 @@ type ExitError struct {
 	Cmd    string
 	Status primitives.ExitStatus
 	Hits   limitHits // what the box's cgroup refused it meanwhile
+	Stderr string    // the end of what it wrote to stderr
 	// Interrupted names the signal the learner sent it from the
 	// terminal (Ctrl-C: SIGINT), which ended it: not an error.
 	Interrupted string

@@ -193,6 +193,11 @@ func TestRealTerminalCompletesRunsAShellAndLeavesTheTerminalSane(t *testing.T) {
 	}
 	p.line("exec echo still-here")
 	p.waitFor("still-here\n")
+	// exec's stdin is /dev/null: a tool that reads it says so before it
+	// ends at once, and what is typed next goes to stepbox's prompt.
+	p.mark()
+	p.line("exec cat")
+	p.waitFor("its stdin is /dev/null (exec never connects your terminal)", "web[uts,mnt,pid] ▸")
 
 	p.line("exit")
 	p.waitFor("STEPBOX-EXIT=0")
@@ -207,6 +212,20 @@ func TestCtrlDAndSIGTERMTearDownAndRestoreTheTerminal(t *testing.T) {
 	dir := t.TempDir()
 	start := func() { p.startBox(dir) }
 	start()
+	// One stray Ctrl-D while boxes run keeps them: it says what a second
+	// would tear down, and any other line disarms it.
+	p.line("!printf 'BOX%sPID=%s.\\n' - $BOX_PID") // the command line never matches
+	boxPID := between(p.waitFor("BOX-PID=", ".\n"), "BOX-PID=", ".")
+	p.mark()
+	p.keys("C-d")
+	p.waitFor("Ctrl-D: leaving tears down box web; Ctrl-D again (or `exit`) leaves")
+	if _, err := os.Stat("/proc/" + boxPID); err != nil {
+		t.Fatalf("one Ctrl-D ended box web's process %s: %v", boxPID, err)
+	}
+	p.line("exec true")
+	p.mark()
+	p.keys("C-d")
+	p.waitFor("Ctrl-D again")
 	p.keys("C-d")
 	p.waitFor("STEPBOX-EXIT=0")
 	p.saneTerminal("after Ctrl-D")
@@ -419,4 +438,37 @@ func TestCtrlZDuringExecNeverStopsStepbox(t *testing.T) {
 	p.line("exit")
 	p.waitFor("STEPBOX-EXIT=0")
 	p.saneTerminal("after Ctrl-Z")
+}
+
+// between is the text of s after the first from and before the next to.
+func between(s, from, to string) string {
+	_, rest, _ := strings.Cut(s, from)
+	v, _, _ := strings.Cut(rest, to)
+	return v
+}
+
+// After `clear` and Ctrl-L, a line typed at the prompt is once in the
+// terminal's scrollback: tmux copies the screen into its history when
+// the screen is erased from the top-left corner (scroll-on-clear), and
+// go-prompt erases a line it ends there.
+func TestClearLeavesEachLineOnceInTheScrollback(t *testing.T) {
+	p := newTmuxPane(t)
+	p.line(stepboxBinary(t) + " --state-dir " + t.TempDir() + "; echo STEPBOX-EXIT=$?")
+	p.waitFor("stepbox ▸")
+	p.line("clear")
+	time.Sleep(300 * time.Millisecond)
+	p.line("!echo one-$((6*7))")
+	p.waitFor("one-42\n")
+	p.keys("C-l")
+	time.Sleep(300 * time.Millisecond)
+	p.line("!echo two-$((6*7))")
+	p.waitFor("two-42\n")
+	p.line("exit")
+	p.waitFor("STEPBOX-EXIT=0")
+	all := strings.Join(p.lines(), "\n")
+	for _, l := range []string{"▸ !echo one-$((6*7))", "▸ !echo two-$((6*7))"} {
+		if n := strings.Count(all, l); n != 1 {
+			t.Errorf("%q is %d times in the pane and its history:\n%s", l, n, all)
+		}
+	}
 }

@@ -183,6 +183,12 @@ func (t *tailBuffer) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(t.buf)
+}
+
 func (t *tailBuffer) reset() {
 	t.mu.Lock()
 	t.buf = t.buf[:0]

@@ -310,9 +310,7 @@ func (s *Store) unpackLayer(imName string, i, n int, l v1.Layer, createdBy strin
 		return Layer{}, false, fmt.Errorf("layer %d (%s) of %s: %w", i, d, imName, err)
 	}
 	ev.State = Unpacked
-	if len(rep.Skipped) > 0 {
-		ev.Note = fmt.Sprintf("%d entries skipped: %s", len(rep.Skipped), rep.Skipped[0])
-	}
+	ev.Note = rep.note()
 	progress.send(ev)
 	return il, true, nil
 }

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"stepbox/primitives/step"
 )
 
 // ErrHostile is returned for a tar entry that would reach outside the
@@ -33,6 +35,24 @@ type UnpackReport struct {
 	Whiteouts int
 	Opaque    int
 	Skipped   []string // devices the kernel refused to make, with why
+	// OwnersNotKept counts the entries unpacked rootless whose owner in
+	// the tar is not root: they are written, owned by the user; Owner is
+	// the first such owner, "uid:gid".
+	OwnersNotKept int
+	Owner         string
+}
+
+// note says what the unpack did not do as the tar asked, or "".
+func (rep UnpackReport) note() string {
+	var notes []string
+	if rep.OwnersNotKept > 0 {
+		notes = append(notes, fmt.Sprintf("every file is here, but the owners of %s (such as %s) were not kept: rootless, chown(2) to another uid needs CAP_CHOWN in the host's user namespace, so every file is yours, which a box sees as root",
+			step.Count(rep.OwnersNotKept, "entry"), rep.Owner))
+	}
+	if len(rep.Skipped) > 0 {
+		notes = append(notes, fmt.Sprintf("%s not unpacked: %s", step.Count(len(rep.Skipped), "entry"), rep.Skipped[0]))
+	}
+	return strings.Join(notes, "; ")
 }
 
 // Unpack writes the uncompressed layer tar r into root, which it creates
@@ -85,7 +105,10 @@ type unpacker struct {
 func (u *unpacker) chown(do func() error, base string, hdr *tar.Header) error {
 	if u.ownerKept {
 		if hdr.Uid != 0 || hdr.Gid != 0 {
-			u.rep.Skipped = append(u.rep.Skipped, fmt.Sprintf("%s: owner %d:%d not given (rootless: every file is yours, root in a box)", base, hdr.Uid, hdr.Gid))
+			if u.rep.OwnersNotKept == 0 {
+				u.rep.Owner = fmt.Sprintf("%d:%d", hdr.Uid, hdr.Gid)
+			}
+			u.rep.OwnersNotKept++
 		}
 		return nil
 	}

@@ -1,0 +1,93 @@
+package repl
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// Rootless, a command run with exec while the box still shares a
+// namespace or the root with the host is refused by the kernel there and
+// says only "Permission denied": stepbox adds which step the box lacks,
+// read from the box's state. What it makes in the host's IPC namespace
+// is the host's, and stepbox says so with the object the kernel lists.
+func TestRootlessExecRefusedByTheHostSaysWhichStepIsMissing(t *testing.T) {
+	needRoot(t) // to become uid 65534 with setpriv
+	hostUnchanged(t)
+	state := rootlessStateDir(t)
+	script := strings.Join([]string{
+		"new web",
+		// -f: in the foreground, and on loopback, ended after a second
+		// should the kernel ever let it bind.
+		"-exec timeout 1 busybox httpd -f -p 127.0.0.1:80",
+		"-exec mount -t tmpfs scratch /mnt",
+		"-exec ls /root", // root's, 0700: read only
+		"exec ipcmk -Q",
+		"unshare ipc",
+		"exec ipcmk -Q",
+	}, "\n") + "\n"
+	got, err := runRootless(t, state, script, "run", "-")
+	m := regexp.MustCompile(`message queue (\d+) \(key 0x[0-9a-f]{8}\) is the host's`).FindStringSubmatch(got)
+	if m != nil {
+		t.Cleanup(func() { exec.Command("ipcrm", "-q", m[1]).Run() })
+	}
+	if err != nil {
+		t.Fatalf("rootless run: %v\n%s", err, got)
+	}
+	for _, want := range []string{
+		"httpd: bind: Permission denied",
+		"why: a port below net.ipv4.ip_unprivileged_port_start",
+		"do: `unshare net` first",
+		"why: mount(2) needs CAP_SYS_ADMIN in the user namespace that owns the mount namespace; the box still shares the host's",
+		"do: `unshare mnt` first",
+		"why: the box's / is still the host's (no pivot_root or chroot yet)",
+	} {
+		if !strings.Contains(strings.Join(strings.Fields(got), " "), want) {
+			t.Errorf("the output does not say %q:\n%s", want, got)
+		}
+	}
+	if m == nil {
+		t.Fatalf("exec ipcmk -Q in the host's IPC namespace is not said to be the host's:\n%s", got)
+	}
+	// The kernel lists it in the host's IPC namespace, made by uid 65534.
+	data, err := os.ReadFile("/proc/sysvipc/msg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`(?m)^\s*-?\d+\s+` + m[1] + `\s.*\s65534\s+65534\s+\S+\s+\S+\s+\S+$`).Match(data) {
+		t.Errorf("queue %s is not in the host's /proc/sysvipc/msg as uid 65534's:\n%s", m[1], data)
+	}
+	if n := strings.Count(got, "is the host's, seen by every process there"); n != 1 {
+		t.Errorf("the queue made after `unshare ipc` is said to be the host's too (%d notes):\n%s", n, got)
+	}
+	noSessionLeft(t, state)
+}
+
+// Rootless, `image load` writes every file of a layer but can give none
+// another owner: it says the owners were not kept, never that entries
+// were skipped, and the files are there.
+func TestRootlessImageLoadSaysOwnersWereNotKept(t *testing.T) {
+	needRoot(t) // to become uid 65534 with setpriv
+	hostUnchanged(t)
+	state := rootlessStateDir(t)
+	archive := filepath.Join(state, "demo.tar")
+	script := "image demo " + archive + "\nimage load " + archive + "\nnew a\nunshare mnt\nmount overlay stepbox/demo\npivot_root\nexec ls /bin/busybox\n"
+	got, err := runRootless(t, state, script, "run", "-")
+	if err != nil {
+		t.Fatalf("rootless run: %v\n%s", err, got)
+	}
+	flat := strings.Join(strings.Fields(got), " ")
+	if strings.Contains(flat, "skipped") {
+		t.Errorf("image load calls entries it wrote skipped:\n%s", got)
+	}
+	if !regexp.MustCompile(`every file is here, but the owners of \d+ entries \(such as \d+:\d+\) were not kept: rootless`).MatchString(flat) {
+		t.Errorf("image load does not say the owners were not kept:\n%s", got)
+	}
+	if !strings.Contains(got, "\n/bin/busybox\n") {
+		t.Errorf("the loaded image's files are not in the box:\n%s", got)
+	}
+	noSessionLeft(t, state)
+}
