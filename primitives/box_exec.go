@@ -113,6 +113,13 @@ func (b *Box) exec(ctx context.Context, argv []string, env []string, std Stdio, 
 		return ExitStatus{}, err
 	}
 	x := b.active()
+	if x == b.box {
+		// Before `unshare pid`: the command is not in a PID namespace of
+		// the box's, so its PID 1 will not take it along (box_pidns.go).
+		if err := b.hostPIDCommand(); err != nil {
+			return ExitStatus{}, fmt.Errorf("exec %s: %w", argv[0], err)
+		}
+	}
 	args := b.execArgs(argv, env)
 	envv := args.Env
 	path, err := "", error(nil)
