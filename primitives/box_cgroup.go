@@ -132,6 +132,10 @@ func removeCgroup(r Resource, session string) error {
 	if !live && len(g.Enabled) == 0 {
 		return nil
 	}
+	if g.Scope == "" {
+		_, err = cgroups.RemoveGroup(g)
+		return err
+	}
 	fs, err := procfs.NewFS(procfs.DefaultMountPoint)
 	if err != nil {
 		return err

@@ -1,6 +1,8 @@
 package primitives
 
 import (
+	"time"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -48,11 +50,12 @@ type liveBox struct {
 	reaped bool     // its box process was reaped by the session
 }
 
-// searchNeeded says whether teardown must search /proc for processes of
-// the box besides its cgroups and ledgered PIDs: always after a crash
-// (l nil), and for a live box unless every process it started was in its
-// own PID namespace and its PID 1 has exited (the package comment).
-// res is its ledger; call it once PID 1 was sent SIGKILL and waited for.
+// searchNeeded says whether teardown must look for processes of the box
+// in its cgroups and across /proc: always after a crash (l nil), and for
+// a live box unless every process it started was in its own PID
+// namespace and its PID 1, sent SIGKILL (killInit), has exited (the
+// package comment); it waits for that as killAndWait does. res is the
+// box's ledger.
 func (l *liveBox) searchNeeded(res []Resource) bool {
 	if l == nil || !l.reaped {
 		return true
@@ -62,7 +65,7 @@ func (l *liveBox) searchNeeded(res []Resource) bool {
 			return true
 		}
 	}
-	return l.init.pid != 0 && !exited(l.init)
+	return l.init.pid != 0 && !exitsWithin(l.init, 10*time.Second)
 }
 
 // pinned is the pin teardown searches with: the one taken before the box's
@@ -86,7 +89,7 @@ func (l *liveBox) pinned() *nsPin {
 func pinAlive(procs ...pidStart) *nsPin {
 	var pin *nsPin
 	for _, p := range procs {
-		if p.pid <= 0 || exited(p) {
+		if p.pid <= 0 || exitsWithin(p, 0) {
 			continue
 		}
 		one := pinNamespaces(p.pid)
@@ -125,9 +128,10 @@ func killInit(p pidStart) {
 	}
 }
 
-// exited reports whether p has exited: no such process, its PID another
-// process's now, or its pidfd readable (a zombie).
-func exited(p pidStart) bool {
+// exitsWithin reports whether p has exited, or exits within d: no such
+// process, its PID another process's now, or its pidfd readable (a
+// zombie; pidfd_open(2)).
+func exitsWithin(p pidStart, d time.Duration) bool {
 	fd, err := unix.PidfdOpen(p.pid, 0)
 	if err != nil {
 		return true
@@ -136,17 +140,17 @@ func exited(p pidStart) bool {
 	if st, err := startTime(p.pid); err != nil || st != p.start {
 		return true
 	}
-	return pollExited(fd)
-}
-
-// pollExited reports whether the pidfd fd reads as exited now.
-func pollExited(fd int) bool {
+	deadline := time.Now().Add(d)
 	for {
-		n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 0)
-		if err == unix.EINTR {
-			continue
+		ms := max(0, int(time.Until(deadline)/time.Millisecond))
+		n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, ms)
+		switch {
+		case n > 0:
+			return true
+		case err == unix.EINTR:
+		case err != nil || ms == 0:
+			return false
 		}
-		return n > 0
 	}
 }
 

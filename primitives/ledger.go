@@ -155,11 +155,15 @@ func teardownLedgerWith(dir string, marked func(box string) []pidStart, live *li
 		esc.notes = append(esc.notes, "box "+filepath.Base(dir)+" had no namespace of its own: a process of it that left stepbox's tracking cgroup and cleared its markers cannot be told from the host's after a crash, so none was looked for")
 	}
 	// Processes go first, whatever their place: nothing else can be
-	// removed while they use it (a mount namespace, a cgroup). First
-	// every process in the box's cgroups, stepbox's tracking one and the
-	// learner's, at once (cgroup.kill): those that shed their markers, and
-	// a fork bomb's, faster than any scan of /proc could chase them.
-	for i := len(res) - 1; i >= 0; i-- {
+	// removed while they use it (a mount namespace, a cgroup). A live box
+	// whose processes all died with its PID 1 has none left to look for.
+	search := live.searchNeeded(res)
+	// Else first every process in the box's cgroups, stepbox's tracking
+	// one and the learner's, at once (cgroup.kill): those that shed their
+	// markers, and a fork bomb's, faster than any scan of /proc could
+	// chase them. (Whatever else a cgroup still holds is ended before its
+	// rmdir, cgroups.Remove.)
+	for i := len(res) - 1; search && i >= 0; i-- {
 		if res[i].Kind == ResCgroup {
 			errs = append(errs, killCgroup(res[i], session))
 		}
@@ -176,7 +180,7 @@ func teardownLedgerWith(dir string, marked func(box string) []pidStart, live *li
 		}
 	}
 	errs = append(errs, killAndWait(pids))
-	if live.searchNeeded(res) {
+	if search {
 		found, err := searchBox(res, dir, session, marked, ns, live.pinned())
 		esc.ended, esc.notes = found.ended, append(esc.notes, found.notes...)
 		errs = append(errs, err)
