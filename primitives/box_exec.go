@@ -162,7 +162,9 @@ func (b *Box) exec(ctx context.Context, argv []string, env []string, std Stdio, 
 		send = append(append(append([]*os.File(nil), send...), run.Exe), run.Extra...)
 	}
 	restore := b.lendOOMScore(x.pid)
+	disarm := x.interruptible(ctx) // Ctrl-C while the executor does not answer
 	r, err := x.do(opSpawn, nums, strs, send...)
+	disarm()
 	restore()
 	files.closeSent()
 	if tty != nil {
@@ -209,8 +211,10 @@ func (b *Box) exec(ctx context.Context, argv []string, env []string, std Stdio, 
 		pidfd = nil // it has already exited: nothing to cancel
 	}
 	// A command may run as long as it likes; once cancelled, its exit
-	// (or the executor's) must come within replyTimeout.
+	// (or the executor's) must come within replyTimeout, and once it has
+	// ended, within interruptGrace.
 	x.c.c.SetReadDeadline(time.Time{})
+	defer x.c.cutAt.Store(0)
 	done, stopped := make(chan struct{}), make(chan struct{})
 	detached := false
 	go func() {
@@ -227,6 +231,11 @@ func (b *Box) exec(ctx context.Context, argv []string, env []string, std Stdio, 
 			case <-ctx.Done():
 				x.c.c.SetReadDeadline(time.Now().Add(2*time.Second + replyTimeout))
 				cancelCommand(pidfd, done)
+				select {
+				case <-done:
+				default:
+					x.cutOnceEnded(pidfd)
+				}
 				return
 			case s := <-std.Signals:
 				forwardSignal(pidfd, s)
