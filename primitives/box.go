@@ -528,7 +528,7 @@ func hostnameStep(name, verb string) (*step.Step, string) {
 func (b *Box) teardown(marked func(box string) []pidStart) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	live := &liveBox{box: pidStart{b.pid, b.start}, init: pidStart{b.initPID, b.initStart}}
+	live := b.liveBox()
 	if b.hostPID {
 		// Read before anything ends: what is left in these afterwards
 		// escaped every other way of finding it (escapees).

@@ -1,9 +1,13 @@
 package primitives
 
 import (
+	"encoding/json"
+	"slices"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"stepbox/primitives/cgroups"
 )
 
 // When `rm` searches /proc for a box's processes, and when the kernel has
@@ -48,6 +52,31 @@ type liveBox struct {
 	box    pidStart // its box process
 	init   pidStart // its PID 1; zero without one
 	reaped bool     // its box process was reaped by the session
+	groups []string // its cgroups (tracking, learner's) as the session made them, in JSON
+}
+
+// liveBox is what the session knows of b as teardown starts. b.mu is held.
+func (b *Box) liveBox() *liveBox {
+	l := &liveBox{box: pidStart{b.pid, b.start}, init: pidStart{b.initPID, b.initStart}}
+	for _, g := range []*cgroups.Group{b.tracked, b.cgroup} {
+		if raw, err := json.Marshal(g); g != nil && err == nil {
+			l.groups = append(l.groups, string(raw))
+		}
+	}
+	return l
+}
+
+// made says whether a ledger line's cgroup is, byte for byte, one the
+// live session made for the box: it needs no check that it is the
+// session's (ledgerCgroupOwn is for a ledger read after a crash).
+func (l *liveBox) made(group json.RawMessage) bool {
+	return l != nil && len(group) > 0 && slices.Contains(l.groups, string(group))
+}
+
+// sawEnd says whether p is the box process or PID 1, both seen to end by
+// the time searchNeeded says there is nothing to search.
+func (l *liveBox) sawEnd(p pidStart) bool {
+	return l != nil && p.pid > 0 && (p == l.box && l.reaped || p == l.init)
 }
 
 // searchNeeded says whether teardown must look for processes of the box

@@ -137,11 +137,11 @@ func (b *Box) mountUpperAt(dir string, size int64) error {
 // path inside it, and only stepbox's tmpfs mounted there in the host's
 // mount table (a lazy unmount: a box's mount namespace that still holds a
 // copy keeps it until it goes).
-func unmountUpper(path, ledgerDir string) error {
+func unmountUpper(path, ledgerDir string, table *hostMounts) error {
 	if err := ledgerDirInside(path, ledgerDir); err != nil {
 		return err
 	}
-	mounts, err := procfs.GetMounts()
+	mounts, err := table.get()
 	if err != nil {
 		return fmt.Errorf("read /proc/self/mounts: %w", err)
 	}
@@ -160,6 +160,7 @@ func unmountUpper(path, ledgerDir string) error {
 			return fmt.Errorf("umount2(%q, MNT_DETACH|UMOUNT_NOFOLLOW): %w", path, err)
 		}
 	}
+	table.detached(path)
 	return nil
 }
 

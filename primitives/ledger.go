@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -149,15 +150,18 @@ func teardownLedgerWith(dir string, marked func(box string) []pidStart, live *li
 	}
 	var errs []error
 	session := sessionOf(dir)
-	ns, err := ledgerNamespaces(res)
-	errs = append(errs, err)
-	if live == nil && len(ns) == 0 && err == nil && len(res) > 0 {
-		esc.notes = append(esc.notes, "box "+filepath.Base(dir)+" had no namespace of its own: a process of it that left stepbox's tracking cgroup and cleared its markers cannot be told from the host's after a crash, so none was looked for")
-	}
 	// Processes go first, whatever their place: nothing else can be
 	// removed while they use it (a mount namespace, a cgroup). A live box
 	// whose processes all died with its PID 1 has none left to look for.
 	search := live.searchNeeded(res)
+	var ns map[string]nsID
+	if search {
+		ns, err = ledgerNamespaces(res)
+		errs = append(errs, err)
+		if live == nil && len(ns) == 0 && err == nil && len(res) > 0 {
+			esc.notes = append(esc.notes, "box "+filepath.Base(dir)+" had no namespace of its own: a process of it that left stepbox's tracking cgroup and cleared its markers cannot be told from the host's after a crash, so none was looked for")
+		}
+	}
 	// Else first every process in the box's cgroups, stepbox's tracking
 	// one and the learner's, at once (cgroup.kill): those that shed their
 	// markers, and a fork bomb's, faster than any scan of /proc could
@@ -172,6 +176,9 @@ func teardownLedgerWith(dir string, marked func(box string) []pidStart, live *li
 	for i := len(res) - 1; i >= 0; i-- {
 		if r := res[i]; r.Kind == ResProcess {
 			p := pidStart{r.PID, r.Start}
+			if !search && live.sawEnd(p) {
+				continue
+			}
 			ok, err := ledgerProcessOwn(p, session)
 			errs = append(errs, err)
 			if ok {
@@ -186,6 +193,7 @@ func teardownLedgerWith(dir string, marked func(box string) []pidStart, live *li
 		errs = append(errs, err)
 	}
 	live.release()
+	var mounts hostMounts
 	for i := len(res) - 1; i >= 0; i-- {
 		r := res[i]
 		switch r.Kind {
@@ -194,11 +202,11 @@ func teardownLedgerWith(dir string, marked func(box string) []pidStart, live *li
 				errs = append(errs, err)
 				continue
 			}
-			errs = append(errs, removeDir(r.Path))
+			errs = append(errs, removeDir(r.Path, &mounts))
 		case ResCgroup:
-			errs = append(errs, removeCgroup(r, session))
+			errs = append(errs, removeCgroup(r, session, live.made(r.Group)))
 		case ResMount:
-			errs = append(errs, unmountUpper(r.Path, dir))
+			errs = append(errs, unmountUpper(r.Path, dir, &mounts))
 		case ResNet:
 			errs = append(errs, undoNet(r))
 		}
@@ -225,7 +233,7 @@ func teardownResources(dir, session string) error {
 		r := res[i]
 		if r.Kind == ResCgroup && !done[string(r.Group)] {
 			done[string(r.Group)] = true
-			errs = append(errs, removeCgroup(r, session))
+			errs = append(errs, removeCgroup(r, session, false))
 		}
 		if r.Kind == ResNet {
 			errs = append(errs, undoNet(r))
@@ -243,11 +251,35 @@ func sessionOf(boxDir string) string {
 	return filepath.Base(filepath.Dir(filepath.Dir(boxDir)))
 }
 
+// hostMounts is the host's mount table as teardown read it, once
+// (procfs.GetMounts): what teardown unmounts it takes out itself.
+type hostMounts struct {
+	list []*procfs.MountInfo
+	err  error
+	read bool
+}
+
+func (m *hostMounts) get() ([]*procfs.MountInfo, error) {
+	if !m.read {
+		m.list, m.err = procfs.GetMounts()
+		m.read = true
+	}
+	return m.list, m.err
+}
+
+// detached takes out of the table the mounts at path and below it, as
+// umount2(path, MNT_DETACH) does.
+func (m *hostMounts) detached(path string) {
+	m.list = slices.DeleteFunc(m.list, func(mi *procfs.MountInfo) bool {
+		return mi.MountPoint == path || strings.HasPrefix(mi.MountPoint, path+"/")
+	})
+}
+
 // removeDir removes a directory stepbox made, refusing if anything is
 // mounted at or below it in the host's mount table: removing files under
 // a mount would reach into whatever is mounted there.
-func removeDir(path string) error {
-	mounts, err := procfs.GetMounts()
+func removeDir(path string, table *hostMounts) error {
+	mounts, err := table.get()
 	if err == nil {
 		for _, m := range mounts {
 			if m.MountPoint == path || strings.HasPrefix(m.MountPoint, path+"/") {
