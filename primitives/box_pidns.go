@@ -42,6 +42,7 @@ func (b *Box) hostPIDCommand() error {
 		return err
 	}
 	b.hostPID = true
+	b.session.hostPID.Store(true)
 	return nil
 }
 
