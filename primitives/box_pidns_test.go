@@ -1,6 +1,7 @@
 package primitives
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"slices"
@@ -172,5 +173,35 @@ func TestRmFindsACommandStartedBeforeUnsharePIDThatLeftTheTrackingCgroup(t *test
 	}
 	if !gone(escaped) {
 		t.Fatalf("the escaped sleeper %d survived rm", escaped.pid)
+	}
+}
+
+// `enter` with the box's PID namespace starts its command there, where
+// PID 1 takes it along; without it, the command is a process of the
+// host's PID namespace, and the ledger says so before it starts.
+func TestEnterWithoutTheBoxsPIDNamespaceIsWrittenToTheLedger(t *testing.T) {
+	needRoot(t)
+	s := newTestSession(t)
+	b, _, err := s.NewBox("entered", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Unshare([]NamespaceType{mustType(t, "uts"), mustType(t, "pid")}, UnshareOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		types []NamespaceType
+		want  bool
+	}{
+		{[]NamespaceType{mustType(t, "uts"), mustType(t, "pid")}, false},
+		{[]NamespaceType{mustType(t, "uts")}, true},
+	} {
+		es, _, err := b.Enter(context.Background(), c.types, []string{"true"}, Stdio{Out: discard{}, Err: discard{}})
+		if err != nil || es.Code != 0 {
+			t.Fatalf("enter %v: %v, exit %d", c.types, err, es.Code)
+		}
+		if got := hasHostPIDLine(t, b); got != c.want {
+			t.Errorf("after enter %v, the ledger's host-PID line is there: %v, want %v", c.types, got, c.want)
+		}
 	}
 }
