@@ -51,6 +51,7 @@ type Box struct {
 	devices    boxDevices      // the device program of a v2 cgroup (box_devices.go)
 	tracked    *cgroups.Group  // stepbox's own cgroup of the box (box_track.go)
 	ledgered   map[string]nsID // its namespaces written to the ledger (box_namespaces.go)
+	hostPID    bool            // a command of it started in the host's PID namespace (box_pidns.go)
 	upperSize  int64           // the size of its upper tmpfs, 0 without one (box_upper.go)
 	fs         BoxFS
 	process    ProcessDefaults // from the image the overlay stacks (box_image.go)
@@ -527,22 +528,30 @@ func hostnameStep(name, verb string) (*step.Step, string) {
 func (b *Box) teardown(marked func(box string) []pidStart) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	// Read before anything ends: what is left in these afterwards escaped
-	// every other way of finding it (escapees).
-	pin := pinNamespaces(b.pid, b.initPID)
+	live := b.liveBox()
+	if b.hostPID {
+		// Read before anything ends: what is left in these afterwards
+		// escaped every other way of finding it (escapees).
+		live.pin = pinNamespaces(b.pid, b.initPID)
+	}
 	for _, x := range []*executor{b.init, b.box} {
 		if x != nil {
 			x.c.close()
 		}
 	}
+	// PID 1 first, and without waiting: the kernel ends its namespace
+	// while the session reaps the box process.
+	killInit(live.init)
 	if b.proc != nil {
 		// The box process is the session's child: kill and reap it first,
 		// so no zombie of it keeps its cgroup busy.
 		b.proc.Kill()
-		if _, err := b.proc.Wait(); err != nil {
+		_, err := b.proc.Wait()
+		if err != nil {
 			// Wait closes Go's pidfd only when it succeeds.
 			b.proc.Release()
 		}
+		live.reaped = err == nil
 	}
 	if marked == nil {
 		marked = func(box string) []pidStart { return markedProcesses(b.session.ID, box) }
@@ -550,7 +559,7 @@ func (b *Box) teardown(marked func(box string) []pidStart) error {
 	// What it ended is said. What it left alone it cannot tell from
 	// another's (the box's processes were gone, so nothing pinned its
 	// namespaces); the sweep after a crash names those.
-	esc, err := teardownLedgerWith(b.Dir, marked, pin)
+	esc, err := teardownLedgerWith(b.Dir, marked, live)
 	if len(esc.ended) > 0 {
 		err = errors.Join(err, errors.New(strings.Join(esc.ended, "; ")))
 	}

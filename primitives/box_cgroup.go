@@ -117,10 +117,23 @@ func ledgerGroup(r Resource, session string) (*cgroups.Group, error) {
 	return &g, ledgerCgroupOwn(g, session)
 }
 
-// removeCgroup undoes a ResCgroup ledger line of session's.
-func removeCgroup(r Resource, session string) error {
-	g, err := ledgerGroup(r, session)
+// removeCgroup undoes a ResCgroup ledger line of session's; made: the
+// live session made the group the line names (liveBox.made), so it is
+// not checked again.
+func removeCgroup(r Resource, session string, made bool) error {
+	var g *cgroups.Group
+	var err error
+	if made {
+		g = &cgroups.Group{}
+		err = json.Unmarshal(r.Group, g)
+	} else {
+		g, err = ledgerGroup(r, session)
+	}
 	if g == nil || err != nil {
+		return err
+	}
+	if g.Scope == "" {
+		_, err = cgroups.RemoveGroup(g)
 		return err
 	}
 	live := false

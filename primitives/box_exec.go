@@ -113,6 +113,13 @@ func (b *Box) exec(ctx context.Context, argv []string, env []string, std Stdio, 
 		return ExitStatus{}, err
 	}
 	x := b.active()
+	if x == b.box {
+		// Before `unshare pid`: the command is not in a PID namespace of
+		// the box's, so its PID 1 will not take it along (box_pidns.go).
+		if err := b.hostPIDCommand(); err != nil {
+			return ExitStatus{}, fmt.Errorf("exec %s: %w", argv[0], err)
+		}
+	}
 	args := b.execArgs(argv, env)
 	envv := args.Env
 	path, err := "", error(nil)
@@ -155,7 +162,9 @@ func (b *Box) exec(ctx context.Context, argv []string, env []string, std Stdio, 
 		send = append(append(append([]*os.File(nil), send...), run.Exe), run.Extra...)
 	}
 	restore := b.lendOOMScore(x.pid)
+	disarm := x.interruptible(ctx) // Ctrl-C while the executor does not answer
 	r, err := x.do(opSpawn, nums, strs, send...)
+	disarm()
 	restore()
 	files.closeSent()
 	if tty != nil {
@@ -202,8 +211,10 @@ func (b *Box) exec(ctx context.Context, argv []string, env []string, std Stdio, 
 		pidfd = nil // it has already exited: nothing to cancel
 	}
 	// A command may run as long as it likes; once cancelled, its exit
-	// (or the executor's) must come within replyTimeout.
+	// (or the executor's) must come within replyTimeout, and once it has
+	// ended, within interruptGrace.
 	x.c.c.SetReadDeadline(time.Time{})
+	defer x.c.cutAt.Store(0)
 	done, stopped := make(chan struct{}), make(chan struct{})
 	detached := false
 	go func() {
@@ -220,6 +231,11 @@ func (b *Box) exec(ctx context.Context, argv []string, env []string, std Stdio, 
 			case <-ctx.Done():
 				x.c.c.SetReadDeadline(time.Now().Add(2*time.Second + replyTimeout))
 				cancelCommand(pidfd, done)
+				select {
+				case <-done:
+				default:
+					x.cutOnceEnded(pidfd)
+				}
 				return
 			case s := <-std.Signals:
 				forwardSignal(pidfd, s)

@@ -269,50 +269,22 @@ func TestTeardownNamesAndEndsAProcessThatLeftTheTrackingCgroup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := b.Tracked()
-	if g == nil {
-		t.Skip("no tracking cgroup on this host")
-	}
 	// A cgroup outside stepbox's parent in every tree the box is tracked in.
-	var elsewhere []string
-	for _, d := range append(slices.Clone(g.Dirs), g.Track...) {
-		dir := filepath.Join(filepath.Dir(filepath.Dir(d.Path)), "escape-test-"+strconv.Itoa(os.Getpid()))
-		if err := os.Mkdir(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		elsewhere = append(elsewhere, dir)
-		t.Cleanup(func() { os.Remove(dir) })
+	elsewhere := otherCgroups(t, b, "escape-test")
+	if elsewhere == nil {
+		t.Skip("no tracking cgroup on this host")
 	}
 	if _, err := b.Unshare([]NamespaceType{mustType(t, "mnt")}, UnshareOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	var moves []string
-	for _, dir := range elsewhere {
-		moves = append(moves, "echo $$ > "+dir+"/cgroup.procs")
-	}
-	run(t, b, "sh", "-c", "(setsid sh -c '"+strings.Join(moves, "; ")+"; exec env -i /bin/sleep 778' >/dev/null 2>&1 </dev/null &)")
-	var escaped int
-	for deadline := time.Now().Add(10 * time.Second); escaped == 0 && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		raw, _ := os.ReadFile(filepath.Join(elsewhere[0], "cgroup.procs"))
-		for _, f := range strings.Fields(string(raw)) {
-			pid, _ := strconv.Atoi(f)
-			if p, err := procfs.NewProc(pid); err == nil {
-				if cmd, _ := p.CmdLine(); len(cmd) == 2 && cmd[1] == "778" {
-					escaped = pid
-				}
-			}
-		}
-	}
-	if escaped == 0 {
-		t.Fatal("the sleeper never reached the other cgroup")
-	}
-	p, _ := procfs.NewProc(escaped)
-	st, _ := p.Stat()
+	run(t, b, "sh", "-c", leaveAndSleep(elsewhere, "778"))
+	sleeper := inCgroup(t, elsewhere[0], "778")
+	escaped := sleeper.pid
 	err = s.Remove("esc")
 	if err == nil || !strings.Contains(err.Error(), strconv.Itoa(escaped)+` ("sleep", in the box's mnt namespace)`) {
 		t.Fatalf("rm: %v, want the escaped sleeper %d named", err, escaped)
 	}
-	if !gone(pidStart{escaped, st.Starttime}) {
+	if !gone(sleeper) {
 		t.Fatalf("the escaped sleeper %d survived rm", escaped)
 	}
 }

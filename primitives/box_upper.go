@@ -137,32 +137,31 @@ func (b *Box) mountUpperAt(dir string, size int64) error {
 // path inside it, and only stepbox's tmpfs mounted there in the host's
 // mount table (a lazy unmount: a box's mount namespace that still holds a
 // copy keeps it until it goes).
-func unmountUpper(path, ledgerDir string) error {
+func unmountUpper(path, ledgerDir string, table *hostMounts) error {
 	if err := ledgerDirInside(path, ledgerDir); err != nil {
 		return err
 	}
-	for range 4 {
-		mounts, err := procfs.GetMounts()
-		if err != nil {
-			return fmt.Errorf("read /proc/self/mounts: %w", err)
-		}
-		var ours bool
-		for _, m := range mounts {
-			if m.MountPoint == path {
-				if m.FSType != "tmpfs" || m.Source != upperSource {
-					return fmt.Errorf("ledger: refusing to unmount %s: a %s from %q is mounted there, not stepbox's tmpfs", path, m.FSType, m.Source)
-				}
-				ours = true
+	mounts, err := table.get()
+	if err != nil {
+		return fmt.Errorf("read /proc/self/mounts: %w", err)
+	}
+	// Each mount stacked at path, read once: every one must be stepbox's.
+	stacked := 0
+	for _, m := range mounts {
+		if m.MountPoint == path {
+			if m.FSType != "tmpfs" || m.Source != upperSource {
+				return fmt.Errorf("ledger: refusing to unmount %s: a %s from %q is mounted there, not stepbox's tmpfs", path, m.FSType, m.Source)
 			}
+			stacked++
 		}
-		if !ours {
-			return nil
-		}
+	}
+	for range stacked {
 		if err := unix.Unmount(path, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW); err != nil {
 			return fmt.Errorf("umount2(%q, MNT_DETACH|UMOUNT_NOFOLLOW): %w", path, err)
 		}
 	}
-	return fmt.Errorf("umount %s: still mounted after 4 unmounts", path)
+	table.detached(path)
+	return nil
 }
 
 // upperFull says, after a command failed, whether the box's upper tmpfs

@@ -282,6 +282,16 @@ func (b *Box) Enter(ctx context.Context, types []NamespaceType, argv []string, s
 	if err := stillTheProcess(pid, start); err != nil {
 		return ExitStatus{}, st, fmt.Errorf("enter: box %s: %w", b.Name, err)
 	}
+	// Without the box's PID namespace the command is a process of the
+	// host's, which the box's PID 1 does not take with it (box_pidns.go).
+	if !joinsType(types, "pid") || pid != b.InitPID() {
+		b.mu.Lock()
+		err := b.hostPIDCommand()
+		b.mu.Unlock()
+		if err != nil {
+			return ExitStatus{}, st, fmt.Errorf("enter: %w", err)
+		}
+	}
 	if joinsUser(types) {
 		flags |= enterRoot
 		if os.Geteuid() == 0 {

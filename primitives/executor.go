@@ -15,6 +15,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -178,6 +179,9 @@ type conn struct {
 	c    *net.UnixConn
 	rbuf []byte
 	wbuf bytes.Buffer
+	// cutAt, once set (Unix nanoseconds), bounds every wait on the socket:
+	// the learner's Ctrl-C (executor_interrupt.go).
+	cutAt atomic.Int64
 }
 
 // socketpair returns two connected SOCK_SEQPACKET sockets, both close-on-exec.
@@ -230,7 +234,7 @@ func (c *conn) send(op xop, nums []int64, strs []string, files ...*os.File) erro
 	}
 	// A stopped executor stops reading: a full socket must not block the
 	// session for ever either.
-	c.c.SetWriteDeadline(time.Now().Add(replyTimeout))
+	c.bound(c.c.SetWriteDeadline, time.Now().Add(replyTimeout))
 	_, _, err := c.c.WriteMsgUnix(c.wbuf.Bytes(), oob, nil)
 	return err
 }
@@ -243,7 +247,7 @@ func (c *conn) recv() (reply, error) {
 
 // recvUntil reads one reply before deadline (none: the zero time).
 func (c *conn) recvUntil(deadline time.Time) (reply, error) {
-	c.c.SetReadDeadline(deadline)
+	c.bound(c.c.SetReadDeadline, deadline)
 	return c.read()
 }
 
@@ -353,7 +357,11 @@ func (x *executor) do(op xop, nums []int64, strs []string, files ...*os.File) (r
 // closed so that nothing waits on it again. Teardown still ends it.
 func (x *executor) silent(op string, cause error) error {
 	if x.b.dead == nil {
-		x.b.dead = &BoxSilentError{Box: x.b.Name, Who: x.role(), PID: x.pid, Op: op, After: replyTimeout, Cause: cause}
+		e := &BoxSilentError{Box: x.b.Name, Who: x.role(), PID: x.pid, Op: op, After: replyTimeout, Cause: cause}
+		if x.c.cutAt.Load() != 0 {
+			e.After, e.Interrupted = interruptGrace, true
+		}
+		x.b.dead = e
 	}
 	x.c.close()
 	return x.b.dead
@@ -372,12 +380,17 @@ type BoxSilentError struct {
 	Box, Who, Op string
 	PID          int
 	After        time.Duration
+	Interrupted  bool // the learner's Ctrl-C cut the wait to After
 	Cause        error
 }
 
 func (e *BoxSilentError) Error() string {
+	after := e.After.String()
+	if e.Interrupted {
+		after += " of Ctrl-C"
+	}
 	return fmt.Sprintf("box %s: its %s (host PID %d) did not answer %s within %s: it is stopped, stuck or not stepbox's executor any more; the box takes no more steps, `rm %s` tears it down",
-		e.Box, e.Who, e.PID, e.Op, e.After, e.Box)
+		e.Box, e.Who, e.PID, e.Op, after, e.Box)
 }
 
 func (e *BoxSilentError) Unwrap() error { return e.Cause }

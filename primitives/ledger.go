@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -28,6 +29,7 @@ const (
 	ResCgroup    = "cgroup"    // a cgroup directory, removed children first
 	ResMount     = "mount"     // stepbox's tmpfs for a box's upper dir, in the host's mount table (box_upper.go)
 	ResNamespace = "ns"        // a namespace made for the box, by type, nsfs device and inode (box_namespaces.go)
+	ResHostPID   = "host-pid"  // a command of the box started in the host's PID namespace (written before the first; box_pidns.go)
 
 	ResNet = "net" // a link, nf_tables table or rules, or a sysctl's old value: network.Undo
 )
@@ -104,13 +106,43 @@ func teardownLedger(dir, session string) (escaped, error) {
 	return teardownLedgerWith(dir, func(box string) []pidStart { return markedProcesses(session, box) }, nil)
 }
 
+// searchBox ends what the box's cgroups and ledgered PIDs did not hold:
+// the processes carrying its markers, then those still in its namespaces
+// ns (pinned by pin, or nil). Each is ended, and what escaped both
+// searches is named.
+func searchBox(res []Resource, dir, session string, marked func(box string) []pidStart, ns map[string]nsID, pin *nsPin) (escaped, error) {
+	var errs []error
+	for _, r := range res {
+		if r.Kind != ResProcesses {
+			continue
+		}
+		// A process found may have forked, or been in execve, while the
+		// list was read: look again until a look finds none. A first look
+		// that finds none ends it: no process of the box was there to fork.
+		left := marked(r.Box)
+		for round := 0; len(left) > 0 && round < 6; round++ {
+			errs = append(errs, killAndWait(left))
+			left = markedProcesses(session, r.Box)
+		}
+	}
+	// Last, what escaped both: found in the box's namespaces.
+	pinned := pin != nil && len(pin.ns) > 0
+	if pinned {
+		ns = pin.ns
+	}
+	esc, err := escapees(filepath.Base(dir), dir, sessionStart(session), ns, pinned)
+	return esc, errors.Join(append(errs, err)...)
+}
+
 // teardownLedgerWith is teardownLedger with the marked processes of a box
 // given by marked, so that a session tearing down many boxes scans /proc
-// once, and with the box's namespaces pinned (pin, pinNamespaces) where
-// its processes were still there to read them from; the pin is released
-// once they are searched, before the box's mounts and links are undone.
-func teardownLedgerWith(dir string, marked func(box string) []pidStart, pin *nsPin) (escaped, error) {
-	defer pin.release()
+// once, and with what a live session knows of the box (live, nil after a
+// crash): its namespaces pinned where its processes were still there to
+// read them from, and whether it needs a search at all (box_pidns.go).
+// The pin is released once they are searched, before the box's mounts
+// and links are undone.
+func teardownLedgerWith(dir string, marked func(box string) []pidStart, live *liveBox) (escaped, error) {
+	defer live.release()
 	var esc escaped
 	res, err := readLedger(filepath.Join(dir, "ledger.jsonl"))
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -118,60 +150,50 @@ func teardownLedgerWith(dir string, marked func(box string) []pidStart, pin *nsP
 	}
 	var errs []error
 	session := sessionOf(dir)
-	ns, err := ledgerNamespaces(res)
-	errs = append(errs, err)
-	if pin == nil && len(ns) == 0 && err == nil && len(res) > 0 {
-		esc.notes = append(esc.notes, "box "+filepath.Base(dir)+" had no namespace of its own: a process of it that left stepbox's tracking cgroup and cleared its markers cannot be told from the host's after a crash, so none was looked for")
-	}
-	pinned := pin != nil && len(pin.ns) > 0
-	if pinned {
-		ns = pin.ns
-	}
 	// Processes go first, whatever their place: nothing else can be
-	// removed while they use it (a mount namespace, a cgroup). First
-	// every process in the box's cgroups, stepbox's tracking one and the
-	// learner's, at once (cgroup.kill): those that shed their markers, and
-	// a fork bomb's, faster than any scan of /proc could chase them.
-	for i := len(res) - 1; i >= 0; i-- {
+	// removed while they use it (a mount namespace, a cgroup). A live box
+	// whose processes all died with its PID 1 has none left to look for.
+	search := live.searchNeeded(res)
+	var ns map[string]nsID
+	if search {
+		ns, err = ledgerNamespaces(res)
+		errs = append(errs, err)
+		if live == nil && len(ns) == 0 && err == nil && len(res) > 0 {
+			esc.notes = append(esc.notes, "box "+filepath.Base(dir)+" had no namespace of its own: a process of it that left stepbox's tracking cgroup and cleared its markers cannot be told from the host's after a crash, so none was looked for")
+		}
+	}
+	// Else first every process in the box's cgroups, stepbox's tracking
+	// one and the learner's, at once (cgroup.kill): those that shed their
+	// markers, and a fork bomb's, faster than any scan of /proc could
+	// chase them. (Whatever else a cgroup still holds is ended before its
+	// rmdir, cgroups.Remove.)
+	for i := len(res) - 1; search && i >= 0; i-- {
 		if res[i].Kind == ResCgroup {
 			errs = append(errs, killCgroup(res[i], session))
 		}
 	}
 	var pids []pidStart
 	for i := len(res) - 1; i >= 0; i-- {
-		r := res[i]
-		switch r.Kind {
-		case ResProcess:
+		if r := res[i]; r.Kind == ResProcess {
 			p := pidStart{r.PID, r.Start}
+			if !search && live.sawEnd(p) {
+				continue
+			}
 			ok, err := ledgerProcessOwn(p, session)
 			errs = append(errs, err)
 			if ok {
 				pids = append(pids, p)
 			}
-		case ResProcesses:
-			pids = append(pids, marked(r.Box)...)
 		}
 	}
 	errs = append(errs, killAndWait(pids))
-	// A process that forked, or was still in execve, while the list was
-	// read may have been missed: look again until none is left.
-	for _, r := range res {
-		if r.Kind != ResProcesses {
-			continue
-		}
-		for round := 0; round < 5; round++ {
-			left := markedProcesses(session, r.Box)
-			if len(left) == 0 {
-				break
-			}
-			errs = append(errs, killAndWait(left))
-		}
+	if search {
+		found, err := searchBox(res, dir, session, marked, ns, live.pinned())
+		esc.ended, esc.notes = found.ended, append(esc.notes, found.notes...)
+		errs = append(errs, err)
 	}
-	// Last, what escaped both: found in the box's namespaces.
-	esc2, err := escapees(filepath.Base(dir), dir, sessionStart(session), ns, pinned)
-	esc.ended, esc.notes = esc2.ended, append(esc.notes, esc2.notes...)
-	errs = append(errs, err)
-	pin.release()
+	live.release()
+	var mounts hostMounts
 	for i := len(res) - 1; i >= 0; i-- {
 		r := res[i]
 		switch r.Kind {
@@ -180,11 +202,11 @@ func teardownLedgerWith(dir string, marked func(box string) []pidStart, pin *nsP
 				errs = append(errs, err)
 				continue
 			}
-			errs = append(errs, removeDir(r.Path))
+			errs = append(errs, removeDir(r.Path, &mounts))
 		case ResCgroup:
-			errs = append(errs, removeCgroup(r, session))
+			errs = append(errs, removeCgroup(r, session, live.made(r.Group)))
 		case ResMount:
-			errs = append(errs, unmountUpper(r.Path, dir))
+			errs = append(errs, unmountUpper(r.Path, dir, &mounts))
 		case ResNet:
 			errs = append(errs, undoNet(r))
 		}
@@ -211,7 +233,7 @@ func teardownResources(dir, session string) error {
 		r := res[i]
 		if r.Kind == ResCgroup && !done[string(r.Group)] {
 			done[string(r.Group)] = true
-			errs = append(errs, removeCgroup(r, session))
+			errs = append(errs, removeCgroup(r, session, false))
 		}
 		if r.Kind == ResNet {
 			errs = append(errs, undoNet(r))
@@ -229,11 +251,35 @@ func sessionOf(boxDir string) string {
 	return filepath.Base(filepath.Dir(filepath.Dir(boxDir)))
 }
 
+// hostMounts is the host's mount table as teardown read it, once
+// (procfs.GetMounts): what teardown unmounts it takes out itself.
+type hostMounts struct {
+	list []*procfs.MountInfo
+	err  error
+	read bool
+}
+
+func (m *hostMounts) get() ([]*procfs.MountInfo, error) {
+	if !m.read {
+		m.list, m.err = procfs.GetMounts()
+		m.read = true
+	}
+	return m.list, m.err
+}
+
+// detached takes out of the table the mounts at path and below it, as
+// umount2(path, MNT_DETACH) does.
+func (m *hostMounts) detached(path string) {
+	m.list = slices.DeleteFunc(m.list, func(mi *procfs.MountInfo) bool {
+		return mi.MountPoint == path || strings.HasPrefix(mi.MountPoint, path+"/")
+	})
+}
+
 // removeDir removes a directory stepbox made, refusing if anything is
 // mounted at or below it in the host's mount table: removing files under
 // a mount would reach into whatever is mounted there.
-func removeDir(path string) error {
-	mounts, err := procfs.GetMounts()
+func removeDir(path string, table *hostMounts) error {
+	mounts, err := table.get()
 	if err == nil {
 		for _, m := range mounts {
 			if m.MountPoint == path || strings.HasPrefix(m.MountPoint, path+"/") {

@@ -32,8 +32,12 @@ func ledgerDirInside(path, ledgerDir string) error {
 		return fmt.Errorf("ledger: %w", err)
 	}
 	// The directory itself may be gone, or a symlink (removed as a link);
-	// its parent must resolve inside the ledger's directory.
-	parent, err := filepath.EvalSymlinks(filepath.Dir(filepath.Clean(path)))
+	// its parent must resolve inside the ledger's directory (most often
+	// it is that directory, resolved already).
+	parent := own
+	if dir := filepath.Dir(filepath.Clean(path)); dir != filepath.Clean(ledgerDir) {
+		parent, err = filepath.EvalSymlinks(dir)
+	}
 	if os.IsNotExist(err) {
 		return nil // nothing there to remove
 	}

@@ -91,9 +91,15 @@ func TestTeardownLeavesAnotherUsersForgedMarkerAlone(t *testing.T) {
 	}
 	forged := markedSleeper(t, fmt.Sprintf("%d-%d", os.Getpid(), start), "web", true)
 	s := newTestSession(t)
-	if _, _, err := s.NewBox("web", false); err != nil {
+	b, _, err := s.NewBox("web", false)
+	if err != nil {
 		t.Fatal(err)
 	}
+	// A command in the host's PID namespace, which the sleeper below
+	// stands for once it has left the box's cgroup: only such a process
+	// outlives the box's PID 1, so only then does `rm` look for markers
+	// (box_pidns.go).
+	run(t, b, "true")
 	ours := markedSleeper(t, s.ID, "web", false)
 	if err := s.Remove("web"); err != nil {
 		t.Fatalf("rm: %v", err)

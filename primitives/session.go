@@ -46,6 +46,9 @@ type Session struct {
 	// nothing is made that the teardown under way would miss (a signal's
 	// teardown runs beside the command the session is executing).
 	closing atomic.Bool
+	// hostPID: a command of one of its boxes started in the host's PID
+	// namespace (box_pidns.go), so the session's end searches /proc.
+	hostPID atomic.Bool
 	// down serializes teardowns: a signal's and the script's own (which
 	// tears down before it says so) must not race over the same boxes.
 	down sync.Mutex
@@ -361,6 +364,22 @@ func (s *Session) Reset() error {
 	return os.MkdirAll(filepath.Join(s.Dir, "boxes"), 0o700)
 }
 
+// untracked says whether a box of the session has no tracking cgroup.
+func (s *Session) untracked() bool {
+	s.mu.Lock()
+	boxes := make([]*Box, 0, len(s.boxes))
+	for _, b := range s.boxes {
+		boxes = append(boxes, b)
+	}
+	s.mu.Unlock()
+	for _, b := range boxes {
+		if b.Tracked() == nil {
+			return true
+		}
+	}
+	return false
+}
+
 // teardownAll removes every box, newest first, ends whatever is still
 // marked with this session, then removes the session's own resources.
 func (s *Session) teardownAll() error {
@@ -379,26 +398,36 @@ func (s *Session) teardownAll() error {
 			errs = append(errs, fmt.Errorf("end the processes in %s: %v left: %w", parent.Name, left, err))
 		}
 	}
+	// Where every box is tracked and none ever started a command in the
+	// host's PID namespace, that ended every process of theirs but the
+	// box processes, the session's own children, and the rest die with
+	// their PID 1 (box_pidns.go): no search.
+	search := s.hostPID.Load() || len(order) > 0 && (parent == nil || s.untracked())
 	// One look at every process serves all the boxes. They all end first:
 	// a command still running (a signal's teardown runs beside it) holds
 	// its box until its processes are gone.
 	byBox := map[string][]pidStart{}
 	var all []pidStart
-	for _, p := range markedProcessesAny() {
-		if p.session == s.ID {
-			byBox[p.box] = append(byBox[p.box], p.pidStart)
-			all = append(all, p.pidStart)
+	if search {
+		for _, p := range markedProcessesAny() {
+			if p.session == s.ID {
+				byBox[p.box] = append(byBox[p.box], p.pidStart)
+				all = append(all, p.pidStart)
+			}
 		}
 	}
 	errs = append(errs, killAndWait(all))
-	marked := func(box string) []pidStart { return byBox[box] }
+	var marked func(box string) []pidStart // each box's own search
+	if search {
+		marked = func(box string) []pidStart { return byBox[box] }
+	}
 	for i := len(order) - 1; i >= 0; i-- {
 		errs = append(errs, s.remove(order[i], marked))
 	}
 	// Anything still marked with this session ends too: what escaped every
 	// ledger, and what a process forked while the boxes were going down.
 	errs = append(errs, killAndWait(all))
-	for round := 0; round < 5; round++ {
+	for round := 0; search && round < 5; round++ {
 		left := markedProcesses(s.ID, "")
 		if len(left) == 0 {
 			break

@@ -48,13 +48,15 @@ func mkdir(fsys cgroupFS, s *step.Step, dir string) error {
 
 // rmdir removes one empty cgroup directory (the kernel drops its control files).
 func rmdir(fsys cgroupFS, s *step.Step, dir string) error {
-	call := fmt.Sprintf("rmdir(%s)", step.Quote(dir))
-	if err := s.Do(call, func() error { return fsys.Rmdir(dir) }); err != nil {
+	if err := s.Do(rmdirCall(dir), func() error { return fsys.Rmdir(dir) }); err != nil {
 		return fmt.Errorf("rmdir cgroup %s: %w", dir, err)
 	}
 	shell(s, "rmdir "+dir)
 	return nil
 }
+
+// rmdirCall is rmdir(2) on dir as strace prints it.
+func rmdirCall(dir string) string { return fmt.Sprintf("rmdir(%s)", step.Quote(dir)) }
 
 // writeFile writes value to one control file as `echo value > path` does,
 // recording openat, write and close as strace prints them.

@@ -291,6 +291,16 @@ func (b *base) Membership(pid int) ([]procfs.Cgroup, error) {
 	return cg, nil
 }
 
+// RemoveGroup is Remove for a group in no systemd scope (a box's): its
+// directories and the controllers it switched on say all there is to
+// undo, so it needs nothing Open reads of the host.
+func RemoveGroup(g *Group) (*step.Step, error) {
+	if g != nil && g.Scope != "" {
+		return nil, fmt.Errorf("cgroup rm %s: it is in systemd scope %s: remove it through its hierarchy", g.Name, g.Scope)
+	}
+	return (&base{fs: kernelFS{}}).Remove(g)
+}
+
 func (b *base) Remove(g *Group) (*step.Step, error) {
 	if g == nil {
 		return nil, ErrNoGroup

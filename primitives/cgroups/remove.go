@@ -26,6 +26,20 @@ var busyRetries = []time.Duration{
 // cgroup with children cannot be removed: EBUSY). A dir already gone is
 // not an error, so teardown can run twice.
 func removeTree(fsys cgroupFS, s *step.Step, dir string) error {
+	if _, real := fsys.(kernelFS); real {
+		// Most cgroups teardown removes are empty leaves, their processes
+		// gone: one rmdir(2) does, where the kernel refuses (EBUSY) a
+		// cgroup that still has children or processes. Only then are
+		// they looked for, below.
+		switch err := fsys.Rmdir(dir); err {
+		case nil:
+			s.Record(rmdirCall(dir), nil)
+			shell(s, "rmdir "+dir)
+			return nil
+		case unix.ENOENT:
+			return nil
+		}
+	}
 	if !exists(dir) {
 		return nil
 	}
