@@ -286,7 +286,8 @@ func boxExecve(name string) string {
 	if err != nil {
 		exe = "/proc/self/fd/N"
 	}
-	return fmt.Sprintf("execve(%q, [\"stepbox\", %q, %q], …)   # a sealed memfd copy of stepbox", exe, entryBox, name)
+	from, _ := selfExeFrom()
+	return fmt.Sprintf("execve(%q, [\"stepbox\", %q, %q], …)   # %s", exe, entryBox, name, from)
 }
 
 // shieldFromOOM asks the OOM killer to take the box process or PID 1 last.

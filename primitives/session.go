@@ -87,6 +87,7 @@ func OpenSession(dirs Dirs) (*Session, error) {
 	if err := os.MkdirAll(filepath.Join(dirs.Run, "sessions"), 0o700); err != nil {
 		return nil, fmt.Errorf("state dir: %w", err)
 	}
+	setSelfExeScratch(dirs.Run)
 	if s.Swept, err = sweep(dirs, false); err != nil {
 		fmt.Fprintf(os.Stderr, "stepbox: cleaning up after a crashed session: %v\n", err)
 	}
