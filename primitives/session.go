@@ -54,6 +54,7 @@ type Session struct {
 	boxes  map[string]*Box
 	order  []string
 	hier   cgroups.Hierarchy
+	room   *roomTrees     // the cgroup trees `new` reads its room in (box_room.go)
 	parent *cgroups.Group // stepbox's parent cgroup, made with the first box (box_track.go)
 	// shown: a box of the session made a cgroup of the learner's (`cgroup
 	// new`), so panels show the parent's tree.
