@@ -279,7 +279,11 @@ func (b *Box) spawn(st *step.Step) error {
 	if err := b.box.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1); err != nil {
 		return fmt.Errorf("new %s: prctl(PR_SET_CHILD_SUBREAPER) in the box process: %w", b.Name, err)
 	}
-	b.recordNamespaces()
+	// Cloned without a namespace flag, the box process is in the
+	// session's namespaces: only a user namespace of its own is recorded.
+	if b.User {
+		b.recordNamespaces()
+	}
 	st.Notes = append(st.Notes, fmt.Sprintf("box process: PID %d, in the host's namespaces%s", p.Pid, map[bool]string{true: " except a new user namespace", false: ""}[b.User]))
 	st.Notes = append(st.Notes, upper.Notes...)
 	return nil
