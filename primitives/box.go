@@ -122,10 +122,22 @@ func (s *Session) startBox(name string, user bool) (*Box, *step.Step, error) {
 		Man:     []string{"clone(2)", "execve(2)"},
 		Undo:    "`rm " + name + "` kills the box's processes; its namespaces die with them",
 	}
-	if err := b.spawn(st); err != nil {
+	// The box's upper tmpfs needs no box process: it is mounted (ledger
+	// first) on another thread while spawn waits for the box process's
+	// execve, and in place before anything of the box runs.
+	var upper step.Step
+	mounted := make(chan struct{})
+	go func() {
+		defer close(mounted)
+		b.mountUpper(&upper)
+	}()
+	err = b.spawn(st)
+	<-mounted
+	if err != nil {
 		teardownLedger(b.Dir, s.ID)
 		return nil, st, err
 	}
+	st.Notes = append(st.Notes, upper.Notes...)
 	return b, st, nil
 }
 
@@ -220,9 +232,7 @@ func (b *Box) spawn(st *step.Step) error {
 	// it is in its tracking cgroup.
 	b.track(st, p.Pid)
 	// While the box process loads (its ELF interpreter, libc, the
-	// constructor), its upper tmpfs is mounted and its OOM score set.
-	var upper step.Step
-	b.mountUpper(&upper)
+	// constructor), its OOM score is set.
 	b.shieldFromOOM(p.Pid)
 
 	if mapped {
@@ -285,7 +295,6 @@ func (b *Box) spawn(st *step.Step) error {
 		b.recordNamespaces()
 	}
 	st.Notes = append(st.Notes, fmt.Sprintf("box process: PID %d, in the host's namespaces%s", p.Pid, map[bool]string{true: " except a new user namespace", false: ""}[b.User]))
-	st.Notes = append(st.Notes, upper.Notes...)
 	return nil
 }
 
