@@ -122,22 +122,10 @@ func (s *Session) startBox(name string, user bool) (*Box, *step.Step, error) {
 		Man:     []string{"clone(2)", "execve(2)"},
 		Undo:    "`rm " + name + "` kills the box's processes; its namespaces die with them",
 	}
-	// The box's upper tmpfs needs no box process: it is mounted (ledger
-	// first) on another thread while spawn waits for the box process's
-	// execve, and in place before anything of the box runs.
-	var upper step.Step
-	mounted := make(chan struct{})
-	go func() {
-		defer close(mounted)
-		b.mountUpper(&upper)
-	}()
-	err = b.spawn(st)
-	<-mounted
-	if err != nil {
+	if err := b.spawn(st); err != nil {
 		teardownLedger(b.Dir, s.ID)
 		return nil, st, err
 	}
-	st.Notes = append(st.Notes, upper.Notes...)
 	return b, st, nil
 }
 
@@ -232,7 +220,9 @@ func (b *Box) spawn(st *step.Step) error {
 	// it is in its tracking cgroup.
 	b.track(st, p.Pid)
 	// While the box process loads (its ELF interpreter, libc, the
-	// constructor), its OOM score is set.
+	// constructor), its upper tmpfs is mounted and its OOM score set.
+	var upper step.Step
+	b.mountUpper(&upper)
 	b.shieldFromOOM(p.Pid)
 
 	if mapped {
@@ -295,6 +285,7 @@ func (b *Box) spawn(st *step.Step) error {
 		b.recordNamespaces()
 	}
 	st.Notes = append(st.Notes, fmt.Sprintf("box process: PID %d, in the host's namespaces%s", p.Pid, map[bool]string{true: " except a new user namespace", false: ""}[b.User]))
+	st.Notes = append(st.Notes, upper.Notes...)
 	return nil
 }
 
