@@ -72,7 +72,7 @@ func (s *Session) NewBox(name string, user bool) (*Box, *step.Step, error) {
 	if err := ValidBoxName(name); err != nil {
 		return nil, nil, err
 	}
-	room, err := roomFor(os.Getpid())
+	room, err := s.roomForNew()
 	if err != nil {
 		return nil, nil, fmt.Errorf("new %s: %w", name, err)
 	}
@@ -127,7 +127,6 @@ func (s *Session) startBox(name string, user bool) (*Box, *step.Step, error) {
 		teardownLedger(b.Dir, s.ID)
 		return nil, st, err
 	}
-	b.mountUpper(st)
 	return b, st, nil
 }
 
@@ -221,6 +220,12 @@ func (b *Box) spawn(st *step.Step) error {
 	// The executor waits for its first op: nothing of the box runs before
 	// it is in its tracking cgroup.
 	b.track(st, p.Pid)
+	// While the box process loads (its ELF interpreter, libc, the
+	// constructor), its upper tmpfs is mounted and its OOM score set.
+	var upper step.Step
+	b.mountUpper(&upper)
+	b.shieldFromOOM(p.Pid)
+
 	if mapped {
 		if _, err := io.ReadFull(mapW, make([]byte, 1)); err != nil {
 			mine.Close()
@@ -275,9 +280,13 @@ func (b *Box) spawn(st *step.Step) error {
 	if err := b.box.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1); err != nil {
 		return fmt.Errorf("new %s: prctl(PR_SET_CHILD_SUBREAPER) in the box process: %w", b.Name, err)
 	}
-	b.shieldFromOOM(p.Pid)
-	b.recordNamespaces()
+	// Cloned without a namespace flag, the box process is in the
+	// session's namespaces: only a user namespace of its own is recorded.
+	if b.User {
+		b.recordNamespaces()
+	}
 	st.Notes = append(st.Notes, fmt.Sprintf("box process: PID %d, in the host's namespaces%s", p.Pid, map[bool]string{true: " except a new user namespace", false: ""}[b.User]))
+	st.Notes = append(st.Notes, upper.Notes...)
 	return nil
 }
 
@@ -287,7 +296,8 @@ func boxExecve(name string) string {
 	if err != nil {
 		exe = "/proc/self/fd/N"
 	}
-	return fmt.Sprintf("execve(%q, [\"stepbox\", %q, %q], …)   # a sealed memfd copy of stepbox", exe, entryBox, name)
+	from, _ := selfExeFrom()
+	return fmt.Sprintf("execve(%q, [\"stepbox\", %q, %q], …)   # %s", exe, entryBox, name, from)
 }
 
 // shieldFromOOM asks the OOM killer to take the box process or PID 1 last.

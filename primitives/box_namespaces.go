@@ -44,7 +44,10 @@ func boxNamespaces(pids ...int) map[string]nsID {
 			continue
 		}
 		for _, pid := range pids {
-			if id, err := nsOf(strconv.Itoa(pid), t); err == nil && id != self && pid > 0 {
+			if pid <= 0 {
+				continue
+			}
+			if id, err := nsOf(strconv.Itoa(pid), t); err == nil && id != self {
 				out[t] = id
 			}
 		}

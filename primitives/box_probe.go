@@ -168,8 +168,9 @@ func (b *Box) PlanProbe(names []string) (*step.Step, error) {
 		return nil, err
 	}
 	st.Command = strings.TrimSpace("probe " + strings.Join(names, " "))
-	st.Calls[len(st.Calls)-2].Syscall = fmt.Sprintf("execveat(FD, \"\", [\"stepbox\", %q, …], …, AT_EMPTY_PATH)   # a sealed memfd copy of stepbox (through the host's ELF interpreter when stepbox is dynamic)", entryProbe)
-	st.Man = append(st.Man, "execveat(2)", "memfd_create(2)", "access(2)", "open_by_handle_at(2)", "finit_module(2)", "syslog(2)")
+	from, man := selfExeFrom()
+	st.Calls[len(st.Calls)-2].Syscall = fmt.Sprintf("execveat(FD, \"\", [\"stepbox\", %q, …], …, AT_EMPTY_PATH)   # %s (through the host's ELF interpreter when stepbox is dynamic)", entryProbe, from)
+	st.Man = append(st.Man, "execveat(2)", man, "access(2)", "open_by_handle_at(2)", "finit_module(2)", "syslog(2)")
 	st.Undo = "nothing to undo: the probes read and ask for permission, and write nothing on the host; a device node made in the box's own root is removed at once, and mounts go into a mount namespace that ends with the probe"
 	st.Tell("tried each escape from inside the box, as the box's next command", "will try each escape from inside the box, as the box's next command, and report it open or closed")
 	st.MarkNotRun()

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -35,16 +36,76 @@ type hostRoom struct {
 	tasksBy, memoryBy string // the limit that bounds it, in the kernel's words
 }
 
+// roomTree is a cgroup tree whose limits bound a process's new children:
+// its mount point and, on v1, the controllers it holds.
+type roomTree struct {
+	mount       string
+	controllers []string
+}
+
+// roomTrees are the host's cgroup trees as roomFor reads them; none
+// where the host has no cgroup tree stepbox can read (the system-wide
+// limits then stand). Where the trees are mounted does not change while a
+// session runs: it finds them once (Session.roomTrees); the limits and
+// the usage are read at every `new`.
+type roomTrees struct {
+	version int
+	trees   []roomTree
+}
+
+// findRoomTrees finds the cgroup trees of the host as the process pid
+// sees them.
+func findRoomTrees(fs procfs.FS, pid int) roomTrees {
+	h, err := cgroups.Open(cgroups.DefaultRoot, fs, pid)
+	if err != nil {
+		return roomTrees{}
+	}
+	place, err := h.Place("")
+	if err != nil {
+		return roomTrees{}
+	}
+	t := roomTrees{version: h.Version()}
+	for _, d := range place.Dirs {
+		t.trees = append(t.trees, roomTree{strings.TrimSuffix(d.Path, strings.TrimSuffix(d.Cgroup, "/")), d.Controllers})
+	}
+	return t
+}
+
+// roomForNew is roomFor of the session's own process, in the cgroup
+// trees it found at its first `new`.
+func (s *Session) roomForNew() (hostRoom, error) {
+	fs, err := procfs.NewDefaultFS()
+	if err != nil {
+		return hostRoom{tasks: -1, memory: -1}, err
+	}
+	s.mu.Lock()
+	t := s.room
+	s.mu.Unlock()
+	if t == nil {
+		found := findRoomTrees(fs, os.Getpid())
+		t = &found
+		s.mu.Lock()
+		s.room = t
+		s.mu.Unlock()
+	}
+	return roomIn(fs, os.Getpid(), *t)
+}
+
 // roomFor reads, for the process pid, the tasks and memory the kernel
 // will still let it and its children have: the system-wide threads-max and
 // pid_max, MemAvailable, and the pids and memory limits of its cgroup and
 // every cgroup above it.
 func roomFor(pid int) (hostRoom, error) {
-	r := hostRoom{tasks: -1, memory: -1}
 	fs, err := procfs.NewDefaultFS()
 	if err != nil {
-		return r, err
+		return hostRoom{tasks: -1, memory: -1}, err
 	}
+	return roomIn(fs, pid, findRoomTrees(fs, pid))
+}
+
+// roomIn is roomFor in the cgroup trees t.
+func roomIn(fs procfs.FS, pid int, t roomTrees) (hostRoom, error) {
+	r := hostRoom{tasks: -1, memory: -1}
 	// /proc/loadavg's fourth field is "runnable/total" scheduling
 	// entities: every thread on the host (proc(5)).
 	b, err := os.ReadFile("/proc/loadavg")
@@ -64,26 +125,28 @@ func roomFor(pid int) (hostRoom, error) {
 	if mi, err := fs.Meminfo(); err == nil && mi.MemAvailableBytes != nil {
 		r.lowerMemory(int64(*mi.MemAvailableBytes)-hostMemReserve, fmt.Sprintf("MemAvailable in /proc/meminfo (%d MB, of which stepbox leaves %d MB to the host)", *mi.MemAvailableBytes>>20, hostMemReserve>>20))
 	}
-	// Without a cgroup tree stepbox can read, the system-wide limits stand.
-	h, err := cgroups.Open(cgroups.DefaultRoot, fs, pid)
+	if len(t.trees) == 0 {
+		return r, nil
+	}
+	p, err := fs.Proc(pid)
 	if err != nil {
 		return r, nil
 	}
-	place, err := h.Place("")
+	member, err := p.Cgroups()
 	if err != nil {
 		return r, nil
 	}
-	member, err := h.Membership(pid)
-	if err != nil {
-		return r, nil
-	}
-	for _, d := range place.Dirs {
-		mount := strings.TrimSuffix(d.Path, strings.TrimSuffix(d.Cgroup, "/"))
+	for _, tree := range t.trees {
+		// On v1 only the pids and memory trees hold these limits.
+		pids, memory := t.version != 1 || slices.Contains(tree.controllers, "pids"), t.version != 1 || slices.Contains(tree.controllers, "memory")
+		if !pids && !memory {
+			continue
+		}
 		for _, m := range member {
-			if h.Version() == 1 && (len(m.Controllers) == 0 || !sameControllers(m.Controllers, d.Controllers)) {
+			if t.version == 1 && (len(m.Controllers) == 0 || !sameControllers(m.Controllers, tree.controllers)) {
 				continue
 			}
-			r.readLimits(mount, filepath.Join(mount, m.Path), h.Version())
+			r.readLimits(tree.mount, filepath.Join(tree.mount, m.Path), t.version, pids, memory)
 		}
 	}
 	return r, nil
@@ -93,22 +156,26 @@ func sameControllers(a, b []string) bool {
 	return strings.Join(a, ",") == strings.Join(b, ",")
 }
 
-// readLimits lowers r by the limits of dir and every cgroup above it up
-// to mount.
-func (r *hostRoom) readLimits(mount, dir string, version int) {
+// readLimits lowers r by the pids limits, the memory limits or both of
+// dir and every cgroup above it up to mount.
+func (r *hostRoom) readLimits(mount, dir string, version int, pids, memory bool) {
 	maxF, curF, memMaxF, memCurF := "pids.max", "pids.current", "memory.max", "memory.current"
 	if version == 1 {
 		memMaxF, memCurF = "memory.limit_in_bytes", "memory.usage_in_bytes"
 	}
 	for d := dir; strings.HasPrefix(d, mount); d = filepath.Dir(d) {
-		if max, err := readInt(filepath.Join(d, maxF)); err == nil {
-			if cur, err := readInt(filepath.Join(d, curF)); err == nil {
-				r.lowerTasks(max-cur, filepath.Join(d, maxF)+" ("+strconv.FormatInt(max, 10)+" tasks, "+strconv.FormatInt(cur, 10)+" in use)")
+		if pids {
+			if max, err := readInt(filepath.Join(d, maxF)); err == nil {
+				if cur, err := readInt(filepath.Join(d, curF)); err == nil {
+					r.lowerTasks(max-cur, filepath.Join(d, maxF)+" ("+strconv.FormatInt(max, 10)+" tasks, "+strconv.FormatInt(cur, 10)+" in use)")
+				}
 			}
 		}
-		if max, err := readInt(filepath.Join(d, memMaxF)); err == nil {
-			if cur, err := readInt(filepath.Join(d, memCurF)); err == nil {
-				r.lowerMemory(max-cur, filepath.Join(d, memMaxF))
+		if memory {
+			if max, err := readInt(filepath.Join(d, memMaxF)); err == nil {
+				if cur, err := readInt(filepath.Join(d, memCurF)); err == nil {
+					r.lowerMemory(max-cur, filepath.Join(d, memMaxF))
+				}
 			}
 		}
 		if d == mount || d == "/" {
@@ -181,7 +248,9 @@ func roomForUpper(dir, own string) error {
 // they take the host's last space, not after. A command already running
 // is not stopped. Called with b.mu held.
 func (b *Box) roomToWrite(cmd string) error {
-	if b.fs.Upper == "" {
+	// On stepbox's tmpfs (box_upper.go) the box fills only its own, as
+	// MountOverlay knows already.
+	if b.fs.Upper == "" || b.upperSize > 0 {
 		return nil
 	}
 	where, free, shared, err := upperSpace(b.fs.Upper, b.session.Dirs.root())

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/procfs"
 	"golang.org/x/sys/unix"
 )
 
@@ -32,6 +33,11 @@ func TestNewBoxIsRefusedNamingThePidsLimitThatBoundsIt(t *testing.T) {
 	if err := os.Mkdir(cg, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	// A session finds the cgroup trees once, before the limit is set.
+	s := newTestSession(t)
+	if _, err := s.roomForNew(); err != nil || s.room == nil || len(s.room.trees) == 0 {
+		t.Fatalf("the session found no cgroup trees to read its room in: %v", err)
+	}
 	child := startDecoy(t)
 	t.Cleanup(func() {
 		child.Process.Kill()
@@ -51,6 +57,14 @@ func TestNewBoxIsRefusedNamingThePidsLimitThatBoundsIt(t *testing.T) {
 	err = roomForBox("web", 0, room)
 	if err == nil || !strings.Contains(err.Error(), filepath.Join(cg, "pids.max")) || !strings.Contains(err.Error(), "9 more tasks") {
 		t.Fatalf("a process with 9 tasks left under pids.max: %v", err)
+	}
+	// The limit set after the trees were found bounds the next `new`.
+	fs, _ := procfs.NewDefaultFS()
+	if room, err = roomIn(fs, child.Process.Pid, *s.room); err != nil {
+		t.Fatal(err)
+	}
+	if err := roomForBox("web", 0, room); err == nil || !strings.Contains(err.Error(), filepath.Join(cg, "pids.max")) {
+		t.Fatalf("in the trees the session found before pids.max was set, a process with 9 tasks left: %v", err)
 	}
 	// This host has room for a box, and a session has room for MaxBoxes.
 	room, err = roomFor(os.Getpid())

@@ -57,6 +57,7 @@ type Session struct {
 	boxes  map[string]*Box
 	order  []string
 	hier   cgroups.Hierarchy
+	room   *roomTrees     // the cgroup trees `new` reads its room in (box_room.go)
 	parent *cgroups.Group // stepbox's parent cgroup, made with the first box (box_track.go)
 	// shown: a box of the session made a cgroup of the learner's (`cgroup
 	// new`), so panels show the parent's tree.
@@ -90,6 +91,7 @@ func OpenSession(dirs Dirs) (*Session, error) {
 	if err := os.MkdirAll(filepath.Join(dirs.Run, "sessions"), 0o700); err != nil {
 		return nil, fmt.Errorf("state dir: %w", err)
 	}
+	setSelfExeScratch(dirs.Run)
 	if s.Swept, err = sweep(dirs, false); err != nil {
 		fmt.Fprintf(os.Stderr, "stepbox: cleaning up after a crashed session: %v\n", err)
 	}
