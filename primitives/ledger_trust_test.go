@@ -303,3 +303,55 @@ func TestSweepSparesProcessesInNamespacesAPlantedLedgerNames(t *testing.T) {
 		t.Errorf("the sweep does not name the process it left alone (want %q): %q", want, rep.Removed)
 	}
 }
+
+// ut25 F3: a planted cgroup path that goes through the gone session's
+// parent name and `..` into a live session's box cgroup. The parent does
+// not exist, so the path does not resolve as written; the cleaned path,
+// which is what teardown opens, is the live cgroup. It is refused, and
+// its process is neither ended nor reported stuck.
+func TestSweepRefusesACgroupPathThroughTheGoneParentIntoALiveOne(t *testing.T) {
+	needRoot(t)
+	_, place := testPlace(t)
+	at := place.Dirs[len(place.Dirs)-1]
+	live := filepath.Join(at.Path, "sbtest-live-"+strconv.Itoa(os.Getpid()))
+	victim := filepath.Join(live, "a.track")
+	if err := os.MkdirAll(victim, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	decoy := startDecoy(t)
+	t.Cleanup(func() {
+		decoy.Process.Kill()
+		decoy.Wait()
+		for i := 0; i < 50; i++ {
+			unix.Rmdir(victim)
+			if err := unix.Rmdir(live); err == nil || errors.Is(err, os.ErrNotExist) {
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		t.Errorf("could not remove the decoy cgroup %s", live)
+	})
+	if err := os.WriteFile(filepath.Join(victim, "cgroup.procs"), []byte(strconv.Itoa(decoy.Process.Pid)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	parent := cgroups.ParentName(4194304)
+	planted := filepath.Join(at.Path, parent) + "/../" + filepath.Base(live) + "/a.track"
+	g := cgroups.Group{Name: parent, Dirs: []cgroups.Dir{{Hierarchy: at.Hierarchy, Path: planted, Controllers: at.Controllers}}}
+	raw, _ := json.Marshal(g)
+	dirs := stateDirs(t)
+	plantLedger(t, dirs, Resource{Kind: ResCgroup, Group: raw, Note: "the box's cgroup"})
+
+	_, err := Sweep(dirs)
+	if !alive(t, decoy) {
+		t.Fatalf("the sweep ended PID %d in the test's cgroup %s", decoy.Process.Pid, victim)
+	}
+	if _, serr := os.Stat(victim); serr != nil {
+		t.Fatalf("the sweep removed the test's cgroup %s: %v", victim, serr)
+	}
+	if err == nil || !strings.Contains(err.Error(), "refusing to remove cgroup "+planted) || !strings.Contains(err.Error(), "which is not "+parent) {
+		t.Errorf("the sweep did not refuse the planted line: %v", err)
+	}
+	if err != nil && strings.Contains(err.Error(), "after SIGKILL") {
+		t.Errorf("the sweep claims it sent SIGKILL into the test's cgroup: %v", err)
+	}
+}
