@@ -193,6 +193,38 @@ func testPlace(t *testing.T) (cgroups.Hierarchy, cgroups.Placement) {
 	return h, place
 }
 
+// decoyIn makes the cgroups dirs (each inside the one before), of the
+// test's own, and starts a decoy process in the last; both go at the
+// test's end.
+func decoyIn(t *testing.T, dirs ...string) *exec.Cmd {
+	t.Helper()
+	for _, d := range dirs {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	decoy := startDecoy(t)
+	t.Cleanup(func() {
+		decoy.Process.Kill()
+		decoy.Wait()
+		for _, d := range slices.Backward(dirs) {
+			for i := 0; i < 50; i++ {
+				if err := unix.Rmdir(d); err == nil || errors.Is(err, os.ErrNotExist) {
+					break
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			if _, err := os.Stat(d); err == nil {
+				t.Errorf("could not remove the decoy cgroup %s", d)
+			}
+		}
+	})
+	if err := os.WriteFile(filepath.Join(dirs[len(dirs)-1], "cgroup.procs"), []byte(strconv.Itoa(decoy.Process.Pid)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return decoy
+}
+
 func TestSweepSparesACgroupReachedPastTheParentGuard(t *testing.T) {
 	needRoot(t)
 	_, place := testPlace(t)
@@ -200,24 +232,7 @@ func TestSweepSparesACgroupReachedPastTheParentGuard(t *testing.T) {
 	// parent, holding a process of the test's own.
 	at := place.Dirs[len(place.Dirs)-1]
 	decoyCg := filepath.Join(at.Path, "sbtest-decoy-"+strconv.Itoa(os.Getpid()))
-	if err := os.Mkdir(decoyCg, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	decoy := startDecoy(t)
-	t.Cleanup(func() {
-		decoy.Process.Kill()
-		decoy.Wait()
-		for i := 0; i < 50; i++ {
-			if err := unix.Rmdir(decoyCg); err == nil || errors.Is(err, os.ErrNotExist) {
-				return
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		t.Errorf("could not remove the decoy cgroup %s", decoyCg)
-	})
-	if err := os.WriteFile(filepath.Join(decoyCg, "cgroup.procs"), []byte(strconv.Itoa(decoy.Process.Pid)), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	decoy := decoyIn(t, decoyCg)
 	// The old guard wanted "/stepbox-" somewhere in the path: a directory
 	// of that name in the state dir, then `..` back to the root.
 	dirs := stateDirs(t)
@@ -315,25 +330,7 @@ func TestSweepRefusesACgroupPathThroughTheGoneParentIntoALiveOne(t *testing.T) {
 	at := place.Dirs[len(place.Dirs)-1]
 	live := filepath.Join(at.Path, "sbtest-live-"+strconv.Itoa(os.Getpid()))
 	victim := filepath.Join(live, "a.track")
-	if err := os.MkdirAll(victim, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	decoy := startDecoy(t)
-	t.Cleanup(func() {
-		decoy.Process.Kill()
-		decoy.Wait()
-		for i := 0; i < 50; i++ {
-			unix.Rmdir(victim)
-			if err := unix.Rmdir(live); err == nil || errors.Is(err, os.ErrNotExist) {
-				return
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		t.Errorf("could not remove the decoy cgroup %s", live)
-	})
-	if err := os.WriteFile(filepath.Join(victim, "cgroup.procs"), []byte(strconv.Itoa(decoy.Process.Pid)), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	decoy := decoyIn(t, live, victim)
 	parent := cgroups.ParentName(4194304)
 	planted := filepath.Join(at.Path, parent) + "/../" + filepath.Base(live) + "/a.track"
 	g := cgroups.Group{Name: parent, Dirs: []cgroups.Dir{{Hierarchy: at.Hierarchy, Path: planted, Controllers: at.Controllers}}}
