@@ -35,7 +35,7 @@ import (
 // stray is a process found in the session's cgroups outside the box's own.
 type stray struct {
 	pidStart
-	where string // the cgroup directory it is in
+	where string // the cgroups it is in, by name
 	box   string // the box whose cgroup that is; "" for stepbox's parent
 	comm  string
 }
@@ -63,10 +63,15 @@ func (b *Box) strays(parent *cgroups.Group) (mine, named []stray) {
 	pin := pinNamespaces(b.pid, b.initPID)
 	defer pin.release()
 	self := os.Getpid()
-	at := map[int][]string{} // each process, in every hierarchy it is in
-	for _, top := range groupDirs(parent) {
+	at := map[int][]string{}   // each process's cgroup directories, one a hierarchy
+	name := map[int][]string{} // and those cgroups' names, as /proc/PID/cgroup shows them
+	for _, d := range append(slices.Clone(parent.Dirs), parent.Track...) {
+		top := filepath.Clean(d.Path)
 		for pid, where := range cgroupTreeProcs(top, own) {
 			at[pid] = append(at[pid], where)
+			if n := filepath.Join(d.Cgroup, strings.TrimPrefix(where, top)); !slices.Contains(name[pid], n) {
+				name[pid] = append(name[pid], n)
+			}
 		}
 	}
 	for pid, places := range at {
@@ -81,8 +86,8 @@ func (b *Box) strays(parent *cgroups.Group) (mine, named []stray) {
 		if err != nil || st.State == "Z" || st.Starttime < b.start {
 			continue // gone, or older than the box: not its
 		}
-		slices.Sort(places)
-		s := stray{pidStart: pidStart{pid, st.Starttime}, where: strings.Join(places, ", "), comm: commOf(pid)}
+		slices.Sort(name[pid])
+		s := stray{pidStart: pidStart{pid, st.Starttime}, where: strings.Join(name[pid], ", "), comm: commOf(pid)}
 		var in *otherBox
 		for i := range others {
 			if slices.ContainsFunc(places, func(w string) bool { return dirsHold(others[i].dirs, w) }) {
@@ -153,7 +158,7 @@ func endStrays(box string, mine, named []stray) (said []string, err error) {
 	var ps []pidStart
 	for _, s := range mine {
 		ps = append(ps, s.pidStart)
-		said = append(said, fmt.Sprintf("ended PID %d (%s) of box %s: it had moved itself out of the box's cgroups into %s, a cgroup of stepbox's own (a box with the rights of host root can write its PID to any cgroup)", s.pid, s.comm, box, strayPlace(s)))
+		said = append(said, fmt.Sprintf("ended PID %d (%s) of box %s: it had moved itself out of the box's cgroups into %s (a box with the rights of host root can write its PID to any cgroup)", s.pid, s.comm, box, strayPlace(s)))
 	}
 	err = killAndWait(ps)
 	for _, s := range named {
@@ -167,9 +172,9 @@ func endStrays(box string, mine, named []stray) (said []string, err error) {
 
 func strayPlace(s stray) string {
 	if s.box == "" {
-		return s.where + " (stepbox's parent cgroup, where no process belongs)"
+		return "cgroup " + s.where + " (stepbox's parent cgroup, where no process belongs)"
 	}
-	return s.where + " (where box " + s.box + "'s processes are kept)"
+	return "cgroup " + s.where + " (where box " + s.box + "'s processes are kept)"
 }
 
 // groupDirs lists the directories of the groups (nil ones skipped).
