@@ -538,7 +538,7 @@ func (b *Box) teardown(marked func(box string) []pidStart) error {
 	// others of the session's (box_strays.go).
 	var mine, named []stray
 	if b.hostPID {
-		mine, named = b.strays(b.session.parentCgroup())
+		mine, named = b.strays(b.session.parentCgroup(), live.pin)
 	}
 	for _, x := range []*executor{b.init, b.box} {
 		if x != nil {

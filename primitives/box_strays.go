@@ -52,16 +52,15 @@ type otherBox struct {
 // strays lists the processes in the session's cgroups (under parent) that
 // are not where their box keeps them, split into those that are b's, to
 // end, and those that may be another box's, to name. b.mu is held, and
-// b's processes still run: their descendants are told by their ancestry.
-func (b *Box) strays(parent *cgroups.Group) (mine, named []stray) {
+// b's processes still run: their descendants are told by their ancestry,
+// and pin holds b's namespaces.
+func (b *Box) strays(parent *cgroups.Group, pin *nsPin) (mine, named []stray) {
 	if parent == nil {
 		return nil, nil
 	}
 	own := groupDirs(b.tracked, b.cgroup)
 	others := b.session.otherBoxes(b)
 	roots := []pidStart{{b.pid, b.start}, {b.initPID, b.initStart}}
-	pin := pinNamespaces(b.pid, b.initPID)
-	defer pin.release()
 	self := os.Getpid()
 	at := map[int][]string{}   // each process's cgroup directories, one a hierarchy
 	name := map[int][]string{} // and those cgroups' names, as /proc/PID/cgroup shows them

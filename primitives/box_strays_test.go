@@ -1,6 +1,7 @@
 package primitives
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -61,5 +62,38 @@ func TestRmNamesAStrayItCannotTellFromAnotherBoxsAndEndsOneOnlyItCouldOwn(t *tes
 	sleeper.Wait()
 	if !gone(stray) {
 		t.Fatalf("the stray %d outlived rm a, the only box that could have started it", stray.pid)
+	}
+}
+
+// BenchmarkRmOfABoxWithAHostPIDCommand times `rm` of a box that ran a
+// command in the host's PID namespace, beside two other boxes: the case
+// that looks for strays in the session's cgroups (a box whose commands
+// all ran in its own PID namespace never does).
+func BenchmarkRmOfABoxWithAHostPIDCommand(bm *testing.B) {
+	rootForBench(bm)
+	s, _ := benchSession(bm)
+	for _, name := range []string{"a", "c"} {
+		o, _, err := s.NewBox(name, false)
+		if err != nil {
+			bm.Fatal(err)
+		}
+		if _, err := o.Exec(context.Background(), []string{"true"}, nil, Stdio{}); err != nil {
+			bm.Fatal(err)
+		}
+	}
+	for i := 0; i < bm.N; i++ {
+		bm.StopTimer()
+		name := "b" + strconv.Itoa(i)
+		b, _, err := s.NewBox(name, false)
+		if err != nil {
+			bm.Fatal(err)
+		}
+		if _, err := b.Exec(context.Background(), []string{"true"}, nil, Stdio{}); err != nil {
+			bm.Fatal(err)
+		}
+		bm.StartTimer()
+		if err := s.Remove(name); err != nil {
+			bm.Fatal(err)
+		}
 	}
 }
