@@ -95,8 +95,8 @@ func init() {
 				}
 				if escape {
 					// It says what it checked, not more (issue 15 item 3).
-					sh.ok("box %s removed: every process of it that stepbox found ended (in its cgroups and stepbox's, by its markers and namespaces); "+
-						"a command of it ran as host root outside a PID namespace of its own, so a process of it that moved itself to a cgroup outside stepbox's and cleared its markers would not have been found", name)
+					sh.ok("box %s removed: every process of it that stepbox found ended; it ran a command as host root outside a PID namespace of its own, "+
+						"so one that left stepbox's cgroups and cleared its markers would not be found", name)
 					return nil
 				}
 				sh.ok("box %s removed: its processes ended, its namespaces and mounts went with them", name)

@@ -80,3 +80,23 @@ func TestRmEndsAProcessThatMovedIntoAnotherOfTheSessionsCgroups(t *testing.T) {
 	}
 	assertNoSessions(t, dir)
 }
+
+// rm says what it checked: every process ended only for a box whose
+// commands all ran in its own PID namespace; for one that ran a command
+// as host root outside it, that what left stepbox's cgroups and cleared
+// its markers would not have been found.
+func TestRmSaysAHostRootBoxCouldHaveEscapedTracking(t *testing.T) {
+	needRoot(t)
+	hostUnchanged(t)
+	out, code := runStepbox(t, t.TempDir(), "new b\nexec true\nrm b\nnew c\nunshare pid\nexec true\nrm c\nexit\n")
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	if strings.Contains(out, "box b removed: its processes ended") || !strings.Contains(out, "box b removed: every process of it that stepbox found ended") ||
+		!strings.Contains(out, "cleared its markers would not be found") {
+		t.Errorf("rm b, of a box that ran a command as host root in the host's PID namespace, claims more than it checked:\n%s", out)
+	}
+	if !strings.Contains(out, "box c removed: its processes ended") {
+		t.Errorf("rm c, of a box whose commands all ran in its own PID namespace, does not say its processes ended:\n%s", out)
+	}
+}
