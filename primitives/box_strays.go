@@ -38,6 +38,7 @@ type stray struct {
 	where string // the cgroups it is in, by name
 	box   string // the box whose cgroup that is; "" for stepbox's parent
 	comm  string
+	why   string // how it was told to be the box's
 }
 
 // otherBox is what the strays search needs of another box of the session.
@@ -96,7 +97,15 @@ func (b *Box) strays(parent *cgroups.Group, pin *nsPin) (mine, named []stray) {
 		anc := ancestry(pid)
 		sess, box, _ := markersOf(p)
 		marked := sess == b.session.ID
-		if descends(anc, roots) || marked && box == b.Name || inPinned(pid, pin) {
+		switch {
+		case descends(anc, roots):
+			s.why = "it descends from the box's process"
+		case marked && box == b.Name:
+			s.why = "it carries the box's markers"
+		case inPinned(pid, pin):
+			s.why = "it is in the box's namespaces"
+		}
+		if s.why != "" {
 			mine = append(mine, s)
 			continue
 		}
@@ -106,7 +115,8 @@ func (b *Box) strays(parent *cgroups.Group, pin *nsPin) (mine, named []stray) {
 		}
 		pidns, _ := nsOf(strconv.Itoa(pid), "pid")
 		if !slices.ContainsFunc(others, func(o otherBox) bool { return o.any || o.pidns == pidns || marked && box == o.name }) {
-			mine = append(mine, s) // no other box could have started it
+			s.why = "no other box of the session could have started it"
+			mine = append(mine, s)
 			continue
 		}
 		named = append(named, s)
@@ -157,7 +167,7 @@ func endStrays(box string, mine, named []stray) (said []string, err error) {
 	var ps []pidStart
 	for _, s := range mine {
 		ps = append(ps, s.pidStart)
-		said = append(said, fmt.Sprintf("ended PID %d (%s) of box %s: it had moved itself out of the box's cgroups into %s (a box with the rights of host root can write its PID to any cgroup)", s.pid, s.comm, box, strayPlace(s)))
+		said = append(said, fmt.Sprintf("ended PID %d (%s) of box %s (%s): it had left the box's cgroups for %s (a box with the rights of host root can write its PID to any cgroup)", s.pid, s.comm, box, s.why, strayPlace(s)))
 	}
 	err = killAndWait(ps)
 	for _, s := range named {

@@ -56,7 +56,7 @@ func TestRmNamesAStrayItCannotTellFromAnotherBoxsAndEndsOneOnlyItCouldOwn(t *tes
 		t.Fatalf("rm b ended the stray %d, which box a may have started: %v", stray.pid, err)
 	}
 	err = s.Remove("a")
-	if err == nil || !strings.Contains(err.Error(), "ended PID "+strconv.Itoa(stray.pid)+` ("sleep") of box a`) {
+	if err == nil || !strings.Contains(err.Error(), "ended PID "+strconv.Itoa(stray.pid)+` ("sleep") of box a (no other box of the session could have started it)`) {
 		t.Fatalf("rm a: %v, want the stray %d ended and named", err, stray.pid)
 	}
 	sleeper.Wait()

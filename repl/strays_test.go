@@ -68,7 +68,7 @@ func TestRmEndsAProcessThatMovedIntoAnotherOfTheSessionsCgroups(t *testing.T) {
 		}
 		if pid := strings.TrimSpace(string(after)); pid != "" {
 			t.Errorf("the sleeper %s (PID %s), moved to stepbox's cgroup %q, outlived rm b:\n%s", arg, pid, where, out)
-		} else if !strings.Contains(out, `("sleep") of box b: it had moved itself out of the box's cgroups`) {
+		} else if !strings.Contains(out, `("sleep") of box b (it descends from the box's process): it had left the box's cgroups`) {
 			t.Errorf("rm b did not say it ended the sleeper %s:\n%s", arg, out)
 		}
 	}
