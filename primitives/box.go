@@ -544,6 +544,12 @@ func (b *Box) teardown(marked func(box string) []pidStart) error {
 		// escaped every other way of finding it (escapees).
 		live.pin = pinNamespaces(b.pid, b.initPID)
 	}
+	// And, while its processes still run, what of it left its cgroups for
+	// others of the session's (box_strays.go).
+	var mine, named []stray
+	if b.hostPID {
+		mine, named = b.strays(b.session.parentCgroup(), live.pin)
+	}
 	for _, x := range []*executor{b.init, b.box} {
 		if x != nil {
 			x.c.close()
@@ -563,6 +569,7 @@ func (b *Box) teardown(marked func(box string) []pidStart) error {
 		}
 		live.reaped = err == nil
 	}
+	said, serr := endStrays(b.Name, mine, named)
 	if marked == nil {
 		marked = func(box string) []pidStart { return markedProcesses(b.session.ID, box) }
 	}
@@ -570,9 +577,10 @@ func (b *Box) teardown(marked func(box string) []pidStart) error {
 	// another's (the box's processes were gone, so nothing pinned its
 	// namespaces); the sweep after a crash names those.
 	esc, err := teardownLedgerWith(b.Dir, marked, live)
-	if len(esc.ended) > 0 {
-		err = errors.Join(err, errors.New(strings.Join(esc.ended, "; ")))
+	if said = append(said, esc.ended...); len(said) > 0 {
+		err = errors.Join(err, errors.New(strings.Join(said, "; ")))
 	}
+	err = errors.Join(err, serr)
 	if b.dead == nil {
 		b.dead = fmt.Errorf("box %s has been removed", b.Name)
 	}

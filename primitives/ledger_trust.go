@@ -54,7 +54,10 @@ func ledgerDirInside(path, ledgerDir string) error {
 // `..` and symlinks are resolved, the session's parent cgroup
 // (stepbox-<session PID>) or a child of it, on a cgroup filesystem under
 // the cgroup root; and unless every cgroup.subtree_control it would
-// switch back off is above one of those.
+// switch back off is above one of those. A path is judged as teardown
+// opens it, cleaned (filepath.Join cleans): `stepbox-N/../x` names x even
+// where no stepbox-N exists, and the kernel would then refuse the path as
+// written (ut25 F3).
 func ledgerCgroupOwn(g cgroups.Group, session string) error {
 	pidS, _, _ := strings.Cut(session, "-")
 	pid, err := strconv.Atoi(pidS)
@@ -68,7 +71,7 @@ func ledgerCgroupOwn(g cgroups.Group, session string) error {
 	}
 	var own []string
 	for _, d := range append(slices.Clone(g.Dirs), g.Track...) {
-		real, err := filepath.EvalSymlinks(d.Path)
+		real, err := filepath.EvalSymlinks(filepath.Clean(d.Path))
 		gone := os.IsNotExist(err)
 		if gone {
 			// Nothing to remove there; it still places, by its parent,
@@ -92,7 +95,7 @@ func ledgerCgroupOwn(g cgroups.Group, session string) error {
 		own = append(own, real)
 	}
 	for _, e := range g.Enabled {
-		real, err := filepath.EvalSymlinks(e.Path)
+		real, err := filepath.EvalSymlinks(filepath.Clean(e.Path))
 		if os.IsNotExist(err) {
 			continue // nothing there to switch off
 		}

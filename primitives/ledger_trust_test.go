@@ -193,6 +193,38 @@ func testPlace(t *testing.T) (cgroups.Hierarchy, cgroups.Placement) {
 	return h, place
 }
 
+// decoyIn makes the cgroups dirs (each inside the one before), of the
+// test's own, and starts a decoy process in the last; both go at the
+// test's end.
+func decoyIn(t *testing.T, dirs ...string) *exec.Cmd {
+	t.Helper()
+	for _, d := range dirs {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	decoy := startDecoy(t)
+	t.Cleanup(func() {
+		decoy.Process.Kill()
+		decoy.Wait()
+		for _, d := range slices.Backward(dirs) {
+			for i := 0; i < 50; i++ {
+				if err := unix.Rmdir(d); err == nil || errors.Is(err, os.ErrNotExist) {
+					break
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			if _, err := os.Stat(d); err == nil {
+				t.Errorf("could not remove the decoy cgroup %s", d)
+			}
+		}
+	})
+	if err := os.WriteFile(filepath.Join(dirs[len(dirs)-1], "cgroup.procs"), []byte(strconv.Itoa(decoy.Process.Pid)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return decoy
+}
+
 func TestSweepSparesACgroupReachedPastTheParentGuard(t *testing.T) {
 	needRoot(t)
 	_, place := testPlace(t)
@@ -200,24 +232,7 @@ func TestSweepSparesACgroupReachedPastTheParentGuard(t *testing.T) {
 	// parent, holding a process of the test's own.
 	at := place.Dirs[len(place.Dirs)-1]
 	decoyCg := filepath.Join(at.Path, "sbtest-decoy-"+strconv.Itoa(os.Getpid()))
-	if err := os.Mkdir(decoyCg, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	decoy := startDecoy(t)
-	t.Cleanup(func() {
-		decoy.Process.Kill()
-		decoy.Wait()
-		for i := 0; i < 50; i++ {
-			if err := unix.Rmdir(decoyCg); err == nil || errors.Is(err, os.ErrNotExist) {
-				return
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		t.Errorf("could not remove the decoy cgroup %s", decoyCg)
-	})
-	if err := os.WriteFile(filepath.Join(decoyCg, "cgroup.procs"), []byte(strconv.Itoa(decoy.Process.Pid)), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	decoy := decoyIn(t, decoyCg)
 	// The old guard wanted "/stepbox-" somewhere in the path: a directory
 	// of that name in the state dir, then `..` back to the root.
 	dirs := stateDirs(t)
@@ -301,5 +316,39 @@ func TestSweepSparesProcessesInNamespacesAPlantedLedgerNames(t *testing.T) {
 	want := "left PID " + strconv.Itoa(decoy.Process.Pid) + ` ("sleep", in the box's uts namespace) alone`
 	if !slices.ContainsFunc(rep.Removed, func(l string) bool { return strings.Contains(l, want) }) {
 		t.Errorf("the sweep does not name the process it left alone (want %q): %q", want, rep.Removed)
+	}
+}
+
+// ut25 F3: a planted cgroup path that goes through the gone session's
+// parent name and `..` into a live session's box cgroup. The parent does
+// not exist, so the path does not resolve as written; the cleaned path,
+// which is what teardown opens, is the live cgroup. It is refused, and
+// its process is neither ended nor reported stuck.
+func TestSweepRefusesACgroupPathThroughTheGoneParentIntoALiveOne(t *testing.T) {
+	needRoot(t)
+	_, place := testPlace(t)
+	at := place.Dirs[len(place.Dirs)-1]
+	live := filepath.Join(at.Path, "sbtest-live-"+strconv.Itoa(os.Getpid()))
+	victim := filepath.Join(live, "a.track")
+	decoy := decoyIn(t, live, victim)
+	parent := cgroups.ParentName(4194304)
+	planted := filepath.Join(at.Path, parent) + "/../" + filepath.Base(live) + "/a.track"
+	g := cgroups.Group{Name: parent, Dirs: []cgroups.Dir{{Hierarchy: at.Hierarchy, Path: planted, Controllers: at.Controllers}}}
+	raw, _ := json.Marshal(g)
+	dirs := stateDirs(t)
+	plantLedger(t, dirs, Resource{Kind: ResCgroup, Group: raw, Note: "the box's cgroup"})
+
+	_, err := Sweep(dirs)
+	if !alive(t, decoy) {
+		t.Fatalf("the sweep ended PID %d in the test's cgroup %s", decoy.Process.Pid, victim)
+	}
+	if _, serr := os.Stat(victim); serr != nil {
+		t.Fatalf("the sweep removed the test's cgroup %s: %v", victim, serr)
+	}
+	if err == nil || !strings.Contains(err.Error(), "refusing to remove cgroup "+planted) || !strings.Contains(err.Error(), "which is not "+parent) {
+		t.Errorf("the sweep did not refuse the planted line: %v", err)
+	}
+	if err != nil && strings.Contains(err.Error(), "after SIGKILL") {
+		t.Errorf("the sweep claims it sent SIGKILL into the test's cgroup: %v", err)
 	}
 }
