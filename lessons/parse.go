@@ -42,6 +42,18 @@ import (
 //	Why the step cannot work rootless (a host command of its solution that
 //	the kernel refuses a normal user), and what to do.
 //	```
+//	```try rootless
+//	exec id -u
+//	```
+//	```predict rootless
+//	The answer where stepbox runs rootless and a box shows another one.
+//	```
+//
+// A step that cannot be built rootless (a ```needs root block, or a
+// solution line stepbox refuses rootless, Step.RefusedRootless) says why
+// instead of its try block; a ```try rootless block lists what still
+// shows its idea there, and its prediction is asked only when that list
+// holds the command that answers it.
 //
 // Prose before the try block is the step's text, prose after it comes
 // after the commands. Each check line is a registered check and its
@@ -192,8 +204,10 @@ func (p *parser) block(l *Lesson, cur *Step, info string) error {
 		return p.errAt(at, "the ```%s block is not closed", info)
 	case cur == nil:
 		return p.errAt(at, "a ```%s block before the first step (`## ` heading)", kind)
+	case arg == "rootless" && (kind == "try" || kind == "predict"):
+		return p.rootlessBlock(cur, kind, body, at)
 	case kind != "hint" && kind != "needs" && arg != "":
-		return p.errAt(at, "```%s takes nothing after its name (only hint names a finding, and needs a kernel)", kind)
+		return p.errAt(at, "```%s takes nothing after its name (only hint names a finding, needs a kernel, and try and predict may say rootless)", kind)
 	}
 	switch kind {
 	case "try":
@@ -254,6 +268,26 @@ func (p *parser) block(l *Lesson, cur *Step, info string) error {
 	default:
 		return p.errAt(at, "unknown block ```%s: use try, check, hint, predict, needs, solution or recap", kind)
 	}
+	return nil
+}
+
+// rootlessBlock reads a ```try rootless block (the commands a step that
+// cannot be built rootless still shows, after saying why) or a ```predict
+// rootless block (the answer to the step's question where a rootless box
+// shows another one).
+func (p *parser) rootlessBlock(cur *Step, kind string, body []string, at int) error {
+	if kind == "try" {
+		if cur.TryRootless != nil {
+			return p.errAt(at, "a second ```try rootless block in step %q", cur.Title)
+		}
+		cur.TryRootless = commandLines(body)
+		return nil
+	}
+	answer := strings.TrimSpace(strings.Join(body, "\n"))
+	if cur.AnswerRootless != "" || answer == "" {
+		return p.errAt(at, "a step has at most one ```predict rootless block, which holds the answer a rootless box shows (the question is the ```predict block's)")
+	}
+	cur.AnswerRootless = answer
 	return nil
 }
 

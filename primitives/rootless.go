@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/procfs"
 	"golang.org/x/sys/unix"
 
+	"stepbox/primitives/cgroups"
 	"stepbox/primitives/step"
 )
 
@@ -188,6 +189,20 @@ func RootlessLines() []string {
 	return lines
 }
 
+// ErrNoCgroupRootless is why a box has no cgroup when, rootless, none can
+// be made on this host: `cgroup new` is refused there, so pointing to it
+// would send the learner into a refusal.
+var ErrNoCgroupRootless = errors.New("cgroups are not available rootless on this host (no cgroup is delegated to you): `stepbox doctor` says what it needs")
+
+// ErrNoCgroup is why box commands that read a cgroup find none: make one
+// with `cgroup new`, or, rootless where none can be made, ErrNoCgroupRootless.
+func ErrNoCgroup() error {
+	if Rootless() && !rootlessCgroups().OK {
+		return ErrNoCgroupRootless
+	}
+	return cgroups.ErrNoGroup
+}
+
 // RootlessRefusal is a step refused before it runs because rootless it
 // cannot work: Why says what the kernel would refuse, Do what to do.
 type RootlessRefusal struct {
@@ -198,8 +213,19 @@ func (r *RootlessRefusal) Error() string {
 	return fmt.Sprintf("%s: refused rootless: %s; do: %s", r.Step, r.Why, r.Do)
 }
 
-// sudoAdvice is what to do for a step only root can take.
-const sudoAdvice = "run stepbox with sudo (`sudo stepbox`, or `make run` and accept sudo) for this step"
+// sudoAdvice is what to do for a step only root can take: a learner in a
+// lab room may have no sudo, and then only the machine's admin can help.
+const sudoAdvice = "where you may use sudo, run stepbox with it (`sudo stepbox`, or `make run` and accept sudo) for this step; where you may not, ask the machine's admin to let you, and meanwhile `next` goes on to the next step"
+
+// adminDo words advice that only the machine's admin can follow (a sudo
+// command, a kernel command line) as a request to them, with what the
+// learner can do meanwhile; advice the learner can follow stays as it is.
+func adminDo(advice string) string {
+	if !strings.Contains(advice, "sudo") {
+		return advice + "; or " + sudoAdvice
+	}
+	return "ask the machine's admin, since the fix needs root (" + advice + "), or to let you run stepbox with sudo; meanwhile `next` goes on to the next step"
+}
 
 // hostNet is why the host side of the network cannot be built rootless.
 const hostNet = "it changes the host's network namespace, which belongs to the host's user namespace: there a normal user holds no CAP_NET_ADMIN"
@@ -260,9 +286,23 @@ func RefuseRootless(path string, b *Box) error {
 		if c := rootlessCgroups(); !c.OK {
 			do := sudoAdvice
 			if c.Do != "" {
-				do = c.Do + "; or " + sudoAdvice
+				do = adminDo(c.Do)
 			}
 			return &RootlessRefusal{Step: path, Why: "no cgroup is delegated to you: " + c.Found, Do: do}
+		}
+	}
+	return nil
+}
+
+// RefuseRootlessLine is RefuseRootless for a line of stepbox commands,
+// on no box in particular: the refusal of its command (the longest of its
+// first three words that names one), or nil.
+func RefuseRootlessLine(line string) *RootlessRefusal {
+	f := strings.Fields(line)
+	for n := min(len(f), 3); n > 0; n-- {
+		r := (*RootlessRefusal)(nil)
+		if errors.As(RefuseRootless(strings.Join(f[:n], " "), nil), &r) {
+			return r
 		}
 	}
 	return nil
