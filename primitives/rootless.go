@@ -25,7 +25,7 @@ import (
 // then made in a user namespace of its own (as `new NAME --user`), where
 // its root holds the capabilities over the namespaces, mounts and
 // hostname the box makes; what belongs to the host's namespaces (a
-// bridge, nft rules, real device nodes, cgroups nobody delegated) stays
+// bridge, nft rules, cgroups nobody delegated) stays
 // out of reach, and the steps that need it are refused before they run
 // (RefuseRootless), with why and what to do.
 
@@ -174,7 +174,7 @@ func mapSubordinate(st *step.Step, m subordinateMap, pid int) error {
 // RootlessLines are what a rootless session says when it starts.
 func RootlessLines() []string {
 	lines := []string{
-		"rootless (uid " + fmt.Sprint(os.Geteuid()) + ", no CAP_SYS_ADMIN): every `new` box gets a user namespace of its own, whose root holds the capabilities over what the box makes, and nothing over the host; steps that change the host (a bridge, nft rules, real devices) are refused, with why",
+		"rootless (uid " + fmt.Sprint(os.Geteuid()) + ", no CAP_SYS_ADMIN): every `new` box gets a user namespace of its own, whose root holds the capabilities over what the box makes, and nothing over the host; `mount dev` binds the host's device nodes, since a user namespace may not make any; steps that change the host (a bridge, nft rules) are refused, with why",
 		"ids: " + RootlessIDs(),
 	}
 	if c := rootlessCgroups(); c.OK {
@@ -242,7 +242,6 @@ var rootlessRefused = map[string]string{
 	"net trace":   "it follows packets with nft trace rules in the host's network namespace: " + hostNet,
 	"net":         netViewRefused,
 	"net show":    netViewRefused,
-	"mount dev":   "mknod(2) of a real device (null, zero, tty…) needs CAP_MKNOD in the host's user namespace: the kernel refuses it in any other, whatever the box's root holds",
 }
 
 // netViewRefused is why the network view cannot be drawn rootless: it reads
@@ -266,6 +265,11 @@ func RefuseRootless(path string, b *Box) error {
 	}
 	if why, ok := rootlessRefused[path]; ok {
 		return &RootlessRefusal{Step: path, Why: why, Do: sudoAdvice}
+	}
+	if path == "mount proc" && b != nil && b.Has("pid") && (b.FS().Pivoted && !b.FS().ProcAtPivot || b.FS().Chrooted) {
+		return &RootlessRefusal{Step: path,
+			Why: "after pivot_root or chroot, a user namespace may mount a proc only where one is fully visible already (mount_too_revealing(), fs/namespace.c), and box " + b.Name + " has none: its PID namespace came after its root changed, so nothing mounted one",
+			Do:  "build a new box with `unshare mnt pid` before `pivot_root`, which then mounts the box's /proc for it while the host's is still in sight"}
 	}
 	if path == "mount proc" && b != nil && !b.Has("pid") {
 		do := "`unshare pid` in the box first (rootless, a /proc of the box's own is the one that can be mounted), or " + sudoAdvice

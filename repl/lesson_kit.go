@@ -135,7 +135,7 @@ func notChecked(blocked map[int]string) string {
 	if len(blocked) == 0 {
 		return ""
 	}
-	return "; not checked (they build on a refused step): " + stepList(slices.Sorted(maps.Keys(blocked)))
+	return "; not checked (they fail after a refused step): " + stepList(slices.Sorted(maps.Keys(blocked)))
 }
 
 // kitLessons picks the lessons to check: all, numbers of the course, or
@@ -280,7 +280,7 @@ func checkLesson(ctx context.Context, l *lessons.Lesson, dirs primitives.Dirs, l
 		}
 		// A step after a refused one whose state it needs: not checked.
 		blocked := func(what string) {
-			k.blocked[i] = fmt.Sprintf("%s: not checked, it builds on refused step %d: %s", name(i), firstRefused+1, what)
+			k.blocked[i] = fmt.Sprintf("%s: not checked, it fails after refused step %d, whose state it may need: %s", name(i), firstRefused+1, what)
 		}
 		if r := st.Judge(observe()); r.Pass && rootlessGiven(st) {
 			fmt.Fprintf(log, "# %s: its check passes before its solution runs (%s): rootless, every box has a user namespace of its own from `new`\n", name(i), r.Saw)
