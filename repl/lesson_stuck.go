@@ -37,7 +37,11 @@ func cannotBuild(st *lessons.Step) string {
 // leaves it as refused, not failed.
 func (w *Watch) refused(sh *Shell) {
 	st := &w.lesson.Steps[w.step]
-	sh.say("%s", verdict(sh.Theme.Warn, fmt.Sprintf("step %d cannot be built %s:", w.step+1, cannotBuild(st)), strings.ReplaceAll(w.fill(st.Unmet()), "**", ""), sh.Width-2, sh.Theme, ""))
+	why := st.Unmet()
+	if lead, rest, ok := strings.Cut(strings.TrimPrefix(why, "**"), "**"); ok && strings.HasPrefix(why, "**") && !strings.Contains(lead, "`") {
+		why = strings.TrimSpace(rest) // the lead says what the verdict's head says
+	}
+	sh.say("%s", verdict(sh.Theme.Warn, fmt.Sprintf("step %d cannot be built %s:", w.step+1, cannotBuild(st)), w.fill(why), sh.Width-2, sh.Theme, ""))
 	if shown := st.Shown(); len(shown) > 0 {
 		sh.say("%s", renderMarkdown("What still shows it here: `"+strings.Join(w.names.FillAll(shown), "`, `")+"`.", sh.Width-2, sh.Theme, "  "))
 	}

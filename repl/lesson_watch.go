@@ -2,6 +2,7 @@ package repl
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"stepbox/lessons"
@@ -201,12 +202,18 @@ func (w *Watch) isEvidence(st *lessons.Step, line string) bool {
 	if !st.Asks() {
 		return false
 	}
-	lines := w.names.FillAll(st.Solution)
-	want := words(strings.TrimPrefix(lines[st.Evidence], "-"))
-	if words(line) != want {
+	lines, evidence := w.names.FillAll(st.Solution), st.Evidence
+	want := words(strings.TrimPrefix(lines[evidence], "-"))
+	if st.Unmet() != "" {
+		// The step shows other commands where it cannot be built: the
+		// moment is the one they reach.
+		lines = w.names.FillAll(st.Shown())
+		evidence = slices.IndexFunc(lines, func(l string) bool { return words(l) == want })
+	}
+	if words(line) != want || evidence < 0 {
 		return false
 	}
-	for _, later := range lines[st.Evidence+1:] {
+	for _, later := range lines[evidence+1:] {
 		if l := words(strings.TrimPrefix(later, "-")); l != want && w.ran[l] {
 			return false
 		}
@@ -217,7 +224,7 @@ func (w *Watch) isEvidence(st *lessons.Step, line string) bool {
 	// learner's box may have another name, or be current already) and `-`
 	// lines (which may fail) do not count; a learner who got there another
 	// way gets the answer from `next`.
-	for _, earlier := range lines[:st.Evidence] {
+	for _, earlier := range lines[:evidence] {
 		if f := strings.Fields(earlier); len(f) == 0 || strings.HasPrefix(f[0], "-") || strings.HasPrefix(f[0], "!") ||
 			f[0] == "exec" || f[0] == "new" || f[0] == "use" {
 			continue
