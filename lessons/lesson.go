@@ -48,6 +48,15 @@ type Step struct {
 	// another answer (every rootless box has a user namespace at `new`);
 	// "" when the answer holds in both modes.
 	AnswerRootless string
+
+	solutionRootless *rootlessSolution // a ```solution rootless block, until Parse puts it in place
+}
+
+// rootlessSolution is a ```solution rootless block: its lines and the
+// index of the one marked '?'.
+type rootlessSolution struct {
+	lines    []string
+	evidence int
 }
 
 // Need is a kernel a step requires (a ```needs linux 6.3 block): on an
@@ -102,14 +111,15 @@ func (s *Step) RefusedRootless() *primitives.RootlessRefusal {
 	return nil
 }
 
-// Shown are the commands the step shows in this mode: Try, or, when the
-// step cannot be built here, TryRootless (none for a kernel too old).
+// Shown are the commands the step shows in this mode: rootless, its
+// TryRootless when it has one; else Try, or none when the step cannot be
+// built here.
 func (s *Step) Shown() []string {
-	if s.Unmet() == "" {
-		return s.Try
-	}
-	if primitives.Rootless() {
+	switch {
+	case primitives.Rootless() && s.TryRootless != nil:
 		return s.TryRootless
+	case s.Unmet() == "":
+		return s.Try
 	}
 	return nil
 }
@@ -121,7 +131,7 @@ func (s *Step) Asks() bool {
 	if s.Predict == nil || s.Evidence < 0 {
 		return false
 	}
-	if s.Unmet() == "" {
+	if s.Unmet() == "" && !(primitives.Rootless() && s.TryRootless != nil) {
 		return true
 	}
 	want := strings.Join(strings.Fields(strings.TrimPrefix(s.Solution[s.Evidence], "-")), " ")

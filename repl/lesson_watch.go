@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"stepbox/lessons"
+	"stepbox/primitives"
 )
 
 // Watch sees every line the shell runs (Execute calls Around): it writes
@@ -204,9 +205,9 @@ func (w *Watch) isEvidence(st *lessons.Step, line string) bool {
 	}
 	lines, evidence := w.names.FillAll(st.Solution), st.Evidence
 	want := words(strings.TrimPrefix(lines[evidence], "-"))
-	if st.Unmet() != "" {
-		// The step shows other commands where it cannot be built: the
-		// moment is the one they reach.
+	if primitives.Rootless() && st.TryRootless != nil {
+		// The step shows other commands rootless: the moment is the one
+		// they reach.
 		lines = w.names.FillAll(st.Shown())
 		evidence = slices.IndexFunc(lines, func(l string) bool { return words(l) == want })
 	}
