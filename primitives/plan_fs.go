@@ -47,8 +47,11 @@ func (b *Box) PlanMountOverlay(layers []rootfs.Layer) (*step.Step, error) {
 // PlanMount is the record `mount proc|sys|dev|tmpfs|bind …` will write.
 func (b *Box) PlanMount(kind, source, target string, readOnly bool) (*step.Step, error) {
 	root := b.fsRoot()
+	b.mu.Lock()
+	kept := b.kept.Clone()
+	b.mu.Unlock()
 	return b.planFS(func(k rootfs.Kernel) (*step.Step, error) {
-		return mountKind(k, kind, source, root, target, readOnly, nil)
+		return mountKind(k, kind, source, root, target, readOnly, kept)
 	})
 }
 

@@ -222,3 +222,25 @@ func TestRootlessStartUpLinesFoldAtWords(t *testing.T) {
 		}
 	}
 }
+
+// Rootless, lesson 4's host-PID /proc step cannot be built: it says why,
+// asks nothing, and after the refused `mount proc` no answer describes a
+// /proc that was never mounted.
+func TestRootlessRefusedProcStepShowsNoAnswerTheScreenContradicts(t *testing.T) {
+	needRoot(t)
+	got := rootlessScript(t, 100, "lesson 4", "next", "next", "next",
+		"new cell", "unshare mnt", "mount overlay base", "pivot_root",
+		"-mount proc", "exec ps -o pid,comm", "next")
+	step := flat(got[strings.Index(got, "Step 4 of 6"):strings.Index(got, "Step 5 of 6")])
+	if !strings.Contains(step, "This step needs root, and stepbox runs rootless.") {
+		t.Errorf("step 4 does not say it needs root:\n%s", step)
+	}
+	for _, wrong := range []string{"Predict, then run:", "Your prediction?", "Every process on the host."} {
+		if strings.Contains(step, wrong) {
+			t.Errorf("step 4 rootless shows %q, for a /proc never mounted:\n%s", wrong, step)
+		}
+	}
+	if !strings.Contains(step, "step 4 cannot be built rootless here: marked refused, not failed") {
+		t.Errorf("next does not mark step 4 refused:\n%s", step)
+	}
+}

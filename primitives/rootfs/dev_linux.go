@@ -3,6 +3,7 @@ package rootfs
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
 
 	"golang.org/x/sys/unix"
@@ -91,6 +92,16 @@ func keepSysfs(k Kernel, st *step.Step) (int, bool) {
 		return -1, false
 	}
 	return mfd, true
+}
+
+// Clone is a copy of kept for a plan, which uses up only its own copy.
+func (kept *Kept) Clone() *Kept {
+	if kept == nil {
+		return nil
+	}
+	c := *kept
+	c.Devices = maps.Clone(kept.Devices)
+	return &c
 }
 
 // Close closes what is still kept (the step that moved the root failed).
