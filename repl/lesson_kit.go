@@ -288,7 +288,12 @@ func checkLesson(ctx context.Context, l *lessons.Lesson, dirs primitives.Dirs, l
 			add("%s: its check passes before its solution runs (%s)", name(i), r.Saw)
 		}
 		start := time.Now()
-		err := sh.runLines(ctx, lessons.Names(nil).FillAll(st.Solution), nil)
+		lines := lessons.Names(nil).FillAll(st.Solution)
+		var err error
+		at := 0 // the line that failed
+		for ; at < len(lines) && err == nil; at++ {
+			err = sh.runLines(ctx, lines[at:at+1], nil)
+		}
 		k.running += time.Since(start)
 		if err != nil {
 			r := (*primitives.RootlessRefusal)(nil)
@@ -299,7 +304,7 @@ func checkLesson(ctx context.Context, l *lessons.Lesson, dirs primitives.Dirs, l
 			case errors.As(err, &r):
 				// Refused on the box as it is (mount proc on a box in the
 				// host's PID namespace): the rest of the step runs still.
-				runPastFailures(ctx, sh, lessons.Names(nil).FillAll(st.Solution))
+				runPastFailures(ctx, sh, lines[at:])
 				k.refused[i] = "refused rootless: " + r.Why + "; do: " + r.Do
 				if firstRefused < 0 {
 					firstRefused = i
