@@ -41,6 +41,22 @@ type Step struct {
 	// answers the step's prediction (the line marked '?'); -1 for none.
 	Evidence int
 	Needs    *Need // the kernel the step needs, if it names one
+	// TryRootless are the commands shown, rootless, in place of Try when
+	// the step cannot be built rootless (Unmet): what still shows its idea.
+	TryRootless []string
+	// AnswerRootless answers the prediction where a rootless box shows
+	// another answer (every rootless box has a user namespace at `new`);
+	// "" when the answer holds in both modes.
+	AnswerRootless string
+
+	solutionRootless *rootlessSolution // a ```solution rootless block, until Parse puts it in place
+}
+
+// rootlessSolution is a ```solution rootless block: its lines and the
+// index of the one marked '?'.
+type rootlessSolution struct {
+	lines    []string
+	evidence int
 }
 
 // Need is a kernel a step requires (a ```needs linux 6.3 block): on an
@@ -67,10 +83,72 @@ func (s *Step) unmetOn(release string) string {
 		}
 		return "**This step needs root, and stepbox runs rootless.** " + s.Needs.Why
 	}
+	if r := s.RefusedRootless(); r != nil {
+		return "**This step cannot be built rootless here.** " + r.Error() + "."
+	}
 	if s.Needs == nil || primitives.ReleaseAtLeast(release, s.Needs.Linux) {
 		return ""
 	}
 	return fmt.Sprintf("**This step needs Linux %s or newer, and this kernel is %s.** %s", s.Needs.Linux, release, s.Needs.Why)
+}
+
+// RefusedRootless is the refusal of the step's solution in a rootless
+// session: its first line (one that may not fail) whose command stepbox
+// refuses rootless on any box (primitives.RefuseRootless); nil as root,
+// or when every line can run.
+func (s *Step) RefusedRootless() *primitives.RootlessRefusal {
+	if !primitives.Rootless() {
+		return nil
+	}
+	for _, line := range s.Solution {
+		if strings.HasPrefix(line, "-") {
+			continue
+		}
+		if r := primitives.RefuseRootlessLine(line); r != nil {
+			return r
+		}
+	}
+	return nil
+}
+
+// Shown are the commands the step shows in this mode: rootless, its
+// TryRootless when it has one; else Try, or none when the step cannot be
+// built here.
+func (s *Step) Shown() []string {
+	switch {
+	case primitives.Rootless() && s.TryRootless != nil:
+		return s.TryRootless
+	case s.Unmet() == "":
+		return s.Try
+	}
+	return nil
+}
+
+// Asks says whether the step asks its prediction in this mode: always
+// where it can be built; else only when the commands it shows hold the
+// one that answers it, so that no answer comes to a question never asked.
+func (s *Step) Asks() bool {
+	if s.Predict == nil || s.Evidence < 0 {
+		return false
+	}
+	if s.Unmet() == "" && !(primitives.Rootless() && s.TryRootless != nil) {
+		return true
+	}
+	want := strings.Join(strings.Fields(strings.TrimPrefix(s.Solution[s.Evidence], "-")), " ")
+	for _, c := range s.Shown() {
+		if strings.Join(strings.Fields(c), " ") == want {
+			return true
+		}
+	}
+	return false
+}
+
+// Answer is the prediction's answer in this mode.
+func (s *Step) Answer() string {
+	if s.AnswerRootless != "" && primitives.Rootless() {
+		return s.AnswerRootless
+	}
+	return s.Predict.Answer
 }
 
 // CheckCall names a registered check and its arguments.

@@ -268,3 +268,26 @@ func TestNeedsRootBlockParsesAndIsMetWithRoot(t *testing.T) {
 		t.Errorf("a needs root block without why: %v", err)
 	}
 }
+
+// A ```try rootless block is the step's rootless commands, a ```predict
+// rootless block its rootless answer; as root the step shows its own
+// commands and answer, and asks its question.
+func TestRootlessBlocksParseAndLeaveTheRootStepAsItWas(t *testing.T) {
+	l, err := Parse("07-sample.md", sample+"```try rootless\nexec id -u\n```\n```predict rootless\nThe rootless answer.\n```\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := l.Steps[len(l.Steps)-1]
+	if strings.Join(st.TryRootless, "|") != "exec id -u" || st.AnswerRootless != "The rootless answer." {
+		t.Fatalf("rootless blocks read as %q, %q", st.TryRootless, st.AnswerRootless)
+	}
+	if os.Geteuid() == 0 {
+		if st.Answer() != st.Predict.Answer || strings.Join(st.Shown(), "|") != strings.Join(st.Try, "|") || st.Asks() != (st.Evidence >= 0) {
+			t.Errorf("as root the step shows %q, answers %q, asks %v", st.Shown(), st.Answer(), st.Asks())
+		}
+	}
+	if _, err := Parse("x.md", sample+"```predict rootless\nOne.\n```\n```predict rootless\nTwo.\n```\n"); err == nil ||
+		!strings.Contains(err.Error(), "at most one ```predict rootless block") {
+		t.Errorf("a second predict rootless block is not refused: %v", err)
+	}
+}

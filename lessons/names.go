@@ -83,9 +83,10 @@ func (l *Lesson) texts() map[string]string {
 	for i := range l.Steps {
 		s := &l.Steps[i]
 		at := "step " + s.Title + ": "
-		parts := map[string]string{"text": s.Text, "after": s.After, "try": strings.Join(s.Try, "\n"), "solution": strings.Join(s.Solution, "\n")}
+		parts := map[string]string{"text": s.Text, "after": s.After, "try": strings.Join(s.Try, "\n"), "solution": strings.Join(s.Solution, "\n"),
+			"try rootless": strings.Join(s.TryRootless, "\n")}
 		if s.Predict != nil {
-			parts["predict"] = s.Predict.Question + "\n" + s.Predict.Answer
+			parts["predict"] = s.Predict.Question + "\n" + s.Predict.Answer + "\n" + s.AnswerRootless
 		}
 		for f, h := range s.Hints {
 			parts["hint "+f] = h
@@ -112,9 +113,9 @@ func (l *Lesson) MadeBy(name string) int {
 // order its text, commands, solution and hints first name them.
 func (l *Lesson) Named(i int) []string {
 	s := &l.Steps[i]
-	parts := []string{s.Text, strings.Join(s.Try, "\n"), s.After, strings.Join(s.Solution, "\n")}
+	parts := []string{s.Text, strings.Join(s.Try, "\n"), s.After, strings.Join(s.Solution, "\n"), strings.Join(s.TryRootless, "\n")}
 	if s.Predict != nil {
-		parts = append(parts, s.Predict.Question, s.Predict.Answer)
+		parts = append(parts, s.Predict.Question, s.Predict.Answer, s.AnswerRootless)
 	}
 	keys := make([]string, 0, len(s.Hints))
 	for k := range s.Hints {

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"stepbox/primitives"
 )
 
 // A lesson file is Markdown:
@@ -42,6 +44,24 @@ import (
 //	Why the step cannot work rootless (a host command of its solution that
 //	the kernel refuses a normal user), and what to do.
 //	```
+//	```try rootless
+//	exec id -u
+//	```
+//	```predict rootless
+//	The answer where stepbox runs rootless and a box shows another one.
+//	```
+//	```solution rootless
+//	? exec id -u
+//	```
+//
+// A step that cannot be built rootless (a ```needs root block, or a
+// solution line stepbox refuses rootless, Step.RefusedRootless) says why
+// instead of its try block; a ```try rootless block lists what still
+// shows its idea there, and its prediction is asked only when that list
+// holds the command that answers it. A ```solution rootless block is the
+// step's solution in a rootless session (Parse puts it in Solution there):
+// the commands that build what the step teaches where the root's need a
+// capability a normal user lacks (nsenter without -U).
 //
 // Prose before the try block is the step's text, prose after it comes
 // after the commands. Each check line is a registered check and its
@@ -113,6 +133,13 @@ func Parse(name, src string) (*Lesson, error) {
 	}
 	if len(l.Steps) == 0 {
 		return nil, fmt.Errorf("%s: no steps: each step starts with a `## ` heading", name)
+	}
+	// Rootless, a step's rootless solution is its solution: the one the
+	// kit runs, `solution` shows and the prediction's moment is read from.
+	for i := range l.Steps {
+		if s := &l.Steps[i]; s.solutionRootless != nil && primitives.Rootless() {
+			s.Solution, s.Evidence = s.solutionRootless.lines, s.solutionRootless.evidence
+		}
 	}
 	return l, nil
 }
@@ -192,8 +219,10 @@ func (p *parser) block(l *Lesson, cur *Step, info string) error {
 		return p.errAt(at, "the ```%s block is not closed", info)
 	case cur == nil:
 		return p.errAt(at, "a ```%s block before the first step (`## ` heading)", kind)
+	case arg == "rootless" && (kind == "try" || kind == "predict" || kind == "solution"):
+		return p.rootlessBlock(cur, kind, body, at)
 	case kind != "hint" && kind != "needs" && arg != "":
-		return p.errAt(at, "```%s takes nothing after its name (only hint names a finding, and needs a kernel)", kind)
+		return p.errAt(at, "```%s takes nothing after its name (only hint names a finding, needs a kernel, and try and predict may say rootless)", kind)
 	}
 	switch kind {
 	case "try":
@@ -254,6 +283,39 @@ func (p *parser) block(l *Lesson, cur *Step, info string) error {
 	default:
 		return p.errAt(at, "unknown block ```%s: use try, check, hint, predict, needs, solution or recap", kind)
 	}
+	return nil
+}
+
+// rootlessBlock reads a ```try rootless block (the commands a step that
+// cannot be built rootless still shows, after saying why) or a ```predict
+// rootless block (the answer to the step's question where a rootless box
+// shows another one).
+func (p *parser) rootlessBlock(cur *Step, kind string, body []string, at int) error {
+	if kind == "solution" {
+		if cur.solutionRootless != nil {
+			return p.errAt(at, "a second ```solution rootless block in step %q", cur.Title)
+		}
+		cur.solutionRootless = &rootlessSolution{evidence: -1}
+		for _, line := range commandLines(body) {
+			if rest, ok := strings.CutPrefix(line, "?"); ok {
+				cur.solutionRootless.evidence, line = len(cur.solutionRootless.lines), strings.TrimSpace(rest)
+			}
+			cur.solutionRootless.lines = append(cur.solutionRootless.lines, line)
+		}
+		return nil
+	}
+	if kind == "try" {
+		if cur.TryRootless != nil {
+			return p.errAt(at, "a second ```try rootless block in step %q", cur.Title)
+		}
+		cur.TryRootless = commandLines(body)
+		return nil
+	}
+	answer := strings.TrimSpace(strings.Join(body, "\n"))
+	if cur.AnswerRootless != "" || answer == "" {
+		return p.errAt(at, "a step has at most one ```predict rootless block, which holds the answer a rootless box shows (the question is the ```predict block's)")
+	}
+	cur.AnswerRootless = answer
 	return nil
 }
 

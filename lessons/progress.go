@@ -29,6 +29,9 @@ type LessonProgress struct {
 	Done []int `json:"done,omitempty"` // the steps whose checks have passed
 	// Skipped are the steps `next` left before their checks passed.
 	Skipped []int `json:"skipped,omitempty"`
+	// Refused are the steps `next` left because they cannot be built where
+	// stepbox runs (rootless, or an older kernel: Step.Unmet): not failed.
+	Refused []int `json:"refused,omitempty"`
 }
 
 // owner is the learner behind sudo: files made for them are theirs.
@@ -131,6 +134,17 @@ func (lp *LessonProgress) MarkDone(i int) {
 	if !lp.IsDone(i) {
 		lp.Done = append(lp.Done, i)
 		slices.Sort(lp.Done)
+	}
+	lp.Skipped = slices.DeleteFunc(lp.Skipped, func(s int) bool { return s == i })
+	lp.Refused = slices.DeleteFunc(lp.Refused, func(s int) bool { return s == i })
+}
+
+// MarkRefused records that `next` left step i because it cannot be built
+// where stepbox runs; a step that passed stays done.
+func (lp *LessonProgress) MarkRefused(i int) {
+	if !lp.IsDone(i) && !slices.Contains(lp.Refused, i) {
+		lp.Refused = append(lp.Refused, i)
+		slices.Sort(lp.Refused)
 	}
 	lp.Skipped = slices.DeleteFunc(lp.Skipped, func(s int) bool { return s == i })
 }

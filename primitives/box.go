@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"stepbox/primitives/cgroups"
+	"stepbox/primitives/rootfs"
 	"stepbox/primitives/step"
 )
 
@@ -54,8 +55,13 @@ type Box struct {
 	hostPID    bool            // a command of it started in the host's PID namespace (box_pidns.go)
 	upperSize  int64           // the size of its upper tmpfs, 0 without one (box_upper.go)
 	fs         BoxFS
-	process    ProcessDefaults // from the image the overlay stacks (box_image.go)
-	security   Security        // what its next commands get (security.go)
+	// kept are the detached mounts a box with a user namespace took, in
+	// the executor keptIn, as its root moved (box_fs.go): what its `mount
+	// dev` and `mount sys` attach afterwards.
+	kept     *rootfs.Kept
+	keptIn   *executor
+	process  ProcessDefaults // from the image the overlay stacks (box_image.go)
+	security Security        // what its next commands get (security.go)
 
 	net boxNet // its veth, address, route, published ports (net.go)
 }

@@ -15,14 +15,17 @@ import (
 
 // BoxFS is what the filesystem steps have made of a box.
 type BoxFS struct {
-	Layers   []rootfs.Layer // bottom to top
-	Upper    string         // host path of the writable layer
-	Work     string         // overlayfs's work dir
-	Merged   string         // where the overlay is mounted (in the box's mount namespace)
-	Pivoted  bool
-	Chrooted bool
-	Volumes  []Volume // `mount bind`, in order
-	Masked   bool     // `mount mask` ran
+	Layers  []rootfs.Layer // bottom to top
+	Upper   string         // host path of the writable layer
+	Work    string         // overlayfs's work dir
+	Merged  string         // where the overlay is mounted (in the box's mount namespace)
+	Pivoted bool
+	// ProcAtPivot: pivot_root mounted the box's /proc (its PID namespace
+	// came first), which a user namespace cannot do afterwards.
+	ProcAtPivot bool
+	Chrooted    bool
+	Volumes     []Volume // `mount bind`, in order
+	Masked      bool     // `mount mask` ran
 }
 
 // Volume is a host directory or file bound into the box.
@@ -139,7 +142,11 @@ func (b *Box) Mount(kind, source, target string, readOnly bool) (*step.Step, err
 	}
 	root := f.root()
 	st, err := b.withKernel(func(x *executor) (*step.Step, error) {
-		return mountKind(x, kind, source, root, target, readOnly)
+		var kept *rootfs.Kept
+		if b.keptIn == x {
+			kept = b.kept
+		}
+		return mountKind(x, kind, source, root, target, readOnly, kept)
 	})
 	if err == nil && kind == "bind" {
 		b.mu.Lock()
@@ -163,12 +170,15 @@ func (b *Box) PivotRoot() (*step.Step, error) {
 		return nil, errors.New("pivot_root: the box used chroot already; `rm` it and build a new one to compare")
 	}
 	withProc := b.Has("pid")
-	st, err := b.withKernel(func(x *executor) (*step.Step, error) { return rootfs.PivotRoot(x, f.Merged, withProc) })
+	st, err := b.withKernel(func(x *executor) (*step.Step, error) {
+		return b.keepHostDevices(x, func() (*step.Step, error) { return rootfs.PivotRoot(x, f.Merged, withProc) })
+	})
 	// A failure after pivot_root itself (mounting /proc) leaves the root
 	// changed all the same: say so in the box's state.
 	if err == nil || st.Succeeded("pivot_root") > 0 {
 		b.mu.Lock()
 		b.fs.Pivoted = true
+		b.fs.ProcAtPivot = withProc && err == nil
 		b.mu.Unlock()
 	}
 	return st, err
@@ -184,13 +194,48 @@ func (b *Box) Chroot() (*step.Step, error) {
 	case f.Pivoted || f.Chrooted:
 		return nil, errors.New("chroot: the box's root has changed already")
 	}
-	st, err := b.withKernel(func(x *executor) (*step.Step, error) { return rootfs.Chroot(x, f.Merged) })
+	st, err := b.withKernel(func(x *executor) (*step.Step, error) {
+		return b.keepHostDevices(x, func() (*step.Step, error) { return rootfs.Chroot(x, f.Merged) })
+	})
 	if err == nil {
 		b.mu.Lock()
 		b.fs.Chrooted = true
 		b.mu.Unlock()
 	}
 	return st, err
+}
+
+// keepHostDevices runs change, a step that moves the box's root, keeping
+// what keepingMounts takes for the box's later `mount dev` and `mount
+// sys` when the root did move. b.mu is held.
+func (b *Box) keepHostDevices(x *executor, change func() (*step.Step, error)) (*step.Step, error) {
+	st, kept, err := keepingMounts(x, b.unshared["user"], b.unshared["net"], change)
+	if err != nil && st.Succeeded("pivot_root") == 0 && st.Succeeded("chroot") == 0 {
+		kept.Close(x)
+		return st, err
+	}
+	b.kept, b.keptIn = kept, x
+	return st, err
+}
+
+// keepingMounts runs change, a step that moves the box's root, and, in a
+// box with a user namespace of its own (user), first keeps what its
+// `mount dev` and `mount sys` need and cannot reach after change
+// (rootfs.Kept): copies of the host's device nodes, and, with a network
+// namespace of its own (net), a sysfs. Their calls come first in the step.
+func keepingMounts(k rootfs.Kernel, user, net bool, change func() (*step.Step, error)) (*step.Step, *rootfs.Kept, error) {
+	if !user {
+		st, err := change()
+		return st, nil, err
+	}
+	calls := &step.Step{}
+	kept := rootfs.Keep(k, calls, net)
+	st, err := change()
+	if st != nil {
+		st.Calls = append(calls.Calls, st.Calls...)
+		st.Notes = append(st.Notes, "in a user namespace mknod(2) of a device is refused, so `mount dev` binds the host's nodes, and a new sysfs is refused once the host's is out of sight: the copies and the sysfs are taken first, since after this step the host's /dev and /sys are out of reach")
+	}
+	return st, kept, err
 }
 
 // Breakout tries the classic chroot escape from inside the box and

@@ -518,6 +518,12 @@ static void serve(const struct xreq *q, int *fds, int nfds)
 	case XOP_SETGROUPS:
 		result(setgroups(0, NULL));
 		break;
+	case XOP_OPEN_TREE:
+		/* open_tree(2) with OPEN_TREE_CLONE: a detached copy of a mount,
+		 * kept as an fd past pivot_root (no glibc wrapper before 2.36). */
+		if (need(q, 1))
+			result(syscall(SYS_open_tree, a[0], strs[0], a[1]));
+		break;
 	case XOP_MOUNT_SETATTR:
 		if (need(q, 1)) {
 			/* struct mount_attr of linux/mount.h, which clashes with

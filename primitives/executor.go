@@ -70,6 +70,10 @@ const (
 // mount_setattr(2), for read-only volumes and masks (mask_linux.go).
 const opMountSetattr xop = C.XOP_MOUNT_SETATTR
 
+// open_tree(2), for the host's devices a rootless /dev binds after
+// pivot_root (rootfs.KeepHostDevices).
+const opOpenTree xop = C.XOP_OPEN_TREE
+
 const (
 	enterRoot      = C.XENTER_ROOT
 	enterNoGroups  = C.XENTER_NOGROUPS
@@ -458,6 +462,9 @@ func (x *executor) Fsmount(fd, flags, attr int) (int, error) {
 }
 func (x *executor) MoveMount(fromDirfd int, fromPath string, toDirfd int, toPath string, flags int) error {
 	return x.callErr(opMoveMount, []int64{int64(fromDirfd), int64(toDirfd), int64(flags)}, fromPath, toPath)
+}
+func (x *executor) OpenTree(dirfd int, path string, flags uint) (int, error) {
+	return x.call(opOpenTree, []int64{int64(dirfd), int64(flags)}, path)
 }
 func (x *executor) MountSetattr(dirfd int, path string, flags uint, attr *unix.MountAttr) error {
 	return x.callErr(opMountSetattr, []int64{int64(dirfd), int64(flags), int64(attr.Attr_set), int64(attr.Attr_clr)}, path)

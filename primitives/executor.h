@@ -47,6 +47,7 @@ enum xop {
 	XOP_SETRESGID,    /* num0 gid: setresgid(gid, gid, gid) */
 	XOP_SETGROUPS,    /* setgroups(0, NULL) */
 	XOP_MOUNT_SETATTR, /* num0 dirfd, num1 flags, num2 attr_set, num3 attr_clr; str0 path */
+	XOP_OPEN_TREE,    /* num0 dirfd, num1 flags; str0 path -> val fd */
 	XOP_MAX
 };
 

@@ -47,8 +47,11 @@ func (b *Box) PlanMountOverlay(layers []rootfs.Layer) (*step.Step, error) {
 // PlanMount is the record `mount proc|sys|dev|tmpfs|bind …` will write.
 func (b *Box) PlanMount(kind, source, target string, readOnly bool) (*step.Step, error) {
 	root := b.fsRoot()
+	b.mu.Lock()
+	kept := b.kept.Clone()
+	b.mu.Unlock()
 	return b.planFS(func(k rootfs.Kernel) (*step.Step, error) {
-		return mountKind(k, kind, source, root, target, readOnly)
+		return mountKind(k, kind, source, root, target, readOnly, kept)
 	})
 }
 
@@ -66,26 +69,32 @@ func (b *Box) fsRoot() string {
 func (b *Box) PlanPivotRoot() (*step.Step, error) {
 	_, _, merged := b.overlayDirs()
 	withProc := b.Has("pid")
-	return b.planFS(func(k rootfs.Kernel) (*step.Step, error) { return rootfs.PivotRoot(k, merged, withProc) })
+	return b.planFS(func(k rootfs.Kernel) (*step.Step, error) {
+		st, _, err := keepingMounts(k, b.Has("user"), b.Has("net"), func() (*step.Step, error) { return rootfs.PivotRoot(k, merged, withProc) })
+		return st, err
+	})
 }
 
 // PlanChroot is the record `chroot` will write.
 func (b *Box) PlanChroot() (*step.Step, error) {
 	_, _, merged := b.overlayDirs()
-	return b.planFS(func(k rootfs.Kernel) (*step.Step, error) { return rootfs.Chroot(k, merged) })
+	return b.planFS(func(k rootfs.Kernel) (*step.Step, error) {
+		st, _, err := keepingMounts(k, b.Has("user"), b.Has("net"), func() (*step.Step, error) { return rootfs.Chroot(k, merged) })
+		return st, err
+	})
 }
 
 // mountKind is `mount KIND`, for the step and its plan.
-func mountKind(k rootfs.Kernel, kind, source, root, target string, readOnly bool) (*step.Step, error) {
+func mountKind(k rootfs.Kernel, kind, source, root, target string, readOnly bool, kept *rootfs.Kept) (*step.Step, error) {
 	switch kind {
 	case "proc":
 		return rootfs.MountProc(k, root, target)
 	case "sys":
-		return rootfs.MountSys(k, root, target)
+		return rootfs.MountSysKept(k, root, target, kept)
 	case "cgroup":
 		return rootfs.MountCgroup(k, root, target)
 	case "dev":
-		return rootfs.MountDev(k, root, target)
+		return rootfs.MountDevKept(k, root, target, kept)
 	case "tmpfs":
 		return rootfs.MountTmpfs(k, root, target)
 	case "bind":

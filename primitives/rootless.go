@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/procfs"
 	"golang.org/x/sys/unix"
 
+	"stepbox/primitives/cgroups"
 	"stepbox/primitives/step"
 )
 
@@ -24,7 +25,7 @@ import (
 // then made in a user namespace of its own (as `new NAME --user`), where
 // its root holds the capabilities over the namespaces, mounts and
 // hostname the box makes; what belongs to the host's namespaces (a
-// bridge, nft rules, real device nodes, cgroups nobody delegated) stays
+// bridge, nft rules, cgroups nobody delegated) stays
 // out of reach, and the steps that need it are refused before they run
 // (RefuseRootless), with why and what to do.
 
@@ -173,7 +174,7 @@ func mapSubordinate(st *step.Step, m subordinateMap, pid int) error {
 // RootlessLines are what a rootless session says when it starts.
 func RootlessLines() []string {
 	lines := []string{
-		"rootless (uid " + fmt.Sprint(os.Geteuid()) + ", no CAP_SYS_ADMIN): every `new` box gets a user namespace of its own, whose root holds the capabilities over what the box makes, and nothing over the host; steps that change the host (a bridge, nft rules, real devices) are refused, with why",
+		"rootless (uid " + fmt.Sprint(os.Geteuid()) + ", no CAP_SYS_ADMIN): every `new` box gets a user namespace of its own, whose root holds the capabilities over what the box makes, and nothing over the host; `mount dev` binds the host's device nodes, since a user namespace may not make any; steps that change the host (a bridge, nft rules) are refused, with why",
 		"ids: " + RootlessIDs(),
 	}
 	if c := rootlessCgroups(); c.OK {
@@ -188,6 +189,20 @@ func RootlessLines() []string {
 	return lines
 }
 
+// ErrNoCgroupRootless is why a box has no cgroup when, rootless, none can
+// be made on this host: `cgroup new` is refused there, so pointing to it
+// would send the learner into a refusal.
+var ErrNoCgroupRootless = errors.New("cgroups are not available rootless on this host (no cgroup is delegated to you): `stepbox doctor` says what it needs")
+
+// ErrNoCgroup is why box commands that read a cgroup find none: make one
+// with `cgroup new`, or, rootless where none can be made, ErrNoCgroupRootless.
+func ErrNoCgroup() error {
+	if Rootless() && !rootlessCgroups().OK {
+		return ErrNoCgroupRootless
+	}
+	return cgroups.ErrNoGroup
+}
+
 // RootlessRefusal is a step refused before it runs because rootless it
 // cannot work: Why says what the kernel would refuse, Do what to do.
 type RootlessRefusal struct {
@@ -198,8 +213,19 @@ func (r *RootlessRefusal) Error() string {
 	return fmt.Sprintf("%s: refused rootless: %s; do: %s", r.Step, r.Why, r.Do)
 }
 
-// sudoAdvice is what to do for a step only root can take.
-const sudoAdvice = "run stepbox with sudo (`sudo stepbox`, or `make run` and accept sudo) for this step"
+// sudoAdvice is what to do for a step only root can take: a learner in a
+// lab room may have no sudo, and then only the machine's admin can help.
+const sudoAdvice = "where you may use sudo, run stepbox with it (`sudo stepbox`, or `make run` and accept sudo) for this step; where you may not, ask the machine's admin to let you, and meanwhile `next` goes on to the next step"
+
+// adminDo words advice that only the machine's admin can follow (a sudo
+// command, a kernel command line) as a request to them, with what the
+// learner can do meanwhile; advice the learner can follow stays as it is.
+func adminDo(advice string) string {
+	if !strings.Contains(advice, "sudo") {
+		return advice + "; or " + sudoAdvice
+	}
+	return "ask the machine's admin, since the fix needs root (" + advice + "), or to let you run stepbox with sudo; meanwhile `next` goes on to the next step"
+}
 
 // hostNet is why the host side of the network cannot be built rootless.
 const hostNet = "it changes the host's network namespace, which belongs to the host's user namespace: there a normal user holds no CAP_NET_ADMIN"
@@ -216,7 +242,6 @@ var rootlessRefused = map[string]string{
 	"net trace":   "it follows packets with nft trace rules in the host's network namespace: " + hostNet,
 	"net":         netViewRefused,
 	"net show":    netViewRefused,
-	"mount dev":   "mknod(2) of a real device (null, zero, tty…) needs CAP_MKNOD in the host's user namespace: the kernel refuses it in any other, whatever the box's root holds",
 }
 
 // netViewRefused is why the network view cannot be drawn rootless: it reads
@@ -241,6 +266,11 @@ func RefuseRootless(path string, b *Box) error {
 	if why, ok := rootlessRefused[path]; ok {
 		return &RootlessRefusal{Step: path, Why: why, Do: sudoAdvice}
 	}
+	if path == "mount proc" && b != nil && b.Has("pid") && (b.FS().Pivoted && !b.FS().ProcAtPivot || b.FS().Chrooted) {
+		return &RootlessRefusal{Step: path,
+			Why: "after pivot_root or chroot, a user namespace may mount a proc only where one is fully visible already (mount_too_revealing(), fs/namespace.c), and box " + b.Name + " has none: its PID namespace came after its root changed, so nothing mounted one",
+			Do:  "build a new box with `unshare mnt pid` before `pivot_root`, which then mounts the box's /proc for it while the host's is still in sight"}
+	}
 	if path == "mount proc" && b != nil && !b.Has("pid") {
 		do := "`unshare pid` in the box first (rootless, a /proc of the box's own is the one that can be mounted), or " + sudoAdvice
 		if f := b.FS(); f.Pivoted || f.Chrooted {
@@ -260,9 +290,23 @@ func RefuseRootless(path string, b *Box) error {
 		if c := rootlessCgroups(); !c.OK {
 			do := sudoAdvice
 			if c.Do != "" {
-				do = c.Do + "; or " + sudoAdvice
+				do = adminDo(c.Do)
 			}
 			return &RootlessRefusal{Step: path, Why: "no cgroup is delegated to you: " + c.Found, Do: do}
+		}
+	}
+	return nil
+}
+
+// RefuseRootlessLine is RefuseRootless for a line of stepbox commands,
+// on no box in particular: the refusal of its command (the longest of its
+// first three words that names one), or nil.
+func RefuseRootlessLine(line string) *RootlessRefusal {
+	f := strings.Fields(line)
+	for n := min(len(f), 3); n > 0; n-- {
+		r := (*RootlessRefusal)(nil)
+		if errors.As(RefuseRootless(strings.Join(f[:n], " "), nil), &r) {
+			return r
 		}
 	}
 	return nil

@@ -158,7 +158,7 @@ func (sh *Shell) showCgroupStep(what viz.CgroupStep) error {
 func (sh *Shell) cgroupSnapshot() (cgroups.Snapshot, error) {
 	b := sh.Current()
 	if b.Cgroup() == nil {
-		return cgroups.Snapshot{}, cgroups.ErrNoGroup
+		return cgroups.Snapshot{}, primitives.ErrNoCgroup()
 	}
 	snap, err := b.CgroupSnapshot(sh.lastCgroup)
 	if err != nil {

@@ -86,6 +86,9 @@ func init() {
 						lp.MarkDone(w.step)
 						sh.ok("step %d passes its check: done (%s)", w.step+1, r.Saw)
 						w.answer(sh)
+					} else if where := cannotBuild(&w.lesson.Steps[w.step]); where != "" {
+						lp.MarkRefused(w.step)
+						sh.say("%s", sh.Theme.Warn.Render(fmt.Sprintf("step %d cannot be built %s: marked refused, not failed", w.step+1, where)))
 					} else {
 						lp.MarkSkipped(w.step)
 						sh.say("%s", sh.Theme.Warn.Render(fmt.Sprintf("step %d has not passed its check yet: skipped, not done (later steps may need what it makes)", w.step+1)))
@@ -113,6 +116,8 @@ func init() {
 				case r.Pass:
 					sh.ok("step %d passes: %s", w.step+1, r.Saw)
 					w.answer(sh)
+				case cannotBuild(&w.lesson.Steps[w.step]) != "":
+					w.refused(sh)
 				default:
 					sh.say("%s", verdict(sh.Theme.Bad, fmt.Sprintf("✗ step %d is not done yet:", w.step+1), r.Saw, sh.Width-2, sh.Theme, ""))
 					sh.say("  %s", sh.Theme.Dim.Render("`hint` for a hint"))
@@ -131,6 +136,10 @@ func init() {
 				r := st.Judge(w.observe(sh))
 				if r.Pass {
 					sh.ok("step %d passes already (%s): `next`", w.step+1, r.Saw)
+					return nil
+				}
+				if cannotBuild(st) != "" {
+					w.refused(sh)
 					return nil
 				}
 				w.hint(sh, r)
@@ -250,6 +259,9 @@ func lessonList(course []*lessons.Lesson, p *lessons.Progress, th viz.Theme) str
 			state = fmt.Sprintf("%d/%d steps, at step %d", len(lp.Done), len(l.Steps), lp.Step+1)
 			if n := len(lp.Skipped); n > 0 {
 				state += fmt.Sprintf(" (%d skipped)", n)
+			}
+			if n := len(lp.Refused); n > 0 {
+				state += fmt.Sprintf(" (%d cannot be built here)", n)
 			}
 		}
 		mark := "  "

@@ -152,7 +152,7 @@ func (d *demo) play(ctx context.Context, l *lessons.Lesson) int {
 		// pauses with both on screen; when that command is the step's
 		// last, the answer comes last, after the check.
 		answer := func() {
-			fmt.Fprintln(sh.Out, frame("Answer", d.body(names.Fill(st.Predict.Answer), ""), sh.Width, th))
+			fmt.Fprintln(sh.Out, frame("Answer", d.body(names.Fill(st.Answer()), ""), sh.Width, th))
 		}
 		last := false // the answer waits for the end of the step
 		err := runSolution(ctx, sh, st, names, d.typeLine, func(more bool) error {

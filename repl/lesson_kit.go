@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -38,6 +40,10 @@ func KitMain(pick []string, dirs primitives.Dirs, verbose bool) int {
 	// SIGTERM too (a CI's timeout): the session tears down what it made.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	width := outputWidth(nil)
+	say := func(format string, args ...any) {
+		fmt.Println(viz.Wrap(fmt.Sprintf(format, args...), width, "        "))
+	}
 	code := 0
 	for _, l := range course {
 		var log bytes.Buffer
@@ -45,26 +51,91 @@ func KitMain(pick []string, dirs primitives.Dirs, verbose bool) int {
 		if verbose {
 			out = os.Stdout
 		}
-		problems, running, refused := checkLesson(ctx, l, dirs, out)
-		if len(problems) == 0 && refused != "" {
-			fmt.Printf("ok    lesson %d · %s: refused rootless at %s\n", l.Number, l.Title, refused)
+		k := checkLesson(ctx, l, dirs, out)
+		if len(k.problems) > 0 {
+			code = 1
+			say("FAIL  lesson %d · %s (%s)", l.Number, l.Title, l.File)
+			for _, p := range k.problems {
+				say("      %s", p)
+			}
+			if !verbose && log.Len() > 0 {
+				fmt.Print(indentLines(log.String(), "      | "))
+			}
 			continue
 		}
-		if len(problems) == 0 {
-			fmt.Printf("ok    lesson %d · %s: %d steps, every check fails before its solution and passes after\n", l.Number, l.Title, len(l.Steps))
-			fmt.Printf("      %s (header: %d min)\n", l.PaceOf(running), l.Minutes)
+		if len(k.refused) == 0 {
+			say("ok    lesson %d · %s: %d steps, every check fails before its solution and passes after", l.Number, l.Title, len(l.Steps))
+			say("      %s (header: %d min)", l.PaceOf(k.running), l.Minutes)
 			continue
 		}
-		code = 1
-		fmt.Printf("FAIL  lesson %d · %s (%s)\n", l.Number, l.Title, l.File)
-		for _, p := range problems {
-			fmt.Printf("      %s\n", p)
+		say("ok    lesson %d · %s: %d steps; passed: %s; refused rootless: %s%s", l.Number, l.Title, len(l.Steps),
+			stepList(k.passed), stepList(slices.Sorted(maps.Keys(k.refused))), notChecked(k.blocked))
+		for _, g := range groupRefused(l, k.refused) {
+			say("      %s", g)
 		}
-		if !verbose && log.Len() > 0 {
-			fmt.Print(indentLines(log.String(), "      | "))
+		for _, i := range slices.Sorted(maps.Keys(k.blocked)) {
+			say("      %s", k.blocked[i])
 		}
 	}
 	return code
+}
+
+// groupRefused says why each refused step was refused, once for the steps
+// refused for the same reason: "steps 1–6 (cgroup new, cgroup attach):
+// refused rootless: …".
+func groupRefused(l *lessons.Lesson, refused map[int]string) []string {
+	var order []string
+	steps := map[string][]int{}
+	for _, i := range slices.Sorted(maps.Keys(refused)) {
+		why := refused[i]
+		if steps[why] == nil {
+			order = append(order, why)
+		}
+		steps[why] = append(steps[why], i)
+	}
+	var out []string
+	for _, why := range order {
+		label := "step " + stepList(steps[why]) + " (" + l.Steps[steps[why][0]].Title + ")"
+		if len(steps[why]) > 1 {
+			label = "steps " + stepList(steps[why])
+		}
+		out = append(out, label+": "+why)
+	}
+	return out
+}
+
+// stepList names steps (from 0) as a reader counts them: "1–5, 7, 8";
+// "none" for none.
+func stepList(steps []int) string {
+	if len(steps) == 0 {
+		return "none"
+	}
+	var parts []string
+	for i := 0; i < len(steps); {
+		j := i
+		for j+1 < len(steps) && steps[j+1] == steps[j]+1 {
+			j++
+		}
+		switch {
+		case j == i:
+			parts = append(parts, fmt.Sprint(steps[i]+1))
+		case j == i+1:
+			parts = append(parts, fmt.Sprint(steps[i]+1), fmt.Sprint(steps[j]+1))
+		default:
+			parts = append(parts, fmt.Sprintf("%d–%d", steps[i]+1, steps[j]+1))
+		}
+		i = j + 1
+	}
+	return strings.Join(parts, ", ")
+}
+
+// notChecked names the steps that could not be checked because they build
+// on a refused one; "" for none.
+func notChecked(blocked map[int]string) string {
+	if len(blocked) == 0 {
+		return ""
+	}
+	return "; not checked (they fail after a refused step): " + stepList(slices.Sorted(maps.Keys(blocked)))
 }
 
 // kitLessons picks the lessons to check: all, numbers of the course, or
@@ -103,23 +174,42 @@ func kitLessons(course []*lessons.Lesson, pick []string) ([]*lessons.Lesson, err
 	return out, nil
 }
 
-// checkLesson runs l against the kernel in a fresh session and returns
-// what is wrong with it, and how long its solutions ran; the session's
-// output goes to log. Rootless, a solution refused at a step that cannot
-// work rootless (primitives.RefuseRootless) ends the lesson there: what
-// refused it comes back in refused, and is not a problem of the lesson.
-func checkLesson(ctx context.Context, l *lessons.Lesson, dirs primitives.Dirs, log io.Writer) (problems []string, running time.Duration, refused string) {
-	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+// kitResult is what checking one lesson found.
+type kitResult struct {
+	problems []string      // what is wrong with the lesson
+	running  time.Duration // how long its solutions ran
+	passed   []int         // the steps whose checks failed before their solutions and passed after
+	// refused are the steps that cannot be built rootless, each with why:
+	// their solution was refused (primitives.RefuseRootless) or they say
+	// they need root. Not problems of the lesson.
+	refused map[int]string
+	// blocked are the steps after a refused one whose solution or check
+	// failed: they build on what the refused step would have made.
+	blocked map[int]string
+}
+
+// checkLesson runs l against the kernel in a fresh session and says what
+// is wrong with it; the session's output goes to log. Rootless, a step
+// that cannot be built (its solution refused, or a ```needs root block)
+// is run all the same, line by line past each failure, so that what can
+// be built of it is there for the next steps, and the check goes on.
+// Whether a later step depends on a refused one is decided by running
+// it: a later step whose solution or check then fails builds on it, and
+// is listed as not checked, with what failed; every other step is held
+// to the same rule as as root.
+func checkLesson(ctx context.Context, l *lessons.Lesson, dirs primitives.Dirs, log io.Writer) (k kitResult) {
+	k.refused, k.blocked = map[int]string{}, map[int]string{}
+	add := func(format string, args ...any) { k.problems = append(k.problems, fmt.Sprintf(format, args...)) }
 	if err := l.Lint(); err != nil {
 		for _, e := range strings.Split(err.Error(), "\n") {
 			add("%s", e)
 		}
-		return problems, running, refused
+		return k
 	}
 	s, err := primitives.OpenSession(dirs)
 	if err != nil {
 		add("open a session: %v", err)
-		return problems, running, refused
+		return k
 	}
 	sh := NewShell(s, log, log, viz.NewTheme("plain"), 100)
 	defer func() {
@@ -136,7 +226,7 @@ func checkLesson(ctx context.Context, l *lessons.Lesson, dirs primitives.Dirs, l
 		if when == "on a fresh box" {
 			if err := sh.Execute(ctx, "new fresh"); err != nil {
 				add("new fresh: %v", err)
-				return problems, running, refused
+				return k
 			}
 		}
 		st := observe()
@@ -150,53 +240,108 @@ func checkLesson(ctx context.Context, l *lessons.Lesson, dirs primitives.Dirs, l
 	}
 	if err := sh.Execute(ctx, "rm fresh"); err != nil {
 		add("rm fresh: %v", err)
-		return problems, running, refused
+		return k
 	}
+	firstRefused := -1
 	for i := range l.Steps {
 		st := &l.Steps[i]
 		fmt.Fprintf(log, "# %s\n", name(i))
+		// A step that cannot be built rootless is run all the same: the
+		// kit holds the lesson to its word (it must fail).
+		rootOnly := st.Needs != nil && st.Needs.Root && primitives.Rootless()
+		refusal := st.RefusedRootless()
+		if rootOnly || refusal != nil {
+			start := time.Now()
+			failed := runPastFailures(ctx, sh, lessons.Names(nil).FillAll(st.Solution))
+			k.running += time.Since(start)
+			switch {
+			case errors.Is(failed, context.Canceled):
+				add("interrupted")
+				return k
+			case failed == nil && rootOnly:
+				add("%s: its ```needs root block says it cannot work rootless, yet its solution ran rootless: drop the block", name(i))
+			case failed == nil:
+				add("%s: its solution ran rootless, yet stepbox says it refuses %s rootless", name(i), refusal.Step)
+			case rootOnly:
+				k.refused[i] = fmt.Sprintf("%s (it failed: %v)", strings.Join(strings.Fields(strings.ReplaceAll(lessons.Names(nil).Fill(st.Unmet()), "**", "")), " "), failed)
+			default:
+				k.refused[i] = "refused rootless: " + refusal.Why + "; do: " + refusal.Do
+			}
+			if _, ok := k.refused[i]; ok && firstRefused < 0 {
+				firstRefused = i
+			}
+			continue
+		}
 		// Only a step that names the kernel it needs is let off, and
 		// only on an older kernel: it is explained there, not run.
-		// A step that says it needs root is run rootless all the same: the
-		// kit holds the lesson to its word (it must fail), and the lesson
-		// ends there, refused, since later steps build on it.
-		rootOnly := st.Needs != nil && st.Needs.Root && primitives.Rootless()
-		if why := st.Unmet(); why != "" && !rootOnly {
+		if why := st.Unmet(); why != "" {
 			fmt.Fprintf(log, "# skipped: %s\n", why)
 			continue
 		}
-		// A root-only step may find its check met already rootless (lesson
-		// 2's user step: every rootless box has its user namespace from
-		// `new`); what it teaches still cannot be built, which its
-		// solution's failure shows below.
-		if r := st.Judge(observe()); r.Pass && !rootOnly {
+		// A step after a refused one whose state it needs: not checked.
+		blocked := func(what string) {
+			k.blocked[i] = fmt.Sprintf("%s: not checked, it fails after refused step %d, whose state it may need: %s", name(i), firstRefused+1, what)
+		}
+		if r := st.Judge(observe()); r.Pass && rootlessGiven(st) {
+			fmt.Fprintf(log, "# %s: its check passes before its solution runs (%s): rootless, every box has a user namespace of its own from `new`\n", name(i), r.Saw)
+		} else if r.Pass {
 			add("%s: its check passes before its solution runs (%s)", name(i), r.Saw)
 		}
 		start := time.Now()
-		err := sh.runLines(ctx, lessons.Names(nil).FillAll(st.Solution), nil)
-		running += time.Since(start)
-		if err != nil && rootOnly && !errors.Is(err, context.Canceled) {
-			return problems, running, fmt.Sprintf("%s: %s (it failed: %v)", name(i), strings.ReplaceAll(st.Unmet(), "**", ""), err)
+		lines := lessons.Names(nil).FillAll(st.Solution)
+		var err error
+		at := 0 // the line that failed
+		for ; at < len(lines) && err == nil; at++ {
+			err = sh.runLines(ctx, lines[at:at+1], nil)
 		}
-		if err == nil && rootOnly {
-			add("%s: its ```needs root block says it cannot work rootless, yet its solution ran rootless: drop the block", name(i))
-		}
+		k.running += time.Since(start)
 		if err != nil {
-			if errors.Is(err, context.Canceled) {
+			r := (*primitives.RootlessRefusal)(nil)
+			switch {
+			case errors.Is(err, context.Canceled):
 				add("interrupted")
-				return problems, running, refused
+				return k
+			case errors.As(err, &r):
+				// Refused on the box as it is (mount proc on a box in the
+				// host's PID namespace): the rest of the step runs still.
+				runPastFailures(ctx, sh, lines[at:])
+				k.refused[i] = "refused rootless: " + r.Why + "; do: " + r.Do
+				if firstRefused < 0 {
+					firstRefused = i
+				}
+			case firstRefused >= 0:
+				blocked(fmt.Sprintf("its solution failed: %v", err))
+			default:
+				add("%s: its solution failed: %v", name(i), err)
+				return k
 			}
-			if r := (*primitives.RootlessRefusal)(nil); errors.As(err, &r) {
-				return problems, running, fmt.Sprintf("%s: %v", name(i), r)
-			}
-			add("%s: its solution failed: %v", name(i), err)
-			return problems, running, refused
+			continue
 		}
-		if r := st.Judge(observe()); !r.Pass {
+		if r := st.Judge(observe()); !r.Pass && firstRefused >= 0 {
+			blocked(fmt.Sprintf("its check fails after its solution: %s", r.Saw))
+		} else if !r.Pass {
 			add("%s: its check fails after its solution: %s (finding %s)", name(i), r.Saw, r.Finding)
+		} else {
+			k.passed = append(k.passed, i)
 		}
 	}
-	return problems, running, refused
+	return k
+}
+
+// runPastFailures runs lines one by one, each as if it were a '-' line of
+// a solution, and returns the first failure.
+func runPastFailures(ctx context.Context, sh *Shell, lines []string) error {
+	var first error
+	for _, line := range lines {
+		err := sh.runLines(ctx, []string{strings.TrimPrefix(line, "-")}, nil)
+		if errors.Is(err, context.Canceled) {
+			return err
+		}
+		if err != nil && first == nil && !strings.HasPrefix(line, "-") {
+			first = err
+		}
+	}
+	return first
 }
 
 func indentLines(s, prefix string) string {

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"stepbox/lessons"
+	"stepbox/primitives"
 )
 
 // hint prints the open step's hint for a failed result, and what the
@@ -17,6 +18,34 @@ func (w *Watch) hint(sh *Shell, r lessons.Result) {
 	}
 	sh.say("%s", renderMarkdown("**Hint:** "+w.fill(w.lesson.Hint(w.step, r)), sh.Width-2, sh.Theme, ""))
 	sh.say("%s", verdict(sh.Theme.Dim, "stepbox saw:", r.Saw, sh.Width-2, sh.Theme, "  "))
+}
+
+// cannotBuild says where step st cannot be built ("rootless here", "on
+// this kernel"), or "" when it can.
+func cannotBuild(st *lessons.Step) string {
+	switch {
+	case st.Unmet() == "":
+		return ""
+	case primitives.Rootless() && (st.RefusedRootless() != nil || st.Needs != nil && st.Needs.Root):
+		return "rootless here"
+	}
+	return "on this kernel"
+}
+
+// refused answers `check` and `hint` on a step that cannot be built
+// where stepbox runs: why, what still shows its idea, and that `next`
+// leaves it as refused, not failed.
+func (w *Watch) refused(sh *Shell) {
+	st := &w.lesson.Steps[w.step]
+	why := st.Unmet()
+	if lead, rest, ok := strings.Cut(strings.TrimPrefix(why, "**"), "**"); ok && strings.HasPrefix(why, "**") && !strings.Contains(lead, "`") {
+		why = strings.TrimSpace(rest) // the lead says what the verdict's head says
+	}
+	sh.say("%s", verdict(sh.Theme.Warn, fmt.Sprintf("step %d cannot be built %s:", w.step+1, cannotBuild(st)), w.fill(why), sh.Width-2, sh.Theme, ""))
+	if shown := st.Shown(); len(shown) > 0 {
+		sh.say("%s", renderMarkdown("What still shows it here: `"+strings.Join(w.names.FillAll(shown), "`, `")+"`.", sh.Width-2, sh.Theme, "  "))
+	}
+	sh.say("  %s", sh.Theme.Dim.Render("`next` goes on, and marks this step refused, not failed."))
 }
 
 // stuck follows a `solution --run` that failed: the raw error says what

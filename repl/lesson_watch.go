@@ -2,9 +2,11 @@ package repl
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"stepbox/lessons"
+	"stepbox/primitives"
 )
 
 // Watch sees every line the shell runs (Execute calls Around): it writes
@@ -198,15 +200,21 @@ func (w *Watch) afterStep(sh *Shell, line string, err *error) {
 // solution runs before it, and before any line it runs after it
 // (`hostname web1` after the `exec hostname` that shows the host's name).
 func (w *Watch) isEvidence(st *lessons.Step, line string) bool {
-	if st.Predict == nil || st.Evidence < 0 {
+	if !st.Asks() {
 		return false
 	}
-	lines := w.names.FillAll(st.Solution)
-	want := words(strings.TrimPrefix(lines[st.Evidence], "-"))
-	if words(line) != want {
+	lines, evidence := w.names.FillAll(st.Solution), st.Evidence
+	want := words(strings.TrimPrefix(lines[evidence], "-"))
+	if primitives.Rootless() && st.TryRootless != nil {
+		// The step shows other commands rootless: the moment is the one
+		// they reach.
+		lines = w.names.FillAll(st.Shown())
+		evidence = slices.IndexFunc(lines, func(l string) bool { return words(l) == want })
+	}
+	if words(line) != want || evidence < 0 {
 		return false
 	}
-	for _, later := range lines[st.Evidence+1:] {
+	for _, later := range lines[evidence+1:] {
 		if l := words(strings.TrimPrefix(later, "-")); l != want && w.ran[l] {
 			return false
 		}
@@ -217,7 +225,7 @@ func (w *Watch) isEvidence(st *lessons.Step, line string) bool {
 	// learner's box may have another name, or be current already) and `-`
 	// lines (which may fail) do not count; a learner who got there another
 	// way gets the answer from `next`.
-	for _, earlier := range lines[:st.Evidence] {
+	for _, earlier := range lines[:evidence] {
 		if f := strings.Fields(earlier); len(f) == 0 || strings.HasPrefix(f[0], "-") || strings.HasPrefix(f[0], "!") ||
 			f[0] == "exec" || f[0] == "new" || f[0] == "use" {
 			continue
@@ -321,18 +329,21 @@ func (w *Watch) showStep(sh *Shell) {
 	if missing != "" {
 		sh.say("\n%s", renderMarkdown(missing, sh.Width-2, th, "  "))
 	}
-	if why := st.Unmet(); why != "" {
+	why := st.Unmet()
+	if why != "" {
 		sh.say("\n%s", renderMarkdown(w.fill(why), sh.Width-2, th, "  "))
+	}
+	if len(st.Shown()) == 0 {
 		return
 	}
 	sh.say("\n  %s", th.Dim.Render("try:"))
-	for _, c := range st.Try {
+	for _, c := range st.Shown() {
 		sh.command("    ", w.fill(c))
 	}
-	if st.After != "" {
+	if st.After != "" && why == "" {
 		sh.say("\n%s", renderMarkdown(w.fill(st.After), sh.Width-2, th, "  "))
 	}
-	if st.Predict != nil {
+	if st.Asks() {
 		sh.say("\n%s", renderMarkdown("**Predict, then run:** "+w.fill(st.Predict.Question), sh.Width-2, th, "  "))
 	}
 	sh.say("\n  %s", th.Dim.Render("stepbox checks your boxes after every command; `hint` if you are stuck, `solution` to see the steps."))
@@ -347,18 +358,18 @@ func (w *Watch) answerNow(sh *Shell) { w.tell(sh, "") }
 // that it does not seem to contradict what the learner's own run of the
 // command showed at another moment.
 func (w *Watch) answer(sh *Shell) {
-	if st := &w.lesson.Steps[w.step]; st.Predict != nil && st.Evidence >= 0 {
+	if st := &w.lesson.Steps[w.step]; st.Asks() {
 		w.tell(sh, "("+w.moment(st)+") ")
 	}
 }
 
 func (w *Watch) tell(sh *Shell, lead string) {
 	st := &w.lesson.Steps[w.step]
-	if st.Predict == nil || w.answered[w.step] {
+	if !st.Asks() || w.answered[w.step] {
 		return
 	}
 	w.answered[w.step] = true
-	sh.say("\n%s", renderMarkdown("**Your prediction?** "+lead+w.fill(st.Predict.Answer), sh.Width-2, sh.Theme, "  "))
+	sh.say("\n%s", renderMarkdown("**Your prediction?** "+lead+w.fill(st.Answer()), sh.Width-2, sh.Theme, "  "))
 	if saw := w.withheld[w.step]; saw != "" {
 		sh.say("%s", verdict(sh.Theme.Dim, "the check saw:", saw, sh.Width-2, sh.Theme, "  "))
 	}
@@ -387,7 +398,7 @@ func (w *Watch) congratulate(sh *Shell, r lessons.Result) {
 	lp := w.progress.Lesson(l.ID)
 	lp.MarkDone(w.step)
 	w.save(sh)
-	if st.Predict != nil && !w.answered[w.step] {
+	if st.Asks() && !w.answered[w.step] {
 		// What the check saw may be the prediction's answer: it comes
 		// with the answer.
 		w.withheld[w.step] = r.Saw
@@ -395,7 +406,7 @@ func (w *Watch) congratulate(sh *Shell, r lessons.Result) {
 	} else {
 		sh.say("\n%s", verdict(th.Good, fmt.Sprintf("✓ Step %d of %d done:", w.step+1, len(l.Steps)), r.Saw, sh.Width-2, th, ""))
 	}
-	if st.Predict != nil && !w.answered[w.step] {
+	if st.Asks() && !w.answered[w.step] {
 		// The check often passes on the step's first command, before the
 		// one the prediction is about: the answer comes after that one,
 		// or with `next` (or, on a lesson's last step, `check`).

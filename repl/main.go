@@ -301,7 +301,12 @@ func sayRootless() {
 	if !primitives.Rootless() {
 		return
 	}
+	// Folded at words, to standard error's terminal when it is one.
+	width := (&primitives.Terminal{File: os.Stderr}).Width()
+	if width <= 0 {
+		width = outputWidth(nil)
+	}
 	for _, l := range primitives.RootlessLines() {
-		fmt.Fprintln(os.Stderr, "stepbox:", l)
+		fmt.Fprintln(os.Stderr, viz.Wrap("stepbox: "+l, width, "         "))
 	}
 }

@@ -1,6 +1,7 @@
 package repl
 
 import (
+	"errors"
 	"fmt"
 
 	"stepbox/primitives"
@@ -36,7 +37,9 @@ func runStatus(sh *Shell, c *Call) error {
 		return err
 	}
 	sh.say("")
-	if b.Cgroup() == nil {
+	if b.Cgroup() == nil && errors.Is(primitives.ErrNoCgroup(), primitives.ErrNoCgroupRootless) {
+		sh.say("%s", th.Dim.Render("no cgroup: "+primitives.ErrNoCgroupRootless.Error()))
+	} else if b.Cgroup() == nil {
 		sh.say("%s", th.Dim.Render("no cgroup yet: `cgroup new` makes one"))
 	} else if err := sh.showCgroup(); err != nil {
 		return err

@@ -35,6 +35,7 @@ type Kernel interface {
 	FsconfigCreate(fd int) error
 	Fsmount(fd, flags, attr int) (int, error)
 	MoveMount(fromDirfd int, fromPath string, toDirfd int, toPath string, flags int) error
+	OpenTree(dirfd int, path string, flags uint) (int, error)
 	MountSetattr(dirfd int, path string, flags uint, attr *unix.MountAttr) error
 	Read(fd int, buf []byte) (int, error)
 
@@ -78,6 +79,9 @@ func (local) FsconfigSetString(fd int, key, v string) error {
 func (local) FsconfigSetFlag(fd int, key string) error { return unix.FsconfigSetFlag(fd, key) }
 func (local) FsconfigCreate(fd int) error              { return unix.FsconfigCreate(fd) }
 func (local) Fsmount(fd, flags, attr int) (int, error) { return unix.Fsmount(fd, flags, attr) }
+func (local) OpenTree(dirfd int, path string, flags uint) (int, error) {
+	return unix.OpenTree(dirfd, path, flags)
+}
 func (local) MoveMount(fromDirfd int, fromPath string, toDirfd int, toPath string, flags int) error {
 	return unix.MoveMount(fromDirfd, fromPath, toDirfd, toPath, flags)
 }
@@ -146,6 +150,7 @@ func (p *planning) FsconfigSetFlag(int, string) error             { return nil }
 func (p *planning) FsconfigCreate(int) error                      { return nil }
 func (p *planning) Fsmount(int, int, int) (int, error)            { return p.fd() }
 func (p *planning) MoveMount(int, string, int, string, int) error { return nil }
+func (p *planning) OpenTree(int, string, uint) (int, error)       { return p.fd() }
 func (p *planning) Read(int, []byte) (int, error)                 { return 0, nil }
 func (p *planning) Path(q string) string                          { return p.real.Path(q) }
 func (p *planning) Proc() string                                  { return p.real.Proc() }

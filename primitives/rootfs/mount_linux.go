@@ -45,8 +45,18 @@ func MountProc(k Kernel, root, target string) (*step.Step, error) {
 // MountSys mounts sysfs read-only at target inside root, as Docker does:
 // the box can read devices and its network interfaces, not retune the host.
 func MountSys(k Kernel, root, target string) (*step.Step, error) {
+	return MountSysKept(k, root, target, nil)
+}
+
+// MountSysKept is MountSys with what the box kept at pivot_root (nil:
+// nothing): where the kernel refuses a new sysfs after pivot_root in a
+// user namespace, the one made before it (Kept.Sysfs) is attached.
+func MountSysKept(k Kernel, root, target string, kept *Kept) (*step.Step, error) {
 	st := &step.Step{Command: "mount sys " + target, Man: []string{"mount(2)", "sysfs(5)"}}
 	host, _, err := mountSimple(k, st, root, target, "sysfs", "sysfs", sysFlags, "")
+	if err != nil && step.Errno(err) == unix.EPERM && root == "/" && kept != nil && kept.HasSysfs {
+		host, err = attachKeptSysfs(k, st, target, kept)
+	}
 	if err != nil {
 		return st, fmt.Errorf("mount sys: %w", err)
 	}
@@ -56,6 +66,23 @@ func MountSys(k Kernel, root, target string) (*step.Step, error) {
 	st.Undo = "umount " + shellQuote(host)
 	st.Notes = []string{"sysfs shows the network devices of the network namespace of the process that mounts it"}
 	return st, nil
+}
+
+// attachKeptSysfs puts the sysfs kept at pivot_root at target, and uses
+// it up.
+func attachKeptSysfs(k Kernel, st *step.Step, target string, kept *Kept) (string, error) {
+	host, created, err := resolveInRoot(k, st, "/", target, true)
+	if err != nil {
+		return "", err
+	}
+	if err := attach(k, st, kept.Sysfs, host, "a sysfs of the box's network namespace"); err != nil {
+		removeAll(k, created)
+		return "", err
+	}
+	k.Close(kept.Sysfs)
+	kept.HasSysfs = false
+	st.Notes = append(st.Notes, "the kernel refuses a new sysfs in a user namespace once the host's is out of sight (mount_too_revealing()): this one was made at pivot_root, in the box's network namespace, and attached now")
+	return host, nil
 }
 
 // tmpfsOptions: world-writable with the sticky bit like /tmp, and a size
