@@ -394,11 +394,47 @@ func lookPath(root string, name string, env []string) (string, error) {
 	path := searchPath(env)
 	for _, dir := range filepath.SplitList(path) {
 		p := filepath.Join(dir, name)
-		if st, err := inroot.Stat(root, p); err == nil && st.Mode&unix.S_IFMT == unix.S_IFREG && st.Mode&0o111 != 0 {
+		st, err := statInRoot(root, p)
+		if err == nil && st.Mode&unix.S_IFMT == unix.S_IFREG && st.Mode&0o111 != 0 {
 			return p, nil
+		}
+		if err != nil && !notThere(root, err) {
+			// Not an answer about the name: saying "not found" would
+			// send the learner after a file that is there (ut25 F8).
+			return "", fmt.Errorf("exec: %q: looking for it in the box's PATH at %s: %w", name, p, err)
 		}
 	}
 	return "", fmt.Errorf("exec: %q: command not found in the box (PATH=%s)", name, path)
+}
+
+// statInRoot is inroot.Stat, tried again on EAGAIN and EINTR: openat2(2)
+// with RESOLVE_IN_ROOT answers EAGAIN when a rename or mount raced the
+// lookup, and says to retry.
+func statInRoot(root, name string) (unix.Stat_t, error) {
+	var err error
+	for range 3 {
+		var st unix.Stat_t
+		if st, err = inroot.Stat(root, name); !errors.Is(err, unix.EAGAIN) && !errors.Is(err, unix.EINTR) {
+			return st, err
+		}
+	}
+	return unix.Stat_t{}, err
+}
+
+// notThere reports whether err, from looking name up inside root, says
+// only that the name is not a file there: not that root cannot be
+// reached, nor that the host is short of memory or the lookup raced.
+func notThere(root string, err error) bool {
+	var pe *os.PathError
+	if errors.As(err, &pe) && pe.Path == root {
+		return false // the box's root itself: its process is gone
+	}
+	for _, e := range []error{unix.ENOENT, unix.ENOTDIR, unix.ELOOP, unix.EACCES, unix.ENAMETOOLONG} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 // cancelCommand asks politely (SIGINT to the process group), then insists.
