@@ -215,6 +215,7 @@ func (b *Box) exec(ctx context.Context, argv []string, env []string, std Stdio, 
 	// ended, within interruptGrace.
 	x.c.c.SetReadDeadline(time.Time{})
 	defer x.c.cutAt.Store(0)
+	unwatch := x.watchStopped() // an executor stopped never reports the exit
 	done, stopped := make(chan struct{}), make(chan struct{})
 	detached := false
 	go func() {
@@ -245,18 +246,27 @@ func (b *Box) exec(ctx context.Context, argv []string, env []string, std Stdio, 
 		}
 	}()
 	exit, err := x.c.read()
+	unwatch()
 	close(done)
 	// The canceller is done with the pidfd (closed on return) and the
 	// socket's deadline before the next op sets its own.
 	<-stopped
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		pump.wait(0)
-		return ExitStatus{}, x.silent("wait for "+argv[0]+"'s exit after it was cancelled", err)
+		what := "wait for " + argv[0] + "'s exit after it was cancelled"
+		if seen := x.c.stopped.Load(); seen != nil {
+			what = "with " + argv[0] + "'s exit"
+			// Ctrl-C that had not cut the wait yet (cancelCommand's
+			// grace) was pressed all the same.
+			seen.interrupted = seen.interrupted || ctx.Err() != nil
+		}
+		return ExitStatus{}, x.silent(what, err)
 	}
 	if err != nil {
 		pump.wait(0)
 		return ExitStatus{}, b.died(err)
 	}
+	x.c.answered()
 	closeAll(exit.files)
 	if exit.Kind != replyExited || int(exit.Val) != pid {
 		pump.wait(0)
