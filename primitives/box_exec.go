@@ -55,6 +55,10 @@ func (b *Box) Exec(ctx context.Context, argv []string, env []string, std Stdio) 
 	st.Ran()
 	es, err := b.exec(ctx, argv, env, std, st, nil)
 	es.Step = st
+	if err != nil {
+		// Another box may hold the tasks: say whose (session_tasks.go).
+		err = b.session.taskCapError(err)
+	}
 	return es, err
 }
 
