@@ -176,6 +176,9 @@ func (b *Box) exec(ctx context.Context, argv []string, env []string, std Stdio, 
 	}
 	if err != nil {
 		pump.wait(0)
+		if silent := (*BoxSilentError)(nil); errors.As(err, &silent) && silent.Op == opSpawn.String() {
+			silent.Op += " of " + argv[0] // the command the learner asked for
+		}
 		return ExitStatus{}, err
 	}
 	if err := r.errno(); err != nil {
