@@ -55,6 +55,10 @@ func (b *Box) Exec(ctx context.Context, argv []string, env []string, std Stdio) 
 	st.Ran()
 	es, err := b.exec(ctx, argv, env, std, st, nil)
 	es.Step = st
+	if err != nil {
+		// Another box may hold the tasks: say whose (session_tasks.go).
+		err = b.session.taskCapError(err)
+	}
 	return es, err
 }
 
@@ -172,6 +176,9 @@ func (b *Box) exec(ctx context.Context, argv []string, env []string, std Stdio, 
 	}
 	if err != nil {
 		pump.wait(0)
+		if silent := (*BoxSilentError)(nil); errors.As(err, &silent) && silent.Op == opSpawn.String() {
+			silent.Op += " of " + argv[0] // the command the learner asked for
+		}
 		return ExitStatus{}, err
 	}
 	if err := r.errno(); err != nil {
@@ -215,6 +222,7 @@ func (b *Box) exec(ctx context.Context, argv []string, env []string, std Stdio, 
 	// ended, within interruptGrace.
 	x.c.c.SetReadDeadline(time.Time{})
 	defer x.c.cutAt.Store(0)
+	unwatch := x.watchStopped() // an executor stopped never reports the exit
 	done, stopped := make(chan struct{}), make(chan struct{})
 	detached := false
 	go func() {
@@ -245,18 +253,27 @@ func (b *Box) exec(ctx context.Context, argv []string, env []string, std Stdio, 
 		}
 	}()
 	exit, err := x.c.read()
+	unwatch()
 	close(done)
 	// The canceller is done with the pidfd (closed on return) and the
 	// socket's deadline before the next op sets its own.
 	<-stopped
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		pump.wait(0)
-		return ExitStatus{}, x.silent("wait for "+argv[0]+"'s exit after it was cancelled", err)
+		what := "wait for " + argv[0] + "'s exit after it was cancelled"
+		if seen := x.c.stopped.Load(); seen != nil {
+			what = "with " + argv[0] + "'s exit"
+			// Ctrl-C that had not cut the wait yet (cancelCommand's
+			// grace) was pressed all the same.
+			seen.interrupted = seen.interrupted || ctx.Err() != nil
+		}
+		return ExitStatus{}, x.silent(what, err)
 	}
 	if err != nil {
 		pump.wait(0)
 		return ExitStatus{}, b.died(err)
 	}
+	x.c.answered()
 	closeAll(exit.files)
 	if exit.Kind != replyExited || int(exit.Val) != pid {
 		pump.wait(0)
@@ -394,11 +411,47 @@ func lookPath(root string, name string, env []string) (string, error) {
 	path := searchPath(env)
 	for _, dir := range filepath.SplitList(path) {
 		p := filepath.Join(dir, name)
-		if st, err := inroot.Stat(root, p); err == nil && st.Mode&unix.S_IFMT == unix.S_IFREG && st.Mode&0o111 != 0 {
+		st, err := statInRoot(root, p)
+		if err == nil && st.Mode&unix.S_IFMT == unix.S_IFREG && st.Mode&0o111 != 0 {
 			return p, nil
+		}
+		if err != nil && !notThere(root, err) {
+			// Not an answer about the name: saying "not found" would
+			// send the learner after a file that is there (ut25 F8).
+			return "", fmt.Errorf("exec: %q: looking for it in the box's PATH at %s: %w", name, p, err)
 		}
 	}
 	return "", fmt.Errorf("exec: %q: command not found in the box (PATH=%s)", name, path)
+}
+
+// statInRoot is inroot.Stat, tried again on EAGAIN and EINTR: openat2(2)
+// with RESOLVE_IN_ROOT answers EAGAIN when a rename or mount raced the
+// lookup, and says to retry.
+func statInRoot(root, name string) (unix.Stat_t, error) {
+	var err error
+	for range 3 {
+		var st unix.Stat_t
+		if st, err = inroot.Stat(root, name); !errors.Is(err, unix.EAGAIN) && !errors.Is(err, unix.EINTR) {
+			return st, err
+		}
+	}
+	return unix.Stat_t{}, err
+}
+
+// notThere reports whether err, from looking name up inside root, says
+// only that the name is not a file there: not that root cannot be
+// reached, nor that the host is short of memory or the lookup raced.
+func notThere(root string, err error) bool {
+	var pe *os.PathError
+	if errors.As(err, &pe) && pe.Path == root {
+		return false // the box's root itself: its process is gone
+	}
+	for _, e := range []error{unix.ENOENT, unix.ENOTDIR, unix.ELOOP, unix.EACCES, unix.ENAMETOOLONG} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 // cancelCommand asks politely (SIGINT to the process group), then insists.

@@ -186,6 +186,9 @@ type conn struct {
 	// cutAt, once set (Unix nanoseconds), bounds every wait on the socket:
 	// the learner's Ctrl-C (executor_interrupt.go).
 	cutAt atomic.Int64
+	// stopped, once set, is why a watch cut the wait: the executor was
+	// seen stopped (executor_stopped.go).
+	stopped stoppedState
 }
 
 // socketpair returns two connected SOCK_SEQPACKET sockets, both close-on-exec.
@@ -323,6 +326,7 @@ func (x *executor) do(op xop, nums []int64, strs []string, files ...*os.File) (r
 	if x.b.session.closing.Load() {
 		return reply{}, errClosing
 	}
+	defer x.watchStopped()()
 	if err := x.c.send(op, nums, strs, files...); err != nil {
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			return reply{}, x.silent(op.String(), err)
@@ -344,6 +348,7 @@ func (x *executor) do(op xop, nums []int64, strs []string, files ...*os.File) (r
 	if err != nil {
 		return reply{}, x.b.died(err)
 	}
+	x.c.answered()
 	if r.Kind != replyResult {
 		closeAll(r.files)
 		return reply{}, fmt.Errorf("box %s: the executor answered %s with a reply of kind %d", x.b.Name, op, r.Kind)
@@ -362,7 +367,10 @@ func (x *executor) do(op xop, nums []int64, strs []string, files ...*os.File) (r
 func (x *executor) silent(op string, cause error) error {
 	if x.b.dead == nil {
 		e := &BoxSilentError{Box: x.b.Name, Who: x.role(), PID: x.pid, Op: op, After: replyTimeout, Cause: cause}
-		if x.c.cutAt.Load() != 0 {
+		if seen := x.c.stopped.Load(); seen != nil {
+			e = x.stoppedError(op, seen)
+			e.Cause = cause
+		} else if x.c.cutAt.Load() != 0 {
 			e.After, e.Interrupted = interruptGrace, true
 		}
 		x.b.dead = e
@@ -384,11 +392,16 @@ type BoxSilentError struct {
 	Box, Who, Op string
 	PID          int
 	After        time.Duration
-	Interrupted  bool // the learner's Ctrl-C cut the wait to After
+	Interrupted  bool   // the learner's Ctrl-C cut the wait to After
+	Stopped      string // how it was seen stopped, when it was
+	StoppedBy    string // who could have stopped it, when that is known
 	Cause        error
 }
 
 func (e *BoxSilentError) Error() string {
+	if e.Stopped != "" {
+		return e.stoppedMsg()
+	}
 	after := e.After.String()
 	if e.Interrupted {
 		after += " of Ctrl-C"

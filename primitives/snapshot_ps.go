@@ -1,9 +1,12 @@
 package primitives
 
 import (
+	"fmt"
+	"io"
 	"os"
 	"sort"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/prometheus/procfs"
 )
@@ -93,8 +96,43 @@ func ReadProcess(p procfs.Proc, st procfs.ProcStat) *ProcessNode {
 			n.NSpid = append(n.NSpid, int(v))
 		}
 	}
-	if args, err := p.CmdLine(); err == nil {
-		n.Cmdline = strings.Join(args, " ")
-	}
+	n.Cmdline = readCmdline(p.PID)
 	return n
+}
+
+// maxCmdline bounds what a snapshot reads of a command line: a panel shows
+// a screen's width of it, and a box's process may carry megabytes of
+// arguments (ARG_MAX is a quarter of its stack limit). Reading, escaping
+// and measuring all of it, for every process at every step, made one `ps`
+// take minutes of the session's CPU (ut25 F8).
+const maxCmdline = 4096
+
+// readCmdline is /proc/PID/cmdline's first maxCmdline bytes, arguments
+// joined by spaces, ending in "…" when there was more.
+func readCmdline(pid int) string {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	buf := make([]byte, maxCmdline+1)
+	n, _ := io.ReadFull(f, buf)
+	raw, cut := buf[:n], n > maxCmdline
+	if cut {
+		raw = raw[:maxCmdline]
+		// Not half a character: the cut is marked instead.
+		for i := len(raw) - 1; i >= 0 && i >= len(raw)-utf8.UTFMax; i-- {
+			if utf8.RuneStart(raw[i]) {
+				if !utf8.FullRune(raw[i:]) {
+					raw = raw[:i]
+				}
+				break
+			}
+		}
+	}
+	line := strings.ReplaceAll(strings.TrimRight(string(raw), "\x00"), "\x00", " ")
+	if cut {
+		line += "…"
+	}
+	return line
 }

@@ -1,6 +1,7 @@
 package repl
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -33,7 +34,10 @@ func init() {
 						continue
 					}
 					state := "running"
-					if err := b.Alive(); err != nil {
+					var silent *primitives.BoxSilentError
+					if err := b.Alive(); errors.As(err, &silent) && silent.Stopped != "" {
+						state = "stopped" // given up, not exited: `rm` ends it
+					} else if err != nil {
 						state = "exited"
 					}
 					cg := ""

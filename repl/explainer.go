@@ -44,6 +44,7 @@ type failure struct {
 	// see is one the session is visible in: the host's.
 	hostProc bool
 	root     bool // stepbox runs as uid 0
+	taskCap  bool // a fork refused at stepbox's cap for all boxes (primitives.TaskCapError)
 	exit     *ExitError
 }
 
@@ -176,6 +177,12 @@ var causes = []cause{
 		when: func(f *failure) bool { return !f.root },
 		rule: "this call needs a capability in the user namespace that owns what it changes: CAP_SYS_ADMIN for namespaces, mounts and the hostname, CAP_SYS_CHROOT for chroot, CAP_MKNOD for devices; a process of an ordinary user has none in the host's",
 		do:   "run stepbox as root, or start the box with `new NAME --user`: uid 0 of a user namespace of its own holds them over the namespaces it makes",
+	},
+	{
+		name: "fork refused at stepbox's cap for all boxes", errno: unix.EAGAIN,
+		when: func(f *failure) bool { return f.taskCap },
+		rule: "every box of a session counts against one pids.max, on stepbox's parent cgroup, so that a fork bomb in one box cannot take the tasks the session and the host need; once the boxes together hold that many, every fork(2) and clone(2) in any box fails with EAGAIN, whatever the box's own cgroup allows",
+		do:   "the error names the boxes holding the tasks: `rm` the one that fills the cap, or end processes in it; `!cat` the pids.current beside that pids.max to watch it",
 	},
 	{
 		name: "fork refused at pids.max", errno: unix.EAGAIN,
@@ -396,6 +403,7 @@ func (sh *Shell) failureOf(err error) *failure {
 		f.pivot = pe.Rule
 	}
 	errors.As(err, &f.exit)
+	f.taskCap = errors.As(err, new(*primitives.TaskCapError))
 	if f.errno == 0 {
 		for _, e := range errnoNames {
 			if strings.Contains(f.msg, e.Error()) || strings.Contains(f.msg, unix.ErrnoName(e)+" (") {

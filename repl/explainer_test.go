@@ -57,6 +57,8 @@ var knownFailures = []struct {
 		err: syscallErr("mount overlay", `mount("overlay", "/m/merged", "overlay", 0, "lowerdir=/l,upperdir=/u,workdir=/w,userxattr")`, unix.EACCES)},
 	{cause: "a namespace owned by another user namespace", user: true, err: syscallErr("hostname", `sethostname("web", 3)`, unix.EPERM)},
 	{cause: "a missing capability", err: syscallErr("unshare", "unshare(CLONE_NEWUTS)", unix.EPERM)},
+	{cause: "fork refused at stepbox's cap for all boxes", err: &CommandError{Cmd: "exec", Err: &primitives.TaskCapError{Err: &step.SyscallError{Call: "clone(…)", Err: unix.EAGAIN},
+		Current: 4096, Max: 4096, File: "/sys/fs/cgroup/pids/stepbox-1/pids.max", Boxes: []primitives.BoxTasks{{Box: "f", Tasks: 4094}}}}},
 	{cause: "fork refused at pids.max", err: &CommandError{Cmd: "exec", Err: errors.New("exec true: fork/exec /usr/bin/true: resource temporarily unavailable")}},
 	{cause: "ps with the host's /proc in a PID namespace", proc: true, err: &ExitError{Cmd: "exec ps", Status: primitives.ExitStatus{Code: 1}}},
 	{cause: "a v1 memory limit above its memory+swap limit",

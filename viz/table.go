@@ -146,18 +146,40 @@ func fitColumns(headers []string, rows [][]string, width int, wrap ...int) ([]st
 
 // truncate shortens s to at most w cells, marking the cut with '…'.
 func truncate(s string, w int) string {
-	s = Escape(s) // what a panel prints may come from a box
 	if w <= 0 {
 		return ""
 	}
-	if lipgloss.Width(s) <= w {
+	// Only a prefix can show: what a box wrote (a process's 240 KB of
+	// arguments) is cut before it is escaped and measured (ut25 F8).
+	s, long := prefix(s, 4*w+16)
+	s = Escape(s) // what a panel prints may come from a box
+	if !long && lipgloss.Width(s) <= w {
 		return s
 	}
+	// The longest prefix that leaves room for '…': found by halving, as
+	// measuring one rune shorter each time took the square of its length.
 	r := []rune(s)
-	for len(r) > 0 && lipgloss.Width(string(r))+1 > w {
-		r = r[:len(r)-1]
+	lo, hi := 0, len(r)
+	for lo < hi {
+		mid := (lo + hi + 1) / 2
+		if lipgloss.Width(string(r[:mid]))+1 <= w {
+			lo = mid
+		} else {
+			hi = mid - 1
+		}
 	}
-	return string(r) + "…"
+	return string(r[:lo]) + "…"
+}
+
+// prefix is s's first n runes at most, and whether s had more.
+func prefix(s string, n int) (string, bool) {
+	for i := range s {
+		if n == 0 {
+			return s[:i], true
+		}
+		n--
+	}
+	return s, false
 }
 
 // cutMiddle shortens s to w columns by taking letters out of its middle,

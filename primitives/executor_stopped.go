@@ -1,0 +1,123 @@
+package primitives
+
+import (
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/procfs"
+)
+
+// An executor stopped by a signal (SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU) or
+// held in a tracing stop answers nothing until it is continued: a box
+// without a PID namespace of its own sees its box process as its
+// commands' parent, and `exec sh -c 'kill -STOP $PPID'` stopped it, so the
+// session waited for ever for the exit it would never report, and Ctrl-C
+// did nothing (ut25 F5). Every wait on an executor's socket looks at its
+// state; one that stays stopped is given up as one that does not answer,
+// saying so, and `rm` ends it (SIGKILL ends a stopped process).
+
+// stoppedPoll is how often a wait looks at the executor's state, and
+// stoppedGrace how long the executor must stay stopped to be given up: a
+// debugger's brief stops, or a learner's SIGSTOP and SIGCONT from the
+// host, are let be.
+var (
+	stoppedPoll  = 100 * time.Millisecond
+	stoppedGrace = time.Second
+)
+
+// stopState is the state of a stopped process in /proc/PID/stat (proc(5)),
+// "" for any other: T stopped by a signal, t in a tracing stop.
+func stopState(pid int) string {
+	p, err := procfs.NewProc(pid)
+	if err != nil {
+		return ""
+	}
+	st, err := p.Stat()
+	if err != nil || st.State != "T" && st.State != "t" {
+		return ""
+	}
+	return st.State
+}
+
+// watchStopped cuts every wait on x's socket once x has stayed stopped
+// for stoppedGrace, until unwatch; the state it saw stays in x.c.stopped
+// for silent's error.
+func (x *executor) watchStopped() (unwatch func()) {
+	done := make(chan struct{})
+	ended := make(chan struct{})
+	go func() {
+		defer close(ended)
+		tick := time.NewTicker(stoppedPoll)
+		defer tick.Stop()
+		var since time.Time
+		for {
+			select {
+			case <-done:
+				return
+			case now := <-tick.C:
+				state := stopState(x.pid)
+				switch {
+				case state == "":
+					since = time.Time{}
+				case since.IsZero():
+					since = now
+				case now.Sub(since) >= stoppedGrace:
+					x.c.stopped.Store(&stopSeen{state: state, interrupted: x.c.cutAt.Load() != 0})
+					x.c.cut(now)
+					return
+				}
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-ended
+	}
+}
+
+// answered forgets a stop a watch saw when the executor answered all the
+// same (continued as the watch cut the wait): the next wait is not cut.
+func (c *conn) answered() {
+	if c.stopped.Swap(nil) != nil {
+		c.cutAt.Store(0)
+	}
+}
+
+// stoppedError is silent's error for an executor seen stopped.
+func (x *executor) stoppedError(op string, seen *stopSeen) *BoxSilentError {
+	how := "stopped by a signal (state T in /proc/PID/stat: SIGSTOP, SIGTSTP, SIGTTIN or SIGTTOU)"
+	if seen.state == "t" {
+		how = "held in a tracing stop (state t in /proc/PID/stat: a debugger, ptrace(2))"
+	}
+	e := &BoxSilentError{Box: x.b.Name, Who: x.role(), PID: x.pid, Op: op, After: stoppedGrace, Stopped: how}
+	if x == x.b.box && x.b.init == nil {
+		// No PID namespace of its own: the box's commands see the box
+		// process, their parent, and run as its user.
+		e.StoppedBy = "A command in the box can do that (`kill -STOP $PPID`): without a PID namespace of its own, the box's commands see the box process, their parent, and run as its user. "
+	}
+	if seen.interrupted {
+		e.After, e.Interrupted = interruptGrace, true
+	}
+	return e
+}
+
+// stoppedMsg is BoxSilentError's text for an executor it saw stopped.
+func (e *BoxSilentError) stoppedMsg() string {
+	waited := fmt.Sprintf("stayed so for %s", e.After)
+	if e.Interrupted {
+		waited = fmt.Sprintf("stayed so until %s of Ctrl-C", e.After)
+	}
+	return fmt.Sprintf("box %s: its %s (host PID %d) did not answer %s: it was %s, and %s. A stopped process answers nothing until it is continued. %sThe box takes no more steps; `rm %s` ends it and everything in it",
+		e.Box, e.Who, e.PID, e.Op, e.Stopped, waited, e.StoppedBy, e.Box)
+}
+
+// stopSeen is what a watch saw: the executor's state, and whether the
+// learner's Ctrl-C had already cut the wait.
+type stopSeen struct {
+	state       string
+	interrupted bool
+}
+
+// stoppedState is the conn's record of a stop its watch saw.
+type stoppedState = atomic.Pointer[stopSeen]

@@ -1,0 +1,62 @@
+package primitives
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// ut25 F6: one box fills the task cap every box of the session shares;
+// another box's exec then fails naming that cap and the box holding the
+// tasks, not advising a `cgroup limit pids` that cannot raise it. The
+// test lowers the cap of its own session's parent cgroup to a few dozen
+// tasks, so as not to start thousands.
+func TestExecAtTheSharedTaskCapNamesTheCapAndTheBoxHoldingIt(t *testing.T) {
+	needRoot(t)
+	s := newTestSession(t)
+	f, _, err := s.NewBox("filler", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, _, err := s.NewBox("other", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := parentPids(t, s)
+	cur, err := readInt(filepath.Join(dir, "pids.current"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "pids.max"), []byte(strconv.FormatInt(cur+20, 10)), 0); err != nil {
+		t.Fatal(err)
+	}
+	// Forks until refused; the sleeps stay, the shell exits.
+	f.Exec(context.Background(), []string{"sh", "-c", "i=0; while [ $i -lt 40 ]; do sleep 600 & i=$((i+1)); done"}, nil, Stdio{Out: discard{}, Err: discard{}})
+	// The shell's own task is free again: the cap is where the box left it.
+	if cur, err = readInt(filepath.Join(dir, "pids.current")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "pids.max"), []byte(strconv.FormatInt(cur, 10)), 0); err != nil {
+		t.Fatal(err)
+	}
+	_, err = g.Exec(context.Background(), []string{"true"}, nil, Stdio{Out: discard{}, Err: discard{}})
+	var capErr *TaskCapError
+	if !errors.As(err, &capErr) {
+		t.Fatalf("exec in another box at the cap: %v, want the shared cap named", err)
+	}
+	if len(capErr.Boxes) == 0 || capErr.Boxes[0].Box != "filler" || capErr.Boxes[0].Tasks < 15 {
+		t.Errorf("the cap's holders are %+v, want box filler first with the sleeps", capErr.Boxes)
+	}
+	for _, want := range []string{"box filler", filepath.Join(dir, "pids.max"), "rm filler", "no box's own `cgroup limit pids`"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the error %q does not say %q", err, want)
+		}
+	}
+	if err := s.Remove("filler"); err != nil {
+		t.Fatalf("rm filler: %v", err)
+	}
+}
