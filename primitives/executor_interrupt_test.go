@@ -69,15 +69,7 @@ func gaveUpOnCtrlC(t *testing.T, s *Session, b *Box, init pidStart, err error) {
 	if !errors.As(err, &silent) || !silent.Interrupted || !strings.Contains(err.Error(), "of Ctrl-C") {
 		t.Fatalf("exec: %v, want the box given up on Ctrl-C", err)
 	}
-	if _, err := b.Exec(context.Background(), []string{"true"}, nil, Stdio{Out: discard{}, Err: discard{}}); !errors.As(err, &silent) {
-		t.Errorf("the box took another step after it was given up: %v", err)
-	}
-	if err := s.Remove(b.Name); err != nil {
-		t.Fatalf("rm: %v", err)
-	}
-	if !gone(init) {
-		t.Fatalf("the stopped PID 1 %d outlived rm", init.pid)
-	}
+	givenUpThenRemoved(t, s, b, init, "PID 1")
 }
 
 // ut22 L2: a box's PID 1 that is stopped (SIGSTOP here; a privileged box

@@ -58,14 +58,22 @@ func givenUpAsStopped(t *testing.T, s *Session, b *Box, box pidStart, err error,
 			t.Errorf("the error %q does not say %q", err, w)
 		}
 	}
+	givenUpThenRemoved(t, s, b, box, "box process")
+}
+
+// givenUpThenRemoved: a box given up takes no other step, and rm ends
+// the process that stopped answering (what names it in a failure).
+func givenUpThenRemoved(t *testing.T, s *Session, b *Box, p pidStart, what string) {
+	t.Helper()
+	var silent *BoxSilentError
 	if err := execGuarded(t, b, "true"); !errors.As(err, &silent) {
 		t.Errorf("the box took another step after it was given up: %v", err)
 	}
 	if err := s.Remove(b.Name); err != nil {
 		t.Fatalf("rm: %v", err)
 	}
-	if !gone(box) {
-		t.Fatalf("the stopped box process %d outlived rm", box.pid)
+	if !gone(p) {
+		t.Fatalf("the stopped %s %d outlived rm", what, p.pid)
 	}
 }
 
