@@ -13,18 +13,9 @@ import (
 // than the one run, an ESC retitle the terminal (issue 15, item 7).
 func TestScriptEchoShowsTheLineThatRunsWithControlCharactersEscaped(t *testing.T) {
 	sh, out := liveShell(t)
-	file := filepath.Join(t.TempDir(), "cr.sb")
-	script := "new q\n" +
-		"exec sh -c \"echo REAL-COMMAND-RAN\" x\rq[] : exec echo a harmless line\n" +
-		"-new 'x\x1b]2;T\x07'\n"
-	if err := os.WriteFile(file, []byte(script), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Open(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	f := scriptFile(t, "new q\n"+
+		"exec sh -c \"echo REAL-COMMAND-RAN\" x\rq[] : exec echo a harmless line\n"+
+		"-new 'x\x1b]2;T\x07'\n")
 	if err := sh.RunScript(context.Background(), f, "cr.sb"); err != nil {
 		t.Fatalf("the script stopped: %v\n%s", err, out)
 	}
@@ -58,4 +49,20 @@ func TestSuccessLinesEscapeWhatTheyQuote(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "steps\x1b[2J\x1b]0;T\a.sb")); err != nil {
 		t.Errorf("save did not write the file it names: %v", err)
 	}
+}
+
+// scriptFile is a script of the given text in a temporary file, open for
+// RunScript and closed when the test ends.
+func scriptFile(t *testing.T, text string) *os.File {
+	t.Helper()
+	name := filepath.Join(t.TempDir(), "script.sb")
+	if err := os.WriteFile(name, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
 }

@@ -256,15 +256,7 @@ func FuzzScriptRunner(f *testing.F) {
 			t.Fatal(err)
 		}
 		sh := NewShell(s, io.Discard, io.Discard, viz.NewTheme("plain"), 100)
-		src := filepath.Join(t.TempDir(), "fuzz.sb")
-		if err := os.WriteFile(src, []byte(script), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		r, err := os.Open(src)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer r.Close()
+		r := scriptFile(t, script)
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		runErr := sh.RunScript(ctx, r, "fuzz.sb")
