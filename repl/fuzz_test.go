@@ -173,6 +173,9 @@ func FuzzUntrustedText(f *testing.F) {
 		if !utf8.ValidString(e) || strings.ContainsFunc(e, func(r rune) bool { return unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) }) {
 			t.Fatalf("Escape(%q) = %q: a terminal would act on it", s, e)
 		}
+		if el := viz.EscapeLines(s); strings.ContainsFunc(el, func(r rune) bool { return r != '\n' && (unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r)) }) {
+			t.Fatalf("EscapeLines(%q) = %q: a terminal would act on it", s, el)
+		}
 		for _, l := range strings.Split(printable(s), "\n") {
 			if len(l) > 4*messageLineMax {
 				t.Fatalf("printable(%q) keeps a line of %d bytes", s, len(l))
