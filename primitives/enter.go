@@ -31,7 +31,7 @@ func enterOrder(pid int, types []NamespaceType) []NamespaceType {
 		switch {
 		case t.Name == "user":
 			user = append(user, t)
-		case self != nil && ownedElsewhere(nsOwner(fmt.Sprintf("/proc/%d/ns/%s", pid, t.Proc), false), userInode(self)):
+		case self != nil && ownedElsewhere(nsOwner(enterNamespaceFile(pid, t), false), userInode(self)):
 			// Owned by the box's user namespace: joined from inside it,
 			// where the entering process holds capabilities (rootless,
 			// it holds none in the session's).
@@ -92,8 +92,12 @@ func enterRecord(pid int, types []NamespaceType, j enterJoin, path string, argv 
 		plan(enterSetgroups, "setgroups(0, NULL)   # the host's supplementary groups go, before joining")
 	}
 	for i, t := range types {
-		opts = append(opts, t.Short)
-		plan(i+1, fmt.Sprintf("setns(%d</proc/%d/ns/%s>, %s)", i+3+len(j.cgroups), pid, t.Proc, step.CloneFlags(t.Flag)))
+		short := t.Short
+		if t.Name == "time" {
+			short = "--time=" + enterNamespaceFile(pid, t) // -T alone takes /proc/PID/ns/time
+		}
+		opts = append(opts, short)
+		plan(i+1, fmt.Sprintf("setns(%d<%s>, %s)", i+3+len(j.cgroups), enterNamespaceFile(pid, t), step.CloneFlags(t.Flag)))
 	}
 	if joinsUser(types) {
 		plan(enterSetresgid, "setresgid(0, 0, 0)")
@@ -216,6 +220,20 @@ func enterPath(pid int, types []NamespaceType, name string, env []string) (strin
 	return lookPath(root, name, env)
 }
 
+// enterNamespaceFile is the file of the namespace of type t that `enter`
+// joins for the box whose commands start from pid: /proc/PID/ns/TYPE,
+// but for time, time_for_children. `unshare time` moves only the
+// children of the process that calls it (time_namespaces(7)): a box
+// without PID 1 keeps the host's clocks itself, and its commands read
+// the box's; entered, a command reads what they read.
+func enterNamespaceFile(pid int, t NamespaceType) string {
+	name := t.Proc
+	if t.Name == "time" {
+		name = "time_for_children"
+	}
+	return fmt.Sprintf("/proc/%d/ns/%s", pid, name)
+}
+
 func joinsUser(types []NamespaceType) bool { return joinsType(types, "user") }
 
 func joinsType(types []NamespaceType, name string) bool {
@@ -269,7 +287,7 @@ func (b *Box) Enter(ctx context.Context, types []NamespaceType, argv []string, s
 		files = append(files, f)
 	}
 	for _, t := range types {
-		f, err := os.Open(fmt.Sprintf("/proc/%d/ns/%s", pid, t.Proc))
+		f, err := os.Open(enterNamespaceFile(pid, t))
 		if err != nil {
 			return ExitStatus{}, st, fmt.Errorf("enter: %w", err)
 		}

@@ -289,6 +289,8 @@ static void op_fork_init(int *fds, int nfds)
 		 * again here, where it matters most). */
 		if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 || prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
 			_exit(1);
+		if (prctl(PR_SET_NAME, "stepbox-init", 0, 0, 0) < 0)
+			_exit(1);
 		if (dup2(fds[0], SOCK_FD) < 0)
 			_exit(1);
 		fcntl(SOCK_FD, F_SETFD, FD_CLOEXEC);
@@ -656,13 +658,30 @@ static void exec_mapped(char **argv, char **envp)
 	_exit(1);
 }
 
+/* A process's name (comm, what ps -e, top and pgrep show) is the base
+ * name of the file it executed: the sealed copy run as /proc/self/fd/N
+ * would be called "N". It gets a name the learner recognises instead, at
+ * most 15 bytes (prctl(2), PR_SET_NAME); PID 1 inherits it and renames
+ * itself (op_fork_init). */
+static void name_self(const char *name)
+{
+	if (prctl(PR_SET_NAME, name, 0, 0, 0) < 0)
+		_exit(1);
+}
+
 /* glibc passes argc, argv and envp to constructors. */
 __attribute__((constructor)) static void stepbox_executor(int argc, char **argv, char **envp)
 {
-	if (argc >= 3 && strcmp(argv[1], "__boxmapped") == 0)
+	if (argc >= 3 && strcmp(argv[1], "__boxmapped") == 0) {
+		name_self("stepbox-box");
 		exec_mapped(argv, envp);
-	if (argc >= 2 && strcmp(argv[1], "__box") == 0)
+	}
+	if (argc >= 2 && strcmp(argv[1], "__box") == 0) {
+		name_self("stepbox-box");
 		executor();
-	if (argc >= 2 && strcmp(argv[1], "__enter") == 0)
+	}
+	if (argc >= 2 && strcmp(argv[1], "__enter") == 0) {
+		name_self("stepbox-enter");
 		xenter(argc, argv, envp);
+	}
 }

@@ -75,9 +75,9 @@ func runExportBundle(sh *Shell, c *Call) error {
 	sh.ok("bundle of box %s written to %s: namespaces %s; mounts %s; %q runs", b.Name, c.Args[0],
 		strings.Join(desc.Namespaces, " "), strings.Join(kinds, ", "), strings.Join(desc.Args, " "))
 	for _, n := range notes {
-		sh.say("  note: %s", n)
+		sh.say("  note: %s", viz.Escape(n))
 	}
-	sh.say("  run it: runc run -b %s %s", c.Args[0], b.Name)
+	sh.say("  run it: runc run -b %s %s", viz.Escape(c.Args[0]), b.Name)
 	return nil
 }
 

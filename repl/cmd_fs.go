@@ -104,7 +104,7 @@ func init() {
 				if err != nil {
 					return err
 				}
-				listing := strings.Join(esc.Root, " ")
+				listing := viz.Escape(strings.Join(esc.Root, " ")) // names the box may have made
 				if esc.Escaped {
 					sh.say("%s climbed %s of '..' and reached the host's /: %s", sh.Theme.Bad.Render("escaped:"), step.Count(esc.Hops, "level"), listing)
 					sh.say("  a chroot only moves where lookups start; pivot_root detaches the host's root so there is nothing above")

@@ -104,7 +104,7 @@ func init() {
 		&Command{
 			Name: "enter", Group: "processes", Usage: "enter [TYPE…] [-- CMD…]", MaxArgs: -1, RawArgs: true, NeedsBox: true,
 			Summary: "join the box's namespaces from the host, like `nsenter -t PID`",
-			Kernel:  "a new process writes itself into the box's cgroup, opens /proc/PID/ns/* and calls setns(2) for each (the box's user namespace always, when it has one, and then all its namespaces of its own), then forks the command, which calls setsid(2): a shell gets a pty of its own as its controlling terminal (TIOCSCTTY), relayed by stepbox; a command given after -- writes through pipes and reads /dev/null, never your terminal and gets the box's capabilities, no_new_privs and seccomp filter before execve(2), as docker exec does",
+			Kernel:  "a new process writes itself into the box's cgroup, opens /proc/PID/ns/* and calls setns(2) for each (the box's user namespace always, when it has one, and then all its namespaces of its own: uts ipc net mnt cgroup pid and time, whose clocks are the ones its commands read, time_for_children), then forks the command, which calls setsid(2): a shell gets a pty of its own as its controlling terminal (TIOCSCTTY), relayed by stepbox; a command given after -- writes through pipes and reads /dev/null, never your terminal and gets the box's capabilities, no_new_privs and seccomp filter before execve(2), as docker exec does",
 			Example: "enter mnt pid uts -- /bin/sh -c hostname", Man: "setns(2), nsenter(1)",
 			Complete: completeEnter,
 			Run:      runEnter,
@@ -287,7 +287,7 @@ func enterIdentity(b *primitives.Box) string {
 }
 
 // enterRequest reads `enter [TYPE…] [-- CMD…]` for box b: the namespaces
-// to join (by default every one it has but user and time) and
+// to join (by default every one it has, user joined by Box.Enter) and
 // the command (by default /bin/sh).
 func enterRequest(b *primitives.Box, args []string) ([]primitives.NamespaceType, []string, error) {
 	var types []primitives.NamespaceType
@@ -314,9 +314,10 @@ func enterRequest(b *primitives.Box, args []string) ([]primitives.NamespaceType,
 	}
 	if len(types) == 0 {
 		for _, t := range primitives.NamespaceTypes {
-			// Time only when named, as `nsenter -t PID` without -T; the
+			// Every one, time too, as docker exec and `nsenter -a`: a
+			// command entered reads the box's clocks as exec's do. The
 			// box's user namespace is always joined (Box.Enter).
-			if b.Has(t.Name) && t.Name != "user" && t.Name != "time" {
+			if b.Has(t.Name) && t.Name != "user" {
 				types = append(types, t)
 			}
 		}

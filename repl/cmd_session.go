@@ -60,7 +60,7 @@ func init() {
 			Name: "history", Group: "session", Usage: "history", Summary: "the commands that succeeded this session",
 			Run: func(sh *Shell, c *Call) error {
 				for i, l := range sh.history {
-					sh.say("%4d  %s", i+1, l)
+					sh.say("%4d  %s", i+1, viz.Escape(l))
 				}
 				return nil
 			},
@@ -357,9 +357,9 @@ func (sh *Shell) RunScript(ctx context.Context, r *os.File, name string) error {
 		if size > scriptLineMax {
 			// Not run: only its start was kept, and a cut command is another command.
 			err = fmt.Errorf("line %d is %d bytes long; a command line is at most %d bytes", n, size, scriptLineMax)
-			fmt.Fprintln(sh.Out, sh.Theme.Cmd.Render(sh.echoPrompt()+step.Cut(line)))
+			fmt.Fprintln(sh.Out, sh.echoLine(step.Cut(line)))
 		} else {
-			fmt.Fprintln(sh.Out, sh.Theme.Cmd.Render(sh.echoPrompt()+line))
+			fmt.Fprintln(sh.Out, sh.echoLine(line))
 			err = sh.Execute(ctx, line)
 		}
 		if err != nil {
@@ -408,6 +408,14 @@ func (sh *Shell) echoPrompt() string {
 		p = strings.ReplaceAll(p, "▸", ">")
 	}
 	return p
+}
+
+// echoLine is a script's (or a recorded) command line as echoed before
+// its output: the prompt, then the line with its control characters
+// escaped, as error messages show them; a raw CR would let the line
+// shown be another than the one run, an ESC retitle the terminal.
+func (sh *Shell) echoLine(line string) string {
+	return sh.Theme.Cmd.Render(sh.echoPrompt() + viz.Escape(line))
 }
 
 // ScriptError is the failure that stopped a script.

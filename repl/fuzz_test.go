@@ -173,6 +173,9 @@ func FuzzUntrustedText(f *testing.F) {
 		if !utf8.ValidString(e) || strings.ContainsFunc(e, func(r rune) bool { return unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) }) {
 			t.Fatalf("Escape(%q) = %q: a terminal would act on it", s, e)
 		}
+		if el := viz.EscapeLines(s); strings.ContainsFunc(el, func(r rune) bool { return r != '\n' && (unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r)) }) {
+			t.Fatalf("EscapeLines(%q) = %q: a terminal would act on it", s, el)
+		}
 		for _, l := range strings.Split(printable(s), "\n") {
 			if len(l) > 4*messageLineMax {
 				t.Fatalf("printable(%q) keeps a line of %d bytes", s, len(l))
@@ -256,15 +259,7 @@ func FuzzScriptRunner(f *testing.F) {
 			t.Fatal(err)
 		}
 		sh := NewShell(s, io.Discard, io.Discard, viz.NewTheme("plain"), 100)
-		src := filepath.Join(t.TempDir(), "fuzz.sb")
-		if err := os.WriteFile(src, []byte(script), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		r, err := os.Open(src)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer r.Close()
+		r := scriptFile(t, script)
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		runErr := sh.RunScript(ctx, r, "fuzz.sb")

@@ -105,14 +105,8 @@ func TestBadInputIsRefusedClearlyAndChangesNothing(t *testing.T) {
 func TestAHugeScriptLineIsAFailureOfItsLine(t *testing.T) {
 	sh, out := liveShell(t)
 	huge := strings.Repeat("x", 20<<20)
-	file := filepath.Join(t.TempDir(), "huge.sb")
-	os.WriteFile(file, []byte("new web\n-exec echo "+huge+"\nnew db\nexec echo "+huge+"\nnew never\n"), 0o644)
-	f, err := os.Open(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	err = sh.RunScript(context.Background(), f, "huge.sb")
+	f := scriptFile(t, "new web\n-exec echo "+huge+"\nnew db\nexec echo "+huge+"\nnew never\n")
+	err := sh.RunScript(context.Background(), f, "huge.sb")
 	var se *ScriptError
 	if !errors.As(err, &se) || se.Line != 4 || !strings.Contains(err.Error(), "bytes long") {
 		t.Fatalf("the script stopped with %v, want a stop at line 4 saying the line is too long", err)

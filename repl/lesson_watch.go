@@ -61,7 +61,7 @@ func (w *Watch) Around(sh *Shell, line string) func(err *error) {
 		return func(*error) {}
 	}
 	if w.rec != nil && w.depth == 0 && sh.Terminal != nil && !w.demo {
-		fmt.Fprintln(w.rec, sh.Theme.Cmd.Render(sh.echoPrompt()+strings.TrimSpace(line)))
+		fmt.Fprintln(w.rec, sh.echoLine(strings.TrimSpace(line)))
 	}
 	var had map[string]bool // the boxes before a `new`
 	if f := strings.Fields(line); len(f) > 0 && f[0] == "new" && w.lesson != nil && sh.Session != nil {

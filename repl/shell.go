@@ -336,8 +336,17 @@ func (sh *Shell) dim(text string) string {
 }
 
 // ok prints a step's success line: "✓ " and the text folded under it.
+// The text quotes what was typed or what a box named (a layer's path, a
+// cgroup value): its control characters are escaped and its long lines
+// cut, as error messages are (printable).
 func (sh *Shell) ok(format string, args ...any) {
-	fmt.Fprintln(sh.Out, viz.Hang(sh.Theme.Good.Render("✓")+" ", fmt.Sprintf(format, args...), sh.Width))
+	sh.okStyled(printable(fmt.Sprintf(format, args...)))
+}
+
+// okStyled is ok for a text stepbox styled itself (a URL drawn as a
+// command), whose escape sequences are its own: printed as it is.
+func (sh *Shell) okStyled(text string) {
+	fmt.Fprintln(sh.Out, viz.Hang(sh.Theme.Good.Render("✓")+" ", text, sh.Width))
 }
 
 // History returns the lines that succeeded, oldest first.

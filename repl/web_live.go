@@ -88,7 +88,7 @@ func (sh *Shell) StartWeb(addr string) error {
 	v.srv = srv
 	sh.web = v
 	go v.tick()
-	sh.ok("live view at %s", sh.Theme.Cmd.Render(srv.URL))
+	sh.okStyled("live view at " + sh.Theme.Cmd.Render(srv.URL))
 	for _, u := range srv.Also {
 		sh.say("  or at %s", sh.Theme.Cmd.Render(u))
 	}

@@ -70,6 +70,9 @@ func escapeCells(cells []string) []string {
 // EscapeLines is Escape for text of several lines: the newlines between
 // them stay, everything else is escaped.
 func EscapeLines(s string) string {
+	if !strings.ContainsFunc(s, func(r rune) bool { return r != '\n' && unsafeRune(r) }) {
+		return s // the common case: no allocation
+	}
 	ls := strings.Split(s, "\n")
 	for i, l := range ls {
 		ls[i] = Escape(l)

@@ -162,13 +162,20 @@ func (d *svgDoc) finish(id, label string) string {
 		class += " " + d.size.class
 	}
 	return fmt.Sprintf(`<svg id="%s" class="%s" viewBox="0 0 %d %d" width="%d" height="%d" role="img" aria-label="%s">%s</svg>`,
-		id, class, d.w(), d.h, d.w(), d.h, esc(label), d.b.String())
+		esc(id), class, d.w(), d.h, d.w(), d.h, esc(label), d.b.String())
 }
 
-func esc(s string) string { return html.EscapeString(s) }
+// esc makes s safe for the page: control characters escaped as the
+// terminal panels show them (Escape: \x1b, never the raw byte, which
+// also is no legal XML character), then HTML's metacharacters. Every
+// string the live view draws goes through it, box-made or not; newlines
+// stay (HTML folds them), and Escape leaves an escaped string as it is.
+func esc(s string) string { return html.EscapeString(EscapeLines(s)) }
 
-// fit cuts s to what w units hold at font size size, marking the cut.
+// fit cuts s, escaped first so that what is measured is what is drawn,
+// to what w units hold at font size size, marking the cut.
 func fit(s string, w int, size float64) string {
+	s = Escape(s)
 	n := int(float64(w) / (size * svgCharEm))
 	r := []rune(s)
 	if len(r) <= n {
@@ -184,6 +191,7 @@ func fit(s string, w int, size float64) string {
 // go whole, so no number is left cut (an inode "402653…" or an address
 // "172.2…" reads as another). A first word too long is cut as fit cuts.
 func fitWords(s string, w int, size float64) string {
+	s = Escape(s)
 	if fit(s, w, size) == s {
 		return s
 	}
@@ -201,6 +209,7 @@ func fitWords(s string, w int, size float64) string {
 
 // fitMiddle cuts a path's middle out to fit w units.
 func fitMiddle(s string, w int, size float64) string {
+	s = Escape(s)
 	n := int(float64(w) / (size * svgCharEm))
 	r := []rune(s)
 	if len(r) <= n || n < 5 {
@@ -213,7 +222,14 @@ func fitMiddle(s string, w int, size float64) string {
 // LivePage is the live page's body for state s: a header with the last
 // line and the lesson, each box's drawings, and the last step's record.
 // The server sends it whole after every step; the page swaps it in.
-func LivePage(s LiveState) string {
+//
+// Each field is escaped where it is drawn (esc); the page as a whole
+// then goes through EscapeLines too, so that no field, today's or one
+// added later, drawn with esc or not, brings a box's control character
+// (a process name's ESC ] 2 ;) into the page: issue 15, item 7.
+func LivePage(s LiveState) string { return EscapeLines(livePage(s)) }
+
+func livePage(s LiveState) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `<header id="now" data-seq="%d">`, s.Seq)
 	b.WriteString(liveHeader(s))

@@ -232,7 +232,7 @@ func (f *nsFrame) draw(w int, size svgSize) (string, int) {
 			squeeze = fmt.Sprintf(` textLength="%d" lengthAdjust="spacingAndGlyphs"`, cw-12)
 		}
 		fmt.Fprintf(&b, `<g class="%s" data-type="%s" data-types="%s" data-inode="%d" data-owner="%s"><rect x="%d" y="%d" width="%d" height="%d" rx="5"/><text x="%d" y="%d"%s><tspan class="nstype">%s</tspan> %d%s</text></g>`,
-			class, c.types[0], strings.Join(c.types, " "), c.inode, strings.Fields(f.class)[0], x, y, cw, nsChipH, x+8, y+19, squeeze, label, c.inode, mark)
+			class, esc(c.types[0]), esc(strings.Join(c.types, " ")), c.inode, esc(strings.Fields(f.class)[0]), x, y, cw, nsChipH, x+8, y+19, squeeze, esc(label), c.inode, mark)
 	}
 	if len(f.chips) > 0 {
 		y += nsChipH + gap + 2
@@ -251,7 +251,7 @@ func (f *nsFrame) draw(w int, size svgSize) (string, int) {
 		// into the PID.
 		label := fit(p.label, w-x-nsFramePad-int(float64(utf8.RuneCountInString(pids)+2)*small*svgCharEm)-14, svgText)
 		fmt.Fprintf(&b, `<g class="proc %s" data-pid="%d" data-boxpid="%d"><rect x="%d" y="%d" width="%d" height="%d" rx="13"/><text x="%d" y="%d">%s</text><text x="%d" y="%d" class="pid">%s</text></g>`,
-			p.role, p.pid, p.boxPID, x, y, w-x-nsFramePad, nsChipH, x+10, y+19, esc(label), w-nsFramePad-10, y+19, pids)
+			esc(p.role), p.pid, p.boxPID, x, y, w-x-nsFramePad, nsChipH, x+10, y+19, esc(label), w-nsFramePad-10, y+19, pids)
 		y += nsChipH + gap
 	}
 	if more := len(f.procs) - len(shown); more > 0 {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"unicode"
 
 	"golang.org/x/sys/unix"
 
@@ -27,6 +28,11 @@ func inLayer(cmd, name, p string) (string, error) {
 		return "", fmt.Errorf("%s %s: %w %q: %s", cmd, name, ErrBadPath, shown, allowed)
 	case strings.ContainsRune(p, 0):
 		return "", fmt.Errorf("%s %s: %w %q: NUL bytes cannot be in a file name", cmd, name, ErrBadPath, shown)
+	case strings.ContainsFunc(p, unicode.IsControl):
+		// The kernel takes any byte but '/' and NUL; stepbox refuses
+		// what a terminal acts on (ESC clears it, CR rewrites the line),
+		// as `hostname` does: the path is printed back in every panel.
+		return "", fmt.Errorf("%s %s: %w %q: a path in a layer holds no control characters (ESC, CR, newline, tab, DEL); letters, digits, spaces and punctuation are allowed", cmd, name, ErrBadPath, shown)
 	case len(p) > PathMax:
 		return "", fmt.Errorf("%s %s: %w %q: a path in a layer is at most %d bytes, so that under the layer's, the upper dir's and the box's own directories it still fits the kernel's PATH_MAX (4096)", cmd, name, ErrBadPath, shown, PathMax)
 	}

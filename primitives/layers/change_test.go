@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -102,6 +103,10 @@ func TestPutAndDelRejectBadPaths(t *testing.T) {
 		{"relative", "etc/motd", "absolute path", nil},
 		{"root itself", "/", "root itself", nil},
 		{"empty", "", "absolute path", nil},
+		{"ESC clears the screen", "/etc/t\x1b[2J\x1b[41mLAYER", "no control characters", nil},
+		{"CR rewrites the line", "/etc/motd\rfake", "no control characters", nil},
+		{"newline", "/etc/a\nb", "no control characters", nil},
+		{"C1 CSI", "/etc/\u009b2J", "no control characters", nil},
 		{"absolute symlink out", "/link/passwd", "/link is a symlink", func(t *testing.T, root string) {
 			mustSymlink(t, outside, filepath.Join(root, "link"))
 		}},
@@ -140,7 +145,7 @@ func TestPutAndDelRejectBadPaths(t *testing.T) {
 				if !errors.Is(err, ErrBadPath) {
 					t.Fatalf("%s x %q = %v, want ErrBadPath", cmd, c.path, err)
 				}
-				for _, want := range []string{cmd, `"` + c.path + `"`, c.why} {
+				for _, want := range []string{cmd, strconv.Quote(c.path), c.why} {
 					if !strings.Contains(err.Error(), want) {
 						t.Errorf("error %q does not mention %q", err, want)
 					}
