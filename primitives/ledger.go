@@ -395,8 +395,8 @@ var ownPIDNS = func() string {
 // (and box, unless box is empty).
 func markedProcesses(session, box string) []pidStart {
 	var out []pidStart
-	for _, p := range markedProcessesAny() {
-		if p.session == session && (box == "" || p.box == box) {
+	for _, p := range markedProcessesAny(func(s string) bool { return s == session }) {
+		if box == "" || p.box == box {
 			out = append(out, p.pidStart)
 		}
 	}
@@ -404,9 +404,11 @@ func markedProcesses(session, box string) []pidStart {
 }
 
 // markedProcessesAny lists every process carrying stepbox's markers of a
-// session in this process's PID namespace that the kernel shows is that
-// session's (markedOwned); the others are named and left alone.
-func markedProcessesAny() []markedProc {
+// session in this process's PID namespace that want picks and that the
+// kernel shows is that session's (markedOwned); the others of a wanted
+// session are named and left alone. Markers of a session not wanted
+// (another live session's, another user's) are not judged or named.
+func markedProcessesAny(want func(session string) bool) []markedProc {
 	procs, err := procfs.AllProcs()
 	if err != nil {
 		return nil
@@ -420,7 +422,7 @@ func markedProcessesAny() []markedProc {
 		s, b, ns := markersOf(p)
 		// Another PID namespace's session (stepbox in a container): not
 		// this one's to judge or to end.
-		if s != "" && (ns == "" || ns == ownPIDNS) {
+		if s != "" && (ns == "" || ns == ownPIDNS) && want(s) {
 			st, _ := startTime(p.PID)
 			if ok, why := markedOwned(p, st, s); !ok {
 				refuseMarked(pidStart{p.PID, st}, s, why)

@@ -143,3 +143,40 @@ func TestCleanupLeavesAnotherUsersForgedMarkerAlone(t *testing.T) {
 		t.Errorf("cleanup did not name the forged process; said:\n%s", said())
 	}
 }
+
+// A root session's teardown and a sweep leave alone, without a word, the
+// processes of another user's live session (a rootless learner beside a
+// lecturer's root session): their markers are not this session's, and
+// that session is alive. Each of a class's root sessions named every
+// rootless box process on the machine before.
+func TestAnotherLiveSessionsMarkedProcessesAreNeitherJudgedNorNamed(t *testing.T) {
+	needRoot(t)
+	said := refusals(t)
+	ppid := os.Getppid()
+	start, err := startTime(ppid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	theirs := markedSleeper(t, fmt.Sprintf("%d-%d", ppid, start), "web", true)
+	s := newTestSession(t)
+	b, _, err := s.NewBox("web", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, b, "true") // a host-PID command: rm and exit search /proc
+	if err := s.Remove("web"); err != nil {
+		t.Fatalf("rm: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("exit: %v", err)
+	}
+	if _, err := Sweep(Dirs{Run: t.TempDir(), Lib: t.TempDir()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := running(theirs); err != nil {
+		t.Fatalf("another live session's process %d was ended: %v", theirs.Process.Pid, err)
+	}
+	if got := said(); strings.Contains(got, strconv.Itoa(theirs.Process.Pid)) {
+		t.Errorf("another live session's process was named:\n%s", got)
+	}
+}

@@ -180,13 +180,11 @@ func sweep(dirs Dirs, thorough bool) (SweepReport, error) {
 	}
 	// Processes marked with a session that no longer exists, whether or
 	// not its directory survived.
-	for _, p := range markedProcessesAny() {
-		if !sessionAlive(p.session) {
-			line := processLine(p.pid, p.box)
-			errs = append(errs, killAndWait([]pidStart{p.pidStart}))
-			rep.Processes++
-			rep.Removed = append(rep.Removed, line)
-		}
+	for _, p := range markedProcessesAny(func(s string) bool { return !sessionAlive(s) }) {
+		line := processLine(p.pid, p.box)
+		errs = append(errs, killAndWait([]pidStart{p.pidStart}))
+		rep.Processes++
+		rep.Removed = append(rep.Removed, line)
 	}
 	// cgroups of dead sessions, wherever their ledger went.
 	st, err := cgroups.Sweep(cgroups.DefaultRoot, sessionMayLive)
@@ -411,11 +409,9 @@ func (s *Session) teardownAll() error {
 	byBox := map[string][]pidStart{}
 	var all []pidStart
 	if search {
-		for _, p := range markedProcessesAny() {
-			if p.session == s.ID {
-				byBox[p.box] = append(byBox[p.box], p.pidStart)
-				all = append(all, p.pidStart)
-			}
+		for _, p := range markedProcessesAny(func(id string) bool { return id == s.ID }) {
+			byBox[p.box] = append(byBox[p.box], p.pidStart)
+			all = append(all, p.pidStart)
 		}
 	}
 	errs = append(errs, killAndWait(all))
