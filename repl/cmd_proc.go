@@ -54,7 +54,15 @@ func init() {
 				// "bind: Permission denied" names the step it still lacks.
 				said := &tailBuffer{}
 				ipc := hostIPC(b)
-				es, err := b.Exec(sh.interrupt, argv, nil, primitives.Stdio{Out: out, Err: io.MultiWriter(errw, said)})
+				std := primitives.Stdio{Out: out, Err: io.MultiWriter(errw, said)}
+				if sameWriter(out, errw) {
+					// One writer for both streams (a transcript, a test's
+					// buffer): one pipe, so that the two never write into
+					// it at once; the tail then holds stdout too.
+					w := io.MultiWriter(out, said)
+					std = primitives.Stdio{Out: w, Err: w}
+				}
+				es, err := b.Exec(sh.interrupt, argv, nil, std)
 				sh.sayHostIPC(b, ipc)
 				sh.printStep(es.Step)
 				if err != nil && !strings.Contains(argv[0], "/") && strings.Contains(err.Error(), "command not found in the box") {
@@ -392,4 +400,15 @@ func (sh *Shell) hostCommand(ctx context.Context, line string) error {
 		return &CommandError{Cmd: "!", Err: err}
 	}
 	return nil
+}
+
+// sameWriter reports whether a and b are the same writer; writers of
+// types that cannot be compared are taken as different.
+func sameWriter(a, b io.Writer) (same bool) {
+	defer func() {
+		if recover() != nil {
+			same = false
+		}
+	}()
+	return a == b
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -119,14 +120,25 @@ func TestAHugeScriptLineIsAFailureOfItsLine(t *testing.T) {
 	}
 }
 
-// After pivot_root, sysfs in a user namespace is refused whatever the
-// network namespace: the hint is not "`unshare net` first".
+// After pivot_root, a new sysfs in a user namespace is refused (the
+// host's is out of sight): with a network namespace of its own the box
+// kept one made before its root moved and mount sys attaches it; without,
+// the hint is to do it before pivot_root, not a bare "`unshare net` first".
 func TestMountSysAfterPivotRootInAUserBoxGetsTheRightHint(t *testing.T) {
 	sh, out := liveShell(t)
-	run(t, sh, out, "new u --user", "unshare mnt net pid", "mount overlay base", "pivot_root")
+	run(t, sh, out, "new u --user", "unshare mnt net pid", "mount overlay base", "pivot_root", "mount sys")
+	b, err := sh.Session.Box("u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mi, err := os.ReadFile(fmt.Sprintf("/proc/%d/mountinfo", b.PID()))
+	if err != nil || !regexp.MustCompile(`(?m)^\S+ \S+ \S+ \S+ /sys ro,.* - sysfs `).Match(mi) {
+		t.Errorf("mount sys after pivot_root in a --user box with its own net namespace: no read-only sysfs at /sys (%v):\n%s", err, mi)
+	}
+	run(t, sh, out, "new v --user", "unshare mnt pid", "mount overlay base", "pivot_root")
 	msg := errorOf(t, sh, out, "mount sys")
 	if strings.Contains(msg, "`unshare net` first") || !strings.Contains(msg, "before pivot_root") {
-		t.Errorf("mount sys after pivot_root in a --user box with its own net namespace:\n%s", msg)
+		t.Errorf("mount sys after pivot_root in a --user box without a net namespace:\n%s", msg)
 	}
 }
 
