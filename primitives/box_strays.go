@@ -181,7 +181,7 @@ func endStrays(box string, mine, named []stray) (said []string, err error) {
 
 func strayPlace(s stray) string {
 	if s.box == "" {
-		return "cgroup " + s.where + " (stepbox's parent cgroup, where no process belongs)"
+		return "cgroup " + s.where + " (stepbox's own and no box's, where no process belongs)"
 	}
 	return "cgroup " + s.where + " (where box " + s.box + "'s processes are kept)"
 }
