@@ -11,13 +11,18 @@ import (
 
 // strayScript moves the calling shell from box b's tracking cgroup into
 // the cgroup $1 names relative to stepbox's parent ("" for the parent
-// itself, "a.track" for box a's), in every hierarchy the parent is in,
+// itself, or a child of it on cgroup v2; "a.track" for box a's), in every
+// hierarchy the parent is in,
 // then becomes an unmarked sleeper: only stepbox's own cgroups are
 // written (ut25 F2).
 const strayScript = `P=$(sed -n 's|^[^:]*:[^:]*:\(.*\)/b\.track$|\1|p' /proc/self/cgroup | head -n 1)
 [ -n "$P" ] || exit 1
 for base in /sys/fs/cgroup /sys/fs/cgroup/*; do
-	if [ -f "$base$P/$1/cgroup.procs" ]; then echo $$ > "$base$P/$1/cgroup.procs" || exit 1; fi
+	d="$base$P/$1"
+	[ -f "$d/cgroup.procs" ] || continue
+	# cgroup v2 keeps processes out of a cgroup whose controllers are on
+	# for its children (EBUSY): then a child of the box's own making.
+	echo $$ > "$d/cgroup.procs" 2>/dev/null || { mkdir -p "$d/stray" && echo $$ > "$d/stray/cgroup.procs"; } || exit 1
 done
 exec env -i /bin/sleep "$2"
 `
