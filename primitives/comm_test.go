@@ -38,4 +38,16 @@ func TestBoxProcessAndPID1HaveNamesALearnerRecognises(t *testing.T) {
 	if got := commOfPID(t, b.CommandPID()); got != "stepbox-init" {
 		t.Errorf("PID 1 is called %q in /proc/%d/comm, want stepbox-init", got, b.CommandPID())
 	}
+	// Their command lines, ps's COMMAND, say the same and name the box:
+	// busybox ps shows "{comm} argv…" only where argv[0] is not the comm
+	// (ut26 F11: "{100} stepbox __box cage").
+	for pid, want := range map[int]string{b.PID(): "stepbox-box named", b.CommandPID(): "stepbox-init named"} {
+		raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Join(strings.Fields(strings.ReplaceAll(string(raw), "\x00", " ")), " "); got != want {
+			t.Errorf("/proc/%d/cmdline is %q, want %q", pid, raw, want)
+		}
+	}
 }
