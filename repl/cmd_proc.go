@@ -379,7 +379,15 @@ func (sh *Shell) hostCommand(ctx context.Context, line string) error {
 	for k, v := range sh.boxVars() {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	cmd.Stdout, cmd.Stderr = sh.stdio()
+	// The end of what it wrote to stderr goes to the explainer, as
+	// exec's does: nsenter's "reassociate … Operation not permitted".
+	said := &tailBuffer{}
+	out, errw := sh.stdio()
+	cmd.Stdout, cmd.Stderr = out, io.MultiWriter(errw, said)
+	if sameWriter(out, errw) {
+		cmd.Stdout = io.MultiWriter(out, said)
+		cmd.Stderr = cmd.Stdout
+	}
 	if sh.Terminal != nil {
 		cmd.Stdin = sh.Terminal.File
 		sh.handTerminal()
@@ -395,7 +403,7 @@ func (sh *Shell) hostCommand(ctx context.Context, line string) error {
 			// Ctrl-C: reported as exec reports it, not as exit status -1.
 			es = primitives.ExitStatus{Code: 128 + int(ws.Signal()), Signal: unix.SignalName(ws.Signal())}
 		}
-		return &ExitError{Cmd: "!" + firstWord(line), Status: es}
+		return &ExitError{Cmd: "!" + firstWord(line), Status: es, Stderr: said.String()}
 	}
 	if err != nil {
 		return &CommandError{Cmd: "!", Err: err}

@@ -91,3 +91,35 @@ func TestRootlessImageLoadSaysOwnersWereNotKept(t *testing.T) {
 	}
 	noSessionLeft(t, state)
 }
+
+// Rootless, the article's `nsenter -t PID -m -p -u` from the host is
+// refused joining a namespace the box's user namespace owns: stepbox says
+// why and gives the form that works, which does (ut26 F12).
+func TestRootlessNsenterWithoutTheUserNamespaceSaysToJoinItToo(t *testing.T) {
+	needRoot(t) // to become uid 65534 with setpriv
+	hostUnchanged(t)
+	state := rootlessStateDir(t)
+	script := strings.Join([]string{
+		"new web",
+		"unshare mnt uts pid",
+		"hostname inside-web",
+		"-!nsenter -t $BOX_PID -m -p -u /bin/sh -c hostname",
+		"!nsenter -t $BOX_PID -U --preserve-credentials -m -p -u /bin/sh -c 'echo joined: $(hostname)'",
+	}, "\n") + "\n"
+	got, err := runRootless(t, state, script, "run", "-")
+	if err != nil {
+		t.Fatalf("rootless run: %v\n%s", err, got)
+	}
+	flat := strings.Join(strings.Fields(got), " ")
+	for _, want := range []string{
+		"nsenter: reassociate to namespace",
+		"error: !nsenter: exit status 1",
+		"why: setns(2) needs CAP_SYS_ADMIN in the user namespace that owns the namespace joined",
+		"do: join the box's user namespace too, keeping your groups (a rootless box may not set them): `!nsenter -t $BOX_PID -U --preserve-credentials -m -p -u /bin/sh -c hostname`",
+		"joined: inside-web",
+	} {
+		if !strings.Contains(flat, want) {
+			t.Errorf("the output does not say %q:\n%s", want, got)
+		}
+	}
+}
