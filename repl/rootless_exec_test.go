@@ -123,3 +123,37 @@ func TestRootlessNsenterWithoutTheUserNamespaceSaysToJoinItToo(t *testing.T) {
 		}
 	}
 }
+
+// Rootless, a step that is refused can still be studied (ut26 F14):
+// explain shows its record where it can be planned (cgroup new), else
+// what it asks of the kernel, and says why it is refused here.
+func TestRootlessExplainOfARefusedStepShowsItAndWhyItIsRefused(t *testing.T) {
+	needRoot(t) // to become uid 65534 with setpriv
+	hostUnchanged(t)
+	state := rootlessStateDir(t)
+	script := strings.Join([]string{
+		"new web",
+		"explain net bridge",
+	}, "\n") + "\n"
+	want := []string{
+		"net bridge: the kernel: RTM_NEWLINK kind bridge",
+		"rootless here, net bridge is refused: a bridge is a link in the host's network namespace",
+	}
+	// Where no user manager delegates a cgroup to the uid (this host, and
+	// the VMs, which have none for 65534), the cgroup steps are refused.
+	if _, err := os.Stat("/sys/fs/cgroup/user.slice/user-65534.slice/user@65534.service"); err != nil {
+		script += "explain cgroup new\nexplain cgroup limit memory 32M\n"
+		want = append(want, "explain: cgroup new (a plan: nothing has run)", "rootless here, cgroup new is refused:",
+			"cgroup limit memory 32M: the kernel: writes memory.max", "rootless here, cgroup limit is refused:")
+	}
+	got, err := runRootless(t, state, script, "run", "-")
+	if err != nil {
+		t.Fatalf("rootless run: %v\n%s", err, got)
+	}
+	flat := strings.Join(strings.Fields(got), " ")
+	for _, want := range want {
+		if !strings.Contains(flat, want) {
+			t.Errorf("the output does not say %q:\n%s", want, got)
+		}
+	}
+}
