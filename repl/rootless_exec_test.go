@@ -148,3 +148,23 @@ func TestRootlessExplainOfARefusedStepShowsItAndWhyItIsRefused(t *testing.T) {
 	}
 	rootlessSays(t, lines, want)
 }
+
+// Rootless, every box has a user namespace of its own, so a hole probe
+// finds open there is not said to be closed by one (ut26 F16): PID 1's
+// memory, readable by the box's root that owns its user namespace, is
+// closed by caps docker, and the table says the user namespace is no help.
+func TestRootlessProbeNamesNoUserNamespaceAsACloser(t *testing.T) {
+	needRoot(t) // to become uid 65534 with setpriv
+	hostUnchanged(t)
+	got, err := runRootless(t, rootlessStateDir(t), "new b\nunshare all\nmount overlay base\npivot_root\nprobe ptrace remount\n", "run", "-")
+	if err != nil {
+		t.Fatalf("rootless run: %v\n%s", err, got)
+	}
+	flat := strings.Join(strings.Fields(got), " ")
+	if strings.Contains(flat, "; a user namespace") {
+		t.Errorf("a hole open in the box's user namespace is said to be closed by one:\n%s", got)
+	}
+	if strings.Contains(got, "│ ptrace            │ open") && !strings.Contains(flat, "(the box has a user namespace of its own already: that does not close it)") {
+		t.Errorf("ptrace is open and the table does not say the box's user namespace does not close it:\n%s", got)
+	}
+}
