@@ -81,11 +81,11 @@ func measureMemory(c config, fx *fixture) (memory, error) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	session := cmd.Process.Pid
-	box := childNamed(session, "__box")
+	box := childNamed(session, "stepbox-box")
 	if box == 0 {
 		return m, fmt.Errorf("no box process under session %d", session)
 	}
-	init := childNamed(box, "__box")
+	init := childNamed(box, "stepbox-init")
 	if init == 0 {
 		return m, fmt.Errorf("no PID 1 under box process %d", box)
 	}
@@ -95,7 +95,9 @@ func measureMemory(c config, fx *fixture) (memory, error) {
 	return m, nil
 }
 
-// childNamed returns the first child of pid whose second argument is arg.
+// childNamed returns the first child of pid whose first argument is arg:
+// the box process and PID 1 retitle themselves "stepbox-box NAME" and
+// "stepbox-init NAME".
 // Each thread lists the children it started: a Go program starts them
 // from any of its threads.
 func childNamed(pid int, arg string) int {
@@ -109,7 +111,7 @@ func childNamed(pid int, arg string) int {
 		child, _ := strconv.Atoi(f)
 		cl, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", child))
 		args := strings.Split(string(cl), "\x00")
-		if len(args) > 1 && args[1] == arg {
+		if args[0] == arg {
 			return child
 		}
 	}

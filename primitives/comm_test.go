@@ -38,4 +38,41 @@ func TestBoxProcessAndPID1HaveNamesALearnerRecognises(t *testing.T) {
 	if got := commOfPID(t, b.CommandPID()); got != "stepbox-init" {
 		t.Errorf("PID 1 is called %q in /proc/%d/comm, want stepbox-init", got, b.CommandPID())
 	}
+	// Their command lines, ps's COMMAND, say the same and name the box:
+	// busybox ps shows "{comm} argv…" only where argv[0] is not the comm
+	// (ut26 F11: "{100} stepbox __box cage").
+	for pid, want := range map[int]string{b.PID(): "stepbox-box named", b.CommandPID(): "stepbox-init named"} {
+		raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Join(strings.Fields(strings.ReplaceAll(string(raw), "\x00", " ")), " "); got != want {
+			t.Errorf("/proc/%d/cmdline is %q, want %q", pid, raw, want)
+		}
+	}
+}
+
+// What explain says an exec inherits names the cgroup only once the box
+// has one: before `cgroup new` (or rootless, where none is delegated) the
+// command stays in the session's (ut26 F19).
+func TestExecPlanNamesTheBoxCgroupOnlyWhenItHasOne(t *testing.T) {
+	needRoot(t)
+	s := newTestSession(t)
+	b, _, err := s.NewBox("plain", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := b.PlanExec([]string{"true"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(st.Summary, "the cgroup the steps made") || !strings.Contains(st.Summary, "the session's cgroup (the box has none of its own)") {
+		t.Errorf("exec in a box without a cgroup: %q", st.Summary)
+	}
+	if _, err := b.CgroupNew(); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ = b.PlanExec([]string{"true"}); !strings.Contains(st.Summary, "the cgroup the steps made") {
+		t.Errorf("exec in a box with its cgroup: %q", st.Summary)
+	}
 }

@@ -20,6 +20,12 @@ type Check struct {
 	Found  string
 	OK     bool
 	Advice string // what to do when not OK: the one command that fixes it
+	// Meanwhile is what a learner without sudo can do until an
+	// administrator has run Advice.
+	Meanwhile string
+	// Moot: not needed in this mode (rootless), so neither OK nor a
+	// failure; Found says why.
+	Moot bool
 }
 
 // DoctorHost is the machine doctor reads: its files under Root ("/" for
@@ -99,6 +105,36 @@ func Doctor() []Check {
 	for _, c := range all {
 		out = append(out, c())
 	}
+	return LiveDoctorHost().forLearner(out)
+}
+
+// forLearner words checks for who runs doctor: a normal user (no sudo,
+// perhaps never) is told what to ask an administrator for and what works
+// meanwhile, and a cgroup parent rootless cannot use is not called OK
+// (ut26 F1).
+func (h DoctorHost) forLearner(checks []Check) []Check {
+	if h.EUID == 0 {
+		return checks
+	}
+	delegated := true
+	for _, c := range checks {
+		if c.Name == delegationCheck && !c.OK {
+			delegated = false
+		}
+	}
+	out := make([]Check, 0, len(checks))
+	for _, c := range checks {
+		if c.Name == "cgroup parent" && !delegated {
+			c = Check{Name: c.Name, Moot: true, Found: "not used rootless: no cgroup is delegated to " + h.User + " (see " + delegationCheck + "); as root: " + c.Found}
+		}
+		if !c.OK && !c.Moot && strings.Contains(c.Advice, "sudo ") {
+			c.Advice = "needs root: ask your administrator (or, with sudo, do it yourself): " + c.Advice
+			if c.Meanwhile != "" {
+				c.Advice += "; meanwhile: " + c.Meanwhile
+			}
+		}
+		out = append(out, c)
+	}
 	return out
 }
 
@@ -125,8 +161,8 @@ func (h DoctorHost) checkRoot() Check {
 		}
 		return Check{Name: "privileges", Found: found, OK: true}
 	}
-	return Check{Name: "privileges", Found: fmt.Sprintf("uid %d", h.EUID), OK: false,
-		Advice: "without root stepbox runs rootless: every box gets a user namespace of its own, and the steps that change the host (bridge, nft, devices, cgroups nobody delegated) are refused; for every step: sudo stepbox"}
+	return Check{Name: "privileges", OK: true,
+		Found: fmt.Sprintf("uid %d, not root: stepbox runs rootless: every box gets a user namespace of its own, and the steps that change the host (bridge, nft, devices, cgroups nobody delegated) are refused, each saying why; with sudo, every step: sudo stepbox", h.EUID)}
 }
 
 func (h DoctorHost) checkNamespaces() Check {
@@ -225,6 +261,10 @@ func (h DoctorHost) checkRootPropagation() Check {
 // host the kernel is asked (NftProbe) before the files are read.
 func (h DoctorHost) checkNftables() Check {
 	const name = "nftables"
+	if h.EUID != 0 {
+		return Check{Name: name, Moot: true,
+			Found: "not needed rootless: the net steps that write nf_tables rules (`net nat`, `net publish`) change the host's and are refused rootless; `sudo stepbox doctor` checks it for root"}
+	}
 	noNft := Check{Name: name, Found: "no nf_tables in this kernel", OK: false,
 		Advice: "`net nat` and `net publish` need it: sudo modprobe nf_tables (or boot a kernel built with CONFIG_NF_TABLES)"}
 	var found string

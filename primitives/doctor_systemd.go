@@ -36,24 +36,31 @@ func (h DoctorHost) checkSystemd() Check {
 // checkDelegation: the controllers the learner's user manager may hand
 // to their own cgroups (user@UID.service's cgroup.controllers), which is
 // all a rootless box's limits can use.
+// delegationCheck names checkDelegation's line.
+const delegationCheck = "rootless: cgroups"
+
+// cgroupStepsRefused is what works while no cgroup is delegated.
+const cgroupStepsRefused = "the cgroup steps are refused rootless, each saying why; every other step works"
+
 func (h DoctorHost) checkDelegation() Check {
-	const name = "rootless: cgroups"
+	const name = delegationCheck
 	if !h.exists("/sys/fs/cgroup/cgroup.controllers") {
 		return Check{Name: name, Found: "the controllers are on cgroup v1 (hybrid or v1 host): no cgroup is delegated to a normal user", OK: false,
-			Advice: "boot with cgroup v2 only: add systemd.unified_cgroup_hierarchy=1 to GRUB_CMDLINE_LINUX in /etc/default/grub, then sudo update-grub and reboot"}
+			Advice:    "boot with cgroup v2 only: add systemd.unified_cgroup_hierarchy=1 to GRUB_CMDLINE_LINUX in /etc/default/grub, then sudo update-grub and reboot",
+			Meanwhile: cgroupStepsRefused}
 	}
 	if h.UID == 0 {
 		return Check{Name: name, Found: "running as root without sudo: stepbox makes its cgroups as root; delegation matters for a normal user", OK: true}
 	}
 	if !h.exists("/run/systemd/system") {
 		return Check{Name: name, Found: "no systemd user manager delegates a cgroup to " + h.User, OK: false,
-			Advice: "the cgroup steps need root here: sudo stepbox"}
+			Advice: "the cgroup steps need root here: sudo stepbox", Meanwhile: cgroupStepsRefused}
 	}
 	svc := fmt.Sprintf("user@%d.service", h.UID)
 	ctrl, ok := h.read(fmt.Sprintf("/sys/fs/cgroup/user.slice/user-%d.slice/%s/cgroup.controllers", h.UID, svc))
 	if !ok {
 		return Check{Name: name, Found: fmt.Sprintf("%s has no user manager (%s): no login session", h.User, svc), OK: false,
-			Advice: "sudo loginctl enable-linger " + h.User}
+			Advice: "sudo loginctl enable-linger " + h.User, Meanwhile: cgroupStepsRefused}
 	}
 	have := strings.Fields(ctrl)
 	var missing []string

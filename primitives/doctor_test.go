@@ -215,3 +215,36 @@ func merge(ms ...map[string]string) map[string]string {
 	}
 	return out
 }
+
+// A learner without sudo (uid 65534 on a hybrid host, no subuid range) is
+// told what to ask an administrator for and what works meanwhile, never a
+// bare sudo line; nftables, which no rootless step uses, and a cgroup
+// parent nobody delegates are neither OK nor failures (ut26 F1).
+func TestDoctorToALearnerWithoutSudoSaysWhatToAskForAndWhatWorksMeanwhile(t *testing.T) {
+	h := doctorFixture(t, "6.1.0", map[string]string{"etc/os-release": "ID=debian\n", "usr/bin/newuidmap": ""})
+	h.EUID, h.UID, h.User = 65534, 65534, "nobody"
+	h.NftProbe = func() error { return unix.EPERM }
+	checks := h.forLearner([]Check{h.checkRoot(), h.checkNftables(), h.checkSubordinateIDs(), h.checkIDMapTools(), h.checkDelegation(),
+		{Name: "cgroup parent", OK: true, Found: "under /process_api/x (rule session)"}})
+	byName := map[string]Check{}
+	for _, c := range checks {
+		byName[c.Name] = c
+		if !c.OK && !c.Moot && !strings.HasPrefix(c.Advice, "needs root: ask your administrator") {
+			t.Errorf("%s: a learner without sudo is told %q", c.Name, c.Advice)
+		}
+	}
+	wantCheck(t, byName["privileges"], true, "uid 65534, not root: stepbox runs rootless")
+	for _, name := range []string{"nftables", "cgroup parent"} {
+		if c := byName[name]; !c.Moot || c.OK || !strings.Contains(c.Found, "rootless") {
+			t.Errorf("%s rootless: %+v, want not needed, saying why", name, c)
+		}
+	}
+	wantCheck(t, byName["rootless: subuid"], false, "sudo usermod --add-subuids", "meanwhile: the boxes work, each mapping one ID")
+	wantCheck(t, byName["rootless: uidmap"], false, "sudo apt install uidmap", "meanwhile:")
+	wantCheck(t, byName["rootless: cgroups"], false, "sudo update-grub", "meanwhile: the cgroup steps are refused rootless")
+	// As root (sudo), the same host's lines keep their commands as they are.
+	h.EUID = 0
+	if c := h.forLearner([]Check{h.checkSubordinateIDs()})[0]; !strings.HasPrefix(c.Advice, "sudo usermod") {
+		t.Errorf("under sudo, subuid advice: %q", c.Advice)
+	}
+}

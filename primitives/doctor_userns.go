@@ -51,6 +51,9 @@ func (h DoctorHost) checkRootlessUserNamespaces() Check {
 	return Check{Name: name, Found: "a normal user may make user namespaces", OK: true}
 }
 
+// oneIDBox is what works while a rootless box can map only its root.
+const oneIDBox = "the boxes work, each mapping one ID (its root is you): only giving files to other IDs inside (chown, apt) fails"
+
 // checkSubordinateIDs: the ranges /etc/subuid and /etc/subgid grant the
 // learner (subuid(5)). Without them a rootless box maps one ID, its root,
 // and `exec chown`, apt and friends fail inside.
@@ -80,7 +83,8 @@ func (h DoctorHost) checkSubordinateIDs() Check {
 	}
 	start := max(h.nextFreeSubordinate("/etc/subuid"), h.nextFreeSubordinate("/etc/subgid"))
 	return Check{Name: name, Found: fmt.Sprintf("%s has no range of 65536 IDs in %s: a rootless box can map only its root", h.User, strings.Join(missing, " and ")), OK: false,
-		Advice: fmt.Sprintf("sudo usermod --add-subuids %d-%d --add-subgids %d-%d %s", start, start+65535, start, start+65535, h.User)}
+		Advice:    fmt.Sprintf("sudo usermod --add-subuids %d-%d --add-subgids %d-%d %s", start, start+65535, start, start+65535, h.User),
+		Meanwhile: oneIDBox}
 }
 
 // nextFreeSubordinate is the first ID above every range file grants, at
@@ -121,7 +125,7 @@ func (h DoctorHost) checkIDMapTools() Check {
 		return Check{Name: name, Found: "newuidmap and newgidmap installed", OK: true}
 	}
 	return Check{Name: name, Found: "no " + strings.Join(missing, ", ") + ": a rootless box maps one ID, not a range", OK: false,
-		Advice: installAdvice(h, "uidmap", "shadow-utils")}
+		Advice: installAdvice(h, "uidmap", "shadow-utils"), Meanwhile: oneIDBox}
 }
 
 // checkRootlessOverlay: overlayfs may be mounted inside a user namespace

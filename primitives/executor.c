@@ -40,6 +40,8 @@
 
 #include "executor.h"
 
+static void title_self(const char *prog);
+
 #define SOCK_FD 3
 
 static char rbuf[XMAX_MSG];
@@ -291,6 +293,7 @@ static void op_fork_init(int *fds, int nfds)
 			_exit(1);
 		if (prctl(PR_SET_NAME, "stepbox-init", 0, 0, 0) < 0)
 			_exit(1);
+		title_self("stepbox-init");
 		if (dup2(fds[0], SOCK_FD) < 0)
 			_exit(1);
 		fcntl(SOCK_FD, F_SETFD, FD_CLOEXEC);
@@ -669,6 +672,38 @@ static void name_self(const char *name)
 		_exit(1);
 }
 
+/* The box process's command line, "stepbox __box NAME" as executed, is
+ * what ps shows as its COMMAND (and busybox ps as "{comm} stepbox __box
+ * NAME", the comm differing from argv[0]). It is rewritten in place to
+ * "PROG NAME", PROG the comm: "stepbox-box web" outside, PID 1's
+ * "stepbox-init web" inside; both fit in what "stepbox __box " took. */
+static char *args, *boxname;
+static size_t argslen;
+
+static void title_self(const char *prog)
+{
+	if (!args || !boxname)
+		return;
+	size_t p = strlen(prog) + 1, n = strlen(boxname) + 1;
+	if (p + n > argslen)
+		return;
+	memset(args, 0, argslen);
+	memcpy(args, prog, p);
+	memcpy(args + p, boxname, n);
+}
+
+static void keep_args(int argc, char **argv)
+{
+	/* The kernel lays argv out end to end: the area is from argv[0] to
+	 * the NUL of the last. */
+	for (int i = 1; i < argc; i++)
+		if (argv[i] != argv[i - 1] + strlen(argv[i - 1]) + 1)
+			return;
+	args = argv[0];
+	argslen = argv[argc - 1] + strlen(argv[argc - 1]) + 1 - argv[0];
+	boxname = strdup(argv[2]);
+}
+
 /* glibc passes argc, argv and envp to constructors. */
 __attribute__((constructor)) static void stepbox_executor(int argc, char **argv, char **envp)
 {
@@ -676,8 +711,10 @@ __attribute__((constructor)) static void stepbox_executor(int argc, char **argv,
 		name_self("stepbox-box");
 		exec_mapped(argv, envp);
 	}
-	if (argc >= 2 && strcmp(argv[1], "__box") == 0) {
+	if (argc >= 3 && strcmp(argv[1], "__box") == 0) {
 		name_self("stepbox-box");
+		keep_args(argc, argv);
+		title_self("stepbox-box");
 		executor();
 	}
 	if (argc >= 2 && strcmp(argv[1], "__enter") == 0) {

@@ -136,8 +136,14 @@ func (b *Box) PlanExec(argv []string) (*step.Step, error) {
 		Man:     []string{"clone(2)", "execve(2)", "nsenter(1)"},
 		Undo:    "nothing to undo: the process ends with the command; what it wrote stays in the box (in its upper dir after `mount overlay`)",
 	}
-	st.Tell("ran "+argv[0]+" inside the box: "+from+" forked it, and it inherited every namespace, the root and the cgroup the steps made",
-		"will run "+argv[0]+" inside the box: "+from+" will fork it, and it will inherit every namespace, the root and the cgroup the steps made")
+	made := "every namespace, the root and the cgroup the steps made"
+	if b.Cgroup() == nil {
+		// No cgroup of the box's own (none yet, or rootless where none is
+		// delegated): the command stays in the session's (ut26 F19).
+		made = "every namespace and the root the steps made, and the session's cgroup (the box has none of its own)"
+	}
+	st.Tell("ran "+argv[0]+" inside the box: "+from+" forked it, and it inherited "+made,
+		"will run "+argv[0]+" inside the box: "+from+" will fork it, and it will inherit "+made)
 	st.MarkNotRun()
 	st.Plan("clone(child_stack=NULL, flags=SIGCHLD)   # fork, in " + from)
 	st.Plan(setsidCall)

@@ -258,7 +258,7 @@ func TestTeardownAfterRmAndReset(t *testing.T) {
 	needRoot(t)
 	hostUnchanged(t)
 	dir := t.TempDir()
-	out, code := runStepbox(t, dir, teardownScript+"rm web\n!test -z \"$(ps -o args= --ppid $PPID | grep '^stepbox __box web')\"\nreset\nboxes\n")
+	out, code := runStepbox(t, dir, teardownScript+"rm web\n!test -z \"$(ps -o args= --ppid $PPID | grep '^stepbox-box web')\"\nreset\nboxes\n")
 	if code != 0 {
 		t.Fatalf("exit %d:\n%s", code, out)
 	}

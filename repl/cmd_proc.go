@@ -269,9 +269,10 @@ func (sh *Shell) backFromShell(name string, es primitives.ExitStatus) {
 	case es.Signal != "":
 		sh.say("%s", sh.Theme.Warn.Render(fmt.Sprintf("! back in stepbox: the box's %s was killed by %s", name, es.Signal)))
 	case es.Code > 128 && es.Code < 128+65:
-		// enter's status: the enter process exits 128+N for a command
-		// killed by signal N, as a shell does.
-		sh.say("%s", sh.Theme.Warn.Render(fmt.Sprintf("! back in stepbox: the box's %s was killed by %s (exit status %d)", name, unix.SignalName(syscall.Signal(es.Code-128)), es.Code)))
+		// It exited (a command killed by a signal comes back with
+		// es.Signal, above): a shell left with Ctrl-D exits with its last
+		// command's status, 128+N when that one was killed by signal N.
+		sh.say("%s", sh.Theme.Warn.Render(fmt.Sprintf("! back in stepbox: the box's %s exited with status %d (as a shell reports a command killed by %s: it was not)", name, es.Code, unix.SignalName(syscall.Signal(es.Code-128)))))
 	default:
 		sh.say("%s", sh.Theme.Warn.Render(fmt.Sprintf("! back in stepbox: the box's %s exited with status %d", name, es.Code)))
 	}
@@ -378,7 +379,15 @@ func (sh *Shell) hostCommand(ctx context.Context, line string) error {
 	for k, v := range sh.boxVars() {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	cmd.Stdout, cmd.Stderr = sh.stdio()
+	// The end of what it wrote to stderr goes to the explainer, as
+	// exec's does: nsenter's "reassociate … Operation not permitted".
+	said := &tailBuffer{}
+	out, errw := sh.stdio()
+	cmd.Stdout, cmd.Stderr = out, io.MultiWriter(errw, said)
+	if sameWriter(out, errw) {
+		cmd.Stdout = io.MultiWriter(out, said)
+		cmd.Stderr = cmd.Stdout
+	}
 	if sh.Terminal != nil {
 		cmd.Stdin = sh.Terminal.File
 		sh.handTerminal()
@@ -394,7 +403,7 @@ func (sh *Shell) hostCommand(ctx context.Context, line string) error {
 			// Ctrl-C: reported as exec reports it, not as exit status -1.
 			es = primitives.ExitStatus{Code: 128 + int(ws.Signal()), Signal: unix.SignalName(ws.Signal())}
 		}
-		return &ExitError{Cmd: "!" + firstWord(line), Status: es}
+		return &ExitError{Cmd: "!" + firstWord(line), Status: es, Stderr: said.String()}
 	}
 	if err != nil {
 		return &CommandError{Cmd: "!", Err: err}

@@ -13,6 +13,8 @@ import (
 
 	"github.com/charmbracelet/lipgloss"
 
+	"stepbox/primitives"
+
 	"stepbox/primitives/outfile"
 	"stepbox/primitives/step"
 	"stepbox/viz"
@@ -154,12 +156,24 @@ func (sh *Shell) explainPlan(words []string) error {
 	if cmd.NeedsBox && sh.Current() == nil {
 		return fmt.Errorf("%s works on a box, and there is none yet: `explain new NAME` shows what making one does", cmd.path())
 	}
+	// A step refused rootless is still explained (ut26 F14): its record
+	// when it can be planned, else what it asks of the kernel, then why
+	// it is refused here.
+	var refused *primitives.RootlessRefusal
+	errors.As(primitives.RefuseRootless(cmd.path(), sh.Current()), &refused)
 	st, err := cmd.Plan(sh, call)
-	if err != nil {
+	if err != nil && refused == nil {
 		return &CommandError{Cmd: cmd.path(), Err: err}
 	}
-	st.Command = strings.Join(words, " ")
-	fmt.Fprintln(sh.Out, viz.StepPanel(st, sh.Width, sh.Theme))
+	if err == nil {
+		st.Command = strings.Join(words, " ")
+		fmt.Fprintln(sh.Out, viz.StepPanel(st, sh.Width, sh.Theme))
+	} else {
+		fmt.Fprintln(sh.Out, viz.Hang(strings.Join(words, " ")+": ", "the kernel: "+cmd.Kernel+" (man "+cmd.Man+"); its full record needs what rootless cannot make: "+err.Error(), sh.Width))
+	}
+	if refused != nil {
+		fmt.Fprintln(sh.Out, viz.Hang("", sh.Theme.Warn.Render("rootless here, "+cmd.path()+" is refused: "+refused.Why+"; do: "+refused.Do), sh.Width))
+	}
 	return nil
 }
 

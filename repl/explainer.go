@@ -81,6 +81,19 @@ func (f *failure) execOf(programs ...string) bool {
 	return ok && slices.Contains(programs, filepath.Base(name))
 }
 
+// nsenterRefused reports whether a host command `!nsenter` was refused
+// joining a namespace (setns EPERM) or setting its groups: nsenter(1)
+// says "reassociate to namespace 'ns/uts' failed: Operation not
+// permitted", or "setgroups failed" after -U without
+// --preserve-credentials.
+func (f *failure) nsenterRefused() bool {
+	if f.exit == nil || f.exit.Cmd != "!nsenter" {
+		return false
+	}
+	said := strings.ToLower(f.exit.Stderr)
+	return strings.Contains(said, "not permitted") && (strings.Contains(said, "reassociate to namespace") || strings.Contains(said, "setgroups"))
+}
+
 // cause is one known way a step fails: which call, which errno, in which
 // context (when), the kernel rule it broke and what to do.
 type cause struct {
@@ -106,6 +119,12 @@ var mountCalls = []string{"mount", "fsconfig", "fsmount", "move_mount"}
 
 // causes is the table, most specific first: the first that matches wins.
 var causes = []cause{
+	{
+		name: "nsenter into a box's namespaces without its user namespace",
+		when: (*failure).nsenterRefused,
+		rule: "setns(2) needs CAP_SYS_ADMIN in the user namespace that owns the namespace joined: a box's own (every rootless box has one) owns its namespaces, and a shell of the host, root of nothing there, has none; nsenter -U joins that user namespace first, as its root",
+		do:   "join the box's user namespace too, keeping your groups (a rootless box may not set them): `!nsenter -t $BOX_PID -U --preserve-credentials -m -p -u /bin/sh -c hostname`; or stepbox's `enter`, which does that for you",
+	},
 	{
 		name: "pivot_root on a shared mount", calls: []string{"pivot_root"}, errno: unix.EINVAL,
 		when: func(f *failure) bool { return f.pivot == rootfs.PivotSharedMount },

@@ -90,6 +90,8 @@ var knownFailures = []struct {
 	{cause: "a file that cannot be executed", err: &CommandError{Cmd: "exec", Err: errors.New("exec /etc/hostname: fork/exec /etc/hostname: permission denied")}},
 	{cause: "a name that is taken", err: syscallErr("cgroup new", `mkdirat(AT_FDCWD, "/sys/fs/cgroup/pids/web", 0755)`, unix.EEXIST)},
 	{cause: "a read-only filesystem", err: syscallErr("mount tmpfs", `mkdir("/m/x", 0755)`, unix.EROFS)},
+	{cause: "nsenter into a box's namespaces without its user namespace", user: true,
+		err: &ExitError{Cmd: "!nsenter", Status: primitives.ExitStatus{Code: 1}, Stderr: "nsenter: reassociate to namespace 'ns/uts' failed: Operation not permitted\n"}},
 	{cause: "joining a namespace the caller cannot join", err: syscallErr("enter", "setns(3</proc/1/ns/time>, CLONE_NEWTIME)", unix.EINVAL)},
 }
 

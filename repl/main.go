@@ -264,12 +264,15 @@ func doctor() int {
 	width := outputWidth(nil)
 	for _, c := range primitives.Doctor() {
 		mark := th.Good.Render("ok ")
-		if !c.OK {
+		switch {
+		case c.Moot:
+			mark = th.Dim.Render("-- ")
+		case !c.OK:
 			mark = th.Bad.Render("no ")
 			code = 1
 		}
 		fmt.Println(viz.Hang(fmt.Sprintf("%s %-18s ", mark, c.Name), c.Found, width))
-		if c.Advice != "" && !c.OK {
+		if c.Advice != "" && !c.OK && !c.Moot {
 			fmt.Println(viz.Hang("    ", th.Dim.Render(c.Advice), width))
 		}
 	}

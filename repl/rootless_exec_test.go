@@ -91,3 +91,80 @@ func TestRootlessImageLoadSaysOwnersWereNotKept(t *testing.T) {
 	}
 	noSessionLeft(t, state)
 }
+
+// rootlessSays runs lines as a `run -` script as uid 65534, on a host
+// left as it was, and fails the test for each of want its output (folded
+// to single spaces) does not say.
+func rootlessSays(t *testing.T, lines, want []string) {
+	t.Helper()
+	needRoot(t) // to become uid 65534 with setpriv
+	hostUnchanged(t)
+	got, err := runRootless(t, rootlessStateDir(t), strings.Join(lines, "\n")+"\n", "run", "-")
+	if err != nil {
+		t.Fatalf("rootless run: %v\n%s", err, got)
+	}
+	flat := strings.Join(strings.Fields(got), " ")
+	for _, w := range want {
+		if !strings.Contains(flat, w) {
+			t.Errorf("the output does not say %q:\n%s", w, got)
+		}
+	}
+}
+
+// Rootless, the article's `nsenter -t PID -m -p -u` from the host is
+// refused joining a namespace the box's user namespace owns: stepbox says
+// why and gives the form that works, which does (ut26 F12).
+func TestRootlessNsenterWithoutTheUserNamespaceSaysToJoinItToo(t *testing.T) {
+	rootlessSays(t, []string{
+		"new web",
+		"unshare mnt uts pid",
+		"hostname inside-web",
+		"-!nsenter -t $BOX_PID -m -p -u /bin/sh -c hostname",
+		"!nsenter -t $BOX_PID -U --preserve-credentials -m -p -u /bin/sh -c 'echo joined: $(hostname)'",
+	}, []string{
+		"nsenter: reassociate to namespace",
+		"error: !nsenter: exit status 1",
+		"why: setns(2) needs CAP_SYS_ADMIN in the user namespace that owns the namespace joined",
+		"do: join the box's user namespace too, keeping your groups (a rootless box may not set them): `!nsenter -t $BOX_PID -U --preserve-credentials -m -p -u /bin/sh -c hostname`",
+		"joined: inside-web",
+	})
+}
+
+// Rootless, a step that is refused can still be studied (ut26 F14):
+// explain shows its record where it can be planned (cgroup new), else
+// what it asks of the kernel, and says why it is refused here.
+func TestRootlessExplainOfARefusedStepShowsItAndWhyItIsRefused(t *testing.T) {
+	lines := []string{"new web", "explain net bridge"}
+	want := []string{
+		"net bridge: the kernel: RTM_NEWLINK kind bridge",
+		"rootless here, net bridge is refused: a bridge is a link in the host's network namespace",
+	}
+	// Where no user manager delegates a cgroup to the uid (this host, and
+	// the VMs, which have none for 65534), the cgroup steps are refused.
+	if _, err := os.Stat("/sys/fs/cgroup/user.slice/user-65534.slice/user@65534.service"); err != nil {
+		lines = append(lines, "explain cgroup new", "explain cgroup limit memory 32M")
+		want = append(want, "explain: cgroup new (a plan: nothing has run)", "rootless here, cgroup new is refused:",
+			"cgroup limit memory 32M: the kernel: writes memory.max", "rootless here, cgroup limit is refused:")
+	}
+	rootlessSays(t, lines, want)
+}
+
+// Rootless, every box has a user namespace of its own, so a hole probe
+// finds open there is not said to be closed by one (ut26 F16): PID 1's
+// memory, readable by the box's root that owns its user namespace, is
+// closed by caps docker, and the table says the user namespace is no help.
+func TestRootlessProbeNamesNoUserNamespaceAsACloser(t *testing.T) {
+	needRoot(t) // to become uid 65534 with setpriv
+	hostUnchanged(t)
+	got, err := runRootless(t, rootlessStateDir(t), "new b\nunshare all\nmount overlay base\npivot_root\nprobe ptrace remount\n", "run", "-")
+	if err != nil {
+		t.Fatalf("rootless run: %v\n%s", err, got)
+	}
+	flat := strings.Join(strings.Fields(got), " ")
+	if strings.Contains(flat, "; a user namespace") {
+		t.Errorf("a hole open in the box's user namespace is said to be closed by one:\n%s", got)
+	}
+	if strings.Contains(got, "│ ptrace            │ open") && !strings.Contains(flat, "(the box has a user namespace of its own already: that does not close it)") {
+		t.Errorf("ptrace is open and the table does not say the box's user namespace does not close it:\n%s", got)
+	}
+}

@@ -87,7 +87,10 @@ func StepboxProcesses() []string {
 		if err != nil || len(args) < 2 {
 			continue
 		}
-		if args[0] == "stepbox" && strings.HasPrefix(args[1], "__") && !othersProcess(p) {
+		// A box process and its PID 1 retitle themselves "stepbox-box NAME"
+		// and "stepbox-init NAME" (executor.c, title_self).
+		ours := args[0] == "stepbox" && strings.HasPrefix(args[1], "__") || args[0] == "stepbox-box" || args[0] == "stepbox-init"
+		if ours && !othersProcess(p) {
 			out = append(out, fmt.Sprintf("%d %s", p.PID, strings.Join(args, " ")))
 		}
 	}
