@@ -224,13 +224,29 @@ func runEnter(sh *Shell, c *Call) error {
 	}
 	if es.Code != 0 {
 		ee := &ExitError{Cmd: "enter " + filepath.Base(argv[0]), Status: es}
+		// The enter process dies of its command's signal: when that is
+		// the terminal's, it may come back before the session has read
+		// the same signal from its own channel. Wait for that a moment.
+		var late <-chan time.Time
+		if es.Signal != "" && sigs != nil {
+			late = time.After(250 * time.Millisecond)
+		}
 		select {
 		case s := <-sigs: // the terminal's Ctrl-C, passed on to the command
 			if sig, ok := s.(syscall.Signal); ok {
 				ee.Interrupted = unix.SignalName(sig)
 			}
+		case <-late:
 		default:
-			if ctx.Err() != nil {
+			if late != nil {
+				select {
+				case s := <-sigs:
+					if sig, ok := s.(syscall.Signal); ok {
+						ee.Interrupted = unix.SignalName(sig)
+					}
+				case <-late:
+				}
+			} else if ctx.Err() != nil {
 				ee.Interrupted = "SIGINT"
 			}
 		}
@@ -379,14 +395,20 @@ func (sh *Shell) hostCommand(ctx context.Context, line string) error {
 	for k, v := range sh.boxVars() {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	// The end of what it wrote to stderr goes to the explainer, as
-	// exec's does: nsenter's "reassociate … Operation not permitted".
 	said := &tailBuffer{}
 	out, errw := sh.stdio()
-	cmd.Stdout, cmd.Stderr = out, io.MultiWriter(errw, said)
-	if sameWriter(out, errw) {
-		cmd.Stdout = io.MultiWriter(out, said)
-		cmd.Stderr = cmd.Stdout
+	cmd.Stdout, cmd.Stderr = out, errw
+	if firstWord(line) == "nsenter" {
+		// The end of what it wrote to stderr goes to the explainer, as
+		// exec's does: nsenter's "reassociate … Operation not permitted".
+		// Only for nsenter: a tee is a pipe, which a background child
+		// (`!sh -c 'sleep 300 &'`) would hold open, where the terminal's
+		// own descriptor is not waited for.
+		cmd.Stderr = io.MultiWriter(errw, said)
+		if sameWriter(out, errw) {
+			cmd.Stdout = io.MultiWriter(out, said)
+			cmd.Stderr = cmd.Stdout
+		}
 	}
 	if sh.Terminal != nil {
 		cmd.Stdin = sh.Terminal.File
@@ -396,6 +418,11 @@ func (sh *Shell) hostCommand(ctx context.Context, line string) error {
 	// A background child of the command may keep the output open.
 	cmd.WaitDelay = time.Second
 	err := cmd.Run()
+	if errors.Is(err, exec.ErrWaitDelay) {
+		// It exited with status 0; a background child of it still held
+		// the output pipe, which is closed now.
+		err = nil
+	}
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
 		es := primitives.ExitStatus{Code: ee.ExitCode()}
