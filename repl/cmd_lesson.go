@@ -72,6 +72,13 @@ func init() {
 					w.answer(sh)
 				}
 				if w.step+1 >= len(w.lesson.Steps) {
+					if lp := w.progress.Lesson(w.lesson.ID); !lp.IsDone(w.step) {
+						if where := cannotBuild(&w.lesson.Steps[w.step]); where != "" {
+							lp.MarkRefused(w.step) // the last step, left as the others are
+							w.save(sh)
+							sh.say("%s", sh.Theme.Warn.Render(fmt.Sprintf("step %d cannot be built %s: marked refused, not failed", w.step+1, where)))
+						}
+					}
 					if w.lesson.Number < len(w.course) {
 						return fmt.Errorf("step %d is the last of lesson %d: `lesson %d` opens the next lesson", w.step+1, w.lesson.Number, w.lesson.Number+1)
 					}
@@ -255,6 +262,9 @@ func lessonList(course []*lessons.Lesson, p *lessons.Progress, th viz.Theme) str
 		switch {
 		case lp != nil && len(lp.Done) == len(l.Steps):
 			state = th.Good.Render("✓ done")
+		case lp != nil && len(lp.Refused) > 0 && len(lp.Done)+len(lp.Refused) == len(l.Steps):
+			// Every step that can be built here passed: the rest cannot be.
+			state = th.Good.Render(fmt.Sprintf("✓ done (%d cannot be built here)", len(lp.Refused)))
 		case lp != nil:
 			state = fmt.Sprintf("%d/%d steps, at step %d", len(lp.Done), len(l.Steps), lp.Step+1)
 			if n := len(lp.Skipped); n > 0 {

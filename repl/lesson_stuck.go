@@ -41,6 +41,9 @@ func (w *Watch) refused(sh *Shell) {
 	if lead, rest, ok := strings.Cut(strings.TrimPrefix(why, "**"), "**"); ok && strings.HasPrefix(why, "**") && !strings.Contains(lead, "`") {
 		why = strings.TrimSpace(rest) // the lead says what the verdict's head says
 	}
+	// The why is Markdown from the lesson's file, broken where its source
+	// lines break: the verdict folds it to the terminal as one paragraph.
+	why = strings.Join(strings.Fields(why), " ")
 	sh.say("%s", verdict(sh.Theme.Warn, fmt.Sprintf("step %d cannot be built %s:", w.step+1, cannotBuild(st)), w.fill(why), sh.Width-2, sh.Theme, ""))
 	if shown := st.Shown(); len(shown) > 0 {
 		sh.say("%s", renderMarkdown("What still shows it here: `"+strings.Join(w.names.FillAll(shown), "`, `")+"`.", sh.Width-2, sh.Theme, "  "))

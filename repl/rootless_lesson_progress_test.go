@@ -1,0 +1,40 @@
+package repl
+
+import (
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// Rootless without delegation, every step of lesson 5 makes or limits a
+// cgroup: `next` through all of them, the last one too, marks each
+// refused, and `lesson list` reads the lesson done with how many steps
+// cannot be built here, not "at step 6".
+func TestRootlessLessonOfRefusedStepsReadsDoneInTheList(t *testing.T) {
+	needRoot(t)
+	if cgroupsDelegated() {
+		t.Skip("a user manager delegates cgroups to uid 65534 here: lesson 5 works rootless")
+	}
+	got := rootlessScript(t, 200, "lesson 5", "next", "next", "next", "next", "next", "-next", "lesson list")
+	if !strings.Contains(got, "step 6 cannot be built rootless here: marked refused, not failed") {
+		t.Errorf("next on the last step does not mark it refused:\n%s", got)
+	}
+	row := regexp.MustCompile(`(?m)^.*5  .*$`).FindAllString(got[strings.LastIndex(got, "lesson list"):], -1)
+	if len(row) == 0 || !strings.Contains(row[0], "✓ done (6 cannot be built here)") {
+		t.Errorf("lesson list does not read lesson 5 done with its 6 refused steps: %q\n%s", row, got)
+	}
+}
+
+// Rootless, `check` on a step that needs root folds the lesson's reason
+// as one paragraph, not broken where the lesson's source lines break.
+func TestRootlessRefusedCheckFoldsTheReasonAsOneParagraph(t *testing.T) {
+	needRoot(t)
+	got := rootlessScript(t, 300, "lesson 4", "next", "next", "next", "check")
+	verdict := got[strings.LastIndex(got, "step 4 cannot be built rootless here:"):]
+	line := verdict[:strings.Index(verdict, "\n")]
+	for _, want := range []string{"the box's user namespace owns", "The next step mounts a /proc of the box's own, which works rootless."} {
+		if !strings.Contains(line, want) {
+			t.Errorf("check's reason is not one paragraph on one 300-column line (no %q in %q):\n%s", want, line, got)
+		}
+	}
+}
