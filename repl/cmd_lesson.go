@@ -88,12 +88,15 @@ func init() {
 				if !lp.IsDone(w.step) {
 					// Checked once more: a learner who read ahead may have
 					// typed the step's command before the step was shown.
-					if r := w.lesson.Steps[w.step].Judge(w.observe(sh)); r.Pass {
+					// A step that cannot be built here is refused even
+					// when its check passes on what other steps built.
+					where := cannotBuild(&w.lesson.Steps[w.step])
+					if r := w.lesson.Steps[w.step].Judge(w.observe(sh)); r.Pass && where == "" {
 						w.praised[w.step] = true
 						lp.MarkDone(w.step)
 						sh.ok("step %d passes its check: done (%s)", w.step+1, r.Saw)
 						w.answer(sh)
-					} else if where := cannotBuild(&w.lesson.Steps[w.step]); where != "" {
+					} else if where != "" {
 						lp.MarkRefused(w.step)
 						sh.say("%s", sh.Theme.Warn.Render(fmt.Sprintf("step %d cannot be built %s: marked refused, not failed", w.step+1, where)))
 					} else {
@@ -118,13 +121,13 @@ func init() {
 				}
 				r := w.lesson.Steps[w.step].Judge(w.observe(sh))
 				switch {
+				case cannotBuild(&w.lesson.Steps[w.step]) != "" && !w.praised[w.step]:
+					w.refused(sh)
 				case r.Pass && !w.praised[w.step]:
 					w.congratulate(sh, r)
 				case r.Pass:
 					sh.ok("step %d passes: %s", w.step+1, r.Saw)
 					w.answer(sh)
-				case cannotBuild(&w.lesson.Steps[w.step]) != "":
-					w.refused(sh)
 				default:
 					sh.say("%s", verdict(sh.Theme.Bad, fmt.Sprintf("✗ step %d is not done yet:", w.step+1), r.Saw, sh.Width-2, sh.Theme, ""))
 					sh.say("  %s", sh.Theme.Dim.Render("`hint` for a hint"))
@@ -140,13 +143,13 @@ func init() {
 					return errNoLesson
 				}
 				st := &w.lesson.Steps[w.step]
+				if cannotBuild(st) != "" {
+					w.refused(sh)
+					return nil
+				}
 				r := st.Judge(w.observe(sh))
 				if r.Pass {
 					sh.ok("step %d passes already (%s): `next`", w.step+1, r.Saw)
-					return nil
-				}
-				if cannotBuild(st) != "" {
-					w.refused(sh)
 					return nil
 				}
 				w.hint(sh, r)

@@ -59,6 +59,12 @@ func (w *Watch) stuck(sh *Shell, err error) {
 	if err == nil || errors.Is(err, context.Canceled) || sh.Exited() || w.lesson == nil {
 		return
 	}
+	if cannotBuild(&w.lesson.Steps[w.step]) != "" {
+		// Its hint would send the learner to the very command refused.
+		sh.say("")
+		w.refused(sh)
+		return
+	}
 	r := w.lesson.Steps[w.step].Judge(w.observe(sh))
 	if r.Pass {
 		return

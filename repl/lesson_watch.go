@@ -2,7 +2,6 @@ package repl
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 
 	"stepbox/lessons"
@@ -185,7 +184,11 @@ func (w *Watch) afterStep(sh *Shell, line string, err *error) {
 		w.ran = map[string]bool{}
 	}
 	w.ran[words(line)] = true
-	if w.praised[w.step] {
+	// A line that failed changed nothing to praise (`new web` refused
+	// because a web is left from the last lesson), and a step that cannot
+	// be built here passes only on what another step built: neither earns
+	// a ✓.
+	if w.praised[w.step] || *err != nil || cannotBuild(st) != "" {
 		return
 	}
 	if r := st.Judge(w.observe(sh)); r.Pass {
@@ -208,8 +211,21 @@ func (w *Watch) isEvidence(st *lessons.Step, line string) bool {
 	if primitives.Rootless() && st.TryRootless != nil {
 		// The step shows other commands rootless: the moment is the one
 		// they reach.
-		lines = w.names.FillAll(st.Shown())
-		evidence = slices.IndexFunc(lines, func(l string) bool { return words(l) == want })
+		// they reach: the same occurrence of the command as in the
+		// solution (the second `exec cat /proc/self/cgroup`, after
+		// `unshare cgroup`), or its last.
+		nth := 0
+		for _, l := range lines[:evidence+1] {
+			if words(strings.TrimPrefix(l, "-")) == want {
+				nth++
+			}
+		}
+		lines, evidence = w.names.FillAll(st.Shown()), -1
+		for i, l := range lines {
+			if words(strings.TrimPrefix(l, "-")) == want && nth > 0 {
+				evidence, nth = i, nth-1
+			}
+		}
 	}
 	if words(line) != want || evidence < 0 {
 		return false
@@ -370,8 +386,12 @@ func (w *Watch) tell(sh *Shell, lead string) {
 	}
 	w.answered[w.step] = true
 	sh.say("\n%s", renderMarkdown("**Your prediction?** "+lead+w.fill(st.Answer()), sh.Width-2, sh.Theme, "  "))
-	if saw := w.withheld[w.step]; saw != "" {
-		sh.say("%s", verdict(sh.Theme.Dim, "the check saw:", saw, sh.Width-2, sh.Theme, "  "))
+	if w.withheld[w.step] != "" {
+		// What the check saw when the step passed may be stale by now
+		// (the learner reset and built again): say what it sees now.
+		if r := st.Judge(w.observe(sh)); r.Pass {
+			sh.say("%s", verdict(sh.Theme.Dim, "the check saw:", r.Saw, sh.Width-2, sh.Theme, "  "))
+		}
 	}
 }
 

@@ -1,0 +1,88 @@
+package repl
+
+import (
+	"strings"
+	"testing"
+)
+
+// A `new` refused because lesson 1's box has the name earns lesson 2's
+// first step no ✓ on the old box; after `reset` and the step's commands,
+// what the check saw is said as it is then, not as it was.
+func TestLessonStepIsNotPraisedAfterAFailedLineNorWithAStaleSaw(t *testing.T) {
+	needRoot(t)
+	got := rootlessScript(t, 200,
+		"new web", "unshare uts", "hostname web1",
+		"lesson 2", "-new web",
+		"reset", "new web", "unshare uts", "exec hostname")
+	after := between(got, "exists already", "> reset")
+	if strings.Contains(after, "✓ Step 1") {
+		t.Errorf("a refused `new web` was followed by a ✓ judged on lesson 1's box:\n%s", after)
+	}
+	if strings.Contains(got, "web1") && strings.Contains(got[strings.LastIndex(got, "exec hostname"):], "web1") {
+		t.Errorf("after reset, the check speaks of the old box's web1:\n%s", got)
+	}
+}
+
+// Rootless, lesson 2's cgroup step shows `exec cat /proc/self/cgroup`
+// before and after `unshare cgroup`: the answer ("Just /.") comes after
+// the second, not next to the first's output, which contradicts it.
+func TestRootlessCgroupStepAnswersAfterTheSecondCat(t *testing.T) {
+	needRoot(t)
+	got := rootlessScript(t, 200, "lesson 2", "next", "next", "next", "next", "next", "new web",
+		"exec cat /proc/self/cgroup", "unshare cgroup", "exec cat /proc/self/cgroup")
+	step := got[strings.Index(got, "Step 6 of 8"):]
+	first := between(step, "> exec cat /proc/self/cgroup", "> unshare cgroup")
+	if strings.Contains(first, "Your prediction?") {
+		t.Errorf("the answer came with the first cat, before `unshare cgroup`:\n%s", first)
+	}
+	if !strings.Contains(step[strings.LastIndex(step, "> unshare cgroup"):], "Your prediction? Just /.") {
+		t.Errorf("no answer after the second cat:\n%s", step)
+	}
+}
+
+// Rootless, lesson 2's user step cannot be built: it earns no ✓ on a box
+// that had its user namespace from `new`, the check does not speak of
+// another box, and the answer says the uid on the right is yours, not
+// "nobody".
+func TestRootlessUserStepIsNotPraisedAndAnswersThatTheUidIsYours(t *testing.T) {
+	needRoot(t)
+	script := []string{"lesson 2", "new web"}
+	for range 7 {
+		script = append(script, "next")
+	}
+	script = append(script, "new u", "unshare uts", "hostname inside-u", "exec id -u", "!cat /proc/$BOX_PID/uid_map", "-next")
+	got := rootlessScript(t, 200, script...)
+	step := got[strings.Index(got, "Step 8 of 8"):]
+	if !strings.Contains(step, "Your prediction? The one on the right of uid_map: yours, the uid stepbox runs as.") {
+		t.Errorf("the rootless answer does not say the uid is yours:\n%s", step)
+	}
+	for _, wrong := range []string{"✓ Step 8", "nobody", "the check saw: box web", "step 8 passes"} {
+		if strings.Contains(step, wrong) {
+			t.Errorf("step 8 rootless says %q:\n%s", wrong, step)
+		}
+	}
+	if !strings.Contains(step, "step 8 cannot be built rootless here: marked refused, not failed") {
+		t.Errorf("next does not mark step 8 refused:\n%s", step)
+	}
+}
+
+// Rootless, lesson 9's host-PID step cannot be built (`mount proc` is
+// refused for the host's PID namespace): it says so before its commands,
+// and its solution run ends in that reason, with no ✓ and no answer
+// saying the host's file was read.
+func TestRootlessHostPIDStepIsRefusedWithoutAFalseAnswer(t *testing.T) {
+	needRoot(t)
+	got := rootlessScript(t, 200, "lesson 9", "next", "-solution --run", "check", "hint")
+	step := flat(got[strings.Index(got, "Step 2 of 9"):])
+	if !strings.Contains(step, "This step needs root, and stepbox runs rootless.") {
+		t.Errorf("step 2 does not say it needs root:\n%s", step)
+	}
+	for _, wrong := range []string{"✓ Step 2", "Your prediction?", "Predict, then run:", "step 2 passes", "The first line of the host's"} {
+		if strings.Contains(step, wrong) {
+			t.Errorf("step 2 rootless says %q:\n%s", wrong, step)
+		}
+	}
+	if n := strings.Count(step, "step 2 cannot be built rootless here:"); n != 3 {
+		t.Errorf("solution --run, check and hint do not each say the step cannot be built (%d):\n%s", n, step)
+	}
+}
