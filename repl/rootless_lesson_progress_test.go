@@ -38,3 +38,26 @@ func TestRootlessRefusedCheckFoldsTheReasonAsOneParagraph(t *testing.T) {
 		}
 	}
 }
+
+// `stepbox lesson check` leaves the learner's state dir as it found it:
+// the demo image lesson 8's solutions load, and its layers, are gone
+// from `images` and `layers` afterwards.
+func TestLessonCheckRemovesTheImagesAndLayersItAdded(t *testing.T) {
+	needRoot(t)
+	hostUnchanged(t)
+	state := rootlessStateDir(t)
+	if got, err := runRootless(t, state, "", "lesson", "check", "8"); err != nil {
+		t.Fatalf("rootless lesson check 8: %v\n%s", err, got)
+	}
+	got, err := runRootless(t, state, "images\nlayers\n", "run", "-")
+	if err != nil {
+		t.Fatalf("images, layers: %v\n%s", err, got)
+	}
+	if strings.Contains(got, "demo") {
+		t.Errorf("lesson check left its demo image or layers in the state dir:\n%s", got)
+	}
+	if !strings.Contains(got, "base") {
+		t.Errorf("the builtin layers are not listed:\n%s", got)
+	}
+	noSessionLeft(t, state)
+}
