@@ -16,7 +16,11 @@ func (w *Watch) hint(sh *Shell, r lessons.Result) {
 	if missing := w.unknownBoxes(sh); missing != "" {
 		sh.say("%s", renderMarkdown(missing, sh.Width-2, sh.Theme, ""))
 	}
-	sh.say("%s", renderMarkdown("**Hint:** "+w.fill(w.lesson.Hint(w.step, r)), sh.Width-2, sh.Theme, ""))
+	hint := w.fill(w.lesson.Hint(w.step, r))
+	if use := w.useFirst(sh); use != "" {
+		hint = use + " " + hint
+	}
+	sh.say("%s", renderMarkdown("**Hint:** "+hint, sh.Width-2, sh.Theme, ""))
 	sh.say("%s", verdict(sh.Theme.Dim, "stepbox saw:", r.Saw, sh.Width-2, sh.Theme, "  "))
 }
 
@@ -131,4 +135,25 @@ func (w *Watch) hasBox(sh *Shell, name string) bool {
 	}
 	b, err := sh.Session.Box(name)
 	return err == nil && b != nil
+}
+
+// useFirst says, when the open step's solution starts with `use {X}` and
+// the learner has box X but another box is current, that the step is
+// about X: the step's hint and what the check saw speak of the current
+// box ("box db has no overlay"), where the learner would otherwise go on
+// working. "" otherwise.
+func (w *Watch) useFirst(sh *Shell) string {
+	sol := w.lesson.Steps[w.step].Solution
+	if len(sol) == 0 {
+		return ""
+	}
+	f := strings.Fields(w.fill(sol[0]))
+	cur := sh.Current()
+	if len(f) != 2 || f[0] != "use" || cur == nil || cur.Name == f[1] || sh.Session == nil {
+		return ""
+	}
+	if b, err := sh.Session.Box(f[1]); err != nil || b == nil {
+		return ""
+	}
+	return fmt.Sprintf("This step is about box %s, and box %s is current: `use %s` first.", f[1], cur.Name, f[1])
 }

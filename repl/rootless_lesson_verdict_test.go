@@ -86,3 +86,14 @@ func TestRootlessHostPIDStepIsRefusedWithoutAFalseAnswer(t *testing.T) {
 		t.Errorf("solution --run, check and hint do not each say the step cannot be built (%d):\n%s", n, step)
 	}
 }
+
+// Lesson 1's root step is about box web, while step 5 left db current:
+// `hint` says to `use web` first, not only what db lacks.
+func TestLessonHintSaysToUseTheStepsBoxWhenAnotherIsCurrent(t *testing.T) {
+	needRoot(t)
+	got := rootlessScript(t, 200, "lesson 1", "new web", "next", "next", "next", "next", "new db", "next", "-pivot_root", "hint")
+	hint := flat(got[strings.LastIndex(got, "> hint"):])
+	if !strings.Contains(hint, "Hint: This step is about box web, and box db is current: use web first.") {
+		t.Errorf("hint does not send the learner to box web:\n%s", hint)
+	}
+}
