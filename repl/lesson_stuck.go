@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 
 	"stepbox/lessons"
@@ -17,7 +18,9 @@ func (w *Watch) hint(sh *Shell, r lessons.Result) {
 		sh.say("%s", renderMarkdown(missing, sh.Width-2, sh.Theme, ""))
 	}
 	hint := w.fill(w.lesson.Hint(w.step, r))
-	if use := w.useFirst(sh); use != "" {
+	if why := refusedHere(hint, sh.Current()); why != "" {
+		hint = why
+	} else if use := w.useFirst(sh); use != "" {
 		hint = use + " " + hint
 	}
 	sh.say("%s", renderMarkdown("**Hint:** "+hint, sh.Width-2, sh.Theme, ""))
@@ -156,4 +159,28 @@ func (w *Watch) useFirst(sh *Shell) string {
 		return ""
 	}
 	return fmt.Sprintf("This step is about box %s, and box %s is current: `use %s` first.", f[1], cur.Name, f[1])
+}
+
+// quoted are the commands a hint quotes: `mount proc`.
+var quoted = regexp.MustCompile("`([^`]+)`")
+
+// refusedHere says, rootless, when a command the hint sends the learner
+// to would be refused on box b (`mount proc` in a box whose PID
+// namespace came after pivot_root; `cgroup new` without delegation): the
+// refusal's why and what to do instead, in place of the hint. "" when
+// every command it quotes can run.
+func refusedHere(hint string, b *primitives.Box) string {
+	if !primitives.Rootless() {
+		return ""
+	}
+	for _, m := range quoted.FindAllStringSubmatch(hint, -1) {
+		f := strings.Fields(m[1])
+		for n := min(len(f), 3); n > 0; n-- {
+			var r *primitives.RootlessRefusal
+			if errors.As(primitives.RefuseRootless(strings.Join(f[:n], " "), b), &r) {
+				return fmt.Sprintf("`%s` would be refused rootless here: %s. Instead, %s.", m[1], r.Why, r.Do)
+			}
+		}
+	}
+	return ""
 }

@@ -97,3 +97,19 @@ func TestLessonHintSaysToUseTheStepsBoxWhenAnotherIsCurrent(t *testing.T) {
 		t.Errorf("hint does not send the learner to box web:\n%s", hint)
 	}
 }
+
+// Rootless, lesson 4's /proc step on a box that unshared pid after
+// pivot_root: `hint` does not send the learner to `mount proc`, which is
+// refused there, but says why and to build the box again.
+func TestRootlessHintDoesNotSendToACommandRefusedOnTheBox(t *testing.T) {
+	needRoot(t)
+	got := rootlessScript(t, 200, "lesson 4", "next", "next", "next", "next",
+		"new cage", "unshare mnt net", "mount overlay base", "pivot_root", "unshare pid", "hint")
+	hint := flat(got[strings.LastIndex(got, "> hint"):])
+	if strings.Contains(hint, "The box's /proc is empty: mount proc.") {
+		t.Errorf("hint sends the learner to a refused mount proc:\n%s", hint)
+	}
+	if !strings.Contains(hint, "Hint: mount proc would be refused rootless here:") || !strings.Contains(hint, "build a new box with unshare mnt pid before pivot_root") {
+		t.Errorf("hint does not say why mount proc is refused and what to do:\n%s", hint)
+	}
+}
