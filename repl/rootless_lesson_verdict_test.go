@@ -105,6 +105,10 @@ func TestRootlessHintDoesNotSendToACommandRefusedOnTheBox(t *testing.T) {
 	needRoot(t)
 	got := rootlessScript(t, 200, "lesson 4", "next", "next", "next", "next",
 		"new cage", "unshare mnt net", "mount overlay base", "pivot_root", "unshare pid", "hint")
+	late := flat(between(got, "> unshare pid", "> hint"))
+	if !strings.Contains(late, "! rootless, box cage can no longer get a /proc: after pivot_root") {
+		t.Errorf("unshare pid after pivot_root does not warn at once that the box can get no /proc:\n%s", late)
+	}
 	hint := flat(got[strings.LastIndex(got, "> hint"):])
 	if strings.Contains(hint, "The box's /proc is empty: mount proc.") {
 		t.Errorf("hint sends the learner to a refused mount proc:\n%s", hint)
