@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/charmbracelet/x/ansi"
 	"stepbox/lessons"
 	"stepbox/viz"
 )
@@ -37,7 +38,7 @@ func init() {
 					Run: func(sh *Shell, c *Call) error {
 						w := sh.watch()
 						w.loadCourse(sh)
-						fmt.Fprint(sh.Out, lessonList(w.course, w.progress, sh.Theme))
+						fmt.Fprint(sh.Out, lessonList(w.course, w.progress, sh.Theme, sh.Width))
 						return nil
 					},
 				},
@@ -205,7 +206,7 @@ func runLesson(sh *Shell, c *Call) error {
 	w.loadCourse(sh)
 	if len(c.Args) == 0 {
 		if w.lesson == nil {
-			fmt.Fprint(sh.Out, lessonList(w.course, w.progress, sh.Theme))
+			fmt.Fprint(sh.Out, lessonList(w.course, w.progress, sh.Theme, sh.Width))
 			return nil
 		}
 		w.showStep(sh)
@@ -253,7 +254,8 @@ func resetProgress(course []*lessons.Lesson, p *lessons.Progress, open *lessons.
 
 // lessonList is `lesson list`: each lesson with its length and the
 // learner's progress.
-func lessonList(course []*lessons.Lesson, p *lessons.Progress, th viz.Theme) string {
+// Rows wider than width fold their progress at words, under its column.
+func lessonList(course []*lessons.Lesson, p *lessons.Progress, th viz.Theme, width int) string {
 	var b strings.Builder
 	title := 0 // the longest title sets the column
 	for _, l := range course {
@@ -281,7 +283,11 @@ func lessonList(course []*lessons.Lesson, p *lessons.Progress, th viz.Theme) str
 		if p.Current == l.ID {
 			mark = th.Title.Render("▸ ")
 		}
-		fmt.Fprintf(&b, "%s%d  %-*s  %2d steps  ~%2d min   %s\n", mark, l.Number, title, l.Title, len(l.Steps), l.Minutes, state)
+		row := fmt.Sprintf("%s%d  %-*s  %2d steps  ~%2d min   ", mark, l.Number, title, l.Title, len(l.Steps), l.Minutes)
+		if at := ansi.StringWidth(row); at+ansi.StringWidth(state) > width && width-at >= 16 {
+			state = strings.ReplaceAll(viz.Wrap(state, width-at, ""), "\n", "\n"+strings.Repeat(" ", at))
+		}
+		fmt.Fprintf(&b, "%s%s\n", row, state)
 	}
 	if path := p.Path(); path != "" {
 		fmt.Fprintln(&b, th.Dim.Render("progress is kept in "+path))
