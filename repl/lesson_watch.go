@@ -6,6 +6,7 @@ import (
 
 	"stepbox/lessons"
 	"stepbox/primitives"
+	"stepbox/viz"
 )
 
 // Watch sees every line the shell runs (Execute calls Around): it writes
@@ -287,12 +288,23 @@ func (w *Watch) open(sh *Shell, l *lessons.Lesson) {
 	w.save(sh)
 	th := sh.Theme
 	sh.say("%s", th.Title.Render(fmt.Sprintf("Lesson %d · %s", l.Number, l.Title))+th.Dim.Render(fmt.Sprintf(" · about %d minutes · %d steps", l.Minutes, len(l.Steps))))
+	none := true // no step of the lesson can be built where stepbox runs
+	for i := range l.Steps {
+		none = none && cannotBuild(&l.Steps[i]) != ""
+	}
+	if none {
+		next := "it is the course's last"
+		if l.Number < len(w.course) {
+			next = fmt.Sprintf("`lesson %d` goes on", l.Number+1)
+		}
+		sh.say("%s", viz.Wrap(th.Warn.Render(fmt.Sprintf("No step of lesson %d can be built %s:", l.Number, cannotBuild(&l.Steps[0])))+fmt.Sprintf(" each says why and what shows its idea; `next` marks it refused, and %s.", next), sh.Width-2, ""))
+	}
 	if w.step == 0 {
 		sh.say("\n%s", renderMarkdown(w.fill(l.Intro), sh.Width-2, th, ""))
 	} else {
 		sh.say("%s", th.Dim.Render(fmt.Sprintf("Welcome back: %d of %d steps done; resuming at step %d. `lesson reset` starts it over.", len(lp.Done), len(l.Steps), w.step+1)))
 		w.rebuild = 0
-		if sh.Session != nil && len(sh.Session.Boxes()) == 0 {
+		if sh.Session != nil && len(sh.Session.Boxes()) == 0 && !none {
 			// Boxes end with their session; the steps before this one
 			// built on them.
 			w.rebuild = w.step

@@ -61,3 +61,32 @@ func TestLessonCheckRemovesTheImagesAndLayersItAdded(t *testing.T) {
 	}
 	noSessionLeft(t, state)
 }
+
+// Rootless without delegation, no step of lesson 5 can be built: opening
+// it says so up front, and resuming it in a new session does not offer
+// to rebuild boxes with solutions that are refused.
+func TestRootlessLessonOfRefusedStepsSaysSoAndOffersNoRebuild(t *testing.T) {
+	needRoot(t)
+	if cgroupsDelegated() {
+		t.Skip("a user manager delegates cgroups to uid 65534 here: lesson 5 works rootless")
+	}
+	hostUnchanged(t)
+	state := rootlessStateDir(t)
+	first, err := runRootlessWidth(t, state, "lesson 5\nnext\nnext\n", 200, "run", "-")
+	if err != nil {
+		t.Fatalf("rootless run: %v\n%s", err, first)
+	}
+	again, err := runRootlessWidth(t, state, "lesson 5\n", 200, "run", "-")
+	if err != nil {
+		t.Fatalf("rootless run: %v\n%s", err, again)
+	}
+	for _, got := range []string{first, again} {
+		if !strings.Contains(flat(got), "No step of lesson 5 can be built rootless here:") {
+			t.Errorf("lesson 5 does not say up front that none of it can be built:\n%s", got)
+		}
+	}
+	if !strings.Contains(again, "resuming at step 3") || strings.Contains(again, "rebuilds them") {
+		t.Errorf("resuming lesson 5 offers to rebuild boxes with refused solutions:\n%s", again)
+	}
+	noSessionLeft(t, state)
+}
