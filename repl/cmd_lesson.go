@@ -9,6 +9,7 @@ import (
 
 	"github.com/charmbracelet/x/ansi"
 	"stepbox/lessons"
+	"stepbox/primitives"
 	"stepbox/viz"
 )
 
@@ -194,6 +195,9 @@ func init() {
 				}
 				w.rebuild = 0
 				err := runSolution(ctx, sh, st, w.names, nil, func(bool) error { w.answerNow(sh); return nil })
+				if where := cannotBuild(st); err == nil && where != "" {
+					sh.say("\n  %s", sh.Theme.Dim.Render(fmt.Sprintf("The lines refused %s were passed over, the rest built; `next` marks this step refused, not failed.", where)))
+				}
 				w.stuck(sh, err)
 				return err
 			},
@@ -301,6 +305,14 @@ func lessonList(course []*lessons.Lesson, p *lessons.Progress, th viz.Theme, wid
 // quit at a pause) stops the rest.
 func runSolution(ctx context.Context, sh *Shell, st *lessons.Step, names lessons.Names, echo func(string), answer func(more bool) error) error {
 	lines := names.FillAll(st.Solution)
+	for i, l := range lines {
+		// Rootless, a line stepbox refuses on any box shows its refusal
+		// and the rest goes on: what still builds is there for the next
+		// steps (lesson 9's container, without its cgroup).
+		if !strings.HasPrefix(l, "-") && primitives.RefuseRootlessLine(l) != nil {
+			lines[i] = "-" + l
+		}
+	}
 	if st.Predict == nil || st.Evidence < 0 {
 		return sh.runLines(ctx, lines, echo)
 	}

@@ -117,3 +117,26 @@ func TestRootlessHintDoesNotSendToACommandRefusedOnTheBox(t *testing.T) {
 		t.Errorf("hint does not say why mount proc is refused and what to do:\n%s", hint)
 	}
 }
+
+// Rootless without delegation, `solution --run` of lesson 9's first step
+// shows the refusal of its cgroup lines and builds the rest of the
+// container (security and probe run), not stopping at `cgroup new` with
+// a hint to run it.
+func TestRootlessSolutionRunPassesOverRefusedLinesAndBuildsTheRest(t *testing.T) {
+	needRoot(t)
+	if cgroupsDelegated() {
+		t.Skip("a user manager delegates cgroups to uid 65534 here: the cgroup lines run")
+	}
+	got := rootlessScript(t, 200, "lesson 9", "solution --run")
+	if !strings.Contains(got, "cgroup new: refused rootless") {
+		t.Errorf("the refusal of cgroup new is not shown:\n%s", got)
+	}
+	for _, wrong := range []string{"The solution cannot go on", "Hint: The box has no cgroup yet", "✓ Step 1"} {
+		if strings.Contains(got, wrong) {
+			t.Errorf("solution --run says %q:\n%s", wrong, got)
+		}
+	}
+	if !strings.Contains(got, "> probe") || !strings.Contains(got, "`next` marks this step refused, not failed") {
+		t.Errorf("solution --run did not go on past the refused lines to probe:\n%s", got)
+	}
+}
