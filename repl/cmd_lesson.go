@@ -7,7 +7,9 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/charmbracelet/x/ansi"
 	"stepbox/lessons"
+	"stepbox/primitives"
 	"stepbox/viz"
 )
 
@@ -37,7 +39,7 @@ func init() {
 					Run: func(sh *Shell, c *Call) error {
 						w := sh.watch()
 						w.loadCourse(sh)
-						fmt.Fprint(sh.Out, lessonList(w.course, w.progress, sh.Theme))
+						fmt.Fprint(sh.Out, lessonList(w.course, w.progress, sh.Theme, sh.Width))
 						return nil
 					},
 				},
@@ -72,6 +74,13 @@ func init() {
 					w.answer(sh)
 				}
 				if w.step+1 >= len(w.lesson.Steps) {
+					if lp := w.progress.Lesson(w.lesson.ID); !lp.IsDone(w.step) {
+						if where := cannotBuild(&w.lesson.Steps[w.step]); where != "" {
+							lp.MarkRefused(w.step) // the last step, left as the others are
+							w.save(sh)
+							sh.say("%s", sh.Theme.Warn.Render(fmt.Sprintf("step %d cannot be built %s: marked refused, not failed", w.step+1, where)))
+						}
+					}
 					if w.lesson.Number < len(w.course) {
 						return fmt.Errorf("step %d is the last of lesson %d: `lesson %d` opens the next lesson", w.step+1, w.lesson.Number, w.lesson.Number+1)
 					}
@@ -81,12 +90,15 @@ func init() {
 				if !lp.IsDone(w.step) {
 					// Checked once more: a learner who read ahead may have
 					// typed the step's command before the step was shown.
-					if r := w.lesson.Steps[w.step].Judge(w.observe(sh)); r.Pass {
+					// A step that cannot be built here is refused even
+					// when its check passes on what other steps built.
+					where := cannotBuild(&w.lesson.Steps[w.step])
+					if r := w.lesson.Steps[w.step].Judge(w.observe(sh)); r.Pass && where == "" {
 						w.praised[w.step] = true
 						lp.MarkDone(w.step)
 						sh.ok("step %d passes its check: done (%s)", w.step+1, r.Saw)
 						w.answer(sh)
-					} else if where := cannotBuild(&w.lesson.Steps[w.step]); where != "" {
+					} else if where != "" {
 						lp.MarkRefused(w.step)
 						sh.say("%s", sh.Theme.Warn.Render(fmt.Sprintf("step %d cannot be built %s: marked refused, not failed", w.step+1, where)))
 					} else {
@@ -111,13 +123,13 @@ func init() {
 				}
 				r := w.lesson.Steps[w.step].Judge(w.observe(sh))
 				switch {
+				case cannotBuild(&w.lesson.Steps[w.step]) != "" && !w.praised[w.step]:
+					w.refused(sh)
 				case r.Pass && !w.praised[w.step]:
 					w.congratulate(sh, r)
 				case r.Pass:
 					sh.ok("step %d passes: %s", w.step+1, r.Saw)
 					w.answer(sh)
-				case cannotBuild(&w.lesson.Steps[w.step]) != "":
-					w.refused(sh)
 				default:
 					sh.say("%s", verdict(sh.Theme.Bad, fmt.Sprintf("✗ step %d is not done yet:", w.step+1), r.Saw, sh.Width-2, sh.Theme, ""))
 					sh.say("  %s", sh.Theme.Dim.Render("`hint` for a hint"))
@@ -133,13 +145,13 @@ func init() {
 					return errNoLesson
 				}
 				st := &w.lesson.Steps[w.step]
+				if cannotBuild(st) != "" {
+					w.refused(sh)
+					return nil
+				}
 				r := st.Judge(w.observe(sh))
 				if r.Pass {
 					sh.ok("step %d passes already (%s): `next`", w.step+1, r.Saw)
-					return nil
-				}
-				if cannotBuild(st) != "" {
-					w.refused(sh)
 					return nil
 				}
 				w.hint(sh, r)
@@ -183,6 +195,9 @@ func init() {
 				}
 				w.rebuild = 0
 				err := runSolution(ctx, sh, st, w.names, nil, func(bool) error { w.answerNow(sh); return nil })
+				if where := cannotBuild(st); err == nil && where != "" {
+					sh.say("\n  %s", sh.Theme.Dim.Render(fmt.Sprintf("The lines refused %s were passed over, the rest built; `next` marks this step refused, not failed.", where)))
+				}
 				w.stuck(sh, err)
 				return err
 			},
@@ -195,7 +210,7 @@ func runLesson(sh *Shell, c *Call) error {
 	w.loadCourse(sh)
 	if len(c.Args) == 0 {
 		if w.lesson == nil {
-			fmt.Fprint(sh.Out, lessonList(w.course, w.progress, sh.Theme))
+			fmt.Fprint(sh.Out, lessonList(w.course, w.progress, sh.Theme, sh.Width))
 			return nil
 		}
 		w.showStep(sh)
@@ -243,7 +258,8 @@ func resetProgress(course []*lessons.Lesson, p *lessons.Progress, open *lessons.
 
 // lessonList is `lesson list`: each lesson with its length and the
 // learner's progress.
-func lessonList(course []*lessons.Lesson, p *lessons.Progress, th viz.Theme) string {
+// Rows wider than width fold their progress at words, under its column.
+func lessonList(course []*lessons.Lesson, p *lessons.Progress, th viz.Theme, width int) string {
 	var b strings.Builder
 	title := 0 // the longest title sets the column
 	for _, l := range course {
@@ -255,6 +271,9 @@ func lessonList(course []*lessons.Lesson, p *lessons.Progress, th viz.Theme) str
 		switch {
 		case lp != nil && len(lp.Done) == len(l.Steps):
 			state = th.Good.Render("✓ done")
+		case lp != nil && len(lp.Refused) > 0 && len(lp.Done)+len(lp.Refused) == len(l.Steps):
+			// Every step that can be built here passed: the rest cannot be.
+			state = th.Good.Render(fmt.Sprintf("✓ done (%d cannot be built here)", len(lp.Refused)))
 		case lp != nil:
 			state = fmt.Sprintf("%d/%d steps, at step %d", len(lp.Done), len(l.Steps), lp.Step+1)
 			if n := len(lp.Skipped); n > 0 {
@@ -268,7 +287,11 @@ func lessonList(course []*lessons.Lesson, p *lessons.Progress, th viz.Theme) str
 		if p.Current == l.ID {
 			mark = th.Title.Render("▸ ")
 		}
-		fmt.Fprintf(&b, "%s%d  %-*s  %2d steps  ~%2d min   %s\n", mark, l.Number, title, l.Title, len(l.Steps), l.Minutes, state)
+		row := fmt.Sprintf("%s%d  %-*s  %2d steps  ~%2d min   ", mark, l.Number, title, l.Title, len(l.Steps), l.Minutes)
+		if at := ansi.StringWidth(row); at+ansi.StringWidth(state) > width && width-at >= 16 {
+			state = strings.ReplaceAll(viz.Wrap(state, width-at, ""), "\n", "\n"+strings.Repeat(" ", at))
+		}
+		fmt.Fprintf(&b, "%s%s\n", row, state)
 	}
 	if path := p.Path(); path != "" {
 		fmt.Fprintln(&b, th.Dim.Render("progress is kept in "+path))
@@ -282,6 +305,14 @@ func lessonList(course []*lessons.Lesson, p *lessons.Progress, th viz.Theme) str
 // quit at a pause) stops the rest.
 func runSolution(ctx context.Context, sh *Shell, st *lessons.Step, names lessons.Names, echo func(string), answer func(more bool) error) error {
 	lines := names.FillAll(st.Solution)
+	for i, l := range lines {
+		// Rootless, a line stepbox refuses on any box shows its refusal
+		// and the rest goes on: what still builds is there for the next
+		// steps (lesson 9's container, without its cgroup).
+		if !strings.HasPrefix(l, "-") && primitives.RefuseRootlessLine(l) != nil {
+			lines[i] = "-" + l
+		}
+	}
 	if st.Predict == nil || st.Evidence < 0 {
 		return sh.runLines(ctx, lines, echo)
 	}

@@ -1,6 +1,7 @@
 package repl
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -98,6 +99,11 @@ func runUnshare(sh *Shell, c *Call) error {
 	}
 	if ip := b.InitPID(); ip != 0 && containsName(types, "pid") {
 		sh.say("  PID %d on the host is PID 1 in the box: commands now start from it", ip)
+	}
+	var late *primitives.RootlessRefusal
+	if containsName(types, "pid") && errors.As(primitives.RefuseRootless("mount proc", b), &late) {
+		// Said now, not at the `mount proc` the learner would try next.
+		sh.say("%s", viz.Wrap(sh.Theme.Warn.Render("! rootless, box "+b.Name+" can no longer get a /proc:")+" "+late.Why+"; do: "+late.Do, sh.Width-2, "  "))
 	}
 	return sh.showNamespaces(b)
 }

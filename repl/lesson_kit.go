@@ -212,9 +212,18 @@ func checkLesson(ctx context.Context, l *lessons.Lesson, dirs primitives.Dirs, l
 		return k
 	}
 	sh := NewShell(s, log, log, viz.NewTheme("plain"), 100)
+	before, err := kitStores(sh)
+	if err != nil {
+		add("read the image and layer stores: %v", err)
+		s.Close()
+		return k
+	}
 	defer func() {
 		if err := s.Close(); err != nil {
 			add("teardown: %v", err)
+		}
+		if err := removeAdded(sh, before); err != nil {
+			add("remove what the lesson added to the state dir: %v", err)
 		}
 	}()
 	name := func(i int) string { return fmt.Sprintf("step %d (%s)", i+1, l.Steps[i].Title) }
@@ -242,7 +251,7 @@ func checkLesson(ctx context.Context, l *lessons.Lesson, dirs primitives.Dirs, l
 		add("rm fresh: %v", err)
 		return k
 	}
-	firstRefused := -1
+	lastRefused := -1
 	for i := range l.Steps {
 		st := &l.Steps[i]
 		fmt.Fprintf(log, "# %s\n", name(i))
@@ -254,12 +263,18 @@ func checkLesson(ctx context.Context, l *lessons.Lesson, dirs primitives.Dirs, l
 			start := time.Now()
 			failed := runPastFailures(ctx, sh, lessons.Names(nil).FillAll(st.Solution))
 			k.running += time.Since(start)
+			if r := st.Judge(observe()); failed == nil && rootOnly && !r.Pass {
+				// A step may need root for what its check judges (the
+				// device rules only a refused step writes), not for a
+				// line of its solution.
+				failed = fmt.Errorf("its check fails after its solution: %s", r.Saw)
+			}
 			switch {
 			case errors.Is(failed, context.Canceled):
 				add("interrupted")
 				return k
 			case failed == nil && rootOnly:
-				add("%s: its ```needs root block says it cannot work rootless, yet its solution ran rootless: drop the block", name(i))
+				add("%s: its ```needs root block says it cannot work rootless, yet its solution ran and its check passed rootless: drop the block", name(i))
 			case failed == nil:
 				add("%s: its solution ran rootless, yet stepbox says it refuses %s rootless", name(i), refusal.Step)
 			case rootOnly:
@@ -267,8 +282,8 @@ func checkLesson(ctx context.Context, l *lessons.Lesson, dirs primitives.Dirs, l
 			default:
 				k.refused[i] = "refused rootless: " + refusal.Why + "; do: " + refusal.Do
 			}
-			if _, ok := k.refused[i]; ok && firstRefused < 0 {
-				firstRefused = i
+			if _, ok := k.refused[i]; ok {
+				lastRefused = i // the nearest refused step is the likeliest cause
 			}
 			continue
 		}
@@ -280,7 +295,7 @@ func checkLesson(ctx context.Context, l *lessons.Lesson, dirs primitives.Dirs, l
 		}
 		// A step after a refused one whose state it needs: not checked.
 		blocked := func(what string) {
-			k.blocked[i] = fmt.Sprintf("%s: not checked, it fails after refused step %d, whose state it may need: %s", name(i), firstRefused+1, what)
+			k.blocked[i] = fmt.Sprintf("%s: not checked, it fails after refused step %d, whose state it may need: %s", name(i), lastRefused+1, what)
 		}
 		if r := st.Judge(observe()); r.Pass && rootlessGiven(st) {
 			fmt.Fprintf(log, "# %s: its check passes before its solution runs (%s): rootless, every box has a user namespace of its own from `new`\n", name(i), r.Saw)
@@ -306,10 +321,8 @@ func checkLesson(ctx context.Context, l *lessons.Lesson, dirs primitives.Dirs, l
 				// host's PID namespace): the rest of the step runs still.
 				runPastFailures(ctx, sh, lines[at:])
 				k.refused[i] = "refused rootless: " + r.Why + "; do: " + r.Do
-				if firstRefused < 0 {
-					firstRefused = i
-				}
-			case firstRefused >= 0:
+				lastRefused = i
+			case lastRefused >= 0:
 				blocked(fmt.Sprintf("its solution failed: %v", err))
 			default:
 				add("%s: its solution failed: %v", name(i), err)
@@ -317,7 +330,7 @@ func checkLesson(ctx context.Context, l *lessons.Lesson, dirs primitives.Dirs, l
 			}
 			continue
 		}
-		if r := st.Judge(observe()); !r.Pass && firstRefused >= 0 {
+		if r := st.Judge(observe()); !r.Pass && lastRefused >= 0 {
 			blocked(fmt.Sprintf("its check fails after its solution: %s", r.Saw))
 		} else if !r.Pass {
 			add("%s: its check fails after its solution: %s (finding %s)", name(i), r.Saw, r.Finding)

@@ -82,7 +82,7 @@ func progressCommand(course []*lessons.Lesson, args []string, plain bool, dir st
 			fmt.Fprintln(os.Stderr, "stepbox lesson list: takes no argument")
 			return 2
 		}
-		fmt.Print(lessonList(course, p, th))
+		fmt.Print(lessonList(course, p, th, outputWidth(nil)))
 		return 0
 	}
 	if len(args) > 2 {

@@ -3,6 +3,7 @@ package repl
 import (
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"stepbox/lessons"
 	"stepbox/viz"
@@ -108,12 +109,40 @@ func TestLessonListAlignsItsColumnsToTheLongestTitle(t *testing.T) {
 		{ID: "a", Number: 1, Title: "Short", Steps: make([]lessons.Step, 2), Minutes: 5},
 		{ID: "b", Number: 2, Title: "A title longer than twenty-eight runes", Steps: make([]lessons.Step, 3), Minutes: 9},
 	}
-	out := lessonList(course, &lessons.Progress{Lessons: map[string]*lessons.LessonProgress{}}, viz.NewTheme("plain"))
+	out := lessonList(course, &lessons.Progress{Lessons: map[string]*lessons.LessonProgress{}}, viz.NewTheme("plain"), 100)
 	var at []int
 	for _, l := range strings.Split(strings.TrimRight(out, "\n"), "\n") {
 		at = append(at, strings.Index(l, " steps"))
 	}
 	if len(at) != 2 || at[0] != at[1] || at[0] < 0 {
 		t.Errorf("the steps column starts at %v:\n%s", at, out)
+	}
+}
+
+// `lesson list` folds a row wider than the terminal at words, its
+// progress under its own column, never inside a word.
+func TestLessonListFoldsALongRowAtWords(t *testing.T) {
+	course := []*lessons.Lesson{{ID: "escape", Number: 9, Title: "Escape, then close the holes", Steps: make([]lessons.Step, 9), Minutes: 24}}
+	p := &lessons.Progress{Current: "escape", Lessons: map[string]*lessons.LessonProgress{
+		"escape": {Step: 8, Done: []int{2, 3, 4, 5, 6, 8}, Skipped: []int{7}, Refused: []int{0, 1}},
+	}}
+	out := strings.TrimRight(lessonList(course, p, viz.NewTheme("plain"), 80), "\n")
+	lines := strings.Split(out, "\n")
+	if len(lines) < 2 {
+		t.Fatalf("a row wider than 80 columns is not folded:\n%s", out)
+	}
+	col := utf8.RuneCountInString(lines[0][:strings.Index(lines[0], "6/9 steps")])
+	for _, l := range lines {
+		if utf8.RuneCountInString(l) > 80 {
+			t.Errorf("a line is wider than 80 columns: %q", l)
+		}
+	}
+	for _, l := range lines[1:] {
+		if strings.TrimLeft(l, " ") != "" && len(l)-len(strings.TrimLeft(l, " ")) != col {
+			t.Errorf("a folded line does not start under the progress column (%d): %q", col, l)
+		}
+	}
+	if !strings.Contains(strings.Join(strings.Fields(out), " "), "(2 cannot be built here)") {
+		t.Errorf("a word was broken when folding:\n%s", out)
 	}
 }

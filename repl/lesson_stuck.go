@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 
 	"stepbox/lessons"
@@ -16,7 +17,13 @@ func (w *Watch) hint(sh *Shell, r lessons.Result) {
 	if missing := w.unknownBoxes(sh); missing != "" {
 		sh.say("%s", renderMarkdown(missing, sh.Width-2, sh.Theme, ""))
 	}
-	sh.say("%s", renderMarkdown("**Hint:** "+w.fill(w.lesson.Hint(w.step, r)), sh.Width-2, sh.Theme, ""))
+	hint := w.fill(w.lesson.Hint(w.step, r))
+	if why := refusedHere(hint, sh.Current()); why != "" {
+		hint = why
+	} else if use := w.useFirst(sh); use != "" {
+		hint = use + " " + hint
+	}
+	sh.say("%s", renderMarkdown("**Hint:** "+hint, sh.Width-2, sh.Theme, ""))
 	sh.say("%s", verdict(sh.Theme.Dim, "stepbox saw:", r.Saw, sh.Width-2, sh.Theme, "  "))
 }
 
@@ -41,6 +48,9 @@ func (w *Watch) refused(sh *Shell) {
 	if lead, rest, ok := strings.Cut(strings.TrimPrefix(why, "**"), "**"); ok && strings.HasPrefix(why, "**") && !strings.Contains(lead, "`") {
 		why = strings.TrimSpace(rest) // the lead says what the verdict's head says
 	}
+	// The why is Markdown from the lesson's file, broken where its source
+	// lines break: the verdict folds it to the terminal as one paragraph.
+	why = strings.Join(strings.Fields(why), " ")
 	sh.say("%s", verdict(sh.Theme.Warn, fmt.Sprintf("step %d cannot be built %s:", w.step+1, cannotBuild(st)), w.fill(why), sh.Width-2, sh.Theme, ""))
 	if shown := st.Shown(); len(shown) > 0 {
 		sh.say("%s", renderMarkdown("What still shows it here: `"+strings.Join(w.names.FillAll(shown), "`, `")+"`.", sh.Width-2, sh.Theme, "  "))
@@ -54,6 +64,12 @@ func (w *Watch) refused(sh *Shell) {
 // namespace too early: make a new box).
 func (w *Watch) stuck(sh *Shell, err error) {
 	if err == nil || errors.Is(err, context.Canceled) || sh.Exited() || w.lesson == nil {
+		return
+	}
+	if cannotBuild(&w.lesson.Steps[w.step]) != "" {
+		// Its hint would send the learner to the very command refused.
+		sh.say("")
+		w.refused(sh)
 		return
 	}
 	r := w.lesson.Steps[w.step].Judge(w.observe(sh))
@@ -122,4 +138,49 @@ func (w *Watch) hasBox(sh *Shell, name string) bool {
 	}
 	b, err := sh.Session.Box(name)
 	return err == nil && b != nil
+}
+
+// useFirst says, when the open step's solution starts with `use {X}` and
+// the learner has box X but another box is current, that the step is
+// about X: the step's hint and what the check saw speak of the current
+// box ("box db has no overlay"), where the learner would otherwise go on
+// working. "" otherwise.
+func (w *Watch) useFirst(sh *Shell) string {
+	sol := w.lesson.Steps[w.step].Solution
+	if len(sol) == 0 {
+		return ""
+	}
+	f := strings.Fields(w.fill(sol[0]))
+	cur := sh.Current()
+	if len(f) != 2 || f[0] != "use" || cur == nil || cur.Name == f[1] || sh.Session == nil {
+		return ""
+	}
+	if b, err := sh.Session.Box(f[1]); err != nil || b == nil {
+		return ""
+	}
+	return fmt.Sprintf("This step is about box %s, and box %s is current: `use %s` first.", f[1], cur.Name, f[1])
+}
+
+// quoted are the commands a hint quotes: `mount proc`.
+var quoted = regexp.MustCompile("`([^`]+)`")
+
+// refusedHere says, rootless, when a command the hint sends the learner
+// to would be refused on box b (`mount proc` in a box whose PID
+// namespace came after pivot_root; `cgroup new` without delegation): the
+// refusal's why and what to do instead, in place of the hint. "" when
+// every command it quotes can run.
+func refusedHere(hint string, b *primitives.Box) string {
+	if !primitives.Rootless() {
+		return ""
+	}
+	for _, m := range quoted.FindAllStringSubmatch(hint, -1) {
+		f := strings.Fields(m[1])
+		for n := min(len(f), 3); n > 0; n-- {
+			var r *primitives.RootlessRefusal
+			if errors.As(primitives.RefuseRootless(strings.Join(f[:n], " "), b), &r) {
+				return fmt.Sprintf("`%s` would be refused rootless here: %s. Instead, %s.", m[1], r.Why, r.Do)
+			}
+		}
+	}
+	return ""
 }

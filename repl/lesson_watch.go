@@ -2,11 +2,11 @@ package repl
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 
 	"stepbox/lessons"
 	"stepbox/primitives"
+	"stepbox/viz"
 )
 
 // Watch sees every line the shell runs (Execute calls Around): it writes
@@ -185,7 +185,11 @@ func (w *Watch) afterStep(sh *Shell, line string, err *error) {
 		w.ran = map[string]bool{}
 	}
 	w.ran[words(line)] = true
-	if w.praised[w.step] {
+	// A line that failed changed nothing to praise (`new web` refused
+	// because a web is left from the last lesson), and a step that cannot
+	// be built here passes only on what another step built: neither earns
+	// a ✓.
+	if w.praised[w.step] || *err != nil || cannotBuild(st) != "" {
 		return
 	}
 	if r := st.Judge(w.observe(sh)); r.Pass {
@@ -208,8 +212,21 @@ func (w *Watch) isEvidence(st *lessons.Step, line string) bool {
 	if primitives.Rootless() && st.TryRootless != nil {
 		// The step shows other commands rootless: the moment is the one
 		// they reach.
-		lines = w.names.FillAll(st.Shown())
-		evidence = slices.IndexFunc(lines, func(l string) bool { return words(l) == want })
+		// they reach: the same occurrence of the command as in the
+		// solution (the second `exec cat /proc/self/cgroup`, after
+		// `unshare cgroup`), or its last.
+		nth := 0
+		for _, l := range lines[:evidence+1] {
+			if words(strings.TrimPrefix(l, "-")) == want {
+				nth++
+			}
+		}
+		lines, evidence = w.names.FillAll(st.Shown()), -1
+		for i, l := range lines {
+			if words(strings.TrimPrefix(l, "-")) == want && nth > 0 {
+				evidence, nth = i, nth-1
+			}
+		}
 	}
 	if words(line) != want || evidence < 0 {
 		return false
@@ -271,12 +288,23 @@ func (w *Watch) open(sh *Shell, l *lessons.Lesson) {
 	w.save(sh)
 	th := sh.Theme
 	sh.say("%s", th.Title.Render(fmt.Sprintf("Lesson %d · %s", l.Number, l.Title))+th.Dim.Render(fmt.Sprintf(" · about %d minutes · %d steps", l.Minutes, len(l.Steps))))
+	none := true // no step of the lesson can be built where stepbox runs
+	for i := range l.Steps {
+		none = none && cannotBuild(&l.Steps[i]) != ""
+	}
+	if none {
+		next := "it is the course's last"
+		if l.Number < len(w.course) {
+			next = fmt.Sprintf("`lesson %d` goes on", l.Number+1)
+		}
+		sh.say("%s", viz.Wrap(th.Warn.Render(fmt.Sprintf("No step of lesson %d can be built %s:", l.Number, cannotBuild(&l.Steps[0])))+fmt.Sprintf(" each says why and what shows its idea; `next` marks it refused, and %s.", next), sh.Width-2, ""))
+	}
 	if w.step == 0 {
 		sh.say("\n%s", renderMarkdown(w.fill(l.Intro), sh.Width-2, th, ""))
 	} else {
 		sh.say("%s", th.Dim.Render(fmt.Sprintf("Welcome back: %d of %d steps done; resuming at step %d. `lesson reset` starts it over.", len(lp.Done), len(l.Steps), w.step+1)))
 		w.rebuild = 0
-		if sh.Session != nil && len(sh.Session.Boxes()) == 0 {
+		if sh.Session != nil && len(sh.Session.Boxes()) == 0 && !none {
 			// Boxes end with their session; the steps before this one
 			// built on them.
 			w.rebuild = w.step
@@ -370,8 +398,12 @@ func (w *Watch) tell(sh *Shell, lead string) {
 	}
 	w.answered[w.step] = true
 	sh.say("\n%s", renderMarkdown("**Your prediction?** "+lead+w.fill(st.Answer()), sh.Width-2, sh.Theme, "  "))
-	if saw := w.withheld[w.step]; saw != "" {
-		sh.say("%s", verdict(sh.Theme.Dim, "the check saw:", saw, sh.Width-2, sh.Theme, "  "))
+	if w.withheld[w.step] != "" {
+		// What the check saw when the step passed may be stale by now
+		// (the learner reset and built again): say what it sees now.
+		if r := st.Judge(w.observe(sh)); r.Pass {
+			sh.say("%s", verdict(sh.Theme.Dim, "the check saw:", r.Saw, sh.Width-2, sh.Theme, "  "))
+		}
 	}
 }
 

@@ -110,7 +110,7 @@ func TestRootlessUserStepShowsItsCommandsAndAsksItsPrediction(t *testing.T) {
 	}
 	question := strings.Index(step, "Predict, then run: exec id -u prints 0 in box u.")
 	shown := strings.Index(step, "try:\n    new u\n")
-	answer := strings.Index(step, "Your prediction? The one on the right of uid_map.")
+	answer := strings.Index(step, "Your prediction? The one on the right of uid_map: yours")
 	if shown < 0 || question < 0 || answer < 0 || answer < question {
 		t.Errorf("the step does not show its rootless commands (%d), ask (%d) and then answer (%d) its question:\n%s", shown, question, answer, step)
 	}

@@ -129,6 +129,14 @@ func TestLessonCheckRootlessGoesOnPastRefusedStepsWithTheirReasons(t *testing.T)
 	if v := verdict(2); !regexp.MustCompile(`passed: 1–5, 7|passed: 1–7`).MatchString(v) || !strings.Contains(v, "step 8 (user: root inside") {
 		t.Errorf("lesson 2 rootless does not check its steps past a refused one: %s", v)
 	}
+	// Every step passes or is refused with its own reason: lesson 9's
+	// Docker's-default step needs the device rules of refused step 7.
+	if strings.Contains(flat(got), "not checked") {
+		t.Errorf("a step is neither passed nor refused rootless:\n%s", got)
+	}
+	if v := verdict(9); !strings.Contains(v, "step 8 (A cgroup namespace, and Docker's default): This step needs root") || !strings.Contains(v, "device rules") {
+		t.Errorf("lesson 9's step 8 is not refused with its own reason: %s", v)
+	}
 	// The host-side bridge of lesson 7 is never rootless's to make.
 	if v := verdict(7); !strings.Contains(v, "step 2 (A bridge on the host side): refused rootless: ") || !strings.Contains(v, "CAP_NET_ADMIN") {
 		t.Errorf("lesson 7 is not refused at its host-side bridge: %s", v)
