@@ -64,9 +64,9 @@ func TestALessonJudgesTheBoxesMadeForIt(t *testing.T) {
 	}
 }
 
-// The ✓ line comes after the output and the error of the command that
-// earned it, as the learner reads them.
-func TestTheStepDoneLineComesAfterTheCommandsError(t *testing.T) {
+// A command that fails prints its output and its error once and earns
+// no ✓; the step's ✓ comes with the next line that works.
+func TestAFailedLineEarnsNoStepDoneLine(t *testing.T) {
 	t.Setenv("XDG_STATE_HOME", t.TempDir())
 	sh, out := lessonShell(t)
 	execute(t, sh, out, "lesson 1", "new web", "unshare uts", "next", "next", "next")
@@ -75,8 +75,16 @@ func TestTheStepDoneLineComesAfterTheCommandsError(t *testing.T) {
 	if err := sh.Execute(context.Background(), "exec sh -c 'sleep 600 >/dev/null 2>&1 & echo started; exit 3'"); err != nil {
 		sh.reportError(err)
 	}
-	if !inOrder(out.String(), "started", "error: exec sh: exit status 3", "✓ Step 4 of 6 done") || strings.Count(out.String(), "error:") != 1 {
-		t.Fatalf("want the output, the error once, then ✓:\n%s", out)
+	// A line that failed earns no ✓, even where the step's check is met
+	// (ut26: a ✓ beside an error read as praise for it); the next line
+	// that works gets it.
+	if !inOrder(out.String(), "started", "error: exec sh: exit status 3") || strings.Count(out.String(), "error:") != 1 || strings.Contains(out.String(), "✓ Step 4") {
+		t.Fatalf("want the output, the error once, and no ✓:\n%s", out)
+	}
+	out.Reset()
+	execute(t, sh, out, "exec true")
+	if !strings.Contains(out.String(), "✓ Step 4 of 6 done") {
+		t.Fatalf("the next line that works does not get the step's ✓:\n%s", out)
 	}
 }
 
