@@ -256,6 +256,13 @@ func (b *Box) deviceList() (DeviceList, error) {
 		return DeviceList{Unread: "no cgroup of its own (`cgroup new`)"}, nil
 	}
 	d, err := b.CgroupDeviceRules()
+	if err != nil && Rootless() && d.Version != 1 {
+		// A delegated v2 cgroup's device programs are listed with
+		// bpf(BPF_PROG_QUERY), which needs CAP_SYS_ADMIN (or CAP_BPF and
+		// CAP_NET_ADMIN) in the host's user namespace: the rest of the
+		// panel still says what it can.
+		return DeviceList{Version: 2, Unread: "not readable rootless (listing a cgroup's device programs, bpf(BPF_PROG_QUERY), needs CAP_SYS_ADMIN on the host)"}, nil
+	}
 	if err != nil {
 		return DeviceList{}, err
 	}
