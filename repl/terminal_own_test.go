@@ -122,7 +122,14 @@ func TestShInABoxHasATerminalOfItsOwn(t *testing.T) {
 	if b, _ := os.ReadFile(stolen); len(b) > 0 {
 		t.Errorf("a process the box's shell left read what the learner typed: %q", b)
 	}
-	if tioAfter, _ := state(); tioAfter.Lflag&(unix.ECHO|unix.ICANON) != tioBefore.Lflag&(unix.ECHO|unix.ICANON) {
+	// The prompt's line shows before go-prompt has made the terminal raw
+	// again: the settings are looked at until they are back, for a while.
+	tioAfter, _ := state()
+	for end := time.Now().Add(3 * time.Second); tioAfter.Lflag&(unix.ECHO|unix.ICANON) != tioBefore.Lflag&(unix.ECHO|unix.ICANON) && time.Now().Before(end); {
+		time.Sleep(50 * time.Millisecond)
+		tioAfter, _ = state()
+	}
+	if tioAfter.Lflag&(unix.ECHO|unix.ICANON) != tioBefore.Lflag&(unix.ECHO|unix.ICANON) {
 		t.Errorf("after sh, the learner's terminal's settings are not as before: lflag %#x, was %#x", tioAfter.Lflag, tioBefore.Lflag)
 	}
 	p.line("exit")
