@@ -146,19 +146,5 @@ void xenter(int argc, char **argv, char **envp)
 	while (waitpid(entered, &ws, 0) < 0)
 		if (errno != EINTR)
 			_exit(126);
-	if (!WIFSIGNALED(ws))
-		_exit(WEXITSTATUS(ws));
-	/* Killed by a signal: die of the same one, so that stepbox tells a
-	 * command killed by SIGINT from a shell that exited with status 130
-	 * (its last command's). Not dumpable: no core of this process. */
-	int sig = WTERMSIG(ws);
-	struct sigaction dfl = { .sa_handler = SIG_DFL };
-	sigaction(sig, &dfl, NULL);
-	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-	sigset_t one;
-	sigemptyset(&one);
-	sigaddset(&one, sig);
-	sigprocmask(SIG_UNBLOCK, &one, NULL);
-	raise(sig);
-	_exit(128 + sig);
+	_exit(WIFSIGNALED(ws) ? 128 + WTERMSIG(ws) : WEXITSTATUS(ws));
 }

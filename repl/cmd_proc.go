@@ -285,10 +285,9 @@ func (sh *Shell) backFromShell(name string, es primitives.ExitStatus) {
 	case es.Signal != "":
 		sh.say("%s", sh.Theme.Warn.Render(fmt.Sprintf("! back in stepbox: the box's %s was killed by %s", name, es.Signal)))
 	case es.Code > 128 && es.Code < 128+65:
-		// It exited (a command killed by a signal comes back with
-		// es.Signal, above): a shell left with Ctrl-D exits with its last
-		// command's status, 128+N when that one was killed by signal N.
-		sh.say("%s", sh.Theme.Warn.Render(fmt.Sprintf("! back in stepbox: the box's %s exited with status %d (as a shell reports a command killed by %s: it was not)", name, es.Code, unix.SignalName(syscall.Signal(es.Code-128)))))
+		// enter's status: the enter process exits 128+N for a command
+		// killed by signal N, as a shell does.
+		sh.say("%s", sh.Theme.Warn.Render(fmt.Sprintf("! back in stepbox: the box's %s was killed by %s (exit status %d)", name, unix.SignalName(syscall.Signal(es.Code-128)), es.Code)))
 	default:
 		sh.say("%s", sh.Theme.Warn.Render(fmt.Sprintf("! back in stepbox: the box's %s exited with status %d", name, es.Code)))
 	}

@@ -3,7 +3,6 @@ package repl
 import (
 	"strings"
 	"testing"
-	"time"
 )
 
 // Tab on an empty line lists the commands (and only Tab: a fresh prompt
@@ -40,27 +39,6 @@ func TestRealTerminalTabListsCommandsAndEnterAnnouncesItself(t *testing.T) {
 	p.waitFor("── a shell in box web", "[web] ")
 	p.line("exit 3")
 	p.waitFor("back in stepbox: the box's shell exited with status 3", "web[uts,mnt,pid] ▸")
-
-	// Left with Ctrl-D after a Ctrl-C'd command, the shell exits with that
-	// command's status, 130: it exited, nothing killed it (ut26 F13).
-	for how, prompt := range map[string]string{"enter": "\n#", "sh": "[web] "} {
-		p.mark()
-		p.line(how)
-		p.waitFor("comes back to stepbox", prompt)
-		p.line("sleep 1091")
-		for deadline := time.Now().Add(10 * time.Second); len(sleepingFor("1091")) == 0 && time.Now().Before(deadline); {
-			time.Sleep(50 * time.Millisecond)
-		}
-		p.keys("C-c")
-		for deadline := time.Now().Add(10 * time.Second); len(sleepingFor("1091")) > 0 && time.Now().Before(deadline); {
-			time.Sleep(50 * time.Millisecond)
-		}
-		p.keys("C-d")
-		s := p.waitFor("back in stepbox: the box's shell exited with status 130", "web[uts,mnt,pid] ▸")
-		if strings.Contains(s, "killed by SIGINT (") {
-			t.Errorf("%s: a shell left with Ctrl-D is reported killed:\n%s", how, s)
-		}
-	}
 
 	// A box whose only namespace of its own is its user namespace (every
 	// rootless box, at first): enter says that one.
