@@ -17,14 +17,7 @@ import (
 // the test.
 func stoppedInitBox(t *testing.T, name string) (*Session, *Box, pidStart) {
 	t.Helper()
-	old := replyTimeout
-	replyTimeout = 2 * time.Minute
-	t.Cleanup(func() { replyTimeout = old })
-	s := newTestSession(t)
-	b, _, err := s.NewBox(name, false)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, b, _ := stoppedBox(t, name)
 	if _, err := b.Unshare([]NamespaceType{mustType(t, "pid")}, UnshareOptions{}); err != nil {
 		t.Fatal(err)
 	}

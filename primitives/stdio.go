@@ -82,7 +82,7 @@ func stdioFiles(std Stdio) (*boxStdio, *pump, error) {
 		return nil, nil, err
 	}
 	s.send = append(s.send, out)
-	if sameWriter(std.Out, std.Err) {
+	if SameWriter(std.Out, std.Err) {
 		// One pipe for both: two copies into one writer would race.
 		s.send = append(s.send, out)
 		return s, p, nil
@@ -97,9 +97,9 @@ func stdioFiles(std Stdio) (*boxStdio, *pump, error) {
 	return s, p, nil
 }
 
-// sameWriter reports whether a and b are the same writer; writers of
+// SameWriter reports whether a and b are the same writer; writers of
 // types that cannot be compared are taken as different.
-func sameWriter(a, b io.Writer) (same bool) {
+func SameWriter(a, b io.Writer) (same bool) {
 	defer func() {
 		if recover() != nil {
 			same = false

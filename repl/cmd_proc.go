@@ -55,7 +55,7 @@ func init() {
 				said := &tailBuffer{}
 				ipc := hostIPC(b)
 				std := primitives.Stdio{Out: out, Err: io.MultiWriter(errw, said)}
-				if sameWriter(out, errw) {
+				if primitives.SameWriter(out, errw) {
 					// One writer for both streams (a transcript, a test's
 					// buffer): one pipe, so that the two never write into
 					// it at once; the tail then holds stdout too.
@@ -224,29 +224,13 @@ func runEnter(sh *Shell, c *Call) error {
 	}
 	if es.Code != 0 {
 		ee := &ExitError{Cmd: "enter " + filepath.Base(argv[0]), Status: es}
-		// The enter process dies of its command's signal: when that is
-		// the terminal's, it may come back before the session has read
-		// the same signal from its own channel. Wait for that a moment.
-		var late <-chan time.Time
-		if es.Signal != "" && sigs != nil {
-			late = time.After(250 * time.Millisecond)
-		}
 		select {
 		case s := <-sigs: // the terminal's Ctrl-C, passed on to the command
 			if sig, ok := s.(syscall.Signal); ok {
 				ee.Interrupted = unix.SignalName(sig)
 			}
-		case <-late:
 		default:
-			if late != nil {
-				select {
-				case s := <-sigs:
-					if sig, ok := s.(syscall.Signal); ok {
-						ee.Interrupted = unix.SignalName(sig)
-					}
-				case <-late:
-				}
-			} else if ctx.Err() != nil {
+			if ctx.Err() != nil {
 				ee.Interrupted = "SIGINT"
 			}
 		}
@@ -404,7 +388,7 @@ func (sh *Shell) hostCommand(ctx context.Context, line string) error {
 		// (`!sh -c 'sleep 300 &'`) would hold open, where the terminal's
 		// own descriptor is not waited for.
 		cmd.Stderr = io.MultiWriter(errw, said)
-		if sameWriter(out, errw) {
+		if primitives.SameWriter(out, errw) {
 			cmd.Stdout = io.MultiWriter(out, said)
 			cmd.Stderr = cmd.Stdout
 		}
@@ -435,15 +419,4 @@ func (sh *Shell) hostCommand(ctx context.Context, line string) error {
 		return &CommandError{Cmd: "!", Err: err}
 	}
 	return nil
-}
-
-// sameWriter reports whether a and b are the same writer; writers of
-// types that cannot be compared are taken as different.
-func sameWriter(a, b io.Writer) (same bool) {
-	defer func() {
-		if recover() != nil {
-			same = false
-		}
-	}()
-	return a == b
 }
