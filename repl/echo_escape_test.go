@@ -66,3 +66,32 @@ func scriptFile(t *testing.T, text string) *os.File {
 	t.Cleanup(func() { f.Close() })
 	return f
 }
+
+// $$, $?, $1 … are a shell's own parameters: stepbox splits words as a
+// shell does but runs none, so it refuses them with where they work
+// instead of letting them vanish; in single quotes they reach the box's
+// shell.
+func TestAShellsOwnParameterIsRefusedWithWhereItWorks(t *testing.T) {
+	sh, out := liveShell(t)
+	run(t, sh, out, "new q")
+	for _, line := range []string{"exec echo $$", `exec echo "pid $$"`, "exec echo $?", "exec echo ${1}"} {
+		out.Reset()
+		err := sh.Execute(context.Background(), line)
+		if err == nil || !strings.Contains(err.Error(), "a shell's own parameter") || !strings.Contains(err.Error(), "exec sh -c") {
+			t.Errorf("%s: want a refusal naming the parameter and `exec sh -c`, got %v\n%s", line, err, out)
+		}
+		if strings.Contains(err.Error(), "cannot split") {
+			t.Errorf("%s: the refusal reads as a parse error: %v", line, err)
+		}
+	}
+	out.Reset()
+	run(t, sh, out, `exec sh -c 'echo "box shell $$"'`)
+	if !strings.Contains(out.String(), "box shell ") {
+		t.Errorf("$$ in single quotes did not reach the box's shell:\n%s", out)
+	}
+	out.Reset()
+	run(t, sh, out, "exec echo $HOME")
+	if !strings.Contains(out.String(), os.Getenv("HOME")) {
+		t.Errorf("a variable of the host's no longer expands:\n%s", out)
+	}
+}

@@ -232,6 +232,10 @@ func (sh *Shell) Execute(ctx context.Context, line string) (err error) {
 // parses its arguments; a line of no words gives no command.
 func (sh *Shell) parseLine(line string) (*Command, *Call, error) {
 	words, err := sh.split(line)
+	var special specialParameterError
+	if errors.As(err, &special) {
+		return nil, nil, &CommandError{Cmd: firstWord(line), Err: err}
+	}
 	if err != nil {
 		err = fmt.Errorf("cannot split the line into words: %v", err)
 		if strings.ContainsAny(line, "&|;<>") {
@@ -271,12 +275,47 @@ func (sh *Shell) split(line string) ([]string, error) {
 		return nil, err
 	}
 	vars := sh.boxVars()
-	return shell.Fields(line, func(name string) string {
+	special := ""
+	words, err := shell.Fields(line, func(name string) string {
 		if v, ok := vars[name]; ok {
 			return v
 		}
+		if special == "" && isSpecialParameter(name) {
+			special = name
+		}
 		return os.Getenv(name)
 	})
+	if err == nil && special != "" {
+		// A shell's own parameters ($$, $?, $!, $1 …) have no value here:
+		// stepbox splits words as a shell does but runs none, so they
+		// would silently vanish.
+		return nil, specialParameterError(special)
+	}
+	return words, err
+}
+
+// specialParameterError is a line that names a shell's own parameter.
+type specialParameterError string
+
+func (e specialParameterError) Error() string {
+	return fmt.Sprintf("$%s is a shell's own parameter, and stepbox runs no shell of its own: give it to one in single quotes, as in `exec sh -c 'echo $%s'`", string(e), string(e))
+}
+
+// isSpecialParameter reports whether name is one of a POSIX shell's
+// special or positional parameters: $, ?, !, #, @, *, -, 0-9.
+func isSpecialParameter(name string) bool {
+	if len(name) == 0 {
+		return false
+	}
+	if strings.Contains("$?!#@*-", name) && len(name) == 1 {
+		return true
+	}
+	for _, r := range name {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // boxVars are the variables stepbox sets: $STATE, and for the current
