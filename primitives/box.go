@@ -54,6 +54,7 @@ type Box struct {
 	ledgered   map[string]nsID // its namespaces written to the ledger (box_namespaces.go)
 	hostPID    bool            // a command of it started in the host's PID namespace (box_pidns.go)
 	upperSize  int64           // the size of its upper tmpfs, 0 without one (box_upper.go)
+	ids        *idBlockClaim   // a root session's block of host IDs for its user namespaces (idblock.go)
 	fs         BoxFS
 	// kept are the detached mounts a box with a user namespace took, in
 	// the executor keptIn, as its root moved (box_fs.go): what its `mount
@@ -258,26 +259,27 @@ func (b *Box) spawn(st *step.Step) error {
 		return fmt.Errorf("new %s: the box process did not answer: %w", b.Name, err)
 	}
 	if b.User {
-		if userNSAfterExec() {
-			for _, c := range userBoxCalls(b.box, b.box.Proc()) {
-				if err := st.Do(c.call, c.do); err != nil {
-					return fmt.Errorf("new %s --user: %w", b.Name, err)
-				}
-			}
-		}
-		uid, gid := os.Getuid(), os.Getgid()
 		b.unshared["user"] = true
-		st.Man = append(st.Man, "user_namespaces(7)")
-		if mapped {
-			st.Shell = append(st.Shell, "unshare --user --map-root-user --map-auto sh")
-			st.Man = append(st.Man, "newuidmap(1)", "subuid(5)")
-			st.Notes = append(st.Notes, fmt.Sprintf("uid 0 in the box is uid %d on the host, uids 1-%d are your range from %d (uid_map %q); gids likewise from gid %d and %d",
-				uid, sub.uid.Count, sub.uid.Outside, sub.lines(uid, sub.uid), gid, sub.gid.Outside))
+		if userNSAfterExec() {
+			// As root: the box's own block of host IDs, as `unshare user` maps.
+			call := "unshare(CLONE_NEWUSER)"
+			if err := st.Do(call, func() error { return b.box.Unshare(unix.CLONE_NEWUSER) }); err != nil {
+				return fmt.Errorf("new %s --user: %w", b.Name, err)
+			}
+			if err := mapUser(b, b.box, b.box.Proc(), st, false); err != nil {
+				return fmt.Errorf("new %s --user: %w", b.Name, err)
+			}
 		} else {
-			st.Shell = append(st.Shell, "unshare --user --map-root-user sh")
-			st.Notes = append(st.Notes, fmt.Sprintf("uid 0 in the box is uid %d on the host (uid_map \"0 %d 1\"), gid 0 is gid %d", uid, uid, gid))
-			if uid == 0 {
-				st.Notes = append(st.Notes, hostRootNote)
+			uid, gid := os.Getuid(), os.Getgid()
+			st.Man = append(st.Man, "user_namespaces(7)")
+			if mapped {
+				st.Shell = append(st.Shell, "unshare --user --map-root-user --map-auto sh")
+				st.Man = append(st.Man, "newuidmap(1)", "subuid(5)")
+				st.Notes = append(st.Notes, fmt.Sprintf("uid 0 in the box is uid %d on the host, uids 1-%d are your range from %d (uid_map %q); gids likewise from gid %d and %d",
+					uid, sub.uid.Count, sub.uid.Outside, sub.lines(uid, sub.uid), gid, sub.gid.Outside))
+			} else {
+				st.Shell = append(st.Shell, "unshare --user --map-root-user sh")
+				st.Notes = append(st.Notes, fmt.Sprintf("uid 0 in the box is uid %d on the host (uid_map \"0 %d 1\"), gid 0 is gid %d", uid, uid, gid))
 			}
 		}
 	}
@@ -583,6 +585,8 @@ func (b *Box) teardown(marked func(box string) []pidStart) error {
 	// another's (the box's processes were gone, so nothing pinned its
 	// namespaces); the sweep after a crash names those.
 	esc, err := teardownLedgerWith(b.Dir, marked, live)
+	// Its processes are gone: another box may take its host IDs.
+	b.ids.release()
 	if said = append(said, esc.ended...); len(said) > 0 {
 		err = errors.Join(err, errors.New(strings.Join(said, "; ")))
 	}

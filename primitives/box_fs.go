@@ -90,6 +90,12 @@ func (b *Box) MountOverlay(layers []rootfs.Layer) (*step.Step, error) {
 			return nil, err
 		}
 	}
+	// A box whose user namespace came first mounts it as its mapped root.
+	if os.Geteuid() == 0 && b.Has("user") {
+		if err := b.prepareOverlayFor(b.CommandPID(), layers, dir); err != nil {
+			return nil, err
+		}
+	}
 	a := overlayArgs{Layers: layers}
 	a.Upper, a.Work, a.Merged = b.overlayDirs()
 	// The box makes the dirs (each mkdir recorded); the overlay's root

@@ -165,7 +165,7 @@ func TestUnshareUserMapsRootToAnUnprivilegedRange(t *testing.T) {
 	if _, err := b.Unshare([]NamespaceType{mustType(t, "user")}, UnshareOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	want, _, _, err := userMaps()
+	want, _, _, err := b.userMaps(false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -31,6 +31,7 @@ const (
 	ResMount     = "mount"     // stepbox's tmpfs for a box's upper dir, in the host's mount table (box_upper.go)
 	ResNamespace = "ns"        // a namespace made for the box, by type, nsfs device and inode (box_namespaces.go)
 	ResHostPID   = "host-pid"  // a command of the box started in the host's PID namespace (written before the first; box_pidns.go)
+	ResIDs       = "ids"       // the block of host uids and gids a root session's box maps (idblock.go)
 
 	ResNet = "net" // a link, nf_tables table or rules, or a sysctl's old value: network.Undo
 )
@@ -47,6 +48,9 @@ type Resource struct {
 	NS    string          `json:"ns,omitempty"` // a namespace: its /proc/PID/ns name
 	Dev   uint64          `json:"dev,omitempty"`
 	Ino   uint64          `json:"ino,omitempty"`
+	UID   int             `json:"uid,omitempty"` // an ID block: its first host uid, gid, and size
+	GID   int             `json:"gid,omitempty"`
+	Count int             `json:"count,omitempty"`
 
 	Net json.RawMessage `json:"net,omitempty"` // a network resource: network.Undo
 }
@@ -210,6 +214,12 @@ func teardownLedgerWith(dir string, marked func(box string) []pidStart, live *li
 			errs = append(errs, unmountUpper(r.Path, dir, &mounts))
 		case ResNet:
 			errs = append(errs, undoNet(r))
+		case ResIDs:
+			note, err := ledgerIDs(r, filepath.Base(dir))
+			if note != "" {
+				esc.notes = append(esc.notes, note)
+			}
+			errs = append(errs, err)
 		}
 	}
 	if err := errors.Join(errs...); err != nil {

@@ -3,6 +3,7 @@ package primitives
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -62,7 +63,7 @@ func newTestSession(t *testing.T) *Session {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := OpenSession(Dirs{Run: t.TempDir(), Lib: t.TempDir()})
+	s, err := OpenSession(traversableDirs(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,4 +80,17 @@ func newTestSession(t *testing.T) *Session {
 		}
 	})
 	return s
+}
+
+// traversableDirs are a session's temporary state dirs in a directory a
+// box's mapped root may search (go test makes it 0700): as root, a box
+// whose user namespace came first mounts its overlay as that host uid,
+// which must reach the layers (userns_overlay.go).
+func traversableDirs(t *testing.T) Dirs {
+	t.Helper()
+	d := Dirs{Run: t.TempDir(), Lib: t.TempDir()}
+	if err := os.Chmod(filepath.Dir(d.Run), 0o711); err != nil {
+		t.Fatal(err)
+	}
+	return d
 }

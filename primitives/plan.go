@@ -45,12 +45,9 @@ func (s *Session) PlanNew(name string, user bool) (*step.Step, error) {
 		if mapped {
 			st.Shell = append(st.Shell, "unshare --user --map-root-user --map-auto sh")
 			st.Notes = append(st.Notes, fmt.Sprintf("uid 0 in the box will be uid %d on the host, uids 1-%d your range from %d (uid_map %q)", uid, sub.uid.Count, sub.uid.Outside, sub.lines(uid, sub.uid)))
-		} else {
+		} else if !userNSAfterExec() {
 			st.Shell = append(st.Shell, "unshare --user --map-root-user sh")
 			st.Notes = append(st.Notes, fmt.Sprintf("uid 0 in the box will be uid %d on the host (uid_map \"0 %d 1\"), gid 0 gid %d", uid, uid, gid))
-			if uid == 0 {
-				st.Notes = append(st.Notes, hostRootNote)
-			}
 		}
 	} else {
 		st.Shell = append(st.Shell, newBoxShell)
@@ -68,8 +65,9 @@ func (s *Session) PlanNew(name string, user bool) (*step.Step, error) {
 		st.Plan(boxExecve(name) + " again, now uid 0 of its user namespace")
 	}
 	if user && userNSAfterExec() {
-		for _, c := range userBoxCalls(nil, "/proc/PID") {
-			st.Plan(c.call)
+		st.Plan("unshare(CLONE_NEWUSER)")
+		if err := mapUser(nil, nil, "/proc/PID", st, true); err != nil {
+			return nil, fmt.Errorf("new %s --user: %w", name, err)
 		}
 	}
 	st.Notes = append(st.Notes, fmt.Sprintf("stepbox will keep the box's processes in %s%s, a cgroup of its own, before the box runs anything: teardown ends everything in it; the box's own cgroup comes with `cgroup new`",

@@ -47,7 +47,7 @@ func (b *Box) unshareOne(x *executor, st *step.Step, t NamespaceType, opts Unsha
 		} else {
 			proc = fmt.Sprintf("/proc/%d", b.CommandPID())
 		}
-		return mapUser(x, proc, st, plan)
+		return mapUser(b, x, proc, st, plan)
 	}
 	st.Shell = append(st.Shell, "unshare "+t.Option+" sh   # a shell in a new "+t.Name+" namespace")
 	switch t.Name {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/user"
 	"strconv"
 	"strings"
 
@@ -22,12 +21,6 @@ type IDRange struct {
 }
 
 func (r IDRange) String() string { return fmt.Sprintf("%d %d %d", r.Inside, r.Outside, r.Count) }
-
-// DefaultSubordinate is the range box root maps to when stepbox runs as
-// root and /etc/subuid (or /etc/subgid) names none for root: 65536 IDs
-// from 1000000000, far above any account's, so that "root inside" is
-// nobody on the host.
-var DefaultSubordinate = IDRange{Inside: 0, Outside: 1000000000, Count: 65536}
 
 // subordinateRange reads the first range /etc/subuid or /etc/subgid
 // (subuid(5)) grants to the user named name or numbered id.
@@ -56,38 +49,39 @@ func subordinateRange(file, name string, id int) (IDRange, bool, error) {
 	return IDRange{}, false, sc.Err()
 }
 
-// userMaps are the uid and gid maps `unshare user` writes: as root, box
-// root maps to root's subordinate range (or DefaultSubordinate), so root
-// inside is nobody outside; as anyone else, to that user, the one ID an
-// unprivileged writer may map. The string says where the range came from.
-func userMaps() (uid, gid IDRange, from string, err error) {
+// userMaps are the uid and gid maps of box b's user namespaces: as root,
+// the box's own block of host IDs (boxIDs), so root inside is nobody
+// outside and no other box shares its uids; as anyone else, that user,
+// the one ID an unprivileged writer may map. The string says where the
+// range came from. With plan (explain), a block is only looked for: the
+// first free one, which the step would claim. b is nil in the plan of
+// `new --user`.
+func (b *Box) userMaps(plan bool) (uid, gid IDRange, from string, err error) {
 	if os.Geteuid() != 0 {
 		return IDRange{0, os.Geteuid(), 1}, IDRange{0, os.Getegid(), 1}, "your own uid and gid, the only IDs an unprivileged process may map", nil
 	}
-	name := "root"
-	if u, err := user.LookupId("0"); err == nil {
-		name = u.Username
+	if b != nil && b.ids != nil {
+		return b.ids.uid, b.ids.gid, b.ids.from, nil
 	}
-	uid, okU, err := subordinateRange("/etc/subuid", name, 0)
+	if plan || b == nil {
+		return peekIDBlock()
+	}
+	c, err := b.boxIDs()
 	if err != nil {
 		return uid, gid, "", err
 	}
-	gid, okG, err := subordinateRange("/etc/subgid", name, 0)
-	if err != nil {
-		return uid, gid, "", err
-	}
-	from = "root's ranges in /etc/subuid and /etc/subgid"
-	if !okU || !okG {
-		uid, gid = DefaultSubordinate, DefaultSubordinate
-		from = "stepbox's default range (no line for root in /etc/subuid or /etc/subgid)"
-	}
-	return uid, gid, from, nil
+	return c.uid, c.gid, c.from, nil
 }
 
-// hostRootNote is what a root session's `new --user` box is told: its
-// root is the host's uid 0, which the kernel's uid checks (kill(2), file
-// modes) do not tell apart from the host's root.
-const hostRootNote = "as root, `new --user` maps the box's root onto yours, uid 0: kill(2) and file modes see the host's root, so it can signal the session and write root's files it reaches; `unshare user` maps it to an unprivileged range instead, at the cost of overlays from stepbox's state dirs"
+// peekIDBlock is the block a box would be given now, left unclaimed.
+func peekIDBlock() (uid, gid IDRange, from string, err error) {
+	c, err := claimIDBlock("(planned)")
+	if err != nil {
+		return uid, gid, "", err
+	}
+	c.release()
+	return c.uid, c.gid, c.from, nil
+}
 
 // plannedCall is one call of a step: its strace form and what performs it.
 type plannedCall struct {
@@ -96,46 +90,29 @@ type plannedCall struct {
 }
 
 // userNSAfterExec says whether a `new --user` box process makes its user
-// namespace after its execve (userBoxCalls) rather than being cloned
-// into it: only when the session is root. Its memory then belongs to
-// the session's user namespace, where the box has no capability, so,
-// non-dumpable (executor.c), it cannot be ptraced or read from inside
-// the box, as runc init cannot. An unprivileged session has no
-// CAP_SYS_PTRACE there either, and would lose its own reads of the box
-// process's /proc/PID/ns, root and environ (ptrace(2), "Ptrace access
+// namespace after its execve (unshare(CLONE_NEWUSER), then mapUser)
+// rather than being cloned into it: only when the session is root. Its
+// memory then belongs to the session's user namespace, where the box has
+// no capability, so, non-dumpable (executor.c), it cannot be ptraced or
+// read from inside the box, as runc init cannot. An unprivileged session
+// has no CAP_SYS_PTRACE there either, and would lose its own reads of the
+// box process's /proc/PID/ns, root and environ (ptrace(2), "Ptrace access
 // mode checking"): its box process is cloned into the new namespace,
 // where the session holds every capability, and a box root with
 // CAP_SYS_PTRACE can still reach it; what it says is checked all the
 // same (verify.go), and its binary is the sealed copy.
 func userNSAfterExec() bool { return os.Geteuid() == 0 }
 
-// userBoxCalls are the calls that give a root session's `new --user` box
-// process its user namespace after its execve, the session's uid and gid
-// as the box's root, written from the parent user namespace. proc is
-// /proc/PID of x.
-func userBoxCalls(x *executor, proc string) []plannedCall {
-	uid, gid := os.Getuid(), os.Getgid()
-	write := func(file, text string) plannedCall {
-		p := proc + "/" + file
-		return plannedCall{fmt.Sprintf("write(%q, %q, %d)   # by the session, from the parent user namespace", p, text, len(text)),
-			func() error { return os.WriteFile(p, []byte(text), 0) }}
-	}
-	// setgroups "deny" as an unprivileged `new --user` has it, so that
-	// the box is the same whoever starts it (user_namespaces(7)).
-	return []plannedCall{
-		{"unshare(CLONE_NEWUSER)", func() error { return x.Unshare(unix.CLONE_NEWUSER) }},
-		write("setgroups", "deny"), write("uid_map", fmt.Sprintf("0 %d 1", uid)), write("gid_map", fmt.Sprintf("0 %d 1", gid)),
-	}
-}
-
-// mapUser gives the user namespace x just made its maps, written by the
-// session from the parent user namespace, then makes the executor root
-// inside: its credentials are still the host's, which the new namespace
-// shows as nobody until it changes them (user_namespaces(7)). Changing
-// credentials clears the parent-death signal (prctl(2)): it is set again.
-// With plan, nothing is done: the calls are recorded as not run (explain).
-func mapUser(x *executor, proc string, st *step.Step, plan bool) error {
-	uid, gid, from, err := userMaps()
+// mapUser gives the user namespace x just made its maps (userMaps),
+// written by the session from the parent user namespace, then makes the
+// executor root inside: its credentials are still the host's, which the
+// new namespace shows as nobody until it changes them
+// (user_namespaces(7)). As root, setgroups(0, NULL) also drops the
+// host's supplementary groups (gid 0 among them). Changing credentials
+// clears the parent-death signal (prctl(2)): it is set again. With plan,
+// nothing is done: the calls are recorded as not run (explain).
+func mapUser(b *Box, x *executor, proc string, st *step.Step, plan bool) error {
+	uid, gid, from, err := b.userMaps(plan)
 	if err != nil {
 		return fmt.Errorf("unshare user: %w", err)
 	}
