@@ -220,7 +220,7 @@ func uptime(t *testing.T, s string) float64 {
 	return v
 }
 
-func TestUserNamespaceMapsRootToTheCaller(t *testing.T) {
+func TestUserNamespaceMapsRootToTheCallerOrAsRootToABlockOfItsOwn(t *testing.T) {
 	s := newTestSession(t)
 	b, _, err := s.NewBox("u", true)
 	if err != nil {
@@ -230,7 +230,14 @@ func TestUserNamespaceMapsRootToTheCaller(t *testing.T) {
 		t.Fatalf("id -u inside a --user box: %q", got)
 	}
 	uidMap, _ := os.ReadFile(fmt.Sprintf("/proc/%d/uid_map", b.PID()))
+	// As root, its own block of host IDs, never host root (ut27 F3).
 	want := fmt.Sprintf("0 %d 1", os.Getuid())
+	if os.Getuid() == 0 {
+		want = b.ids.uid.String()
+		if b.ids.uid.Outside == 0 || b.ids.uid.Count != idBlock {
+			t.Fatalf("the box's block is %v", b.ids.uid)
+		}
+	}
 	if strings.Join(strings.Fields(string(uidMap)), " ") != want {
 		t.Fatalf("uid_map %q, want %q", uidMap, want)
 	}

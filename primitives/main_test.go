@@ -86,7 +86,7 @@ func newTestSession(t *testing.T) *Session {
 // box's mapped root may search (go test makes it 0700): as root, a box
 // whose user namespace came first mounts its overlay as that host uid,
 // which must reach the layers (userns_overlay.go).
-func traversableDirs(t *testing.T) Dirs {
+func traversableDirs(t testing.TB) Dirs {
 	t.Helper()
 	d := Dirs{Run: t.TempDir(), Lib: t.TempDir()}
 	if err := os.Chmod(filepath.Dir(d.Run), 0o711); err != nil {

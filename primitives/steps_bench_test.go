@@ -108,7 +108,7 @@ func benchSession(tb testing.TB) (*Session, []rootfs.Layer) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	s, err := OpenSession(Dirs{Run: tb.TempDir(), Lib: tb.TempDir()})
+	s, err := OpenSession(traversableDirs(tb))
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -1,0 +1,161 @@
+package primitives
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// As root, a `new --user` box's root is nobody on the host (ut27 F3):
+// a root-owned file of the host's, mode 0644, that the box reaches
+// through the host's root (no pivot_root yet) is not writable to it, by
+// access(2) nor by open(O_WRONLY), and neither is a root-owned 0755 dir.
+func TestNewUserBoxCannotWriteRootsFilesAsRoot(t *testing.T) {
+	needRoot(t)
+	s := newTestSession(t)
+	dir := t.TempDir()
+	os.Chmod(filepath.Dir(dir), 0o711)
+	file := filepath.Join(dir, "roots-file")
+	if err := os.WriteFile(file, []byte("host root's\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b, _, err := s.NewBox("g", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := fmt.Sprintf(`test -r %[1]s && echo readable; test -w %[1]s && echo WRITABLE; (: >> %[1]s) 2>/dev/null && echo OPENED; test -w %[2]s && echo DIR-WRITABLE; id -u`, file, dir)
+	out := run(t, b, "sh", "-c", script)
+	if strings.Contains(out, "WRITABLE") || strings.Contains(out, "OPENED") {
+		t.Errorf("a --user box of a root session may write host root's files:\n%s", out)
+	}
+	if !strings.Contains(out, "readable") || !strings.HasSuffix(out, "0\n") {
+		t.Errorf("the box should read the 0644 file and be uid 0 inside:\n%s", out)
+	}
+	if got, _ := os.ReadFile(file); string(got) != "host root's\n" {
+		t.Errorf("the file changed: %q", got)
+	}
+}
+
+// Boxes with user namespaces of their own, from `unshare user` (after
+// `unshare pid`, so its PID 1 is mapped too) and from `new --user`, map
+// disjoint blocks of host IDs, so none may signal another's processes:
+// kill(2) checks host uids (ut27 F6).
+func TestUserBoxesGetBlocksOfTheirOwnAndCannotSignalEachOther(t *testing.T) {
+	needRoot(t)
+	s := newTestSession(t)
+	a, _, err := s.NewBox("ua", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Unshare(mustTypes(t, "pid"), UnshareOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Unshare(mustTypes(t, "user"), UnshareOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	b, _, err := s.NewBox("ub", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Unshare(mustTypes(t, "user"), UnshareOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	c, _, err := s.NewBox("uc", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	maps := map[string][]IDRange{}
+	for _, x := range []*Box{a, b, c} {
+		for _, f := range []string{"uid_map", "gid_map"} {
+			m, err := readIDMap(fmt.Sprintf("/proc/%d/%s", x.CommandPID(), f))
+			if err != nil || len(m) != 1 {
+				t.Fatalf("box %s's %s: %v %v", x.Name, f, m, err)
+			}
+			r := IDRange{int(m[0].ContainerID), int(m[0].HostID), int(m[0].Size)}
+			if r.Outside == 0 {
+				t.Errorf("box %s maps its root to host ID 0 (%s %v)", x.Name, f, r)
+			}
+			maps[f] = append(maps[f], r)
+		}
+	}
+	for f, m := range maps {
+		if overlaps(m[:1], m[1]) || overlaps(m[:2], m[2]) {
+			t.Errorf("the boxes' %s overlap: %v", f, m)
+		}
+	}
+	target := a.CommandPID()
+	var out bytes.Buffer
+	es, err := b.Exec(context.Background(), []string{"sh", "-c", fmt.Sprintf("kill -0 %d", target)}, nil, Stdio{Out: &out, Err: &out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if es.Code == 0 || !strings.Contains(out.String(), "not permitted") {
+		t.Errorf("kill -0 %d (box ua's PID 1) from box ub: exit %d, %q; want EPERM", target, es.Code, out.String())
+	}
+	if _, err := os.Stat(fmt.Sprintf("/proc/%d", target)); err != nil {
+		t.Errorf("box ua's PID 1 is gone: %v", err)
+	}
+}
+
+// `unshare user` before `mount overlay` works as root: the session
+// prepares the overlay dir for the box's mapped root (ut27 F7), whose
+// files in it are its own. Its block is in the ledger, and freed at rm.
+func TestUnshareUserThenMountOverlayWorks(t *testing.T) {
+	needRoot(t)
+	s, stack := benchSession(t)
+	b, _, err := s.NewBox("d", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Unshare(mustTypes(t, "user"), UnshareOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Unshare(mustTypes(t, "mnt", "pid"), UnshareOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.MountOverlay(stack); err != nil {
+		t.Fatalf("mount overlay after unshare user: %v", err)
+	}
+	if _, err := b.PivotRoot(); err != nil {
+		t.Fatal(err)
+	}
+	run(t, b, "sh", "-c", "echo mine > /made")
+	var st = b.ids
+	fi, err := os.Stat(filepath.Join(b.FS().Upper, "made"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if uid := fi.Sys().(*syscall.Stat_t).Uid; int(uid) != st.uid.Outside {
+		t.Errorf("/made in the upper dir is host uid %d's, want the box's root, %d", uid, st.uid.Outside)
+	}
+	res, err := readLedger(filepath.Join(b.Dir, "ledger.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, r := range res {
+		found = found || r.Kind == ResIDs && r.UID == st.uid.Outside && r.GID == st.gid.Outside && r.Count == idBlock
+	}
+	if !found {
+		t.Errorf("the ledger has no line for the box's block %v: %+v", st.uid, res)
+	}
+	if err := s.Remove("d"); err != nil {
+		t.Fatal(err)
+	}
+	// The block's claim is given back with the box.
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Bind(fd, &unix.SockaddrUnix{Name: claimName(st.uid.Outside)}); err != nil {
+		t.Errorf("the claim on host uids %v is still held after rm: %v", st.uid, err)
+	}
+}
