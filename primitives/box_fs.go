@@ -91,8 +91,10 @@ func (b *Box) MountOverlay(layers []rootfs.Layer) (*step.Step, error) {
 		}
 	}
 	// A box whose user namespace came first mounts it as its mapped root.
+	var prepared string
 	if os.Geteuid() == 0 && b.Has("user") {
-		if err := b.prepareOverlayFor(b.CommandPID(), layers, dir); err != nil {
+		var err error
+		if prepared, err = b.prepareOverlayFor(b.CommandPID(), layers, dir); err != nil {
 			return nil, err
 		}
 	}
@@ -113,6 +115,9 @@ func (b *Box) MountOverlay(layers []rootfs.Layer) (*step.Step, error) {
 	b.mu.Lock()
 	b.fs = BoxFS{Layers: layers, Upper: a.Upper, Work: a.Work, Merged: a.Merged}
 	b.mu.Unlock()
+	if prepared != "" {
+		st.Notes = append(st.Notes, prepared)
+	}
 	return st, nil
 }
 

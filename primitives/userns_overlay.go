@@ -39,29 +39,31 @@ func hostIDs(pid int) (uid, gid int, err error) {
 
 // prepareOverlayFor lets the box's mapped root, the host uid and gid of
 // its command process pid, mount an overlay of layers with its upper and
-// work dirs in dir. Nothing is done for a box whose root is the
-// session's uid (no user namespace of its own yet, or rootless).
-func (b *Box) prepareOverlayFor(pid int, layers []rootfs.Layer, dir string) error {
+// work dirs in dir, and says what it did, for the step's notes. Nothing
+// is done for a box whose root is the session's uid (no user namespace
+// of its own yet, or rootless).
+func (b *Box) prepareOverlayFor(pid int, layers []rootfs.Layer, dir string) (string, error) {
 	uid, gid, err := hostIDs(pid)
 	if err != nil {
-		return fmt.Errorf("mount overlay: read the box's uid from /proc/%d/status: %w", pid, err)
+		return "", fmt.Errorf("mount overlay: read the box's uid from /proc/%d/status: %w", pid, err)
 	}
 	if uid == os.Geteuid() {
-		return nil
+		return "", nil
 	}
 	if err := os.Mkdir(dir, 0o711); err != nil && !os.IsExist(err) {
-		return fmt.Errorf("mount overlay: mkdir %s: %w", dir, err)
+		return "", fmt.Errorf("mount overlay: mkdir %s: %w", dir, err)
 	}
 	if err := os.Lchown(dir, uid, gid); err != nil {
-		return fmt.Errorf("mount overlay: chown %s to the box's root (host uid %d): %w", dir, uid, err)
+		return "", fmt.Errorf("mount overlay: chown %s to the box's root (host uid %d): %w", dir, uid, err)
 	}
 	roots := b.session.Dirs.ownRoots()
 	for _, target := range append([]string{dir}, layerDirs(layers)...) {
 		if err := letThrough(target, roots, uid, gid); err != nil {
-			return fmt.Errorf("mount overlay: box %s's root is host uid %d (its user namespace came before the overlay, and overlayfs reads the layers with the rights of whoever mounts it): %w", b.Name, uid, err)
+			return "", fmt.Errorf("mount overlay: box %s's root is host uid %d (its user namespace came before the overlay, and overlayfs reads the layers with the rights of whoever mounts it): %w", b.Name, uid, err)
 		}
 	}
-	return nil
+	return fmt.Sprintf("the box's user namespace came first, so its root, host uid %d, mounts the overlay: stepbox gave it %s (chown) and let it search stepbox's state dirs on the way (o+x, names stay unlisted). "+
+		"The layers' files are host root's, whom its user namespace does not map: inside they show as nobody (65534), and its root may read and run them but not change them; what it makes is its own", uid, dir), nil
 }
 
 func layerDirs(layers []rootfs.Layer) []string {

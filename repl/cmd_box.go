@@ -152,14 +152,14 @@ func runNew(sh *Shell, c *Call) error {
 	where := "in the host's namespaces: nothing is isolated yet"
 	if b.User {
 		where = "in a new user namespace (uid 0 inside is your uid outside); every other namespace is still the host's"
+		if m, err := b.UIDMap(); err == nil && len(m) == 1 && os.Geteuid() == 0 {
+			where = fmt.Sprintf("in a new user namespace (uid 0 inside is host uid %d outside, nobody there: a block of %d IDs no other box maps); every other namespace is still the host's", m[0].Outside, m[0].Count)
+		}
 		if primitives.Rootless() && !c.Has("user") {
 			where += " (rootless, every box gets one)"
 		}
 	}
 	sh.ok("box %s (id %s): box process PID %d, %s", name, b.ID, b.PID(), where)
-	if b.User && os.Geteuid() == 0 {
-		sh.say("%s", sh.Theme.Warn.Render("! your uid is 0: the box's root is the host's root to kill(2) and file modes (`unshare user` maps it to an unprivileged range)"))
-	}
 	return nil
 }
 

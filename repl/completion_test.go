@@ -48,7 +48,7 @@ func liveShell(t *testing.T) (*Shell, *bytes.Buffer) {
 	t.Helper()
 	needRoot(t)
 	hostUnchanged(t)
-	s, err := primitives.OpenSession(primitives.Dirs{Run: t.TempDir(), Lib: t.TempDir()})
+	s, err := primitives.OpenSession(primitives.Dirs{Run: searchableTempDir(t), Lib: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,7 +24,7 @@ func lessonShell(t *testing.T) (*Shell, *bytes.Buffer) {
 	t.Helper()
 	needRoot(t)
 	hostUnchanged(t)
-	s, err := primitives.OpenSession(primitives.Dirs{Run: t.TempDir(), Lib: t.TempDir()})
+	s, err := primitives.OpenSession(primitives.Dirs{Run: searchableTempDir(t), Lib: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +60,7 @@ func TestEveryLessonsSolutionPassesItsChecksOnTheKernel(t *testing.T) {
 			}
 			// The network steps' host side is a namespace of the test's.
 			t.Setenv(network.HostNSEnv, newTestNetNS(t).Path)
-			dirs := primitives.Dirs{Run: t.TempDir(), Lib: t.TempDir()}
+			dirs := primitives.Dirs{Run: searchableTempDir(t), Lib: t.TempDir()}
 			var log bytes.Buffer
 			if problems := checkLesson(context.Background(), l, dirs, &log).problems; len(problems) > 0 {
 				t.Errorf("lesson %d:\n  %s\n%s", l.Number, strings.Join(problems, "\n  "), log.String())

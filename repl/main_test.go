@@ -104,3 +104,17 @@ func hostUnchanged(t *testing.T) {
 		}
 	})
 }
+
+// searchableTempDir is tb.TempDir() in a directory others may search (go
+// test makes it 0700): as root, a box whose user namespace came before
+// its overlay mounts it as its own host uid, which must reach the state
+// dirs and layers (primitives/userns_overlay.go); stepbox opens its own
+// state dirs to it, never a directory above them.
+func searchableTempDir(tb testing.TB) string {
+	tb.Helper()
+	d := tb.TempDir()
+	if err := os.Chmod(filepath.Dir(d), 0o711); err != nil {
+		tb.Fatal(err)
+	}
+	return d
+}

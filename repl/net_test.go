@@ -85,7 +85,7 @@ func netShell(t *testing.T) (*Shell, *bytes.Buffer, *testNetNS) {
 	hostUnchanged(t)
 	host := newTestNetNS(t)
 	t.Setenv(network.HostNSEnv, host.Path)
-	s, err := primitives.OpenSession(primitives.Dirs{Run: t.TempDir(), Lib: t.TempDir()})
+	s, err := primitives.OpenSession(primitives.Dirs{Run: searchableTempDir(t), Lib: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}

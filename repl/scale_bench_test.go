@@ -69,9 +69,9 @@ func newTestShell(tb testing.TB, lib string) *testShell {
 		tb.Fatal(err)
 	}
 	if lib == "" {
-		lib = tb.TempDir()
+		lib = searchableTempDir(tb)
 	}
-	s, err := primitives.OpenSession(primitives.Dirs{Run: tb.TempDir(), Lib: lib})
+	s, err := primitives.OpenSession(primitives.Dirs{Run: searchableTempDir(tb), Lib: lib})
 	if err != nil {
 		tb.Fatal(err)
 	}
