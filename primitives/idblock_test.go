@@ -159,3 +159,33 @@ func TestUnshareUserThenMountOverlayWorks(t *testing.T) {
 		t.Errorf("the claim on host uids %v is still held after rm: %v", st.uid, err)
 	}
 }
+
+// A ledger's ID block is checked before teardown and the sweep rely on
+// it: a line that is not one of root's blocks is refused, naming it; a
+// block of the area that no live process maps passes without a word.
+func TestLedgerIDBlockIsCheckedAgainstRootsArea(t *testing.T) {
+	area, err := rootIDArea()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, size := area.blocks()
+	last := IDRange{0, area.uid.Outside + (n-1)*size, size}
+	for name, r := range map[string]Resource{
+		"host root":     {Kind: ResIDs, UID: 0, GID: 0, Count: size},
+		"off a block":   {Kind: ResIDs, UID: area.uid.Outside + 1, GID: area.gid.Outside + 1, Count: size},
+		"past the area": {Kind: ResIDs, UID: area.uid.Outside + n*size, GID: area.gid.Outside + n*size, Count: size},
+		"too large":     {Kind: ResIDs, UID: area.uid.Outside, GID: area.gid.Outside, Count: 2 * size},
+	} {
+		if _, err := ledgerIDs(r, "x"); err == nil || !strings.Contains(err.Error(), "refusing ID block") {
+			t.Errorf("%s: %+v: %v, want it refused", name, r, err)
+		}
+	}
+	used, err := mappedIDs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	note, err := ledgerIDs(Resource{Kind: ResIDs, UID: last.Outside, GID: area.gid.Outside + (n-1)*size, Count: size}, "x")
+	if err != nil || (note == "") == overlaps(used.uids, last) {
+		t.Errorf("the area's last block: note %q, error %v", note, err)
+	}
+}
