@@ -132,6 +132,7 @@ func (s *Session) startBox(name string, user bool) (*Box, *step.Step, error) {
 	}
 	if err := b.spawn(st); err != nil {
 		teardownLedger(b.Dir, s.ID)
+		b.ids.release()
 		return nil, st, err
 	}
 	return b, st, nil
