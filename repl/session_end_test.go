@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -41,11 +42,19 @@ type stepboxRun struct {
 // dir.
 func watchStepbox(t testing.TB, bin string, pid int, dir string, reap func()) *stepboxRun {
 	t.Helper()
+	r, err := holdStepbox(bin, pid, dir, reap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func holdStepbox(bin string, pid int, dir string, reap func()) (*stepboxRun, error) {
 	fd, err := unix.PidfdOpen(pid, 0)
 	if err != nil {
-		t.Fatalf("pidfd_open(%d): %v", pid, err)
+		return nil, fmt.Errorf("pidfd_open(%d): %w", pid, err)
 	}
-	return &stepboxRun{pid: pid, pidfd: fd, bin: bin, dir: dir, reap: reap}
+	return &stepboxRun{pid: pid, pidfd: fd, bin: bin, dir: dir, reap: reap}, nil
 }
 
 // childStepbox holds cmd, a stepbox session the test started on state
@@ -160,31 +169,48 @@ func procStart(pid int) (uint64, error) {
 }
 
 // stepboxInPane finds the stepbox process the pane's shell started with
-// state dir dir (its child running the stepbox binary), waiting for the
-// shell to have exec'd it.
+// state dir dir, waiting for the shell to have exec'd it.
 func (p *tmuxPane) stepboxInPane(dir string) int {
 	p.t.Helper()
-	shell := strings.TrimSpace(p.tmux("display-message", "-p", "-t", "0", "#{pane_pid}"))
-	bin, err := os.Stat(stepboxBinary(p.t))
-	if err != nil {
-		p.t.Fatal(err)
-	}
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		procs, _ := procfs.AllProcs()
-		for _, pr := range procs {
-			st, err := pr.Stat()
-			if err != nil || fmt.Sprint(st.PPID) != shell {
-				continue
-			}
-			exe, err := os.Stat(fmt.Sprintf("/proc/%d/exe", pr.PID))
-			args, _ := pr.CmdLine()
-			if err == nil && os.SameFile(exe, bin) && strings.Contains(strings.Join(args, " "), " --state-dir "+dir) {
-				return pr.PID
+		for pid, d := range p.stepboxes() {
+			if d == dir && !p.holds(pid) {
+				return pid
 			}
 		}
 	}
-	p.t.Fatalf("no stepbox with state dir %s under the pane's shell %s after 20 s", dir, shell)
+	p.t.Fatalf("no stepbox with state dir %s in the pane after 20 s", dir)
 	return 0
+}
+
+// stepboxes are the stepbox processes the pane's shell runs (its
+// children running the stepbox binary), each with its state dir.
+func (p *tmuxPane) stepboxes() map[int]string {
+	out, err := exec.Command("tmux", "-S", p.sock, "display-message", "-p", "-t", "0", "#{pane_pid}").Output()
+	bin, err2 := os.Stat(stepboxBinary(p.t))
+	if err != nil || err2 != nil {
+		return nil
+	}
+	shell := strings.TrimSpace(string(out))
+	found := map[int]string{}
+	procs, _ := procfs.AllProcs()
+	for _, pr := range procs {
+		st, err := pr.Stat()
+		if err != nil || fmt.Sprint(st.PPID) != shell {
+			continue
+		}
+		exe, err := os.Stat(fmt.Sprintf("/proc/%d/exe", pr.PID))
+		args, _ := pr.CmdLine()
+		if i := slices.Index(args, "--state-dir"); err == nil && os.SameFile(exe, bin) && i > 0 && i+1 < len(args) {
+			found[pr.PID] = args[i+1]
+		}
+	}
+	return found
+}
+
+// holds says whether the pane already holds the session of process pid.
+func (p *tmuxPane) holds(pid int) bool {
+	return slices.ContainsFunc(p.runs, func(r *stepboxRun) bool { return r.pid == pid })
 }
 
 // A test that stops while its session is mid-step (a failed wait, a
@@ -193,24 +219,36 @@ func (p *tmuxPane) stepboxInPane(dir string) int {
 // before the dir goes; a session that has not ended in time is killed
 // and `stepbox cleanup` removes what it left (issue 15: failed runs had
 // left three upper tmpfs mounts). The second case gives it no time at
-// all, so it is killed while it tears down.
+// all, so it is killed while it tears down; in the third, the test typed
+// stepbox's command line itself, and the pane finds the session.
 func TestAPaneSessionEndedMidStepLeavesNothingOfItsStateDir(t *testing.T) {
 	needRoot(t)
 	hostUnchanged(t)
 	for _, c := range []struct {
 		name   string
 		within time.Duration
-	}{{"hung_up", endWithin}, {"killed_while_it_tears_down", 0}} {
+		typed  bool
+	}{{"hung_up", endWithin, false}, {"killed_while_it_tears_down", 0, false}, {"typed_by_the_test", endWithin, true}} {
 		t.Run(c.name, func(t *testing.T) {
 			p := newTmuxPane(t)
 			dir := t.TempDir()
-			p.stepbox(dir, stepboxBinary(t)+" --state-dir "+dir+"; echo STEPBOX-EXIT=$?")
+			line := stepboxBinary(t) + " --state-dir " + dir + "; echo STEPBOX-EXIT=$?"
+			if c.typed {
+				p.line(line)
+			} else {
+				p.stepbox(dir, line)
+			}
 			p.waitFor("stepbox ▸")
 			p.line("new a")
 			p.waitFor("a[] ▸")
 			p.line("cgroup new")
 			p.waitFor("a[cg] ▸")
-			pid := p.runs[0].pid
+			pid := 0
+			for k, d := range p.stepboxes() {
+				if d == dir {
+					pid = k
+				}
+			}
 			// What the check below looks for is there while the session runs.
 			made := strings.Join(hoststate.SessionLeft(dir, pid), "\n")
 			if !strings.Contains(made, "tmpfs from stepbox-upper") || !strings.Contains(made, "cgroup /sys/fs/cgroup/") {

@@ -66,6 +66,15 @@ func (p *tmuxPane) stepbox(dir, line string) {
 // waits for each session started in the pane to end (stepboxRun.end)
 // and returns what went wrong.
 func (p *tmuxPane) end(within time.Duration) []string {
+	// A session typed without stepbox (above) is held too.
+	for pid, dir := range p.stepboxes() {
+		if p.holds(pid) {
+			continue
+		}
+		if r, err := holdStepbox(stepboxBinary(p.t), pid, dir, nil); err == nil {
+			p.runs = append(p.runs, r)
+		}
+	}
 	exec.Command("tmux", "-S", p.sock, "kill-server").Run()
 	var problems []string
 	for _, r := range p.runs {
