@@ -424,11 +424,8 @@ func TestKeysReadTogetherReachGoPromptOneAtATime(t *testing.T) {
 func waitPidfd(fd int, d time.Duration) error {
 	deadline := time.Now().Add(d)
 	for {
-		left := time.Until(deadline)
-		if left <= 0 {
-			return fmt.Errorf("timed out")
-		}
-		n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, int(left.Milliseconds())+1)
+		left := max(time.Until(deadline), 0)
+		n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, int(left.Milliseconds()))
 		switch {
 		case errors.Is(err, unix.EINTR):
 			continue
@@ -436,6 +433,8 @@ func waitPidfd(fd int, d time.Duration) error {
 			return err
 		case n == 1:
 			return nil
+		case left == 0:
+			return fmt.Errorf("timed out")
 		}
 	}
 }
