@@ -413,7 +413,8 @@ func (b *Box) Enter(ctx context.Context, types []NamespaceType, argv []string, s
 		// make a shell that exited with status 130 look killed by SIGINT.
 		es = exitStatusOf(*waited)
 	case errors.As(err, &ee):
-		// The enter process ended without saying (killed itself).
+		// The enter process sent no wait status: it was killed before its
+		// command ended.
 		es = ExitStatus{Code: ee.ExitCode()}
 		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 			es = exitStatusOf(ws)
