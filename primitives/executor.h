@@ -107,7 +107,9 @@ enum { XREP_RESULT = 0, XREP_EXITED = 1 };
  * then the namespace files, in the order of the NSTYPEs; SECURITY is a
  * struct xsec in hex, or "-" for none; a failure is
  * written to the descriptor STATUS as two int32s, the step (XENTER_*, or
- * the 1-based index of the setns) and errno. */
+ * the 1-based index of the setns) and errno. Once the command has ended,
+ * XENTER_WAITED and its wait status, then, if this process passed a
+ * signal on to it, XENTER_PASSED and that signal. */
 enum {
 	XENTER_ROOT = 2, /* after the setns calls, become uid and gid 0 */
 	XENTER_NOGROUPS = 4, /* … and drop the supplementary groups first */
@@ -125,6 +127,8 @@ enum {
 	XENTER_IDS_SETGROUPS, /* the command's setgroups(0, NULL) before XENTER_IDS */
 	XENTER_IDS_SETRESGID,
 	XENTER_IDS_SETRESUID,
+	XENTER_WAITED = 200, /* not a failure: the command's wait status */
+	XENTER_PASSED, /* not a failure: the signal passed on to the command */
 };
 
 /* executor_security.c: decode before fork, apply in the child; each

@@ -22,8 +22,10 @@
 #include "executor.h"
 
 static pid_t entered;
+/* The last signal this process received and passed on (forward). */
+static volatile sig_atomic_t passed;
 
-static void forward(int sig)
+static void pass_on(int sig)
 {
 	/* The command leads its own session and process group; before its
 	 * setsid(), the group is not there yet: the command alone. */
@@ -31,12 +33,18 @@ static void forward(int sig)
 		kill(entered, sig);
 }
 
+static void forward(int sig)
+{
+	passed = sig;
+	pass_on(sig);
+}
+
 /* SIGUSR1 is the session's detach (the learner's Ctrl-P Ctrl-Q, see
  * terminal_detach.go): SIGKILL, which the command cannot ignore. */
 static void detach(int sig)
 {
 	(void)sig;
-	forward(SIGKILL);
+	pass_on(SIGKILL);
 }
 
 static void enter_fail(int status, int32_t step)
@@ -146,5 +154,13 @@ void xenter(int argc, char **argv, char **envp)
 	while (waitpid(entered, &ws, 0) < 0)
 		if (errno != EINTR)
 			_exit(126);
+	/* The command's own wait status, and the signal passed on to it, if
+	 * any: an exit code cannot tell a command killed by SIGINT from a
+	 * shell that exited with status 130 (its last command's). */
+	int sig = passed;
+	int32_t msg[4] = { XENTER_WAITED, ws, XENTER_PASSED, sig };
+	if (write(status, msg, sig ? sizeof(msg) : sizeof(msg) / 2) < 0) {
+		/* The session reads the exit code alone, as before. */
+	}
 	_exit(WIFSIGNALED(ws) ? 128 + WTERMSIG(ws) : WEXITSTATUS(ws));
 }
