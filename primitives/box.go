@@ -196,16 +196,6 @@ func (b *Box) spawn(st *step.Step) error {
 	if entry == entryBoxMapped {
 		argv = []string{"stepbox", entryBoxMapped, entryBox, b.Name}
 	}
-	// The box's upper tmpfs is mounted while this thread waits for the
-	// box process's execve (a vfork), on another: it needs no PID. Its
-	// ledger lines come before the box process's, whatever finishes
-	// first.
-	var upper step.Step
-	upperDone := make(chan struct{})
-	go func() {
-		defer close(upperDone)
-		b.mountUpper(&upper)
-	}()
 	p, err := os.StartProcess(exe, argv, &os.ProcAttr{
 		Env:   b.env(nil),
 		Files: files,
@@ -217,7 +207,6 @@ func (b *Box) spawn(st *step.Step) error {
 	if mapped {
 		files[4].Close()
 	}
-	<-upperDone
 	st.Record(fmt.Sprintf("clone(child_stack=NULL, flags=%s)", flags), err)
 	if err != nil {
 		mine.Close()
@@ -237,7 +226,10 @@ func (b *Box) spawn(st *step.Step) error {
 	// The executor waits for its first op: nothing of the box runs before
 	// it is in its tracking cgroup.
 	b.track(st, p.Pid)
-	// While the box process loads (the constructor), its OOM score is set.
+	// While the box process loads (its ELF interpreter, libc, the
+	// constructor), its upper tmpfs is mounted and its OOM score set.
+	var upper step.Step
+	b.mountUpper(&upper)
 	b.shieldFromOOM(p.Pid)
 
 	if mapped {
