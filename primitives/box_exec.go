@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -502,18 +503,32 @@ func forwardSignal(pidfd *os.File, s os.Signal) {
 // pidfdPID reads the PID behind a pidfd as this process's namespace sees
 // it (the "Pid:" line of /proc/self/fdinfo, see pidfd_open(2)).
 func pidfdPID(f *os.File) int {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/self/fdinfo/%d", f.Fd()))
+	pid, _ := pidfdIDs(f)
+	return pid
+}
+
+// pidfdIDs reads the "Pid:" and "NSpid:" lines of a pidfd's fdinfo: its
+// PID here, and its PID in each PID namespace from this one down to its
+// own (0 and nil when it has been reaped, or the kernel shows no NSpid).
+func pidfdIDs(f *os.File) (pid int, nspid []int) {
+	b, err := os.ReadFile("/proc/self/fdinfo/" + strconv.Itoa(int(f.Fd())))
 	if err != nil {
-		return 0
+		return 0, nil
 	}
 	for _, line := range strings.Split(string(b), "\n") {
 		if v, ok := strings.CutPrefix(line, "Pid:"); ok {
-			var pid int
-			fmt.Sscan(strings.TrimSpace(v), &pid)
-			return pid
+			pid, _ = strconv.Atoi(strings.TrimSpace(v))
+		} else if v, ok := strings.CutPrefix(line, "NSpid:"); ok {
+			for _, f := range strings.Fields(v) {
+				n, err := strconv.Atoi(f)
+				if err != nil {
+					return pid, nil
+				}
+				nspid = append(nspid, n)
+			}
 		}
 	}
-	return 0
+	return max(pid, 0), nspid
 }
 
 // searchPath is the PATH of env, or the box's default.
