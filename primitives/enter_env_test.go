@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"strconv"
@@ -100,5 +101,46 @@ func TestEnterStartsItsHostSideProcessWithStepboxsOwnEnvironment(t *testing.T) {
 	}
 	if got := strings.TrimSpace(out.String()); got != "[from-the-image]" {
 		t.Errorf("the entered command said %q, want [from-the-image]", got)
+	}
+}
+
+// On the learner's terminal, `enter` runs its command as the image's User
+// and with the image's Env, as it does without one (the FLAGS argument
+// was once rewritten for the terminal without the User's ids).
+func TestEnterOnATerminalRunsAsTheImagesUserWithItsEnv(t *testing.T) {
+	needRoot(t)
+	s, stack := benchSession(t)
+	b, _, err := s.NewBox("envtty", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Unshare(mustTypes(t, "mnt", "pid", "uts"), UnshareOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.MountOverlay(stack); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.PivotRoot(); err != nil {
+		t.Fatal(err)
+	}
+	b.SetProcessDefaults(ProcessDefaults{Image: "test/env:1", Env: []string{"FOO=from-the-image"}, User: "4242:4343", IDs: &IDs{UID: 4242, GID: 4343}})
+	master, tty := learnerTerminal(t)
+	term, err := OpenTerminal(tty)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	copied := make(chan struct{})
+	go func() { io.Copy(&out, master); close(copied) }()
+	es, _, err := b.Enter(context.Background(), mustTypes(t, "mnt", "pid", "uts"), []string{"sh", "-c", `echo "[$FOO $(id -u):$(id -g)]"`}, Stdio{Terminal: term})
+	if err != nil || es.Code != 0 {
+		t.Fatalf("enter: %v, status %+v", err, es)
+	}
+	time.Sleep(200 * time.Millisecond)
+	tty.Close()
+	master.Close()
+	<-copied
+	if !strings.Contains(out.String(), "[from-the-image 4242:4343]") {
+		t.Errorf("the entered command on a terminal should run as the image's User with its Env: %q", out.String())
 	}
 }
