@@ -405,6 +405,10 @@ type ExitStatus struct {
 	Step   *step.Step `json:"-"`                // what was done, in strace form
 	// Detached: the learner pressed the detach keys, which killed it.
 	Detached bool `json:"detached,omitempty"`
+	// PassedOn (enter): the signal the enter process received and passed
+	// on to the command before it ended (the terminal's Ctrl-C reaches
+	// stepbox's process group, the enter process included).
+	PassedOn string `json:"passed_on,omitempty"`
 }
 
 // lookPath finds a command in the PATH of the command's environment, as

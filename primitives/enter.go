@@ -390,31 +390,62 @@ func (b *Box) Enter(ctx context.Context, types []NamespaceType, argv []string, s
 		// pipe, which was cut after WaitDelay.
 		err = nil
 	}
-	var msg [2]int32
-	if binary.Read(statusR, binary.NativeEndian, &msg) == nil {
-		// The enter process reported a failed call: no command ran.
-		return ExitStatus{}, st, enterFailure(st, codes, types, msg[0], unix.Errno(msg[1]))
+	var waited *syscall.WaitStatus
+	var passed syscall.Signal
+	for {
+		var msg [2]int32
+		if binary.Read(statusR, binary.NativeEndian, &msg) != nil {
+			break
+		}
+		switch msg[0] {
+		case enterWaited:
+			ws := syscall.WaitStatus(msg[1])
+			waited = &ws
+		case enterPassed:
+			passed = syscall.Signal(msg[1])
+		default:
+			// The enter process reported a failed call: no command ran.
+			return ExitStatus{}, st, enterFailure(st, codes, types, msg[0], unix.Errno(msg[1]))
+		}
 	}
 	markRun(st.Calls)
+	var es ExitStatus
 	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		es := ExitStatus{Code: ee.ExitCode()}
+	switch {
+	case waited != nil:
+		// The command's own wait status, as the enter process read it: its
+		// exit code alone (128+N for a command killed by signal N) would
+		// make a shell that exited with status 130 look killed by SIGINT.
+		es = exitStatusOf(*waited)
+	case errors.As(err, &ee):
+		// The enter process sent no wait status: it was killed before its
+		// command ended.
+		es = ExitStatus{Code: ee.ExitCode()}
 		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			es.Code, es.Signal = 128+int(ws.Signal()), unix.SignalName(ws.Signal())
+			es = exitStatusOf(ws)
 		}
-		if tty != nil {
-			select {
-			case <-tty.Detached():
-				es.Detached = true
-			default:
-			}
-		}
-		return es, st, nil
-	}
-	if err != nil {
+	case err != nil:
 		return ExitStatus{}, st, fmt.Errorf("enter: %w", err)
 	}
-	return ExitStatus{}, st, nil
+	if passed != 0 && es.Code != 0 {
+		es.PassedOn = unix.SignalName(passed)
+	}
+	if tty != nil && es.Code != 0 {
+		select {
+		case <-tty.Detached():
+			es.Detached = true
+		default:
+		}
+	}
+	return es, st, nil
+}
+
+// exitStatusOf is how a process ended, from its wait status.
+func exitStatusOf(ws syscall.WaitStatus) ExitStatus {
+	if ws.Signaled() {
+		return ExitStatus{Code: 128 + int(ws.Signal()), Signal: unix.SignalName(ws.Signal())}
+	}
+	return ExitStatus{Code: ws.ExitStatus()}
 }
 
 // enterFlags is the FLAGS argument of `stepbox __enter`: the flags, and

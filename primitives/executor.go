@@ -85,6 +85,8 @@ const (
 	enterSetsid    = C.XENTER_SETSID
 	enterTIOCSCTTY = C.XENTER_TIOCSCTTY
 	enterCtty      = C.XENTER_CTTY
+	enterWaited    = C.XENTER_WAITED
+	enterPassed    = C.XENTER_PASSED
 	spawnCtty      = C.XSPAWN_CTTY
 	spawnSetsid    = C.XSPAWN_SETSID
 	spawnSetID     = C.XSPAWN_SETID

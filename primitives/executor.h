@@ -107,7 +107,9 @@ enum { XREP_RESULT = 0, XREP_EXITED = 1 };
  * then the namespace files, in the order of the NSTYPEs; SECURITY is a
  * struct xsec in hex, or "-" for none; a failure is
  * written to the descriptor STATUS as two int32s, the step (XENTER_*, or
- * the 1-based index of the setns) and errno. The process's own
+ * the 1-based index of the setns) and errno. Once the command has ended,
+ * XENTER_WAITED and its wait status, then, if this process passed a
+ * signal on to it, XENTER_PASSED and that signal. The process's own
  * environment is stepbox's, never the box's: with XENTER_ENV, descriptor
  * STATUS+1 holds the command's, NUL-terminated strings, given only to its
  * execve (the host's loader would honour an image's LD_PRELOAD). */
@@ -131,6 +133,8 @@ enum {
 	XENTER_IDS_SETRESGID,
 	XENTER_IDS_SETRESUID,
 	XENTER_ENVIRON, /* reading the command's environment (XENTER_ENV) */
+	XENTER_WAITED = 200, /* not a failure: the command's wait status */
+	XENTER_PASSED, /* not a failure: the signal passed on to the command */
 };
 
 /* executor_security.c: decode before fork, apply in the child; each

@@ -24,8 +24,10 @@
 #include "executor.h"
 
 static pid_t entered;
+/* The last signal this process received and passed on (forward). */
+static volatile sig_atomic_t passed;
 
-static void forward(int sig)
+static void pass_on(int sig)
 {
 	/* The command leads its own session and process group; before its
 	 * setsid(), the group is not there yet: the command alone. */
@@ -33,12 +35,18 @@ static void forward(int sig)
 		kill(entered, sig);
 }
 
+static void forward(int sig)
+{
+	passed = sig;
+	pass_on(sig);
+}
+
 /* SIGUSR1 is the session's detach (the learner's Ctrl-P Ctrl-Q, see
  * terminal_detach.go): SIGKILL, which the command cannot ignore. */
 static void detach(int sig)
 {
 	(void)sig;
-	forward(SIGKILL);
+	pass_on(SIGKILL);
 }
 
 static void enter_fail(int status, int32_t step)
@@ -112,8 +120,8 @@ void xenter(int argc, char **argv)
 	int ncgroup = strtol(argv[4], NULL, 10);
 	if (fcntl(status, F_SETFD, FD_CLOEXEC) < 0)
 		_exit(126);
-	static char *none[] = { NULL };
-	char **cmdenv = none;
+	static char *empty[] = { NULL };
+	char **cmdenv = empty;
 	if ((flags & XENTER_ENV) && !(cmdenv = command_env(status + 1)))
 		enter_fail(status, XENTER_ENVIRON);
 	/* The box's cgroup first, while this process is still the host's
@@ -190,5 +198,13 @@ void xenter(int argc, char **argv)
 	while (waitpid(entered, &ws, 0) < 0)
 		if (errno != EINTR)
 			_exit(126);
+	/* The command's own wait status, and the signal passed on to it, if
+	 * any: an exit code cannot tell a command killed by SIGINT from a
+	 * shell that exited with status 130 (its last command's). */
+	int sig = passed;
+	int32_t msg[4] = { XENTER_WAITED, ws, XENTER_PASSED, sig };
+	if (write(status, msg, sig ? sizeof(msg) : sizeof(msg) / 2) < 0) {
+		/* The session reads the exit code alone, as before. */
+	}
 	_exit(WIFSIGNALED(ws) ? 128 + WTERMSIG(ws) : WEXITSTATUS(ws));
 }
