@@ -122,7 +122,9 @@ func enterRecord(pid int, types []NamespaceType, j enterJoin, path string, argv 
 	if j.ids != nil {
 		opts = append(opts, "-S", fmt.Sprint(j.ids.UID), "-G", fmt.Sprint(j.ids.GID))
 	}
-	plan(enterExecve, fmt.Sprintf("execve(%s, %s, …)", step.Quote(path), quoteArgv(argv)))
+	// The environment is the command's alone: the enter process started
+	// with stepbox's, and reads this one from a memfd (XENTER_ENV).
+	plan(enterExecve, fmt.Sprintf("execve(%s, %s, envp)   # envp: the command's environment, read from a memfd; the enter process itself has stepbox's", step.Quote(path), quoteArgv(argv)))
 	shell := strings.Join(opts, " ") + " " + step.ShellJoin(argv)
 	if !j.security.empty() {
 		shell = strings.Join(opts, " ") + " " + strings.Replace(securityShell(j.security), "CMD", step.ShellJoin(argv), 1)
