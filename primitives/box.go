@@ -354,7 +354,14 @@ func (b *Box) env(extra []string) []string {
 		"TERM=" + term,
 	}
 	e = append(e, extra...)
-	return mergeEnv(append(e, envSession+"="+b.session.ID, envBox+"="+b.Name, envPIDNS+"="+ownPIDNS))
+	return mergeEnv(append(e, b.markerEnv()...))
+}
+
+// markerEnv is the whole environment of a helper stepbox starts for a box
+// on the host's side (`enter`'s process): the markers by which teardown
+// and the sweep know it, nothing of the box's or the image's.
+func (b *Box) markerEnv() []string {
+	return []string{envSession + "=" + b.session.ID, envBox + "=" + b.Name, envPIDNS + "=" + ownPIDNS}
 }
 
 // PID is the host PID of the box process.

@@ -127,6 +127,13 @@ func (b *Box) exec(ctx context.Context, argv []string, env []string, std Stdio, 
 	}
 	args := b.execArgs(argv, env)
 	envv := args.Env
+	if run != nil {
+		// stepbox's own binary (`probe`), started through the host's
+		// ELF interpreter when it is dynamic: stepbox's environment, not
+		// the image's, whose LD_PRELOAD would load the image's code into
+		// the process that reports on the box (ut27 F5).
+		envv = b.env(nil)
+	}
 	path, err := "", error(nil)
 	if run != nil {
 		path = run.Name

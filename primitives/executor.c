@@ -751,6 +751,6 @@ __attribute__((constructor)) static void stepbox_executor(int argc, char **argv,
 	}
 	if (argc >= 2 && strcmp(argv[1], "__enter") == 0) {
 		name_self("stepbox-enter");
-		xenter(argc, argv, envp);
+		xenter(argc, argv);
 	}
 }
