@@ -132,6 +132,9 @@ func (s *Session) startBox(name string, user bool) (*Box, *step.Step, error) {
 	}
 	if err := b.spawn(st); err != nil {
 		teardownLedger(b.Dir, s.ID)
+		if b.upperRoot != nil {
+			b.upperRoot.Close() // the unmounted tmpfs goes with it
+		}
 		return nil, st, err
 	}
 	return b, st, nil
