@@ -54,6 +54,7 @@ type Box struct {
 	ledgered   map[string]nsID // its namespaces written to the ledger (box_namespaces.go)
 	hostPID    bool            // a command of it started in the host's PID namespace (box_pidns.go)
 	upperSize  int64           // the size of its upper tmpfs, 0 without one (box_upper.go)
+	upperRoot  *os.File        // that tmpfs, held open until teardown (unmountHeld)
 	fs         BoxFS
 	// kept are the detached mounts a box with a user namespace took, in
 	// the executor keptIn, as its root moved (box_fs.go): what its `mount
@@ -131,6 +132,9 @@ func (s *Session) startBox(name string, user bool) (*Box, *step.Step, error) {
 	}
 	if err := b.spawn(st); err != nil {
 		teardownLedger(b.Dir, s.ID)
+		if b.upperRoot != nil {
+			b.upperRoot.Close() // the unmounted tmpfs goes with it
+		}
 		return nil, st, err
 	}
 	return b, st, nil
