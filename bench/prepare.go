@@ -55,13 +55,17 @@ func prepare(c config) (*fixture, error) {
 	if out, err := exec.Command(c.stepbox, "--state-dir", fx.state, "run", fx.full).CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("stepbox run %s: %v\n%s", fx.full, err, out)
 	}
-	base := filepath.Join(fx.state, "lib", "layers", "base", "root")
+	layers := filepath.Join(fx.state, "lib", "layers")
 	if err := os.MkdirAll(fx.bundle, 0o755); err != nil {
 		return nil, err
 	}
+	// The tree the box sees through its overlay: base, then fileA on top.
 	fx.rootfs = filepath.Join(fx.bundle, "rootfs")
-	if out, err := exec.Command("cp", "-a", base, fx.rootfs).CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("cp -a %s: %v\n%s", base, err, out)
+	for _, l := range []string{"base", "fileA"} {
+		src := filepath.Join(layers, l, "root") + "/."
+		if out, err := exec.Command("cp", "-a", src, fx.rootfs).CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("cp -a %s: %v\n%s", src, err, out)
+		}
 	}
 	if err := fx.runcSpec(); err != nil {
 		return nil, err
@@ -71,8 +75,14 @@ func prepare(c config) (*fixture, error) {
 
 // runcSpec writes config.json with `runc spec`, then makes it the full
 // container's: namespaces uts ipc net pid mnt (no cgroup namespace), a
-// writable root, /proc and /dev only, no masked or read-only paths (stepbox
-// makes none), pids.max 64, a 64M memory limit, `true` as the process.
+// writable root (base and fileA copied, the tree the box's overlay
+// shows), /proc and /dev only, no masked or read-only paths (stepbox
+// makes none), no hostname (the script sets none), pids.max 64, a 64M
+// memory limit, `true` as the process. runc still does what it always
+// does and the script does not: a tmpfs /dev with its device nodes, the
+// device cgroup's rules, capabilities, no_new_privs and rlimits; stepbox
+// does what runc leaves to its caller: the overlay and its tmpfs, and its
+// own ledger and tracking cgroup.
 func (fx *fixture) runcSpec() error {
 	cmd := exec.Command("runc", "spec")
 	cmd.Dir = fx.bundle
@@ -92,7 +102,9 @@ func (fx *fixture) runcSpec() error {
 	proc["terminal"] = false
 	proc["args"] = []string{"true"}
 	spec["root"] = map[string]any{"path": "rootfs", "readonly": false}
-	spec["hostname"] = "box"
+	// The script sets no hostname: neither does runc (a new UTS
+	// namespace keeps the host's name).
+	delete(spec, "hostname")
 	var mounts []any
 	for _, m := range spec["mounts"].([]any) {
 		if d := m.(map[string]any)["destination"]; d == "/proc" || d == "/dev" {

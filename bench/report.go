@@ -80,7 +80,7 @@ func (r *results) markdown(reliability string) string {
 	w("")
 	w("## Side by side: the full container")
 	w("")
-	w("New box, namespaces uts ipc net pid mnt, overlay of `base` + `fileA`, pivot_root, /proc, a cgroup with pids.max 64 and a 64M memory limit, attach, `exec true`, teardown, as one `stepbox run` (a whole session: start, layer check, every step, teardown). runc runs the same rootfs (a copy of the `base` layer) with the same namespaces and limits (config from `runc spec`, trimmed to /proc and /dev, no masked paths); bwrap is `bwrap --unshare-all --bind ROOTFS / --proc /proc --dev /dev true`. hyperfine, %d runs after %d warm-up runs; times in ms.", r.Runs, r.Warmup)
+	w("New box, namespaces uts ipc net pid mnt, overlay of `base` + `fileA`, pivot_root, /proc, a cgroup with pids.max 64 and a 64M memory limit, attach, `exec true`, teardown, as one `stepbox run` (a whole session: start, layer check, every step, teardown). runc runs the same tree (a copy of `base` with `fileA` on top) with the same namespaces and limits (config from `runc spec`, trimmed to /proc and /dev, no masked paths, no hostname); runc also makes /dev's nodes, device rules, capabilities and no_new_privs, stepbox the overlay, its tmpfs, its ledger and tracking cgroup; bwrap is `bwrap --unshare-all --bind ROOTFS / --proc /proc --dev /dev true`. hyperfine, %d runs after %d warm-up runs; times in ms.", r.Runs, r.Warmup)
 	w("")
 	w("| command | median | mean ± σ | min … max | stepbox ÷ this | target | |")
 	w("| --- | ---: | ---: | ---: | ---: | --- | --- |")

@@ -10,5 +10,5 @@ if [ "$(id -u)" != 0 ]; then
   exit 1
 fi
 bash .ci/deps.sh bench
-go build -o stepbox .
+make -s build BIN=./stepbox # statically linked, as `make` builds it
 go run ./bench -stepbox ./stepbox -out bench/RESULTS.md -note "${BENCH_NOTE:-}" "$@"

@@ -54,6 +54,7 @@ type Box struct {
 	ledgered   map[string]nsID // its namespaces written to the ledger (box_namespaces.go)
 	hostPID    bool            // a command of it started in the host's PID namespace (box_pidns.go)
 	upperSize  int64           // the size of its upper tmpfs, 0 without one (box_upper.go)
+	upperRoot  *os.File        // that tmpfs, held open until teardown (unmountHeld)
 	ids        *idBlockClaim   // a root session's block of host IDs for its user namespaces (idblock.go)
 	fs         BoxFS
 	// kept are the detached mounts a box with a user namespace took, in
@@ -132,6 +133,9 @@ func (s *Session) startBox(name string, user bool) (*Box, *step.Step, error) {
 	}
 	if err := b.spawn(st); err != nil {
 		teardownLedger(b.Dir, s.ID)
+		if b.upperRoot != nil {
+			b.upperRoot.Close() // the unmounted tmpfs goes with it
+		}
 		b.ids.release()
 		return nil, st, err
 	}
@@ -357,7 +361,14 @@ func (b *Box) env(extra []string) []string {
 		"TERM=" + term,
 	}
 	e = append(e, extra...)
-	return mergeEnv(append(e, envSession+"="+b.session.ID, envBox+"="+b.Name, envPIDNS+"="+ownPIDNS))
+	return mergeEnv(append(e, b.markerEnv()...))
+}
+
+// markerEnv is the whole environment of a helper stepbox starts for a box
+// on the host's side (`enter`'s process): the markers by which teardown
+// and the sweep know it, nothing of the box's or the image's.
+func (b *Box) markerEnv() []string {
+	return []string{envSession + "=" + b.session.ID, envBox + "=" + b.Name, envPIDNS + "=" + ownPIDNS}
 }
 
 // PID is the host PID of the box process.

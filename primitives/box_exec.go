@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -126,6 +127,13 @@ func (b *Box) exec(ctx context.Context, argv []string, env []string, std Stdio, 
 	}
 	args := b.execArgs(argv, env)
 	envv := args.Env
+	if run != nil {
+		// stepbox's own binary (`probe`), started through the host's
+		// ELF interpreter when it is dynamic: stepbox's environment, not
+		// the image's, whose LD_PRELOAD would load the image's code into
+		// the process that reports on the box (ut27 F5).
+		envv = b.env(nil)
+	}
 	path, err := "", error(nil)
 	if run != nil {
 		path = run.Name
@@ -398,6 +406,10 @@ type ExitStatus struct {
 	Step   *step.Step `json:"-"`                // what was done, in strace form
 	// Detached: the learner pressed the detach keys, which killed it.
 	Detached bool `json:"detached,omitempty"`
+	// PassedOn (enter): the signal the enter process received and passed
+	// on to the command before it ended (the terminal's Ctrl-C reaches
+	// stepbox's process group, the enter process included).
+	PassedOn string `json:"passed_on,omitempty"`
 }
 
 // lookPath finds a command in the PATH of the command's environment, as
@@ -498,18 +510,32 @@ func forwardSignal(pidfd *os.File, s os.Signal) {
 // pidfdPID reads the PID behind a pidfd as this process's namespace sees
 // it (the "Pid:" line of /proc/self/fdinfo, see pidfd_open(2)).
 func pidfdPID(f *os.File) int {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/self/fdinfo/%d", f.Fd()))
+	pid, _ := pidfdIDs(f)
+	return pid
+}
+
+// pidfdIDs reads the "Pid:" and "NSpid:" lines of a pidfd's fdinfo: its
+// PID here, and its PID in each PID namespace from this one down to its
+// own (0 and nil when it has been reaped, or the kernel shows no NSpid).
+func pidfdIDs(f *os.File) (pid int, nspid []int) {
+	b, err := os.ReadFile("/proc/self/fdinfo/" + strconv.Itoa(int(f.Fd())))
 	if err != nil {
-		return 0
+		return 0, nil
 	}
 	for _, line := range strings.Split(string(b), "\n") {
 		if v, ok := strings.CutPrefix(line, "Pid:"); ok {
-			var pid int
-			fmt.Sscan(strings.TrimSpace(v), &pid)
-			return pid
+			pid, _ = strconv.Atoi(strings.TrimSpace(v))
+		} else if v, ok := strings.CutPrefix(line, "NSpid:"); ok {
+			for _, f := range strings.Fields(v) {
+				n, err := strconv.Atoi(f)
+				if err != nil {
+					return pid, nil
+				}
+				nspid = append(nspid, n)
+			}
 		}
 	}
-	return 0
+	return max(pid, 0), nspid
 }
 
 // searchPath is the PATH of env, or the box's default.

@@ -2,6 +2,7 @@ package primitives
 
 import (
 	"encoding/json"
+	"os"
 	"slices"
 	"time"
 
@@ -54,11 +55,13 @@ type liveBox struct {
 	init   pidStart // its PID 1; zero without one
 	reaped bool     // its box process was reaped by the session
 	groups []string // its cgroups (tracking, learner's) as the session made them, in JSON
+	upper  *os.File // its upper tmpfs, held open since `new` (unmountHeld); nil: none
 }
 
 // liveBox is what the session knows of b as teardown starts. b.mu is held.
 func (b *Box) liveBox() *liveBox {
-	l := &liveBox{box: pidStart{b.pid, b.start}, init: pidStart{b.initPID, b.initStart}}
+	l := &liveBox{box: pidStart{b.pid, b.start}, init: pidStart{b.initPID, b.initStart}, upper: b.upperRoot}
+	b.upperRoot = nil
 	for _, g := range []*cgroups.Group{b.tracked, b.cgroup} {
 		if raw, err := json.Marshal(g); g != nil && err == nil {
 			l.groups = append(l.groups, string(raw))
@@ -87,15 +90,23 @@ func (l *liveBox) sawEnd(p pidStart) bool {
 // package comment); it waits for that as killAndWait does. res is the
 // box's ledger.
 func (l *liveBox) searchNeeded(res []Resource) bool {
+	return !l.endsWithInit(res) || l.init.pid != 0 && !exitsWithin(l.init, 10*time.Second)
+}
+
+// endsWithInit says whether every process of the box ends with its PID 1
+// (or, without one, with its box process): the session reaped the box
+// process, and the ledger records no command started in the host's PID
+// namespace. searchNeeded then waits only for PID 1 to exit.
+func (l *liveBox) endsWithInit(res []Resource) bool {
 	if l == nil || !l.reaped {
-		return true
+		return false
 	}
 	for _, r := range res {
 		if r.Kind == ResHostPID {
-			return true
+			return false
 		}
 	}
-	return l.init.pid != 0 && !exitsWithin(l.init, 10*time.Second)
+	return true
 }
 
 // pinned is the pin teardown searches with: the one taken before the box's
@@ -188,5 +199,22 @@ func exitsWithin(p pidStart, d time.Duration) bool {
 func (l *liveBox) release() {
 	if l != nil {
 		l.pin.release()
+	}
+}
+
+// heldUpper is the upper tmpfs the live box holds open, for its ResMount
+// line at path; nil after a crash.
+func (l *liveBox) heldUpper(path string) *os.File {
+	if l == nil || l.upper == nil || l.upper.Name() != path {
+		return nil
+	}
+	return l.upper
+}
+
+// closeUpper lets the unmounted tmpfs go.
+func (l *liveBox) closeUpper() {
+	if l != nil && l.upper != nil {
+		l.upper.Close()
+		l.upper = nil
 	}
 }

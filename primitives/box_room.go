@@ -108,7 +108,7 @@ func roomIn(fs procfs.FS, pid int, t roomTrees) (hostRoom, error) {
 	r := hostRoom{tasks: -1, memory: -1}
 	// /proc/loadavg's fourth field is "runnable/total" scheduling
 	// entities: every thread on the host (proc(5)).
-	b, err := os.ReadFile("/proc/loadavg")
+	b, err := readSmall("/proc/loadavg")
 	if err != nil {
 		return r, err
 	}
@@ -156,14 +156,22 @@ func sameControllers(a, b []string) bool {
 	return strings.Join(a, ",") == strings.Join(b, ",")
 }
 
+// v1Unlimited is where cgroup v1's memory.limit_in_bytes reads when no
+// limit is set (the page counter's maximum, PAGE_COUNTER_MAX pages): no
+// usage can bring it below what MemAvailable allows.
+const v1Unlimited = 1 << 62
+
 // readLimits lowers r by the pids limits, the memory limits or both of
-// dir and every cgroup above it up to mount.
+// dir and every cgroup above it, up to and not including the root of the
+// tree at mount: the root cgroup takes no limit (v2 and v1's pids
+// hierarchy have no limit file there, and v1 refuses a write to its
+// memory.limit_in_bytes with EINVAL).
 func (r *hostRoom) readLimits(mount, dir string, version int, pids, memory bool) {
 	maxF, curF, memMaxF, memCurF := "pids.max", "pids.current", "memory.max", "memory.current"
 	if version == 1 {
 		memMaxF, memCurF = "memory.limit_in_bytes", "memory.usage_in_bytes"
 	}
-	for d := dir; strings.HasPrefix(d, mount); d = filepath.Dir(d) {
+	for d := dir; strings.HasPrefix(d, mount) && d != mount && d != "/"; d = filepath.Dir(d) {
 		if pids {
 			if max, err := readInt(filepath.Join(d, maxF)); err == nil {
 				if cur, err := readInt(filepath.Join(d, curF)); err == nil {
@@ -172,14 +180,11 @@ func (r *hostRoom) readLimits(mount, dir string, version int, pids, memory bool)
 			}
 		}
 		if memory {
-			if max, err := readInt(filepath.Join(d, memMaxF)); err == nil {
+			if max, err := readInt(filepath.Join(d, memMaxF)); err == nil && max < v1Unlimited {
 				if cur, err := readInt(filepath.Join(d, memCurF)); err == nil {
 					r.lowerMemory(max-cur, filepath.Join(d, memMaxF))
 				}
 			}
-		}
-		if d == mount || d == "/" {
-			break
 		}
 	}
 }
@@ -198,11 +203,35 @@ func (r *hostRoom) lowerMemory(n int64, by string) {
 
 // readInt reads a file holding one integer; "max" is not one (no limit).
 func readInt(path string) (int64, error) {
-	b, err := os.ReadFile(path)
+	b, err := readSmall(path)
 	if err != nil {
 		return 0, err
 	}
 	return strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+}
+
+// readSmall reads a one-line kernel file (sysctl, cgroup, /proc/loadavg)
+// with one read(2): three syscalls where os.ReadFile makes five. The
+// kernel hands such a file over whole in one read; one that fills the
+// buffer is not one line, and is refused.
+func readSmall(path string) ([]byte, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	defer unix.Close(fd)
+	var buf [128]byte
+	n, err := unix.Read(fd, buf[:])
+	for err == unix.EINTR {
+		n, err = unix.Read(fd, buf[:])
+	}
+	if err != nil {
+		return nil, &os.PathError{Op: "read", Path: path, Err: err}
+	}
+	if n == len(buf) {
+		return nil, fmt.Errorf("read %s: longer than the %d bytes of one line", path, len(buf))
+	}
+	return buf[:n], nil
 }
 
 // roomForBox refuses a new box when the session holds MaxBoxes, or when

@@ -130,16 +130,25 @@ func (b *Box) mountUpperAt(dir string, size int64) error {
 	if err := unix.Mount("none", dir, "", unix.MS_PRIVATE, ""); err != nil {
 		return fmt.Errorf("mount --make-private %s: %w", dir, err)
 	}
+	// Held until teardown: how `rm` knows its own tmpfs without reading
+	// the mount table (heldUpper). Without it, teardown reads the table.
+	if fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0); err == nil {
+		b.upperRoot = os.NewFile(uintptr(fd), dir)
+	}
 	return nil
 }
 
 // unmountUpper undoes a ResMount line of the ledger in ledgerDir: only a
 // path inside it, and only stepbox's tmpfs mounted there in the host's
 // mount table (a lazy unmount: a box's mount namespace that still holds a
-// copy keeps it until it goes).
-func unmountUpper(path, ledgerDir string, table *hostMounts) error {
+// copy keeps it until it goes). held is the tmpfs as the live session
+// opened it at `new` (nil after a crash, or where it could not).
+func unmountUpper(path, ledgerDir string, table *hostMounts, held *os.File) error {
 	if err := ledgerDirInside(path, ledgerDir); err != nil {
 		return err
+	}
+	if unmountHeld(path, held) {
+		return nil
 	}
 	mounts, err := table.get()
 	if err != nil {
@@ -176,4 +185,28 @@ func (b *Box) upperFull() string {
 	}
 	return fmt.Sprintf("box %s's upper dir is full: the tmpfs stepbox gave it holds %d MB (%s), and writes past that fail with ENOSPC; `rm` files in the box, or `rm` the box",
 		b.Name, b.upperSize>>20, filepath.Dir(b.fs.Upper))
+}
+
+// unmountHeld unmounts, without reading the mount table, what is mounted
+// at path while it is the filesystem held open by held: stat(2) of a mount
+// point shows the mounted filesystem's device number, and the kernel
+// gives no other filesystem that number while a descriptor holds this one
+// alive. Stacked copies go one by one, until path shows another
+// filesystem (the directory underneath). false: held is nil, path shows
+// another filesystem from the start, or an unmount failed; the caller
+// then reads the table, which says what is there.
+func unmountHeld(path string, held *os.File) bool {
+	var mine, at unix.Stat_t
+	if held == nil || unix.Fstat(int(held.Fd()), &mine) != nil {
+		return false
+	}
+	for n := 0; n < 16; n++ {
+		if err := unix.Lstat(path, &at); err != nil || at.Dev != mine.Dev {
+			return n > 0
+		}
+		if unix.Unmount(path, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW) != nil {
+			return false
+		}
+	}
+	return false
 }

@@ -90,3 +90,67 @@ func mounted(t *testing.T, path string) bool {
 	}
 	return false
 }
+
+// `rm` unmounts the box's upper tmpfs without reading the mount table
+// where it is the filesystem the session holds: every copy of it stacked
+// at the box's overlay dir goes (here a bind mount of it onto itself).
+func TestRmUnmountsEveryCopyOfItsUpperTmpfsStackedOnItsDir(t *testing.T) {
+	needRoot(t)
+	s, b, dir := boxWithUpper(t, "stacked")
+	if err := unix.Mount(dir, dir, "", unix.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Remove("stacked"); err != nil {
+		t.Fatal(err)
+	}
+	if mounted(t, dir) {
+		t.Errorf("%s is still mounted after rm", dir)
+	}
+	if _, err := os.Stat(b.Dir); !os.IsNotExist(err) {
+		t.Errorf("the box's state dir %s is still there after rm: %v", b.Dir, err)
+	}
+}
+
+// Another filesystem mounted over the box's upper tmpfs on the host is
+// not stepbox's: `rm` leaves it, and the tmpfs under it, in place and says
+// so, and the box's ledger stays for a later teardown to finish.
+func TestRmLeavesAForeignMountOverItsUpperTmpfsAndSaysSo(t *testing.T) {
+	needRoot(t)
+	s, b, dir := boxWithUpper(t, "covered")
+	if err := unix.Mount("foreign", dir, "tmpfs", 0, "size=1m"); err != nil {
+		t.Fatal(err)
+	}
+	err := s.Remove("covered")
+	if err == nil || !strings.Contains(err.Error(), "refusing to unmount") || !strings.Contains(err.Error(), `"foreign"`) {
+		t.Errorf("rm with a foreign tmpfs over the upper dir: got %v, want a refusal naming it", err)
+	}
+	if !mounted(t, dir) {
+		t.Fatalf("rm unmounted the foreign tmpfs at %s", dir)
+	}
+	if err := unix.Unmount(dir, 0); err != nil {
+		t.Fatal(err)
+	}
+	// What a sweep does after a crash: the ledger, read from disk.
+	if _, err := teardownLedger(b.Dir, s.ID); err != nil {
+		t.Fatalf("teardown of the ledger left behind: %v", err)
+	}
+	if mounted(t, dir) {
+		t.Errorf("the upper tmpfs at %s is still mounted after the ledger's teardown", dir)
+	}
+}
+
+// boxWithUpper starts box name in a session of its own and returns the
+// dir its upper tmpfs is mounted at; skipped where it gets none.
+func boxWithUpper(t *testing.T, name string) (*Session, *Box, string) {
+	t.Helper()
+	s, _ := benchSession(t)
+	b, _, err := s.NewBox(name, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(b.Dir, "overlay")
+	if !mounted(t, dir) {
+		t.Skip("no upper tmpfs here (" + UpperSizeEnv + "=0, or too little memory)")
+	}
+	return s, b, dir
+}

@@ -122,7 +122,9 @@ func enterRecord(pid int, types []NamespaceType, j enterJoin, path string, argv 
 	if j.ids != nil {
 		opts = append(opts, "-S", fmt.Sprint(j.ids.UID), "-G", fmt.Sprint(j.ids.GID))
 	}
-	plan(enterExecve, fmt.Sprintf("execve(%s, %s, …)", step.Quote(path), quoteArgv(argv)))
+	// The environment is the command's alone: the enter process started
+	// with stepbox's, and reads this one from a memfd (XENTER_ENV).
+	plan(enterExecve, fmt.Sprintf("execve(%s, %s, envp)   # envp: the command's environment, read from a memfd; the enter process itself has stepbox's", step.Quote(path), quoteArgv(argv)))
 	shell := strings.Join(opts, " ") + " " + step.ShellJoin(argv)
 	if !j.security.empty() {
 		shell = strings.Join(opts, " ") + " " + strings.Replace(securityShell(j.security), "CMD", step.ShellJoin(argv), 1)
@@ -316,10 +318,7 @@ func (b *Box) Enter(ctx context.Context, types []NamespaceType, argv []string, s
 			flags |= enterNoGroups
 		}
 	}
-	args[2] = strconv.Itoa(flags)
-	if j.ids != nil {
-		args[2] = fmt.Sprintf("%d:%d:%d", flags|enterIDs, j.ids.UID, j.ids.GID)
-	}
+	flags |= enterEnv
 	args = append(args, "--", path)
 	args = append(args, argv...)
 	statusR, statusW, err := os.Pipe()
@@ -328,6 +327,14 @@ func (b *Box) Enter(ctx context.Context, types []NamespaceType, argv []string, s
 	}
 	defer statusR.Close()
 	files = append(files, statusW)
+	// The command's environment goes beside the status descriptor: the
+	// enter process starts on the host's side, where the host's loader
+	// would honour an image's LD_PRELOAD or LD_LIBRARY_PATH (ut27 F1).
+	envf, err := environFile(env)
+	if err != nil {
+		return ExitStatus{}, st, fmt.Errorf("enter: %w", err)
+	}
+	files = append(files, envf)
 	// From the sealed copy (selfexe.go): once in the box's namespaces,
 	// its /proc/<PID>/exe must not lead to the host's binary.
 	exe, err := SelfExePath()
@@ -336,7 +343,7 @@ func (b *Box) Enter(ctx context.Context, types []NamespaceType, argv []string, s
 	}
 	cmd := exec.CommandContext(ctx, exe)
 	cmd.Args = args
-	cmd.Env = env
+	cmd.Env = b.markerEnv()
 	var tty *boxTerminal
 	if std.Terminal != nil {
 		tty, err = openBoxTerminal(std.Terminal)
@@ -349,13 +356,13 @@ func (b *Box) Enter(ctx context.Context, types []NamespaceType, argv []string, s
 		}
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = tty.slave, tty.slave, tty.slave
 		flags |= enterCtty
-		cmd.Args[2] = strconv.Itoa(flags)
 	} else {
 		if std, err = guardStdio(std); err != nil {
 			return ExitStatus{}, st, fmt.Errorf("enter: %w", err)
 		}
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = std.In, std.Out, std.Err
 	}
+	cmd.Args[2] = enterFlags(flags, j.ids)
 	cmd.ExtraFiles = files
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	cmd.WaitDelay = 2 * time.Second
@@ -385,31 +392,94 @@ func (b *Box) Enter(ctx context.Context, types []NamespaceType, argv []string, s
 		// pipe, which was cut after WaitDelay.
 		err = nil
 	}
-	var msg [2]int32
-	if binary.Read(statusR, binary.NativeEndian, &msg) == nil {
-		// The enter process reported a failed call: no command ran.
-		return ExitStatus{}, st, enterFailure(st, codes, types, msg[0], unix.Errno(msg[1]))
+	var waited *syscall.WaitStatus
+	var passed syscall.Signal
+	for {
+		var msg [2]int32
+		if binary.Read(statusR, binary.NativeEndian, &msg) != nil {
+			break
+		}
+		switch msg[0] {
+		case enterWaited:
+			ws := syscall.WaitStatus(msg[1])
+			waited = &ws
+		case enterPassed:
+			passed = syscall.Signal(msg[1])
+		default:
+			// The enter process reported a failed call: no command ran.
+			return ExitStatus{}, st, enterFailure(st, codes, types, msg[0], unix.Errno(msg[1]))
+		}
 	}
 	markRun(st.Calls)
+	var es ExitStatus
 	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		es := ExitStatus{Code: ee.ExitCode()}
+	switch {
+	case waited != nil:
+		// The command's own wait status, as the enter process read it: its
+		// exit code alone (128+N for a command killed by signal N) would
+		// make a shell that exited with status 130 look killed by SIGINT.
+		es = exitStatusOf(*waited)
+	case errors.As(err, &ee):
+		// The enter process sent no wait status: it was killed before its
+		// command ended.
+		es = ExitStatus{Code: ee.ExitCode()}
 		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			es.Code, es.Signal = 128+int(ws.Signal()), unix.SignalName(ws.Signal())
+			es = exitStatusOf(ws)
 		}
-		if tty != nil {
-			select {
-			case <-tty.Detached():
-				es.Detached = true
-			default:
-			}
-		}
-		return es, st, nil
-	}
-	if err != nil {
+	case err != nil:
 		return ExitStatus{}, st, fmt.Errorf("enter: %w", err)
 	}
-	return ExitStatus{}, st, nil
+	if passed != 0 && es.Code != 0 {
+		es.PassedOn = unix.SignalName(passed)
+	}
+	if tty != nil && es.Code != 0 {
+		select {
+		case <-tty.Detached():
+			es.Detached = true
+		default:
+		}
+	}
+	return es, st, nil
+}
+
+// exitStatusOf is how a process ended, from its wait status.
+func exitStatusOf(ws syscall.WaitStatus) ExitStatus {
+	if ws.Signaled() {
+		return ExitStatus{Code: 128 + int(ws.Signal()), Signal: unix.SignalName(ws.Signal())}
+	}
+	return ExitStatus{Code: ws.ExitStatus()}
+}
+
+// enterFlags is the FLAGS argument of `stepbox __enter`: the flags, and
+// with an image's User its ids.
+func enterFlags(flags int, ids *IDs) string {
+	if ids == nil {
+		return strconv.Itoa(flags)
+	}
+	return fmt.Sprintf("%d:%d:%d", flags|enterIDs, ids.UID, ids.GID)
+}
+
+// environFile is env as the enter process reads it (XENTER_ENV): the
+// strings, each ending in a NUL, in a memfd. Refused past what the enter
+// process takes, which is about what execve(2) takes (E2BIG).
+func environFile(env []string) (*os.File, error) {
+	var buf []byte
+	for _, e := range env {
+		buf = append(append(buf, e...), 0)
+	}
+	if len(buf) > enterMaxEnv || len(env) > maxArgs {
+		return nil, fmt.Errorf("the command's environment is %d bytes in %d variables: more than %d bytes or %d variables, which is all execve(2) would take", len(buf), len(env), enterMaxEnv, maxArgs)
+	}
+	fd, err := unix.MemfdCreate("stepbox-enter-env", unix.MFD_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("the command's environment: memfd_create: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), "stepbox-enter-env")
+	if _, err := f.Write(buf); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("the command's environment: write to its memfd: %w", err)
+	}
+	return f, nil
 }
 
 // asUser says whose ids the entered command runs with.
@@ -439,6 +509,9 @@ func enterFailure(st *step.Step, codes []int, types []NamespaceType, n int32, er
 	call := st.Calls[idx].Syscall
 	if n >= 1 && int(n) <= len(types) {
 		return fmt.Errorf("enter: %w (%s)", &step.SyscallError{Call: call, Err: errno}, setnsHint(types[n-1], errno))
+	}
+	if n == enterEnviron {
+		return fmt.Errorf("enter: the enter process could not read the command's environment from its descriptor: %w", errno)
 	}
 	if n == enterTIOCSCTTY {
 		return fmt.Errorf("enter: %w", &step.SyscallError{Call: "ioctl(0, TIOCSCTTY, 0)", Err: errno})

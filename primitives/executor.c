@@ -145,13 +145,107 @@ static void on_signal(void)
 	}
 }
 
-/* spawn_fail reports, from the child, which call failed and why. */
-static void spawn_fail(int pipefd, uint32_t step)
+/* A command is spawned as posix_spawn(3) does: clone(CLONE_VM|CLONE_VFORK)
+ * on a stack of its own. The child shares the executor's memory until its
+ * execve, and the executor sleeps until then, so nothing is copied and no
+ * page is torn down again at the execve. The child makes only syscalls
+ * (through their plain libc wrappers, the executor being one thread) and
+ * writes to no memory but its stack. Linux before 6.3 refuses CLONE_VM
+ * while a time namespace waits for the children (after `unshare time`):
+ * there the child is a copy, as fork makes. Either way a failed call is
+ * reported on a close-on-exec pipe, read once the executor wakes up. */
+static char spawn_stack[64 << 10] __attribute__((aligned(16)));
+
+struct spawn_req {
+	const struct xreq *q;
+	int *fds;
+	int nextra;
+	char **argv, **envp;
+	int pipe; /* the write end */
+};
+
+static void spawn_fail(const struct spawn_req *r, uint32_t step)
 {
 	int32_t msg[2] = { step, errno };
-	if (write(pipefd, msg, sizeof(msg)) < 0)
+	if (write(r->pipe, msg, sizeof(msg)) < 0)
 		_exit(126);
 	_exit(127);
+}
+
+static int spawn_child(void *arg)
+{
+	const struct spawn_req *r = arg;
+	const struct xreq *q = r->q;
+	int64_t flags = q->num[0];
+	int *fds = r->fds, nextra = r->nextra;
+	sigset_t all;
+	sigfillset(&all);
+	sigprocmask(SIG_SETMASK, &all, NULL);
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+		spawn_fail(r, 1);
+	/* A session of its own: never the learner's terminal's (the
+	 * session sends pipes, or a pty of the command's own). */
+	if ((flags & XSPAWN_SETSID) && setsid() < 0)
+		spawn_fail(r, 2);
+	/* Out of the way of 0-2 first: a received fd may be one of them. */
+	int hi[3];
+	for (int i = 0; i < 3; i++)
+		if ((hi[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 10)) < 0)
+			spawn_fail(r, 3);
+	for (int i = 0; i < 3; i++)
+		if (dup2(hi[i], i) < 0)
+			spawn_fail(r, 3);
+	/* A pty of its own, made by the session: its controlling terminal,
+	 * as the new session's leader (tty_ioctl(4)). */
+	if ((flags & XSPAWN_CTTY) && ioctl(0, TIOCSCTTY, 0) < 0)
+		spawn_fail(r, 12);
+	if (strs[1][0] && chdir(strs[1]) < 0)
+		spawn_fail(r, 5);
+	uint32_t step;
+	if ((step = xsec_before_ids()))
+		spawn_fail(r, step);
+	/* Groups first: once the uid is not 0 nothing more may change. The
+	 * raw syscalls: glibc's wrappers would signal every thread of a
+	 * multi-threaded caller (nptl's setxid), which this child is not. */
+	if (flags & XSPAWN_SETID) {
+		if (syscall(SYS_setgroups, 0, NULL) < 0)
+			spawn_fail(r, 8);
+		if (syscall(SYS_setresgid, q->num[3], q->num[3], q->num[3]) < 0)
+			spawn_fail(r, 9);
+		if (syscall(SYS_setresuid, q->num[2], q->num[2], q->num[2]) < 0)
+			spawn_fail(r, 10);
+	}
+	/* The file to run and the command's own descriptors go above
+	 * every number they will take, before they take them. */
+	int exe = -1, extra[XMAX_FDS];
+	if (flags & XSPAWN_EXECFD) {
+		if ((exe = fcntl(fds[3], F_DUPFD_CLOEXEC, 10 + XMAX_FDS)) < 0)
+			spawn_fail(r, 11);
+		for (int i = 0; i < nextra; i++)
+			if ((extra[i] = fcntl(fds[4 + i], F_DUPFD_CLOEXEC, 10 + XMAX_FDS)) < 0)
+				spawn_fail(r, 11);
+	}
+	if ((step = xsec_after_ids()))
+		spawn_fail(r, step);
+	if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
+		spawn_fail(r, 6);
+	/* dup2 clears FD_CLOEXEC on the copy: these stay open across exec. */
+	for (int i = 0; i < nextra; i++)
+		if (dup2(extra[i], 3 + i) < 0)
+			spawn_fail(r, 11);
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	if ((step = xsec_last()))
+		spawn_fail(r, step);
+	if (flags & XSPAWN_EXECFD)
+		/* The descriptor may be close-on-exec: an ELF file still runs
+		 * (execveat(2), only a script would lose it). */
+		syscall(SYS_execveat, exe, "", r->argv, r->envp, AT_EMPTY_PATH);
+	else
+		execve(strs[0], r->argv, r->envp);
+	spawn_fail(r, 7);
+	return 0;
 }
 
 static void op_spawn(const struct xreq *q, int *fds, int nfds)
@@ -170,7 +264,7 @@ static void op_spawn(const struct xreq *q, int *fds, int nfds)
 		reply(XREP_RESULT, errno, -1, 0, XSEC_STEP_DECODE, NULL, 0, -1);
 		return;
 	}
-	char **argv = strs + 2, **envp = strs + 2 + argc + 1;
+	struct spawn_req r = { .q = q, .fds = fds, .nextra = nextra, .argv = strs + 2, .envp = strs + 2 + argc + 1 };
 	/* argv and envp need a NULL each: shift envp up by one in place. */
 	for (long i = nstr - 1; i >= 2 + argc; i--)
 		strs[i + 1] = strs[i];
@@ -181,81 +275,19 @@ static void op_spawn(const struct xreq *q, int *fds, int nfds)
 		result(-1);
 		return;
 	}
-	pid_t pid = fork();
+	r.pipe = p[1];
+	pid_t pid = clone(spawn_child, spawn_stack + sizeof(spawn_stack), CLONE_VM | CLONE_VFORK | SIGCHLD, &r);
+	if (pid < 0 && errno == EINVAL)
+		pid = clone(spawn_child, spawn_stack + sizeof(spawn_stack), CLONE_VFORK | SIGCHLD, &r);
+	int err = errno;
+	close(p[1]);
 	if (pid < 0) {
 		close(p[0]);
-		close(p[1]);
+		errno = err;
 		result(-1);
 		return;
 	}
-	if (pid == 0) {
-		sigset_t all;
-		sigfillset(&all);
-		sigprocmask(SIG_SETMASK, &all, NULL);
-		if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
-			spawn_fail(p[1], 1);
-		/* A session of its own: never the learner's terminal's (the
-		 * session sends pipes, or a pty of the command's own). */
-		if ((flags & XSPAWN_SETSID) && setsid() < 0)
-			spawn_fail(p[1], 2);
-		/* Out of the way of 0-2 first: a received fd may be one of them. */
-		int hi[3];
-		for (int i = 0; i < 3; i++)
-			if ((hi[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 10)) < 0)
-				spawn_fail(p[1], 3);
-		for (int i = 0; i < 3; i++)
-			if (dup2(hi[i], i) < 0)
-				spawn_fail(p[1], 3);
-		/* A pty of its own, made by the session: its controlling terminal,
-		 * as the new session's leader (tty_ioctl(4)). */
-		if ((flags & XSPAWN_CTTY) && ioctl(0, TIOCSCTTY, 0) < 0)
-			spawn_fail(p[1], 12);
-		if (strs[1][0] && chdir(strs[1]) < 0)
-			spawn_fail(p[1], 5);
-		uint32_t step;
-		if ((step = xsec_before_ids()))
-			spawn_fail(p[1], step);
-		/* Groups first: once the uid is not 0 nothing more may change. */
-		if (flags & XSPAWN_SETID) {
-			if (setgroups(0, NULL) < 0)
-				spawn_fail(p[1], 8);
-			if (setresgid(q->num[3], q->num[3], q->num[3]) < 0)
-				spawn_fail(p[1], 9);
-			if (setresuid(q->num[2], q->num[2], q->num[2]) < 0)
-				spawn_fail(p[1], 10);
-		}
-		/* The file to run and the command's own descriptors go above
-		 * every number they will take, before they take them. */
-		int exe = -1, extra[XMAX_FDS];
-		if (flags & XSPAWN_EXECFD) {
-			if ((exe = fcntl(fds[3], F_DUPFD_CLOEXEC, 10 + XMAX_FDS)) < 0)
-				spawn_fail(p[1], 11);
-			for (int i = 0; i < nextra; i++)
-				if ((extra[i] = fcntl(fds[4 + i], F_DUPFD_CLOEXEC, 10 + XMAX_FDS)) < 0)
-					spawn_fail(p[1], 11);
-		}
-		if ((step = xsec_after_ids()))
-			spawn_fail(p[1], step);
-		if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
-			spawn_fail(p[1], 6);
-		/* dup2 clears FD_CLOEXEC on the copy: these stay open across exec. */
-		for (int i = 0; i < nextra; i++)
-			if (dup2(extra[i], 3 + i) < 0)
-				spawn_fail(p[1], 11);
-		sigset_t none;
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		if ((step = xsec_last()))
-			spawn_fail(p[1], step);
-		if (flags & XSPAWN_EXECFD)
-			/* The descriptor may be close-on-exec: an ELF file still runs
-			 * (execveat(2), only a script would lose it). */
-			syscall(SYS_execveat, exe, "", argv, envp, AT_EMPTY_PATH);
-		else
-			execve(strs[0], argv, envp);
-		spawn_fail(p[1], 7);
-	}
-	close(p[1]);
+	/* The child has executed or exited (CLONE_VFORK): its end is closed. */
 	int32_t msg[2];
 	ssize_t n;
 	while ((n = read(p[0], msg, sizeof(msg))) < 0 && errno == EINTR)
@@ -719,6 +751,6 @@ __attribute__((constructor)) static void stepbox_executor(int argc, char **argv,
 	}
 	if (argc >= 2 && strcmp(argv[1], "__enter") == 0) {
 		name_self("stepbox-enter");
-		xenter(argc, argv, envp);
+		xenter(argc, argv);
 	}
 }

@@ -85,6 +85,8 @@ const (
 	enterSetsid    = C.XENTER_SETSID
 	enterTIOCSCTTY = C.XENTER_TIOCSCTTY
 	enterCtty      = C.XENTER_CTTY
+	enterWaited    = C.XENTER_WAITED
+	enterPassed    = C.XENTER_PASSED
 	spawnCtty      = C.XSPAWN_CTTY
 	spawnSetsid    = C.XSPAWN_SETSID
 	spawnSetID     = C.XSPAWN_SETID
@@ -100,6 +102,12 @@ const (
 	enterIDsSetgroups = C.XENTER_IDS_SETGROUPS
 	enterIDsSetresgid = C.XENTER_IDS_SETRESGID
 	enterIDsSetresuid = C.XENTER_IDS_SETRESUID
+	// The command's environment, which the enter process reads from a
+	// descriptor instead of starting with it.
+	enterEnv     = C.XENTER_ENV
+	enterEnviron = C.XENTER_ENVIRON
+	enterMaxEnv  = C.XENTER_MAX_ENV
+	maxArgs      = C.XMAX_ARGS
 )
 
 // opNames name the ops in errors, by the syscall each one makes.

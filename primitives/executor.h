@@ -107,13 +107,20 @@ enum { XREP_RESULT = 0, XREP_EXITED = 1 };
  * then the namespace files, in the order of the NSTYPEs; SECURITY is a
  * struct xsec in hex, or "-" for none; a failure is
  * written to the descriptor STATUS as two int32s, the step (XENTER_*, or
- * the 1-based index of the setns) and errno. */
+ * the 1-based index of the setns) and errno. Once the command has ended,
+ * XENTER_WAITED and its wait status, then, if this process passed a
+ * signal on to it, XENTER_PASSED and that signal. The process's own
+ * environment is stepbox's, never the box's: with XENTER_ENV, descriptor
+ * STATUS+1 holds the command's, NUL-terminated strings, given only to its
+ * execve (the host's loader would honour an image's LD_PRELOAD). */
 enum {
 	XENTER_ROOT = 2, /* after the setns calls, become uid and gid 0 */
 	XENTER_NOGROUPS = 4, /* … and drop the supplementary groups first */
 	XENTER_CTTY = 8, /* after the command's setsid: ioctl(0, TIOCSCTTY, 0) */
 	XENTER_IDS = 16, /* FLAGS is "FLAGS:UID:GID": the command runs as them (an image's User) */
+	XENTER_ENV = 32, /* descriptor STATUS+1: the command's environment */
 };
+#define XENTER_MAX_ENV (2 << 20) /* bytes of the command's environment: ARG_MAX under an 8 MiB stack */
 enum {
 	XENTER_SETGROUPS = 100,
 	XENTER_SETRESGID,
@@ -125,6 +132,9 @@ enum {
 	XENTER_IDS_SETGROUPS, /* the command's setgroups(0, NULL) before XENTER_IDS */
 	XENTER_IDS_SETRESGID,
 	XENTER_IDS_SETRESUID,
+	XENTER_ENVIRON, /* reading the command's environment (XENTER_ENV) */
+	XENTER_WAITED = 200, /* not a failure: the command's wait status */
+	XENTER_PASSED, /* not a failure: the signal passed on to the command */
 };
 
 /* executor_security.c: decode before fork, apply in the child; each
@@ -136,7 +146,7 @@ uint32_t xsec_after_ids(void);
 uint32_t xsec_last(void);
 
 /* executor_enter.c: `stepbox __enter …` (above); never returns. */
-void xenter(int argc, char **argv, char **envp);
+void xenter(int argc, char **argv);
 
 #define XNUMS 4
 #define XMAX_FDS 8

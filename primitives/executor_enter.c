@@ -13,6 +13,8 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -22,8 +24,10 @@
 #include "executor.h"
 
 static pid_t entered;
+/* The last signal this process received and passed on (forward). */
+static volatile sig_atomic_t passed;
 
-static void forward(int sig)
+static void pass_on(int sig)
 {
 	/* The command leads its own session and process group; before its
 	 * setsid(), the group is not there yet: the command alone. */
@@ -31,12 +35,18 @@ static void forward(int sig)
 		kill(entered, sig);
 }
 
+static void forward(int sig)
+{
+	passed = sig;
+	pass_on(sig);
+}
+
 /* SIGUSR1 is the session's detach (the learner's Ctrl-P Ctrl-Q, see
  * terminal_detach.go): SIGKILL, which the command cannot ignore. */
 static void detach(int sig)
 {
 	(void)sig;
-	forward(SIGKILL);
+	pass_on(SIGKILL);
 }
 
 static void enter_fail(int status, int32_t step)
@@ -47,10 +57,48 @@ static void enter_fail(int status, int32_t step)
 	_exit(125);
 }
 
+static char *xenv[XMAX_ARGS + 1];
+
+/* command_env maps the command's environment from the session's
+ * descriptor fd (NUL-terminated strings) and points xenv at them: this
+ * process itself started with stepbox's own environment, since the host's
+ * loader ran it (ld.so(8): LD_PRELOAD, LD_LIBRARY_PATH, LD_AUDIT…). */
+static char **command_env(int fd)
+{
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return NULL;
+	if (st.st_size > XENTER_MAX_ENV) {
+		errno = E2BIG;
+		return NULL;
+	}
+	size_t len = st.st_size, n = 0;
+	char *env = NULL;
+	if (len > 0) {
+		env = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
+		if (env == MAP_FAILED)
+			return NULL;
+		if (env[len - 1] != '\0') {
+			errno = EINVAL;
+			return NULL;
+		}
+	}
+	for (size_t off = 0; off < len; off += strlen(env + off) + 1) {
+		if (n == XMAX_ARGS) {
+			errno = E2BIG;
+			return NULL;
+		}
+		xenv[n++] = env + off;
+	}
+	xenv[n] = NULL;
+	close(fd);
+	return xenv;
+}
+
 /* enter joins a box's namespaces from the host, as nsenter(1) does: every
  * argument was decided by the session (enter.go), which reads the status
  * descriptor and the exit code. */
-void xenter(int argc, char **argv, char **envp)
+void xenter(int argc, char **argv)
 {
 	if (argc < 8)
 		_exit(126);
@@ -72,6 +120,10 @@ void xenter(int argc, char **argv, char **envp)
 	int ncgroup = strtol(argv[4], NULL, 10);
 	if (fcntl(status, F_SETFD, FD_CLOEXEC) < 0)
 		_exit(126);
+	static char *empty[] = { NULL };
+	char **cmdenv = empty;
+	if ((flags & XENTER_ENV) && !(cmdenv = command_env(status + 1)))
+		enter_fail(status, XENTER_ENVIRON);
 	/* The box's cgroup first, while this process is still the host's
 	 * root: "0" moves the writer (cgroups(7)). */
 	for (int c = 0; c < ncgroup; c++)
@@ -132,7 +184,7 @@ void xenter(int argc, char **argv, char **envp)
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		if ((step = xsec_last()))
 			enter_fail(status, step);
-		execve(argv[i + 1], argv + i + 2, envp);
+		execve(argv[i + 1], argv + i + 2, cmdenv);
 		enter_fail(status, XENTER_EXECVE);
 	}
 	/* The session's Ctrl-C (cancel) reaches this process: pass it on. */
@@ -146,5 +198,13 @@ void xenter(int argc, char **argv, char **envp)
 	while (waitpid(entered, &ws, 0) < 0)
 		if (errno != EINTR)
 			_exit(126);
+	/* The command's own wait status, and the signal passed on to it, if
+	 * any: an exit code cannot tell a command killed by SIGINT from a
+	 * shell that exited with status 130 (its last command's). */
+	int sig = passed;
+	int32_t msg[4] = { XENTER_WAITED, ws, XENTER_PASSED, sig };
+	if (write(status, msg, sig ? sizeof(msg) : sizeof(msg) / 2) < 0) {
+		/* The session reads the exit code alone, as before. */
+	}
 	_exit(WIFSIGNALED(ws) ? 128 + WTERMSIG(ws) : WEXITSTATUS(ws));
 }

@@ -214,6 +214,30 @@ func TestUnshareTimeForksWithoutCLONEVM(t *testing.T) {
 	}
 }
 
+// A command spawned by the box process after `unshare time` alone (the
+// namespace waiting for its children) starts in the new time namespace:
+// the spawn falls back to a copy where the kernel (before 6.3) refuses
+// clone(CLONE_VM) there.
+func TestACommandSpawnedAfterUnshareTimeRunsInTheNewTimeNamespace(t *testing.T) {
+	needRoot(t)
+	s := newTestSession(t)
+	b, _, err := s.NewBox("clock", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Unshare([]NamespaceType{mustType(t, "time")}, UnshareOptions{Monotonic: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	host := fmt.Sprintf("time:[%d]\n", nsInode(t, os.Getpid(), "time"))
+	out := run(t, b, "readlink", "/proc/self/ns/time")
+	if !strings.HasPrefix(out, "time:[") || out == host {
+		t.Fatalf("the command's time namespace is %q, the host's %q: want a new one", out, host)
+	}
+	if again := run(t, b, "readlink", "/proc/self/ns/time"); again != out {
+		t.Errorf("a second command's time namespace is %q, the first's %q", again, out)
+	}
+}
+
 // A message the executor cannot parse gets EBADMSG, and the box stays usable.
 func TestExecutorRefusesAMalformedMessage(t *testing.T) {
 	needRoot(t)

@@ -148,6 +148,7 @@ func searchBox(res []Resource, dir, session string, marked func(box string) []pi
 // and links are undone.
 func teardownLedgerWith(dir string, marked func(box string) []pidStart, live *liveBox) (escaped, error) {
 	defer live.release()
+	defer live.closeUpper()
 	var esc escaped
 	res, err := readLedger(filepath.Join(dir, "ledger.jsonl"))
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -155,6 +156,14 @@ func teardownLedgerWith(dir string, marked func(box string) []pidStart, live *li
 	}
 	var errs []error
 	session := sessionOf(dir)
+	// The box's upper tmpfs and dirs go while its PID 1 exits, where that
+	// ends every process of the box (box_pidns.go): the kernel tearing
+	// down PID 1's namespaces and the unmount both wait on it, and no
+	// process is found by the host's mount of the upper dir.
+	var filesGone chan error
+	if live.endsWithInit(res) {
+		filesGone = undoFiles(res, dir, live)
+	}
 	// Processes go first, whatever their place: nothing else can be
 	// removed while they use it (a mount namespace, a cgroup). A live box
 	// whose processes all died with its PID 1 has none left to look for.
@@ -198,20 +207,16 @@ func teardownLedgerWith(dir string, marked func(box string) []pidStart, live *li
 		errs = append(errs, err)
 	}
 	live.release()
-	var mounts hostMounts
+	// Else the mounts and dirs go now, beside the cgroups: the cgroups'
+	// rmdir(2)s wait on the kernel's cgroup lock, the rest on the
+	// filesystems'.
+	if filesGone == nil {
+		filesGone = undoFiles(res, dir, live)
+	}
 	for i := len(res) - 1; i >= 0; i-- {
-		r := res[i]
-		switch r.Kind {
-		case ResDir:
-			if err := ledgerDirInside(r.Path, dir); err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			errs = append(errs, removeDir(r.Path, &mounts))
+		switch r := res[i]; r.Kind {
 		case ResCgroup:
 			errs = append(errs, removeCgroup(r, session, live.made(r.Group)))
-		case ResMount:
-			errs = append(errs, unmountUpper(r.Path, dir, &mounts))
 		case ResNet:
 			errs = append(errs, undoNet(r))
 		case ResIDs:
@@ -222,10 +227,48 @@ func teardownLedgerWith(dir string, marked func(box string) []pidStart, live *li
 			errs = append(errs, err)
 		}
 	}
+	errs = append(errs, <-filesGone)
 	if err := errors.Join(errs...); err != nil {
 		return esc, err
 	}
-	return esc, os.RemoveAll(dir)
+	return esc, removeBoxDir(dir)
+}
+
+// undoFiles undoes, in a goroutine of its own, the ResMount and ResDir
+// lines of the ledger in dir, in reverse order, and sends what failed.
+func undoFiles(res []Resource, dir string, live *liveBox) chan error {
+	done := make(chan error, 1)
+	go func() {
+		var errs []error
+		var mounts hostMounts
+		for i := len(res) - 1; i >= 0; i-- {
+			switch r := res[i]; r.Kind {
+			case ResDir:
+				if err := ledgerDirInside(r.Path, dir); err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				errs = append(errs, removeDir(r.Path, &mounts))
+			case ResMount:
+				errs = append(errs, unmountUpper(r.Path, dir, &mounts, live.heldUpper(r.Path)))
+			}
+		}
+		done <- errors.Join(errs...)
+	}()
+	return done
+}
+
+// removeBoxDir removes a box's state dir once its ledger is undone. All
+// it holds then is the ledger: unlink(2) and rmdir(2) do, and anything
+// else found there goes with os.RemoveAll.
+func removeBoxDir(dir string) error {
+	err := unix.Unlink(filepath.Join(dir, "ledger.jsonl"))
+	if err == nil || err == unix.ENOENT {
+		if err = unix.Rmdir(dir); err == nil || err == unix.ENOENT {
+			return nil
+		}
+	}
+	return os.RemoveAll(dir)
 }
 
 // teardownResources undoes the session-level ledger in dir (its parent
@@ -297,6 +340,13 @@ func (m *hostMounts) detached(path string) {
 // mounted at or below it in the host's mount table: removing files under
 // a mount would reach into whatever is mounted there.
 func removeDir(path string, table *hostMounts) error {
+	// An empty directory, the usual case once its tmpfs is unmounted, goes
+	// with one rmdir(2), which removes no contents and fails (EBUSY) where
+	// something is mounted on it: no need for the table.
+	switch err := unix.Rmdir(path); err {
+	case nil, unix.ENOENT:
+		return nil
+	}
 	mounts, err := table.get()
 	if err == nil {
 		for _, m := range mounts {

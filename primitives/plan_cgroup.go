@@ -72,7 +72,12 @@ func (b *Box) PlanCgroupAttach() (*step.Step, error) {
 // attachPIDs are the processes `cgroup attach` moves: the box's PID 1
 // (or, without one, the box process) and every container process of the
 // box already running. A box process with a PID 1 stays outside: it only
-// waits, and its threads would count against pids.max.
+// waits, and its threads would count against pids.max. The running ones
+// are those in the box's tracking cgroup, where every process of the box
+// starts (box_track.go, enter.go), one read; where the box has none, or
+// started a command in the host's PID namespace (which may have left it,
+// box_pidns.go), those carrying the box's markers, a read of every
+// process's environment.
 func (b *Box) attachPIDs() []int {
 	var pids []int
 	seen := map[int]bool{}
@@ -87,10 +92,27 @@ func (b *Box) attachPIDs() []int {
 	} else {
 		add(b.PID())
 	}
-	for _, p := range markedProcesses(b.session.ID, b.Name) {
-		if p.pid != b.PID() {
-			add(p.pid)
+	for _, pid := range b.runningPIDs() {
+		if pid != b.PID() {
+			add(pid)
 		}
+	}
+	return pids
+}
+
+// runningPIDs lists the box's processes for attachPIDs.
+func (b *Box) runningPIDs() []int {
+	b.mu.Lock()
+	tracked, hostPID := b.tracked, b.hostPID
+	b.mu.Unlock()
+	if tracked != nil && !hostPID {
+		if pids, err := cgroups.Members(tracked); err == nil {
+			return pids
+		}
+	}
+	var pids []int
+	for _, p := range markedProcesses(b.session.ID, b.Name) {
+		pids = append(pids, p.pid)
 	}
 	return pids
 }

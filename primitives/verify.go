@@ -1,8 +1,11 @@
 package primitives
 
 import (
+	"bytes"
 	"fmt"
 	"os"
+	"strconv"
+	"strings"
 
 	"github.com/prometheus/procfs"
 	"golang.org/x/sys/unix"
@@ -68,20 +71,55 @@ func spawnedChild(pidfd *os.File, parent, inner int) (bool, error) {
 		n, _ := unix.Poll([]unix.PollFd{{Fd: int32(pidfd.Fd()), Events: unix.POLLIN}}, 0)
 		return n > 0
 	}
-	hp := pidfdPID(pidfd)
+	hp, nspid := pidfdIDs(pidfd)
 	if hp <= 0 {
 		if exited() {
 			return false, nil
 		}
 		return false, fmt.Errorf("the pidfd it sent is not a process of this PID namespace")
 	}
-	if _, err := verifyChild(hp, parent, inner); err != nil {
-		if exited() {
-			return false, nil
+	if len(nspid) == 0 {
+		// A kernel whose fdinfo shows no NSpid: read /proc.
+		if _, err := verifyChild(hp, parent, inner); err != nil {
+			if exited() {
+				return false, nil
+			}
+			return false, err
 		}
+		return true, nil
+	}
+	// The pidfd's own fdinfo says which process it is and its PID in its
+	// PID namespace; only its parent is read from /proc. Held, the pidfd
+	// polls readable once the process has exited, so a process found
+	// still running at the end is the one every read was about.
+	ppid, err := parentOf(hp)
+	switch {
+	case exited():
+		return false, nil
+	case err != nil:
 		return false, err
+	case ppid != parent:
+		return false, fmt.Errorf("host PID %d is a child of PID %d, not of the box's executor (PID %d)", hp, ppid, parent)
+	case nspid[len(nspid)-1] != inner:
+		return false, fmt.Errorf("host PID %d is PID %d in its PID namespace, not %d as the executor said", hp, nspid[len(nspid)-1], inner)
 	}
 	return true, nil
+}
+
+// parentOf reads the parent of host PID pid: the field after the state
+// in /proc/PID/stat, past the last ')' (the command name may hold any
+// byte).
+func parentOf(pid int) (int, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	i := bytes.LastIndexByte(b, ')')
+	f := strings.Fields(string(b[i+1:]))
+	if i < 0 || len(f) < 2 {
+		return 0, fmt.Errorf("/proc/%d/stat: no parent PID in %q", pid, b)
+	}
+	return strconv.Atoi(f[1])
 }
 
 // innerPID is the PID of host PID pid in its innermost PID namespace: the

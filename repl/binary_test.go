@@ -281,6 +281,7 @@ func startSession(t *testing.T, dir, script string) (*exec.Cmd, *os.File) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	childStepbox(t, cmd, dir, syscall.SIGTERM)
 	r.Close()
 	w.WriteString(script + "!touch " + dir + "/ready\n")
 	deadline := time.Now().Add(20 * time.Second)

@@ -102,6 +102,9 @@ func init() {
 						files = append(files, fmt.Sprintf("%s = %s", s.File, s.Value))
 					}
 					sh.ok("%s limit %s written: %s", c.Args[0], c.Args[1], strings.Join(files, ", "))
+					if sh.stepPanelsUnseen() {
+						return nil
+					}
 					// One read of the tree serves the warning and the panel.
 					snap, err := sh.cgroupSnapshot()
 					if err != nil {
@@ -147,6 +150,9 @@ func (sh *Shell) showCgroup() error {
 
 // showCgroupStep draws what a cgroup step changed, under it.
 func (sh *Shell) showCgroupStep(what viz.CgroupStep) error {
+	if sh.stepPanelsUnseen() {
+		return nil
+	}
 	snap, err := sh.cgroupSnapshot()
 	if err != nil {
 		return err

@@ -252,6 +252,9 @@ func runMountOverlay(sh *Shell, c *Call) error {
 		}
 	}
 	sh.ok("overlay of %s mounted in box %s (bottom to top); writes go to its own upper dir", strings.Join(c.Args, ", "), b.Name)
+	if sh.stepPanelsUnseen() {
+		return nil
+	}
 	snap, err := b.Stack(false)
 	if err != nil {
 		return err

@@ -2,6 +2,7 @@ package repl
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -30,6 +31,24 @@ func (sh *Shell) layers() (*layers.Store, error) {
 		sh.layerStore.store, sh.layerStore.err = s, err
 	})
 	return sh.layerStore.store, sh.layerStore.err
+}
+
+// checkLayersAhead starts the layer check (layers: the builtins verified,
+// a damaged one rebuilt) in the background where the store was built by
+// an earlier session, so that the first `mount overlay` does not wait for
+// it; the first session builds them when first asked, as before. The
+// function returned waits for the check to end: a session waits for it
+// before its teardown, so no write of it is cut short by the exit.
+func (sh *Shell) checkLayersAhead() (wait func()) {
+	if _, err := os.Stat(filepath.Join(sh.Session.Dirs.Lib, "layers")); err != nil {
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sh.layers()
+	}()
+	return func() { <-done }
 }
 
 func init() {

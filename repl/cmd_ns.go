@@ -105,6 +105,9 @@ func runUnshare(sh *Shell, c *Call) error {
 		// Said now, not at the `mount proc` the learner would try next.
 		sh.say("%s", viz.Wrap(sh.Theme.Warn.Render("! rootless, box "+b.Name+" can no longer get a /proc:")+" "+late.Why+"; do: "+late.Do, sh.Width-2, "  "))
 	}
+	if sh.stepPanelsUnseen() {
+		return nil
+	}
 	return sh.showNamespaces(b)
 }
 

@@ -230,8 +230,13 @@ func runEnter(sh *Shell, c *Call) error {
 				ee.Interrupted = unix.SignalName(sig)
 			}
 		default:
-			if ctx.Err() != nil {
+			switch {
+			case ctx.Err() != nil:
 				ee.Interrupted = "SIGINT"
+			case es.PassedOn != "":
+				// The enter process got the terminal's signal and passed it
+				// on before the session read its own copy (a slow machine).
+				ee.Interrupted = es.PassedOn
 			}
 		}
 		return ee
@@ -268,11 +273,11 @@ func (sh *Shell) backFromShell(name string, es primitives.ExitStatus) {
 		sh.ok("back in stepbox (the %s exited with status 0)", name)
 	case es.Signal != "":
 		sh.say("%s", sh.Theme.Warn.Render(fmt.Sprintf("! back in stepbox: the box's %s was killed by %s", name, es.Signal)))
-	case es.Code > 128 && es.Code < 128+65:
-		// enter's status: the enter process exits 128+N for a command
-		// killed by signal N, as a shell does.
-		sh.say("%s", sh.Theme.Warn.Render(fmt.Sprintf("! back in stepbox: the box's %s was killed by %s (exit status %d)", name, unix.SignalName(syscall.Signal(es.Code-128)), es.Code)))
 	default:
+		// An exit, whatever its code: a shell left with Ctrl-D after a
+		// Ctrl-C'd command exits with that command's status, 130, and
+		// was killed by nothing (es.Signal is the command's own wait
+		// status, never read from 128+N).
 		sh.say("%s", sh.Theme.Warn.Render(fmt.Sprintf("! back in stepbox: the box's %s exited with status %d", name, es.Code)))
 	}
 }

@@ -183,6 +183,7 @@ func TestCleanupAfterKill9AtEveryStep(t *testing.T) {
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
+			childStepbox(t, cmd, dir, syscall.SIGTERM)
 			time.Sleep(delay)
 			crashAndCleanup(t, dir, cmd)
 		})

@@ -273,6 +273,7 @@ func TestADemoCutOffByItsReaderTearsDown(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	childStepbox(t, cmd, dir, syscall.SIGTERM)
 	// Read until the demo has made its box, then hang up, as head does.
 	r := bufio.NewReader(out)
 	for {

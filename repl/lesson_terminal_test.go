@@ -15,7 +15,7 @@ func TestALearnerTakesLessonOneWithMistakes(t *testing.T) {
 	p := newTmuxPaneOf(t, 80, 30)
 	dir := t.TempDir()
 	p.mark()
-	p.line("XDG_STATE_HOME=" + t.TempDir() + " " + stepboxBinary(t) + " --state-dir " + dir + "; echo STEPBOX-EXIT=$?")
+	p.stepbox(dir, "XDG_STATE_HOME="+t.TempDir()+" "+stepboxBinary(t)+" --state-dir "+dir+"; echo STEPBOX-EXIT=$?")
 	p.waitFor("stepbox ▸")
 	step := func(line string, want ...string) string {
 		t.Helper()

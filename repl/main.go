@@ -160,6 +160,8 @@ func runShell(dirs primitives.Dirs, o ShellOptions, run func(sh *Shell, term *pr
 		}
 	}
 	sh := NewShell(s, os.Stdout, os.Stderr, th, outputWidth(term))
+	sh.outNull = nullDevice(os.Stdout)
+	layersChecked := sh.checkLayersAhead()
 	sh.watch().progressDir = o.Progress
 	if err := sh.Record(o.Record, term); err != nil {
 		fmt.Fprintln(os.Stderr, "stepbox:", err)
@@ -179,6 +181,7 @@ func runShell(dirs primitives.Dirs, o ShellOptions, run func(sh *Shell, term *pr
 		once.Do(func() {
 			sh.StopWeb()
 			term.Restore()
+			layersChecked()
 			if err := s.Close(); err != nil {
 				fmt.Fprintln(os.Stderr, "stepbox: teardown:", err)
 				code = 1

@@ -4,12 +4,8 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
-	"strconv"
 	"strings"
 	"testing"
-	"time"
-
-	"golang.org/x/sys/unix"
 
 	"stepbox/primitives/network"
 )
@@ -81,27 +77,11 @@ func TestNetOnTheRealHostSideLeavesTheHostAsItWas(t *testing.T) {
 	}
 	p := newTmuxPane(t)
 	p.mark()
-	p.line(stepboxBinary(t) + " --state-dir " + t.TempDir() + "; echo STEPBOX-EXIT=$?")
-	p.waitFor("stepbox ▸")
 	// Whatever happens, the host is compared only once stepbox has torn
-	// down: its terminal closed, it ends (cleanups run last first).
-	shell := strings.TrimSpace(p.tmux("display-message", "-p", "-t", "0", "#{pane_pid}"))
-	out, err := exec.Command("pgrep", "-P", shell).Output()
-	if err != nil {
-		t.Fatalf("no stepbox under the pane's shell %s: %v", shell, err)
-	}
-	pid, _ := strconv.Atoi(strings.TrimSpace(string(out)))
-	fd, err := unix.PidfdOpen(pid, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		defer unix.Close(fd)
-		exec.Command("tmux", "-S", p.sock, "kill-server").Run()
-		if err := waitPidfd(fd, 20*time.Second); err != nil {
-			t.Errorf("stepbox %d still runs 20 s after its terminal closed (%v)", pid, err)
-		}
-	})
+	// down: the pane's cleanup closes its terminal and waits for it.
+	dir := t.TempDir()
+	p.stepbox(dir, stepboxBinary(t)+" --state-dir "+dir+"; echo STEPBOX-EXIT=$?")
+	p.waitFor("stepbox ▸")
 	p.netStep("new a", "a[] ▸", "box a")
 	p.netStep("unshare net", "a[net] ▸", "new net namespace")
 	p.netStep("net bridge", "a[net] ▸", "bridge made on the host side")

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -119,6 +120,7 @@ func TestCleanupAfterKill9DuringNetTraceRemovesTheTraceChains(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	childStepbox(t, cmd, dir, syscall.SIGTERM)
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		if o, err := exec.Command("nsenter", "--net="+host.Path, "nft", "list", "chain", "ip", "stepbox", "trace_from_box").CombinedOutput(); err == nil && strings.Contains(string(o), "nftrace set 1") {
 			break

@@ -57,6 +57,7 @@ type Shell struct {
 	imageStore imageStore
 	lastCgroup *cgroups.Snapshot // the previous cgroup panel's reading, for CPU rates
 	web        *liveView         // the live view, when `web on` (web_live.go)
+	outNull    bool              // Out is the null device (unseen.go)
 }
 
 // NewShell makes a shell over an open session.

@@ -24,7 +24,8 @@ import (
 type tmuxPane struct {
 	t    *testing.T
 	sock string
-	from int // the first line waitFor looks at (see mark)
+	from int           // the first line waitFor looks at (see mark)
+	runs []*stepboxRun // the stepbox sessions started in it
 }
 
 func newTmuxPane(t *testing.T) *tmuxPane { t.Helper(); return newTmuxPaneOf(t, 120, 40) }
@@ -40,9 +41,47 @@ func newTmuxPaneOf(t *testing.T, cols, rows int) *tmuxPane {
 	}
 	p := &tmuxPane{t: t, sock: filepath.Join(t.TempDir(), "tmux.sock")}
 	p.tmux("new-session", "-d", "-x", strconv.Itoa(cols), "-y", strconv.Itoa(rows), "env", "PS1=$ ", "LANG=C.UTF-8", "sh")
-	t.Cleanup(func() { exec.Command("tmux", "-S", p.sock, "kill-server").Run() })
+	// Registered after the pane's TempDir: it runs before the test's temp
+	// dirs (the sessions' state dirs among them) are removed.
+	t.Cleanup(func() {
+		for _, problem := range p.end(endWithin) {
+			t.Error(problem)
+		}
+	})
 	p.waitFor("$")
 	return p
+}
+
+// stepbox types line, which starts stepbox with state dir dir, and holds
+// the session it started: the test's cleanup ends it (end) before the
+// state dir goes.
+func (p *tmuxPane) stepbox(dir, line string) {
+	p.t.Helper()
+	p.line(line)
+	p.runs = append(p.runs, watchStepbox(p.t, stepboxBinary(p.t), p.stepboxInPane(dir), dir, nil))
+}
+
+// end closes the pane's terminal, as closing the window does: tmux's
+// server goes, and the shell and stepbox in the pane get SIGHUP. Then it
+// waits for each session started in the pane to end (stepboxRun.end)
+// and returns what went wrong.
+func (p *tmuxPane) end(within time.Duration) []string {
+	// A session typed without stepbox (above) is held too.
+	for pid, dir := range p.stepboxes() {
+		if p.holds(pid) {
+			continue
+		}
+		if r, err := holdStepbox(stepboxBinary(p.t), pid, dir, nil); err == nil {
+			p.runs = append(p.runs, r)
+		}
+	}
+	exec.Command("tmux", "-S", p.sock, "kill-server").Run()
+	var problems []string
+	for _, r := range p.runs {
+		problems = append(problems, r.end(within)...)
+	}
+	p.runs = nil
+	return problems
 }
 
 func (p *tmuxPane) tmux(args ...string) string {
@@ -60,7 +99,7 @@ func (p *tmuxPane) tmux(args ...string) string {
 func (p *tmuxPane) startBox(dir string) {
 	p.t.Helper()
 	p.mark()
-	p.line(stepboxBinary(p.t) + " --state-dir " + dir + "; echo STEPBOX-EXIT=$?")
+	p.stepbox(dir, stepboxBinary(p.t)+" --state-dir "+dir+"; echo STEPBOX-EXIT=$?")
 	p.waitFor("stepbox ▸")
 	p.line("new web")
 	p.waitFor("web[] ▸")
@@ -144,7 +183,7 @@ func TestRealTerminalCompletesRunsAShellAndLeavesTheTerminalSane(t *testing.T) {
 	hostUnchanged(t)
 	p := newTmuxPane(t)
 	dir := t.TempDir()
-	p.line(stepboxBinary(t) + " --state-dir " + dir + "; echo STEPBOX-EXIT=$?")
+	p.stepbox(dir, stepboxBinary(t)+" --state-dir "+dir+"; echo STEPBOX-EXIT=$?")
 	p.waitFor("stepbox ▸")
 	p.line("new web")
 	p.waitFor("web[] ▸")
@@ -232,12 +271,7 @@ func TestCtrlDAndSIGTERMTearDownAndRestoreTheTerminal(t *testing.T) {
 	assertNoSessions(t, filepath.Join(dir, "run"))
 
 	start()
-	pid := strings.TrimSpace(p.tmux("display-message", "-p", "-t", "0", "#{pane_pid}"))
-	out, err := exec.Command("pgrep", "-P", pid).Output()
-	if err != nil {
-		t.Fatalf("no stepbox under the pane's shell %s: %v", pid, err)
-	}
-	if err := exec.Command("kill", "-TERM", strings.TrimSpace(string(out))).Run(); err != nil {
+	if err := unix.Kill(p.runs[len(p.runs)-1].pid, unix.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	p.waitFor(fmt.Sprintf("STEPBOX-EXIT=%d", 128+15))
@@ -286,7 +320,7 @@ func TestClosingTheTerminalTearsDown(t *testing.T) {
 	hostUnchanged(t)
 	p := newTmuxPane(t)
 	dir := t.TempDir()
-	p.line(stepboxBinary(t) + " --state-dir " + dir + " 2>" + filepath.Join(dir, "stderr"))
+	p.stepbox(dir, stepboxBinary(t)+" --state-dir "+dir+" 2>"+filepath.Join(dir, "stderr"))
 	p.waitFor("stepbox ▸")
 	for _, l := range []struct{ cmd, prompt string }{
 		{"new web", "web[] ▸"},
@@ -299,20 +333,8 @@ func TestClosingTheTerminalTearsDown(t *testing.T) {
 		p.line(l.cmd)
 		p.waitFor(l.prompt)
 	}
-	shell := strings.TrimSpace(p.tmux("display-message", "-p", "-t", "0", "#{pane_pid}"))
-	out, err := exec.Command("pgrep", "-P", shell).Output()
-	if err != nil {
-		t.Fatalf("no stepbox under the pane's shell %s: %v", shell, err)
-	}
-	pid, _ := strconv.Atoi(strings.TrimSpace(string(out)))
-	fd, err := unix.PidfdOpen(pid, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(fd)
-	exec.Command("tmux", "-S", p.sock, "kill-server").Run()
-	if err := waitPidfd(fd, 20*time.Second); err != nil {
-		t.Fatalf("stepbox %d still runs 20 s after its terminal closed (%v)", pid, err)
+	for _, problem := range p.end(20 * time.Second) {
+		t.Error(problem)
 	}
 	if b, _ := os.ReadFile(filepath.Join(dir, "stderr")); strings.Contains(string(b), "panic") {
 		t.Errorf("stepbox panicked when its terminal closed:\n%s", b)
@@ -346,6 +368,9 @@ func BenchmarkStartToFirstPrompt(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		// Should the benchmark stop here, its cleanup hangs up (SIGHUP)
+		// and waits for the teardown before the state dir goes.
+		run := childStepbox(b, cmd, dir, unix.SIGHUP)
 		var seen bytes.Buffer
 		buf := make([]byte, 4096)
 		for !bytes.Contains(seen.Bytes(), []byte("stepbox ▸")) {
@@ -369,6 +394,7 @@ func BenchmarkStartToFirstPrompt(b *testing.B) {
 		if err := cmd.Wait(); err != nil {
 			b.Fatalf("stepbox after exit: %v\n%s", err, seen.String())
 		}
+		run.release()
 		f.Close()
 		b.StartTimer()
 	}
@@ -398,11 +424,8 @@ func TestKeysReadTogetherReachGoPromptOneAtATime(t *testing.T) {
 func waitPidfd(fd int, d time.Duration) error {
 	deadline := time.Now().Add(d)
 	for {
-		left := time.Until(deadline)
-		if left <= 0 {
-			return fmt.Errorf("timed out")
-		}
-		n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, int(left.Milliseconds())+1)
+		left := max(time.Until(deadline), 0)
+		n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, int(left.Milliseconds()))
 		switch {
 		case errors.Is(err, unix.EINTR):
 			continue
@@ -410,6 +433,8 @@ func waitPidfd(fd int, d time.Duration) error {
 			return err
 		case n == 1:
 			return nil
+		case left == 0:
+			return fmt.Errorf("timed out")
 		}
 	}
 }
@@ -453,7 +478,8 @@ func between(s, from, to string) string {
 // go-prompt erases a line it ends there.
 func TestClearLeavesEachLineOnceInTheScrollback(t *testing.T) {
 	p := newTmuxPane(t)
-	p.line(stepboxBinary(t) + " --state-dir " + t.TempDir() + "; echo STEPBOX-EXIT=$?")
+	dir := t.TempDir()
+	p.stepbox(dir, stepboxBinary(t)+" --state-dir "+dir+"; echo STEPBOX-EXIT=$?")
 	p.waitFor("stepbox ▸")
 	p.line("clear")
 	time.Sleep(300 * time.Millisecond)

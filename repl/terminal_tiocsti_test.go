@@ -2,8 +2,8 @@ package repl
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -57,12 +57,7 @@ func TestABoxCommandCannotTypeIntoTheSessionsTerminal(t *testing.T) {
 	// The terminal's Ctrl-C goes to its foreground process group: while
 	// the box's shell runs, that is stepbox's alone, never the box's
 	// executor, its PID 1 or the shell.
-	shell := strings.TrimSpace(p.tmux("display-message", "-p", "-t", "0", "#{pane_pid}"))
-	out, err := exec.Command("pgrep", "-P", shell).Output()
-	if err != nil {
-		t.Fatalf("no stepbox under the pane's shell %s: %v", shell, err)
-	}
-	stepbox := strings.TrimSpace(string(out))
+	stepbox := strconv.Itoa(p.runs[0].pid)
 	if fg := statField(t, stepbox, 8); fg != statField(t, stepbox, 5) {
 		t.Errorf("while sh runs, the terminal's foreground group is %s, not stepbox's %s", fg, statField(t, stepbox, 5))
 	} else if in := inProcessGroup(t, fg); len(in) != 1 || in[0] != stepbox {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -156,6 +157,9 @@ func startPiped(t *testing.T, args ...string) (*exec.Cmd, io.WriteCloser, io.Rea
 	cmd.WaitDelay = 5 * time.Second
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
+	}
+	if i := slices.Index(args, "--state-dir"); i >= 0 && i+1 < len(args) {
+		childStepbox(t, cmd, args[i+1], syscall.SIGTERM)
 	}
 	return cmd, stdin, stdout
 }

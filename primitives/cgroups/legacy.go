@@ -385,16 +385,7 @@ func (l *legacy) Procs(g *Group) ([]int, error) {
 	if g == nil {
 		return nil, ErrNoGroup
 	}
-	var all []int
-	for _, d := range g.Dirs {
-		pids, err := readPIDs(filepath.Join(d.Path, "cgroup.procs"))
-		if err != nil {
-			return nil, err
-		}
-		all = append(all, pids...)
-	}
-	slices.Sort(all)
-	return slices.Compact(all), nil
+	return procsIn(g.Dirs)
 }
 
 // writeSettings writes each setting in order, stopping at the first error.

@@ -133,6 +133,25 @@ func Kill(g *Group) (survivors []int, err error) {
 	return slices.Compact(survivors), errors.Join(errs...)
 }
 
+// Members lists the processes in g itself, in every tree it has a
+// directory in (Dirs and Track), sorted, each once: one read of
+// cgroup.procs a directory.
+func Members(g *Group) ([]int, error) { return procsIn(g.all()) }
+
+// procsIn lists the processes in dirs, sorted, each once.
+func procsIn(dirs []Dir) ([]int, error) {
+	var all []int
+	for _, d := range dirs {
+		pids, err := readPIDs(filepath.Join(d.Path, "cgroup.procs"))
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, pids...)
+	}
+	slices.Sort(all)
+	return slices.Compact(all), nil
+}
+
 // killStall is how long Kill waits for a cgroup to empty with no process
 // going meanwhile; killCap bounds the whole wait.
 const (
