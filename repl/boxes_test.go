@@ -24,3 +24,20 @@ func TestBoxesShowsTheHostnameTheKernelHoldsNow(t *testing.T) {
 		t.Errorf("boxes does not show box esc's hostname escaped (%s):\n%q", viz.Escape("e\x1b]0;T\x07v"), table)
 	}
 }
+
+// After a box kills its own box process, ps draws no process for it and
+// enter does not try its namespace files: both say the box is gone, as
+// exec does.
+func TestPsAndEnterSayABoxIsGoneOnceItKilledItsBoxProcess(t *testing.T) {
+	sh, out := liveShell(t)
+	run(t, sh, out, "new kx", "unshare uts")
+	errorOf(t, sh, out, `exec sh -c 'kill -9 $PPID'`)
+	out.Reset()
+	run(t, sh, out, "ps")
+	if ps := out.String(); strings.Contains(ps, "box process · kx") || !strings.Contains(ps, "box kx is gone") {
+		t.Errorf("ps after box kx killed its box process:\n%s", ps)
+	}
+	if msg := errorOf(t, sh, out, "enter -- true"); !strings.Contains(msg, "box kx is gone") || strings.Contains(msg, "/ns/") {
+		t.Errorf("enter after box kx killed its box process:\n%s", msg)
+	}
+}
