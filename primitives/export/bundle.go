@@ -27,9 +27,10 @@ type Box struct {
 	Layers     []string // host paths of the overlay's layers, bottom first
 	Chroot     bool     // the box changed its root with chroot, not pivot_root
 	Mounts     []Mount
-	Memory     int64 // bytes; 0: no limit
-	Pids       int64 // 0: no limit
-	CPUQuota   int64 // µs per period; 0: no limit
+	LeftOut    []string // mounts in the root the exports do not carry: "/tmp/x (ext4, a bind mount of its /etc)"
+	Memory     int64    // bytes; 0: no limit
+	Pids       int64    // 0: no limit
+	CPUQuota   int64    // µs per period; 0: no limit
 	CPUPeriod  uint64
 	Caps       Caps
 	CapsSet    bool // a caps step chose Caps; without one they are the executor's
