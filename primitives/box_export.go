@@ -50,7 +50,7 @@ func (b *Box) Export() (export.Box, error) {
 		Inheritable: DecodeCaps(c.Inheritable), Ambient: DecodeCaps(c.Ambient)}
 	e.CapsSet, e.NoNewPrivs, e.Seccomp = sec.CapsSet, sec.NoNewPrivs, sec.Seccomp.Rules
 	var err error
-	if e.Mounts, err = b.exportMounts(f); err != nil {
+	if e.Mounts, err = b.exportMounts(f, &e.LeftOut); err != nil {
 		return e, err
 	}
 	if f.Masked {
@@ -90,8 +90,9 @@ func (b *Box) Export() (export.Box, error) {
 }
 
 // exportMounts lists the filesystems mounted inside the box's root, as
-// the box's mount table shows them, parents first.
-func (b *Box) exportMounts(f BoxFS) ([]export.Mount, error) {
+// the box's mount table shows them, parents first, and adds to leftOut
+// those it cannot carry.
+func (b *Box) exportMounts(f BoxFS, leftOut *[]string) ([]export.Mount, error) {
 	table, _, err := b.Mounts()
 	if err != nil {
 		return nil, fmt.Errorf("box %s: %w", b.Name, err)
@@ -107,7 +108,7 @@ func (b *Box) exportMounts(f BoxFS) ([]export.Mount, error) {
 			}
 			target = "/" + rel
 		}
-		if target == "/" || m.FSType == "overlay" {
+		if target == "/" {
 			continue
 		}
 		if f.Masked && (slices.Contains(rootfs.MaskedPaths, target) || slices.Contains(rootfs.ReadonlyPaths, target)) {
@@ -128,11 +129,31 @@ func (b *Box) exportMounts(f BoxFS) ([]export.Mount, error) {
 		switch m.FSType {
 		case "proc", "sysfs", "tmpfs", "devpts", "mqueue", "cgroup", "cgroup2":
 		default:
+			if !underDev(out, target) {
+				*leftOut = append(*leftOut, leftOutMount(m, target))
+			}
 			continue
 		}
 		out = append(out, em)
 	}
 	return out, nil
+}
+
+// underDev reports whether target is inside a /dev the export mounts:
+// the runtime makes /dev's nodes itself, so `mount dev`'s binds of the
+// host's nodes (a box in a user namespace cannot mknod) are not left out.
+func underDev(mounts []export.Mount, target string) bool {
+	return strings.HasPrefix(target, "/dev/") && slices.ContainsFunc(mounts, func(m export.Mount) bool { return m.Target == "/dev" })
+}
+
+// leftOutMount says what a mount the exports do not carry is: one the box
+// made itself (`exec mount …`), whose source the host's view of it does
+// not name (a bind of a host directory shows only its filesystem).
+func leftOutMount(m rootfs.Mount, target string) string {
+	if m.Root != "/" {
+		return fmt.Sprintf("%s (%s, a bind mount of its %s)", target, m.FSType, m.Root)
+	}
+	return fmt.Sprintf("%s (%s)", target, m.FSType)
 }
 
 // mountOptions joins the per-mount flags and the superblock's options

@@ -253,6 +253,13 @@ func joinsType(types []NamespaceType, name string) bool {
 // `nsenter -t PID -m -p -u CMD` does; single-threaded, it may join a user
 // or time namespace too. The session stays where it is.
 func (b *Box) Enter(ctx context.Context, types []NamespaceType, argv []string, std Stdio) (ExitStatus, *step.Step, error) {
+	// A box that killed its own box process is gone, as exec says: its
+	// zombie has no namespace files to open. (A box whose executor went
+	// silent may still be entered, to see why.)
+	var gone *BoxGoneError
+	if err := b.Alive(); errors.As(err, &gone) {
+		return ExitStatus{}, nil, err
+	}
 	pid, start := b.commandProc()
 	types = enterOrder(pid, b.withUserNamespace(types))
 	j := b.enterJoinOf(pid, types)

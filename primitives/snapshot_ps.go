@@ -1,6 +1,7 @@
 package primitives
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -33,7 +34,10 @@ func (n *ProcessNode) BoxPID() int {
 }
 
 // ProcessTree reads every process descending from the session and labels
-// the chain session → box process → PID 1 → container processes.
+// the chain session → box process → PID 1 → container processes. A box
+// that is gone (BoxGoneError) has no process drawn: what is left of its
+// box process or PID 1 is a zombie the session keeps unreaped until `rm`,
+// so that its PID is not reused meanwhile.
 func (s *Session) ProcessTree() (*ProcessNode, error) {
 	procs, err := procfs.AllProcs()
 	if err != nil {
@@ -41,8 +45,14 @@ func (s *Session) ProcessTree() (*ProcessNode, error) {
 	}
 	roles := map[int]string{os.Getpid(): "session"}
 	boxOf := map[int]string{}
+	gone := map[int]bool{}
 	for _, b := range s.Boxes() {
 		if b == nil {
+			continue
+		}
+		var bg *BoxGoneError
+		if err := b.Alive(); errors.As(err, &bg) {
+			gone[b.PID()], gone[b.InitPID()] = true, true
 			continue
 		}
 		roles[b.PID()] = "box process"
@@ -55,7 +65,7 @@ func (s *Session) ProcessTree() (*ProcessNode, error) {
 	nodes := map[int]*ProcessNode{}
 	for _, p := range procs {
 		st, err := p.Stat()
-		if err != nil {
+		if err != nil || gone[p.PID] && st.State == "Z" {
 			continue
 		}
 		n := ReadProcess(p, st)

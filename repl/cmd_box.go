@@ -26,7 +26,7 @@ func init() {
 		},
 		&Command{
 			Name: "boxes", Group: "box", Usage: "boxes", Summary: "list the boxes, like `docker ps`",
-			Kernel: "reads /proc for each box's processes", Example: "boxes", Man: "proc(5)",
+			Kernel: "reads /proc for each box's processes, and its hostname with uname(2) inside its UTS namespace", Example: "boxes", Man: "proc(5)",
 			Run: func(sh *Shell, c *Call) error {
 				var rows []viz.BoxRow
 				for _, b := range sh.Session.Boxes() {
@@ -47,7 +47,7 @@ func init() {
 					rows = append(rows, viz.BoxRow{
 						Current: b.Name == sh.current, Name: b.Name, ID: b.ID, PID: b.PID(), InitPID: b.InitPID(),
 						Namespaces: b.Unshared(), Root: rootStage(b.FS()), Cgroup: cg,
-						Hostname: b.Hostname(), Created: b.Created, State: state,
+						Hostname: boxHostname(b, state), Created: b.Created, State: state,
 					})
 				}
 				fmt.Fprintln(sh.Out, viz.BoxesPanel(rows, sh.Width, sh.Theme))
@@ -174,4 +174,21 @@ func completeBoxes(sh *Shell, args []string) []Suggestion {
 		}
 	}
 	return out
+}
+
+// boxHostname is the hostname the box's UTS namespace holds now, read
+// inside it (uname(2) by its executor), so that a name the box set
+// itself (`exec hostname NAME`, a write to /proc/sys/kernel/hostname)
+// shows, not the one `hostname` last set; "" for a box in the host's UTS
+// namespace or one that no longer runs, "?" when the read failed. The
+// table escapes it: the box chose its bytes.
+func boxHostname(b *primitives.Box, state string) string {
+	if state != "running" || !b.Has("uts") {
+		return ""
+	}
+	u, err := b.UTSName()
+	if err != nil {
+		return "?"
+	}
+	return u.Box
 }

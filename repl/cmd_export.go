@@ -65,6 +65,9 @@ func runExportBundle(sh *Shell, c *Call) error {
 	if skipped != "" {
 		notes = append(notes, "rootfs is not all of the box's root: "+viz.Escape(skipped))
 	}
+	if n := leftOutNote(desc, "config.json"); n != "" {
+		notes = append(notes, n)
+	}
 	var kinds []string
 	for _, m := range desc.Mounts {
 		kinds = append(kinds, m.Type+" "+m.Target)
@@ -95,10 +98,28 @@ func runExportScript(sh *Shell, c *Call) error {
 	if n := export.NotCarried(desc); len(n) > 0 {
 		sh.say("  note: the script does not carry the box's %s: no standard tool sets them after pivot_root; `export bundle` carries them to runc", strings.Join(n, " and "))
 	}
+	if n := leftOutNote(desc, "the script"); n != "" {
+		sh.say("  note: %s", viz.Escape(n))
+	}
 	for _, w := range export.EnvLeftOut(desc) {
 		sh.say("  note: the script does not carry %s", viz.Escape(w))
 	}
 	return nil
+}
+
+// leftOutNote says which mounts of the box an export (in) does not carry,
+// or "": those the box made itself, whose host source stepbox cannot know.
+func leftOutNote(desc export.Box, in string) string {
+	n := len(desc.LeftOut)
+	if n == 0 {
+		return ""
+	}
+	shown, more := desc.LeftOut, ""
+	if n > 5 {
+		shown, more = shown[:5], fmt.Sprintf(" and %d more", n-5)
+	}
+	return fmt.Sprintf("%s does not carry %s the box made itself: %s%s; its mount table shows their filesystem, not which host path or device they show. "+
+		"Made with `mount bind HOSTDIR PATH` or `mount tmpfs PATH`, a mount is carried", in, step.Count(n, "mount"), strings.Join(shown, ", "), more)
 }
 
 // runcBefore12 reports the host's runc version when it is older than 1.2,

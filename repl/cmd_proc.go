@@ -135,6 +135,13 @@ func init() {
 					return err
 				}
 				fmt.Fprintln(sh.Out, viz.ProcessPanel(root, sh.Width, sh.Theme))
+				// A gone box has no process in the tree (ProcessTree): say why.
+				for _, b := range sh.Session.Boxes() {
+					var gone *primitives.BoxGoneError
+					if b != nil && errors.As(b.Alive(), &gone) {
+						sh.say("%s", sh.Theme.Warn.Render("! "+gone.Error()))
+					}
+				}
 				return nil
 			},
 		},

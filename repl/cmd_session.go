@@ -1,12 +1,8 @@
 package repl
 
 import (
-	"bufio"
-	"bytes"
-	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -89,7 +85,7 @@ func init() {
 			Summary:  "run the commands in FILE here, stopping at the first failure",
 			Complete: completePath,
 			Run: func(sh *Shell, c *Call) error {
-				f, err := os.Open(c.Args[0])
+				f, err := openScript(c.Args[0])
 				if err != nil {
 					return err
 				}
@@ -345,76 +341,6 @@ func completePath(sh *Shell, args []string) []Suggestion {
 	return out
 }
 
-// RunScript runs commands from r, echoing each before its output. It stops
-// at the first failure, unless the line starts with '-' (as in make).
-func (sh *Shell) RunScript(ctx context.Context, r *os.File, name string) error {
-	br := bufio.NewReaderSize(r, 64*1024)
-	n := 0
-	for {
-		raw, size, rerr := readLine(br, scriptLineMax)
-		if rerr != nil && (rerr != io.EOF || size == 0) {
-			if rerr == io.EOF {
-				return nil
-			}
-			return &ScriptError{File: name, Line: n + 1, Err: rerr}
-		}
-		n++
-		line := strings.TrimSpace(raw)
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		tolerate := false
-		if rest, ok := strings.CutPrefix(line, "-"); ok {
-			tolerate, line = true, strings.TrimSpace(rest)
-		}
-		var err error
-		if size > scriptLineMax {
-			// Not run: only its start was kept, and a cut command is another command.
-			err = fmt.Errorf("line %d is %d bytes long; a command line is at most %d bytes", n, size, scriptLineMax)
-			fmt.Fprintln(sh.Out, sh.echoLine(step.Cut(line)))
-		} else {
-			fmt.Fprintln(sh.Out, sh.echoLine(line))
-			err = sh.Execute(ctx, line)
-		}
-		if err != nil {
-			sh.reportError(err)
-			if !tolerate {
-				return &ScriptError{File: name, Line: n, Err: err}
-			}
-		}
-		if sh.exit {
-			return nil
-		}
-		if ctx.Err() != nil {
-			return &ScriptError{File: name, Line: n, Err: ctx.Err()}
-		}
-	}
-}
-
-// scriptLineMax bounds one line of a script (a command and its arguments).
-const scriptLineMax = 1 << 20
-
-// readLine reads one line of any length from r, without its newline,
-// keeping at most max+1 bytes of it; size is the whole line's length.
-func readLine(r *bufio.Reader, max int) (line string, size int, err error) {
-	var b []byte
-	for {
-		chunk, err := r.ReadSlice('\n')
-		size += len(chunk)
-		if room := max + 1 - len(b); room > 0 {
-			b = append(b, chunk[:min(len(chunk), room)]...)
-		}
-		if err == bufio.ErrBufferFull {
-			continue
-		}
-		if err == nil {
-			size--
-			b = bytes.TrimSuffix(b, []byte("\n"))
-		}
-		return string(b), size, err
-	}
-}
-
 // echoPrompt is the prompt shown before an echoed script command.
 func (sh *Shell) echoPrompt() string {
 	p := sh.Prompt()
@@ -431,16 +357,3 @@ func (sh *Shell) echoPrompt() string {
 func (sh *Shell) echoLine(line string) string {
 	return sh.Theme.Cmd.Render(sh.echoPrompt() + viz.Escape(line))
 }
-
-// ScriptError is the failure that stopped a script.
-type ScriptError struct {
-	File string
-	Line int
-	Err  error
-}
-
-func (e *ScriptError) Error() string {
-	return fmt.Sprintf("%s:%d: stopped: %v", e.File, e.Line, e.Err)
-}
-
-func (e *ScriptError) Unwrap() error { return e.Err }

@@ -16,6 +16,7 @@ import (
 
 	"stepbox/lessons"
 	"stepbox/primitives"
+	"stepbox/primitives/infile"
 	"stepbox/viz"
 )
 
@@ -138,6 +139,10 @@ func notChecked(blocked map[int]string) string {
 	return "; not checked (they fail after a refused step): " + stepList(slices.Sorted(maps.Keys(blocked)))
 }
 
+// lessonFileMax bounds a lesson file `lesson check` reads: the longest
+// lesson of the course is a few KiB.
+const lessonFileMax = 1 << 20
+
 // kitLessons picks the lessons to check: all, numbers of the course, or
 // lesson files (a lesson being written need not be built in yet).
 func kitLessons(course []*lessons.Lesson, pick []string) ([]*lessons.Lesson, error) {
@@ -147,9 +152,9 @@ func kitLessons(course []*lessons.Lesson, pick []string) ([]*lessons.Lesson, err
 	var out []*lessons.Lesson
 	for _, p := range pick {
 		if strings.HasSuffix(p, ".md") {
-			src, err := os.ReadFile(p)
+			src, err := infile.ReadFile(p, lessonFileMax)
 			if err != nil {
-				return nil, err
+				return nil, fmt.Errorf("%w: give a lesson file, a regular .md file of at most %d KiB", err, lessonFileMax>>10)
 			}
 			l, err := lessons.Parse(p, string(src))
 			if err != nil {

@@ -226,7 +226,7 @@ func runScript(sh *Shell, name string) int {
 	f := os.Stdin
 	if name != "-" {
 		var err error
-		if f, err = os.Open(name); err != nil {
+		if f, err = openScript(name); err != nil {
 			fmt.Fprintln(os.Stderr, "stepbox run:", err)
 			return 1
 		}

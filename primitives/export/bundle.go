@@ -13,6 +13,7 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"stepbox/primitives/outfile"
 )
@@ -26,9 +27,10 @@ type Box struct {
 	Layers     []string // host paths of the overlay's layers, bottom first
 	Chroot     bool     // the box changed its root with chroot, not pivot_root
 	Mounts     []Mount
-	Memory     int64 // bytes; 0: no limit
-	Pids       int64 // 0: no limit
-	CPUQuota   int64 // µs per period; 0: no limit
+	LeftOut    []string // mounts in the root the exports do not carry: "/tmp/x (ext4, a bind mount of its /etc)"
+	Memory     int64    // bytes; 0: no limit
+	Pids       int64    // 0: no limit
+	CPUQuota   int64    // µs per period; 0: no limit
 	CPUPeriod  uint64
 	Caps       Caps
 	CapsSet    bool // a caps step chose Caps; without one they are the executor's
@@ -142,7 +144,8 @@ var ErrNoProc = errors.New("the box has no /proc inside its root")
 // dir must be new, or an empty directory of the caller's that no other
 // user can write (outfile.Mkdir). It returns how many device nodes of
 // the box's root it left out, and what of its tree it could not read
-// ("" when nothing) (CopyTree).
+// ("" when nothing) (CopyTree). When it fails it removes what it wrote,
+// and only that: rootfs/, and dir if it made it.
 func WriteBundle(dir string, b Box) (devices int, skipped string, err error) {
 	if b.Root == "" {
 		return 0, "", fmt.Errorf("export bundle %s: %w: `mount overlay LAYER…` first", dir, ErrNoRoot)
@@ -151,9 +154,18 @@ func WriteBundle(dir string, b Box) (devices int, skipped string, err error) {
 		return 0, "", fmt.Errorf("export bundle %s: %w: runc needs one to start the container, and a bundle that mounts one the box lacks would not be the box: "+
 			"`pivot_root` mounts it in a box with its own PID namespace (`unshare pid` before), or `mount proc` once the overlay is the box's /", dir, ErrNoProc)
 	}
-	if err := outfile.Mkdir(dir); err != nil {
+	made, err := outfile.Mkdir(dir)
+	if err != nil {
 		return 0, "", fmt.Errorf("export bundle: %w", err)
 	}
+	defer func() {
+		if err != nil && made {
+			// rmdir(2): only an empty directory, never anything else.
+			if rerr := unix.Rmdir(dir); rerr != nil {
+				err = errors.Join(err, fmt.Errorf("export bundle: remove %s, which it made: rmdir: %w", dir, rerr))
+			}
+		}
+	}()
 	des, err := os.ReadDir(dir)
 	if err != nil {
 		return 0, "", fmt.Errorf("export bundle: %w", err)
@@ -161,7 +173,21 @@ func WriteBundle(dir string, b Box) (devices int, skipped string, err error) {
 	if len(des) > 0 {
 		return 0, "", fmt.Errorf("export bundle %s: the directory is not empty: give a new or empty one", dir)
 	}
-	devices, skipped, err = CopyTree(b.Root, filepath.Join(dir, "rootfs"))
+	rootfs := filepath.Join(dir, "rootfs")
+	// Made here, so that what is removed on failure is what this made:
+	// mkdir(2) fails if anything took the name since the directory was
+	// found empty (no other user can write it).
+	if err := os.Mkdir(rootfs, 0o700); err != nil {
+		return 0, "", fmt.Errorf("export bundle: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			if rerr := os.RemoveAll(rootfs); rerr != nil {
+				err = errors.Join(err, fmt.Errorf("export bundle: remove the rootfs it was writing: %w", rerr))
+			}
+		}
+	}()
+	devices, skipped, err = copyTree(b.Root, rootfs, true)
 	if err != nil {
 		return devices, "", fmt.Errorf("export bundle %s: copy the box's root %s: %w", dir, b.Root, err)
 	}

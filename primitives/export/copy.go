@@ -24,6 +24,12 @@ import (
 // what it cannot read or what lies past inroot's limits is left out and
 // said in skipped, never a reason to fail.
 func CopyTree(src, dst string) (devices int, skipped string, err error) {
+	return copyTree(src, dst, false)
+}
+
+// copyTree is CopyTree into dst, which the caller has made already when
+// dstMade.
+func copyTree(src, dst string, dstMade bool) (devices int, skipped string, err error) {
 	// With a final slash src is followed when it is a symlink itself,
 	// as /proc/PID/root is.
 	src = strings.TrimSuffix(src, "/") + "/"
@@ -53,6 +59,10 @@ func CopyTree(src, dst string) (devices int, skipped string, err error) {
 		key := [2]uint64{st.Dev, st.Ino}
 		switch st.Mode & unix.S_IFMT {
 		case unix.S_IFDIR:
+			if rel == "" && dstMade {
+				dirs = append(dirs, rel)
+				return nil
+			}
 			if err := os.Mkdir(to, 0o700); err != nil {
 				return err
 			}

@@ -14,6 +14,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"golang.org/x/sys/unix"
+
+	"stepbox/primitives/infile"
 )
 
 // ErrNotImage is returned for a path that holds no image stepbox reads.
@@ -46,7 +48,7 @@ func (s *Store) Load(p, as string, progress Progress) ([]Image, error) {
 		return s.loadLayout(dir, p, as, progress)
 	}
 	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("image load %s: %w: it is a %s, not a file: %s", p, ErrNotImage, fileKind(fi.Mode()), loadAllowed)
+		return nil, fmt.Errorf("image load %s: %w: it is a %s, not a file: %s", p, ErrNotImage, infile.Kind(fi.Mode()), loadAllowed)
 	}
 	names, err := tarNames(p)
 	if err != nil {
@@ -73,7 +75,7 @@ func (s *Store) Load(p, as string, progress Progress) ([]Image, error) {
 
 // tarNames lists the top-level names of the tar at p.
 func tarNames(p string) (map[string]bool, error) {
-	f, err := os.Open(p)
+	f, err := infile.Open(p)
 	if err != nil {
 		return nil, err
 	}
@@ -95,7 +97,7 @@ func tarNames(p string) (map[string]bool, error) {
 }
 
 func (s *Store) loadDockerArchive(p, as string, progress Progress) ([]Image, error) {
-	opener := func() (io.ReadCloser, error) { return os.Open(p) }
+	opener := func() (io.ReadCloser, error) { return infile.Open(p) }
 	m, err := tarball.LoadManifest(opener)
 	if err != nil {
 		return nil, fmt.Errorf("image load %s: manifest.json: %w", p, err)
@@ -233,7 +235,7 @@ func copyLayout(src, dir string) error {
 		case d.IsDir():
 			return to.Mkdir(rel, 0o700)
 		case !d.Type().IsRegular():
-			return fmt.Errorf("%s: an OCI layout holds only directories and files, and this is a %s", rel, fileKind(d.Type()))
+			return fmt.Errorf("%s: an OCI layout holds only directories and files, and this is a %s", rel, infile.Kind(d.Type()))
 		}
 		r, err := from.OpenFile(rel, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
 		if err != nil {
@@ -245,7 +247,7 @@ func copyLayout(src, dir string) error {
 			return err
 		}
 		if !fi.Mode().IsRegular() {
-			return fmt.Errorf("%s: an OCI layout holds only directories and files, and this is a %s", rel, fileKind(fi.Mode()))
+			return fmt.Errorf("%s: an OCI layout holds only directories and files, and this is a %s", rel, infile.Kind(fi.Mode()))
 		}
 		w, err := to.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 		if err != nil {
@@ -259,29 +261,10 @@ func copyLayout(src, dir string) error {
 	})
 }
 
-// fileKind names a file type as a learner would.
-func fileKind(m fs.FileMode) string {
-	switch {
-	case m&fs.ModeSymlink != 0:
-		return "symlink"
-	case m&fs.ModeNamedPipe != 0:
-		return "FIFO"
-	case m&fs.ModeSocket != 0:
-		return "socket"
-	case m&fs.ModeCharDevice != 0:
-		return "character device"
-	case m&fs.ModeDevice != 0:
-		return "block device"
-	case m.IsDir():
-		return "directory"
-	}
-	return "special file"
-}
-
 // untarLayout unpacks a tar of an OCI layout into dir: only directories
 // and regular files, with the same care about names as a layer.
 func untarLayout(p, dir string) error {
-	f, err := os.Open(p)
+	f, err := infile.Open(p)
 	if err != nil {
 		return err
 	}

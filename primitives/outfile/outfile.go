@@ -181,34 +181,34 @@ func checkTarget(d *os.File, path, base string) error {
 // Mkdir makes a new directory at path, mode 0700, for a tree the caller
 // writes (export bundle): in a directory OpenDir accepts; an existing
 // one is taken only if it is empty, the caller's and no one else can
-// write it.
-func Mkdir(path string) error {
+// write it. made says whether it made the directory.
+func Mkdir(path string) (made bool, err error) {
 	var st unix.Stat_t
-	err := unix.Lstat(path, &st)
+	err = unix.Lstat(path, &st)
 	if err == nil {
 		if st.Mode&unix.S_IFMT != unix.S_IFDIR {
-			return fmt.Errorf("%s: already there and not a directory: give a new or empty directory of yours", path)
+			return false, fmt.Errorf("%s: already there and not a directory: give a new or empty directory of yours", path)
 		}
 		if st.Uid != uint32(os.Geteuid()) || st.Mode&0o022 != 0 {
-			return fmt.Errorf("%s: the directory belongs to uid %d with mode %04o: give a new directory, or an empty one that is yours and no other user can write",
+			return false, fmt.Errorf("%s: the directory belongs to uid %d with mode %04o: give a new directory, or an empty one that is yours and no other user can write",
 				path, st.Uid, st.Mode&0o7777)
 		}
-		return nil
+		return false, nil
 	}
 	if !errors.Is(err, unix.ENOENT) {
-		return &os.PathError{Op: "lstat", Path: path, Err: err}
+		return false, &os.PathError{Op: "lstat", Path: path, Err: err}
 	}
 	parent, base := filepath.Split(filepath.Clean(path))
 	d, err := OpenDir(parent)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer d.Close()
 	// mkdirat fails with EEXIST if another user made the name first.
 	if err := unix.Mkdirat(int(d.Fd()), base, 0o700); err != nil {
-		return fmt.Errorf("mkdirat(%s, 0700): %w", path, err)
+		return false, fmt.Errorf("mkdirat(%s, 0700): %w", path, err)
 	}
-	return nil
+	return true, nil
 }
 
 func trusted(uid uint32) bool {

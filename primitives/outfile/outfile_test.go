@@ -154,7 +154,7 @@ func TestWriteRefusesADirectoryAnotherUserControls(t *testing.T) {
 			t.Errorf("%s was written", p)
 		}
 	}
-	if err := Mkdir(filepath.Join(owned, "bundle")); err == nil {
+	if _, err := Mkdir(filepath.Join(owned, "bundle")); err == nil {
 		t.Errorf("Mkdir in a directory of another user's: no error")
 	}
 }
