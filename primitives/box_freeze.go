@@ -1,6 +1,7 @@
 package primitives
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 
@@ -31,4 +32,31 @@ func pidNames(pids []int) string {
 		names = append(names, n+")")
 	}
 	return strings.Join(names, ", ")
+}
+
+// frozen says what holds the executor x, or the command cmd of its wait,
+// frozen: the file that says so and which process it holds ("" if none).
+func (x *executor) frozen(cmd []int) (frozen, who string) {
+	if f := cgroups.Frozen(x.pid); f != "" {
+		return f, fmt.Sprintf("its %s (host PID %d)", x.role(), x.pid)
+	}
+	for _, pid := range cmd {
+		if pid <= 0 {
+			continue
+		}
+		if f := cgroups.Frozen(pid); f != "" {
+			return f, fmt.Sprintf("its command (host PID %d)", pid)
+		}
+	}
+	return "", ""
+}
+
+// frozenMsg is BoxSilentError's text for a wait given up on a frozen
+// process: what froze it, and that `rm` still ends the box.
+func (e *BoxSilentError) frozenMsg() string {
+	return fmt.Sprintf("box %s: did not answer %s: %s is frozen (%s), and stayed so for %s. "+
+		"A frozen process runs nothing, not even its end by SIGKILL, until its cgroup is thawed: `cgroup set freezer.state FROZEN` (cgroup.freeze 1 on v2) does that, "+
+		"and so can a process of the box that sees its cgroup's freezer (a box whose cgroup namespace was made before `cgroup attach` sees the host's v1 tree). "+
+		"The box takes no more steps; `rm %s` thaws its cgroups and ends everything in it",
+		e.Box, e.Op, e.FrozenWho, e.Frozen, e.After, e.Box)
 }
