@@ -382,20 +382,14 @@ func killAndWaitLeft(procs []pidStart) (left []pidStart, _ error) {
 	deadline := time.Now().Add(10 * time.Second)
 	var stuck []int
 	for i, fd := range fds {
-		frozen := cgroups.Frozen(sent[i].pid) != ""
-		for {
-			ms := max(int(time.Until(deadline)/time.Millisecond), 0)
-			if frozen {
-				ms = 0 // it cannot act on SIGKILL until it is thawed
-			}
-			n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, ms)
-			if err == unix.EINTR {
-				continue
-			}
-			if n == 0 && err == nil {
-				left, stuck = append(left, sent[i]), append(stuck, sent[i].pid)
-			}
-			break
+		// A process that has not gone at once is looked at: one a freeze
+		// still holds cannot act on SIGKILL and is not waited for.
+		gone := pidfdExits(fd, min(100*time.Millisecond, time.Until(deadline)))
+		if !gone && cgroups.Frozen(sent[i].pid) == "" {
+			gone = pidfdExits(fd, time.Until(deadline))
+		}
+		if !gone {
+			left, stuck = append(left, sent[i]), append(stuck, sent[i].pid)
 		}
 		unix.Close(fd)
 	}
@@ -403,6 +397,20 @@ func killAndWaitLeft(procs []pidStart) (left []pidStart, _ error) {
 		errs = append(errs, fmt.Errorf("%s did not exit after SIGKILL: %s", step.Count(len(stuck), "box process"), pidNames(stuck)))
 	}
 	return left, errors.Join(errs...)
+}
+
+// pidfdExits waits up to d for the process of pidfd fd to exit (poll:
+// readable once it has, pidfd_open(2)) and says whether it did.
+func pidfdExits(fd int, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for {
+		ms := max(int(time.Until(deadline)/time.Millisecond), 0)
+		n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, ms)
+		if err == unix.EINTR {
+			continue
+		}
+		return n > 0 || err != nil
+	}
 }
 
 // Environment markers every box process and container process carries, so

@@ -4,10 +4,12 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 
 	"github.com/prometheus/procfs"
+	"golang.org/x/sys/unix"
 
 	"stepbox/primitives/step"
 )
@@ -115,7 +117,8 @@ func Thaw(pids []int, gs ...*Group) ([]string, error) {
 			pids = append(pids, treePIDs(d.Path)...)
 		}
 	}
-	t, err := thawProcs(pids...)
+	slices.Sort(pids) // a process is in each hierarchy's tree
+	t, err := thawProcs(slices.Compact(pids)...)
 	return append(thawed, t...), errors.Join(append(errs, err)...)
 }
 
@@ -151,7 +154,15 @@ func belowParent(dir string) bool {
 // processes pids: each one's cgroup in the v1 freezer hierarchy and in the
 // cgroup2 tree, where this process's mount table shows them.
 func freezerDirs(pids []int) []string {
-	mounts, err := procfs.GetMounts()
+	if len(pids) == 0 {
+		return nil
+	}
+	// This thread's mount table, where it resolves the paths: /proc/self
+	// is the thread group leader's, which a goroutine that exited locked
+	// into a box's mount namespace leaves there (primitives/ledger.go).
+	runtime.LockOSThread()
+	mounts, err := procfs.GetProcMounts(unix.Gettid())
+	runtime.UnlockOSThread()
 	if err != nil {
 		return nil
 	}
