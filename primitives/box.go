@@ -575,13 +575,18 @@ func (b *Box) teardown(marked func(box string) []pidStart) error {
 			x.c.close()
 		}
 	}
+	// Thawed first: a frozen process does not die of SIGKILL (box_freeze.go).
+	terr := b.thaw()
 	// PID 1 first, and without waiting: the kernel ends its namespace
 	// while the session reaps the box process.
 	killInit(live.init)
 	if b.proc != nil {
+		b.proc.Kill()
+	}
+	terr = errors.Join(terr, b.thaw()) // one frozen again meanwhile dies now
+	if b.proc != nil {
 		// The box process is the session's child: kill and reap it first,
 		// so no zombie of it keeps its cgroup busy.
-		b.proc.Kill()
 		_, err := b.proc.Wait()
 		if err != nil {
 			// Wait closes Go's pidfd only when it succeeds.
@@ -602,7 +607,7 @@ func (b *Box) teardown(marked func(box string) []pidStart) error {
 	if said = append(said, esc.ended...); len(said) > 0 {
 		err = errors.Join(err, errors.New(strings.Join(said, "; ")))
 	}
-	err = errors.Join(err, serr)
+	err = errors.Join(err, serr, terr)
 	if b.dead == nil {
 		b.dead = fmt.Errorf("box %s has been removed", b.Name)
 	}

@@ -230,7 +230,13 @@ func (b *Box) exec(ctx context.Context, argv []string, env []string, std Stdio, 
 	// ended, within interruptGrace.
 	x.c.c.SetReadDeadline(time.Time{})
 	defer x.c.cutAt.Store(0)
-	unwatch := x.watchStopped() // an executor stopped never reports the exit
+	// An executor stopped never reports the exit; a frozen command
+	// never exits (box_freeze.go).
+	cmdPID := 0
+	if pidfd != nil {
+		cmdPID = pidfdPID(pidfd)
+	}
+	unwatch := x.watchStopped(cmdPID)
 	done, stopped := make(chan struct{}), make(chan struct{})
 	detached := false
 	go func() {

@@ -140,6 +140,7 @@ func escapees(box, boxDir string, sessionStart uint64, ns map[string]nsID, pinne
 	}
 	self := os.Getpid()
 	var found []pidStart
+	var whats []string
 	for _, p := range procs {
 		if p.PID == self {
 			continue
@@ -166,9 +167,16 @@ func escapees(box, boxDir string, sessionStart uint64, ns map[string]nsID, pinne
 			continue
 		}
 		found = append(found, pidStart{p.PID, st.Starttime})
-		out.ended = append(out.ended, fmt.Sprintf("ended %s of box %s: it had left stepbox's tracking cgroup and cleared its markers (a box with the rights of host root can write its PID to another cgroup)", what, box))
+		whats = append(whats, what)
 	}
-	if err := killAndWait(found); err != nil {
+	// Said once it is so: a process still there was not ended.
+	left, err := killAndWaitLeft(found)
+	for i, p := range found {
+		if !slices.Contains(left, p) {
+			out.ended = append(out.ended, fmt.Sprintf("ended %s of box %s: it had left stepbox's tracking cgroup and cleared its markers (a box with the rights of host root can write its PID to another cgroup)", whats[i], box))
+		}
+	}
+	if err != nil {
 		return out, fmt.Errorf("box %s: %w", box, err)
 	}
 	return out, nil

@@ -167,9 +167,13 @@ func endStrays(box string, mine, named []stray) (said []string, err error) {
 	var ps []pidStart
 	for _, s := range mine {
 		ps = append(ps, s.pidStart)
-		said = append(said, fmt.Sprintf("ended PID %d (%s) of box %s (%s): it had left the box's cgroups for %s (a box with the rights of host root can write its PID to any cgroup)", s.pid, s.comm, box, s.why, strayPlace(s)))
 	}
-	err = killAndWait(ps)
+	left, err := killAndWaitLeft(ps)
+	for _, s := range mine {
+		if !slices.Contains(left, s.pidStart) { // said once it is so
+			said = append(said, fmt.Sprintf("ended PID %d (%s) of box %s (%s): it had left the box's cgroups for %s (a box with the rights of host root can write its PID to any cgroup)", s.pid, s.comm, box, s.why, strayPlace(s)))
+		}
+	}
 	for _, s := range named {
 		if exitsWithin(s.pidStart, 0) {
 			continue

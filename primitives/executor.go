@@ -403,10 +403,15 @@ type BoxSilentError struct {
 	Interrupted  bool   // the learner's Ctrl-C cut the wait to After
 	Stopped      string // how it was seen stopped, when it was
 	StoppedBy    string // who could have stopped it, when that is known
+	Frozen       string // what says a cgroup freezer holds it, when one does
+	FrozenWho    string // the process it holds: the executor or the command
 	Cause        error
 }
 
 func (e *BoxSilentError) Error() string {
+	if e.Frozen != "" {
+		return e.frozenMsg()
+	}
 	if e.Stopped != "" {
 		return e.stoppedMsg()
 	}

@@ -43,7 +43,11 @@ func stopState(pid int) string {
 // watchStopped cuts every wait on x's socket once x has stayed stopped
 // for stoppedGrace, until unwatch; the state it saw stays in x.c.stopped
 // for silent's error.
-func (x *executor) watchStopped() (unwatch func()) {
+//
+// A frozen executor, or a frozen command of the wait (cmd, its host PID;
+// 0 for none), is given up the same way: a cgroup freezer holds it
+// (box_freeze.go), and it runs nothing until it is thawed.
+func (x *executor) watchStopped(cmd ...int) (unwatch func()) {
 	done := make(chan struct{})
 	ended := make(chan struct{})
 	go func() {
@@ -57,13 +61,20 @@ func (x *executor) watchStopped() (unwatch func()) {
 				return
 			case now := <-tick.C:
 				state := stopState(x.pid)
+				var frozen, who string
+				if state == "" {
+					frozen, who = x.frozen(cmd)
+				}
+				if frozen != "" {
+					state = "F"
+				}
 				switch {
 				case state == "":
 					since = time.Time{}
 				case since.IsZero():
 					since = now
 				case now.Sub(since) >= stoppedGrace:
-					x.c.stopped.Store(&stopSeen{state: state, interrupted: x.c.cutAt.Load() != 0})
+					x.c.stopped.Store(&stopSeen{state: state, frozen: frozen, who: who, interrupted: x.c.cutAt.Load() != 0})
 					x.c.cut(now)
 					return
 				}
@@ -86,6 +97,9 @@ func (c *conn) answered() {
 
 // stoppedError is silent's error for an executor seen stopped.
 func (x *executor) stoppedError(op string, seen *stopSeen) *BoxSilentError {
+	if seen.frozen != "" {
+		return &BoxSilentError{Box: x.b.Name, Who: x.role(), PID: x.pid, Op: op, After: stoppedGrace, Frozen: seen.frozen, FrozenWho: seen.who}
+	}
 	how := "stopped by a signal (state T in /proc/PID/stat: SIGSTOP, SIGTSTP, SIGTTIN or SIGTTOU)"
 	if seen.state == "t" {
 		how = "held in a tracing stop (state t in /proc/PID/stat: a debugger, ptrace(2))"
@@ -116,6 +130,7 @@ func (e *BoxSilentError) stoppedMsg() string {
 // learner's Ctrl-C had already cut the wait.
 type stopSeen struct {
 	state       string
+	frozen, who string // what says it is frozen, and which process is
 	interrupted bool
 }
 

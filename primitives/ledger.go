@@ -15,6 +15,9 @@ import (
 
 	"github.com/prometheus/procfs"
 	"golang.org/x/sys/unix"
+
+	"stepbox/primitives/cgroups"
+	"stepbox/primitives/step"
 )
 
 // The ledger is the box's on-disk list of what it owns: every resource is
@@ -397,8 +400,19 @@ func procState(pid int) (string, error) {
 // killAndWait sends SIGKILL to each process that is still the one recorded
 // and waits until it is gone (pidfd_open(2) + poll: readable once it exits).
 func killAndWait(procs []pidStart) error {
+	_, err := killAndWaitLeft(procs)
+	return err
+}
+
+// killAndWaitLeft is killAndWait that also returns the processes still
+// alive at its end, so that a message says a process ended only once it
+// has. A process frozen by a cgroup of stepbox's is thawed after the
+// signal (it dies before it runs again); one a freeze outside stepbox's
+// cgroups holds cannot act on the signal and is not waited for.
+func killAndWaitLeft(procs []pidStart) (left []pidStart, _ error) {
 	var errs []error
 	var fds []int
+	var sent []pidStart
 	for _, p := range procs {
 		if p.pid <= 1 {
 			continue
@@ -416,27 +430,47 @@ func killAndWait(procs []pidStart) error {
 		if err := unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0); err != nil && err != unix.ESRCH {
 			errs = append(errs, fmt.Errorf("pidfd_send_signal(%d, SIGKILL): %w", p.pid, err))
 		}
-		fds = append(fds, fd)
+		fds, sent = append(fds, fd), append(sent, p)
+	}
+	var pids []int
+	for _, p := range sent {
+		pids = append(pids, p.pid)
+	}
+	if _, err := cgroups.Thaw(pids); err != nil {
+		errs = append(errs, err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for _, fd := range fds {
-		for {
-			ms := int(time.Until(deadline) / time.Millisecond)
-			if ms <= 0 {
-				errs = append(errs, fmt.Errorf("a box process did not exit within 10s of SIGKILL"))
-				break
-			}
-			n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, ms)
-			if err == unix.EINTR {
-				continue
-			}
-			if n > 0 || err != nil {
-				break
-			}
+	var stuck []int
+	for i, fd := range fds {
+		// A process that has not gone at once is looked at: one a freeze
+		// still holds cannot act on SIGKILL and is not waited for.
+		gone := pidfdExits(fd, min(100*time.Millisecond, time.Until(deadline)))
+		if !gone && cgroups.Frozen(sent[i].pid) == "" {
+			gone = pidfdExits(fd, time.Until(deadline))
+		}
+		if !gone {
+			left, stuck = append(left, sent[i]), append(stuck, sent[i].pid)
 		}
 		unix.Close(fd)
 	}
-	return errors.Join(errs...)
+	if len(stuck) > 0 {
+		errs = append(errs, fmt.Errorf("%s did not exit after SIGKILL: %s", step.Count(len(stuck), "box process"), pidNames(stuck)))
+	}
+	return left, errors.Join(errs...)
+}
+
+// pidfdExits waits up to d for the process of pidfd fd to exit (poll:
+// readable once it has, pidfd_open(2)) and says whether it did.
+func pidfdExits(fd int, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for {
+		ms := max(int(time.Until(deadline)/time.Millisecond), 0)
+		n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, ms)
+		if err == unix.EINTR {
+			continue
+		}
+		return n > 0 || err != nil
+	}
 }
 
 // Environment markers every box process and container process carries, so

@@ -182,7 +182,10 @@ func sweep(dirs Dirs, thorough bool) (SweepReport, error) {
 	// not its directory survived.
 	for _, p := range markedProcessesAny(func(s string) bool { return !sessionAlive(s) }) {
 		line := processLine(p.pid, p.box)
-		errs = append(errs, killAndWait([]pidStart{p.pidStart}))
+		left, err := killAndWaitLeft([]pidStart{p.pidStart})
+		if errs = append(errs, err); len(left) > 0 {
+			continue // said once it is so: the error names it
+		}
 		rep.Processes++
 		rep.Removed = append(rep.Removed, line)
 	}
@@ -394,8 +397,12 @@ func (s *Session) teardownAll() error {
 	parent := s.parent
 	s.mu.Unlock()
 	if parent != nil {
-		if left, err := cgroups.Kill(parent); err != nil || len(left) > 0 {
-			errs = append(errs, fmt.Errorf("end the processes in %s: %v left: %w", parent.Name, left, err))
+		left, err := cgroups.Kill(parent)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("end the processes in %s: %w", parent.Name, err))
+		}
+		if len(left) > 0 {
+			errs = append(errs, fmt.Errorf("end the processes in %s: %s still there after SIGKILL: %s", parent.Name, step.Count(len(left), "process"), pidNames(left)))
 		}
 	}
 	// Where every box is tracked and none ever started a command in the

@@ -3,6 +3,7 @@ package repl
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -271,13 +272,19 @@ func TestTeardownAfterRmAndReset(t *testing.T) {
 // script, and waits until its boxes exist.
 func startSession(t *testing.T, dir, script string) (*exec.Cmd, *os.File) {
 	t.Helper()
+	return startSessionTo(t, dir, script, os.Stderr)
+}
+
+// startSessionTo is startSession with the session's output to out.
+func startSessionTo(t *testing.T, dir, script string, out io.Writer) (*exec.Cmd, *os.File) {
+	t.Helper()
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(stepboxBinary(t), "--state-dir", dir, "run", "-")
 	cmd.Stdin = r
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

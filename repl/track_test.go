@@ -25,6 +25,11 @@ func escapeScript(arg string) string {
 // sleepers finds the live processes running /bin/sleep arg.
 func sleepers(t *testing.T, arg string) []int {
 	return processesWhere(t, func(p procfs.Proc) bool {
+		// comm first: reading another process's cmdline waits for its
+		// memory map, which a process stuck in the kernel may hold.
+		if c, err := p.Comm(); err != nil || c != "sleep" {
+			return false
+		}
 		cmd, _ := p.CmdLine()
 		st, err := p.Stat()
 		return len(cmd) == 2 && cmd[0] == "/bin/sleep" && cmd[1] == arg && err == nil && st.State != "Z"

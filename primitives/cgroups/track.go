@@ -119,7 +119,8 @@ func (g *Group) all() []Dir { return append(slices.Clone(g.Track), g.Dirs...) }
 // processes forked meanwhile. Everything in the cgroup is the box's: only
 // the box's processes ever enter it.
 func Kill(g *Group) (survivors []int, err error) {
-	var errs []error
+	_, terr := Thaw(nil, g) // a frozen task acts on no signal (freeze.go)
+	errs := []error{terr}
 	for _, d := range g.all() {
 		if !exists(d.Path) {
 			continue
@@ -165,6 +166,9 @@ func killTree(fsys cgroupFS, s *step.Step, dir string) error {
 	if !populated(dir) {
 		return nil
 	}
+	// A task the v1 freezer holds acts on no signal: thaw before, and
+	// after, so one frozen again meanwhile dies of the SIGKILL it has.
+	_, terr := thaw(fsys, s, dir)
 	if kill := filepath.Join(dir, "cgroup.kill"); exists(kill) {
 		if err := writeFile(fsys, s, kill, "1"); err != nil {
 			return err
@@ -184,6 +188,8 @@ func killTree(fsys cgroupFS, s *step.Step, dir string) error {
 			s.Notes = append(s.Notes, fmt.Sprintf("%s still held processes: they were sent SIGKILL", dir))
 		}
 	}
+	_, err := thaw(fsys, s, dir)
+	terr = errors.Join(terr, err)
 	// A killed process stays in its cgroup until the kernel has torn it
 	// down: thousands of them (a fork bomb's) take seconds, a minute
 	// under emulation. Wait while they keep going, not for ever: a
@@ -201,7 +207,7 @@ func killTree(fsys cgroupFS, s *step.Step, dir string) error {
 			}
 		}
 	}
-	return nil
+	return terr
 }
 
 // waitExit waits until every process of pids has exited, or for at most
