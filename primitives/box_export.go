@@ -90,49 +90,63 @@ func (b *Box) Export() (export.Box, error) {
 }
 
 // exportMounts lists the filesystems mounted inside the box's root, as
-// the box's mount table shows them, parents first.
+// the box's mount table shows them, parents first. The table is read as
+// a stream; a box holding more such mounts than rootfs.MountsKept is
+// refused, not exported in part.
 func (b *Box) exportMounts(f BoxFS) ([]export.Mount, error) {
-	table, _, err := b.Mounts()
+	root := f.root()
+	var out []export.Mount
+	n := 0
+	err := rootfs.ScanMounts("/proc", b.CommandPID(), func(m rootfs.Mount) error {
+		em, ok := exportMount(m, f, root)
+		if !ok {
+			return nil
+		}
+		if n++; n > rootfs.MountsKept {
+			return fmt.Errorf("it holds more than %d mounts to export (a bundle or script keeps at most %d): `umount` some inside the box first", rootfs.MountsKept, rootfs.MountsKept)
+		}
+		out = append(out, em)
+		return nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("box %s: %w", b.Name, err)
 	}
-	root := f.root()
-	var out []export.Mount
-	for _, m := range table.Mounts {
-		target := m.Point
-		if root != "/" {
-			rel, ok := strings.CutPrefix(m.Point, root+"/")
-			if !ok {
-				continue
-			}
-			target = "/" + rel
-		}
-		if target == "/" || m.FSType == "overlay" {
-			continue
-		}
-		if f.Masked && (slices.Contains(rootfs.MaskedPaths, target) || slices.Contains(rootfs.ReadonlyPaths, target)) {
-			continue // `mount mask`'s: the bundle's maskedPaths and readonlyPaths
-		}
-		em := export.Mount{Target: target, Type: m.FSType, Source: m.FSType, Options: mountOptions(m.Options, m.Super)}
-		if i := slices.IndexFunc(f.Volumes, func(v Volume) bool { return v.Target == target }); i >= 0 {
-			// A volume: mountinfo does not say which host directory it
-			// binds, so it comes from the `mount bind` step.
-			v := f.Volumes[i]
-			em = export.Mount{Target: target, Type: "bind", Source: v.Source}
-			if v.ReadOnly {
-				em.Options = []string{"ro"}
-			}
-			out = append(out, em)
-			continue
-		}
-		switch m.FSType {
-		case "proc", "sysfs", "tmpfs", "devpts", "mqueue", "cgroup", "cgroup2":
-		default:
-			continue
-		}
-		out = append(out, em)
-	}
 	return out, nil
+}
+
+// exportMount is m as an export lists it, if it does: a filesystem
+// mounted inside the box's root (root), other than the root itself, its
+// overlay and `mount mask`'s.
+func exportMount(m rootfs.Mount, f BoxFS, root string) (export.Mount, bool) {
+	target := m.Point
+	if root != "/" {
+		rel, ok := strings.CutPrefix(m.Point, root+"/")
+		if !ok {
+			return export.Mount{}, false
+		}
+		target = "/" + rel
+	}
+	if target == "/" || m.FSType == "overlay" {
+		return export.Mount{}, false
+	}
+	if f.Masked && (slices.Contains(rootfs.MaskedPaths, target) || slices.Contains(rootfs.ReadonlyPaths, target)) {
+		return export.Mount{}, false // `mount mask`'s: the bundle's maskedPaths and readonlyPaths
+	}
+	if i := slices.IndexFunc(f.Volumes, func(v Volume) bool { return v.Target == target }); i >= 0 {
+		// A volume: mountinfo does not say which host directory it
+		// binds, so it comes from the `mount bind` step.
+		v := f.Volumes[i]
+		em := export.Mount{Target: target, Type: "bind", Source: v.Source}
+		if v.ReadOnly {
+			em.Options = []string{"ro"}
+		}
+		return em, true
+	}
+	switch m.FSType {
+	case "proc", "sysfs", "tmpfs", "devpts", "mqueue", "cgroup", "cgroup2":
+		return export.Mount{Target: target, Type: m.FSType, Source: m.FSType, Options: mountOptions(m.Options, m.Super)}, true
+	}
+	return export.Mount{}, false
 }
 
 // mountOptions joins the per-mount flags and the superblock's options

@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/charmbracelet/lipgloss"
-	"github.com/prometheus/procfs"
 
 	"stepbox/primitives/rootfs"
 )
@@ -15,14 +14,11 @@ import (
 // overlay, dev, proc, sys, tmpfs, a read-only volume and pivot_root.
 func mountTables(t testing.TB) (host, box rootfs.MountTable) {
 	t.Helper()
-	fs, err := procfs.NewFS("testdata/mounts_proc")
-	if err != nil {
+	var err error
+	if host, err = rootfs.MountsIn("testdata/mounts_proc", 1); err != nil {
 		t.Fatal(err)
 	}
-	if host, err = rootfs.MountsIn(fs, 1); err != nil {
-		t.Fatal(err)
-	}
-	if box, err = rootfs.MountsIn(fs, 4242); err != nil {
+	if box, err = rootfs.MountsIn("testdata/mounts_proc", 4242); err != nil {
 		t.Fatal(err)
 	}
 	return host, box
