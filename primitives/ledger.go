@@ -15,6 +15,8 @@ import (
 
 	"github.com/prometheus/procfs"
 	"golang.org/x/sys/unix"
+
+	"stepbox/primitives/step"
 )
 
 // The ledger is the box's on-disk list of what it owns: every resource is
@@ -212,10 +214,18 @@ func teardownLedgerWith(dir string, marked func(box string) []pidStart, live *li
 			errs = append(errs, undoNet(r))
 		}
 	}
-	if err := errors.Join(errs...); err != nil {
+	// A line refused was never stepbox's: said, never acted on. Once
+	// everything else is undone the box's directory goes with it, unless
+	// a process of the box is still there to use it.
+	said, err := refusalsOf(errors.Join(errs...))
+	esc.notes = append(esc.notes, said...)
+	if err != nil {
 		return esc, err
 	}
-	return esc, os.RemoveAll(dir)
+	if left := markedProcesses(session, filepath.Base(dir)); len(said) > 0 && len(left) > 0 {
+		return esc, fmt.Errorf("box %s: %s of it still there: its directory is kept for the next cleanup", filepath.Base(dir), step.Count(len(left), "process"))
+	}
+	return esc, removeDir(dir, &mounts)
 }
 
 // teardownResources undoes the session-level ledger in dir (its parent

@@ -52,25 +52,38 @@ func ScanMounts(proc string, pid int, each func(Mount) error) error {
 		return fmt.Errorf("mount table of %d: open %s: %w", pid, path, err)
 	}
 	defer f.Close()
-	if err := ScanMountinfo(f, each); err != nil {
+	var stop error // each's own error: it says what it is
+	err = ScanMountinfo(f, func(m Mount) error {
+		stop = each(m)
+		return stop
+	})
+	if err != nil && err != stop {
 		return fmt.Errorf("mount table of %d: %s: %w", pid, path, err)
 	}
-	return nil
+	return err
 }
 
 // ScanMountinfo parses a mountinfo stream line by line.
 func ScanMountinfo(r io.Reader, each func(Mount) error) error {
+	return scanMountLines(r, func(n int, line []byte) error {
+		m, err := parseMountLine(string(line))
+		if err != nil {
+			return fmt.Errorf("line %d: %w", n, err)
+		}
+		return each(m)
+	})
+}
+
+// scanMountLines hands each line of a mountinfo stream to each, with its
+// number; the line's bytes are valid until each returns.
+func scanMountLines(r io.Reader, each func(n int, line []byte) error) error {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64<<10), mountLineMax)
 	for n := 1; sc.Scan(); n++ {
 		if n > MountsReadMax {
 			return ErrMountsTooMany
 		}
-		m, err := parseMountLine(sc.Text())
-		if err != nil {
-			return fmt.Errorf("line %d: %w", n, err)
-		}
-		if err := each(m); err != nil {
+		if err := each(n, sc.Bytes()); err != nil {
 			return err
 		}
 	}
@@ -84,11 +97,16 @@ func ScanMountinfo(r io.Reader, each func(Mount) error) error {
 // mounts; the others are only counted, never parsed.
 func readMountTable(r io.Reader, pid int) (MountTable, error) {
 	t := MountTable{PID: pid}
-	err := ScanMountinfo(r, func(m Mount) error {
-		t.Total++
-		if len(t.Mounts) < MountsKept {
-			t.Mounts = append(t.Mounts, m)
+	err := scanMountLines(r, func(n int, line []byte) error {
+		t.Total = n
+		if len(t.Mounts) == MountsKept {
+			return nil
 		}
+		m, err := parseMountLine(string(line))
+		if err != nil {
+			return fmt.Errorf("line %d: %w", n, err)
+		}
+		t.Mounts = append(t.Mounts, m)
 		return nil
 	})
 	return t, err
