@@ -2,7 +2,6 @@ package rootfs
 
 import (
 	"fmt"
-	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -60,21 +59,29 @@ func MountsIn(proc string, pid int) (MountTable, error) {
 // sortOptions orders a mountinfo option list as findmnt users read it:
 // rw/ro first, the rest sorted, each key once (the last one given).
 func sortOptions(list string) string {
-	var first string
-	seen := map[string]string{}
-	for _, o := range strings.Split(list, ",") {
-		k, _, _ := strings.Cut(o, "=")
-		if k == "rw" || k == "ro" {
-			first = o
+	opts := strings.Split(list, ",")
+	key := func(o string) string { k, _, _ := strings.Cut(o, "="); return k }
+	rank := func(o string) int {
+		if k := key(o); k == "rw" || k == "ro" {
+			return 0
+		}
+		return 1
+	}
+	slices.SortStableFunc(opts, func(a, b string) int {
+		if r := rank(a) - rank(b); r != 0 {
+			return r
+		}
+		return strings.Compare(key(a), key(b))
+	})
+	// Of equal keys the last given wins, as it does for the kernel.
+	out := opts[:0]
+	for i, o := range opts {
+		if rank(o) == 0 && i+1 < len(opts) && rank(opts[i+1]) == 0 || rank(o) == 1 && i+1 < len(opts) && key(opts[i+1]) == key(o) {
 			continue
 		}
-		seen[k] = o
+		out = append(out, o)
 	}
-	rest := slices.Sorted(maps.Values(seen))
-	if first != "" {
-		rest = append([]string{first}, rest...)
-	}
-	return strings.Join(rest, ",")
+	return strings.Join(out, ",")
 }
 
 // propagation formats the optional fields of mountinfo as findmnt's
