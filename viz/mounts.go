@@ -94,8 +94,9 @@ func MountStepPanel(d rootfs.MountDiff, width int, t Theme) string {
 
 func mountDiffPanel(d rootfs.MountDiff, what string, width int, t Theme) string {
 	width = max(width, 40)
+	added, removed, changed := d.Counts()
 	title := para(t.Title, fmt.Sprintf("mounts · %s · %d added, %d removed, %d changed, %d the same",
-		what, max(d.AddedCount, len(d.Added)), max(d.RemovedCount, len(d.Removed)), max(d.ChangedCount, len(d.Changed)), d.Same), width)
+		what, added, removed, changed, d.Same), width)
 	if d.OldCut > 0 {
 		// Pairing saw only the mounts kept of the older table.
 		title = lines(title, para(t.Dim, fmt.Sprintf("compared with the first %d mounts of the %s only: %d more were not kept, and a mount among them shows here as new", rootfs.MountsKept, map[bool]string{true: "host's table", false: "table before the step"}[what == "box vs host"], d.OldCut), width))
@@ -159,8 +160,7 @@ func mountDiffPanel(d rootfs.MountDiff, what string, width int, t Theme) string 
 	}
 	// Rows the diff counted but did not keep (rootfs.MountDiffKept) are
 	// among those left out too.
-	total := max(d.AddedCount, len(d.Added)) + max(d.RemovedCount, len(d.Removed)) + max(d.ChangedCount, len(d.Changed))
-	if shown := min(len(rows), mountDiffRowsMax); total > shown {
+	if total, shown := added+removed+changed, min(len(rows), mountDiffRowsMax); total > shown {
 		out = append(out, t.Dim.Render(fmt.Sprintf("  … %d more", total-shown)))
 	}
 	return strings.Join(out, "\n")

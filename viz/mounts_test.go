@@ -71,3 +71,26 @@ func TestMountDiffPanelShowsWhatTheBoxChanged(t *testing.T) {
 		t.Errorf("the box's table does not show binds of subdirs or nesting:\n%s", out)
 	}
 }
+
+// A table cut where it was read (rootfs.MountsKept) still says how many
+// mounts the box holds, and so does a diff that kept some of each kind.
+func TestMountPanelsCountTheMountsTheyDidNotKeep(t *testing.T) {
+	th := NewTheme("plain")
+	tbl := rootfs.MountTable{PID: 4250, Total: 11687}
+	for i := range rootfs.MountsKept {
+		tbl.Mounts = append(tbl.Mounts, rootfs.Mount{ID: 100 + i, Parent: 99, Point: "/mnt", FSType: "tmpfs", Source: "t", Options: "rw", Root: "/"})
+	}
+	out := MountsPanel(tbl, 100, th)
+	for _, want := range []string{"11687 mounts", fmt.Sprintf("… and %d more mounts", 11687-mountRowsMax)} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the mounts panel lacks %q", want)
+		}
+	}
+	d := rootfs.MountDiff{Added: tbl.Mounts[:rootfs.MountDiffKept], AddedCount: 11686, Same: 1}
+	out = MountDiffPanel(d, 100, th)
+	for _, want := range []string{"11686 added", fmt.Sprintf("… %d more", 11686-mountDiffRowsMax)} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the diff panel lacks %q:\n%s", want, out)
+		}
+	}
+}

@@ -122,6 +122,12 @@ type MountDiff struct {
 	OldCut int
 }
 
+// Counts is how many mounts the diff found added, removed and changed,
+// kept or not.
+func (d MountDiff) Counts() (added, removed, changed int) {
+	return max(d.AddedCount, len(d.Added)), max(d.RemovedCount, len(d.Removed)), max(d.ChangedCount, len(d.Changed))
+}
+
 // MountChange is a mount point whose mount differs between host and box.
 type MountChange struct {
 	Host, Box Mount
