@@ -91,52 +91,69 @@ func (b *Box) Export() (export.Box, error) {
 
 // exportMounts lists the filesystems mounted inside the box's root, as
 // the box's mount table shows them, parents first, and adds to leftOut
-// those it cannot carry.
+// those it cannot carry. The table is read as a stream; a box holding
+// more such mounts than rootfs.MountsKept is refused, not exported in
+// part.
 func (b *Box) exportMounts(f BoxFS, leftOut *[]string) ([]export.Mount, error) {
-	table, _, err := b.Mounts()
+	root := f.root()
+	var out []export.Mount
+	n := 0
+	err := rootfs.ScanMounts("/proc", b.CommandPID(), func(m rootfs.Mount) error {
+		em, target, ok := exportMount(m, f, root)
+		if target == "" {
+			return nil
+		}
+		if !ok {
+			if !underDev(out, target) && len(*leftOut) <= rootfs.MountsKept {
+				*leftOut = append(*leftOut, leftOutMount(m, target))
+			}
+			return nil
+		}
+		if n++; n > rootfs.MountsKept {
+			return fmt.Errorf("it holds more than %d mounts to export (a bundle or script keeps at most %d): `umount` some inside the box first", rootfs.MountsKept, rootfs.MountsKept)
+		}
+		out = append(out, em)
+		return nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("box %s: %w", b.Name, err)
 	}
-	root := f.root()
-	var out []export.Mount
-	for _, m := range table.Mounts {
-		target := m.Point
-		if root != "/" {
-			rel, ok := strings.CutPrefix(m.Point, root+"/")
-			if !ok {
-				continue
-			}
-			target = "/" + rel
-		}
-		if target == "/" {
-			continue
-		}
-		if f.Masked && (slices.Contains(rootfs.MaskedPaths, target) || slices.Contains(rootfs.ReadonlyPaths, target)) {
-			continue // `mount mask`'s: the bundle's maskedPaths and readonlyPaths
-		}
-		em := export.Mount{Target: target, Type: m.FSType, Source: m.FSType, Options: mountOptions(m.Options, m.Super)}
-		if i := slices.IndexFunc(f.Volumes, func(v Volume) bool { return v.Target == target }); i >= 0 {
-			// A volume: mountinfo does not say which host directory it
-			// binds, so it comes from the `mount bind` step.
-			v := f.Volumes[i]
-			em = export.Mount{Target: target, Type: "bind", Source: v.Source}
-			if v.ReadOnly {
-				em.Options = []string{"ro"}
-			}
-			out = append(out, em)
-			continue
-		}
-		switch m.FSType {
-		case "proc", "sysfs", "tmpfs", "devpts", "mqueue", "cgroup", "cgroup2":
-		default:
-			if !underDev(out, target) {
-				*leftOut = append(*leftOut, leftOutMount(m, target))
-			}
-			continue
-		}
-		out = append(out, em)
-	}
 	return out, nil
+}
+
+// exportMount is m as an export lists it, if it does (ok), and its path
+// in the box; target is "" for a mount no export concerns itself with:
+// one outside the box's root (root), the root itself and `mount mask`'s.
+func exportMount(m rootfs.Mount, f BoxFS, root string) (em export.Mount, target string, ok bool) {
+	target = m.Point
+	if root != "/" {
+		rel, in := strings.CutPrefix(m.Point, root+"/")
+		if !in {
+			return export.Mount{}, "", false
+		}
+		target = "/" + rel
+	}
+	if target == "/" {
+		return export.Mount{}, "", false
+	}
+	if f.Masked && (slices.Contains(rootfs.MaskedPaths, target) || slices.Contains(rootfs.ReadonlyPaths, target)) {
+		return export.Mount{}, "", false // `mount mask`'s: the bundle's maskedPaths and readonlyPaths
+	}
+	if i := slices.IndexFunc(f.Volumes, func(v Volume) bool { return v.Target == target }); i >= 0 {
+		// A volume: mountinfo does not say which host directory it
+		// binds, so it comes from the `mount bind` step.
+		v := f.Volumes[i]
+		em := export.Mount{Target: target, Type: "bind", Source: v.Source}
+		if v.ReadOnly {
+			em.Options = []string{"ro"}
+		}
+		return em, target, true
+	}
+	switch m.FSType {
+	case "proc", "sysfs", "tmpfs", "devpts", "mqueue", "cgroup", "cgroup2":
+		return export.Mount{Target: target, Type: m.FSType, Source: m.FSType, Options: mountOptions(m.Options, m.Super)}, target, true
+	}
+	return export.Mount{}, target, false
 }
 
 // underDev reports whether target is inside a /dev the export mounts:

@@ -308,13 +308,30 @@ func (b *Box) Stack(withFiles bool) (rootfs.StackSnapshot, error) {
 }
 
 // Mounts reads the mount table of the box's command process, and the
-// session's (the host's) for comparison.
+// session's (the host's) for comparison: each keeps its first
+// rootfs.MountsKept mounts and counts the rest.
 func (b *Box) Mounts() (box, host rootfs.MountTable, err error) {
 	if box, err = rootfs.Mounts(b.CommandPID()); err != nil {
 		return
 	}
 	host, err = rootfs.Mounts(os.Getpid())
 	return
+}
+
+// MountDiff compares the box's whole mount table, read as a stream, with
+// the session's (the host's).
+func (b *Box) MountDiff() (rootfs.MountDiff, error) {
+	host, err := rootfs.Mounts(os.Getpid())
+	if err != nil {
+		return rootfs.MountDiff{}, err
+	}
+	return b.MountDiffFrom(host)
+}
+
+// MountDiffFrom compares the box's whole mount table, read as a stream,
+// with old (the box's own before a step).
+func (b *Box) MountDiffFrom(old rootfs.MountTable) (rootfs.MountDiff, error) {
+	return rootfs.DiffMountsOf(old, "/proc", b.CommandPID())
 }
 
 // MountMask masks Docker's paths of /proc and /sys in the box and makes

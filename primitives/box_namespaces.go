@@ -86,7 +86,7 @@ func ledgerNamespaces(res []Resource) (map[string]nsID, error) {
 			continue
 		}
 		if !slices.Contains(nsTypes, r.NS) {
-			errs = append(errs, fmt.Errorf("ledger: refusing namespace type %q: stepbox records only %s", step.Cut(r.NS), strings.Join(nsTypes, ", ")))
+			errs = append(errs, refusal("ledger: refusing namespace type %q: stepbox records only %s", step.Cut(r.NS), strings.Join(nsTypes, ", ")))
 			continue
 		}
 		own, err := nsOf("self", r.NS)
@@ -98,9 +98,9 @@ func ledgerNamespaces(res []Resource) (map[string]nsID, error) {
 		init, ierr := nsOf("1", r.NS)
 		switch {
 		case id.dev != own.dev:
-			errs = append(errs, fmt.Errorf("ledger: refusing %s namespace %d: device %d is not the host's nsfs (%d)", r.NS, r.Ino, r.Dev, own.dev))
+			errs = append(errs, refusal("ledger: refusing %s namespace %d: device %d is not the host's nsfs (%d)", r.NS, r.Ino, r.Dev, own.dev))
 		case id == own || ierr == nil && id == init:
-			errs = append(errs, fmt.Errorf("ledger: refusing %s namespace %d: it is the host's own", r.NS, r.Ino))
+			errs = append(errs, refusal("ledger: refusing %s namespace %d: it is the host's own", r.NS, r.Ino))
 		default:
 			out[r.NS] = id
 		}

@@ -135,14 +135,16 @@ func (b *Box) needProc() error {
 	if !f.Pivoted && !f.Chrooted {
 		return nil // the host's /proc, or the box's mounted over it
 	}
-	tbl, err := rootfs.Mounts(b.CommandPID())
+	proc := false
+	err := rootfs.ScanMounts("/proc", b.CommandPID(), func(m rootfs.Mount) error {
+		proc = proc || m.Point == "/proc" && m.FSType == "proc"
+		return nil
+	})
 	if err != nil {
 		return fmt.Errorf("probe: %w", err)
 	}
-	for _, m := range tbl.Mounts {
-		if m.Point == "/proc" && m.FSType == "proc" {
-			return nil
-		}
+	if proc {
+		return nil
 	}
 	return fmt.Errorf("probe: box %s has no /proc, which the dynamic loader needs to run stepbox from descriptors (/proc/self/fd/N): `mount proc` first", b.Name)
 }

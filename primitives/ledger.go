@@ -231,8 +231,16 @@ func teardownLedgerWith(dir string, marked func(box string) []pidStart, live *li
 		}
 	}
 	errs = append(errs, <-filesGone)
-	if err := errors.Join(errs...); err != nil {
+	// A line refused was never stepbox's: said, never acted on. Once
+	// everything else is undone the box's directory goes with it, unless
+	// a process of the box is still there to use it.
+	said, err := refusalsOf(errors.Join(errs...))
+	esc.notes = append(esc.notes, said...)
+	if err != nil {
 		return esc, err
+	}
+	if left := markedProcesses(session, filepath.Base(dir)); len(said) > 0 && len(left) > 0 {
+		return esc, fmt.Errorf("box %s: %s of it still there: its directory is kept for the next cleanup", filepath.Base(dir), step.Count(len(left), "process"))
 	}
 	return esc, removeBoxDir(dir)
 }
@@ -262,8 +270,8 @@ func undoFiles(res []Resource, dir string, live *liveBox) chan error {
 }
 
 // removeBoxDir removes a box's state dir once its ledger is undone. All
-// it holds then is the ledger: unlink(2) and rmdir(2) do, and anything
-// else found there goes with os.RemoveAll.
+// it holds then is the ledger: unlink(2) and rmdir(2) do; anything else
+// found there goes as removeDir removes, never past a mount.
 func removeBoxDir(dir string) error {
 	err := unix.Unlink(filepath.Join(dir, "ledger.jsonl"))
 	if err == nil || err == unix.ENOENT {
@@ -271,7 +279,8 @@ func removeBoxDir(dir string) error {
 			return nil
 		}
 	}
-	return os.RemoveAll(dir)
+	var mounts hostMounts
+	return removeDir(dir, &mounts) // refuses a dir with anything mounted under it
 }
 
 // teardownResources undoes the session-level ledger in dir (its parent

@@ -1,6 +1,7 @@
 package primitives
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -20,12 +21,45 @@ import (
 // by a box that reached the state dir, or edited by hand. Each kind of
 // resource can only be what stepbox itself would have recorded.
 
+// ledgerRefused is a ledger line teardown will not act on: one stepbox
+// would never have written (planted by a box that could write the
+// ledger, or edited by hand). It is said and never acted on; it does not
+// keep the ledger's directory for a next cleanup, which would refuse it
+// again, for ever (ut27 F9).
+type ledgerRefused struct{ error }
+
+func (r ledgerRefused) Unwrap() error { return r.error }
+
+func refusal(format string, a ...any) error {
+	return ledgerRefused{fmt.Errorf(format, a...)}
+}
+
+// refusalsOf splits err, joined or not, into the refusals it holds, as
+// lines to say, and the rest: the errors of what teardown tried to undo.
+func refusalsOf(err error) (said []string, rest error) {
+	if err == nil {
+		return nil, nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var errs []error
+		for _, e := range j.Unwrap() {
+			s, r := refusalsOf(e)
+			said, errs = append(said, s...), append(errs, r)
+		}
+		return said, errors.Join(errs...)
+	}
+	if errors.As(err, new(ledgerRefused)) {
+		return []string{"ignored: " + err.Error()}, nil
+	}
+	return nil, err
+}
+
 // ledgerDirInside refuses a ResDir path that does not lie inside the
 // ledger's own directory once `..` and symlinks are resolved: a box's
 // directories (its overlay's upper, work and merged dirs) are all there.
 func ledgerDirInside(path, ledgerDir string) error {
 	if !filepath.IsAbs(path) {
-		return fmt.Errorf("ledger: refusing to remove %q: not an absolute path", path)
+		return refusal("ledger: refusing to remove %q: not an absolute path", path)
 	}
 	own, err := filepath.EvalSymlinks(ledgerDir)
 	if err != nil {
@@ -45,7 +79,7 @@ func ledgerDirInside(path, ledgerDir string) error {
 		return fmt.Errorf("ledger: %w", err)
 	}
 	if parent != own && !strings.HasPrefix(parent, own+"/") {
-		return fmt.Errorf("ledger: refusing to remove %s: it resolves outside the box's state directory %s", path, ledgerDir)
+		return refusal("ledger: refusing to remove %s: it resolves outside the box's state directory %s", path, ledgerDir)
 	}
 	return nil
 }
@@ -62,7 +96,7 @@ func ledgerCgroupOwn(g cgroups.Group, session string) error {
 	pidS, _, _ := strings.Cut(session, "-")
 	pid, err := strconv.Atoi(pidS)
 	if err != nil || pid <= 0 {
-		return fmt.Errorf("ledger: refusing cgroup %s: the ledger's session %q is not one stepbox names", g.Name, session)
+		return refusal("ledger: refusing cgroup %s: the ledger's session %q is not one stepbox names", g.Name, session)
 	}
 	parent := cgroups.ParentName(pid)
 	root, err := filepath.EvalSymlinks(cgroups.DefaultRoot)
@@ -90,7 +124,7 @@ func ledgerCgroupOwn(g cgroups.Group, session string) error {
 			if gone {
 				continue
 			}
-			return fmt.Errorf("ledger: refusing to remove cgroup %s: it resolves to %s, which is not %s or a cgroup under it", d.Path, real, parent)
+			return refusal("ledger: refusing to remove cgroup %s: it resolves to %s, which is not %s or a cgroup under it", d.Path, real, parent)
 		}
 		own = append(own, real)
 	}
@@ -107,7 +141,7 @@ func ledgerCgroupOwn(g cgroups.Group, session string) error {
 			above = above || strings.HasPrefix(o, real+"/")
 		}
 		if !above || !strings.HasPrefix(real+"/", root+"/") {
-			return fmt.Errorf("ledger: refusing to switch controllers off in %s: it is not above the session's parent cgroup %s", e.Path, parent)
+			return refusal("ledger: refusing to switch controllers off in %s: it is not above the session's parent cgroup %s", e.Path, parent)
 		}
 	}
 	return nil
@@ -120,7 +154,7 @@ func ledgerCgroupOwn(g cgroups.Group, session string) error {
 // started, is refused.
 func ledgerProcessOwn(p pidStart, session string) (bool, error) {
 	if p.start == 0 {
-		return false, fmt.Errorf("ledger: refusing to end PID %d: no start time recorded, so it cannot be told from a later process with the same PID", p.pid)
+		return false, refusal("ledger: refusing to end PID %d: no start time recorded, so it cannot be told from a later process with the same PID", p.pid)
 	}
 	proc, err := procfs.NewProc(p.pid)
 	if err != nil {
@@ -140,7 +174,7 @@ func ledgerProcessOwn(p pidStart, session string) (bool, error) {
 			// goes before it becomes a zombie.
 			return false, nil
 		}
-		return false, fmt.Errorf("ledger: refusing to end PID %d: it does not carry session %s's markers (%s)", p.pid, session, envSession)
+		return false, refusal("ledger: refusing to end PID %d: it does not carry session %s's markers (%s)", p.pid, session, envSession)
 	}
 	return true, nil
 }

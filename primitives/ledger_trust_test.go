@@ -57,6 +57,16 @@ func alive(t *testing.T, cmd *exec.Cmd) bool {
 	return err == nil && st != "Z"
 }
 
+// sweepSaid is everything a sweep said: what it removed and ignored,
+// and its errors.
+func sweepSaid(rep SweepReport, err error) string {
+	said := strings.Join(rep.Removed, "\n")
+	if err != nil {
+		said += "\n" + err.Error()
+	}
+	return said
+}
+
 func stateDirs(t *testing.T) Dirs {
 	base := t.TempDir()
 	return Dirs{Run: filepath.Join(base, "run"), Lib: filepath.Join(base, "lib")}
@@ -131,11 +141,11 @@ func TestSweepSparesAProcessAPlantedLedgerNames(t *testing.T) {
 		// "start": 0 turned the PID-reuse check off.
 		Resource{Kind: ResProcess, PID: decoy.Process.Pid, Note: "PID 1"},
 	)
-	_, err = Sweep(dirs)
+	rep, err := Sweep(dirs)
 	if !alive(t, decoy) {
 		t.Fatalf("the sweep ended PID %d, which no box of the ledger's session started", decoy.Process.Pid)
 	}
-	if err == nil || !strings.Contains(err.Error(), "refusing to end PID") {
+	if said := sweepSaid(rep, err); !strings.Contains(said, "refusing to end PID") {
 		t.Errorf("the sweep did not say it refused the planted lines: %v", err)
 	}
 }
@@ -162,11 +172,11 @@ func TestSweepSparesADirectoryAPlantedLedgerNames(t *testing.T) {
 	other := filepath.Join(dirs.Run, "sessions", "4194304-2")
 	os.MkdirAll(other, 0o700)
 	os.Symlink(decoy, filepath.Join(other, "boxes"))
-	_, err := Sweep(dirs)
+	rep, err := Sweep(dirs)
 	if b, rerr := os.ReadFile(keep); rerr != nil || string(b) != "mine" {
 		t.Fatalf("the sweep removed %s, which the planted ledger named: %v", keep, rerr)
 	}
-	if err == nil || !strings.Contains(err.Error(), "refusing to remove") || !strings.Contains(err.Error(), "left alone") {
+	if said := sweepSaid(rep, err); !strings.Contains(said, "refusing to remove") || !strings.Contains(said, "left alone") {
 		t.Errorf("the sweep did not say it refused the planted lines: %v", err)
 	}
 }
@@ -250,7 +260,7 @@ func TestSweepSparesACgroupReachedPastTheParentGuard(t *testing.T) {
 	plantLedger(t, dirs, Resource{Kind: ResCgroup, Group: raw, Note: "the box's cgroup"}, Resource{Kind: ResCgroup, Group: rawGone})
 	os.WriteFile(filepath.Join(dirs.Run, "sessions", goneSession, "ledger.jsonl"), []byte(`{"kind":"cgroup","group":`+string(raw)+"}\n"), 0o600)
 
-	_, err := Sweep(dirs)
+	rep, err := Sweep(dirs)
 	if _, serr := os.Stat(decoyCg); serr != nil {
 		t.Fatalf("the sweep removed the test's cgroup %s: %v", decoyCg, serr)
 	}
@@ -260,7 +270,7 @@ func TestSweepSparesACgroupReachedPastTheParentGuard(t *testing.T) {
 	if b, _ := os.ReadFile(filepath.Join(decoyCg, "cgroup.procs")); !strings.Contains(string(b), strconv.Itoa(decoy.Process.Pid)) {
 		t.Errorf("the decoy left its cgroup: cgroup.procs reads %q", b)
 	}
-	if err == nil || !strings.Contains(err.Error(), "refusing to remove cgroup") || !strings.Contains(err.Error(), "refusing to switch controllers off") {
+	if said := sweepSaid(rep, err); !strings.Contains(said, "refusing to remove cgroup") || !strings.Contains(said, "refusing to switch controllers off") {
 		t.Errorf("the sweep did not say it refused the planted lines: %v", err)
 	}
 	if now, _ := os.ReadFile(filepath.Join(decoyCg, "cgroup.subtree_control")); string(now) != string(sub) {
@@ -300,7 +310,7 @@ func TestSweepSparesProcessesInNamespacesAPlantedLedgerNames(t *testing.T) {
 	if !alive(t, decoy) {
 		t.Fatalf("the sweep ended PID %d, in a namespace the planted ledger named", decoy.Process.Pid)
 	}
-	if err == nil || !strings.Contains(err.Error(), "refusing mnt namespace") {
+	if said := sweepSaid(rep, err); !strings.Contains(said, "refusing mnt namespace") {
 		t.Errorf("the sweep did not refuse the host's own mount namespace: %v", err)
 	}
 	// Once the host's line is gone, the uts line alone is searched.
@@ -338,17 +348,71 @@ func TestSweepRefusesACgroupPathThroughTheGoneParentIntoALiveOne(t *testing.T) {
 	dirs := stateDirs(t)
 	plantLedger(t, dirs, Resource{Kind: ResCgroup, Group: raw, Note: "the box's cgroup"})
 
-	_, err := Sweep(dirs)
+	rep, err := Sweep(dirs)
 	if !alive(t, decoy) {
 		t.Fatalf("the sweep ended PID %d in the test's cgroup %s", decoy.Process.Pid, victim)
 	}
 	if _, serr := os.Stat(victim); serr != nil {
 		t.Fatalf("the sweep removed the test's cgroup %s: %v", victim, serr)
 	}
-	if err == nil || !strings.Contains(err.Error(), "refusing to remove cgroup "+planted) || !strings.Contains(err.Error(), "which is not "+parent) {
+	if said := sweepSaid(rep, err); !strings.Contains(said, "refusing to remove cgroup "+planted) || !strings.Contains(said, "which is not "+parent) {
 		t.Errorf("the sweep did not refuse the planted line: %v", err)
 	}
 	if err != nil && strings.Contains(err.Error(), "after SIGKILL") {
 		t.Errorf("the sweep claims it sent SIGKILL into the test's cgroup: %v", err)
+	}
+}
+
+// ut27 F9: a box that could write its ledger planted lines the sweep
+// refuses. They are never acted on, the lines that validate are undone,
+// and once nothing of the session is left the session's directory goes:
+// kept, every cleanup refused the same lines again, for ever.
+func TestSweepRemovesASessionWhoseLedgerHoldsRefusedLinesOnce(t *testing.T) {
+	needRoot(t)
+	decoy := startDecoy(t)
+	start, err := startTime(decoy.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	outside := filepath.Join(t.TempDir(), "outside")
+	if err := os.WriteFile(outside, []byte("mine"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dirs := stateDirs(t)
+	session := filepath.Join(dirs.Run, "sessions", goneSession)
+	box := filepath.Join(session, "boxes", "web")
+	own := filepath.Join(box, "overlay")
+	if err := os.MkdirAll(own, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	plantLedger(t, dirs,
+		Resource{Kind: ResDir, Path: own},
+		Resource{Kind: ResProcess, PID: decoy.Process.Pid, Start: start, Note: "planted"},
+		Resource{Kind: ResDir, Path: outside},
+	)
+	rep, err := Sweep(dirs)
+	if err != nil {
+		t.Errorf("the sweep failed on a ledger holding only its own lines and refused ones: %v", err)
+	}
+	if !alive(t, decoy) {
+		t.Fatalf("the sweep ended PID %d, which a planted line named", decoy.Process.Pid)
+	}
+	if b, rerr := os.ReadFile(outside); rerr != nil || string(b) != "mine" {
+		t.Fatalf("the sweep removed %s, outside the state dir: %v", outside, rerr)
+	}
+	if _, serr := os.Stat(session); !errors.Is(serr, os.ErrNotExist) {
+		t.Errorf("the session's directory %s is kept for a next cleanup that would refuse the same lines: %v", session, serr)
+	}
+	said := sweepSaid(rep, err)
+	for _, want := range []string{"ignored: ledger: refusing to end PID " + strconv.Itoa(decoy.Process.Pid), "ignored: ledger: refusing to remove " + outside} {
+		if !strings.Contains(said, want) {
+			t.Errorf("the sweep does not say what it ignored (want %q):\n%s", want, said)
+		}
+	}
+	if slices.Contains(rep.Removed, processLine(decoy.Process.Pid, "web")) || strings.Contains(said, "ended PID "+strconv.Itoa(decoy.Process.Pid)) {
+		t.Errorf("the sweep says it ended PID %d, which it refused:\n%s", decoy.Process.Pid, said)
+	}
+	if !slices.Contains(rep.Sessions, goneSession) {
+		t.Errorf("the sweep does not report session %s removed: %q", goneSession, rep.Sessions)
 	}
 }

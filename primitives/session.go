@@ -162,7 +162,9 @@ func sweep(dirs Dirs, thorough bool) (SweepReport, error) {
 			rep.Removed = append(append(rep.Removed, esc.ended...), esc.notes...)
 		}
 		failed = append(failed, teardownResources(dir, e.Name()))
-		if err := errors.Join(failed...); err != nil {
+		said, err := refusalsOf(errors.Join(failed...))
+		rep.Removed = append(rep.Removed, said...)
+		if err != nil {
 			// Keep the ledgers: what they still record (a controller
 			// switched on, a cgroup) is undone at the next try.
 			errs = append(errs, fmt.Errorf("session %s: %w (its ledger is kept for the next cleanup)", e.Name(), err))

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -162,16 +163,16 @@ func (b *Box) SecuritySnapshot() (SecuritySnapshot, error) {
 	if s.Proc, err = ReadProcSecurity(pid); err != nil {
 		return s, fmt.Errorf("box %s: %w", b.Name, err)
 	}
-	mounts, err := rootfs.Mounts(pid)
+	covers, err := coveringMounts("/proc", pid, append(slices.Clone(DockerDefault.Masked), DockerDefault.ReadOnly...))
 	if err != nil {
 		return s, fmt.Errorf("box %s: %w", b.Name, err)
 	}
 	root := fmt.Sprintf("/proc/%d/root", pid)
 	for _, p := range DockerDefault.Masked {
-		s.Masked = append(s.Masked, GuardedPath{Path: p, Guard: maskGuard(mounts, root, p)})
+		s.Masked = append(s.Masked, GuardedPath{Path: p, Guard: maskGuard(covers[p], root, p)})
 	}
 	for _, p := range DockerDefault.ReadOnly {
-		s.ReadOnly = append(s.ReadOnly, GuardedPath{Path: p, Guard: readOnlyGuard(mounts, root, p)})
+		s.ReadOnly = append(s.ReadOnly, GuardedPath{Path: p, Guard: readOnlyGuard(covers[p], root, p)})
 	}
 	if s.Devices, err = b.deviceList(); err != nil {
 		return s, fmt.Errorf("box %s: %w", b.Name, err)
@@ -193,35 +194,38 @@ func (b *Box) SecuritySnapshot() (SecuritySnapshot, error) {
 	return s, nil
 }
 
-// coveringMount returns the mount the path p resolves through: the last
-// one (mountinfo lists parents first, and a mount over another after
-// it) whose point is p or a directory above it.
-func coveringMount(t rootfs.MountTable, p string) *rootfs.Mount {
-	var best *rootfs.Mount
-	for i := range t.Mounts {
-		m := &t.Mounts[i]
-		if m.Point == p || m.Point == "/" || strings.HasPrefix(p, strings.TrimSuffix(m.Point, "/")+"/") {
-			if best == nil || len(m.Point) >= len(best.Point) {
-				best = m
+// coveringMounts reads the mount table of pid once, as a stream, and
+// returns for each path the mount it resolves through: the last one
+// (mountinfo lists parents first, and a mount over another after it)
+// whose point is the path or a directory above it. It keeps one mount a
+// path, however many the box holds.
+func coveringMounts(proc string, pid int, paths []string) (map[string]*rootfs.Mount, error) {
+	best := map[string]*rootfs.Mount{}
+	err := rootfs.ScanMounts(proc, pid, func(m rootfs.Mount) error {
+		for _, p := range paths {
+			if m.Point == p || m.Point == "/" || strings.HasPrefix(p, strings.TrimSuffix(m.Point, "/")+"/") {
+				if b := best[p]; b == nil || len(m.Point) >= len(b.Point) {
+					best[p] = &m
+				}
 			}
 		}
-	}
-	return best
+		return nil
+	})
+	return best, err
 }
 
 func mountReadOnly(m *rootfs.Mount) bool {
 	return m != nil && (m.Options == "ro" || strings.HasPrefix(m.Options, "ro,"))
 }
 
-// maskGuard says what masks p: a mount on p itself that shows the null
-// device (1:3) or an empty read-only directory, as runc's maskPath makes
-// them. root is the box's root as the host reaches it (/proc/PID/root).
-func maskGuard(t rootfs.MountTable, root, p string) string {
+// maskGuard says what masks p, given m, the mount p resolves through: a
+// mount on p itself that shows the null device (1:3) or an empty
+// read-only directory, as runc's maskPath makes them. root is the box's root as the host reaches it (/proc/PID/root).
+func maskGuard(m *rootfs.Mount, root, p string) string {
 	st, err := inroot.Stat(root, p)
 	if errors.Is(err, unix.ENOENT) {
 		return "absent"
 	}
-	m := coveringMount(t, p)
 	if err != nil || m == nil || m.Point != p {
 		return ""
 	}
@@ -237,12 +241,12 @@ func maskGuard(t rootfs.MountTable, root, p string) string {
 	return ""
 }
 
-// readOnlyGuard says whether p resolves through a read-only mount.
-func readOnlyGuard(t rootfs.MountTable, root, p string) string {
+// readOnlyGuard says whether p resolves through m, a read-only mount.
+func readOnlyGuard(m *rootfs.Mount, root, p string) string {
 	if _, err := inroot.Lstat(root, p); errors.Is(err, fs.ErrNotExist) {
 		return "absent"
 	}
-	if mountReadOnly(coveringMount(t, p)) {
+	if mountReadOnly(m) {
 		return "ro"
 	}
 	return ""

@@ -37,7 +37,9 @@ func leftovers(dir, session string) (procs, net []string) {
 		for _, r := range res {
 			switch r.Kind {
 			case ResProcess:
-				if startedAt(r.PID) == r.Start && r.Start != 0 {
+				// Only a process teardown will end: a line naming one
+				// without the session's markers is refused (ledgerProcessOwn).
+				if startedAt(r.PID) == r.Start && r.Start != 0 && sessionMarked(r.PID, session) {
 					alive[r.PID] = processLine(r.PID, ledgers[path])
 				}
 			case ResProcesses:
@@ -67,6 +69,18 @@ func startedAt(pid int) uint64 {
 		return 0
 	}
 	return st.Starttime
+}
+
+// sessionMarked reports whether process pid carries session's markers,
+// or has exited already (a zombie's environment is gone with its memory).
+func sessionMarked(pid int, session string) bool {
+	p, err := procfs.NewProc(pid)
+	if err != nil {
+		return false
+	}
+	s, _, _ := markersOf(p)
+	st, _ := procState(pid)
+	return s == session || st == "Z"
 }
 
 // processLine names a process by its PID and command line.

@@ -131,13 +131,17 @@ func init() {
 			Example: "mounts --diff", Man: "proc(5), mount_namespaces(7)",
 			Flags: []Flag{{Name: "diff", Help: "only what differs from the host's mount table"}},
 			Run: func(sh *Shell, c *Call) error {
-				box, host, err := sh.Current().Mounts()
+				if c.Has("diff") {
+					d, err := sh.Current().MountDiff()
+					if err != nil {
+						return err
+					}
+					fmt.Fprintln(sh.Out, viz.MountDiffPanel(d, sh.Width, sh.Theme))
+					return nil
+				}
+				box, _, err := sh.Current().Mounts()
 				if err != nil {
 					return err
-				}
-				if c.Has("diff") {
-					fmt.Fprintln(sh.Out, viz.MountDiffPanel(rootfs.DiffMounts(host, box), sh.Width, sh.Theme))
-					return nil
 				}
 				fmt.Fprintln(sh.Out, viz.MountsPanel(box, sh.Width, sh.Theme))
 				return nil

@@ -71,11 +71,11 @@ func (sh *Shell) mountsBeforeAfter(b *primitives.Box, do func() (*step.Step, err
 		return err
 	}
 	ok()
-	after, _, err := b.Mounts()
+	d, err := b.MountDiffFrom(before)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(sh.Out, viz.MountStepPanel(rootfs.DiffMounts(before, after), sh.Width, sh.Theme))
+	fmt.Fprintln(sh.Out, viz.MountStepPanel(d, sh.Width, sh.Theme))
 	return nil
 }
 

@@ -18,13 +18,15 @@ const mountDiffRowsMax = 40
 // options and propagation.
 func MountsPanel(tbl rootfs.MountTable, width int, t Theme) string {
 	width = max(width, 40)
-	title := t.Title.Render(truncate(fmt.Sprintf("mounts of PID %d · %s", tbl.PID, quantity(len(tbl.Mounts), "mount")), width))
+	title := t.Title.Render(truncate(fmt.Sprintf("mounts of PID %d · %s", tbl.PID, quantity(tbl.Count(), "mount")), width))
 	if len(tbl.Mounts) == 0 {
 		return title
 	}
-	depth := mountDepths(tbl.Mounts)
+	// Only the rows shown are built: a box may hold 100,000 mounts.
+	shownMounts := tbl.Mounts[:min(len(tbl.Mounts), mountRowsMax)]
+	depth := mountDepths(shownMounts)
 	var rows [][]string
-	for _, m := range tbl.Mounts {
+	for _, m := range shownMounts {
 		target := strings.Repeat("  ", depth[m.ID]) + m.Point
 		if m.Root != "/" {
 			target += "[" + m.Root + "]" // findmnt's notation for a bind of a subdirectory
@@ -44,9 +46,8 @@ func MountsPanel(tbl rootfs.MountTable, width int, t Theme) string {
 	}
 	w[0], w[1], w[2], w[4] = min(w[0], inner*2/5), min(w[1], 10), min(w[2], inner/5), min(w[4], 11)
 	w[3] = max(min(w[3], inner-w[0]-w[1]-w[2]-w[4]), 6)
-	shown := rows[:min(len(rows), mountRowsMax)]
 	var body [][]string
-	for _, r := range shown {
+	for _, r := range rows {
 		body = append(body, []string{truncateMiddle(r[0], w[0]), truncate(r[1], w[1]), truncateMiddle(r[2], w[2]), truncate(r[3], w[3]), truncate(r[4], w[4])})
 	}
 	style := func(row, col int) lipgloss.Style {
@@ -59,8 +60,8 @@ func MountsPanel(tbl rootfs.MountTable, width int, t Theme) string {
 		return t.Dim
 	}
 	table := t.renderTable(headers, body, style, width)
-	if len(rows) > len(shown) {
-		table = lines(table, moreRows(t, len(rows), len(shown), "mounts (`!cat /proc/$BOX_PID/mountinfo` lists every one)"))
+	if tbl.Count() > len(rows) {
+		table = lines(table, moreRows(t, tbl.Count(), len(rows), "mounts (`!cat /proc/$BOX_PID/mountinfo` lists every one)"))
 	}
 	return lines(title, table)
 }
@@ -93,8 +94,13 @@ func MountStepPanel(d rootfs.MountDiff, width int, t Theme) string {
 
 func mountDiffPanel(d rootfs.MountDiff, what string, width int, t Theme) string {
 	width = max(width, 40)
+	added, removed, changed := d.Counts()
 	title := para(t.Title, fmt.Sprintf("mounts · %s · %d added, %d removed, %d changed, %d the same",
-		what, len(d.Added), len(d.Removed), len(d.Changed), d.Same), width)
+		what, added, removed, changed, d.Same), width)
+	if d.OldCut > 0 {
+		// Pairing saw only the mounts kept of the older table.
+		title = lines(title, para(t.Dim, fmt.Sprintf("compared with the first %d mounts of the %s only: %d more were not kept, and a mount among them shows here as new", rootfs.MountsKept, map[bool]string{true: "host's table", false: "table before the step"}[what == "box vs host"], d.OldCut), width))
+	}
 	if len(d.Added)+len(d.Removed)+len(d.Changed) == 0 {
 		if what != "box vs host" {
 			return lines(title, para(t.Dim, "no mount changed", width))
@@ -136,7 +142,6 @@ func mountDiffPanel(d rootfs.MountDiff, what string, width int, t Theme) string 
 	out := []string{title}
 	for i, r := range rows {
 		if i == mountDiffRowsMax {
-			out = append(out, t.Dim.Render(fmt.Sprintf("  … %d more", len(rows)-i)))
 			break
 		}
 		style := map[rootfs.ChangeKind]lipgloss.Style{rootfs.Created: t.Added, rootfs.CopiedUp: t.Changed, rootfs.Whiteout: t.Deleted}[r.mark]
@@ -152,6 +157,11 @@ func mountDiffPanel(d rootfs.MountDiff, what string, width int, t Theme) string 
 			out = append(out, head+foldStyled(t.Dim, r.text, textW, textW, under),
 				strings.Repeat(" ", pointW+4)+"→ "+foldStyled(t.Changed, r.box, textW, textW, under))
 		}
+	}
+	// Rows the diff counted but did not keep (rootfs.MountDiffKept) are
+	// among those left out too.
+	if total, shown := added+removed+changed, min(len(rows), mountDiffRowsMax); total > shown {
+		out = append(out, t.Dim.Render(fmt.Sprintf("  … %d more", total-shown)))
 	}
 	return strings.Join(out, "\n")
 }

@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/charmbracelet/lipgloss"
-	"github.com/prometheus/procfs"
 
 	"stepbox/primitives/rootfs"
 )
@@ -15,14 +14,11 @@ import (
 // overlay, dev, proc, sys, tmpfs, a read-only volume and pivot_root.
 func mountTables(t testing.TB) (host, box rootfs.MountTable) {
 	t.Helper()
-	fs, err := procfs.NewFS("testdata/mounts_proc")
-	if err != nil {
+	var err error
+	if host, err = rootfs.MountsIn("testdata/mounts_proc", 1); err != nil {
 		t.Fatal(err)
 	}
-	if host, err = rootfs.MountsIn(fs, 1); err != nil {
-		t.Fatal(err)
-	}
-	if box, err = rootfs.MountsIn(fs, 4242); err != nil {
+	if box, err = rootfs.MountsIn("testdata/mounts_proc", 4242); err != nil {
 		t.Fatal(err)
 	}
 	return host, box
@@ -73,5 +69,28 @@ func TestMountDiffPanelShowsWhatTheBoxChanged(t *testing.T) {
 	}
 	if out := MountsPanel(box, 120, NewTheme("plain")); !strings.Contains(out, "/srv/www[/alice/www]") || !strings.Contains(out, "  /dev/pts") {
 		t.Errorf("the box's table does not show binds of subdirs or nesting:\n%s", out)
+	}
+}
+
+// A table cut where it was read (rootfs.MountsKept) still says how many
+// mounts the box holds, and so does a diff that kept some of each kind.
+func TestMountPanelsCountTheMountsTheyDidNotKeep(t *testing.T) {
+	th := NewTheme("plain")
+	tbl := rootfs.MountTable{PID: 4250, Total: 11687}
+	for i := range rootfs.MountsKept {
+		tbl.Mounts = append(tbl.Mounts, rootfs.Mount{ID: 100 + i, Parent: 99, Point: "/mnt", FSType: "tmpfs", Source: "t", Options: "rw", Root: "/"})
+	}
+	out := MountsPanel(tbl, 100, th)
+	for _, want := range []string{"11687 mounts", fmt.Sprintf("… and %d more mounts", 11687-mountRowsMax)} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the mounts panel lacks %q", want)
+		}
+	}
+	d := rootfs.MountDiff{Added: tbl.Mounts[:rootfs.MountDiffKept], AddedCount: 11686, Same: 1}
+	out = MountDiffPanel(d, 100, th)
+	for _, want := range []string{"11686 added", fmt.Sprintf("… %d more", 11686-mountDiffRowsMax)} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the diff panel lacks %q:\n%s", want, out)
+		}
 	}
 }

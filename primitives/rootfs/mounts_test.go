@@ -4,21 +4,16 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/prometheus/procfs"
-
 	"stepbox/primitives/rootfs"
 )
 
 func fixtureTables(t *testing.T) (host, box rootfs.MountTable) {
 	t.Helper()
-	fs, err := procfs.NewFS("testdata/proc")
-	if err != nil {
+	var err error
+	if host, err = rootfs.MountsIn("testdata/proc", 1000); err != nil {
 		t.Fatal(err)
 	}
-	if host, err = rootfs.MountsIn(fs, 1000); err != nil {
-		t.Fatal(err)
-	}
-	if box, err = rootfs.MountsIn(fs, 4242); err != nil {
+	if box, err = rootfs.MountsIn("testdata/proc", 4242); err != nil {
 		t.Fatal(err)
 	}
 	return host, box

@@ -1,0 +1,156 @@
+package rootfs
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// A box decides how many mounts its namespace holds: the kernel allows
+// fs.mount-max (100,000 by default) per namespace, and a privileged box
+// may raise it. So a mount table is read as a stream, a line at a time,
+// and only what is shown is kept, with the count of the rest (as `stack`
+// stops at its path limit and says so).
+//
+// The house rule is to read /proc through prometheus/procfs, but its
+// GetProcMounts reads the whole file into memory and parses every line
+// into a struct of three maps before returning: for 11,687 mounts that
+// was seconds of CPU and a few hundred MB the session kept. It has no
+// per-line parser to call, so the lines are parsed here, field by field
+// as procfs does (proc_pid_mountinfo(5)), without its maps.
+
+// MountsKept is how many mounts a MountTable keeps, in mountinfo order:
+// more than any lesson makes, and more than a panel shows.
+const MountsKept = 1000
+
+// MountsReadMax is how many lines of a mountinfo file are read at most:
+// ten times the kernel's default fs.mount-max. Past it, the reader stops
+// with ErrMountsTooMany.
+const MountsReadMax = 1_000_000
+
+// mountLineMax bounds one line: a mount point and its root escaped (each
+// byte up to four, "\040") at PATH_MAX, and the superblock options,
+// which the kernel gives in a page.
+const mountLineMax = 1 << 20
+
+// ErrMountsTooMany is a mount table with more than MountsReadMax lines:
+// what was read of it stands, the rest was not read.
+var ErrMountsTooMany = fmt.Errorf("more than %d mounts: the rest was not read", MountsReadMax)
+
+// ScanMounts reads the mount table of pid from the proc filesystem at
+// proc (/proc, or a fixture tree in tests), a line at a time, handing
+// each mount to each; it stops at the first error each returns.
+func ScanMounts(proc string, pid int, each func(Mount) error) error {
+	path := filepath.Join(proc, strconv.Itoa(pid), "mountinfo")
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("mount table of %d: open %s: %w", pid, path, err)
+	}
+	defer f.Close()
+	var stop error // each's own error: it says what it is
+	err = ScanMountinfo(f, func(m Mount) error {
+		stop = each(m)
+		return stop
+	})
+	if err != nil && err != stop {
+		return fmt.Errorf("mount table of %d: %s: %w", pid, path, err)
+	}
+	return err
+}
+
+// ScanMountinfo parses a mountinfo stream line by line.
+func ScanMountinfo(r io.Reader, each func(Mount) error) error {
+	return scanMountLines(r, func(n int, line []byte) error {
+		m, err := parseMountLine(string(line))
+		if err != nil {
+			return fmt.Errorf("line %d: %w", n, err)
+		}
+		return each(m)
+	})
+}
+
+// scanMountLines hands each line of a mountinfo stream to each, with its
+// number; the line's bytes are valid until each returns.
+func scanMountLines(r io.Reader, each func(n int, line []byte) error) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64<<10), mountLineMax)
+	for n := 1; sc.Scan(); n++ {
+		if n > MountsReadMax {
+			return ErrMountsTooMany
+		}
+		if err := each(n, sc.Bytes()); err != nil {
+			return err
+		}
+	}
+	if errors.Is(sc.Err(), bufio.ErrTooLong) {
+		return fmt.Errorf("a line longer than %d bytes: %w", mountLineMax, sc.Err())
+	}
+	return sc.Err()
+}
+
+// readMountTable reads a mount table keeping the first MountsKept
+// mounts; the others are only counted, never parsed.
+func readMountTable(r io.Reader, pid int) (MountTable, error) {
+	t := MountTable{PID: pid}
+	err := scanMountLines(r, func(n int, line []byte) error {
+		t.Total = n
+		if len(t.Mounts) == MountsKept {
+			return nil
+		}
+		m, err := parseMountLine(string(line))
+		if err != nil {
+			return fmt.Errorf("line %d: %w", n, err)
+		}
+		t.Mounts = append(t.Mounts, m)
+		return nil
+	})
+	return t, err
+}
+
+// parseMountLine parses one line of mountinfo:
+//
+//	36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw,errors=continue
+//
+// The paths stay escaped as the kernel wrote them ("\040" for a space).
+func parseMountLine(line string) (Mount, error) {
+	head, tail, ok := strings.Cut(line, " - ")
+	if !ok {
+		return Mount{}, fmt.Errorf("no \" - \" separator in %q", cutLine(line))
+	}
+	f := strings.Split(head, " ")
+	if len(f) < 6 {
+		return Mount{}, fmt.Errorf("too few fields before \" - \" in %q", cutLine(line))
+	}
+	id, err := strconv.Atoi(f[0])
+	if err != nil {
+		return Mount{}, fmt.Errorf("mount ID %q: %w", cutLine(f[0]), err)
+	}
+	parent, err := strconv.Atoi(f[1])
+	if err != nil {
+		return Mount{}, fmt.Errorf("parent ID %q: %w", cutLine(f[1]), err)
+	}
+	t := strings.SplitN(tail, " ", 3)
+	if len(t) != 3 {
+		return Mount{}, fmt.Errorf("too few fields after \" - \" in %q", cutLine(line))
+	}
+	return Mount{
+		ID: id, Parent: parent, Dev: f[2], Root: f[3], Point: f[4],
+		FSType: t[0], Source: t[1],
+		Options: sortOptions(f[5]), Super: sortOptions(t[2]),
+		Propagation: propagation(f[6:]),
+	}, nil
+}
+
+// cutLine keeps an error about a line readable: a mount point can be
+// thousands of bytes.
+func cutLine(s string) string {
+	if len(s) > 200 {
+		return s[:200] + "…"
+	}
+	return s
+}
