@@ -322,3 +322,21 @@ func TestALimitBelowUsageSaysWhatHappens(t *testing.T) {
 		t.Fatalf("a warning for a limit above usage:\n%s", out)
 	}
 }
+
+// What a lesson's check saw quotes the box: a hostname the box set itself
+// through /proc with ESC ] 0 ; (retitle) and ESC [ 2 J (clear) is shown
+// escaped in the "check saw" and "Step N done" lines, never raw (ut28 F1).
+func TestALessonsCheckLinesEscapeWhatTheBoxNamed(t *testing.T) {
+	t.Setenv("XDG_STATE_HOME", t.TempDir())
+	sh, out := lessonShell(t)
+	execute(t, sh, out, "lesson 1", "new web", "unshare uts", "next")
+	out.Reset()
+	execute(t, sh, out, `exec sh -c 'printf "w\033]0;LTITLE\007\033[2Jx" > /proc/sys/kernel/hostname'`, "check")
+	got := out.String()
+	if strings.ContainsAny(got, "\x1b\x07") {
+		t.Errorf("a lesson line printed the box's control characters raw: %q", got)
+	}
+	if !strings.Contains(got, `\x1b]0;LTITLE`) {
+		t.Errorf("the check's lines do not show the box's hostname escaped:\n%s", got)
+	}
+}

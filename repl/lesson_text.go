@@ -179,7 +179,9 @@ func frame(title string, body []string, width int, th viz.Theme) string {
 // verdict is a lesson's ✓ or ✗ line: head in style, then text, wrapped at
 // word boundaries to width, later lines under the text.
 func verdict(style lipgloss.Style, head, text string, width int, th viz.Theme, indent string) string {
-	spans := append([]span{{head, plainText}}, parseInline(" "+text)...)
+	// What a check saw quotes the box (a hostname, a file name): its
+	// control characters are escaped, as every other line shows them.
+	spans := append([]span{{head, plainText}}, parseInline(" "+printable(text))...)
 	lines := wrapSpans(spans, width, th, indent, indent+"  ")
 	// The head is one word or more of plain text at the start of the first
 	// line: style it there.
