@@ -2,6 +2,7 @@ package primitives
 
 import (
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -63,7 +64,19 @@ func (b *Box) unshareOne(x *executor, st *step.Step, t NamespaceType, opts Unsha
 		st.Shell = append(st.Shell, "mount --make-rslave /")
 		st.Man = append(st.Man, "mount(2)")
 	case "time":
-		return writeTimeOffsets(x, st, do, opts.Boottime, opts.Monotonic)
+		// In a user namespace of its own, a root session's box process
+		// runs as a host uid of its block, and /proc/self of a process
+		// that is not dumpable belongs to the host's root: the session
+		// writes the offsets from the host's side, which holds
+		// CAP_SYS_TIME over every user namespace.
+		// (Unshare holds b.mu while it runs the step; a plan does not.)
+		file := "/proc/self/timens_offsets"
+		if x != nil && os.Geteuid() == 0 && b.unshared["user"] {
+			file = x.Proc() + "/timens_offsets"
+		} else if x == nil && os.Geteuid() == 0 && b.Has("user") {
+			file = fmt.Sprintf("/proc/%d/timens_offsets", b.CommandPID())
+		}
+		return writeTimeOffsets(x, st, do, file, opts.Boottime, opts.Monotonic)
 	case "net":
 		return loopbackUp(x, st, do)
 	}
@@ -75,7 +88,7 @@ func (b *Box) unshareOne(x *executor, st *step.Step, t NamespaceType, opts Unsha
 // (time_namespaces(7)), so this runs right after unshare. The executor
 // forks without CLONE_VM, so this works before Linux 6.3 as well, where
 // clone(CLONE_VM) is refused while time_for_children differs.
-func writeTimeOffsets(x *executor, st *step.Step, do recorder, boottime, monotonic time.Duration) error {
+func writeTimeOffsets(x *executor, st *step.Step, do recorder, file string, boottime, monotonic time.Duration) error {
 	var lines []string
 	if monotonic != 0 {
 		lines = append(lines, offsetLine("monotonic", monotonic))
@@ -84,13 +97,20 @@ func writeTimeOffsets(x *executor, st *step.Step, do recorder, boottime, monoton
 		lines = append(lines, offsetLine("boottime", boottime))
 	}
 	for _, line := range lines {
-		err := do(fmt.Sprintf("write(\"/proc/self/timens_offsets\", %q, %d)", line, len(line)), func() error {
-			return x.WriteFile("/proc/self/timens_offsets", line)
+		call, self := fmt.Sprintf("write(%q, %q, %d)", file, line, len(line)), file == "/proc/self/timens_offsets"
+		if !self {
+			call += "   # by the session, from the host's side"
+		}
+		err := do(call, func() error {
+			if self {
+				return x.WriteFile(file, line)
+			}
+			return os.WriteFile(file, []byte(line), 0)
 		})
 		if err != nil {
 			return err
 		}
-		st.Shell = append(st.Shell, fmt.Sprintf("echo '%s' > /proc/self/timens_offsets", strings.TrimSpace(line)))
+		st.Shell = append(st.Shell, fmt.Sprintf("echo '%s' > %s", strings.TrimSpace(line), file))
 	}
 	if len(lines) == 0 {
 		st.Notes = append(st.Notes, "no clock offsets given: the box's clocks read like the host's until you pass --boottime or --monotonic")

@@ -250,7 +250,9 @@ func runMountOverlay(sh *Shell, c *Call) error {
 	for _, name := range c.Args {
 		if _, im, ok := sh.imageLayers(name); ok {
 			if err := sh.applyImage(b, im); err != nil {
-				return err
+				// The overlay stays (only `rm` undoes it): say what the box
+				// is left with, as Docker would refuse to start the image.
+				return fmt.Errorf("%w; the overlay is mounted without the image's settings, so box %s's commands would run as root with none of its Env or WorkingDir (Docker refuses to start such an image): `rm %s` and stack another", err, b.Name, b.Name)
 			}
 			sh.ok("image %s: its Env applies to exec and sh; its WorkingDir %q and User %q once the overlay is the box's / (pivot_root)", im.Name, im.Config.WorkingDir, im.Config.User)
 		}

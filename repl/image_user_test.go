@@ -94,6 +94,11 @@ func TestMountOverlayImageResolvesUserInsideTheImage(t *testing.T) {
 	if strings.Contains(out, "4242") {
 		t.Errorf("the session read the host's file through the image's symlink:\n%s", out)
 	}
+	// The overlay stays mounted (only rm undoes it): the error says the
+	// box has it without the image's settings (ut28 F4).
+	if flat := strings.Join(strings.Fields(out), " "); strings.Count(flat, "the overlay is mounted without the image's settings") < 2 {
+		t.Errorf("a refused User does not say the overlay stays without the image's settings:\n%s", out)
+	}
 }
 
 // A directory of the box's PATH that the image made an absolute symlink

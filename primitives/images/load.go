@@ -114,14 +114,19 @@ func (s *Store) loadDockerArchive(p, as string, progress Progress) ([]Image, err
 			if err != nil {
 				return nil, fmt.Errorf("image load %s %s: NAME is no image reference (as alpine or example.com/app:v1): %w", p, as, err)
 			}
-			imName = ShortName(r)
+			if imName, err = checkedName(r); err != nil {
+				return nil, fmt.Errorf("image load %s %s: %w", p, as, err)
+			}
 		}
 		if len(d.RepoTags) > 0 && as == "" {
 			t, err := name.NewTag(d.RepoTags[0])
 			if err != nil {
 				return out, fmt.Errorf("image load %s: tag %q: %w", p, d.RepoTags[0], err)
 			}
-			tag, imName = &t, ShortName(t)
+			if imName, err = checkedName(t); err != nil {
+				return out, fmt.Errorf("image load %s: tag %q: %w", p, d.RepoTags[0], err)
+			}
+			tag = &t
 		} else if len(m) > 1 {
 			return out, fmt.Errorf("image load %s: image %d of %d has no tag, and the archive holds more than one", p, i+1, len(m))
 		}
@@ -202,11 +207,11 @@ func layoutName(d v1.Descriptor, as string, count int) (string, error) {
 		return "", fmt.Errorf("image %s has no name (no %s annotation): name it, `image load PATH NAME`", d.Digest, refAnnotation)
 	}
 	if r, err := name.ParseReference(ann); err == nil {
-		return ShortName(r), nil
+		return checkedName(r)
 	}
 	if as != "" {
 		if r, err := name.ParseReference(as + ":" + ann); err == nil {
-			return ShortName(r), nil
+			return checkedName(r)
 		}
 	}
 	return "", fmt.Errorf("image %s is named %q, which is no reference: name it, `image load PATH NAME`", d.Digest, ann)

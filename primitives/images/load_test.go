@@ -192,3 +192,36 @@ func TestLoadRefusesALayoutThatLinksOutOfItself(t *testing.T) {
 		t.Errorf("a refused load left images: %+v", ims)
 	}
 }
+
+// A repository whose path Docker's reference grammar refuses ("..", ".",
+// ".lock", "a..b") is refused by name, as a tag in the archive and as
+// the NAME given (ut28 F7); a name it accepts loads.
+func TestLoadRefusesARepositoryDockerWouldRefuse(t *testing.T) {
+	needRoot(t)
+	dir := t.TempDir()
+	s := openStore(t)
+	for _, repo := range []string{"ut28/..", "ut28/.", "ut28/.lock", "a..b", "x/-y"} {
+		tag, err := name.NewTag(repo + ":v1")
+		if err != nil {
+			continue // go-containerregistry refuses it already
+		}
+		file := filepath.Join(dir, "t.tar")
+		if err := tarball.WriteToFile(file, tag, testImage(t)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Load(file, "", nil); err == nil || !strings.Contains(err.Error(), "no name Docker accepts") {
+			t.Errorf("tag %s: want a refusal naming the component, got %v", repo, err)
+		}
+		if _, err := s.Load(file, repo, nil); err == nil || !strings.Contains(err.Error(), "no name Docker accepts") {
+			t.Errorf("NAME %s: want a refusal naming the component, got %v", repo, err)
+		}
+	}
+	ok, _ := name.NewTag("ut28/a-b.c__d:v1")
+	file := filepath.Join(dir, "ok.tar")
+	if err := tarball.WriteToFile(file, ok, testImage(t)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Load(file, "", nil); err != nil {
+		t.Errorf("a name Docker accepts: %v", err)
+	}
+}

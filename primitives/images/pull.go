@@ -54,6 +54,10 @@ func (s *Store) Pull(ctx context.Context, ref string, opts PullOptions, progress
 	if err != nil {
 		return Image{}, fmt.Errorf("image pull %q: %w (a reference looks like alpine, alpine:3.20, ghcr.io/owner/repo:tag or repo@sha256:…)", ref, err)
 	}
+	short, err := checkedName(r)
+	if err != nil {
+		return Image{}, fmt.Errorf("image pull %s: %w", r, err)
+	}
 	plat := HostPlatform()
 	if opts.Platform != nil {
 		plat = *opts.Platform
@@ -71,7 +75,7 @@ func (s *Store) Pull(ctx context.Context, ref string, opts PullOptions, progress
 	if err != nil {
 		return Image{}, fmt.Errorf("image pull %s: %w", r, err)
 	}
-	im, err := s.add(img, ShortName(r), r.Name(), progress)
+	im, err := s.add(img, short, r.Name(), progress)
 	if err != nil {
 		return Image{}, fmt.Errorf("image pull %s: %w", r, err)
 	}

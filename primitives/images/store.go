@@ -129,6 +129,24 @@ func (s *Store) recordPath(n string) string {
 
 // ShortName is how stepbox names the image ref: Docker Hub's registry
 // and "library/" left out, as `docker images` shows them.
+// pathComponent is one component of a repository's path as Docker's
+// reference grammar allows it: lower-case letters and digits, joined by
+// one '.', one or two '_' or any number of '-'. go-containerregistry
+// accepts more ("..", ".lock"), which no registry or Docker would.
+var pathComponent = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$`)
+
+// checkedName is ShortName of a reference whose repository Docker's
+// grammar accepts, or an error naming the component it refuses.
+func checkedName(ref name.Reference) (string, error) {
+	repo := ref.Context().RepositoryStr()
+	for _, c := range strings.Split(repo, "/") {
+		if !pathComponent.MatchString(c) {
+			return "", fmt.Errorf("repository %q: %q is no name Docker accepts (lower-case letters and digits, joined by '.', '_', '__' or '-')", repo, c)
+		}
+	}
+	return ShortName(ref), nil
+}
+
 func ShortName(ref name.Reference) string {
 	repo := ref.Context().RepositoryStr()
 	reg := ref.Context().RegistryStr()
