@@ -132,7 +132,16 @@ func (s *Session) startBox(name string, user bool) (*Box, *step.Step, error) {
 		Undo:    "`rm " + name + "` kills the box's processes; its namespaces die with them",
 	}
 	if err := b.spawn(st); err != nil {
-		teardownLedger(b.Dir, s.ID)
+		// The box ran no command (spawn's ops fork nothing), so the only
+		// process that can carry its markers is the box process itself,
+		// ended here by its pidfd; its tracking cgroup holds the rest.
+		// No scan of every process's environment, which a fork bomb in
+		// another box can stall for minutes (mmap_lock).
+		if b.proc != nil {
+			b.proc.Kill()
+			b.proc.Wait()
+		}
+		teardownLedgerWith(b.Dir, func(string) []pidStart { return nil }, nil)
 		if b.upperRoot != nil {
 			b.upperRoot.Close() // the unmounted tmpfs goes with it
 		}

@@ -239,7 +239,10 @@ func teardownLedgerWith(dir string, marked func(box string) []pidStart, live *li
 	if err != nil {
 		return esc, err
 	}
-	if left := markedProcesses(session, filepath.Base(dir)); len(said) > 0 && len(left) > 0 {
+	if len(said) == 0 {
+		return esc, removeBoxDir(dir)
+	}
+	if left := markedProcesses(session, filepath.Base(dir)); len(left) > 0 {
 		return esc, fmt.Errorf("box %s: %s of it still there: its directory is kept for the next cleanup", filepath.Base(dir), step.Count(len(left), "process"))
 	}
 	return esc, removeBoxDir(dir)
