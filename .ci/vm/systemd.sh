@@ -20,9 +20,10 @@
 #   STEPBOX_VM_REUSE    1: boot the image the last run built, only the
 #                       test binaries are new
 #   STEPBOX_VM_ACCEL    qemu accelerator (default tcg)
-#   STEPBOX_VM_TIMEOUT  seconds before qemu is killed (default 1080: the root
-#                       passes took about 300 s of it, the rootless one adds
-#                       every lesson; a loaded host runs qemu slower)
+#   STEPBOX_VM_TIMEOUT  seconds before qemu is killed (default 1500: the VM
+#                       run took 474-723 s alone and 1008 s beside another
+#                       VM, where the rootless pass ran out of budget; a
+#                       loaded host runs qemu slower)
 set -euo pipefail
 t_start=$(date +%s.%N)
 repo=$(cd "$(dirname "$0")/../.." && pwd)
@@ -31,7 +32,7 @@ out=${STEPBOX_VM_DIR:-/var/tmp/stepbox-vm-systemd}
 root=$out/root
 disk=$out/disk.ext4
 log=$out/console.log
-vm_timeout=${STEPBOX_VM_TIMEOUT:-1080}
+vm_timeout=${STEPBOX_VM_TIMEOUT:-1500}
 export PATH=/usr/local/go/bin:$PATH
 export DEBIAN_FRONTEND=noninteractive
 
