@@ -245,7 +245,9 @@ func pidAlive(pid int) bool {
 	return err == nil
 }
 
-// sessionAlive reports whether the session named "<pid>-<start>" still runs.
+// sessionAlive reports whether the session named "<pid>-<start>" still
+// runs. A zombie has ended: where its parent reaps nothing (a container
+// whose PID 1 is no init), it stays one, and its state is for cleanup.
 func sessionAlive(id string) bool {
 	pidS, startS, ok := strings.Cut(id, "-")
 	if !ok {
@@ -257,7 +259,11 @@ func sessionAlive(id string) bool {
 		return false
 	}
 	st, err := startTime(pid)
-	return err == nil && st == start
+	if err != nil || st != start {
+		return false
+	}
+	state, err := procState(pid)
+	return err == nil && state != "Z"
 }
 
 type markedProc struct {

@@ -3,11 +3,14 @@ package primitives
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // ut25 F6: one box fills the task cap every box of the session shares;
@@ -58,5 +61,37 @@ func TestExecAtTheSharedTaskCapNamesTheCapAndTheBoxHoldingIt(t *testing.T) {
 	}
 	if err := s.Remove("filler"); err != nil {
 		t.Fatalf("rm filler: %v", err)
+	}
+}
+
+// A session whose process has exited but was not reaped (its parent, a
+// container's PID 1, reaps nothing) has ended: cleanup and the sweep may
+// undo its state.
+func TestAZombieSessionHasEnded(t *testing.T) {
+	cmd := exec.Command("sleep", "60")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	pid := cmd.Process.Pid
+	start, err := startTime(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := fmt.Sprintf("%d-%d", pid, start)
+	if !sessionAlive(id) {
+		t.Fatalf("a running process %s reads as an ended session", id)
+	}
+	cmd.Process.Kill()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if st, _ := procState(pid); st == "Z" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the killed process never became a zombie")
+		}
+	}
+	if sessionAlive(id) {
+		t.Errorf("zombie %s reads as a live session", id)
 	}
 }

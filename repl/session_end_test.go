@@ -125,7 +125,7 @@ func (r *stepboxRun) end(within time.Duration) []string {
 		r.reap()
 	}
 	if !r.reaped(10 * time.Second) {
-		return append(problems, fmt.Sprintf("stepbox %d ended but was not reaped in 10 s: `stepbox cleanup` would take it for a live session", r.pid))
+		return append(problems, fmt.Sprintf("stepbox %d ended but neither was reaped nor became a zombie in 10 s: `stepbox cleanup` would take it for a live session", r.pid))
 	}
 	left := hoststate.SessionLeft(r.dir, r.pid)
 	if !killed && len(left) == 0 {
@@ -144,12 +144,15 @@ func (r *stepboxRun) end(within time.Duration) []string {
 	return problems
 }
 
-// reaped waits until the ended process is gone from /proc: reaped by
-// its parent, or a new process with its PID started later.
+// reaped waits until the ended process is gone from /proc (reaped by
+// its parent, or a new process with its PID started later) or is a
+// zombie, which `stepbox cleanup` takes for an ended session: in a
+// container whose PID 1 reaps nothing (make test-container) an orphaned
+// session stays one.
 func (r *stepboxRun) reaped(within time.Duration) bool {
-	start, err := procStart(r.pid)
+	start, _, err := procStartState(r.pid)
 	for deadline := time.Now().Add(within); err == nil; time.Sleep(20 * time.Millisecond) {
-		if now, err := procStart(r.pid); err != nil || now != start {
+		if now, zombie, err := procStartState(r.pid); err != nil || now != start || zombie {
 			return true
 		}
 		if time.Now().After(deadline) {
@@ -159,13 +162,14 @@ func (r *stepboxRun) reaped(within time.Duration) bool {
 	return true
 }
 
-func procStart(pid int) (uint64, error) {
+// procStartState is pid's start time, and whether it is a zombie.
+func procStartState(pid int) (uint64, bool, error) {
 	p, err := procfs.NewProc(pid)
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	st, err := p.Stat()
-	return st.Starttime, err
+	return st.Starttime, st.State == "Z", err
 }
 
 // stepboxInPane finds the stepbox process the pane's shell started with
