@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -330,14 +329,7 @@ type hostMounts struct {
 
 func (m *hostMounts) get() ([]*procfs.MountInfo, error) {
 	if !m.read {
-		// This thread's table, not /proc/self's: self is the thread group
-		// leader's, and a thread locked into another mount namespace (a
-		// goroutine that exited locked leaves the leader wedged there)
-		// would show a table without the host's upper tmpfs mounts, which
-		// teardown would then take as already gone.
-		runtime.LockOSThread()
-		m.list, m.err = procfs.GetProcMounts(unix.Gettid())
-		runtime.UnlockOSThread()
+		m.list, m.err = cgroups.ThreadMounts()
 		m.read = true
 	}
 	return m.list, m.err

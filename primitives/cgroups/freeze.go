@@ -157,12 +157,7 @@ func freezerDirs(pids []int) []string {
 	if len(pids) == 0 {
 		return nil
 	}
-	// This thread's mount table, where it resolves the paths: /proc/self
-	// is the thread group leader's, which a goroutine that exited locked
-	// into a box's mount namespace leaves there (primitives/ledger.go).
-	runtime.LockOSThread()
-	mounts, err := procfs.GetProcMounts(unix.Gettid())
-	runtime.UnlockOSThread()
+	mounts, err := ThreadMounts()
 	if err != nil {
 		return nil
 	}
@@ -210,4 +205,15 @@ func Frozen(pid int) string {
 		}
 	}
 	return ""
+}
+
+// ThreadMounts is the mount table as this thread sees it, not /proc/self's:
+// self is the thread group leader's, and a goroutine that exited locked
+// into a box's mount namespace leaves the leader wedged there, with a
+// table that lacks the host's mounts (teardown would take a box's upper
+// tmpfs as already gone).
+func ThreadMounts() ([]*procfs.MountInfo, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	return procfs.GetProcMounts(unix.Gettid())
 }

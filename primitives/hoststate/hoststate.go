@@ -153,18 +153,27 @@ func othersCgroup(rel string) bool {
 }
 
 func othersProcess(p procfs.Proc) bool {
+	v, ok := sessionMarker(p)
+	if !ok {
+		return false
+	}
+	pidS, _, _ := strings.Cut(v, "-")
+	pid, _ := strconv.Atoi(pidS)
+	return othersSession(pid)
+}
+
+// sessionMarker is the value of p's STEPBOX_SESSION marker, if it has one.
+func sessionMarker(p procfs.Proc) (string, bool) {
 	env, err := p.Environ()
 	if err != nil {
-		return false
+		return "", false
 	}
 	for _, e := range env {
 		if v, ok := strings.CutPrefix(e, "STEPBOX_SESSION="); ok {
-			pidS, _, _ := strings.Cut(v, "-")
-			pid, _ := strconv.Atoi(pidS)
-			return othersSession(pid)
+			return v, true
 		}
 	}
-	return false
+	return "", false
 }
 
 // othersSession reports whether pid is a live process outside this

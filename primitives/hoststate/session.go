@@ -4,13 +4,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/prometheus/procfs"
-	"golang.org/x/sys/unix"
+
+	"stepbox/primitives/cgroups"
 )
 
 // SessionLeft lists what the stepbox session of process pid, on state
@@ -23,7 +23,7 @@ func SessionLeft(dir string, pid int) []string {
 	if real, err := filepath.EvalSymlinks(dir); err == nil {
 		dir = real
 	}
-	mounts, err := threadMounts()
+	mounts, err := cgroups.ThreadMounts()
 	if err != nil {
 		left = append(left, "the mount table could not be read: "+err.Error())
 	}
@@ -46,16 +46,6 @@ func SessionLeft(dir string, pid int) []string {
 	return left
 }
 
-// threadMounts is the host's mount table as this thread sees it: not
-// /proc/self's, the thread group leader's, which an in-process session
-// may have left in a box's mount namespace (primitives' hostMounts
-// reads it the same way).
-func threadMounts() ([]*procfs.MountInfo, error) {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	return procfs.GetProcMounts(unix.Gettid())
-}
-
 // markedProcesses lists the processes whose STEPBOX_SESSION marker
 // starts with prefix ("PID cmdline").
 func markedProcesses(prefix string) []string {
@@ -65,16 +55,9 @@ func markedProcesses(prefix string) []string {
 	}
 	var out []string
 	for _, p := range procs {
-		env, err := p.Environ()
-		if err != nil {
-			continue
-		}
-		for _, e := range env {
-			if v, ok := strings.CutPrefix(e, "STEPBOX_SESSION="); ok && strings.HasPrefix(v, prefix) {
-				args, _ := p.CmdLine()
-				out = append(out, fmt.Sprintf("process %d %s", p.PID, strings.Join(args, " ")))
-				break
-			}
+		if v, ok := sessionMarker(p); ok && strings.HasPrefix(v, prefix) {
+			args, _ := p.CmdLine()
+			out = append(out, fmt.Sprintf("process %d %s", p.PID, strings.Join(args, " ")))
 		}
 	}
 	return out
