@@ -127,7 +127,13 @@ func (r *stepboxRun) end(within time.Duration) []string {
 	if !r.reaped(10 * time.Second) {
 		return append(problems, fmt.Sprintf("stepbox %d ended but neither was reaped nor became a zombie in 10 s: `stepbox cleanup` would take it for a live session", r.pid))
 	}
+	// A host command the session ran (`!ls`) may still be ending: it
+	// gets SIGPIPE at its next write once the session is gone.
 	left := hoststate.SessionLeft(r.dir, r.pid)
+	for deadline := time.Now().Add(2 * time.Second); len(left) > 0 && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+		left = hoststate.SessionLeft(r.dir, r.pid)
+	}
 	if !killed && len(left) == 0 {
 		return problems
 	}
