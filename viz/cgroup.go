@@ -68,18 +68,21 @@ func cgroupTree(snap cgroups.Snapshot, width int, t Theme) []string {
 		out = append(out, nodeLine(n, snap, head, width, t))
 		stats := statLines(n, width-lipgloss.Width(body)-2, t)
 		tail := body + "│ "
-		if len(n.Children) == 0 {
+		if len(n.Children) == 0 && n.Unread == 0 {
 			tail = body + "  "
 		}
 		for _, l := range stats {
 			out = append(out, t.Border.Render(tail)+l)
 		}
 		for i, c := range n.Children {
-			if i == len(n.Children)-1 {
+			if i == len(n.Children)-1 && n.Unread == 0 {
 				walk(c, body+"└─ ", body+"   ")
 			} else {
 				walk(c, body+"├─ ", body+"│  ")
 			}
+		}
+		if n.Unread > 0 {
+			out = append(out, t.Border.Render(body+"└─ ")+t.Dim.Render(truncate(unreadCgroups(n.Unread), width-lipgloss.Width(body)-3)))
 		}
 	}
 	walk(snap.Parent, "", "")
@@ -87,6 +90,19 @@ func cgroupTree(snap cgroups.Snapshot, width int, t Theme) []string {
 		out = append(out, para(t.Dim, "  no box cgroups yet: cgroup new makes one", width))
 	}
 	return out
+}
+
+// unreadCgroups says how many child cgroups a snapshot left unread.
+func unreadCgroups(n int) string {
+	return fmt.Sprintf("… %s more, not read (a panel reads %d children of a cgroup, %d cgroups, %d levels)",
+		groupCount(n), cgroups.TreeChildren, cgroups.TreeNodes, cgroups.TreeDepth)
+}
+
+func groupCount(n int) string {
+	if n == 1 {
+		return "1 cgroup"
+	}
+	return strconv.Itoa(n) + " cgroups"
 }
 
 // nodeLine is a cgroup's name, its box if it is the current one, and the

@@ -42,6 +42,10 @@ func cgroupSVG(snap cgroups.Snapshot, before *cgroups.Snapshot, size svgSize) st
 	for _, c := range parent.Children {
 		y = cgroupNode(&d, c, snap.BoxGroup, 1, y, was)
 	}
+	if parent.Unread > 0 {
+		d.text(cgIndent, y+18, "dim", fit(unreadCgroups(parent.Unread), d.w()-cgIndent, d.size.small))
+		y += svgRow
+	}
 	if len(parent.Children) == 0 {
 		d.text(cgIndent, y+18, "dim", "no box cgroup yet")
 		y += svgRow
@@ -77,6 +81,10 @@ func cgroupNode(d *svgDoc, n cgroups.Node, own string, depth, y int, was map[str
 	d.add(`</g>`)
 	for _, c := range n.Children {
 		y = cgroupNode(d, c, own, depth+1, y, was)
+	}
+	if n.Unread > 0 {
+		d.text(x+cgIndent, y+18, "dim", fit(unreadCgroups(n.Unread), d.w()-x-cgIndent, d.size.small))
+		y += svgRow
 	}
 	return y + 4
 }

@@ -44,7 +44,21 @@ type Node struct {
 	// wall time (1 = one core busy); Unknown without a previous snapshot.
 	CPUs     float64 `json:"cpus"`
 	Children []Node  `json:"children,omitempty"`
+	// Unread is how many child cgroups were left unread: a box with
+	// the rights to mkdir in its cgroup can make thousands (ut29 F7),
+	// and a snapshot reads at most TreeChildren of a node, TreeNodes in
+	// all and TreeDepth levels below the parent.
+	Unread int `json:"unread,omitempty"`
 }
+
+// The bounds of one snapshot's walk. stepbox's own cgroups (the parent
+// and a box's cgroup under it) are all a learner makes; what lies past
+// these bounds is a box's own making and is counted, not read.
+const (
+	TreeChildren = 32
+	TreeNodes    = 128
+	TreeDepth    = 8
+)
 
 // Unknown marks a rate that needs two snapshots.
 const Unknown = -1.0
@@ -60,7 +74,8 @@ func TakeSnapshot(h Hierarchy, parent *Group, box Box, prev *Snapshot) (Snapshot
 		return s, fmt.Errorf("cgroup show: %w", ErrNoGroup)
 	}
 	var err error
-	if s.Parent, err = node(h, *parent); err != nil {
+	budget := TreeNodes
+	if s.Parent, err = node(h, *parent, s.BoxGroup, 0, &budget); err != nil {
 		return s, fmt.Errorf("cgroup show: %w", err)
 	}
 	if box.PID > 0 {
@@ -87,7 +102,12 @@ func prevTaken(prev *Snapshot) time.Time {
 	return prev.Taken
 }
 
-func node(h Hierarchy, g Group) (Node, error) {
+// node reads cgroup g and, within budget (nodes left to read) and
+// TreeDepth, its children; keep, the current box's cgroup, is read
+// whatever its place among its siblings, so a box's own mkdirs cannot
+// crowd it out.
+func node(h Hierarchy, g Group, keep string, depth int, budget *int) (Node, error) {
+	*budget--
 	n := Node{Group: g, CPUs: Unknown}
 	var err error
 	if n.Procs, err = h.Procs(&g); err != nil {
@@ -109,13 +129,17 @@ func node(h Hierarchy, g Group) (Node, error) {
 	// stepbox's, not the learner's: the tree shows the cgroups the
 	// learner made (Box.Tracked has the first).
 	names = slices.DeleteFunc(names, func(n string) bool { return IsTrack(n) || n == SessionLeaf })
-	for _, name := range slices.Compact(names) {
+	for i, name := range slices.Compact(names) {
+		if depth+1 > TreeDepth || ((name != keep || depth > 0) && (i >= TreeChildren || *budget <= 0)) {
+			n.Unread++
+			continue
+		}
 		c := g.child(name)
 		c.Dirs = slices.DeleteFunc(c.Dirs, func(d Dir) bool {
 			_, err := os.Stat(d.Path)
 			return err != nil
 		})
-		child, err := node(h, *c)
+		child, err := node(h, *c, keep, depth+1, budget)
 		if err != nil {
 			return n, err
 		}

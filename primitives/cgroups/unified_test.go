@@ -2,6 +2,7 @@ package cgroups
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -404,5 +405,58 @@ func BenchmarkStatsOnAV2Fixture(b *testing.B) {
 		if _, err := u.Stats(box); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// A box with the rights to mkdir in its cgroups can make thousands of
+// them, as wide or as deep as it likes (ut29 F7): a snapshot reads a
+// bounded part of the tree, counts what it left, and never leaves out
+// the box's own cgroup, whatever siblings sort before it.
+func TestSnapshotReadsABoundedTreeAndKeepsTheBoxsCgroup(t *testing.T) {
+	f, u, parent, box := v2Box(t, "+cpu +memory +pids")
+	wide := TreeChildren + 40
+	for i := range wide {
+		if err := f.Mkdir(filepath.Join(parent.Dirs[0].Path, fmt.Sprintf("a%04d", i)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d := box.Dirs[0].Path
+	for range TreeDepth + 5 {
+		d = filepath.Join(d, "n")
+		if err := f.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range wide {
+		if err := f.Mkdir(filepath.Join(box.Dirs[0].Path, fmt.Sprintf("m%04d", i)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	snap, err := TakeSnapshot(u, parent, Box{Name: "web", Group: box}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	read, unread, deepest := 0, 0, 0
+	var walk func(n Node, depth int)
+	walk = func(n Node, depth int) {
+		read++
+		unread += n.Unread
+		deepest = max(deepest, depth)
+		for _, c := range n.Children {
+			walk(c, depth+1)
+		}
+	}
+	walk(snap.Parent, 0)
+	if read > TreeNodes+1 || deepest > TreeDepth {
+		t.Errorf("the snapshot read %d cgroups, %d levels deep; want at most %d and %d", read, deepest, TreeNodes+1, TreeDepth)
+	}
+	if !slices.ContainsFunc(snap.Parent.Children, func(n Node) bool { return n.Name == box.Name }) {
+		t.Errorf("the box's cgroup %s is not in the tree among %d siblings the box made", box.Name, wide)
+	}
+	if snap.Parent.Unread != wide+1-TreeChildren-1 && snap.Parent.Unread != wide+1-TreeChildren {
+		t.Errorf("the parent counts %d children unread, want those past the first %d of %d", snap.Parent.Unread, TreeChildren, wide+1)
+	}
+	if read+unread < 2*wide {
+		t.Errorf("read %d + unread %d cgroups: fewer than the %d the box made", read, unread, 2*wide)
 	}
 }
