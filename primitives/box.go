@@ -145,6 +145,7 @@ func (s *Session) startBox(name string, user bool) (*Box, *step.Step, error) {
 		if b.upperRoot != nil {
 			b.upperRoot.Close() // the unmounted tmpfs goes with it
 		}
+		b.releaseUpper()
 		b.ids.release()
 		return nil, st, err
 	}
@@ -244,7 +245,10 @@ func (b *Box) spawn(st *step.Step) error {
 	// While the box process loads (its ELF interpreter, libc, the
 	// constructor), its upper tmpfs is mounted and its OOM score set.
 	var upper step.Step
-	b.mountUpper(&upper)
+	if err := b.mountUpper(&upper); err != nil {
+		mine.Close()
+		return err
+	}
 	b.shieldFromOOM(p.Pid)
 
 	if mapped {
@@ -611,6 +615,8 @@ func (b *Box) teardown(marked func(box string) []pidStart) error {
 	// another's (the box's processes were gone, so nothing pinned its
 	// namespaces); the sweep after a crash names those.
 	esc, err := teardownLedgerWith(b.Dir, marked, live)
+	// Its upper tmpfs is unmounted: another box may have its room.
+	b.releaseUpper()
 	// Its processes are gone: another box may take its host IDs.
 	b.ids.release()
 	if said = append(said, esc.ended...); len(said) > 0 {
