@@ -574,8 +574,10 @@ func (b *Box) teardown(marked func(box string) []pidStart) error {
 	live := b.liveBox()
 	if b.hostPID {
 		// Read before anything ends: what is left in these afterwards
-		// escaped every other way of finding it (escapees).
+		// escaped every other way of finding it (escapees), with the
+		// filesystems its root may be on.
 		live.pin = pinNamespaces(b.pid, b.initPID)
+		live.pin.pinRoots(b.Dir, live.upper, b.pid, b.initPID)
 	}
 	// And, while its processes still run, what of it left its cgroups for
 	// others of the session's (box_strays.go).
