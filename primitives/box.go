@@ -145,6 +145,7 @@ func (s *Session) startBox(name string, user bool) (*Box, *step.Step, error) {
 		if b.upperRoot != nil {
 			b.upperRoot.Close() // the unmounted tmpfs goes with it
 		}
+		b.releaseUpper()
 		b.ids.release()
 		return nil, st, err
 	}
@@ -244,7 +245,10 @@ func (b *Box) spawn(st *step.Step) error {
 	// While the box process loads (its ELF interpreter, libc, the
 	// constructor), its upper tmpfs is mounted and its OOM score set.
 	var upper step.Step
-	b.mountUpper(&upper)
+	if err := b.mountUpper(&upper); err != nil {
+		mine.Close()
+		return err
+	}
 	b.shieldFromOOM(p.Pid)
 
 	if mapped {
@@ -570,8 +574,10 @@ func (b *Box) teardown(marked func(box string) []pidStart) error {
 	live := b.liveBox()
 	if b.hostPID {
 		// Read before anything ends: what is left in these afterwards
-		// escaped every other way of finding it (escapees).
+		// escaped every other way of finding it (escapees), with the
+		// filesystems its root may be on.
 		live.pin = pinNamespaces(b.pid, b.initPID)
+		live.pin.pinRoots(b.Dir, live.upper, b.pid, b.initPID)
 	}
 	// And, while its processes still run, what of it left its cgroups for
 	// others of the session's (box_strays.go).
@@ -611,6 +617,8 @@ func (b *Box) teardown(marked func(box string) []pidStart) error {
 	// another's (the box's processes were gone, so nothing pinned its
 	// namespaces); the sweep after a crash names those.
 	esc, err := teardownLedgerWith(b.Dir, marked, live)
+	// Its upper tmpfs is unmounted: another box may have its room.
+	b.releaseUpper()
 	// Its processes are gone: another box may take its host IDs.
 	b.ids.release()
 	if said = append(said, esc.ended...); len(said) > 0 {

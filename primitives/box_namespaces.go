@@ -129,9 +129,14 @@ type escaped struct {
 // session or another, is given the very numbers a dead box had, type for
 // type (seen in the tests). Those are named, not ended. killAndWait checks
 // each start time again on a pidfd: a PID reused meanwhile is spared.
-func escapees(box, boxDir string, sessionStart uint64, ns map[string]nsID, pinned bool) (escaped, error) {
+// roots (from a live box only, nsPin.pinRoots) are the filesystems of
+// the box's root: a process whose root is on one of them is the box's,
+// whatever namespaces it made itself (unshare -m -u keeps its root). Both are read
+// with stat(2) of /proc/PID links, which takes no process's mmap_lock (a
+// fork bomb's environ would stall a reader).
+func escapees(box, boxDir string, sessionStart uint64, ns map[string]nsID, roots map[uint64]string, pinned bool) (escaped, error) {
 	var out escaped
-	if len(ns) == 0 {
+	if len(ns) == 0 && len(roots) == 0 {
 		return out, nil
 	}
 	procs, err := procfs.AllProcs()
@@ -153,15 +158,24 @@ func escapees(box, boxDir string, sessionStart uint64, ns map[string]nsID, pinne
 				}
 			}
 		}
-		if len(in) == 0 {
+		var why []string
+		if len(in) > 0 {
+			why = append(why, "in the box's "+strings.Join(in, ", ")+" namespace")
+		}
+		var root unix.Stat_t
+		rooted := len(roots) > 0 && unix.Stat("/proc/"+strconv.Itoa(p.PID)+"/root", &root) == nil && roots[root.Dev] != ""
+		if rooted {
+			why = append(why, "its root on the box's "+roots[root.Dev])
+		}
+		if len(why) == 0 {
 			continue
 		}
 		st, err := p.Stat()
 		if err != nil || st.State == "Z" {
 			continue
 		}
-		what := fmt.Sprintf("PID %d (%s, in the box's %s namespace)", p.PID, commOf(p.PID), strings.Join(in, ", "))
-		proven := pinned || holdsOverlay(p.PID, boxDir)
+		what := fmt.Sprintf("PID %d (%s, %s)", p.PID, commOf(p.PID), strings.Join(why, ", "))
+		proven := pinned || rooted || holdsOverlay(p.PID, boxDir)
 		if st.Starttime < sessionStart || !proven {
 			out.notes = append(out.notes, fmt.Sprintf("left %s alone: it is in a namespace with the number box %s's had, but its mount table does not hold the box's overlay, so it may be another's (a freed namespace's number goes to the next one made); if it is the box's, end it by hand", what, box))
 			continue
@@ -182,10 +196,12 @@ func escapees(box, boxDir string, sessionStart uint64, ns map[string]nsID, pinne
 	return out, nil
 }
 
-// nsPin holds a box's namespaces open (their fds), by type.
+// nsPin holds a box's namespaces open (their fds), by type, and knows
+// the filesystems its root is on (pinRoots).
 type nsPin struct {
-	ns  map[string]nsID
-	fds []int
+	ns    map[string]nsID
+	fds   []int
+	roots map[uint64]string // st_dev: what of the box's it is
 }
 
 // pinNamespaces opens the namespaces of the box's processes pids, so
@@ -229,28 +245,63 @@ func (p *nsPin) release() {
 	p.fds = nil
 }
 
+// pinRoots records the filesystems a process of the box has its root on:
+// the overlays in the mount tables of the box's processes pids whose
+// upper dir is in boxDir, and its upper tmpfs (upper, held open; nil
+// without one). A process that made namespaces of its own (unshare -m -u)
+// is in none of the box's, but its root is still the box's overlay. A
+// device number names one filesystem only while it lives: the pinned
+// mount namespace holds the overlay, upper the tmpfs, until the search
+// is over. Called with the box's processes still running.
+func (p *nsPin) pinRoots(boxDir string, upper *os.File, pids ...int) {
+	p.roots = map[uint64]string{}
+	for _, pid := range pids {
+		if pid <= 0 {
+			continue
+		}
+		for _, m := range boxOverlays(pid, boxDir) {
+			var major, minor uint32
+			if _, err := fmt.Sscanf(m.MajorMinorVer, "%d:%d", &major, &minor); err == nil {
+				p.roots[unix.Mkdev(major, minor)] = "overlay"
+			}
+		}
+	}
+	var st unix.Stat_t
+	if upper != nil && unix.Fstat(int(upper.Fd()), &st) == nil {
+		p.roots[st.Dev] = "upper tmpfs"
+	}
+}
+
 // holdsOverlay reports whether process pid's mount table holds an overlay
 // whose upper dir lies in boxDir: a mount only the box's namespace has.
 func holdsOverlay(pid int, boxDir string) bool {
+	return len(boxOverlays(pid, boxDir)) > 0
+}
+
+// boxOverlays are the overlays in process pid's mount table whose upper
+// dir lies in boxDir.
+func boxOverlays(pid int, boxDir string) []*procfs.MountInfo {
 	mounts, err := procfs.GetProcMounts(pid)
 	if err != nil {
-		return false
+		return nil
 	}
 	dirs := []string{filepath.Clean(boxDir)}
 	if real, err := filepath.EvalSymlinks(boxDir); err == nil {
 		dirs = append(dirs, real)
 	}
+	var out []*procfs.MountInfo
 	for _, m := range mounts {
 		if m.FSType != "overlay" {
 			continue
 		}
 		for _, d := range dirs {
 			if strings.HasPrefix(m.SuperOptions["upperdir"], d+"/") {
-				return true
+				out = append(out, m)
+				break
 			}
 		}
 	}
-	return false
+	return out
 }
 
 // sessionStart is the start time a session's ID carries ("<pid>-<start>").

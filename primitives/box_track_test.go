@@ -324,7 +324,7 @@ func TestEscapeesAreNotAProcessInANamespaceMadeAfterTheBoxDied(t *testing.T) {
 	if got, _ := nsOf(strconv.Itoa(stranger.Process.Pid), "uts"); got == ns["uts"] {
 		t.Fatalf("the new uts namespace has the number of the box's, %v, while teardown holds it", got)
 	}
-	if esc, err := escapees("gone", t.TempDir(), 0, ns, true); err != nil || len(esc.ended) > 0 {
+	if esc, err := escapees("gone", t.TempDir(), 0, ns, nil, true); err != nil || len(esc.ended) > 0 {
 		t.Errorf("escapees: %v, ended %q", err, esc.ended)
 	}
 	if err := unix.Kill(stranger.Process.Pid, 0); err != nil {

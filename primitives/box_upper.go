@@ -29,11 +29,18 @@ import (
 const upperSource = "stepbox-upper"
 
 // upperCap is the most an upper tmpfs may hold; upperShare is the part of
-// the host's MemAvailable one box may take (tmpfs pages are memory).
+// the host's MemAvailable one box may take (tmpfs pages are memory);
+// upperFloor the least worth mounting. Each box's bound alone does not
+// bound the session: 64 boxes of 1 GB each would promise 64 GB. So the
+// session's uppers together hold at most upperSessionShare of
+// MemAvailable as it was at the session's first box (Session.reserveUpper).
+// Each session bounds its own: two sessions at once, which know nothing
+// of each other's boxes, may together promise twice that.
 const (
-	upperCap   = 1 << 30
-	upperShare = 8
-	upperFloor = 16 << 20
+	upperCap          = 1 << 30
+	upperShare        = 8
+	upperFloor        = 16 << 20
+	upperSessionShare = 2
 )
 
 // UpperSizeEnv sets the size of each box's upper tmpfs, in MB, below
@@ -56,7 +63,78 @@ func (h DoctorHost) checkUpper() Check {
 		return c
 	}
 	c.Found = fmt.Sprintf("a tmpfs of each box's own, %d MB (%s): a box that fills it gets ENOSPC, the host keeps its space", size>>20, why)
+	if bound, by, err := upperBound(); err == nil {
+		c.Found += fmt.Sprintf("; a session's uppers together hold at most %d MB now (%s, read at the session's first box)", bound>>20, by)
+	}
 	return c
+}
+
+// upperBound is the most a session's upper tmpfs may hold together, and
+// why: upperSessionShare of MemAvailable.
+func upperBound() (int64, string, error) {
+	avail, err := memAvailable()
+	if err != nil {
+		return 0, "", err
+	}
+	return avail / upperSessionShare &^ (1<<20 - 1), fmt.Sprintf("1/%d of MemAvailable, %d MB", upperSessionShare, avail>>20), nil
+}
+
+func memAvailable() (int64, error) {
+	fs, err := procfs.NewDefaultFS()
+	if err != nil {
+		return 0, err
+	}
+	mi, err := fs.Meminfo()
+	if err != nil || mi.MemAvailableBytes == nil {
+		return 0, fmt.Errorf("read MemAvailable in /proc/meminfo: %w", errors.Join(err, errors.ErrUnsupported))
+	}
+	return int64(*mi.MemAvailableBytes), nil
+}
+
+// upperRoom is what the session's uppers still may take, as `new` reads
+// it; the bound is read once, at the first box that gets an upper tmpfs.
+type upperRoom struct {
+	bound int64  // 0: not read yet
+	by    string // why that bound
+	held  int64  // the size= of the live boxes' upper tmpfs, together
+}
+
+// reserveUpper takes, for box name, an upper tmpfs of size at most want
+// out of what the session's uppers may still hold, and returns its size:
+// want, or less where the room left is less. The room is given back by
+// releaseUpper when the box is torn down. A room smaller than upperFloor
+// fails `new`: the session's boxes hold it.
+func (s *Session) reserveUpper(name string, want int64) (int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := &s.upper
+	if r.bound == 0 {
+		bound, by, err := upperBound()
+		if err != nil {
+			return 0, fmt.Errorf("new %s: %w", name, err)
+		}
+		r.bound, r.by = bound, by+", when the session made its first box"
+	}
+	left := r.bound - r.held
+	if left < upperFloor {
+		return 0, fmt.Errorf("new %s: the upper tmpfs of the session's other boxes hold %d MB (their size= together), of the %d MB stepbox lets one session's boxes take (%s); %d MB are left, and a box's upper needs %d MB at least: `rm` a box to give its room back",
+			name, r.held>>20, r.bound>>20, r.by, max(left, 0)>>20, upperFloor>>20)
+	}
+	size := min(want, left) &^ (1<<20 - 1)
+	r.held += size
+	return size, nil
+}
+
+// releaseUpper gives the room of box b's upper tmpfs back to the
+// session, once: the tmpfs is unmounted (teardown), or never was.
+func (b *Box) releaseUpper() {
+	if b.upperSize == 0 {
+		return
+	}
+	b.session.mu.Lock()
+	b.session.upper.held -= b.upperSize
+	b.session.mu.Unlock()
+	b.upperSize = 0
 }
 
 // upperSize is the size of a new box's upper tmpfs, and why.
@@ -71,15 +149,10 @@ func upperSize() (int64, string, error) {
 		}
 		return mb << 20, "$" + UpperSizeEnv, nil
 	}
-	fs, err := procfs.NewDefaultFS()
+	avail, err := memAvailable()
 	if err != nil {
 		return 0, "", err
 	}
-	mi, err := fs.Meminfo()
-	if err != nil || mi.MemAvailableBytes == nil {
-		return 0, "", fmt.Errorf("read MemAvailable in /proc/meminfo: %w", errors.Join(err, errors.ErrUnsupported))
-	}
-	avail := int64(*mi.MemAvailableBytes)
 	size := min(avail/upperShare, upperCap)
 	if size < upperFloor {
 		return 0, "", fmt.Errorf("MemAvailable is %d MB: too little for a tmpfs of the box's own", avail>>20)
@@ -90,24 +163,44 @@ func upperSize() (int64, string, error) {
 
 // mountUpper gives the box its upper tmpfs at its overlay dir: the
 // directory and the mount each written to the ledger first. Where it
-// cannot, the step says why and the free-space check stands in.
-func (b *Box) mountUpper(st *step.Step) {
+// cannot, the step says why and the free-space check stands in. The
+// error: the session's boxes hold all the room their uppers may take,
+// and `new` fails.
+func (b *Box) mountUpper(st *step.Step) error {
 	if os.Geteuid() != 0 {
 		st.Notes = append(st.Notes, "stepbox is not root, so it cannot mount a size-limited tmpfs of its own for the box's upper dir: "+
 			fmt.Sprintf("the box writes to the state dir's filesystem, and stepbox starts no command there once it has less than %d MB free", upperReserve>>20))
-		return
+		return nil
 	}
 	size, why, err := upperSize()
 	if err == nil {
-		err = b.mountUpperAt(filepath.Join(b.Dir, "overlay"), size)
+		var reserved int64
+		if reserved, err = b.session.reserveUpper(b.Name, size); err != nil {
+			return err
+		}
+		if reserved < size {
+			why = fmt.Sprintf("what is left of the %d MB the session's boxes may take together", b.session.upperBound()>>20)
+		}
+		size, b.upperSize = reserved, reserved
+		if err = b.mountUpperAt(filepath.Join(b.Dir, "overlay"), size); err != nil {
+			b.releaseUpper()
+		}
 	}
 	if err != nil {
 		st.Notes = append(st.Notes, "no tmpfs of the box's own for its upper dir ("+err.Error()+fmt.Sprintf("): stepbox starts no command once the filesystem it writes to has less than %d MB free", upperReserve>>20))
-		return
+		return nil
 	}
-	b.upperSize = size
 	st.Notes = append(st.Notes, fmt.Sprintf("the box's upper dir will be on a tmpfs of its own, %d MB (%s), at %s: a box that fills it gets ENOSPC, the host's disk and /run keep their space",
 		size>>20, why, filepath.Join(b.Dir, "overlay")))
+	return nil
+}
+
+// upperBound is the bound the session's uppers are held to; 0 before its
+// first upper tmpfs.
+func (s *Session) upperBound() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.upper.bound
 }
 
 func (b *Box) mountUpperAt(dir string, size int64) error {

@@ -1,11 +1,14 @@
 package primitives
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/prometheus/procfs"
 	"golang.org/x/sys/unix"
 )
 
@@ -153,4 +156,101 @@ func boxWithUpper(t *testing.T, name string) (*Session, *Box, string) {
 		t.Skip("no upper tmpfs here (" + UpperSizeEnv + "=0, or too little memory)")
 	}
 	return s, b, dir
+}
+
+// ut28 F2: each box's upper tmpfs is bounded by MemAvailable, and so are
+// the session's together. Boxes are made until `new` fails: the size= of
+// their tmpfs, as the kernel's mount table shows them, never add up to
+// more than the session's bound (1/2 of MemAvailable, so at most 1/2 of
+// MemTotal), the failing `new` names what the others hold and says to
+// `rm` one, and after `rm` a new box fits again.
+func TestTheSessionsUpperTmpfsTogetherStayWithinItsBound(t *testing.T) {
+	needRoot(t)
+	t.Setenv(UpperSizeEnv, "") // stepbox's own choice, not a test's
+	s, _ := benchSession(t)
+	total := memTotal(t)
+	var made []string
+	var refused error
+	for i := 0; i < MaxBoxes && refused == nil; i++ {
+		name := "u" + strconv.Itoa(i)
+		if _, _, err := s.NewBox(name, false); err != nil {
+			refused = err
+			break
+		}
+		made = append(made, name)
+		if sum := upperSizes(t, s.Dir); sum > total/2 {
+			t.Fatalf("%d boxes' upper tmpfs promise %d MB together, more than 1/2 of MemTotal (%d MB)", len(made), sum>>20, total>>20)
+		}
+	}
+	if refused == nil {
+		t.Fatalf("%d boxes made, and their upper tmpfs promise %d MB together: no bound", len(made), upperSizes(t, s.Dir)>>20)
+	}
+	sum := upperSizes(t, s.Dir)
+	bound := s.upperBound()
+	t.Logf("%d boxes hold %d MB of the session's %d MB; the next: %v", len(made), sum>>20, bound>>20, refused)
+	if bound == 0 || bound > total/2 || sum > bound {
+		t.Fatalf("the session's uppers hold %d MB, its bound is %d MB, MemTotal %d MB", sum>>20, bound>>20, total>>20)
+	}
+	for _, want := range []string{"new u" + strconv.Itoa(len(made)) + ":", fmt.Sprintf("other boxes hold %d MB", sum>>20), fmt.Sprintf("of the %d MB", bound>>20), "`rm` a box"} {
+		if !strings.Contains(refused.Error(), want) {
+			t.Errorf("new past the bound: the error lacks %q: %v", want, refused)
+		}
+	}
+	if err := s.Remove(made[0]); err != nil {
+		t.Fatal(err)
+	}
+	b, _, err := s.NewBox("again", false)
+	if err != nil {
+		t.Fatalf("new after rm of a box: %v", err)
+	}
+	if !mounted(t, filepath.Join(b.Dir, "overlay")) {
+		t.Errorf("the box made after rm has no upper tmpfs")
+	}
+	if after := upperSizes(t, s.Dir); after > bound {
+		t.Errorf("after rm and new, the session's uppers hold %d MB, past its bound of %d MB", after>>20, bound>>20)
+	}
+}
+
+// upperSizes adds up the size= of stepbox's upper tmpfs under dir, as the
+// host's mount table shows them.
+func upperSizes(t *testing.T, dir string) int64 {
+	t.Helper()
+	mounts, err := procfs.GetMounts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum int64
+	for _, m := range mounts {
+		if m.Source != upperSource || !strings.HasPrefix(m.MountPoint, dir+"/") {
+			continue
+		}
+		v := m.SuperOptions["size"]
+		n, err := strconv.ParseInt(strings.TrimRight(v, "kmg"), 10, 64)
+		if err != nil {
+			t.Fatalf("size=%q of the tmpfs at %s: %v", v, m.MountPoint, err)
+		}
+		switch {
+		case strings.HasSuffix(v, "k"):
+			n <<= 10
+		case strings.HasSuffix(v, "m"):
+			n <<= 20
+		case strings.HasSuffix(v, "g"):
+			n <<= 30
+		}
+		sum += n
+	}
+	return sum
+}
+
+func memTotal(t *testing.T) int64 {
+	t.Helper()
+	mi, err := procfs.NewDefaultFS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := mi.Meminfo()
+	if err != nil || m.MemTotalBytes == nil {
+		t.Fatalf("MemTotal: %v", err)
+	}
+	return int64(*m.MemTotalBytes)
 }

@@ -137,7 +137,11 @@ func searchBox(res []Resource, dir, session string, marked func(box string) []pi
 	if pinned {
 		ns = pin.ns
 	}
-	esc, err := escapees(filepath.Base(dir), dir, sessionStart(session), ns, pinned)
+	var roots map[uint64]string
+	if pin != nil {
+		roots = pin.roots
+	}
+	esc, err := escapees(filepath.Base(dir), dir, sessionStart(session), ns, roots, pinned)
 	return esc, errors.Join(append(errs, err)...)
 }
 

@@ -59,6 +59,7 @@ type Session struct {
 	hier   cgroups.Hierarchy
 	room   *roomTrees     // the cgroup trees `new` reads its room in (box_room.go)
 	parent *cgroups.Group // stepbox's parent cgroup, made with the first box (box_track.go)
+	upper  upperRoom      // what its boxes' upper tmpfs hold, and may (box_upper.go)
 	// shown: a box of the session made a cgroup of the learner's (`cgroup
 	// new`), so panels show the parent's tree.
 	shown bool

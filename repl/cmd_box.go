@@ -94,13 +94,19 @@ func init() {
 						sh.current = bs[len(bs)-1].Name
 					}
 				}
+				// It says what it checked, not more (issue 15 item 3): what
+				// it found is ended and named; what left every place it
+				// looks is not found.
+				unfound := "it ran a command as host root outside a PID namespace of its own, so one that left stepbox's cgroups, cleared its markers, " +
+					"and joined the host's namespaces again (setns(2)) with its root off the box's overlay would not be found"
 				if err != nil {
+					if escape {
+						return fmt.Errorf("%w; %s", err, unfound)
+					}
 					return err
 				}
 				if escape {
-					// It says what it checked, not more (issue 15 item 3).
-					sh.ok("box %s removed: every process of it that stepbox found ended; it ran a command as host root outside a PID namespace of its own, "+
-						"so one that left stepbox's cgroups and cleared its markers would not be found", name)
+					sh.ok("box %s removed: every process of it that stepbox found (in its cgroups, with its markers, in its namespaces, or with its root on its overlay) ended; %s", name, unfound)
 					return nil
 				}
 				sh.ok("box %s removed: its processes ended, its namespaces and mounts went with them", name)

@@ -49,7 +49,7 @@ func manPage() string {
 		{"NO_COLOR", "no colours or escape codes, as --plain"},
 		{"COLUMNS", "the width stepbox writes to without a terminal (default 80)"},
 		{"STEPBOX_NET_HOST_NS", "the network namespace (/proc/PID/ns/net or /run/netns/NAME) the net steps treat as the host side"},
-		{"STEPBOX_UPPER_MB", "the size in MB of the tmpfs each box's upper dir gets when root runs stepbox (default 1/8 of MemAvailable, at most 1024; 0: none, as when not root)"},
+		{"STEPBOX_UPPER_MB", "the size in MB of the tmpfs each box's upper dir gets when root runs stepbox (default 1/8 of MemAvailable, at most 1024, and at most what is left of the 1/2 of MemAvailable a session's boxes take together; 0: none, as when not root)"},
 		{"XDG_STATE_HOME", "where lesson progress is kept without a state dir"},
 	} {
 		fmt.Fprintf(&b, ".TP\n.B %s\n%s\n", e[0], roff(e[1]))

@@ -97,11 +97,90 @@ func TestRmSaysAHostRootBoxCouldHaveEscapedTracking(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d:\n%s", code, out)
 	}
-	if strings.Contains(out, "box b removed: its processes ended") || !strings.Contains(out, "box b removed: every process of it that stepbox found ended") ||
-		!strings.Contains(out, "cleared its markers would not be found") {
+	// Long lines are wrapped.
+	flat := strings.Join(strings.Fields(out), " ")
+	if strings.Contains(flat, "box b removed: its processes ended") || !strings.Contains(flat, "box b removed: every process of it that stepbox found") ||
+		!strings.Contains(flat, "joined the host's namespaces again (setns(2)) with its root off the box's overlay would not be found") {
 		t.Errorf("rm b, of a box that ran a command as host root in the host's PID namespace, claims more than it checked:\n%s", out)
 	}
 	if !strings.Contains(out, "box c removed: its processes ended") {
 		t.Errorf("rm c, of a box whose commands all ran in its own PID namespace, does not say its processes ended:\n%s", out)
 	}
+}
+
+// rootScript moves the calling shell, a command of a box with the rights
+// of host root and no PID namespace of its own, into the root cgroup of
+// every hierarchy (v1's and v2's: where each is mounted, in the box's
+// copy of the host's mount table), then becomes an unmarked sleeper, as
+// $1 says: "ns" stays in the box's namespaces; "root" makes a mount and
+// a UTS namespace of its own (unshare -m -u) and chroots into the box's
+// overlay, so that only its root is the box's (ut28 F5).
+const rootScript = `for d in $(awk '$3 == "cgroup" || $3 == "cgroup2" { print $2 }' /proc/self/mounts); do
+	echo $$ > "$d/cgroup.procs" || exit 1
+done
+[ "$1" = ns ] && exec env -i /bin/sleep "$2"
+M=$(awk '$3 == "overlay" { print $2; exit }' /proc/self/mounts)
+[ -n "$M" ] || exit 1
+exec unshare -m -u chroot "$M" /usr/bin/env -i /bin/sleep "$2"
+`
+
+// A process of a host-root box with no PID namespace of its own that
+// moved itself into the root cgroup of every hierarchy and cleared its
+// environment is found by `rm` and ended, and named: in the box's
+// namespaces, or, where it made namespaces of its own, by its root on
+// the box's overlay. rm still says what it could not find.
+func TestRmEndsAProcessThatLeftForTheRootCgroupsByItsNamespacesOrRoot(t *testing.T) {
+	needRoot(t)
+	hostUnchanged(t)
+	dir := t.TempDir()
+	esc := filepath.Join(dir, "esc.sh")
+	if err := os.WriteFile(esc, []byte(rootScript), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	args := map[string]string{"ns": "782." + strconv.Itoa(os.Getpid()) + "1", "root": "782." + strconv.Itoa(os.Getpid()) + "2"}
+	defer func() {
+		for _, arg := range args {
+			for _, pid := range sleepers(t, arg) {
+				syscall.Kill(pid, syscall.SIGKILL) // the test's own
+			}
+		}
+	}()
+	script := "new b\nunshare mnt uts\nmount overlay base\n"
+	for how, arg := range args {
+		script += "exec sh -c 'sh " + esc + " " + how + " " + arg + " >/dev/null 2>&1 </dev/null &'\n" +
+			"!timeout 5 sh -c 'until pgrep -fx \"/bin/sleep " + arg + "\" >/dev/null; do sleep 0.02; done'\n" +
+			"!sh -c 'P=$(pgrep -fx \"/bin/sleep " + arg + "\"); echo $P > " + dir + "/pid." + arg + "; cat /proc/$P/cgroup > " + dir + "/before." + arg + "'\n"
+	}
+	script += "-rm b\n"
+	for _, arg := range args {
+		script += "!sh -c 'pgrep -fx \"/bin/sleep " + arg + "\" > " + dir + "/after." + arg + "; true'\n"
+	}
+	script += "exit\n"
+	out, code := runStepbox(t, dir, script)
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	for how, arg := range args {
+		before, _ := os.ReadFile(filepath.Join(dir, "before."+arg))
+		for _, l := range strings.Split(strings.TrimSpace(string(before)), "\n") {
+			if !strings.HasSuffix(l, ":/") {
+				t.Fatalf("the sleeper %s (%s) did not move to the root cgroups: its cgroups were\n%s\n%s", arg, how, before, out)
+			}
+		}
+		pid, _ := os.ReadFile(filepath.Join(dir, "pid."+arg))
+		after, err := os.ReadFile(filepath.Join(dir, "after."+arg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		why := map[string]string{"ns": "in the box's mnt, uts namespace", "root": "its root on the box's overlay"}[how]
+		if p := strings.TrimSpace(string(after)); p != "" {
+			t.Errorf("the sleeper %s (PID %s, %s), in the root cgroups, outlived rm b:\n%s", arg, p, how, out)
+		} else if want := "ended PID " + strings.TrimSpace(string(pid)) + ` ("sleep", ` + why + ") of box b"; !strings.Contains(strings.Join(strings.Fields(out), " "), want) {
+			t.Errorf("rm b did not say %q:\n%s", want, out)
+		}
+	}
+	if !strings.Contains(strings.Join(strings.Fields(out), " "), "joined the host's namespaces again (setns(2)) with its root off the box's overlay would not be found") {
+		t.Errorf("rm b does not say what it could not find:\n%s", out)
+	}
+	assertNoSessions(t, dir)
 }
