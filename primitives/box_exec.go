@@ -141,7 +141,7 @@ func (b *Box) exec(ctx context.Context, argv []string, env []string, std Stdio, 
 		return ExitStatus{}, err
 	}
 	if args.Dir != "" {
-		if err := makeWorkingDir(x.Path("/"), args.Dir); err != nil {
+		if err := makeWorkingDirAt(x.Path("/"), args.Dir); err != nil {
 			return ExitStatus{}, fmt.Errorf("exec %s: the image's WorkingDir %s: %w", argv[0], args.Dir, err)
 		}
 	}
@@ -366,17 +366,23 @@ func orSlash(dir string) string {
 	return dir
 }
 
-// makeWorkingDir makes dir inside the box's root, reached from the host
-// at root (/proc/PID/root), when it is missing, as runc and Docker make a
-// missing cwd: each directory made 0755 and owned as the box's / is.
-// os.Root resolves the path inside root: a symlink in the image cannot
-// make it create anything outside the box.
-func makeWorkingDir(root, dir string) error {
+// makeWorkingDirAt is makeWorkingDir in the root reached from the host
+// at root (/proc/PID/root).
+func makeWorkingDirAt(root, dir string) error {
 	r, err := os.OpenRoot(root)
 	if err != nil {
 		return err
 	}
 	defer r.Close()
+	return makeWorkingDir(r, dir)
+}
+
+// makeWorkingDir makes dir inside the box's root r when it is missing, as
+// runc and Docker make a missing cwd: each directory made 0755 and owned
+// as the box's / is. os.Root resolves the path inside r: a symlink in the
+// image cannot make it create anything outside the box. Exec and enter
+// both make it so, then chdir to it from inside the box.
+func makeWorkingDir(r *os.Root, dir string) error {
 	top, err := r.Stat(".")
 	if err != nil {
 		return err

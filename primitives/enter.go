@@ -63,6 +63,7 @@ type enterJoin struct {
 	security Security
 	ids      *IDs     // the image's User, as exec runs its commands; nil: root
 	env      []string // the command's environment: the image's Env too, as exec's
+	dir      string   // the image's WorkingDir, as exec's; "": where setns(CLONE_NEWNS) leaves it
 }
 
 // enterRecord is the record `enter` writes, and its plan: the cgroup,
@@ -72,8 +73,8 @@ type enterJoin struct {
 func enterRecord(pid int, types []NamespaceType, j enterJoin, path string, argv []string, verb string) (*step.Step, []int) {
 	st := &step.Step{
 		Command: "enter",
-		Summary: fmt.Sprintf("%s the namespaces of PID %d from the host%s, then %s %s there%s with the box's capabilities, no_new_privs and seccomp settings", verb, pid,
-			map[bool]string{true: " and its cgroup", false: ""}[len(j.cgroups) > 0], map[string]string{"joined": "ran", "will join": "will run"}[verb], step.ShellJoin(argv), asUser(j.ids)),
+		Summary: fmt.Sprintf("%s the namespaces of PID %d from the host%s, then %s %s there%s%s with the box's capabilities, no_new_privs and seccomp settings", verb, pid,
+			map[bool]string{true: " and its cgroup", false: ""}[len(j.cgroups) > 0], map[string]string{"joined": "ran", "will join": "will run"}[verb], step.ShellJoin(argv), inDir(j.dir), asUser(j.ids)),
 		Man:  []string{"setns(2)", "nsenter(1)", "capabilities(7)"},
 		Undo: "nothing to undo: the entered command ends, the box stays",
 	}
@@ -105,6 +106,12 @@ func enterRecord(pid int, types []NamespaceType, j enterJoin, path string, argv 
 	}
 	plan(enterFork, "clone(child_stack=NULL, flags=SIGCHLD)   # fork: a PID namespace joined applies to children")
 	plan(enterSetsid, setsidCall)
+	if j.dir != "" {
+		// Where exec's commands start, resolved inside the box; made
+		// first, from the host through os.Root, when missing (makeWorkingDir).
+		plan(enterChdir, fmt.Sprintf("chdir(%s)   # the image's WorkingDir, in the box's root, as exec starts its commands", step.Quote(j.dir)))
+		opts = append(opts, step.ShellJoin([]string{"--wd=" + j.dir}))
+	}
 	for _, c := range securityCalls(j.security, j.ids) {
 		switch c.code {
 		case spawnStepSetgroups:
@@ -145,7 +152,7 @@ func (b *Box) enterJoinOf(pid int, types []NamespaceType) enterJoin {
 	j := enterJoin{security: b.security.clone(), env: b.env(nil)}
 	if joinsType(types, "mnt") {
 		a := b.execArgs(nil, nil)
-		j.ids, j.env = a.User, a.Env
+		j.ids, j.env, j.dir = a.User, a.Env, a.Dir
 	}
 	// The learner's cgroup, and stepbox's own that holds the box from
 	// `new` (box_track.go): the command joins whichever the box's process
@@ -306,8 +313,24 @@ func (b *Box) Enter(ctx context.Context, types []NamespaceType, argv []string, s
 	// Still the box's process once its namespace files are open: a PID
 	// that had ended and been reused would have handed `enter` another
 	// process's namespaces.
+	var root *os.Root
+	if j.dir != "" {
+		// The box's root, opened with its namespace files: the same
+		// process's, checked below.
+		if root, err = os.OpenRoot(fmt.Sprintf("/proc/%d/root", pid)); err != nil {
+			return ExitStatus{}, st, fmt.Errorf("enter %s: the image's WorkingDir %s: %w", argv[0], j.dir, err)
+		}
+		defer root.Close()
+	}
 	if err := stillTheProcess(pid, start); err != nil {
 		return ExitStatus{}, st, fmt.Errorf("enter: box %s: %w", b.Name, err)
+	}
+	if root != nil {
+		// Made where it is missing, as exec makes it (runc does too);
+		// the enter process's chdir then resolves it inside the box.
+		if err := makeWorkingDir(root, j.dir); err != nil {
+			return ExitStatus{}, st, fmt.Errorf("enter %s: the image's WorkingDir %s: %w", argv[0], j.dir, err)
+		}
 	}
 	// Without the box's PID namespace the command is a process of the
 	// host's, which the box's PID 1 does not take with it (box_pidns.go).
@@ -326,7 +349,7 @@ func (b *Box) Enter(ctx context.Context, types []NamespaceType, argv []string, s
 		}
 	}
 	flags |= enterEnv
-	args = append(args, "--", path)
+	args = append(args, "--", j.dir, path)
 	args = append(args, argv...)
 	statusR, statusW, err := os.Pipe()
 	if err != nil {
@@ -497,6 +520,15 @@ func asUser(ids *IDs) string {
 	return fmt.Sprintf(" as the image's User (uid %d, gid %d), as exec runs it", ids.UID, ids.GID)
 }
 
+// inDir says where the entered command starts, when it is the image's
+// WorkingDir.
+func inDir(dir string) string {
+	if dir == "" {
+		return ""
+	}
+	return " in the image's WorkingDir " + dir
+}
+
 // markRun gives every call of a record whose command ran the result 0.
 func markRun(calls []step.Call) {
 	for i := range calls {
@@ -519,6 +551,9 @@ func enterFailure(st *step.Step, codes []int, types []NamespaceType, n int32, er
 	}
 	if n == enterEnviron {
 		return fmt.Errorf("enter: the enter process could not read the command's environment from its descriptor: %w", errno)
+	}
+	if n == enterChdir {
+		return fmt.Errorf("enter: the image's WorkingDir: %w", &step.SyscallError{Call: call, Err: errno})
 	}
 	if n == enterTIOCSCTTY {
 		return fmt.Errorf("enter: %w", &step.SyscallError{Call: "ioctl(0, TIOCSCTTY, 0)", Err: errno})

@@ -106,8 +106,10 @@ const (
 	// descriptor instead of starting with it.
 	enterEnv     = C.XENTER_ENV
 	enterEnviron = C.XENTER_ENVIRON
-	enterMaxEnv  = C.XENTER_MAX_ENV
-	maxArgs      = C.XMAX_ARGS
+	// The command's chdir to the image's WorkingDir.
+	enterChdir  = C.XENTER_CHDIR
+	enterMaxEnv = C.XENTER_MAX_ENV
+	maxArgs     = C.XMAX_ARGS
 )
 
 // opNames name the ops in errors, by the syscall each one makes.

@@ -102,10 +102,12 @@ enum {
 
 enum { XREP_RESULT = 0, XREP_EXITED = 1 };
 
-/* `stepbox __enter FLAGS STATUS NCGROUP SECURITY NSTYPE… -- PATH ARGV…`:
+/* `stepbox __enter FLAGS STATUS NCGROUP SECURITY NSTYPE… -- DIR PATH ARGV…`:
  * descriptors 3… are NCGROUP cgroup.procs files the process joins first,
  * then the namespace files, in the order of the NSTYPEs; SECURITY is a
- * struct xsec in hex, or "-" for none; a failure is
+ * struct xsec in hex, or "-" for none; DIR, when not empty, is where the
+ * command starts (an image's WorkingDir), resolved after the setns calls,
+ * in the box's root; a failure is
  * written to the descriptor STATUS as two int32s, the step (XENTER_*, or
  * the 1-based index of the setns) and errno. Once the command has ended,
  * XENTER_WAITED and its wait status, then, if this process passed a
@@ -133,6 +135,7 @@ enum {
 	XENTER_IDS_SETRESGID,
 	XENTER_IDS_SETRESUID,
 	XENTER_ENVIRON, /* reading the command's environment (XENTER_ENV) */
+	XENTER_CHDIR, /* the command's chdir(DIR) */
 	XENTER_WAITED = 200, /* not a failure: the command's wait status */
 	XENTER_PASSED, /* not a failure: the signal passed on to the command */
 };

@@ -141,8 +141,9 @@ void xenter(int argc, char **argv)
 	for (; i < argc && strcmp(argv[i], "--") != 0; i++, n++)
 		if (setns(3 + ncgroup + n, strtol(argv[i], NULL, 10)) < 0)
 			enter_fail(status, n + 1);
-	if (i + 2 >= argc)
+	if (i + 3 >= argc)
 		_exit(126);
+	const char *dir = argv[i + 1];
 	/* Joining a user namespace keeps the host's IDs, which it may show as
 	 * nobody: become its root, as nsenter -U does (nsenter(1)). */
 	if (flags & XENTER_ROOT) {
@@ -165,6 +166,10 @@ void xenter(int argc, char **argv)
 			enter_fail(status, XENTER_SETSID);
 		if ((flags & XENTER_CTTY) && ioctl(0, TIOCSCTTY, 0) < 0)
 			enter_fail(status, XENTER_TIOCSCTTY);
+		/* The image's WorkingDir, as op_spawn's chdir: resolved here, in
+		 * the box's root after setns(CLONE_NEWNS), never by the host. */
+		if (dir[0] && chdir(dir) < 0)
+			enter_fail(status, XENTER_CHDIR);
 		uint32_t step;
 		if ((step = xsec_before_ids()))
 			enter_fail(status, step);
@@ -184,7 +189,7 @@ void xenter(int argc, char **argv)
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		if ((step = xsec_last()))
 			enter_fail(status, step);
-		execve(argv[i + 1], argv + i + 2, cmdenv);
+		execve(argv[i + 2], argv + i + 3, cmdenv);
 		enter_fail(status, XENTER_EXECVE);
 	}
 	/* The session's Ctrl-C (cancel) reaches this process: pass it on. */

@@ -31,7 +31,13 @@ func MountsPanel(tbl rootfs.MountTable, width int, t Theme) string {
 		if m.Root != "/" {
 			target += "[" + m.Root + "]" // findmnt's notation for a bind of a subdirectory
 		}
-		rows = append(rows, escapeCells([]string{target, m.FSType, m.Source, m.Options, m.Propagation}))
+		// Each cell on one line: a newline a box put in a source or a
+		// mount point (mountinfo's "\012", decoded) shows as \n.
+		row := []string{target, m.FSType, m.Source, m.Options, m.Propagation}
+		for i, c := range row {
+			row[i] = Escape(c)
+		}
+		rows = append(rows, row)
 	}
 	headers := []string{"target", "fstype", "source", "options", "propagation"}
 	// Fit by hand, so paths lose their middle: the table's borders and
@@ -167,7 +173,8 @@ func mountDiffPanel(d rootfs.MountDiff, what string, width int, t Theme) string 
 }
 
 // mountSide describes a mount for the diff: its filesystem and
-// propagation, plus whichever fields differ in c (device, root, options).
+// propagation, plus whichever fields differ in c (device, root, options),
+// each escaped: the box chose them, an ESC or a newline too.
 func mountSide(m rootfs.Mount, c rootfs.MountChange) string {
 	parts := []string{m.FSType, m.Source}
 	for _, what := range c.What {
@@ -180,5 +187,9 @@ func mountSide(m rootfs.Mount, c rootfs.MountChange) string {
 			parts = append(parts, m.Options)
 		}
 	}
-	return strings.Join(append(parts, m.Propagation), " ")
+	parts = append(parts, m.Propagation)
+	for i, p := range parts {
+		parts[i] = Escape(p)
+	}
+	return strings.Join(parts, " ")
 }

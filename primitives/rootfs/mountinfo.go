@@ -116,7 +116,10 @@ func readMountTable(r io.Reader, pid int) (MountTable, error) {
 //
 //	36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw,errors=continue
 //
-// The paths stay escaped as the kernel wrote them ("\040" for a space).
+// The kernel escapes a field's spaces, tabs, newlines and backslashes
+// ("\040" for a space); each field is decoded back to the bytes the box
+// gave (unescapeMountinfo), which may hold any other byte as it is: an
+// ESC, a carriage return. Whoever prints them escapes them.
 func parseMountLine(line string) (Mount, error) {
 	head, tail, ok := strings.Cut(line, " - ")
 	if !ok {
@@ -138,13 +141,39 @@ func parseMountLine(line string) (Mount, error) {
 	if len(t) != 3 {
 		return Mount{}, fmt.Errorf("too few fields after \" - \" in %q", cutLine(line))
 	}
+	u := unescapeMountinfo
 	return Mount{
-		ID: id, Parent: parent, Dev: f[2], Root: f[3], Point: f[4],
-		FSType: t[0], Source: t[1],
-		Options: sortOptions(f[5]), Super: sortOptions(t[2]),
+		ID: id, Parent: parent, Dev: f[2], Root: u(f[3]), Point: u(f[4]),
+		FSType: u(t[0]), Source: u(t[1]),
+		// Sorted on the kernel's commas, then decoded: a comma of a
+		// value's own is escaped too ("\054", seq_show_option).
+		Options: u(sortOptions(f[5])), Super: u(sortOptions(t[2])),
 		Propagation: propagation(f[6:]),
 	}, nil
 }
+
+// unescapeMountinfo decodes a mountinfo field as the kernel encoded it:
+// seq_escape (fs/seq_file.c, string_escape_mem with ESCAPE_OCTAL) writes
+// each byte it escapes, " \t\n\\" in paths, the source and the type
+// (fs/proc_namespace.c), and ",=" too in options, as a backslash and
+// three octal digits. Any other backslash stays as it is.
+func unescapeMountinfo(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s // the common case: no allocation
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) && isOctal(s[i+1]) && isOctal(s[i+2]) && isOctal(s[i+3]) && s[i+1] <= '3' {
+			b.WriteByte((s[i+1]-'0')<<6 | (s[i+2]-'0')<<3 | (s[i+3] - '0'))
+			i += 3
+			continue
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+func isOctal(c byte) bool { return c >= '0' && c <= '7' }
 
 // cutLine keeps an error about a line readable: a mount point can be
 // thousands of bytes.

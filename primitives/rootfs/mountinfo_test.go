@@ -78,3 +78,32 @@ func TestScanMountsNamesAMalformedLine(t *testing.T) {
 		t.Errorf("ScanMounts went on after its callback stopped it: %d mounts, %v", n, err)
 	}
 }
+
+// Every field a box chooses comes back as the bytes it gave: the
+// kernel's octal escapes (seq_escape: space, tab, newline, backslash, and
+// comma in an option's value) decoded, a raw ESC kept, a backslash not
+// followed by three octal digits left as it is.
+func TestScanMountsDecodesTheKernelsOctalEscapes(t *testing.T) {
+	proc := fixtureProc(t, []string{
+		"101 100 0:41 /sub\\040dir /mnt/p\\040q\\011r rw,relatime - tmp\\040fs a\\040b\\011c\x1bd\\012e\\134f\\9 rw,size=1024k,x=a\\054b",
+	})
+	var got []rootfs.Mount
+	if err := rootfs.ScanMounts(proc, 4242, func(m rootfs.Mount) error { got = append(got, m); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 {
+		t.Fatalf("%d mounts, want 1", len(got))
+	}
+	m := got[0]
+	for _, f := range []struct{ name, got, want string }{
+		{"root", m.Root, "/sub dir"},
+		{"mount point", m.Point, "/mnt/p q\tr"},
+		{"fstype", m.FSType, "tmp fs"},
+		{"source", m.Source, "a b\tc\x1bd\ne\\f\\9"},
+		{"superblock options", m.Super, "rw,size=1024k,x=a,b"},
+	} {
+		if f.got != f.want {
+			t.Errorf("%s: %q, want %q", f.name, f.got, f.want)
+		}
+	}
+}

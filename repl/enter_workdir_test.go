@@ -1,0 +1,89 @@
+package repl
+
+import (
+	"archive/tar"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// workingDirImages writes two images for `enter`'s WorkingDir: test/wd,
+// whose WorkingDir /srv/app its layer lacks, and test/evil, whose
+// WorkingDir /link/made leads through a symlink to outside, a directory
+// of the host's.
+func workingDirImages(t *testing.T, dir, outside string) (wd, evil string) {
+	t.Helper()
+	archive := func(ref, workdir string, hdrs ...*tar.Header) string {
+		return layerArchive(t, filepath.Join(dir, refFile(ref)), ref, tarOf(t, hdrs...), func(c *v1.Config) { c.WorkingDir = workdir })
+	}
+	wd = archive("test/wd:v1", "/srv/app", &tar.Header{Name: "etc/", Typeflag: tar.TypeDir, Mode: 0o755})
+	evil = archive("test/evil:v1", "/link/made", &tar.Header{Name: "link", Typeflag: tar.TypeSymlink, Linkname: outside})
+	return wd, evil
+}
+
+// `enter` starts its command in the image's WorkingDir, as exec and
+// `docker exec` do, and `explain enter` says so: the enter process
+// chdirs there after joining the box's mount namespace. A WorkingDir the
+// layers lack is made, as exec makes it; one that leads through a
+// symlink out of the box is refused, naming enter and the path, and
+// nothing is made on the host.
+func TestEnterStartsInTheImagesWorkingDir(t *testing.T) {
+	needRoot(t)
+	hostUnchanged(t)
+	dir := t.TempDir()
+	outside := filepath.Join(dir, "outside")
+	if err := os.Mkdir(outside, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	wd, evil := workingDirImages(t, dir, outside)
+	out, code := runStepbox(t, filepath.Join(dir, "state"), "image load "+wd+"\nimage load "+evil+"\n"+
+		"new a\nunshare mnt pid\nmount overlay test/wd:v1 base\npivot_root\nexplain enter -- pwd\n"+
+		"enter -- sh -c 'echo \"[entered $(pwd)]\"'\nenter -- stat -c '[made %A %u]' /srv/app\n"+
+		"new b\nunshare mnt pid\nmount overlay test/evil:v1 base\npivot_root\n-enter -- pwd\n", "--plain")
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	for _, want := range []string{`chdir("/srv/app")`, "[entered /srv/app]", "[made drwxr-xr-x 0]",
+		"enter pwd: the image's WorkingDir /link/made"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(outside, "made")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("enter made %s on the host: %v", filepath.Join(outside, "made"), err)
+	}
+}
+
+// On a terminal, the shell `enter` starts is in the image's WorkingDir.
+func TestEnterOnATerminalStartsInTheImagesWorkingDir(t *testing.T) {
+	needRoot(t)
+	hostUnchanged(t)
+	dir := t.TempDir()
+	wd, _ := workingDirImages(t, dir, filepath.Join(dir, "outside"))
+	p := newTmuxPane(t)
+	p.startBox(filepath.Join(dir, "state"))
+	for _, l := range []struct{ cmd, prompt string }{
+		{"image load " + wd, "test/wd:v1"},
+		{"mount overlay test/wd:v1 base", "web[uts,mnt,pid|overlay] ▸"},
+		{"pivot_root", "web[uts,mnt,pid|pivot] ▸"},
+	} {
+		p.mark()
+		p.line(l.cmd)
+		p.waitFor(l.prompt)
+	}
+	p.mark()
+	p.line("enter")
+	p.waitFor("#")
+	p.line(`echo "[in $(pwd)]"`)
+	p.waitFor("[in /srv/app]")
+	p.mark()
+	p.line("exit")
+	p.waitFor("web[uts,mnt,pid|pivot] ▸")
+	p.line("exit")
+	p.waitFor("STEPBOX-EXIT=0")
+}
