@@ -5,15 +5,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"stepbox/primitives/cgroups"
 	"stepbox/primitives/rootfs"
@@ -125,13 +121,8 @@ func (s *Session) startBox(name string, user bool) (*Box, *step.Step, error) {
 	if err := l.Add(Resource{Kind: ResProcesses, Box: name, Note: "every process carrying " + envBox + "=" + name}); err != nil {
 		return nil, nil, err
 	}
-	st := &step.Step{
-		Command: "new " + name,
-		Summary: "started the box process: stepbox's executor, one thread of C, that will apply each step",
-		Man:     []string{"clone(2)", "execve(2)"},
-		Undo:    "`rm " + name + "` kills the box's processes; its namespaces die with them",
-	}
-	if err := b.spawn(st); err != nil {
+	st := newRecord(name, user)
+	if err := b.spawn(st, false); err != nil {
 		// The box ran no command (spawn's ops fork nothing), so the only
 		// process that can carry its markers is the box process itself,
 		// ended here by its pidfd; its tracking cgroup holds the rest.
@@ -150,170 +141,6 @@ func (s *Session) startBox(name string, user bool) (*Box, *step.Step, error) {
 		return nil, st, err
 	}
 	return b, st, nil
-}
-
-func (b *Box) spawn(st *step.Step) error {
-	mine, theirs, err := socketpair()
-	if err != nil {
-		return err
-	}
-	attr := &syscall.SysProcAttr{
-		Setpgid:   true, // Ctrl-C at the terminal must not reach box processes
-		Pdeathsig: syscall.SIGKILL,
-	}
-	flags := "SIGCHLD"
-	if !b.User {
-		st.Shell = append(st.Shell, newBoxShell)
-	}
-	entry, files := entryBox, []*os.File{nil, nil, nil, theirs}
-	var sub subordinateMap
-	mapped := false
-	if b.User && !userNSAfterExec() {
-		sub, mapped, _ = rootlessSubordinate()
-	}
-	var mapW *os.File
-	if mapped {
-		// Cloned unmapped: it says when it is ready for newuidmap
-		// (mapSubordinate) and waits for the answer on a socket.
-		w, mapR, err := socketpair()
-		if err != nil {
-			mine.Close()
-			theirs.Close()
-			return err
-		}
-		defer w.Close()
-		mapW, entry, files = w, entryBoxMapped, append(files, mapR)
-		attr.Cloneflags = unix.CLONE_NEWUSER
-		flags = "CLONE_NEWUSER|SIGCHLD"
-	} else if b.User && !userNSAfterExec() {
-		uid, gid := os.Getuid(), os.Getgid()
-		attr.Cloneflags = unix.CLONE_NEWUSER
-		attr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: uid, Size: 1}}
-		attr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: gid, Size: 1}}
-		// An unprivileged writer of gid_map must deny setgroups(2) first
-		// (user_namespaces(7), "Interaction with system calls changing process GIDs").
-		attr.GidMappingsEnableSetgroups = false
-		flags = "CLONE_NEWUSER|SIGCHLD"
-	}
-	// go-prompt opens /dev/tty without O_CLOEXEC: no descriptor of the
-	// session's may reach a box (close_range(2), CLOSE_RANGE_CLOEXEC).
-	unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
-	// The executor (executor.c) takes over in a constructor, before the Go
-	// runtime starts: the box process has one thread and writes nothing.
-	// It runs from a sealed copy of stepbox (selfexe.go), so the box's
-	// /proc/<PID>/exe never leads to the host's binary.
-	exe, err := SelfExePath()
-	if err != nil {
-		mine.Close()
-		theirs.Close()
-		return fmt.Errorf("new %s: %w", b.Name, err)
-	}
-	argv := []string{"stepbox", entryBox, b.Name}
-	if entry == entryBoxMapped {
-		argv = []string{"stepbox", entryBoxMapped, entryBox, b.Name}
-	}
-	p, err := os.StartProcess(exe, argv, &os.ProcAttr{
-		Env:   b.env(nil),
-		Files: files,
-		Sys:   attr,
-	})
-	// The session keeps no copy of the box's ends: when the box process
-	// dies, its sockets read EOF at once.
-	theirs.Close()
-	if mapped {
-		files[4].Close()
-	}
-	st.Record(fmt.Sprintf("clone(child_stack=NULL, flags=%s)", flags), err)
-	if err != nil {
-		mine.Close()
-		return &step.SyscallError{Call: "clone(flags=" + flags + ")", Err: err}
-	}
-	st.Calls[len(st.Calls)-1].Result = fmt.Sprint(p.Pid)
-	st.Calls = append(st.Calls, step.Call{Syscall: boxExecve(b.Name), Result: "0"})
-	b.proc = p
-	b.pid = p.Pid
-	start, _ := startTime(p.Pid)
-	b.start = start
-	if err := b.ledger.Add(Resource{Kind: ResProcess, PID: p.Pid, Start: start, Note: "box process"}); err != nil {
-		p.Kill()
-		mine.Close()
-		return err
-	}
-	// The executor waits for its first op: nothing of the box runs before
-	// it is in its tracking cgroup.
-	b.track(st, p.Pid)
-	// While the box process loads (its ELF interpreter, libc, the
-	// constructor), its upper tmpfs is mounted and its OOM score set.
-	var upper step.Step
-	if err := b.mountUpper(&upper); err != nil {
-		mine.Close()
-		return err
-	}
-	b.shieldFromOOM(p.Pid)
-
-	if mapped {
-		if _, err := io.ReadFull(mapW, make([]byte, 1)); err != nil {
-			mine.Close()
-			return fmt.Errorf("new %s: the box process did not get ready for its maps: %w", b.Name, err)
-		}
-		if err := mapSubordinate(st, sub, p.Pid); err != nil {
-			mine.Close()
-			return fmt.Errorf("new %s: %w", b.Name, err)
-		}
-		// One byte: the maps are written, it executes itself again.
-		if _, err := mapW.Write([]byte{1}); err != nil {
-			mine.Close()
-			return fmt.Errorf("new %s: write to the box process's map socket: %w", b.Name, err)
-		}
-		mapW.Close()
-		st.Calls = append(st.Calls, step.Call{Syscall: boxExecve(b.Name) + " again, now uid 0 of its user namespace", Result: "0"})
-	}
-	c, err := newConn(mine)
-	if err != nil {
-		return err
-	}
-	b.box = &executor{b: b, c: c, pid: p.Pid}
-	if _, err := b.box.hello(); err != nil {
-		return fmt.Errorf("new %s: the box process did not answer: %w", b.Name, err)
-	}
-	if b.User {
-		b.unshared["user"] = true
-		if userNSAfterExec() {
-			// As root: the box's own block of host IDs, as `unshare user` maps.
-			call := "unshare(CLONE_NEWUSER)"
-			if err := st.Do(call, func() error { return b.box.Unshare(unix.CLONE_NEWUSER) }); err != nil {
-				return fmt.Errorf("new %s --user: %w", b.Name, err)
-			}
-			if err := mapUser(b, b.box, b.box.Proc(), st, false); err != nil {
-				return fmt.Errorf("new %s --user: %w", b.Name, err)
-			}
-		} else {
-			uid, gid := os.Getuid(), os.Getgid()
-			st.Man = append(st.Man, "user_namespaces(7)")
-			if mapped {
-				st.Shell = append(st.Shell, "unshare --user --map-root-user --map-auto sh")
-				st.Man = append(st.Man, "newuidmap(1)", "subuid(5)")
-				st.Notes = append(st.Notes, fmt.Sprintf("uid 0 in the box is uid %d on the host, uids 1-%d are your range from %d (uid_map %q); gids likewise from gid %d and %d",
-					uid, sub.uid.Count, sub.uid.Outside, sub.lines(uid, sub.uid), gid, sub.gid.Outside))
-			} else {
-				st.Shell = append(st.Shell, "unshare --user --map-root-user sh")
-				st.Notes = append(st.Notes, fmt.Sprintf("uid 0 in the box is uid %d on the host (uid_map \"0 %d 1\"), gid 0 is gid %d", uid, uid, gid))
-			}
-		}
-	}
-	// Orphans of the box's commands re-parent to the box process rather
-	// than the host's init, so teardown finds them (PR_SET_CHILD_SUBREAPER).
-	if err := b.box.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1); err != nil {
-		return fmt.Errorf("new %s: prctl(PR_SET_CHILD_SUBREAPER) in the box process: %w", b.Name, err)
-	}
-	// Cloned without a namespace flag, the box process is in the
-	// session's namespaces: only a user namespace of its own is recorded.
-	if b.User {
-		b.recordNamespaces()
-	}
-	st.Notes = append(st.Notes, fmt.Sprintf("box process: PID %d, in the host's namespaces%s", p.Pid, map[bool]string{true: " except a new user namespace", false: ""}[b.User]))
-	st.Notes = append(st.Notes, upper.Notes...)
-	return nil
 }
 
 // boxExecve is the execve(2) of a box process, for its record and plan.
@@ -484,19 +311,50 @@ func (b *Box) Unshare(types []NamespaceType, opts UnshareOptions) (*step.Step, e
 	if len(names) == 0 {
 		return nil, fmt.Errorf("unshare: nothing to do")
 	}
+	return b.unshareStep(x, types, opts, false)
+}
+
+// unshareStep moves the box's executor x into a new namespace of each
+// type and writes the record; with plan, x is nil and nothing runs: the
+// record the step will write (explain), from the same code. b.mu is held
+// unless plan.
+func (b *Box) unshareStep(x *executor, types []NamespaceType, opts UnshareOptions, plan bool) (*step.Step, error) {
+	var names []string
+	for _, t := range types {
+		names = append(names, t.Name)
+	}
 	st := &step.Step{Command: "unshare " + strings.Join(names, " ")}
 	for _, t := range types {
 		st.Man = append(st.Man, t.Man)
-		err := b.unshareOne(x, st, t, opts, false)
-		b.recordNamespaces()
+		err := b.unshareOne(x, st, t, opts, plan)
+		if !plan {
+			b.recordNamespaces()
+		}
 		if err != nil {
 			return st, err
 		}
-		b.unshared[t.Name] = true
+		if !plan {
+			b.unshared[t.Name] = true
+		}
 	}
-	st.Summary = "moved the box process into new namespaces: " + strings.Join(names, ", ")
+	st.Tell("moved the box process into new namespaces: "+strings.Join(names, ", "),
+		"will move the box process into new namespaces: "+strings.Join(names, ", "))
 	st.Undo = unshareUndo
 	st.Man = append(st.Man, "unshare(2)", "namespaces(7)")
+	return st, nil
+}
+
+// PlanUnshare is the record `unshare TYPE…` will write for the box.
+func (b *Box) PlanUnshare(types []NamespaceType, opts UnshareOptions) (*step.Step, error) {
+	types = SortNamespaces(types)
+	if len(types) == 0 {
+		return nil, fmt.Errorf("unshare: nothing to do")
+	}
+	st, err := b.unshareStep(nil, types, opts, true)
+	if err != nil {
+		return nil, err
+	}
+	st.MarkNotRun()
 	return st, nil
 }
 
@@ -533,16 +391,26 @@ func (b *Box) Sethostname(name string) (*step.Step, error) {
 	if err := validHostname(name); err != nil {
 		return nil, err
 	}
-	st, err := b.withKernel(func(x *executor) (*step.Step, error) {
-		st, call := hostnameStep(name, "set")
-		return st, st.Do(call, func() error { return x.Sethostname(name) })
-	})
+	st, err := b.withKernel(func(x *executor) (*step.Step, error) { return sethostnameStep(x, name, false) })
 	if err == nil {
 		b.mu.Lock()
 		b.hostname = name
 		b.mu.Unlock()
 	}
 	return st, err
+}
+
+// PlanSethostname is the record `hostname NAME` will write.
+func (b *Box) PlanSethostname(name string) (*step.Step, error) {
+	if err := validHostname(name); err != nil {
+		return nil, err
+	}
+	st, _ := sethostnameStep(nil, name, true)
+	st.MarkNotRun()
+	if !b.Has("uts") {
+		st.Notes = append(st.Notes, "the box shares the host's UTS namespace: stepbox refuses this until `unshare uts`, since it would rename the host")
+	}
+	return st, nil
 }
 
 // validHostname refuses what the step and its plan both refuse. The
@@ -555,16 +423,19 @@ func validHostname(name string) error {
 	return nil
 }
 
-// hostnameStep is the record of `hostname NAME` and its one call, for
-// the step (verb "set") and its plan ("will set").
-func hostnameStep(name, verb string) (*step.Step, string) {
-	return &step.Step{
+// sethostnameStep names the UTS namespace of the box's executor x and
+// writes the record; with plan, x is nil and nothing runs.
+func sethostnameStep(x *executor, name string, plan bool) (*step.Step, error) {
+	st := &step.Step{
 		Command: "hostname " + name,
-		Summary: verb + " the hostname of the box's UTS namespace",
 		Shell:   []string{"hostname " + name},
 		Man:     []string{"sethostname(2)", "uts_namespaces(7)"},
 		Undo:    "the UTS namespace, and the name with it, is freed when its last process exits",
-	}, fmt.Sprintf("sethostname(%s, %d)", step.Quote(name), len(name))
+	}
+	st.Tell("set the hostname of the box's UTS namespace", "will set the hostname of the box's UTS namespace")
+	do := recorderFor(st, plan)
+	call := fmt.Sprintf("sethostname(%s, %d)", step.Quote(name), len(name))
+	return st, do(call, func() error { return x.Sethostname(name) })
 }
 
 // teardown ends the box: its ledger undone in reverse order.

@@ -53,7 +53,6 @@ func (b *Box) Exec(ctx context.Context, argv []string, env []string, std Stdio) 
 		return ExitStatus{}, err
 	}
 	st.Ran()
-	st.Ran()
 	es, err := b.exec(ctx, argv, env, std, st, nil)
 	es.Step = st
 	if err != nil {
@@ -61,6 +60,69 @@ func (b *Box) Exec(ctx context.Context, argv []string, env []string, std Stdio) 
 		err = b.session.taskCapError(err)
 	}
 	return es, err
+}
+
+// PlanExec is the record of `exec CMD…`, and the one list of calls exec
+// performs (it fills in their results): the process that applies the
+// box's steps forks the command, which inherits every namespace, the
+// root and the cgroup the steps gave it, and execs it.
+func (b *Box) PlanExec(argv []string) (*step.Step, error) {
+	if len(argv) == 0 {
+		return nil, fmt.Errorf("exec: name a command to run inside the box")
+	}
+	pid := b.CommandPID()
+	from := fmt.Sprintf("the box process (host PID %d)", pid)
+	if b.InitPID() != 0 {
+		from = fmt.Sprintf("the box's PID 1 (host PID %d)", pid)
+	}
+	st := &step.Step{
+		Command: "exec " + step.ShellJoin(argv),
+		Shell:   []string{fmt.Sprintf("nsenter --target %d --all --root --wd %s", pid, step.ShellJoin(argv))},
+		Man:     []string{"clone(2)", "execve(2)", "nsenter(1)"},
+		Undo:    "nothing to undo: the process ends with the command; what it wrote stays in the box (in its upper dir after `mount overlay`)",
+	}
+	made := "every namespace, the root and the cgroup the steps made"
+	if b.Cgroup() == nil {
+		// No cgroup of the box's own (none yet, or rootless where none is
+		// delegated): the command stays in the session's (ut26 F19).
+		made = "every namespace and the root the steps made, and the session's cgroup (the box has none of its own)"
+	}
+	st.Tell("ran "+argv[0]+" inside the box: "+from+" forked it, and it inherited "+made,
+		"will run "+argv[0]+" inside the box: "+from+" will fork it, and it will inherit "+made)
+	st.MarkNotRun()
+	st.Plan("clone(child_stack=NULL, flags=SIGCHLD)   # fork, in " + from)
+	st.Plan(setsidCall)
+	st.Plan("dup3(FD, 0, 0); dup3(FD, 1, 0); dup3(FD, 2, 0)   # pipes the session prints from, and /dev/null: never your terminal")
+	for _, c := range securityCalls(b.spawnSettings()) {
+		st.Plan(c.call)
+	}
+	b.mu.Lock()
+	env := b.execArgs(argv, nil).Env
+	b.mu.Unlock()
+	// Looked up as exec will look it up; exec records what it found.
+	path, err := lookPath(fmt.Sprintf("/proc/%d/root", pid), argv[0], env)
+	if err != nil {
+		path = argv[0]
+	}
+	st.Plan(execveCall(path, argv))
+	st.Plan("wait4(-1, …, WNOHANG, NULL)   # the box reaps it and reports its exit status")
+	if b.Cgroup() != nil {
+		st.Notes = append(st.Notes, "nsenter does not change cgroup; stepbox's command starts in the box's cgroup because its parent is there")
+	}
+	return st, nil
+}
+
+// execveCall is exec's execve(2) of the command found at path.
+func execveCall(path string, argv []string) string {
+	return fmt.Sprintf("execve(%s, %s, …)", step.Quote(path), quoteArgv(argv))
+}
+
+func quoteArgv(argv []string) string {
+	q := make([]string, len(argv))
+	for i, a := range argv {
+		q[i] = step.Quote(a)
+	}
+	return "[" + strings.Join(q, ", ") + "]"
 }
 
 // setsidCall is the record's line for a box command's setsid(2): a
@@ -168,6 +230,10 @@ func (b *Box) exec(ctx context.Context, argv []string, env []string, std Stdio, 
 	}
 	secCalls := securityCalls(sec, args.User)
 	execExecve, execWait := len(st.Calls)-2, len(st.Calls)-1
+	if run == nil {
+		// What the lookup found now, in the box as it is now.
+		st.Calls[execExecve].Syscall = execveCall(path, argv)
+	}
 	send := files.send
 	if run != nil {
 		nums[0] |= spawnExecFD
@@ -348,7 +414,7 @@ func spawnCall(n uint32, path, dir string, argv []string) (string, int) {
 	case 6:
 		return "close_range(3, ~0U, CLOSE_RANGE_CLOEXEC)", -1
 	case 7:
-		return fmt.Sprintf("execve(%s, %s, …)", step.Quote(path), quoteArgv(argv)), -1
+		return execveCall(path, argv), -1
 	case secStepDecode:
 		return "the settings sent to the executor (struct xsec)", -1
 	case 11:

@@ -254,6 +254,19 @@ func joinsType(types []NamespaceType, name string) bool {
 	return false
 }
 
+// PlanEnter is the record `enter TYPE… -- CMD…` will write.
+func (b *Box) PlanEnter(types []NamespaceType, argv []string) (*step.Step, error) {
+	pid := b.CommandPID()
+	types = enterOrder(pid, b.withUserNamespace(types))
+	j := b.enterJoinOf(pid, types)
+	path, err := enterPath(pid, types, argv[0], j.env)
+	if err != nil {
+		path = argv[0]
+	}
+	st, _ := enterRecord(pid, types, j, path, argv, "will join")
+	return st, nil
+}
+
 // Enter runs argv in the box's namespaces of the given types, joined from
 // the host with setns(2) by a fresh stepbox process whose constructor
 // (executor.c, enter) does the joining before the Go runtime starts, as

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 
 	"stepbox/primitives"
 	"stepbox/primitives/step"
@@ -152,7 +151,6 @@ func runNew(sh *Shell, c *Call) error {
 	if err != nil {
 		return err
 	}
-	st.Command = strings.TrimSpace("new " + name + map[bool]string{true: " --user"}[b.User])
 	sh.current = name
 	sh.printStep(st)
 	where := "in the host's namespaces: nothing is isolated yet"

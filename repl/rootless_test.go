@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -27,7 +28,9 @@ func TestRootlessModeBuildsInOwnUserNamespaceAndRefusesHostSteps(t *testing.T) {
 	// namespace is the host's, and the whiteout the kernel left in the
 	// upper dir for a file deleted in the box.
 	script := strings.Join([]string{
+		"explain new web",
 		"new web",
+		"explain",
 		"!echo uidmap: $(cat /proc/$BOX_PID/uid_map)",
 		"!echo userns: $(readlink /proc/$BOX_PID/ns/user) host $(readlink /proc/self/ns/user)",
 		"unshare all",
@@ -220,7 +223,9 @@ func TestRootlessBoxMapsSubordinateRangeThroughNewuidmap(t *testing.T) {
 		t.Fatal(err)
 	}
 	script := strings.Join([]string{
+		"explain new web",
 		"new web",
+		"explain",
 		"!echo uidmap: $(cat /proc/$BOX_PID/uid_map)",
 		"!echo gidmap: $(cat /proc/$BOX_PID/gid_map)",
 		"unshare mnt pid",
@@ -252,5 +257,39 @@ func TestRootlessBoxMapsSubordinateRangeThroughNewuidmap(t *testing.T) {
 	if !strings.Contains(got, "owner: 300999:300999") {
 		t.Errorf("uid 1000 inside is not 300999 outside:\n%s", got)
 	}
+	// `explain new web` before, `explain` after: the same calls (the PID
+	// aside) and man pages, newuidmap's among them.
+	plan := explainedParts(got, "explain: new web   (a plan")
+	rec := explainedParts(got[max(strings.Index(got, "✓ box web"), 0):], "explain: new web")
+	if len(plan) == 0 || !slices.Equal(plan, rec) || !slices.Contains(plan, "    clone(2), execve(2), user_namespaces(7), newuidmap(1), subuid(5)") {
+		t.Errorf("explain new web planned\n  %s\nand new web recorded\n  %s", strings.Join(plan, "\n  "), strings.Join(rec, "\n  "))
+	}
 	noSessionLeft(t, state)
+}
+
+// explainedParts are the syscalls (without their results, the box
+// process's PID as PID) and the man pages of the explain block in out
+// that starts with head.
+func explainedParts(out, head string) []string {
+	i := strings.Index(out, head)
+	if i < 0 {
+		return nil
+	}
+	var parts []string
+	section := ""
+	result := regexp.MustCompile(` = [^ ]+`)
+	pid := regexp.MustCompile(`map [0-9]+ `)
+	for _, line := range strings.Split(out[i:], "\n")[1:] {
+		if !strings.HasPrefix(line, "  ") {
+			break
+		}
+		if !strings.HasPrefix(line, "    ") {
+			section, _, _ = strings.Cut(strings.TrimSpace(line), " ")
+			continue
+		}
+		if section == "syscalls" || section == "man" {
+			parts = append(parts, pid.ReplaceAllString(result.ReplaceAllString(line, ""), "map PID "))
+		}
+	}
+	return parts
 }

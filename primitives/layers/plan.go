@@ -18,30 +18,6 @@ import (
 // planFD is the descriptor a planned open answers with.
 const planFD = 3
 
-// PlanNew is the record `layer new NAME` will write.
-func (s *Store) PlanNew(name string) (*step.Step, error) {
-	if err := CheckName(name); err != nil {
-		return nil, fmt.Errorf("layer new: %w", err)
-	}
-	final := filepath.Join(s.Dir, name)
-	if _, err := os.Lstat(final); err == nil {
-		return nil, fmt.Errorf("layer new: %w: %q is taken (see `layers`)", ErrExists, name)
-	}
-	tmp := filepath.Join(s.Dir, ".new-"+name+"-XXXXXXXXX")
-	st := &step.Step{
-		Command: "layer new " + name,
-		Summary: fmt.Sprintf("will make layer %s: the empty directory %s, which overlayfs can stack as a lowerdir", name, s.Root(name)),
-		Shell:   []string{"mkdir -p " + step.ShellQuote(s.Root(name))},
-		Man:     []string{"mkdir(2)", "rename(2)"},
-		Undo:    "rm -r " + step.ShellQuote(final),
-		Notes:   []string{"the layer will be built under a temporary name (XXXXXXXXX is random) and renamed into place, so no half-made layer is ever seen"},
-	}
-	st.Plan(fmt.Sprintf("mkdir(%s, 0700)", step.Quote(tmp)))
-	st.Plan(fmt.Sprintf("mkdir(%s, 0755)", step.Quote(filepath.Join(tmp, "root"))))
-	st.Plan(fmt.Sprintf("renameat2(AT_FDCWD, %s, AT_FDCWD, %s, RENAME_NOREPLACE)", step.Quote(tmp), step.Quote(final)))
-	return st, nil
-}
-
 // PlanPut is the record `layer put NAME PATH [TEXT]` will write.
 func (s *Store) PlanPut(name, p, content string) (*step.Step, error) {
 	const cmd = "layer put"
@@ -101,46 +77,6 @@ func (s *Store) PlanDel(name, p string) (*step.Step, error) {
 	}
 	st.Shell = append(st.Shell, "mknod "+step.ShellQuote(host)+" c 0 0")
 	st.Plan(fmt.Sprintf("mknod(%s, S_IFCHR|000, makedev(0, 0))", step.Quote(host)))
-	return st, nil
-}
-
-// PlanRemove is the record `layer rm NAME` will write: the layer moved
-// out of sight, then each of its files and directories removed.
-func (s *Store) PlanRemove(name string) (*step.Step, error) {
-	if err := s.removable(name); err != nil {
-		return nil, err
-	}
-	dir := filepath.Join(s.Dir, name)
-	aside := filepath.Join(s.Dir, ".rm-"+name+"-N")
-	st := &step.Step{
-		Command: "layer rm " + name,
-		Summary: fmt.Sprintf("will remove layer %s and its directory %s", name, dir),
-		Shell:   []string{"rm -r " + step.ShellQuote(dir)},
-		Man:     []string{"rename(2)", "unlink(2)", "rmdir(2)"},
-		Undo:    "none: the files are gone",
-		Notes:   []string{"the layer will first be renamed out of sight (N is a timestamp), so a crash midway leaves no half-removed layer"},
-	}
-	st.Plan(fmt.Sprintf("rename(%s, %s)", step.Quote(dir), step.Quote(aside)))
-	var paths []string
-	var kinds []bool
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		paths = append(paths, filepath.Join(aside, strings.TrimPrefix(p, dir)))
-		kinds = append(kinds, d.IsDir())
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("layer rm %s: %w", name, err)
-	}
-	for i := len(paths) - 1; i >= 0; i-- {
-		flag := "0"
-		if kinds[i] {
-			flag = "AT_REMOVEDIR"
-		}
-		st.Plan(fmt.Sprintf("unlinkat(AT_FDCWD, %s, %s)", step.Quote(paths[i]), flag))
-	}
 	return st, nil
 }
 

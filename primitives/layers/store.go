@@ -258,42 +258,69 @@ func (s *Store) removable(name string) error {
 // It is built under a temporary name and renamed with RENAME_NOREPLACE, so
 // a crash leaves no half-made layer and two sessions cannot both win.
 func (s *Store) New(name, description string) (*step.Step, error) {
+	return s.newLayer(name, description, false)
+}
+
+// PlanNew is the record `layer new NAME` will write.
+func (s *Store) PlanNew(name string) (*step.Step, error) {
+	st, err := s.newLayer(name, "", true)
+	if err != nil {
+		return nil, err
+	}
+	st.MarkNotRun()
+	return st, nil
+}
+
+// newLayer is New and, with plan, its plan: nothing is made, the
+// temporary name is XXXXXXXXX.
+func (s *Store) newLayer(name, description string, plan bool) (*step.Step, error) {
 	if err := CheckName(name); err != nil {
 		return nil, fmt.Errorf("layer new: %w", err)
 	}
-	unlock, err := s.exclusive()
-	if err != nil {
-		return nil, fmt.Errorf("layer new %s: %w", name, err)
+	if !plan {
+		unlock, err := s.exclusive()
+		if err != nil {
+			return nil, fmt.Errorf("layer new %s: %w", name, err)
+		}
+		defer unlock()
 	}
-	defer unlock()
 
 	final := filepath.Join(s.Dir, name)
 	st := &step.Step{
 		Command: "layer new " + name,
-		Summary: fmt.Sprintf("made layer %s: the empty directory %s, which overlayfs can stack as a lowerdir", name, s.Root(name)),
 		Shell:   []string{"mkdir -p " + step.ShellQuote(s.Root(name))},
 		Man:     []string{"mkdir(2)", "rename(2)"},
 		Undo:    "rm -r " + step.ShellQuote(final),
 	}
+	st.Tell(fmt.Sprintf("made layer %s: the empty directory %s, which overlayfs can stack as a lowerdir", name, s.Root(name)),
+		fmt.Sprintf("will make layer %s: the empty directory %s, which overlayfs can stack as a lowerdir", name, s.Root(name)))
 	if _, err := os.Lstat(final); err == nil {
 		return nil, fmt.Errorf("layer new: %w: %q is taken (see `layers`)", ErrExists, name)
 	}
-	tmp, err := os.MkdirTemp(s.Dir, ".new-"+name+"-")
-	if err != nil {
-		return nil, fmt.Errorf("layer new %s: %w", name, err)
+	tmp := filepath.Join(s.Dir, ".new-"+name+"-XXXXXXXXX")
+	if plan {
+		st.Notes = append(st.Notes, "the layer will be built under a temporary name (XXXXXXXXX is random) and renamed into place, so no half-made layer is ever seen")
+		st.Plan(fmt.Sprintf("mkdir(%s, 0700)", step.Quote(tmp)))
+	} else {
+		var err error
+		if tmp, err = os.MkdirTemp(s.Dir, ".new-"+name+"-"); err != nil {
+			return nil, fmt.Errorf("layer new %s: %w", name, err)
+		}
+		st.Record(fmt.Sprintf("mkdir(%s, 0700)", step.Quote(tmp)), nil)
+		defer os.RemoveAll(tmp) // a no-op once renamed
 	}
-	st.Record(fmt.Sprintf("mkdir(%s, 0700)", step.Quote(tmp)), nil)
-	defer os.RemoveAll(tmp) // a no-op once renamed
 	root := filepath.Join(tmp, "root")
-	if err := st.Do(fmt.Sprintf("mkdir(%s, 0755)", step.Quote(root)), func() error { return mkdir(root, 0o755) }); err != nil {
+	if err := doOrPlan(st, plan, fmt.Sprintf("mkdir(%s, 0755)", step.Quote(root)), func() error { return mkdir(root, 0o755) }); err != nil {
 		return st, fmt.Errorf("layer new %s: %w", name, err)
 	}
-	l := Layer{Name: name, Description: description, Created: time.Now().UTC()}
-	if err := writeMeta(tmp, l); err != nil {
-		return st, fmt.Errorf("layer new: %w", err)
+	if !plan {
+		l := Layer{Name: name, Description: description, Created: time.Now().UTC()}
+		if err := writeMeta(tmp, l); err != nil {
+			return st, fmt.Errorf("layer new: %w", err)
+		}
 	}
 	call := fmt.Sprintf("renameat2(AT_FDCWD, %s, AT_FDCWD, %s, RENAME_NOREPLACE)", step.Quote(tmp), step.Quote(final))
-	err = st.Do(call, func() error {
+	err := doOrPlan(st, plan, call, func() error {
 		return unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, final, unix.RENAME_NOREPLACE)
 	})
 	if errors.Is(err, unix.EEXIST) {
@@ -303,6 +330,16 @@ func (s *Store) New(name, description string) (*step.Step, error) {
 		return st, fmt.Errorf("layer new %s: %w", name, err)
 	}
 	return st, nil
+}
+
+// doOrPlan performs call and records it (step.Do) or, in a plan, records
+// it as not run.
+func doOrPlan(st *step.Step, plan bool, call string, fn func() error) error {
+	if plan {
+		st.Plan(call)
+		return nil
+	}
+	return st.Do(call, fn)
 }
 
 // mkdir makes dir with exactly perm, whatever the umask.
@@ -341,34 +378,58 @@ func (s *Store) Remove(name string) (*step.Step, error) {
 }
 
 func (s *Store) remove(name string, removable func(string) error) (*step.Step, error) {
-	unlock, err := s.exclusive()
+	return s.removeLayer(name, removable, false)
+}
+
+// PlanRemove is the record `layer rm NAME` will write: the layer moved
+// out of sight, then each of its files and directories removed.
+func (s *Store) PlanRemove(name string) (*step.Step, error) {
+	st, err := s.removeLayer(name, s.removable, true)
 	if err != nil {
-		return nil, fmt.Errorf("layer rm %s: %w", name, err)
+		return nil, err
 	}
-	defer unlock()
+	st.MarkNotRun()
+	return st, nil
+}
+
+// removeLayer is remove and, with plan, its plan: nothing is removed,
+// the time in the name set aside is N.
+func (s *Store) removeLayer(name string, removable func(string) error, plan bool) (*step.Step, error) {
+	if !plan {
+		unlock, err := s.exclusive()
+		if err != nil {
+			return nil, fmt.Errorf("layer rm %s: %w", name, err)
+		}
+		defer unlock()
+	}
 	if err := removable(name); err != nil {
 		return nil, err
 	}
 	dir := filepath.Join(s.Dir, name)
 	st := &step.Step{
 		Command: "layer rm " + name,
-		Summary: fmt.Sprintf("removed layer %s and its directory %s", name, dir),
 		Shell:   []string{"rm -r " + step.ShellQuote(dir)},
 		Man:     []string{"rename(2)", "unlink(2)", "rmdir(2)"},
 		Undo:    "none: the files are gone",
 	}
+	st.Tell(fmt.Sprintf("removed layer %s and its directory %s", name, dir), fmt.Sprintf("will remove layer %s and its directory %s", name, dir))
 	// Out of sight first, so a crash midway leaves no half-removed layer
 	// that still looks like one; Sweep finishes the job.
 	aside := filepath.Join(s.Dir, fmt.Sprintf(".rm-%s-%d", name, time.Now().UnixNano()))
-	if err := st.Do(fmt.Sprintf("rename(%s, %s)", step.Quote(dir), step.Quote(aside)), func() error { return os.Rename(dir, aside) }); err != nil {
+	walked := aside
+	if plan {
+		aside, walked = filepath.Join(s.Dir, ".rm-"+name+"-N"), dir
+		st.Notes = append(st.Notes, "the layer will first be renamed out of sight (N is a timestamp), so a crash midway leaves no half-removed layer")
+	}
+	if err := doOrPlan(st, plan, fmt.Sprintf("rename(%s, %s)", step.Quote(dir), step.Quote(aside)), func() error { return os.Rename(dir, aside) }); err != nil {
 		return st, fmt.Errorf("layer rm %s: %w", name, err)
 	}
 	// Deepest first, each entry its own unlinkat(2), as rm -r does.
 	var paths []string
 	var dirs []bool
-	err = filepath.WalkDir(aside, func(p string, d fs.DirEntry, err error) error {
+	err := filepath.WalkDir(walked, func(p string, d fs.DirEntry, err error) error {
 		if err == nil {
-			paths, dirs = append(paths, p), append(dirs, d.IsDir())
+			paths, dirs = append(paths, filepath.Join(aside, strings.TrimPrefix(p, walked))), append(dirs, d.IsDir())
 		}
 		return err
 	})
@@ -381,7 +442,7 @@ func (s *Store) remove(name string, removable func(string) error) (*step.Step, e
 			flag, flagName = unix.AT_REMOVEDIR, "AT_REMOVEDIR"
 		}
 		call := fmt.Sprintf("unlinkat(AT_FDCWD, %s, %s)", step.Quote(paths[i]), flagName)
-		if err := st.Do(call, func() error { return unix.Unlinkat(unix.AT_FDCWD, paths[i], flag) }); err != nil {
+		if err := doOrPlan(st, plan, call, func() error { return unix.Unlinkat(unix.AT_FDCWD, paths[i], flag) }); err != nil {
 			return st, fmt.Errorf("layer rm %s: %w", name, err)
 		}
 	}
