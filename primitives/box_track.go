@@ -4,11 +4,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/prometheus/procfs"
+	"golang.org/x/sys/unix"
 
 	"stepbox/primitives/cgroups"
 	"stepbox/primitives/step"
@@ -24,7 +26,13 @@ import (
 func (b *Box) track(st *step.Step, pid int) {
 	g, err := b.trackIn(pid)
 	if err != nil {
-		st.Notes = append(st.Notes, "stepbox cannot track this box's processes by cgroup ("+err.Error()+"): teardown finds them by the markers in their environment, which a process can clear")
+		why := err.Error()
+		if Rootless() && (errors.Is(err, fs.ErrPermission) || errors.Is(err, unix.EROFS)) {
+			// Not a failure of the step: where no cgroup is delegated
+			// to the user, none can be made (`stepbox doctor` says why).
+			why = "rootless, no cgroup is delegated to you here"
+		}
+		st.Notes = append(st.Notes, "stepbox cannot track this box's processes by cgroup ("+why+"): teardown finds them by the markers in their environment, which a process can clear")
 		return
 	}
 	b.mu.Lock()
