@@ -374,6 +374,9 @@ func (sh *Shell) hostCommand(ctx context.Context, line string) error {
 	if line == "" {
 		return &CommandError{Cmd: "!", Err: errors.New("give a host command after '!', e.g. !ls -l /proc/$BOX_PID/ns")}
 	}
+	if err := sh.refuseBoxSymlinks(line); err != nil {
+		return err
+	}
 	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", line)
 	if ns := os.Getenv(network.HostNSEnv); ns != "" {
 		// The host side of the network steps is another namespace: host

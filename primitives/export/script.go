@@ -106,7 +106,11 @@ func Script(b Box) string {
 	}
 	p("mkdir -p \"$BOXDIR/upper\" \"$BOXDIR/work\" \"$BOXDIR/merged\"")
 	p("mount -t overlay overlay -o %s,upperdir=\"$BOXDIR/upper\",workdir=\"$BOXDIR/work\" \"$BOXDIR/merged\"", q("lowerdir="+strings.Join(lower, ":")))
+	if len(b.Mounts)+len(b.MaskedPaths)+len(b.ReadonlyPaths) > 0 {
+		inBox(p)
+	}
 	for _, m := range b.Mounts {
+		p("inbox %s", q(m.Target))
 		opts := ""
 		if len(m.Options) > 0 {
 			opts = " -o " + q(strings.Join(m.Options, ","))
@@ -123,6 +127,7 @@ func Script(b Box) string {
 		p("mkdir -p \"$BOXDIR/merged\"%s", q(m.Target))
 		p("mount -t %s%s %s \"$BOXDIR/merged\"%s", q(m.Type), opts, q(m.Source), q(m.Target))
 		if m.Target == "/dev" && m.Type == "tmpfs" {
+			// The nodes go in the tmpfs just mounted: empty, no symlink in it.
 			for _, d := range devNodes {
 				f := strings.Fields(d)
 				p("mknod -m 666 \"$BOXDIR/merged/dev/%s\" %s %s %s", f[0], f[1], f[2], f[3])
@@ -133,10 +138,12 @@ func Script(b Box) string {
 		p("# mount mask: Docker's masked paths (/dev/null over a file, an empty read-only tmpfs over a directory), then its read-only ones")
 		for _, m := range b.MaskedPaths {
 			t := "\"$BOXDIR/merged\"" + q(m)
+			p("inbox %s", q(m))
 			p("if [ -d %s ]; then mount -t tmpfs -o ro tmpfs %s; elif [ -e %s ]; then mount --bind /dev/null %s; fi", t, t, t, t)
 		}
 		for _, r := range b.ReadonlyPaths {
 			t := "\"$BOXDIR/merged\"" + q(r)
+			p("inbox %s", q(r))
 			p("if [ -e %s ]; then mount --bind %s %s && mount -o remount,bind,ro %s; fi", t, t, t, t)
 		}
 	}
@@ -200,6 +207,40 @@ func boxDir(p func(string, ...any), b Box) {
 	p("    trap 'rm -rf --one-file-system \"$BOXDIR\"' EXIT")
 	p("    trap 'exit 130' INT TERM HUP")
 	p("  fi")
+}
+
+// inBox writes the script's inbox function, run before each mkdir,
+// touch, mknod and mount on "$BOXDIR/merged"PATH: it refuses PATH if a
+// component of it, in the root as the script has built it so far, is a
+// symlink (or . or ..). The host's tools run those commands before
+// pivot_root, on the host's side, with a fresh upper dir: an image's
+// symlink (d -> /etc) is followed from the host's own / (mkdir -p
+// merged/d/sub makes /etc/sub), whatever the box did to it in stepbox.
+// They cannot run after pivot_root instead: a host binary run there
+// loads the image's ld.so and libraries, as root, with the host's root
+// still attached. Nothing else runs in the tree meanwhile (the upper
+// dir is under $BOXDIR, root's own), so a check then a use is not a race.
+func inBox(p func(string, ...any)) {
+	p("# inbox PATH: stop if PATH in the box's root crosses a symlink. Each mkdir, mount and mknod")
+	p("# below runs on the host's side (after pivot_root none of the host's tools is left),")
+	p("# where a symlink of the image's (d -> /etc) leads from the host's / (merged/d is /etc).")
+	p("inbox() {")
+	p("  _p=\"$BOXDIR/merged\" _b= _r=${1#/}")
+	p("  while [ -n \"$_r\" ]; do")
+	p("    _c=${_r%%%%/*}")
+	p("    case $_r in */*) _r=${_r#*/} ;; *) _r= ;; esac")
+	p("    [ -n \"$_c\" ] || continue")
+	p("    _p=$_p/$_c _b=$_b/$_c")
+	p("    case $_c in .|..) say \"$1: a path in the box with a $_c in it: the script mounts only on plain paths\"; exit 1 ;; esac")
+	p("    if [ -L \"$_p\" ]; then")
+	p("      say \"$1: $_b in the box's root is a symlink (-> $(readlink -- \"$_p\")), which the host would follow from its own /: the script makes nothing through a symlink of the box's. Mount on the path it leads to inside the box instead\"")
+	p("      exit 1")
+	p("    fi")
+	p("    [ -e \"$_p\" ] || return 0   # mkdir -p makes the rest: directories, no symlinks")
+	p("  done")
+	p("}")
+	p("# say MSG: MSG on stderr, its control characters (from the box's paths) shown as ?")
+	p("say() { { printf '%%s' \"$0: $*\" | LC_ALL=C tr -c '[:print:]' '?'; echo; } >&2; }")
 }
 
 // hostPath is where the script finds the host's tools (unshare, mount,
