@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"stepbox/primitives/onefs"
 	"stepbox/primitives/rootfs"
 	"stepbox/primitives/step"
 )
@@ -109,7 +110,7 @@ func (b *Box) MountOverlay(layers []rootfs.Layer) (*step.Step, error) {
 	})
 	os.Chmod(dir, 0o711)
 	if err != nil {
-		os.RemoveAll(dir)
+		onefs.RemoveAll(dir) // the step's error is the one that counts
 		return st, err
 	}
 	b.mu.Lock()

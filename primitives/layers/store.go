@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -19,6 +18,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"stepbox/primitives/onefs"
 	"stepbox/primitives/step"
 )
 
@@ -283,7 +283,7 @@ func (s *Store) New(name, description string) (*step.Step, error) {
 		return nil, fmt.Errorf("layer new %s: %w", name, err)
 	}
 	st.Record(fmt.Sprintf("mkdir(%s, 0700)", step.Quote(tmp)), nil)
-	defer os.RemoveAll(tmp) // a no-op once renamed
+	defer onefs.RemoveAll(tmp) // a no-op once renamed
 	root := filepath.Join(tmp, "root")
 	if err := st.Do(fmt.Sprintf("mkdir(%s, 0755)", step.Quote(root)), func() error { return mkdir(root, 0o755) }); err != nil {
 		return st, fmt.Errorf("layer new %s: %w", name, err)
@@ -363,27 +363,10 @@ func (s *Store) remove(name string, removable func(string) error) (*step.Step, e
 	if err := st.Do(fmt.Sprintf("rename(%s, %s)", step.Quote(dir), step.Quote(aside)), func() error { return os.Rename(dir, aside) }); err != nil {
 		return st, fmt.Errorf("layer rm %s: %w", name, err)
 	}
-	// Deepest first, each entry its own unlinkat(2), as rm -r does.
-	var paths []string
-	var dirs []bool
-	err = filepath.WalkDir(aside, func(p string, d fs.DirEntry, err error) error {
-		if err == nil {
-			paths, dirs = append(paths, p), append(dirs, d.IsDir())
-		}
-		return err
-	})
-	if err != nil {
+	// Deepest first, each entry its own unlinkat(2), as rm -r does, never
+	// through a mount in the layer (onefs).
+	if err := onefs.Remove(aside, st.Do); err != nil {
 		return st, fmt.Errorf("layer rm %s: %w", name, err)
-	}
-	for i := len(paths) - 1; i >= 0; i-- {
-		flag, flagName := 0, "0"
-		if dirs[i] {
-			flag, flagName = unix.AT_REMOVEDIR, "AT_REMOVEDIR"
-		}
-		call := fmt.Sprintf("unlinkat(AT_FDCWD, %s, %s)", step.Quote(paths[i]), flagName)
-		if err := st.Do(call, func() error { return unix.Unlinkat(unix.AT_FDCWD, paths[i], flag) }); err != nil {
-			return st, fmt.Errorf("layer rm %s: %w", name, err)
-		}
 	}
 	return st, nil
 }
