@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"stepbox/primitives/onefs"
 	"stepbox/primitives/rootfs"
 	"stepbox/primitives/step"
 )
@@ -100,16 +101,15 @@ func (b *Box) MountOverlay(layers []rootfs.Layer) (*step.Step, error) {
 	}
 	a := overlayArgs{Layers: layers}
 	a.Upper, a.Work, a.Merged = b.overlayDirs()
-	// The box makes the dirs (each mkdir recorded); the overlay's root
-	// takes its mode from the top layer, and the box's directories above
-	// it must let the box's users reach it.
-	os.Chmod(b.Dir, 0o711)
+	// The box makes the dirs (each mkdir recorded). The upper dir takes
+	// the top layer's mode, which the overlay's root shows (0755 lets the
+	// box's users in); the 0700 overlay dir above it keeps the host's
+	// users out (a mapped root owns it: prepareOverlayFor).
 	st, err := b.withKernel(func(x *executor) (*step.Step, error) {
 		return rootfs.MountOverlay(x, a.Layers, a.Upper, a.Work, a.Merged)
 	})
-	os.Chmod(dir, 0o711)
 	if err != nil {
-		os.RemoveAll(dir)
+		onefs.RemoveAll(dir) // the step's error is the one that counts
 		return st, err
 	}
 	b.mu.Lock()

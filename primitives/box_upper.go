@@ -207,7 +207,7 @@ func (b *Box) mountUpperAt(dir string, size int64) error {
 	if err := b.ledger.Add(Resource{Kind: ResDir, Path: dir, Note: "upper, work and merged dirs"}); err != nil {
 		return err
 	}
-	if err := os.Mkdir(dir, 0o711); err != nil {
+	if err := os.Mkdir(dir, 0o700); err != nil {
 		return fmt.Errorf("mkdir %s: %w", dir, err)
 	}
 	if err := b.ledger.Add(Resource{Kind: ResMount, Path: dir, Note: "the box's upper tmpfs"}); err != nil {
@@ -215,7 +215,9 @@ func (b *Box) mountUpperAt(dir string, size int64) error {
 	}
 	// inode32: the overlay's xino=on (rootfs.MountOverlay) keeps the layer
 	// in an inode number's high bits.
-	opts := fmt.Sprintf("size=%d,mode=0711,inode32", size)
+	// mode=0700: what the box writes is no other host user's to read (a
+	// mapped root is given it by chown: prepareOverlayFor).
+	opts := fmt.Sprintf("size=%d,mode=0700,inode32", size)
 	if err := unix.Mount(upperSource, dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
 		return &step.SyscallError{Call: step.MountCall(upperSource, dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, opts), Err: err}
 	}

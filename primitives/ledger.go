@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"stepbox/primitives/cgroups"
+	"stepbox/primitives/onefs"
 	"stepbox/primitives/step"
 )
 
@@ -265,7 +266,7 @@ func undoFiles(res []Resource, dir string, live *liveBox) chan error {
 					errs = append(errs, err)
 					continue
 				}
-				errs = append(errs, removeDir(r.Path, &mounts))
+				errs = append(errs, removeDir(r.Path))
 			case ResMount:
 				errs = append(errs, unmountUpper(r.Path, dir, &mounts, live.heldUpper(r.Path)))
 			}
@@ -285,8 +286,7 @@ func removeBoxDir(dir string) error {
 			return nil
 		}
 	}
-	var mounts hostMounts
-	return removeDir(dir, &mounts) // refuses a dir with anything mounted under it
+	return removeDir(dir)
 }
 
 // teardownResources undoes the session-level ledger in dir (its parent
@@ -347,26 +347,18 @@ func (m *hostMounts) detached(path string) {
 	})
 }
 
-// removeDir removes a directory stepbox made, refusing if anything is
-// mounted at or below it in the host's mount table: removing files under
-// a mount would reach into whatever is mounted there.
-func removeDir(path string, table *hostMounts) error {
+// removeDir removes a directory stepbox made and what is in it, never
+// through a mount at or below it (onefs): a box that mounted a host
+// directory there would have it emptied. The mount is left, and named.
+func removeDir(path string) error {
 	// An empty directory, the usual case once its tmpfs is unmounted, goes
 	// with one rmdir(2), which removes no contents and fails (EBUSY) where
-	// something is mounted on it: no need for the table.
+	// something is mounted on it.
 	switch err := unix.Rmdir(path); err {
 	case nil, unix.ENOENT:
 		return nil
 	}
-	mounts, err := table.get()
-	if err == nil {
-		for _, m := range mounts {
-			if m.MountPoint == path || strings.HasPrefix(m.MountPoint, path+"/") {
-				return fmt.Errorf("remove %s: %s is mounted in the host's mount table; left in place", path, m.MountPoint)
-			}
-		}
-	}
-	err = os.RemoveAll(path)
+	err := onefs.RemoveAll(path)
 	if errors.Is(err, os.ErrPermission) && Rootless() {
 		err = removeAllRootless(path)
 	}

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"stepbox/primitives/cgroups"
+	"stepbox/primitives/onefs"
 	"stepbox/primitives/step"
 )
 
@@ -338,7 +339,7 @@ func openOwnDirs(path string) bool {
 // mapped owner, as `podman unshare rm` does.
 func removeAllRootless(path string) error {
 	if openOwnDirs(path) {
-		if err := os.RemoveAll(path); !errors.Is(err, os.ErrPermission) {
+		if err := onefs.RemoveAll(path); !errors.Is(err, os.ErrPermission) {
 			return err
 		}
 	}
@@ -394,7 +395,7 @@ func removeTreeMain(args []string) int {
 		fmt.Fprintln(os.Stderr, "stepbox __rmtree: give one absolute path")
 		return 2
 	}
-	if err := os.RemoveAll(args[0]); err != nil {
+	if err := onefs.RemoveAll(args[0]); err != nil {
 		fmt.Fprintln(os.Stderr, "stepbox __rmtree:", err)
 		return 1
 	}

@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 
 	"stepbox/primitives/cgroups"
+	"stepbox/primitives/onefs"
 	"stepbox/primitives/step"
 )
 
@@ -171,8 +172,8 @@ func sweep(dirs Dirs, thorough bool) (SweepReport, error) {
 			errs = append(errs, fmt.Errorf("session %s: %w (its ledger is kept for the next cleanup)", e.Name(), err))
 			continue
 		}
-		if err := os.RemoveAll(dir); err != nil {
-			errs = append(errs, err)
+		if err := onefs.RemoveAll(dir); err != nil {
+			errs = append(errs, fmt.Errorf("session %s: remove %s: %w", e.Name(), dir, err))
 		}
 		rep.Sessions = append(rep.Sessions, e.Name())
 		rep.Processes += len(procs)
@@ -354,7 +355,10 @@ func (s *Session) Close() error {
 	if err := s.teardownAll(); err != nil {
 		return err
 	}
-	return os.RemoveAll(s.Dir)
+	if err := onefs.RemoveAll(s.Dir); err != nil {
+		return fmt.Errorf("remove %s: %w", s.Dir, err)
+	}
+	return nil
 }
 
 // Reset tears down every box and what the session made for them (its

@@ -18,9 +18,12 @@ import (
 // its layers and upper dir up with the mounter's credentials, so R must
 // be let through to them, and own the dir the upper and work dirs are
 // made in (its upper tmpfs). The session prepares that: the overlay dir
-// is chowned to R, and the state dir's own directories on the way get
-// o+x (search, not list: the names inside stay unreadable), as Docker's
-// and podman's storage roots are 0711 when they remap users. A directory
+// is chowned to R and stays 0700, so that only R and root reach the
+// upper dir (Docker keeps the dir above a layer's diff 0710), and the
+// state dir's own directories on the way get o+x (search, not list: the
+// names inside stay unreadable), as Docker's and podman's storage roots
+// are 0711 when they remap users. A box without a user namespace gets
+// none of it: its directories stay 0700. A directory
 // above the state dir that does not let R through is left as it is, and
 // the step fails naming it and what to do.
 
@@ -50,7 +53,7 @@ func (b *Box) prepareOverlayFor(pid int, layers []rootfs.Layer, dir string) (str
 	if uid == os.Geteuid() {
 		return "", nil
 	}
-	if err := os.Mkdir(dir, 0o711); err != nil && !os.IsExist(err) {
+	if err := os.Mkdir(dir, 0o700); err != nil && !os.IsExist(err) {
 		return "", fmt.Errorf("mount overlay: mkdir %s: %w", dir, err)
 	}
 	if err := os.Lchown(dir, uid, gid); err != nil {

@@ -15,6 +15,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"stepbox/primitives/onefs"
 	"stepbox/primitives/outfile"
 )
 
@@ -182,7 +183,7 @@ func WriteBundle(dir string, b Box) (devices int, skipped string, err error) {
 	}
 	defer func() {
 		if err != nil {
-			if rerr := os.RemoveAll(rootfs); rerr != nil {
+			if rerr := onefs.RemoveAll(rootfs); rerr != nil {
 				err = errors.Join(err, fmt.Errorf("export bundle: remove the rootfs it was writing: %w", rerr))
 			}
 		}

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"stepbox/primitives/infile"
+	"stepbox/primitives/onefs"
 )
 
 // ErrNotImage is returned for a path that holds no image stepbox reads.
@@ -41,7 +42,7 @@ func (s *Store) Load(p, as string, progress Progress) ([]Image, error) {
 		if err != nil {
 			return nil, fmt.Errorf("image load %s: %w", p, err)
 		}
-		defer os.RemoveAll(dir)
+		defer onefs.RemoveAll(dir)
 		if err := copyLayout(p, dir); err != nil {
 			return nil, fmt.Errorf("image load %s: %w", p, err)
 		}
@@ -62,7 +63,7 @@ func (s *Store) Load(p, as string, progress Progress) ([]Image, error) {
 		if err != nil {
 			return nil, fmt.Errorf("image load %s: %w", p, err)
 		}
-		defer os.RemoveAll(dir)
+		defer onefs.RemoveAll(dir)
 		if err := untarLayout(p, dir); err != nil {
 			return nil, fmt.Errorf("image load %s: %w", p, err)
 		}

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"stepbox/primitives/onefs"
 )
 
 // ErrDamaged is returned by Verify for a builtin layer whose files no longer
@@ -140,7 +142,7 @@ func (s *Store) Install(l Layer, build func(root string) error) error {
 	if err != nil {
 		return fmt.Errorf("install builtin layer %s: %w", l.Name, err)
 	}
-	defer os.RemoveAll(tmp) // after the exchange below, the old layer
+	defer onefs.RemoveAll(tmp) // after the exchange below, the old layer
 	root := filepath.Join(tmp, "root")
 	if err := build(root); err != nil {
 		return fmt.Errorf("build layer %s: %w", l.Name, err)
@@ -214,7 +216,7 @@ func (s *Store) Sweep() error {
 	for _, de := range des {
 		n := de.Name()
 		if de.IsDir() && (strings.HasPrefix(n, ".new-") || strings.HasPrefix(n, ".build-") || strings.HasPrefix(n, ".rm-")) {
-			errs = append(errs, os.RemoveAll(filepath.Join(s.Dir, n)))
+			errs = append(errs, onefs.RemoveAll(filepath.Join(s.Dir, n)))
 		}
 	}
 	return errors.Join(errs...)

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"stepbox/primitives/onefs"
 )
 
 // Unpacked adds the image layer l: unpack fills root, a directory it must
@@ -33,7 +35,7 @@ func (s *Store) Unpacked(l Layer, unpack func(root string) error) error {
 	if err != nil {
 		return fmt.Errorf("unpack image layer %s: %w", l.Name, err)
 	}
-	defer os.RemoveAll(tmp) // a no-op once renamed
+	defer onefs.RemoveAll(tmp) // a no-op once renamed
 	if err := unpack(filepath.Join(tmp, "root")); err != nil {
 		return fmt.Errorf("unpack image layer %s: %w", l.Name, err)
 	}

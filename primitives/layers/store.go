@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -19,6 +18,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"stepbox/primitives/onefs"
 	"stepbox/primitives/step"
 )
 
@@ -307,7 +307,7 @@ func (s *Store) newLayer(name, description string, plan bool) (*step.Step, error
 			return nil, fmt.Errorf("layer new %s: %w", name, err)
 		}
 		st.Record(fmt.Sprintf("mkdir(%s, 0700)", step.Quote(tmp)), nil)
-		defer os.RemoveAll(tmp) // a no-op once renamed
+		defer onefs.RemoveAll(tmp) // a no-op once renamed
 	}
 	root := filepath.Join(tmp, "root")
 	if err := doOrPlan(st, plan, fmt.Sprintf("mkdir(%s, 0755)", step.Quote(root)), func() error { return mkdir(root, 0o755) }); err != nil {
@@ -424,10 +424,19 @@ func (s *Store) removeLayer(name string, removable func(string) error, plan bool
 	if err := doOrPlan(st, plan, fmt.Sprintf("rename(%s, %s)", step.Quote(dir), step.Quote(aside)), func() error { return os.Rename(dir, aside) }); err != nil {
 		return st, fmt.Errorf("layer rm %s: %w", name, err)
 	}
-	// Deepest first, each entry its own unlinkat(2), as rm -r does.
+	if !plan {
+		// Deepest first, each entry its own unlinkat(2), as rm -r does,
+		// never through a mount in the layer (onefs).
+		if err := onefs.Remove(aside, st.Do); err != nil {
+			return st, fmt.Errorf("layer rm %s: %w", name, err)
+		}
+		return st, nil
+	}
+	// The plan: the same unlinkat(2) calls, deepest first, for what the
+	// layer holds now.
 	var paths []string
 	var dirs []bool
-	err := filepath.WalkDir(walked, func(p string, d fs.DirEntry, err error) error {
+	err := filepath.WalkDir(walked, func(p string, d os.DirEntry, err error) error {
 		if err == nil {
 			paths, dirs = append(paths, filepath.Join(aside, strings.TrimPrefix(p, walked))), append(dirs, d.IsDir())
 		}
@@ -441,7 +450,7 @@ func (s *Store) removeLayer(name string, removable func(string) error, plan bool
 		if dirs[i] {
 			flag, flagName = unix.AT_REMOVEDIR, "AT_REMOVEDIR"
 		}
-		call := fmt.Sprintf("unlinkat(AT_FDCWD, %s, %s)", step.Quote(paths[i]), flagName)
+		call := fmt.Sprintf("unlinkat(%q, %s)", paths[i], flagName) // as onefs.Remove records it
 		if err := doOrPlan(st, plan, call, func() error { return unix.Unlinkat(unix.AT_FDCWD, paths[i], flag) }); err != nil {
 			return st, fmt.Errorf("layer rm %s: %w", name, err)
 		}
