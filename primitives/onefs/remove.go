@@ -70,7 +70,13 @@ type walk struct {
 // remove removes name, in the directory open at dirfd, and all under it
 // on the same mount; false when something was left.
 func (w *walk) remove(dirfd int, name, full string) bool {
-	err := w.unlinkat(dirfd, name, full, 0)
+	// A directory answers EISDIR, and is then emptied and removed with
+	// AT_REMOVEDIR: that first try is not a step of the removal, so the
+	// record (and the plan, layers' removeLayer) leaves it out.
+	err := unix.Unlinkat(dirfd, name, 0)
+	if err != unix.EISDIR {
+		err = w.recorded(full, 0, err)
+	}
 	switch err {
 	case nil, unix.ENOENT:
 		return true
@@ -137,13 +143,17 @@ func (w *walk) remove(dirfd int, name, full string) bool {
 
 // unlinkat runs unlinkat(2) through w.do and returns its bare errno.
 func (w *walk) unlinkat(dirfd int, name, full string, flags int) error {
+	return w.recorded(full, flags, unix.Unlinkat(dirfd, name, flags))
+}
+
+// recorded hands an unlinkat(2) that returned errno to w.do, to be
+// recorded, and returns errno.
+func (w *walk) recorded(full string, flags int, errno error) error {
 	call := fmt.Sprintf("unlinkat(%q, 0)", full)
 	if flags == unix.AT_REMOVEDIR {
 		call = fmt.Sprintf("unlinkat(%q, AT_REMOVEDIR)", full)
 	}
-	var errno error
 	w.do(call, func() error {
-		errno = unix.Unlinkat(dirfd, name, flags)
 		if errno == unix.ENOENT {
 			return nil
 		}
