@@ -22,18 +22,24 @@ import (
 // the slave reads EOF/EIO and gets SIGHUP, never the learner's keys
 // (pty(7), tty_ioctl(4)).
 type boxTerminal struct {
-	learner *Terminal
-	master  *os.File
-	slave   *os.File // the session's copy, closed once sent
-	raw     *term.State
-	winch   chan os.Signal
-	wake    [2]int // a pipe that stops the relay of the learner's keys
-	stop    chan struct{}
-	wg      sync.WaitGroup
+	learner  *Terminal
+	master   *os.File
+	masterFd int      // for poll(2) only: reads and writes go through master
+	slave    *os.File // the session's copy, closed once sent
+	raw      *term.State
+	winch    chan os.Signal
+	wake     [2]int // a pipe that stops the relay of the learner's keys
+	stop     chan struct{}
+	wg       sync.WaitGroup
 	// detached is closed when the learner presses the detach keys.
 	detached chan struct{}
 	// lastOut is the last byte the box's terminal wrote to the learner's.
 	lastOut byte
+	// queued is what the learner typed that the box's terminal has not
+	// taken yet (terminal_keys.go); dropping is set once keys past
+	// keysQueued were dropped, until it has taken them all.
+	queued   []byte
+	dropping bool
 }
 
 // openBoxTerminal makes the pty pair, sized as the learner's terminal.
@@ -45,7 +51,7 @@ func openBoxTerminal(t *Terminal) (*boxTerminal, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open(/dev/ptmx) for the box command's own terminal: %w", err)
 	}
-	p := &boxTerminal{learner: t, wake: [2]int{-1, -1}, stop: make(chan struct{}), detached: make(chan struct{}), lastOut: '\n'}
+	p := &boxTerminal{learner: t, masterFd: mfd, wake: [2]int{-1, -1}, stop: make(chan struct{}), detached: make(chan struct{}), lastOut: '\n'}
 	if err := unix.IoctlSetPointerInt(mfd, unix.TIOCSPTLCK, 0); err != nil {
 		unix.Close(mfd)
 		return nil, fmt.Errorf("ioctl(/dev/ptmx, TIOCSPTLCK, 0): %w", err)
@@ -120,56 +126,6 @@ func (p *boxTerminal) relay() error {
 		p.keys()
 	}()
 	return nil
-}
-
-// keys copies what the learner types to the master until stopped, or
-// until the detach keys, which it keeps from the box. It polls first,
-// so that it never sits in a read(2) of the learner's terminal once the
-// command is over: the next key is the prompt's.
-func (p *boxTerminal) keys() {
-	fd := int(p.learner.File.Fd())
-	buf := make([]byte, 4096)
-	var d detachKeys
-	for {
-		timeout := -1
-		if d.held {
-			timeout = int(detachWait / time.Millisecond)
-		}
-		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}, {Fd: int32(p.wake[0]), Events: unix.POLLIN}}
-		n, err := unix.Poll(fds, timeout)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil || fds[1].Revents != 0 {
-			return
-		}
-		if n == 0 {
-			if _, err := p.master.Write(d.expire()); err != nil {
-				return
-			}
-			continue
-		}
-		if fds[0].Revents&(unix.POLLHUP|unix.POLLERR|unix.POLLNVAL) != 0 && fds[0].Revents&unix.POLLIN == 0 {
-			return
-		}
-		n, err = unix.Read(fd, buf)
-		if err == unix.EINTR || err == unix.EAGAIN {
-			continue
-		}
-		if err != nil || n == 0 {
-			return
-		}
-		out, detach := d.feed(buf[:n])
-		if len(out) > 0 {
-			if _, err := p.master.Write(out); err != nil {
-				return
-			}
-		}
-		if detach {
-			close(p.detached)
-			return
-		}
-	}
 }
 
 // output copies the box's terminal to the learner's, remembering the

@@ -2,9 +2,11 @@ package repl
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -44,13 +46,7 @@ func TestDetachKeysGiveTheTerminalBackFromARawBoxProgram(t *testing.T) {
 
 	p.mark()
 	p.line(`stty -isig -icanon; trap '' INT QUIT TSTP HUP TERM; exec sleep 1087`)
-	deadline := time.Now().Add(10 * time.Second)
-	for len(sleepingFor("1087")) == 0 && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
-	if len(sleepingFor("1087")) == 0 {
-		t.Fatalf("the box's sleep 1087 never started:\n%s", p.screen())
-	}
+	p.waitSleeping("1087")
 	p.keys("C-c", "C-d", "C-z", "C-\\")
 	time.Sleep(300 * time.Millisecond)
 	p.keys("C-p", "C-q")
@@ -79,7 +75,7 @@ func TestDetachKeysGiveTheTerminalBackFromARawBoxProgram(t *testing.T) {
 	p.line("sh")
 	p.waitFor("[web] ")
 	p.line(`printf 'PROMPT-%s%s' 4 2; exec sleep 1088`)
-	deadline = time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for len(sleepingFor("1088")) == 0 && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -130,4 +126,109 @@ func TestTerminalQueriesOfABoxNeverTypeIntoThePrompt(t *testing.T) {
 
 	p.line("exit")
 	p.waitFor("STEPBOX-EXIT=0")
+}
+
+// pasteUnread pastes some 120 KB of comment lines into the pane, as a
+// terminal pastes: far more than a box's terminal takes while its
+// program is not reading (ut28 F3).
+func (p *tmuxPane) pasteUnread() {
+	p.t.Helper()
+	var b strings.Builder
+	for i := 0; b.Len() < 120<<10; i++ {
+		fmt.Fprintf(&b, "# pasted line %05d %s\n", i, strings.Repeat("x", 80))
+	}
+	f := filepath.Join(p.t.TempDir(), "paste")
+	if err := os.WriteFile(f, []byte(b.String()), 0o644); err != nil {
+		p.t.Fatal(err)
+	}
+	p.tmux("load-buffer", "-b", "unread", f)
+	p.tmux("paste-buffer", "-b", "unread", "-t", "0")
+	time.Sleep(time.Second)
+}
+
+// waitSleeping waits until the box runs `sleep secs`.
+func (p *tmuxPane) waitSleeping(secs string) {
+	p.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for len(sleepingFor(secs)) == 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if len(sleepingFor(secs)) == 0 {
+		p.t.Fatalf("the box's sleep %s never started:\n%s", secs, p.screen())
+	}
+}
+
+// A paste the box's program does not read never holds up the learner's
+// keys (ut28 F3): Ctrl-C still reaches the program at once, and the
+// shell answers the next line, not the paste.
+func TestCtrlCReachesABoxProgramThatDoesNotReadAPaste(t *testing.T) {
+	p, _, _ := paneTerminal(t)
+	p.mark()
+	p.line("sh")
+	p.waitFor("[web] ")
+	p.line("sleep 1091")
+	p.waitSleeping("1091")
+	p.pasteUnread()
+	p.keys("C-c")
+	deadline := time.Now().Add(5 * time.Second)
+	for len(sleepingFor("1091")) > 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if left := sleepingFor("1091"); len(left) > 0 {
+		t.Fatalf("Ctrl-C behind a paste never reached the box's sleep (PIDs %v):\n%s", left, p.screen())
+	}
+	p.mark()
+	p.line("echo shell-answers-$((6*7))")
+	s := p.waitWithin(5*time.Second, "shell-answers-42\n")
+	if strings.Contains(s, "# pasted line") {
+		t.Errorf("what was pasted before Ctrl-C should be dropped, as the line discipline drops it:\n%s", s)
+	}
+	p.line("exit")
+	p.waitFor("back in stepbox", "web[uts,mnt,pid] ▸")
+	p.line("exit")
+	p.waitFor("STEPBOX-EXIT=0")
+	p.saneTerminal("after Ctrl-C behind a paste")
+}
+
+// Nor does such a paste hold up the detach keys, in sh or enter's shell.
+func TestDetachKeysLeaveABoxProgramThatDoesNotReadAPaste(t *testing.T) {
+	p, _, _ := paneTerminal(t)
+	for i, enter := range []string{"sh", "enter"} {
+		secs := strconv.Itoa(1092 + i)
+		p.mark()
+		p.line(enter)
+		p.waitFor("kills it", map[string]string{"sh": "[web] ", "enter": "\n#"}[enter])
+		p.line("sleep " + secs)
+		p.waitSleeping(secs)
+		p.pasteUnread()
+		p.keys("C-p", "C-q")
+		p.waitWithin(5*time.Second, "Ctrl-P Ctrl-Q killed the box's shell", "web[uts,mnt,pid] ▸")
+		if left := sleepingFor(secs); len(left) > 0 {
+			t.Errorf("%s: the box's program outlived the detach keys: PIDs %v", enter, left)
+		}
+		p.mark()
+		p.line("!echo prompt-works-$((6*7))")
+		p.waitWithin(5*time.Second, "prompt-works-42\n", "web[uts,mnt,pid] ▸")
+	}
+	p.line("exit")
+	p.waitFor("STEPBOX-EXIT=0")
+	p.saneTerminal("after the detach keys behind a paste")
+}
+
+// Nor does it keep the session from ending when the learner's terminal
+// closes: the relay's end never waits on the box's terminal.
+func TestClosingTheTerminalBehindAPasteTheBoxDoesNotReadTearsDown(t *testing.T) {
+	p, _, _ := paneTerminal(t)
+	p.mark()
+	p.line("sh")
+	p.waitFor("[web] ")
+	p.line("sleep 1094")
+	p.waitSleeping("1094")
+	p.pasteUnread()
+	for _, problem := range p.end(10 * time.Second) {
+		t.Error(problem)
+	}
+	if left := sleepingFor("1094"); len(left) > 0 {
+		t.Errorf("the box's program outlived the session: PIDs %v", left)
+	}
 }

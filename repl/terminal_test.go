@@ -148,7 +148,13 @@ func (p *tmuxPane) mark() { p.from = max(len(p.lines())-1, 0) }
 // waitFor waits until every one of texts is on the screen, and returns it.
 func (p *tmuxPane) waitFor(texts ...string) string {
 	p.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	return p.waitWithin(20*time.Second, texts...)
+}
+
+// waitWithin is waitFor for at most d.
+func (p *tmuxPane) waitWithin(d time.Duration, texts ...string) string {
+	p.t.Helper()
+	deadline := time.Now().Add(d)
 	for {
 		s := p.screen()
 		all := true
