@@ -111,6 +111,44 @@ func mkdirParents(cmd, name, p string, r *os.Root, rel string, st *step.Step) er
 	return nil
 }
 
+// open is openForChange for a step, and for its plan the same checks
+// without the store's lock (a plan changes nothing).
+func (s *Store) open(cmd, name, p string, plan bool) (rel string, r *os.Root, done func(), err error) {
+	if !plan {
+		return s.openForChange(cmd, name, p)
+	}
+	if rel, err = inLayer(cmd, name, p); err != nil {
+		return "", nil, nil, err
+	}
+	if _, err := s.writable(cmd, name); err != nil {
+		return "", nil, nil, err
+	}
+	if r, err = os.OpenRoot(s.Root(name)); err != nil {
+		return "", nil, nil, fmt.Errorf("%s %s: %w", cmd, name, err)
+	}
+	return rel, r, func() { r.Close() }, nil
+}
+
+// parents makes the missing parents of rel, or plans a mkdir for each.
+func (s *Store) parents(cmd, name, p string, r *os.Root, rel string, st *step.Step, plan bool) error {
+	if !plan {
+		return mkdirParents(cmd, name, p, r, rel, st)
+	}
+	dir := path.Dir(rel)
+	if dir == "." {
+		return nil
+	}
+	parts := strings.Split(dir, "/")
+	for i := range parts {
+		prefix := strings.Join(parts[:i+1], "/")
+		if _, err := r.Lstat(prefix); !errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		st.Plan(fmt.Sprintf("mkdir(%s, 0755)", step.Quote(filepath.Join(r.Name(), prefix))))
+	}
+	return nil
+}
+
 // openForChange checks p and the layer, takes the store's lock and opens
 // the layer's root, through which every change goes (os.Root keeps it
 // inside). done releases both.
@@ -137,29 +175,43 @@ func (s *Store) openForChange(cmd, name, p string) (rel string, r *os.Root, done
 // parent directories. An earlier whiteout at p is replaced: the file is
 // back. Content is written as given.
 func (s *Store) Put(name, p, content string) (*step.Step, error) {
+	return s.put(name, p, content, false)
+}
+
+// PlanPut is the record Put will write, every result "?" (step.NotRun):
+// the same function, reading the layer as it is now and changing nothing.
+func (s *Store) PlanPut(name, p, content string) (*step.Step, error) {
+	return s.put(name, p, content, true)
+}
+
+func (s *Store) put(name, p, content string, plan bool) (*step.Step, error) {
 	const cmd = "layer put"
-	rel, r, done, err := s.openForChange(cmd, name, p)
+	rel, r, done, err := s.open(cmd, name, p, plan)
 	if err != nil {
 		return nil, err
 	}
 	defer done()
 
 	host := filepath.Join(s.Root(name), rel)
+	summary := "wrote %s into layer %s: %s on the host"
+	if plan {
+		summary = "will write %s into layer %s: %s on the host"
+	}
 	st := &step.Step{
 		Command: fmt.Sprintf("%s %s %s %s", cmd, name, step.ShellQuote(p), step.ShellQuote(content)),
-		Summary: fmt.Sprintf("wrote %s into layer %s: %s on the host", p, name, host),
+		Summary: fmt.Sprintf(summary, p, name, host),
 		Man:     []string{"open(2)", "write(2)"},
 		Undo:    "rm " + step.ShellQuote(host),
 	}
 	st.Shell = putShell(s.Root(name), host, content)
-	if err := mkdirParents(cmd, name, p, r, rel, st); err != nil {
+	if err := s.parents(cmd, name, p, r, rel, st, plan); err != nil {
 		return st, err
 	}
 	fi, err := r.Lstat(rel)
 	switch {
 	case err == nil && isWhiteout(fi):
 		// Replacing the whiteout makes the file visible again in the stack.
-		err := st.Do(fmt.Sprintf("unlink(%s)", step.Quote(host)), func() error { return r.Remove(rel) })
+		err := doOrPlan(st, plan, fmt.Sprintf("unlink(%s)", step.Quote(host)), func() error { return r.Remove(rel) })
 		if err != nil {
 			return st, fmt.Errorf("%s %s: %w", cmd, name, err)
 		}
@@ -168,6 +220,12 @@ func (s *Store) Put(name, p, content string) (*step.Step, error) {
 		return st, fmt.Errorf("%s %s: %w %q: it is a %s in this layer; put writes regular files only", cmd, name, ErrBadPath, p, kindOf(fi))
 	case err != nil && !errors.Is(err, fs.ErrNotExist):
 		return st, escapeErr(cmd, name, p, r, err)
+	}
+	if plan {
+		st.Plan(fmt.Sprintf("openat(AT_FDCWD, %s, O_WRONLY|O_CREAT|O_TRUNC|O_NOFOLLOW|O_CLOEXEC, 0644)", step.Quote(host)))
+		st.Plan(fmt.Sprintf("write(%d, %s, %d)", planFD, straceBuf(content), len(content)))
+		st.Plan(fmt.Sprintf("close(%d)", planFD))
+		return st, nil
 	}
 	if err := writeIn(r, rel, host, content, st); err != nil {
 		return st, fmt.Errorf("%s %s %s: %w", cmd, name, p, err)
@@ -227,46 +285,69 @@ func straceBuf(s string) string {
 // (Documentation/filesystems/overlayfs.rst, "whiteouts and opaque
 // directories"). Whatever the layer held at p is replaced.
 func (s *Store) Del(name, p string) (*step.Step, error) {
+	return s.del(name, p, false)
+}
+
+// PlanDel is the record Del will write, every result "?" (step.NotRun).
+func (s *Store) PlanDel(name, p string) (*step.Step, error) {
+	return s.del(name, p, true)
+}
+
+func (s *Store) del(name, p string, plan bool) (*step.Step, error) {
 	const cmd = "layer del"
-	rel, r, done, err := s.openForChange(cmd, name, p)
+	rel, r, done, err := s.open(cmd, name, p, plan)
 	if err != nil {
 		return nil, err
 	}
 	defer done()
 
 	host := filepath.Join(s.Root(name), rel)
+	summary, removed := "put a whiteout for %s in layer %s: the character device 0/0 %s hides %s of every layer below", "the layer's own directory %s was removed first"
+	if plan {
+		summary, removed = "will put a whiteout for %s in layer %s: the character device 0/0 %s will hide %s of every layer below", "the layer's own directory %s will be removed first"
+	}
 	st := &step.Step{
 		Command: fmt.Sprintf("%s %s %s", cmd, name, step.ShellQuote(p)),
-		Summary: fmt.Sprintf("put a whiteout for %s in layer %s: the character device 0/0 %s hides %s of every layer below", p, name, host, p),
+		Summary: fmt.Sprintf(summary, p, name, host, p),
 		Man:     []string{"mknod(2)"},
 		Undo:    "rm " + step.ShellQuote(host),
 	}
 	if d := filepath.Dir(host); d != s.Root(name) {
 		st.Shell = append(st.Shell, "mkdir -p "+step.ShellQuote(d))
 	}
-	if err := mkdirParents(cmd, name, p, r, rel, st); err != nil {
+	if err := s.parents(cmd, name, p, r, rel, st, plan); err != nil {
 		return st, err
 	}
 	fi, err := r.Lstat(rel)
 	switch {
 	case err == nil && isWhiteout(fi):
-		st.Summary = fmt.Sprintf("found %s already a whiteout in layer %s: nothing to do", p, name)
+		if plan {
+			st.Summary = fmt.Sprintf("will find %s already a whiteout in layer %s: nothing to do", p, name)
+		} else {
+			st.Summary = fmt.Sprintf("found %s already a whiteout in layer %s: nothing to do", p, name)
+		}
 		return st, nil
 	case err == nil && fi.IsDir():
 		st.Shell = append(st.Shell, "rm -r "+step.ShellQuote(host))
-		st.Notes = append(st.Notes, fmt.Sprintf("the layer's own directory %s was removed first", p))
-		if err := r.RemoveAll(rel); err != nil {
-			return st, fmt.Errorf("%s %s: remove %s: %w", cmd, name, host, err)
+		st.Notes = append(st.Notes, fmt.Sprintf(removed, p))
+		if !plan {
+			if err := r.RemoveAll(rel); err != nil {
+				return st, fmt.Errorf("%s %s: remove %s: %w", cmd, name, host, err)
+			}
 		}
 	case err == nil:
 		st.Shell = append(st.Shell, "rm "+step.ShellQuote(host))
-		if err := st.Do(fmt.Sprintf("unlink(%s)", step.Quote(host)), func() error { return r.Remove(rel) }); err != nil {
+		if err := doOrPlan(st, plan, fmt.Sprintf("unlink(%s)", step.Quote(host)), func() error { return r.Remove(rel) }); err != nil {
 			return st, fmt.Errorf("%s %s: %w", cmd, name, err)
 		}
 	case !errors.Is(err, fs.ErrNotExist):
 		return st, escapeErr(cmd, name, p, r, err)
 	}
 	st.Shell = append(st.Shell, "mknod "+step.ShellQuote(host)+" c 0 0")
+	if plan {
+		st.Plan(fmt.Sprintf("mknod(%s, S_IFCHR|000, makedev(0, 0))", step.Quote(host)))
+		return st, nil
+	}
 	if err := mknodWhiteout(r, rel, host, st); err != nil {
 		return st, fmt.Errorf("%s %s %s: %w", cmd, name, p, err)
 	}
