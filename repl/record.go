@@ -135,6 +135,9 @@ func (sh *Shell) Record(path string, term *primitives.Terminal) error {
 		return err
 	}
 	sh.Out, sh.Err = rec.tee(sh.Out), rec.tee(sh.Err)
+	// A recording is played on a terminal: what a box wrote is filtered
+	// for it as for the learner's (boxStdio).
+	sh.outTTY, sh.errTTY = true, true
 	w := sh.watch()
 	w.rec = rec
 	return nil
