@@ -400,9 +400,11 @@ func (b *Box) Enter(ctx context.Context, types []NamespaceType, argv []string, s
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = tty.slave, tty.slave, tty.slave
 		flags |= enterCtty
 	} else {
-		if std, err = guardStdio(std); err != nil {
+		var flush func()
+		if std, flush, err = guardStdio(std); err != nil {
 			return ExitStatus{}, st, fmt.Errorf("enter: %w", err)
 		}
+		defer flush() // after Wait, which waits for the copies
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = std.In, std.Out, std.Err
 	}
 	cmd.Args[2] = enterFlags(flags, j.ids)

@@ -20,6 +20,7 @@ func (s *boxStdio) closeSent() { closeAll(s.owned) }
 type pump struct {
 	wg    sync.WaitGroup
 	pipes []*os.File
+	done  func() // after the copies: flushes the terminal filters (guardStdio)
 }
 
 // wait lets the copies finish; after grace, a pipe still held open by a
@@ -36,6 +37,10 @@ func (p *pump) wait(grace time.Duration) {
 		<-done
 	}
 	closeAll(p.pipes)
+	if p.done != nil {
+		p.done()
+		p.done = nil
+	}
 }
 
 // commandStdio is what a box command gets as fds 0-2: a pty of its
@@ -54,12 +59,16 @@ func commandStdio(std Stdio) (*boxStdio, *pump, *boxTerminal, error) {
 		}
 		return &boxStdio{send: []*os.File{t.slave, t.slave, t.slave}}, &pump{}, t, nil
 	}
-	std, err := guardStdio(std)
+	std, done, err := guardStdio(std)
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	files, p, err := stdioFiles(std)
-	return files, p, nil, err
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	p.done = done
+	return files, p, nil, nil
 }
 
 func stdioFiles(std Stdio) (*boxStdio, *pump, error) {

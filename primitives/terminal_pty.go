@@ -195,9 +195,12 @@ func (p *boxTerminal) close() {
 
 // modeResets turns off what a full-screen program may have left on in
 // the learner's terminal: the alternate screen, a hidden cursor,
-// application cursor keys and keypad, bracketed paste, mouse reports,
-// colours (console_codes(4), xterm's ctlseqs).
-const modeResets = "\x1b[?1049l\x1b[?25h\x1b[?1l\x1b>\x1b[?2004l\x1b[?1000l\x1b[?1002l\x1b[?1006l\x1b[0m"
+// application cursor keys and keypad, bracketed paste, mouse reports
+// (every tracking mode and encoding: one left on types a report into
+// stepbox's prompt at each move of the mouse) and focus reports, colours
+// (console_codes(4), xterm's ctlseqs).
+const modeResets = "\x1b[?1049l\x1b[?25h\x1b[?1l\x1b>\x1b[?2004l" +
+	"\x1b[?1000l\x1b[?1002l\x1b[?1003l\x1b[?1004l\x1b[?1005l\x1b[?1006l\x1b[?1015l\x1b[0m"
 
 // answerWindow is how long the learner's terminal may still be
 // answering a query the box's command sent just before it ended.
@@ -225,30 +228,47 @@ var errTerminalStdin = errors.New("a box command never reads the learner's termi
 
 // guardStdio replaces any of std's writers that is the learner's
 // terminal (a file that is a tty) by a writer that is not a file, and
-// that keeps the terminal's queries from it (QueryFilter), so that
-// the command gets a pipe the session copies from, never a descriptor of
-// that terminal: with one, a box may rewrite its settings and window
-// size (no capability needed), read the keys typed at the prompt after
-// it ended, or with CAP_SYS_ADMIN type into it (TIOCSTI). Out and Err on
-// the same terminal share one pipe, which keeps their order.
-func guardStdio(std Stdio) (Stdio, error) {
+// that passes text and drawing but no command to the terminal
+// (TerminalFilter), so that the command gets a pipe the session copies
+// from, never a descriptor of that terminal: with one, a box may rewrite
+// its settings and window size (no capability needed), read the keys
+// typed at the prompt after it ended, or with CAP_SYS_ADMIN type into it
+// (TIOCSTI). Out and Err on the same terminal share one pipe, which keeps
+// their order. done flushes the filters once the command's output has
+// been copied.
+func guardStdio(std Stdio) (guarded Stdio, done func(), err error) {
+	done = func() {}
 	if std.In != nil && IsTerminal(std.In) {
-		return std, errTerminalStdin
+		return std, done, errTerminalStdin
 	}
-	out, outTTY := ttyWriter(std.Out)
-	errw, errTTY := ttyWriter(std.Err)
-	if outTTY && errTTY && sameFile(std.Out.(*os.File), std.Err.(*os.File)) {
-		errw = out
+	var filters []*TerminalFilter
+	filter := func(w io.Writer) io.Writer {
+		if f, ok := w.(*os.File); ok && IsTerminal(f) {
+			tf := NewTerminalFilter(f)
+			filters = append(filters, tf)
+			return tf
+		}
+		return w
 	}
-	std.Out, std.Err = out, errw
-	return std, nil
+	outFile, _ := std.Out.(*os.File)
+	errFile, _ := std.Err.(*os.File)
+	if outFile != nil && errFile != nil && SameTerminal(outFile, errFile) {
+		std.Out = filter(outFile)
+		std.Err = std.Out
+	} else {
+		std.Out, std.Err = filter(std.Out), filter(std.Err)
+	}
+	return std, func() {
+		for _, f := range filters {
+			f.Close()
+		}
+	}, nil
 }
 
-func ttyWriter(w io.Writer) (io.Writer, bool) {
-	if f, ok := w.(*os.File); ok && IsTerminal(f) {
-		return NewQueryFilter(f), true
-	}
-	return w, false
+// SameTerminal reports whether a and b are both the same terminal: a
+// box command's stdout and stderr to it share one pipe and one filter.
+func SameTerminal(a, b *os.File) bool {
+	return IsTerminal(a) && IsTerminal(b) && sameFile(a, b)
 }
 
 // sameFile reports whether a and b are open on the same inode.

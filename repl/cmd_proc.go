@@ -49,7 +49,7 @@ func init() {
 					sh.say("%s", sh.dim(note))
 				}
 				before := sh.cgroupEvents(b)
-				out, errw := sh.boxStdio()
+				out, errw, flush := sh.boxStdio()
 				// The end of what it wrote to stderr goes to the explainer:
 				// "bind: Permission denied" names the step it still lacks.
 				said := &tailBuffer{}
@@ -63,6 +63,7 @@ func init() {
 					std = primitives.Stdio{Out: w, Err: w}
 				}
 				es, err := b.Exec(sh.interrupt, argv, nil, std)
+				flush()
 				sh.sayHostIPC(b, ipc)
 				sh.printStep(es.Step)
 				if err != nil && !strings.Contains(argv[0], "/") && strings.Contains(err.Error(), "command not found in the box") {
@@ -171,7 +172,7 @@ func runEnter(sh *Shell, c *Call) error {
 	if err != nil {
 		return err
 	}
-	out, errw := sh.boxStdio()
+	out, errw, flush := sh.boxStdio()
 	std := primitives.Stdio{Out: out, Err: errw}
 	if sh.Terminal == nil && !slices.Contains(c.Args, "--") {
 		return errors.New("needs a terminal for its interactive shell: stepbox is reading commands from a script or pipe; give a command, as in `enter uts -- hostname`")
@@ -213,6 +214,7 @@ func runEnter(sh *Shell, c *Call) error {
 		}
 	}
 	es, st, err := b.Enter(ctx, types, argv, std)
+	flush()
 	done()
 	if sh.Terminal != nil {
 		sh.Terminal.Restore()
@@ -251,23 +253,51 @@ func runEnter(sh *Shell, c *Call) error {
 	return nil
 }
 
-// boxStdio is where a box command writes through pipes: as stdio, but
-// never a terminal query (primitives.QueryFilter), which the terminal
-// would answer into stepbox's prompt. Without the live view, the box
-// command's output is the terminal file itself, which Box.Exec filters,
-// keeping stdout and stderr on one pipe.
-func (sh *Shell) boxStdio() (out, errw io.Writer) {
-	if sh.web == nil {
-		return sh.stdio()
-	}
+// boxStdio is where a box command writes, through pipes: stdio, with
+// the live view's tail beside it. Where stdio reaches a terminal (or a
+// recording), what the box writes passes primitives.TerminalFilter first:
+// text and colours, never a query the terminal would answer into
+// stepbox's prompt, nor a title or a mode. The filter sits here, above
+// the recording's and the live view's tees, because below them the
+// writer is no longer the terminal's file that Box.Exec would know to
+// filter. One terminal for both streams: one writer, so one pipe, in the
+// order the box wrote. done flushes the filters once the command's
+// output has been copied.
+func (sh *Shell) boxStdio() (out, errw io.Writer, done func()) {
 	out, errw = sh.Out, sh.Err
-	if f, ok := out.(*os.File); ok && primitives.IsTerminal(f) {
-		out = primitives.NewQueryFilter(f)
+	var filters []*primitives.TerminalFilter
+	filter := func(w io.Writer) io.Writer {
+		f := primitives.NewTerminalFilter(w)
+		filters = append(filters, f)
+		return f
 	}
-	if f, ok := errw.(*os.File); ok && primitives.IsTerminal(f) {
-		errw = primitives.NewQueryFilter(f)
+	switch {
+	case sh.oneTTY:
+		out = filter(out)
+		errw = out
+	default:
+		if sh.outTTY {
+			out = filter(out)
+		}
+		if sh.errTTY {
+			errw = filter(errw)
+		}
 	}
-	return io.MultiWriter(out, &sh.web.output), io.MultiWriter(errw, &sh.web.output)
+	// The live view escapes what it shows (viz.OutputHTML): it gets the
+	// box's bytes as written.
+	if sh.web != nil {
+		if primitives.SameWriter(out, errw) {
+			out = io.MultiWriter(out, &sh.web.output)
+			errw = out
+		} else {
+			out, errw = io.MultiWriter(out, &sh.web.output), io.MultiWriter(errw, &sh.web.output)
+		}
+	}
+	return out, errw, func() {
+		for _, f := range filters {
+			f.Close()
+		}
+	}
 }
 
 // backFromShell says how a command relayed on a terminal of its own

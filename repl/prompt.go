@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	prompt "github.com/c-bata/go-prompt"
 
@@ -22,9 +23,11 @@ import (
 // control byte. After Enter it reads nothing more until the next Input:
 // go-prompt drops what its reader reads after the line ends. It also
 // notices Ctrl-D, which Input returns as "" like an empty line, and the
-// terminal hanging up, which it hands go-prompt as a Ctrl-D.
+// terminal hanging up, which it hands go-prompt as a Ctrl-D; and it
+// drops what the terminal typed on its own, its reports (reportFilter).
 type ttyParser struct {
 	*prompt.PosixParser
+	reports reportFilter // what the terminal typed on its own, dropped
 	pending []byte
 	held    bool // a line has ended: the rest waits for the next Input
 	sawEOF  bool
@@ -55,6 +58,9 @@ func (p *ttyParser) Read() ([]byte, error) {
 			p.held, p.sawEOF, p.hungUp = true, true, true
 			p.hangup.Do(func() { syscall.Kill(os.Getpid(), syscall.SIGHUP) })
 			return []byte{0x04}, nil
+		}
+		if b = p.reports.strip(b, time.Now()); len(b) == 0 {
+			return nil, syscall.EAGAIN // a report, no key
 		}
 		p.pending = b
 	}

@@ -9,10 +9,10 @@ import (
 	"strconv"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"stepbox/primitives"
 	"stepbox/primitives/outfile"
+	"stepbox/primitives/step"
 )
 
 // Recorder writes an asciicast v2 recording, as asciinema plays it: a
@@ -70,7 +70,7 @@ func (r *Recorder) Write(p []byte) (int, error) {
 	r.pending = nil
 	// Hold back a UTF-8 sequence cut at the end: JSON strings must be
 	// whole characters.
-	if cut := incompleteTail(data); cut > 0 {
+	if cut := step.IncompleteUTF8(data); cut > 0 {
 		r.pending = append([]byte(nil), data[len(data)-cut:]...)
 		data = data[:len(data)-cut]
 	}
@@ -101,24 +101,6 @@ func (r *Recorder) crlf(data []byte) string {
 	}
 	r.lastCR = prevCR
 	return b.String()
-}
-
-// incompleteTail returns how many bytes at the end of p start a UTF-8
-// sequence that is not complete yet.
-func incompleteTail(p []byte) int {
-	for n := 1; n <= 3 && n <= len(p); n++ {
-		c := p[len(p)-n]
-		if c < 0x80 {
-			return 0
-		}
-		if utf8.RuneStart(c) {
-			if !utf8.FullRune(p[len(p)-n:]) {
-				return n
-			}
-			return 0
-		}
-	}
-	return 0
 }
 
 // Close ends the recording and renames it to its path.
@@ -153,6 +135,9 @@ func (sh *Shell) Record(path string, term *primitives.Terminal) error {
 		return err
 	}
 	sh.Out, sh.Err = rec.tee(sh.Out), rec.tee(sh.Err)
+	// A recording is played on a terminal: what a box wrote is filtered
+	// for it as for the learner's (boxStdio).
+	sh.outTTY, sh.errTTY = true, true
 	w := sh.watch()
 	w.rec = rec
 	return nil

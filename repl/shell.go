@@ -58,6 +58,10 @@ type Shell struct {
 	lastCgroup *cgroups.Snapshot // the previous cgroup panel's reading, for CPU rates
 	web        *liveView         // the live view, when `web on` (web_live.go)
 	outNull    bool              // Out is the null device (unseen.go)
+	// outTTY and errTTY say that Out and Err reach a terminal, or a
+	// recording a terminal plays; oneTTY, that both are one terminal. A
+	// box command's output to them is filtered (boxStdio).
+	outTTY, errTTY, oneTTY bool
 }
 
 // NewShell makes a shell over an open session.

@@ -95,23 +95,53 @@ func TestDetachKeysGiveTheTerminalBackFromARawBoxProgram(t *testing.T) {
 }
 
 // What a terminal answers to a box command's query never lands in
-// stepbox's prompt (ut23 F4): exec's output is filtered; after sh the
-// answers are discarded.
+// stepbox's prompt (ut23 F4, ut29 F2), nor does a box retitle the
+// terminal: exec's and enter's output, stdout and stderr, reaches it
+// filtered (TerminalFilter), the queries and the title shown escaped,
+// the colours as written; after sh the answers are discarded and the
+// modes a program left on turned off.
 func TestTerminalQueriesOfABoxNeverTypeIntoThePrompt(t *testing.T) {
 	p, _, _ := paneTerminal(t)
-	for _, line := range []string{`exec printf 'Q\033[6n\033[c\033]11;?\007-%s%s\n' 4 2`, `enter -- printf 'Q\033[6n\033[c-%s%s\n' 4 2`} {
+	title := func() string { return strings.TrimSpace(p.tmux("display-message", "-p", "-t", "0", "#{pane_title}")) }
+	for _, c := range []struct{ line, shown string }{
+		{`exec printf 'Q\033[6n\033[c\033]11;?\007-%s%s\n' 4 2`, `Q\x1b[6n\x1b[c\x1b]11;?\x07-42`},
+		{`exec sh -c 'printf "E\033[c\033[6n\033[>c" >&2; echo -$((6*7))'`, `E\x1b[c\x1b[6n\x1b[>c-42`},
+		{`enter -- printf 'Q\033[6n\033[c-%s%s\n' 4 2`, `Q\x1b[6n\x1b[c-42`},
+		{`enter -- sh -c 'printf "E\033[5n\033[>c" >&2; echo -$((6*7))'`, `E\x1b[5n\x1b[>c-42`},
+	} {
 		p.mark()
-		p.line(line)
-		p.waitFor("Q-42\n", "web[uts,mnt,pid] ▸")
+		p.line(c.line)
+		s := p.waitFor("-42\n", "web[uts,mnt,pid] ▸")
 		time.Sleep(500 * time.Millisecond)
 		if last := p.lines()[len(p.lines())-1]; last != "web[uts,mnt,pid] ▸" {
-			t.Errorf("%s: the prompt line should be empty, is %q", line, last)
+			t.Errorf("%s: the prompt line should be empty, is %q", c.line, last)
 		}
+		if !strings.Contains(s, c.shown+"\n") {
+			t.Errorf("%s: the queries should be shown escaped (%s):\n%s", c.line, c.shown, s)
+		}
+	}
+	// A title, read while the command runs (the prompt sets its own
+	// after, go-prompt clears it before).
+	p.mark()
+	p.line(`exec sh -c 'printf "\033]0;BOX-TITLE\007\033]2;BOX-TITLE2\033\\\\"; echo T-$((6*7)); sleep 2'`)
+	p.waitFor("T-42\n")
+	if got := title(); strings.Contains(got, "BOX-TITLE") {
+		t.Errorf("while the box's command runs, the terminal's title should be stepbox's, is the box's %q", got)
+	}
+	if s := p.waitFor("T-42\n", "web[uts,mnt,pid] ▸"); !strings.Contains(s, `\x1b]0;BOX-TITLE\x07\x1b]2;BOX-TITLE2\x1b\T-42`) {
+		t.Errorf("the box's titles should be shown escaped:\n%s", s)
+	}
+	// Colours pass as the box wrote them (ls --color).
+	p.mark()
+	p.line(`exec printf '\033[01;34mBLUE-%s%s\033[0m\n' 4 2`)
+	p.waitFor("BLUE-42\n", "web[uts,mnt,pid] ▸")
+	if s := p.tmux("capture-pane", "-p", "-e", "-t", "0"); !strings.Contains(s, "\x1b[1m\x1b[34mBLUE-42") && !strings.Contains(s, "\x1b[1;34mBLUE-42") {
+		t.Errorf("the box's colours should reach the terminal (capture-pane -e):\n%q", s)
 	}
 	p.mark()
 	p.line("sh")
 	p.waitFor("[web] ")
-	p.line(`printf '\033[6n\033[?1049h\033[?25l'; printf no-newline; exit 5`)
+	p.line(`printf '\033[6n\033[?1049h\033[?25l\033[?1003h\033[?1005h'; printf no-newline; exit 5`)
 	s := p.waitFor("back in stepbox: the box's shell exited with status 5", "web[uts,mnt,pid] ▸")
 	time.Sleep(500 * time.Millisecond)
 	if last := p.lines()[len(p.lines())-1]; last != "web[uts,mnt,pid] ▸" {
@@ -120,8 +150,8 @@ func TestTerminalQueriesOfABoxNeverTypeIntoThePrompt(t *testing.T) {
 	if strings.Contains(s, "no-newline! back") || strings.Contains(s, "no-newline✓") {
 		t.Errorf("stepbox's report should start on a line of its own:\n%s", s)
 	}
-	if alt := strings.TrimSpace(p.tmux("display-message", "-p", "-t", "0", "#{alternate_on} #{cursor_flag}")); alt != "0 1" {
-		t.Errorf("after sh, the alternate screen should be off and the cursor on (alternate_on cursor_flag): %q", alt)
+	if alt := strings.TrimSpace(p.tmux("display-message", "-p", "-t", "0", "#{alternate_on} #{cursor_flag} #{mouse_all_flag} #{mouse_utf8_flag}")); alt != "0 1 0 0" {
+		t.Errorf("after sh, the alternate screen should be off, the cursor on and mouse reports off (alternate_on cursor_flag mouse_all_flag mouse_utf8_flag): %q", alt)
 	}
 
 	p.line("exit")

@@ -4,6 +4,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"stepbox/primitives/step"
 )
 
 // hostile is what a box can put in any string the live view draws: a
@@ -73,7 +75,7 @@ func TestLivePageEscapesControlCharactersInEveryField(t *testing.T) {
 // parser would act on (a newline is HTML's own).
 func rawControl(page string) (int, rune) {
 	for i, r := range page {
-		if r != '\n' && unsafeRune(r) {
+		if r != '\n' && step.UnsafeRune(r) {
 			return i, r
 		}
 	}
