@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -323,12 +324,23 @@ func (b *Box) unshareStep(x *executor, types []NamespaceType, opts UnshareOption
 	for _, t := range types {
 		names = append(names, t.Name)
 	}
+	// Offsets the kernel would refuse are refused before any namespace
+	// is made.
+	if slices.Contains(names, "time") {
+		if err := checkTimeOffsets(opts); err != nil {
+			return nil, err
+		}
+	}
 	st := &step.Step{Command: "unshare " + strings.Join(names, " ")}
 	for _, t := range types {
 		st.Man = append(st.Man, t.Man)
 		err := b.unshareOne(x, st, t, opts, plan)
 		if !plan {
 			b.recordNamespaces()
+		}
+		var kept *namespaceKept
+		if !plan && errors.As(err, &kept) {
+			b.unshared[t.Name] = true
 		}
 		if err != nil {
 			return st, err

@@ -528,6 +528,16 @@ func (x *executor) Unshare(flags uintptr) error {
 	return x.callErr(opUnshare, []int64{int64(flags)})
 }
 
+// Setns is setns(2) in the box, into the namespace f is open on.
+func (x *executor) Setns(f *os.File, nstype int) error {
+	r, err := x.do(opSetns, []int64{int64(nstype)}, nil, f)
+	closeAll(r.files)
+	if err != nil {
+		return err
+	}
+	return r.errno()
+}
+
 // WriteFile is open, one write(2) and close in the box: proc(5) files
 // such as timens_offsets take their value in one write.
 func (x *executor) WriteFile(path, data string) error {

@@ -1,10 +1,14 @@
 package primitives
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -149,15 +153,15 @@ func TestUnshareUserThenMountOverlayWorks(t *testing.T) {
 	if err := s.Remove("d"); err != nil {
 		t.Fatal(err)
 	}
-	// The block's claim is given back with the box.
-	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
+	// The block's claim is given back with the box, and its file goes.
+	if _, err := os.Lstat(filepath.Join(idLockDir, lockName(st.uid.Outside))); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the claim on host uids %v is still there after rm: %v", st.uid, err)
 	}
-	defer unix.Close(fd)
-	if err := unix.Bind(fd, &unix.SockaddrUnix{Name: claimName(st.uid.Outside)}); err != nil {
-		t.Errorf("the claim on host uids %v is still held after rm: %v", st.uid, err)
+	fd, holder, err := lockIDBlock(st.uid.Outside)
+	if err != nil || fd < 0 {
+		t.Fatalf("the claim on host uids %v is still held after rm (by PID %d): %v", st.uid, holder, err)
 	}
+	(&idBlockClaim{uid: st.uid, fd: fd}).release()
 }
 
 // A ledger's ID block is checked before teardown and the sweep rely on
@@ -187,5 +191,129 @@ func TestLedgerIDBlockIsCheckedAgainstRootsArea(t *testing.T) {
 	note, err := ledgerIDs(Resource{Kind: ResIDs, UID: last.Outside, GID: area.gid.Outside + (n-1)*size, Count: size}, "x")
 	if err != nil || (note == "") == overlaps(used.uids, last) {
 		t.Errorf("the area's last block: note %q, error %v", note, err)
+	}
+}
+
+// envSquat makes the test binary bind the abstract unix socket names it
+// lists (comma-separated, without the leading @), say "bound", and hold
+// them until its stdin closes: run as another user, it is ut29's
+// squatter (F4).
+const envSquat = "STEPBOX_TEST_SQUAT"
+
+func squat(names string) int {
+	for _, name := range strings.Split(names, ",") {
+		fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+		if err == nil {
+			err = unix.Bind(fd, &unix.SockaddrUnix{Name: "@" + name})
+		}
+		if err != nil {
+			fmt.Printf("bind @%s: %v\n", name, err)
+			return 1
+		}
+	}
+	fmt.Println("bound")
+	io.Copy(io.Discard, os.Stdin)
+	return 0
+}
+
+// A local user who binds the abstract socket names root's sessions once
+// claimed ID blocks with, `@stepbox-ids-START` (ut29 F4), takes no block
+// from root: a claim is a lock in a directory only root writes. Claims
+// still never share a block (two in one process conflict as two
+// sessions' do), with every block taken the error says by what, and a
+// release removes the files of the claims no one holds (a crashed
+// session's). The area is two blocks of the test's own (the default
+// area, made small), both squatted by uid 65534.
+func TestOtherUsersSocketNamesTakeNoIDBlockOfRoots(t *testing.T) {
+	needRoot(t)
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Skip("no setpriv(1) to start a process as another user")
+	}
+	if area, err := rootIDArea(); err != nil || area.uid != DefaultSubordinate {
+		t.Skipf("root's blocks come from /etc/subuid here, not from stepbox's default area (%v): the test cannot give them an area of its own", err)
+	}
+	// Above the default area, below 2^31, and one of 500 areas, so that
+	// runs of this test on one machine seldom share one.
+	saved := DefaultSubordinate
+	DefaultSubordinate = IDRange{Inside: 0, Outside: saved.Outside + saved.Count + os.Getpid()%500*2*idBlock, Count: 2 * idBlock}
+	t.Cleanup(func() { DefaultSubordinate = saved })
+	first, second := DefaultSubordinate.Outside, DefaultSubordinate.Outside+idBlock
+
+	cmd := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", attacker(t))
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=stepbox-ids-%d,stepbox-ids-%d", envSquat, first, second))
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stdin.Close(); cmd.Wait() })
+	if line, _ := bufio.NewReader(stdout).ReadString('\n'); line != "bound\n" {
+		t.Fatalf("the squatter (uid 65534): %q", line)
+	}
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Bind(fd, &unix.SockaddrUnix{Name: fmt.Sprintf("@stepbox-ids-%d", first)}); !errors.Is(err, unix.EADDRINUSE) {
+		t.Fatalf("the squatter does not hold @stepbox-ids-%d: bind: %v", first, err)
+	}
+	unix.Close(fd)
+
+	// A crashed session's claim, outside the area: its file, unlocked.
+	stale := DefaultSubordinate.Outside + DefaultSubordinate.Count
+	dir, err := openIDLockDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fd, err = unix.Openat(dir, lockName(stale), unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC, 0o600)
+	unix.Close(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unix.Close(fd)
+
+	// Run after the session's close: nothing of the test's claims is left.
+	t.Cleanup(func() {
+		for _, at := range []int{first, second, stale} {
+			if _, err := os.Lstat(filepath.Join(idLockDir, lockName(at))); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("the claim on host uids from %d is still there after the session closed: %v", at, err)
+			}
+		}
+	})
+	s := newTestSession(t)
+	b, _, err := s.NewBox("x", true)
+	if err != nil {
+		t.Fatalf("new x --user with uid 65534 holding the names of every block: %v", err)
+	}
+	if got := b.ids.uid.Outside; got != first && got != second {
+		t.Fatalf("box x's block starts at %d, outside the test's area", got)
+	}
+	other, err := claimIDBlock("y")
+	if err != nil {
+		t.Fatalf("a second claim, with box x holding one of two blocks: %v", err)
+	}
+	if other.uid.Outside == b.ids.uid.Outside {
+		t.Errorf("two claims share host uids from %d", other.uid.Outside)
+	}
+	_, err = claimIDBlock("z")
+	t.Logf("a third claim: %v", err)
+	want := []string{"of its 2 blocks, 1 mapped by live user namespaces (the first by the user namespace of PID",
+		"made by uid 0) and 1 claimed for boxes by root sessions (the first by this session)"}
+	if err == nil || !strings.Contains(err.Error(), want[0]) || !strings.Contains(err.Error(), want[1]) {
+		t.Errorf("a third claim: %v, want an error saying %q … %q", err, want[0], want[1])
+	}
+	other.release()
+	for _, at := range []int{other.uid.Outside, stale} {
+		if _, err := os.Lstat(filepath.Join(idLockDir, lockName(at))); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("a release left the file of the claim on host uids from %d (the released one, or the crashed session's): %v", at, err)
+		}
 	}
 }

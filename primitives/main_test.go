@@ -22,6 +22,9 @@ func TestMain(m *testing.M) {
 	if pids := os.Getenv(envAttack); pids != "" {
 		os.Exit(attack(pids))
 	}
+	if names := os.Getenv(envSquat); names != "" {
+		os.Exit(squat(names))
+	}
 	if os.Getenv(envDumpable) != "" {
 		v, err := unix.PrctlRetInt(unix.PR_GET_DUMPABLE, 0, 0, 0, 0)
 		if err != nil {

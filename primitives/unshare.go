@@ -2,6 +2,7 @@ package primitives
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"strings"
 	"time"
@@ -76,7 +77,11 @@ func (b *Box) unshareOne(x *executor, st *step.Step, t NamespaceType, opts Unsha
 		} else if x == nil && os.Geteuid() == 0 && b.Has("user") {
 			file = fmt.Sprintf("/proc/%d/timens_offsets", b.CommandPID())
 		}
-		return writeTimeOffsets(x, st, do, file, opts.Boottime, opts.Monotonic)
+		err := writeTimeOffsets(x, st, do, file, opts.Boottime, opts.Monotonic)
+		if err != nil && !plan {
+			return b.undoTimeNamespace(x, st, err)
+		}
+		return err
 	case "net":
 		return loopbackUp(x, st, do)
 	}
@@ -119,10 +124,106 @@ func writeTimeOffsets(x *executor, st *step.Step, do recorder, file string, boot
 	return nil
 }
 
+// offsetLine is an offset as timens_offsets takes it: seconds, and
+// nanoseconds from 0 to 999999999 (a negative fraction is refused with
+// EINVAL), so -1.5s is "-2 500000000".
 func offsetLine(clock string, d time.Duration) string {
 	sec := int64(d / time.Second)
 	nsec := int64(d % time.Second)
+	if nsec < 0 {
+		sec, nsec = sec-1, nsec+int64(time.Second)
+	}
 	return fmt.Sprintf("%s %d %d\n", clock, sec, nsec)
+}
+
+// ktimeSecMax is KTIME_SEC_MAX (include/linux/time64.h), the seconds of
+// the largest ktime_t.
+const ktimeSecMax = math.MaxInt64 / int64(time.Second)
+
+// checkTimeOffsets refuses, before anything is unshared, the offsets the
+// kernel would refuse once the new time namespace exists: it takes one
+// only when the clock it shifts, the host's now plus the offset, stays
+// from 0 to KTIME_SEC_MAX/2 seconds, about 146 years, "to be sure that
+// KTIME_MAX is still unreachable" (proc_timens_set_offset in
+// kernel/time/namespace.c; time_namespaces(7)). The kernel also bounds
+// the offset itself by ±KTIME_SEC_MAX seconds, which these bounds keep.
+func checkTimeOffsets(opts UnshareOptions) error {
+	for _, c := range []struct {
+		name  string
+		clock int32
+		d     time.Duration
+	}{{"monotonic", unix.CLOCK_MONOTONIC, opts.Monotonic}, {"boottime", unix.CLOCK_BOOTTIME, opts.Boottime}} {
+		if c.d == 0 {
+			continue
+		}
+		now, err := hostClock(c.clock, c.name)
+		if err != nil {
+			return err
+		}
+		lo := -now
+		hi := time.Duration(ktimeSecMax/2+1)*time.Second - 1 - now
+		if c.d >= lo && c.d <= hi {
+			continue
+		}
+		would := "go below 0"
+		if c.d > hi {
+			would = fmt.Sprintf("pass %ds", ktimeSecMax/2)
+		}
+		return fmt.Errorf("unshare time --%s %s: the box's %s clock, now %s, would %s; the kernel keeps a shifted clock from 0 to KTIME_SEC_MAX/2 = %ds, about 146 years (time_namespaces(7)): give --%s from %s to %s",
+			c.name, c.d, c.name, now.Truncate(time.Second), would, ktimeSecMax/2, c.name, lo.Truncate(time.Second), hi.Truncate(time.Second))
+	}
+	return nil
+}
+
+// hostClock is clock as the kernel checks an offset against it: the
+// host's, which a session in a time namespace of its own reads shifted by
+// that namespace's offsets (its /proc/self/timens_offsets).
+func hostClock(clock int32, name string) (time.Duration, error) {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(clock, &ts); err != nil {
+		return 0, fmt.Errorf("unshare time: clock_gettime(CLOCK_%s): %w", strings.ToUpper(name), err)
+	}
+	now := time.Duration(ts.Nano())
+	data, _ := os.ReadFile("/proc/self/timens_offsets")
+	for _, line := range strings.Split(string(data), "\n") {
+		var c string
+		var sec, nsec int64
+		if n, _ := fmt.Sscanf(line, "%s %d %d", &c, &sec, &nsec); n == 3 && c == name {
+			now -= time.Duration(sec)*time.Second + time.Duration(nsec)
+		}
+	}
+	return now, nil
+}
+
+// namespaceKept is a step's error once its unshare(2) could not be
+// undone: the box has the new namespace, and its state must say so.
+type namespaceKept struct{ error }
+
+func (e *namespaceKept) Unwrap() error { return e.error }
+
+// undoTimeNamespace takes the box back to the time namespace it had when
+// the new one's offsets were refused, so that a failed step leaves it as
+// it was. unshare(CLONE_NEWTIME) changes only time_for_children: the
+// executor is still in the old namespace itself, and setns(2) into it
+// makes it time_for_children again; the new one, which no process
+// entered, is freed. In a user namespace of its own the box has no
+// CAP_SYS_ADMIN over the host's time namespace and setns is refused:
+// then the box keeps the new namespace, with its clocks unshifted, and
+// its state, `ns` and the prompt say so. checkTimeOffsets leaves only
+// the clock's advance between its check and the write to get here.
+func (b *Box) undoTimeNamespace(x *executor, st *step.Step, cause error) error {
+	path := x.Proc() + "/ns/time"
+	f, err := os.Open(path)
+	if err == nil {
+		err = st.Do(fmt.Sprintf("setns(open(%q), CLONE_NEWTIME)   # undo: back to the box's own time namespace", path), func() error {
+			return x.Setns(f, unix.CLONE_NEWTIME)
+		})
+		f.Close()
+	}
+	if err == nil {
+		return fmt.Errorf("%w; box %s is back in the time namespace it had, as before the step", cause, b.Name)
+	}
+	return &namespaceKept{fmt.Errorf("%w; box %s cannot go back to the time namespace it had (%v): it keeps the new one, with its clocks unshifted (`ns` shows it)", cause, b.Name, err)}
 }
 
 // What forkInit records, and its plan.
