@@ -21,10 +21,21 @@ import (
 // environment or its parent. Where the host gives stepbox no cgroup it
 // may write (no cgroup tree, a read-only one, no legal place), the box
 // still starts, and the step says how its processes are found instead.
+// Rootless, where no cgroup is delegated to the uid, none is tried: every
+// box is in a user namespace of its own, which teardown finds them by
+// (escapees: the box's, or one below it; none leaves it).
 func (b *Box) track(st *step.Step, pid int) {
-	g, err := b.trackIn(pid)
+	var g *cgroups.Group
+	err := ErrNoCgroupRootless
+	if !Rootless() || rootlessCgroups().OK {
+		g, err = b.trackIn(pid)
+	}
 	if err != nil {
-		st.Notes = append(st.Notes, "stepbox cannot track this box's processes by cgroup ("+err.Error()+"): teardown finds them by the markers in their environment, which a process can clear")
+		how := "by the markers in their environment, which a process can clear"
+		if Rootless() {
+			how = "by their user namespace, the box's or one a process of it made below it (no process can leave it for the host's), and by the markers in their environment"
+		}
+		st.Notes = append(st.Notes, "stepbox cannot track this box's processes by cgroup ("+err.Error()+"): teardown finds them "+how)
 		return
 	}
 	b.mu.Lock()
