@@ -117,8 +117,12 @@ type escaped struct {
 
 // escapees ends the processes still in the box's own namespaces ns once
 // its cgroups and marked processes are gone, and names them: only a
-// process that moved itself out of stepbox's tracking cgroup and cleared
-// its markers gets this far. A freed namespace's inode number is given to
+// process that is in neither gets this far (one that moved itself out of
+// stepbox's tracking cgroup and cleared its markers, or, rootless on a
+// host that gives the uid no cgroup, one that cleared its environment).
+// A process in a user namespace below the box's is the box's too
+// (userNSBelow): nothing leaves a user namespace for its parent. A freed
+// namespace's inode number is given to
 // the next namespace made (the kernel hands out the lowest free one), so
 // a match is proof only while the namespaces are pinned (pinned: the
 // session holds them open, pinNamespaces). After a crash, from the ledger,
@@ -133,19 +137,67 @@ type escaped struct {
 // the box's root: a process whose root is on one of them is the box's,
 // whatever namespaces it made itself (unshare -m -u keeps its root). Both are read
 // with stat(2) of /proc/PID links, which takes no process's mmap_lock (a
-// fork bomb's environ would stall a reader).
+// fork bomb's environ would stall a reader). What a look ends may have
+// forked meanwhile: /proc is read again after each kill until a look
+// finds none, and what is still there after the last is named as alive,
+// so that `rm` never says the box's processes ended while one runs.
 func escapees(box, boxDir string, sessionStart uint64, ns map[string]nsID, roots map[uint64]string, pinned bool) (escaped, error) {
 	var out escaped
 	if len(ns) == 0 && len(roots) == 0 {
 		return out, nil
 	}
+	var errs []error
+	noted := map[int]bool{}
+	for round := 0; round < 6; round++ {
+		found, whats, notes, err := escapeeLook(box, boxDir, sessionStart, ns, roots, pinned)
+		if err != nil {
+			return out, err
+		}
+		for pid, note := range notes {
+			if !noted[pid] {
+				noted[pid] = true
+				out.notes = append(out.notes, note)
+			}
+		}
+		if len(found) == 0 {
+			return out, errors.Join(errs...)
+		}
+		// Said once it is so: a process still there was not ended.
+		left, err := killAndWaitLeft(found)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("box %s: %w", box, err))
+		}
+		for i, p := range found {
+			if !slices.Contains(left, p) {
+				out.ended = append(out.ended, fmt.Sprintf("ended %s of box %s: neither stepbox's cgroups nor its markers held it", whats[i], box))
+			}
+		}
+		if len(left) == len(found) {
+			break // none ended: another look would find the same
+		}
+	}
+	// The host's side, after the last kill: what is still there is named.
+	found, whats, _, err := escapeeLook(box, boxDir, sessionStart, ns, roots, pinned)
+	if err != nil {
+		return out, errors.Join(append(errs, err)...)
+	}
+	if len(found) > 0 {
+		errs = append(errs, fmt.Errorf("box %s: %s of it still alive after SIGKILL to every process found: %s; end it by hand", box, step.Count(len(found), "process"), strings.Join(whats, ", ")))
+	}
+	return out, errors.Join(errs...)
+}
+
+// escapeeLook is one look of escapees across /proc: the processes proven
+// the box's, each with what it is, and a note by PID for each of those
+// only matching numbers.
+func escapeeLook(box, boxDir string, sessionStart uint64, ns map[string]nsID, roots map[uint64]string, pinned bool) (found []pidStart, whats []string, notes map[int]string, _ error) {
 	procs, err := procfs.AllProcs()
 	if err != nil {
-		return out, fmt.Errorf("box %s: read /proc to find its processes by namespace: %w", box, err)
+		return nil, nil, nil, fmt.Errorf("box %s: read /proc to find its processes by namespace: %w", box, err)
 	}
+	notes = map[int]string{}
 	self := os.Getpid()
-	var found []pidStart
-	var whats []string
+	userNS, nested := ns["user"]
 	for _, p := range procs {
 		if p.PID == self {
 			continue
@@ -161,6 +213,8 @@ func escapees(box, boxDir string, sessionStart uint64, ns map[string]nsID, roots
 		var why []string
 		if len(in) > 0 {
 			why = append(why, "in the box's "+strings.Join(in, ", ")+" namespace")
+		} else if nested && userNSBelow(p.PID, userNS) {
+			why = append(why, "in a user namespace below the box's")
 		}
 		var root unix.Stat_t
 		rooted := len(roots) > 0 && unix.Stat("/proc/"+strconv.Itoa(p.PID)+"/root", &root) == nil && roots[root.Dev] != ""
@@ -177,23 +231,47 @@ func escapees(box, boxDir string, sessionStart uint64, ns map[string]nsID, roots
 		what := fmt.Sprintf("PID %d (%s, %s)", p.PID, commOf(p.PID), strings.Join(why, ", "))
 		proven := pinned || rooted || holdsOverlay(p.PID, boxDir)
 		if st.Starttime < sessionStart || !proven {
-			out.notes = append(out.notes, fmt.Sprintf("left %s alone: it is in a namespace with the number box %s's had, but its mount table does not hold the box's overlay, so it may be another's (a freed namespace's number goes to the next one made); if it is the box's, end it by hand", what, box))
+			notes[p.PID] = fmt.Sprintf("left %s alone: it is in a namespace with the number box %s's had, but its mount table does not hold the box's overlay, so it may be another's (a freed namespace's number goes to the next one made); if it is the box's, end it by hand", what, box)
 			continue
 		}
 		found = append(found, pidStart{p.PID, st.Starttime})
 		whats = append(whats, what)
 	}
-	// Said once it is so: a process still there was not ended.
-	left, err := killAndWaitLeft(found)
-	for i, p := range found {
-		if !slices.Contains(left, p) {
-			out.ended = append(out.ended, fmt.Sprintf("ended %s of box %s: it had left stepbox's tracking cgroup and cleared its markers (a box with the rights of host root can write its PID to another cgroup)", whats[i], box))
+	return found, whats, notes, nil
+}
+
+// userNSBelow says whether process pid's user namespace is nested, at
+// any depth, in user namespace box: NS_GET_PARENT (ioctl_ns(2)) walks up
+// from it. A process can never go back to a parent user namespace
+// (setns(2) needs CAP_SYS_ADMIN in the target, which only a process of
+// the parent or above can hold), and every namespace a process of the box
+// makes is owned by the box's user namespace or one below it, so what
+// runs below the box's is the box's: one that made a user namespace of its
+// own is in none of the box's namespaces (ut29 F13). The kernel nests at
+// most 32 user namespaces; NS_GET_PARENT fails (EPERM) at the top of the
+// caller's.
+func userNSBelow(pid int, box nsID) bool {
+	fd, err := unix.Open("/proc/"+strconv.Itoa(pid)+"/ns/user", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return false
+	}
+	defer func() { unix.Close(fd) }()
+	for hop := 0; hop < 33; hop++ {
+		parent, err := unix.IoctlRetInt(fd, unix.NS_GET_PARENT)
+		if err != nil {
+			return false
+		}
+		unix.Close(fd)
+		fd = parent
+		var st unix.Stat_t
+		if unix.Fstat(fd, &st) != nil {
+			return false
+		}
+		if (nsID{st.Dev, st.Ino}) == box {
+			return true
 		}
 	}
-	if err != nil {
-		return out, fmt.Errorf("box %s: %w", box, err)
-	}
-	return out, nil
+	return false
 }
 
 // nsPin holds a box's namespaces open (their fds), by type, and knows

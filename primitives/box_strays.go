@@ -104,6 +104,8 @@ func (b *Box) strays(parent *cgroups.Group, pin *nsPin) (mine, named []stray) {
 			s.why = "it carries the box's markers"
 		case inPinned(pid, pin):
 			s.why = "it is in the box's namespaces"
+		case pin.ns["user"] != nsID{} && userNSBelow(pid, pin.ns["user"]):
+			s.why = "it is in a user namespace below the box's"
 		}
 		if s.why != "" {
 			mine = append(mine, s)

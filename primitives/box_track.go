@@ -4,13 +4,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/prometheus/procfs"
-	"golang.org/x/sys/unix"
 
 	"stepbox/primitives/cgroups"
 	"stepbox/primitives/step"
@@ -23,16 +21,21 @@ import (
 // environment or its parent. Where the host gives stepbox no cgroup it
 // may write (no cgroup tree, a read-only one, no legal place), the box
 // still starts, and the step says how its processes are found instead.
+// Rootless, where no cgroup is delegated to the uid, none is tried: every
+// box is in a user namespace of its own, which teardown finds them by
+// (escapees: the box's, or one below it; none leaves it).
 func (b *Box) track(st *step.Step, pid int) {
-	g, err := b.trackIn(pid)
+	var g *cgroups.Group
+	err := ErrNoCgroupRootless
+	if !Rootless() || rootlessCgroups().OK {
+		g, err = b.trackIn(pid)
+	}
 	if err != nil {
-		why := err.Error()
-		if Rootless() && (errors.Is(err, fs.ErrPermission) || errors.Is(err, unix.EROFS)) {
-			// Not a failure of the step: where no cgroup is delegated
-			// to the user, none can be made (`stepbox doctor` says why).
-			why = "rootless, no cgroup is delegated to you here"
+		how := "by the markers in their environment, which a process can clear"
+		if Rootless() {
+			how = "by their user namespace, the box's or one a process of it made below it (no process can leave it for the host's), and by the markers in their environment"
 		}
-		st.Notes = append(st.Notes, "stepbox cannot track this box's processes by cgroup ("+why+"): teardown finds them by the markers in their environment, which a process can clear")
+		st.Notes = append(st.Notes, "stepbox cannot track this box's processes by cgroup ("+err.Error()+"): teardown finds them "+how)
 		return
 	}
 	b.mu.Lock()

@@ -164,6 +164,18 @@ struct spawn_req {
 	int pipe; /* the write end */
 };
 
+/* session_gone says whether the session has closed its end of the socket.
+ * It does when it gives up on a request it sent (executor.go, silent: a
+ * frozen or stopped executor), and says the request did not run: a
+ * request read after that, once the freeze lifts, must not run either
+ * (poll(2) reports POLLHUP once the peer of a SOCK_SEQPACKET socket is
+ * closed, while the requests it sent are still queued to read). */
+static int session_gone(void)
+{
+	struct pollfd p = { sock, POLLIN, 0 };
+	return poll(&p, 1, 0) > 0 && (p.revents & POLLHUP);
+}
+
 static void spawn_fail(const struct spawn_req *r, uint32_t step)
 {
 	int32_t msg[2] = { step, errno };
@@ -227,6 +239,13 @@ static int spawn_child(void *arg)
 	}
 	if ((step = xsec_after_ids()))
 		spawn_fail(r, step);
+	/* Last look, while the socket is still SOCK_FD: a freeze that held
+	 * this child since the executor read the request may have lifted
+	 * after the session gave the command up. */
+	if (session_gone()) {
+		errno = ECANCELED;
+		spawn_fail(r, 7);
+	}
 	if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
 		spawn_fail(r, 6);
 	/* dup2 clears FD_CLOEXEC on the copy: these stay open across exec. */
@@ -615,6 +634,11 @@ static int receive(void)
 			close(fds[i]);
 		reply(XREP_RESULT, EBADMSG, -1, 0, 0, NULL, 0, -1);
 		return 1;
+	}
+	if (session_gone()) {
+		for (int i = 0; i < nfds; i++)
+			close(fds[i]);
+		return 0;
 	}
 	serve(&q, fds, nfds);
 	return 1;

@@ -373,7 +373,11 @@ func (x *executor) do(op xop, nums []int64, strs []string, files ...*os.File) (r
 // silent gives up on an executor that did not take or answer op in
 // time. Its answer may still come, and would be read as the answer to
 // the next op: the box takes no more steps (b.dead), and its socket is
-// closed so that nothing waits on it again. Teardown still ends it.
+// closed so that nothing waits on it again. The close is also what
+// cancels op: an executor that reads it later, once a freeze or stop
+// lifts, finds the socket hung up and runs nothing (executor.c,
+// session_gone), so a command said not to have run never does (ut29
+// F15). Teardown still ends it.
 func (x *executor) silent(op string, cause error) error {
 	if x.b.dead == nil {
 		e := &BoxSilentError{Box: x.b.Name, Who: x.role(), PID: x.pid, Op: op, After: replyTimeout, Cause: cause}

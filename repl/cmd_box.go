@@ -28,15 +28,25 @@ func init() {
 			Kernel: "reads /proc for each box's processes, and its hostname with uname(2) inside its UTS namespace", Example: "boxes", Man: "proc(5)",
 			Run: func(sh *Shell, c *Call) error {
 				var rows []viz.BoxRow
+				var frozen []string
 				for _, b := range sh.Session.Boxes() {
 					if b == nil {
 						continue
 					}
 					state := "running"
 					var silent *primitives.BoxSilentError
-					if err := b.Alive(); errors.As(err, &silent) && silent.Stopped != "" {
+					err := b.Alive()
+					switch {
+					case errors.As(err, &silent) && silent.Stopped != "":
 						state = "stopped" // given up, not exited: `rm` ends it
-					} else if err != nil {
+					case errors.As(err, &silent) && silent.Frozen != "":
+						// Given up, its processes alive: the file that says
+						// so names a cgroup the box may have made (printable
+						// escapes it).
+						state = "frozen"
+						frozen = append(frozen, fmt.Sprintf("! box %s is frozen: %s; it takes no more steps, and `rm %s` thaws it and ends everything in it",
+							b.Name, silent.Frozen, b.Name))
+					case err != nil:
 						state = "exited"
 					}
 					cg := ""
@@ -50,6 +60,9 @@ func init() {
 					})
 				}
 				fmt.Fprintln(sh.Out, viz.BoxesPanel(rows, sh.Width, sh.Theme))
+				for _, f := range frozen {
+					sh.say("%s", sh.Theme.Warn.Render(printable(f)))
+				}
 				return nil
 			},
 		},

@@ -58,6 +58,7 @@ func runExportBundle(sh *Shell, c *Call) error {
 	if err != nil {
 		return err
 	}
+	notes = append(notes, export.Reach(desc))
 	if devices > 0 {
 		notes = append(notes, fmt.Sprintf("%s of the box's root left out of rootfs: runc makes /dev from config.json, "+
 			"and a copied node (any major:minor the box chose) would open the host's device to whoever reaches the bundle", step.Count(devices, "device node")))

@@ -316,3 +316,74 @@ func TestExecInABoxThatFreezesItsCgroupAnswersWithTheCause(t *testing.T) {
 		rmFrozen(t, cmd, w, out, dir, sleepers(t, arg)...)
 	})
 }
+
+// A box without namespaces of its own freezes its tracking cgroup through
+// the host's cgroup2 tree (its cgroup.freeze), and a later `exec` is
+// given up on the frozen box process (ut29 F15): `boxes` says the box is
+// frozen and names the file that says so, and the command stepbox said
+// did not run does not run once `rm` thaws the cgroup.
+func TestExecGivenUpOnAFrozenBoxNeverRunsAndBoxesSaysFrozen(t *testing.T) {
+	needRoot(t)
+	hostUnchanged(t)
+	k := freezeKind{
+		name: "cgroup2 freeze of the tracking cgroup",
+		box:  "new m\n",
+		freeze: `c=$(sed -n "s/^0:://p" /proc/self/cgroup); for d in /sys/fs/cgroup/unified /sys/fs/cgroup; do ` +
+			`[ -f "$d$c/cgroup.freeze" ] && echo 1 > "$d$c/cgroup.freeze" && break; done`,
+		has: freezeKinds[1].has,
+	}
+	dir := t.TempDir()
+	arg := "885." + strconv.Itoa(os.Getpid())
+	cmd, w, out, pid := frozenBox(t, k, dir, arg)
+	// The command is a copy of true(1) whose access time lies before its
+	// change: execve(2) reads it, which sets the access time (relatime),
+	// so its running shows even if it dies at once (the executor's
+	// PR_SET_PDEATHSIG).
+	probe := filepath.Join(dir, "probe")
+	exe, err := os.ReadFile("/bin/true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(probe, exe, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC)
+	w.WriteString("-exec " + probe + "\nboxes\n!touch " + dir + "/answered\n")
+	if !waitFile(dir+"/answered", 60*time.Second) {
+		t.Fatalf("exec in a frozen box had not answered after 60 s:\n%s", out)
+	}
+	text := strings.Join(strings.Fields(out.String()), " ")
+	if !strings.Contains(text, "is frozen (") {
+		t.Fatalf("exec was not given up on the frozen box:\n%s", out)
+	}
+	listed := text[strings.LastIndex(text, "> boxes"):]
+	if !regexp.MustCompile(`\bm\b.*\bfrozen\b`).MatchString(listed) || !strings.Contains(listed, "cgroup.events reads frozen 1") {
+		t.Errorf("boxes does not say box m is frozen and which file says so:\n%s", out)
+	}
+	if strings.Contains(listed, "exited") {
+		t.Errorf("boxes says the frozen box exited:\n%s", out)
+	}
+	// What the session read of it while it looked the command up is
+	// forgotten: from here on only an execve reads it.
+	if err := os.Chtimes(probe, old, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	// Whoever thaws the box (a process of it that froze it can, and
+	// `rm` does) must not run it: here the test, as the box could.
+	frozen := cgroups.Frozen(pid)
+	if !strings.HasSuffix(frozen, "/cgroup.events reads frozen 1") {
+		t.Fatalf("the sleeper is not held by cgroup2's freeze (%q)", frozen)
+	}
+	if err := os.WriteFile(filepath.Join(filepath.Dir(strings.TrimSuffix(frozen, " reads frozen 1")), "cgroup.freeze"), []byte("0"), 0); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	rmFrozen(t, cmd, w, out, dir, pid)
+	var st syscall.Stat_t
+	if err := syscall.Stat(probe, &st); err != nil {
+		t.Fatal(err)
+	}
+	if at := time.Unix(st.Atim.Sec, st.Atim.Nsec); !at.Equal(old) {
+		t.Errorf("the command stepbox said it had given up was executed (its access time is %s) once the box was thawed:\n%s", at, out)
+	}
+}

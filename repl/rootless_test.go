@@ -7,7 +7,9 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"unicode/utf8"
 
@@ -292,4 +294,48 @@ func explainedParts(out, head string) []string {
 		}
 	}
 	return parts
+}
+
+// Rootless on a host that gives the uid no cgroup, a box's processes are
+// found by the box's user namespace: one that made a user namespace of
+// its own below the box's and cleared its environment (so no marker is
+// left) is still the box's. `rm` ends it and names it, and never says
+// "its processes ended" while one is alive (ut29 F13).
+func TestRootlessRmEndsAProcessInAUserNamespaceNestedInTheBoxs(t *testing.T) {
+	needRoot(t) // to become uid 65534 with setpriv
+	hostUnchanged(t)
+	state := rootlessStateDir(t)
+	arg := "782." + strconv.Itoa(os.Getpid())
+	defer func() {
+		for _, pid := range sleepers(t, arg) {
+			syscall.Kill(pid, syscall.SIGKILL) // the test's own
+		}
+	}()
+	script := strings.Join([]string{
+		"new a",
+		"exec sh -c '(env -i /usr/bin/unshare -U --map-root-user /usr/bin/setsid /bin/sleep " + arg + " </dev/null >/dev/null 2>&1 &); " +
+			"timeout 5 sh -c \"until [ \\$(readlink /proc/\\$(pgrep -fx \\\"/bin/sleep " + arg + "\\\")/ns/user) != \\$(readlink /proc/self/ns/user) ]; do sleep 0.02; done\" 2>/dev/null; echo nested: $?'",
+		"-rm a",
+		"!echo after: $(pgrep -fx '/bin/sleep " + arg + "' | wc -l)",
+	}, "\n") + "\n"
+	got, err := runRootless(t, state, script, "run", "-")
+	if err != nil {
+		t.Fatalf("rootless run: %v\n%s", err, got)
+	}
+	if !strings.Contains(got, "nested: 0") {
+		t.Fatalf("the box's sleeper did not reach a user namespace of its own:\n%s", got)
+	}
+	if left := sleepers(t, arg); len(left) > 0 {
+		t.Errorf("the sleeper in a user namespace nested in the box's survived rm (PIDs %v):\n%s", left, got)
+	}
+	if !strings.Contains(got, "after: 0") {
+		t.Errorf("the host still saw the sleeper after rm:\n%s", got)
+	}
+	if !regexp.MustCompile(`ended PID [0-9]+ \("sleep", in a user namespace below the box's\) of box a`).MatchString(got) {
+		t.Errorf("rm did not name the sleeper it ended and how it was told to be the box's:\n%s", got)
+	}
+	if strings.Contains(got, "its processes ended") && len(sleepers(t, arg)) > 0 {
+		t.Errorf("rm said its processes ended while one was alive:\n%s", got)
+	}
+	noSessionLeft(t, state)
 }

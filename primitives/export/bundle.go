@@ -174,6 +174,28 @@ func WriteBundle(dir string, b Box) (devices int, skipped string, err error) {
 	if len(des) > 0 {
 		return 0, "", fmt.Errorf("export bundle %s: the directory is not empty: give a new or empty one", dir)
 	}
+	// Closed to others before anything is copied, opened to the bundle's
+	// root group once all of it is there (Reach); a directory that was
+	// there gets its mode back if the bundle fails.
+	d, err := os.OpenFile(dir, os.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return 0, "", fmt.Errorf("export bundle: %w", err)
+	}
+	defer d.Close()
+	var was unix.Stat_t
+	if err := unix.Fstat(int(d.Fd()), &was); err != nil {
+		return 0, "", fmt.Errorf("export bundle: fstat %s: %w", dir, err)
+	}
+	if err := unix.Fchmod(int(d.Fd()), 0o700); err != nil {
+		return 0, "", fmt.Errorf("export bundle: chmod %s 0700: %w", dir, err)
+	}
+	defer func() {
+		if err != nil && !made {
+			if rerr := errors.Join(unix.Fchown(int(d.Fd()), -1, int(was.Gid)), unix.Fchmod(int(d.Fd()), was.Mode&0o7777)); rerr != nil {
+				err = errors.Join(err, fmt.Errorf("export bundle: give %s its mode %04o back: %w", dir, was.Mode&0o7777, rerr))
+			}
+		}
+	}()
 	rootfs := filepath.Join(dir, "rootfs")
 	// Made here, so that what is removed on failure is what this made:
 	// mkdir(2) fails if anything took the name since the directory was
@@ -199,5 +221,49 @@ func WriteBundle(dir string, b Box) (devices int, skipped string, err error) {
 	if err := outfile.Write(filepath.Join(dir, "config.json"), append(data, '\n'), 0o600); err != nil {
 		return devices, "", fmt.Errorf("export bundle: %w", err)
 	}
+	if gid, ok := rootGroup(b); ok {
+		if err := unix.Fchown(int(d.Fd()), -1, gid); err != nil {
+			return devices, "", fmt.Errorf("export bundle: chown %s to group %d: %w", dir, gid, err)
+		}
+		if err := unix.Fchmod(int(d.Fd()), 0o710); err != nil {
+			return devices, "", fmt.Errorf("export bundle: chmod %s 0710: %w", dir, err)
+		}
+	}
 	return devices, skipped, nil
+}
+
+// The bundle's directory is the caller's alone, as runc keeps its state
+// directory and Docker its image roots (/var/lib/docker, 0700 or 0710):
+// rootfs/ is the box's root as the box had it, set-user-ID and
+// set-group-ID files kept, so that the container runc runs has them as
+// the box did (su, ping). Host users must not reach them: in a box with
+// a user namespace of its own they belong to the box's host IDs (running
+// one makes anyone that uid: it signals the box's processes and writes
+// its files), and a layer's may belong to host root; rootfs/ on the
+// host's disk is not nosuid as the box's upper tmpfs is (ut29 F11). So
+// the bits stay and others are kept out, rather than the bits dropped.
+// In a user namespace runc's init opens rootfs/ as the mapped root, so
+// the directory's group is that root's host group, with search only
+// (0710), as Docker's userns-remap root is.
+
+// rootGroup is the host gid the bundle's user namespace maps gid 0 to,
+// when the bundle has a user namespace and maps it.
+func rootGroup(b Box) (int, bool) {
+	if !slices.Contains(b.Namespaces, "user") {
+		return 0, false
+	}
+	for _, m := range b.GIDMap {
+		if m.ContainerID == 0 && m.Size > 0 {
+			return int(m.HostID), true
+		}
+	}
+	return 0, false
+}
+
+// Reach says who may reach the bundle's directory WriteBundle wrote.
+func Reach(b Box) string {
+	if gid, ok := rootGroup(b); ok {
+		return fmt.Sprintf("the bundle's directory is mode 0710, group %d (the box's root's host group: runc's init reaches rootfs/ as that root): no other user reaches rootfs/, whose set-user-ID files the box owns", gid)
+	}
+	return "the bundle's directory is mode 0700: no other user reaches rootfs/ and the set-user-ID files it keeps, as runc keeps its state"
 }

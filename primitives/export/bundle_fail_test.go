@@ -5,8 +5,10 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"testing"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
 
@@ -76,4 +78,61 @@ func TestAFailedBundleRemovesWhatItWroteAndNothingElse(t *testing.T) {
 			t.Errorf("%s, there before and empty, after a failed bundle: %v %v", kept, des, err)
 		}
 	})
+}
+
+// A bundle keeps the box's set-user-ID files (the container runc runs
+// has them as the box did), and no other user reaches them: the bundle's
+// directory, even one that was there open to all, is the caller's alone,
+// or, with a user namespace, searchable by the group the bundle maps its
+// root to, which runc's init opens rootfs/ as (ut29 F11).
+func TestABundlesSetUIDFilesAreReachableByNoOtherUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: files of another owner")
+	}
+	b := sampleBox()
+	b.Root = t.TempDir()
+	suid := filepath.Join(b.Root, "suidsh")
+	if err := os.WriteFile(suid, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(suid, 1000065536, 1000065536); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Chmod(suid, 0o4755); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		user bool
+		mode uint32
+		gid  uint32
+	}{{"host", false, 0o700, 0}, {"user namespace", true, 0o710, 1000065536}} {
+		t.Run(c.name, func(t *testing.T) {
+			b := b
+			if c.user {
+				b.Namespaces = append(slices.Clone(b.Namespaces), "user")
+				b.UIDMap = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 1000065536, Size: 65536}}
+				b.GIDMap = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 1000065536, Size: 65536}}
+			}
+			// An empty directory of the caller's, open to all, as the
+			// learner may give.
+			dir := filepath.Join(t.TempDir(), "bundle")
+			if err := os.Mkdir(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(filepath.Dir(dir), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := WriteBundle(dir, b); err != nil {
+				t.Fatal(err)
+			}
+			var st unix.Stat_t
+			if err := unix.Lstat(filepath.Join(dir, "rootfs", "suidsh"), &st); err != nil || st.Mode&0o7777 != 0o4755 || st.Uid != 1000065536 {
+				t.Errorf("rootfs/suidsh: mode %04o uid %d (%v); want the box's 4755 of uid 1000065536", st.Mode&0o7777, st.Uid, err)
+			}
+			if err := unix.Lstat(dir, &st); err != nil || st.Mode&0o7777 != c.mode || st.Gid != c.gid {
+				t.Errorf("the bundle's directory: mode %04o gid %d (%v); want %04o, gid %d: no other user may reach rootfs/suidsh", st.Mode&0o7777, st.Gid, err, c.mode, c.gid)
+			}
+		})
+	}
 }
