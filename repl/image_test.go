@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -253,5 +254,55 @@ func TestExecMakesAMissingWorkingDirInsideTheBox(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(outside, "made")); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("exec made %s on the host: %v", filepath.Join(outside, "made"), err)
+	}
+}
+
+// An image whose layers unpack to more than $STEPBOX_IMAGE_MB (3 MB of
+// zeros, a few KB in the archive) is refused by `image load` while it
+// unpacks, naming the layer, what it unpacked and the bound, and the
+// layer and image stores are as they were: no partial layer dir, no blob
+// (ut29 F8: a 19 MB archive unpacked to 4.1 GB of /var/lib/stepbox).
+func TestImageLoadRefusesAnImageLargerThanTheBound(t *testing.T) {
+	needRoot(t)
+	hostUnchanged(t)
+	t.Setenv("STEPBOX_IMAGE_MB", "1")
+	dir := t.TempDir()
+	state, lib := filepath.Join(dir, "state"), filepath.Join(dir, "state", "lib")
+	zeros := tarWith(t, map[string]string{"zeros": strings.Repeat("\x00", 3<<20)}, &tar.Header{Name: "zeros", Typeflag: tar.TypeReg, Mode: 0o644})
+	archive := layerArchive(t, filepath.Join(dir, "big.tar"), "test/big:v1", zeros, nil)
+	if out, code := runStepbox(t, state, "images\n", "--plain"); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	// The image store, and the layers' names: each session stamps the
+	// built-in layers anew.
+	stores := func() string {
+		des, _ := os.ReadDir(filepath.Join(lib, "layers"))
+		var names []string
+		for _, de := range des {
+			names = append(names, de.Name())
+		}
+		// The layout's blobs/sha256, made for the first blob and kept
+		// empty, is no part of the image.
+		blobDirs := regexp.MustCompile(`(?m)^/oci/blobs(/sha256)? d.*\n`)
+		return blobDirs.ReplaceAllString(listTree(t, filepath.Join(lib, "images"))+"\n", "") + "layers: " + strings.Join(names, " ")
+	}
+	before := stores()
+	out, code := runStepbox(t, state, "-image load "+archive+"\nimages\n", "--plain")
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	for _, want := range []string{
+		"image load " + archive + ": layer 0 (sha256:",
+		"of test/big:v1",
+		"unpack image layer big-v1.0: tar entry \"zeros\": write zeros (",
+		"more than 1 MB uncompressed, the most one image may unpack ($STEPBOX_IMAGE_MB); stopped after 1 MB, and what it unpacked is removed",
+		"no images yet",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if after := stores(); after != before {
+		t.Errorf("the state dir changed:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
 }

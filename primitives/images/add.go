@@ -76,6 +76,10 @@ func (s *Store) add(img v1.Image, imName, source string, progress Progress) (im 
 	if len(cf.RootFS.DiffIDs) != len(ls) {
 		return Image{}, fmt.Errorf("%s: the manifest lists %d layers, the config's rootfs.diff_ids %d", imName, len(ls), len(cf.RootFS.DiffIDs))
 	}
+	budget, err := newBudget(s.Layers.Dir)
+	if err != nil {
+		return Image{}, err
+	}
 	im = Image{Name: imName, Source: source, Digest: digest.String(), Platform: platformOf(cf), Created: time.Now().UTC(), Config: ConfigOf(cf)}
 	if old, err := readRecord(s.recordPath(imName)); err == nil && old.Digest != im.Digest {
 		im.Replaced = &old
@@ -88,6 +92,25 @@ func (s *Store) add(img v1.Image, imName, source string, progress Progress) (im 
 		}
 	}
 	p := s.Layout()
+	// The index as it was, put back if the image fails to unpack: the
+	// name keeps the image it named, and the new image's blobs go.
+	indexFile := filepath.Join(s.layoutDir(), "index.json")
+	index, err := os.ReadFile(indexFile)
+	indexInfo, serr := os.Stat(indexFile)
+	if err = errors.Join(err, serr); err != nil {
+		return Image{}, errors.Join(fmt.Errorf("read the OCI layout's index: %w", err), s.removeUnreferenced())
+	}
+	var made []string
+	defer func() {
+		if err != nil {
+			for _, n := range made {
+				s.Layers.RemoveImageLayer(n)
+			}
+			if werr := writeAtomic(indexFile, index, indexInfo.Mode().Perm()); werr == nil {
+				s.removeUnreferenced()
+			}
+		}
+	}()
 	ann := layout.WithAnnotations(map[string]string{refAnnotation: imName})
 	if err := p.ReplaceImage(img, match.Annotation(refAnnotation, imName), ann); err != nil {
 		return Image{}, fmt.Errorf("write %s into the OCI layout %s: %w", imName, s.layoutDir(), err)
@@ -96,21 +119,13 @@ func (s *Store) add(img v1.Image, imName, source string, progress Progress) (im 
 	if err != nil {
 		return Image{}, fmt.Errorf("read %s back from %s: %w", imName, s.layoutDir(), err)
 	}
-	var made []string
-	defer func() {
-		if err != nil {
-			for _, n := range made {
-				s.Layers.RemoveImageLayer(n)
-			}
-		}
-	}()
 	lls, err := local.Layers()
 	if err != nil {
 		return Image{}, fmt.Errorf("layers of %s: %w", imName, err)
 	}
 	history := layerHistory(cf, len(lls))
 	for i, l := range lls {
-		il, fresh, err := s.unpackLayer(im.Name, i, len(lls), l, history[i], progress)
+		il, fresh, err := s.unpackLayer(im.Name, i, len(lls), l, history[i], budget, progress)
 		if err != nil {
 			return Image{}, err
 		}
@@ -271,7 +286,8 @@ func (c *countWriter) Write(p []byte) (int, error) {
 
 // unpackLayer makes the stepbox layer of image layer l, or finds the one
 // another image made of the same tar. fresh says it made one.
-func (s *Store) unpackLayer(imName string, i, n int, l v1.Layer, createdBy string, progress Progress) (Layer, bool, error) {
+// What it unpacks is counted against b.
+func (s *Store) unpackLayer(imName string, i, n int, l v1.Layer, createdBy string, b *budget, progress Progress) (Layer, bool, error) {
 	d, err := l.Digest()
 	if err != nil {
 		return Layer{}, false, err
@@ -303,7 +319,7 @@ func (s *Store) unpackLayer(imName string, i, n int, l v1.Layer, createdBy strin
 			return err
 		}
 		defer rc.Close()
-		rep, err = Unpack(rc, root)
+		rep, err = Unpack(b.reader(rc), root)
 		return err
 	})
 	if err != nil {
