@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -304,5 +305,37 @@ func TestImageLoadRefusesAnImageLargerThanTheBound(t *testing.T) {
 	}
 	if after := stores(); after != before {
 		t.Errorf("the state dir changed:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+}
+
+// `image show` of an image whose config has 200,000 Env entries, 50 Cmd
+// words and a WorkingDir of 100 KB prints a few lines: each list cut
+// after its first entries, saying how many more, each value cut (ut29
+// F7: all of them, 22 MB, were printed).
+func TestImageShowBoundsTheImagesConfig(t *testing.T) {
+	needRoot(t)
+	dir := t.TempDir()
+	env := make([]string, 200_000)
+	for i := range env {
+		env[i] = fmt.Sprintf("V%d=x", i)
+	}
+	archive := layerArchive(t, filepath.Join(dir, "big.tar"), "test/bigcfg:v1", tarOf(t, &tar.Header{Name: "f", Typeflag: tar.TypeReg}), func(c *v1.Config) {
+		c.Env, c.WorkingDir = env, "/"+strings.Repeat("w", 100_000)
+		for i := range 50 {
+			c.Cmd = append(c.Cmd, fmt.Sprintf("arg%d", i))
+		}
+	})
+	out, code := runStepbox(t, filepath.Join(dir, "state"), "image load "+archive+"\nimage show test/bigcfg:v1\n", "--plain")
+	if code != 0 {
+		t.Fatalf("exit %d:\n%.4000s", code, out)
+	}
+	_, show, _ := strings.Cut(out, "image show test/bigcfg:v1")
+	for _, want := range []string{"V0=x V1=x", "… and 199990 more", `"arg9" … and 40 more]`, "… (100001 bytes)"} {
+		if !strings.Contains(show, want) {
+			t.Errorf("image show lacks %q:\n%.4000s", want, show)
+		}
+	}
+	if len(show) > 4000 || strings.Contains(show, "V10=x") || strings.Contains(show, "arg10") {
+		t.Errorf("image show printed %d bytes:\n%.4000s", len(show), show)
 	}
 }
