@@ -339,3 +339,40 @@ func TestImageShowBoundsTheImagesConfig(t *testing.T) {
 		t.Errorf("image show printed %d bytes:\n%.4000s", len(show), show)
 	}
 }
+
+// An image whose Entrypoint, Cmd, WorkingDir and User hold a terminal
+// title (ESC ] 0 ; … BEL) and a screen clear (CSI 2 J): `image show`,
+// `mount overlay`'s line, `explain exec` and `explain` after `exec`
+// print them escaped, never raw (ut29 F14: explain's summary after exec
+// retitled and cleared the learner's terminal).
+func TestImageConfigEscapesNeverReachTheTerminal(t *testing.T) {
+	needRoot(t)
+	hostUnchanged(t)
+	dir := t.TempDir()
+	const title, clear = "\x1b]0;IMG\a", "\x1b[2J"
+	user := "u" + clear + "x"
+	layer := tarWith(t, map[string]string{"etc/passwd": "root:x:0:0::/root:/bin/sh\n" + user + ":x:0:0::/:/bin/sh\n"},
+		&tar.Header{Name: "etc/", Typeflag: tar.TypeDir}, &tar.Header{Name: "etc/passwd", Typeflag: tar.TypeReg, Mode: 0o644})
+	archive := layerArchive(t, filepath.Join(dir, "esc.tar"), "test/esc:v1", layer, func(c *v1.Config) {
+		c.Entrypoint, c.Cmd = []string{"/nope" + title + clear}, []string{"arg" + title}
+		c.WorkingDir, c.User = "/w"+title+clear, user
+	})
+	out, code := runStepbox(t, filepath.Join(dir, "state"), "image load "+archive+"\nimage show test/esc:v1\n"+
+		"new a\nunshare mnt\nmount overlay base test/esc:v1\nexplain exec\n-exec\nexplain\nrm a\n", "--plain")
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s", code, strings.ReplaceAll(out, "\x1b", "<ESC>"))
+	}
+	for _, want := range []string{
+		`Entrypoint ["/nope\x1b]0;IMG\a\x1b[2J"]`,                     // image show
+		`its WorkingDir "/w\x1b]0;IMG\a\x1b[2J" and User "u\x1b[2Jx"`, // mount overlay
+		`will run /nope\x1b]0;IMG\x07\x1b[2J inside the box`,          // explain exec
+		`ran /nope\x1b]0;IMG\x07\x1b[2J inside the box`,               // explain after exec
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, strings.ReplaceAll(out, "\x1b", "<ESC>"))
+		}
+	}
+	if i := strings.IndexByte(out, 0x1b); i >= 0 {
+		t.Errorf("a raw ESC reached the output at %q:\n%s", strings.ReplaceAll(out[max(i-80, 0):min(i+40, len(out))], "\x1b", "<ESC>"), strings.ReplaceAll(out, "\x1b", "<ESC>"))
+	}
+}
