@@ -51,8 +51,15 @@ type budget struct {
 	dir     string
 	checked int64 // used at the last look at the free space
 	// space is the free space of dir's filesystem and the reserve
-	// unpacking leaves there; a test replaces it.
+	// unpacking leaves there; a test replaces it. nil: the budget of
+	// the reads that check the layers' digests, which write nothing.
 	space func(dir string) (free, reserve int64, err error)
+}
+
+// checking is a budget of b's bound, fresh, for the reads that check
+// each layer's digest before any is unpacked.
+func (b *budget) checking() *budget {
+	return &budget{bound: b.bound, why: b.why, dir: b.dir}
 }
 
 // newBudget is the budget of one image unpacked into the layer store at
@@ -114,10 +121,17 @@ func (br *budgetReader) Read(p []byte) (int, error) {
 // take counts n more bytes, or says why they may not be unpacked.
 func (b *budget) take(n int64) error {
 	if b.used+n > b.bound {
-		return fmt.Errorf("%w: its layers come to more than %d MB uncompressed, the most one image may unpack (%s); stopped after %d MB, and what it unpacked is removed",
-			ErrImageTooLarge, b.bound>>20, b.why, b.used>>20)
+		done := fmt.Sprintf("stopped after %.1f MB, and what it unpacked is removed", float64(b.used)/(1<<20))
+		if b.space == nil {
+			done = "refused before any of it was unpacked"
+		}
+		return fmt.Errorf("%w: its layers come to more than %d MB uncompressed, the most one image may unpack (%s); %s",
+			ErrImageTooLarge, b.bound>>20, b.why, done)
 	}
 	b.used += n
+	if b.space == nil {
+		return nil
+	}
 	if b.used-b.checked < statfsEvery && b.checked != 0 {
 		return nil
 	}
@@ -127,8 +141,8 @@ func (b *budget) take(n int64) error {
 		return nil // where statfs fails, the bound alone stands
 	}
 	if free-n < reserve {
-		return fmt.Errorf("%w: %s has %d MB free, and unpacking stops before less than %d MB are left (%d%% of its size, at most %d MB); stopped after %d MB, and what it unpacked is removed",
-			ErrStoreFull, b.dir, free>>20, reserve>>20, storeReservePercent, storeReserve>>20, b.used>>20)
+		return fmt.Errorf("%w: %s has %d MB free, and unpacking stops before less than %d MB are left (%d%% of its size, at most %d MB); stopped after %.1f MB, and what it unpacked is removed",
+			ErrStoreFull, b.dir, free>>20, reserve>>20, storeReservePercent, storeReserve>>20, float64(b.used)/(1<<20))
 	}
 	return nil
 }

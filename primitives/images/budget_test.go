@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -20,7 +21,8 @@ import (
 
 // An image whose layers unpack to more than $STEPBOX_IMAGE_MB (3 MB of
 // zeros, a few KB of gzip) is refused by `image load` and `image pull`
-// while it unpacks, and the store is left as it was: the image the name
+// while its layers' digests are checked, before any of it is unpacked,
+// and the store is left as it was: the image the name
 // named before stays, and no partial layer, record, index entry or blob
 // of the refused one is left (ut29 F8: 19 MB unpacked to 4.1 GB).
 func TestAnImageLargerThanTheBoundIsRefusedAndLeavesTheStoreAsItWas(t *testing.T) {
@@ -56,7 +58,7 @@ func TestAnImageLargerThanTheBoundIsRefusedAndLeavesTheStoreAsItWas(t *testing.T
 	if !errors.Is(err, ErrImageTooLarge) {
 		t.Fatalf("load of an image of 3 MB with a bound of 1 MB: %v", err)
 	}
-	for _, want := range []string{"image load", "layer 1", "of big:v1", "more than 1 MB", "$" + ImageSizeEnv, "is removed"} {
+	for _, want := range []string{"image load", "layer 1", "of big:v1", "more than 1 MB", "$" + ImageSizeEnv, "refused before any of it was unpacked"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("the load's error lacks %q: %v", want, err)
 		}
@@ -81,6 +83,20 @@ func TestAnImageLargerThanTheBoundIsRefusedAndLeavesTheStoreAsItWas(t *testing.T
 	t.Setenv(ImageSizeEnv, "4")
 	if _, err := s.Load(filepath.Join(dir, "big.tar"), "", nil); err != nil {
 		t.Errorf("the same image with a bound of 4 MB: %v", err)
+	}
+}
+
+// Unpacking stops at the bound, should a layer unpack to more than its
+// digest's check counted, and says what it had unpacked.
+func TestUnpackStopsAtTheBound(t *testing.T) {
+	b := &budget{bound: 1 << 20, why: "test", dir: t.TempDir(), space: func(string) (int64, int64, error) { return 1 << 40, 0, nil }}
+	tr := layerTar(t, entry{name: "data", typ: tar.TypeReg, body: strings.Repeat("x", 3<<20)})
+	_, err := Unpack(b.reader(bytes.NewReader(tr)), filepath.Join(b.dir, "root"))
+	if !errors.Is(err, ErrImageTooLarge) || !strings.Contains(err.Error(), "more than 1 MB uncompressed") || !regexp.MustCompile(`stopped after 0\.\d MB, and what it unpacked is removed`).MatchString(err.Error()) {
+		t.Fatalf("unpack of 3 MB with a bound of 1 MB: %v", err)
+	}
+	if b.used > 1<<20 {
+		t.Errorf("unpacked %d bytes, past the bound", b.used)
 	}
 }
 
