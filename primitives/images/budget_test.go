@@ -136,3 +136,41 @@ func TestUnpackWritesZerosAsHoles(t *testing.T) {
 		t.Errorf("8 MB of zeros took %d bytes of disk", used)
 	}
 }
+
+// An image refused while it unpacks (here a hostile entry in its second
+// layer; the free space running out alike) under a name another image
+// has leaves the store as it was: the layout's index names the old image
+// again, and the new one's layers and blobs are gone.
+func TestAnImageRefusedWhileItUnpacksLeavesTheStoreAsItWas(t *testing.T) {
+	needRoot(t)
+	s := openStore(t)
+	dir := t.TempDir()
+	tag, _ := name.NewTag("hostile:v1")
+	load := func(file string, ls ...[]byte) error {
+		img := empty.Image
+		for _, l := range ls {
+			img, _ = mutate.AppendLayers(img, tarLayer(t, l))
+		}
+		if err := tarball.WriteToFile(filepath.Join(dir, file), tag, img); err != nil {
+			t.Fatal(err)
+		}
+		_, err := s.Load(filepath.Join(dir, file), "", nil)
+		return err
+	}
+	r := byte(tar.TypeReg)
+	if err := load("good.tar", layerTar(t, entry{name: "good", typ: r, body: "g"})); err != nil {
+		t.Fatal(err)
+	}
+	old, _ := s.Get("hostile:v1")
+	before := flat(t, filepath.Dir(s.Dir))
+	err := load("bad.tar", layerTar(t, entry{name: "fine", typ: r, body: "f"}), layerTar(t, entry{name: "../bad", typ: r, body: "x"}))
+	if !errors.Is(err, ErrHostile) {
+		t.Fatalf("load of a hostile image: %v", err)
+	}
+	if after := flat(t, filepath.Dir(s.Dir)); !slices.Equal(before, after) {
+		t.Errorf("the store changed:\nbefore %q\nafter  %q", before, after)
+	}
+	if im, err := s.Get("hostile:v1"); err != nil || im.Digest != old.Digest {
+		t.Errorf("hostile:v1 after the refused load: %v %v, want the image it named, %s", im.Digest, err, old.Digest)
+	}
+}
