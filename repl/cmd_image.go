@@ -263,7 +263,7 @@ func runImageShow(sh *Shell, c *Call) error {
 	}
 	fmt.Fprintln(sh.Out, viz.ImageShowPanel(im.Name, rows, 8, sh.Width, sh.Theme))
 	cfg := im.Config
-	sh.say("config: Env %s · WorkingDir %q · User %q · Entrypoint %q · Cmd %q", viz.Escape(strings.Join(cfg.Env, " ")), cfg.WorkingDir, cfg.User, cfg.Entrypoint, cfg.Cmd)
+	sh.say("%s", viz.ImageConfigLine(cfg.Env, cfg.WorkingDir, cfg.User, cfg.Entrypoint, cfg.Cmd))
 	return nil
 }
 

@@ -4,10 +4,12 @@ import (
 	"archive/tar"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -253,5 +255,121 @@ func TestExecMakesAMissingWorkingDirInsideTheBox(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(outside, "made")); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("exec made %s on the host: %v", filepath.Join(outside, "made"), err)
+	}
+}
+
+// An image whose layers unpack to more than $STEPBOX_IMAGE_MB (3 MB of
+// zeros, a few KB in the archive) is refused by `image load` before any
+// of it is unpacked, naming the layer and the bound, and the
+// layer and image stores are as they were: no partial layer dir, no blob
+// (ut29 F8: a 19 MB archive unpacked to 4.1 GB of /var/lib/stepbox).
+func TestImageLoadRefusesAnImageLargerThanTheBound(t *testing.T) {
+	needRoot(t)
+	hostUnchanged(t)
+	t.Setenv("STEPBOX_IMAGE_MB", "1")
+	dir := t.TempDir()
+	state, lib := filepath.Join(dir, "state"), filepath.Join(dir, "state", "lib")
+	zeros := tarWith(t, map[string]string{"zeros": strings.Repeat("\x00", 3<<20)}, &tar.Header{Name: "zeros", Typeflag: tar.TypeReg, Mode: 0o644})
+	archive := layerArchive(t, filepath.Join(dir, "big.tar"), "test/big:v1", zeros, nil)
+	if out, code := runStepbox(t, state, "images\n", "--plain"); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	// The image store, and the layers' names: each session stamps the
+	// built-in layers anew.
+	stores := func() string {
+		des, _ := os.ReadDir(filepath.Join(lib, "layers"))
+		var names []string
+		for _, de := range des {
+			names = append(names, de.Name())
+		}
+		// The layout's blobs/sha256, made for the first blob and kept
+		// empty, is no part of the image.
+		blobDirs := regexp.MustCompile(`(?m)^/oci/blobs(/sha256)? d.*\n`)
+		return blobDirs.ReplaceAllString(listTree(t, filepath.Join(lib, "images"))+"\n", "") + "layers: " + strings.Join(names, " ")
+	}
+	before := stores()
+	out, code := runStepbox(t, state, "-image load "+archive+"\nimages\n", "--plain")
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	for _, want := range []string{
+		"image load " + archive + ": layer 0 of test/big:v1: image too large: its layers come to more than 1 MB uncompressed, the most one image may unpack ($STEPBOX_IMAGE_MB); refused before any of it was unpacked",
+		"no images yet",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if after := stores(); after != before {
+		t.Errorf("the state dir changed:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+}
+
+// `image show` of an image whose config has 200,000 Env entries, 50 Cmd
+// words and a WorkingDir of 100 KB prints a few lines: each list cut
+// after its first entries, saying how many more, each value cut (ut29
+// F7: all of them, 22 MB, were printed).
+func TestImageShowBoundsTheImagesConfig(t *testing.T) {
+	needRoot(t)
+	dir := t.TempDir()
+	env := make([]string, 200_000)
+	for i := range env {
+		env[i] = fmt.Sprintf("V%d=x", i)
+	}
+	archive := layerArchive(t, filepath.Join(dir, "big.tar"), "test/bigcfg:v1", tarOf(t, &tar.Header{Name: "f", Typeflag: tar.TypeReg}), func(c *v1.Config) {
+		c.Env, c.WorkingDir = env, "/"+strings.Repeat("w", 100_000)
+		for i := range 50 {
+			c.Cmd = append(c.Cmd, fmt.Sprintf("arg%d", i))
+		}
+	})
+	out, code := runStepbox(t, filepath.Join(dir, "state"), "image load "+archive+"\nimage show test/bigcfg:v1\n", "--plain")
+	if code != 0 {
+		t.Fatalf("exit %d:\n%.4000s", code, out)
+	}
+	_, show, _ := strings.Cut(out, "image show test/bigcfg:v1")
+	for _, want := range []string{"V0=x V1=x", "… and 199990 more", `"arg9" … and 40 more]`, "… (100001 bytes)"} {
+		if !strings.Contains(show, want) {
+			t.Errorf("image show lacks %q:\n%.4000s", want, show)
+		}
+	}
+	if len(show) > 4000 || strings.Contains(show, "V10=x") || strings.Contains(show, "arg10") {
+		t.Errorf("image show printed %d bytes:\n%.4000s", len(show), show)
+	}
+}
+
+// An image whose Entrypoint, Cmd, WorkingDir and User hold a terminal
+// title (ESC ] 0 ; … BEL) and a screen clear (CSI 2 J): `image show`,
+// `mount overlay`'s line, `explain exec` and `explain` after `exec`
+// print them escaped, never raw (ut29 F14: explain's summary after exec
+// retitled and cleared the learner's terminal).
+func TestImageConfigEscapesNeverReachTheTerminal(t *testing.T) {
+	needRoot(t)
+	hostUnchanged(t)
+	dir := t.TempDir()
+	const title, clear = "\x1b]0;IMG\a", "\x1b[2J"
+	user := "u" + clear + "x"
+	layer := tarWith(t, map[string]string{"etc/passwd": "root:x:0:0::/root:/bin/sh\n" + user + ":x:0:0::/:/bin/sh\n"},
+		&tar.Header{Name: "etc/", Typeflag: tar.TypeDir}, &tar.Header{Name: "etc/passwd", Typeflag: tar.TypeReg, Mode: 0o644})
+	archive := layerArchive(t, filepath.Join(dir, "esc.tar"), "test/esc:v1", layer, func(c *v1.Config) {
+		c.Entrypoint, c.Cmd = []string{"/nope" + title + clear}, []string{"arg" + title}
+		c.WorkingDir, c.User = "/w"+title+clear, user
+	})
+	out, code := runStepbox(t, filepath.Join(dir, "state"), "image load "+archive+"\nimage show test/esc:v1\n"+
+		"new a\nunshare mnt\nmount overlay base test/esc:v1\nexplain exec\n-exec\nexplain\nrm a\n", "--plain")
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s", code, strings.ReplaceAll(out, "\x1b", "<ESC>"))
+	}
+	for _, want := range []string{
+		`Entrypoint ["/nope\x1b]0;IMG\a\x1b[2J"]`,                     // image show
+		`its WorkingDir "/w\x1b]0;IMG\a\x1b[2J" and User "u\x1b[2Jx"`, // mount overlay
+		`will run /nope\x1b]0;IMG\x07\x1b[2J inside the box`,          // explain exec
+		`ran /nope\x1b]0;IMG\x07\x1b[2J inside the box`,               // explain after exec
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, strings.ReplaceAll(out, "\x1b", "<ESC>"))
+		}
+	}
+	if i := strings.IndexByte(out, 0x1b); i >= 0 {
+		t.Errorf("a raw ESC reached the output at %q:\n%s", strings.ReplaceAll(out[max(i-80, 0):min(i+40, len(out))], "\x1b", "<ESC>"), strings.ReplaceAll(out, "\x1b", "<ESC>"))
 	}
 }

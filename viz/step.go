@@ -14,7 +14,9 @@ import (
 // pages and how it is undone. A plan (every result "?") says so.
 func StepPanel(s *step.Step, width int, t Theme) string {
 	var b strings.Builder
-	title := "explain: " + s.Command
+	// The command and the summary may quote what an image holds (exec
+	// with no command runs its Entrypoint): escaped as notes are.
+	title := "explain: " + Escape(s.Command)
 	if s.Planned() {
 		title += "   (a plan: nothing has run)"
 	}
@@ -26,7 +28,7 @@ func StepPanel(s *step.Step, width int, t Theme) string {
 	// Paths in the state dir read $STATE, but in the shell lines: those
 	// are the exact commands.
 	if s.Summary != "" {
-		b.WriteString(Hang("  ", t.short(s.Summary), width) + "\n")
+		b.WriteString(Hang("  ", Escape(t.short(s.Summary)), width) + "\n")
 	}
 	section := func(name string, items []string, style func(item string) func(string) string, whole bool) {
 		if len(items) == 0 {

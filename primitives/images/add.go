@@ -76,18 +76,44 @@ func (s *Store) add(img v1.Image, imName, source string, progress Progress) (im 
 	if len(cf.RootFS.DiffIDs) != len(ls) {
 		return Image{}, fmt.Errorf("%s: the manifest lists %d layers, the config's rootfs.diff_ids %d", imName, len(ls), len(cf.RootFS.DiffIDs))
 	}
+	budget, err := newBudget(s.Layers.Dir)
+	if err != nil {
+		return Image{}, err
+	}
 	im = Image{Name: imName, Source: source, Digest: digest.String(), Platform: platformOf(cf), Created: time.Now().UTC(), Config: ConfigOf(cf)}
 	if old, err := readRecord(s.recordPath(imName)); err == nil && old.Digest != im.Digest {
 		im.Replaced = &old
 	}
+	// The same bound, counted while each layer's digest is checked: an
+	// image past it is refused before anything of it is unpacked.
+	check := budget.checking()
 	for i, l := range ls {
-		err := s.fetchLayer(im.Name, i, len(ls), l, cf.RootFS.DiffIDs[i], progress)
+		err := s.fetchLayer(im.Name, i, len(ls), l, cf.RootFS.DiffIDs[i], check, progress)
 		if err != nil {
 			// The blobs this call fetched are in no index entry yet.
 			return Image{}, errors.Join(err, s.removeUnreferenced())
 		}
 	}
 	p := s.Layout()
+	// The index as it was, put back if the image fails to unpack: the
+	// name keeps the image it named, and the new image's blobs go.
+	indexFile := filepath.Join(s.layoutDir(), "index.json")
+	index, err := os.ReadFile(indexFile)
+	indexInfo, serr := os.Stat(indexFile)
+	if err = errors.Join(err, serr); err != nil {
+		return Image{}, errors.Join(fmt.Errorf("read the OCI layout's index: %w", err), s.removeUnreferenced())
+	}
+	var made []string
+	defer func() {
+		if err != nil {
+			for _, n := range made {
+				s.Layers.RemoveImageLayer(n)
+			}
+			if werr := writeAtomic(indexFile, index, indexInfo.Mode().Perm()); werr == nil {
+				s.removeUnreferenced()
+			}
+		}
+	}()
 	ann := layout.WithAnnotations(map[string]string{refAnnotation: imName})
 	if err := p.ReplaceImage(img, match.Annotation(refAnnotation, imName), ann); err != nil {
 		return Image{}, fmt.Errorf("write %s into the OCI layout %s: %w", imName, s.layoutDir(), err)
@@ -96,21 +122,13 @@ func (s *Store) add(img v1.Image, imName, source string, progress Progress) (im 
 	if err != nil {
 		return Image{}, fmt.Errorf("read %s back from %s: %w", imName, s.layoutDir(), err)
 	}
-	var made []string
-	defer func() {
-		if err != nil {
-			for _, n := range made {
-				s.Layers.RemoveImageLayer(n)
-			}
-		}
-	}()
 	lls, err := local.Layers()
 	if err != nil {
 		return Image{}, fmt.Errorf("layers of %s: %w", imName, err)
 	}
 	history := layerHistory(cf, len(lls))
 	for i, l := range lls {
-		il, fresh, err := s.unpackLayer(im.Name, i, len(lls), l, history[i], progress)
+		il, fresh, err := s.unpackLayer(im.Name, i, len(lls), l, history[i], budget, progress)
 		if err != nil {
 			return Image{}, err
 		}
@@ -161,8 +179,9 @@ func platformOf(cf *v1.ConfigFile) string {
 // fetchLayer copies the layer's compressed blob into the layout, unless
 // a blob of that digest and size is there already, and checks that its
 // uncompressed content is the config's diffID, as `docker load` does:
-// a layer swapped in an archive is refused before anything is unpacked.
-func (s *Store) fetchLayer(imName string, i, n int, l v1.Layer, diffID v1.Hash, progress Progress) error {
+// a layer swapped in an archive is refused before anything is unpacked,
+// and so is one past b.
+func (s *Store) fetchLayer(imName string, i, n int, l v1.Layer, diffID v1.Hash, b *budget, progress Progress) error {
 	h, err := l.Digest()
 	if err != nil {
 		return fmt.Errorf("layer %d of %s: %w", i, imName, err)
@@ -176,7 +195,7 @@ func (s *Store) fetchLayer(imName string, i, n int, l v1.Layer, diffID v1.Hash, 
 	if fi, err := os.Stat(final); err == nil && fi.Size() == size {
 		ev.State, ev.Done = Present, size
 		progress.send(ev)
-		return checkDiffID(imName, i, l, final, diffID)
+		return s.checkDiffID(imName, i, l, final, diffID, b)
 	}
 	rc, err := l.Compressed()
 	if err != nil {
@@ -189,7 +208,7 @@ func (s *Store) fetchLayer(imName string, i, n int, l v1.Layer, diffID v1.Hash, 
 	}); err != nil {
 		return fmt.Errorf("fetch layer %d (%s) of %s: %w", i, h, imName, err)
 	}
-	if err := checkDiffID(imName, i, l, final, diffID); err != nil {
+	if err := s.checkDiffID(imName, i, l, final, diffID, b); err != nil {
 		return err
 	}
 	ev.State, ev.Done = Fetched, size
@@ -198,8 +217,9 @@ func (s *Store) fetchLayer(imName string, i, n int, l v1.Layer, diffID v1.Hash, 
 }
 
 // checkDiffID reads the blob at file uncompressed and compares its
-// sha256 with want, the config's rootfs.diff_ids entry for layer i.
-func checkDiffID(imName string, i int, l v1.Layer, file string, want v1.Hash) error {
+// sha256 with want, the config's rootfs.diff_ids entry for layer i. A
+// layer the store has not unpacked yet counts against b.
+func (s *Store) checkDiffID(imName string, i int, l v1.Layer, file string, want v1.Hash, b *budget) error {
 	var opts []tarball.LayerOption
 	if mt, err := l.MediaType(); err == nil {
 		opts = append(opts, tarball.WithMediaType(mt))
@@ -208,10 +228,22 @@ func checkDiffID(imName string, i int, l v1.Layer, file string, want v1.Hash) er
 	if err != nil {
 		return fmt.Errorf("layer %d of %s: read it uncompressed: %w", i, imName, err)
 	}
-	got, err := fl.DiffID()
+	rc, err := fl.Uncompressed()
 	if err != nil {
 		return fmt.Errorf("layer %d of %s: read it uncompressed: %w", i, imName, err)
 	}
+	defer rc.Close()
+	var r io.Reader = rc
+	if _, shared := s.Layers.ByDiffID(want.String()); !shared {
+		r = b.reader(rc)
+	}
+	sum := sha256.New()
+	if _, err := io.Copy(sum, r); errors.Is(err, ErrImageTooLarge) {
+		return fmt.Errorf("layer %d of %s: %w", i, imName, err)
+	} else if err != nil {
+		return fmt.Errorf("layer %d of %s: read it uncompressed: %w", i, imName, err)
+	}
+	got := v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(sum.Sum(nil))}
 	if got != want {
 		return fmt.Errorf("layer %d of %s: %w: its content is %s uncompressed, the image's config (rootfs.diff_ids) says %s", i, imName, ErrLayerMismatch, got, want)
 	}
@@ -271,7 +303,8 @@ func (c *countWriter) Write(p []byte) (int, error) {
 
 // unpackLayer makes the stepbox layer of image layer l, or finds the one
 // another image made of the same tar. fresh says it made one.
-func (s *Store) unpackLayer(imName string, i, n int, l v1.Layer, createdBy string, progress Progress) (Layer, bool, error) {
+// What it unpacks is counted against b.
+func (s *Store) unpackLayer(imName string, i, n int, l v1.Layer, createdBy string, b *budget, progress Progress) (Layer, bool, error) {
 	d, err := l.Digest()
 	if err != nil {
 		return Layer{}, false, err
@@ -303,7 +336,7 @@ func (s *Store) unpackLayer(imName string, i, n int, l v1.Layer, createdBy strin
 			return err
 		}
 		defer rc.Close()
-		rep, err = Unpack(rc, root)
+		rep, err = Unpack(b.reader(rc), root)
 		return err
 	})
 	if err != nil {

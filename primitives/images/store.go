@@ -237,12 +237,20 @@ func (s *Store) writeRecord(im Image) error {
 	if err != nil {
 		return err
 	}
-	file := s.recordPath(im.Name)
+	return writeAtomic(s.recordPath(im.Name), append(b, '\n'), 0o600)
+}
+
+// writeAtomic replaces file with data, mode perm: written beside it,
+// then renamed.
+func writeAtomic(file string, data []byte, perm os.FileMode) error {
 	tmp, err := os.CreateTemp(filepath.Dir(file), ".rec-")
 	if err != nil {
 		return err
 	}
-	_, err = tmp.Write(append(b, '\n'))
+	err = tmp.Chmod(perm)
+	if err == nil {
+		_, err = tmp.Write(data)
+	}
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}

@@ -2,6 +2,7 @@ package images
 
 import (
 	"archive/tar"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -284,7 +285,7 @@ func (u *unpacker) file(fd int, base string, hdr *tar.Header, data io.Reader) er
 		return fmt.Errorf("openat(%s, O_CREAT|O_EXCL|O_NOFOLLOW): %w", base, err)
 	}
 	f := os.NewFile(uintptr(nfd), base)
-	n, err := io.Copy(f, data)
+	n, err := copySparse(f, data)
 	if err == nil {
 		err = u.ownFile(f, hdr)
 	}
@@ -298,6 +299,43 @@ func (u *unpacker) file(fd int, base string, hdr *tar.Header, data io.Reader) er
 		return fmt.Errorf("write %s (%d of %d bytes): %w", base, n, hdr.Size, err)
 	}
 	return nil
+}
+
+// zeros is what a block of a file's data is compared with.
+var zeros [64 << 10]byte
+
+// copySparse copies r into f as io.Copy does, but seeks over a block
+// that is all zeros, leaving a hole: a layer's 4 GiB of zeros (a disk
+// image, a tar bomb) takes no disk.
+func copySparse(f *os.File, r io.Reader) (int64, error) {
+	buf := make([]byte, len(zeros))
+	var n int64
+	hole := false
+	for {
+		m, err := r.Read(buf)
+		if m > 0 {
+			if hole = bytes.Equal(buf[:m], zeros[:m]); hole {
+				_, err2 := f.Seek(int64(m), io.SeekCurrent)
+				if err2 != nil {
+					return n, err2
+				}
+			} else if _, err2 := f.Write(buf[:m]); err2 != nil {
+				return n, err2
+			}
+			n += int64(m)
+		}
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return n, err
+		}
+	}
+	if hole {
+		// A hole at the end is no byte of the file until its size says so.
+		return n, f.Truncate(n)
+	}
+	return n, nil
 }
 
 // ownFile gives a regular file its owner and mode before its xattrs are
