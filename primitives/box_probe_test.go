@@ -11,8 +11,10 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -512,5 +514,116 @@ func TestProbeInAUserNamespaceNamesNoUserNamespaceAsItsCloser(t *testing.T) {
 				t.Errorf("%s via %s: %q lost %q", name, via, got, first)
 			}
 		}
+	}
+}
+
+// A box that binds a FIFO over /proc/kallsyms (a host-root box with a
+// mount namespace of its own, ut29 F10) no longer hangs `probe`: the
+// probe looks at the path before it opens it, finds no file of the
+// kernel's there, and says so, neither open nor closed. The old probe
+// waited for ever for a writer; the test ends that wait itself.
+func TestProbeOfAFIFOOverKallsymsAnswersAndSaysSo(t *testing.T) {
+	needRoot(t)
+	s, _ := benchSession(t)
+	b, _, err := s.NewBox("fifo", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Unshare(mustTypes(t, "mnt"), UnshareOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out := execStatus(t, b, "mount", "--bind", fifo, "/proc/kallsyms"); code != 0 {
+		t.Fatalf("mount --bind FIFO /proc/kallsyms in the box: %d %s", code, out)
+	}
+	type answer struct {
+		rs  []ProbeResult
+		err error
+	}
+	done := make(chan answer, 1)
+	start := time.Now()
+	go func() {
+		rs, _, err := b.Probe(context.Background(), []string{"kallsyms"})
+		done <- answer{rs, err}
+	}()
+	var a answer
+	select {
+	case a = <-done:
+	case <-time.After(30 * time.Second):
+		// The old probe waits in open(2) for a writer: be one, so that
+		// it ends and the session can close.
+		if fd, err := unix.Open(fifo, unix.O_WRONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0); err == nil {
+			unix.Close(fd)
+		}
+		a = <-done
+		t.Fatalf("probe kallsyms with a FIFO over /proc/kallsyms still had not answered after 30s (then: %v)", a.err)
+	}
+	if a.err != nil {
+		t.Fatalf("probe kallsyms: %v", a.err)
+	}
+	r := a.rs[0]
+	t.Logf("answered in %s: %s %s %s", time.Since(start).Round(time.Millisecond), r.State, r.Via, r.Evidence)
+	if r.State != probe.Unknown || !strings.Contains(r.Evidence, "/proc/kallsyms is a FIFO") || !strings.Contains(r.Evidence, "the box put it there") {
+		t.Errorf("probe kallsyms with a FIFO over /proc/kallsyms: %s via %s (%s), want unknown, naming the FIFO the box put there", r.State, r.Via, r.Evidence)
+	}
+}
+
+// A probe the box holds up (here it stops the process with SIGSTOP, as
+// any box command may) is ended after probeTimeout: the session answers
+// with an error that names the probe process and where it was, rather
+// than wait for ever.
+func TestProbeTheBoxHoldsUpIsEndedInBoundedTime(t *testing.T) {
+	needRoot(t)
+	_, b := lessonSixBox(t, "held")
+	// Once the shell that starts it has exited, every process of the box
+	// but PID 1 and the stopper is stopped, the probe among them as soon
+	// as it starts.
+	stopper := "sleep 1; while :; do kill -STOP -1; done"
+	if _, err := b.Exec(context.Background(), []string{"sh", "-c", "(" + stopper + ") </dev/null >/dev/null 2>&1 &"}, nil, Stdio{}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second)
+	// The box's lock is held while the probe runs: read it first.
+	ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", b.CommandPID()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() {
+		_, _, err := b.Probe(context.Background(), []string{"kallsyms"})
+		done <- err
+	}()
+	select {
+	case err = <-done:
+	case <-time.After(probeTimeout + 20*time.Second):
+		// The old session waits for ever: end the stopper and continue
+		// the probe, so that it ends and the session can close.
+		for range 40 {
+			pids, _ := filepath.Glob("/proc/[0-9]*")
+			for _, sig := range []unix.Signal{unix.SIGKILL, unix.SIGCONT} {
+				for _, p := range pids {
+					cmd, _ := os.ReadFile(p + "/cmdline")
+					if other, _ := os.Readlink(p + "/ns/pid"); other == ns && strings.Contains(string(cmd), "STOP") == (sig == unix.SIGKILL) {
+						pid, _ := strconv.Atoi(filepath.Base(p))
+						unix.Kill(pid, sig)
+					}
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			select {
+			case err = <-done:
+				t.Fatalf("probe held up by the box had not answered after %s (then: %v)", probeTimeout+20*time.Second, err)
+			default:
+			}
+		}
+		t.Fatalf("probe held up by the box had not answered after %s, nor once continued", probeTimeout+20*time.Second)
+	}
+	t.Logf("answered in %s: %v", time.Since(start).Round(time.Millisecond), err)
+	if err == nil || !strings.Contains(err.Error(), "stepbox __probe in box held did not finish within "+probeTimeout.String()+" and was ended: it ") {
+		t.Errorf("probe held up by the box: %v, want an error saying the probe did not finish in time and where it was", err)
 	}
 }

@@ -32,6 +32,9 @@ var closedVias = map[string]bool{
 	"inject": true, "noterminal": true, "own": true,
 }
 
+// unknownVias are the ways a probe may report itself unknown.
+var unknownVias = map[string]bool{"notkernel": true}
+
 // Closes returns the steps that close probe name's hole, found open by
 // via, and whether the pair is one a probe reports.
 func Closes(name, via string) (string, bool) {
@@ -50,6 +53,8 @@ func Valid(r Result) bool {
 		return ok
 	case Closed:
 		return closedVias[r.Via]
+	case Unknown:
+		return unknownVias[r.Via]
 	}
 	return false
 }

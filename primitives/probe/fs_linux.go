@@ -1,7 +1,6 @@
 package probe
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -27,11 +26,9 @@ func probeProcRoot(h Host) Result {
 	}
 	self := strconv.Itoa(os.Getpid())
 	pids := []string{"1"}
-	if ents, err := os.ReadDir("/proc"); err == nil {
-		for _, e := range ents {
-			if _, err := strconv.Atoi(e.Name()); err == nil && e.Name() != "1" && e.Name() != self && len(pids) < 512 {
-				pids = append(pids, e.Name())
-			}
+	for _, name := range procEntries(4096) {
+		if _, err := strconv.Atoi(name); err == nil && name != "1" && name != self && len(pids) < 512 {
+			pids = append(pids, name)
 		}
 	}
 	var first error
@@ -40,7 +37,7 @@ func probeProcRoot(h Host) Result {
 		var st unix.Stat_t
 		err := unix.Stat(p, &st)
 		if err == nil && st.Dev == h.FileDev && st.Ino == h.FileIno {
-			data, err := readSome(p, 64)
+			data, err := readSome(p, 64, anyFile)
 			if err != nil {
 				continue
 			}
@@ -186,16 +183,19 @@ func probeRemount(Host) Result {
 	})
 }
 
-func readSome(p string, n int) ([]byte, error) {
-	f, err := os.Open(p)
+// procEntries lists at most n names of /proc, the kernel's: the box may
+// mount a directory of its own there, as large as it likes, or a FIFO.
+func procEntries(n int) []string {
+	fd, err := unix.Open("/proc", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, err
+		return nil
 	}
+	f := os.NewFile(uintptr(fd), "/proc")
 	defer f.Close()
-	buf := make([]byte, n)
-	k, err := f.Read(buf)
-	if k > 0 {
-		err = nil
+	var sfs unix.Statfs_t
+	if unix.Fstatfs(fd, &sfs) != nil || sfs.Type != unix.PROC_SUPER_MAGIC {
+		return nil
 	}
-	return bytes.ToValidUTF8(buf[:k], []byte("?")), err
+	names, _ := f.Readdirnames(n)
+	return names
 }
