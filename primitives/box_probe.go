@@ -102,6 +102,9 @@ func (b *Box) Probe(ctx context.Context, names []string) ([]ProbeResult, *step.S
 		}
 		results = append(results, r)
 	}
+	if err := b.notByBoxMasks(results); err != nil {
+		return nil, st, fmt.Errorf("probe: %w", err)
+	}
 	open, unknown := 0, ""
 	for i, r := range results {
 		if r.State == probe.Unknown {
@@ -117,6 +120,38 @@ func (b *Box) Probe(ctx context.Context, names []string) ([]ProbeResult, *step.S
 	st.Tell(fmt.Sprintf("tried %s on box %s: %d found a way out%s; nothing on the host was changed", step.Count(len(results), "probe"), b.Name, open, unknown), "")
 	return results, st, nil
 }
+
+// notByBoxMasks makes a probe unknown that found its files masked (and
+// said closed, or found no kernel's file there) by a mount the box made
+// itself and can unmount: that mask closes nothing (ut29 F5).
+func (b *Box) notByBoxMasks(results []ProbeResult) error {
+	for i, r := range results {
+		paths := probe.MaskedPaths(r.Name)
+		if r.State == probe.Open || len(paths) == 0 {
+			continue
+		}
+		masks, err := b.boxMasks(paths)
+		if err != nil {
+			return err
+		}
+		var by []string
+		for _, p := range paths {
+			if m, ok := masks[p]; ok && !slices.Contains(by, m) {
+				by = append(by, m)
+			}
+		}
+		if len(by) == 0 {
+			continue
+		}
+		results[i].State, results[i].Via = probe.Unknown, probe.BoxMask
+		results[i].Evidence = printable(fmt.Sprintf("masked by the box itself, which can unmount it: %s; the probe saw: %s", strings.Join(by, ", "), r.Evidence), 400)
+		results[i].Closes = closesBoxMask
+	}
+	return nil
+}
+
+// closesBoxMask is what makes a mask count that the box made itself.
+const closesBoxMask = "`mount mask` (stepbox's own masks, after the box's are unmounted); caps docker (no CAP_SYS_ADMIN to unmount a mask)"
 
 // probeInBox runs the named probes (all without names) inside the box.
 func (b *Box) probeInBox(ctx context.Context, names []string) ([]ProbeResult, *step.Step, error) {

@@ -627,3 +627,73 @@ func TestProbeTheBoxHoldsUpIsEndedInBoundedTime(t *testing.T) {
 		t.Errorf("probe held up by the box: %v, want an error saying the probe did not finish in time and where it was", err)
 	}
 }
+
+// Masks the box mounts itself while it keeps CAP_SYS_ADMIN close
+// nothing, as it can unmount them the next moment (ut29 F5): `probe`
+// does not call /proc/sys, /sys or /proc/kallsyms closed behind them, and
+// `security` lists the paths open. Stepbox's own `mount mask` closes them;
+// a mask of the box's own counts once the box cannot lift it (caps docker).
+func TestMasksTheBoxMadeItselfCloseNothingWhileItCanLiftThem(t *testing.T) {
+	needRoot(t)
+	_, b := lessonSixBox(t, "selfmask")
+	mask := "mount --bind /proc/sys /proc/sys && mount -o remount,bind,ro /proc/sys && mount --bind /dev/null /proc/kallsyms && mount --bind /dev/null /proc/interrupts && mount -t tmpfs -o ro t /sys"
+	if code, out := execStatus(t, b, "sh", "-c", mask); code != 0 {
+		t.Fatalf("the box's own masks: %d %s", code, out)
+	}
+	masked := []string{"proc_sys", "sys", "kallsyms"}
+	got := probeBox(t, b, masked...)
+	for _, name := range masked {
+		if r := got[name]; r.State != probe.Unknown || r.Via != probe.BoxMask || !strings.Contains(r.Evidence, "masked by the box itself, which can unmount it") {
+			t.Errorf("probe %s behind the box's own mask: %s via %s (%s), want unknown, masked by the box itself", name, r.State, r.Via, r.Evidence)
+		}
+	}
+	guarded := func() map[string]GuardedPath {
+		sec, err := b.SecuritySnapshot()
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]GuardedPath{}
+		for _, g := range append(sec.Masked, sec.ReadOnly...) {
+			m[g.Path] = g
+		}
+		return m
+	}
+	for _, p := range []string{"/proc/sys", "/proc/interrupts"} {
+		if g := guarded()[p]; g.Covered() || !g.ByBox {
+			t.Errorf("security: %s behind the box's own mask: %+v, want it open, masked by the box itself", p, g)
+		}
+	}
+
+	unmask := "umount /proc/sys && umount /proc/kallsyms && umount /proc/interrupts && umount /sys"
+	if code, out := execStatus(t, b, "sh", "-c", unmask); code != 0 {
+		t.Fatalf("the box lifts its masks: %d %s", code, out)
+	}
+	if _, err := b.MountMask(); err != nil {
+		t.Fatal(err)
+	}
+	got = probeBox(t, b, masked...)
+	for _, name := range []string{"proc_sys", "sys"} {
+		if got[name].State != probe.Closed {
+			t.Errorf("probe %s after stepbox's mount mask (and mount sys): %s (%s), want closed", name, got[name].State, got[name].Evidence)
+		}
+	}
+	for _, p := range []string{"/proc/sys", "/proc/interrupts"} {
+		if g := guarded()[p]; !g.Covered() || g.ByBox {
+			t.Errorf("security: %s after stepbox's mount mask: %+v, want it covered", p, g)
+		}
+	}
+
+	// A mask of the box's own counts once the box cannot lift it.
+	if code, out := execStatus(t, b, "mount", "-t", "tmpfs", "-o", "ro", "t", "/sys"); code != 0 {
+		t.Fatalf("mount tmpfs over /sys: %d %s", code, out)
+	}
+	if r := probeBox(t, b, "sys")["sys"]; r.State != probe.Unknown || r.Via != probe.BoxMask {
+		t.Errorf("probe sys behind the box's own tmpfs: %s via %s (%s), want unknown, masked by the box itself", r.State, r.Via, r.Evidence)
+	}
+	if _, err := b.ApplySecurity("caps docker", nil); err != nil {
+		t.Fatal(err)
+	}
+	if r := probeBox(t, b, "sys")["sys"]; r.State != probe.Closed {
+		t.Errorf("probe sys behind the box's own tmpfs, after caps docker: %s via %s (%s), want closed: the box cannot unmount it", r.State, r.Via, r.Evidence)
+	}
+}

@@ -91,6 +91,18 @@ func probeOpenByHandle(h Host) Result {
 	return open("read", "opened the host's %s by its handle through %s: %q", h.File, at, strings.TrimSpace(string(buf[:n])))
 }
 
+// pathsOf are the kernel's files a probe asks for: a mask over them (a
+// read-only bind, /dev/null) closes the probe, and the session asks
+// whose mask it is (MaskedPaths).
+var pathsOf = map[string][]string{
+	"proc_sys": {"/proc/sys/kernel/core_pattern", "/proc/sysrq-trigger"},
+	"sys":      {"/sys/kernel/mm/transparent_hugepage/enabled", "/sys/kernel/uevent_helper", "/sys/power/state", "/sys/kernel/profiling"},
+	"kallsyms": {"/proc/kallsyms"},
+}
+
+// MaskedPaths are the files whose masks close probe name, if any.
+func MaskedPaths(name string) []string { return pathsOf[name] }
+
 // writable reports access(path, W_OK) for the first of paths that exists.
 func writable(paths []string) (string, error) {
 	err := error(unix.ENOENT)
@@ -105,7 +117,7 @@ func writable(paths []string) (string, error) {
 // probeProcSys asks for write access to host-wide sysctls: the kernel
 // runs core_pattern's program as root on the host.
 func probeProcSys(Host) Result {
-	p, err := writable([]string{"/proc/sys/kernel/core_pattern", "/proc/sysrq-trigger"})
+	p, err := writable(pathsOf["proc_sys"])
 	if err != nil {
 		return closed("write", "access(%s, W_OK): %v", p, err)
 	}
@@ -114,7 +126,7 @@ func probeProcSys(Host) Result {
 
 // probeSys asks for write access to sysfs, which no namespace covers.
 func probeSys(Host) Result {
-	p, err := writable([]string{"/sys/kernel/mm/transparent_hugepage/enabled", "/sys/kernel/uevent_helper", "/sys/power/state", "/sys/kernel/profiling"})
+	p, err := writable(pathsOf["sys"])
 	if err != nil {
 		return closed("write", "access(%s, W_OK): %v", p, err)
 	}
