@@ -27,6 +27,9 @@ type BoxFS struct {
 	Chrooted    bool
 	Volumes     []Volume // `mount bind`, in order
 	Masked      bool     // `mount mask` ran
+	// MaskMounts are the mounts `mount mask` made, by unique mount ID
+	// (mountID): a mask the box made itself is not stepbox's.
+	MaskMounts []uint64
 }
 
 // Volume is a host directory or file bound into the box.
@@ -350,6 +353,7 @@ func (b *Box) MountMask() (*step.Step, error) {
 		b.mu.Lock()
 		b.fs.Masked = true
 		b.mu.Unlock()
+		b.recordMasks(root)
 	}
 	return st, err
 }

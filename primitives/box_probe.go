@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 	"unicode"
 
 	"golang.org/x/sys/unix"
@@ -50,6 +51,31 @@ func inBoxNames(names []string) (inBox []string, older bool) {
 // box runs that process and may make it write anything.
 const maxProbeOutput = 64 << 10
 
+// probeTimeout bounds a probe's run inside the box: every probe takes
+// well under a second, unless the box makes one wait on a path it reads
+// (ut29 F10). The session then ends the process.
+const probeTimeout = 8 * time.Second
+
+// probeStderr splits what `stepbox __probe` wrote on stderr into where
+// it was (running the probe it named last, a known name) and the rest,
+// cut to printable text: the box may write anything there.
+func probeStderr(s string) (running, reason string) {
+	running = "had not started a probe"
+	var rest []string
+	for _, l := range strings.Split(s, "\n") {
+		if n, ok := strings.CutPrefix(l, probe.Running); ok {
+			if probe.Known(n) {
+				running = "was running probe " + n
+			}
+			continue
+		}
+		if l != "" {
+			rest = append(rest, l)
+		}
+	}
+	return running, printable(strings.Join(rest, "; "), 300)
+}
+
 // Probe runs the named escape probes (all without names) inside the box,
 // as its next command would run: the executor spawns `stepbox __probe`
 // from a sealed copy of this binary, with the box's namespaces, root,
@@ -76,8 +102,14 @@ func (b *Box) Probe(ctx context.Context, names []string) ([]ProbeResult, *step.S
 		}
 		results = append(results, r)
 	}
-	open := 0
+	if err := b.notByBoxMasks(results); err != nil {
+		return nil, st, fmt.Errorf("probe: %w", err)
+	}
+	open, unknown := 0, ""
 	for i, r := range results {
+		if r.State == probe.Unknown {
+			unknown += "; " + r.Name + " could not tell"
+		}
 		if r.State == probe.Open {
 			open++
 			if b.Has("user") {
@@ -85,9 +117,41 @@ func (b *Box) Probe(ctx context.Context, names []string) ([]ProbeResult, *step.S
 			}
 		}
 	}
-	st.Tell(fmt.Sprintf("tried %s on box %s: %d found a way out; nothing on the host was changed", step.Count(len(results), "probe"), b.Name, open), "")
+	st.Tell(fmt.Sprintf("tried %s on box %s: %d found a way out%s; nothing on the host was changed", step.Count(len(results), "probe"), b.Name, open, unknown), "")
 	return results, st, nil
 }
+
+// notByBoxMasks makes a probe unknown that found its files masked (and
+// said closed, or found no kernel's file there) by a mount the box made
+// itself and can unmount: that mask closes nothing (ut29 F5).
+func (b *Box) notByBoxMasks(results []ProbeResult) error {
+	for i, r := range results {
+		paths := probe.MaskedPaths(r.Name)
+		if r.State == probe.Open || len(paths) == 0 {
+			continue
+		}
+		masks, err := b.boxMasks(paths)
+		if err != nil {
+			return err
+		}
+		var by []string
+		for _, p := range paths {
+			if m, ok := masks[p]; ok && !slices.Contains(by, m) {
+				by = append(by, m)
+			}
+		}
+		if len(by) == 0 {
+			continue
+		}
+		results[i].State, results[i].Via = probe.Unknown, probe.BoxMask
+		results[i].Evidence = printable(fmt.Sprintf("masked by the box itself, which can unmount it: %s; the probe saw: %s", strings.Join(by, ", "), r.Evidence), 400)
+		results[i].Closes = closesBoxMask
+	}
+	return nil
+}
+
+// closesBoxMask is what makes a mask count that the box made itself.
+const closesBoxMask = "`mount mask` (stepbox's own masks, after the box's are unmounted); caps docker (no CAP_SYS_ADMIN to unmount a mask)"
 
 // probeInBox runs the named probes (all without names) inside the box.
 func (b *Box) probeInBox(ctx context.Context, names []string) ([]ProbeResult, *step.Step, error) {
@@ -114,12 +178,18 @@ func (b *Box) probeInBox(ctx context.Context, names []string) ([]ProbeResult, *s
 	}
 	st.Ran()
 	var out, errs capped
-	es, err := b.exec(ctx, argv, nil, Stdio{Out: &out, Err: &errs}, st, run)
+	bounded, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	es, err := b.exec(bounded, argv, nil, Stdio{Out: &out, Err: &errs}, st, run)
+	running, reason := probeStderr(errs.String())
+	if ctx.Err() == nil && errors.Is(bounded.Err(), context.DeadlineExceeded) {
+		return nil, st, fmt.Errorf("probe: stepbox __probe in box %s did not finish within %s and was ended: it %s; the box made it wait (stopped it, or put a file system of its own that does not answer where the kernel's file should be)", b.Name, probeTimeout, running)
+	}
 	if err != nil {
 		return nil, st, fmt.Errorf("probe: %w", err)
 	}
 	if es.Code != 0 {
-		return nil, st, fmt.Errorf("probe: stepbox __probe in box %s exited with status %d: %s", b.Name, es.Code, printable(errs.String(), 300))
+		return nil, st, fmt.Errorf("probe: stepbox __probe in box %s exited with status %d (it %s): %s", b.Name, es.Code, running, reason)
 	}
 	results, err := parseProbeReport(out.Bytes(), names)
 	if err != nil {

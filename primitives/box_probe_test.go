@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -521,5 +522,186 @@ func TestProbeInAUserNamespaceNamesNoUserNamespaceAsItsCloser(t *testing.T) {
 				t.Errorf("%s via %s: %q lost %q", name, via, got, first)
 			}
 		}
+	}
+}
+
+// A box that binds a FIFO over /proc/kallsyms (a host-root box with a
+// mount namespace of its own, ut29 F10) no longer hangs `probe`: the
+// probe looks at the path before it opens it, finds no file of the
+// kernel's there, and says so, neither open nor closed. The old probe
+// waited for ever for a writer; the test ends that wait itself.
+func TestProbeOfAFIFOOverKallsymsAnswersAndSaysSo(t *testing.T) {
+	needRoot(t)
+	s, _ := benchSession(t)
+	b, _, err := s.NewBox("fifo", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Unshare(mustTypes(t, "mnt"), UnshareOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out := execStatus(t, b, "mount", "--bind", fifo, "/proc/kallsyms"); code != 0 {
+		t.Fatalf("mount --bind FIFO /proc/kallsyms in the box: %d %s", code, out)
+	}
+	type answer struct {
+		rs  []ProbeResult
+		err error
+	}
+	done := make(chan answer, 1)
+	start := time.Now()
+	go func() {
+		rs, _, err := b.Probe(context.Background(), []string{"kallsyms"})
+		done <- answer{rs, err}
+	}()
+	var a answer
+	select {
+	case a = <-done:
+	case <-time.After(30 * time.Second):
+		// The old probe waits in open(2) for a writer: be one, so that
+		// it ends and the session can close.
+		if fd, err := unix.Open(fifo, unix.O_WRONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0); err == nil {
+			unix.Close(fd)
+		}
+		a = <-done
+		t.Fatalf("probe kallsyms with a FIFO over /proc/kallsyms still had not answered after 30s (then: %v)", a.err)
+	}
+	if a.err != nil {
+		t.Fatalf("probe kallsyms: %v", a.err)
+	}
+	r := a.rs[0]
+	t.Logf("answered in %s: %s %s %s", time.Since(start).Round(time.Millisecond), r.State, r.Via, r.Evidence)
+	if r.State != probe.Unknown || !strings.Contains(r.Evidence, "/proc/kallsyms is a FIFO") || !strings.Contains(r.Evidence, "the box put it there") {
+		t.Errorf("probe kallsyms with a FIFO over /proc/kallsyms: %s via %s (%s), want unknown, naming the FIFO the box put there", r.State, r.Via, r.Evidence)
+	}
+}
+
+// A probe the box holds up (here it stops the process with SIGSTOP, as
+// any box command may) is ended after probeTimeout: the session answers
+// with an error that names the probe process and where it was, rather
+// than wait for ever.
+func TestProbeTheBoxHoldsUpIsEndedInBoundedTime(t *testing.T) {
+	needRoot(t)
+	_, b := lessonSixBox(t, "held")
+	// Once the shell that starts it has exited, every process of the box
+	// but PID 1 and the stopper is stopped, the probe among them as soon
+	// as it starts.
+	stopper := "sleep 1; while :; do kill -STOP -1; done"
+	if _, err := b.Exec(context.Background(), []string{"sh", "-c", "(" + stopper + ") </dev/null >/dev/null 2>&1 &"}, nil, Stdio{}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second)
+	// The box's lock is held while the probe runs: read it first.
+	ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", b.CommandPID()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() {
+		_, _, err := b.Probe(context.Background(), []string{"kallsyms"})
+		done <- err
+	}()
+	select {
+	case err = <-done:
+	case <-time.After(probeTimeout + 20*time.Second):
+		// The old session waits for ever: end the stopper and continue
+		// the probe, so that it ends and the session can close.
+		for range 40 {
+			pids, _ := filepath.Glob("/proc/[0-9]*")
+			for _, sig := range []unix.Signal{unix.SIGKILL, unix.SIGCONT} {
+				for _, p := range pids {
+					cmd, _ := os.ReadFile(p + "/cmdline")
+					if other, _ := os.Readlink(p + "/ns/pid"); other == ns && strings.Contains(string(cmd), "STOP") == (sig == unix.SIGKILL) {
+						pid, _ := strconv.Atoi(filepath.Base(p))
+						unix.Kill(pid, sig)
+					}
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			select {
+			case err = <-done:
+				t.Fatalf("probe held up by the box had not answered after %s (then: %v)", probeTimeout+20*time.Second, err)
+			default:
+			}
+		}
+		t.Fatalf("probe held up by the box had not answered after %s, nor once continued", probeTimeout+20*time.Second)
+	}
+	t.Logf("answered in %s: %v", time.Since(start).Round(time.Millisecond), err)
+	if err == nil || !strings.Contains(err.Error(), "stepbox __probe in box held did not finish within "+probeTimeout.String()+" and was ended: it ") {
+		t.Errorf("probe held up by the box: %v, want an error saying the probe did not finish in time and where it was", err)
+	}
+}
+
+// Masks the box mounts itself while it keeps CAP_SYS_ADMIN close
+// nothing, as it can unmount them the next moment (ut29 F5): `probe`
+// does not call /proc/sys, /sys or /proc/kallsyms closed behind them, and
+// `security` lists the paths open. Stepbox's own `mount mask` closes them;
+// a mask of the box's own counts once the box cannot lift it (caps docker).
+func TestMasksTheBoxMadeItselfCloseNothingWhileItCanLiftThem(t *testing.T) {
+	needRoot(t)
+	_, b := lessonSixBox(t, "selfmask")
+	mask := "mount --bind /proc/sys /proc/sys && mount -o remount,bind,ro /proc/sys && mount --bind /dev/null /proc/kallsyms && mount --bind /dev/null /proc/interrupts && mount -t tmpfs -o ro t /sys"
+	if code, out := execStatus(t, b, "sh", "-c", mask); code != 0 {
+		t.Fatalf("the box's own masks: %d %s", code, out)
+	}
+	masked := []string{"proc_sys", "sys", "kallsyms"}
+	got := probeBox(t, b, masked...)
+	for _, name := range masked {
+		if r := got[name]; r.State != probe.Unknown || r.Via != probe.BoxMask || !strings.Contains(r.Evidence, "masked by the box itself, which can unmount it") {
+			t.Errorf("probe %s behind the box's own mask: %s via %s (%s), want unknown, masked by the box itself", name, r.State, r.Via, r.Evidence)
+		}
+	}
+	guarded := func() map[string]GuardedPath {
+		sec, err := b.SecuritySnapshot()
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]GuardedPath{}
+		for _, g := range append(sec.Masked, sec.ReadOnly...) {
+			m[g.Path] = g
+		}
+		return m
+	}
+	for _, p := range []string{"/proc/sys", "/proc/interrupts"} {
+		if g := guarded()[p]; g.Covered() || !g.ByBox {
+			t.Errorf("security: %s behind the box's own mask: %+v, want it open, masked by the box itself", p, g)
+		}
+	}
+
+	unmask := "umount /proc/sys && umount /proc/kallsyms && umount /proc/interrupts && umount /sys"
+	if code, out := execStatus(t, b, "sh", "-c", unmask); code != 0 {
+		t.Fatalf("the box lifts its masks: %d %s", code, out)
+	}
+	if _, err := b.MountMask(); err != nil {
+		t.Fatal(err)
+	}
+	got = probeBox(t, b, masked...)
+	for _, name := range []string{"proc_sys", "sys"} {
+		if got[name].State != probe.Closed {
+			t.Errorf("probe %s after stepbox's mount mask (and mount sys): %s (%s), want closed", name, got[name].State, got[name].Evidence)
+		}
+	}
+	for _, p := range []string{"/proc/sys", "/proc/interrupts"} {
+		if g := guarded()[p]; !g.Covered() || g.ByBox {
+			t.Errorf("security: %s after stepbox's mount mask: %+v, want it covered", p, g)
+		}
+	}
+
+	// A mask of the box's own counts once the box cannot lift it.
+	if code, out := execStatus(t, b, "mount", "-t", "tmpfs", "-o", "ro", "t", "/sys"); code != 0 {
+		t.Fatalf("mount tmpfs over /sys: %d %s", code, out)
+	}
+	if r := probeBox(t, b, "sys")["sys"]; r.State != probe.Unknown || r.Via != probe.BoxMask {
+		t.Errorf("probe sys behind the box's own tmpfs: %s via %s (%s), want unknown, masked by the box itself", r.State, r.Via, r.Evidence)
+	}
+	if _, err := b.ApplySecurity("caps docker", nil); err != nil {
+		t.Fatal(err)
+	}
+	if r := probeBox(t, b, "sys")["sys"]; r.State != probe.Closed {
+		t.Errorf("probe sys behind the box's own tmpfs, after caps docker: %s via %s (%s), want closed: the box cannot unmount it", r.State, r.Via, r.Evidence)
 	}
 }

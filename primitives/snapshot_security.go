@@ -115,10 +115,13 @@ type GuardedPath struct {
 	// masked path, "ro" for a read-only one; "absent" when the path does
 	// not exist in the box (nothing to reach), "" when it is open.
 	Guard string `json:"guard"`
+	// ByBox: the guard is a mount the box made itself and can unmount
+	// (boxMasks): it keeps nothing out of the box's reach.
+	ByBox bool `json:"by_box,omitempty"`
 }
 
 // Covered reports whether the path is out of the box's reach.
-func (g GuardedPath) Covered() bool { return g.Guard != "" }
+func (g GuardedPath) Covered() bool { return g.Guard != "" && !g.ByBox }
 
 // DeviceList are the device rules of the box's cgroup.
 type DeviceList struct {
@@ -173,6 +176,21 @@ func (b *Box) SecuritySnapshot() (SecuritySnapshot, error) {
 	}
 	for _, p := range DockerDefault.ReadOnly {
 		s.ReadOnly = append(s.ReadOnly, GuardedPath{Path: p, Guard: readOnlyGuard(covers[p], root, p)})
+	}
+	var guarded []string
+	for _, g := range append(slices.Clone(s.Masked), s.ReadOnly...) {
+		if g.Guard != "" && g.Guard != "absent" {
+			guarded = append(guarded, g.Path)
+		}
+	}
+	byBox, err := b.boxMasks(guarded)
+	if err != nil {
+		return s, fmt.Errorf("box %s: %w", b.Name, err)
+	}
+	for _, list := range [][]GuardedPath{s.Masked, s.ReadOnly} {
+		for i := range list {
+			_, list[i].ByBox = byBox[list[i].Path]
+		}
 	}
 	if s.Devices, err = b.deviceList(); err != nil {
 		return s, fmt.Errorf("box %s: %w", b.Name, err)

@@ -12,7 +12,7 @@ import (
 func init() {
 	register(&Command{
 		Name: "probe", Group: "security", Usage: "probe [NAME…]", MaxArgs: -1, NeedsBox: true,
-		Summary: "try each known escape from inside the box and report it open or closed; the host is never changed",
+		Summary: "try each known escape from inside the box and report it open or closed (unknown where the box put a file of its own in the way); the host is never changed",
 		Kernel: "runs stepbox __probe inside the box as its next command (execveat(2) of stepbox through a read-only overlay, or of a sealed memfd copy): mknod(2) and a read-only open and read of every host block device and of /dev/kmsg, " +
 			"/proc/PID/root, access(2) W_OK on release_agent, /proc/sys, /sys and the parent cgroup's cgroup.procs, open_by_handle_at(2), " +
 			"finit_module(-1), syslog(2), /proc/kallsyms, /proc/1/mem opened for reading; mounts only in a mount namespace of its own; " +

@@ -9,17 +9,20 @@ import (
 	"stepbox/primitives/probe"
 )
 
-// ProbePanel is the escape probes' table: each probe, open or closed,
+// ProbePanel is the escape probes' table: each probe, open, closed or unknown,
 // what it saw, and for an open hole the steps that close it. The
 // evidence comes from a process the box controls: every cell is escaped
 // (renderTable) and was cut to printable text by the session.
 func ProbePanel(box string, rs []primitives.ProbeResult, width int, t Theme) string {
 	width = max(width, 40)
-	open := 0
+	open, unknown := 0, 0
 	var rows [][]string
 	for _, r := range rs {
-		if r.State == probe.Open {
+		switch r.State {
+		case probe.Open:
 			open++
+		case probe.Unknown:
+			unknown++
 		}
 		closes := r.Closes
 		if closes == "" {
@@ -27,15 +30,22 @@ func ProbePanel(box string, rs []primitives.ProbeResult, width int, t Theme) str
 		}
 		rows = append(rows, []string{r.Name, r.State, r.Evidence, closes})
 	}
-	title := para(t.Title, fmt.Sprintf("escape probes · box %s · %d open, %d closed · tried from inside, nothing on the host changed", box, open, len(rs)-open), width)
+	counts := fmt.Sprintf("%d open, %d closed", open, len(rs)-open-unknown)
+	if unknown > 0 {
+		counts += fmt.Sprintf(", %d unknown", unknown)
+	}
+	title := para(t.Title, fmt.Sprintf("escape probes · box %s · %s · tried from inside, nothing on the host changed", box, counts), width)
 	style := func(row, col int) lipgloss.Style {
-		if col == 1 && rs[row].State == probe.Open {
+		if col != 1 {
+			return t.Same
+		}
+		switch rs[row].State {
+		case probe.Open:
 			return t.Bad
+		case probe.Unknown:
+			return t.Warn
 		}
-		if col == 1 {
-			return t.Good
-		}
-		return t.Same
+		return t.Good
 	}
 	return lines(title, t.renderTable([]string{"probe", "state", "evidence", "closed by"}, rows, style, width, 2, 3))
 }

@@ -115,6 +115,13 @@ func securityDetails(s primitives.SecuritySnapshot, width int, t Theme) string {
 		}
 	}
 	item("open paths:", open)
+	var byBox []string
+	for _, p := range append(append([]primitives.GuardedPath{}, s.Masked...), s.ReadOnly...) {
+		if p.ByBox {
+			byBox = append(byBox, p.Path)
+		}
+	}
+	item("masked by the box itself, which can unmount it:", byBox)
 	if s.Devices.Rules != nil && d.CompareDevices(s.Devices) != primitives.AsDocker {
 		item("device rules:", s.Devices.Rules)
 	}

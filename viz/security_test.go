@@ -124,3 +124,28 @@ func TestSecurityPanelCountsAUserNamespaceOfHostRootAsNone(t *testing.T) {
 		t.Errorf("a remapped root: %q", r)
 	}
 }
+
+// A path masked by the box itself, which can unmount the mask, is
+// neither counted nor left out of the open paths: the panel names it as
+// the box's own (ut29 F5).
+func TestSecurityPanelCountsTheBoxsOwnMaskAsOpen(t *testing.T) {
+	s := webSecurity()
+	for i := range s.ReadOnly {
+		if s.ReadOnly[i].Path == "/proc/sysrq-trigger" {
+			s.ReadOnly[i].ByBox = true
+		}
+	}
+	out := SecurityPanel(s, 80, NewTheme("plain"))
+	if got := row(t, out, "read-only"); got[1] != "2 of 7 *" {
+		t.Errorf("read-only with the box's own mask over /proc/sysrq-trigger: %q, want 2 of 7\n%s", got[1], out)
+	}
+	words := strings.Join(strings.Fields(out), " ")
+	for _, want := range []string{"open paths: /proc/acpi", "masked by the box itself, which can unmount it: /proc/sysrq-trigger"} {
+		if !strings.Contains(words, want) {
+			t.Errorf("no %q under the table:\n%s", want, out)
+		}
+	}
+	if open := words[strings.Index(words, "open paths:"):strings.Index(words, "masked by the box itself")]; !strings.Contains(open, "/proc/sysrq-trigger") {
+		t.Errorf("the open paths leave out /proc/sysrq-trigger, masked by the box itself: %s", open)
+	}
+}

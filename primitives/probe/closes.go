@@ -32,6 +32,14 @@ var closedVias = map[string]bool{
 	"inject": true, "noterminal": true, "own": true,
 }
 
+// unknownVias are the ways a probe may report itself unknown. The
+// session's own, BoxMask, is not one: the probe may not claim it.
+var unknownVias = map[string]bool{"notkernel": true}
+
+// BoxMask is the way the session reports a probe unknown whose files a
+// mount of the box's own masks, which the box can unmount.
+const BoxMask = "boxmask"
+
 // Closes returns the steps that close probe name's hole, found open by
 // via, and whether the pair is one a probe reports.
 func Closes(name, via string) (string, bool) {
@@ -50,6 +58,8 @@ func Valid(r Result) bool {
 		return ok
 	case Closed:
 		return closedVias[r.Via]
+	case Unknown:
+		return unknownVias[r.Via]
 	}
 	return false
 }

@@ -1,7 +1,6 @@
 package probe
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -27,11 +26,9 @@ func probeProcRoot(h Host) Result {
 	}
 	self := strconv.Itoa(os.Getpid())
 	pids := []string{"1"}
-	if ents, err := os.ReadDir("/proc"); err == nil {
-		for _, e := range ents {
-			if _, err := strconv.Atoi(e.Name()); err == nil && e.Name() != "1" && e.Name() != self && len(pids) < 512 {
-				pids = append(pids, e.Name())
-			}
+	for _, name := range procEntries(4096) {
+		if _, err := strconv.Atoi(name); err == nil && name != "1" && name != self && len(pids) < 512 {
+			pids = append(pids, name)
 		}
 	}
 	var first error
@@ -40,7 +37,7 @@ func probeProcRoot(h Host) Result {
 		var st unix.Stat_t
 		err := unix.Stat(p, &st)
 		if err == nil && st.Dev == h.FileDev && st.Ino == h.FileIno {
-			data, err := readSome(p, 64)
+			data, err := readSome(p, 64, anyFile)
 			if err != nil {
 				continue
 			}
@@ -94,6 +91,18 @@ func probeOpenByHandle(h Host) Result {
 	return open("read", "opened the host's %s by its handle through %s: %q", h.File, at, strings.TrimSpace(string(buf[:n])))
 }
 
+// pathsOf are the kernel's files a probe asks for: a mask over them (a
+// read-only bind, /dev/null) closes the probe, and the session asks
+// whose mask it is (MaskedPaths).
+var pathsOf = map[string][]string{
+	"proc_sys": {"/proc/sys/kernel/core_pattern", "/proc/sysrq-trigger"},
+	"sys":      {"/sys/kernel/mm/transparent_hugepage/enabled", "/sys/kernel/uevent_helper", "/sys/power/state", "/sys/kernel/profiling"},
+	"kallsyms": {"/proc/kallsyms"},
+}
+
+// MaskedPaths are the files whose masks close probe name, if any.
+func MaskedPaths(name string) []string { return pathsOf[name] }
+
 // writable reports access(path, W_OK) for the first of paths that exists.
 func writable(paths []string) (string, error) {
 	err := error(unix.ENOENT)
@@ -108,7 +117,7 @@ func writable(paths []string) (string, error) {
 // probeProcSys asks for write access to host-wide sysctls: the kernel
 // runs core_pattern's program as root on the host.
 func probeProcSys(Host) Result {
-	p, err := writable([]string{"/proc/sys/kernel/core_pattern", "/proc/sysrq-trigger"})
+	p, err := writable(pathsOf["proc_sys"])
 	if err != nil {
 		return closed("write", "access(%s, W_OK): %v", p, err)
 	}
@@ -117,7 +126,7 @@ func probeProcSys(Host) Result {
 
 // probeSys asks for write access to sysfs, which no namespace covers.
 func probeSys(Host) Result {
-	p, err := writable([]string{"/sys/kernel/mm/transparent_hugepage/enabled", "/sys/kernel/uevent_helper", "/sys/power/state", "/sys/kernel/profiling"})
+	p, err := writable(pathsOf["sys"])
 	if err != nil {
 		return closed("write", "access(%s, W_OK): %v", p, err)
 	}
@@ -186,16 +195,19 @@ func probeRemount(Host) Result {
 	})
 }
 
-func readSome(p string, n int) ([]byte, error) {
-	f, err := os.Open(p)
+// procEntries lists at most n names of /proc, the kernel's: the box may
+// mount a directory of its own there, as large as it likes, or a FIFO.
+func procEntries(n int) []string {
+	fd, err := unix.Open("/proc", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, err
+		return nil
 	}
+	f := os.NewFile(uintptr(fd), "/proc")
 	defer f.Close()
-	buf := make([]byte, n)
-	k, err := f.Read(buf)
-	if k > 0 {
-		err = nil
+	var sfs unix.Statfs_t
+	if unix.Fstatfs(fd, &sfs) != nil || sfs.Type != unix.PROC_SUPER_MAGIC {
+		return nil
 	}
-	return bytes.ToValidUTF8(buf[:k], []byte("?")), err
+	names, _ := f.Readdirnames(n)
+	return names
 }

@@ -4,8 +4,8 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"math"
-	"os"
 	"strconv"
 	"strings"
 
@@ -33,24 +33,37 @@ func probeDmesg(Host) Result {
 	if err == nil {
 		return open("syslog", "syslog(SYSLOG_ACTION_READ_ALL) read %d bytes of the host's kernel log", n)
 	}
-	if f, kerr := os.Open("/dev/kmsg"); kerr == nil {
+	f, kerr := openChecked("/dev/kmsg", unix.O_RDONLY, want{dev: kmsg.Dev})
+	if kerr == nil {
 		defer f.Close()
 		return open("kmsg", "/dev/kmsg opened for reading (syslog: %v)", err)
+	}
+	var nk *notKernelError
+	if errors.As(kerr, &nk) {
+		return closed("syslog", "syslog(SYSLOG_ACTION_READ_ALL): %v; %v: not opened", err, kerr)
 	}
 	return closed("syslog", "syslog(SYSLOG_ACTION_READ_ALL): %v", err)
 }
 
+// maxKallsyms bounds what the kallsyms probe reads: the first text
+// symbols come within the first lines.
+const maxKallsyms = 1 << 20
+
 // probeKallsyms reads /proc/kallsyms: the kernel shows real addresses
 // only to a reader it trusts (kptr_restrict, CAP_SYSLOG in the initial
-// user namespace), which defeats KASLR.
+// user namespace), which defeats KASLR. A file the box put there (a
+// FIFO, /dev/null) says nothing of the kernel's: it is reported as such.
 func probeKallsyms(Host) Result {
-	f, err := os.Open("/proc/kallsyms")
+	f, err := openChecked("/proc/kallsyms", unix.O_RDONLY, procFile)
+	if nk := (*notKernelError)(nil); errors.As(err, &nk) {
+		return unknown("notkernel", "%v; nothing read", nk)
+	}
 	if err != nil {
 		return closed("read", "open /proc/kallsyms: %v", err)
 	}
 	defer f.Close()
 	// A text symbol (T, t): per-CPU symbols (A) are offsets, not addresses.
-	s := bufio.NewScanner(f)
+	s := bufio.NewScanner(io.LimitReader(f, maxKallsyms))
 	for i := 0; i < 4096 && s.Scan(); i++ {
 		fields := strings.Fields(s.Text())
 		if len(fields) >= 3 && (fields[1] == "T" || fields[1] == "t") {
@@ -76,11 +89,15 @@ func probePtrace(h Host) Result {
 	if err := unix.Stat("/proc/self/ns/pid", &st); err == nil && h.PIDNS != 0 && st.Ino != h.PIDNS {
 		via, whose = "init", "stepbox's executor (the box's PID 1, holding its socket to the session)"
 	}
-	fd, err := unix.Open("/proc/1/mem", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	mem, err := openChecked("/proc/1/mem", unix.O_RDONLY, procFile)
+	if nk := (*notKernelError)(nil); errors.As(err, &nk) {
+		return unknown("notkernel", "%v: the memory of %s not tried", nk, whose)
+	}
 	if err != nil {
 		return closed("mem", "open(/proc/1/mem, O_RDONLY), the memory of %s: %v", whose, err)
 	}
-	defer unix.Close(fd)
+	defer mem.Close()
+	fd := int(mem.Fd())
 	addr, err := firstMapping("/proc/1/maps")
 	if err != nil {
 		return open(via, "opened the memory of %s for reading (/proc/1/mem): PTRACE_MODE_ATTACH granted; %v", whose, err)
@@ -95,7 +112,7 @@ func probePtrace(h Host) Result {
 
 // firstMapping is the start of the first readable mapping in a maps file.
 func firstMapping(maps string) (uint64, error) {
-	data, err := readSome(maps, 4096)
+	data, err := readSome(maps, 4096, procFile)
 	if err != nil {
 		return 0, fmt.Errorf("read %s: %w", maps, err)
 	}

@@ -1,5 +1,6 @@
 // Package probe tries the known ways out of a container from inside a
-// box, and reports each as open or closed. It runs as `stepbox __probe`,
+// box, and reports each as open or closed (or unknown, where the box put
+// a file of its own where the kernel's should be). It runs as `stepbox __probe`,
 // spawned by the box's executor with the identity the box's next command
 // gets (its namespaces, root, cgroup, credentials). Every probe reads or
 // asks for permission; none writes to the host: a hole is shown by a read
@@ -19,15 +20,19 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
-// States of a probe.
+// States of a probe. Unknown: the probe could not tell, as the box put
+// something else where the kernel's file should be.
 const (
-	Open   = "open"
-	Closed = "closed"
+	Open    = "open"
+	Closed  = "closed"
+	Unknown = "unknown"
 )
 
-// Result is one probe's answer: open or closed, how (Via, one of the
+// Result is one probe's answer: open, closed or unknown, how (Via, one of the
 // probe's known ways) and what it saw.
 type Result struct {
 	Name     string `json:"name"`
@@ -105,6 +110,10 @@ func parseArgs(args []string) (Host, []string, error) {
 	return h, fs.Args(), nil
 }
 
+// Running starts the line `stepbox __probe` writes on stderr as each
+// probe starts.
+const Running = "running probe "
+
 // A probe tries one way out.
 type probe struct {
 	name string
@@ -168,11 +177,24 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "stepbox __probe: %v\n", err)
 		return 2
 	}
+	// The probes read these through procfs's parsers, which open them
+	// as they are: a FIFO the box put there would hang them.
+	for _, p := range []string{"/proc/self/mountinfo", "/proc/self/cgroup"} {
+		f, err := openChecked(p, unix.O_RDONLY, procFile)
+		if err != nil {
+			fmt.Fprintf(stderr, "stepbox __probe: %v\n", err)
+			return 2
+		}
+		f.Close()
+	}
 	var rep Report
 	for _, p := range probes {
 		if len(names) > 0 && !slices.Contains(names, p.name) {
 			continue
 		}
+		// The session names the probe that was running when it ends a
+		// probe that takes too long.
+		fmt.Fprintf(stderr, "%s%s\n", Running, p.name)
 		r := p.run(h)
 		r.Name = p.name
 		rep.Probes = append(rep.Probes, r)
@@ -190,4 +212,8 @@ func open(via, format string, a ...any) Result {
 
 func closed(via, format string, a ...any) Result {
 	return Result{State: Closed, Via: via, Evidence: fmt.Sprintf(format, a...)}
+}
+
+func unknown(via, format string, a ...any) Result {
+	return Result{State: Unknown, Via: via, Evidence: fmt.Sprintf(format, a...)}
 }

@@ -2,9 +2,14 @@ package probe
 
 import (
 	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // What the session passes on the command line is what the probe reads.
@@ -39,5 +44,42 @@ func TestEveryOpenWayNamesItsClosingStep(t *testing.T) {
 		if !Known(name) {
 			t.Errorf("closers names %s, which is no probe", name)
 		}
+	}
+}
+
+// A probe opens a path the box controls only once it is the kernel's
+// file: a FIFO (whose open would wait for a writer), a device or a file
+// of another file system is named for what it is, and nothing blocks.
+func TestOpenCheckedRefusesWhatTheBoxPutThere(t *testing.T) {
+	dir := t.TempDir()
+	fifo, file := filepath.Join(dir, "fifo"), filepath.Join(dir, "file")
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file, []byte("ffffffff81000000 T _text\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for p, kind := range map[string]string{fifo: "is a FIFO", "/dev/null": "is a character device 1:3", dir: "is a directory", file: "is a file on another file system"} {
+		f, err := openChecked(p, unix.O_RDONLY, procFile)
+		var nk *notKernelError
+		if !errors.As(err, &nk) || !strings.Contains(err.Error(), p+" "+kind) {
+			t.Errorf("openChecked(%s) = %v, want it refused: %s", p, err, kind)
+		}
+		if f != nil {
+			f.Close()
+		}
+	}
+	if data, err := readChecked("/proc/self/stat", 4096, procFile); err != nil || len(data) == 0 {
+		t.Errorf("readChecked(/proc/self/stat) = %q, %v", data, err)
+	}
+	if data, err := readChecked(file, 8, anyFile); err != nil || string(data) != "ffffffff" {
+		t.Errorf("readChecked(%s, 8) = %q, %v: want its first 8 bytes", file, data, err)
+	}
+}
+
+// An unknown state is valid with its own way only.
+func TestUnknownIsValidOnlyAsNotTheKernelsFile(t *testing.T) {
+	if !Valid(Result{Name: "kallsyms", State: Unknown, Via: "notkernel"}) || Valid(Result{Name: "kallsyms", State: Unknown, Via: "read"}) {
+		t.Error("Valid: want unknown accepted via notkernel only")
 	}
 }

@@ -43,9 +43,9 @@ func probeTIOCSTI(Host) Result {
 		}
 	}
 	if ctty != "none" {
-		if fd, err := unix.Open("/dev/tty", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0); err == nil {
-			r, ok := foreign(fd, "/dev/tty")
-			unix.Close(fd)
+		if f, err := openChecked("/dev/tty", unix.O_RDWR, want{dev: unix.Mkdev(5, 0)}); err == nil {
+			r, ok := foreign(int(f.Fd()), "/dev/tty")
+			f.Close()
 			if ok {
 				return r
 			}
@@ -70,7 +70,7 @@ func fdTarget(fd int) string {
 // controllingTTY is the tty_nr of /proc/self/stat as major:minor, or
 // "none" (proc(5)).
 func controllingTTY() string {
-	b, err := os.ReadFile("/proc/self/stat")
+	b, err := readChecked("/proc/self/stat", 4096, procFile)
 	if err != nil {
 		return "unknown (" + err.Error() + ")"
 	}
