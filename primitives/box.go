@@ -332,7 +332,7 @@ func (b *Box) unshareStep(x *executor, types []NamespaceType, opts UnshareOption
 		}
 	}
 	st := &step.Step{Command: "unshare " + strings.Join(names, " ")}
-	for _, t := range types {
+	for i, t := range types {
 		st.Man = append(st.Man, t.Man)
 		err := b.unshareOne(x, st, t, opts, plan)
 		if !plan {
@@ -341,6 +341,9 @@ func (b *Box) unshareStep(x *executor, types []NamespaceType, opts UnshareOption
 		var kept *namespaceKept
 		if !plan && errors.As(err, &kept) {
 			b.unshared[t.Name] = true
+		}
+		if err != nil && !plan {
+			return st, b.unshareFailed(st.Command, names[:i], t.Name, names[i+1:], err)
 		}
 		if err != nil {
 			return st, err
@@ -355,6 +358,40 @@ func (b *Box) unshareStep(x *executor, types []NamespaceType, opts UnshareOption
 	st.Man = append(st.Man, "unshare(2)", "namespaces(7)")
 	return st, nil
 }
+
+// unshareFailed is the error of step cmd once its type failed with err,
+// after the types done and before the types left. The types done are
+// kept, not undone: a new user namespace, which comes first, cannot be
+// left, and the others stay as the kernel made them, recorded, so that
+// the box's state, the prompt, `ns` and teardown agree with the kernel
+// whichever type fails. What became of the failed one err says.
+func (b *Box) unshareFailed(cmd string, done []string, failed string, left []string, err error) error {
+	msg := err.Error()
+	switch {
+	case len(done)+len(left) > 0:
+		msg = cmd + ": " + failed + ": " + msg
+	case !strings.HasPrefix(msg, cmd+": "):
+		msg = cmd + ": " + msg
+	}
+	if len(done) > 0 {
+		msg += fmt.Sprintf("; the %s before it %s made and kept: box %s has its new %s (`ns` shows them)",
+			step.Plural(len(done), "type"), map[bool]string{true: "was", false: "were"}[len(done) == 1], b.Name, strings.Join(done, ", "))
+	}
+	if len(left) > 0 {
+		msg += "; not unshared: " + strings.Join(left, ", ")
+	}
+	return &unshareError{msg: msg, err: err}
+}
+
+// unshareError is a failed unshare's error, with its cause to unwrap
+// (a *step.SyscallError, a *namespaceKept).
+type unshareError struct {
+	msg string
+	err error
+}
+
+func (e *unshareError) Error() string { return e.msg }
+func (e *unshareError) Unwrap() error { return e.err }
 
 // PlanUnshare is the record `unshare TYPE…` will write for the box.
 func (b *Box) PlanUnshare(types []NamespaceType, opts UnshareOptions) (*step.Step, error) {

@@ -1,6 +1,7 @@
 package primitives
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -25,14 +26,54 @@ func recorderFor(st *step.Step, plan bool) recorder {
 
 // unshareOne moves the box's executor x into a new namespace of type t,
 // with what the type needs right after: a slave mount tree, clock
-// offsets, lo up, or a PID 1. With plan, nothing runs: it writes the
-// record the step will write (explain), from the same code.
+// offsets, lo up, a PID 1, or the user maps. With plan, nothing runs: it
+// writes the record the step will write (explain), from the same code.
+//
+// What can be refused before unshare(2) is (a user namespace's block of
+// host IDs, clock offsets). A follow-up refused after it is undone where
+// the kernel lets the box leave its new namespace (undoUnshare): the
+// session holds the namespace the executor had (or its children had, for
+// pid and time) from before the unshare, and the executor setns(2)s back
+// into it.
 func (b *Box) unshareOne(x *executor, st *step.Step, t NamespaceType, opts UnshareOptions, plan bool) error {
 	do := recorderFor(st, plan)
+	var old *os.File
+	if !plan && t.Name != "user" {
+		// Best effort: without it the undo is refused and says why.
+		old, _ = os.Open(x.Proc() + "/ns/" + changedNS(t))
+		if old != nil {
+			defer old.Close()
+		}
+	}
+	if !plan && t.Name == "user" && os.Geteuid() == 0 {
+		// Claimed first: a user namespace cannot be left, so a box must
+		// not make one it has no IDs to map.
+		if _, err := b.boxIDs(); err != nil {
+			return err // unshareFailed names the step
+		}
+	}
 	call := fmt.Sprintf("unshare(%s)", step.CloneFlags(t.Flag))
 	if err := do(call, func() error { return x.Unshare(t.Flag) }); err != nil {
-		return err
+		return err // the kernel made nothing
 	}
+	err := b.afterUnshare(x, st, t, opts, plan, do)
+	if err != nil && !plan {
+		return b.undoUnshare(x, st, t, old, err)
+	}
+	return err
+}
+
+// changedNS is the /proc/PID/ns entry unshare(2) of t changes for the
+// caller: pid and time change only what its children get.
+func changedNS(t NamespaceType) string {
+	if t.Name == "pid" || t.Name == "time" {
+		return t.Proc + "_for_children"
+	}
+	return t.Proc
+}
+
+// afterUnshare is what type t needs right after its unshare(2).
+func (b *Box) afterUnshare(x *executor, st *step.Step, t NamespaceType, opts UnshareOptions, plan bool, do recorder) error {
 	switch t.Name {
 	case "pid":
 		if plan {
@@ -77,11 +118,7 @@ func (b *Box) unshareOne(x *executor, st *step.Step, t NamespaceType, opts Unsha
 		} else if x == nil && os.Geteuid() == 0 && b.Has("user") {
 			file = fmt.Sprintf("/proc/%d/timens_offsets", b.CommandPID())
 		}
-		err := writeTimeOffsets(x, st, do, file, opts.Boottime, opts.Monotonic)
-		if err != nil && !plan {
-			return b.undoTimeNamespace(x, st, err)
-		}
-		return err
+		return writeTimeOffsets(x, st, do, file, opts.Boottime, opts.Monotonic)
 	case "net":
 		return loopbackUp(x, st, do)
 	}
@@ -201,29 +238,74 @@ type namespaceKept struct{ error }
 
 func (e *namespaceKept) Unwrap() error { return e.error }
 
-// undoTimeNamespace takes the box back to the time namespace it had when
-// the new one's offsets were refused, so that a failed step leaves it as
-// it was. unshare(CLONE_NEWTIME) changes only time_for_children: the
-// executor is still in the old namespace itself, and setns(2) into it
-// makes it time_for_children again; the new one, which no process
-// entered, is freed. In a user namespace of its own the box has no
-// CAP_SYS_ADMIN over the host's time namespace and setns is refused:
-// then the box keeps the new namespace, with its clocks unshifted, and
-// its state, `ns` and the prompt say so. checkTimeOffsets leaves only
-// the clock's advance between its check and the write to get here.
-func (b *Box) undoTimeNamespace(x *executor, st *step.Step, cause error) error {
-	path := x.Proc() + "/ns/time"
-	f, err := os.Open(path)
-	if err == nil {
-		err = st.Do(fmt.Sprintf("setns(open(%q), CLONE_NEWTIME)   # undo: back to the box's own time namespace", path), func() error {
-			return x.Setns(f, unix.CLONE_NEWTIME)
-		})
-		f.Close()
+// undoUnshare takes the box back to the namespace of type t it had
+// before the step, once the follow-up of the new one's unshare(2) failed
+// with cause, so that a failed step leaves it as it was: the executor
+// setns(2)s into old, held open from before the unshare. For pid and
+// time, unshare changed only what the executor's children get (no
+// process entered the new namespace, which is freed). The kernel refuses
+// that setns to a box in a user namespace of its own, which has no
+// CAP_SYS_ADMIN over the host's namespaces, and a user namespace cannot
+// be left at all (setns(2) enters no ancestor). Then the box keeps what
+// the kernel gave it, and its state, `ns` and the prompt say so; where
+// the new namespace is not fit to keep without its follow-up (a mount
+// tree that still propagates to the host's, a PID namespace with no PID
+// 1, a user namespace with no maps), the box is marked broken: it takes
+// no more steps, and `rm` tears it down.
+func (b *Box) undoUnshare(x *executor, st *step.Step, t NamespaceType, old *os.File, cause error) error {
+	var kept *namespaceKept
+	if errors.As(cause, &kept) {
+		return cause // the follow-up got far enough to keep (forkInit)
+	}
+	err := errors.New("a user namespace cannot be left: setns(2) enters no ancestor of the caller's (user_namespaces(7))")
+	if t.Name != "user" {
+		err = fmt.Errorf("the session could not open the box's %s namespace before the step", changedNS(t))
+	}
+	if old != nil {
+		var cwd string
+		if t.Name == "mnt" {
+			// setns into a mount namespace moves the caller to its root
+			// (setns(2)); before `unshare mnt` the box's root is the
+			// host's, and its working directory goes back as it was.
+			cwd, _ = os.Readlink(x.Proc() + "/cwd")
+		}
+		err = st.Do(fmt.Sprintf("setns(%s, %s)   # undo: back to the %s namespace the box had, held open since before the unshare",
+			old.Name(), step.CloneFlags(t.Flag), t.Name), func() error { return x.Setns(old, int(t.Flag)) })
+		if err == nil && cwd != "" && cwd != "/" {
+			if err := st.Do(fmt.Sprintf("chdir(%q)   # undo: its working directory", cwd), func() error { return x.Chdir(cwd) }); err != nil {
+				return fmt.Errorf("%w; box %s is back in the mnt namespace it had, but in / rather than %s (%v)", cause, b.Name, cwd, err)
+			}
+		}
 	}
 	if err == nil {
-		return fmt.Errorf("%w; box %s is back in the time namespace it had, as before the step", cause, b.Name)
+		return fmt.Errorf("%w; box %s is back in the %s namespace it had, as before the step", cause, b.Name, t.Name)
 	}
-	return &namespaceKept{fmt.Errorf("%w; box %s cannot go back to the time namespace it had (%v): it keeps the new one, with its clocks unshifted (`ns` shows it)", cause, b.Name, err)}
+	refused := err.Error()
+	if errno := step.Errno(err); errno != 0 {
+		refused = fmt.Sprintf("setns(2) into the %s namespace it had: %s (%s)", t.Name, unix.ErrnoName(errno), errno.Error())
+		if errno == unix.EPERM && b.unshared["user"] {
+			refused += ", as a box in a user namespace of its own has no CAP_SYS_ADMIN over the host's namespaces"
+		}
+	}
+	why := map[string]string{
+		"mnt":  "a mount namespace whose mounts still propagate to the host's (it could not be made a slave)",
+		"pid":  "a PID namespace with no PID 1 (the next process it forked would become PID 1 instead)",
+		"user": "a user namespace without its maps (the box's root is nobody there)",
+	}[t.Name]
+	if why != "" {
+		// Said without the syscall: every later command of the box
+		// answers with it.
+		if b.dead == nil {
+			b.dead = fmt.Errorf("box %s is broken: a failed `unshare %s` left its box process in %s, which it may not leave; the box takes no more steps, `rm %s` tears it down",
+				b.Name, t.Name, why, b.Name)
+		}
+		return &namespaceKept{fmt.Errorf("%w; the kernel refused the way back (%s): %w", cause, refused, b.dead)}
+	}
+	with := map[string]string{
+		"time": ", with its clocks unshifted",
+		"net":  ", with lo down (`exec ip link set lo up` brings it up)",
+	}[t.Name]
+	return &namespaceKept{fmt.Errorf("%w; box %s keeps the new %s namespace%s, as the kernel refused the way back (%s); `ns` shows it", cause, b.Name, t.Name, with, refused)}
 }
 
 // What forkInit records, and its plan.
@@ -239,7 +321,8 @@ const (
 // step and command, as `unshare --fork` does. It is forked, not exec'd,
 // so it needs nothing from the box's root: `unshare pid` works after
 // pivot_root. A PID namespace dies with its PID 1, so this one lives
-// until `rm`.
+// until `rm`. Once the fork is made, an error keeps the namespace
+// (namespaceKept): its PID 1 is the box's, in the ledger.
 func (b *Box) forkInit(x *executor, st *step.Step) error {
 	mine, theirs, err := socketpair()
 	if err != nil {
@@ -264,7 +347,7 @@ func (b *Box) forkInit(x *executor, st *step.Step) error {
 	child, err := verifyChild(pid, x.pid, 1)
 	if err != nil {
 		mine.Close()
-		return x.distrust(opForkInit, err)
+		return &namespaceKept{x.distrust(opForkInit, err)}
 	}
 	st.Calls[len(st.Calls)-1].Result = fmt.Sprint(pid)
 	st.Shell = append(st.Shell, forkInitShell)
@@ -272,17 +355,17 @@ func (b *Box) forkInit(x *executor, st *step.Step) error {
 	b.ledger.Add(Resource{Kind: ResProcess, PID: pid, Start: child.start, Note: "PID 1"})
 	c, err := newConn(mine)
 	if err != nil {
-		return err
+		return &namespaceKept{err}
 	}
 	init := &executor{b: b, c: c, pid: pid}
 	self, err := init.hello()
 	if err != nil {
 		c.close()
-		return fmt.Errorf("unshare pid: PID 1 did not answer: %w", err)
+		return &namespaceKept{fmt.Errorf("PID 1 did not answer: %w", err)}
 	}
 	if self != 1 {
 		c.close()
-		return fmt.Errorf("unshare pid: the new init is PID %d in its namespace, not 1", self)
+		return &namespaceKept{fmt.Errorf("the new init is PID %d in its namespace, not 1", self)}
 	}
 	b.init, b.initPID, b.initStart = init, pid, child.start
 	b.shieldFromOOM(pid)
