@@ -63,7 +63,7 @@ type enterJoin struct {
 	security Security
 	ids      *IDs     // the image's User, as exec runs its commands; nil: root
 	env      []string // the command's environment: the image's Env too, as exec's
-	dir      string   // the image's WorkingDir, as exec's; "": where setns(CLONE_NEWNS) leaves it
+	dir      string   // the image's WorkingDir, as exec's; "": the box's root
 }
 
 // enterRecord is the record `enter` writes, and its plan: the cgroup,
@@ -74,7 +74,7 @@ func enterRecord(pid int, types []NamespaceType, j enterJoin, path string, argv 
 	st := &step.Step{
 		Command: "enter",
 		Summary: fmt.Sprintf("%s the namespaces of PID %d from the host%s, then %s %s there%s%s with the box's capabilities, no_new_privs and seccomp settings", verb, pid,
-			map[bool]string{true: " and its cgroup", false: ""}[len(j.cgroups) > 0], map[string]string{"joined": "ran", "will join": "will run"}[verb], step.ShellJoin(argv), inDir(j.dir), asUser(j.ids)),
+			map[bool]string{true: " and its cgroup", false: ""}[len(j.cgroups) > 0], map[string]string{"joined": "ran", "will join": "will run"}[verb], step.ShellJoin(argv), inDir(joinsType(types, "mnt"), j.dir), asUser(j.ids)),
 		Man:  []string{"setns(2)", "nsenter(1)", "capabilities(7)"},
 		Undo: "nothing to undo: the entered command ends, the box stays",
 	}
@@ -106,11 +106,23 @@ func enterRecord(pid int, types []NamespaceType, j enterJoin, path string, argv 
 	}
 	plan(enterFork, "clone(child_stack=NULL, flags=SIGCHLD)   # fork: a PID namespace joined applies to children")
 	plan(enterSetsid, setsidCall)
+	if joinsType(types, "mnt") {
+		// setns(CLONE_NEWNS) leaves the command at the namespace's root,
+		// the host's files after the box's chroot: it takes the box's
+		// own, where its path was looked up (enterPath) and where exec's
+		// commands run (their executor is chrooted), as nsenter --root.
+		status := 3 + len(j.cgroups) + len(types)
+		plan(enterFchdir, fmt.Sprintf("fchdir(%d</proc/%d/root>)   # the box's root, opened with its namespace files: setns(CLONE_NEWNS) left it at the namespace's root", status+2, pid))
+		plan(enterChroot, `chroot(".")   # the box's root is the command's /, as its own commands' is, after pivot_root or chroot`)
+		// nsenter --wd opens its directory before joining, in the host's
+		// root; --wdns resolves it in the new root (nsenter(1)). Without
+		// either, a newer nsenter --root goes back to the caller's cwd.
+		opts = append(opts, "--root", "--wdns="+step.ShellJoin([]string{orSlash(j.dir)}))
+	}
 	if j.dir != "" {
 		// Where exec's commands start, resolved inside the box; made
 		// first, from the host through os.Root, when missing (makeWorkingDir).
 		plan(enterChdir, fmt.Sprintf("chdir(%s)   # the image's WorkingDir, in the box's root, as exec starts its commands", step.Quote(j.dir)))
-		opts = append(opts, step.ShellJoin([]string{"--wd=" + j.dir}))
 	}
 	for _, c := range securityCalls(j.security, j.ids) {
 		switch c.code {
@@ -218,7 +230,8 @@ func (b *Box) withUserNamespace(types []NamespaceType) []NamespaceType {
 }
 
 // enterPath finds the command as it will be seen: in the box's files
-// when `enter` joins its mount namespace, else in the host's.
+// when `enter` joins its mount namespace, whose root (/proc/PID/root) the
+// command then takes (XENTER_BOXROOT), else in the host's.
 func enterPath(pid int, types []NamespaceType, name string, env []string) (string, error) {
 	root := "/"
 	for _, t := range types {
@@ -323,22 +336,31 @@ func (b *Box) Enter(ctx context.Context, types []NamespaceType, argv []string, s
 		files = append(files, f)
 		args = append(args, strconv.Itoa(int(t.Flag)))
 	}
+	// The box's root, opened with its namespace files: the same
+	// process's, checked below. The command takes it after joining the
+	// mount namespace, as nsenter --root does.
+	var boxRoot *os.File
+	if joinsType(types, "mnt") {
+		if boxRoot, err = os.Open(fmt.Sprintf("/proc/%d/root", pid)); err != nil {
+			return ExitStatus{}, st, fmt.Errorf("enter: the box's root: %w", err)
+		}
+		defer boxRoot.Close()
+	}
 	// Still the box's process once its namespace files are open: a PID
 	// that had ended and been reused would have handed `enter` another
 	// process's namespaces.
-	var root *os.Root
-	if j.dir != "" {
-		// The box's root, opened with its namespace files: the same
-		// process's, checked below.
-		if root, err = os.OpenRoot(fmt.Sprintf("/proc/%d/root", pid)); err != nil {
-			return ExitStatus{}, st, fmt.Errorf("enter %s: the image's WorkingDir %s: %w", argv[0], j.dir, err)
-		}
-		defer root.Close()
-	}
 	if err := stillTheProcess(pid, start); err != nil {
 		return ExitStatus{}, st, fmt.Errorf("enter: box %s: %w", b.Name, err)
 	}
-	if root != nil {
+	if j.dir != "" {
+		// The WorkingDir is only the image's with the mount namespace
+		// (enterJoinOf), so boxRoot is open: reopened through its own
+		// descriptor, it is the very root the command will take.
+		root, err := os.OpenRoot(fmt.Sprintf("/proc/self/fd/%d", boxRoot.Fd()))
+		if err != nil {
+			return ExitStatus{}, st, fmt.Errorf("enter %s: the image's WorkingDir %s: %w", argv[0], j.dir, err)
+		}
+		defer root.Close()
 		// Made where it is missing, as exec makes it (runc does too);
 		// the enter process's chdir then resolves it inside the box.
 		if err := makeWorkingDir(root, j.dir); err != nil {
@@ -378,6 +400,10 @@ func (b *Box) Enter(ctx context.Context, types []NamespaceType, argv []string, s
 		return ExitStatus{}, st, fmt.Errorf("enter: %w", err)
 	}
 	files = append(files, envf)
+	if boxRoot != nil {
+		files = append(files, boxRoot) // STATUS+2
+		flags |= enterBoxRoot
+	}
 	// From the sealed copy (selfexe.go): once in the box's namespaces,
 	// its /proc/<PID>/exe must not lead to the host's binary.
 	exe, err := SelfExePath()
@@ -535,13 +561,16 @@ func asUser(ids *IDs) string {
 	return fmt.Sprintf(" as the image's User (uid %d, gid %d), as exec runs it", ids.UID, ids.GID)
 }
 
-// inDir says where the entered command starts, when it is the image's
-// WorkingDir.
-func inDir(dir string) string {
-	if dir == "" {
+// inDir says where the entered command starts: with the box's mount
+// namespace (mnt), in its root, in the image's WorkingDir if any.
+func inDir(mnt bool, dir string) string {
+	switch {
+	case !mnt:
 		return ""
+	case dir == "":
+		return " in the box's root"
 	}
-	return " in the image's WorkingDir " + dir
+	return " in the image's WorkingDir " + dir + " in the box's root"
 }
 
 // markRun gives every call of a record whose command ran the result 0.
@@ -569,6 +598,9 @@ func enterFailure(st *step.Step, codes []int, types []NamespaceType, n int32, er
 	}
 	if n == enterChdir {
 		return fmt.Errorf("enter: the image's WorkingDir: %w", &step.SyscallError{Call: call, Err: errno})
+	}
+	if n == enterFchdir || n == enterChroot {
+		return fmt.Errorf("enter: the box's root: %w", &step.SyscallError{Call: call, Err: errno})
 	}
 	if n == enterTIOCSCTTY {
 		return fmt.Errorf("enter: %w", &step.SyscallError{Call: "ioctl(0, TIOCSCTTY, 0)", Err: errno})

@@ -107,9 +107,13 @@ const (
 	enterEnv     = C.XENTER_ENV
 	enterEnviron = C.XENTER_ENVIRON
 	// The command's chdir to the image's WorkingDir.
-	enterChdir  = C.XENTER_CHDIR
-	enterMaxEnv = C.XENTER_MAX_ENV
-	maxArgs     = C.XMAX_ARGS
+	enterChdir = C.XENTER_CHDIR
+	// The box's root, which the command takes after setns(CLONE_NEWNS).
+	enterBoxRoot = C.XENTER_BOXROOT
+	enterFchdir  = C.XENTER_FCHDIR
+	enterChroot  = C.XENTER_CHROOT
+	enterMaxEnv  = C.XENTER_MAX_ENV
+	maxArgs      = C.XMAX_ARGS
 )
 
 // opNames name the ops in errors, by the syscall each one makes.

@@ -107,20 +107,26 @@ enum { XREP_RESULT = 0, XREP_EXITED = 1 };
  * then the namespace files, in the order of the NSTYPEs; SECURITY is a
  * struct xsec in hex, or "-" for none; DIR, when not empty, is where the
  * command starts (an image's WorkingDir), resolved after the setns calls,
- * in the box's root; a failure is
+ * in the box's root (XENTER_BOXROOT); a failure is
  * written to the descriptor STATUS as two int32s, the step (XENTER_*, or
  * the 1-based index of the setns) and errno. Once the command has ended,
  * XENTER_WAITED and its wait status, then, if this process passed a
  * signal on to it, XENTER_PASSED and that signal. The process's own
  * environment is stepbox's, never the box's: with XENTER_ENV, descriptor
  * STATUS+1 holds the command's, NUL-terminated strings, given only to its
- * execve (the host's loader would honour an image's LD_PRELOAD). */
+ * execve (the host's loader would honour an image's LD_PRELOAD). With
+ * XENTER_BOXROOT, descriptor STATUS+2 is the box's root, /proc/PID/root
+ * opened with the namespace files: setns(CLONE_NEWNS) leaves a process at
+ * its mount namespace's root, which after a chroot is not the box's
+ * (setns(2)), so the command fchdir(2)s there and chroot(".")s, as
+ * nsenter --root does. */
 enum {
 	XENTER_ROOT = 2, /* after the setns calls, become uid and gid 0 */
 	XENTER_NOGROUPS = 4, /* … and drop the supplementary groups first */
 	XENTER_CTTY = 8, /* after the command's setsid: ioctl(0, TIOCSCTTY, 0) */
 	XENTER_IDS = 16, /* FLAGS is "FLAGS:UID:GID": the command runs as them (an image's User) */
 	XENTER_ENV = 32, /* descriptor STATUS+1: the command's environment */
+	XENTER_BOXROOT = 64, /* descriptor STATUS+2: the box's root, the command's / */
 };
 #define XENTER_MAX_ENV (2 << 20) /* bytes of the command's environment: ARG_MAX under an 8 MiB stack */
 enum {
@@ -136,6 +142,8 @@ enum {
 	XENTER_IDS_SETRESUID,
 	XENTER_ENVIRON, /* reading the command's environment (XENTER_ENV) */
 	XENTER_CHDIR, /* the command's chdir(DIR) */
+	XENTER_FCHDIR, /* the command's fchdir(STATUS+2), to the box's root */
+	XENTER_CHROOT, /* the command's chroot(".") there */
 	XENTER_WAITED = 200, /* not a failure: the command's wait status */
 	XENTER_PASSED, /* not a failure: the signal passed on to the command */
 };

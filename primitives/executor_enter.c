@@ -166,8 +166,19 @@ void xenter(int argc, char **argv)
 			enter_fail(status, XENTER_SETSID);
 		if ((flags & XENTER_CTTY) && ioctl(0, TIOCSCTTY, 0) < 0)
 			enter_fail(status, XENTER_TIOCSCTTY);
+		/* The box's root, as nsenter --root takes it: setns(CLONE_NEWNS)
+		 * left this process at the namespace's root, the host's files
+		 * when the box changed its own with chroot (setns(2)). Then the
+		 * command, looked up in /proc/PID/root, runs from there. */
+		if (flags & XENTER_BOXROOT) {
+			if (fchdir(status + 2) < 0)
+				enter_fail(status, XENTER_FCHDIR);
+			if (chroot(".") < 0)
+				enter_fail(status, XENTER_CHROOT);
+			close(status + 2);
+		}
 		/* The image's WorkingDir, as op_spawn's chdir: resolved here, in
-		 * the box's root after setns(CLONE_NEWNS), never by the host. */
+		 * the box's root, never by the host. */
 		if (dir[0] && chdir(dir) < 0)
 			enter_fail(status, XENTER_CHDIR);
 		uint32_t step;

@@ -113,7 +113,7 @@ func init() {
 		&Command{
 			Name: "enter", Group: "processes", Usage: "enter [TYPE…] [-- CMD…]", MaxArgs: -1, RawArgs: true, NeedsBox: true,
 			Summary: "join the box's namespaces from the host, like `nsenter -t PID`",
-			Kernel:  "a new process writes itself into the box's cgroup, opens /proc/PID/ns/* and calls setns(2) for each (the box's user namespace always, when it has one, and then all its namespaces of its own: uts ipc net mnt cgroup pid and time, whose clocks are the ones its commands read, time_for_children), then forks the command, which calls setsid(2) and, once an image's overlay is the box's / (pivot_root), chdir(2) to the image's WorkingDir inside the box, made there first if missing, as exec does: a shell gets a pty of its own as its controlling terminal (TIOCSCTTY), relayed by stepbox; a command given after -- writes through pipes and reads /dev/null, never your terminal and gets the box's capabilities, no_new_privs and seccomp filter before execve(2), as docker exec does",
+			Kernel:  "a new process writes itself into the box's cgroup, opens /proc/PID/ns/* and calls setns(2) for each (the box's user namespace always, when it has one, and then all its namespaces of its own: uts ipc net mnt cgroup pid and time, whose clocks are the ones its commands read, time_for_children), then forks the command, which calls setsid(2); with the mnt namespace it takes the box's root as nsenter --root does, fchdir(2) to /proc/PID/root (opened with the namespace files) and chroot(\".\"), since setns(2) leaves it at the namespace's root, the host's files after `chroot`, and, once an image's overlay is the box's / (pivot_root or chroot), chdir(2) to the image's WorkingDir inside the box, made there first if missing, as exec does: a shell gets a pty of its own as its controlling terminal (TIOCSCTTY), relayed by stepbox; a command given after -- writes through pipes and reads /dev/null, never your terminal and gets the box's capabilities, no_new_privs and seccomp filter before execve(2), as docker exec does",
 			Example: "enter mnt pid uts -- /bin/sh -c hostname", Man: "setns(2), nsenter(1)",
 			Complete: completeEnter,
 			Run:      runEnter,
@@ -191,7 +191,14 @@ func runEnter(sh *Shell, c *Call) error {
 			if len(names) == 0 {
 				names = []string{"user"} // its only one of its own (enterRequest)
 			}
-			sh.handOver(fmt.Sprintf("%s in box %s's %s %s, joined from the host as nsenter does; %s", argv[0], b.Name, strings.Join(names, ", "), step.Plural(len(names), "namespace"), enterIdentity(b)))
+			// With the mount namespace (which a box's user namespace
+			// brings) goes the box's root: after `chroot` it is not the
+			// namespace's (Box.Enter).
+			joined, as := "", "nsenter"
+			if slices.Contains(names, "mnt") || b.Has("user") && b.Has("mnt") {
+				joined, as = " and root", "nsenter --root"
+			}
+			sh.handOver(fmt.Sprintf("%s in box %s's %s %s%s, joined from the host as %s does; %s", argv[0], b.Name, strings.Join(names, ", "), step.Plural(len(names), "namespace"), joined, as, enterIdentity(b)))
 		}
 		sh.handTerminal()
 		if interactive {

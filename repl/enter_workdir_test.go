@@ -87,3 +87,77 @@ func TestEnterOnATerminalStartsInTheImagesWorkingDir(t *testing.T) {
 	p.line("exit")
 	p.waitFor("STEPBOX-EXIT=0")
 }
+
+// `enter` into a box that changed its root with chroot runs in that
+// root, as exec does and as `nsenter --root` and `docker exec` do: after
+// setns(CLONE_NEWNS), which leaves the command at its mount namespace's
+// root (the host's files, for a chroot), the enter process takes the
+// box's root from /proc/PID/root. The command, its files and the image's
+// WorkingDir are the box's.
+func TestEnterIntoAChrootBoxRunsInItsRoot(t *testing.T) {
+	needRoot(t)
+	hostUnchanged(t)
+	dir := t.TempDir()
+	wd, _ := workingDirImages(t, dir, filepath.Join(dir, "outside"))
+	out, code := runStepbox(t, filepath.Join(dir, "state"), "image load "+wd+"\n"+
+		"layer new only\nlayer put only /only-in-the-box here\n"+
+		"new a\nunshare mnt pid\nmount overlay base only\nchroot\nexplain enter -- ls /\n"+
+		"enter -- pwd\nenter -- ls /\nenter -- cat /etc/issue\nexec ls /\n"+
+		"new b\nunshare mnt pid\nmount overlay test/wd:v1 base\nchroot\n-enter -- pwd\n", "--plain")
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	lines := strings.Split(out, "\n")
+	count := func(line string) int {
+		n := 0
+		for _, l := range lines {
+			if strings.TrimSpace(l) == line {
+				n++
+			}
+		}
+		return n
+	}
+	for _, want := range []string{`fchdir(`, `</proc/`, `/root>)`, `chroot(".")`, "--root", "stepbox base: this /etc/issue comes from layer base"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	// Once from enter, once from exec: both list the overlay's root.
+	if n := count("only-in-the-box"); n != 2 {
+		t.Errorf("%d lines name the overlay's only-in-the-box, want 2 (enter -- ls /, exec ls /):\n%s", n, out)
+	}
+	if count("/srv/app") != 1 {
+		t.Errorf("enter -- pwd in a chroot box did not print the image's WorkingDir /srv/app:\n%s", out)
+	}
+}
+
+// On a terminal, the shell `enter` starts in a chroot box is the box's,
+// in the box's root and the image's WorkingDir.
+func TestEnterOnATerminalIntoAChrootBoxRunsInItsRoot(t *testing.T) {
+	needRoot(t)
+	hostUnchanged(t)
+	dir := t.TempDir()
+	wd, _ := workingDirImages(t, dir, filepath.Join(dir, "outside"))
+	p := newTmuxPane(t)
+	p.startBox(filepath.Join(dir, "state"))
+	for _, l := range []struct{ cmd, prompt string }{
+		{"image load " + wd, "test/wd:v1"},
+		{"mount overlay test/wd:v1 base", "web[uts,mnt,pid|overlay] ▸"},
+		{"chroot", "web[uts,mnt,pid|chroot] ▸"},
+	} {
+		p.mark()
+		p.line(l.cmd)
+		p.waitFor(l.prompt)
+	}
+	p.mark()
+	p.line("enter")
+	p.waitFor("pid namespaces and root, joined from the host as nsenter --root does", "#")
+	p.line(`echo "[in $(pwd)]"; cat /etc/issue`)
+	p.waitFor("[in /srv/app]")
+	p.waitFor("this /etc/issue comes from layer base")
+	p.mark()
+	p.line("exit")
+	p.waitFor("web[uts,mnt,pid|chroot] ▸")
+	p.line("exit")
+	p.waitFor("STEPBOX-EXIT=0")
+}

@@ -143,6 +143,7 @@ var plannedSession = []string{
 	"unshare mnt",
 	"mount overlay base",
 	"chroot",
+	"enter -- true",
 	"new u --user",
 	"new late",
 	"unshare user",
