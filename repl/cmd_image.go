@@ -336,6 +336,9 @@ func (sh *Shell) applyImage(b *primitives.Box, im images.Image) error {
 			return fmt.Errorf("mount overlay %s: the image's User: %w", im.Name, err)
 		}
 		p.IDs = &primitives.IDs{UID: uid, GID: gid}
+		if err := b.CheckCommandIDs("mount overlay "+im.Name, p.IDs); err != nil {
+			return err
+		}
 	}
 	b.SetProcessDefaults(p)
 	return nil
