@@ -188,6 +188,9 @@ func (b *Box) exec(ctx context.Context, argv []string, env []string, std Stdio, 
 		}
 	}
 	args := b.execArgs(argv, env)
+	if err := b.checkCommandIDs("exec "+argv[0], args.User); err != nil {
+		return ExitStatus{}, err
+	}
 	envv := args.Env
 	if run != nil {
 		// stepbox's own binary (`probe`), started through the host's

@@ -296,6 +296,9 @@ func (b *Box) Enter(ctx context.Context, types []NamespaceType, argv []string, s
 	pid, start := b.commandProc()
 	types = enterOrder(pid, b.withUserNamespace(types))
 	j := b.enterJoinOf(pid, types)
+	if err := b.CheckCommandIDs("enter", j.ids); err != nil {
+		return ExitStatus{}, nil, err
+	}
 	env := j.env
 	path, err := enterPath(pid, types, argv[0], env)
 	st, codes := enterRecord(pid, types, j, path, argv, "joined")

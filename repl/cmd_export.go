@@ -71,7 +71,9 @@ func runExportBundle(sh *Shell, c *Call) error {
 	}
 	var kinds []string
 	for _, m := range desc.Mounts {
-		kinds = append(kinds, m.Type+" "+m.Target)
+		// The box named the mount point: on one line, or a "\n" in it
+		// prints lines of its choosing under stepbox's ✓ (ut30 F3).
+		kinds = append(kinds, viz.Escape(m.Type+" "+m.Target))
 	}
 	if len(kinds) == 0 {
 		kinds = []string{"none"}

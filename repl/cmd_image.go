@@ -181,7 +181,7 @@ func runImagePull(sh *Shell, c *Call) error {
 	if err != nil {
 		return err
 	}
-	sh.ok("image %s (%s, %d layers) is in the store; `mount overlay %s` stacks it", im.Name, im.Platform, len(im.Layers), im.Name)
+	sh.ok("image %s (%s, %d layers) is in the store; `mount overlay %s` stacks it", im.Name, viz.Escape(im.Platform), len(im.Layers), im.Name)
 	sh.sayReplaced(im)
 	return nil
 }
@@ -197,7 +197,7 @@ func runImageLoad(sh *Shell, c *Call) error {
 	}
 	ims, err := st.Load(c.Args[0], as, sh.progress())
 	for _, im := range ims {
-		sh.ok("image %s (%s, %d layers) loaded; `mount overlay %s` stacks it", im.Name, im.Platform, len(im.Layers), im.Name)
+		sh.ok("image %s (%s, %d layers) loaded; `mount overlay %s` stacks it", im.Name, viz.Escape(im.Platform), len(im.Layers), im.Name)
 		sh.sayReplaced(im)
 	}
 	return err
@@ -336,6 +336,9 @@ func (sh *Shell) applyImage(b *primitives.Box, im images.Image) error {
 			return fmt.Errorf("mount overlay %s: the image's User: %w", im.Name, err)
 		}
 		p.IDs = &primitives.IDs{UID: uid, GID: gid}
+		if err := b.CheckCommandIDs("mount overlay "+im.Name, p.IDs); err != nil {
+			return err
+		}
 	}
 	b.SetProcessDefaults(p)
 	return nil

@@ -11,12 +11,14 @@ import (
 // that are not UTF-8 are shown as escapes (\n, \x1b, \u202e).
 func Escape(s string) string { return step.Escape(s) }
 
-// escapeCells escapes every cell of a row, each line of a cell apart (a
-// table draws a cell's lines one under the other); escapeRows, of a table.
+// escapeCells escapes every cell of a row, newlines too: a cell is one
+// line of text (a hostname, a command line) and a box that put "\n" in
+// one would otherwise draw rows of its own in stepbox's table (ut30 F3);
+// escapeRows, of a table. Columns that fold are folded after this.
 func escapeCells(cells []string) []string {
 	out := make([]string, len(cells))
 	for i, c := range cells {
-		out[i] = EscapeLines(c)
+		out[i] = Escape(c)
 	}
 	return out
 }

@@ -23,7 +23,7 @@ func NetPanel(m network.Map, focus []string, width int, t Theme) string {
 	if show("host") {
 		out = append(out, t.Title.Render(truncate(fmt.Sprintf("network · host side (net ns %d)", m.Host.Ino), width)))
 		for _, b := range m.Bridges {
-			out = append(out, t.Dim.Render(truncate(fmt.Sprintf("bridge %s: subnet %s, gateway %s", b.Name, b.Subnet, b.Gateway), width)))
+			out = append(out, t.Dim.Render(truncate(Escape(fmt.Sprintf("bridge %s: subnet %s, gateway %s", b.Name, b.Subnet, b.Gateway)), width)))
 		}
 		out = append(out, spaceTable(m.Host, m.Owners, width, t), "")
 	}
@@ -50,7 +50,7 @@ func NetPanel(m network.Map, focus []string, width int, t Theme) string {
 		if len(m.Ports) > 0 {
 			var ps []string
 			for _, p := range m.Ports {
-				ps = append(ps, fmt.Sprintf("host :%d/%s → box %s %s:%d", p.Port.Host, p.Port.Proto, p.Box, p.Addr, p.Port.Box))
+				ps = append(ps, Escape(fmt.Sprintf("host :%d/%s → box %s %s:%d", p.Port.Host, p.Port.Proto, p.Box, p.Addr, p.Port.Box)))
 			}
 			out = append(out, t.Title.Render("published"), strings.Join(ps, "\n"), "")
 		}
@@ -75,19 +75,21 @@ func spaceTable(sp network.Space, owners map[string]string, width int, t Theme) 
 	// Ports sit under their bridge.
 	sort.SliceStable(links, func(i, j int) bool { return portKey(links[i]) < portKey(links[j]) })
 	for _, l := range links {
-		name := l.Name
+		// A box names its links, their kinds (a driver's) and their
+		// masters; each cell on one line.
+		name := Escape(l.Name)
 		if l.Master != "" {
 			name = "└─ " + name
 		}
 		state := linkState(l)
-		what := l.Kind
+		what := Escape(l.Kind)
 		if l.Master != "" {
-			what += " on " + l.Master
+			what += " on " + Escape(l.Master)
 		}
 		if o, ok := owners[l.Name]; ok {
 			what += " ↔ box " + o + " eth0"
 		}
-		rows = append(rows, []string{name, what, state, fmt.Sprint(l.MTU), strings.Join(l.Addrs, " "),
+		rows = append(rows, []string{name, what, Escape(state), fmt.Sprint(l.MTU), Escape(strings.Join(l.Addrs, " ")),
 			fmt.Sprintf("%d / %d", l.RxPackets, l.TxPackets)})
 		mine = append(mine, l.Kind == "bridge" || l.Master != "" || owners[l.Name] != "")
 	}
@@ -107,7 +109,9 @@ func spaceTable(sp network.Space, owners map[string]string, width int, t Theme) 
 		if r.Src != "" {
 			line += " src " + r.Src
 		}
-		routes = append(routes, "  "+line)
+		// The route's device is a link the box named (ESC [ 2 J, an OSC
+		// title): issue 15, item 7.
+		routes = append(routes, "  "+Escape(line))
 	}
 	if len(routes) == 0 {
 		routes = []string{"  (none: every destination is unreachable)"}
@@ -150,7 +154,7 @@ func NetTracePanel(tr network.Trace, width int, t Theme) string {
 	if tr.Dst != "" {
 		title += " → " + tr.Dst
 	}
-	out := []string{t.Title.Render(truncate(title, width))}
+	out := []string{t.Title.Render(truncate(Escape(title), width))}
 	section := func(name string, lines []string, none string) {
 		out = append(out, t.Dim.Render(name))
 		if len(lines) == 0 {
@@ -158,8 +162,10 @@ func NetTracePanel(tr network.Trace, width int, t Theme) string {
 		}
 		// Wrapped, not cut: the end of a line (the NAT address, the
 		// end of a sentence) is often what it is there for.
+		// Link names, addresses and packets come from the box: each
+		// line escaped before it is wrapped.
 		for _, l := range lines {
-			out = append(out, "  "+Wrap(l, width-2, "      "))
+			out = append(out, "  "+Wrap(Escape(l), width-2, "      "))
 		}
 	}
 	section("route lookups (RTM_GETROUTE)", tr.Routes, "(no IPv4 address in the command)")
@@ -186,7 +192,7 @@ func NetTracePanel(tr network.Trace, width int, t Theme) string {
 	section("nftables trace on the host side (meta nftrace, NFNLGRP_NFTRACE)", nftTraceLines(tr), "(no packet traced)")
 	// Folded between words, never cut: a command is for copying.
 	for _, l := range tr.NftShell {
-		for _, f := range strings.Split("$ "+FoldShell(l, width-4), "\n") {
+		for _, f := range strings.Split("$ "+FoldShell(Escape(l), width-4), "\n") {
 			out = append(out, t.Dim.Render("  "+f))
 		}
 	}
@@ -220,7 +226,7 @@ func ruleLines(r network.Rule, width int, t Theme) []string {
 	pad := strings.Repeat(" ", indent)
 	var lines []string
 	line := fmt.Sprintf("  %-11s ", r.Chain)
-	for _, w := range strings.Fields(r.Text) {
+	for _, w := range strings.Fields(Escape(r.Text)) {
 		if len(line) > indent && len(line)+1+len(w) > width {
 			lines = append(lines, line)
 			line = pad
@@ -232,7 +238,7 @@ func ruleLines(r network.Rule, width int, t Theme) []string {
 	}
 	lines = append(lines, line)
 	if r.Comment != "" {
-		lines = append(lines, t.Dim.Render(truncate(pad+"# "+r.Comment, width)))
+		lines = append(lines, t.Dim.Render(truncate(pad+"# "+Escape(r.Comment), width)))
 	}
 	return lines
 }

@@ -99,3 +99,20 @@ func TestNetTracePanelFollowsTheHops(t *testing.T) {
 		t.Errorf("the panel does not bound the traced packets:\n%s", p)
 	}
 }
+
+// A box names its links, and a route, a hop, a neighbour entry or a
+// traced packet repeats the name: the panels print it escaped, on one
+// line (ut30 F6).
+func TestNetPanelsEscapeTheLinkNamesABoxChose(t *testing.T) {
+	evil := "v\x1b[2J\x1b]0;NET\a\nFORGED"
+	m := network.Map{Boxes: []network.Space{{Name: "q", Ino: 1, Links: []network.Link{{Name: evil, Kind: "veth", Master: evil, Addrs: []string{"10.9.9.1/24"}}},
+		Routes: []network.Route{{Dst: "10.9.9.0/24", Dev: evil, Scope: "link", Src: "10.9.9.1"}}}}}
+	tr := network.Trace{Box: "q", Routes: []string{"ip route get → dev " + evil}, Hops: []network.Hop{{Space: "q", Link: evil, Rx: 1}},
+		Neigh: []string{"10.9.9.2 dev " + evil}, Flows: []string{"tcp " + evil},
+		Packets: []network.TracedPacket{{Packet: "in " + evil, Path: []string{"rule in " + evil}}}}
+	for name, panel := range map[string]string{"net": NetPanel(m, nil, 120, NewTheme("plain")), "net trace": NetTracePanel(tr, 120, NewTheme("plain"))} {
+		if strings.ContainsAny(panel, "\x1b\a") || strings.Contains(panel, "\nFORGED") || strings.Contains(panel, "│ FORGED") {
+			t.Errorf("%s printed the box's link name raw:\n%q", name, panel)
+		}
+	}
+}
