@@ -72,9 +72,9 @@ const hostPathsMax = 3
 // is from inside it: exec resolves every link in the box's own root.
 
 // dirCommands may take a directory of a box's tree: they list or
-// describe it, and follow none of its links unless given an option of
-// dirFollow.
-var dirCommands = map[string]bool{"ls": true, "stat": true, "du": true, "file": true, "test": true, "[": true}
+// describe it (readlink: where /proc/PID/root leads), and follow none of
+// its links unless given an option of dirFollow.
+var dirCommands = map[string]bool{"ls": true, "stat": true, "du": true, "file": true, "test": true, "[": true, "readlink": true}
 
 // dirFollow are the options with which dirCommands follow links
 // (ls -L, du -L, stat -L on what is listed, --dereference).
@@ -306,7 +306,7 @@ func boxDirError(t boxTree, word, rest, cmd string) error {
 		use = "`" + viz.Escape(cmd) + "`"
 	}
 	return fmt.Errorf("%s is a directory in %s, given to %s, which may change into it, walk it or pass its path on: what is below it is not checked, and a symlink the box made there would lead the host's command to a host file. "+
-		"Only `ls`, `stat`, `du`, `file` and `test` (without -L, not into a pipe) take a box's directory. Name the file itself, run the command inside the box (`exec ls -l %s`), or copy the box's files out with `export bundle`",
+		"Only `ls`, `stat`, `du`, `file`, `test` and `readlink` (without -L, not into a pipe) take a box's directory. Name the file itself, run the command inside the box (`exec ls -l %s`), or copy the box's files out with `export bundle`",
 		viz.Escape(word), where, use, viz.Escape(inside))
 }
 

@@ -116,7 +116,7 @@ func TestHostCommandsRefuseWaysAroundTheWordCheck(t *testing.T) {
 	for _, l := range refused {
 		script += "-" + l + "\n"
 	}
-	script += "!ls $BOX_ROOT/d\n!echo listed: $(ls $BOX_UPPER/d)\n!cat $BOX_ROOT/d/plain\n!stat -c %F $BOX_ROOT/d\n"
+	script += "!ls $BOX_ROOT/d\n!echo listed: $(ls $BOX_UPPER/d)\n!cat $BOX_ROOT/d/plain\n!stat -c %F $BOX_ROOT/d\n!readlink /proc/$BOX_PID/root\n"
 	out, code := runStepbox(t, filepath.Join(dir, "state"), script, "--plain")
 	if code != 0 {
 		t.Fatalf("exit %d:\n%s", code, out)
@@ -139,7 +139,7 @@ func TestHostCommandsRefuseWaysAroundTheWordCheck(t *testing.T) {
 		"names a box (BOX_ROOT), and an assignment keeps the path in a variable",
 		"the output of a command substitution becomes a path the check cannot see",
 		"run the command inside the box (`exec cat /etc/motd`), or copy the box's files out with `export bundle`",
-		"\nl\nplain\n", "listed: l plain\n", "\nplain-box-file\n", "\ndirectory\n",
+		"\nl\nplain\n", "listed: l plain\n", "\nplain-box-file\n", "\ndirectory\n", "!readlink /proc/$BOX_PID/root\n/\n",
 	} {
 		if !strings.Contains(flat, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
