@@ -56,11 +56,45 @@ func (sh *Shell) boxTrees() []boxTree {
 // (sh -c '… $BOX_ROOT/…', itself in an sh -c …) is looked into.
 const hostPathsMax = 3
 
+// A line cannot be analysed the way the host's sh will run it: the words
+// it checks are the literal ones. What the shell resolves later is out
+// of sight — a relative path after a cd into a box's tree, a path kept in
+// a variable or made by a command substitution, the files a recursive
+// tool meets below a directory, a path that goes down a pipe to xargs.
+// So a box's tree may appear only where nothing of that kind can follow:
+// a word naming a file is walked (leavesTree); a word naming a DIRECTORY
+// of the tree is taken only as an argument of a command that lists or
+// describes it without following links, changing into it or printing
+// its path into another command (dirCommands, not in a pipe); and a
+// line that mentions a box (its variables, paths or /proc/PID) in an
+// assignment, a for loop, a read or a command substitution used as a
+// command's argument is refused. The sound way to reach a box's files
+// is from inside it: exec resolves every link in the box's own root.
+
+// dirCommands may take a directory of a box's tree: they list or
+// describe it (readlink: where /proc/PID/root leads), and follow none of
+// its links unless given an option of dirFollow.
+var dirCommands = map[string]bool{"ls": true, "stat": true, "du": true, "file": true, "test": true, "[": true, "readlink": true}
+
+// dirFollow are the options with which dirCommands follow links
+// (ls -L, du -L, stat -L on what is listed, --dereference).
+func dirFollow(arg string) bool {
+	if strings.HasPrefix(arg, "--") {
+		return strings.HasPrefix(arg, "--dereference")
+	}
+	return strings.HasPrefix(arg, "-") && strings.ContainsAny(arg[1:], "LH")
+}
+
+// lineBinds are commands that keep what they read in a variable.
+var lineBinds = map[string]bool{"read": true, "mapfile": true, "readarray": true, "getopts": true, "export": true,
+	"declare": true, "typeset": true, "local": true, "readonly": true, "set": true, "alias": true}
+
 // refuseBoxSymlinks returns an error naming the first word of the host
 // command line that, under a box's tree, crosses a symlink leading out of
-// it; nil when none does. Words are expanded as the host's sh will
-// ($BOX_* and the environment, globs against the files there); a word
-// holding a command substitution is not, but the words inside it are.
+// it, or that uses the tree in a way the check cannot follow; nil when
+// none does. Words are expanded as the host's sh will ($BOX_* and the
+// environment, globs against the files there); a word holding a command
+// substitution is not, but the words inside it are.
 func (sh *Shell) refuseBoxSymlinks(line string) error {
 	trees := sh.boxTrees()
 	if len(trees) == 0 {
@@ -77,7 +111,14 @@ func (sh *Shell) refuseBoxSymlinks(line string) error {
 		// Nothing is run to expand a word: the expander would call a nil
 		// ProcSubst (a <(…) word) without asking.
 		ProcSubst: func(*syntax.ProcSubst) (string, error) { return "", errNotExpanded }}
-	return checkHostLine(line, cfg, trees, 0)
+	c := &hostCheck{cfg: cfg, trees: trees, marks: []string{"BOX_ROOT", "BOX_UPPER", "BOX_PID"}}
+	for _, t := range trees {
+		c.marks = append(c.marks, t.dir)
+		if strings.HasPrefix(t.dir, "/proc/") && strings.HasSuffix(t.dir, "/root") {
+			c.marks = append(c.marks, strings.TrimSuffix(t.dir, "/root"))
+		}
+	}
+	return c.line(line, 0)
 }
 
 var errNotExpanded = errors.New("not expanded")
@@ -93,55 +134,131 @@ func fields(cfg *expand.Config, w *syntax.Word) (out []string, err error) {
 	return expand.Fields(cfg, w)
 }
 
-func checkHostLine(line string, cfg *expand.Config, trees []boxTree, depth int) error {
+type hostCheck struct {
+	cfg   *expand.Config
+	trees []boxTree
+	marks []string // what names a box in a line's text: its variables, its paths, /proc/PID
+}
+
+// mentions says whether text names a box, and which mark it is.
+func (c *hostCheck) mentions(text string) (string, bool) {
+	for _, m := range c.marks {
+		if strings.Contains(text, m) {
+			return m, true
+		}
+	}
+	return "", false
+}
+
+// text is n as the line has it.
+func nodeText(n syntax.Node) string {
+	var b strings.Builder
+	syntax.NewPrinter().Print(&b, n)
+	return b.String()
+}
+
+// callOf is where a word stands: the command it is an argument of, that
+// command's arguments, and whether its output goes down a pipe.
+type callOf struct {
+	cmd   string
+	args  []*syntax.Word
+	piped bool
+}
+
+func (c *hostCheck) line(line string, depth int) error {
 	f, err := syntax.NewParser().Parse(strings.NewReader(line), "")
 	if err != nil {
 		// The host's sh says what is wrong with the line; its words, as
 		// blanks split them, are checked all the same.
-		for _, w := range strings.Fields(os.Expand(line, func(n string) string { return cfg.Env.Get(n).String() })) {
-			if err := checkHostWord(w, "", trees); err != nil {
+		for _, w := range strings.Fields(os.Expand(line, func(n string) string { return c.cfg.Env.Get(n).String() })) {
+			if err := c.word(w, callOf{}); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
-	cmd := ""
+	at := map[*syntax.Word]callOf{}
+	piped := map[*syntax.CallExpr]bool{}
+	refuse := func(what, text, m string) {
+		if err == nil {
+			err = &CommandError{Cmd: "!", Err: boxIndirectError(what, text, m)}
+		}
+	}
 	syntax.Walk(f, func(n syntax.Node) bool {
 		if err != nil {
 			return false
 		}
 		switch n := n.(type) {
+		case *syntax.BinaryCmd:
+			if n.Op == syntax.Pipe || n.Op == syntax.PipeAll {
+				syntax.Walk(n.X, func(m syntax.Node) bool {
+					if ce, ok := m.(*syntax.CallExpr); ok {
+						piped[ce] = true
+					}
+					return true
+				})
+			}
 		case *syntax.CallExpr:
-			if len(n.Args) > 0 {
-				cmd = n.Args[0].Lit()
+			if len(n.Args) == 0 {
+				break
+			}
+			name := path.Base(n.Args[0].Lit())
+			for _, a := range n.Args[1:] {
+				at[a] = callOf{name, n.Args[1:], piped[n]}
+			}
+			if name == "cd" || name == "pushd" {
+				if m, ok := c.mentions(nodeText(n)); ok {
+					refuse("`"+name+"` changes into it: the paths the line names after it are relative and not checked", nodeText(n), m)
+				}
+			}
+			if lineBinds[name] || name == "printf" && len(n.Args) > 1 && n.Args[1].Lit() == "-v" {
+				if m, ok := c.mentions(nodeText(n)); ok {
+					refuse("`"+name+"` keeps a value in a variable", nodeText(n), m)
+				}
+			}
+		case *syntax.Assign:
+			if m, ok := c.mentions(nodeText(n)); ok {
+				refuse("an assignment keeps the path in a variable, which the check cannot follow to where it is used", nodeText(n), m)
+			}
+		case *syntax.ForClause:
+			if m, ok := c.mentions(nodeText(n.Loop)); ok {
+				refuse("a for loop keeps the path in a variable, which the check cannot follow to where it is used", nodeText(n.Loop), m)
 			}
 		case *syntax.Word:
-			words, ferr := fields(cfg, n)
+			words, ferr := fields(c.cfg, n)
 			if ferr != nil {
-				return true // a command substitution: its words come next
+				// A command substitution: the words inside it come next.
+				// What it prints becomes a word the check never sees, so
+				// one that names a box may only be shown (echo, printf).
+				if m, ok := c.mentions(nodeText(n)); ok {
+					if w := at[n]; (w.cmd != "echo" && w.cmd != "printf") || w.piped {
+						refuse("the output of a command substitution becomes a path the check cannot see", nodeText(n), m)
+					}
+				}
+				return err == nil
 			}
 			for _, w := range words {
-				if err = checkHostWord(w, cmd, trees); err != nil {
+				if err = c.word(w, at[n]); err != nil {
 					return false
 				}
 				// A word that is a line of its own (sh -c "cat $BOX_ROOT/etc/m*"):
 				// its words as the shell it goes to will expand them.
 				if depth < hostPathsMax && strings.ContainsAny(w, "$*?[ \t\n;&|<>`") {
-					if err = checkHostLine(w, cfg, trees, depth+1); err != nil {
+					if err = c.line(w, depth+1); err != nil {
 						return false
 					}
 				}
 			}
 		}
-		return true
+		return err == nil
 	})
 	return err
 }
 
-// checkHostWord checks each place in word where a box's tree starts (an
-// option's value too: --file=$BOX_ROOT/x).
-func checkHostWord(word, cmd string, trees []boxTree) error {
-	for _, t := range trees {
+// word checks each place in word where a box's tree starts (an option's
+// value too: --file=$BOX_ROOT/x).
+func (c *hostCheck) word(word string, call callOf) error {
+	for _, t := range c.trees {
 		for i := 0; ; {
 			j := strings.Index(word[i:], t.dir)
 			if j < 0 {
@@ -151,13 +268,54 @@ func checkHostWord(word, cmd string, trees []boxTree) error {
 			if end == len(word) || word[end] == '/' {
 				rest := word[end:]
 				if link, target, out := leavesTree(t.dir, rest); out {
-					return &CommandError{Cmd: "!", Err: boxSymlinkError(t, word, rest, link, target, cmd)}
+					return &CommandError{Cmd: "!", Err: boxSymlinkError(t, word, rest, link, target, call.cmd)}
+				}
+				if fi, err := os.Stat(t.dir + rest); err == nil && fi.IsDir() && !dirAllowed(call) {
+					return &CommandError{Cmd: "!", Err: boxDirError(t, word, rest, call.cmd)}
 				}
 			}
 			i = end
 		}
 	}
 	return nil
+}
+
+// dirAllowed says whether call may take a directory of a box's tree.
+func dirAllowed(call callOf) bool {
+	if !dirCommands[call.cmd] || call.piped {
+		return false
+	}
+	for _, a := range call.args {
+		if dirFollow(a.Lit()) {
+			return false
+		}
+	}
+	return true
+}
+
+// boxDirError refuses a directory of a box's tree where a command could
+// go into it (cd, a recursive tool, a path sent on to another command).
+func boxDirError(t boxTree, word, rest, cmd string) error {
+	where := "box " + t.box + "'s root (" + t.variable + ")"
+	if t.variable == "$BOX_UPPER" {
+		where = "box " + t.box + "'s upper dir (" + t.variable + ")"
+	}
+	inside := "/" + strings.TrimLeft(rest, "/")
+	use := "a command"
+	if cmd != "" {
+		use = "`" + viz.Escape(cmd) + "`"
+	}
+	return fmt.Errorf("%s is a directory in %s, given to %s, which may change into it, walk it or pass its path on: what is below it is not checked, and a symlink the box made there would lead the host's command to a host file. "+
+		"Only `ls`, `stat`, `du`, `file`, `test` and `readlink` (without -L, not into a pipe) take a box's directory. Name the file itself, run the command inside the box (`exec ls -l %s`), or copy the box's files out with `export bundle`",
+		viz.Escape(word), where, use, viz.Escape(inside))
+}
+
+// boxIndirectError refuses a line that keeps or builds a path of a
+// box's tree where the check cannot follow it.
+func boxIndirectError(what, text, mark string) error {
+	return fmt.Errorf("%q names a box (%s), and %s: a symlink the box made there would lead the host's command to a host file. "+
+		"Name the box's path directly in the command's words ($BOX_ROOT/etc/motd), run the command inside the box (`exec cat /etc/motd`), or copy the box's files out with `export bundle`",
+		viz.Escape(text), viz.Escape(mark), what)
 }
 
 // symlinksMax is the kernel's limit on symlinks followed in one path

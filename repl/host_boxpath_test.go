@@ -62,3 +62,87 @@ func TestHostCommandsRefuseABoxsSymlinkLeadingOutOfIt(t *testing.T) {
 		t.Errorf("%d host commands refused, want 7:\n%s", n, out)
 	}
 }
+
+// ut30 F4: the words of a `!` line were checked, not what the host's sh
+// makes of them. A box plants symlinks to a host file (0600) and to a
+// scratch dir of the test's; each way a line reaches them without naming
+// the link in a word — cd then a relative path, a variable, $(…) and
+// backticks, a for loop, a pipe into xargs, recursive tools that follow
+// links — is refused, the host file's text is never printed, and nothing
+// is written to the scratch dir. Listing a box's directory, a command
+// substitution that is only shown, and a plain file still work.
+func TestHostCommandsRefuseWaysAroundTheWordCheck(t *testing.T) {
+	needRoot(t)
+	hostUnchanged(t)
+	dir := t.TempDir()
+	secret := filepath.Join(dir, "secret")
+	if err := os.WriteFile(secret, []byte("SECRET-HOST-FILE\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	scratch := filepath.Join(dir, "escd")
+	copied := filepath.Join(dir, "copied")
+	for _, d := range []string{scratch, copied} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	plant := "ln -s " + secret + " /l && mkdir /d && ln -s " + secret + " /d/l && ln -s " + scratch + "/victim /w && " +
+		"mkdir /etc2 && ln -s " + scratch + " /etc2/x && echo plain-box-file > /d/plain"
+	refused := []string{
+		"!cd $BOX_ROOT && echo VIA-CD > w",
+		"!cd $BOX_UPPER && cp /etc/hostname etc2/x/copied2",
+		"!cd $BOX_ROOT && cat l",
+		"!cd $BOX_ROOT/d; cat l",
+		"!(cd $BOX_ROOT/d && cat l)",
+		"!cd /proc/$BOX_PID && cat root/l",
+		"!pushd $BOX_ROOT; cat l",
+		"!env -C $BOX_ROOT cat l",
+		"!x=$BOX_ROOT; cat $x/l",
+		"!B=/proc/$BOX_PID; cat $B/root/l",
+		"!export x=$BOX_ROOT; cat $x/l",
+		"!cat $(echo $BOX_ROOT)/l",
+		"!cat `echo $BOX_ROOT`/l",
+		"!for f in $BOX_ROOT/d; do cat $f/l; done",
+		"!echo $BOX_ROOT/d | xargs -I{} cat {}/l",
+		"!echo $BOX_ROOT | read x; cat $x/l",
+		"!grep -R . $BOX_ROOT/d",
+		"!cp -rL $BOX_ROOT/d " + copied,
+		"!find $BOX_ROOT/d -follow -type f -exec cat {} +",
+		"!ls -L $BOX_ROOT/d",
+		"!sh -c 'cd $BOX_ROOT; cat l'",
+		"!tar -C $BOX_UPPER/etc2 -cf - x | tar -tvf -",
+	}
+	script := "new web\nunshare mnt pid\nmount overlay base\npivot_root\nexec sh -c '" + plant + "'\n"
+	for _, l := range refused {
+		script += "-" + l + "\n"
+	}
+	script += "!ls $BOX_ROOT/d\n!echo listed: $(ls $BOX_UPPER/d)\n!cat $BOX_ROOT/d/plain\n!stat -c %F $BOX_ROOT/d\n!readlink /proc/$BOX_PID/root\n"
+	out, code := runStepbox(t, filepath.Join(dir, "state"), script, "--plain")
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	if strings.Contains(out, "SECRET-HOST-FILE") {
+		t.Errorf("a host command printed the host file through the box's symlink:\n%s", out)
+	}
+	for _, d := range []string{scratch, copied} {
+		if ents, err := os.ReadDir(d); err != nil || len(ents) != 0 {
+			t.Errorf("a host command wrote into %s through the box's symlink: %v %v\n%s", d, ents, err, out)
+		}
+	}
+	if n := strings.Count(out, "error: !: "); n != len(refused) {
+		t.Errorf("%d host commands refused, want %d:\n%s", n, len(refused), out)
+	}
+	flat := regexp.MustCompile(`\n {7}`).ReplaceAllString(out, " ")
+	for _, want := range []string{
+		"is a directory in box web's root ($BOX_ROOT), given to `env`, which may change into it",
+		"given to `grep`", "and `cd` changes into it: the paths the line names after it are relative and not checked",
+		"names a box (BOX_ROOT), and an assignment keeps the path in a variable",
+		"the output of a command substitution becomes a path the check cannot see",
+		"run the command inside the box (`exec cat /etc/motd`), or copy the box's files out with `export bundle`",
+		"\nl\nplain\n", "listed: l plain\n", "\nplain-box-file\n", "\ndirectory\n", "!readlink /proc/$BOX_PID/root\n/\n",
+	} {
+		if !strings.Contains(flat, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}

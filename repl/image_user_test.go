@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -145,5 +146,39 @@ func TestImageShowEscapesTheImagesFileNamesAndEnv(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// ut30 F5: an image whose /proc is a symlink made pivot_root fail at
+// `mount proc`, after the pivot: the box was left pivoted without /proc
+// under an error that did not say so. The new root's /proc is looked at
+// inside it first: pivot_root is refused with nothing changed (the
+// prompt still shows no pivot), naming the link, and the link's host
+// target is never touched.
+func TestPivotRootRefusesAnImagesProcSymlinkBeforeAnythingChanges(t *testing.T) {
+	needRoot(t)
+	hostUnchanged(t)
+	dir := t.TempDir()
+	scratch := filepath.Join(dir, "escd")
+	if err := os.Mkdir(scratch, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	img := userImage(t, dir, "test/proclink:v1", "", nil, &tar.Header{Name: "proc", Typeflag: tar.TypeSymlink, Linkname: scratch})
+	out := runStepboxWithin(t, time.Minute, filepath.Join(dir, "state"), "image load "+img+"\n"+
+		"new l\nunshare mnt pid\nmount overlay base test/proclink:v1\n-pivot_root\nstatus\n")
+	flat := regexp.MustCompile(`\n {7}`).ReplaceAllString(out, " ")
+	for _, want := range []string{
+		"the new root's /proc is a symlink (-> \"" + scratch + "\"), where pivot_root must mount the box's /proc once the old root is gone; nothing was changed",
+		"\nl[mnt,pid|overlay] > status\n",
+	} {
+		if !strings.Contains(flat, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "pivot_root(\".\", \".\") = 0") {
+		t.Errorf("pivot_root ran:\n%s", out)
+	}
+	if ents, err := os.ReadDir(scratch); err != nil || len(ents) != 0 {
+		t.Errorf("something reached the link's host target %s: %v %v", scratch, ents, err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"stepbox/primitives/inroot"
 	"stepbox/primitives/step"
 )
 
@@ -66,6 +67,11 @@ func PivotRoot(k Kernel, newRoot string, withProc bool) (*step.Step, error) {
 	if err := checkNewRoot(k, newRoot); err != nil {
 		return st, err
 	}
+	if withProc && !isPlanning(k) {
+		if err := checkProcDir(k, newRoot); err != nil {
+			return st, err
+		}
+	}
 	cwd, err := k.Open(".", unix.O_PATH|unix.O_DIRECTORY, 0)
 	if err != nil {
 		return fail(PivotOther, "", fmt.Errorf("open the current directory: %w", err))
@@ -124,8 +130,10 @@ func PivotRoot(k Kernel, newRoot string, withProc bool) (*step.Step, error) {
 		"will make the overlay at "+newRoot+" the box's /, and detach the host's root from the box")
 	st.Notes = append(pivotRootNotes(), st.Notes...)
 	if procErr != nil {
-		// The root has changed all the same: the caller records the pivot.
-		return st, procErr
+		// The root has changed all the same: the caller records the pivot,
+		// and the learner reads here that it happened.
+		return st, fmt.Errorf("the pivot is done — the overlay at %s is the box's / and the host's root is detached — but the box has no /proc: %w; "+
+			"`mount proc` tries again, or `rm` the box and build it anew", newRoot, procErr)
 	}
 	st.Undo = "none while the box lives: the old root is gone from its mount namespace; `rm` ends the box and with it the namespace"
 	return st, nil
@@ -159,6 +167,34 @@ func checkNewRoot(k Kernel, newRoot string) error {
 		return fail(PivotNoOverlay, fmt.Sprintf("%s is a %s mount, not an overlay", newRoot, m.FSType), errors.New("no overlay"))
 	}
 	return nil
+}
+
+// checkProcDir refuses, before anything changes, a new root whose /proc
+// is not a directory (an image's `proc -> /somewhere`, or a file): the
+// box's /proc is mounted there after pivot_root(2), when the old root is
+// gone and the failure could no longer be undone. It is looked at inside
+// the new root (RESOLVE_IN_ROOT): an image's link is never followed on
+// the host. A missing /proc is made by the mount.
+func checkProcDir(k Kernel, newRoot string) error {
+	st, err := inroot.Lstat(k.Path(newRoot), "/proc")
+	switch {
+	case errors.Is(err, unix.ENOENT):
+		return nil
+	case err != nil:
+		return &PivotRootError{Rule: PivotOther, NewRoot: newRoot, Err: fmt.Errorf("look at its /proc before pivoting: %w", err)}
+	case st.Mode&unix.S_IFMT == unix.S_IFDIR:
+		return nil
+	}
+	what := "not a directory"
+	if st.Mode&unix.S_IFMT == unix.S_IFLNK {
+		what = "a symlink"
+		if t, err := inroot.Readlink(k.Path(newRoot), "/proc"); err == nil {
+			what += " (-> " + step.Quote(t) + ")"
+		}
+	}
+	return &PivotRootError{Rule: PivotOther, NewRoot: newRoot, Err: fmt.Errorf(
+		"the new root's /proc is %s, where pivot_root must mount the box's /proc once the old root is gone; nothing was changed. "+
+			"Build the box from an image whose /proc is a directory (or has none): `rm` this box first", what)}
 }
 
 // pivotRule names the rule a failed pivot_root(".", ".") in newRoot broke.
