@@ -220,10 +220,15 @@ func (b *Box) SecuritySnapshot() (SecuritySnapshot, error) {
 func coveringMounts(proc string, pid int, paths []string) (map[string]*rootfs.Mount, error) {
 	best := map[string]*rootfs.Mount{}
 	err := rootfs.ScanMounts(proc, pid, func(m rootfs.Mount) error {
+		var kept *rootfs.Mount // one copy, made only if a path keeps it: &m would put every mount on the heap
 		for _, p := range paths {
 			if m.Point == p || m.Point == "/" || strings.HasPrefix(p, strings.TrimSuffix(m.Point, "/")+"/") {
 				if b := best[p]; b == nil || len(m.Point) >= len(b.Point) {
-					best[p] = &m
+					if kept == nil {
+						c := m
+						kept = &c
+					}
+					best[p] = kept
 				}
 			}
 		}
