@@ -220,12 +220,13 @@ func teardownLedgerWith(dir string, marked func(box string) []pidStart, live *li
 	if filesGone == nil {
 		filesGone = undoFiles(res, dir, live)
 	}
+	owner := netOwner(res, session)
 	for i := len(res) - 1; i >= 0; i-- {
 		switch r := res[i]; r.Kind {
 		case ResCgroup:
 			errs = append(errs, removeCgroup(r, session, live.made(r.Group)))
 		case ResNet:
-			errs = append(errs, undoNet(r))
+			errs = append(errs, undoNet(r, owner))
 		case ResIDs:
 			note, err := ledgerIDs(r, filepath.Base(dir))
 			if note != "" {
@@ -301,6 +302,7 @@ func teardownResources(dir, session string) error {
 	}
 	var errs []error
 	done := map[string]bool{}
+	owner := netOwner(res, session)
 	for i := len(res) - 1; i >= 0; i-- {
 		r := res[i]
 		if r.Kind == ResCgroup && !done[string(r.Group)] {
@@ -308,7 +310,7 @@ func teardownResources(dir, session string) error {
 			errs = append(errs, removeCgroup(r, session, false))
 		}
 		if r.Kind == ResNet {
-			errs = append(errs, undoNet(r))
+			errs = append(errs, undoNet(r, owner))
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
