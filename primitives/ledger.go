@@ -88,12 +88,24 @@ func (l *Ledger) Add(r Resource) error {
 	return cerr
 }
 
+// readLedger reads a ledger that is the caller's and writable by no one
+// else (ownedStat): one someone else wrote is refused, never acted on.
 func readLedger(path string) ([]Resource, error) {
-	f, err := os.Open(path)
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
+	if errors.Is(err, unix.ELOOP) {
+		return nil, fmt.Errorf("state dir: %s is a symlink; stepbox reads only a ledger it wrote: left alone", path)
+	}
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return nil, fmt.Errorf("ledger: fstat %s: %w", path, err)
+	}
+	if err := ownedStat(path, st, false); err != nil {
+		return nil, err
+	}
 	var out []Resource
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
