@@ -88,12 +88,24 @@ func (l *Ledger) Add(r Resource) error {
 	return cerr
 }
 
+// readLedger reads a ledger that is the caller's and writable by no one
+// else (ownedStat): one someone else wrote is refused, never acted on.
 func readLedger(path string) ([]Resource, error) {
-	f, err := os.Open(path)
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
+	if errors.Is(err, unix.ELOOP) {
+		return nil, fmt.Errorf("state dir: %s is a symlink; stepbox reads only a ledger it wrote: left alone", path)
+	}
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return nil, fmt.Errorf("ledger: fstat %s: %w", path, err)
+	}
+	if err := ownedStat(path, st, false); err != nil {
+		return nil, err
+	}
 	var out []Resource
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
@@ -220,12 +232,13 @@ func teardownLedgerWith(dir string, marked func(box string) []pidStart, live *li
 	if filesGone == nil {
 		filesGone = undoFiles(res, dir, live)
 	}
+	owner := netOwner(res, session)
 	for i := len(res) - 1; i >= 0; i-- {
 		switch r := res[i]; r.Kind {
 		case ResCgroup:
 			errs = append(errs, removeCgroup(r, session, live.made(r.Group)))
 		case ResNet:
-			errs = append(errs, undoNet(r))
+			errs = append(errs, undoNet(r, owner))
 		case ResIDs:
 			note, err := ledgerIDs(r, filepath.Base(dir))
 			if note != "" {
@@ -301,6 +314,7 @@ func teardownResources(dir, session string) error {
 	}
 	var errs []error
 	done := map[string]bool{}
+	owner := netOwner(res, session)
 	for i := len(res) - 1; i >= 0; i-- {
 		r := res[i]
 		if r.Kind == ResCgroup && !done[string(r.Group)] {
@@ -308,7 +322,7 @@ func teardownResources(dir, session string) error {
 			errs = append(errs, removeCgroup(r, session, false))
 		}
 		if r.Kind == ResNet {
-			errs = append(errs, undoNet(r))
+			errs = append(errs, undoNet(r, owner))
 		}
 	}
 	if err := errors.Join(errs...); err != nil {

@@ -3,6 +3,7 @@ package primitives
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -414,5 +415,62 @@ func TestSweepRemovesASessionWhoseLedgerHoldsRefusedLinesOnce(t *testing.T) {
 	}
 	if !slices.Contains(rep.Sessions, goneSession) {
 		t.Errorf("the sweep does not report session %s removed: %q", goneSession, rep.Sessions)
+	}
+}
+
+// The sweep acts only on state the caller alone could have written: a
+// sessions/ directory, a session's or a box's directory, or a ledger
+// that another uid owns, or that its group may write, is refused and
+// named, and what its ledger names is left (ut30 F2: root's cleanup
+// acted on a ledger uid 1001 wrote in a sessions/ it owned).
+func TestSweepRefusesStateSomeoneElseCouldHaveWritten(t *testing.T) {
+	needRoot(t)
+	const other = 1001
+	for name, spoil := range map[string]func(run, box string) string{
+		"sessions/ of another uid": func(run, box string) string {
+			return filepath.Join(run, "sessions")
+		},
+		"a session dir of another uid": func(run, box string) string {
+			return filepath.Join(run, "sessions", goneSession)
+		},
+		"a box dir of another uid": func(run, box string) string { return box },
+		"a ledger of another uid":  func(run, box string) string { return filepath.Join(box, "ledger.jsonl") },
+		"a ledger its group may write": func(run, box string) string {
+			p := filepath.Join(box, "ledger.jsonl")
+			if err := os.Chmod(p, 0o620); err != nil {
+				t.Fatal(err)
+			}
+			return p
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			dirs := stateDirs(t)
+			if _, err := dirs.makeTrusted(); err != nil {
+				t.Fatal(err)
+			}
+			box := filepath.Join(dirs.Run, "sessions", goneSession, "boxes", "web")
+			victim := filepath.Join(box, "victim")
+			plantLedger(t, dirs, Resource{Kind: ResDir, Path: victim})
+			if err := os.Mkdir(victim, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			spoilt := spoil(dirs.Run, box)
+			if !strings.Contains(name, "group") {
+				if err := os.Chown(spoilt, other, other); err != nil {
+					t.Fatal(err)
+				}
+			}
+			said := sweepSaid(Sweep(dirs))
+			if _, err := os.Stat(victim); err != nil {
+				t.Errorf("the sweep acted on a ledger someone else could have written: %v\nit said:\n%s", err, said)
+			}
+			why := fmt.Sprintf("belongs to uid %d", other)
+			if strings.Contains(name, "group") {
+				why = "is writable by its group"
+			}
+			if !strings.Contains(said, spoilt+" "+why) {
+				t.Errorf("the sweep does not name %s (%q):\n%s", spoilt, why, said)
+			}
+		})
 	}
 }

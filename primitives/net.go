@@ -2,6 +2,7 @@ package primitives
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -93,13 +94,32 @@ func (b *Box) recordBox(u network.Undo) error {
 	return b.ledger.Add(r)
 }
 
-// undoNet carries out a ledger's network line.
-func undoNet(r Resource) error {
+// netOwner reads, before any of the ledger's network lines is undone,
+// what the kernel holds of session: the lines then undo only what it
+// shows is the session's own (network.Owner).
+func netOwner(res []Resource, session string) *network.Owner {
+	var undos []network.Undo
+	for _, r := range res {
+		var u network.Undo
+		if r.Kind == ResNet && json.Unmarshal(r.Net, &u) == nil {
+			undos = append(undos, u)
+		}
+	}
+	return network.NewOwner(session, undos)
+}
+
+// undoNet carries out a ledger's network line for the session o; what
+// the kernel shows is not the session's own is refused, said and left.
+func undoNet(r Resource, o *network.Owner) error {
 	var u network.Undo
 	if err := json.Unmarshal(r.Net, &u); err != nil {
 		return fmt.Errorf("ledger: network line %s: %w", r.Net, err)
 	}
-	return u.Do()
+	err := u.Do(o)
+	if errors.As(err, new(network.Refused)) {
+		return ledgerRefused{err}
+	}
+	return err
 }
 
 // NetBridge makes a bridge on the host side (`net bridge [NAME] [CIDR]`).
@@ -155,7 +175,7 @@ func (s *Session) netBridgeStep(name, cidr string, plan bool) (*step.Step, error
 	}
 	st.Summary = fmt.Sprintf("made bridge %s on the host side with the gateway address %s/%d: a virtual switch the boxes' veths will plug into",
 		name, network.Gateway(subnet), prefix(subnet))
-	op := &network.Op{St: st, Rec: s.recordSession, Plan: plan}
+	op := &network.Op{St: st, Rec: s.recordSession, Plan: plan, Session: s.ID}
 	if err := network.AddBridge(op, host, name, subnet); err != nil {
 		return st, err
 	}
@@ -214,7 +234,7 @@ func (b *Box) netVeth(bridge string, plan bool) (*step.Step, error) {
 		Man:     []string{"veth(4)", "rtnetlink(7)", "ip-link(8)"},
 		Undo:    "teardown deletes " + hostEnd + " (`ip link del " + hostEnd + "`), which takes eth0 with it; the box's network namespace ending does too",
 	}
-	op := &network.Op{St: st, Rec: b.recordBox, Plan: plan}
+	op := &network.Op{St: st, Rec: b.recordBox, Plan: plan, Session: s.ID}
 	if err := network.AddVeth(op, host, box, br.name, hostEnd); err != nil {
 		return st, err
 	}

@@ -154,7 +154,7 @@ func (s *Session) netNAT(bridge string, plan bool) (*step.Step, error) {
 		Undo:    "teardown deletes table ip " + network.Table + " (`nft delete table ip " + network.Table + "`) and writes back each sysctl's old value",
 	}
 	st.Notes = append(st.Notes, network.HostNotes(host)...)
-	op := &network.Op{St: st, Plan: plan}
+	op := &network.Op{St: st, Plan: plan, Session: s.ID}
 	if err := s.netSysctl(op, host, "net.ipv4.ip_forward", "1"); err != nil {
 		return st, err
 	}
@@ -239,7 +239,7 @@ func (b *Box) netPublish(spec string, plan bool) (*step.Step, error) {
 		Man:  []string{"nft(8)", "proc_sys_net(5)"},
 		Undo: "teardown deletes the rules commented \"" + network.PublishTag(b.Name, p) + "\" when the box goes, and table ip " + network.Table + " with the session",
 	}
-	op := &network.Op{St: st, Plan: plan}
+	op := &network.Op{St: st, Plan: plan, Session: s.ID}
 	if err := s.netSysctl(op, host, "net.ipv4.ip_forward", "1"); err != nil {
 		return st, err
 	}

@@ -126,7 +126,7 @@ func (b *Box) startNftTrace(tr *network.Trace, host network.NS, dst net.IP) (*ne
 	s.net.mu.Lock()
 	defer s.net.mu.Unlock()
 	st := &step.Step{Command: "net trace"}
-	op := &network.Op{St: st}
+	op := &network.Op{St: st, Session: s.ID}
 	hadTable := s.net.table
 	if err := s.netTable(op, host); err != nil {
 		tr.NftNotes = append(tr.NftNotes, fmt.Sprintf("no nftables trace: %v", err))

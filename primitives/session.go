@@ -93,6 +93,9 @@ func OpenSession(dirs Dirs) (*Session, error) {
 	if err := os.MkdirAll(filepath.Join(dirs.Run, "sessions"), 0o700); err != nil {
 		return nil, fmt.Errorf("state dir: %w", err)
 	}
+	if err := ownedState(filepath.Join(dirs.Run, "sessions"), true); err != nil {
+		return nil, err
+	}
 	setSelfExeScratch(dirs.Run)
 	if s.Swept, err = sweep(dirs, false); err != nil {
 		fmt.Fprintf(os.Stderr, "stepbox: cleaning up after a crashed session: %v\n", err)
@@ -131,6 +134,9 @@ func sweep(dirs Dirs, thorough bool) (SweepReport, error) {
 		return rep, &StateDirRefused{err}
 	}
 	root := filepath.Join(dirs.Run, "sessions")
+	if err := ownedState(root, true); err != nil {
+		return rep, &StateDirRefused{err}
+	}
 	ents, err := os.ReadDir(root)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return rep, err
@@ -152,6 +158,7 @@ func sweep(dirs Dirs, thorough bool) (SweepReport, error) {
 				failed = append(failed, fmt.Errorf("%s is not a directory stepbox made (a %s): left alone", b.Name(), b.Type()))
 			}
 		}
+		failed = append(failed, ownedSession(dir, boxes)...)
 		if len(failed) > 0 {
 			errs = append(errs, fmt.Errorf("session %s: %w", e.Name(), errors.Join(failed...)))
 			continue

@@ -3,6 +3,7 @@ package primitives
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -187,4 +188,58 @@ func untrusted(st unix.Stat_t, uid uint32, self bool) string {
 		who = append(who, "everyone")
 	}
 	return fmt.Sprintf("is writable by %s (mode %04o)", strings.Join(who, " and "), st.Mode&0o7777)
+}
+
+// ownedState refuses a directory (dir) or a ledger file that stepbox
+// reads state from under the state dir, path, unless it is the caller's
+// and writable by no one else, as the state dir itself must be: sshd
+// checks each component so, and a state dir of the caller's says nothing
+// of a sessions/ or a ledger another user owns or may write in it (ut30
+// F2: root's cleanup undid a ledger uid 1001 wrote). path is not
+// followed: a symlink is refused. A path that does not exist holds
+// nothing to act on: nil.
+func ownedState(path string, dir bool) error {
+	var st unix.Stat_t
+	if err := unix.Lstat(path, &st); err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return nil
+		}
+		return fmt.Errorf("state dir: lstat %s: %w", path, err)
+	}
+	return ownedStat(path, st, dir)
+}
+
+// ownedStat is ownedState for what path's stat (or fstat) found.
+func ownedStat(path string, st unix.Stat_t, dir bool) error {
+	uid := uint32(os.Geteuid())
+	why := ""
+	if !dir && st.Mode&unix.S_IFMT != unix.S_IFREG {
+		why = "is not a regular file"
+	} else {
+		if !dir {
+			// Judged by its owner and mode as the state dir is.
+			st.Mode = st.Mode&^unix.S_IFMT | unix.S_IFDIR
+		}
+		why = untrusted(st, uid, true)
+	}
+	if why == "" {
+		return nil
+	}
+	return fmt.Errorf("state dir: %s %s; stepbox acts on the ledgers it keeps there, so it refuses, and leaves alone, what someone else could have written (as sshd checks each directory on the way to ~/.ssh): remove it, or give it to uid %d with mode 0700 (0600 for a file)", path, why, uid)
+}
+
+// ownedSession checks a dead session's directories before the sweep
+// reads them: its own, boxes/ and each box's (ownedState).
+func ownedSession(dir string, boxes []fs.DirEntry) []error {
+	paths := []string{dir, filepath.Join(dir, "boxes")}
+	for _, b := range boxes {
+		paths = append(paths, filepath.Join(dir, "boxes", b.Name()))
+	}
+	var errs []error
+	for _, p := range paths {
+		if err := ownedState(p, true); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errs
 }

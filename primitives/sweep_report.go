@@ -34,6 +34,7 @@ func leftovers(dir, session string) (procs, net []string) {
 	}
 	for _, path := range slices.Sorted(maps.Keys(ledgers)) {
 		res, _ := readLedger(path)
+		owner := netOwner(res, session)
 		for _, r := range res {
 			switch r.Kind {
 			case ResProcess:
@@ -49,7 +50,7 @@ func leftovers(dir, session string) (procs, net []string) {
 			case ResNet:
 				var u network.Undo
 				if json.Unmarshal(r.Net, &u) == nil {
-					if what, ok := u.Pending(); ok {
+					if what, ok := u.Pending(owner); ok {
 						net = append(net, what)
 					}
 				}

@@ -145,7 +145,7 @@ func AddBridge(op *Op, host NS, name string, subnet *net.IPNet) error {
 		return err
 	}
 	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: name}}
-	op.Shell("ip link add "+name+" type bridge", "ip link set "+name+" alias "+LinkAlias)
+	op.Shell("ip link add "+name+" type bridge", "ip link set "+name+" alias '"+LinkMark(op.Session)+"'")
 	if err := op.Do(fmt.Sprintf("RTM_NEWLINK{ifname=%q, linkinfo={kind=\"bridge\"}, flags=NLM_F_CREATE|NLM_F_EXCL}", name),
 		func() error { return h.LinkAdd(br) }); err != nil {
 		return err
@@ -166,10 +166,15 @@ func AddBridge(op *Op, host NS, name string, subnet *net.IPNet) error {
 
 func prefixLen(n *net.IPNet) int { ones, _ := n.Mask.Size(); return ones }
 
-// setAlias marks a link stepbox made (LinkAlias): only such a link is
-// deleted by a ledger line. The kernel takes IFLA_IFALIAS only on a
-// link that exists (do_setlink), not in the request that creates it.
+// setAlias marks a link the session made (LinkMark): only such a link
+// is deleted by a line of that session's ledger. The kernel takes
+// IFLA_IFALIAS only on a link that exists (do_setlink), not in the
+// request that creates it.
 func setAlias(op *Op, h *netlink.Handle, l netlink.Link) error {
-	return op.Do(fmt.Sprintf("RTM_NEWLINK{ifname=%q, ifalias=%q}", l.Attrs().Name, LinkAlias),
-		func() error { return h.LinkSetAlias(l, LinkAlias) })
+	if op.Session == "" {
+		return fmt.Errorf("%s: no session to mark the link with", l.Attrs().Name)
+	}
+	mark := LinkMark(op.Session)
+	return op.Do(fmt.Sprintf("RTM_NEWLINK{ifname=%q, ifalias=%q}", l.Attrs().Name, mark),
+		func() error { return h.LinkSetAlias(l, mark) })
 }

@@ -59,9 +59,19 @@ func AddTable(op *Op, host NS) error {
 	if err := op.record(Undo{What: UndoTable, NS: host, Name: Table}); err != nil {
 		return err
 	}
+	if op.Session == "" {
+		return fmt.Errorf("table ip %s: no session to mark it with", Table)
+	}
 	c.AddTable(table())
 	calls := []string{fmt.Sprintf("NFT_MSG_NEWTABLE{family=NFPROTO_IPV4, name=%q}", Table)}
 	op.Shell("nft add table ip " + Table)
+	// Marked in the same batch: no table of stepbox's is ever unmarked.
+	set, line := ownerSetDef(op.Session)
+	if err := c.AddSet(set, nil); err != nil {
+		return err
+	}
+	calls = append(calls, fmt.Sprintf("NFT_MSG_NEWSET{table=%q, name=%q, key_type=ipv4_addr, userdata=comment %q}", Table, set.Name, set.Comment))
+	op.Shell(line)
 	accept := nftables.ChainPolicyAccept
 	for _, ch := range chains {
 		c.AddChain(&nftables.Chain{Name: ch.name, Table: table(), Type: ch.typ, Hooknum: ch.hook, Priority: ch.prio, Policy: &accept})

@@ -14,6 +14,9 @@ type Op struct {
 	St   *step.Step
 	Rec  Record
 	Plan bool
+	// Session is the ID of the session the step runs in: the links and
+	// the table it makes are marked with it (owner.go).
+	Session string
 }
 
 // record writes u to the ledger before the resource exists.

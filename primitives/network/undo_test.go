@@ -28,7 +28,7 @@ func TestALedgerLineNamesOnlyWhatStepboxMakes(t *testing.T) {
 		{What: UndoConntrack, Name: "10.0.0.0/8"},
 		{What: UndoConntrack, Name: "172.20.0.1/32"},
 	} {
-		if err := u.Do(); err == nil || !strings.Contains(err.Error(), "refusing") {
+		if err := u.Do(NewOwner("1-2", nil)); err == nil || !strings.Contains(err.Error(), "refusing") {
 			t.Errorf("%+v: %v, want a refusal", u, err)
 		}
 	}
@@ -65,7 +65,7 @@ func TestAPlantedLinkLineLeavesTheLinkInPlace(t *testing.T) {
 	if err := h.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "decoy0"}}); err != nil {
 		t.Fatal(err)
 	}
-	err = Undo{What: UndoLink, NS: ns, Name: "decoy0"}.Do()
+	err = Undo{What: UndoLink, NS: ns, Name: "decoy0"}.Do(NewOwner("1-2", nil))
 	if err == nil || !strings.Contains(err.Error(), "left in place") {
 		t.Errorf("undo of a link stepbox did not make: %v", err)
 	}

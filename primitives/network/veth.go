@@ -57,7 +57,7 @@ func AddVeth(op *Op, host, box NS, bridge, hostEnd string) error {
 	}
 	op.Shell(
 		"ip link add "+hostEnd+" type veth peer name "+BoxIf+" netns $BOX_PID",
-		"ip link set "+hostEnd+" alias "+LinkAlias,
+		"ip link set "+hostEnd+" alias '"+LinkMark(op.Session)+"'",
 		"ip link set "+hostEnd+" master "+bridge+" up")
 	if err := op.Do(fmt.Sprintf("RTM_NEWLINK{ifname=%q, master=%q, linkinfo={kind=\"veth\", data={peer={ifname=%q, net_ns_fd=open(%q)}}}, flags=NLM_F_CREATE|NLM_F_EXCL}",
 		hostEnd, bridge, BoxIf, box.Path), func() error { return h.LinkAdd(v) }); err != nil {
