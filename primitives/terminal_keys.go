@@ -170,13 +170,20 @@ func (p *boxTerminal) signalQueued(from int) bool {
 	if err != nil || tio.Lflag&unix.ISIG == 0 {
 		return false
 	}
-	sent, flush := false, false
+	sent := false
 	kept := p.queued[:from]
 	for _, k := range p.queued[from:] {
 		sig := keySignal(tio, k)
 		if sig == 0 {
 			kept = append(kept, k)
 			continue
+		}
+		flush := tio.Lflag&unix.NOFLSH == 0
+		if flush {
+			// Before the signal: the line discipline flushes under a
+			// lock no reader gets past, but here the shell the signal
+			// wakes (its sleep killed) would read the paste first.
+			p.flushBoxInput()
 		}
 		c.Control(func(fd uintptr) { err = unix.IoctlSetInt(int(fd), unix.TIOCSIG, int(sig)) })
 		if err != nil {
@@ -186,14 +193,11 @@ func (p *boxTerminal) signalQueued(from int) bool {
 			continue
 		}
 		sent = true
-		if tio.Lflag&unix.NOFLSH == 0 {
-			kept, flush = kept[:0], true
+		if flush {
+			kept = kept[:0]
 		}
 	}
 	p.queued = kept
-	if flush {
-		p.flushBoxInput()
-	}
 	return sent
 }
 
