@@ -2,6 +2,7 @@ package lessons
 
 import (
 	"cmp"
+	"context"
 	"os"
 	"slices"
 	"strconv"
@@ -178,7 +179,10 @@ func observeBox(b *primitives.Box) BoxState {
 			return fail(err)
 		}
 	}
-	if bs.Mounts, bs.HostMounts, err = b.Mounts(); err != nil {
+	// A check decides on the whole table: a cut read is the box's error.
+	ctx, cancel := context.WithTimeout(context.Background(), rootfs.StepReadTime)
+	defer cancel()
+	if bs.Mounts, bs.HostMounts, err = b.Mounts(ctx); err != nil {
 		return fail(err)
 	}
 	if b.Cgroup() != nil {
@@ -203,7 +207,7 @@ func observeBox(b *primitives.Box) BoxState {
 	if bs.UIDMap, err = b.UIDMap(); err != nil {
 		return fail(err)
 	}
-	if sec, err := b.SecuritySnapshot(); err == nil {
+	if sec, err := b.SecuritySnapshot(ctx); err == nil {
 		bs.Security = &sec
 	}
 	return bs

@@ -116,7 +116,7 @@ func TestMountProcAtADeepPathAnswers(t *testing.T) {
 	if _, err := b.Mount("proc", "", target, false); err != nil {
 		t.Fatalf("mount proc at a 2,000-level path: %v", err)
 	}
-	box, _, err := b.Mounts()
+	box, _, err := b.Mounts(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

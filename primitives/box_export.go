@@ -2,6 +2,7 @@ package primitives
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"os"
 	"slices"
@@ -98,7 +99,10 @@ func (b *Box) exportMounts(f BoxFS, leftOut *[]string) ([]export.Mount, error) {
 	root := f.root()
 	var out []export.Mount
 	n := 0
-	err := rootfs.ScanMounts("/proc", b.CommandPID(), func(m rootfs.Mount) error {
+	// A cut read would export part of the box's mounts: it fails.
+	ctx, cancel := context.WithTimeout(context.Background(), rootfs.StepReadTime)
+	defer cancel()
+	err := rootfs.ScanMounts(ctx, "/proc", b.CommandPID(), func(m rootfs.Mount) error {
 		em, target, ok := exportMount(m, f, root)
 		if target == "" {
 			return nil

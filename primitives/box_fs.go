@@ -1,6 +1,7 @@
 package primitives
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -312,9 +313,12 @@ func (b *Box) Stack(withFiles bool) (rootfs.StackSnapshot, error) {
 
 // Mounts reads the mount table of the box's command process, and the
 // session's (the host's) for comparison: each keeps its first
-// rootfs.MountsKept mounts and counts the rest.
-func (b *Box) Mounts() (box, host rootfs.MountTable, err error) {
-	if box, err = rootfs.Mounts(b.CommandPID()); err != nil {
+// rootfs.MountsKept mounts and counts the rest. The box's table is read
+// until ctx ends: cut short, box holds what was read, with Cut set, and
+// err is the *rootfs.MountsCutError.
+func (b *Box) Mounts(ctx context.Context) (box, host rootfs.MountTable, err error) {
+	if box, err = rootfs.MountsOf(ctx, "/proc", b.CommandPID()); err != nil {
+		err = fmt.Errorf("box %s: %w", b.Name, err)
 		return
 	}
 	host, err = rootfs.Mounts(os.Getpid())
@@ -322,19 +326,23 @@ func (b *Box) Mounts() (box, host rootfs.MountTable, err error) {
 }
 
 // MountDiff compares the box's whole mount table, read as a stream, with
-// the session's (the host's).
-func (b *Box) MountDiff() (rootfs.MountDiff, error) {
+// the session's (the host's), until ctx ends (rootfs.DiffMountsOf).
+func (b *Box) MountDiff(ctx context.Context) (rootfs.MountDiff, error) {
 	host, err := rootfs.Mounts(os.Getpid())
 	if err != nil {
 		return rootfs.MountDiff{}, err
 	}
-	return b.MountDiffFrom(host)
+	return b.MountDiffFrom(ctx, host)
 }
 
 // MountDiffFrom compares the box's whole mount table, read as a stream,
-// with old (the box's own before a step).
-func (b *Box) MountDiffFrom(old rootfs.MountTable) (rootfs.MountDiff, error) {
-	return rootfs.DiffMountsOf(old, "/proc", b.CommandPID())
+// with old (the box's own before a step), until ctx ends.
+func (b *Box) MountDiffFrom(ctx context.Context, old rootfs.MountTable) (rootfs.MountDiff, error) {
+	d, err := rootfs.DiffMountsOf(ctx, old, "/proc", b.CommandPID())
+	if err != nil {
+		err = fmt.Errorf("box %s: %w", b.Name, err)
+	}
+	return d, err
 }
 
 // MountMask masks Docker's paths of /proc and /sys in the box and makes

@@ -1,6 +1,7 @@
 package primitives
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -70,9 +71,9 @@ func maskOf(m *rootfs.Mount, path string) bool {
 
 // boxMasks reports, of paths, those masked by a mount the box made
 // itself and can unmount, each with that mount's type and point.
-func (b *Box) boxMasks(paths []string) (map[string]string, error) {
+func (b *Box) boxMasks(ctx context.Context, paths []string) (map[string]string, error) {
 	pid := b.CommandPID()
-	covers, err := coveringMounts("/proc", pid, paths)
+	covers, err := coveringMounts(ctx, "/proc", pid, paths)
 	if err != nil {
 		return nil, err
 	}

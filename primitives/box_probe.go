@@ -102,7 +102,7 @@ func (b *Box) Probe(ctx context.Context, names []string) ([]ProbeResult, *step.S
 		}
 		results = append(results, r)
 	}
-	if err := b.notByBoxMasks(results); err != nil {
+	if err := b.notByBoxMasks(ctx, results); err != nil {
 		return nil, st, fmt.Errorf("probe: %w", err)
 	}
 	open, unknown := 0, ""
@@ -124,15 +124,18 @@ func (b *Box) Probe(ctx context.Context, names []string) ([]ProbeResult, *step.S
 // notByBoxMasks makes a probe unknown that found its files masked (and
 // said closed, or found no kernel's file there) by a mount the box made
 // itself and can unmount: that mask closes nothing (ut29 F5).
-func (b *Box) notByBoxMasks(results []ProbeResult) error {
+func (b *Box) notByBoxMasks(ctx context.Context, results []ProbeResult) error {
 	for i, r := range results {
 		paths := probe.MaskedPaths(r.Name)
 		if r.State == probe.Open || len(paths) == 0 {
 			continue
 		}
-		masks, err := b.boxMasks(paths)
+		// Decided on the whole table only: a cut read fails the probe.
+		tctx, cancel := context.WithTimeout(ctx, rootfs.StepReadTime)
+		masks, err := b.boxMasks(tctx, paths)
+		cancel()
 		if err != nil {
-			return err
+			return fmt.Errorf("box %s: cannot tell who masks %s: %w", b.Name, strings.Join(paths, ", "), err)
 		}
 		var by []string
 		for _, p := range paths {
@@ -165,7 +168,7 @@ func (b *Box) probeInBox(ctx context.Context, names []string) ([]ProbeResult, *s
 	}
 	defer closeAll(opened)
 	if run.Name != "stepbox" {
-		if err := b.needProc(); err != nil {
+		if err := b.needProc(ctx); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -200,18 +203,21 @@ func (b *Box) probeInBox(ctx context.Context, names []string) ([]ProbeResult, *s
 
 // needProc checks that the box has a proc filesystem at /proc: the
 // dynamic loader reads stepbox and its libraries as /proc/self/fd/N.
-func (b *Box) needProc() error {
+func (b *Box) needProc(ctx context.Context) error {
 	f := b.FS()
 	if !f.Pivoted && !f.Chrooted {
 		return nil // the host's /proc, or the box's mounted over it
 	}
 	proc := false
-	err := rootfs.ScanMounts("/proc", b.CommandPID(), func(m rootfs.Mount) error {
+	// Decided on the whole table only: a cut read fails the probe.
+	ctx, cancel := context.WithTimeout(ctx, rootfs.StepReadTime)
+	defer cancel()
+	err := rootfs.ScanMounts(ctx, "/proc", b.CommandPID(), func(m rootfs.Mount) error {
 		proc = proc || m.Point == "/proc" && m.FSType == "proc"
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("probe: %w", err)
+		return fmt.Errorf("probe: box %s: cannot tell whether it has a /proc: %w", b.Name, err)
 	}
 	if proc {
 		return nil

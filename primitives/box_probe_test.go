@@ -656,7 +656,7 @@ func TestMasksTheBoxMadeItselfCloseNothingWhileItCanLiftThem(t *testing.T) {
 		}
 	}
 	guarded := func() map[string]GuardedPath {
-		sec, err := b.SecuritySnapshot()
+		sec, err := b.SecuritySnapshot(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}

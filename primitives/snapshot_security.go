@@ -3,6 +3,7 @@ package primitives
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -156,7 +157,10 @@ type SecuritySnapshot struct {
 // SecuritySnapshot reads the box's PID 1 (its box process before it has
 // one): /proc/PID/status, /proc/PID/mountinfo, /proc/PID/cgroup and its
 // devices cgroup, /proc/PID/ns/user and uid_map.
-func (b *Box) SecuritySnapshot() (SecuritySnapshot, error) {
+//
+// The mount table is read until ctx ends: a cut table cannot tell what
+// guards a path, so the snapshot fails then, saying how far it got.
+func (b *Box) SecuritySnapshot(ctx context.Context) (SecuritySnapshot, error) {
 	if err := b.Alive(); err != nil {
 		return SecuritySnapshot{}, err
 	}
@@ -166,9 +170,9 @@ func (b *Box) SecuritySnapshot() (SecuritySnapshot, error) {
 	if s.Proc, err = ReadProcSecurity(pid); err != nil {
 		return s, fmt.Errorf("box %s: %w", b.Name, err)
 	}
-	covers, err := coveringMounts("/proc", pid, append(slices.Clone(DockerDefault.Masked), DockerDefault.ReadOnly...))
+	covers, err := coveringMounts(ctx, "/proc", pid, append(slices.Clone(DockerDefault.Masked), DockerDefault.ReadOnly...))
 	if err != nil {
-		return s, fmt.Errorf("box %s: %w", b.Name, err)
+		return s, fmt.Errorf("box %s: masked and read-only paths: %w", b.Name, err)
 	}
 	root := fmt.Sprintf("/proc/%d/root", pid)
 	for _, p := range DockerDefault.Masked {
@@ -183,7 +187,7 @@ func (b *Box) SecuritySnapshot() (SecuritySnapshot, error) {
 			guarded = append(guarded, g.Path)
 		}
 	}
-	byBox, err := b.boxMasks(guarded)
+	byBox, err := b.boxMasks(ctx, guarded)
 	if err != nil {
 		return s, fmt.Errorf("box %s: %w", b.Name, err)
 	}
@@ -217,9 +221,9 @@ func (b *Box) SecuritySnapshot() (SecuritySnapshot, error) {
 // (mountinfo lists parents first, and a mount over another after it)
 // whose point is the path or a directory above it. It keeps one mount a
 // path, however many the box holds.
-func coveringMounts(proc string, pid int, paths []string) (map[string]*rootfs.Mount, error) {
+func coveringMounts(ctx context.Context, proc string, pid int, paths []string) (map[string]*rootfs.Mount, error) {
 	best := map[string]*rootfs.Mount{}
-	err := rootfs.ScanMounts(proc, pid, func(m rootfs.Mount) error {
+	err := rootfs.ScanMounts(ctx, proc, pid, func(m rootfs.Mount) error {
 		var kept *rootfs.Mount // one copy, made only if a path keeps it: &m would put every mount on the heap
 		for _, p := range paths {
 			if m.Point == p || m.Point == "/" || strings.HasPrefix(p, strings.TrimSuffix(m.Point, "/")+"/") {

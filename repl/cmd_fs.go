@@ -1,6 +1,7 @@
 package repl
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -131,16 +132,18 @@ func init() {
 			Example: "mounts --diff", Man: "proc(5), mount_namespaces(7)",
 			Flags: []Flag{{Name: "diff", Help: "only what differs from the host's mount table"}},
 			Run: func(sh *Shell, c *Call) error {
+				ctx, cancel := sh.mountsPanelRead()
+				defer cancel()
 				if c.Has("diff") {
-					d, err := sh.Current().MountDiff()
-					if err != nil {
+					d, err := sh.Current().MountDiff(ctx)
+					if err != nil && d.Cut == "" {
 						return err
 					}
 					fmt.Fprintln(sh.Out, viz.MountDiffPanel(d, sh.Width, sh.Theme))
 					return nil
 				}
-				box, _, err := sh.Current().Mounts()
-				if err != nil {
+				box, _, err := sh.Current().Mounts(ctx)
+				if err != nil && box.Cut == "" {
 					return err
 				}
 				fmt.Fprintln(sh.Out, viz.MountsPanel(box, sh.Width, sh.Theme))
@@ -148,6 +151,14 @@ func init() {
 			},
 		},
 	)
+}
+
+// mountsPanelRead bounds a panel's read of a box's mount table: the
+// kernel may take minutes to list a deep stack of mounts on one point,
+// so the panel shows what it read by rootfs.PanelReadTime, or by Ctrl-C,
+// and says where it stopped (the table's Cut).
+func (sh *Shell) mountsPanelRead() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(sh.interrupt, rootfs.PanelReadTime)
 }
 
 func mountKind(kind, usage, defaultTarget, summary, kernel string) *Command {

@@ -1,6 +1,7 @@
 package repl
 
 import (
+	"context"
 	"fmt"
 
 	"stepbox/primitives"
@@ -61,9 +62,13 @@ func mountMaskCommand() *Command {
 // mountsBeforeAfter runs a mount step and shows what it changed in the
 // box's mount table.
 func (sh *Shell) mountsBeforeAfter(b *primitives.Box, do func() (*step.Step, error), ok func()) error {
-	before, _, err := b.Mounts()
+	// The step runs only once the table before it is read whole: a cut
+	// one would show mounts it did not make as its own.
+	ctx, cancel := context.WithTimeout(sh.interrupt, rootfs.StepReadTime)
+	defer cancel()
+	before, _, err := b.Mounts(ctx)
 	if err != nil {
-		return err
+		return fmt.Errorf("the mount table before the step: %w", err)
 	}
 	st, err := do()
 	sh.printStep(st)
@@ -71,8 +76,11 @@ func (sh *Shell) mountsBeforeAfter(b *primitives.Box, do func() (*step.Step, err
 		return err
 	}
 	ok()
-	d, err := b.MountDiffFrom(before)
-	if err != nil {
+	// Done, the step stands: a cut read after it shows what it read.
+	actx, acancel := sh.mountsPanelRead()
+	defer acancel()
+	d, err := b.MountDiffFrom(actx, before)
+	if err != nil && d.Cut == "" {
 		return err
 	}
 	fmt.Fprintln(sh.Out, viz.MountStepPanel(d, sh.Width, sh.Theme))

@@ -20,7 +20,9 @@ func init() {
 					return err
 				}
 			}
-			snap, err := b.SecuritySnapshot()
+			ctx, cancel := sh.mountsPanelRead()
+			defer cancel()
+			snap, err := b.SecuritySnapshot(ctx)
 			if err != nil {
 				return err
 			}

@@ -18,9 +18,18 @@ const mountDiffRowsMax = 40
 // options and propagation.
 func MountsPanel(tbl rootfs.MountTable, width int, t Theme) string {
 	width = max(width, 40)
-	title := t.Title.Render(truncate(fmt.Sprintf("mounts of PID %d · %s", tbl.PID, quantity(tbl.Count(), "mount")), width))
+	count := quantity(tbl.Count(), "mount")
+	if tbl.Cut != "" {
+		count += " read" // of more: the read stopped
+	}
+	title := t.Title.Render(truncate(fmt.Sprintf("mounts of PID %d · %s", tbl.PID, count), width))
+	cut := ""
+	if tbl.Cut != "" {
+		// The read stopped: the count above is of the mounts read.
+		cut = para(t.Warn, "stopped reading: "+tbl.Cut, width)
+	}
 	if len(tbl.Mounts) == 0 {
-		return title
+		return lines(title, cut)
 	}
 	// Only the rows shown are built: a box may hold 100,000 mounts.
 	shownMounts := tbl.Mounts[:min(len(tbl.Mounts), mountRowsMax)]
@@ -69,6 +78,9 @@ func MountsPanel(tbl rootfs.MountTable, width int, t Theme) string {
 	if tbl.Count() > len(rows) {
 		table = lines(table, moreRows(t, tbl.Count(), len(rows), "mounts (`!cat /proc/$BOX_PID/mountinfo` lists every one)"))
 	}
+	if cut != "" {
+		table = lines(table, cut)
+	}
 	return lines(title, table)
 }
 
@@ -106,6 +118,10 @@ func mountDiffPanel(d rootfs.MountDiff, what string, width int, t Theme) string 
 	if d.OldCut > 0 {
 		// Pairing saw only the mounts kept of the older table.
 		title = lines(title, para(t.Dim, fmt.Sprintf("compared with the first %d mounts of the %s only: %d more were not kept, and a mount among them shows here as new", rootfs.MountsKept, map[bool]string{true: "host's table", false: "table before the step"}[what == "box vs host"], d.OldCut), width))
+	}
+	if d.Cut != "" {
+		// Only the mounts read were paired; none is called gone.
+		title = lines(title, para(t.Warn, "stopped reading the box's table: "+d.Cut+"; the counts are of the mounts read", width))
 	}
 	if len(d.Added)+len(d.Removed)+len(d.Changed) == 0 {
 		if what != "box vs host" {

@@ -2,6 +2,7 @@ package rootfs
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // A box decides how many mounts its namespace holds: the kernel allows
@@ -42,10 +44,54 @@ const mountLineMax = 1 << 20
 // what was read of it stands, the rest was not read.
 var ErrMountsTooMany = fmt.Errorf("more than %d mounts: the rest was not read", MountsReadMax)
 
+// The kernel's time to list a mount table grows with the square of one
+// mount point's stack (20,000 tmpfs mounts stacked on one directory:
+// 12-19 s for the one read), and a box builds such a stack with a loop.
+// So every read of a box's table takes a context: it stops at its
+// deadline or at Ctrl-C, checked between lines, and says how far it got
+// (MountsCutError). The file is read a little at a time (mountReadSize):
+// the kernel generates what one read(2) asks for in one go, and a
+// megabyte's worth of a deep stack is seconds no signal can cut.
+
+// PanelReadTime is how long a panel waits for a box's mount table.
+var PanelReadTime = 2 * time.Second
+
+// StepReadTime is how long a step waits for a box's mount table before
+// it fails: longer than a panel's, as the step cannot show a part.
+var StepReadTime = 10 * time.Second
+
+// mountReadSize is the most one read(2) of a mountinfo file asks for:
+// a few pages, so a deadline or Ctrl-C is seen within a fraction of a
+// second even for a deep stack, at some 10% more kernel time than 64 KiB.
+const mountReadSize = 16 << 10
+
+// MountsCutError is a mount table read that stopped before its end: at
+// its deadline, or interrupted. What was read of it stands.
+type MountsCutError struct {
+	Read int           // mounts read before it stopped
+	Took time.Duration // how long this table was read before it stopped
+	Err  error         // context.DeadlineExceeded or context.Canceled
+}
+
+func (e *MountsCutError) Error() string {
+	if errors.Is(e.Err, context.DeadlineExceeded) {
+		return fmt.Sprintf("the kernel was still listing the mount table after %s: %d mounts read, the rest not", e.Took.Round(time.Millisecond), e.Read)
+	}
+	return fmt.Sprintf("interrupted after %d mounts read: the rest of the mount table was not read", e.Read)
+}
+
+func (e *MountsCutError) Unwrap() error { return e.Err }
+
+// smallReads hands the scanner at most mountReadSize bytes a read.
+type smallReads struct{ r io.Reader }
+
+func (s smallReads) Read(p []byte) (int, error) { return s.r.Read(p[:min(len(p), mountReadSize)]) }
+
 // ScanMounts reads the mount table of pid from the proc filesystem at
 // proc (/proc, or a fixture tree in tests), a line at a time, handing
-// each mount to each; it stops at the first error each returns.
-func ScanMounts(proc string, pid int, each func(Mount) error) error {
+// each mount to each; it stops at the first error each returns, and at
+// ctx's end with a *MountsCutError.
+func ScanMounts(ctx context.Context, proc string, pid int, each func(Mount) error) error {
 	path := filepath.Join(proc, strconv.Itoa(pid), "mountinfo")
 	f, err := os.Open(path)
 	if err != nil {
@@ -53,7 +99,7 @@ func ScanMounts(proc string, pid int, each func(Mount) error) error {
 	}
 	defer f.Close()
 	var stop error // each's own error: it says what it is
-	err = ScanMountinfo(f, func(m Mount) error {
+	err = ScanMountinfo(ctx, f, func(m Mount) error {
 		stop = each(m)
 		return stop
 	})
@@ -64,8 +110,8 @@ func ScanMounts(proc string, pid int, each func(Mount) error) error {
 }
 
 // ScanMountinfo parses a mountinfo stream line by line.
-func ScanMountinfo(r io.Reader, each func(Mount) error) error {
-	return scanMountLines(r, func(n int, line []byte) error {
+func ScanMountinfo(ctx context.Context, r io.Reader, each func(Mount) error) error {
+	return scanMountLines(ctx, r, func(n int, line []byte) error {
 		m, err := parseMountLine(string(line))
 		if err != nil {
 			return fmt.Errorf("line %d: %w", n, err)
@@ -75,11 +121,16 @@ func ScanMountinfo(r io.Reader, each func(Mount) error) error {
 }
 
 // scanMountLines hands each line of a mountinfo stream to each, with its
-// number; the line's bytes are valid until each returns.
-func scanMountLines(r io.Reader, each func(n int, line []byte) error) error {
-	sc := bufio.NewScanner(r)
+// number; the line's bytes are valid until each returns. It stops with
+// a *MountsCutError when ctx ends.
+func scanMountLines(ctx context.Context, r io.Reader, each func(n int, line []byte) error) error {
+	start := time.Now()
+	sc := bufio.NewScanner(smallReads{r})
 	sc.Buffer(make([]byte, 0, 64<<10), mountLineMax)
 	for n := 1; sc.Scan(); n++ {
+		if ctx.Err() != nil {
+			return &MountsCutError{Read: n - 1, Took: time.Since(start), Err: ctx.Err()}
+		}
 		if n > MountsReadMax {
 			return ErrMountsTooMany
 		}
@@ -94,10 +145,11 @@ func scanMountLines(r io.Reader, each func(n int, line []byte) error) error {
 }
 
 // readMountTable reads a mount table keeping the first MountsKept
-// mounts; the others are only counted, never parsed.
-func readMountTable(r io.Reader, pid int) (MountTable, error) {
+// mounts; the others are only counted, never parsed. Cut short by ctx,
+// it returns what it read with a *MountsCutError.
+func readMountTable(ctx context.Context, r io.Reader, pid int) (MountTable, error) {
 	t := MountTable{PID: pid}
-	err := scanMountLines(r, func(n int, line []byte) error {
+	err := scanMountLines(ctx, r, func(n int, line []byte) error {
 		t.Total = n
 		if len(t.Mounts) == MountsKept {
 			return nil

@@ -1,6 +1,7 @@
 package rootfs_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -53,7 +54,7 @@ func TestMountsInKeepsTheFirstMountsAndCountsEveryOne(t *testing.T) {
 		t.Errorf("root mount = %+v", tbl.Mounts[0])
 	}
 	host := rootfs.MountTable{Mounts: []rootfs.Mount{{Point: "/", FSType: "ext4", Source: "/dev/vda", Dev: "254:0", Root: "/", Options: "rw", Propagation: "shared:1"}}}
-	d, err := rootfs.DiffMountsOf(host, proc, 4242)
+	d, err := rootfs.DiffMountsOf(context.Background(), host, proc, 4242)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,13 +68,13 @@ func TestMountsInKeepsTheFirstMountsAndCountsEveryOne(t *testing.T) {
 func TestScanMountsNamesAMalformedLine(t *testing.T) {
 	lines := tmpfsLines(3)
 	lines[2] = "102 100 0:42 / /" + strings.Repeat("x", 5000) + " rw"
-	err := rootfs.ScanMounts(fixtureProc(t, lines), 4242, func(rootfs.Mount) error { return nil })
+	err := rootfs.ScanMounts(context.Background(), fixtureProc(t, lines), 4242, func(rootfs.Mount) error { return nil })
 	if err == nil || !strings.Contains(err.Error(), "line 3:") || len(err.Error()) > 600 {
 		t.Errorf("a malformed line 3 gave %v", err)
 	}
 	stop := errors.New("enough")
 	n := 0
-	err = rootfs.ScanMounts(fixtureProc(t, tmpfsLines(10)), 4242, func(rootfs.Mount) error { n++; return stop })
+	err = rootfs.ScanMounts(context.Background(), fixtureProc(t, tmpfsLines(10)), 4242, func(rootfs.Mount) error { n++; return stop })
 	if err != stop || n != 1 {
 		t.Errorf("ScanMounts went on after its callback stopped it: %d mounts, %v", n, err)
 	}
@@ -88,7 +89,7 @@ func TestScanMountsDecodesTheKernelsOctalEscapes(t *testing.T) {
 		"101 100 0:41 /sub\\040dir /mnt/p\\040q\\011r rw,relatime - tmp\\040fs a\\040b\\011c\x1bd\\012e\\134f\\9 rw,size=1024k,x=a\\054b",
 	})
 	var got []rootfs.Mount
-	if err := rootfs.ScanMounts(proc, 4242, func(m rootfs.Mount) error { got = append(got, m); return nil }); err != nil {
+	if err := rootfs.ScanMounts(context.Background(), proc, 4242, func(m rootfs.Mount) error { got = append(got, m); return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if len(got) != 1 {

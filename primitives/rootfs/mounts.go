@@ -1,6 +1,8 @@
 package rootfs
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -28,6 +30,9 @@ type MountTable struct {
 	PID    int
 	Mounts []Mount // in mountinfo order, parents before children: the first MountsKept
 	Total  int     // every mount of the table, kept or not (0: len(Mounts))
+	// Cut says why the read stopped before the table's end (a
+	// MountsCutError's text): Total is then the mounts read so far.
+	Cut string
 }
 
 // Count is how many mounts the table holds, kept or not.
@@ -43,13 +48,23 @@ func Mounts(pid int) (MountTable, error) {
 // MountsIn reads the mount table of pid from the proc filesystem at proc,
 // so tests can point it at a fixture tree.
 func MountsIn(proc string, pid int) (MountTable, error) {
+	return MountsOf(context.Background(), proc, pid)
+}
+
+// MountsOf reads the mount table of pid until ctx ends: cut short, it
+// returns what it read, with Cut set, and the *MountsCutError.
+func MountsOf(ctx context.Context, proc string, pid int) (MountTable, error) {
 	path := filepath.Join(proc, strconv.Itoa(pid), "mountinfo")
 	f, err := os.Open(path)
 	if err != nil {
 		return MountTable{}, fmt.Errorf("mount table of %d: open %s: %w", pid, path, err)
 	}
 	defer f.Close()
-	t, err := readMountTable(f, pid)
+	t, err := readMountTable(ctx, f, pid)
+	if cut := (*MountsCutError)(nil); errors.As(err, &cut) {
+		t.Cut = cut.Error()
+		return t, fmt.Errorf("mount table of %d: %w", pid, err)
+	}
 	if err != nil {
 		return t, fmt.Errorf("mount table of %d: %s: %w", pid, path, err)
 	}
@@ -120,6 +135,9 @@ type MountDiff struct {
 	// kept (MountsKept): the box's mounts were paired with the others
 	// only, and one of those cut off may show as added.
 	OldCut int
+	// Cut says why the read of the newer table stopped before its end
+	// (a MountsCutError's text): only the mounts read were compared.
+	Cut string
 }
 
 // Counts is how many mounts the diff found added, removed and changed,
@@ -202,10 +220,19 @@ func DiffMounts(host, box MountTable) MountDiff {
 
 // DiffMountsOf compares the mount table of pid, read from the proc
 // filesystem at proc as a stream, with old: every mount of pid's table
-// is compared, and the diff stays bounded (MountDiffKept).
-func DiffMountsOf(old MountTable, proc string, pid int) (MountDiff, error) {
+// is compared, and the diff stays bounded (MountDiffKept). Cut short by
+// ctx, it returns the diff of what it read, with Cut set, and the
+// *MountsCutError.
+func DiffMountsOf(ctx context.Context, old MountTable, proc string, pid int) (MountDiff, error) {
 	x := newMountDiffer(old)
-	if err := ScanMounts(proc, pid, x.add); err != nil {
+	err := ScanMounts(ctx, proc, pid, x.add)
+	if cut := (*MountsCutError)(nil); errors.As(err, &cut) {
+		// The host's mounts not yet paired are not "gone": drop them.
+		d := x.done()
+		d.Removed, d.RemovedCount, d.Cut = nil, 0, cut.Error()
+		return d, err
+	}
+	if err != nil {
 		return MountDiff{}, err
 	}
 	return x.done(), nil
