@@ -126,3 +126,68 @@ func TestASessionInAnotherPIDNamespaceIsNotSweptAsCrashed(t *testing.T) {
 		}
 	}
 }
+
+// A session's parent cgroup is named by its whole ID, not its PID (ut30
+// F7): two sessions in PID namespaces of their own under one cgroup are
+// both PID 1 and both took stepbox-1. The second's box then ran in no
+// tracking cgroup, and its end killed the first's box and removed the
+// first's cgroups.
+func TestTwoSessionsInPIDNamespacesKeepTheirOwnCgroups(t *testing.T) {
+	needRoot(t)
+	hostUnchanged(t)
+	dir := searchableTempDir(t)
+	var outA bytes.Buffer
+	pidnsSession(t, dir, "new c1\ncgroup new\ncgroup attach\nexec sh -c 'sleep 50192 >/dev/null 2>&1 </dev/null &'\n", &outA)
+	sleeper := sleeperPID(t, "50192")
+	if sleeper == 0 {
+		t.Fatalf("the first session's box command is not running:\n%s", outA.String())
+	}
+	before, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", sleeper))
+	if err != nil || !strings.Contains(string(before), "/stepbox-1") {
+		t.Fatalf("the first session's box command is not in its cgroups (%v):\n%s", err, before)
+	}
+	out := runInPIDNS(t, dir, "new c2\ncgroup new\ncgroup attach\nexec sh -c 'grep -q /stepbox-1 /proc/self/cgroup && echo C2-TRACKED'\n")
+	if !strings.Contains(out, "C2-TRACKED") {
+		t.Errorf("the second session's box is in no stepbox cgroup:\n%s", out)
+	}
+	if sleeperPID(t, "50192") != sleeper {
+		t.Fatalf("the second session's end killed the first session's box command %d:\n%s", sleeper, out)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(before)), "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) != 3 || !strings.Contains(parts[2], "/stepbox-") {
+			continue
+		}
+		ctrl := strings.TrimPrefix(parts[1], "name=")
+		if ctrl == "" {
+			ctrl = "unified"
+		}
+		matches, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*"+ctrl+"*", parts[2]))
+		if parts[1] == "" {
+			if m, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", parts[2])); len(m) > 0 {
+				matches = append(matches, m...)
+			}
+		}
+		if len(matches) == 0 {
+			t.Errorf("the first session's cgroup %s (%s) is gone after the second session:\n%s", parts[2], parts[1], out)
+		}
+	}
+}
+
+// A tracking cgroup that is there already (planted by a box sharing the
+// host's cgroupfs, say) is not stepbox's: `new` fails and names it,
+// rather than saying ✓ with the box in no tracking cgroup (ut30 F7).
+func TestNewRefusesATrackingCgroupThatIsThereAlready(t *testing.T) {
+	needRoot(t)
+	hostUnchanged(t)
+	dir := t.TempDir()
+	out, code := runStepbox(t, dir, "new a1\n"+
+		"!find /sys/fs/cgroup -maxdepth 8 -type d \\( -name \"stepbox-$PPID\" -o -name \"stepbox-$PPID-*\" \\) -exec mkdir {}/b2.track \\;\n"+
+		"new b2\n")
+	if code == 0 || !strings.Contains(out, "could not be made fresh") || !strings.Contains(out, "b2.track") {
+		t.Fatalf("new b2 with b2.track planted: exit %d, want it refused naming the cgroup:\n%s", code, out)
+	}
+	if strings.Contains(out, "✓ box b2") {
+		t.Fatalf("new b2 said ✓ without a tracking cgroup:\n%s", out)
+	}
+}
