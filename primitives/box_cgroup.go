@@ -62,7 +62,7 @@ func (s *Session) cgroupParent(st *step.Step) (*cgroups.Group, error) {
 	if err != nil {
 		return nil, err
 	}
-	name := cgroups.ParentName(os.Getpid())
+	name := cgroups.ParentName(s.ID)
 	planned := cgroups.Group{Name: name, Scope: place.Scope}
 	for _, d := range place.Dirs {
 		d.Path, d.Cgroup = path.Join(d.Path, name), path.Join(d.Cgroup, name)

@@ -94,7 +94,11 @@ func (b *Box) spawn(st *step.Step, plan bool) error {
 		}
 		// The executor waits for its first op: nothing of the box runs
 		// before it is in its tracking cgroup.
-		b.track(st, p.Pid)
+		if err := b.track(st, p.Pid); err != nil {
+			p.Kill()
+			mine.Close()
+			return err
+		}
 		// While the box process loads (its ELF interpreter, libc, the
 		// constructor), its upper tmpfs is mounted and its OOM score set.
 		var upper step.Step

@@ -12,6 +12,8 @@ import (
 
 	"stepbox/primitives/cgroups"
 	"stepbox/primitives/step"
+
+	"golang.org/x/sys/unix"
 )
 
 // track puts the box process pid, before it runs anything, into the box's
@@ -23,12 +25,17 @@ import (
 // still starts, and the step says how its processes are found instead.
 // Rootless, where no cgroup is delegated to the uid, none is tried: every
 // box is in a user namespace of its own, which teardown finds them by
-// (escapees: the box's, or one below it; none leaves it).
-func (b *Box) track(st *step.Step, pid int) {
+// (escapees: the box's, or one below it; none leaves it). A cgroup that
+// is there already is not stepbox's to use (ut30 F7: another session's
+// parent, or one a box planted): the box does not start.
+func (b *Box) track(st *step.Step, pid int) error {
 	var g *cgroups.Group
 	err := ErrNoCgroupRootless
 	if !Rootless() || rootlessCgroups().OK {
 		g, err = b.trackIn(pid)
+	}
+	if errors.Is(err, unix.EEXIST) {
+		return fmt.Errorf("new %s: stepbox's tracking cgroup for it could not be made fresh: %w; a cgroup of that name that stepbox did not just make is not its own to put the box in, so the box is not started", b.Name, err)
 	}
 	if err != nil {
 		how := "by the markers in their environment, which a process can clear"
@@ -36,7 +43,7 @@ func (b *Box) track(st *step.Step, pid int) {
 			how = "by their user namespace, the box's or one a process of it made below it (no process can leave it for the host's), and by the markers in their environment"
 		}
 		st.Notes = append(st.Notes, "stepbox cannot track this box's processes by cgroup ("+err.Error()+"): teardown finds them "+how)
-		return
+		return nil
 	}
 	b.mu.Lock()
 	b.tracked = g
@@ -48,6 +55,7 @@ func (b *Box) track(st *step.Step, pid int) {
 	st.Notes = append(st.Notes, fmt.Sprintf("stepbox keeps the box's processes in %s, a cgroup of its own (%s): teardown ends everything in it; "+
 		"the box's own cgroup comes with `cgroup new`; all boxes together may hold %d tasks (pids.max of stepbox's parent)",
 		g.Name, strings.Join(where, ", "), cgroups.SessionPidsMax))
+	return nil
 }
 
 func (b *Box) trackIn(pid int) (*cgroups.Group, error) {

@@ -95,10 +95,12 @@ func ledgerDirInside(path, ledgerDir string) error {
 func ledgerCgroupOwn(g cgroups.Group, session string) error {
 	pidS, _, _ := strings.Cut(session, "-")
 	pid, err := strconv.Atoi(pidS)
-	if err != nil || pid <= 0 {
+	if err != nil || pid <= 0 || sessionStart(session) == 0 {
 		return refusal("ledger: refusing cgroup %s: the ledger's session %q is not one stepbox names", g.Name, session)
 	}
-	parent := cgroups.ParentName(pid)
+	// The session's own parent, named by its whole ID: a PID alone is
+	// another PID namespace's session's too (ut30 F7).
+	parent := cgroups.ParentName(session)
 	root, err := filepath.EvalSymlinks(cgroups.DefaultRoot)
 	if err != nil {
 		return fmt.Errorf("ledger: %w", err)

@@ -247,15 +247,15 @@ func TestSweepSparesACgroupReachedPastTheParentGuard(t *testing.T) {
 	// The old guard wanted "/stepbox-" somewhere in the path: a directory
 	// of that name in the state dir, then `..` back to the root.
 	dirs := stateDirs(t)
-	guard := filepath.Join(dirs.Run, "stepbox-4194304")
+	guard := filepath.Join(dirs.Run, "stepbox-"+goneSession)
 	os.MkdirAll(guard, 0o700)
 	up := strings.Repeat("/..", strings.Count(guard, "/"))
-	g := cgroups.Group{Name: "stepbox-4194304", Dirs: []cgroups.Dir{{Hierarchy: at.Hierarchy, Path: guard + up + decoyCg, Controllers: at.Controllers}}}
+	g := cgroups.Group{Name: "stepbox-" + goneSession, Dirs: []cgroups.Dir{{Hierarchy: at.Hierarchy, Path: guard + up + decoyCg, Controllers: at.Controllers}}}
 	raw, _ := json.Marshal(g)
 	// And a parent that is gone, with controllers "switched on" in the
 	// test's cgroup, which is not above it.
 	sub, _ := os.ReadFile(filepath.Join(decoyCg, "cgroup.subtree_control"))
-	gone := cgroups.Group{Name: "stepbox-4194304", Dirs: []cgroups.Dir{{Hierarchy: at.Hierarchy, Path: filepath.Join(at.Path, "stepbox-4194304")}},
+	gone := cgroups.Group{Name: "stepbox-" + goneSession, Dirs: []cgroups.Dir{{Hierarchy: at.Hierarchy, Path: filepath.Join(at.Path, "stepbox-"+goneSession)}},
 		Enabled: []cgroups.Dir{{Path: decoyCg, Controllers: []string{"pids"}}}}
 	rawGone, _ := json.Marshal(gone)
 	plantLedger(t, dirs, Resource{Kind: ResCgroup, Group: raw, Note: "the box's cgroup"}, Resource{Kind: ResCgroup, Group: rawGone})
@@ -342,7 +342,7 @@ func TestSweepRefusesACgroupPathThroughTheGoneParentIntoALiveOne(t *testing.T) {
 	live := filepath.Join(at.Path, "sbtest-live-"+strconv.Itoa(os.Getpid()))
 	victim := filepath.Join(live, "a.track")
 	decoy := decoyIn(t, live, victim)
-	parent := cgroups.ParentName(4194304)
+	parent := cgroups.ParentName(goneSession)
 	planted := filepath.Join(at.Path, parent) + "/../" + filepath.Base(live) + "/a.track"
 	g := cgroups.Group{Name: parent, Dirs: []cgroups.Dir{{Hierarchy: at.Hierarchy, Path: planted, Controllers: at.Controllers}}}
 	raw, _ := json.Marshal(g)

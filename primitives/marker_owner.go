@@ -32,7 +32,7 @@ func markedOwned(p procfs.Proc, procStart uint64, session string) (bool, string)
 	if procStart < sstart {
 		return false, "it started before its session did"
 	}
-	if inSessionCgroup(p.PID, spid) {
+	if inSessionCgroup(p.PID, session) {
 		return true, ""
 	}
 	st, err := p.NewStatus()
@@ -111,12 +111,12 @@ func ioctlPtr(fd int, req uint, v *uint32) error {
 // spid's parent cgroup (stepbox-SPID) that the session's user owns: a
 // user with a delegated cgroup can name one stepbox-SPID too, but it is
 // theirs, not the session's.
-func inSessionCgroup(pid, spid int) bool {
+func inSessionCgroup(pid int, session string) bool {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
 	if err != nil {
 		return false
 	}
-	name := cgroups.ParentPrefix + strconv.Itoa(spid)
+	name := cgroups.ParentName(session)
 	for _, line := range strings.Split(string(b), "\n") {
 		parts := strings.SplitN(line, ":", 3)
 		if len(parts) != 3 {

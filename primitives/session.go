@@ -1,7 +1,6 @@
 package primitives
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -68,11 +67,19 @@ type Session struct {
 	net netSession // the host side of the network steps (net.go)
 
 	Swept SweepReport // what crashed sessions left, removed at the start
+
+	// lock is the session's session.json, held flock(2)ed for its whole
+	// life: what says it is alive, in any PID namespace (session_lock.go).
+	lock *os.File
 }
 
 type sessionFile struct {
 	PID   int    `json:"pid"`
 	Start uint64 `json:"start"`
+	// PIDNS is the PID namespace (inode of /proc/self/ns/pid) the PIDs of
+	// the session and its ledgers are PIDs of: in another, they name
+	// other processes or none.
+	PIDNS string `json:"pidns,omitempty"`
 }
 
 // OpenSession creates the session's state directory and, first, sweeps
@@ -100,12 +107,8 @@ func OpenSession(dirs Dirs) (*Session, error) {
 	if s.Swept, err = sweep(dirs, false); err != nil {
 		fmt.Fprintf(os.Stderr, "stepbox: cleaning up after a crashed session: %v\n", err)
 	}
-	if err := os.MkdirAll(filepath.Join(s.Dir, "boxes"), 0o700); err != nil {
-		return nil, fmt.Errorf("state dir: %w", err)
-	}
-	b, _ := json.Marshal(sessionFile{PID: pid, Start: start})
-	if err := os.WriteFile(filepath.Join(s.Dir, "session.json"), b, 0o600); err != nil {
-		return nil, fmt.Errorf("state dir: %w", err)
+	if s.lock, err = makeSessionDir(s.Dir, sessionFile{PID: pid, Start: start, PIDNS: ownPIDNS}); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
@@ -143,55 +146,38 @@ func sweep(dirs Dirs, thorough bool) (SweepReport, error) {
 	}
 	for _, e := range ents {
 		dir := filepath.Join(root, e.Name())
-		if sessionAlive(e.Name()) {
-			continue
-		}
-		var failed []error
-		boxes, _ := os.ReadDir(filepath.Join(dir, "boxes"))
-		check := append([]fs.DirEntry{e}, boxes...)
-		if fi, err := os.Lstat(filepath.Join(dir, "boxes")); err == nil {
-			check = append(check, fs.FileInfoToDirEntry(fi))
-		}
-		for _, b := range check {
-			// A symlink would lead teardown into a directory elsewhere.
-			if !b.IsDir() {
-				failed = append(failed, fmt.Errorf("%s is not a directory stepbox made (a %s): left alone", b.Name(), b.Type()))
+		if strings.HasPrefix(e.Name(), newSessionDirPrefix) {
+			// A session that died while it made its directory: nothing
+			// was recorded in it yet.
+			if staleNewSessionDir(dir) {
+				os.RemoveAll(dir)
 			}
-		}
-		failed = append(failed, ownedSession(dir, boxes)...)
-		if len(failed) > 0 {
-			errs = append(errs, fmt.Errorf("session %s: %w", e.Name(), errors.Join(failed...)))
 			continue
 		}
-		procs, netLeft := leftovers(dir, e.Name())
-		for _, b := range boxes {
-			esc, err := teardownLedger(filepath.Join(dir, "boxes", b.Name()), e.Name())
-			failed = append(failed, err)
-			rep.Processes += len(esc.ended)
-			rep.Removed = append(append(rep.Removed, esc.ended...), esc.notes...)
-		}
-		failed = append(failed, teardownResources(dir, e.Name()))
-		said, err := refusalsOf(errors.Join(failed...))
-		rep.Removed = append(rep.Removed, said...)
-		if err != nil {
-			// Keep the ledgers: what they still record (a controller
-			// switched on, a cgroup) is undone at the next try.
-			errs = append(errs, fmt.Errorf("session %s: %w (its ledger is kept for the next cleanup)", e.Name(), err))
+		hold, rec, alive := holdDeadSession(dir)
+		// A session.json without a PID namespace is an older stepbox's,
+		// which held no lock: its PID is all there is to judge it by.
+		if alive || rec.PIDNS == "" && sessionAlive(e.Name()) {
+			hold.release()
 			continue
 		}
-		if err := onefs.RemoveAll(dir); err != nil {
-			errs = append(errs, fmt.Errorf("session %s: remove %s: %w", e.Name(), dir, err))
+		if rec.PIDNS != "" && rec.PIDNS != ownPIDNS {
+			// Its ledgers' PIDs are of another PID namespace: here they
+			// name other processes, or none. Named, not signalled; a
+			// cleanup in that namespace tears it down.
+			hold.release()
+			errs = append(errs, fmt.Errorf("session %s ran in PID namespace %s, not this one (%s): its PIDs mean nothing here, so it is left for a `stepbox cleanup` run in that namespace", e.Name(), rec.PIDNS, ownPIDNS))
+			continue
 		}
-		rep.Sessions = append(rep.Sessions, e.Name())
-		rep.Processes += len(procs)
-		rep.Removed = append(append(rep.Removed, procs...), netLeft...)
+		rep, errs = sweepSession(rep, errs, dir, e)
+		hold.release()
 	}
 	if !thorough && len(rep.Sessions) == 0 {
 		return rep, errors.Join(errs...)
 	}
 	// Processes marked with a session that no longer exists, whether or
 	// not its directory survived.
-	for _, p := range markedProcessesAny(func(s string) bool { return !sessionAlive(s) }) {
+	for _, p := range markedProcessesAny(func(s string) bool { return !sessionLive(dirs, s) }) {
 		line := processLine(p.pid, p.box)
 		left, err := killAndWaitLeft([]pidStart{p.pidStart})
 		if errs = append(errs, err); len(left) > 0 {
@@ -207,6 +193,51 @@ func sweep(dirs Dirs, thorough bool) (SweepReport, error) {
 	}
 	rep.Cgroups = st.Succeeded("rmdir")
 	return rep, errors.Join(errs...)
+}
+
+// sweepSession tears down the dead session of directory dir, whose lock
+// the sweep holds.
+func sweepSession(rep SweepReport, errs []error, dir string, e fs.DirEntry) (SweepReport, []error) {
+	{
+		var failed []error
+		boxes, _ := os.ReadDir(filepath.Join(dir, "boxes"))
+		check := append([]fs.DirEntry{e}, boxes...)
+		if fi, err := os.Lstat(filepath.Join(dir, "boxes")); err == nil {
+			check = append(check, fs.FileInfoToDirEntry(fi))
+		}
+		for _, b := range check {
+			// A symlink would lead teardown into a directory elsewhere.
+			if !b.IsDir() {
+				failed = append(failed, fmt.Errorf("%s is not a directory stepbox made (a %s): left alone", b.Name(), b.Type()))
+			}
+		}
+		failed = append(failed, ownedSession(dir, boxes)...)
+		if len(failed) > 0 {
+			return rep, append(errs, fmt.Errorf("session %s: %w", e.Name(), errors.Join(failed...)))
+		}
+		procs, netLeft := leftovers(dir, e.Name())
+		for _, b := range boxes {
+			esc, err := teardownLedger(filepath.Join(dir, "boxes", b.Name()), e.Name())
+			failed = append(failed, err)
+			rep.Processes += len(esc.ended)
+			rep.Removed = append(append(rep.Removed, esc.ended...), esc.notes...)
+		}
+		failed = append(failed, teardownResources(dir, e.Name()))
+		said, err := refusalsOf(errors.Join(failed...))
+		rep.Removed = append(rep.Removed, said...)
+		if err != nil {
+			// Keep the ledgers: what they still record (a controller
+			// switched on, a cgroup) is undone at the next try.
+			return rep, append(errs, fmt.Errorf("session %s: %w (its ledger is kept for the next cleanup)", e.Name(), err))
+		}
+		if err := onefs.RemoveAll(dir); err != nil {
+			errs = append(errs, fmt.Errorf("session %s: remove %s: %w", e.Name(), dir, err))
+		}
+		rep.Sessions = append(rep.Sessions, e.Name())
+		rep.Processes += len(procs)
+		rep.Removed = append(append(rep.Removed, procs...), netLeft...)
+	}
+	return rep, errs
 }
 
 // StateDirRefused is a sweep that acted on nothing: the state dir is not
@@ -240,7 +271,7 @@ func (s *Session) LayerInUse(name string) error {
 	}
 	ents, _ := os.ReadDir(filepath.Join(s.Dirs.Run, "sessions"))
 	for _, e := range ents {
-		if e.Name() != s.ID && sessionAlive(e.Name()) {
+		if e.Name() != s.ID && !strings.HasPrefix(e.Name(), newSessionDirPrefix) && sessionDirAlive(filepath.Join(s.Dirs.Run, "sessions", e.Name())) {
 			pid, _, _ := strings.Cut(e.Name(), "-")
 			return fmt.Errorf("another stepbox session (PID %s) runs on this state dir and its boxes may have it mounted; remove the layer once it has ended", pid)
 		}
@@ -364,6 +395,11 @@ func (s *Session) Close() error {
 	}
 	if err := onefs.RemoveAll(s.Dir); err != nil {
 		return fmt.Errorf("remove %s: %w", s.Dir, err)
+	}
+	// Only now, with nothing left to sweep, is the session seen dead.
+	if s.lock != nil {
+		s.lock.Close()
+		s.lock = nil
 	}
 	return nil
 }

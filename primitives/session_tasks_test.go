@@ -95,3 +95,35 @@ func TestAZombieSessionHasEnded(t *testing.T) {
 		t.Errorf("zombie %s reads as a live session", id)
 	}
 }
+
+// The same by the session's lock (session_lock.go): a process that holds
+// session.json locked and has exited, unreaped, holds it no more.
+func TestAZombieSessionsLockIsFree(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "1-1")
+	lock, err := makeSessionDir(dir, sessionFile{PID: 1, Start: 1, PIDNS: ownPIDNS})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("sleep", "60")
+	cmd.ExtraFiles = []*os.File{lock}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	lock.Close() // the lock is the open file's: now only sleep holds it
+	if !sessionDirAlive(dir) {
+		t.Fatal("a session directory whose lock a running process holds reads as an ended session")
+	}
+	cmd.Process.Kill()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if st, _ := procState(cmd.Process.Pid); st == "Z" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the killed process never became a zombie")
+		}
+	}
+	if sessionDirAlive(dir) {
+		t.Errorf("the lock of zombie %d reads as a live session", cmd.Process.Pid)
+	}
+}

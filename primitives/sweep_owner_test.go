@@ -64,7 +64,7 @@ func TestSweepKeepsTheCgroupOfASessionInAnotherPIDNamespace(t *testing.T) {
 	}
 	host, inner := nestedSleeper(t)
 	top := filepath.Join(cgroups.ExistingAncestor(pl.Dirs[0].Path), "stepbox-test-"+strconv.Itoa(os.Getpid()))
-	theirs := filepath.Join(top, cgroups.ParentName(inner))
+	theirs := filepath.Join(top, cgroups.ParentPrefix+strconv.Itoa(inner))
 	dead := filepath.Join(top, "stepbox-999999999")
 	for _, d := range []string{top, theirs, dead} {
 		if err := os.Mkdir(d, 0o755); err != nil {

@@ -128,13 +128,13 @@ func thawSession(t *testing.T, pid int, arg string) {
 // session with PID pid (stepbox-PID), in every hierarchy.
 func sessionCgroups(t *testing.T, pid int) []string {
 	t.Helper()
-	name := cgroups.ParentName(pid)
+	name := cgroups.ParentPrefix + strconv.Itoa(pid)
 	var out []string
 	filepath.WalkDir("/sys/fs/cgroup", func(p string, e fs.DirEntry, err error) error {
 		if err != nil || !e.IsDir() {
 			return nil
 		}
-		if e.Name() == name {
+		if e.Name() == name || strings.HasPrefix(e.Name(), name+"-") {
 			out = append(out, p)
 			return filepath.SkipDir
 		}

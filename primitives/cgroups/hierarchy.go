@@ -143,10 +143,15 @@ type Placement struct {
 // `find /sys/fs/cgroup -name '*stepbox*'` finds them all.
 const ParentPrefix = "stepbox-"
 
-var parentName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^stepbox-([0-9]+)$`) })
+// parentName matches stepbox-<PID>-<start time> and an older stepbox's
+// stepbox-<PID>, so the sweep finds both.
+var parentName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^stepbox-([0-9]+)(?:-[0-9]+)?$`) })
 
-// ParentName is the parent cgroup's name for session PID pid.
-func ParentName(pid int) string { return ParentPrefix + strconv.Itoa(pid) }
+// ParentName is the parent cgroup's name for session ID "<pid>-<start
+// time>". Not the PID alone (ut30 F7): two sessions in PID namespaces of
+// their own, under one cgroup, are both PID 1, and one took the other's
+// stepbox-1 for its own.
+func ParentName(session string) string { return ParentPrefix + session }
 
 // sessionOf returns the session PID a parent cgroup is named for.
 func sessionOf(name string) (int, bool) {
@@ -240,20 +245,21 @@ func Open(root string, proc procfs.FS, session int) (Hierarchy, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open cgroups: read /proc/%d/mountinfo: %w", session, err)
 	}
-	base := base{root: path.Clean(root), mode: mode, proc: proc, session: session, fs: kernelFS{}}
+	var start uint64
+	if st, err := p.Stat(); err == nil {
+		start = st.Starttime
+	}
+	id := fmt.Sprintf("%d-%d", session, start)
+	base := base{root: path.Clean(root), mode: mode, proc: proc, session: session, id: id, fs: kernelFS{}}
 	if mode == Unified {
 		u, err := newUnified(base, self, mounts)
 		if err != nil {
 			return nil, err
 		}
-		var start uint64
-		if st, err := p.Stat(); err == nil {
-			start = st.Starttime
-		}
 		// One process may open sessions one after another (lesson
 		// check): a user manager may keep a stopped scope loaded for a
 		// while and refuse its name again, so each open gets its own.
-		name := fmt.Sprintf("%d-%d", session, start)
+		name := id
 		if n := scopeOpens.Add(1); n > 1 {
 			name += fmt.Sprintf("-%d", n)
 		}
@@ -273,6 +279,7 @@ type base struct {
 	mode    Mode
 	proc    procfs.FS
 	session int
+	id      string // the session's ID, "<pid>-<start time>": its parent's name
 	fs      cgroupFS
 }
 

@@ -414,7 +414,7 @@ func TestSweepRemovesOnlyTheCgroupsOfDeadSessions(t *testing.T) {
 		t.Fatal(err)
 	}
 	top := filepath.Join(ExistingAncestor(pl.Dirs[0].Path), "stepbox-test-"+strconv.Itoa(os.Getpid()))
-	dead, alive := filepath.Join(top, "stepbox-999999999"), filepath.Join(top, ParentName(os.Getpid()))
+	dead, alive := filepath.Join(top, "stepbox-999999999"), filepath.Join(top, ParentPrefix+strconv.Itoa(os.Getpid()))
 	for _, d := range []string{top, dead, filepath.Join(dead, "web-0123456789ab"), alive, filepath.Join(top, "stepbox-web")} {
 		if err := os.Mkdir(d, 0o755); err != nil {
 			t.Fatal(err)
@@ -494,7 +494,7 @@ func TestParentOverrideMustNameACgroupInEveryHierarchy(t *testing.T) {
 	h := openHost(t)
 	// ut22: a ".." component named the cgroup root (or any other) behind
 	// a harmless-looking name.
-	bad := []string{"relative/path", "/stepbox-no-such-cgroup", "/" + ParentName(4524) + "/..", "/./", "/../x"}
+	bad := []string{"relative/path", "/stepbox-no-such-cgroup", "/" + ParentName("4524-1") + "/..", "/./", "/../x"}
 	self := memberOf(t, os.Getpid())
 	if h.Version() == 1 {
 		if mem := self[Memory]; mem != "/" && mem != self["name=systemd"] {
@@ -508,7 +508,7 @@ func TestParentOverrideMustNameACgroupInEveryHierarchy(t *testing.T) {
 			t.Errorf("NewParent(%q): err = %v, want the override refused", override, err)
 		}
 	}
-	if found := findCgroups(t, ParentName(os.Getpid())); len(found) > 0 {
+	if found := findCgroups(t, ParentPrefix+strconv.Itoa(os.Getpid())); len(found) > 0 {
 		t.Errorf("refused overrides left %v", found)
 	}
 	if h.Version() == 1 {

@@ -148,7 +148,7 @@ func (l *legacy) NewParent(override string) (*Group, *step.Step, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	g := (&Group{Dirs: pl.Dirs}).child(ParentName(l.session))
+	g := (&Group{Dirs: pl.Dirs}).child(ParentName(l.id))
 	g.Track = (&Group{Dirs: pl.Track}).child(g.Name).Dirs
 	s := &step.Step{
 		Command: "cgroup parent",

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	"stepbox/primitives/step"
@@ -61,7 +62,7 @@ func PlanCreate(h Hierarchy, parent *Group, session int, box, id, override strin
 		if err != nil {
 			return nil, nil, err
 		}
-		parent = (&Group{Dirs: pl.Dirs}).child(ParentName(session))
+		parent = (&Group{Dirs: pl.Dirs}).child(ParentName(parentID(h, session)))
 		if u, ok := h.(*unified); ok && pl.Scope != "" {
 			home := u.planScope(s, pl, parent)
 			planUnifiedParent(s, pl, parent)
@@ -148,4 +149,16 @@ func planUnifiedParent(s *step.Step, pl Placement, parent *Group) {
 	if len(all) > 0 {
 		writeFile(planFS{}, s, filepath.Join(parent.Dirs[0].Path, "cgroup.subtree_control"), strings.Join(all, " "))
 	}
+}
+
+// parentID is the session ID h names the parent by; a hierarchy of
+// another kind, the session PID alone.
+func parentID(h Hierarchy, session int) string {
+	switch h := h.(type) {
+	case *unified:
+		return h.id
+	case *legacy:
+		return h.id
+	}
+	return strconv.Itoa(session)
 }

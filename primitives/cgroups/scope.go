@@ -121,7 +121,7 @@ func (u *unified) newScope() (*Group, *step.Step, error) {
 		return nil, s, fmt.Errorf("cgroup parent: ask systemd for a delegated scope: %w; the boxes can still run, without cgroup steps (`stepbox doctor` checks the bus)", err)
 	}
 	shell(s, line)
-	g := &Group{Name: ParentName(u.session), Scope: u.unit, Home: home}
+	g := &Group{Name: ParentName(u.id), Scope: u.unit, Home: home}
 	fail := func(err error) (*Group, *step.Step, error) {
 		return nil, s, errors.Join(fmt.Errorf("cgroup parent: %w", err), u.removeScope(s, g))
 	}

@@ -256,7 +256,7 @@ func (u *unified) NewParent(override string) (*Group, *step.Step, error) {
 	}
 	at := pl.Dirs[0]
 	want := pl.Controllers
-	g := (&Group{Dirs: []Dir{at}}).child(ParentName(u.session))
+	g := (&Group{Dirs: []Dir{at}}).child(ParentName(u.id))
 	g.Dirs[0].Controllers = want
 	s := &step.Step{
 		Command: "cgroup parent",

@@ -34,7 +34,7 @@ func SessionLeft(dir string, pid int) []string {
 	}
 	own := "stepbox-" + strconv.Itoa(pid)
 	for _, c := range cgroupDirs("/sys/fs/cgroup", 6) {
-		if slices.Contains(strings.Split(c, "/"), own) {
+		if slices.ContainsFunc(strings.Split(c, "/"), func(e string) bool { return e == own || strings.HasPrefix(e, own+"-") }) {
 			left = append(left, "cgroup /sys/fs/cgroup/"+c)
 		}
 	}
