@@ -150,7 +150,7 @@ func sweep(dirs Dirs, thorough bool) (SweepReport, error) {
 			// A session that died while it made its directory: nothing
 			// was recorded in it yet.
 			if staleNewSessionDir(dir) {
-				os.RemoveAll(dir)
+				onefs.RemoveAll(dir) // never through a mount (onefs)
 			}
 			continue
 		}

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"stepbox/primitives/onefs"
 )
 
 // A session's liveness is a lock, not a PID (ut30 F9): the live session
@@ -54,7 +56,7 @@ func makeSessionDir(dir string, f sessionFile) (*os.File, error) {
 	// namespace) is not overwritten.
 	if err := os.Rename(tmp, dir); err != nil {
 		lock.Close()
-		os.RemoveAll(tmp)
+		onefs.RemoveAll(tmp)
 		return nil, fmt.Errorf("state dir: %w", err)
 	}
 	return lock, nil
