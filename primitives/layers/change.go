@@ -79,8 +79,9 @@ func escapeErr(cmd, name, p string, r *os.Root, err error) error {
 }
 
 // mkdirParents makes the missing parent directories of rel (0755, as in
-// any rootfs) through r, recording each mkdir it did in st.
-func mkdirParents(cmd, name, p string, r *os.Root, rel string, st *step.Step) error {
+// any rootfs) through r, recording each mkdir it did in st; with plan,
+// it plans the same mkdirs and makes nothing.
+func mkdirParents(cmd, name, p string, r *os.Root, rel string, st *step.Step, plan bool) error {
 	dir := path.Dir(rel)
 	if dir == "." {
 		return nil
@@ -88,6 +89,14 @@ func mkdirParents(cmd, name, p string, r *os.Root, rel string, st *step.Step) er
 	parts := strings.Split(dir, "/")
 	for i := range parts {
 		prefix := strings.Join(parts[:i+1], "/")
+		host := filepath.Join(r.Name(), prefix)
+		call := fmt.Sprintf("mkdir(%s, 0755)", step.Quote(host))
+		if plan {
+			if _, err := r.Lstat(prefix); errors.Is(err, fs.ErrNotExist) {
+				st.Plan(call)
+			}
+			continue
+		}
 		err := r.Mkdir(prefix, 0o755)
 		if errors.Is(err, fs.ErrExist) {
 			fi, serr := r.Stat(prefix)
@@ -99,8 +108,7 @@ func mkdirParents(cmd, name, p string, r *os.Root, rel string, st *step.Step) er
 			}
 			continue
 		}
-		host := filepath.Join(r.Name(), prefix)
-		st.Record(fmt.Sprintf("mkdir(%s, 0755)", step.Quote(host)), err)
+		st.Record(call, err)
 		if err != nil {
 			return escapeErr(cmd, name, p, r, err)
 		}
@@ -127,26 +135,6 @@ func (s *Store) open(cmd, name, p string, plan bool) (rel string, r *os.Root, do
 		return "", nil, nil, fmt.Errorf("%s %s: %w", cmd, name, err)
 	}
 	return rel, r, func() { r.Close() }, nil
-}
-
-// parents makes the missing parents of rel, or plans a mkdir for each.
-func (s *Store) parents(cmd, name, p string, r *os.Root, rel string, st *step.Step, plan bool) error {
-	if !plan {
-		return mkdirParents(cmd, name, p, r, rel, st)
-	}
-	dir := path.Dir(rel)
-	if dir == "." {
-		return nil
-	}
-	parts := strings.Split(dir, "/")
-	for i := range parts {
-		prefix := strings.Join(parts[:i+1], "/")
-		if _, err := r.Lstat(prefix); !errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		st.Plan(fmt.Sprintf("mkdir(%s, 0755)", step.Quote(filepath.Join(r.Name(), prefix))))
-	}
-	return nil
 }
 
 // openForChange checks p and the layer, takes the store's lock and opens
@@ -204,7 +192,7 @@ func (s *Store) put(name, p, content string, plan bool) (*step.Step, error) {
 		Undo:    "rm " + step.ShellQuote(host),
 	}
 	st.Shell = putShell(s.Root(name), host, content)
-	if err := s.parents(cmd, name, p, r, rel, st, plan); err != nil {
+	if err := mkdirParents(cmd, name, p, r, rel, st, plan); err != nil {
 		return st, err
 	}
 	fi, err := r.Lstat(rel)
@@ -315,7 +303,7 @@ func (s *Store) del(name, p string, plan bool) (*step.Step, error) {
 	if d := filepath.Dir(host); d != s.Root(name) {
 		st.Shell = append(st.Shell, "mkdir -p "+step.ShellQuote(d))
 	}
-	if err := s.parents(cmd, name, p, r, rel, st, plan); err != nil {
+	if err := mkdirParents(cmd, name, p, r, rel, st, plan); err != nil {
 		return st, err
 	}
 	fi, err := r.Lstat(rel)
