@@ -171,7 +171,7 @@ func (c *hostCheck) line(line string, depth int) error {
 		// The host's sh says what is wrong with the line; its words, as
 		// blanks split them, are checked all the same.
 		for _, w := range strings.Fields(os.Expand(line, func(n string) string { return c.cfg.Env.Get(n).String() })) {
-			if err := c.word(w, callOf{}); err != nil {
+			if err := c.word(w, callOf{}, nil); err != nil {
 				return err
 			}
 		}
@@ -238,7 +238,7 @@ func (c *hostCheck) line(line string, depth int) error {
 				return err == nil
 			}
 			for _, w := range words {
-				if err = c.word(w, at[n]); err != nil {
+				if err = c.word(w, at[n], n); err != nil {
 					return false
 				}
 				// A word that is a line of its own (sh -c "cat $BOX_ROOT/etc/m*"):
@@ -257,7 +257,7 @@ func (c *hostCheck) line(line string, depth int) error {
 
 // word checks each place in word where a box's tree starts (an option's
 // value too: --file=$BOX_ROOT/x).
-func (c *hostCheck) word(word string, call callOf) error {
+func (c *hostCheck) word(word string, call callOf, self *syntax.Word) error {
 	for _, t := range c.trees {
 		for i := 0; ; {
 			j := strings.Index(word[i:], t.dir)
@@ -270,7 +270,7 @@ func (c *hostCheck) word(word string, call callOf) error {
 				if link, target, out := leavesTree(t.dir, rest); out {
 					return &CommandError{Cmd: "!", Err: boxSymlinkError(t, word, rest, link, target, call.cmd)}
 				}
-				if fi, err := os.Stat(t.dir + rest); err == nil && fi.IsDir() && !dirAllowed(call) {
+				if fi, err := os.Stat(t.dir + rest); err == nil && fi.IsDir() && !dirAllowed(call) && !copiedFrom(call, self) {
 					return &CommandError{Cmd: "!", Err: boxDirError(t, word, rest, call.cmd)}
 				}
 			}
@@ -291,6 +291,36 @@ func dirAllowed(call callOf) bool {
 		}
 	}
 	return true
+}
+
+// copiedFrom says whether self is what cp copies FROM, recursively and
+// without following links: `cp -a $BOX_ROOT/. DIR` copies a link as a
+// link (-R implies -P), so nothing of the host is read through one. As
+// the destination, the last word, a box's directory is refused: cp
+// writes through a link it finds there.
+func copiedFrom(call callOf, self *syntax.Word) bool {
+	if call.cmd != "cp" || call.piped || self == nil || len(call.args) < 2 || call.args[len(call.args)-1] == self {
+		return false
+	}
+	recursive := false
+	for _, a := range call.args {
+		lit := a.Lit()
+		switch {
+		case lit == "--":
+			continue
+		case strings.HasPrefix(lit, "--"):
+			if strings.HasPrefix(lit, "--dereference") || strings.HasPrefix(lit, "--target-directory") {
+				return false
+			}
+			recursive = recursive || lit == "--recursive" || lit == "--archive"
+		case strings.HasPrefix(lit, "-") && len(lit) > 1:
+			if strings.ContainsAny(lit[1:], "LHt") {
+				return false
+			}
+			recursive = recursive || strings.ContainsAny(lit[1:], "aRr")
+		}
+	}
+	return recursive
 }
 
 // boxDirError refuses a directory of a box's tree where a command could

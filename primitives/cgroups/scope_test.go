@@ -145,8 +145,8 @@ func TestScopeOnASystemdHostHoldsTheSessionAndItsBoxes(t *testing.T) {
 			if !slices.Equal(sd.started, []string{"stepbox-4242-98765.scope"}) {
 				t.Fatalf("scopes started: %v", sd.started)
 			}
-			if parent.Scope == "" || parent.Dirs[0].Cgroup != outside+"/stepbox-4242" || parent.Home != "/"+from {
-				t.Fatalf("parent = %+v, want stepbox-4242 in the scope at %s, home %s", parent, outside, from)
+			if parent.Scope == "" || parent.Dirs[0].Cgroup != outside+"/stepbox-4242-0" || parent.Home != "/"+from {
+				t.Fatalf("parent = %+v, want stepbox-4242-0 in the scope at %s, home %s", parent, outside, from)
 			}
 			if got := f.read(outside[1:]+"/session", "cgroup.procs"); got != "4242" {
 				t.Errorf("the session's leaf holds %q, want 4242", got)
@@ -154,14 +154,14 @@ func TestScopeOnASystemdHostHoldsTheSessionAndItsBoxes(t *testing.T) {
 			if got := f.read(outside[1:], "cgroup.procs"); got != "" {
 				t.Errorf("the scope itself holds %q: a cgroup that passes controllers down holds none", got)
 			}
-			for _, d := range []string{outside[1:], outside[1:] + "/stepbox-4242"} {
+			for _, d := range []string{outside[1:], outside[1:] + "/stepbox-4242-0"} {
 				if got := f.read(d, "cgroup.subtree_control"); got != "cpu memory pids" {
 					t.Errorf("%s subtree_control = %q, want cpu memory pids", d, got)
 				}
 			}
 			// The boxes' limit is the parent's; the session, beside it, is
 			// not counted in it.
-			if got := f.read(outside[1:]+"/stepbox-4242", "pids.max"); got != "4096" {
+			if got := f.read(outside[1:]+"/stepbox-4242-0", "pids.max"); got != "4096" {
 				t.Errorf("the parent's pids.max is %q, want 4096", got)
 			}
 			if got := f.read(outside[1:], "pids.max"); got != "5120" {
@@ -181,12 +181,12 @@ func TestScopeOnASystemdHostHoldsTheSessionAndItsBoxes(t *testing.T) {
 			rec.Merge(s)
 			rec.Merge(cst)
 			samePlan(t, "cgroup new in a scope", plan, rec)
-			if got := f.read(outside[1:]+"/stepbox-4242/"+box.Name, "cgroup.controllers"); got != "cpu memory pids" {
+			if got := f.read(outside[1:]+"/stepbox-4242-0/"+box.Name, "cgroup.controllers"); got != "cpu memory pids" {
 				t.Errorf("box cgroup.controllers = %q, want cpu memory pids", got)
 			}
 			tracked, err := TrackGroup(parent, "web", box.ID)
-			if err != nil || tracked.Dirs[0].Cgroup != outside+"/stepbox-4242/web.track" {
-				t.Fatalf("tracking cgroup %+v (%v), want %s/stepbox-4242/web.track", tracked, err, outside)
+			if err != nil || tracked.Dirs[0].Cgroup != outside+"/stepbox-4242-0/web.track" {
+				t.Fatalf("tracking cgroup %+v (%v), want %s/stepbox-4242-0/web.track", tracked, err, outside)
 			}
 			if _, err := u.Attach(box, 5000); err != nil {
 				t.Fatal(err)

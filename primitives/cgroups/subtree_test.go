@@ -37,7 +37,7 @@ func TestUnifiedParentSwitchesCPUOnInEveryCgroupOnTheWayDown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, d := range []string{"user.slice", "user.slice/user-1000.slice", "user.slice/user-1000.slice/stepbox-4242"} {
+	for _, d := range []string{"user.slice", "user.slice/user-1000.slice", "user.slice/user-1000.slice/stepbox-4242-0"} {
 		if got := f.read(d, "cgroup.subtree_control"); got != "cpu memory pids" {
 			t.Errorf("%s subtree_control = %q, want cpu memory pids", d, got)
 		}
@@ -139,7 +139,7 @@ func TestUnifiedParentGoesAboveACgroupThatHoldsProcesses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if parent.Dirs[0].Cgroup != "/user.slice/stepbox-4242" || !slices.Equal(parent.Dirs[0].Controllers, []string{CPU, Memory, Pids}) {
+	if parent.Dirs[0].Cgroup != "/user.slice/stepbox-4242-0" || !slices.Equal(parent.Dirs[0].Controllers, []string{CPU, Memory, Pids}) {
 		t.Errorf("parent %s with %v", parent.Dirs[0].Cgroup, parent.Dirs[0].Controllers)
 	}
 	if got := f.read("user.slice/odd.scope", "cgroup.subtree_control"); got != "" {

@@ -47,7 +47,7 @@ func TestUnifiedParentGoesUnderRootSessionAndEnablesControllersOnTheWayDown(t *t
 	if got := f.read("", "cgroup.subtree_control"); got != "cpu memory pids" {
 		t.Errorf("root cgroup.subtree_control = %q, want cpu memory pids", got)
 	}
-	if got := f.read("stepbox-4242", "cgroup.subtree_control"); got != "cpu memory pids" {
+	if got := f.read("stepbox-4242-0", "cgroup.subtree_control"); got != "cpu memory pids" {
 		t.Errorf("parent cgroup.subtree_control = %q, want cpu memory pids", got)
 	}
 	if len(parent.Enabled) != 1 || !slices.Equal(parent.Enabled[0].Controllers, []string{"cpu", "memory", "pids"}) {
@@ -60,13 +60,13 @@ func TestUnifiedParentGoesUnderRootSessionAndEnablesControllersOnTheWayDown(t *t
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := f.read("stepbox-4242/"+box.Name, "cgroup.controllers"); got != "cpu memory pids" {
+	if got := f.read("stepbox-4242-0/"+box.Name, "cgroup.controllers"); got != "cpu memory pids" {
 		t.Errorf("box cgroup.controllers = %q, want cpu memory pids", got)
 	}
 	if _, err := u.Remove(parent); err != nil {
 		t.Fatal(err)
 	}
-	if exists(filepath.Join(f.root, "stepbox-4242")) {
+	if exists(filepath.Join(f.root, "stepbox-4242-0")) {
 		t.Error("parent still exists after Remove")
 	}
 	if got := f.read("", "cgroup.subtree_control"); got != "" {
@@ -81,8 +81,8 @@ func TestUnifiedParentGoesToNearestCgroupWithoutProcesses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := filepath.Join(f.root, "user.slice/user-1000.slice/stepbox-4242")
-	if parent.Dirs[0].Path != want || parent.Dirs[0].Cgroup != "/user.slice/user-1000.slice/stepbox-4242" {
+	want := filepath.Join(f.root, "user.slice/user-1000.slice/stepbox-4242-0")
+	if parent.Dirs[0].Path != want || parent.Dirs[0].Cgroup != "/user.slice/user-1000.slice/stepbox-4242-0" {
 		t.Fatalf("parent at %s (%s), want %s", parent.Dirs[0].Path, parent.Dirs[0].Cgroup, want)
 	}
 	if !strings.Contains(s.Summary, "no-internal-processes") || !strings.Contains(s.Summary, "holds 2 processes") {
@@ -104,14 +104,14 @@ func TestUnifiedOverridePlacesParentAndRefusesCgroupsWithProcesses(t *testing.T)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if parent.Dirs[0].Cgroup != "/system.slice/stepbox-4242" {
-		t.Errorf("parent = %s, want /system.slice/stepbox-4242", parent.Dirs[0].Cgroup)
+	if parent.Dirs[0].Cgroup != "/system.slice/stepbox-4242-0" {
+		t.Errorf("parent = %s, want /system.slice/stepbox-4242-0", parent.Dirs[0].Cgroup)
 	}
 	_, _, err = u.NewParent("/system.slice/ssh.service")
 	if err == nil || !strings.Contains(err.Error(), "no-internal-processes") {
 		t.Errorf("override into a cgroup with processes: err = %v, want the rule explained", err)
 	}
-	if exists(filepath.Join(f.root, "system.slice/ssh.service/stepbox-4242")) {
+	if exists(filepath.Join(f.root, "system.slice/ssh.service/stepbox-4242-0")) {
 		t.Error("a refused override still created a cgroup")
 	}
 	if _, err := u.Remove(parent); err != nil {
@@ -354,7 +354,7 @@ func TestUnifiedRemoveTakesChildrenFirst(t *testing.T) {
 			order = append(order, filepath.Base(strings.Trim(strings.TrimPrefix(c.Syscall, "rmdir("), `")`)))
 		}
 	}
-	if want := []string{"inner", box.Name, "stepbox-4242"}; !slices.Equal(order, want) {
+	if want := []string{"inner", box.Name, "stepbox-4242-0"}; !slices.Equal(order, want) {
 		t.Errorf("rmdir order = %v, want %v", order, want)
 	}
 	if exists(parent.Dirs[0].Path) {
@@ -370,7 +370,7 @@ func TestUnifiedSnapshotShowsTreeAndMembership(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if snap.Parent.Name != "stepbox-4242" || len(snap.Parent.Children) != 1 {
+	if snap.Parent.Name != "stepbox-4242-0" || len(snap.Parent.Children) != 1 {
 		t.Fatalf("tree = %+v, want the parent with one box", snap.Parent)
 	}
 	web := snap.Parent.Children[0]
