@@ -432,28 +432,14 @@ func (s *Store) removeLayer(name string, removable func(string) error, plan bool
 		}
 		return st, nil
 	}
-	// The plan: the same unlinkat(2) calls, deepest first, for what the
-	// layer holds now.
-	var paths []string
-	var dirs []bool
-	err := filepath.WalkDir(walked, func(p string, d os.DirEntry, err error) error {
-		if err == nil {
-			paths, dirs = append(paths, filepath.Join(aside, strings.TrimPrefix(p, walked))), append(dirs, d.IsDir())
-		}
-		return err
-	})
+	// The plan: the same unlinkat(2) calls, in the same order, for what
+	// the layer holds now.
+	calls, err := onefs.Plan(walked, aside)
 	if err != nil {
 		return st, fmt.Errorf("layer rm %s: %w", name, err)
 	}
-	for i := len(paths) - 1; i >= 0; i-- {
-		flag, flagName := 0, "0"
-		if dirs[i] {
-			flag, flagName = unix.AT_REMOVEDIR, "AT_REMOVEDIR"
-		}
-		call := fmt.Sprintf("unlinkat(%q, %s)", paths[i], flagName) // as onefs.Remove records it
-		if err := doOrPlan(st, plan, call, func() error { return unix.Unlinkat(unix.AT_FDCWD, paths[i], flag) }); err != nil {
-			return st, fmt.Errorf("layer rm %s: %w", name, err)
-		}
+	for _, call := range calls {
+		st.Plan(call)
 	}
 	return st, nil
 }

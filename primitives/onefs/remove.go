@@ -18,6 +18,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"golang.org/x/sys/unix"
 )
@@ -110,6 +111,7 @@ func (w *walk) remove(dirfd int, name, full string) bool {
 		all := true
 		for {
 			names, err := dir.Readdirnames(1024)
+			slices.Sort(names) // the order Plan shows, whatever the filesystem's
 			for _, n := range names {
 				all = w.remove(fd, n, filepath.Join(full, n)) && all
 			}
@@ -139,6 +141,45 @@ func (w *walk) remove(dirfd int, name, full string) bool {
 		w.errs = append(w.errs, &os.PathError{Op: "unlinkat", Path: full, Err: err})
 		return false
 	}
+}
+
+// Plan returns the unlinkat(2) calls Remove would make for path as it
+// is now, in Remove's order (each directory's entries sorted, deepest
+// first), with path shown as shownAs: a step's plan shows the calls its
+// run will record. A directory of more than 1024 entries may be emptied
+// in another order; what goes is the same.
+func Plan(path, shownAs string) ([]string, error) {
+	var calls []string
+	var walk func(p, shown string) error
+	walk = func(p, shown string) error {
+		entries, err := os.ReadDir(p)
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			ep, es := filepath.Join(p, e.Name()), filepath.Join(shown, e.Name())
+			if !e.IsDir() {
+				calls = append(calls, fmt.Sprintf("unlinkat(%q, 0)", es))
+				continue
+			}
+			if err := walk(ep, es); err != nil {
+				return err
+			}
+		}
+		calls = append(calls, fmt.Sprintf("unlinkat(%q, AT_REMOVEDIR)", shown))
+		return nil
+	}
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.IsDir() {
+		return []string{fmt.Sprintf("unlinkat(%q, 0)", shownAs)}, nil
+	}
+	if err := walk(path, filepath.Clean(shownAs)); err != nil {
+		return nil, err
+	}
+	return calls, nil
 }
 
 // unlinkat runs unlinkat(2) through w.do and returns its bare errno.

@@ -164,3 +164,48 @@ func TestRemoveAllRemovesAWideDirectory(t *testing.T) {
 		t.Errorf("%s is still there: %v", root, err)
 	}
 }
+
+// The plan of a removal names the calls the removal then records, in
+// the same order, whatever order the filesystem lists a directory in
+// (ext4 lists by hash, tmpfs newest first).
+func TestPlanNamesTheCallsRemoveMakesInItsOrder(t *testing.T) {
+	for _, fs := range []string{"disk", "tmpfs"} {
+		t.Run(fs, func(t *testing.T) {
+			base := t.TempDir()
+			if fs == "tmpfs" {
+				if err := unix.Mount("tmpfs", base, "tmpfs", 0, "size=1m"); err != nil {
+					t.Skip("no tmpfs:", err)
+				}
+				t.Cleanup(func() { unix.Unmount(base, unix.MNT_DETACH) })
+			}
+			top := filepath.Join(base, "layer")
+			for _, d := range []string{"root/z/y", "root/a", "etc"} {
+				if err := os.MkdirAll(filepath.Join(top, d), 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, f := range []string{"layer.json", "root/z/y/f", "root/a/g", "root/b", "etc/m", "etc/c", "root/q", "root/0"} {
+				if err := os.WriteFile(filepath.Join(top, f), nil, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			plan, err := Plan(top, "/shown")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var did []string
+			if err := Remove(top, func(call string, fn func() error) error {
+				did = append(did, strings.Replace(call, top, "/shown", 1))
+				return fn()
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if strings.Join(plan, "\n") != strings.Join(did, "\n") {
+				t.Errorf("the plan:\n%s\nthe removal:\n%s", strings.Join(plan, "\n"), strings.Join(did, "\n"))
+			}
+			if len(plan) != 14 {
+				t.Errorf("the plan has %d calls, want 14 (8 files, 6 directories):\n%s", len(plan), strings.Join(plan, "\n"))
+			}
+		})
+	}
+}
