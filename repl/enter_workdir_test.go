@@ -61,29 +61,41 @@ func TestEnterStartsInTheImagesWorkingDir(t *testing.T) {
 
 // On a terminal, the shell `enter` starts is in the image's WorkingDir.
 func TestEnterOnATerminalStartsInTheImagesWorkingDir(t *testing.T) {
+	enterOnATerminal(t, "pivot_root", "pivot", []string{"#"}, "[in /srv/app]")
+}
+
+// enterOnATerminal builds a box of the WorkingDir image whose root is
+// changed by rootStep (its prompt shows short), enters it on a terminal,
+// waits for entered, runs a shell line that prints its directory and
+// /etc/issue, and waits for each of want.
+func enterOnATerminal(t *testing.T, rootStep, short string, entered []string, want ...string) {
 	needRoot(t)
 	hostUnchanged(t)
 	dir := t.TempDir()
 	wd, _ := workingDirImages(t, dir, filepath.Join(dir, "outside"))
 	p := newTmuxPane(t)
 	p.startBox(filepath.Join(dir, "state"))
+	prompt := "web[uts,mnt,pid|" + short + "] ▸"
 	for _, l := range []struct{ cmd, prompt string }{
 		{"image load " + wd, "test/wd:v1"},
 		{"mount overlay test/wd:v1 base", "web[uts,mnt,pid|overlay] ▸"},
-		{"pivot_root", "web[uts,mnt,pid|pivot] ▸"},
+		{rootStep, prompt},
+		{"enter", ""},
 	} {
 		p.mark()
 		p.line(l.cmd)
-		p.waitFor(l.prompt)
+		if l.prompt != "" {
+			p.waitFor(l.prompt)
+		}
+	}
+	p.waitFor(entered...)
+	p.line(`echo "[in $(pwd)]"; cat /etc/issue`)
+	for _, w := range want {
+		p.waitFor(w)
 	}
 	p.mark()
-	p.line("enter")
-	p.waitFor("#")
-	p.line(`echo "[in $(pwd)]"`)
-	p.waitFor("[in /srv/app]")
-	p.mark()
 	p.line("exit")
-	p.waitFor("web[uts,mnt,pid|pivot] ▸")
+	p.waitFor(prompt)
 	p.line("exit")
 	p.waitFor("STEPBOX-EXIT=0")
 }
@@ -134,30 +146,6 @@ func TestEnterIntoAChrootBoxRunsInItsRoot(t *testing.T) {
 // On a terminal, the shell `enter` starts in a chroot box is the box's,
 // in the box's root and the image's WorkingDir.
 func TestEnterOnATerminalIntoAChrootBoxRunsInItsRoot(t *testing.T) {
-	needRoot(t)
-	hostUnchanged(t)
-	dir := t.TempDir()
-	wd, _ := workingDirImages(t, dir, filepath.Join(dir, "outside"))
-	p := newTmuxPane(t)
-	p.startBox(filepath.Join(dir, "state"))
-	for _, l := range []struct{ cmd, prompt string }{
-		{"image load " + wd, "test/wd:v1"},
-		{"mount overlay test/wd:v1 base", "web[uts,mnt,pid|overlay] ▸"},
-		{"chroot", "web[uts,mnt,pid|chroot] ▸"},
-	} {
-		p.mark()
-		p.line(l.cmd)
-		p.waitFor(l.prompt)
-	}
-	p.mark()
-	p.line("enter")
-	p.waitFor("pid namespaces and root, joined from the host as nsenter --root does", "#")
-	p.line(`echo "[in $(pwd)]"; cat /etc/issue`)
-	p.waitFor("[in /srv/app]")
-	p.waitFor("this /etc/issue comes from layer base")
-	p.mark()
-	p.line("exit")
-	p.waitFor("web[uts,mnt,pid|chroot] ▸")
-	p.line("exit")
-	p.waitFor("STEPBOX-EXIT=0")
+	enterOnATerminal(t, "chroot", "chroot", []string{"pid namespaces and root, joined from the host as nsenter --root does", "#"},
+		"[in /srv/app]", "this /etc/issue comes from layer base")
 }
