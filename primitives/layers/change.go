@@ -119,34 +119,19 @@ func mkdirParents(cmd, name, p string, r *os.Root, rel string, st *step.Step, pl
 	return nil
 }
 
-// open is openForChange for a step, and for its plan the same checks
-// without the store's lock (a plan changes nothing).
+// open checks p and the layer, takes the store's lock and opens the
+// layer's root, through which every change goes (os.Root keeps it
+// inside). done releases both. A plan makes the same checks without the
+// lock: it changes nothing.
 func (s *Store) open(cmd, name, p string, plan bool) (rel string, r *os.Root, done func(), err error) {
+	if rel, err = inLayer(cmd, name, p); err != nil {
+		return "", nil, nil, err
+	}
+	unlock := func() {}
 	if !plan {
-		return s.openForChange(cmd, name, p)
-	}
-	if rel, err = inLayer(cmd, name, p); err != nil {
-		return "", nil, nil, err
-	}
-	if _, err := s.writable(cmd, name); err != nil {
-		return "", nil, nil, err
-	}
-	if r, err = os.OpenRoot(s.Root(name)); err != nil {
-		return "", nil, nil, fmt.Errorf("%s %s: %w", cmd, name, err)
-	}
-	return rel, r, func() { r.Close() }, nil
-}
-
-// openForChange checks p and the layer, takes the store's lock and opens
-// the layer's root, through which every change goes (os.Root keeps it
-// inside). done releases both.
-func (s *Store) openForChange(cmd, name, p string) (rel string, r *os.Root, done func(), err error) {
-	if rel, err = inLayer(cmd, name, p); err != nil {
-		return "", nil, nil, err
-	}
-	unlock, err := s.exclusive()
-	if err != nil {
-		return "", nil, nil, fmt.Errorf("%s %s: %w", cmd, name, err)
+		if unlock, err = s.exclusive(); err != nil {
+			return "", nil, nil, fmt.Errorf("%s %s: %w", cmd, name, err)
+		}
 	}
 	if _, err := s.writable(cmd, name); err != nil {
 		unlock()
