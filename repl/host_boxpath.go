@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"slices"
 	"strings"
 
 	"mvdan.cc/sh/v3/expand"
@@ -65,24 +66,37 @@ const hostPathsMax = 3
 // a word naming a file is walked (leavesTree); a word naming a DIRECTORY
 // of the tree is taken only as an argument of a command that lists or
 // describes it without following links, changing into it or printing
-// its path into another command (dirCommands, not in a pipe); and a
+// its path into another command (dirRules, not in a pipe); and a
 // line that mentions a box (its variables, paths or /proc/PID) in an
 // assignment, a for loop, a read or a command substitution used as a
 // command's argument is refused. The sound way to reach a box's files
 // is from inside it: exec resolves every link in the box's own root.
 
-// dirCommands may take a directory of a box's tree: they list or
-// describe it (readlink: where /proc/PID/root leads), and follow none of
-// its links unless given an option of dirFollow.
-var dirCommands = map[string]bool{"ls": true, "stat": true, "du": true, "file": true, "test": true, "[": true, "readlink": true}
+// dirRules are the commands that may take a directory of a box's tree:
+// they list or describe it (readlink: where /proc/PID/root leads) and
+// follow none of its links, or (cp) copy it recursively, which copies a
+// link as a link (-R implies -P), so nothing of the host is read through
+// one. Each is refused with an option of follow: those that follow links
+// (ls -L, du -L, stat -L on what is listed, --dereference) or, for cp,
+// name the destination first (-t). A command with needs takes the
+// directory only with one of those options, and a source command only
+// as what it reads, never as its last word, the destination: cp writes
+// through a link it finds there.
+var dirRules = map[string]dirRule{
+	"ls": lists, "stat": lists, "du": lists, "file": lists, "test": lists, "[": lists, "readlink": lists,
+	"cp": {follow: "LHt", followLong: []string{"--dereference", "--target-directory"}, needs: "aRr",
+		needsLong: []string{"--recursive", "--archive"}, source: true},
+}
 
-// dirFollow are the options with which dirCommands follow links
-// (ls -L, du -L, stat -L on what is listed, --dereference).
-func dirFollow(arg string) bool {
-	if strings.HasPrefix(arg, "--") {
-		return strings.HasPrefix(arg, "--dereference")
-	}
-	return strings.HasPrefix(arg, "-") && strings.ContainsAny(arg[1:], "LH")
+// lists is the rule of a command that lists or describes a directory.
+var lists = dirRule{follow: "LH", followLong: []string{"--dereference"}}
+
+type dirRule struct {
+	follow     string   // short options refused
+	followLong []string // long options refused, as prefixes
+	needs      string   // short options of which one is needed ("": none)
+	needsLong  []string // long ones that serve as well
+	source     bool     // never the last word
 }
 
 // lineBinds are commands that keep what they read in a variable.
@@ -270,7 +284,7 @@ func (c *hostCheck) word(word string, call callOf, self *syntax.Word) error {
 				if link, target, out := leavesTree(t.dir, rest); out {
 					return &CommandError{Cmd: "!", Err: boxSymlinkError(t, word, rest, link, target, call.cmd)}
 				}
-				if fi, err := os.Stat(t.dir + rest); err == nil && fi.IsDir() && !dirAllowed(call) && !copiedFrom(call, self) {
+				if fi, err := os.Stat(t.dir + rest); err == nil && fi.IsDir() && !dirAllowed(call, self) {
 					return &CommandError{Cmd: "!", Err: boxDirError(t, word, rest, call.cmd)}
 				}
 			}
@@ -280,47 +294,36 @@ func (c *hostCheck) word(word string, call callOf, self *syntax.Word) error {
 	return nil
 }
 
-// dirAllowed says whether call may take a directory of a box's tree.
-func dirAllowed(call callOf) bool {
-	if !dirCommands[call.cmd] || call.piped {
+// dirAllowed says whether the word self of call may name a directory
+// of a box's tree (dirRules).
+func dirAllowed(call callOf, self *syntax.Word) bool {
+	r, ok := dirRules[call.cmd]
+	if !ok || call.piped {
 		return false
 	}
-	for _, a := range call.args {
-		if dirFollow(a.Lit()) {
-			return false
-		}
-	}
-	return true
-}
-
-// copiedFrom says whether self is what cp copies FROM, recursively and
-// without following links: `cp -a $BOX_ROOT/. DIR` copies a link as a
-// link (-R implies -P), so nothing of the host is read through one. As
-// the destination, the last word, a box's directory is refused: cp
-// writes through a link it finds there.
-func copiedFrom(call callOf, self *syntax.Word) bool {
-	if call.cmd != "cp" || call.piped || self == nil || len(call.args) < 2 || call.args[len(call.args)-1] == self {
+	if r.source && (self == nil || len(call.args) < 2 || call.args[len(call.args)-1] == self) {
 		return false
 	}
-	recursive := false
+	needed := r.needs == ""
 	for _, a := range call.args {
 		lit := a.Lit()
 		switch {
 		case lit == "--":
-			continue
 		case strings.HasPrefix(lit, "--"):
-			if strings.HasPrefix(lit, "--dereference") || strings.HasPrefix(lit, "--target-directory") {
-				return false
+			for _, f := range r.followLong {
+				if strings.HasPrefix(lit, f) {
+					return false
+				}
 			}
-			recursive = recursive || lit == "--recursive" || lit == "--archive"
+			needed = needed || slices.Contains(r.needsLong, lit)
 		case strings.HasPrefix(lit, "-") && len(lit) > 1:
-			if strings.ContainsAny(lit[1:], "LHt") {
+			if strings.ContainsAny(lit[1:], r.follow) {
 				return false
 			}
-			recursive = recursive || strings.ContainsAny(lit[1:], "aRr")
+			needed = needed || r.needs != "" && strings.ContainsAny(lit[1:], r.needs)
 		}
 	}
-	return recursive
+	return needed
 }
 
 // boxDirError refuses a directory of a box's tree where a command could
@@ -336,7 +339,7 @@ func boxDirError(t boxTree, word, rest, cmd string) error {
 		use = "`" + viz.Escape(cmd) + "`"
 	}
 	return fmt.Errorf("%s is a directory in %s, given to %s, which may change into it, walk it or pass its path on: what is below it is not checked, and a symlink the box made there would lead the host's command to a host file. "+
-		"Only `ls`, `stat`, `du`, `file`, `test` and `readlink` (without -L, not into a pipe) take a box's directory. Name the file itself, run the command inside the box (`exec ls -l %s`), or copy the box's files out with `export bundle`",
+		"Only `ls`, `stat`, `du`, `file`, `test` and `readlink` (without -L, not into a pipe) take a box's directory, and `cp -a` or `cp -r` as what it copies from. Name the file itself, run the command inside the box (`exec ls -l %s`), or copy the box's files out with `export bundle`",
 		viz.Escape(word), where, use, viz.Escape(inside))
 }
 

@@ -107,6 +107,9 @@ func TestHostCommandsRefuseWaysAroundTheWordCheck(t *testing.T) {
 		"!echo $BOX_ROOT | read x; cat $x/l",
 		"!grep -R . $BOX_ROOT/d",
 		"!cp -rL $BOX_ROOT/d " + copied,
+		"!cp -a -t " + copied + " $BOX_ROOT/d",
+		"!cp -a /etc/hostname $BOX_ROOT/etc2",
+		"!cp $BOX_ROOT/d " + copied,
 		"!find $BOX_ROOT/d -follow -type f -exec cat {} +",
 		"!ls -L $BOX_ROOT/d",
 		"!sh -c 'cd $BOX_ROOT; cat l'",
@@ -116,6 +119,8 @@ func TestHostCommandsRefuseWaysAroundTheWordCheck(t *testing.T) {
 	for _, l := range refused {
 		script += "-" + l + "\n"
 	}
+	kept := filepath.Join(dir, "kept")
+	script += "!cp -a $BOX_ROOT/d " + kept + "\n"
 	script += "!ls $BOX_ROOT/d\n!echo listed: $(ls $BOX_UPPER/d)\n!cat $BOX_ROOT/d/plain\n!stat -c %F $BOX_ROOT/d\n!readlink /proc/$BOX_PID/root\n"
 	out, code := runStepbox(t, filepath.Join(dir, "state"), script, "--plain")
 	if code != 0 {
@@ -131,6 +136,10 @@ func TestHostCommandsRefuseWaysAroundTheWordCheck(t *testing.T) {
 	}
 	if n := strings.Count(out, "error: !: "); n != len(refused) {
 		t.Errorf("%d host commands refused, want %d:\n%s", n, len(refused), out)
+	}
+	// cp -a copies the box's directory, its link as a link.
+	if target, err := os.Readlink(filepath.Join(kept, "l")); err != nil || target != secret {
+		t.Errorf("cp -a of the box's directory did not copy its link as a link: %q %v\n%s", target, err, out)
 	}
 	flat := regexp.MustCompile(`\n {7}`).ReplaceAllString(out, " ")
 	for _, want := range []string{
