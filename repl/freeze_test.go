@@ -147,8 +147,14 @@ func sessionCgroups(t *testing.T, pid int) []string {
 func boxCgroups(t *testing.T, pid int) []string {
 	var out []string
 	for _, d := range sessionCgroups(t, pid) {
-		subs, _ := filepath.Glob(filepath.Join(d, "m[-.]*"))
-		out = append(out, subs...)
+		// m-ID and m.track ("[-.]" would be a bad pattern to Glob).
+		for _, p := range []string{"m-*", "m.*"} {
+			subs, err := filepath.Glob(filepath.Join(d, p))
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, subs...)
+		}
 	}
 	return out
 }
@@ -224,6 +230,10 @@ func TestRmEndsABoxThatFrozeItsCgroup(t *testing.T) {
 // and ends the session.
 func rmFrozen(t *testing.T, cmd *exec.Cmd, w *os.File, out *syncBuffer, dir string, pids ...int) {
 	t.Helper()
+	// What rm must leave none of is there to find before it.
+	if before := boxCgroups(t, cmd.Process.Pid); len(before) == 0 {
+		t.Fatalf("no cgroup of box m found under the session's parent before rm:\n%s", out)
+	}
 	w.WriteString("rm m\n!touch " + dir + "/removed\n")
 	if !waitFile(dir+"/removed", 60*time.Second) {
 		t.Fatalf("rm of the frozen box had not returned after 60 s:\n%s", out)
