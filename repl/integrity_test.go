@@ -19,7 +19,7 @@ import (
 // terminal, ESC [ 2 J clears it. Every panel shows them escaped.
 func TestPanelsEscapeNamesTheBoxChose(t *testing.T) {
 	sh, out := liveShell(t)
-	run(t, sh, out, "new evil", "unshare mnt pid uts", "mount overlay base", "pivot_root",
+	run(t, sh, out, "new evil", "unshare mnt pid uts", "mount overlay base", "mount dev", "pivot_root",
 		`exec sh -c 'touch "$(printf "/t\033]0;pwned\007\033[2J")"'`,
 		`exec sh -c 'sh -c "sleep 30; : $(printf "\033]0;pwned\007")" >/dev/null 2>&1 </dev/null &'`)
 	out.Reset()
@@ -29,6 +29,11 @@ func TestPanelsEscapeNamesTheBoxChose(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), `t\x1b]0;pwned\x07\x1b[2J`) {
 		t.Errorf("the stack does not show the file, escaped:\n%s", out)
+	}
+	out.Reset()
+	run(t, sh, out, "ps")
+	if !strings.Contains(out.String(), `sleep 30; : \x1b]0;pwned\x07`) {
+		t.Errorf("ps does not show the command line the box chose, escaped:\n%s", out)
 	}
 }
 
