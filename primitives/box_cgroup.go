@@ -41,18 +41,30 @@ func (s *Session) Cgroups() (cgroups.Hierarchy, error) {
 // cgroupParent makes the session's own parent cgroup on first use,
 // recording it in the session's ledger first.
 func (s *Session) cgroupParent(st *step.Step) (*cgroups.Group, error) {
-	if s.closing.Load() {
-		return nil, errClosing
-	}
 	h, err := s.Cgroups()
 	if err != nil {
 		return nil, err
+	}
+	return s.parentIn(st, h, false)
+}
+
+// parentIn is cgroupParent on h; plan: h is cgroups.Planning's, and the
+// parent it makes is only planned, so neither the ledger nor the session
+// keeps it.
+func (s *Session) parentIn(st *step.Step, h cgroups.Hierarchy, plan bool) (*cgroups.Group, error) {
+	if s.closing.Load() {
+		return nil, errClosing
 	}
 	s.mu.Lock()
 	parent := s.parent
 	s.mu.Unlock()
 	if parent != nil {
 		return parent, nil
+	}
+	if plan {
+		g, pst, err := h.NewParent(CgroupParentOverride)
+		st.Merge(pst)
+		return g, err
 	}
 	place, err := h.Place(CgroupParentOverride)
 	if err != nil {
@@ -166,36 +178,52 @@ func (b *Box) Cgroup() *cgroups.Group {
 
 // CgroupNew makes the box's cgroup under the session's parent, named after
 // the box and a short id, like a container's.
-func (b *Box) CgroupNew() (*step.Step, error) {
-	if b.Cgroup() != nil {
-		return nil, fmt.Errorf("box %s has a cgroup already: %s", b.Name, b.Cgroup().Name)
+func (b *Box) CgroupNew() (*step.Step, error) { return b.cgroupNew(false) }
+
+// cgroupNew is `cgroup new`, run or (plan) planned: the plan is the same
+// code against cgroups.Planning's stand-in for the kernel, one for the
+// parent and the box's cgroup, so the box's is planned under the parent
+// as planned.
+func (b *Box) cgroupNew(plan bool) (*step.Step, error) {
+	if g := b.Cgroup(); g != nil {
+		return nil, fmt.Errorf("box %s has a cgroup already: %s", b.Name, g.Name)
+	}
+	h, err := b.session.Cgroups()
+	if err != nil {
+		return nil, err
 	}
 	st := &step.Step{Command: "cgroup new"}
-	parent, err := b.session.cgroupParent(st)
+	if plan {
+		h = cgroups.Planning(h)
+		defer st.MarkNotRun()
+	}
+	parent, err := b.session.parentIn(st, h, plan)
 	if err != nil {
 		return st, err
 	}
-	h, _ := b.session.Cgroups()
 	g, cst, err := h.Create(parent, b.Name, b.ID)
 	st.Merge(cst)
 	if err != nil {
 		return st, err
 	}
-	raw, _ := json.Marshal(g)
-	// Written right after the mkdir: the random name is chosen inside
-	// Create. A crash in between is caught by the sweep, which removes
-	// every cgroup under a dead session's parent.
-	if err := b.ledger.Add(Resource{Kind: ResCgroup, Group: raw, Note: "the box's cgroup"}); err != nil {
-		h.Remove(g)
-		return st, err
+	if !plan {
+		raw, _ := json.Marshal(g)
+		// Written right after the mkdir: the random name is chosen inside
+		// Create. A crash in between is caught by the sweep, which removes
+		// every cgroup under a dead session's parent.
+		if err := b.ledger.Add(Resource{Kind: ResCgroup, Group: raw, Note: "the box's cgroup"}); err != nil {
+			h.Remove(g)
+			return st, err
+		}
+		b.mu.Lock()
+		b.cgroup = g
+		b.mu.Unlock()
+		b.session.mu.Lock()
+		b.session.shown = true
+		b.session.mu.Unlock()
 	}
-	b.mu.Lock()
-	b.cgroup = g
-	b.mu.Unlock()
-	b.session.mu.Lock()
-	b.session.shown = true
-	b.session.mu.Unlock()
-	st.Summary = fmt.Sprintf("made cgroup %s for box %s under stepbox's parent %s", g.Name, b.Name, parent.Name)
+	st.Tell(fmt.Sprintf("made cgroup %s for box %s under stepbox's parent %s", g.Name, b.Name, parent.Name),
+		fmt.Sprintf("will make cgroup %s for box %s under stepbox's parent %s", g.Name, b.Name, parent.Name))
 	return st, nil
 }
 

@@ -2,28 +2,15 @@ package primitives
 
 import (
 	"fmt"
-	"os"
 
 	"stepbox/primitives/cgroups"
 	"stepbox/primitives/step"
 )
 
 // PlanCgroupNew is the record `cgroup new` will write: the session's
-// parent cgroup too, the first time.
-func (b *Box) PlanCgroupNew() (*step.Step, error) {
-	if g := b.Cgroup(); g != nil {
-		return nil, fmt.Errorf("box %s has a cgroup already: %s", b.Name, g.Name)
-	}
-	h, err := b.session.Cgroups()
-	if err != nil {
-		return nil, err
-	}
-	b.session.mu.Lock()
-	parent := b.session.parent
-	b.session.mu.Unlock()
-	_, st, err := cgroups.PlanCreate(h, parent, os.Getpid(), b.Name, b.ID, CgroupParentOverride)
-	return st, err
-}
+// parent cgroup too, the first time. It is cgroupNew's own code, run
+// against the stand-in (cgroups.Planning).
+func (b *Box) PlanCgroupNew() (*step.Step, error) { return b.cgroupNew(true) }
 
 // planCgroup is the box's cgroup with the kernel replaced by a stand-in
 // that writes nothing (cgroups.Planning).

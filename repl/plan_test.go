@@ -140,6 +140,7 @@ var plannedSession = []string{
 	"exec true",
 	"enter uts -- hostname",
 	"new c2",
+	"cgroup new", // a second box's: the parent is there
 	"unshare mnt",
 	"mount overlay base",
 	"chroot",

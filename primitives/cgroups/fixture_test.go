@@ -212,7 +212,7 @@ func (f *v2Fixture) Rmdir(path string) error {
 			return unix.EBUSY
 		}
 	}
-	if n, _ := procCount(path); n > 0 {
+	if n, _ := procCount(f, path); n > 0 {
 		return unix.EBUSY
 	}
 	return os.RemoveAll(path)
@@ -227,6 +227,10 @@ func (f *v2Fixture) Open(path string, flags int) (int, error) {
 	f.fds[fd] = path
 	return fd, nil
 }
+
+func (f *v2Fixture) ReadFile(path string) ([]byte, error) { return os.ReadFile(path) }
+
+func (f *v2Fixture) Stat(path string) error { _, err := os.Stat(path); return err }
 
 func (f *v2Fixture) Close(fd int) error {
 	if _, ok := f.fds[fd]; !ok {
@@ -284,7 +288,7 @@ func (f *v2Fixture) Write(fd int, p []byte) (int, error) {
 // not in a non-root cgroup that holds processes; not off while a child
 // still enables it.
 func (f *v2Fixture) subtreeControl(dir, value string) error {
-	on, _ := subtree(dir)
+	on, _ := subtree(f, dir)
 	offered, _ := readFile(filepath.Join(dir, "cgroup.controllers"))
 	for _, w := range strings.Fields(value) {
 		c := w[1:]
@@ -293,7 +297,7 @@ func (f *v2Fixture) subtreeControl(dir, value string) error {
 			if !slices.Contains(strings.Fields(offered), c) {
 				return unix.ENOENT
 			}
-			if n, _ := procCount(dir); n > 0 && !isRoot(dir) {
+			if n, _ := procCount(f, dir); n > 0 && !isRoot(f, dir) {
 				return unix.EBUSY
 			}
 			if !slices.Contains(on, c) {
@@ -302,7 +306,7 @@ func (f *v2Fixture) subtreeControl(dir, value string) error {
 		case '-':
 			kids, _ := subdirs(dir)
 			for _, k := range kids {
-				if ks, _ := subtree(filepath.Join(dir, k)); slices.Contains(ks, c) {
+				if ks, _ := subtree(f, filepath.Join(dir, k)); slices.Contains(ks, c) {
 					return unix.EBUSY
 				}
 			}
@@ -370,7 +374,7 @@ func (f *v2Fixture) migrate(dir, value string) error {
 	if err != nil || pid <= 0 {
 		return unix.EINVAL
 	}
-	if on, _ := subtree(dir); len(on) > 0 && !isRoot(dir) {
+	if on, _ := subtree(f, dir); len(on) > 0 && !isRoot(f, dir) {
 		return unix.EBUSY
 	}
 	err = filepathWalkDirs(f.root, func(d string) error {

@@ -12,14 +12,19 @@ import (
 )
 
 // cgroupFS is the cgroup filesystem as stepbox changes it: the five
-// syscalls behind mkdir, echo > FILE and rmdir. The kernel implements it
-// for real; v2 tests swap in a fixture tree that keeps the kernel's v2 rules.
+// syscalls behind mkdir, echo > FILE and rmdir, and the reads a step makes
+// on the way (what a control file holds, whether a file is there), which
+// depend on what the step made before. The kernel implements it for real;
+// v2 tests swap in a fixture tree that keeps the kernel's v2 rules, and a
+// plan a stand-in that remembers what it made (planFS).
 type cgroupFS interface {
 	Mkdir(path string, mode uint32) error
 	Rmdir(path string) error
 	Open(path string, flags int) (int, error)
 	Write(fd int, p []byte) (int, error)
 	Close(fd int) error
+	ReadFile(path string) ([]byte, error)
+	Stat(path string) error
 }
 
 type kernelFS struct{}
@@ -29,6 +34,8 @@ func (kernelFS) Rmdir(path string) error                  { return unix.Rmdir(pa
 func (kernelFS) Open(path string, flags int) (int, error) { return unix.Open(path, flags, 0) }
 func (kernelFS) Write(fd int, p []byte) (int, error)      { return unix.Write(fd, p) }
 func (kernelFS) Close(fd int) error                       { return unix.Close(fd) }
+func (kernelFS) ReadFile(path string) ([]byte, error)     { return os.ReadFile(path) }
+func (kernelFS) Stat(path string) error                   { _, err := os.Stat(path); return err }
 
 // writeFlags are what a shell's `echo VALUE > FILE` opens with, minus
 // O_CREAT: a control file that does not exist is an error, never created.
@@ -107,17 +114,27 @@ func shellWord(v string) string {
 }
 
 // readFile reads one control file, trimmed of its trailing newline.
-func readFile(path string) (string, error) {
-	b, err := os.ReadFile(path)
+func readFile(path string) (string, error) { return readIn(kernelFS{}, path) }
+
+// readIn reads one control file through fsys: in a plan, a file of a
+// cgroup the plan made reads as the kernel would show it then.
+func readIn(fsys cgroupFS, path string) (string, error) {
+	b, err := fsys.ReadFile(path)
 	if err != nil {
 		return "", fmt.Errorf("read %s: %w", path, err)
 	}
 	return strings.TrimSpace(string(b)), nil
 }
 
+// existsIn tells whether path is there, as fsys sees it.
+func existsIn(fsys cgroupFS, path string) bool { return fsys.Stat(path) == nil }
+
 // readPIDs reads cgroup.procs (or tasks): one PID a line.
-func readPIDs(path string) ([]int, error) {
-	text, err := readFile(path)
+func readPIDs(path string) ([]int, error) { return pidsIn(kernelFS{}, path) }
+
+// pidsIn is readPIDs through fsys.
+func pidsIn(fsys cgroupFS, path string) ([]int, error) {
+	text, err := readIn(fsys, path)
 	if err != nil {
 		return nil, err
 	}

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/prometheus/procfs"
+
+	"stepbox/primitives/step"
 )
 
 // requireRoot skips a test that needs the real kernel as root, unless
@@ -51,7 +53,14 @@ func openHost(t testing.TB) Hierarchy {
 // checks that no cgroup of it remains anywhere.
 func newSession(t testing.TB, h Hierarchy) *Group {
 	t.Helper()
-	parent, _, err := h.NewParent("")
+	parent, _ := newSessionStep(t, h)
+	return parent
+}
+
+// newSessionStep is newSession, with the record NewParent wrote.
+func newSessionStep(t testing.TB, h Hierarchy) (*Group, *step.Step) {
+	t.Helper()
+	parent, s, err := h.NewParent("")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +73,7 @@ func newSession(t testing.TB, h Hierarchy) *Group {
 			t.Errorf("cgroups left after Remove: %v", left)
 		}
 	})
-	return parent
+	return parent, s
 }
 
 // killAll SIGKILLs the processes the test started in g and below.

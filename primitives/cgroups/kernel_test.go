@@ -50,7 +50,7 @@ func TestNewParentGoesUnderTheSessionsCgroupInEveryHierarchy(t *testing.T) {
 		}
 		return
 	}
-	on, err := subtree(parent.Dirs[0].Path)
+	on, err := subtree(kernelFS{}, parent.Dirs[0].Path)
 	if err != nil {
 		t.Fatal(err)
 	}

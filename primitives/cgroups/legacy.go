@@ -126,7 +126,7 @@ func (l *legacy) Place(override string) (Placement, error) {
 		if err != nil {
 			return Placement{}, err
 		}
-		if !exists(d.Path) {
+		if !existsIn(l.fs, d.Path) {
 			return Placement{}, fmt.Errorf("--cgroup-parent %s: no such cgroup in the %s hierarchy (%s)", override, t.name, d.Path)
 		}
 		p.Dirs = append(p.Dirs, d)
@@ -136,7 +136,7 @@ func (l *legacy) Place(override string) (Placement, error) {
 		if override != "" {
 			at = override
 		}
-		if d, err := l.track.dir(at); err == nil && exists(d.Path) {
+		if d, err := l.track.dir(at); err == nil && existsIn(l.fs, d.Path) {
 			p.Track = []Dir{d}
 		}
 	}
@@ -225,11 +225,11 @@ func (l *legacy) mkdirs(s *step.Step, g *Group, parents []Dir) error {
 // with no CPUs or memory nodes (ENOSPC; cgroups(7), cpuset(7)).
 func copyCpuset(fsys cgroupFS, s *step.Step, parent, dir string) error {
 	for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
-		have, err := readFile(filepath.Join(dir, f))
+		have, err := readIn(fsys, filepath.Join(dir, f))
 		if err != nil || have != "" {
 			return err
 		}
-		v, err := readFile(filepath.Join(parent, f))
+		v, err := readIn(fsys, filepath.Join(parent, f))
 		if err != nil {
 			return err
 		}

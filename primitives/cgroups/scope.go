@@ -105,6 +105,14 @@ func (u *unified) startScopeCall(slice string) (call, shellLine string) {
 
 // newScope makes the session's scope (see above) and, in it beside the
 // session's leaf, stepbox's parent cgroup.
+//
+// In a plan (planFS) systemd's part cannot run: asking for the scope
+// would make it, and there is no stand-in for the D-Bus manager. The
+// plan records the call without making it, takes the scope as systemd
+// will make it (placeScope's directory, delegating the controllers
+// placeScope expects) and the session as moved there, and runs the rest
+// — the session's leaf, the controllers switched on, the parent and its
+// pids.max — as the real code against the stand-in.
 func (u *unified) newScope() (*Group, *step.Step, error) {
 	pl, err := u.placeScope()
 	if err != nil {
@@ -116,16 +124,28 @@ func (u *unified) newScope() (*Group, *step.Step, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("cgroup parent: %w", err)
 	}
+	plan, planned := planning(u.fs)
+	start := func() error { return u.systemd.StartScope(u.unit, slice, u.session, SessionPidsMax+scopeReserve) }
+	if planned {
+		start = func() error { plan.scope(pl); return nil }
+	}
 	call, line := u.startScopeCall(slice)
-	if err := s.Do(call, func() error { return u.systemd.StartScope(u.unit, slice, u.session, SessionPidsMax+scopeReserve) }); err != nil {
+	if err := s.Do(call, start); err != nil {
 		return nil, s, fmt.Errorf("cgroup parent: ask systemd for a delegated scope: %w; the boxes can still run, without cgroup steps (`stepbox doctor` checks the bus)", err)
 	}
 	shell(s, line)
 	g := &Group{Name: ParentName(u.id), Scope: u.unit, Home: home}
 	fail := func(err error) (*Group, *step.Step, error) {
+		if planned {
+			// No scope was asked for: none to stop.
+			return nil, s, fmt.Errorf("cgroup parent: %w", err)
+		}
 		return nil, s, errors.Join(fmt.Errorf("cgroup parent: %w", err), u.removeScope(s, g))
 	}
 	cg, err := u.sessionCgroup()
+	if planned {
+		cg, err = pl.Dirs[0].Cgroup, nil
+	}
 	if err != nil {
 		return fail(err)
 	}
@@ -165,10 +185,20 @@ func (u *unified) newScope() (*Group, *step.Step, error) {
 	if err := limitParent(u.fs, s, g); err != nil {
 		return fail(err)
 	}
-	s.Summary = fmt.Sprintf("systemd made scope %s (Delegate=yes) and moved the session there; the session moved into its leaf %s, and stepbox's parent %s beside it has %s for the boxes", cg, SessionLeaf, parent.Cgroup, strings.Join(want, " "))
+	s.Tell(fmt.Sprintf("systemd made scope %s (Delegate=yes) and moved the session there; the session moved into its leaf %s, and stepbox's parent %s beside it has %s for the boxes", cg, SessionLeaf, parent.Cgroup, strings.Join(want, " ")),
+		fmt.Sprintf("systemd will make scope %s (Delegate=yes) and move the session there; the session will move into its leaf %s, and stepbox's parent %s beside it will have %s for the boxes", cg, SessionLeaf, parent.Cgroup, strings.Join(want, " ")))
 	s.Undo = scopeUndo(home, u.unit)
 	s.Notes = append(s.Notes, fmt.Sprintf("TasksMax=%d on the scope: the boxes' %d and %d more for the session's own threads and host commands", SessionPidsMax+scopeReserve, SessionPidsMax, scopeReserve))
 	return g, s, nil
+}
+
+// scope is what StartScope will have systemd do, as a plan's reads see
+// it: the scope's directory made, delegating the controllers placeScope
+// expects (systemd switches them on above it).
+func (p *planFS) scope(pl Placement) {
+	dir := filepath.Clean(pl.Dirs[0].Path)
+	p.made[dir] = true
+	p.written[filepath.Join(dir, "cgroup.controllers")] = strings.Join(pl.Controllers, " ")
 }
 
 // scopeUndo is how newScope is undone.
@@ -242,28 +272,4 @@ func (u *unified) Remove(g *Group) (*step.Step, error) {
 		Man:     []string{"systemd.scope(5)", "cgroups(7)", "rmdir(2)"},
 	}
 	return s, u.removeScope(s, g)
-}
-
-// planScope plans newScope up to stepbox's parent: the D-Bus call, the
-// session's leaf, the controllers switched on in the scope; parent is the
-// planned parent, and planUnifiedParent plans the rest.
-func (u *unified) planScope(s *step.Step, pl Placement, parent *Group) (home string) {
-	home, _ = u.sessionCgroup()
-	slice, _ := u.scopeSlice()
-	call, line := u.startScopeCall(slice)
-	s.Do(call, func() error { return nil })
-	shell(s, line)
-	parent.Scope = pl.Scope
-	scope := filepath.Dir(parent.Dirs[0].Path)
-	leaf := filepath.Join(scope, SessionLeaf)
-	mkdir(planFS{}, s, leaf)
-	writeFile(planFS{}, s, filepath.Join(leaf, "cgroup.procs"), strconv.Itoa(u.session))
-	var all []string
-	for _, c := range pl.Controllers {
-		all = append(all, "+"+c)
-	}
-	if len(all) > 0 {
-		writeFile(planFS{}, s, filepath.Join(scope, "cgroup.subtree_control"), strings.Join(all, " "))
-	}
-	return home
 }

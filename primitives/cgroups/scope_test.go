@@ -128,10 +128,7 @@ func TestScopeOnASystemdHostHoldsTheSessionAndItsBoxes(t *testing.T) {
 				t.Errorf("placement controllers = %v, want cpu memory pids", pl.Controllers)
 			}
 			outside := "/system.slice/stepbox-4242-98765.scope"
-			_, plan, err := PlanCreate(u, nil, 4242, "web", "0123456789ab", "")
-			if err != nil {
-				t.Fatal(err)
-			}
+			plan := planNew(t, u, nil, "web", "0123456789ab")
 			if len(sd.started) > 0 || exists(filepath.Join(f.root, outside)) {
 				t.Fatal("planning asked systemd for the scope")
 			}
@@ -181,6 +178,15 @@ func TestScopeOnASystemdHostHoldsTheSessionAndItsBoxes(t *testing.T) {
 			rec.Merge(s)
 			rec.Merge(cst)
 			samePlan(t, "cgroup new in a scope", plan, rec)
+			plan = planNew(t, u, parent, "db", "89abcdef0123")
+			db, rec, err := u.Create(parent, "db", "89abcdef0123")
+			if err != nil {
+				t.Fatal(err)
+			}
+			samePlan(t, "cgroup new in the scope's parent", plan, rec)
+			if _, err := u.Remove(db); err != nil {
+				t.Fatal(err)
+			}
 			if got := f.read(outside[1:]+"/stepbox-4242-0/"+box.Name, "cgroup.controllers"); got != "cpu memory pids" {
 				t.Errorf("box cgroup.controllers = %q, want cpu memory pids", got)
 			}

@@ -50,7 +50,7 @@ func (u *unified) wayDown(at Dir, want []string) (writes []Dir, reach []string, 
 		}
 	}
 	for _, d := range dirs {
-		on, err := subtree(d.Path)
+		on, err := subtree(u.fs, d.Path)
 		if err != nil {
 			return nil, nil, nil, err
 		}
@@ -63,11 +63,11 @@ func (u *unified) wayDown(at Dir, want []string) (writes []Dir, reach []string, 
 		if len(missing) == 0 {
 			continue
 		}
-		n, err := procCount(d.Path)
+		n, err := procCount(u.fs, d.Path)
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		if n > 0 && !isRoot(d.Path) {
+		if n > 0 && !isRoot(u.fs, d.Path) {
 			if blocked == nil {
 				blocked = &Dir{Path: d.Path, Cgroup: d.Cgroup, Controllers: missing}
 			}

@@ -266,8 +266,7 @@ func treePIDs(dir string) []int {
 // directory, where the host gives stepbox one.
 func limitParent(fsys cgroupFS, s *step.Step, g *Group) error {
 	d, ok := g.dir(Pids)
-	_, planning := fsys.(planFS)
-	if !ok || !planning && !exists(filepath.Join(d.Path, "pids.max")) {
+	if !ok || !existsIn(fsys, filepath.Join(d.Path, "pids.max")) {
 		s.Notes = append(s.Notes, "no pids controller reaches stepbox's parent: a fork bomb in a box is bounded only by the host's kernel.pid_max and the session's own cgroup")
 		return nil
 	}

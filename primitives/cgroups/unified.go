@@ -71,7 +71,7 @@ func (u *unified) dir(p string) (Dir, error) {
 		return Dir{}, err
 	}
 	d := Dir{Path: path.Join(u.root, rel), Cgroup: path.Clean(p)}
-	ctrl, err := readFile(filepath.Join(d.Path, "cgroup.controllers"))
+	ctrl, err := readIn(u.fs, filepath.Join(d.Path, "cgroup.controllers"))
 	if err != nil {
 		return Dir{}, err
 	}
@@ -81,7 +81,9 @@ func (u *unified) dir(p string) (Dir, error) {
 
 // isRoot tells the host's root cgroup, the only one without cgroup.type;
 // a container's cgroup namespace shows a non-root cgroup at the top.
-func isRoot(dir string) bool { return !exists(filepath.Join(dir, "cgroup.type")) }
+func isRoot(fsys cgroupFS, dir string) bool {
+	return !existsIn(fsys, filepath.Join(dir, "cgroup.type"))
+}
 
 // Place picks the parent's cgroup (place), then plans the
 // controllers to switch on above it (wayDown). A cgroup on the way that
@@ -105,9 +107,9 @@ func (u *unified) Place(override string) (Placement, error) {
 			return Placement{}, fmt.Errorf("place stepbox's parent cgroup: %w", err)
 		}
 		if higher != nil {
-			n, _ := procCount(blocked.Path)
+			n, _ := procCount(u.fs, blocked.Path)
 			rule := "nearest"
-			if isRoot(higher.Path) {
+			if isRoot(u.fs, higher.Path) {
 				rule = "root"
 			}
 			pl = Placement{Rule: rule, Dirs: []Dir{*higher}, Reason: fmt.Sprintf(
@@ -134,11 +136,11 @@ func (u *unified) above(p string) (*Dir, error) {
 		if err != nil {
 			return nil, err
 		}
-		n, err := procCount(d.Path)
+		n, err := procCount(u.fs, d.Path)
 		if err != nil {
 			return nil, err
 		}
-		if n == 0 || isRoot(d.Path) {
+		if n == 0 || isRoot(u.fs, d.Path) {
 			return &d, nil
 		}
 		if q == "/" || q == path.Clean(u.mountRoot) {
@@ -159,11 +161,11 @@ func (u *unified) place(override string) (Placement, error) {
 		if err != nil {
 			return Placement{}, fmt.Errorf("--cgroup-parent %s: no such cgroup: %w", override, err)
 		}
-		n, err := procCount(d.Path)
+		n, err := procCount(u.fs, d.Path)
 		if err != nil {
 			return Placement{}, fmt.Errorf("--cgroup-parent %s: %w", override, err)
 		}
-		if n > 0 && !isRoot(d.Path) {
+		if n > 0 && !isRoot(u.fs, d.Path) {
 			return Placement{}, fmt.Errorf("--cgroup-parent %s holds %s: %s; name a cgroup without processes", override, step.Count(n, "process"), noInternalProcs)
 		}
 		return Placement{Rule: "override", Dirs: []Dir{d}, Reason: "--cgroup-parent " + override}, nil
@@ -174,18 +176,18 @@ func (u *unified) place(override string) (Placement, error) {
 		if err != nil {
 			return Placement{}, fmt.Errorf("place stepbox's parent cgroup: %w", err)
 		}
-		n, err := procCount(d.Path)
+		n, err := procCount(u.fs, d.Path)
 		if err != nil {
 			return Placement{}, fmt.Errorf("place stepbox's parent cgroup: %w", err)
 		}
 		switch {
-		case isRoot(d.Path) && p == u.self:
+		case isRoot(u.fs, d.Path) && p == u.self:
 			return Placement{Rule: "session", Dirs: []Dir{d}, Reason: "the session runs in the root cgroup, which the no-internal-processes rule exempts, so the parent goes under it"}, nil
 		case n == 0 && p == u.self:
 			return Placement{Rule: "session", Dirs: []Dir{d}, Reason: "the session's cgroup holds no processes of its own, so the parent goes under it"}, nil
-		case isRoot(d.Path) || n == 0:
+		case isRoot(u.fs, d.Path) || n == 0:
 			rule := "nearest"
-			if isRoot(d.Path) {
+			if isRoot(u.fs, d.Path) {
 				rule = "root"
 			}
 			return Placement{Rule: rule, Dirs: []Dir{d}, Reason: fmt.Sprintf(
@@ -197,7 +199,7 @@ func (u *unified) place(override string) (Placement, error) {
 		}
 		if p == "/" || p == u.mountRoot {
 			where := "the top of the mount"
-			if !isRoot(d.Path) {
+			if !isRoot(u.fs, d.Path) {
 				where = "the top of the mount, " + d.Path + ", which is not the host's root cgroup but a container's own (a private cgroup namespace or a bind mount of a subtree), which stepbox does not own"
 			}
 			return Placement{}, fmt.Errorf("place stepbox's parent cgroup: %w: every cgroup from %s up to %s holds processes, and %s; the boxes run without cgroup steps. Give --cgroup-parent naming a cgroup without processes, or start the container with its processes in a leaf (an init that moves itself to a child cgroup, as systemd's init.scope)", ErrNoPlace, u.self, where, noInternalProcs)
@@ -206,21 +208,21 @@ func (u *unified) place(override string) (Placement, error) {
 }
 
 // procCount counts the processes directly in the cgroup at dir.
-func procCount(dir string) (int, error) {
-	pids, err := readPIDs(filepath.Join(dir, "cgroup.procs"))
+func procCount(fsys cgroupFS, dir string) (int, error) {
+	pids, err := pidsIn(fsys, filepath.Join(dir, "cgroup.procs"))
 	return len(pids), err
 }
 
 // subtree reads the controllers switched on for dir's children.
-func subtree(dir string) ([]string, error) {
-	s, err := readFile(filepath.Join(dir, "cgroup.subtree_control"))
+func subtree(fsys cgroupFS, dir string) ([]string, error) {
+	s, err := readIn(fsys, filepath.Join(dir, "cgroup.subtree_control"))
 	return strings.Fields(s), err
 }
 
 // enable switches controllers on for dir's children and returns the ones
 // that were off before.
 func (u *unified) enable(s *step.Step, dir string, controllers []string) ([]string, error) {
-	on, err := subtree(dir)
+	on, err := subtree(u.fs, dir)
 	if err != nil {
 		return nil, err
 	}
@@ -304,7 +306,7 @@ func (u *unified) Create(parent *Group, box, id string) (*Group, *step.Step, err
 		return nil, nil, err
 	}
 	p := parent.Dirs[0].Path
-	n, err := procCount(p)
+	n, err := procCount(u.fs, p)
 	if err != nil {
 		return nil, nil, fmt.Errorf("cgroup new %s: %w", box, err)
 	}
@@ -370,7 +372,7 @@ func (u *unified) Limit(g *Group, kind, value string) ([]Setting, *step.Step, er
 		// Swap first, as runc does: a memory.max below the box's usage
 		// makes the kernel reclaim at once, and with swap still open it
 		// would swap the box out rather than meet the OOM killer.
-		if exists(filepath.Join(d.Path, "memory.swap.max")) {
+		if existsIn(u.fs, filepath.Join(d.Path, "memory.swap.max")) {
 			file("memory.swap.max", maxOr(v.n, "0"))
 		}
 		file("memory.max", n)
@@ -401,11 +403,11 @@ func (u *unified) Attach(g *Group, pids ...int) (*step.Step, error) {
 		return nil, err
 	}
 	d := g.Dirs[0]
-	on, err := subtree(d.Path)
+	on, err := subtree(u.fs, d.Path)
 	if err != nil {
 		return nil, fmt.Errorf("cgroup attach: %w", err)
 	}
-	if len(on) > 0 && !isRoot(d.Path) {
+	if len(on) > 0 && !isRoot(u.fs, d.Path) {
 		return nil, fmt.Errorf("cgroup attach: %s has %s switched on for its children: %s; attach to a leaf", d.Cgroup, strings.Join(on, " "), noInternalProcs)
 	}
 	s := &step.Step{
