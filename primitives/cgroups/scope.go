@@ -89,11 +89,19 @@ func (u *unified) placeScope() (Placement, error) {
 		u.systemd.Bus(), u.unit, slice, SessionLeaf)}, nil
 }
 
-// startScopeCall is the D-Bus call, and the same as busctl would make it.
+// scopeCaller is the PID the session names itself by to systemd: 0, the
+// caller, whose PID systemd reads from the bus in its own PID namespace.
+// The session's own PID is of the namespace it runs in, which need not
+// be systemd's: stepbox in a container with the host's bus is PID 1
+// there, and PID 1 to systemd is systemd ("a manager process, refusing").
+const scopeCaller = 0
+
+// startScopeCall is the D-Bus call, and the same as busctl would make it
+// for the session (busctl's own 0 would be busctl).
 func (u *unified) startScopeCall(slice string) (call, shellLine string) {
 	tasks := SessionPidsMax + scopeReserve
-	call = fmt.Sprintf("StartTransientUnit(%q, \"fail\", [Slice=%q, PIDs=[%d], Delegate=true, TasksMax=%d]) on the %s bus",
-		u.unit, slice, u.session, tasks, u.systemd.Bus())
+	call = fmt.Sprintf("StartTransientUnit(%q, \"fail\", [Slice=%q, PIDs=[%d (the caller)], Delegate=true, TasksMax=%d]) on the %s bus",
+		u.unit, slice, scopeCaller, tasks, u.systemd.Bus())
 	bus := "--system"
 	if u.systemd.Bus() == "user" {
 		bus = "--user"
@@ -125,7 +133,7 @@ func (u *unified) newScope() (*Group, *step.Step, error) {
 		return nil, nil, fmt.Errorf("cgroup parent: %w", err)
 	}
 	plan, planned := planning(u.fs)
-	start := func() error { return u.systemd.StartScope(u.unit, slice, u.session, SessionPidsMax+scopeReserve) }
+	start := func() error { return u.systemd.StartScope(u.unit, slice, scopeCaller, SessionPidsMax+scopeReserve) }
 	if planned {
 		start = func() error { plan.scope(pl); return nil }
 	}

@@ -25,6 +25,7 @@ type fixtureSystemd struct {
 	f       *v2Fixture
 	started []string
 	stopped []string
+	asked   []int // the PIDs StartScope was asked to move
 	refuse  error // the bus's answer to StartTransientUnit, when set
 }
 
@@ -57,6 +58,10 @@ func (d *fixtureSystemd) StartScope(unit, slice string, pid int, tasksMax uint64
 		}
 	}
 	f.write(dir, "pids.max", strconv.FormatUint(tasksMax, 10))
+	d.asked = append(d.asked, pid)
+	if pid == 0 { // the caller: the session, whose /proc the fixture made last
+		pid, _ = strconv.Atoi(filepath.Base(f.procDir))
+	}
 	f.write(dir, "cgroup.procs", strconv.Itoa(pid))
 	rel := "/" + strings.TrimPrefix(dir, f.root+"/")
 	d.started = append(d.started, unit)
@@ -141,6 +146,12 @@ func TestScopeOnASystemdHostHoldsTheSessionAndItsBoxes(t *testing.T) {
 			before := f.subtreeControls(filepath.Join(f.root, outside))
 			if !slices.Equal(sd.started, []string{"stepbox-4242-98765.scope"}) {
 				t.Fatalf("scopes started: %v", sd.started)
+			}
+			// By 0, the caller: systemd's PID namespace need not be the
+			// session's (in a container the session may be PID 1, which
+			// to systemd is itself).
+			if !slices.Equal(sd.asked, []int{0}) {
+				t.Errorf("systemd was asked to move PIDs %v into the scope, want [0], the caller", sd.asked)
 			}
 			if parent.Scope == "" || parent.Dirs[0].Cgroup != outside+"/stepbox-4242-0" || parent.Home != "/"+from {
 				t.Fatalf("parent = %+v, want stepbox-4242-0 in the scope at %s, home %s", parent, outside, from)

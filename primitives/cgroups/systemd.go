@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	sdbus "github.com/coreos/go-systemd/v22/dbus"
@@ -21,8 +22,9 @@ type Systemd interface {
 	// nothing (doctor).
 	Ping() (version string, err error)
 	// StartScope asks for the transient scope unit in slice, with
-	// Delegate=yes and TasksMax=tasksMax, holding process pid, and returns
-	// once systemd has made it and moved pid into it.
+	// Delegate=yes and TasksMax=tasksMax, holding process pid (as systemd
+	// numbers it; 0 is the caller), and returns once systemd has made it
+	// and moved pid into it.
 	StartScope(unit, slice string, pid int, tasksMax uint64) error
 	// StopScope stops unit and waits for it: systemd ends what is left in
 	// it and removes its cgroup, the delegated subtree included. A unit
@@ -97,7 +99,7 @@ func HostSystemd() Systemd {
 
 func (d dbusSystemd) StartScope(unit, slice string, pid int, tasksMax uint64) error {
 	props := []sdbus.Property{
-		sdbus.PropDescription("stepbox session " + fmt.Sprint(pid) + " and its boxes"),
+		sdbus.PropDescription("stepbox session " + strings.TrimSuffix(unit, ".scope") + " and its boxes"),
 		sdbus.PropSlice(slice),
 		sdbus.PropPids(uint32(pid)),
 		{Name: "Delegate", Value: godbus.MakeVariant(true)},
