@@ -83,6 +83,7 @@ func init() {
 		&Command{
 			Name: "source", Group: "session", Usage: "source FILE", MinArgs: 1, MaxArgs: 1,
 			Summary:  "run the commands in FILE here, stopping at the first failure",
+			Kernel:   fmt.Sprintf("nothing of its own: each line runs as if typed, echoed first; a line starting with '-' may fail, and Ctrl-C stops the script. FILE may source another script, at most %d deep, never itself or a script that sourced it (the same file by device and inode, under any name)", scriptDepthMax),
 			Complete: completePath,
 			Run: func(sh *Shell, c *Call) error {
 				f, err := openScript(c.Args[0])

@@ -452,6 +452,12 @@ func (sh *Shell) reportError(err error) {
 		return
 	}
 	th := sh.Theme
+	if se := (*ScriptError)(nil); errors.As(err, &se) && se.interrupted() {
+		// The line Ctrl-C ended has said so; what is left to say is where
+		// the script stopped, which is no error either.
+		fmt.Fprintln(sh.Err, viz.Hang("", th.Warn.Render(printable("script stopped by Ctrl-C at "+se.Where())), sh.Width))
+		return
+	}
 	if ee := (*ExitError)(nil); errors.As(err, &ee) && ee.Interrupted != "" {
 		// The learner's own Ctrl-C, echoed as ^C: a line of its own.
 		fmt.Fprintln(sh.Err)

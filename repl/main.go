@@ -240,7 +240,7 @@ func runScript(sh *Shell, name string) int {
 	if err := sh.RunScript(ctx, f, name); err != nil {
 		var se *ScriptError
 		if errors.As(err, &se) {
-			fmt.Fprintln(os.Stderr, viz.Hang("stepbox run: ", fmt.Sprintf("%s line %d failed; %s", se.File, se.Line, tornDown(sh, "the script made")), sh.Width))
+			fmt.Fprintln(os.Stderr, viz.Hang("stepbox run: ", fmt.Sprintf("%s failed; %s", se.Where(), tornDown(sh, "the script made")), sh.Width))
 		} else {
 			fmt.Fprintln(os.Stderr, "stepbox run:", err)
 		}

@@ -9,9 +9,11 @@ import (
 	"io"
 	"os"
 	"strings"
+	"syscall"
 
 	"stepbox/primitives/infile"
 	"stepbox/primitives/step"
+	"stepbox/viz"
 )
 
 // scriptAllowed says what `source` and `stepbox run` read.
@@ -31,7 +33,19 @@ func openScript(name string) (*os.File, error) {
 // RunScript runs commands from r, echoing each before its output. It stops
 // at the first failure, unless the line starts with '-' (as in make), and
 // when ctx is cancelled (Ctrl-C), also while it waits for a line.
+//
+// A script that sources another, or sources itself, nests: each level
+// holds its file open, so a file that sources itself went on until the
+// session ran out of descriptors (EMFILE at ~19,000 levels), its memory
+// growing past a GB. A file already being read (itself, or one that
+// sourced it: the same device and inode, under any name) is refused at
+// once, and so is a script nested deeper than scriptDepthMax.
 func (sh *Shell) RunScript(ctx context.Context, r *os.File, name string) error {
+	leave, err := sh.enterScript(r, name)
+	if err != nil {
+		return err
+	}
+	defer leave()
 	lines := &scriptLines{br: bufio.NewReaderSize(r, 64*1024), got: make(chan lineRead, 1)}
 	n := 0
 	for {
@@ -61,8 +75,16 @@ func (sh *Shell) RunScript(ctx context.Context, r *os.File, name string) error {
 			err = sh.Execute(ctx, line)
 		}
 		if err != nil {
-			sh.reportError(err)
-			if !tolerate {
+			// A script this line sourced has reported its failing line
+			// already: each level reporting it again, its location one
+			// longer, printed the error once per level.
+			if sourcedFailure(err) == nil {
+				sh.reportError(err)
+			}
+			// The learner's Ctrl-C, passed on to a command that reads the
+			// terminal (enter) rather than cancelling ctx, stops the script
+			// too, '-' or not: it is not the failure '-' lets by.
+			if !tolerate || interruptedBy(err) {
 				return &ScriptError{File: name, Line: n, Err: err}
 			}
 		}
@@ -155,8 +177,119 @@ type ScriptError struct {
 	Err  error
 }
 
+// Error names where the script stopped, through the scripts it sourced
+// ("a.sb:1 → b.sb:4: stopped: …"), and the innermost line's error once.
 func (e *ScriptError) Error() string {
-	return fmt.Sprintf("%s:%d: stopped: %v", e.File, e.Line, e.Err)
+	chain, err := e.chain()
+	where := make([]string, len(chain))
+	for i, se := range chain {
+		where[i] = fmt.Sprintf("%s:%d", scriptName(se.File), se.Line)
+	}
+	return fmt.Sprintf("%s: stopped: %v", strings.Join(where, " → "), err)
+}
+
+// Where names where the script stopped as `stepbox run` says it: "a.sb
+// line 1 → b.sb line 4".
+func (e *ScriptError) Where() string {
+	chain, _ := e.chain()
+	where := make([]string, len(chain))
+	for i, se := range chain {
+		where[i] = fmt.Sprintf("%s line %d", scriptName(se.File), se.Line)
+	}
+	return strings.Join(where, " → ")
+}
+
+// chain is e and the failures of the scripts it sourced, outermost
+// first, and the error of the line that stopped the innermost.
+func (e *ScriptError) chain() ([]*ScriptError, error) {
+	chain := []*ScriptError{e}
+	err := e.Err
+	for se := sourcedFailure(err); se != nil; se = sourcedFailure(err) {
+		chain = append(chain, se)
+		err = se.Err
+	}
+	return chain, err
+}
+
+// sourcedFailure is the failure of the script a `source` line ran, as
+// Execute returns it (the ScriptError, or the CommandError of source
+// around it), or nil for any other error.
+func sourcedFailure(err error) *ScriptError {
+	if ce, ok := err.(*CommandError); ok && ce.Cmd == "source" {
+		err = ce.Err
+	}
+	se, _ := err.(*ScriptError)
+	return se
+}
+
+// interrupted says that the learner's Ctrl-C stopped the script: it
+// ended the line's command, or came between lines.
+func (e *ScriptError) interrupted() bool {
+	_, err := e.chain()
+	return interruptedBy(err) || errors.Is(err, context.Canceled)
+}
+
+// interruptedBy says that err is a command the learner's Ctrl-C ended.
+func interruptedBy(err error) bool {
+	var ee *ExitError
+	return errors.As(err, &ee) && ee.Interrupted != ""
 }
 
 func (e *ScriptError) Unwrap() error { return e.Err }
+
+// scriptDepthMax bounds how deep scripts nest: the script `source` or
+// `stepbox run` reads is the first, a script it sources the second. Each
+// level holds its file open; a learner's scripts nest two or three deep.
+const scriptDepthMax = 8
+
+// scriptFrame is a script being read, for enterScript's checks.
+type scriptFrame struct {
+	name     string
+	dev, ino uint64
+}
+
+// enterScript records that the script in f, opened at name, is being
+// read, until leave: it refuses a file already being read (by device and
+// inode, whatever its name: ./a.sb and a.sb are one file), naming the
+// loop, and a script nested deeper than scriptDepthMax.
+func (sh *Shell) enterScript(f *os.File, name string) (leave func(), err error) {
+	fr := scriptFrame{name: name}
+	if fi, err := f.Stat(); err == nil {
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			fr.dev, fr.ino = uint64(st.Dev), st.Ino
+		}
+	}
+	for i, open := range sh.scripts {
+		if fr.ino != 0 && open.dev == fr.dev && open.ino == fr.ino {
+			return nil, fmt.Errorf("%s is already being run: %s; a script cannot source itself or a script that sourced it", scriptName(name), scriptChain(append(sh.scripts[i:len(sh.scripts):len(sh.scripts)], fr)))
+		}
+	}
+	if len(sh.scripts) >= scriptDepthMax {
+		return nil, fmt.Errorf("%s would be script %d deep: %s; scripts nest at most %d deep (the script typed or run is the first)", scriptName(name), len(sh.scripts)+1, scriptChain(append(sh.scripts[:len(sh.scripts):len(sh.scripts)], fr)), scriptDepthMax)
+	}
+	sh.scripts = append(sh.scripts, fr)
+	return func() { sh.scripts = sh.scripts[:len(sh.scripts)-1] }, nil
+}
+
+// scriptNameMax bounds a script's name in a message: a chain of names
+// stays readable, and keeps each name's end, its most telling part.
+const scriptNameMax = 160
+
+// scriptName is a script's name for a message: cut in its middle if
+// long (as printable cuts a line), and escaped.
+func scriptName(name string) string {
+	if len(name) > scriptNameMax {
+		head, tail := runeStart(name, 60), runeStart(name, len(name)-90)
+		name = name[:head] + "…" + name[tail:]
+	}
+	return viz.Escape(name)
+}
+
+// scriptChain names the scripts of fs, each sourcing the next.
+func scriptChain(fs []scriptFrame) string {
+	names := make([]string, len(fs))
+	for i, f := range fs {
+		names[i] = scriptName(f.name)
+	}
+	return strings.Join(names, " → ")
+}

@@ -42,7 +42,8 @@ type Shell struct {
 	current  string
 	explain  bool
 	lastStep *step.Step
-	history  []string // lines that succeeded, for `history` and `save`
+	history  []string      // lines that succeeded, for `history` and `save`
+	scripts  []scriptFrame // the scripts being read, each sourcing the next (script.go)
 	exit     bool
 	// interrupt is cancelled by Ctrl-C while a command runs.
 	interrupt context.Context
