@@ -27,7 +27,8 @@ import (
 // box is in a user namespace of its own, which teardown finds them by
 // (escapees: the box's, or one below it; none leaves it). A cgroup that
 // is there already is not stepbox's to use (ut30 F7: another session's
-// parent, or one a box planted): the box does not start.
+// parent, or one a box planted): the box does not start, and its undo
+// leaves that cgroup and what is in it alone (ut31 F6).
 func (b *Box) track(st *step.Step, pid int) error {
 	var g *cgroups.Group
 	err := ErrNoCgroupRootless
@@ -71,7 +72,17 @@ func (b *Box) trackIn(pid int) (*cgroups.Group, error) {
 	if err := b.ledger.Add(Resource{Kind: ResCgroup, Group: raw, Note: "stepbox's tracking cgroup of the box"}); err != nil {
 		return nil, err
 	}
-	if _, err := cgroups.MakeTrack(g, pid); err != nil {
+	made, _, err := cgroups.MakeTrack(g, pid)
+	if err != nil {
+		// The line names every directory of g, written before any was
+		// made; one that was there already (EEXIST: another's, a box's
+		// plant, with whatever processes were put in it) is not the box's
+		// to empty or remove, nor is one never tried after it (ut31 F6).
+		for _, d := range append(slices.Clone(g.Dirs), g.Track...) {
+			if !slices.Contains(made, d.Path) {
+				err = errors.Join(err, b.ledger.Add(Resource{Kind: ResNotMade, Path: d.Path, Note: "not made by this box's `new`: teardown leaves it alone"}))
+			}
+		}
 		return nil, err
 	}
 	return g, nil

@@ -22,7 +22,9 @@ import (
 // /etc/subgid, or, without one, from stepbox's default area (the 16384
 // blocks from uid and gid 1000000000, below 2^31). A block is free when
 // no live process's uid_map or gid_map maps any of it (a box whose
-// session died is still seen) and no other root session has claimed it.
+// session died is still seen), no bundle exported from one of its boxes
+// is still there (idblock_bundle.go) and no other root session has
+// claimed it.
 // The block is in the box's ledger (ResIDs) for `rm`, `exit` and the
 // sweep.
 //
@@ -222,16 +224,23 @@ func pruneIDLocks() {
 	if err != nil {
 		return
 	}
+	// A bundle's record stays while its bundle does (idblock_bundle.go).
+	if area, err := rootIDArea(); err == nil {
+		keptBlocks(dir, area)
+	}
 	f := os.NewFile(uintptr(dir), idLockDir)
 	names, _ := f.Readdirnames(-1)
 	for _, name := range names {
+		if _, ok := isBundleRecord(name); ok {
+			continue
+		}
 		if fd, _, err := lockIDFile(dir, name); err == nil && fd >= 0 {
 			unix.Unlinkat(dir, name, 0)
 			unix.Close(fd)
 		}
 	}
 	f.Close()
-	unix.Rmdir(idLockDir) // ENOTEMPTY while a session holds a claim
+	unix.Rmdir(idLockDir) // ENOTEMPTY while a session holds a claim, or a bundle's record is there
 }
 
 // claimIDBlock takes the first free block of the area for box name.
@@ -244,14 +253,24 @@ func claimIDBlock(name string) (*idBlockClaim, error) {
 	if err != nil {
 		return nil, err
 	}
+	dir, err := openIDLockDir()
+	if err != nil {
+		return nil, err
+	}
+	bundles := keptBlocks(dir, area) // idblock_bundle.go
+	unix.Close(dir)
 	n, size := area.blocks()
 	var mapped []int
-	var claimed []string
+	var claimed, kept []string
 	for i := range n {
 		uid := IDRange{0, area.uid.Outside + i*size, size}
 		gid := IDRange{0, area.gid.Outside + i*size, size}
 		if pid := used.mapper(uid, gid); pid != 0 {
 			mapped = append(mapped, pid)
+			continue
+		}
+		if path, ok := bundles[uid.Outside]; ok {
+			kept = append(kept, path)
 			continue
 		}
 		fd, holder, err := lockIDBlock(uid.Outside)
@@ -271,6 +290,7 @@ func claimIDBlock(name string) (*idBlockClaim, error) {
 		}
 		return &idBlockClaim{uid: uid, gid: gid, from: area.from, fd: fd}, nil
 	}
+	unix.Rmdir(idLockDir) // made for this claim, if nothing else is in it
 	var why []string
 	if len(mapped) > 0 {
 		by := fmt.Sprintf("the user namespace of PID %d", mapped[0])
@@ -281,6 +301,9 @@ func claimIDBlock(name string) (*idBlockClaim, error) {
 	}
 	if len(claimed) > 0 {
 		why = append(why, fmt.Sprintf("%d claimed for boxes by root sessions (the first by %s)", len(claimed), claimed[0]))
+	}
+	if len(kept) > 0 {
+		why = append(why, fmt.Sprintf("%d kept for the bundles exported from their boxes, whose files are theirs (the first %q: remove it, and the block is free)", len(kept), kept[0]))
 	}
 	return nil, fmt.Errorf("box %s: no free block of %d IDs in %s: of its %d blocks, %s: `rm` a box with a user namespace of its own, or give root a larger range in /etc/subuid and /etc/subgid",
 		name, size, area.from, n, strings.Join(why, " and "))

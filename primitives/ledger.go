@@ -35,6 +35,7 @@ const (
 	ResNamespace = "ns"        // a namespace made for the box, by type, nsfs device and inode (box_namespaces.go)
 	ResHostPID   = "host-pid"  // a command of the box started in the host's PID namespace (written before the first; box_pidns.go)
 	ResIDs       = "ids"       // the block of host uids and gids a root session's box maps (idblock.go)
+	ResNotMade   = "not-made"  // a cgroup directory a line before names that stepbox did not make: left alone (leaveNotMade)
 
 	ResNet = "net" // a link, nf_tables table or rules, or a sysctl's old value: network.Undo
 )
@@ -173,6 +174,7 @@ func teardownLedgerWith(dir string, marked func(box string) []pidStart, live *li
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return esc, err
 	}
+	res = leaveNotMade(res)
 	var errs []error
 	session := sessionOf(dir)
 	// The box's upper tmpfs and dirs go while its PID 1 exits, where that
@@ -263,6 +265,37 @@ func teardownLedgerWith(dir string, marked func(box string) []pidStart, live *li
 		return esc, fmt.Errorf("box %s: %s of it still there: its directory is kept for the next cleanup", filepath.Base(dir), step.Count(len(left), "process"))
 	}
 	return esc, removeBoxDir(dir)
+}
+
+// leaveNotMade takes out of each ResCgroup line of res the directories
+// a ResNotMade line after it names, and drops a line left with none: a
+// cgroup is written to the ledger before it is made, and one found there
+// already was not made (cgroups.MakeTrack), so its processes are not the
+// box's to end nor the directory its to remove (ut31 F6).
+func leaveNotMade(res []Resource) []Resource {
+	notMade := map[string]bool{}
+	var out []Resource
+	for _, r := range slices.Backward(res) {
+		if r.Kind == ResNotMade {
+			notMade[filepath.Clean(r.Path)] = true
+			continue
+		}
+		var g cgroups.Group
+		if r.Kind == ResCgroup && len(notMade) > 0 && json.Unmarshal(r.Group, &g) == nil {
+			found := func(d cgroups.Dir) bool { return notMade[filepath.Clean(d.Path)] }
+			dirs, track := slices.DeleteFunc(slices.Clone(g.Dirs), found), slices.DeleteFunc(slices.Clone(g.Track), found)
+			if len(dirs)+len(track) < len(g.Dirs)+len(g.Track) {
+				if len(dirs)+len(track) == 0 {
+					continue
+				}
+				g.Dirs, g.Track = dirs, track
+				r.Group, _ = json.Marshal(g)
+			}
+		}
+		out = append(out, r)
+	}
+	slices.Reverse(out)
+	return out
 }
 
 // undoFiles undoes, in a goroutine of its own, the ResMount and ResDir

@@ -58,6 +58,11 @@ func runExportBundle(sh *Shell, c *Call) error {
 	if err != nil {
 		return err
 	}
+	// Its files are the box's ID block's: no later box may get the block
+	// while they are there (ut31 F5).
+	if err := b.KeepIDsFor(c.Args[0]); err != nil {
+		return fmt.Errorf("%w: the bundle is written, but a later box may be given its IDs and own its rootfs/: remove it", err)
+	}
 	notes = append(notes, export.Reach(desc))
 	if devices > 0 {
 		notes = append(notes, fmt.Sprintf("%s of the box's root left out of rootfs: runc makes /dev from config.json, "+

@@ -82,29 +82,36 @@ func TrackGroup(parent *Group, box, id string) (*Group, error) {
 }
 
 // MakeTrack creates g's directories and moves pid, the box process, into
-// each before it runs anything: its children start there.
-func MakeTrack(g *Group, pid int) (*step.Step, error) {
-	s := &step.Step{
+// each before it runs anything: its children start there. It returns the
+// directories it made, whether or not it failed: only those are the box's
+// to empty and remove. Every directory is made before pid enters any, so
+// one that is there already (EEXIST: not stepbox's, ut31 F6) leaves the
+// others empty, and they are removed here.
+func MakeTrack(g *Group, pid int) (made []string, s *step.Step, err error) {
+	s = &step.Step{
 		Command: "track",
 		Summary: "made cgroup " + g.Name + ", stepbox's own, to find every process of the box at teardown",
 		Man:     []string{"cgroups(7)"},
 	}
-	var made []string
-	for _, d := range g.all() {
-		err := mkdir(kernelFS{}, s, d.Path)
-		if err == nil {
-			made = append(made, d.Path)
-			err = writeFile(kernelFS{}, s, filepath.Join(d.Path, "cgroup.procs"), strconv.Itoa(pid))
+	undo := func(err error) ([]string, *step.Step, error) {
+		errs := []error{err}
+		for _, m := range slices.Backward(made) {
+			errs = append(errs, rmdir(kernelFS{}, s, m))
 		}
-		if err != nil {
-			errs := []error{err}
-			for _, m := range slices.Backward(made) {
-				errs = append(errs, rmdir(kernelFS{}, s, m))
-			}
-			return s, fmt.Errorf("track the box's processes in %s: %w", g.Name, errors.Join(errs...))
+		return made, s, fmt.Errorf("track the box's processes in %s: %w", g.Name, errors.Join(errs...))
+	}
+	for _, d := range g.all() {
+		if err := mkdir(kernelFS{}, s, d.Path); err != nil {
+			return undo(err)
+		}
+		made = append(made, d.Path)
+	}
+	for _, d := range g.all() {
+		if err := writeFile(kernelFS{}, s, filepath.Join(d.Path, "cgroup.procs"), strconv.Itoa(pid)); err != nil {
+			return undo(err)
 		}
 	}
-	return s, nil
+	return made, s, nil
 }
 
 // all is every directory of g: its tracking-only ones first, then its

@@ -244,7 +244,9 @@ func WriteBundle(dir string, b Box) (devices int, skipped string, err error) {
 // the bits stay and others are kept out, rather than the bits dropped.
 // In a user namespace runc's init opens rootfs/ as the mapped root, so
 // the directory's group is that root's host group, with search only
-// (0710), as Docker's userns-remap root is.
+// (0710), as Docker's userns-remap root is; the bundle is recorded
+// against the box's ID block, which no later box is given while the
+// bundle is there (primitives/idblock_bundle.go).
 
 // rootGroup is the host gid the bundle's user namespace maps gid 0 to,
 // when the bundle has a user namespace and maps it.
@@ -263,7 +265,7 @@ func rootGroup(b Box) (int, bool) {
 // Reach says who may reach the bundle's directory WriteBundle wrote.
 func Reach(b Box) string {
 	if gid, ok := rootGroup(b); ok {
-		return fmt.Sprintf("the bundle's directory is mode 0710, group %d (the box's root's host group: runc's init reaches rootfs/ as that root): no other user reaches rootfs/, whose set-user-ID files the box owns", gid)
+		return fmt.Sprintf("the bundle's directory is mode 0710, group %d (the box's root's host group: runc's init reaches rootfs/ as that root): no other user reaches rootfs/, whose set-user-ID files the box owns; no later box is given the box's host IDs while the bundle is there (delete it to free them)", gid)
 	}
 	return "the bundle's directory is mode 0700: no other user reaches rootfs/ and the set-user-ID files it keeps, as runc keeps its state"
 }
