@@ -31,6 +31,11 @@ type BoxFS struct {
 	// MaskMounts are the mounts `mount mask` made, by unique mount ID
 	// (mountID): a mask the box made itself is not stepbox's.
 	MaskMounts []uint64
+	// Made are the mounts stepbox's steps made in the box, as its
+	// mountinfo shows them (box_hostpath.go): a host path into the box
+	// crosses no other mount, which the box may have made to show a host
+	// directory.
+	Made []madeMount
 }
 
 // Volume is a host directory or file bound into the box.
@@ -100,24 +105,31 @@ func (b *Box) MountOverlay(layers []rootfs.Layer) (*step.Step, error) {
 	if os.Geteuid() == 0 && b.Has("user") {
 		var err error
 		if prepared, err = b.prepareOverlayFor(b.CommandPID(), layers, dir); err != nil {
+			onefs.RemoveAll(dir) // what it made: a next `mount overlay` starts afresh
 			return nil, err
 		}
 	}
 	a := overlayArgs{Layers: layers}
 	a.Upper, a.Work, a.Merged = b.overlayDirs()
-	// The box makes the dirs (each mkdir recorded). The upper dir takes
-	// the top layer's mode, which the overlay's root shows (0755 lets the
-	// box's users in); the 0700 overlay dir above it keeps the host's
-	// users out (a mapped root owns it: prepareOverlayFor).
-	st, err := b.withKernel(func(x *executor) (*step.Step, error) {
-		return rootfs.MountOverlay(x, a.Layers, a.Upper, a.Work, a.Merged)
+	// The box makes the dirs (each mkdir recorded), but for a mapped
+	// root, which gets them from the session (prepareOverlayFor). The
+	// upper dir takes the top layer's mode, which the overlay's root shows
+	// (0755 lets the box's users in); the overlay dir above it (0700, or
+	// 0710 for a mapped root's group) keeps the host's users out. The
+	// overlay's mount is recorded as stepbox's (box_hostpath.go).
+	var st *step.Step
+	err := b.recordMounts(realMerged(a.Merged), func() (err error) {
+		st, err = b.withKernel(func(x *executor) (*step.Step, error) {
+			return rootfs.MountOverlay(x, a.Layers, a.Upper, a.Work, a.Merged)
+		})
+		return err
 	})
 	if err != nil {
 		onefs.RemoveAll(dir) // the step's error is the one that counts
 		return st, err
 	}
 	b.mu.Lock()
-	b.fs = BoxFS{Layers: layers, Upper: a.Upper, Work: a.Work, Merged: a.Merged}
+	b.fs = BoxFS{Layers: layers, Upper: a.Upper, Work: a.Work, Merged: a.Merged, Made: b.fs.Made}
 	b.mu.Unlock()
 	if prepared != "" {
 		st.Notes = append(st.Notes, prepared)
@@ -156,12 +168,20 @@ func (b *Box) Mount(kind, source, target string, readOnly bool) (*step.Step, err
 		return nil, errUnknownMount(kind)
 	}
 	root := f.root()
-	st, err := b.withKernel(func(x *executor) (*step.Step, error) {
-		var kept *rootfs.Kept
-		if b.keptIn == x {
-			kept = b.kept
-		}
-		return mountKind(x, kind, source, root, target, readOnly, kept)
+	var st *step.Step
+	point := path.Join(realMerged(root), "/"+target)
+	if root == "/" {
+		point = path.Clean("/" + target)
+	}
+	err := b.recordMounts(point, func() (err error) {
+		st, err = b.withKernel(func(x *executor) (*step.Step, error) {
+			var kept *rootfs.Kept
+			if b.keptIn == x {
+				kept = b.kept
+			}
+			return mountKind(x, kind, source, root, target, readOnly, kept)
+		})
+		return err
 	})
 	if err == nil && kind == "bind" {
 		b.mu.Lock()
@@ -195,6 +215,11 @@ func (b *Box) PivotRoot() (*step.Step, error) {
 		b.fs.Pivoted = true
 		b.fs.ProcAtPivot = withProc && err == nil
 		b.mu.Unlock()
+		proc := "" // pivot_root's own /proc, mounted after the bind
+		if withProc && err == nil {
+			proc = "/proc"
+		}
+		b.rebaseMounts(realMerged(f.Merged), true, proc)
 	}
 	return st, err
 }
@@ -216,6 +241,7 @@ func (b *Box) Chroot() (*step.Step, error) {
 		b.mu.Lock()
 		b.fs.Chrooted = true
 		b.mu.Unlock()
+		b.rebaseMounts(realMerged(f.Merged), false, "")
 	}
 	return st, err
 }
@@ -306,6 +332,11 @@ func (b *Box) Stack(withFiles bool) (rootfs.StackSnapshot, error) {
 	if f.Merged == "" {
 		return rootfs.StackSnapshot{}, fmt.Errorf("stack: box %s has no overlay yet: `mount overlay base fileA` makes one", b.Name)
 	}
+	// The upper dir is read from the host: a link put in its place would
+	// show a host dir's files as the box's changes (ut31 F1).
+	if err := b.UpperTop(); err != nil {
+		return rootfs.StackSnapshot{}, fmt.Errorf("stack: box %s's upper dir is not as stepbox made it, so its changes are not shown: %w", b.Name, err)
+	}
 	snap, err := rootfs.ReadStack(f.Layers, f.Upper, b.HostRoot(), withFiles)
 	snap.Entered = f.Pivoted || f.Chrooted
 	return snap, err
@@ -356,7 +387,11 @@ func (b *Box) MountMask() (*step.Step, error) {
 		return nil, fmt.Errorf("mount mask: box %s has no root filesystem yet: `mount overlay base` first", b.Name)
 	}
 	root := f.root()
-	st, err := b.withKernel(func(x *executor) (*step.Step, error) { return rootfs.MountMask(x, root) })
+	var st *step.Step
+	err := b.recordMounts(realMerged(root), func() (err error) {
+		st, err = b.withKernel(func(x *executor) (*step.Step, error) { return rootfs.MountMask(x, root) })
+		return err
+	})
 	if err == nil {
 		b.mu.Lock()
 		b.fs.Masked = true

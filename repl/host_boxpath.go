@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 
+	"golang.org/x/sys/unix"
 	"mvdan.cc/sh/v3/expand"
 	"mvdan.cc/sh/v3/syntax"
 
@@ -26,11 +27,24 @@ import (
 // component by component, without following a symlink (lstat), and a
 // symlink that leads the host out of the tree refuses the command.
 
+// The walk starts at the tree's top, which it does not see: what leads
+// to $BOX_ROOT (the box's mount namespace) and to $BOX_UPPER (the state
+// dir's directories) is checked by the box (primitives.Box.RootTop,
+// UpperTop), and so is each mount the walk crosses: a box with a mount
+// namespace of its own can bind a host directory into its tree before
+// pivot_root, which a walk for symlinks does not see (ut31 F1).
+
 // boxTree is a tree a box controls, as a host command reaches it.
 type boxTree struct {
 	box      string // the box's name
 	dir      string // its host path: /proc/PID/root…, the upper dir
 	variable string // the variable that names it: $BOX_ROOT, $BOX_UPPER
+	// top checks the way to dir and gives the mount ID (statx
+	// STATX_MNT_ID) the walk below it starts from.
+	top func() (int, error)
+	// made says whether a mount the walk crosses (its mount ID and
+	// major:minor) is one of stepbox's, and what it is.
+	made func(id int, dev string) (bool, string)
 }
 
 // boxTrees are the trees of the session's boxes: each root of a box's
@@ -44,13 +58,43 @@ func (sh *Shell) boxTrees() []boxTree {
 	for _, b := range sh.Session.Boxes() {
 		f := b.FS()
 		if f.Merged != "" && b.CommandPID() > 0 {
-			out = append(out, boxTree{b.Name, b.HostRoot(), "$BOX_ROOT"})
+			root := b.HostRoot()
+			out = append(out, boxTree{b.Name, root, "$BOX_ROOT", func() (int, error) { return b.RootTop(root) }, b.MadeMount})
 		}
 		if f.Upper != "" {
-			out = append(out, boxTree{b.Name, f.Upper, "$BOX_UPPER"})
+			out = append(out, boxTree{b.Name, f.Upper, "$BOX_UPPER", func() (int, error) {
+				if err := b.UpperTop(); err != nil {
+					return 0, err
+				}
+				return mountIDOf(f.Upper)
+			}, func(int, string) (bool, string) {
+				// The upper dir is a host directory: the box mounts
+				// nothing in the host's mount namespace, nor does stepbox
+				// below it.
+				return false, "a mount of the host's below the box's upper dir, which stepbox never makes"
+			}})
 		}
 	}
 	return out
+}
+
+// mountIDOf is the mount ID of p itself (not following a last symlink).
+func mountIDOf(p string) (int, error) {
+	id, _, err := statMount(p)
+	return id, err
+}
+
+// statMount is p's mount ID (statx STATX_MNT_ID, the number mountinfo
+// shows) and device, without following a last symlink.
+func statMount(p string) (int, string, error) {
+	var stx unix.Statx_t
+	if err := unix.Statx(unix.AT_FDCWD, p, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_MNT_ID|unix.STATX_TYPE, &stx); err != nil {
+		return 0, "", err
+	}
+	if stx.Mask&unix.STATX_MNT_ID == 0 {
+		return 0, "", fmt.Errorf("statx %s: the kernel gave no mount ID (STATX_MNT_ID, Linux 5.8)", p)
+	}
+	return int(stx.Mnt_id), fmt.Sprintf("%d:%d", stx.Dev_major, stx.Dev_minor), nil
 }
 
 // hostPathsMax bounds how deep a word that holds a shell line of its own
@@ -125,7 +169,7 @@ func (sh *Shell) refuseBoxSymlinks(line string) error {
 		// Nothing is run to expand a word: the expander would call a nil
 		// ProcSubst (a <(…) word) without asking.
 		ProcSubst: func(*syntax.ProcSubst) (string, error) { return "", errNotExpanded }}
-	c := &hostCheck{cfg: cfg, trees: trees, marks: []string{"BOX_ROOT", "BOX_UPPER", "BOX_PID"}}
+	c := &hostCheck{cfg: cfg, trees: trees, marks: []string{"BOX_ROOT", "BOX_UPPER", "BOX_PID"}, tops: map[string]topOf{}}
 	for _, t := range trees {
 		c.marks = append(c.marks, t.dir)
 		if strings.HasPrefix(t.dir, "/proc/") && strings.HasSuffix(t.dir, "/root") {
@@ -152,6 +196,23 @@ type hostCheck struct {
 	cfg   *expand.Config
 	trees []boxTree
 	marks []string // what names a box in a line's text: its variables, its paths, /proc/PID
+	tops  map[string]topOf
+}
+
+// topOf is a tree's top as checked once for the line.
+type topOf struct {
+	mount int
+	err   error
+}
+
+// top checks t's top once per line.
+func (c *hostCheck) top(t boxTree) (int, error) {
+	r, ok := c.tops[t.dir]
+	if !ok {
+		r.mount, r.err = t.top()
+		c.tops[t.dir] = r
+	}
+	return r.mount, r.err
 }
 
 // mentions says whether text names a box, and which mark it is.
@@ -281,8 +342,17 @@ func (c *hostCheck) word(word string, call callOf, self *syntax.Word) error {
 			end := i + j + len(t.dir)
 			if end == len(word) || word[end] == '/' {
 				rest := word[end:]
-				if link, target, out := leavesTree(t.dir, rest); out {
-					return &CommandError{Cmd: "!", Err: boxSymlinkError(t, word, rest, link, target, call.cmd)}
+				top, err := c.top(t)
+				if err != nil {
+					return &CommandError{Cmd: "!", Err: boxTopError(t, word, rest, err, call.cmd)}
+				}
+				switch out := leavesTree(t, top, rest); {
+				case out.link != "":
+					return &CommandError{Cmd: "!", Err: boxSymlinkError(t, word, rest, out.link, out.target, call.cmd)}
+				case out.mount != "":
+					return &CommandError{Cmd: "!", Err: boxMountError(t, word, rest, out.mount, out.what, call.cmd)}
+				case out.climbs:
+					return &CommandError{Cmd: "!", Err: boxClimbError(t, word)}
 				}
 				if fi, err := os.Stat(t.dir + rest); err == nil && fi.IsDir() && !dirAllowed(call, self) {
 					return &CommandError{Cmd: "!", Err: boxDirError(t, word, rest, call.cmd)}
@@ -355,15 +425,26 @@ func boxIndirectError(what, text, mark string) error {
 // (MAXSYMLINKS): past it the host's command gets ELOOP.
 const symlinksMax = 40
 
-// leavesTree walks rel under root as the kernel resolves it, a component
-// at a time with lstat, and reports the first symlink that leads the
-// host out of root: an absolute one (the host resolves it from its own
-// /), or one whose .. climbs above root. A relative symlink that stays
+// treeExit is where a path under a box's tree leads out of it.
+type treeExit struct {
+	link, target string // a symlink leading out, and where it leads
+	mount, what  string // a mount point stepbox did not make, and what is mounted there
+	climbs       bool   // the word's own .. climbs above the tree's top
+}
+
+// leavesTree walks rel under t's top (its mount ID top) as the kernel
+// resolves it, a component at a time without following a symlink
+// (statx AT_SYMLINK_NOFOLLOW), and reports the first place it leads the
+// host out of the tree: an absolute symlink (the host resolves it from
+// its own /), a symlink whose .. climbs above the top, a mount stepbox
+// did not make (t.made), or a .. of the word's own that climbs above
+// the top: above it the path runs through what the box may arrange (its
+// mount namespace above $BOX_ROOT before pivot_root, the box's work dir
+// beside $BOX_UPPER), which no walk checks. A relative symlink that stays
 // inside is followed, as the host's command will. A component that does
 // not exist ends the walk: what a command makes there, it makes inside
-// (the components before it are the tree's own directories). A .. the
-// word itself climbs above root with is the learner's own host path.
-func leavesTree(root, rel string) (link, target string, out bool) {
+// (the components before it are the tree's own directories).
+func leavesTree(t boxTree, top int, rel string) treeExit {
 	type part struct {
 		name     string
 		fromLink bool
@@ -376,7 +457,9 @@ func leavesTree(root, rel string) (link, target string, out bool) {
 		return ps
 	}
 	todo := split(rel, false)
-	var done []string // components resolved so far: none a symlink
+	var done []string    // components resolved so far: none a symlink
+	mounts := []int{top} // the mount each of done is on, the top's first
+	var out treeExit
 	links := 0
 	for len(todo) > 0 {
 		c := todo[0]
@@ -387,36 +470,45 @@ func leavesTree(root, rel string) (link, target string, out bool) {
 		case "..":
 			if len(done) == 0 {
 				if c.fromLink {
-					return link, target, true
+					return out // the link that climbs
 				}
-				return "", "", false
+				return treeExit{climbs: true}
 			}
-			done = done[:len(done)-1]
+			done, mounts = done[:len(done)-1], mounts[:len(mounts)-1]
 			continue
 		}
-		p := path.Join(append([]string{root}, append(done, c.name)...)...)
+		p := path.Join(append([]string{t.dir}, append(done, c.name)...)...)
+		id, dev, err := statMount(p)
+		if err != nil {
+			return treeExit{} // missing, or the host's command fails on it as statx did
+		}
+		if id != mounts[len(mounts)-1] {
+			if made, what := t.made(id, dev); !made {
+				return treeExit{mount: "/" + path.Join(append(done, c.name)...), what: what}
+			}
+		}
 		fi, err := os.Lstat(p)
 		if err != nil {
-			return "", "", false // missing, or the host's command fails on it as lstat did
+			return treeExit{}
 		}
 		if fi.Mode()&fs.ModeSymlink == 0 {
-			done = append(done, c.name)
+			done, mounts = append(done, c.name), append(mounts, id)
 			continue
 		}
 		if links++; links > symlinksMax {
-			return "", "", false
+			return treeExit{}
 		}
-		t, err := os.Readlink(p)
+		target, err := os.Readlink(p)
 		if err != nil {
-			return "", "", false
+			return treeExit{}
 		}
-		link, target = "/"+path.Join(append(done, c.name)...), t
-		if strings.HasPrefix(t, "/") {
-			return link, target, true
+		out = treeExit{link: "/" + path.Join(append(done, c.name)...), target: target}
+		if strings.HasPrefix(target, "/") {
+			return out
 		}
-		todo = append(split(t, true), todo...)
+		todo = append(split(target, true), todo...)
 	}
-	return "", "", false
+	return treeExit{}
 }
 
 // boxSymlinkError says which word was refused, the symlink of the box's
@@ -437,4 +529,41 @@ func boxSymlinkError(t boxTree, word, rest, link, target, cmd string) error {
 	return fmt.Errorf("%s is in %s, where %s is %s (-> %s): the host's command would reach a host file, not the box's, so it is not run. "+
 		"Run it inside the box, which resolves the link in its own root: `exec %s %s`",
 		viz.Escape(word), where, viz.Escape(link), how, viz.Escape(target), viz.Escape(cmd), viz.Escape(inside))
+}
+
+// treeName is how a message names t: box B's root ($BOX_ROOT).
+func treeName(t boxTree) string {
+	if t.variable == "$BOX_UPPER" {
+		return "box " + t.box + "'s upper dir (" + t.variable + ")"
+	}
+	return "box " + t.box + "'s root (" + t.variable + ")"
+}
+
+// insideAdvice is the `exec` to type instead of a refused host command.
+func insideAdvice(rest, cmd string) string {
+	if cmd == "" {
+		cmd = "CMD"
+	}
+	return fmt.Sprintf("Run it inside the box, which sees its own files as the box does: `exec %s %s`", viz.Escape(cmd), viz.Escape("/"+strings.TrimLeft(rest, "/")))
+}
+
+// boxTopError refuses a word in a tree whose top is not as stepbox made
+// it: a link in the upper dir's place, a directory on the way the box
+// owns, a mount over the box's root.
+func boxTopError(t boxTree, word, rest string, why error, cmd string) error {
+	return fmt.Errorf("%s is in %s, and the way to %s is not as stepbox made it: %s. The host's command could reach a host file the box chose, not the box's, so it is not run. %s",
+		viz.Escape(word), treeName(t), viz.Escape(t.dir), viz.Escape(why.Error()), insideAdvice(rest, cmd))
+}
+
+// boxMountError refuses a word that crosses a mount in the box's tree
+// that no step of stepbox's made.
+func boxMountError(t boxTree, word, rest, mount, what, cmd string) error {
+	return fmt.Errorf("%s is in %s, where %s is a mount point stepbox did not make (%s): the box can bind a host directory into its tree (before pivot_root, and the bind stays after it), and the host's command would reach a host file, not the box's, so it is not run. %s",
+		viz.Escape(word), treeName(t), viz.Escape(mount), viz.Escape(what), insideAdvice(rest, cmd))
+}
+
+// boxClimbError refuses a word whose own .. climbs above a tree's top.
+func boxClimbError(t boxTree, word string) error {
+	return fmt.Errorf("%s climbs out of %s with ..: above it the path runs through what the box may arrange (its mount namespace, the dirs it owns beside its upper dir), which is not checked, so it is not run. Name a path inside the tree, or the host's own path without going through the box's",
+		viz.Escape(word), treeName(t))
 }

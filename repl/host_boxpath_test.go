@@ -155,3 +155,145 @@ func TestHostCommandsRefuseWaysAroundTheWordCheck(t *testing.T) {
 		}
 	}
 }
+
+// boxTempDir is the test's temp dir, which a box's mapped root (a
+// `--user` box's host uid) may search down to the state dir and the
+// scratch dirs in it, as stepbox's own directories are (o+x).
+func boxTempDir(t *testing.T) string {
+	t.Helper()
+	dir := searchableTempDir(t)
+	if err := os.Chmod(dir, 0o711); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// scratchDir makes a dir of the test's with one file, keep, which a
+// box's trick would show the learner's `!` commands.
+func scratchDir(t *testing.T, dir, name string) string {
+	t.Helper()
+	d := filepath.Join(dir, name)
+	if err := os.Mkdir(d, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(d, "keep"), []byte("SCRATCH-FILE\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// onlyKeep fails the test if d holds anything but its keep file.
+func onlyKeep(t *testing.T, d, out string) {
+	t.Helper()
+	ents, err := os.ReadDir(d)
+	if err != nil || len(ents) != 1 || ents[0].Name() != "keep" {
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		t.Errorf("a host command wrote into %s through the box's trick: %v %v\n%s", d, names, err, out)
+	}
+}
+
+// swapUpper is a box command that renames its upper dir and puts a
+// symlink to dir in its place, as box code that runs before pivot_root
+// (or broke out of chroot) can where it may write the dir above it; it
+// finds the path in its mountinfo, as the box would.
+func swapUpper(dir string) string {
+	return `exec sh -c 'D=$(grep -o "upperdir=[^,]*" /proc/self/mountinfo | head -1 | cut -d= -f2); cd $(dirname $D) && mv upper u.x && ln -s ` + dir + ` upper'`
+}
+
+// ut31 F1 (a): `mount overlay` gave a `--user` box's root its overlay
+// dir, so box code run before pivot_root could swap the upper dir for a
+// symlink to a host dir, which the learner's checked `!cat $BOX_UPPER/…`
+// and `!touch`/`!echo >` then read and wrote as root. A `--user` box
+// can no longer swap it; a box that can (a root box, host root before
+// pivot_root) gets every `!` word under the swapped $BOX_UPPER refused,
+// and `stack` says the upper dir is not as stepbox made it instead of
+// showing the host dir as the box's changes. Nothing is written to the
+// scratch dir the link leads to.
+func TestHostCommandsRefuseASwappedUpperDir(t *testing.T) {
+	needRoot(t)
+	hostUnchanged(t)
+	dir := boxTempDir(t)
+	userScratch, rootScratch := scratchDir(t, dir, "victim-user"), scratchDir(t, dir, "victim-root")
+	uses := "-!cat $BOX_UPPER/keep\n-!touch $BOX_UPPER/planted\n-!echo hi > $BOX_UPPER/planted2\n-!cat $BOX_DIR/overlay/upper/keep\n"
+
+	out, code := runStepbox(t, filepath.Join(dir, "state-user"), "new u --user\nunshare all\nmount overlay base\n-"+swapUpper(userScratch)+"\n"+uses+"pivot_root\n", "--plain")
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	if !strings.Contains(out, "mv: cannot move 'upper' to 'u.x': Permission denied") {
+		t.Errorf("the --user box's swap of its upper dir was not refused by the dir's owner and mode:\n%s", out)
+	}
+	if strings.Contains(out, "SCRATCH-FILE") {
+		t.Errorf("a host command read the scratch dir through the --user box's swapped upper dir:\n%s", out)
+	}
+	onlyKeep(t, userScratch, out)
+
+	out, code = runStepbox(t, filepath.Join(dir, "state-root"), "new r\nunshare mnt pid\nmount overlay base\n"+swapUpper(rootScratch)+"\n"+uses+"-stack\n", "--plain")
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	if strings.Contains(out, "SCRATCH-FILE") {
+		t.Errorf("a host command read the scratch dir through the swapped upper dir:\n%s", out)
+	}
+	onlyKeep(t, rootScratch, out)
+	if n := strings.Count(out, "error: !: "); n != 4 {
+		t.Errorf("%d host commands refused, want 4:\n%s", n, out)
+	}
+	flat := regexp.MustCompile(`\n {7}`).ReplaceAllString(out, " ")
+	for _, want := range []string{
+		"/upper/keep is in box r's upper dir ($BOX_UPPER), and the way to ",
+		"overlay/upper is a symlink (-> " + rootScratch + "), not the directory stepbox made.",
+		"Run it inside the box, which sees its own files as the box does: `exec touch /planted`",
+		"error: stack: box r's upper dir is not as stepbox made it, so its changes are not shown:",
+	} {
+		if !strings.Contains(flat, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// ut31 F1 (b): a bind mount of a host dir that a box made in its own
+// mount namespace before pivot_root stays after it, and the learner's
+// `!touch $BOX_ROOT/mnt/x` wrote into the host dir. A mount point no
+// step of stepbox's made refuses the word, before pivot_root and after;
+// the mounts stepbox made (a tmpfs, a volume, dev, proc) still take the
+// learner's host commands, and nothing is written to the scratch dir.
+func TestHostCommandsRefuseAMountTheBoxMade(t *testing.T) {
+	needRoot(t)
+	hostUnchanged(t)
+	dir := boxTempDir(t)
+	scratch, vol := scratchDir(t, dir, "victim"), scratchDir(t, dir, "vol")
+	bind := `exec sh -c 'M=$(grep " - overlay " /proc/self/mountinfo | cut -d" " -f5 | head -1); mkdir -p $M/mnt && mount --bind ` + scratch + ` $M/mnt'`
+	script := "new u --user\nunshare all\nmount overlay base\n" + bind + "\n" +
+		"-!touch $BOX_ROOT/mnt/pre\n-!cat $BOX_ROOT/mnt/keep\n" +
+		"mount tmpfs /tmp\nmount bind " + vol + " /vol\nmount dev /dev\npivot_root\n" +
+		"-!touch $BOX_ROOT/mnt/post\n-!echo hi > $BOX_ROOT/mnt/post2\n" +
+		"exec sh -c 'echo box-tmp-file > /tmp/ok'\n!cat $BOX_ROOT/tmp/ok\n!cat $BOX_ROOT/vol/keep\n!ls $BOX_ROOT/dev/null $BOX_ROOT/proc/1/status\n"
+	out, code := runStepbox(t, filepath.Join(dir, "state"), script, "--plain")
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	onlyKeep(t, scratch, out)
+	onlyKeep(t, vol, out)
+	if n := strings.Count(out, "error: !: "); n != 4 {
+		t.Errorf("%d host commands refused, want 4:\n%s", n, out)
+	}
+	if n := strings.Count(out, "\nSCRATCH-FILE\n"); n != 1 {
+		t.Errorf("the volume's file printed %d times, want once (the box's bind: never):\n%s", n, out)
+	}
+	flat := regexp.MustCompile(`\n {7}`).ReplaceAllString(out, " ")
+	for _, want := range []string{
+		"/merged/mnt/pre is in box u's root ($BOX_ROOT), where /mnt is a mount point stepbox did not make (a ",
+		"/victim] that no step of stepbox's made): the box can bind a host directory into its tree",
+		"/root/mnt/post is in box u's root ($BOX_ROOT), where /mnt is a mount point stepbox did not make",
+		"`exec touch /mnt/post`",
+		"\nbox-tmp-file\n", "/root/dev/null\n",
+	} {
+		if !strings.Contains(flat, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}

@@ -1,0 +1,267 @@
+package primitives
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"stepbox/primitives/rootfs"
+)
+
+// The learner's `!` commands and `stack` read and write a box's files
+// from the host, as root: through $BOX_ROOT (/proc/PID/root, the box's
+// mount namespace) and $BOX_UPPER (a host directory). The repl walks
+// what is below those (host_boxpath.go); what is above, and the mounts
+// the walk crosses, are judged here, where the box's state is known
+// (ut31 F1):
+//   - $BOX_UPPER: every directory from the state dir down to the upper
+//     dir is the session's own and no symlink, so that no box process
+//     (one that saw the host's tree before pivot_root, or broke out of
+//     chroot) could have put a link to a host dir in its place
+//     (UpperTop);
+//   - $BOX_ROOT: the directory it names is the root of the overlay
+//     stepbox mounted, where stepbox mounted it (RootTop);
+//   - a mount the walk crosses inside the box's tree is one stepbox's
+//     steps made (MadeMount): a box with a mount namespace of its own can
+//     bind a host directory into its tree before pivot_root, and the bind
+//     stays after it, so a mount of its own may show a host dir.
+
+// madeMount is a mount a step of stepbox's made in the box, as the box's
+// mountinfo showed it right after. Mount IDs in mountinfo (and statx's
+// STATX_MNT_ID) are reused once a mount is gone, so an ID alone does not
+// prove the mount is still stepbox's: a box may unmount it and bind a
+// host dir that gets the same ID. The device, the directory of the
+// filesystem mounted (Root), the mount point and the type must match too:
+// a mount that matches all of them shows the same directory at the same
+// place, which is what stepbox mounted.
+type madeMount struct {
+	ID                     int
+	Dev, Root, Point, Type string
+}
+
+// mountsNow is the box's mount table as its command process sees it.
+func (b *Box) mountsNow() (map[int]rootfs.Mount, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), rootfs.StepReadTime)
+	defer cancel()
+	out := map[int]rootfs.Mount{}
+	err := rootfs.ScanMounts(ctx, "/proc", b.CommandPID(), func(m rootfs.Mount) error {
+		out[m.ID] = m
+		return nil
+	})
+	return out, err
+}
+
+// recordMounts runs step, which mounts in the box, and remembers as
+// stepbox's the mounts that appeared during it at or under point (as the
+// box sees it). A mount the box made at the same moment under the same
+// point would be taken too: that needs a box process racing the step
+// at a path the step just made, and is not told apart.
+func (b *Box) recordMounts(point string, step func() error) error {
+	before, berr := b.mountsNow()
+	err := step()
+	if berr != nil {
+		return err
+	}
+	after, aerr := b.mountsNow()
+	if aerr != nil {
+		return err
+	}
+	var made []madeMount
+	for id, m := range after {
+		if _, old := before[id]; !old && (point == "/" || under(m.Point, []string{point})) {
+			made = append(made, madeMount{m.ID, m.Dev, m.Root, m.Point, m.FSType})
+		}
+	}
+	b.mu.Lock()
+	b.fs.Made = append(b.fs.Made, made...)
+	b.mu.Unlock()
+	return err
+}
+
+// rebaseMounts says where stepbox's mounts are once the box's root moved
+// from merged to "/": chroot leaves them where they are, and mountinfo
+// shows them from the new root; pivot_root binds merged onto itself with
+// its submounts (rootfs.PivotRoot), new mounts with new IDs, so each is
+// taken for stepbox's when it shows the same directory at the same place
+// as one of stepbox's before it (a copy of a bind the box made is not).
+// extra is a point (pivot_root's /proc) whose top mount the step itself
+// made, or "".
+func (b *Box) rebaseMounts(merged string, copied bool, extra string) {
+	now, err := b.mountsNow()
+	if err != nil {
+		return
+	}
+	rel := func(p string) (string, bool) {
+		if p == merged {
+			return "/", true
+		}
+		r, ok := strings.CutPrefix(p, strings.TrimSuffix(merged, "/")+"/")
+		return "/" + r, ok
+	}
+	pid := b.CommandPID()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []madeMount
+	for _, m := range b.fs.Made {
+		p, ok := rel(m.Point)
+		if !ok {
+			continue
+		}
+		m.Point = p
+		if !copied {
+			out = append(out, m)
+			continue
+		}
+		for _, n := range now {
+			if n.Point == p && n.Dev == m.Dev && n.Root == m.Root && n.FSType == m.Type {
+				out = append(out, madeMount{n.ID, n.Dev, n.Root, n.Point, n.FSType})
+			}
+		}
+	}
+	if extra != "" {
+		if id := oldMountID(fmt.Sprintf("/proc/%d/root%s", pid, extra)); id != 0 {
+			if n, ok := now[id]; ok && n.Point == extra {
+				out = append(out, madeMount{n.ID, n.Dev, n.Root, n.Point, n.FSType})
+			}
+		}
+	}
+	b.fs.Made = out
+}
+
+// realMerged is the merged dir as mountinfo shows it: with the links on
+// the way to the state dir resolved.
+func realMerged(p string) string {
+	if r, err := filepath.EvalSymlinks(p); err == nil {
+		return r
+	}
+	return p
+}
+
+// oldMountID is the mount ID of what p resolves to, as mountinfo numbers
+// it (statx(2) STATX_MNT_ID, not the unique one), 0 if unread.
+func oldMountID(p string) int {
+	var stx unix.Statx_t
+	if unix.Statx(unix.AT_FDCWD, p, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_MNT_ID, &stx) != nil || stx.Mask&unix.STATX_MNT_ID == 0 {
+		return 0
+	}
+	return int(stx.Mnt_id)
+}
+
+// MadeMount reports whether the mount with ID id (statx STATX_MNT_ID)
+// and device major:minor dev, which a host path into the box's root
+// crosses, is one of stepbox's steps' and still shows what it did
+// (madeMount). With false comes what the mount is, for the learner.
+func (b *Box) MadeMount(id int, dev string) (bool, string) {
+	b.mu.Lock()
+	var rec *madeMount
+	for i := range b.fs.Made {
+		if b.fs.Made[i].ID == id {
+			rec = &b.fs.Made[i]
+		}
+	}
+	b.mu.Unlock()
+	now, err := b.mountsNow()
+	m, ok := now[id]
+	switch {
+	case err != nil && !ok:
+		return false, fmt.Sprintf("a mount stepbox cannot look up in the box's mount table (%v)", err)
+	case !ok:
+		return false, "a mount not in the box's mount table"
+	}
+	what := fmt.Sprintf("a %s mount of %s", m.FSType, m.Source)
+	if m.Root != "/" {
+		what += "[" + m.Root + "]"
+	}
+	if rec == nil || rec.Dev != dev || m.Dev != dev || m.Root != rec.Root || m.Point != rec.Point || m.FSType != rec.Type {
+		return false, what + " that no step of stepbox's made"
+	}
+	return true, what
+}
+
+// RootTop checks that top, the box's root as the host reaches it
+// (HostRoot), is the root of the overlay stepbox mounted, where it
+// mounted it: before pivot_root the path leads through the box's own
+// mount namespace, where the box may mount anything over the state dir's
+// directories. With it comes the mount ID the walk below starts from.
+func (b *Box) RootTop(top string) (int, error) {
+	var stx unix.Statx_t
+	if err := unix.Statx(unix.AT_FDCWD, top, 0, unix.STATX_MNT_ID|unix.STATX_TYPE, &stx); err != nil {
+		return 0, fmt.Errorf("statx %s: %w", top, err)
+	}
+	if stx.Mask&unix.STATX_MNT_ID == 0 {
+		return 0, errors.New("the kernel gave no mount ID (statx STATX_MNT_ID, Linux 5.8), so stepbox cannot tell its overlay from a mount the box made")
+	}
+	f := b.FS()
+	want := realMerged(f.Merged)
+	if f.Pivoted || f.Chrooted {
+		want = "/"
+	}
+	made, what := b.MadeMount(int(stx.Mnt_id), fmt.Sprintf("%d:%d", stx.Dev_major, stx.Dev_minor))
+	mountRoot := stx.Attributes_mask&unix.STATX_ATTR_MOUNT_ROOT == 0 || stx.Attributes&unix.STATX_ATTR_MOUNT_ROOT != 0
+	if !made || !mountRoot {
+		return 0, fmt.Errorf("it leads to %s, not to the root of the overlay stepbox mounted at %s", what, want)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, m := range b.fs.Made {
+		if m.ID == int(stx.Mnt_id) && m.Point == want && m.Type == "overlay" {
+			return m.ID, nil
+		}
+	}
+	return 0, fmt.Errorf("it leads to %s, not to the overlay stepbox mounted at %s", what, want)
+}
+
+// UpperTop checks the path of the box's upper dir from the state dir
+// down: no symlink, and every directory above the upper dir the
+// session's own (the box's root owns the upper dir itself, and nothing
+// above it: prepareOverlayFor), so no box process could have swapped the
+// upper dir for a link to a host dir, or renamed one of them. The dirs
+// above the state dir were checked when the session started
+// (statedir.go).
+func (b *Box) UpperTop() error {
+	upper := filepath.Clean(b.FS().Upper)
+	if upper == "." {
+		return errors.New("the box has no upper dir")
+	}
+	var from string
+	for _, r := range b.session.Dirs.ownRoots() {
+		if under(upper, []string{r}) && len(r) > len(from) {
+			from = r
+		}
+	}
+	if from == "" {
+		return fmt.Errorf("%s is outside stepbox's state dir", upper)
+	}
+	parts := strings.Split(strings.TrimPrefix(upper, from), "/")
+	p := from
+	for i := 0; i <= len(parts); i++ {
+		if i > 0 {
+			if parts[i-1] == "" {
+				continue
+			}
+			p = path.Join(p, parts[i-1])
+		}
+		var st unix.Stat_t
+		if err := unix.Lstat(p, &st); err != nil {
+			return fmt.Errorf("lstat %s: %w", p, err)
+		}
+		switch {
+		case st.Mode&unix.S_IFMT == unix.S_IFLNK:
+			target, _ := os.Readlink(p)
+			return fmt.Errorf("%s is a symlink (-> %s), not the directory stepbox made", p, target)
+		case st.Mode&unix.S_IFMT != unix.S_IFDIR:
+			return fmt.Errorf("%s is not a directory", p)
+		case p != upper && int(st.Uid) != os.Geteuid():
+			return fmt.Errorf("%s is owned by uid %d, not by the session (uid %d): whoever owns it can put a link to a host dir in the upper dir's place", p, st.Uid, os.Geteuid())
+		case p != upper && st.Mode&0o022 != 0:
+			return fmt.Errorf("%s is mode %04o: its group or other users can put a link to a host dir in the upper dir's place", p, st.Mode&0o7777)
+		}
+	}
+	return nil
+}
