@@ -134,7 +134,9 @@ func sessionCgroups(t *testing.T, pid int) []string {
 		if err != nil || !e.IsDir() {
 			return nil
 		}
-		if e.Name() == name || strings.HasPrefix(e.Name(), name+"-") {
+		// stepbox-PID-START; on a systemd host it is inside the
+		// session's scope, stepbox-PID-START-N.scope, which is walked.
+		if e.Name() == name || strings.HasPrefix(e.Name(), name+"-") && !strings.HasSuffix(e.Name(), ".scope") {
 			out = append(out, p)
 			return filepath.SkipDir
 		}
