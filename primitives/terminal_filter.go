@@ -51,7 +51,10 @@ type TerminalFilter struct {
 	// last is the last byte the terminal got: Close ends the box's last
 	// line if it did not.
 	last byte
-	out  []byte
+	// eol ends the box's last line when it did not: "\r\n" on a
+	// terminal, whatever its ONLCR; "\n" in a transcript.
+	eol string
+	out []byte
 }
 
 // NewTerminalFilter filters what is written to w.
@@ -60,7 +63,19 @@ func NewTerminalFilter(w io.Writer) *TerminalFilter {
 	// The filter never reads a string's data: a small buffer bounds what
 	// the parser keeps of an endless one.
 	p.SetDataSize(64)
-	return &TerminalFilter{w: w, p: p, last: '\n'}
+	return &TerminalFilter{w: w, p: p, last: '\n', eol: "\r\n"}
+}
+
+// NewTranscriptFilter filters what is written to w, a file or pipe that
+// is not a terminal: a transcript (`stepbox run x.sb > log`), which a
+// terminal shows later (cat, less, a CI log's viewer) and whose raw
+// escapes would query or retitle that terminal then. It passes and
+// escapes what NewTerminalFilter's does, and ends an unfinished last line
+// with a newline alone, as stepbox's own lines end in a file.
+func NewTranscriptFilter(w io.Writer) *TerminalFilter {
+	f := NewTerminalFilter(w)
+	f.eol = "\n"
+	return f
 }
 
 const (
@@ -159,7 +174,7 @@ func (f *TerminalFilter) Close() error {
 		last = out[len(out)-1]
 	}
 	if last != '\n' {
-		out = append(out, '\r', '\n')
+		out = append(out, f.eol...)
 	}
 	f.out = out
 	f.last = '\n'
