@@ -434,7 +434,12 @@ func (b *Box) Enter(ctx context.Context, types []NamespaceType, argv []string, s
 			return ExitStatus{}, st, fmt.Errorf("enter: %w", err)
 		}
 		defer flush() // after Wait, which waits for the copies
-		cmd.Stdin, cmd.Stdout, cmd.Stderr = std.In, std.Out, std.Err
+		cmd.Stdout, cmd.Stderr = std.Out, std.Err
+		// A nil *os.File in the io.Reader would be a closed fd 0, which
+		// the command's first open(2) takes; nil is os/exec's /dev/null.
+		if std.In != nil {
+			cmd.Stdin = std.In
+		}
 	}
 	cmd.Args[2] = enterFlags(flags, j.ids)
 	cmd.ExtraFiles = files

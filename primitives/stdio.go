@@ -8,8 +8,8 @@ import (
 )
 
 // boxStdio holds the three descriptors sent to the box process for a
-// command, and the pipes stepbox copies from when the caller's writers are
-// not files (tests, transcripts).
+// command, and the pipes stepbox copies from into the caller's writers:
+// the command never gets a descriptor of the caller's (guardStdio).
 type boxStdio struct {
 	send  []*os.File // stdin, stdout, stderr as the command gets them
 	owned []*os.File // those stepbox opened and must close once sent
@@ -125,9 +125,8 @@ func (s *boxStdio) output(w io.Writer, p *pump) (*os.File, error) {
 		}
 		return f, err
 	}
-	if f, ok := w.(*os.File); ok {
-		return f, nil
-	}
+	// Never the caller's own file, even one guardStdio missed: a pipe
+	// the session copies from.
 	r, wf, err := os.Pipe()
 	if err != nil {
 		return nil, err

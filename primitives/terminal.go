@@ -23,6 +23,15 @@ func IsTerminal(f *os.File) bool {
 	return err == nil
 }
 
+// NullDevice says whether f is /dev/null (character device 1:3).
+func NullDevice(f *os.File) bool {
+	var st unix.Stat_t
+	if f == nil || unix.Fstat(int(f.Fd()), &st) != nil {
+		return false
+	}
+	return st.Mode&unix.S_IFMT == unix.S_IFCHR && st.Rdev == unix.Mkdev(1, 3)
+}
+
 // OpenTerminal saves f's settings.
 func OpenTerminal(f *os.File) (*Terminal, error) {
 	t, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)

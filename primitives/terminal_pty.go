@@ -226,15 +226,19 @@ func (p *boxTerminal) resetModes() {
 // command's stdin: a command that needs a terminal gets one of its own.
 var errTerminalStdin = errors.New("a box command never reads the learner's terminal: give it a terminal of its own (Stdio.Terminal)")
 
-// guardStdio replaces any of std's writers that is the learner's
-// terminal (a file that is a tty) by a writer that is not a file, and
-// that passes text and drawing but no command to the terminal
-// (TerminalFilter), so that the command gets a pipe the session copies
-// from, never a descriptor of that terminal: with one, a box may rewrite
-// its settings and window size (no capability needed), read the keys
-// typed at the prompt after it ended, or with CAP_SYS_ADMIN type into it
-// (TIOCSTI). Out and Err on the same terminal share one pipe, which keeps
-// their order. done flushes the filters once the command's output has
+// guardStdio replaces each of std's writers that is a file by a writer
+// that is not one, so that the command gets a pipe the session copies
+// from, never a descriptor of the session's own. With the learner's
+// terminal a box may rewrite its settings and window size (no capability
+// needed), read the keys typed at the prompt after it ended, or with
+// CAP_SYS_ADMIN type into it (TIOCSTI); what it writes there passes
+// text and drawing but no command to the terminal (TerminalFilter).
+// With a file (`stepbox run x.sb > log`) it shares the session's file
+// offset: it may truncate and rewrite every line stepbox wrote before
+// (ftruncate(2), lseek(2)) and learns the file's device and inode
+// (ut31 F2). The null device is no one's output: the command gets a
+// /dev/null of its own, and nothing is copied. Out and Err on the same
+// file share one pipe, which keeps their order. done flushes the filters once the command's output has
 // been copied.
 func guardStdio(std Stdio) (guarded Stdio, done func(), err error) {
 	done = func() {}
@@ -242,21 +246,30 @@ func guardStdio(std Stdio) (guarded Stdio, done func(), err error) {
 		return std, done, errTerminalStdin
 	}
 	var filters []*TerminalFilter
-	filter := func(w io.Writer) io.Writer {
-		if f, ok := w.(*os.File); ok && IsTerminal(f) {
+	guard := func(f *os.File) io.Writer {
+		if NullDevice(f) {
+			return nil // a /dev/null of its own (stdioFiles, os/exec): no copy
+		}
+		if IsTerminal(f) {
 			tf := NewTerminalFilter(f)
 			filters = append(filters, tf)
 			return tf
 		}
-		return w
+		return &fileOutput{f}
 	}
 	outFile, _ := std.Out.(*os.File)
 	errFile, _ := std.Err.(*os.File)
-	if outFile != nil && errFile != nil && SameTerminal(outFile, errFile) {
-		std.Out = filter(outFile)
+	switch {
+	case outFile != nil && errFile != nil && (outFile == errFile || sameFile(outFile, errFile)):
+		std.Out = guard(outFile)
 		std.Err = std.Out
-	} else {
-		std.Out, std.Err = filter(std.Out), filter(std.Err)
+	default:
+		if outFile != nil {
+			std.Out = guard(outFile)
+		}
+		if errFile != nil {
+			std.Err = guard(errFile)
+		}
 	}
 	return std, func() {
 		for _, f := range filters {
@@ -265,11 +278,23 @@ func guardStdio(std Stdio) (guarded Stdio, done func(), err error) {
 	}, nil
 }
 
+// fileOutput is a caller's file that is not a terminal, as a writer that
+// is not an *os.File: Box.Exec (stdioFiles) and Box.Enter (os/exec) then
+// give the command a pipe and copy from it, as they do for a buffer.
+type fileOutput struct{ f *os.File }
+
+func (o *fileOutput) Write(p []byte) (int, error) { return o.f.Write(p) }
+
 // SameTerminal reports whether a and b are both the same terminal: a
 // box command's stdout and stderr to it share one pipe and one filter.
 func SameTerminal(a, b *os.File) bool {
 	return IsTerminal(a) && IsTerminal(b) && sameFile(a, b)
 }
+
+// SameFile reports whether a and b are open on the same inode (`> log
+// 2>&1`): a box command's stdout and stderr to it share one pipe, in the
+// order the command wrote.
+func SameFile(a, b *os.File) bool { return sameFile(a, b) }
 
 // sameFile reports whether a and b are open on the same inode.
 func sameFile(a, b *os.File) bool {

@@ -591,3 +591,168 @@ func TestResetLeavesAWorkingSession(t *testing.T) {
 		t.Fatalf("the box made after reset did not run its command:\n%s", out)
 	}
 }
+
+// runStepboxToFiles runs `stepbox run -` with script read from a file
+// and its output written to files, as `stepbox run - < x.sb > log 2>&1`
+// does (errPath "" is that: one file for both), not through the pipes
+// runStepbox reads: a box command must never get one of those files.
+func runStepboxToFiles(t *testing.T, stateDir, script, outPath, errPath string) int {
+	t.Helper()
+	dir := t.TempDir()
+	scriptPath := filepath.Join(dir, "script.sb")
+	if err := os.WriteFile(scriptPath, []byte(script), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	in, err := os.Open(scriptPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	out, err := os.Create(outPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	errf := out
+	if errPath != "" {
+		if errf, err = os.Create(errPath); err != nil {
+			t.Fatal(err)
+		}
+		defer errf.Close()
+	}
+	cmd := exec.Command(stepboxBinary(t), "--state-dir", stateDir, "--plain", "run", "-")
+	cmd.Env = append(os.Environ(), "COLUMNS=300")
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = in, out, errf
+	cmd.WaitDelay = 5 * time.Second
+	err = cmd.Run()
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return 0
+}
+
+// Where stepbox's output is a file (`stepbox run x.sb > log 2>&1`), exec
+// and enter -- CMD write through pipes of stepbox's, as on a terminal,
+// never to the file itself (ut31 F2); their stdin is /dev/null, never the
+// script stepbox reads. Stdout and stderr, one file, keep their order.
+func TestExecAndEnterToAFileTranscriptGetPipes(t *testing.T) {
+	needRoot(t)
+	hostUnchanged(t)
+	// The shell's own fds ($$): a command substitution's fd 1 is its pipe.
+	fds := `for n in 0 1 2; do echo "%s fd $n -> $(readlink /proc/$$/fd/$n)"; done`
+	script := "new t\nunshare uts\n" +
+		"exec sh -c '" + fmt.Sprintf(fds, "exec") + "'\n" +
+		"enter -- sh -c '" + fmt.Sprintf(fds, "enter") + "'\n" +
+		"exec sh -c 'echo o1; echo e1 >&2; echo o2; echo e2 >&2'\n" +
+		"enter -- sh -c 'echo o3; echo e3 >&2; echo o4; echo e4 >&2'\n" +
+		"exit\n"
+	dir := t.TempDir()
+	log := filepath.Join(dir, "log")
+	code := runStepboxToFiles(t, t.TempDir(), script, log, "")
+	data, err := os.ReadFile(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := string(data)
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	for _, verb := range []string{"exec", "enter"} {
+		if !strings.Contains(out, verb+" fd 0 -> /dev/null\n") {
+			t.Errorf("%s's stdin is not /dev/null", verb)
+		}
+		for _, n := range []string{"1", "2"} {
+			if !regexp.MustCompile(verb + ` fd ` + n + ` -> pipe:\[\d+\]\n`).MatchString(out) {
+				t.Errorf("%s's fd %s is not a pipe", verb, n)
+			}
+		}
+	}
+	if strings.Contains(out, dir) {
+		t.Errorf("a box command got a descriptor of stepbox's own output %s", log)
+	}
+	for _, want := range []string{"o1\ne1\no2\ne2\n", "o3\ne3\no4\ne4\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the box's stdout and stderr lines are out of order, want %q", want)
+		}
+	}
+	if t.Failed() {
+		t.Logf("the transcript:\n%s", out)
+	}
+}
+
+// A box that truncates or rewrites its stdout changes nothing stepbox
+// wrote to a file transcript: with the file itself it shared stepbox's
+// offset and truncated every line written before it, which stepbox's
+// next writes then followed after a hole of NUL bytes (ut31 F2).
+func TestABoxCannotTruncateAFileTranscript(t *testing.T) {
+	needRoot(t)
+	hostUnchanged(t)
+	script := "new t\nunshare uts\n" +
+		"exec echo before-the-box-truncates\n" +
+		"exec sh -c ': > /proc/self/fd/1; echo exec-truncated'\n" +
+		"-exec truncate -s 0 /proc/self/fd/1\n" +
+		"enter -- sh -c ': > /proc/self/fd/2; echo enter-truncated'\n" +
+		"exit\n"
+	log := filepath.Join(t.TempDir(), "log")
+	code := runStepboxToFiles(t, t.TempDir(), script, log, "")
+	data, err := os.ReadFile(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := string(data)
+	if code != 0 {
+		t.Fatalf("exit %d:\n%q", code, out)
+	}
+	for _, want := range []string{"stepbox > new t\n", "before-the-box-truncates\n", "exec-truncated\n", "enter-truncated\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the transcript lost %q, written before the box truncated its stdout:\n%q", want, out)
+		}
+	}
+	if strings.Contains(out, "\x00") {
+		t.Errorf("the box truncated the transcript under stepbox's offset (NUL bytes):\n%q", out)
+	}
+}
+
+// A box's escape sequences land in a file transcript escaped, as on a
+// terminal and in a recording: whoever later cats the file gets no
+// title, query or mode from the box (ut31 F2). Its stderr goes to
+// stepbox's stderr, its stdout to stepbox's stdout.
+func TestBoxEscapesInAFileTranscriptAreEscaped(t *testing.T) {
+	needRoot(t)
+	hostUnchanged(t)
+	script := "new t\nunshare uts\n" +
+		`exec sh -c 'printf "\033]0;T\007out\n"; printf "\033[6nerr\n" >&2; printf "no newline"'` + "\n" +
+		`enter -- sh -c 'printf "\033]0;E\007enter-out\n"; printf "\033P+q544e\033\\\\enter-err\n" >&2'` + "\n" +
+		"exit\n"
+	dir := t.TempDir()
+	outPath, errPath := filepath.Join(dir, "out"), filepath.Join(dir, "err")
+	code := runStepboxToFiles(t, t.TempDir(), script, outPath, errPath)
+	outB, err := os.ReadFile(outPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errB, err := os.ReadFile(errPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, errs := string(outB), string(errB)
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s\n%s", code, out, errs)
+	}
+	for _, c := range []struct{ in, want string }{
+		{out, `\x1b]0;T\x07out` + "\n"},
+		{errs, `\x1b[6nerr` + "\n"},
+		{out, "no newline\n"},
+		{out, `\x1b]0;E\x07enter-out` + "\n"},
+		{errs, `\x1bP+q544e\x1b\enter-err` + "\n"},
+	} {
+		if !strings.Contains(c.in, c.want) {
+			t.Errorf("want %q in the transcript:\nstdout %q\nstderr %q", c.want, out, errs)
+		}
+	}
+	if strings.ContainsAny(out+errs, "\x1b\x07") {
+		t.Errorf("a box's escape reached the transcript raw:\nstdout %q\nstderr %q", out, errs)
+	}
+}

@@ -264,31 +264,33 @@ func runEnter(sh *Shell, c *Call) error {
 // the live view's tail beside it. Where stdio reaches a terminal (or a
 // recording), what the box writes passes primitives.TerminalFilter first:
 // text and colours, never a query the terminal would answer into
-// stepbox's prompt, nor a title or a mode. The filter sits here, above
-// the recording's and the live view's tees, because below them the
-// writer is no longer the terminal's file that Box.Exec would know to
-// filter. One terminal for both streams: one writer, so one pipe, in the
-// order the box wrote. done flushes the filters once the command's
-// output has been copied.
+// stepbox's prompt, nor a title or a mode. A transcript (a file or pipe)
+// is filtered the same way: a terminal shows it later, and a box's bytes
+// must not reach that terminal raw either (ut31 F2). The filter sits
+// here, above the recording's and the live view's tees, because below
+// them the writer is no longer the terminal's file that Box.Exec would
+// know to filter. One terminal or file for both streams: one writer, so
+// one pipe, in the order the box wrote. done flushes the filters once
+// the command's output has been copied.
 func (sh *Shell) boxStdio() (out, errw io.Writer, done func()) {
 	out, errw = sh.Out, sh.Err
 	var filters []*primitives.TerminalFilter
-	filter := func(w io.Writer) io.Writer {
-		f := primitives.NewTerminalFilter(w)
+	filter := func(w io.Writer, tty bool) io.Writer {
+		f := primitives.NewTranscriptFilter(w)
+		if tty {
+			f = primitives.NewTerminalFilter(w)
+		}
 		filters = append(filters, f)
 		return f
 	}
+	if sh.outTTY || sh.outFile {
+		out = filter(out, sh.outTTY)
+	}
 	switch {
-	case sh.oneTTY:
-		out = filter(out)
+	case sh.oneTTY, sh.oneFile:
 		errw = out
-	default:
-		if sh.outTTY {
-			out = filter(out)
-		}
-		if sh.errTTY {
-			errw = filter(errw)
-		}
+	case sh.errTTY || sh.errFile:
+		errw = filter(errw, sh.errTTY)
 	}
 	// The live view escapes what it shows (viz.OutputHTML): it gets the
 	// box's bytes as written.

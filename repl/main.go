@@ -163,6 +163,8 @@ func runShell(dirs primitives.Dirs, o ShellOptions, run func(sh *Shell, term *pr
 	sh.outNull = nullDevice(os.Stdout)
 	sh.outTTY, sh.errTTY = primitives.IsTerminal(os.Stdout), primitives.IsTerminal(os.Stderr)
 	sh.oneTTY = primitives.SameTerminal(os.Stdout, os.Stderr)
+	sh.outFile, sh.errFile = !sh.outTTY && !sh.outNull, !sh.errTTY && !nullDevice(os.Stderr)
+	sh.oneFile = sh.outFile && primitives.SameFile(os.Stdout, os.Stderr)
 	layersChecked := sh.checkLayersAhead()
 	sh.watch().progressDir = o.Progress
 	if err := sh.Record(o.Record, term); err != nil {

@@ -60,9 +60,13 @@ type Shell struct {
 	web        *liveView         // the live view, when `web on` (web_live.go)
 	outNull    bool              // Out is the null device (unseen.go)
 	// outTTY and errTTY say that Out and Err reach a terminal, or a
-	// recording a terminal plays; oneTTY, that both are one terminal. A
-	// box command's output to them is filtered (boxStdio).
-	outTTY, errTTY, oneTTY bool
+	// recording a terminal plays; oneTTY, that both are one terminal.
+	// outFile and errFile say that they reach a file or pipe other than
+	// the null device: a transcript, which a terminal shows later;
+	// oneFile, that both are one file (`> log 2>&1`). A box command's
+	// output to any of them is filtered (boxStdio).
+	outTTY, errTTY, oneTTY    bool
+	outFile, errFile, oneFile bool
 }
 
 // NewShell makes a shell over an open session.

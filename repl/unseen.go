@@ -1,10 +1,6 @@
 package repl
 
-import (
-	"os"
-
-	"golang.org/x/sys/unix"
-)
+import "stepbox/primitives"
 
 // A step's panel reads the kernel before it is drawn: every control file
 // of stepbox's cgroup tree for the cgroup steps, each namespace for
@@ -16,14 +12,8 @@ import (
 // for a panel (ns, cgroup, stack) draw it whatever; a transcript through
 // a terminal, a pipe or a file is unchanged.
 
-// nullDevice says whether f is /dev/null (character device 1:3).
-func nullDevice(f *os.File) bool {
-	var st unix.Stat_t
-	if f == nil || unix.Fstat(int(f.Fd()), &st) != nil {
-		return false
-	}
-	return st.Mode&unix.S_IFMT == unix.S_IFCHR && st.Rdev == unix.Mkdev(1, 3)
-}
+// nullDevice says whether f is /dev/null.
+var nullDevice = primitives.NullDevice
 
 // stepPanelsUnseen says whether the panel a step draws under itself would
 // be seen by no one (above).
