@@ -592,11 +592,13 @@ func TestResetLeavesAWorkingSession(t *testing.T) {
 	}
 }
 
-// runStepboxToFiles runs `stepbox run -` with script read from a file
+// transcriptToFiles runs `stepbox run -` with script read from a file
 // and its output written to files, as `stepbox run - < x.sb > log 2>&1`
-// does (errPath "" is that: one file for both), not through the pipes
-// runStepbox reads: a box command must never get one of those files.
-func runStepboxToFiles(t *testing.T, stateDir, script, outPath, errPath string) int {
+// does (split: stderr to a file of its own), not through the pipes
+// runStepbox reads: a box command must never get one of those files. It
+// returns what the files hold and the output file's path, and fails the
+// test on a non-zero exit.
+func transcriptToFiles(t *testing.T, script string, split bool) (out, errs, outPath string) {
 	t.Helper()
 	dir := t.TempDir()
 	scriptPath := filepath.Join(dir, "script.sb")
@@ -608,29 +610,42 @@ func runStepboxToFiles(t *testing.T, stateDir, script, outPath, errPath string) 
 		t.Fatal(err)
 	}
 	defer in.Close()
-	out, err := os.Create(outPath)
+	outPath = filepath.Join(dir, "log")
+	outf, err := os.Create(outPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer out.Close()
-	errf := out
-	if errPath != "" {
-		if errf, err = os.Create(errPath); err != nil {
+	defer outf.Close()
+	errf := outf
+	if split {
+		if errf, err = os.Create(filepath.Join(dir, "err")); err != nil {
 			t.Fatal(err)
 		}
 		defer errf.Close()
 	}
-	cmd := exec.Command(stepboxBinary(t), "--state-dir", stateDir, "--plain", "run", "-")
+	cmd := exec.Command(stepboxBinary(t), "--state-dir", t.TempDir(), "--plain", "run", "-")
 	cmd.Env = append(os.Environ(), "COLUMNS=300")
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = in, out, errf
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = in, outf, errf
 	cmd.WaitDelay = 5 * time.Second
-	err = cmd.Run()
-	if ee, ok := err.(*exec.ExitError); ok {
-		return ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
+	runErr := cmd.Run()
+	if _, ok := runErr.(*exec.ExitError); runErr != nil && !ok {
+		t.Fatal(runErr)
 	}
-	return 0
+	read := func(f *os.File) string {
+		b, err := os.ReadFile(f.Name())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	out = read(outf)
+	if split {
+		errs = read(errf)
+	}
+	if runErr != nil {
+		t.Fatalf("%v:\n%q\n%q", runErr, out, errs)
+	}
+	return out, errs, outPath
 }
 
 // Where stepbox's output is a file (`stepbox run x.sb > log 2>&1`), exec
@@ -648,17 +663,7 @@ func TestExecAndEnterToAFileTranscriptGetPipes(t *testing.T) {
 		"exec sh -c 'echo o1; echo e1 >&2; echo o2; echo e2 >&2'\n" +
 		"enter -- sh -c 'echo o3; echo e3 >&2; echo o4; echo e4 >&2'\n" +
 		"exit\n"
-	dir := t.TempDir()
-	log := filepath.Join(dir, "log")
-	code := runStepboxToFiles(t, t.TempDir(), script, log, "")
-	data, err := os.ReadFile(log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := string(data)
-	if code != 0 {
-		t.Fatalf("exit %d:\n%s", code, out)
-	}
+	out, _, log := transcriptToFiles(t, script, false)
 	for _, verb := range []string{"exec", "enter"} {
 		if !strings.Contains(out, verb+" fd 0 -> /dev/null\n") {
 			t.Errorf("%s's stdin is not /dev/null", verb)
@@ -669,7 +674,7 @@ func TestExecAndEnterToAFileTranscriptGetPipes(t *testing.T) {
 			}
 		}
 	}
-	if strings.Contains(out, dir) {
+	if strings.Contains(out, filepath.Dir(log)) {
 		t.Errorf("a box command got a descriptor of stepbox's own output %s", log)
 	}
 	for _, want := range []string{"o1\ne1\no2\ne2\n", "o3\ne3\no4\ne4\n"} {
@@ -695,16 +700,7 @@ func TestABoxCannotTruncateAFileTranscript(t *testing.T) {
 		"-exec truncate -s 0 /proc/self/fd/1\n" +
 		"enter -- sh -c ': > /proc/self/fd/2; echo enter-truncated'\n" +
 		"exit\n"
-	log := filepath.Join(t.TempDir(), "log")
-	code := runStepboxToFiles(t, t.TempDir(), script, log, "")
-	data, err := os.ReadFile(log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := string(data)
-	if code != 0 {
-		t.Fatalf("exit %d:\n%q", code, out)
-	}
+	out, _, _ := transcriptToFiles(t, script, false)
 	for _, want := range []string{"stepbox > new t\n", "before-the-box-truncates\n", "exec-truncated\n", "enter-truncated\n"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the transcript lost %q, written before the box truncated its stdout:\n%q", want, out)
@@ -726,21 +722,7 @@ func TestBoxEscapesInAFileTranscriptAreEscaped(t *testing.T) {
 		`exec sh -c 'printf "\033]0;T\007out\n"; printf "\033[6nerr\n" >&2; printf "no newline"'` + "\n" +
 		`enter -- sh -c 'printf "\033]0;E\007enter-out\n"; printf "\033P+q544e\033\\\\enter-err\n" >&2'` + "\n" +
 		"exit\n"
-	dir := t.TempDir()
-	outPath, errPath := filepath.Join(dir, "out"), filepath.Join(dir, "err")
-	code := runStepboxToFiles(t, t.TempDir(), script, outPath, errPath)
-	outB, err := os.ReadFile(outPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	errB, err := os.ReadFile(errPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, errs := string(outB), string(errB)
-	if code != 0 {
-		t.Fatalf("exit %d:\n%s\n%s", code, out, errs)
-	}
+	out, errs, _ := transcriptToFiles(t, script, true)
 	for _, c := range []struct{ in, want string }{
 		{out, `\x1b]0;T\x07out` + "\n"},
 		{errs, `\x1b[6nerr` + "\n"},
