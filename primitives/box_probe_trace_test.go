@@ -323,3 +323,36 @@ func TestAProbeTheBoxTracesIsRefusedNamingTheTracer(t *testing.T) {
 		}
 	}
 }
+
+// The session accepts a probe's report only once it has read the probe's
+// TracerPid at least once and seen it 0: a probe that ended before the
+// session could look (or whose PID it could not tell, 0) is refused, as
+// a tracer could have made it write its report and exit at once.
+func TestAProbeTheSessionNeverLookedAtIsRefused(t *testing.T) {
+	w := &tracerWatch{}
+	w.start(0)()
+	if why := w.refused(); !strings.Contains(why, "could not read the probe's TracerPid") {
+		t.Errorf("a probe whose PID the session could not tell: refused %q, want it refused saying the session could not look", why)
+	}
+	// A process already reaped: nothing to read.
+	gone, err := os.StartProcess("/bin/true", []string{"true"}, &os.ProcAttr{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := gone.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	w = &tracerWatch{}
+	w.start(gone.Pid)()
+	if why := w.refused(); why == "" {
+		t.Errorf("a probe that had ended before the session looked: its report is accepted")
+	}
+	// This process, untraced: looked at, nothing seen.
+	w = &tracerWatch{}
+	stop := w.start(os.Getpid())
+	time.Sleep(20 * time.Millisecond)
+	stop()
+	if why := w.refused(); why != "" || w.seen == 0 {
+		t.Errorf("an untraced process looked at %d times: refused %q, want accepted", w.seen, why)
+	}
+}
