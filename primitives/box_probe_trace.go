@@ -162,7 +162,9 @@ func tracerName(tid, box int) string {
 }
 
 // closesTraced is what keeps a box's processes from tracing the probe.
-const closesTraced = "caps docker (no CAP_SYS_PTRACE: the probe is non-dumpable, so a box process can then attach only in the moment before it makes itself so); end the tracer (`exec kill PID`) and probe again"
+// Without CAP_SYS_PTRACE a box process can still attach between the
+// probe's execve and its prctl: one that polls for it wins that race.
+const closesTraced = "end the tracer (`exec kill PID`) and probe again; caps docker (no CAP_SYS_PTRACE) leaves a box process only the moment between the probe's execve and its prctl, which one that waits for the probe can still catch"
 
 // refusedResults are the answers of the in-box probes asked (all without
 // names) when the session refuses the probe's report: unknown, saying why.

@@ -772,13 +772,18 @@ static void keep_args(int argc, char **argv)
  *
  * What this does not cover: the moment between the execve(2) and this
  * prctl(2), in which the dynamic loader maps stepbox and its libraries
- * and their own constructors run. A process of the box that attaches then
- * stays attached: the session, outside the box, reads the probe's
- * TracerPid while it runs (box_probe_trace.go) and refuses the report of
- * a probe it saw traced. A tracer that attaches in that moment and
- * detaches before the session's first look, having changed the probe's
- * memory, and a box that keeps CAP_SYS_PTRACE and attaches between two
- * looks, are not seen. */
+ * and their own constructors run (static, libc's start-up alone): a box
+ * process that polls for the probe catches it nearly every time. One
+ * that attaches then stays attached (this prctl does not detach it): the
+ * session, outside the box, reads the probe's TracerPid while it runs
+ * (box_probe_trace.go) and refuses the report of a probe it saw traced,
+ * so such a box can make `probe` say unknown, not make it lie by
+ * failing its syscalls. Not seen: a tracer that attaches in that moment
+ * and detaches before the session's first look, having changed the
+ * probe's memory; and a box that keeps CAP_SYS_PTRACE and attaches
+ * between two looks. Closing that takes a probe that is never dumpable
+ * at all, such as one the session itself traces from before its
+ * execve(2). */
 __attribute__((constructor(101))) static void stepbox_probe(int argc, char **argv, char **envp)
 {
 	(void)envp;
