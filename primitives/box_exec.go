@@ -161,6 +161,11 @@ type execFile struct {
 	Name  string // for the record
 	Exe   *os.File
 	Extra []*os.File
+	// Watch, when set, is started with the command's host PID (0 when
+	// the session could not tell it) as soon as the executor has started
+	// it, and stopped once the executor reports its exit: until then
+	// the process is not reaped, and its /proc/PID is its own.
+	Watch func(pid int) (stop func())
 }
 
 // spawnSettings are the settings and ids a command started now gets.
@@ -306,6 +311,10 @@ func (b *Box) exec(ctx context.Context, argv []string, env []string, std Stdio, 
 		cmdPID = pidfdPID(pidfd)
 	}
 	unwatch := x.watchStopped(cmdPID)
+	stopWatch := func() {}
+	if run != nil && run.Watch != nil {
+		stopWatch = run.Watch(cmdPID)
+	}
 	done, stopped := make(chan struct{}), make(chan struct{})
 	detached := false
 	go func() {
@@ -336,6 +345,7 @@ func (b *Box) exec(ctx context.Context, argv []string, env []string, std Stdio, 
 		}
 	}()
 	exit, err := x.c.read()
+	stopWatch()
 	unwatch()
 	close(done)
 	// The canceller is done with the pidfd (closed on return) and the

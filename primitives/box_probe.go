@@ -127,7 +127,7 @@ func (b *Box) Probe(ctx context.Context, names []string) ([]ProbeResult, *step.S
 func (b *Box) notByBoxMasks(ctx context.Context, results []ProbeResult) error {
 	for i, r := range results {
 		paths := probe.MaskedPaths(r.Name)
-		if r.State == probe.Open || len(paths) == 0 {
+		if r.State == probe.Open || r.Via == probe.Traced || len(paths) == 0 {
 			continue
 		}
 		// Decided on the whole table only: a cut read fails the probe.
@@ -183,9 +183,17 @@ func (b *Box) probeInBox(ctx context.Context, names []string) ([]ProbeResult, *s
 	var out, errs capped
 	bounded, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
+	// Read now: the box is locked while its command runs.
+	watch := &tracerWatch{box: b.PID()}
+	run.Watch = watch.start
 	es, err := b.exec(bounded, argv, nil, Stdio{Out: &out, Err: &errs}, st, run)
 	running, reason := probeStderr(errs.String())
-	if ctx.Err() == nil && errors.Is(bounded.Err(), context.DeadlineExceeded) {
+	timedOut := ctx.Err() == nil && errors.Is(bounded.Err(), context.DeadlineExceeded)
+	if watch.traced() && (err == nil || timedOut) {
+		// Whatever it did, held up, killed or wrote, was the tracer's.
+		return refusedResults(names, watch.refused()), st, nil
+	}
+	if timedOut {
 		return nil, st, fmt.Errorf("probe: stepbox __probe in box %s did not finish within %s and was ended: it %s; the box made it wait (stopped it, or put a file system of its own that does not answer where the kernel's file should be)", b.Name, probeTimeout, running)
 	}
 	if err != nil {
@@ -197,6 +205,9 @@ func (b *Box) probeInBox(ctx context.Context, names []string) ([]ProbeResult, *s
 	results, err := parseProbeReport(out.Bytes(), names)
 	if err != nil {
 		return nil, st, fmt.Errorf("probe: box %s: %w", b.Name, err)
+	}
+	if why := watch.refused(); why != "" {
+		return refusedResults(names, why), st, nil
 	}
 	return results, st, nil
 }
@@ -397,13 +408,7 @@ func parseProbeReport(data []byte, names []string) ([]ProbeResult, error) {
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return nil, errors.New("the probe's report is followed by more output")
 	}
-	// The probes run, and answer, in their own order.
-	var want []string
-	for _, n := range probe.Names() {
-		if len(names) == 0 || slices.Contains(names, n) {
-			want = append(want, n)
-		}
-	}
+	want := askedInBox(names)
 	if len(rep.Probes) != len(want) {
 		return nil, fmt.Errorf("the probe answered %d probes, not the %d asked", len(rep.Probes), len(want))
 	}
@@ -419,6 +424,18 @@ func parseProbeReport(data []byte, names []string) ([]ProbeResult, error) {
 		}
 	}
 	return out, nil
+}
+
+// askedInBox are the in-box probes names asks for (all without names), in
+// the order the probes run, and answer, in.
+func askedInBox(names []string) []string {
+	var want []string
+	for _, n := range probe.Names() {
+		if len(names) == 0 || slices.Contains(names, n) {
+			want = append(want, n)
+		}
+	}
+	return want
 }
 
 // printable keeps the printable characters of s (no escape sequences,

@@ -760,6 +760,37 @@ static void keep_args(int argc, char **argv)
 	boxname = strdup(argv[2]);
 }
 
+/* The escape probes (`stepbox __probe`, box_probe.go) run in the box with
+ * its credentials and report on it. Dumpable, as execve(2) made them, any
+ * process of the box with the same uid could ptrace one and make its
+ * syscalls fail, or open its /proc/PID/fd/1, with no capability at all
+ * (ptrace(2), "Ptrace access mode checking"), after caps docker, nnp and
+ * seccomp docker too (ut31 F3). Non-dumpable, only a process with
+ * CAP_SYS_PTRACE over the box's user namespace may: this is the first
+ * constructor of the executable (priority 101 runs before the others),
+ * so that nothing of stepbox's runs first.
+ *
+ * What this does not cover: the moment between the execve(2) and this
+ * prctl(2), in which the dynamic loader maps stepbox and its libraries
+ * and their own constructors run (static, libc's start-up alone): a box
+ * process that polls for the probe catches it nearly every time. One
+ * that attaches then stays attached (this prctl does not detach it): the
+ * session, outside the box, reads the probe's TracerPid while it runs
+ * (box_probe_trace.go) and refuses the report of a probe it saw traced,
+ * so such a box can make `probe` say unknown, not make it lie by
+ * failing its syscalls. Not seen: a tracer that attaches in that moment
+ * and detaches before the session's first look, having changed the
+ * probe's memory; and a box that keeps CAP_SYS_PTRACE and attaches
+ * between two looks. Closing that takes a probe that is never dumpable
+ * at all, such as one the session itself traces from before its
+ * execve(2). */
+__attribute__((constructor(101))) static void stepbox_probe(int argc, char **argv, char **envp)
+{
+	(void)envp;
+	if (argc >= 2 && strcmp(argv[1], "__probe") == 0 && prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+		_exit(1);
+}
+
 /* glibc passes argc, argv and envp to constructors. */
 __attribute__((constructor)) static void stepbox_executor(int argc, char **argv, char **envp)
 {

@@ -13,7 +13,8 @@ import (
 
 // TestMain lets the test binary serve as a box process: a box re-executes
 // a copy of /proc/self/exe, which here is this binary; started in a box
-// with envAttack or envDumpable it is a probe (integrity_test.go). At the end it asserts that
+// with envAttack or envDumpable it is a probe (integrity_test.go), with
+// envHunt a process after the box's probe (box_probe_trace_test.go). At the end it asserts that
 // the suite left no stepbox process behind.
 func TestMain(m *testing.M) {
 	if Reexec() {
@@ -21,6 +22,9 @@ func TestMain(m *testing.M) {
 	}
 	if pids := os.Getenv(envAttack); pids != "" {
 		os.Exit(attack(pids))
+	}
+	if arg := os.Getenv(envHunt); arg != "" {
+		os.Exit(hunt(arg))
 	}
 	if names := os.Getenv(envSquat); names != "" {
 		os.Exit(squat(names))

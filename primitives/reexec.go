@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 
+	"golang.org/x/sys/unix"
+
 	"stepbox/primitives/probe"
 )
 
@@ -34,6 +36,14 @@ func Reexec() bool {
 		fmt.Fprintf(os.Stderr, "stepbox %s: this binary has no executor: build it with cgo (CGO_ENABLED=1, gcc)\n", os.Args[1])
 		os.Exit(2)
 	case entryProbe:
+		// executor.c made it non-dumpable before the runtime started
+		// (stepbox_probe); said again should a binary reach here without
+		// that constructor: a probe a box process traces reports what the
+		// tracer wants (ut31 F3).
+		if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+			fmt.Fprintf(os.Stderr, "stepbox %s: prctl(PR_SET_DUMPABLE, 0): %v\n", entryProbe, err)
+			os.Exit(2)
+		}
 		os.Exit(probe.Main(os.Args[2:], os.Stdout, os.Stderr))
 	case entryRemove:
 		os.Exit(removeTreeMain(os.Args[2:]))

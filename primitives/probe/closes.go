@@ -33,12 +33,16 @@ var closedVias = map[string]bool{
 }
 
 // unknownVias are the ways a probe may report itself unknown. The
-// session's own, BoxMask, is not one: the probe may not claim it.
+// session's own, BoxMask and Traced, are not: the probe may not claim them.
 var unknownVias = map[string]bool{"notkernel": true}
 
 // BoxMask is the way the session reports a probe unknown whose files a
 // mount of the box's own masks, which the box can unmount.
 const BoxMask = "boxmask"
+
+// Traced is the way the session reports every probe unknown when it saw a
+// process trace the probe, or could not look (box_probe_trace.go).
+const Traced = "traced"
 
 // Closes returns the steps that close probe name's hole, found open by
 // via, and whether the pair is one a probe reports.
