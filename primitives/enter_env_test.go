@@ -74,10 +74,18 @@ func TestEnterStartsItsHostSideProcessWithStepboxsOwnEnvironment(t *testing.T) {
 	for deadline := time.Now().Add(20 * time.Second); pid == 0 && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		pid, env = enterProcessOf(b.Name)
 	}
+	// The command's environment once it runs sh: its child is a fork of
+	// the enter process (stepbox's environment) until its execve(2).
 	var command []byte
-	if pid != 0 {
-		if kids, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid)); err == nil && len(strings.Fields(string(kids))) == 1 {
-			command, _ = os.ReadFile(fmt.Sprintf("/proc/%s/environ", strings.Fields(string(kids))[0]))
+	for deadline := time.Now().Add(20 * time.Second); pid != 0 && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		kids, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+		if err != nil || len(strings.Fields(string(kids))) != 1 {
+			continue
+		}
+		kid := strings.Fields(string(kids))[0]
+		if argv, err := os.ReadFile("/proc/" + kid + "/cmdline"); err == nil && bytes.HasPrefix(argv, []byte("sh\x00")) {
+			command, _ = os.ReadFile("/proc/" + kid + "/environ")
+			break
 		}
 	}
 	feed.Write([]byte("go\n"))
