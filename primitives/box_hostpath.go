@@ -259,7 +259,10 @@ func (b *Box) UpperTop() error {
 			return fmt.Errorf("%s is not a directory", p)
 		case p != upper && int(st.Uid) != os.Geteuid():
 			return fmt.Errorf("%s is owned by uid %d, not by the session (uid %d): whoever owns it can put a link to a host dir in the upper dir's place", p, st.Uid, os.Geteuid())
-		case p != upper && st.Mode&0o022 != 0:
+		case p != upper && st.Mode&0o022 != 0 && st.Mode&unix.S_ISVTX == 0:
+			// A sticky dir (a tmpfs or /tmp given as the state dir, 1777)
+			// lets no one else rename or remove the session's entry in it,
+			// whose owner the next component's check sees.
 			return fmt.Errorf("%s is mode %04o: its group or other users can put a link to a host dir in the upper dir's place", p, st.Mode&0o7777)
 		}
 	}
