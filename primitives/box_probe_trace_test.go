@@ -237,18 +237,25 @@ func TestABoxProcessCannotTraceTheProbe(t *testing.T) {
 	}
 	out := waitLog(t, log, "done", "no probe seen")
 	t.Logf("the hunter:\n%s", out)
-	tries := 0
+	// A probe may end between two tries (ESRCH, ENOENT: gone, not
+	// reached); at least one try must have met the probe, and none
+	// reached it.
+	tries, refused := 0, 0
 	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
 		if l == "done" {
 			continue
 		}
 		tries++
-		if !strings.HasSuffix(l, ": operation not permitted") && !strings.HasSuffix(l, ": permission denied") {
+		switch {
+		case strings.HasSuffix(l, ": operation not permitted"), strings.HasSuffix(l, ": permission denied"):
+			refused++
+		case strings.HasSuffix(l, ": no such process"), strings.HasSuffix(l, ": no such file or directory"):
+		default:
 			t.Errorf("from a process of the box: %s, want EPERM or EACCES", l)
 		}
 	}
-	if tries != 4 {
-		t.Errorf("the hunter made %d tries, want 4:\n%s", tries, out)
+	if tries != 4 || refused == 0 {
+		t.Errorf("the hunter made %d tries, %d refused; want 4, at least one refused:\n%s", tries, refused, out)
 	}
 }
 
