@@ -15,7 +15,7 @@
 #   STEPBOX_VM_PKGS    only these packages (import paths), for debugging
 #   STEPBOX_VM_RUN     only the tests this -test.run pattern matches
 #   STEPBOX_VM_ACCEL   qemu accelerator (default tcg; kvm:tcg if you have it)
-#   STEPBOX_VM_TIMEOUT seconds before qemu is killed (default 2100)
+#   STEPBOX_VM_TIMEOUT seconds before qemu is killed (default 2700)
 set -euo pipefail
 t_start=$(date +%s.%N)
 repo=$(cd "$(dirname "$0")/../.." && pwd)
@@ -231,7 +231,7 @@ cp -a /etc/ld.so.conf /etc/ld.so.conf.d /etc/os-release "$root/etc/" 2>/dev/null
 [ -d /usr/lib/locale/C.utf8 ] && mkdir -p "$root/usr/lib/locale" && cp -a /usr/lib/locale/C.utf8 "$root/usr/lib/locale/"
 [ -e /usr/lib/os-release ] && copy_path /usr/lib/os-release
 echo "$kver" >"$root/etc/vm/kernel-release"
-vm_timeout=${STEPBOX_VM_TIMEOUT:-2100}
+vm_timeout=${STEPBOX_VM_TIMEOUT:-2700}
 echo $((vm_timeout - 25)) >"$root/etc/vm/budget" # seconds of uptime the tests may use
 printf '%s' "${STEPBOX_VM_RUN:-}" >"$root/etc/vm/run"
 

@@ -32,7 +32,7 @@ out=${STEPBOX_VM_DIR:-/var/tmp/stepbox-vm-systemd}
 root=$out/root
 disk=$out/disk.ext4
 log=$out/console.log
-vm_timeout=${STEPBOX_VM_TIMEOUT:-1500}
+vm_timeout=${STEPBOX_VM_TIMEOUT:-2100}
 export PATH=/usr/local/go/bin:$PATH
 export DEBIAN_FRONTEND=noninteractive
 
