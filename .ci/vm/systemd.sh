@@ -20,8 +20,8 @@
 #   STEPBOX_VM_REUSE    1: boot the image the last run built, only the
 #                       test binaries are new
 #   STEPBOX_VM_ACCEL    qemu accelerator (default tcg)
-#   STEPBOX_VM_TIMEOUT  seconds before qemu is killed (default 1500: the VM
-#                       run took 474-723 s alone and 1008 s beside another
+#   STEPBOX_VM_TIMEOUT  seconds before qemu is killed (default 2100: the VM
+#                       run took 474-1051 s alone and 1008 s beside another
 #                       VM, where the rootless pass ran out of budget; a
 #                       loaded host runs qemu slower)
 set -euo pipefail
