@@ -50,7 +50,8 @@ func manPage() string {
 		{"COLUMNS", "the width stepbox writes to without a terminal (default 80)"},
 		{"STEPBOX_NET_HOST_NS", "the network namespace (/proc/PID/ns/net or /run/netns/NAME) the net steps treat as the host side"},
 		{"STEPBOX_UPPER_MB", "the size in MB of the tmpfs each box's upper dir gets when root runs stepbox (default 1/8 of MemAvailable, at most 1024, and at most what is left of the 1/2 of MemAvailable a session's boxes take together; 0: none, as when not root)"},
-		{"STEPBOX_IMAGE_MB", "the most, in MB, one image's layers may unpack to (their tars uncompressed) in image load and image pull (default 4096, and at most 1/2 of what the layer store's filesystem has free); unpacking also stops before that filesystem has less than 5% of its size, at most 512 MB, free"},
+		{"STEPBOX_IMAGE_MB", "the most, in MB, one image's layers may unpack to (their tars uncompressed) in image load and image pull, and apart from that the most their compressed blobs may come to, counted from the sizes the manifest gives before any is fetched and again as they arrive (default 4096, and at most 1/2 of what the layer store's filesystem has free); unpacking and fetching also stop before the filesystem they write to has less than 5% of its size, at most 512 MB, free"},
+		{"STEPBOX_IMAGE_ENTRIES", "the most tar entries (files, directories, links, whiteouts: an inode each) one image's layers may hold in image load and image pull (default 1000000, and at most 1/2 of the inodes the layer store's filesystem has free); unpacking also stops before that filesystem has less than 5% of its inodes, at most 65536, free. A manifest of more than 4 MB and an image config of more than 8 MB are refused before they are read"},
 		{"XDG_STATE_HOME", "where lesson progress is kept without a state dir"},
 	} {
 		fmt.Fprintf(&b, ".TP\n.B %s\n%s\n", e[0], roff(e[1]))

@@ -65,7 +65,7 @@ func (s *Store) add(img v1.Image, imName, source string, progress Progress) (im 
 	if err != nil {
 		return Image{}, fmt.Errorf("manifest of %s: %w", imName, err)
 	}
-	cf, err := img.ConfigFile()
+	cf, err := configFile(img)
 	if err != nil {
 		return Image{}, fmt.Errorf("config of %s: %w", imName, err)
 	}
@@ -84,11 +84,20 @@ func (s *Store) add(img v1.Image, imName, source string, progress Progress) (im 
 	if old, err := readRecord(s.recordPath(imName)); err == nil && old.Digest != im.Digest {
 		im.Replaced = &old
 	}
+	// The blobs to fetch, as big as the manifest says, are counted before
+	// any is: a manifest may give a layer 50 GB. As each arrives its bytes
+	// are counted again, and each blob's are bound to its size.
+	fetch, claim := budget.fetching(s.layoutDir())
+	for i, l := range ls {
+		if err := s.claimBlob(im.Name, i, l, claim); err != nil {
+			return Image{}, err
+		}
+	}
 	// The same bound, counted while each layer's digest is checked: an
 	// image past it is refused before anything of it is unpacked.
 	check := budget.checking()
 	for i, l := range ls {
-		err := s.fetchLayer(im.Name, i, len(ls), l, cf.RootFS.DiffIDs[i], check, progress)
+		err := s.fetchLayer(im.Name, i, len(ls), l, cf.RootFS.DiffIDs[i], fetch, check, progress)
 		if err != nil {
 			// The blobs this call fetched are in no index entry yet.
 			return Image{}, errors.Join(err, s.removeUnreferenced())
@@ -176,23 +185,50 @@ func platformOf(cf *v1.ConfigFile) string {
 	return p
 }
 
-// fetchLayer copies the layer's compressed blob into the layout, unless
-// a blob of that digest and size is there already, and checks that its
-// uncompressed content is the config's diffID, as `docker load` does:
-// a layer swapped in an archive is refused before anything is unpacked,
-// and so is one past b.
-func (s *Store) fetchLayer(imName string, i, n int, l v1.Layer, diffID v1.Hash, b *budget, progress Progress) error {
-	h, err := l.Digest()
+// blobOf is the digest and size of layer i's compressed blob, and
+// whether the layout has it already.
+func (s *Store) blobOf(imName string, i int, l v1.Layer) (h v1.Hash, size int64, present bool, err error) {
+	h, err = l.Digest()
 	if err != nil {
-		return fmt.Errorf("layer %d of %s: %w", i, imName, err)
+		return h, 0, false, fmt.Errorf("layer %d of %s: %w", i, imName, err)
 	}
-	size, err := l.Size()
+	size, err = l.Size()
 	if err != nil {
-		return fmt.Errorf("layer %d (%s) of %s: %w", i, h, imName, err)
+		return h, 0, false, fmt.Errorf("layer %d (%s) of %s: %w", i, h, imName, err)
+	}
+	if size < 0 {
+		return h, 0, false, fmt.Errorf("layer %d (%s) of %s: the manifest gives it a size of %d bytes", i, h, imName, size)
+	}
+	fi, err := os.Stat(filepath.Join(s.layoutDir(), "blobs", h.Algorithm, h.Hex))
+	return h, size, err == nil && fi.Size() == size, nil
+}
+
+// claimBlob counts the size the manifest gives layer i's blob against
+// b, unless the layout has the blob already.
+func (s *Store) claimBlob(imName string, i int, l v1.Layer, b *budget) error {
+	h, size, present, err := s.blobOf(imName, i, l)
+	if err != nil || present {
+		return err
+	}
+	if err := b.take(size); err != nil {
+		return fmt.Errorf("layer %d (%s) of %s, %.1f MB as the manifest says: %w", i, h, imName, float64(size)/(1<<20), err)
+	}
+	return nil
+}
+
+// fetchLayer copies the layer's compressed blob into the layout, unless
+// a blob of that digest and size is there already, its bytes counted
+// against fb, and checks that its uncompressed content is the config's
+// diffID, as `docker load` does: a layer swapped in an archive is
+// refused before anything is unpacked, and so is one past b.
+func (s *Store) fetchLayer(imName string, i, n int, l v1.Layer, diffID v1.Hash, fb, b *budget, progress Progress) error {
+	h, size, present, err := s.blobOf(imName, i, l)
+	if err != nil {
+		return err
 	}
 	ev := Event{Image: imName, Index: i, Count: n, Digest: h.String(), Total: size}
 	final := filepath.Join(s.layoutDir(), "blobs", h.Algorithm, h.Hex)
-	if fi, err := os.Stat(final); err == nil && fi.Size() == size {
+	if present {
 		ev.State, ev.Done = Present, size
 		progress.send(ev)
 		return s.checkDiffID(imName, i, l, final, diffID, b)
@@ -202,7 +238,7 @@ func (s *Store) fetchLayer(imName string, i, n int, l v1.Layer, diffID v1.Hash, 
 		return fmt.Errorf("fetch layer %d (%s) of %s: %w", i, h, imName, err)
 	}
 	defer rc.Close()
-	if err := s.writeBlob(h, size, rc, func(done int64) {
+	if err := s.writeBlob(h, size, fb.reader(rc), func(done int64) {
 		ev.State, ev.Done = Fetching, done
 		progress.send(ev)
 	}); err != nil {
@@ -234,11 +270,20 @@ func (s *Store) checkDiffID(imName string, i int, l v1.Layer, file string, want 
 	}
 	defer rc.Close()
 	var r io.Reader = rc
-	if _, shared := s.Layers.ByDiffID(want.String()); !shared {
+	_, shared := s.Layers.ByDiffID(want.String())
+	if !shared {
 		r = b.reader(rc)
 	}
 	sum := sha256.New()
-	if _, err := io.Copy(sum, r); errors.Is(err, ErrImageTooLarge) {
+	r = io.TeeReader(r, sum)
+	if !shared {
+		// Its entries too, each an inode once unpacked.
+		err = b.countEntries(r)
+	}
+	if err == nil {
+		_, err = io.Copy(io.Discard, r)
+	}
+	if errors.Is(err, ErrImageTooLarge) {
 		return fmt.Errorf("layer %d of %s: %w", i, imName, err)
 	} else if err != nil {
 		return fmt.Errorf("layer %d of %s: read it uncompressed: %w", i, imName, err)
@@ -256,7 +301,8 @@ var ErrLayerMismatch = errors.New("layer does not match the image's config")
 
 // writeBlob streams rc into the layout's blob h: into a hidden temporary
 // file first, its sha256 and size checked, then renamed. A download cut
-// short leaves nothing a later pull would take for the blob.
+// short leaves nothing a later pull would take for the blob, and one
+// longer than size stops at the first byte past it.
 func (s *Store) writeBlob(h v1.Hash, size int64, rc io.Reader, report func(int64)) error {
 	if h.Algorithm != "sha256" {
 		return fmt.Errorf("digest algorithm %q: only sha256 is supported", h.Algorithm)
@@ -272,13 +318,15 @@ func (s *Store) writeBlob(h v1.Hash, size int64, rc io.Reader, report func(int64
 	defer os.Remove(tmp.Name()) // a no-op once renamed
 	sum := sha256.New()
 	w := &countWriter{report: report}
-	n, err := io.Copy(io.MultiWriter(tmp, sum, w), rc)
+	n, err := io.Copy(io.MultiWriter(tmp, sum, w), io.LimitReader(rc, size+1))
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
 	switch {
 	case err != nil:
 		return fmt.Errorf("after %d of %d bytes: %w", n, size, err)
+	case n > size:
+		return fmt.Errorf("it sends more than the %d bytes the manifest says: refused", size)
 	case n != size:
 		return fmt.Errorf("got %d bytes, the manifest says %d", n, size)
 	case hex.EncodeToString(sum.Sum(nil)) != h.Hex:
@@ -336,7 +384,7 @@ func (s *Store) unpackLayer(imName string, i, n int, l v1.Layer, createdBy strin
 			return err
 		}
 		defer rc.Close()
-		rep, err = Unpack(b.reader(rc), root)
+		rep, err = unpack(b.reader(rc), root, b.takeEntry)
 		return err
 	})
 	if err != nil {

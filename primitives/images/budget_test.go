@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -172,5 +174,60 @@ func TestAnImageRefusedWhileItUnpacksLeavesTheStoreAsItWas(t *testing.T) {
 	}
 	if im, err := s.Get("hostile:v1"); err != nil || im.Digest != old.Digest {
 		t.Errorf("hostile:v1 after the refused load: %v %v, want the image it named, %s", im.Digest, err, old.Digest)
+	}
+}
+
+// Unpacking stops at the entry bound, should a layer hold more entries
+// than its digest's check counted, and says how many it had made.
+func TestUnpackStopsAtTheEntryBound(t *testing.T) {
+	b := &budget{bound: 1 << 40, entryBound: 10, entryWhy: "test", dir: t.TempDir(), space: func(string) (int64, int64, error) { return 1 << 40, 0, nil }}
+	var many []entry
+	for i := range 30 {
+		many = append(many, entry{name: fmt.Sprintf("f%d", i), typ: tar.TypeReg})
+	}
+	root := filepath.Join(b.dir, "root")
+	_, err := unpack(b.reader(bytes.NewReader(layerTar(t, many...))), root, b.takeEntry)
+	if !errors.Is(err, ErrImageTooLarge) || !strings.Contains(err.Error(), "more than 10 entries") || !strings.Contains(err.Error(), "stopped after 10 entries, and what it unpacked is removed") {
+		t.Fatalf("unpack of 30 entries with a bound of 10: %v", err)
+	}
+	if des, _ := os.ReadDir(root); len(des) > 10 {
+		t.Errorf("made %d entries, past the bound", len(des))
+	}
+}
+
+// Unpacking stops before the layer store's filesystem has less than its
+// reserve of inodes free, whatever the bound.
+func TestUnpackStopsBeforeTheStoresInodesRunOut(t *testing.T) {
+	b := &budget{bound: 1 << 40, entryBound: 1 << 40, entryWhy: "test", dir: "/the/store"}
+	b.space = func(string) (int64, int64, error) { return 1 << 40, 0, nil }
+	// 3000 inodes free before the unpack, 1000 of them kept.
+	b.inodes = func(string) (int64, int64, error) { return 3000 - b.entries, 1000, nil }
+	var many []entry
+	for i := range 4000 {
+		many = append(many, entry{name: fmt.Sprintf("f%d", i), typ: tar.TypeReg})
+	}
+	_, err := unpack(b.reader(bytes.NewReader(layerTar(t, many...))), filepath.Join(t.TempDir(), "root"), b.takeEntry)
+	if !errors.Is(err, ErrStoreFull) || !strings.Contains(err.Error(), "/the/store has") || !strings.Contains(err.Error(), "less than 1000 are left") {
+		t.Fatalf("unpack of 4000 entries with 2000 inodes to spare: %v", err)
+	}
+	// It looks every statfsEntries entries, as at the free space every MB.
+	if b.entries > 2000+statfsEntries {
+		t.Errorf("unpacked %d entries of the 2000 there was room for", b.entries)
+	}
+}
+
+// A fetch's budget counts compressed bytes, and its error says so.
+func TestAFetchCountsCompressedBytes(t *testing.T) {
+	b := &budget{bound: 1 << 20, why: "test", space: func(string) (int64, int64, error) { return 1 << 40, 0, nil }}
+	fetch, claim := b.fetching(t.TempDir())
+	if err := claim.take(2 << 20); !errors.Is(err, ErrImageTooLarge) || !strings.Contains(err.Error(), "more than 1 MB compressed, the most one image may fetch (test); refused before any of it was fetched") {
+		t.Errorf("a claim of 2 MB with a bound of 1 MB: %v", err)
+	}
+	_, err := io.Copy(io.Discard, fetch.reader(bytes.NewReader(make([]byte, 2<<20))))
+	if !errors.Is(err, ErrImageTooLarge) || !strings.Contains(err.Error(), "what it fetched is removed") {
+		t.Errorf("a fetch of 2 MB with a bound of 1 MB: %v", err)
+	}
+	if err := claim.take(-1); !errors.Is(err, ErrImageTooLarge) {
+		t.Errorf("a claim of -1 bytes: %v", err)
 	}
 }

@@ -2,7 +2,9 @@ package images
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"runtime"
@@ -66,6 +68,7 @@ func (s *Store) Pull(ctx context.Context, ref string, opts PullOptions, progress
 	if tr == nil {
 		tr = transport()
 	}
+	tr = boundedManifests{tr}
 	ro := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain), remote.WithTransport(tr)}
 	desc, err := remote.Get(r, ro...)
 	if err != nil {
@@ -122,7 +125,7 @@ func fromIndex(idx v1.ImageIndex, plat v1.Platform) (v1.Image, error) {
 }
 
 func checkPlatform(img v1.Image, plat v1.Platform) error {
-	cf, err := img.ConfigFile()
+	cf, err := configFile(img)
 	if err != nil {
 		return err
 	}
@@ -141,4 +144,77 @@ func orNone(list []string) string {
 		return "none"
 	}
 	return strings.Join(list, ", ")
+}
+
+// manifestMax is the most of a manifest or an index stepbox reads: what
+// a Docker registry accepts (distribution's maxManifestBodySize), where
+// go-containerregistry reads up to 100 MiB. configMax is the most of an
+// image's config: a real one is a few KB, a long history some hundred,
+// and every command of the image gets its Env.
+const (
+	manifestMax = 4 << 20
+	configMax   = 8 << 20
+)
+
+// ErrManifestTooLarge and ErrConfigTooLarge are returned for a manifest
+// or config past manifestMax or configMax.
+var (
+	ErrManifestTooLarge = errors.New("manifest too large")
+	ErrConfigTooLarge   = errors.New("image config too large")
+)
+
+// configFile reads img's config, refusing one whose size in the
+// manifest is past configMax before any of it is read: go-containerregistry
+// reads a config whole, as much as the manifest says, and a remote one
+// no further.
+func configFile(img v1.Image) (*v1.ConfigFile, error) {
+	m, err := img.Manifest()
+	if err != nil {
+		return nil, err
+	}
+	if size := m.Config.Size; size < 0 || size > configMax {
+		return nil, fmt.Errorf("%w: the manifest gives the config %s %d bytes, and stepbox reads at most %d MB of an image's config (a real one is a few KB)",
+			ErrConfigTooLarge, m.Config.Digest, size, configMax>>20)
+	}
+	return img.ConfigFile()
+}
+
+// boundedManifests refuses a manifest the registry sends of more than
+// manifestMax bytes: at once when its Content-Length says so, else at
+// the first byte past it.
+type boundedManifests struct{ next http.RoundTripper }
+
+func (b boundedManifests) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := b.next.RoundTrip(req)
+	if err != nil || req.Method != http.MethodGet || !strings.Contains(req.URL.Path, "/manifests/") {
+		return resp, err
+	}
+	tooLarge := func(size string) error {
+		return fmt.Errorf("%w: the registry sends %s for %s, and stepbox reads at most %d MB of a manifest (a Docker registry accepts no larger)",
+			ErrManifestTooLarge, size, req.URL.Path, manifestMax>>20)
+	}
+	if resp.ContentLength > manifestMax {
+		resp.Body.Close()
+		return nil, tooLarge(fmt.Sprintf("%d bytes", resp.ContentLength))
+	}
+	resp.Body = &boundedBody{ReadCloser: resp.Body, left: manifestMax, err: tooLarge(fmt.Sprintf("more than %d bytes", manifestMax))}
+	return resp, nil
+}
+
+// boundedBody fails the read that takes it past left bytes.
+type boundedBody struct {
+	io.ReadCloser
+	left int64
+	err  error
+}
+
+func (b *boundedBody) Read(p []byte) (int, error) {
+	if int64(len(p)) > b.left+1 {
+		p = p[:b.left+1]
+	}
+	n, err := b.ReadCloser.Read(p)
+	if b.left -= int64(n); b.left < 0 {
+		return 0, b.err
+	}
+	return n, err
 }

@@ -64,6 +64,12 @@ func (rep UnpackReport) note() string {
 // holds "..", or whose parent is a symlink (one made earlier in the same
 // tar) is refused: nothing is ever written outside root.
 func Unpack(r io.Reader, root string) (UnpackReport, error) {
+	return unpack(r, root, nil)
+}
+
+// unpack is Unpack, asking entry (when not nil) before each entry is
+// made: an error it returns stops the unpack there.
+func unpack(r io.Reader, root string, entry func() error) (UnpackReport, error) {
 	var rep UnpackReport
 	if err := os.Mkdir(root, 0o755); err != nil {
 		return rep, err
@@ -82,6 +88,11 @@ func Unpack(r io.Reader, root string) (UnpackReport, error) {
 		}
 		if err != nil {
 			return rep, fmt.Errorf("read tar after %d entries: %w", rep.Entries, err)
+		}
+		if entry != nil {
+			if err := entry(); err != nil {
+				return rep, fmt.Errorf("tar entry %q: %w", hdr.Name, err)
+			}
 		}
 		if err := u.entry(hdr, tr); err != nil {
 			return rep, fmt.Errorf("tar entry %q: %w", hdr.Name, err)
