@@ -5,12 +5,14 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"stepbox/primitives/cgroups"
 	"stepbox/primitives/export"
@@ -238,4 +240,44 @@ func readIDMap(file string) ([]specs.LinuxIDMapping, error) {
 		out = append(out, specs.LinuxIDMapping{ContainerID: uint32(n[0]), HostID: uint32(n[1]), Size: uint32(n[2])})
 	}
 	return out, sc.Err()
+}
+
+// BundleOutOfReach says which directory on the way to the bundle at dir
+// the root of e's user namespace may not search, and what to do, or ""
+// (no such directory, or no user namespace). runc's init opens rootfs/
+// by its path once it is that root, a host uid with no capability over
+// host root's files (libcontainer/rootfs_linux.go, prepareRoot): a
+// directory only host root may search (/root, go test's, 0700) fails it
+// with EACCES. Only said, never changed: unlike the state dir's
+// (letThrough), the directories above a bundle are the learner's.
+func BundleOutOfReach(dir string, e export.Box) string {
+	uid, uok := mappedRoot(e.UIDMap)
+	gid, gok := mappedRoot(e.GIDMap)
+	if !slices.Contains(e.Namespaces, "user") || !uok || !gok {
+		return ""
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return ""
+	}
+	for p := filepath.Dir(abs); ; p = filepath.Dir(p) {
+		var st unix.Stat_t
+		if err := unix.Stat(p, &st); err == nil && !searchable(st, uid, gid) {
+			return fmt.Sprintf("runc's init reaches rootfs/ as the box's root, host uid %d, which may not search %s (mode %04o, owner %d): `runc run` fails there with permission denied. "+
+				"`chmod o+x %s`, or export into a directory every user may search (as Docker keeps a remapped root's files under 0711 directories)", uid, p, st.Mode&0o7777, st.Uid, p)
+		}
+		if p == "/" {
+			return ""
+		}
+	}
+}
+
+// mappedRoot is the host ID mappings m give ID 0.
+func mappedRoot(m []specs.LinuxIDMapping) (int, bool) {
+	for _, r := range m {
+		if r.ContainerID == 0 && r.Size > 0 {
+			return int(r.HostID), true
+		}
+	}
+	return 0, false
 }

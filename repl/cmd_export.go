@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"stepbox/primitives"
 	"stepbox/primitives/export"
 	"stepbox/primitives/outfile"
 	"stepbox/primitives/step"
@@ -23,7 +24,7 @@ func init() {
 				{
 					Name: "bundle", Usage: "export bundle DIR", MinArgs: 1, MaxArgs: 1, NeedsBox: true,
 					Summary: "write DIR/config.json (runtime-spec) and DIR/rootfs, a copy of the box's root: `runc run -b DIR NAME` starts the same container",
-					Kernel:  "namespaces from the box's steps, limits read from its cgroup, capability sets from /proc/PID/status, mounts from its mountinfo; the root copied file by file",
+					Kernel:  "namespaces from the box's steps, limits read from its cgroup, capability sets from /proc/PID/status, mounts from its mountinfo (in a user namespace, their uid= and gid= in the box's IDs, and a tmpfs at /dev where the box has none: runc binds the host's device nodes there); the root copied file by file",
 					Example: "export bundle /tmp/web", Man: "runc-run(8)",
 					Complete: completePath,
 					Run:      runExportBundle,
@@ -64,6 +65,12 @@ func runExportBundle(sh *Shell, c *Call) error {
 		return fmt.Errorf("%w: the bundle is written, but a later box may be given its IDs and own its rootfs/: remove it", err)
 	}
 	notes = append(notes, export.Reach(desc))
+	if n := export.DevNote(desc); n != "" {
+		notes = append(notes, n)
+	}
+	if n := primitives.BundleOutOfReach(c.Args[0], desc); n != "" {
+		notes = append(notes, n)
+	}
 	if devices > 0 {
 		notes = append(notes, fmt.Sprintf("%s of the box's root left out of rootfs: runc makes /dev from config.json, "+
 			"and a copied node (any major:minor the box chose) would open the host's device to whoever reaches the bundle", step.Count(devices, "device node")))

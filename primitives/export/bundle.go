@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -98,13 +100,25 @@ func Spec(b Box) *specs.Spec {
 		}
 		s.Linux.TimeOffsets[clock] = specs.LinuxTimeOffset{Secs: int64(d / time.Second), Nanosecs: uint32(d % time.Second)}
 	}
+	userNS := slices.Contains(b.Namespaces, "user")
 	for _, m := range b.Mounts {
 		sm := specs.Mount{Destination: m.Target, Type: m.Type, Source: m.Source, Options: m.Options}
 		if m.Type == "bind" {
 			sm.Type = ""
 			sm.Options = append([]string{"rbind"}, m.Options...)
 		}
+		if userNS {
+			sm.Options = boxIDOptions(sm.Options, b.UIDMap, b.GIDMap)
+		}
 		s.Mounts = append(s.Mounts, sm)
+	}
+	if devTmpfsNeeded(b) {
+		// Before any mount under /dev, which would be hidden under it.
+		i := slices.IndexFunc(s.Mounts, func(m specs.Mount) bool { return strings.HasPrefix(m.Destination, "/dev/") })
+		if i < 0 {
+			i = len(s.Mounts)
+		}
+		s.Mounts = slices.Insert(s.Mounts, i, devTmpfs())
 	}
 	s.Linux.MaskedPaths, s.Linux.ReadonlyPaths = b.MaskedPaths, b.ReadonlyPaths
 	r := s.Linux.Resources
@@ -118,6 +132,82 @@ func Spec(b Box) *specs.Spec {
 		r.CPU = &specs.LinuxCPU{Quota: &b.CPUQuota, Period: &b.CPUPeriod}
 	}
 	return s
+}
+
+// devTmpfs is the /dev of runc's own spec (`runc spec`, `runc spec
+// --rootless`), with the options `mount dev` gives its tmpfs.
+func devTmpfs() specs.Mount {
+	return specs.Mount{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}}
+}
+
+// devTmpfsNeeded reports whether the bundle of b mounts a tmpfs at /dev
+// that the box did not have: b has a user namespace of its own and no
+// mount at /dev. The runtime must supply /dev/null, zero, full, random,
+// urandom and tty (runtime-spec config-linux.md, "Default Devices"); in a
+// user namespace mknod(2) of a device is refused, so runc binds the
+// host's node, on a file it first creates in the rootfs's /dev as the
+// container's root (libcontainer/rootfs_linux.go, createDevices). The
+// /dev of the box's root is its layer's, host root's, whom the
+// namespace does not map, so that root may not create anything there:
+// runc failed with "error creating device nodes: open …/dev/null:
+// permission denied". On a tmpfs the container's root mounts it can, as
+// with `runc spec --rootless` and the box's own `mount dev`. Binds of the
+// host's nodes among config.json's mounts would not spare runc its own:
+// it still creates each default device after the mounts, with
+// open(O_CREAT|O_TRUNC), and opening a bound /dev/tty fails (ENXIO) in
+// its init, which has no controlling terminal.
+func devTmpfsNeeded(b Box) bool {
+	return slices.Contains(b.Namespaces, "user") && !slices.ContainsFunc(b.Mounts, func(m Mount) bool { return m.Target == "/dev" })
+}
+
+// DevNote says, when the bundle of b mounts a tmpfs at /dev the box did
+// not have (devTmpfsNeeded), why; "" when it does not.
+func DevNote(b Box) string {
+	if !devTmpfsNeeded(b) {
+		return ""
+	}
+	return "config.json mounts a tmpfs at /dev, which the box did not have, as `runc spec --rootless` does: in the box's user namespace mknod(2) of a device is refused, " +
+		"so runc binds the host's null, zero, full, random, urandom and tty instead, on files it makes in /dev as the container's root; the /dev of the box's root is its layer's, " +
+		"host root's, whom the namespace does not map, and runc could not make them there. What the layer has in /dev is hidden under the tmpfs"
+}
+
+// boxIDOptions is a mount's options with its uid= and gid= in the IDs
+// of the box's user namespace. mountinfo shows them as the host's
+// (from_kuid_munged(&init_user_ns, …): a tmpfs the box's root mounted
+// shows uid=100000 for its host uid), and the runtime mounts inside the
+// container's user namespace, where the kernel reads them as that
+// namespace's IDs and refuses one it does not map (EINVAL); runc's own
+// rootless spec drops them (specconv.ToRootless). Mapped back they keep
+// the owner the box's mount had. An ID the maps lack stays as it is.
+func boxIDOptions(opts []string, uidMap, gidMap []specs.LinuxIDMapping) []string {
+	out := make([]string, 0, len(opts))
+	for _, o := range opts {
+		prefix, m := "uid=", uidMap
+		v, ok := strings.CutPrefix(o, prefix)
+		if !ok {
+			prefix, m = "gid=", gidMap
+			v, ok = strings.CutPrefix(o, prefix)
+		}
+		if ok {
+			if host, err := strconv.ParseUint(v, 10, 32); err == nil {
+				if id, mapped := insideID(m, uint32(host)); mapped {
+					o = prefix + strconv.FormatUint(uint64(id), 10)
+				}
+			}
+		}
+		out = append(out, o)
+	}
+	return out
+}
+
+// insideID is the ID a user namespace with mappings m gives host ID host.
+func insideID(m []specs.LinuxIDMapping, host uint32) (uint32, bool) {
+	for _, r := range m {
+		if host >= r.HostID && uint64(host) < uint64(r.HostID)+uint64(r.Size) {
+			return r.ContainerID + (host - r.HostID), true
+		}
+	}
+	return 0, false
 }
 
 // WithoutTime is b without its time namespace, for runtimes older than

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -157,5 +158,56 @@ func TestWriteBundleRefusesABoxWithoutProcAndWritesNothing(t *testing.T) {
 	}
 	if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("%s was made: %v", dir, err)
+	}
+}
+
+// A box with a user namespace of its own and no /dev mount: the bundle
+// mounts a tmpfs at /dev, before any mount under it, where runc can bind
+// the host's device nodes as the container's root; its mounts' uid= and
+// gid= are the box's IDs, not the host's mountinfo shows. A box without
+// one, or with a /dev of its own, keeps its mounts as they were.
+func TestSpecOfAUserNamespaceBoxMountsADevTmpfsAndTheBoxsIDs(t *testing.T) {
+	b := sampleBox()
+	b.Namespaces = append(b.Namespaces, "user")
+	b.UIDMap = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
+	b.GIDMap = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 200000, Size: 10}, {ContainerID: 10, HostID: 300000, Size: 10}}
+	b.Mounts = append(b.Mounts,
+		Mount{Target: "/tmp", Type: "tmpfs", Source: "tmpfs", Options: []string{"rw", "size=65536k", "uid=100000", "gid=300005", "mode=1777"}},
+		Mount{Target: "/dev/mqueue", Type: "mqueue", Source: "mqueue"},
+		Mount{Target: "/run", Type: "tmpfs", Source: "tmpfs", Options: []string{"uid=7", "gid=100000"}})
+	s := Spec(b)
+	var got []string
+	for _, m := range s.Mounts {
+		got = append(got, m.Destination+" "+m.Type+" "+strings.Join(m.Options, ","))
+	}
+	want := []string{
+		"/proc proc rw,nosuid",
+		"/data  rbind,ro",
+		"/tmp tmpfs rw,size=65536k,uid=0,gid=15,mode=1777",
+		"/dev tmpfs nosuid,strictatime,mode=755,size=65536k",
+		"/dev/mqueue mqueue ",
+		"/run tmpfs uid=7,gid=100000", // IDs the maps lack stay
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("mounts:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if !strings.Contains(DevNote(b), "tmpfs at /dev") {
+		t.Errorf("DevNote %q: want why /dev is a tmpfs", DevNote(b))
+	}
+
+	b.Mounts = append(b.Mounts, Mount{Target: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"mode=755", "uid=100000"}})
+	s = Spec(b)
+	if n := slices.IndexFunc(s.Mounts, func(m specs.Mount) bool { return m.Destination == "/dev" }); n != len(s.Mounts)-1 || !slices.Contains(s.Mounts[n].Options, "uid=0") {
+		t.Errorf("a box with its own /dev: mounts %+v, want its /dev alone, as uid 0", s.Mounts)
+	}
+	if DevNote(b) != "" {
+		t.Errorf("DevNote of a box with its own /dev: %q", DevNote(b))
+	}
+
+	plain := sampleBox()
+	plain.Mounts = append(plain.Mounts, Mount{Target: "/tmp", Type: "tmpfs", Source: "tmpfs", Options: []string{"uid=100000"}})
+	s = Spec(plain)
+	if slices.ContainsFunc(s.Mounts, func(m specs.Mount) bool { return m.Destination == "/dev" }) || !slices.Contains(s.Mounts[len(s.Mounts)-1].Options, "uid=100000") || DevNote(plain) != "" {
+		t.Errorf("a box without a user namespace: mounts %+v, note %q; want the box's as they were", s.Mounts, DevNote(plain))
 	}
 }
