@@ -26,7 +26,7 @@ func init() {
 		&Command{
 			Name: "exec", Group: "processes", Usage: "exec [CMD [ARG…]]", MaxArgs: -1, RawArgs: true, NeedsBox: true, Recorded: true,
 			Summary: "run a command inside the box and show its output",
-			Kernel:  "the box's PID 1 (or box process) forks; the child calls setsid(2), a session of its own without a controlling terminal, and execve(2)s the command: it inherits every namespace, the root and the cgroup the steps made. Its stdout and stderr are pipes stepbox prints from, its stdin /dev/null: never your terminal",
+			Kernel:  "the box's PID 1 (or box process) forks; the child calls setsid(2), a session of its own without a controlling terminal, and execve(2)s the command: it inherits every namespace and the root the steps made, and its parent's cgroup: stepbox's tracking cgroup of the box from `new`, the box's own once `cgroup attach` moved the parent there. Its stdout and stderr are pipes stepbox prints from, its stdin /dev/null: never your terminal",
 			Example: "exec sh -c 'echo $$; hostname'", Man: "execve(2)",
 			Plan: func(sh *Shell, c *Call) (*step.Step, error) {
 				argv, err := sh.execArgv(c.Args)
