@@ -85,7 +85,7 @@ func (sh *Shell) RunScript(ctx context.Context, r *os.File, name string) error {
 			// terminal (enter) rather than cancelling ctx, stops the script
 			// too, '-' or not: it is not the failure '-' lets by.
 			if !tolerate || interruptedBy(err) {
-				return &ScriptError{File: name, Line: n, Err: err}
+				return &ScriptError{File: name, Line: n, Err: err, shown: true}
 			}
 		}
 		if sh.exit {
@@ -175,6 +175,8 @@ type ScriptError struct {
 	File string
 	Line int
 	Err  error
+	// shown: the failing line's error was printed where it failed.
+	shown bool
 }
 
 // Error names where the script stopped, through the scripts it sourced
@@ -220,6 +222,13 @@ func sourcedFailure(err error) *ScriptError {
 	}
 	se, _ := err.(*ScriptError)
 	return se
+}
+
+// shownAtLine says that the error of the line that stopped the innermost
+// script was printed at that line (not a read of the file that failed).
+func (e *ScriptError) shownAtLine() bool {
+	chain, _ := e.chain()
+	return chain[len(chain)-1].shown
 }
 
 // interrupted says that the learner's Ctrl-C stopped the script: it
