@@ -81,10 +81,7 @@ func (sh *Shell) RunScript(ctx context.Context, r *os.File, name string) error {
 			if sourcedFailure(err) == nil {
 				sh.reportError(err)
 			}
-			// The learner's Ctrl-C, passed on to a command that reads the
-			// terminal (enter) rather than cancelling ctx, stops the script
-			// too, '-' or not: it is not the failure '-' lets by.
-			if !tolerate || interruptedBy(err) {
+			if stopsScript(err, tolerate) {
 				return &ScriptError{File: name, Line: n, Err: err, shown: true}
 			}
 		}
@@ -168,6 +165,15 @@ func readLine(ctx context.Context, r *bufio.Reader, max int) (line string, size 
 		}
 		return string(b), size, err
 	}
+}
+
+// stopsScript says whether a line's failure stops the script (source,
+// `stepbox run`, a lesson's solution): every failure of a line without a
+// leading '-', and the learner's Ctrl-C whatever the line, also one passed
+// on to a command that reads the terminal (enter) rather than cancelling
+// the script's context: it is not the failure '-' lets by.
+func stopsScript(err error, tolerate bool) bool {
+	return !tolerate || interruptedBy(err)
 }
 
 // ScriptError is the failure that stopped a script.
