@@ -81,12 +81,10 @@ func (b *Box) PlanExec(argv []string) (*step.Step, error) {
 		Man:     []string{"clone(2)", "execve(2)", "nsenter(1)"},
 		Undo:    "nothing to undo: the process ends with the command; what it wrote stays in the box (in its upper dir after `mount overlay`)",
 	}
-	made := "every namespace, the root and the cgroup the steps made"
-	if b.Cgroup() == nil {
-		// No cgroup of the box's own (none yet, or rootless where none is
-		// delegated): the command stays in the session's (ut26 F19).
-		made = "every namespace and the root the steps made, and the session's cgroup (the box has none of its own)"
-	}
+	// The cgroup is the one the forking process is in, read from the
+	// kernel: stepbox's tracking cgroup from `new`, the box's own only
+	// once `cgroup attach` moved the process (ut26 F19).
+	made := "every namespace and the root the steps made, and " + b.cgroupsOf(pid).words()
 	st.Tell("ran "+argv[0]+" inside the box: "+from+" forked it, and it inherited "+made,
 		"will run "+argv[0]+" inside the box: "+from+" will fork it, and it will inherit "+made)
 	st.MarkNotRun()
@@ -106,9 +104,7 @@ func (b *Box) PlanExec(argv []string) (*step.Step, error) {
 	}
 	st.Plan(execveCall(path, argv))
 	st.Plan("wait4(-1, …, WNOHANG, NULL)   # the box reaps it and reports its exit status")
-	if b.Cgroup() != nil {
-		st.Notes = append(st.Notes, "nsenter does not change cgroup; stepbox's command starts in the box's cgroup because its parent is there")
-	}
+	st.Notes = append(st.Notes, "nsenter does not change cgroup; stepbox's command starts in the cgroup of its parent, "+from)
 	return st, nil
 }
 

@@ -128,3 +128,63 @@ func commOf(pid int) string {
 	}
 	return strconv.Quote(c)
 }
+
+// boxCgroups is where a process of the box is among the box's cgroups,
+// as the kernel has it (/proc/PID/cgroup): the box's own, from `cgroup
+// new`, holds it only once `cgroup attach` moved it there; stepbox's
+// tracking cgroup holds it from `new` (on a hybrid host, its cgroup2 tree
+// keeps it after attach too, which writes only the v1 trees).
+type boxCgroups struct {
+	own, tracked     *cgroups.Group // nil where the box has none
+	ownIn, trackedIn []cgroups.Dir  // their directories the process is in
+}
+
+// cgroupsOf reads where process pid is among the box's cgroups.
+func (b *Box) cgroupsOf(pid int) boxCgroups {
+	b.mu.Lock()
+	c := boxCgroups{own: b.cgroup, tracked: b.tracked}
+	b.mu.Unlock()
+	in, err := readProcCgroups(pid)
+	if err != nil {
+		return c
+	}
+	c.ownIn, c.trackedIn = dirsHolding(c.own, in), dirsHolding(c.tracked, in)
+	return c
+}
+
+// dirsHolding are g's directories that hold the process whose cgroups
+// are in (readProcCgroups).
+func dirsHolding(g *cgroups.Group, in map[string]string) []cgroups.Dir {
+	if g == nil {
+		return nil
+	}
+	var out []cgroups.Dir
+	for _, d := range append(slices.Clone(g.Dirs), g.Track...) {
+		if in[d.Hierarchy] == d.Cgroup {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// words names the cgroups that hold the process, for a step's summary:
+// what a command it forks starts in, since fork keeps the cgroup.
+func (c boxCgroups) words() string {
+	switch {
+	case len(c.ownIn) > 0 && len(c.trackedIn) > 0:
+		return fmt.Sprintf("the box's cgroup %s and stepbox's tracking cgroup %s", c.own.Name, c.tracked.Name)
+	case len(c.ownIn) > 0:
+		return "the box's cgroup " + c.own.Name
+	case len(c.trackedIn) > 0 && c.own != nil:
+		return fmt.Sprintf("stepbox's tracking cgroup %s (the box's cgroup %s holds none of its processes until `cgroup attach`)", c.tracked.Name, c.own.Name)
+	case len(c.trackedIn) > 0:
+		return fmt.Sprintf("stepbox's tracking cgroup %s (the box has no cgroup of its own until `cgroup new` and `cgroup attach`)", c.tracked.Name)
+	}
+	// Rootless where no cgroup is delegated, or a host that gave stepbox
+	// none to write (track): the box process stayed where the session
+	// started it.
+	if c.own != nil {
+		return fmt.Sprintf("the session's cgroup (the box's cgroup %s holds none of its processes until `cgroup attach`, and stepbox tracks it in none)", c.own.Name)
+	}
+	return "the session's cgroup (the box is in no cgroup of its own nor of stepbox's)"
+}

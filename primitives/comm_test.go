@@ -51,28 +51,3 @@ func TestBoxProcessAndPID1HaveNamesALearnerRecognises(t *testing.T) {
 		}
 	}
 }
-
-// What explain says an exec inherits names the cgroup only once the box
-// has one: before `cgroup new` (or rootless, where none is delegated) the
-// command stays in the session's (ut26 F19).
-func TestExecPlanNamesTheBoxCgroupOnlyWhenItHasOne(t *testing.T) {
-	needRoot(t)
-	s := newTestSession(t)
-	b, _, err := s.NewBox("plain", false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := b.PlanExec([]string{"true"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if strings.Contains(st.Summary, "the cgroup the steps made") || !strings.Contains(st.Summary, "the session's cgroup (the box has none of its own)") {
-		t.Errorf("exec in a box without a cgroup: %q", st.Summary)
-	}
-	if _, err := b.CgroupNew(); err != nil {
-		t.Fatal(err)
-	}
-	if st, _ = b.PlanExec([]string{"true"}); !strings.Contains(st.Summary, "the cgroup the steps made") {
-		t.Errorf("exec in a box with its cgroup: %q", st.Summary)
-	}
-}

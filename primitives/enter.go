@@ -16,7 +16,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"stepbox/primitives/cgroups"
 	"stepbox/primitives/step"
 )
 
@@ -60,6 +59,7 @@ func userInode(fi os.FileInfo) uint32 {
 // seccomp to the new process).
 type enterJoin struct {
 	cgroups  []string // cgroup.procs files of the box's cgroup, one per hierarchy
+	where    string   // the cgroups those are, in words (boxCgroups.words)
 	security Security
 	ids      *IDs     // the image's User, as exec runs its commands; nil: root
 	env      []string // the command's environment: the image's Env too, as exec's
@@ -73,8 +73,8 @@ type enterJoin struct {
 func enterRecord(pid int, types []NamespaceType, j enterJoin, path string, argv []string, verb string) (*step.Step, []int) {
 	st := &step.Step{
 		Command: "enter",
-		Summary: fmt.Sprintf("%s the namespaces of PID %d from the host%s, then %s %s there%s%s with the box's capabilities, no_new_privs and seccomp settings", verb, pid,
-			map[bool]string{true: " and its cgroup", false: ""}[len(j.cgroups) > 0], map[string]string{"joined": "ran", "will join": "will run"}[verb], step.ShellJoin(argv), inDir(joinsType(types, "mnt"), j.dir), asUser(j.ids)),
+		Summary: fmt.Sprintf("%s PID %d's %s from the host%s, then %s %s there%s%s with the box's capabilities, no_new_privs and seccomp settings", verb, pid, namespaceList(types),
+			map[bool]string{true: " and " + j.where, false: ", staying in " + j.where}[len(j.cgroups) > 0], map[string]string{"joined": "ran", "will join": "will run"}[verb], step.ShellJoin(argv), inDir(joinsType(types, "mnt"), j.dir), asUser(j.ids)),
 		Man:  []string{"setns(2)", "nsenter(1)", "capabilities(7)"},
 		Undo: "nothing to undo: the entered command ends, the box stays",
 	}
@@ -166,26 +166,44 @@ func (b *Box) enterJoinOf(pid int, types []NamespaceType) enterJoin {
 		a := b.execArgs(nil, nil)
 		j.ids, j.env, j.dir = a.User, a.Env, a.Dir
 	}
+	b.mu.Unlock()
 	// The learner's cgroup, and stepbox's own that holds the box from
 	// `new` (box_track.go): the command joins whichever the box's process
 	// is in, so it counts against the same limits and teardown finds it.
-	groups := []*cgroups.Group{b.cgroup, b.tracked}
-	b.mu.Unlock()
-	in, err := readProcCgroups(pid)
-	if err != nil {
-		return j
+	c := b.cgroupsOf(pid)
+	for _, d := range append(c.ownIn, c.trackedIn...) {
+		j.cgroups = append(j.cgroups, filepath.Join(d.Path, "cgroup.procs"))
 	}
-	for _, g := range groups {
-		if g == nil {
-			continue
-		}
-		for _, d := range append(slices.Clone(g.Dirs), g.Track...) {
-			if in[d.Hierarchy] == d.Cgroup {
-				j.cgroups = append(j.cgroups, filepath.Join(d.Path, "cgroup.procs"))
-			}
-		}
-	}
+	j.where = c.words()
 	return j
+}
+
+// EnterJoins is what a process `enter TYPE…` starts joins of box b, as
+// Enter joins it, for what stepbox says before it hands the learner's
+// terminal over: the namespaces, the box's user namespace bringing all
+// its own (withUserNamespace), in canonical order, and the cgroups it
+// writes itself into, in words. Its settings are the box's, always.
+func (b *Box) EnterJoins(types []NamespaceType) (namespaces []string, cgroup string) {
+	pid := b.CommandPID()
+	types = b.withUserNamespace(types)
+	for _, t := range NamespaceTypes {
+		if joinsType(types, t.Name) {
+			namespaces = append(namespaces, t.Name)
+		}
+	}
+	return namespaces, b.enterJoinOf(pid, types).where
+}
+
+// namespaceList names the namespaces of types in canonical order, as
+// `uts, mnt, pid namespaces`.
+func namespaceList(types []NamespaceType) string {
+	var names []string
+	for _, t := range NamespaceTypes {
+		if joinsType(types, t.Name) {
+			names = append(names, t.Name)
+		}
+	}
+	return strings.Join(names, ", ") + " " + step.Plural(len(names), "namespace")
 }
 
 // readProcCgroups maps each hierarchy of /proc/PID/cgroup ("" in v2) to

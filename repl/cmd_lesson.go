@@ -327,7 +327,8 @@ func runSolution(ctx context.Context, sh *Shell, st *lessons.Step, names lessons
 
 // runLines runs script lines as a script would: each echoed (or shown by
 // echo, when given: the demo types it), a line starting with '-' may
-// fail, and the first other failure stops them.
+// fail, and the first other failure stops them, as does the learner's
+// Ctrl-C (stopsScript).
 func (sh *Shell) runLines(ctx context.Context, lines []string, echo func(line string)) error {
 	for _, line := range lines {
 		tolerate := false
@@ -343,7 +344,7 @@ func (sh *Shell) runLines(ctx context.Context, lines []string, echo func(line st
 			// As typed: the kernel's words, the rule and what to do, which
 			// a lecture running a solution is there to show.
 			sh.reportError(err)
-			if !tolerate {
+			if stopsScript(err, tolerate) {
 				return reportedError{err}
 			}
 		}

@@ -26,7 +26,7 @@ func init() {
 		&Command{
 			Name: "exec", Group: "processes", Usage: "exec [CMD [ARG…]]", MaxArgs: -1, RawArgs: true, NeedsBox: true, Recorded: true,
 			Summary: "run a command inside the box and show its output",
-			Kernel:  "the box's PID 1 (or box process) forks; the child calls setsid(2), a session of its own without a controlling terminal, and execve(2)s the command: it inherits every namespace, the root and the cgroup the steps made. Its stdout and stderr are pipes stepbox prints from, its stdin /dev/null: never your terminal",
+			Kernel:  "the box's PID 1 (or box process) forks; the child calls setsid(2), a session of its own without a controlling terminal, and execve(2)s the command: it inherits every namespace and the root the steps made, and its parent's cgroup: stepbox's tracking cgroup of the box from `new`, the box's own once `cgroup attach` moved the parent there. Its stdout and stderr are pipes stepbox prints from, its stdin /dev/null: never your terminal",
 			Example: "exec sh -c 'echo $$; hostname'", Man: "execve(2)",
 			Plan: func(sh *Shell, c *Call) (*step.Step, error) {
 				argv, err := sh.execArgv(c.Args)
@@ -113,7 +113,7 @@ func init() {
 		&Command{
 			Name: "enter", Group: "processes", Usage: "enter [TYPE…] [-- CMD…]", MaxArgs: -1, RawArgs: true, NeedsBox: true,
 			Summary: "join the box's namespaces from the host, like `nsenter -t PID`",
-			Kernel:  "a new process writes itself into the box's cgroup, opens /proc/PID/ns/* and calls setns(2) for each (the box's user namespace always, when it has one, and then all its namespaces of its own: uts ipc net mnt cgroup pid and time, whose clocks are the ones its commands read, time_for_children), then forks the command, which calls setsid(2); with the mnt namespace it takes the box's root as nsenter --root does, fchdir(2) to /proc/PID/root (opened with the namespace files) and chroot(\".\"), since setns(2) leaves it at the namespace's root, the host's files after `chroot`, and, once an image's overlay is the box's / (pivot_root or chroot), chdir(2) to the image's WorkingDir inside the box, made there first if missing, as exec does: a shell gets a pty of its own as its controlling terminal (TIOCSCTTY), relayed by stepbox; a command given after -- writes through pipes and reads /dev/null, never your terminal and gets the box's capabilities, no_new_privs and seccomp filter before execve(2), as docker exec does",
+			Kernel:  "a new process writes itself into the cgroups the box's processes are in (stepbox's tracking cgroup of the box, and the box's own once `cgroup attach` moved them there), opens /proc/PID/ns/* and calls setns(2) for each (the box's user namespace always, when it has one, and then all its namespaces of its own: uts ipc net mnt cgroup pid and time, whose clocks are the ones its commands read, time_for_children), then forks the command, which calls setsid(2); with the mnt namespace it takes the box's root as nsenter --root does, fchdir(2) to /proc/PID/root (opened with the namespace files) and chroot(\".\"), since setns(2) leaves it at the namespace's root, the host's files after `chroot`, and, once an image's overlay is the box's / (pivot_root or chroot), chdir(2) to the image's WorkingDir inside the box, made there first if missing, as exec does: a shell gets a pty of its own as its controlling terminal (TIOCSCTTY), relayed by stepbox; a command given after -- writes through pipes and reads /dev/null, never your terminal and gets the box's capabilities, no_new_privs and seccomp filter before execve(2), as docker exec does",
 			Example: "enter mnt pid uts -- /bin/sh -c hostname", Man: "setns(2), nsenter(1)",
 			Complete: completeEnter,
 			Run:      runEnter,
@@ -184,21 +184,16 @@ func runEnter(sh *Shell, c *Call) error {
 	interactive := sh.Terminal != nil && (interactiveShell(argv) || fullScreenProgram)
 	if sh.Terminal != nil {
 		if interactive {
-			var names []string
-			for _, t := range types {
-				names = append(names, t.Name)
-			}
-			if len(names) == 0 {
-				names = []string{"user"} // its only one of its own (enterRequest)
-			}
-			// With the mount namespace (which a box's user namespace
-			// brings) goes the box's root: after `chroot` it is not the
-			// namespace's (Box.Enter).
+			// What Box.Enter joins, not only what was asked: the box's
+			// user namespace brings every namespace of its own.
+			names, cgroup := b.EnterJoins(types)
+			// With the mount namespace goes the box's root: after
+			// `chroot` it is not the namespace's (Box.Enter).
 			joined, as := "", "nsenter"
-			if slices.Contains(names, "mnt") || b.Has("user") && b.Has("mnt") {
+			if slices.Contains(names, "mnt") {
 				joined, as = " and root", "nsenter --root"
 			}
-			sh.handOver(fmt.Sprintf("%s in box %s's %s %s%s, joined from the host as %s does; %s", argv[0], b.Name, strings.Join(names, ", "), step.Plural(len(names), "namespace"), joined, as, enterIdentity(b)))
+			sh.handOver(fmt.Sprintf("%s in box %s's %s %s%s, joined from the host as %s does%s; %s", argv[0], b.Name, strings.Join(names, ", "), step.Plural(len(names), "namespace"), joined, as, userBrings(b), enterIdentity(b, cgroup)))
 		}
 		sh.handTerminal()
 		if interactive {
@@ -330,19 +325,22 @@ func (sh *Shell) backFromShell(name string, es primitives.ExitStatus) {
 
 // enterIdentity says what the entered command gets of the box besides
 // its namespaces, as `docker exec` gives it the container's.
-func enterIdentity(b *primitives.Box) string {
-	what := []string{"capabilities", "no_new_privs and seccomp settings"}
-	if b.Cgroup() != nil {
-		what = append([]string{"cgroup"}, what...)
-	}
-	if b.Has("user") {
-		what = append([]string{"user namespace (always joined, and with it every namespace of the box's own: its identity never sits in one of the host's)"}, what...)
-	}
+func enterIdentity(b *primitives.Box, cgroup string) string {
 	who := ""
 	if ids := b.CommandIDs(); ids != nil {
 		who = fmt.Sprintf(" as the image's User (uid %d, gid %d)", ids.UID, ids.GID)
 	}
-	return "with the box's " + strings.Join(what, ", ") + who + ", as docker exec does, never the host's"
+	return "in " + cgroup + ", with the box's capabilities, no_new_privs and seccomp settings" + who + ", as docker exec does, never the host's"
+}
+
+// userBrings says why `enter` joins namespaces that were not asked for:
+// the box's user namespace, always joined, brings every one of the box's
+// own (Box.Enter), so that its identity never sits in one of the host's.
+func userBrings(b *primitives.Box) string {
+	if !b.Has("user") {
+		return ""
+	}
+	return " (the box's user namespace is always joined, and with it every namespace of the box's own: its identity never sits in one of the host's)"
 }
 
 // enterRequest reads `enter [TYPE…] [-- CMD…]` for box b: the namespaces

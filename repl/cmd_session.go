@@ -91,7 +91,7 @@ func init() {
 					return err
 				}
 				defer f.Close()
-				return sh.RunScript(sh.interrupt, f, c.Args[0])
+				return sh.sourceStopped(sh.RunScript(sh.interrupt, f, c.Args[0]))
 			},
 		},
 		&Command{
@@ -130,6 +130,21 @@ func runExplain(sh *Shell, c *Call) error {
 		return sh.explainPlan(c.Args)
 	}
 	return nil
+}
+
+// sourceStopped is what `source` returns of its script's failure. Typed
+// at the prompt (no script around it), a script stopped by a line whose
+// error was printed at that line says only where it stopped: the prompt
+// printed that error a second time in the summary. A Ctrl-C's stop says
+// so where it is reported, and a source in a script passes the failure
+// up, for the outermost script to name the chain.
+func (sh *Shell) sourceStopped(err error) error {
+	var se *ScriptError
+	if len(sh.scripts) > 0 || !errors.As(err, &se) || !se.shownAtLine() || se.interrupted() {
+		return err
+	}
+	fmt.Fprintln(sh.Err, viz.Hang("", sh.Theme.Warn.Render(printable("script stopped at "+se.Where()+", by the error above")), sh.Width))
+	return reportedError{err}
 }
 
 // explainPlan prints the record CMD would write, from the primitive's

@@ -61,9 +61,10 @@ func (w *Watch) refused(sh *Shell) {
 // stuck follows a `solution --run` that failed: the raw error says what
 // the kernel or stepbox refused, the step's hint for the state the boxes
 // are in says what to do about it (a box that unshared its cgroup
-// namespace too early: make a new box).
+// namespace too early: make a new box). The learner's Ctrl-C is no
+// failure to follow.
 func (w *Watch) stuck(sh *Shell, err error) {
-	if err == nil || errors.Is(err, context.Canceled) || sh.Exited() || w.lesson == nil {
+	if err == nil || errors.Is(err, context.Canceled) || interruptedBy(err) || sh.Exited() || w.lesson == nil {
 		return
 	}
 	if cannotBuild(&w.lesson.Steps[w.step]) != "" {

@@ -81,11 +81,8 @@ func (sh *Shell) RunScript(ctx context.Context, r *os.File, name string) error {
 			if sourcedFailure(err) == nil {
 				sh.reportError(err)
 			}
-			// The learner's Ctrl-C, passed on to a command that reads the
-			// terminal (enter) rather than cancelling ctx, stops the script
-			// too, '-' or not: it is not the failure '-' lets by.
-			if !tolerate || interruptedBy(err) {
-				return &ScriptError{File: name, Line: n, Err: err}
+			if stopsScript(err, tolerate) {
+				return &ScriptError{File: name, Line: n, Err: err, shown: true}
 			}
 		}
 		if sh.exit {
@@ -170,11 +167,22 @@ func readLine(ctx context.Context, r *bufio.Reader, max int) (line string, size 
 	}
 }
 
+// stopsScript says whether a line's failure stops the script (source,
+// `stepbox run`, a lesson's solution): every failure of a line without a
+// leading '-', and the learner's Ctrl-C whatever the line, also one passed
+// on to a command that reads the terminal (enter) rather than cancelling
+// the script's context: it is not the failure '-' lets by.
+func stopsScript(err error, tolerate bool) bool {
+	return !tolerate || interruptedBy(err)
+}
+
 // ScriptError is the failure that stopped a script.
 type ScriptError struct {
 	File string
 	Line int
 	Err  error
+	// shown: the failing line's error was printed where it failed.
+	shown bool
 }
 
 // Error names where the script stopped, through the scripts it sourced
@@ -220,6 +228,13 @@ func sourcedFailure(err error) *ScriptError {
 	}
 	se, _ := err.(*ScriptError)
 	return se
+}
+
+// shownAtLine says that the error of the line that stopped the innermost
+// script was printed at that line (not a read of the file that failed).
+func (e *ScriptError) shownAtLine() bool {
+	chain, _ := e.chain()
+	return chain[len(chain)-1].shown
 }
 
 // interrupted says that the learner's Ctrl-C stopped the script: it
