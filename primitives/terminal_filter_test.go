@@ -23,10 +23,10 @@ var filterCases = []struct{ in, want string }{
 	// clipboard queries.
 	{"Q\x1b[c\x1b[0c\x1b[>c\x1b[=c\x1b[5n\x1b[6n\x1b[?6n-", `Q\x1b[c\x1b[0c\x1b[>c\x1b[=c\x1b[5n\x1b[6n\x1b[?6n-`},
 	{"\x1b[?2004$p\x1b[14t\x1b[18t\x1b[21t\x1bZ\x05", `\x1b[?2004$p\x1b[14t\x1b[18t\x1b[21t\x1bZ\x05`},
-	{"\x1bP$qm\x1b\\\x1bP+q544e\x1b\\\x1b]11;?\x07\x1b]4;1;?\x1b\\\x1b]52;c;?\x07", `\x1bP$qm\x1b\\x1bP+q544e\x1b\\x1b]11;?\x07\x1b]4;1;?\x1b\\x1b]52;c;?\x07`},
+	{"\x1bP$qm\x1b\\\x1bP+q544e\x1b\\\x1b]11;?\x07\x1b]4;1;?\x1b\\\x1b]52;c;?\x07", `\x1bP$qm\x1b\\\x1bP+q544e\x1b\\\x1b]11;?\x07\x1b]4;1;?\x1b\\\x1b]52;c;?\x07`},
 	// Titles, the clipboard, strings, window and mode changes,
 	// character sets, 8-bit controls, a reset, erasing the scrollback.
-	{"\x1b]0;T1\x07\x1b]2;T2\x1b\\\x1b]52;c;cm0gLXJm\x07\x1b_G;x\x1b\\\x1b^pm\x1b\\\x1bXsos\x1b\\", `\x1b]0;T1\x07\x1b]2;T2\x1b\\x1b]52;c;cm0gLXJm\x07\x1b_G;x\x1b\\x1b^pm\x1b\\x1bXsos\x1b\`},
+	{"\x1b]0;T1\x07\x1b]2;T2\x1b\\\x1b]52;c;cm0gLXJm\x07\x1b_G;x\x1b\\\x1b^pm\x1b\\\x1bXsos\x1b\\", `\x1b]0;T1\x07\x1b]2;T2\x1b\\\x1b]52;c;cm0gLXJm\x07\x1b_G;x\x1b\\\x1b^pm\x1b\\\x1bXsos\x1b\\`},
 	{"\x1b[8;24;80t\x1b[?1049h\x1b[?1000h\x1b[4h\x1b[>4;2m\x1b[1;10r\x1b G\x1b(0\x0e\x1bc\x1b[3J", `\x1b[8;24;80t\x1b[?1049h\x1b[?1000h\x1b[4h\x1b[>4;2m\x1b[1;10r\x1b G\x1b(0\x0e\x1bc\x1b[3J`},
 	{"c1\u009b6n raw\x9b6n\x9d0;t\x07 bidi\u202e nul\x00 bad\xff bel\a del\x7f", `c1\u009b6n raw\x9b6n\x9d0;t\x07 bidi\u202e nul\x00 bad\xff bel\x07 del\x7f`},
 	// A control inside a sequence is acted on by the terminal mid-way:
