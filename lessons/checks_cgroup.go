@@ -134,7 +134,7 @@ func init() {
 							continue // it only waits for PID 1 and stays out on purpose
 						}
 						if !slices.Contains(n.Procs, p.PID) {
-							return fail("outside", "box %s: %s (PID %d) is outside cgroup %s", b.Name, p.Comm, p.PID, n.Name)
+							return fail("outside", "box %s: %s (PID %d) is outside cgroup %s", b.Name, step.Escape(p.Comm), p.PID, n.Name) // prctl(PR_SET_NAME) names it
 						}
 					}
 					return pass("box %s: cgroup %s holds PIDs %v, the box's every process", b.Name, n.Name, n.Procs)

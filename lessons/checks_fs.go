@@ -146,7 +146,7 @@ func init() {
 					}
 					for _, c := range b.Stack.Changes {
 						if c.Kind == rootfs.Created && !c.Dir && (len(args) == 0 || c.Path == args[0]) {
-							return pass("box %s: + %s, in the upper dir %s", b.Name, c.Path, b.Stack.Upper.Dir)
+							return pass("box %s: + %s, in the upper dir %s", b.Name, step.Escape(c.Path), b.Stack.Upper.Dir) // a file the box named
 						}
 					}
 					want := "a new file"
@@ -309,7 +309,7 @@ func upperChange(kind rootfs.ChangeKind, finding, what string) func(s *State, _ 
 			}
 			for _, c := range b.Stack.Changes {
 				if c.Kind == kind && !c.Dir {
-					return pass("box %s: %s %s, "+what, b.Name, c.Kind, c.Path, c.Below)
+					return pass("box %s: %s %s, "+what, b.Name, c.Kind, step.Escape(c.Path), c.Below)
 				}
 			}
 			return fail(finding, "box %s: no %s in its upper dir", b.Name, kind)

@@ -43,11 +43,13 @@ func init() {
 				return judgeBoxes(s, func(b *BoxState) Result {
 					switch {
 					case !b.ownNamespace("uts"):
-						return fail("shares-uts", "box %s: uts is the host's; its name is the host's, %s", b.Name, b.UTS.Box)
+						return fail("shares-uts", "box %s: uts is the host's; its name is the host's, %s", b.Name, step.Escape(b.UTS.Box))
 					case b.UTS.Box == b.UTS.Host:
-						return fail("same-name", "box %s: own uts namespace, still named %s like the host", b.Name, b.UTS.Box)
+						return fail("same-name", "box %s: own uts namespace, still named %s like the host", b.Name, step.Escape(b.UTS.Box))
 					}
-					return pass("box %s is called %s; the host is still %s", b.Name, b.UTS.Box, b.UTS.Host)
+					// The box set its hostname: a newline in it would
+					// print a line of its own under the check's.
+					return pass("box %s is called %s; the host is still %s", b.Name, step.Escape(b.UTS.Box), step.Escape(b.UTS.Host))
 				})
 			},
 		},
@@ -191,7 +193,7 @@ func runTwoHostnames(s *State, _ []string) Result {
 			continue
 		}
 		if other, ok := names[b.UTS.Box]; ok {
-			return fail("same-name", "boxes %s and %s are both called %s", other, b.Name, b.UTS.Box)
+			return fail("same-name", "boxes %s and %s are both called %s", other, b.Name, step.Escape(b.UTS.Box))
 		}
 		names[b.UTS.Box] = b.Name
 	}
@@ -201,18 +203,18 @@ func runTwoHostnames(s *State, _ []string) Result {
 			if !b.ownNamespace("uts") {
 				return fail("shares-uts", "box %s: uts is the host's", b.Name)
 			}
-			return fail("same-name", "box %s: still named %s like the host", b.Name, b.UTS.Box)
+			return fail("same-name", "box %s: still named %s like the host", b.Name, step.Escape(b.UTS.Box))
 		}); !r.Pass {
 			return r
 		}
 	case 1:
 		for host, box := range names {
-			return fail("one-box", "only box %s has a name of its own (%s)", box, host)
+			return fail("one-box", "only box %s has a name of its own (%s)", box, step.Escape(host))
 		}
 	}
 	var parts []string
 	for host, box := range names {
-		parts = append(parts, fmt.Sprintf("%s is %s", box, host))
+		parts = append(parts, fmt.Sprintf("%s is %s", box, step.Escape(host)))
 	}
 	slices.Sort(parts)
 	return pass("one kernel, %d names: %s", len(names), strings.Join(parts, ", "))

@@ -278,7 +278,7 @@ func (b *Box) newUserNamespace(st *step.Step, do recorder, sub subordinateMap, m
 	if mapped {
 		st.Shell = append(st.Shell, "unshare --user --map-root-user --map-auto sh")
 		st.Man = append(st.Man, "newuidmap(1)", "subuid(5)")
-		st.Notes = append(st.Notes, fmt.Sprintf("uid 0 in the box %s uid %d on the host, uids 1-%d %s your range from %d (uid_map %q); gids likewise from gid %d and %d",
+		st.Notes = append(st.Notes, fmt.Sprintf("uid 0 in the box %s uid %d on the host, uids 1-%d %s your range from %d (uid_map \"%s\"); gids likewise from gid %d and %d",
 			is, uid, sub.uid.Count, are, sub.uid.Outside, sub.lines(uid, sub.uid), gid, sub.gid.Outside))
 	} else {
 		st.Shell = append(st.Shell, "unshare --user --map-root-user sh")

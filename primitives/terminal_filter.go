@@ -1,7 +1,6 @@
 package primitives
 
 import (
-	"bytes"
 	"io"
 	"sync"
 	"unicode/utf8"
@@ -21,13 +20,19 @@ import (
 // modes, character sets, keyboard or mouse reports, or leave it inside an
 // unfinished sequence that swallows stepbox's next line.
 //
+// Nor may it draw over what is already on the screen: a cursor moved up
+// (or restored, or a screen cleared) lets a box overwrite stepbox's
+// prompt and earlier lines with text that reads as stepbox's own.
+//
 // So what passes is an allowlist: printable text (UTF-8; no C1 or
 // bidirectional controls), newline, carriage return, tab and backspace,
-// SGR colours, and the cursor movement and erasing a program drawing on
-// its own lines uses (a progress bar, `ls --color`); every other control,
-// escape sequence or string (CSI queries and modes, OSC, DCS, APC, PM,
-// SOS, C1) is shown escaped, as every panel shows what a box named
-// (step.Escape: ESC [ 6 n reads \x1b[6n). Sequences are found by the DEC
+// SGR colours (`ls --color`), and the moves and erasing that stay on the
+// line the cursor is on (a progress bar's \r and ESC [ K); every other
+// control, escape sequence or string (cursor moves up or down, saving
+// and restoring the cursor, clearing the screen, inserting or deleting
+// lines, CSI queries and modes, OSC, DCS, APC, PM, SOS, C1) is shown
+// escaped, as every panel shows what a box named (step.Escape: ESC [ 6 n
+// reads \x1b[6n). Sequences are found by the DEC
 // parser (charmbracelet/x/ansi, vt100.net's state machine, as a terminal
 // reads them), whose state is kept across writes: a sequence split
 // between two writes is judged whole. An allowed sequence passes only in
@@ -232,16 +237,9 @@ func (f *TerminalFilter) passes(action parser.Action) bool {
 	default:
 		return false
 	}
-	if len(u) == 2 && u[0] == ansi.ESC {
-		// DECSC, DECRC, IND, NEL, RI: save and restore the cursor, move it
-		// a line down or up.
-		switch u[1] {
-		case '7', '8', 'D', 'E', 'M':
-			return true
-		}
-		return false
-	}
 	if len(u) < 3 || u[0] != ansi.ESC || u[1] != '[' {
+		// ESC 7, ESC 8, ESC D, ESC E, ESC M too: a restored cursor (DECRC) is
+		// where stepbox or the box saved it, RI moves it up a line.
 		return false
 	}
 	for _, c := range u[2 : len(u)-1] {
@@ -253,20 +251,15 @@ func (f *TerminalFilter) passes(action parser.Action) bool {
 	case 'm': // SGR
 		f.coloured = true
 		return true
-	case 'A', 'B', 'C', 'D', 'E', 'F', 'G', 'H', 'f', 'd', 'e', 'a', '`':
-		// CUU CUD CUF CUB CNL CPL CHA CUP HVP VPA VPR HPR HPA: the cursor
+	case 'C', 'D', 'G', '`', 'a':
+		// CUF CUB CHA HPA HPR: the cursor along its line, which it never
+		// leaves (no reverse wrap: a mode the box cannot set here).
 		return true
-	case 'K', 'X', '@', 'P', 'L', 'M':
-		// EL ECH ICH DCH IL DL: erase or insert on the screen
+	case 'K', 'X', '@', 'P':
+		// EL ECH ICH DCH: erase or insert on the cursor's line
 		return true
-	case 'J':
-		// ED 0-2 clears (part of) the screen; ED 3 erases the scrollback,
-		// stepbox's own lines with it.
-		// Read from the bytes, not the parser's parameter, which a long
-		// run of digits overflows.
-		n := bytes.TrimLeft(u[2:len(u)-1], "0")
-		return len(n) == 0 || len(n) == 1 && n[0] <= '2'
-
 	}
+	// CUU CUD CNL CPL CUP HVP VPA VPR, IL DL, ED, and every other final:
+	// they reach lines above the box's, stepbox's among them.
 	return false
 }

@@ -16,17 +16,23 @@ import (
 var filterCases = []struct{ in, want string }{
 	// ls --color, a 24-bit colour with sub-parameters, a progress bar.
 	{"\x1b[0m\x1b[01;34mdir\x1b[0m  \x1b[38:2::255:0:0mred\x1b[m\n", "\x1b[0m\x1b[01;34mdir\x1b[0m  \x1b[38:2::255:0:0mred\x1b[m\n"},
-	{" 10%\r\x1b[2K 50%\b\t\x1b[1A\x1b[3;1H\x1b[5G\x1b[J\x1b[2J\x1b7\x1b8\n", " 10%\r\x1b[2K 50%\b\t\x1b[1A\x1b[3;1H\x1b[5G\x1b[J\x1b[2J\x1b7\x1b8\n"},
+	{" 10%\r\x1b[2K 50%\b\t\x1b[5G\x1b[K\x1b[3C\x1b[2D\x1b[4X\x1b[@\x1b[P\x1b[9`\x1b[a\n", " 10%\r\x1b[2K 50%\b\t\x1b[5G\x1b[K\x1b[3C\x1b[2D\x1b[4X\x1b[@\x1b[P\x1b[9`\x1b[a\n"},
+	// What leaves the cursor's line, up to stepbox's prompt and earlier
+	// lines (or down, and back with a restore), to draw over them: cursor
+	// moves up or down, to a row, saved and restored; a cleared screen;
+	// lines inserted and deleted; RI, IND, NEL.
+	{"\x1b[1A\x1b[2F\x1b[B\x1b[E\x1b[3;1H\x1b[1;1f\x1b[d\x1b[e\x1b7\x1b8\x1bM\x1bD\x1bE\x1b[J\x1b[1J\x1b[2J\x1b[L\x1b[M✓ done\n",
+		`\x1b[1A\x1b[2F\x1b[B\x1b[E\x1b[3;1H\x1b[1;1f\x1b[d\x1b[e\x1b7\x1b8\x1bM\x1bD\x1bE\x1b[J\x1b[1J\x1b[2J\x1b[L\x1b[M✓ done` + "\n"},
 	{"日本 café\n", "日本 café\n"},
 	// What makes the terminal answer: DA, DA2, DA3, DSR, CPR, DECRQM,
 	// XTWINOPS reports, DECID, ENQ, DECRQSS, XTGETTCAP, OSC colour and
 	// clipboard queries.
 	{"Q\x1b[c\x1b[0c\x1b[>c\x1b[=c\x1b[5n\x1b[6n\x1b[?6n-", `Q\x1b[c\x1b[0c\x1b[>c\x1b[=c\x1b[5n\x1b[6n\x1b[?6n-`},
 	{"\x1b[?2004$p\x1b[14t\x1b[18t\x1b[21t\x1bZ\x05", `\x1b[?2004$p\x1b[14t\x1b[18t\x1b[21t\x1bZ\x05`},
-	{"\x1bP$qm\x1b\\\x1bP+q544e\x1b\\\x1b]11;?\x07\x1b]4;1;?\x1b\\\x1b]52;c;?\x07", `\x1bP$qm\x1b\\x1bP+q544e\x1b\\x1b]11;?\x07\x1b]4;1;?\x1b\\x1b]52;c;?\x07`},
+	{"\x1bP$qm\x1b\\\x1bP+q544e\x1b\\\x1b]11;?\x07\x1b]4;1;?\x1b\\\x1b]52;c;?\x07", `\x1bP$qm\x1b\\\x1bP+q544e\x1b\\\x1b]11;?\x07\x1b]4;1;?\x1b\\\x1b]52;c;?\x07`},
 	// Titles, the clipboard, strings, window and mode changes,
 	// character sets, 8-bit controls, a reset, erasing the scrollback.
-	{"\x1b]0;T1\x07\x1b]2;T2\x1b\\\x1b]52;c;cm0gLXJm\x07\x1b_G;x\x1b\\\x1b^pm\x1b\\\x1bXsos\x1b\\", `\x1b]0;T1\x07\x1b]2;T2\x1b\\x1b]52;c;cm0gLXJm\x07\x1b_G;x\x1b\\x1b^pm\x1b\\x1bXsos\x1b\`},
+	{"\x1b]0;T1\x07\x1b]2;T2\x1b\\\x1b]52;c;cm0gLXJm\x07\x1b_G;x\x1b\\\x1b^pm\x1b\\\x1bXsos\x1b\\", `\x1b]0;T1\x07\x1b]2;T2\x1b\\\x1b]52;c;cm0gLXJm\x07\x1b_G;x\x1b\\\x1b^pm\x1b\\\x1bXsos\x1b\\`},
 	{"\x1b[8;24;80t\x1b[?1049h\x1b[?1000h\x1b[4h\x1b[>4;2m\x1b[1;10r\x1b G\x1b(0\x0e\x1bc\x1b[3J", `\x1b[8;24;80t\x1b[?1049h\x1b[?1000h\x1b[4h\x1b[>4;2m\x1b[1;10r\x1b G\x1b(0\x0e\x1bc\x1b[3J`},
 	{"c1\u009b6n raw\x9b6n\x9d0;t\x07 bidi\u202e nul\x00 bad\xff bel\a del\x7f", `c1\u009b6n raw\x9b6n\x9d0;t\x07 bidi\u202e nul\x00 bad\xff bel\x07 del\x7f`},
 	// A control inside a sequence is acted on by the terminal mid-way:
@@ -126,7 +132,7 @@ func filtered(in string, size int) string {
 
 // allowedSequence is the plain form of every sequence the filter lets
 // through, checked apart from its parser.
-var allowedSequence = regexp.MustCompile("^\x1b(\\[[0-9;:]*[mABCDEFGHfdea`KX@PLM]|\\[0*[012]?J|[78DEM])")
+var allowedSequence = regexp.MustCompile("^\x1b\\[[0-9;:]*[mCDG`aKX@P]")
 
 // unsafeForTerminal says what of out a terminal would act on beyond
 // drawing text: "" when nothing.

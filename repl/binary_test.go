@@ -728,7 +728,7 @@ func TestBoxEscapesInAFileTranscriptAreEscaped(t *testing.T) {
 		{errs, `\x1b[6nerr` + "\n"},
 		{out, "no newline\n"},
 		{out, `\x1b]0;E\x07enter-out` + "\n"},
-		{errs, `\x1bP+q544e\x1b\enter-err` + "\n"},
+		{errs, `\x1bP+q544e\x1b\\enter-err` + "\n"},
 	} {
 		if !strings.Contains(c.in, c.want) {
 			t.Errorf("want %q in the transcript:\nstdout %q\nstderr %q", c.want, out, errs)

@@ -232,7 +232,7 @@ func (sh *Shell) sayReplaced(im images.Image) {
 	}
 	fmt.Fprintln(sh.Out, msg)
 	if im.CollectErr != nil {
-		sh.say("warning: %s", printable(im.CollectErr.Error()))
+		sh.say("warning: %s", printable(errorText(im.CollectErr)))
 	}
 }
 

@@ -58,7 +58,7 @@ func init() {
 			Name: "history", Group: "session", Usage: "history", Summary: "the commands that succeeded this session",
 			Run: func(sh *Shell, c *Call) error {
 				for i, l := range sh.history {
-					sh.say("%4d  %s", i+1, viz.Escape(l))
+					sh.say("%4d  %s", i+1, step.EscapeControls(l))
 				}
 				return nil
 			},
@@ -371,5 +371,5 @@ func (sh *Shell) echoPrompt() string {
 // escaped, as error messages show them; a raw CR would let the line
 // shown be another than the one run, an ESC retitle the terminal.
 func (sh *Shell) echoLine(line string) string {
-	return sh.Theme.Cmd.Render(sh.echoPrompt() + viz.Escape(line))
+	return sh.Theme.Cmd.Render(sh.echoPrompt() + step.EscapeControls(line))
 }

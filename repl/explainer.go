@@ -465,7 +465,7 @@ func (sh *Shell) reportError(err error) {
 		return
 	}
 	// Each part folds under its own text, past its label.
-	fmt.Fprintln(sh.Err, viz.Hang(th.Bad.Render("error:")+" ", printable(err.Error()), sh.Width))
+	fmt.Fprintln(sh.Err, viz.Hang(th.Bad.Render("error:")+" ", printable(errorText(err)), sh.Width))
 	f := sh.failureOf(err)
 	if kernel := f.kernelSaid(); kernel != "" {
 		fmt.Fprintln(sh.Err, viz.Hang(th.Dim.Render("  kernel: "), printable(kernel), sh.Width))

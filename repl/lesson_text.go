@@ -7,6 +7,7 @@ import (
 
 	"github.com/charmbracelet/lipgloss"
 
+	"stepbox/primitives/step"
 	"stepbox/viz"
 )
 
@@ -231,7 +232,7 @@ func commandLines(lead, cmd string, width int) string {
 // command prints cmd after lead folded as commandLines does, each line in
 // the command style (lipgloss pads a block of lines to its widest).
 func (sh *Shell) command(lead, cmd string) {
-	for _, l := range strings.Split(commandLines(lead, viz.Escape(cmd), sh.Width), "\n") {
+	for _, l := range strings.Split(commandLines(lead, step.EscapeControls(cmd), sh.Width), "\n") {
 		fmt.Fprintln(sh.Out, sh.Theme.Cmd.Render(l))
 	}
 }

@@ -128,7 +128,7 @@ func TestTerminalQueriesOfABoxNeverTypeIntoThePrompt(t *testing.T) {
 	if got := title(); strings.Contains(got, "BOX-TITLE") {
 		t.Errorf("while the box's command runs, the terminal's title should be stepbox's, is the box's %q", got)
 	}
-	if s := p.waitFor("T-42\n", "web[uts,mnt,pid] ▸"); !strings.Contains(s, `\x1b]0;BOX-TITLE\x07\x1b]2;BOX-TITLE2\x1b\T-42`) {
+	if s := p.waitFor("T-42\n", "web[uts,mnt,pid] ▸"); !strings.Contains(s, `\x1b]0;BOX-TITLE\x07\x1b]2;BOX-TITLE2\x1b\\T-42`) {
 		t.Errorf("the box's titles should be shown escaped:\n%s", s)
 	}
 	// Colours pass as the box wrote them (ls --color).

@@ -275,7 +275,7 @@ func (v *liveView) gather(sh *Shell, line string, err error) viz.LiveState {
 	st.Trace = v.trace
 	v.mu.Unlock()
 	if err != nil {
-		st.Failed = err.Error()
+		st.Failed = errorText(err) // a path the box named, escaped as the terminal shows it
 	}
 	tree, treeErr := sh.Session.ProcessTree()
 	readers := map[string]cgroupReader{}

@@ -53,7 +53,7 @@ func BoxesPanel(rows []BoxRow, width int, t Theme) string {
 		if ns == "" {
 			ns = "(host's)"
 		}
-		wide = append(wide, []string{cur, r.Name, r.ID, fmt.Sprint(r.PID), init, ns, orDash(r.Root), orDash(r.Cgroup), orDash(r.Hostname), r.State})
+		wide = append(wide, []string{cur, r.Name, r.ID, fmt.Sprint(r.PID), init, ns, orDash(r.Root), orDash(r.Cgroup), orDash(Escape(r.Hostname)), r.State})
 		stage := []string{fmt.Sprintf("%d ns", len(r.Namespaces))}
 		if r.Root != "" {
 			stage = append(stage, r.Root)
@@ -61,7 +61,7 @@ func BoxesPanel(rows []BoxRow, width int, t Theme) string {
 		if r.Cgroup != "" {
 			stage = append(stage, "cg")
 		}
-		narrow = append(narrow, []string{cur, r.Name, r.ID, fmt.Sprint(r.PID), init, strings.Join(stage, "|"), orDash(r.Hostname), r.State})
+		narrow = append(narrow, []string{cur, r.Name, r.ID, fmt.Sprint(r.PID), init, strings.Join(stage, "|"), orDash(Escape(r.Hostname)), r.State})
 	}
 	state := len(headers) - 1
 	if tableWidth(headers, wide) > width {

@@ -50,7 +50,7 @@ func parentPlaces(g cgroups.Group, width int, t Theme) []string {
 	}
 	var out []string
 	for _, p := range paths {
-		line := "  " + p
+		line := "  " + Escape(p) // a cgroup the box may have made and named
 		if hs := in[p]; len(hs) > 0 && len(paths) > 1 {
 			line += "  (" + strings.Join(hs, " ") + ")"
 		} else if len(hs) > 0 {
@@ -108,7 +108,7 @@ func groupCount(n int) string {
 // nodeLine is a cgroup's name, its box if it is the current one, and the
 // PIDs in it (the host's PIDs, as its cgroup.procs lists them).
 func nodeLine(n cgroups.Node, snap cgroups.Snapshot, head string, width int, t Theme) string {
-	name := n.Name
+	name := Escape(n.Name) // a box with its cgroup delegated names its children
 	mark := ""
 	if n.Name == snap.BoxGroup && snap.BoxGroup != "" {
 		mark = "  ◀ box " + snap.Box
@@ -345,7 +345,7 @@ func padCell(s string, w int) string {
 func cgroupLines(cgs []procfs.Cgroup) []string {
 	out := make([]string, len(cgs))
 	for i, c := range cgs {
-		out[i] = fmt.Sprintf("%d:%s:%s", c.HierarchyID, strings.Join(c.Controllers, ","), c.Path)
+		out[i] = fmt.Sprintf("%d:%s:%s", c.HierarchyID, strings.Join(c.Controllers, ","), Escape(c.Path))
 	}
 	return out
 }

@@ -18,7 +18,8 @@ func TestEscapeLeavesNoControlCharacterForTheTerminal(t *testing.T) {
 		"c1\u009b2J":        `c1\u009b2J`,
 		"bidi\u202eexe.txt": `bidi\u202eexe.txt`,
 		"bad\xffutf8":       `bad\xffutf8`,
-		"back\\slash":       "back\\slash",
+		"back\\slash":       `back\\slash`,
+		`name\x1b`:          `name\\x1b`,
 	} {
 		if got := Escape(in); got != want {
 			t.Errorf("Escape(%q) = %q, want %q", in, got, want)
@@ -40,6 +41,60 @@ func TestPanelsEscapeWhatTheBoxNamed(t *testing.T) {
 	} {
 		if strings.ContainsAny(out, "\x1b\x07") {
 			t.Errorf("%s printed a control character raw: %q", name, out)
+		}
+	}
+}
+
+// A name the box chose that holds the text \x1b (a backslash, x, 1, b)
+// and one that holds an ESC are shown apart in every panel, the live
+// view too, each escaped once: the first as \\x1b, the second as \x1b,
+// never \\x1b (a second escape on the way to the screen: renderTable,
+// truncate, fit, esc, LivePage).
+func TestPanelsShowANameTheBoxChoseEscapedOnceAndApart(t *testing.T) {
+	plain := NewTheme("plain")
+	panels := map[string]func(v string) string{
+		"boxes (hostname)": func(v string) string {
+			rows := someBoxes()
+			rows[0].Hostname = v
+			return BoxesPanel(rows, 200, plain)
+		},
+		"ps (a command line)": func(v string) string {
+			root := webProcesses()
+			root.Children[1].Children[0].Cmdline = "top " + v
+			return ProcessPanel(root, 200, plain)
+		},
+		"image show (a layer's file, what made it)": func(v string) string {
+			return ImageShowPanel("img", []ImageLayerRow{{Index: 0, Layer: "sha256:" + v, CreatedBy: "RUN touch /" + v, Added: []string{"/" + v}}}, 8, 200, plain)
+		},
+		"images (platform)": func(v string) string {
+			return ImagesPanel([]ImageRow{{Name: "img", Digest: "sha256:0123456789abcdef", Platform: "linux/" + v, Layers: 1, Size: 10, Source: "/tmp/img.tar"}}, 200, plain)
+		},
+		"stack (a file in the upper dir)": func(v string) string {
+			snap := webStack(false)
+			snap.Changes[2].Path = "/" + v
+			return StackPanel(snap, 200, plain)
+		},
+		"cgroup (a child the box made)": func(v string) string {
+			snap := unifiedSnapshot()
+			snap.Parent.Children[0].Name = "web-" + v
+			return CgroupPanel(snap, 200, plain)
+		},
+		"explain (a note)": func(v string) string {
+			return StepPanel(&step.Step{Command: "cgroup new", Notes: []string{"left /sys/fs/cgroup/" + v}}, 200, plain)
+		},
+		"live page (hostname)": func(v string) string {
+			s := liveState()
+			s.Boxes[0].Hostname = v
+			return LivePage(s)
+		},
+	}
+	for name, panel := range panels {
+		text, esc := panel(`n\x1bm`), panel("n\x1bm")
+		if !strings.Contains(text, `n\\x1bm`) {
+			t.Errorf("%s: a name holding the text \\x1b is not shown as n\\\\x1bm:\n%s", name, text)
+		}
+		if !strings.Contains(esc, `n\x1bm`) || strings.Contains(esc, `\\x1b`) {
+			t.Errorf("%s: a name holding an ESC is not shown as n\\x1bm, escaped once:\n%s", name, esc)
 		}
 	}
 }

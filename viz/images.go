@@ -25,7 +25,7 @@ func ImagesPanel(rows []ImageRow, width int, t Theme) string {
 	headers := []string{"image", "digest", "platform", "layers", "size", "from"}
 	var body [][]string
 	for _, r := range rows {
-		body = append(body, []string{r.Name, shortDigest(r.Digest), r.Platform, fmt.Sprint(r.Layers), Bytes(r.Size), truncateMiddle(r.Source, 40)})
+		body = append(body, []string{Escape(r.Name), shortDigest(r.Digest), Escape(r.Platform), fmt.Sprint(r.Layers), Bytes(r.Size), truncateMiddle(Escape(r.Source), 40)})
 	}
 	style := func(row, col int) lipgloss.Style {
 		if col == 1 || col == 5 {
@@ -67,7 +67,7 @@ func ImageShowPanel(name string, rows []ImageLayerRow, perLayer, width int, t Th
 	headers := []string{"#", "layer", "size", "made by", "+ files", "~ modified", "- removed"}
 	var body [][]string
 	for _, r := range rows {
-		body = append(body, []string{fmt.Sprint(r.Index), r.Layer, Bytes(r.Size), truncate(oneLine(r.CreatedBy), 50),
+		body = append(body, []string{fmt.Sprint(r.Index), Escape(r.Layer), Bytes(r.Size), truncate(Escape(oneLine(r.CreatedBy)), 50),
 			fmt.Sprint(files(r.Added)), fmt.Sprint(len(r.Modified)), fmt.Sprint(len(r.Removed))})
 	}
 	style := func(row, col int) lipgloss.Style {

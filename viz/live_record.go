@@ -45,7 +45,7 @@ func OutputHTML(line string, lines []string) string {
 	}
 	var b strings.Builder
 	// The header shows the whole line; here its start names it.
-	fmt.Fprintf(&b, `<div id="output"><h3>output of <code>%s</code> `, esc(cutEnd(Escape(line), outputNameCols)))
+	fmt.Fprintf(&b, `<div id="output"><h3>output of <code>%s</code> `, esc(cutEnd(escapeControls(line), outputNameCols))) // the learner's line
 	cut := max(0, len(kept)-outputLines)
 	kept = kept[cut:]
 	spare := max(0, len(kept)-outputSpare)
@@ -58,7 +58,9 @@ func OutputHTML(line string, lines []string) string {
 	// page short of room loses no line to it.
 	fmt.Fprintf(&b, `<span class="more" data-cut="%d" data-why="%s"%s>… %d more%s</span></h3><div class="tail">`, cut, why, hidden, cut+spare, why)
 	for i, l := range kept {
-		l = Escape(l)
+		// As the terminal shows it (primitives.TerminalFilter): the
+		// box's text with its backslashes, every control escaped.
+		l = escapeControls(l)
 		if r := []rune(l); len(r) > outputCols {
 			l = string(r[:outputCols-1]) + "…"
 		}
@@ -117,7 +119,7 @@ func TraceHTML(line string, tr network.Trace, output string) string {
 	b.WriteString(`</ol></div><div><h3>nftables trace (each chain and rule a packet met)</h3><div class="shell">`)
 	var lines []string
 	for _, l := range nftTraceLines(tr) {
-		lines = append(lines, fmt.Sprintf(`<pre class="line">%s</pre>`, esc(Escape(l))))
+		lines = append(lines, fmt.Sprintf(`<pre class="line">%s</pre>`, esc(l))) // its rules quoted already (%q)
 	}
 	if len(lines) == 0 {
 		lines = append(lines, `<pre class="line">no packet traced</pre>`)

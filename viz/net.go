@@ -155,7 +155,7 @@ func NetTracePanel(tr network.Trace, width int, t Theme) string {
 		title += " → " + tr.Dst
 	}
 	out := []string{t.Title.Render(truncate(Escape(title), width))}
-	section := func(name string, lines []string, none string) {
+	section := func(name string, lines []string, none string, escape func(string) string) {
 		out = append(out, t.Dim.Render(name))
 		if len(lines) == 0 {
 			lines = []string{none}
@@ -165,10 +165,10 @@ func NetTracePanel(tr network.Trace, width int, t Theme) string {
 		// Link names, addresses and packets come from the box: each
 		// line escaped before it is wrapped.
 		for _, l := range lines {
-			out = append(out, "  "+Wrap(Escape(l), width-2, "      "))
+			out = append(out, "  "+Wrap(escape(l), width-2, "      "))
 		}
 	}
-	section("route lookups (RTM_GETROUTE)", tr.Routes, "(no IPv4 address in the command)")
+	section("route lookups (RTM_GETROUTE)", tr.Routes, "(no IPv4 address in the command)", Escape)
 	var hops []string
 	for i, h := range tr.Hops {
 		arrow := "  "
@@ -181,15 +181,17 @@ func NetTracePanel(tr network.Trace, width int, t Theme) string {
 		}
 		hops = append(hops, fmt.Sprintf("%s%-12s %-14s rx +%d  tx +%d", arrow, h.Space, h.Link, h.Rx, h.Tx))
 	}
-	section("interfaces that counted packets (rx/tx deltas)", hops, "(none: no packet left the box)")
+	section("interfaces that counted packets (rx/tx deltas)", hops, "(none: no packet left the box)", Escape)
 	var rules []string
 	for _, r := range tr.Rules {
 		rules = append(rules, fmt.Sprintf("%-11s +%d  %s", r.Chain, r.Packets, r.Text))
 	}
-	section("stepbox's nft rules that counted them", rules, "(none)")
-	section("neighbour entries made or refreshed (ARP)", tr.Neigh, "(none)")
-	section("conntrack on the host side", tr.Flows, "(none)")
-	section("nftables trace on the host side (meta nftrace, NFNLGRP_NFTRACE)", nftTraceLines(tr), "(no packet traced)")
+	section("stepbox's nft rules that counted them", rules, "(none)", Escape)
+	section("neighbour entries made or refreshed (ARP)", tr.Neigh, "(none)", Escape)
+	section("conntrack on the host side", tr.Flows, "(none)", Escape)
+	// The trace quotes each rule already (%q, network.Trace): escaped
+	// twice, its quotes would read \\".
+	section("nftables trace on the host side (meta nftrace, NFNLGRP_NFTRACE)", nftTraceLines(tr), "(no packet traced)", escapeControls)
 	// Folded between words, never cut: a command is for copying.
 	for _, l := range tr.NftShell {
 		for _, f := range strings.Split("$ "+FoldShell(Escape(l), width-4), "\n") {

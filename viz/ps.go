@@ -95,10 +95,11 @@ func processLabel(n *primitives.ProcessNode) string {
 	case "PID 1":
 		return "PID 1 (init) · " + n.Box
 	}
+	// The box chose these (argv, prctl(PR_SET_NAME)).
 	if n.Cmdline != "" {
-		return n.Cmdline
+		return Escape(n.Cmdline)
 	}
-	return n.Comm
+	return Escape(n.Comm)
 }
 
 // dockerPart is the process of Docker's chain that does n's job.

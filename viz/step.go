@@ -14,9 +14,11 @@ import (
 // pages and how it is undone. A plan (every result "?") says so.
 func StepPanel(s *step.Step, width int, t Theme) string {
 	var b strings.Builder
-	// The command and the summary may quote what an image holds (exec
-	// with no command runs its Entrypoint): escaped as notes are.
-	title := "explain: " + Escape(s.Command)
+	// The command is a line to type again, its words quoted as a shell
+	// reads them (step.ShellJoin: an image's Entrypoint when exec names
+	// no command): its backslashes are the line's. The summary may name
+	// what an image holds as it is: escaped as notes are.
+	title := "explain: " + escapeControls(s.Command)
 	if s.Planned() {
 		title += "   (a plan: nothing has run)"
 	}
@@ -30,7 +32,13 @@ func StepPanel(s *step.Step, width int, t Theme) string {
 	if s.Summary != "" {
 		b.WriteString(Hang("  ", Escape(t.short(s.Summary)), width) + "\n")
 	}
-	section := func(name string, items []string, style func(item string) func(string) string, whole bool) {
+	// escape is how a section's items are escaped before they are
+	// wrapped, so that a newline in one is shown as \n, never starts a
+	// line of its own, and what is measured is what is drawn: a note
+	// may name what a box made (Escape); a call quotes its strings
+	// already (step.Quote), and a shell line, folded whole, is the exact
+	// command (escapeControls).
+	section := func(name string, items []string, style func(item string) func(string) string, whole bool, escape func(string) string) {
 		if len(items) == 0 {
 			return
 		}
@@ -40,11 +48,11 @@ func StepPanel(s *step.Step, width int, t Theme) string {
 		for _, it := range items {
 			st := style(it)
 			if !whole {
-				it = Wrap(it, width-4, "  ")
+				it = Wrap(escape(it), width-4, "  ")
 			}
 			// Style line by line: lipgloss pads a block to its widest line.
 			for _, l := range strings.Split(it, "\n") {
-				b.WriteString("    " + st(Escape(l)) + "\n") // a note may name what a box made
+				b.WriteString("    " + st(escapeControls(l)) + "\n")
 			}
 		}
 	}
@@ -73,7 +81,7 @@ func StepPanel(s *step.Step, width int, t Theme) string {
 			return func(x string) string { return t.Bad.Render(x) }
 		}
 		return func(x string) string { return x }
-	}, false)
+	}, false, escapeControls)
 	var shell []string
 	for _, l := range s.Shell {
 		cmd, comment, ok := strings.Cut(l, step.CommentSep)
@@ -87,18 +95,18 @@ func StepPanel(s *step.Step, width int, t Theme) string {
 		}
 		shell = append(shell, FoldShell(cmd, width-4)+"\n"+Wrap("# "+comment, width-4, "# "))
 	}
-	section("with standard tools", shell, func(string) func(string) string { return func(x string) string { return t.Cmd.Render(x) } }, true)
+	section("with standard tools", shell, func(string) func(string) string { return func(x string) string { return t.Cmd.Render(x) } }, true, escapeControls)
 	if len(s.Man) > 0 {
-		section("man", []string{strings.Join(s.Man, ", ")}, plain, false)
+		section("man", []string{strings.Join(s.Man, ", ")}, plain, false, Escape)
 	}
 	if s.Undo != "" {
-		section("undo", []string{t.short(s.Undo)}, plain, false)
+		section("undo", []string{t.short(s.Undo)}, plain, false, Escape)
 	}
 	var notes []string
 	for _, n := range s.Notes {
 		notes = append(notes, t.short(n))
 	}
-	section("notes", notes, func(string) func(string) string { return func(x string) string { return t.Dim.Render(x) } }, false)
+	section("notes", notes, func(string) func(string) string { return func(x string) string { return t.Dim.Render(x) } }, false, Escape)
 	return strings.TrimRight(b.String(), "\n")
 }
 

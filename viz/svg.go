@@ -166,16 +166,17 @@ func (d *svgDoc) finish(id, label string) string {
 }
 
 // esc makes s safe for the page: control characters escaped as the
-// terminal panels show them (Escape: \x1b, never the raw byte, which
-// also is no legal XML character), then HTML's metacharacters. Every
-// string the live view draws goes through it, box-made or not; newlines
-// stay (HTML folds them), and Escape leaves an escaped string as it is.
+// terminal panels show them (\x1b, never the raw byte, which also is no
+// legal XML character), then HTML's metacharacters. Every string the
+// live view draws goes through it, box-made or not; newlines stay (HTML
+// folds them), and so do backslashes: a value the box named is escaped
+// (Escape, a backslash as \\) where it is drawn, once.
 func esc(s string) string { return html.EscapeString(EscapeLines(s)) }
 
 // fit cuts s, escaped first so that what is measured is what is drawn,
 // to what w units hold at font size size, marking the cut.
 func fit(s string, w int, size float64) string {
-	s = Escape(s)
+	s = escapeControls(s)
 	n := int(float64(w) / (size * svgCharEm))
 	r := []rune(s)
 	if len(r) <= n {
@@ -191,7 +192,7 @@ func fit(s string, w int, size float64) string {
 // go whole, so no number is left cut (an inode "402653…" or an address
 // "172.2…" reads as another). A first word too long is cut as fit cuts.
 func fitWords(s string, w int, size float64) string {
-	s = Escape(s)
+	s = escapeControls(s)
 	if fit(s, w, size) == s {
 		return s
 	}
@@ -209,7 +210,7 @@ func fitWords(s string, w int, size float64) string {
 
 // fitMiddle cuts a path's middle out to fit w units.
 func fitMiddle(s string, w int, size float64) string {
-	s = Escape(s)
+	s = escapeControls(s)
 	n := int(float64(w) / (size * svgCharEm))
 	r := []rune(s)
 	if len(r) <= n || n < 5 {
@@ -369,7 +370,7 @@ func liveBox(box LiveBox, under, beside string, layout int) string {
 	var b strings.Builder
 	host := ""
 	if box.Hostname != "" {
-		host = fmt.Sprintf(` <span class="hostname">hostname %s</span>`, esc(box.Hostname))
+		host = fmt.Sprintf(` <span class="hostname">hostname %s</span>`, esc(Escape(box.Hostname))) // sethostname(2) in the box
 	}
 	class, current := "box", ""
 	if box.Current && layout != boxWide {
@@ -489,8 +490,10 @@ func stepHTML(s *step.Step, output string) string {
 		man = fmt.Sprintf(` <span class="man">man %s</span>`, esc(strings.Join(s.Man, ", ")))
 	}
 	fmt.Fprintf(&b, `<section id="step"><h2>last step: <code>%s</code>%s</h2>`, esc(s.Command), man)
+	// Escaped as explain escapes it (StepPanel): the summary may name
+	// what an image holds.
 	if s.Summary != "" {
-		fmt.Fprintf(&b, `<p class="summary">%s</p>`, esc(s.Summary))
+		fmt.Fprintf(&b, `<p class="summary">%s</p>`, esc(Escape(s.Summary)))
 	}
 	b.WriteString(output)
 	b.WriteString(`<div class="record"><div><h3>syscalls</h3><ol class="calls">`)

@@ -64,7 +64,7 @@ func cgroupNode(d *svgDoc, n cgroups.Node, own string, depth, y int, was map[str
 	}
 	procs := processes(len(n.Procs))
 	d.add(`<g class="%s" data-cgroup="%s"><path class="branch" d="M%d %d V%d H%d"/><text x="%d" y="%d"><tspan class="name">%s</tspan> <tspan class="dim">%s</tspan></text>`,
-		class, esc(n.Name), x-cgIndent+10, y, y+12, x-4, x, y+18, esc(fit(n.Name, d.w()-x-int(float64(len(procs))*d.size.small*svgCharEm)-16, svgText)), procs)
+		class, esc(n.Name), x-cgIndent+10, y, y+12, x-4, x, y+18, esc(fit(Escape(n.Name), d.w()-x-int(float64(len(procs))*d.size.small*svgCharEm)-16, svgText)), procs)
 	y += svgRow
 	var evs []string
 	for _, m := range nodeMeters(n) {
@@ -122,7 +122,7 @@ func cgroupNarrowSVG(snap cgroups.Snapshot, before *cgroups.Snapshot) string {
 			class += " own"
 		}
 		d.add(`<g class="%s" data-cgroup="%s"><text x="%d" y="%d"><tspan class="name">%s</tspan></text>`,
-			class, esc(n.Name), x, y+18, esc(fit(n.Name, d.w()-x, svgText)))
+			class, esc(n.Name), x, y+18, esc(fit(Escape(n.Name), d.w()-x, svgText)))
 		d.text(x, y+42, "dim", processes(len(n.Procs)))
 		y += 2 * svgRow
 		var evs []string

@@ -83,7 +83,7 @@ func netSVG(m network.Map, size svgSize) string {
 			}
 			for _, l := range boxLinks(sp) {
 				d.add(`<g class="link %s" %s>`, esc(l.Kind), linkData(sp.Name, l, ""))
-				d.text(netCardX+10, ly+netLine, "", fitWords(l.Name+" "+strings.Join(l.Addrs, " "), cw, small))
+				d.text(netCardX+10, ly+netLine, "", fitWords(Escape(l.Name)+" "+strings.Join(l.Addrs, " "), cw, small)) // the box names its links, as the net panel shows them
 				d.text(netCardX+10, ly+2*netLine, "value", fitWords(fmt.Sprintf("%s · rx %d tx %d", upWord(l), l.RxPackets, l.TxPackets), cw, small))
 				d.add(`</g>`)
 				ly += 2 * netLine
@@ -105,7 +105,7 @@ func netSVG(m network.Map, size svgSize) string {
 		y += 26
 		for _, l := range boxLinks(sp) {
 			d.add(`<g class="link %s" %s>`, esc(l.Kind), linkData(sp.Name, l, ""))
-			d.text(16, y+18, "value", fitWords(fmt.Sprintf("%s %s · %s · rx %d tx %d", l.Name, strings.Join(l.Addrs, " "), upWord(l), l.RxPackets, l.TxPackets), w-20, small))
+			d.text(16, y+18, "value", fitWords(fmt.Sprintf("%s %s · %s · rx %d tx %d", Escape(l.Name), strings.Join(l.Addrs, " "), upWord(l), l.RxPackets, l.TxPackets), w-20, small))
 			d.add(`</g>`)
 			y += 22
 		}

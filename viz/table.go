@@ -152,7 +152,7 @@ func truncate(s string, w int) string {
 	// Only a prefix can show: what a box wrote (a process's 240 KB of
 	// arguments) is cut before it is escaped and measured (ut25 F8).
 	s, long := prefix(s, 4*w+16)
-	s = Escape(s) // what a panel prints may come from a box
+	s = escapeControls(s) // what a panel prints may come from a box; its values are escaped (Escape)
 	if !long && lipgloss.Width(s) <= w {
 		return s
 	}
@@ -185,7 +185,7 @@ func prefix(s string, n int) (string, bool) {
 // cutMiddle shortens s to w columns by taking letters out of its middle,
 // for a line that is not a path: a call keeps its start and its " = 0".
 func cutMiddle(s string, w int) string {
-	s = Escape(s)
+	s = escapeControls(s)
 	if lipgloss.Width(s) <= w {
 		return s
 	}
@@ -206,7 +206,7 @@ func cutMiddle(s string, w int) string {
 // the end (the most telling) are kept first, then the head's. Only a
 // last name too long for w on its own is cut, at its end.
 func truncateMiddle(s string, w int) string {
-	s = Escape(s) // what a panel prints may come from a box
+	s = escapeControls(s) // what a panel prints may come from a box; its values are escaped (Escape)
 	if lipgloss.Width(s) <= w {
 		return s
 	}

@@ -17,6 +17,7 @@ import (
 
 	"stepbox/primitives/infile"
 	"stepbox/primitives/onefs"
+	"stepbox/primitives/step"
 )
 
 // ErrNotImage is returned for a path that holds no image stepbox reads.
@@ -241,7 +242,7 @@ func copyLayout(src, dir string) error {
 		case d.IsDir():
 			return to.Mkdir(rel, 0o700)
 		case !d.Type().IsRegular():
-			return fmt.Errorf("%s: an OCI layout holds only directories and files, and this is a %s", rel, infile.Kind(d.Type()))
+			return fmt.Errorf("%s: an OCI layout holds only directories and files, and this is a %s", step.Escape(rel), infile.Kind(d.Type()))
 		}
 		r, err := from.OpenFile(rel, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
 		if err != nil {
@@ -253,7 +254,7 @@ func copyLayout(src, dir string) error {
 			return err
 		}
 		if !fi.Mode().IsRegular() {
-			return fmt.Errorf("%s: an OCI layout holds only directories and files, and this is a %s", rel, infile.Kind(fi.Mode()))
+			return fmt.Errorf("%s: an OCI layout holds only directories and files, and this is a %s", step.Escape(rel), infile.Kind(fi.Mode()))
 		}
 		w, err := to.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 		if err != nil {

@@ -193,6 +193,30 @@ func TestLoadRefusesALayoutThatLinksOutOfItself(t *testing.T) {
 	}
 }
 
+// A layout's file that is not a directory or a file is refused by its
+// name escaped: the archive chose it, and a newline in it would print a
+// line of the archive's own under stepbox's error.
+func TestLoadNamesALayoutsFileEscaped(t *testing.T) {
+	needRoot(t)
+	img := testImage(t)
+	s := openStore(t)
+	lay := filepath.Join(t.TempDir(), "layout")
+	p, err := layout.Write(lay, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.AppendImage(img, layout.WithAnnotations(map[string]string{refAnnotation: "example.com/evil:1"})); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/dev/zero", filepath.Join(lay, "a\n✓ image loaded\\x1b")); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Load(lay, "", nil)
+	if err == nil || strings.Contains(err.Error(), "\n") || !strings.Contains(err.Error(), `a\n✓ image loaded\\x1b: an OCI layout holds only directories and files`) {
+		t.Errorf("load of a layout holding a symlink named with a newline: %q, want its name escaped", err)
+	}
+}
+
 // A repository whose path Docker's reference grammar refuses ("..", ".",
 // ".lock", "a..b") is refused by name, as a tag in the archive and as
 // the NAME given (ut28 F7); a name it accepts loads.

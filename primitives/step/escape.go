@@ -12,10 +12,25 @@ import (
 // wrote) safe to print: every control character (C0, DEL, C1), every
 // Unicode bidirectional control and every byte that is not UTF-8 is shown
 // as an escape (\n, \x1b, \u202e) instead of reaching the terminal, where
-// ESC ] 0 ; retitles it and ESC [ 2 J clears it. Printable text, ASCII or
-// not, is left as it is.
-func Escape(s string) string {
-	if safe(s) {
+// ESC ] 0 ; retitles it and ESC [ 2 J clears it; and a backslash as \\,
+// so that the escape reads back to one string only: a name holding the
+// four characters \x1b is shown \\x1b, not as an ESC would be. Printable
+// text, ASCII or not, is left as it is.
+//
+// A value is escaped once, where it enters stepbox's text: Escape of
+// escaped text doubles its backslashes again. What prints text made of
+// stepbox's words and escaped values (a panel's table, a cut cell, an
+// error line, the live page) uses EscapeControls.
+func Escape(s string) string { return escape(s, true) }
+
+// EscapeControls is Escape without the backslash: for text that holds
+// values escaped already (Escape) besides stepbox's own words, which it
+// leaves as they are, while a control character that reached it some
+// other way is still shown escaped, never sent to the terminal.
+func EscapeControls(s string) string { return escape(s, false) }
+
+func escape(s string, backslash bool) string {
+	if safe(s, backslash) {
 		return s
 	}
 	var b strings.Builder
@@ -24,6 +39,8 @@ func Escape(s string) string {
 		switch {
 		case r == utf8.RuneError && n <= 1:
 			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case r == '\\' && backslash:
+			b.WriteString(`\\`)
 		case r == '\n':
 			b.WriteString(`\n`)
 		case r == '\r':
@@ -43,7 +60,10 @@ func Escape(s string) string {
 }
 
 // safe reports whether s needs no escaping (the common case, no allocation).
-func safe(s string) bool {
+func safe(s string, backslash bool) bool {
+	if backslash && strings.IndexByte(s, '\\') >= 0 {
+		return false
+	}
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c < 0x20 || c == 0x7f || c >= 0x80 {
 			return !strings.ContainsFunc(s, UnsafeRune) && utf8.ValidString(s)
