@@ -126,6 +126,10 @@ func runExplain(sh *Shell, c *Call) error {
 		sh.ok("explain is off")
 	case c.Args[0] == "on" || c.Args[0] == "off":
 		return fmt.Errorf("explain %s takes nothing after it: `explain on`, `explain off`, or `explain CMD…` for what CMD would do", c.Args[0])
+	case strings.HasPrefix(c.Args[0], "!"):
+		// A host command is /bin/sh's, not a primitive's: there is no
+		// plan of its syscalls to show.
+		return fmt.Errorf("explain %s: a `!` line runs on the host with /bin/sh, so stepbox has no plan of it; explain takes a stepbox command, such as `explain pivot_root` (`help !` says what `!` does)", viz.Escape(clip(c.Args[0])))
 	default:
 		return sh.explainPlan(c.Args)
 	}

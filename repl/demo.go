@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"os/signal"
 	"strconv"
@@ -73,6 +74,12 @@ func DemoMain(args []string, g *globalFlags) int {
 func parseDemoArgs(course []*lessons.Lesson, fs *flag.FlagSet, args []string) (*lessons.Lesson, demoOptions, error) {
 	var opts demoOptions
 	auto, noPause := demoFlags(fs)
+	// The flag package reads a word such as -1 as a flag named 1; it is
+	// a lesson number out of range, and is said so.
+	if w := negativeWord(fs, args); w != "" {
+		_, err := lessonArg(course, w)
+		return nil, opts, err
+	}
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return nil, opts, err
@@ -80,13 +87,40 @@ func parseDemoArgs(course []*lessons.Lesson, fs *flag.FlagSet, args []string) (*
 	if len(pos) != 1 {
 		return nil, opts, fmt.Errorf("name one lesson, 1 to %d", len(course))
 	}
-	if *auto < 0 {
+	// 0, the default, plays by keys: a --auto that is given must wait a
+	// while, or it would not advance by itself at all.
+	autoSet := false
+	fs.Visit(func(f *flag.Flag) { autoSet = autoSet || f.Name == "auto" })
+	if autoSet && !(*auto > 0 && *auto <= math.MaxInt64/float64(time.Second)) {
 		return nil, opts, fmt.Errorf("--auto %v: give the seconds to wait, more than 0", *auto)
 	}
 	opts.auto = time.Duration(*auto * float64(time.Second))
 	opts.noPause = *noPause
 	l, err := lessonArg(course, pos[0])
 	return l, opts, err
+}
+
+// negativeWord is the first word of args, flags' values and what follows
+// "--" aside, that is a negative whole number, or "".
+func negativeWord(fs *flag.FlagSet, args []string) string {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			return ""
+		}
+		if n, err := strconv.Atoi(a); err == nil && n < 0 {
+			return a
+		}
+		if !strings.HasPrefix(a, "-") || strings.Contains(a, "=") {
+			continue
+		}
+		if f := fs.Lookup(strings.TrimLeft(a, "-")); f != nil {
+			if b, ok := f.Value.(interface{ IsBoolFlag() bool }); !ok || !b.IsBoolFlag() {
+				i++ // the flag's value, which may be negative: --auto -1
+			}
+		}
+	}
+	return ""
 }
 
 // demoFlags defines `stepbox demo`'s own flags on fs.

@@ -43,6 +43,8 @@ func TestUnknownWordsSayWhatWasMeant(t *testing.T) {
 		"ls -l /proc":        "ls is a program, not a stepbox command: `!ls -l /proc` runs it on the host; `exec ls -l /proc` runs it in a box, once `new` has made one",
 		"help unshre":        "did you mean unshare?",
 		"stack --file":       "unknown flag --file: stack takes --files; did you mean --files?",
+		"explain !touch x":   "explain !touch: a `!` line runs on the host with /bin/sh, so stepbox has no plan of it; explain takes a stepbox command",
+		"explain !":          "explain !: a `!` line runs on the host",
 	} {
 		err := sh.Execute(context.Background(), line)
 		if err == nil || !strings.Contains(err.Error(), want) {

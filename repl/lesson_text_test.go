@@ -56,6 +56,16 @@ func TestDemoTakesItsLessonAndFlagsInAnyOrder(t *testing.T) {
 		"10":          "there are lessons 1 to 9",
 		"2 --auto -1": "--auto -1",
 		"2 --fast":    "unknown flag --fast",
+		// Given, --auto must wait: 0 would never advance by itself.
+		"2 --auto 0":    "--auto 0: give the seconds to wait, more than 0",
+		"2 --auto=0":    "--auto 0: give the seconds to wait, more than 0",
+		"2 --auto NaN":  "more than 0",
+		"2 --auto 1e30": "more than 0",
+		// A negative number is a lesson out of range, not a flag.
+		"-1":                  "lesson -1: there are lessons 1 to 9",
+		"--no-pause -3":       "lesson -3: there are lessons 1 to 9",
+		"--theme contrast -1": "lesson -1: there are lessons 1 to 9",
+		"-- -1":               "lesson -1: there are lessons 1 to 9",
 	} {
 		if _, _, err := parseDemoArgs(course, (&globalFlags{}).flagSet("stepbox demo"), strings.Fields(args)); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: error %v, want %q", args, err, want)

@@ -251,6 +251,9 @@ func TestBadNetInputIsRefusedAndChangesNothing(t *testing.T) {
 		{"net bridge br0 10.0.0.0/33", "not an IPv4 subnet"},
 		{"net bridge br0 10.0.0.1/24", "host bits set"},
 		{"net bridge br0 10.0.0.0/31", "/8 to /30"},
+		{"net bridge br0 127.0.0.0/24", "net bridge br0 127.0.0.0/24: subnet 127.0.0.0/24 overlaps 127.0.0.0/8 (loopback)"},
+		{"net bridge br0 224.0.0.0/24", "multicast"},
+		{"net bridge br0 255.255.255.0/24", "class E"},
 		{"net bridge br.0", "is not allowed"},
 		{"net bridge averyveryverylongname", "is not allowed"},
 	})

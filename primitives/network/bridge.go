@@ -43,7 +43,29 @@ func ParseSubnet(s string) (*net.IPNet, error) {
 	if !ip.Equal(n.IP) {
 		return nil, fmt.Errorf("subnet %s has host bits set: did you mean %s?", s, n)
 	}
+	for _, r := range unusableNets {
+		if overlaps(r.n, n) {
+			return nil, fmt.Errorf("subnet %s overlaps %s (%s), which no bridge can route as its own: use a unicast subnet, such as a private one in 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16", s, r.n, r.what)
+		}
+	}
 	return n, nil
+}
+
+// unusableNets are the IPv4 ranges that are not unicast a bridge can
+// hold (RFC 6890). The kernel lets a bridge take a gateway in them, but
+// a box there is not reached as a box should be: the host side's local
+// table, which SubnetInUse does not read, routes all of 127/8 to itself;
+// multicast and class E are no unicast source; 0/8 and link-local must
+// not be forwarded off their link (RFC 1122, RFC 3927).
+var unusableNets = []struct {
+	n    *net.IPNet
+	what string
+}{
+	{&net.IPNet{IP: net.IPv4(0, 0, 0, 0).To4(), Mask: net.CIDRMask(8, 32)}, "\"this network\""},
+	{&net.IPNet{IP: net.IPv4(127, 0, 0, 0).To4(), Mask: net.CIDRMask(8, 32)}, "loopback"},
+	{&net.IPNet{IP: net.IPv4(169, 254, 0, 0).To4(), Mask: net.CIDRMask(16, 32)}, "link-local"},
+	{&net.IPNet{IP: net.IPv4(224, 0, 0, 0).To4(), Mask: net.CIDRMask(4, 32)}, "multicast"},
+	{&net.IPNet{IP: net.IPv4(240, 0, 0, 0).To4(), Mask: net.CIDRMask(4, 32)}, "class E, reserved, and broadcast"},
 }
 
 // overlaps reports whether two subnets share an address.

@@ -29,12 +29,24 @@ func TestDecodeReadsBackTheRulesStepboxWrites(t *testing.T) {
 
 func TestParseSubnetSaysWhatIsAllowed(t *testing.T) {
 	for in, want := range map[string]string{
-		"172.20.0.0/24": "",
-		"172.20.0.1/24": "host bits set: did you mean 172.20.0.0/24?",
-		"10.0.0.0/31":   "/8 to /30",
-		"10.0.0.0/4":    "/8 to /30",
-		"::1/64":        "not an IPv4 subnet",
-		"ten/8":         "not an IPv4 subnet",
+		"172.20.0.0/24":    "",
+		"172.20.0.1/24":    "host bits set: did you mean 172.20.0.0/24?",
+		"10.0.0.0/31":      "/8 to /30",
+		"10.0.0.0/4":       "/8 to /30",
+		"::1/64":           "not an IPv4 subnet",
+		"ten/8":            "not an IPv4 subnet",
+		"127.0.0.0/8":      "overlaps 127.0.0.0/8 (loopback)",
+		"127.0.0.0/24":     "overlaps 127.0.0.0/8 (loopback)",
+		"0.0.0.0/8":        "overlaps 0.0.0.0/8",
+		"169.0.0.0/8":      "overlaps 169.254.0.0/16 (link-local)",
+		"169.254.1.0/24":   "link-local",
+		"224.0.0.0/24":     "overlaps 224.0.0.0/4 (multicast)",
+		"239.255.0.0/16":   "multicast",
+		"240.0.0.0/8":      "overlaps 240.0.0.0/4 (class E",
+		"255.255.255.0/24": "such as a private one in 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16",
+		"100.64.0.0/24":    "",
+		"223.255.255.0/24": "",
+		"168.0.0.0/8":      "",
 	} {
 		_, err := ParseSubnet(in)
 		if (err == nil) != (want == "") || (err != nil && !strings.Contains(err.Error(), want)) {
