@@ -19,6 +19,25 @@ import (
 // CgroupParentOverride is --cgroup-parent: where stepbox's parent cgroup goes.
 var CgroupParentOverride string
 
+// CheckCgroupParent checks --cgroup-parent at start-up, before any box:
+// stepbox makes its own cgroup under PATH and never makes PATH itself,
+// so a PATH missing from a hierarchy would leave every box untracked and
+// without the session's task cap, said only by `cgroup new` (ut32 F5).
+func CheckCgroupParent() error {
+	if CgroupParentOverride == "" {
+		return nil
+	}
+	const allowed = "name a cgroup that exists in every hierarchy stepbox uses and holds no processes (cgroup v2), as /proc/PID/cgroup shows it; stepbox makes its own cgroup under it and does not create it"
+	h, err := hostCgroups()
+	if err != nil {
+		return fmt.Errorf("--cgroup-parent %q: the host's cgroups cannot be read (%w): %s", CgroupParentOverride, err, allowed)
+	}
+	if _, err := h.Place(CgroupParentOverride); err != nil {
+		return fmt.Errorf("%w: %s", err, allowed)
+	}
+	return nil
+}
+
 // Cgroups opens the host's cgroup hierarchy once: v2, v1 or hybrid, as
 // the host runs it.
 func (s *Session) Cgroups() (cgroups.Hierarchy, error) {

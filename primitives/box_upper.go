@@ -137,13 +137,36 @@ func (b *Box) releaseUpper() {
 	b.upperSize = 0
 }
 
+// upperSizeEnv is UpperSizeEnv in MB, and whether it is set.
+func upperSizeEnv() (int64, bool, error) {
+	v := os.Getenv(UpperSizeEnv)
+	if v == "" {
+		return 0, false, nil
+	}
+	mb, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || mb < 0 || mb > upperCap>>20 {
+		return 0, true, fmt.Errorf("$%s=%q: give a whole number of MB from 1 to %d (it can only lower stepbox's own choice), or 0 for no tmpfs", UpperSizeEnv, step.Cut(v), upperCap>>20)
+	}
+	return mb, true, nil
+}
+
+// CheckUpperSizeEnv checks UpperSizeEnv at start-up, before any box: a
+// value `new` could not use would otherwise give each box an upper dir
+// on the host's disk, with no more than a step's note (ut32 F2). A
+// value of 0 asks for that, and says so: the returned note.
+func CheckUpperSizeEnv() (note string, err error) {
+	mb, set, err := upperSizeEnv()
+	if err != nil || !set || mb > 0 || os.Geteuid() != 0 {
+		return "", err
+	}
+	return fmt.Sprintf("$%s=0: the boxes' upper dirs get no tmpfs of their own, they write to the state dir's filesystem (stepbox starts no command once it has less than %d MB free)", UpperSizeEnv, upperReserve>>20), nil
+}
+
 // upperSize is the size of a new box's upper tmpfs, and why.
 func upperSize() (int64, string, error) {
-	if v := os.Getenv(UpperSizeEnv); v != "" {
-		mb, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || mb < 0 || mb > upperCap>>20 {
-			return 0, "", fmt.Errorf("$%s=%q: give a whole number of MB from 1 to %d, or 0 for no tmpfs", UpperSizeEnv, step.Cut(v), upperCap>>20)
-		}
+	if mb, set, err := upperSizeEnv(); err != nil {
+		return 0, "", err
+	} else if set {
 		if mb == 0 {
 			return 0, "", fmt.Errorf("$%s=0", UpperSizeEnv)
 		}

@@ -68,7 +68,9 @@ func checkCgroupParent() Check {
 	pl, err := h.Place(CgroupParentOverride)
 	if err != nil {
 		advice := "give --cgroup-parent naming a cgroup without processes; the boxes still run, without cgroup steps"
-		if errors.Is(err, cgroups.ErrNoPlace) {
+		if CgroupParentOverride != "" {
+			advice = "stepbox refuses to start with this --cgroup-parent: name a cgroup that exists in every hierarchy stepbox uses and holds no processes (cgroup v2); stepbox does not create it"
+		} else if errors.Is(err, cgroups.ErrNoPlace) {
 			advice = "this is a container whose top cgroup holds its processes: start it with an init that moves itself into a child cgroup (systemd does, into init.scope), or give --cgroup-parent naming a cgroup without processes; the boxes still run, without cgroup steps"
 		}
 		return Check{Name: "cgroup parent", Found: err.Error(), OK: false, Advice: advice}

@@ -37,6 +37,9 @@ func KitMain(pick []string, dirs primitives.Dirs, verbose bool) int {
 		fmt.Fprintln(os.Stderr, "stepbox lesson check: runs every solution against the kernel, which needs root or, rootless, no capability in the host's user namespace (a partly privileged uid is neither)")
 		return 1
 	}
+	if code := checkStartup(); code != 0 {
+		return code
+	}
 	sayRootless()
 	// SIGTERM too (a CI's timeout): the session tears down what it made.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -141,6 +141,9 @@ func runShell(dirs primitives.Dirs, o ShellOptions, run func(sh *Shell, term *pr
 		fmt.Fprintln(os.Stderr, "stepbox:", err)
 		return 2
 	}
+	if code := checkStartup(); code != 0 {
+		return code
+	}
 	s, err := primitives.OpenSession(dirs)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "stepbox:", err)
@@ -224,6 +227,25 @@ func runShell(dirs primitives.Dirs, o ShellOptions, run func(sh *Shell, term *pr
 		ran = 1
 	}
 	return ran
+}
+
+// checkStartup refuses, before a session opens, a setting that would
+// otherwise quietly take a bound from every box ($STEPBOX_UPPER_MB,
+// --cgroup-parent), and says what $STEPBOX_UPPER_MB=0 gives up. Its exit
+// code: 0, or 2 as for a bad flag.
+func checkStartup() int {
+	note, err := primitives.CheckUpperSizeEnv()
+	if err == nil {
+		err = primitives.CheckCgroupParent()
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "stepbox:", err)
+		return 2
+	}
+	if note != "" {
+		fmt.Fprintln(os.Stderr, "stepbox:", note)
+	}
+	return 0
 }
 
 func runScript(sh *Shell, name string) int {

@@ -3,6 +3,7 @@ package repl
 import (
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -78,4 +79,37 @@ func TestCleanupUnmountsTheUpperTmpfsOfAKilledSession(t *testing.T) {
 		t.Errorf("upper tmpfs still mounted after cleanup: %v\n%s", m, out)
 	}
 	assertNoSessions(t, dir)
+}
+
+// ut32 F2: a $STEPBOX_UPPER_MB that is not a whole number of MB from 0
+// to 1024 gave every box its upper dir on the host's disk, with nothing
+// said; it is refused at start, naming the variable, the value and what
+// is allowed, before any box. 0 (documented: no tmpfs) is said at start.
+func TestABadUpperSizeIsRefusedAtStart(t *testing.T) {
+	needRoot(t)
+	hostUnchanged(t)
+	for _, v := range []string{"abc", "-1", "2000", "99999999999999", "1.5"} {
+		t.Setenv(primitives.UpperSizeEnv, v)
+		dir := t.TempDir()
+		out, code := runStepbox(t, dir, "new x\n")
+		if code != 2 {
+			t.Errorf("%s=%s: exit %d, want 2:\n%s", primitives.UpperSizeEnv, v, code, out)
+		}
+		for _, want := range []string{"$" + primitives.UpperSizeEnv + "=" + strconv.Quote(v), "give a whole number of MB from 1 to 1024", "or 0 for no tmpfs"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("%s=%s: the output lacks %q:\n%s", primitives.UpperSizeEnv, v, want, out)
+			}
+		}
+		if strings.Contains(out, "✓ box x") {
+			t.Errorf("%s=%s: a box was made:\n%s", primitives.UpperSizeEnv, v, out)
+		}
+		if m := upperMounts(t, dir); len(m) > 0 {
+			t.Errorf("%s=%s: upper tmpfs left mounted: %v", primitives.UpperSizeEnv, v, m)
+		}
+	}
+	t.Setenv(primitives.UpperSizeEnv, "0")
+	out, code := runStepbox(t, t.TempDir(), "new x\n")
+	if code != 0 || !strings.Contains(out, "$"+primitives.UpperSizeEnv+"=0: the boxes' upper dirs get no tmpfs of their own") {
+		t.Errorf("%s=0: exit %d, want 0 and a word at start that the boxes get no tmpfs:\n%s", primitives.UpperSizeEnv, code, out)
+	}
 }
