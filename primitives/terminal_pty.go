@@ -198,9 +198,19 @@ func (p *boxTerminal) close() {
 // application cursor keys and keypad, bracketed paste, mouse reports
 // (every tracking mode and encoding: one left on types a report into
 // stepbox's prompt at each move of the mouse) and focus reports, colours
-// (console_codes(4), xterm's ctlseqs).
+// (console_codes(4), xterm's ctlseqs). Then what garbles every later
+// panel (ut32 F3): the line-drawing set in G0 and a shift to G1 (ESC ( B,
+// SI), insert mode, autowrap off, reverse video, origin mode and a
+// scroll region. These are one by one, not a soft reset (CSI ! p): the
+// Linux console knows no DECSTR and would print its "p". Leaving origin
+// mode and setting the margins home the cursor, so the cursor is saved
+// before (DECSC, with the ASCII set already back) and restored after:
+// the prompt stays below the shell's output. DECRC also restores origin
+// mode where the box had set it (xterm, tmux), which with the margins at
+// the screen's edges places nothing differently.
 const modeResets = "\x1b[?1049l\x1b[?25h\x1b[?1l\x1b>\x1b[?2004l" +
-	"\x1b[?1000l\x1b[?1002l\x1b[?1003l\x1b[?1004l\x1b[?1005l\x1b[?1006l\x1b[?1015l\x1b[0m"
+	"\x1b[?1000l\x1b[?1002l\x1b[?1003l\x1b[?1004l\x1b[?1005l\x1b[?1006l\x1b[?1015l\x1b[0m" +
+	"\x1b(B\x0f\x1b[4l\x1b[?7h\x1b[?5l\x1b7\x1b[?6l\x1b[r\x1b8"
 
 // answerWindow is how long the learner's terminal may still be
 // answering a query the box's command sent just before it ended.

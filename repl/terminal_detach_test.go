@@ -262,3 +262,41 @@ func TestClosingTheTerminalBehindAPasteTheBoxDoesNotReadTearsDown(t *testing.T) 
 		t.Errorf("the box's program outlived the session: PIDs %v", left)
 	}
 }
+
+// After sh the learner's terminal is as stepbox draws in, whatever modes
+// the box's shell left set (ut32 F3): the line-drawing set shifted in,
+// a scroll region with origin mode, insert mode, autowrap off and
+// reverse video once turned every later panel into glyphs squeezed into
+// a few lines. And the prompt stays where the shell left the cursor.
+func TestShLeavesNoCharsetRegionOrInsertModeBehind(t *testing.T) {
+	p, _, _ := paneTerminal(t)
+	for i := 0; i < 5; i++ {
+		p.line("exec echo filler") // the cursor is well below the top line
+	}
+	p.waitFor("web[uts,mnt,pid] ▸")
+	p.mark()
+	p.line("sh")
+	p.waitFor("[web] ")
+	p.line(`printf '\033(0\033)0\016\033[?5h\033[3;8r\033[?25l\033[4h\033[?7l\033[?1h\033=\033[?6h'; exit`)
+	p.waitFor("back in stepbox", "web[uts,mnt,pid] ▸")
+	// Origin mode may stay (DECRC restores it, see modeResets): with the
+	// whole screen as scroll region it places nothing differently.
+	flags := "#{cursor_flag} #{insert_flag} #{wrap_flag} #{keypad_cursor_flag} #{keypad_flag} #{scroll_region_upper}-#{scroll_region_lower}"
+	if got := strings.TrimSpace(p.tmux("display-message", "-p", "-t", "0", flags)); got != "1 0 1 0 0 0-39" {
+		t.Errorf("after sh, cursor on, insert off, wrap on, keypads normal and the whole screen as scroll region (%s) should be %q, are %q", flags, "1 0 1 0 0 0-39", got)
+	}
+	if y := strings.TrimSpace(p.tmux("display-message", "-p", "-t", "0", "#{cursor_y}")); y == "0" {
+		t.Errorf("after sh, the cursor should stay below the shell's output, is on the top line")
+	}
+	p.mark()
+	p.line("boxes")
+	s := p.waitFor("running", "web[uts,mnt,pid] ▸")
+	if !strings.Contains(s, "web") || strings.ContainsAny(s, "␉⎺⎽␍") { // b, o, s, r in the line-drawing set
+		t.Errorf("after sh, the boxes panel should be drawn in ASCII:\n%s", s)
+	}
+	if e := p.tmux("capture-pane", "-p", "-e", "-t", "0"); strings.Contains(e, "\x0e") || strings.Contains(e, "\x1b(0") {
+		t.Errorf("after sh, the panel should not be drawn in the line-drawing set (capture-pane -e):\n%q", e)
+	}
+	p.line("exit")
+	p.waitFor("STEPBOX-EXIT=0")
+}

@@ -37,7 +37,21 @@ func HostPlatform() v1.Platform {
 type PullOptions struct {
 	Platform  *v1.Platform
 	Transport http.RoundTripper
+	// Idle is how long the pull waits for the next byte of what the
+	// registry is sending; zero is idleMax.
+	Idle time.Duration
 }
+
+// idleMax is how long a pull waits for the next byte of a manifest or
+// blob once the registry has answered: one that sends headers and then
+// drips or stops sending the body held `image pull` (and a script under
+// `stepbox run`) for ever (ut32 F6). A slow but live registry sends
+// something far more often than this.
+const idleMax = 30 * time.Second
+
+// ErrRegistryStalled is a pull that got no byte from the registry for
+// the idle time.
+var ErrRegistryStalled = errors.New("the registry stalled")
 
 // transport is the default transport with deadlines: a registry that
 // stops answering fails the pull instead of hanging the session.
@@ -68,7 +82,11 @@ func (s *Store) Pull(ctx context.Context, ref string, opts PullOptions, progress
 	if tr == nil {
 		tr = transport()
 	}
-	tr = boundedManifests{tr}
+	idle := opts.Idle
+	if idle <= 0 {
+		idle = idleMax
+	}
+	tr = boundedManifests{idleBodies{next: tr, idle: idle}}
 	ro := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain), remote.WithTransport(tr)}
 	desc, err := remote.Get(r, ro...)
 	if err != nil {
@@ -217,4 +235,47 @@ func (b *boundedBody) Read(p []byte) (int, error) {
 		return 0, b.err
 	}
 	return n, err
+}
+
+// idleBodies fails the read of an answer's body that gets no byte for
+// idle: the transport's timeouts end at the response headers.
+type idleBodies struct {
+	next http.RoundTripper
+	idle time.Duration
+}
+
+func (b idleBodies) RoundTrip(req *http.Request) (*http.Response, error) {
+	// Cancelling the request's context is what ends a Read blocked on
+	// the connection (net/http), and it frees the connection.
+	ctx, cancel := context.WithCancel(req.Context())
+	resp, err := b.next.RoundTrip(req.WithContext(ctx))
+	if err != nil {
+		cancel()
+		return resp, err
+	}
+	resp.Body = &idleBody{ReadCloser: resp.Body, idle: b.idle, cancel: cancel, path: req.URL.Path}
+	return resp, nil
+}
+
+// idleBody is a body whose every Read waits at most idle.
+type idleBody struct {
+	io.ReadCloser
+	idle   time.Duration
+	cancel context.CancelFunc
+	path   string
+}
+
+func (b *idleBody) Read(p []byte) (int, error) {
+	t := time.AfterFunc(b.idle, b.cancel)
+	n, err := b.ReadCloser.Read(p)
+	if !t.Stop() {
+		return n, fmt.Errorf("%w: no byte of %s came for %v, the longest stepbox waits for the next one", ErrRegistryStalled, b.path, b.idle)
+	}
+	return n, err
+}
+
+func (b *idleBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.cancel()
+	return err
 }
