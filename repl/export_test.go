@@ -50,36 +50,7 @@ func TestExportBundleRunsInRuncAsTheBoxWasBuilt(t *testing.T) {
 		t.Errorf("process: %q in %q, want the image's Cmd in its WorkingDir", got, spec.Process.Cwd)
 	}
 	// Run it detached, so the host can read the container's /proc.
-	spec.Process.Args = []string{"sleep", "60"}
-	b, _ = json.Marshal(spec)
-	os.WriteFile(filepath.Join(bundle, "config.json"), b, 0o600)
-	state := filepath.Join(dir, "runc")
-	id := fmt.Sprintf("stepbox-test-%d", os.Getpid())
-	pidFile := filepath.Join(dir, "pid")
-	cmd := exec.Command(runc, "--root", state, "run", "-d", "--pid-file", pidFile, "-b", bundle, id)
-	// Not a pipe: the detached container keeps its stdio open.
-	logFile, err := os.Create(filepath.Join(dir, "runc.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logFile.Close()
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Run(); err != nil {
-		log, _ := os.ReadFile(logFile.Name())
-		t.Fatalf("runc run: %v\n%s", err, log)
-	}
-	t.Cleanup(func() {
-		exec.Command(runc, "--root", state, "kill", id, "KILL").Run()
-		for i := 0; i < 50; i++ {
-			if exec.Command(runc, "--root", state, "delete", id).Run() == nil {
-				return
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		t.Errorf("runc delete %s failed", id)
-	})
-	pidText, _ := os.ReadFile(pidFile)
-	pid := strings.TrimSpace(string(pidText))
+	pid := runcDetached(t, runc, dir, bundle, fmt.Sprintf("stepbox-test-%d", os.Getpid()), spec, "")
 
 	for _, ns := range []string{"uts", "ipc", "mnt", "pid", "net", "cgroup"} {
 		host, _ := os.Readlink("/proc/self/ns/" + ns)
@@ -228,35 +199,8 @@ func TestExportBundleCarriesTheSecurityStepsToRunc(t *testing.T) {
 	if err := json.Unmarshal(b, &spec); err != nil {
 		t.Fatal(err)
 	}
-	spec.Process.Args = []string{"sleep", "60"}
-	b, _ = json.Marshal(spec)
-	os.WriteFile(filepath.Join(bundle, "config.json"), b, 0o600)
-	state := filepath.Join(dir, "runc")
-	id := fmt.Sprintf("stepbox-sec-%d", os.Getpid())
-	pidFile := filepath.Join(dir, "pid")
-	logFile, err := os.Create(filepath.Join(dir, "runc.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logFile.Close()
-	cmd := exec.Command(runc, "--root", state, "run", "-d", "--pid-file", pidFile, "-b", bundle, id)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Run(); err != nil {
-		log, _ := os.ReadFile(logFile.Name())
-		t.Fatalf("runc run: %v\n%s", err, log)
-	}
-	t.Cleanup(func() {
-		exec.Command(runc, "--root", state, "kill", id, "KILL").Run()
-		for i := 0; i < 50; i++ {
-			if exec.Command(runc, "--root", state, "delete", id).Run() == nil {
-				return
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		t.Errorf("runc delete %s failed", id)
-	})
-	pidText, _ := os.ReadFile(pidFile)
-	status, err := os.ReadFile("/proc/" + strings.TrimSpace(string(pidText)) + "/status")
+	pid := runcDetached(t, runc, dir, bundle, fmt.Sprintf("stepbox-sec-%d", os.Getpid()), spec, "")
+	status, err := os.ReadFile("/proc/" + pid + "/status")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -320,6 +264,46 @@ func TestExportBundleCarriesVolumesAndMasksToRunc(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(vol, "new")); err == nil {
 		t.Errorf("the container wrote into the read-only volume")
 	}
+}
+
+// runcDetached starts the bundle's config, spec with sleep 60 for its
+// command, under runc run -d with its state in dir, and returns the
+// container's PID; runc's container is killed and deleted at the end of
+// the test. note is added to a failure of runc run (what the export said).
+func runcDetached(t *testing.T, runc, dir, bundle, id string, spec specs.Spec, note string) string {
+	t.Helper()
+	spec.Process.Args = []string{"sleep", "60"}
+	b, _ := json.Marshal(spec)
+	if err := os.WriteFile(filepath.Join(bundle, "config.json"), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	state := filepath.Join(dir, "runc")
+	pidFile := filepath.Join(dir, "pid")
+	// Not a pipe: the detached container keeps its stdio open.
+	logFile, err := os.Create(filepath.Join(dir, "runc.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logFile.Close()
+	cmd := exec.Command(runc, "--root", state, "run", "-d", "--pid-file", pidFile, "-b", bundle, id)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Run(); err != nil {
+		log, _ := os.ReadFile(logFile.Name())
+		exec.Command(runc, "--root", state, "delete", "-f", id).Run()
+		t.Fatalf("runc run: %v\n%s%s", err, log, note)
+	}
+	t.Cleanup(func() {
+		exec.Command(runc, "--root", state, "kill", id, "KILL").Run()
+		for i := 0; i < 50; i++ {
+			if exec.Command(runc, "--root", state, "delete", id).Run() == nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Errorf("runc delete %s failed", id)
+	})
+	pidText, _ := os.ReadFile(pidFile)
+	return strings.TrimSpace(string(pidText))
 }
 
 // needRunc is the path of Debian's runc; without it the test skips, or

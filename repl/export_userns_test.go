@@ -9,7 +9,6 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -53,39 +52,8 @@ func userBundle(t *testing.T, steps string) (pid, uidMap, gidMap string) {
 	if err := json.Unmarshal(b, &spec); err != nil {
 		t.Fatal(err)
 	}
-	spec.Process.Args = []string{"sleep", "60"}
-	b, _ = json.Marshal(spec)
-	if err := os.WriteFile(filepath.Join(bundle, "config.json"), b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	state := filepath.Join(dir, "runc")
-	id := fmt.Sprintf("stepbox-user-%d", os.Getpid())
-	pidFile := filepath.Join(dir, "pid")
-	// Not a pipe: the detached container keeps its stdio open.
-	logFile, err := os.Create(filepath.Join(dir, "runc.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logFile.Close()
-	cmd := exec.Command(runc, "--root", state, "run", "-d", "--pid-file", pidFile, "-b", bundle, id)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Run(); err != nil {
-		log, _ := os.ReadFile(logFile.Name())
-		exec.Command(runc, "--root", state, "delete", "-f", id).Run()
-		t.Fatalf("runc run: %v\n%s\nexport said:\n%s", err, log, out)
-	}
-	t.Cleanup(func() {
-		exec.Command(runc, "--root", state, "kill", id, "KILL").Run()
-		for i := 0; i < 50; i++ {
-			if exec.Command(runc, "--root", state, "delete", id).Run() == nil {
-				return
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		t.Errorf("runc delete %s failed", id)
-	})
-	pidText, _ := os.ReadFile(pidFile)
-	return strings.TrimSpace(string(pidText)), uidMap, gidMap
+	pid = runcDetached(t, runc, dir, bundle, fmt.Sprintf("stepbox-user-%d", os.Getpid()), spec, "\nexport said:\n"+out)
+	return pid, uidMap, gidMap
 }
 
 // A box made with `new --user`, exported and run by Debian's runc: the
