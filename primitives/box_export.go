@@ -251,8 +251,8 @@ func readIDMap(file string) ([]specs.LinuxIDMapping, error) {
 // with EACCES. Only said, never changed: unlike the state dir's
 // (letThrough), the directories above a bundle are the learner's.
 func BundleOutOfReach(dir string, e export.Box) string {
-	uid, uok := mappedRoot(e.UIDMap)
-	gid, gok := mappedRoot(e.GIDMap)
+	uid, uok := export.MappedRoot(e.UIDMap)
+	gid, gok := export.MappedRoot(e.GIDMap)
 	if !slices.Contains(e.Namespaces, "user") || !uok || !gok {
 		return ""
 	}
@@ -270,14 +270,4 @@ func BundleOutOfReach(dir string, e export.Box) string {
 			return ""
 		}
 	}
-}
-
-// mappedRoot is the host ID mappings m give ID 0.
-func mappedRoot(m []specs.LinuxIDMapping) (int, bool) {
-	for _, r := range m {
-		if r.ContainerID == 0 && r.Size > 0 {
-			return int(r.HostID), true
-		}
-	}
-	return 0, false
 }

@@ -184,25 +184,23 @@ func (b *Box) enterJoinOf(pid int, types []NamespaceType) enterJoin {
 // its own (withUserNamespace), in canonical order, and the cgroups it
 // writes itself into, in words. Its settings are the box's, always.
 func (b *Box) EnterJoins(types []NamespaceType) (namespaces []string, cgroup string) {
-	pid := b.CommandPID()
 	types = b.withUserNamespace(types)
-	for _, t := range NamespaceTypes {
-		if joinsType(types, t.Name) {
-			namespaces = append(namespaces, t.Name)
-		}
+	return namespaceNames(types), b.enterJoinOf(b.CommandPID(), types).where
+}
+
+// namespaceNames are the names of types in canonical order.
+func namespaceNames(types []NamespaceType) []string {
+	var names []string
+	for _, t := range SortNamespaces(types) {
+		names = append(names, t.Name)
 	}
-	return namespaces, b.enterJoinOf(pid, types).where
+	return names
 }
 
 // namespaceList names the namespaces of types in canonical order, as
 // `uts, mnt, pid namespaces`.
 func namespaceList(types []NamespaceType) string {
-	var names []string
-	for _, t := range NamespaceTypes {
-		if joinsType(types, t.Name) {
-			names = append(names, t.Name)
-		}
-	}
+	names := namespaceNames(types)
 	return strings.Join(names, ", ") + " " + step.Plural(len(names), "namespace")
 }
 

@@ -344,9 +344,14 @@ func rootGroup(b Box) (int, bool) {
 	if !slices.Contains(b.Namespaces, "user") {
 		return 0, false
 	}
-	for _, m := range b.GIDMap {
-		if m.ContainerID == 0 && m.Size > 0 {
-			return int(m.HostID), true
+	return MappedRoot(b.GIDMap)
+}
+
+// MappedRoot is the host ID that mappings m give ID 0, if they map it.
+func MappedRoot(m []specs.LinuxIDMapping) (int, bool) {
+	for _, r := range m {
+		if r.ContainerID == 0 && r.Size > 0 {
+			return int(r.HostID), true
 		}
 	}
 	return 0, false
