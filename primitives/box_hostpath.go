@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -30,7 +32,9 @@ import (
 //   - a mount the walk crosses inside the box's tree is one stepbox's
 //     steps made (MadeMount): a box with a mount namespace of its own can
 //     bind a host directory into its tree before pivot_root, and the bind
-//     stays after it, so a mount of its own may show a host dir.
+//     stays after it, so a mount of its own may show a host dir;
+//   - pivot_root's success line names such mounts, and the volumes,
+//     that still show host files after the pivot (HostReach).
 
 // madeMount is a mount a step of stepbox's made in the box, as the box's
 // mountinfo showed it right after. Mount IDs in mountinfo (and statx's
@@ -158,6 +162,15 @@ func oldMountID(p string) int {
 // crosses, is one of stepbox's steps' and still shows what it did
 // (madeMount). With false comes what the mount is, for the learner.
 func (b *Box) MadeMount(id int, dev string) (bool, string) {
+	now, err := b.mountsNow()
+	return b.madeIn(now, err, id, dev)
+}
+
+// madeIn is MadeMount's judgement against the box's mount table read
+// once (now, or the error that cut its read): HostReach judges every
+// mount of the table, which reading it again for each would make
+// quadratic.
+func (b *Box) madeIn(now map[int]rootfs.Mount, err error, id int, dev string) (bool, string) {
 	b.mu.Lock()
 	var rec *madeMount
 	for i := range b.fs.Made {
@@ -166,7 +179,6 @@ func (b *Box) MadeMount(id int, dev string) (bool, string) {
 		}
 	}
 	b.mu.Unlock()
-	now, err := b.mountsNow()
 	m, ok := now[id]
 	switch {
 	case err != nil && !ok:
@@ -182,6 +194,69 @@ func (b *Box) MadeMount(id int, dev string) (bool, string) {
 		return false, what + " that no step of stepbox's made"
 	}
 	return true, what
+}
+
+// HostMount is a mount in the box's root that shows a host filesystem
+// (HostReach).
+type HostMount struct {
+	Point string // where the box sees it, which the box may have chosen
+	// Mount is its line of the box's mount table: its filesystem, source
+	// and, for a bind, the directory of that filesystem it shows (Root).
+	Mount rootfs.Mount
+	// Volume is the `mount bind` step's volume it is; nil for a mount
+	// the box made itself.
+	Volume *Volume
+}
+
+// HostReach lists the mounts in the box's root that show a host
+// filesystem, by mount ID, and how many there are (at most
+// rootfs.MountsKept are listed). pivot_root binds the new root onto
+// itself with its submounts (rootfs.PivotRoot), so what was mounted in
+// it before comes along: a volume of stepbox's `mount bind`, and a host
+// directory the box bound there itself (ut32 F7). Listed are the volumes
+// MadeMount still takes for stepbox's, and each mount no step of
+// stepbox's made whose device is one of the host's mounts': a tmpfs or
+// a proc the box mounted itself has a device of its own and reaches
+// nothing of the host's. Stepbox's own proc, sys, cgroup and dev are the
+// kernel's interfaces a container is given, which the lessons teach
+// apart, and are not listed.
+func (b *Box) HostReach() (list []HostMount, n int, err error) {
+	host, err := rootfs.Mounts(os.Getpid())
+	if err != nil {
+		return nil, 0, fmt.Errorf("the host's mount table: %w", err)
+	}
+	hostDev := map[string]bool{}
+	for _, m := range host.Mounts {
+		hostDev[m.Dev] = true
+	}
+	now, err := b.mountsNow()
+	if err != nil {
+		return nil, 0, fmt.Errorf("box %s: %w", b.Name, err)
+	}
+	f := b.FS()
+	root := f.root()
+	for _, id := range slices.Sorted(maps.Keys(now)) {
+		m := now[id]
+		_, target, _ := exportMount(m, f, root)
+		if target == "" {
+			continue // outside the box's root, the root itself, `mount mask`'s
+		}
+		made, _ := b.madeIn(now, nil, m.ID, m.Dev)
+		var vol *Volume
+		if made {
+			i := slices.IndexFunc(f.Volumes, func(v Volume) bool { return v.Target == target })
+			if i < 0 {
+				continue
+			}
+			vol = &f.Volumes[i]
+		} else if !hostDev[m.Dev] {
+			continue
+		}
+		if n++; len(list) < rootfs.MountsKept {
+			list = append(list, HostMount{Point: target, Mount: m, Volume: vol})
+		}
+	}
+	return list, n, nil
 }
 
 // RootTop checks that top, the box's root as the host reaches it

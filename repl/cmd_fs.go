@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"stepbox/primitives"
 	"stepbox/primitives/layers"
 	"stepbox/primitives/rootfs"
 	"stepbox/primitives/step"
@@ -61,7 +62,7 @@ func init() {
 		&Command{
 			Name: "pivot_root", Group: "filesystem", Usage: "pivot_root", NeedsBox: true, Recorded: true,
 			Summary: "make the overlay the box's / and detach the host's: what container runtimes do",
-			Kernel:  "make / private, bind the new root onto itself, pivot_root(\".\", \".\"), umount2(\".\", MNT_DETACH), mount /proc when the box has its own PID namespace",
+			Kernel:  "make / private, bind the new root onto itself with the mounts inside it, pivot_root(\".\", \".\"), umount2(\".\", MNT_DETACH), mount /proc when the box has its own PID namespace",
 			Example: "pivot_root", Man: "pivot_root(2), mount_namespaces(7)",
 			Plan: func(sh *Shell, c *Call) (*step.Step, error) { return sh.Current().PlanPivotRoot() },
 			Run: func(sh *Shell, c *Call) error {
@@ -72,7 +73,7 @@ func init() {
 				if err != nil {
 					return err
 				}
-				sh.ok("the overlay is the box's / now; the host's root is detached and unreachable from inside")
+				sh.pivotDone(b)
 				return nil
 			},
 		},
@@ -151,6 +152,59 @@ func init() {
 			},
 		},
 	)
+}
+
+// reachShown is how many of the mounts that still show host files
+// pivot_root's success line names.
+const reachShown = 5
+
+// pivotDone is pivot_root's success line: the host's root is detached,
+// but a mount made in the new root before the pivot came along with it
+// (Box.HostReach), and a bind of a host directory there keeps it in the
+// box's reach: the line calls the host unreachable only when no such
+// mount is there, and otherwise names them (ut32 F7). Their mount points
+// and sources are the box's to choose: escaped, each cut, and at most
+// reachShown of them.
+func (sh *Shell) pivotDone(b *primitives.Box) {
+	list, n, err := b.HostReach()
+	switch {
+	case err != nil:
+		sh.ok("the overlay is the box's / now and the host's root is detached; whether a mount inside still shows host files is not known: %v", err)
+		sh.say("  `mounts` lists the box's mount table")
+		return
+	case n == 0:
+		sh.ok("the overlay is the box's / now; the host's root is detached and unreachable from inside")
+		return
+	}
+	verb := map[bool]string{true: "shows", false: "show"}[n == 1]
+	sh.ok("the overlay is the box's / now and the host's root is detached, but %s inside still %s host files (pivot_root carries along what was mounted in the new root):", step.Count(n, "mount"), verb)
+	for _, m := range list[:min(len(list), reachShown)] {
+		point := viz.Escape(step.Cut(m.Point))
+		if v := m.Volume; v != nil {
+			ro := ""
+			if v.ReadOnly {
+				ro = ", read-only"
+			}
+			// The learner typed the source, as `mount bind` echoed it.
+			sh.say("  %s: the host's %s, a volume of your `mount bind`%s: the box reaches it, as a volume is meant to", point, viz.Escape(v.Source), ro)
+			continue
+		}
+		// As the `!` check names such a mount (Box.MadeMount), each of
+		// its box-chosen parts cut.
+		what := fmt.Sprintf("a %s mount of %s", step.Cut(m.Mount.FSType), step.Cut(m.Mount.Source))
+		if m.Mount.Root != "/" {
+			what += "[" + step.Cut(m.Mount.Root) + "]"
+		}
+		umount := "`exec umount` with its whole path"
+		if q := step.ShellQuote(m.Point); len(q) <= step.CutLen {
+			umount = "`exec umount " + step.EscapeControls(q) + "`"
+		}
+		sh.say("  %s: %s that no step of stepbox's made: the box mounted it before pivot_root, and through it reaches the host's files; %s detaches it",
+			point, viz.Escape(what), umount)
+	}
+	if n > reachShown {
+		sh.say("  and %d more: `mounts` lists them", n-reachShown)
+	}
 }
 
 // mountsPanelRead bounds a panel's read of a box's mount table: the

@@ -248,6 +248,7 @@ func pivotRootNotes() []string {
 		`pivot_root(".", ".") stacks the old root on the new one; umount -l detaches it, so no old-root directory is left to remove`,
 		"every process of this mount namespace whose root or cwd was the old root moves along (pivot_root(2))",
 		"the host still reaches the box's files through /proc/PID/root",
+		"the bind takes the mounts inside the new root along (MS_REC): a volume of `mount bind`, or a host dir the box bound there itself, still shows the host's files after the pivot",
 	}
 }
 
