@@ -35,6 +35,8 @@ type boxTerminal struct {
 	detached chan struct{}
 	// lastOut is the last byte the box's terminal wrote to the learner's.
 	lastOut byte
+	// origin watches that output for origin mode (resetModes).
+	origin originWatch
 	// queued is what the learner typed that the box's terminal has not
 	// taken yet (terminal_keys.go); dropping is set once keys past
 	// keysQueued were dropped, until it has taken them all.
@@ -139,6 +141,7 @@ func (p *boxTerminal) output() {
 				return
 			}
 			p.lastOut = buf[n-1]
+			p.origin.scan(buf[:n])
 		}
 		if err != nil {
 			return
@@ -200,17 +203,78 @@ func (p *boxTerminal) close() {
 // stepbox's prompt at each move of the mouse) and focus reports, colours
 // (console_codes(4), xterm's ctlseqs). Then what garbles every later
 // panel (ut32 F3): the line-drawing set in G0 and a shift to G1 (ESC ( B,
-// SI), insert mode, autowrap off, reverse video, origin mode and a
-// scroll region. These are one by one, not a soft reset (CSI ! p): the
-// Linux console knows no DECSTR and would print its "p". Leaving origin
-// mode and setting the margins home the cursor, so the cursor is saved
-// before (DECSC, with the ASCII set already back) and restored after:
-// the prompt stays below the shell's output. DECRC also restores origin
-// mode where the box had set it (xterm, tmux), which with the margins at
-// the screen's edges places nothing differently.
+// SI), insert mode, autowrap off and reverse video. Origin mode and a
+// scroll region follow (marginResets). These are one by one, not a soft
+// reset (CSI ! p): the Linux console knows no DECSTR and would print its
+// "p".
 const modeResets = "\x1b[?1049l\x1b[?25h\x1b[?1l\x1b>\x1b[?2004l" +
 	"\x1b[?1000l\x1b[?1002l\x1b[?1003l\x1b[?1004l\x1b[?1005l\x1b[?1006l\x1b[?1015l\x1b[0m" +
-	"\x1b(B\x0f\x1b[4l\x1b[?7h\x1b[?5l\x1b7\x1b[?6l\x1b[r\x1b8"
+	"\x1b(B\x0f\x1b[4l\x1b[?7h\x1b[?5l"
+
+// marginResets puts the scroll region back to the whole screen where the
+// box never set origin mode. Setting the margins homes the cursor, so the
+// cursor is saved before (DECSC, with the ASCII set already back) and
+// restored after: the prompt stays below the shell's output. Origin mode
+// is off in what DECSC saves, so neither this DECRC nor a later one
+// turns it on.
+const marginResets = "\x1b7\x1b[?6l\x1b[r\x1b8"
+
+// originResets is marginResets where the box set origin mode (ut32 F3).
+// DECSC saves origin mode with the cursor (xterm, tmux), so
+// marginResets' DECRC would turn it back on, and so would a later one,
+// stepbox's or the terminal's. Leaving origin mode homes the cursor, as
+// setting the margins does, and only a DECRC could take it back to where
+// the shell left it: so the cursor goes to the bottom line and a new
+// line starts there, below all of the shell's output; then the clean
+// state (origin mode off, the ASCII set, plain colours) is saved over the
+// box's, for any later DECRC.
+const originResets = "\x1b[?6l\x1b[r\x1b[999B\r\n\x1b7"
+
+// originWatch tells whether a box's output set origin mode (DECSET 6:
+// CSI ? … 6 … h, in a sequence that may span reads). It never forgets:
+// a DECRC of the box's may turn it back on after a reset.
+type originWatch struct {
+	state byte // 0: text; 1: after ESC; 2: after ESC [; 3: in CSI ? params
+	param int
+	six   bool
+	set   bool
+}
+
+func (w *originWatch) scan(b []byte) {
+	for _, c := range b {
+		switch {
+		case c == 0x1b:
+			w.state = 1
+		case w.state == 1 && c == '[':
+			w.state = 2
+		case w.state == 2 && c == '?':
+			w.state, w.param, w.six = 3, 0, false
+		case w.state == 3 && c >= '0' && c <= '9':
+			w.param = min(w.param*10+int(c-'0'), 1<<20)
+		case w.state == 3 && c == ';':
+			w.six = w.six || w.param == 6
+			w.param = 0
+		case w.state == 3 && c == 'h':
+			w.set = w.set || w.six || w.param == 6
+			w.state = 0
+		default:
+			w.state = 0
+		}
+	}
+}
+
+// resetFor is what resetModes writes: originSet says the box set origin
+// mode; onLine that the cursor is not at the start of a line.
+func resetFor(originSet, onLine bool) string {
+	if originSet {
+		return modeResets + originResets
+	}
+	reset := modeResets + marginResets
+	if onLine {
+		reset += "\r\n"
+	}
+	return reset
+}
 
 // answerWindow is how long the learner's terminal may still be
 // answering a query the box's command sent just before it ended.
@@ -222,11 +286,7 @@ const answerWindow = 100 * time.Millisecond
 // the box (a cursor position report) or that was typed for the box:
 // the prompt's line starts empty (tcflush(TCIFLUSH), termios(3)).
 func (p *boxTerminal) resetModes() {
-	reset := modeResets
-	if p.lastOut != '\n' {
-		reset += "\r\n"
-	}
-	p.learner.File.Write([]byte(reset))
+	p.learner.File.Write([]byte(resetFor(p.origin.set, p.lastOut != '\n')))
 	fd := int(p.learner.File.Fd())
 	time.Sleep(answerWindow)
 	unix.IoctlSetInt(fd, unix.TCFLSH, unix.TCIFLUSH)

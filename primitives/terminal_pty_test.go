@@ -138,3 +138,51 @@ func TestExecWithATerminalGivesTheCommandAPtyOfItsOwn(t *testing.T) {
 		t.Errorf("the command's terminal should have the learner's size:\n%s", out.String())
 	}
 }
+
+// ut32 F3: a box that set origin mode and a scroll region and saved the
+// cursor (DECSC saves origin mode with it) got origin mode back from the
+// DECRC that ended the reset, and again from any later DECRC. The reset
+// leaves it off, in the terminal and in the state DECSC saved, as a model
+// of the two (xterm's and tmux's DECSC/DECRC) follows the bytes.
+func TestResetAfterABoxThatSetOriginModeLeavesItOffForGood(t *testing.T) {
+	for _, c := range []struct {
+		out string
+		set bool
+	}{
+		{"\x1b[?6h", true}, {"\x1b[?1;6h", true}, {"\x1b[?6;25h", true}, {"x\x1b[3;8r\x1b[?6h\x1b7", true},
+		{"\x1b[?16h", false}, {"\x1b[?6l", false}, {"\x1b[6h", false}, {"\x1b[?61h", false}, {"?6h", false},
+	} {
+		// Every split of the output into two reads.
+		for i := 0; i <= len(c.out); i++ {
+			var w originWatch
+			w.scan([]byte(c.out[:i]))
+			w.scan([]byte(c.out[i:]))
+			if w.set != c.set {
+				t.Errorf("origin mode set by %q read as %q+%q: %v, want %v", c.out, c.out[:i], c.out[i:], w.set, c.set)
+			}
+		}
+	}
+	for _, boxSet := range []bool{true, false} {
+		// The box's state: origin mode as it left it, and saved so.
+		on, saved := boxSet, boxSet
+		reset := resetFor(boxSet, true)
+		for i := 0; i < len(reset); i++ {
+			switch {
+			case strings.HasPrefix(reset[i:], "\x1b[?6h"):
+				on = true
+			case strings.HasPrefix(reset[i:], "\x1b[?6l"):
+				on = false
+			case strings.HasPrefix(reset[i:], "\x1b7"):
+				saved = on
+			case strings.HasPrefix(reset[i:], "\x1b8"):
+				on = saved
+			}
+		}
+		if on || saved {
+			t.Errorf("box set origin mode %v: after the reset %q origin mode is on %v, in the saved cursor %v; want both off", boxSet, reset, on, saved)
+		}
+		if !strings.HasSuffix(reset, "\r\n") && !strings.HasSuffix(reset, "\r\n\x1b7") {
+			t.Errorf("box set origin mode %v: the reset %q should leave the cursor at the start of a new line", boxSet, reset)
+		}
+	}
+}

@@ -93,7 +93,7 @@ func (g *globalFlags) flagSet(name string) *flag.FlagSet {
 	fs.Var(&g.theme, "theme", "colour theme `NAME`: default, or contrast for projectors")
 	fs.StringVar(&g.record, "record", g.record, "write an asciicast v2 recording of the session or demo to `FILE`")
 	fs.Var(&g.web, "web", "serve the live view, a read-only page for a projector (loopback, or `ADDR` as 127.0.0.1:8080)")
-	fs.Func("cgroup-parent", "put stepbox's cgroups under the cgroup `PATH` (such as /mine) instead of the session's own cgroup; PATH must exist in every hierarchy (stepbox does not create it)", func(v string) error {
+	fs.Func("cgroup-parent", "put stepbox's cgroups under the cgroup `PATH` (such as /mine) instead of the session's own cgroup; PATH must exist in every hierarchy (stepbox does not create it), outside every session's stepbox-* cgroup", func(v string) error {
 		if err := cgroups.CheckParentPath(v); err != nil {
 			return err
 		}

@@ -149,22 +149,22 @@ func TestWebTakesAnAddressOrNone(t *testing.T) {
 // harmless-looking name; a relative path or any "." or ".." component is
 // refused when the flag is read, naming the flag, the value and the rule.
 func TestCgroupParentFlagRefusesDotComponents(t *testing.T) {
-	for _, v := range []string{"/stepbox-4524/..", "/a/./b", "/..", "mine", "../mine"} {
+	for _, v := range []string{"/stepbox-4524/..", "/a/./b", "/..", "mine", "../mine", "//x", "/x/", "/x\x1bc", "/stepbox-4524-1", "/mine/stepbox-4524-1/b1"} {
 		g := &globalFlags{}
 		before := primitives.CgroupParentOverride
 		_, err := parseFlags(g.flagSet("stepbox"), []string{"--cgroup-parent", v})
 		if err == nil {
-			t.Errorf("--cgroup-parent %s: taken", v)
+			t.Errorf("--cgroup-parent %q: taken", v)
 			continue
 		}
 		msg := strings.ReplaceAll(err.Error(), "\n  ", " ")
-		for _, w := range []string{"--cgroup-parent", strconv.Quote(v), "starting with / and without . or .. components"} {
+		for _, w := range []string{"--cgroup-parent", strconv.Quote(v), "starting with / and without empty, . or .. components", "outside every stepbox session's cgroup"} {
 			if !strings.Contains(msg, w) {
-				t.Errorf("--cgroup-parent %s: error %q, want %q in it", v, msg, w)
+				t.Errorf("--cgroup-parent %q: error %q, want %q in it", v, msg, w)
 			}
 		}
 		if primitives.CgroupParentOverride != before {
-			t.Errorf("--cgroup-parent %s: set the override to %q", v, primitives.CgroupParentOverride)
+			t.Errorf("--cgroup-parent %q: set the override to %q", v, primitives.CgroupParentOverride)
 		}
 	}
 	g := &globalFlags{}

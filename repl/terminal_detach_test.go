@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // sleepingFor lists the host PIDs running `sleep SECS` (a number no other
@@ -267,9 +269,11 @@ func TestClosingTheTerminalBehindAPasteTheBoxDoesNotReadTearsDown(t *testing.T) 
 // the box's shell left set (ut32 F3): the line-drawing set shifted in,
 // a scroll region with origin mode, insert mode, autowrap off and
 // reverse video once turned every later panel into glyphs squeezed into
-// a few lines. And the prompt stays where the shell left the cursor.
+// a few lines. And the prompt stays below the shell's output. Origin mode
+// the shell set and saved with the cursor (DECSC) stays off, also after a
+// later DECRC, which restored it.
 func TestShLeavesNoCharsetRegionOrInsertModeBehind(t *testing.T) {
-	p, _, _ := paneTerminal(t)
+	p, path, _ := paneTerminal(t)
 	for i := 0; i < 5; i++ {
 		p.line("exec echo filler") // the cursor is well below the top line
 	}
@@ -277,13 +281,22 @@ func TestShLeavesNoCharsetRegionOrInsertModeBehind(t *testing.T) {
 	p.mark()
 	p.line("sh")
 	p.waitFor("[web] ")
-	p.line(`printf '\033(0\033)0\016\033[?5h\033[3;8r\033[?25l\033[4h\033[?7l\033[?1h\033=\033[?6h'; exit`)
+	p.line(`printf '\033(0\033)0\016\033[?5h\033[3;8r\033[?25l\033[4h\033[?7l\033[?1h\033=\033[?6h\0337'; exit`)
 	p.waitFor("back in stepbox", "web[uts,mnt,pid] ▸")
-	// Origin mode may stay (DECRC restores it, see modeResets): with the
-	// whole screen as scroll region it places nothing differently.
-	flags := "#{cursor_flag} #{insert_flag} #{wrap_flag} #{keypad_cursor_flag} #{keypad_flag} #{scroll_region_upper}-#{scroll_region_lower}"
-	if got := strings.TrimSpace(p.tmux("display-message", "-p", "-t", "0", flags)); got != "1 0 1 0 0 0-39" {
-		t.Errorf("after sh, cursor on, insert off, wrap on, keypads normal and the whole screen as scroll region (%s) should be %q, are %q", flags, "1 0 1 0 0 0-39", got)
+	flags := "#{cursor_flag} #{insert_flag} #{wrap_flag} #{keypad_cursor_flag} #{keypad_flag} #{origin_flag} #{scroll_region_upper}-#{scroll_region_lower}"
+	if got := strings.TrimSpace(p.tmux("display-message", "-p", "-t", "0", flags)); got != "1 0 1 0 0 0 0-39" {
+		t.Errorf("after sh, cursor on, insert off, wrap on, keypads normal, origin mode off and the whole screen as scroll region (%s) should be %q, are %q", flags, "1 0 1 0 0 0 0-39", got)
+	}
+	tty, err := os.OpenFile(path, os.O_WRONLY|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.mark()
+	tty.WriteString("\x1b8decrc-done") // DECRC, as a later panel or the terminal may
+	tty.Close()
+	p.waitFor("decrc-done")
+	if got := strings.TrimSpace(p.tmux("display-message", "-p", "-t", "0", "#{origin_flag}")); got != "0" {
+		t.Errorf("after sh and a DECRC, origin mode should be off (#{origin_flag} 0), is %q", got)
 	}
 	if y := strings.TrimSpace(p.tmux("display-message", "-p", "-t", "0", "#{cursor_y}")); y == "0" {
 		t.Errorf("after sh, the cursor should stay below the shell's output, is on the top line")

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/prometheus/procfs"
 
@@ -360,18 +362,33 @@ func ExistingAncestor(p string) string {
 }
 
 // CheckParentPath checks a --cgroup-parent value: a cgroup path as
-// /proc/PID/cgroup shows it, absolute, with no "." or ".." component, so
-// that it names no directory outside the cgroup mount, nor another than
-// it seems to (/stepbox-4524/.. is the root). The error names neither the
-// flag nor the value: the flag package and Place say them.
+// /proc/PID/cgroup shows it, absolute, clean (no empty, "." or ".."
+// component), so that it names no directory outside the cgroup mount,
+// nor another than it seems to (/stepbox-4524/.. is the root, //x is
+// /x); printable, as stepbox shows it in every step; and inside no
+// session's parent cgroup (stepbox-*): boxes there would land in another
+// session's tree, which that session's teardown kills and removes (ut32
+// F5). The error names neither the flag nor the value: the flag package
+// and Place say them.
 func CheckParentPath(p string) error {
-	const allowed = "give a cgroup path as /proc/PID/cgroup shows it, starting with / and without . or .. components (such as /mine)"
+	const allowed = "give a cgroup path as /proc/PID/cgroup shows it, starting with / and without empty, . or .. components (such as /mine), in printable characters and outside every stepbox session's cgroup (" + ParentPrefix + "*)"
 	if !path.IsAbs(p) {
 		return fmt.Errorf("a relative path: %s", allowed)
 	}
-	for _, c := range strings.Split(p, "/") {
-		if c == "." || c == ".." {
+	if !utf8.ValidString(p) || strings.IndexFunc(p, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
+		return fmt.Errorf("a path with a character that is not printable: %s", allowed)
+	}
+	if p == "/" {
+		return nil
+	}
+	for _, c := range strings.Split(p[1:], "/") {
+		switch {
+		case c == "":
+			return fmt.Errorf("an empty component: %s", allowed)
+		case c == "." || c == "..":
 			return fmt.Errorf("a %q component: %s", c, allowed)
+		case strings.HasPrefix(c, ParentPrefix):
+			return fmt.Errorf("inside a stepbox session's cgroup (%q), whose teardown would kill and remove the boxes: %s", c, allowed)
 		}
 	}
 	return nil

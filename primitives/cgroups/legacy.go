@@ -127,7 +127,7 @@ func (l *legacy) Place(override string) (Placement, error) {
 			return Placement{}, err
 		}
 		if !existsIn(l.fs, d.Path) {
-			return Placement{}, fmt.Errorf("--cgroup-parent %s: no such cgroup in the %s hierarchy (%s)", override, t.name, d.Path)
+			return Placement{}, fmt.Errorf("--cgroup-parent %q: no such cgroup in the %s hierarchy (%q)", override, t.name, d.Path)
 		}
 		p.Dirs = append(p.Dirs, d)
 	}
@@ -136,8 +136,18 @@ func (l *legacy) Place(override string) (Placement, error) {
 		if override != "" {
 			at = override
 		}
-		if d, err := l.track.dir(at); err == nil && existsIn(l.fs, d.Path) {
+		d, err := l.track.dir(at)
+		if err == nil && existsIn(l.fs, d.Path) {
 			p.Track = []Dir{d}
+		} else if override != "" {
+			// The session's own cgroup may lack a tracking tree and the
+			// pids hierarchy still tracks; a chosen PATH missing there
+			// would leave every box untracked in it, said only by
+			// `cgroup parent` (ut32 F5).
+			if err == nil {
+				err = fmt.Errorf("no such cgroup (%q)", d.Path)
+			}
+			return Placement{}, fmt.Errorf("--cgroup-parent %q: not in the cgroup2 tree that tracks the boxes: %w", override, err)
 		}
 	}
 	return p, nil

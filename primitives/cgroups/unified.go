@@ -159,14 +159,14 @@ func (u *unified) place(override string) (Placement, error) {
 		}
 		d, err := u.dir(override)
 		if err != nil {
-			return Placement{}, fmt.Errorf("--cgroup-parent %s: no such cgroup: %w", override, err)
+			return Placement{}, fmt.Errorf("--cgroup-parent %q: no such cgroup: %w", override, err)
 		}
 		n, err := procCount(u.fs, d.Path)
 		if err != nil {
-			return Placement{}, fmt.Errorf("--cgroup-parent %s: %w", override, err)
+			return Placement{}, fmt.Errorf("--cgroup-parent %q: %w", override, err)
 		}
 		if n > 0 && !isRoot(u.fs, d.Path) {
-			return Placement{}, fmt.Errorf("--cgroup-parent %s holds %s: %s; name a cgroup without processes", override, step.Count(n, "process"), noInternalProcs)
+			return Placement{}, fmt.Errorf("--cgroup-parent %q holds %s: %s; name a cgroup without processes", override, step.Count(n, "process"), noInternalProcs)
 		}
 		return Placement{Rule: "override", Dirs: []Dir{d}, Reason: "--cgroup-parent " + override}, nil
 	}
