@@ -321,6 +321,13 @@ func (b *base) Remove(g *Group) (*step.Step, error) {
 	for _, d := range g.all() {
 		errs = append(errs, removeTree(b.fs, s, d.Path))
 	}
+	errs = append(errs, b.disableEnabled(s, g)...)
+	return s, errors.Join(errs...)
+}
+
+// disableEnabled switches off the controllers g switched on above it
+// (g.Enabled), where no cgroup made there since may use them.
+func (b *base) disableEnabled(s *step.Step, g *Group) (errs []error) {
 	// Deepest first: a cgroup's controllers cannot go off while a child
 	// still has them on (EBUSY).
 	for i := len(g.Enabled) - 1; i >= 0; i-- {
@@ -333,7 +340,7 @@ func (b *base) Remove(g *Group) (*step.Step, error) {
 			errs = append(errs, err)
 		}
 	}
-	return s, errors.Join(errs...)
+	return errs
 }
 
 // madeSince lists the child cgroups of e that were not there when the
