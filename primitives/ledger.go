@@ -430,11 +430,15 @@ func shownPath(p string) string {
 // madeCgroups reads, from the ledgers of the session in dir's boxes,
 // which cgroups below the session's parent the boxes made: a path is
 // made if a ledger records it, or a cgroup below it, as made (not as
-// found there already: leaveNotMade).
+// found there already: leaveNotMade). So is an empty cgroup named as
+// `cgroup new` names a box's, NAME-ID, for a box of the session: a
+// session that crashed between its mkdir and its ledger line left it
+// (box_cgroup.go), and removing it ends nothing.
 func madeCgroups(dir string) func(string) bool {
-	made := map[string]bool{}
+	made, box := map[string]bool{}, map[string]bool{}
 	boxes, _ := os.ReadDir(filepath.Join(dir, "boxes"))
 	for _, b := range boxes {
+		box[b.Name()] = true
 		res, err := readLedger(filepath.Join(dir, "boxes", b.Name(), "ledger.jsonl"))
 		if err != nil {
 			continue
@@ -451,7 +455,13 @@ func madeCgroups(dir string) func(string) bool {
 			}
 		}
 	}
-	return func(p string) bool { return made[filepath.Clean(p)] }
+	return func(p string) bool {
+		if made[filepath.Clean(p)] {
+			return true
+		}
+		name, ok := cgroups.BoxOfGroupName(filepath.Base(p))
+		return ok && box[name] && !cgroups.Populated(p)
+	}
 }
 
 // sessionOf returns the session ID of a box ledger directory

@@ -197,6 +197,16 @@ func boxGroupName(box, id string) (name, _ string, err error) {
 	return box + "-" + id, id, nil
 }
 
+// BoxOfGroupName is the box a cgroup name names as `cgroup new` makes
+// it (boxGroupName: NAME-ID), if it is one.
+func BoxOfGroupName(name string) (box string, ok bool) {
+	i := strings.LastIndex(name, "-") // a box name may hold a '-'
+	if i < 0 || !shortID().MatchString(name[i+1:]) {
+		return "", false
+	}
+	return name[:i], true
+}
+
 var shortID = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[0-9a-f]{12}$`) })
 
 // controlFile checks that file names a file inside a cgroup directory.

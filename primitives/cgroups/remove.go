@@ -166,6 +166,9 @@ func RemoveParent(g *Group, made func(dir string) bool) (ended []int, foreign []
 	return sortedSet(ended), foreign, errors.Join(errs...)
 }
 
+// Populated reports whether any process is in dir or a cgroup below it.
+func Populated(dir string) bool { return populated(dir) }
+
 // populated reports whether any process is in dir or a cgroup below it.
 func populated(dir string) bool {
 	found := false
