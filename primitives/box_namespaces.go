@@ -111,8 +111,9 @@ func ledgerNamespaces(res []Resource) (map[string]nsID, error) {
 // escaped is what escapees found: processes ended, and what it could not
 // tell, a line each for the learner.
 type escaped struct {
-	ended []string
-	notes []string
+	ended  []string
+	notes  []string
+	killed []int // the processes the box's cgroups held, ended there: counted, not named
 }
 
 // escapees ends the processes still in the box's own namespaces ns once

@@ -97,22 +97,22 @@ func (b *Box) Tracked() *cgroups.Group {
 }
 
 // killCgroup ends every process in a ResCgroup ledger line's cgroup, once
-// the line is shown to be the session's (ledgerCgroupOwn), and names the
-// processes that survived.
-func killCgroup(r Resource, session string) error {
+// the line is shown to be the session's (ledgerCgroupOwn), names the
+// processes that survived, and returns those it saw end.
+func killCgroup(r Resource, session string) ([]int, error) {
 	g, err := ledgerGroup(r, session)
 	if g == nil || err != nil {
-		return err
+		return nil, err
 	}
-	left, err := cgroups.Kill(g)
+	ended, left, err := cgroups.Kill(g)
 	if len(left) > 0 {
 		var names []string
 		for _, pid := range left {
 			names = append(names, strconv.Itoa(pid)+" ("+commOf(pid)+")")
 		}
-		return errors.Join(fmt.Errorf("cgroup %s: %s still there after SIGKILL, none of them gone for 5 s (stuck in the kernel): %s", g.Name, step.Count(len(left), "process"), strings.Join(names, ", ")), err)
+		return ended, errors.Join(fmt.Errorf("cgroup %s: %s still there after SIGKILL, none of them gone for 5 s (stuck in the kernel): %s", g.Name, step.Count(len(left), "process"), strings.Join(names, ", ")), err)
 	}
-	return err
+	return ended, err
 }
 
 // commOf is a process's command name, escaped for the terminal: a box

@@ -204,7 +204,8 @@ func teardownLedgerWith(dir string, marked func(box string) []pidStart, live *li
 	// rmdir, cgroups.Remove.)
 	for i := len(res) - 1; search && i >= 0; i-- {
 		if res[i].Kind == ResCgroup {
-			errs = append(errs, killCgroup(res[i], session))
+			ended, err := killCgroup(res[i], session)
+			esc.killed, errs = append(esc.killed, ended...), append(errs, err)
 		}
 	}
 	var pids []pidStart
@@ -336,32 +337,131 @@ func removeBoxDir(dir string) error {
 }
 
 // teardownResources undoes the session-level ledger in dir (its parent
-// cgroup) without removing dir itself.
-func teardownResources(dir, session string) error {
+// cgroup) without removing dir itself, and returns the processes it saw
+// end. made says which cgroups below the parent the session's boxes
+// made (madeCgroups, read before their ledgers were undone): any other
+// is not stepbox's, and it and its processes are left, named (ut32 F1).
+func teardownResources(dir, session string, made func(string) bool) ([]int, error) {
 	res, err := readLedger(filepath.Join(dir, "ledger.jsonl"))
 	if errors.Is(err, os.ErrNotExist) {
-		return nil
+		return nil, nil
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var errs []error
+	var ended []int
 	done := map[string]bool{}
+	foreign := map[string]cgroups.Foreign{}
+	var parents []string
 	owner := netOwner(res, session)
 	for i := len(res) - 1; i >= 0; i-- {
 		r := res[i]
 		if r.Kind == ResCgroup && !done[string(r.Group)] {
 			done[string(r.Group)] = true
-			errs = append(errs, removeCgroup(r, session, false))
+			n, f, err := removeParent(r, session, made)
+			ended, errs = append(ended, n...), append(errs, err)
+			for _, c := range f {
+				if _, ok := foreign[c.Path]; !ok {
+					parents = append(parents, c.Path)
+				}
+				foreign[c.Path] = c
+			}
 		}
 		if r.Kind == ResNet {
 			errs = append(errs, undoNet(r, owner))
 		}
 	}
-	if err := errors.Join(errs...); err != nil {
-		return err
+	for _, p := range parents {
+		errs = append(errs, foreignError(foreign[p]))
 	}
-	return os.Remove(filepath.Join(dir, "ledger.jsonl"))
+	if err := errors.Join(errs...); err != nil {
+		return ended, err
+	}
+	return ended, os.Remove(filepath.Join(dir, "ledger.jsonl"))
+}
+
+// removeParent undoes a ResCgroup line of the session's own ledger, its
+// parent cgroup: below it only what made says the boxes made is ended and
+// removed (cgroups.RemoveParent). A parent in a systemd scope goes with
+// its scope, as removeCgroup does.
+func removeParent(r Resource, session string, made func(string) bool) ([]int, []cgroups.Foreign, error) {
+	g, err := ledgerGroup(r, session)
+	if g == nil || err != nil {
+		return nil, nil, err
+	}
+	if g.Scope != "" {
+		return nil, nil, removeCgroup(r, session, true)
+	}
+	return cgroups.RemoveParent(g, made)
+}
+
+// foreignError names a cgroup under the session's parent that no box of
+// the session made, and its processes, which teardown left alone, and
+// says what to do. Its name and its processes' are a box's or anyone's
+// to choose: quoted, and the list bounded.
+func foreignError(f cgroups.Foreign) error {
+	const most = 10
+	var names []string
+	for i, pid := range f.PIDs {
+		if i == most {
+			names = append(names, fmt.Sprintf("and %d more", len(f.PIDs)-most))
+			break
+		}
+		names = append(names, strconv.Itoa(pid)+" ("+commOf(pid)+")")
+	}
+	what := "no process is in it"
+	if len(names) > 0 {
+		what = step.Count(len(f.PIDs), "process") + " in it, left running: " + strings.Join(names, ", ")
+	}
+	p, parent := shownPath(f.Path), shownPath(filepath.Dir(f.Path))
+	return fmt.Errorf("cgroup %s is not stepbox's: no box of the session made it, so it is left as it is (%s), and stepbox's parent %s with it; end or move its processes, `rmdir %s`, then run `stepbox cleanup` (or `rmdir %s`)", p, what, parent, p, parent)
+}
+
+// shownPath is p as it can be shown on a terminal: as it is if it is
+// plain, else Go-quoted (a cgroup name holds any byte but '/').
+func shownPath(p string) string {
+	if q := strconv.Quote(p); q[1:len(q)-1] != p {
+		return q
+	}
+	return p
+}
+
+// madeCgroups reads, from the ledgers of the session in dir's boxes,
+// which cgroups below the session's parent the boxes made: a path is
+// made if a ledger records it, or a cgroup below it, as made (not as
+// found there already: leaveNotMade). So is an empty cgroup named as
+// `cgroup new` names a box's, NAME-ID, for a box of the session: a
+// session that crashed between its mkdir and its ledger line left it
+// (box_cgroup.go), and removing it ends nothing.
+func madeCgroups(dir string) func(string) bool {
+	made, box := map[string]bool{}, map[string]bool{}
+	boxes, _ := os.ReadDir(filepath.Join(dir, "boxes"))
+	for _, b := range boxes {
+		box[b.Name()] = true
+		res, err := readLedger(filepath.Join(dir, "boxes", b.Name(), "ledger.jsonl"))
+		if err != nil {
+			continue
+		}
+		for _, r := range leaveNotMade(res) {
+			var g cgroups.Group
+			if r.Kind != ResCgroup || json.Unmarshal(r.Group, &g) != nil {
+				continue
+			}
+			for _, d := range append(g.Dirs, g.Track...) {
+				for p := filepath.Clean(d.Path); p != "/" && p != "."; p = filepath.Dir(p) {
+					made[p] = true
+				}
+			}
+		}
+	}
+	return func(p string) bool {
+		if made[filepath.Clean(p)] {
+			return true
+		}
+		name, ok := cgroups.BoxOfGroupName(filepath.Base(p))
+		return ok && box[name] && !cgroups.Populated(p)
+	}
 }
 
 // sessionOf returns the session ID of a box ledger directory

@@ -474,3 +474,48 @@ func TestSweepRefusesStateSomeoneElseCouldHaveWritten(t *testing.T) {
 		})
 	}
 }
+
+// Below the session's parent, teardown ends and removes only what the
+// boxes' ledgers say they made (ut32 F1): a planted zz, or a b5.track a
+// refused `new b5` found there already (not made), is not the session's.
+// An empty NAME-ID of a box of the session is: `cgroup new` made it and
+// the session crashed before its ledger line (box_cgroup.go). One with a
+// process in it, or of a box the session has not, is not.
+func TestMadeCgroupsAreWhatTheBoxesLedgersSayTheyMade(t *testing.T) {
+	dir, parent := t.TempDir(), t.TempDir() // the session; its parent, as plain directories
+	line := func(box string, rs ...Resource) {
+		l, err := openLedger(filepath.Join(dir, "boxes", box))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rs {
+			if err := l.Add(r); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	group := func(name string) Resource {
+		raw, _ := json.Marshal(cgroups.Group{Name: name, Track: []cgroups.Dir{{Path: filepath.Join(parent, name)}}})
+		return Resource{Kind: ResCgroup, Group: raw}
+	}
+	line("a1", group("a1.track"), group("a1-0123456789ab"))
+	line("b5", group("b5.track"), Resource{Kind: ResNotMade, Path: filepath.Join(parent, "b5.track")})
+	for _, d := range []string{"a1-aaaaaaaaaaaa", "b5-bbbbbbbbbbbb", "zz-cccccccccccc"} {
+		if err := os.Mkdir(filepath.Join(parent, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A process in it: not an empty cgroup a crash left.
+	if err := os.WriteFile(filepath.Join(parent, "b5-bbbbbbbbbbbb", "cgroup.procs"), []byte("1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	made := madeCgroups(dir)
+	for name, want := range map[string]bool{
+		"a1.track": true, "a1-0123456789ab": true, "a1-aaaaaaaaaaaa": true,
+		"zz": false, "b5.track": false, "b5-bbbbbbbbbbbb": false, "zz-cccccccccccc": false, "a1-short": false,
+	} {
+		if got := made(filepath.Join(parent, name)); got != want {
+			t.Errorf("made(%s) = %v, want %v", name, got, want)
+		}
+	}
+}

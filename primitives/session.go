@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -215,14 +216,28 @@ func sweepSession(rep SweepReport, errs []error, dir string, e fs.DirEntry) (Swe
 		if len(failed) > 0 {
 			return rep, append(errs, fmt.Errorf("session %s: %w", e.Name(), errors.Join(failed...)))
 		}
-		procs, netLeft := leftovers(dir, e.Name())
+		procs, netLeft, named := leftovers(dir, e.Name())
+		made := madeCgroups(dir)
+		// What the cgroups held is counted too, once: a process leftovers
+		// named (marked, or a ledger's) is in a box's cgroup as well.
+		var killed []int
 		for _, b := range boxes {
 			esc, err := teardownLedger(filepath.Join(dir, "boxes", b.Name()), e.Name())
-			failed = append(failed, err)
+			failed, killed = append(failed, err), append(killed, esc.killed...)
 			rep.Processes += len(esc.ended)
 			rep.Removed = append(append(rep.Removed, esc.ended...), esc.notes...)
 		}
-		failed = append(failed, teardownResources(dir, e.Name()))
+		ended, err := teardownResources(dir, e.Name(), made)
+		failed = append(failed, err)
+		// Ended whether or not the rest of the session could be undone.
+		rep.Processes += len(procs)
+		rep.Removed = append(rep.Removed, procs...)
+		for _, pid := range append(killed, ended...) {
+			if !slices.Contains(named, pid) {
+				named = append(named, pid)
+				rep.Processes++
+			}
+		}
 		said, err := refusalsOf(errors.Join(failed...))
 		rep.Removed = append(rep.Removed, said...)
 		if err != nil {
@@ -234,8 +249,7 @@ func sweepSession(rep SweepReport, errs []error, dir string, e fs.DirEntry) (Swe
 			errs = append(errs, fmt.Errorf("session %s: remove %s: %w", e.Name(), dir, err))
 		}
 		rep.Sessions = append(rep.Sessions, e.Name())
-		rep.Processes += len(procs)
-		rep.Removed = append(append(rep.Removed, procs...), netLeft...)
+		rep.Removed = append(rep.Removed, netLeft...)
 	}
 	return rep, errs
 }
@@ -446,14 +460,19 @@ func (s *Session) teardownAll() error {
 	order := append([]string(nil), s.order...)
 	s.mu.Unlock()
 	var errs []error
-	// Every process in stepbox's parent cgroup first: the boxes' tracking
-	// cgroups and the learner's are all under it, and cgroup.kill ends
-	// them at once, a fork bomb's included (the session is not in it).
+	// What the boxes made below the parent, read before their ledgers go:
+	// only that is the session's to end and remove (ut32 F1).
+	made := madeCgroups(s.Dir)
+	// Every process in the boxes' cgroups under stepbox's parent first:
+	// their tracking cgroups and the learner's, and cgroup.kill ends each
+	// at once, a fork bomb's included (the session is not in them). A
+	// cgroup no box made is not the session's: left to teardownResources
+	// to name.
 	s.mu.Lock()
 	parent := s.parent
 	s.mu.Unlock()
 	if parent != nil {
-		left, err := cgroups.Kill(parent)
+		_, left, err := cgroups.KillParent(parent, made)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("end the processes in %s: %w", parent.Name, err))
 		}
@@ -496,7 +515,8 @@ func (s *Session) teardownAll() error {
 		errs = append(errs, killAndWait(left))
 	}
 	// Then what the session itself owns: the parent cgroup.
-	errs = append(errs, teardownResources(s.Dir, s.ID))
+	_, err := teardownResources(s.Dir, s.ID, made)
+	errs = append(errs, err)
 	s.mu.Lock()
 	s.parent, s.shown = nil, false
 	s.mu.Unlock()

@@ -19,11 +19,13 @@ import (
 // cleanup` and the next session can say what they removed.
 
 // leftovers lists, for the dead session in dir, its processes still
-// alive, by PID, and the network resources still there.
-func leftovers(dir, session string) (procs, net []string) {
+// alive, a line each and their PIDs, and the network resources still
+// there.
+func leftovers(dir, session string) (procs, net []string, pids []int) {
 	alive := map[int]string{}
 	defer func() {
-		for _, pid := range slices.Sorted(maps.Keys(alive)) {
+		pids = slices.Sorted(maps.Keys(alive))
+		for _, pid := range pids {
 			procs = append(procs, alive[pid])
 		}
 	}()
@@ -57,7 +59,7 @@ func leftovers(dir, session string) (procs, net []string) {
 			}
 		}
 	}
-	return procs, net
+	return procs, net, nil // pids: set on the way out
 }
 
 func startedAt(pid int) uint64 {

@@ -47,18 +47,52 @@ func TestNewRefusingAPlantedTrackingCgroupLeavesItAndItsProcessAlone(t *testing.
 }
 
 // plantedTrack plants b2.track beside each of dirs with a sleep of the
-// test's in it, runs `new b2`, and checks both are left alone.
-func plantedTrack(t *testing.T, sh *Shell, out *bytes.Buffer, dirs []cgroups.Dir) {
-	// The test's own process, with none of stepbox's markers.
+// test's in it, runs `new b2`, and checks both are left alone. It
+// returns the sleep's PID and a channel closed when it has ended.
+func plantedTrack(t *testing.T, sh *Shell, out *bytes.Buffer, dirs []cgroups.Dir) (string, <-chan struct{}) {
+	var parents []string
+	for _, d := range dirs {
+		parents = append(parents, filepath.Dir(d.Path))
+	}
+	pid, ended, planted := plant(t, parents, "b2"+cgroups.TrackSuffix)
+	out.Reset()
+	err := sh.Execute(context.Background(), "new b2")
+	if err == nil || !strings.Contains(err.Error(), "could not be made fresh") || !strings.Contains(err.Error(), "b2.track") {
+		t.Fatalf("new b2 with b2.track planted: %v, want it refused naming the cgroup:\n%s", err, out)
+	}
+	select {
+	case <-ended:
+		t.Fatalf("the sleep (PID %s) in the planted b2.track, not stepbox's, was ended by the refused new b2", pid)
+	case <-time.After(100 * time.Millisecond):
+	}
+	for _, p := range planted {
+		procs, err := os.ReadFile(filepath.Join(p, "cgroup.procs"))
+		if err != nil {
+			t.Errorf("the planted cgroup %s after the refused new b2: %v", p, err)
+			continue
+		}
+		if !slices.Contains(strings.Fields(string(procs)), pid) {
+			t.Errorf("the planted cgroup %s no longer holds the sleep (PID %s): %q", p, pid, procs)
+		}
+	}
+	return pid, ended
+}
+
+// plant makes a cgroup called name in each of the parent directories,
+// stepbox's parent in each of its trees, and puts a sleep of the test's
+// in each: a process with none of stepbox's markers. It returns the
+// sleep's PID, a channel closed when it has ended, and the cgroups. The
+// cleanup ends the sleep and removes them: it runs before the session
+// closes (liveShell's cleanup came first), as the planted cgroups must be
+// gone before the session's parent can be removed.
+func plant(t *testing.T, parents []string, name string) (pid string, ended chan struct{}, planted []string) {
+	t.Helper()
 	sleep := exec.Command("sleep", "600")
 	if err := sleep.Start(); err != nil {
 		t.Fatal(err)
 	}
-	ended := make(chan struct{})
+	ended = make(chan struct{})
 	go func() { sleep.Wait(); close(ended) }()
-	var planted []string
-	// Runs before the session closes (liveShell's cleanup came first): the
-	// planted cgroups must be gone before the session's parent is removed.
 	t.Cleanup(func() {
 		sleep.Process.Kill()
 		<-ended
@@ -76,9 +110,9 @@ func plantedTrack(t *testing.T, sh *Shell, out *bytes.Buffer, dirs []cgroups.Dir
 			}
 		}
 	})
-	pid := strconv.Itoa(sleep.Process.Pid)
-	for _, d := range dirs {
-		p := filepath.Join(filepath.Dir(d.Path), "b2"+cgroups.TrackSuffix)
+	pid = strconv.Itoa(sleep.Process.Pid)
+	for _, parent := range parents {
+		p := filepath.Join(parent, name)
 		if err := os.Mkdir(p, 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -87,25 +121,5 @@ func plantedTrack(t *testing.T, sh *Shell, out *bytes.Buffer, dirs []cgroups.Dir
 			t.Fatal(err)
 		}
 	}
-
-	out.Reset()
-	err := sh.Execute(context.Background(), "new b2")
-	if err == nil || !strings.Contains(err.Error(), "could not be made fresh") || !strings.Contains(err.Error(), "b2.track") {
-		t.Fatalf("new b2 with b2.track planted: %v, want it refused naming the cgroup:\n%s", err, out)
-	}
-	select {
-	case <-ended:
-		t.Fatalf("the sleep (PID %s) in the planted b2.track, not stepbox's, was ended by the refused new b2: %v", pid, sleep.ProcessState)
-	case <-time.After(100 * time.Millisecond):
-	}
-	for _, p := range planted {
-		procs, err := os.ReadFile(filepath.Join(p, "cgroup.procs"))
-		if err != nil {
-			t.Errorf("the planted cgroup %s after the refused new b2: %v", p, err)
-			continue
-		}
-		if !slices.Contains(strings.Fields(string(procs)), pid) {
-			t.Errorf("the planted cgroup %s no longer holds the sleep (PID %s): %q", p, pid, procs)
-		}
-	}
+	return pid, ended, planted
 }

@@ -3,6 +3,7 @@ package repl
 import (
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -12,6 +13,7 @@ import (
 	"github.com/prometheus/procfs"
 
 	"stepbox/primitives/hoststate"
+	"stepbox/primitives/step"
 )
 
 // escapeScript is issue 15's escape from a box without a PID namespace:
@@ -84,8 +86,22 @@ func TestAProcessThatShedItsMarkersEndsWithTheSession(t *testing.T) {
 		}
 		cmd.Process.Kill()
 		cmd.Wait()
-		if len(sleepers(t, arg)) == 0 {
+		sleeper := sleepers(t, arg)
+		if len(sleeper) == 0 {
 			t.Fatal("the sleeper died with the session: the test proves nothing")
+		}
+		// Cleanup counts what it ended: every process still in the
+		// session's cgroups once its death has settled, the sleeper's
+		// among them (ut32 F1: it said 0).
+		parents := sessionParents(t, dir)
+		var want []int
+		for prev := -1; len(parents) > 0 && len(want) != prev; time.Sleep(200 * time.Millisecond) {
+			prev, want = len(want), nil
+			for _, p := range parents {
+				want = append(want, pidsBelow(t, p, "")...)
+			}
+			slices.Sort(want)
+			want = slices.Compact(want)
 		}
 		out, err := exec.Command(stepboxBinary(t), "--state-dir", dir, "cleanup").CombinedOutput()
 		if err != nil {
@@ -93,6 +109,15 @@ func TestAProcessThatShedItsMarkersEndsWithTheSession(t *testing.T) {
 		}
 		if left := sleepers(t, arg); len(left) > 0 {
 			t.Fatalf("the unmarked sleeper %v outlived cleanup:\n%s", left, out)
+		}
+		if len(parents) > 0 {
+			want = withNamed(want, string(out))
+			if !slices.Contains(want, sleeper[0]) {
+				t.Errorf("the sleeper %d was in none of the session's cgroups %v: %v", sleeper[0], parents, want)
+			}
+			if n := step.Count(len(want), "process") + " ended"; !strings.Contains(string(out), n) {
+				t.Errorf("cleanup ended the session's processes %v, the sleeper's among them, but does not say %q:\n%s", want, n, out)
+			}
 		}
 		assertNoSessions(t, dir)
 		if left := hoststate.StepboxProcesses(); len(left) > 0 {

@@ -69,7 +69,7 @@ func TestKillEndsAProcessAFreezeHolds(t *testing.T) {
 			t.Fatal("the sleeper never got frozen")
 		}
 	}
-	left, err := Kill(box)
+	_, left, err := Kill(box)
 	if err != nil {
 		t.Errorf("Kill: %v", err)
 	}

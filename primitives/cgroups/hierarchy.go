@@ -199,6 +199,16 @@ func boxGroupName(box, id string) (name, _ string, err error) {
 	return box + "-" + id, id, nil
 }
 
+// BoxOfGroupName is the box a cgroup name names as `cgroup new` makes
+// it (boxGroupName: NAME-ID), if it is one.
+func BoxOfGroupName(name string) (box string, ok bool) {
+	i := strings.LastIndex(name, "-") // a box name may hold a '-'
+	if i < 0 || !shortID().MatchString(name[i+1:]) {
+		return "", false
+	}
+	return name[:i], true
+}
+
 var shortID = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[0-9a-f]{12}$`) })
 
 // controlFile checks that file names a file inside a cgroup directory.
@@ -323,6 +333,13 @@ func (b *base) Remove(g *Group) (*step.Step, error) {
 	for _, d := range g.all() {
 		errs = append(errs, removeTree(b.fs, s, d.Path))
 	}
+	errs = append(errs, b.disableEnabled(s, g)...)
+	return s, errors.Join(errs...)
+}
+
+// disableEnabled switches off the controllers g switched on above it
+// (g.Enabled), where no cgroup made there since may use them.
+func (b *base) disableEnabled(s *step.Step, g *Group) (errs []error) {
 	// Deepest first: a cgroup's controllers cannot go off while a child
 	// still has them on (EBUSY).
 	for i := len(g.Enabled) - 1; i >= 0; i-- {
@@ -335,7 +352,7 @@ func (b *base) Remove(g *Group) (*step.Step, error) {
 			errs = append(errs, err)
 		}
 	}
-	return s, errors.Join(errs...)
+	return errs
 }
 
 // madeSince lists the child cgroups of e that were not there when the

@@ -57,7 +57,7 @@ func removeTree(fsys cgroupFS, s *step.Step, dir string) error {
 	// A process the ledger and the markers missed (one that cleared its
 	// environment, or was forked while they were read) keeps the cgroup
 	// populated: end it (track.go).
-	if err := killTree(fsys, s, dir); err != nil {
+	if _, err := killTree(fsys, s, dir); err != nil {
 		return err
 	}
 	for _, wait := range busyRetries {
@@ -77,6 +77,97 @@ func removeTree(fsys cgroupFS, s *step.Step, dir string) error {
 	}
 	return err
 }
+
+// Foreign is a cgroup below stepbox's parent that stepbox did not make:
+// no ledger of the session records it (one a refused `new` found there
+// already is recorded as not made). Whoever planted it, a box with the
+// cgroup tree writable or someone on the host, what is in it is not
+// stepbox's to end, nor the cgroup its to remove (ut32 F1).
+type Foreign struct {
+	Path string // its directory
+	PIDs []int  // the processes in it and below it, as teardown read them
+}
+
+// KillParent ends the processes of stepbox's parent g that are the
+// boxes': in g itself and in every cgroup below it that made says
+// stepbox made (the ledgers' record), with what is below those. The rest
+// (Foreign) is left alone. It returns the processes it saw end and those
+// of the made cgroups still there after.
+func KillParent(g *Group, made func(dir string) bool) (ended, survivors []int, err error) {
+	var errs []error
+	for _, d := range g.all() {
+		kids, err := subdirs(d.Path)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, k := range kids {
+			p := filepath.Join(d.Path, k)
+			if !made(p) {
+				continue
+			}
+			e, err := killTree(kernelFS{}, nil, p)
+			ended, errs = append(ended, e...), append(errs, err)
+			survivors = append(survivors, treePIDs(p)...)
+		}
+		ended = append(ended, killOwn(d.Path)...)
+		own, _ := readPIDs(filepath.Join(d.Path, "cgroup.procs"))
+		survivors = append(survivors, own...)
+	}
+	return sortedSet(ended), sortedSet(survivors), errors.Join(errs...)
+}
+
+// RemoveParent removes stepbox's parent g, in no systemd scope: first the
+// cgroups below it that made says stepbox made, ending what is still in
+// them, then g itself. A cgroup below it that stepbox did not make is
+// left, with its processes, and returned to be named; g stays with it (a
+// cgroup with a child cannot be removed), as do the controllers switched
+// on above g. It returns the processes it saw end.
+func RemoveParent(g *Group, made func(dir string) bool) (ended []int, foreign []Foreign, err error) {
+	if g == nil {
+		return nil, nil, ErrNoGroup
+	}
+	if g.Scope != "" {
+		return nil, nil, fmt.Errorf("cgroup rm %s: it is in systemd scope %s: remove it through its hierarchy", g.Name, g.Scope)
+	}
+	s := &step.Step{Command: "cgroup rm " + g.Name}
+	var errs []error
+	for _, d := range g.all() {
+		kids, err := subdirs(d.Path)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		left := false
+		for _, k := range kids {
+			p := filepath.Join(d.Path, k)
+			if !made(p) {
+				foreign, left = append(foreign, Foreign{Path: p, PIDs: sortedSet(treePIDs(p))}), true
+				continue
+			}
+			e, err := killTree(kernelFS{}, s, p)
+			ended, errs = append(ended, e...), append(errs, err, removeTree(kernelFS{}, s, p))
+		}
+		if left {
+			continue
+		}
+		ended = append(ended, killOwn(d.Path)...)
+		errs = append(errs, removeTree(kernelFS{}, s, d.Path))
+	}
+	if len(foreign) == 0 {
+		errs = append(errs, (&base{fs: kernelFS{}}).disableEnabled(s, g)...)
+	}
+	return sortedSet(ended), foreign, errors.Join(errs...)
+}
+
+// Populated reports whether any process is in dir or a cgroup below it.
+func Populated(dir string) bool { return populated(dir) }
 
 // populated reports whether any process is in dir or a cgroup below it.
 func populated(dir string) bool {

@@ -120,25 +120,32 @@ func MakeTrack(g *Group, pid int) (made []string, s *step.Step, err error) {
 func (g *Group) all() []Dir { return append(slices.Clone(g.Track), g.Dirs...) }
 
 // Kill ends every process in g and in every cgroup below it, in each of
-// its directories, and returns the processes still there after: cgroup.kill
-// where the kernel has it (cgroup v2, Linux 5.14+: it ends forks under way
-// too), else SIGKILL to what cgroup.procs lists, a few rounds for
-// processes forked meanwhile. Everything in the cgroup is the box's: only
-// the box's processes ever enter it.
-func Kill(g *Group) (survivors []int, err error) {
+// its directories, and returns the processes it saw end and those still
+// there after: cgroup.kill where the kernel has it (cgroup v2, Linux 5.14+:
+// it ends forks under way too), else SIGKILL to what cgroup.procs lists, a
+// few rounds for processes forked meanwhile. Everything in the cgroup is
+// the box's: only the box's processes ever enter it.
+func Kill(g *Group) (ended, survivors []int, err error) {
 	_, terr := Thaw(nil, g) // a frozen task acts on no signal (freeze.go)
 	errs := []error{terr}
 	for _, d := range g.all() {
 		if !exists(d.Path) {
 			continue
 		}
-		errs = append(errs, killTree(kernelFS{}, nil, d.Path))
+		e, err := killTree(kernelFS{}, nil, d.Path)
+		ended, errs = append(ended, e...), append(errs, err)
 	}
 	for _, d := range g.all() {
 		survivors = append(survivors, treePIDs(d.Path)...)
 	}
-	slices.Sort(survivors)
-	return slices.Compact(survivors), errors.Join(errs...)
+	return sortedSet(ended), sortedSet(survivors), errors.Join(errs...)
+}
+
+// sortedSet sorts pids and drops repeats: a hybrid host lists a process
+// in each of its trees.
+func sortedSet(pids []int) []int {
+	slices.Sort(pids)
+	return slices.Compact(pids)
 }
 
 // Members lists the processes in g itself, in every tree it has a
@@ -168,24 +175,28 @@ const (
 )
 
 // killTree ends every process in dir and below it, and waits (bounded)
-// until the tree is empty. s, when not nil, records what it did.
-func killTree(fsys cgroupFS, s *step.Step, dir string) error {
+// until the tree is empty. It returns the processes it saw there and saw
+// go: what teardown counts as ended. s, when not nil, records what it did.
+func killTree(fsys cgroupFS, s *step.Step, dir string) (ended []int, err error) {
 	if !populated(dir) {
-		return nil
+		return nil, nil
 	}
+	_, real := fsys.(kernelFS)
+	seen := treePIDs(dir)
 	// A task the v1 freezer holds acts on no signal: thaw before, and
 	// after, so one frozen again meanwhile dies of the SIGKILL it has.
 	_, terr := thaw(fsys, s, dir)
 	if kill := filepath.Join(dir, "cgroup.kill"); exists(kill) {
 		if err := writeFile(fsys, s, kill, "1"); err != nil {
-			return err
+			return nil, err
 		}
 		if s != nil {
 			s.Notes = append(s.Notes, fmt.Sprintf("%s still held processes: cgroup.kill ended them", dir))
 		}
-	} else if _, real := fsys.(kernelFS); real {
+	} else if real {
 		for round := 0; round < 5 && populated(dir); round++ {
 			pids := treePIDs(dir)
+			seen = append(seen, pids...)
 			for _, pid := range pids {
 				unix.Kill(pid, unix.SIGKILL)
 			}
@@ -195,26 +206,58 @@ func killTree(fsys cgroupFS, s *step.Step, dir string) error {
 			s.Notes = append(s.Notes, fmt.Sprintf("%s still held processes: they were sent SIGKILL", dir))
 		}
 	}
-	_, err := thaw(fsys, s, dir)
+	_, err = thaw(fsys, s, dir)
 	terr = errors.Join(terr, err)
+	if !real {
+		return nil, terr // nothing was signalled
+	}
 	// A killed process stays in its cgroup until the kernel has torn it
 	// down: thousands of them (a fork bomb's) take seconds, a minute
 	// under emulation. Wait while they keep going, not for ever: a
 	// process that has not gone for killStall is stuck.
-	if _, real := fsys.(kernelFS); real {
-		wait, pids := 5*time.Millisecond, treePIDs(dir)
-		left := len(pids)
-		moved, deadline := time.Now(), time.Now().Add(killCap)
-		for left > 0 && time.Since(moved) < killStall && time.Now().Before(deadline) {
-			waitExit(pids, wait)
-			wait = min(2*wait, 200*time.Millisecond)
-			pids = treePIDs(dir)
-			if n := len(pids); n < left {
-				left, moved = n, time.Now()
-			}
+	wait, pids := 5*time.Millisecond, treePIDs(dir)
+	left := len(pids)
+	moved, deadline := time.Now(), time.Now().Add(killCap)
+	for left > 0 && time.Since(moved) < killStall && time.Now().Before(deadline) {
+		waitExit(pids, wait)
+		wait = min(2*wait, 200*time.Millisecond)
+		pids = treePIDs(dir)
+		if n := len(pids); n < left {
+			left, moved = n, time.Now()
 		}
 	}
-	return terr
+	for _, pid := range sortedSet(seen) {
+		if !slices.Contains(pids, pid) {
+			ended = append(ended, pid)
+		}
+	}
+	return ended, terr
+}
+
+// killOwn ends the processes in dir itself, not below it, by SIGKILL
+// (cgroup.kill would end its whole subtree), a few rounds for processes
+// forked meanwhile, and returns those it saw go.
+func killOwn(dir string) (ended []int) {
+	var seen []int
+	for round := 0; round < 5; round++ {
+		pids, _ := readPIDs(filepath.Join(dir, "cgroup.procs"))
+		if len(pids) == 0 {
+			break
+		}
+		seen = append(seen, pids...)
+		thawProcs(pids...)
+		for _, pid := range pids {
+			unix.Kill(pid, unix.SIGKILL)
+		}
+		waitExit(pids, time.Duration(round+1)*100*time.Millisecond)
+	}
+	left, _ := readPIDs(filepath.Join(dir, "cgroup.procs"))
+	for _, pid := range sortedSet(seen) {
+		if !slices.Contains(left, pid) {
+			ended = append(ended, pid)
+		}
+	}
+	return ended
 }
 
 // waitExit waits until every process of pids has exited, or for at most
