@@ -8,8 +8,8 @@ import (
 	"stepbox/primitives/cgroups"
 )
 
-// thaw thaws every freeze that holds a process of the box, before its
-// teardown signals them and again after: a process of the box may have
+// thaw thaws every freeze that holds a process of the box, once its
+// teardown has signalled them: a process of the box may have
 // frozen its cgroup (v1 freezer.state, cgroup2 cgroup.freeze), one below
 // it, stepbox's parent, or one it moved itself into, and a task the v1
 // freezer holds does not act on SIGKILL, nor does a PID 1 waiting for it

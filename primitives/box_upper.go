@@ -36,9 +36,16 @@ const upperSource = "stepbox-upper"
 // MemAvailable as it was at the session's first box (Session.reserveUpper).
 // Each session bounds its own: two sessions at once, which know nothing
 // of each other's boxes, may together promise twice that.
+//
+// upperShare is upperSessionShare/32: a session holds 32 boxes of the
+// default size before `new` gives less or fails. A size= is a cap, not
+// memory used, and the lessons' boxes write a few MB; at 1/8 of
+// MemAvailable a class's 15–20 boxes failed at the fifth on a 4–8 GB lab
+// machine, each box promised a quarter of the session's room. 1/64 is
+// still 48 MB of a 4 GB machine's 3 GB available, 1 GB from 64 GB up.
 const (
 	upperCap          = 1 << 30
-	upperShare        = 8
+	upperShare        = 64
 	upperFloor        = 16 << 20
 	upperSessionShare = 2
 )

@@ -254,3 +254,32 @@ func memTotal(t *testing.T) int64 {
 	}
 	return int64(*m.MemTotalBytes)
 }
+
+// A class: a lecturer makes 20 boxes in one session at stepbox's default
+// sizes. Each gets an upper tmpfs of the default size, not what is left
+// of the session's room: at 1/8 of MemAvailable a box promised a quarter
+// of the session's bound, and the fifth `new` failed on a 4–8 GB machine
+// (the twelfth here, where 1 GB caps a box).
+func TestTwentyBoxesOfAClassEachGetTheDefaultUpperTmpfs(t *testing.T) {
+	needRoot(t)
+	t.Setenv(UpperSizeEnv, "") // stepbox's own choice, not a test's
+	want, why, err := upperSize()
+	if err != nil {
+		t.Skipf("no upper tmpfs here: %v", err)
+	}
+	s, _ := benchSession(t)
+	const class = 20
+	for i := 0; i < class; i++ {
+		name := "c" + strconv.Itoa(i)
+		b, _, err := s.NewBox(name, false)
+		if err != nil {
+			t.Fatalf("new %s, with %d boxes of the class made: %v", name, i, err)
+		}
+		if b.upperSize != want {
+			t.Fatalf("box %s got an upper tmpfs of %d MB, not the default %d MB (%s)", name, b.upperSize>>20, want>>20, why)
+		}
+	}
+	if sum, bound := upperSizes(t, s.Dir), s.upperBound(); sum > bound {
+		t.Errorf("the class's %d boxes' uppers hold %d MB, past the session's bound of %d MB", class, sum>>20, bound>>20)
+	}
+}

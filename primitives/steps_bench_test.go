@@ -212,6 +212,11 @@ func percentile(ds []time.Duration, p int) float64 {
 func BenchmarkFiftyBoxes(b *testing.B) {
 	rootForBench(b)
 	const n = 50
+	// Each box's upper tmpfs the least stepbox mounts: the session's
+	// uppers together hold at most 1/2 of MemAvailable (box_upper.go), 32
+	// boxes of the default size, and these write next to nothing. A size=
+	// is a cap, not memory used: the figures are the same at any size.
+	b.Setenv(UpperSizeEnv, strconv.Itoa(upperFloor>>20))
 	s, stack := benchSession(b)
 	var perBox, boxRSS, sessionGrowth []float64
 	for i := 0; i < b.N; i++ {

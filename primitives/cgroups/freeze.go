@@ -104,34 +104,57 @@ func isParentDir(dir string) bool {
 // above it, the parent included (a freeze there holds every cgroup below);
 // then, for each process in them and each of pids, the cgroups that hold
 // it (thawProcs). It returns the cgroups it thawed.
+//
+// Every rm runs it: only the group's directories a freeze can be set in
+// are walked (canFreeze), and a process's freezer cgroup once, and not at
+// all where a group's walk covered it (the walks of every hierarchy, and
+// again for each process, were most of rm's time).
 func Thaw(pids []int, gs ...*Group) ([]string, error) {
-	var thawed []string
+	var thawed, walked []string
 	var errs []error
 	for _, g := range gs {
 		if g == nil {
 			continue
 		}
 		for _, d := range g.all() {
-			t, err := thaw(kernelFS{}, nil, d.Path)
-			thawed, errs = append(thawed, t...), append(errs, err)
+			if canFreeze(d) {
+				t, err := thaw(kernelFS{}, nil, d.Path)
+				thawed, errs = append(thawed, t...), append(errs, err)
+				walked = append(walked, d.Path)
+			}
+			// Every hierarchy's tree lists the box's processes: one the
+			// box moved to another freezer cgroup is still found here.
 			pids = append(pids, treePIDs(d.Path)...)
 		}
 	}
 	slices.Sort(pids) // a process is in each hierarchy's tree
-	t, err := thawProcs(slices.Compact(pids)...)
+	t, err := thawProcs(walked, slices.Compact(pids)...)
 	return append(thawed, t...), errors.Join(append(errs, err)...)
+}
+
+// canFreeze says whether a freeze can be set in d's hierarchy, so that
+// thaw has something to look at there: cgroup2 (cgroup.freeze is a core
+// file of every cgroup but the root) or a v1 hierarchy with the freezer
+// controller. No cgroup of another v1 hierarchy (memory, pids, a named
+// one) has a file thawOne reads.
+func canFreeze(d Dir) bool {
+	return d.Hierarchy == "" || slices.Contains(strings.Split(d.Hierarchy, ","), "freezer")
 }
 
 // thawProcs thaws, for each process of pids, the freezes that hold it
 // (thaw), where its cgroup is a session's parent cgroup or below one: a box
 // may have moved a process of its own into any cgroup it can reach before
-// freezing it. A process in no cgroup of stepbox's is left as it is. It
-// returns the cgroups it thawed.
-func thawProcs(pids ...int) ([]string, error) {
+// freezing it. A process in no cgroup of stepbox's is left as it is; one
+// in a cgroup at or below a directory of walked was thawed by that walk
+// (the walk covers the cgroups above it up to stepbox's parent, it and
+// every one below). It returns the cgroups it thawed.
+func thawProcs(walked []string, pids ...int) ([]string, error) {
 	var thawed []string
 	var errs []error
-	for _, dir := range freezerDirs(pids) {
-		if !belowParent(dir) {
+	dirs := freezerDirs(pids)
+	slices.Sort(dirs) // the processes of one cgroup share its directories
+	for _, dir := range slices.Compact(dirs) {
+		if slices.ContainsFunc(walked, func(w string) bool { return dir == w || strings.HasPrefix(dir, w+"/") }) || !belowParent(dir) {
 			continue
 		}
 		t, err := thaw(kernelFS{}, nil, dir)

@@ -4,7 +4,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -81,6 +83,52 @@ func TestKillEndsAProcessAFreezeHolds(t *testing.T) {
 	for _, d := range []string{inner, parentDir} {
 		if v, _ := readFile(filepath.Join(d, file)); v != thawed {
 			t.Errorf("%s reads %s after Kill, want %s", filepath.Join(d, file), v, thawed)
+		}
+	}
+}
+
+// Thaw looks for freezes only where one can be set: a v1 hierarchy with
+// the freezer controller, and cgroup2. No cgroup of another v1 hierarchy
+// (memory, pids, name=systemd) has a freezer file, and walking each of
+// them, on every rm, was most of rm's time. Plain directories stand in for
+// a group's directory, each with a cgroup below it, both holding the v1
+// freezer's files of a cgroup that froze itself: only those in a
+// hierarchy with a freezer are thawed.
+func TestThawLooksOnlyWhereAFreezeCanBe(t *testing.T) {
+	for _, c := range []struct {
+		hierarchy string
+		looked    bool
+	}{
+		{"freezer", true}, {"devices,freezer", true}, {"", true},
+		{"memory", false}, {"cpu,cpuacct", false}, {"name=systemd", false},
+	} {
+		dir := t.TempDir()
+		inner := filepath.Join(dir, "inner")
+		if err := os.Mkdir(inner, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range []string{dir, inner} {
+			for f, v := range map[string]string{v1Self: "1\n", v1State: "FROZEN\n"} {
+				if err := os.WriteFile(filepath.Join(d, f), []byte(v), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		thawed, err := Thaw(nil, &Group{Name: "web", Dirs: []Dir{{Hierarchy: c.hierarchy, Path: dir}}})
+		if err != nil {
+			t.Fatalf("%q: %v", c.hierarchy, err)
+		}
+		want, wantThawed := "FROZEN", []string(nil)
+		if c.looked {
+			want, wantThawed = "THAWED", []string{dir, inner}
+		}
+		for _, d := range []string{dir, inner} {
+			if got, _ := readFile(filepath.Join(d, v1State)); !strings.HasPrefix(got, want) {
+				t.Errorf("hierarchy %q: %s reads %q after Thaw, want %s", c.hierarchy, filepath.Join(d, v1State), got, want)
+			}
+		}
+		if !slices.Equal(thawed, wantThawed) {
+			t.Errorf("hierarchy %q: Thaw says it thawed %q, want %q", c.hierarchy, thawed, wantThawed)
 		}
 	}
 }
