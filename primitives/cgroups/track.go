@@ -245,10 +245,12 @@ func killOwn(dir string) (ended []int) {
 			break
 		}
 		seen = append(seen, pids...)
-		thawProcs(pids...)
 		for _, pid := range pids {
 			unix.Kill(pid, unix.SIGKILL)
 		}
+		// After the signal, as teardown does: a frozen process dies of
+		// the SIGKILL it holds once thawed, and runs nothing before.
+		thawProcs(nil, pids...)
 		waitExit(pids, time.Duration(round+1)*100*time.Millisecond)
 	}
 	left, _ := readPIDs(filepath.Join(dir, "cgroup.procs"))
