@@ -22,8 +22,10 @@ func (sh *Shell) netStep(st *step.Step, err error, focus []string, format string
 	if err != nil {
 		return err
 	}
+	// A note names what the host side or a box has (an nft table, a
+	// link, an address read back): escaped as the step panel's notes are.
 	for _, n := range st.Notes {
-		sh.say("  %s", sh.Theme.Dim.Render(n))
+		sh.say("  %s", sh.Theme.Dim.Render(viz.Escape(n)))
 	}
 	sh.ok(format, args...)
 	return sh.showNet(focus)

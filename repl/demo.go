@@ -74,8 +74,9 @@ func DemoMain(args []string, g *globalFlags) int {
 func parseDemoArgs(course []*lessons.Lesson, fs *flag.FlagSet, args []string) (*lessons.Lesson, demoOptions, error) {
 	var opts demoOptions
 	auto, noPause := demoFlags(fs)
-	// The flag package reads a word such as -1 as a flag named 1; it is
-	// a lesson number out of range, and is said so.
+	// The flag package reads a word such as -1 or -1.5 as a flag named
+	// 1 or 1.5; it is a lesson number out of range or not a lesson
+	// number, and is said so.
 	if w := negativeWord(fs, args); w != "" {
 		_, err := lessonArg(course, w)
 		return nil, opts, err
@@ -101,14 +102,16 @@ func parseDemoArgs(course []*lessons.Lesson, fs *flag.FlagSet, args []string) (*
 }
 
 // negativeWord is the first word of args, flags' values and what follows
-// "--" aside, that is a negative whole number, or "".
+// "--" aside, that is a negative number (-1, -1.5, -.5, -0), or "": no
+// flag's name starts with a digit or a dot, so such a word was meant as
+// a lesson.
 func negativeWord(fs *flag.FlagSet, args []string) string {
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		if a == "--" {
 			return ""
 		}
-		if n, err := strconv.Atoi(a); err == nil && n < 0 {
+		if len(a) > 1 && a[0] == '-' && (a[1] == '.' || '0' <= a[1] && a[1] <= '9') {
 			return a
 		}
 		if !strings.HasPrefix(a, "-") || strings.Contains(a, "=") {

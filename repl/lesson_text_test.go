@@ -66,6 +66,12 @@ func TestDemoTakesItsLessonAndFlagsInAnyOrder(t *testing.T) {
 		"--no-pause -3":       "lesson -3: there are lessons 1 to 9",
 		"--theme contrast -1": "lesson -1: there are lessons 1 to 9",
 		"-- -1":               "lesson -1: there are lessons 1 to 9",
+		// Nor is a negative or a fractional one (issue 15).
+		"-1.5":           `"-1.5" is not a lesson number: the lessons are 1 to 9`,
+		"-.5 --no-pause": `"-.5" is not a lesson number: the lessons are 1 to 9`,
+		"-0":             "lesson 0: there are lessons 1 to 9",
+		"1.5":            `"1.5" is not a lesson number: the lessons are 1 to 9`,
+		"-- -1.5":        `"-1.5" is not a lesson number: the lessons are 1 to 9`,
 	} {
 		if _, _, err := parseDemoArgs(course, (&globalFlags{}).flagSet("stepbox demo"), strings.Fields(args)); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: error %v, want %q", args, err, want)

@@ -469,3 +469,17 @@ func TestNetRouteRefusesAGatewayNothingHasAndReadsTheKernelsTable(t *testing.T) 
 		t.Fatalf("teardown left the host side changed:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
 }
+
+// A route in a table other than main (policy routing: `ip rule` sends
+// some traffic by table 100) uses its subnet as much as one in main: `net
+// bridge` neither picks that subnet nor takes it when named (issue 15).
+func TestNetBridgeSeesRoutesOfEveryTable(t *testing.T) {
+	sh, out, host := netShell(t)
+	host.sh(t, "ip link add taken0 type veth peer name taken1 && ip link set taken0 up && ip link set taken1 up && ip route add 172.20.0.0/24 dev taken0 table 100")
+	assertRefused(t, sh, host, "net bridge br1 172.20.0.128/25", "overlaps the host side's route 172.20.0.0/24 on taken0")
+	out.Reset()
+	run(t, sh, out, "net bridge")
+	if !strings.Contains(out.String(), "subnet 172.20.1.0/24 chosen") {
+		t.Errorf("net bridge did not pass over 172.20.0.0/24, routed by table 100:\n%s", out)
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 
+	"stepbox/primitives"
+	"stepbox/primitives/probe"
 	"stepbox/primitives/step"
 )
 
@@ -81,6 +83,19 @@ func TestPanelsShowANameTheBoxChoseEscapedOnceAndApart(t *testing.T) {
 		},
 		"explain (a note)": func(v string) string {
 			return StepPanel(&step.Step{Command: "cgroup new", Notes: []string{"left /sys/fs/cgroup/" + v}}, 200, plain)
+		},
+		"layers (a layer's name, its image)": func(v string) string {
+			rows := someLayers()
+			rows[2].Name, rows[2].Image = "app"+v, "img"+v
+			return LayersPanel(rows, 200, plain)
+		},
+		"ns (the box's name)": func(v string) string {
+			s := webNamespaces()
+			s.Box = "web" + v
+			return NamespacePanel(s, 200, plain)
+		},
+		"probe (the evidence, the box's name)": func(v string) string {
+			return ProbePanel("web"+v, []primitives.ProbeResult{{Result: probe.Result{Name: "mount", State: probe.Open, Evidence: "saw /" + v}, Closes: "harden"}}, 200, plain)
 		},
 		"live page (hostname)": func(v string) string {
 			s := liveState()

@@ -11,8 +11,9 @@ import (
 
 // ProbePanel is the escape probes' table: each probe, open, closed or unknown,
 // what it saw, and for an open hole the steps that close it. The
-// evidence comes from a process the box controls: every cell is escaped
-// (renderTable) and was cut to printable text by the session.
+// evidence comes from a process the box controls: every value is escaped
+// once (Escape; renderTable leaves it) and was cut to printable text by
+// the session.
 func ProbePanel(box string, rs []primitives.ProbeResult, width int, t Theme) string {
 	width = max(width, 40)
 	open, unknown := 0, 0
@@ -28,13 +29,15 @@ func ProbePanel(box string, rs []primitives.ProbeResult, width int, t Theme) str
 		if closes == "" {
 			closes = "-"
 		}
-		rows = append(rows, []string{r.Name, r.State, r.Evidence, closes})
+		// The evidence is the box's text: escaped once here (Escape), so
+		// a backslash it wrote is told from an escape.
+		rows = append(rows, []string{Escape(r.Name), r.State, Escape(r.Evidence), closes})
 	}
 	counts := fmt.Sprintf("%d open, %d closed", open, len(rs)-open-unknown)
 	if unknown > 0 {
 		counts += fmt.Sprintf(", %d unknown", unknown)
 	}
-	title := para(t.Title, fmt.Sprintf("escape probes · box %s · %s · tried from inside, nothing on the host changed", box, counts), width)
+	title := para(t.Title, fmt.Sprintf("escape probes · box %s · %s · tried from inside, nothing on the host changed", Escape(box), counts), width)
 	style := func(row, col int) lipgloss.Style {
 		if col != 1 {
 			return t.Same

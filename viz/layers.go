@@ -33,7 +33,14 @@ func LayersPanel(rows []LayerRow, width int, t Theme) string {
 		case r.Locked:
 			state = "read-only (" + r.LockedBy + ")"
 		}
-		body = append(body, []string{r.Name, r.Description, state, t.short(r.Path)})
+		// Each value escaped once here (Escape): a name or description
+		// an image or the learner chose holding the text \x1b is shown
+		// apart from one holding an ESC.
+		row := []string{r.Name, r.Description, state, t.short(r.Path)}
+		for i, c := range row {
+			row[i] = Escape(c)
+		}
+		body = append(body, row)
 	}
 	style := func(row, col int) lipgloss.Style {
 		if col == 3 {

@@ -14,7 +14,8 @@ import (
 // inode that differs from the host's highlighted (and starred, for plain
 // output).
 func NamespacePanel(s primitives.NamespaceSnapshot, width int, t Theme) string {
-	headers := []string{"namespace", fmt.Sprintf("host · %d", s.HostPID), fmt.Sprintf("box %s · %d", s.Box, s.BoxPID)}
+	box := Escape(s.Box) // escaped once, as every panel names the box
+	headers := []string{"namespace", fmt.Sprintf("host · %d", s.HostPID), fmt.Sprintf("box %s · %d", box, s.BoxPID)}
 	if s.InitPID != 0 {
 		headers = append(headers, fmt.Sprintf("its PID 1 · %d", s.InitPID))
 	}
@@ -54,7 +55,7 @@ func NamespacePanel(s primitives.NamespaceSnapshot, width int, t Theme) string {
 		}
 		return t.Dim
 	}
-	title := para(t.Title, fmt.Sprintf("namespaces of box %s · inode of /proc/PID/ns/* for each PID; * = not the host's", s.Box), width)
+	title := para(t.Title, fmt.Sprintf("namespaces of box %s · inode of /proc/PID/ns/* for each PID; * = not the host's", box), width)
 	note := para(t.Dim, "*_for_children: the namespace the process's next children get (pid and time apply only to children)", width)
 	if s.UserNS {
 		own := para(t.Dim, "owned by: the user namespace whose capabilities count over it; the box's root has none over the host's", width)

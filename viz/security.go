@@ -71,7 +71,7 @@ func SecurityPanel(s primitives.SecuritySnapshot, width int, t Theme) string {
 	add("masked", coveredCount(s.Masked), same, fmt.Sprintf("all %d", len(d.Masked)), mv, mv)
 	add("read-only", coveredCount(s.ReadOnly), same, fmt.Sprintf("all %d", len(d.ReadOnly)), rv, rv)
 	dv := d.CompareDevices(s.Devices)
-	add("devices", devicesText(s.Devices), same, fmt.Sprintf("%d rules", len(d.Devices)), dv, dv)
+	add("devices", Escape(devicesText(s.Devices)), same, fmt.Sprintf("%d rules", len(d.Devices)), dv, dv)
 	uv := d.CompareUserNS(s.UserNS, rootIsHostRoot(s.UIDMap))
 	add("user ns", userNSText(s), same, "host's", uv, uv)
 

@@ -108,6 +108,19 @@ func TestSecurityPanelEscapesWhatTheBoxNamed(t *testing.T) {
 	}
 }
 
+// The devices cell shows the box's one rule (or why the rules could not
+// be read) escaped once, as the details under the table do: a rule
+// holding the text \x1b is told from one holding an ESC.
+func TestSecurityPanelsDevicesCellIsEscapedOnceAndApart(t *testing.T) {
+	for v, want := range map[string]string{`n\x1bm`: `n\\x1bm`, "n\x1bm": `n\x1bm`} {
+		s := webSecurity()
+		s.Devices.Rules = []string{"c 1:3 rwm " + v}
+		if got := row(t, SecurityPanel(s, 200, NewTheme("plain")), "devices")[1]; got != "c 1:3 rwm "+want+" *" {
+			t.Errorf("devices rule %q is shown as %q, want %q", v, got, "c 1:3 rwm "+want+" *")
+		}
+	}
+}
+
 // A user namespace whose root is the host's uid 0 (root's `new --user`)
 // is no stricter than Docker's default: kill(2) and file modes see the
 // host's root. One mapped to a range of its own is.

@@ -54,9 +54,9 @@ func ParseSubnet(s string) (*net.IPNet, error) {
 // unusableNets are the IPv4 ranges that are not unicast a bridge can
 // hold (RFC 6890). The kernel lets a bridge take a gateway in them, but
 // a box there is not reached as a box should be: the host side's local
-// table, which SubnetInUse does not read, routes all of 127/8 to itself;
-// multicast and class E are no unicast source; 0/8 and link-local must
-// not be forwarded off their link (RFC 1122, RFC 3927).
+// table, whose loopback routes SubnetInUse passes over, routes all of
+// 127/8 to itself; multicast and class E are no unicast source; 0/8 and
+// link-local must not be forwarded off their link (RFC 1122, RFC 3927).
 var unusableNets = []struct {
 	n    *net.IPNet
 	what string
@@ -73,7 +73,9 @@ func overlaps(a, b *net.IPNet) bool { return a.Contains(b.IP) || b.Contains(a.IP
 
 // SubnetInUse says which route or address of the host side overlaps n,
 // or "" when none does. Default routes (0/0) overlap everything and are
-// skipped, as Docker skips them.
+// skipped, as Docker skips them. Routes of every table are read (table
+// unspec with RT_FILTER_TABLE; netlink's RouteList returns main's only):
+// a subnet that policy routing sends by another table is in use too.
 func SubnetInUse(h *netlink.Handle, n *net.IPNet) (string, error) {
 	routes, err := h.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE)
 	if err != nil {
