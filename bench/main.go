@@ -92,7 +92,7 @@ func run(c config) error {
 	}
 	r.LoadAfter = loadAverage()
 	old, _ := os.ReadFile(c.out)
-	text := r.markdown(reliabilitySection(string(old)))
+	text := r.markdown(byHandSection(string(old)), reliabilitySection(string(old)))
 	if err := os.WriteFile(c.out, []byte(text), 0o644); err != nil {
 		return err
 	}

@@ -65,7 +65,7 @@ func verdict(got, limit float64) string {
 	return fmt.Sprintf("**missed** by %.0f%%", (got/limit-1)*100)
 }
 
-func (r *results) markdown(reliability string) string {
+func (r *results) markdown(byHand, reliability string) string {
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
 	w("# stepbox, measured")
@@ -117,6 +117,10 @@ func (r *results) markdown(reliability string) string {
 	}
 	w("")
 	r.stepTable(w)
+	if byHand != "" {
+		w(byHand)
+		w("")
+	}
 	r.scaleTable(w)
 	w(reliability)
 	return b.String()
@@ -221,6 +225,20 @@ func (r *results) scaleTable(w func(string, ...any)) {
 }
 
 const reliabilityStart, reliabilityEnd = "<!-- reliability -->", "<!-- /reliability -->"
+
+const byHandStart, byHandEnd = "<!-- by hand -->", "<!-- /by hand -->"
+
+// byHandSection keeps what engineers measured and wrote by hand (the
+// rounds of issue 14's cuts, traced by phase): a new `make bench` adds
+// its tables around it and never loses it.
+func byHandSection(old string) string {
+	if i := strings.Index(old, byHandStart); i >= 0 {
+		if j := strings.Index(old[i:], byHandEnd); j >= 0 {
+			return old[i : i+j+len(byHandEnd)]
+		}
+	}
+	return ""
+}
 
 // reliabilitySection keeps the section `make soak` wrote, or says how to get one.
 func reliabilitySection(old string) string {
