@@ -357,8 +357,9 @@ func mappedIDs() (idMaps, error) {
 			continue
 		}
 		// Checked before the namespace counts as seen: a live process in
-		// it may come after the zombie.
-		if st, err := p.Stat(); err != nil || st.State == "Z" {
+		// it may come after the zombie. A thread group whose leader has
+		// exited shows Z too while its other threads run: not skipped.
+		if st, err := p.Stat(); err != nil || st.State == "Z" && st.NumThreads <= 1 {
 			continue
 		}
 		seen[id] = true
