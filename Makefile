@@ -77,9 +77,17 @@ test: deps build test-install
 # The suites again as stepbox would run inside a container: a new PID
 # namespace (short PIDs, PID 1 is not the host's init) and a mount
 # namespace that is not the initial one but is still "the host".
+# PID 1 there is bash, as a container's init or shell would be, not go:
+# every process orphaned in the namespace (the PID 1 of each removed box,
+# a tmux server's shell) is reparented to PID 1, and go reaps only its
+# own children. The zombies it left lived until the run ended, showing
+# the maps of their user namespaces and holding their PIDs, and tests
+# that wait for those to go waited out their timeouts. bash reaps every
+# child while it waits for go; `exit $$?` keeps it from exec'ing go in
+# its place.
 .PHONY: test-container
 test-container: build
-	unshare --pid --fork --mount-proc $(GO) test -p 1 -count=1 -timeout 30m ./...
+	unshare --pid --fork --mount-proc bash -c '$(GO) test -p 1 -count=1 -timeout 30m ./...; exit $$?'
 
 test-unit:
 	$(GO) test -count=1 -short ./...

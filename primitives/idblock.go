@@ -334,7 +334,11 @@ func (m idMaps) mapper(uid, gid IDRange) int {
 }
 
 // mappedIDs reads the maps of every user namespace a live process is in,
-// once per namespace.
+// once per namespace. A zombie is not live: it keeps its credentials, so
+// /proc/PID/uid_map still shows its namespace's map, but it runs nothing.
+// Where PID 1 reaps no orphans (a container started without an init, as
+// `make test-container` runs), the PID 1 of every removed --user box stays
+// one, and its block would never be free again.
 func mappedIDs() (idMaps, error) {
 	var out idMaps
 	procs, err := procfs.AllProcs()
@@ -350,6 +354,12 @@ func mappedIDs() (idMaps, error) {
 		pid := strconv.Itoa(p.PID)
 		id, err := nsOf(pid, "user")
 		if err != nil || seen[id] {
+			continue
+		}
+		// Checked before the namespace counts as seen: a live process in
+		// it may come after the zombie. A thread group whose leader has
+		// exited shows Z too while its other threads run: not skipped.
+		if st, err := p.Stat(); err != nil || st.State == "Z" && st.NumThreads <= 1 {
 			continue
 		}
 		seen[id] = true

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -315,5 +316,47 @@ func TestOtherUsersSocketNamesTakeNoIDBlockOfRoots(t *testing.T) {
 		if _, err := os.Lstat(filepath.Join(idLockDir, lockName(at))); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("a release left the file of the claim on host uids from %d (the released one, or the crashed session's): %v", at, err)
 		}
+	}
+}
+
+// A user namespace only a zombie is in maps no IDs: where PID 1 reaps no
+// orphans (a container without an init), the PID 1 of a removed --user
+// box stays a zombie, and its block must be free again for the next box.
+// While the process runs its map counts; once it has exited, unreaped, it
+// does not.
+func TestAZombiesUserNamespaceHoldsNoIDBlock(t *testing.T) {
+	needRoot(t)
+	// Above the default area, below 2^31: no box of a session maps it.
+	uid := DefaultSubordinate.Outside + DefaultSubordinate.Count + (500+os.Getpid()%500)*idBlock
+	cmd := exec.Command("/bin/sh", "-c", "read x")
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Cloneflags:  syscall.CLONE_NEWUSER,
+		UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: uid, Size: idBlock}},
+		GidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: uid, Size: idBlock}},
+	}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	defer stdin.Close()
+	block := IDRange{0, uid, idBlock}
+	if used, err := mappedIDs(); err != nil || used.mapper(block, block) != cmd.Process.Pid {
+		t.Fatalf("while PID %d runs in a user namespace mapping uids %d-%d, mappedIDs says %d maps them (%v)", cmd.Process.Pid, uid, uid+idBlock-1, used.mapper(block, block), err)
+	}
+	stdin.Close()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if st, err := procState(cmd.Process.Pid); err != nil || st == "Z" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("PID %d did not exit in 10 s after its stdin closed", cmd.Process.Pid)
+		}
+	}
+	if used, err := mappedIDs(); err != nil || used.mapper(block, block) != 0 {
+		t.Errorf("PID %d, a zombie, still counts as mapping uids %d-%d (by PID %d, %v): its block would never be free again", cmd.Process.Pid, uid, uid+idBlock-1, used.mapper(block, block), err)
 	}
 }

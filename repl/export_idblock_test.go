@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -30,16 +31,22 @@ func boxHostUID(t *testing.T, sh *Shell, name string) int {
 	return outside
 }
 
-// waitUnmapped waits until no process's user namespace maps host uid
-// uid: a removed box's PID 1 is a zombie of the host's init until that
-// reaps it, and its user namespace, which maps the block, lives as long
-// (here PID 1 reaps about once a second).
+// waitUnmapped waits until no live process's user namespace maps host
+// uid uid. A removed box's PID 1 is a zombie until the PID 1 it was
+// reparented to reaps it, and still shows its namespace's map; stepbox
+// counts no zombie's map (mappedIDs), and neither does the wait: where
+// that PID 1 reaps nothing (`make test-container`, whose PID 1 is go)
+// the zombie stays, and the wait ran out its 30 s.
 func waitUnmapped(t *testing.T, uid int) {
 	t.Helper()
 	for deadline := time.Now().Add(30 * time.Second); ; {
 		mapped := ""
 		maps, _ := filepath.Glob("/proc/[0-9]*/uid_map")
 		for _, m := range maps {
+			pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(m)))
+			if _, zombie, err := procStartState(pid); err != nil || zombie {
+				continue
+			}
 			var inside, outside int
 			if b, err := os.ReadFile(m); err == nil && len(strings.Fields(string(b))) == 3 {
 				if _, err := fmt.Sscan(string(b), &inside, &outside); err == nil && outside == uid {
