@@ -95,6 +95,7 @@ type Foreign struct {
 // of the made cgroups still there after.
 func KillParent(g *Group, made func(dir string) bool) (ended, survivors []int, err error) {
 	var errs []error
+	var mine []string // the made cgroups, in every hierarchy
 	for _, d := range g.all() {
 		kids, err := subdirs(d.Path)
 		if errors.Is(err, fs.ErrNotExist) {
@@ -105,15 +106,34 @@ func KillParent(g *Group, made func(dir string) bool) (ended, survivors []int, e
 			continue
 		}
 		for _, k := range kids {
-			p := filepath.Join(d.Path, k)
-			if !made(p) {
-				continue
+			if p := filepath.Join(d.Path, k); made(p) {
+				mine = append(mine, p)
 			}
-			e, err := killTree(kernelFS{}, nil, p)
-			ended, errs = append(ended, e...), append(errs, err)
-			survivors = append(survivors, treePIDs(p)...)
 		}
-		ended = append(ended, killOwn(d.Path)...)
+	}
+	// A task the v1 freezer holds acts on no signal, and the freezer's
+	// copy of a cgroup comes after the cgroup2 one whose cgroup.kill it
+	// must obey: thaw all of them first, as Kill does, or each hierarchy
+	// before the freezer waits out killStall and reports the frozen
+	// processes as survivors.
+	for _, p := range mine {
+		_, err := thaw(kernelFS{}, nil, p)
+		errs = append(errs, err)
+	}
+	for _, p := range mine {
+		e, err := killTree(kernelFS{}, nil, p)
+		ended, errs = append(ended, e...), append(errs, err)
+	}
+	for _, d := range g.all() {
+		if exists(d.Path) {
+			ended = append(ended, killOwn(d.Path)...)
+		}
+	}
+	// What is left, once every hierarchy has had its kill.
+	for _, p := range mine {
+		survivors = append(survivors, treePIDs(p)...)
+	}
+	for _, d := range g.all() {
 		own, _ := readPIDs(filepath.Join(d.Path, "cgroup.procs"))
 		survivors = append(survivors, own...)
 	}
