@@ -153,3 +153,34 @@ func TestExecAndEnterSayTheirCommandIsStopped(t *testing.T) {
 		}
 	}
 }
+
+// SIGTERM while a script's `enter` waits for a command the box stopped:
+// the session tears down and exits, and no later line of the script runs
+// meanwhile (the next one ran, and failed on the box half torn down:
+// "open /proc/N/root/: no such file", ut33 F3).
+func TestSIGTERMDuringAStoppedEnterRunsNoLaterLine(t *testing.T) {
+	needRoot(t)
+	hostUnchanged(t)
+	dir := t.TempDir()
+	var out bytes.Buffer
+	cmd, w := startSessionTo(t, dir, "new web\nunshare uts pid\n", &out)
+	defer w.Close()
+	w.WriteString("-enter -- " + stopsItself("stopped-7751") + "\n-exec sh -c 'echo next-line-ran'\nboxes\n")
+	if stoppedWith("stopped-7751", 20*time.Second) == 0 {
+		t.Fatal("enter's command never stopped")
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		cmd.Process.Kill()
+		<-done
+		t.Fatalf("the session was still running 15 s after SIGTERM:\n%s", &out)
+	}
+	assertNoSessions(t, dir)
+	if s := out.String(); strings.Contains(s, "next-line-ran") || strings.Contains(s, "> boxes") {
+		t.Errorf("the script went on after SIGTERM:\n%s", s)
+	}
+}
