@@ -35,6 +35,10 @@ type Stdio struct {
 	// come: the terminal's Ctrl-C and Ctrl-\ reach the session, not the
 	// command, which has no controlling terminal (setsid).
 	Signals <-chan os.Signal
+	// Stopped, when set, is called once (from another goroutine) if the
+	// command stays stopped for stoppedGrace while it is waited for: a
+	// stopped command never exits, and the wait looks hung (ut33 F3).
+	Stopped func(StoppedCommand)
 }
 
 // Exec runs argv inside the box and waits for it. Cancelling ctx sends
@@ -307,6 +311,7 @@ func (b *Box) exec(ctx context.Context, argv []string, env []string, std Stdio, 
 		cmdPID = pidfdPID(pidfd)
 	}
 	unwatch := x.watchStopped(cmdPID)
+	unwatchCmd := watchCommandStopped(func() int { return cmdPID }, std.Stopped)
 	stopWatch := func() {}
 	if run != nil && run.Watch != nil {
 		stopWatch = run.Watch(cmdPID)
@@ -342,6 +347,7 @@ func (b *Box) exec(ctx context.Context, argv []string, env []string, std Stdio, 
 	}()
 	exit, err := x.c.read()
 	stopWatch()
+	unwatchCmd()
 	unwatch()
 	close(done)
 	// The canceller is done with the pidfd (closed on return) and the
@@ -558,14 +564,25 @@ func cancelCommand(pidfd *os.File, done <-chan struct{}) {
 	if pidfd == nil {
 		return
 	}
-	hp := pidfdPID(pidfd)
-	if hp > 0 {
-		unix.Kill(-hp, unix.SIGINT)
-	}
+	endCommand(done, func() {
+		if hp := pidfdPID(pidfd); hp > 0 {
+			unix.Kill(-hp, unix.SIGINT)
+		}
+	}, func() { killCommand(pidfd) })
+}
+
+// cancelGrace is how long a cancelled command has to end on its SIGINT
+// before it is killed: a stopped one never will (ut33 F3).
+const cancelGrace = 2 * time.Second
+
+// endCommand is a command's cancel, for exec and enter alike: interrupt,
+// and kill once it has not ended (done) within cancelGrace.
+func endCommand(done <-chan struct{}, interrupt, kill func()) {
+	interrupt()
 	select {
 	case <-done:
-	case <-time.After(2 * time.Second):
-		killCommand(pidfd)
+	case <-time.After(cancelGrace):
+		kill()
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -429,7 +430,10 @@ func (b *Box) Enter(ctx context.Context, types []NamespaceType, argv []string, s
 	if err != nil {
 		return ExitStatus{}, st, fmt.Errorf("enter: %w", err)
 	}
-	cmd := exec.CommandContext(ctx, exe)
+	// Not exec.CommandContext: its cancel kills the enter process alone,
+	// after WaitDelay, which leaves a stopped command (and its group)
+	// behind; cancelEnter kills the command (ut33 F3).
+	cmd := exec.Command(exe)
 	cmd.Args = args
 	cmd.Env = b.markerEnv()
 	var tty *boxTerminal
@@ -459,7 +463,6 @@ func (b *Box) Enter(ctx context.Context, types []NamespaceType, argv []string, s
 	}
 	cmd.Args[2] = enterFlags(flags, j.ids)
 	cmd.ExtraFiles = files
-	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	cmd.WaitDelay = 2 * time.Second
 	unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
 	if err := cmd.Start(); err != nil {
@@ -481,7 +484,19 @@ func (b *Box) Enter(ctx context.Context, types []NamespaceType, argv []string, s
 			}
 		}()
 	}
+	ended := make(chan struct{})
+	var got atomic.Value // the terminal's signal it took (syscall.Signal)
+	cancelled := make(chan struct{})
+	go func() {
+		defer close(cancelled)
+		got.Store(cancelEnter(ctx, cmd.Process, std.Signals, ended))
+	}()
+	// The command is the enter process's only child.
+	unwatch := watchCommandStopped(func() int { return childOf(cmd.Process.Pid) }, std.Stopped)
 	err = cmd.Wait()
+	unwatch()
+	close(ended)
+	<-cancelled
 	if errors.Is(err, exec.ErrWaitDelay) {
 		// The command exited; something it left still held the output
 		// pipe, which was cut after WaitDelay.
@@ -523,6 +538,11 @@ func (b *Box) Enter(ctx context.Context, types []NamespaceType, argv []string, s
 		}
 	case err != nil:
 		return ExitStatus{}, st, fmt.Errorf("enter: %w", err)
+	}
+	if passed == 0 {
+		// The enter process was ended before it could say (or the
+		// session's copy was the only one).
+		passed, _ = got.Load().(syscall.Signal)
 	}
 	if passed != 0 && es.Code != 0 {
 		es.PassedOn = unix.SignalName(passed)
@@ -643,4 +663,35 @@ func setnsHint(t NamespaceType, err error) string {
 		return "joining needs CAP_SYS_ADMIN in the user namespace that owns the box's namespaces"
 	}
 	return "see setns(2)"
+}
+
+// cancelEnter ends an enter process's command as exec's cancel ends
+// exec's (endCommand): on ctx's end, SIGINT to the enter process, which
+// passes it on to the command's process group; on the terminal's Ctrl-C
+// (a SIGINT on sigs: the enter process, in stepbox's process group, got
+// its own copy and passed it on), nothing more to ask. Either way, a
+// command that has not ended within cancelGrace (a stopped one never
+// will) is killed: SIGUSR1 makes the enter process send SIGKILL to the
+// command's process group (executor_enter.c, detach). It returns the
+// terminal's signal it took from sigs, if any, until ended.
+func cancelEnter(ctx context.Context, p *os.Process, sigs <-chan os.Signal, ended <-chan struct{}) syscall.Signal {
+	var took syscall.Signal
+	for {
+		select {
+		case <-ended:
+			return took
+		case <-ctx.Done():
+			endCommand(ended, func() { p.Signal(unix.SIGINT) }, func() { p.Signal(unix.SIGUSR1) })
+			return took
+		case s := <-sigs:
+			sig, _ := s.(syscall.Signal)
+			if took == 0 || sig == unix.SIGINT {
+				took = sig
+			}
+			if sig == unix.SIGINT {
+				endCommand(ended, func() {}, func() { p.Signal(unix.SIGUSR1) })
+				return took
+			}
+		}
+	}
 }

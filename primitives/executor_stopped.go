@@ -2,6 +2,9 @@ package primitives
 
 import (
 	"fmt"
+	"os"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -136,3 +139,82 @@ type stopSeen struct {
 
 // stoppedState is the conn's record of a stop its watch saw.
 type stoppedState = atomic.Pointer[stopSeen]
+
+// StoppedCommand is a box command seen stopped while its exec or enter
+// waited for it: it never exits until it is continued or killed.
+type StoppedCommand struct {
+	HostPID int
+	BoxPID  int    // its PID in its own PID namespace (0: not known)
+	State   string // T (stopped by a signal) or t (a tracing stop)
+}
+
+// watchCommandStopped looks at the state of the command whose host PID
+// pid gives (0 while not known) every stoppedPoll, and calls notice once
+// when it has stayed stopped for stoppedGrace, until stop. notice nil:
+// nothing to watch for.
+func watchCommandStopped(pid func() int, notice func(StoppedCommand)) (stop func()) {
+	if notice == nil {
+		return func() {}
+	}
+	done, ended := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(ended)
+		tick := time.NewTicker(stoppedPoll)
+		defer tick.Stop()
+		var since time.Time
+		for {
+			select {
+			case <-done:
+				return
+			case now := <-tick.C:
+				p := pid()
+				state := ""
+				if p > 0 {
+					state = stopState(p)
+				}
+				switch {
+				case state == "":
+					since = time.Time{}
+				case since.IsZero():
+					since = now
+				case now.Sub(since) >= stoppedGrace:
+					notice(StoppedCommand{HostPID: p, BoxPID: innermostPID(p), State: state})
+					return
+				}
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-ended
+	}
+}
+
+// innermostPID is pid's PID in its own PID namespace, the last of the
+// NSpid line of its status (0 when it is gone).
+func innermostPID(pid int) int {
+	p, err := procfs.NewProc(pid)
+	if err != nil {
+		return 0
+	}
+	st, err := p.NewStatus()
+	if err != nil || len(st.NSpids) == 0 {
+		return 0
+	}
+	return int(st.NSpids[len(st.NSpids)-1])
+}
+
+// childOf is the first child of pid (its main thread's), 0 for none: the
+// command the enter process forked.
+func childOf(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0
+	}
+	n, _ := strconv.Atoi(f[0])
+	return n
+}

@@ -62,6 +62,7 @@ func init() {
 					w := io.MultiWriter(out, said)
 					std = primitives.Stdio{Out: w, Err: w}
 				}
+				std.Stopped = sh.sayStopped("exec " + argv[0])
 				es, err := b.Exec(sh.interrupt, argv, nil, std)
 				flush()
 				sh.sayHostIPC(b, ipc)
@@ -214,6 +215,12 @@ func runEnter(sh *Shell, c *Call) error {
 		if !interactive {
 			sigs, done = sh.forwardSignals()
 		}
+	}
+	if !interactive {
+		// Box.Enter ends the command on the terminal's Ctrl-C (a stopped
+		// one too) and says which signal it took (ExitStatus.PassedOn).
+		std.Signals = sigs
+		std.Stopped = sh.sayStopped("enter " + argv[0])
 	}
 	es, st, err := b.Enter(ctx, types, argv, std)
 	flush()
@@ -471,4 +478,24 @@ func (sh *Shell) hostCommand(ctx context.Context, line string) error {
 		return &CommandError{Cmd: "!", Err: err}
 	}
 	return nil
+}
+
+// sayStopped is the notice for a box command (what: "exec CMD", "enter
+// CMD") seen stopped while stepbox waits for it: without it the session
+// just looks hung (ut33 F3). Called once, from the watch's goroutine.
+// While stepbox waits, its prompt takes nothing: another terminal's kill
+// -CONT is the way to let the command go on.
+func (sh *Shell) sayStopped(what string) func(primitives.StoppedCommand) {
+	return func(c primitives.StoppedCommand) {
+		how := "stopped by a signal (state T: SIGSTOP, SIGTSTP, SIGTTIN or SIGTTOU, from the box or itself)"
+		if c.State == "t" {
+			how = "held in a tracing stop (state t: a debugger, ptrace(2))"
+		}
+		pid := fmt.Sprintf("host PID %d", c.HostPID)
+		if c.BoxPID != 0 && c.BoxPID != c.HostPID {
+			pid = fmt.Sprintf("PID %d in the box, host PID %d", c.BoxPID, c.HostPID)
+		}
+		sh.say("%s", sh.Theme.Warn.Render(fmt.Sprintf("! %s: the command (%s) is %s and waits to be continued: Ctrl-C ends it (SIGKILL to its process group); `kill -CONT %d` from another terminal continues it",
+			what, pid, how, c.HostPID)))
+	}
 }

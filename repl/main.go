@@ -212,6 +212,7 @@ func runShell(dirs primitives.Dirs, o ShellOptions, run func(sh *Shell, term *pr
 			if sig == syscall.SIGPIPE && !outputGone(1, 2) {
 				continue // a browser's connection, a box's pipe: not ours to die of
 			}
+			sh.Leave()
 			teardown()
 			os.Exit(128 + int(sig.(syscall.Signal)))
 		}

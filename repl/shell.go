@@ -53,6 +53,9 @@ type Shell struct {
 	// signals reach stepbox's process group, which passes them on.
 	forwarding atomic.Bool
 	signals    chan os.Signal
+	// leaving: a signal (SIGTERM, SIGHUP) is tearing the session down,
+	// after which the process exits (Leave).
+	leaving atomic.Bool
 
 	layerStore layerStore
 	imageStore imageStore
@@ -191,8 +194,24 @@ func (e *ExitError) Error() string {
 	return msg
 }
 
+// Leave says that a signal is tearing the session down, in another
+// goroutine that exits the process once done: no line starts from now
+// on, and the one under way, which the teardown ends, reports nothing.
+// A script went on to its next lines meanwhile, which failed on boxes
+// half torn down ("open /proc/N/root/: no such file", ut33 F3).
+func (sh *Shell) Leave() { sh.leaving.Store(true) }
+
+// holdIfLeaving waits for the process's exit once Leave was called.
+func (sh *Shell) holdIfLeaving() {
+	if sh.leaving.Load() {
+		select {}
+	}
+}
+
 // Execute runs one line: a command, a `!` host command, or a comment.
 func (sh *Shell) Execute(ctx context.Context, line string) (err error) {
+	sh.holdIfLeaving()
+	defer sh.holdIfLeaving()
 	// A lesson marks a command meant to fail with a leading '-', as a
 	// script does; typed as shown, it runs as the command.
 	if t := strings.TrimSpace(line); strings.HasPrefix(t, "-") {
