@@ -209,12 +209,12 @@ func (p *boxTerminal) close() {
 // that set the default foreground and background (OSC 10, 11) to one
 // colour made every later line of stepbox's invisible, so the palette,
 // both defaults and the cursor's colour go back to the terminal's (OSC
-// 104, 110, 111, 112, ended by ST: xterm, tmux and the Linux console
-// take it, and no terminal rings a bell for it), and LNM (a line feed
-// that also returns) and KAM (a locked keyboard) go off. Origin mode,
-// the margins and the tab stops follow (marginResets). These are one by
-// one, not a soft reset (CSI ! p): the Linux console knows no DECSTR and
-// would print its "p".
+// 104, 110, 111, 112, ended by ST, which xterm and tmux take as they
+// take BEL, and for which a terminal that knows no OSC rings no bell),
+// and LNM (a line feed that also returns) and KAM (a locked keyboard) go
+// off. Origin mode, the margins and the tab stops follow (marginResets).
+// These are one by one, not a soft reset (CSI ! p): the Linux console
+// knows no DECSTR and would print its "p".
 const modeResets = "\x1b[?1049l\x1b[?25h\x1b[?1l\x1b>\x1b[?2004l" +
 	"\x1b[?9l\x1b[?1000l\x1b[?1001l\x1b[?1002l\x1b[?1003l\x1b[?1004l\x1b[?1005l\x1b[?1006l\x1b[?1015l\x1b[?1016l\x1b[0m" +
 	"\x1b(B\x0f\x1b[4l\x1b[?7h\x1b[?5l" +
