@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -199,25 +200,38 @@ func (p *boxTerminal) close() {
 // modeResets turns off what a full-screen program may have left on in
 // the learner's terminal: the alternate screen, a hidden cursor,
 // application cursor keys and keypad, bracketed paste, mouse reports
-// (every tracking mode and encoding: one left on types a report into
-// stepbox's prompt at each move of the mouse) and focus reports, colours
-// (console_codes(4), xterm's ctlseqs). Then what garbles every later
-// panel (ut32 F3): the line-drawing set in G0 and a shift to G1 (ESC ( B,
-// SI), insert mode, autowrap off and reverse video. Origin mode and a
-// scroll region follow (marginResets). These are one by one, not a soft
-// reset (CSI ! p): the Linux console knows no DECSTR and would print its
-// "p".
+// (every tracking mode and encoding, X10's ?9 and highlight's ?1001 too:
+// one left on types a report into stepbox's prompt at each move of the
+// mouse) and focus reports, colours (console_codes(4), xterm's ctlseqs).
+// Then what garbles every later panel (ut32 F3): the line-drawing set in
+// G0 and a shift to G1 (ESC ( B, SI), insert mode, autowrap off and
+// reverse video; and (ut33 F1) the colours a box may redefine: a box
+// that set the default foreground and background (OSC 10, 11) to one
+// colour made every later line of stepbox's invisible, so the palette,
+// both defaults and the cursor's colour go back to the terminal's (OSC
+// 104, 110, 111, 112, ended by ST, which xterm and tmux take as they
+// take BEL, and for which a terminal that knows no OSC rings no bell),
+// and LNM (a line feed that also returns) and KAM (a locked keyboard) go
+// off. Origin mode, the margins and the tab stops follow (marginResets).
+// These are one by one, not a soft reset (CSI ! p): the Linux console
+// knows no DECSTR and would print its "p".
 const modeResets = "\x1b[?1049l\x1b[?25h\x1b[?1l\x1b>\x1b[?2004l" +
-	"\x1b[?1000l\x1b[?1002l\x1b[?1003l\x1b[?1004l\x1b[?1005l\x1b[?1006l\x1b[?1015l\x1b[0m" +
-	"\x1b(B\x0f\x1b[4l\x1b[?7h\x1b[?5l"
+	"\x1b[?9l\x1b[?1000l\x1b[?1001l\x1b[?1002l\x1b[?1003l\x1b[?1004l\x1b[?1005l\x1b[?1006l\x1b[?1015l\x1b[?1016l\x1b[0m" +
+	"\x1b(B\x0f\x1b[4l\x1b[?7h\x1b[?5l" +
+	"\x1b]104\x1b\\\x1b]110\x1b\\\x1b]111\x1b\\\x1b]112\x1b\\\x1b[20l\x1b[2l"
 
 // marginResets puts the scroll region back to the whole screen where the
-// box never set origin mode. Setting the margins homes the cursor, so the
-// cursor is saved before (DECSC, with the ASCII set already back) and
-// restored after: the prompt stays below the shell's output. Origin mode
-// is off in what DECSC saves, so neither this DECRC nor a later one
-// turns it on.
-const marginResets = "\x1b7\x1b[?6l\x1b[r\x1b8"
+// box never set origin mode, and the left and right margins (leaving
+// DECLRMM, ?69, gives xterm's margins back the whole width; a CSI s,
+// DECSLRM, is not sent: outside DECLRMM it saves the cursor, over the
+// DECSC here), and the tab stops (tabResets). Setting the margins homes
+// the cursor, so the cursor is saved before (DECSC, with the ASCII set
+// already back) and restored after: the prompt stays below the shell's
+// output. Origin mode is off in what DECSC saves, so neither this DECRC
+// nor a later one turns it on.
+func marginResets(cols int) string {
+	return "\x1b7\x1b[?6l\x1b[r\x1b[?69l" + tabResets(cols) + "\x1b8"
+}
 
 // originResets is marginResets where the box set origin mode (ut32 F3).
 // DECSC saves origin mode with the cursor (xterm, tmux), so
@@ -225,10 +239,36 @@ const marginResets = "\x1b7\x1b[?6l\x1b[r\x1b8"
 // stepbox's or the terminal's. Leaving origin mode homes the cursor, as
 // setting the margins does, and only a DECRC could take it back to where
 // the shell left it: so the cursor goes to the bottom line and a new
-// line starts there, below all of the shell's output; then the clean
+// line starts there, below all of the shell's output (the tab stops are
+// set before, along the top line the cursor is on then); then the clean
 // state (origin mode off, the ASCII set, plain colours) is saved over the
 // box's, for any later DECRC.
-const originResets = "\x1b[?6l\x1b[r\x1b[999B\r\n\x1b7"
+func originResets(cols int) string {
+	return "\x1b[?6l\x1b[r\x1b[?69l" + tabResets(cols) + "\x1b[999B\r\n\x1b7"
+}
+
+// tabResetsMax bounds the columns tabResets sets stops along.
+const tabResetsMax = 1024
+
+// tabResets gives a terminal cols wide a tab stop at every 8th column,
+// as it starts with, where a box cleared them (CSI 3 g) or set its own
+// (ut33 F1): the shell's next tab would jump to the end of the line.
+// tmux and the Linux console know no DECST8C (CSI ? 5 W), so the stops
+// are cleared and set one by one (HTS) along the cursor's line, from its
+// start 8 columns at a time (CUF stops at the right margin: the margins
+// are the whole width by then); the caller takes the cursor back. The
+// DECST8C last sets xterm's stops past the width as well, for a wider
+// window later; a terminal that does not know it ignores it.
+func tabResets(cols int) string {
+	cols = min(cols, tabResetsMax)
+	var b strings.Builder
+	b.WriteString("\x1b[3g\r")
+	for c := 9; c <= cols; c += 8 {
+		b.WriteString("\x1b[8C\x1bH")
+	}
+	b.WriteString("\x1b[?5W")
+	return b.String()
+}
 
 // originWatch tells whether a box's output set origin mode (DECSET 6:
 // CSI ? … 6 … h, in a sequence that may span reads). It never forgets:
@@ -264,12 +304,13 @@ func (w *originWatch) scan(b []byte) {
 }
 
 // resetFor is what resetModes writes: originSet says the box set origin
-// mode; onLine that the cursor is not at the start of a line.
-func resetFor(originSet, onLine bool) string {
+// mode; onLine that the cursor is not at the start of a line; cols is
+// the learner's terminal's width.
+func resetFor(originSet, onLine bool, cols int) string {
 	if originSet {
-		return modeResets + originResets
+		return modeResets + originResets(cols)
 	}
-	reset := modeResets + marginResets
+	reset := modeResets + marginResets(cols)
 	if onLine {
 		reset += "\r\n"
 	}
@@ -286,8 +327,12 @@ const answerWindow = 100 * time.Millisecond
 // the box (a cursor position report) or that was typed for the box:
 // the prompt's line starts empty (tcflush(TCIFLUSH), termios(3)).
 func (p *boxTerminal) resetModes() {
-	p.learner.File.Write([]byte(resetFor(p.origin.set, p.lastOut != '\n')))
 	fd := int(p.learner.File.Fd())
+	cols := tabResetsMax // a width it does not tell: stops as far as any
+	if ws, err := unix.IoctlGetWinsize(fd, unix.TIOCGWINSZ); err == nil && ws.Col > 0 {
+		cols = int(ws.Col)
+	}
+	p.learner.File.Write([]byte(resetFor(p.origin.set, p.lastOut != '\n', cols)))
 	time.Sleep(answerWindow)
 	unix.IoctlSetInt(fd, unix.TCFLSH, unix.TCIFLUSH)
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -165,7 +166,7 @@ func TestResetAfterABoxThatSetOriginModeLeavesItOffForGood(t *testing.T) {
 	for _, boxSet := range []bool{true, false} {
 		// The box's state: origin mode as it left it, and saved so.
 		on, saved := boxSet, boxSet
-		reset := resetFor(boxSet, true)
+		reset := resetFor(boxSet, true, 80)
 		for i := 0; i < len(reset); i++ {
 			switch {
 			case strings.HasPrefix(reset[i:], "\x1b[?6h"):
@@ -184,5 +185,73 @@ func TestResetAfterABoxThatSetOriginModeLeavesItOffForGood(t *testing.T) {
 		if !strings.HasSuffix(reset, "\r\n") && !strings.HasSuffix(reset, "\r\n\x1b7") {
 			t.Errorf("box set origin mode %v: the reset %q should leave the cursor at the start of a new line", boxSet, reset)
 		}
+	}
+}
+
+// ut33 F1: a box that set the default colours to one (OSC 10, 11), the
+// palette, the cursor's colour, left and right margins, X10, highlight
+// or SGR-pixel mouse reports, LNM or KAM, or that cleared the tab stops,
+// left them so after `sh`: every later line of stepbox's invisible. The
+// reset takes each back, and sets a stop every 8 columns along the
+// terminal's width with the cursor back where it was (the DECSC before
+// and the DECRC after, or the start of the new line where the box set
+// origin mode), as a model of a terminal's cursor follows the bytes.
+func TestResetAfterABoxGivesBackColoursMarginsMouseModesAndTabStops(t *testing.T) {
+	for _, boxSet := range []bool{true, false} {
+		const cols = 80
+		reset := resetFor(boxSet, false, cols)
+		for _, want := range []struct{ seq, what string }{
+			{"\x1b]104\x1b\\", "the palette (OSC 104)"}, {"\x1b]110\x1b\\", "the default foreground (OSC 110)"},
+			{"\x1b]111\x1b\\", "the default background (OSC 111)"}, {"\x1b]112\x1b\\", "the cursor's colour (OSC 112)"},
+			{"\x1b[?69l", "left and right margin mode (DECLRMM)"}, {"\x1b[?9l", "X10 mouse reports"},
+			{"\x1b[?1001l", "highlight mouse tracking"}, {"\x1b[?1016l", "SGR-pixel mouse reports"},
+			{"\x1b[20l", "LNM"}, {"\x1b[2l", "KAM"}, {"\x1b[3g", "clearing the tab stops before setting them"},
+		} {
+			if !strings.Contains(reset, want.seq) {
+				t.Errorf("box set origin mode %v: the reset %q should turn off or give back %s (%q)", boxSet, reset, want.what, want.seq)
+			}
+		}
+		// Where the cursor goes: col is 0-based, -1 once it is wherever
+		// DECSC saved it (the shell's last column).
+		col, saved, savedAt := -1, -1, -1
+		var stops []int
+		cleared := false
+		for i := 0; i < len(reset); i++ {
+			switch r := reset[i:]; {
+			case strings.HasPrefix(r, "\x1b7"):
+				saved, savedAt = col, i
+			case strings.HasPrefix(r, "\x1b8"):
+				col = saved
+			case r[0] == '\r':
+				col = 0
+			case strings.HasPrefix(r, "\x1b[r"), strings.HasPrefix(r, "\x1b[?6l"):
+				col = 0 // both home the cursor
+			case strings.HasPrefix(r, "\x1b[8C"):
+				if col < 0 {
+					t.Fatalf("box set origin mode %v: the reset %q moves the cursor by 8 from where the shell left it", boxSet, reset)
+				}
+				col = min(col+8, cols-1)
+			case strings.HasPrefix(r, "\x1bH"):
+				stops = append(stops, col)
+			case strings.HasPrefix(r, "\x1b[3g"):
+				cleared, stops = true, nil
+			}
+		}
+		var want []int
+		for c := 8; c < cols; c += 8 {
+			want = append(want, c)
+		}
+		if !cleared || !slices.Equal(stops, want) {
+			t.Errorf("box set origin mode %v: the reset %q should clear the tab stops and set them at columns %v (0-based), sets %v", boxSet, reset, want, stops)
+		}
+		if boxSet && (col != 0 || savedAt != len(reset)-2) {
+			t.Errorf("box set origin mode %v: the reset %q should end at the start of a new line (column %d), saved there", boxSet, reset, col)
+		}
+		if !boxSet && col != -1 {
+			t.Errorf("box set origin mode %v: the reset %q should leave the cursor where the shell left it, leaves it at column %d", boxSet, reset, col)
+		}
+	}
+	if r := resetFor(false, false, 1<<15); strings.Count(r, "\x1bH") != tabResetsMax/8-1 {
+		t.Errorf("a terminal 32768 wide: the reset should set stops along at most %d columns, sets %d", tabResetsMax, strings.Count(r, "\x1bH"))
 	}
 }

@@ -55,6 +55,11 @@ func runExportBundle(sh *Shell, c *Call) error {
 			notes = append(notes, fmt.Sprintf("the box's time namespace is left out: this host's runc is %s, and runc supports time namespaces from 1.2", v))
 		}
 	}
+	// Its rootfs has the box's symlinks: `!` checks it as the box's tree
+	// (ut33 F4), from before the first file is copied there.
+	if err := sh.keepBundle(b.Name, c.Args[0]); err != nil {
+		return fmt.Errorf("export bundle %s: %w", viz.Escape(c.Args[0]), err)
+	}
 	devices, skipped, err := export.WriteBundle(c.Args[0], desc)
 	if err != nil {
 		return err

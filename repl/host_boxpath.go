@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -67,15 +68,74 @@ func (sh *Shell) boxTrees() []boxTree {
 					return 0, err
 				}
 				return mountIDOf(f.Upper)
-			}, func(int, string) (bool, string) {
-				// The upper dir is a host directory: the box mounts
-				// nothing in the host's mount namespace, nor does stepbox
-				// below it.
-				return false, "a mount of the host's below the box's upper dir, which stepbox never makes"
-			}})
+			}, hostDirMade("the box's upper dir")})
 		}
 	}
+	for _, e := range sh.bundles {
+		if _, err := os.Lstat(e.rootfs); errors.Is(err, fs.ErrNotExist) {
+			continue // removed since: nothing of the box's is read there
+		}
+		out = append(out, boxTree{e.box, e.rootfs, bundleVariable, func() (int, error) { return bundleTop(e.rootfs) },
+			hostDirMade("the bundle's rootfs")})
+	}
 	return out
+}
+
+// hostDirMade is the made of a tree that is a host directory (the upper
+// dir, a bundle's rootfs): the box mounts nothing in the host's mount
+// namespace, nor does stepbox below it.
+func hostDirMade(what string) func(int, string) (bool, string) {
+	return func(int, string) (bool, string) {
+		return false, "a mount of the host's below " + what + ", which stepbox never makes"
+	}
+}
+
+// exportedBundle is a bundle `export bundle` wrote in the session. Its
+// rootfs/ is a copy of the box's root with the box's symlinks as the box
+// made them, and lesson 8 reads it from the host (`!ls
+// $BOX_DIR/bundle/rootfs/app`): a box's /app -> /some/host/dir had that
+// list the host's directory (ut33 F4). So it is a box tree for `!` as
+// long as it is there, whether or not the box still is.
+type exportedBundle struct {
+	box    string // the box it was exported from
+	rootfs string // its rootfs/, an absolute path
+}
+
+// bundleVariable is a bundle's tree's variable: none names it.
+const bundleVariable = "export bundle"
+
+// keepBundle makes the rootfs/ of the bundle written to dir a box tree
+// for `!` (exportedBundle), once however often it is written.
+func (sh *Shell) keepBundle(box, dir string) error {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	rootfs := filepath.Join(abs, "rootfs")
+	for i, e := range sh.bundles {
+		if e.rootfs == rootfs {
+			sh.bundles[i].box = box
+			return nil
+		}
+	}
+	sh.bundles = append(sh.bundles, exportedBundle{box, rootfs})
+	return nil
+}
+
+// bundleTop checks a bundle's rootfs itself: the directory export wrote,
+// not a link in its place; and gives its mount ID.
+func bundleTop(rootfs string) (int, error) {
+	fi, err := os.Lstat(rootfs)
+	switch {
+	case err != nil:
+		return 0, err
+	case fi.Mode()&fs.ModeSymlink != 0:
+		target, _ := os.Readlink(rootfs)
+		return 0, fmt.Errorf("%s is a symlink (-> %s), not the directory export wrote", rootfs, target)
+	case !fi.IsDir():
+		return 0, fmt.Errorf("%s is not a directory", rootfs)
+	}
+	return mountIDOf(rootfs)
 }
 
 // mountIDOf is the mount ID of p itself (not following a last symlink).
@@ -399,10 +459,7 @@ func dirAllowed(call callOf, self *syntax.Word) bool {
 // boxDirError refuses a directory of a box's tree where a command could
 // go into it (cd, a recursive tool, a path sent on to another command).
 func boxDirError(t boxTree, word, rest, cmd string) error {
-	where := "box " + t.box + "'s root (" + t.variable + ")"
-	if t.variable == "$BOX_UPPER" {
-		where = "box " + t.box + "'s upper dir (" + t.variable + ")"
-	}
+	where := treeName(t)
 	inside := "/" + strings.TrimLeft(rest, "/")
 	use := "a command"
 	if cmd != "" {
@@ -514,10 +571,7 @@ func leavesTree(t boxTree, top int, rel string) treeExit {
 // boxSymlinkError says which word was refused, the symlink of the box's
 // and where it leads, and how to read the file as the box sees it.
 func boxSymlinkError(t boxTree, word, rest, link, target, cmd string) error {
-	where := "box " + t.box + "'s root (" + t.variable + ")"
-	if t.variable == "$BOX_UPPER" {
-		where = "box " + t.box + "'s upper dir (" + t.variable + ")"
-	}
+	where := treeName(t)
 	how := "an absolute symlink, which the host's command resolves from the host's own /"
 	if !strings.HasPrefix(target, "/") {
 		how = "a symlink whose .. climbs out of the box's tree on the host"
@@ -533,8 +587,11 @@ func boxSymlinkError(t boxTree, word, rest, link, target, cmd string) error {
 
 // treeName is how a message names t: box B's root ($BOX_ROOT).
 func treeName(t boxTree) string {
-	if t.variable == "$BOX_UPPER" {
+	switch t.variable {
+	case "$BOX_UPPER":
 		return "box " + t.box + "'s upper dir (" + t.variable + ")"
+	case bundleVariable:
+		return "the rootfs of box " + t.box + "'s bundle (" + bundleVariable + " copied the box's symlinks as they are)"
 	}
 	return "box " + t.box + "'s root (" + t.variable + ")"
 }

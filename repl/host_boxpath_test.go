@@ -297,3 +297,64 @@ func TestHostCommandsRefuseAMountTheBoxMade(t *testing.T) {
 		}
 	}
 }
+
+// ut33 F4: `export bundle` copies the box's symlinks into rootfs/ as
+// they are, and lesson 8 reads that copy from the host (`!ls
+// $BOX_DIR/bundle/rootfs/app`): a box's /app -> a host dir and /leak ->
+// a host file (0600) had `!` list and print the host's. Each bundle
+// written in the session is a box tree for `!`, the one in $BOX_DIR and
+// one elsewhere, which stays one after its box is removed; the bundle's
+// plain files and directories still read.
+func TestHostCommandsRefuseABoxsSymlinkInAnExportedBundle(t *testing.T) {
+	needRoot(t)
+	hostUnchanged(t)
+	dir := t.TempDir()
+	secretDir := filepath.Join(dir, "hostsecretdir")
+	if err := os.Mkdir(secretDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(secretDir, "s.txt"), []byte("HOSTSECRET-IN-DIR\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	secret := filepath.Join(dir, "secret.txt")
+	if err := os.WriteFile(secret, []byte("SECRET-HOST-FILE\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	elsewhere := filepath.Join(dir, "out")
+	out, code := runStepbox(t, filepath.Join(dir, "state"), "new app\nunshare mnt pid\nmount overlay base\npivot_root\n"+
+		"exec sh -c 'ln -s "+secretDir+" /app; ln -s "+secret+" /leak; mkdir /d; echo plain-bundle-file > /d/plain'\n"+
+		"export bundle $BOX_DIR/bundle\n"+
+		"export bundle "+elsewhere+"\n"+
+		"-!ls -l $BOX_DIR/bundle/rootfs/app/\n"+
+		"-!cat $BOX_DIR/bundle/rootfs/leak\n"+
+		"-!cat $BOX_DIR/bundle/rootfs/app/s.txt\n"+
+		"-!cat "+elsewhere+"/rootfs/leak\n"+
+		"!cat $BOX_DIR/bundle/rootfs/d/plain\n"+
+		"!ls $BOX_DIR/bundle/rootfs/d\n"+
+		"rm app\n"+
+		"-!cat "+elsewhere+"/rootfs/app/s.txt\n"+
+		"!cat "+elsewhere+"/rootfs/d/plain\n", "--plain")
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	// -rw-------: ls -l's line of the host dir's s.txt.
+	if strings.Contains(out, "SECRET-HOST-FILE") || strings.Contains(out, "HOSTSECRET-IN-DIR") || strings.Contains(out, "-rw-------") {
+		t.Errorf("a host command listed or printed the host's through the bundle's symlink:\n%s", out)
+	}
+	if n := strings.Count(out, "\nplain-bundle-file\n"); n != 2 || !strings.Contains(out, "/d\nplain\n") {
+		t.Errorf("the bundle's plain file should print twice (printed %d times) and its directory list:\n%s", n, out)
+	}
+	flat := regexp.MustCompile(`\n {7}`).ReplaceAllString(out, " ")
+	for _, want := range []string{
+		"/bundle/rootfs/leak is in the rootfs of box app's bundle (export bundle copied the box's symlinks as they are), where /leak is an absolute symlink, which the host's command resolves from the host's own / (-> " + secret + ")",
+		elsewhere + "/rootfs/app/s.txt is in the rootfs of box app's bundle",
+		"`exec cat /leak`",
+	} {
+		if !strings.Contains(flat, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if n := strings.Count(out, "error: !: "); n != 5 {
+		t.Errorf("%d host commands refused, want 5:\n%s", n, out)
+	}
+}

@@ -36,6 +36,9 @@ type Shell struct {
 	// hostRootWarned holds the IDs of the boxes whose `exec` has said it
 	// acts on the host's files (cmd_proc.go's warnHostRoot).
 	hostRootWarned map[string]bool
+	// bundles are the bundles `export bundle` wrote: their rootfs is
+	// checked as a box's tree by `!` (host_boxpath.go).
+	bundles []exportedBundle
 
 	typeahead *ttyParser // the prompt's reader, holding keys typed ahead
 

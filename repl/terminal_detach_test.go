@@ -281,7 +281,10 @@ func TestShLeavesNoCharsetRegionOrInsertModeBehind(t *testing.T) {
 	p.mark()
 	p.line("sh")
 	p.waitFor("[web] ")
-	p.line(`printf '\033(0\033)0\016\033[?5h\033[3;8r\033[?25l\033[4h\033[?7l\033[?1h\033=\033[?6h\0337'; exit`)
+	// ut33 F1: and the default colours both #123456 (every later line
+	// invisible), the palette and cursor colour, margins, mouse modes
+	// tmux ignores, LNM, KAM and no tab stops.
+	p.line(`printf '\033(0\033)0\016\033[?5h\033[3;8r\033[?25l\033[4h\033[?7l\033[?1h\033=\033]10;#123456\007\033]11;#123456\033\\\033]4;6;#123456\007\033]12;#123456\007\033[?69h\033[5;20s\033[?9h\033[?1001h\033[?1016h\033[20h\033[2h\033[3g\033[?6h\0337'; exit`)
 	p.waitFor("back in stepbox", "web[uts,mnt,pid] ▸")
 	flags := "#{cursor_flag} #{insert_flag} #{wrap_flag} #{keypad_cursor_flag} #{keypad_flag} #{origin_flag} #{scroll_region_upper}-#{scroll_region_lower}"
 	if got := strings.TrimSpace(p.tmux("display-message", "-p", "-t", "0", flags)); got != "1 0 1 0 0 0 0-39" {
@@ -290,6 +293,15 @@ func TestShLeavesNoCharsetRegionOrInsertModeBehind(t *testing.T) {
 	tty, err := os.OpenFile(path, os.O_WRONLY|unix.O_NOCTTY, 0)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if got := strings.TrimSpace(p.tmux("display-message", "-p", "-t", "0", "#{pane_fg} #{pane_bg}")); got != "default default" {
+		t.Errorf("after sh, the pane's default colours (#{pane_fg} #{pane_bg}) should be the terminal's, %q, are %q", "default default", got)
+	}
+	p.mark()
+	tty.WriteString("\r\ttab-done") // a tab from the first column: to the stop at column 8
+	p.waitFor("tab-done")
+	if x := strings.TrimSpace(p.tmux("display-message", "-p", "-t", "0", "#{cursor_x}")); x != "16" {
+		t.Errorf("after sh, a tab should stop at column 8 (and \"tab-done\" end at column 16), the cursor is at column %s", x)
 	}
 	p.mark()
 	tty.WriteString("\x1b8decrc-done") // DECRC, as a later panel or the terminal may
