@@ -13,9 +13,9 @@ import (
 // dir, or holding a host file open, keeps it, and from inside the box
 // /proc/PID/cwd/../.. is the host's /; pivot_root's line said the host
 // was "detached and unreachable from inside" and `probe older_processes`
-// said closed. The line names each such process (its PID, its command
-// name escaped, what it holds) and `exec kill PID`, and the probe says
-// open, naming them; without them both are as they were. As root and in
+// and proc_root said closed. The line names each such process (its PID,
+// its command name escaped, what it holds) and `exec kill PID`, and both
+// probes say open, naming them; without them both are as they were. As root and in
 // a user namespace; as root also more processes than the line names.
 func TestPivotRootNamesTheProcessesThatStillHoldTheHost(t *testing.T) {
 	needRoot(t)
@@ -32,7 +32,7 @@ func TestPivotRootNamesTheProcessesThatStillHoldTheHost(t *testing.T) {
 				t.Fatal(err)
 			}
 			build := "new " + c.name + c.flag + "\nunshare all\nmount overlay base\nmount tmpfs /tmp\n"
-			probe := "pivot_root\nprobe older_processes\n"
+			probe := "pivot_root\nprobe older_processes proc_root\n"
 
 			// Without such a process: the line and the probe as they were.
 			out, code := runStepboxAt(t, 4000, filepath.Join(dir, "state0"), build+"exec sh -c 'cd / && exec sleep 300 &'\n"+probe, "--plain")
@@ -42,8 +42,8 @@ func TestPivotRootNamesTheProcessesThatStillHoldTheHost(t *testing.T) {
 			if !strings.Contains(flat(out), "✓ the overlay is the box's / now; the host's root is detached and unreachable from inside\n") {
 				t.Errorf("with no process on the host, pivot_root's line changed:\n%s", out)
 			}
-			if strings.Contains(out, "host's filesystem") || !regexp.MustCompile(`older_processes +│ closed`).MatchString(out) {
-				t.Errorf("with no process on the host, probe older_processes is not closed, or names one:\n%s", out)
+			if strings.Contains(out, "host's filesystem") || !regexp.MustCompile(`older_processes +│ closed`).MatchString(out) || !regexp.MustCompile(`proc_root +│ closed`).MatchString(out) {
+				t.Errorf("with no process on the host, probe older_processes or proc_root is not closed, or names one:\n%s", out)
 			}
 
 			procs := "exec sh -c 'cd " + scratch + " && exec sleep 300 &'\n" +
@@ -65,6 +65,7 @@ func TestPivotRootNamesTheProcessesThatStillHoldTheHost(t *testing.T) {
 				`PID (\d+) \(host \d+\) s\\tEVIL: cwd on the host's filesystem; `,
 				`older_processes +│ open +│ [^│]*PID \d+ \(host \d+\) sleep 300: cwd on the host's filesystem`,
 				`older_processes +│ open +│ [^│]*PID \d+ \(host \d+\) sleep 301: fd 7 on the host's filesystem`,
+				`proc_root +│ open +│ read the host's (/etc/[\w-]+) through /proc/\d+/cwd/\.\./\.\.(/etc/[\w-]+), the cwd of a process started before pivot_root`,
 			} {
 				m := regexp.MustCompile(re).FindStringSubmatch(f)
 				if m == nil {
