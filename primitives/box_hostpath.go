@@ -221,13 +221,9 @@ type HostMount struct {
 // kernel's interfaces a container is given, which the lessons teach
 // apart, and are not listed.
 func (b *Box) HostReach() (list []HostMount, n int, err error) {
-	host, err := rootfs.Mounts(os.Getpid())
+	hostDev, err := hostDevs()
 	if err != nil {
-		return nil, 0, fmt.Errorf("the host's mount table: %w", err)
-	}
-	hostDev := map[string]bool{}
-	for _, m := range host.Mounts {
-		hostDev[m.Dev] = true
+		return nil, 0, err
 	}
 	now, err := b.mountsNow()
 	if err != nil {
@@ -257,6 +253,131 @@ func (b *Box) HostReach() (list []HostMount, n int, err error) {
 		}
 	}
 	return list, n, nil
+}
+
+// hostDevs are the devices (major:minor) of the host's mounts, as the
+// session's own mount table shows them.
+func hostDevs() (map[string]bool, error) {
+	host, err := rootfs.Mounts(os.Getpid())
+	if err != nil {
+		return nil, fmt.Errorf("the host's mount table: %w", err)
+	}
+	dev := map[string]bool{}
+	for _, m := range host.Mounts {
+		dev[m.Dev] = true
+	}
+	return dev, nil
+}
+
+// HostHolder is a process of the box whose cwd, root or an open file is
+// on the host's filesystem outside every mount of the box's (HostHolds).
+type HostHolder struct {
+	PID, BoxPID int
+	Comm        string   // the box's to choose: escape it
+	Role        string   // stepbox's executor ("box process", "PID 1"), or ""
+	Holds       []string // "cwd", "root", "fd N": the first holdShown of them
+	N           int      // how many it holds in all
+}
+
+const (
+	// holdersKept bounds the processes HostHolds lists, holdShown the
+	// places it names of each, holdFDs the fds it reads of each and
+	// holdProcs the processes it looks at: a box may have many of each.
+	holdersKept = 16
+	holdShown   = 3
+	holdFDs     = 4096
+	holdProcs   = 4096
+)
+
+// HostHolds lists the box's processes (as the older_processes probe
+// finds them: the session's tree and the box's cgroup) that still reach
+// the host's filesystem after pivot_root, and how many there are (the
+// first holdersKept are listed), with how many processes it looked at
+// and whether it stopped at holdProcs. pivot_root(2) moves only the
+// processes whose root or cwd IS the old root: one started before it
+// with its cwd elsewhere on the host (`cd /tmp/x && sleep 300 &`), or
+// holding a directory or a file open, keeps it, and from inside the box
+// `/proc/PID/cwd/../../..` is the host's / (ut33 F6). What /proc/PID/cwd
+// reads as is the box's text; judged is where it is: statx(2)'s mount ID
+// of what the link leads to, on no mount of the box's table, and its
+// device, one of the host's mounts'. A pipe, a socket or a device (a
+// terminal) shows no host directory and is not counted.
+func (b *Box) HostHolds() (list []HostHolder, n, looked int, cut bool, err error) {
+	hostDev, err := hostDevs()
+	if err != nil {
+		return nil, 0, 0, false, err
+	}
+	now, err := b.mountsNow()
+	if err != nil {
+		return nil, 0, 0, false, fmt.Errorf("box %s: %w", b.Name, err)
+	}
+	procs, err := b.processes()
+	if err != nil {
+		return nil, 0, 0, false, err
+	}
+	if len(procs) > holdProcs {
+		procs, cut = procs[:holdProcs], true
+	}
+	onHost := func(p string, any bool) bool {
+		var stx unix.Statx_t
+		if unix.Statx(unix.AT_FDCWD, p, 0, unix.STATX_MNT_ID|unix.STATX_TYPE, &stx) != nil || stx.Mask&unix.STATX_MNT_ID == 0 {
+			return false // ended, or closed meanwhile
+		}
+		if _, ok := now[int(stx.Mnt_id)]; ok {
+			return false // the box's own mount; HostReach judges those
+		}
+		switch uint32(stx.Mode) & unix.S_IFMT {
+		case unix.S_IFDIR, unix.S_IFREG, unix.S_IFLNK:
+		default:
+			if !any {
+				return false
+			}
+		}
+		return hostDev[fmt.Sprintf("%d:%d", stx.Dev_major, stx.Dev_minor)]
+	}
+	for _, p := range procs {
+		if p.PID == b.PID() {
+			// stepbox's executor, which keeps its cwd on the host: with
+			// a PID namespace the box does not see it, without one the
+			// box sees the host's PID 1 too (the proc_root probe).
+			continue
+		}
+		h := HostHolder{PID: p.PID, BoxPID: p.BoxPID(), Comm: p.Comm, Role: p.Role}
+		hold := func(what string) {
+			if h.N++; len(h.Holds) < holdShown {
+				h.Holds = append(h.Holds, what)
+			}
+		}
+		dir := fmt.Sprintf("/proc/%d/", p.PID)
+		for _, l := range []string{"cwd", "root"} {
+			if onHost(dir+l, true) {
+				hold(l)
+			}
+		}
+		if f, err := os.Open(dir + "fd"); err == nil {
+			names, _ := f.Readdirnames(holdFDs)
+			f.Close()
+			// In numeric order: shorter first, then as text.
+			slices.SortFunc(names, func(a, b string) int {
+				if len(a) != len(b) {
+					return len(a) - len(b)
+				}
+				return strings.Compare(a, b)
+			})
+			for _, fd := range names {
+				if onHost(dir+"fd/"+fd, false) {
+					hold("fd " + fd)
+				}
+			}
+		}
+		if h.N == 0 {
+			continue
+		}
+		if n++; len(list) < holdersKept {
+			list = append(list, h)
+		}
+	}
+	return list, n, len(procs), cut, nil
 }
 
 // RootTop checks that top, the box's root as the host reaches it

@@ -26,9 +26,9 @@ const closesOlder = "end them (`exec kill PID`), or `rm` the box and build it ag
 // counted, only named.
 func (b *Box) olderProcesses() (ProbeResult, error) {
 	r := ProbeResult{Result: probe.Result{Name: probeOlder}}
-	tree, err := b.session.ProcessTree()
+	procs, err := b.processes()
 	if err != nil {
-		return r, fmt.Errorf("read the session's processes in /proc: %w", err)
+		return r, err
 	}
 	cmd := b.CommandPID()
 	init, err := ReadProcSecurity(cmd)
@@ -37,46 +37,40 @@ func (b *Box) olderProcesses() (ProbeResult, error) {
 	}
 	next := nextCommand(init, b.Security())
 	above := userNSAncestors(cmd)
+	// After pivot_root a process may still hold the host's filesystem
+	// (HostHolds): from inside, /proc/PID/cwd/.. leads to the host's /.
+	holds := map[int]HostHolder{}
+	hostHolds := ""
+	if b.FS().Pivoted {
+		list, nh, _, _, err := b.HostHolds()
+		if err != nil {
+			return r, err
+		}
+		for _, h := range list {
+			holds[h.PID] = h
+		}
+		if nh > len(list) {
+			hostHolds = fmt.Sprintf("; and %d more on the host's filesystem", nh-len(list))
+		}
+	}
 	var weak, own []string
 	n := 0
-	check := func(p *ProcessNode) {
-		n++
-		ps, err := ReadProcSecurity(p.PID)
-		if err != nil {
-			return // it has ended
-		}
-		if why := weaker(ps, next, userNS(p.PID), above); len(why) > 0 {
-			weak = append(weak, fmt.Sprintf("PID %d (host %d) %s: %s", p.BoxPID(), p.PID, printable(cmdOf(p), 40), strings.Join(why, ", ")))
-		}
-	}
-	seen := map[int]bool{}
-	var walk func(p *ProcessNode)
-	walk = func(p *ProcessNode) {
-		for _, c := range p.Children {
-			walk(c)
-		}
-		if p.Box != b.Name {
-			return
-		}
-		seen[p.PID] = true
-		if p.Role != "" {
+	for _, p := range procs {
+		h, held := holds[p.PID]
+		if p.Role != "" && !held {
 			own = append(own, fmt.Sprintf("%s (host PID %d)", p.Role, p.PID))
-			return
-		}
-		check(p)
-	}
-	walk(tree)
-	// A process of the box that is not in the session's tree (one the
-	// session did not start through the box's executor) is still in the
-	// box's cgroup.
-	for _, pid := range b.cgroupProcs() {
-		if seen[pid] || pid == b.PID() || pid == b.InitPID() {
 			continue
 		}
-		if proc, err := procfs.NewProc(pid); err == nil {
-			if stat, err := proc.Stat(); err == nil {
-				check(ReadProcess(proc, stat))
-			}
+		n++
+		var why []string
+		if ps, err := ReadProcSecurity(p.PID); err == nil && p.Role == "" {
+			why = weaker(ps, next, userNS(p.PID), above)
+		}
+		if held {
+			why = append(why, hostHeld(h))
+		}
+		if len(why) > 0 {
+			weak = append(weak, fmt.Sprintf("PID %d (host %d) %s: %s", p.BoxPID(), p.PID, printable(cmdOf(p), 40), strings.Join(why, ", ")))
 		}
 	}
 	note := ""
@@ -89,8 +83,53 @@ func (b *Box) olderProcesses() (ProbeResult, error) {
 		return r, nil
 	}
 	r.State, r.Via, r.Closes = probe.Open, "procs", closesOlder
-	r.Evidence = printable(fmt.Sprintf("the box's processes that hold more than its next command (%d): %s%s", len(weak), strings.Join(weak, "; "), note), 600)
+	r.Evidence = printable(fmt.Sprintf("the box's processes that hold more than its next command (%d): %s%s%s", len(weak), strings.Join(weak, "; "), hostHolds, note), 600)
 	return r, nil
+}
+
+// hostHeld says where process h holds the host's filesystem.
+func hostHeld(h HostHolder) string {
+	s := strings.Join(h.Holds, ", ")
+	if h.N > len(h.Holds) {
+		s += fmt.Sprintf(" and %d more", h.N-len(h.Holds))
+	}
+	return s + " on the host's filesystem, kept through pivot_root"
+}
+
+// processes are the box's processes as the host reads them: those of the
+// session's tree that are the box's (its executor too, with its Role),
+// children first, then those in the box's cgroup that are not in the
+// tree (ones the session did not start through the box's executor).
+func (b *Box) processes() ([]*ProcessNode, error) {
+	tree, err := b.session.ProcessTree()
+	if err != nil {
+		return nil, fmt.Errorf("read the session's processes in /proc: %w", err)
+	}
+	var out []*ProcessNode
+	seen := map[int]bool{}
+	var walk func(p *ProcessNode)
+	walk = func(p *ProcessNode) {
+		for _, c := range p.Children {
+			walk(c)
+		}
+		if p.Box != b.Name {
+			return
+		}
+		seen[p.PID] = true
+		out = append(out, p)
+	}
+	walk(tree)
+	for _, pid := range b.cgroupProcs() {
+		if seen[pid] || pid == b.PID() || pid == b.InitPID() {
+			continue
+		}
+		if proc, err := procfs.NewProc(pid); err == nil {
+			if stat, err := proc.Stat(); err == nil {
+				out = append(out, ReadProcess(proc, stat))
+			}
+		}
+	}
+	return out, nil
 }
 
 // cgroupProcs are the processes in the box's cgroup, none before

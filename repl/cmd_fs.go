@@ -161,23 +161,34 @@ const reachShown = 5
 // pivotDone is pivot_root's success line: the host's root is detached,
 // but a mount made in the new root before the pivot came along with it
 // (Box.HostReach), and a bind of a host directory there keeps it in the
-// box's reach: the line calls the host unreachable only when no such
-// mount is there, and otherwise names them (ut32 F7). Their mount points
-// and sources are the box's to choose: escaped, each cut, and at most
-// reachShown of them.
+// box's reach (ut32 F7); and a process of the box started before the
+// pivot whose cwd, root or an open file was elsewhere on the host keeps
+// it (Box.HostHolds, ut33 F6). The line calls the host unreachable only
+// when neither is there, and otherwise names them. Their mount points,
+// sources and command names are the box's to choose: escaped, each cut,
+// and at most reachShown of each.
 func (sh *Shell) pivotDone(b *primitives.Box) {
 	list, n, err := b.HostReach()
+	var holders []primitives.HostHolder
+	var nh, looked int
+	var cut bool
+	if err == nil {
+		holders, nh, looked, cut, err = b.HostHolds()
+	}
 	switch {
 	case err != nil:
-		sh.ok("the overlay is the box's / now and the host's root is detached; whether a mount inside still shows host files is not known: %v", err)
-		sh.say("  `mounts` lists the box's mount table")
+		sh.ok("the overlay is the box's / now and the host's root is detached; whether a mount or a process of the box still reaches host files is not known: %v", err)
+		sh.say("  `mounts` lists the box's mount table, `ps` its processes")
 		return
-	case n == 0:
+	case n == 0 && nh == 0:
 		sh.ok("the overlay is the box's / now; the host's root is detached and unreachable from inside")
 		return
+	case n == 0:
+		sh.ok("the overlay is the box's / now and the host's root is detached, but %s of the box still %s the host's filesystem:", step.Count(nh, "process"), map[bool]string{true: "holds", false: "hold"}[nh == 1])
+	default:
+		verb := map[bool]string{true: "shows", false: "show"}[n == 1]
+		sh.ok("the overlay is the box's / now and the host's root is detached, but %s inside still %s host files (pivot_root carries along what was mounted in the new root):", step.Count(n, "mount"), verb)
 	}
-	verb := map[bool]string{true: "shows", false: "show"}[n == 1]
-	sh.ok("the overlay is the box's / now and the host's root is detached, but %s inside still %s host files (pivot_root carries along what was mounted in the new root):", step.Count(n, "mount"), verb)
 	for _, m := range list[:min(len(list), reachShown)] {
 		point := viz.Escape(step.Cut(m.Point))
 		if v := m.Volume; v != nil {
@@ -204,6 +215,30 @@ func (sh *Shell) pivotDone(b *primitives.Box) {
 	}
 	if n > reachShown {
 		sh.say("  and %d more: `mounts` lists them", n-reachShown)
+	}
+	if nh == 0 {
+		return
+	}
+	if n > 0 {
+		sh.say("  and %s of the box still %s the host's filesystem:", step.Count(nh, "process"), map[bool]string{true: "holds", false: "hold"}[nh == 1])
+	}
+	sh.say("  pivot_root(2) moves only the processes whose root or cwd was the old root; these started before it and kept a place on the host, from which /proc/PID/cwd/.. (root, fd/N) leads to the host's /:")
+	for _, h := range holders[:min(len(holders), reachShown)] {
+		holds := strings.Join(h.Holds, ", ")
+		if h.N > len(h.Holds) {
+			holds += fmt.Sprintf(" and %d more", h.N-len(h.Holds))
+		}
+		end := fmt.Sprintf("`exec kill %d` ends it; start it again after pivot_root", h.BoxPID)
+		if h.Role != "" {
+			end = "stepbox's executor (" + h.Role + "): `rm` the box and build it again"
+		}
+		sh.say("  PID %d (host %d) %s: %s on the host's filesystem; %s", h.BoxPID, h.PID, viz.Escape(step.Cut(h.Comm)), holds, end)
+	}
+	if nh > reachShown {
+		sh.say("  and %d more: `ps` lists the box's processes", nh-reachShown)
+	}
+	if cut {
+		sh.say("  (looked at the first %d of the box's processes only)", looked)
 	}
 }
 

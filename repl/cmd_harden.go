@@ -15,9 +15,9 @@ func init() {
 		Name: "probe", Group: "security", Usage: "probe [NAME…]", MaxArgs: -1, NeedsBox: true,
 		Summary: "try each known escape from inside the box and report it open or closed (unknown where the box put a file of its own in the way, or where a process of the box traces the probe); the host is never changed",
 		Kernel: "runs stepbox __probe inside the box as its next command (execveat(2) of stepbox through a read-only overlay, or of a sealed memfd copy): mknod(2) and a read-only open and read of every host block device and of /dev/kmsg, " +
-			"/proc/PID/root, access(2) W_OK on release_agent, /proc/sys, /sys and the parent cgroup's cgroup.procs, open_by_handle_at(2), " +
+			"/proc/PID/root and /proc/PID/cwd/.. (a cwd kept on the host through pivot_root), access(2) W_OK on release_agent, /proc/sys, /sys and the parent cgroup's cgroup.procs, open_by_handle_at(2), " +
 			"finit_module(-1), syslog(2), /proc/kallsyms, /proc/1/mem opened for reading; mounts only in a mount namespace of its own; " +
-			"older_processes: the session reads /proc/PID/status and /proc/PID/ns/user of the box's processes from the host. " +
+			"older_processes: the session reads /proc/PID/status and /proc/PID/ns/user of the box's processes from the host, and after pivot_root statx(2)s the mount of their cwd, root and open fds. " +
 			"A tracer could make the probe's syscalls fail and a hole look closed: the probe makes itself non-dumpable (prctl(2) PR_SET_DUMPABLE) first thing, and while it runs the session reads its TracerPid (/proc/PID/status) from the host every few milliseconds; " +
 			"if it saw a tracer (ptrace(2)), or never once saw the probe running, it reports every escape tried inside the box unknown, naming the tracer it saw",
 		Example: "probe disk release_agent", Man: "capabilities(7), cgroups(7), open_by_handle_at(2), finit_module(2), syslog(2), ptrace(2)",

@@ -32,6 +32,19 @@ func probeProcRoot(h Host) Result {
 		}
 	}
 	var first error
+	// From a cwd on the detached old root, ".." leads up to the host's /
+	// and stays there: pivot_root(2) moves only the processes whose cwd
+	// was the old root itself (ut33 F6).
+	up := strings.Repeat("/..", 64)
+	for _, pid := range pids {
+		p := "/proc/" + pid + "/cwd" + up + h.File
+		var st unix.Stat_t
+		if unix.Stat(p, &st) == nil && st.Dev == h.FileDev && st.Ino == h.FileIno {
+			if data, err := readSome(p, 64, anyFile); err == nil {
+				return open("cwd", "read the host's %s through /proc/%s/cwd/../..%s, the cwd of a process started before pivot_root: %q", h.File, pid, h.File, strings.TrimSpace(string(data)))
+			}
+		}
+	}
 	for _, pid := range pids {
 		p := "/proc/" + pid + "/root" + h.File
 		var st unix.Stat_t
