@@ -100,7 +100,7 @@ func (b *Box) Tracked() *cgroups.Group {
 // the line is shown to be the session's (ledgerCgroupOwn), and names the
 // processes that survived.
 func killCgroup(r Resource, session string) error {
-	g, err := ledgerGroup(r, session)
+	g, _, err := ledgerGroup(r, session) // what it drops removeCgroup says
 	if g == nil || err != nil {
 		return err
 	}

@@ -358,10 +358,32 @@ func teardownResources(dir, session string) error {
 			errs = append(errs, undoNet(r, owner))
 		}
 	}
-	if err := errors.Join(errs...); err != nil {
-		return err
+	// A line refused or dropped is said, and does not keep the ledger
+	// (ledgerRefused): kept, it would fail every later try the same way.
+	said, err := refusalsOf(errors.Join(errs...))
+	if err != nil {
+		return errors.Join(err, notesErr(said))
 	}
-	return os.Remove(filepath.Join(dir, "ledger.jsonl"))
+	if err := os.Remove(filepath.Join(dir, "ledger.jsonl")); err != nil {
+		return errors.Join(err, notesErr(said))
+	}
+	return notesErr(said)
+}
+
+// TeardownNotes are what a teardown says that is no failure: ledger lines
+// it ignored or dropped (refusalsOf), each a line. Close returns them
+// once everything else is undone.
+type TeardownNotes []string
+
+func (n TeardownNotes) Error() string { return strings.Join(n, "; ") }
+
+// notesErr is said as TeardownNotes, nil where there is nothing to say;
+// each line stays a refusal for refusalsOf (a sweep says them its own way).
+func notesErr(said []string) error {
+	if len(said) == 0 {
+		return nil
+	}
+	return ledgerRefused{TeardownNotes(said)}
 }
 
 // sessionOf returns the session ID of a box ledger directory
