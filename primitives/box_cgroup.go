@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/prometheus/procfs"
 
@@ -27,7 +29,7 @@ func CheckCgroupParent() error {
 	if CgroupParentOverride == "" {
 		return nil
 	}
-	const allowed = "name a cgroup that exists in every hierarchy stepbox uses and holds no processes (cgroup v2), as /proc/PID/cgroup shows it; stepbox makes its own cgroup under it and does not create it"
+	const allowed = "name a cgroup that exists in every hierarchy stepbox uses, a directory (not a control file such as cgroup.procs), and holds no processes (cgroup v2), as /proc/PID/cgroup shows it; stepbox makes its own cgroup under it and does not create it"
 	h, err := hostCgroups()
 	if err != nil {
 		return fmt.Errorf("--cgroup-parent %q: the host's cgroups cannot be read (%w): %s", CgroupParentOverride, err, allowed)
@@ -137,15 +139,51 @@ func (s *Session) shownParent() *cgroups.Group {
 // once it is shown to be the session's (never a cgroup stepbox did not
 // make: each is the session's stepbox-PID parent or a cgroup under it);
 // nil for a line without one.
-func ledgerGroup(r Resource, session string) (*cgroups.Group, error) {
+func ledgerGroup(r Resource, session string) (g *cgroups.Group, dropped []string, err error) {
 	if len(r.Group) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
-	var g cgroups.Group
-	if err := json.Unmarshal(r.Group, &g); err != nil {
-		return nil, fmt.Errorf("ledger: cgroup: %w", err)
+	g = &cgroups.Group{}
+	if err := json.Unmarshal(r.Group, g); err != nil {
+		return nil, nil, fmt.Errorf("ledger: cgroup: %w", err)
 	}
-	return &g, ledgerCgroupOwn(g, session)
+	dropped = dropNowhere(g)
+	return g, dropped, ledgerCgroupOwn(*g, session)
+}
+
+// dropNowhere takes out of g, and returns, its directories where no
+// cgroup can be: one whose parent is a file (ENOTDIR), as a
+// --cgroup-parent naming a control file (/cgroup.procs) made them before
+// start-up refused it. Kept, they failed every teardown and cleanup, and
+// the ledger with them, for ever (ut33 F5). A directory that is there,
+// or could be, stays for teardown to remove.
+func dropNowhere(g *cgroups.Group) []string {
+	var dropped []string
+	keep := func(ds []cgroups.Dir) []cgroups.Dir {
+		return slices.DeleteFunc(ds, func(d cgroups.Dir) bool {
+			_, err := os.Lstat(filepath.Clean(d.Path))
+			if errors.Is(err, syscall.ENOTDIR) {
+				dropped = append(dropped, d.Path)
+				return true
+			}
+			return false
+		})
+	}
+	g.Dirs, g.Track = keep(g.Dirs), keep(g.Track)
+	return dropped
+}
+
+// droppedNote says the directories dropNowhere dropped: a note, as a
+// refused line is (refusalsOf), that does not keep the ledger.
+func droppedNote(dropped []string) error {
+	if len(dropped) == 0 {
+		return nil
+	}
+	quoted := make([]string, len(dropped))
+	for i, d := range dropped {
+		quoted[i] = strconv.Quote(d) // the ledger's: a box may have written it
+	}
+	return refusal("ledger: dropped cgroup %s: a file, not a directory, is on the way there, so no cgroup can be there and none is to remove", strings.Join(quoted, ", "))
 }
 
 // removeCgroup undoes a ResCgroup ledger line of session's; made: the
@@ -153,19 +191,22 @@ func ledgerGroup(r Resource, session string) (*cgroups.Group, error) {
 // not checked again.
 func removeCgroup(r Resource, session string, made bool) error {
 	var g *cgroups.Group
+	var dropped []string
 	var err error
 	if made {
 		g = &cgroups.Group{}
-		err = json.Unmarshal(r.Group, g)
+		if err = json.Unmarshal(r.Group, g); err == nil {
+			dropped = dropNowhere(g)
+		}
 	} else {
-		g, err = ledgerGroup(r, session)
+		g, dropped, err = ledgerGroup(r, session)
 	}
 	if g == nil || err != nil {
-		return err
+		return errors.Join(err, droppedNote(dropped))
 	}
 	if g.Scope == "" {
 		_, err = cgroups.RemoveGroup(g)
-		return err
+		return errors.Join(err, droppedNote(dropped))
 	}
 	live := false
 	for _, d := range append(slices.Clone(g.Dirs), g.Track...) {
@@ -174,7 +215,7 @@ func removeCgroup(r Resource, session string, made bool) error {
 		}
 	}
 	if !live && len(g.Enabled) == 0 {
-		return nil
+		return droppedNote(dropped)
 	}
 	fs, err := procfs.NewFS(procfs.DefaultMountPoint)
 	if err != nil {
@@ -185,7 +226,7 @@ func removeCgroup(r Resource, session string, made bool) error {
 		return err
 	}
 	_, err = h.Remove(g)
-	return err
+	return errors.Join(err, droppedNote(dropped))
 }
 
 // Cgroup returns the box's cgroup, or nil before `cgroup new`.

@@ -100,7 +100,7 @@ func (b *Box) Tracked() *cgroups.Group {
 // the line is shown to be the session's (ledgerCgroupOwn), names the
 // processes that survived, and returns those it saw end.
 func killCgroup(r Resource, session string) ([]int, error) {
-	g, err := ledgerGroup(r, session)
+	g, _, err := ledgerGroup(r, session) // what it drops removeCgroup says
 	if g == nil || err != nil {
 		return nil, err
 	}

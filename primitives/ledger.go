@@ -375,10 +375,16 @@ func teardownResources(dir, session string, made func(string) bool) ([]int, erro
 	for _, p := range parents {
 		errs = append(errs, foreignError(foreign[p]))
 	}
-	if err := errors.Join(errs...); err != nil {
-		return ended, err
+	// A line refused or dropped is said, and does not keep the ledger
+	// (ledgerRefused): kept, it would fail every later try the same way.
+	said, err := refusalsOf(errors.Join(errs...))
+	if err != nil {
+		return ended, errors.Join(err, notesErr(said))
 	}
-	return ended, os.Remove(filepath.Join(dir, "ledger.jsonl"))
+	if err := os.Remove(filepath.Join(dir, "ledger.jsonl")); err != nil {
+		return ended, errors.Join(err, notesErr(said))
+	}
+	return ended, notesErr(said)
 }
 
 // removeParent undoes a ResCgroup line of the session's own ledger, its
@@ -386,14 +392,15 @@ func teardownResources(dir, session string, made func(string) bool) ([]int, erro
 // removed (cgroups.RemoveParent). A parent in a systemd scope goes with
 // its scope, as removeCgroup does.
 func removeParent(r Resource, session string, made func(string) bool) ([]int, []cgroups.Foreign, error) {
-	g, err := ledgerGroup(r, session)
+	g, dropped, err := ledgerGroup(r, session)
 	if g == nil || err != nil {
-		return nil, nil, err
+		return nil, nil, errors.Join(err, droppedNote(dropped))
 	}
 	if g.Scope != "" {
 		return nil, nil, removeCgroup(r, session, true)
 	}
-	return cgroups.RemoveParent(g, made)
+	ended, foreign, err := cgroups.RemoveParent(g, made)
+	return ended, foreign, errors.Join(err, droppedNote(dropped))
 }
 
 // foreignError names a cgroup under the session's parent that no box of
@@ -462,6 +469,23 @@ func madeCgroups(dir string) func(string) bool {
 		name, ok := cgroups.BoxOfGroupName(filepath.Base(p))
 		return ok && box[name] && !cgroups.Populated(p)
 	}
+
+}
+
+// TeardownNotes are what a teardown says that is no failure: ledger lines
+// it ignored or dropped (refusalsOf), each a line. Close returns them
+// once everything else is undone.
+type TeardownNotes []string
+
+func (n TeardownNotes) Error() string { return strings.Join(n, "; ") }
+
+// notesErr is said as TeardownNotes, nil where there is nothing to say;
+// each line stays a refusal for refusalsOf (a sweep says them its own way).
+func notesErr(said []string) error {
+	if len(said) == 0 {
+		return nil
+	}
+	return ledgerRefused{TeardownNotes(said)}
 }
 
 // sessionOf returns the session ID of a box ledger directory

@@ -48,7 +48,11 @@ func refusalsOf(err error) (said []string, rest error) {
 		}
 		return said, errors.Join(errs...)
 	}
-	if errors.As(err, new(ledgerRefused)) {
+	var r ledgerRefused
+	if errors.As(err, &r) {
+		if n, ok := r.error.(TeardownNotes); ok {
+			return n, nil // said already
+		}
 		return []string{"ignored: " + err.Error()}, nil
 	}
 	return nil, err

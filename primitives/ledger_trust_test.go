@@ -518,4 +518,89 @@ func TestMadeCgroupsAreWhatTheBoxesLedgersSayTheyMade(t *testing.T) {
 			t.Errorf("made(%s) = %v, want %v", name, got, want)
 		}
 	}
+
+}
+
+// ut33 F5: a --cgroup-parent naming a control file (/cgroup.procs) left
+// a session ledger naming its parent cgroup under that file in every
+// hierarchy. No cgroup can be there (ENOTDIR), and every cleanup failed
+// on it and kept the ledger for the next, for ever. The sweep drops such
+// a directory, saying so by its path, removes the one of the same line
+// that is there, and the session's directory goes.
+func TestSweepDropsACgroupLineUnderAFile(t *testing.T) {
+	needRoot(t)
+	_, place := testPlace(t)
+	parent := cgroups.ParentName(goneSession)
+	g := cgroups.Group{Name: parent}
+	var nowhere []string
+	for _, d := range place.Dirs {
+		p := filepath.Join(d.Path, "cgroup.procs", parent)
+		nowhere = append(nowhere, p)
+		g.Dirs = append(g.Dirs, cgroups.Dir{Hierarchy: d.Hierarchy, Path: p, Controllers: d.Controllers})
+	}
+	at := place.Dirs[0]
+	there := filepath.Join(at.Path, parent)
+	if err := os.Mkdir(there, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(there) })
+	g.Dirs = append(g.Dirs, cgroups.Dir{Hierarchy: at.Hierarchy, Path: there, Controllers: at.Controllers})
+	raw, _ := json.Marshal(g)
+	dirs := stateDirs(t)
+	session := filepath.Dir(filepath.Dir(plantLedger(t, dirs)))
+	l := &Ledger{path: filepath.Join(session, "ledger.jsonl")}
+	if err := l.Add(Resource{Kind: ResCgroup, Group: raw, Note: "stepbox's parent cgroup"}); err != nil {
+		t.Fatal(err)
+	}
+
+	rep, err := Sweep(dirs)
+	said := sweepSaid(rep, err)
+	if err != nil {
+		t.Errorf("the sweep failed on a cgroup line under a file: %v", err)
+	}
+	for _, p := range nowhere {
+		if !strings.Contains(said, "dropped cgroup ") || !strings.Contains(said, strconv.Quote(p)) {
+			t.Errorf("the sweep does not say it dropped %s:\n%s", p, said)
+		}
+	}
+	if strings.Contains(said, strconv.Quote(there)) {
+		t.Errorf("the sweep says it dropped %s, which is there:\n%s", there, said)
+	}
+	if _, serr := os.Stat(there); !errors.Is(serr, os.ErrNotExist) {
+		t.Errorf("the sweep left %s, a cgroup of the line that is there: %v", there, serr)
+	}
+	if _, serr := os.Stat(session); !errors.Is(serr, os.ErrNotExist) {
+		t.Errorf("the session's directory %s is kept for a next cleanup that would fail the same way: %v", session, serr)
+	}
+	if !slices.Contains(rep.Sessions, goneSession) {
+		t.Errorf("the sweep does not report session %s removed: %q", goneSession, rep.Sessions)
+	}
+}
+
+// ut33 F5: the session's own teardown drops a cgroup line under a file
+// too: Close undoes the rest, removes the session's directory and says
+// the dropped path as a note (TeardownNotes), not a failure.
+func TestCloseDropsACgroupLineUnderAFile(t *testing.T) {
+	needRoot(t)
+	_, place := testPlace(t)
+	s, err := OpenSession(stateDirs(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	parent := cgroups.ParentName(s.ID)
+	nowhere := filepath.Join(place.Dirs[0].Path, "cgroup.procs", parent)
+	raw, _ := json.Marshal(cgroups.Group{Name: parent, Dirs: []cgroups.Dir{{Hierarchy: place.Dirs[0].Hierarchy, Path: nowhere}}})
+	l := &Ledger{path: filepath.Join(s.Dir, "ledger.jsonl")}
+	if err := l.Add(Resource{Kind: ResCgroup, Group: raw, Note: "stepbox's parent cgroup"}); err != nil {
+		s.Close()
+		t.Fatal(err)
+	}
+	err = s.Close()
+	var notes TeardownNotes
+	if !errors.As(err, &notes) || !strings.Contains(notes.Error(), "dropped cgroup "+strconv.Quote(nowhere)) {
+		t.Errorf("Close of a session whose ledger names %s: %v, want a note that it dropped it", nowhere, err)
+	}
+	if _, serr := os.Stat(s.Dir); !errors.Is(serr, os.ErrNotExist) {
+		t.Errorf("the session's directory %s is kept: %v", s.Dir, serr)
+	}
 }

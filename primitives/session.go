@@ -399,12 +399,15 @@ func (s *Session) remove(name string, marked func(box string) []pidStart) error 
 
 // Close tears down every box, newest first, and removes the session's
 // state directory. It is safe to call more than once. From its start no
-// step runs again: it is the session's end.
+// step runs again: it is the session's end. Where all is undone but
+// ledger lines it ignored or dropped, it returns them as TeardownNotes.
 func (s *Session) Close() error {
 	s.closing.Store(true)
 	s.down.Lock()
 	defer s.down.Unlock()
-	if err := s.teardownAll(); err != nil {
+	err := s.teardownAll()
+	said, rest := refusalsOf(err)
+	if rest != nil {
 		return err
 	}
 	if err := onefs.RemoveAll(s.Dir); err != nil {
@@ -414,6 +417,9 @@ func (s *Session) Close() error {
 	if s.lock != nil {
 		s.lock.Close()
 		s.lock = nil
+	}
+	if len(said) > 0 {
+		return TeardownNotes(said) // all undone; these only said
 	}
 	return nil
 }

@@ -136,3 +136,33 @@ func TestCgroupParentInAnotherSessionOrMissingFromAHierarchyIsRefusedAtStart(t *
 		undo()
 	}
 }
+
+// ut33 F5: a --cgroup-parent naming a control file that every hierarchy
+// has (/cgroup.procs, /tasks, /cgroup.clone_children) passed for a
+// cgroup: every box ran untracked in the root cgroups, and the ledger
+// named a cgroup under a file that no teardown or cleanup could clear.
+// It is refused at start, exit 2, naming the flag, the value and what is
+// allowed.
+func TestCgroupParentThatIsAFileIsRefusedAtStart(t *testing.T) {
+	needRoot(t)
+	hostUnchanged(t)
+	for _, v := range []string{"/cgroup.procs", "/tasks", "/cgroup.clone_children"} {
+		out, code := runStepbox(t, t.TempDir(), "new b1\n", "--cgroup-parent", v)
+		if code != 2 {
+			t.Errorf("--cgroup-parent %s: exit %d, want 2:\n%s", v, code, out)
+		}
+		for _, want := range []string{"--cgroup-parent " + strconv.Quote(v), "a directory (not a control file such as cgroup.procs)"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("--cgroup-parent %s: the output lacks %q:\n%s", v, want, out)
+			}
+		}
+		// v1 says which hierarchy; v2 (cgroup.controllers under a file)
+		// "not a directory", where the name is in that hierarchy.
+		if !strings.Contains(out, "is a file, not a cgroup's directory") && !strings.Contains(out, "not a directory") && !strings.Contains(out, "no such cgroup") {
+			t.Errorf("--cgroup-parent %s: the output does not say it is no cgroup:\n%s", v, out)
+		}
+		if strings.Contains(out, "✓ box b1") {
+			t.Errorf("--cgroup-parent %s: a box was made:\n%s", v, out)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"stepbox/primitives"
 	"stepbox/primitives/step"
@@ -106,11 +107,6 @@ func init() {
 						sh.current = bs[len(bs)-1].Name
 					}
 				}
-				// It says what it checked, not more (issue 15 item 3): what
-				// it found is ended and named; what left every place it
-				// looks is not found.
-				unfound := "it ran a command as host root outside a PID namespace of its own, so one that left stepbox's cgroups, cleared its markers, " +
-					"and joined the host's namespaces again (setns(2)) with its root off the box's overlay would not be found"
 				if err != nil {
 					if escape {
 						return fmt.Errorf("%w; %s", err, unfound)
@@ -118,7 +114,7 @@ func init() {
 					return err
 				}
 				if escape {
-					sh.ok("box %s removed: every process of it that stepbox found (in its cgroups, with its markers, in its namespaces, or with its root on its overlay) ended; %s", name, unfound)
+					sh.ok("%s", removedUnfound(name))
 					return nil
 				}
 				sh.ok("box %s removed: its processes ended, its namespaces and mounts went with them", name)
@@ -131,13 +127,21 @@ func init() {
 			Example: "reset", Man: "kill(2), namespaces(7)",
 			Run: func(sh *Shell, c *Call) error {
 				n := len(sh.Session.Boxes())
+				escape := sh.escapers()
 				err := sh.Session.Reset()
 				sh.current = ""
 				sh.lastCgroup = nil
+				notes := unfoundNotes(escape, err)
 				if err != nil {
+					if len(notes) > 0 {
+						return fmt.Errorf("%w; %s", err, strings.Join(notes, "; "))
+					}
 					return err
 				}
 				sh.ok("%s removed", step.Count(n, "box"))
+				for _, note := range notes {
+					sh.ok("%s", note)
+				}
 				return nil
 			},
 		},
@@ -208,4 +212,47 @@ func boxHostname(b *primitives.Box, state string) string {
 		return "?"
 	}
 	return u.Box
+}
+
+// unfound is what a teardown of a box that could have escaped tracking
+// (Box.CouldEscape) adds: it says what it checked, not more (issue 15
+// item 3): what it found is ended and named; what left every place it
+// looks is not found.
+const unfound = "it ran a command as host root outside a PID namespace of its own, so one that left stepbox's cgroups, cleared its markers, " +
+	"and joined the host's namespaces again (setns(2)) with its root off the box's overlay would not be found"
+
+// removedUnfound is what `rm`, `reset` and the session's end say of box
+// name, torn down, that could have escaped tracking.
+func removedUnfound(name string) string {
+	return "box " + name + " removed: every process of it that stepbox found (in its cgroups, with its markers, in its namespaces, or with its root on its overlay) ended; " + unfound
+}
+
+// escapers names the session's boxes that could have escaped tracking,
+// newest first, as teardown goes; read before a teardown, which forgets
+// them.
+func (sh *Shell) escapers() []string {
+	var names []string
+	bs := sh.Session.Boxes()
+	for i := len(bs) - 1; i >= 0; i-- {
+		if bs[i].CouldEscape() {
+			names = append(names, bs[i].Name)
+		}
+	}
+	return names
+}
+
+// unfoundNotes is, for each box of names torn down, what rm says of it:
+// removedUnfound where the teardown succeeded, the caveat alone where it
+// failed (its error says what was not undone). Every way a session ends
+// says it, not only `rm` (ut33 F2).
+func unfoundNotes(names []string, err error) []string {
+	notes := make([]string, 0, len(names))
+	for _, n := range names {
+		if err != nil {
+			notes = append(notes, printable("box "+n+": "+unfound))
+		} else {
+			notes = append(notes, printable(removedUnfound(n)))
+		}
+	}
+	return notes
 }

@@ -189,9 +189,20 @@ func runShell(dirs primitives.Dirs, o ShellOptions, run func(sh *Shell, term *pr
 			sh.StopWeb()
 			term.Restore()
 			layersChecked()
-			if err := s.Close(); err != nil {
+			escape := sh.escapers()
+			err := s.Close()
+			if notes, ok := err.(primitives.TeardownNotes); ok {
+				for _, n := range notes {
+					fmt.Fprintln(os.Stderr, viz.Hang("stepbox: teardown: ", printable(n), sh.Width))
+				}
+				err = nil
+			}
+			if err != nil {
 				fmt.Fprintln(os.Stderr, "stepbox: teardown:", err)
 				code = 1
+			}
+			for _, note := range unfoundNotes(escape, err) {
+				fmt.Fprintln(os.Stderr, viz.Hang("stepbox: ", note, sh.Width))
 			}
 			if rec := sh.watch().rec; rec != nil {
 				if err := rec.Close(); err != nil {
@@ -278,10 +289,20 @@ func runScript(sh *Shell, name string) int {
 // true when it is read: "everything WHAT has been torn down", or what
 // failed. The teardown on the way out finds nothing left to do.
 func tornDown(sh *Shell, what string) string {
-	if err := sh.Session.Close(); err != nil {
-		return "tearing down what " + what + " failed: " + err.Error()
+	escape := sh.escapers()
+	err := sh.Session.Close()
+	said := "everything " + what + " has been torn down"
+	if notes, ok := err.(primitives.TeardownNotes); ok {
+		said += "; " + printable(notes.Error())
+		err = nil
 	}
-	return "everything " + what + " has been torn down"
+	if err != nil {
+		said = "tearing down what " + what + " failed: " + err.Error()
+	}
+	for _, note := range unfoundNotes(escape, err) {
+		said += "; " + note
+	}
+	return said
 }
 
 // doctor prints what the kernel offers stepbox, read live.

@@ -1,12 +1,18 @@
 package repl
 
 import (
+	"bytes"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // strayScript moves the calling shell from box b's tracking cgroup into
@@ -183,4 +189,83 @@ func TestRmEndsAProcessThatLeftForTheRootCgroupsByItsNamespacesOrRoot(t *testing
 		t.Errorf("rm b does not say what it could not find:\n%s", out)
 	}
 	assertNoSessions(t, dir)
+}
+
+// Every way a session ends says of each box that ran a command as host
+// root outside a PID namespace of its own what rm says of it: the end of
+// a script, with `exit` or without, a failed script's teardown, and
+// `reset`; not of a box whose commands all ran in its own PID namespace
+// (ut33 F2).
+func TestEveryTeardownSaysAHostRootBoxCouldHaveEscapedTracking(t *testing.T) {
+	needRoot(t)
+	hostUnchanged(t)
+	const caveat = "box a removed: every process of it that stepbox found (in its cgroups, with its markers, in its namespaces, or with its root on its overlay) ended; " +
+		"it ran a command as host root outside a PID namespace of its own, so one that left stepbox's cgroups, cleared its markers, " +
+		"and joined the host's namespaces again (setns(2)) with its root off the box's overlay would not be found"
+	boxes := "new a\nexec true\nnew c\nunshare pid\nexec true\n"
+	for _, tc := range []struct {
+		how, script string
+		code        int
+	}{
+		{"exit", boxes + "exit\n", 0},
+		{"the end of the script", boxes, 0},
+		{"a failed script", boxes + "rm nosuch\n", 1},
+		{"reset", boxes + "reset\nexit\n", 0},
+	} {
+		dir := t.TempDir()
+		out, code := runStepbox(t, dir, tc.script)
+		if code != tc.code {
+			t.Errorf("%s: exit %d, want %d:\n%s", tc.how, code, tc.code, out)
+			continue
+		}
+		flat := strings.Join(strings.Fields(out), " ")
+		if n := strings.Count(flat, caveat); n != 1 {
+			t.Errorf("%s: says %d times (want once) that box a could have escaped tracking:\n%s", tc.how, n, out)
+		}
+		if strings.Contains(flat, "box c removed: every process") || strings.Contains(flat, "box c: it ran") {
+			t.Errorf("%s: says box c, whose commands all ran in its own PID namespace, could have escaped tracking:\n%s", tc.how, out)
+		}
+		assertNoSessions(t, dir)
+	}
+}
+
+// SIGHUP (the terminal closed) says it too, in the teardown it runs
+// (ut33 F2).
+func TestSIGHUPSaysAHostRootBoxCouldHaveEscapedTracking(t *testing.T) {
+	needRoot(t)
+	hostUnchanged(t)
+	dir := t.TempDir()
+	ready := filepath.Join(dir, "ready")
+	cmd := exec.Command(stepboxBinary(t), "--state-dir", dir, "run", "-")
+	cmd.Env = append(os.Environ(), "COLUMNS=300")
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	run := childStepbox(t, cmd, dir, unix.SIGTERM)
+	fmt.Fprintf(in, "new a\nexec true\n!touch %s\n", ready)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(ready); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the script did not reach its last line in 30 s")
+		}
+	}
+	run.signal(unix.SIGHUP)
+	if err := waitPidfd(run.pidfd, 30*time.Second); err != nil {
+		t.Fatalf("stepbox did not end 30 s after SIGHUP: %v", err)
+	}
+	cmd.Wait()
+	flat := strings.Join(strings.Fields(out.String()), " ")
+	if !strings.Contains(flat, "box a removed: every process of it that stepbox found") ||
+		!strings.Contains(flat, "joined the host's namespaces again (setns(2)) with its root off the box's overlay would not be found") {
+		t.Errorf("the teardown on SIGHUP does not say box a could have escaped tracking:\n%s", out.String())
+	}
 }

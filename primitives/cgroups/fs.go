@@ -129,6 +129,15 @@ func readIn(fsys cgroupFS, path string) (string, error) {
 // existsIn tells whether path is there, as fsys sees it.
 func existsIn(fsys cgroupFS, path string) bool { return fsys.Stat(path) == nil }
 
+// isCgroupIn tells whether dir is a cgroup, as fsys sees it: a directory
+// with the cgroup.procs every cgroup has. A control file is none, though
+// /cgroup.procs, /tasks and /cgroup.clone_children exist in every
+// hierarchy: a --cgroup-parent naming one passed for a cgroup, and every
+// box ran untracked (ut33 F5).
+func isCgroupIn(fsys cgroupFS, dir string) bool {
+	return existsIn(fsys, strings.TrimSuffix(dir, "/")+"/cgroup.procs")
+}
+
 // readPIDs reads cgroup.procs (or tasks): one PID a line.
 func readPIDs(path string) ([]int, error) { return pidsIn(kernelFS{}, path) }
 

@@ -129,6 +129,9 @@ func (l *legacy) Place(override string) (Placement, error) {
 		if !existsIn(l.fs, d.Path) {
 			return Placement{}, fmt.Errorf("--cgroup-parent %q: no such cgroup in the %s hierarchy (%q)", override, t.name, d.Path)
 		}
+		if !isCgroupIn(l.fs, d.Path) {
+			return Placement{}, fmt.Errorf("--cgroup-parent %q: not a cgroup in the %s hierarchy (%q is a file, not a cgroup's directory)", override, t.name, d.Path)
+		}
 		p.Dirs = append(p.Dirs, d)
 	}
 	if l.track != nil {
@@ -137,14 +140,16 @@ func (l *legacy) Place(override string) (Placement, error) {
 			at = override
 		}
 		d, err := l.track.dir(at)
-		if err == nil && existsIn(l.fs, d.Path) {
+		if err == nil && isCgroupIn(l.fs, d.Path) {
 			p.Track = []Dir{d}
 		} else if override != "" {
 			// The session's own cgroup may lack a tracking tree and the
 			// pids hierarchy still tracks; a chosen PATH missing there
 			// would leave every box untracked in it, said only by
 			// `cgroup parent` (ut32 F5).
-			if err == nil {
+			if err == nil && existsIn(l.fs, d.Path) {
+				err = fmt.Errorf("not a cgroup (%q is a file, not a cgroup's directory)", d.Path)
+			} else if err == nil {
 				err = fmt.Errorf("no such cgroup (%q)", d.Path)
 			}
 			return Placement{}, fmt.Errorf("--cgroup-parent %q: not in the cgroup2 tree that tracks the boxes: %w", override, err)
