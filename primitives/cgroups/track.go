@@ -153,6 +153,16 @@ func sortedSet(pids []int) []int {
 // cgroup.procs a directory.
 func Members(g *Group) ([]int, error) { return procsIn(g.all()) }
 
+// TreeMembers lists the processes in g and in every cgroup below it, in
+// every tree it has a directory in, sorted, each once.
+func TreeMembers(g *Group) []int {
+	var all []int
+	for _, d := range g.all() {
+		all = append(all, treePIDs(d.Path)...)
+	}
+	return sortedSet(all)
+}
+
 // procsIn lists the processes in dirs, sorted, each once.
 func procsIn(dirs []Dir) ([]int, error) {
 	var all []int
