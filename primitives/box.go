@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"stepbox/primitives/cgroups"
@@ -50,10 +51,14 @@ type Box struct {
 	tracked    *cgroups.Group  // stepbox's own cgroup of the box (box_track.go)
 	ledgered   map[string]nsID // its namespaces written to the ledger (box_namespaces.go)
 	hostPID    bool            // a command of it started in the host's PID namespace (box_pidns.go)
-	upperSize  int64           // the size of its upper tmpfs, 0 without one (box_upper.go)
-	upperRoot  *os.File        // that tmpfs, held open until teardown (unmountHeld)
-	ids        *idBlockClaim   // a root session's block of host IDs for its user namespaces (idblock.go)
-	fs         BoxFS
+	// escapable is CouldEscape's answer, kept where it can be read
+	// without b.mu, which a running command's step holds: the session's
+	// end reads it before it ends that command (noteEscape).
+	escapable atomic.Bool
+	upperSize int64         // the size of its upper tmpfs, 0 without one (box_upper.go)
+	upperRoot *os.File      // that tmpfs, held open until teardown (unmountHeld)
+	ids       *idBlockClaim // a root session's block of host IDs for its user namespaces (idblock.go)
+	fs        BoxFS
 	// kept are the detached mounts a box with a user namespace took, in
 	// the executor keptIn, as its root moved (box_fs.go): what its `mount
 	// dev` and `mount sys` attach afterwards.
@@ -341,6 +346,7 @@ func (b *Box) unshareStep(x *executor, types []NamespaceType, opts UnshareOption
 		var kept *namespaceKept
 		if !plan && errors.As(err, &kept) {
 			b.unshared[t.Name] = true
+			b.noteEscape()
 		}
 		if err != nil && !plan {
 			return st, b.unshareFailed(st.Command, names[:i], t.Name, names[i+1:], err)
@@ -350,6 +356,7 @@ func (b *Box) unshareStep(x *executor, types []NamespaceType, opts UnshareOption
 		}
 		if !plan {
 			b.unshared[t.Name] = true
+			b.noteEscape()
 		}
 	}
 	st.Tell("moved the box process into new namespaces: "+strings.Join(names, ", "),

@@ -253,6 +253,7 @@ func (b *Box) startProcess(st *step.Step, clone, flags string, mapped bool) (p *
 func (b *Box) newUserNamespace(st *step.Step, do recorder, sub subordinateMap, mapped, plan bool) error {
 	if !plan {
 		b.unshared["user"] = true
+		b.noteEscape()
 	}
 	if userNSAfterExec() {
 		// As root: the box's own block of host IDs, as `unshare user` maps.

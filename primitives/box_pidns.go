@@ -43,6 +43,7 @@ func (b *Box) hostPIDCommand() error {
 		return err
 	}
 	b.hostPID = true
+	b.noteEscape()
 	b.session.hostPID.Store(true)
 	return nil
 }

@@ -280,8 +280,10 @@ func inPinned(pid int, pin *nsPin) bool {
 // root (no user namespace of the box's own), which may write its PID to a
 // cgroup outside stepbox's and clear its markers. `rm` says so rather
 // than claim every process ended.
-func (b *Box) CouldEscape() bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.hostPID && !b.unshared["user"]
-}
+//
+// It takes no lock: the end of a session asks it while a command of the
+// box may still run, holding b.mu until the teardown ends it.
+func (b *Box) CouldEscape() bool { return b.escapable.Load() }
+
+// noteEscape sets what CouldEscape says from b's state; b.mu is held.
+func (b *Box) noteEscape() { b.escapable.Store(b.hostPID && !b.unshared["user"]) }

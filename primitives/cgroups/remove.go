@@ -168,7 +168,11 @@ func RemoveParent(g *Group, made func(dir string) bool) (ended []int, foreign []
 		for _, k := range kids {
 			p := filepath.Join(d.Path, k)
 			if !made(p) {
-				foreign, left = append(foreign, Foreign{Path: p, PIDs: sortedSet(treePIDs(p))}), true
+				// An empty one goes, by rmdir(2) alone: that ends nothing,
+				// and left it would keep stepbox's parent for ever.
+				if !rmdirEmpty(p) {
+					foreign, left = append(foreign, Foreign{Path: p, PIDs: sortedSet(treePIDs(p))}), true
+				}
 				continue
 			}
 			e, err := killTree(kernelFS{}, s, p)
@@ -184,6 +188,18 @@ func RemoveParent(g *Group, made func(dir string) bool) (ended []int, foreign []
 		errs = append(errs, (&base{fs: kernelFS{}}).disableEnabled(s, g)...)
 	}
 	return sortedSet(ended), foreign, errors.Join(errs...)
+}
+
+// rmdirEmpty removes dir and the cgroups below it, deepest first, by
+// rmdir(2) alone, which the kernel refuses for a cgroup a process is in
+// (EBUSY): it ends nothing. It reports whether dir is gone.
+func rmdirEmpty(dir string) bool {
+	kids, _ := subdirs(dir)
+	for _, k := range kids {
+		rmdirEmpty(filepath.Join(dir, k))
+	}
+	err := unix.Rmdir(dir)
+	return err == nil || err == unix.ENOENT
 }
 
 // Populated reports whether any process is in dir or a cgroup below it.
