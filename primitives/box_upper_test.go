@@ -275,7 +275,11 @@ func TestTwentyBoxesOfAClassEachGetTheDefaultUpperTmpfs(t *testing.T) {
 		if err != nil {
 			t.Fatalf("new %s, with %d boxes of the class made: %v", name, i, err)
 		}
-		if b.upperSize != want {
+		// The default follows MemAvailable at each `new`, which the
+		// class's own boxes lower a little (25 MB became 24 on the 2 GB
+		// VM); the session's room would have cut it far more (617 MB of
+		// 1024 here before).
+		if b.upperSize > want || b.upperSize < want/10*9 {
 			t.Fatalf("box %s got an upper tmpfs of %d MB, not the default %d MB (%s)", name, b.upperSize>>20, want>>20, why)
 		}
 	}
