@@ -91,9 +91,6 @@ func TestCgroupParentInAnotherSessionOrMissingFromAHierarchyIsRefusedAtStart(t *
 		t.Fatal(err)
 	}
 	tops := append(slices.Clone(pl.Dirs), pl.Track...)
-	if len(tops) < 2 {
-		t.Skipf("one hierarchy (%v): no parent can be missing from only some", tops)
-	}
 	name := "/sbtest-f5-" + strconv.Itoa(os.Getpid())
 	// mkdir makes cgroup p in tops, removed at the end of the test (or
 	// by undo, children first).
@@ -126,6 +123,12 @@ func TestCgroupParentInAnotherSessionOrMissingFromAHierarchyIsRefusedAtStart(t *
 	refused(name+"/stepbox-1-2", "stepbox session's cgroup", "outside every stepbox session's cgroup")
 	undoSession()
 	undoTop()
+	if len(tops) < 2 {
+		// Pure cgroup v2 (the 6.1 VM): the part above is all there is; a
+		// skip would fail the suite under STEPBOX_MUST_WORK=1.
+		t.Logf("one hierarchy (%v): no parent can be missing from only some", tops)
+		return
+	}
 	for i, skip := range tops {
 		where := skip.Hierarchy
 		if i >= len(pl.Dirs) {
