@@ -397,6 +397,11 @@ func removeParent(r Resource, session string, made func(string) bool) ([]int, []
 		return nil, nil, errors.Join(err, droppedNote(dropped))
 	}
 	if g.Scope != "" {
+		// Stopping the scope ends everything in it, a cgroup no box made
+		// included: where one holds a process, the scope stays, named.
+		if foreign := cgroups.ForeignIn(g, made); len(foreign) > 0 {
+			return nil, foreign, droppedNote(dropped)
+		}
 		return nil, nil, removeCgroup(r, session, true)
 	}
 	ended, foreign, err := cgroups.RemoveParent(g, made)

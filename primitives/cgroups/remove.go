@@ -190,6 +190,21 @@ func RemoveParent(g *Group, made func(dir string) bool) (ended []int, foreign []
 	return sortedSet(ended), foreign, errors.Join(errs...)
 }
 
+// ForeignIn lists the cgroups below stepbox's parent g that made says
+// stepbox did not make and that hold a process: what teardown must leave.
+func ForeignIn(g *Group, made func(dir string) bool) []Foreign {
+	var foreign []Foreign
+	for _, d := range g.all() {
+		kids, _ := subdirs(d.Path)
+		for _, k := range kids {
+			if p := filepath.Join(d.Path, k); !made(p) && populated(p) {
+				foreign = append(foreign, Foreign{Path: p, PIDs: sortedSet(treePIDs(p))})
+			}
+		}
+	}
+	return foreign
+}
+
 // rmdirEmpty removes dir and the cgroups below it, deepest first, by
 // rmdir(2) alone, which the kernel refuses for a cgroup a process is in
 // (EBUSY): it ends nothing. It reports whether dir is gone.
