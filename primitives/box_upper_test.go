@@ -277,10 +277,11 @@ func TestTwentyBoxesOfAClassEachGetTheDefaultUpperTmpfs(t *testing.T) {
 		}
 		// The default follows MemAvailable at each `new`, which the
 		// class's own boxes lower a little (25 MB became 24 on the 2 GB
-		// VM); the session's room would have cut it far more (617 MB of
-		// 1024 here before).
-		if b.upperSize > want || b.upperSize < want/10*9 {
-			t.Fatalf("box %s got an upper tmpfs of %d MB, not the default %d MB (%s)", name, b.upperSize>>20, want>>20, why)
+		// VM) and the rest of the machine moves either way (363 MB
+		// became 364 in CI); the session's room would have cut it far
+		// more (617 MB of 1024 here before).
+		if b.upperSize > want/10*11 || b.upperSize < want/10*9 {
+			t.Fatalf("box %s got an upper tmpfs of %d MB, not within 10 %% of the default %d MB (%s)", name, b.upperSize>>20, want>>20, why)
 		}
 	}
 	if sum, bound := upperSizes(t, s.Dir), s.upperBound(); sum > bound {
