@@ -16,8 +16,10 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/prometheus/procfs"
 	"golang.org/x/sys/unix"
 
+	"stepbox/primitives/cgroups"
 	"stepbox/primitives/probe"
 	"stepbox/primitives/rootfs"
 	"stepbox/primitives/step"
@@ -303,6 +305,11 @@ func probeHost() (probe.Host, error) {
 		return h, fmt.Errorf("stat /proc/self/ns/cgroup: %w", err)
 	}
 	h.CgroupNS = ns.Ino
+	mounts, err := procfs.GetMounts()
+	if err != nil {
+		return h, fmt.Errorf("read the host's mount table: %w", err)
+	}
+	h.Cgroup2Opts = cgroups.V2MountOptions(mounts)
 	return h, nil
 }
 

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/procfs"
+
 	"stepbox/primitives/cgroups"
 )
 
@@ -48,15 +50,35 @@ var freezeKinds = []freezeKind{
 		holds: true,
 	},
 	{
-		// No `cgroup attach`: on v2 the box's namespace root is the
-		// cgroup it was made in, its tracking cgroup.
-		name:   "cgroup2 freeze",
-		box:    "new m\nunshare all\nmount overlay base\nmount dev\npivot_root\n",
-		freeze: `mount -t cgroup2 cgroup2 /mnt && echo 1 > /mnt/cgroup.freeze`,
+		// The cgroup the box was made in, its tracking cgroup, through
+		// the whole tree: no cgroup namespace of its own, where
+		// nsdelegate (on the 6.1 VM) refuses cgroup.freeze at the
+		// namespace's root. The mount names the hierarchy's options
+		// again ({v2opts}): from the host's cgroup namespace a plain one
+		// turns nsdelegate off for the machine.
+		name: "cgroup2 freeze",
+		box:  "new m\nunshare uts ipc net mnt pid\nmount overlay base\nmount dev\npivot_root\n",
+		freeze: `mount -t cgroup2 {v2opts} cgroup2 /mnt && c=$(sed -n "s/^0:://p" /proc/self/cgroup) && ` +
+			`echo 1 > /mnt$c/cgroup.freeze`,
 		has: func() bool {
 			return cgroupFSAt("/sys/fs/cgroup/unified") || cgroupFSAt("/sys/fs/cgroup/cgroup.controllers")
 		},
 	},
+}
+
+// words are k.freeze with {v2opts} the host's cgroup2 options, as
+// mount(8)'s -o.
+func (k freezeKind) words(t *testing.T) string {
+	t.Helper()
+	mounts, err := procfs.GetMounts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := cgroups.V2MountOptions(mounts)
+	if opts != "" {
+		opts = "-o " + opts
+	}
+	return strings.ReplaceAll(k.freeze, "{v2opts}", opts)
 }
 
 func cgroupFSAt(p string) bool { _, err := os.Stat(p); return err == nil }
@@ -72,7 +94,7 @@ func frozenBox(t *testing.T, k freezeKind, dir, arg string) (*exec.Cmd, *os.File
 	}
 	out := &syncBuffer{}
 	script := k.box + "exec sh -c '/bin/sleep " + arg + " </dev/null >/dev/null 2>&1 & " +
-		"(sleep 0.2; " + k.freeze + ") </dev/null >/dev/null 2>&1 &'\n"
+		"(sleep 0.2; " + k.words(t) + ") </dev/null >/dev/null 2>&1 &'\n"
 	cmd, w := startSessionTo(t, dir, script, out)
 	t.Cleanup(func() { endFrozen(t, cmd, w, dir, arg) })
 	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
@@ -316,7 +338,7 @@ func TestExecInABoxThatFreezesItsCgroupAnswersWithTheCause(t *testing.T) {
 		out := &syncBuffer{}
 		cmd, w := startSessionTo(t, dir, k.box, out)
 		t.Cleanup(func() { endFrozen(t, cmd, w, dir, arg) })
-		w.WriteString("-exec sh -c '/bin/sleep " + arg + " </dev/null >/dev/null 2>&1 & " + k.freeze + "; echo never'\n" +
+		w.WriteString("-exec sh -c '/bin/sleep " + arg + " </dev/null >/dev/null 2>&1 & " + k.words(t) + "; echo never'\n" +
 			"!touch " + dir + "/answered\n")
 		if !waitFile(dir+"/answered", 60*time.Second) {
 			t.Fatalf("exec in a frozen box had not answered after 60 s:\n%s", out)

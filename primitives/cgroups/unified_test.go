@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/procfs"
 )
 
 // systemdTree is a systemd host's v2 layout: processes only in leaves
@@ -458,5 +460,27 @@ func TestSnapshotReadsABoundedTreeAndKeepsTheBoxsCgroup(t *testing.T) {
 	}
 	if read+unread < 2*wide {
 		t.Errorf("read %d + unread %d cgroups: fewer than the %d the box made", read, unread, 2*wide)
+	}
+}
+
+// V2MountOptions names the hierarchy's own options, sorted, without the
+// mount's rw/ro, from the first cgroup2 mount; "" with none.
+func TestV2MountOptions(t *testing.T) {
+	m := func(fstype string, opts map[string]string) *procfs.MountInfo {
+		return &procfs.MountInfo{FSType: fstype, SuperOptions: opts}
+	}
+	for _, c := range []struct {
+		mounts []*procfs.MountInfo
+		want   string
+	}{
+		{nil, ""},
+		{[]*procfs.MountInfo{m("cgroup", map[string]string{"rw": "", "cpu": ""})}, ""},
+		{[]*procfs.MountInfo{m("cgroup2", map[string]string{"rw": ""})}, ""},
+		{[]*procfs.MountInfo{m("tmpfs", map[string]string{"size": "1k"}), m("cgroup2", map[string]string{"rw": "", "nsdelegate": "", "memory_recursiveprot": ""})}, "memory_recursiveprot,nsdelegate"},
+		{[]*procfs.MountInfo{m("cgroup2", map[string]string{"ro": "", "nsdelegate": ""}), m("cgroup2", map[string]string{"rw": ""})}, "nsdelegate"},
+	} {
+		if got := V2MountOptions(c.mounts); got != c.want {
+			t.Errorf("V2MountOptions(%v) = %q, want %q", c.mounts, got, c.want)
+		}
 	}
 }

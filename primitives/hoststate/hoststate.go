@@ -14,11 +14,13 @@ import (
 	"strings"
 
 	"github.com/prometheus/procfs"
+
+	"stepbox/primitives/cgroups"
 )
 
 // State is one capture.
 type State struct {
-	Mounts    []string // mount point, fs type and source of every host mount
+	Mounts    []string // mount point, fs type and source of every host mount; the cgroup2 hierarchy's options too
 	Hostname  string
 	Cgroups   []string // stepbox's directories under /sys/fs/cgroup
 	Links     []string // network interfaces of the host
@@ -33,7 +35,14 @@ func Capture() (State, error) {
 		return s, fmt.Errorf("read host mounts: %w", err)
 	}
 	for _, m := range mounts {
-		s.Mounts = append(s.Mounts, fmt.Sprintf("%s %s %s", m.MountPoint, m.FSType, m.Source))
+		line := fmt.Sprintf("%s %s %s", m.MountPoint, m.FSType, m.Source)
+		if m.FSType == "cgroup2" {
+			// One hierarchy's, set by any mount of it from the host's
+			// cgroup namespace (nsdelegate, …): a box's or a probe's
+			// mount once turned them off for the machine.
+			line += " " + cgroups.V2MountOptions([]*procfs.MountInfo{m})
+		}
+		s.Mounts = append(s.Mounts, line)
 	}
 	sort.Strings(s.Mounts)
 	if s.Hostname, err = os.Hostname(); err != nil {

@@ -56,11 +56,13 @@ func (h hierarchy) mounted(m *procfs.MountInfo) bool {
 	return true
 }
 
-// mount mounts h at dir (in a private mount namespace, see privately).
-func (h hierarchy) mount(dir string) error {
+// mount mounts h at dir (in a private mount namespace, see privately);
+// v2opts are the host's cgroup2 options (Host.Cgroup2Opts), which a
+// cgroup2 mount must name again to leave them as they are.
+func (h hierarchy) mount(dir, v2opts string) error {
 	fstype, opts := "cgroup", h.opts
 	if h.v2 {
-		fstype, opts = "cgroup2", ""
+		fstype, opts = "cgroup2", v2opts
 	}
 	if err := unix.Mount("cgroup", dir, fstype, unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, opts); err != nil {
 		return fmt.Errorf("mount(\"cgroup\", %s, %q, MS_NOSUID|MS_NODEV|MS_NOEXEC, %q): %w", dir, fstype, opts, err)
@@ -114,7 +116,7 @@ func probeReleaseAgent(Host) Result {
 	h := v1[0]
 	return privately(func() Result {
 		dir := mountDir()
-		if err := h.mount(dir); err != nil {
+		if err := h.mount(dir, ""); err != nil { // v1 only
 			return closed("mount", "%v%s", err, also(seen))
 		}
 		p := path.Join(dir, "release_agent")
@@ -144,7 +146,7 @@ func also(err error) string {
 // box's own whose root is above the box's cgroup: made before `cgroup
 // attach`, it shows the box the host's whole cgroup tree.
 func probeCgroupEscape(h Host) Result {
-	r := cgroupEscape()
+	r := cgroupEscape(h.Cgroup2Opts)
 	if r.State == Open {
 		return r
 	}
@@ -193,7 +195,7 @@ func reachable(m *procfs.MountInfo) bool {
 	return stx.Mask&unix.STATX_MNT_ID == 0 || stx.Mnt_id == uint64(m.MountID)
 }
 
-func cgroupEscape() Result {
+func cgroupEscape(v2opts string) Result {
 	hs, err := hierarchies()
 	if err != nil {
 		return closed("none", "read /proc/self/cgroup: %v", err)
@@ -226,7 +228,7 @@ func cgroupEscape() Result {
 	h := *target
 	return privately(func() Result {
 		dir := mountDir()
-		if err := h.mount(dir); err != nil {
+		if err := h.mount(dir, v2opts); err != nil {
 			return closed("mount", "%v%s", err, also(seen))
 		}
 		p := path.Join(dir, path.Dir(h.path), "cgroup.procs")

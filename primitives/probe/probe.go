@@ -59,6 +59,11 @@ type Host struct {
 	Handle     []byte
 	PIDNS      uint64 // inode of the host's PID namespace
 	CgroupNS   uint64 // inode of the host's cgroup namespace
+	// Cgroup2Opts are the options of the host's cgroup2 hierarchy, to
+	// mount it with (cgroups.V2MountOptions): named again, they change
+	// nothing; left out, a mount from the host's cgroup namespace would
+	// turn them off for the whole machine.
+	Cgroup2Opts string
 }
 
 // Args is the command line of `stepbox __probe` for names, after the
@@ -72,6 +77,7 @@ func (h Host) Args(names []string) []string {
 		"-handle", fmt.Sprintf("%d:%x", h.HandleType, h.Handle),
 		"-pidns", strconv.FormatUint(h.PIDNS, 10),
 		"-cgroupns", strconv.FormatUint(h.CgroupNS, 10),
+		"-cgroup2-opts", h.Cgroup2Opts,
 		"--",
 	}, names...)
 }
@@ -88,6 +94,7 @@ func parseArgs(args []string) (Host, []string, error) {
 	fs.StringVar(&handle, "handle", "0:", "")
 	fs.Uint64Var(&h.PIDNS, "pidns", 0, "")
 	fs.Uint64Var(&h.CgroupNS, "cgroupns", 0, "")
+	fs.StringVar(&h.Cgroup2Opts, "cgroup2-opts", "", "")
 	err := fs.Parse(args)
 	if err != nil {
 		return h, nil, err

@@ -15,7 +15,7 @@ import (
 // What the session passes on the command line is what the probe reads.
 func TestHostArgsRoundTrip(t *testing.T) {
 	h := Host{File: "/etc/hostname", FileDev: 65024, FileIno: 1234, Disks: []Device{{Dev: 65024, Name: "vda"}, {Dev: 7 << 8, Name: "loop0"}},
-		OwnRoot: true, HandleType: 1, Handle: []byte{0xde, 0xad, 0, 1}, PIDNS: 4026531836, CgroupNS: 4026531835}
+		OwnRoot: true, HandleType: 1, Handle: []byte{0xde, 0xad, 0, 1}, PIDNS: 4026531836, CgroupNS: 4026531835, Cgroup2Opts: "memory_recursiveprot,nsdelegate"}
 	got, names, err := parseArgs(h.Args([]string{"disk", "dmesg"}))
 	if err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/procfs"
 	"golang.org/x/sys/unix"
 
+	"stepbox/primitives/cgroups"
 	"stepbox/primitives/step"
 )
 
@@ -46,6 +47,13 @@ func MountCgroup(k Kernel, root, target string) (*step.Step, error) {
 		}
 	}
 	st.Undo = "umount -R " + shellQuote(path.Join(root, target))
+	// The hierarchy's options as the host has them, named again: a
+	// cgroup2 mount from the host's cgroup namespace sets them all.
+	hostMounts, err := procfs.GetMounts()
+	if err != nil {
+		return fail(fmt.Errorf("read the host's mount table: %w", err))
+	}
+	v2opts := cgroups.V2MountOptions(hostMounts)
 	if len(v1) == 0 {
 		// The kernel refuses a superblock on a mount of itself (EBUSY):
 		// a cgroup2 mount made there before, say while the cgroup
@@ -63,11 +71,11 @@ func MountCgroup(k Kernel, root, target string) (*step.Step, error) {
 				}
 			}
 		}
-		host, _, err := mountSimple(k, st, root, target, "cgroup2", "cgroup2", cgroupFlags, "")
+		host, _, err := mountSimple(k, st, root, target, "cgroup2", "cgroup2", cgroupFlags, v2opts)
 		if err != nil {
 			return fail(err)
 		}
-		st.Shell = append(st.Shell, "mount -t cgroup2 -o ro,nosuid,nodev,noexec cgroup2 "+shellQuote(host))
+		st.Shell = append(st.Shell, "mount -t cgroup2 -o "+withOpts("ro,nosuid,nodev,noexec", v2opts)+" cgroup2 "+shellQuote(host))
 		st.Tell("mounted the cgroup2 filesystem read-only at "+target, "will mount the cgroup2 filesystem read-only at "+target)
 		return st, nil
 	}
@@ -94,7 +102,7 @@ func MountCgroup(k Kernel, root, target string) (*step.Step, error) {
 	}
 	for _, c := range cgs {
 		if c.HierarchyID == 0 {
-			mounts = append(mounts, struct{ name, fstype, opts string }{"unified", "cgroup2", ""})
+			mounts = append(mounts, struct{ name, fstype, opts string }{"unified", "cgroup2", v2opts})
 		}
 	}
 	for _, m := range mounts {
@@ -105,11 +113,7 @@ func MountCgroup(k Kernel, root, target string) (*step.Step, error) {
 		if err := mountCall(k, st, "cgroup", dir, m.fstype, cgroupFlags, m.opts); err != nil {
 			return undo(err)
 		}
-		o := "ro,nosuid,nodev,noexec"
-		if m.opts != "" {
-			o += "," + m.opts
-		}
-		st.Shell = append(st.Shell, "mkdir "+shellQuote(dir), fmt.Sprintf("mount -t %s -o %s cgroup %s", m.fstype, o, shellQuote(dir)))
+		st.Shell = append(st.Shell, "mkdir "+shellQuote(dir), fmt.Sprintf("mount -t %s -o %s cgroup %s", m.fstype, withOpts("ro,nosuid,nodev,noexec", m.opts), shellQuote(dir)))
 	}
 	if err := mountCall(k, st, "", host, "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY|tmpfsFlags, ""); err != nil {
 		return undo(err)
@@ -118,4 +122,12 @@ func MountCgroup(k Kernel, root, target string) (*step.Step, error) {
 	st.Tell(fmt.Sprintf("mounted the cgroup filesystem read-only at %s: %d hierarchies in a read-only tmpfs, as Docker mounts them", target, len(mounts)),
 		fmt.Sprintf("will mount the cgroup filesystem read-only at %s: %d hierarchies in a read-only tmpfs, as Docker mounts them", target, len(mounts)))
 	return st, nil
+}
+
+// withOpts is flags then opts, for a mount(8) -o.
+func withOpts(flags, opts string) string {
+	if opts == "" {
+		return flags
+	}
+	return flags + "," + opts
 }
