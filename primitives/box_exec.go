@@ -39,6 +39,11 @@ type Stdio struct {
 	// command stays stopped for stoppedGrace while it is waited for: a
 	// stopped command never exits, and the wait looks hung (ut33 F3).
 	Stopped func(StoppedCommand)
+	// EndStopped, when set, is how long the command may stay stopped
+	// before the wait ends it, with SIGKILL to its process group as
+	// Ctrl-C's does (ExitStatus.EndedStopped): a session without a
+	// terminal has no Ctrl-C, and its run waited for ever (ut34 F4).
+	EndStopped time.Duration
 }
 
 // Exec runs argv inside the box and waits for it. Cancelling ctx sends
@@ -311,7 +316,8 @@ func (b *Box) exec(ctx context.Context, argv []string, env []string, std Stdio, 
 		cmdPID = pidfdPID(pidfd)
 	}
 	unwatch := x.watchStopped(cmdPID)
-	unwatchCmd := watchCommandStopped(func() int { return cmdPID }, std.Stopped)
+	var endedStopped *StoppedCommand
+	unwatchCmd := watchCommandStopped(func() int { return cmdPID }, std, func() { killCommand(pidfd) }, &endedStopped)
 	stopWatch := func() {}
 	if run != nil && run.Watch != nil {
 		stopWatch = run.Watch(cmdPID)
@@ -381,6 +387,7 @@ func (b *Box) exec(ctx context.Context, argv []string, env []string, std Stdio, 
 		es.Code = 128 + int(ws.Signal())
 		es.Signal = unix.SignalName(ws.Signal())
 		st.Calls[execWait].Result = fmt.Sprintf("%d (killed by %s)", pid, es.Signal)
+		es.EndedStopped = endedBy(endedStopped, ws.Signal())
 	}
 	// Output a command left to a background child can keep a pipe open:
 	// take what is there, then stop.
@@ -503,6 +510,19 @@ type ExitStatus struct {
 	// on to the command before it ended (the terminal's Ctrl-C reaches
 	// stepbox's process group, the enter process included).
 	PassedOn string `json:"passed_on,omitempty"`
+	// EndedStopped: it stayed stopped for Stdio.EndStopped, and the wait
+	// killed it (SIGKILL to its process group).
+	EndedStopped *StoppedCommand `json:"ended_stopped,omitempty"`
+}
+
+// endedBy is the stop a watch ended the command for, once the command
+// was killed by sig: SIGKILL, the watch's. A command continued and ended
+// otherwise just before was not ended for its stop.
+func endedBy(ended *StoppedCommand, sig syscall.Signal) *StoppedCommand {
+	if sig != unix.SIGKILL {
+		return nil
+	}
+	return ended
 }
 
 // lookPath finds a command in the PATH of the command's environment, as

@@ -492,7 +492,10 @@ func (b *Box) Enter(ctx context.Context, types []NamespaceType, argv []string, s
 		got.Store(cancelEnter(ctx, cmd.Process, std.Signals, ended))
 	}()
 	// The command is the enter process's only child.
-	unwatch := watchCommandStopped(func() int { return childOf(cmd.Process.Pid) }, std.Stopped)
+	// Ending a stopped one is the enter process's detach: SIGKILL to the
+	// command's process group (executor_enter.c), as Ctrl-C's.
+	var endedStopped *StoppedCommand
+	unwatch := watchCommandStopped(func() int { return childOf(cmd.Process.Pid) }, std, func() { cmd.Process.Signal(unix.SIGUSR1) }, &endedStopped)
 	err = cmd.Wait()
 	unwatch()
 	close(ended)
@@ -546,6 +549,9 @@ func (b *Box) Enter(ctx context.Context, types []NamespaceType, argv []string, s
 	}
 	if passed != 0 && es.Code != 0 {
 		es.PassedOn = unix.SignalName(passed)
+	}
+	if waited != nil && waited.Signaled() {
+		es.EndedStopped = endedBy(endedStopped, waited.Signal())
 	}
 	if tty != nil && es.Code != 0 {
 		select {

@@ -146,19 +146,25 @@ type StoppedCommand struct {
 	HostPID int
 	BoxPID  int    // its PID in its own PID namespace (0: not known)
 	State   string // T (stopped by a signal) or t (a tracing stop)
+	// For is how long it had stayed stopped: stoppedGrace for the
+	// notice, Stdio.EndStopped once the wait ended it.
+	For time.Duration
 }
 
 // watchCommandStopped looks at the state of the command whose host PID
-// pid gives (0 while not known) every stoppedPoll, and calls notice once
-// when it has stayed stopped for stoppedGrace, until stop. notice nil:
-// nothing to watch for.
-func watchCommandStopped(pid func() int, notice func(StoppedCommand)) (stop func()) {
-	if notice == nil {
+// pid gives (0 while not known) every stoppedPoll, and calls std.Stopped
+// once when it has stayed stopped for stoppedGrace, and end once it has
+// stayed stopped for std.EndStopped (0: never), until stop. end ends the
+// command; the watch says so in *ended, which the caller reads once stop
+// has returned. Neither set: nothing to watch for.
+func watchCommandStopped(pid func() int, std Stdio, end func(), ended **StoppedCommand) (stop func()) {
+	notice := std.Stopped
+	if notice == nil && std.EndStopped <= 0 {
 		return func() {}
 	}
-	done, ended := make(chan struct{}), make(chan struct{})
+	done, over := make(chan struct{}), make(chan struct{})
 	go func() {
-		defer close(ended)
+		defer close(over)
 		tick := time.NewTicker(stoppedPoll)
 		defer tick.Stop()
 		var since time.Time
@@ -172,21 +178,33 @@ func watchCommandStopped(pid func() int, notice func(StoppedCommand)) (stop func
 				if p > 0 {
 					state = stopState(p)
 				}
+				seen := func(d time.Duration) StoppedCommand {
+					return StoppedCommand{HostPID: p, BoxPID: innermostPID(p), State: state, For: d}
+				}
 				switch {
 				case state == "":
+					// Continued: a later stop is timed afresh.
 					since = time.Time{}
 				case since.IsZero():
 					since = now
-				case now.Sub(since) >= stoppedGrace:
-					notice(StoppedCommand{HostPID: p, BoxPID: innermostPID(p), State: state})
+				case std.EndStopped > 0 && now.Sub(since) >= std.EndStopped:
+					c := seen(std.EndStopped)
+					*ended = &c
+					end()
 					return
+				case notice != nil && now.Sub(since) >= stoppedGrace:
+					notice(seen(stoppedGrace))
+					notice = nil // once
+					if std.EndStopped <= 0 {
+						return
+					}
 				}
 			}
 		}
 	}()
 	return func() {
 		close(done)
-		<-ended
+		<-over
 	}
 }
 

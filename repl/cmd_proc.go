@@ -62,7 +62,7 @@ func init() {
 					w := io.MultiWriter(out, said)
 					std = primitives.Stdio{Out: w, Err: w}
 				}
-				std.Stopped = sh.sayStopped("exec " + argv[0])
+				sh.watchStopped(&std, "exec "+argv[0])
 				es, err := b.Exec(sh.interrupt, argv, nil, std)
 				flush()
 				sh.sayHostIPC(b, ipc)
@@ -220,7 +220,7 @@ func runEnter(sh *Shell, c *Call) error {
 		// Box.Enter ends the command on the terminal's Ctrl-C (a stopped
 		// one too) and says which signal it took (ExitStatus.PassedOn).
 		std.Signals = sigs
-		std.Stopped = sh.sayStopped("enter " + argv[0])
+		sh.watchStopped(&std, "enter "+argv[0])
 	}
 	es, st, err := b.Enter(ctx, types, argv, std)
 	flush()
@@ -480,22 +480,54 @@ func (sh *Shell) hostCommand(ctx context.Context, line string) error {
 	return nil
 }
 
+// stoppedEnd is how long a command of exec or enter may stay stopped in
+// a session without a terminal (`stepbox run`, `run -` from a pipe,
+// `lesson check`, demo) before stepbox ends it: nobody there can press
+// Ctrl-C, and the run waited for ever (ut34 F4). Five seconds lets a
+// command that is stopped and continued by design (a job-control test, a
+// box process that sends SIGCONT a moment later) go on, past the notice's
+// second, and still fails a CI run within seconds, not at its timeout.
+const stoppedEnd = 5 * time.Second
+
+// watchStopped sets std to say, once, that the command (what: "exec
+// CMD", "enter CMD") is stopped, and, without a terminal, to end it once
+// it has stayed so for stoppedEnd.
+func (sh *Shell) watchStopped(std *primitives.Stdio, what string) {
+	std.Stopped = sh.sayStopped(what)
+	if sh.Terminal == nil {
+		std.EndStopped = stoppedEnd
+	}
+}
+
 // sayStopped is the notice for a box command (what: "exec CMD", "enter
 // CMD") seen stopped while stepbox waits for it: without it the session
 // just looks hung (ut33 F3). Called once, from the watch's goroutine.
 // While stepbox waits, its prompt takes nothing: another terminal's kill
-// -CONT is the way to let the command go on.
+// -CONT is the way to let the command go on. Without a terminal there is
+// no Ctrl-C to offer: it says when stepbox ends the command itself.
 func (sh *Shell) sayStopped(what string) func(primitives.StoppedCommand) {
+	noTerminal := sh.Terminal == nil
 	return func(c primitives.StoppedCommand) {
-		how := "stopped by a signal (state T: SIGSTOP, SIGTSTP, SIGTTIN or SIGTTOU, from the box or itself)"
-		if c.State == "t" {
-			how = "held in a tracing stop (state t: a debugger, ptrace(2))"
+		pid, how := stoppedCommand(c)
+		ends := "Ctrl-C ends it (SIGKILL to its process group)"
+		if noTerminal {
+			ends = fmt.Sprintf("with no terminal of yours to press Ctrl-C in, stepbox ends it itself (SIGKILL to its process group) once it has stayed stopped for %s", stoppedEnd)
 		}
-		pid := fmt.Sprintf("host PID %d", c.HostPID)
-		if c.BoxPID != 0 && c.BoxPID != c.HostPID {
-			pid = fmt.Sprintf("PID %d in the box, host PID %d", c.BoxPID, c.HostPID)
-		}
-		sh.say("%s", sh.Theme.Warn.Render(fmt.Sprintf("! %s: the command (%s) is %s and waits to be continued: Ctrl-C ends it (SIGKILL to its process group); `kill -CONT %d` from another terminal continues it",
-			what, pid, how, c.HostPID)))
+		sh.say("%s", sh.Theme.Warn.Render(fmt.Sprintf("! %s: the command (%s) is %s and waits to be continued: %s; `kill -CONT %d` from another terminal continues it",
+			what, pid, how, ends, c.HostPID)))
 	}
+}
+
+// stoppedCommand names a stopped command by its PIDs, and says how it
+// is stopped.
+func stoppedCommand(c primitives.StoppedCommand) (pid, how string) {
+	how = "stopped by a signal (state T: SIGSTOP, SIGTSTP, SIGTTIN or SIGTTOU, from the box or itself)"
+	if c.State == "t" {
+		how = "held in a tracing stop (state t: a debugger, ptrace(2))"
+	}
+	pid = fmt.Sprintf("host PID %d", c.HostPID)
+	if c.BoxPID != 0 && c.BoxPID != c.HostPID {
+		pid = fmt.Sprintf("PID %d in the box, host PID %d", c.BoxPID, c.HostPID)
+	}
+	return pid, how
 }

@@ -78,6 +78,22 @@ func TestCtrlCEndsAnEnterCommandTheBoxStopped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// With a terminal, the notice offers its Ctrl-C.
+	for wait := time.Now().Add(10 * time.Second); !strings.Contains(out.String(), "is stopped") && time.Now().Before(wait); {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if said := strings.Join(strings.Fields(out.String()), " "); !strings.Contains(said, "Ctrl-C ends it (SIGKILL to its process group)") {
+		t.Errorf("with a terminal, the notice does not offer Ctrl-C:\n%s", out)
+	}
+	// and leaves the command be: the learner is there to press it.
+	time.Sleep(stoppedEnd + time.Second)
+	if st, err := p.Stat(); err != nil || st.State != "T" {
+		got := "gone"
+		if err == nil {
+			got = st.State
+		}
+		t.Errorf("with a terminal, the stopped command was ended after %s (state %q), not left to Ctrl-C", stoppedEnd, got)
+	}
 	// The terminal's Ctrl-C, as it reaches stepbox's process group: the
 	// enter process, the command's parent, and stepbox.
 	if err := unix.Kill(st.PPID, unix.SIGINT); err != nil {
@@ -108,7 +124,8 @@ func TestCtrlCEndsAnEnterCommandTheBoxStopped(t *testing.T) {
 
 // A stopped command of `exec` or `enter -- CMD` never exits: stepbox says
 // so once, naming its PIDs, and what ends it or lets it go on, rather
-// than look hung (ut33 F3). A script's Ctrl-C (ctx) then ends it.
+// than look hung (ut33 F3). A script's Ctrl-C (ctx) then ends it, before
+// stoppedEnd would.
 func TestExecAndEnterSayTheirCommandIsStopped(t *testing.T) {
 	sh, out := lessonShell(t)
 	execute(t, sh, out, "new web", "unshare uts pid")
@@ -143,7 +160,12 @@ func TestExecAndEnterSayTheirCommandIsStopped(t *testing.T) {
 		if !strings.Contains(strings.Join(strings.Fields(said), " "), want) {
 			t.Errorf("%s: no notice that the command is stopped (want %q):\n%s", how, want, said)
 		}
-		for _, w := range []string{"Ctrl-C ends it", fmt.Sprintf("`kill -CONT %d`", stopped)} {
+		// No terminal here: the notice offers no Ctrl-C, it says when
+		// stepbox ends the command itself (ut34 F4).
+		if strings.Contains(said, "Ctrl-C ends it") {
+			t.Errorf("%s: the notice offers Ctrl-C without a terminal:\n%s", how, said)
+		}
+		for _, w := range []string{"stepbox ends it itself (SIGKILL to its process group) once it has stayed stopped for " + stoppedEnd.String(), fmt.Sprintf("`kill -CONT %d`", stopped)} {
 			if !strings.Contains(strings.Join(strings.Fields(said), " "), w) {
 				t.Errorf("%s: the notice does not say %q:\n%s", how, w, said)
 			}

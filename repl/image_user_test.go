@@ -26,9 +26,12 @@ func userImage(t *testing.T, dir, ref, user string, bodies map[string]string, hd
 // and the test fails naming the hang.
 func runStepboxWithin(t *testing.T, d time.Duration, stateDir, script string) string {
 	t.Helper()
+	// Built first: on a busy machine the build alone took d (ut34 F4's
+	// test failed on it, with no output at all).
+	bin := stepboxBinary(t)
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, stepboxBinary(t), "--state-dir", stateDir, "--plain", "run", "-")
+	cmd := exec.CommandContext(ctx, bin, "--state-dir", stateDir, "--plain", "run", "-")
 	cmd.Env = append(os.Environ(), "COLUMNS=300")
 	cmd.Stdin = strings.NewReader(script)
 	out, _ := cmd.CombinedOutput()

@@ -187,6 +187,11 @@ func (e *ExitError) Error() string {
 		}
 		return fmt.Sprintf("interrupted: %s (%s)", e.Cmd, how)
 	}
+	if c := e.Status.EndedStopped; c != nil {
+		pid, how := stoppedCommand(*c)
+		return fmt.Sprintf("%s: the command (%s) was %s and stayed so for %s: with no terminal of yours to press Ctrl-C in, stepbox ended it (SIGKILL to its process group)",
+			e.Cmd, pid, how, c.For)
+	}
 	msg := fmt.Sprintf("%s: exit status %d", e.Cmd, e.Status.Code)
 	if e.Status.Signal != "" {
 		msg = fmt.Sprintf("%s: killed by %s", e.Cmd, e.Status.Signal)

@@ -89,17 +89,42 @@ func parseLimit(kind, value string) (limitValue, error) {
 		return limitValue{kind: kind, n: n}, nil
 	case CPU:
 		most := 100 * runtime.NumCPU()
+		allowed := fmt.Sprintf("1%% to %d%% (this host has %s), or max", most, step.Count(runtime.NumCPU(), "CPU"))
 		num, ok := strings.CutSuffix(value, "%")
-		if !ok {
-			return bad(fmt.Sprintf("needs a percentage of one CPU, as in `cgroup limit cpu %s%%`; use 1%% to %d%% (this host has %s), or max", value, most, step.Count(runtime.NumCPU(), "CPU")))
-		}
-		n, err := strconv.ParseInt(num, 10, 64)
-		if err != nil || n < 1 || int(n) > most {
-			return bad(fmt.Sprintf("out of range; use a whole percentage from 1%% to %d%% (this host has %s), or max", most, step.Count(runtime.NumCPU(), "CPU")))
+		n, wrong := cpuPercent(num, most)
+		switch {
+		case !ok && wrong == "":
+			return bad(fmt.Sprintf("needs a percentage of one CPU, as in `cgroup limit cpu %s%%`; use %s", value, allowed))
+		case !ok:
+			// No "as in": the form with % would be refused too (ut34 F8).
+			return bad(fmt.Sprintf("needs a percentage of one CPU, and %s; use %s", wrong, allowed))
+		case wrong != "":
+			return bad(fmt.Sprintf("%s; use a whole percentage from %s", wrong, allowed))
 		}
 		return limitValue{kind: kind, n: n}, nil
 	}
 	return limitValue{}, badLimit(fmt.Sprintf("cgroup limit %s: unknown controller; use %s", kind, strings.Join(LimitKinds, ", ")))
+}
+
+// cpuPercent reads num, the N of a cpu limit N%, or says what is wrong
+// with it: from 1 to most, in whole percents. The form without % is
+// checked by it too, so that the command it suggests is one taken.
+func cpuPercent(num string, most int) (n int64, wrong string) {
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil && !errors.Is(err, strconv.ErrRange) {
+		// A fraction is a number all the same: say which rule it breaks.
+		if f, ferr := strconv.ParseFloat(num, 64); ferr == nil && !math.IsNaN(f) && !math.IsInf(f, 0) && f != math.Trunc(f) {
+			return 0, fmt.Sprintf("%s%% is not a whole percentage", num)
+		}
+		return 0, fmt.Sprintf("%q is not a whole number", num)
+	}
+	switch {
+	case n < 1:
+		return 0, fmt.Sprintf("%s%% would be no CPU time at all", num)
+	case n > int64(most):
+		return 0, fmt.Sprintf("%s%% is more than this host's CPUs give", num)
+	}
+	return n, ""
 }
 
 // parseSize reads 123, 64K, 64M, 1G or 2T (powers of 1024, as the kernel's

@@ -56,3 +56,50 @@ func TestParseLimitSaysWhatIsAllowed(t *testing.T) {
 		}
 	}
 }
+
+// `cgroup limit cpu X` without % suggests `cgroup limit cpu X%` only
+// where that is taken, and otherwise says what is wrong with X: "0",
+// "1000", "NaN" and "1/0" each suggested a command it then refused
+// (ut34 F8). The % form says what is wrong the same way.
+func TestCPULimitSuggestsOnlyWhatItTakes(t *testing.T) {
+	most := 100 * runtime.NumCPU()
+	over := strconv.Itoa(most + 1)
+	allowed := "1% to " + strconv.Itoa(most) + "% (this host has " + strconv.Itoa(runtime.NumCPU()) + " CPU"
+	if runtime.NumCPU() != 1 {
+		allowed += "s"
+	}
+	allowed += "), or max"
+	needs := "needs a percentage of one CPU, "
+	for _, c := range []struct{ value, want string }{
+		{"50", needs + "as in `cgroup limit cpu 50%`; use " + allowed},
+		{"1", needs + "as in `cgroup limit cpu 1%`; use " + allowed},
+		{strconv.Itoa(most), needs + "as in `cgroup limit cpu " + strconv.Itoa(most) + "%`; use " + allowed},
+		{"0", needs + "and 0% would be no CPU time at all; use " + allowed},
+		{"-5", needs + "and -5% would be no CPU time at all; use " + allowed},
+		{over, needs + "and " + over + "% is more than this host's CPUs give; use " + allowed},
+		{"99999999999999999999", needs + "and 99999999999999999999% is more than this host's CPUs give; use " + allowed},
+		{"NaN", needs + `and "NaN" is not a whole number; use ` + allowed},
+		{"Inf", needs + `and "Inf" is not a whole number; use ` + allowed},
+		{"1/0", needs + `and "1/0" is not a whole number; use ` + allowed},
+		{"0.5", needs + "and 0.5% is not a whole percentage; use " + allowed},
+		{"0%", "0% would be no CPU time at all; use a whole percentage from " + allowed},
+		{over + "%", over + "% is more than this host's CPUs give; use a whole percentage from " + allowed},
+		{"0.5%", "0.5% is not a whole percentage; use a whole percentage from " + allowed},
+		{"NaN%", `"NaN" is not a whole number; use a whole percentage from ` + allowed},
+		{"%", `"" is not a whole number; use a whole percentage from ` + allowed},
+	} {
+		_, err := parseLimit(CPU, c.value)
+		if want := "cgroup limit cpu " + c.value + ": " + c.want; err == nil || err.Error() != want {
+			t.Errorf("cgroup limit cpu %s:\n got %v\nwant %s", c.value, err, want)
+		}
+		if err == nil || strings.HasSuffix(c.value, "%") {
+			continue
+		}
+		// What it suggests is taken, and where it suggests nothing, the
+		// form with % is refused too.
+		_, withPercent := parseLimit(CPU, c.value+"%")
+		if suggests := strings.Contains(err.Error(), "as in `cgroup limit cpu "+c.value+"%`"); suggests != (withPercent == nil) {
+			t.Errorf("cgroup limit cpu %s suggests %s%%: %v; with %% it is refused: %v", c.value, c.value, suggests, withPercent)
+		}
+	}
+}
