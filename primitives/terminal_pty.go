@@ -212,13 +212,48 @@ func (p *boxTerminal) close() {
 // 104, 110, 111, 112, ended by ST, which xterm and tmux take as they
 // take BEL, and for which a terminal that knows no OSC rings no bell),
 // and LNM (a line feed that also returns) and KAM (a locked keyboard) go
-// off. Origin mode, the margins and the tab stops follow (marginResets).
+// off. Then (ut34 F2) an OSC 8 hyperlink the box opened is closed (OSC
+// 8 ; ; ST, the hyperlink spec's end; in VTE, iTerm2, kitty, WezTerm and
+// Windows Terminal every later line of stepbox's was a link to the box's
+// address), and the rest goes to xterm's default (ctlseqs, and xterm(1)
+// for the resource a mode sets): the cursor's shape (DECSCUSR 0, which
+// VTE, kitty and tmux take as the shape the learner chose), the colours
+// of a selection (OSC 117, 119), keys that repeat (DECARM on), the
+// eighth bit of a Meta key (?1034: eightBitInput, "true" by default,
+// and what readline's smm sets at each prompt), no alternate scroll
+// (?1007: alternateScroll, "false") and no reverse wraparound (?45:
+// reverseWrap, "false"), and characters that an erase may erase (DECSCA
+// 0; before marginResets' DECSC, which saves it). DECBKM follows
+// (backarrowReset). The font a box set (OSC 50) is left: there is no
+// reset, and what xterm offers, the font menu's Default entry (OSC 50 ;
+// #0), would undo the font size the learner chose at every `sh`, and
+// rxvt-unicode, which reads OSC 50 as a font's name, would look for a
+// font named "#0"; the learner's menu puts it back.
 // These are one by one, not a soft reset (CSI ! p): the Linux console
-// knows no DECSTR and would print its "p".
+// knows no DECSTR and would print its "p". A terminal that knows a
+// sequence no more ignores it whole: an OSC that starts with a digit,
+// up to its ST, and a CSI with an intermediate byte (SP, ") up to its
+// final one (the Linux console's ESosc and EScsiignore; ECMA-48).
 const modeResets = "\x1b[?1049l\x1b[?25h\x1b[?1l\x1b>\x1b[?2004l" +
 	"\x1b[?9l\x1b[?1000l\x1b[?1001l\x1b[?1002l\x1b[?1003l\x1b[?1004l\x1b[?1005l\x1b[?1006l\x1b[?1015l\x1b[?1016l\x1b[0m" +
 	"\x1b(B\x0f\x1b[4l\x1b[?7h\x1b[?5l" +
-	"\x1b]104\x1b\\\x1b]110\x1b\\\x1b]111\x1b\\\x1b]112\x1b\\\x1b[20l\x1b[2l"
+	"\x1b]104\x1b\\\x1b]110\x1b\\\x1b]111\x1b\\\x1b]112\x1b\\\x1b[20l\x1b[2l" +
+	"\x1b]8;;\x1b\\\x1b[0 q\x1b]117\x1b\\\x1b]119\x1b\\\x1b[?8h\x1b[?1034h\x1b[?1007l\x1b[?45l\x1b[0\"q"
+
+// backarrowReset gives DECBKM (?67: what the backarrow key sends) back
+// as xterm starts it (xterm(1), backarrowKeyIsErase, "true" by default):
+// set, BS, where the terminal's erase character is BS (^H), and reset,
+// DEL, otherwise, as Linux's default ^? is; erase is the learner's
+// terminal's (stty erase). A box that flipped it left the key sending
+// what the terminal does not take as erase: a ^H or ^? where a character
+// should have gone, wherever the terminal is read cooked, in the
+// learner's own shell after stepbox too.
+func backarrowReset(erase byte) string {
+	if erase == '\b' {
+		return "\x1b[?67h"
+	}
+	return "\x1b[?67l"
+}
 
 // marginResets puts the scroll region back to the whole screen where the
 // box never set origin mode, and the left and right margins (leaving
@@ -305,12 +340,13 @@ func (w *originWatch) scan(b []byte) {
 
 // resetFor is what resetModes writes: originSet says the box set origin
 // mode; onLine that the cursor is not at the start of a line; cols is
-// the learner's terminal's width.
-func resetFor(originSet, onLine bool, cols int) string {
+// the learner's terminal's width and erase its erase character.
+func resetFor(originSet, onLine bool, cols int, erase byte) string {
+	modes := modeResets + backarrowReset(erase)
 	if originSet {
-		return modeResets + originResets(cols)
+		return modes + originResets(cols)
 	}
-	reset := modeResets + marginResets(cols)
+	reset := modes + marginResets(cols)
 	if onLine {
 		reset += "\r\n"
 	}
@@ -332,9 +368,18 @@ func (p *boxTerminal) resetModes() {
 	if ws, err := unix.IoctlGetWinsize(fd, unix.TIOCGWINSZ); err == nil && ws.Col > 0 {
 		cols = int(ws.Col)
 	}
-	p.learner.File.Write([]byte(resetFor(p.origin.set, p.lastOut != '\n', cols)))
+	p.learner.File.Write([]byte(resetFor(p.origin.set, p.lastOut != '\n', cols, eraseChar(fd))))
 	time.Sleep(answerWindow)
 	unix.IoctlSetInt(fd, unix.TCFLSH, unix.TCIFLUSH)
+}
+
+// eraseChar is the erase character of the terminal fd (stty erase), or
+// Linux's default, DEL, where it cannot be read.
+func eraseChar(fd int) byte {
+	if tio, err := unix.IoctlGetTermios(fd, unix.TCGETS); err == nil {
+		return tio.Cc[unix.VERASE]
+	}
+	return 0x7f
 }
 
 // errTerminalStdin is the refusal of a learner's terminal as a box

@@ -166,7 +166,7 @@ func TestResetAfterABoxThatSetOriginModeLeavesItOffForGood(t *testing.T) {
 	for _, boxSet := range []bool{true, false} {
 		// The box's state: origin mode as it left it, and saved so.
 		on, saved := boxSet, boxSet
-		reset := resetFor(boxSet, true, 80)
+		reset := resetFor(boxSet, true, 80, 0x7f)
 		for i := 0; i < len(reset); i++ {
 			switch {
 			case strings.HasPrefix(reset[i:], "\x1b[?6h"):
@@ -199,13 +199,19 @@ func TestResetAfterABoxThatSetOriginModeLeavesItOffForGood(t *testing.T) {
 func TestResetAfterABoxGivesBackColoursMarginsMouseModesAndTabStops(t *testing.T) {
 	for _, boxSet := range []bool{true, false} {
 		const cols = 80
-		reset := resetFor(boxSet, false, cols)
+		reset := resetFor(boxSet, false, cols, 0x7f)
 		for _, want := range []struct{ seq, what string }{
 			{"\x1b]104\x1b\\", "the palette (OSC 104)"}, {"\x1b]110\x1b\\", "the default foreground (OSC 110)"},
 			{"\x1b]111\x1b\\", "the default background (OSC 111)"}, {"\x1b]112\x1b\\", "the cursor's colour (OSC 112)"},
 			{"\x1b[?69l", "left and right margin mode (DECLRMM)"}, {"\x1b[?9l", "X10 mouse reports"},
 			{"\x1b[?1001l", "highlight mouse tracking"}, {"\x1b[?1016l", "SGR-pixel mouse reports"},
 			{"\x1b[20l", "LNM"}, {"\x1b[2l", "KAM"}, {"\x1b[3g", "clearing the tab stops before setting them"},
+			// ut34 F2
+			{"\x1b]8;;\x1b\\", "an OSC 8 hyperlink"}, {"\x1b[0 q", "the cursor's shape (DECSCUSR)"},
+			{"\x1b]117\x1b\\", "the highlight colour (OSC 117)"}, {"\x1b]119\x1b\\", "the highlight foreground (OSC 119)"},
+			{"\x1b[?8h", "keys that repeat (DECARM)"}, {"\x1b[?67l", "the backarrow key's DEL (DECBKM)"},
+			{"\x1b[?1034h", "the Meta key's eighth bit (eightBitInput)"}, {"\x1b[?1007l", "alternate scroll mode"},
+			{"\x1b[?45l", "reverse wraparound"}, {"\x1b[0\"q", "erasable characters (DECSCA)"},
 		} {
 			if !strings.Contains(reset, want.seq) {
 				t.Errorf("box set origin mode %v: the reset %q should turn off or give back %s (%q)", boxSet, reset, want.what, want.seq)
@@ -251,7 +257,135 @@ func TestResetAfterABoxGivesBackColoursMarginsMouseModesAndTabStops(t *testing.T
 			t.Errorf("box set origin mode %v: the reset %q should leave the cursor where the shell left it, leaves it at column %d", boxSet, reset, col)
 		}
 	}
-	if r := resetFor(false, false, 1<<15); strings.Count(r, "\x1bH") != tabResetsMax/8-1 {
+	if r := resetFor(false, false, 1<<15, 0x7f); strings.Count(r, "\x1bH") != tabResetsMax/8-1 {
 		t.Errorf("a terminal 32768 wide: the reset should set stops along at most %d columns, sets %d", tabResetsMax, strings.Count(r, "\x1bH"))
+	}
+}
+
+// ut34 F2: after `sh` or `enter`, a box's OSC 8 hyperlink stayed open
+// (every later line of stepbox's a link to the box's address), and so did
+// the cursor's shape, the highlight colours, autorepeat off, DECBKM,
+// ?1034, ?1007, ?45 and DECSCA as the box set them. The reset, byte for
+// byte: what was there, then each of those back to xterm's default, and
+// DECBKM as the learner's erase character makes it (BS: set).
+func TestResetAfterABoxClosesAHyperlinkAndGivesBackEachModeByteForByte(t *testing.T) {
+	const modes = "\x1b[?1049l\x1b[?25h\x1b[?1l\x1b>\x1b[?2004l" +
+		"\x1b[?9l\x1b[?1000l\x1b[?1001l\x1b[?1002l\x1b[?1003l\x1b[?1004l\x1b[?1005l\x1b[?1006l\x1b[?1015l\x1b[?1016l\x1b[0m" +
+		"\x1b(B\x0f\x1b[4l\x1b[?7h\x1b[?5l" +
+		"\x1b]104\x1b\\\x1b]110\x1b\\\x1b]111\x1b\\\x1b]112\x1b\\\x1b[20l\x1b[2l" +
+		"\x1b]8;;\x1b\\" + // the hyperlink closed
+		"\x1b[0 q" + // DECSCUSR: the default cursor
+		"\x1b]117\x1b\\\x1b]119\x1b\\" + // the highlight colours
+		"\x1b[?8h" + // DECARM: keys repeat
+		"\x1b[?1034h\x1b[?1007l\x1b[?45l" + // eightBitInput, alternateScroll, reverseWrap
+		"\x1b[0\"q" // DECSCA: erasable
+	const tabs = "\x1b[3g\r\x1b[8C\x1bH\x1b[8C\x1bH\x1b[?5W" // 20 columns: stops at 8 and 16
+	for _, c := range []struct {
+		origin, onLine bool
+		erase          byte
+		want           string
+	}{
+		{false, true, 0x7f, modes + "\x1b[?67l" + "\x1b7\x1b[?6l\x1b[r\x1b[?69l" + tabs + "\x1b8" + "\r\n"},
+		{false, false, 0x7f, modes + "\x1b[?67l" + "\x1b7\x1b[?6l\x1b[r\x1b[?69l" + tabs + "\x1b8"},
+		{false, false, '\b', modes + "\x1b[?67h" + "\x1b7\x1b[?6l\x1b[r\x1b[?69l" + tabs + "\x1b8"},
+		{true, true, 0x7f, modes + "\x1b[?67l" + "\x1b[?6l\x1b[r\x1b[?69l" + tabs + "\x1b[999B\r\n\x1b7"},
+		{true, false, '\b', modes + "\x1b[?67h" + "\x1b[?6l\x1b[r\x1b[?69l" + tabs + "\x1b[999B\r\n\x1b7"},
+	} {
+		if got := resetFor(c.origin, c.onLine, 20, c.erase); got != c.want {
+			t.Errorf("origin mode set %v, on a line %v, erase %q: the reset is\n%q\nwant\n%q", c.origin, c.onLine, c.erase, got, c.want)
+		}
+	}
+}
+
+// The reset is harmless where a sequence is unknown: each byte belongs
+// to a sequence ECMA-48 parses whole (ESC and a final byte, with
+// intermediates; a CSI; an OSC ended by ST), or is CR, LF or SI, so a
+// terminal that does not know a sequence prints nothing of it. Each OSC
+// starts with a digit: the Linux console skips only those up to their
+// ST (ESC ] R resets its palette, any other byte ends the sequence and
+// the rest is printed). No OSC 50: a font has no reset (modeResets).
+func TestResetIsIgnoredWholeWhereASequenceIsUnknown(t *testing.T) {
+	for _, origin := range []bool{false, true} {
+		for _, erase := range []byte{0x7f, '\b'} {
+			reset := resetFor(origin, true, 80, erase)
+			for i := 0; i < len(reset); {
+				n := ecma48Len(reset[i:])
+				if n == 0 {
+					t.Fatalf("origin %v, erase %q: the reset %q has a byte no sequence holds at %d: %q", origin, erase, reset, i, reset[i:min(i+12, len(reset))])
+				}
+				if seq := reset[i : i+n]; strings.HasPrefix(seq, "\x1b]") && (seq[2] < '0' || seq[2] > '9' || strings.HasPrefix(seq, "\x1b]50;")) {
+					t.Errorf("origin %v, erase %q: the reset sends %q: an OSC the Linux console does not skip, or a font change", origin, erase, seq)
+				}
+				i += n
+			}
+		}
+	}
+}
+
+// ecma48Len is the length of the control sequence or the control s
+// starts with, as ECMA-48 parses it, or 0 for anything else (a byte a
+// terminal would print, a sequence cut short, an OSC ended by BEL).
+func ecma48Len(s string) int {
+	switch {
+	case s[0] == '\r' || s[0] == '\n' || s[0] == 0x0f:
+		return 1
+	case s[0] != 0x1b || len(s) < 2:
+		return 0
+	case s[1] == '[':
+		i := 2
+		for i < len(s) && s[i] >= 0x30 && s[i] <= 0x3f {
+			i++ // parameters
+		}
+		for i < len(s) && s[i] >= 0x20 && s[i] <= 0x2f {
+			i++ // intermediates
+		}
+		if i < len(s) && s[i] >= 0x40 && s[i] <= 0x7e {
+			return i + 1
+		}
+		return 0
+	case s[1] == ']':
+		for i := 2; i < len(s); i++ {
+			switch {
+			case s[i] == 0x1b && i+1 < len(s) && s[i+1] == '\\':
+				return i + 2 // ST
+			case s[i] < 0x20 || s[i] > 0x7e:
+				return 0
+			}
+		}
+		return 0
+	}
+	i := 1
+	for i < len(s) && s[i] >= 0x20 && s[i] <= 0x2f {
+		i++ // intermediates, as in ESC ( B
+	}
+	if i < len(s) && s[i] >= 0x30 && s[i] <= 0x7e {
+		return i + 1
+	}
+	return 0
+}
+
+// DECBKM follows the erase character of the learner's terminal, read as
+// resetModes reads it: BS where stty erase is ^H, DEL otherwise.
+func TestResetGivesTheBackarrowKeyTheLearnersEraseCharacter(t *testing.T) {
+	_, tty := learnerTerminal(t)
+	fd := int(tty.Fd())
+	for _, c := range []struct {
+		erase byte
+		want  string
+	}{{'\b', "\x1b[?67h"}, {0x7f, "\x1b[?67l"}} {
+		tio, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tio.Cc[unix.VERASE] = c.erase
+		if err := unix.IoctlSetTermios(fd, unix.TCSETS, tio); err != nil {
+			t.Fatal(err)
+		}
+		if got := eraseChar(fd); got != c.erase {
+			t.Errorf("stty erase %q: read %q", c.erase, got)
+		}
+		if r := resetFor(false, false, 80, eraseChar(fd)); !strings.Contains(r, c.want) || strings.Count(r, "\x1b[?67") != 1 {
+			t.Errorf("stty erase %q: the reset %q should send DECBKM once, as %q", c.erase, r, c.want)
+		}
 	}
 }

@@ -42,7 +42,9 @@ func KitMain(pick []string, dirs primitives.Dirs, verbose bool) int {
 	}
 	sayRootless()
 	// SIGTERM too (a CI's timeout): the session tears down what it made.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// And SIGQUIT (Ctrl-\), which Go's own handler took to dump the
+	// goroutines and exit, leaving the session's mounts and cgroups.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGQUIT)
 	defer stop()
 	width := outputWidth(nil)
 	say := func(format string, args ...any) {

@@ -215,16 +215,34 @@ func runShell(dirs primitives.Dirs, o ShellOptions, run func(sh *Shell, term *pr
 	}
 	sigs := make(chan os.Signal, 1)
 	// SIGPIPE too: `stepbox demo 1 | head` ends the reader, and the
-	// session's boxes must go as on any other way out.
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGPIPE)
+	// session's boxes must go as on any other way out. And SIGQUIT, the
+	// Ctrl-\ a learner presses to stop something (ut34 F10): Go's own
+	// handler dumped the goroutines and exited, leaving the boxes' upper
+	// tmpfs mounted and the session's cgroups behind.
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGPIPE, syscall.SIGQUIT)
 	defer signal.Stop(sigs)
 	go func() {
 		for sig := range sigs {
 			if sig == syscall.SIGPIPE && !outputGone(1, 2) {
 				continue // a browser's connection, a box's pipe: not ours to die of
 			}
+			if sig == syscall.SIGQUIT && sh.prompting.Load() {
+				continue // the prompt's: it stops the command under way, as Ctrl-C does
+			}
 			sh.Leave()
-			teardown()
+			failed := teardown() != 0
+			if sig == syscall.SIGQUIT {
+				// Unlike SIGTERM's and SIGHUP's, a key's: the learner
+				// is there to read what it did.
+				said := "everything the session made has been torn down"
+				if failed {
+					said = "the teardown failed, as said above"
+				}
+				if sh.errTTY {
+					fmt.Fprintln(os.Stderr) // below the ^\ the terminal echoed
+				}
+				fmt.Fprintln(os.Stderr, viz.Hang("stepbox: ", "quit (SIGQUIT, Ctrl-\\): "+said, sh.Width))
+			}
 			os.Exit(128 + int(sig.(syscall.Signal)))
 		}
 	}()

@@ -151,6 +151,8 @@ func escapeLen(b []byte) int {
 // every deferred teardown; so stepbox drives Prompt.Input one line at a
 // time, owns the signals itself and leaves by returning, never os.Exit.
 func (sh *Shell) Interactive(term *primitives.Terminal) error {
+	sh.prompting.Store(true)
+	defer sh.prompting.Store(false)
 	sh.Terminal = term
 	parser := &ttyParser{PosixParser: prompt.NewStandardInputParser(), clear: sh.clearScreen}
 	sh.typeahead = parser

@@ -59,6 +59,10 @@ type Shell struct {
 	// leaving: a signal (SIGTERM, SIGHUP) is tearing the session down,
 	// after which the process exits (Leave).
 	leaving atomic.Bool
+	// prompting: Interactive runs, whose own handler takes Ctrl-\
+	// (SIGQUIT) to stop the command under way; the session's (runShell)
+	// leaves it to it.
+	prompting atomic.Bool
 
 	layerStore layerStore
 	imageStore imageStore
