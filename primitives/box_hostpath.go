@@ -266,6 +266,7 @@ func (b *Box) HostReach() (list []HostMount, n int, err error) {
 	f := b.FS()
 	root := f.root()
 	own := b.ownDevs()
+	looked := 0
 	for _, id := range slices.Sorted(maps.Keys(now)) {
 		m := now[id]
 		_, target, _ := exportMount(m, f, root)
@@ -283,7 +284,11 @@ func (b *Box) HostReach() (list []HostMount, n int, err error) {
 			vol = &f.Volumes[i]
 		} else if !hostDev[m.Dev] || own[m.Dev] {
 			var mine bool
-			if reach, dir, inTree, mine = b.boxOwn(m, target, own); mine {
+			look := looked < reachLooked
+			if m.FSType == "proc" || m.FSType == "overlay" {
+				looked++
+			}
+			if reach, dir, inTree, mine = b.boxOwn(m, target, own, look); mine {
 				continue
 			}
 		}
@@ -293,6 +298,16 @@ func (b *Box) HostReach() (list []HostMount, n int, err error) {
 	}
 	return list, n, nil
 }
+
+// reachLooked bounds the proc and overlay mounts HostReach looks into
+// (a few calls each, a stat of each overlay dir's every component), and
+// overlayDirsLooked the dirs of one overlay it checks: a box may make
+// thousands, and pivot_root's line waits for the judgement. Those past
+// the bound are named as not known to be the box's own.
+const (
+	reachLooked       = 256
+	overlayDirsLooked = 64
+)
 
 // ownDevs are the devices of the box's own tree: the overlays stepbox
 // mounted as its root, the tmpfs its steps mounted in it, and the tmpfs
@@ -324,14 +339,20 @@ func (b *Box) ownDevs() map[string]bool {
 // box's own are a tmpfs, devpts or mqueue (of a device of its own), a
 // bind of a directory of the box's tree, a proc of the box's PID
 // namespace (procReach) and an overlay whose dirs are all in the box's
-// tree (overlayOutside).
-func (b *Box) boxOwn(m rootfs.Mount, target string, own map[string]bool) (r Reach, dir string, inTree, mine bool) {
+// tree (overlayOutside); a proc or an overlay only while look is true.
+func (b *Box) boxOwn(m rootfs.Mount, target string, own map[string]bool, look bool) (r Reach, dir string, inTree, mine bool) {
 	if own[m.Dev] {
 		return 0, "", false, true
 	}
 	switch m.FSType {
 	case "tmpfs", "devpts", "mqueue":
 		return 0, "", false, true
+	case "proc", "overlay":
+		if !look || strings.Count(m.Super, ":") >= overlayDirsLooked {
+			return ReachUnknown, "", false, false
+		}
+	}
+	switch m.FSType {
 	case "proc":
 		r := b.procReach(m, target)
 		return r, "", false, r < 0

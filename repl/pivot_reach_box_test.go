@@ -98,3 +98,34 @@ func TestPivotRootLessonPathNamesNoMount(t *testing.T) {
 		})
 	}
 }
+
+// The judgement is bounded: past the first reachLooked proc and overlay
+// mounts, HostReach looks into none and names the rest as not known to
+// be the box's own, so a box that makes thousands does not hold
+// pivot_root; the line shows reachShown of them and counts the others.
+func TestPivotRootLooksIntoABoundedNumberOfBoxMounts(t *testing.T) {
+	needRoot(t)
+	hostUnchanged(t)
+	dir := boxTempDir(t)
+	merged := `M=$(grep " - overlay " /proc/self/mountinfo | cut -d" " -f5 | head -1); `
+	script := "new a\nunshare uts ipc net mnt pid\nmount overlay base\n" +
+		"exec sh -c '" + merged + "set -e; for i in $(seq 300); do mkdir -p $M/p/$i; mount -t proc proc $M/p/$i; done'\n" +
+		"pivot_root\n"
+	out, code := runStepboxAt(t, 4000, filepath.Join(dir, "state"), script, "--plain")
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	for _, w := range []string{
+		"but 44 mounts inside still show host files",
+		"and 39 more: `mounts` lists them",
+	} {
+		if !strings.Contains(out, w) {
+			t.Errorf("output lacks %q:\n%s", w, out)
+		}
+	}
+	// Which 44 follows the mount IDs the pivot's copies got, which the
+	// kernel hands out lowest free first, across the whole host.
+	if n := len(regexp.MustCompile("(?m)^  /p/\\d+: a proc mount of proc that no step of stepbox's made: the box mounted it before pivot_root, and stepbox cannot tell that it shows only the box's own files").FindAllString(out, -1)); n != 5 {
+		t.Errorf("%d proc mounts named as not looked into, want 5 (reachShown):\n%s", n, out)
+	}
+}
