@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"stepbox/primitives/cgroups"
+	"stepbox/primitives/inroot"
 	"stepbox/primitives/rootfs"
 )
 
@@ -208,20 +209,51 @@ type HostMount struct {
 	// Volume is the `mount bind` step's volume it is; nil for a mount
 	// the box made itself.
 	Volume *Volume
+	// Reach is how a mount the box made reaches the host; Dir, for
+	// ReachOverlay, the first of its dirs not provably in the box's tree,
+	// as its options name it (the box's text), and InTree whether that
+	// text names a dir of the tree all the same (through a symlink, or
+	// another mount, now).
+	Reach  Reach
+	Dir    string
+	InTree bool
 }
 
-// HostReach lists the mounts in the box's root that show a host
-// filesystem, by mount ID, and how many there are (at most
-// rootfs.MountsKept are listed). pivot_root binds the new root onto
-// itself with its submounts (rootfs.PivotRoot), so what was mounted in
-// it before comes along: a volume of stepbox's `mount bind`, and a host
-// directory the box bound there itself (ut32 F7). Listed are the volumes
-// MadeMount still takes for stepbox's, and each mount no step of
-// stepbox's made whose device is one of the host's mounts': a tmpfs or
-// a proc the box mounted itself has a device of its own and reaches
-// nothing of the host's. Stepbox's own proc, sys, cgroup and dev are the
-// kernel's interfaces a container is given, which the lessons teach
-// apart, and are not listed.
+// Reach is how a mount the box made itself reaches the host (HostReach).
+type Reach int
+
+const (
+	// ReachFiles: a mount of a host filesystem, a bind of a host dir or
+	// file (its device is one of the host's mounts').
+	ReachFiles Reach = iota
+	// ReachHostProc: a proc of the host's PID namespace (or one above
+	// it): /N/root and /N/cwd of the host's processes are the host's /.
+	ReachHostProc
+	// ReachOtherProc: a proc of a PID namespace neither the host's nor
+	// the box's: processes the box does not own, whose roots may be the
+	// host's.
+	ReachOtherProc
+	// ReachOverlay: an overlay one of whose layer, upper or work dirs is
+	// not provably in the box's tree: the box reads (and writes) that dir.
+	ReachOverlay
+	// ReachUnknown: a filesystem stepbox cannot tell is the box's own (a
+	// sysfs, a cgroup, a type it does not know, a proc it cannot look
+	// into).
+	ReachUnknown
+)
+
+// HostReach lists the mounts in the box's root that reach the host, by
+// mount ID, and how many there are (at most rootfs.MountsKept are
+// listed). pivot_root binds the new root onto itself with its submounts
+// (rootfs.PivotRoot), so what was mounted in it before comes along: a
+// volume of stepbox's `mount bind`, and whatever the box mounted there
+// itself (ut32 F7, ut34 F5). Listed are the volumes MadeMount still takes
+// for stepbox's, and each mount no step of stepbox's made unless it is
+// provably the box's own (boxOwn): a bind of a host dir was not the only
+// way in, a fresh proc of the host's PID namespace leads to the host's /
+// through /N/cwd, and an overlay of host dirs writes them. Stepbox's own
+// proc, sys, cgroup and dev are the kernel's interfaces a container is
+// given, which the lessons teach apart, and are not listed.
 func (b *Box) HostReach() (list []HostMount, n int, err error) {
 	hostDev, err := hostDevs()
 	if err != nil {
@@ -233,6 +265,8 @@ func (b *Box) HostReach() (list []HostMount, n int, err error) {
 	}
 	f := b.FS()
 	root := f.root()
+	own := b.ownDevs()
+	looked := 0
 	for _, id := range slices.Sorted(maps.Keys(now)) {
 		m := now[id]
 		_, target, _ := exportMount(m, f, root)
@@ -241,20 +275,210 @@ func (b *Box) HostReach() (list []HostMount, n int, err error) {
 		}
 		made, _ := b.madeIn(now, nil, m.ID, m.Dev)
 		var vol *Volume
+		reach, dir, inTree := ReachFiles, "", false
 		if made {
 			i := slices.IndexFunc(f.Volumes, func(v Volume) bool { return v.Target == target })
 			if i < 0 {
 				continue
 			}
 			vol = &f.Volumes[i]
-		} else if !hostDev[m.Dev] {
-			continue
+		} else if !hostDev[m.Dev] || own[m.Dev] {
+			var mine bool
+			look := looked < reachLooked
+			if m.FSType == "proc" || m.FSType == "overlay" {
+				looked++
+			}
+			if reach, dir, inTree, mine = b.boxOwn(m, target, own, look); mine {
+				continue
+			}
 		}
 		if n++; len(list) < rootfs.MountsKept {
-			list = append(list, HostMount{Point: target, Mount: m, Volume: vol})
+			list = append(list, HostMount{Point: target, Mount: m, Volume: vol, Reach: reach, Dir: dir, InTree: inTree})
 		}
 	}
 	return list, n, nil
+}
+
+// reachLooked bounds the proc and overlay mounts HostReach looks into
+// (a few calls each, a stat of each overlay dir's every component), and
+// overlayDirsLooked the dirs of one overlay it checks: a box may make
+// thousands, and pivot_root's line waits for the judgement. Those past
+// the bound are named as not known to be the box's own.
+const (
+	reachLooked       = 256
+	overlayDirsLooked = 64
+)
+
+// ownDevs are the devices of the box's own tree: the overlays stepbox
+// mounted as its root, the tmpfs its steps mounted in it, and the tmpfs
+// stepbox mounted for its upper and work dirs (which the host's mount
+// table shows too). A bind of a
+// directory on one of them shows the box's own files. An upper dir on
+// the state dir's filesystem (no tmpfs: not root, STEPBOX_UPPER_MB=0)
+// shares its device with the host's files and is not one.
+func (b *Box) ownDevs() map[string]bool {
+	own := map[string]bool{}
+	b.mu.Lock()
+	for _, m := range b.fs.Made {
+		if m.Type == "overlay" || m.Type == "tmpfs" {
+			own[m.Dev] = true
+		}
+	}
+	tmpfs := b.upperSize > 0
+	b.mu.Unlock()
+	var st unix.Stat_t
+	if tmpfs && unix.Stat(filepath.Join(b.Dir, "overlay"), &st) == nil {
+		own[fmt.Sprintf("%d:%d", unix.Major(st.Dev), unix.Minor(st.Dev))] = true
+	}
+	return own
+}
+
+// boxOwn judges a mount no step of stepbox's made, on no device of the
+// host's mounts (or on one of the box's own, own): true when its source
+// is provably the box's own; else how it reaches the host. Provably the
+// box's own are a tmpfs, devpts or mqueue (of a device of its own), a
+// bind of a directory of the box's tree, a proc of the box's PID
+// namespace (procReach) and an overlay whose dirs are all in the box's
+// tree (overlayOutside); a proc or an overlay only while look is true.
+func (b *Box) boxOwn(m rootfs.Mount, target string, own map[string]bool, look bool) (r Reach, dir string, inTree, mine bool) {
+	if own[m.Dev] {
+		return 0, "", false, true
+	}
+	switch m.FSType {
+	case "tmpfs", "devpts", "mqueue":
+		return 0, "", false, true
+	case "proc", "overlay":
+		if !look || strings.Count(m.Super, ":") >= overlayDirsLooked {
+			return ReachUnknown, "", false, false
+		}
+	}
+	switch m.FSType {
+	case "proc":
+		r := b.procReach(m, target)
+		return r, "", false, r < 0
+	case "overlay":
+		if dir, inTree := b.overlayOutside(m.Super, own); dir != "" {
+			return ReachOverlay, dir, inTree, false
+		}
+		return 0, "", false, true
+	}
+	return ReachUnknown, "", false, false
+}
+
+// procReach says whose PID namespace a proc mount at target in the box
+// shows: -1 for the box's own, else how it reaches the host. It is judged
+// from the host, through the box's root, on the directory whose mount ID
+// is the mount's (another mount over it hides it from the look, not from
+// the box, which may unmount that one): /self resolves for a reader in
+// the proc's PID namespace or one below it, so it resolves for the
+// session when the proc is of the host's PID namespace or one above it
+// (as failureOf tells the host's /proc); else the proc's PID 1 is in the
+// box's PID namespace when its ns/pid is the box's PID 1's.
+func (b *Box) procReach(m rootfs.Mount, target string) Reach {
+	d, err := inroot.OpenPath(b.HostRoot(), target)
+	if err != nil {
+		return ReachUnknown
+	}
+	defer d.Close()
+	fd := int(d.Fd())
+	var stx unix.Statx_t
+	if unix.Statx(fd, "", unix.AT_EMPTY_PATH, unix.STATX_MNT_ID, &stx) != nil || stx.Mask&unix.STATX_MNT_ID == 0 || int(stx.Mnt_id) != m.ID {
+		return ReachUnknown
+	}
+	buf := make([]byte, 64)
+	if _, err := unix.Readlinkat(fd, "self", buf); err == nil {
+		return ReachHostProc
+	}
+	init := b.InitPID()
+	if init == 0 {
+		return ReachOtherProc // the box has no PID namespace of its own
+	}
+	boxNS, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", init))
+	if err != nil {
+		return ReachUnknown
+	}
+	k, err := unix.Readlinkat(fd, "1/ns/pid", buf)
+	switch {
+	case err != nil:
+		return ReachUnknown // no PID 1 there, or hidden: nothing tells whose
+	case string(buf[:k]) != boxNS:
+		return ReachOtherProc
+	}
+	return -1
+}
+
+// overlayOutside is the first dir of an overlay's superblock options
+// (lowerdir, upperdir, workdir) that is not provably in the box's tree,
+// or "" when all are. Its options name each dir as the process that
+// mounted it wrote it, resolved then by that process, so a dir counts as
+// the box's only where it is an absolute, clean path below the box's
+// overlay dir (its upper, work and merged dirs: $BOX_DIR/overlay, not
+// the rest of $BOX_DIR, which holds stepbox's ledger) with no symlink on
+// the way below it now, and on one of the box's own devices (own): the
+// merged view as the box sees it, the upper and work dirs as the host
+// does. What the box changed between its mount and now (a symlink it
+// removed since) is not seen.
+func (b *Box) overlayOutside(super string, own map[string]bool) (dir string, inTree bool) {
+	top := filepath.Join(b.Dir, "overlay")
+	tops := []string{top, realMerged(top)}
+	var dirs []string
+	for _, opt := range strings.Split(super, ",") {
+		k, v, _ := strings.Cut(opt, "=")
+		switch k {
+		case "lowerdir", "upperdir", "workdir", "datadir":
+			for _, d := range strings.Split(v, ":") {
+				if d != "" {
+					dirs = append(dirs, d)
+				}
+			}
+		}
+	}
+	if len(dirs) == 0 {
+		return "(no lowerdir)", false
+	}
+	for _, d := range dirs {
+		if in, own := b.inOwnTree(d, tops, own); !own {
+			return d, in
+		}
+	}
+	return "", false
+}
+
+// inOwnTree reports whether overlay dir d names a dir below one of
+// tops, the box's overlay dir (in), and whether it is the box's own: a
+// directory there with no symlink on the way, on a device of own.
+func (b *Box) inOwnTree(d string, tops []string, own map[string]bool) (in, mine bool) {
+	if strings.Contains(d, `\`) || !path.IsAbs(d) || path.Clean(d) != d {
+		return false, false // an escaped character, a relative path or a ..
+	}
+	var rel string
+	for _, t := range tops {
+		if r, ok := strings.CutPrefix(d, strings.TrimSuffix(t, "/")+"/"); ok {
+			rel = r
+		}
+	}
+	if rel == "" {
+		return false, false
+	}
+	lstat := func(p string) (unix.Stat_t, error) {
+		var st unix.Stat_t
+		return st, unix.Lstat(filepath.Join(tops[0], p), &st)
+	}
+	if rel == "merged" || strings.HasPrefix(rel, "merged/") {
+		// As the box sees it: the host's merged dir is an empty dir.
+		lstat = func(p string) (unix.Stat_t, error) {
+			return inroot.Lstat(b.HostRoot(), strings.TrimPrefix(p, "merged"))
+		}
+	}
+	var st unix.Stat_t
+	parts := strings.Split(rel, "/")
+	for i := range parts {
+		var err error
+		if st, err = lstat(strings.Join(parts[:i+1], "/")); err != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			return true, false
+		}
+	}
+	return true, own[fmt.Sprintf("%d:%d", unix.Major(st.Dev), unix.Minor(st.Dev))]
 }
 
 // hostDevs are the devices (major:minor) of the host's mounts, as the

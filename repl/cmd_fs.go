@@ -202,7 +202,11 @@ func (sh *Shell) pivotDone(b *primitives.Box) {
 		}
 		// As the `!` check names such a mount (Box.MadeMount), each of
 		// its box-chosen parts cut.
-		what := fmt.Sprintf("a %s mount of %s", step.Cut(m.Mount.FSType), step.Cut(m.Mount.Source))
+		a := "a"
+		if strings.IndexAny(m.Mount.FSType, "aeiou") == 0 {
+			a = "an" // an overlay
+		}
+		what := fmt.Sprintf("%s %s mount of %s", a, step.Cut(m.Mount.FSType), step.Cut(m.Mount.Source))
 		if m.Mount.Root != "/" {
 			what += "[" + step.Cut(m.Mount.Root) + "]"
 		}
@@ -210,8 +214,8 @@ func (sh *Shell) pivotDone(b *primitives.Box) {
 		if q := step.ShellQuote(m.Point); len(q) <= step.CutLen {
 			umount = "`exec umount " + step.EscapeControls(q) + "`"
 		}
-		sh.say("  %s: %s that no step of stepbox's made: the box mounted it before pivot_root, and through it reaches the host's files; %s detaches it",
-			point, viz.Escape(what), umount)
+		sh.say("  %s: %s that no step of stepbox's made: the box mounted it before pivot_root, and %s; %s detaches it%s",
+			point, viz.Escape(what), reachWhy(m, b.Dir), umount, reachInstead[m.Reach])
 	}
 	if n > reachShown {
 		sh.say("  and %d more: `mounts` lists them", n-reachShown)
@@ -240,6 +244,38 @@ func (sh *Shell) pivotDone(b *primitives.Box) {
 	if cut {
 		sh.say("  (looked at the first %d of the box's processes only)", looked)
 	}
+}
+
+// reachWhy says how a mount the box made reaches the host's files, as
+// Box.HostReach judged it.
+func reachWhy(m primitives.HostMount, boxDir string) string {
+	switch m.Reach {
+	case primitives.ReachHostProc:
+		return "it is a proc of the host's PID namespace: the host's processes are listed there, and their /N/root and /N/cwd lead to the host's /"
+	case primitives.ReachOtherProc:
+		return "it is a proc of a PID namespace that is not the box's: its processes are not the box's, and their /N/root and /N/cwd may lead to the host's /"
+	case primitives.ReachOverlay:
+		// Named from $BOX_DIR, as the learner's `!` commands name it.
+		dir := m.Dir
+		if r, ok := strings.CutPrefix(dir, boxDir+"/"); ok {
+			dir = "$BOX_DIR/" + r
+		}
+		dir = viz.Escape(step.Cut(dir))
+		if m.InTree {
+			return fmt.Sprintf("it is an overlay of %s, which is no directory of the box's own now (a symlink, or another mount, on the way: the mount followed it when it was made, maybe to a host dir): through it the box may read and write the host's files", dir)
+		}
+		return fmt.Sprintf("it is an overlay of %s, outside the box's tree ($BOX_DIR/overlay): through it the box reads that host dir, and writes its upper dir", dir)
+	case primitives.ReachUnknown:
+		return "stepbox cannot tell that it shows only the box's own files (a tmpfs, devpts or mqueue, a proc of the box's PID namespace, a bind or overlay of the box's own dirs), so it may reach the host's"
+	}
+	return "through it reaches the host's files"
+}
+
+// reachInstead is what to do instead, where a mount of its kind is one a
+// box needs.
+var reachInstead = map[primitives.Reach]string{
+	primitives.ReachHostProc:  "; a proc of the box's own is one mounted after `unshare pid`, as pivot_root mounts /proc",
+	primitives.ReachOtherProc: "; a proc of the box's own is one mounted after `unshare pid`, as pivot_root mounts /proc",
 }
 
 // mountsPanelRead bounds a panel's read of a box's mount table: the

@@ -37,6 +37,8 @@ type failure struct {
 	pivoted bool // … and its root changed (pivot_root): the host's is gone from its mounts
 	net     bool // … and a network namespace of its own
 	mnt     bool // … and a mount namespace of its own
+	// cgroupNS: … and a cgroup namespace of its own
+	cgroupNS bool
 	// chrooted: the box's root changed by chroot; with pivoted, false
 	// means the box still uses the host's root.
 	chrooted bool
@@ -172,6 +174,27 @@ var causes = []cause{
 		when: func(f *failure) bool { return f.user && f.pid && f.pivoted && f.says(`"proc"`) },
 		rule: "in a user namespace, the kernel mounts a new proc only where one is already fully visible in the mount namespace, and pivot_root detached the host's (mount_too_revealing() in fs/namespace.c)",
 		do:   "the box has its /proc already: pivot_root mounted it before detaching the old root; to mount another, build a new box and mount it before pivot_root",
+	},
+	// A mount step makes its missing mount point (rootfs's mkdir), as
+	// the box's root: in a user namespace the layers' directories are the
+	// host root's, whom the box's uid_map does not map (ut34 F7).
+	{
+		name: "cgroup's mount point under the layers' /sys, with a cgroup namespace", calls: []string{"mkdir", "mkdirat"}, errno: unix.EACCES,
+		when: func(f *failure) bool { return f.user && f.cgroupNS && f.cmd == "mount cgroup" && f.says("/sys") },
+		rule: mkdirLayerRule("/sys, where `mount cgroup` makes /sys/fs/cgroup, is the base layer's"),
+		do:   "give /sys a filesystem the box's root owns first: `mount tmpfs /sys`, then `mount cgroup`; or, before pivot_root, `mount sys` (after `unshare net`)",
+	},
+	{
+		name: "cgroup's mount point under the layers' /sys", calls: []string{"mkdir", "mkdirat"}, errno: unix.EACCES,
+		when: func(f *failure) bool { return f.user && f.cmd == "mount cgroup" && f.says("/sys") },
+		rule: mkdirLayerRule("/sys, where `mount cgroup` makes /sys/fs/cgroup, is the base layer's"),
+		do:   "`unshare cgroup` (in a user namespace the kernel mounts cgroup only for a cgroup namespace the box owns), then give /sys a filesystem the box's root owns: `mount tmpfs /sys`, then `mount cgroup`; or, before pivot_root, `mount sys` (after `unshare net`)",
+	},
+	{
+		name: "a mount point under the layers' directories", calls: []string{"mkdir", "mkdirat"}, errno: unix.EACCES,
+		when: func(f *failure) bool { return f.user && strings.HasPrefix(f.cmd, "mount") },
+		rule: mkdirLayerRule("the directory stepbox makes the mount point in is one of the layers'"),
+		do:   "mount at a directory that exists, or below one the box's root owns (`exec ls -ld DIR`: the layers' show as nobody), such as a `mount tmpfs` of the box's",
 	},
 	{
 		name: "an overlay out of a remapped root's reach", calls: mountCalls, errno: unix.EACCES,
@@ -367,6 +390,12 @@ var causes = []cause{
 	},
 }
 
+// mkdirLayerRule is why a box in a user namespace may not make a
+// directory in one of the layers' (which: where, for the learner).
+func mkdirLayerRule(which string) string {
+	return which + ": the layers' files belong to the host's root, whom the box's user namespace does not map (they show as nobody), so the kernel checks them against the box's root as against any other user, who may make no entry in a directory that is not its own and not writable by others"
+}
+
 // explainFailure finds the cause of err, or nil.
 func explainFailure(f *failure) *cause {
 	for i := range causes {
@@ -399,7 +428,7 @@ func (sh *Shell) failureOf(err error) *failure {
 	}
 	if b := sh.Current(); b != nil {
 		f.user, f.pid, f.pivoted, f.net, f.mnt = b.Has("user"), b.Has("pid"), b.FS().Pivoted, b.Has("net"), b.Has("mnt")
-		f.chrooted = b.FS().Chrooted
+		f.chrooted, f.cgroupNS = b.FS().Chrooted, b.Has("cgroup")
 		if f.pid {
 			// /proc/self resolves only for a reader in that proc's PID
 			// namespace or above it: if it does for the session, the box's

@@ -41,6 +41,8 @@ var knownFailures = []struct {
 	user  bool // in a box with a user namespace of its own
 	pid   bool // … and a PID namespace, and pivot_root done
 	proc  bool // in a box with a PID namespace whose /proc is the host's
+	// cgroupNS: in a box with a cgroup namespace of its own
+	cgroupNS bool
 }{
 	{cause: "pivot_root on a shared mount", err: pivotErr(rootfs.PivotSharedMount, unix.EINVAL)},
 	{cause: "pivot_root into a directory that is not a mount point", err: pivotErr(rootfs.PivotNotMountPoint, unix.EBUSY)},
@@ -53,6 +55,12 @@ var knownFailures = []struct {
 		err: syscallErr("mount proc", `mount("proc", "/m/proc", "proc", MS_NOSUID|MS_NODEV|MS_NOEXEC, NULL)`, unix.EPERM)},
 	{cause: "mount proc in a user namespace after pivot_root", user: true, pid: true,
 		err: syscallErr("mount proc", `mount("proc", "/proc2", "proc", MS_NOSUID|MS_NODEV|MS_NOEXEC, NULL)`, unix.EPERM)},
+	{cause: "cgroup's mount point under the layers' /sys, with a cgroup namespace", user: true, pid: true, cgroupNS: true,
+		err: syscallErr("mount cgroup", `mkdir("/sys/fs", 0755)`, unix.EACCES)},
+	{cause: "cgroup's mount point under the layers' /sys", user: true, pid: true,
+		err: syscallErr("mount cgroup", `mkdir("/sys/fs", 0755)`, unix.EACCES)},
+	{cause: "a mount point under the layers' directories", user: true, pid: true,
+		err: syscallErr("mount tmpfs", `mkdir("/usr/share/x", 0755)`, unix.EACCES)},
 	{cause: "an overlay out of a remapped root's reach", user: true,
 		err: syscallErr("mount overlay", `mount("overlay", "/m/merged", "overlay", 0, "lowerdir=/l,upperdir=/u,workdir=/w,userxattr")`, unix.EACCES)},
 	{cause: "a namespace owned by another user namespace", user: true, err: syscallErr("hostname", `sethostname("web", 3)`, unix.EPERM)},
@@ -134,7 +142,7 @@ func TestEveryKnownCauseIsExplained(t *testing.T) {
 		f := sh.failureOf(k.err)
 		f.user, f.root = k.user, true
 		f.pid, f.pivoted = k.pid || k.proc, k.pid
-		f.hostProc = k.proc
+		f.hostProc, f.cgroupNS = k.proc, k.cgroupNS
 		if k.cause == "a missing capability" {
 			f.root = false
 		}

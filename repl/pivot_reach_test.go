@@ -53,8 +53,8 @@ func TestPivotRootNamesTheMountsThatStillShowHostFiles(t *testing.T) {
 				binds += ` && N=$(printf "a\nEVIL") && mkdir "$M/$N" && mount --bind ` + scratch + ` "$M/$N"` +
 					` && L=$(printf "%0100d" 0) && mkdir $M/$L && mount --bind ` + scratch + " $M/$L"
 				n = 4
-				want = []string{"/a\\nEVIL: a ", "`exec umount $'/a\\nEVIL'` detaches it",
-					"/" + strings.Repeat("0", 63) + "… (101 bytes): a ", "`exec umount` with its whole path detaches it"}
+				want = []string{"/a\\nEVIL: a", "`exec umount $'/a\\nEVIL'` detaches it",
+					"/" + strings.Repeat("0", 63) + "… (101 bytes): a", "`exec umount` with its whole path detaches it"}
 			}
 			script := build + "mount bind " + vol + " /vol:ro\nexec sh -c '" + merged + binds + "'\npivot_root\nexec umount /mnt\n"
 			out, code = runStepbox(t, filepath.Join(dir, "state"), script, "--plain")
@@ -68,7 +68,7 @@ func TestPivotRootNamesTheMountsThatStillShowHostFiles(t *testing.T) {
 			}
 			for _, w := range append(want,
 				fmt.Sprintf("✓ the overlay is the box's / now and the host's root is detached, but %d mounts inside still show host files", n),
-				"/mnt: a ", "["+step.Cut(inItsFS(t, scratch))+"] that no step of stepbox's made: the box mounted it before pivot_root", "`exec umount /mnt` detaches it",
+				"/mnt: a", "["+step.Cut(inItsFS(t, scratch))+"] that no step of stepbox's made: the box mounted it before pivot_root", "`exec umount /mnt` detaches it",
 				"/vol: the host's "+vol+", a volume of your `mount bind`, read-only: the box reaches it") {
 				if !strings.Contains(flat, w) {
 					t.Errorf("output lacks %q:\n%s", w, out)

@@ -43,6 +43,18 @@ func openPath(root, name string, flags int) (int, string, error) {
 	return fd, rel, nil
 }
 
+// OpenPath opens the directory name inside root with O_PATH, resolved
+// as Stat resolves it, for calls relative to it (statx of its mount ID,
+// readlinkat of an entry) that must see the directory checked, not one
+// the box put at the same path meanwhile.
+func OpenPath(root, name string) (*os.File, error) {
+	fd, rel, err := openPath(root, name, unix.O_PATH|unix.O_DIRECTORY)
+	if err != nil {
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), "/"+rel), nil
+}
+
 // Stat is stat(2) of name inside root, symlinks resolved inside it.
 func Stat(root, name string) (unix.Stat_t, error) {
 	var st unix.Stat_t

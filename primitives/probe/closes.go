@@ -6,7 +6,7 @@ package probe
 // the probe and may forge its output).
 var closers = map[string]map[string]string{
 	"disk":              {"read": "cgroup devices docker (the open is refused); a user namespace (mknod is refused)", "kmsg": "cgroup devices docker (no c 1:11); caps docker (no CAP_SYSLOG); a user namespace"},
-	"proc_root":         {"pid1": "unshare pid; caps docker (no CAP_SYS_PTRACE); a user namespace", "pid": "unshare pid; caps docker (no CAP_SYS_PTRACE); a user namespace", "hostroot": "pivot_root (a root of the box's own)", "cwd": "end that process (`exec kill PID`) and start it again after pivot_root, which moves only the processes whose cwd was the old root"},
+	"proc_root":         {"pid1": "unshare pid; caps docker (no CAP_SYS_PTRACE); a user namespace", "pid": "unshare pid; caps docker (no CAP_SYS_PTRACE); a user namespace", "hostroot": "pivot_root (a root of the box's own)", "cwd": "end that process (`exec kill PID`) and start it again after pivot_root, which moves only the processes whose cwd was the old root", "procmount": "`exec umount` that proc mount (before pivot_root, or after: it came along); a proc of the box's own is mounted after `unshare pid`"},
 	"release_agent":     {"mounted": "read-only cgroupfs; unshare cgroup", "mount": "unshare cgroup; caps docker (no CAP_SYS_ADMIN to mount); a user namespace"},
 	"open_by_handle_at": {"read": "caps docker (no CAP_DAC_READ_SEARCH); a user namespace", "cap": "caps docker (no CAP_DAC_READ_SEARCH); a user namespace"},
 	"proc_sys":          {"write": "mount mask (/proc/sys read-only); a user namespace"},

@@ -26,7 +26,7 @@ func probeProcRoot(h Host) Result {
 	}
 	self := strconv.Itoa(os.Getpid())
 	pids := []string{"1"}
-	for _, name := range procEntries(4096) {
+	for _, name := range procEntries("/proc", 4096) {
 		if _, err := strconv.Atoi(name); err == nil && name != "1" && name != self && len(pids) < 512 {
 			pids = append(pids, name)
 		}
@@ -67,7 +67,58 @@ func probeProcRoot(h Host) Result {
 			first = err
 		}
 	}
-	return closed("none", "no process the box sees has the host's root (%d tried; /proc/1/root%s: %v)", len(pids), h.File, first)
+	r, n, ok := otherProcMounts(h, up)
+	if ok {
+		return r
+	}
+	return closed("none", "no process the box sees has the host's root (%d tried; /proc/1/root%s: %v)", len(pids)+n, h.File, first)
+}
+
+// procMountsKept bounds the proc mounts besides /proc that proc_root
+// looks through, and procPIDsKept the processes it tries in each.
+const (
+	procMountsKept = 16
+	procPIDsKept   = 512
+)
+
+// otherProcMounts looks for the host's file through every proc mount of
+// the box's besides /proc, as through /proc: a proc mounted before
+// `unshare pid` (in the new root, which pivot_root carries along) lists
+// the host's processes, whose cwd and root are the host's (ut34 F5). It
+// returns how many processes it tried.
+func otherProcMounts(h Host, up string) (Result, int, bool) {
+	mounts, err := procfs.GetMounts()
+	if err != nil {
+		return Result{}, 0, false
+	}
+	tried, seen := 0, 0
+	for _, m := range mounts {
+		if m.FSType != "proc" || m.MountPoint == "/proc" {
+			continue
+		}
+		if seen++; seen > procMountsKept {
+			break
+		}
+		n := 0
+		for _, pid := range procEntries(m.MountPoint, 4096) {
+			if _, err := strconv.Atoi(pid); err != nil || n >= procPIDsKept {
+				continue
+			}
+			n++
+			dir := strings.TrimSuffix(m.MountPoint, "/") + "/" + pid
+			for _, p := range []string{dir + "/cwd" + up + h.File, dir + "/root" + h.File} {
+				var st unix.Stat_t
+				if unix.Stat(p, &st) != nil || st.Dev != h.FileDev || st.Ino != h.FileIno {
+					continue
+				}
+				if data, err := readSome(p, 64, anyFile); err == nil {
+					return open("procmount", "read the host's %s through %s, a proc mount of the box's besides /proc, which lists a process whose cwd or root is the host's: %q", h.File, strings.Replace(p, up, "/../..", 1), strings.TrimSpace(string(data))), 0, true
+				}
+			}
+		}
+		tried += n
+	}
+	return Result{}, tried, false
 }
 
 // probeOpenByHandle is the shocker attack, read-only: open the host's
@@ -210,12 +261,12 @@ func probeRemount(Host) Result {
 
 // procEntries lists at most n names of /proc, the kernel's: the box may
 // mount a directory of its own there, as large as it likes, or a FIFO.
-func procEntries(n int) []string {
-	fd, err := unix.Open("/proc", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+func procEntries(dir string, n int) []string {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil
 	}
-	f := os.NewFile(uintptr(fd), "/proc")
+	f := os.NewFile(uintptr(fd), dir)
 	defer f.Close()
 	var sfs unix.Statfs_t
 	if unix.Fstatfs(fd, &sfs) != nil || sfs.Type != unix.PROC_SUPER_MAGIC {
