@@ -50,6 +50,31 @@ const (
 	upperSessionShare = 2
 )
 
+// upperInodeBytes and upperInodesFloor bound the inodes of an upper
+// tmpfs (nr_inodes=): without it the kernel gives each half the RAM's
+// pages, and every empty file, directory or symlink, which takes none of
+// size=, pins ~1 KiB of unreclaimable slab (shmem_inode_cache and its
+// dentry; 840 B measured): 3 M of them, GBs that no size= or `df -h`
+// shows (ut34 F6). One inode per 4 KiB of size= is one per page the box
+// may fill, so a file with data meets size= before the inode bound, and
+// only empty ones, directories and links reach it; their slab is then at
+// most about a quarter of size= more, so the session's uppers, held to
+// 1/2 of MemAvailable in size= (Session.reserveUpper counts size= alone),
+// pin at most ~5/8 of it with their inodes. The floor is for an upper
+// below 128 MB (upperFloor, $STEPBOX_UPPER_MB, a small machine's
+// default), where it may pin ~32 MB of slab, more than its size=: a
+// Debian rootfs is ~20 k files, and a learner's `apt install` adds
+// thousands.
+const (
+	upperInodeBytes  = 4 << 10
+	upperInodesFloor = 32 << 10
+)
+
+// upperInodes is the nr_inodes= of an upper tmpfs of size bytes.
+func upperInodes(size int64) int64 {
+	return max(size/upperInodeBytes, upperInodesFloor)
+}
+
 // UpperSizeEnv sets the size of each box's upper tmpfs, in MB, below
 // what stepbox would choose (a lesson on a small machine, a test that
 // fills it); 0 gives no tmpfs, as when stepbox is not root.
@@ -69,7 +94,8 @@ func (h DoctorHost) checkUpper() Check {
 		c.Found = fmt.Sprintf("on the state dir's filesystem (%v), and no command starts in a box once it has less than %d MB free", err, upperReserve>>20)
 		return c
 	}
-	c.Found = fmt.Sprintf("a tmpfs of each box's own, %d MB (%s): a box that fills it gets ENOSPC, the host keeps its space", size>>20, why)
+	c.Found = fmt.Sprintf("a tmpfs of each box's own, %d MB (%s) and %d inodes (files, directories and links: %s): a box that fills it gets ENOSPC, the host keeps its space",
+		size>>20, why, upperInodes(size), inodesWhy(size))
 	if bound, by, err := upperBound(); err == nil {
 		c.Found += fmt.Sprintf("; a session's uppers together hold at most %d MB now (%s, read at the session's first box)", bound>>20, by)
 	}
@@ -220,8 +246,8 @@ func (b *Box) mountUpper(st *step.Step) error {
 		st.Notes = append(st.Notes, "no tmpfs of the box's own for its upper dir ("+err.Error()+fmt.Sprintf("): stepbox starts no command once the filesystem it writes to has less than %d MB free", upperReserve>>20))
 		return nil
 	}
-	st.Notes = append(st.Notes, fmt.Sprintf("the box's upper dir will be on a tmpfs of its own, %d MB (%s), at %s: a box that fills it gets ENOSPC, the host's disk and /run keep their space",
-		size>>20, why, filepath.Join(b.Dir, "overlay")))
+	st.Notes = append(st.Notes, fmt.Sprintf("the box's upper dir will be on a tmpfs of its own, %d MB (%s) and %d inodes (%s), at %s: a box that fills either gets ENOSPC, the host's disk and /run keep their space",
+		size>>20, why, upperInodes(size), inodesWhy(size), filepath.Join(b.Dir, "overlay")))
 	return nil
 }
 
@@ -247,7 +273,9 @@ func (b *Box) mountUpperAt(dir string, size int64) error {
 	// in an inode number's high bits.
 	// mode=0700: what the box writes is no other host user's to read (a
 	// mapped root is given it by chown: prepareOverlayFor).
-	opts := fmt.Sprintf("size=%d,mode=0700,inode32", size)
+	// nr_inodes=: each inode is kernel memory that size= does not count
+	// (upperInodes).
+	opts := fmt.Sprintf("size=%d,nr_inodes=%d,mode=0700,inode32", size, upperInodes(size))
 	if err := unix.Mount(upperSource, dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
 		return &step.SyscallError{Call: step.MountCall(upperSource, dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, opts), Err: err}
 	}
@@ -298,14 +326,30 @@ func unmountUpper(path, ledgerDir string, table *hostMounts, held *os.File) erro
 	return nil
 }
 
+// inodesWhy says how upperInodes chose the inodes of an upper of size.
+func inodesWhy(size int64) string {
+	if size/upperInodeBytes < upperInodesFloor {
+		return "stepbox's least"
+	}
+	return fmt.Sprintf("one per %d KiB of its size", upperInodeBytes>>10)
+}
+
 // upperFull says, after a command failed, whether the box's upper tmpfs
-// is full, with its bound: the learner sees what filled up.
+// is full, of bytes or of inodes, with its bound: the learner sees what
+// filled up. Out of inodes, df -h shows room, and ENOSPC alone misleads.
 func (b *Box) upperFull() string {
 	if b.upperSize == 0 || b.fs.Upper == "" {
 		return ""
 	}
 	var st unix.Statfs_t
-	if unix.Statfs(filepath.Dir(b.fs.Upper), &st) != nil || st.Bavail*uint64(st.Bsize) >= 1<<20 {
+	if unix.Statfs(filepath.Dir(b.fs.Upper), &st) != nil {
+		return ""
+	}
+	if st.Ffree == 0 {
+		return fmt.Sprintf("box %s's upper dir is out of inodes: the tmpfs stepbox gave it holds %d files, directories and links at most (nr_inodes=%d, %s: each takes kernel memory that its %d MB size= does not count), and making one more fails with ENOSPC; `rm` files in the box, or `rm` the box",
+			b.Name, st.Files, st.Files, inodesWhy(b.upperSize), b.upperSize>>20)
+	}
+	if st.Bavail*uint64(st.Bsize) >= 1<<20 {
 		return ""
 	}
 	return fmt.Sprintf("box %s's upper dir is full: the tmpfs stepbox gave it holds %d MB (%s), and writes past that fail with ENOSPC; `rm` files in the box, or `rm` the box",

@@ -44,6 +44,11 @@ func upperOnTmpfs(t *testing.T, user bool) {
 	if st.Type != unix.TMPFS_MAGIC {
 		t.Fatalf("--user %v: the upper dir %s is on filesystem type %#x, not tmpfs", user, b.FS().Upper, st.Type)
 	}
+	// ut34 F6: its inodes are bounded as its bytes are, in the options
+	// the mount table shows and in what statfs counts.
+	if opt := upperOption(t, filepath.Dir(b.FS().Upper), "nr_inodes"); opt != strconv.FormatInt(upperInodes(b.upperSize), 10) || int64(st.Files) != upperInodes(b.upperSize) {
+		t.Errorf("--user %v: the upper tmpfs has nr_inodes=%q and %d inodes, want %d for its %d MB", user, opt, st.Files, upperInodes(b.upperSize), b.upperSize>>20)
+	}
 	if _, err := b.PivotRoot(); err != nil {
 		t.Fatal(err)
 	}
@@ -209,6 +214,23 @@ func TestTheSessionsUpperTmpfsTogetherStayWithinItsBound(t *testing.T) {
 	if after := upperSizes(t, s.Dir); after > bound {
 		t.Errorf("after rm and new, the session's uppers hold %d MB, past its bound of %d MB", after>>20, bound>>20)
 	}
+}
+
+// upperOption is the value of option name of stepbox's upper tmpfs
+// mounted at dir, as the host's mount table shows it.
+func upperOption(t *testing.T, dir, name string) string {
+	t.Helper()
+	mounts, err := procfs.GetMounts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range mounts {
+		if m.Source == upperSource && m.MountPoint == dir {
+			return m.SuperOptions[name]
+		}
+	}
+	t.Fatalf("no upper tmpfs at %s in the mount table", dir)
+	return ""
 }
 
 // upperSizes adds up the size= of stepbox's upper tmpfs under dir, as the

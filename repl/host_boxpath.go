@@ -230,6 +230,9 @@ func (sh *Shell) refuseBoxSymlinks(line string) error {
 		// ProcSubst (a <(…) word) without asking.
 		ProcSubst: func(*syntax.ProcSubst) (string, error) { return "", errNotExpanded }}
 	c := &hostCheck{cfg: cfg, trees: trees, marks: []string{"BOX_ROOT", "BOX_UPPER", "BOX_PID"}, tops: map[string]topOf{}}
+	// The host's command starts where the session is: its relative
+	// paths lead from there (treeOf).
+	c.cwd, _ = os.Getwd()
 	for _, t := range trees {
 		c.marks = append(c.marks, t.dir)
 		if strings.HasPrefix(t.dir, "/proc/") && strings.HasSuffix(t.dir, "/root") {
@@ -257,6 +260,7 @@ type hostCheck struct {
 	trees []boxTree
 	marks []string // what names a box in a line's text: its variables, its paths, /proc/PID
 	tops  map[string]topOf
+	cwd   string // the session's working directory, "" where it has none
 }
 
 // topOf is a tree's top as checked once for the line.
@@ -390,38 +394,88 @@ func (c *hostCheck) line(line string, depth int) error {
 	return err
 }
 
-// word checks each place in word where a box's tree starts (an option's
-// value too: --file=$BOX_ROOT/x).
+// word checks each path in word that leads into a box's tree (an
+// option's value too: --file=$BOX_ROOT/x).
 func (c *hostCheck) word(word string, call callOf, self *syntax.Word) error {
-	for _, t := range c.trees {
-		for i := 0; ; {
-			j := strings.Index(word[i:], t.dir)
-			if j < 0 {
-				break
-			}
-			end := i + j + len(t.dir)
-			if end == len(word) || word[end] == '/' {
-				rest := word[end:]
-				top, err := c.top(t)
-				if err != nil {
-					return &CommandError{Cmd: "!", Err: boxTopError(t, word, rest, err, call.cmd)}
-				}
-				switch out := leavesTree(t, top, rest); {
-				case out.link != "":
-					return &CommandError{Cmd: "!", Err: boxSymlinkError(t, word, rest, out.link, out.target, call.cmd)}
-				case out.mount != "":
-					return &CommandError{Cmd: "!", Err: boxMountError(t, word, rest, out.mount, out.what, call.cmd)}
-				case out.climbs:
-					return &CommandError{Cmd: "!", Err: boxClimbError(t, word)}
-				}
-				if fi, err := os.Stat(t.dir + rest); err == nil && fi.IsDir() && !dirAllowed(call, self) {
-					return &CommandError{Cmd: "!", Err: boxDirError(t, word, rest, call.cmd)}
-				}
-			}
-			i = end
+	for _, p := range pathsIn(word) {
+		t, rest, ok := c.treeOf(p)
+		if !ok {
+			continue
+		}
+		top, err := c.top(t)
+		if err != nil {
+			return &CommandError{Cmd: "!", Err: boxTopError(t, word, rest, err, call.cmd)}
+		}
+		switch out := leavesTree(t, top, rest); {
+		case out.link != "":
+			return &CommandError{Cmd: "!", Err: boxSymlinkError(t, word, rest, out.link, out.target, call.cmd)}
+		case out.mount != "":
+			return &CommandError{Cmd: "!", Err: boxMountError(t, word, rest, out.mount, out.what, call.cmd)}
+		case out.climbs:
+			return &CommandError{Cmd: "!", Err: boxClimbError(t, word)}
+		}
+		if fi, err := os.Stat(t.dir + rest); err == nil && fi.IsDir() && !dirAllowed(call, self) {
+			return &CommandError{Cmd: "!", Err: boxDirError(t, word, rest, call.cmd)}
 		}
 	}
 	return nil
+}
+
+// pathsIn are the paths word may hand the host's command: the word
+// itself, an option's value (--file=x, if=x) and, as an absolute path
+// may start anywhere in a word (-f/x, x:/y), the tail from each /.
+func pathsIn(word string) []string {
+	out := []string{word}
+	for i := 1; i < len(word); i++ {
+		if word[i-1] == '=' || word[i] == '/' && word[i-1] != '/' {
+			out = append(out, word[i:])
+		}
+	}
+	return out
+}
+
+// treeOf says which box tree p leads into, and the rest of p below the
+// tree's top, as leavesTree walks it. p is resolved as the host's
+// command will: a relative path from the session's working directory,
+// which the command inherits, and // and /./ are the one directory they
+// name (ut34 F3: `export bundle bun1` then `!cat bun1/rootfs/leak`, or
+// $BOX_DIR//bundle/rootfs/leak, printed the host file the box's link
+// named). Up to the top, a .. is taken away with the name before it: the
+// path runs through the host's directories there, which no box controls.
+// Below the top, nothing is cleaned: a .. after a box's symlink climbs
+// from where the link leads, which only the walk sees.
+func (c *hostCheck) treeOf(p string) (boxTree, string, bool) {
+	if !path.IsAbs(p) {
+		if c.cwd == "" {
+			return boxTree{}, "", false // no working directory: the command opens nothing relative either
+		}
+		p = c.cwd + "/" + p
+	}
+	parts := strings.Split(p, "/")
+	var at []string // the directories p names so far, cleaned
+	for i, name := range parts {
+		switch name {
+		case "", ".":
+			continue
+		case "..":
+			if len(at) > 0 {
+				at = at[:len(at)-1]
+			}
+			continue
+		}
+		at = append(at, name)
+		dir := "/" + strings.Join(at, "/")
+		for _, t := range c.trees {
+			if path.Clean(t.dir) == dir {
+				rest := ""
+				if i+1 < len(parts) {
+					rest = "/" + strings.Join(parts[i+1:], "/")
+				}
+				return t, rest, true
+			}
+		}
+	}
+	return boxTree{}, "", false
 }
 
 // dirAllowed says whether the word self of call may name a directory

@@ -2,6 +2,7 @@ package repl
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -356,5 +357,64 @@ func TestHostCommandsRefuseABoxsSymlinkInAnExportedBundle(t *testing.T) {
 	}
 	if n := strings.Count(out, "error: !: "); n != 5 {
 		t.Errorf("%d host commands refused, want 5:\n%s", n, out)
+	}
+}
+
+// ut34 F3: a bundle's path reaches the check however the learner spells
+// it: relative to the session's working directory (what one types after
+// `export bundle bun1`), with ./, //, /./ or a .. before the rootfs, as
+// an option's value, and $BOX_DIR//bundle (lesson 8's bundle). Each is
+// refused; a host file and the bundle's plain file, named relatively,
+// still print.
+func TestHostCommandsRefuseABundlesSymlinkHoweverItsPathIsSpelled(t *testing.T) {
+	needRoot(t)
+	hostUnchanged(t)
+	dir := t.TempDir()
+	secret := filepath.Join(dir, "secret.txt")
+	if err := os.WriteFile(secret, []byte("SECRET-HOST-FILE\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "hostfile.txt"), []byte("plain-host-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	refused := []string{
+		"!cat bun1/rootfs/leak",
+		"!cat ./bun1/rootfs/leak",
+		"!cat bun1//rootfs/leak",
+		"!cat " + dir + "//bun1/rootfs/leak",
+		"!cat " + dir + "/./bun1/rootfs/leak",
+		"!cat " + dir + "/bun1/./rootfs/leak",
+		"!cat ../" + filepath.Base(dir) + "/bun1/rootfs/leak",
+		"!dd if=bun1/rootfs/leak",
+		"!cat $BOX_DIR//bundle/rootfs/leak",
+		"!cat $BOX_DIR/bundle//rootfs/leak",
+		"!cat $BOX_DIR/./bundle/rootfs/leak",
+		"!cat $BOX_ROOT//leak",
+		"!cat $BOX_UPPER/./leak",
+	}
+	script := "new app\nunshare mnt pid\nmount overlay base\npivot_root\n" +
+		"exec sh -c 'ln -s " + secret + " /leak; echo plain-bundle-file > /plain'\n" +
+		"export bundle bun1\nexport bundle $BOX_DIR/bundle\n" +
+		"-" + strings.Join(refused, "\n-") + "\n" +
+		"!cat hostfile.txt\n!cat ./bun1/rootfs/plain\n"
+	cmd := exec.Command(stepboxBinary(t), "--plain", "--state-dir", filepath.Join(dir, "state"), "run", "-")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "COLUMNS=300")
+	cmd.Stdin = strings.NewReader(script)
+	raw, err := cmd.CombinedOutput()
+	out := string(raw)
+	if err != nil {
+		t.Fatalf("stepbox run: %v:\n%s", err, out)
+	}
+	if strings.Contains(out, "SECRET-HOST-FILE") {
+		t.Errorf("a host command printed the host's file through the bundle's symlink:\n%s", out)
+	}
+	for _, want := range []string{"\nplain-host-file\n", "\nplain-bundle-file\n", "bun1/rootfs/leak is in the rootfs of box app's bundle"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if n := strings.Count(out, "error: !: "); n != len(refused) {
+		t.Errorf("%d host commands refused, want %d (%s):\n%s", n, len(refused), strings.Join(refused, ", "), out)
 	}
 }

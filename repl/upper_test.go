@@ -55,6 +55,42 @@ func TestABoxThatFillsItsUpperDirGetsENOSPCAndTheSessionGoesOn(t *testing.T) {
 	assertNoSessions(t, dir)
 }
 
+// ut34 F6: the upper tmpfs is bounded in inodes too (nr_inodes=), each
+// of which is kernel memory its size= does not count: a box making empty
+// files without end gets ENOSPC at the bound, the learner is told it ran
+// out of inodes (df -h shows room), and rm gives them back. A 16 MB upper
+// gets stepbox's least, 32768.
+func TestABoxOutOfInodesInItsUpperDirGetsENOSPCNamingThem(t *testing.T) {
+	needRoot(t)
+	hostUnchanged(t)
+	t.Setenv(primitives.UpperSizeEnv, "16")
+	dir := t.TempDir()
+	script := "new db\nunshare mnt pid\nmount overlay base\npivot_root\n" +
+		"!grep -q '^stepbox-upper .*tmpfs .*,nr_inodes=32768[,]' /proc/self/mounts\n" +
+		"-exec sh -c 'mkdir /f && cd /f && touch $(seq 1 33000)'\n" +
+		"exec sh -c 'rm -r /f && echo inodes back > /after && cat /after'\n" +
+		"exit\n"
+	out, code := runStepbox(t, dir, script, "--plain")
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	flat := strings.Join(strings.Fields(out), " ")
+	for _, want := range []string{"No space left on device", "box db's upper dir is out of inodes: the tmpfs stepbox gave it holds 32768 files, directories and links at most (nr_inodes=32768, stepbox's least", "inodes back"} {
+		if !strings.Contains(flat, want) {
+			t.Errorf("the output lacks %q:\n%s", want, out)
+		}
+	}
+	// The doctor says the bound where it says the size.
+	doc, _ := exec.Command(stepboxBinary(t), "--plain", "--state-dir", dir, "doctor").CombinedOutput()
+	if want := "16 MB ($" + primitives.UpperSizeEnv + ") and 32768 inodes"; !strings.Contains(strings.Join(strings.Fields(string(doc)), " "), want) {
+		t.Errorf("stepbox doctor does not say %q:\n%s", want, doc)
+	}
+	if m := upperMounts(t, dir); len(m) > 0 {
+		t.Errorf("upper tmpfs still mounted after exit: %v", m)
+	}
+	assertNoSessions(t, dir)
+}
+
 // After `kill -9` of the session, `stepbox cleanup` unmounts the box's
 // upper tmpfs: the host's mount table is as it was.
 func TestCleanupUnmountsTheUpperTmpfsOfAKilledSession(t *testing.T) {
