@@ -400,6 +400,11 @@ func (c *hostCheck) word(word string, call callOf, self *syntax.Word) error {
 	for _, p := range pathsIn(word) {
 		t, rest, ok := c.treeOf(p)
 		if !ok {
+			if link, below, ok := c.procLink(p); ok {
+				if fi, err := os.Stat(link); below || err == nil && fi.IsDir() && !dirAllowed(call, self) {
+					return &CommandError{Cmd: "!", Err: procLinkError(word, link, call.cmd)}
+				}
+			}
 			continue
 		}
 		top, err := c.top(t)
@@ -476,6 +481,76 @@ func (c *hostCheck) treeOf(p string) (boxTree, string, bool) {
 		}
 	}
 	return boxTree{}, "", false
+}
+
+// procLink says whether p goes through a process's root, working
+// directory or a directory it holds open (/proc/N/root, /proc/N/cwd,
+// /proc/N/fd/K, and each thread's under /proc/N/task/T), which link the
+// host's command into that process's tree, and whether p goes on below
+// it. A box process's is a box's tree (ut34, left by its F3 fix: `!cat
+// /proc/$BOX_PID/cwd/leak` printed the host file the box's /leak
+// named), and only $BOX_ROOT's is walked (treeOf). /proc/self and
+// /proc/thread-self are the host's command's own.
+func (c *hostCheck) procLink(p string) (link string, below bool, ok bool) {
+	if !path.IsAbs(p) {
+		if c.cwd == "" {
+			return "", false, false
+		}
+		p = c.cwd + "/" + p
+	}
+	var at []string // as in treeOf: cleaned up to the link, not below it
+	parts := strings.Split(p, "/")
+	for i, name := range parts {
+		switch name {
+		case "", ".":
+			continue
+		case "..":
+			if len(at) > 0 {
+				at = at[:len(at)-1]
+			}
+			continue
+		}
+		at = append(at, name)
+		if n := procLinkLen(at); n > 0 {
+			for _, r := range parts[i+1:] {
+				below = below || r != ""
+			}
+			return "/" + strings.Join(at, "/"), below, true
+		}
+	}
+	return "", false, false
+}
+
+// procLinkLen is len(at) where at is a /proc link procLink means
+// (proc N root, proc N fd K, proc N task T cwd, …), else 0.
+func procLinkLen(at []string) int {
+	digits := func(s string) bool { return s != "" && strings.Trim(s, "0123456789") == "" }
+	if len(at) < 3 || at[0] != "proc" || !digits(at[1]) {
+		return 0
+	}
+	rest := at[2:]
+	if len(rest) >= 2 && rest[0] == "task" && digits(rest[1]) {
+		rest = rest[2:]
+	}
+	switch {
+	case len(rest) == 1 && (rest[0] == "root" || rest[0] == "cwd"):
+		return len(at)
+	case len(rest) == 2 && rest[0] == "fd" && digits(rest[1]):
+		return len(at)
+	}
+	return 0
+}
+
+// procLinkError refuses a path through a process's root, working
+// directory or open directory.
+func procLinkError(word, link, cmd string) error {
+	use := "a command"
+	if cmd != "" {
+		use = "`" + viz.Escape(cmd) + "`"
+	}
+	return fmt.Errorf("%s goes through %s, given to %s: a process's root, working directory and open directories lead into its own tree, where a box's absolute symlink resolves at the host's / for a host command; only $BOX_ROOT and $BOX_UPPER are walked for such links. "+
+		"Name the box's file under $BOX_ROOT, run the command inside the box (`exec`), or copy the box's files out with `export bundle`",
+		viz.Escape(word), viz.Escape(link), use)
 }
 
 // dirAllowed says whether the word self of call may name a directory

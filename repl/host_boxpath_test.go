@@ -418,3 +418,51 @@ func TestHostCommandsRefuseABundlesSymlinkHoweverItsPathIsSpelled(t *testing.T) 
 		t.Errorf("%d host commands refused, want %d (%s):\n%s", n, len(refused), strings.Join(refused, ", "), out)
 	}
 }
+
+// A box process's working directory, a thread's root and cwd, and a
+// directory it holds open each lead the host's command into the box's
+// tree as $BOX_ROOT does, and only $BOX_ROOT is walked: `!cat
+// /proc/$BOX_PID/cwd/leak` printed the host file the box's /leak named
+// (found fixing ut34 F3). They are refused below the link; the link
+// itself and the process's other files are still read.
+func TestHostCommandsRefuseAPathThroughABoxProcesssCwdOrFd(t *testing.T) {
+	needRoot(t)
+	hostUnchanged(t)
+	dir := t.TempDir()
+	secret := filepath.Join(dir, "secret.txt")
+	if err := os.WriteFile(secret, []byte("SECRET-HOST-FILE\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	refused := []string{
+		"!cat /proc/$BOX_PID/cwd/leak",
+		"!cat /proc/$BOX_PID/./cwd//leak",
+		"!cat /proc/$BOX_PID/task/$BOX_PID/root/leak",
+		"!cat /proc/$BOX_PID/task/$BOX_PID/cwd/leak",
+		"!cat /proc/$BOX_PID/cwd/../leak",
+		"!sh -c 'cat /proc/$BOX_PID/cwd/leak'",
+		"!cp -rL /proc/$BOX_PID/cwd " + filepath.Join(dir, "copy"),
+	}
+	script := "new app\nunshare mnt pid\nmount overlay base\npivot_root\n" +
+		"exec sh -c 'ln -s " + secret + " /leak; echo box-file > /plain'\n" +
+		"-" + strings.Join(refused, "\n-") + "\n" +
+		"!readlink /proc/$BOX_PID/cwd\n!ls /proc/$BOX_PID/cwd\n!grep -c . /proc/$BOX_PID/cgroup\n"
+	out, code := runStepbox(t, filepath.Join(dir, "state"), script)
+	if code != 0 {
+		t.Fatalf("stepbox run: exit %d:\n%s", code, out)
+	}
+	if strings.Contains(out, "SECRET-HOST-FILE") {
+		t.Errorf("a host command printed the host's file through a box process's cwd or root:\n%s", out)
+	}
+	if n := strings.Count(out, "error: !: "); n != len(refused) {
+		t.Errorf("%d host commands refused, want %d (%s):\n%s", n, len(refused), strings.Join(refused, ", "), out)
+	}
+	flat := strings.Join(strings.Fields(out), " ")
+	if !strings.Contains(flat, "goes through /proc/") || !strings.Contains(flat, "$BOX_ROOT") {
+		t.Errorf("the refusal does not name the /proc link and what to use instead:\n%s", out)
+	}
+	for _, want := range []string{"\n/\n", "plain"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("readlink or ls of the link itself did not run (%q):\n%s", want, out)
+		}
+	}
+}
