@@ -340,10 +340,13 @@ func (b *Box) HostHolds() (list []HostHolder, n, looked int, cut bool, err error
 	f := b.FS()
 	nsDev, boxNS := namespacesOf(b.CommandPID())
 	// On kernels before 6.8 map_files names an overlay file by its
-	// layer's host path: those are the box's own files.
-	own := []string{f.Upper, f.Work}
-	for _, l := range f.Layers {
-		own = append(own, l.Dir)
+	// layer's host path, links resolved: those are the box's own files
+	// (a process started before pivot_root is named all the same).
+	var own []string
+	for _, d := range append([]string{f.Upper, f.Work}, layerDirs(f.Layers)...) {
+		if d = filepath.Clean(d); d != "." && d != "/" {
+			own = append(own, d, realMerged(d))
+		}
 	}
 	type seen struct {
 		mnt      uint64
