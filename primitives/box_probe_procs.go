@@ -40,8 +40,7 @@ func (b *Box) olderProcesses() (ProbeResult, error) {
 	if err != nil {
 		return r, err
 	}
-	sec := b.Security()
-	next := nextCommand(init, sec)
+	next := nextCommand(init, b.Security())
 	above := userNSAncestors(cmd)
 	b.mu.Lock()
 	seccompOlder := b.seccompOlder
@@ -137,7 +136,7 @@ func (b *Box) olderProcesses() (ProbeResult, error) {
 		note = "; not counted, stepbox's executor: " + strings.Join(own, ", ") + " (PID 1 never gets the settings)"
 	}
 	if unseen {
-		note += "; seccomp compared by mode only: the kernel shows no Seccomp_filters (Linux 5.9), so a filter of a process's own cannot be told from the box's"
+		note += "; seccomp filter counts not compared: the kernel shows no Seccomp_filters (Linux 5.9), so a process with a filter of its own, started since the `seccomp` step by one that ran before it, passes for one with the box's"
 	}
 	if len(weak) == 0 {
 		r.State, r.Via = probe.Closed, "procs"
