@@ -66,6 +66,10 @@ type Box struct {
 	keptIn   *executor
 	process  ProcessDefaults // from the image the overlay stacks (box_image.go)
 	security Security        // what its next commands get (security.go)
+	// seccompOlder are the box's processes that ran when its seccomp
+	// filter last changed: none of them has that filter, whatever its
+	// own filters (olderProcesses, ut34 F11).
+	seccompOlder []procStamp
 
 	net boxNet // its veth, address, route, published ports (net.go)
 }

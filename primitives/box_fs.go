@@ -36,6 +36,10 @@ type BoxFS struct {
 	// crosses no other mount, which the box may have made to show a host
 	// directory.
 	Made []madeMount
+	// Older are the box's processes that ran when pivot_root or chroot
+	// changed its root (olderStamps): what such a process keeps of the
+	// host cannot all be seen from outside (ut34 F1).
+	Older []procStamp
 }
 
 // Volume is a host directory or file bound into the box.
@@ -220,6 +224,10 @@ func (b *Box) PivotRoot() (*step.Step, error) {
 			proc = "/proc"
 		}
 		b.rebaseMounts(realMerged(f.Merged), true, proc)
+		older := b.olderStamps()
+		b.mu.Lock()
+		b.fs.Older = older
+		b.mu.Unlock()
 	}
 	return st, err
 }
@@ -242,6 +250,10 @@ func (b *Box) Chroot() (*step.Step, error) {
 		b.fs.Chrooted = true
 		b.mu.Unlock()
 		b.rebaseMounts(realMerged(f.Merged), false, "")
+		older := b.olderStamps()
+		b.mu.Lock()
+		b.fs.Older = older
+		b.mu.Unlock()
 	}
 	return st, err
 }

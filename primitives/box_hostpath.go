@@ -17,6 +17,7 @@ import (
 	"stepbox/primitives/cgroups"
 	"stepbox/primitives/inroot"
 	"stepbox/primitives/rootfs"
+	"stepbox/primitives/step"
 )
 
 // The learner's `!` commands and `stack` read and write a box's files
@@ -495,39 +496,55 @@ func hostDevs() (map[string]bool, error) {
 	return dev, nil
 }
 
-// HostHolder is a process of the box whose cwd, root or an open file is
-// on the host's filesystem outside every mount of the box's (HostHolds).
+// HostHolder is a process of the box that reaches the host's filesystem
+// after pivot_root: its cwd, root or an open file is on the host outside
+// every mount of the box's, or it started before pivot_root (HostHolds).
 type HostHolder struct {
 	PID, BoxPID int
 	Comm        string   // the box's to choose: escape it
 	Role        string   // stepbox's executor ("box process", "PID 1"), or ""
-	Holds       []string // "cwd", "root", "fd N": the first holdShown of them
+	Holds       []string // "cwd", "root", "fd N", "thread TID's root"…: the first holdShown of them
 	N           int      // how many it holds in all
+	// Older: it ran when pivot_root changed the box's root, and runs
+	// still. What it may keep of the host cannot all be seen from
+	// outside: a shared mapping's file, an fd queued on a socket, a
+	// thread's own fd table or root (ut34 F1).
+	Older bool
 }
 
 const (
 	// holdersKept bounds the processes HostHolds lists, holdShown the
-	// places it names of each, holdFDs the fds it reads of each and
-	// holdProcs the processes it looks at: a box may have many of each.
+	// places it names of each, holdFDs the fds it reads of each (of all
+	// its threads), holdMaps the mappings, and holdProcs the processes
+	// it looks at: a box may have many of each.
 	holdersKept = 16
 	holdShown   = 3
 	holdFDs     = 4096
+	holdMaps    = 4096
 	holdProcs   = 4096
 )
 
 // HostHolds lists the box's processes (as the older_processes probe
-// finds them: the session's tree and the box's cgroup) that still reach
-// the host's filesystem after pivot_root, and how many there are (the
-// first holdersKept are listed), with how many processes it looked at
-// and whether it stopped at holdProcs. pivot_root(2) moves only the
+// finds them: the session's tree and the box's cgroup) that may still
+// reach the host's filesystem after pivot_root, and how many there are
+// (the first holdersKept are listed), with how many processes it looked
+// at and whether it stopped at holdProcs. pivot_root(2) moves only the
 // processes whose root or cwd IS the old root: one started before it
 // with its cwd elsewhere on the host (`cd /tmp/x && sleep 300 &`), or
 // holding a directory or a file open, keeps it, and from inside the box
-// `/proc/PID/cwd/../../..` is the host's / (ut33 F6). What /proc/PID/cwd
-// reads as is the box's text; judged is where it is: statx(2)'s mount ID
-// of what the link leads to, on no mount of the box's table, and its
-// device, one of the host's mounts'. A pipe, a socket or a device (a
-// terminal) shows no host directory and is not counted.
+// `/proc/PID/cwd/../../..` is the host's / (ut33 F6). No look from
+// outside proves such a process holds nothing more (a file it mapped
+// and closed, an fd queued in flight on a socket: ut34 F1), so every
+// process that ran at pivot_root and runs still is listed (Older), and
+// with it what is seen: each thread's cwd, root and fds (a thread may
+// have its own, unshare(2) CLONE_FS, CLONE_FILES), the files the process
+// maps (/proc/PID/map_files) and an fd of a namespace not the box's (a
+// host mount namespace's is a way back through setns(2)). What
+// /proc/PID/cwd reads as is the box's text; judged is where it is:
+// statx(2)'s mount ID of what the link leads to, on no mount of the
+// box's table, and its device, one of the host's mounts'. A pipe, a
+// socket or a device (a terminal) shows no host directory and is not
+// counted.
 func (b *Box) HostHolds() (list []HostHolder, n, looked int, cut bool, err error) {
 	hostDev, err := hostDevs()
 	if err != nil {
@@ -544,22 +561,41 @@ func (b *Box) HostHolds() (list []HostHolder, n, looked int, cut bool, err error
 	if len(procs) > holdProcs {
 		procs, cut = procs[:holdProcs], true
 	}
-	onHost := func(p string, any bool) bool {
-		var stx unix.Statx_t
-		if unix.Statx(unix.AT_FDCWD, p, 0, unix.STATX_MNT_ID|unix.STATX_TYPE, &stx) != nil || stx.Mask&unix.STATX_MNT_ID == 0 {
-			return false // ended, or closed meanwhile
+	f := b.FS()
+	nsDev, boxNS := namespacesOf(b.CommandPID())
+	// On kernels before 6.8 map_files names an overlay file by its
+	// layer's host path, links resolved: those are the box's own files
+	// (a process started before pivot_root is named all the same).
+	var own []string
+	for _, d := range append([]string{f.Upper, f.Work}, layerDirs(f.Layers)...) {
+		if d = filepath.Clean(d); d != "." && d != "/" {
+			own = append(own, d, realMerged(d))
 		}
+	}
+	type seen struct {
+		mnt      uint64
+		dev, ino uint64
+	}
+	// where says what p leads to: on the host's filesystem outside the
+	// box's mounts (a directory, a file or a link, or anything with any),
+	// and what it is, to count each once over the threads.
+	where := func(p string, any bool) (bool, seen) {
+		var stx unix.Statx_t
+		if unix.Statx(unix.AT_FDCWD, p, 0, unix.STATX_MNT_ID|unix.STATX_TYPE|unix.STATX_INO, &stx) != nil || stx.Mask&unix.STATX_MNT_ID == 0 {
+			return false, seen{} // ended, or closed meanwhile
+		}
+		id := seen{stx.Mnt_id, unix.Mkdev(stx.Dev_major, stx.Dev_minor), stx.Ino}
 		if _, ok := now[int(stx.Mnt_id)]; ok {
-			return false // the box's own mount; HostReach judges those
+			return false, id // the box's own mount; HostReach judges those
 		}
 		switch uint32(stx.Mode) & unix.S_IFMT {
 		case unix.S_IFDIR, unix.S_IFREG, unix.S_IFLNK:
 		default:
 			if !any {
-				return false
+				return false, id
 			}
 		}
-		return hostDev[fmt.Sprintf("%d:%d", stx.Dev_major, stx.Dev_minor)]
+		return hostDev[fmt.Sprintf("%d:%d", stx.Dev_major, stx.Dev_minor)], id
 	}
 	for _, p := range procs {
 		if p.PID == b.PID() {
@@ -569,34 +605,65 @@ func (b *Box) HostHolds() (list []HostHolder, n, looked int, cut bool, err error
 			continue
 		}
 		h := HostHolder{PID: p.PID, BoxPID: p.BoxPID(), Comm: p.Comm, Role: p.Role}
+		h.Older = p.PID != b.InitPID() && stillRuns(f.Older, p.PID)
 		hold := func(what string) {
 			if h.N++; len(h.Holds) < holdShown {
 				h.Holds = append(h.Holds, what)
 			}
 		}
-		dir := fmt.Sprintf("/proc/%d/", p.PID)
-		for _, l := range []string{"cwd", "root"} {
-			if onHost(dir+l, true) {
-				hold(l)
+		counted := map[string]bool{}
+		once := func(kind string, id seen) bool {
+			k := fmt.Sprint(kind, id)
+			if counted[k] {
+				return false
 			}
+			counted[k] = true
+			return true
 		}
-		if f, err := os.Open(dir + "fd"); err == nil {
-			names, _ := f.Readdirnames(holdFDs)
-			f.Close()
-			// In numeric order: shorter first, then as text.
-			slices.SortFunc(names, func(a, b string) int {
-				if len(a) != len(b) {
-					return len(a) - len(b)
+		tids, _ := taskIDs(p.PID)
+		fds := 0
+		for _, tid := range tids {
+			dir := fmt.Sprintf("/proc/%d/task/%d/", p.PID, tid)
+			thread := ""
+			if tid != p.PID {
+				thread = fmt.Sprintf("thread %d's ", tid)
+			}
+			for _, l := range []string{"cwd", "root"} {
+				if on, id := where(dir+l, true); on && once(l, id) {
+					hold(thread + l)
 				}
-				return strings.Compare(a, b)
-			})
+			}
+			if fds >= holdFDs {
+				continue
+			}
+			names := readNames(dir+"fd", holdFDs-fds)
+			fds += len(names)
 			for _, fd := range names {
-				if onHost(dir+"fd/"+fd, false) {
-					hold("fd " + fd)
+				link := dir + "fd/" + fd
+				on, id := where(link, false)
+				switch {
+				case on && once("fd "+fd, id):
+					hold(thread + "fd " + fd)
+				case !on && nsDev != 0 && id.dev == nsDev && !boxNS[id.ino] && once("fd "+fd, id):
+					// A namespace's fd: setns(2) into it, a mount
+					// namespace's above all, leads back out.
+					ns, _ := os.Readlink(link)
+					hold(fmt.Sprintf("%sfd %s (%s, not the box's)", thread, fd, printable(ns, 40)))
 				}
 			}
 		}
-		if h.N == 0 {
+		if p.PID != b.InitPID() {
+			// Stepbox's init maps stepbox itself, from the host.
+			mapped(p.PID, hold, func(m string) bool {
+				on, id := where(m, false)
+				if !on || !once("map", id) {
+					return false
+				}
+				target, err := os.Readlink(m)
+				return err != nil || !under(target, own)
+			})
+		}
+		if h.N == 0 && !h.Older {
 			continue
 		}
 		if n++; len(list) < holdersKept {
@@ -604,6 +671,91 @@ func (b *Box) HostHolds() (list []HostHolder, n, looked int, cut bool, err error
 		}
 	}
 	return list, n, len(procs), cut, nil
+}
+
+// mapped holds what process pid maps of the host's files, as onHost
+// (HostHolds's judgement of a map_files link) finds them: a shared
+// writable mapping each, which writes the host's file, the rest counted
+// as one. Through /proc/PID/map_files/ a process with CAP_SYS_ADMIN opens
+// the file again, its fd long closed (ut34 F1); a host program and its
+// libraries, mapped by a process started before pivot_root, are such
+// files too. At most holdMaps mappings are looked at.
+func mapped(pid int, hold func(string), onHost func(string) bool) {
+	files := 0
+	defer func() {
+		if files > 0 {
+			hold(step.Count(files, "mapped file") + " (map_files)")
+		}
+	}()
+	var vmas []*procfs.ProcMap
+	p, err := procfs.NewProc(pid)
+	if err == nil {
+		vmas, err = p.ProcMaps()
+	}
+	if err != nil {
+		// A maps line procfs does not parse: without what each mapping
+		// allows, each file is counted.
+		dir := fmt.Sprintf("/proc/%d/map_files/", pid)
+		for _, m := range readNames(dir, holdMaps) {
+			if onHost(dir + m) {
+				files++
+			}
+		}
+		return
+	}
+	for i, m := range vmas {
+		if i >= holdMaps {
+			break
+		}
+		if m.Inode == 0 || m.Pathname == "" {
+			continue // anonymous
+		}
+		name := fmt.Sprintf("%x-%x", m.StartAddr, m.EndAddr)
+		switch {
+		case !onHost(fmt.Sprintf("/proc/%d/map_files/%s", pid, name)):
+		case m.Perms != nil && m.Perms.Shared && m.Perms.Write:
+			hold("a shared writable mapping (map_files/" + name + ")")
+		default:
+			files++
+		}
+	}
+}
+
+// readNames are at most max names of directory dir, in numeric order
+// (shorter first, then as text), none if unread.
+func readNames(dir string, max int) []string {
+	if max <= 0 {
+		return nil
+	}
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil
+	}
+	names, _ := f.Readdirnames(max)
+	f.Close()
+	slices.SortFunc(names, func(a, b string) int {
+		if len(a) != len(b) {
+			return len(a) - len(b)
+		}
+		return strings.Compare(a, b)
+	})
+	return names
+}
+
+// namespacesOf are the device of the namespace filesystem (nsfs) and the
+// inodes of process pid's namespaces, every type: a namespace fd with
+// another inode is not the box's. 0 and none if unread.
+func namespacesOf(pid int) (uint64, map[uint64]bool) {
+	dir := fmt.Sprintf("/proc/%d/ns/", pid)
+	ino := map[uint64]bool{}
+	var dev uint64
+	for _, name := range readNames(dir, 32) {
+		var st unix.Stat_t
+		if unix.Stat(dir+name, &st) == nil {
+			dev, ino[st.Ino] = st.Dev, true
+		}
+	}
+	return dev, ino
 }
 
 // RootTop checks that top, the box's root as the host reaches it

@@ -169,10 +169,15 @@ func (b *Box) probeInBox(ctx context.Context, names []string) ([]ProbeResult, *s
 		return nil, nil, fmt.Errorf("probe: %w", err)
 	}
 	defer closeAll(opened)
+	// The probes read /proc/self/mountinfo, and a dynamic stepbox is
+	// loaded from /proc/self/fd/N: after chroot or pivot_root without a
+	// /proc the probe could only fail (ut34 F9).
+	why := "which the probes read (/proc/self/mountinfo, /proc/PID/root)"
 	if run.Name != "stepbox" {
-		if err := b.needProc(ctx); err != nil {
-			return nil, nil, err
-		}
+		why = "which the dynamic loader needs to run stepbox from descriptors (/proc/self/fd/N)"
+	}
+	if err := b.needProc(ctx, why); err != nil {
+		return nil, nil, err
 	}
 	f := b.FS()
 	host.OwnRoot = f.Pivoted || f.Chrooted
@@ -214,9 +219,9 @@ func (b *Box) probeInBox(ctx context.Context, names []string) ([]ProbeResult, *s
 	return results, st, nil
 }
 
-// needProc checks that the box has a proc filesystem at /proc: the
-// dynamic loader reads stepbox and its libraries as /proc/self/fd/N.
-func (b *Box) needProc(ctx context.Context) error {
+// needProc checks that the box has a proc filesystem at /proc, which
+// the probe needs for why.
+func (b *Box) needProc(ctx context.Context, why string) error {
 	f := b.FS()
 	if !f.Pivoted && !f.Chrooted {
 		return nil // the host's /proc, or the box's mounted over it
@@ -235,7 +240,7 @@ func (b *Box) needProc(ctx context.Context) error {
 	if proc {
 		return nil
 	}
-	return fmt.Errorf("probe: box %s has no /proc, which the dynamic loader needs to run stepbox from descriptors (/proc/self/fd/N): `mount proc` first", b.Name)
+	return fmt.Errorf("probe: box %s has no /proc, %s: `mount proc` first", b.Name, why)
 }
 
 func checkProbeNames(names []string) error {

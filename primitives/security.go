@@ -90,10 +90,20 @@ func (b *Box) ApplySecurity(verb string, args []string) (*step.Step, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A process that runs now keeps the filter it has: a new one
+	// reaches only the commands started after this step.
+	var older []procStamp
+	changed := !slices.Equal(next.Seccomp.Program, b.Security().Seccomp.Program)
+	if changed {
+		older = b.olderStamps()
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.dead != nil {
 		return nil, b.dead
+	}
+	if changed {
+		b.seccompOlder = older
 	}
 	b.security = next
 	st.Ran()

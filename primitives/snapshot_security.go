@@ -56,17 +56,40 @@ func ReadProcSecurity(pid int) (ProcSecurity, error) {
 	if err != nil {
 		return ProcSecurity{}, fmt.Errorf("read /proc/%d/status: %w", pid, err)
 	}
+	return readSecurity(p, pid, fmt.Sprintf("/proc/%d/status", pid))
+}
+
+// readTaskSecurity reads the privileges of thread tid of process pid:
+// capabilities, no_new_privs and seccomp are each thread's own, and a
+// thread other than the main one may keep what the main one dropped
+// (ut34 F11).
+func readTaskSecurity(pid, tid int) (ProcSecurity, error) {
+	status := fmt.Sprintf("/proc/%d/task/%d/status", pid, tid)
+	fs, err := procfs.NewFS("/proc")
+	if err != nil {
+		return ProcSecurity{}, fmt.Errorf("read %s: %w", status, err)
+	}
+	p, err := fs.Thread(pid, tid)
+	if err != nil {
+		return ProcSecurity{}, fmt.Errorf("read %s: %w", status, err)
+	}
+	return readSecurity(p, pid, status)
+}
+
+// readSecurity is ReadProcSecurity of p (a process or a thread), whose
+// status file is status.
+func readSecurity(p procfs.Proc, pid int, status string) (ProcSecurity, error) {
 	st, err := p.NewStatus()
 	if err != nil {
-		return ProcSecurity{}, fmt.Errorf("read /proc/%d/status: %w", pid, err)
+		return ProcSecurity{}, fmt.Errorf("read %s: %w", status, err)
 	}
 	s := ProcSecurity{PID: pid, Comm: st.Name, CapInh: st.CapInh, CapPrm: st.CapPrm, CapEff: st.CapEff, CapBnd: st.CapBnd, CapAmb: st.CapAmb, SeccompFilters: -1}
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	data, err := os.ReadFile(status)
 	if err != nil {
-		return s, fmt.Errorf("read /proc/%d/status: %w", pid, err)
+		return s, fmt.Errorf("read %s: %w", status, err)
 	}
 	if err := parseStatusSecurity(data, &s); err != nil {
-		return s, fmt.Errorf("/proc/%d/status: %w", pid, err)
+		return s, fmt.Errorf("%s: %w", status, err)
 	}
 	if stat, err := p.Stat(); err == nil {
 		s.Start = stat.Starttime

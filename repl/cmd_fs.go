@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"stepbox/primitives"
@@ -162,11 +163,12 @@ const reachShown = 5
 // but a mount made in the new root before the pivot came along with it
 // (Box.HostReach), and a bind of a host directory there keeps it in the
 // box's reach (ut32 F7); and a process of the box started before the
-// pivot whose cwd, root or an open file was elsewhere on the host keeps
-// it (Box.HostHolds, ut33 F6). The line calls the host unreachable only
-// when neither is there, and otherwise names them. Their mount points,
-// sources and command names are the box's to choose: escaped, each cut,
-// and at most reachShown of each.
+// pivot keeps what it had (Box.HostHolds): a cwd, root or open file
+// elsewhere on the host (ut33 F6), or what no look from outside sees, a
+// file it mapped, an fd queued on a socket (ut34 F1). The line calls the
+// host unreachable only when neither is there, and otherwise names them.
+// Their mount points, sources and command names are the box's to
+// choose: escaped, each cut, and at most reachShown of each.
 func (sh *Shell) pivotDone(b *primitives.Box) {
 	list, n, err := b.HostReach()
 	var holders []primitives.HostHolder
@@ -174,6 +176,13 @@ func (sh *Shell) pivotDone(b *primitives.Box) {
 	var cut bool
 	if err == nil {
 		holders, nh, looked, cut, err = b.HostHolds()
+	}
+	// seen: every holder listed shows where it holds the host; else some
+	// only started before the pivot, and the line says they may.
+	seen := !slices.ContainsFunc(holders, func(h primitives.HostHolder) bool { return h.N == 0 })
+	procs := fmt.Sprintf("%s of the box still %s the host's filesystem", step.Count(nh, "process"), map[bool]string{true: "holds", false: "hold"}[nh == 1])
+	if !seen {
+		procs = fmt.Sprintf("%s of the box started before it still %s and may keep a way back to the host", step.Count(nh, "process"), map[bool]string{true: "runs", false: "run"}[nh == 1])
 	}
 	switch {
 	case err != nil:
@@ -184,7 +193,7 @@ func (sh *Shell) pivotDone(b *primitives.Box) {
 		sh.ok("the overlay is the box's / now; the host's root is detached and unreachable from inside")
 		return
 	case n == 0:
-		sh.ok("the overlay is the box's / now and the host's root is detached, but %s of the box still %s the host's filesystem:", step.Count(nh, "process"), map[bool]string{true: "holds", false: "hold"}[nh == 1])
+		sh.ok("the overlay is the box's / now and the host's root is detached, but %s:", procs)
 	default:
 		verb := map[bool]string{true: "shows", false: "show"}[n == 1]
 		sh.ok("the overlay is the box's / now and the host's root is detached, but %s inside still %s host files (pivot_root carries along what was mounted in the new root):", step.Count(n, "mount"), verb)
@@ -224,19 +233,27 @@ func (sh *Shell) pivotDone(b *primitives.Box) {
 		return
 	}
 	if n > 0 {
-		sh.say("  and %s of the box still %s the host's filesystem:", step.Count(nh, "process"), map[bool]string{true: "holds", false: "hold"}[nh == 1])
+		sh.say("  and %s:", procs)
 	}
-	sh.say("  pivot_root(2) moves only the processes whose root or cwd was the old root; these started before it and kept a place on the host, from which /proc/PID/cwd/.. (root, fd/N) leads to the host's /:")
+	if seen {
+		sh.say("  pivot_root(2) moves only the processes whose root or cwd was the old root; these started before it and kept a place on the host, from which /proc/PID/cwd/.. (root, fd/N) leads to the host's /, and map_files/… to a file it mapped:")
+	} else {
+		sh.say("  pivot_root(2) moves only the processes whose root or cwd was the old root; what one started before it keeps of the host (a file it mapped, an fd queued on a socket, a thread's own root or fds) cannot all be seen from outside, so each is named while it runs:")
+	}
 	for _, h := range holders[:min(len(holders), reachShown)] {
-		holds := strings.Join(h.Holds, ", ")
-		if h.N > len(h.Holds) {
-			holds += fmt.Sprintf(" and %d more", h.N-len(h.Holds))
+		holds := "nothing seen; it started before pivot_root"
+		if h.N > 0 {
+			holds = strings.Join(h.Holds, ", ")
+			if h.N > len(h.Holds) {
+				holds += fmt.Sprintf(" and %d more", h.N-len(h.Holds))
+			}
+			holds += " on the host's filesystem"
 		}
 		end := fmt.Sprintf("`exec kill %d` ends it; start it again after pivot_root", h.BoxPID)
 		if h.Role != "" {
 			end = "stepbox's executor (" + h.Role + "): `rm` the box and build it again"
 		}
-		sh.say("  PID %d (host %d) %s: %s on the host's filesystem; %s", h.BoxPID, h.PID, viz.Escape(step.Cut(h.Comm)), holds, end)
+		sh.say("  PID %d (host %d) %s: %s; %s", h.BoxPID, h.PID, viz.Escape(step.Cut(h.Comm)), viz.Escape(holds), end)
 	}
 	if nh > reachShown {
 		sh.say("  and %d more: `ps` lists the box's processes", nh-reachShown)

@@ -20,6 +20,9 @@ func TestMain(m *testing.M) {
 	if primitives.Reexec() {
 		return
 	}
+	if len(os.Args) > 2 && os.Args[1] == holderEntry {
+		os.Exit(holderMain(os.Args[2:]))
+	}
 	flag.Parse()
 	code := m.Run()
 	if left := hoststate.StepboxProcesses(); len(left) > 0 && code == 0 {
