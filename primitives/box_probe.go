@@ -191,9 +191,15 @@ func (b *Box) probeInBox(ctx context.Context, names []string) ([]ProbeResult, *s
 	bounded, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
 	// Read now: the box is locked while its command runs.
-	watch := &tracerWatch{box: b.PID()}
+	in, release, err := os.Pipe()
+	if err != nil {
+		return nil, st, fmt.Errorf("probe: %w", err)
+	}
+	watch := &tracerWatch{box: b.PID(), release: release}
 	run.Watch = watch.start
-	es, err := b.exec(bounded, argv, nil, Stdio{Out: &out, Err: &errs}, st, run)
+	es, err := b.exec(bounded, argv, nil, Stdio{In: in, Out: &out, Err: &errs}, st, run)
+	watch.let()
+	in.Close()
 	running, reason := probeStderr(errs.String())
 	timedOut := ctx.Err() == nil && errors.Is(bounded.Err(), context.DeadlineExceeded)
 	if watch.traced() && (err == nil || timedOut) {

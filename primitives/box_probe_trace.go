@@ -38,6 +38,20 @@ type tracerWatch struct {
 	pid  int    // the probe's host PID, 0 when the session could not tell it
 	seen int    // looks that read its status
 	who  string // the first tracer seen, "" for none
+	// release is the write end of the probe's stdin, closed once the
+	// session has looked (or cannot): the probe waits for its end
+	// before it probes, so that it is looked at alive at least once.
+	release *os.File
+	once    sync.Once
+}
+
+// let lets the probe go on: its stdin ends.
+func (w *tracerWatch) let() {
+	w.once.Do(func() {
+		if w.release != nil {
+			w.release.Close()
+		}
+	})
 }
 
 // start is execFile.Watch: it looks at once, then every tracerPoll, until
@@ -47,6 +61,7 @@ func (w *tracerWatch) start(pid int) (stop func()) {
 	w.pid = pid
 	w.mu.Unlock()
 	if pid <= 0 {
+		w.let()
 		return func() {}
 	}
 	done, ended := make(chan struct{}), make(chan struct{})
@@ -54,12 +69,15 @@ func (w *tracerWatch) start(pid int) (stop func()) {
 		defer close(ended)
 		tick := time.NewTicker(tracerPoll)
 		defer tick.Stop()
-		for w.look() {
+		again := w.look()
+		w.let()
+		for again {
 			select {
 			case <-done:
 				return
 			case <-tick.C:
 			}
+			again = w.look()
 		}
 	}()
 	return func() {

@@ -44,7 +44,7 @@ func Reexec() bool {
 			fmt.Fprintf(os.Stderr, "stepbox %s: prctl(PR_SET_DUMPABLE, 0): %v\n", entryProbe, err)
 			os.Exit(2)
 		}
-		os.Exit(probe.Main(os.Args[2:], os.Stdout, os.Stderr))
+		os.Exit(probe.Main(os.Args[2:], os.Stdin, os.Stdout, os.Stderr))
 	case entryRemove:
 		os.Exit(removeTreeMain(os.Args[2:]))
 	}

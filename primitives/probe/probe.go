@@ -166,7 +166,13 @@ func Known(name string) bool {
 // Main is `stepbox __probe [FLAGS] -- NAME…`: it runs the named probes
 // (all without names) and prints the report as JSON. It returns the exit
 // code.
-func Main(args []string, stdout, stderr io.Writer) int {
+//
+// stdin is the session's: the probe reads it to its end before it
+// probes, and the session closes it once it has read the probe's
+// TracerPid (primitives/box_probe_trace.go). A probe that ran and ended
+// before the session's first look had its report refused as one it
+// could not see untraced, which a busy machine made likely.
+func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	// The probes read /proc/self (the thread group leader): keep this
 	// goroutine on the leader, so that no probe's thread of its own, whose
 	// mount namespace it unshares (privately), is ever the leader.
@@ -194,6 +200,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		}
 		f.Close()
 	}
+	io.Copy(io.Discard, stdin)
 	var rep Report
 	for _, p := range probes {
 		if len(names) > 0 && !slices.Contains(names, p.name) {

@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -28,7 +29,7 @@ func TestHostArgsRoundTrip(t *testing.T) {
 // An unknown probe name runs nothing and prints no report.
 func TestMainRefusesAnUnknownProbe(t *testing.T) {
 	var out, errs bytes.Buffer
-	if code := Main(Host{}.Args([]string{"dmesg", "teleport"}), &out, &errs); code != 2 || out.Len() != 0 || !strings.Contains(errs.String(), `"teleport"`) {
+	if code := Main(Host{}.Args([]string{"dmesg", "teleport"}), strings.NewReader(""), &out, &errs); code != 2 || out.Len() != 0 || !strings.Contains(errs.String(), `"teleport"`) {
 		t.Errorf("Main with an unknown probe: exit %d, stdout %q, stderr %q", code, out.String(), errs.String())
 	}
 }
@@ -81,5 +82,33 @@ func TestOpenCheckedRefusesWhatTheBoxPutThere(t *testing.T) {
 func TestUnknownIsValidOnlyAsNotTheKernelsFile(t *testing.T) {
 	if !Valid(Result{Name: "kallsyms", State: Unknown, Via: "notkernel"}) || Valid(Result{Name: "kallsyms", State: Unknown, Via: "read"}) {
 		t.Error("Valid: want unknown accepted via notkernel only")
+	}
+}
+
+// The probe waits for the end of its stdin before it probes: the
+// session ends it once it has read the probe's TracerPid, and a probe
+// that ended before that first look had its report refused.
+func TestMainProbesOnlyOnceItsStdinEnds(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var out, errs bytes.Buffer
+	done := make(chan int, 1)
+	go func() { done <- Main(Host{}.Args([]string{"kallsyms"}), r, &out, &errs) }()
+	select {
+	case code := <-done:
+		t.Fatalf("the probe ran (exit %d) with its stdin still open:\n%s%s", code, out.String(), errs.String())
+	case <-time.After(300 * time.Millisecond):
+	}
+	w.Close()
+	select {
+	case code := <-done:
+		if code != 0 || !strings.Contains(out.String(), "kallsyms") {
+			t.Errorf("exit %d once its stdin ended:\n%s%s", code, out.String(), errs.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the probe had not ended 30 s after its stdin did")
 	}
 }
