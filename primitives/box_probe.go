@@ -222,7 +222,54 @@ func (b *Box) probeInBox(ctx context.Context, names []string) ([]ProbeResult, *s
 	if why := watch.refused(); why != "" {
 		return refusedResults(names, why), st, nil
 	}
+	b.cgroupNSAtHostRoot(results)
 	return results, st, nil
+}
+
+// cgroupNSAtHostRoot reports cgroup_escape open where the box's cgroup
+// namespace is rooted at the host's root cgroup of a hierarchy: made
+// while the box was still in the session's cgroup there, which is the
+// root on a host whose stepbox runs in the root of its v1 hierarchies.
+// From inside, that root looks like any other: /proc/self/cgroup says /
+// (ut35 G3: the probe said closed, "the root of every hierarchy it can
+// see", and the box mounted cpu and found a writable release_agent).
+// Only the host tells: the box's own /proc/PID/cgroup, read from here.
+func (b *Box) cgroupNSAtHostRoot(results []ProbeResult) {
+	i := slices.IndexFunc(results, func(r ProbeResult) bool { return r.Name == "cgroup_escape" })
+	if i < 0 || results[i].State == probe.Open {
+		return
+	}
+	pid := b.CommandPID()
+	var box, host unix.Stat_t
+	if pid <= 0 || unix.Stat(fmt.Sprintf("/proc/%d/ns/cgroup", pid), &box) != nil || unix.Stat("/proc/self/ns/cgroup", &host) != nil || box.Ino == host.Ino {
+		return // the host's namespace: the probe's own ways answer
+	}
+	p, err := procfs.NewProc(pid)
+	if err != nil {
+		return
+	}
+	cgs, err := p.Cgroups()
+	if err != nil {
+		return
+	}
+	var at []string
+	for _, c := range cgs {
+		if c.Path != "/" {
+			continue
+		}
+		name := strings.Join(c.Controllers, ",")
+		if c.HierarchyID == 0 {
+			name = "cgroup2"
+		}
+		at = append(at, name)
+	}
+	if len(at) == 0 {
+		return
+	}
+	r := probe.Result{Name: "cgroup_escape", State: probe.Open, Via: "nsroot",
+		Evidence: fmt.Sprintf("the box's cgroup namespace is rooted at the host's root cgroup of the %s hierarchies (/proc/%d/cgroup, read from the host, says /): it was made while the box was still in the session's cgroup there, and it shows the box the host's whole cgroup tree (release_agent, every session's cgroups); from inside, that root looks like the box's own", strings.Join(at, " "), pid)}
+	results[i].Result = r
+	results[i].Closes, _ = probe.Closes(r.Name, r.Via)
 }
 
 // needProc checks that the box has a proc filesystem at /proc, which

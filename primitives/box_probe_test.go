@@ -705,3 +705,41 @@ func TestMasksTheBoxMadeItselfCloseNothingWhileItCanLiftThem(t *testing.T) {
 		t.Errorf("probe sys behind the box's own tmpfs, after caps docker: %s via %s (%s), want closed: the box cannot unmount it", r.State, r.Via, r.Evidence)
 	}
 }
+
+// A cgroup namespace made while the box is still in the session's cgroup
+// of a hierarchy is rooted there, and where the session runs in the
+// host's root cgroup (this machine's v1 hierarchies) that is the host's
+// root: from inside, /proc/self/cgroup says / as for a namespace of the
+// box's own, and the probe said closed, "the root of every hierarchy it
+// can see" (ut35 G3). The session reads the box's cgroups from the host.
+func TestProbeFindsACgroupNamespaceRootedAtTheHostsRoot(t *testing.T) {
+	needRoot(t)
+	s, stack := benchSession(t)
+	b, _, err := s.NewBox("cgroot", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Unshare(mustTypes(t, "uts", "ipc", "net", "pid", "mnt", "cgroup"), UnshareOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.MountOverlay(stack); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.PivotRoot(); err != nil {
+		t.Fatal(err)
+	}
+	cg, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", b.CommandPID()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	atRoot := regexp.MustCompile(`(?m):/$`).Match(cg)
+	r := probeBox(t, b, "cgroup_escape")["cgroup_escape"]
+	switch {
+	case atRoot && (r.State != probe.Open || r.Via != "nsroot" || !strings.Contains(r.Evidence, "host's root cgroup")):
+		t.Errorf("the box's cgroup namespace is rooted at the host's root cgroup (%q, read from the host), and cgroup_escape is %s via %s: %s", cg, r.State, r.Via, r.Evidence)
+	case !atRoot && r.State == probe.Open && r.Via == "nsroot":
+		t.Errorf("no hierarchy has the box at the host's root (%q), and cgroup_escape says so: %s", cg, r.Evidence)
+	case !atRoot:
+		t.Logf("no hierarchy has the box at the host's root here (%q): cgroup_escape %s via %s", cg, r.State, r.Via)
+	}
+}
