@@ -106,6 +106,8 @@ func (p *boxTerminal) relay() error {
 		return fmt.Errorf("ioctl(TCSETS) raw mode on %s: %w", p.learner.File.Name(), err)
 	}
 	p.raw = raw
+	// Before any output of the box's: close's reset pops it (modeResets).
+	p.learner.File.Write([]byte(titleSave))
 	p.winch = make(chan os.Signal, 1)
 	signal.Notify(p.winch, syscall.SIGWINCH)
 	p.wg.Add(3)
@@ -223,8 +225,25 @@ func (p *boxTerminal) close() {
 // and what readline's smm sets at each prompt), no alternate scroll
 // (?1007: alternateScroll, "false") and no reverse wraparound (?45:
 // reverseWrap, "false"), and characters that an erase may erase (DECSCA
-// 0; before marginResets' DECSC, which saves it). DECBKM follows
-// (backarrowReset). The font a box set (OSC 50) is left: there is no
+// 0; before marginResets' DECSC, which saves it). Then (ut35 G9) the
+// newer reports a box may turn on go off: in-band resize reports (?2048,
+// kitty's and Contour's: each resize typed a CSI 48 ; rows ; cols ... t
+// into the prompt), colour-scheme change reports (?2031, Contour's) and
+// synchronized output (?2026: left on, a terminal holds back what stepbox
+// prints); Meta and Alt sending ESC go back to xterm(1)'s defaults,
+// metaSendsEscape (?1036) "false" and altSendsEscape (?1039) "false"; and
+// the rest of the colours xterm's ctlseqs can reset: the special ones
+// (OSC 105), the pointer's (OSC 113, 114) and Tektronix's (OSC 115, 116,
+// 118). The window and icon titles (OSC 0, 1, 2) have no reset: they come
+// back from xterm's title stack, pushed when the relay starts (titleSave,
+// CSI 22 ; 0 t, both titles) and popped at the end of these (CSI 23 ; 0
+// t), which
+// xterm allows by default (22 and 23 are not in disallowedWindowOps), as
+// do VTE and tmux; a terminal without the stack ignores both. A box that
+// pushed titles of its own and left them pushed gets its own back from
+// this pop: stepbox cannot tell how deep the stack is, and more pops
+// would take titles the learner's own programs pushed.
+// DECBKM follows (backarrowReset). The font a box set (OSC 50) is left: there is no
 // reset, and what xterm offers, the font menu's Default entry (OSC 50 ;
 // #0), would undo the font size the learner chose at every `sh`, and
 // rxvt-unicode, which reads OSC 50 as a font's name, would look for a
@@ -238,7 +257,17 @@ const modeResets = "\x1b[?1049l\x1b[?25h\x1b[?1l\x1b>\x1b[?2004l" +
 	"\x1b[?9l\x1b[?1000l\x1b[?1001l\x1b[?1002l\x1b[?1003l\x1b[?1004l\x1b[?1005l\x1b[?1006l\x1b[?1015l\x1b[?1016l\x1b[0m" +
 	"\x1b(B\x0f\x1b[4l\x1b[?7h\x1b[?5l" +
 	"\x1b]104\x1b\\\x1b]110\x1b\\\x1b]111\x1b\\\x1b]112\x1b\\\x1b[20l\x1b[2l" +
-	"\x1b]8;;\x1b\\\x1b[0 q\x1b]117\x1b\\\x1b]119\x1b\\\x1b[?8h\x1b[?1034h\x1b[?1007l\x1b[?45l\x1b[0\"q"
+	"\x1b]8;;\x1b\\\x1b[0 q\x1b]117\x1b\\\x1b]119\x1b\\\x1b[?8h\x1b[?1034h\x1b[?1007l\x1b[?45l\x1b[0\"q" +
+	"\x1b[?2048l\x1b[?2031l\x1b[?2026l\x1b[?1036l\x1b[?1039l" +
+	"\x1b]105\x1b\\\x1b]113\x1b\\\x1b]114\x1b\\\x1b]115\x1b\\\x1b]116\x1b\\\x1b]118\x1b\\" + titleRestore
+
+// titleSave pushes the learner's window and icon titles on xterm's title
+// stack before a box's command writes to the terminal; titleRestore, the
+// end of modeResets, pops them back (see there).
+const (
+	titleSave    = "\x1b[22;0t"
+	titleRestore = "\x1b[23;0t"
+)
 
 // backarrowReset gives DECBKM (?67: what the backarrow key sends) back
 // as xterm starts it (xterm(1), backarrowKeyIsErase, "true" by default):

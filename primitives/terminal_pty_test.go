@@ -138,6 +138,11 @@ func TestExecWithATerminalGivesTheCommandAPtyOfItsOwn(t *testing.T) {
 	if !strings.Contains(out.String(), "SIZE=40 120") {
 		t.Errorf("the command's terminal should have the learner's size:\n%s", out.String())
 	}
+	// ut35 G9: the learner's titles are pushed before anything of the
+	// box's is shown, and popped by the reset after it.
+	if push, pop, nr := strings.Index(out.String(), "\x1b[22;0t"), strings.LastIndex(out.String(), "\x1b[23;0t"), strings.Index(out.String(), "NR="); push != 0 || pop < nr || nr < 0 {
+		t.Errorf("the learner's window and icon titles should be pushed (CSI 22;0t) before the command's output and popped (CSI 23;0t) after it:\n%q", out.String())
+	}
 }
 
 // ut32 F3: a box that set origin mode and a scroll region and saved the
@@ -212,6 +217,13 @@ func TestResetAfterABoxGivesBackColoursMarginsMouseModesAndTabStops(t *testing.T
 			{"\x1b[?8h", "keys that repeat (DECARM)"}, {"\x1b[?67l", "the backarrow key's DEL (DECBKM)"},
 			{"\x1b[?1034h", "the Meta key's eighth bit (eightBitInput)"}, {"\x1b[?1007l", "alternate scroll mode"},
 			{"\x1b[?45l", "reverse wraparound"}, {"\x1b[0\"q", "erasable characters (DECSCA)"},
+			// ut35 G9
+			{"\x1b[?2048l", "in-band resize reports"}, {"\x1b[?2031l", "colour-scheme change reports"},
+			{"\x1b[?2026l", "synchronized output"}, {"\x1b[?1036l", "Meta sending ESC (metaSendsEscape)"},
+			{"\x1b[?1039l", "Alt sending ESC (altSendsEscape)"}, {"\x1b]105\x1b\\", "the special colours (OSC 105)"},
+			{"\x1b]113\x1b\\", "the pointer's foreground (OSC 113)"}, {"\x1b]114\x1b\\", "the pointer's background (OSC 114)"},
+			{"\x1b]115\x1b\\", "Tektronix's foreground (OSC 115)"}, {"\x1b]116\x1b\\", "Tektronix's background (OSC 116)"},
+			{"\x1b]118\x1b\\", "Tektronix's cursor colour (OSC 118)"}, {"\x1b[23;0t", "the window and icon titles (title stack pop)"},
 		} {
 			if !strings.Contains(reset, want.seq) {
 				t.Errorf("box set origin mode %v: the reset %q should turn off or give back %s (%q)", boxSet, reset, want.what, want.seq)
@@ -278,7 +290,11 @@ func TestResetAfterABoxClosesAHyperlinkAndGivesBackEachModeByteForByte(t *testin
 		"\x1b]117\x1b\\\x1b]119\x1b\\" + // the highlight colours
 		"\x1b[?8h" + // DECARM: keys repeat
 		"\x1b[?1034h\x1b[?1007l\x1b[?45l" + // eightBitInput, alternateScroll, reverseWrap
-		"\x1b[0\"q" // DECSCA: erasable
+		"\x1b[0\"q" + // DECSCA: erasable
+		"\x1b[?2048l\x1b[?2031l\x1b[?2026l" + // ut35 G9: resize and colour-scheme reports, synchronized output
+		"\x1b[?1036l\x1b[?1039l" + // metaSendsEscape, altSendsEscape
+		"\x1b]105\x1b\\\x1b]113\x1b\\\x1b]114\x1b\\\x1b]115\x1b\\\x1b]116\x1b\\\x1b]118\x1b\\" + // special, pointer and Tektronix colours
+		"\x1b[23;0t" // the titles pushed before the box ran
 	const tabs = "\x1b[3g\r\x1b[8C\x1bH\x1b[8C\x1bH\x1b[?5W" // 20 columns: stops at 8 and 16
 	for _, c := range []struct {
 		origin, onLine bool
