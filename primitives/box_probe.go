@@ -78,6 +78,31 @@ func probeStderr(s string) (running, reason string) {
 	return running, printable(strings.Join(rest, "; "), 300)
 }
 
+// threadRefused finds, in what `stepbox __probe` wrote on stderr, the Go
+// runtime's words when the kernel refused it a thread (clone(2) EAGAIN,
+// mostly a pids limit): the runtime then aborts with a crash dump that
+// tells the learner nothing (ut35 G5). It returns that line, cut to
+// printable text: the box may write anything there.
+func threadRefused(stderr string) (string, bool) {
+	for _, l := range strings.Split(stderr, "\n") {
+		if strings.Contains(l, "pthread_create failed") || strings.Contains(l, "failed to create new OS thread") {
+			return printable(l, 100), true
+		}
+	}
+	return "", false
+}
+
+// pidsRoom says which pids limit left the box no room for a thread: its
+// cgroup's pids.max when it has one, else the others that may.
+func (b *Box) pidsRoom() string {
+	if h, g, err := b.needCgroup(); err == nil {
+		if st, err := h.Stats(g); err == nil && st.Pids != nil && st.Pids.Max != cgroups.Unlimited {
+			return fmt.Sprintf("the box's cgroup %s allows %d tasks (pids.max %d, %d in use now), and every thread counts", g.Name, st.Pids.Max, st.Pids.Max, st.Pids.Current)
+		}
+	}
+	return fmt.Sprintf("a pids limit left it no room: the box's cgroup's pids.max, or stepbox's cap for all boxes (%d tasks), every thread counting", cgroups.SessionPidsMax)
+}
+
 // Probe runs the named escape probes (all without names) inside the box,
 // as its next command would run: the executor spawns `stepbox __probe`
 // from a sealed copy of this binary, with the box's namespaces, root,
@@ -211,6 +236,10 @@ func (b *Box) probeInBox(ctx context.Context, names []string) ([]ProbeResult, *s
 	}
 	if err != nil {
 		return nil, st, fmt.Errorf("probe: %w", err)
+	}
+	if said, ok := threadRefused(errs.String()); ok && es.Code != 0 {
+		return nil, st, fmt.Errorf("probe: stepbox __probe in box %s could not start a thread and ended (status %d; the Go runtime said %q): %s; the probe, a Go program, needs a few tasks of its own: raise the limit with `cgroup limit pids N` (or max), or probe before `cgroup limit pids`",
+			b.Name, es.Code, said, b.pidsRoom())
 	}
 	if es.Code != 0 {
 		return nil, st, fmt.Errorf("probe: stepbox __probe in box %s exited with status %d (it %s): %s", b.Name, es.Code, running, reason)

@@ -743,3 +743,46 @@ func TestProbeFindsACgroupNamespaceRootedAtTheHostsRoot(t *testing.T) {
 		t.Logf("no hierarchy has the box at the host's root here (%q): cgroup_escape %s via %s", cg, r.State, r.Via)
 	}
 }
+
+// A box whose pids limit leaves the probe, a Go program, no room for its
+// threads makes the runtime abort at its start: the error says why and
+// what to do, not the runtime's crash text (ut35 G5).
+func TestProbeUnderATightPidsLimitSaysWhy(t *testing.T) {
+	needRoot(t)
+	_, b := lessonSixBox(t, "tight")
+	if _, _, err := b.CgroupLimit("pids", "5"); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := b.Probe(context.Background(), []string{"cgroup_escape"})
+	if err == nil {
+		t.Skip("the probe ran under pids.max 5: this kernel and runtime needed fewer threads")
+	}
+	msg := err.Error()
+	t.Log(msg)
+	for _, want := range []string{"pids.max 5", "`cgroup limit pids N`", "before `cgroup limit pids`"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("the error does not say %q: %s", want, msg)
+		}
+	}
+	for _, crash := range []string{"goroutine", "SIGABRT", "PC=", "stack="} {
+		if strings.Contains(msg, crash) {
+			t.Errorf("the error dumps the runtime's crash text (%q): %s", crash, msg)
+		}
+	}
+}
+
+// Both runtimes' words for a refused thread are found, cut to printable
+// text; a probe that failed otherwise keeps its own error.
+func TestProbeThreadRefusedIsFoundInTheRuntimesWords(t *testing.T) {
+	for in, want := range map[string]string{
+		"runtime/cgo: pthread_create failed: Resource temporarily unavailable\nSIGABRT: abort\nPC=0x1":      "runtime/cgo: pthread_create failed: Resource temporarily unavailable",
+		"runtime: failed to create new OS thread (have 2 already; errno=11)\x1b[2J\nfatal error: newosproc": "runtime: failed to create new OS thread (have 2 already; errno=11)?[2J",
+	} {
+		if got, ok := threadRefused(in); !ok || got != want {
+			t.Errorf("threadRefused(%q) = %q, %v; want %q, true", in, got, ok, want)
+		}
+	}
+	if got, ok := threadRefused("stepbox __probe: open /proc/self/mountinfo: no such file"); ok {
+		t.Errorf("threadRefused found %q in an unrelated error", got)
+	}
+}
