@@ -182,13 +182,16 @@ const hostPathsMax = 3
 // link as a link (-R implies -P), so nothing of the host is read through
 // one. Each is refused with an option of follow: those that follow links
 // (ls -L, du -L, stat -L on what is listed, --dereference) or, for cp,
-// name the destination first (-t). A command with needs takes the
+// name the destination first (-t) or make links instead of copies (-l,
+// -s: GNU cp dereferences a box's symlink to hard-link the host file it
+// names, ut35 G6). A long option is refused abbreviated too, as getopt
+// takes it (--li is --link). A command with needs takes the
 // directory only with one of those options, and a source command only
 // as what it reads, never as its last word, the destination: cp writes
 // through a link it finds there.
 var dirRules = map[string]dirRule{
 	"ls": lists, "stat": lists, "du": lists, "file": lists, "test": lists, "[": lists, "readlink": lists,
-	"cp": {follow: "LHt", followLong: []string{"--dereference", "--target-directory"}, needs: "aRr",
+	"cp": {follow: "LHtls", followLong: []string{"--dereference", "--target-directory", "--link", "--symbolic-link"}, needs: "aRr",
 		needsLong: []string{"--recursive", "--archive"}, source: true},
 }
 
@@ -197,7 +200,7 @@ var lists = dirRule{follow: "LH", followLong: []string{"--dereference"}}
 
 type dirRule struct {
 	follow     string   // short options refused
-	followLong []string // long options refused, as prefixes
+	followLong []string // long options refused, with their abbreviations and longer names
 	needs      string   // short options of which one is needed ("": none)
 	needsLong  []string // long ones that serve as well
 	source     bool     // never the last word
@@ -401,7 +404,7 @@ func (c *hostCheck) word(word string, call callOf, self *syntax.Word) error {
 		t, rest, ok := c.treeOf(p)
 		if !ok {
 			if link, below, ok := c.procLink(p); ok {
-				if fi, err := os.Stat(link); below || err == nil && fi.IsDir() && !dirAllowed(call, self) {
+				if fi, err := os.Stat(link); below || err == nil && fi.IsDir() && !c.dirAllowed(call, self) {
 					return &CommandError{Cmd: "!", Err: procLinkError(word, link, call.cmd)}
 				}
 			}
@@ -419,7 +422,7 @@ func (c *hostCheck) word(word string, call callOf, self *syntax.Word) error {
 		case out.climbs:
 			return &CommandError{Cmd: "!", Err: boxClimbError(t, word)}
 		}
-		if fi, err := os.Stat(t.dir + rest); err == nil && fi.IsDir() && !dirAllowed(call, self) {
+		if fi, err := os.Stat(t.dir + rest); err == nil && fi.IsDir() && !c.dirAllowed(call, self) {
 			return &CommandError{Cmd: "!", Err: boxDirError(t, word, rest, call.cmd)}
 		}
 	}
@@ -554,8 +557,11 @@ func procLinkError(word, link, cmd string) error {
 }
 
 // dirAllowed says whether the word self of call may name a directory
-// of a box's tree (dirRules).
-func dirAllowed(call callOf, self *syntax.Word) bool {
+// of a box's tree (dirRules). The options are the words as the host's sh
+// expands them: a quoted '-l' or a variable holding it is an option to
+// the command all the same, and a word that cannot be expanded without
+// running something ($(echo -l)) may be any option, so it is refused.
+func (c *hostCheck) dirAllowed(call callOf, self *syntax.Word) bool {
 	r, ok := dirRules[call.cmd]
 	if !ok || call.piped {
 		return false
@@ -565,21 +571,27 @@ func dirAllowed(call callOf, self *syntax.Word) bool {
 	}
 	needed := r.needs == ""
 	for _, a := range call.args {
-		lit := a.Lit()
-		switch {
-		case lit == "--":
-		case strings.HasPrefix(lit, "--"):
-			for _, f := range r.followLong {
-				if strings.HasPrefix(lit, f) {
+		words, err := fields(c.cfg, a)
+		if err != nil {
+			return false
+		}
+		for _, w := range words {
+			switch {
+			case w == "--":
+			case strings.HasPrefix(w, "--"):
+				name, _, _ := strings.Cut(w, "=")
+				for _, f := range r.followLong {
+					if strings.HasPrefix(name, f) || strings.HasPrefix(f, name) {
+						return false
+					}
+				}
+				needed = needed || slices.Contains(r.needsLong, w)
+			case strings.HasPrefix(w, "-") && len(w) > 1:
+				if strings.ContainsAny(w[1:], r.follow) {
 					return false
 				}
+				needed = needed || r.needs != "" && strings.ContainsAny(w[1:], r.needs)
 			}
-			needed = needed || slices.Contains(r.needsLong, lit)
-		case strings.HasPrefix(lit, "-") && len(lit) > 1:
-			if strings.ContainsAny(lit[1:], r.follow) {
-				return false
-			}
-			needed = needed || r.needs != "" && strings.ContainsAny(lit[1:], r.needs)
 		}
 	}
 	return needed
@@ -595,7 +607,7 @@ func boxDirError(t boxTree, word, rest, cmd string) error {
 		use = "`" + viz.Escape(cmd) + "`"
 	}
 	return fmt.Errorf("%s is a directory in %s, given to %s, which may change into it, walk it or pass its path on: what is below it is not checked, and a symlink the box made there would lead the host's command to a host file. "+
-		"Only `ls`, `stat`, `du`, `file`, `test` and `readlink` (without -L, not into a pipe) take a box's directory, and `cp -a` or `cp -r` as what it copies from. Name the file itself, run the command inside the box (`exec ls -l %s`), or copy the box's files out with `export bundle`",
+		"Only `ls`, `stat`, `du`, `file`, `test` and `readlink` (without -L, not into a pipe) take a box's directory, and `cp -a` or `cp -r` (without -L, -l, -s or -t) as what it copies from. Name the file itself, run the command inside the box (`exec ls -l %s`), or copy the box's files out with `export bundle`",
 		viz.Escape(word), where, use, viz.Escape(inside))
 }
 

@@ -111,6 +111,22 @@ func TestHostCommandsRefuseWaysAroundTheWordCheck(t *testing.T) {
 		"!cp -a -t " + copied + " $BOX_ROOT/d",
 		"!cp -a /etc/hostname $BOX_ROOT/etc2",
 		"!cp $BOX_ROOT/d " + copied,
+		// ut35 G6: cp that links instead of copying dereferences the
+		// box's link and hard-links the host file (or makes a symlink
+		// to the box's path); each spelling, abbreviated, quoted, made
+		// by the shell, is refused.
+		"!cp -rl $BOX_ROOT/d " + copied,
+		"!cp -Rl $BOX_ROOT/d " + copied,
+		"!cp -r --link $BOX_ROOT/d " + copied,
+		"!cp -al $BOX_ROOT/d " + copied,
+		"!cp -a -l $BOX_ROOT/d " + copied,
+		"!cp -rs $BOX_ROOT/d " + copied,
+		"!cp -r --symbolic-link $BOX_ROOT/d " + copied,
+		"!cp -r --li $BOX_ROOT/d " + copied,
+		"!cp -r --sym $BOX_ROOT/d " + copied,
+		"!cp -r '-l' $BOX_ROOT/d " + copied,
+		"!cp -r $(echo -l) $BOX_ROOT/d " + copied,
+		"!cp -r --deref $BOX_ROOT/d " + copied,
 		"!find $BOX_ROOT/d -follow -type f -exec cat {} +",
 		"!ls -L $BOX_ROOT/d",
 		"!sh -c 'cd $BOX_ROOT; cat l'",
@@ -122,6 +138,8 @@ func TestHostCommandsRefuseWaysAroundTheWordCheck(t *testing.T) {
 	}
 	kept := filepath.Join(dir, "kept")
 	script += "!cp -a $BOX_ROOT/d " + kept + "\n"
+	keptR := filepath.Join(dir, "keptR")
+	script += "!cp -r $BOX_ROOT/d " + keptR + "\n"
 	script += "!ls $BOX_ROOT/d\n!echo listed: $(ls $BOX_UPPER/d)\n!cat $BOX_ROOT/d/plain\n!stat -c %F $BOX_ROOT/d\n!readlink /proc/$BOX_PID/root\n"
 	out, code := runStepbox(t, filepath.Join(dir, "state"), script, "--plain")
 	if code != 0 {
@@ -141,6 +159,9 @@ func TestHostCommandsRefuseWaysAroundTheWordCheck(t *testing.T) {
 	// cp -a copies the box's directory, its link as a link.
 	if target, err := os.Readlink(filepath.Join(kept, "l")); err != nil || target != secret {
 		t.Errorf("cp -a of the box's directory did not copy its link as a link: %q %v\n%s", target, err, out)
+	}
+	if target, err := os.Readlink(filepath.Join(keptR, "l")); err != nil || target != secret {
+		t.Errorf("cp -r of the box's directory did not copy its link as a link: %q %v\n%s", target, err, out)
 	}
 	flat := regexp.MustCompile(`\n {7}`).ReplaceAllString(out, " ")
 	for _, want := range []string{
