@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -14,6 +15,7 @@ import (
 
 	"stepbox/primitives"
 	"stepbox/primitives/step"
+	"stepbox/viz"
 )
 
 // ttyParser wraps go-prompt's terminal reader. go-prompt v0.2.6 takes
@@ -87,6 +89,31 @@ func (p *ttyParser) discard() int {
 	n := len(p.pending)
 	p.pending = nil
 	return n
+}
+
+// GetWinSize is the terminal's size as go-prompt gets it, as each Input
+// starts (its Run, which stepbox does not use, on SIGWINCH too). go-prompt divides by the width (and lays its menu out
+// by the height), so a terminal of 0 columns or rows, a pty no one sized
+// (script(1) reading a pipe makes one) or one resized to 0, is read as
+// $COLUMNS and $LINES, else 80×24, as outputWidth and Record do; it
+// crashed the session at the first Enter (ut35 G4).
+func (p *ttyParser) GetWinSize() *prompt.WinSize {
+	ws := p.PosixParser.GetWinSize()
+	if ws.Col == 0 {
+		ws.Col = envSize("COLUMNS", viz.DefaultWidth)
+	}
+	if ws.Row == 0 {
+		ws.Row = envSize("LINES", 24)
+	}
+	return ws
+}
+
+// envSize is the positive count in the environment variable name, else def.
+func envSize(name string, def uint16) uint16 {
+	if n, err := strconv.ParseUint(os.Getenv(name), 10, 16); err == nil && n > 0 {
+		return uint16(n)
+	}
+	return def
 }
 
 // handTerminal gives the terminal to a program stepbox starts (sh, enter,
