@@ -206,6 +206,7 @@ func (b *Box) probeInBox(ctx context.Context, names []string) ([]ProbeResult, *s
 	}
 	f := b.FS()
 	host.OwnRoot = f.Pivoted || f.Chrooted
+	host.Hold = true // on the pipe in, closed once the session has looked (tracerWatch)
 	argv = append(argv, host.Args(names)...)
 	st, err := b.PlanProbe(names)
 	if err != nil {

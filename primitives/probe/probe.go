@@ -64,6 +64,10 @@ type Host struct {
 	// nothing; left out, a mount from the host's cgroup namespace would
 	// turn them off for the whole machine.
 	Cgroup2Opts string
+	// Hold says to read stdin to its end before probing: the session's
+	// pipe, which it closes once it has looked at the probe (Main). Run
+	// by hand, from a box's shell, the probe does not wait.
+	Hold bool
 }
 
 // Args is the command line of `stepbox __probe` for names, after the
@@ -78,6 +82,7 @@ func (h Host) Args(names []string) []string {
 		"-pidns", strconv.FormatUint(h.PIDNS, 10),
 		"-cgroupns", strconv.FormatUint(h.CgroupNS, 10),
 		"-cgroup2-opts", h.Cgroup2Opts,
+		"-hold=" + strconv.FormatBool(h.Hold),
 		"--",
 	}, names...)
 }
@@ -95,6 +100,7 @@ func parseArgs(args []string) (Host, []string, error) {
 	fs.Uint64Var(&h.PIDNS, "pidns", 0, "")
 	fs.Uint64Var(&h.CgroupNS, "cgroupns", 0, "")
 	fs.StringVar(&h.Cgroup2Opts, "cgroup2-opts", "", "")
+	fs.BoolVar(&h.Hold, "hold", false, "")
 	err := fs.Parse(args)
 	if err != nil {
 		return h, nil, err
@@ -167,8 +173,8 @@ func Known(name string) bool {
 // (all without names) and prints the report as JSON. It returns the exit
 // code.
 //
-// stdin is the session's: the probe reads it to its end before it
-// probes, and the session closes it once it has read the probe's
+// With -hold, stdin is the session's: the probe reads it to its end before
+// it probes, and the session closes it once it has read the probe's
 // TracerPid (primitives/box_probe_trace.go). A probe that ran and ended
 // before the session's first look had its report refused as one it
 // could not see untraced, which a busy machine made likely.
@@ -200,7 +206,9 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 		f.Close()
 	}
-	io.Copy(io.Discard, stdin)
+	if h.Hold {
+		io.Copy(io.Discard, stdin)
+	}
 	var rep Report
 	for _, p := range probes {
 		if len(names) > 0 && !slices.Contains(names, p.name) {

@@ -16,7 +16,7 @@ import (
 // What the session passes on the command line is what the probe reads.
 func TestHostArgsRoundTrip(t *testing.T) {
 	h := Host{File: "/etc/hostname", FileDev: 65024, FileIno: 1234, Disks: []Device{{Dev: 65024, Name: "vda"}, {Dev: 7 << 8, Name: "loop0"}},
-		OwnRoot: true, HandleType: 1, Handle: []byte{0xde, 0xad, 0, 1}, PIDNS: 4026531836, CgroupNS: 4026531835, Cgroup2Opts: "memory_recursiveprot,nsdelegate"}
+		OwnRoot: true, HandleType: 1, Handle: []byte{0xde, 0xad, 0, 1}, PIDNS: 4026531836, CgroupNS: 4026531835, Cgroup2Opts: "memory_recursiveprot,nsdelegate", Hold: true}
 	got, names, err := parseArgs(h.Args([]string{"disk", "dmesg"}))
 	if err != nil {
 		t.Fatal(err)
@@ -85,9 +85,11 @@ func TestUnknownIsValidOnlyAsNotTheKernelsFile(t *testing.T) {
 	}
 }
 
-// The probe waits for the end of its stdin before it probes: the
-// session ends it once it has read the probe's TracerPid, and a probe
-// that ended before that first look had its report refused.
+// With -hold the probe waits for the end of its stdin before it probes:
+// the session ends it once it has read the probe's TracerPid, and a
+// probe that ended before that first look had its report refused.
+// Without, run by hand from a box's shell whose stdin is a terminal, it
+// does not wait (it hung there, TestABoxCommandCannotTypeInto…).
 func TestMainProbesOnlyOnceItsStdinEnds(t *testing.T) {
 	r, w, err := os.Pipe()
 	if err != nil {
@@ -96,7 +98,7 @@ func TestMainProbesOnlyOnceItsStdinEnds(t *testing.T) {
 	defer r.Close()
 	var out, errs bytes.Buffer
 	done := make(chan int, 1)
-	go func() { done <- Main(Host{}.Args([]string{"kallsyms"}), r, &out, &errs) }()
+	go func() { done <- Main(Host{Hold: true}.Args([]string{"kallsyms"}), r, &out, &errs) }()
 	select {
 	case code := <-done:
 		t.Fatalf("the probe ran (exit %d) with its stdin still open:\n%s%s", code, out.String(), errs.String())
@@ -110,5 +112,25 @@ func TestMainProbesOnlyOnceItsStdinEnds(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("the probe had not ended 30 s after its stdin did")
+	}
+}
+
+func TestMainWithoutHoldProbesAtOnce(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	var out, errs bytes.Buffer
+	done := make(chan int, 1)
+	go func() { done <- Main(Host{}.Args([]string{"kallsyms"}), r, &out, &errs) }()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Errorf("exit %d:\n%s%s", code, out.String(), errs.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the probe without -hold waited on its open stdin")
 	}
 }
