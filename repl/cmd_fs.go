@@ -41,7 +41,7 @@ func init() {
 				mountKind("sys", "mount sys [PATH]", "/sys", "sysfs, read-only, as container runtimes mount it", "mount(2) of type sysfs with MS_RDONLY"),
 				mountKind("cgroup", "mount cgroup [PATH]", "/sys/fs/cgroup", "the cgroup filesystem, read-only, as Docker mounts it", "mount(2) of cgroup2 (or of each v1 hierarchy in a tmpfs) with MS_RDONLY: the box reads its cgroups and writes none"),
 				mountKind("dev", "mount dev [PATH]", "/dev", "a minimal /dev: null zero random urandom tty, and pts", "a tmpfs, mknod(2) of each device (in a user namespace, which may not, a bind of the host's node), and a new devpts instance"),
-				mountKind("tmpfs", "mount tmpfs PATH", "", "a memory-backed filesystem at PATH, 64M at most", "mount(2) of type tmpfs, with size=64m: without a size a tmpfs may take half the host's memory"),
+				mountKind("tmpfs", "mount tmpfs PATH", "", "a memory-backed filesystem at PATH, 64M at most", "mount(2) of type tmpfs, with size=64m and nr_inodes=16384: without a size a tmpfs may take half the host's memory, and without nr_inodes its empty files as much in kernel memory"),
 				{
 					Name: "bind", Usage: "mount bind HOSTDIR PATH[:ro]", MinArgs: 2, MaxArgs: 2, NeedsBox: true, Recorded: true,
 					Summary: "a volume: a host directory seen at PATH inside the box (read-only with :ro)",

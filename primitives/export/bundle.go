@@ -135,9 +135,11 @@ func Spec(b Box) *specs.Spec {
 }
 
 // devTmpfs is the /dev of runc's own spec (`runc spec`, `runc spec
-// --rootless`), with the options `mount dev` gives its tmpfs.
+// --rootless`), with the options `mount dev` gives its tmpfs: nr_inodes=
+// too, which runc's lacks, or the box's uid 0 may fill it with ~3 M
+// empty files of kernel memory that size= does not count (ut35 G1).
 func devTmpfs() specs.Mount {
-	return specs.Mount{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}}
+	return specs.Mount{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k", "nr_inodes=16384"}}
 }
 
 // devTmpfsNeeded reports whether the bundle of b mounts a tmpfs at /dev

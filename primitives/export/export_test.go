@@ -184,7 +184,7 @@ func TestSpecOfAUserNamespaceBoxMountsADevTmpfsAndTheBoxsIDs(t *testing.T) {
 		"/proc proc rw,nosuid",
 		"/data  rbind,ro",
 		"/tmp tmpfs rw,size=65536k,uid=0,gid=15,mode=1777",
-		"/dev tmpfs nosuid,strictatime,mode=755,size=65536k",
+		"/dev tmpfs nosuid,strictatime,mode=755,size=65536k,nr_inodes=16384",
 		"/dev/mqueue mqueue ",
 		"/run tmpfs uid=7,gid=100000", // IDs the maps lack stay
 	}

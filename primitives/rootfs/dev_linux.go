@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"path/filepath"
+	"strconv"
 
 	"golang.org/x/sys/unix"
 
@@ -123,6 +124,11 @@ func attach(k Kernel, st *step.Step, fd int, p, what string) error {
 	return st.Do(call, func() error { return k.MoveMount(fd, "", unix.AT_FDCWD, p, unix.MOVE_MOUNT_F_EMPTY_PATH) })
 }
 
+// devOptions are runc's for the /dev tmpfs, with nr_inodes= as `mount
+// tmpfs` gets (tmpfsInodes): root-owned and mode 755, it is still the
+// box's uid 0 that fills it, with no capability at all (ut35 G1).
+var devOptions = "mode=755,size=65536k,nr_inodes=" + strconv.Itoa(tmpfsInodes)
+
 // MountDev builds a minimal /dev at target inside root, as runc does: a
 // tmpfs holding null, zero, random, urandom and tty, a private devpts at
 // pts and the usual symlinks. Inside a user namespace mknod(2) of a device
@@ -138,11 +144,11 @@ func MountDev(k Kernel, root, target string) (*step.Step, error) {
 func MountDevKept(k Kernel, root, target string, kept *Kept) (*step.Step, error) {
 	st := &step.Step{Command: "mount dev " + target, Man: []string{"mount(2)", "mknod(2)", "tmpfs(5)", "pts(4)"}}
 	fail := func(err error) (*step.Step, error) { return st, fmt.Errorf("mount dev: %w", err) }
-	dev, created, err := mountSimple(k, st, root, target, "tmpfs", "tmpfs", unix.MS_NOSUID|unix.MS_STRICTATIME, "mode=755,size=65536k")
+	dev, created, err := mountSimple(k, st, root, target, "tmpfs", "tmpfs", unix.MS_NOSUID|unix.MS_STRICTATIME, devOptions)
 	if err != nil {
 		return fail(err)
 	}
-	st.Shell = append(st.Shell, "mount -t tmpfs -o nosuid,strictatime,mode=755,size=65536k tmpfs "+shellQuote(dev))
+	st.Shell = append(st.Shell, "mount -t tmpfs -o nosuid,strictatime,"+devOptions+" tmpfs "+shellQuote(dev))
 	if err := fillDev(k, st, dev, root == "/", kept); err != nil {
 		if uerr := umountCall(k, st, dev, unix.MNT_DETACH); uerr != nil {
 			err = errors.Join(err, uerr)

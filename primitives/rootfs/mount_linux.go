@@ -6,6 +6,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -85,10 +86,21 @@ func attachKeptSysfs(k Kernel, st *step.Step, target string, kept *Kept) (string
 	return host, nil
 }
 
+// tmpfsInodes is the nr_inodes= of the 64 MiB tmpfs of `mount tmpfs`
+// and `mount dev`, by the rule of a box's upper tmpfs (primitives'
+// upperInodes, ut34 F6): one per 4 KiB page of size=. Without it the
+// kernel gives each ~half the RAM's pages in inodes, and every empty file,
+// which takes none of size=, pins ~1 KiB of slab: a box's uid 0 needs no
+// capability to make 3 M of them in its /dev (ut35 G1). No floor as the
+// upper's: 16384 is room enough for a /dev (a dozen nodes) or a scratch
+// dir, and keeps the slab within ~1/4 of size= more.
+const tmpfsInodes = (64 << 20) / (4 << 10)
+
 // tmpfsOptions: world-writable with the sticky bit like /tmp, and a size
 // limit. Without one a tmpfs may take half the host's memory, and a box
-// without a memory cgroup would fill it at the host's expense.
-const tmpfsOptions = "mode=1777,size=64m"
+// without a memory cgroup would fill it at the host's expense; inodes
+// are bounded too (tmpfsInodes).
+var tmpfsOptions = "mode=1777,size=64m,nr_inodes=" + strconv.Itoa(tmpfsInodes)
 
 // MountTmpfs mounts an empty tmpfs at target inside root (tmpfsOptions).
 func MountTmpfs(k Kernel, root, target string) (*step.Step, error) {
