@@ -160,8 +160,10 @@ for pkg in "${pkgs[@]}"; do
 	[ -d "$rel/testdata" ] && cp -a "$rel/testdata" "$root/src/$rel/"
 	echo "$name $rel" >>"$root/etc/vm/packages"
 done
-# repl's tour test reads the README, as a learner does.
+# repl's tour test reads the README, as a learner does; its lesson-check
+# tests read the lessons' files.
 cp README.md "$root/src/"
+mkdir -p "$root/src/lessons" && cp lessons/*.md "$root/src/lessons/"
 
 # --- busybox, host programs and their libraries ---------------------------
 cp /bin/busybox "$root/usr/bin/busybox"

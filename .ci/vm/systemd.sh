@@ -130,6 +130,7 @@ for ((i = 0; i < ${#suites[@]}; i += 4)); do
 	printf '%s %s %s %s %s\n' "$placement" "$name" "$rel" "$run" "^TestLiveViewDraws${skip:+|$skip}" >>"$root/srv/stepbox/suites"
 done
 cp README.md "$root/srv/stepbox/src/"
+mkdir -p "$root/srv/stepbox/src/lessons" && cp lessons/*.md "$root/srv/stepbox/src/lessons/"
 say "the binaries took $(elapsed "$t_go")s"
 echo $((vm_timeout - 90)) >"$root/srv/stepbox/budget" # seconds of uptime the suites may use
 
