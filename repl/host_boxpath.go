@@ -453,14 +453,33 @@ func pathsIn(word string) []string {
 // Below the top, nothing is cleaned: a .. after a box's symlink climbs
 // from where the link leads, which only the walk sees.
 func (c *hostCheck) treeOf(p string) (boxTree, string, bool) {
+	var tree boxTree
+	_, rest, ok := c.upTo(p, func(at []string) bool {
+		dir := "/" + strings.Join(at, "/")
+		for _, t := range c.trees {
+			if path.Clean(t.dir) == dir {
+				tree = t
+				return true
+			}
+		}
+		return false
+	})
+	return tree, rest, ok
+}
+
+// upTo resolves p as the host's command will, a directory at a time
+// (treeOf), until stop says the directories so far are where it ends,
+// and returns them and the rest of p, not cleaned. ok is false where
+// stop never does, or where p is relative and the session has no
+// working directory (the command opens nothing relative either).
+func (c *hostCheck) upTo(p string, stop func(at []string) bool) (at []string, rest string, ok bool) {
 	if !path.IsAbs(p) {
 		if c.cwd == "" {
-			return boxTree{}, "", false // no working directory: the command opens nothing relative either
+			return nil, "", false
 		}
 		p = c.cwd + "/" + p
 	}
 	parts := strings.Split(p, "/")
-	var at []string // the directories p names so far, cleaned
 	for i, name := range parts {
 		switch name {
 		case "", ".":
@@ -472,18 +491,14 @@ func (c *hostCheck) treeOf(p string) (boxTree, string, bool) {
 			continue
 		}
 		at = append(at, name)
-		dir := "/" + strings.Join(at, "/")
-		for _, t := range c.trees {
-			if path.Clean(t.dir) == dir {
-				rest := ""
-				if i+1 < len(parts) {
-					rest = "/" + strings.Join(parts[i+1:], "/")
-				}
-				return t, rest, true
+		if stop(at) {
+			if i+1 < len(parts) {
+				rest = "/" + strings.Join(parts[i+1:], "/")
 			}
+			return at, rest, true
 		}
 	}
-	return boxTree{}, "", false
+	return nil, "", false
 }
 
 // procLink says whether p goes through a process's root, working
@@ -495,33 +510,11 @@ func (c *hostCheck) treeOf(p string) (boxTree, string, bool) {
 // named), and only $BOX_ROOT's is walked (treeOf). /proc/self and
 // /proc/thread-self are the host's command's own.
 func (c *hostCheck) procLink(p string) (link string, below bool, ok bool) {
-	if !path.IsAbs(p) {
-		if c.cwd == "" {
-			return "", false, false
-		}
-		p = c.cwd + "/" + p
+	at, rest, ok := c.upTo(p, func(at []string) bool { return procLinkLen(at) > 0 })
+	if !ok {
+		return "", false, false
 	}
-	var at []string // as in treeOf: cleaned up to the link, not below it
-	parts := strings.Split(p, "/")
-	for i, name := range parts {
-		switch name {
-		case "", ".":
-			continue
-		case "..":
-			if len(at) > 0 {
-				at = at[:len(at)-1]
-			}
-			continue
-		}
-		at = append(at, name)
-		if n := procLinkLen(at); n > 0 {
-			for _, r := range parts[i+1:] {
-				below = below || r != ""
-			}
-			return "/" + strings.Join(at, "/"), below, true
-		}
-	}
-	return "", false, false
+	return "/" + strings.Join(at, "/"), strings.Trim(rest, "/") != "", true
 }
 
 // procLinkLen is len(at) where at is a /proc link procLink means
